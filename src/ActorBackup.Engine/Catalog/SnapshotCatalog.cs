@@ -1,0 +1,75 @@
+using ActorBackup.Engine.Trees;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Catalog;
+
+/// <summary>
+/// Snapshot manifests as files (snapshots/ID.snap), for the engine used on its own; in the cell the manager's
+/// journal is the catalog. A manifest is written last, after the library committed: a snapshot that is
+/// listed is a snapshot that restores.
+/// </summary>
+public sealed class SnapshotCatalog
+{
+    private readonly string _dir;
+
+    public SnapshotCatalog(string dir)
+    {
+        _dir = dir;
+        Directory.CreateDirectory(dir);
+    }
+
+    public void Save(SnapshotManifest manifest)
+    {
+        var path = Path.Combine(_dir, manifest.Id + ".snap");
+        var tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            manifest.WriteTo(f);
+            f.Flush(true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public IReadOnlyList<SnapshotManifest> List()
+    {
+        var list = new List<SnapshotManifest>();
+        foreach (var file in Directory.EnumerateFiles(_dir, "*.snap"))
+        {
+            try
+            {
+                list.Add(SnapshotManifest.Parser.ParseFrom(File.ReadAllBytes(file)));
+            }
+            catch (InvalidProtocolBufferException)
+            {
+                // A damaged manifest is skipped here; verify reports it.
+            }
+        }
+        list.Sort((a, b) => a.FinishedUnixMs.CompareTo(b.FinishedUnixMs));
+        return list;
+    }
+
+    /// <summary>A snapshot by id or unique id prefix; "latest" for the newest.</summary>
+    public SnapshotManifest Find(string idOrPrefix)
+    {
+        var all = List();
+        if (idOrPrefix == "latest")
+            return all.Count > 0 ? all[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
+        var matches = all.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': list snapshots to see their ids"),
+            _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
+        };
+    }
+
+    /// <summary>
+    /// The parent a backup of this level compares with: incremental, the newest snapshot of the same set and
+    /// client; differential, the newest full one; full, none.
+    /// </summary>
+    public SnapshotManifest? ParentFor(string backupSet, string client, Level level)
+    {
+        if (level == Level.Full) return null;
+        return List().LastOrDefault(s => s.BackupSet == backupSet && s.Client == client && (level == Level.Incremental || s.Level == Level.Full));
+    }
+}

@@ -1,0 +1,122 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using ActorBackup.Engine.Hashing;
+
+namespace ActorBackup.Engine.Index;
+
+/// <summary>Where a chunk's record is: volume number, byte offset of the record, payload length. 16 bytes.</summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+public readonly record struct ChunkLocation(uint Volume, long Offset, int Length);
+
+/// <summary>
+/// Chunk id to location. A dictionary entry is 60 bytes (32 id + 16 location + 8 hash/next + 4 bucket), so
+/// about 64 bytes a chunk in memory at full load. Not thread-safe: its owner (the library, later the media
+/// agent) serialises access.
+///
+/// Serialized form: "ABKI" | u32 version | u64 count | count x (id 32 | u32 volume | u64 offset | u32 length),
+/// sorted by id | u32 crc32. 48 bytes a chunk; the sort makes it deterministic and mergeable.
+/// </summary>
+public sealed class ChunkIndex
+{
+    public const int EntrySize = 48;
+    private const uint Magic = 0x494B4241; // "ABKI"
+    private readonly Dictionary<ChunkId, ChunkLocation> _map;
+
+    public ChunkIndex(int capacity = 0) => _map = new Dictionary<ChunkId, ChunkLocation>(capacity);
+
+    public int Count => _map.Count;
+    public bool Contains(ChunkId id) => _map.ContainsKey(id);
+    public bool TryGet(ChunkId id, out ChunkLocation location) => _map.TryGetValue(id, out location);
+
+    /// <summary>Adds or replaces (a chunk rewritten elsewhere, e.g. after a move, points to its new place).</summary>
+    public void Set(ChunkId id, ChunkLocation location) => _map[id] = location;
+    public bool Remove(ChunkId id) => _map.Remove(id);
+    public void TrimExcess() => _map.TrimExcess();
+
+    public IEnumerable<KeyValuePair<ChunkId, ChunkLocation>> Entries => _map;
+
+    public void WriteTo(Stream stream)
+    {
+        var sorted = _map.ToArray();
+        Array.Sort(sorted, (a, b) => a.Key.CompareTo(b.Key));
+        var crc = new Crc32();
+        Span<byte> head = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt32LittleEndian(head, Magic);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[4..], 1);
+        BinaryPrimitives.WriteInt64LittleEndian(head[8..], sorted.Length);
+        crc.Append(head);
+        stream.Write(head);
+        var block = new byte[EntrySize * 4096];
+        var used = 0;
+        foreach (var (id, loc) in sorted)
+        {
+            var e = block.AsSpan(used, EntrySize);
+            id.WriteTo(e);
+            BinaryPrimitives.WriteUInt32LittleEndian(e[32..], loc.Volume);
+            BinaryPrimitives.WriteInt64LittleEndian(e[36..], loc.Offset);
+            BinaryPrimitives.WriteInt32LittleEndian(e[44..], loc.Length);
+            used += EntrySize;
+            if (used == block.Length)
+            {
+                crc.Append(block);
+                stream.Write(block);
+                used = 0;
+            }
+        }
+        crc.Append(block.AsSpan(0, used));
+        stream.Write(block, 0, used);
+        Span<byte> tail = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(tail, crc.GetCurrentHashAsUInt32());
+        stream.Write(tail);
+    }
+
+    public byte[] ToBytes()
+    {
+        using var ms = new MemoryStream(16 + Count * EntrySize + 4);
+        WriteTo(ms);
+        return ms.ToArray();
+    }
+
+    /// <summary>Reads the serialized form, checking bounds and the checksum; InvalidDataException when damaged.</summary>
+    public static ChunkIndex ReadFrom(Stream stream)
+    {
+        var crc = new Crc32();
+        Span<byte> head = stackalloc byte[16];
+        stream.ReadExactly(head);
+        crc.Append(head);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != Magic) throw new InvalidDataException("not a chunk index (bad magic)");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head[4..]) != 1) throw new InvalidDataException("chunk index version is not supported");
+        var count = BinaryPrimitives.ReadInt64LittleEndian(head[8..]);
+        if (count < 0 || count > int.MaxValue / 2 || (stream.CanSeek && stream.Length - stream.Position < count * EntrySize + 4))
+            throw new InvalidDataException($"chunk index claims {count} entries, more than its length holds");
+        var index = new ChunkIndex((int)count);
+        var block = new byte[EntrySize * 4096];
+        for (long done = 0; done < count;)
+        {
+            var n = (int)Math.Min(4096, count - done);
+            var span = block.AsSpan(0, n * EntrySize);
+            stream.ReadExactly(span);
+            crc.Append(span);
+            for (var i = 0; i < n; i++)
+            {
+                var e = span.Slice(i * EntrySize, EntrySize);
+                index._map[new ChunkId(e)] = new ChunkLocation(
+                    BinaryPrimitives.ReadUInt32LittleEndian(e[32..]),
+                    BinaryPrimitives.ReadInt64LittleEndian(e[36..]),
+                    BinaryPrimitives.ReadInt32LittleEndian(e[44..]));
+            }
+            done += n;
+        }
+        Span<byte> tail = stackalloc byte[4];
+        stream.ReadExactly(tail);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(tail) != crc.GetCurrentHashAsUInt32()) throw new InvalidDataException("chunk index checksum mismatch");
+        return index;
+    }
+
+    public static ChunkIndex FromBytes(ReadOnlySpan<byte> bytes)
+    {
+        using var ms = new MemoryStream(bytes.ToArray(), writable: false);
+        return ReadFrom(ms);
+    }
+}

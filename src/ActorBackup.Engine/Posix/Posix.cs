@@ -1,0 +1,175 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace ActorBackup.Engine.Posix;
+
+public enum FileKind { Unknown, Regular, Directory, Symlink, Fifo, CharDevice, BlockDevice, Socket }
+
+/// <summary>What lstat says of a path: every field an incremental backup and a faithful restore need.</summary>
+public readonly record struct FileStat(
+    FileKind Kind, uint Mode, uint Uid, uint Gid, ulong Size, ulong Inode, ulong Device, uint Nlink,
+    long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, uint RdevMajor, uint RdevMinor);
+
+/// <summary>The POSIX calls .NET does not expose (statx, lchown, utimensat, link, mknod, raw readlink), on Linux glibc.</summary>
+public static unsafe partial class Posix
+{
+    private const int AtFdcwd = -100;
+    private const int AtSymlinkNofollow = 0x100;
+    private const uint StatxBasicStats = 0x7ff;
+    private const long UtimeOmit = (1L << 30) - 2;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct StatxTimestamp { public long Sec; public uint Nsec; public int Reserved; }
+
+    [StructLayout(LayoutKind.Sequential, Size = 256)]
+    private struct Statx
+    {
+        public uint Mask, Blksize;
+        public ulong Attributes;
+        public uint Nlink, Uid, Gid;
+        public ushort Mode, Spare0;
+        public ulong Ino, Size, Blocks, AttributesMask;
+        public StatxTimestamp Atime, Btime, Ctime, Mtime;
+        public uint RdevMajor, RdevMinor, DevMajor, DevMinor;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec { public long Sec; public long Nsec; }
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx(int dirfd, string path, int flags, uint mask, Statx* buf);
+
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int lchown(string path, uint uid, uint gid);
+
+    [LibraryImport("libc", EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int chmod(string path, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int utimensat(int dirfd, string path, Timespec* times, int flags);
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int link(string oldPath, string newPath);
+
+    [LibraryImport("libc", EntryPoint = "symlink", SetLastError = true)]
+    private static partial int symlink(byte* target, byte* linkPath);
+
+    [LibraryImport("libc", EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint readlink(string path, byte* buf, nint size);
+
+    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mknod(string path, uint mode, ulong dev);
+
+    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mkfifo(string path, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint geteuid();
+
+    [LibraryImport("libc", EntryPoint = "strerror")]
+    private static partial nint strerror(int errnum);
+
+    public static bool IsRoot => geteuid() == 0;
+
+    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28;
+
+    public static string Describe(int errno) => Marshal.PtrToStringUTF8(strerror(errno)) ?? $"errno {errno}";
+
+    private static IOException Error(string what, string path)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new PosixException(errno, $"{what} {path}: {Describe(errno)}");
+    }
+
+    /// <summary>lstat: never follows a symlink. Null when the path does not exist.</summary>
+    public static FileStat? LStat(string path)
+    {
+        Statx sx;
+        if (statx(AtFdcwd, path, AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR) return null;
+            throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
+        }
+        var kind = (sx.Mode & 0xF000) switch
+        {
+            0x8000 => FileKind.Regular,
+            0x4000 => FileKind.Directory,
+            0xA000 => FileKind.Symlink,
+            0x1000 => FileKind.Fifo,
+            0x2000 => FileKind.CharDevice,
+            0x6000 => FileKind.BlockDevice,
+            0xC000 => FileKind.Socket,
+            _ => FileKind.Unknown,
+        };
+        return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
+            ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
+            sx.RdevMajor, sx.RdevMinor);
+    }
+
+    public static byte[] ReadLink(string path)
+    {
+        var size = 256;
+        while (true)
+        {
+            var buf = new byte[size];
+            nint n;
+            fixed (byte* p = buf) n = readlink(path, p, size);
+            if (n < 0) throw Error("readlink", path);
+            if (n < size) return buf.AsSpan(0, (int)n).ToArray();
+            size *= 4;
+        }
+    }
+
+    public static void Symlink(ReadOnlySpan<byte> target, string linkPath)
+    {
+        var t = new byte[target.Length + 1];
+        target.CopyTo(t);
+        var l = Encoding.UTF8.GetBytes(linkPath + "\0");
+        fixed (byte* tp = t)
+        fixed (byte* lp = l)
+            if (symlink(tp, lp) != 0) throw Error("symlink", linkPath);
+    }
+
+    public static void LChown(string path, uint uid, uint gid)
+    {
+        if (lchown(path, uid, gid) != 0) throw Error("chown", path);
+    }
+
+    public static void Chmod(string path, uint mode)
+    {
+        if (chmod(path, mode & 0xFFF) != 0) throw Error("chmod", path);
+    }
+
+    /// <summary>Sets mtime with full nanosecond precision on the path itself (a symlink is not followed); atime untouched.</summary>
+    public static void SetMtime(string path, long sec, uint nsec)
+    {
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
+        times[1] = new Timespec { Sec = sec, Nsec = nsec };
+        if (utimensat(AtFdcwd, path, times, AtSymlinkNofollow) != 0) throw Error("set times of", path);
+    }
+
+    public static void Link(string existing, string newPath)
+    {
+        if (link(existing, newPath) != 0) throw Error($"hard link to {existing} at", newPath);
+    }
+
+    public static void MkFifo(string path, uint mode)
+    {
+        if (mkfifo(path, mode & 0xFFF) != 0) throw Error("mkfifo", path);
+    }
+
+    public static void MkNod(string path, FileKind kind, uint mode, uint major, uint minor)
+    {
+        var type = kind switch { FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, _ => throw new ArgumentException("mknod makes devices only") };
+        // glibc's makedev encoding.
+        var dev = ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
+        if (mknod(path, type | (mode & 0xFFF), dev) != 0) throw Error("mknod", path);
+    }
+}
+
+public sealed class PosixException(int errno, string message) : IOException(message)
+{
+    public int Errno { get; } = errno;
+}

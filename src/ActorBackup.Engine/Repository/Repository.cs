@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Restore;
+using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Repository;
+
+/// <summary>How the master key is unlocked: a passphrase, or a key file.</summary>
+public abstract record KeySource
+{
+    public sealed record Passphrase(string Value) : KeySource;
+    public sealed record KeyFile(string Path) : KeySource;
+
+    internal KeyStore.WrappedKey Wrap(MasterKey key, KeyStore.Argon2Parameters? argon) => this switch
+    {
+        Passphrase p => KeyStore.WrapWithPassphrase(key, p.Value, argon),
+        KeyFile f => KeyStore.WrapWithKeyFile(key, ReadKeyFile(f.Path)),
+        _ => throw new ArgumentOutOfRangeException(),
+    };
+
+    internal MasterKey Unwrap(KeyStore.WrappedKey wrapped) => this switch
+    {
+        Passphrase p => KeyStore.UnwrapWithPassphrase(wrapped, p.Value),
+        KeyFile f => KeyStore.UnwrapWithKeyFile(wrapped, ReadKeyFile(f.Path)),
+        _ => throw new ArgumentOutOfRangeException(),
+    };
+
+    private static byte[] ReadKeyFile(string path) =>
+        File.Exists(path) ? File.ReadAllBytes(path) : throw new FileNotFoundException($"key file {path} does not exist", path);
+}
+
+public sealed class RepositoryConfig
+{
+    [JsonPropertyName("chunk_min")] public int ChunkMin { get; set; } = ChunkerOptions.Default.MinSize;
+    [JsonPropertyName("chunk_avg")] public int ChunkAvg { get; set; } = ChunkerOptions.Default.AverageSize;
+    [JsonPropertyName("chunk_max")] public int ChunkMax { get; set; } = ChunkerOptions.Default.MaxSize;
+    [JsonPropertyName("compression_level")] public int CompressionLevel { get; set; } = 3;
+    [JsonPropertyName("library")] public string Library { get; set; } = "lib1";
+    [JsonPropertyName("volume_capacity")] public long VolumeCapacity { get; set; } = 4L * 1024 * 1024 * 1024;
+
+    [JsonIgnore] public ChunkerOptions Chunker => new(ChunkMin, ChunkAvg, ChunkMax);
+}
+
+/// <summary>
+/// The engine on its own, without a cell: a master key, one disk library and a snapshot catalog in one
+/// folder (like a restic repository). The benchmark and `actorbackup engine` use it; the cell splits the same
+/// parts between client, media agent and manager.
+/// <code>
+/// repository.json   chunking and compression policy
+/// keys/master.json  the wrapped master key
+/// library/          the disk library (volumes, index)
+/// snapshots/        snapshot manifests
+/// </code>
+/// </summary>
+public sealed class Repository : IDisposable
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public string Root { get; }
+    public RepositoryConfig Config { get; }
+    public CellKeys Keys { get; }
+    public DiskLibrary Library { get; }
+    public SnapshotCatalog Catalog { get; }
+
+    private Repository(string root, RepositoryConfig config, MasterKey key, DiskLibrary library)
+    {
+        Root = root;
+        Config = config;
+        Keys = new CellKeys(key);
+        Library = library;
+        Catalog = new SnapshotCatalog(Path.Combine(root, "snapshots"));
+    }
+
+    public static Repository Init(string root, KeySource key, RepositoryConfig? config = null, KeyStore.Argon2Parameters? argon = null)
+    {
+        config ??= new RepositoryConfig();
+        config.Chunker.Validate();
+        if (File.Exists(Path.Combine(root, "repository.json"))) throw new IOException($"{root} already holds a repository: use it, or choose an empty folder");
+        Directory.CreateDirectory(root);
+        var master = MasterKey.Generate();
+        KeyStore.Save(key.Wrap(master, argon), Path.Combine(root, "keys", "master.json"));
+        File.WriteAllText(Path.Combine(root, "repository.json"), JsonSerializer.Serialize(config, Json));
+        var library = DiskLibrary.Create(Path.Combine(root, "library"), config.Library, config.VolumeCapacity);
+        return new Repository(root, config, master, library);
+    }
+
+    public static Repository Open(string root, KeySource key)
+    {
+        var configPath = Path.Combine(root, "repository.json");
+        if (!File.Exists(configPath)) throw new DirectoryNotFoundException($"{root} is not an ActorBackup repository: initialise it first (actorbackup engine init --repo {root})");
+        var config = JsonSerializer.Deserialize<RepositoryConfig>(File.ReadAllText(configPath)) ?? throw new InvalidDataException($"{configPath} is empty");
+        var master = key.Unwrap(KeyStore.Load(Path.Combine(root, "keys", "master.json")));
+        return new Repository(root, config, master, DiskLibrary.Open(Path.Combine(root, "library")));
+    }
+
+    public static string DefaultSetName(IEnumerable<string> paths) =>
+        string.Join(",", paths.Select(Path.GetFullPath).Order(StringComparer.Ordinal));
+
+    public SnapshotManifest Backup(BackupSet set, Level level, IProgress<BackupProgress>? progress = null, CancellationToken cancel = default, string? client = null)
+    {
+        var options = new BackupOptions
+        {
+            Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id,
+            Client = client ?? Environment.MachineName,
+        };
+        var parent = Catalog.ParentFor(set.Name, options.Client, level);
+        var manifest = new Archiver(Keys, Library, Library).Run(set, options, parent, progress, cancel);
+        Catalog.Save(manifest);
+        return manifest;
+    }
+
+    public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default) =>
+        new Restorer(Keys, Library).Run(Catalog.Find(snapshot), target, new RestoreOptions { Include = include ?? [] }, progress, cancel);
+
+    public void Dispose() => Library.Dispose();
+}

@@ -1,0 +1,375 @@
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Posix;
+using ActorBackup.Engine.Trees;
+using DotNet.Globbing;
+
+namespace ActorBackup.Engine.Restore;
+
+public sealed record RestoreOptions
+{
+    /// <summary>Snapshot paths (a path restores it and everything below it) or globs; empty: everything.</summary>
+    public IReadOnlyList<string> Include { get; init; } = [];
+    /// <summary>Set owners back. Default: when running as root (only root may give files away).</summary>
+    public bool? RestoreOwner { get; init; }
+    public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
+}
+
+public sealed record RestoreProgress(long FilesDone, long FilesTotal, long BytesDone, long BytesTotal);
+
+public sealed record RestoreResult(long Files, long Directories, long Links, long Other, long Bytes, IReadOnlyList<SnapshotError> Errors);
+
+/// <summary>
+/// Rebuilds a snapshot, or chosen paths of it, under a target folder. Directories first, then file contents
+/// with chunks fetched in parallel and out of order (each checked against its id), then hard links,
+/// special files and symlinks, then directory metadata from the deepest up. An entry whose name would leave
+/// the target is refused and named; nothing is ever written through a symlink the restore did not create
+/// (existing entries are unlinked, never opened, and files are created with O_EXCL).
+/// </summary>
+public sealed class Restorer(CellKeys keys, IChunkSource source)
+{
+    private sealed record Entry(string SnapshotPath, string TargetPath, Node Node, int Depth);
+
+    private readonly List<SnapshotError> _errors = [];
+    private readonly List<Entry> _dirs = [];
+    private readonly List<Entry> _files = [];
+    private readonly List<Entry> _links = [];
+    private readonly List<Entry> _special = [];
+    private readonly List<Entry> _symlinks = [];
+    private readonly HashSet<string> _restoredFiles = new(StringComparer.Ordinal);
+    private readonly List<string> _includePaths = [];
+    private readonly List<Glob> _includeGlobs = [];
+    private string _target = "";
+    private long _bytesDone, _filesDone;
+
+    public RestoreResult Run(SnapshotManifest snapshot, string target, RestoreOptions options,
+        IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default)
+    {
+        if (snapshot.RootTree.Length != ChunkId.Size) throw new InvalidDataException($"snapshot {snapshot.Id} has no root tree");
+        target = Path.GetFullPath(target);
+        foreach (var inc in options.Include)
+        {
+            if (inc.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(inc));
+            else _includePaths.Add(inc.Length > 1 ? "/" + inc.Trim('/') : "/");
+        }
+        var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
+        var targetStat = Posix.Posix.LStat(target);
+        if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
+            throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
+        Directory.CreateDirectory(target);
+        _target = target;
+
+        using (var trees = new TreeReader(keys, source))
+            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", target, 0, cancel);
+        if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _files.Count + _links.Count + _special.Count + _symlinks.Count == 0)
+            throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
+
+        foreach (var d in _dirs) MakeDirectory(d);
+        var totalBytes = _files.Sum(f => (long)f.Node.Size);
+        RestoreContents(options.Parallelism, totalBytes, progress, restoreOwner, cancel);
+        foreach (var l in _links) MakeHardLink(l, restoreOwner);
+        foreach (var s in _special) Guard(s, () => MakeSpecial(s, restoreOwner));
+        foreach (var s in _symlinks) Guard(s, () => MakeSymlink(s, restoreOwner));
+        foreach (var d in _dirs.OrderByDescending(d => d.Depth)) Guard(d, () => SetMetadata(d.TargetPath, d.Node, restoreOwner));
+        progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
+        return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
+    }
+
+    // ---- plan -------------------------------------------------------------------------------------------
+
+    private enum Selection { No, Descend, All }
+
+    private Selection Select(string snapshotPath)
+    {
+        if (_includePaths.Count == 0 && _includeGlobs.Count == 0) return Selection.All;
+        var result = Selection.No;
+        foreach (var p in _includePaths)
+        {
+            if (p == "/" || snapshotPath == p || snapshotPath.StartsWith(p + "/", StringComparison.Ordinal)) return Selection.All;
+            if (p.StartsWith(snapshotPath + "/", StringComparison.Ordinal)) result = Selection.Descend;
+        }
+        foreach (var g in _includeGlobs)
+            if (g.IsMatch(snapshotPath)) return Selection.All;
+        return _includeGlobs.Count > 0 ? Selection.Descend : result;
+    }
+
+    private void Plan(TreeReader trees, ChunkId treeId, string snapshotDir, string targetDir, int depth, CancellationToken cancel, bool all = false)
+    {
+        cancel.ThrowIfCancellationRequested();
+        Tree tree;
+        try
+        {
+            tree = trees.Load(treeId);
+        }
+        catch (Exception e) when (e is IOException or KeyNotFoundException)
+        {
+            _errors.Add(new SnapshotError { Path = snapshotDir == "" ? "/" : snapshotDir, Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
+            return;
+        }
+        foreach (var node in tree.Nodes)
+        {
+            var snapshotPath = snapshotDir + "/" + node.Name;
+            if (NodeExtensions.UnsafeNameReason(node.Name) is { } reason)
+            {
+                _errors.Add(new SnapshotError { Path = snapshotDir + "/" + node.Name.Replace("\0", "\\0"), Reason = $"refused: {reason}; it would escape the restore target" });
+                continue;
+            }
+            var selection = all ? Selection.All : Select(snapshotPath);
+            if (selection == Selection.No) continue;
+            var entry = new Entry(snapshotPath, Path.Combine(targetDir, node.Name), node, depth + 1);
+            switch (node.Type)
+            {
+                case NodeType.Directory:
+                    _dirs.Add(entry);
+                    if (node.Subtree.Length == ChunkId.Size)
+                        Plan(trees, node.SubtreeId(), snapshotPath, entry.TargetPath, depth + 1, cancel, selection == Selection.All);
+                    break;
+                case NodeType.File when selection == Selection.All:
+                    _files.Add(entry);
+                    _restoredFiles.Add(snapshotPath);
+                    break;
+                case NodeType.Hardlink when selection == Selection.All:
+                    if (HardlinkTargetProblem(node.HardlinkTarget) is { } problem)
+                        _errors.Add(new SnapshotError { Path = snapshotPath, Reason = $"refused: {problem}" });
+                    else if (_restoredFiles.Contains(node.HardlinkTarget)) _links.Add(entry);
+                    else
+                    {
+                        // Its first name is not part of this restore: restore the content under this name.
+                        _files.Add(entry);
+                        _restoredFiles.Add(snapshotPath);
+                    }
+                    break;
+                case NodeType.Symlink when selection == Selection.All:
+                    _symlinks.Add(entry);
+                    break;
+                case NodeType.Fifo or NodeType.CharDevice or NodeType.BlockDevice when selection == Selection.All:
+                    _special.Add(entry);
+                    break;
+                case NodeType.Socket:
+                    break; // a socket is recreated by the program that listens on it
+            }
+        }
+    }
+
+    private static string? HardlinkTargetProblem(string path)
+    {
+        var parts = path.Split('/');
+        if (parts.Length < 2 || parts[0] != "") return $"hard link target '{path}' is not a snapshot path";
+        foreach (var p in parts.Skip(1))
+            if (NodeExtensions.UnsafeNameReason(p) is { } reason) return $"hard link target '{path}': {reason}; it would escape the restore target";
+        return null;
+    }
+
+    // ---- filesystem -------------------------------------------------------------------------------------
+
+    private void Guard(Entry e, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            lock (_errors) _errors.Add(new SnapshotError { Path = e.SnapshotPath, Reason = ex.Message });
+        }
+    }
+
+    private void MakeDirectory(Entry d)
+    {
+        var st = Posix.Posix.LStat(d.TargetPath);
+        if (st is { Kind: FileKind.Directory }) return;
+        if (st is { Kind: FileKind.Symlink })
+        {
+            // Never follow a symlink that was already there: its target is outside our control.
+            _errors.Add(new SnapshotError { Path = d.SnapshotPath, Reason = $"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere" });
+            MarkBlocked(d.TargetPath);
+            return;
+        }
+        Guard(d, () =>
+        {
+            if (st is not null) File.Delete(d.TargetPath);
+            Directory.CreateDirectory(d.TargetPath);
+        });
+    }
+
+    private readonly List<string> _blocked = [];
+
+    private void MarkBlocked(string dir) => _blocked.Add(dir + "/");
+
+    private bool IsBlocked(string path)
+    {
+        foreach (var b in _blocked)
+            if (path.StartsWith(b, StringComparison.Ordinal)) return true;
+        return false;
+    }
+
+    /// <summary>Removes whatever non-directory is at the path, without following it.</summary>
+    private static void Clear(string path)
+    {
+        var st = Posix.Posix.LStat(path);
+        if (st is null) return;
+        if (st.Value.Kind == FileKind.Directory) throw new IOException($"{path} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
+        File.Delete(path);
+    }
+
+    /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
+    private sealed class FileSlot(Entry file, int pieces)
+    {
+        public Entry File { get; } = file;
+        public readonly object Lock = new();
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle;
+        public bool Opened;
+        public int PiecesLeft = Math.Max(1, pieces);
+        public string? Error;
+    }
+
+    private readonly record struct Piece(FileSlot Slot, int FirstChunk, int Chunks, long Offset);
+
+    private void RestoreContents(int parallelism, long totalBytes, IProgress<RestoreProgress>? progress, bool restoreOwner, CancellationToken cancel)
+    {
+        // Largest files first, each cut into pieces of a few chunks, so that both cores work on a big file and
+        // no big file starts last. Offsets come from the chunk sizes the tree records.
+        const int chunksPerPiece = 4;
+        var work = new List<Piece>();
+        foreach (var f in _files.Where(f => !IsBlocked(f.TargetPath)).OrderByDescending(f => f.Node.Size))
+        {
+            var n = f.Node.ChunkCount();
+            if (f.Node.ChunkSizes.Count != n)
+            {
+                _errors.Add(new SnapshotError { Path = f.SnapshotPath, Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
+                continue;
+            }
+            var slot = new FileSlot(f, (n + chunksPerPiece - 1) / chunksPerPiece);
+            if (n == 0) work.Add(new Piece(slot, 0, 0, 0));
+            long offset = 0;
+            for (var i = 0; i < n; i += chunksPerPiece)
+            {
+                var count = Math.Min(chunksPerPiece, n - i);
+                work.Add(new Piece(slot, i, count, offset));
+                for (var c = i; c < i + count; c++) offset += f.Node.ChunkSizes[c];
+            }
+        }
+        var next = -1;
+        Exception? fatal = null;
+        using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
+        var threads = Enumerable.Range(0, Math.Max(1, Math.Min(parallelism, work.Count))).Select(_ => new Thread(() =>
+        {
+            try
+            {
+                using var decoder = new ChunkDecoder(keys);
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < work.Count && Volatile.Read(ref fatal) is null)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    WritePiece(work[i], decoder, restoreOwner);
+                }
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref fatal, e, null);
+            }
+        }) { IsBackground = true, Name = "restorer" }).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        if (fatal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fatal).Throw();
+    }
+
+    private void WritePiece(Piece piece, ChunkDecoder decoder, bool restoreOwner)
+    {
+        var slot = piece.Slot;
+        var file = slot.File;
+        lock (slot.Lock)
+        {
+            if (!slot.Opened)
+            {
+                slot.Opened = true;
+                try
+                {
+                    Clear(file.TargetPath);
+                    slot.Handle = File.OpenHandle(file.TargetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, (long)file.Node.Size);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    slot.Error = e.Message;
+                }
+            }
+        }
+        if (slot.Error is null && piece.Chunks > 0)
+        {
+            try
+            {
+                var offset = piece.Offset;
+                for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
+                {
+                    var plain = decoder.Load(file.Node.ChunkAt(c), source);
+                    if (plain.Length != file.Node.ChunkSizes[c]) throw new ChunkIntegrityException(file.Node.ChunkAt(c), $"is {plain.Length} bytes, the tree says {file.Node.ChunkSizes[c]}");
+                    RandomAccess.Write(slot.Handle!, plain, offset);
+                    offset += plain.Length;
+                    Interlocked.Add(ref _bytesDone, plain.Length);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or KeyNotFoundException)
+            {
+                if (IsDiskFull(e)) throw new IOException($"the restore target is full while writing {file.TargetPath}: free space there and restore again", e);
+                lock (slot.Lock) slot.Error ??= e.Message;
+            }
+        }
+        lock (slot.Lock)
+            if (--slot.PiecesLeft > 0) return;
+        slot.Handle?.Dispose();
+        if (slot.Error is not null)
+        {
+            lock (_errors) _errors.Add(new SnapshotError { Path = file.SnapshotPath, Reason = slot.Error });
+            return;
+        }
+        Guard(file, () => SetMetadata(file.TargetPath, file.Node, restoreOwner));
+        Interlocked.Increment(ref _filesDone);
+    }
+
+    private static bool IsDiskFull(Exception e) =>
+        e is PosixException { Errno: Posix.Posix.ENOSPC } || e.HResult == 28 || e.Message.Contains("No space left", StringComparison.Ordinal);
+
+    private void MakeHardLink(Entry l, bool restoreOwner)
+    {
+        if (IsBlocked(l.TargetPath)) return;
+        var existing = Path.Combine([_target, .. l.Node.HardlinkTarget.Split('/', StringSplitOptions.RemoveEmptyEntries)]);
+        Guard(l, () =>
+        {
+            Clear(l.TargetPath);
+            Posix.Posix.Link(existing, l.TargetPath);
+        });
+    }
+
+    private void MakeSpecial(Entry s, bool restoreOwner)
+    {
+        if (IsBlocked(s.TargetPath)) return;
+        Clear(s.TargetPath);
+        switch (s.Node.Type)
+        {
+            case NodeType.Fifo:
+                Posix.Posix.MkFifo(s.TargetPath, s.Node.Mode);
+                break;
+            default:
+                if (!Posix.Posix.IsRoot) throw new IOException($"device {s.SnapshotPath} is recorded but only root can create device nodes");
+                Posix.Posix.MkNod(s.TargetPath, s.Node.Type == NodeType.CharDevice ? FileKind.CharDevice : FileKind.BlockDevice, s.Node.Mode, s.Node.RdevMajor, s.Node.RdevMinor);
+                break;
+        }
+        SetMetadata(s.TargetPath, s.Node, restoreOwner);
+    }
+
+    private void MakeSymlink(Entry s, bool restoreOwner)
+    {
+        if (IsBlocked(s.TargetPath)) return;
+        Clear(s.TargetPath);
+        Posix.Posix.Symlink(s.Node.LinkTarget.Span, s.TargetPath);
+        if (restoreOwner) Posix.Posix.LChown(s.TargetPath, s.Node.Uid, s.Node.Gid);
+        Posix.Posix.SetMtime(s.TargetPath, s.Node.MtimeSec, s.Node.MtimeNsec);
+    }
+
+    private static void SetMetadata(string path, Node node, bool restoreOwner)
+    {
+        if (restoreOwner) Posix.Posix.LChown(path, node.Uid, node.Gid);
+        Posix.Posix.Chmod(path, node.Mode);
+        Posix.Posix.SetMtime(path, node.MtimeSec, node.MtimeNsec);
+    }
+}

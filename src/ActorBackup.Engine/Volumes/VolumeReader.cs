@@ -1,0 +1,212 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using ActorBackup.Engine.Hashing;
+using Microsoft.Win32.SafeHandles;
+
+namespace ActorBackup.Engine.Volumes;
+
+/// <summary>A record as found in a volume: where it starts and what it holds.</summary>
+public readonly record struct RecordInfo(ChunkId Id, RecordFlags Flags, long Offset, int PayloadLength)
+{
+    public long End => Offset + VolumeFormat.RecordOverhead + PayloadLength;
+}
+
+/// <summary>One problem a verify pass found, with the byte offset where it is.</summary>
+public sealed record VolumeDamage(string Volume, long Offset, string Reason)
+{
+    public override string ToString() => $"{Volume} @ {Offset}: {Reason}";
+}
+
+/// <summary>
+/// Reads a volume with positional reads: thread-safe, any number of concurrent readers.
+/// </summary>
+public sealed class VolumeReader : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    public string Path { get; }
+    public VolumeFormat.Header Header { get; }
+
+    public VolumeReader(string path)
+    {
+        Path = path;
+        _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var buffer = new byte[VolumeFormat.MaxHeaderSize];
+        var read = RandomAccess.Read(_handle, buffer, 0);
+        Header = VolumeFormat.DecodeHeader(buffer.AsSpan(0, read), path);
+    }
+
+    public long Length => RandomAccess.GetLength(_handle);
+
+    /// <summary>
+    /// Reads the record at <paramref name="offset"/> into <paramref name="buffer"/> (at least RecordOverhead + length)
+    /// and returns its payload, after checking magic, id, length, bounds and checksum.
+    /// </summary>
+    public ReadOnlySpan<byte> ReadRecord(long offset, ChunkId expectedId, int expectedLength, Span<byte> buffer, out RecordFlags flags)
+    {
+        var total = VolumeFormat.RecordOverhead + expectedLength;
+        if (expectedLength < 0 || expectedLength > VolumeFormat.MaxPayload || offset < Header.Length || offset + total > Length)
+            throw new VolumeCorruptException(Path, offset, $"record of {expectedLength} bytes lies outside the volume ({Length} bytes): the index and the volume disagree");
+        var span = buffer[..total];
+        ReadExactly(span, offset);
+        var info = ParseRecordHeader(span, offset) ?? throw new VolumeCorruptException(Path, offset, "no record starts here (bad magic)");
+        if (info.Id != expectedId) throw new VolumeCorruptException(Path, offset, $"holds chunk {info.Id.Short}, the index says {expectedId.Short}");
+        if (info.PayloadLength != expectedLength) throw new VolumeCorruptException(Path, offset, $"record length {info.PayloadLength}, the index says {expectedLength}");
+        CheckCrc(span, offset);
+        flags = info.Flags;
+        return span.Slice(VolumeFormat.RecordHeaderSize, expectedLength);
+    }
+
+    private void ReadExactly(Span<byte> span, long offset)
+    {
+        var done = 0;
+        while (done < span.Length)
+        {
+            var n = RandomAccess.Read(_handle, span[done..], offset + done);
+            if (n == 0) throw new VolumeCorruptException(Path, offset + done, "unexpected end of volume");
+            done += n;
+        }
+    }
+
+    private void CheckCrc(ReadOnlySpan<byte> record, long offset)
+    {
+        var body = record[..^4];
+        if (BinaryPrimitives.ReadUInt32LittleEndian(record[^4..]) != Crc32.HashToUInt32(body))
+            throw new VolumeCorruptException(Path, offset, "record checksum mismatch (bit rot or a torn write)");
+    }
+
+    private static RecordInfo? ParseRecordHeader(ReadOnlySpan<byte> h, long offset)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(h) != VolumeFormat.RecordMagic) return null;
+        var length = BinaryPrimitives.ReadInt32LittleEndian(h[40..]);
+        return new RecordInfo(new ChunkId(h[8..40]), (RecordFlags)h[4], offset, length);
+    }
+
+    /// <summary>The sealed volume's trailer, if it has a valid one: (footer offset, record count).</summary>
+    public (long FooterOffset, int Count)? ReadTrailer()
+    {
+        var length = Length;
+        if (length < Header.Length + VolumeFormat.TrailerSize) return null;
+        Span<byte> t = stackalloc byte[VolumeFormat.TrailerSize];
+        ReadExactly(t, length - VolumeFormat.TrailerSize);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(t[12..]) != VolumeFormat.TrailerMagic) return null;
+        var footer = BinaryPrimitives.ReadInt64LittleEndian(t);
+        var count = BinaryPrimitives.ReadInt32LittleEndian(t[8..]);
+        var expected = (long)count * VolumeFormat.FooterEntrySize + 12;
+        if (footer < Header.Length || count < 0 || footer + expected + VolumeFormat.TrailerSize != length) return null;
+        return (footer, count);
+    }
+
+    /// <summary>The footer index of a sealed volume, checked; throws VolumeCorruptException when it is damaged.</summary>
+    public List<RecordInfo> ReadFooter(long footerOffset, int count)
+    {
+        var size = 8 + count * VolumeFormat.FooterEntrySize + 4;
+        var buffer = new byte[size];
+        ReadExactly(buffer, footerOffset);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(buffer) != VolumeFormat.FooterMagic || BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(4)) != count)
+            throw new VolumeCorruptException(Path, footerOffset, "footer magic or count is wrong");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(size - 4)) != Crc32.HashToUInt32(buffer.AsSpan(0, size - 4)))
+            throw new VolumeCorruptException(Path, footerOffset, "footer checksum mismatch");
+        var list = new List<RecordInfo>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var e = buffer.AsSpan(8 + i * VolumeFormat.FooterEntrySize);
+            var offset = BinaryPrimitives.ReadInt64LittleEndian(e[32..]);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(e[40..]);
+            if (offset < Header.Length || length < 0 || length > VolumeFormat.MaxPayload || offset + VolumeFormat.RecordOverhead + length > footerOffset)
+                throw new VolumeCorruptException(Path, footerOffset + 8 + i * VolumeFormat.FooterEntrySize, "footer entry points outside the volume");
+            list.Add(new RecordInfo(new ChunkId(e), (RecordFlags)e[44], offset, length));
+        }
+        return list;
+    }
+
+    /// <summary>Result of reading a volume record by record from its header on.</summary>
+    public sealed record ScanResult(List<RecordInfo> Records, long GoodEnd, List<VolumeDamage> Damage, bool TornTail, bool Sealed);
+
+    /// <summary>
+    /// Walks every record from the header to the footer (or the end), checking each checksum. A record that
+    /// cannot be whole (it runs past the end) and has no whole record after it is a torn tail: the scan stops
+    /// there and <see cref="ScanResult.GoodEnd"/> is where an append may go on. A damaged record with whole
+    /// records after it is damage, reported with its offset, and the scan resynchronises on the next record.
+    /// </summary>
+    public ScanResult Scan()
+    {
+        var records = new List<RecordInfo>();
+        var damage = new List<VolumeDamage>();
+        var trailer = ReadTrailer();
+        var end = trailer?.FooterOffset ?? Length;
+        var offset = (long)Header.Length;
+        var header = new byte[VolumeFormat.RecordHeaderSize];
+        var buffer = new byte[1024 * 1024];
+        var torn = false;
+        while (offset < end)
+        {
+            var problem = TryReadRecordAt(offset, end, header, ref buffer, out var info);
+            if (problem is null)
+            {
+                records.Add(info);
+                offset = info.End;
+                continue;
+            }
+            var next = FindNextRecord(offset + 1, end, header, ref buffer);
+            if (next < 0)
+            {
+                // Nothing whole follows: a torn tail (a crash in the middle of an append), unless the volume
+                // was sealed, where the footer promises whole records up to it.
+                if (trailer is null) torn = true;
+                else damage.Add(new VolumeDamage(Path, offset, problem));
+                break;
+            }
+            damage.Add(new VolumeDamage(Path, offset, problem));
+            offset = next;
+        }
+        if (trailer is { } t)
+        {
+            try
+            {
+                var footer = ReadFooter(t.FooterOffset, t.Count);
+                if (footer.Count != records.Count) damage.Add(new VolumeDamage(Path, t.FooterOffset, $"footer lists {footer.Count} records, the volume holds {records.Count} whole ones"));
+            }
+            catch (VolumeCorruptException e)
+            {
+                damage.Add(new VolumeDamage(Path, e.Offset, e.Reason));
+            }
+        }
+        return new ScanResult(records, offset, damage, torn, trailer is not null);
+    }
+
+    private string? TryReadRecordAt(long offset, long end, byte[] header, ref byte[] buffer, out RecordInfo info)
+    {
+        info = default;
+        if (offset + VolumeFormat.RecordOverhead > end) return "a record header runs past the end of the volume";
+        ReadExactly(header, offset);
+        if (ParseRecordHeader(header, offset) is not { } parsed) return "bad record magic";
+        if (parsed.PayloadLength < 0 || parsed.PayloadLength > VolumeFormat.MaxPayload) return $"record length {parsed.PayloadLength} is out of bounds";
+        if (parsed.End > end) return $"record of {parsed.PayloadLength} bytes runs past the end of the volume";
+        var total = VolumeFormat.RecordOverhead + parsed.PayloadLength;
+        if (buffer.Length < total) buffer = new byte[Math.Max(total, buffer.Length * 2)];
+        var span = buffer.AsSpan(0, total);
+        ReadExactly(span, offset);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]) != Crc32.HashToUInt32(span[..^4])) return "record checksum mismatch";
+        info = parsed;
+        return null;
+    }
+
+    private long FindNextRecord(long from, long end, byte[] header, ref byte[] buffer)
+    {
+        var window = new byte[64 * 1024];
+        for (var pos = from; pos + VolumeFormat.RecordOverhead <= end;)
+        {
+            var n = RandomAccess.Read(_handle, window, pos);
+            if (n < 4) return -1;
+            for (var i = 0; i + 4 <= n; i++)
+            {
+                if (BinaryPrimitives.ReadUInt32LittleEndian(window.AsSpan(i)) != VolumeFormat.RecordMagic) continue;
+                if (TryReadRecordAt(pos + i, end, header, ref buffer, out _) is null) return pos + i;
+            }
+            pos += n - 3;
+        }
+        return -1;
+    }
+
+    public void Dispose() => _handle.Dispose();
+}
