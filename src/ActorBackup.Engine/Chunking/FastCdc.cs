@@ -14,6 +14,7 @@ public sealed class FastCdc
     private readonly ulong[] _gear;
     private readonly ulong[] _gearShifted;
     private readonly ulong _maskS, _maskL, _maskSShifted, _maskLShifted;
+    private readonly int _normalSize;
 
     public ChunkerOptions Options { get; }
 
@@ -27,6 +28,11 @@ public sealed class FastCdc
         var bits = BitOperations.Log2((uint)options.AverageSize);
         _maskS = TopBits(bits + 2);
         _maskL = TopBits(bits - 2);
+        // Where the strict mask gives way to the loose one. At the average itself (the paper's choice) the
+        // realised mean is about 1.15x the configured average, since most chunks run past it and then wait
+        // avg/4 more on average for a cut; switching at 3/4 of the average brings the mean to about the
+        // average (measured 0.95-1.0x on random data), which is what a policy's "average" should mean.
+        _normalSize = Math.Max(options.MinSize + 64, options.AverageSize - options.AverageSize / 4);
         _maskSShifted = _maskS << 1;
         _maskLShifted = _maskL << 1;
     }
@@ -45,7 +51,7 @@ public sealed class FastCdc
         var min = Options.MinSize;
         if (n <= min) return n;
         if (n > Options.MaxSize) n = Options.MaxSize;
-        var normal = Math.Min(Options.AverageSize, n);
+        var normal = Math.Min(_normalSize, n);
 
         ref var src = ref MemoryMarshal.GetReference(data);
         ref var gear = ref MemoryMarshal.GetArrayDataReference(_gear);

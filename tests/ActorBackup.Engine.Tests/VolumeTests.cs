@@ -1,0 +1,217 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+using CsCheck;
+
+namespace ActorBackup.Engine.Tests;
+
+public class VolumeTests
+{
+    private static ChunkId Id(int i) => new(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
+
+    private static List<(ChunkId Id, byte[] Payload, RecordInfo Info)> WriteVolume(string path, IEnumerable<byte[]> payloads, bool seal)
+    {
+        var written = new List<(ChunkId, byte[], RecordInfo)>();
+        using var w = VolumeWriter.Create(path, 7, "lib-a", "lib-a-000007");
+        var i = 0;
+        foreach (var p in payloads)
+        {
+            var id = Id(i++);
+            written.Add((id, p, w.Append(id, RecordFlags.Encrypted, p)));
+        }
+        if (seal) w.Seal();
+        else w.Sync();
+        return written;
+    }
+
+    [Fact]
+    public void Records_round_trip_in_sealed_and_open_volumes()
+    {
+        Gen.Select(Gen.Byte.Array[0, 5000].Array[1, 40], Gen.Bool).Sample((payloads, seal) =>
+        {
+            using var dir = new TempDir();
+            var path = Path.Combine(dir.Path, "v.abv");
+            var written = WriteVolume(path, payloads, seal);
+            using var r = new VolumeReader(path);
+            Assert.Equal("lib-a", r.Header.LibraryId);
+            Assert.Equal("lib-a-000007", r.Header.Label);
+            var buffer = new byte[6000];
+            foreach (var (id, payload, info) in written)
+                Assert.True(r.ReadRecord(info.Offset, id, payload.Length, buffer, out _).SequenceEqual(payload));
+            var scan = r.Scan();
+            Assert.Empty(scan.Damage);
+            Assert.Equal(seal, scan.Sealed);
+            Assert.Equal(written.Select(w => w.Info), scan.Records);
+            if (seal)
+            {
+                var t = r.ReadTrailer()!.Value;
+                Assert.Equal(written.Select(w => w.Info), r.ReadFooter(t.FooterOffset, t.Count));
+            }
+        }, iter: 30);
+    }
+
+    [Fact]
+    public void A_torn_tail_is_cut_back_to_the_last_whole_record_at_any_byte()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var payloads = Enumerable.Range(0, 4).Select(i => TestRepo.RandomBytes(300 + i, i)).ToList();
+        var written = WriteVolume(path, payloads, seal: false);
+        var whole = File.ReadAllBytes(path);
+        var lastStart = (int)written[^1].Info.Offset;
+        for (var cut = lastStart; cut < whole.Length; cut++)
+        {
+            File.WriteAllBytes(path, whole.AsSpan(0, cut).ToArray());
+            using (var w = VolumeWriter.OpenForAppend(path, out var scan))
+            {
+                Assert.Equal(3, scan.Records.Count);
+                Assert.Equal(cut > lastStart, scan.TornTail);
+                Assert.Equal(lastStart, w.Length);
+                // And appending goes on from there.
+                w.Append(Id(99), RecordFlags.None, [1, 2, 3]);
+                w.Sync();
+            }
+            using var r = new VolumeReader(path);
+            var after = r.Scan();
+            Assert.Empty(after.Damage);
+            Assert.Equal(4, after.Records.Count);
+            Assert.Equal(Id(99), after.Records[^1].Id);
+        }
+    }
+
+    [Fact]
+    public void A_tail_of_zeroes_after_a_crash_is_a_torn_tail_too()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        WriteVolume(path, [TestRepo.RandomBytes(100, 1), TestRepo.RandomBytes(100, 2)], seal: false);
+        var before = new FileInfo(path).Length;
+        using (var f = new FileStream(path, FileMode.Append)) f.Write(new byte[4096]);
+        using var w = VolumeWriter.OpenForAppend(path, out var scan);
+        Assert.True(scan.TornTail);
+        Assert.Equal(2, scan.Records.Count);
+        Assert.Equal(before, w.Length);
+    }
+
+    [Fact]
+    public void A_flipped_bit_anywhere_is_reported_with_volume_and_offset()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var written = WriteVolume(path, Enumerable.Range(0, 3).Select(i => TestRepo.RandomBytes(64, i)), seal: true);
+        var clean = File.ReadAllBytes(path);
+        for (var bit = 0; bit < clean.Length * 8; bit += 7)
+        {
+            var bytes = (byte[])clean.Clone();
+            bytes[bit / 8] ^= (byte)(1 << (bit % 8));
+            File.WriteAllBytes(path, bytes);
+            var offset = bit / 8;
+            bool reported;
+            try
+            {
+                using var r = new VolumeReader(path);
+                var scan = r.Scan();
+                reported = scan.Damage.Count > 0 || scan.TornTail || !scan.Sealed;
+                if (scan.Damage.Count > 0) Assert.All(scan.Damage, d => Assert.Equal(path, d.Volume));
+                // A record read must not return the flipped bytes as good data.
+                var buffer = new byte[200];
+                foreach (var (id, payload, info) in written)
+                {
+                    if (offset < info.Offset || offset >= info.End) continue;
+                    var e = Assert.Throws<VolumeCorruptException>(() => r.ReadRecord(info.Offset, id, payload.Length, buffer, out _));
+                    Assert.Equal(path, e.Volume);
+                    Assert.Equal(info.Offset, e.Offset);
+                }
+            }
+            catch (VolumeCorruptException e)
+            {
+                // A damaged header is refused at open, with the offset.
+                Assert.Equal(path, e.Volume);
+                reported = true;
+            }
+            Assert.True(reported, $"bit {bit} (byte {offset}) flipped without a report");
+        }
+    }
+
+    [Fact]
+    public void A_length_from_disk_is_never_trusted()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var written = WriteVolume(path, [TestRepo.RandomBytes(64, 1), TestRepo.RandomBytes(64, 2)], seal: false);
+        var bytes = File.ReadAllBytes(path);
+        // Claim a 2 GiB payload in the first record.
+        BitConverter.GetBytes(int.MaxValue).CopyTo(bytes, (int)written[0].Info.Offset + 40);
+        File.WriteAllBytes(path, bytes);
+        using var r = new VolumeReader(path);
+        var scan = r.Scan();
+        Assert.Contains(scan.Damage, d => d.Offset == written[0].Info.Offset);
+        Assert.Single(scan.Records); // the scan resynchronised on the second record
+        Assert.Throws<VolumeCorruptException>(() => r.ReadRecord(written[0].Info.Offset, written[0].Id, int.MaxValue, new byte[10], out _));
+    }
+
+    [Fact]
+    public void Library_seals_full_volumes_verifies_and_rebuilds_from_volumes_alone()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        var ids = new List<ChunkId>();
+        using (var lib = DiskLibrary.Create(root, "lib-b", 1024 * 1024))
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var id = Id(i);
+                Assert.True(lib.TryReserve(id));
+                lib.Append(id, RecordFlags.None, TestRepo.RandomBytes(100_000, i));
+                ids.Add(id);
+            }
+            Assert.False(lib.TryReserve(ids[0]));
+            lib.Commit();
+            Assert.True(lib.Volumes.Count >= 4);
+            Assert.All(lib.Volumes.SkipLast(1), v => Assert.Equal(VolumeState.Full, v.State));
+            Assert.All(lib.Volumes, v => Assert.True(v.Bytes <= 1024 * 1024));
+            Assert.True(lib.Verify().Ok);
+        }
+        File.Delete(Path.Combine(root, "index.abi"));
+        File.Delete(Path.Combine(root, "library.json"));
+        using (var rebuilt = DiskLibrary.Rebuild(root))
+        {
+            Assert.Equal("lib-b", rebuilt.Id);
+            Assert.Equal(40, rebuilt.ChunkCount);
+            var buffer = new byte[10];
+            for (var i = 0; i < 40; i++)
+                Assert.True(rebuilt.ReadPayload(ids[i], ref buffer, out _).SequenceEqual(TestRepo.RandomBytes(100_000, i)));
+            Assert.True(rebuilt.Verify().Ok);
+        }
+    }
+
+    [Fact]
+    public void Library_reopened_after_a_crash_keeps_whole_uncommitted_records_and_cuts_the_torn_one()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using (var lib = DiskLibrary.Create(root, "lib-c"))
+        {
+            lib.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(1000, 1));
+            lib.Commit();
+            lib.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(1000, 2));
+            lib.Append(Id(3), RecordFlags.None, TestRepo.RandomBytes(1000, 3));
+            // No commit: the process dies here, with the last record half written.
+        }
+        var volume = Directory.GetFiles(Path.Combine(root, "volumes")).Single();
+        using (var f = new FileStream(volume, FileMode.Open)) f.SetLength(f.Length - 10);
+        using (var reopened = DiskLibrary.Open(root))
+        {
+            Assert.True(reopened.Contains(Id(1)));
+            Assert.True(reopened.Contains(Id(2)));
+            Assert.False(reopened.Contains(Id(3)));
+            Assert.Equal(1048 - 10, reopened.LastOpen.TornBytesCut);
+            Assert.True(reopened.Verify().Ok);
+            reopened.Append(Id(3), RecordFlags.None, TestRepo.RandomBytes(1000, 3));
+            reopened.Commit();
+        }
+        using var again = DiskLibrary.Open(root);
+        Assert.Equal(3, again.ChunkCount);
+        Assert.True(again.Verify().Ok);
+    }
+}
