@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace ActorBackup.Engine.Hashing;
 
 /// <summary>A chunk's name: the keyed 256-bit hash of its plaintext. 32 bytes, compared by value.</summary>
-[StructLayout(LayoutKind.Sequential, Pack = 8)]
+[StructLayout(LayoutKind.Sequential, Pack = 4)] // 4-byte alignment lets an index entry pack into 52 bytes
 public readonly struct ChunkId : IEquatable<ChunkId>, IComparable<ChunkId>
 {
     public const int Size = 32;

@@ -70,7 +70,8 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         if (string.IsNullOrWhiteSpace(id) || id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"library id '{id}' may hold only letters, digits, '-', '_' and '.'");
-        if (volumeCapacity < 1024 * 1024) throw new ArgumentException("volume capacity must be at least 1 MiB");
+        if (volumeCapacity < 1024 * 1024 || volumeCapacity > ChunkLocation.MaxOffset)
+            throw new ArgumentException($"volume capacity must be between 1 MiB and 1 TiB, got {volumeCapacity}");
         if (File.Exists(Path.Combine(root, "library.json"))) throw new IOException($"{root} already holds a library: open it instead");
         Directory.CreateDirectory(Path.Combine(root, "volumes"));
         var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow };
