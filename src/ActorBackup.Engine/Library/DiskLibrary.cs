@@ -188,7 +188,7 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             var before = new FileInfo(file).Length;
             try
             {
-                var writer = VolumeWriter.OpenForAppend(file, out var scan);
+                var writer = VolumeWriter.OpenForAppend(file, out var scan, entry?.Bytes ?? 0);
                 foreach (var rec in scan.Records)
                 {
                     if (_index.TryGet(rec.Id, out var loc) && loc.Volume == number && loc.Offset == rec.Offset) continue;

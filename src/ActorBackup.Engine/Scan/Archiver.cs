@@ -71,6 +71,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         if (walked == 0) throw new DirectoryNotFoundException($"none of the backup set's paths exists ({string.Join(", ", set.Paths)}): check them on the client");
 
+        var walkSeconds = clock.Elapsed.TotalSeconds;
         // Phase 2: read the files that changed, largest first so that no big file starts last.
         _jobs.Sort((a, b) => b.Stat.Size.CompareTo(a.Stat.Size));
         var bytesToRead = _jobs.Sum(j => (long)j.Stat.Size);
@@ -125,12 +126,16 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
         }
 
+        var readSeconds = clock.Elapsed.TotalSeconds;
         // Phase 3: trees, bottom-up.
         ChunkId rootId;
         using (var encoder = new ChunkEncoder(keys, session, options.CompressionLevel))
             rootId = StoreTree(root, encoder);
+        var treeSeconds = clock.Elapsed.TotalSeconds;
         sink.Commit();
         Report();
+        if (Environment.GetEnvironmentVariable("ABK_TIMING") == "1")
+            Console.Error.WriteLine($"walk {walkSeconds:F3} read {readSeconds - walkSeconds:F3} trees {treeSeconds - readSeconds:F3} commit {clock.Elapsed.TotalSeconds - treeSeconds:F3}");
 
         _stats.BytesRead = (ulong)Interlocked.Read(ref _bytesDone);
         _stats.ChunksNew = (ulong)_chunksNew;

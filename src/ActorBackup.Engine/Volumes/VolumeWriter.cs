@@ -37,15 +37,17 @@ public sealed class VolumeWriter : IDisposable
     }
 
     /// <summary>
-    /// Reopens an unsealed volume after a stop or a crash: scans it, cuts a torn tail back to the last whole
-    /// record, and positions for the next append. Refuses a sealed or damaged volume.
+    /// Reopens an unsealed volume after a stop or a crash: walks its records (checking the checksums of those
+    /// written after the last commit), cuts a torn tail back to the last whole record, and positions for the
+    /// next append. Refuses a sealed or damaged volume.
     /// </summary>
-    public static VolumeWriter OpenForAppend(string path, out VolumeReader.ScanResult scan)
+    /// <param name="committedLength">Bytes known to be committed: their records' checksums are not read again.</param>
+    public static VolumeWriter OpenForAppend(string path, out VolumeReader.ScanResult scan, long committedLength = 0)
     {
         uint number;
         using (var reader = new VolumeReader(path))
         {
-            scan = reader.Scan();
+            scan = reader.Scan(committedLength);
             number = reader.Header.VolumeNumber;
         }
         if (scan.Sealed) throw new InvalidOperationException($"volume {path} is sealed: appends go to a new volume");
