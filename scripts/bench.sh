@@ -38,6 +38,9 @@ files=$(find "$src" -type f | wc -l)
 find "$src" -type f -exec cat {} + >/dev/null
 
 now() { echo "$EPOCHREALTIME"; }
+# Before every timed step: flush what earlier steps wrote and give the file system a moment, so that one
+# step (or one tool) does not pay for the write-back and discards of the one before it.
+settle() { sync; sleep "${BENCH_SETTLE:-3}"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rate() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
 step() { # name seconds
@@ -52,10 +55,10 @@ echo "data: $src, $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", 
 # ---- ActorBackup engine ---------------------------------------------------------------------------------
 repo=$tmp/abk-repo
 "$abk" engine init --repo "$repo" >/dev/null
-t0=$(now); "$abk" engine backup --repo "$repo" --level full "$src" >/dev/null; t1=$(now)
-"$abk" engine backup --repo "$repo" --level incremental "$src" >/dev/null; t2=$(now)
-"$abk" engine restore --repo "$repo" latest --to "$tmp/abk-restore" >/dev/null; t3=$(now)
-full_s=$(elapsed "$t0" "$t1"); noop_s=$(elapsed "$t1" "$t2"); restore_s=$(elapsed "$t2" "$t3")
+settle; t0=$(now); "$abk" engine backup --repo "$repo" --level full "$src" >/dev/null; t1=$(now)
+settle; t2=$(now); "$abk" engine backup --repo "$repo" --level incremental "$src" >/dev/null; t3=$(now)
+settle; t4=$(now); "$abk" engine restore --repo "$repo" latest --to "$tmp/abk-restore" >/dev/null; t5=$(now)
+full_s=$(elapsed "$t0" "$t1"); noop_s=$(elapsed "$t2" "$t3"); restore_s=$(elapsed "$t4" "$t5")
 verified=$(check "$tmp/abk-restore")
 stored=$(du -sb "$repo/library" | cut -f1)
 echo "actorbackup (zstd 3, 1 MiB average chunks, AES-256-GCM):"
@@ -77,21 +80,22 @@ for peer in $peers; do
     restic)
       r=$tmp/restic-repo
       restic init -q --repo "$r" >/dev/null
-      t0=$(now); restic -q --repo "$r" backup "$src" >/dev/null; t1=$(now)
-      restic -q --repo "$r" backup "$src" >/dev/null; t2=$(now)
-      restic -q --repo "$r" restore latest --target "$tmp/restic-restore" >/dev/null; t3=$(now)
+      settle; t0=$(now); restic -q --repo "$r" backup "$src" >/dev/null; t1=$(now)
+      settle; t2=$(now); restic -q --repo "$r" backup "$src" >/dev/null; t3=$(now)
+      settle; t4=$(now); restic -q --repo "$r" restore latest --target "$tmp/restic-restore" >/dev/null; t5=$(now)
       label="restic $(restic version | awk '{ print $2 }') (defaults)";;
     borg)
       r=$tmp/borg-repo
       borg init -e repokey "$r" >/dev/null 2>&1
-      t0=$(now); borg create --compression lz4 "$r::one" "$src" >/dev/null 2>&1; t1=$(now)
-      borg create --compression lz4 "$r::two" "$src" >/dev/null 2>&1; t2=$(now)
-      mkdir -p "$tmp/borg-restore"; (cd "$tmp/borg-restore" && borg extract "$r::two" >/dev/null 2>&1); t3=$(now)
+      settle; t0=$(now); borg create --compression lz4 "$r::one" "$src" >/dev/null 2>&1; t1=$(now)
+      settle; t2=$(now); borg create --compression lz4 "$r::two" "$src" >/dev/null 2>&1; t3=$(now)
+      mkdir -p "$tmp/borg-restore"
+      settle; t4=$(now); (cd "$tmp/borg-restore" && borg extract "$r::two" >/dev/null 2>&1); t5=$(now)
       # borg extract drops the leading '/'
       label="borg $(borg --version | awk '{ print $2 }') (lz4)";;
     *) echo "unknown peer $peer" >&2; continue;;
   esac
-  pf=$(elapsed "$t0" "$t1"); pn=$(elapsed "$t1" "$t2"); pr=$(elapsed "$t2" "$t3")
+  pf=$(elapsed "$t0" "$t1"); pn=$(elapsed "$t2" "$t3"); pr=$(elapsed "$t4" "$t5")
   echo "$label:"
   step full "$pf"; step noop "$pn"; step restore "$pr"
   echo "  stored   $(awk -v b="$(du -sb "$r" | cut -f1)" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $(check "$tmp/$peer-restore")"

@@ -3,6 +3,7 @@ using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Scan;
 using ActorBackup.Engine.Trees;
+using CsCheck;
 
 namespace ActorBackup.Engine.Tests;
 
@@ -253,5 +254,33 @@ public class BackupRestoreTests
         var target = Path.Combine(dir.Path, "r");
         repo.Restore(snap.Id, target);
         Assert.Equal("stable", File.ReadAllText(target + src + "/stable"));
+    }
+}
+
+public class NameRoundTripTests
+{
+    private static readonly Gen<string> NameGen =
+        Gen.Char['\u0001', '\u2FFF'].Array[1, 120]
+            .Select(chars => new string(chars.Where(c => c != '/' && !char.IsSurrogate(c)).ToArray()))
+            .Where(n => n.Length > 0 && n != "." && n != ".." && Encoding.UTF8.GetByteCount(n) <= 255);
+
+    [Fact]
+    public void Any_valid_name_round_trips_byte_for_byte()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        NameGen.Sample(n => { lock (names) names.Add(n); }, iter: 200, threads: 1);
+        names.Add(new string('é', 127)); // 254 bytes
+        names.Add("tab\tand space and\nnewline");
+        foreach (var n in names) File.WriteAllText(Path.Combine(src, n), n);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("names", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var restored = Directory.GetFiles(target + src).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(names.Order(StringComparer.Ordinal), restored.Order(StringComparer.Ordinal)!);
+        foreach (var n in names) Assert.Equal(n, File.ReadAllText(Path.Combine(target + src, n)));
     }
 }

@@ -111,7 +111,7 @@ public class PathSafetyTests
         // Someone planted symlinks where the snapshot has a directory and a file.
         File.CreateSymbolicLink(Path.Combine(target, "dir"), outside);
         File.CreateSymbolicLink(Path.Combine(target, "victim"), Path.Combine(outside, "victim"));
-        var result = f.Restore(target, f.Folder("dir", f.File("victim", "pwned")), f.File("victim", "restored"));
+        var result = f.Restore(target, f.Folder("dir", f.File("victim", "pwned"), f.Folder("deeper", f.File("x", "pwned"))), f.File("victim", "restored"));
         Assert.Equal("original", File.ReadAllText(Path.Combine(outside, "victim")));
         Assert.Single(Directory.GetFileSystemEntries(outside));
         Assert.Contains(result.Errors, e => e.Path == "/dir" && e.Reason.Contains("existing symlink"));

@@ -64,13 +64,24 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _files.Count + _links.Count + _special.Count + _symlinks.Count == 0)
             throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
 
-        foreach (var d in _dirs) MakeDirectory(d);
+        // Creating an entry is the costliest part of a restore of many small files on some file systems
+        // (measured 0.5 ms of kernel time per create on this machine kind's ext4), so every step that creates
+        // entries runs on all cores: directories level by level (parents first), then contents, then links.
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = cancel };
+        foreach (var level in _dirs.GroupBy(d => d.Depth).OrderBy(g => g.Key))
+            Parallel.ForEach(level, parallel, MakeDirectory);
         var totalBytes = _files.Sum(f => (long)f.Node.Size);
         RestoreContents(options.Parallelism, totalBytes, progress, restoreOwner, cancel);
-        foreach (var l in _links) MakeHardLink(l, restoreOwner);
-        foreach (var s in _special) Guard(s, () => MakeSpecial(s, restoreOwner));
-        foreach (var s in _symlinks) Guard(s, () => MakeSymlink(s, restoreOwner));
-        foreach (var d in _dirs.OrderByDescending(d => d.Depth)) Guard(d, () => SetMetadata(d.TargetPath, d.Node, restoreOwner));
+        Parallel.ForEach(_links, parallel, l => MakeHardLink(l, restoreOwner));
+        Parallel.ForEach(_special, parallel, s => Guard(s, () => MakeSpecial(s, restoreOwner)));
+        Parallel.ForEach(_symlinks, parallel, s => Guard(s, () => MakeSymlink(s, restoreOwner)));
+        // Directory metadata last and deepest first: writing into a directory changes its mtime, and a
+        // read-only mode would stop its children from being written.
+        foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
+            Parallel.ForEach(level, parallel, d =>
+            {
+                if (!IsBlocked(d.TargetPath + "/")) Guard(d, () => SetMetadata(d.TargetPath, d.Node, restoreOwner));
+            });
         progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
         return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
     }
@@ -176,12 +187,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeDirectory(Entry d)
     {
+        // Below a refused directory nothing is created: its path would lead through the symlink.
+        if (IsBlocked(d.TargetPath)) return;
         var st = Posix.Posix.LStat(d.TargetPath);
         if (st is { Kind: FileKind.Directory }) return;
         if (st is { Kind: FileKind.Symlink })
         {
             // Never follow a symlink that was already there: its target is outside our control.
-            _errors.Add(new SnapshotError { Path = d.SnapshotPath, Reason = $"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere" });
+            lock (_errors) _errors.Add(new SnapshotError { Path = d.SnapshotPath, Reason = $"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere" });
             MarkBlocked(d.TargetPath);
             return;
         }
@@ -194,12 +207,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private readonly List<string> _blocked = [];
 
-    private void MarkBlocked(string dir) => _blocked.Add(dir + "/");
+    private void MarkBlocked(string dir)
+    {
+        lock (_blocked) _blocked.Add(dir + "/");
+    }
 
     private bool IsBlocked(string path)
     {
-        foreach (var b in _blocked)
-            if (path.StartsWith(b, StringComparison.Ordinal)) return true;
+        lock (_blocked)
+            foreach (var b in _blocked)
+                if (path.StartsWith(b, StringComparison.Ordinal)) return true;
         return false;
     }
 

@@ -134,8 +134,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var treeSeconds = clock.Elapsed.TotalSeconds;
         sink.Commit();
         Report();
-        if (Environment.GetEnvironmentVariable("ABK_TIMING") == "1")
-            Console.Error.WriteLine($"walk {walkSeconds:F3} read {readSeconds - walkSeconds:F3} trees {treeSeconds - readSeconds:F3} commit {clock.Elapsed.TotalSeconds - treeSeconds:F3}");
+        _stats.SecondsWalk = walkSeconds;
+        _stats.SecondsRead = readSeconds - walkSeconds;
+        _stats.SecondsTrees = treeSeconds - readSeconds;
+        _stats.SecondsCommit = clock.Elapsed.TotalSeconds - treeSeconds;
 
         _stats.BytesRead = (ulong)Interlocked.Read(ref _bytesDone);
         _stats.ChunksNew = (ulong)_chunksNew;

@@ -68,14 +68,16 @@ public static class EngineCommand
                 var set = new BackupSet(a.Value("set") ?? Repository.DefaultSetName(a.Positional), a.Positional, a.Values("exclude"), a.Flag("one-file-system"));
                 using var repo = Repository.Open(repoPath, key);
                 var clock = Stopwatch.StartNew();
-                var m = repo.Backup(set, level);
+                SnapshotManifest m;
+                using (var progress = new ProgressLine()) m = repo.Backup(set, level, progress);
                 var s = m.Stats;
                 if (json) Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(m));
                 else
                 {
                     Console.WriteLine($"snapshot {m.Id} ({m.Level.ToString().ToLowerInvariant()}{(m.Parent != "" ? ", parent " + m.Parent : "")}) saved");
                     Console.WriteLine($"  files {s.Files} ({s.FilesUnchanged} unchanged), dirs {s.Directories}, other {s.Other}, {Mib(s.Bytes)} in, {Mib(s.BytesRead)} read");
-                    Console.WriteLine($"  new: {s.ChunksNew} chunks, {Mib(s.BytesNew)} -> {Mib(s.BytesStored)} stored; {s.TreesNew} trees; {clock.Elapsed.TotalSeconds:F2} s");
+                    Console.WriteLine($"  new: {s.ChunksNew} chunks, {Mib(s.BytesNew)} -> {Mib(s.BytesStored)} stored; {s.TreesNew} trees");
+                    Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F2} s: walk {s.SecondsWalk:F2}, read {s.SecondsRead:F2}, trees {s.SecondsTrees:F2}, commit {s.SecondsCommit:F2}");
                     foreach (var e in m.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
                 }
                 return m.Errors.Count > 0 ? 3 : 0;
@@ -86,7 +88,8 @@ public static class EngineCommand
                 var to = a.Required("to");
                 using var repo = Repository.Open(repoPath, key);
                 var clock = Stopwatch.StartNew();
-                var r = repo.Restore(a.Positional[0], to, a.Positional.Skip(1).ToList());
+                ActorBackup.Engine.Restore.RestoreResult r;
+                using (var progress = new ProgressLine()) r = repo.Restore(a.Positional[0], to, a.Positional.Skip(1).ToList(), progress);
                 if (json) Console.WriteLine(JsonSerializer.Serialize(r));
                 else
                 {
