@@ -104,12 +104,14 @@ public sealed class Repository : IDisposable
 
     public SnapshotManifest Backup(BackupSet set, Level level, IProgress<BackupProgress>? progress = null, CancellationToken cancel = default, string? client = null)
     {
+        client ??= Environment.MachineName;
+        var parent = Catalog.ParentFor(set.Name, client, level);
+        // Like Bacula: an incremental or differential with nothing to compare with is a full backup.
+        if (parent is null) level = Level.Full;
         var options = new BackupOptions
         {
-            Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id,
-            Client = client ?? Environment.MachineName,
+            Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id, Client = client,
         };
-        var parent = Catalog.ParentFor(set.Name, options.Client, level);
         var manifest = new Archiver(Keys, Library, Library).Run(set, options, parent, progress, cancel);
         Catalog.Save(manifest);
         return manifest;
