@@ -2,6 +2,7 @@ using ActorBackup.Engine.Chunks;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Work;
 using DotNet.Globbing;
 
 namespace ActorBackup.Engine.Restore;
@@ -266,29 +267,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 for (var c = i; c < i + count; c++) offset += f.Node.ChunkSizes[c];
             }
         }
-        var next = -1;
-        Exception? fatal = null;
         using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
-        var threads = Enumerable.Range(0, Math.Max(1, Math.Min(parallelism, work.Count))).Select(_ => new Thread(() =>
-        {
-            try
-            {
-                using var decoder = new ChunkDecoder(keys);
-                int i;
-                while ((i = Interlocked.Increment(ref next)) < work.Count && Volatile.Read(ref fatal) is null)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    WritePiece(work[i], decoder, restoreOwner);
-                }
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref fatal, e, null);
-            }
-        }) { IsBackground = true, Name = "restorer" }).ToList();
-        threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join());
-        if (fatal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fatal).Throw();
+        WorkQueue.Run(work.Count, parallelism, "restorer", () => new ChunkDecoder(keys), (decoder, i) => WritePiece(work[i], decoder, restoreOwner), cancel);
     }
 
     private void WritePiece(Piece piece, ChunkDecoder decoder, bool restoreOwner)

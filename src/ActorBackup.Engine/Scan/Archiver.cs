@@ -6,6 +6,7 @@ using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Engine.Volumes;
+using ActorBackup.Engine.Work;
 using Google.Protobuf;
 
 namespace ActorBackup.Engine.Scan;
@@ -31,6 +32,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     private sealed record FileJob(string Path, Node Node, FileStat Stat);
+
+    private sealed record FileWorker(StreamChunker Chunker, ChunkEncoder Encoder) : IDisposable
+    {
+        public void Dispose()
+        {
+            Chunker.Dispose();
+            Encoder.Dispose();
+        }
+    }
 
     private readonly List<SnapshotError> _errors = [];
     private readonly List<FileJob> _jobs = [];
@@ -78,41 +88,23 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using var session = keys.Cipher.BeginUpload();
         var cdc = new FastCdc(keys.Gear, options.Chunker);
         var failed = new bool[_jobs.Count];
-        var next = -1;
-        Exception? fatal = null;
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone), bytesToRead,
             Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
         using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
         {
-            var workers = Enumerable.Range(0, Math.Max(1, Math.Min(options.Parallelism, _jobs.Count))).Select(_ => new Thread(() =>
-            {
-                try
+            WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
+                () => new FileWorker(new StreamChunker(cdc), new ChunkEncoder(keys, session, options.CompressionLevel)),
+                (worker, i) =>
                 {
-                    using var chunker = new StreamChunker(cdc);
-                    using var encoder = new ChunkEncoder(keys, session, options.CompressionLevel);
-                    int i;
-                    while ((i = Interlocked.Increment(ref next)) < _jobs.Count && Volatile.Read(ref fatal) is null)
+                    var error = ReadFile(_jobs[i], worker.Chunker, worker.Encoder, cancel);
+                    if (error is not null)
                     {
-                        cancel.ThrowIfCancellationRequested();
-                        var error = ReadFile(_jobs[i], chunker, encoder, cancel);
-                        if (error is not null)
-                        {
-                            failed[i] = true;
-                            lock (_errors) _errors.Add(new SnapshotError { Path = _jobs[i].Path, Reason = error });
-                        }
-                        Interlocked.Increment(ref _filesDone);
+                        failed[i] = true;
+                        lock (_errors) _errors.Add(new SnapshotError { Path = _jobs[i].Path, Reason = error });
                     }
-                }
-                catch (Exception e)
-                {
-                    Interlocked.CompareExchange(ref fatal, e, null);
-                }
-            }) { IsBackground = true, Name = "archiver" }).ToList();
-            workers.ForEach(w => w.Start());
-            workers.ForEach(w => w.Join());
+                    Interlocked.Increment(ref _filesDone);
+                }, cancel);
         }
-        if (fatal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fatal).Throw();
-        cancel.ThrowIfCancellationRequested();
         for (var i = 0; i < _jobs.Count; i++)
             if (failed[i]) _jobs[i].Node.Type = NodeType.Unspecified; // left out of its tree
         foreach (var (link, first) in _links)
