@@ -81,11 +81,7 @@ public sealed class ChunkIndex
         var used = 0;
         foreach (var (id, loc) in sorted)
         {
-            var e = block.AsSpan(used, EntrySize);
-            id.WriteTo(e);
-            BinaryPrimitives.WriteUInt32LittleEndian(e[32..], loc.Volume);
-            BinaryPrimitives.WriteInt64LittleEndian(e[36..], loc.Offset);
-            BinaryPrimitives.WriteInt32LittleEndian(e[44..], loc.Length);
+            WriteEntry(block.AsSpan(used, EntrySize), id, loc);
             used += EntrySize;
             if (used == block.Length)
             {
@@ -130,11 +126,8 @@ public sealed class ChunkIndex
             crc.Append(span);
             for (var i = 0; i < n; i++)
             {
-                var e = span.Slice(i * EntrySize, EntrySize);
-                index._map[new ChunkId(e)] = new ChunkLocation(
-                    BinaryPrimitives.ReadUInt32LittleEndian(e[32..]),
-                    BinaryPrimitives.ReadInt64LittleEndian(e[36..]),
-                    BinaryPrimitives.ReadInt32LittleEndian(e[44..]));
+                var (id, loc) = ReadEntry(span.Slice(i * EntrySize, EntrySize));
+                index._map[id] = loc;
             }
             done += n;
         }
@@ -142,6 +135,39 @@ public sealed class ChunkIndex
         stream.ReadExactly(tail);
         if (BinaryPrimitives.ReadUInt32LittleEndian(tail) != crc.GetCurrentHashAsUInt32()) throw new InvalidDataException("chunk index checksum mismatch");
         return index;
+    }
+
+    /// <summary>One entry of the serialized form: chunk id 32 | u32 volume | u64 offset | u32 length.</summary>
+    public static void WriteEntry(Span<byte> e, ChunkId id, ChunkLocation loc)
+    {
+        id.WriteTo(e);
+        BinaryPrimitives.WriteUInt32LittleEndian(e[32..], loc.Volume);
+        BinaryPrimitives.WriteInt64LittleEndian(e[36..], loc.Offset);
+        BinaryPrimitives.WriteInt32LittleEndian(e[44..], loc.Length);
+    }
+
+    public static (ChunkId Id, ChunkLocation Location) ReadEntry(ReadOnlySpan<byte> e) =>
+        (new ChunkId(e), new ChunkLocation(BinaryPrimitives.ReadUInt32LittleEndian(e[32..]), BinaryPrimitives.ReadInt64LittleEndian(e[36..]),
+            BinaryPrimitives.ReadInt32LittleEndian(e[44..])));
+
+    /// <summary>Entries packed back to back in the serialized entry layout (for index batches in the journal).</summary>
+    public static byte[] Pack(IReadOnlyCollection<KeyValuePair<ChunkId, ChunkLocation>> entries)
+    {
+        var bytes = new byte[entries.Count * EntrySize];
+        var i = 0;
+        foreach (var (id, loc) in entries) WriteEntry(bytes.AsSpan(i++ * EntrySize, EntrySize), id, loc);
+        return bytes;
+    }
+
+    /// <summary>Adds or replaces every packed entry; InvalidDataException when the length is not whole entries.</summary>
+    public void Apply(ReadOnlySpan<byte> packed)
+    {
+        if (packed.Length % EntrySize != 0) throw new InvalidDataException($"an index batch of {packed.Length} bytes is not whole {EntrySize}-byte entries");
+        for (var o = 0; o < packed.Length; o += EntrySize)
+        {
+            var (id, loc) = ReadEntry(packed.Slice(o, EntrySize));
+            _map[id] = loc;
+        }
     }
 
     public static ChunkIndex FromBytes(ReadOnlySpan<byte> bytes)

@@ -29,6 +29,9 @@ public sealed class LibraryManifest
     [JsonPropertyName("volumes")] public List<VolumeEntry> Volumes { get; set; } = [];
 }
 
+/// <summary>What a commit made durable: the index entries and the volume table since the last commit.</summary>
+public sealed record CommitBatch(IReadOnlyList<KeyValuePair<ChunkId, ChunkLocation>> Entries, IReadOnlyList<VolumeEntry> Volumes);
+
 /// <summary>What opening a library found and did, for the operator.</summary>
 public sealed record OpenReport(int RecoveredRecords, long TornBytesCut, IReadOnlyList<string> Problems);
 
@@ -50,17 +53,37 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     private readonly ConcurrentDictionary<uint, VolumeReader> _readers = new();
     private readonly LibraryManifest _manifest;
     private VolumeWriter? _writer;
+    private List<KeyValuePair<ChunkId, ChunkLocation>> _pending = [];
+    // Standalone, the library keeps its own index in index.abi. In a cell the media agent's journal is the
+    // index: the library hands each commit's entries to it and writes no index file.
+    private readonly bool _ownsIndex = true;
 
     public string Root { get; }
     public string Id => _manifest.Id;
     public long VolumeCapacity => _manifest.VolumeCapacity;
     public OpenReport LastOpen { get; private set; } = new(0, 0, []);
 
-    private DiskLibrary(string root, LibraryManifest manifest, ChunkIndex index)
+    private DiskLibrary(string root, LibraryManifest manifest, ChunkIndex index, bool ownsIndex = true)
     {
         Root = root;
         _manifest = manifest;
         _index = index;
+        _ownsIndex = ownsIndex;
+    }
+
+    /// <summary>
+    /// Opens (or creates) a library whose index and volume table are kept by its owner, the media agent,
+    /// in its journal. Whole records written after the owner's last commit are found again and come back
+    /// in the next <see cref="Commit"/>; a torn tail is cut.
+    /// </summary>
+    public static DiskLibrary OpenOwned(string root, string id, long volumeCapacity, ChunkIndex index, IEnumerable<VolumeEntry> volumes)
+    {
+        Directory.CreateDirectory(Path.Combine(root, "volumes"));
+        var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow, Volumes = volumes.Select(Clone).ToList() };
+        var lib = new DiskLibrary(root, manifest, index, ownsIndex: false);
+        lib.WriteManifest();
+        lib.RecoverUncommitted();
+        return lib;
     }
 
     private string VolumesDir => Path.Combine(Root, "volumes");
@@ -193,7 +216,9 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
                 {
                     if (_index.TryGet(rec.Id, out var loc) && loc.Volume == number && loc.Offset == rec.Offset) continue;
                     if (_index.Contains(rec.Id)) continue;
-                    _index.Set(rec.Id, new ChunkLocation(number, rec.Offset, rec.PayloadLength));
+                    var location = new ChunkLocation(number, rec.Offset, rec.PayloadLength);
+                    _index.Set(rec.Id, location);
+                    _pending.Add(new(rec.Id, location));
                     recovered++;
                 }
                 cut += before - writer.Length;
@@ -227,11 +252,11 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
         }
         _manifest.Volumes.Sort((a, b) => a.Number.CompareTo(b.Number));
         LastOpen = new OpenReport(recovered, cut, problems);
-        if (recovered > 0 || cut > 0 || problems.Count > 0) Commit();
+        if (_ownsIndex && (recovered > 0 || cut > 0 || problems.Count > 0)) Commit();
 
         void MarkReadOnly(VolumeWriter w)
         {
-            known[w.Number].State = VolumeState.ReadOnly;
+            _manifest.Volumes.First(v => v.Number == w.Number).State = VolumeState.ReadOnly;
             w.Dispose();
         }
     }
@@ -275,6 +300,7 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             var info = writer.Append(id, flags, payload);
             var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
             _index.Set(id, location);
+            _pending.Add(new(id, location));
             _reserved.Remove(id);
             var entry = _manifest.Volumes[^1];
             entry.Bytes = writer.Length;
@@ -310,11 +336,20 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     /// Makes every append so far durable: fsync of the open volume, then the index and the volume table are
     /// replaced atomically. After a crash, Open goes back to this point (whole records after it are kept).
     /// </summary>
-    public void Commit()
+    void IChunkSink.Commit() => Commit();
+
+    public CommitBatch Commit()
     {
         lock (_lock)
         {
             _writer?.Sync();
+            var batch = new CommitBatch(_pending, _manifest.Volumes.Select(Clone).ToList());
+            _pending = [];
+            if (!_ownsIndex)
+            {
+                WriteManifest();
+                return batch;
+            }
             var indexPath = Path.Combine(Root, "index.abi");
             var tmp = indexPath + ".tmp";
             using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
@@ -324,7 +359,14 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             }
             File.Move(tmp, indexPath, overwrite: true);
             WriteManifest();
+            return batch;
         }
+    }
+
+    /// <summary>The whole index in its serialized form, for the owner's snapshots.</summary>
+    public byte[] IndexBytes()
+    {
+        lock (_lock) return _index.ToBytes();
     }
 
     private void WriteManifest()

@@ -1,0 +1,163 @@
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Restore;
+using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Event;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Client;
+
+public sealed record ClientSettings(string ClientId, ChunkerOptions Chunker, int CompressionLevel);
+
+/// <summary>
+/// The client of this host (/user/client): registers with the manager, and runs the backups and restores
+/// the manager assigns, through the engine, on threads of their own. Chunks go to the media agent the
+/// manager picked over the data plane; progress goes to the manager.
+/// </summary>
+public sealed class ClientActor : ReceiveActor, IWithTimers
+{
+    private sealed record Tick;
+    private readonly ClientSettings _settings;
+    private readonly CellKeys _keys;
+    private readonly IActorRef _manager;
+    private readonly IActorRef _media;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, CancellationTokenSource> _running = [];
+    private bool _registered;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media) =>
+        Akka.Actor.Props.Create(() => new ClientActor(settings, keys, manager, media));
+
+    public ClientActor(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media)
+    {
+        _settings = settings;
+        _keys = keys;
+        _manager = manager;
+        _media = media;
+
+        Receive<Tick>(_ =>
+        {
+            // Register until acknowledged, and again now and then: a new manager (after fail-over) learns of us.
+            _manager.Tell(new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) });
+            Timers.StartSingleTimer("register", new Tick(), _registered ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
+        });
+        Receive<Registered>(_ => _registered = true);
+        Receive<BackupAssignment>(a => Start(a.Job, token => RunBackup(a, token)));
+        Receive<RestoreAssignment>(a => Start(a.Job, token => RunRestore(a, token)));
+        Receive<CancelAssignment>(c =>
+        {
+            if (_running.TryGetValue(c.Job, out var cts)) cts.Cancel();
+        });
+        Receive<JobFinished>(f =>
+        {
+            if (_running.Remove(f.Job, out var cts)) cts.Dispose();
+            _manager.Tell(f);
+        });
+    }
+
+    protected override void PreStart() => Self.Tell(new Tick());
+
+    private void Start(JobInfo job, Func<CancellationToken, JobFinished> run)
+    {
+        var cts = new CancellationTokenSource();
+        _running[job.Id] = cts;
+        var self = Self;
+        var log = _log;
+        Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                return run(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return new JobFinished { Job = job.Id, Ok = false, Reason = "cancelled by an operator; nothing was recorded" };
+            }
+            catch (Exception e)
+            {
+                log.Error(e, "job {0} failed", job.Id);
+                return new JobFinished { Job = job.Id, Ok = false, Reason = e.Message };
+            }
+        }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
+    }
+
+    private IDataPlaneChannel OpenChannel(JobInfo job, bool write)
+    {
+        var reply = _media.Ask<object>(new OpenSession { Library = job.Library, Job = job.Id, Write = write }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        return reply switch
+        {
+            SessionOpened granted => InProcessDataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
+            CommandRejected r => throw new IOException($"library {job.Library} refused the session: {r.Reason}"),
+            _ => throw new IOException($"library {job.Library} answered {reply.GetType().Name}"),
+        };
+    }
+
+    private JobFinished RunBackup(BackupAssignment a, CancellationToken cancel)
+    {
+        var job = a.Job;
+        using var channel = OpenChannel(job, write: true);
+        try
+        {
+            var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
+            var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
+            var options = new BackupOptions
+            {
+                Level = ManagerState.ToEngineLevel(job.Level), Chunker = _settings.Chunker, CompressionLevel = _settings.CompressionLevel,
+                Client = _settings.ClientId, Library = job.Library, Job = job.Id,
+            };
+            var started = DateTime.UtcNow;
+            var progress = new ActionProgress<BackupProgress>(p => _manager.Tell(new JobProgress
+            {
+                Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
+                ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            }));
+            var manifest = new Archiver(_keys, channel, channel).Run(set, options, parent, progress, cancel);
+            return new JobFinished
+            {
+                Job = job.Id, Ok = true, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,
+                Files = (long)manifest.Stats.Files, Bytes = (long)manifest.Stats.Bytes,
+            };
+        }
+        finally
+        {
+            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+        }
+    }
+
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel)
+    {
+        var job = a.Job;
+        using var channel = OpenChannel(job, write: false);
+        try
+        {
+            var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+            var started = DateTime.UtcNow;
+            var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
+            {
+                Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
+                Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            }));
+            var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths }, progress, cancel);
+            var reason = result.Errors.Count == 0 ? "" :
+                $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
+            return new JobFinished { Job = job.Id, Ok = true, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+        }
+        finally
+        {
+            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+        }
+    }
+
+    /// <summary>Reports on the caller's thread; telling an actor is thread-safe.</summary>
+    private sealed class ActionProgress<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
+    }
+}

@@ -1,0 +1,261 @@
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Persistence;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Manager;
+
+/// <summary>
+/// The manager (a cluster singleton, PersistenceId "manager"): clients, libraries, the job queue and history,
+/// the snapshot catalog, and media selection. Every state change is persisted before it is acted on; the
+/// decisions themselves are in <see cref="ManagerState"/>. Live progress is not persisted.
+/// </summary>
+public sealed class ManagerActor : ReceivePersistentActor
+{
+    public const int SnapshotEvery = 200;
+    private readonly IActorRef _mediaRegion;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ManagerState _state = new();
+    private readonly Dictionary<string, IActorRef> _clientRefs = [];
+    private readonly Dictionary<string, IndexReport> _libraryReports = [];
+    private readonly Dictionary<string, JobProgress> _progress = [];
+    private readonly Dictionary<string, HashSet<IActorRef>> _watchers = [];
+    private int _eventsSinceSnapshot;
+
+    public override string PersistenceId => "manager";
+
+    public static Props Props(IActorRef mediaRegion) => Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion));
+
+    public ManagerActor(IActorRef mediaRegion)
+    {
+        _mediaRegion = mediaRegion;
+        Recover<SnapshotOffer>(o => { if (o.Snapshot is ManagerSnapshot s) _state = _state.Apply(s); });
+        Recover<IMessage>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            var interrupted = _state.InterruptedJobs(DateTimeOffset.UtcNow).ToList();
+            if (interrupted.Count > 0) PersistAll(interrupted, Applied);
+        });
+
+        Command<RegisterClient>(m =>
+        {
+            _clientRefs[m.Id] = Sender;
+            Context.Watch(Sender);
+            if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
+                Persist(new ClientRegistered { Id = m.Id, Address = m.Address, UnixMs = Now() }, Applied);
+            Sender.Tell(new Registered { Id = m.Id });
+        });
+        Command<RegisterLibrary>(m =>
+        {
+            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node)
+                Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now() }, Applied);
+            Sender.Tell(new Registered { Id = m.Id });
+        });
+        Command<IndexReport>(r => _libraryReports[r.Library] = r);
+        Command<Terminated>(t =>
+        {
+            foreach (var (id, _) in _clientRefs.Where(kv => kv.Value.Equals(t.ActorRef)).ToList())
+            {
+                _clientRefs.Remove(id);
+                var lost = _state.Jobs.Values.Where(j => j.Client == id && !ManagerState.IsFinal(j.State) && j.State != JobState.Queued).ToList();
+                foreach (var job in lost)
+                    End(job.Id, JobState.Failed, $"client {id} vanished while the job ran (node down or stopped); run it again");
+            }
+        });
+
+        Command<StartBackup>(m =>
+        {
+            var decision = _state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow);
+            Reply(decision, job =>
+            {
+                var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level);
+                Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
+            });
+        });
+        Command<StartRestore>(m =>
+        {
+            var decision = _state.DecideStartRestore(m, DateTimeOffset.UtcNow);
+            Reply(decision, job => Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() }));
+        });
+        Command<JobProgress>(p =>
+        {
+            _progress[p.Job] = p;
+            if (_watchers.TryGetValue(p.Job, out var ws)) foreach (var w in ws) w.Tell(p);
+        });
+        Command<JobFinished>(f =>
+        {
+            var job = _state.Job(f.Job);
+            if (job is null || ManagerState.IsFinal(job.State)) return;
+            if (!f.Ok)
+            {
+                End(f.Job, f.Reason.StartsWith("cancelled", StringComparison.Ordinal) ? JobState.Cancelled : JobState.Failed, f.Reason, errors: f.Errors);
+                return;
+            }
+            if (job.Kind == JobKind.Backup)
+            {
+                var manifest = SnapshotManifest.Parser.ParseFrom(f.Manifest);
+                Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
+                {
+                    Applied(e);
+                    End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count);
+                });
+            }
+            else End(f.Job, JobState.Succeeded, "", errors: f.Errors);
+        });
+        Command<CancelJob>(m =>
+        {
+            var job = _state.Job(m.Job);
+            if (job is null) Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
+            else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
+            else
+            {
+                if (_clientRefs.TryGetValue(job.Client, out var client)) client.Tell(new CancelAssignment { Job = m.Job });
+                else End(m.Job, JobState.Cancelled, "cancelled by an operator");
+                Sender.Tell(WithProgress(job));
+            }
+        });
+        Command<WatchJob>(m =>
+        {
+            var job = _state.Job(m.Job);
+            if (job is null)
+            {
+                Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
+                return;
+            }
+            if (ManagerState.IsFinal(job.State))
+            {
+                Sender.Tell(WithProgress(job));
+                return;
+            }
+            if (!_watchers.TryGetValue(m.Job, out var set)) _watchers[m.Job] = set = [];
+            set.Add(Sender);
+            if (_progress.TryGetValue(m.Job, out var p)) Sender.Tell(p);
+        });
+        Command<GetJob>(m =>
+        {
+            var job = _state.Job(m.Job);
+            Sender.Tell(job is null ? new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" } : WithProgress(job));
+        });
+        Command<ListJobs>(m =>
+        {
+            var list = new JobList();
+            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Take(m.Limit > 0 ? m.Limit : 50).Reverse().Select(WithProgress));
+            Sender.Tell(list);
+        });
+        Command<ListSnapshots>(m =>
+        {
+            var list = new SnapshotList();
+            list.Snapshots.AddRange(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client).Select(ManagerState.Info));
+            Sender.Tell(list);
+        });
+        Command<GetSnapshot>(m =>
+        {
+            try
+            {
+                var s = _state.FindSnapshot(m.Snapshot);
+                Sender.Tell(new SnapshotDetail { Info = ManagerState.Info(s), Manifest = s.ToByteString() });
+            }
+            catch (KeyNotFoundException e)
+            {
+                Sender.Tell(new CommandRejected { Reason = e.Message });
+            }
+        });
+        Command<ListClients>(_ =>
+        {
+            var list = new ClientList();
+            list.Clients.AddRange(_state.Clients.Values.Select(c => new ClientInfo { Id = c.Id, Address = c.Address, Reachable = _clientRefs.ContainsKey(c.Id), RegisteredUnixMs = c.UnixMs }));
+            Sender.Tell(list);
+        });
+        Command<ListLibraries>(_ =>
+        {
+            var list = new LibraryList();
+            foreach (var l in _state.Libraries.Values)
+            {
+                _libraryReports.TryGetValue(l.Id, out var r);
+                list.Libraries.Add(new LibraryInfo
+                {
+                    Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
+                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0,
+                });
+            }
+            Sender.Tell(list);
+        });
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("manager snapshot failed: {0}", f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private List<ManagerState.LibraryLoad> Loads() =>
+        _state.Libraries.Values.Select(l => new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id),
+            _libraryReports.TryGetValue(l.Id, out var r) ? r.FreeBytes : 0)).ToList();
+
+    private bool IsReachable(string node)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == node);
+        return member is { Status: MemberStatus.Up } && !cluster.State.Unreachable.Contains(member);
+    }
+
+    private void Reply(ManagerState.Decision decision, Action<JobInfo> then)
+    {
+        if (decision.Rejection is not null)
+        {
+            Sender.Tell(new CommandRejected { Reason = decision.Rejection });
+            return;
+        }
+        var sender = Sender;
+        PersistAll(decision.Events, e =>
+        {
+            Applied(e);
+            sender.Tell(new JobAccepted { Job = decision.Job!.Id });
+            then(decision.Job!);
+        });
+    }
+
+    private void Dispatch(JobInfo job, IMessage assignment)
+    {
+        if (!_clientRefs.TryGetValue(job.Client, out var client))
+        {
+            End(job.Id, JobState.Failed, $"client {job.Client} is not connected: start its node, then run the job again");
+            return;
+        }
+        Persist(new JobStarted { Job = job.Id, Library = job.Library, UnixMs = Now() }, e =>
+        {
+            Applied(e);
+            client.Tell(assignment);
+        });
+    }
+
+    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0)
+    {
+        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors }, e =>
+        {
+            Applied(e);
+            var job = _state.Job(jobId)!;
+            if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(WithProgress(job));
+            _progress.Remove(jobId);
+        });
+    }
+
+    private JobInfo WithProgress(JobInfo job)
+    {
+        if (!_progress.TryGetValue(job.Id, out var p)) return job;
+        var copy = job.Clone();
+        copy.Progress = p;
+        return copy;
+    }
+
+    private void Applied(IMessage e)
+    {
+        _state = _state.Apply(e);
+        if (++_eventsSinceSnapshot < SnapshotEvery) return;
+        _eventsSinceSnapshot = 0;
+        SaveSnapshot(_state.ToSnapshot());
+    }
+}

@@ -1,0 +1,205 @@
+using System.Collections.Immutable;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Manager;
+
+/// <summary>What the manager knows, rebuilt from its journal: Apply(event) -> state, and the decisions taken
+/// on it (Decide...) -> events or a rejection. No actors, no I/O.</summary>
+public sealed record ManagerState
+{
+    public ImmutableSortedDictionary<string, ClientRegistered> Clients { get; init; } = ImmutableSortedDictionary<string, ClientRegistered>.Empty;
+    public ImmutableSortedDictionary<string, LibraryRegistered> Libraries { get; init; } = ImmutableSortedDictionary<string, LibraryRegistered>.Empty;
+    public ImmutableSortedDictionary<long, JobInfo> Jobs { get; init; } = ImmutableSortedDictionary<long, JobInfo>.Empty;
+    public ImmutableList<SnapshotManifest> Snapshots { get; init; } = ImmutableList<SnapshotManifest>.Empty;
+    public long NextJob { get; init; } = 1;
+
+    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
+
+    public ManagerState Apply(object e) => e switch
+    {
+        ClientRegistered c => this with { Clients = Clients.SetItem(c.Id, c) },
+        LibraryRegistered l => this with { Libraries = Libraries.SetItem(l.Id, l) },
+        JobQueued q => this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) },
+        JobStarted s => WithJob(s.Job, j => { j.State = JobState.Running; j.Library = s.Library; j.StartedUnixMs = s.UnixMs; }),
+        JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
+        JobEnded x => WithJob(x.Job, j =>
+        {
+            j.State = x.State;
+            j.Reason = x.Reason;
+            j.FinishedUnixMs = x.UnixMs;
+            j.Errors = x.Errors;
+            if (x.Snapshot != "") j.Snapshot = x.Snapshot;
+        }),
+        SnapshotRecorded r => this with { Snapshots = Snapshots.Add(SnapshotManifest.Parser.ParseFrom(r.Manifest)) },
+        ManagerSnapshot s => FromSnapshot(s),
+        _ => this,
+    };
+
+    private ManagerState WithJob(string id, Action<JobInfo> change)
+    {
+        if (!long.TryParse(id, out var n) || !Jobs.TryGetValue(n, out var job)) return this;
+        var copy = job.Clone();
+        change(copy);
+        return this with { Jobs = Jobs.SetItem(n, copy) };
+    }
+
+    public JobInfo? Job(string id) => long.TryParse(id, out var n) && Jobs.TryGetValue(n, out var j) ? j : null;
+
+    public ManagerSnapshot ToSnapshot()
+    {
+        var s = new ManagerSnapshot { NextJob = NextJob };
+        s.Clients.AddRange(Clients.Values);
+        s.Libraries.AddRange(Libraries.Values);
+        s.Jobs.AddRange(Jobs.Values);
+        s.Snapshots.AddRange(Snapshots.Select(m => m.ToByteString()));
+        return s;
+    }
+
+    private static ManagerState FromSnapshot(ManagerSnapshot s) => new()
+    {
+        Clients = s.Clients.ToImmutableSortedDictionary(c => c.Id, c => c),
+        Libraries = s.Libraries.ToImmutableSortedDictionary(l => l.Id, l => l),
+        Jobs = s.Jobs.ToImmutableSortedDictionary(j => long.Parse(j.Id), j => j),
+        Snapshots = s.Snapshots.Select(b => SnapshotManifest.Parser.ParseFrom(b)).ToImmutableList(),
+        NextJob = s.NextJob,
+    };
+
+    // ---- decisions ----------------------------------------------------------------------------------------
+
+    /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes);
+
+    /// <summary>
+    /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then
+    /// the most free space, then the id (so the choice is stable). Two concurrent backups therefore land on
+    /// two libraries when two are eligible.
+    /// </summary>
+    public static string? ChooseLibrary(IEnumerable<LibraryLoad> loads) =>
+        loads.Where(l => l.Reachable).OrderBy(l => l.ActiveJobs).ThenByDescending(l => l.FreeBytes).ThenBy(l => l.Id, StringComparer.Ordinal).FirstOrDefault()?.Id;
+
+    public int ActiveJobsOn(string library) => Jobs.Values.Count(j => !IsFinal(j.State) && j.Library == library);
+
+    public sealed record Decision(IReadOnlyList<IMessage> Events, string? Rejection, JobInfo? Job = null);
+
+    public Decision DecideStartBackup(StartBackup cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
+    {
+        if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
+        if (cmd.Paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", cmd.Paths.Where(p => !p.StartsWith('/')))}");
+        var client = ResolveClient(cmd.Client, out var why);
+        if (client is null) return Reject(why!);
+        string? library;
+        if (cmd.Library != "")
+        {
+            if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
+            if (loads.FirstOrDefault(l => l.Id == cmd.Library) is { Reachable: false }) return Reject($"library '{cmd.Library}' is not reachable now: its node is down; pick another or wait");
+            library = cmd.Library;
+        }
+        else
+        {
+            library = ChooseLibrary(loads);
+            if (library is null) return Reject("no library is reachable: start a node with the media role and a library");
+        }
+        var paths = cmd.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
+        var job = new JobInfo
+        {
+            Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client, Library = library,
+            Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem,
+            BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
+        };
+        job.Paths.AddRange(paths);
+        job.Excludes.AddRange(cmd.Excludes);
+        var parent = ParentFor(client, job.BackupSet, job.Level);
+        if (parent is null && job.Level != BackupLevel.LevelFull) job.Level = BackupLevel.LevelFull; // nothing to compare with: full
+        else if (job.Level == BackupLevel.LevelDefault) job.Level = BackupLevel.LevelIncremental;
+        return new Decision([new JobQueued { Job = job }], null, job);
+    }
+
+    public Decision DecideStartRestore(StartRestore cmd, DateTimeOffset now)
+    {
+        if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
+        SnapshotManifest snapshot;
+        try
+        {
+            snapshot = FindSnapshot(cmd.Snapshot);
+        }
+        catch (KeyNotFoundException e)
+        {
+            return Reject(e.Message);
+        }
+        var client = cmd.Client != "" ? cmd.Client : snapshot.Client;
+        if (!Clients.ContainsKey(client)) return Reject($"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}");
+        var job = new JobInfo
+        {
+            Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library,
+            Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(),
+        };
+        job.Paths.AddRange(cmd.Paths);
+        return new Decision([new JobQueued { Job = job }], null, job);
+    }
+
+    private static Decision Reject(string reason) => new([], reason);
+
+    private string? ResolveClient(string requested, out string? why)
+    {
+        why = null;
+        if (requested != "")
+        {
+            if (Clients.ContainsKey(requested)) return requested;
+            why = $"unknown client '{requested}': known are {(Clients.Count == 0 ? "none yet" : string.Join(", ", Clients.Keys))}";
+            return null;
+        }
+        if (Clients.Count == 1) return Clients.Keys.First();
+        why = Clients.Count == 0 ? "no client has registered: start a node with the client role" : $"several clients are registered ({string.Join(", ", Clients.Keys)}): name one with --client";
+        return null;
+    }
+
+    /// <summary>Incremental: the newest snapshot of the set; differential: the newest full one; full: none.</summary>
+    public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level) =>
+        level == BackupLevel.LevelFull ? null
+            : Snapshots.LastOrDefault(s => s.Client == client && s.BackupSet == backupSet && (level != BackupLevel.LevelDifferential || s.Level == Level.Full));
+
+    public SnapshotManifest FindSnapshot(string idOrPrefix)
+    {
+        if (idOrPrefix is "" or "latest")
+            return Snapshots.Count > 0 ? Snapshots[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
+        var matches = Snapshots.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': list them with 'abk snapshot list'"),
+            _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
+        };
+    }
+
+    /// <summary>Jobs that were running when the manager stopped: recorded as interrupted, never silently lost.</summary>
+    public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now) =>
+        Jobs.Values.Where(j => !IsFinal(j.State)).Select(j => new JobEnded
+        {
+            Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
+            Reason = j.State == JobState.Queued ? "the manager stopped before the job started; run it again"
+                : "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",
+        });
+
+    public static Level ToEngineLevel(BackupLevel level) => level switch
+    {
+        BackupLevel.LevelFull => Level.Full,
+        BackupLevel.LevelDifferential => Level.Differential,
+        _ => Level.Incremental,
+    };
+
+    public static BackupLevel FromEngineLevel(Level level) => level switch
+    {
+        Level.Full => BackupLevel.LevelFull,
+        Level.Differential => BackupLevel.LevelDifferential,
+        _ => BackupLevel.LevelIncremental,
+    };
+
+    public static SnapshotInfo Info(SnapshotManifest m) => new()
+    {
+        Id = m.Id, Client = m.Client, BackupSet = m.BackupSet, Level = FromEngineLevel(m.Level), Parent = m.Parent,
+        FinishedUnixMs = m.FinishedUnixMs, Library = m.Library, Files = m.Stats?.Files ?? 0, Bytes = m.Stats?.Bytes ?? 0,
+        BytesStored = m.Stats?.BytesStored ?? 0, Errors = m.Errors.Count, Job = m.Job, Paths = { m.Paths },
+    };
+}

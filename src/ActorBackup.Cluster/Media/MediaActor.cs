@@ -1,0 +1,176 @@
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Library;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Media;
+
+/// <summary>A library this node can reach, as its HOCON declares it.</summary>
+public sealed record LibraryDeclaration(string Id, string Path, long VolumeCapacity);
+
+/// <summary>
+/// The media agent of one library (a sharded entity, id = library id). Its journal is the library's index:
+/// one event per commit with the entries of that commit, and a snapshot of the whole index every
+/// <see cref="SnapshotEvery"/> commits. The volumes themselves are files the library appends to; bytes
+/// reach them through the data plane, never through this actor's mailbox.
+/// </summary>
+public sealed class MediaActor : ReceivePersistentActor
+{
+    public const int SnapshotEvery = 50;
+    private readonly LibraryDeclaration _declaration;
+    private readonly IActorRef? _manager;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ChunkIndex _index = new();
+    private List<VolumeEntry> _volumes = [];
+    private DiskLibrary? _library;
+    private readonly Dictionary<string, string> _sessions = [];
+    private int _eventsSinceSnapshot;
+
+    public override string PersistenceId => "media-" + _declaration.Id;
+
+    public static Props Props(LibraryDeclaration declaration, IActorRef? manager) => Akka.Actor.Props.Create(() => new MediaActor(declaration, manager));
+
+    public MediaActor(LibraryDeclaration declaration, IActorRef? manager)
+    {
+        _declaration = declaration;
+        _manager = manager;
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is not MediaSnapshot s) return;
+            _index = ChunkIndex.FromBytes(s.Index.Span);
+            _volumes = s.Volumes.Select(FromRecord).ToList();
+        });
+        Recover<IndexBatchCommitted>(e =>
+        {
+            _index.Apply(e.Entries.Span);
+            _volumes = e.Volumes.Select(FromRecord).ToList();
+            _eventsSinceSnapshot++;
+        });
+        Recover<RecoveryCompleted>(_ => OpenLibrary());
+
+        Command<OpenSession>(m =>
+        {
+            var ticket = InProcessDataPlane.Open(_library!, Self, _declaration.Id, m.Write);
+            _sessions[ticket] = m.Job;
+            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, Endpoint = $"{InProcessDataPlane.Scheme}:{Akka.Cluster.Cluster.Get(Context.System).SelfAddress}" });
+        });
+        Command<CommitSession>(m =>
+        {
+            if (!_sessions.TryGetValue(m.Ticket, out var job))
+            {
+                Sender.Tell(new CommandRejected { Reason = $"no open session {m.Ticket} on library {_declaration.Id}: it was closed or the media agent restarted" });
+                return;
+            }
+            CommitBatch batch;
+            try
+            {
+                batch = _library!.Commit();
+            }
+            catch (IOException e)
+            {
+                _log.Error(e, "commit of library {0} failed", _declaration.Id);
+                Sender.Tell(new CommandRejected { Reason = e.Message });
+                return;
+            }
+            var sender = Sender;
+            Persist(ToEvent(batch, job), e =>
+            {
+                AfterPersist(e);
+                sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Entries.Count, BytesStored = (ulong)batch.Volumes.Sum(v => v.Bytes) });
+                _manager?.Tell(Report());
+            });
+        });
+        Command<CloseSession>(m =>
+        {
+            InProcessDataPlane.Close(m.Ticket);
+            _sessions.Remove(m.Ticket);
+        });
+        Command<ListVolumes>(_ => Sender.Tell(Volumes()));
+        Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of library {0} failed: {1}", _declaration.Id, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    private void OpenLibrary()
+    {
+        _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
+        foreach (var p in _library.LastOpen.Problems) _log.Warning("library {0}: {1}", _declaration.Id, p);
+        if (_library.LastOpen.RecoveredRecords > 0 || _library.LastOpen.TornBytesCut > 0)
+        {
+            _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
+            Persist(ToEvent(_library.Commit(), "recovery"), AfterPersist);
+        }
+        _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+        _manager?.Tell(Report());
+    }
+
+    private void AfterPersist(IndexBatchCommitted e)
+    {
+        _volumes = e.Volumes.Select(FromRecord).ToList();
+        if (++_eventsSinceSnapshot < SnapshotEvery) return;
+        _eventsSinceSnapshot = 0;
+        var snapshot = new MediaSnapshot { Index = ByteString.CopyFrom(_library!.IndexBytes()) };
+        snapshot.Volumes.AddRange(e.Volumes);
+        SaveSnapshot(snapshot);
+    }
+
+    private static IndexBatchCommitted ToEvent(CommitBatch batch, string job)
+    {
+        var e = new IndexBatchCommitted { Entries = ByteString.CopyFrom(ChunkIndex.Pack(batch.Entries)), Job = job };
+        e.Volumes.AddRange(batch.Volumes.Select(ToRecord));
+        return e;
+    }
+
+    private IndexReport Report() => new()
+    {
+        Library = _declaration.Id,
+        Chunks = (ulong)(_library?.ChunkCount ?? _index.Count),
+        BytesStored = (ulong)(_library?.StoredBytes ?? 0),
+        Volumes = _library?.Volumes.Count ?? _volumes.Count,
+        ActiveSessions = _sessions.Count,
+        FreeBytes = FreeBytes(),
+        Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
+    };
+
+    private ulong FreeBytes()
+    {
+        try
+        {
+            return (ulong)new DriveInfo(Path.GetFullPath(_declaration.Path)).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    private VolumeList Volumes()
+    {
+        var list = new VolumeList { Library = _declaration.Id };
+        foreach (var v in _library?.Volumes ?? _volumes)
+            list.Volumes.Add(new VolumeInfo { Number = v.Number, Label = v.Label, State = v.State.ToString(), Bytes = (ulong)v.Bytes, Records = v.Records, Error = v.Error ?? "" });
+        return list;
+    }
+
+    private static VolumeRecord ToRecord(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State.ToString(), Bytes = v.Bytes, Records = v.Records, Error = v.Error ?? "" };
+
+    private static VolumeEntry FromRecord(VolumeRecord r) => new()
+    {
+        Number = r.Number, Label = r.Label, State = Enum.TryParse<VolumeState>(r.State, out var s) ? s : VolumeState.Error,
+        Bytes = r.Bytes, Records = r.Records, Error = r.Error == "" ? null : r.Error,
+    };
+
+    protected override void PostStop()
+    {
+        foreach (var ticket in _sessions.Keys) InProcessDataPlane.Close(ticket);
+        _library?.Dispose();
+        base.PostStop();
+    }
+}

@@ -1,0 +1,64 @@
+using System.Collections.Immutable;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+
+namespace ActorBackup.Cluster.Sharding;
+
+/// <summary>Messages to a media agent carry their library id: entity id and shard id alike.</summary>
+public sealed class MediaMessageExtractor : IMessageExtractor
+{
+    public string? EntityId(object message) => LibraryOf(message);
+    public object EntityMessage(object message) => message;
+    public string? ShardId(object message) => LibraryOf(message);
+    public string ShardId(string entityId, object? messageHint = null) => entityId;
+
+    public static string? LibraryOf(object message) => message switch
+    {
+        OpenSession m => m.Library,
+        CommitSession m => m.Library,
+        CloseSession m => m.Library,
+        GetLibraryStatus m => m.Library,
+        ListVolumes m => m.Library,
+        _ => null,
+    };
+}
+
+/// <summary>
+/// A library lives on a host: its shard goes to a node that declared it (cluster role "library:ID"). With
+/// two such nodes (shared storage) it goes to the one with fewer libraries, and fails over to the other.
+/// A library nobody declares is refused rather than opened on a node that cannot reach it.
+/// </summary>
+public sealed class LibraryAffinityAllocation(ActorSystem system) : IShardAllocationStrategy
+{
+    public const string RolePrefix = "library:";
+
+    public Task<IActorRef> AllocateShard(IActorRef requester, string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var declaring = cluster.State.Members
+            .Where(m => m.Status == MemberStatus.Up && m.HasRole(RolePrefix + shardId) && !cluster.State.Unreachable.Contains(m))
+            .Select(m => m.Address).ToHashSet();
+        var candidates = currentShardAllocations
+            .Where(kv => declaring.Contains(AddressOf(kv.Key, cluster)))
+            .OrderBy(kv => kv.Value.Count)
+            .Select(kv => kv.Key).ToList();
+        if (candidates.Count == 0)
+            throw new InvalidOperationException($"no reachable node declares library {shardId}: start a node whose HOCON lists it under actorbackup.libraries");
+        return Task.FromResult(candidates[0]);
+    }
+
+    public Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
+    {
+        // Move a shard only off a node that does not declare it (e.g. allocated while the right node was away).
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var misplaced = currentShardAllocations
+            .SelectMany(kv => kv.Value.Where(shard => !cluster.State.Members.Any(m => m.Address == AddressOf(kv.Key, cluster) && m.HasRole(RolePrefix + shard))))
+            .Where(s => !rebalanceInProgress.Contains(s)).ToImmutableHashSet();
+        return Task.FromResult<IImmutableSet<string>>(misplaced);
+    }
+
+    private static Address AddressOf(IActorRef region, Akka.Cluster.Cluster cluster) =>
+        region.Path.Address.HasLocalScope ? cluster.SelfAddress : region.Path.Address;
+}
