@@ -1,4 +1,5 @@
 using ActorBackup.Engine.Crypto;
+using ActorBackup.Cluster.Ops;
 using ActorBackup.Node;
 using ActorBackup.Node.Engine;
 
@@ -13,14 +14,17 @@ try
         }
         return EngineCommand.Run(args[1..]);
     }
-    Console.Error.WriteLine("actorbackup: the cell (manager, media agent, client roles) is not built yet; the engine is:");
-    Console.Error.WriteLine(EngineCommand.Usage);
-    return 2;
+    return NodeCommand.Run(args);
 }
 catch (UsageException e)
 {
     Console.Error.WriteLine($"actorbackup: {e.Message}");
-    Console.Error.WriteLine("run 'actorbackup engine --help' for the commands");
+    Console.Error.WriteLine("run 'actorbackup --help' or 'actorbackup engine --help' for the commands");
+    return 2;
+}
+catch (Akka.Configuration.ConfigurationException e)
+{
+    Console.Error.WriteLine($"actorbackup: bad configuration: {e.Message}");
     return 2;
 }
 catch (WrongKeyException e)

@@ -4,6 +4,7 @@ using ActorBackup.Engine.Chunks;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Scan;
+using ActorBackup.Cluster.Ops;
 using ActorBackup.Engine.Trees;
 
 namespace ActorBackup.Node.Engine;
@@ -117,8 +118,7 @@ public static class EngineCommand
                 using var repo = Repository.Open(repoPath, key);
                 var m = repo.Catalog.Find(a.Positional[0]);
                 using var trees = new TreeReader(repo.Keys, repo.Library);
-                var prefix = a.Positional.Count > 1 ? "/" + a.Positional[1].Trim('/') : "";
-                Listing.Print(trees, m, prefix, Console.Out);
+                TreeListing.Print(trees, m, a.Positional.Count > 1 ? a.Positional[1] : "", Console.Out);
                 return 0;
             }
             default:

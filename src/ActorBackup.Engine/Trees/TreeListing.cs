@@ -1,12 +1,11 @@
-using ActorBackup.Engine.Trees;
-
-namespace ActorBackup.Node.Engine;
+namespace ActorBackup.Engine.Trees;
 
 /// <summary>Prints a snapshot's entries below a path, one per line, like `ls -l` of the whole subtree.</summary>
-public static class Listing
+public static class TreeListing
 {
     public static void Print(TreeReader trees, SnapshotManifest snapshot, string prefix, TextWriter output)
     {
+        prefix = prefix is "" or "/" ? "" : "/" + prefix.Trim('/');
         Walk(trees, trees.Load(snapshot.RootTree), "", prefix, output);
     }
 

@@ -1,4 +1,4 @@
-namespace ActorBackup.Node;
+namespace ActorBackup.Cluster.Ops;
 
 /// <summary>The operator typed something we cannot act on; the message says what to type instead.</summary>
 public sealed class UsageException(string message) : Exception(message);

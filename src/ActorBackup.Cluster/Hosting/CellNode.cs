@@ -1,0 +1,143 @@
+using ActorBackup.Cluster.Client;
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Cluster.Media;
+using ActorBackup.Cluster.Ops;
+using ActorBackup.Cluster.Sharding;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using Microsoft.Data.Sqlite;
+
+namespace ActorBackup.Cluster.Hosting;
+
+/// <summary>The settings under actorbackup.* that say what this node is.</summary>
+public sealed record NodeSettings(
+    string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
+    int ChunkAverage, int CompressionLevel, string Persistence)
+{
+    public static NodeSettings From(Config config)
+    {
+        var c = config.GetConfig("actorbackup");
+        var dataDir = Path.GetFullPath(c.GetString("data-dir", "data"));
+        var capacity = c.GetLong("volume-capacity", 4L * 1024 * 1024 * 1024);
+        var libraries = new List<LibraryDeclaration>();
+        foreach (var value in c.GetValue("libraries")?.GetArray() ?? [])
+        {
+            var obj = value.GetObject();
+            var id = obj.GetKey("id")?.GetString() ?? throw new ConfigurationException("every entry of actorbackup.libraries needs an id");
+            var path = obj.GetKey("path")?.GetString() ?? "";
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity));
+        }
+        var roles = c.GetStringList("roles").ToList();
+        foreach (var r in roles)
+            if (r is not ("manager" or "media" or "client")) throw new ConfigurationException($"unknown role '{r}' in actorbackup.roles: use manager, media, client");
+        var clientId = c.GetString("client-id", "");
+        var keyDir = c.GetString("key-dir", "");
+        return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,
+            keyDir == "" ? Path.Combine(dataDir, "keys") : Path.GetFullPath(keyDir),
+            c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"));
+    }
+}
+
+/// <summary>
+/// One running node of a cell: the ActorSystem with the roles its HOCON gives. The embedded default (no
+/// configuration at all) is one node with every role, SQLite in ./data and one disk library.
+/// </summary>
+public sealed class CellNode
+{
+    public ActorSystem System { get; }
+    public NodeSettings Settings { get; }
+    public IActorRef Manager { get; }
+    public IActorRef Media { get; }
+    public IActorRef Ops { get; }
+
+    private CellNode(ActorSystem system, NodeSettings settings, IActorRef manager, IActorRef media, IActorRef ops)
+    {
+        System = system;
+        Settings = settings;
+        Manager = manager;
+        Media = media;
+        Ops = ops;
+    }
+
+    /// <summary>base.conf and the persistence file, from the folder that ships them.</summary>
+    public static Config Defaults(string hoconDir, string persistence = "sqlite")
+    {
+        var file = Path.Combine(hoconDir, persistence + ".conf");
+        if (!File.Exists(file)) throw new ConfigurationException($"no persistence file {file}: use sqlite or postgres");
+        return ConfigurationFactory.ParseString(File.ReadAllText(file))
+            .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, "base.conf"))))
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    public static CellNode Start(Config config)
+    {
+        var settings = NodeSettings.From(config);
+        Directory.CreateDirectory(settings.DataDir);
+        var roles = new List<string>(settings.Roles);
+        if (settings.Roles.Contains("media")) roles.AddRange(settings.Libraries.Select(l => LibraryAffinityAllocation.RolePrefix + l.Id));
+        var extra = $"akka.cluster.roles = [{string.Join(",", roles.Select(r => "\"" + r + "\""))}]\n";
+        if (settings.Persistence == "sqlite")
+        {
+            var db = Path.Combine(settings.DataDir, "actorbackup.db");
+            PrepareSqlite(db);
+            var cs = $"Data Source={db};Default Timeout=30";
+            if (config.GetString("akka.persistence.journal.sql.connection-string", "") == "")
+                extra += $"akka.persistence.journal.sql.connection-string = \"{cs}\"\n";
+            if (config.GetString("akka.persistence.snapshot-store.sql.connection-string", "") == "")
+                extra += $"akka.persistence.snapshot-store.sql.connection-string = \"{cs}\"\n";
+        }
+        var system = ActorSystem.Create("actorbackup", ConfigurationFactory.ParseString(extra).WithFallback(config));
+
+        var extractor = new MediaMessageExtractor();
+        var sharding = ClusterSharding.Get(system);
+        var managerProxy = system.ActorOf(ClusterSingletonProxy.Props("/user/manager",
+            ClusterSingletonProxySettings.Create(system).WithRole("manager").WithSingletonName("manager")), "manager-proxy");
+        IActorRef media;
+        if (settings.Roles.Contains("media"))
+        {
+            var declared = settings.Libraries.ToDictionary(l => l.Id);
+            media = sharding.Start("media", id => MediaActor.Props(
+                    declared.TryGetValue(id, out var d) ? d : throw new InvalidOperationException($"library {id} is not declared on this node"), managerProxy),
+                ClusterShardingSettings.Create(system).WithRole("media"), extractor, new LibraryAffinityAllocation(system), PoisonPill.Instance);
+        }
+        else media = sharding.StartProxy("media", "media", extractor);
+
+        if (settings.Roles.Contains("manager"))
+            system.ActorOf(ClusterSingletonManager.Props(ManagerActor.Props(media), PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(system).WithRole("manager").WithSingletonName("manager")), "manager");
+
+        CellKeys? keys = null;
+        if (settings.Roles.Contains("client"))
+        {
+            keys = CellKeyring.LoadOrCreate(settings.KeyDir);
+            var client = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel);
+            system.ActorOf(ClientActor.Props(client, keys, managerProxy, media), "client");
+        }
+        var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys), "ops");
+        ClusterClientReceptionist.Get(system).RegisterService(ops);
+
+        // Wake this node's media agents so that they open their libraries and register with the manager.
+        if (settings.Roles.Contains("media"))
+            Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() =>
+            {
+                foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id });
+            });
+        return new CellNode(system, settings, managerProxy, media, ops);
+    }
+
+    /// <summary>SQLite in WAL mode: readers never wait for the writer, and a crash loses no committed event.</summary>
+    private static void PrepareSqlite(string path)
+    {
+        using var connection = new SqliteConnection($"Data Source={path}");
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+        cmd.ExecuteNonQuery();
+    }
+}
