@@ -1,0 +1,119 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Tests;
+
+public class ManagerStateTests
+{
+    private static readonly DateTimeOffset Now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
+
+    private static ManagerState Cell(params string[] clients)
+    {
+        var s = new ManagerState();
+        foreach (var c in clients) s = s.Apply(new ClientRegistered { Id = c, Address = "akka.tcp://actorbackup@h/user/client" });
+        s = s.Apply(new LibraryRegistered { Id = "lib1", Node = "n1" });
+        return s.Apply(new LibraryRegistered { Id = "lib2", Node = "n2" });
+    }
+
+    private static List<ManagerState.LibraryLoad> Loads(ManagerState s, ulong free1 = 100, ulong free2 = 50) =>
+    [
+        new("lib1", true, s.ActiveJobsOn("lib1"), free1),
+        new("lib2", true, s.ActiveJobsOn("lib2"), free2),
+    ];
+
+    private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
+
+    private static StartBackup Backup(params string[] paths)
+    {
+        var b = new StartBackup();
+        b.Paths.AddRange(paths);
+        return b;
+    }
+
+    [Fact]
+    public void Two_concurrent_backups_land_on_two_libraries()
+    {
+        var s = Cell("host-a", "host-b");
+        var first = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/a" } }, Loads(s), Now);
+        Assert.Null(first.Rejection);
+        Assert.Equal("lib1", first.Job!.Library); // more free space while both are idle
+        s = Apply(s, first.Events).Apply(new JobStarted { Job = first.Job.Id, Library = "lib1" });
+        var second = s.DecideStartBackup(new StartBackup { Client = "host-b", Paths = { "/b" } }, Loads(s), Now);
+        Assert.Equal("lib2", second.Job!.Library);
+        Assert.NotEqual(first.Job.Id, second.Job.Id);
+    }
+
+    [Fact]
+    public void Media_selection_skips_unreachable_libraries_and_prefers_the_least_busy()
+    {
+        Assert.Equal("b", ManagerState.ChooseLibrary([new("a", false, 0, 1000), new("b", true, 3, 1), new("c", true, 4, 9999)]));
+        Assert.Equal("c", ManagerState.ChooseLibrary([new("b", true, 1, 5), new("c", true, 1, 6)]));
+        Assert.Null(ManagerState.ChooseLibrary([new("a", false, 0, 1)]));
+    }
+
+    [Fact]
+    public void Bad_requests_are_rejected_with_what_to_do()
+    {
+        var empty = new ManagerState();
+        Assert.Contains("no client has registered", empty.DecideStartBackup(Backup("/x"), [], Now).Rejection);
+        var s = Cell("a", "b");
+        Assert.Contains("name one with --client", s.DecideStartBackup(Backup("/x"), Loads(s), Now).Rejection);
+        Assert.Contains("unknown client 'zz'", s.DecideStartBackup(new StartBackup { Client = "zz", Paths = { "/x" } }, Loads(s), Now).Rejection);
+        Assert.Contains("absolute", s.DecideStartBackup(new StartBackup { Client = "a", Paths = { "relative" } }, Loads(s), Now).Rejection);
+        Assert.Contains("unknown library 'lib9'", s.DecideStartBackup(new StartBackup { Client = "a", Paths = { "/x" }, Library = "lib9" }, Loads(s), Now).Rejection);
+        Assert.Contains("not reachable", s.DecideStartBackup(new StartBackup { Client = "a", Paths = { "/x" }, Library = "lib2" },
+            [new("lib1", true, 0, 1), new("lib2", false, 0, 1)], Now).Rejection);
+        Assert.Contains("no snapshot yet", s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r" }, Now).Rejection);
+        Assert.Contains("absolute target", s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "r" }, Now).Rejection);
+    }
+
+    [Fact]
+    public void Levels_find_their_parent_and_an_incremental_without_one_is_a_full()
+    {
+        var s = Cell("a");
+        var first = s.DecideStartBackup(new StartBackup { Paths = { "/data" }, Level = BackupLevel.LevelIncremental }, Loads(s), Now);
+        Assert.Equal(BackupLevel.LevelFull, first.Job!.Level);
+        s = Apply(s, first.Events);
+        var full = new SnapshotManifest { Id = "f1", Client = "a", BackupSet = "/data", Level = Level.Full };
+        var incr = new SnapshotManifest { Id = "i1", Client = "a", BackupSet = "/data", Level = Level.Incremental, Parent = "f1" };
+        s = s.Apply(new SnapshotRecorded { Manifest = full.ToByteString() }).Apply(new SnapshotRecorded { Manifest = incr.ToByteString() });
+        Assert.Equal("i1", s.ParentFor("a", "/data", BackupLevel.LevelIncremental)!.Id);
+        Assert.Equal("f1", s.ParentFor("a", "/data", BackupLevel.LevelDifferential)!.Id);
+        Assert.Null(s.ParentFor("a", "/data", BackupLevel.LevelFull));
+        Assert.Null(s.ParentFor("a", "/other", BackupLevel.LevelIncremental));
+        var next = s.DecideStartBackup(new StartBackup { Paths = { "/data/" } }, Loads(s), Now);
+        Assert.Equal(BackupLevel.LevelIncremental, next.Job!.Level); // default level, parent exists; trailing '/' is the same set
+        Assert.Equal("i1", s.FindSnapshot("i").Id);
+        Assert.Equal("i1", s.FindSnapshot("latest").Id);
+    }
+
+    [Fact]
+    public void Jobs_running_when_the_manager_stopped_are_recorded_as_interrupted()
+    {
+        var s = Cell("a");
+        var d1 = s.DecideStartBackup(Backup("/x"), Loads(s), Now);
+        s = Apply(s, d1.Events).Apply(new JobStarted { Job = d1.Job!.Id, Library = "lib1" });
+        var d2 = s.DecideStartBackup(Backup("/y"), Loads(s), Now);
+        s = Apply(s, d2.Events).Apply(new JobStarted { Job = d2.Job!.Id, Library = "lib2" })
+            .Apply(new JobEnded { Job = d2.Job.Id, State = JobState.Succeeded, Snapshot = "s" });
+        var interrupted = s.InterruptedJobs(Now).ToList();
+        Assert.Equal([d1.Job.Id], interrupted.Select(e => e.Job));
+        s = Apply(s, interrupted);
+        Assert.Equal(JobState.Interrupted, s.Job(d1.Job.Id)!.State);
+        Assert.Contains("run it again", s.Job(d1.Job.Id)!.Reason);
+        Assert.Equal(JobState.Succeeded, s.Job(d2.Job.Id)!.State);
+    }
+
+    [Fact]
+    public void A_snapshot_of_the_state_rebuilds_the_same_state()
+    {
+        var s = Cell("a");
+        var d = s.DecideStartBackup(Backup("/x"), Loads(s), Now);
+        s = Apply(s, d.Events).Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = "s1", Client = "a" }.ToByteString() });
+        var back = new ManagerState().Apply(s.ToSnapshot());
+        Assert.Equal(s.ToSnapshot(), back.ToSnapshot());
+        Assert.Equal(s.NextJob, back.NextJob);
+    }
+}
