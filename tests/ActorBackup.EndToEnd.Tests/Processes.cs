@@ -20,6 +20,17 @@ public static class Processes
 
     public static string Actorbackup => Path.Combine(RepoRoot, "src", "ActorBackup.Node", "bin", Configuration, "net10.0", "actorbackup");
 
+    public static string Abk => Path.Combine(RepoRoot, "src", "ActorBackup.Shell", "bin", Configuration, "net10.0", "abk");
+
+    public static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
     public static ProcessResult Run(string exe, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>
+/// A real `actorbackup` node process on 127.0.0.1 with its own data folder and port, driven with the real
+/// `abk`. Killed (SIGKILL) on dispose; its output is kept for failure messages.
+/// </summary>
+public sealed class CellProcess : IDisposable
+{
+    private Process? _process;
+    private readonly System.Text.StringBuilder _log = new();
+    public string DataDir { get; }
+    public int Port { get; }
+    public IReadOnlyList<string> ExtraArgs { get; }
+
+    public CellProcess(string dataDir, int? port = null, params string[] extraArgs)
+    {
+        DataDir = dataDir;
+        Port = port ?? Processes.FreePort();
+        ExtraArgs = extraArgs;
+    }
+
+    public string Node => $"127.0.0.1:{Port}";
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    public CellProcess Start(string? seedPort = null, string libraries = "lib1")
+    {
+        var psi = new ProcessStartInfo(Processes.Actorbackup) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = DataDir };
+        Directory.CreateDirectory(DataDir);
+        foreach (var a in (string[])["--data", DataDir, "--port", Port.ToString(),
+                     "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{seedPort ?? Port.ToString()}\"]", .. ExtraArgs])
+            psi.ArgumentList.Add(a);
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var r = Abk("--json", "library", "list");
+            if (r.ExitCode == 0 && libraries.Split(',').All(l => r.Stdout.Contains($"\"id\": \"{l}\"") && LibraryReachable(r.Stdout, l))) return this;
+            if (_process.HasExited) throw new InvalidOperationException($"node exited with {_process.ExitCode}:\n{Log}");
+            Thread.Sleep(500);
+        }
+        throw new TimeoutException($"node on port {Port} did not get ready:\n{Log}");
+    }
+
+    private static bool LibraryReachable(string json, string id)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.GetProperty("libraries").EnumerateArray().Any(l => l.GetProperty("id").GetString() == id && l.GetProperty("reachable").GetBoolean());
+    }
+
+    public ProcessResult Abk(params string[] args) => Processes.Run(Processes.Abk, ["--node", Node, .. args], timeout: TimeSpan.FromMinutes(3));
+
+    public JsonElement AbkJson(params string[] args)
+    {
+        var r = Abk(["--json", .. args]);
+        if (r.ExitCode != 0) throw new InvalidOperationException($"abk {string.Join(' ', args)} failed ({r.ExitCode}): {r.Stderr}{r.Stdout}");
+        return JsonDocument.Parse(r.Stdout).RootElement.Clone();
+    }
+
+    /// <summary>SIGKILL: no shutdown hook runs, as when a machine loses power.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+    }
+
+    /// <summary>SIGTERM: coordinated shutdown.</summary>
+    public int Terminate()
+    {
+        if (_process is not { HasExited: false }) return _process?.ExitCode ?? 0;
+        Processes.Run("/bin/kill", ["-TERM", _process.Id.ToString()]);
+        if (!_process.WaitForExit(30_000)) Kill();
+        return _process.ExitCode;
+    }
+
+    public void Dispose() => Kill();
+}
