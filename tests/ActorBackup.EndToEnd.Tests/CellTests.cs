@@ -130,3 +130,51 @@ public class CellTests
         TreeCompare.AssertSame(TreeCompare.Describe(large), target2 + large);
     }
 }
+
+public class TwoNodeCellTests
+{
+    [Fact]
+    public void Two_clients_backing_up_at_once_land_on_two_media_agents_and_both_restore()
+    {
+        using var dir = new TempDir();
+        var srcA = Path.Combine(dir.Path, "src-a");
+        var srcB = Path.Combine(dir.Path, "src-b");
+        foreach (var (src, seed) in new[] { (srcA, 1), (srcB, 2) })
+        {
+            Directory.CreateDirectory(Path.Combine(src, "sub"));
+            var bytes = new byte[24 * 1024 * 1024];
+            new Random(seed).NextBytes(bytes);
+            File.WriteAllBytes(Path.Combine(src, "data.bin"), bytes);
+            File.WriteAllText(Path.Combine(src, "sub", "note.txt"), $"note {seed}");
+        }
+        var nodeA = Path.Combine(dir.Path, "node-a");
+        using var a = new CellProcess(nodeA, null, "--set", "actorbackup.client-id=host-a").Start();
+        using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), null,
+            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.roles=[media,client]",
+            "--set", "actorbackup.libraries=[{id=lib2}]", "--set", $"actorbackup.key-dir={Path.Combine(nodeA, "keys")}")
+            .Start(seedPort: a.Port.ToString(), libraries: "lib1,lib2");
+
+        var cluster = a.AbkJson("cluster", "show");
+        Assert.Equal(2, cluster.GetProperty("members").GetArrayLength());
+        var jobA = a.Abk("backup", "--client", "host-a", "--no-wait", srcA).Stdout.Trim();
+        var jobB = b.Abk("backup", "--client", "host-b", "--no-wait", srcB).Stdout.Trim();
+        var resultA = a.AbkJson("job", "watch", jobA);
+        var resultB = a.AbkJson("job", "watch", jobB);
+        Assert.True(resultA.GetProperty("state").GetString() == "SUCCEEDED", resultA.ToString() + a.Log);
+        Assert.True(resultB.GetProperty("state").GetString() == "SUCCEEDED", resultB.ToString() + b.Log);
+        var libraries = new[] { resultA.GetProperty("library").GetString(), resultB.GetProperty("library").GetString() };
+        Assert.Equal(["lib1", "lib2"], libraries.Order());
+
+        foreach (var (result, src, client) in new[] { (resultA, srcA, "host-a"), (resultB, srcB, "host-b") })
+        {
+            var target = Path.Combine(dir.Path, "restore-" + client);
+            var restore = a.Abk("restore", result.GetProperty("snapshot").GetString()!, "--to", target, "--client", client);
+            Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+            TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        }
+        // Across nodes too: host-b restores host-a's snapshot, whichever library holds it.
+        var cross = Path.Combine(dir.Path, "cross");
+        Assert.Equal(0, a.Abk("restore", resultA.GetProperty("snapshot").GetString()!, "--to", cross, "--client", "host-b").ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(srcA), cross + srcA);
+    }
+}

@@ -25,7 +25,7 @@ public interface IDataPlaneChannel : IChunkSink, IChunkSource, IDisposable
 public static class InProcessDataPlane
 {
     public const string Scheme = "inproc";
-    private sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write);
+    internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write);
     private static readonly ConcurrentDictionary<string, Session> Sessions = new();
 
     public static string Open(DiskLibrary library, IActorRef media, string libraryId, bool write)
@@ -37,14 +37,20 @@ public static class InProcessDataPlane
 
     public static void Close(string ticket) => Sessions.TryRemove(ticket, out _);
 
+    internal static bool TryGetSession(string ticket, out Session session) => Sessions.TryGetValue(ticket, out session!);
+
     public static int OpenCount(DiskLibrary library) => Sessions.Values.Count(s => ReferenceEquals(s.Library, library));
 
-    /// <summary>The channel for a granted session, or an explanation of why this process cannot reach it.</summary>
+    /// <summary>
+    /// The channel for a granted session: in-process when the media agent runs in this process (its ticket is
+    /// registered here), else the socket of the endpoint the media agent gave.
+    /// </summary>
     public static IDataPlaneChannel Connect(SessionOpened granted, TimeSpan commitTimeout)
     {
-        if (!granted.Endpoint.StartsWith(Scheme + ":", StringComparison.Ordinal) || !Sessions.TryGetValue(granted.Ticket, out var s))
-            throw new IOException($"library {granted.Library} is on another node ({granted.Endpoint}); the socket data plane between nodes is not built yet, so back up with a library on the client's own node (--library)");
-        return new Channel(granted.Ticket, s, commitTimeout);
+        if (Sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(granted.Ticket, s, commitTimeout);
+        var socket = granted.Endpoint.Split(' ').FirstOrDefault(e => e.StartsWith("tcp:", StringComparison.Ordinal))
+                     ?? throw new IOException($"library {granted.Library} is on another node and offers no socket data plane ({granted.Endpoint})");
+        return new SocketChannel(socket, granted.Ticket);
     }
 
     private sealed class Channel(string ticket, Session session, TimeSpan commitTimeout) : IDataPlaneChannel

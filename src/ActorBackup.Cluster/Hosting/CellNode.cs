@@ -1,4 +1,5 @@
 using ActorBackup.Cluster.Client;
+using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Cluster.Media;
 using ActorBackup.Cluster.Ops;
@@ -102,8 +103,12 @@ public sealed class CellNode
         if (settings.Roles.Contains("media"))
         {
             var declared = settings.Libraries.ToDictionary(l => l.Id);
+            var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
+                system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5));
+            system.RegisterOnTermination(server.Dispose);
+            var endpoint = new DataPlaneEndpoint(server.Endpoint);
             media = sharding.Start("media", id => MediaActor.Props(
-                    declared.TryGetValue(id, out var d) ? d : throw new InvalidOperationException($"library {id} is not declared on this node"), managerProxy),
+                    declared.TryGetValue(id, out var d) ? d : throw new InvalidOperationException($"library {id} is not declared on this node"), managerProxy, endpoint),
                 ClusterShardingSettings.Create(system).WithRole("media"), extractor, new LibraryAffinityAllocation(system), PoisonPill.Instance);
         }
         else media = sharding.StartProxy("media", "media", extractor);

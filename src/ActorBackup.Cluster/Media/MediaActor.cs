@@ -12,6 +12,9 @@ namespace ActorBackup.Cluster.Media;
 /// <summary>A library this node can reach, as its HOCON declares it.</summary>
 public sealed record LibraryDeclaration(string Id, string Path, long VolumeCapacity);
 
+/// <summary>Where clients on other nodes reach this node's data plane ("tcp:HOST:PORT"), or empty.</summary>
+public sealed record DataPlaneEndpoint(string Socket);
+
 /// <summary>
 /// The media agent of one library (a sharded entity, id = library id). Its journal is the library's index:
 /// one event per commit with the entries of that commit, and a snapshot of the whole index every
@@ -23,6 +26,7 @@ public sealed class MediaActor : ReceivePersistentActor
     public const int SnapshotEvery = 50;
     private readonly LibraryDeclaration _declaration;
     private readonly IActorRef? _manager;
+    private readonly DataPlaneEndpoint _endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ChunkIndex _index = new();
     private List<VolumeEntry> _volumes = [];
@@ -32,12 +36,14 @@ public sealed class MediaActor : ReceivePersistentActor
 
     public override string PersistenceId => "media-" + _declaration.Id;
 
-    public static Props Props(LibraryDeclaration declaration, IActorRef? manager) => Akka.Actor.Props.Create(() => new MediaActor(declaration, manager));
+    public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null) =>
+        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("")));
 
-    public MediaActor(LibraryDeclaration declaration, IActorRef? manager)
+    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint)
     {
         _declaration = declaration;
         _manager = manager;
+        _endpoint = endpoint;
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -57,7 +63,9 @@ public sealed class MediaActor : ReceivePersistentActor
         {
             var ticket = InProcessDataPlane.Open(_library!, Self, _declaration.Id, m.Write);
             _sessions[ticket] = m.Job;
-            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, Endpoint = $"{InProcessDataPlane.Scheme}:{Akka.Cluster.Cluster.Get(Context.System).SelfAddress}" });
+            // Clients in this process use the ticket in place; others connect to the socket.
+            var endpoint = $"{InProcessDataPlane.Scheme}:{Akka.Cluster.Cluster.Get(Context.System).SelfAddress} {_endpoint.Socket}".Trim();
+            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, Endpoint = endpoint });
         });
         Command<CommitSession>(m =>
         {

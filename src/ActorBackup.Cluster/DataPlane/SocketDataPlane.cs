@@ -1,0 +1,276 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Volumes;
+using ActorBackup.Protocol;
+using Akka.Actor;
+
+namespace ActorBackup.Cluster.DataPlane;
+
+/// <summary>
+/// The data plane between nodes: a plain TCP socket of its own (never Akka.Remote's connection, so bulk data
+/// cannot delay heartbeats), admitted by the media agent's one-time ticket. Request and reply frames:
+/// <code>
+/// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error) | u32 length | payload
+/// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
+/// </code>
+/// Each engine thread gets a connection of its own, so that both cores stream at once.
+/// </summary>
+internal static class SocketFrames
+{
+    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7;
+    public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
+
+    public static void ReadExactly(Socket s, Span<byte> buffer)
+    {
+        while (buffer.Length > 0)
+        {
+            var n = s.Receive(buffer);
+            if (n == 0) throw new IOException("the data plane connection closed");
+            buffer = buffer[n..];
+        }
+    }
+
+    public static void Write(Socket s, byte code, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
+    {
+        Span<byte> head = stackalloc byte[5];
+        head[0] = code;
+        BinaryPrimitives.WriteInt32LittleEndian(head[1..], a.Length + b.Length);
+        s.Send(head);
+        if (a.Length > 0) s.Send(a);
+        if (b.Length > 0) s.Send(b);
+    }
+
+    /// <summary>Reads one frame into <paramref name="buffer"/> (grown when needed); returns its code and length.</summary>
+    public static (byte Code, int Length) ReadFrame(Socket s, ref byte[] buffer)
+    {
+        Span<byte> head = stackalloc byte[5];
+        ReadExactly(s, head);
+        var length = BinaryPrimitives.ReadInt32LittleEndian(head[1..]);
+        if (length < 0 || length > MaxFrame) throw new IOException($"data plane frame of {length} bytes is out of bounds");
+        if (buffer.Length < length) buffer = new byte[Math.Max(length, buffer.Length * 2)];
+        ReadExactly(s, buffer.AsSpan(0, length));
+        return (head[0], length);
+    }
+}
+
+/// <summary>The media node's side: accepts connections, checks the ticket, serves one session per connection.</summary>
+public sealed class DataPlaneServer : IDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly TimeSpan _commitTimeout;
+    private volatile bool _stopped;
+
+    public string Endpoint { get; }
+
+    public DataPlaneServer(string host, int port, TimeSpan commitTimeout)
+    {
+        _commitTimeout = commitTimeout;
+        _listener = new TcpListener(IPAddress.Parse(host), port);
+        _listener.Start();
+        Endpoint = $"tcp:{host}:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+        new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
+    }
+
+    private void AcceptLoop()
+    {
+        while (!_stopped)
+        {
+            Socket socket;
+            try
+            {
+                socket = _listener.AcceptSocket();
+            }
+            catch (Exception) when (_stopped)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+            socket.NoDelay = true;
+            new Thread(() => Serve(socket)) { IsBackground = true, Name = "data-plane" }.Start();
+        }
+    }
+
+    private void Serve(Socket socket)
+    {
+        using (socket)
+        {
+            var buffer = new byte[64 * 1024];
+            var readBuffer = new byte[64 * 1024];
+            try
+            {
+                var (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
+                var ticket = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
+                if (code != SocketFrames.Hello || !InProcessDataPlane.TryGetSession(ticket, out var session))
+                {
+                    SocketFrames.Write(socket, 1, "unknown or expired ticket: ask the media agent for a new session"u8);
+                    return;
+                }
+                SocketFrames.Write(socket, 0, []);
+                var library = session.Library;
+                Span<byte> one = stackalloc byte[1];
+                while (true)
+                {
+                    (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
+                    try
+                    {
+                        var id = length >= ChunkId.Size ? new ChunkId(buffer.AsSpan(0, ChunkId.Size)) : default;
+                        switch (code)
+                        {
+                            case SocketFrames.Reserve when session.Write:
+                                one[0] = library.TryReserve(id) ? (byte)1 : (byte)0;
+                                SocketFrames.Write(socket, 0, one);
+                                break;
+                            case SocketFrames.Append when session.Write && length > ChunkId.Size:
+                                library.Append(id, (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
+                                SocketFrames.Write(socket, 0, []);
+                                break;
+                            case SocketFrames.Release:
+                                library.Release(id);
+                                SocketFrames.Write(socket, 0, []);
+                                break;
+                            case SocketFrames.Contains:
+                                one[0] = library.Contains(id) ? (byte)1 : (byte)0;
+                                SocketFrames.Write(socket, 0, one);
+                                break;
+                            case SocketFrames.Read:
+                                var payload = library.ReadPayload(id, ref readBuffer, out var flags);
+                                one[0] = (byte)flags;
+                                SocketFrames.Write(socket, 0, one, payload);
+                                break;
+                            case SocketFrames.Commit when session.Write:
+                                var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();
+                                if (reply is CommandRejected r) SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
+                                else SocketFrames.Write(socket, 0, []);
+                                break;
+                            default:
+                                SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes($"request {code} is not allowed on this session"));
+                                break;
+                        }
+                    }
+                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException)
+                    {
+                        SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(e.Message));
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            {
+                // The client went away; its session stays open until the job closes it.
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopped = true;
+        _listener.Stop();
+    }
+}
+
+/// <summary>The client's side: one connection per engine thread, opened on first use.</summary>
+public sealed class SocketChannel : IDataPlaneChannel
+{
+    private readonly string _host;
+    private readonly int _port;
+    private readonly ThreadLocal<Connection> _connections;
+
+    public string Ticket { get; }
+
+    private sealed class Connection(Socket socket) : IDisposable
+    {
+        public readonly Socket Socket = socket;
+        public byte[] Buffer = new byte[64 * 1024];
+        public void Dispose() => Socket.Dispose();
+    }
+
+    public SocketChannel(string endpoint, string ticket)
+    {
+        var hostPort = endpoint["tcp:".Length..];
+        var colon = hostPort.LastIndexOf(':');
+        _host = hostPort[..colon];
+        _port = int.Parse(hostPort[(colon + 1)..]);
+        Ticket = ticket;
+        _connections = new ThreadLocal<Connection>(Open, trackAllValues: true);
+        _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable
+    }
+
+    private Connection Open()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.Connect(_host, _port);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new IOException($"cannot reach the media agent's data plane at {_host}:{_port}: {e.Message}", e);
+        }
+        var c = new Connection(socket);
+        Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
+        return c;
+    }
+
+    private static ReadOnlySpan<byte> Call(Connection c, byte op, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
+    {
+        SocketFrames.Write(c.Socket, op, a, b);
+        var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
+        if (status != 0) throw new IOException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
+        return c.Buffer.AsSpan(0, length);
+    }
+
+    private static ReadOnlySpan<byte> Id(ChunkId id, Span<byte> buffer)
+    {
+        id.WriteTo(buffer);
+        return buffer;
+    }
+
+    public bool TryReserve(ChunkId id)
+    {
+        Span<byte> b = stackalloc byte[ChunkId.Size];
+        return Call(_connections.Value!, SocketFrames.Reserve, Id(id, b))[0] == 1;
+    }
+
+    public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> head = stackalloc byte[ChunkId.Size + 1];
+        id.WriteTo(head);
+        head[ChunkId.Size] = (byte)flags;
+        Call(_connections.Value!, SocketFrames.Append, head, payload);
+    }
+
+    public void Release(ChunkId id)
+    {
+        Span<byte> b = stackalloc byte[ChunkId.Size];
+        Call(_connections.Value!, SocketFrames.Release, Id(id, b));
+    }
+
+    public bool Contains(ChunkId id)
+    {
+        Span<byte> b = stackalloc byte[ChunkId.Size];
+        return Call(_connections.Value!, SocketFrames.Contains, Id(id, b))[0] == 1;
+    }
+
+    public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
+    {
+        Span<byte> b = stackalloc byte[ChunkId.Size];
+        var reply = Call(_connections.Value!, SocketFrames.Read, Id(id, b));
+        flags = (RecordFlags)reply[0];
+        if (buffer.Length < reply.Length - 1) buffer = new byte[reply.Length];
+        reply[1..].CopyTo(buffer);
+        return buffer.AsSpan(0, reply.Length - 1);
+    }
+
+    public void Commit() => Call(_connections.Value!, SocketFrames.Commit, []);
+
+    public void Dispose()
+    {
+        foreach (var c in _connections.Values) c.Dispose();
+        _connections.Dispose();
+    }
+}
