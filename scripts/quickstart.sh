@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Builds ActorBackup and backs up FOLDER into a repository under ./data (created on first use, with a
-# random key file as its key: keep data/master.keyfile safe, without it nothing restores).
+# Builds ActorBackup, starts the embedded cell in the background (one node with every role, SQLite and one
+# disk library under ./data, listening on 127.0.0.1:4053) unless it already runs, and backs up FOLDER.
+# The node's output goes to data/node.log; scripts/stop.sh stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then
   echo "usage: scripts/quickstart.sh FOLDER..." >&2
   exit 2
 fi
-dotnet build src/ActorBackup.Node -c Release -nologo -clp:ErrorsOnly
-abk=src/ActorBackup.Node/bin/Release/net10.0/actorbackup
-data=${ABK_DATA:-data}
-mkdir -p "$data"
-if [ ! -f "$data/master.keyfile" ]; then
-  (umask 077 && head -c 64 /dev/urandom > "$data/master.keyfile")
-  echo "created the key file $data/master.keyfile: keep a copy somewhere safe"
+dotnet build ActorBackup.sln -c Release -nologo -clp:ErrorsOnly >/dev/null
+node=src/ActorBackup.Node/bin/Release/net10.0/actorbackup
+abk=src/ActorBackup.Shell/bin/Release/net10.0/abk
+mkdir -p data
+if ! "$abk" library list >/dev/null 2>&1; then
+  nohup "$node" > data/node.log 2>&1 &
+  echo $! > data/node.pid
+  echo "started the embedded cell (pid $(cat data/node.pid), log data/node.log)"
+  for _ in $(seq 60); do
+    if "$abk" library list 2>/dev/null | grep -q "lib1 .* yes"; then break; fi
+    sleep 1
+  done
 fi
-if [ ! -f "$data/repo/repository.json" ]; then
-  "$abk" engine init --repo "$data/repo" --key-file "$data/master.keyfile"
-fi
-exec "$abk" engine backup --repo "$data/repo" --key-file "$data/master.keyfile" "$@"
+folders=()
+for f in "$@"; do folders+=("$(cd "$f" && pwd)"); done
+exec "$abk" backup "${folders[@]}"
