@@ -124,7 +124,7 @@ public sealed class CellNode
             var client = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel);
             system.ActorOf(ClientActor.Props(client, keys, managerProxy, media), "client");
         }
-        var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys), "ops");
+        var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys, settings.Roles.Contains("client") ? settings.ClientId : ""), "ops");
         ClusterClientReceptionist.Get(system).RegisterService(ops);
 
         // Wake this node's media agents so that they open their libraries and register with the manager.

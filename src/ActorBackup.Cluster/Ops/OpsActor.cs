@@ -41,14 +41,18 @@ public sealed class OpsActor : ReceiveActor
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly CellKeys? _keys;
+    private readonly string _localClient;
 
-    public static Props Props(IActorRef manager, IActorRef media, CellKeys? keys) => Akka.Actor.Props.Create(() => new OpsActor(manager, media, keys));
+    /// <param name="localClient">This node's client id when it has the client role: a backup without --client backs up this host.</param>
+    public static Props Props(IActorRef manager, IActorRef media, CellKeys? keys, string localClient = "") =>
+        Akka.Actor.Props.Create(() => new OpsActor(manager, media, keys, localClient));
 
-    public OpsActor(IActorRef manager, IActorRef media, CellKeys? keys)
+    public OpsActor(IActorRef manager, IActorRef media, CellKeys? keys, string localClient)
     {
         _manager = manager;
         _media = media;
         _keys = keys;
+        _localClient = localClient;
         ReceiveAsync<OpsRequest>(async request =>
         {
             var sender = Sender;
@@ -145,7 +149,7 @@ public sealed class OpsActor : ReceiveActor
                 if (words.Count < 2) throw new UsageException("backup: give at least one PATH");
                 var cmd = new StartBackup
                 {
-                    Client = a.Value("client") ?? "", Level = ParseLevel(a.Value("level")), Library = a.Value("library") ?? "",
+                    Client = a.Value("client") ?? _localClient, Level = ParseLevel(a.Value("level")), Library = a.Value("library") ?? "",
                     OneFileSystem = a.Flag("one-file-system"), BackupSet = a.Value("set") ?? "",
                 };
                 cmd.Paths.AddRange(words.Skip(1));
