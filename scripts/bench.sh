@@ -2,6 +2,8 @@
 # Benchmarks. Usage:
 #   scripts/bench.sh engine SOURCE_DIR    the engine on its own against a fresh disk library, side by side
 #                                         with restic (and Borg, when installed) on the same data
+#   scripts/bench.sh cell SOURCE_DIR      the same three steps through a running embedded cell driven by abk,
+#                                         then across two node processes (client on one, media agent on the other)
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -13,8 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
 src=${2:-}
-if [ "$mode" != engine ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine SOURCE_DIR" >&2
+if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then
@@ -30,6 +32,11 @@ trap 'rm -rf "$tmp"' EXIT
 dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
 abk=$tmp/bin/actorbackup
+if [ "$mode" = cell ]; then
+  dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+  shell=$tmp/shell/abk
+fi
 export ABK_PASSPHRASE=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 
 bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
@@ -51,6 +58,74 @@ check() { # restored-root -> true/false
 }
 
 echo "data: $src, $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'); machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+
+if [ "$mode" = cell ]; then
+  # ---- ActorBackup cell ------------------------------------------------------------------------------------
+  pids=()
+  cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+  trap cleanup EXIT
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  start_node() { # name port seed-port args...
+    local name=$1 port=$2 seed=$3; shift 3
+    mkdir -p "$tmp/$name"
+    "$abk" --data "$tmp/$name" --port "$port" --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$seed\"]" "$@" \
+      > "$tmp/$name/node.log" 2>&1 &
+    pids+=($!)
+  }
+  wait_ready() { # port library
+    for _ in $(seq 90); do
+      if "$shell" --node "127.0.0.1:$1" library list 2>/dev/null | grep -q "^$2 .* yes"; then return 0; fi
+      sleep 1
+    done
+    echo "bench: node on port $1 did not get ready" >&2; exit 1
+  }
+  job_seconds() { # node-port job -> seconds from queued to finished, as the manager recorded them
+    "$shell" --node "127.0.0.1:$1" --json job show "$2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print((int(j["finishedUnixMs"])-int(j["queuedUnixMs"]))/1000)'
+  }
+  run_cell() { # label node-port client restore-dir -> sets full_s noop_s restore_s
+    local port=$1 client=$2 out=$3 j
+    settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --level full --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
+    full_s=$(job_seconds "$port" "$j")
+    settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
+    noop_s=$(job_seconds "$port" "$j")
+    settle; t0=$(now); "$shell" --node "127.0.0.1:$port" restore latest --to "$out" --client "$client" >/dev/null; t1=$(now)
+    j=$("$shell" --node "127.0.0.1:$port" --json job list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][-1]["id"])')
+    restore_s=$(job_seconds "$port" "$j")
+    abk_restore_wall=$(elapsed "$t0" "$t1")
+  }
+
+  p1=$(free_port)
+  start_node one "$p1" "$p1" --set actorbackup.client-id=one
+  wait_ready "$p1" lib1
+  run_cell "$p1" one "$tmp/cell-restore"
+  verified=$(check "$tmp/cell-restore")
+  stored=$(du -sb "$tmp/one/libraries/lib1" | cut -f1)
+  echo "embedded cell (one process; job times as the manager recorded them, queued to finished):"
+  step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
+  echo "  restore as abk saw it, process start included: ${abk_restore_wall} s"
+  echo "  stored   $(awk -v b="$stored" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $verified"
+  one_full=$full_s; one_noop=$noop_s; one_restore=$restore_s
+  rm -rf "$tmp/cell-restore"
+
+  # Two processes: the media agent (and manager) on one node, the client on another.
+  p2=$(free_port); p3=$(free_port)
+  start_node media "$p2" "$p2" --set 'actorbackup.roles=[manager,media]' --set 'actorbackup.libraries=[{id=libm}]'
+  wait_ready "$p2" libm
+  start_node client "$p3" "$p2" --set 'actorbackup.roles=[client]' --set actorbackup.client-id=remote \
+    --set "actorbackup.key-dir=$tmp/one/keys"
+  for _ in $(seq 60); do "$shell" --node "127.0.0.1:$p2" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
+  run_cell "$p2" remote "$tmp/two-restore"
+  two_verified=$(check "$tmp/two-restore")
+  echo "two processes (client on one node, media agent on another, socket data plane):"
+  step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
+  echo "  verified: $two_verified"
+  awk -v a="$one_full" -v b="$full_s" -v c="$one_restore" -v d="$restore_s" \
+    'BEGIN { printf "  two processes keep %.0f%% of the single-process backup throughput, %.0f%% of the restore throughput\n", 100 * a / b, 100 * c / d }'
+  [ "$two_verified" = true ] || verified=false
+  printf '{"bytes":%s,"files":%s,"full_s":%s,"noop_s":%s,"restore_s":%s,"stored_bytes":%s,"verified":%s}\n' \
+    "$bytes" "$files" "$one_full" "$one_noop" "$one_restore" "$stored" "$verified"
+  exit 0
+fi
 
 # ---- ActorBackup engine ---------------------------------------------------------------------------------
 repo=$tmp/abk-repo
