@@ -125,7 +125,10 @@ public sealed class CellNode
             system.ActorOf(ClientActor.Props(client, keys, managerProxy, media), "client");
         }
         var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys, settings.Roles.Contains("client") ? settings.ClientId : ""), "ops");
+        // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy,
+        // and the shell's command table at /user/ops, through ClusterClient.
         ClusterClientReceptionist.Get(system).RegisterService(ops);
+        ClusterClientReceptionist.Get(system).RegisterService(managerProxy);
 
         // Wake this node's media agents so that they open their libraries and register with the manager.
         if (settings.Roles.Contains("media"))

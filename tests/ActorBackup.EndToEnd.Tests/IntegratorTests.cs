@@ -1,0 +1,60 @@
+using System.Collections.Immutable;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster.Tools.Client;
+using Akka.Configuration;
+
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>An integrator's program: its own ActorSystem, never a cluster member, sending the public messages through ClusterClient.</summary>
+public class IntegratorTests
+{
+    [Fact]
+    public async Task A_separate_actor_system_starts_a_backup_through_ClusterClient_and_receives_its_outcome()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, "file.txt"), "integrated");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.client-id=integrated").Start();
+
+        var config = ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
+            akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
+            akka.loglevel = ERROR
+            """).WithFallback(ClusterClientReceptionist.DefaultConfig())
+            .WithFallback(Akka.Cluster.Tools.PublishSubscribe.DistributedPubSub.DefaultConfig());
+        using var system = ActorSystem.Create("integrator", config);
+        var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(
+            ImmutableHashSet.Create(ActorPath.Parse($"akka.tcp://actorbackup@{cell.Node}/system/receptionist")))));
+
+        var accepted = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(30));
+        var job = Assert.IsType<JobAccepted>(accepted).Job;
+
+        var outcome = new TaskCompletionSource<JobInfo>();
+        var watcher = system.ActorOf(Props.Create(() => new Watcher(outcome)));
+        client.Tell(new ClusterClient.Send("/user/manager-proxy", new WatchJob { Job = job }), watcher);
+        var info = await outcome.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(JobState.Succeeded, info.State);
+        Assert.Equal("integrated", info.Client);
+        Assert.NotEqual("", info.Snapshot);
+
+        var rejected = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup()), TimeSpan.FromSeconds(30));
+        Assert.Contains("at least one path", Assert.IsType<CommandRejected>(rejected).Reason);
+        await system.Terminate();
+    }
+
+    private sealed class Watcher : ReceiveActor
+    {
+        public Watcher(TaskCompletionSource<JobInfo> outcome)
+        {
+            Receive<JobProgress>(_ => { });
+            Receive<JobInfo>(j =>
+            {
+                if (j.State is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted) outcome.TrySetResult(j);
+            });
+        }
+    }
+}
