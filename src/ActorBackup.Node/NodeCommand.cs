@@ -53,6 +53,7 @@ public static class NodeCommand
     {
         var a = new Args(args);
         if (a.Flag("help")) { Console.WriteLine(Usage); return 0; }
+        if (a.Positional is ["bench-recovery"]) return RecoveryBench.Run(a.Int("chunks", 1_000_000));
         if (a.Positional.Count > 0) throw new UsageException($"unexpected '{a.Positional[0]}'");
         var config = BuildConfig(a);
         CellNode node;

@@ -13,9 +13,12 @@ namespace ActorBackup.Cluster.DataPlane;
 /// cannot delay heartbeats), admitted by the media agent's one-time ticket. Request and reply frames:
 /// <code>
 /// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error) | u32 length | payload
-/// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
+/// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
 /// </code>
-/// Each engine thread gets a connection of its own, so that both cores stream at once.
+/// APPEND streams without waiting for a reply (TCP's own flow control holds the sender back when the media
+/// side falls behind); a failed append is reported on the reply to the next request, COMMIT at the latest,
+/// so nothing is committed past it. Each engine thread gets a connection of its own, so that both cores
+/// stream at once.
 /// </summary>
 internal static class SocketFrames
 {
@@ -113,9 +116,31 @@ public sealed class DataPlaneServer : IDisposable
                 SocketFrames.Write(socket, 0, []);
                 var library = session.Library;
                 Span<byte> one = stackalloc byte[1];
+                string? appendFailure = null;
                 while (true)
                 {
                     (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
+                    if (code == SocketFrames.Append)
+                    {
+                        if (appendFailure is not null || !session.Write || length <= ChunkId.Size) appendFailure ??= "append refused: a read session, or a frame too short";
+                        else
+                        {
+                            try
+                            {
+                                library.Append(new ChunkId(buffer.AsSpan(0, ChunkId.Size)), (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
+                            }
+                            catch (IOException e)
+                            {
+                                appendFailure = e.Message;
+                            }
+                        }
+                        continue;
+                    }
+                    if (appendFailure is not null)
+                    {
+                        SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes("an earlier append failed: " + appendFailure));
+                        continue;
+                    }
                     try
                     {
                         var id = length >= ChunkId.Size ? new ChunkId(buffer.AsSpan(0, ChunkId.Size)) : default;
@@ -124,10 +149,6 @@ public sealed class DataPlaneServer : IDisposable
                             case SocketFrames.Reserve when session.Write:
                                 one[0] = library.TryReserve(id) ? (byte)1 : (byte)0;
                                 SocketFrames.Write(socket, 0, one);
-                                break;
-                            case SocketFrames.Append when session.Write && length > ChunkId.Size:
-                                library.Append(id, (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
-                                SocketFrames.Write(socket, 0, []);
                                 break;
                             case SocketFrames.Release:
                                 library.Release(id);
@@ -241,7 +262,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         Span<byte> head = stackalloc byte[ChunkId.Size + 1];
         id.WriteTo(head);
         head[ChunkId.Size] = (byte)flags;
-        Call(_connections.Value!, SocketFrames.Append, head, payload);
+        SocketFrames.Write(_connections.Value!.Socket, SocketFrames.Append, head, payload); // no reply: see the frame notes
     }
 
     public void Release(ChunkId id)
@@ -266,7 +287,16 @@ public sealed class SocketChannel : IDataPlaneChannel
         return buffer.AsSpan(0, reply.Length - 1);
     }
 
-    public void Commit() => Call(_connections.Value!, SocketFrames.Commit, []);
+    /// <summary>
+    /// Every connection first confirms that all its appends were taken (a request's reply comes after the
+    /// appends sent before it), then one of them asks the media agent to commit.
+    /// </summary>
+    public void Commit()
+    {
+        Span<byte> none = stackalloc byte[ChunkId.Size];
+        foreach (var c in _connections.Values) Call(c, SocketFrames.Contains, none);
+        Call(_connections.Value!, SocketFrames.Commit, []);
+    }
 
     public void Dispose()
     {
