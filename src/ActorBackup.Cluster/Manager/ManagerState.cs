@@ -160,18 +160,8 @@ public sealed record ManagerState
         level == BackupLevel.LevelFull ? null
             : Snapshots.LastOrDefault(s => s.Client == client && s.BackupSet == backupSet && (level != BackupLevel.LevelDifferential || s.Level == Level.Full));
 
-    public SnapshotManifest FindSnapshot(string idOrPrefix)
-    {
-        if (idOrPrefix is "" or "latest")
-            return Snapshots.Count > 0 ? Snapshots[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
-        var matches = Snapshots.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
-        return matches.Count switch
-        {
-            1 => matches[0],
-            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': list them with 'abk snapshot list'"),
-            _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
-        };
-    }
+    public SnapshotManifest FindSnapshot(string idOrPrefix) =>
+        Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
 
     /// <summary>Jobs that were running when the manager stopped: recorded as interrupted, never silently lost.</summary>
     public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now) =>

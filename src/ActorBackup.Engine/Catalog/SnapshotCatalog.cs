@@ -49,16 +49,21 @@ public sealed class SnapshotCatalog
     }
 
     /// <summary>A snapshot by id or unique id prefix; "latest" for the newest.</summary>
-    public SnapshotManifest Find(string idOrPrefix)
+    public SnapshotManifest Find(string idOrPrefix) => Find(List(), idOrPrefix, "list snapshots to see their ids");
+
+    /// <summary>
+    /// A snapshot of <paramref name="oldestFirst"/> by id or unique id prefix; "latest" (or nothing) for the
+    /// newest. KeyNotFoundException says what went wrong and, with <paramref name="howToList"/>, what to do.
+    /// </summary>
+    public static SnapshotManifest Find(IReadOnlyList<SnapshotManifest> oldestFirst, string idOrPrefix, string howToList)
     {
-        var all = List();
-        if (idOrPrefix == "latest")
-            return all.Count > 0 ? all[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
-        var matches = all.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (idOrPrefix is "" or "latest")
+            return oldestFirst.Count > 0 ? oldestFirst[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
+        var matches = oldestFirst.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
         return matches.Count switch
         {
             1 => matches[0],
-            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': list snapshots to see their ids"),
+            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': {howToList}"),
             _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
         };
     }
