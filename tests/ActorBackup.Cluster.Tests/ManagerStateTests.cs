@@ -19,8 +19,8 @@ public class ManagerStateTests
 
     private static List<ManagerState.LibraryLoad> Loads(ManagerState s, ulong free1 = 100, ulong free2 = 50) =>
     [
-        new("lib1", true, s.ActiveJobsOn("lib1"), free1),
-        new("lib2", true, s.ActiveJobsOn("lib2"), free2),
+        new("lib1", true, s.ActiveJobsOn("lib1"), free1, s.RecentJobsOn("lib1", Now)),
+        new("lib2", true, s.ActiveJobsOn("lib2"), free2, s.RecentJobsOn("lib2", Now)),
     ];
 
     private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
@@ -43,6 +43,17 @@ public class ManagerStateTests
         var second = s.DecideStartBackup(new StartBackup { Client = "host-b", Paths = { "/b" } }, Loads(s), Now);
         Assert.Equal("lib2", second.Job!.Library);
         Assert.NotEqual(first.Job.Id, second.Job.Id);
+    }
+
+    [Fact]
+    public void Back_to_back_backups_take_turns_when_the_first_has_already_ended()
+    {
+        var s = Cell("a");
+        var first = s.DecideStartBackup(Backup("/a"), Loads(s), Now);
+        s = Apply(s, first.Events).Apply(new JobEnded { Job = first.Job!.Id, State = JobState.Succeeded });
+        var second = s.DecideStartBackup(Backup("/b"), Loads(s), Now.AddSeconds(5));
+        Assert.Equal("lib1", first.Job.Library);
+        Assert.Equal("lib2", second.Job!.Library);
     }
 
     [Fact]

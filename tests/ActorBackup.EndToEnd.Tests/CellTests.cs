@@ -134,7 +134,7 @@ public class CellTests
 public class TwoNodeCellTests
 {
     [Fact]
-    public void Two_clients_backing_up_at_once_land_on_two_media_agents_and_both_restore()
+    public async Task Two_clients_backing_up_at_once_land_on_two_media_agents_and_both_restore()
     {
         using var dir = new TempDir();
         var srcA = Path.Combine(dir.Path, "src-a");
@@ -142,7 +142,7 @@ public class TwoNodeCellTests
         foreach (var (src, seed) in new[] { (srcA, 1), (srcB, 2) })
         {
             Directory.CreateDirectory(Path.Combine(src, "sub"));
-            var bytes = new byte[24 * 1024 * 1024];
+            var bytes = new byte[64 * 1024 * 1024];
             new Random(seed).NextBytes(bytes);
             File.WriteAllBytes(Path.Combine(src, "data.bin"), bytes);
             File.WriteAllText(Path.Combine(src, "sub", "note.txt"), $"note {seed}");
@@ -156,8 +156,11 @@ public class TwoNodeCellTests
 
         var cluster = a.AbkJson("cluster", "show");
         Assert.Equal(2, cluster.GetProperty("members").GetArrayLength());
-        var jobA = a.Abk("backup", "--client", "host-a", "--no-wait", srcA).Stdout.Trim();
-        var jobB = b.Abk("backup", "--client", "host-b", "--no-wait", srcB).Stdout.Trim();
+        // Both requests in flight at once: each backup takes far longer than the two abk starts apart.
+        var startA = Task.Run(() => a.Abk("backup", "--client", "host-a", "--no-wait", srcA).Stdout.Trim());
+        var startB = Task.Run(() => b.Abk("backup", "--client", "host-b", "--no-wait", srcB).Stdout.Trim());
+        var jobA = await startA;
+        var jobB = await startB;
         var resultA = a.AbkJson("job", "watch", jobA);
         var resultB = a.AbkJson("job", "watch", jobB);
         Assert.True(resultA.GetProperty("state").GetString() == "SUCCEEDED", resultA.ToString() + a.Log);

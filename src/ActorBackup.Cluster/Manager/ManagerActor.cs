@@ -193,7 +193,7 @@ public sealed class ManagerActor : ReceivePersistentActor
 
     private List<ManagerState.LibraryLoad> Loads() =>
         _state.Libraries.Values.Select(l => new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id),
-            _libraryReports.TryGetValue(l.Id, out var r) ? r.FreeBytes : 0)).ToList();
+            _libraryReports.TryGetValue(l.Id, out var r) ? r.FreeBytes : 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow))).ToList();
 
     private bool IsReachable(string node)
     {

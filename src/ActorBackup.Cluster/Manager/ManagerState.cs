@@ -69,17 +69,24 @@ public sealed record ManagerState
     // ---- decisions ----------------------------------------------------------------------------------------
 
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
-    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes);
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0);
 
     /// <summary>
     /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then
-    /// the most free space, then the id (so the choice is stable). Two concurrent backups therefore land on
-    /// two libraries when two are eligible.
+    /// the fewest jobs in the last <see cref="RecentWindow"/>, then the most free space, then the id (so the
+    /// choice is stable). Two concurrent backups therefore land on two libraries when two are eligible, and
+    /// back-to-back ones take turns.
     /// </summary>
     public static string? ChooseLibrary(IEnumerable<LibraryLoad> loads) =>
-        loads.Where(l => l.Reachable).OrderBy(l => l.ActiveJobs).ThenByDescending(l => l.FreeBytes).ThenBy(l => l.Id, StringComparer.Ordinal).FirstOrDefault()?.Id;
+        loads.Where(l => l.Reachable).OrderBy(l => l.ActiveJobs).ThenBy(l => l.RecentJobs).ThenByDescending(l => l.FreeBytes)
+            .ThenBy(l => l.Id, StringComparer.Ordinal).FirstOrDefault()?.Id;
+
+    public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(10);
 
     public int ActiveJobsOn(string library) => Jobs.Values.Count(j => !IsFinal(j.State) && j.Library == library);
+
+    public int RecentJobsOn(string library, DateTimeOffset now) =>
+        Jobs.Values.Count(j => j.Library == library && j.Kind == JobKind.Backup && j.QueuedUnixMs >= (now - RecentWindow).ToUnixTimeMilliseconds());
 
     public sealed record Decision(IReadOnlyList<IMessage> Events, string? Rejection, JobInfo? Job = null);
 
