@@ -1,0 +1,92 @@
+using System.Net;
+using System.Net.Sockets;
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>Three ActorSystems joined on 127.0.0.1 in one process: a manager with a library, a second library, a client alone.</summary>
+public sealed class MultiNodeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("abk-multi-").FullName;
+    private readonly List<CellNode> _nodes = [];
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private CellNode Start(string name, int port, int seed, string settings)
+    {
+        var config = ConfigurationFactory.ParseString($"""
+            actorbackup.data-dir = "{Path.Combine(_dir, name)}"
+            actorbackup.key-dir = "{Path.Combine(_dir, "keys")}"
+            actorbackup.client-id = "{name}"
+            {settings}
+            akka.remote.dot-netty.tcp.port = {port}
+            akka.cluster.seed-nodes = ["akka.tcp://actorbackup@127.0.0.1:{seed}"]
+            akka.loglevel = WARNING
+            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")));
+        var node = CellNode.Start(config);
+        _nodes.Add(node);
+        return node;
+    }
+
+    private static async Task<T> Until<T>(Func<Task<T>> get, Func<T, bool> ok, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                var value = await get();
+                if (ok(value)) return value;
+            }
+            catch (AskTimeoutException) { }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException(what);
+            await Task.Delay(300);
+        }
+    }
+
+    [Fact]
+    public async Task Three_nodes_form_a_cell_and_a_client_without_a_library_backs_up_and_restores()
+    {
+        var p1 = FreePort();
+        var n1 = Start("n1", p1, p1, "actorbackup.roles = [manager, media]\nactorbackup.libraries = [{id = lib1}]");
+        Start("n2", FreePort(), p1, "actorbackup.roles = [media]\nactorbackup.libraries = [{id = lib2}]");
+        var n3 = Start("n3", FreePort(), p1, "actorbackup.roles = [client]");
+
+        var libraries = await Until(() => n3.Manager.Ask<LibraryList>(new ListLibraries(), TimeSpan.FromSeconds(5)),
+            l => l.Libraries.Count == 2 && l.Libraries.All(x => x.Reachable), "two reachable libraries");
+        Assert.Equal(["lib1", "lib2"], libraries.Libraries.Select(l => l.Id).Order());
+        await Until(() => n1.Manager.Ask<ClientList>(new ListClients(), TimeSpan.FromSeconds(5)), c => c.Clients.Any(x => x.Id == "n3" && x.Reachable), "client n3");
+        Assert.Equal(3, Akka.Cluster.Cluster.Get(n1.System).State.Members.Count);
+
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, "hello.txt"), "three nodes");
+        var accepted = await n3.Manager.Ask<object>(new StartBackup { Paths = { src } }, TimeSpan.FromSeconds(10));
+        var job = Assert.IsType<JobAccepted>(accepted).Job;
+        var info = await Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
+        Assert.True(info.State == JobState.Succeeded, info.Reason);
+        Assert.Equal("n3", info.Client);
+
+        var target = Path.Combine(_dir, "restore");
+        var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(new StartRestore { Snapshot = info.Snapshot, Target = target }, TimeSpan.FromSeconds(10)));
+        var restored = await Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = restore.Job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
+        Assert.True(restored.State == JobState.Succeeded, restored.Reason);
+        Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
+    }
+
+    public void Dispose()
+    {
+        foreach (var n in Enumerable.Reverse(_nodes)) n.System.Terminate().Wait(TimeSpan.FromSeconds(20));
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}
