@@ -164,8 +164,7 @@ public sealed record ManagerState
 
     /// <summary>Incremental: the newest snapshot of the set; differential: the newest full one; full: none.</summary>
     public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level) =>
-        level == BackupLevel.LevelFull ? null
-            : Snapshots.LastOrDefault(s => s.Client == client && s.BackupSet == backupSet && (level != BackupLevel.LevelDifferential || s.Level == Level.Full));
+        Engine.Catalog.SnapshotCatalog.ParentFor(Snapshots, backupSet, client, ToEngineLevel(level));
 
     public SnapshotManifest FindSnapshot(string idOrPrefix) =>
         Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");

@@ -72,9 +72,9 @@ public sealed class SnapshotCatalog
     /// The parent a backup of this level compares with: incremental, the newest snapshot of the same set and
     /// client; differential, the newest full one; full, none.
     /// </summary>
-    public SnapshotManifest? ParentFor(string backupSet, string client, Level level)
-    {
-        if (level == Level.Full) return null;
-        return List().LastOrDefault(s => s.BackupSet == backupSet && s.Client == client && (level == Level.Incremental || s.Level == Level.Full));
-    }
+    public SnapshotManifest? ParentFor(string backupSet, string client, Level level) => ParentFor(List(), backupSet, client, level);
+
+    public static SnapshotManifest? ParentFor(IEnumerable<SnapshotManifest> oldestFirst, string backupSet, string client, Level level) =>
+        level == Level.Full ? null
+            : oldestFirst.LastOrDefault(s => s.BackupSet == backupSet && s.Client == client && (level == Level.Incremental || s.Level == Level.Full));
 }
