@@ -285,3 +285,34 @@ public class NameRoundTripTests
         foreach (var n in names) Assert.Equal(n, File.ReadAllText(Path.Combine(target + src, n)));
     }
 }
+
+public class ReuseCheckTests
+{
+    /// <summary>A library that has lost one chunk (as after a damaged volume was dropped).</summary>
+    private sealed class LosingSink(Library.DiskLibrary inner, Hashing.ChunkId lost) : Chunks.IChunkSink
+    {
+        public bool TryReserve(Hashing.ChunkId id) => inner.TryReserve(id);
+        public void Append(Hashing.ChunkId id, Volumes.RecordFlags flags, ReadOnlySpan<byte> payload) => inner.Append(id, flags, payload);
+        public void Release(Hashing.ChunkId id) => inner.Release(id);
+        public bool Contains(Hashing.ChunkId id) => id != lost && inner.Contains(id);
+        public IReadOnlySet<Hashing.ChunkId> Missing(IReadOnlyList<Hashing.ChunkId> ids) => ids.Where(i => !Contains(i)).ToHashSet();
+        public void Commit() => inner.Commit();
+    }
+
+    [Fact]
+    public void An_unchanged_file_whose_chunk_the_library_lost_is_read_again()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "kept"), "kept");
+        File.WriteAllText(Path.Combine(src, "lost"), "lost");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        var lost = repo.Keys.Hasher.Hash("lost"u8);
+        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var incr = new Archiver(repo.Keys, new LosingSink(repo.Library, lost), repo.Library).Run(set, options, full);
+        Assert.Equal(1ul, incr.Stats.FilesUnchanged);
+        Assert.Equal(4ul, incr.Stats.BytesRead);
+    }
+}

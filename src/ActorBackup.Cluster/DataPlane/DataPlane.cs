@@ -61,6 +61,7 @@ public static class InProcessDataPlane
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload) => session.Library.Append(id, flags, payload);
         public void Release(ChunkId id) => session.Library.Release(id);
         public bool Contains(ChunkId id) => session.Library.Contains(id);
+        public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => session.Library.Missing(ids);
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags) => session.Library.ReadPayload(id, ref buffer, out flags);
 
         public void Commit()

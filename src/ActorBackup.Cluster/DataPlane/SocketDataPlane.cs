@@ -14,6 +14,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// <code>
 /// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error) | u32 length | payload
 /// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
+/// MISSING id... → one byte per id (1: missing)
 /// </code>
 /// APPEND streams without waiting for a reply (TCP's own flow control holds the sender back when the media
 /// side falls behind); a failed append is reported on the reply to the next request, COMMIT at the latest,
@@ -22,7 +23,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 internal static class SocketFrames
 {
-    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7;
+    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
     public static void ReadExactly(Socket s, Span<byte> buffer)
@@ -158,6 +159,12 @@ public sealed class DataPlaneServer : IDisposable
                                 one[0] = library.Contains(id) ? (byte)1 : (byte)0;
                                 SocketFrames.Write(socket, 0, one);
                                 break;
+                            case SocketFrames.Missing when length % ChunkId.Size == 0:
+                                var asked = new List<ChunkId>(length / ChunkId.Size);
+                                for (var o = 0; o < length; o += ChunkId.Size) asked.Add(new ChunkId(buffer.AsSpan(o, ChunkId.Size)));
+                                var missing = library.Missing(asked);
+                                SocketFrames.Write(socket, 0, asked.Select(a => missing.Contains(a) ? (byte)1 : (byte)0).ToArray());
+                                break;
                             case SocketFrames.Read:
                                 var payload = library.ReadPayload(id, ref readBuffer, out var flags);
                                 one[0] = (byte)flags;
@@ -275,6 +282,21 @@ public sealed class SocketChannel : IDataPlaneChannel
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
         return Call(_connections.Value!, SocketFrames.Contains, Id(id, b))[0] == 1;
+    }
+
+    public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
+    {
+        var missing = new HashSet<ChunkId>();
+        const int batch = 100_000; // 3.2 MB a frame
+        for (var start = 0; start < ids.Count; start += batch)
+        {
+            var part = ids.Skip(start).Take(batch).ToList();
+            var request = new byte[part.Count * ChunkId.Size];
+            for (var i = 0; i < part.Count; i++) part[i].WriteTo(request.AsSpan(i * ChunkId.Size));
+            var reply = Call(_connections.Value!, SocketFrames.Missing, request);
+            for (var i = 0; i < part.Count; i++) if (reply[i] == 1) missing.Add(part[i]);
+        }
+        return missing;
     }
 
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)

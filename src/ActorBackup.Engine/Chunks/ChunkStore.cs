@@ -12,6 +12,8 @@ public interface IChunkSink
     /// <summary>Gives up a reservation without storing (the read failed).</summary>
     void Release(ChunkId id);
     bool Contains(ChunkId id);
+    /// <summary>Which of <paramref name="ids"/> the sink lacks: one question for many chunks.</summary>
+    IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids);
     /// <summary>Everything appended so far is durable when this returns.</summary>
     void Commit();
 }

@@ -271,6 +271,11 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
         lock (_lock) return _index.Contains(id);
     }
 
+    public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
+    {
+        lock (_lock) return ids.Where(id => !_index.Contains(id)).ToHashSet();
+    }
+
     public bool TryGetLocation(ChunkId id, out ChunkLocation location)
     {
         lock (_lock) return _index.TryGet(id, out location);

@@ -81,6 +81,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         if (walked == 0) throw new DirectoryNotFoundException($"none of the backup set's paths exists ({string.Join(", ", set.Paths)}): check them on the client");
 
+        ConfirmReused();
         var walkSeconds = clock.Elapsed.TotalSeconds;
         // Phase 2: read the files that changed, largest first so that no big file starts last.
         _jobs.Sort((a, b) => b.Stat.Size.CompareTo(a.Stat.Size));
@@ -329,10 +330,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 dir.Children.Add(node);
                 if (Unchanged(parentNode, st))
                 {
+                    // Reused unless the library lost one of its chunks: checked for all files at once after the walk.
                     node.Chunks = parentNode!.Chunks;
-                node.ChunkSizes.AddRange(parentNode.ChunkSizes);
-                    _stats.FilesUnchanged++;
-                    _chunksTotal += node.ChunkCount();
+                    node.ChunkSizes.AddRange(parentNode.ChunkSizes);
+                    _reused.Add(new FileJob(full, node, st));
                 }
                 else _jobs.Add(new FileJob(full, node, st));
                 return;
@@ -368,9 +369,35 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         if (parent.Size != st.Size || parent.MtimeSec != st.MtimeSec || parent.MtimeNsec != st.MtimeNsec
             || parent.CtimeSec != st.CtimeSec || parent.CtimeNsec != st.CtimeNsec || parent.Inode != st.Inode) return false;
         if (parent.Chunks.Length % ChunkId.Size != 0 || parent.ChunkSizes.Count != parent.ChunkCount() || (parent.Chunks.Length == 0 && st.Size != 0)) return false;
-        for (var i = 0; i < parent.ChunkCount(); i++)
-            if (!sink.Contains(parent.ChunkAt(i))) return false;
         return true;
+    }
+
+    private readonly List<FileJob> _reused = [];
+
+    /// <summary>
+    /// The files the walk found unchanged keep their chunk lists only if the library still holds every chunk
+    /// (one question for all of them: one round trip over a socket data plane); the others are read again.
+    /// </summary>
+    private void ConfirmReused()
+    {
+        var ids = new HashSet<ChunkId>();
+        foreach (var f in _reused)
+            for (var i = 0; i < f.Node.ChunkCount(); i++) ids.Add(f.Node.ChunkAt(i));
+        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
+        foreach (var f in _reused)
+        {
+            var complete = true;
+            for (var i = 0; i < f.Node.ChunkCount() && complete; i++) complete = !missing.Contains(f.Node.ChunkAt(i));
+            if (complete)
+            {
+                _stats.FilesUnchanged++;
+                _chunksTotal += f.Node.ChunkCount();
+                continue;
+            }
+            f.Node.Chunks = ByteString.Empty;
+            f.Node.ChunkSizes.Clear();
+            _jobs.Add(f);
+        }
     }
 
     /// <summary>
