@@ -40,13 +40,17 @@ public sealed class LibraryAffinityAllocation(ActorSystem system) : IShardAlloca
         var declaring = cluster.State.Members
             .Where(m => m.Status == MemberStatus.Up && m.HasRole(RolePrefix + shardId) && !cluster.State.Unreachable.Contains(m))
             .Select(m => m.Address).ToHashSet();
-        var candidates = currentShardAllocations
-            .Where(kv => declaring.Contains(AddressOf(kv.Key, cluster)))
-            .OrderBy(kv => kv.Value.Count)
-            .Select(kv => kv.Key).ToList();
-        if (candidates.Count == 0)
-            throw new InvalidOperationException($"no reachable node declares library {shardId}: start a node whose HOCON lists it under actorbackup.libraries");
-        return Task.FromResult(candidates[0]);
+        // The requesting region counts too: at start-up it may ask before the coordinator lists it.
+        var regions = currentShardAllocations.Keys.Append(requester).Distinct()
+            .Where(r => declaring.Contains(AddressOf(r, cluster)))
+            .OrderBy(r => currentShardAllocations.TryGetValue(r, out var shards) ? shards.Count : 0)
+            .ToList();
+        // No exception escapes into the coordinator: a failed task leaves the shard unallocated, and the
+        // region asks again a little later (when the declaring node may have come up).
+        return regions.Count > 0
+            ? Task.FromResult(regions[0])
+            : Task.FromException<IActorRef>(new InvalidOperationException(
+                $"no reachable node declares library {shardId}: start a node whose HOCON lists it under actorbackup.libraries"));
     }
 
     public Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
