@@ -39,8 +39,6 @@ public static class InProcessDataPlane
 
     internal static bool TryGetSession(string ticket, out Session session) => Sessions.TryGetValue(ticket, out session!);
 
-    public static int OpenCount(DiskLibrary library) => Sessions.Values.Count(s => ReferenceEquals(s.Library, library));
-
     /// <summary>
     /// The channel for a granted session: in-process when the media agent runs in this process (its ticket is
     /// registered here), else the socket of the endpoint the media agent gave.
