@@ -45,6 +45,7 @@ public sealed class CellProcess : IDisposable
             if (_process.HasExited) throw new InvalidOperationException($"node exited with {_process.ExitCode}:\n{Log}");
             Thread.Sleep(500);
         }
+        Kill(); // the caller never gets the object to dispose: do not leave the node running
         throw new TimeoutException($"node on port {Port} did not get ready:\n{Log}");
     }
 
