@@ -56,14 +56,7 @@ public static class RecoveryBench
         var dir = Directory.CreateTempSubdirectory("abk-recovery-").FullName;
         try
         {
-            var cs = $"Data Source={Path.Combine(dir, "journal.db")}";
-            var config = ConfigurationFactory.ParseString($"""
-                akka.loglevel = WARNING
-                akka.remote.dot-netty.tcp.port = 0
-                akka.cluster.seed-nodes = []
-                akka.persistence.journal.sql.connection-string = "{cs}"
-                akka.persistence.snapshot-store.sql.connection-string = "{cs}"
-                """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")));
+            var config = CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"));
             var tail = MediaActor.SnapshotEvery - 1;
             var perEvent = 2_000;
             var inSnapshot = chunks - tail * perEvent;

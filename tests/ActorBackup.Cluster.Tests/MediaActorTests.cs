@@ -12,31 +12,13 @@ using Akka.TestKit.Xunit2;
 
 namespace ActorBackup.Cluster.Tests;
 
-/// <summary>Test systems persist to SQLite in a folder of their own, like the embedded cell.</summary>
-public static class TestConfig
-{
-    public static Config Sqlite(string dir, string extra = "")
-    {
-        Directory.CreateDirectory(dir);
-        var cs = $"Data Source={Path.Combine(dir, "journal.db")}";
-        return ConfigurationFactory.ParseString($"""
-            {extra}
-            akka.loglevel = WARNING
-            akka.remote.dot-netty.tcp.port = 0
-            akka.cluster.seed-nodes = []
-            akka.persistence.journal.sql.connection-string = "{cs}"
-            akka.persistence.snapshot-store.sql.connection-string = "{cs}"
-            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")));
-    }
-}
-
 public sealed class MediaActorTests : TestKit, IDisposable
 {
     private readonly string Dir;
 
     public MediaActorTests() : this(Directory.CreateTempSubdirectory("abk-media-").FullName) { }
 
-    private MediaActorTests(string dir) : base(TestConfig.Sqlite(dir)) => Dir = dir;
+    private MediaActorTests(string dir) : base(CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))) => Dir = dir;
 
     void IDisposable.Dispose()
     {

@@ -76,6 +76,23 @@ public sealed class CellNode
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
+    /// <summary>
+    /// An ActorSystem of its own with a SQLite journal in <paramref name="dir"/>, on no cluster and any free
+    /// port: for tests and measurements of one persistent actor.
+    /// </summary>
+    public static Config StandaloneSqlite(string dir, string hoconDir)
+    {
+        Directory.CreateDirectory(dir);
+        var cs = $"Data Source={Path.Combine(dir, "journal.db")}";
+        return ConfigurationFactory.ParseString($$"""
+            akka.loglevel = WARNING
+            akka.remote.dot-netty.tcp.port = 0
+            akka.cluster.seed-nodes = []
+            akka.persistence.journal.sql.connection-string = "{{cs}}"
+            akka.persistence.snapshot-store.sql.connection-string = "{{cs}}"
+            """).WithFallback(Defaults(hoconDir));
+    }
+
     public static CellNode Start(Config config)
     {
         var settings = NodeSettings.From(config);

@@ -203,7 +203,8 @@ public sealed class OpsActor : ReceiveActor
         }
     }
 
-    private static BackupLevel ParseLevel(string? level) => level?.ToLowerInvariant() switch
+    /// <summary>A level as operators type it (shell and engine command line alike); empty: the default.</summary>
+    public static BackupLevel ParseLevel(string? level) => level?.ToLowerInvariant() switch
     {
         null or "" => BackupLevel.LevelDefault,
         "full" => BackupLevel.LevelFull,

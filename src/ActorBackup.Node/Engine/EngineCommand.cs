@@ -4,6 +4,7 @@ using ActorBackup.Engine.Chunks;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Scan;
+using ActorBackup.Cluster.Manager;
 using ActorBackup.Cluster.Ops;
 using ActorBackup.Engine.Trees;
 
@@ -65,7 +66,7 @@ public static class EngineCommand
             case "backup":
             {
                 if (a.Positional.Count == 0) throw new UsageException("backup needs at least one PATH");
-                var level = ParseLevel(a.Value("level") ?? "incremental");
+                var level = ManagerState.ToEngineLevel(OpsActor.ParseLevel(a.Value("level")));
                 var set = new BackupSet(a.Value("set") ?? Repository.DefaultSetName(a.Positional), a.Positional, a.Values("exclude"), a.Flag("one-file-system"));
                 using var repo = Repository.Open(repoPath, key);
                 var clock = Stopwatch.StartNew();
@@ -159,14 +160,6 @@ public static class EngineCommand
         if (string.IsNullOrEmpty(pass)) throw new UsageException("no key: set ABK_PASSPHRASE to the passphrase, or pass --key-file FILE");
         return new KeySource.Passphrase(pass);
     }
-
-    public static Level ParseLevel(string s) => s.ToLowerInvariant() switch
-    {
-        "full" => Level.Full,
-        "incremental" or "incr" => Level.Incremental,
-        "differential" or "diff" => Level.Differential,
-        _ => throw new UsageException($"unknown level '{s}': use full, incremental or differential"),
-    };
 
     public static string Mib(ulong bytes) => $"{bytes / 1048576.0:F1} MiB";
 }
