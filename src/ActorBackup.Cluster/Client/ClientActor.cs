@@ -144,8 +144,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
                 Seconds = (DateTime.UtcNow - started).TotalSeconds,
             }));
-            // Over a socket each chunk read waits for a round trip: twice the threads keep both cores busy anyway.
-            var parallelism = Math.Max(2, Environment.ProcessorCount) * (channel is SocketChannel ? 2 : 1);
+            var parallelism = Math.Max(2, Environment.ProcessorCount);
             var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism }, progress, cancel);
             var reason = result.Errors.Count == 0 ? "" :
                 $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));

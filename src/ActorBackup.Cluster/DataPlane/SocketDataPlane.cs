@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using ActorBackup.Engine.Chunks;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Volumes;
 using ActorBackup.Protocol;
@@ -308,6 +309,50 @@ public sealed class SocketChannel : IDataPlaneChannel
         reply[1..].CopyTo(buffer);
         return buffer.AsSpan(0, reply.Length - 1);
     }
+
+    /// <summary>
+    /// Read-ahead: keeps up to <see cref="ReadWindow"/> READ requests in flight on this thread's connection and
+    /// hands each reply over as it comes (the server answers in order), so a batch costs about one round trip
+    /// instead of one per chunk. Requests are 37 bytes, so the window never fills the server's receive buffer
+    /// while its replies wait in ours.
+    /// </summary>
+    public void ReadPayloads(IReadOnlyList<ChunkId> ids, ref byte[] buffer, PayloadHandler handle)
+    {
+        var c = _connections.Value!;
+        Span<byte> requests = stackalloc byte[ReadWindow * ReadRequestSize];
+        int sent = 0, received = 0;
+        Exception? abort = null;
+        while (received < ids.Count)
+        {
+            var batch = 0;
+            while (abort is null && sent < ids.Count && sent - received < ReadWindow)
+            {
+                var frame = requests.Slice(batch * ReadRequestSize, ReadRequestSize);
+                frame[0] = SocketFrames.Read;
+                BinaryPrimitives.WriteInt32LittleEndian(frame[1..], ChunkId.Size);
+                ids[sent].WriteTo(frame[5..]);
+                batch++;
+                sent++;
+            }
+            if (batch > 0) c.Socket.Send(requests[..(batch * ReadRequestSize)]);
+            if (received == sent) break; // the handler failed: every reply asked for has been drained
+            var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
+            var i = received++;
+            if (abort is not null) continue;
+            try
+            {
+                if (status != 0) handle(i, default, default, new IOException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length)));
+                else handle(i, c.Buffer.AsSpan(1, length - 1), (RecordFlags)c.Buffer[0], null);
+            }
+            catch (Exception e)
+            {
+                abort = e; // drain what is still in flight, so the connection stays usable, then rethrow
+            }
+        }
+        if (abort is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(abort).Throw();
+    }
+
+    private const int ReadWindow = 16, ReadRequestSize = 5 + ChunkId.Size;
 
     /// <summary>
     /// Every connection first confirms that all its appends were taken (a request's reply comes after the

@@ -11,6 +11,9 @@ public sealed class ChunkIntegrityException(ChunkId id, string reason) : IOExcep
     public ChunkId Id { get; } = id;
 }
 
+/// <summary>One chunk of a <see cref="ChunkDecoder.LoadMany"/> batch: its plaintext, or why it could not be had.</summary>
+public delegate void PlainHandler(int index, ReadOnlySpan<byte> plain, Exception? error);
+
 /// <summary>
 /// One worker's way from a stored chunk back to plaintext: read, open (AEAD), decompress, and check the
 /// keyed hash against the id. Not thread-safe; the returned span is valid until the next call.
@@ -44,6 +47,39 @@ public sealed class ChunkDecoder : IDisposable
         {
             throw new ChunkIntegrityException(id, e.Message);
         }
+        return Decode(id, payload, flags);
+    }
+
+    /// <summary>
+    /// Loads several chunks through <see cref="IChunkSource.ReadPayloads"/> (read-ahead over a network) and
+    /// hands each plaintext, or why it could not be had, to <paramref name="handle"/> in order.
+    /// </summary>
+    public void LoadMany(IReadOnlyList<ChunkId> ids, IChunkSource source, PlainHandler handle)
+    {
+        source.ReadPayloads(ids, ref _record, (i, payload, flags, error) =>
+        {
+            if (error is not null)
+            {
+                handle(i, default, error is InvalidDataException ? new ChunkIntegrityException(ids[i], error.Message) : error);
+                return;
+            }
+            ReadOnlySpan<byte> plain;
+            try
+            {
+                plain = Decode(ids[i], payload, flags);
+            }
+            catch (ChunkIntegrityException e)
+            {
+                handle(i, default, e);
+                return;
+            }
+            handle(i, plain, null);
+        });
+    }
+
+    /// <summary>Opens, decompresses and checks a payload already read (see <see cref="IChunkSource.ReadPayloads"/>).</summary>
+    public ReadOnlySpan<byte> Decode(ChunkId id, ReadOnlySpan<byte> payload, RecordFlags flags)
+    {
         ReadOnlySpan<byte> body;
         try
         {

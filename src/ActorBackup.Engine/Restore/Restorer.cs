@@ -246,9 +246,28 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void RestoreContents(int parallelism, long totalBytes, IProgress<RestoreProgress>? progress, bool restoreOwner, CancellationToken cancel)
     {
         // Largest files first, each cut into pieces of a few chunks, so that both cores work on a big file and
-        // no big file starts last. Offsets come from the chunk sizes the tree records.
-        const int chunksPerPiece = 4;
-        var work = new List<Piece>();
+        // no big file starts last. Offsets come from the chunk sizes the tree records. Consecutive pieces form
+        // a batch (many small files, or a stretch of a big one) that a worker reads in one go: over a network
+        // the source keeps the batch's reads in flight instead of waiting a round trip for each.
+        const int chunksPerPiece = 4, chunksPerBatch = 32;
+        const long bytesPerBatch = 8L << 20;
+        var batches = new List<Piece[]>();
+        var batch = new List<Piece>();
+        int batchChunks = 0;
+        long batchBytes = 0;
+        void Add(Piece piece, long bytes)
+        {
+            if (batch.Count > 0 && (batchChunks + piece.Chunks > chunksPerBatch || batchBytes + bytes > bytesPerBatch))
+            {
+                batches.Add([.. batch]);
+                batch.Clear();
+                batchChunks = 0;
+                batchBytes = 0;
+            }
+            batch.Add(piece);
+            batchChunks += piece.Chunks;
+            batchBytes += bytes;
+        }
         foreach (var f in _files.Where(f => !IsBlocked(f.TargetPath)).OrderByDescending(f => f.Node.Size))
         {
             var n = f.Node.ChunkCount();
@@ -258,59 +277,96 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var slot = new FileSlot(f, (n + chunksPerPiece - 1) / chunksPerPiece);
-            if (n == 0) work.Add(new Piece(slot, 0, 0, 0));
+            if (n == 0) Add(new Piece(slot, 0, 0, 0), 0);
             long offset = 0;
             for (var i = 0; i < n; i += chunksPerPiece)
             {
                 var count = Math.Min(chunksPerPiece, n - i);
-                work.Add(new Piece(slot, i, count, offset));
+                var start = offset;
                 for (var c = i; c < i + count; c++) offset += f.Node.ChunkSizes[c];
+                Add(new Piece(slot, i, count, start), offset - start);
             }
         }
+        if (batch.Count > 0) batches.Add([.. batch]);
         using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
-        WorkQueue.Run(work.Count, parallelism, "restorer", () => new ChunkDecoder(keys), (decoder, i) => WritePiece(work[i], decoder, restoreOwner), cancel);
+        WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
     }
 
-    private void WritePiece(Piece piece, ChunkDecoder decoder, bool restoreOwner)
+    private void WriteBatch(Piece[] pieces, ChunkDecoder decoder, bool restoreOwner)
     {
-        var slot = piece.Slot;
-        var file = slot.File;
-        lock (slot.Lock)
+        var ids = new List<ChunkId>();
+        var where = new List<(int Piece, int Chunk, long Offset)>();
+        for (var p = 0; p < pieces.Length; p++)
         {
-            if (!slot.Opened)
+            var piece = pieces[p];
+            Open(piece.Slot);
+            if (piece.Slot.Error is not null) continue;
+            var offset = piece.Offset;
+            for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
             {
-                slot.Opened = true;
-                try
-                {
-                    Clear(file.TargetPath);
-                    slot.Handle = File.OpenHandle(file.TargetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, (long)file.Node.Size);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    slot.Error = e.Message;
-                }
+                ids.Add(piece.Slot.File.Node.ChunkAt(c));
+                where.Add((p, c, offset));
+                offset += piece.Slot.File.Node.ChunkSizes[c];
             }
         }
-        if (slot.Error is null && piece.Chunks > 0)
+        var failed = new bool[pieces.Length];
+        void Fail(int p, string reason)
         {
+            failed[p] = true;
+            lock (pieces[p].Slot.Lock) pieces[p].Slot.Error ??= reason;
+        }
+        decoder.LoadMany(ids, source, (i, plain, error) =>
+        {
+            var (p, c, offset) = where[i];
+            if (failed[p]) return;
+            var slot = pieces[p].Slot;
+            if (error is not null)
+            {
+                Fail(p, error.Message);
+                return;
+            }
+            if (plain.Length != slot.File.Node.ChunkSizes[c])
+            {
+                Fail(p, new ChunkIntegrityException(ids[i], $"is {plain.Length} bytes, the tree says {slot.File.Node.ChunkSizes[c]}").Message);
+                return;
+            }
             try
             {
-                var offset = piece.Offset;
-                for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
-                {
-                    var plain = decoder.Load(file.Node.ChunkAt(c), source);
-                    if (plain.Length != file.Node.ChunkSizes[c]) throw new ChunkIntegrityException(file.Node.ChunkAt(c), $"is {plain.Length} bytes, the tree says {file.Node.ChunkSizes[c]}");
-                    RandomAccess.Write(slot.Handle!, plain, offset);
-                    offset += plain.Length;
-                    Interlocked.Add(ref _bytesDone, plain.Length);
-                }
+                RandomAccess.Write(slot.Handle!, plain, offset);
+                Interlocked.Add(ref _bytesDone, plain.Length);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or KeyNotFoundException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (IsDiskFull(e)) throw new IOException($"the restore target is full while writing {file.TargetPath}: free space there and restore again", e);
-                lock (slot.Lock) slot.Error ??= e.Message;
+                if (IsDiskFull(e)) throw new IOException($"the restore target is full while writing {slot.File.TargetPath}: free space there and restore again", e);
+                Fail(p, e.Message);
+            }
+        });
+        foreach (var piece in pieces) Finish(piece.Slot, restoreOwner);
+    }
+
+    /// <summary>The first piece of a file to arrive creates it (at its full size).</summary>
+    private static void Open(FileSlot slot)
+    {
+        lock (slot.Lock)
+        {
+            if (slot.Opened) return;
+            slot.Opened = true;
+            try
+            {
+                Clear(slot.File.TargetPath);
+                slot.Handle = File.OpenHandle(slot.File.TargetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, (long)slot.File.Node.Size);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                slot.Error = e.Message;
             }
         }
+    }
+
+    /// <summary>The last piece of a file to finish closes it and sets its metadata, or records why it failed.</summary>
+    private void Finish(FileSlot slot, bool restoreOwner)
+    {
+        var file = slot.File;
         lock (slot.Lock)
             if (--slot.PiecesLeft > 0) return;
         slot.Handle?.Dispose();

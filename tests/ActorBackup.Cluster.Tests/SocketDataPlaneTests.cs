@@ -1,0 +1,118 @@
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+using Akka.Actor;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>The socket data plane on its own: a real server on 127.0.0.1, a real library behind it.</summary>
+public sealed class SocketDataPlaneTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("abk-plane-").FullName;
+    private readonly DataPlaneServer _server = new("127.0.0.1", 0, TimeSpan.FromSeconds(5));
+    private readonly DiskLibrary _library;
+    private readonly List<string> _tickets = [];
+
+    public SocketDataPlaneTests() => _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
+
+    public void Dispose()
+    {
+        _tickets.ForEach(InProcessDataPlane.Close);
+        _server.Dispose();
+        _library.Dispose();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private SocketChannel Connect(bool write)
+    {
+        var ticket = InProcessDataPlane.Open(_library, ActorRefs.Nobody, "lib1", write);
+        _tickets.Add(ticket);
+        return new SocketChannel(_server.Endpoint, ticket);
+    }
+
+    private static ChunkId Id(int i)
+    {
+        var bytes = new byte[ChunkId.Size];
+        BitConverter.TryWriteBytes(bytes, i);
+        bytes[31] = 0xAB;
+        return new ChunkId(bytes);
+    }
+
+    private static byte[] Payload(int i) => Enumerable.Range(0, 1000 + i * 37).Select(b => (byte)(b * 31 + i)).ToArray();
+
+    /// <summary>Stores chunks 0..count-1 through a socket write session and makes them durable in the library.</summary>
+    private void Store(int count)
+    {
+        using var channel = Connect(write: true);
+        for (var i = 0; i < count; i++)
+        {
+            Assert.True(channel.TryReserve(Id(i)));
+            channel.Append(Id(i), RecordFlags.None, Payload(i));
+        }
+        Assert.Empty(channel.Missing([.. Enumerable.Range(0, count).Select(Id)])); // also waits for the streamed appends
+        _library.Commit();
+    }
+
+    [Fact]
+    public void Read_ahead_delivers_every_chunk_in_order_and_an_unknown_one_as_its_own_error()
+    {
+        Store(100);
+        using var channel = Connect(write: false);
+        var ids = Enumerable.Range(0, 100).Select(Id).ToList();
+        ids.Insert(40, Id(5000)); // never stored
+        var buffer = Array.Empty<byte>();
+        var seen = new List<int>();
+        ((IChunkSource)channel).ReadPayloads(ids, ref buffer, (i, payload, flags, error) =>
+        {
+            seen.Add(i);
+            if (i == 40)
+            {
+                Assert.IsType<IOException>(error);
+                Assert.Contains("media agent", error!.Message);
+                return;
+            }
+            Assert.Null(error);
+            Assert.Equal(Payload(i < 40 ? i : i - 1), payload.ToArray());
+        });
+        Assert.Equal(Enumerable.Range(0, 101), seen);
+    }
+
+    [Fact]
+    public void A_handler_that_throws_ends_the_batch_and_leaves_the_connection_usable()
+    {
+        Store(50);
+        using var channel = Connect(write: false);
+        var buffer = Array.Empty<byte>();
+        var calls = 0;
+        var e = Assert.Throws<InvalidOperationException>(() => ((IChunkSource)channel).ReadPayloads(
+            [.. Enumerable.Range(0, 50).Select(Id)], ref buffer, (i, _, _, _) =>
+            {
+                calls++;
+                if (i == 3) throw new InvalidOperationException("disk full");
+            }));
+        Assert.Equal("disk full", e.Message);
+        Assert.Equal(4, calls);
+        // The replies still in flight were drained: the next read on this thread's connection gets its own chunk.
+        Assert.Equal(Payload(7), channel.ReadPayload(Id(7), ref buffer, out _).ToArray());
+    }
+
+    [Fact]
+    public void An_unknown_ticket_is_refused_with_what_to_do()
+    {
+        var e = Assert.Throws<IOException>(() => new SocketChannel(_server.Endpoint, "no-such-ticket"));
+        Assert.Contains("ask the media agent for a new session", e.Message);
+    }
+
+    [Fact]
+    public void A_read_session_cannot_append()
+    {
+        Store(1);
+        using var channel = Connect(write: false);
+        channel.Append(Id(9), RecordFlags.None, Payload(9));
+        var e = Assert.Throws<IOException>(() => channel.Contains(Id(0)));
+        Assert.Contains("append refused", e.Message);
+        Assert.False(_library.Contains(Id(9)));
+    }
+}
