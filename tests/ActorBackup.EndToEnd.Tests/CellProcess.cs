@@ -80,6 +80,7 @@ public sealed class CellProcess : IDisposable
         if (_process is not { HasExited: false }) return _process?.ExitCode ?? 0;
         Processes.Run("/bin/kill", ["-TERM", _process.Id.ToString()]);
         if (!_process.WaitForExit(30_000)) Kill();
+        else _process.WaitForExit(); // and the last of its output read (see Process.WaitForExit)
         return _process.ExitCode;
     }
 

@@ -76,13 +76,10 @@ public class CellTests
         Assert.Equal(2, cell.Abk("frobnicate").ExitCode);
     }
 
-    [Fact]
-    public void Kill_9_in_the_middle_of_a_backup_loses_no_committed_snapshot_and_the_job_says_it_was_interrupted()
+    /// <summary>64 files of 8 MiB of random bytes: a backup long enough to stop in the middle of.</summary>
+    private static string MakeLarge(string root)
     {
-        using var dir = new TempDir();
-        var small = Path.Combine(dir.Path, "small");
-        MakeSource(small);
-        var large = Path.Combine(dir.Path, "large");
+        var large = Path.Combine(root, "large");
         Directory.CreateDirectory(large);
         var buffer = new byte[8 * 1024 * 1024];
         for (var i = 0; i < 64; i++)
@@ -90,6 +87,32 @@ public class CellTests
             new Random(i).NextBytes(buffer);
             File.WriteAllBytes(Path.Combine(large, $"f{i:D2}.bin"), buffer);
         }
+        return large;
+    }
+
+    /// <summary>Starts a backup without waiting and returns its job id once it has stored some bytes.</summary>
+    private static string StartAndWaitForBytes(CellProcess cell, string path)
+    {
+        var job = cell.Abk("backup", "--no-wait", path).Stdout.Trim();
+        Assert.Matches("^[0-9]+$", job);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            var info = cell.AbkJson("job", "show", job);
+            if (info.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && long.Parse(p.GetProperty("bytesDone").GetString() ?? "0") > 0) break;
+            Assert.Equal("RUNNING", info.GetProperty("state").GetString());
+            Thread.Sleep(50);
+        }
+        return job;
+    }
+
+    [Fact]
+    public void Kill_9_in_the_middle_of_a_backup_loses_no_committed_snapshot_and_the_job_says_it_was_interrupted()
+    {
+        using var dir = new TempDir();
+        var small = Path.Combine(dir.Path, "small");
+        MakeSource(small);
+        var large = MakeLarge(dir.Path);
         var nodeDir = Path.Combine(dir.Path, "node");
         var cell = new CellProcess(nodeDir).Start();
         string committed, job;
@@ -97,16 +120,7 @@ public class CellTests
         {
             Assert.Equal(0, cell.Abk("backup", small).ExitCode);
             committed = LastSnapshot(cell);
-            job = cell.Abk("backup", "--no-wait", large).Stdout.Trim();
-            Assert.Matches("^[0-9]+$", job);
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (DateTime.UtcNow < deadline)
-            {
-                var info = cell.AbkJson("job", "show", job);
-                if (info.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && long.Parse(p.GetProperty("bytesDone").GetString() ?? "0") > 0) break;
-                Assert.Equal("RUNNING", info.GetProperty("state").GetString());
-                Thread.Sleep(50);
-            }
+            job = StartAndWaitForBytes(cell, large);
             cell.Kill();
         }
         finally
@@ -128,6 +142,39 @@ public class CellTests
         var target2 = Path.Combine(dir.Path, "restored-large");
         Assert.Equal(0, again.Abk("restore", "latest", "--to", target2).ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(large), target2 + large);
+    }
+
+    [Fact]
+    public void Sigterm_in_the_middle_of_a_backup_records_the_job_as_interrupted_before_the_node_exits()
+    {
+        using var dir = new TempDir();
+        var large = MakeLarge(dir.Path);
+        var nodeDir = Path.Combine(dir.Path, "node");
+        var cell = new CellProcess(nodeDir).Start();
+        string job;
+        try
+        {
+            job = StartAndWaitForBytes(cell, large);
+            Assert.Equal(0, cell.Terminate());
+        }
+        finally
+        {
+            cell.Dispose();
+        }
+        Assert.Contains("shut down while the job ran", cell.Log); // logged by the manager as it recorded the end
+
+        using var again = new CellProcess(nodeDir, cell.Port).Start();
+        var interrupted = again.AbkJson("job", "show", job);
+        Assert.Equal("INTERRUPTED", interrupted.GetProperty("state").GetString());
+        // Recorded at shutdown by the client's own report, not guessed at the manager's next start.
+        Assert.Contains("shut down while the job ran", interrupted.GetProperty("reason").GetString());
+        var snapshots = again.AbkJson("snapshot", "list");
+        Assert.True(!snapshots.TryGetProperty("snapshots", out var list) || list.GetArrayLength() == 0, snapshots.ToString());
+        var retry = again.Abk("backup", large);
+        Assert.True(retry.ExitCode == 0, retry.Stderr + retry.Stdout + again.Log);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, again.Abk("restore", "latest", "--to", target).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(large), target + large);
     }
 }
 

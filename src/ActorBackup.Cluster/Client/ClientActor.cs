@@ -6,6 +6,7 @@ using ActorBackup.Engine.Restore;
 using ActorBackup.Engine.Scan;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Protocol;
+using Akka;
 using Akka.Actor;
 using Akka.Event;
 using Google.Protobuf;
@@ -22,12 +23,17 @@ public sealed record ClientSettings(string ClientId, ChunkerOptions Chunker, int
 public sealed class ClientActor : ReceiveActor, IWithTimers
 {
     private sealed record Tick;
+    /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
+    private sealed record InterruptAll;
     private readonly ClientSettings _settings;
     private readonly CellKeys _keys;
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, CancellationTokenSource> _running = [];
+    private readonly HashSet<string> _unacknowledged = [];
+    private volatile bool _shuttingDown;
+    private IActorRef? _shutdownWaiter;
     private bool _registered;
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -58,15 +64,45 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         Receive<JobFinished>(f =>
         {
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
+            _unacknowledged.Add(f.Job);
             _manager.Tell(f);
+        });
+        Receive<JobInfo>(j => // the manager has recorded how the job ended
+        {
+            _unacknowledged.Remove(j.Id);
+            ReplyWhenStopped();
+        });
+        Receive<InterruptAll>(_ =>
+        {
+            _shuttingDown = true;
+            _shutdownWaiter = Sender;
+            foreach (var cts in _running.Values) cts.Cancel();
+            ReplyWhenStopped();
         });
     }
 
-    protected override void PreStart() => Self.Tell(new Tick());
+    protected override void PreStart()
+    {
+        Self.Tell(new Tick());
+        // On SIGTERM or a leave, running jobs end as INTERRUPTED before the node goes (the manager, maybe on
+        // this very node, is still there in this phase). Should the manager not answer in time, its next
+        // start marks them interrupted instead.
+        var self = Self;
+        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "interrupt-client-jobs",
+            () => self.Ask<Done>(new InterruptAll(), TimeSpan.FromSeconds(20)).ContinueWith(_ => Done.Instance));
+    }
+
+    private void ReplyWhenStopped()
+    {
+        if (_shutdownWaiter is null || _running.Count > 0 || _unacknowledged.Count > 0) return;
+        _shutdownWaiter.Tell(Done.Instance);
+        _shutdownWaiter = null;
+    }
 
     private void Start(JobInfo job, Func<CancellationToken, JobFinished> run)
     {
         var cts = new CancellationTokenSource();
+        if (_shuttingDown) cts.Cancel(); // assigned while this node shuts down: it ends at once, interrupted
         _running[job.Id] = cts;
         var self = Self;
         var log = _log;
@@ -75,6 +111,14 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             try
             {
                 return run(cts.Token);
+            }
+            catch (OperationCanceledException) when (_shuttingDown)
+            {
+                return new JobFinished
+                {
+                    Job = job.Id, Ok = false, Interrupted = true,
+                    Reason = $"client {_settings.ClientId} shut down while the job ran; nothing of it was recorded as a snapshot; run it again",
+                };
             }
             catch (OperationCanceledException)
             {

@@ -87,11 +87,20 @@ public sealed class ManagerActor : ReceivePersistentActor
         });
         Command<JobFinished>(f =>
         {
+            // The client hears back (the job as recorded) once the end is persisted: a client that shuts down
+            // waits for that before its node goes.
+            var client = Sender;
             var job = _state.Job(f.Job);
-            if (job is null || ManagerState.IsFinal(job.State)) return;
+            if (job is null || ManagerState.IsFinal(job.State))
+            {
+                client.Tell(job is null ? new JobInfo { Id = f.Job } : WithProgress(job));
+                return;
+            }
             if (!f.Ok)
             {
-                End(f.Job, f.Reason.StartsWith("cancelled", StringComparison.Ordinal) ? JobState.Cancelled : JobState.Failed, f.Reason, errors: f.Errors);
+                var state = f.Interrupted ? JobState.Interrupted
+                    : f.Reason.StartsWith("cancelled", StringComparison.Ordinal) ? JobState.Cancelled : JobState.Failed;
+                End(f.Job, state, f.Reason, errors: f.Errors, replyTo: client);
                 return;
             }
             if (job.Kind == JobKind.Backup)
@@ -100,10 +109,10 @@ public sealed class ManagerActor : ReceivePersistentActor
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
                 {
                     Applied(e);
-                    End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count);
+                    End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, client);
                 });
             }
-            else End(f.Job, JobState.Succeeded, "", errors: f.Errors);
+            else End(f.Job, JobState.Succeeded, "", errors: f.Errors, replyTo: client);
         });
         Command<CancelJob>(m =>
         {
@@ -232,13 +241,16 @@ public sealed class ManagerActor : ReceivePersistentActor
         });
     }
 
-    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0)
+    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null)
     {
         Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors }, e =>
         {
             Applied(e);
-            var job = _state.Job(jobId)!;
-            if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(WithProgress(job));
+            var job = WithProgress(_state.Job(jobId)!);
+            if (state == JobState.Succeeded) _log.Info("job {0} ({1} of {2}) succeeded", jobId, job.Kind, job.Client);
+            else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
+            if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(job);
+            replyTo?.Tell(job);
             _progress.Remove(jobId);
         });
     }
