@@ -2,8 +2,9 @@
 # Benchmarks. Usage:
 #   scripts/bench.sh engine SOURCE_DIR    the engine on its own against a fresh disk library, side by side
 #                                         with restic (and Borg, when installed) on the same data
-#   scripts/bench.sh cell SOURCE_DIR      the same three steps through a running embedded cell driven by abk,
-#                                         then across two node processes (client on one, media agent on the other)
+#   scripts/bench.sh cell SOURCE_DIR      the engine's three steps, then the same through a running embedded
+#                                         cell driven by abk, then across two node processes (client on one,
+#                                         media agent on the other), each compared with the one before
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -59,10 +60,30 @@ check() { # restored-root -> true/false
 
 echo "data: $src, $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'); machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 
+# ---- ActorBackup engine ---------------------------------------------------------------------------------
+run_engine() { # restore-parent -> sets full_s noop_s restore_s verified stored; wall times, process start included
+  local repo=$tmp/abk-repo out=$1/abk-restore
+  "$abk" engine init --repo "$repo" >/dev/null
+  settle; t0=$(now); "$abk" engine backup --repo "$repo" --level full "$src" >/dev/null; t1=$(now)
+  settle; t2=$(now); "$abk" engine backup --repo "$repo" --level incremental "$src" >/dev/null; t3=$(now)
+  settle; t4=$(now); "$abk" engine restore --repo "$repo" latest --to "$out" >/dev/null; t5=$(now)
+  full_s=$(elapsed "$t0" "$t1"); noop_s=$(elapsed "$t2" "$t3"); restore_s=$(elapsed "$t4" "$t5")
+  verified=$(check "$out")
+  stored=$(du -sb "$repo/library" | cut -f1)
+  echo "actorbackup engine (zstd 3, 1 MiB average chunks, AES-256-GCM; wall time, process start included):"
+  step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
+  echo "  stored   $(awk -v b="$stored" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $verified"
+  rm -rf "$out" "$repo"
+}
+
 if [ "$mode" = cell ]; then
   # ---- ActorBackup cell ------------------------------------------------------------------------------------
+  # Rounds (BENCH_ROUNDS, default 3), each: the engine on the data (the yardstick), a fresh embedded cell, a
+  # fresh pair of nodes. Medians over the rounds: on this machine kind one run's figures swing by 20-30%.
+  rounds=${BENCH_ROUNDS:-3}
   pids=()
-  cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+  stop_nodes() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+  cleanup() { stop_nodes; rm -rf "$tmp"; }
   trap cleanup EXIT
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   start_node() { # name port seed-port args...
@@ -82,68 +103,72 @@ if [ "$mode" = cell ]; then
   job_seconds() { # node-port job -> seconds from queued to finished, as the manager recorded them
     "$shell" --node "127.0.0.1:$1" --json job show "$2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print((int(j["finishedUnixMs"])-int(j["queuedUnixMs"]))/1000)'
   }
-  run_cell() { # label node-port client restore-dir -> sets full_s noop_s restore_s
+  run_cell() { # node-port client restore-dir -> sets full_s noop_s restore_s
     local port=$1 client=$2 out=$3 j
     settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --level full --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
     full_s=$(job_seconds "$port" "$j")
     settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
     noop_s=$(job_seconds "$port" "$j")
-    settle; t0=$(now); "$shell" --node "127.0.0.1:$port" restore latest --to "$out" --client "$client" >/dev/null; t1=$(now)
+    settle; "$shell" --node "127.0.0.1:$port" restore latest --to "$out" --client "$client" >/dev/null
     j=$("$shell" --node "127.0.0.1:$port" --json job list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][-1]["id"])')
     restore_s=$(job_seconds "$port" "$j")
-    abk_restore_wall=$(elapsed "$t0" "$t1")
   }
-
-  p1=$(free_port)
-  start_node one "$p1" "$p1" --set actorbackup.client-id=one
-  wait_ready "$p1" lib1
+  median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
   # Restores go to BENCH_RESTORE_TMP when set (e.g. /dev/shm): on this machine kind the cost of creating
   # files on ext4 swings tenfold over minutes, which would swamp the comparison of the two data planes.
   rtmp=${BENCH_RESTORE_TMP:-$tmp}
-  run_cell "$p1" one "$rtmp/cell-restore"
-  verified=$(check "$rtmp/cell-restore")
-  stored=$(du -sb "$tmp/one/libraries/lib1" | cut -f1)
-  echo "embedded cell (one process; job times as the manager recorded them, queued to finished):"
-  step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
-  echo "  restore as abk saw it, process start included: ${abk_restore_wall} s"
-  echo "  stored   $(awk -v b="$stored" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $verified"
-  one_full=$full_s; one_noop=$noop_s; one_restore=$restore_s
-  rm -rf "$rtmp/cell-restore"
+  ef=(); en=(); er=(); cf=(); cn=(); cr=(); tf=(); tn=(); tr=(); all_verified=true
+  for r in $(seq "$rounds"); do
+    echo "== round $r of $rounds"
+    run_engine "$rtmp"
+    ef+=("$full_s"); en+=("$noop_s"); er+=("$restore_s"); [ "$verified" = true ] || all_verified=false
 
-  # Two processes: the media agent (and manager) on one node, the client on another.
-  p2=$(free_port); p3=$(free_port)
-  start_node media "$p2" "$p2" --set 'actorbackup.roles=[manager,media]' --set 'actorbackup.libraries=[{id=libm}]'
-  wait_ready "$p2" libm
-  start_node client "$p3" "$p2" --set 'actorbackup.roles=[client]' --set actorbackup.client-id=remote \
-    --set "actorbackup.key-dir=$tmp/one/keys"
-  for _ in $(seq 60); do "$shell" --node "127.0.0.1:$p2" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
-  run_cell "$p2" remote "$rtmp/two-restore"
-  two_verified=$(check "$rtmp/two-restore")
-  rm -rf "$rtmp/two-restore"
-  echo "two processes (client on one node, media agent on another, socket data plane):"
-  step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
-  echo "  verified: $two_verified"
-  awk -v a="$one_full" -v b="$full_s" -v c="$one_restore" -v d="$restore_s" \
-    'BEGIN { printf "  two processes keep %.0f%% of the single-process backup throughput, %.0f%% of the restore throughput\n", 100 * a / b, 100 * c / d }'
-  [ "$two_verified" = true ] || verified=false
+    p1=$(free_port)
+    start_node "one$r" "$p1" "$p1" --set actorbackup.client-id=one
+    wait_ready "$p1" lib1
+    run_cell "$p1" one "$rtmp/cell-restore"
+    verified=$(check "$rtmp/cell-restore"); [ "$verified" = true ] || all_verified=false
+    stored=$(du -sb "$tmp/one$r/libraries/lib1" | cut -f1)
+    stop_nodes
+    rm -rf "$rtmp/cell-restore"
+    echo "embedded cell (a fresh node; job times as the manager recorded them, queued to finished):"
+    step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
+    echo "  stored   $(awk -v b="$stored" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $verified"
+    cf+=("$full_s"); cn+=("$noop_s"); cr+=("$restore_s")
+
+    # Two processes: the media agent (and manager) on one node, the client on another.
+    p2=$(free_port); p3=$(free_port)
+    start_node "media$r" "$p2" "$p2" --set 'actorbackup.roles=[manager,media]' --set 'actorbackup.libraries=[{id=libm}]'
+    wait_ready "$p2" libm
+    start_node "client$r" "$p3" "$p2" --set 'actorbackup.roles=[client]' --set actorbackup.client-id=remote
+    for _ in $(seq 60); do "$shell" --node "127.0.0.1:$p2" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
+    run_cell "$p2" remote "$rtmp/two-restore"
+    verified=$(check "$rtmp/two-restore"); [ "$verified" = true ] || all_verified=false
+    stop_nodes
+    rm -rf "$rtmp/two-restore" "$tmp/one$r" "$tmp/media$r" "$tmp/client$r"
+    echo "two processes (client on one node, media agent on another, socket data plane):"
+    step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
+    echo "  verified: $verified"
+    tf+=("$full_s"); tn+=("$noop_s"); tr+=("$restore_s")
+  done
+
+  mef=$(median "${ef[@]}"); men=$(median "${en[@]}"); mer=$(median "${er[@]}")
+  mcf=$(median "${cf[@]}"); mcn=$(median "${cn[@]}"); mcr=$(median "${cr[@]}")
+  mtf=$(median "${tf[@]}"); mtn=$(median "${tn[@]}"); mtr=$(median "${tr[@]}")
+  echo "== medians of $rounds rounds"
+  echo "engine (wall time, process start included):"; step full "$mef"; step noop "$men"; step restore "$mer"
+  echo "embedded cell (job time):"; step full "$mcf"; step noop "$mcn"; step restore "$mcr"
+  echo "two processes (job time):"; step full "$mtf"; step noop "$mtn"; step restore "$mtr"
+  awk -v a="$mef" -v b="$mcf" -v c="$men" -v d="$mcn" -v e="$mer" -v f="$mcr" \
+    'BEGIN { printf "embedded cell against the engine, time: full %+.0f%%, noop %+.0f%%, restore %+.0f%%\n", 100 * (b / a - 1), 100 * (d / c - 1), 100 * (f / e - 1) }'
+  awk -v a="$mcf" -v b="$mtf" -v c="$mcr" -v d="$mtr" \
+    'BEGIN { printf "two processes keep %.0f%% of the single-process backup throughput, %.0f%% of the restore throughput\n", 100 * a / b, 100 * c / d }'
   printf '{"bytes":%s,"files":%s,"full_s":%s,"noop_s":%s,"restore_s":%s,"stored_bytes":%s,"verified":%s}\n' \
-    "$bytes" "$files" "$one_full" "$one_noop" "$one_restore" "$stored" "$verified"
+    "$bytes" "$files" "$mcf" "$mcn" "$mcr" "$stored" "$all_verified"
   exit 0
 fi
 
-# ---- ActorBackup engine ---------------------------------------------------------------------------------
-repo=$tmp/abk-repo
-"$abk" engine init --repo "$repo" >/dev/null
-settle; t0=$(now); "$abk" engine backup --repo "$repo" --level full "$src" >/dev/null; t1=$(now)
-settle; t2=$(now); "$abk" engine backup --repo "$repo" --level incremental "$src" >/dev/null; t3=$(now)
-settle; t4=$(now); "$abk" engine restore --repo "$repo" latest --to "$tmp/abk-restore" >/dev/null; t5=$(now)
-full_s=$(elapsed "$t0" "$t1"); noop_s=$(elapsed "$t2" "$t3"); restore_s=$(elapsed "$t4" "$t5")
-verified=$(check "$tmp/abk-restore")
-stored=$(du -sb "$repo/library" | cut -f1)
-echo "actorbackup (zstd 3, 1 MiB average chunks, AES-256-GCM):"
-step full "$full_s"; step noop "$noop_s"; step restore "$restore_s"
-echo "  stored   $(awk -v b="$stored" 'BEGIN { printf "%.1f MB", b / 1e6 }'), verified: $verified"
-rm -rf "$tmp/abk-restore"
+run_engine "$tmp"
 
 # ---- peers -------------------------------------------------------------------------------------------
 peers=${BENCH_PEERS:-}

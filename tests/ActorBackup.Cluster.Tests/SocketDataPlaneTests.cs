@@ -1,5 +1,6 @@
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
@@ -96,6 +97,37 @@ public sealed class SocketDataPlaneTests : IDisposable
         Assert.Equal(4, calls);
         // The replies still in flight were drained: the next read on this thread's connection gets its own chunk.
         Assert.Equal(Payload(7), channel.ReadPayload(Id(7), ref buffer, out _).ToArray());
+    }
+
+    [Fact]
+    public void The_encoder_seals_while_its_reservation_travels_and_drops_a_chunk_the_library_has()
+    {
+        var keys = new CellKeys(MasterKey.Generate());
+        using var session = keys.Cipher.BeginUpload();
+        var known = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray();
+        var fresh = Enumerable.Range(0, 200_000).Select(i => (byte)(i * 13 + 1)).ToArray();
+        using (var first = Connect(write: true))
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        {
+            Assert.True(encoder.Store(known, RecordFlags.None, first).IsNew);
+            Assert.Empty(first.Missing([keys.Hasher.Hash(known)]));
+            _library.Commit();
+        }
+        using var channel = Connect(write: true);
+        Assert.True(((IChunkSink)channel).DefersReserve);
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        {
+            var again = encoder.Store(known, RecordFlags.None, channel);
+            Assert.False(again.IsNew); // the library had it: nothing appended
+            var added = encoder.Store(fresh, RecordFlags.None, channel);
+            Assert.True(added.IsNew);
+            // The connection is in step: the next question gets its own answer.
+            Assert.Empty(channel.Missing([keys.Hasher.Hash(known), added.Id]));
+        }
+        _library.Commit();
+        using var decoder = new ChunkDecoder(keys);
+        Assert.Equal(fresh, decoder.Load(keys.Hasher.Hash(fresh), _library).ToArray());
+        Assert.Equal(2, _library.ChunkCount);
     }
 
     [Fact]

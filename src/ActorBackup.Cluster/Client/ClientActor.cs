@@ -146,6 +146,8 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     private JobFinished RunBackup(BackupAssignment a, CancellationToken cancel)
     {
         var job = a.Job;
+        var assigned = DateTime.UtcNow;
+        var gc0 = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
         using var channel = OpenChannel(job, write: true);
         try
         {
@@ -163,6 +165,10 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
                 ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
             }));
             var manifest = new Archiver(_keys, channel, channel).Run(set, options, parent, progress, cancel);
+            var st = manifest.Stats;
+            _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
+                      $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
+                      $"GC {GC.CollectionCount(0) - gc0.Item1}/{GC.CollectionCount(1) - gc0.Item2}/{GC.CollectionCount(2) - gc0.Item3} pause {(GC.GetTotalPauseDuration() - gc0.Item4).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {
                 Job = job.Id, Ok = true, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,

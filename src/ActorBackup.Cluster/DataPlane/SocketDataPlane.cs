@@ -248,6 +248,11 @@ public sealed class SocketChannel : IDataPlaneChannel
     private static ReadOnlySpan<byte> Call(Connection c, byte op, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
     {
         SocketFrames.Write(c.Socket, op, a, b);
+        return Reply(c);
+    }
+
+    private static ReadOnlySpan<byte> Reply(Connection c)
+    {
         var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
         if (status != 0) throw new IOException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
@@ -264,6 +269,16 @@ public sealed class SocketChannel : IDataPlaneChannel
         Span<byte> b = stackalloc byte[ChunkId.Size];
         return Call(_connections.Value!, SocketFrames.Reserve, Id(id, b))[0] == 1;
     }
+
+    public bool DefersReserve => true;
+
+    public void StartReserve(ChunkId id)
+    {
+        Span<byte> b = stackalloc byte[ChunkId.Size];
+        SocketFrames.Write(_connections.Value!.Socket, SocketFrames.Reserve, Id(id, b));
+    }
+
+    public bool FinishReserve(ChunkId id) => Reply(_connections.Value!)[0] == 1;
 
     public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {

@@ -9,6 +9,14 @@ public interface IChunkSink
     /// <summary>True when the caller should store the chunk (the sink lacks it and nobody else is storing it).</summary>
     bool TryReserve(ChunkId id);
     void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload);
+    /// <summary>
+    /// True for a sink behind a network: the encoder then sends the reservation question with
+    /// <see cref="StartReserve"/>, seals the chunk meanwhile, and takes the answer with <see cref="FinishReserve"/>
+    /// (one question in flight per thread), instead of waiting a round trip in <see cref="TryReserve"/>.
+    /// </summary>
+    bool DefersReserve => false;
+    void StartReserve(ChunkId id) { }
+    bool FinishReserve(ChunkId id) => TryReserve(id);
     /// <summary>Gives up a reservation without storing (the read failed).</summary>
     void Release(ChunkId id);
     bool Contains(ChunkId id);
