@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
 # The test command: builds everything (warnings are errors) and runs every test project.
 # Prints one closing line "tests: N passed, N failed, N skipped" and exits non-zero on any failure.
+# The PostgreSQL tests use the server in $ABK_TEST_POSTGRES (a connection string with a role that may create
+# databases); without it this script starts a private one on 127.0.0.1 (scripts/postgres.sh, installing
+# PostgreSQL first when it is missing and we are root) and stops it at the end. Where none can be had, those
+# tests are skipped, except under CI (CI=true), where that is a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pgdir=""
+cleanup() {
+  rm -f "$log"
+  if [ -n "$pgdir" ]; then bash scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"; fi
+}
+trap cleanup EXIT
+if [ -z "${ABK_TEST_POSTGRES:-}" ]; then
+  pgdir=$(mktemp -d /var/tmp/abk-test-pg.XXXXXX)
+  chmod 755 "$pgdir" # the server runs as the postgres user when we are root
+  pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  if cs=$(bash scripts/postgres.sh start "$pgdir/data" "$pgport" 2>"$pgdir/start.err"); then
+    export ABK_TEST_POSTGRES="${cs/Database=actorbackup/Database=postgres}"
+    echo "PostgreSQL for the tests on 127.0.0.1:$pgport"
+  else
+    echo "no PostgreSQL for the tests: $(cat "$pgdir/start.err")" >&2
+    if [ "${CI:-}" = true ]; then
+      echo "tests: 0 passed, 1 failed (CI needs PostgreSQL)"
+      exit 1
+    fi
+    echo "the PostgreSQL tests will be skipped" >&2
+  fi
+fi
 dotnet build ActorBackup.sln -c Release -nologo -clp:ErrorsOnly
 build=$?
 if [ $build -ne 0 ]; then

@@ -9,19 +9,51 @@ using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
+using ActorBackup.Tests.Shared;
 
 namespace ActorBackup.Cluster.Tests;
 
-public sealed class MediaActorTests : TestKit, IDisposable
+/// <summary>SQLite, the embedded default.</summary>
+public sealed class MediaActorTests() : MediaActorJourneys(null)
+{
+    [Fact]
+    public Task The_index_survives_a_restart_through_journal_and_snapshot_and_every_chunk_reads_back() => IndexSurvivesRestart();
+
+    [Fact]
+    public void Records_written_after_the_last_commit_are_found_again_on_restart() => RecordsAfterLastCommitFoundAgain();
+}
+
+/// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
+public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostgres())
+{
+    [PostgresFact]
+    public Task The_index_survives_a_restart_through_journal_and_snapshot_and_every_chunk_reads_back() => IndexSurvivesRestart();
+
+    [PostgresFact]
+    public void Records_written_after_the_last_commit_are_found_again_on_restart() => RecordsAfterLastCommitFoundAgain();
+}
+
+/// <summary>The media agent's index recovery, against whichever journal the subclass gives.</summary>
+public abstract class MediaActorJourneys : TestKit, IDisposable
 {
     private readonly string Dir;
+    private readonly TestPostgres? _postgres;
 
-    public MediaActorTests() : this(Directory.CreateTempSubdirectory("abk-media-").FullName) { }
+    protected MediaActorJourneys(TestPostgres? postgres) : this(Directory.CreateTempSubdirectory("abk-media-").FullName, postgres) { }
 
-    private MediaActorTests(string dir) : base(CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))) => Dir = dir;
+    private MediaActorJourneys(string dir, TestPostgres? postgres)
+        : base(postgres is null
+            ? CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))
+            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon")))
+    {
+        Dir = dir;
+        _postgres = postgres;
+    }
 
     void IDisposable.Dispose()
     {
+        Shutdown();
+        _postgres?.Dispose();
         try { Directory.Delete(Dir, true); } catch (IOException) { }
     }
 
@@ -33,8 +65,7 @@ public sealed class MediaActorTests : TestKit, IDisposable
         return media;
     }
 
-    [Fact]
-    public async Task The_index_survives_a_restart_through_journal_and_snapshot_and_every_chunk_reads_back()
+    protected async Task IndexSurvivesRestart()
     {
         var decl = new LibraryDeclaration("libt", Path.Combine(Dir, "libt"), 1024 * 1024);
         var keys = new CellKeys(MasterKey.Generate());
@@ -79,8 +110,7 @@ public sealed class MediaActorTests : TestKit, IDisposable
         Assert.Equal("Full", volumes.Volumes[0].State);
     }
 
-    [Fact]
-    public void Records_written_after_the_last_commit_are_found_again_on_restart()
+    protected void RecordsAfterLastCommitFoundAgain()
     {
         var decl = new LibraryDeclaration("libc", Path.Combine(Dir, "libc"), 64 * 1024 * 1024);
         var keys = new CellKeys(MasterKey.Generate());

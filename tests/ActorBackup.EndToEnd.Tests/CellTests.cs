@@ -1,11 +1,12 @@
 using System.Text.Json;
+using ActorBackup.Tests.Shared;
 
 namespace ActorBackup.EndToEnd.Tests;
 
 /// <summary>The cell as an operator runs it: real `actorbackup` node processes, the real `abk`, real SQLite and files.</summary>
 public class CellTests
 {
-    private static void MakeSource(string src)
+    internal static void MakeSource(string src)
     {
         Directory.CreateDirectory(Path.Combine(src, "docs", "deep"));
         var big = new byte[6 * 1024 * 1024];
@@ -114,7 +115,8 @@ public class CellTests
         MakeSource(small);
         var large = MakeLarge(dir.Path);
         var nodeDir = Path.Combine(dir.Path, "node");
-        var cell = new CellProcess(nodeDir).Start();
+        // Throttled (50 MB/s, about 11 s for the large set) so that the stop lands in the middle however fast the machine.
+        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=50000000").Start();
         string committed, job;
         try
         {
@@ -150,7 +152,8 @@ public class CellTests
         using var dir = new TempDir();
         var large = MakeLarge(dir.Path);
         var nodeDir = Path.Combine(dir.Path, "node");
-        var cell = new CellProcess(nodeDir).Start();
+        // Throttled (50 MB/s, about 11 s for the large set) so that the stop lands in the middle however fast the machine.
+        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=50000000").Start();
         string job;
         try
         {
@@ -227,4 +230,64 @@ public class TwoNodeCellTests
         Assert.Equal(0, a.Abk("restore", resultA.GetProperty("snapshot").GetString()!, "--to", cross, "--client", "host-b").ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(srcA), cross + srcA);
     }
+}
+
+/// <summary>A cell spanning processes that share one PostgreSQL database, as a cell spanning hosts does.</summary>
+public class PostgresCellTests
+{
+    [PostgresFact]
+    public void Two_nodes_share_one_PostgreSQL_journal_and_the_manager_recovers_the_catalog_on_the_other_node()
+    {
+        using var db = new TestPostgres();
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        MakeSource(src);
+        int portA = Processes.FreePort(), portB = Processes.FreePort();
+        string[] Shared(params string[] more) =>
+        [
+            "--set", "actorbackup.persistence=postgres", "--set", $"actorbackup.postgres.connection-string={db.ConnectionString}",
+            "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{portA}\",\"akka.tcp://actorbackup@127.0.0.1:{portB}\"]",
+            .. more,
+        ];
+        // A: manager and the library; B: manager (standby) and the client.
+        var nodeA = Path.Combine(dir.Path, "node-a");
+        var a = new CellProcess(nodeA, portA, Shared("--set", "actorbackup.roles=[manager,media]"));
+        using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB,
+            Shared("--set", "actorbackup.roles=[manager,client]", "--set", "actorbackup.client-id=host-b"));
+        string snapshot;
+        try
+        {
+            a.Start();
+            b.Start(libraries: "lib1");
+            var backup = b.AbkJson("backup", "--client", "host-b", src);
+            Assert.True(backup.GetProperty("state").GetString() == "SUCCEEDED", backup.ToString() + a.Log + b.Log);
+            snapshot = backup.GetProperty("snapshot").GetString()!;
+            Assert.False(File.Exists(Path.Combine(nodeA, "actorbackup.db")), "with PostgreSQL no node keeps a SQLite journal");
+            Assert.Equal(0, a.Terminate());
+        }
+        finally
+        {
+            a.Dispose();
+        }
+
+        // The manager moved to B and recovered the catalog and the job history from the shared journal.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        ProcessResult list;
+        do
+        {
+            Thread.Sleep(500);
+            list = b.Abk("--json", "snapshot", "list");
+        } while (!(list.ExitCode == 0 && list.Stdout.Contains(snapshot)) && DateTime.UtcNow < deadline);
+        Assert.True(list.Stdout.Contains(snapshot), list.Stderr + list.Stdout + b.Log);
+        Assert.Equal("SUCCEEDED", b.AbkJson("job", "show", "1").GetProperty("state").GetString());
+
+        // A comes back: its media agent recovers lib1's index from the shared journal, and the snapshot restores.
+        using var again = new CellProcess(nodeA, portA, Shared("--set", "actorbackup.roles=[manager,media]")).Start();
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = b.Abk("restore", snapshot, "--to", target, "--client", "host-b");
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout + again.Log + b.Log);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+
+    private static void MakeSource(string root) => CellTests.MakeSource(root);
 }

@@ -13,7 +13,8 @@ using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Client;
 
-public sealed record ClientSettings(string ClientId, ChunkerOptions Chunker, int CompressionLevel);
+/// <param name="BackupRateLimit">bytes read per second by each backup, averaged over the job; 0: no limit</param>
+public sealed record ClientSettings(string ClientId, ChunkerOptions Chunker, int CompressionLevel, long BackupRateLimit = 0);
 
 /// <summary>
 /// The client of this host (/user/client): registers with the manager, and runs the backups and restores
@@ -156,7 +157,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             var options = new BackupOptions
             {
                 Level = ManagerState.ToEngineLevel(job.Level), Chunker = _settings.Chunker, CompressionLevel = _settings.CompressionLevel,
-                Client = _settings.ClientId, Library = job.Library, Job = job.Id,
+                Client = _settings.ClientId, Library = job.Library, Job = job.Id, MaxBytesPerSecond = _settings.BackupRateLimit,
             };
             var started = DateTime.UtcNow;
             var progress = new ActionProgress<BackupProgress>(p => _manager.Tell(new JobProgress

@@ -19,7 +19,7 @@ namespace ActorBackup.Cluster.Hosting;
 /// <summary>The settings under actorbackup.* that say what this node is.</summary>
 public sealed record NodeSettings(
     string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
-    int ChunkAverage, int CompressionLevel, string Persistence)
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0)
 {
     public static NodeSettings From(Config config)
     {
@@ -41,7 +41,8 @@ public sealed record NodeSettings(
         var keyDir = c.GetString("key-dir", "");
         return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,
             keyDir == "" ? Path.Combine(dataDir, "keys") : Path.GetFullPath(keyDir),
-            c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"));
+            c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
+            c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0);
     }
 }
 
@@ -83,15 +84,20 @@ public sealed class CellNode
     public static Config StandaloneSqlite(string dir, string hoconDir)
     {
         Directory.CreateDirectory(dir);
-        var cs = $"Data Source={Path.Combine(dir, "journal.db")}";
-        return ConfigurationFactory.ParseString($$"""
+        return Standalone("sqlite", $"Data Source={Path.Combine(dir, "journal.db")}", hoconDir);
+    }
+
+    /// <summary>The same on a PostgreSQL database.</summary>
+    public static Config StandalonePostgres(string connectionString, string hoconDir) => Standalone("postgres", connectionString, hoconDir);
+
+    private static Config Standalone(string persistence, string connectionString, string hoconDir) =>
+        ConfigurationFactory.ParseString($$"""
             akka.loglevel = WARNING
             akka.remote.dot-netty.tcp.port = 0
             akka.cluster.seed-nodes = []
-            akka.persistence.journal.sql.connection-string = "{{cs}}"
-            akka.persistence.snapshot-store.sql.connection-string = "{{cs}}"
-            """).WithFallback(Defaults(hoconDir));
-    }
+            akka.persistence.journal.sql.connection-string = "{{connectionString}}"
+            akka.persistence.snapshot-store.sql.connection-string = "{{connectionString}}"
+            """).WithFallback(Defaults(hoconDir, persistence));
 
     public static CellNode Start(Config config)
     {
@@ -100,16 +106,24 @@ public sealed class CellNode
         var roles = new List<string>(settings.Roles);
         if (settings.Roles.Contains("media")) roles.AddRange(settings.Libraries.Select(l => LibraryAffinityAllocation.RolePrefix + l.Id));
         var extra = $"akka.cluster.roles = [{string.Join(",", roles.Select(r => "\"" + r + "\""))}]\n";
-        if (settings.Persistence == "sqlite")
+        string cs;
+        switch (settings.Persistence)
         {
-            var db = Path.Combine(settings.DataDir, "actorbackup.db");
-            PrepareSqlite(db);
-            var cs = $"Data Source={db};Default Timeout=30";
-            if (config.GetString("akka.persistence.journal.sql.connection-string", "") == "")
-                extra += $"akka.persistence.journal.sql.connection-string = \"{cs}\"\n";
-            if (config.GetString("akka.persistence.snapshot-store.sql.connection-string", "") == "")
-                extra += $"akka.persistence.snapshot-store.sql.connection-string = \"{cs}\"\n";
+            case "sqlite":
+                var db = Path.Combine(settings.DataDir, "actorbackup.db");
+                PrepareSqlite(db);
+                cs = $"Data Source={db};Default Timeout=30";
+                break;
+            case "postgres":
+                cs = config.GetString("actorbackup.postgres.connection-string", "");
+                CheckPostgres(config.GetString("akka.persistence.journal.sql.connection-string", "") is { Length: > 0 } own ? own : cs);
+                break;
+            default:
+                throw new ConfigurationException($"unknown actorbackup.persistence '{settings.Persistence}': use sqlite or postgres");
         }
+        foreach (var plugin in new[] { "journal", "snapshot-store" })
+            if (config.GetString($"akka.persistence.{plugin}.sql.connection-string", "") == "")
+                extra += $"akka.persistence.{plugin}.sql.connection-string = \"{cs.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"\n";
         var system = ActorSystem.Create("actorbackup", ConfigurationFactory.ParseString(extra).WithFallback(config));
 
         var extractor = new MediaMessageExtractor();
@@ -138,7 +152,7 @@ public sealed class CellNode
         if (settings.Roles.Contains("client"))
         {
             keys = CellKeyring.LoadOrCreate(settings.KeyDir);
-            var client = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel);
+            var client = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit);
             system.ActorOf(ClientActor.Props(client, keys, managerProxy, media), "client");
         }
         var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys, settings.Roles.Contains("client") ? settings.ClientId : ""), "ops");
@@ -154,6 +168,33 @@ public sealed class CellNode
                 foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id });
             });
         return new CellNode(system, settings, managerProxy, media, ops);
+    }
+
+    /// <summary>
+    /// Fails the node's start with what to do when the shared PostgreSQL database cannot be reached, instead
+    /// of a manager and media agents that fail their recovery over and over.
+    /// </summary>
+    private static void CheckPostgres(string connectionString)
+    {
+        Npgsql.NpgsqlConnectionStringBuilder b;
+        try
+        {
+            b = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException($"actorbackup.postgres.connection-string is not a valid connection string: {e.Message}");
+        }
+        try
+        {
+            using var connection = new Npgsql.NpgsqlConnection(connectionString);
+            connection.Open();
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or global::System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new IOException($"cannot reach PostgreSQL database '{b.Database}' at {b.Host}:{b.Port} as '{b.Username}': {e.Message}. " +
+                                             "Start the server, create the role and database, or fix actorbackup.postgres.connection-string.");
+        }
     }
 
     /// <summary>SQLite in WAL mode: readers never wait for the writer, and a crash loses no committed event.</summary>

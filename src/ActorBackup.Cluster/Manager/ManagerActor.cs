@@ -38,6 +38,10 @@ public sealed class ManagerActor : ReceivePersistentActor
         {
             var interrupted = _state.InterruptedJobs(DateTimeOffset.UtcNow).ToList();
             if (interrupted.Count > 0) PersistAll(interrupted, Applied);
+            // After a fail-over the clients' actors are still where they were: find them now rather than wait
+            // for their next registration (every 30 s).
+            foreach (var client in _state.Clients.Values.Where(c => c.Address != ""))
+                Context.ActorSelection(client.Address).Tell(new Identify(client.Id));
         });
 
         Command<RegisterClient>(m =>
@@ -47,6 +51,12 @@ public sealed class ManagerActor : ReceivePersistentActor
             if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
                 Persist(new ClientRegistered { Id = m.Id, Address = m.Address, UnixMs = Now() }, Applied);
             Sender.Tell(new Registered { Id = m.Id });
+        });
+        Command<ActorIdentity>(id =>
+        {
+            if (id.MessageId is not string clientId || id.Subject is null || _clientRefs.ContainsKey(clientId)) return;
+            _clientRefs[clientId] = id.Subject;
+            Context.Watch(id.Subject);
         });
         Command<RegisterLibrary>(m =>
         {

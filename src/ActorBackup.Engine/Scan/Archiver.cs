@@ -51,6 +51,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private TreeReader _parentTrees = null!;
     private readonly SnapshotStats _stats = new();
     private long _filesDone, _bytesDone, _chunksNew, _bytesNew, _bytesStored, _chunksTotal;
+    private RateLimit? _limit;
 
     public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
         IProgress<BackupProgress>? progress = null, CancellationToken cancel = default)
@@ -88,6 +89,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var bytesToRead = _jobs.Sum(j => (long)j.Stat.Size);
         using var session = keys.Cipher.BeginUpload();
         var cdc = new FastCdc(keys.Gear, options.Chunker);
+        _limit = RateLimit.For(options.MaxBytesPerSecond);
         var failed = new bool[_jobs.Count];
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone), bytesToRead,
             Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
@@ -438,6 +440,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 {
                     return ReadFailure(e);
                 }
+                _limit?.Take(chunk.Length, cancel);
                 var r = encoder.Store(chunk.Span, RecordFlags.None, sink);
                 if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
                 r.Id.WriteTo(ids.AsSpan(count * ChunkId.Size));

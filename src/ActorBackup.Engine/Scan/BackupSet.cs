@@ -16,6 +16,8 @@ public sealed record BackupOptions
     public string Client { get; init; } = Environment.MachineName;
     public string Library { get; init; } = "";
     public string Job { get; init; } = "";
+    /// <summary>Bytes read per second, averaged over the job, across all its threads; 0: no limit.</summary>
+    public long MaxBytesPerSecond { get; init; }
 }
 
 public sealed record BackupProgress(long FilesDone, long FilesToRead, long BytesDone, long BytesToRead, long ChunksNew, long BytesStored);
