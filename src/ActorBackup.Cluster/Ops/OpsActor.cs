@@ -196,6 +196,7 @@ public sealed class OpsActor : ReceiveActor
             case "ls":
             {
                 var detail = await Ask<SnapshotDetail>(_manager, new GetSnapshot { Snapshot = Need(1, "SNAPSHOT") });
+                if (_keys is null) return await OnClientNode(request, detail.Info.Client);
                 return Ok(await Listing(detail, words.Count > 2 ? words[2] : "", json));
             }
             default:
@@ -227,6 +228,20 @@ public sealed class OpsActor : ReceiveActor
         var libraries = await Ask<LibraryList>(_manager, new ListLibraries());
         if (libraries.Libraries.All(l => l.Id != library))
             throw new KeyNotFoundException($"unknown library '{library}': known are {string.Join(", ", libraries.Libraries.Select(l => l.Id))}");
+    }
+
+    /// <summary>
+    /// Reading a snapshot's trees needs the cell key, which only client nodes hold: a node without the client
+    /// role hands the request to the ops actor of a connected client node (the snapshot's own client first).
+    /// </summary>
+    private async Task<OpsReply> OnClientNode(OpsRequest request, string preferredClient)
+    {
+        var clients = await Ask<ClientList>(_manager, new ListClients());
+        var target = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal))
+                         .OrderByDescending(c => c.Id == preferredClient).FirstOrDefault()
+                     ?? throw new InvalidOperationException("no client node is connected, and reading a snapshot's trees needs the cell key that only client nodes hold: start one");
+        var ops = target.Address[..target.Address.LastIndexOf("/user/", StringComparison.Ordinal)] + "/user/ops";
+        return await Context.ActorSelection(ops).Ask<OpsReply>(request, AskTimeout);
     }
 
     private async Task<string> Listing(SnapshotDetail detail, string prefix, bool json)
