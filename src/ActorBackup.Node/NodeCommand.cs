@@ -14,6 +14,8 @@ public static class NodeCommand
     public const string Usage = """
         usage: actorbackup [--config FILE]... [--set KEY=VALUE]... [--data DIR] [--port N]
                actorbackup engine ...          the backup engine alone (actorbackup engine --help)
+               actorbackup bench-recovery [--chunks N] [--postgres CONNECTION_STRING]
+                                               how long a media agent takes to recover an index of N chunks
 
         With no argument: the embedded cell, one node with the manager, media and client roles, SQLite in
         ./data and one disk library, listening on 127.0.0.1:4053. Node files (hocon/node-*.conf) set roles,
@@ -53,7 +55,7 @@ public static class NodeCommand
     {
         var a = new Args(args);
         if (a.Flag("help")) { Console.WriteLine(Usage); return 0; }
-        if (a.Positional is ["bench-recovery"]) return RecoveryBench.Run(a.Int("chunks", 1_000_000));
+        if (a.Positional is ["bench-recovery"]) return RecoveryBench.Run(a.Int("chunks", 1_000_000), a.Value("postgres"));
         if (a.Positional.Count > 0) throw new UsageException($"unexpected '{a.Positional[0]}'");
         var config = BuildConfig(a);
         CellNode node;

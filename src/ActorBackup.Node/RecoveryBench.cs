@@ -12,8 +12,9 @@ using Google.Protobuf;
 namespace ActorBackup.Node;
 
 /// <summary>
-/// `actorbackup bench-recovery [--chunks N]`: how long a media agent takes to recover an index of N chunks
-/// from its SQLite journal (a snapshot of the index plus the commits after it), as a node does at start.
+/// `actorbackup bench-recovery [--chunks N] [--postgres CONNECTION_STRING]`: how long a media agent takes to
+/// recover an index of N chunks from its journal (a snapshot of the index plus the commits after it), as a
+/// node does at start; SQLite in a temporary folder, or the PostgreSQL database given.
 /// </summary>
 public static class RecoveryBench
 {
@@ -51,12 +52,14 @@ public static class RecoveryBench
         }
     }
 
-    public static int Run(int chunks)
+    public static int Run(int chunks, string? postgres = null)
     {
         var dir = Directory.CreateTempSubdirectory("abk-recovery-").FullName;
+        var library = "bench-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)); // a journal of its own
         try
         {
-            var config = CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"));
+            var hocon = Path.Combine(AppContext.BaseDirectory, "hocon");
+            var config = postgres is null ? CellNode.StandaloneSqlite(dir, hocon) : CellNode.StandalonePostgres(postgres, hocon);
             var tail = MediaActor.SnapshotEvery - 1;
             var perEvent = 2_000;
             var inSnapshot = chunks - tail * perEvent;
@@ -81,15 +84,15 @@ public static class RecoveryBench
             }).ToList();
 
             using var system = ActorSystem.Create("recovery", config);
-            var seeder = system.ActorOf(Props.Create(() => new Seeder("media-bench", snapshot, events)));
+            var seeder = system.ActorOf(Props.Create(() => new Seeder("media-" + library, snapshot, events)));
             seeder.Ask<string>("wait", TimeSpan.FromMinutes(5)).Wait();
             system.Stop(seeder);
-            Console.WriteLine($"journal: snapshot of {inSnapshot:N0} chunks ({snapshot.Index.Length / 1048576.0:F0} MiB) + {tail} commits of {perEvent:N0}");
+            Console.WriteLine($"journal ({(postgres is null ? "SQLite" : "PostgreSQL")}): snapshot of {inSnapshot:N0} chunks ({snapshot.Index.Length / 1048576.0:F0} MiB) + {tail} commits of {perEvent:N0}");
 
             var ready = new TaskCompletionSource();
             var probe = system.ActorOf(Props.Create(() => new ReadyProbe(ready)));
             var clock = Stopwatch.StartNew();
-            system.ActorOf(MediaActor.Props(new LibraryDeclaration("bench", Path.Combine(dir, "lib"), 4L << 30), probe));
+            system.ActorOf(MediaActor.Props(new LibraryDeclaration(library, Path.Combine(dir, "lib"), 4L << 30), probe));
             ready.Task.Wait(TimeSpan.FromMinutes(5));
             Console.WriteLine($"media agent recovered {chunks:N0} chunks in {clock.Elapsed.TotalSeconds:F2} s");
             return 0;
