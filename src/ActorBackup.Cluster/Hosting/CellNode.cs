@@ -124,7 +124,12 @@ public sealed class CellNode
         foreach (var plugin in new[] { "journal", "snapshot-store" })
             if (config.GetString($"akka.persistence.{plugin}.sql.connection-string", "") == "")
                 extra += $"akka.persistence.{plugin}.sql.connection-string = \"{cs.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"\n";
-        var system = ActorSystem.Create("actorbackup", ConfigurationFactory.ParseString(extra).WithFallback(config));
+        // Each `abk` is a short-lived remote system ("abk@..."): when it goes, Akka.Remote logs a warning and an
+        // error with stack traces for the association, every time. Those two, for shell connections only, are
+        // dropped; a node's own disassociation is still logged.
+        var logFilter = new Akka.Event.LogFilterBuilder().ExcludeSourceContaining("reliableEndpointWriter-akka.tcp%3A%2F%2Fabk%40").Build();
+        var system = ActorSystem.Create("actorbackup",
+            Akka.Actor.Setup.ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(ConfigurationFactory.ParseString(extra).WithFallback(config)), logFilter));
 
         var extractor = new MediaMessageExtractor();
         var sharding = ClusterSharding.Get(system);
