@@ -41,7 +41,7 @@ public sealed class CellProcess : IDisposable
         while (DateTime.UtcNow < deadline)
         {
             var r = Abk("--json", "library", "list");
-            if (r.ExitCode == 0 && libraries.Split(',').All(l => r.Stdout.Contains($"\"id\": \"{l}\"") && LibraryReachable(r.Stdout, l))) return this;
+            if (r.ExitCode == 0 && libraries.Split(',', StringSplitOptions.RemoveEmptyEntries).All(l => r.Stdout.Contains($"\"id\": \"{l}\"") && LibraryReachable(r.Stdout, l))) return this;
             if (_process.HasExited) throw new InvalidOperationException($"node exited with {_process.ExitCode}:\n{Log}");
             Thread.Sleep(500);
         }

@@ -92,7 +92,7 @@ public class CellTests
     }
 
     /// <summary>Starts a backup without waiting and returns its job id once it has stored some bytes.</summary>
-    private static string StartAndWaitForBytes(CellProcess cell, string path)
+    internal static string StartAndWaitForBytes(CellProcess cell, string path)
     {
         var job = cell.Abk("backup", "--no-wait", path).Stdout.Trim();
         Assert.Matches("^[0-9]+$", job);
@@ -229,6 +229,56 @@ public class TwoNodeCellTests
         var cross = Path.Combine(dir.Path, "cross");
         Assert.Equal(0, a.Abk("restore", resultA.GetProperty("snapshot").GetString()!, "--to", cross, "--client", "host-b").ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(srcA), cross + srcA);
+    }
+}
+
+/// <summary>A media node that vanishes while a client on another node streams to it.</summary>
+public class MediaNodeLossTests
+{
+    [Fact]
+    public void A_media_node_killed_mid_backup_fails_the_job_with_what_to_do_and_a_retry_succeeds_once_it_is_back()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(src);
+        var buffer = new byte[8 * 1024 * 1024];
+        for (var i = 0; i < 24; i++)
+        {
+            new Random(i).NextBytes(buffer);
+            File.WriteAllBytes(Path.Combine(src, $"f{i:D2}.bin"), buffer);
+        }
+        // A: manager and client, throttled to 40 MB/s (about 5 s for 192 MiB); B: the only library.
+        using var a = new CellProcess(Path.Combine(dir.Path, "node-a"), null, "--set", "actorbackup.roles=[manager,client]",
+            "--set", "actorbackup.client-id=host-a", "--set", "actorbackup.backup-rate-limit=40000000");
+        a.Start(libraries: "");
+        var nodeB = Path.Combine(dir.Path, "node-b");
+        string[] mediaArgs = ["--set", "actorbackup.roles=[media]", "--set", "actorbackup.libraries=[{id=libb}]"];
+        var b = new CellProcess(nodeB, null, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+        string job;
+        try
+        {
+            job = CellTests.StartAndWaitForBytes(a, src);
+            b.Kill();
+        }
+        finally
+        {
+            b.Dispose();
+        }
+        var watch = a.Abk("--json", "job", "watch", job);
+        Assert.Equal(1, watch.ExitCode); // a failed job fails the command
+        var failed = JsonDocument.Parse(watch.Stdout).RootElement;
+        Assert.Equal("FAILED", failed.GetProperty("state").GetString());
+        var reason = failed.GetProperty("reason").GetString()!;
+        Assert.Contains("lost the data plane connection", reason);
+        Assert.Contains("run it again", reason);
+
+        // B comes back with its library (the torn tail cut); the same backup now succeeds and restores.
+        using var again = new CellProcess(nodeB, b.Port, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+        var retry = a.AbkJson("backup", src);
+        Assert.True(retry.GetProperty("state").GetString() == "SUCCEEDED", retry.ToString() + a.Log + again.Log);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, a.Abk("restore", "latest", "--to", target).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 }
 

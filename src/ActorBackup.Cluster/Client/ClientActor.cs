@@ -125,6 +125,15 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             {
                 return new JobFinished { Job = job.Id, Ok = false, Reason = "cancelled by an operator; nothing was recorded" };
             }
+            catch (DataPlaneLostException e)
+            {
+                log.Warning("job {0}: {1}", job.Id, e.Message);
+                return new JobFinished
+                {
+                    Job = job.Id, Ok = false,
+                    Reason = $"library {job.Library}: {e.Message}: is its node up ('abk library list')? Nothing of this job was recorded; run it again",
+                };
+            }
             catch (Exception e)
             {
                 log.Error(e, "job {0} failed", job.Id);

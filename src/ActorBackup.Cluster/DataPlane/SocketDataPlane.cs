@@ -22,6 +22,10 @@ namespace ActorBackup.Cluster.DataPlane;
 /// so nothing is committed past it. Each engine thread gets a connection of its own, so that both cores
 /// stream at once.
 /// </summary>
+/// <summary>The socket to the other side of a job's data plane broke (its node stopped, or the network failed).</summary>
+public sealed class DataPlaneLostException(string reason, Exception? inner = null)
+    : IOException($"lost the data plane connection to the media agent ({reason})", inner);
+
 internal static class SocketFrames
 {
     public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8;
@@ -29,11 +33,18 @@ internal static class SocketFrames
 
     public static void ReadExactly(Socket s, Span<byte> buffer)
     {
-        while (buffer.Length > 0)
+        try
         {
-            var n = s.Receive(buffer);
-            if (n == 0) throw new IOException("the data plane connection closed");
-            buffer = buffer[n..];
+            while (buffer.Length > 0)
+            {
+                var n = s.Receive(buffer);
+                if (n == 0) throw new DataPlaneLostException("the other side closed the connection");
+                buffer = buffer[n..];
+            }
+        }
+        catch (SocketException e)
+        {
+            throw new DataPlaneLostException(e.Message, e);
         }
     }
 
@@ -42,9 +53,21 @@ internal static class SocketFrames
         Span<byte> head = stackalloc byte[5];
         head[0] = code;
         BinaryPrimitives.WriteInt32LittleEndian(head[1..], a.Length + b.Length);
-        s.Send(head);
-        if (a.Length > 0) s.Send(a);
-        if (b.Length > 0) s.Send(b);
+        Send(s, head);
+        if (a.Length > 0) Send(s, a);
+        if (b.Length > 0) Send(s, b);
+    }
+
+    public static void Send(Socket s, ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            s.Send(bytes);
+        }
+        catch (SocketException e)
+        {
+            throw new DataPlaneLostException(e.Message, e);
+        }
     }
 
     /// <summary>Reads one frame into <paramref name="buffer"/> (grown when needed); returns its code and length.</summary>
@@ -349,7 +372,7 @@ public sealed class SocketChannel : IDataPlaneChannel
                 batch++;
                 sent++;
             }
-            if (batch > 0) c.Socket.Send(requests[..(batch * ReadRequestSize)]);
+            if (batch > 0) SocketFrames.Send(c.Socket, requests[..(batch * ReadRequestSize)]);
             if (received == sent) break; // the handler failed: every reply asked for has been drained
             var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
             var i = received++;
