@@ -131,6 +131,22 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public async Task A_connection_that_ends_holding_a_reservation_gives_it_back()
+    {
+        var first = Connect(write: true);
+        Assert.True(first.TryReserve(Id(1)));
+        var second = Connect(write: true);
+        var waiting = Task.Run(() => second.TryReserve(Id(1)));
+        Assert.False(await Task.WhenAny(waiting, Task.Delay(200)) == waiting, "the chunk is being stored by the first connection");
+        first.Dispose(); // its client died before appending
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10)); // the reservation must come back when the connection ends
+        Assert.True(await waiting);
+        second.Append(Id(1), RecordFlags.None, Payload(1));
+        Assert.Empty(second.Missing([Id(1)]));
+        second.Dispose();
+    }
+
+    [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
         var e = Assert.Throws<IOException>(() => new SocketChannel(_server.Endpoint, "no-such-ticket"));

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using ActorBackup.Engine.Chunks;
 using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
 using ActorBackup.Protocol;
 using Akka.Actor;
@@ -125,7 +126,12 @@ public sealed class DataPlaneServer : IDisposable
 
     private void Serve(Socket socket)
     {
+        // Reservations this connection holds and has not yet appended or released: given back when it ends,
+        // however it ends, so that other writers waiting for those chunks go on.
+        var held = new HashSet<ChunkId>();
+        DiskLibrary? library = null;
         using (socket)
+        try
         {
             var buffer = new byte[64 * 1024];
             var readBuffer = new byte[64 * 1024];
@@ -139,7 +145,7 @@ public sealed class DataPlaneServer : IDisposable
                     return;
                 }
                 SocketFrames.Write(socket, 0, []);
-                var library = session.Library;
+                library = session.Library;
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
                 while (true)
@@ -152,7 +158,9 @@ public sealed class DataPlaneServer : IDisposable
                         {
                             try
                             {
-                                library.Append(new ChunkId(buffer.AsSpan(0, ChunkId.Size)), (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
+                                var appended = new ChunkId(buffer.AsSpan(0, ChunkId.Size));
+                                library.Append(appended, (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
+                                held.Remove(appended);
                             }
                             catch (IOException e)
                             {
@@ -172,11 +180,14 @@ public sealed class DataPlaneServer : IDisposable
                         switch (code)
                         {
                             case SocketFrames.Reserve when session.Write:
-                                one[0] = library.TryReserve(id) ? (byte)1 : (byte)0;
+                                var reserved = library.TryReserve(id);
+                                if (reserved) held.Add(id);
+                                one[0] = reserved ? (byte)1 : (byte)0;
                                 SocketFrames.Write(socket, 0, one);
                                 break;
                             case SocketFrames.Release:
                                 library.Release(id);
+                                held.Remove(id);
                                 SocketFrames.Write(socket, 0, []);
                                 break;
                             case SocketFrames.Contains:
@@ -214,6 +225,10 @@ public sealed class DataPlaneServer : IDisposable
             {
                 // The client went away; its session stays open until the job closes it.
             }
+        }
+        finally
+        {
+            foreach (var id in held) library?.Release(id);
         }
     }
 

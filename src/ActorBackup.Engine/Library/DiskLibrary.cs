@@ -282,17 +282,31 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     }
 
     /// <summary>
-    /// Claims the right to store <paramref name="id"/>: false when the library has it or another writer is
-    /// storing it right now. Whoever gets true must call <see cref="Append"/> or <see cref="Release"/>.
+    /// Claims the right to store <paramref name="id"/>: false when the library has it. When another writer is
+    /// storing it right now, waits for that writer's <see cref="Append"/> (then false) or <see cref="Release"/>
+    /// (then true): answering false at once would let this caller's snapshot name a chunk that a writer about
+    /// to fail never stores. Whoever gets true must call <see cref="Append"/> or <see cref="Release"/>; a
+    /// writer holds one reservation at a time, so waiters never wait on each other in a circle.
     /// </summary>
     public bool TryReserve(ChunkId id)
     {
-        lock (_lock) return !_index.Contains(id) && _reserved.Add(id);
+        lock (_lock)
+        {
+            while (true)
+            {
+                if (_index.Contains(id)) return false;
+                if (_reserved.Add(id)) return true;
+                Monitor.Wait(_lock);
+            }
+        }
     }
 
     public void Release(ChunkId id)
     {
-        lock (_lock) _reserved.Remove(id);
+        lock (_lock)
+        {
+            if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
+        }
     }
 
     void IChunkSink.Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload) => Append(id, flags, payload);
@@ -306,7 +320,7 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
             _index.Set(id, location);
             _pending.Add(new(id, location));
-            _reserved.Remove(id);
+            if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
             var entry = _manifest.Volumes[^1];
             entry.Bytes = writer.Length;
             entry.Records = writer.Records.Count;
