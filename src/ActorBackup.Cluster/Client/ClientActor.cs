@@ -65,7 +65,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         Receive<JobFinished>(f =>
         {
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
-            _unacknowledged.Add(f.Job);
+            if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
             _manager.Tell(f);
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
@@ -157,7 +157,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     {
         var job = a.Job;
         var assigned = DateTime.UtcNow;
-        var gc0 = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        var gc = (Gen0: GC.CollectionCount(0), Gen1: GC.CollectionCount(1), Gen2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration());
         using var channel = OpenChannel(job, write: true);
         try
         {
@@ -178,7 +178,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
                       $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
-                      $"GC {GC.CollectionCount(0) - gc0.Item1}/{GC.CollectionCount(1) - gc0.Item2}/{GC.CollectionCount(2) - gc0.Item3} pause {(GC.GetTotalPauseDuration() - gc0.Item4).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
+                      $"GC {GC.CollectionCount(0) - gc.Gen0}/{GC.CollectionCount(1) - gc.Gen1}/{GC.CollectionCount(2) - gc.Gen2} pause {(GC.GetTotalPauseDuration() - gc.Pause).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {
                 Job = job.Id, Ok = true, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,
