@@ -81,14 +81,20 @@ public class CellTests
     private static string MakeLarge(string root)
     {
         var large = Path.Combine(root, "large");
-        Directory.CreateDirectory(large);
+        MakeRandomFiles(large, 64);
+        return large;
+    }
+
+    /// <summary><paramref name="count"/> files of 8 MiB of random (incompressible, never deduplicated) bytes.</summary>
+    internal static void MakeRandomFiles(string dir, int count)
+    {
+        Directory.CreateDirectory(dir);
         var buffer = new byte[8 * 1024 * 1024];
-        for (var i = 0; i < 64; i++)
+        for (var i = 0; i < count; i++)
         {
             new Random(i).NextBytes(buffer);
-            File.WriteAllBytes(Path.Combine(large, $"f{i:D2}.bin"), buffer);
+            File.WriteAllBytes(Path.Combine(dir, $"f{i:D2}.bin"), buffer);
         }
-        return large;
     }
 
     /// <summary>Starts a backup without waiting and returns its job id once it has stored some bytes.</summary>
@@ -105,6 +111,21 @@ public class CellTests
             Thread.Sleep(50);
         }
         return job;
+    }
+
+    /// <summary>
+    /// A restarted manager ends open jobs once their clients have registered again (or after 15 s): the job as
+    /// recorded once it has ended.
+    /// </summary>
+    internal static JsonElement WaitForEnd(CellProcess cell, string job)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(40);
+        while (true)
+        {
+            var info = cell.AbkJson("job", "show", job);
+            if (info.GetProperty("state").GetString() is not ("RUNNING" or "QUEUED" or "COMMITTING") || DateTime.UtcNow > deadline) return info;
+            Thread.Sleep(200);
+        }
     }
 
     [Fact]
@@ -131,7 +152,7 @@ public class CellTests
         }
 
         using var again = new CellProcess(nodeDir, cell.Port).Start();
-        var interrupted = again.AbkJson("job", "show", job);
+        var interrupted = WaitForEnd(again, job);
         Assert.Equal("INTERRUPTED", interrupted.GetProperty("state").GetString());
         Assert.Contains("run it again", interrupted.GetProperty("reason").GetString());
         Assert.Equal(committed, LastSnapshot(again));
@@ -167,7 +188,7 @@ public class CellTests
         Assert.Contains("shut down while the job ran", cell.Log); // logged by the manager as it recorded the end
 
         using var again = new CellProcess(nodeDir, cell.Port).Start();
-        var interrupted = again.AbkJson("job", "show", job);
+        var interrupted = WaitForEnd(again, job);
         Assert.Equal("INTERRUPTED", interrupted.GetProperty("state").GetString());
         // Recorded at shutdown by the client's own report, not guessed at the manager's next start.
         Assert.Contains("shut down while the job ran", interrupted.GetProperty("reason").GetString());
@@ -240,13 +261,7 @@ public class MediaNodeLossTests
     {
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
-        Directory.CreateDirectory(src);
-        var buffer = new byte[8 * 1024 * 1024];
-        for (var i = 0; i < 24; i++)
-        {
-            new Random(i).NextBytes(buffer);
-            File.WriteAllBytes(Path.Combine(src, $"f{i:D2}.bin"), buffer);
-        }
+        CellTests.MakeRandomFiles(src, 24);
         // A: manager and client, throttled to 40 MB/s (about 5 s for 192 MiB); B: the only library.
         using var a = new CellProcess(Path.Combine(dir.Path, "node-a"), null, "--set", "actorbackup.roles=[manager,client]",
             "--set", "actorbackup.client-id=host-a", "--set", "actorbackup.backup-rate-limit=40000000");
@@ -341,6 +356,53 @@ public class PostgresCellTests
         var ls = again.Abk("ls", snapshot, src + "/docs");
         Assert.True(ls.ExitCode == 0, ls.Stderr + ls.Stdout);
         Assert.Contains("a.txt", ls.Stdout);
+    }
+
+    [PostgresFact]
+    public void A_backup_running_while_the_manager_moves_to_another_node_is_kept_and_recorded_there()
+    {
+        using var db = new TestPostgres();
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 24);
+        int portA = Processes.FreePort(), portB = Processes.FreePort();
+        string[] Shared(params string[] more) =>
+        [
+            "--set", "actorbackup.persistence=postgres", "--set", $"actorbackup.postgres.connection-string={db.ConnectionString}",
+            "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{portA}\",\"akka.tcp://actorbackup@127.0.0.1:{portB}\"]",
+            .. more,
+        ];
+        // A: the manager only; B: manager (standby), library and client, throttled so that the job spans the move.
+        var a = new CellProcess(Path.Combine(dir.Path, "node-a"), portA, Shared("--set", "actorbackup.roles=[manager]"));
+        using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB, Shared("--set", "actorbackup.roles=[manager,media,client]",
+            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.libraries=[{id=libb}]", "--set", "actorbackup.backup-rate-limit=40000000"));
+        string job;
+        try
+        {
+            a.Start(libraries: "");
+            b.Start(libraries: "libb");
+            job = CellTests.StartAndWaitForBytes(b, src);
+            Assert.Equal(0, a.Terminate()); // the manager's node leaves in the middle of the job
+        }
+        finally
+        {
+            a.Dispose();
+        }
+        // The manager recovers on B, the client there says it still runs the job, and its end is recorded.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        JsonElement info;
+        while (true)
+        {
+            var r = b.Abk("--json", "job", "show", job);
+            info = r.ExitCode == 0 ? JsonDocument.Parse(r.Stdout).RootElement.Clone() : default;
+            if (info.ValueKind == JsonValueKind.Object && info.GetProperty("state").GetString() is not ("RUNNING" or "COMMITTING")) break;
+            Assert.True(DateTime.UtcNow < deadline, $"job {job} did not end: {r.Stdout}{r.Stderr}\n{b.Log}");
+            Thread.Sleep(300);
+        }
+        Assert.True(info.GetProperty("state").GetString() == "SUCCEEDED", info + b.Log);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, b.Abk("restore", info.GetProperty("snapshot").GetString()!, "--to", target).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 
     private static void MakeSource(string root) => CellTests.MakeSource(root);

@@ -52,10 +52,11 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         Receive<Tick>(_ =>
         {
             // Register until acknowledged, and again now and then: a new manager (after fail-over) learns of us.
-            _manager.Tell(new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) });
+            _manager.Tell(Registration());
             Timers.StartSingleTimer("register", new Tick(), _registered ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
         });
         Receive<Registered>(_ => _registered = true);
+        Receive<RegistrationRequest>(_ => Sender.Tell(Registration()));
         Receive<BackupAssignment>(a => Start(a.Job, token => RunBackup(a, token)));
         Receive<RestoreAssignment>(a => Start(a.Job, token => RunRestore(a, token)));
         Receive<CancelAssignment>(c =>
@@ -91,6 +92,13 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         var self = Self;
         CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "interrupt-client-jobs",
             () => self.Ask<Done>(new InterruptAll(), TimeSpan.FromSeconds(20)).ContinueWith(_ => Done.Instance));
+    }
+
+    private RegisterClient Registration()
+    {
+        var m = new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) };
+        m.RunningJobs.AddRange(_running.Keys);
+        return m;
     }
 
     private void ReplyWhenStopped()

@@ -13,8 +13,9 @@ namespace ActorBackup.Cluster.Manager;
 /// the snapshot catalog, and media selection. Every state change is persisted before it is acted on; the
 /// decisions themselves are in <see cref="ManagerState"/>. Live progress is not persisted.
 /// </summary>
-public sealed class ManagerActor : ReceivePersistentActor
+public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
     public const int SnapshotEvery = 200;
     private readonly IActorRef _mediaRegion;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -24,6 +25,11 @@ public sealed class ManagerActor : ReceivePersistentActor
     private readonly Dictionary<string, JobProgress> _progress = [];
     private readonly Dictionary<string, HashSet<IActorRef>> _watchers = [];
     private int _eventsSinceSnapshot;
+    /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
+    private HashSet<string>? _unsettledClients;
+    /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
+    private readonly HashSet<string> _claimed = [];
+    private static readonly TimeSpan SettleAfter = TimeSpan.FromSeconds(15);
 
     public override string PersistenceId => "manager";
 
@@ -36,12 +42,15 @@ public sealed class ManagerActor : ReceivePersistentActor
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            var interrupted = _state.InterruptedJobs(DateTimeOffset.UtcNow).ToList();
-            if (interrupted.Count > 0) PersistAll(interrupted, Applied);
-            // After a fail-over the clients' actors are still where they were: find them now rather than wait
-            // for their next registration (every 30 s).
+            // Every known client registers again now (after a fail-over their actors are still where they
+            // were), saying which jobs it still runs. Open jobs that no client claims end INTERRUPTED once
+            // every client with open jobs has answered, or after SettleAfter.
             foreach (var client in _state.Clients.Values.Where(c => c.Address != ""))
-                Context.ActorSelection(client.Address).Tell(new Identify(client.Id));
+                Context.ActorSelection(client.Address).Tell(new RegistrationRequest());
+            var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
+            if (open.Count == 0) return;
+            _unsettledClients = open.Select(j => j.Client).ToHashSet();
+            Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);
         });
 
         Command<RegisterClient>(m =>
@@ -51,13 +60,11 @@ public sealed class ManagerActor : ReceivePersistentActor
             if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
                 Persist(new ClientRegistered { Id = m.Id, Address = m.Address, UnixMs = Now() }, Applied);
             Sender.Tell(new Registered { Id = m.Id });
+            if (_unsettledClients is null) return;
+            _claimed.UnionWith(m.RunningJobs);
+            if (_unsettledClients.Remove(m.Id) && _unsettledClients.Count == 0) SettleRecoveredJobs();
         });
-        Command<ActorIdentity>(id =>
-        {
-            if (id.MessageId is not string clientId || id.Subject is null || _clientRefs.ContainsKey(clientId)) return;
-            _clientRefs[clientId] = id.Subject;
-            Context.Watch(id.Subject);
-        });
+        Command<SettleTimeout>(_ => SettleRecoveredJobs());
         Command<RegisterLibrary>(m =>
         {
             if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node)
@@ -249,6 +256,17 @@ public sealed class ManagerActor : ReceivePersistentActor
             Applied(e);
             client.Tell(assignment);
         });
+    }
+
+    private sealed record SettleTimeout;
+
+    private void SettleRecoveredJobs()
+    {
+        if (_unsettledClients is null) return;
+        if (_unsettledClients.Count > 0) _log.Warning("clients {0} did not answer since the manager started: their open jobs end interrupted", string.Join(", ", _unsettledClients));
+        _unsettledClients = null;
+        foreach (var e in _state.InterruptedJobs(DateTimeOffset.UtcNow, _claimed).ToList()) End(e.Job, e.State, e.Reason);
+        _claimed.Clear();
     }
 
     private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null)

@@ -169,9 +169,12 @@ public sealed record ManagerState
     public SnapshotManifest FindSnapshot(string idOrPrefix) =>
         Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
 
-    /// <summary>Jobs that were running when the manager stopped: recorded as interrupted, never silently lost.</summary>
-    public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now) =>
-        Jobs.Values.Where(j => !IsFinal(j.State)).Select(j => new JobEnded
+    /// <summary>
+    /// Jobs that were open when the manager stopped and that no client has since said it is still running
+    /// (<paramref name="claimed"/>): recorded as interrupted, never silently lost.
+    /// </summary>
+    public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now, IReadOnlySet<string> claimed) =>
+        Jobs.Values.Where(j => !IsFinal(j.State) && !claimed.Contains(j.Id)).Select(j => new JobEnded
         {
             Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
             Reason = j.State == JobState.Queued ? "the manager stopped before the job started; run it again"
