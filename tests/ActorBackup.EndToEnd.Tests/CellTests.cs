@@ -407,3 +407,36 @@ public class PostgresCellTests
 
     private static void MakeSource(string root) => CellTests.MakeSource(root);
 }
+
+/// <summary>The disk of a media agent's library fills up.</summary>
+public class LibraryDiskFullTests
+{
+    [SmallDiskFact]
+    public void A_full_library_fails_jobs_with_what_to_do_and_takes_backups_again_once_there_is_room()
+    {
+        using var dir = new TempDir();
+        using var disk = new SmallDisk(48);
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 4);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
+            "--set", $"actorbackup.libraries=[{{id=lib1, path=\"{Path.Combine(disk.Path, "lib1")}\"}}]").Start();
+        Assert.Equal(0, cell.Abk("backup", Path.Combine(src, "f00.bin")).ExitCode);
+
+        disk.Fill(leaveBytes: 12 << 20); // room for one more file, not for four
+        foreach (var attempt in new[] { 1, 2 }) // the second finds the library still full, and says so too
+        {
+            var r = cell.Abk("--json", "backup", src);
+            Assert.Equal(1, r.ExitCode);
+            var job = JsonDocument.Parse(r.Stdout).RootElement;
+            Assert.Equal("FAILED", job.GetProperty("state").GetString());
+            Assert.Contains("out of space", job.GetProperty("reason").GetString());
+        }
+
+        disk.Free();
+        var retry = cell.AbkJson("backup", src);
+        Assert.True(retry.GetProperty("state").GetString() == "SUCCEEDED", retry + cell.Log);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, cell.Abk("restore", "latest", "--to", target).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+}

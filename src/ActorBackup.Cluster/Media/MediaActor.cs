@@ -31,6 +31,8 @@ public sealed class MediaActor : ReceivePersistentActor
     private ChunkIndex _index = new();
     private List<VolumeEntry> _volumes = [];
     private DiskLibrary? _library;
+    /// <summary>Why the library could not be opened (then <see cref="_library"/> is null).</summary>
+    private string? _unavailable;
     private readonly Dictionary<string, string> _sessions = [];
     private int _eventsSinceSnapshot;
 
@@ -61,6 +63,17 @@ public sealed class MediaActor : ReceivePersistentActor
 
         Command<OpenSession>(m =>
         {
+            if (_library is null) OpenLibrary(); // it could not be opened before: try again
+            if (_library is null)
+            {
+                Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
+                return;
+            }
+            if (_library.Broken is { } broken)
+            {
+                Sender.Tell(new CommandRejected { Reason = broken });
+                Reopen(broken);
+            }
             var ticket = InProcessDataPlane.Open(_library!, Self, _declaration.Id, m.Write);
             _sessions[ticket] = m.Job;
             // Clients in this process use the ticket in place; others connect to the socket.
@@ -83,6 +96,7 @@ public sealed class MediaActor : ReceivePersistentActor
             {
                 _log.Error(e, "commit of library {0} failed", _declaration.Id);
                 Sender.Tell(new CommandRejected { Reason = e.Message });
+                if (_library?.Broken is { } broken) Reopen(broken);
                 return;
             }
             var sender = Sender;
@@ -97,6 +111,7 @@ public sealed class MediaActor : ReceivePersistentActor
         {
             InProcessDataPlane.Close(m.Ticket);
             _sessions.Remove(m.Ticket);
+            if (_library?.Broken is { } broken) Reopen(broken); // a job's append failed (a full disk, say)
         });
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
         Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
@@ -108,16 +123,50 @@ public sealed class MediaActor : ReceivePersistentActor
 
     private void OpenLibrary()
     {
-        _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
+        try
+        {
+            _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
+            _unavailable = null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Stay up and say why (a bad path, no room, no permission): every session is refused with it, and
+            // the next one tries to open the library again.
+            _unavailable = $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
+            _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
+            _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+            return;
+        }
         foreach (var p in _library.LastOpen.Problems) _log.Warning("library {0}: {1}", _declaration.Id, p);
         if (_library.LastOpen.RecoveredRecords > 0 || _library.LastOpen.TornBytesCut > 0)
         {
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
-            Persist(ToEvent(_library.Commit(), "recovery"), AfterPersist);
+            try
+            {
+                Persist(ToEvent(_library.Commit(), "recovery"), AfterPersist);
+            }
+            catch (IOException e)
+            {
+                // Still no room, say: the library refuses sessions with that reason until a reopen can commit.
+                _log.Warning("library {0}: the records found again could not be committed: {1}", _declaration.Id, e.Message);
+            }
         }
         _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
         _manager?.Tell(Report());
     }
+
+    /// <summary>
+    /// A write to the library failed: the library object may index chunks that never reached the disk. The
+    /// actor restarts, so that the index comes back from the journal and the volumes are cut back to their
+    /// last whole record; the sessions open on it end (their jobs fail with the library's reason).
+    /// </summary>
+    private void Reopen(string reason)
+    {
+        _log.Warning("library {0}: {1}; reopening it from the journal", _declaration.Id, reason);
+        throw new LibraryReopenException(reason);
+    }
+
+    private sealed class LibraryReopenException(string reason) : Exception(reason);
 
     private void AfterPersist(IndexBatchCommitted e)
     {

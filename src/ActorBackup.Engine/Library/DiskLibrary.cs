@@ -81,7 +81,14 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
         Directory.CreateDirectory(Path.Combine(root, "volumes"));
         var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow, Volumes = volumes.Select(Clone).ToList() };
         var lib = new DiskLibrary(root, manifest, index, ownsIndex: false);
-        lib.WriteManifest();
+        try
+        {
+            lib.WriteManifest();
+        }
+        catch (IOException e)
+        {
+            lib._broken = DescribeWriteFailure(id, root, e); // opens for reading; writes wait for room
+        }
         lib.RecoverUncommitted();
         return lib;
     }
@@ -292,6 +299,7 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         lock (_lock)
         {
+            ThrowIfBroken();
             while (true)
             {
                 if (_index.Contains(id)) return false;
@@ -315,8 +323,18 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         lock (_lock)
         {
-            var writer = WriterFor(payload.Length);
-            var info = writer.Append(id, flags, payload);
+            ThrowIfBroken();
+            VolumeWriter writer;
+            RecordInfo info;
+            try
+            {
+                writer = WriterFor(payload.Length);
+                info = writer.Append(id, flags, payload);
+            }
+            catch (IOException e)
+            {
+                throw Break(e);
+            }
             var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
             _index.Set(id, location);
             _pending.Add(new(id, location));
@@ -361,25 +379,74 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         lock (_lock)
         {
-            _writer?.Sync();
-            var batch = new CommitBatch(_pending, _manifest.Volumes.Select(Clone).ToList());
-            _pending = [];
-            if (!_ownsIndex)
+            ThrowIfBroken();
+            try
             {
-                WriteManifest();
-                return batch;
+                return CommitLocked();
             }
-            var indexPath = Path.Combine(Root, "index.abi");
-            var tmp = indexPath + ".tmp";
-            using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            catch (IOException e)
             {
-                _index.WriteTo(f);
-                f.Flush(true);
+                throw Break(e);
             }
-            File.Move(tmp, indexPath, overwrite: true);
+        }
+    }
+
+    /// <summary>
+    /// Why this library object takes no more writes, or null. A write that failed (a full disk, an I/O error)
+    /// may have left part of a record behind and chunks in the in-memory index that are not on disk: from then
+    /// on appends and commits are refused, reads of committed chunks still work, and the owner reopens the
+    /// library, which cuts the volume back to its last whole record and indexes only what is there.
+    /// </summary>
+    public string? Broken { get { lock (_lock) return _broken; } }
+
+    private string? _broken;
+
+    private void ThrowIfBroken()
+    {
+        if (_broken is not null) throw new IOException(_broken);
+    }
+
+    private IOException Break(IOException e)
+    {
+        _broken = DescribeWriteFailure(Id, Root, e);
+        try
+        {
+            _writer?.Dispose();
+        }
+        catch (IOException)
+        {
+            // Its buffer could not be written either: reopening cuts the volume back to its last whole record.
+        }
+        _writer = null;
+        return new IOException(_broken, e);
+    }
+
+    /// <summary>What an operator reads when a library cannot write: a full disk, or another I/O error.</summary>
+    public static string DescribeWriteFailure(string id, string root, Exception e) =>
+        e.HResult == 28 || e.Message.Contains("No space left", StringComparison.Ordinal)
+            ? $"library {id} is out of space at {root}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
+            : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
+
+    private CommitBatch CommitLocked()
+    {
+        _writer?.Sync();
+        var batch = new CommitBatch(_pending, _manifest.Volumes.Select(Clone).ToList());
+        _pending = [];
+        if (!_ownsIndex)
+        {
             WriteManifest();
             return batch;
         }
+        var indexPath = Path.Combine(Root, "index.abi");
+        var tmp = indexPath + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            _index.WriteTo(f);
+            f.Flush(true);
+        }
+        File.Move(tmp, indexPath, overwrite: true);
+        WriteManifest();
+        return batch;
     }
 
     /// <summary>The whole index in its serialized form, for the owner's snapshots.</summary>
@@ -475,7 +542,14 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         lock (_lock)
         {
-            _writer?.Dispose();
+            try
+            {
+                _writer?.Dispose();
+            }
+            catch (IOException) when (_broken is not null)
+            {
+                // A broken writer's buffer cannot be written: the next open cuts the volume back.
+            }
             _writer = null;
             foreach (var r in _readers.Values) r.Dispose();
             _readers.Clear();

@@ -1,0 +1,57 @@
+using System.Diagnostics;
+
+namespace ActorBackup.Tests.Shared;
+
+/// <summary>A test that fills a disk: it mounts a small tmpfs, which needs root (CI runs as root).</summary>
+public sealed class SmallDiskFactAttribute : FactAttribute
+{
+    public SmallDiskFactAttribute()
+    {
+        if (Environment.UserName != "root" || !File.Exists("/bin/mount"))
+            Skip = "needs root, to mount a small tmpfs that the test can fill (CI runs as root)";
+    }
+}
+
+/// <summary>A tmpfs of a few MiB, mounted for one test and unmounted at the end.</summary>
+public sealed class SmallDisk : IDisposable
+{
+    public string Path { get; }
+
+    public SmallDisk(int mebibytes)
+    {
+        Path = Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
+        Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
+    }
+
+    /// <summary>Takes all but <paramref name="leaveBytes"/> of the free space with a file of its own.</summary>
+    public void Fill(long leaveBytes)
+    {
+        var free = new DriveInfo(Path).AvailableFreeSpace;
+        using var f = new FileStream(System.IO.Path.Combine(Path, "filler"), FileMode.Create);
+        f.SetLength(0);
+        var block = new byte[1 << 20];
+        for (var left = free - leaveBytes; left > 0; left -= block.Length) f.Write(block, 0, (int)Math.Min(block.Length, left));
+    }
+
+    public void Free() => File.Delete(System.IO.Path.Combine(Path, "filler"));
+
+    private static void Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err}");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Run("/bin/umount", "-l", Path);
+            Directory.Delete(Path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException) { }
+    }
+}
