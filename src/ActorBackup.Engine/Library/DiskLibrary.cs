@@ -299,9 +299,9 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     {
         lock (_lock)
         {
-            ThrowIfBroken();
             while (true)
             {
+                ThrowIfBroken(); // also when it broke while this caller waited
                 if (_index.Contains(id)) return false;
                 if (_reserved.Add(id)) return true;
                 Monitor.Wait(_lock);
