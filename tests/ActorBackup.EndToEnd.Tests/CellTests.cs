@@ -117,13 +117,18 @@ public class CellTests
     /// A restarted manager ends open jobs once their clients have registered again (or after 15 s): the job as
     /// recorded once it has ended.
     /// </summary>
-    internal static JsonElement WaitForEnd(CellProcess cell, string job)
+    internal static JsonElement WaitForEnd(CellProcess cell, string job, int seconds = 40)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(40);
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
         {
-            var info = cell.AbkJson("job", "show", job);
-            if (info.GetProperty("state").GetString() is not ("RUNNING" or "QUEUED" or "COMMITTING") || DateTime.UtcNow > deadline) return info;
+            var r = cell.Abk("--json", "job", "show", job); // fails while a manager takes over: keep asking
+            if (r.ExitCode == 0)
+            {
+                var info = JsonDocument.Parse(r.Stdout).RootElement.Clone();
+                if (info.GetProperty("state").GetString() is not ("RUNNING" or "QUEUED" or "COMMITTING") || DateTime.UtcNow > deadline) return info;
+            }
+            else Assert.True(DateTime.UtcNow < deadline, $"abk job show {job} kept failing: {r.Stderr}{r.Stdout}\n{cell.Log}");
             Thread.Sleep(200);
         }
     }
@@ -308,12 +313,7 @@ public class PostgresCellTests
         var src = Path.Combine(dir.Path, "src");
         MakeSource(src);
         int portA = Processes.FreePort(), portB = Processes.FreePort();
-        string[] Shared(params string[] more) =>
-        [
-            "--set", "actorbackup.persistence=postgres", "--set", $"actorbackup.postgres.connection-string={db.ConnectionString}",
-            "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{portA}\",\"akka.tcp://actorbackup@127.0.0.1:{portB}\"]",
-            .. more,
-        ];
+        string[] Shared(params string[] more) => SharedJournal(db, portA, portB, more);
         // A: manager and the library; B: manager (standby) and the client.
         var nodeA = Path.Combine(dir.Path, "node-a");
         var a = new CellProcess(nodeA, portA, Shared("--set", "actorbackup.roles=[manager,media]"));
@@ -366,12 +366,7 @@ public class PostgresCellTests
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 24);
         int portA = Processes.FreePort(), portB = Processes.FreePort();
-        string[] Shared(params string[] more) =>
-        [
-            "--set", "actorbackup.persistence=postgres", "--set", $"actorbackup.postgres.connection-string={db.ConnectionString}",
-            "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{portA}\",\"akka.tcp://actorbackup@127.0.0.1:{portB}\"]",
-            .. more,
-        ];
+        string[] Shared(params string[] more) => SharedJournal(db, portA, portB, more);
         // A: the manager only; B: manager (standby), library and client, throttled so that the job spans the move.
         var a = new CellProcess(Path.Combine(dir.Path, "node-a"), portA, Shared("--set", "actorbackup.roles=[manager]"));
         using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB, Shared("--set", "actorbackup.roles=[manager,media,client]",
@@ -389,21 +384,20 @@ public class PostgresCellTests
             a.Dispose();
         }
         // The manager recovers on B, the client there says it still runs the job, and its end is recorded.
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        JsonElement info;
-        while (true)
-        {
-            var r = b.Abk("--json", "job", "show", job);
-            info = r.ExitCode == 0 ? JsonDocument.Parse(r.Stdout).RootElement.Clone() : default;
-            if (info.ValueKind == JsonValueKind.Object && info.GetProperty("state").GetString() is not ("RUNNING" or "COMMITTING")) break;
-            Assert.True(DateTime.UtcNow < deadline, $"job {job} did not end: {r.Stdout}{r.Stderr}\n{b.Log}");
-            Thread.Sleep(300);
-        }
+        var info = CellTests.WaitForEnd(b, job, seconds: 60);
         Assert.True(info.GetProperty("state").GetString() == "SUCCEEDED", info + b.Log);
         var target = Path.Combine(dir.Path, "restored");
         Assert.Equal(0, b.Abk("restore", info.GetProperty("snapshot").GetString()!, "--to", target).ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
+
+    /// <summary>Arguments of a node of a two-node cell (ports A and B, both seeds) journaling to <paramref name="db"/>.</summary>
+    private static string[] SharedJournal(TestPostgres db, int portA, int portB, string[] more) =>
+    [
+        "--set", "actorbackup.persistence=postgres", "--set", $"actorbackup.postgres.connection-string={db.ConnectionString}",
+        "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{portA}\",\"akka.tcp://actorbackup@127.0.0.1:{portB}\"]",
+        .. more,
+    ];
 
     private static void MakeSource(string root) => CellTests.MakeSource(root);
 }

@@ -134,7 +134,7 @@ public sealed class MediaActor : ReceivePersistentActor
             // the next one tries to open the library again.
             _unavailable = $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
             _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
-            _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+            Register();
             return;
         }
         foreach (var p in _library.LastOpen.Problems) _log.Warning("library {0}: {1}", _declaration.Id, p);
@@ -151,9 +151,13 @@ public sealed class MediaActor : ReceivePersistentActor
                 _log.Warning("library {0}: the records found again could not be committed: {1}", _declaration.Id, e.Message);
             }
         }
-        _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+        Register();
         _manager?.Tell(Report());
     }
+
+    /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
+    private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+
 
     /// <summary>
     /// A write to the library failed: the library object may index chunks that never reached the disk. The

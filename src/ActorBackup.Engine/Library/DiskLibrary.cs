@@ -423,7 +423,7 @@ public sealed class DiskLibrary : IChunkSink, IChunkSource, IDisposable
 
     /// <summary>What an operator reads when a library cannot write: a full disk, or another I/O error.</summary>
     public static string DescribeWriteFailure(string id, string root, Exception e) =>
-        e.HResult == 28 || e.Message.Contains("No space left", StringComparison.Ordinal)
+        Posix.Posix.IsNoSpace(e)
             ? $"library {id} is out of space at {root}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
             : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
 

@@ -73,6 +73,10 @@ public static unsafe partial class Posix
 
     public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28;
 
+    /// <summary>True when a write failed because the file system is full (our own calls, or .NET's file I/O).</summary>
+    public static bool IsNoSpace(Exception e) =>
+        e is PosixException { Errno: ENOSPC } || e.HResult == ENOSPC || e.Message.Contains("No space left", StringComparison.Ordinal);
+
     public static string Describe(int errno) => Marshal.PtrToStringUTF8(strerror(errno)) ?? $"errno {errno}";
 
     private static IOException Error(string what, string path)

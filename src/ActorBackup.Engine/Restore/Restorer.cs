@@ -337,7 +337,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (IsDiskFull(e)) throw new IOException($"the restore target is full while writing {slot.File.TargetPath}: free space there and restore again", e);
+                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {slot.File.TargetPath}: free space there and restore again", e);
                 Fail(p, e.Message);
             }
         });
@@ -378,9 +378,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Guard(file, () => SetMetadata(file.TargetPath, file.Node, restoreOwner));
         Interlocked.Increment(ref _filesDone);
     }
-
-    private static bool IsDiskFull(Exception e) =>
-        e is PosixException { Errno: Posix.Posix.ENOSPC } || e.HResult == 28 || e.Message.Contains("No space left", StringComparison.Ordinal);
 
     private void MakeHardLink(Entry l, bool restoreOwner)
     {
