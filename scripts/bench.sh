@@ -5,6 +5,8 @@
 #   scripts/bench.sh cell SOURCE_DIR      the engine's three steps, then the same through a running embedded
 #                                         cell driven by abk, then across two node processes (client on one,
 #                                         media agent on the other), each compared with the one before
+#   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
+#                                         list` and of 20 `abk --help` (published build, ReadyToRun)
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -16,8 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
 src=${2:-}
+if [ "$mode" = shell ]; then
+  exec bash scripts/bench-shell.sh
+fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then
@@ -85,32 +90,35 @@ if [ "$mode" = cell ]; then
   stop_nodes() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
   cleanup() { stop_nodes; rm -rf "$tmp"; }
   trap cleanup EXIT
+  export ABK_CERTS=$tmp/certs # one operator token for every node of the bench
+  ops() { echo "127.0.0.1:$(( $1 + 1000 ))"; } # a node's operator endpoint: its cluster port + 1000
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   start_node() { # name port seed-port args...
     local name=$1 port=$2 seed=$3; shift 3
     mkdir -p "$tmp/$name"
-    "$abk" --data "$tmp/$name" --port "$port" --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$seed\"]" "$@" \
+    "$abk" --data "$tmp/$name" --port "$port" --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$seed\"]" \
+      --set "actorbackup.ops.token-file=$ABK_CERTS/operator.token" "$@" \
       > "$tmp/$name/node.log" 2>&1 &
     pids+=($!)
   }
   wait_ready() { # port library
     for _ in $(seq 90); do
-      if "$shell" --node "127.0.0.1:$1" library list 2>/dev/null | grep -q "^$2 .* yes"; then return 0; fi
+      if "$shell" --node "$(ops $1)" library list 2>/dev/null | grep -q "^$2 .* yes"; then return 0; fi
       sleep 1
     done
     echo "bench: node on port $1 did not get ready" >&2; exit 1
   }
   job_seconds() { # node-port job -> seconds from queued to finished, as the manager recorded them
-    "$shell" --node "127.0.0.1:$1" --json job show "$2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print((int(j["finishedUnixMs"])-int(j["queuedUnixMs"]))/1000)'
+    "$shell" --node "$(ops $1)" --json job show "$2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print((int(j["finishedUnixMs"])-int(j["queuedUnixMs"]))/1000)'
   }
   run_cell() { # node-port client restore-dir -> sets full_s noop_s restore_s
     local port=$1 client=$2 out=$3 j
-    settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --level full --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
+    settle; j=$("$shell" --node "$(ops $port)" backup --no-wait --level full --client "$client" "$src"); "$shell" --node "$(ops $port)" job watch "$j" >/dev/null
     full_s=$(job_seconds "$port" "$j")
-    settle; j=$("$shell" --node "127.0.0.1:$port" backup --no-wait --client "$client" "$src"); "$shell" --node "127.0.0.1:$port" job watch "$j" >/dev/null
+    settle; j=$("$shell" --node "$(ops $port)" backup --no-wait --client "$client" "$src"); "$shell" --node "$(ops $port)" job watch "$j" >/dev/null
     noop_s=$(job_seconds "$port" "$j")
-    settle; "$shell" --node "127.0.0.1:$port" restore latest --to "$out" --client "$client" >/dev/null
-    j=$("$shell" --node "127.0.0.1:$port" --json job list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][-1]["id"])')
+    settle; "$shell" --node "$(ops $port)" restore latest --to "$out" --client "$client" >/dev/null
+    j=$("$shell" --node "$(ops $port)" --json job list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][-1]["id"])')
     restore_s=$(job_seconds "$port" "$j")
   }
   median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
@@ -141,7 +149,7 @@ if [ "$mode" = cell ]; then
     start_node "media$r" "$p2" "$p2" --set 'actorbackup.roles=[manager,media]' --set 'actorbackup.libraries=[{id=libm}]'
     wait_ready "$p2" libm
     start_node "client$r" "$p3" "$p2" --set 'actorbackup.roles=[client]' --set actorbackup.client-id=remote
-    for _ in $(seq 60); do "$shell" --node "127.0.0.1:$p2" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
+    for _ in $(seq 60); do "$shell" --node "$(ops $p2)" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
     run_cell "$p2" remote "$rtmp/two-restore"
     verified=$(check "$rtmp/two-restore"); [ "$verified" = true ] || all_verified=false
     stop_nodes

@@ -2,7 +2,6 @@ using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
 using Google.Protobuf;
-using Google.Protobuf.Reflection;
 
 namespace ActorBackup.Protocol;
 
@@ -14,34 +13,19 @@ namespace ActorBackup.Protocol;
 public sealed class ProtoSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int SerializerId = 571;
-    private static readonly Dictionary<string, MessageParser> Parsers = [];
-    private static readonly Dictionary<Type, string> Manifests = [];
-
-    static ProtoSerializer()
-    {
-        foreach (var file in new[] { ProtocolReflection.Descriptor })
-            foreach (var message in file.MessageTypes) Register(message);
-    }
-
-    private static void Register(MessageDescriptor d)
-    {
-        Parsers[d.Name] = d.Parser;
-        Manifests[d.ClrType] = d.Name;
-    }
 
     /// <summary>Every type this serializer handles, for the round-trip tests.</summary>
-    public static IReadOnlyCollection<Type> Types => Manifests.Keys;
+    public static IReadOnlyCollection<Type> Types => ProtocolTypes.Types;
 
     public override int Identifier => SerializerId;
 
     public override byte[] ToBinary(object obj) =>
-        obj is IMessage m && Manifests.ContainsKey(obj.GetType()) ? m.ToByteArray()
+        obj is IMessage m && ProtocolTypes.NameOf(obj.GetType()) is not null ? m.ToByteArray()
             : throw new ArgumentException($"{obj.GetType()} is not a protocol message");
 
     public override object FromBinary(byte[] bytes, string manifest) =>
-        Parsers.TryGetValue(manifest, out var parser) ? parser.ParseFrom(bytes)
-            : throw new SerializationException($"unknown protocol manifest '{manifest}': a newer node wrote it?");
+        ProtocolTypes.Parse(manifest, bytes) ?? throw new SerializationException($"unknown protocol manifest '{manifest}': a newer node wrote it?");
 
     public override string Manifest(object o) =>
-        Manifests.TryGetValue(o.GetType(), out var m) ? m : throw new ArgumentException($"{o.GetType()} is not a protocol message");
+        ProtocolTypes.NameOf(o.GetType()) ?? throw new ArgumentException($"{o.GetType()} is not a protocol message");
 }

@@ -12,7 +12,10 @@ public sealed class CellProcess : IDisposable
     private Process? _process;
     private readonly System.Text.StringBuilder _log = new();
     public string DataDir { get; }
+    /// <summary>The cluster (Akka.Remote) port.</summary>
     public int Port { get; }
+    /// <summary>The operator endpoint's port, which `abk --node` names.</summary>
+    public int OpsPort { get; } = Processes.FreePort();
     public IReadOnlyList<string> ExtraArgs { get; }
 
     public CellProcess(string dataDir, int? port = null, params string[] extraArgs)
@@ -22,14 +25,19 @@ public sealed class CellProcess : IDisposable
         ExtraArgs = extraArgs;
     }
 
-    public string Node => $"127.0.0.1:{Port}";
+    /// <summary>Where `abk` reaches this node.</summary>
+    public string Node => $"127.0.0.1:{OpsPort}";
+    /// <summary>Where cluster members and integrators (ClusterClient) reach it.</summary>
+    public string ClusterNode => $"127.0.0.1:{Port}";
+    /// <summary>The operator credential this node created (or shares).</summary>
+    public string CertsDir => Path.Combine(DataDir, "certs");
     public string Log { get { lock (_log) return _log.ToString(); } }
 
     public CellProcess Start(string? seedPort = null, string libraries = "lib1")
     {
         var psi = new ProcessStartInfo(Processes.Actorbackup) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = DataDir };
         Directory.CreateDirectory(DataDir);
-        foreach (var a in (string[])["--data", DataDir, "--port", Port.ToString(),
+        foreach (var a in (string[])["--data", DataDir, "--port", Port.ToString(), "--set", $"actorbackup.ops.port={OpsPort}",
                      "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{seedPort ?? Port.ToString()}\"]", .. ExtraArgs])
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
@@ -55,7 +63,7 @@ public sealed class CellProcess : IDisposable
         return doc.RootElement.GetProperty("libraries").EnumerateArray().Any(l => l.GetProperty("id").GetString() == id && l.GetProperty("reachable").GetBoolean());
     }
 
-    public ProcessResult Abk(params string[] args) => Processes.Run(Processes.Abk, ["--node", Node, .. args], timeout: TimeSpan.FromMinutes(3));
+    public ProcessResult Abk(params string[] args) => Processes.Run(Processes.Abk, ["--node", Node, "--certs", CertsDir, .. args], timeout: TimeSpan.FromMinutes(3));
 
     public JsonElement AbkJson(params string[] args)
     {

@@ -28,7 +28,7 @@ public class IntegratorTests
             .WithFallback(Akka.Cluster.Tools.PublishSubscribe.DistributedPubSub.DefaultConfig());
         using var system = ActorSystem.Create("integrator", config);
         var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(
-            ImmutableHashSet.Create(ActorPath.Parse($"akka.tcp://actorbackup@{cell.Node}/system/receptionist")))));
+            ImmutableHashSet.Create(ActorPath.Parse($"akka.tcp://actorbackup@{cell.ClusterNode}/system/receptionist")))));
 
         var accepted = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(30));
         var job = Assert.IsType<JobAccepted>(accepted).Job;

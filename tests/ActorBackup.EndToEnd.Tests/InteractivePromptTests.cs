@@ -79,7 +79,7 @@ public class InteractivePromptTests
         using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
         Assert.Equal(0, cell.Abk("backup", src).ExitCode); // job 1
 
-        using var terminal = new Terminal($"{Processes.Abk} --node {cell.Node}", dir.Path);
+        using var terminal = new Terminal($"{Processes.Abk} --node {cell.Node} --certs {cell.CertsDir}", dir.Path);
         terminal.WaitFor("abk> ");
         terminal.Type("job sh\t"); // one command starts so: completed
         terminal.WaitFor("abk> job show ");

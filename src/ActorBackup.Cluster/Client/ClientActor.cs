@@ -74,6 +74,11 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             _unacknowledged.Remove(j.Id);
             ReplyWhenStopped();
         });
+        Receive<ListTree>(m =>
+        {
+            var requester = Sender;
+            Task.Run(() => ListTree(m, requester));
+        });
         Receive<InterruptAll>(_ =>
         {
             _shuttingDown = true;
@@ -150,15 +155,53 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
     }
 
-    private IDataPlaneChannel OpenChannel(JobInfo job, bool write)
+    private IDataPlaneChannel OpenChannel(JobInfo job, bool write) => OpenChannel(job.Library, job.Id, write);
+
+    private IDataPlaneChannel OpenChannel(string library, string job, bool write)
     {
-        var reply = _media.Ask<object>(new OpenSession { Library = job.Library, Job = job.Id, Write = write }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        var reply = _media.Ask<object>(new OpenSession { Library = library, Job = job, Write = write }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
         return reply switch
         {
             SessionOpened granted => InProcessDataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
-            CommandRejected r => throw new IOException($"library {job.Library} refused the session: {r.Reason}"),
-            _ => throw new IOException($"library {job.Library} answered {reply.GetType().Name}"),
+            CommandRejected r => throw new IOException($"library {library} refused the session: {r.Reason}"),
+            _ => throw new IOException($"library {library} answered {reply.GetType().Name}"),
         };
+    }
+
+    /// <summary>
+    /// `abk ls`: reads the snapshot's trees (this node holds the cell key) and answers the requester with
+    /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
+    /// </summary>
+    private void ListTree(ListTree request, IActorRef requester)
+    {
+        const int PageSize = 1000;
+        try
+        {
+            var manifest = SnapshotManifest.Parser.ParseFrom(request.Manifest);
+            using var channel = OpenChannel(manifest.Library, "ls", write: false);
+            try
+            {
+                using var trees = new TreeReader(_keys, channel);
+                var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
+                foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
+                {
+                    page.Entries.Add(entry);
+                    if (page.Entries.Count < PageSize) continue;
+                    requester.Tell(page);
+                    page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
+                }
+                page.More = false;
+                requester.Tell(page);
+            }
+            finally
+            {
+                _media.Tell(new CloseSession { Library = manifest.Library, Ticket = channel.Ticket });
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException or KeyNotFoundException or TimeoutException or AskTimeoutException)
+        {
+            requester.Tell(new CommandRejected { Reason = $"cannot list snapshot {request.Snapshot} on client {_settings.ClientId}: {e.Message}" });
+        }
     }
 
     private JobFinished RunBackup(BackupAssignment a, CancellationToken cancel)

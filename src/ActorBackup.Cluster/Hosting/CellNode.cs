@@ -19,7 +19,7 @@ namespace ActorBackup.Cluster.Hosting;
 /// <summary>The settings under actorbackup.* that say what this node is.</summary>
 public sealed record NodeSettings(
     string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
-    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0)
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "")
 {
     public static NodeSettings From(Config config)
     {
@@ -42,8 +42,18 @@ public sealed record NodeSettings(
         return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,
             keyDir == "" ? Path.Combine(dataDir, "keys") : Path.GetFullPath(keyDir),
             c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
-            c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0);
+            c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
+            OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
+            c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName));
     }
+
+    /// <summary>The operator endpoint's port: as set, else the Akka.Remote port + 1000 (any free port when that is 0).</summary>
+    public static int OpsPortFor(int configured, int remotePort) => configured switch
+    {
+        >= 0 => configured,
+        _ when remotePort == 0 => 0,
+        _ => remotePort + 1000,
+    };
 }
 
 /// <summary>
@@ -57,9 +67,12 @@ public sealed class CellNode
     public IActorRef Manager { get; }
     public IActorRef Media { get; }
     public IActorRef Ops { get; }
+    /// <summary>Where `abk --node` reaches this node.</summary>
+    public System.Net.IPEndPoint OpsEndpoint { get; }
 
-    private CellNode(ActorSystem system, NodeSettings settings, IActorRef manager, IActorRef media, IActorRef ops)
+    private CellNode(ActorSystem system, NodeSettings settings, IActorRef manager, IActorRef media, IActorRef ops, System.Net.IPEndPoint opsEndpoint)
     {
+        OpsEndpoint = opsEndpoint;
         System = system;
         Settings = settings;
         Manager = manager;
@@ -153,17 +166,18 @@ public sealed class CellNode
             system.ActorOf(ClusterSingletonManager.Props(ManagerActor.Props(media), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("manager").WithSingletonName("manager")), "manager");
 
-        CellKeys? keys = null;
+        IActorRef? client = null;
         if (settings.Roles.Contains("client"))
         {
-            keys = CellKeyring.LoadOrCreate(settings.KeyDir);
-            var client = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit);
-            system.ActorOf(ClientActor.Props(client, keys, managerProxy, media), "client");
+            var keys = CellKeyring.LoadOrCreate(settings.KeyDir);
+            var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit);
+            client = system.ActorOf(ClientActor.Props(clientSettings, keys, managerProxy, media), "client");
         }
-        var ops = system.ActorOf(OpsActor.Props(managerProxy, media, keys, settings.Roles.Contains("client") ? settings.ClientId : ""), "ops");
-        // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy,
-        // and the shell's command table at /user/ops, through ClusterClient.
-        ClusterClientReceptionist.Get(system).RegisterService(ops);
+        var ops = system.ActorOf(OpsActor.Props(managerProxy, media, client, client is null ? "" : settings.ClientId), "ops");
+        var opsEndpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort, ops,
+            Protocol.Ops.OperatorToken.LoadOrCreate(settings.OperatorTokenFile), system.Log);
+        system.RegisterOnTermination(opsEndpoint.Dispose);
+        // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy through ClusterClient.
         ClusterClientReceptionist.Get(system).RegisterService(managerProxy);
 
         // Wake this node's media agents so that they open their libraries and register with the manager.
@@ -172,7 +186,7 @@ public sealed class CellNode
             {
                 foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id });
             });
-        return new CellNode(system, settings, managerProxy, media, ops);
+        return new CellNode(system, settings, managerProxy, media, ops, opsEndpoint.Endpoint);
     }
 
     /// <summary>

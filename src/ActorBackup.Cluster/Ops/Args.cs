@@ -56,6 +56,18 @@ public sealed class Args
     public IReadOnlyList<string> Values(string name) => _values.TryGetValue(name, out var v) ? v : [];
     public string Required(string name) => Value(name) ?? throw new UsageException($"--{name} is required");
 
+    public Protocol.BackupLevel Level(string name)
+    {
+        try
+        {
+            return Protocol.Commands.SharedOptions.ParseLevel(Value(name));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
     public int Int(string name, int fallback) =>
         Value(name) is { } v ? int.TryParse(v, out var n) ? n : throw new UsageException($"--{name} must be a whole number, got '{v}'") : fallback;
 

@@ -66,7 +66,7 @@ public static class EngineCommand
             case "backup":
             {
                 if (a.Positional.Count == 0) throw new UsageException("backup needs at least one PATH");
-                var level = ManagerState.ToEngineLevel(OpsActor.ParseLevel(a.Value("level")));
+                var level = ManagerState.ToEngineLevel(a.Level("level"));
                 var set = new BackupSet(a.Value("set") ?? Repository.DefaultSetName(a.Positional), a.Positional, a.Values("exclude"), a.Flag("one-file-system"));
                 using var repo = Repository.Open(repoPath, key);
                 var clock = Stopwatch.StartNew();
@@ -119,7 +119,8 @@ public static class EngineCommand
                 using var repo = Repository.Open(repoPath, key);
                 var m = repo.Catalog.Find(a.Positional[0]);
                 using var trees = new TreeReader(repo.Keys, repo.Library);
-                TreeListing.Print(trees, m, a.Positional.Count > 1 ? a.Positional[1] : "", Console.Out);
+                foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, a.Positional.Count > 1 ? a.Positional[1] : ""))
+                    Console.WriteLine(entry.ToLine());
                 return 0;
             }
             default:

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# scripts/bench.sh shell: how long one `abk` command takes against a running node, wall time of the whole
+# process as an operator's script sees it. Publishes node and shell as operators get them (ReadyToRun),
+# starts one embedded-cell node in a temporary folder, runs each command 20 times and prints the medians:
+#   abk job list     one round trip to the manager through the node's operator endpoint
+#   abk --help       no cell at all
+# Goal (issue 7): job list <= 0.25 s, --help <= 0.1 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d /var/tmp/abk-bench-shell.XXXXXX)
+pid=""
+cleanup() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
+trap cleanup EXIT
+dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
+dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
+  --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" > "$tmp/node.log" 2>&1 &
+pid=$!
+export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
+abk=$tmp/shell/abk
+for _ in $(seq 90); do
+  if "$abk" library list 2>/dev/null | grep -q "^lib1 .* yes"; then break; fi
+  sleep 1
+done
+"$abk" job list >/dev/null || { echo "bench: the node did not get ready:"; cat "$tmp/node.log"; exit 1; } >&2
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+measure() { # args... -> median wall seconds of 20 runs (after 2 unmeasured ones)
+  local times=() t0 t1
+  for i in $(seq 22); do
+    t0=$EPOCHREALTIME; "$abk" "$@" >/dev/null 2>&1 || true; t1=$EPOCHREALTIME
+    [ "$i" -gt 2 ] && times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+  done
+  median "${times[@]}"
+}
+list=$(measure job list)
+help=$(measure --help)
+echo "machine: $(nproc) cores; abk published ReadyToRun; node $(sed -n 1p "$tmp/node.log" | cut -c1-60)..."
+printf '  abk job list  median %.3f s (goal 0.25)\n  abk --help    median %.3f s (goal 0.10)\n' "$list" "$help"
+printf '{"job_list_s":%s,"help_s":%s}\n' "$list" "$help"

@@ -1,0 +1,27 @@
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+
+namespace ActorBackup.Cluster.Client;
+
+/// <summary>A snapshot's tree entries as the protocol carries them to the shell (and the engine CLI prints them).</summary>
+public static class TreeEntries
+{
+    public static IEnumerable<TreeEntry> List(TreeReader trees, SnapshotManifest snapshot, string prefix) =>
+        TreeListing.Entries(trees, snapshot, prefix).Select(e => new TreeEntry
+        {
+            Path = e.Path, Type = TypeLetter(e.Node.Type), Mode = e.Node.Mode & 0xFFF, Uid = e.Node.Uid, Gid = e.Node.Gid, Size = e.Node.Size,
+            MtimeUnixSec = e.Node.MtimeSec,
+            Target = e.Node.Type switch
+            {
+                NodeType.Symlink => System.Text.Encoding.UTF8.GetString(e.Node.LinkTarget.Span),
+                NodeType.Hardlink => e.Node.HardlinkTarget,
+                _ => "",
+            },
+        });
+
+    private static string TypeLetter(NodeType t) => t switch
+    {
+        NodeType.Directory => "d", NodeType.Symlink => "l", NodeType.Hardlink => "h", NodeType.Fifo => "p",
+        NodeType.CharDevice => "c", NodeType.BlockDevice => "b", NodeType.Socket => "s", _ => "-",
+    };
+}

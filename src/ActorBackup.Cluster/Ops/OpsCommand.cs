@@ -1,0 +1,239 @@
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Ops;
+
+/// <summary>
+/// One operator command, from arrival to its last answer: a child of the OpsActor that lives as long as the
+/// command. Request-and-answer commands ask the manager, a media agent or the cluster and answer once;
+/// `job watch` streams progress until the job ends; `ls` streams a client node's pages. A command the shell
+/// gave up on (it hung up) stops its handler.
+/// </summary>
+public sealed class OpsCommand : ReceiveActor
+{
+    /// <summary>What every command may reach on this node.</summary>
+    /// <param name="AskTimeout">how long a command waits for the manager, a media agent or a client node (default 20 s)</param>
+    public sealed record Cell(IActorRef Manager, IActorRef Media, IActorRef? Client, string LocalClient, TimeSpan AskTimeout = default)
+    {
+        public TimeSpan AskTimeout { get; } = AskTimeout == default ? TimeSpan.FromSeconds(20) : AskTimeout;
+    }
+
+    private sealed record Run;
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromMilliseconds(250);
+    private readonly Cell _cell;
+    private readonly OpsCall _call;
+    private CancellationTokenRegistration _hangUp;
+    private DateTime _lastProgress = DateTime.MinValue;
+
+    public static Props Props(Cell cell, OpsCall call) => Akka.Actor.Props.Create(() => new OpsCommand(cell, call));
+
+    public OpsCommand(Cell cell, OpsCall call)
+    {
+        _cell = cell;
+        _call = call;
+        ReceiveAsync<Run>(async _ =>
+        {
+            IMessage? answer;
+            try
+            {
+                answer = await Handle(call.Command);
+            }
+            catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or TimeoutException)
+            {
+                answer = new CommandRejected { Reason = e.Message };
+            }
+            if (answer is not null) Finish(answer);
+        });
+    }
+
+    protected override void PreStart()
+    {
+        var self = Self;
+        _hangUp = _call.Cancel.Register(() => self.Tell(PoisonPill.Instance));
+        self.Tell(new Run());
+    }
+
+    protected override void PostStop()
+    {
+        _hangUp.Dispose();
+        _call.Reply.TryComplete();
+    }
+
+    private void Finish(IMessage answer)
+    {
+        _call.Reply.TryWrite(new OpsAnswer(answer, More: false));
+        Context.Stop(Self);
+    }
+
+    private void More(IMessage answer) => _call.Reply.TryWrite(new OpsAnswer(answer, More: true));
+
+    private TimeSpan AskTimeout => _cell.AskTimeout;
+
+    private async Task<T> Ask<T>(IActorRef target, object message, string who) where T : class
+    {
+        object reply;
+        try
+        {
+            reply = await target.Ask<object>(message, AskTimeout);
+        }
+        catch (AskTimeoutException)
+        {
+            throw new TimeoutException($"{who} did not answer in {AskTimeout.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
+        }
+        return reply switch
+        {
+            T t => t,
+            CommandRejected r => throw new InvalidOperationException(r.Reason),
+            _ => throw new InvalidOperationException($"{who} answered {reply.GetType().Name}"),
+        };
+    }
+
+    private Task<T> AskManager<T>(object message) where T : class =>
+        Ask<T>(_cell.Manager, message, "the manager");
+
+    /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
+    private async Task<IMessage?> Handle(IMessage command)
+    {
+        switch (command)
+        {
+            case GetClusterState:
+                return ClusterState();
+            case ChangeMember m:
+                return ChangeMember(m);
+            case GetShardStats:
+                return await ShardStats();
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or ListSnapshots:
+                return await AskManager<IMessage>(command);
+            case ListVolumes v:
+                await EnsureLibrary(v.Library);
+                return await Ask<VolumeList>(_cell.Media, v, $"the media agent of library {v.Library}");
+            case StartBackup b:
+                if (b.Client == "") b.Client = _cell.LocalClient;
+                return await AskManager<JobAccepted>(b);
+            case StartRestore r:
+                return await AskManager<JobAccepted>(r);
+            case WatchJob w:
+                _cell.Manager.Tell(w);
+                Become(Watching);
+                return null;
+            case ListSnapshotTree ls:
+                await ListTree(ls);
+                return null;
+            default:
+                return new CommandRejected { Reason = $"{command.Descriptor.Name} is not an operator command: is abk newer than this node?" };
+        }
+    }
+
+    private void Watching()
+    {
+        Receive<JobProgress>(p =>
+        {
+            if (DateTime.UtcNow - _lastProgress < ProgressEvery) return;
+            _lastProgress = DateTime.UtcNow;
+            More(p);
+        });
+        Receive<JobInfo>(j =>
+        {
+            if (Manager.ManagerState.IsFinal(j.State)) Finish(j);
+        });
+        Receive<CommandRejected>(Finish);
+    }
+
+    /// <summary>
+    /// Reading a snapshot's trees needs the cell key, which only client nodes hold: this node's own client
+    /// when it has one, else a connected client node (the snapshot's own client first).
+    /// </summary>
+    private async Task ListTree(ListSnapshotTree ls)
+    {
+        var detail = await AskManager<SnapshotDetail>(new GetSnapshot { Snapshot = ls.Snapshot });
+        var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id };
+        if (_cell.Client is { } local) local.Tell(request);
+        else
+        {
+            var clients = await AskManager<ClientList>(new ListClients());
+            var target = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal))
+                             .OrderByDescending(c => c.Id == detail.Info.Client).FirstOrDefault()
+                         ?? throw new InvalidOperationException("no client node is connected, and reading a snapshot's trees needs the cell key that only client nodes hold: start one");
+            Context.ActorSelection(target.Address).Tell(request);
+        }
+        SetReceiveTimeout(AskTimeout);
+        Become(() =>
+        {
+            Receive<SnapshotTree>(page =>
+            {
+                if (page.More) More(page);
+                else Finish(page);
+            });
+            Receive<CommandRejected>(Finish);
+            Receive<ReceiveTimeout>(_ => Finish(new CommandRejected { Reason = $"the client node listing snapshot {detail.Info.Id} did not answer in {AskTimeout.TotalSeconds:F0} s" }));
+        });
+    }
+
+    private async Task EnsureLibrary(string library)
+    {
+        var libraries = await AskManager<LibraryList>(new ListLibraries());
+        if (libraries.Libraries.All(l => l.Id != library))
+            throw new KeyNotFoundException($"unknown library '{library}': known are {string.Join(", ", libraries.Libraries.Select(l => l.Id))}");
+    }
+
+    private static ClusterState ClusterState()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var state = cluster.State;
+        var managerNode = state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole("manager")).OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+        var answer = new ClusterState { Leader = state.Leader?.ToString() ?? "" };
+        answer.Members.AddRange(state.Members.OrderBy(m => m.Address.ToString()).Select(m => new ClusterMember
+        {
+            Address = m.Address.ToString(), Status = m.Status.ToString().ToLowerInvariant(), Reachable = !state.Unreachable.Contains(m),
+            Roles = { m.Roles.Order() }, Manager = managerNode is not null && m.Address == managerNode.Address, Self = m.Address == cluster.SelfAddress,
+        }));
+        return answer;
+    }
+
+    private static MemberChangeRequested ChangeMember(ChangeMember m)
+    {
+        Address address;
+        try
+        {
+            address = Address.Parse(m.Address);
+        }
+        catch (UriFormatException)
+        {
+            throw new InvalidOperationException($"'{m.Address}' is not a member address: use one as 'abk cluster show' prints it");
+        }
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        if (!cluster.State.Members.Any(x => x.Address == address)) throw new InvalidOperationException($"{address} is not a member: see 'abk cluster show'");
+        switch (m.Change)
+        {
+            case MemberChange.Leave: cluster.Leave(address); break;
+            case MemberChange.Down: cluster.Down(address); break;
+            default: throw new InvalidOperationException($"unknown member change {m.Change}");
+        }
+        return new MemberChangeRequested { Address = address.ToString(), Change = m.Change };
+    }
+
+    private async Task<ShardStats> ShardStats()
+    {
+        ClusterShardingStats stats;
+        try
+        {
+            stats = await ClusterSharding.Get(Context.System).ShardRegion("media")
+                .Ask<ClusterShardingStats>(new GetClusterShardingStats(TimeSpan.FromSeconds(5)), AskTimeout);
+        }
+        catch (AskTimeoutException)
+        {
+            throw new TimeoutException("the media shard regions did not answer in time: see 'abk cluster show'");
+        }
+        var answer = new ShardStats();
+        foreach (var (node, region) in stats.Regions)
+        {
+            var r = new RegionShards { Node = node.ToString() };
+            foreach (var (shard, entities) in region.Stats) r.Shards[shard] = entities;
+            answer.Regions.Add(r);
+        }
+        return answer;
+    }
+}

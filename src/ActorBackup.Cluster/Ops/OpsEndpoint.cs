@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Ops;
+using Akka.Actor;
+using Akka.Event;
+
+namespace ActorBackup.Cluster.Ops;
+
+/// <summary>
+/// The operator endpoint of a node: a TCP listener beside Akka.Remote that `abk` reaches in one connect, no
+/// ActorSystem of its own (see docs/architecture.md). Each connection proves the operator token first; then
+/// each call is handed to the OpsActor as an OpsCall and its answers are written back as they come.
+/// Bounded: frames (OpsWire.MaxFrame), connections at once, and the time a connection may take to say hello.
+/// </summary>
+public sealed class OpsEndpoint : IDisposable
+{
+    public const int MaxConnections = 64;
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+    private readonly TcpListener _listener;
+    private readonly IActorRef _ops;
+    private readonly byte[] _token;
+    private readonly ILoggingAdapter _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _slots = new(MaxConnections);
+
+    public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    public OpsEndpoint(string host, int port, IActorRef ops, byte[] token, ILoggingAdapter log)
+    {
+        _ops = ops;
+        _token = token;
+        _log = log;
+        var address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host).First();
+        _listener = new TcpListener(address, port);
+        _listener.Start();
+        _ = Task.Run(Accept);
+    }
+
+    private async Task Accept()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            _ = Task.Run(() => Serve(client));
+        }
+    }
+
+    private async Task Serve(TcpClient client)
+    {
+        using var _ = client;
+        client.NoDelay = true;
+        var stream = client.GetStream();
+        if (!await _slots.WaitAsync(0))
+        {
+            await TryReject(stream, $"this node already serves {MaxConnections} operator connections: try again in a moment");
+            return;
+        }
+        using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        try
+        {
+            using (var hello = CancellationTokenSource.CreateLinkedTokenSource(gone.Token))
+            {
+                hello.CancelAfter(HelloTimeout);
+                var first = await OpsWire.Read(stream, hello.Token);
+                if (first?.Message is not OpsHello h || !OperatorToken.Matches(_token, h.Token))
+                {
+                    await TryReject(stream, "not authorized: this node's cell has another operator token. Give abk the cell's certs folder " +
+                                            "(--certs DATA/certs or $ABK_CERTS), DATA being the data folder of the cell's first node");
+                    return;
+                }
+            }
+            while (await OpsWire.Read(stream, gone.Token) is var (command, _))
+            {
+                var answers = Channel.CreateUnbounded<OpsAnswer>(new UnboundedChannelOptions { SingleReader = true });
+                using var call = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
+                _ops.Tell(new OpsCall(command, answers.Writer, call.Token));
+                var watch = WatchForHangUp(client.Client, call);
+                await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
+                {
+                    await OpsWire.Write(stream, answer.Message, answer.More, call.Token);
+                    if (!answer.More) break;
+                }
+                await call.CancelAsync();
+                await watch;
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            if (e is InvalidDataException) _log.Warning("operator connection from {0} refused: {1}", client.Client.RemoteEndPoint, e.Message);
+        }
+        finally
+        {
+            await gone.CancelAsync();
+            _slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// Cancels the call when the shell hangs up while it runs (Ctrl-C on `abk job watch`), so that its handler
+    /// stops. Looks without reading: the shell may already have sent its next call.
+    /// </summary>
+    private static async Task WatchForHangUp(Socket socket, CancellationTokenSource call)
+    {
+        try
+        {
+            while (!call.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), call.Token);
+                if (socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0)
+                {
+                    await call.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+    }
+
+    private static async Task TryReject(Stream stream, string reason)
+    {
+        try
+        {
+            await OpsWire.Write(stream, new CommandRejected { Reason = reason }, more: false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+    }
+}

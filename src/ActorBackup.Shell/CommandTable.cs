@@ -1,0 +1,250 @@
+using System.CommandLine;
+using System.CommandLine.Completions;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Commands;
+using Google.Protobuf;
+
+namespace ActorBackup.Shell;
+
+/// <summary>
+/// Every `abk` command, declared once: its words, arguments, options and help; the typed message it sends;
+/// how its answer is printed. One-shot mode, the prompt, help, usage errors and completion all come from
+/// this table. To add a command: one entry here, one message in the protocol, one case in the node's
+/// OpsCommand.
+/// </summary>
+public static class CommandTable
+{
+    public static readonly Option<string?> NodeOption = new("--node")
+    {
+        Description = "the node's operator endpoint, HOST or HOST:PORT (default 127.0.0.1:5053, or $ABK_NODE)", HelpName = "HOST:PORT", Recursive = true,
+    };
+    public static readonly Option<string?> CertsOption = new("--certs")
+    {
+        Description = "folder with the cell's operator credential (default ./data/certs, or $ABK_CERTS)", HelpName = "DIR", Recursive = true,
+    };
+    public static readonly Option<bool> JsonOption = SharedOptions.Json();
+
+    public static RootCommand Build(Session session, Func<ParseResult, CancellationToken, Task<int>> interactive)
+    {
+        var root = new RootCommand("abk: the ActorBackup operator shell. With no command: an interactive prompt.")
+        {
+            NodeOption, CertsOption, JsonOption,
+        };
+        root.SetAction(interactive);
+        // Help asks the console for its width, which costs a terminal round trip (~0.1 s) even when piped.
+        foreach (var help in root.Options.OfType<System.CommandLine.Help.HelpOption>())
+            if (help.Action is System.CommandLine.Help.HelpAction action) action.MaxWidth = Console.IsOutputRedirected ? 120 : Math.Max(80, Console.WindowWidth);
+
+        Command Verb(string name, string description, Func<ParseResult, Output, CancellationToken, Task<int>> run, params Symbol[] symbols)
+        {
+            var c = new Command(name, description);
+            foreach (var s in symbols)
+                switch (s)
+                {
+                    case Argument a: c.Arguments.Add(a); break;
+                    case Option o: c.Options.Add(o); break;
+                }
+            c.SetAction(async (pr, cancel) =>
+            {
+                await session.Target(pr.GetValue(NodeOption), pr.GetValue(CertsOption));
+                return await run(pr, new Output(pr.GetValue(JsonOption)), cancel);
+            });
+            return c;
+        }
+
+        Command Group(string name, string description, params Command[] verbs)
+        {
+            var g = new Command(name, description);
+            foreach (var v in verbs) g.Subcommands.Add(v);
+            return g;
+        }
+
+        // cluster
+        var address = new Argument<string>("ADDRESS") { HelpName = "ADDRESS", Description = "a member's address as 'abk cluster show' prints it" };
+        root.Subcommands.Add(Group("cluster", "members of the cell",
+            Verb("show", "members, roles, status, reachability, manager location", async (_, o, c) =>
+            {
+                var state = await session.Call<ClusterState>(new GetClusterState(), c);
+                if (o.Json) o.Write(state);
+                else o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES"], state.Members.Select(m => new[]
+                    { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles) }));
+                return 0;
+            }),
+            Verb("leave", "ask a member to leave the cell", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Leave, c), address),
+            Verb("down", "mark an unreachable member down", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Down, c), address)));
+
+        root.Subcommands.Add(Group("shard", "sharding of media agents",
+            Verb("stats", "media agents (libraries) per node", async (_, o, c) =>
+            {
+                var stats = await session.Call<ShardStats>(new GetShardStats(), c);
+                if (o.Json) o.Line(System.Text.Json.JsonSerializer.Serialize(stats.Regions.ToDictionary(r => r.Node, r => r.Shards.ToDictionary(s => s.Key, s => s.Value))));
+                else o.Table(["NODE", "SHARD", "ENTITIES"], stats.Regions.SelectMany(r => r.Shards.Select(s => new[] { r.Node, s.Key, s.Value.ToString() })));
+                return 0;
+            })));
+
+        root.Subcommands.Add(Group("client", "clients (protected hosts)",
+            Verb("list", "registered clients", async (_, o, c) =>
+            {
+                var list = await session.Call<ClientList>(new ListClients(), c);
+                if (o.Json) o.Write(list);
+                else o.Table(["CLIENT", "REACHABLE", "REGISTERED", "ADDRESS"], list.Clients.Select(x => new[] { x.Id, x.Reachable ? "yes" : "no", Output.Time(x.RegisteredUnixMs), x.Address }));
+                return 0;
+            })));
+
+        var library = new Argument<string>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id, as 'abk library list' shows it" };
+        library.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
+        root.Subcommands.Add(Group("library", "storage libraries",
+            Verb("list", "libraries, where they are, what they hold", async (_, o, c) =>
+            {
+                var list = await session.Call<LibraryList>(new ListLibraries(), c);
+                if (o.Json) o.Write(list);
+                else o.Table(["LIBRARY", "KIND", "REACHABLE", "JOBS", "CHUNKS", "STORED", "FREE", "VOLUMES", "NODE"], list.Libraries.Select(l => new[]
+                    { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
+                return 0;
+            })));
+        root.Subcommands.Add(Group("volume", "volumes of a library",
+            Verb("list", "the volumes of LIBRARY", async (pr, o, c) =>
+            {
+                var list = await session.Call<VolumeList>(new ListVolumes { Library = pr.GetValue(library)! }, c);
+                if (o.Json) o.Write(list);
+                else o.Table(["VOLUME", "LABEL", "STATE", "BYTES", "RECORDS", "ERROR"], list.Volumes.Select(v => new[]
+                    { v.Number.ToString(), v.Label, v.State, Output.Size(v.Bytes), v.Records.ToString(), v.Error }));
+                return 0;
+            }, library)));
+
+        // jobs
+        var noWait = new Option<bool>("--no-wait") { Description = "print the job id at once instead of following the job" };
+        var client = new Option<string?>("--client") { Description = "the client (host) that runs the job", HelpName = "HOST" };
+        client.CompletionSources.Add(ctx => Ids(session, new ListClients(), (ClientList l) => l.Clients.Select(x => x.Id)));
+        var paths = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "absolute paths on the client", Arity = ArgumentArity.OneOrMore };
+        var level = SharedOptions.Level();
+        var libraryOption = new Option<string?>("--library") { Description = "the library to write to (default: the manager picks)", HelpName = "LIBRARY" };
+        var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
+        var exclude = SharedOptions.Exclude();
+        var oneFs = SharedOptions.OneFileSystem();
+        root.Subcommands.Add(Verb("backup", "back PATHs up; follows the job until it ends unless --no-wait", async (pr, o, c) =>
+        {
+            var cmd = new StartBackup
+            {
+                Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
+                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "",
+                Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
+            };
+            return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
+        }, paths, client, level, libraryOption, exclude, oneFs, set, noWait));
+
+        var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
+        snapshot.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id).Append("latest")));
+        var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
+        var to = new Option<string>("--to") { Description = "absolute folder on the client to restore into", HelpName = "DIR", Required = true };
+        root.Subcommands.Add(Verb("restore", "restore a snapshot (or PATHs of it) into a folder of any client", async (pr, o, c) =>
+        {
+            var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] } };
+            return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
+        }, snapshot, include, to, client, noWait));
+
+        var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
+        job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
+        var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };
+        root.Subcommands.Add(Group("job", "backup and restore jobs",
+            Verb("list", "the newest jobs", async (pr, o, c) =>
+            {
+                var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit) }, c);
+                if (o.Json) o.Write(list);
+                else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "PATHS"], list.Jobs.Select(j => new[]
+                {
+                    j.Id, j.Kind.ToString().ToLowerInvariant(), Output.State(j.State), j.Kind == JobKind.Backup ? Output.Level(j.Level) : "-", j.Client, j.Library,
+                    Output.Time(j.QueuedUnixMs), j.Snapshot == "" ? "-" : j.Snapshot, j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
+                }));
+                return 0;
+            }, limit),
+            Verb("show", "one job in full", async (pr, o, c) =>
+            {
+                var info = await session.Call<JobInfo>(new GetJob { Job = pr.GetValue(job)! }, c);
+                o.Line(o.Json ? Output.ToJson(info) : Output.Job(info));
+                return 0;
+            }, job),
+            Verb("watch", "follow a job until it ends", (pr, o, c) => WaitForJob(session, o, pr.GetValue(job)!, c), job),
+            Verb("cancel", "stop a running job; nothing of it is recorded", async (pr, o, c) =>
+            {
+                var info = await session.Call<JobInfo>(new CancelJob { Job = pr.GetValue(job)! }, c);
+                o.Line(o.Json ? Output.ToJson(info) : $"cancel requested for job {info.Id}");
+                return 0;
+            }, job)));
+
+        var ofClient = new Option<string?>("--client") { Description = "only this client's snapshots", HelpName = "HOST" };
+        root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
+            Verb("list", "snapshots, newest last", async (pr, o, c) =>
+            {
+                var list = await session.Call<SnapshotList>(new ListSnapshots { Client = pr.GetValue(ofClient) ?? "" }, c);
+                if (o.Json) o.Write(list);
+                else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
+                {
+                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, s.Library, s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored),
+                    s.Errors.ToString(), string.Join(" ", s.Paths),
+                }));
+                return 0;
+            }, ofClient)));
+
+        var below = new Argument<string>("PATH") { HelpName = "PATH", Description = "list only below this path", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
+        root.Subcommands.Add(Verb("ls", "the files of a snapshot, like ls -lR", async (pr, o, c) =>
+        {
+            var entries = new List<TreeEntry>();
+            void Page(SnapshotTree t)
+            {
+                if (o.Json) entries.AddRange(t.Entries);
+                else foreach (var e in t.Entries) o.Line(e.ToLine());
+            }
+            var last = await session.Call<SnapshotTree>(new ListSnapshotTree { Snapshot = pr.GetValue(snapshot)!, Path = pr.GetValue(below) ?? "" }, c,
+                m => Page((SnapshotTree)m));
+            Page(last);
+            if (o.Json) o.Write(new SnapshotTree { Snapshot = last.Snapshot, Entries = { entries } });
+            return 0;
+        }, snapshot, below));
+        return root;
+    }
+
+    private static async Task<int> ChangeMember(Session session, Output o, string address, MemberChange change, CancellationToken cancel)
+    {
+        var done = await session.Call<MemberChangeRequested>(new ChangeMember { Address = address, Change = change }, cancel);
+        o.Line(o.Json ? Output.ToJson(done) : $"{change.ToString().ToLowerInvariant()} requested for {done.Address}");
+        return 0;
+    }
+
+    private static async Task<int> StartJob(Session session, Output o, IMessage command, bool noWait, CancellationToken cancel)
+    {
+        var accepted = await session.Call<JobAccepted>(command, cancel);
+        if (noWait)
+        {
+            o.Line(o.Json ? Output.ToJson(accepted) : accepted.Job);
+            return 0;
+        }
+        if (!o.Json) o.Line($"job {accepted.Job} started");
+        return await WaitForJob(session, o, accepted.Job, cancel);
+    }
+
+    /// <summary>Follows a job to its end. Exit code: 0 succeeded, 3 succeeded with files it could not handle, 1 otherwise.</summary>
+    private static async Task<int> WaitForJob(Session session, Output o, string job, CancellationToken cancel)
+    {
+        var info = await o.WithProgress(job, progress =>
+            session.Call<JobInfo>(new WatchJob { Job = job }, cancel, m => { if (m is JobProgress p) progress(p); }));
+        o.Line(o.Json ? Output.ToJson(info) : Output.Job(info));
+        if (info.State == JobState.Succeeded) return info.Errors > 0 ? 3 : 0;
+        Console.Error.WriteLine($"abk: job {info.Id} {Output.State(info.State)}: {info.Reason}");
+        return 1;
+    }
+
+    /// <summary>Ids for completion, asked of the node; none when it cannot be reached.</summary>
+    private static IEnumerable<string> Ids<T>(Session session, IMessage list, Func<T, IEnumerable<string>> ids) where T : class, IMessage
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            return ids(session.Call<T>(list, timeout.Token).GetAwaiter().GetResult()).ToList();
+        }
+        catch (Exception e) when (e is ShellException or OperationCanceledException)
+        {
+            return [];
+        }
+    }
+}

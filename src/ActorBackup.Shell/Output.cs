@@ -1,0 +1,126 @@
+using System.Text;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+using Spectre.Console;
+
+namespace ActorBackup.Shell;
+
+/// <summary>
+/// How answers are printed. On a terminal: Spectre.Console tables and a live progress bar with rate and ETA.
+/// Piped: plain lines, one table row per line, columns separated by two or more spaces, so scripts keep
+/// working. --json: the protobuf JSON form of the answer, field names as in the .proto files.
+/// </summary>
+public sealed class Output(bool json)
+{
+    private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+    public bool Json { get; } = json;
+    public bool Terminal { get; } = !json && !Console.IsOutputRedirected;
+
+    public static string ToJson(IMessage m) => Formatter.Format(m);
+
+    public void Write(IMessage m) => Console.WriteLine(ToJson(m));
+
+    public void Line(string text) => Console.WriteLine(text);
+
+    public void Table(string[] headers, IEnumerable<string[]> rows)
+    {
+        if (!Terminal)
+        {
+            Console.WriteLine(PlainTable(headers, rows));
+            return;
+        }
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var h in headers) table.AddColumn(new TableColumn(Markup.Escape(h)));
+        foreach (var r in rows) table.AddRow(r.Select(c => new Text(c)).ToArray<Spectre.Console.Rendering.IRenderable>());
+        AnsiConsole.Write(table);
+    }
+
+    public static string PlainTable(string[] headers, IEnumerable<string[]> rows)
+    {
+        var all = new List<string[]> { headers };
+        all.AddRange(rows);
+        var widths = Enumerable.Range(0, headers.Length).Select(i => all.Max(r => i < r.Length ? r[i].Length : 0)).ToArray();
+        var sb = new StringBuilder();
+        foreach (var row in all)
+            sb.AppendLine(string.Join("  ", row.Select((c, i) => i == row.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd());
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    public static string Time(long unixMs) => unixMs == 0 ? "-" : DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss");
+
+    public static string Size(ulong bytes) => bytes switch
+    {
+        < 1024 => $"{bytes} B",
+        < 1024 * 1024 => $"{bytes / 1024.0:F1} KiB",
+        < 1024L * 1024 * 1024 => $"{bytes / 1048576.0:F1} MiB",
+        _ => $"{bytes / 1073741824.0:F2} GiB",
+    };
+
+    public static string Level(BackupLevel l) => l switch
+    {
+        BackupLevel.LevelFull => "full",
+        BackupLevel.LevelDifferential => "differential",
+        BackupLevel.LevelIncremental => "incremental",
+        _ => "-",
+    };
+
+    public static string State(JobState s) => s.ToString().ToLowerInvariant();
+
+    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
+
+    public static string Progress(JobProgress p)
+    {
+        var percent = p.BytesTotal > 0 ? 100.0 * p.BytesDone / p.BytesTotal : 0;
+        var rate = p.Seconds > 0 ? p.BytesDone / p.Seconds : 0;
+        var eta = rate > 0 && p.BytesTotal > p.BytesDone ? TimeSpan.FromSeconds((p.BytesTotal - p.BytesDone) / rate).ToString(@"mm\:ss") : "--:--";
+        return $"job {p.Job}: {percent,5:F1}%  {p.FilesDone}/{p.FilesTotal} files  {Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
+    }
+
+    public static string Job(JobInfo j)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
+        sb.AppendLine($"  client   {j.Client}");
+        sb.AppendLine($"  library  {j.Library}");
+        if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
+        if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");
+        if (j.Target != "") sb.AppendLine($"  target   {j.Target}");
+        if (j.Snapshot != "") sb.AppendLine($"  snapshot {j.Snapshot}");
+        sb.AppendLine($"  queued   {Time(j.QueuedUnixMs)}   started {Time(j.StartedUnixMs)}   finished {Time(j.FinishedUnixMs)}");
+        if (j.Errors > 0) sb.AppendLine($"  errors   {j.Errors}");
+        if (j.Reason != "") sb.AppendLine($"  reason   {j.Reason}");
+        if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    /// <summary>
+    /// Runs <paramref name="watch"/>, which reports progress through the action it is given: a live bar on a
+    /// terminal, a plain line every half second when piped, nothing with --json.
+    /// </summary>
+    public async Task<T> WithProgress<T>(string job, Func<Action<JobProgress>, Task<T>> watch)
+    {
+        if (Json) return await watch(_ => { });
+        if (!Terminal)
+        {
+            var last = DateTime.MinValue;
+            return await watch(p =>
+            {
+                if (DateTime.UtcNow - last < TimeSpan.FromMilliseconds(500)) return;
+                last = DateTime.UtcNow;
+                Console.WriteLine(Progress(p));
+            });
+        }
+        return await AnsiConsole.Progress().AutoClear(true).HideCompleted(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"job {job}", maxValue: 1);
+                return await watch(p =>
+                {
+                    task.MaxValue = Math.Max(1, p.BytesTotal);
+                    task.Value = p.BytesDone;
+                    task.Description = $"job {job}: {p.FilesDone}/{p.FilesTotal} files";
+                });
+            });
+    }
+}

@@ -1,0 +1,50 @@
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Shell;
+
+/// <summary>
+/// What one `abk` process keeps between commands: the node it talks to, the operator credential's folder,
+/// and one connection, opened on the first command that needs the cell and reused by the prompt.
+/// </summary>
+public sealed class Session : IAsyncDisposable
+{
+    private OpsConnection? _connection;
+    /// <summary>$ABK_NODE, else the embedded cell's node; --node overrides it.</summary>
+    public string Node { get; private set; } = Environment.GetEnvironmentVariable("ABK_NODE") is { Length: > 0 } n ? n : "127.0.0.1:" + OpsConnection.DefaultPort;
+    /// <summary>$ABK_CERTS, else ./data/certs (the quickstart's); --certs overrides it.</summary>
+    public string CertsDir { get; private set; } = Environment.GetEnvironmentVariable("ABK_CERTS") is { Length: > 0 } c ? c : Path.Combine("data", "certs");
+
+    /// <summary>Points the session at another node or credential when a command line names one.</summary>
+    public async Task Target(string? node, string? certs)
+    {
+        if ((node is null || node == Node) && (certs is null || certs == CertsDir)) return;
+        Node = node ?? Node;
+        CertsDir = certs ?? CertsDir;
+        await Disconnect();
+    }
+
+    public async Task<IMessage> Call(IMessage command, CancellationToken cancel, Action<IMessage>? onMore = null)
+    {
+        _connection ??= await OpsConnection.Open(Node, CertsDir, cancel);
+        try
+        {
+            return await _connection.Call(command, onMore, cancel);
+        }
+        finally
+        {
+            if (_connection.Broken) await Disconnect(); // a broken or abandoned connection is not used again
+        }
+    }
+
+    public async Task<T> Call<T>(IMessage command, CancellationToken cancel, Action<IMessage>? onMore = null) where T : class, IMessage =>
+        await Call(command, cancel, onMore) as T ?? throw new ShellException($"the node answered something other than {typeof(T).Name}: is abk older than the node?");
+
+    private async Task Disconnect()
+    {
+        if (_connection is not null) await _connection.DisposeAsync();
+        _connection = null;
+    }
+
+    public ValueTask DisposeAsync() => new(Disconnect());
+}

@@ -1,0 +1,101 @@
+using System.Threading.Channels;
+using ActorBackup.Cluster.Ops;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Tests.Ops;
+
+/// <summary>The operator endpoint's actor: one handler per command, so a stuck command holds up nobody.</summary>
+public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nakka.remote.dot-netty.tcp.port = 0\nakka.loglevel = WARNING")
+{
+    private static (OpsCall Call, ChannelReader<OpsAnswer> Answers) Call(IMessage command, CancellationToken cancel = default)
+    {
+        var channel = Channel.CreateUnbounded<OpsAnswer>();
+        return (new OpsCall(command, channel.Writer, cancel), channel.Reader);
+    }
+
+    /// <summary>A manager that answers ListJobs and ListLibraries at once.</summary>
+    private sealed class PromptManager : ReceiveActor
+    {
+        public PromptManager()
+        {
+            Receive<ListJobs>(_ => Sender.Tell(new JobList { Jobs = { new JobInfo { Id = "7" } } }));
+            Receive<ListLibraries>(_ => Sender.Tell(new LibraryList { Libraries = { new LibraryInfo { Id = "lib9", Reachable = true } } }));
+        }
+    }
+
+    [Fact]
+    public async Task Nineteen_commands_are_answered_while_one_waits_on_a_media_agent_that_never_answers()
+    {
+        var manager = Sys.ActorOf(Props.Create(() => new PromptManager()));
+        var stuckMedia = CreateTestProbe(); // receives ListVolumes and never answers
+        var ops = Sys.ActorOf(OpsActor.Props(manager, stuckMedia.Ref, null, "", TimeSpan.FromSeconds(10)));
+
+        var stuck = Call(new ListVolumes { Library = "lib9" });
+        ops.Tell(stuck.Call);
+        stuckMedia.ExpectMsg<ListVolumes>(); // the stuck command has reached the media agent
+        var others = Enumerable.Range(0, 19).Select(_ => Call(new ListJobs { Limit = 5 })).ToList();
+        foreach (var o in others) ops.Tell(o.Call);
+        foreach (var o in others)
+        {
+            var answer = await o.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(8));
+            Assert.False(answer.More);
+            Assert.Equal("7", Assert.IsType<JobList>(answer.Message).Jobs[0].Id);
+        }
+        Assert.False(stuck.Answers.TryRead(out _), "the stuck command was answered before its media agent answered");
+
+        var late = await stuck.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains("did not answer in 10 s", Assert.IsType<CommandRejected>(late.Message).Reason);
+    }
+
+    [Fact]
+    public async Task A_command_for_an_unknown_library_says_which_are_known()
+    {
+        var manager = Sys.ActorOf(Props.Create(() => new PromptManager()));
+        var ops = Sys.ActorOf(OpsActor.Props(manager, CreateTestProbe().Ref, null));
+        var call = Call(new ListVolumes { Library = "nope" });
+        ops.Tell(call.Call);
+        var answer = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("unknown library 'nope': known are lib9", Assert.IsType<CommandRejected>(answer.Message).Reason);
+    }
+
+    [Fact]
+    public async Task A_message_that_is_no_operator_command_is_refused_by_name()
+    {
+        var ops = Sys.ActorOf(OpsActor.Props(CreateTestProbe().Ref, CreateTestProbe().Ref, null));
+        var call = Call(new JobFinished { Job = "1", Ok = true });
+        ops.Tell(call.Call);
+        var answer = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains("JobFinished is not an operator command", Assert.IsType<CommandRejected>(answer.Message).Reason);
+    }
+
+    [Fact]
+    public async Task Job_watch_streams_progress_then_ends_with_the_final_state_and_stops_when_the_shell_hangs_up()
+    {
+        var manager = CreateTestProbe();
+        var ops = Sys.ActorOf(OpsActor.Props(manager.Ref, CreateTestProbe().Ref, null));
+        var watch = Call(new WatchJob { Job = "3" });
+        ops.Tell(watch.Call);
+        manager.ExpectMsg<WatchJob>();
+        var handler = manager.LastSender;
+        handler.Tell(new JobProgress { Job = "3", BytesDone = 10, BytesTotal = 100 });
+        var progress = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(progress.More);
+        handler.Tell(new JobInfo { Id = "3", State = JobState.Running }); // not final: nothing
+        handler.Tell(new JobInfo { Id = "3", State = JobState.Succeeded });
+        var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(end.More);
+        Assert.Equal(JobState.Succeeded, Assert.IsType<JobInfo>(end.Message).State);
+
+        using var hangUp = new CancellationTokenSource();
+        var abandoned = Call(new WatchJob { Job = "4" }, hangUp.Token);
+        ops.Tell(abandoned.Call);
+        manager.ExpectMsg<WatchJob>();
+        var abandonedHandler = manager.LastSender;
+        Watch(abandonedHandler);
+        await hangUp.CancelAsync();
+        ExpectTerminated(abandonedHandler);
+    }
+}

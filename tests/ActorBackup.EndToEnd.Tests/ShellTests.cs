@@ -1,0 +1,82 @@
+using System.Diagnostics;
+
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>The real `abk` against a real node: many operators at once, help without a cell, credentials.</summary>
+public class ShellTests
+{
+    [Fact]
+    public async Task Twenty_abk_commands_at_once_all_answer_while_one_follows_a_long_backup()
+    {
+        using var dir = new TempDir();
+        var large = Path.Combine(dir.Path, "large");
+        CellTests.MakeRandomFiles(large, 16);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.backup-rate-limit=4000000").Start();
+        var job = CellTests.StartAndWaitForBytes(cell, large);
+
+        // The long one: follows the throttled backup until it ends (about 30 s at 4 MB/s) or is cancelled.
+        var watch = Task.Run(() => cell.Abk("job", "watch", job));
+        var others = Enumerable.Range(0, 19).Select(i => Task.Run(() => i % 2 == 0 ? cell.Abk("--json", "job", "list") : cell.Abk("library", "list"))).ToArray();
+        await Task.WhenAll(others).WaitAsync(TimeSpan.FromMinutes(2));
+        if (watch.IsCompleted) Assert.Fail($"the watch ended before the other commands: the test proves nothing. {await watch}");
+        var results = others.Select(t => t.Result).ToList();
+        foreach (var r in results) Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        Assert.All(results.Where((_, i) => i % 2 == 0), r => Assert.Contains($"\"id\": \"{job}\"", r.Stdout));
+
+        var cancel = cell.Abk("job", "cancel", job);
+        Assert.True(cancel.ExitCode == 0, cancel.Stderr);
+        var watched = await watch.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, watched.ExitCode);
+        Assert.Contains($"job {job} cancelled", watched.Stderr);
+    }
+
+    [Fact]
+    public void Help_needs_no_cell_and_usage_errors_say_what_to_type()
+    {
+        var closed = $"127.0.0.1:{Processes.FreePort()}";
+        var clock = Stopwatch.StartNew();
+        var help = Processes.Run(Processes.Abk, ["--node", closed, "--help"]);
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("backup", help.Stdout);
+        Assert.Contains("snapshot", help.Stdout);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), "help waited for a node");
+
+        var backupHelp = Processes.Run(Processes.Abk, ["--node", closed, "backup", "--help"]);
+        Assert.Contains("--level", backupHelp.Stdout);
+        Assert.Contains("full|incremental|differential", backupHelp.Stdout);
+
+        var badLevel = Processes.Run(Processes.Abk, ["--node", closed, "backup", "--level", "weekly", "/tmp"]);
+        Assert.Equal(2, badLevel.ExitCode);
+        Assert.Contains("unknown level 'weekly'", badLevel.Stderr);
+        var noPath = Processes.Run(Processes.Abk, ["--node", closed, "backup"]);
+        Assert.Equal(2, noPath.ExitCode);
+        Assert.Contains("abk backup --help", noPath.Stderr);
+
+        using var dir = new TempDir();
+        var noNode = Processes.Run(Processes.Abk, ["--node", closed, "--certs", dir.Path, "job", "list"]);
+        Assert.Equal(1, noNode.ExitCode);
+        Assert.Contains("no operator token", noNode.Stderr);
+    }
+
+    [Fact]
+    public void A_shell_without_the_cells_token_is_refused_and_one_with_it_gets_in()
+    {
+        using var dir = new TempDir();
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var token = File.ReadAllText(Path.Combine(cell.CertsDir, "operator.token"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(cell.CertsDir, "operator.token")));
+
+        var other = Path.Combine(dir.Path, "other-certs");
+        Directory.CreateDirectory(other);
+        File.WriteAllText(Path.Combine(other, "operator.token"), new string('a', 64));
+        var refused = Processes.Run(Processes.Abk, ["--node", cell.Node, "--certs", other, "job", "list"]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("not authorized", refused.Stderr);
+
+        File.WriteAllText(Path.Combine(other, "operator.token"), token);
+        var env = new Dictionary<string, string> { ["ABK_CERTS"] = other, ["ABK_NODE"] = cell.Node };
+        var admitted = Processes.Run(Processes.Abk, ["job", "list"], env);
+        Assert.True(admitted.ExitCode == 0, admitted.Stderr);
+        Assert.Contains("JOB", admitted.Stdout);
+    }
+}
