@@ -1,44 +1,61 @@
 using ActorBackup.Cluster.Hosting;
-using ActorBackup.Cluster.Ops;
+using System.CommandLine;
+using ActorBackup.Node.Engine;
 using Akka.Actor;
 using Akka.Configuration;
 
 namespace ActorBackup.Node;
 
 /// <summary>
-/// `actorbackup [--config FILE]... [--set KEY=VALUE]... [--data DIR]`: runs a node of a cell until SIGTERM or
-/// Ctrl-C, then leaves the cluster through coordinated shutdown. With no argument, the embedded cell.
+/// `actorbackup [--config FILE]... [--set KEY=VALUE]... [--data DIR] [--port N]`: runs a node of a cell until
+/// SIGTERM or Ctrl-C, then leaves the cluster through coordinated shutdown. With no argument, the embedded cell.
 /// </summary>
 public static class NodeCommand
 {
-    public const string Usage = """
-        usage: actorbackup [--config FILE]... [--set KEY=VALUE]... [--data DIR] [--port N]
-               actorbackup engine ...          the backup engine alone (actorbackup engine --help)
-               actorbackup bench-recovery [--chunks N] [--postgres CONNECTION_STRING]
-                                               how long a media agent takes to recover an index of N chunks
-
-        With no argument: the embedded cell, one node with the manager, media and client roles, SQLite in
-        ./data and one disk library, listening on 127.0.0.1:4053. Node files (hocon/node-*.conf) set roles,
-        libraries, client id and data folder; --set overrides any HOCON key; so does $ABK_HOCON (HOCON text).
-        """;
-
-    public static Config BuildConfig(Args a)
+    /// <summary>The whole `actorbackup` command line: the node itself, `engine ...` and `bench-recovery`.</summary>
+    public static RootCommand Build()
     {
-        var overrides = new List<string>();
-        foreach (var s in a.Values("set"))
+        var config = new Option<string[]>("--config")
+        {
+            Description = "a node file (HOCON), e.g. hocon/node-media2.conf; repeatable, a later one wins", HelpName = "FILE", AllowMultipleArgumentsPerToken = false,
+        };
+        var set = new Option<string[]>("--set") { Description = "override one HOCON key, e.g. actorbackup.client-id=web1 (repeatable)", HelpName = "KEY=VALUE" };
+        var data = new Option<string?>("--data") { Description = "the node's data folder (actorbackup.data-dir)", HelpName = "DIR" };
+        var port = new Option<int?>("--port") { Description = "the node's cluster port (akka.remote.dot-netty.tcp.port); its operator port is this + 1000", HelpName = "N" };
+        var root = new RootCommand("""
+            actorbackup: a node of an ActorBackup cell, until SIGTERM or Ctrl-C. With no argument: the embedded
+            cell, one node with the manager, media and client roles, SQLite and one disk library in ./data, the
+            cluster on 127.0.0.1:4053 and the operator endpoint (abk) on 127.0.0.1:5053. Node files
+            (hocon/node-*.conf) set roles, libraries, client id and data folder; --set overrides any HOCON key,
+            and so does $ABK_HOCON (HOCON text).
+            """) { config, set, data, port };
+        root.SetAction(pr => Run(BuildConfig(pr.GetValue(config) ?? [], pr.GetValue(set) ?? [], pr.GetValue(data), pr.GetValue(port))));
+        root.Subcommands.Add(EngineCommand.Build());
+        var chunks = new Option<int>("--chunks") { Description = "index size", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
+        var postgres = new Option<string?>("--postgres") { Description = "measure on this PostgreSQL database instead of SQLite", HelpName = "CONNECTION_STRING" };
+        var bench = new Command("bench-recovery", "how long a media agent takes to recover an index of N chunks") { chunks, postgres };
+        bench.SetAction(pr => RecoveryBench.Run(pr.GetValue(chunks), pr.GetValue(postgres)));
+        root.Subcommands.Add(bench);
+        return root;
+    }
+
+    /// <summary>
+    /// The node's configuration: --set lines (each one HOCON line as the operator typed it), --data and --port,
+    /// $ABK_HOCON, the --config files, then the shipped base.conf and persistence file.
+    /// </summary>
+    public static Config BuildConfig(IReadOnlyList<string> configFiles, IReadOnlyList<string> sets, string? data, int? port)
+    {
+        var config = Config.Empty;
+        foreach (var s in sets.Reverse())
         {
             var eq = s.IndexOf('=');
             if (eq <= 0) throw new UsageException($"--set wants KEY=VALUE, got '{s}'");
-            overrides.Add($"{s[..eq]} = {Quote(s[(eq + 1)..])}");
+            config = config.WithFallback(ConfigurationFactory.ParseString($"{s[..eq]} = {Quote(s[(eq + 1)..])}"));
         }
-        if (a.Value("data") is { } data) overrides.Add($"actorbackup.data-dir = {Quote(data)}");
-        if (a.Value("port") is { } port)
-        {
-            overrides.Add($"akka.remote.dot-netty.tcp.port = {int.Parse(port)}");
-        }
-        var config = ConfigurationFactory.ParseString(string.Join("\n", overrides));
+        if (data is not null) config = config.WithFallback(ConfigurationFactory.ParseString($"actorbackup.data-dir = {Quote(data)}"));
+        if (port is not null) config = config.WithFallback(ConfigurationFactory.ParseString($"akka.remote.dot-netty.tcp.port = {port}"));
         if (Environment.GetEnvironmentVariable("ABK_HOCON") is { Length: > 0 } env) config = config.WithFallback(ConfigurationFactory.ParseString(env));
-        foreach (var file in a.Values("config").Reverse())
+        foreach (var file in configFiles.Reverse())
         {
             if (!File.Exists(file)) throw new UsageException($"config file {file} does not exist");
             config = config.WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(file)));
@@ -51,13 +68,8 @@ public static class NodeCommand
         value.StartsWith('[') || value.StartsWith('{') || long.TryParse(value, out _) || value is "on" or "off" or "true" or "false"
             ? value : "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
-    public static int Run(string[] args)
+    private static int Run(Config config)
     {
-        var a = new Args(args);
-        if (a.Flag("help")) { Console.WriteLine(Usage); return 0; }
-        if (a.Positional is ["bench-recovery"]) return RecoveryBench.Run(a.Int("chunks", 1_000_000), a.Value("postgres"));
-        if (a.Positional.Count > 0) throw new UsageException($"unexpected '{a.Positional[0]}'");
-        var config = BuildConfig(a);
         CellNode node;
         try
         {
@@ -72,7 +84,7 @@ public static class NodeCommand
         }
         var system = node.System;
         var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
-        Console.WriteLine($"actorbackup node {self} roles [{string.Join(", ", node.Settings.Roles)}] data {node.Settings.DataDir}"
+        Console.WriteLine($"actorbackup node {self} operator endpoint {node.OpsEndpoint} roles [{string.Join(", ", node.Settings.Roles)}] data {node.Settings.DataDir}"
                           + (node.Settings.Roles.Contains("media") ? $" libraries [{string.Join(", ", node.Settings.Libraries.Select(l => l.Id + "=" + l.Path))}]" : ""));
         var stopping = 0;
         void Stop()

@@ -30,7 +30,7 @@ public static class Interactive
             var words = CommandLineParser.SplitCommandLine(line).ToList();
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
-            last = await Shell.Invoke(root, root.Parse(words), cancel);
+            last = await Shell.Invoke(root.Parse(words), cancel);
         }
         return last;
     }

@@ -7,4 +7,4 @@ var root = CommandTable.Build(session, async (pr, cancel) =>
     await session.Target(pr.GetValue(CommandTable.NodeOption), pr.GetValue(CommandTable.CertsOption));
     return await Interactive.Run(session, pr.GetValue(CommandTable.JsonOption), cancel);
 });
-return await Shell.Invoke(root, root.Parse(args));
+return await Shell.Invoke(root.Parse(args));

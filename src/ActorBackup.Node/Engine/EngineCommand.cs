@@ -5,7 +5,8 @@ using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Scan;
 using ActorBackup.Cluster.Manager;
-using ActorBackup.Cluster.Ops;
+using System.CommandLine;
+using ActorBackup.Protocol.Commands;
 using ActorBackup.Engine.Trees;
 
 namespace ActorBackup.Node.Engine;
@@ -16,116 +17,127 @@ namespace ActorBackup.Node.Engine;
 /// </summary>
 public static class EngineCommand
 {
-    public const string Usage = """
-        usage: actorbackup engine COMMAND --repo DIR [options]
-
-          init      [--avg-chunk BYTES] [--compression LEVEL] [--volume-size BYTES] [--library ID]
-          backup    [--level full|incremental|differential] [--set NAME] [--exclude GLOB]... [--one-file-system] PATH...
-          restore   SNAPSHOT --to DIR [PATH|GLOB]...
-          snapshots
-          ls        SNAPSHOT [PATH]
-          verify                         check every volume record and the index (needs no key)
-          rebuild                        rebuild the library's index from its volumes alone
-          micro     [--mib N]            chunker, hash, zstd and AEAD throughput on one core
-
-        The master key is unlocked by the passphrase in $ABK_PASSPHRASE, or by --key-file FILE.
-        Add --json for machine-readable output.
-        """;
-
-    public static int Run(string[] args)
+    /// <summary>`actorbackup engine ...`: every engine command, its options and help.</summary>
+    public static Command Build()
     {
-        var a = new Args(args);
-        var command = a.Positional.Count > 0 ? a.Positional[0] : "";
-        a.Positional.RemoveAt(0);
-        var json = a.Flag("json");
-        switch (command)
+        var json = SharedOptions.Json();
+        var repo = new Option<string>("--repo") { Description = "the repository folder", HelpName = "DIR", Required = true };
+        var keyFile = new Option<string?>("--key-file") { Description = "unlock the master key with this key file instead of $ABK_PASSPHRASE", HelpName = "FILE" };
+        var engine = new Command("engine", "the backup engine alone, against a repository folder, without a cell. " +
+                                           "The master key is unlocked by the passphrase in $ABK_PASSPHRASE, or by --key-file FILE.") { json };
+
+        Command Verb(string name, string description, Func<ParseResult, int> run, params Symbol[] symbols)
         {
-            case "micro":
-                return Micro.Run(a.Int("mib", 256), json);
-            case "verify":
-                return Verify(a.Required("repo"), json);
-            case "rebuild":
-                return Rebuild(a.Required("repo"), json);
+            var c = new Command(name, description);
+            foreach (var s in symbols)
+                switch (s)
+                {
+                    case Argument a: c.Arguments.Add(a); break;
+                    case Option o: c.Options.Add(o); break;
+                }
+            c.SetAction(run);
+            engine.Subcommands.Add(c);
+            return c;
         }
-        var repoPath = a.Required("repo");
-        var key = KeySourceFrom(a);
-        switch (command)
+
+        var avg = new Option<int>("--avg-chunk") { Description = "average chunk size in bytes", HelpName = "BYTES", DefaultValueFactory = _ => 1024 * 1024 };
+        var compression = new Option<int>("--compression") { Description = "zstd level", HelpName = "LEVEL", DefaultValueFactory = _ => 3 };
+        var volumeSize = new Option<long>("--volume-size") { Description = "volume capacity in bytes", HelpName = "BYTES", DefaultValueFactory = _ => 4L * 1024 * 1024 * 1024 };
+        var library = new Option<string>("--library") { Description = "the library id", HelpName = "ID", DefaultValueFactory = _ => "lib1" };
+        Verb("init", "create a repository", pr =>
         {
-            case "init":
+            var a = pr.GetValue(avg);
+            var config = new RepositoryConfig
             {
-                var avg = a.Int("avg-chunk", 1024 * 1024);
-                var config = new RepositoryConfig
-                {
-                    ChunkMin = avg / 4, ChunkAvg = avg, ChunkMax = avg * 4, CompressionLevel = a.Int("compression", 3),
-                    VolumeCapacity = a.Long("volume-size", 4L * 1024 * 1024 * 1024), Library = a.Value("library") ?? "lib1",
-                };
-                using var repo = Repository.Init(repoPath, key, config);
-                Console.WriteLine(json ? JsonSerializer.Serialize(new { repo = repoPath, library = repo.Library.Id }) : $"created repository {repoPath} with library {repo.Library.Id}");
-                return 0;
-            }
-            case "backup":
-            {
-                if (a.Positional.Count == 0) throw new UsageException("backup needs at least one PATH");
-                var level = ManagerState.ToEngineLevel(a.Level("level"));
-                var set = new BackupSet(a.Value("set") ?? Repository.DefaultSetName(a.Positional), a.Positional, a.Values("exclude"), a.Flag("one-file-system"));
-                using var repo = Repository.Open(repoPath, key);
-                var clock = Stopwatch.StartNew();
-                SnapshotManifest m;
-                using (var progress = new ProgressLine()) m = repo.Backup(set, level, progress);
-                var s = m.Stats;
-                if (json) Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(m));
-                else
-                {
-                    Console.WriteLine($"snapshot {m.Id} ({m.Level.ToString().ToLowerInvariant()}{(m.Parent != "" ? ", parent " + m.Parent : "")}) saved");
-                    Console.WriteLine($"  files {s.Files} ({s.FilesUnchanged} unchanged), dirs {s.Directories}, other {s.Other}, {Mib(s.Bytes)} in, {Mib(s.BytesRead)} read");
-                    Console.WriteLine($"  new: {s.ChunksNew} chunks, {Mib(s.BytesNew)} -> {Mib(s.BytesStored)} stored; {s.TreesNew} trees");
-                    Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F2} s: walk {s.SecondsWalk:F2}, read {s.SecondsRead:F2}, trees {s.SecondsTrees:F2}, commit {s.SecondsCommit:F2}");
-                    foreach (var e in m.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
-                }
-                return m.Errors.Count > 0 ? 3 : 0;
-            }
-            case "restore":
-            {
-                if (a.Positional.Count == 0) throw new UsageException("restore needs a SNAPSHOT (an id, a unique prefix, or 'latest')");
-                var to = a.Required("to");
-                using var repo = Repository.Open(repoPath, key);
-                var clock = Stopwatch.StartNew();
-                ActorBackup.Engine.Restore.RestoreResult r;
-                using (var progress = new ProgressLine()) r = repo.Restore(a.Positional[0], to, a.Positional.Skip(1).ToList(), progress);
-                if (json) Console.WriteLine(JsonSerializer.Serialize(r));
-                else
-                {
-                    Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s");
-                    foreach (var e in r.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
-                }
-                return r.Errors.Count > 0 ? 3 : 0;
-            }
-            case "snapshots":
-            {
-                using var repo = Repository.Open(repoPath, key);
-                var list = repo.Catalog.List();
-                if (json) Console.WriteLine("[" + string.Join(",", list.Select(m => Google.Protobuf.JsonFormatter.Default.Format(m))) + "]");
-                else
-                {
-                    Console.WriteLine($"{"ID",-16}  {"TIME",-19}  {"LEVEL",-12}  {"FILES",8}  {"SIZE",10}  PATHS");
-                    foreach (var m in list)
-                        Console.WriteLine($"{m.Id,-16}  {DateTimeOffset.FromUnixTimeMilliseconds(m.FinishedUnixMs).LocalDateTime:yyyy-MM-dd HH:mm:ss}  {m.Level.ToString().ToLowerInvariant(),-12}  {m.Stats.Files,8}  {Mib(m.Stats.Bytes),10}  {string.Join(" ", m.Paths)}");
-                }
-                return 0;
-            }
-            case "ls":
-            {
-                if (a.Positional.Count == 0) throw new UsageException("ls needs a SNAPSHOT");
-                using var repo = Repository.Open(repoPath, key);
-                var m = repo.Catalog.Find(a.Positional[0]);
-                using var trees = new TreeReader(repo.Keys, repo.Library);
-                foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, a.Positional.Count > 1 ? a.Positional[1] : ""))
-                    Console.WriteLine(entry.ToLine());
-                return 0;
-            }
-            default:
-                throw new UsageException($"unknown engine command '{command}'");
+                ChunkMin = a / 4, ChunkAvg = a, ChunkMax = a * 4, CompressionLevel = pr.GetValue(compression),
+                VolumeCapacity = pr.GetValue(volumeSize), Library = pr.GetValue(library)!,
+            };
+            using var r = Repository.Init(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), config);
+            Console.WriteLine(pr.GetValue(json) ? JsonSerializer.Serialize(new { repo = pr.GetValue(repo), library = r.Library.Id }) : $"created repository {pr.GetValue(repo)} with library {r.Library.Id}");
+            return 0;
+        }, repo, keyFile, avg, compression, volumeSize, library);
+
+        var level = SharedOptions.Level();
+        var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
+        var exclude = SharedOptions.Exclude();
+        var oneFs = SharedOptions.OneFileSystem();
+        var paths = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths to back up", Arity = ArgumentArity.OneOrMore };
+        Verb("backup", "back PATHs up", pr => Backup(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)),
+            new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs)),
+            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json)), repo, keyFile, level, set, exclude, oneFs, paths);
+
+        var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
+        var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
+        var to = new Option<string>("--to") { Description = "the folder to restore into", HelpName = "DIR", Required = true };
+        Verb("restore", "restore a snapshot (or PATHs of it)", pr => Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!,
+            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json)), repo, keyFile, snapshot, include, to);
+
+        Verb("snapshots", "list the snapshots", pr => Snapshots(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(json)), repo, keyFile);
+
+        var below = new Argument<string>("PATH") { HelpName = "PATH", Description = "list only below this path", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
+        Verb("ls", "the files of a snapshot, like ls -lR", pr =>
+        {
+            using var r = Repository.Open(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)));
+            var m = r.Catalog.Find(pr.GetValue(snapshot)!);
+            using var trees = new TreeReader(r.Keys, r.Library);
+            foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? ""))
+                Console.WriteLine(entry.ToLine());
+            return 0;
+        }, repo, keyFile, snapshot, below);
+
+        Verb("verify", "check every volume record and the index (needs no key)", pr => Verify(pr.GetValue(repo)!, pr.GetValue(json)), repo);
+        Verb("rebuild", "rebuild the library's index from its volumes alone", pr => Rebuild(pr.GetValue(repo)!, pr.GetValue(json)), repo);
+        var mib = new Option<int>("--mib") { Description = "MiB of data per stage", HelpName = "N", DefaultValueFactory = _ => 256 };
+        Verb("micro", "chunker, hash, zstd and AEAD throughput on one core", pr => Micro.Run(pr.GetValue(mib), pr.GetValue(json)), mib);
+        return engine;
+    }
+
+    private static int Backup(string repoPath, KeySource key, BackupSet set, Level level, bool json)
+    {
+        using var repo = Repository.Open(repoPath, key);
+        var clock = Stopwatch.StartNew();
+        SnapshotManifest m;
+        using (var progress = new ProgressLine()) m = repo.Backup(set, level, progress);
+        var s = m.Stats;
+        if (json) Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(m));
+        else
+        {
+            Console.WriteLine($"snapshot {m.Id} ({m.Level.ToString().ToLowerInvariant()}{(m.Parent != "" ? ", parent " + m.Parent : "")}) saved");
+            Console.WriteLine($"  files {s.Files} ({s.FilesUnchanged} unchanged), dirs {s.Directories}, other {s.Other}, {Mib(s.Bytes)} in, {Mib(s.BytesRead)} read");
+            Console.WriteLine($"  new: {s.ChunksNew} chunks, {Mib(s.BytesNew)} -> {Mib(s.BytesStored)} stored; {s.TreesNew} trees");
+            Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F2} s: walk {s.SecondsWalk:F2}, read {s.SecondsRead:F2}, trees {s.SecondsTrees:F2}, commit {s.SecondsCommit:F2}");
+            foreach (var e in m.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
         }
+        return m.Errors.Count > 0 ? 3 : 0;
+    }
+
+    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json)
+    {
+        using var repo = Repository.Open(repoPath, key);
+        var clock = Stopwatch.StartNew();
+        ActorBackup.Engine.Restore.RestoreResult r;
+        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress);
+        if (json) Console.WriteLine(JsonSerializer.Serialize(r));
+        else
+        {
+            Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s");
+            foreach (var e in r.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
+        }
+        return r.Errors.Count > 0 ? 3 : 0;
+    }
+
+    private static int Snapshots(string repoPath, KeySource key, bool json)
+    {
+        using var repo = Repository.Open(repoPath, key);
+        var list = repo.Catalog.List();
+        if (json) Console.WriteLine("[" + string.Join(",", list.Select(m => Google.Protobuf.JsonFormatter.Default.Format(m))) + "]");
+        else
+        {
+            Console.WriteLine($"{"ID",-16}  {"TIME",-19}  {"LEVEL",-12}  {"FILES",8}  {"SIZE",10}  PATHS");
+            foreach (var m in list)
+                Console.WriteLine($"{m.Id,-16}  {DateTimeOffset.FromUnixTimeMilliseconds(m.FinishedUnixMs).LocalDateTime:yyyy-MM-dd HH:mm:ss}  {m.Level.ToString().ToLowerInvariant(),-12}  {m.Stats.Files,8}  {Mib(m.Stats.Bytes),10}  {string.Join(" ", m.Paths)}");
+        }
+        return 0;
     }
 
     private static int Verify(string repo, bool json)
@@ -154,9 +166,9 @@ public static class EngineCommand
         return lib.LastOpen.Problems.Count > 0 ? 4 : 0;
     }
 
-    private static KeySource KeySourceFrom(Args a)
+    private static KeySource KeySourceFrom(string? keyFile)
     {
-        if (a.Value("key-file") is { } file) return new KeySource.KeyFile(file);
+        if (keyFile is not null) return new KeySource.KeyFile(keyFile);
         var pass = Environment.GetEnvironmentVariable("ABK_PASSPHRASE");
         if (string.IsNullOrEmpty(pass)) throw new UsageException("no key: set ABK_PASSPHRASE to the passphrase, or pass --key-file FILE");
         return new KeySource.Passphrase(pass);
