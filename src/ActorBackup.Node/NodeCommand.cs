@@ -1,7 +1,7 @@
 using ActorBackup.Cluster.Hosting;
 using System.CommandLine;
 using ActorBackup.Node.Engine;
-using Akka.Actor;
+
 using Akka.Configuration;
 
 namespace ActorBackup.Node;
@@ -29,7 +29,7 @@ public static class NodeCommand
             (hocon/node-*.conf) set roles, libraries, client id and data folder; --set overrides any HOCON key,
             and so does $ABK_HOCON (HOCON text).
             """) { config, set, data, port };
-        root.SetAction(pr => Run(BuildConfig(pr.GetValue(config) ?? [], pr.GetValue(set) ?? [], pr.GetValue(data), pr.GetValue(port))));
+        root.SetAction((pr, _) => Run(BuildConfig(pr.GetValue(config) ?? [], pr.GetValue(set) ?? [], pr.GetValue(data), pr.GetValue(port))));
         root.Subcommands.Add(EngineCommand.Build());
         var chunks = new Option<int>("--chunks") { Description = "index size", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
         var postgres = new Option<string?>("--postgres") { Description = "measure on this PostgreSQL database instead of SQLite", HelpName = "CONNECTION_STRING" };
@@ -46,14 +46,9 @@ public static class NodeCommand
     public static Config BuildConfig(IReadOnlyList<string> configFiles, IReadOnlyList<string> sets, string? data, int? port)
     {
         var config = Config.Empty;
-        foreach (var s in sets.Reverse())
-        {
-            var eq = s.IndexOf('=');
-            if (eq <= 0) throw new UsageException($"--set wants KEY=VALUE, got '{s}'");
-            config = config.WithFallback(ConfigurationFactory.ParseString($"{s[..eq]} = {Quote(s[(eq + 1)..])}"));
-        }
-        if (data is not null) config = config.WithFallback(ConfigurationFactory.ParseString($"actorbackup.data-dir = {Quote(data)}"));
-        if (port is not null) config = config.WithFallback(ConfigurationFactory.ParseString($"akka.remote.dot-netty.tcp.port = {port}"));
+        foreach (var s in sets.Reverse()) config = config.WithFallback(HoconValues.FromSetting(s));
+        if (data is not null) config = config.WithFallback(HoconValues.At("actorbackup.data-dir", data));
+        if (port is not null) config = config.WithFallback(HoconValues.At("akka.remote.dot-netty.tcp.port", port.Value));
         if (Environment.GetEnvironmentVariable("ABK_HOCON") is { Length: > 0 } env) config = config.WithFallback(ConfigurationFactory.ParseString(env));
         foreach (var file in configFiles.Reverse())
         {
@@ -64,42 +59,27 @@ public static class NodeCommand
         return config.WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"), persistence));
     }
 
-    private static string Quote(string value) =>
-        value.StartsWith('[') || value.StartsWith('{') || long.TryParse(value, out _) || value is "on" or "off" or "true" or "false"
-            ? value : "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
-
-    private static int Run(Config config)
+    private static async Task<int> Run(Config config)
     {
         CellNode node;
         try
         {
-            node = CellNode.Start(config);
+            node = await CellNode.StartAsync(config);
         }
-        catch (Exception e) when (e.InnerException is System.Net.Sockets.SocketException || e is System.Net.Sockets.SocketException
-                                  || e.GetBaseException() is System.Net.Sockets.SocketException)
+        catch (Exception e) when (e.GetBaseException() is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
         {
-            var port = config.GetInt("akka.remote.dot-netty.tcp.port");
-            Console.Error.WriteLine($"actorbackup: cannot listen on port {port}: another node runs here? stop it, or give this one --port N");
+            Console.Error.WriteLine($"actorbackup: cannot listen on port {config.GetInt("akka.remote.dot-netty.tcp.port")} or its operator port: " +
+                                    "another node runs here? stop it, or give this one --port N");
             return 1;
         }
-        var system = node.System;
-        var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
-        Console.WriteLine($"actorbackup node {self} operator endpoint {node.OpsEndpoint} roles [{string.Join(", ", node.Settings.Roles)}] data {node.Settings.DataDir}"
-                          + (node.Settings.Roles.Contains("media") ? $" libraries [{string.Join(", ", node.Settings.Libraries.Select(l => l.Id + "=" + l.Path))}]" : ""));
-        var stopping = 0;
-        void Stop()
+        await using (node)
         {
-            if (Interlocked.Exchange(ref stopping, 1) == 1) return;
-            CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).Wait(TimeSpan.FromSeconds(30));
+            var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
+            Console.WriteLine($"actorbackup node {self} operator endpoint {node.OpsEndpoint} roles [{string.Join(", ", node.Settings.Roles)}] data {node.Settings.DataDir}"
+                              + (node.Settings.Roles.Contains("media") ? $" libraries [{string.Join(", ", node.Settings.Libraries.Select(l => l.Id + "=" + l.Path))}]" : ""));
+            Akka.Cluster.Cluster.Get(node.System).RegisterOnMemberUp(() => Console.WriteLine("cell member up"));
+            await node.RunUntilStopped();
         }
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            Task.Run(Stop);
-        };
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
-        Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => Console.WriteLine("cell member up"));
-        system.WhenTerminated.Wait();
         Console.WriteLine("actorbackup node stopped");
         return 0;
     }

@@ -8,7 +8,7 @@ using Akka.Configuration;
 namespace ActorBackup.Cluster.Tests;
 
 /// <summary>Three ActorSystems joined on 127.0.0.1 in one process: a manager with a library, a second library, a client alone.</summary>
-public sealed class MultiNodeTests : IDisposable
+public sealed class MultiNodeTests : IAsyncLifetime
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("abk-multi-").FullName;
     private readonly List<CellNode> _nodes = [];
@@ -22,18 +22,19 @@ public sealed class MultiNodeTests : IDisposable
         return port;
     }
 
-    private CellNode Start(string name, int port, int seed, string settings)
+    private async Task<CellNode> Start(string name, int port, int seed, string settings)
     {
         var config = ConfigurationFactory.ParseString($"""
             actorbackup.data-dir = "{Path.Combine(_dir, name)}"
             actorbackup.key-dir = "{Path.Combine(_dir, "keys")}"
             actorbackup.client-id = "{name}"
             {settings}
+            actorbackup.ops.port = 0
             akka.remote.dot-netty.tcp.port = {port}
             akka.cluster.seed-nodes = ["akka.tcp://actorbackup@127.0.0.1:{seed}"]
             akka.loglevel = WARNING
             """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")));
-        var node = CellNode.Start(config);
+        var node = await CellNode.StartAsync(config);
         _nodes.Add(node);
         return node;
     }
@@ -58,9 +59,9 @@ public sealed class MultiNodeTests : IDisposable
     public async Task Three_nodes_form_a_cell_and_a_client_without_a_library_backs_up_and_restores()
     {
         var p1 = FreePort();
-        var n1 = Start("n1", p1, p1, "actorbackup.roles = [manager, media]\nactorbackup.libraries = [{id = lib1}]");
-        Start("n2", FreePort(), p1, "actorbackup.roles = [media]\nactorbackup.libraries = [{id = lib2}]");
-        var n3 = Start("n3", FreePort(), p1, "actorbackup.roles = [client]");
+        var n1 = await Start("n1", p1, p1, "actorbackup.roles = [manager, media]\nactorbackup.libraries = [{id = lib1}]");
+        await Start("n2", FreePort(), p1, "actorbackup.roles = [media]\nactorbackup.libraries = [{id = lib2}]");
+        var n3 = await Start("n3", FreePort(), p1, "actorbackup.roles = [client]");
 
         var libraries = await Until(() => n3.Manager.Ask<LibraryList>(new ListLibraries(), TimeSpan.FromSeconds(5)),
             l => l.Libraries.Count == 2 && l.Libraries.All(x => x.Reachable), "two reachable libraries");
@@ -84,9 +85,11 @@ public sealed class MultiNodeTests : IDisposable
         Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
     }
 
-    public void Dispose()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
-        foreach (var n in Enumerable.Reverse(_nodes)) n.System.Terminate().Wait(TimeSpan.FromSeconds(20));
+        foreach (var n in Enumerable.Reverse(_nodes)) await n.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 }

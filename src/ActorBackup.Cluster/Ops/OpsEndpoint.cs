@@ -19,7 +19,7 @@ public sealed class OpsEndpoint : IDisposable
     public const int MaxConnections = 64;
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
     private readonly TcpListener _listener;
-    private readonly IActorRef _ops;
+    private IActorRef _ops = ActorRefs.Nobody;
     private readonly byte[] _token;
     private readonly ILoggingAdapter _log;
     private readonly CancellationTokenSource _stop = new();
@@ -27,14 +27,20 @@ public sealed class OpsEndpoint : IDisposable
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
-    public OpsEndpoint(string host, int port, IActorRef ops, byte[] token, ILoggingAdapter log)
+    /// <summary>Binds the listener (so that a port in use fails the node's start); <see cref="Start"/> serves.</summary>
+    public OpsEndpoint(string host, int port, byte[] token, ILoggingAdapter log)
     {
-        _ops = ops;
         _token = token;
         _log = log;
         var address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host).First();
         _listener = new TcpListener(address, port);
         _listener.Start();
+    }
+
+    /// <summary>Accepts connections from now on and hands their commands to <paramref name="ops"/>.</summary>
+    public void Start(IActorRef ops)
+    {
+        _ops = ops;
         _ = Task.Run(Accept);
     }
 

@@ -31,7 +31,7 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
     {
         var manager = Sys.ActorOf(Props.Create(() => new PromptManager()));
         var stuckMedia = CreateTestProbe(); // receives ListVolumes and never answers
-        var ops = Sys.ActorOf(OpsActor.Props(manager, stuckMedia.Ref, null, "", TimeSpan.FromSeconds(10)));
+        var ops = Sys.ActorOf(OpsActor.Props(manager, stuckMedia.Ref, null, "", askTimeout: TimeSpan.FromSeconds(10)));
 
         var stuck = Call(new ListVolumes { Library = "lib9" });
         ops.Tell(stuck.Call);

@@ -26,7 +26,8 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
 
     public OpsEndpointTests() : base("akka.loglevel = WARNING")
     {
-        _endpoint = new OpsEndpoint("127.0.0.1", 0, Sys.ActorOf(Props.Create(() => new StandInOps())), System.Text.Encoding.ASCII.GetBytes(Token), Sys.Log);
+        _endpoint = new OpsEndpoint("127.0.0.1", 0, System.Text.Encoding.ASCII.GetBytes(Token), Sys.Log);
+        _endpoint.Start(Sys.ActorOf(Props.Create(() => new StandInOps())));
     }
 
     void IDisposable.Dispose() => _endpoint.Dispose();

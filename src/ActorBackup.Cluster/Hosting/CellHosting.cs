@@ -1,0 +1,166 @@
+using ActorBackup.Cluster.Client;
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Cluster.Media;
+using ActorBackup.Cluster.Ops;
+using ActorBackup.Cluster.Sharding;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Ops;
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Client;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
+using Microsoft.Data.Sqlite;
+
+namespace ActorBackup.Cluster.Hosting;
+
+/// <summary>
+/// A node of the cell on Akka.Hosting: what its HOCON says it is (roles, libraries, persistence) becomes the
+/// ActorSystem `actorbackup` with the manager singleton (or its proxy), the media shard region (or its
+/// proxy), the client, the ops endpoint, and the refs in the ActorRegistry: ManagerActor (the singleton
+/// proxy), MediaActor (the shard region), ClientActor (when this node has the client role), OpsActor.
+/// </summary>
+public static class CellHosting
+{
+    public const string SystemName = "actorbackup";
+
+    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings)
+    {
+        Directory.CreateDirectory(settings.DataDir);
+        var roles = new List<string>(settings.Roles);
+        if (settings.Roles.Contains("media")) roles.AddRange(settings.Libraries.Select(l => LibraryAffinityAllocation.RolePrefix + l.Id));
+
+        // The roles go in as a HOCON value rather than ClusterOptions.Roles, which Akka.Cluster.Hosting 1.5.73
+        // writes into HOCON unquoted: "library:lib1" does not parse there.
+        akka.AddHocon(HoconValues.At("akka.cluster.roles", roles), HoconAddMode.Prepend)
+            .AddHocon(config, HoconAddMode.Append)
+            .ConfigureLoggers(l =>
+            {
+                l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING"));
+                // Each `abk` before the operator endpoint, and every integrator, is a short-lived remote system: when
+                // it goes, Akka.Remote logs a warning and an error with stack traces. Those, for shell connections
+                // only, are dropped; a node's own disassociation is still logged.
+                l.WithLogFilter(f => f.ExcludeSourceContaining("reliableEndpointWriter-akka.tcp%3A%2F%2Fabk%40"));
+            })
+            .WithClustering(new ClusterOptions())
+            .WithClusterClientReceptionist()
+            .WithSqlPersistence(ConnectionString(config, settings), config.GetString("akka.persistence.journal.sql.provider-name"));
+
+        var extractor = new MediaMessageExtractor();
+        if (settings.Roles.Contains("media"))
+            akka.WithActors((system, registry) =>
+            {
+                var declared = settings.Libraries.ToDictionary(l => l.Id);
+                var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
+                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5));
+                system.RegisterOnTermination(server.Dispose);
+                var endpoint = new DataPlaneEndpoint(server.Endpoint);
+                // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
+                // strategy), which the hosting options do not carry.
+                var region = ClusterSharding.Get(system).Start("media", id => MediaActor.Props(
+                        declared.TryGetValue(id, out var d) ? d : throw new InvalidOperationException($"library {id} is not declared on this node"),
+                        registry.Get<ManagerActor>(), endpoint),
+                    ClusterShardingSettings.Create(system).WithRole("media"), extractor, new LibraryAffinityAllocation(system), PoisonPill.Instance);
+                registry.Register<MediaActor>(region);
+            });
+        else akka.WithShardRegionProxy<MediaActor>("media", "media", extractor);
+
+        // The manager proxy first: the media agents above and the client below report to it.
+        var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = PoisonPill.Instance };
+        if (settings.Roles.Contains("manager"))
+            akka.WithSingleton<ManagerActor>("manager", (_, registry, _) => ManagerActor.Props(registry.Get<MediaActor>()), singleton);
+        else akka.WithSingletonProxy<ManagerActor>("manager", singleton);
+
+        return akka.WithActors((system, registry) =>
+        {
+            var manager = registry.Get<ManagerActor>();
+            var media = registry.Get<MediaActor>();
+            IActorRef? client = null;
+            if (settings.Roles.Contains("client"))
+            {
+                var keys = CellKeyring.LoadOrCreate(settings.KeyDir);
+                var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit);
+                client = system.ActorOf(ClientActor.Props(clientSettings, keys, manager, media), "client");
+                registry.Register<ClientActor>(client);
+            }
+            var endpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort,
+                OperatorToken.LoadOrCreate(settings.OperatorTokenFile), system.Log);
+            registry.Register<OpsActor>(system.ActorOf(OpsActor.Props(manager, media, client, client is null ? "" : settings.ClientId, endpoint), "ops"));
+            // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy.
+            ClusterClientReceptionist.Get(system).RegisterService(manager);
+            // Wake this node's media agents so that they open their libraries and register with the manager.
+            if (settings.Roles.Contains("media"))
+                Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() =>
+                {
+                    foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id });
+                });
+        });
+    }
+
+    /// <summary>
+    /// The journal's connection string: as the HOCON gives it, else the node's SQLite file in its data folder
+    /// (WAL mode), else PostgreSQL's from actorbackup.postgres.connection-string, checked before the node starts.
+    /// </summary>
+    private static string ConnectionString(Config config, NodeSettings settings)
+    {
+        if (config.GetString("akka.persistence.journal.sql.connection-string", "") is { Length: > 0 } own)
+        {
+            if (settings.Persistence == "postgres") CheckPostgres(own);
+            return own;
+        }
+        switch (settings.Persistence)
+        {
+            case "sqlite":
+                var db = Path.Combine(settings.DataDir, "actorbackup.db");
+                PrepareSqlite(db);
+                return new SqliteConnectionStringBuilder { DataSource = db, DefaultTimeout = 30 }.ToString();
+            case "postgres":
+                var cs = config.GetString("actorbackup.postgres.connection-string", "");
+                CheckPostgres(cs);
+                return cs;
+            default:
+                throw new ConfigurationException($"unknown actorbackup.persistence '{settings.Persistence}': use sqlite or postgres");
+        }
+    }
+
+    /// <summary>
+    /// Fails the node's start with what to do when the shared PostgreSQL database cannot be reached, instead
+    /// of a manager and media agents that fail their recovery over and over.
+    /// </summary>
+    private static void CheckPostgres(string connectionString)
+    {
+        Npgsql.NpgsqlConnectionStringBuilder b;
+        try
+        {
+            b = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException($"actorbackup.postgres.connection-string is not a valid connection string: {e.Message}");
+        }
+        try
+        {
+            using var connection = new Npgsql.NpgsqlConnection(connectionString);
+            connection.Open();
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new IOException($"cannot reach PostgreSQL database '{b.Database}' at {b.Host}:{b.Port} as '{b.Username}': {e.Message}. " +
+                                  "Start the server, create the role and database, or fix actorbackup.postgres.connection-string.");
+        }
+    }
+
+    /// <summary>SQLite in WAL mode: readers never wait for the writer, and a crash loses no committed event.</summary>
+    private static void PrepareSqlite(string path)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+        cmd.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,44 @@
+using ActorBackup.Cluster.Media;
+using Akka.Configuration;
+
+namespace ActorBackup.Cluster.Hosting;
+
+/// <summary>The settings under actorbackup.* that say what this node is.</summary>
+public sealed record NodeSettings(
+    string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "")
+{
+    public static NodeSettings From(Config config)
+    {
+        var c = config.GetConfig("actorbackup");
+        var dataDir = Path.GetFullPath(c.GetString("data-dir", "data"));
+        var capacity = c.GetLong("volume-capacity", 4L * 1024 * 1024 * 1024);
+        var libraries = new List<LibraryDeclaration>();
+        foreach (var value in c.GetValue("libraries")?.GetArray() ?? [])
+        {
+            var obj = value.GetObject();
+            var id = obj.GetKey("id")?.GetString() ?? throw new ConfigurationException("every entry of actorbackup.libraries needs an id");
+            var path = obj.GetKey("path")?.GetString() ?? "";
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity));
+        }
+        var roles = c.GetStringList("roles").ToList();
+        foreach (var r in roles)
+            if (r is not ("manager" or "media" or "client")) throw new ConfigurationException($"unknown role '{r}' in actorbackup.roles: use manager, media, client");
+        var clientId = c.GetString("client-id", "");
+        var keyDir = c.GetString("key-dir", "");
+        return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,
+            keyDir == "" ? Path.Combine(dataDir, "keys") : Path.GetFullPath(keyDir),
+            c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
+            c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
+            OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
+            c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName));
+    }
+
+    /// <summary>The operator endpoint's port: as set, else the Akka.Remote port + 1000 (any free port when that is 0).</summary>
+    public static int OpsPortFor(int configured, int remotePort) => configured switch
+    {
+        >= 0 => configured,
+        _ when remotePort == 0 => 0,
+        _ => remotePort + 1000,
+    };
+}
