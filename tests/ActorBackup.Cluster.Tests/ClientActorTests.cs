@@ -32,14 +32,14 @@ public sealed class ClientActorTests : TestKit, IDisposable
             Receive<OpenSession>(m =>
             {
                 if (refuse is not null) Sender.Tell(new CommandRejected { Reason = refuse });
-                else Sender.Tell(new SessionOpened { Library = m.Library, Ticket = InProcessDataPlane.Open(library, Self, m.Library, m.Write), Endpoint = "inproc:test" });
+                else Sender.Tell(new SessionOpened { Library = m.Library, Ticket = DataPlaneSessions.Get(Context.System).Open(library, Self, m.Library, m.Write) });
             });
             Receive<CommitSession>(m =>
             {
                 var batch = library.Commit();
                 Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Entries.Count });
             });
-            Receive<CloseSession>(m => InProcessDataPlane.Close(m.Ticket));
+            Receive<CloseSession>(m => DataPlaneSessions.Get(Context.System).Close(m.Ticket));
         }
     }
 

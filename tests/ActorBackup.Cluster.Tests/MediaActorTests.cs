@@ -75,7 +75,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         var granted = ExpectMsg<SessionOpened>();
         using (var session = keys.Cipher.BeginUpload())
         using (var encoder = new ChunkEncoder(keys, session, 3))
-        using (var channel = InProcessDataPlane.Connect(granted, TimeSpan.FromSeconds(20)))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
         {
             // More commits than MediaActor.SnapshotEvery, so that recovery goes through a snapshot and events.
             for (var commit = 0; commit < MediaActor.SnapshotEvery + 7; commit++)
@@ -101,7 +101,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         Assert.Equal((ulong)stored.Count, ExpectMsg<IndexReport>().Chunks);
         again.Tell(new OpenSession { Library = "libt", Job = "2", Write = false });
         var read = ExpectMsg<SessionOpened>();
-        using var reader = InProcessDataPlane.Connect(read, TimeSpan.FromSeconds(20));
+        using var reader = DataPlaneSessions.Get(Sys).Connect(read, TimeSpan.FromSeconds(20));
         using var decoder = new ChunkDecoder(keys);
         foreach (var (id, plain) in stored) Assert.Equal(plain, decoder.Load(id, reader).ToArray());
         again.Tell(new ListVolumes { Library = "libt" });
@@ -120,7 +120,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         ChunkId orphan;
         using (var session = keys.Cipher.BeginUpload())
         using (var encoder = new ChunkEncoder(keys, session, 3))
-        using (var channel = InProcessDataPlane.Connect(granted, TimeSpan.FromSeconds(20)))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
             orphan = encoder.Store(new byte[5000], RecordFlags.None, channel).Id; // appended, never committed
         Watch(media);
         media.Tell(PoisonPill.Instance); // closes the library: the record is flushed but its index entry was never journaled
@@ -129,7 +129,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         again.Tell(new GetLibraryStatus { Library = "libc" });
         Assert.Equal(1ul, ExpectMsg<IndexReport>().Chunks);
         again.Tell(new OpenSession { Library = "libc", Job = "2", Write = false });
-        using var reader = InProcessDataPlane.Connect(ExpectMsg<SessionOpened>(), TimeSpan.FromSeconds(20));
+        using var reader = DataPlaneSessions.Get(Sys).Connect(ExpectMsg<SessionOpened>(), TimeSpan.FromSeconds(20));
         Assert.Equal(new byte[5000], new ChunkDecoder(keys).Load(orphan, reader).ToArray());
     }
 }

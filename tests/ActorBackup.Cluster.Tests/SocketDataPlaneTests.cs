@@ -12,15 +12,20 @@ namespace ActorBackup.Cluster.Tests;
 public sealed class SocketDataPlaneTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("abk-plane-").FullName;
-    private readonly DataPlaneServer _server = new("127.0.0.1", 0, TimeSpan.FromSeconds(5));
+    private readonly DataPlaneSessions _sessions = new();
+    private readonly DataPlaneServer _server;
     private readonly DiskLibrary _library;
     private readonly List<string> _tickets = [];
 
-    public SocketDataPlaneTests() => _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
+    public SocketDataPlaneTests()
+    {
+        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions);
+        _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
+    }
 
     public void Dispose()
     {
-        _tickets.ForEach(InProcessDataPlane.Close);
+        _tickets.ForEach(_sessions.Close);
         _server.Dispose();
         _library.Dispose();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
@@ -28,9 +33,9 @@ public sealed class SocketDataPlaneTests : IDisposable
 
     private SocketChannel Connect(bool write)
     {
-        var ticket = InProcessDataPlane.Open(_library, ActorRefs.Nobody, "lib1", write);
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write);
         _tickets.Add(ticket);
-        return new SocketChannel(_server.Endpoint, ticket);
+        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket);
     }
 
     private static ChunkId Id(int i)
@@ -149,7 +154,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
-        var e = Assert.Throws<IOException>(() => new SocketChannel(_server.Endpoint, "no-such-ticket"));
+        var e = Assert.Throws<IOException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket"));
         Assert.Contains("ask the media agent for a new session", e.Message);
     }
 

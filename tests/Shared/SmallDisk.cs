@@ -26,9 +26,8 @@ public sealed class SmallDisk : IDisposable
     /// <summary>Takes all but <paramref name="leaveBytes"/> of the free space with a file of its own.</summary>
     public void Fill(long leaveBytes)
     {
+        using var f = new FileStream(System.IO.Path.Combine(Path, "filler"), FileMode.Create); // a filler from before is emptied first
         var free = new DriveInfo(Path).AvailableFreeSpace;
-        using var f = new FileStream(System.IO.Path.Combine(Path, "filler"), FileMode.Create);
-        f.SetLength(0);
         var block = new byte[1 << 20];
         for (var left = free - leaveBytes; left > 0; left -= block.Length) f.Write(block, 0, (int)Math.Min(block.Length, left));
     }

@@ -30,6 +30,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     private readonly CellKeys _keys;
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
+    private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, CancellationTokenSource> _running = [];
     private readonly HashSet<string> _unacknowledged = [];
@@ -130,27 +131,27 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             {
                 return new JobFinished
                 {
-                    Job = job.Id, Ok = false, Interrupted = true,
+                    Job = job.Id, Ok = false, Interrupted = true, Outcome = JobState.Interrupted,
                     Reason = $"client {_settings.ClientId} shut down while the job ran; nothing of it was recorded as a snapshot; run it again",
                 };
             }
             catch (OperationCanceledException)
             {
-                return new JobFinished { Job = job.Id, Ok = false, Reason = "cancelled by an operator; nothing was recorded" };
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Cancelled, Reason = "cancelled by an operator; nothing was recorded" };
             }
             catch (DataPlaneLostException e)
             {
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished
                 {
-                    Job = job.Id, Ok = false,
+                    Job = job.Id, Ok = false, Outcome = JobState.Failed,
                     Reason = $"library {job.Library}: {e.Message}: is its node up ('abk library list')? Nothing of this job was recorded; run it again",
                 };
             }
             catch (Exception e)
             {
                 log.Error(e, "job {0} failed", job.Id);
-                return new JobFinished { Job = job.Id, Ok = false, Reason = e.Message };
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = e.Message };
             }
         }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
     }
@@ -162,7 +163,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         var reply = _media.Ask<object>(new OpenSession { Library = library, Job = job, Write = write }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
         return reply switch
         {
-            SessionOpened granted => InProcessDataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
+            SessionOpened granted => _dataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
             CommandRejected r => throw new IOException($"library {library} refused the session: {r.Reason}"),
             _ => throw new IOException($"library {library} answered {reply.GetType().Name}"),
         };
@@ -232,7 +233,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
                       $"GC {GC.CollectionCount(0) - gc.Gen0}/{GC.CollectionCount(1) - gc.Gen1}/{GC.CollectionCount(2) - gc.Gen2} pause {(GC.GetTotalPauseDuration() - gc.Pause).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {
-                Job = job.Id, Ok = true, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,
+                Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,
                 Files = (long)manifest.Stats.Files, Bytes = (long)manifest.Stats.Bytes,
             };
         }
@@ -259,7 +260,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism }, progress, cancel);
             var reason = result.Errors.Count == 0 ? "" :
                 $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
-            return new JobFinished { Job = job.Id, Ok = true, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+            return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
         }
         finally
         {

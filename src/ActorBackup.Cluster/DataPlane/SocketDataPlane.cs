@@ -89,16 +89,18 @@ public sealed class DataPlaneServer : IDisposable
 {
     private readonly TcpListener _listener;
     private readonly TimeSpan _commitTimeout;
+    private readonly DataPlaneSessions _sessions;
     private volatile bool _stopped;
 
-    public string Endpoint { get; }
+    public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
-    public DataPlaneServer(string host, int port, TimeSpan commitTimeout)
+    /// <param name="sessions">the sessions whose tickets this server admits: its ActorSystem's</param>
+    public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions)
     {
         _commitTimeout = commitTimeout;
+        _sessions = sessions;
         _listener = new TcpListener(IPAddress.Parse(host), port);
         _listener.Start();
-        Endpoint = $"tcp:{host}:{((IPEndPoint)_listener.LocalEndpoint).Port}";
         new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
     }
 
@@ -139,7 +141,7 @@ public sealed class DataPlaneServer : IDisposable
             {
                 var (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
                 var ticket = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
-                if (code != SocketFrames.Hello || !InProcessDataPlane.TryGetSession(ticket, out var session))
+                if (code != SocketFrames.Hello || !_sessions.TryGet(ticket, out var session))
                 {
                     SocketFrames.Write(socket, 1, "unknown or expired ticket: ask the media agent for a new session"u8);
                     return;
@@ -255,12 +257,10 @@ public sealed class SocketChannel : IDataPlaneChannel
         public void Dispose() => Socket.Dispose();
     }
 
-    public SocketChannel(string endpoint, string ticket)
+    public SocketChannel(string host, int port, string ticket)
     {
-        var hostPort = endpoint["tcp:".Length..];
-        var colon = hostPort.LastIndexOf(':');
-        _host = hostPort[..colon];
-        _port = int.Parse(hostPort[(colon + 1)..]);
+        _host = host;
+        _port = port;
         Ticket = ticket;
         _connections = new ThreadLocal<Connection>(Open, trackAllValues: true);
         _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable

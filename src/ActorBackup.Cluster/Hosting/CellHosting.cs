@@ -56,9 +56,9 @@ public static class CellHosting
             {
                 var declared = settings.Libraries.ToDictionary(l => l.Id);
                 var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
-                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5));
+                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system));
                 system.RegisterOnTermination(server.Dispose);
-                var endpoint = new DataPlaneEndpoint(server.Endpoint);
+                var endpoint = new DataPlaneEndpoint(server.Endpoint.Address.ToString(), server.Endpoint.Port);
                 // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
                 // strategy), which the hosting options do not carry.
                 var region = ClusterSharding.Get(system).Start("media", id => MediaActor.Props(

@@ -113,11 +113,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 client.Tell(job is null ? new JobInfo { Id = f.Job } : WithProgress(job));
                 return;
             }
-            if (!f.Ok)
+            var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
+            if (outcome != JobState.Succeeded)
             {
-                var state = f.Interrupted ? JobState.Interrupted
-                    : f.Reason.StartsWith("cancelled", StringComparison.Ordinal) ? JobState.Cancelled : JobState.Failed;
-                End(f.Job, state, f.Reason, errors: f.Errors, replyTo: client);
+                End(f.Job, outcome, f.Reason, errors: f.Errors, replyTo: client);
                 return;
             }
             if (job.Kind == JobKind.Backup)

@@ -13,7 +13,8 @@ namespace ActorBackup.Cluster.Media;
 public sealed record LibraryDeclaration(string Id, string Path, long VolumeCapacity);
 
 /// <summary>Where clients on other nodes reach this node's data plane ("tcp:HOST:PORT"), or empty.</summary>
-public sealed record DataPlaneEndpoint(string Socket);
+/// <summary>The socket data plane this node's media agents offer to clients of other nodes; Port 0: none.</summary>
+public sealed record DataPlaneEndpoint(string Host, int Port);
 
 /// <summary>
 /// The media agent of one library (a sharded entity, id = library id). Its journal is the library's index:
@@ -39,7 +40,7 @@ public sealed class MediaActor : ReceivePersistentActor
     public override string PersistenceId => "media-" + _declaration.Id;
 
     public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null) =>
-        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("")));
+        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0)));
 
     public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint)
     {
@@ -61,24 +62,24 @@ public sealed class MediaActor : ReceivePersistentActor
         });
         Recover<RecoveryCompleted>(_ => OpenLibrary());
 
+        Available();
+    }
+
+    /// <summary>The library is open and writable: sessions are granted, committed and closed.</summary>
+    private void Available()
+    {
         Command<OpenSession>(m =>
         {
-            if (_library is null) OpenLibrary(); // it could not be opened before: try again
-            if (_library is null)
+            if (_library?.Broken is { } broken)
             {
-                Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
+                // A write of another session failed meanwhile (a full disk, say).
+                Unavailable(broken);
+                Sender.Tell(new CommandRejected { Reason = _unavailable ?? broken });
                 return;
             }
-            if (_library.Broken is { } broken)
-            {
-                Sender.Tell(new CommandRejected { Reason = broken });
-                Reopen(broken);
-            }
-            var ticket = InProcessDataPlane.Open(_library!, Self, _declaration.Id, m.Write);
+            var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write);
             _sessions[ticket] = m.Job;
-            // Clients in this process use the ticket in place; others connect to the socket.
-            var endpoint = $"{InProcessDataPlane.Scheme}:{Akka.Cluster.Cluster.Get(Context.System).SelfAddress} {_endpoint.Socket}".Trim();
-            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, Endpoint = endpoint });
+            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
         });
         Command<CommitSession>(m =>
         {
@@ -96,12 +97,13 @@ public sealed class MediaActor : ReceivePersistentActor
             {
                 _log.Error(e, "commit of library {0} failed", _declaration.Id);
                 Sender.Tell(new CommandRejected { Reason = e.Message });
-                if (_library?.Broken is { } broken) Reopen(broken);
+                if (_library?.Broken is { } broken) Unavailable(broken);
                 return;
             }
             var sender = Sender;
             Persist(ToEvent(batch, job), e =>
             {
+                Committed(batch);
                 AfterPersist(e);
                 sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Entries.Count, BytesStored = (ulong)batch.Volumes.Sum(v => v.Bytes) });
                 _manager?.Tell(Report());
@@ -109,10 +111,32 @@ public sealed class MediaActor : ReceivePersistentActor
         });
         Command<CloseSession>(m =>
         {
-            InProcessDataPlane.Close(m.Ticket);
-            _sessions.Remove(m.Ticket);
-            if (_library?.Broken is { } broken) Reopen(broken); // a job's append failed (a full disk, say)
+            CloseSession(m.Ticket);
+            if (_library?.Broken is { } broken) Unavailable(broken); // a job's append failed (a full disk, say)
         });
+        Always();
+    }
+
+    /// <summary>
+    /// The library cannot take writes (it could not be opened, or a write failed): every session is refused
+    /// with the reason, and each new request tries to open it again, so that freeing space is all it takes.
+    /// </summary>
+    private void Unavailable()
+    {
+        Command<OpenSession>(m =>
+        {
+            OpenLibrary();
+            if (_unavailable is null) Self.Forward(m); // open again: Available takes it
+            else Sender.Tell(new CommandRejected { Reason = _unavailable });
+        });
+        Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
+        Command<CloseSession>(m => CloseSession(m.Ticket));
+        Always();
+    }
+
+    /// <summary>What the media agent answers whatever the state of its library.</summary>
+    private void Always()
+    {
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
         Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -121,8 +145,39 @@ public sealed class MediaActor : ReceivePersistentActor
         Command<DeleteSnapshotsFailure>(_ => { });
     }
 
+    private void CloseSession(string ticket)
+    {
+        DataPlaneSessions.Get(Context.System).Close(ticket);
+        _sessions.Remove(ticket);
+    }
+
+    /// <summary>
+    /// A write to the library failed: the library object may have lost appends that never reached the disk.
+    /// Its sessions end (their jobs fail with the reason), and the library is opened again on the committed
+    /// index this actor keeps (no journal replay): the volume is cut back to its last whole record and whole
+    /// records after the last commit are found again. If it still cannot write, the agent stays Unavailable.
+    /// </summary>
+    private void Unavailable(string reason)
+    {
+        _log.Warning("library {0}: {1}; opening it again on the committed index", _declaration.Id, reason);
+        foreach (var ticket in _sessions.Keys.ToList()) CloseSession(ticket);
+        _library?.Dispose();
+        _library = null;
+        _unavailable = reason;
+        OpenLibrary();
+    }
+
+    /// <summary>A journaled batch joins the committed index (through the library, which reads it concurrently).</summary>
+    private void Committed(CommitBatch batch)
+    {
+        if (_library is not null) _library.Committed(batch);
+        else foreach (var (id, location) in batch.Entries) _index.Set(id, location);
+    }
+
     private void OpenLibrary()
     {
+        _library?.Dispose(); // one open at a time: a library that could not write is opened afresh
+        _library = null;
         try
         {
             _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
@@ -135,6 +190,7 @@ public sealed class MediaActor : ReceivePersistentActor
             _unavailable = $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
             _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
             Register();
+            Become(Unavailable);
             return;
         }
         foreach (var p in _library.LastOpen.Problems) _log.Warning("library {0}: {1}", _declaration.Id, p);
@@ -143,7 +199,12 @@ public sealed class MediaActor : ReceivePersistentActor
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
             try
             {
-                Persist(ToEvent(_library.Commit(), "recovery"), AfterPersist);
+                var batch = _library.Commit();
+                Persist(ToEvent(batch, "recovery"), e =>
+                {
+                    Committed(batch);
+                    AfterPersist(e);
+                });
             }
             catch (IOException e)
             {
@@ -151,6 +212,9 @@ public sealed class MediaActor : ReceivePersistentActor
                 _log.Warning("library {0}: the records found again could not be committed: {1}", _declaration.Id, e.Message);
             }
         }
+        _unavailable = _library.Broken;
+        if (_unavailable is null) Become(Available);
+        else Become(Unavailable);
         Register();
         _manager?.Tell(Report());
     }
@@ -158,19 +222,6 @@ public sealed class MediaActor : ReceivePersistentActor
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
     private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
 
-
-    /// <summary>
-    /// A write to the library failed: the library object may index chunks that never reached the disk. The
-    /// actor restarts, so that the index comes back from the journal and the volumes are cut back to their
-    /// last whole record; the sessions open on it end (their jobs fail with the library's reason).
-    /// </summary>
-    private void Reopen(string reason)
-    {
-        _log.Warning("library {0}: {1}; reopening it from the journal", _declaration.Id, reason);
-        throw new LibraryReopenException(reason);
-    }
-
-    private sealed class LibraryReopenException(string reason) : Exception(reason);
 
     private void AfterPersist(IndexBatchCommitted e)
     {
@@ -230,7 +281,7 @@ public sealed class MediaActor : ReceivePersistentActor
 
     protected override void PostStop()
     {
-        foreach (var ticket in _sessions.Keys) InProcessDataPlane.Close(ticket);
+        foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket);
         _library?.Dispose();
         base.PostStop();
     }

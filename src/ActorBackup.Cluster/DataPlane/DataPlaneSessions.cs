@@ -9,46 +9,37 @@ using Akka.Actor;
 namespace ActorBackup.Cluster.DataPlane;
 
 /// <summary>
-/// One job's bulk-data path between a client and a media agent. Whatever the transport, the engine sees a
-/// chunk sink (backup) and a chunk source (restore); Commit asks the media agent to make the appended chunks
-/// durable and to journal their index entries.
+/// The data plane of one ActorSystem (an extension: <c>DataPlaneSessions.Get(system)</c>): the sessions its
+/// media agents have open, each under a one-time ticket. A client in the same ActorSystem (the embedded cell)
+/// uses the ticket in place, no serialization, no copy; the socket server admits a remote client by it.
 /// </summary>
-public interface IDataPlaneChannel : IChunkSink, IChunkSource, IDisposable
+public sealed class DataPlaneSessions : IExtension
 {
-    string Ticket { get; }
-}
-
-/// <summary>
-/// The data plane when client and media agent share a process (the embedded cell): the media agent registers
-/// its open library under a one-time ticket, the client looks the ticket up. No serialization, no copy.
-/// </summary>
-public static class InProcessDataPlane
-{
-    public const string Scheme = "inproc";
     internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write);
-    private static readonly ConcurrentDictionary<string, Session> Sessions = new();
+    private readonly ConcurrentDictionary<string, Session> _sessions = new();
 
-    public static string Open(DiskLibrary library, IActorRef media, string libraryId, bool write)
+    public static DataPlaneSessions Get(ActorSystem system) => system.WithExtension<DataPlaneSessions, DataPlaneSessionsProvider>();
+
+    public string Open(DiskLibrary library, IActorRef media, string libraryId, bool write)
     {
         var ticket = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        Sessions[ticket] = new Session(library, media, libraryId, write);
+        _sessions[ticket] = new Session(library, media, libraryId, write);
         return ticket;
     }
 
-    public static void Close(string ticket) => Sessions.TryRemove(ticket, out _);
+    public void Close(string ticket) => _sessions.TryRemove(ticket, out _);
 
-    internal static bool TryGetSession(string ticket, out Session session) => Sessions.TryGetValue(ticket, out session!);
+    internal bool TryGet(string ticket, out Session session) => _sessions.TryGetValue(ticket, out session!);
 
     /// <summary>
-    /// The channel for a granted session: in-process when the media agent runs in this process (its ticket is
-    /// registered here), else the socket of the endpoint the media agent gave.
+    /// The channel for a granted session: in place when the media agent runs in this ActorSystem (its ticket is
+    /// registered here), else the socket the media agent offers.
     /// </summary>
-    public static IDataPlaneChannel Connect(SessionOpened granted, TimeSpan commitTimeout)
+    public IDataPlaneChannel Connect(SessionOpened granted, TimeSpan commitTimeout)
     {
-        if (Sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(granted.Ticket, s, commitTimeout);
-        var socket = granted.Endpoint.Split(' ').FirstOrDefault(e => e.StartsWith("tcp:", StringComparison.Ordinal))
-                     ?? throw new IOException($"library {granted.Library} is on another node and offers no socket data plane ({granted.Endpoint})");
-        return new SocketChannel(socket, granted.Ticket);
+        if (_sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(granted.Ticket, s, commitTimeout);
+        if (granted.SocketPort <= 0) throw new IOException($"library {granted.Library} is on another node and offers no socket data plane");
+        return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket);
     }
 
     private sealed class Channel(string ticket, Session session, TimeSpan commitTimeout) : IDataPlaneChannel
@@ -71,4 +62,9 @@ public static class InProcessDataPlane
 
         public void Dispose() { }
     }
+}
+
+public sealed class DataPlaneSessionsProvider : ExtensionIdProvider<DataPlaneSessions>
+{
+    public override DataPlaneSessions CreateExtension(ExtendedActorSystem system) => new();
 }

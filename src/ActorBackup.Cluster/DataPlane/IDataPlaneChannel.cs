@@ -1,0 +1,13 @@
+using ActorBackup.Engine.Chunks;
+
+namespace ActorBackup.Cluster.DataPlane;
+
+/// <summary>
+/// One job's bulk-data path between a client and a media agent. Whatever the transport, the engine sees a
+/// chunk sink (backup) and a chunk source (restore); Commit asks the media agent to make the appended chunks
+/// durable and to journal their index entries.
+/// </summary>
+public interface IDataPlaneChannel : IChunkSink, IChunkSource, IDisposable
+{
+    string Ticket { get; }
+}

@@ -1,0 +1,204 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Library;
+
+// Opening, creating and rebuilding a library; finding records written after the last commit.
+public sealed partial class DiskLibrary
+{
+    /// <summary>
+    /// Opens (or creates) a library whose index and volume table are kept by its owner, the media agent,
+    /// in its journal. Whole records written after the owner's last commit are found again and come back
+    /// in the next <see cref="Commit"/>; a torn tail is cut.
+    /// </summary>
+    public static DiskLibrary OpenOwned(string root, string id, long volumeCapacity, ChunkIndex index, IEnumerable<VolumeEntry> volumes)
+    {
+        Directory.CreateDirectory(Path.Combine(root, "volumes"));
+        var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow, Volumes = volumes.Select(Clone).ToList() };
+        var lib = new DiskLibrary(root, manifest, index, ownsIndex: false);
+        try
+        {
+            lib.WriteManifest();
+        }
+        catch (IOException e)
+        {
+            lib._broken = DescribeWriteFailure(id, root, e); // opens for reading; writes wait for room
+        }
+        lib.RecoverUncommitted();
+        return lib;
+    }
+
+    public static DiskLibrary Create(string root, string id, long volumeCapacity = 4L * 1024 * 1024 * 1024)
+    {
+        if (string.IsNullOrWhiteSpace(id) || id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+            throw new ArgumentException($"library id '{id}' may hold only letters, digits, '-', '_' and '.'");
+        if (volumeCapacity < 1024 * 1024 || volumeCapacity > ChunkLocation.MaxOffset)
+            throw new ArgumentException($"volume capacity must be between 1 MiB and 1 TiB, got {volumeCapacity}");
+        if (File.Exists(Path.Combine(root, "library.json"))) throw new IOException($"{root} already holds a library: open it instead");
+        Directory.CreateDirectory(Path.Combine(root, "volumes"));
+        var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow };
+        var lib = new DiskLibrary(root, manifest, new ChunkIndex());
+        lib.WriteManifest();
+        return lib;
+    }
+
+    public static bool Exists(string root) => File.Exists(Path.Combine(root, "library.json"));
+
+    public static DiskLibrary Open(string root)
+    {
+        var manifestPath = Path.Combine(root, "library.json");
+        if (!File.Exists(manifestPath)) throw new DirectoryNotFoundException($"{root} is not an ActorBackup library (no library.json): create one first, or check the path");
+        LibraryManifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<LibraryManifest>(File.ReadAllText(manifestPath), Json) ?? throw new InvalidDataException("empty");
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException)
+        {
+            throw new InvalidDataException($"{manifestPath} is damaged ({e.Message}): rebuild the library from its volumes", e);
+        }
+        var indexPath = Path.Combine(root, "index.abi");
+        ChunkIndex index;
+        if (File.Exists(indexPath))
+        {
+            try
+            {
+                using var f = new FileStream(indexPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+                index = ChunkIndex.ReadFrom(f);
+            }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+            {
+                throw new InvalidDataException($"{indexPath} is damaged ({e.Message}): rebuild the library from its volumes", e);
+            }
+        }
+        else index = new ChunkIndex();
+        var lib = new DiskLibrary(root, manifest, index);
+        lib.RecoverUncommitted();
+        return lib;
+    }
+
+    /// <summary>
+    /// Like Bacula's bscan: forgets the index and the volume table and reads them back from the volumes alone
+    /// (the footer of a sealed volume, else record by record). Damaged records are left out and reported.
+    /// </summary>
+    public static DiskLibrary Rebuild(string root, string? id = null, long? volumeCapacity = null)
+    {
+        var volumes = Path.Combine(root, "volumes");
+        if (!Directory.Exists(volumes)) throw new DirectoryNotFoundException($"{volumes} does not exist: nothing to rebuild from");
+        LibraryManifest? old = null;
+        try { old = JsonSerializer.Deserialize<LibraryManifest>(File.ReadAllText(Path.Combine(root, "library.json")), Json); }
+        catch (Exception e) when (e is IOException or JsonException) { }
+        var manifest = new LibraryManifest
+        {
+            Id = id ?? old?.Id ?? "",
+            VolumeCapacity = volumeCapacity ?? old?.VolumeCapacity ?? 4L * 1024 * 1024 * 1024,
+            Created = old?.Created ?? DateTimeOffset.UtcNow,
+        };
+        var index = new ChunkIndex();
+        var problems = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(volumes, "vol-*.abv").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                using var reader = new VolumeReader(file);
+                if (manifest.Id == "") manifest.Id = reader.Header.LibraryId;
+                var scan = reader.Scan();
+                var n = reader.Header.VolumeNumber;
+                foreach (var r in scan.Records) index.Set(r.Id, new ChunkLocation(n, r.Offset, r.PayloadLength));
+                foreach (var d in scan.Damage) problems.Add(d.ToString());
+                manifest.Volumes.Add(new VolumeEntry
+                {
+                    Number = n, Label = reader.Header.Label, Records = scan.Records.Count, Bytes = reader.Length,
+                    State = scan.Damage.Count > 0 ? VolumeState.Error : scan.Sealed ? VolumeState.Full : VolumeState.Append,
+                    Error = scan.Damage.Count > 0 ? scan.Damage[0].ToString() : null,
+                });
+            }
+            catch (VolumeCorruptException e)
+            {
+                problems.Add(e.Message);
+            }
+        }
+        if (manifest.Id == "") throw new InvalidDataException($"no readable volume under {volumes}: give the library id to rebuild an empty library");
+        // Only the newest unsealed volume takes appends; any older unsealed one is closed for writing.
+        var appendable = manifest.Volumes.Where(v => v.State == VolumeState.Append).Select(v => v.Number).DefaultIfEmpty(0u).Max();
+        foreach (var v in manifest.Volumes.Where(v => v.State == VolumeState.Append && v.Number != appendable)) v.State = VolumeState.ReadOnly;
+        var lib = new DiskLibrary(root, manifest, index) { LastOpen = new OpenReport(index.Count, 0, problems) };
+        lib.Commit();
+        return lib;
+    }
+
+    private void RecoverUncommitted()
+    {
+        var problems = new List<string>();
+        var recovered = 0;
+        long cut = 0;
+        var known = _manifest.Volumes.ToDictionary(v => v.Number);
+        foreach (var file in Directory.EnumerateFiles(VolumesDir, "vol-*.abv").Order(StringComparer.Ordinal))
+        {
+            uint number;
+            try
+            {
+                using var r = new VolumeReader(file);
+                number = r.Header.VolumeNumber;
+            }
+            catch (VolumeCorruptException e)
+            {
+                problems.Add(e.Message);
+                continue;
+            }
+            if (known.TryGetValue(number, out var entry) && entry.State != VolumeState.Append) continue;
+            var before = new FileInfo(file).Length;
+            try
+            {
+                var writer = VolumeWriter.OpenForAppend(file, out var scan, entry?.Bytes ?? 0);
+                foreach (var rec in scan.Records)
+                {
+                    if (Has(rec.Id)) continue; // committed (here or in another volume) or found already
+                    _pending[rec.Id] = new ChunkLocation(number, rec.Offset, rec.PayloadLength);
+                    recovered++;
+                }
+                cut += before - writer.Length;
+                if (entry is null)
+                {
+                    entry = new VolumeEntry { Number = number, Label = VolumeFormat.Label(Id, number), State = VolumeState.Append };
+                    _manifest.Volumes.Add(entry);
+                }
+                entry.Bytes = writer.Length;
+                entry.Records = writer.Records.Count;
+                if (_writer is null || _writer.Number < number)
+                {
+                    if (_writer is { } older) MarkReadOnly(older);
+                    _writer = writer;
+                }
+                else MarkReadOnly(writer);
+            }
+            catch (VolumeCorruptException e)
+            {
+                problems.Add(e.Message);
+                entry ??= new VolumeEntry { Number = number, Label = VolumeFormat.Label(Id, number) };
+                if (!_manifest.Volumes.Contains(entry)) _manifest.Volumes.Add(entry);
+                entry.State = VolumeState.Error;
+                entry.Error = e.Reason;
+            }
+            catch (InvalidOperationException)
+            {
+                // A sealed volume the table did not know as sealed (crash between seal and commit).
+                if (entry is not null) entry.State = VolumeState.Full;
+            }
+        }
+        _manifest.Volumes.Sort((a, b) => a.Number.CompareTo(b.Number));
+        LastOpen = new OpenReport(recovered, cut, problems);
+        if (_ownsIndex && (recovered > 0 || cut > 0 || problems.Count > 0)) Commit();
+
+        void MarkReadOnly(VolumeWriter w)
+        {
+            _manifest.Volumes.First(v => v.Number == w.Number).State = VolumeState.ReadOnly;
+            w.Dispose();
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Library;
+
+// Who stores a chunk that several writers want at once.
+public sealed partial class DiskLibrary
+{
+    /// <summary>
+    /// Claims the right to store <paramref name="id"/>: false when the library has it. When another writer is
+    /// storing it right now, waits for that writer's <see cref="Append"/> (then false) or <see cref="Release"/>
+    /// (then true): answering false at once would let this caller's snapshot name a chunk that a writer about
+    /// to fail never stores. Whoever gets true must call <see cref="Append"/> or <see cref="Release"/>; a
+    /// writer holds one reservation at a time, so waiters never wait on each other in a circle.
+    /// </summary>
+    public bool TryReserve(ChunkId id)
+    {
+        lock (_lock)
+        {
+            while (true)
+            {
+                ThrowIfBroken(); // also when it broke while this caller waited
+                if (Has(id)) return false;
+                if (_reserved.Add(id)) return true;
+                Monitor.Wait(_lock);
+            }
+        }
+    }
+
+    public void Release(ChunkId id)
+    {
+        lock (_lock)
+        {
+            if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
+        }
+    }
+}

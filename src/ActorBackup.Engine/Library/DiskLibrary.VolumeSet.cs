@@ -1,0 +1,187 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Library;
+
+// Appends into the volume being written, sealing full ones, commits, and what a failed write leaves.
+public sealed partial class DiskLibrary
+{
+    private string VolumesDir => Path.Combine(Root, "volumes");
+    private string VolumePath(uint n) => Path.Combine(VolumesDir, VolumeFormat.VolumeFileName(n));
+
+    void IChunkSink.Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload) => Append(id, flags, payload);
+
+    public ChunkLocation Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            ThrowIfBroken();
+            VolumeWriter writer;
+            RecordInfo info;
+            try
+            {
+                writer = WriterFor(payload.Length);
+                info = writer.Append(id, flags, payload);
+            }
+            catch (IOException e)
+            {
+                throw Break(e);
+            }
+            var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
+            _pending[id] = location;
+            if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
+            var entry = _manifest.Volumes[^1];
+            entry.Bytes = writer.Length;
+            entry.Records = writer.Records.Count;
+            return location;
+        }
+    }
+
+    private VolumeWriter WriterFor(int payloadLength)
+    {
+        if (_writer is { } w && w.Records.Count > 0 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize > VolumeCapacity)
+        {
+            w.Seal();
+            var entry = _manifest.Volumes.Single(v => v.Number == w.Number);
+            entry.State = VolumeState.Full;
+            entry.Bytes = w.Length;
+            w.Dispose();
+            _readers.TryRemove(w.Number, out var stale);
+            stale?.Dispose();
+            _writer = null;
+        }
+        if (_writer is null)
+        {
+            var number = _manifest.Volumes.Count == 0 ? 1u : _manifest.Volumes.Max(v => v.Number) + 1;
+            var label = VolumeFormat.Label(Id, number);
+            _writer = VolumeWriter.Create(VolumePath(number), number, Id, label);
+            _manifest.Volumes.Add(new VolumeEntry { Number = number, Label = label, State = VolumeState.Append, Bytes = _writer.Length });
+        }
+        return _writer;
+    }
+
+    /// <summary>
+    /// Makes every append so far durable: fsync of the open volume, then the index and the volume table are
+    /// replaced atomically. After a crash, Open goes back to this point (whole records after it are kept).
+    /// </summary>
+    void IChunkSink.Commit() => Commit();
+
+    public CommitBatch Commit()
+    {
+        lock (_lock)
+        {
+            ThrowIfBroken();
+            try
+            {
+                return CommitLocked();
+            }
+            catch (IOException e)
+            {
+                throw Break(e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Why this library object takes no more writes, or null. A write that failed (a full disk, an I/O error)
+    /// may have left part of a record behind and chunks in the in-memory index that are not on disk: from then
+    /// on appends and commits are refused, reads of committed chunks still work, and the owner reopens the
+    /// library, which cuts the volume back to its last whole record and indexes only what is there.
+    /// </summary>
+    public string? Broken { get { lock (_lock) return _broken; } }
+
+    private string? _broken;
+
+    private void ThrowIfBroken()
+    {
+        if (_broken is not null) throw new IOException(_broken);
+    }
+
+    /// <summary>
+    /// The owner has journaled <paramref name="batch"/> (from <see cref="Commit"/>): its entries join the
+    /// committed index, which the owner keeps. Only for a library opened with <see cref="OpenOwned"/>.
+    /// </summary>
+    public void Committed(CommitBatch batch)
+    {
+        lock (_lock)
+        {
+            foreach (var (id, location) in batch.Entries)
+            {
+                _index.Set(id, location);
+                _committing.Remove(id);
+            }
+        }
+    }
+
+    private IOException Break(IOException e)
+    {
+        _broken = DescribeWriteFailure(Id, Root, e);
+        _pending.Clear(); // appended since the last commit: maybe not on disk; reopening finds the whole records again
+        try
+        {
+            _writer?.Dispose();
+        }
+        catch (IOException)
+        {
+            // Its buffer could not be written either: reopening cuts the volume back to its last whole record.
+        }
+        _writer = null;
+        return new IOException(_broken, e);
+    }
+
+    /// <summary>What an operator reads when a library cannot write: a full disk, or another I/O error.</summary>
+    public static string DescribeWriteFailure(string id, string root, Exception e) =>
+        Posix.Posix.IsNoSpace(e)
+            ? $"library {id} is out of space at {root}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
+            : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
+
+    private CommitBatch CommitLocked()
+    {
+        _writer?.Sync();
+        var batch = new CommitBatch(_pending.ToList(), _manifest.Volumes.Select(Clone).ToList());
+        if (!_ownsIndex)
+        {
+            // Durable on disk; the owner journals the batch and then calls Committed, which indexes it. Until
+            // then the entries stay visible as committing, and a failed write later does not drop them.
+            WriteManifest();
+            foreach (var (id, location) in _pending) _committing[id] = location;
+            _pending = [];
+            return batch;
+        }
+        foreach (var (id, location) in _pending) _index.Set(id, location);
+        _pending = [];
+        var indexPath = Path.Combine(Root, "index.abi");
+        var tmp = indexPath + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            _index.WriteTo(f);
+            f.Flush(true);
+        }
+        File.Move(tmp, indexPath, overwrite: true);
+        WriteManifest();
+        return batch;
+    }
+
+    /// <summary>The whole index in its serialized form, for the owner's snapshots.</summary>
+    public byte[] IndexBytes()
+    {
+        lock (_lock) return _index.ToBytes();
+    }
+
+    private void WriteManifest()
+    {
+        var path = Path.Combine(Root, "library.json");
+        var tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            JsonSerializer.Serialize(f, _manifest, Json);
+            f.Flush(true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+}
