@@ -6,12 +6,6 @@ using Google.Protobuf;
 
 namespace ActorBackup.Shell;
 
-/// <summary>An operator-facing failure: printed as "abk: MESSAGE", the process exits with <see cref="ExitCode"/>.</summary>
-public sealed class ShellException(string message, int exitCode = 1) : Exception(message)
-{
-    public int ExitCode { get; } = exitCode;
-}
-
 /// <summary>
 /// One connection to a node's operator endpoint (TCP, see OpsWire): hello with the operator token, then calls,
 /// one at a time. No ActorSystem: a command costs one connect and one round trip.

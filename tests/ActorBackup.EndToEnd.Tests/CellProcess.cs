@@ -15,13 +15,13 @@ public sealed class CellProcess : IDisposable
     /// <summary>The cluster (Akka.Remote) port.</summary>
     public int Port { get; }
     /// <summary>The operator endpoint's port, which `abk --node` names.</summary>
-    public int OpsPort { get; } = Processes.FreePort();
+    public int OpsPort { get; } = Ports.Free();
     public IReadOnlyList<string> ExtraArgs { get; }
 
     public CellProcess(string dataDir, int? port = null, params string[] extraArgs)
     {
         DataDir = dataDir;
-        Port = port ?? Processes.FreePort();
+        Port = port ?? Ports.Free();
         ExtraArgs = extraArgs;
     }
 

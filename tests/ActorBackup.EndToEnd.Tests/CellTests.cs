@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ActorBackup.Tests.Shared;
 
 namespace ActorBackup.EndToEnd.Tests;
 
@@ -312,7 +311,7 @@ public class PostgresCellTests
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
         MakeSource(src);
-        int portA = Processes.FreePort(), portB = Processes.FreePort();
+        int portA = Ports.Free(), portB = Ports.Free();
         string[] Shared(params string[] more) => SharedJournal(db, portA, portB, more);
         // A: manager and the library; B: manager (standby) and the client.
         var nodeA = Path.Combine(dir.Path, "node-a");
@@ -365,7 +364,7 @@ public class PostgresCellTests
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 24);
-        int portA = Processes.FreePort(), portB = Processes.FreePort();
+        int portA = Ports.Free(), portB = Ports.Free();
         string[] Shared(params string[] more) => SharedJournal(db, portA, portB, more);
         // A: the manager only; B: manager (standby), library and client, throttled so that the job spans the move.
         var a = new CellProcess(Path.Combine(dir.Path, "node-a"), portA, Shared("--set", "actorbackup.roles=[manager]"));

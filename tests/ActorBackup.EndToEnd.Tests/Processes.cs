@@ -22,14 +22,6 @@ public static class Processes
 
     public static string Abk => Path.Combine(RepoRoot, "src", "ActorBackup.Shell", "bin", Configuration, "net10.0", "abk");
 
-    public static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     public static ProcessResult Run(string exe, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
     {
@@ -46,17 +38,5 @@ public static class Processes
             throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish");
         }
         return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
-    }
-}
-
-public sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("abk-e2e-").FullName;
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
     }
 }

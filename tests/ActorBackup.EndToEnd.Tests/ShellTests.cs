@@ -33,7 +33,7 @@ public class ShellTests
     [Fact]
     public void Help_needs_no_cell_and_usage_errors_say_what_to_type()
     {
-        var closed = $"127.0.0.1:{Processes.FreePort()}";
+        var closed = $"127.0.0.1:{Ports.Free()}";
         var clock = Stopwatch.StartNew();
         var help = Processes.Run(Processes.Abk, ["--node", closed, "--help"]);
         Assert.Equal(0, help.ExitCode);

@@ -1,4 +1,4 @@
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Crypto;
 
 namespace ActorBackup.Cluster.Client;

@@ -1,9 +1,10 @@
+using ActorBackup.Engine.Crypto;
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Restore;
-using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Archive;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Protocol;
 using Akka;
@@ -12,9 +13,6 @@ using Akka.Event;
 using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Client;
-
-/// <param name="BackupRateLimit">bytes read per second by each backup, averaged over the job; 0: no limit</param>
-public sealed record ClientSettings(string ClientId, ChunkerOptions Chunker, int CompressionLevel, long BackupRateLimit = 0);
 
 /// <summary>
 /// The client of this host (/user/client): registers with the manager, and runs the backups and restores

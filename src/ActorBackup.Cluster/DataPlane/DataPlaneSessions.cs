@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
@@ -62,9 +62,4 @@ public sealed class DataPlaneSessions : IExtension
 
         public void Dispose() { }
     }
-}
-
-public sealed class DataPlaneSessionsProvider : ExtensionIdProvider<DataPlaneSessions>
-{
-    public override DataPlaneSessions CreateExtension(ExtendedActorSystem system) => new();
 }

@@ -1,4 +1,4 @@
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 
 namespace ActorBackup.Cluster.DataPlane;
 

@@ -9,13 +9,6 @@ using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Media;
 
-/// <summary>A library this node can reach, as its HOCON declares it.</summary>
-public sealed record LibraryDeclaration(string Id, string Path, long VolumeCapacity);
-
-/// <summary>Where clients on other nodes reach this node's data plane ("tcp:HOST:PORT"), or empty.</summary>
-/// <summary>The socket data plane this node's media agents offer to clients of other nodes; Port 0: none.</summary>
-public sealed record DataPlaneEndpoint(string Host, int Port);
-
 /// <summary>
 /// The media agent of one library (a sharded entity, id = library id). Its journal is the library's index:
 /// one event per commit with the entries of that commit, and a snapshot of the whole index every

@@ -9,6 +9,3 @@ namespace ActorBackup.Cluster.Ops;
 /// went away, and the command's handler stops.
 /// </summary>
 public sealed record OpsCall(IMessage Command, ChannelWriter<OpsAnswer> Reply, CancellationToken Cancel);
-
-/// <summary>One answer to an OpsCall: a protocol message, and whether more follow.</summary>
-public sealed record OpsAnswer(IMessage Message, bool More);

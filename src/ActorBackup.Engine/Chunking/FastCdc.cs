@@ -31,7 +31,7 @@ public sealed class FastCdc
         // Where the strict mask gives way to the loose one. At the average itself (the paper's choice) the
         // realised mean is about 1.15x the configured average, since most chunks run past it and then wait
         // avg/4 more on average for a cut; switching at 3/4 of the average brings the mean to about the
-        // average (measured 0.95-1.0x on random data), which is what a policy's "average" should mean.
+        // average (docs/benchmarks.md), which is what a policy's "average" should mean.
         _normalSize = Math.Max(options.MinSize + 64, options.AverageSize - options.AverageSize / 4);
         _maskSShifted = _maskS << 1;
         _maskLShifted = _maskL << 1;

@@ -3,8 +3,8 @@ using ZstdNet;
 namespace ActorBackup.Engine.Compression;
 
 /// <summary>
-/// zstd for chunk payloads, through ZstdNet and the native libzstd 1.5.7 it ships (measured 1.4x the managed
-/// ZstdSharp port at level 3 on this machine kind, same ratio: see docs/benchmarks.md). One instance per worker
+/// zstd for chunk payloads, through ZstdNet and the native libzstd 1.5.7 it ships (faster than the managed
+/// ZstdSharp port at the same ratio: docs/benchmarks.md has the figures). One instance per worker
 /// thread (zstd contexts are not thread-safe); the contexts are reused across chunks. A chunk that does not
 /// shrink is left raw and flagged so.
 /// </summary>

@@ -5,9 +5,6 @@ using System.Text.Json.Serialization;
 
 namespace ActorBackup.Engine.Crypto;
 
-/// <summary>The passphrase or key file does not unlock the master key. Never yields a wrong key.</summary>
-public sealed class WrongKeyException(string message) : Exception(message);
-
 /// <summary>
 /// Wraps the cell master key for storage: AES-256-GCM under a key-encryption key derived from a passphrase
 /// (Argon2id) or from a key file (HKDF). A wrong passphrase fails the GCM tag check and is reported as such.

@@ -4,8 +4,8 @@ namespace ActorBackup.Engine.Hashing;
 
 /// <summary>
 /// Names chunks by a keyed hash of their plaintext, so that storage never learns which well-known content it
-/// holds. Keyed BLAKE3 was measured at more than twice HMAC-SHA-256's speed on this machine kind (see
-/// docs/benchmarks.md, `actorbackup engine micro`), so it names chunks; HMAC-SHA-256 stays for comparison.
+/// holds. Keyed BLAKE3 is the faster of the two on this machine kind (docs/benchmarks.md, `actorbackup engine
+/// micro`), so it names chunks; HMAC-SHA-256 stays for comparison.
 /// Thread-safe: every call uses its own hasher state.
 /// </summary>
 public sealed class ChunkHasher

@@ -3,13 +3,6 @@ using System.Text;
 
 namespace ActorBackup.Engine.Posix;
 
-public enum FileKind { Unknown, Regular, Directory, Symlink, Fifo, CharDevice, BlockDevice, Socket }
-
-/// <summary>What lstat says of a path: every field an incremental backup and a faithful restore need.</summary>
-public readonly record struct FileStat(
-    FileKind Kind, uint Mode, uint Uid, uint Gid, ulong Size, ulong Inode, ulong Device, uint Nlink,
-    long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, uint RdevMajor, uint RdevMinor);
-
 /// <summary>The POSIX calls .NET does not expose (statx, lchown, utimensat, link, mknod, raw readlink), on Linux glibc.</summary>
 public static unsafe partial class Posix
 {
@@ -171,9 +164,4 @@ public static unsafe partial class Posix
         var dev = ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
         if (mknod(path, type | (mode & 0xFFF), dev) != 0) throw Error("mknod", path);
     }
-}
-
-public sealed class PosixException(int errno, string message) : IOException(message)
-{
-    public int Errno { get; } = errno;
 }

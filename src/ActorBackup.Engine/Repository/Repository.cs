@@ -2,50 +2,14 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Restore;
-using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Archive;
 using ActorBackup.Engine.Trees;
 
 namespace ActorBackup.Engine.Repository;
-
-/// <summary>How the master key is unlocked: a passphrase, or a key file.</summary>
-public abstract record KeySource
-{
-    public sealed record Passphrase(string Value) : KeySource;
-    public sealed record KeyFile(string Path) : KeySource;
-
-    internal KeyStore.WrappedKey Wrap(MasterKey key, KeyStore.Argon2Parameters? argon) => this switch
-    {
-        Passphrase p => KeyStore.WrapWithPassphrase(key, p.Value, argon),
-        KeyFile f => KeyStore.WrapWithKeyFile(key, ReadKeyFile(f.Path)),
-        _ => throw new ArgumentOutOfRangeException(),
-    };
-
-    internal MasterKey Unwrap(KeyStore.WrappedKey wrapped) => this switch
-    {
-        Passphrase p => KeyStore.UnwrapWithPassphrase(wrapped, p.Value),
-        KeyFile f => KeyStore.UnwrapWithKeyFile(wrapped, ReadKeyFile(f.Path)),
-        _ => throw new ArgumentOutOfRangeException(),
-    };
-
-    private static byte[] ReadKeyFile(string path) =>
-        File.Exists(path) ? File.ReadAllBytes(path) : throw new FileNotFoundException($"key file {path} does not exist", path);
-}
-
-public sealed class RepositoryConfig
-{
-    [JsonPropertyName("chunk_min")] public int ChunkMin { get; set; } = ChunkerOptions.Default.MinSize;
-    [JsonPropertyName("chunk_avg")] public int ChunkAvg { get; set; } = ChunkerOptions.Default.AverageSize;
-    [JsonPropertyName("chunk_max")] public int ChunkMax { get; set; } = ChunkerOptions.Default.MaxSize;
-    [JsonPropertyName("compression_level")] public int CompressionLevel { get; set; } = 3;
-    [JsonPropertyName("library")] public string Library { get; set; } = "lib1";
-    [JsonPropertyName("volume_capacity")] public long VolumeCapacity { get; set; } = 4L * 1024 * 1024 * 1024;
-
-    [JsonIgnore] public ChunkerOptions Chunker => new(ChunkMin, ChunkAvg, ChunkMax);
-}
 
 /// <summary>
 /// The engine on its own, without a cell: a master key, one disk library and a snapshot catalog in one

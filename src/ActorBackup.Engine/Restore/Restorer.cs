@@ -1,4 +1,5 @@
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Trees;
@@ -6,19 +7,6 @@ using ActorBackup.Engine.Work;
 using DotNet.Globbing;
 
 namespace ActorBackup.Engine.Restore;
-
-public sealed record RestoreOptions
-{
-    /// <summary>Snapshot paths (a path restores it and everything below it) or globs; empty: everything.</summary>
-    public IReadOnlyList<string> Include { get; init; } = [];
-    /// <summary>Set owners back. Default: when running as root (only root may give files away).</summary>
-    public bool? RestoreOwner { get; init; }
-    public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
-}
-
-public sealed record RestoreProgress(long FilesDone, long FilesTotal, long BytesDone, long BytesTotal);
-
-public sealed record RestoreResult(long Files, long Directories, long Links, long Other, long Bytes, IReadOnlyList<SnapshotError> Errors);
 
 /// <summary>
 /// Rebuilds a snapshot, or chosen paths of it, under a target folder. Directories first, then file contents
@@ -66,8 +54,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
 
         // Creating an entry is the costliest part of a restore of many small files on some file systems
-        // (measured 0.5 ms of kernel time per create on this machine kind's ext4), so every step that creates
-        // entries runs on all cores: directories level by level (parents first), then contents, then links.
+        // (docs/benchmarks.md has this machine kind's ext4 figures), so every step that creates entries runs
+        // on all cores: directories level by level (parents first), then contents, then links.
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = cancel };
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderBy(g => g.Key))
             Parallel.ForEach(level, parallel, MakeDirectory);

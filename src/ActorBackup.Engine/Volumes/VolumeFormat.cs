@@ -5,16 +5,6 @@ using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Volumes;
 
-[Flags]
-public enum RecordFlags : byte
-{
-    None = 0,
-    Compressed = 1,
-    Encrypted = 2,
-    /// <summary>The chunk is a tree (directory listing), not file data.</summary>
-    Tree = 4,
-}
-
 /// <summary>
 /// The on-disk layout of a volume: an append-only file.
 /// <code>
@@ -101,13 +91,4 @@ public static class VolumeFormat
     public static string VolumeFileName(uint number) => $"vol-{number:D6}.abv";
 
     public static string Label(string libraryId, uint number) => $"{libraryId}-{number:D6}";
-}
-
-/// <summary>A volume's bytes are not what was written. Names the file and the byte offset.</summary>
-public sealed class VolumeCorruptException(string volume, long offset, string reason)
-    : IOException($"volume {volume} is damaged at offset {offset}: {reason}")
-{
-    public string Volume { get; } = volume;
-    public long Offset { get; } = offset;
-    public string Reason { get; } = reason;
 }

@@ -5,18 +5,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace ActorBackup.Engine.Volumes;
 
-/// <summary>A record as found in a volume: where it starts and what it holds.</summary>
-public readonly record struct RecordInfo(ChunkId Id, RecordFlags Flags, long Offset, int PayloadLength)
-{
-    public long End => Offset + VolumeFormat.RecordOverhead + PayloadLength;
-}
-
-/// <summary>One problem a verify pass found, with the byte offset where it is.</summary>
-public sealed record VolumeDamage(string Volume, long Offset, string Reason)
-{
-    public override string ToString() => $"{Volume} @ {Offset}: {Reason}";
-}
-
 /// <summary>
 /// Reads a volume with positional reads: thread-safe, any number of concurrent readers.
 /// </summary>

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
-using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Archive;
 using ActorBackup.Cluster.Manager;
 using System.CommandLine;
 using ActorBackup.Protocol.Commands;

@@ -1,5 +1,5 @@
 using ActorBackup.Engine.Restore;
-using ActorBackup.Engine.Scan;
+using ActorBackup.Engine.Archive;
 
 namespace ActorBackup.Node.Engine;
 

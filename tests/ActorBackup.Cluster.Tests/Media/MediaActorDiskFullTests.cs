@@ -1,12 +1,11 @@
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Hosting;
 using ActorBackup.Cluster.Media;
-using ActorBackup.Engine.Chunks;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Volumes;
 using ActorBackup.Protocol;
-using ActorBackup.Tests.Shared;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 

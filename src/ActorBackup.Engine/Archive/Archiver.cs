@@ -1,0 +1,494 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Posix;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Volumes;
+using ActorBackup.Engine.Work;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Archive;
+
+/// <summary>
+/// Turns a backup set into a snapshot. Three phases:
+/// 1. walk: lstat every entry (sequential, cheap), compare with the parent snapshot's tree, and collect the
+///    files whose content must be read;
+/// 2. read: several files in flight at once (largest first), each chunked, hashed and, when new, compressed,
+///    sealed and appended by one worker;
+/// 3. trees: bottom-up, every directory listing stored as a chunk; the root tree id names the snapshot.
+/// A file that cannot be read, vanishes or changes while read goes to the snapshot's error list; the backup
+/// goes on. Nothing is visible to a restore until the sink commits and the caller records the manifest.
+/// </summary>
+public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source)
+{
+    private sealed class DirBuild(string path, Node node)
+    {
+        public string Path { get; } = path;
+        public Node Node { get; } = node;
+        public List<Node> Children { get; } = [];
+        public List<DirBuild> SubDirs { get; } = [];
+    }
+
+    private sealed record FileJob(string Path, Node Node, FileStat Stat);
+
+    private sealed record FileWorker(StreamChunker Chunker, ChunkEncoder Encoder) : IDisposable
+    {
+        public void Dispose()
+        {
+            Chunker.Dispose();
+            Encoder.Dispose();
+        }
+    }
+
+    private readonly List<SnapshotError> _errors = [];
+    private readonly List<FileJob> _jobs = [];
+    private readonly Dictionary<(ulong Dev, ulong Ino), Node> _firstLinks = [];
+    private readonly List<(Node Link, Node First)> _links = [];
+    private ExcludeMatcher _excludes = new([]);
+    private BackupSet _set = null!;
+    private TreeReader _parentTrees = null!;
+    private readonly SnapshotStats _stats = new();
+    private long _filesDone, _bytesDone, _chunksNew, _bytesNew, _bytesStored, _chunksTotal;
+    private RateLimit? _limit;
+
+    public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
+        IProgress<BackupProgress>? progress = null, CancellationToken cancel = default)
+    {
+        if (set.Paths.Count == 0) throw new ArgumentException("the backup set names no path: give at least one");
+        options.Chunker.Validate();
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        _set = set;
+        _excludes = new ExcludeMatcher(set.Excludes);
+        using var parentTrees = new TreeReader(keys, source);
+        _parentTrees = parentTrees;
+
+        // Phase 1: walk.
+        var root = new DirBuild("/", new Node { Type = NodeType.Directory });
+        Tree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
+        var walked = 0;
+        foreach (var raw in set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        {
+            var st = Posix.Posix.LStat(raw);
+            if (st is null)
+            {
+                _errors.Add(new SnapshotError { Path = raw, Reason = "path does not exist" });
+                continue;
+            }
+            walked++;
+            WalkPath(root, parentRoot, raw, st.Value, cancel);
+        }
+        if (walked == 0) throw new DirectoryNotFoundException($"none of the backup set's paths exists ({string.Join(", ", set.Paths)}): check them on the client");
+
+        ConfirmReused();
+        var walkSeconds = clock.Elapsed.TotalSeconds;
+        // Phase 2: read the files that changed, largest first so that no big file starts last.
+        _jobs.Sort((a, b) => b.Stat.Size.CompareTo(a.Stat.Size));
+        var bytesToRead = _jobs.Sum(j => (long)j.Stat.Size);
+        using var session = keys.Cipher.BeginUpload();
+        var cdc = new FastCdc(keys.Gear, options.Chunker);
+        _limit = RateLimit.For(options.MaxBytesPerSecond);
+        var failed = new bool[_jobs.Count];
+        void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone), bytesToRead,
+            Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
+        using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
+        {
+            WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
+                () => new FileWorker(new StreamChunker(cdc), new ChunkEncoder(keys, session, options.CompressionLevel)),
+                (worker, i) =>
+                {
+                    var error = ReadFile(_jobs[i], worker.Chunker, worker.Encoder, cancel);
+                    if (error is not null)
+                    {
+                        failed[i] = true;
+                        lock (_errors) _errors.Add(new SnapshotError { Path = _jobs[i].Path, Reason = error });
+                    }
+                    Interlocked.Increment(ref _filesDone);
+                }, cancel);
+        }
+        for (var i = 0; i < _jobs.Count; i++)
+            if (failed[i]) _jobs[i].Node.Type = NodeType.Unspecified; // left out of its tree
+        foreach (var (link, first) in _links)
+        {
+            if (first.Type == NodeType.Unspecified) link.Type = NodeType.Unspecified;
+            else
+            {
+                link.Chunks = first.Chunks;
+                link.ChunkSizes.AddRange(first.ChunkSizes);
+                link.Size = first.Size;
+            }
+        }
+
+        var readSeconds = clock.Elapsed.TotalSeconds;
+        // Phase 3: trees, bottom-up.
+        ChunkId rootId;
+        using (var encoder = new ChunkEncoder(keys, session, options.CompressionLevel))
+            rootId = StoreTree(root, encoder);
+        var treeSeconds = clock.Elapsed.TotalSeconds;
+        sink.Commit();
+        Report();
+        _stats.SecondsWalk = walkSeconds;
+        _stats.SecondsRead = readSeconds - walkSeconds;
+        _stats.SecondsTrees = treeSeconds - readSeconds;
+        _stats.SecondsCommit = clock.Elapsed.TotalSeconds - treeSeconds;
+
+        _stats.BytesRead = (ulong)Interlocked.Read(ref _bytesDone);
+        _stats.ChunksNew = (ulong)_chunksNew;
+        _stats.BytesNew = (ulong)_bytesNew;
+        _stats.BytesStored = (ulong)_bytesStored;
+        _stats.ChunksTotal = (ulong)_chunksTotal;
+        _stats.Seconds = clock.Elapsed.TotalSeconds;
+        var manifest = new SnapshotManifest
+        {
+            Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            BackupSet = set.Name,
+            Client = options.Client,
+            Level = options.Level,
+            Parent = parent?.Id ?? "",
+            StartedUnixMs = started.ToUnixTimeMilliseconds(),
+            FinishedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            RootTree = ByteString.CopyFrom(rootId.ToArray()),
+            Library = options.Library,
+            Stats = _stats,
+            Job = options.Job,
+        };
+        manifest.Paths.AddRange(set.Paths.Select(NormalizePath));
+        manifest.Excludes.AddRange(set.Excludes ?? []);
+        manifest.Errors.AddRange(_errors.OrderBy(e => e.Path, StringComparer.Ordinal));
+        return manifest;
+    }
+
+    private static string NormalizePath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return full.Length > 1 ? full.TrimEnd('/') : full;
+    }
+
+    private Tree? LoadParentTree(ChunkId id, string path)
+    {
+        try
+        {
+            return _parentTrees.Load(id);
+        }
+        catch (Exception e) when (e is IOException or KeyNotFoundException)
+        {
+            // Without the parent's listing the directory is simply read in full.
+            _errors.Add(new SnapshotError { Path = path, Reason = $"parent snapshot's tree unreadable, files read in full: {e.Message}" });
+            return null;
+        }
+    }
+
+    private Tree? ParentSubtree(Node? parentNode, string path) =>
+        parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } ? LoadParentTree(parentNode.SubtreeId(), path) : null;
+
+    /// <summary>Adds one backup path under the synthetic root, creating the directories above it.</summary>
+    private void WalkPath(DirBuild root, Tree? parentRoot, string path, FileStat st, CancellationToken cancel)
+    {
+        if (path == "/")
+        {
+            FillNode(root.Node, st);
+            WalkDirectory(root, parentRoot, st.Device, cancel);
+            return;
+        }
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var dir = root;
+        var parentTree = parentRoot;
+        var current = "";
+        for (var i = 0; i < parts.Length; i++)
+        {
+            current += "/" + parts[i];
+            var parentNode = parentTree?.Nodes.FirstOrDefault(n => n.Name == parts[i]);
+            if (i == parts.Length - 1)
+            {
+                if (dir.Children.Any(c => c.Name == parts[i])) return; // already there through an enclosing path
+                AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
+                return;
+            }
+            var existing = dir.SubDirs.FirstOrDefault(d => d.Node.Name == parts[i]);
+            if (existing is null)
+            {
+                var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
+                var node = new Node { Name = parts[i] };
+                FillNode(node, ancestor);
+                existing = new DirBuild(current, node);
+                dir.Children.Add(node);
+                dir.SubDirs.Add(existing);
+            }
+            dir = existing;
+            parentTree = ParentSubtree(parentNode, current);
+        }
+    }
+
+    private static void FillNode(Node node, FileStat st)
+    {
+        node.Type = st.Kind switch
+        {
+            FileKind.Regular => NodeType.File,
+            FileKind.Directory => NodeType.Directory,
+            FileKind.Symlink => NodeType.Symlink,
+            FileKind.Fifo => NodeType.Fifo,
+            FileKind.CharDevice => NodeType.CharDevice,
+            FileKind.BlockDevice => NodeType.BlockDevice,
+            FileKind.Socket => NodeType.Socket,
+            _ => NodeType.Unspecified,
+        };
+        node.Mode = st.Mode;
+        node.Uid = st.Uid;
+        node.Gid = st.Gid;
+        node.MtimeSec = st.MtimeSec;
+        node.MtimeNsec = st.MtimeNsec;
+        node.CtimeSec = st.CtimeSec;
+        node.CtimeNsec = st.CtimeNsec;
+        node.Inode = st.Inode;
+        node.Device = st.Device;
+        node.Nlink = st.Nlink;
+        if (st.Kind == FileKind.Regular) node.Size = st.Size;
+        if (st.Kind is FileKind.CharDevice or FileKind.BlockDevice)
+        {
+            node.RdevMajor = st.RdevMajor;
+            node.RdevMinor = st.RdevMinor;
+        }
+    }
+
+    private void WalkDirectory(DirBuild dir, Tree? parentTree, ulong rootDevice, CancellationToken cancel)
+    {
+        cancel.ThrowIfCancellationRequested();
+        _stats.Directories++;
+        string[] entries;
+        try
+        {
+            entries = Directory.GetFileSystemEntries(dir.Path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _errors.Add(new SnapshotError { Path = dir.Path, Reason = $"cannot list directory: {e.Message}" });
+            return;
+        }
+        var names = entries.Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
+        Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
+        var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
+        foreach (var name in names)
+        {
+            var full = prefix + name;
+            if (_excludes.IsExcluded(full, name)) continue;
+            FileStat? st;
+            try
+            {
+                st = Posix.Posix.LStat(full);
+            }
+            catch (IOException e)
+            {
+                _errors.Add(new SnapshotError { Path = full, Reason = e.Message });
+                continue;
+            }
+            if (st is null)
+            {
+                _errors.Add(new SnapshotError
+                {
+                    Path = full,
+                    Reason = name.Contains('\uFFFD')
+                        ? "name is not valid UTF-8 and cannot be represented: the entry is left out (rename it to back it up)"
+                        : "vanished before it could be read",
+                });
+                continue;
+            }
+            Node? parentNode = null;
+            parentNodes?.TryGetValue(name, out parentNode);
+            AddEntry(dir, name, full, st.Value, parentNode, rootDevice, cancel);
+        }
+    }
+
+    private void AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel)
+    {
+        var node = new Node { Name = name };
+        FillNode(node, st);
+        switch (st.Kind)
+        {
+            case FileKind.Directory:
+                if (_set.OneFileSystem && st.Device != rootDevice) return; // a mount point: another file system
+                var sub = new DirBuild(full, node);
+                dir.Children.Add(node);
+                dir.SubDirs.Add(sub);
+                WalkDirectory(sub, ParentSubtree(parentNode, full), rootDevice, cancel);
+                return;
+            case FileKind.Regular:
+                _stats.Files++;
+                _stats.Bytes += st.Size;
+                if (st.Nlink > 1)
+                {
+                    if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first))
+                    {
+                        node.Type = NodeType.Hardlink;
+                        node.HardlinkTarget = _linkPaths[first];
+                        _links.Add((node, first));
+                        dir.Children.Add(node);
+                        return;
+                    }
+                    _firstLinks[(st.Device, st.Inode)] = node;
+                    _linkPaths[node] = full;
+                }
+                dir.Children.Add(node);
+                if (Unchanged(parentNode, st))
+                {
+                    // Reused unless the library lost one of its chunks: checked for all files at once after the walk.
+                    node.Chunks = parentNode!.Chunks;
+                    node.ChunkSizes.AddRange(parentNode.ChunkSizes);
+                    _reused.Add(new FileJob(full, node, st));
+                }
+                else _jobs.Add(new FileJob(full, node, st));
+                return;
+            case FileKind.Symlink:
+                try
+                {
+                    node.LinkTarget = ByteString.CopyFrom(Posix.Posix.ReadLink(full));
+                }
+                catch (IOException e)
+                {
+                    _errors.Add(new SnapshotError { Path = full, Reason = e.Message });
+                    return;
+                }
+                _stats.Other++;
+                dir.Children.Add(node);
+                return;
+            case FileKind.Unknown:
+                _errors.Add(new SnapshotError { Path = full, Reason = "unknown file type: left out" });
+                return;
+            default:
+                _stats.Other++;
+                dir.Children.Add(node);
+                return;
+        }
+    }
+
+    private readonly Dictionary<Node, string> _linkPaths = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Same size, mtime, ctime and inode as in the parent, and every chunk still in the library.</summary>
+    private bool Unchanged(Node? parent, FileStat st)
+    {
+        if (parent is null || parent.Type is not (NodeType.File or NodeType.Hardlink)) return false;
+        if (parent.Size != st.Size || parent.MtimeSec != st.MtimeSec || parent.MtimeNsec != st.MtimeNsec
+            || parent.CtimeSec != st.CtimeSec || parent.CtimeNsec != st.CtimeNsec || parent.Inode != st.Inode) return false;
+        if (parent.Chunks.Length % ChunkId.Size != 0 || parent.ChunkSizes.Count != parent.ChunkCount() || (parent.Chunks.Length == 0 && st.Size != 0)) return false;
+        return true;
+    }
+
+    private readonly List<FileJob> _reused = [];
+
+    /// <summary>
+    /// The files the walk found unchanged keep their chunk lists only if the library still holds every chunk
+    /// (one question for all of them: one round trip over a socket data plane); the others are read again.
+    /// </summary>
+    private void ConfirmReused()
+    {
+        var ids = new HashSet<ChunkId>();
+        foreach (var f in _reused)
+            for (var i = 0; i < f.Node.ChunkCount(); i++) ids.Add(f.Node.ChunkAt(i));
+        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
+        foreach (var f in _reused)
+        {
+            var complete = true;
+            for (var i = 0; i < f.Node.ChunkCount() && complete; i++) complete = !missing.Contains(f.Node.ChunkAt(i));
+            if (complete)
+            {
+                _stats.FilesUnchanged++;
+                _chunksTotal += f.Node.ChunkCount();
+                continue;
+            }
+            f.Node.Chunks = ByteString.Empty;
+            f.Node.ChunkSizes.Clear();
+            _jobs.Add(f);
+        }
+    }
+
+    /// <summary>
+    /// Reads, chunks and stores one file. Returns the reason when the file could not be read whole; a failure
+    /// of the sink (a full or broken library) is not the file's fault and ends the backup.
+    /// </summary>
+    private string? ReadFile(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
+    {
+        var expected = (int)Math.Min(job.Stat.Size / (ulong)chunker.MinSize + 2, 1 << 16);
+        var ids = new byte[expected * ChunkId.Size];
+        var count = 0;
+        long size = 0;
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(job.Path, new FileStreamOptions
+            {
+                Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite | FileShare.Delete,
+                BufferSize = 0, Options = FileOptions.SequentialScan,
+            });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return ReadFailure(e);
+        }
+        using (stream)
+        {
+            chunker.Reset(stream);
+            while (true)
+            {
+                cancel.ThrowIfCancellationRequested();
+                ReadOnlyMemory<byte> chunk;
+                try
+                {
+                    if (!chunker.TryNext(out chunk)) break;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return ReadFailure(e);
+                }
+                _limit?.Take(chunk.Length, cancel);
+                var r = encoder.Store(chunk.Span, RecordFlags.None, sink);
+                if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
+                r.Id.WriteTo(ids.AsSpan(count * ChunkId.Size));
+                count++;
+                job.Node.ChunkSizes.Add((uint)chunk.Length);
+                size += chunk.Length;
+                Interlocked.Add(ref _bytesDone, chunk.Length);
+                Interlocked.Increment(ref _chunksTotal);
+                if (r.IsNew)
+                {
+                    Interlocked.Increment(ref _chunksNew);
+                    Interlocked.Add(ref _bytesNew, chunk.Length);
+                    Interlocked.Add(ref _bytesStored, r.StoredLength);
+                }
+            }
+        }
+        job.Node.Chunks = ByteString.CopyFrom(ids, 0, count * ChunkId.Size);
+        job.Node.Size = (ulong)size;
+        var after = Posix.Posix.LStat(job.Path);
+        if (after is not { } a || a.Size != job.Stat.Size || a.MtimeSec != job.Stat.MtimeSec || a.MtimeNsec != job.Stat.MtimeNsec
+            || a.CtimeSec != job.Stat.CtimeSec || a.CtimeNsec != job.Stat.CtimeNsec || a.Inode != job.Stat.Inode || (ulong)size != job.Stat.Size)
+        {
+            // Keep what was read (a consistent set of chunks) but say that it may be a torn view of the file.
+            lock (_errors) _errors.Add(new SnapshotError { Path = job.Path, Reason = "changed while it was read: the stored copy may mix old and new content" });
+        }
+        return null;
+    }
+
+    private static string ReadFailure(Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => "vanished before it could be read",
+        UnauthorizedAccessException => $"permission denied: {e.Message}",
+        _ => $"read error: {e.Message}",
+    };
+
+    private ChunkId StoreTree(DirBuild dir, ChunkEncoder encoder)
+    {
+        foreach (var sub in dir.SubDirs)
+            sub.Node.Subtree = ByteString.CopyFrom(StoreTree(sub, encoder).ToArray());
+        var tree = new Tree();
+        tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.Name, StringComparer.Ordinal));
+        var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
+        if (r.IsNew)
+        {
+            _stats.TreesNew++;
+            Interlocked.Add(ref _bytesStored, r.StoredLength);
+        }
+        return r.Id;
+    }
+}

@@ -1,0 +1,40 @@
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Trees;
+using DotNet.Globbing;
+
+namespace ActorBackup.Engine.Archive;
+
+/// <summary>
+/// Exclude patterns, restic-style: a pattern with a '/' is matched against the whole path, one without
+/// against each entry's name ("*.tmp", "node_modules"). '**' crosses directories.
+/// </summary>
+public sealed class ExcludeMatcher
+{
+    private readonly List<Glob> _pathGlobs = [];
+    private readonly List<Glob> _nameGlobs = [];
+
+    public ExcludeMatcher(IEnumerable<string>? patterns)
+    {
+        foreach (var p in patterns ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(p)) continue;
+            Glob glob;
+            try
+            {
+                glob = Glob.Parse(p);
+            }
+            catch (Exception e)
+            {
+                throw new ArgumentException($"exclude pattern '{p}' is not a valid glob: {e.Message}", e);
+            }
+            (p.Contains('/') ? _pathGlobs : _nameGlobs).Add(glob);
+        }
+    }
+
+    public bool IsExcluded(string fullPath, string name)
+    {
+        foreach (var g in _nameGlobs) if (g.IsMatch(name)) return true;
+        foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return true;
+        return false;
+    }
+}

@@ -1,0 +1,19 @@
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Hashing;
+
+namespace ActorBackup.Engine.Crypto;
+
+/// <summary>Everything derived from the cell master key that the client side needs. Thread-safe.</summary>
+public sealed class CellKeys
+{
+    public ChunkHasher Hasher { get; }
+    public GearTable Gear { get; }
+    public ChunkCipher Cipher { get; }
+
+    public CellKeys(MasterKey master)
+    {
+        Hasher = new ChunkHasher(master.ChunkIdKey);
+        Gear = GearTable.FromSeed(master.GearSeed);
+        Cipher = new ChunkCipher(master.DataKey);
+    }
+}

@@ -1,0 +1,9 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace ActorBackup.Engine.Posix;
+
+public sealed class PosixException(int errno, string message) : IOException(message)
+{
+    public int Errno { get; } = errno;
+}

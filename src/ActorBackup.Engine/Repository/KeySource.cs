@@ -1,0 +1,36 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Chunking;
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Restore;
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Repository;
+
+/// <summary>How the master key is unlocked: a passphrase, or a key file.</summary>
+public abstract record KeySource
+{
+    public sealed record Passphrase(string Value) : KeySource;
+    public sealed record KeyFile(string Path) : KeySource;
+
+    internal KeyStore.WrappedKey Wrap(MasterKey key, KeyStore.Argon2Parameters? argon) => this switch
+    {
+        Passphrase p => KeyStore.WrapWithPassphrase(key, p.Value, argon),
+        KeyFile f => KeyStore.WrapWithKeyFile(key, ReadKeyFile(f.Path)),
+        _ => throw new ArgumentOutOfRangeException(),
+    };
+
+    internal MasterKey Unwrap(KeyStore.WrappedKey wrapped) => this switch
+    {
+        Passphrase p => KeyStore.UnwrapWithPassphrase(wrapped, p.Value),
+        KeyFile f => KeyStore.UnwrapWithKeyFile(wrapped, ReadKeyFile(f.Path)),
+        _ => throw new ArgumentOutOfRangeException(),
+    };
+
+    private static byte[] ReadKeyFile(string path) =>
+        File.Exists(path) ? File.ReadAllBytes(path) : throw new FileNotFoundException($"key file {path} does not exist", path);
+}

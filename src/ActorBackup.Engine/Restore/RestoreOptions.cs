@@ -1,0 +1,17 @@
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Posix;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Work;
+using DotNet.Globbing;
+
+namespace ActorBackup.Engine.Restore;
+
+public sealed record RestoreOptions
+{
+    /// <summary>Snapshot paths (a path restores it and everything below it) or globs; empty: everything.</summary>
+    public IReadOnlyList<string> Include { get; init; } = [];
+    /// <summary>Set owners back. Default: when running as root (only root may give files away).</summary>
+    public bool? RestoreOwner { get; init; }
+    public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
+}

@@ -1,0 +1,16 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Text;
+using ActorBackup.Engine.Hashing;
+
+namespace ActorBackup.Engine.Volumes;
+
+[Flags]
+public enum RecordFlags : byte
+{
+    None = 0,
+    Compressed = 1,
+    Encrypted = 2,
+    /// <summary>The chunk is a tree (directory listing), not file data.</summary>
+    Tree = 4,
+}

@@ -1,0 +1,12 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using ActorBackup.Engine.Hashing;
+using Microsoft.Win32.SafeHandles;
+
+namespace ActorBackup.Engine.Volumes;
+
+/// <summary>A record as found in a volume: where it starts and what it holds.</summary>
+public readonly record struct RecordInfo(ChunkId Id, RecordFlags Flags, long Offset, int PayloadLength)
+{
+    public long End => Offset + VolumeFormat.RecordOverhead + PayloadLength;
+}

@@ -1,0 +1,12 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using ActorBackup.Engine.Hashing;
+using Microsoft.Win32.SafeHandles;
+
+namespace ActorBackup.Engine.Volumes;
+
+/// <summary>One problem a verify pass found, with the byte offset where it is.</summary>
+public sealed record VolumeDamage(string Volume, long Offset, string Reason)
+{
+    public override string ToString() => $"{Volume} @ {Offset}: {Reason}";
+}

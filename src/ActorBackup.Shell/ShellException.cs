@@ -1,0 +1,13 @@
+using System.Net;
+using System.Net.Sockets;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Ops;
+using Google.Protobuf;
+
+namespace ActorBackup.Shell;
+
+/// <summary>An operator-facing failure: printed as "abk: MESSAGE", the process exits with <see cref="ExitCode"/>.</summary>
+public sealed class ShellException(string message, int exitCode = 1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

@@ -1,0 +1,171 @@
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+using Akka.Actor;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>The socket data plane on its own: a real server on 127.0.0.1, a real library behind it.</summary>
+public sealed class SocketDataPlaneTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("abk-plane-").FullName;
+    private readonly DataPlaneSessions _sessions = new();
+    private readonly DataPlaneServer _server;
+    private readonly DiskLibrary _library;
+    private readonly List<string> _tickets = [];
+
+    public SocketDataPlaneTests()
+    {
+        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions);
+        _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
+    }
+
+    public void Dispose()
+    {
+        _tickets.ForEach(_sessions.Close);
+        _server.Dispose();
+        _library.Dispose();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private SocketChannel Connect(bool write)
+    {
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write);
+        _tickets.Add(ticket);
+        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket);
+    }
+
+    private static ChunkId Id(int i)
+    {
+        var bytes = new byte[ChunkId.Size];
+        BitConverter.TryWriteBytes(bytes, i);
+        bytes[31] = 0xAB;
+        return new ChunkId(bytes);
+    }
+
+    private static byte[] Payload(int i) => Enumerable.Range(0, 1000 + i * 37).Select(b => (byte)(b * 31 + i)).ToArray();
+
+    /// <summary>Stores chunks 0..count-1 through a socket write session and makes them durable in the library.</summary>
+    private void Store(int count)
+    {
+        using var channel = Connect(write: true);
+        for (var i = 0; i < count; i++)
+        {
+            Assert.True(channel.TryReserve(Id(i)));
+            channel.Append(Id(i), RecordFlags.None, Payload(i));
+        }
+        Assert.Empty(channel.Missing([.. Enumerable.Range(0, count).Select(Id)])); // also waits for the streamed appends
+        _library.Commit();
+    }
+
+    [Fact]
+    public void Read_ahead_delivers_every_chunk_in_order_and_an_unknown_one_as_its_own_error()
+    {
+        Store(100);
+        using var channel = Connect(write: false);
+        var ids = Enumerable.Range(0, 100).Select(Id).ToList();
+        ids.Insert(40, Id(5000)); // never stored
+        var buffer = Array.Empty<byte>();
+        var seen = new List<int>();
+        ((IChunkSource)channel).ReadPayloads(ids, ref buffer, (i, payload, flags, error) =>
+        {
+            seen.Add(i);
+            if (i == 40)
+            {
+                Assert.IsType<IOException>(error);
+                Assert.Contains("media agent", error!.Message);
+                return;
+            }
+            Assert.Null(error);
+            Assert.Equal(Payload(i < 40 ? i : i - 1), payload.ToArray());
+        });
+        Assert.Equal(Enumerable.Range(0, 101), seen);
+    }
+
+    [Fact]
+    public void A_handler_that_throws_ends_the_batch_and_leaves_the_connection_usable()
+    {
+        Store(50);
+        using var channel = Connect(write: false);
+        var buffer = Array.Empty<byte>();
+        var calls = 0;
+        var e = Assert.Throws<InvalidOperationException>(() => ((IChunkSource)channel).ReadPayloads(
+            [.. Enumerable.Range(0, 50).Select(Id)], ref buffer, (i, _, _, _) =>
+            {
+                calls++;
+                if (i == 3) throw new InvalidOperationException("disk full");
+            }));
+        Assert.Equal("disk full", e.Message);
+        Assert.Equal(4, calls);
+        // The replies still in flight were drained: the next read on this thread's connection gets its own chunk.
+        Assert.Equal(Payload(7), channel.ReadPayload(Id(7), ref buffer, out _).ToArray());
+    }
+
+    [Fact]
+    public void The_encoder_seals_while_its_reservation_travels_and_drops_a_chunk_the_library_has()
+    {
+        var keys = new CellKeys(MasterKey.Generate());
+        using var session = keys.Cipher.BeginUpload();
+        var known = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray();
+        var fresh = Enumerable.Range(0, 200_000).Select(i => (byte)(i * 13 + 1)).ToArray();
+        using (var first = Connect(write: true))
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        {
+            Assert.True(encoder.Store(known, RecordFlags.None, first).IsNew);
+            Assert.Empty(first.Missing([keys.Hasher.Hash(known)]));
+            _library.Commit();
+        }
+        using var channel = Connect(write: true);
+        Assert.True(((IChunkSink)channel).DefersReserve);
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        {
+            var again = encoder.Store(known, RecordFlags.None, channel);
+            Assert.False(again.IsNew); // the library had it: nothing appended
+            var added = encoder.Store(fresh, RecordFlags.None, channel);
+            Assert.True(added.IsNew);
+            // The connection is in step: the next question gets its own answer.
+            Assert.Empty(channel.Missing([keys.Hasher.Hash(known), added.Id]));
+        }
+        _library.Commit();
+        using var decoder = new ChunkDecoder(keys);
+        Assert.Equal(fresh, decoder.Load(keys.Hasher.Hash(fresh), _library).ToArray());
+        Assert.Equal(2, _library.ChunkCount);
+    }
+
+    [Fact]
+    public async Task A_connection_that_ends_holding_a_reservation_gives_it_back()
+    {
+        var first = Connect(write: true);
+        Assert.True(first.TryReserve(Id(1)));
+        var second = Connect(write: true);
+        var waiting = Task.Run(() => second.TryReserve(Id(1)));
+        Assert.False(await Task.WhenAny(waiting, Task.Delay(200)) == waiting, "the chunk is being stored by the first connection");
+        first.Dispose(); // its client died before appending
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10)); // the reservation must come back when the connection ends
+        Assert.True(await waiting);
+        second.Append(Id(1), RecordFlags.None, Payload(1));
+        Assert.Empty(second.Missing([Id(1)]));
+        second.Dispose();
+    }
+
+    [Fact]
+    public void An_unknown_ticket_is_refused_with_what_to_do()
+    {
+        var e = Assert.Throws<IOException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket"));
+        Assert.Contains("ask the media agent for a new session", e.Message);
+    }
+
+    [Fact]
+    public void A_read_session_cannot_append()
+    {
+        Store(1);
+        using var channel = Connect(write: false);
+        channel.Append(Id(9), RecordFlags.None, Payload(9));
+        var e = Assert.Throws<IOException>(() => channel.Contains(Id(0)));
+        Assert.Contains("append refused", e.Message);
+        Assert.False(_library.Contains(Id(9)));
+    }
+}

@@ -1,0 +1,72 @@
+using System.Net;
+using System.Net.Sockets;
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>Three ActorSystems joined on 127.0.0.1 in one process: a manager with a library, a second library, a client alone.</summary>
+public sealed class MultiNodeTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("abk-multi-").FullName;
+    private readonly List<CellNode> _nodes = [];
+
+
+    private async Task<CellNode> Start(string name, int port, int seed, string settings)
+    {
+        var config = ConfigurationFactory.ParseString($"""
+            actorbackup.data-dir = "{Path.Combine(_dir, name)}"
+            actorbackup.key-dir = "{Path.Combine(_dir, "keys")}"
+            actorbackup.client-id = "{name}"
+            {settings}
+            actorbackup.ops.port = 0
+            akka.remote.dot-netty.tcp.port = {port}
+            akka.cluster.seed-nodes = ["akka.tcp://actorbackup@127.0.0.1:{seed}"]
+            akka.loglevel = WARNING
+            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")));
+        var node = await CellNode.StartAsync(config);
+        _nodes.Add(node);
+        return node;
+    }
+
+
+    [Fact]
+    public async Task Three_nodes_form_a_cell_and_a_client_without_a_library_backs_up_and_restores()
+    {
+        var p1 = Ports.Free();
+        var n1 = await Start("n1", p1, p1, "actorbackup.roles = [manager, media]\nactorbackup.libraries = [{id = lib1}]");
+        await Start("n2", Ports.Free(), p1, "actorbackup.roles = [media]\nactorbackup.libraries = [{id = lib2}]");
+        var n3 = await Start("n3", Ports.Free(), p1, "actorbackup.roles = [client]");
+
+        var libraries = await Eventually.Until(() => n3.Manager.Ask<LibraryList>(new ListLibraries(), TimeSpan.FromSeconds(5)),
+            l => l.Libraries.Count == 2 && l.Libraries.All(x => x.Reachable), "two reachable libraries");
+        Assert.Equal(["lib1", "lib2"], libraries.Libraries.Select(l => l.Id).Order());
+        await Eventually.Until(() => n1.Manager.Ask<ClientList>(new ListClients(), TimeSpan.FromSeconds(5)), c => c.Clients.Any(x => x.Id == "n3" && x.Reachable), "client n3");
+        Assert.Equal(3, Akka.Cluster.Cluster.Get(n1.System).State.Members.Count);
+
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, "hello.txt"), "three nodes");
+        var accepted = await n3.Manager.Ask<object>(new StartBackup { Paths = { src } }, TimeSpan.FromSeconds(10));
+        var job = Assert.IsType<JobAccepted>(accepted).Job;
+        var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
+        Assert.True(info.State == JobState.Succeeded, info.Reason);
+        Assert.Equal("n3", info.Client);
+
+        var target = Path.Combine(_dir, "restore");
+        var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(new StartRestore { Snapshot = info.Snapshot, Target = target }, TimeSpan.FromSeconds(10)));
+        var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = restore.Job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
+        Assert.True(restored.State == JobState.Succeeded, restored.Reason);
+        Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var n in Enumerable.Reverse(_nodes)) await n.DisposeAsync();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}

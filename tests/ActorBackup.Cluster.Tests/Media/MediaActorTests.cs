@@ -1,0 +1,134 @@
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Cluster.Media;
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Volumes;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>SQLite, the embedded default.</summary>
+public sealed class MediaActorTests() : MediaActorJourneys(null)
+{
+    [Fact]
+    public Task The_index_survives_a_restart_through_journal_and_snapshot_and_every_chunk_reads_back() => IndexSurvivesRestart();
+
+    [Fact]
+    public void Records_written_after_the_last_commit_are_found_again_on_restart() => RecordsAfterLastCommitFoundAgain();
+}
+
+/// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
+public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostgres())
+{
+    [PostgresFact]
+    public Task The_index_survives_a_restart_through_journal_and_snapshot_and_every_chunk_reads_back() => IndexSurvivesRestart();
+
+    [PostgresFact]
+    public void Records_written_after_the_last_commit_are_found_again_on_restart() => RecordsAfterLastCommitFoundAgain();
+}
+
+/// <summary>The media agent's index recovery, against whichever journal the subclass gives.</summary>
+public abstract class MediaActorJourneys : TestKit, IDisposable
+{
+    private readonly string Dir;
+    private readonly TestPostgres? _postgres;
+
+    protected MediaActorJourneys(TestPostgres? postgres) : this(Directory.CreateTempSubdirectory("abk-media-").FullName, postgres) { }
+
+    private MediaActorJourneys(string dir, TestPostgres? postgres)
+        : base(postgres is null
+            ? CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))
+            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon")))
+    {
+        Dir = dir;
+        _postgres = postgres;
+    }
+
+    void IDisposable.Dispose()
+    {
+        Shutdown();
+        _postgres?.Dispose();
+        try { Directory.Delete(Dir, true); } catch (IOException) { }
+    }
+
+    private IActorRef StartMedia(LibraryDeclaration decl)
+    {
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor));
+        ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
+        ExpectMsg<IndexReport>();
+        return media;
+    }
+
+    protected async Task IndexSurvivesRestart()
+    {
+        var decl = new LibraryDeclaration("libt", Path.Combine(Dir, "libt"), 1024 * 1024);
+        var keys = new CellKeys(MasterKey.Generate());
+        var media = StartMedia(decl);
+        var stored = new List<(ChunkId Id, byte[] Plain)>();
+        media.Tell(new OpenSession { Library = "libt", Job = "1", Write = true });
+        var granted = ExpectMsg<SessionOpened>();
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+        {
+            // More commits than MediaActor.SnapshotEvery, so that recovery goes through a snapshot and events.
+            for (var commit = 0; commit < MediaActor.SnapshotEvery + 7; commit++)
+            {
+                for (var i = 0; i < 3; i++)
+                {
+                    var plain = new byte[20_000 + commit * 10 + i];
+                    new Random(commit * 10 + i).NextBytes(plain);
+                    stored.Add((encoder.Store(plain, RecordFlags.None, channel).Id, plain));
+                }
+                await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20)); // blocks on an Ask, as the engine's thread does
+                ExpectMsg<IndexReport>(r => r.Chunks == (ulong)stored.Count, TimeSpan.FromSeconds(20));
+            }
+        }
+        media.Tell(new CloseSession { Library = "libt", Ticket = granted.Ticket });
+        Watch(media);
+        media.Tell(PoisonPill.Instance);
+        ExpectTerminated(media);
+        Assert.False(File.Exists(Path.Combine(decl.Path, "index.abi")), "in a cell the journal is the index, not a file");
+
+        var again = StartMedia(decl);
+        again.Tell(new GetLibraryStatus { Library = "libt" });
+        Assert.Equal((ulong)stored.Count, ExpectMsg<IndexReport>().Chunks);
+        again.Tell(new OpenSession { Library = "libt", Job = "2", Write = false });
+        var read = ExpectMsg<SessionOpened>();
+        using var reader = DataPlaneSessions.Get(Sys).Connect(read, TimeSpan.FromSeconds(20));
+        using var decoder = new ChunkDecoder(keys);
+        foreach (var (id, plain) in stored) Assert.Equal(plain, decoder.Load(id, reader).ToArray());
+        again.Tell(new ListVolumes { Library = "libt" });
+        var volumes = ExpectMsg<VolumeList>();
+        Assert.True(volumes.Volumes.Count >= 3, "3.6 MB of random chunks fill more than three 1 MiB volumes");
+        Assert.Equal("Full", volumes.Volumes[0].State);
+    }
+
+    protected void RecordsAfterLastCommitFoundAgain()
+    {
+        var decl = new LibraryDeclaration("libc", Path.Combine(Dir, "libc"), 64 * 1024 * 1024);
+        var keys = new CellKeys(MasterKey.Generate());
+        var media = StartMedia(decl);
+        media.Tell(new OpenSession { Library = "libc", Job = "1", Write = true });
+        var granted = ExpectMsg<SessionOpened>();
+        ChunkId orphan;
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+            orphan = encoder.Store(new byte[5000], RecordFlags.None, channel).Id; // appended, never committed
+        Watch(media);
+        media.Tell(PoisonPill.Instance); // closes the library: the record is flushed but its index entry was never journaled
+        ExpectTerminated(media);
+        var again = StartMedia(decl);
+        again.Tell(new GetLibraryStatus { Library = "libc" });
+        Assert.Equal(1ul, ExpectMsg<IndexReport>().Chunks);
+        again.Tell(new OpenSession { Library = "libc", Job = "2", Write = false });
+        using var reader = DataPlaneSessions.Get(Sys).Connect(ExpectMsg<SessionOpened>(), TimeSpan.FromSeconds(20));
+        Assert.Equal(new byte[5000], new ChunkDecoder(keys).Load(orphan, reader).ToArray());
+    }
+}

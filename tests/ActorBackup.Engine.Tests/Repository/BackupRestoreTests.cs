@@ -1,0 +1,318 @@
+using System.Text;
+using ActorBackup.Engine.Posix;
+using ActorBackup.Engine.Repository;
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Trees;
+using CsCheck;
+
+namespace ActorBackup.Engine.Tests;
+
+public class BackupRestoreTests
+{
+    private static readonly RepositoryConfig SmallChunks = new() { ChunkMin = 16 * 1024, ChunkAvg = 64 * 1024, ChunkMax = 256 * 1024, VolumeCapacity = 8 * 1024 * 1024 };
+
+    /// <summary>Every entry kind a backup must keep, with awkward names.</summary>
+    private static void MakeTree(string src)
+    {
+        Directory.CreateDirectory(Path.Combine(src, "dir with spaces", "nested"));
+        File.WriteAllBytes(Path.Combine(src, "dir with spaces", "nested", "random.bin"), TestRepo.RandomBytes(700_000, 1));
+        File.WriteAllText(Path.Combine(src, "dir with spaces", "text.txt"), string.Concat(Enumerable.Repeat("hello backup ", 10_000)));
+        File.WriteAllBytes(Path.Combine(src, "empty"), []);
+        File.WriteAllText(Path.Combine(src, "new\nline"), "newline in the name");
+        File.WriteAllText(Path.Combine(src, "ünïcödé ✓ 日本"), "unicode");
+        File.WriteAllText(Path.Combine(src, new string('n', 255)), "a 255-byte name");
+        File.WriteAllText(Path.Combine(src, "first-link"), "shared inode");
+        Posix.Posix.Link(Path.Combine(src, "first-link"), Path.Combine(src, "dir with spaces", "second-link"));
+        File.CreateSymbolicLink(Path.Combine(src, "link-to-text"), "dir with spaces/text.txt");
+        File.CreateSymbolicLink(Path.Combine(src, "dangling"), "/nonexistent/target");
+        Posix.Posix.MkFifo(Path.Combine(src, "fifo"), 0b110_100_000);
+        Posix.Posix.Chmod(Path.Combine(src, "dir with spaces", "text.txt"), 0b100_000_000);
+        Posix.Posix.Chmod(Path.Combine(src, "dir with spaces", "nested"), 0b101_101_000);
+        Posix.Posix.SetMtime(Path.Combine(src, "empty"), 1_234_567_890, 123_456_789);
+        if (Posix.Posix.IsRoot)
+        {
+            Posix.Posix.MkNod(Path.Combine(src, "null-device"), FileKind.CharDevice, 0b110_110_110, 1, 3);
+            Posix.Posix.LChown(Path.Combine(src, "empty"), 1234, 5678);
+        }
+    }
+
+    /// <summary>Compares two trees entry by entry: kind, bytes, mode, mtime (ns), owner, link targets, hard links.</summary>
+    internal static void AssertSameTree(string expected, string actual, bool owners)
+    {
+        var expectedEntries = Entries(expected);
+        var actualEntries = Entries(actual);
+        Assert.Equal(expectedEntries.Keys.Order(StringComparer.Ordinal), actualEntries.Keys.Order(StringComparer.Ordinal));
+        var inodes = new Dictionary<ulong, ulong>();
+        foreach (var (rel, e) in expectedEntries)
+        {
+            var a = actualEntries[rel];
+            Assert.True(e.Kind == a.Kind, $"{rel}: kind {a.Kind}, expected {e.Kind}");
+            Assert.True(e.Mode == a.Mode, $"{rel}: mode {Convert.ToString(a.Mode, 8)}, expected {Convert.ToString(e.Mode, 8)}");
+            if (e.Kind != FileKind.Directory)
+                Assert.True(e.MtimeSec == a.MtimeSec && e.MtimeNsec == a.MtimeNsec, $"{rel}: mtime {a.MtimeSec}.{a.MtimeNsec}, expected {e.MtimeSec}.{e.MtimeNsec}");
+            if (owners) Assert.True(e.Uid == a.Uid && e.Gid == a.Gid, $"{rel}: owner {a.Uid}:{a.Gid}, expected {e.Uid}:{e.Gid}");
+            var ep = Path.Combine(expected, rel);
+            var ap = Path.Combine(actual, rel);
+            switch (e.Kind)
+            {
+                case FileKind.Regular:
+                    Assert.True(File.ReadAllBytes(ep).AsSpan().SequenceEqual(File.ReadAllBytes(ap)), $"{rel}: content differs");
+                    // Hard links come back as links: same inode pattern.
+                    if (inodes.TryGetValue(e.Inode, out var seen)) Assert.True(seen == a.Inode, $"{rel}: hard link not restored as a link");
+                    else inodes[e.Inode] = a.Inode;
+                    break;
+                case FileKind.Symlink:
+                    Assert.Equal(Posix.Posix.ReadLink(ep), Posix.Posix.ReadLink(ap));
+                    break;
+                case FileKind.CharDevice or FileKind.BlockDevice:
+                    Assert.Equal((e.RdevMajor, e.RdevMinor), (a.RdevMajor, a.RdevMinor));
+                    break;
+            }
+        }
+        // Directory mtimes last: reading children does not change them.
+        foreach (var (rel, e) in expectedEntries.Where(x => x.Value.Kind == FileKind.Directory))
+            Assert.True(e.MtimeSec == actualEntries[rel].MtimeSec && e.MtimeNsec == actualEntries[rel].MtimeNsec, $"{rel}: directory mtime differs");
+    }
+
+    private static Dictionary<string, FileStat> Entries(string root)
+    {
+        var result = new Dictionary<string, FileStat>(StringComparer.Ordinal);
+        void Walk(string dir, string rel)
+        {
+            foreach (var path in Directory.GetFileSystemEntries(dir))
+            {
+                var name = Path.GetFileName(path);
+                var r = rel == "" ? name : rel + "/" + name;
+                var st = Posix.Posix.LStat(path)!.Value;
+                result[r] = st;
+                if (st.Kind == FileKind.Directory) Walk(path, r);
+            }
+        }
+        Walk(root, "");
+        return result;
+    }
+
+    [Fact]
+    public void A_tree_with_every_entry_kind_round_trips_with_metadata()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        MakeTree(src);
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        Assert.True(snap.Stats.Files >= 8);
+        var target = Path.Combine(dir.Path, "restore");
+        var result = repo.Restore(snap.Id, target);
+        Assert.Empty(result.Errors);
+        AssertSameTree(src, target + src, owners: Posix.Posix.IsRoot);
+        Assert.True(repo.Library.Verify().Ok);
+    }
+
+    [Fact]
+    public void Incremental_reads_only_what_changed_and_both_snapshots_restore_their_own_state()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        MakeTree(src);
+        var big = Path.Combine(src, "big.bin");
+        File.WriteAllBytes(big, TestRepo.RandomBytes(4 * 1024 * 1024, 9));
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        var firstState = dir.Sub("first-state");
+        TestRepo.Sh($"cp -a '{src}/.' '{firstState}/'");
+
+        // A few bytes in the middle of the big file, a new file, a deleted one, a rename.
+        using (var f = new FileStream(big, FileMode.Open)) { f.Position = 2_000_000; f.Write("EDIT"u8); }
+        File.WriteAllText(Path.Combine(src, "added.txt"), "added");
+        File.Delete(Path.Combine(src, "empty"));
+        File.Move(Path.Combine(src, "dir with spaces", "nested", "random.bin"), Path.Combine(src, "renamed.bin"));
+
+        var incr = repo.Backup(set, Level.Incremental);
+        Assert.Equal(full.Id, incr.Parent);
+        Assert.Empty(incr.Errors);
+        // Unchanged files were not read; the edit stored only the chunks around it; the rename stored nothing new.
+        Assert.Equal(5ul, incr.Stats.FilesUnchanged); // all but the edited, renamed and added files (the hard link is its first name)
+        Assert.True(incr.Stats.BytesNew < 600_000, $"{incr.Stats.BytesNew} new bytes for a 4-byte edit, a rename and a tiny file");
+
+        var r1 = Path.Combine(dir.Path, "r1");
+        var r2 = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(full.Id, r1).Errors);
+        Assert.Empty(repo.Restore(incr.Id, r2).Errors);
+        AssertSameTree(firstState, r1 + src, owners: Posix.Posix.IsRoot);
+        AssertSameTree(src, r2 + src, owners: Posix.Posix.IsRoot);
+
+        // Nothing changed: nothing read, nothing stored but at most the root listing.
+        var noop = repo.Backup(set, Level.Incremental);
+        Assert.Equal(0ul, noop.Stats.BytesRead);
+        Assert.Equal(0ul, noop.Stats.ChunksNew);
+    }
+
+    [Fact]
+    public void Differential_compares_with_the_last_full_not_the_last_incremental()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllBytes(Path.Combine(src, "a"), TestRepo.RandomBytes(10_000, 1));
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Differential);
+        Assert.Equal(Level.Full, full.Level); // nothing to compare with yet: promoted to full, as Bacula does
+        File.WriteAllBytes(Path.Combine(src, "b"), TestRepo.RandomBytes(10_000, 2));
+        var incr = repo.Backup(set, Level.Incremental);
+        var diff = repo.Backup(set, Level.Differential);
+        Assert.Equal(full.Id, incr.Parent);
+        Assert.Equal(full.Id, diff.Parent);
+        Assert.Equal(Level.Differential, diff.Level);
+        Assert.Equal(1ul, diff.Stats.FilesUnchanged); // a, unchanged since the full; b is read again
+        Assert.Equal(10_000ul, diff.Stats.BytesRead);
+        Assert.Equal(0ul, diff.Stats.ChunksNew); // but deduplicated
+    }
+
+    [Fact]
+    public void Excludes_and_missing_paths_and_unrepresentable_names_are_handled_and_reported()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "cache"));
+        File.WriteAllText(Path.Combine(src, "cache", "x"), "x");
+        File.WriteAllText(Path.Combine(src, "keep.txt"), "keep");
+        File.WriteAllText(Path.Combine(src, "drop.tmp"), "drop");
+        TestRepo.Sh($"cd '{src}' && printf bad > \"$(printf 'bad\\377name')\"");
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        var missing = Path.Combine(dir.Path, "does-not-exist");
+        var snap = repo.Backup(new BackupSet("s", [src, missing], ["*.tmp", src + "/cache"]), Level.Full);
+        Assert.Contains(snap.Errors, e => e.Path == missing && e.Reason.Contains("does not exist"));
+        Assert.Contains(snap.Errors, e => e.Reason.Contains("not valid UTF-8"));
+        var target = Path.Combine(dir.Path, "r");
+        repo.Restore(snap.Id, target);
+        Assert.True(File.Exists(target + src + "/keep.txt"));
+        Assert.False(File.Exists(target + src + "/drop.tmp"));
+        Assert.False(Directory.Exists(target + src + "/cache"));
+    }
+
+    [Fact]
+    public void A_backup_of_nothing_that_exists_fails_with_a_clear_message()
+    {
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var e = Assert.Throws<DirectoryNotFoundException>(() => repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "nope")]), Level.Full));
+        Assert.Contains("none of the backup set's paths exists", e.Message);
+        Assert.Empty(repo.Catalog.List());
+    }
+
+    [Fact]
+    public void Restoring_chosen_paths_and_globs_restores_only_those()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        MakeTree(src);
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var t1 = Path.Combine(dir.Path, "t1");
+        repo.Restore(snap.Id, t1, [src + "/dir with spaces/nested"]);
+        Assert.True(File.Exists(t1 + src + "/dir with spaces/nested/random.bin"));
+        Assert.False(File.Exists(t1 + src + "/dir with spaces/text.txt"));
+        var t2 = Path.Combine(dir.Path, "t2");
+        repo.Restore(snap.Id, t2, ["**/*.txt"]);
+        Assert.True(File.Exists(t2 + src + "/dir with spaces/text.txt"));
+        Assert.False(File.Exists(t2 + src + "/empty"));
+        // The second name of a hard link restores with its content when the first is not selected.
+        var t3 = Path.Combine(dir.Path, "t3");
+        repo.Restore(snap.Id, t3, [src + "/dir with spaces/second-link"]);
+        Assert.Equal("shared inode", File.ReadAllText(t3 + src + "/dir with spaces/second-link"));
+        Assert.Throws<FileNotFoundException>(() => repo.Restore(snap.Id, Path.Combine(dir.Path, "t4"), ["/no/such/path"]));
+    }
+
+    [Fact]
+    public async Task A_file_that_changes_while_read_is_recorded_and_the_backup_goes_on()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var growing = Path.Combine(src, "growing.log");
+        File.WriteAllBytes(growing, TestRepo.RandomBytes(64 * 1024 * 1024, 1));
+        File.WriteAllText(Path.Combine(src, "stable"), "stable");
+        using var repo = TestRepo.Create(dir.Sub("repo"), SmallChunks);
+        using var stop = new CancellationTokenSource();
+        var writing = new TaskCompletionSource();
+        var writer = Task.Run(() =>
+        {
+            using var f = new FileStream(growing, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            while (!stop.IsCancellationRequested)
+            {
+                f.Write("more\n"u8);
+                f.Flush();
+                writing.TrySetResult();
+                Thread.Sleep(1);
+            }
+        });
+        await writing.Task;
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        stop.Cancel();
+        await writer;
+        Assert.Contains(snap.Errors, e => e.Path == growing && e.Reason.Contains("changed while it was read"));
+        var target = Path.Combine(dir.Path, "r");
+        repo.Restore(snap.Id, target);
+        Assert.Equal("stable", File.ReadAllText(target + src + "/stable"));
+    }
+}
+
+public class NameRoundTripTests
+{
+    private static readonly Gen<string> NameGen =
+        Gen.Char['\u0001', '\u2FFF'].Array[1, 120]
+            .Select(chars => new string(chars.Where(c => c != '/' && !char.IsSurrogate(c)).ToArray()))
+            .Where(n => n.Length > 0 && n != "." && n != ".." && Encoding.UTF8.GetByteCount(n) <= 255);
+
+    [Fact]
+    public void Any_valid_name_round_trips_byte_for_byte()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        NameGen.Sample(n => { lock (names) names.Add(n); }, iter: 200, threads: 1);
+        names.Add(new string('é', 127)); // 254 bytes
+        names.Add("tab\tand space and\nnewline");
+        foreach (var n in names) File.WriteAllText(Path.Combine(src, n), n);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("names", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var restored = Directory.GetFiles(target + src).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(names.Order(StringComparer.Ordinal), restored.Order(StringComparer.Ordinal)!);
+        foreach (var n in names) Assert.Equal(n, File.ReadAllText(Path.Combine(target + src, n)));
+    }
+}
+
+public class ReuseCheckTests
+{
+    /// <summary>A library that has lost one chunk (as after a damaged volume was dropped).</summary>
+    private sealed class LosingSink(Library.DiskLibrary inner, Hashing.ChunkId lost) : Codec.IChunkSink
+    {
+        public bool TryReserve(Hashing.ChunkId id) => inner.TryReserve(id);
+        public void Append(Hashing.ChunkId id, Volumes.RecordFlags flags, ReadOnlySpan<byte> payload) => inner.Append(id, flags, payload);
+        public void Release(Hashing.ChunkId id) => inner.Release(id);
+        public bool Contains(Hashing.ChunkId id) => id != lost && inner.Contains(id);
+        public IReadOnlySet<Hashing.ChunkId> Missing(IReadOnlyList<Hashing.ChunkId> ids) => ids.Where(i => !Contains(i)).ToHashSet();
+        public void Commit() => inner.Commit();
+    }
+
+    [Fact]
+    public void An_unchanged_file_whose_chunk_the_library_lost_is_read_again()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "kept"), "kept");
+        File.WriteAllText(Path.Combine(src, "lost"), "lost");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        var lost = repo.Keys.Hasher.Hash("lost"u8);
+        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var incr = new Archiver(repo.Keys, new LosingSink(repo.Library, lost), repo.Library).Run(set, options, full);
+        Assert.Equal(1ul, incr.Stats.FilesUnchanged);
+        Assert.Equal(4ul, incr.Stats.BytesRead);
+    }
+}

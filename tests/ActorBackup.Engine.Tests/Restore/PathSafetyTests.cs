@@ -1,0 +1,163 @@
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Restore;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Volumes;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>A snapshot is data from a client; a restore must not let it write outside the target.</summary>
+public class PathSafetyTests
+{
+    private sealed class Fixture : IDisposable
+    {
+        public TempDir Dir { get; } = new();
+        public Repository.Repository Repo { get; }
+        private readonly UploadWriter _session;
+
+        private sealed record UploadWriter(Crypto.ChunkCipher.UploadSession Session, ChunkEncoder Encoder);
+
+        public Fixture()
+        {
+            Repo = TestRepo.Create(Dir.Sub("repo"));
+            var session = Repo.Keys.Cipher.BeginUpload();
+            _session = new UploadWriter(session, new ChunkEncoder(Repo.Keys, session, 3));
+        }
+
+        public Node File(string name, string content)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(content);
+            var id = _session.Encoder.Store(bytes, RecordFlags.None, Repo.Library).Id;
+            var node = new Node { Name = name, Type = NodeType.File, Mode = 0b110_100_100, Size = (ulong)bytes.Length, Chunks = ByteString.CopyFrom(id.ToArray()) };
+            node.ChunkSizes.Add((uint)bytes.Length);
+            return node;
+        }
+
+        public Node Folder(string name, params Node[] children) =>
+            new() { Name = name, Type = NodeType.Directory, Mode = 0b111_101_101, Subtree = ByteString.CopyFrom(Tree(children).ToArray()) };
+
+        public ChunkId Tree(params Node[] nodes)
+        {
+            var tree = new Tree();
+            tree.Nodes.AddRange(nodes);
+            return _session.Encoder.Store(tree.ToByteArray(), RecordFlags.Tree, Repo.Library).Id;
+        }
+
+        public RestoreResult Restore(string target, params Node[] root)
+        {
+            var manifest = new SnapshotManifest { Id = "crafted", RootTree = ByteString.CopyFrom(Tree(root).ToArray()) };
+            Repo.Library.Commit();
+            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, new RestoreOptions());
+        }
+
+        public void Dispose()
+        {
+            _session.Encoder.Dispose();
+            _session.Session.Dispose();
+            Repo.Dispose();
+            Dir.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData("..")]
+    [InlineData(".")]
+    [InlineData("")]
+    [InlineData("a/../../escape")]
+    [InlineData("/etc/escape")]
+    [InlineData("nul\0byte")]
+    public void A_name_that_would_escape_the_target_is_refused_and_named(string evil)
+    {
+        using var f = new Fixture();
+        var outside = f.Dir.Sub("outside");
+        var target = Path.Combine(f.Dir.Path, "inside", "target");
+        var result = f.Restore(target,
+            f.File(evil, "pwned"),
+            f.Folder(evil, f.File("escape", "pwned")),
+            f.Folder("sub", f.File(evil, "pwned")),
+            f.File("fine.txt", "fine"));
+        Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine.txt")));
+        Assert.True(result.Errors.Count >= 3, string.Join("; ", result.Errors));
+        Assert.All(result.Errors, e => Assert.Contains("refused", e.Reason));
+        Assert.Contains(result.Errors, e => e.Path.StartsWith("/sub/", StringComparison.Ordinal));
+        // Nothing anywhere under the test folder holds "pwned" outside the target.
+        foreach (var file in Directory.EnumerateFiles(f.Dir.Path, "*", SearchOption.AllDirectories))
+            if (!file.StartsWith(target + "/", StringComparison.Ordinal) && !file.Contains("/repo/"))
+                Assert.NotEqual("pwned", File.ReadAllText(file));
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public void A_hard_link_target_outside_the_snapshot_is_refused()
+    {
+        using var f = new Fixture();
+        var target = Path.Combine(f.Dir.Path, "target");
+        var link = f.File("link", "x");
+        link.Type = NodeType.Hardlink;
+        link.HardlinkTarget = "/../../../etc/passwd";
+        var result = f.Restore(target, link);
+        Assert.Contains(result.Errors, e => e.Path == "/link" && e.Reason.Contains("refused"));
+        Assert.False(File.Exists(Path.Combine(target, "link")));
+    }
+
+    [Fact]
+    public void An_existing_symlink_in_the_target_is_never_written_through()
+    {
+        using var f = new Fixture();
+        var outside = f.Dir.Sub("outside");
+        File.WriteAllText(Path.Combine(outside, "victim"), "original");
+        var target = f.Dir.Sub("target");
+        // Someone planted symlinks where the snapshot has a directory and a file.
+        File.CreateSymbolicLink(Path.Combine(target, "dir"), outside);
+        File.CreateSymbolicLink(Path.Combine(target, "victim"), Path.Combine(outside, "victim"));
+        var result = f.Restore(target, f.Folder("dir", f.File("victim", "pwned"), f.Folder("deeper", f.File("x", "pwned"))), f.File("victim", "restored"));
+        Assert.Equal("original", File.ReadAllText(Path.Combine(outside, "victim")));
+        Assert.Single(Directory.GetFileSystemEntries(outside));
+        Assert.Contains(result.Errors, e => e.Path == "/dir" && e.Reason.Contains("existing symlink"));
+        // The planted file symlink was replaced by the restored file, not followed.
+        Assert.Null(new FileInfo(Path.Combine(target, "victim")).LinkTarget);
+        Assert.Equal("restored", File.ReadAllText(Path.Combine(target, "victim")));
+    }
+
+    [Fact]
+    public void A_symlink_in_the_snapshot_is_created_last_so_nothing_is_written_through_it()
+    {
+        using var f = new Fixture();
+        var outside = f.Dir.Sub("outside");
+        var target = Path.Combine(f.Dir.Path, "target");
+        // A crafted tree with a symlink "a" -> outside and a directory "a" holding a file: same name twice.
+        var symlink = new Node { Name = "a", Type = NodeType.Symlink, LinkTarget = ByteString.CopyFromUtf8(outside) };
+        f.Restore(target, f.Folder("a", f.File("planted", "pwned")), symlink);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public void A_chunk_that_does_not_match_its_id_is_reported_not_restored()
+    {
+        using var f = new Fixture();
+        var good = f.File("good", "good content");
+        var bad = f.File("bad", "bad content");
+        f.Repo.Library.Commit();
+        // Flip a payload byte of "bad"'s record on the volume.
+        Assert.True(f.Repo.Library.TryGetLocation(new ChunkId(bad.Chunks.Span), out var loc));
+        var volume = Directory.GetFiles(Path.Combine(f.Repo.Library.Root, "volumes")).Single();
+        using (var s = new FileStream(volume, FileMode.Open))
+        {
+            s.Position = loc.Offset + VolumeFormat.RecordHeaderSize + 30;
+            var b = s.ReadByte();
+            s.Position--;
+            s.WriteByte((byte)(b ^ 0x40));
+        }
+        var target = Path.Combine(f.Dir.Path, "target");
+        var result = f.Restore(target, good, bad);
+        Assert.Equal("good content", File.ReadAllText(Path.Combine(target, "good")));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("/bad", error.Path);
+        Assert.Contains(volume, error.Reason);
+        Assert.Contains($"offset {loc.Offset}", error.Reason);
+        var verify = f.Repo.Library.Verify();
+        Assert.False(verify.Ok);
+        Assert.Contains(verify.Damage, d => d.Volume == volume && d.Offset == loc.Offset);
+    }
+}

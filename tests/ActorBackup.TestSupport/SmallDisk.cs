@@ -1,0 +1,47 @@
+using Xunit;
+using System.Diagnostics;
+
+namespace ActorBackup.TestSupport;
+
+/// <summary>A tmpfs of a few MiB, mounted for one test and unmounted at the end.</summary>
+public sealed class SmallDisk : IDisposable
+{
+    public string Path { get; }
+
+    public SmallDisk(int mebibytes)
+    {
+        Path = Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
+        Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
+    }
+
+    /// <summary>Takes all but <paramref name="leaveBytes"/> of the free space with a file of its own.</summary>
+    public void Fill(long leaveBytes)
+    {
+        using var f = new FileStream(System.IO.Path.Combine(Path, "filler"), FileMode.Create); // a filler from before is emptied first
+        var free = new DriveInfo(Path).AvailableFreeSpace;
+        var block = new byte[1 << 20];
+        for (var left = free - leaveBytes; left > 0; left -= block.Length) f.Write(block, 0, (int)Math.Min(block.Length, left));
+    }
+
+    public void Free() => File.Delete(System.IO.Path.Combine(Path, "filler"));
+
+    private static void Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err}");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Run("/bin/umount", "-l", Path);
+            Directory.Delete(Path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException) { }
+    }
+}

@@ -1,0 +1,28 @@
+namespace ActorBackup.TestSupport;
+
+/// <summary>A folder of its own under the system's temporary folder, removed at the end (read-only parts too).</summary>
+public sealed class TempDir : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("abk-test-").FullName;
+
+    public string Sub(string name)
+    {
+        var p = System.IO.Path.Combine(Path, name);
+        Directory.CreateDirectory(p);
+        return p;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            // Restored read-only directories must be writable again before they can go.
+            foreach (var d in Directory.EnumerateDirectories(Path, "*", SearchOption.AllDirectories))
+                if (new DirectoryInfo(d).LinkTarget is null)
+                    try { File.SetUnixFileMode(d, (UnixFileMode)0b111_111_111); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Directory.Delete(Path, true);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}
