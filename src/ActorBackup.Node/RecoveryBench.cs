@@ -5,7 +5,6 @@ using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Index;
 using ActorBackup.Protocol;
 using Akka.Actor;
-using Akka.Configuration;
 using Akka.Persistence;
 using Google.Protobuf;
 

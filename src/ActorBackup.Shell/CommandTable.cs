@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.CommandLine.Completions;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Commands;
 using Google.Protobuf;

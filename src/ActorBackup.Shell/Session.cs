@@ -1,4 +1,3 @@
-using ActorBackup.Protocol;
 using Google.Protobuf;
 
 namespace ActorBackup.Shell;

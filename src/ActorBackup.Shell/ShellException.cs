@@ -1,9 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
-using ActorBackup.Protocol;
-using ActorBackup.Protocol.Ops;
-using Google.Protobuf;
-
 namespace ActorBackup.Shell;
 
 /// <summary>An operator-facing failure: printed as "abk: MESSAGE", the process exits with <see cref="ExitCode"/>.</summary>

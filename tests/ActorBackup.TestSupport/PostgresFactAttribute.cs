@@ -1,5 +1,4 @@
 using Xunit;
-using Npgsql;
 
 namespace ActorBackup.TestSupport;
 

@@ -1,5 +1,4 @@
 using Xunit;
-using System.Diagnostics;
 
 namespace ActorBackup.TestSupport;
 

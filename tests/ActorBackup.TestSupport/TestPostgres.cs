@@ -1,4 +1,3 @@
-using Xunit;
 using Npgsql;
 
 namespace ActorBackup.TestSupport;

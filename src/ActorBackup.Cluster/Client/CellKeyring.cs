@@ -1,4 +1,3 @@
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Crypto;
 
 namespace ActorBackup.Cluster.Client;

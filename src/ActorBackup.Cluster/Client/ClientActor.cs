@@ -1,8 +1,6 @@
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Manager;
-using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Restore;
 using ActorBackup.Engine.Archive;
 using ActorBackup.Engine.Trees;

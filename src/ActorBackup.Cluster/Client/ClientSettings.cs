@@ -1,15 +1,4 @@
-using ActorBackup.Cluster.DataPlane;
-using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Codec;
-using ActorBackup.Engine.Restore;
-using ActorBackup.Engine.Archive;
-using ActorBackup.Engine.Trees;
-using ActorBackup.Protocol;
-using Akka;
-using Akka.Actor;
-using Akka.Event;
-using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Client;
 

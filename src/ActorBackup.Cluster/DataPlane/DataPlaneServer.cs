@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;

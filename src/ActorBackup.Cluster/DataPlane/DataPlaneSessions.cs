@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;

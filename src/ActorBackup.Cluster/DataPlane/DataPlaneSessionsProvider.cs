@@ -1,9 +1,3 @@
-using System.Collections.Concurrent;
-using ActorBackup.Engine.Codec;
-using ActorBackup.Engine.Hashing;
-using ActorBackup.Engine.Library;
-using ActorBackup.Engine.Volumes;
-using ActorBackup.Protocol;
 using Akka.Actor;
 
 namespace ActorBackup.Cluster.DataPlane;

@@ -1,12 +1,6 @@
 using System.Buffers.Binary;
-using System.Net;
 using System.Net.Sockets;
-using ActorBackup.Engine.Codec;
-using ActorBackup.Engine.Hashing;
-using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
-using ActorBackup.Protocol;
-using Akka.Actor;
 
 namespace ActorBackup.Cluster.DataPlane;
 

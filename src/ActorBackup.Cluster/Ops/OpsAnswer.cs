@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Ops;

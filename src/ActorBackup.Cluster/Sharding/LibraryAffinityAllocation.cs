@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;

@@ -1,6 +1,5 @@
 using ActorBackup.Engine.Chunking;
 using ActorBackup.Engine.Trees;
-using DotNet.Globbing;
 
 namespace ActorBackup.Engine.Archive;
 

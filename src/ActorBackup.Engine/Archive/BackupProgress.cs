@@ -1,7 +1,3 @@
-using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Trees;
-using DotNet.Globbing;
-
 namespace ActorBackup.Engine.Archive;
 
 public sealed record BackupProgress(long FilesDone, long FilesToRead, long BytesDone, long BytesToRead, long ChunksNew, long BytesStored);

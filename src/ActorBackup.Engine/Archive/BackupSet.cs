@@ -1,7 +1,3 @@
-using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Trees;
-using DotNet.Globbing;
-
 namespace ActorBackup.Engine.Archive;
 
 /// <summary>What to back up on a client: paths, exclude globs, and whether to stay on each path's file system.</summary>

@@ -1,5 +1,3 @@
-using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Trees;
 using DotNet.Globbing;
 
 namespace ActorBackup.Engine.Archive;

@@ -1,7 +1,4 @@
-using ActorBackup.Engine.Compression;
-using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Hashing;
-using ActorBackup.Engine.Volumes;
 
 namespace ActorBackup.Engine.Codec;
 

@@ -1,8 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
-
 namespace ActorBackup.Engine.Crypto;
 
 /// <summary>The passphrase or key file does not unlock the master key. Never yields a wrong key.</summary>

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
-using System.Runtime.InteropServices;
 using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Index;

@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using System.Text.Json;
-using System.Text.Json.Serialization;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Index;
 using ActorBackup.Engine.Volumes;

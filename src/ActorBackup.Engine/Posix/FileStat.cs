@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Text;
-
 namespace ActorBackup.Engine.Posix;
 
 /// <summary>What lstat says of a path: every field an incremental backup and a faithful restore need.</summary>

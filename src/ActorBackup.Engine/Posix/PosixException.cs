@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Text;
-
 namespace ActorBackup.Engine.Posix;
 
 public sealed class PosixException(int errno, string message) : IOException(message)

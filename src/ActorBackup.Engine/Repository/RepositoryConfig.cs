@@ -1,13 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
-using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Codec;
-using ActorBackup.Engine.Crypto;
-using ActorBackup.Engine.Library;
-using ActorBackup.Engine.Restore;
-using ActorBackup.Engine.Archive;
-using ActorBackup.Engine.Trees;
 
 namespace ActorBackup.Engine.Repository;
 

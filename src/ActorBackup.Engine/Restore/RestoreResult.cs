@@ -1,9 +1,4 @@
-using ActorBackup.Engine.Codec;
-using ActorBackup.Engine.Hashing;
-using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Trees;
-using ActorBackup.Engine.Work;
-using DotNet.Globbing;
 
 namespace ActorBackup.Engine.Restore;
 

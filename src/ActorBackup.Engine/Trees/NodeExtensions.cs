@@ -1,6 +1,4 @@
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
-using Google.Protobuf;
 
 namespace ActorBackup.Engine.Trees;
 

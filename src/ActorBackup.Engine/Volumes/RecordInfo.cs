@@ -1,7 +1,4 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using ActorBackup.Engine.Hashing;
-using Microsoft.Win32.SafeHandles;
 
 namespace ActorBackup.Engine.Volumes;
 

@@ -1,8 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
-using System.Text;
-using ActorBackup.Engine.Hashing;
-
 namespace ActorBackup.Engine.Volumes;
 
 /// <summary>A volume's bytes are not what was written. Names the file and the byte offset.</summary>

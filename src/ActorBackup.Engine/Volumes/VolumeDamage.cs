@@ -1,8 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
-using ActorBackup.Engine.Hashing;
-using Microsoft.Win32.SafeHandles;
-
 namespace ActorBackup.Engine.Volumes;
 
 /// <summary>One problem a verify pass found, with the byte offset where it is.</summary>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Archive;

@@ -1,7 +1,6 @@
 using ActorBackup.Cluster.Client;
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Engine.Chunking;
-using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Trees;

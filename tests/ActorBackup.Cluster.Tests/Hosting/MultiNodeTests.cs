@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using ActorBackup.Cluster.Hosting;
 using ActorBackup.Protocol;
 using Akka.Actor;

@@ -7,7 +7,6 @@ using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Volumes;
 using ActorBackup.Protocol;
 using Akka.Actor;
-using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 
 namespace ActorBackup.Cluster.Tests;
