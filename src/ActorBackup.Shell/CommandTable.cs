@@ -36,13 +36,7 @@ public static class CommandTable
 
         Command Verb(string name, string description, Func<ParseResult, Output, CancellationToken, Task<int>> run, params Symbol[] symbols)
         {
-            var c = new Command(name, description);
-            foreach (var s in symbols)
-                switch (s)
-                {
-                    case Argument a: c.Arguments.Add(a); break;
-                    case Option o: c.Options.Add(o); break;
-                }
+            var c = new Command(name, description).With(symbols);
             c.SetAction(async (pr, cancel) =>
             {
                 await session.Target(pr.GetValue(NodeOption), pr.GetValue(CertsOption));

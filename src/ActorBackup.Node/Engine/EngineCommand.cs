@@ -27,13 +27,7 @@ public static class EngineCommand
 
         Command Verb(string name, string description, Func<ParseResult, int> run, params Symbol[] symbols)
         {
-            var c = new Command(name, description);
-            foreach (var s in symbols)
-                switch (s)
-                {
-                    case Argument a: c.Arguments.Add(a); break;
-                    case Option o: c.Options.Add(o); break;
-                }
+            var c = new Command(name, description).With(symbols);
             c.SetAction(run);
             engine.Subcommands.Add(c);
             return c;
