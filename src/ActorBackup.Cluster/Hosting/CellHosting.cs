@@ -38,14 +38,7 @@ public static class CellHosting
         // writes into HOCON unquoted: "library:lib1" does not parse there.
         akka.AddHocon(HoconValues.At("akka.cluster.roles", roles), HoconAddMode.Prepend)
             .AddHocon(config, HoconAddMode.Append)
-            .ConfigureLoggers(l =>
-            {
-                l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING"));
-                // Each `abk` before the operator endpoint, and every integrator, is a short-lived remote system: when
-                // it goes, Akka.Remote logs a warning and an error with stack traces. Those, for shell connections
-                // only, are dropped; a node's own disassociation is still logged.
-                l.WithLogFilter(f => f.ExcludeSourceContaining("reliableEndpointWriter-akka.tcp%3A%2F%2Fabk%40"));
-            })
+            .ConfigureLoggers(l => l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING")))
             .WithClustering(new ClusterOptions())
             .WithClusterClientReceptionist()
             .WithSqlPersistence(ConnectionString(config, settings), config.GetString("akka.persistence.journal.sql.provider-name"));
@@ -69,7 +62,8 @@ public static class CellHosting
             });
         else akka.WithShardRegionProxy<MediaActor>("media", "media", extractor);
 
-        // The manager proxy first: the media agents above and the client below report to it.
+        // After the media region: the manager's props take it. Media agents look the manager proxy up when they
+        // start, which is after start-up.
         var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = PoisonPill.Instance };
         if (settings.Roles.Contains("manager"))
             akka.WithSingleton<ManagerActor>("manager", (_, registry, _) => ManagerActor.Props(registry.Get<MediaActor>()), singleton);
