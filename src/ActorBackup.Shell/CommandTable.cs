@@ -144,10 +144,10 @@ public static class CommandTable
             {
                 var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit) }, c);
                 if (o.Json) o.Write(list);
-                else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "PATHS"], list.Jobs.Select(j => new[]
+                else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "ORIGIN", "PATHS"], list.Jobs.Select(j => new[]
                 {
                     j.Id, j.Kind.ToString().ToLowerInvariant(), Output.State(j.State), j.Kind == JobKind.Backup ? Output.Level(j.Level) : "-", j.Client, j.Library,
-                    Output.Time(j.QueuedUnixMs), j.Snapshot == "" ? "-" : j.Snapshot, j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
+                    Output.Time(j.QueuedUnixMs), j.Snapshot == "" ? "-" : j.Snapshot, Output.Origin(j), j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
                 }));
                 return 0;
             }, limit),
@@ -179,6 +179,80 @@ public static class CommandTable
                 return 0;
             }, ofClient)));
 
+        // backup sets and their schedules
+        var setName = new Argument<string>("NAME") { HelpName = "NAME", Description = "the backup set's name" };
+        setName.CompletionSources.Add(ctx => Ids(session, new ListBackupSets(), (BackupSetList l) => l.Sets.Select(x => x.Set.Name)));
+        var setPaths = new Option<string[]>("--path") { Description = "an absolute path on the client (repeatable)", HelpName = "PATH", Required = true };
+        var schedule = new Option<string[]>("--schedule")
+        {
+            Description = "a cron rule (5 fields, or 6 with seconds) and the level of its runs, e.g. \"0 2 * * 0=full\" (repeatable; " +
+                          "without =LEVEL: incremental, full when there is nothing to compare with)",
+            HelpName = "CRON[=LEVEL]",
+        };
+        var timeZone = new Option<string?>("--time-zone") { Description = "IANA time zone the rules are read in (default UTC)", HelpName = "ZONE" };
+        var priority = new Option<int>("--priority") { Description = "1 (lowest) to 10 (highest); default 5", HelpName = "N" };
+        var policy = new Option<string?>("--policy") { Description = "storage policy (default: default)", HelpName = "POLICY" };
+        var setClient = new Option<string?>("--client") { Description = "the client the set is on (default: the only client)", HelpName = "HOST" };
+        var runLevel = SharedOptions.Level();
+        root.Subcommands.Add(Group("set", "backup sets: what to back up on a client, and when",
+            Verb("add", "define a backup set", async (pr, o, c) =>
+            {
+                var set = new BackupSetDefinition
+                {
+                    Name = pr.GetValue(setName)!, Client = pr.GetValue(setClient) ?? "", OneFileSystem = pr.GetValue(oneFs), Policy = pr.GetValue(policy) ?? "",
+                    TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority),
+                    Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
+                };
+                set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(ScheduleRuleOf));
+                var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
+                o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
+                return 0;
+            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority),
+            Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
+            {
+                var list = await session.Call<BackupSetList>(new ListBackupSets(), c);
+                if (o.Json) o.Write(list);
+                else o.Table(["SET", "CLIENT", "ENABLED", "PRIORITY", "NEXT RUN", "LEVEL", "LAST SNAPSHOT", "PATHS"], list.Sets.Select(i => new[]
+                {
+                    i.Set.Name, i.Set.Client, i.Set.Disabled ? "no" : "yes", i.Set.Priority.ToString(), Output.Time(i.NextRunUnixMs),
+                    i.NextRunUnixMs == 0 ? "-" : Output.RunLevel(i.NextLevel), i.LastSnapshot == "" ? "-" : i.LastSnapshot, string.Join(" ", i.Set.Paths),
+                }));
+                return 0;
+            }),
+            Verb("show", "one backup set in full", async (pr, o, c) =>
+            {
+                var info = await session.Call<BackupSetInfo>(new GetBackupSet { Name = pr.GetValue(setName)! }, c);
+                o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
+                return 0;
+            }, setName),
+            Verb("remove", "forget a backup set (its snapshots stay)", async (pr, o, c) =>
+            {
+                var removed = await session.Call<BackupSetRemoved>(new RemoveBackupSet { Name = pr.GetValue(setName)! }, c);
+                o.Line(o.Json ? Output.ToJson(removed) : $"backup set {removed.Name} removed; its snapshots stay");
+                return 0;
+            }, setName),
+            Verb("enable", "let the set's schedule run it again", (pr, o, c) => EnableSet(session, o, pr.GetValue(setName)!, true, c), setName),
+            Verb("disable", "stop the set's schedule (a run by hand still works)", (pr, o, c) => EnableSet(session, o, pr.GetValue(setName)!, false, c), setName),
+            Verb("run", "back the set up now; follows the job until it ends unless --no-wait", (pr, o, c) =>
+                StartJob(session, o, new RunBackupSet { Name = pr.GetValue(setName)!, Level = pr.GetValue(runLevel) }, pr.GetValue(noWait), c), setName, runLevel, noWait)));
+        root.Subcommands.Add(Group("schedule", "when the backup sets run",
+            Verb("list", "the next run of every scheduled set, soonest first", async (_, o, c) =>
+            {
+                var list = await session.Call<BackupSetList>(new ListBackupSets(), c);
+                var due = list.Sets.Where(i => i.NextRunUnixMs != 0).OrderBy(i => i.NextRunUnixMs).ToList();
+                if (o.Json)
+                {
+                    var only = new BackupSetList();
+                    only.Sets.AddRange(due);
+                    o.Write(only);
+                }
+                else o.Table(["NEXT RUN", "SET", "CLIENT", "LEVEL", "RULES"], due.Select(i => new[]
+                {
+                    Output.Time(i.NextRunUnixMs), i.Set.Name, i.Set.Client, Output.RunLevel(i.NextLevel), string.Join("; ", i.Set.Schedules.Select(Output.Rule)),
+                }));
+                return 0;
+            })));
+
         var below = new Argument<string>("PATH") { HelpName = "PATH", Description = "list only below this path", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
         root.Subcommands.Add(Verb("ls", "the files of a snapshot, like ls -lR", async (pr, o, c) =>
         {
@@ -195,6 +269,23 @@ public static class CommandTable
             return 0;
         }, snapshot, below));
         return root;
+    }
+
+    /// <summary>"CRON" or "CRON=LEVEL" as an operator types it.</summary>
+    private static ScheduleRule ScheduleRuleOf(string text)
+    {
+        var eq = text.LastIndexOf('=');
+        if (eq > 0 && SharedOptions.LevelNames.Contains(text[(eq + 1)..].Trim().ToLowerInvariant()))
+            return new ScheduleRule { Cron = text[..eq].Trim(), Level = SharedOptions.ParseLevel(text[(eq + 1)..].Trim()) };
+        return new ScheduleRule { Cron = text.Trim() };
+    }
+
+    private static async Task<int> EnableSet(Session session, Output o, string name, bool enabled, CancellationToken cancel)
+    {
+        var info = await session.Call<BackupSetInfo>(new EnableBackupSet { Name = name, Enabled = enabled }, cancel);
+        o.Line(o.Json ? Output.ToJson(info) : $"backup set {name} {(enabled ? "enabled" : "disabled")}" +
+                                              (info.NextRunUnixMs != 0 ? $"; next run {Output.Time(info.NextRunUnixMs)}" : ""));
+        return 0;
     }
 
     private static async Task<int> ChangeMember(Session session, Output o, string address, MemberChange change, CancellationToken cancel)

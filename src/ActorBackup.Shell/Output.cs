@@ -66,6 +66,14 @@ public sealed class Output(bool json)
 
     public static string State(JobState s) => s.ToString().ToLowerInvariant();
 
+    /// <summary>How a job started: "operator", "integrator", or "schedule" with the set's name.</summary>
+    public static string Origin(JobInfo j) => j.Origin switch
+    {
+        JobOrigin.Schedule => $"schedule:{j.BackupSet}",
+        JobOrigin.Unspecified => "request",
+        _ => j.Origin.ToString().ToLowerInvariant(),
+    };
+
     public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
 
     public static string Progress(JobProgress p)
@@ -81,6 +89,7 @@ public sealed class Output(bool json)
         var sb = new StringBuilder();
         sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
         sb.AppendLine($"  client   {j.Client}");
+        sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}");
         sb.AppendLine($"  library  {j.Library}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
         if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");
@@ -90,6 +99,28 @@ public sealed class Output(bool json)
         if (j.Errors > 0) sb.AppendLine($"  errors   {j.Errors}");
         if (j.Reason != "") sb.AppendLine($"  reason   {j.Reason}");
         if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    /// <summary>A scheduled run's level: no level given means incremental (full when there is nothing to compare with).</summary>
+    public static string RunLevel(BackupLevel l) => l == BackupLevel.LevelDefault ? "incremental" : Level(l);
+
+    public static string Rule(ScheduleRule r) => r.Level == BackupLevel.LevelDefault ? r.Cron : $"{r.Cron}={Level(r.Level)}";
+
+    public static string Set(BackupSetInfo i)
+    {
+        var s = i.Set;
+        var sb = new StringBuilder();
+        sb.AppendLine($"backup set {s.Name}{(s.Disabled ? " (disabled)" : "")}");
+        sb.AppendLine($"  client    {s.Client}");
+        sb.AppendLine($"  paths     {string.Join(" ", s.Paths)}");
+        if (s.Excludes.Count > 0) sb.AppendLine($"  excludes  {string.Join(" ", s.Excludes)}");
+        if (s.OneFileSystem) sb.AppendLine("  one file system");
+        sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}");
+        sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");
+        if (i.NextRunUnixMs != 0) sb.AppendLine($"  next run  {Time(i.NextRunUnixMs)} ({RunLevel(i.NextLevel)})");
+        if (i.LastSnapshot != "") sb.AppendLine($"  last      snapshot {i.LastSnapshot} at {Time(i.LastSnapshotUnixMs)}");
+        if (i.LastMissed != "") sb.AppendLine($"  missed    the slot at {Time(i.LastSlotUnixMs)}: {i.LastMissed}");
         return sb.ToString().TrimEnd('\n');
     }
 

@@ -30,6 +30,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
     private readonly HashSet<string> _claimed = [];
     private static readonly TimeSpan SettleAfter = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan ScheduleEvery = TimeSpan.FromSeconds(1);
 
     public override string PersistenceId => "manager";
 
@@ -42,6 +43,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
+            Timers.StartPeriodicTimer("schedule", ScheduleTick.Instance, ScheduleEvery);
             // Every known client registers again now (after a fail-over their actors are still where they
             // were), saying which jobs it still runs. Open jobs that no client claims end INTERRUPTED once
             // every client with open jobs has answered, or after SettleAfter.
@@ -85,17 +87,45 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
         Command<StartBackup>(m =>
         {
-            var decision = _state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow);
-            Reply(decision, job =>
-            {
-                var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level);
-                Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
-            });
+            Reply(_state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow), DispatchBackup);
         });
         Command<StartRestore>(m =>
         {
             var decision = _state.DecideStartRestore(m, DateTimeOffset.UtcNow);
             Reply(decision, job => Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() }));
+        });
+        Command<ScheduleTick>(_ =>
+        {
+            foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
+                PersistAll(decision.Events, e =>
+                {
+                    Applied(e);
+                    switch (e)
+                    {
+                        case JobQueued q:
+                            _log.Info("job {0}: slot {1:u} of backup set {2}", q.Job.Id, DateTimeOffset.FromUnixTimeMilliseconds(q.Job.SlotUnixMs), q.Job.BackupSet);
+                            DispatchBackup(q.Job);
+                            break;
+                        case SlotMissed m:
+                            _log.Warning("backup set {0}: the slot at {1:u} could not run: {2}", m.Set, DateTimeOffset.FromUnixTimeMilliseconds(m.SlotUnixMs), m.Reason);
+                            break;
+                    }
+                });
+        });
+        Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
+        Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
+        Command<RemoveBackupSet>(m => PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow)));
+        Command<GetBackupSet>(m =>
+            Sender.Tell(_state.BackupSets.TryGetValue(m.Name, out var set) ? _state.SetInfo(set, DateTimeOffset.UtcNow) : new CommandRejected { Reason = _state.UnknownSet(m.Name) }));
+        Command<ListBackupSets>(_ =>
+        {
+            var list = new BackupSetList();
+            list.Sets.AddRange(_state.BackupSets.Values.Select(s => _state.SetInfo(s, DateTimeOffset.UtcNow)));
+            Sender.Tell(list);
+        });
+        Command<RunBackupSet>(m =>
+        {
+            Reply(_state.DecideRunSet(m, Loads(), DateTimeOffset.UtcNow), DispatchBackup);
         });
         Command<JobProgress>(p =>
         {
@@ -227,6 +257,26 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return member is { Status: MemberStatus.Up } && !cluster.State.Unreachable.Contains(member);
     }
 
+    /// <summary>Persists a backup set decision and answers with the set as it now is (or its removal).</summary>
+    private void PersistSet(ManagerState.Decision decision)
+    {
+        if (decision.Rejection is not null)
+        {
+            Sender.Tell(new CommandRejected { Reason = decision.Rejection });
+            return;
+        }
+        var sender = Sender;
+        PersistAll(decision.Events, e =>
+        {
+            Applied(e);
+            sender.Tell(e switch
+            {
+                BackupSetDefined d => _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow),
+                _ => e,
+            });
+        });
+    }
+
     private void Reply(ManagerState.Decision decision, Action<JobInfo> then)
     {
         if (decision.Rejection is not null)
@@ -241,6 +291,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             sender.Tell(new JobAccepted { Job = decision.Job!.Id });
             then(decision.Job!);
         });
+    }
+
+    private void DispatchBackup(JobInfo job)
+    {
+        var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level);
+        Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
     }
 
     private void Dispatch(JobInfo job, IMessage assignment)
@@ -258,6 +314,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SettleTimeout;
+
+    /// <summary>Look for due schedule slots (rules may have seconds).</summary>
+    private sealed record ScheduleTick
+    {
+        public static readonly ScheduleTick Instance = new();
+    }
 
     private void SettleRecoveredJobs()
     {

@@ -7,13 +7,16 @@ namespace ActorBackup.Cluster.Manager;
 
 /// <summary>What the manager knows, rebuilt from its journal: Apply(event) -> state, and the decisions taken
 /// on it (Decide...) -> events or a rejection. No actors, no I/O.</summary>
-public sealed record ManagerState
+public sealed partial record ManagerState
 {
     public ImmutableSortedDictionary<string, ClientRegistered> Clients { get; init; } = ImmutableSortedDictionary<string, ClientRegistered>.Empty;
     public ImmutableSortedDictionary<string, LibraryRegistered> Libraries { get; init; } = ImmutableSortedDictionary<string, LibraryRegistered>.Empty;
     public ImmutableSortedDictionary<long, JobInfo> Jobs { get; init; } = ImmutableSortedDictionary<long, JobInfo>.Empty;
     public ImmutableList<SnapshotManifest> Snapshots { get; init; } = ImmutableList<SnapshotManifest>.Empty;
     public long NextJob { get; init; } = 1;
+    public ImmutableSortedDictionary<string, BackupSetDefinition> BackupSets { get; init; } = ImmutableSortedDictionary<string, BackupSetDefinition>.Empty;
+    /// <summary>Per set: the last slot of its schedule acted on, so that a slot runs once, restarts included.</summary>
+    public ImmutableSortedDictionary<string, SetClock> SetClocks { get; init; } = ImmutableSortedDictionary<string, SetClock>.Empty;
 
     public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
 
@@ -21,7 +24,8 @@ public sealed record ManagerState
     {
         ClientRegistered c => this with { Clients = Clients.SetItem(c.Id, c) },
         LibraryRegistered l => this with { Libraries = Libraries.SetItem(l.Id, l) },
-        JobQueued q => this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) },
+        JobQueued q => (this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) })
+            .WithClock(q.Job.SlotUnixMs > 0 ? q.Job.BackupSet : null, q.Job.SlotUnixMs, ""),
         JobStarted s => WithJob(s.Job, j => { j.State = JobState.Running; j.Library = s.Library; j.StartedUnixMs = s.UnixMs; }),
         JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
         JobEnded x => WithJob(x.Job, j =>
@@ -33,6 +37,11 @@ public sealed record ManagerState
             if (x.Snapshot != "") j.Snapshot = x.Snapshot;
         }),
         SnapshotRecorded r => this with { Snapshots = Snapshots.Add(SnapshotManifest.Parser.ParseFrom(r.Manifest)) },
+        BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
+            // A new set, or one enabled again, starts its schedule now: no slot from before runs.
+            .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled) ? d.Set.Name : null, d.UnixMs, ""),
+        BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
+        SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason),
         ManagerSnapshot s => FromSnapshot(s),
         _ => this,
     };
@@ -54,6 +63,8 @@ public sealed record ManagerState
         s.Libraries.AddRange(Libraries.Values);
         s.Jobs.AddRange(Jobs.Values);
         s.Snapshots.AddRange(Snapshots.Select(m => m.ToByteString()));
+        s.BackupSets.AddRange(BackupSets.Values);
+        s.SetClocks.AddRange(SetClocks.Values);
         return s;
     }
 
@@ -64,7 +75,12 @@ public sealed record ManagerState
         Jobs = s.Jobs.ToImmutableSortedDictionary(j => long.Parse(j.Id), j => j),
         Snapshots = s.Snapshots.Select(b => SnapshotManifest.Parser.ParseFrom(b)).ToImmutableList(),
         NextJob = s.NextJob,
+        BackupSets = s.BackupSets.ToImmutableSortedDictionary(b => b.Name, b => b),
+        SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c),
     };
+
+    private ManagerState WithClock(string? set, long slotUnixMs, string missed) =>
+        set is null ? this : this with { SetClocks = SetClocks.SetItem(set, new SetClock { Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed }) };
 
     // ---- decisions ----------------------------------------------------------------------------------------
 
@@ -113,6 +129,7 @@ public sealed record ManagerState
         {
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client, Library = library,
             Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem,
+            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
         };
         job.Paths.AddRange(paths);

@@ -105,16 +105,18 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or ListSnapshots:
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or ListSnapshots
+                or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:
                 await EnsureLibrary(v.Library);
                 return await Ask<VolumeList>(_cell.Media, v, $"the media agent of library {v.Library}");
             case StartBackup b:
                 if (b.Client == "") b.Client = _cell.LocalClient;
+                b.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(b);
-            case StartRestore r:
-                return await AskManager<JobAccepted>(r);
+            case StartRestore or RunBackupSet:
+                return await AskManager<JobAccepted>(command);
             case WatchJob w:
                 _cell.Manager.Tell(w);
                 Become(Watching);

@@ -1,0 +1,195 @@
+using ActorBackup.Protocol;
+using Cronos;
+
+namespace ActorBackup.Cluster.Manager;
+
+// Backup sets: what to back up on a client and when. Definitions are checked whole before anything is
+// persisted, so a bad one changes nothing and says which part is wrong.
+public sealed partial record ManagerState
+{
+    public const int DefaultPriority = 5;
+
+    /// <summary>Defines a new set; the client defaults to the only registered one.</summary>
+    public Decision DecideDefineSet(DefineBackupSet cmd, DateTimeOffset now)
+    {
+        var set = cmd.Set?.Clone() ?? new BackupSetDefinition();
+        if (BackupSets.ContainsKey(set.Name)) return Reject($"backup set '{set.Name}' exists already: remove it first ('abk set remove {set.Name}')");
+        var client = ResolveClient(set.Client, out var why);
+        if (client is null) return Reject($"backup set '{set.Name}': {why}");
+        set.Client = client;
+        if (set.Priority == 0) set.Priority = DefaultPriority;
+        if (set.Policy == "") set.Policy = "default";
+        if (Invalid(set) is { } reason) return Reject($"backup set '{set.Name}': {reason}");
+        var paths = set.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
+        set.Paths.Clear();
+        set.Paths.AddRange(paths);
+        return new Decision([new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+    }
+
+    public Decision DecideRemoveSet(RemoveBackupSet cmd, DateTimeOffset now) =>
+        BackupSets.ContainsKey(cmd.Name)
+            ? new Decision([new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }], null)
+            : Reject(UnknownSet(cmd.Name));
+
+    public Decision DecideEnableSet(EnableBackupSet cmd, DateTimeOffset now)
+    {
+        if (!BackupSets.TryGetValue(cmd.Name, out var set)) return Reject(UnknownSet(cmd.Name));
+        var changed = set.Clone();
+        changed.Disabled = !cmd.Enabled;
+        return new Decision([new BackupSetDefined { Set = changed, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+    }
+
+    /// <summary>`abk set run NAME`: a backup of the set now, as an operator's request.</summary>
+    public Decision DecideRunSet(RunBackupSet cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
+    {
+        if (!BackupSets.TryGetValue(cmd.Name, out var set)) return Reject(UnknownSet(cmd.Name));
+        return DecideStartBackup(StartOf(set, cmd.Level, JobOrigin.Operator), loads, now);
+    }
+
+    private static StartBackup StartOf(BackupSetDefinition set, BackupLevel level, JobOrigin origin)
+    {
+        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin };
+        start.Paths.AddRange(set.Paths);
+        start.Excludes.AddRange(set.Excludes);
+        return start;
+    }
+
+    /// <summary>
+    /// The slots due at <paramref name="now"/>: per enabled set, the latest slot of its schedule after the last
+    /// one acted on — one job however many slots a downtime skipped. Each decision is a queued backup that
+    /// carries its slot, or, when none can start (no library reachable, say), a SlotMissed with the reason;
+    /// either moves the set's clock on, so a slot is acted on once.
+    /// </summary>
+    public IReadOnlyList<Decision> DecideDueSlots(DateTimeOffset now, IReadOnlyList<LibraryLoad> loads)
+    {
+        var decisions = new List<Decision>();
+        var state = this;
+        foreach (var set in BackupSets.Values)
+        {
+            if (set.Disabled || set.Schedules.Count == 0 || !SetClocks.TryGetValue(set.Name, out var clock)) continue;
+            if (LatestSlot(set, DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs), now) is not { } slot) continue;
+            var d = state.DecideStartBackup(StartOf(set, slot.Level, JobOrigin.Schedule), loads, now);
+            var slotMs = slot.When.ToUnixTimeMilliseconds();
+            if (d.Rejection is not null)
+                d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection }], null);
+            else d.Job!.SlotUnixMs = slotMs; // the job in the JobQueued event
+            decisions.Add(d);
+            state = d.Events.Aggregate(state, (st, e) => st.Apply(e)); // job numbers stay unique within one tick
+        }
+        return decisions;
+    }
+
+    /// <summary>The latest slot in (after, now] of any of the set's rules, with its level (the higher on a shared slot).</summary>
+    public static (DateTimeOffset When, BackupLevel Level)? LatestSlot(BackupSetDefinition set, DateTimeOffset after, DateTimeOffset now)
+    {
+        if (Zone(set.TimeZone) is not { } zone) return null;
+        (DateTimeOffset When, BackupLevel Level)? latest = null;
+        foreach (var rule in set.Schedules)
+        {
+            if (ParseCron(rule.Cron, out _) is not { } cron) continue;
+            if (cron.GetNextOccurrence(after.UtcDateTime, zone) is not { } first || first > now.UtcDateTime) continue;
+            var last = cron.GetOccurrences(first, now.UtcDateTime, zone, fromInclusive: true, toInclusive: true).Last();
+            var when = new DateTimeOffset(last, TimeSpan.Zero);
+            if (latest is null || when > latest.Value.When || (when == latest.Value.When && Rank(rule.Level) > Rank(latest.Value.Level)))
+                latest = (when, rule.Level);
+        }
+        return latest;
+    }
+
+    public string UnknownSet(string name) =>
+        $"no backup set '{name}': {(BackupSets.Count == 0 ? "none is defined yet; add one with 'abk set add'" : "known are " + string.Join(", ", BackupSets.Keys))}";
+
+    /// <summary>What is wrong with a definition, or null.</summary>
+    public static string? Invalid(BackupSetDefinition set)
+    {
+        if (set.Name == "" || set.Name.Length > 64 || !set.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            return "a set name is 1 to 64 letters, digits, '-', '_' or '.'";
+        if (set.Paths.Count == 0) return "a set needs at least one path (--path)";
+        if (set.Paths.FirstOrDefault(p => !p.StartsWith('/')) is { } relative) return $"path '{relative}' is not absolute: give paths as the client sees them, from /";
+        if (set.Priority is < 1 or > 10) return $"priority {set.Priority} is out of range: 1 (lowest) to 10 (highest)";
+        if (set.Policy != "default") return $"unknown storage policy '{set.Policy}': only 'default' exists so far";
+        if (set.TimeZone != "" && Zone(set.TimeZone) is null) return $"unknown time zone '{set.TimeZone}': give an IANA id such as Europe/Paris, or leave it out for UTC";
+        foreach (var rule in set.Schedules)
+            if (ParseCron(rule.Cron, out var error) is null) return $"schedule '{rule.Cron}' does not parse: {error}";
+        return null;
+    }
+
+    /// <summary>A cron rule of 5 fields (minute hour day month weekday) or 6 (seconds first); null with the reason when it does not parse.</summary>
+    public static CronExpression? ParseCron(string cron, out string? error)
+    {
+        error = null;
+        var fields = cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+        if (fields is not (5 or 6))
+        {
+            error = $"{fields} fields; a rule has 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)";
+            return null;
+        }
+        try
+        {
+            return CronExpression.Parse(cron, fields == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard);
+        }
+        catch (CronFormatException e)
+        {
+            error = e.Message;
+            return null;
+        }
+    }
+
+    private static TimeZoneInfo? Zone(string id)
+    {
+        if (id == "") return TimeZoneInfo.Utc;
+        try
+        {
+            return TimeZoneInfo.FindSystemTimeZoneById(id);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The set's next slot after <paramref name="now"/> and the level it takes; null when it has none (no rule, or disabled).</summary>
+    public static (DateTimeOffset When, BackupLevel Level)? NextRun(BackupSetDefinition set, DateTimeOffset now)
+    {
+        if (set.Disabled || Zone(set.TimeZone) is not { } zone) return null;
+        (DateTimeOffset When, BackupLevel Level)? next = null;
+        foreach (var rule in set.Schedules)
+        {
+            if (ParseCron(rule.Cron, out _)?.GetNextOccurrence(now.UtcDateTime, zone) is not { } at) continue;
+            var when = new DateTimeOffset(at, TimeSpan.Zero);
+            // Two rules on one slot (a weekly full over a daily incremental): the higher level wins.
+            if (next is null || when < next.Value.When || (when == next.Value.When && Rank(rule.Level) > Rank(next.Value.Level)))
+                next = (when, rule.Level);
+        }
+        return next;
+    }
+
+    private static int Rank(BackupLevel level) => level switch
+    {
+        BackupLevel.LevelFull => 3,
+        BackupLevel.LevelDifferential => 2,
+        BackupLevel.LevelIncremental => 1,
+        _ => 0,
+    };
+
+    public BackupSetInfo SetInfo(BackupSetDefinition set, DateTimeOffset now)
+    {
+        var info = new BackupSetInfo { Set = set };
+        if (NextRun(set, now) is { } next)
+        {
+            info.NextRunUnixMs = next.When.ToUnixTimeMilliseconds();
+            info.NextLevel = next.Level;
+        }
+        if (Snapshots.LastOrDefault(s => s.BackupSet == set.Name && s.Client == set.Client) is { } last)
+        {
+            info.LastSnapshot = last.Id;
+            info.LastSnapshotUnixMs = last.FinishedUnixMs;
+        }
+        if (SetClocks.TryGetValue(set.Name, out var clock))
+        {
+            info.LastSlotUnixMs = clock.LastSlotUnixMs;
+            info.LastMissed = clock.LastMissed;
+        }
+        return info;
+    }
+}

@@ -1,0 +1,189 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>Backup sets as the manager decides on them: checked whole, persisted as events, scheduled by cron.</summary>
+public class BackupSetTests
+{
+    // Wednesday 2 December 2026, 01:00 UTC.
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    private static ManagerState Cell(params string[] clients)
+    {
+        var s = new ManagerState();
+        foreach (var c in clients) s = s.Apply(new ClientRegistered { Id = c, Address = "akka.tcp://actorbackup@h/user/client" });
+        return s.Apply(new LibraryRegistered { Id = "lib1", Node = "n1" });
+    }
+
+    private static BackupSetDefinition Set(string name = "web", params string[] schedules)
+    {
+        var set = new BackupSetDefinition { Name = name, Paths = { "/srv/www/", "/etc" } };
+        foreach (var rule in schedules)
+        {
+            var parts = rule.Split('=');
+            set.Schedules.Add(new ScheduleRule { Cron = parts[0], Level = parts.Length > 1 ? Protocol.Commands.SharedOptions.ParseLevel(parts[1]) : BackupLevel.LevelDefault });
+        }
+        return set;
+    }
+
+    private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
+
+    [Fact]
+    public void A_set_takes_the_only_client_and_the_default_priority_and_policy_and_survives_a_manager_snapshot()
+    {
+        var s = Cell("host-a");
+        var d = s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * *") }, Now);
+        Assert.Null(d.Rejection);
+        s = Apply(s, d.Events);
+        var set = s.BackupSets["web"];
+        Assert.Equal("host-a", set.Client);
+        Assert.Equal(ManagerState.DefaultPriority, set.Priority);
+        Assert.Equal("default", set.Policy);
+        Assert.Equal(["/etc", "/srv/www"], set.Paths);
+        Assert.Equal(set, new ManagerState().Apply(s.ToSnapshot()).BackupSets["web"]);
+
+        Assert.Contains("exists already", s.DecideDefineSet(new DefineBackupSet { Set = Set("web") }, Now).Rejection);
+        s = Apply(s, s.DecideRemoveSet(new RemoveBackupSet { Name = "web" }, Now).Events);
+        Assert.Empty(s.BackupSets);
+        Assert.Contains("no backup set 'web'", s.DecideRemoveSet(new RemoveBackupSet { Name = "web" }, Now).Rejection);
+    }
+
+    [Theory]
+    [InlineData("61 2 * * *", "does not parse")]
+    [InlineData("0 2 *", "3 fields")]
+    public void A_cron_rule_that_does_not_parse_is_refused_with_the_reason_and_changes_nothing(string cron, string reason)
+    {
+        var s = Cell("host-a");
+        var d = s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 3 * * *", cron) }, Now);
+        Assert.Contains($"schedule '{cron}' does not parse", d.Rejection);
+        Assert.Contains(reason, d.Rejection);
+        Assert.Empty(d.Events);
+    }
+
+    [Fact]
+    public void Bad_definitions_say_what_is_wrong()
+    {
+        var s = Cell("host-a", "host-b");
+        string? Why(BackupSetDefinition set) => s.DecideDefineSet(new DefineBackupSet { Set = set }, Now).Rejection;
+        Assert.Contains("several clients", Why(Set()));
+        var one = Cell("host-a");
+        string? WhyOne(BackupSetDefinition set) => one.DecideDefineSet(new DefineBackupSet { Set = set }, Now).Rejection;
+        Assert.Contains("unknown client 'nope'", WhyOne(new BackupSetDefinition { Name = "x", Client = "nope", Paths = { "/a" } }));
+        Assert.Contains("at least one path", WhyOne(new BackupSetDefinition { Name = "x" }));
+        Assert.Contains("is not absolute", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "srv" } }));
+        Assert.Contains("a set name is", WhyOne(new BackupSetDefinition { Name = "a b", Paths = { "/a" } }));
+        Assert.Contains("unknown time zone", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, TimeZone = "Mars/Olympus" }));
+        Assert.Contains("priority 11", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, Priority = 11 }));
+        Assert.Contains("unknown storage policy", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, Policy = "gold" }));
+    }
+
+    [Fact]
+    public void The_next_run_is_the_soonest_slot_of_any_rule_and_a_full_wins_a_slot_it_shares()
+    {
+        var daily = Set("web", "0 2 * * *");
+        Assert.Equal((new DateTimeOffset(2026, 12, 2, 2, 0, 0, TimeSpan.Zero), BackupLevel.LevelDefault), ManagerState.NextRun(daily, Now));
+
+        // Sunday 6 December: the weekly full and the daily incremental share 02:00; the full runs.
+        var both = Set("web", "0 2 * * *=incremental", "0 2 * * 0=full");
+        var sunday = new DateTimeOffset(2026, 12, 6, 1, 0, 0, TimeSpan.Zero);
+        Assert.Equal((new DateTimeOffset(2026, 12, 6, 2, 0, 0, TimeSpan.Zero), BackupLevel.LevelFull), ManagerState.NextRun(both, sunday));
+        Assert.Equal(BackupLevel.LevelIncremental, ManagerState.NextRun(both, Now)!.Value.Level);
+
+        // Rules are read in the set's time zone: 02:00 in Paris is 01:00 UTC in December.
+        var paris = Set("web", "0 2 * * *");
+        paris.TimeZone = "Europe/Paris";
+        Assert.Equal(new DateTimeOffset(2026, 12, 3, 1, 0, 0, TimeSpan.Zero), ManagerState.NextRun(paris, Now)!.Value.When);
+
+        // Six fields: seconds first.
+        Assert.Equal(new DateTimeOffset(2026, 12, 2, 1, 0, 30, TimeSpan.Zero), ManagerState.NextRun(Set("web", "30 * * * * *"), Now)!.Value.When);
+
+        daily.Disabled = true;
+        Assert.Null(ManagerState.NextRun(daily, Now));
+        Assert.Null(ManagerState.NextRun(Set("adhoc"), Now));
+    }
+
+    [Fact]
+    public void Running_a_set_queues_a_backup_of_its_paths_under_its_name_and_disabling_keeps_that_working()
+    {
+        var s = Cell("host-a");
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * *") }, Now).Events);
+        s = Apply(s, s.DecideEnableSet(new EnableBackupSet { Name = "web", Enabled = false }, Now).Events);
+        Assert.True(s.BackupSets["web"].Disabled);
+        Assert.Equal(0, s.SetInfo(s.BackupSets["web"], Now).NextRunUnixMs);
+
+        var run = s.DecideRunSet(new RunBackupSet { Name = "web" }, [new("lib1", true, 0, 100)], Now);
+        Assert.Null(run.Rejection);
+        Assert.Equal("web", run.Job!.BackupSet);
+        Assert.Equal(["/etc", "/srv/www"], run.Job.Paths);
+        Assert.Equal(BackupLevel.LevelFull, run.Job.Level); // nothing to compare with yet
+        Assert.Contains("no backup set 'nope'", s.DecideRunSet(new RunBackupSet { Name = "nope" }, [new("lib1", true, 0, 100)], Now).Rejection);
+    }
+
+    private static readonly List<ManagerState.LibraryLoad> OneLibrary = [new("lib1", true, 0, 100)];
+
+    private static ManagerState Tick(ManagerState s, DateTimeOffset now, List<JobInfo> jobs, List<SlotMissed>? missed = null, IReadOnlyList<ManagerState.LibraryLoad>? loads = null)
+    {
+        foreach (var d in s.DecideDueSlots(now, loads ?? OneLibrary))
+        {
+            Assert.Null(d.Rejection);
+            if (d.Job is not null) jobs.Add(d.Job);
+            missed?.AddRange(d.Events.OfType<SlotMissed>());
+            s = Apply(s, d.Events);
+        }
+        return s;
+    }
+
+    [Fact]
+    public void Every_slot_runs_once_a_downtime_runs_once_and_the_clock_survives_a_manager_snapshot()
+    {
+        var s = Cell("host-a");
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "*/10 * * * * *") }, Now).Events); // every 10 s
+        var jobs = new List<JobInfo>();
+        s = Tick(s, Now.AddSeconds(5), jobs);
+        Assert.Empty(jobs); // no slot since the set was defined
+        s = Tick(s, Now.AddSeconds(10), jobs);
+        s = Tick(s, Now.AddSeconds(10.5), jobs); // the same slot again: nothing
+        s = Tick(s, Now.AddSeconds(11), jobs);
+        Assert.Single(jobs);
+        Assert.Equal(JobOrigin.Schedule, jobs[0].Origin);
+        Assert.Equal(Now.AddSeconds(10).ToUnixTimeMilliseconds(), jobs[0].SlotUnixMs);
+        Assert.Equal("web", jobs[0].BackupSet);
+
+        // The manager restarts from its snapshot: the slot it ran is not run again.
+        s = new ManagerState().Apply(s.ToSnapshot());
+        s = Tick(s, Now.AddSeconds(12), jobs);
+        Assert.Single(jobs);
+
+        // Down for a minute: the six missed slots make one job, for the latest of them.
+        s = Tick(s, Now.AddSeconds(75), jobs);
+        Assert.Equal(2, jobs.Count);
+        Assert.Equal(Now.AddSeconds(70).ToUnixTimeMilliseconds(), jobs[1].SlotUnixMs);
+        Assert.NotEqual(jobs[0].Id, jobs[1].Id);
+    }
+
+    [Fact]
+    public void A_slot_that_cannot_start_is_recorded_as_missed_with_the_reason_once_and_a_disabled_set_does_not_catch_up()
+    {
+        var s = Cell("host-a");
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 * * * *") }, Now).Events); // hourly
+        var jobs = new List<JobInfo>();
+        var missed = new List<SlotMissed>();
+        List<ManagerState.LibraryLoad> down = [new("lib1", false, 0, 100)];
+        s = Tick(s, Now.AddHours(1), jobs, missed, down);
+        s = Tick(s, Now.AddHours(1).AddSeconds(1), jobs, missed, down);
+        Assert.Empty(jobs);
+        Assert.Contains("no library is reachable", Assert.Single(missed).Reason);
+        Assert.Contains("no library is reachable", s.SetInfo(s.BackupSets["web"], Now).LastMissed);
+
+        // Disabled over three slots, then enabled: nothing from that time runs; the next slot does.
+        s = Apply(s, s.DecideEnableSet(new EnableBackupSet { Name = "web", Enabled = false }, Now.AddHours(1.5)).Events);
+        s = Tick(s, Now.AddHours(4.5), jobs);
+        s = Apply(s, s.DecideEnableSet(new EnableBackupSet { Name = "web", Enabled = true }, Now.AddHours(4.5)).Events);
+        s = Tick(s, Now.AddHours(4.6), jobs);
+        Assert.Empty(jobs);
+        s = Tick(s, Now.AddHours(5), jobs);
+        Assert.Equal(Now.AddHours(5).ToUnixTimeMilliseconds(), Assert.Single(jobs).SlotUnixMs);
+    }
+}

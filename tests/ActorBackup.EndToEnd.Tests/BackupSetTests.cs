@@ -1,0 +1,88 @@
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>Backup sets through the real `abk` against a real node: defined, listed, scheduled, run by hand, refused when wrong.</summary>
+public class BackupSetTests
+{
+    [Fact]
+    public void A_set_is_defined_listed_with_its_next_run_run_by_name_and_removed_and_a_bad_one_changes_nothing()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        File.WriteAllText(Path.Combine(src, "index.html"), "<h1>hi</h1>");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+
+        var added = cell.Abk("set", "add", "web", "--path", src, "--schedule", "0 2 * * *", "--schedule", "0 3 * * 0=full", "--time-zone", "Europe/Paris", "--priority", "7");
+        Assert.True(added.ExitCode == 0, added.Stderr);
+        Assert.Contains("backup set web", added.Stdout);
+        Assert.Contains("next run", added.Stdout);
+
+        var bad = cell.Abk("set", "add", "broken", "--path", src, "--schedule", "0 25 * * *");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("schedule '0 25 * * *' does not parse", bad.Stderr);
+
+        var sets = cell.AbkJson("set", "list").GetProperty("sets").EnumerateArray().ToList();
+        var web = Assert.Single(sets); // the broken one was not half-applied
+        Assert.Equal("web", web.GetProperty("set").GetProperty("name").GetString());
+        Assert.Equal(7, web.GetProperty("set").GetProperty("priority").GetInt32());
+        var next = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(web.GetProperty("nextRunUnixMs").GetString()!));
+        Assert.True(next > DateTimeOffset.UtcNow && next < DateTimeOffset.UtcNow.AddDays(1.01), $"next run {next}");
+        Assert.Contains("web", cell.Abk("schedule", "list").Stdout);
+
+        var run = cell.AbkJson("set", "run", "web");
+        Assert.Equal("SUCCEEDED", run.GetProperty("state").GetString());
+        Assert.Equal("web", run.GetProperty("backupSet").GetString());
+        var shown = cell.AbkJson("set", "show", "web");
+        Assert.Equal(run.GetProperty("snapshot").GetString(), shown.GetProperty("lastSnapshot").GetString());
+
+        Assert.Contains("disabled", cell.Abk("set", "disable", "web").Stdout);
+        Assert.Equal("0", cell.AbkJson("set", "show", "web").GetProperty("nextRunUnixMs").GetString());
+        Assert.Equal(0, cell.Abk("set", "remove", "web").ExitCode);
+        var gone = cell.Abk("set", "show", "web");
+        Assert.Equal(1, gone.ExitCode);
+        Assert.Contains("no backup set 'web'", gone.Stderr);
+    }
+
+    private static List<System.Text.Json.JsonElement> ScheduledJobs(CellProcess cell) =>
+        cell.AbkJson("job", "list", "--limit", "500").GetProperty("jobs").EnumerateArray()
+            .Where(j => j.GetProperty("origin").GetString() == "SCHEDULE").ToList();
+
+    private static List<System.Text.Json.JsonElement> WaitForScheduled(CellProcess cell, int atLeast)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (true)
+        {
+            var done = ScheduledJobs(cell).Where(j => j.GetProperty("state").GetString() is "SUCCEEDED" or "INTERRUPTED").ToList();
+            if (done.Count >= atLeast) return done;
+            Assert.True(DateTime.UtcNow < deadline, $"only {done.Count} scheduled jobs ended, wanted {atLeast}:\n{cell.Log}");
+            Thread.Sleep(300);
+        }
+    }
+
+    [Fact]
+    public void A_schedule_starts_its_jobs_by_itself_once_per_slot_also_across_a_kill_9_of_the_node()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("data");
+        File.WriteAllText(Path.Combine(src, "a.txt"), "scheduled");
+        var nodeDir = Path.Combine(dir.Path, "node");
+        var cell = new CellProcess(nodeDir).Start();
+        try
+        {
+            Assert.Equal(0, cell.Abk("set", "add", "tick", "--path", src, "--schedule", "*/4 * * * * *").ExitCode); // every 4 s
+            var first = WaitForScheduled(cell, 2);
+            Assert.All(first, j => Assert.Equal("tick", j.GetProperty("backupSet").GetString()));
+            Assert.Contains("schedule:tick", cell.Abk("job", "list").Stdout);
+        }
+        finally
+        {
+            cell.Kill(); // kill -9: whatever was running ends INTERRUPTED at the next start
+        }
+        using var again = new CellProcess(nodeDir, cell.Port).Start();
+        var before = ScheduledJobs(again).Count;
+        var all = WaitForScheduled(again, before + 2);
+        Assert.Equal(0, again.Abk("set", "disable", "tick").ExitCode);
+        var slots = ScheduledJobs(again).Select(j => j.GetProperty("slotUnixMs").GetString()).ToList();
+        Assert.Equal(slots.Count, slots.Distinct().Count()); // no slot ran twice, before or after the kill
+        Assert.True(all.Count(j => j.GetProperty("state").GetString() == "SUCCEEDED") >= 2);
+    }
+}
