@@ -113,6 +113,7 @@ public static class CommandTable
         var level = SharedOptions.Level();
         var libraryOption = new Option<string?>("--library") { Description = "the library to write to (default: the manager picks)", HelpName = "LIBRARY" };
         var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
+        var jobPriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 5", HelpName = "N" };
         var exclude = SharedOptions.Exclude();
         var oneFs = SharedOptions.OneFileSystem();
         root.Subcommands.Add(Verb("backup", "back PATHs up; follows the job until it ends unless --no-wait", async (pr, o, c) =>
@@ -120,11 +121,11 @@ public static class CommandTable
             var cmd = new StartBackup
             {
                 Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
-                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "",
+                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority),
                 Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
             };
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, paths, client, level, libraryOption, exclude, oneFs, set, noWait));
+        }, paths, client, level, libraryOption, exclude, oneFs, set, jobPriority, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         snapshot.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id).Append("latest")));
@@ -139,6 +140,7 @@ public static class CommandTable
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
         var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };
+        var newPriority = new Argument<int>("PRIORITY") { HelpName = "PRIORITY", Description = "1 (lowest) to 10 (highest)" };
         root.Subcommands.Add(Group("job", "backup and restore jobs",
             Verb("list", "the newest jobs", async (pr, o, c) =>
             {
@@ -158,6 +160,12 @@ public static class CommandTable
                 return 0;
             }, job),
             Verb("watch", "follow a job until it ends", (pr, o, c) => WaitForJob(session, o, pr.GetValue(job)!, c), job),
+            Verb("priority", "move a waiting job in the queue: 1 (lowest) to 10 (highest)", async (pr, o, c) =>
+            {
+                var info = await session.Call<JobInfo>(new SetJobPriority { Job = pr.GetValue(job)!, Priority = pr.GetValue(newPriority) }, c);
+                o.Line(o.Json ? Output.ToJson(info) : $"job {info.Id} now has priority {info.Priority}");
+                return 0;
+            }, job, newPriority),
             Verb("cancel", "stop a running job; nothing of it is recorded", async (pr, o, c) =>
             {
                 var info = await session.Call<JobInfo>(new CancelJob { Job = pr.GetValue(job)! }, c);

@@ -89,7 +89,7 @@ public sealed class Output(bool json)
         var sb = new StringBuilder();
         sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
         sb.AppendLine($"  client   {j.Client}");
-        sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}");
+        sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}   priority {(j.Priority == 0 ? 5 : j.Priority)}");
         sb.AppendLine($"  library  {j.Library}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
         if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");

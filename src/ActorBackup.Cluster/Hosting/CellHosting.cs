@@ -66,7 +66,7 @@ public static class CellHosting
         // start, which is after start-up.
         var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = PoisonPill.Instance };
         if (settings.Roles.Contains("manager"))
-            akka.WithSingleton<ManagerActor>("manager", (_, registry, _) => ManagerActor.Props(registry.Get<MediaActor>()), singleton);
+            akka.WithSingleton<ManagerActor>("manager", (_, registry, _) => ManagerActor.Props(registry.Get<MediaActor>(), settings.Queue), singleton);
         else akka.WithSingletonProxy<ManagerActor>("manager", singleton);
 
         return akka.WithActors((system, registry) =>

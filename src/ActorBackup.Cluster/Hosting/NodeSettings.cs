@@ -1,3 +1,4 @@
+using ActorBackup.Cluster.Manager;
 using ActorBackup.Cluster.Media;
 using Akka.Configuration;
 
@@ -6,7 +7,7 @@ namespace ActorBackup.Cluster.Hosting;
 /// <summary>The settings under actorbackup.* that say what this node is.</summary>
 public sealed record NodeSettings(
     string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
-    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "")
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "", QueueLimits? Queue = null)
 {
     public static NodeSettings From(Config config)
     {
@@ -19,7 +20,9 @@ public sealed record NodeSettings(
             var obj = value.GetObject();
             var id = obj.GetKey("id")?.GetString() ?? throw new ConfigurationException("every entry of actorbackup.libraries needs an id");
             var path = obj.GetKey("path")?.GetString() ?? "";
-            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity));
+            var streams = obj.GetKey("streams")?.GetInt() ?? LibraryDeclaration.DefaultStreams;
+            if (streams < 1) throw new ConfigurationException($"library {id}: streams must be at least 1, got {streams}");
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, streams));
         }
         var roles = c.GetStringList("roles").ToList();
         foreach (var r in roles)
@@ -31,7 +34,8 @@ public sealed record NodeSettings(
             c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
             c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
             OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
-            c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName));
+            c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName),
+            new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4)));
     }
 
     /// <summary>The operator endpoint's port: as set, else the Akka.Remote port + 1000 (any free port when that is 0).</summary>

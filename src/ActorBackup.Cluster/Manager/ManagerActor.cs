@@ -34,11 +34,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => "manager";
 
-    public static Props Props(IActorRef mediaRegion) => Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion));
+    /// <summary>Queued jobs being started: their JobStarted is being persisted, so they count as running.</summary>
+    private readonly HashSet<string> _starting = [];
+    /// <summary>Why each queued job waits, as the last dispatch found.</summary>
+    private IReadOnlyDictionary<string, string> _waiting = new Dictionary<string, string>();
+    private readonly QueueLimits _limits;
 
-    public ManagerActor(IActorRef mediaRegion)
+    public static Props Props(IActorRef mediaRegion, QueueLimits? limits = null) =>
+        Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion, limits ?? new QueueLimits()));
+
+    public ManagerActor(IActorRef mediaRegion, QueueLimits limits)
     {
         _mediaRegion = mediaRegion;
+        _limits = limits;
         Recover<SnapshotOffer>(o => { if (o.Snapshot is ManagerSnapshot s) _state = _state.Apply(s); });
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
@@ -69,8 +77,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<SettleTimeout>(_ => SettleRecoveredJobs());
         Command<RegisterLibrary>(m =>
         {
-            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node)
-                Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now() }, Applied);
+            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Streams != m.Streams)
+                Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now(), Streams = m.Streams }, e =>
+                {
+                    Applied(e);
+                    DispatchWaiting();
+                });
             Sender.Tell(new Registered { Id = m.Id });
         });
         Command<IndexReport>(r => _libraryReports[r.Library] = r);
@@ -87,15 +99,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
         Command<StartBackup>(m =>
         {
-            Reply(_state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow), DispatchBackup);
+            Reply(_state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow));
         });
         Command<StartRestore>(m =>
         {
-            var decision = _state.DecideStartRestore(m, DateTimeOffset.UtcNow);
-            Reply(decision, job => Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() }));
+            Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
         Command<ScheduleTick>(_ =>
         {
+            DispatchWaiting(); // clients and libraries come and go: what waited may start now
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
                 {
@@ -104,13 +116,29 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     {
                         case JobQueued q:
                             _log.Info("job {0}: slot {1:u} of backup set {2}", q.Job.Id, DateTimeOffset.FromUnixTimeMilliseconds(q.Job.SlotUnixMs), q.Job.BackupSet);
-                            DispatchBackup(q.Job);
+                            DispatchWaiting();
                             break;
                         case SlotMissed m:
                             _log.Warning("backup set {0}: the slot at {1:u} could not run: {2}", m.Set, DateTimeOffset.FromUnixTimeMilliseconds(m.SlotUnixMs), m.Reason);
                             break;
                     }
                 });
+        });
+        Command<SetJobPriority>(m =>
+        {
+            var decision = _state.DecideSetPriority(m);
+            if (decision.Rejection is not null)
+            {
+                Sender.Tell(new CommandRejected { Reason = decision.Rejection });
+                return;
+            }
+            var sender = Sender;
+            PersistAll(decision.Events, e =>
+            {
+                Applied(e);
+                DispatchWaiting();
+                sender.Tell(WithProgress(_state.Job(m.Job)!));
+            });
         });
         Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
         Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
@@ -125,7 +153,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<RunBackupSet>(m =>
         {
-            Reply(_state.DecideRunSet(m, Loads(), DateTimeOffset.UtcNow), DispatchBackup);
+            Reply(_state.DecideRunSet(m, Loads(), DateTimeOffset.UtcNow));
         });
         Command<JobProgress>(p =>
         {
@@ -277,7 +305,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private void Reply(ManagerState.Decision decision, Action<JobInfo> then)
+    /// <summary>Persists a new job (QUEUED), answers with its id, and starts what the queue allows.</summary>
+    private void Reply(ManagerState.Decision decision)
     {
         if (decision.Rejection is not null)
         {
@@ -289,8 +318,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Applied(e);
             sender.Tell(new JobAccepted { Job = decision.Job!.Id });
-            then(decision.Job!);
+            DispatchWaiting();
         });
+    }
+
+    /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
+    private void DispatchWaiting()
+    {
+        var plan = _state.DecideDispatch(_limits, _starting);
+        _waiting = plan.Waiting;
+        foreach (var job in plan.Start)
+        {
+            _starting.Add(job.Id);
+            if (job.Kind == JobKind.Restore) Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
+            else DispatchBackup(job);
+        }
     }
 
     private void DispatchBackup(JobInfo job)
@@ -303,12 +345,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         if (!_clientRefs.TryGetValue(job.Client, out var client))
         {
+            _starting.Remove(job.Id);
             End(job.Id, JobState.Failed, $"client {job.Client} is not connected: start its node, then run the job again");
             return;
         }
         Persist(new JobStarted { Job = job.Id, Library = job.Library, UnixMs = Now() }, e =>
         {
             Applied(e);
+            _starting.Remove(job.Id);
             client.Tell(assignment);
         });
     }
@@ -341,14 +385,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(job);
             replyTo?.Tell(job);
             _progress.Remove(jobId);
+            DispatchWaiting(); // a stream, a client slot or a cell slot is free again
         });
     }
 
+    /// <summary>The job as an operator sees it: with its live progress, or, while it waits, why.</summary>
     private JobInfo WithProgress(JobInfo job)
     {
-        if (!_progress.TryGetValue(job.Id, out var p)) return job;
+        var waiting = job.State == JobState.Queued && _waiting.TryGetValue(job.Id, out var why) ? why : null;
+        if (!_progress.TryGetValue(job.Id, out var p) && waiting is null) return job;
         var copy = job.Clone();
-        copy.Progress = p;
+        if (p is not null) copy.Progress = p;
+        if (waiting is not null) copy.Reason = "waiting: " + waiting;
         return copy;
     }
 

@@ -48,7 +48,7 @@ public sealed partial record ManagerState
 
     private static StartBackup StartOf(BackupSetDefinition set, BackupLevel level, JobOrigin origin)
     {
-        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin };
+        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin, Priority = set.Priority };
         start.Paths.AddRange(set.Paths);
         start.Excludes.AddRange(set.Excludes);
         return start;

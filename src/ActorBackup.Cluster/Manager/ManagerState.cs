@@ -28,6 +28,7 @@ public sealed partial record ManagerState
             .WithClock(q.Job.SlotUnixMs > 0 ? q.Job.BackupSet : null, q.Job.SlotUnixMs, ""),
         JobStarted s => WithJob(s.Job, j => { j.State = JobState.Running; j.Library = s.Library; j.StartedUnixMs = s.UnixMs; }),
         JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
+        JobPriorityChanged p => WithJob(p.Job, j => j.Priority = p.Priority),
         JobEnded x => WithJob(x.Job, j =>
         {
             j.State = x.State;
@@ -129,7 +130,7 @@ public sealed partial record ManagerState
         {
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client, Library = library,
             Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem,
-            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
+            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority),
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
         };
         job.Paths.AddRange(paths);
@@ -191,11 +192,11 @@ public sealed partial record ManagerState
     /// (<paramref name="claimed"/>): recorded as interrupted, never silently lost.
     /// </summary>
     public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now, IReadOnlySet<string> claimed) =>
-        Jobs.Values.Where(j => !IsFinal(j.State) && !claimed.Contains(j.Id)).Select(j => new JobEnded
+        // A queued job never started: it stays in the queue and starts when the limits allow.
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && !claimed.Contains(j.Id)).Select(j => new JobEnded
         {
             Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
-            Reason = j.State == JobState.Queued ? "the manager stopped before the job started; run it again"
-                : "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",
+            Reason = "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",
         });
 
     public static Level ToEngineLevel(BackupLevel level) => level switch

@@ -213,7 +213,7 @@ public sealed class MediaActor : ReceivePersistentActor
     }
 
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
-    private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk" });
+    private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams });
 
 
     private void AfterPersist(IndexBatchCommitted e)

@@ -105,7 +105,7 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or ListSnapshots
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:

@@ -1,0 +1,144 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>The job queue as the manager decides on it: limits per library (streams), per client and per cell; priority, then age.</summary>
+public class JobQueueTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+    private static readonly HashSet<string> NoneStarting = [];
+
+    private static ManagerState Cell(int streams1 = 1, int streams2 = 1, params string[] clients)
+    {
+        var s = new ManagerState();
+        foreach (var c in clients.Length == 0 ? ["host-a"] : clients) s = s.Apply(new ClientRegistered { Id = c, Address = "akka.tcp://actorbackup@h/user/client" });
+        s = s.Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = streams1 });
+        return s.Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = streams2 });
+    }
+
+    private static readonly List<ManagerState.LibraryLoad> Reachable = [new("lib1", true, 0, 100), new("lib2", true, 0, 100)];
+
+    private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
+
+    private static (ManagerState, string) Queue(ManagerState s, int priority, string library = "lib1", string client = "host-a", int minute = 0)
+    {
+        var d = s.DecideStartBackup(new StartBackup { Client = client, Library = library, Paths = { "/data" + priority }, Priority = priority }, Reachable, Now.AddMinutes(minute));
+        Assert.Null(d.Rejection);
+        return (Apply(s, d.Events), d.Job!.Id);
+    }
+
+    private static ManagerState Start(ManagerState s, IEnumerable<JobInfo> jobs) =>
+        Apply(s, jobs.Select(j => new JobStarted { Job = j.Id, Library = j.Library, UnixMs = 1 }));
+
+    private static ManagerState End(ManagerState s, string job) => s.Apply(new JobEnded { Job = job, State = JobState.Succeeded, UnixMs = 2 });
+
+    [Fact]
+    public void One_stream_runs_one_job_at_a_time_higher_priority_first_and_the_others_say_why_they_wait()
+    {
+        var s = Cell();
+        (s, var low) = Queue(s, 2);
+        (s, var high) = Queue(s, 9, minute: 1);
+        (s, var mid) = Queue(s, 5, minute: 2);
+
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting);
+        Assert.Equal([high], plan.Start.Select(j => j.Id));
+        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[mid]);
+        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[low]);
+
+        s = Start(s, plan.Start);
+        Assert.Empty(s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        s = End(s, high);
+        Assert.Equal([mid], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
+        // A job being started (its JobStarted not yet persisted) holds its stream.
+        Assert.Empty(s.DecideDispatch(new QueueLimits(), new HashSet<string> { mid }).Start);
+    }
+
+    [Fact]
+    public void Equal_priorities_go_oldest_first_and_an_operator_can_move_a_waiting_job()
+    {
+        var s = Cell();
+        (s, var first) = Queue(s, 5);
+        (s, var second) = Queue(s, 5, minute: 1);
+        (s, var third) = Queue(s, 5, minute: 2);
+        Assert.Equal([first], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
+
+        var moved = s.DecideSetPriority(new SetJobPriority { Job = third, Priority = 8 });
+        Assert.Null(moved.Rejection);
+        s = Apply(s, moved.Events);
+        Assert.Equal([third], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
+        Assert.Contains("out of range", s.DecideSetPriority(new SetJobPriority { Job = second, Priority = 11 }).Rejection);
+        s = Start(s, [s.Job(third)!]);
+        Assert.Contains("only a waiting job", s.DecideSetPriority(new SetJobPriority { Job = third, Priority = 1 }).Rejection);
+    }
+
+    [Fact]
+    public void Client_and_cell_limits_hold_across_libraries()
+    {
+        var s = Cell(4, 4, "host-a", "host-b");
+        (s, _) = Queue(s, 5, "lib1", "host-a");
+        (s, _) = Queue(s, 5, "lib2", "host-a", 1);
+        (s, var b) = Queue(s, 5, "lib2", "host-b", 2);
+        var perClient = s.DecideDispatch(new QueueLimits(MaxJobsPerClient: 1), NoneStarting);
+        Assert.Equal(2, perClient.Start.Count); // one of host-a's, and host-b's
+        Assert.Contains(perClient.Waiting.Values, w => w == "client host-a: 1 of 1 jobs running");
+        var cell = s.DecideDispatch(new QueueLimits(MaxJobs: 1), NoneStarting);
+        Assert.Single(cell.Start);
+        Assert.Equal("cell: 1 of 1 jobs running", cell.Waiting[b]);
+    }
+
+    [Fact]
+    public void However_jobs_arrive_and_end_no_limit_is_ever_exceeded_and_every_job_starts_in_the_end()
+    {
+        var random = new Random(7);
+        var limits = new QueueLimits(MaxJobs: 3, MaxJobsPerClient: 2);
+        var s = Cell(2, 1, "c1", "c2", "c3");
+        var running = new List<string>();
+        var queued = 0;
+        for (var step = 0; step < 400; step++)
+        {
+            if (queued < 60 && random.Next(3) > 0)
+            {
+                (s, _) = Queue(s, random.Next(1, 11), random.Next(2) == 0 ? "lib1" : "lib2", $"c{random.Next(1, 4)}", step);
+                queued++;
+            }
+            else if (running.Count > 0)
+            {
+                var i = random.Next(running.Count);
+                s = End(s, running[i]);
+                running.RemoveAt(i);
+            }
+            var plan = s.DecideDispatch(limits, NoneStarting);
+            s = Start(s, plan.Start);
+            running.AddRange(plan.Start.Select(j => j.Id));
+            var busy = s.Jobs.Values.Where(j => j.State == JobState.Running).ToList();
+            Assert.True(busy.Count <= limits.MaxJobs);
+            Assert.True(busy.Count(j => j.Library == "lib1") <= 2);
+            Assert.True(busy.Count(j => j.Library == "lib2") <= 1);
+            Assert.All(busy.GroupBy(j => j.Client), g => Assert.True(g.Count() <= limits.MaxJobsPerClient));
+        }
+        while (running.Count > 0 || s.Jobs.Values.Any(j => j.State == JobState.Queued))
+        {
+            foreach (var j in running) s = End(s, j);
+            running.Clear();
+            var plan = s.DecideDispatch(limits, NoneStarting);
+            Assert.NotEmpty(plan.Start.Concat(s.Jobs.Values.Where(j => j.State == JobState.Running))); // the queue drains: nothing waits forever
+            s = Start(s, plan.Start);
+            running.AddRange(plan.Start.Select(j => j.Id));
+        }
+        Assert.Equal(60, s.Jobs.Values.Count(j => j.State == JobState.Succeeded));
+    }
+
+    [Fact]
+    public void A_manager_that_restarts_keeps_queued_jobs_queued_and_interrupts_only_those_that_ran()
+    {
+        var s = Cell();
+        (s, var ran) = Queue(s, 5);
+        (s, var waiting) = Queue(s, 5, minute: 1);
+        s = Start(s, [s.Job(ran)!]);
+        var ended = s.InterruptedJobs(Now, new HashSet<string>()).ToList();
+        Assert.Equal([ran], ended.Select(e => e.Job));
+        Assert.DoesNotContain(ended, e => e.Job == waiting);
+    }
+}

@@ -1,0 +1,36 @@
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>The manager's job queue on a real node: a library of one stream runs one job at a time, by priority.</summary>
+public class JobQueueTests
+{
+    [Fact]
+    public void A_library_of_one_stream_runs_backups_one_after_another_higher_priority_first_and_says_why_they_wait()
+    {
+        using var dir = new TempDir();
+        var a = Path.Combine(dir.Path, "a");
+        var b = Path.Combine(dir.Path, "b");
+        var c = Path.Combine(dir.Path, "c");
+        // At 8 MB/s: the first backup (64 MiB) runs about 8 s, long enough to queue the other two (8 MiB each) behind it.
+        CellTests.MakeRandomFiles(a, 8);
+        CellTests.MakeRandomFiles(b, 1);
+        CellTests.MakeRandomFiles(c, 1);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
+            "--set", "actorbackup.libraries=[{id=lib1, streams=1}]", "--set", "actorbackup.backup-rate-limit=8000000").Start();
+
+        var first = CellTests.StartAndWaitForBytes(cell, a);
+        var low = cell.Abk("backup", "--no-wait", "--priority", "2", b).Stdout.Trim();
+        var high = cell.Abk("backup", "--no-wait", "--priority", "9", c).Stdout.Trim();
+        Assert.Equal("RUNNING", cell.AbkJson("job", "show", first).GetProperty("state").GetString()); // else the test proves nothing
+        var waiting = cell.AbkJson("job", "show", low);
+        Assert.Equal("QUEUED", waiting.GetProperty("state").GetString());
+        Assert.Equal("waiting: lib1: 1 of 1 streams busy", waiting.GetProperty("reason").GetString());
+        Assert.Contains("lib1: 1 of 1 streams busy", cell.Abk("job", "show", high).Stdout);
+
+        var ends = new[] { first, high, low }.Select(j => CellTests.WaitForEnd(cell, j, 120)).ToList();
+        Assert.All(ends, e => Assert.Equal("SUCCEEDED", e.GetProperty("state").GetString()));
+        long Ms(System.Text.Json.JsonElement e, string field) => long.Parse(e.GetProperty(field).GetString()!);
+        // One at a time: each started when the one before finished; the higher priority went first.
+        Assert.True(Ms(ends[1], "startedUnixMs") >= Ms(ends[0], "finishedUnixMs"), "the high-priority job started while the first ran");
+        Assert.True(Ms(ends[2], "startedUnixMs") >= Ms(ends[1], "finishedUnixMs"), "the low-priority job did not wait for the high-priority one");
+    }
+}
