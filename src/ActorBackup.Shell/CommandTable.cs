@@ -199,6 +199,12 @@ public static class CommandTable
         };
         var timeZone = new Option<string?>("--time-zone") { Description = "IANA time zone the rules are read in (default UTC)", HelpName = "ZONE" };
         var priority = new Option<int>("--priority") { Description = "1 (lowest) to 10 (highest); default 5", HelpName = "N" };
+        var window = new Option<TimeSpan>("--window")
+        {
+            Description = "how long after its slot a scheduled job may still start (waiting for an offline client or a busy library); " +
+                          "later it ends MISSED. e.g. 30m, 4h; default: no window",
+            HelpName = "DURATION", CustomParser = r => DurationOf(r),
+        };
         var policy = new Option<string?>("--policy") { Description = "storage policy (default: default)", HelpName = "POLICY" };
         var setClient = new Option<string?>("--client") { Description = "the client the set is on (default: the only client)", HelpName = "HOST" };
         var runLevel = SharedOptions.Level();
@@ -208,14 +214,14 @@ public static class CommandTable
                 var set = new BackupSetDefinition
                 {
                     Name = pr.GetValue(setName)!, Client = pr.GetValue(setClient) ?? "", OneFileSystem = pr.GetValue(oneFs), Policy = pr.GetValue(policy) ?? "",
-                    TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority),
+                    TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority), WindowSeconds = (long)pr.GetValue(window).TotalSeconds,
                     Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
                 };
                 set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(ScheduleRuleOf));
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority),
+            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);
@@ -277,6 +283,22 @@ public static class CommandTable
             return 0;
         }, snapshot, below));
         return root;
+    }
+
+    /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
+    private static TimeSpan DurationOf(System.CommandLine.Parsing.ArgumentResult r)
+    {
+        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
+        if (text.Length >= 2 && double.TryParse(text[..^1], System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)
+            switch (text[^1])
+            {
+                case 's': return TimeSpan.FromSeconds(n);
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+            }
+        r.AddError($"'{text}' is not a duration: a number and s, m, h or d, e.g. 30m or 4h");
+        return TimeSpan.Zero;
     }
 
     /// <summary>"CRON" or "CRON=LEVEL" as an operator types it.</summary>

@@ -74,7 +74,7 @@ public sealed class Output(bool json)
         _ => j.Origin.ToString().ToLowerInvariant(),
     };
 
-    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
+    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted or JobState.Missed;
 
     public static string Progress(JobProgress p)
     {
@@ -116,7 +116,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  paths     {string.Join(" ", s.Paths)}");
         if (s.Excludes.Count > 0) sb.AppendLine($"  excludes  {string.Join(" ", s.Excludes)}");
         if (s.OneFileSystem) sb.AppendLine("  one file system");
-        sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}");
+        sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}{(s.WindowSeconds > 0 ? $"   window {TimeSpan.FromSeconds(s.WindowSeconds)}" : "")}");
         sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");
         if (i.NextRunUnixMs != 0) sb.AppendLine($"  next run  {Time(i.NextRunUnixMs)} ({RunLevel(i.NextLevel)})");
         if (i.LastSnapshot != "") sb.AppendLine($"  last      snapshot {i.LastSnapshot} at {Time(i.LastSnapshotUnixMs)}");

@@ -33,4 +33,46 @@ public class JobQueueTests
         Assert.True(Ms(ends[1], "startedUnixMs") >= Ms(ends[0], "finishedUnixMs"), "the high-priority job started while the first ran");
         Assert.True(Ms(ends[2], "startedUnixMs") >= Ms(ends[1], "finishedUnixMs"), "the low-priority job did not wait for the high-priority one");
     }
+
+    /// <summary>A 6-field cron rule for one moment, <paramref name="ahead"/> from now (UTC).</summary>
+    private static string At(TimeSpan ahead)
+    {
+        var t = DateTime.UtcNow + ahead;
+        return $"{t.Second} {t.Minute} {t.Hour} {t.Day} {t.Month} *";
+    }
+
+    [Fact]
+    public void A_scheduled_job_waits_for_its_offline_client_inside_its_window_runs_when_it_returns_and_ends_missed_after_the_window()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "a.txt"), "scheduled while away");
+        // A: manager and library; B: the client host-b, which goes away and comes back.
+        using var a = new CellProcess(Path.Combine(dir.Path, "node-a"), null, "--set", "actorbackup.roles=[manager,media]");
+        a.Start();
+        var nodeB = Path.Combine(dir.Path, "node-b");
+        string[] clientArgs = ["--set", "actorbackup.roles=[client]", "--set", "actorbackup.client-id=host-b"];
+        var b = new CellProcess(nodeB, null, clientArgs).Start(seedPort: a.Port.ToString());
+        var port = b.Port;
+        Assert.Equal(0, a.Abk("set", "add", "patient", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "10m").ExitCode);
+        Assert.Equal(0, a.Abk("set", "add", "hasty", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "3s").ExitCode);
+        Assert.Equal(0, b.Terminate()); // host-b leaves before the slot
+
+        List<System.Text.Json.JsonElement> Jobs() => a.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().ToList();
+        System.Text.Json.JsonElement Of(string set) => Jobs().Single(j => j.GetProperty("backupSet").GetString() == set);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (!(Jobs().Any(j => j.GetProperty("backupSet").GetString() == "hasty" && j.GetProperty("state").GetString() == "MISSED")))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the short-window job never ended MISSED:\n" + string.Join("\n", Jobs()));
+            Thread.Sleep(500);
+        }
+        Assert.Contains("client host-b was offline", Of("hasty").GetProperty("reason").GetString());
+        var waiting = Of("patient");
+        Assert.Equal("QUEUED", waiting.GetProperty("state").GetString());
+        Assert.Equal("waiting: client host-b is offline", waiting.GetProperty("reason").GetString());
+
+        using var back = new CellProcess(nodeB, port, clientArgs).Start(seedPort: a.Port.ToString());
+        var ended = CellTests.WaitForEnd(a, waiting.GetProperty("id").GetString()!, 90);
+        Assert.True(ended.GetProperty("state").GetString() == "SUCCEEDED", ended.ToString());
+    }
 }

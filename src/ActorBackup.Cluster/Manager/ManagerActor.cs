@@ -325,8 +325,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
     {
-        var plan = _state.DecideDispatch(_limits, _starting);
+        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow);
         _waiting = plan.Waiting;
+        foreach (var m in plan.Missed)
+        {
+            _starting.Add(m.Job); // being ended: not decided on again before its JobEnded is applied
+            End(m.Job, m.State, m.Reason);
+        }
         foreach (var job in plan.Start)
         {
             _starting.Add(job.Id);
@@ -385,6 +390,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(job);
             replyTo?.Tell(job);
             _progress.Remove(jobId);
+            _starting.Remove(jobId);
             DispatchWaiting(); // a stream, a client slot or a cell slot is free again
         });
     }

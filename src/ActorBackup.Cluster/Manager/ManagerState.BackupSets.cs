@@ -72,7 +72,11 @@ public sealed partial record ManagerState
             var slotMs = slot.When.ToUnixTimeMilliseconds();
             if (d.Rejection is not null)
                 d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection }], null);
-            else d.Job!.SlotUnixMs = slotMs; // the job in the JobQueued event
+            else
+            {
+                d.Job!.SlotUnixMs = slotMs; // the job in the JobQueued event
+                if (set.WindowSeconds > 0) d.Job.WindowEndUnixMs = slotMs + set.WindowSeconds * 1000;
+            }
             decisions.Add(d);
             state = d.Events.Aggregate(state, (st, e) => st.Apply(e)); // job numbers stay unique within one tick
         }
@@ -107,6 +111,7 @@ public sealed partial record ManagerState
         if (set.Paths.Count == 0) return "a set needs at least one path (--path)";
         if (set.Paths.FirstOrDefault(p => !p.StartsWith('/')) is { } relative) return $"path '{relative}' is not absolute: give paths as the client sees them, from /";
         if (set.Priority is < 1 or > 10) return $"priority {set.Priority} is out of range: 1 (lowest) to 10 (highest)";
+        if (set.WindowSeconds < 0) return "a start window cannot be negative";
         if (set.Policy != "default") return $"unknown storage policy '{set.Policy}': only 'default' exists so far";
         if (set.TimeZone != "" && Zone(set.TimeZone) is null) return $"unknown time zone '{set.TimeZone}': give an IANA id such as Europe/Paris, or leave it out for UTC";
         foreach (var rule in set.Schedules)

@@ -18,7 +18,7 @@ public sealed partial record ManagerState
     /// <summary>Per set: the last slot of its schedule acted on, so that a slot runs once, restarts included.</summary>
     public ImmutableSortedDictionary<string, SetClock> SetClocks { get; init; } = ImmutableSortedDictionary<string, SetClock>.Empty;
 
-    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted;
+    public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted or JobState.Missed;
 
     public ManagerState Apply(object e) => e switch
     {

@@ -141,4 +141,34 @@ public class JobQueueTests
         Assert.Equal([ran], ended.Select(e => e.Job));
         Assert.DoesNotContain(ended, e => e.Job == waiting);
     }
+
+    [Fact]
+    public void A_scheduled_job_waits_for_its_offline_client_inside_its_window_and_ends_missed_after_it()
+    {
+        var s = Cell(4, 4, "host-a");
+        var set = new BackupSetDefinition { Name = "web", Paths = { "/srv" }, WindowSeconds = 600, Schedules = { new ScheduleRule { Cron = "0 * * * *" } } };
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = set }, Now).Events);
+        var slot = Now.AddHours(1);
+        var due = Assert.Single(s.DecideDueSlots(slot, Reachable));
+        s = Apply(s, due.Events);
+        var job = due.Job!;
+        Assert.Equal(slot.AddMinutes(10).ToUnixTimeMilliseconds(), job.WindowEndUnixMs);
+
+        HashSet<string> offline = [];
+        var waiting = s.DecideDispatch(new QueueLimits(), NoneStarting, offline, slot.AddMinutes(5));
+        Assert.Empty(waiting.Start);
+        Assert.Equal("client host-a is offline", waiting.Waiting[job.Id]);
+        Assert.Empty(waiting.Missed);
+
+        // Back inside the window: it starts.
+        Assert.Equal([job.Id], s.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, slot.AddMinutes(9)).Start.Select(j => j.Id));
+
+        // Still away when the window closes: MISSED, with the reason.
+        var late = s.DecideDispatch(new QueueLimits(), NoneStarting, offline, slot.AddMinutes(11));
+        Assert.Empty(late.Start);
+        var missed = Assert.Single(late.Missed);
+        Assert.Equal(JobState.Missed, missed.State);
+        Assert.Contains("client host-a was offline", missed.Reason);
+        Assert.True(ManagerState.IsFinal(s.Apply(missed).Job(job.Id)!.State));
+    }
 }
