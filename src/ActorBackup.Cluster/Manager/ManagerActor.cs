@@ -124,22 +124,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     }
                 });
         });
-        Command<SetJobPriority>(m =>
+        Command<SetJobPriority>(m => PersistDecision(_state.DecideSetPriority(m), (sender, _) =>
         {
-            var decision = _state.DecideSetPriority(m);
-            if (decision.Rejection is not null)
-            {
-                Sender.Tell(new CommandRejected { Reason = decision.Rejection });
-                return;
-            }
-            var sender = Sender;
-            PersistAll(decision.Events, e =>
-            {
-                Applied(e);
-                DispatchWaiting();
-                sender.Tell(WithProgress(_state.Job(m.Job)!));
-            });
-        });
+            DispatchWaiting();
+            sender.Tell(WithProgress(_state.Job(m.Job)!));
+        }));
         Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
         Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
         Command<RemoveBackupSet>(m => PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow)));
@@ -285,8 +274,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return member is { Status: MemberStatus.Up } && !cluster.State.Unreachable.Contains(member);
     }
 
-    /// <summary>Persists a backup set decision and answers with the set as it now is (or its removal).</summary>
-    private void PersistSet(ManagerState.Decision decision)
+    /// <summary>
+    /// A decision taken: a rejection goes back to the sender as it is; events are persisted and applied, then
+    /// <paramref name="then"/> runs for each with the sender of the command.
+    /// </summary>
+    private void PersistDecision(ManagerState.Decision decision, Action<IActorRef, IMessage> then)
     {
         if (decision.Rejection is not null)
         {
@@ -297,30 +289,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         PersistAll(decision.Events, e =>
         {
             Applied(e);
-            sender.Tell(e switch
-            {
-                BackupSetDefined d => _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow),
-                _ => e,
-            });
+            then(sender, e);
         });
     }
 
+    /// <summary>Persists a backup set decision and answers with the set as it now is (or its removal).</summary>
+    private void PersistSet(ManagerState.Decision decision) =>
+        PersistDecision(decision, (sender, e) => sender.Tell(e is BackupSetDefined d ? _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow) : e));
+
     /// <summary>Persists a new job (QUEUED), answers with its id, and starts what the queue allows.</summary>
-    private void Reply(ManagerState.Decision decision)
-    {
-        if (decision.Rejection is not null)
+    private void Reply(ManagerState.Decision decision) =>
+        PersistDecision(decision, (sender, _) =>
         {
-            Sender.Tell(new CommandRejected { Reason = decision.Rejection });
-            return;
-        }
-        var sender = Sender;
-        PersistAll(decision.Events, e =>
-        {
-            Applied(e);
             sender.Tell(new JobAccepted { Job = decision.Job!.Id });
             DispatchWaiting();
         });
-    }
 
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
