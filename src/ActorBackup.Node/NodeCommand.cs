@@ -36,6 +36,10 @@ public static class NodeCommand
         var bench = new Command("bench-recovery", "how long a media agent takes to recover an index of N chunks") { chunks, postgres };
         bench.SetAction(pr => RecoveryBench.Run(pr.GetValue(chunks), pr.GetValue(postgres)));
         root.Subcommands.Add(bench);
+        var sets = new Option<int>("--sets") { Description = "how many backup sets", HelpName = "N", DefaultValueFactory = _ => 10_000 };
+        var schedule = new Command("bench-schedule", "the manager's time for one schedule decision over N backup sets") { sets };
+        schedule.SetAction(pr => ScheduleBench.Run(pr.GetValue(sets)));
+        root.Subcommands.Add(schedule);
         return root;
     }
 

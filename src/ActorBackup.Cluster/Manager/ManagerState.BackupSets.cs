@@ -119,8 +119,19 @@ public sealed partial record ManagerState
         return null;
     }
 
+    /// <summary>Parsed rules by their text: the schedule tick reads every set's rules each second.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (CronExpression? Cron, string? Error)> Crons = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo?> Zones = new();
+
     /// <summary>A cron rule of 5 fields (minute hour day month weekday) or 6 (seconds first); null with the reason when it does not parse.</summary>
     public static CronExpression? ParseCron(string cron, out string? error)
+    {
+        var parsed = Crons.GetOrAdd(cron, c => (ParseCronOnce(c, out var e), e));
+        error = parsed.Error;
+        return parsed.Cron;
+    }
+
+    private static CronExpression? ParseCronOnce(string cron, out string? error)
     {
         error = null;
         var fields = cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
@@ -140,9 +151,10 @@ public sealed partial record ManagerState
         }
     }
 
-    private static TimeZoneInfo? Zone(string id)
+    private static TimeZoneInfo? Zone(string id) => id == "" ? TimeZoneInfo.Utc : Zones.GetOrAdd(id, FindZone);
+
+    private static TimeZoneInfo? FindZone(string id)
     {
-        if (id == "") return TimeZoneInfo.Utc;
         try
         {
             return TimeZoneInfo.FindSystemTimeZoneById(id);
