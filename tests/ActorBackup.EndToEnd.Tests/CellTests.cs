@@ -292,7 +292,16 @@ public class MediaNodeLossTests
         Assert.Contains("run it again", reason);
 
         // B comes back with its library (the torn tail cut); the same backup now succeeds and restores.
-        using var again = new CellProcess(nodeB, b.Port, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+        CellProcess again;
+        try
+        {
+            again = new CellProcess(nodeB, b.Port, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\nthe seed's log:\n{a.Log}", e);
+        }
+        using var _ = again;
         var retry = a.AbkJson("backup", src);
         Assert.True(retry.GetProperty("state").GetString() == "SUCCEEDED", retry.ToString() + a.Log + again.Log);
         var target = Path.Combine(dir.Path, "restored");
