@@ -40,6 +40,12 @@ dotnet test ActorBackup.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 sum() { grep -oE "$1: +[0-9]+" "$log" | awk '{ s += $2 } END { print s + 0 }'; }
 passed=$(sum Passed); failed=$(sum Failed); skipped=$(sum Skipped)
+if grep -q "Test Run Aborted" "$log"; then
+  # A test host that crashed (a stack overflow, say) loses the tests it had not run: that is a failure.
+  echo "a test host crashed: see 'The active test run was aborted' above" >&2
+  failed=$(( ${failed:-0} + 1 ))
+  status=1
+fi
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 if [ "${passed:-0}" -eq 0 ] && [ $status -eq 0 ]; then
   echo "no test ran" >&2

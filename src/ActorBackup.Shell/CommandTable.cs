@@ -113,6 +113,7 @@ public static class CommandTable
         var level = SharedOptions.Level();
         var libraryOption = new Option<string?>("--library") { Description = "the library to write to (default: the manager picks)", HelpName = "LIBRARY" };
         var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
+        var backupPolicy = new Option<string?>("--policy") { Description = "storage policy: the library pool (default: default)", HelpName = "POLICY" };
         var jobPriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 5", HelpName = "N" };
         var exclude = SharedOptions.Exclude();
         var oneFs = SharedOptions.OneFileSystem();
@@ -121,11 +122,11 @@ public static class CommandTable
             var cmd = new StartBackup
             {
                 Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
-                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority),
+                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
                 Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
             };
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, paths, client, level, libraryOption, exclude, oneFs, set, jobPriority, noWait));
+        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, set, jobPriority, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         snapshot.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id).Append("latest")));
@@ -207,6 +208,11 @@ public static class CommandTable
         };
         var policy = new Option<string?>("--policy") { Description = "storage policy (default: default)", HelpName = "POLICY" };
         var setClient = new Option<string?>("--client") { Description = "the client the set is on (default: the only client)", HelpName = "HOST" };
+        var preCommand = new Option<string?>("--pre-command") { Description = "run on the client (sh -c, the job's JSON on stdin) before each backup; if it fails, the job fails with its output", HelpName = "CMD" };
+        var postCommand = new Option<string?>("--post-command") { Description = "run on the client after each backup, whatever its outcome ($ABK_STATE)", HelpName = "CMD" };
+        var onSuccess = new Option<string?>("--on-success") { Description = "run on the manager's node when a job of the set succeeds, its JSON on stdin", HelpName = "CMD" };
+        var onFailure = new Option<string?>("--on-failure") { Description = "run on the manager's node when a job of the set fails (or is cancelled, interrupted, missed)", HelpName = "CMD" };
+        var commandTimeout = new Option<TimeSpan>("--command-timeout") { Description = "how long each of these commands may run (default 5m)", HelpName = "DURATION", CustomParser = r => DurationOf(r) };
         var runLevel = SharedOptions.Level();
         root.Subcommands.Add(Group("set", "backup sets: what to back up on a client, and when",
             Verb("add", "define a backup set", async (pr, o, c) =>
@@ -215,13 +221,15 @@ public static class CommandTable
                 {
                     Name = pr.GetValue(setName)!, Client = pr.GetValue(setClient) ?? "", OneFileSystem = pr.GetValue(oneFs), Policy = pr.GetValue(policy) ?? "",
                     TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority), WindowSeconds = (long)pr.GetValue(window).TotalSeconds,
+                    PreCommand = pr.GetValue(preCommand) ?? "", PostCommand = pr.GetValue(postCommand) ?? "", OnSuccess = pr.GetValue(onSuccess) ?? "",
+                    OnFailure = pr.GetValue(onFailure) ?? "", CommandTimeoutSeconds = (int)pr.GetValue(commandTimeout).TotalSeconds,
                     Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
                 };
-                set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(ScheduleRuleOf));
+                set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(SharedOptions.ParseScheduleRule));
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window),
+            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);
@@ -267,6 +275,86 @@ public static class CommandTable
                 return 0;
             })));
 
+        // storage policies
+        var policyName = new Argument<string>("NAME") { HelpName = "NAME", Description = "the storage policy's name" };
+        policyName.CompletionSources.Add(ctx => Ids(session, new ListPolicies(), (PolicyList l) => l.Policies.Select(x => x.Policy.Name)));
+        var poolLibraries = new Option<string[]>("--library")
+        {
+            Description = "a library of the primary copy's pool, in order (repeatable; default: every library of the cell)", HelpName = "LIBRARY",
+        };
+        var choice = new Option<string>("--choice")
+        {
+            Description = "how a backup's library is chosen from the pool: balance (the least busy; a set stays on its chain's library) or fill-first (the first that can take it)",
+            HelpName = "RULE", DefaultValueFactory = _ => "balance",
+        };
+        choice.AcceptOnlyFromAmong("balance", "fill-first");
+        var chunkSize = new Option<int>("--chunk-kib") { Description = "average chunk size in KiB, a power of two from 64 to 16384 (default: the client's, 1024)", HelpName = "KIB" };
+        var compression = new Option<int>("--compression") { Description = "zstd level 1 to 19 (default: the client's, 3)", HelpName = "LEVEL" };
+        var retries = new Option<int?>("--retries") { Description = $"further attempts of a job that failed on a transient fault or a library fault (default 2)", HelpName = "N" };
+        root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
+            Verb("add", "define a storage policy", async (pr, o, c) =>
+            {
+                var p = new StoragePolicy
+                {
+                    Name = pr.GetValue(policyName)!, Libraries = { pr.GetValue(poolLibraries) ?? [] }, ChunkKib = pr.GetValue(chunkSize), Compression = pr.GetValue(compression),
+                    Choice = pr.GetValue(choice) == "fill-first" ? LibraryChoice.FillFirst : LibraryChoice.Balance,
+                };
+                if (pr.GetValue(retries) is { } n) p.Retries = n;
+                var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
+                o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
+                return 0;
+            }, policyName, poolLibraries, choice, chunkSize, compression, retries),
+            Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
+            {
+                var list = await session.Call<PolicyList>(new ListPolicies(), c);
+                if (o.Json) o.Write(list);
+                else o.Table(["POLICY", "LIBRARIES", "CHOICE", "CHUNK", "COMPRESSION", "RETRIES", "SETS"], list.Policies.Select(i => new[]
+                {
+                    i.Policy.Name + (i.Implicit ? " (built in)" : ""), Output.Pool(i.Policy), Output.Choice(i.Policy.Choice),
+                    i.Policy.ChunkKib == 0 ? "client's" : $"{i.Policy.ChunkKib} KiB", i.Policy.Compression == 0 ? "client's" : $"zstd {i.Policy.Compression}",
+                    Output.Retries(i.Policy), i.Sets.Count == 0 ? "-" : string.Join(" ", i.Sets),
+                }));
+                return 0;
+            }),
+            Verb("show", "one storage policy in full", async (pr, o, c) =>
+            {
+                var info = await session.Call<PolicyInfo>(new GetPolicy { Name = pr.GetValue(policyName)! }, c);
+                o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
+                return 0;
+            }, policyName),
+            Verb("remove", "forget a storage policy that no set uses (snapshots stay)", async (pr, o, c) =>
+            {
+                var removed = await session.Call<PolicyRemoved>(new RemovePolicy { Name = pr.GetValue(policyName)! }, c);
+                o.Line(o.Json ? Output.ToJson(removed) : $"storage policy {removed.Name} removed");
+                return 0;
+            }, policyName)));
+
+        // definitions as code
+        var file = new Argument<FileInfo>("FILE") { HelpName = "FILE", Description = "a HOCON file of storage policies and backup sets (see hocon/definitions-example.conf)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "say what would change, change nothing" };
+        var prune = new Option<bool>("--prune") { Description = "also remove the sets and policies the file does not name" };
+        root.Subcommands.Add(Verb("apply", "make the cell's storage policies and backup sets what FILE says: all of it or nothing", async (pr, o, c) =>
+        {
+            var f = pr.GetValue(file)!;
+            if (!f.Exists) throw new ShellException($"no file {f.FullName}");
+            if (f.Length > 1 << 20) throw new ShellException($"{f.FullName} is {f.Length} bytes; an apply file is at most 1 MiB");
+            var cmd = new ApplyFile { Text = await File.ReadAllTextAsync(f.FullName, c), Name = f.Name, DryRun = pr.GetValue(dryRun), Prune = pr.GetValue(prune) };
+            var result = await session.Call<ApplyResult>(cmd, c);
+            if (o.Json)
+            {
+                o.Write(result);
+                return 0;
+            }
+            var changes = result.Changes.Where(x => x.Action != "unchanged").ToList();
+            if (changes.Count > 0)
+                o.Table(["ACTION", "KIND", "NAME", "FIELDS"], changes.Select(x => new[] { x.Action, x.Kind, x.Name, string.Join(" ", x.Fields) }));
+            var unchanged = result.Changes.Count - changes.Count;
+            o.Line(changes.Count == 0 ? $"nothing to change ({unchanged} definitions as the file says)"
+                : result.Applied ? $"applied: {changes.Count} changes{(unchanged > 0 ? $", {unchanged} unchanged" : "")}"
+                : $"dry run: {changes.Count} changes would be made; nothing was changed");
+            return 0;
+        }, file, dryRun, prune));
+
         var below = new Argument<string>("PATH") { HelpName = "PATH", Description = "list only below this path", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
         root.Subcommands.Add(Verb("ls", "the files of a snapshot, like ls -lR", async (pr, o, c) =>
         {
@@ -288,26 +376,10 @@ public static class CommandTable
     /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
     private static TimeSpan DurationOf(System.CommandLine.Parsing.ArgumentResult r)
     {
-        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
-        if (text.Length >= 2 && double.TryParse(text[..^1], System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)
-            switch (text[^1])
-            {
-                case 's': return TimeSpan.FromSeconds(n);
-                case 'm': return TimeSpan.FromMinutes(n);
-                case 'h': return TimeSpan.FromHours(n);
-                case 'd': return TimeSpan.FromDays(n);
-            }
+        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+        if (SharedOptions.ParseDuration(text) is { } d) return d;
         r.AddError($"'{text}' is not a duration: a number and s, m, h or d, e.g. 30m or 4h");
         return TimeSpan.Zero;
-    }
-
-    /// <summary>"CRON" or "CRON=LEVEL" as an operator types it.</summary>
-    private static ScheduleRule ScheduleRuleOf(string text)
-    {
-        var eq = text.LastIndexOf('=');
-        if (eq > 0 && SharedOptions.LevelNames.Contains(text[(eq + 1)..].Trim().ToLowerInvariant()))
-            return new ScheduleRule { Cron = text[..eq].Trim(), Level = SharedOptions.ParseLevel(text[(eq + 1)..].Trim()) };
-        return new ScheduleRule { Cron = text.Trim() };
     }
 
     private static async Task<int> EnableSet(Session session, Output o, string name, bool enabled, CancellationToken cancel)

@@ -90,7 +90,8 @@ public sealed class Output(bool json)
         sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
         sb.AppendLine($"  client   {j.Client}");
         sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}   priority {(j.Priority == 0 ? 5 : j.Priority)}");
-        sb.AppendLine($"  library  {j.Library}");
+        sb.AppendLine($"  library  {(j.Library != "" ? j.Library : "chosen when it starts")}{(j.Policy is not ("" or "default") ? $" (policy {j.Policy})" : "")}");
+        if (j.Attempt > 0) sb.AppendLine($"  attempt  {j.Attempt + 1}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
         if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");
         if (j.Target != "") sb.AppendLine($"  target   {j.Target}");
@@ -118,9 +119,30 @@ public sealed class Output(bool json)
         if (s.OneFileSystem) sb.AppendLine("  one file system");
         sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}{(s.WindowSeconds > 0 ? $"   window {TimeSpan.FromSeconds(s.WindowSeconds)}" : "")}");
         sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");
+        foreach (var (what, command) in new[] { ("pre", s.PreCommand), ("post", s.PostCommand), ("success", s.OnSuccess), ("failure", s.OnFailure) })
+            if (command != "") sb.AppendLine($"  {what,-9} {command}");
         if (i.NextRunUnixMs != 0) sb.AppendLine($"  next run  {Time(i.NextRunUnixMs)} ({RunLevel(i.NextLevel)})");
         if (i.LastSnapshot != "") sb.AppendLine($"  last      snapshot {i.LastSnapshot} at {Time(i.LastSnapshotUnixMs)}");
         if (i.LastMissed != "") sb.AppendLine($"  missed    the slot at {Time(i.LastSlotUnixMs)}: {i.LastMissed}");
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    public static string Pool(StoragePolicy p) => p.Libraries.Count == 0 ? "every library" : string.Join(" ", p.Libraries);
+
+    public static string Choice(LibraryChoice c) => c == LibraryChoice.FillFirst ? "fill-first" : "balance";
+
+    public static string Retries(StoragePolicy p) => (p.HasRetries ? p.Retries : 2).ToString();
+
+    public static string Policy(PolicyInfo i)
+    {
+        var p = i.Policy;
+        var sb = new StringBuilder();
+        sb.AppendLine($"storage policy {p.Name}{(i.Implicit ? " (built in: define one named default to change it)" : "")}");
+        sb.AppendLine($"  libraries    {Pool(p)} ({Choice(p.Choice)})");
+        sb.AppendLine($"  chunks       {(p.ChunkKib == 0 ? "the client's size (1024 KiB unless its node says otherwise)" : $"{p.ChunkKib} KiB on average")}");
+        sb.AppendLine($"  compression  {(p.Compression == 0 ? "the client's (zstd 3 unless its node says otherwise)" : $"zstd {p.Compression}")}");
+        sb.AppendLine($"  retries      {Retries(p)}");
+        sb.AppendLine($"  sets         {(i.Sets.Count == 0 ? "none" : string.Join(" ", i.Sets))}");
         return sb.ToString().TrimEnd('\n');
     }
 

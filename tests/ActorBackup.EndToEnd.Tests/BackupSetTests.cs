@@ -42,6 +42,89 @@ public class BackupSetTests
         Assert.Contains("no backup set 'web'", gone.Stderr);
     }
 
+    [Fact]
+    public void Apply_takes_a_file_of_policies_and_sets_whole_or_not_at_all_and_again_changes_nothing()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        File.WriteAllText(Path.Combine(src, "index.html"), "<h1>hi</h1>");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var good = Path.Combine(dir.Path, "cell.conf");
+        File.WriteAllText(good, $$"""
+            policies {
+              small { libraries = [lib1], chunk-kib = 256, retries = 1 }
+            }
+            sets {
+              web { paths = ["{{src}}"], policy = small, schedules = ["0 2 * * *"], window = 2h }
+            }
+            """);
+        var bad = Path.Combine(dir.Path, "bad.conf");
+        File.WriteAllText(bad, $$"""
+            sets {
+              ok { paths = ["{{src}}"] }
+              web2 {
+                paths = ["{{src}}"]
+                policy = nope
+              }
+            }
+            """);
+
+        var refused = cell.Abk("apply", bad);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("bad.conf:3: set 'web2': no storage policy 'nope'", refused.Stderr);
+        Assert.Empty(cell.AbkJson("set", "list").GetProperty("sets").EnumerateArray()); // not even the good one of that file
+
+        var dry = cell.Abk("apply", good, "--dry-run");
+        Assert.True(dry.ExitCode == 0, dry.Stderr);
+        Assert.Contains("dry run: 2 changes", dry.Stdout);
+        Assert.Empty(cell.AbkJson("set", "list").GetProperty("sets").EnumerateArray());
+
+        var applied = cell.Abk("apply", good);
+        Assert.True(applied.ExitCode == 0, applied.Stderr);
+        Assert.Contains("applied: 2 changes", applied.Stdout);
+        Assert.Contains("nothing to change", cell.Abk("apply", good).Stdout);
+        var policy = cell.AbkJson("policy", "show", "small");
+        Assert.Equal(["web"], policy.GetProperty("sets").EnumerateArray().Select(x => x.GetString()));
+        var run = cell.AbkJson("set", "run", "web");
+        Assert.Equal("SUCCEEDED", run.GetProperty("state").GetString());
+        Assert.Equal("small", run.GetProperty("policy").GetString());
+        Assert.Equal(256, run.GetProperty("chunkKib").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_set_s_commands_run_around_its_jobs_and_a_failing_pre_command_fails_the_job_with_its_output()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        File.WriteAllText(Path.Combine(src, "index.html"), "<h1>hi</h1>");
+        var marks = dir.Sub("marks");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        string Mark(string name) => Path.Combine(marks, name);
+
+        var added = cell.Abk("set", "add", "web", "--path", src,
+            "--pre-command", $"cat > {Mark("pre.json")}", "--post-command", $"echo $ABK_STATE > {Mark("post")}",
+            "--on-success", $"cat > {Mark("success.json")}", "--on-failure", $"touch {Mark("failure")}");
+        Assert.True(added.ExitCode == 0, added.Stderr);
+        var run = cell.AbkJson("set", "run", "web");
+        Assert.Equal("SUCCEEDED", run.GetProperty("state").GetString());
+        var job = run.GetProperty("id").GetString();
+        Assert.Contains($"\"id\": \"{job}\"", File.ReadAllText(Mark("pre.json"))); // the job's JSON on stdin
+        Assert.Equal("SUCCEEDED", File.ReadAllText(Mark("post")).Trim());
+        var success = await Eventually.Until(() => Task.FromResult(File.Exists(Mark("success.json")) ? File.ReadAllText(Mark("success.json")) : ""),
+            t => t.Contains("SUCCEEDED"), "the on-success command");
+        Assert.Contains(run.GetProperty("snapshot").GetString()!, success);
+        Assert.False(File.Exists(Mark("failure")));
+
+        Assert.Equal(0, cell.Abk("set", "add", "db", "--path", src, "--pre-command", "echo the database would not pause >&2; exit 3",
+            "--on-failure", $"cat > {Mark("failure.json")}").ExitCode);
+        var failed = cell.Abk("--json", "set", "run", "db");
+        Assert.Equal(1, failed.ExitCode);
+        var reason = System.Text.Json.JsonDocument.Parse(failed.Stdout).RootElement.GetProperty("reason").GetString();
+        Assert.Contains("the pre-command exited with 3: the database would not pause; nothing was backed up", reason);
+        await Eventually.Until(() => Task.FromResult(File.Exists(Mark("failure.json")) ? File.ReadAllText(Mark("failure.json")) : ""),
+            t => t.Contains("FAILED"), "the on-failure command");
+    }
+
     private static List<System.Text.Json.JsonElement> ScheduledJobs(CellProcess cell) =>
         cell.AbkJson("job", "list", "--limit", "500").GetProperty("jobs").EnumerateArray()
             .Where(j => j.GetProperty("origin").GetString() == "SCHEDULE").ToList();

@@ -1,5 +1,6 @@
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Cluster.Hooks;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Restore;
 using ActorBackup.Engine.Archive;
@@ -140,9 +141,23 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished
                 {
-                    Job = job.Id, Ok = false, Outcome = JobState.Failed,
-                    Reason = $"library {job.Library}: {e.Message}: is its node up ('abk library list')? Nothing of this job was recorded; run it again",
+                    Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient,
+                    Reason = $"library {job.Library}: {e.Message}: is its node up ('abk library list')? Nothing of this job was recorded",
                 };
+            }
+            catch (AskTimeoutException e)
+            {
+                log.Warning("job {0}: {1}", job.Id, e.Message);
+                return new JobFinished
+                {
+                    Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient,
+                    Reason = $"the media agent of library {job.Library} did not answer: is its node up ('abk library list')?",
+                };
+            }
+            catch (LibraryFaultException e)
+            {
+                log.Warning("job {0}: {1}", job.Id, e.Message);
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = e.Message };
             }
             catch (Exception e)
             {
@@ -160,7 +175,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         return reply switch
         {
             SessionOpened granted => _dataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
-            CommandRejected r => throw new IOException($"library {library} refused the session: {r.Reason}"),
+            CommandRejected r => throw new LibraryFaultException($"library {library} refused the session: {r.Reason}"),
             _ => throw new IOException($"library {library} answered {reply.GetType().Name}"),
         };
     }
@@ -201,7 +216,44 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>A set's pre- or post-command, on this job's thread.</summary>
+    private static HookCommand.Result RunHook(JobInfo job, string command, string state, CancellationToken cancel) =>
+        HookCommand.ForJob(job, command, state, HookTimeout(job), cancel).GetAwaiter().GetResult();
+
+    private static TimeSpan HookTimeout(JobInfo job) => HookCommand.Timeout(job.CommandTimeoutSeconds);
+
     private JobFinished RunBackup(BackupAssignment a, CancellationToken cancel)
+    {
+        var job = a.Job;
+        if (job.PreCommand != "" && RunHook(job, job.PreCommand, "STARTING", cancel) is { Ok: false } pre)
+        {
+            cancel.ThrowIfCancellationRequested();
+            return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = pre.Describe("the pre-command", HookTimeout(job)) + "; nothing was backed up" };
+        }
+        var finished = RunBackupItself(a, cancel, out var failure);
+        var post = job.PostCommand == "" ? null : RunHook(job, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None);
+        // The job's own failure is what it reports, with its stack.
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        if (post is { Ok: false }) finished!.Reason = post.Describe("the post-command", HookTimeout(job));
+        return finished!;
+    }
+
+    /// <summary>The backup; an exception is handed out (not thrown) so that the post-command runs first.</summary>
+    private JobFinished? RunBackupItself(BackupAssignment a, CancellationToken cancel, out Exception? failure)
+    {
+        failure = null;
+        try
+        {
+            return RunEngineBackup(a, cancel);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+            return null;
+        }
+    }
+
+    private JobFinished RunEngineBackup(BackupAssignment a, CancellationToken cancel)
     {
         var job = a.Job;
         var assigned = DateTime.UtcNow;
@@ -213,7 +265,10 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
             var options = new BackupOptions
             {
-                Level = ManagerState.ToEngineLevel(job.Level), Chunker = _settings.Chunker, CompressionLevel = _settings.CompressionLevel,
+                // The storage policy's chunk size and compression, else this node's.
+                Level = ManagerState.ToEngineLevel(job.Level),
+                Chunker = job.ChunkKib > 0 ? Engine.Chunking.ChunkerOptions.ForAverage(job.ChunkKib * 1024) : _settings.Chunker,
+                CompressionLevel = job.Compression > 0 ? job.Compression : _settings.CompressionLevel,
                 Client = _settings.ClientId, Library = job.Library, Job = job.Id, MaxBytesPerSecond = _settings.BackupRateLimit,
             };
             var started = DateTime.UtcNow;

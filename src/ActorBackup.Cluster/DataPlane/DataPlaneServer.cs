@@ -87,6 +87,7 @@ public sealed class DataPlaneServer : IDisposable
                                 var appended = new ChunkId(buffer.AsSpan(0, ChunkId.Size));
                                 library.Append(appended, (RecordFlags)buffer[ChunkId.Size], buffer.AsSpan(ChunkId.Size + 1, length - ChunkId.Size - 1));
                                 held.Remove(appended);
+                                Metrics.CellMetrics.DataPlaneIn.Inc(length - ChunkId.Size - 1);
                             }
                             catch (IOException e)
                             {
@@ -128,6 +129,7 @@ public sealed class DataPlaneServer : IDisposable
                                 break;
                             case SocketFrames.Read:
                                 var payload = library.ReadPayload(id, ref readBuffer, out var flags);
+                                Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
                                 one[0] = (byte)flags;
                                 SocketFrames.Write(socket, 0, one, payload);
                                 break;

@@ -46,17 +46,34 @@ public sealed class DataPlaneSessions : IExtension
         public string Ticket => ticket;
 
         public bool TryReserve(ChunkId id) => session.Write ? session.Library.TryReserve(id) : throw new InvalidOperationException("a read session cannot store chunks");
-        public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload) => session.Library.Append(id, flags, payload);
+        public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+        {
+            try
+            {
+                session.Library.Append(id, flags, payload);
+                Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
+            }
+            catch (IOException e) when (e is not LibraryFaultException)
+            {
+                throw new LibraryFaultException(e.Message); // out of space, say: as a socket client hears it
+            }
+        }
+
         public void Release(ChunkId id) => session.Library.Release(id);
         public bool Contains(ChunkId id) => session.Library.Contains(id);
         public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => session.Library.Missing(ids);
-        public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags) => session.Library.ReadPayload(id, ref buffer, out flags);
+        public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
+        {
+            var payload = session.Library.ReadPayload(id, ref buffer, out flags);
+            Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
+            return payload;
+        }
 
         public void Commit()
         {
             // Called from the engine's own thread, never from an actor: blocking here blocks nobody.
             var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, commitTimeout).GetAwaiter().GetResult();
-            if (reply is CommandRejected r) throw new IOException($"library {session.LibraryId} could not commit: {r.Reason}");
+            if (reply is CommandRejected r) throw new LibraryFaultException($"library {session.LibraryId} could not commit: {r.Reason}");
         }
 
         public void Dispose() { }

@@ -41,7 +41,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new IOException($"cannot reach the media agent's data plane at {_host}:{_port}: {e.Message}", e);
+            throw new DataPlaneLostException($"cannot reach it at {_host}:{_port}: {e.Message}", e);
         }
         var c = new Connection(socket);
         Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
@@ -57,7 +57,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     private static ReadOnlySpan<byte> Reply(Connection c)
     {
         var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
-        if (status != 0) throw new IOException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
+        if (status != 0) throw new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
     }
 

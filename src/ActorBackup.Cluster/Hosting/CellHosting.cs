@@ -1,3 +1,4 @@
+using Akka.Cluster.Tools.PublishSubscribe;
 using ActorBackup.Cluster.Client;
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Manager;
@@ -41,6 +42,7 @@ public static class CellHosting
             .ConfigureLoggers(l => l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING")))
             .WithClustering(new ClusterOptions())
             .WithClusterClientReceptionist()
+            .WithDistributedPubSub("") // every node: subscribers to the manager's job-ended topic may be anywhere
             .WithSqlPersistence(ConnectionString(config, settings), config.GetString("akka.persistence.journal.sql.provider-name"));
 
         var extractor = new MediaMessageExtractor();
@@ -66,11 +68,13 @@ public static class CellHosting
         // start, which is after start-up.
         var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = PoisonPill.Instance };
         if (settings.Roles.Contains("manager"))
-            akka.WithSingleton<ManagerActor>("manager", (_, registry, _) => ManagerActor.Props(registry.Get<MediaActor>(), settings.Queue), singleton);
+            akka.WithSingleton<ManagerActor>("manager", (system, registry, _) =>
+                ManagerActor.Props(registry.Get<MediaActor>(), settings.Queue, DistributedPubSub.Get(system).Mediator), singleton);
         else akka.WithSingletonProxy<ManagerActor>("manager", singleton);
 
         return akka.WithActors((system, registry) =>
         {
+            if (Metrics.CellMetrics.Serve(settings.MetricsHost, settings.MetricsPort) is { } metrics) system.RegisterOnTermination(metrics.Dispose);
             var manager = registry.Get<ManagerActor>();
             var media = registry.Get<MediaActor>();
             IActorRef? client = null;

@@ -7,7 +7,8 @@ namespace ActorBackup.Cluster.Hosting;
 /// <summary>The settings under actorbackup.* that say what this node is.</summary>
 public sealed record NodeSettings(
     string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
-    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "", QueueLimits? Queue = null)
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "", QueueLimits? Queue = null,
+    string MetricsHost = "127.0.0.1", int MetricsPort = 0)
 {
     public static NodeSettings From(Config config)
     {
@@ -35,7 +36,8 @@ public sealed record NodeSettings(
             c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
             OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
             c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName),
-            new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4)));
+            new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4), c.GetTimeSpan("manager.retry-backoff", TimeSpan.FromSeconds(30))),
+            c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0));
     }
 
     /// <summary>The operator endpoint's port: as set, else the Akka.Remote port + 1000 (any free port when that is 0).</summary>

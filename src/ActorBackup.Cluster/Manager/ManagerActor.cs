@@ -40,13 +40,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private IReadOnlyDictionary<string, string> _waiting = new Dictionary<string, string>();
     private readonly QueueLimits _limits;
 
-    public static Props Props(IActorRef mediaRegion, QueueLimits? limits = null) =>
-        Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion, limits ?? new QueueLimits()));
+    /// <summary>The DistributedPubSub topic of <see cref="JobEndedNotice"/>s.</summary>
+    public const string JobEndedTopic = "actorbackup.job-ended";
+    private readonly IActorRef? _notices;
 
-    public ManagerActor(IActorRef mediaRegion, QueueLimits limits)
+    /// <param name="notices">the DistributedPubSub mediator that job ends are published to; null: none</param>
+    public static Props Props(IActorRef mediaRegion, QueueLimits? limits = null, IActorRef? notices = null) =>
+        Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion, limits ?? new QueueLimits(), notices));
+
+    public ManagerActor(IActorRef mediaRegion, QueueLimits limits, IActorRef? notices)
     {
         _mediaRegion = mediaRegion;
         _limits = limits;
+        _notices = notices;
         Recover<SnapshotOffer>(o => { if (o.Snapshot is ManagerSnapshot s) _state = _state.Apply(s); });
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
@@ -93,7 +99,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 _clientRefs.Remove(id);
                 var lost = _state.Jobs.Values.Where(j => j.Client == id && !ManagerState.IsFinal(j.State) && j.State != JobState.Queued).ToList();
                 foreach (var job in lost)
-                    End(job.Id, JobState.Failed, $"client {id} vanished while the job ran (node down or stopped); run it again");
+                    Failed(job, JobFault.FaultTransient, $"client {id} vanished while the job ran (node down or stopped)");
             }
         });
 
@@ -107,6 +113,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<ScheduleTick>(_ =>
         {
+            UpdateMetrics();
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
@@ -129,6 +136,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting();
             sender.Tell(WithProgress(_state.Job(m.Job)!));
         }));
+        Command<DefinePolicy>(m => PersistPolicy(_state.DecideDefinePolicy(m, DateTimeOffset.UtcNow)));
+        Command<RemovePolicy>(m => PersistPolicy(_state.DecideRemovePolicy(m, DateTimeOffset.UtcNow)));
+        Command<GetPolicy>(m =>
+            Sender.Tell(_state.PolicyOf(m.Name) is { } p ? _state.PolicyInfoOf(p) : new CommandRejected { Reason = _state.UnknownPolicy(m.Name) }));
+        Command<ListPolicies>(_ =>
+        {
+            var list = new PolicyList();
+            list.Policies.AddRange(_state.AllPolicies().Select(_state.PolicyInfoOf));
+            Sender.Tell(list);
+        });
+        Command<ApplyDefinitions>(m =>
+        {
+            var (result, decision) = _state.DecideApply(m, DateTimeOffset.UtcNow);
+            if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(result); // a dry run, or nothing to change
+            else PersistDecision(decision, (sender, _) => sender.Tell(result));
+        });
         Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
         Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
         Command<RemoveBackupSet>(m => PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow)));
@@ -161,6 +184,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
+            if (outcome == JobState.Failed && f.Fault != JobFault.FaultNone)
+            {
+                Failed(job, f.Fault, f.Reason, client);
+                return;
+            }
             if (outcome != JobState.Succeeded)
             {
                 End(f.Job, outcome, f.Reason, errors: f.Errors, replyTo: client);
@@ -264,8 +292,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     private List<ManagerState.LibraryLoad> Loads() =>
-        _state.Libraries.Values.Select(l => new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id),
-            _libraryReports.TryGetValue(l.Id, out var r) ? r.FreeBytes : 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow))).ToList();
+        _state.Libraries.Values.Select(l =>
+        {
+            _libraryReports.TryGetValue(l.Id, out var r);
+            return new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id), r?.FreeBytes ?? 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow),
+                r is { Unavailable: not "" } ? r.Unavailable : null);
+        }).ToList();
 
     private bool IsReachable(string node)
     {
@@ -297,6 +329,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void PersistSet(ManagerState.Decision decision) =>
         PersistDecision(decision, (sender, e) => sender.Tell(e is BackupSetDefined d ? _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow) : e));
 
+    /// <summary>Persists a policy decision and answers with the policy as it now is (or its removal).</summary>
+    private void PersistPolicy(ManagerState.Decision decision) =>
+        PersistDecision(decision, (sender, e) => sender.Tell(e is PolicyDefined d ? _state.PolicyInfoOf(d.Policy) : e));
+
     /// <summary>Persists a new job (QUEUED), answers with its id, and starts what the queue allows.</summary>
     private void Reply(ManagerState.Decision decision) =>
         PersistDecision(decision, (sender, _) =>
@@ -308,7 +344,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
     {
-        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow);
+        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow, Loads());
         _waiting = plan.Waiting;
         foreach (var m in plan.Missed)
         {
@@ -325,7 +361,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     private void DispatchBackup(JobInfo job)
     {
-        var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level);
+        var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, job.Library);
         Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
     }
 
@@ -333,12 +369,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         if (!_clientRefs.TryGetValue(job.Client, out var client))
         {
-            _starting.Remove(job.Id);
-            End(job.Id, JobState.Failed, $"client {job.Client} is not connected: start its node, then run the job again");
+            Failed(job, JobFault.FaultTransient, $"client {job.Client} is not connected: start its node");
             return;
         }
-        Persist(new JobStarted { Job = job.Id, Library = job.Library, UnixMs = Now() }, e =>
+        Persist(new JobStarted { Job = job.Id, Library = job.Library, UnixMs = Now(), Level = job.Kind == JobKind.Backup ? job.Level : BackupLevel.LevelDefault }, e =>
         {
+            Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);
             _starting.Remove(job.Id);
             client.Tell(assignment);
@@ -362,6 +398,26 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _claimed.Clear();
     }
 
+    /// <summary>A failed attempt: queued again for another attempt when the fault allows (ManagerState.DecideFailure), or ended FAILED.</summary>
+    private void Failed(JobInfo job, JobFault fault, string reason, IActorRef? replyTo = null)
+    {
+        var decision = _state.DecideFailure(job, fault, reason, DateTimeOffset.UtcNow, _limits.Backoff);
+        if (decision is JobEnded ended)
+        {
+            End(job.Id, JobState.Failed, ended.Reason, replyTo: replyTo);
+            return;
+        }
+        Persist(decision, e =>
+        {
+            Applied(e);
+            _log.Warning("job {0}: {1}", job.Id, ((JobRetried)e).Reason);
+            replyTo?.Tell(WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
+            _progress.Remove(job.Id);
+            _starting.Remove(job.Id);
+            DispatchWaiting();
+        });
+    }
+
     private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null)
     {
         Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors }, e =>
@@ -372,9 +428,48 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(job);
             replyTo?.Tell(job);
+            _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
+            CountEnd(job);
+            RunSetCommand(job);
             _progress.Remove(jobId);
             _starting.Remove(jobId);
             DispatchWaiting(); // a stream, a client slot or a cell slot is free again
+        });
+    }
+
+    private static readonly JobState[] States = Enum.GetValues<JobState>().Where(s => s != JobState.Unspecified).ToArray();
+
+    /// <summary>The jobs-by-state and queue gauges, from the state (each second, with the schedule tick).</summary>
+    private void UpdateMetrics()
+    {
+        var counts = new int[States.Max(s => (int)s) + 1];
+        foreach (var j in _state.Jobs.Values) counts[(int)j.State]++;
+        foreach (var s in States) Metrics.CellMetrics.Jobs.WithLabels(s.ToString().ToLowerInvariant()).Set(counts[(int)s]);
+        Metrics.CellMetrics.QueueLength.Set(counts[(int)JobState.Queued]);
+    }
+
+    private void CountEnd(JobInfo job)
+    {
+        Metrics.CellMetrics.JobsEnded.WithLabels(job.Kind.ToString().ToLowerInvariant(), job.State.ToString().ToLowerInvariant()).Inc();
+        if (job.Kind != JobKind.Backup || job.Snapshot == "" || _state.Snapshots.Count == 0 || _state.Snapshots[^1].Id != job.Snapshot) return;
+        var stats = _state.Snapshots[^1].Stats;
+        Metrics.CellMetrics.BytesRead.WithLabels(job.Client).Inc(stats?.Bytes ?? 0);
+        Metrics.CellMetrics.BytesStored.WithLabels(job.Client, job.Library).Inc(stats?.BytesStored ?? 0);
+    }
+
+    /// <summary>The set's on-success or on-failure command, on this node, off the actor's thread; its outcome is logged.</summary>
+    private void RunSetCommand(JobInfo job)
+    {
+        if (!_state.BackupSets.TryGetValue(job.BackupSet, out var set) || set.Client != job.Client) return;
+        var (what, command) = job.State == JobState.Succeeded ? ("on-success", set.OnSuccess) : ("on-failure", set.OnFailure);
+        if (command == "") return;
+        var log = _log;
+        var timeout = Hooks.HookCommand.Timeout(set.CommandTimeoutSeconds);
+        _ = Task.Run(async () =>
+        {
+            var r = await Hooks.HookCommand.ForJob(job, command, job.State.ToString().ToUpperInvariant(), timeout);
+            if (r.Ok) log.Info("job {0}: the {1} command of set {2} ran", job.Id, what, set.Name);
+            else log.Warning("job {0}: {1}", job.Id, r.Describe($"the {what} command of set {set.Name}", timeout));
         });
     }
 
@@ -385,7 +480,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         if (!_progress.TryGetValue(job.Id, out var p) && waiting is null) return job;
         var copy = job.Clone();
         if (p is not null) copy.Progress = p;
-        if (waiting is not null) copy.Reason = "waiting: " + waiting;
+        // A retry waiting for a library still says why its last attempt failed.
+        if (waiting is not null) copy.Reason = "waiting: " + waiting + (job.Attempt > 0 && !waiting.Contains(job.Reason) ? "; " + job.Reason : "");
         return copy;
     }
 

@@ -17,12 +17,8 @@ public sealed partial record ManagerState
         var client = ResolveClient(set.Client, out var why);
         if (client is null) return Reject($"backup set '{set.Name}': {why}");
         set.Client = client;
-        if (set.Priority == 0) set.Priority = DefaultPriority;
-        if (set.Policy == "") set.Policy = "default";
+        Normalize(set);
         if (Invalid(set) is { } reason) return Reject($"backup set '{set.Name}': {reason}");
-        var paths = set.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
-        set.Paths.Clear();
-        set.Paths.AddRange(paths);
         return new Decision([new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() }], null);
     }
 
@@ -48,7 +44,7 @@ public sealed partial record ManagerState
 
     private static StartBackup StartOf(BackupSetDefinition set, BackupLevel level, JobOrigin origin)
     {
-        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin, Priority = set.Priority };
+        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin, Priority = set.Priority, Policy = set.Policy };
         start.Paths.AddRange(set.Paths);
         start.Excludes.AddRange(set.Excludes);
         return start;
@@ -104,15 +100,16 @@ public sealed partial record ManagerState
         $"no backup set '{name}': {(BackupSets.Count == 0 ? "none is defined yet; add one with 'abk set add'" : "known are " + string.Join(", ", BackupSets.Keys))}";
 
     /// <summary>What is wrong with a definition, or null.</summary>
-    public static string? Invalid(BackupSetDefinition set)
+    public string? Invalid(BackupSetDefinition set)
     {
-        if (set.Name == "" || set.Name.Length > 64 || !set.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
-            return "a set name is 1 to 64 letters, digits, '-', '_' or '.'";
+        if (InvalidName(set.Name, "set") is { } name) return name;
         if (set.Paths.Count == 0) return "a set needs at least one path (--path)";
         if (set.Paths.FirstOrDefault(p => !p.StartsWith('/')) is { } relative) return $"path '{relative}' is not absolute: give paths as the client sees them, from /";
         if (set.Priority is < 1 or > 10) return $"priority {set.Priority} is out of range: 1 (lowest) to 10 (highest)";
         if (set.WindowSeconds < 0) return "a start window cannot be negative";
-        if (set.Policy != "default") return $"unknown storage policy '{set.Policy}': only 'default' exists so far";
+        if (set.CommandTimeoutSeconds < 0) return "a command timeout cannot be negative";
+        if (new[] { set.PreCommand, set.PostCommand, set.OnSuccess, set.OnFailure }.Any(c => c.Length > 4096)) return "a command is at most 4096 characters (put a longer one in a script)";
+        if (PolicyOf(set.Policy) is null) return UnknownPolicy(set.Policy);
         if (set.TimeZone != "" && Zone(set.TimeZone) is null) return $"unknown time zone '{set.TimeZone}': give an IANA id such as Europe/Paris, or leave it out for UTC";
         foreach (var rule in set.Schedules)
             if (ParseCron(rule.Cron, out var error) is null) return $"schedule '{rule.Cron}' does not parse: {error}";

@@ -2,8 +2,14 @@ using ActorBackup.Protocol;
 
 namespace ActorBackup.Cluster.Manager;
 
-/// <summary>How many jobs may run at once: in the whole cell, and per client (0: no limit). Per library: its streams.</summary>
-public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0);
+/// <summary>
+/// How many jobs may run at once: in the whole cell, and per client (0: no limit); per library: its streams.
+/// A job that failed on a transient fault waits <see cref="RetryBackoff"/> before its second attempt, twice as long before the third...
+/// </summary>
+public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default)
+{
+    public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
+}
 
 // The job queue: every job is QUEUED first and starts when the limits allow, higher priority first, then older.
 public sealed partial record ManagerState
@@ -15,7 +21,10 @@ public sealed partial record ManagerState
 
     /// <param name="starting">jobs already being started (their JobStarted not yet applied): they count as running</param>
     /// <param name="connected">the clients connected now; a scheduled job waits for its client until its window closes. Null: all.</param>
-    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlySet<string> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null)
+    /// <param name="loads">what the media agents last said of their libraries; null: every library reachable and usable</param>
+    /// <returns>the jobs to start now, each with the library it writes to and its final level</returns>
+    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlySet<string> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
+        IReadOnlyList<LibraryLoad>? loads = null)
     {
         var missed = new List<JobEnded>();
         string? waitingBefore(JobInfo j) => connected is not null && !connected.Contains(j.Client) ? $"client {j.Client} was offline" : null;
@@ -24,40 +33,100 @@ public sealed partial record ManagerState
         var total = running.Count;
         var perLibrary = running.GroupBy(j => j.Library).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
+        var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
         var waiting = new Dictionary<string, string>();
+        var nowMs = now?.ToUnixTimeMilliseconds();
         foreach (var job in Jobs.Values.Where(j => j.State == JobState.Queued && !starting.Contains(j.Id))
                      .OrderByDescending(j => PriorityOf(j.Priority)).ThenBy(j => j.QueuedUnixMs).ThenBy(j => long.Parse(j.Id)))
         {
-            if (job.WindowEndUnixMs > 0 && now is { } at && at.ToUnixTimeMilliseconds() > job.WindowEndUnixMs)
+            if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
             {
                 missed.Add(new JobEnded
                 {
-                    Job = job.Id, State = JobState.Missed, UnixMs = at.ToUnixTimeMilliseconds(),
+                    Job = job.Id, State = JobState.Missed, UnixMs = nowMs.Value,
                     Reason = $"not started by the end of its window ({DateTimeOffset.FromUnixTimeMilliseconds(job.WindowEndUnixMs):u}): " +
                              (waitingBefore(job) ?? "it waited in the queue"),
                 });
                 continue;
             }
-            var streams = Libraries.TryGetValue(job.Library, out var lib) && lib.Streams > 0 ? lib.Streams : Media.LibraryDeclaration.DefaultStreams;
-            var onLibrary = perLibrary.GetValueOrDefault(job.Library);
             var ofClient = perClient.GetValueOrDefault(job.Client);
-            string? why = null;
-            if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
+            string? why = null, library = null;
+            if (job.NotBeforeUnixMs > 0 && nowMs < job.NotBeforeUnixMs)
+                why = $"attempt {job.Attempt + 1} at {DateTimeOffset.FromUnixTimeMilliseconds(job.NotBeforeUnixMs):u}, after: {job.Reason}";
+            else if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
             else if (limits.MaxJobs > 0 && total >= limits.MaxJobs) why = $"cell: {total} of {limits.MaxJobs} jobs running";
-            else if (onLibrary >= streams) why = $"{job.Library}: {onLibrary} of {streams} streams busy";
             else if (limits.MaxJobsPerClient > 0 && ofClient >= limits.MaxJobsPerClient) why = $"client {job.Client}: {ofClient} of {limits.MaxJobsPerClient} jobs running";
-            if (why is not null)
+            else (library, why) = libraries.Choose(job);
+            if (why is not null || library is null)
             {
-                waiting[job.Id] = why;
+                waiting[job.Id] = why ?? "no library";
                 continue;
             }
-            start.Add(job);
+            var chosen = job.Clone();
+            chosen.Library = library;
+            if (chosen.Kind == JobKind.Backup)
+            {
+                // Incremental and differential need a parent on the library written to: without one there, a full.
+                if (chosen.Level != BackupLevel.LevelFull && ParentFor(chosen.Client, chosen.BackupSet, chosen.Level, library) is null) chosen.Level = BackupLevel.LevelFull;
+                else if (chosen.Level == BackupLevel.LevelDefault) chosen.Level = BackupLevel.LevelIncremental;
+            }
+            start.Add(chosen);
             total++;
-            perLibrary[job.Library] = onLibrary + 1;
+            perLibrary[library] = perLibrary.GetValueOrDefault(library) + 1;
             perClient[job.Client] = ofClient + 1;
         }
         return new DispatchPlan(start, waiting, missed);
+    }
+
+    /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their streams are taken.</summary>
+    private sealed class LibraryView(ManagerState state, IReadOnlyList<LibraryLoad>? loads, Dictionary<string, int> perLibrary)
+    {
+        private readonly Dictionary<string, LibraryLoad>? _loads = loads?.ToDictionary(l => l.Id);
+
+        private LibraryLoad Load(string id) => _loads is null ? new LibraryLoad(id, true, 0, 0) : _loads.GetValueOrDefault(id) ?? new LibraryLoad(id, false, 0, 0);
+
+        private int Streams(string id) => state.Libraries.TryGetValue(id, out var lib) && lib.Streams > 0 ? lib.Streams : Media.LibraryDeclaration.DefaultStreams;
+
+        private string? Full(string id) => perLibrary.GetValueOrDefault(id) is var n && n >= Streams(id) ? $"{id}: {n} of {Streams(id)} streams busy" : null;
+
+        private string? Unfit(string id) => !state.Libraries.ContainsKey(id) ? $"library {id} is not registered"
+            : Load(id) switch
+            {
+                { Reachable: false } => $"library {id} is unreachable",
+                { Unusable: { } why } => why,
+                _ => null,
+            };
+
+        /// <summary>The library the job writes to or reads from now, or why it waits.</summary>
+        public (string? Library, string? Why) Choose(JobInfo job)
+        {
+            if (job.LibraryPinned || job.Kind != JobKind.Backup)
+                return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
+            var policy = state.PolicyOf(job.Policy) ?? state.PolicyOf(DefaultPolicy)!;
+            var pool = state.Pool(policy);
+            var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable).ToList();
+            var fit = reachable.Where(id => Unfit(id) is null).ToList();
+            // When every reachable library says it cannot take a job (out of space, say), one is tried all the
+            // same: it may have room again by now, and else the job fails with its reason instead of waiting unseen.
+            if (fit.Count == 0) fit = reachable;
+            // A library this job already failed on is a last resort.
+            var preferred = fit.Where(id => !job.AvoidLibraries.Contains(id)).ToList();
+            if (preferred.Count > 0) fit = preferred;
+            if (fit.Count == 0)
+                return (null, pool.Count == 0 ? "no library is registered" :
+                    $"no library of storage policy '{policy.Name}' can take it now: {string.Join("; ", pool.Select(id => Unfit(id)))}");
+            string pick;
+            if (policy.Choice == LibraryChoice.FillFirst) pick = fit[0];
+            else if (state.ChainLibrary(job.Client, job.BackupSet) is { } chain && fit.Contains(chain)) pick = chain; // the set's chain and its dedup stay together
+            else
+            {
+                var free = fit.Where(id => Full(id) is null).Select(Load).ToList();
+                if (free.Count == 0) return (null, string.Join("; ", fit.Select(Full)));
+                pick = ChooseLibrary(free.Select(l => l with { ActiveJobs = perLibrary.GetValueOrDefault(l.Id), Reachable = true }))!;
+            }
+            return Full(pick) is { } busy ? (null, busy) : (pick, null);
+        }
     }
 
     public Decision DecideSetPriority(SetJobPriority cmd)

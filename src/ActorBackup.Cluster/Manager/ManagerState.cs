@@ -17,6 +17,10 @@ public sealed partial record ManagerState
     public ImmutableSortedDictionary<string, BackupSetDefinition> BackupSets { get; init; } = ImmutableSortedDictionary<string, BackupSetDefinition>.Empty;
     /// <summary>Per set: the last slot of its schedule acted on, so that a slot runs once, restarts included.</summary>
     public ImmutableSortedDictionary<string, SetClock> SetClocks { get; init; } = ImmutableSortedDictionary<string, SetClock>.Empty;
+    /// <summary>Per client and set: the library of its newest snapshot (<see cref="ChainLibrary"/>).</summary>
+    private ImmutableDictionary<string, string> Chains { get; init; } = ImmutableDictionary<string, string>.Empty;
+    /// <summary>Storage policies defined by operators ("default" is built in until one is defined).</summary>
+    public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = ImmutableSortedDictionary<string, StoragePolicy>.Empty;
 
     public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted or JobState.Missed;
 
@@ -26,7 +30,23 @@ public sealed partial record ManagerState
         LibraryRegistered l => this with { Libraries = Libraries.SetItem(l.Id, l) },
         JobQueued q => (this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) })
             .WithClock(q.Job.SlotUnixMs > 0 ? q.Job.BackupSet : null, q.Job.SlotUnixMs, ""),
-        JobStarted s => WithJob(s.Job, j => { j.State = JobState.Running; j.Library = s.Library; j.StartedUnixMs = s.UnixMs; }),
+        JobStarted s => WithJob(s.Job, j =>
+        {
+            j.State = JobState.Running;
+            j.Library = s.Library;
+            j.StartedUnixMs = s.UnixMs;
+            if (s.Level != BackupLevel.LevelDefault) j.Level = s.Level;
+        }),
+        JobRetried r => WithJob(r.Job, j =>
+        {
+            j.State = JobState.Queued;
+            j.Attempt++;
+            j.Reason = r.Reason;
+            j.NotBeforeUnixMs = r.NotBeforeUnixMs;
+            j.StartedUnixMs = 0;
+            if (r.AvoidLibrary != "" && !j.AvoidLibraries.Contains(r.AvoidLibrary)) j.AvoidLibraries.Add(r.AvoidLibrary);
+            if (!j.LibraryPinned) j.Library = "";
+        }),
         JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
         JobPriorityChanged p => WithJob(p.Job, j => j.Priority = p.Priority),
         JobEnded x => WithJob(x.Job, j =>
@@ -37,15 +57,21 @@ public sealed partial record ManagerState
             j.Errors = x.Errors;
             if (x.Snapshot != "") j.Snapshot = x.Snapshot;
         }),
-        SnapshotRecorded r => this with { Snapshots = Snapshots.Add(SnapshotManifest.Parser.ParseFrom(r.Manifest)) },
+        SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
             // A new set, or one enabled again, starts its schedule now: no slot from before runs.
             .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled) ? d.Set.Name : null, d.UnixMs, ""),
         BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
         SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason),
+        PolicyDefined p => this with { Policies = Policies.SetItem(p.Policy.Name, p.Policy.Clone()) },
+        PolicyRemoved p => this with { Policies = Policies.Remove(p.Name) },
+        DefinitionsApplied d => ApplyDefinitions(d),
         ManagerSnapshot s => FromSnapshot(s),
         _ => this,
     };
+
+    private ManagerState WithSnapshot(SnapshotManifest m) =>
+        this with { Snapshots = Snapshots.Add(m), Chains = Chains.SetItem(m.Client + "\n" + m.BackupSet, m.Library) };
 
     private ManagerState WithJob(string id, Action<JobInfo> change)
     {
@@ -66,10 +92,11 @@ public sealed partial record ManagerState
         s.Snapshots.AddRange(Snapshots.Select(m => m.ToByteString()));
         s.BackupSets.AddRange(BackupSets.Values);
         s.SetClocks.AddRange(SetClocks.Values);
+        s.Policies.AddRange(Policies.Values);
         return s;
     }
 
-    private static ManagerState FromSnapshot(ManagerSnapshot s) => new()
+    private static ManagerState FromSnapshot(ManagerSnapshot s) => new ManagerState
     {
         Clients = s.Clients.ToImmutableSortedDictionary(c => c.Id, c => c),
         Libraries = s.Libraries.ToImmutableSortedDictionary(l => l.Id, l => l),
@@ -78,7 +105,11 @@ public sealed partial record ManagerState
         NextJob = s.NextJob,
         BackupSets = s.BackupSets.ToImmutableSortedDictionary(b => b.Name, b => b),
         SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c),
-    };
+        Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p),
+    }.WithChains();
+
+    private ManagerState WithChains() =>
+        this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(m.Client + "\n" + m.BackupSet, m.Library)) };
 
     private ManagerState WithClock(string? set, long slotUnixMs, string missed) =>
         set is null ? this : this with { SetClocks = SetClocks.SetItem(set, new SetClock { Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed }) };
@@ -86,7 +117,8 @@ public sealed partial record ManagerState
     // ---- decisions ----------------------------------------------------------------------------------------
 
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
-    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0);
+    /// <param name="Unusable">why its media agent takes no sessions now (out of space, say); null: it does</param>
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null);
 
     /// <summary>
     /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then
@@ -113,28 +145,35 @@ public sealed partial record ManagerState
         if (cmd.Paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", cmd.Paths.Where(p => !p.StartsWith('/')))}");
         var client = ResolveClient(cmd.Client, out var why);
         if (client is null) return Reject(why!);
-        string? library;
+        var policy = PolicyOf(cmd.Policy);
+        if (policy is null) return Reject(UnknownPolicy(cmd.Policy));
         if (cmd.Library != "")
         {
             if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
             if (loads.FirstOrDefault(l => l.Id == cmd.Library) is { Reachable: false }) return Reject($"library '{cmd.Library}' is not reachable now: its node is down; pick another or wait");
-            library = cmd.Library;
         }
-        else
-        {
-            library = ChooseLibrary(loads);
-            if (library is null) return Reject("no library is reachable: start a node with the media role and a library");
-        }
+        else if (Pool(policy).Count == 0) return Reject("no library is reachable: start a node with the media role and a library");
+        else if (!Pool(policy).Any(id => loads.FirstOrDefault(l => l.Id == id) is not { Reachable: false }))
+            return Reject($"no library is reachable{(policy.Libraries.Count > 0 ? $" of storage policy '{policy.Name}' ({string.Join(", ", policy.Libraries)})" : "")}: " +
+                          "start their nodes ('abk cluster show'), or wait");
         var paths = cmd.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
         var job = new JobInfo
         {
-            Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client, Library = library,
+            Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client,
+            // The library of a pool is chosen when the job starts (DecideDispatch): the one free then.
+            Library = cmd.Library, LibraryPinned = cmd.Library != "", Policy = policy.Name, ChunkKib = policy.ChunkKib, Compression = policy.Compression,
             Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem,
             Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority),
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
         };
         job.Paths.AddRange(paths);
         job.Excludes.AddRange(cmd.Excludes);
+        if (BackupSets.TryGetValue(job.BackupSet, out var set) && set.Client == client)
+        {
+            job.PreCommand = set.PreCommand;
+            job.PostCommand = set.PostCommand;
+            job.CommandTimeoutSeconds = set.CommandTimeoutSeconds;
+        }
         var parent = ParentFor(client, job.BackupSet, job.Level);
         if (parent is null && job.Level != BackupLevel.LevelFull) job.Level = BackupLevel.LevelFull; // nothing to compare with: full
         else if (job.Level == BackupLevel.LevelDefault) job.Level = BackupLevel.LevelIncremental;
@@ -157,7 +196,7 @@ public sealed partial record ManagerState
         if (!Clients.ContainsKey(client)) return Reject($"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}");
         var job = new JobInfo
         {
-            Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library,
+            Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
             Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(),
         };
         job.Paths.AddRange(cmd.Paths);
@@ -180,9 +219,15 @@ public sealed partial record ManagerState
         return null;
     }
 
-    /// <summary>Incremental: the newest snapshot of the set; differential: the newest full one; full: none.</summary>
-    public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level) =>
-        Engine.Catalog.SnapshotCatalog.ParentFor(Snapshots, backupSet, client, ToEngineLevel(level));
+    /// <summary>
+    /// Incremental: the newest snapshot of the set; differential: the newest full one; full: none. With
+    /// <paramref name="library"/>, only snapshots on that library count (a parent's chunks must be where the job writes).
+    /// </summary>
+    public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level, string? library = null) =>
+        Engine.Catalog.SnapshotCatalog.ParentFor(library is null ? Snapshots : Snapshots.Where(s => s.Library == library), backupSet, client, ToEngineLevel(level));
+
+    /// <summary>The library holding a set's newest snapshot: where its chain continues.</summary>
+    public string? ChainLibrary(string client, string backupSet) => Chains.GetValueOrDefault(client + "\n" + backupSet);
 
     public SnapshotManifest FindSnapshot(string idOrPrefix) =>
         Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");

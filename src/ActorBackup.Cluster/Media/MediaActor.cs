@@ -15,8 +15,12 @@ namespace ActorBackup.Cluster.Media;
 /// <see cref="SnapshotEvery"/> commits. The volumes themselves are files the library appends to; bytes
 /// reach them through the data plane, never through this actor's mailbox.
 /// </summary>
-public sealed class MediaActor : ReceivePersistentActor
+public sealed class MediaActor : ReceivePersistentActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+    /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
+    private static readonly TimeSpan ReopenEvery = TimeSpan.FromSeconds(30);
+    private sealed record Reopen;
     public const int SnapshotEvery = 50;
     private readonly LibraryDeclaration _declaration;
     private readonly IActorRef? _manager;
@@ -107,6 +111,8 @@ public sealed class MediaActor : ReceivePersistentActor
             CloseSession(m.Ticket);
             if (_library?.Broken is { } broken) Unavailable(broken); // a job's append failed (a full disk, say)
         });
+        Command<Reopen>(_ => { });
+        Timers?.Cancel("reopen"); // null while the constructor runs
         Always();
     }
 
@@ -124,6 +130,8 @@ public sealed class MediaActor : ReceivePersistentActor
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m => CloseSession(m.Ticket));
+        Command<Reopen>(_ => OpenLibrary());
+        Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
         Always();
     }
 
@@ -184,6 +192,7 @@ public sealed class MediaActor : ReceivePersistentActor
             _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
             Register();
             Become(Unavailable);
+            _manager?.Tell(Report());
             return;
         }
         foreach (var p in _library.LastOpen.Problems) _log.Warning("library {0}: {1}", _declaration.Id, p);
@@ -233,7 +242,15 @@ public sealed class MediaActor : ReceivePersistentActor
         return e;
     }
 
-    private IndexReport Report() => new()
+    private IndexReport Report()
+    {
+        var report = NewReport();
+        Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
+        Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
+        return report;
+    }
+
+    private IndexReport NewReport() => new()
     {
         Library = _declaration.Id,
         Chunks = (ulong)(_library?.ChunkCount ?? _index.Count),
@@ -242,6 +259,7 @@ public sealed class MediaActor : ReceivePersistentActor
         ActiveSessions = _sessions.Count,
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
+        Unavailable = _unavailable ?? "",
     };
 
     private ulong FreeBytes()

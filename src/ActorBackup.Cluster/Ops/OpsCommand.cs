@@ -106,7 +106,8 @@ public sealed class OpsCommand : ReceiveActor
             case GetShardStats:
                 return await ShardStats();
             case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots
-                or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet:
+                or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet
+                or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:
                 await EnsureLibrary(v.Library);
@@ -115,6 +116,19 @@ public sealed class OpsCommand : ReceiveActor
                 if (b.Client == "") b.Client = _cell.LocalClient;
                 b.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(b);
+            case ApplyFile f:
+                ApplyDefinitions definitions;
+                try
+                {
+                    definitions = Definitions.DefinitionsFile.Parse(f.Text, f.Name);
+                }
+                catch (FormatException e)
+                {
+                    return new CommandRejected { Reason = "nothing was applied:\n" + e.Message };
+                }
+                definitions.DryRun = f.DryRun;
+                definitions.Prune = f.Prune;
+                return await AskManager<ApplyResult>(definitions);
             case StartRestore or RunBackupSet:
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:

@@ -42,4 +42,29 @@ public static class SharedOptions
         result.AddError(message);
         return BackupLevel.LevelDefault;
     }
+
+    /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d); null when it is not one.</summary>
+    public static TimeSpan? ParseDuration(string text)
+    {
+        text = text.Trim();
+        if (text.Length < 2 || !double.TryParse(text[..^1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) || n < 0)
+            return null;
+        return text[^1] switch
+        {
+            's' => TimeSpan.FromSeconds(n),
+            'm' => TimeSpan.FromMinutes(n),
+            'h' => TimeSpan.FromHours(n),
+            'd' => TimeSpan.FromDays(n),
+            _ => null,
+        };
+    }
+
+    /// <summary>"CRON" or "CRON=LEVEL" as an operator types it (in `abk set add --schedule` and in an `abk apply` file).</summary>
+    public static ScheduleRule ParseScheduleRule(string text)
+    {
+        var eq = text.LastIndexOf('=');
+        if (eq > 0 && LevelNames.Contains(text[(eq + 1)..].Trim().ToLowerInvariant()))
+            return new ScheduleRule { Cron = text[..eq].Trim(), Level = ParseLevel(text[(eq + 1)..].Trim()) };
+        return new ScheduleRule { Cron = text.Trim() };
+    }
 }

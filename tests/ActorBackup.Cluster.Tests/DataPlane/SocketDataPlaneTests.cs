@@ -154,7 +154,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
-        var e = Assert.Throws<IOException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket"));
+        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket"));
         Assert.Contains("ask the media agent for a new session", e.Message);
     }
 
@@ -164,7 +164,7 @@ public sealed class SocketDataPlaneTests : IDisposable
         Store(1);
         using var channel = Connect(write: false);
         channel.Append(Id(9), RecordFlags.None, Payload(9));
-        var e = Assert.Throws<IOException>(() => channel.Contains(Id(0)));
+        var e = Assert.Throws<LibraryFaultException>(() => channel.Contains(Id(0))); // the media agent's refusal: a library fault
         Assert.Contains("append refused", e.Message);
         Assert.False(_library.Contains(Id(9)));
     }

@@ -1,6 +1,7 @@
 using ActorBackup.Cluster.Hosting;
 using ActorBackup.Protocol;
 using Akka.Actor;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
 
 namespace ActorBackup.Cluster.Tests;
@@ -44,6 +45,16 @@ public sealed class MultiNodeTests : IAsyncLifetime
         await Eventually.Until(() => n1.Manager.Ask<ClientList>(new ListClients(), TimeSpan.FromSeconds(5)), c => c.Clients.Any(x => x.Id == "n3" && x.Reachable), "client n3");
         Assert.Equal(3, Akka.Cluster.Cluster.Get(n1.System).State.Members.Count);
 
+        // A subscriber on the client's node hears of every job's end, published by the manager on another node.
+        var notices = new System.Collections.Concurrent.ConcurrentQueue<JobEndedNotice>();
+        var subscriber = n3.System.ActorOf(Props.Create(() => new Collector(notices)));
+        DistributedPubSub.Get(n3.System).Mediator.Tell(new Subscribe(Manager.ManagerActor.JobEndedTopic, subscriber));
+        await Eventually.Until(() => // the subscription has reached the manager's node
+        {
+            DistributedPubSub.Get(n1.System).Mediator.Tell(new Publish(Manager.ManagerActor.JobEndedTopic, new JobEndedNotice { Job = new JobInfo { Id = "probe" } }));
+            return Task.FromResult(notices.Any(n => n.Job.Id == "probe"));
+        }, seen => seen, "the subscription on the manager's node");
+
         var src = Path.Combine(_dir, "src");
         Directory.CreateDirectory(src);
         File.WriteAllText(Path.Combine(src, "hello.txt"), "three nodes");
@@ -52,12 +63,23 @@ public sealed class MultiNodeTests : IAsyncLifetime
         var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
         Assert.True(info.State == JobState.Succeeded, info.Reason);
         Assert.Equal("n3", info.Client);
+        var notice = await Eventually.Until(() => Task.FromResult(notices.FirstOrDefault(n => n.Job.Id == job)), n => n is not null, "the job-ended notice");
+        Assert.Equal(info.Snapshot, notice!.Job.Snapshot);
 
         var target = Path.Combine(_dir, "restore");
         var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(new StartRestore { Snapshot = info.Snapshot, Target = target }, TimeSpan.FromSeconds(10)));
         var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = restore.Job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
         Assert.True(restored.State == JobState.Succeeded, restored.Reason);
         Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
+    }
+
+    private sealed class Collector : ReceiveActor
+    {
+        public Collector(System.Collections.Concurrent.ConcurrentQueue<JobEndedNotice> into)
+        {
+            Receive<JobEndedNotice>(into.Enqueue);
+            Receive<SubscribeAck>(_ => { });
+        }
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

@@ -76,7 +76,7 @@ public class BackupSetTests
         Assert.Contains("a set name is", WhyOne(new BackupSetDefinition { Name = "a b", Paths = { "/a" } }));
         Assert.Contains("unknown time zone", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, TimeZone = "Mars/Olympus" }));
         Assert.Contains("priority 11", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, Priority = 11 }));
-        Assert.Contains("unknown storage policy", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, Policy = "gold" }));
+        Assert.Contains("no storage policy 'gold'", WhyOne(new BackupSetDefinition { Name = "x", Paths = { "/a" }, Policy = "gold" }));
     }
 
     [Fact]

@@ -32,28 +32,41 @@ public class ManagerStateTests
         return b;
     }
 
+    /// <summary>Dispatches what the queue allows now and applies the JobStarted events, as the manager does.</summary>
+    private static (ManagerState, IReadOnlyList<JobInfo>) Dispatch(ManagerState s, DateTimeOffset now)
+    {
+        var plan = s.DecideDispatch(new QueueLimits(), new HashSet<string>(), null, now, Loads(s));
+        return (Apply(s, plan.Start.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Level = j.Level, UnixMs = now.ToUnixTimeMilliseconds() })), plan.Start);
+    }
+
     [Fact]
     public void Two_concurrent_backups_land_on_two_libraries()
     {
         var s = Cell("host-a", "host-b");
         var first = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/a" } }, Loads(s), Now);
         Assert.Null(first.Rejection);
-        Assert.Equal("lib1", first.Job!.Library); // more free space while both are idle
-        s = Apply(s, first.Events).Apply(new JobStarted { Job = first.Job.Id, Library = "lib1" });
+        Assert.Equal("", first.Job!.Library); // chosen when it starts
+        s = Apply(s, first.Events);
+        (s, var started) = Dispatch(s, Now);
+        Assert.Equal("lib1", Assert.Single(started).Library); // more free space while both are idle
         var second = s.DecideStartBackup(new StartBackup { Client = "host-b", Paths = { "/b" } }, Loads(s), Now);
-        Assert.Equal("lib2", second.Job!.Library);
-        Assert.NotEqual(first.Job.Id, second.Job.Id);
+        s = Apply(s, second.Events);
+        (s, started) = Dispatch(s, Now);
+        Assert.Equal("lib2", Assert.Single(started).Library);
+        Assert.NotEqual(first.Job.Id, second.Job!.Id);
     }
 
     [Fact]
-    public void Back_to_back_backups_take_turns_when_the_first_has_already_ended()
+    public void Back_to_back_backups_of_new_sets_take_turns_when_the_first_has_already_ended()
     {
         var s = Cell("a");
         var first = s.DecideStartBackup(Backup("/a"), Loads(s), Now);
-        s = Apply(s, first.Events).Apply(new JobEnded { Job = first.Job!.Id, State = JobState.Succeeded });
+        (s, var one) = Dispatch(Apply(s, first.Events), Now);
+        s = s.Apply(new JobEnded { Job = first.Job!.Id, State = JobState.Succeeded });
         var second = s.DecideStartBackup(Backup("/b"), Loads(s), Now.AddSeconds(5));
-        Assert.Equal("lib1", first.Job.Library);
-        Assert.Equal("lib2", second.Job!.Library);
+        (_, var two) = Dispatch(Apply(s, second.Events), Now.AddSeconds(5));
+        Assert.Equal("lib1", Assert.Single(one).Library);
+        Assert.Equal("lib2", Assert.Single(two).Library);
     }
 
     [Fact]

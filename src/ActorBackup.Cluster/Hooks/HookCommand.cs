@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace ActorBackup.Cluster.Hooks;
+
+/// <summary>
+/// An operator's command run around a job: a set's pre/post commands on the client, its on-success /
+/// on-failure commands on the manager's node. Run by /bin/sh -c with the job's JSON on stdin and ABK_*
+/// variables; bounded in time (killed with its process group after the timeout) and in what it prints
+/// (the last <see cref="MaxOutput"/> characters are kept for the job's reason or the log).
+/// </summary>
+public static class HookCommand
+{
+    public const int MaxOutput = 4096;
+
+    public sealed record Result(int ExitCode, string Output, bool TimedOut)
+    {
+        public bool Ok => ExitCode == 0 && !TimedOut;
+
+        public string Describe(string what, TimeSpan timeout) =>
+            (TimedOut ? $"{what} did not end within {timeout.TotalSeconds:F0} s and was killed" : $"{what} exited with {ExitCode}") +
+            (Output.Trim() is { Length: > 0 } o ? $": {o}" : "");
+    }
+
+    /// <summary>How long a set's command may run: its command_timeout_seconds, else 5 minutes.</summary>
+    public static TimeSpan Timeout(int seconds) => TimeSpan.FromSeconds(seconds > 0 ? seconds : 300);
+
+    /// <summary>A command about a job: its JSON (as `abk --json job show` prints it) on stdin, ABK_JOB, ABK_SET, ABK_CLIENT, ABK_STATE.</summary>
+    public static Task<Result> ForJob(ActorBackup.Protocol.JobInfo job, string command, string state, TimeSpan timeout, CancellationToken cancel = default) =>
+        Run(command, Google.Protobuf.JsonFormatter.Default.Format(job), new Dictionary<string, string>
+        {
+            ["ABK_JOB"] = job.Id, ["ABK_SET"] = job.BackupSet, ["ABK_CLIENT"] = job.Client, ["ABK_STATE"] = state,
+        }, timeout, cancel);
+
+    public static async Task<Result> Run(string command, string stdin, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancel = default)
+    {
+        var psi = new ProcessStartInfo("/bin/sh")
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(command);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        using var process = new Process { StartInfo = psi };
+        var output = new Tail(MaxOutput);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); };
+        try
+        {
+            process.Start();
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            return new Result(-1, $"could not start /bin/sh: {e.Message}", false);
+        }
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await process.StandardInput.WriteAsync(stdin);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The command does not read its stdin: that is its business.
+        }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+            return new Result(-1, output.ToString(), !cancel.IsCancellationRequested);
+        }
+        process.WaitForExit(); // the last of its output read
+        return new Result(process.ExitCode, output.ToString(), false);
+    }
+
+    /// <summary>The last lines of what a command printed, at most so many characters.</summary>
+    private sealed class Tail(int max)
+    {
+        private readonly LinkedList<string> _lines = new();
+        private int _length;
+
+        public void Add(string line)
+        {
+            lock (_lines)
+            {
+                _lines.AddLast(line);
+                _length += line.Length + 1;
+                while (_length > max && _lines.Count > 1)
+                {
+                    _length -= _lines.First!.Value.Length + 1;
+                    _lines.RemoveFirst();
+                }
+            }
+        }
+
+        public override string ToString()
+        {
+            lock (_lines)
+            {
+                var text = string.Join("\n", _lines);
+                return text.Length > max ? text[^max..] : text;
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using ActorBackup.Cluster.Definitions;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+
+namespace ActorBackup.Cluster.Manager;
+
+// `abk apply`: sets and policies as code. The whole file is checked against the cell as it would be after
+// it (a set may name a policy the same file defines); any problem refuses all of it, each problem with its
+// line. What is applied is one DefinitionsApplied event, so it is recorded whole or not at all; a file that
+// changes nothing records nothing.
+public sealed partial record ManagerState
+{
+    public (ApplyResult Result, Decision Decision) DecideApply(ApplyDefinitions cmd, DateTimeOffset now)
+    {
+        var errors = new List<string>();
+        string Where(string kind, string name) =>
+            cmd.Lines.TryGetValue(DefinitionsFile.Key(kind, name), out var line) && line > 0 ? $"{cmd.Source}:{line}: " : cmd.Source != "" ? $"{cmd.Source}: " : "";
+        var result = new ApplyResult();
+        var applied = new DefinitionsApplied { UnixMs = now.ToUnixTimeMilliseconds() };
+        var next = this;
+        bool Changed(string kind, string name, IMessage? before, IMessage after)
+        {
+            var change = Compare(kind, name, before, after);
+            result.Changes.Add(change);
+            return change.Action != "unchanged";
+        }
+
+        foreach (var policy in cmd.Policies)
+        {
+            if (next.InvalidPolicy(policy) is { } why) errors.Add($"{Where("policy", policy.Name)}policy '{policy.Name}': {why}");
+            if (Changed("policy", policy.Name, Policies.GetValueOrDefault(policy.Name), policy)) applied.Policies.Add(policy);
+            next = next.Apply(new PolicyDefined { Policy = policy, UnixMs = applied.UnixMs });
+        }
+        foreach (var given in cmd.Sets)
+        {
+            var set = given.Clone();
+            var client = ResolveClient(set.Client, out var whyClient);
+            if (client is null)
+            {
+                errors.Add($"{Where("set", set.Name)}set '{set.Name}': {whyClient}");
+                continue;
+            }
+            set.Client = client;
+            Normalize(set);
+            if (next.Invalid(set) is { } why) errors.Add($"{Where("set", set.Name)}set '{set.Name}': {why}");
+            if (Changed("set", set.Name, BackupSets.GetValueOrDefault(set.Name), set)) applied.Sets.Add(set);
+            next = next.Apply(new BackupSetDefined { Set = set, UnixMs = applied.UnixMs });
+        }
+        if (cmd.Prune)
+        {
+            foreach (var name in BackupSets.Keys.Where(n => cmd.Sets.All(s => s.Name != n)))
+            {
+                result.Changes.Add(new ApplyChange { Kind = "set", Name = name, Action = "remove" });
+                applied.RemovedSets.Add(name);
+                next = next.Apply(new BackupSetRemoved { Name = name, UnixMs = applied.UnixMs });
+            }
+            foreach (var name in Policies.Keys.Where(n => cmd.Policies.All(p => p.Name != n)))
+            {
+                if (name != DefaultPolicy && next.SetsOf(name) is { Count: > 0 } users)
+                    errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but backup sets {string.Join(", ", users)} use it: keep it, or move them");
+                result.Changes.Add(new ApplyChange { Kind = "policy", Name = name, Action = "remove" });
+                applied.RemovedPolicies.Add(name);
+                next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });
+            }
+        }
+        if (errors.Count > 0) return (result, Reject("nothing was applied:\n" + string.Join("\n", errors)));
+        var changed = applied.Policies.Count + applied.Sets.Count + applied.RemovedSets.Count + applied.RemovedPolicies.Count > 0;
+        result.Applied = changed && !cmd.DryRun;
+        return (result, new Decision(result.Applied ? [applied] : [], null));
+    }
+
+    /// <summary>Defaults and order as `abk set add` stores them, so that an unchanged file compares equal.</summary>
+    private static void Normalize(BackupSetDefinition set)
+    {
+        if (set.Priority == 0) set.Priority = DefaultPriority;
+        if (set.Policy == "") set.Policy = DefaultPolicy;
+        var paths = set.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
+        set.Paths.Clear();
+        set.Paths.AddRange(paths);
+    }
+
+    private static ApplyChange Compare(string kind, string name, IMessage? before, IMessage after)
+    {
+        var change = new ApplyChange { Kind = kind, Name = name, Action = before is null ? "add" : before.Equals(after) ? "unchanged" : "change" };
+        if (change.Action == "change")
+            foreach (var field in after.Descriptor.Fields.InFieldNumberOrder())
+                if (!Equals(Value(field, before!), Value(field, after))) change.Fields.Add(field.JsonName);
+        return change;
+    }
+
+    private static object? Value(FieldDescriptor field, IMessage m) =>
+        field.Accessor.GetValue(m) is var v && field.IsRepeated ? string.Join("\u0001", ((System.Collections.IEnumerable)v).Cast<object>()) : v;
+
+    private ManagerState ApplyDefinitions(DefinitionsApplied d)
+    {
+        var s = this;
+        foreach (var p in d.Policies) s = s.Apply(new PolicyDefined { Policy = p, UnixMs = d.UnixMs });
+        foreach (var set in d.Sets) s = s.Apply(new BackupSetDefined { Set = set, UnixMs = d.UnixMs });
+        foreach (var name in d.RemovedSets) s = s.Apply(new BackupSetRemoved { Name = name, UnixMs = d.UnixMs });
+        foreach (var name in d.RemovedPolicies) s = s.Apply(new PolicyRemoved { Name = name, UnixMs = d.UnixMs });
+        return s;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Numerics;
+using ActorBackup.Protocol;
+
+namespace ActorBackup.Cluster.Manager;
+
+// Storage policies: the library pool of a backup's primary copy and how one is chosen, the chunk size and
+// compression its client uses, and how often a job is retried. "default" exists without being defined:
+// every library of the cell, balanced, the client's chunking and compression.
+public sealed partial record ManagerState
+{
+    public const string DefaultPolicy = "default";
+    public const int DefaultRetries = 2;
+
+    /// <summary>The policy of that name; "default" is implicit until an operator defines it. Null: unknown.</summary>
+    public StoragePolicy? PolicyOf(string name) =>
+        Policies.TryGetValue(name == "" ? DefaultPolicy : name, out var p) ? p : name is "" or DefaultPolicy ? new StoragePolicy { Name = DefaultPolicy } : null;
+
+    /// <summary>The libraries a policy's primary copy may go to, in its order; an empty list means every library of the cell.</summary>
+    public IReadOnlyList<string> Pool(StoragePolicy policy) => policy.Libraries.Count > 0 ? policy.Libraries : Libraries.Keys.ToList();
+
+    public static int RetriesOf(StoragePolicy policy) => policy.HasRetries ? policy.Retries : DefaultRetries;
+
+    public Decision DecideDefinePolicy(DefinePolicy cmd, DateTimeOffset now)
+    {
+        var policy = cmd.Policy?.Clone() ?? new StoragePolicy();
+        if (Policies.ContainsKey(policy.Name))
+            return Reject($"storage policy '{policy.Name}' exists already: remove it first ('abk policy remove {policy.Name}'), or change it with 'abk apply'");
+        if (InvalidPolicy(policy) is { } reason) return Reject($"storage policy '{policy.Name}': {reason}");
+        return new Decision([new PolicyDefined { Policy = policy, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+    }
+
+    public Decision DecideRemovePolicy(RemovePolicy cmd, DateTimeOffset now)
+    {
+        if (!Policies.ContainsKey(cmd.Name))
+            return Reject(cmd.Name == DefaultPolicy ? "the default policy is built in: it can be redefined, not removed" : UnknownPolicy(cmd.Name));
+        var users = SetsOf(cmd.Name);
+        // A defined "default" goes back to the built-in one: its sets keep a policy.
+        if (users.Count > 0 && cmd.Name != DefaultPolicy)
+            return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
+        return new Decision([new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+    }
+
+    public List<string> SetsOf(string policy) => BackupSets.Values.Where(s => (s.Policy == "" ? DefaultPolicy : s.Policy) == policy).Select(s => s.Name).ToList();
+
+    public PolicyInfo PolicyInfoOf(StoragePolicy policy) => new()
+    {
+        Policy = policy, Sets = { SetsOf(policy.Name) }, Implicit = !Policies.ContainsKey(policy.Name),
+    };
+
+    /// <summary>Every policy, the built-in default first when it is not redefined.</summary>
+    public IEnumerable<StoragePolicy> AllPolicies() =>
+        Policies.ContainsKey(DefaultPolicy) ? Policies.Values : Policies.Values.Prepend(PolicyOf(DefaultPolicy)!);
+
+    public string UnknownPolicy(string name) =>
+        $"no storage policy '{name}': known are {string.Join(", ", AllPolicies().Select(p => p.Name))}; add one with 'abk policy add'";
+
+    /// <summary>What is wrong with a policy, or null. Its libraries must be known to the cell.</summary>
+    public string? InvalidPolicy(StoragePolicy policy)
+    {
+        if (InvalidName(policy.Name, "policy") is { } name) return name;
+        if (policy.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknown)
+            return $"unknown library '{unknown}': known are {(Libraries.Count == 0 ? "none yet (start a node with the media role)" : string.Join(", ", Libraries.Keys))}";
+        if (policy.Libraries.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1) is { } twice) return $"library '{twice.Key}' is named twice";
+        if (policy.ChunkKib != 0 && (policy.ChunkKib is < 64 or > 16384 || !BitOperations.IsPow2(policy.ChunkKib)))
+            return $"chunk size {policy.ChunkKib} KiB: give a power of two from 64 to 16384 KiB (default 1024)";
+        if (policy.Compression is < 0 or > 19) return $"compression {policy.Compression}: give a zstd level from 1 to 19 (default 3)";
+        if (policy.HasRetries && policy.Retries is < 0 or > 10) return $"retries {policy.Retries}: give 0 to 10 (default {DefaultRetries})";
+        return null;
+    }
+
+    private static string? InvalidName(string name, string what) =>
+        name == "" || name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')
+            ? $"a {what} name is 1 to 64 letters, digits, '-', '_' or '.'"
+            : null;
+}
