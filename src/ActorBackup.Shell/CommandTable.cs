@@ -214,6 +214,11 @@ public static class CommandTable
         var onFailure = new Option<string?>("--on-failure") { Description = "run on the manager's node when a job of the set fails (or is cancelled, interrupted, missed)", HelpName = "CMD" };
         var commandTimeout = new Option<TimeSpan>("--command-timeout") { Description = "how long each of these commands may run (default 5m)", HelpName = "DURATION", CustomParser = r => DurationOf(r) };
         var runLevel = SharedOptions.Level();
+        var until = new Option<DateTimeOffset>("--until")
+        {
+            Description = "when the run happens instead: a time (2026-12-24T22:00, local unless it has an offset) or a duration from now (90m, 4h)",
+            HelpName = "TIME", Required = true, CustomParser = r => TimeOf(r),
+        };
         root.Subcommands.Add(Group("set", "backup sets: what to back up on a client, and when",
             Verb("add", "define a backup set", async (pr, o, c) =>
             {
@@ -255,6 +260,12 @@ public static class CommandTable
             }, setName),
             Verb("enable", "let the set's schedule run it again", (pr, o, c) => EnableSet(session, o, pr.GetValue(setName)!, true, c), setName),
             Verb("disable", "stop the set's schedule (a run by hand still works)", (pr, o, c) => EnableSet(session, o, pr.GetValue(setName)!, false, c), setName),
+            Verb("defer", "move the set's next scheduled run to a later time (the slots until then do not run)", async (pr, o, c) =>
+            {
+                var info = await session.Call<BackupSetInfo>(new DeferBackupSet { Name = pr.GetValue(setName)!, UntilUnixMs = pr.GetValue(until).ToUnixTimeMilliseconds() }, c);
+                o.Line(o.Json ? Output.ToJson(info) : $"backup set {info.Set.Name}: the run of {Output.Time(info.DeferredSlotUnixMs)} now runs at {Output.Time(info.NextRunUnixMs)} ({Output.RunLevel(info.NextLevel)})");
+                return 0;
+            }, setName, until),
             Verb("run", "back the set up now; follows the job until it ends unless --no-wait", (pr, o, c) =>
                 StartJob(session, o, new RunBackupSet { Name = pr.GetValue(setName)!, Level = pr.GetValue(runLevel) }, pr.GetValue(noWait), c), setName, runLevel, noWait)));
         root.Subcommands.Add(Group("schedule", "when the backup sets run",
@@ -380,6 +391,16 @@ public static class CommandTable
         if (SharedOptions.ParseDuration(text) is { } d) return d;
         r.AddError($"'{text}' is not a duration: a number and s, m, h or d, e.g. 30m or 4h");
         return TimeSpan.Zero;
+    }
+
+    /// <summary>A time as an operator types it: ISO 8601 (local unless it has an offset), or a duration from now.</summary>
+    private static DateTimeOffset TimeOf(System.CommandLine.Parsing.ArgumentResult r)
+    {
+        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
+        if (SharedOptions.ParseDuration(text) is { } d) return DateTimeOffset.Now + d;
+        if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
+        r.AddError($"'{text}' is not a time: give 2026-12-24T22:00 (local), 2026-12-24T22:00Z, or a duration from now such as 4h");
+        return default;
     }
 
     private static async Task<int> EnableSet(Session session, Output o, string name, bool enabled, CancellationToken cancel)

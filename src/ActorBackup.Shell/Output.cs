@@ -121,7 +121,8 @@ public sealed class Output(bool json)
         sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");
         foreach (var (what, command) in new[] { ("pre", s.PreCommand), ("post", s.PostCommand), ("success", s.OnSuccess), ("failure", s.OnFailure) })
             if (command != "") sb.AppendLine($"  {what,-9} {command}");
-        if (i.NextRunUnixMs != 0) sb.AppendLine($"  next run  {Time(i.NextRunUnixMs)} ({RunLevel(i.NextLevel)})");
+        if (i.NextRunUnixMs != 0)
+            sb.AppendLine($"  next run  {Time(i.NextRunUnixMs)} ({RunLevel(i.NextLevel)}){(i.DeferredSlotUnixMs != 0 ? $", deferred from {Time(i.DeferredSlotUnixMs)}" : "")}");
         if (i.LastSnapshot != "") sb.AppendLine($"  last      snapshot {i.LastSnapshot} at {Time(i.LastSnapshotUnixMs)}");
         if (i.LastMissed != "") sb.AppendLine($"  missed    the slot at {Time(i.LastSlotUnixMs)}: {i.LastMissed}");
         return sb.ToString().TrimEnd('\n');

@@ -27,6 +27,11 @@ public class BackupSetTests
         var next = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(web.GetProperty("nextRunUnixMs").GetString()!));
         Assert.True(next > DateTimeOffset.UtcNow && next < DateTimeOffset.UtcNow.AddDays(1.01), $"next run {next}");
         Assert.Contains("web", cell.Abk("schedule", "list").Stdout);
+        var deferred = cell.Abk("set", "defer", "web", "--until", "2d");
+        Assert.True(deferred.ExitCode == 0, deferred.Stderr);
+        Assert.Contains("now runs at", deferred.Stdout);
+        Assert.Contains("deferred from", cell.Abk("set", "show", "web").Stdout);
+        Assert.Equal(2, cell.Abk("set", "defer", "web", "--until", "soon").ExitCode); // a usage error says what a time is
 
         var run = cell.AbkJson("set", "run", "web");
         Assert.Equal("SUCCEEDED", run.GetProperty("state").GetString());

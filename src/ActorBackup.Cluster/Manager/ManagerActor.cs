@@ -31,6 +31,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> _claimed = [];
     private static readonly TimeSpan SettleAfter = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan ScheduleEvery = TimeSpan.FromSeconds(1);
+    /// <summary>Every so many schedule ticks, ended jobs beyond the history's limit are forgotten.</summary>
+    private const int CompactEvery = 60;
+    private long _ticks;
 
     public override string PersistenceId => "manager";
 
@@ -114,6 +117,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ScheduleTick>(_ =>
         {
             UpdateMetrics();
+            if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
+                Persist(forgotten, Applied);
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
@@ -153,6 +158,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else PersistDecision(decision, (sender, _) => sender.Tell(result));
         });
         Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
+        Command<DeferBackupSet>(m => PersistSet(_state.DecideDefer(m, DateTimeOffset.UtcNow)));
         Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
         Command<RemoveBackupSet>(m => PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow)));
         Command<GetBackupSet>(m =>
@@ -327,7 +333,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>Persists a backup set decision and answers with the set as it now is (or its removal).</summary>
     private void PersistSet(ManagerState.Decision decision) =>
-        PersistDecision(decision, (sender, e) => sender.Tell(e is BackupSetDefined d ? _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow) : e));
+        PersistDecision(decision, (sender, e) => sender.Tell(e switch
+        {
+            BackupSetDefined d => _state.SetInfo(_state.BackupSets[d.Set.Name], DateTimeOffset.UtcNow),
+            SlotDeferred d => _state.SetInfo(_state.BackupSets[d.Set], DateTimeOffset.UtcNow),
+            _ => e,
+        }));
 
     /// <summary>Persists a policy decision and answers with the policy as it now is (or its removal).</summary>
     private void PersistPolicy(ManagerState.Decision decision) =>

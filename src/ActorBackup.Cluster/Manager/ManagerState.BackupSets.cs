@@ -42,6 +42,18 @@ public sealed partial record ManagerState
         return DecideStartBackup(StartOf(set, cmd.Level, JobOrigin.Operator), loads, now);
     }
 
+    /// <summary>`abk set defer NAME --until TIME`, or a client's request: the set's next run moves to TIME.</summary>
+    public Decision DecideDefer(DeferBackupSet cmd, DateTimeOffset now)
+    {
+        if (!BackupSets.TryGetValue(cmd.Name, out var set)) return Reject(UnknownSet(cmd.Name));
+        if (!SetClocks.TryGetValue(set.Name, out var clock) || NextRun(set, now) is not { } next)
+            return Reject($"backup set '{set.Name}' has no scheduled run to defer{(set.Disabled ? ": it is disabled" : "")}");
+        if (cmd.UntilUnixMs <= now.ToUnixTimeMilliseconds()) return Reject("defer to a time in the future");
+        // Deferring again moves the same run; the slot it replaces stays the first one deferred.
+        var (slot, level) = clock.DeferredUntilUnixMs > 0 ? (clock.DeferredSlotUnixMs, clock.DeferredLevel) : (next.When.ToUnixTimeMilliseconds(), next.Level);
+        return new Decision([new SlotDeferred { Set = set.Name, SlotUnixMs = slot, UntilUnixMs = cmd.UntilUnixMs, Level = level, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+    }
+
     private static StartBackup StartOf(BackupSetDefinition set, BackupLevel level, JobOrigin origin)
     {
         var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin, Priority = set.Priority, Policy = set.Policy };
@@ -63,9 +75,19 @@ public sealed partial record ManagerState
         foreach (var set in BackupSets.Values)
         {
             if (set.Disabled || set.Schedules.Count == 0 || !SetClocks.TryGetValue(set.Name, out var clock)) continue;
-            if (LatestSlot(set, DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs), now) is not { } slot) continue;
-            var d = state.DecideStartBackup(StartOf(set, slot.Level, JobOrigin.Schedule), loads, now);
-            var slotMs = slot.When.ToUnixTimeMilliseconds();
+            var latest = LatestSlot(set, DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs), now);
+            (DateTimeOffset When, BackupLevel Level)? slot = latest;
+            if (clock.DeferredUntilUnixMs > 0)
+            {
+                // Deferred: nothing runs before the time asked for; then one job, at the higher level of the
+                // slot it replaces and of any slot that passed meanwhile.
+                if (now.ToUnixTimeMilliseconds() < clock.DeferredUntilUnixMs) continue;
+                var level = latest is { } l && Rank(l.Level) > Rank(clock.DeferredLevel) ? l.Level : clock.DeferredLevel;
+                slot = (DateTimeOffset.FromUnixTimeMilliseconds(clock.DeferredUntilUnixMs), level);
+            }
+            if (slot is not { } due) continue;
+            var d = state.DecideStartBackup(StartOf(set, due.Level, JobOrigin.Schedule), loads, now);
+            var slotMs = due.When.ToUnixTimeMilliseconds();
             if (d.Rejection is not null)
                 d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection }], null);
             else
@@ -203,6 +225,12 @@ public sealed partial record ManagerState
         {
             info.LastSlotUnixMs = clock.LastSlotUnixMs;
             info.LastMissed = clock.LastMissed;
+            if (clock.DeferredUntilUnixMs > 0 && !set.Disabled)
+            {
+                info.NextRunUnixMs = clock.DeferredUntilUnixMs;
+                info.NextLevel = clock.DeferredLevel;
+                info.DeferredSlotUnixMs = clock.DeferredSlotUnixMs;
+            }
         }
         return info;
     }

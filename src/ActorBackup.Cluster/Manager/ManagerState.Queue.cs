@@ -5,10 +5,12 @@ namespace ActorBackup.Cluster.Manager;
 /// <summary>
 /// How many jobs may run at once: in the whole cell, and per client (0: no limit); per library: its streams.
 /// A job that failed on a transient fault waits <see cref="RetryBackoff"/> before its second attempt, twice as long before the third...
+/// <see cref="KeepJobsPerSet"/>: how many ended jobs of each backup set (restores: of each client) the history keeps (0: 100).
 /// </summary>
-public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default)
+public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0)
 {
     public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
+    public int KeepJobs => KeepJobsPerSet > 0 ? KeepJobsPerSet : 100;
 }
 
 // The job queue: every job is QUEUED first and starts when the limits allow, higher priority first, then older.
@@ -127,6 +129,22 @@ public sealed partial record ManagerState
             }
             return Full(pick) is { } busy ? (null, busy) : (pick, null);
         }
+    }
+
+    /// <summary>
+    /// The ended jobs beyond the newest <paramref name="keep"/> of their backup set and client (restores: of
+    /// their client), so that the history does not grow forever; null when there are none. Open jobs always stay.
+    /// </summary>
+    public JobsForgotten? DecideCompaction(int keep, DateTimeOffset now)
+    {
+        var forget = Jobs.Values.Where(j => IsFinal(j.State))
+            .GroupBy(j => j.Kind == JobKind.Restore ? "restore\n" + j.Client : j.Client + "\n" + j.BackupSet)
+            .SelectMany(g => g.OrderByDescending(j => long.Parse(j.Id)).Skip(keep))
+            .Select(j => j.Id).ToList();
+        if (forget.Count == 0) return null;
+        var e = new JobsForgotten { UnixMs = now.ToUnixTimeMilliseconds() };
+        e.Jobs.AddRange(forget.OrderBy(long.Parse));
+        return e;
     }
 
     public Decision DecideSetPriority(SetJobPriority cmd)

@@ -49,6 +49,7 @@ public sealed partial record ManagerState
         }),
         JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
         JobPriorityChanged p => WithJob(p.Job, j => j.Priority = p.Priority),
+        JobsForgotten f => this with { Jobs = Jobs.RemoveRange(f.Jobs.Select(long.Parse)) },
         JobEnded x => WithJob(x.Job, j =>
         {
             j.State = x.State;
@@ -63,6 +64,10 @@ public sealed partial record ManagerState
             .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled) ? d.Set.Name : null, d.UnixMs, ""),
         BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
         SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason),
+        SlotDeferred d when SetClocks.TryGetValue(d.Set, out var clock) => this with
+        {
+            SetClocks = SetClocks.SetItem(d.Set, new SetClock(clock) { DeferredUntilUnixMs = d.UntilUnixMs, DeferredSlotUnixMs = d.SlotUnixMs, DeferredLevel = d.Level }),
+        },
         PolicyDefined p => this with { Policies = Policies.SetItem(p.Policy.Name, p.Policy.Clone()) },
         PolicyRemoved p => this with { Policies = Policies.Remove(p.Name) },
         DefinitionsApplied d => ApplyDefinitions(d),

@@ -106,7 +106,7 @@ public sealed class OpsCommand : ReceiveActor
             case GetShardStats:
                 return await ShardStats();
             case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots
-                or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet
+                or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:

@@ -186,4 +186,34 @@ public class BackupSetTests
         s = Tick(s, Now.AddHours(5), jobs);
         Assert.Equal(Now.AddHours(5).ToUnixTimeMilliseconds(), Assert.Single(jobs).SlotUnixMs);
     }
+
+    [Fact]
+    public void A_deferred_run_skips_the_slots_until_then_and_runs_once_at_the_time_asked_for()
+    {
+        var s = Cell("host-a");
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 * * * *", "0 3 * * *=full") }, Now).Events); // hourly, a full at 03:00
+        List<ManagerState.LibraryLoad> loads = [new("lib1", true, 0, 100)];
+        var until = Now.AddHours(2.5); // 03:30: the 02:00 and 03:00 slots pass
+        var deferred = s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now);
+        Assert.Null(deferred.Rejection);
+        s = Apply(s, deferred.Events);
+        var info = s.SetInfo(s.BackupSets["web"], Now);
+        Assert.Equal(until.ToUnixTimeMilliseconds(), info.NextRunUnixMs);
+        Assert.Equal(Now.AddHours(1).ToUnixTimeMilliseconds(), info.DeferredSlotUnixMs);
+
+        Assert.Empty(s.DecideDueSlots(Now.AddHours(1), loads)); // 02:00: deferred
+        Assert.Empty(s.DecideDueSlots(Now.AddHours(2), loads)); // 03:00: deferred too
+        var due = Assert.Single(s.DecideDueSlots(until, loads));
+        var job = Assert.IsType<JobQueued>(Assert.Single(due.Events)).Job;
+        Assert.Equal(until.ToUnixTimeMilliseconds(), job.SlotUnixMs);
+        Assert.Equal(BackupLevel.LevelFull, job.Level); // the 03:00 full it passed over
+        s = Apply(s, due.Events);
+        Assert.Empty(s.DecideDueSlots(until.AddMinutes(10), loads)); // once
+        Assert.Single(s.DecideDueSlots(Now.AddHours(3), loads)); // 04:00 runs as usual
+
+        Assert.Contains("in the future", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(-1).ToUnixTimeMilliseconds() }, Now).Rejection);
+        Assert.Contains("no backup set 'nope'", s.DecideDefer(new DeferBackupSet { Name = "nope", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("manual") }, Now).Events);
+        Assert.Contains("no scheduled run to defer", s.DecideDefer(new DeferBackupSet { Name = "manual", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
+    }
 }

@@ -140,6 +140,30 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void The_history_keeps_the_newest_ended_jobs_of_each_set_and_every_open_one()
+    {
+        var s = Cell(4, 4);
+        var jobs = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var d = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/a" } }, Reachable, Now.AddMinutes(i));
+            s = Apply(s, d.Events);
+            jobs.Add(d.Job!.Id);
+            if (i < 4) s = End(s, d.Job.Id); // the last one stays open
+        }
+        var other = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/b" } }, Reachable, Now);
+        s = End(Apply(s, other.Events), other.Job!.Id);
+
+        var forgotten = s.DecideCompaction(2, Now)!;
+        Assert.Equal(jobs.Take(2), forgotten.Jobs); // of /a's four ended jobs the newest two stay; /b's one stays
+        s = s.Apply(forgotten);
+        Assert.Equal([jobs[2], jobs[3], jobs[4], other.Job.Id], s.Jobs.Values.Select(j => j.Id));
+        Assert.Null(s.DecideCompaction(2, Now));
+        var next = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/c" } }, Reachable, Now);
+        Assert.Equal("7", next.Job!.Id); // numbers are never reused
+    }
+
+    [Fact]
     public void A_manager_that_restarts_keeps_queued_jobs_queued_and_interrupts_only_those_that_ran()
     {
         var s = Cell();
