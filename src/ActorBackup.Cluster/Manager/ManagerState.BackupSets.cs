@@ -104,12 +104,37 @@ public sealed partial record ManagerState
     /// <summary>The latest slot in (after, now] of any of the set's rules, with its level (the higher on a shared slot).</summary>
     public static (DateTimeOffset When, BackupLevel Level)? LatestSlot(BackupSetDefinition set, DateTimeOffset after, DateTimeOffset now)
     {
+        // The quiet tick, every second for every set: its first slot after the clock is remembered (per
+        // definition object, which the state never changes in place) until it comes.
+        var first = FirstSlots.GetOrCreateValue(set);
+        var afterMs = after.ToUnixTimeMilliseconds();
+        if (first.AfterMs == afterMs && first.FirstMs > now.ToUnixTimeMilliseconds()) return null;
+        var found = LatestSlotOf(set, after, now, out var firstMs);
+        first.AfterMs = afterMs;
+        first.FirstMs = firstMs;
+        return found;
+    }
+
+    private sealed class FirstSlot
+    {
+        public long AfterMs = long.MinValue;
+        public long FirstMs;
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<BackupSetDefinition, FirstSlot> FirstSlots = new();
+
+    /// <param name="firstMs">the earliest slot of any rule after <paramref name="after"/> (long.MaxValue: none)</param>
+    private static (DateTimeOffset When, BackupLevel Level)? LatestSlotOf(BackupSetDefinition set, DateTimeOffset after, DateTimeOffset now, out long firstMs)
+    {
+        firstMs = long.MaxValue;
         if (Zone(set.TimeZone) is not { } zone) return null;
         (DateTimeOffset When, BackupLevel Level)? latest = null;
         foreach (var rule in set.Schedules)
         {
             if (ParseCron(rule.Cron, out _) is not { } cron) continue;
-            if (cron.GetNextOccurrence(after.UtcDateTime, zone) is not { } first || first > now.UtcDateTime) continue;
+            if (cron.GetNextOccurrence(after.UtcDateTime, zone) is not { } first) continue;
+            firstMs = Math.Min(firstMs, new DateTimeOffset(first, TimeSpan.Zero).ToUnixTimeMilliseconds());
+            if (first > now.UtcDateTime) continue;
             var last = cron.GetOccurrences(first, now.UtcDateTime, zone, fromInclusive: true, toInclusive: true).Last();
             var when = new DateTimeOffset(last, TimeSpan.Zero);
             if (latest is null || when > latest.Value.When || (when == latest.Value.When && Rank(rule.Level) > Rank(latest.Value.Level)))

@@ -9,18 +9,21 @@ namespace ActorBackup.Cluster.Manager;
 /// on it (Decide...) -> events or a rejection. No actors, no I/O.</summary>
 public sealed partial record ManagerState
 {
-    public ImmutableSortedDictionary<string, ClientRegistered> Clients { get; init; } = ImmutableSortedDictionary<string, ClientRegistered>.Empty;
-    public ImmutableSortedDictionary<string, LibraryRegistered> Libraries { get; init; } = ImmutableSortedDictionary<string, LibraryRegistered>.Empty;
+    public ImmutableSortedDictionary<string, ClientRegistered> Clients { get; init; } = Named<ClientRegistered>();
+    public ImmutableSortedDictionary<string, LibraryRegistered> Libraries { get; init; } = Named<LibraryRegistered>();
     public ImmutableSortedDictionary<long, JobInfo> Jobs { get; init; } = ImmutableSortedDictionary<long, JobInfo>.Empty;
     public ImmutableList<SnapshotManifest> Snapshots { get; init; } = ImmutableList<SnapshotManifest>.Empty;
     public long NextJob { get; init; } = 1;
-    public ImmutableSortedDictionary<string, BackupSetDefinition> BackupSets { get; init; } = ImmutableSortedDictionary<string, BackupSetDefinition>.Empty;
+    public ImmutableSortedDictionary<string, BackupSetDefinition> BackupSets { get; init; } = Named<BackupSetDefinition>();
     /// <summary>Per set: the last slot of its schedule acted on, so that a slot runs once, restarts included.</summary>
-    public ImmutableSortedDictionary<string, SetClock> SetClocks { get; init; } = ImmutableSortedDictionary<string, SetClock>.Empty;
+    public ImmutableSortedDictionary<string, SetClock> SetClocks { get; init; } = Named<SetClock>();
     /// <summary>Per client and set: the library of its newest snapshot (<see cref="ChainLibrary"/>).</summary>
     private ImmutableDictionary<string, string> Chains { get; init; } = ImmutableDictionary<string, string>.Empty;
     /// <summary>Storage policies defined by operators ("default" is built in until one is defined).</summary>
-    public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = ImmutableSortedDictionary<string, StoragePolicy>.Empty;
+    public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = Named<StoragePolicy>();
+
+    /// <summary>Keyed by name, compared by ordinal: the culture-aware default costs microseconds a lookup, and the schedule tick looks every set up each second.</summary>
+    private static ImmutableSortedDictionary<string, T> Named<T>() => ImmutableSortedDictionary.Create<string, T>(StringComparer.Ordinal);
 
     public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted or JobState.Missed;
 
@@ -103,14 +106,14 @@ public sealed partial record ManagerState
 
     private static ManagerState FromSnapshot(ManagerSnapshot s) => new ManagerState
     {
-        Clients = s.Clients.ToImmutableSortedDictionary(c => c.Id, c => c),
-        Libraries = s.Libraries.ToImmutableSortedDictionary(l => l.Id, l => l),
+        Clients = s.Clients.ToImmutableSortedDictionary(c => c.Id, c => c, StringComparer.Ordinal),
+        Libraries = s.Libraries.ToImmutableSortedDictionary(l => l.Id, l => l, StringComparer.Ordinal),
         Jobs = s.Jobs.ToImmutableSortedDictionary(j => long.Parse(j.Id), j => j),
         Snapshots = s.Snapshots.Select(b => SnapshotManifest.Parser.ParseFrom(b)).ToImmutableList(),
         NextJob = s.NextJob,
-        BackupSets = s.BackupSets.ToImmutableSortedDictionary(b => b.Name, b => b),
-        SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c),
-        Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p),
+        BackupSets = s.BackupSets.ToImmutableSortedDictionary(b => b.Name, b => b, StringComparer.Ordinal),
+        SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c, StringComparer.Ordinal),
+        Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>
