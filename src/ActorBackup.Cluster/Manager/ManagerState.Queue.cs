@@ -6,8 +6,10 @@ namespace ActorBackup.Cluster.Manager;
 /// How many jobs may run at once: in the whole cell, and per client (0: no limit); per library: its streams.
 /// A job that failed on a transient fault waits <see cref="RetryBackoff"/> before its second attempt, twice as long before the third...
 /// <see cref="KeepJobsPerSet"/>: how many ended jobs of each backup set (restores: of each client) the history keeps (0: 100).
+/// <see cref="PriorityAging"/>: a waiting job gains one priority level per this much waiting (zero: no aging), so
+/// that a stream of high-priority work cannot hold a low-priority job back forever.
 /// </summary>
-public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0)
+public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default)
 {
     public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
     public int KeepJobs => KeepJobsPerSet > 0 ? KeepJobsPerSet : 100;
@@ -39,8 +41,16 @@ public sealed partial record ManagerState
         var start = new List<JobInfo>();
         var waiting = new Dictionary<string, string>();
         var nowMs = now?.ToUnixTimeMilliseconds();
+        // The order: priority (raised by waiting, with aging); among equals, the job whose window leaves it the
+        // least slack (its end minus how long the set's last run took) first; then the oldest.
+        var took = nowMs is null ? new Dictionary<string, long>() : LastDurations();
+        long Estimate(JobInfo j) => took.GetValueOrDefault(j.Client + "\n" + j.BackupSet);
+        long LatestStart(JobInfo j) => j.WindowEndUnixMs > 0 ? j.WindowEndUnixMs - Estimate(j) : long.MaxValue;
+        int Effective(JobInfo j) => PriorityOf(j.Priority) + (nowMs is { } t && limits.PriorityAging > TimeSpan.Zero
+            ? (int)Math.Min(MaxPriority, Math.Max(0, t - j.QueuedUnixMs) / (long)limits.PriorityAging.TotalMilliseconds)
+            : 0);
         foreach (var job in Jobs.Values.Where(j => j.State == JobState.Queued && !starting.Contains(j.Id))
-                     .OrderByDescending(j => PriorityOf(j.Priority)).ThenBy(j => j.QueuedUnixMs).ThenBy(j => long.Parse(j.Id)))
+                     .OrderByDescending(Effective).ThenBy(LatestStart).ThenBy(j => j.QueuedUnixMs).ThenBy(j => long.Parse(j.Id)))
         {
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
             {
@@ -62,7 +72,11 @@ public sealed partial record ManagerState
             else (library, why) = libraries.Choose(job);
             if (why is not null || library is null)
             {
-                waiting[job.Id] = why ?? "no library";
+                why ??= "no library";
+                // Say so when the window can no longer be met, going by how long the set's last run took.
+                if (job.WindowEndUnixMs > 0 && nowMs + Estimate(job) > job.WindowEndUnixMs && Estimate(job) > 0)
+                    why += $"; its last run took {TimeSpan.FromMilliseconds(Estimate(job)):g}, more than is left of its window";
+                waiting[job.Id] = why;
                 continue;
             }
             var chosen = job.Clone();
@@ -79,6 +93,18 @@ public sealed partial record ManagerState
             perClient[job.Client] = ofClient + 1;
         }
         return new DispatchPlan(start, waiting, missed);
+    }
+
+    public const int MaxPriority = 10;
+
+    /// <summary>Per client and backup set: how long its newest succeeded backup ran (ms), the estimate of its next.</summary>
+    private Dictionary<string, long> LastDurations()
+    {
+        var took = new Dictionary<string, long>();
+        foreach (var j in Jobs.Values) // oldest first: the newest wins
+            if (j is { Kind: JobKind.Backup, State: JobState.Succeeded, StartedUnixMs: > 0 } && j.FinishedUnixMs > j.StartedUnixMs)
+                took[j.Client + "\n" + j.BackupSet] = j.FinishedUnixMs - j.StartedUnixMs;
+        return took;
     }
 
     /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their streams are taken.</summary>

@@ -139,6 +139,46 @@ public class JobQueueTests
         Assert.Equal(queued, s.Jobs.Values.Count(j => j.State == JobState.Succeeded));
     }
 
+    private static (ManagerState, string) Queued(ManagerState s, string set, int priority, DateTimeOffset at, long windowEndMs = 0)
+    {
+        var d = s.DecideStartBackup(new StartBackup { Client = "host-a", Library = "lib1", Paths = { "/" + set }, BackupSet = set, Priority = priority }, Reachable, at);
+        d.Job!.WindowEndUnixMs = windowEndMs;
+        return (Apply(s, d.Events), d.Job.Id);
+    }
+
+    [Fact]
+    public void A_waiting_job_gains_priority_with_aging_so_newer_higher_priority_work_cannot_hold_it_back_forever()
+    {
+        var s = Cell();
+        (s, var low) = Queued(s, "low", 1, Now);
+        (s, var high) = Queued(s, "high", 6, Now.AddHours(5.5));
+        var at = Now.AddHours(6);
+        Assert.Equal([high], s.DecideDispatch(new QueueLimits(), NoneStarting, null, at).Start.Select(j => j.Id)); // no aging: strict priority
+        Assert.Equal([low], s.DecideDispatch(new QueueLimits(PriorityAging: TimeSpan.FromHours(1)), NoneStarting, null, at).Start.Select(j => j.Id)); // 1 + 6 h > 6
+    }
+
+    [Fact]
+    public void Among_equal_priorities_the_job_with_the_least_slack_in_its_window_goes_first_and_one_that_cannot_make_it_says_so()
+    {
+        var s = Cell();
+        // Last runs: "big" took 2 h 40 min, "small" 5 min.
+        foreach (var (set, minutes) in new[] { ("big", 160), ("small", 5) })
+        {
+            (s, var done) = Queued(s, set, 5, Now.AddDays(-1));
+            s = s.Apply(new JobStarted { Job = done, Library = "lib1", UnixMs = Now.AddDays(-1).ToUnixTimeMilliseconds() })
+                .Apply(new JobEnded { Job = done, State = JobState.Succeeded, UnixMs = Now.AddDays(-1).AddMinutes(minutes).ToUnixTimeMilliseconds() });
+        }
+        (s, var small) = Queued(s, "small", 5, Now, Now.AddHours(1).ToUnixTimeMilliseconds()); // 55 min of slack
+        (s, var big) = Queued(s, "big", 5, Now.AddMinutes(1), Now.AddHours(3).ToUnixTimeMilliseconds()); // 20 min of slack
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, null, Now.AddMinutes(2));
+        Assert.Equal([big], plan.Start.Select(j => j.Id)); // the long one first, though its window ends later
+        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[small]);
+
+        s = Start(s, plan.Start);
+        var late = s.DecideDispatch(new QueueLimits(), NoneStarting, null, Now.AddMinutes(58));
+        Assert.Equal("lib1: 1 of 1 streams busy; its last run took 0:05:00, more than is left of its window", late.Waiting[small]);
+    }
+
     [Fact]
     public void The_history_keeps_the_newest_ended_jobs_of_each_set_and_every_open_one()
     {
