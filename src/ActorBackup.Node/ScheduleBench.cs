@@ -46,7 +46,7 @@ public static class ScheduleBench
         // The queue after the rush: every set's job waiting; the dispatch decision (also made each second) picks
         // what the library's 4 streams and the limits allow and says why each other job waits.
         var queued = state.DecideDueSlots(now, loads).SelectMany(d => d.Events).Aggregate(state, (st, e) => st.Apply(e));
-        var dispatch = Median(() => queued.DecideDispatch(new QueueLimits(MaxJobsPerClient: 4), new HashSet<string>(), null, now, loads).Start.Count);
+        var dispatch = Median(() => queued.DecideDispatch(new QueueLimits(MaxJobsPerClient: 4), new Dictionary<string, string>(), null, now, loads).Start.Count);
         Console.WriteLine($"{sets} backup sets, {Environment.ProcessorCount} cores: a tick with nothing due {idle:F2} ms; a tick with every set due {rush:F1} ms; " +
                           $"dispatch with {queued.Jobs.Count} jobs queued {dispatch:F1} ms");
         return 0;

@@ -291,10 +291,12 @@ public class MediaNodeLossTests
         Assert.Equal(1, waiting.GetProperty("attempt").GetInt32());
 
         // B comes back with its library (the torn tail cut); the same job runs again by itself, and restores.
+        // On a port of its own: the retries sent to the dead node's address can keep a new node on that same
+        // address from joining for a long while (issue 7's rejoin note), which is not what this test is about.
         CellProcess again;
         try
         {
-            again = new CellProcess(nodeB, b.Port, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+            again = new CellProcess(nodeB, null, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
         }
         catch (TimeoutException e)
         {

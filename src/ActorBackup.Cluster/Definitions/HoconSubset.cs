@@ -64,19 +64,20 @@ public static class HoconSubset
                 if (Peek is '}' or ']') throw Error($"'{Peek}' closes nothing");
                 var line = _line;
                 var path = Key();
+                if (depth + path.Count > MaxDepth) throw Error($"nested deeper than {MaxDepth} levels");
                 SkipBlank(newlines: false);
                 Node value;
                 if (Peek == '{')
                 {
                     _i++;
-                    value = Members('}', depth + 1) with { Line = line };
+                    value = Members('}', depth + path.Count) with { Line = line };
                 }
                 else
                 {
                     if (Peek is not ('=' or ':')) throw Error($"'=' or '{{' expected after '{string.Join(".", path)}'");
                     _i++;
                     SkipBlank(newlines: false);
-                    value = Value(depth + 1);
+                    value = Value(depth + path.Count);
                 }
                 Put(obj, path, value, line);
                 SkipBlank(newlines: false);
@@ -179,7 +180,8 @@ public static class HoconSubset
                     case 'r': sb.Append('\r'); break;
                     case 'b': sb.Append('\b'); break;
                     case 'f': sb.Append('\f'); break;
-                    case 'u' when _i + 4 <= text.Length && ushort.TryParse(text.AsSpan(_i, 4), System.Globalization.NumberStyles.HexNumber, null, out var u):
+                    case 'u' when _i + 4 <= text.Length && ushort.TryParse(text.AsSpan(_i, 4), System.Globalization.NumberStyles.HexNumber, null, out var u)
+                                 && !char.IsSurrogate((char)u): // half a character would not survive as UTF-8
                         sb.Append((char)u);
                         _i += 4;
                         break;

@@ -34,10 +34,13 @@ public static class HookCommand
 
     public static async Task<Result> Run(string command, string stdin, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancel = default)
     {
-        var psi = new ProcessStartInfo("/bin/sh")
+        // In a session (and process group) of its own, so that a timeout kills what it started in the
+        // background too, which Process.Kill cannot find once it is re-parented.
+        var psi = new ProcessStartInfo(File.Exists(SetSid) ? SetSid : "/bin/sh")
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        if (psi.FileName == SetSid) psi.ArgumentList.Add("/bin/sh");
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(command);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
@@ -55,29 +58,56 @@ public static class HookCommand
         }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        try
-        {
-            await process.StandardInput.WriteAsync(stdin);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The command does not read its stdin: that is its business.
-        }
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline.CancelAfter(timeout);
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Not WaitForExitAsync: it also waits for the end of the output, which a background child keeps open.
+        var waiter = new Thread(() =>
+        {
+            process.WaitForExit(int.MaxValue); // a finite wait does not wait for the end of the output
+            exited.TrySetResult();
+        }) { IsBackground = true, Name = "hook-wait" };
+        waiter.Start();
         try
         {
-            await process.WaitForExitAsync(deadline.Token);
+            try
+            {
+                await process.StandardInput.WriteAsync(stdin.AsMemory(), deadline.Token);
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // The command does not read its stdin: that is its business.
+            }
+            await exited.Task.WaitAsync(deadline.Token);
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
+            KillGroup(process);
+            await exited.Task.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
             return new Result(-1, output.ToString(), !cancel.IsCancellationRequested);
         }
-        process.WaitForExit(); // the last of its output read
+        await Task.Delay(50, CancellationToken.None); // the last lines it printed, if its output is still being read
         return new Result(process.ExitCode, output.ToString(), false);
+    }
+
+    private const string SetSid = "/usr/bin/setsid";
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    /// <summary>SIGKILL to the command's process group (its pid, under setsid), then to the process itself.</summary>
+    private static void KillGroup(Process process)
+    {
+        try
+        {
+            kill(-process.Id, 9);
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            // Gone already.
+        }
     }
 
     /// <summary>The last lines of what a command printed, at most so many characters.</summary>

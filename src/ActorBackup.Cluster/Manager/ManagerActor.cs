@@ -38,7 +38,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     public override string PersistenceId => "manager";
 
     /// <summary>Queued jobs being started: their JobStarted is being persisted, so they count as running.</summary>
-    private readonly HashSet<string> _starting = [];
+    private readonly Dictionary<string, string> _starting = [];
     /// <summary>Why each queued job waits, as the last dispatch found.</summary>
     private IReadOnlyDictionary<string, string> _waiting = new Dictionary<string, string>();
     private readonly QueueLimits _limits;
@@ -359,12 +359,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _waiting = plan.Waiting;
         foreach (var m in plan.Missed)
         {
-            _starting.Add(m.Job); // being ended: not decided on again before its JobEnded is applied
+            _starting[m.Job] = ""; // being ended: not decided on again before its JobEnded is applied
             End(m.Job, m.State, m.Reason);
         }
         foreach (var job in plan.Start)
         {
-            _starting.Add(job.Id);
+            _starting[job.Id] = job.Library; // the library chosen: its stream is taken from now on
             if (job.Kind == JobKind.Restore) Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
             else DispatchBackup(job);
         }

@@ -49,6 +49,8 @@ public sealed partial record ManagerState
         if (!SetClocks.TryGetValue(set.Name, out var clock) || NextRun(set, now) is not { } next)
             return Reject($"backup set '{set.Name}' has no scheduled run to defer{(set.Disabled ? ": it is disabled" : "")}");
         if (cmd.UntilUnixMs <= now.ToUnixTimeMilliseconds()) return Reject("defer to a time in the future");
+        if (clock.DeferredUntilUnixMs == 0 && cmd.UntilUnixMs <= next.When.ToUnixTimeMilliseconds())
+            return Reject($"the next run is at {next.When:u} already: defer to a later time, or run the set now ('abk set run {set.Name}')");
         // Deferring again moves the same run; the slot it replaces stays the first one deferred.
         var (slot, level) = clock.DeferredUntilUnixMs > 0 ? (clock.DeferredSlotUnixMs, clock.DeferredLevel) : (next.When.ToUnixTimeMilliseconds(), next.Level);
         return new Decision([new SlotDeferred { Set = set.Name, SlotUnixMs = slot, UntilUnixMs = cmd.UntilUnixMs, Level = level, UnixMs = now.ToUnixTimeMilliseconds() }], null);
@@ -83,7 +85,10 @@ public sealed partial record ManagerState
                 // slot it replaces and of any slot that passed meanwhile.
                 if (now.ToUnixTimeMilliseconds() < clock.DeferredUntilUnixMs) continue;
                 var level = latest is { } l && Rank(l.Level) > Rank(clock.DeferredLevel) ? l.Level : clock.DeferredLevel;
-                slot = (DateTimeOffset.FromUnixTimeMilliseconds(clock.DeferredUntilUnixMs), level);
+                // The clock moves past every slot that passed while deferred (a downtime after the time asked
+                // for included), so that none of them runs again.
+                var at = DateTimeOffset.FromUnixTimeMilliseconds(clock.DeferredUntilUnixMs);
+                slot = (latest is { } passed && passed.When > at ? passed.When : at, level);
             }
             if (slot is not { } due) continue;
             var d = state.DecideStartBackup(StartOf(set, due.Level, JobOrigin.Schedule), loads, now);

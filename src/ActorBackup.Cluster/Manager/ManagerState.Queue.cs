@@ -23,19 +23,22 @@ public sealed partial record ManagerState
 
     public static int PriorityOf(int requested) => requested == 0 ? DefaultPriority : requested;
 
-    /// <param name="starting">jobs already being started (their JobStarted not yet applied): they count as running</param>
+    /// <param name="starting">jobs already being started (their JobStarted not yet applied), with the library each
+    /// was given: they count as running there</param>
     /// <param name="connected">the clients connected now; a scheduled job waits for its client until its window closes. Null: all.</param>
     /// <param name="loads">what the media agents last said of their libraries; null: every library reachable and usable</param>
     /// <returns>the jobs to start now, each with the library it writes to and its final level</returns>
-    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlySet<string> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
+    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlyDictionary<string, string> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
         IReadOnlyList<LibraryLoad>? loads = null)
     {
         var missed = new List<JobEnded>();
         string? waitingBefore(JobInfo j) => connected is not null && !connected.Contains(j.Client) ? $"client {j.Client} was offline" : null;
-        bool Busy(JobInfo j) => j.State is JobState.Running or JobState.Committing || starting.Contains(j.Id);
+        bool Busy(JobInfo j) => j.State is JobState.Running or JobState.Committing || starting.ContainsKey(j.Id);
+        // A job being started is still QUEUED in the state, and a pool's job has no library there yet.
+        string LibraryOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen != "" ? chosen : j.Library;
         var running = Jobs.Values.Where(Busy).ToList();
         var total = running.Count;
-        var perLibrary = running.GroupBy(j => j.Library).ToDictionary(g => g.Key, g => g.Count());
+        var perLibrary = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
         var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
@@ -46,10 +49,10 @@ public sealed partial record ManagerState
         var took = nowMs is null ? new Dictionary<string, long>() : LastDurations();
         long Estimate(JobInfo j) => took.GetValueOrDefault(j.Client + "\n" + j.BackupSet);
         long LatestStart(JobInfo j) => j.WindowEndUnixMs > 0 ? j.WindowEndUnixMs - Estimate(j) : long.MaxValue;
-        int Effective(JobInfo j) => PriorityOf(j.Priority) + (nowMs is { } t && limits.PriorityAging > TimeSpan.Zero
+        int Effective(JobInfo j) => PriorityOf(j.Priority) + (nowMs is { } t && limits.PriorityAging >= TimeSpan.FromMilliseconds(1)
             ? (int)Math.Min(MaxPriority, Math.Max(0, t - j.QueuedUnixMs) / (long)limits.PriorityAging.TotalMilliseconds)
             : 0);
-        foreach (var job in Jobs.Values.Where(j => j.State == JobState.Queued && !starting.Contains(j.Id))
+        foreach (var job in Jobs.Values.Where(j => j.State == JobState.Queued && !starting.ContainsKey(j.Id))
                      .OrderByDescending(Effective).ThenBy(LatestStart).ThenBy(j => j.QueuedUnixMs).ThenBy(j => long.Parse(j.Id)))
         {
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
@@ -145,7 +148,7 @@ public sealed partial record ManagerState
                 return (null, pool.Count == 0 ? "no library is registered" :
                     $"no library of storage policy '{policy.Name}' can take it now: {string.Join("; ", pool.Select(id => Unfit(id)))}");
             string pick;
-            if (policy.Choice == LibraryChoice.FillFirst) pick = fit[0];
+            if (policy.Choice == LibraryChoice.FillFirst) pick = fit.FirstOrDefault(id => Full(id) is null) ?? fit[0]; // the first that can take it now
             else if (state.ChainLibrary(job.Client, job.BackupSet) is { } chain && fit.Contains(chain)) pick = chain; // the set's chain and its dedup stay together
             else
             {

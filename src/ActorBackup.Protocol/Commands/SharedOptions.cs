@@ -47,16 +47,19 @@ public static class SharedOptions
     public static TimeSpan? ParseDuration(string text)
     {
         text = text.Trim();
-        if (text.Length < 2 || !double.TryParse(text[..^1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) || n < 0)
+        if (text.Length < 2 || !double.TryParse(text[..^1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            || !double.IsFinite(n) || n < 0)
             return null;
-        return text[^1] switch
+        double? seconds = text[^1] switch
         {
-            's' => TimeSpan.FromSeconds(n),
-            'm' => TimeSpan.FromMinutes(n),
-            'h' => TimeSpan.FromHours(n),
-            'd' => TimeSpan.FromDays(n),
+            's' => n,
+            'm' => n * 60,
+            'h' => n * 3600,
+            'd' => n * 86400,
             _ => null,
         };
+        // At most ten years: a longer one is a typo, and would not fit where it goes (seconds in an int).
+        return seconds is { } sec && sec <= 10 * 365 * 86400.0 ? TimeSpan.FromSeconds(sec) : null;
     }
 
     /// <summary>"CRON" or "CRON=LEVEL" as an operator types it (in `abk set add --schedule` and in an `abk apply` file).</summary>

@@ -132,6 +132,10 @@ public class DefinitionsFileTests
                      ("a = \"x", "f:1: a quoted string is not closed"), ("a = \"\"\"x", "never closed"), ("a = ${a}", "substitutions"),
                      ("include \"/etc/passwd\"", "'=' or '{' expected after 'include'"), ("sets {\n a = 1\n a = 2 }", "f:3: 'a' is given twice (lines 2 and 3)"),
                      (string.Concat(Enumerable.Repeat("a {", 40)), "nested deeper"),
+                     ("sets." + string.Join(".", Enumerable.Repeat("a", 100_000)) + " = 1", "nested deeper"),
+                     ("sets { a { paths = [\"\\uD800\"] } }", "is not an escape"),
+                     ("sets { a { paths = [\"/a\"], window = NaNs } }", "window 'NaNs' is not a duration"),
+                     ("sets { a { paths = [\"/a\"], command-timeout = 1e400d } }", "command-timeout '1e400d' is not a duration"),
                  })
         {
             var threw = Record.Exception(() => DefinitionsFile.Parse(broken, "f"));

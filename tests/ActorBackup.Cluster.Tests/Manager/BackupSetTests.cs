@@ -211,9 +211,18 @@ public class BackupSetTests
         Assert.Empty(s.DecideDueSlots(until.AddMinutes(10), loads)); // once
         Assert.Single(s.DecideDueSlots(Now.AddHours(3), loads)); // 04:00 runs as usual
 
+        Assert.Contains("the next run is at", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(3).AddMinutes(30).ToUnixTimeMilliseconds() }, Now.AddHours(3).AddMinutes(10)).Rejection);
         Assert.Contains("in the future", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(-1).ToUnixTimeMilliseconds() }, Now).Rejection);
         Assert.Contains("no backup set 'nope'", s.DecideDefer(new DeferBackupSet { Name = "nope", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
         s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("manual") }, Now).Events);
         Assert.Contains("no scheduled run to defer", s.DecideDefer(new DeferBackupSet { Name = "manual", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
+
+        // The manager was down past the time asked for and a slot: one job, and the clock past that slot too.
+        var down = Apply(Cell("host-a"), Cell("host-a").DecideDefineSet(new DefineBackupSet { Set = Set("db", "0 * * * *") }, Now).Events);
+        down = Apply(down, down.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = Now.AddHours(1.5).ToUnixTimeMilliseconds() }, Now).Events);
+        var back = Now.AddHours(3).AddMinutes(5); // 04:05: 02:00 deferred, 02:30 asked for, 03:00 and 04:00 passed
+        var once = Assert.Single(down.DecideDueSlots(back, loads));
+        Assert.Equal(Now.AddHours(3).ToUnixTimeMilliseconds(), Assert.IsType<JobQueued>(Assert.Single(once.Events)).Job.SlotUnixMs);
+        Assert.Empty(Apply(down, once.Events).DecideDueSlots(back.AddMinutes(1), loads));
     }
 }

@@ -9,7 +9,7 @@ namespace ActorBackup.Cluster.Tests;
 public class JobQueueTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
-    private static readonly HashSet<string> NoneStarting = [];
+    private static readonly Dictionary<string, string> NoneStarting = [];
 
     private static ManagerState Cell(int streams1 = 1, int streams2 = 1, params string[] clients)
     {
@@ -53,7 +53,7 @@ public class JobQueueTests
         s = End(s, high);
         Assert.Equal([mid], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
         // A job being started (its JobStarted not yet persisted) holds its stream.
-        Assert.Empty(s.DecideDispatch(new QueueLimits(), new HashSet<string> { mid }).Start);
+        Assert.Empty(s.DecideDispatch(new QueueLimits(), new Dictionary<string, string> { [mid] = "lib1" }).Start);
     }
 
     [Fact]

@@ -1,0 +1,50 @@
+using ActorBackup.Cluster.Hooks;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>A set's commands: stdin, environment, exit codes, and bounds that a command cannot escape.</summary>
+public class HookCommandTests
+{
+    private static readonly Dictionary<string, string> Env = new() { ["ABK_STATE"] = "SUCCEEDED" };
+
+    [Fact]
+    public async Task A_command_gets_its_stdin_and_environment_and_its_output_and_exit_code_are_kept()
+    {
+        var r = await HookCommand.Run("cat; echo \" $ABK_STATE\"; echo oops >&2; exit 4", "{\"id\": \"7\"}", Env, TimeSpan.FromMinutes(1));
+        Assert.False(r.Ok);
+        Assert.Equal(4, r.ExitCode);
+        Assert.Contains("{\"id\": \"7\"} SUCCEEDED", r.Output);
+        Assert.Contains("oops", r.Output);
+        Assert.Equal("the pre-command exited with 4: " + r.Output.Trim(), r.Describe("the pre-command", TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public async Task A_child_left_in_the_background_does_not_hold_the_job_and_a_command_past_its_timeout_is_killed_with_its_children()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), $"abk-hook-{Guid.NewGuid():N}");
+        try
+        {
+            // The background sleep keeps the output pipe open; the command itself is done at once.
+            var r = await HookCommand.Run("sleep 600 & echo started", "", Env, TimeSpan.FromMinutes(2));
+            Assert.True(r.Ok, r.Output);
+            Assert.Contains("started", r.Output);
+
+            var slow = await HookCommand.Run($"(sleep 3; touch {marker}) & sleep 600", "", Env, TimeSpan.FromSeconds(1));
+            Assert.True(slow.TimedOut);
+            Assert.Contains("did not end within 1 s and was killed", slow.Describe("the post-command", TimeSpan.FromSeconds(1)));
+            await Task.Delay(TimeSpan.FromSeconds(4)); // had its background child survived, it would have made the file by now
+            Assert.False(File.Exists(marker), "the command's background child outlived the timeout");
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
+    [Fact]
+    public async Task A_command_that_never_reads_a_large_stdin_is_still_bounded_by_its_timeout()
+    {
+        var r = await HookCommand.Run("sleep 600", new string('x', 1 << 20), Env, TimeSpan.FromSeconds(1));
+        Assert.True(r.TimedOut);
+    }
+}
