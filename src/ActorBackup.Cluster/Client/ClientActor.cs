@@ -31,6 +31,8 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, CancellationTokenSource> _running = [];
     private readonly HashSet<string> _unacknowledged = [];
+    /// <summary>Per running job, the attempt it is (the manager retries a job under the same id).</summary>
+    private readonly Dictionary<string, int> _attempts = [];
     private volatile bool _shuttingDown;
     private IActorRef? _shutdownWaiter;
     private bool _registered;
@@ -63,6 +65,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         });
         Receive<JobFinished>(f =>
         {
+            if (_attempts.Remove(f.Job, out var attempt)) f.Attempt = attempt;
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
             if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
             _manager.Tell(f);
@@ -116,6 +119,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         var cts = new CancellationTokenSource();
         if (_shuttingDown) cts.Cancel(); // assigned while this node shuts down: it ends at once, interrupted
         _running[job.Id] = cts;
+        _attempts[job.Id] = job.Attempt;
         var self = Self;
         var log = _log;
         Task.Factory.StartNew(() =>

@@ -64,7 +64,14 @@ public static class HookCommand
         // Not WaitForExitAsync: it also waits for the end of the output, which a background child keeps open.
         var waiter = new Thread(() =>
         {
-            process.WaitForExit(int.MaxValue); // a finite wait does not wait for the end of the output
+            try
+            {
+                process.WaitForExit(int.MaxValue); // a finite wait does not wait for the end of the output
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or System.ComponentModel.Win32Exception)
+            {
+                // Given up on (a process that would not die) and disposed: nothing to wait for.
+            }
             exited.TrySetResult();
         }) { IsBackground = true, Name = "hook-wait" };
         waiter.Start();

@@ -184,7 +184,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // waits for that before its node goes.
             var client = Sender;
             var job = _state.Job(f.Job);
-            if (job is null || ManagerState.IsFinal(job.State))
+            // An earlier attempt's end, late (its client was thought gone and the job queued again): not this one's.
+            if (job is null || ManagerState.IsFinal(job.State) || f.Attempt < job.Attempt)
             {
                 client.Tell(job is null ? new JobInfo { Id = f.Job } : WithProgress(job));
                 return;
