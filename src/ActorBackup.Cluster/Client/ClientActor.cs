@@ -221,8 +221,11 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>A set's pre- or post-command, on this job's thread.</summary>
-    private static HookCommand.Result RunHook(JobInfo job, string command, string state, CancellationToken cancel) =>
-        HookCommand.ForJob(job, command, state, HookTimeout(job), cancel).GetAwaiter().GetResult();
+    private static HookCommand.Result RunHook(JobInfo job, string command, string state, CancellationToken cancel, TimeSpan? timeout = null) =>
+        HookCommand.ForJob(job, command, state, timeout ?? HookTimeout(job), cancel).GetAwaiter().GetResult();
+
+    /// <summary>While the node shuts down, a post-command gets at most this long: the shutdown waits for the job's end.</summary>
+    private static readonly TimeSpan PostCommandWhileStopping = TimeSpan.FromSeconds(10);
 
     private static TimeSpan HookTimeout(JobInfo job) => HookCommand.Timeout(job.CommandTimeoutSeconds);
 
@@ -235,10 +238,13 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = pre.Describe("the pre-command", HookTimeout(job)) + "; nothing was backed up" };
         }
         var finished = RunBackupItself(a, cancel, out var failure);
-        var post = job.PostCommand == "" ? null : RunHook(job, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None);
+        // The post-command runs whatever the outcome, cancelled jobs included (it may undo what the pre-command
+        // did), but briefly when the node is stopping.
+        var postTimeout = _shuttingDown && PostCommandWhileStopping < HookTimeout(job) ? PostCommandWhileStopping : HookTimeout(job);
+        var post = job.PostCommand == "" ? null : RunHook(job, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None, postTimeout);
         // The job's own failure is what it reports, with its stack.
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        if (post is { Ok: false }) finished!.Reason = post.Describe("the post-command", HookTimeout(job));
+        if (post is { Ok: false }) finished!.Reason = post.Describe("the post-command", postTimeout);
         return finished!;
     }
 

@@ -45,7 +45,17 @@ public sealed class DataPlaneSessions : IExtension
     {
         public string Ticket => ticket;
 
-        public bool TryReserve(ChunkId id) => session.Write ? session.Library.TryReserve(id) : throw new InvalidOperationException("a read session cannot store chunks");
+        // A library that failed a write (out of space, say) refuses every call after it with the reason: each is
+        // a library fault, as a socket client hears it.
+        private static LibraryFaultException Fault(IOException e) => new(e.Message);
+
+        public bool TryReserve(ChunkId id)
+        {
+            if (!session.Write) throw new InvalidOperationException("a read session cannot store chunks");
+            try { return session.Library.TryReserve(id); }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+        }
+
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
         {
             try
@@ -53,20 +63,36 @@ public sealed class DataPlaneSessions : IExtension
                 session.Library.Append(id, flags, payload);
                 Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
             }
-            catch (IOException e) when (e is not LibraryFaultException)
-            {
-                throw new LibraryFaultException(e.Message); // out of space, say: as a socket client hears it
-            }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
         }
 
-        public void Release(ChunkId id) => session.Library.Release(id);
-        public bool Contains(ChunkId id) => session.Library.Contains(id);
-        public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => session.Library.Missing(ids);
+        public void Release(ChunkId id)
+        {
+            try { session.Library.Release(id); }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+        }
+
+        public bool Contains(ChunkId id)
+        {
+            try { return session.Library.Contains(id); }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+        }
+
+        public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
+        {
+            try { return session.Library.Missing(ids); }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+        }
+
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {
-            var payload = session.Library.ReadPayload(id, ref buffer, out flags);
-            Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
-            return payload;
+            try
+            {
+                var payload = session.Library.ReadPayload(id, ref buffer, out flags);
+                Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
+                return payload;
+            }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
         }
 
         public void Commit()

@@ -48,10 +48,12 @@ public sealed class MultiNodeTests : IAsyncLifetime
         // A subscriber on the client's node hears of every job's end, published by the manager on another node.
         var notices = new System.Collections.Concurrent.ConcurrentQueue<JobEndedNotice>();
         var subscriber = n3.System.ActorOf(Props.Create(() => new Collector(notices)));
-        DistributedPubSub.Get(n3.System).Mediator.Tell(new Subscribe(Manager.ManagerActor.JobEndedTopic, subscriber));
+        // Senders given explicitly: a Tell from test code may otherwise carry another test's TestActor as its sender
+        // (TestKit keeps it in a thread-static), which would then receive the SubscribeAck.
+        DistributedPubSub.Get(n3.System).Mediator.Tell(new Subscribe(Manager.ManagerActor.JobEndedTopic, subscriber), subscriber);
         await Eventually.Until(() => // the subscription has reached the manager's node
         {
-            DistributedPubSub.Get(n1.System).Mediator.Tell(new Publish(Manager.ManagerActor.JobEndedTopic, new JobEndedNotice { Job = new JobInfo { Id = "probe" } }));
+            DistributedPubSub.Get(n1.System).Mediator.Tell(new Publish(Manager.ManagerActor.JobEndedTopic, new JobEndedNotice { Job = new JobInfo { Id = "probe" } }), ActorRefs.NoSender);
             return Task.FromResult(notices.Any(n => n.Job.Id == "probe"));
         }, seen => seen, "the subscription on the manager's node");
 
