@@ -15,6 +15,9 @@ public sealed partial record ManagerState
     public StoragePolicy? PolicyOf(string name) =>
         Policies.TryGetValue(name == "" ? DefaultPolicy : name, out var p) ? p : name is "" or DefaultPolicy ? new StoragePolicy { Name = DefaultPolicy } : null;
 
+    /// <summary>A job's policy; the default when its own has been removed since it was queued.</summary>
+    public StoragePolicy PolicyOfJob(JobInfo job) => PolicyOf(job.Policy) ?? PolicyOf(DefaultPolicy)!;
+
     /// <summary>The libraries a policy's primary copy may go to, in its order; an empty list means every library of the cell.</summary>
     public IReadOnlyList<string> Pool(StoragePolicy policy) => policy.Libraries.Count > 0 ? policy.Libraries : Libraries.Keys.ToList();
 

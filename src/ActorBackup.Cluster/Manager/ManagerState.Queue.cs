@@ -47,7 +47,7 @@ public sealed partial record ManagerState
         // The order: priority (raised by waiting, with aging); among equals, the job whose window leaves it the
         // least slack (its end minus how long the set's last run took) first; then the oldest.
         var took = nowMs is null ? new Dictionary<string, long>() : LastDurations();
-        long Estimate(JobInfo j) => took.GetValueOrDefault(j.Client + "\n" + j.BackupSet);
+        long Estimate(JobInfo j) => took.GetValueOrDefault(SetKey(j.Client, j.BackupSet));
         long LatestStart(JobInfo j) => j.WindowEndUnixMs > 0 ? j.WindowEndUnixMs - Estimate(j) : long.MaxValue;
         int Effective(JobInfo j) => PriorityOf(j.Priority) + (nowMs is { } t && limits.PriorityAging >= TimeSpan.FromMilliseconds(1)
             ? (int)Math.Min(MaxPriority, Math.Max(0, t - j.QueuedUnixMs) / (long)limits.PriorityAging.TotalMilliseconds)
@@ -106,7 +106,7 @@ public sealed partial record ManagerState
         var took = new Dictionary<string, long>();
         foreach (var j in Jobs.Values) // oldest first: the newest wins
             if (j is { Kind: JobKind.Backup, State: JobState.Succeeded, StartedUnixMs: > 0 } && j.FinishedUnixMs > j.StartedUnixMs)
-                took[j.Client + "\n" + j.BackupSet] = j.FinishedUnixMs - j.StartedUnixMs;
+                took[SetKey(j.Client, j.BackupSet)] = j.FinishedUnixMs - j.StartedUnixMs;
         return took;
     }
 
@@ -134,7 +134,7 @@ public sealed partial record ManagerState
         {
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
                 return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
-            var policy = state.PolicyOf(job.Policy) ?? state.PolicyOf(DefaultPolicy)!;
+            var policy = state.PolicyOfJob(job);
             var pool = state.Pool(policy);
             var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable).ToList();
             var fit = reachable.Where(id => Unfit(id) is null).ToList();
@@ -167,7 +167,7 @@ public sealed partial record ManagerState
     public JobsForgotten? DecideCompaction(int keep, DateTimeOffset now)
     {
         var forget = Jobs.Values.Where(j => IsFinal(j.State))
-            .GroupBy(j => j.Kind == JobKind.Restore ? "restore\n" + j.Client : j.Client + "\n" + j.BackupSet)
+            .GroupBy(j => j.Kind == JobKind.Restore ? "restore\n" + j.Client : SetKey(j.Client, j.BackupSet))
             .SelectMany(g => g.OrderByDescending(j => long.Parse(j.Id)).Skip(keep))
             .Select(j => j.Id).ToList();
         if (forget.Count == 0) return null;

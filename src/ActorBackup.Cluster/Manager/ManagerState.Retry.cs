@@ -16,7 +16,7 @@ public sealed partial record ManagerState
         var nowMs = now.ToUnixTimeMilliseconds();
         JobEnded Failed(string why) => new() { Job = job.Id, State = JobState.Failed, Reason = why, UnixMs = nowMs };
         if (fault == JobFault.FaultNone) return Failed(reason);
-        var policy = PolicyOf(job.Policy) ?? PolicyOf(DefaultPolicy)!;
+        var policy = PolicyOfJob(job);
         var retries = RetriesOf(policy);
         if (job.Attempt >= retries)
             return Failed(job.Attempt == 0 ? reason : $"{reason} (attempt {job.Attempt + 1} of {retries + 1}; no attempt left)");

@@ -79,7 +79,7 @@ public sealed partial record ManagerState
     };
 
     private ManagerState WithSnapshot(SnapshotManifest m) =>
-        this with { Snapshots = Snapshots.Add(m), Chains = Chains.SetItem(m.Client + "\n" + m.BackupSet, m.Library) };
+        this with { Snapshots = Snapshots.Add(m), Chains = Chains.SetItem(SetKey(m.Client, m.BackupSet), m.Library) };
 
     private ManagerState WithJob(string id, Action<JobInfo> change)
     {
@@ -117,7 +117,7 @@ public sealed partial record ManagerState
     }.WithChains();
 
     private ManagerState WithChains() =>
-        this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(m.Client + "\n" + m.BackupSet, m.Library)) };
+        this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(SetKey(m.Client, m.BackupSet), m.Library)) };
 
     private ManagerState WithClock(string? set, long slotUnixMs, string missed) =>
         set is null ? this : this with { SetClocks = SetClocks.SetItem(set, new SetClock { Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed }) };
@@ -235,7 +235,10 @@ public sealed partial record ManagerState
         Engine.Catalog.SnapshotCatalog.ParentFor(library is null ? Snapshots : Snapshots.Where(s => s.Library == library), backupSet, client, ToEngineLevel(level));
 
     /// <summary>The library holding a set's newest snapshot: where its chain continues.</summary>
-    public string? ChainLibrary(string client, string backupSet) => Chains.GetValueOrDefault(client + "\n" + backupSet);
+    public string? ChainLibrary(string client, string backupSet) => Chains.GetValueOrDefault(SetKey(client, backupSet));
+
+    /// <summary>A backup set of a client as one key (set names are per client).</summary>
+    private static string SetKey(string client, string backupSet) => client + "\n" + backupSet;
 
     public SnapshotManifest FindSnapshot(string idOrPrefix) =>
         Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
