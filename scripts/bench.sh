@@ -7,6 +7,11 @@
 #                                         media agent on the other), each compared with the one before
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
 #                                         list` and of 20 `abk --help` (published build, ReadyToRun)
+#   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and
+#                                         two libraries of 2 streams, all due at the same second; prints the
+#                                         makespan, slot-to-start median and p99, and the manager's CPU
+#                                         (ARGS: --sets N --clients N --streams N); then the schedule decision
+#                                         over 10,000 sets (bench-schedule)
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -21,8 +26,18 @@ src=${2:-}
 if [ "$mode" = shell ]; then
   exec bash scripts/bench-shell.sh
 fi
+if [ "$mode" = queue ]; then
+  shift
+  bin=$(mktemp -d /var/tmp/abk-bench-bin.XXXXXX)
+  trap 'rm -rf "$bin"' EXIT
+  dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    -nologo -clp:ErrorsOnly -o "$bin" >/dev/null
+  "$bin/actorbackup" bench-queue "$@"
+  "$bin/actorbackup" bench-schedule --sets 10000
+  exit 0
+fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

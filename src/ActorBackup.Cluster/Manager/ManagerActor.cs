@@ -11,7 +11,9 @@ namespace ActorBackup.Cluster.Manager;
 /// <summary>
 /// The manager (a cluster singleton, PersistenceId "manager"): clients, libraries, the job queue and history,
 /// the snapshot catalog, and media selection. Every state change is persisted before it is acted on; the
-/// decisions themselves are in <see cref="ManagerState"/>. Live progress is not persisted.
+/// decisions themselves are in <see cref="ManagerState"/>. Each job that has not ended has a child
+/// <see cref="JobActor"/> that owns its watchers and, while it runs, its client (assignment, death watch,
+/// liveness probe, cancel timeout). Live progress is not persisted.
 /// </summary>
 public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 {
@@ -22,8 +24,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private ManagerState _state = new();
     private readonly Dictionary<string, IActorRef> _clientRefs = [];
     private readonly Dictionary<string, IndexReport> _libraryReports = [];
+    /// <summary>The last progress of each running job, for listings.</summary>
     private readonly Dictionary<string, JobProgress> _progress = [];
-    private readonly Dictionary<string, HashSet<IActorRef>> _watchers = [];
+    /// <summary>The child of each job that has not ended.</summary>
+    private readonly Dictionary<string, IActorRef> _jobActors = [];
     private int _eventsSinceSnapshot;
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
     private HashSet<string>? _unsettledClients;
@@ -61,6 +65,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             Timers.StartPeriodicTimer("schedule", ScheduleTick.Instance, ScheduleEvery);
+            foreach (var job in _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State))) Supervise(job);
             // Every known client registers again now (after a fail-over their actors are still where they
             // were), saying which jobs it still runs. Open jobs that no client claims end INTERRUPTED once
             // every client with open jobs has answered, or after SettleAfter.
@@ -81,6 +86,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Sender.Tell(new Registered { Id = m.Id });
             if (_unsettledClients is null) return;
             _claimed.UnionWith(m.RunningJobs);
+            // The jobs it still runs are its again: their children watch it from now on.
+            foreach (var id in m.RunningJobs)
+                if (_state.Job(id) is { State: JobState.Running or JobState.Committing } job && job.Client == m.Id && _jobActors.TryGetValue(id, out var child))
+                    child.Tell(new JobActor.Attempt(job.Attempt, Sender, null));
             if (_unsettledClients.Remove(m.Id) && _unsettledClients.Count == 0) SettleRecoveredJobs();
         });
         Command<SettleTimeout>(_ => SettleRecoveredJobs());
@@ -97,13 +106,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<IndexReport>(r => _libraryReports[r.Library] = r);
         Command<Terminated>(t =>
         {
-            foreach (var (id, _) in _clientRefs.Where(kv => kv.Value.Equals(t.ActorRef)).ToList())
-            {
-                _clientRefs.Remove(id);
-                var lost = _state.Jobs.Values.Where(j => j.Client == id && !ManagerState.IsFinal(j.State) && j.State != JobState.Queued).ToList();
-                foreach (var job in lost)
-                    Failed(job, JobFault.FaultTransient, $"client {id} vanished while the job ran (node down or stopped)");
-            }
+            // The jobs it ran hear it from their own children (JobLost).
+            foreach (var (id, _) in _clientRefs.Where(kv => kv.Value.Equals(t.ActorRef)).ToList()) _clientRefs.Remove(id);
+        });
+        Command<JobActor.JobLost>(m =>
+        {
+            if (_state.Job(m.Job) is { State: JobState.Running or JobState.Committing } job && job.Attempt == m.Attempt)
+                Failed(job, JobFault.FaultTransient, m.Reason);
+        });
+        Command<JobActor.CancelUnconfirmed>(m =>
+        {
+            if (_state.Job(m.Job) is { State: JobState.Running or JobState.Committing } job && job.Attempt == m.Attempt)
+                End(m.Job, JobState.Cancelled, $"cancelled by an operator; client {job.Client} did not confirm in time, and nothing it writes from now on is recorded");
         });
 
         Command<StartBackup>(m =>
@@ -175,8 +189,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobProgress>(p =>
         {
+            if (_state.Job(p.Job) is not { State: JobState.Running or JobState.Committing }) return;
             _progress[p.Job] = p;
-            if (_watchers.TryGetValue(p.Job, out var ws)) foreach (var w in ws) w.Tell(p);
+            if (_jobActors.TryGetValue(p.Job, out var child)) child.Tell(p);
         });
         Command<JobFinished>(f =>
         {
@@ -219,8 +234,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
             else
             {
-                if (_clientRefs.TryGetValue(job.Client, out var client)) client.Tell(new CancelAssignment { Job = m.Job });
-                else End(m.Job, JobState.Cancelled, "cancelled by an operator");
+                // A running job stops on its client, which reports it CANCELLED (its child ends it anyway when the
+                // client does not confirm); a queued one, or one whose client is away, ends here.
+                if (job.State != JobState.Queued && _clientRefs.ContainsKey(job.Client) && _jobActors.TryGetValue(m.Job, out var child)) child.Tell(m);
+                else End(m.Job, JobState.Cancelled, job.State == JobState.Queued ? "cancelled by an operator before it started" : "cancelled by an operator");
                 Sender.Tell(WithProgress(job));
             }
         });
@@ -237,9 +254,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(WithProgress(job));
                 return;
             }
-            if (!_watchers.TryGetValue(m.Job, out var set)) _watchers[m.Job] = set = [];
-            set.Add(Sender);
-            if (_progress.TryGetValue(m.Job, out var p)) Sender.Tell(p);
+            if (_jobActors.TryGetValue(m.Job, out var child)) child.Forward(m);
+            else Sender.Tell(WithProgress(job));
         });
         Command<GetJob>(m =>
         {
@@ -294,6 +310,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(f => _log.Warning("manager snapshot failed: {0}", f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    /// <summary>Counts the time spent in each message's handling (actorbackup_manager_busy_seconds_total).</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            return base.AroundReceive(receive, message);
+        }
+        finally
+        {
+            Metrics.CellMetrics.ManagerBusy.Inc(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -389,7 +419,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);
             _starting.Remove(job.Id);
-            client.Tell(assignment);
+            _jobActors[job.Id].Tell(new JobActor.Attempt(_state.Job(job.Id)!.Attempt, client, assignment));
         });
     }
 
@@ -438,7 +468,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var job = WithProgress(_state.Job(jobId)!);
             if (state == JobState.Succeeded) _log.Info("job {0} ({1} of {2}) succeeded", jobId, job.Kind, job.Client);
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
-            if (_watchers.Remove(jobId, out var ws)) foreach (var w in ws) w.Tell(job);
+            if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
             replyTo?.Tell(job);
             _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
             CountEnd(job);
@@ -497,9 +527,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return copy;
     }
 
+    /// <summary>The child of a job that has not ended.</summary>
+    private void Supervise(JobInfo job)
+    {
+        if (!_jobActors.ContainsKey(job.Id))
+            _jobActors[job.Id] = Context.ActorOf(JobActor.Props(job.Id, job.Client, _limits.Probe), JobActor.NameOf(job.Id));
+    }
+
     private void Applied(IMessage e)
     {
         _state = _state.Apply(e);
+        switch (e)
+        {
+            case JobQueued q:
+                Supervise(q.Job);
+                break;
+            case JobRetried r when _jobActors.TryGetValue(r.Job, out var child):
+                child.Tell(new JobActor.Requeued(_state.Job(r.Job)!.Attempt - 1));
+                break;
+        }
         if (++_eventsSinceSnapshot < SnapshotEvery) return;
         _eventsSinceSnapshot = 0;
         SaveSnapshot(_state.ToSnapshot());

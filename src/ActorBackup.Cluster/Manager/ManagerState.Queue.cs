@@ -8,9 +8,12 @@ namespace ActorBackup.Cluster.Manager;
 /// <see cref="KeepJobsPerSet"/>: how many ended jobs of each backup set (restores: of each client) the history keeps (0: 100).
 /// <see cref="PriorityAging"/>: a waiting job gains one priority level per this much waiting (zero: no aging), so
 /// that a stream of high-priority work cannot hold a low-priority job back forever.
+/// <see cref="JobProbe"/>: how often a running job's client is asked whether it still runs it (zero: 30 s).
 /// </summary>
-public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default)
+public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
+    TimeSpan JobProbe = default)
 {
+    public TimeSpan Probe => JobProbe > TimeSpan.Zero ? JobProbe : TimeSpan.FromSeconds(30);
     public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
     public int KeepJobs => KeepJobsPerSet > 0 ? KeepJobsPerSet : 100;
 }

@@ -11,6 +11,8 @@ public static class CellMetrics
 {
     public static readonly Gauge Jobs = Prometheus.Metrics.CreateGauge("actorbackup_jobs",
         "Jobs in the manager's history by state (queued and running ones included)", "state");
+    public static readonly Counter ManagerBusy = Prometheus.Metrics.CreateCounter("actorbackup_manager_busy_seconds_total",
+        "Time the manager spent handling messages (its CPU, near enough): its rate is how busy the cell's single manager is");
     public static readonly Gauge QueueLength = Prometheus.Metrics.CreateGauge("actorbackup_queue_length", "Jobs waiting in the manager's queue");
     public static readonly Histogram QueueWait = Prometheus.Metrics.CreateHistogram("actorbackup_queue_wait_seconds",
         "From a job's queueing to its start", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.1, 4, 10) });

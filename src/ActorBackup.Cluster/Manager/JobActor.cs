@@ -1,0 +1,133 @@
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Manager;
+
+/// <summary>
+/// One job that has not ended, a child of the manager (named job-ID): the job's watchers, and, while an
+/// attempt runs, its client — the assignment sent, the client's node watched, the client asked now and then
+/// whether it still runs the job, a cancel that the client does not confirm. What it learns goes to the
+/// manager as <see cref="JobLost"/> or <see cref="CancelUnconfirmed"/>; the manager decides and persists, and
+/// tells it <see cref="Closed"/> when the job ended. It keeps nothing that a new manager could not rebuild.
+/// </summary>
+public sealed class JobActor : ReceiveActor, IWithTimers
+{
+    /// <summary>An attempt of the job started on <paramref name="Client"/>; <paramref name="Assignment"/> is sent to it (null: the
+    /// client already runs it, as it said when it registered with a manager that just took over).</summary>
+    public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment);
+
+    /// <summary>The attempt ended without ending the job (queued again for another attempt).</summary>
+    public sealed record Requeued(int Attempt);
+
+    /// <summary>The job ended as recorded: the watchers hear it, the actor stops.</summary>
+    public sealed record Closed(JobInfo Job);
+
+    /// <summary>To the manager: the client of the attempt is gone or no longer runs the job.</summary>
+    public sealed record JobLost(string Job, int Attempt, string Reason);
+
+    /// <summary>To the manager: a cancel that the client did not confirm in time.</summary>
+    public sealed record CancelUnconfirmed(string Job, int Attempt);
+
+    private sealed record Probe;
+    private sealed record CancelTimeout(int Attempt);
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private readonly string _job;
+    private readonly string _clientId;
+    private readonly TimeSpan _probeEvery;
+    private readonly HashSet<IActorRef> _watchers = [];
+    private JobProgress? _progress;
+    private Attempt? _attempt;
+    private int _misses;
+
+    /// <summary>Probes missed in a row before the job counts as lost: the client may have just finished it.</summary>
+    public const int MissesBeforeLost = 2;
+
+    public static string NameOf(string job) => "job-" + Uri.EscapeDataString(job);
+
+    public static Props Props(string job, string clientId, TimeSpan probeEvery) =>
+        Akka.Actor.Props.Create(() => new JobActor(job, clientId, probeEvery));
+
+    public JobActor(string job, string clientId, TimeSpan probeEvery)
+    {
+        _job = job;
+        _clientId = clientId;
+        _probeEvery = probeEvery;
+
+        Receive<Attempt>(a =>
+        {
+            Detach();
+            _attempt = a;
+            Context.Watch(a.Client);
+            if (a.Assignment is not null) a.Client.Tell(a.Assignment, Context.Parent);
+            Timers.StartPeriodicTimer("probe", new Probe(), _probeEvery);
+        });
+        Receive<Requeued>(r =>
+        {
+            if (_attempt is not null && _attempt.Number <= r.Attempt) Detach();
+            _progress = null;
+        });
+        Receive<Probe>(_ => _attempt?.Client.Tell(new RegistrationRequest()));
+        Receive<RegisterClient>(r => // the client's answer to a probe
+        {
+            if (_attempt is null || !Sender.Equals(_attempt.Client)) return;
+            if (r.RunningJobs.Contains(_job))
+            {
+                _misses = 0;
+                return;
+            }
+            if (++_misses < MissesBeforeLost) return;
+            Lost($"client {_clientId} no longer runs the job (its node restarted, or the assignment was lost)");
+        });
+        Receive<Terminated>(t =>
+        {
+            if (_watchers.Remove(t.ActorRef)) return;
+            if (_attempt is not null && t.ActorRef.Equals(_attempt.Client))
+                Lost($"client {_clientId} vanished while the job ran (node down or stopped)");
+        });
+        Receive<JobProgress>(p =>
+        {
+            _progress = p;
+            foreach (var w in _watchers) w.Tell(p);
+        });
+        Receive<WatchJob>(_ =>
+        {
+            if (_watchers.Add(Sender)) Context.Watch(Sender);
+            if (_progress is not null) Sender.Tell(_progress);
+        });
+        Receive<CancelJob>(_ =>
+        {
+            if (_attempt is null) return;
+            _attempt.Client.Tell(new CancelAssignment { Job = _job });
+            Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
+        });
+        Receive<CancelTimeout>(c =>
+        {
+            if (_attempt?.Number == c.Attempt) Context.Parent.Tell(new CancelUnconfirmed(_job, c.Attempt));
+        });
+        Receive<Closed>(c =>
+        {
+            foreach (var w in _watchers) w.Tell(c.Job);
+            Context.Stop(Self);
+        });
+    }
+
+    private void Lost(string reason)
+    {
+        var attempt = _attempt!.Number;
+        Detach();
+        Context.Parent.Tell(new JobLost(_job, attempt, reason));
+    }
+
+    /// <summary>No attempt runs any more: its client is no longer watched nor asked.</summary>
+    private void Detach()
+    {
+        if (_attempt is not null && !_watchers.Contains(_attempt.Client)) Context.Unwatch(_attempt.Client);
+        _attempt = null;
+        _misses = 0;
+        Timers.Cancel("probe");
+        Timers.Cancel("cancel");
+    }
+}

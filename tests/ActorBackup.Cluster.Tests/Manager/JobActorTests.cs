@@ -1,0 +1,104 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>
+/// A job's own actor: it sends the assignment, tells its watchers, and tells the manager (its parent, here the
+/// test actor) when the client of the running attempt is gone or no longer runs the job, or ignores a cancel.
+/// </summary>
+public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
+{
+    private static readonly TimeSpan Probe = TimeSpan.FromMilliseconds(200);
+
+    private IActorRef Job(string id = "7") => ChildActorOf(JobActor.Props(id, "web01", Probe), JobActor.NameOf(id));
+
+    private static RegisterClient Running(params string[] jobs) => new() { Id = "web01", RunningJobs = { jobs } };
+
+    [Fact]
+    public void The_assignment_goes_to_the_client_and_watchers_hear_progress_and_the_end()
+    {
+        var job = Job();
+        var client = CreateTestProbe();
+        var watcher = CreateTestProbe();
+        job.Tell(new WatchJob { Job = "7" }, watcher.Ref); // while it is queued
+        job.Tell(new JobActor.Attempt(0, client.Ref, new BackupAssignment { Job = new JobInfo { Id = "7" } }), TestActor);
+        Assert.Equal("7", client.ExpectMsg<BackupAssignment>().Job.Id);
+
+        job.Tell(new JobProgress { Job = "7", FilesDone = 3 }, TestActor);
+        Assert.Equal(3, watcher.ExpectMsg<JobProgress>().FilesDone);
+        var late = CreateTestProbe();
+        job.Tell(new WatchJob { Job = "7" }, late.Ref);
+        Assert.Equal(3, late.ExpectMsg<JobProgress>().FilesDone); // a watcher that comes late sees where it is
+
+        Watch(job);
+        job.Tell(new JobActor.Closed(new JobInfo { Id = "7", State = JobState.Succeeded }), TestActor);
+        Assert.Equal(JobState.Succeeded, watcher.ExpectMsg<JobInfo>().State);
+        Assert.Equal(JobState.Succeeded, late.ExpectMsg<JobInfo>().State);
+        ExpectTerminated(job);
+    }
+
+    [Fact]
+    public void A_client_that_no_longer_runs_the_job_twice_in_a_row_loses_it_once_running_it_keeps_it()
+    {
+        var job = Job();
+        var client = CreateTestProbe();
+        job.Tell(new JobActor.Attempt(2, client.Ref, null), TestActor);
+
+        // Asked, it says it runs the job: nothing happens however often it is asked.
+        for (var i = 0; i < 3; i++)
+        {
+            client.ExpectMsg<RegistrationRequest>();
+            client.Reply(Running("7", "8"));
+        }
+        // One answer without it (it may have just finished) is not enough; a second is.
+        client.ExpectMsg<RegistrationRequest>();
+        client.Reply(Running("8"));
+        client.ExpectMsg<RegistrationRequest>();
+        client.Reply(Running("7"));
+        client.ExpectMsg<RegistrationRequest>();
+        client.Reply(Running());
+        client.ExpectMsg<RegistrationRequest>();
+        client.Reply(Running());
+        var lost = ExpectMsg<JobActor.JobLost>();
+        Assert.Equal(("7", 2), (lost.Job, lost.Attempt));
+        Assert.Contains("no longer runs", lost.Reason);
+    }
+
+    [Fact]
+    public void A_client_that_stops_loses_the_job_and_one_that_stops_after_a_requeue_does_not()
+    {
+        var job = Job();
+        var first = Sys.ActorOf(Props.Create(() => new Silent()));
+        job.Tell(new JobActor.Attempt(0, first, null), TestActor);
+        job.Tell(new JobActor.Requeued(0), TestActor);
+        var second = Sys.ActorOf(Props.Create(() => new Silent()));
+        job.Tell(new JobActor.Attempt(1, second, null), TestActor);
+        Sys.Stop(first);
+        Sys.Stop(second);
+        var lost = ExpectMsg<JobActor.JobLost>();
+        Assert.Equal(1, lost.Attempt); // only the attempt that ran when its client went
+        Assert.Contains("vanished", lost.Reason);
+        ExpectNoMsg(Probe * 3);
+    }
+
+    [Fact]
+    public void A_cancel_goes_to_the_client_and_an_unconfirmed_one_comes_back_to_the_manager()
+    {
+        var job = Job();
+        var client = CreateTestProbe();
+        job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
+        job.Tell(new CancelJob { Job = "7" }, TestActor);
+        client.FishForMessage(m => m is CancelAssignment { Job: "7" });
+        var unconfirmed = ExpectMsg<JobActor.CancelUnconfirmed>();
+        Assert.Equal(("7", 1), (unconfirmed.Job, unconfirmed.Attempt));
+    }
+
+    /// <summary>A client that never answers a probe (death watch is what notices it).</summary>
+    private sealed class Silent : ReceiveActor
+    {
+        public Silent() => ReceiveAny(_ => { });
+    }
+}
