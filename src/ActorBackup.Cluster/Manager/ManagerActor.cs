@@ -34,7 +34,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
     private readonly HashSet<string> _claimed = [];
     private static readonly TimeSpan SettleAfter = TimeSpan.FromSeconds(15);
-    private static readonly TimeSpan ScheduleEvery = TimeSpan.FromSeconds(1);
+    /// <summary>Ticks come just after each whole second, where cron slots fall: a slot starts within milliseconds, not up to a second late.</summary>
+    private static readonly TimeSpan TickAfterSecond = TimeSpan.FromMilliseconds(5);
     /// <summary>Every so many schedule ticks, ended jobs beyond the history's limit are forgotten.</summary>
     private const int CompactEvery = 60;
     private long _ticks;
@@ -64,7 +65,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            Timers.StartPeriodicTimer("schedule", ScheduleTick.Instance, ScheduleEvery);
+            NextTick();
             foreach (var job in _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State))) Supervise(job);
             // Every known client registers again now (after a fail-over their actors are still where they
             // were), saying which jobs it still runs. Open jobs that no client claims end INTERRUPTED once
@@ -130,6 +131,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<ScheduleTick>(_ =>
         {
+            NextTick();
             UpdateMetrics();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
@@ -424,6 +426,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SettleTimeout;
+
+    private void NextTick()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var delay = TimeSpan.FromMilliseconds(1000 - now.Millisecond) + TickAfterSecond;
+        Timers.StartSingleTimer("schedule", ScheduleTick.Instance, delay);
+    }
 
     /// <summary>Look for due schedule slots (rules may have seconds).</summary>
     private sealed record ScheduleTick

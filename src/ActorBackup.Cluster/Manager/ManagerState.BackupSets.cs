@@ -1,4 +1,5 @@
 using ActorBackup.Protocol;
+using System.Collections.Immutable;
 using Cronos;
 
 namespace ActorBackup.Cluster.Manager;
@@ -72,18 +73,28 @@ public sealed partial record ManagerState
     /// </summary>
     public IReadOnlyList<Decision> DecideDueSlots(DateTimeOffset now, IReadOnlyList<LibraryLoad> loads)
     {
+        // The quiet tick: while neither the sets nor their clocks changed, nothing is due before the earliest
+        // slot the last look found.
+        var nowMs = now.ToUnixTimeMilliseconds();
+        if (QuietUntil.TryGetValue(SetClocks, out var quiet) && ReferenceEquals(quiet.Sets, BackupSets) && nowMs < quiet.EarliestMs) return [];
+        var earliest = long.MaxValue;
         var decisions = new List<Decision>();
         var state = this;
         foreach (var set in BackupSets.Values)
         {
             if (set.Disabled || set.Schedules.Count == 0 || !SetClocks.TryGetValue(set.Name, out var clock)) continue;
             var latest = LatestSlot(set, DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs), now);
+            if (latest is null) earliest = Math.Min(earliest, FirstSlots.GetOrCreateValue(set).FirstMs);
             (DateTimeOffset When, BackupLevel Level)? slot = latest;
             if (clock.DeferredUntilUnixMs > 0)
             {
                 // Deferred: nothing runs before the time asked for; then one job, at the higher level of the
                 // slot it replaces and of any slot that passed meanwhile.
-                if (now.ToUnixTimeMilliseconds() < clock.DeferredUntilUnixMs) continue;
+                if (nowMs < clock.DeferredUntilUnixMs)
+                {
+                    earliest = Math.Min(earliest, clock.DeferredUntilUnixMs);
+                    continue;
+                }
                 var level = latest is { } l && Rank(l.Level) > Rank(clock.DeferredLevel) ? l.Level : clock.DeferredLevel;
                 // The clock moves past every slot that passed while deferred (a downtime after the time asked
                 // for included), so that none of them runs again.
@@ -103,8 +114,14 @@ public sealed partial record ManagerState
             decisions.Add(d);
             state = d.Events.Aggregate(state, (st, e) => st.Apply(e)); // job numbers stay unique within one tick
         }
+        if (decisions.Count == 0) QuietUntil.AddOrUpdate(SetClocks, new Quiet(BackupSets, earliest));
         return decisions;
     }
+
+    /// <summary>Per clocks object (the state never changes one in place): the sets it was seen with and the earliest slot then.</summary>
+    private sealed record Quiet(ImmutableSortedDictionary<string, BackupSetDefinition> Sets, long EarliestMs);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ImmutableSortedDictionary<string, SetClock>, Quiet> QuietUntil = new();
 
     /// <summary>The latest slot in (after, now] of any of the set's rules, with its level (the higher on a shared slot).</summary>
     public static (DateTimeOffset When, BackupLevel Level)? LatestSlot(BackupSetDefinition set, DateTimeOffset after, DateTimeOffset now)

@@ -39,25 +39,42 @@ public sealed partial record ManagerState
         bool Busy(JobInfo j) => j.State is JobState.Running or JobState.Committing || starting.ContainsKey(j.Id);
         // A job being started is still QUEUED in the state, and a pool's job has no library there yet.
         string LibraryOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen != "" ? chosen : j.Library;
-        var running = Jobs.Values.Where(Busy).ToList();
+        var nowMs = now?.ToUnixTimeMilliseconds();
+        // One pass over the jobs (an immutable sorted map is slow to walk): what runs, what waits, and how
+        // long each set's newest succeeded backup took (the estimate of its next).
+        var running = new List<JobInfo>();
+        var queued = new List<JobInfo>();
+        var took = new Dictionary<string, long>();
+        foreach (var j in Jobs.Values) // oldest first: the newest duration wins
+        {
+            if (Busy(j)) running.Add(j);
+            else if (j.State == JobState.Queued) queued.Add(j);
+            else if (nowMs is not null && j is { Kind: JobKind.Backup, State: JobState.Succeeded, StartedUnixMs: > 0 } && j.FinishedUnixMs > j.StartedUnixMs)
+                took[SetKey(j.Client, j.BackupSet)] = j.FinishedUnixMs - j.StartedUnixMs;
+        }
         var total = running.Count;
         var perLibrary = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
         var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
-        var waiting = new Dictionary<string, string>();
-        var nowMs = now?.ToUnixTimeMilliseconds();
+        var waiting = new Dictionary<string, string>(queued.Count);
         // The order: priority (raised by waiting, with aging); among equals, the job whose window leaves it the
         // least slack (its end minus how long the set's last run took) first; then the oldest.
-        var took = nowMs is null ? new Dictionary<string, long>() : LastDurations();
-        long Estimate(JobInfo j) => took.GetValueOrDefault(SetKey(j.Client, j.BackupSet));
-        long LatestStart(JobInfo j) => j.WindowEndUnixMs > 0 ? j.WindowEndUnixMs - Estimate(j) : long.MaxValue;
-        int Effective(JobInfo j) => PriorityOf(j.Priority) + (nowMs is { } t && limits.PriorityAging >= TimeSpan.FromMilliseconds(1)
-            ? (int)Math.Min(MaxPriority, Math.Max(0, t - j.QueuedUnixMs) / (long)limits.PriorityAging.TotalMilliseconds)
-            : 0);
-        foreach (var job in Jobs.Values.Where(j => j.State == JobState.Queued && !starting.ContainsKey(j.Id))
-                     .OrderByDescending(Effective).ThenBy(LatestStart).ThenBy(j => j.QueuedUnixMs).ThenBy(j => long.Parse(j.Id)))
+        long Estimate(JobInfo j) => took.Count == 0 ? 0 : took.GetValueOrDefault(SetKey(j.Client, j.BackupSet));
+        var agingMs = nowMs is not null && limits.PriorityAging >= TimeSpan.FromMilliseconds(1) ? (long)limits.PriorityAging.TotalMilliseconds : 0;
+        var order = new QueueKey[queued.Count];
+        for (var i = 0; i < queued.Count; i++)
         {
+            var j = queued[i];
+            var effective = PriorityOf(j.Priority) + (agingMs > 0 ? (int)Math.Min(MaxPriority, Math.Max(0, nowMs!.Value - j.QueuedUnixMs) / agingMs) : 0);
+            var latestStart = j.WindowEndUnixMs > 0 ? j.WindowEndUnixMs - Estimate(j) : long.MaxValue;
+            order[i] = new QueueKey(-effective, latestStart, j.QueuedUnixMs, long.Parse(j.Id), i);
+        }
+        Array.Sort(order);
+        var clientFull = new Dictionary<(string, int), string>();
+        foreach (var key in order)
+        {
+            var job = queued[key.Index];
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
             {
                 missed.Add(new JobEnded
@@ -74,7 +91,11 @@ public sealed partial record ManagerState
                 why = $"attempt {job.Attempt + 1} at {DateTimeOffset.FromUnixTimeMilliseconds(job.NotBeforeUnixMs):u}, after: {job.Reason}";
             else if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
             else if (limits.MaxJobs > 0 && total >= limits.MaxJobs) why = $"cell: {total} of {limits.MaxJobs} jobs running";
-            else if (limits.MaxJobsPerClient > 0 && ofClient >= limits.MaxJobsPerClient) why = $"client {job.Client}: {ofClient} of {limits.MaxJobsPerClient} jobs running";
+            else if (limits.MaxJobsPerClient > 0 && ofClient >= limits.MaxJobsPerClient)
+            {
+                if (!clientFull.TryGetValue((job.Client, ofClient), out why))
+                    clientFull[(job.Client, ofClient)] = why = $"client {job.Client}: {ofClient} of {limits.MaxJobsPerClient} jobs running";
+            }
             else (library, why) = libraries.Choose(job);
             if (why is not null || library is null)
             {
@@ -103,14 +124,16 @@ public sealed partial record ManagerState
 
     public const int MaxPriority = 10;
 
-    /// <summary>Per client and backup set: how long its newest succeeded backup ran (ms), the estimate of its next.</summary>
-    private Dictionary<string, long> LastDurations()
+    /// <summary>A queued job's place: higher effective priority, then least slack, then older, then lower id.</summary>
+    private readonly record struct QueueKey(int NegPriority, long LatestStart, long QueuedMs, long Id, int Index) : IComparable<QueueKey>
     {
-        var took = new Dictionary<string, long>();
-        foreach (var j in Jobs.Values) // oldest first: the newest wins
-            if (j is { Kind: JobKind.Backup, State: JobState.Succeeded, StartedUnixMs: > 0 } && j.FinishedUnixMs > j.StartedUnixMs)
-                took[SetKey(j.Client, j.BackupSet)] = j.FinishedUnixMs - j.StartedUnixMs;
-        return took;
+        public int CompareTo(QueueKey o)
+        {
+            var c = NegPriority.CompareTo(o.NegPriority);
+            if (c == 0) c = LatestStart.CompareTo(o.LatestStart);
+            if (c == 0) c = QueuedMs.CompareTo(o.QueuedMs);
+            return c != 0 ? c : Id.CompareTo(o.Id);
+        }
     }
 
     /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their streams are taken.</summary>
@@ -122,7 +145,17 @@ public sealed partial record ManagerState
 
         private int Streams(string id) => state.Libraries.TryGetValue(id, out var lib) && lib.Streams > 0 ? lib.Streams : Media.LibraryDeclaration.DefaultStreams;
 
-        private string? Full(string id) => perLibrary.GetValueOrDefault(id) is var n && n >= Streams(id) ? $"{id}: {n} of {Streams(id)} streams busy" : null;
+        private readonly Dictionary<(string, int), string> _busy = [];
+
+        /// <summary>Why the library cannot take one more job now, or null (the text made once per library and count).</summary>
+        private string? Full(string id)
+        {
+            var n = perLibrary.GetValueOrDefault(id);
+            var streams = Streams(id);
+            if (n < streams) return null;
+            if (!_busy.TryGetValue((id, n), out var why)) _busy[(id, n)] = why = $"{id}: {n} of {streams} streams busy";
+            return why;
+        }
 
         private string? Unfit(string id) => !state.Libraries.ContainsKey(id) ? $"library {id} is not registered"
             : Load(id) switch

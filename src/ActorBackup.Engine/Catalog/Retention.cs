@@ -1,0 +1,110 @@
+using System.Globalization;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Catalog;
+
+/// <summary>
+/// How long the snapshots of one backup set (of one client, on one copy) are kept. Every rule adds
+/// snapshots to keep; what no rule keeps goes. No rule at all keeps everything.
+/// </summary>
+/// <param name="Last">the newest N</param>
+/// <param name="Within">every snapshot at most this much older than the group's newest (not than now: a set
+/// whose backups stopped keeps what it had)</param>
+/// <param name="Daily">grandfather-father-son: the newest snapshot of each of the last N days that have one;
+/// likewise weeks (ISO), months and years; days begin at midnight in the set's time zone</param>
+/// <param name="Minimum">the newest N are kept whatever the other rules say</param>
+public sealed record RetentionRules(int Last = 0, TimeSpan Within = default, int Daily = 0, int Weekly = 0, int Monthly = 0, int Yearly = 0, int Minimum = 0)
+{
+    public static readonly RetentionRules KeepEverything = new();
+
+    /// <summary>True when some rule limits what is kept (Minimum alone does not).</summary>
+    public bool Limits => Last > 0 || Within > TimeSpan.Zero || Daily > 0 || Weekly > 0 || Monthly > 0 || Yearly > 0;
+
+    public override string ToString()
+    {
+        if (!Limits) return "keep everything";
+        var parts = new List<string>();
+        if (Last > 0) parts.Add($"last {Last}");
+        if (Within > TimeSpan.Zero) parts.Add($"within {Retention.Format(Within)}");
+        if (Daily > 0) parts.Add($"daily {Daily}");
+        if (Weekly > 0) parts.Add($"weekly {Weekly}");
+        if (Monthly > 0) parts.Add($"monthly {Monthly}");
+        if (Yearly > 0) parts.Add($"yearly {Yearly}");
+        if (Minimum > 0) parts.Add($"minimum {Minimum}");
+        return string.Join(", ", parts);
+    }
+}
+
+/// <summary>One snapshot of a group, whether retention keeps it and why.</summary>
+public sealed record RetentionVerdict(SnapshotManifest Snapshot, bool Keep, IReadOnlyList<string> Reasons);
+
+public static class Retention
+{
+    /// <summary>
+    /// The verdict on every snapshot of one group (one set of one client on one copy), newest first.
+    /// Besides the rules: a snapshot is kept while no newer full backup of its group has passed a verify
+    /// (<paramref name="verified"/>), so that the newest full is never deleted, nor anything after the last
+    /// full that is known to restore.
+    /// </summary>
+    public static IReadOnlyList<RetentionVerdict> Evaluate(IEnumerable<SnapshotManifest> group, RetentionRules rules, TimeZoneInfo zone,
+        Func<SnapshotManifest, bool> verified)
+    {
+        var newestFirst = group.OrderByDescending(s => s.FinishedUnixMs).ThenByDescending(s => s.Id, StringComparer.Ordinal).ToList();
+        var reasons = newestFirst.Select(_ => new List<string>()).ToList();
+        if (!rules.Limits)
+        {
+            foreach (var r in reasons) r.Add("no retention rule: everything is kept");
+        }
+        else
+        {
+            for (var i = 0; i < newestFirst.Count; i++)
+            {
+                if (i < rules.Last) reasons[i].Add($"last {rules.Last}");
+                if (i < rules.Minimum) reasons[i].Add($"minimum {rules.Minimum}");
+            }
+            if (rules.Within > TimeSpan.Zero && newestFirst.Count > 0)
+            {
+                var from = newestFirst[0].FinishedUnixMs - (long)rules.Within.TotalMilliseconds;
+                for (var i = 0; i < newestFirst.Count && newestFirst[i].FinishedUnixMs >= from; i++)
+                    reasons[i].Add($"within {Format(rules.Within)} of the newest");
+            }
+            Buckets(newestFirst, reasons, rules.Daily, "daily", t => t.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), zone);
+            Buckets(newestFirst, reasons, rules.Weekly, "weekly", t => $"{ISOWeek.GetYear(t.DateTime)}-W{ISOWeek.GetWeekOfYear(t.DateTime):D2}", zone);
+            Buckets(newestFirst, reasons, rules.Monthly, "monthly", t => t.ToString("yyyy-MM", CultureInfo.InvariantCulture), zone);
+            Buckets(newestFirst, reasons, rules.Yearly, "yearly", t => t.ToString("yyyy", CultureInfo.InvariantCulture), zone);
+        }
+        // Newest first: everything before the first verified full (the newest full included) waits for one.
+        var newerVerifiedFull = false;
+        for (var i = 0; i < newestFirst.Count; i++)
+        {
+            var s = newestFirst[i];
+            if (!newerVerifiedFull)
+                reasons[i].Add(s.Level == Level.Full ? "the newest verified full, or newer than it" : "no newer full has passed a verify yet");
+            if (s.Level == Level.Full && verified(s)) newerVerifiedFull = true;
+        }
+        return newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i])).ToList();
+    }
+
+    /// <summary>A duration as an operator writes it: 30d, 12h, 90m, 45s.</summary>
+    public static string Format(TimeSpan d) =>
+        d.Ticks % TimeSpan.TicksPerDay == 0 ? $"{d.Ticks / TimeSpan.TicksPerDay}d"
+        : d.Ticks % TimeSpan.TicksPerHour == 0 ? $"{d.Ticks / TimeSpan.TicksPerHour}h"
+        : d.Ticks % TimeSpan.TicksPerMinute == 0 ? $"{d.Ticks / TimeSpan.TicksPerMinute}m"
+        : $"{Math.Round(d.TotalSeconds)}s";
+
+    /// <summary>The newest snapshot of each of the newest <paramref name="count"/> periods that have one.</summary>
+    private static void Buckets(List<SnapshotManifest> newestFirst, List<List<string>> reasons, int count, string rule, Func<DateTimeOffset, string> period, TimeZoneInfo zone)
+    {
+        if (count <= 0) return;
+        string? last = null;
+        var taken = 0;
+        for (var i = 0; i < newestFirst.Count && taken < count; i++)
+        {
+            var p = period(TimeZoneInfo.ConvertTime(DateTimeOffset.FromUnixTimeMilliseconds(newestFirst[i].FinishedUnixMs), zone));
+            if (p == last) continue;
+            last = p;
+            taken++;
+            reasons[i].Add($"{rule} {p}");
+        }
+    }
+}
