@@ -138,6 +138,13 @@ public static class CommandTable
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
         }, snapshot, include, to, client, noWait));
 
+        root.Subcommands.Add(Verb("verify", "read a snapshot back on a client and check every chunk; exit 1 when any is damaged (the files it takes with it are listed)",
+            async (pr, o, c) =>
+            {
+                var cmd = new StartVerify { Snapshot = pr.GetValue(snapshot)!, Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority) };
+                return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
+            }, snapshot, client, jobPriority, noWait));
+
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
         var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };
@@ -175,18 +182,38 @@ public static class CommandTable
             }, job)));
 
         var ofClient = new Option<string?>("--client") { Description = "only this client's snapshots", HelpName = "HOST" };
+        var why = new Option<bool>("--why") { Description = "with the retention rules that keep each snapshot (none: retention deletes it)" };
+        var snapshots = new Argument<string[]>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "snapshot ids or unique prefixes", Arity = ArgumentArity.OneOrMore };
+        snapshots.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id)));
+        var deleteDryRun = new Option<bool>("--dry-run") { Description = "say what would be deleted, delete nothing" };
         root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
             Verb("list", "snapshots, newest last", async (pr, o, c) =>
             {
-                var list = await session.Call<SnapshotList>(new ListSnapshots { Client = pr.GetValue(ofClient) ?? "" }, c);
+                var withWhy = pr.GetValue(why);
+                var list = await session.Call<SnapshotList>(new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy }, c);
                 if (o.Json) o.Write(list);
+                else if (withWhy)
+                    o.Table(["SNAPSHOT", "TIME", "LEVEL", "SET", "CLIENT", "VERIFIED", "POLICY", "KEPT BECAUSE"], list.Snapshots.Select(s => new[]
+                    {
+                        s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.BackupSet, s.Client, s.Verified ? "yes" : "no", s.Policy,
+                        s.KeptBecause.Count == 0 ? "nothing: deleted by retention next" : string.Join("; ", s.KeptBecause),
+                    }));
                 else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
                 {
                     s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, s.Library, s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored),
                     s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
                 return 0;
-            }, ofClient)));
+            }, ofClient, why),
+            Verb("delete", "delete snapshots from the catalog (their chunks go at the library's next prune)", async (pr, o, c) =>
+            {
+                var dry = pr.GetValue(deleteDryRun);
+                var answer = await session.Call<SnapshotDeletion>(new DeleteSnapshots { Snapshots = { pr.GetValue(snapshots)! }, DryRun = dry }, c);
+                if (o.Json) o.Write(answer);
+                else foreach (var s in answer.Snapshots)
+                    o.Line($"{(dry ? "would delete" : "deleted")} snapshot {s.Id} ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)})");
+                return 0;
+            }, snapshots, deleteDryRun)));
 
         // backup sets and their schedules
         var setName = new Argument<string>("NAME") { HelpName = "NAME", Description = "the backup set's name" };
@@ -302,6 +329,14 @@ public static class CommandTable
         var chunkSize = new Option<int>("--chunk-kib") { Description = "average chunk size in KiB, a power of two from 64 to 16384 (default: the client's, 1024)", HelpName = "KIB" };
         var compression = new Option<int>("--compression") { Description = "zstd level 1 to 19 (default: the client's, 3)", HelpName = "LEVEL" };
         var retries = new Option<int?>("--retries") { Description = $"further attempts of a job that failed on a transient fault or a library fault (default 2)", HelpName = "N" };
+        Option<int> Keep(string what, string description) => new($"--keep-{what}") { Description = description, HelpName = "N" };
+        var keepLast = Keep("last", "retention: keep the newest N snapshots of each set");
+        var keepWithin = new Option<string?>("--keep-within") { Description = "retention: keep the snapshots at most this much older than the set's newest (e.g. 30d)", HelpName = "DURATION" };
+        var keepDaily = Keep("daily", "retention: keep the newest snapshot of each of the last N days that have one (the set's time zone)");
+        var keepWeekly = Keep("weekly", "retention: ... of each of the last N weeks (ISO)");
+        var keepMonthly = Keep("monthly", "retention: ... of each of the last N months");
+        var keepYearly = Keep("yearly", "retention: ... of each of the last N years");
+        var keepMinimum = Keep("minimum", "retention: the newest N stay whatever the other rules say");
         root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
             Verb("add", "define a storage policy", async (pr, o, c) =>
             {
@@ -311,19 +346,25 @@ public static class CommandTable
                     Choice = pr.GetValue(choice) == "fill-first" ? LibraryChoice.FillFirst : LibraryChoice.Balance,
                 };
                 if (pr.GetValue(retries) is { } n) p.Retries = n;
+                var within = pr.GetValue(keepWithin) is { } w ? SharedOptions.ParseDuration(w) ?? throw new ShellException($"--keep-within '{w}' is not a duration: a number and s, m, h or d, e.g. 30d") : TimeSpan.Zero;
+                p.Retention = new RetentionRule
+                {
+                    Last = pr.GetValue(keepLast), WithinSeconds = (long)within.TotalSeconds, Daily = pr.GetValue(keepDaily), Weekly = pr.GetValue(keepWeekly),
+                    Monthly = pr.GetValue(keepMonthly), Yearly = pr.GetValue(keepYearly), Minimum = pr.GetValue(keepMinimum),
+                };
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
-            }, policyName, poolLibraries, choice, chunkSize, compression, retries),
+            }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);
                 if (o.Json) o.Write(list);
-                else o.Table(["POLICY", "LIBRARIES", "CHOICE", "CHUNK", "COMPRESSION", "RETRIES", "SETS"], list.Policies.Select(i => new[]
+                else o.Table(["POLICY", "LIBRARIES", "CHOICE", "CHUNK", "COMPRESSION", "RETRIES", "RETENTION", "SETS"], list.Policies.Select(i => new[]
                 {
                     i.Policy.Name + (i.Implicit ? " (built in)" : ""), Output.Pool(i.Policy), Output.Choice(i.Policy.Choice),
                     i.Policy.ChunkKib == 0 ? "client's" : $"{i.Policy.ChunkKib} KiB", i.Policy.Compression == 0 ? "client's" : $"zstd {i.Policy.Compression}",
-                    Output.Retries(i.Policy), i.Sets.Count == 0 ? "-" : string.Join(" ", i.Sets),
+                    Output.Retries(i.Policy), i.Retention, i.Sets.Count == 0 ? "-" : string.Join(" ", i.Sets),
                 }));
                 return 0;
             }),

@@ -99,6 +99,13 @@ public sealed class Output(bool json)
         sb.AppendLine($"  queued   {Time(j.QueuedUnixMs)}   started {Time(j.StartedUnixMs)}   finished {Time(j.FinishedUnixMs)}");
         if (j.Errors > 0) sb.AppendLine($"  errors   {j.Errors}");
         if (j.Reason != "") sb.AppendLine($"  reason   {j.Reason}");
+        if (j.Verify is { } v)
+        {
+            sb.AppendLine($"  verified {v.Chunks} chunks ({Size((ulong)v.Bytes)}) and {v.Trees} trees in {v.Seconds:F1} s: " +
+                          (v.BadChunks == 0 ? "all good" : $"{v.BadChunks} damaged, {v.DamagedFiles} files would not restore whole"));
+            foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
+            if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
+        }
         if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
         return sb.ToString().TrimEnd('\n');
     }
@@ -143,6 +150,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  chunks       {(p.ChunkKib == 0 ? "the client's size (1024 KiB unless its node says otherwise)" : $"{p.ChunkKib} KiB on average")}");
         sb.AppendLine($"  compression  {(p.Compression == 0 ? "the client's (zstd 3 unless its node says otherwise)" : $"zstd {p.Compression}")}");
         sb.AppendLine($"  retries      {Retries(p)}");
+        sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
         sb.AppendLine($"  sets         {(i.Sets.Count == 0 ? "none" : string.Join(" ", i.Sets))}");
         return sb.ToString().TrimEnd('\n');
     }

@@ -59,6 +59,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         Receive<RegistrationRequest>(_ => Sender.Tell(Registration()));
         Receive<BackupAssignment>(a => Start(a.Job, token => RunBackup(a, token)));
         Receive<RestoreAssignment>(a => Start(a.Job, token => RunRestore(a, token)));
+        Receive<VerifyAssignment>(a => Start(a.Job, token => RunVerify(a, token)));
         Receive<CancelAssignment>(c =>
         {
             if (_running.TryGetValue(c.Job, out var cts)) cts.Cancel();
@@ -288,6 +289,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
                 ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
             }));
             var manifest = new Archiver(_keys, channel, channel).Run(set, options, parent, progress, cancel);
+            manifest.Policy = job.Policy; // whose retention it is under, should its set go
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
                       $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
@@ -322,6 +324,39 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             var reason = result.Errors.Count == 0 ? "" :
                 $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
             return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+        }
+        finally
+        {
+            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+        }
+    }
+
+    /// <summary>Reads the snapshot back through the data plane and checks every chunk (SnapshotVerifier); writes nothing.</summary>
+    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel)
+    {
+        var job = a.Job;
+        using var channel = OpenChannel(job, write: false);
+        try
+        {
+            var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+            var started = DateTime.UtcNow;
+            var total = (long)(manifest.Stats?.Bytes ?? 0);
+            var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress
+            {
+                Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            }));
+            var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel);
+            var report = new VerifyReport
+            {
+                Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },
+            };
+            _log.Info("job {0}: verify of snapshot {1}: {2} chunks, {3} bad, in {4:F2} s", job.Id, manifest.Id, r.Chunks, r.BadChunks, r.Seconds);
+            return new JobFinished
+            {
+                Job = job.Id, Ok = r.Ok, Outcome = r.Ok ? JobState.Succeeded : JobState.Failed, Verify = report, Bytes = r.Bytes, Errors = (int)Math.Min(int.MaxValue, r.DamagedFileCount),
+                Reason = r.Ok ? "" : $"{r.BadChunks} damaged chunk{(r.BadChunks == 1 ? "" : "s")}; {r.DamagedFileCount} file{(r.DamagedFileCount == 1 ? "" : "s")} of snapshot {manifest.Id} would not restore whole: " +
+                                     string.Join("; ", r.DamagedFiles.Take(5)) + (r.DamagedFileCount > 5 ? "; ... ('abk job show " + job.Id + "' lists them)" : ""),
+            };
         }
         finally
         {

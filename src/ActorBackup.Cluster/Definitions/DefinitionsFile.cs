@@ -16,7 +16,8 @@ public static class DefinitionsFile
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "policy", "schedules", "time-zone", "window", "priority", "enabled",
         "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
-    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries"];
+    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention"];
+    private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
 
     /// <summary>The file as definitions; FormatException with every problem, one per line, as "FILE:LINE: what".</summary>
     public static ApplyDefinitions Parse(string text, string file)
@@ -81,6 +82,12 @@ public static class DefinitionsFile
             var other => throw new FormatException($"choice '{other}': balance or fill-first"),
         };
         if (c.Has("retries")) p.Retries = c.Int("retries");
+        if (c.Object("retention", RetentionKeys) is { } r)
+            p.Retention = new RetentionRule
+            {
+                Last = r.Int("last"), WithinSeconds = (long)r.Duration("within").TotalSeconds, Daily = r.Int("daily"), Weekly = r.Int("weekly"),
+                Monthly = r.Int("monthly"), Yearly = r.Int("yearly"), Minimum = r.Int("minimum"),
+            };
         return p;
     }
 
@@ -103,6 +110,16 @@ public static class DefinitionsFile
     private sealed class Fields(Obj obj)
     {
         public bool Has(string key) => obj.Members.ContainsKey(key);
+
+        /// <summary>A nested object of these keys only; null when absent.</summary>
+        public Fields? Object(string key, string[] keys) => obj.Members.GetValueOrDefault(key) switch
+        {
+            null => null,
+            Obj o when o.Members.Keys.FirstOrDefault(k => !keys.Contains(k)) is { } unknown =>
+                throw new FormatException($"{key}: unknown key '{unknown}'; {key} has {string.Join(", ", keys)}"),
+            Obj o => new Fields(o),
+            _ => throw new FormatException($"{key} is an object {{ ... }}"),
+        };
 
         public string String(string key, string fallback = "") => obj.Members.GetValueOrDefault(key) switch
         {

@@ -129,6 +129,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
+        Command<StartVerify>(m => Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow)));
         Command<ScheduleTick>(_ =>
         {
             NextTick();
@@ -136,6 +137,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
+            ApplyRetention();
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
                 {
@@ -208,6 +210,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
+            if (job.Kind == JobKind.Verify && f.Verify is not null)
+            {
+                // A verify that read everything: its verdict on the snapshot is recorded, good or bad.
+                Persist(new SnapshotVerified { Snapshot = job.Snapshot, Ok = f.Ok, UnixMs = Now(), Job = job.Id }, e =>
+                {
+                    Applied(e);
+                    End(f.Job, f.Ok ? JobState.Succeeded : JobState.Failed, f.Reason, errors: f.Errors, replyTo: client, verify: f.Verify);
+                });
+                return;
+            }
             if (outcome == JobState.Failed && f.Fault != JobFault.FaultNone)
             {
                 Failed(job, f.Fault, f.Reason, client);
@@ -273,7 +285,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ListSnapshots>(m =>
         {
             var list = new SnapshotList();
-            list.Snapshots.AddRange(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client).Select(ManagerState.Info));
+            var verdicts = m.Why ? _state.RetentionVerdicts() : null;
+            list.Snapshots.AddRange(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client).Select(s =>
+            {
+                var info = _state.InfoOf(s);
+                if (verdicts?.GetValueOrDefault(s.Id) is { } v) info.KeptBecause.AddRange(v.Reasons);
+                return info;
+            }));
             Sender.Tell(list);
         });
         Command<GetSnapshot>(m =>
@@ -281,12 +299,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             try
             {
                 var s = _state.FindSnapshot(m.Snapshot);
-                Sender.Tell(new SnapshotDetail { Info = ManagerState.Info(s), Manifest = s.ToByteString() });
+                Sender.Tell(new SnapshotDetail { Info = _state.InfoOf(s), Manifest = s.ToByteString() });
             }
             catch (KeyNotFoundException e)
             {
                 Sender.Tell(new CommandRejected { Reason = e.Message });
             }
+        });
+        Command<Protocol.DeleteSnapshots>(m =>
+        {
+            var (answer, decision) = _state.DecideDeleteSnapshots(m, DateTimeOffset.UtcNow);
+            if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(answer); // a dry run
+            else PersistDecision(decision, (sender, e) =>
+            {
+                _log.Info("snapshots {0} deleted by an operator", string.Join(", ", ((SnapshotsDeleted)e).Snapshots));
+                sender.Tell(answer);
+            });
         });
         Command<ListClients>(_ =>
         {
@@ -398,8 +426,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         foreach (var job in plan.Start)
         {
             _starting[job.Id] = job.Library; // the library chosen: its stream is taken from now on
-            if (job.Kind == JobKind.Restore) Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
-            else DispatchBackup(job);
+            switch (job.Kind)
+            {
+                case JobKind.Restore:
+                    Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
+                    break;
+                case JobKind.Verify:
+                    Dispatch(job, new VerifyAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
+                    break;
+                default:
+                    DispatchBackup(job);
+                    break;
+            }
         }
     }
 
@@ -426,6 +464,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SettleTimeout;
+
+    /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets or verifies changed, or a job held one back.</summary>
+    private (object? Snapshots, object? Policies, object? Sets, object? Verified) _retentionSeen;
+    private bool _retentionHeldBack;
+
+    /// <summary>Deletes from the catalog what the policies' retention no longer keeps (ManagerState.DecideRetention).</summary>
+    private void ApplyRetention()
+    {
+        var seen = ((object)_state.Snapshots, (object)_state.Policies, (object)_state.BackupSets, (object)_state.Verified);
+        if (seen == _retentionSeen && !_retentionHeldBack) return;
+        _retentionSeen = seen;
+        _retentionHeldBack = _state.SnapshotsInUse().Count > 0;
+        if (_state.DecideRetention(DateTimeOffset.UtcNow) is not { } deleted) return;
+        Persist(deleted, e =>
+        {
+            Applied(e);
+            _log.Info("snapshots {0} deleted: {1}", string.Join(", ", e.Snapshots), e.Reason);
+        });
+    }
 
     private void NextTick()
     {
@@ -469,9 +526,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null)
+    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null, VerifyReport? verify = null)
     {
-        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors }, e =>
+        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify }, e =>
         {
             Applied(e);
             var job = WithProgress(_state.Job(jobId)!);

@@ -47,7 +47,7 @@ public sealed partial record ManagerState
 
     public PolicyInfo PolicyInfoOf(StoragePolicy policy) => new()
     {
-        Policy = policy, Sets = { SetsOf(policy.Name) }, Implicit = !Policies.ContainsKey(policy.Name),
+        Policy = policy, Sets = { SetsOf(policy.Name) }, Implicit = !Policies.ContainsKey(policy.Name), Retention = RulesOf(policy.Retention).ToString(),
     };
 
     /// <summary>Every policy, the built-in default first when it is not redefined.</summary>
@@ -68,7 +68,7 @@ public sealed partial record ManagerState
             return $"chunk size {policy.ChunkKib} KiB: give a power of two from 64 to 16384 KiB (default 1024)";
         if (policy.Compression is < 0 or > 19) return $"compression {policy.Compression}: give a zstd level from 1 to 19 (default 3)";
         if (policy.HasRetries && policy.Retries is < 0 or > 10) return $"retries {policy.Retries}: give 0 to 10 (default {DefaultRetries})";
-        return null;
+        return InvalidRetention(policy.Retention);
     }
 
     private static string? InvalidName(string name, string what) =>

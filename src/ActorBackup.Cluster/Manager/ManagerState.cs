@@ -21,6 +21,8 @@ public sealed partial record ManagerState
     private ImmutableDictionary<string, string> Chains { get; init; } = ImmutableDictionary<string, string>.Empty;
     /// <summary>Storage policies defined by operators ("default" is built in until one is defined).</summary>
     public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = Named<StoragePolicy>();
+    /// <summary>Snapshots whose last verify passed (retention deletes nothing newer than the newest verified full).</summary>
+    public ImmutableHashSet<string> Verified { get; init; } = ImmutableHashSet<string>.Empty;
 
     /// <summary>Keyed by name, compared by ordinal: the culture-aware default costs microseconds a lookup, and the schedule tick looks every set up each second.</summary>
     private static ImmutableSortedDictionary<string, T> Named<T>() => ImmutableSortedDictionary.Create<string, T>(StringComparer.Ordinal);
@@ -60,8 +62,11 @@ public sealed partial record ManagerState
             j.FinishedUnixMs = x.UnixMs;
             j.Errors = x.Errors;
             if (x.Snapshot != "") j.Snapshot = x.Snapshot;
+            if (x.Verify is not null) j.Verify = x.Verify;
         }),
         SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
+        SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotVerified v => this with { Verified = v.Ok ? Verified.Add(v.Snapshot) : Verified.Remove(v.Snapshot) },
         BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
             // A new set, or one enabled again, starts its schedule now: no slot from before runs.
             .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled) ? d.Set.Name : null, d.UnixMs, ""),
@@ -101,6 +106,7 @@ public sealed partial record ManagerState
         s.BackupSets.AddRange(BackupSets.Values);
         s.SetClocks.AddRange(SetClocks.Values);
         s.Policies.AddRange(Policies.Values);
+        s.Verified.AddRange(Verified.Order(StringComparer.Ordinal));
         return s;
     }
 
@@ -114,6 +120,7 @@ public sealed partial record ManagerState
         BackupSets = s.BackupSets.ToImmutableSortedDictionary(b => b.Name, b => b, StringComparer.Ordinal),
         SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c, StringComparer.Ordinal),
         Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p, StringComparer.Ordinal),
+        Verified = s.Verified.ToImmutableHashSet(),
     }.WithChains();
 
     private ManagerState WithChains() =>
@@ -208,6 +215,29 @@ public sealed partial record ManagerState
             Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(),
         };
         job.Paths.AddRange(cmd.Paths);
+        return new Decision([new JobQueued { Job = job }], null, job);
+    }
+
+    public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
+    {
+        SnapshotManifest snapshot;
+        try
+        {
+            snapshot = FindSnapshot(cmd.Snapshot);
+        }
+        catch (KeyNotFoundException e)
+        {
+            return Reject(e.Message);
+        }
+        var client = cmd.Client != "" ? cmd.Client : snapshot.Client;
+        if (!Clients.ContainsKey(client)) return Reject($"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}");
+        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        var job = new JobInfo
+        {
+            Id = NextJob.ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
+            Snapshot = snapshot.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), BackupSet = snapshot.BackupSet,
+            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
+        };
         return new Decision([new JobQueued { Job = job }], null, job);
     }
 

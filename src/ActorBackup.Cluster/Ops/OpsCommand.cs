@@ -105,7 +105,7 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
@@ -129,6 +129,9 @@ public sealed class OpsCommand : ReceiveActor
                 definitions.DryRun = f.DryRun;
                 definitions.Prune = f.Prune;
                 return await AskManager<ApplyResult>(definitions);
+            case StartVerify v:
+                v.Origin = JobOrigin.Operator;
+                return await AskManager<JobAccepted>(v);
             case StartRestore or RunBackupSet:
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:

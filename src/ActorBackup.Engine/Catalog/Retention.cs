@@ -73,13 +73,13 @@ public static class Retention
             Buckets(newestFirst, reasons, rules.Monthly, "monthly", t => t.ToString("yyyy-MM", CultureInfo.InvariantCulture), zone);
             Buckets(newestFirst, reasons, rules.Yearly, "yearly", t => t.ToString("yyyy", CultureInfo.InvariantCulture), zone);
         }
-        // Newest first: everything before the first verified full (the newest full included) waits for one.
+        // Newest first: the newest verified full and everything newer stay (until a full is verified: everything).
         var newerVerifiedFull = false;
         for (var i = 0; i < newestFirst.Count; i++)
         {
             var s = newestFirst[i];
             if (!newerVerifiedFull)
-                reasons[i].Add(s.Level == Level.Full ? "the newest verified full, or newer than it" : "no newer full has passed a verify yet");
+                reasons[i].Add(s.Level == Level.Full && verified(s) ? "the newest verified full" : "no newer full has passed a verify yet");
             if (s.Level == Level.Full && verified(s)) newerVerifiedFull = true;
         }
         return newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i])).ToList();

@@ -53,6 +53,17 @@ public class DefinitionsFileTests
         Assert.Equal(BackupLevel.LevelFull, home.Schedules[0].Level);
         Assert.Equal(4 * 3600, home.WindowSeconds);
         Assert.Equal(LibraryChoice.FillFirst, Assert.Single(parsed.Policies).Choice);
+        var retention = parsed.Policies[0].Retention;
+        Assert.Equal((3, 14 * 86400L, 7, 4, 12, 3, 2), (retention.Last, retention.WithinSeconds, retention.Daily, retention.Weekly, retention.Monthly, retention.Yearly, retention.Minimum));
+    }
+
+    [Fact]
+    public void A_retention_block_with_an_unknown_key_or_a_bad_duration_names_its_line()
+    {
+        var e = Assert.Throws<FormatException>(() => DefinitionsFile.Parse("policies {\n  p {\n    retention { last = 3, hourly = 2 }\n  }\n}", "x.conf"));
+        Assert.Contains("x.conf:2: policy 'p': retention: unknown key 'hourly'", e.Message);
+        e = Assert.Throws<FormatException>(() => DefinitionsFile.Parse("policies { p { retention { within = soon } } }", "x.conf"));
+        Assert.Contains("within 'soon' is not a duration", e.Message);
     }
 
     [Fact]

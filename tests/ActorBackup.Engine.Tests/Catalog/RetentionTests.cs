@@ -50,7 +50,7 @@ public sealed class RetentionTests
         // Only the full of 11-15 passed a verify: it and everything newer stay, whatever the rules say.
         var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Last: 2), TimeZoneInfo.Utc, s => Day(s) == "11-15");
         Assert.Equal(Enumerable.Range(15, 15).Select(d => $"11-{d}").ToList(), Kept(verdicts));
-        Assert.Contains("the newest verified full, or newer than it", verdicts.Single(v => Day(v.Snapshot) == "11-15").Reasons);
+        Assert.Contains("the newest verified full", verdicts.Single(v => Day(v.Snapshot) == "11-15").Reasons);
         Assert.Contains("no newer full has passed a verify yet", verdicts.Single(v => Day(v.Snapshot) == "11-20").Reasons);
 
         var none = Retention.Evaluate(snapshots, new RetentionRules(Last: 2), TimeZoneInfo.Utc, _ => false);

@@ -1,0 +1,124 @@
+using System.Collections.Immutable;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+
+namespace ActorBackup.Cluster.Manager;
+
+// The catalog's side of the data lifecycle: snapshots deleted by an operator or by their policy's retention.
+// A deleted snapshot leaves the catalog at once; its chunks stay in the library until a prune.
+public sealed partial record ManagerState
+{
+    private ManagerState WithoutSnapshots(IReadOnlySet<string> ids) =>
+        (this with { Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids) }).WithChains();
+
+    /// <summary>Snapshots that a job which has not ended reads (a restore; later a copy or a verify): not deleted under it.</summary>
+    public IReadOnlySet<string> SnapshotsInUse() =>
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.Kind != JobKind.Backup && j.Snapshot != "").Select(j => j.Snapshot).ToHashSet();
+
+    /// <summary>An operator's delete: every snapshot named must exist and be free, or nothing is deleted.</summary>
+    public (SnapshotDeletion Answer, Decision Decision) DecideDeleteSnapshots(DeleteSnapshots cmd, DateTimeOffset now)
+    {
+        if (cmd.Snapshots.Count == 0) return (new SnapshotDeletion(), Reject("name at least one snapshot: 'abk snapshot list' shows them"));
+        var found = new List<SnapshotManifest>();
+        var problems = new List<string>();
+        var inUse = SnapshotsInUse();
+        foreach (var id in cmd.Snapshots)
+        {
+            SnapshotManifest s;
+            try
+            {
+                s = FindSnapshot(id);
+            }
+            catch (KeyNotFoundException unknown)
+            {
+                problems.Add(unknown.Message);
+                continue;
+            }
+            if (inUse.Contains(s.Id))
+                problems.Add($"snapshot {s.Id} is read by job {Jobs.Values.First(j => !IsFinal(j.State) && j.Snapshot == s.Id).Id}: wait for it, or cancel it");
+            else if (found.All(f => f.Id != s.Id)) found.Add(s);
+        }
+        if (problems.Count > 0) return (new SnapshotDeletion(), Reject(string.Join("; ", problems) + "; nothing was deleted"));
+        var answer = new SnapshotDeletion { Applied = !cmd.DryRun };
+        answer.Snapshots.AddRange(found.Select(InfoOf));
+        if (cmd.DryRun) return (answer, new Decision([], null));
+        var e = new SnapshotsDeleted { Reason = "deleted by an operator", UnixMs = now.ToUnixTimeMilliseconds() };
+        e.Snapshots.AddRange(found.Select(s => s.Id));
+        return (answer, new Decision([e], null));
+    }
+
+    /// <summary>
+    /// What the retention of each set's policy deletes now (null: nothing): every snapshot that no rule keeps
+    /// and no running job reads. <paramref name="only"/>: just the group of that snapshot (after a backup).
+    /// </summary>
+    public SnapshotsDeleted? DecideRetention(DateTimeOffset now, SnapshotManifest? only = null)
+    {
+        var inUse = SnapshotsInUse();
+        var go = new List<string>();
+        var policies = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var group in Groups(only))
+        {
+            var (policy, rules, zone) = RetentionOf(group.First());
+            if (!rules.Limits) continue;
+            foreach (var v in Retention.Evaluate(group, rules, zone, s => Verified.Contains(s.Id)))
+                if (!v.Keep && !inUse.Contains(v.Snapshot.Id))
+                {
+                    go.Add(v.Snapshot.Id);
+                    policies.Add($"'{policy.Name}' ({rules})");
+                }
+        }
+        if (go.Count == 0) return null;
+        var e = new SnapshotsDeleted { Reason = $"retention of storage polic{(policies.Count > 1 ? "ies" : "y")} {string.Join(", ", policies)}", UnixMs = now.ToUnixTimeMilliseconds(), ByRetention = true };
+        var gone = go.ToHashSet();
+        e.Snapshots.AddRange(Snapshots.Where(x => gone.Contains(x.Id)).Select(x => x.Id)); // oldest first, as the catalog lists them
+        return e;
+    }
+
+    /// <summary>Every snapshot with the rules that keep it (none: retention deletes it when no job reads it).</summary>
+    public IReadOnlyDictionary<string, RetentionVerdict> RetentionVerdicts()
+    {
+        var verdicts = new Dictionary<string, RetentionVerdict>();
+        foreach (var group in Groups(null))
+        {
+            var (_, rules, zone) = RetentionOf(group.First());
+            foreach (var v in Retention.Evaluate(group, rules, zone, s => Verified.Contains(s.Id))) verdicts[v.Snapshot.Id] = v;
+        }
+        return verdicts;
+    }
+
+    /// <summary>The snapshots by client and set (retention's unit), or only the group of one snapshot.</summary>
+    private IEnumerable<List<SnapshotManifest>> Groups(SnapshotManifest? only) =>
+        Snapshots.Where(s => only is null || (s.Client == only.Client && s.BackupSet == only.BackupSet))
+            .GroupBy(s => SetKey(s.Client, s.BackupSet)).Select(g => g.ToList());
+
+    /// <summary>A snapshot's retention: its set's policy (else the policy of the job that made it, else default), in its set's time zone.</summary>
+    private (StoragePolicy Policy, RetentionRules Rules, TimeZoneInfo Zone) RetentionOf(SnapshotManifest s)
+    {
+        var set = BackupSets.TryGetValue(s.BackupSet, out var d) && d.Client == s.Client ? d : null;
+        var policy = PolicyOf(set?.Policy ?? s.Policy) ?? PolicyOf(DefaultPolicy)!;
+        return (policy, RulesOf(policy.Retention), Zone(set?.TimeZone ?? "") ?? TimeZoneInfo.Utc);
+    }
+
+    public static RetentionRules RulesOf(RetentionRule? r) => r is null ? RetentionRules.KeepEverything
+        : new RetentionRules(r.Last, TimeSpan.FromSeconds(r.WithinSeconds), r.Daily, r.Weekly, r.Monthly, r.Yearly, r.Minimum);
+
+    /// <summary>What is wrong with a retention rule, or null.</summary>
+    public static string? InvalidRetention(RetentionRule? r)
+    {
+        if (r is null) return null;
+        int[] counts = [r.Last, r.Daily, r.Weekly, r.Monthly, r.Yearly, r.Minimum];
+        if (counts.Any(c => c is < 0 or > 100_000)) return "retention counts are 0 (no such rule) to 100000";
+        if (r.WithinSeconds is < 0 or > 100L * 366 * 86400) return "retention 'within' is 0 (no such rule) to 100 years";
+        return null;
+    }
+
+    /// <summary>The snapshot as operators see it, with whether a verify passed and the policy it is kept by.</summary>
+    public SnapshotInfo InfoOf(SnapshotManifest m)
+    {
+        var info = Info(m);
+        info.Verified = Verified.Contains(m.Id);
+        info.Policy = RetentionOf(m).Policy.Name;
+        return info;
+    }
+}

@@ -1,0 +1,92 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>The catalog's lifecycle decisions: an operator's delete, retention by policy, snapshots a job reads.</summary>
+public class RetentionStateTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
+
+    /// <summary>Set "web" of host-a under a policy keeping the last 2; snapshots s0 (full, lib1), s1, s2, s3 (full, lib2), one a day.</summary>
+    private static ManagerState Cell()
+    {
+        var s = new ManagerState()
+            .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 2 })
+            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = 2 })
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Retention = new RetentionRule { Last = 2 } } })
+            .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "keep2" } });
+        for (var i = 0; i < 4; i++)
+            s = s.Apply(new SnapshotRecorded
+            {
+                Manifest = new SnapshotManifest
+                {
+                    Id = $"s{i}", Client = "host-a", BackupSet = "web", Level = i is 0 or 3 ? Level.Full : Level.Incremental,
+                    FinishedUnixMs = Now.AddDays(i - 4).ToUnixTimeMilliseconds(), Library = i == 3 ? "lib2" : "lib1",
+                }.ToByteString(),
+            });
+        return s;
+    }
+
+    [Fact]
+    public void Retention_waits_for_a_verified_full_then_deletes_what_no_rule_keeps_but_not_what_a_restore_reads()
+    {
+        var s = Cell();
+        Assert.Null(s.DecideRetention(Now)); // no verified full yet: everything stays
+        s = s.Apply(new SnapshotVerified { Snapshot = "s3", Ok = true });
+        var deleted = s.DecideRetention(Now);
+        Assert.NotNull(deleted);
+        Assert.Equal(["s0", "s1"], deleted.Snapshots); // last 2: s3, s2
+        Assert.True(deleted.ByRetention);
+        Assert.Contains("'keep2' (last 2)", deleted.Reason);
+
+        // A restore of s0 is queued: s0 stays until it ends, s1 goes.
+        var restore = s.DecideStartRestore(new StartRestore { Snapshot = "s0", Target = "/tmp/r" }, Now);
+        var withRestore = Apply(s, restore.Events);
+        Assert.Equal(["s1"], withRestore.DecideRetention(Now)!.Snapshots);
+        var refused = withRestore.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s0" } }, Now).Decision;
+        Assert.Contains($"read by job {restore.Job!.Id}", refused.Rejection);
+
+        // Applied: the catalog, the verified set and the set's chain library follow.
+        var after = s.Apply(deleted);
+        Assert.Equal(["s2", "s3"], after.Snapshots.Select(x => x.Id));
+        Assert.Equal("lib2", after.ChainLibrary("host-a", "web"));
+        Assert.Null(after.DecideRetention(Now)); // nothing more to delete: it does not creep
+        var restored = new ManagerState().Apply(after.ToSnapshot());
+        Assert.Contains("s3", restored.Verified);
+        Assert.Equal(["s2", "s3"], restored.Snapshots.Select(x => x.Id));
+    }
+
+    [Fact]
+    public void An_operators_delete_is_whole_or_nothing_and_a_dry_run_changes_nothing()
+    {
+        var s = Cell();
+        var (dry, dryDecision) = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1", "s2" }, DryRun = true }, Now);
+        Assert.Empty(dryDecision.Events);
+        Assert.False(dry.Applied);
+        Assert.Equal(["s1", "s2"], dry.Snapshots.Select(x => x.Id));
+
+        var (_, bad) = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1", "nope" } }, Now);
+        Assert.Contains("no snapshot 'nope'", bad.Rejection);
+        Assert.Contains("nothing was deleted", bad.Rejection);
+
+        var (answer, ok) = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s3" } }, Now);
+        Assert.True(answer.Applied);
+        var after = Apply(s, ok.Events);
+        Assert.Equal(["s0", "s1", "s2"], after.Snapshots.Select(x => x.Id));
+        Assert.Equal("lib1", after.ChainLibrary("host-a", "web")); // the chain goes back to where the newest now is
+    }
+
+    [Fact]
+    public void A_policy_with_bad_retention_is_refused()
+    {
+        var s = Cell();
+        var d = s.DecideDefinePolicy(new DefinePolicy { Policy = new StoragePolicy { Name = "neg", Retention = new RetentionRule { Daily = -1 } } }, Now);
+        Assert.Contains("retention counts are 0", d.Rejection);
+    }
+}
