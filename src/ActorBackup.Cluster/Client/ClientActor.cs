@@ -306,24 +306,30 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
-    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel)
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, channel =>
     {
         var job = a.Job;
+        var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+        var started = DateTime.UtcNow;
+        var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
+        {
+            Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
+            Seconds = (DateTime.UtcNow - started).TotalSeconds,
+        }));
+        var parallelism = Math.Max(2, Environment.ProcessorCount);
+        var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism }, progress, cancel);
+        var reason = result.Errors.Count == 0 ? "" :
+            $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
+        return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+    });
+
+    /// <summary>Runs a job that reads a library through a read session, which is closed however the job ends.</summary>
+    private JobFinished Reading(JobInfo job, Func<IDataPlaneChannel, JobFinished> run)
+    {
         using var channel = OpenChannel(job, write: false);
         try
         {
-            var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
-            var started = DateTime.UtcNow;
-            var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
-            {
-                Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
-                Seconds = (DateTime.UtcNow - started).TotalSeconds,
-            }));
-            var parallelism = Math.Max(2, Environment.ProcessorCount);
-            var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism }, progress, cancel);
-            var reason = result.Errors.Count == 0 ? "" :
-                $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
-            return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+            return run(channel);
         }
         finally
         {
@@ -332,37 +338,29 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Reads the snapshot back through the data plane and checks every chunk (SnapshotVerifier); writes nothing.</summary>
-    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel)
+    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, channel =>
     {
         var job = a.Job;
-        using var channel = OpenChannel(job, write: false);
-        try
+        var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+        var started = DateTime.UtcNow;
+        var total = (long)(manifest.Stats?.Bytes ?? 0);
+        var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress
         {
-            var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
-            var started = DateTime.UtcNow;
-            var total = (long)(manifest.Stats?.Bytes ?? 0);
-            var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress
-            {
-                Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
-            }));
-            var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel);
-            var report = new VerifyReport
-            {
-                Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },
-            };
-            _log.Info("job {0}: verify of snapshot {1}: {2} chunks, {3} bad, in {4:F2} s", job.Id, manifest.Id, r.Chunks, r.BadChunks, r.Seconds);
-            return new JobFinished
-            {
-                Job = job.Id, Ok = r.Ok, Outcome = r.Ok ? JobState.Succeeded : JobState.Failed, Verify = report, Bytes = r.Bytes, Errors = (int)Math.Min(int.MaxValue, r.DamagedFileCount),
-                Reason = r.Ok ? "" : $"{r.BadChunks} damaged chunk{(r.BadChunks == 1 ? "" : "s")}; {r.DamagedFileCount} file{(r.DamagedFileCount == 1 ? "" : "s")} of snapshot {manifest.Id} would not restore whole: " +
-                                     string.Join("; ", r.DamagedFiles.Take(5)) + (r.DamagedFileCount > 5 ? "; ... ('abk job show " + job.Id + "' lists them)" : ""),
-            };
-        }
-        finally
+            Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
+        }));
+        var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel);
+        var report = new VerifyReport
         {
-            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
-        }
-    }
+            Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },
+        };
+        _log.Info("job {0}: verify of snapshot {1}: {2} chunks, {3} bad, in {4:F2} s", job.Id, manifest.Id, r.Chunks, r.BadChunks, r.Seconds);
+        return new JobFinished
+        {
+            Job = job.Id, Ok = r.Ok, Outcome = r.Ok ? JobState.Succeeded : JobState.Failed, Verify = report, Bytes = r.Bytes, Errors = (int)Math.Min(int.MaxValue, r.DamagedFileCount),
+            Reason = r.Ok ? "" : $"{r.BadChunks} damaged chunk{(r.BadChunks == 1 ? "" : "s")}; {r.DamagedFileCount} file{(r.DamagedFileCount == 1 ? "" : "s")} of snapshot {manifest.Id} would not restore whole: " +
+                                 string.Join("; ", r.DamagedFiles.Take(5)) + (r.DamagedFileCount > 5 ? "; ... ('abk job show " + job.Id + "' lists them)" : ""),
+        };
+    });
 
     /// <summary>Reports on the caller's thread; telling an actor is thread-safe.</summary>
     private sealed class ActionProgress<T>(Action<T> action) : IProgress<T>

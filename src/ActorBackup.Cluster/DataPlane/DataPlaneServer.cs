@@ -133,6 +133,13 @@ public sealed class DataPlaneServer : IDisposable
                                 one[0] = (byte)flags;
                                 SocketFrames.Write(socket, 0, one, payload);
                                 break;
+                            case SocketFrames.References when session.Write && length >= 1 && length >= 1 + buffer[0] && (length - 1 - buffer[0]) % ChunkId.Size == 0:
+                                var snapshot = System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]);
+                                var refs = new ChunkId[(length - 1 - buffer[0]) / ChunkId.Size];
+                                for (var i = 0; i < refs.Length; i++) refs[i] = new ChunkId(buffer.AsSpan(1 + buffer[0] + i * ChunkId.Size, ChunkId.Size));
+                                library.AddReferences(snapshot, refs);
+                                SocketFrames.Write(socket, 0, []);
+                                break;
                             case SocketFrames.Commit when session.Write:
                                 var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();
                                 if (reply is CommandRejected r) SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
@@ -143,7 +150,7 @@ public sealed class DataPlaneServer : IDisposable
                                 break;
                         }
                     }
-                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException)
+                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException)
                     {
                         SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }

@@ -95,6 +95,13 @@ public sealed class DataPlaneSessions : IExtension
             catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
         }
 
+        public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
+        {
+            if (!session.Write) throw new InvalidOperationException("a read session cannot record references");
+            try { session.Library.AddReferences(snapshot, ids); }
+            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+        }
+
         public void Commit()
         {
             // Called from the engine's own thread, never from an actor: blocking here blocks nobody.

@@ -172,6 +172,23 @@ public sealed class SocketChannel : IDataPlaneChannel
 
     private const int ReadWindow = 16, ReadRequestSize = 5 + ChunkId.Size;
 
+    /// <summary>The snapshot's references, in frames of up to 64 Ki ids, each confirmed: they are written at the commit.</summary>
+    public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
+    {
+        var name = System.Text.Encoding.ASCII.GetBytes(snapshot);
+        if (name.Length is 0 or > 64) throw new ArgumentException($"'{snapshot}' is not a snapshot id");
+        const int batch = 64 * 1024; // 2 MiB a frame
+        for (var start = 0; start < ids.Count || start == 0; start += batch)
+        {
+            var count = Math.Min(batch, ids.Count - start);
+            var request = new byte[1 + name.Length + count * ChunkId.Size];
+            request[0] = (byte)name.Length;
+            name.CopyTo(request, 1);
+            for (var i = 0; i < count; i++) ids[start + i].WriteTo(request.AsSpan(1 + name.Length + i * ChunkId.Size));
+            Call(_connections.Value!, SocketFrames.References, request);
+        }
+    }
+
     /// <summary>
     /// Every connection first confirms that all its appends were taken (a request's reply comes after the
     /// appends sent before it), then one of them asks the media agent to commit.

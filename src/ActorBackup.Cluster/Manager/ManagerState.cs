@@ -198,17 +198,7 @@ public sealed partial record ManagerState
     public Decision DecideStartRestore(StartRestore cmd, DateTimeOffset now)
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
-        SnapshotManifest snapshot;
-        try
-        {
-            snapshot = FindSnapshot(cmd.Snapshot);
-        }
-        catch (KeyNotFoundException e)
-        {
-            return Reject(e.Message);
-        }
-        var client = cmd.Client != "" ? cmd.Client : snapshot.Client;
-        if (!Clients.ContainsKey(client)) return Reject($"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}");
+        if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
@@ -218,19 +208,26 @@ public sealed partial record ManagerState
         return new Decision([new JobQueued { Job = job }], null, job);
     }
 
-    public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
+    /// <summary>A job that reads a snapshot (restore, verify): the snapshot, and its client unless another is named; or why not.</summary>
+    private string? ReadingJob(string snapshotId, string requestedClient, out SnapshotManifest snapshot, out string client)
     {
-        SnapshotManifest snapshot;
+        client = "";
         try
         {
-            snapshot = FindSnapshot(cmd.Snapshot);
+            snapshot = FindSnapshot(snapshotId);
         }
         catch (KeyNotFoundException e)
         {
-            return Reject(e.Message);
+            snapshot = null!;
+            return e.Message;
         }
-        var client = cmd.Client != "" ? cmd.Client : snapshot.Client;
-        if (!Clients.ContainsKey(client)) return Reject($"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}");
+        client = requestedClient != "" ? requestedClient : snapshot.Client;
+        return Clients.ContainsKey(client) ? null : $"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}";
+    }
+
+    public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
+    {
+        if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         var job = new JobInfo
         {

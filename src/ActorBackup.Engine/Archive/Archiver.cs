@@ -46,6 +46,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private readonly List<SnapshotError> _errors = [];
     private readonly List<FileJob> _jobs = [];
     private readonly Dictionary<(ulong Dev, ulong Ino), Node> _firstLinks = [];
+    /// <summary>Every chunk id the snapshot references: its trees and its files' chunks (collected as the trees are stored).</summary>
+    private readonly HashSet<ChunkId> _references = [];
     private readonly List<(Node Link, Node First)> _links = [];
     private ExcludeMatcher _excludes = new([]);
     private BackupSet _set = null!;
@@ -61,6 +63,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         options.Chunker.Validate();
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
+        var snapshotId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _set = set;
         _excludes = new ExcludeMatcher(set.Excludes);
         using var parentTrees = new TreeReader(keys, source);
@@ -128,6 +131,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using (var encoder = new ChunkEncoder(keys, session, options.CompressionLevel))
             rootId = StoreTree(root, encoder);
         var treeSeconds = clock.Elapsed.TotalSeconds;
+        _references.Add(rootId);
+        sink.AddReferences(snapshotId, _references.ToArray());
         sink.Commit();
         Report();
         _stats.SecondsWalk = walkSeconds;
@@ -143,7 +148,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _stats.Seconds = clock.Elapsed.TotalSeconds;
         var manifest = new SnapshotManifest
         {
-            Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            Id = snapshotId,
             BackupSet = set.Name,
             Client = options.Client,
             Level = options.Level,
@@ -480,9 +485,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private ChunkId StoreTree(DirBuild dir, ChunkEncoder encoder)
     {
         foreach (var sub in dir.SubDirs)
-            sub.Node.Subtree = ByteString.CopyFrom(StoreTree(sub, encoder).ToArray());
+        {
+            var subtree = StoreTree(sub, encoder);
+            _references.Add(subtree);
+            sub.Node.Subtree = ByteString.CopyFrom(subtree.ToArray());
+        }
         var tree = new Tree();
         tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.Name, StringComparer.Ordinal));
+        foreach (var node in tree.Nodes)
+            for (var i = 0; i < node.ChunkCount(); i++) _references.Add(node.ChunkAt(i));
         var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
         if (r.IsNew)
         {

@@ -24,6 +24,12 @@ public interface IChunkSink
     IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids);
     /// <summary>Everything appended so far is durable when this returns.</summary>
     void Commit();
+    /// <summary>
+    /// The chunk ids snapshot <paramref name="snapshot"/> references (trees and file contents), given before
+    /// the <see cref="Commit"/> that makes it durable: a library keeps them (refs/SNAPSHOT.ref) so that a
+    /// prune can tell live chunks from dead ones without the key. A sink that keeps none ignores them.
+    /// </summary>
+    void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids) { }
 }
 
 /// <summary>

@@ -26,6 +26,7 @@ public sealed partial class DiskLibrary
             lib._broken = DescribeWriteFailure(id, root, e); // opens for reading; writes wait for room
         }
         lib.RecoverUncommitted();
+        lib.DeleteRecycled();
         return lib;
     }
 
@@ -75,6 +76,7 @@ public sealed partial class DiskLibrary
         else index = new ChunkIndex();
         var lib = new DiskLibrary(root, manifest, index);
         lib.RecoverUncommitted();
+        lib.DeleteRecycled();
         return lib;
     }
 
@@ -151,10 +153,13 @@ public sealed partial class DiskLibrary
             var before = new FileInfo(file).Length;
             try
             {
-                var writer = VolumeWriter.OpenForAppend(file, out var scan, entry?.Bytes ?? 0);
+                var committedBytes = entry?.Bytes ?? 0;
+                var writer = VolumeWriter.OpenForAppend(file, out var scan, committedBytes);
                 foreach (var rec in scan.Records)
                 {
                     if (Has(rec.Id)) continue; // committed (here or in another volume) or found already
+                    // Before the committed length, a record the index lacks was removed by a prune: it stays gone.
+                    if (rec.Offset < committedBytes) continue;
                     _pending[rec.Id] = new ChunkLocation(number, rec.Offset, rec.PayloadLength);
                     recovered++;
                 }

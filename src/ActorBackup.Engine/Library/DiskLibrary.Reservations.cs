@@ -19,7 +19,11 @@ public sealed partial class DiskLibrary
             while (true)
             {
                 ThrowIfBroken(); // also when it broke while this caller waited
-                if (Has(id)) return false;
+                if (Has(id))
+                {
+                    Touch(id); // the caller's snapshot will name it: a running prune keeps it
+                    return false;
+                }
                 if (_reserved.Add(id)) return true;
                 Monitor.Wait(_lock);
             }

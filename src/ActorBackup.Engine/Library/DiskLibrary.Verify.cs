@@ -23,7 +23,7 @@ public sealed partial class DiskLibrary
         var found = new HashSet<(ChunkId, ChunkLocation)>();
         int records = 0, volumes = 0;
         long bytes = 0;
-        foreach (var v in Volumes)
+        foreach (var v in Volumes.Where(v => v.State != VolumeState.Recycle))
         {
             var path = VolumePath(v.Number);
             if (!File.Exists(path))

@@ -33,7 +33,7 @@ public sealed partial class DiskLibrary
             var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
             _pending[id] = location;
             if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
-            var entry = _manifest.Volumes[^1];
+            var entry = _manifest.Volumes.Last(v => v.Number == writer.Number);
             entry.Bytes = writer.Length;
             entry.Records = writer.Records.Count;
             return location;
@@ -43,16 +43,7 @@ public sealed partial class DiskLibrary
     private VolumeWriter WriterFor(int payloadLength)
     {
         if (_writer is { } w && w.Records.Count > 0 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize > VolumeCapacity)
-        {
-            w.Seal();
-            var entry = _manifest.Volumes.Single(v => v.Number == w.Number);
-            entry.State = VolumeState.Full;
-            entry.Bytes = w.Length;
-            w.Dispose();
-            _readers.TryRemove(w.Number, out var stale);
-            stale?.Dispose();
-            _writer = null;
-        }
+            SealWriter(w);
         if (_writer is null)
         {
             var number = _manifest.Volumes.Count == 0 ? 1u : _manifest.Volumes.Max(v => v.Number) + 1;
@@ -141,6 +132,7 @@ public sealed partial class DiskLibrary
     private CommitBatch CommitLocked()
     {
         _writer?.Sync();
+        WriteStagedReferences();
         var batch = new CommitBatch(_pending.ToList(), _manifest.Volumes.Select(Clone).ToList());
         if (!_ownsIndex)
         {

@@ -60,12 +60,24 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
 
     public bool Contains(ChunkId id)
     {
-        lock (_lock) return Has(id);
+        lock (_lock)
+        {
+            if (!Has(id)) return false;
+            Touch(id); // a running prune keeps what a writer was told is here
+            return true;
+        }
     }
 
     public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
     {
-        lock (_lock) return ids.Where(id => !Has(id)).ToHashSet();
+        lock (_lock)
+        {
+            var missing = new HashSet<ChunkId>();
+            foreach (var id in ids)
+                if (!Has(id)) missing.Add(id);
+                else Touch(id);
+            return missing;
+        }
     }
 
     public bool TryGetLocation(ChunkId id, out ChunkLocation location)
@@ -111,8 +123,9 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
                 // A broken writer's buffer cannot be written: the next open cuts the volume back.
             }
             _writer = null;
-            foreach (var r in _readers.Values) r.Dispose();
+            foreach (var r in _readers.Values.Concat(_retiredReaders)) r.Dispose();
             _readers.Clear();
+            _retiredReaders.Clear();
         }
     }
 }

@@ -1,0 +1,313 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Library;
+
+/// <summary>What a prune found or did to one library.</summary>
+public sealed record PruneResult(long ChunksDead, long BytesDead, long ChunksMoved, long BytesMoved, IReadOnlyList<uint> VolumesCompacted,
+    long BytesFreed, IReadOnlyList<string> Problems);
+
+// Prune: chunks that no kept snapshot references leave the index, and the volumes they leave mostly empty are
+// rewritten (their live records copied into the volume being written) and deleted.
+//
+// The race with backups that run meanwhile, and how it is closed:
+// * A backup deduplicates against chunks already stored (TryReserve answering "have it", Missing, Contains).
+//   From BeginPrune on, every chunk so answered is remembered (_touched) and never swept in this prune.
+// * A backup that was already running at BeginPrune may have been answered before it: the owner (the media
+//   agent) sweeps only once every write session open at BeginPrune has closed.
+// * A snapshot committed here but not yet in the catalog (its job's end on its way to the manager), or during
+//   the prune, brings its reference list: a list the catalog neither keeps nor deleted counts as live until
+//   it is old (an orphan, whose job failed after the commit). Chunks stored since BeginPrune are not candidates.
+// Nothing is deleted from disk before the index without those chunks is durable (the owner journals it), and a
+// volume is deleted only after its live records' new places are durable: kill -9 at any point loses nothing
+// that is referenced.
+public sealed partial class DiskLibrary
+{
+    /// <summary>Chunks answered as present since BeginPrune; null: no prune runs.</summary>
+    private HashSet<ChunkId>? _touched;
+    private List<KeyValuePair<ChunkId, ChunkLocation>>? _candidates;
+    /// <summary>Readers of deleted volumes: a read that looked the old place up just before the switch still finishes.</summary>
+    private readonly List<VolumeReader> _retiredReaders = [];
+
+    public bool Pruning { get { lock (_lock) return _touched is not null; } }
+
+    /// <summary>Under the lock: a chunk was answered as present; a running prune keeps it.</summary>
+    private void Touch(ChunkId id) => _touched?.Add(id);
+
+    /// <summary>Starts a prune: from now on chunks answered as present are kept; the candidates are the index as it is now.</summary>
+    public void BeginPrune()
+    {
+        lock (_lock)
+        {
+            if (_touched is not null) throw new InvalidOperationException($"library {Id} is being pruned already");
+            _touched = [];
+            _candidates = _index.Entries.ToList();
+            foreach (var r in _retiredReaders) r.Dispose();
+            _retiredReaders.Clear();
+        }
+    }
+
+    public void EndPrune()
+    {
+        lock (_lock)
+        {
+            _touched = null;
+            _candidates = null;
+        }
+    }
+
+    /// <summary>
+    /// The live set, from the reference lists here: those of the kept snapshots, and those of snapshots the
+    /// catalog does not know yet (a backup that committed here but has not been recorded, or one committed during
+    /// the prune) unless older than <paramref name="orphanAfter"/> (a backup whose job failed after its commit).
+    /// The lists of <paramref name="deleted"/> snapshots do not count. <paramref name="missing"/>: kept snapshots
+    /// with no list here (made before lists were kept): their chunks are unknown, so a prune must not sweep.
+    /// <paramref name="dead"/>: the lists that do not count, removed after the sweep (<see cref="RemoveReferences"/>).
+    /// </summary>
+    public HashSet<ChunkId> LiveReferences(IEnumerable<string> keep, IEnumerable<string> deleted, TimeSpan orphanAfter,
+        out List<string> missing, out List<string> damaged, out List<string> dead)
+    {
+        var live = new HashSet<ChunkId>();
+        missing = [];
+        damaged = [];
+        dead = [];
+        var kept = keep.ToHashSet(StringComparer.Ordinal);
+        var gone = deleted.ToHashSet(StringComparer.Ordinal);
+        missing.AddRange(kept.Where(k => !HasReferences(k)).Order(StringComparer.Ordinal));
+        if (!Directory.Exists(ReferencesDir)) return live;
+        var now = DateTime.UtcNow;
+        foreach (var file in Directory.EnumerateFiles(ReferencesDir, "*.ref"))
+        {
+            var snapshot = Path.GetFileNameWithoutExtension(file);
+            if (!kept.Contains(snapshot) && (gone.Contains(snapshot) || now - File.GetLastWriteTimeUtc(file) >= orphanAfter))
+            {
+                dead.Add(snapshot);
+                continue;
+            }
+            try
+            {
+                live.UnionWith(ReferenceList.Read(file));
+            }
+            catch (InvalidDataException e)
+            {
+                damaged.Add(e.Message);
+            }
+        }
+        return live;
+    }
+
+    /// <summary>
+    /// The sweep: candidates that are not live, not answered as present since BeginPrune, and still where they
+    /// were, leave the index (unless <paramref name="dryRun"/>). Returns them with their places; the owner
+    /// journals their removal before anything is compacted. A library that owns its index writes it at once.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<ChunkId, ChunkLocation>> Sweep(IReadOnlySet<ChunkId> live, bool dryRun)
+    {
+        lock (_lock)
+        {
+            if (_touched is null || _candidates is null) throw new InvalidOperationException("BeginPrune first");
+            ThrowIfBroken();
+            var dead = new List<KeyValuePair<ChunkId, ChunkLocation>>();
+            foreach (var c in _candidates)
+            {
+                if (live.Contains(c.Key) || _touched.Contains(c.Key) || _reserved.Contains(c.Key)) continue;
+                if (!_index.TryGet(c.Key, out var now) || now != c.Value) continue; // moved or gone meanwhile
+                dead.Add(c);
+            }
+            if (dryRun) return dead;
+            foreach (var d in dead) _index.Remove(d.Key);
+            _candidates = null;
+            if (_ownsIndex) CommitLocked();
+            return dead;
+        }
+    }
+
+    /// <summary>The reference lists of snapshots whose chunks a sweep let go.</summary>
+    public void RemoveReferences(IEnumerable<string> snapshots)
+    {
+        foreach (var snapshot in snapshots)
+            if (ReferenceList.IsValidSnapshotId(snapshot)) File.Delete(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+    }
+
+    /// <summary>
+    /// Volumes whose dead share (bytes no index entry points into) is at least <paramref name="threshold"/>,
+    /// with their live bytes; the volume being written counts too (it is sealed before it is compacted).
+    /// </summary>
+    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null)
+    {
+        lock (_lock)
+        {
+            var live = new Dictionary<uint, long>();
+            foreach (var (id, loc) in _index.Entries)
+            {
+                if (alsoDead is not null && alsoDead.Contains(id)) continue;
+                live[loc.Volume] = live.GetValueOrDefault(loc.Volume) + VolumeFormat.RecordOverhead + loc.Length;
+            }
+            foreach (var (_, loc) in _committing.Concat(_pending)) live[loc.Volume] = long.MaxValue / 4; // being committed into: not now
+            var result = new List<(uint, long, long)>();
+            foreach (var v in _manifest.Volumes)
+            {
+                if (v.State is VolumeState.Recycle or VolumeState.Error || v.Bytes <= 0) continue;
+                var liveBytes = live.GetValueOrDefault(v.Number);
+                if (liveBytes >= long.MaxValue / 4) continue;
+                // The header and a sealed volume's footer count as dead here: a few bytes, and 1% of a volume of 4 KiB chunks.
+                var dead = v.Bytes - liveBytes;
+                if (dead > 4096 && dead >= threshold * v.Bytes) result.Add((v.Number, liveBytes, v.Bytes));
+            }
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// Copies the live records of <paramref name="volume"/> into the volume being written (sealing it first if
+    /// it is that one). The copies are pending: the owner commits and journals them, then calls
+    /// <see cref="Retire"/>. Returns how many records and bytes were copied; a record that cannot be read is a
+    /// problem, and then the volume is not to be retired.
+    /// </summary>
+    public (int Records, long Bytes, List<string> Problems) CopyLive(uint volume, CancellationToken cancel = default)
+    {
+        List<KeyValuePair<ChunkId, ChunkLocation>> records;
+        lock (_lock)
+        {
+            ThrowIfBroken();
+            if (_writer is { } w && w.Number == volume) SealWriter(w);
+            records = _index.Entries.Where(e => e.Value.Volume == volume).OrderBy(e => e.Value.Offset).ToList();
+        }
+        var problems = new List<string>();
+        var buffer = new byte[64 * 1024];
+        long bytes = 0;
+        var copied = 0;
+        var reader = _readers.GetOrAdd(volume, n => new VolumeReader(VolumePath(n)));
+        foreach (var (id, loc) in records)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var need = VolumeFormat.RecordOverhead + loc.Length;
+            if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
+            ReadOnlySpan<byte> payload;
+            RecordFlags flags;
+            try
+            {
+                payload = reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                problems.Add($"volume {volume}: chunk {id.Short} at offset {loc.Offset} cannot be read ({e.Message}): the volume is kept");
+                continue;
+            }
+            lock (_lock)
+            {
+                // Still here? (A concurrent sweep or copy may have moved it.)
+                if (!_index.TryGet(id, out var now) || now != loc) continue;
+                Append(id, flags, payload);
+            }
+            copied++;
+            bytes += loc.Length;
+        }
+        return (copied, bytes, problems);
+    }
+
+    /// <summary>
+    /// A compacted volume goes: marked Recycle in the table (the owner journals it with the next commit) and its
+    /// file deleted. Refused while any index entry still points into it.
+    /// </summary>
+    public long Retire(uint volume)
+    {
+        lock (_lock)
+        {
+            if (_index.Entries.Any(e => e.Value.Volume == volume) || _pending.Values.Concat(_committing.Values).Any(l => l.Volume == volume))
+                throw new InvalidOperationException($"volume {volume} still holds live chunks: it is not retired");
+            var entry = _manifest.Volumes.Single(v => v.Number == volume);
+            if (_writer is { } w && w.Number == volume) SealWriter(w);
+            var freed = File.Exists(VolumePath(volume)) ? new FileInfo(VolumePath(volume)).Length : 0;
+            entry.State = VolumeState.Recycle;
+            entry.Bytes = 0;
+            entry.Records = 0;
+            WriteManifest();
+            // An open reader keeps the deleted file readable for a read that looked the old place up just before.
+            if (_readers.TryRemove(volume, out var reader)) _retiredReaders.Add(reader);
+            File.Delete(VolumePath(volume));
+            return freed;
+        }
+    }
+
+    /// <summary>Under the lock: the volume being written is sealed and closed; the next append opens a new one.</summary>
+    private void SealWriter(VolumeWriter w)
+    {
+        w.Seal();
+        var entry = _manifest.Volumes.Single(v => v.Number == w.Number);
+        entry.State = VolumeState.Full;
+        entry.Bytes = w.Length;
+        w.Dispose();
+        _readers.TryRemove(w.Number, out var stale);
+        stale?.Dispose();
+        _writer = null;
+    }
+
+    /// <summary>Volumes retired by a prune whose file an interrupted prune left behind: deleted now (or at the next open).</summary>
+    private void DeleteRecycled()
+    {
+        foreach (var v in _manifest.Volumes.Where(v => v.State == VolumeState.Recycle))
+            try
+            {
+                if (File.Exists(VolumePath(v.Number))) File.Delete(VolumePath(v.Number));
+            }
+            catch (IOException)
+            {
+                // Tried again at the next open; the volume holds nothing the index points to.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+    }
+
+    /// <summary>
+    /// The whole prune of a library that owns its index (the engine on its own, one process): mark from the
+    /// kept snapshots' reference lists, sweep, compact the volumes at least <paramref name="threshold"/> dead.
+    /// A media agent runs the same steps itself, journaling between them.
+    /// </summary>
+    public PruneResult Prune(IEnumerable<string> keep, double threshold = 0.2, bool dryRun = false, CancellationToken cancel = default)
+    {
+        if (!_ownsIndex) throw new InvalidOperationException("a library whose index its owner keeps is pruned by its owner");
+        var kept = keep.ToList();
+        BeginPrune();
+        try
+        {
+            // One process, no backup running meanwhile: a list the caller does not keep is dead.
+            var live = LiveReferences(kept, [], TimeSpan.Zero, out var missing, out var damaged, out var deadLists);
+            if (missing.Count > 0 || damaged.Count > 0)
+                throw new InvalidOperationException("prune cannot tell what is live: " + string.Join("; ",
+                    missing.Select(m => $"snapshot {m} has no reference list here (made before lists were kept): its chunks are unknown").Concat(damaged)));
+            var dead = Sweep(live, dryRun);
+            var deadBytes = dead.Sum(d => (long)VolumeFormat.RecordOverhead + d.Value.Length);
+            var deadIds = dryRun ? dead.Select(d => d.Key).ToHashSet() : null;
+            var volumes = VolumesToCompact(threshold, deadIds);
+            if (dryRun) return new PruneResult(dead.Count, deadBytes, 0, volumes.Sum(v => v.LiveBytes), volumes.Select(v => v.Volume).ToList(),
+                volumes.Sum(v => v.FileBytes - v.LiveBytes), []);
+            RemoveReferences(deadLists);
+            long moved = 0, movedBytes = 0, freed = 0;
+            var problems = new List<string>();
+            var compacted = new List<uint>();
+            foreach (var (volume, _, _) in volumes)
+            {
+                var (records, bytes, copyProblems) = CopyLive(volume, cancel);
+                Commit();
+                moved += records;
+                movedBytes += bytes;
+                if (copyProblems.Count > 0)
+                {
+                    problems.AddRange(copyProblems);
+                    continue;
+                }
+                freed += Retire(volume);
+                compacted.Add(volume);
+            }
+            Commit();
+            return new PruneResult(dead.Count, deadBytes, moved, movedBytes, compacted, freed - movedBytes, problems);
+        }
+        finally
+        {
+            EndPrune();
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using ActorBackup.Engine.Hashing;
+
+namespace ActorBackup.Engine.Library;
+
+// What each snapshot references (refs/SNAPSHOT.ref), kept with the volumes so that a prune needs no key.
+public sealed partial class DiskLibrary
+{
+    /// <summary>At most this many ids wait for a commit (32 bytes each): a bound on what a session can make the library hold.</summary>
+    public const int MaxStagedReferences = 64 * 1024 * 1024;
+
+    private readonly Dictionary<string, List<ChunkId>> _stagedReferences = [];
+    private long _stagedCount;
+
+    public string ReferencesDir => Path.Combine(Root, "refs");
+
+    void Codec.IChunkSink.AddReferences(string snapshot, IReadOnlyList<ChunkId> ids) => AddReferences(snapshot, ids);
+
+    /// <summary>Ids that snapshot <paramref name="snapshot"/> references, written to refs/ at the next commit (may come in parts).</summary>
+    public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
+    {
+        if (!ReferenceList.IsValidSnapshotId(snapshot)) throw new ArgumentException($"'{snapshot}' is not a snapshot id (letters, digits, '-', '_'; at most 64)");
+        lock (_lock)
+        {
+            if (_stagedCount + ids.Count > MaxStagedReferences)
+                throw new InvalidOperationException($"library {Id}: more than {MaxStagedReferences} chunk references wait for a commit; commit first");
+            if (!_stagedReferences.TryGetValue(snapshot, out var list)) _stagedReferences[snapshot] = list = [];
+            list.AddRange(ids);
+            _stagedCount += ids.Count;
+        }
+    }
+
+    /// <summary>Under the lock, at a commit: every staged list becomes its file, durably, before the commit is.</summary>
+    private void WriteStagedReferences()
+    {
+        if (_stagedReferences.Count == 0) return;
+        Directory.CreateDirectory(ReferencesDir);
+        foreach (var (snapshot, ids) in _stagedReferences)
+        {
+            var path = Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot));
+            // A snapshot's list may come in parts over several connections: a part already written joins the rest.
+            IEnumerable<ChunkId> all = ids;
+            if (File.Exists(path))
+            {
+                try
+                {
+                    all = ids.Concat(ReferenceList.Read(path));
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new IOException($"library {Id}: {e.Message}: the snapshot's references cannot be completed", e);
+                }
+            }
+            ReferenceList.Write(path, all);
+        }
+        _stagedReferences.Clear();
+        _stagedCount = 0;
+    }
+
+    /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
+    public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+
+    public ChunkId[] ReadReferences(string snapshot) => ReferenceList.Read(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+}

@@ -1,0 +1,101 @@
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Repository;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>Prune: the chunks only deleted snapshots held leave the index and the disk; kept snapshots restore.</summary>
+public sealed class PruneTests
+{
+    private static readonly RepositoryConfig Small = new() { ChunkMin = 16 * 1024, ChunkAvg = 64 * 1024, ChunkMax = 256 * 1024, VolumeCapacity = 4 * 1024 * 1024 };
+
+    private static long VolumeBytes(Repository.Repository repo) =>
+        Directory.GetFiles(Path.Combine(repo.Library.Root, "volumes")).Sum(f => new FileInfo(f).Length);
+
+    [Fact]
+    public void Deleting_a_snapshot_and_pruning_frees_its_bytes_and_the_kept_one_restores_byte_for_byte()
+    {
+        using var dir = new TempDir();
+        var shared = Path.Combine(dir.Path, "a", "shared.bin");
+        Directory.CreateDirectory(Path.GetDirectoryName(shared)!);
+        File.WriteAllBytes(shared, TestRepo.RandomBytes(2_000_000, 1));
+        File.WriteAllBytes(Path.Combine(dir.Path, "a", "gone.bin"), TestRepo.RandomBytes(6_000_000, 2));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var set = new BackupSet("s", [Path.Combine(dir.Path, "a")]);
+        var first = repo.Backup(set, Level.Full);
+        File.Delete(Path.Combine(dir.Path, "a", "gone.bin"));
+        File.WriteAllBytes(Path.Combine(dir.Path, "a", "new.bin"), TestRepo.RandomBytes(1_000_000, 3));
+        var second = repo.Backup(set, Level.Incremental);
+        Assert.True(repo.Library.HasReferences(first.Id), string.Join(",", Directory.GetFiles(repo.Library.ReferencesDir)) + " first " + first.Id);
+        Assert.True(repo.Library.HasReferences(second.Id), string.Join(",", Directory.GetFiles(repo.Library.ReferencesDir)) + " second " + second.Id);
+        var before = VolumeBytes(repo);
+
+        // A dry run says what would go and changes nothing.
+        var dry = repo.Library.Prune([second.Id], dryRun: true);
+        Assert.True(dry.BytesDead >= 6_000_000, $"dead {dry.BytesDead}");
+        Assert.Equal(before, VolumeBytes(repo));
+
+        var result = repo.Library.Prune([second.Id]);
+        Assert.Empty(result.Problems);
+        Assert.Equal(dry.ChunksDead, result.ChunksDead);
+        Assert.NotEmpty(result.VolumesCompacted);
+        var after = VolumeBytes(repo);
+        Assert.True(before - after >= 0.9 * 6_000_000, $"volumes {before} -> {after}: freed {before - after}");
+        Assert.False(repo.Library.HasReferences(first.Id));
+        Assert.True(repo.Library.Verify().Ok);
+
+        // The kept snapshot restores byte for byte, also after reopening the library from disk.
+        using var reopened = TestRepo.Open(Path.Combine(dir.Path, "repo"));
+        var target = Path.Combine(dir.Path, "restored");
+        var restored = reopened.Restore(second.Id, target);
+        Assert.Empty(restored.Errors);
+        var src = Path.Combine(dir.Path, "a");
+        foreach (var f in Directory.GetFiles(src))
+            Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(target, Path.GetRelativePath("/", src), Path.GetFileName(f))));
+        // Pruning again finds nothing more.
+        Assert.Equal(0, reopened.Library.Prune([second.Id]).ChunksDead);
+    }
+
+    [Fact]
+    public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(500_000, 4));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        var ids = repo.Library.ReadReferences(snap.Id);
+        var lib = repo.Library;
+        lib.BeginPrune();
+        try
+        {
+            // A backup running meanwhile deduplicates against one of the chunks (the snapshot itself is not kept).
+            Assert.False(lib.TryReserve(ids[0]));
+            var live = lib.LiveReferences([], [snap.Id], TimeSpan.FromDays(1), out var missing, out _, out var deadLists);
+            Assert.Equal([snap.Id], deadLists);
+            Assert.Empty(missing);
+            var dead = lib.Sweep(live, dryRun: false);
+            Assert.DoesNotContain(dead, d => d.Key == ids[0]);
+            Assert.Contains(dead, d => d.Key == ids[1]);
+            Assert.True(lib.Contains(ids[0]));
+        }
+        finally
+        {
+            lib.EndPrune();
+        }
+    }
+
+    [Fact]
+    public void A_kept_snapshot_without_a_reference_list_stops_the_prune_before_anything_is_swept()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 5));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        File.Delete(Path.Combine(repo.Library.ReferencesDir, ReferenceList.FileName(snap.Id)));
+        var count = repo.Library.ChunkCount;
+        var e = Assert.Throws<InvalidOperationException>(() => repo.Library.Prune([snap.Id]));
+        Assert.Contains($"snapshot {snap.Id} has no reference list", e.Message);
+        Assert.Equal(count, repo.Library.ChunkCount);
+    }
+}
