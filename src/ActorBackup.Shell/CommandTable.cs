@@ -145,6 +145,28 @@ public static class CommandTable
                 return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
             }, snapshot, client, jobPriority, noWait));
 
+        var pruneLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "the library to prune (default: every library, one job each)", Arity = ArgumentArity.ZeroOrOne };
+        pruneLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
+        var pruneDryRun = new Option<bool>("--dry-run") { Description = "say what would be removed and freed, change nothing" };
+        root.Subcommands.Add(Verb("prune", "give back the disk space of deleted snapshots: remove the chunks no kept snapshot references, compact the volumes they leave mostly empty",
+            async (pr, o, c) =>
+            {
+                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(pruneLibrary) ?? "", DryRun = pr.GetValue(pruneDryRun), Priority = pr.GetValue(jobPriority) }, c);
+                var jobs = accepted.Also.Prepend(accepted.Job).ToList();
+                if (pr.GetValue(noWait))
+                {
+                    o.Line(o.Json ? Output.ToJson(accepted) : string.Join("\n", jobs));
+                    return 0;
+                }
+                var exit = 0;
+                foreach (var id in jobs)
+                {
+                    if (!o.Json) o.Line($"job {id} started");
+                    exit = Math.Max(exit, await WaitForJob(session, o, id, c));
+                }
+                return exit;
+            }, pruneLibrary, pruneDryRun, jobPriority, noWait));
+
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
         var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };

@@ -106,6 +106,14 @@ public sealed class Output(bool json)
             foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
             if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
         }
+        if (j.Prune is { } pr)
+        {
+            sb.AppendLine($"  {(pr.DryRun ? "would remove" : "removed")}  {pr.ChunksDead} chunks ({Size((ulong)pr.BytesDead)}) that no kept snapshot references");
+            sb.AppendLine($"  {(pr.DryRun ? "would compact" : "compacted")} {pr.VolumesCompacted.Count} volumes ({Size((ulong)pr.BytesMoved)} of live data {(pr.DryRun ? "to copy" : "copied")}); " +
+                          $"{Size((ulong)Math.Max(0, pr.BytesFreed))} {(pr.DryRun ? "would be" : "was")} given back to the disk");
+            sb.AppendLine($"  took     {pr.Seconds:F1} s{(pr.SecondsWaiting >= 0.5 ? $", {pr.SecondsWaiting:F1} s of it waiting for backups that were running" : "")}");
+            foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
+        }
         if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
         return sb.ToString().TrimEnd('\n');
     }

@@ -79,4 +79,103 @@ public class LifecycleTests
         Assert.Contains("damaged", bad.Stderr);
         Assert.False(Snapshots(cell).Single().GetProperty("verified").GetBoolean());
     }
+
+    private static long VolumeBytes(CellProcess cell) =>
+        Directory.GetFiles(Path.Combine(cell.DataDir, "libraries", "lib1", "volumes"), "*.abv").Sum(f => new FileInfo(f).Length);
+
+    [Fact]
+    public void Delete_and_prune_give_the_disk_back_and_the_kept_snapshot_restores_byte_for_byte()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("data");
+        var random = new Random(11);
+        byte[] Bytes(int n)
+        {
+            var b = new byte[n];
+            random.NextBytes(b);
+            return b;
+        }
+        File.WriteAllBytes(Path.Combine(src, "kept.bin"), Bytes(2_000_000));
+        File.WriteAllBytes(Path.Combine(src, "gone.bin"), Bytes(12_000_000));
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var first = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+        File.Delete(Path.Combine(src, "gone.bin"));
+        File.WriteAllBytes(Path.Combine(src, "new.bin"), Bytes(1_000_000));
+        var second = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+        var before = VolumeBytes(cell);
+
+        // Deleting frees nothing by itself; a dry run of the prune says what would go and changes nothing.
+        Assert.Equal(0, cell.Abk("snapshot", "delete", first).ExitCode);
+        var dry = cell.Abk("prune", "lib1", "--dry-run");
+        Assert.True(dry.ExitCode == 0, dry.Stderr + dry.Stdout);
+        Assert.Contains("would remove", dry.Stdout);
+        Assert.Equal(before, VolumeBytes(cell));
+
+        var prune = cell.AbkJson("prune", "lib1");
+        Assert.Equal("SUCCEEDED", prune.GetProperty("state").GetString());
+        Assert.Equal("PRUNE", prune.GetProperty("kind").GetString());
+        var after = VolumeBytes(cell);
+        Assert.True(before - after >= 0.9 * 12_000_000, $"the library's volumes went from {before} to {after} bytes");
+
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.Abk("restore", second, "--to", target);
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        foreach (var name in new[] { "kept.bin", "new.bin" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(src, name)), File.ReadAllBytes(Path.Combine(target + src, name)));
+        Assert.False(File.Exists(Path.Combine(target + src, "gone.bin")));
+        Assert.Equal(0, cell.Abk("verify", second).ExitCode);
+
+        // Nothing more to remove the second time.
+        var again = cell.AbkJson("prune", "lib1");
+        Assert.Equal("0", again.GetProperty("prune").GetProperty("chunksDead").GetString());
+    }
+
+    [Fact]
+    public void Backups_that_run_during_a_prune_restore_byte_for_byte()
+    {
+        using var dir = new TempDir();
+        var random = new Random(12);
+        void Fill(string path, int n)
+        {
+            var b = new byte[n];
+            random.NextBytes(b);
+            File.WriteAllBytes(path, b);
+        }
+        var shared = dir.Sub("shared");
+        Fill(Path.Combine(shared, "x.bin"), 4_000_000);
+        var unique = dir.Sub("unique");
+        Fill(Path.Combine(unique, "gone.bin"), 6_000_000);
+        var big = dir.Sub("big");
+        CellTests.MakeRandomFiles(big, 2); // 16 MiB: at 4 MB/s a backup that runs for seconds
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.backup-rate-limit=4000000").Start();
+        var a = cell.AbkJson("backup", shared).GetProperty("snapshot").GetString()!;
+        var d = cell.AbkJson("backup", unique).GetProperty("snapshot").GetString()!;
+        Assert.Equal(0, cell.Abk("snapshot", "delete", a, d).ExitCode);
+        var before = VolumeBytes(cell);
+
+        // A long backup runs; the prune begins meanwhile (and waits for it); a backup of the deleted snapshot's
+        // data runs during the prune, finding its chunks still there.
+        var c = CellTests.StartAndWaitForBytes(cell, big);
+        var prune = cell.Abk("prune", "lib1", "--no-wait").Stdout.Trim();
+        Assert.Matches("^[0-9]+$", prune);
+        var b = cell.AbkJson("backup", shared);
+        Assert.Equal("SUCCEEDED", b.GetProperty("state").GetString());
+        var pruned = CellTests.WaitForEnd(cell, prune, seconds: 120);
+        Assert.Equal("SUCCEEDED", pruned.GetProperty("state").GetString());
+        Assert.Equal("SUCCEEDED", CellTests.WaitForEnd(cell, c, seconds: 120).GetProperty("state").GetString());
+        // The deleted snapshot's own data is gone from the disk; the long backup's 16 MiB came in meanwhile.
+        var report = pruned.GetProperty("prune");
+        Assert.True(long.Parse(report.GetProperty("bytesDead").GetString()!) >= 6_000_000, report.ToString());
+        var after = VolumeBytes(cell);
+        Assert.True(after <= before + 16 * 1024 * 1024 + 500_000 - 0.9 * 6_000_000, $"volumes {before} -> {after}: {report}");
+
+        foreach (var (snapshot, path) in new[] { (b.GetProperty("snapshot").GetString()!, shared), (CellTests.WaitForEnd(cell, c).GetProperty("snapshot").GetString()!, big) })
+        {
+            var target = Path.Combine(dir.Path, "restored-" + snapshot);
+            var r = cell.Abk("restore", snapshot, "--to", target);
+            Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+            foreach (var f in Directory.GetFiles(path))
+                Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(target + path, Path.GetFileName(f))));
+        }
+    }
 }

@@ -37,7 +37,8 @@ public sealed record NodeSettings(
             OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
             c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName),
             new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4), c.GetTimeSpan("manager.retry-backoff", TimeSpan.FromSeconds(30)), c.GetInt("manager.keep-jobs-per-set", 100),
-                c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30))),
+                c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
+                c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", TimeSpan.FromDays(1))),
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0));
     }
 

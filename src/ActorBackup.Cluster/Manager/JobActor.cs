@@ -14,8 +14,10 @@ namespace ActorBackup.Cluster.Manager;
 public sealed class JobActor : ReceiveActor, IWithTimers
 {
     /// <summary>An attempt of the job started on <paramref name="Client"/>; <paramref name="Assignment"/> is sent to it (null: the
-    /// client already runs it, as it said when it registered with a manager that just took over).</summary>
-    public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment);
+    /// client already runs it, as it said when it registered with a manager that just took over). <paramref name="Probe"/>:
+    /// what it is asked now and then — a client, RegistrationRequest (the default); a media agent running a prune,
+    /// GetLibraryStatus.</summary>
+    public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment, IMessage? Probe = null);
 
     /// <summary>The attempt ended without ending the job (queued again for another attempt).</summary>
     public sealed record Requeued(int Attempt);
@@ -69,7 +71,17 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_attempt is not null && _attempt.Number <= r.Attempt) Detach();
             _progress = null;
         });
-        Receive<Probe>(_ => _attempt?.Client.Tell(new RegistrationRequest()));
+        Receive<Probe>(_ => _attempt?.Client.Tell(_attempt.Probe ?? new RegistrationRequest()));
+        Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune)?
+        {
+            if (_attempt?.Probe is not GetLibraryStatus) return;
+            if (r.PruneJob == _job)
+            {
+                _misses = 0;
+                return;
+            }
+            if (++_misses >= MissesBeforeLost) Lost($"the media agent of library {r.Library} no longer runs the job (its node restarted?)");
+        });
         Receive<RegisterClient>(r => // the client's answer to a probe
         {
             if (_attempt is null || !Sender.Equals(_attempt.Client)) return;

@@ -130,6 +130,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
         Command<StartVerify>(m => Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow)));
+        Command<StartPrune>(m =>
+        {
+            var decision = _state.DecidePrune(m, DateTimeOffset.UtcNow);
+            var persisted = 0;
+            PersistDecision(decision, (sender, _) =>
+            {
+                if (++persisted < decision.Events.Count) return;
+                var accepted = new JobAccepted { Job = decision.Job!.Id };
+                accepted.Also.AddRange(decision.Events.Skip(1).Select(e => ((JobQueued)e).Job.Id));
+                sender.Tell(accepted);
+                DispatchWaiting();
+            });
+        });
         Command<ScheduleTick>(_ =>
         {
             NextTick();
@@ -210,6 +223,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
+            if (job.Kind == JobKind.Prune && f.Prune is not null && outcome == JobState.Succeeded)
+            {
+                // The deleted snapshots it was given are gone from the library: the next prune is not told again.
+                var pruned = new LibraryPruned { Library = job.Library, Job = job.Id, UnixMs = Now(), Snapshots = { f.Prune.DeletedHandled } };
+                if (job.DryRun || pruned.Snapshots.Count == 0) End(f.Job, JobState.Succeeded, "", replyTo: client, prune: f.Prune);
+                else Persist(pruned, e =>
+                {
+                    Applied(e);
+                    End(f.Job, JobState.Succeeded, "", replyTo: client, prune: f.Prune);
+                });
+                return;
+            }
             if (job.Kind == JobKind.Verify && f.Verify is not null)
             {
                 // A verify that read everything: its verdict on the snapshot is recorded, good or bad.
@@ -434,6 +459,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 case JobKind.Verify:
                     Dispatch(job, new VerifyAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
                     break;
+                case JobKind.Prune:
+                    // The media agent runs it; its child asks the agent whether it still does.
+                    Dispatch(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter), _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    break;
                 default:
                     DispatchBackup(job);
                     break;
@@ -447,9 +476,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
     }
 
-    private void Dispatch(JobInfo job, IMessage assignment)
+    /// <param name="target">who runs it: the job's client unless given (a prune: the media region)</param>
+    /// <param name="probe">what the job's child asks the target now and then (default: the client's RegistrationRequest)</param>
+    private void Dispatch(JobInfo job, IMessage assignment, IActorRef? target = null, IMessage? probe = null)
     {
-        if (!_clientRefs.TryGetValue(job.Client, out var client))
+        if (target is null && !_clientRefs.TryGetValue(job.Client, out target))
         {
             Failed(job, JobFault.FaultTransient, $"client {job.Client} is not connected: start its node");
             return;
@@ -459,7 +490,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);
             _starting.Remove(job.Id);
-            _jobActors[job.Id].Tell(new JobActor.Attempt(_state.Job(job.Id)!.Attempt, client, assignment));
+            var attempt = _state.Job(job.Id)!.Attempt;
+            if (assignment is PruneLibrary prune) prune.Attempt = attempt;
+            _jobActors[job.Id].Tell(new JobActor.Attempt(attempt, target, assignment, probe));
         });
     }
 
@@ -526,9 +559,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null, VerifyReport? verify = null)
+    private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null, VerifyReport? verify = null,
+        PruneReport? prune = null)
     {
-        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify }, e =>
+        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune }, e =>
         {
             Applied(e);
             var job = WithProgress(_state.Job(jobId)!);

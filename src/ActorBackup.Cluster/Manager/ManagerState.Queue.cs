@@ -9,10 +9,13 @@ namespace ActorBackup.Cluster.Manager;
 /// <see cref="PriorityAging"/>: a waiting job gains one priority level per this much waiting (zero: no aging), so
 /// that a stream of high-priority work cannot hold a low-priority job back forever.
 /// <see cref="JobProbe"/>: how often a running job's client is asked whether it still runs it (zero: 30 s).
+/// <see cref="PruneThreshold"/>: a prune compacts a volume when at least this share of it is dead.
 /// </summary>
 public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
-    TimeSpan JobProbe = default)
+    TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default)
 {
+    /// <summary>A reference list that the catalog neither keeps nor deleted counts as live this long (a backup not yet recorded).</summary>
+    public TimeSpan OrphansAfter => PruneOrphansAfter > TimeSpan.Zero ? PruneOrphansAfter : TimeSpan.FromDays(1);
     public TimeSpan Probe => JobProbe > TimeSpan.Zero ? JobProbe : TimeSpan.FromSeconds(30);
     public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
     public int KeepJobs => KeepJobsPerSet > 0 ? KeepJobsPerSet : 100;
@@ -91,7 +94,7 @@ public sealed partial record ManagerState
                 why = $"attempt {job.Attempt + 1} at {DateTimeOffset.FromUnixTimeMilliseconds(job.NotBeforeUnixMs):u}, after: {job.Reason}";
             else if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
             else if (limits.MaxJobs > 0 && total >= limits.MaxJobs) why = $"cell: {total} of {limits.MaxJobs} jobs running";
-            else if (limits.MaxJobsPerClient > 0 && ofClient >= limits.MaxJobsPerClient)
+            else if (limits.MaxJobsPerClient > 0 && job.Client != "" && ofClient >= limits.MaxJobsPerClient)
             {
                 if (!clientFull.TryGetValue((job.Client, ofClient), out why))
                     clientFull[(job.Client, ofClient)] = why = $"client {job.Client}: {ofClient} of {limits.MaxJobsPerClient} jobs running";

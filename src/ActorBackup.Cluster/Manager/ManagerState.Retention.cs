@@ -9,8 +9,50 @@ namespace ActorBackup.Cluster.Manager;
 // A deleted snapshot leaves the catalog at once; its chunks stay in the library until a prune.
 public sealed partial record ManagerState
 {
-    private ManagerState WithoutSnapshots(IReadOnlySet<string> ids) =>
-        (this with { Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids) }).WithChains();
+    private ManagerState WithoutSnapshots(IReadOnlySet<string> ids)
+    {
+        // Each library's next prune lets the deleted snapshots' chunks go.
+        var pending = PendingDeletions;
+        foreach (var s in Snapshots.Where(s => ids.Contains(s.Id)))
+            pending = pending.SetItem(s.Library, (pending.GetValueOrDefault(s.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(s.Id));
+        return (this with { Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending }).WithChains();
+    }
+
+    /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
+    public Decision DecidePrune(StartPrune cmd, DateTimeOffset now)
+    {
+        if (cmd.Library != "" && !Libraries.ContainsKey(cmd.Library))
+            return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
+        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        var libraries = cmd.Library != "" ? [cmd.Library] : Libraries.Keys.ToList();
+        if (libraries.Count == 0) return Reject("no library is registered: start a node with the media role");
+        var events = new List<Google.Protobuf.IMessage>();
+        var next = NextJob;
+        JobInfo? first = null;
+        foreach (var library in libraries)
+        {
+            var job = new JobInfo
+            {
+                Id = (next++).ToString(), Kind = JobKind.Prune, State = JobState.Queued, Library = library, LibraryPinned = true, DryRun = cmd.DryRun,
+                QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
+            };
+            first ??= job;
+            events.Add(new JobQueued { Job = job });
+        }
+        return new Decision(events, null, first);
+    }
+
+    /// <summary>What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its last prune.</summary>
+    public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter)
+    {
+        var r = new PruneLibrary
+        {
+            Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
+        };
+        r.Keep.AddRange(Snapshots.Where(s => s.Library == job.Library).Select(s => s.Id));
+        r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
+        return r;
+    }
 
     /// <summary>Snapshots that a job which has not ended reads (a restore; later a copy or a verify): not deleted under it.</summary>
     public IReadOnlySet<string> SnapshotsInUse() =>

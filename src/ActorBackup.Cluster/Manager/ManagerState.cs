@@ -23,6 +23,8 @@ public sealed partial record ManagerState
     public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = Named<StoragePolicy>();
     /// <summary>Snapshots whose last verify passed (retention deletes nothing newer than the newest verified full).</summary>
     public ImmutableHashSet<string> Verified { get; init; } = ImmutableHashSet<string>.Empty;
+    /// <summary>Per library: snapshots deleted since its last prune (their reference lists go at the next one).</summary>
+    public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> PendingDeletions { get; init; } = Named<ImmutableSortedSet<string>>();
 
     /// <summary>Keyed by name, compared by ordinal: the culture-aware default costs microseconds a lookup, and the schedule tick looks every set up each second.</summary>
     private static ImmutableSortedDictionary<string, T> Named<T>() => ImmutableSortedDictionary.Create<string, T>(StringComparer.Ordinal);
@@ -63,9 +65,14 @@ public sealed partial record ManagerState
             j.Errors = x.Errors;
             if (x.Snapshot != "") j.Snapshot = x.Snapshot;
             if (x.Verify is not null) j.Verify = x.Verify;
+            if (x.Prune is not null) j.Prune = x.Prune;
         }),
         SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
+        {
+            PendingDeletions = pending.Except(p.Snapshots) is { Count: > 0 } left ? PendingDeletions.SetItem(p.Library, left) : PendingDeletions.Remove(p.Library),
+        },
         SnapshotVerified v => this with { Verified = v.Ok ? Verified.Add(v.Snapshot) : Verified.Remove(v.Snapshot) },
         BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
             // A new set, or one enabled again, starts its schedule now: no slot from before runs.
@@ -107,6 +114,7 @@ public sealed partial record ManagerState
         s.SetClocks.AddRange(SetClocks.Values);
         s.Policies.AddRange(Policies.Values);
         s.Verified.AddRange(Verified.Order(StringComparer.Ordinal));
+        s.PendingDeletions.AddRange(PendingDeletions.Select(kv => new LibraryPruned { Library = kv.Key, Snapshots = { kv.Value } }));
         return s;
     }
 
@@ -121,6 +129,7 @@ public sealed partial record ManagerState
         SetClocks = s.SetClocks.ToImmutableSortedDictionary(c => c.Set, c => c, StringComparer.Ordinal),
         Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p, StringComparer.Ordinal),
         Verified = s.Verified.ToImmutableHashSet(),
+        PendingDeletions = s.PendingDeletions.ToImmutableSortedDictionary(p => p.Library, p => p.Snapshots.ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>

@@ -15,7 +15,7 @@ namespace ActorBackup.Cluster.Media;
 /// <see cref="SnapshotEvery"/> commits. The volumes themselves are files the library appends to; bytes
 /// reach them through the data plane, never through this actor's mailbox.
 /// </summary>
-public sealed class MediaActor : ReceivePersistentActor, IWithTimers
+public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 {
     public ITimerScheduler Timers { get; set; } = null!;
     /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
@@ -32,6 +32,8 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>Why the library could not be opened (then <see cref="_library"/> is null).</summary>
     private string? _unavailable;
     private readonly Dictionary<string, string> _sessions = [];
+    /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
+    private readonly HashSet<string> _writeSessions = [];
     private int _eventsSinceSnapshot;
 
     public override string PersistenceId => "media-" + _declaration.Id;
@@ -57,6 +59,12 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
             _volumes = e.Volumes.Select(FromRecord).ToList();
             _eventsSinceSnapshot++;
         });
+        Recover<IndexEntriesRemoved>(e =>
+        {
+            foreach (var id in Unpack(e.Ids)) _index.Remove(id);
+            _volumes = e.Volumes.Select(FromRecord).ToList();
+            _eventsSinceSnapshot++;
+        });
         Recover<RecoveryCompleted>(_ => OpenLibrary());
 
         Available();
@@ -76,6 +84,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
             }
             var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write);
             _sessions[ticket] = m.Job;
+            if (m.Write) _writeSessions.Add(ticket);
             Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
         });
         Command<CommitSession>(m =>
@@ -101,7 +110,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
             Persist(ToEvent(batch, job), e =>
             {
                 Committed(batch);
-                AfterPersist(e);
+                AfterPersist(e.Volumes);
                 sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Entries.Count, BytesStored = (ulong)batch.Volumes.Sum(v => v.Bytes) });
                 _manager?.Tell(Report());
             });
@@ -113,6 +122,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
         });
         Command<Reopen>(_ => { });
         Timers?.Cancel("reopen"); // null while the constructor runs
+        PruneCommands();
         Always();
     }
 
@@ -131,6 +141,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m => CloseSession(m.Ticket));
         Command<Reopen>(_ => OpenLibrary());
+        Command<PruneLibrary>(m => Sender.Tell(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary)));
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
         Always();
     }
@@ -144,12 +155,15 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of library {0} failed: {1}", _declaration.Id, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+        Command<JobInfo>(_ => { }); // the manager's receipt of a prune's end
     }
 
     private void CloseSession(string ticket)
     {
         DataPlaneSessions.Get(Context.System).Close(ticket);
         _sessions.Remove(ticket);
+        _writeSessions.Remove(ticket);
+        PruneSessionClosed(ticket);
     }
 
     /// <summary>
@@ -161,6 +175,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
     private void Unavailable(string reason)
     {
         _log.Warning("library {0}: {1}; opening it again on the committed index", _declaration.Id, reason);
+        FinishPrune(false, $"library {_declaration.Id} failed a write during the prune: {reason}", JobFault.FaultLibrary);
         foreach (var ticket in _sessions.Keys.ToList()) CloseSession(ticket);
         _library?.Dispose();
         _library = null;
@@ -205,7 +220,7 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
                 Persist(ToEvent(batch, "recovery"), e =>
                 {
                     Committed(batch);
-                    AfterPersist(e);
+                    AfterPersist(e.Volumes);
                 });
             }
             catch (IOException e)
@@ -225,13 +240,14 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
     private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams });
 
 
-    private void AfterPersist(IndexBatchCommitted e)
+    /// <summary>After an event of the index is journaled: the volume table it carried, and a snapshot every so often.</summary>
+    private void AfterPersist(IReadOnlyCollection<VolumeRecord> volumes)
     {
-        _volumes = e.Volumes.Select(FromRecord).ToList();
-        if (++_eventsSinceSnapshot < SnapshotEvery) return;
+        _volumes = volumes.Select(FromRecord).ToList();
+        if (++_eventsSinceSnapshot < SnapshotEvery || _library is null) return;
         _eventsSinceSnapshot = 0;
-        var snapshot = new MediaSnapshot { Index = ByteString.CopyFrom(_library!.IndexBytes()) };
-        snapshot.Volumes.AddRange(e.Volumes);
+        var snapshot = new MediaSnapshot { Index = ByteString.CopyFrom(_library.IndexBytes()) };
+        snapshot.Volumes.AddRange(volumes);
         SaveSnapshot(snapshot);
     }
 
@@ -255,11 +271,12 @@ public sealed class MediaActor : ReceivePersistentActor, IWithTimers
         Library = _declaration.Id,
         Chunks = (ulong)(_library?.ChunkCount ?? _index.Count),
         BytesStored = (ulong)(_library?.StoredBytes ?? 0),
-        Volumes = _library?.Volumes.Count ?? _volumes.Count,
+        Volumes = (_library?.Volumes ?? _volumes).Count(v => v.State != VolumeState.Recycle),
         ActiveSessions = _sessions.Count,
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
+        PruneJob = _prune?.Request.Job ?? "",
     };
 
     private ulong FreeBytes()

@@ -132,6 +132,9 @@ public sealed class OpsCommand : ReceiveActor
             case StartVerify v:
                 v.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(v);
+            case StartPrune p:
+                p.Origin = JobOrigin.Operator;
+                return await AskManager<JobAccepted>(p);
             case StartRestore or RunBackupSet:
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:

@@ -18,6 +18,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         CloseSession m => m.Library,
         GetLibraryStatus m => m.Library,
         ListVolumes m => m.Library,
+        PruneLibrary m => m.Library,
         _ => null,
     };
 }

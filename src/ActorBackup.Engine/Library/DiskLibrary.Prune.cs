@@ -162,7 +162,7 @@ public sealed partial class DiskLibrary
     /// <summary>
     /// Copies the live records of <paramref name="volume"/> into the volume being written (sealing it first if
     /// it is that one). The copies are pending: the owner commits and journals them, then calls
-    /// <see cref="Retire"/>. Returns how many records and bytes were copied; a record that cannot be read is a
+    /// <see cref="MarkRecycle"/>. Returns how many records and bytes were copied; a record that cannot be read is a
     /// problem, and then the volume is not to be retired.
     /// </summary>
     public (int Records, long Bytes, List<string> Problems) CopyLive(uint volume, CancellationToken cancel = default)
@@ -208,10 +208,11 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>
-    /// A compacted volume goes: marked Recycle in the table (the owner journals it with the next commit) and its
-    /// file deleted. Refused while any index entry still points into it.
+    /// A compacted volume is marked Recycle in the table (the owner journals that with its next commit, then
+    /// calls <see cref="DeleteVolume"/>; a library that is opened finds Recycle volumes and deletes them).
+    /// Refused while any index entry still points into it.
     /// </summary>
-    public long Retire(uint volume)
+    public void MarkRecycle(uint volume)
     {
         lock (_lock)
         {
@@ -219,14 +220,25 @@ public sealed partial class DiskLibrary
                 throw new InvalidOperationException($"volume {volume} still holds live chunks: it is not retired");
             var entry = _manifest.Volumes.Single(v => v.Number == volume);
             if (_writer is { } w && w.Number == volume) SealWriter(w);
-            var freed = File.Exists(VolumePath(volume)) ? new FileInfo(VolumePath(volume)).Length : 0;
             entry.State = VolumeState.Recycle;
             entry.Bytes = 0;
             entry.Records = 0;
             WriteManifest();
+        }
+    }
+
+    /// <summary>Deletes a volume marked Recycle; returns the bytes given back.</summary>
+    public long DeleteVolume(uint volume)
+    {
+        lock (_lock)
+        {
+            if (_manifest.Volumes.Single(v => v.Number == volume).State != VolumeState.Recycle)
+                throw new InvalidOperationException($"volume {volume} is not marked for recycling");
+            var path = VolumePath(volume);
+            var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
             // An open reader keeps the deleted file readable for a read that looked the old place up just before.
             if (_readers.TryRemove(volume, out var reader)) _retiredReaders.Add(reader);
-            File.Delete(VolumePath(volume));
+            File.Delete(path);
             return freed;
         }
     }
@@ -299,7 +311,9 @@ public sealed partial class DiskLibrary
                     problems.AddRange(copyProblems);
                     continue;
                 }
-                freed += Retire(volume);
+                MarkRecycle(volume);
+                Commit();
+                freed += DeleteVolume(volume);
                 compacted.Add(volume);
             }
             Commit();

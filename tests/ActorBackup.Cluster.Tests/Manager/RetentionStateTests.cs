@@ -89,4 +89,34 @@ public class RetentionStateTests
         var d = s.DecideDefinePolicy(new DefinePolicy { Policy = new StoragePolicy { Name = "neg", Retention = new RetentionRule { Daily = -1 } } }, Now);
         Assert.Contains("retention counts are 0", d.Rejection);
     }
+
+    [Fact]
+    public void A_prune_is_told_the_snapshots_deleted_since_the_last_one_and_forgets_them_when_it_succeeds()
+    {
+        var s = Cell();
+        var (_, delete) = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s0", "s3" } }, Now);
+        s = Apply(s, delete.Events);
+        Assert.Equal(["s0"], s.PendingDeletions["lib1"]);
+        Assert.Equal(["s3"], s.PendingDeletions["lib2"]);
+
+        var all = s.DecidePrune(new StartPrune(), Now);
+        Assert.Null(all.Rejection);
+        Assert.Equal(["lib1", "lib2"], all.Events.Cast<JobQueued>().Select(q => q.Job.Library));
+        Assert.All(all.Events.Cast<JobQueued>(), q => Assert.Equal(JobKind.Prune, q.Job.Kind));
+        Assert.Contains("unknown library 'nope'", s.DecidePrune(new StartPrune { Library = "nope" }, Now).Rejection);
+
+        var queued = Apply(s, all.Events);
+        var lib1Job = queued.Job(all.Job!.Id)!;
+        var request = queued.PruneRequest(lib1Job, 0.2, TimeSpan.FromDays(1));
+        Assert.Equal(["s1", "s2"], request.Keep);
+        Assert.Equal(["s0"], request.Deleted);
+
+        // Another delete while it runs stays pending after it.
+        var (_, later) = queued.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1" } }, Now);
+        var done = Apply(queued, later.Events).Apply(new LibraryPruned { Library = "lib1", Snapshots = { "s0" } });
+        Assert.Equal(["s1"], done.PendingDeletions["lib1"]);
+        var restored = new ManagerState().Apply(done.ToSnapshot());
+        Assert.Equal(["s1"], restored.PendingDeletions["lib1"]);
+        Assert.Equal(["s3"], restored.PendingDeletions["lib2"]);
+    }
 }

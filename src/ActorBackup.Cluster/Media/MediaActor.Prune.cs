@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Event;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Media;
+
+// A prune job on this library (DiskLibrary.Prune.cs says how the race with running backups is closed):
+//   begin (chunks answered as present are kept from now on)
+//   -> wait until every write session open at the beginning has closed
+//   -> mark, off the actor's thread: the live set from the reference lists
+//   -> sweep: dead chunks leave the index, journaled (IndexEntriesRemoved) before anything else
+//   -> per volume at least the threshold dead: copy its live records (off the thread), commit and journal their
+//      new places, mark it Recycle and journal that, then delete its file.
+// Killed at any point, the journal holds a consistent index: at worst a volume is compacted again next time.
+public sealed partial class MediaActor
+{
+    private sealed class PruneRun(PruneLibrary request, IActorRef replyTo, HashSet<string> waiting)
+    {
+        public PruneLibrary Request { get; } = request;
+        public IActorRef ReplyTo { get; } = replyTo;
+        /// <summary>Write sessions open when the prune began: it sweeps once they have all closed.</summary>
+        public HashSet<string> Waiting { get; } = waiting;
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public PruneReport Report { get; } = new() { DryRun = request.DryRun };
+        public Queue<uint> Volumes { get; } = new();
+    }
+
+    private sealed record PruneMarked(HashSet<ChunkId> Live, List<string> Missing, List<string> Damaged, List<string> DeadLists);
+    private sealed record PruneCopied(uint Volume, int Records, long Bytes, List<string> Problems);
+    private sealed record PruneStepFailed(string Reason);
+
+    private PruneRun? _prune;
+
+    /// <summary>While the library is open: prunes start and go through their steps.</summary>
+    private void PruneCommands()
+    {
+        Command<PruneLibrary>(m =>
+        {
+            if (_prune is not null)
+            {
+                Sender.Tell(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient));
+                return;
+            }
+            _library!.BeginPrune();
+            var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).ToHashSet();
+            _prune = new PruneRun(m, Sender, waiting);
+            _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
+            if (waiting.Count == 0) Mark();
+        });
+        Command<PruneMarked>(m =>
+        {
+            if (_prune is null || _library is null) return;
+            if (m.Missing.Count > 0 || m.Damaged.Count > 0)
+            {
+                FinishPrune(false, "nothing was removed: prune cannot tell which chunks are live: " + string.Join("; ",
+                    m.Missing.Select(s => $"snapshot {s} has no reference list on this library (made before they were kept; delete it or keep this library unpruned)")
+                        .Concat(m.Damaged)), JobFault.FaultNone);
+                return;
+            }
+            var run = _prune;
+            var dead = _library.Sweep(m.Live, run.Request.DryRun);
+            run.Report.ChunksDead = dead.Count;
+            run.Report.BytesDead = dead.Sum(d => (long)Engine.Volumes.VolumeFormat.RecordOverhead + d.Value.Length);
+            var threshold = run.Request.CompactThreshold > 0 ? run.Request.CompactThreshold : 0.2;
+            if (run.Request.DryRun)
+            {
+                var volumes = _library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet());
+                run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume));
+                run.Report.BytesMoved = volumes.Sum(v => v.LiveBytes);
+                run.Report.BytesFreed = volumes.Sum(v => v.FileBytes - v.LiveBytes);
+                FinishPrune(true, "", JobFault.FaultNone);
+                return;
+            }
+            var removed = new IndexEntriesRemoved { Ids = ByteString.CopyFrom(Pack(dead.Select(d => d.Key))), Job = run.Request.Job };
+            removed.Volumes.AddRange((_library.Volumes).Select(ToRecord));
+            Persist(removed, e =>
+            {
+                AfterPersist(e.Volumes);
+                _library?.RemoveReferences(m.DeadLists);
+                run.Report.ListsRemoved.AddRange(m.DeadLists);
+                foreach (var v in _library?.VolumesToCompact(threshold) ?? []) run.Volumes.Enqueue(v.Volume);
+                _log.Info("library {0}: prune swept {1} chunks ({2} bytes); {3} volumes to compact", _declaration.Id, dead.Count, run.Report.BytesDead, run.Volumes.Count);
+                CompactNext();
+            });
+        });
+        Command<PruneCopied>(c =>
+        {
+            if (_prune is null || _library is null) return;
+            var run = _prune;
+            run.Report.ChunksMoved += c.Records;
+            run.Report.BytesMoved += c.Bytes;
+            run.Report.Problems.AddRange(c.Problems);
+            if (!TryCommit(out var batch)) return;
+            Persist(ToEvent(batch, run.Request.Job), e =>
+            {
+                Committed(batch);
+                AfterPersist(e.Volumes);
+                if (c.Problems.Count > 0 || _library is null)
+                {
+                    CompactNext();
+                    return;
+                }
+                try
+                {
+                    _library.MarkRecycle(c.Volume);
+                }
+                catch (InvalidOperationException ex)
+                {
+                    run.Report.Problems.Add(ex.Message);
+                    CompactNext();
+                    return;
+                }
+                if (!TryCommit(out var recycled)) return;
+                Persist(ToEvent(recycled, run.Request.Job), e2 =>
+                {
+                    Committed(recycled);
+                    AfterPersist(e2.Volumes);
+                    try
+                    {
+                        var freed = _library?.DeleteVolume(c.Volume) ?? 0;
+                        run.Report.BytesFreed += freed;
+                        run.Report.VolumesCompacted.Add(c.Volume);
+                    }
+                    catch (IOException ex)
+                    {
+                        run.Report.Problems.Add($"volume {c.Volume} is empty but could not be deleted ({ex.Message}): it is deleted when the library is next opened");
+                    }
+                    CompactNext();
+                });
+            });
+        });
+        Command<PruneStepFailed>(f =>
+        {
+            if (_prune is not null) FinishPrune(false, f.Reason, JobFault.FaultTransient);
+        });
+    }
+
+    /// <summary>A write session closed: a prune waiting for the backups that ran when it began may go on.</summary>
+    private void PruneSessionClosed(string ticket)
+    {
+        if (_prune is null || !_prune.Waiting.Remove(ticket) || _prune.Waiting.Count > 0) return;
+        Mark();
+    }
+
+    private void Mark()
+    {
+        var run = _prune!;
+        run.Report.SecondsWaiting = run.Clock.Elapsed.TotalSeconds;
+        var library = _library!;
+        var orphanAfter = TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds > 0 ? run.Request.OrphanAfterSeconds : 86400);
+        Task.Run(() =>
+        {
+            var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);
+            return (object)new PruneMarked(live, missing, damaged, dead);
+        }).PipeTo(Self, failure: e => new PruneStepFailed($"reading the reference lists failed: {e.GetBaseException().Message}"));
+    }
+
+    private void CompactNext()
+    {
+        var run = _prune!;
+        if (_library is null)
+        {
+            FinishPrune(false, $"library {_declaration.Id} closed during the prune", JobFault.FaultTransient);
+            return;
+        }
+        if (run.Volumes.Count == 0)
+        {
+            FinishPrune(true, "", JobFault.FaultNone);
+            return;
+        }
+        var volume = run.Volumes.Dequeue();
+        var library = _library;
+        Task.Run(() =>
+        {
+            var (records, bytes, problems) = library.CopyLive(volume);
+            return (object)new PruneCopied(volume, records, bytes, problems);
+        }).PipeTo(Self, failure: e => new PruneStepFailed($"compacting volume {volume} failed: {e.GetBaseException().Message}"));
+    }
+
+    private bool TryCommit(out CommitBatch batch)
+    {
+        try
+        {
+            batch = _library!.Commit();
+            return true;
+        }
+        catch (IOException e)
+        {
+            batch = null!;
+            FinishPrune(false, e.Message, JobFault.FaultLibrary);
+            if (_library?.Broken is { } broken) Unavailable(broken);
+            return false;
+        }
+    }
+
+    private void FinishPrune(bool ok, string reason, JobFault fault)
+    {
+        var run = _prune;
+        if (run is null) return;
+        _prune = null;
+        _library?.EndPrune();
+        run.Report.Seconds = run.Clock.Elapsed.TotalSeconds;
+        var r = run.Report;
+        if (ok) _log.Info("library {0}: prune (job {1}) done: {2} chunks dead, {3} volumes compacted, {4} bytes freed in {5:F1} s",
+            _declaration.Id, run.Request.Job, r.ChunksDead, r.VolumesCompacted.Count, r.BytesFreed, r.Seconds);
+        else _log.Warning("library {0}: prune (job {1}) failed: {2}", _declaration.Id, run.Request.Job, reason);
+        run.ReplyTo.Tell(PruneEnded(run.Request, ok, reason, fault, r));
+        _manager?.Tell(Report());
+    }
+
+    private static JobFinished PruneEnded(PruneLibrary request, bool ok, string reason, JobFault fault, PruneReport? report = null)
+    {
+        var r = report ?? new PruneReport { DryRun = request.DryRun };
+        if (ok) r.DeletedHandled.AddRange(request.Deleted);
+        return new JobFinished
+        {
+            Job = request.Job, Attempt = request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
+            Fault = ok ? JobFault.FaultNone : fault, Prune = r,
+        };
+    }
+
+    private static byte[] Pack(IEnumerable<ChunkId> ids)
+    {
+        var list = ids.ToList();
+        var bytes = new byte[list.Count * ChunkId.Size];
+        for (var i = 0; i < list.Count; i++) list[i].WriteTo(bytes.AsSpan(i * ChunkId.Size));
+        return bytes;
+    }
+
+    private static IEnumerable<ChunkId> Unpack(ByteString packed)
+    {
+        for (var o = 0; o + ChunkId.Size <= packed.Length; o += ChunkId.Size) yield return new ChunkId(packed.Span.Slice(o, ChunkId.Size));
+    }
+}
