@@ -12,6 +12,8 @@
 #                                         makespan, slot-to-start median and p99, and the manager's CPU
 #                                         (ARGS: --sets N --clients N --streams N); then the schedule decision
 #                                         over 10,000 sets (bench-schedule)
+#   scripts/bench.sh lifecycle [ARGS]     prune of a library of 1 million chunks (4 KiB on average) of which half
+#                                         are dead, every volume half dead (ARGS: --chunks N)
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -26,18 +28,22 @@ src=${2:-}
 if [ "$mode" = shell ]; then
   exec bash scripts/bench-shell.sh
 fi
-if [ "$mode" = queue ]; then
+if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   shift
   bin=$(mktemp -d /var/tmp/abk-bench-bin.XXXXXX)
   trap 'rm -rf "$bin"' EXIT
   dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
     -nologo -clp:ErrorsOnly -o "$bin" >/dev/null
+  if [ "$mode" = lifecycle ]; then
+    "$bin/actorbackup" bench-prune "$@"
+    exit 0
+  fi
   "$bin/actorbackup" bench-queue "$@"
   "$bin/actorbackup" bench-schedule --sets 10000
   exit 0
 fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue|lifecycle" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

@@ -47,6 +47,11 @@ public static class NodeCommand
         var queue = new Command("bench-queue", "the manager's queue under a rush: N sets on C clients and two libraries, all due at once") { queueSets, clients, streams, benchDir };
         queue.SetAction((pr, _) => QueueBench.Run(pr.GetValue(queueSets), pr.GetValue(clients), pr.GetValue(streams), pr.GetValue(benchDir)));
         root.Subcommands.Add(queue);
+        var pruneChunks = new Option<int>("--chunks") { Description = "chunks in the library (4 KiB on average), half of them dead", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
+        var pruneDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one under /var/tmp, removed", HelpName = "DIR" };
+        var pruneBench = new Command("bench-prune", "prune of a library of N chunks, every volume half dead") { pruneChunks, pruneDir };
+        pruneBench.SetAction(pr => PruneBench.Run(pr.GetValue(pruneChunks), pr.GetValue(pruneDir)));
+        root.Subcommands.Add(pruneBench);
         return root;
     }
 

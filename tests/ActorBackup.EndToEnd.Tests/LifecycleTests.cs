@@ -178,4 +178,63 @@ public class LifecycleTests
                 Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(target + path, Path.GetFileName(f))));
         }
     }
+
+    [Fact]
+    public void A_kill_9_after_any_step_of_a_prune_loses_nothing_that_is_kept()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("data");
+        var random = new Random(13);
+        void Fill(string name, int n)
+        {
+            var b = new byte[n];
+            random.NextBytes(b);
+            File.WriteAllBytes(Path.Combine(src, name), b);
+        }
+        Fill("kept.bin", 2_000_000);
+        Fill("gone.bin", 8_000_000);
+        var nodeDir = Path.Combine(dir.Path, "node");
+        var port = Ports.Free();
+        string kept;
+        long before;
+        using (var cell = new CellProcess(nodeDir, port).Start())
+        {
+            var first = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+            File.Delete(Path.Combine(src, "gone.bin"));
+            Fill("new.bin", 1_000_000);
+            kept = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+            Assert.Equal(0, cell.Abk("snapshot", "delete", first).ExitCode);
+            before = VolumeBytes(cell);
+        }
+
+        void RestoresWhole(CellProcess cell, string name)
+        {
+            var target = Path.Combine(dir.Path, name);
+            var r = cell.Abk("restore", kept, "--to", target);
+            Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout + cell.Log);
+            foreach (var f in Directory.GetFiles(src))
+                Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(target + src, Path.GetFileName(f))));
+        }
+
+        foreach (var step in new[] { "swept", "copied", "recycled" })
+        {
+            using (var cell = new CellProcess(nodeDir, port, "--set", $"actorbackup.testing.prune-stop-after={step}").Start())
+            {
+                Assert.Equal(0, cell.Abk("prune", "lib1", "--no-wait").ExitCode);
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (!cell.Log.Contains($"stops after step '{step}'") && DateTime.UtcNow < deadline) Thread.Sleep(100);
+                Assert.True(cell.Log.Contains($"stops after step '{step}'"), cell.Log);
+                cell.Kill(); // kill -9 right there
+            }
+            using var again = new CellProcess(nodeDir, port).Start();
+            RestoresWhole(again, "after-" + step);
+        }
+
+        using var last = new CellProcess(nodeDir, port).Start();
+        var prune = last.AbkJson("prune", "lib1");
+        Assert.Equal("SUCCEEDED", prune.GetProperty("state").GetString());
+        Assert.True(before - VolumeBytes(last) >= 0.9 * 8_000_000, $"volumes {before} -> {VolumeBytes(last)}");
+        RestoresWhole(last, "at-last");
+        Assert.Equal(0, last.Abk("verify", kept).ExitCode);
+    }
 }

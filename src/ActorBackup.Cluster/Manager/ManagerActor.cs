@@ -73,6 +73,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             foreach (var client in _state.Clients.Values.Where(c => c.Address != ""))
                 Context.ActorSelection(client.Address).Tell(new RegistrationRequest());
             var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
+            // A running prune is its media agent's: its child asks the agent whether it still runs it.
+            foreach (var prune in open.Where(j => j.Kind == JobKind.Prune && j.State != JobState.Queued))
+                _jobActors[prune.Id].Tell(new JobActor.Attempt(prune.Attempt, _mediaRegion, null, new GetLibraryStatus { Library = prune.Library }));
+            open.RemoveAll(j => j.Kind == JobKind.Prune);
             if (open.Count == 0) return;
             _unsettledClients = open.Select(j => j.Client).ToHashSet();
             Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);

@@ -285,7 +285,8 @@ public sealed partial record ManagerState
     /// </summary>
     public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now, IReadOnlySet<string> claimed) =>
         // A queued job never started: it stays in the queue and starts when the limits allow.
-        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && !claimed.Contains(j.Id)).Select(j => new JobEnded
+        // A prune runs on its media agent, which its child asks (JobLost when it no longer runs it): not ended here.
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && j.Kind != JobKind.Prune && !claimed.Contains(j.Id)).Select(j => new JobEnded
         {
             Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
             Reason = "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",

@@ -35,6 +35,20 @@ public sealed partial class MediaActor
 
     private PruneRun? _prune;
 
+    /// <summary>
+    /// Fault injection for tests (actorbackup.testing.prune-stop-after): the prune stops going on after this
+    /// step (begun, swept, copied, recycled) so that a test can kill the node there. Empty: never.
+    /// </summary>
+    private string PruneStopAfter => Context.System.Settings.Config.GetString("actorbackup.testing.prune-stop-after", "");
+
+    /// <summary>False (and the prune halts, logged) when the test hook says to stop after <paramref name="step"/>.</summary>
+    private bool GoOnAfter(string step)
+    {
+        if (PruneStopAfter != step) return true;
+        _log.Warning("library {0}: prune (job {1}) stops after step '{2}' (actorbackup.testing.prune-stop-after)", _declaration.Id, _prune?.Request.Job, step);
+        return false;
+    }
+
     /// <summary>While the library is open: prunes start and go through their steps.</summary>
     private void PruneCommands()
     {
@@ -49,6 +63,7 @@ public sealed partial class MediaActor
             var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).ToHashSet();
             _prune = new PruneRun(m, Sender, waiting);
             _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
+            if (!GoOnAfter("begun")) return;
             if (waiting.Count == 0) Mark();
         });
         Command<PruneMarked>(m =>
@@ -83,8 +98,9 @@ public sealed partial class MediaActor
                 _library?.RemoveReferences(m.DeadLists);
                 run.Report.ListsRemoved.AddRange(m.DeadLists);
                 foreach (var v in _library?.VolumesToCompact(threshold) ?? []) run.Volumes.Enqueue(v.Volume);
+                _library?.PrepareCompaction(run.Volumes);
                 _log.Info("library {0}: prune swept {1} chunks ({2} bytes); {3} volumes to compact", _declaration.Id, dead.Count, run.Report.BytesDead, run.Volumes.Count);
-                CompactNext();
+                if (GoOnAfter("swept")) CompactNext();
             });
         });
         Command<PruneCopied>(c =>
@@ -104,6 +120,7 @@ public sealed partial class MediaActor
                     CompactNext();
                     return;
                 }
+                if (!GoOnAfter("copied")) return;
                 try
                 {
                     _library.MarkRecycle(c.Volume);
@@ -119,6 +136,7 @@ public sealed partial class MediaActor
                 {
                     Committed(recycled);
                     AfterPersist(e2.Volumes);
+                    if (!GoOnAfter("recycled")) return;
                     try
                     {
                         var freed = _library?.DeleteVolume(c.Volume) ?? 0;

@@ -160,6 +160,16 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>
+    /// Before compacting <paramref name="volumes"/>: the volume being written, when it is among them, is sealed
+    /// now, so that the live records copied out of the others go to a new volume and are not copied twice.
+    /// </summary>
+    public void PrepareCompaction(IEnumerable<uint> volumes)
+    {
+        lock (_lock)
+            if (_writer is { } w && volumes.Contains(w.Number)) SealWriter(w);
+    }
+
+    /// <summary>
     /// Copies the live records of <paramref name="volume"/> into the volume being written (sealing it first if
     /// it is that one). The copies are pending: the owner commits and journals them, then calls
     /// <see cref="MarkRecycle"/>. Returns how many records and bytes were copied; a record that cannot be read is a
@@ -300,6 +310,7 @@ public sealed partial class DiskLibrary
             long moved = 0, movedBytes = 0, freed = 0;
             var problems = new List<string>();
             var compacted = new List<uint>();
+            PrepareCompaction(volumes.Select(v => v.Volume));
             foreach (var (volume, _, _) in volumes)
             {
                 var (records, bytes, copyProblems) = CopyLive(volume, cancel);
