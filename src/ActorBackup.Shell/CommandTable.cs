@@ -91,8 +91,12 @@ public static class CommandTable
             {
                 var list = await session.Call<LibraryList>(new ListLibraries(), c);
                 if (o.Json) o.Write(list);
-                else o.Table(["LIBRARY", "KIND", "REACHABLE", "JOBS", "CHUNKS", "STORED", "FREE", "VOLUMES", "NODE"], list.Libraries.Select(l => new[]
-                    { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
+                else
+                {
+                    o.Table(["LIBRARY", "KIND", "REACHABLE", "USABLE", "JOBS", "CHUNKS", "STORED", "FREE", "VOLUMES", "NODE"], list.Libraries.Select(l => new[]
+                        { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.Unavailable == "" ? "yes" : "NO", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
+                    foreach (var l in list.Libraries.Where(l => l.Unavailable != "")) o.Line($"{l.Id}: {l.Unavailable}");
+                }
                 return 0;
             })));
         root.Subcommands.Add(Group("volume", "volumes of a library",
@@ -208,6 +212,7 @@ public static class CommandTable
         var snapshots = new Argument<string[]>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "snapshot ids or unique prefixes", Arity = ArgumentArity.OneOrMore };
         snapshots.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id)));
         var deleteDryRun = new Option<bool>("--dry-run") { Description = "say what would be deleted, delete nothing" };
+        var copyTarget = new Option<string>("--to") { Description = "the library to copy it to", HelpName = "LIBRARY", Required = true };
         root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
             Verb("list", "snapshots, newest last", async (pr, o, c) =>
             {
@@ -220,13 +225,24 @@ public static class CommandTable
                         s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.BackupSet, s.Client, s.Verified ? "yes" : "no", s.Policy,
                         s.KeptBecause.Count == 0 ? "nothing: deleted by retention next" : string.Join("; ", s.KeptBecause),
                     }));
-                else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
+                else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "COPIES", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
                 {
-                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, s.Library, s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored),
-                    s.Errors.ToString(), string.Join(" ", s.Paths),
+                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, s.Library, s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
+                    s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored), s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
                 return 0;
             }, ofClient, why),
+            Verb("show", "one snapshot in full, with every library that holds it", async (pr, o, c) =>
+            {
+                var detail = await session.Call<SnapshotDetail>(new GetSnapshot { Snapshot = pr.GetValue(snapshot)! }, c);
+                o.Line(o.Json ? Output.ToJson(detail.Info) : Output.Snapshot(detail.Info));
+                return 0;
+            }, snapshot),
+            Verb("copy", "copy a snapshot to another library now (media agent to media agent, only the chunks it lacks)", async (pr, o, c) =>
+            {
+                var cmd = new StartCopy { Snapshot = pr.GetValue(snapshot)!, Library = pr.GetValue(copyTarget)!, Priority = pr.GetValue(jobPriority) };
+                return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
+            }, snapshot, copyTarget, jobPriority, noWait),
             Verb("delete", "delete snapshots from the catalog (their chunks go at the library's next prune)", async (pr, o, c) =>
             {
                 var dry = pr.GetValue(deleteDryRun);
@@ -359,6 +375,8 @@ public static class CommandTable
         var keepMonthly = Keep("monthly", "retention: ... of each of the last N months");
         var keepYearly = Keep("yearly", "retention: ... of each of the last N years");
         var keepMinimum = Keep("minimum", "retention: the newest N stay whatever the other rules say");
+        var copyTo = new Option<string[]>("--copy-to") { Description = "a second copy of every snapshot on this library (repeatable: one copy each)", HelpName = "LIBRARY" };
+        var copyFullsOnly = new Option<bool>("--copy-fulls-only") { Description = "copy only full backups" };
         root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
             Verb("add", "define a storage policy", async (pr, o, c) =>
             {
@@ -374,10 +392,12 @@ public static class CommandTable
                     Last = pr.GetValue(keepLast), WithinSeconds = (long)within.TotalSeconds, Daily = pr.GetValue(keepDaily), Weekly = pr.GetValue(keepWeekly),
                     Monthly = pr.GetValue(keepMonthly), Yearly = pr.GetValue(keepYearly), Minimum = pr.GetValue(keepMinimum),
                 };
+                foreach (var l in pr.GetValue(copyTo) ?? []) p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly) });
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
-            }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum),
+            }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum,
+                copyTo, copyFullsOnly),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);

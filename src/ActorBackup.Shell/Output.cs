@@ -106,6 +106,8 @@ public sealed class Output(bool json)
             foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
             if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
         }
+        if (j.Copy is { } cp)
+            sb.AppendLine($"  copied   {cp.ChunksSent} of {cp.Chunks} chunks ({Size((ulong)cp.BytesSent)}) from {j.SourceLibrary} in {cp.Seconds:F1} s; the rest were there already");
         if (j.Prune is { } pr)
         {
             sb.AppendLine($"  {(pr.DryRun ? "would remove" : "removed")}  {pr.ChunksDead} chunks ({Size((ulong)pr.BytesDead)}) that no kept snapshot references");
@@ -115,6 +117,20 @@ public sealed class Output(bool json)
             foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
         }
         if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    public static string Snapshot(SnapshotInfo s)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"snapshot {s.Id}: {Level(s.Level)} of {s.Client}{(s.BackupSet != "" ? $", set {s.BackupSet}" : "")}");
+        sb.AppendLine($"  time       {Time(s.FinishedUnixMs)}");
+        sb.AppendLine($"  paths      {string.Join(" ", s.Paths)}");
+        sb.AppendLine($"  files      {s.Files} ({Size(s.Bytes)}; {Size(s.BytesStored)} stored new){(s.Errors > 0 ? $"; {s.Errors} could not be read" : "")}");
+        sb.AppendLine($"  libraries  {s.Library} (its own){(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
+        sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
+        if (s.Parent != "") sb.AppendLine($"  parent     {s.Parent}");
+        if (s.Job != "") sb.AppendLine($"  job        {s.Job}");
         return sb.ToString().TrimEnd('\n');
     }
 

@@ -237,4 +237,49 @@ public class LifecycleTests
         RestoresWhole(last, "at-last");
         Assert.Equal(0, last.Abk("verify", kept).ExitCode);
     }
+
+    [Fact]
+    public void A_second_copy_restores_after_the_first_librarys_folder_is_removed()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        var data = new byte[3_000_000];
+        new Random(14).NextBytes(data);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), data);
+        File.WriteAllText(Path.Combine(src, "index.html"), "<h1>copies</h1>");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.libraries=[{id=lib1},{id=lib2}]").Start(libraries: "lib1,lib2");
+        var policy = cell.Abk("policy", "add", "two", "--library", "lib1", "--copy-to", "lib2");
+        Assert.True(policy.ExitCode == 0, policy.Stderr);
+        Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "two").ExitCode);
+        var snapshot = Run(cell, "full");
+
+        // The copy job follows the backup by itself.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) || copies.GetArrayLength() == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
+            Thread.Sleep(200);
+        }
+        Assert.Equal("lib1", cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString());
+        var copyJob = cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().Single(j => j.GetProperty("kind").GetString() == "COPY");
+        Assert.Equal("POLICY", copyJob.GetProperty("origin").GetString());
+
+        // lib1's data goes; its media agent notices and says so; the restore reads the copy on lib2.
+        Directory.Delete(Path.Combine(cell.DataDir, "libraries", "lib1"), recursive: true);
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while (cell.AbkJson("library", "list").GetProperty("libraries").EnumerateArray().Single(l => l.GetProperty("id").GetString() == "lib1")
+                   .TryGetProperty("unavailable", out var why) is false || why.GetString() == "")
+        {
+            Assert.True(DateTime.UtcNow < deadline, cell.Abk("library", "list").Stdout);
+            Thread.Sleep(200);
+        }
+        Assert.Contains("missing", cell.Abk("library", "list").Stdout);
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.AbkJson("restore", snapshot, "--to", target);
+        Assert.Equal("SUCCEEDED", restore.GetProperty("state").GetString());
+        Assert.Equal("lib2", restore.GetProperty("library").GetString());
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
+        Assert.Equal("<h1>copies</h1>", File.ReadAllText(Path.Combine(target + src, "index.html")));
+        Assert.Equal(0, cell.Abk("verify", snapshot).ExitCode);
+    }
 }

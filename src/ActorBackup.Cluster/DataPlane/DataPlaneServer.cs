@@ -140,6 +140,14 @@ public sealed class DataPlaneServer : IDisposable
                                 library.AddReferences(snapshot, refs);
                                 SocketFrames.Write(socket, 0, []);
                                 break;
+                            case SocketFrames.ReadReferences when length is > 0 and <= 64:
+                                var wanted = System.Text.Encoding.ASCII.GetString(buffer, 0, length);
+                                if (!library.HasReferences(wanted)) throw new KeyNotFoundException($"snapshot {wanted} has no reference list on library {session.LibraryId}");
+                                var list = library.ReadReferences(wanted);
+                                var packed = new byte[list.Length * ChunkId.Size];
+                                for (var i = 0; i < list.Length; i++) list[i].WriteTo(packed.AsSpan(i * ChunkId.Size));
+                                SocketFrames.Write(socket, 0, packed);
+                                break;
                             case SocketFrames.Commit when session.Write:
                                 var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();
                                 if (reply is CommandRejected r) SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
@@ -150,7 +158,7 @@ public sealed class DataPlaneServer : IDisposable
                                 break;
                         }
                     }
-                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException)
+                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException or InvalidDataException)
                     {
                         SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }

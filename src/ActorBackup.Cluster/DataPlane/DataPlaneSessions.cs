@@ -102,6 +102,14 @@ public sealed class DataPlaneSessions : IExtension
             catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
         }
 
+        public ChunkId[] ReadReferences(string snapshot)
+        {
+            if (!session.Library.HasReferences(snapshot))
+                throw new LibraryFaultException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
+            try { return session.Library.ReadReferences(snapshot); }
+            catch (InvalidDataException e) { throw new LibraryFaultException(e.Message); }
+        }
+
         public void Commit()
         {
             // Called from the engine's own thread, never from an actor: blocking here blocks nobody.

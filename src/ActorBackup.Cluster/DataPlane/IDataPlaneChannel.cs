@@ -10,4 +10,7 @@ namespace ActorBackup.Cluster.DataPlane;
 public interface IDataPlaneChannel : IChunkSink, IChunkSource, IDisposable
 {
     string Ticket { get; }
+
+    /// <summary>A snapshot's reference list on the session's library (a copy reads it from its source).</summary>
+    Engine.Hashing.ChunkId[] ReadReferences(string snapshot);
 }

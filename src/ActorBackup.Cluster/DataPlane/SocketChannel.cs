@@ -189,6 +189,15 @@ public sealed class SocketChannel : IDataPlaneChannel
         }
     }
 
+    public ChunkId[] ReadReferences(string snapshot)
+    {
+        var reply = Call(_connections.Value!, SocketFrames.ReadReferences, System.Text.Encoding.ASCII.GetBytes(snapshot));
+        if (reply.Length % ChunkId.Size != 0) throw new LibraryFaultException($"media agent: a reference list of {reply.Length} bytes");
+        var ids = new ChunkId[reply.Length / ChunkId.Size];
+        for (var i = 0; i < ids.Length; i++) ids[i] = new ChunkId(reply.Slice(i * ChunkId.Size, ChunkId.Size));
+        return ids;
+    }
+
     /// <summary>
     /// Every connection first confirms that all its appends were taken (a request's reply comes after the
     /// appends sent before it), then one of them asks the media agent to commit.

@@ -11,6 +11,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error) | u32 length | payload
 /// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
 /// MISSING id... → one byte per id (1: missing) · REFERENCES u8 n, snapshot id (n bytes), id... (written at the next COMMIT)
+/// READREFS snapshot id → the snapshot's reference list, id...
 /// </code>
 /// APPEND streams without waiting for a reply (TCP's own flow control holds the sender back when the media
 /// side falls behind); a failed append is reported on the reply to the next request, COMMIT at the latest,
@@ -19,7 +20,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 internal static class SocketFrames
 {
-    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9;
+    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
     public static void ReadExactly(Socket s, Span<byte> buffer)

@@ -16,7 +16,8 @@ public static class DefinitionsFile
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "policy", "schedules", "time-zone", "window", "priority", "enabled",
         "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
-    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention"];
+    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies"];
+    private static readonly string[] CopyKeys = ["libraries", "fulls-only"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
 
     /// <summary>The file as definitions; FormatException with every problem, one per line, as "FILE:LINE: what".</summary>
@@ -82,6 +83,13 @@ public static class DefinitionsFile
             var other => throw new FormatException($"choice '{other}': balance or fill-first"),
         };
         if (c.Has("retries")) p.Retries = c.Int("retries");
+        foreach (var (name, rule) in c.Objects("copies", CopyKeys))
+        {
+            var copy = new CopyRule { FullsOnly = rule.Bool("fulls-only", false) };
+            copy.Libraries.AddRange(rule.Strings("libraries"));
+            if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{name}' names no library (libraries = [lib2])");
+            p.Copies.Add(copy);
+        }
         if (c.Object("retention", RetentionKeys) is { } r)
             p.Retention = new RetentionRule
             {
@@ -110,6 +118,27 @@ public static class DefinitionsFile
     private sealed class Fields(Obj obj)
     {
         public bool Has(string key) => obj.Members.ContainsKey(key);
+
+        /// <summary>A nested object of named objects of these keys only (none when absent), in the file's order.</summary>
+        public IEnumerable<(string Name, Fields Fields)> Objects(string key, string[] keys)
+        {
+            switch (obj.Members.GetValueOrDefault(key))
+            {
+                case null:
+                    yield break;
+                case Obj o:
+                    foreach (var (name, value) in o.Members)
+                    {
+                        if (value is not Obj inner) throw new FormatException($"{key}: '{name}' is an object {{ ... }}");
+                        if (inner.Members.Keys.FirstOrDefault(k => !keys.Contains(k)) is { } unknown)
+                            throw new FormatException($"{key}: '{name}': unknown key '{unknown}'; it has {string.Join(", ", keys)}");
+                        yield return (name, new Fields(inner));
+                    }
+                    break;
+                default:
+                    throw new FormatException($"{key} is an object of named objects {{ NAME {{ ... }} }}");
+            }
+        }
 
         /// <summary>A nested object of these keys only; null when absent.</summary>
         public Fields? Object(string key, string[] keys) => obj.Members.GetValueOrDefault(key) switch

@@ -72,10 +72,10 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             _progress = null;
         });
         Receive<Probe>(_ => _attempt?.Client.Tell(_attempt.Probe ?? new RegistrationRequest()));
-        Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune)?
+        Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune, a copy)?
         {
             if (_attempt?.Probe is not GetLibraryStatus) return;
-            if (r.PruneJob == _job)
+            if (r.PruneJob == _job || r.Jobs.Contains(_job))
             {
                 _misses = 0;
                 return;

@@ -73,10 +73,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             foreach (var client in _state.Clients.Values.Where(c => c.Address != ""))
                 Context.ActorSelection(client.Address).Tell(new RegistrationRequest());
             var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
-            // A running prune is its media agent's: its child asks the agent whether it still runs it.
-            foreach (var prune in open.Where(j => j.Kind == JobKind.Prune && j.State != JobState.Queued))
-                _jobActors[prune.Id].Tell(new JobActor.Attempt(prune.Attempt, _mediaRegion, null, new GetLibraryStatus { Library = prune.Library }));
-            open.RemoveAll(j => j.Kind == JobKind.Prune);
+            // A running prune or copy is its media agent's: its child asks the agent whether it still runs it.
+            foreach (var job in open.Where(j => ManagerState.RunsOnMedia(j.Kind) && j.State != JobState.Queued))
+                _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, _mediaRegion, null, new GetLibraryStatus { Library = job.Library }));
+            open.RemoveAll(j => ManagerState.RunsOnMedia(j.Kind));
             if (open.Count == 0) return;
             _unsettledClients = open.Select(j => j.Client).ToHashSet();
             Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);
@@ -134,6 +134,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
         Command<StartVerify>(m => Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow)));
+        Command<StartCopy>(m => Reply(_state.DecideStartCopy(m, DateTimeOffset.UtcNow)));
         Command<StartPrune>(m =>
         {
             var decision = _state.DecidePrune(m, DateTimeOffset.UtcNow);
@@ -239,6 +240,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
                 return;
             }
+            if (job.Kind == JobKind.Copy && outcome == JobState.Succeeded)
+            {
+                Persist(new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }, e =>
+                {
+                    Applied(e);
+                    End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy);
+                });
+                return;
+            }
             if (job.Kind == JobKind.Verify && f.Verify is not null)
             {
                 // A verify that read everything: its verdict on the snapshot is recorded, good or bad.
@@ -266,6 +276,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 {
                     Applied(e);
                     End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, client);
+                    // The policy's second copies, queued once the snapshot is recorded.
+                    PersistAll(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), q =>
+                    {
+                        Applied(q);
+                        _log.Info("job {0}: copy of snapshot {1} to library {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
+                        DispatchWaiting();
+                    });
                 });
             }
             else End(f.Job, JobState.Succeeded, "", errors: f.Errors, replyTo: client);
@@ -360,7 +377,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 list.Libraries.Add(new LibraryInfo
                 {
                     Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
-                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0,
+                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "",
                 });
             }
             Sender.Tell(list);
@@ -467,6 +484,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     // The media agent runs it; its child asks the agent whether it still does.
                     Dispatch(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter), _mediaRegion, new GetLibraryStatus { Library = job.Library });
                     break;
+                case JobKind.Copy:
+                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary },
+                        _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    break;
                 default:
                     DispatchBackup(job);
                     break;
@@ -496,6 +517,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             _starting.Remove(job.Id);
             var attempt = _state.Job(job.Id)!.Attempt;
             if (assignment is PruneLibrary prune) prune.Attempt = attempt;
+            if (assignment is CopySnapshot copy) copy.Attempt = attempt;
             _jobActors[job.Id].Tell(new JobActor.Attempt(attempt, target, assignment, probe));
         });
     }
@@ -564,9 +586,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null, VerifyReport? verify = null,
-        PruneReport? prune = null)
+        PruneReport? prune = null, CopyReport? copy = null)
     {
-        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune }, e =>
+        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune, Copy = copy }, e =>
         {
             Applied(e);
             var job = WithProgress(_state.Job(jobId)!);

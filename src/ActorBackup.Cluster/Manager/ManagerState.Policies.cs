@@ -68,6 +68,11 @@ public sealed partial record ManagerState
             return $"chunk size {policy.ChunkKib} KiB: give a power of two from 64 to 16384 KiB (default 1024)";
         if (policy.Compression is < 0 or > 19) return $"compression {policy.Compression}: give a zstd level from 1 to 19 (default 3)";
         if (policy.HasRetries && policy.Retries is < 0 or > 10) return $"retries {policy.Retries}: give 0 to 10 (default {DefaultRetries})";
+        foreach (var rule in policy.Copies)
+        {
+            if (rule.Libraries.Count == 0) return "a copy names at least one library";
+            if (rule.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownCopy) return $"copy: unknown library '{unknownCopy}'";
+        }
         return InvalidRetention(policy.Retention);
     }
 

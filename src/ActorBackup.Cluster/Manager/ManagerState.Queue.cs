@@ -171,6 +171,20 @@ public sealed partial record ManagerState
         /// <summary>The library the job writes to or reads from now, or why it waits.</summary>
         public (string? Library, string? Why) Choose(JobInfo job)
         {
+            if (job.Kind is JobKind.Restore or JobKind.Verify && state.Copies.ContainsKey(job.Snapshot))
+            {
+                // A snapshot with copies is read from the first library holding it that can take the job, one a
+                // job already failed on last: a lost or broken library does not stop a restore.
+                var holders = state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot) is { } snapshot ? state.LibrariesOf(snapshot) : [job.Library];
+                string? firstWhy = null;
+                foreach (var l in holders.OrderBy(l => job.AvoidLibraries.Contains(l)))
+                {
+                    var why = Unfit(l) ?? Full(l);
+                    if (why is null) return (l, null);
+                    firstWhy ??= why;
+                }
+                return (null, firstWhy);
+            }
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
                 return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);

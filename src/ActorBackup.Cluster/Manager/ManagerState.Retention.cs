@@ -14,8 +14,12 @@ public sealed partial record ManagerState
         // Each library's next prune lets the deleted snapshots' chunks go.
         var pending = PendingDeletions;
         foreach (var s in Snapshots.Where(s => ids.Contains(s.Id)))
-            pending = pending.SetItem(s.Library, (pending.GetValueOrDefault(s.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(s.Id));
-        return (this with { Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending }).WithChains();
+            foreach (var library in LibrariesOf(s))
+                pending = pending.SetItem(library, (pending.GetValueOrDefault(library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(s.Id));
+        return (this with
+        {
+            Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending, Copies = Copies.RemoveRange(ids),
+        }).WithChains();
     }
 
     /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
@@ -49,7 +53,7 @@ public sealed partial record ManagerState
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
         };
-        r.Keep.AddRange(Snapshots.Where(s => s.Library == job.Library).Select(s => s.Id));
+        r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library)).Select(s => s.Id));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
         return r;
     }
@@ -155,12 +159,62 @@ public sealed partial record ManagerState
         return null;
     }
 
-    /// <summary>The snapshot as operators see it, with whether a verify passed and the policy it is kept by.</summary>
+    /// <summary>The snapshot as operators see it, with whether a verify passed, the policy it is kept by and its copies.</summary>
     public SnapshotInfo InfoOf(SnapshotManifest m)
     {
         var info = Info(m);
         info.Verified = Verified.Contains(m.Id);
         info.Policy = RetentionOf(m).Policy.Name;
+        info.Copies.AddRange(Copies.GetValueOrDefault(m.Id) ?? []);
         return info;
     }
+
+    /// <summary>Every library that holds the snapshot whole: its own, then its copies.</summary>
+    public IReadOnlyList<string> LibrariesOf(SnapshotManifest s) => Copies.TryGetValue(s.Id, out var copies) ? [s.Library, .. copies] : [s.Library];
+
+    /// <summary>The copy jobs a new snapshot's policy asks for (each copy rule: the first library of its pool that does not hold it).</summary>
+    public IReadOnlyList<JobQueued> DecideCopiesAfter(SnapshotManifest m, DateTimeOffset now)
+    {
+        var policy = RetentionOf(m).Policy;
+        var jobs = new List<JobQueued>();
+        var holding = LibrariesOf(m).ToHashSet();
+        var next = NextJob;
+        foreach (var rule in policy.Copies)
+        {
+            if (rule.FullsOnly && m.Level != Level.Full) continue;
+            if (rule.Libraries.FirstOrDefault(l => !holding.Contains(l) && Libraries.ContainsKey(l)) is not { } target) continue;
+            holding.Add(target);
+            jobs.Add(new JobQueued { Job = CopyJob((next++).ToString(), m, target, JobOrigin.Policy, 0, now) });
+        }
+        return jobs;
+    }
+
+    public Decision DecideStartCopy(StartCopy cmd, DateTimeOffset now)
+    {
+        SnapshotManifest snapshot;
+        try
+        {
+            snapshot = FindSnapshot(cmd.Snapshot);
+        }
+        catch (KeyNotFoundException e)
+        {
+            return Reject(e.Message);
+        }
+        if (!Libraries.ContainsKey(cmd.Library))
+            return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
+        if (LibrariesOf(snapshot).Contains(cmd.Library)) return Reject($"library {cmd.Library} holds snapshot {snapshot.Id} already");
+        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        var job = CopyJob(NextJob.ToString(), snapshot, cmd.Library, cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, cmd.Priority, now);
+        return new Decision([new JobQueued { Job = job }], null, job);
+    }
+
+    private JobInfo CopyJob(string id, SnapshotManifest snapshot, string target, JobOrigin origin, int priority, DateTimeOffset now) => new()
+    {
+        Id = id, Kind = JobKind.Copy, State = JobState.Queued, Library = target, LibraryPinned = true, Snapshot = snapshot.Id, SourceLibrary = snapshot.Library,
+        BackupSet = snapshot.BackupSet, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Origin = origin,
+        Priority = PriorityOf(priority != 0 ? priority : BackupSets.GetValueOrDefault(snapshot.BackupSet)?.Priority ?? 0),
+    };
+
+    /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>
+    public static bool RunsOnMedia(JobKind kind) => kind is JobKind.Prune or JobKind.Copy;
 }

@@ -25,6 +25,8 @@ public sealed partial record ManagerState
     public ImmutableHashSet<string> Verified { get; init; } = ImmutableHashSet<string>.Empty;
     /// <summary>Per library: snapshots deleted since its last prune (their reference lists go at the next one).</summary>
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> PendingDeletions { get; init; } = Named<ImmutableSortedSet<string>>();
+    /// <summary>Per snapshot: the further libraries that hold a whole copy of it.</summary>
+    public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> Copies { get; init; } = Named<ImmutableSortedSet<string>>();
 
     /// <summary>Keyed by name, compared by ordinal: the culture-aware default costs microseconds a lookup, and the schedule tick looks every set up each second.</summary>
     private static ImmutableSortedDictionary<string, T> Named<T>() => ImmutableSortedDictionary.Create<string, T>(StringComparer.Ordinal);
@@ -66,9 +68,11 @@ public sealed partial record ManagerState
             if (x.Snapshot != "") j.Snapshot = x.Snapshot;
             if (x.Verify is not null) j.Verify = x.Verify;
             if (x.Prune is not null) j.Prune = x.Prune;
+            if (x.Copy is not null) j.Copy = x.Copy;
         }),
         SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotCopied c => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
         LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
         {
             PendingDeletions = pending.Except(p.Snapshots) is { Count: > 0 } left ? PendingDeletions.SetItem(p.Library, left) : PendingDeletions.Remove(p.Library),
@@ -115,6 +119,7 @@ public sealed partial record ManagerState
         s.Policies.AddRange(Policies.Values);
         s.Verified.AddRange(Verified.Order(StringComparer.Ordinal));
         s.PendingDeletions.AddRange(PendingDeletions.Select(kv => new LibraryPruned { Library = kv.Key, Snapshots = { kv.Value } }));
+        s.Copies.AddRange(Copies.SelectMany(kv => kv.Value.Select(l => new SnapshotCopied { Snapshot = kv.Key, Library = l })));
         return s;
     }
 
@@ -130,6 +135,7 @@ public sealed partial record ManagerState
         Policies = s.Policies.ToImmutableSortedDictionary(p => p.Name, p => p, StringComparer.Ordinal),
         Verified = s.Verified.ToImmutableHashSet(),
         PendingDeletions = s.PendingDeletions.ToImmutableSortedDictionary(p => p.Library, p => p.Snapshots.ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
+        Copies = s.Copies.GroupBy(c => c.Snapshot).ToImmutableSortedDictionary(g => g.Key, g => g.Select(c => c.Library).ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>
@@ -285,8 +291,8 @@ public sealed partial record ManagerState
     /// </summary>
     public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now, IReadOnlySet<string> claimed) =>
         // A queued job never started: it stays in the queue and starts when the limits allow.
-        // A prune runs on its media agent, which its child asks (JobLost when it no longer runs it): not ended here.
-        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && j.Kind != JobKind.Prune && !claimed.Contains(j.Id)).Select(j => new JobEnded
+        // A prune or copy runs on its media agent, which its child asks (JobLost when it no longer runs it): not ended here.
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && !RunsOnMedia(j.Kind) && !claimed.Contains(j.Id)).Select(j => new JobEnded
         {
             Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
             Reason = "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",

@@ -21,6 +21,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
     private static readonly TimeSpan ReopenEvery = TimeSpan.FromSeconds(30);
     private sealed record Reopen;
+    /// <summary>Are the volume files still there? (A disk unmounted or a folder removed under a running agent.)</summary>
+    private sealed record Health;
+    private static readonly TimeSpan HealthEvery = TimeSpan.FromSeconds(5);
     public const int SnapshotEvery = 50;
     private readonly LibraryDeclaration _declaration;
     private readonly IActorRef? _manager;
@@ -122,7 +125,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         Command<Reopen>(_ => { });
         Timers?.Cancel("reopen"); // null while the constructor runs
+        Timers?.StartPeriodicTimer("health", new Health(), HealthEvery);
+        Command<Health>(_ =>
+        {
+            if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
+        });
         PruneCommands();
+        CopyCommands();
         Always();
     }
 
@@ -142,6 +151,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Command<CloseSession>(m => CloseSession(m.Ticket));
         Command<Reopen>(_ => OpenLibrary());
         Command<PruneLibrary>(m => Sender.Tell(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary)));
+        Command<CopySnapshot>(m => Sender.Tell(new JobFinished
+        {
+            Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
+        }));
+        Command<Health>(_ => { });
+        Timers.Cancel("health");
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
         Always();
     }
@@ -229,12 +244,16 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 _log.Warning("library {0}: the records found again could not be committed: {1}", _declaration.Id, e.Message);
             }
         }
-        _unavailable = _library.Broken;
+        _unavailable = _library.Broken ?? (_library.MissingVolumes() is { Count: > 0 } missing ? MissingVolumesReason(missing) : null);
         if (_unavailable is null) Become(Available);
         else Become(Unavailable);
         Register();
         _manager?.Tell(Report());
     }
+
+    private string MissingVolumesReason(IReadOnlyList<uint> missing) =>
+        $"library {_declaration.Id}: {missing.Count} volume file{(missing.Count == 1 ? " is" : "s are")} missing from {Path.Combine(_declaration.Path, "volumes")} " +
+        $"(volume {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", ..." : "")}): its disk is not mounted, or its data is gone — restores use a copy on another library when there is one";
 
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
     private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams });
@@ -277,6 +296,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
         PruneJob = _prune?.Request.Job ?? "",
+        Jobs = { _copies.Keys.Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
     };
 
     private ulong FreeBytes()

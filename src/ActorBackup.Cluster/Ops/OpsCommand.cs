@@ -105,7 +105,7 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
@@ -132,6 +132,9 @@ public sealed class OpsCommand : ReceiveActor
             case StartVerify v:
                 v.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(v);
+            case StartCopy cp:
+                cp.Origin = JobOrigin.Operator;
+                return await AskManager<JobAccepted>(cp);
             case StartPrune p:
                 p.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(p);

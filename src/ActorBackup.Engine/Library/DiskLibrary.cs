@@ -58,6 +58,14 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     private static VolumeEntry Clone(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State, Bytes = v.Bytes, Records = v.Records, Error = v.Error };
     public long StoredBytes { get { lock (_lock) return _manifest.Volumes.Sum(v => v.Bytes); } }
 
+    /// <summary>Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed).</summary>
+    public IReadOnlyList<uint> MissingVolumes()
+    {
+        lock (_lock)
+            return _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0 && !File.Exists(VolumePath(v.Number)))
+                .Select(v => v.Number).ToList();
+    }
+
     public bool Contains(ChunkId id)
     {
         lock (_lock)

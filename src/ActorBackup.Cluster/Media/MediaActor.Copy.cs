@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+
+namespace ActorBackup.Cluster.Media;
+
+// A copy job on this (the target) library: a read session on the source library, its reference list of the
+// snapshot, then every chunk this library lacks read from the source and appended here as stored (encrypted
+// records need no key), the reference list written beside these volumes, one commit. Chunks another backup is
+// storing meanwhile are not stored twice (TryReserve).
+public sealed partial class MediaActor
+{
+    private sealed record CopySourceOpened(CopySnapshot Request, IActorRef ReplyTo, SessionOpened Session);
+    private sealed record CopyRead(CopySnapshot Request, IActorRef ReplyTo, string Ticket, CopyReport Report, string? Error);
+
+    /// <summary>Copy jobs running here (they hold no state besides: the data plane does the work).</summary>
+    private readonly Dictionary<string, CopySnapshot> _copies = [];
+
+    private static readonly TimeSpan CopySessionTimeout = TimeSpan.FromSeconds(30);
+
+    private void CopyCommands()
+    {
+        Command<CopySnapshot>(m =>
+        {
+            if (_copies.ContainsKey(m.Job)) return; // the same attempt again: it runs
+            _copies[m.Job] = m;
+            var replyTo = Sender;
+            ClusterSharding.Get(Context.System).ShardRegion("media")
+                .Ask<object>(new OpenSession { Library = m.SourceLibrary, Job = m.Job, Write = false }, CopySessionTimeout)
+                .PipeTo(Self,
+                    success: r => r is SessionOpened s ? new CopySourceOpened(m, replyTo, s)
+                        : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
+                    failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {e.GetBaseException().Message}"));
+        });
+        Command<CopySourceOpened>(o =>
+        {
+            var library = _library;
+            if (library is null)
+            {
+                Self.Tell(new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), $"library {_declaration.Id} is not open"));
+                return;
+            }
+            var sessions = DataPlaneSessions.Get(Context.System);
+            Task.Run(() => Copy(o, library, sessions)).PipeTo(Self,
+                failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), e.GetBaseException().Message));
+        });
+        Command<CopyRead>(r =>
+        {
+            if (r.Ticket != "")
+                ClusterSharding.Get(Context.System).ShardRegion("media").Tell(new CloseSession { Library = r.Request.SourceLibrary, Ticket = r.Ticket });
+            if (r.Error is not null)
+            {
+                CopyEnded(r, false, $"copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} to {_declaration.Id}: {r.Error}");
+                return;
+            }
+            if (_library is null)
+            {
+                CopyEnded(r, false, $"library {_declaration.Id} closed during the copy", JobFault.FaultLibrary);
+                return;
+            }
+            Engine.Library.CommitBatch batch;
+            try
+            {
+                batch = _library.Commit();
+            }
+            catch (IOException e)
+            {
+                CopyEnded(r, false, $"library {_declaration.Id} could not commit the copy: {e.Message}", JobFault.FaultLibrary);
+                if (_library?.Broken is { } broken) Unavailable(broken);
+                return;
+            }
+            Persist(ToEvent(batch, r.Request.Job), e =>
+            {
+                Committed(batch);
+                AfterPersist(e.Volumes);
+                CopyEnded(r, true, "");
+            });
+        });
+    }
+
+    /// <summary>Off the actor's thread: the chunks this library lacks, read from the source and appended as stored.</summary>
+    private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions)
+    {
+        var clock = Stopwatch.StartNew();
+        var report = new CopyReport();
+        using var source = sessions.Connect(o.Session, TimeSpan.FromMinutes(5));
+        var ids = source.ReadReferences(o.Request.Snapshot);
+        report.Chunks = ids.Length;
+        var buffer = new byte[64 * 1024];
+        const int batch = 4096;
+        for (var start = 0; start < ids.Length; start += batch)
+        {
+            var part = new ArraySegment<ChunkId>(ids, start, Math.Min(batch, ids.Length - start));
+            foreach (var id in library.Missing(part))
+            {
+                if (!library.TryReserve(id)) continue; // another writer stored it meanwhile
+                try
+                {
+                    var payload = source.ReadPayload(id, ref buffer, out var flags);
+                    library.Append(id, flags, payload);
+                    report.ChunksSent++;
+                    report.BytesSent += payload.Length;
+                }
+                catch
+                {
+                    library.Release(id);
+                    throw;
+                }
+            }
+        }
+        library.AddReferences(o.Request.Snapshot, ids);
+        report.Seconds = clock.Elapsed.TotalSeconds;
+        return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null);
+    }
+
+    private void CopyEnded(CopyRead r, bool ok, string reason, JobFault fault = JobFault.FaultTransient)
+    {
+        _copies.Remove(r.Request.Job);
+        if (ok) _log.Info("library {0}: copy of snapshot {1} from {2} (job {3}): {4} of {5} chunks sent, {6} bytes, {7:F1} s",
+            _declaration.Id, r.Request.Snapshot, r.Request.SourceLibrary, r.Request.Job, r.Report.ChunksSent, r.Report.Chunks, r.Report.BytesSent, r.Report.Seconds);
+        else _log.Warning("library {0}: {1}", _declaration.Id, reason);
+        r.ReplyTo.Tell(new JobFinished
+        {
+            Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
+            Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,
+        });
+    }
+}
