@@ -133,7 +133,9 @@ public sealed class DataPlaneServer : IDisposable
                                 one[0] = (byte)flags;
                                 SocketFrames.Write(socket, 0, one, payload);
                                 break;
-                            case SocketFrames.References when session.Write && length >= 1 && length >= 1 + buffer[0] && (length - 1 - buffer[0]) % ChunkId.Size == 0:
+                            // At most 64 Ki ids a frame, as the client sends them: a bound on what one frame makes this node hold.
+                            case SocketFrames.References when session.Write && length >= 1 && length >= 1 + buffer[0] && (length - 1 - buffer[0]) % ChunkId.Size == 0
+                                                             && (length - 1 - buffer[0]) / ChunkId.Size <= 64 * 1024:
                                 var snapshot = System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]);
                                 var refs = new ChunkId[(length - 1 - buffer[0]) / ChunkId.Size];
                                 for (var i = 0; i < refs.Length; i++) refs[i] = new ChunkId(buffer.AsSpan(1 + buffer[0] + i * ChunkId.Size, ChunkId.Size));

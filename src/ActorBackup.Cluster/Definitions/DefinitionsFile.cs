@@ -83,11 +83,11 @@ public static class DefinitionsFile
             var other => throw new FormatException($"choice '{other}': balance or fill-first"),
         };
         if (c.Has("retries")) p.Retries = c.Int("retries");
-        foreach (var (name, rule) in c.Objects("copies", CopyKeys))
+        foreach (var (copyName, rule) in c.Objects("copies", CopyKeys))
         {
             var copy = new CopyRule { FullsOnly = rule.Bool("fulls-only", false) };
             copy.Libraries.AddRange(rule.Strings("libraries"));
-            if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{name}' names no library (libraries = [lib2])");
+            if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{copyName}' names no library (libraries = [lib2])");
             p.Copies.Add(copy);
         }
         if (c.Object("retention", RetentionKeys) is { } r)

@@ -43,6 +43,8 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     private JobProgress? _progress;
     private Attempt? _attempt;
     private int _misses;
+    /// <summary>A probe was sent, and whether anything answered it since.</summary>
+    private bool _probed, _answered;
 
     /// <summary>Probes missed in a row before the job counts as lost: the client may have just finished it.</summary>
     public const int MissesBeforeLost = 2;
@@ -71,10 +73,24 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_attempt is not null && _attempt.Number <= r.Attempt) Detach();
             _progress = null;
         });
-        Receive<Probe>(_ => _attempt?.Client.Tell(_attempt.Probe ?? new RegistrationRequest()));
+        Receive<Probe>(_ =>
+        {
+            if (_attempt is null) return;
+            // A probe that got no answer at all (a media node that is gone does not answer through its region)
+            // counts as an answer without the job.
+            if (_probed && !_answered && ++_misses >= MissesBeforeLost)
+            {
+                Lost(_attempt.Probe is GetLibraryStatus s ? $"the media agent of library {s.Library} does not answer (its node is down?)" : $"client {_clientId} does not answer");
+                return;
+            }
+            _probed = true;
+            _answered = false;
+            _attempt.Client.Tell(_attempt.Probe ?? new RegistrationRequest());
+        });
         Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune, a copy)?
         {
             if (_attempt?.Probe is not GetLibraryStatus) return;
+            _answered = true;
             if (r.PruneJob == _job || r.Jobs.Contains(_job))
             {
                 _misses = 0;
@@ -85,6 +101,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         Receive<RegisterClient>(r => // the client's answer to a probe
         {
             if (_attempt is null || !Sender.Equals(_attempt.Client)) return;
+            _answered = true;
             if (r.RunningJobs.Contains(_job))
             {
                 _misses = 0;
@@ -139,6 +156,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         if (_attempt is not null && !_watchers.Contains(_attempt.Client)) Context.Unwatch(_attempt.Client);
         _attempt = null;
         _misses = 0;
+        _probed = _answered = false;
         Timers.Cancel("probe");
         Timers.Cancel("cancel");
     }

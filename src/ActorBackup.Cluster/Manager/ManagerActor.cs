@@ -292,6 +292,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var job = _state.Job(m.Job);
             if (job is null) Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
+            else if (ManagerState.RunsOnMedia(job.Kind) && job.State != JobState.Queued)
+                Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
             else
             {
                 // A running job stops on its client, which reports it CANCELLED (its child ends it anyway when the
@@ -578,6 +580,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Applied(e);
             _log.Warning("job {0}: {1}", job.Id, ((JobRetried)e).Reason);
+            EndSessions(job);
             replyTo?.Tell(WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
             _progress.Remove(job.Id);
             _starting.Remove(job.Id);
@@ -595,6 +598,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (state == JobState.Succeeded) _log.Info("job {0} ({1} of {2}) succeeded", jobId, job.Kind, job.Client);
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
+            EndSessions(job);
             replyTo?.Tell(job);
             _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
             CountEnd(job);
@@ -603,6 +607,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             _starting.Remove(jobId);
             DispatchWaiting(); // a stream, a client slot or a cell slot is free again
         });
+    }
+
+    /// <summary>A client's job ended or its attempt was given up: its library closes whatever sessions it left open.</summary>
+    private void EndSessions(JobInfo job)
+    {
+        if (job.Library != "" && !ManagerState.RunsOnMedia(job.Kind)) _mediaRegion.Tell(new EndJobSessions { Library = job.Library, Job = job.Id });
     }
 
     private static readonly JobState[] States = Enum.GetValues<JobState>().Where(s => s != JobState.Unspecified).ToArray();

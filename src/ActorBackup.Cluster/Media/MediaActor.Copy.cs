@@ -120,10 +120,11 @@ public sealed partial class MediaActor
     private void CopyEnded(CopyRead r, bool ok, string reason, JobFault fault = JobFault.FaultTransient)
     {
         _copies.Remove(r.Request.Job);
-        if (ok) _log.Info("library {0}: copy of snapshot {1} from {2} (job {3}): {4} of {5} chunks sent, {6} bytes, {7:F1} s",
-            _declaration.Id, r.Request.Snapshot, r.Request.SourceLibrary, r.Request.Job, r.Report.ChunksSent, r.Report.Chunks, r.Report.BytesSent, r.Report.Seconds);
+        PruneSessionClosed(CopyKey(r.Request.Job)); // a prune that began while it ran may go on
+        if (ok) _log.Info($"library {_declaration.Id}: copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} (job {r.Request.Job}): " +
+                          $"{r.Report.ChunksSent} of {r.Report.Chunks} chunks sent, {r.Report.BytesSent} bytes, {r.Report.Seconds:F1} s");
         else _log.Warning("library {0}: {1}", _declaration.Id, reason);
-        r.ReplyTo.Tell(new JobFinished
+        (_manager ?? r.ReplyTo).Tell(new JobFinished
         {
             Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
             Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,

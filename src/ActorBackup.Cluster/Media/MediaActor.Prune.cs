@@ -59,8 +59,18 @@ public sealed partial class MediaActor
                 Sender.Tell(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient));
                 return;
             }
-            _library!.BeginPrune();
-            var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).ToHashSet();
+            try
+            {
+                _library!.BeginPrune();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                Sender.Tell(PruneEnded(m, ok: false, e.Message, JobFault.FaultTransient));
+                return;
+            }
+            // Writers that may have been told a chunk is here before the prune began: backups' write sessions and
+            // copies into this library. The sweep waits for them.
+            var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).Concat(_copies.Keys.Select(CopyKey)).ToHashSet();
             _prune = new PruneRun(m, Sender, waiting);
             _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
             if (!GoOnAfter("begun")) return;
@@ -77,7 +87,16 @@ public sealed partial class MediaActor
                 return;
             }
             var run = _prune;
-            var dead = _library.Sweep(m.Live, run.Request.DryRun);
+            IReadOnlyList<KeyValuePair<ChunkId, Engine.Index.ChunkLocation>> dead;
+            try
+            {
+                dead = _library.Sweep(m.Live, run.Request.DryRun);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                FinishPrune(false, $"the sweep could not run: {e.Message}", JobFault.FaultLibrary);
+                return;
+            }
             run.Report.ChunksDead = dead.Count;
             run.Report.BytesDead = dead.Sum(d => (long)Engine.Volumes.VolumeFormat.RecordOverhead + d.Value.Length);
             var threshold = run.Request.CompactThreshold > 0 ? run.Request.CompactThreshold : 0.2;
@@ -91,14 +110,24 @@ public sealed partial class MediaActor
                 return;
             }
             var removed = new IndexEntriesRemoved { Ids = ByteString.CopyFrom(Pack(dead.Select(d => d.Key))), Job = run.Request.Job };
-            removed.Volumes.AddRange((_library.Volumes).Select(ToRecord));
+            removed.Volumes.AddRange(_volumes.Select(ToRecord)); // as last journaled: other sessions' appends since are not durable yet
             Persist(removed, e =>
             {
                 AfterPersist(e.Volumes);
-                _library?.RemoveReferences(m.DeadLists);
-                run.Report.ListsRemoved.AddRange(m.DeadLists);
-                foreach (var v in _library?.VolumesToCompact(threshold) ?? []) run.Volumes.Enqueue(v.Volume);
-                _library?.PrepareCompaction(run.Volumes);
+                try
+                {
+                    _library?.RemoveReferences(m.DeadLists);
+                    run.Report.ListsRemoved.AddRange(m.DeadLists);
+                    foreach (var v in _library?.VolumesToCompact(threshold) ?? []) run.Volumes.Enqueue(v.Volume);
+                    _library?.PrepareCompaction(run.Volumes);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // The sweep is journaled; compaction waits for the next prune.
+                    FinishPrune(false, $"swept, but compaction could not begin: {ex.Message}", JobFault.FaultLibrary);
+                    if (_library?.Broken is { } broken) Unavailable(broken);
+                    return;
+                }
                 _log.Info("library {0}: prune swept {1} chunks ({2} bytes); {3} volumes to compact", _declaration.Id, dead.Count, run.Report.BytesDead, run.Volumes.Count);
                 if (GoOnAfter("swept")) CompactNext();
             });
@@ -131,6 +160,12 @@ public sealed partial class MediaActor
                     CompactNext();
                     return;
                 }
+                catch (IOException ex)
+                {
+                    FinishPrune(false, ex.Message, JobFault.FaultLibrary);
+                    if (_library?.Broken is { } broken) Unavailable(broken);
+                    return;
+                }
                 if (!TryCommit(out var recycled)) return;
                 Persist(ToEvent(recycled, run.Request.Job), e2 =>
                 {
@@ -143,7 +178,7 @@ public sealed partial class MediaActor
                         run.Report.BytesFreed += freed;
                         run.Report.VolumesCompacted.Add(c.Volume);
                     }
-                    catch (IOException ex)
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                     {
                         run.Report.Problems.Add($"volume {c.Volume} is empty but could not be deleted ({ex.Message}): it is deleted when the library is next opened");
                     }
@@ -163,6 +198,8 @@ public sealed partial class MediaActor
         if (_prune is null || !_prune.Waiting.Remove(ticket) || _prune.Waiting.Count > 0) return;
         Mark();
     }
+
+    private static string CopyKey(string job) => "copy:" + job;
 
     private void Mark()
     {
@@ -226,7 +263,8 @@ public sealed partial class MediaActor
         if (ok) _log.Info("library {0}: prune (job {1}) done: {2} chunks dead, {3} volumes compacted, {4} bytes freed in {5:F1} s",
             _declaration.Id, run.Request.Job, r.ChunksDead, r.VolumesCompacted.Count, r.BytesFreed, r.Seconds);
         else _log.Warning("library {0}: prune (job {1}) failed: {2}", _declaration.Id, run.Request.Job, reason);
-        run.ReplyTo.Tell(PruneEnded(run.Request, ok, reason, fault, r));
+        // Through the manager's proxy when there is one: a manager that took over meanwhile still hears it.
+        (_manager ?? run.ReplyTo).Tell(PruneEnded(run.Request, ok, reason, fault, r));
         _manager?.Tell(Report());
     }
 

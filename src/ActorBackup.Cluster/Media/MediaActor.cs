@@ -165,6 +165,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private void Always()
     {
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
+        Command<EndJobSessions>(m =>
+        {
+            foreach (var ticket in _sessions.Where(kv => kv.Value == m.Job).Select(kv => kv.Key).ToList()) CloseSession(ticket);
+        });
         Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of library {0} failed: {1}", _declaration.Id, f.Cause.Message));

@@ -19,6 +19,8 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         GetLibraryStatus m => m.Library,
         ListVolumes m => m.Library,
         PruneLibrary m => m.Library,
+        CopySnapshot m => m.Library,
+        EndJobSessions m => m.Library,
         _ => null,
     };
 }

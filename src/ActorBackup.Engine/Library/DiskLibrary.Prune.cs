@@ -27,8 +27,20 @@ public sealed partial class DiskLibrary
     /// <summary>Chunks answered as present since BeginPrune; null: no prune runs.</summary>
     private HashSet<ChunkId>? _touched;
     private List<KeyValuePair<ChunkId, ChunkLocation>>? _candidates;
-    /// <summary>Readers of deleted volumes: a read that looked the old place up just before the switch still finishes.</summary>
-    private readonly List<VolumeReader> _retiredReaders = [];
+    /// <summary>Readers of deleted or sealed volumes, with when they were retired: a read that took one just before still finishes.</summary>
+    private readonly List<(VolumeReader Reader, DateTime RetiredUtc)> _retiredReaders = [];
+
+    /// <summary>Under the lock: a reader leaves the cache; it is disposed a minute later, when no read can still be using it.</summary>
+    private void Retire(VolumeReader reader)
+    {
+        var now = DateTime.UtcNow;
+        _retiredReaders.Add((reader, now));
+        foreach (var old in _retiredReaders.Where(r => now - r.RetiredUtc > TimeSpan.FromMinutes(1)).ToList())
+        {
+            old.Reader.Dispose();
+            _retiredReaders.Remove(old);
+        }
+    }
 
     public bool Pruning { get { lock (_lock) return _touched is not null; } }
 
@@ -43,8 +55,6 @@ public sealed partial class DiskLibrary
             if (_touched is not null) throw new InvalidOperationException($"library {Id} is being pruned already");
             _touched = [];
             _candidates = _index.Entries.ToList();
-            foreach (var r in _retiredReaders) r.Dispose();
-            _retiredReaders.Clear();
         }
     }
 
@@ -166,7 +176,7 @@ public sealed partial class DiskLibrary
     public void PrepareCompaction(IEnumerable<uint> volumes)
     {
         lock (_lock)
-            if (_writer is { } w && volumes.Contains(w.Number)) SealWriter(w);
+            if (_writer is { } w && volumes.Contains(w.Number)) SealOrBreak(w);
     }
 
     /// <summary>
@@ -181,7 +191,7 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
-            if (_writer is { } w && w.Number == volume) SealWriter(w);
+            if (_writer is { } w && w.Number == volume) SealOrBreak(w);
             records = _index.Entries.Where(e => e.Value.Volume == volume).OrderBy(e => e.Value.Offset).ToList();
         }
         var problems = new List<string>();
@@ -229,7 +239,7 @@ public sealed partial class DiskLibrary
             if (_index.Entries.Any(e => e.Value.Volume == volume) || _pending.Values.Concat(_committing.Values).Any(l => l.Volume == volume))
                 throw new InvalidOperationException($"volume {volume} still holds live chunks: it is not retired");
             var entry = _manifest.Volumes.Single(v => v.Number == volume);
-            if (_writer is { } w && w.Number == volume) SealWriter(w);
+            if (_writer is { } w && w.Number == volume) SealOrBreak(w);
             entry.State = VolumeState.Recycle;
             entry.Bytes = 0;
             entry.Records = 0;
@@ -247,7 +257,7 @@ public sealed partial class DiskLibrary
             var path = VolumePath(volume);
             var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
             // An open reader keeps the deleted file readable for a read that looked the old place up just before.
-            if (_readers.TryRemove(volume, out var reader)) _retiredReaders.Add(reader);
+            if (_readers.TryRemove(volume, out var reader)) Retire(reader);
             File.Delete(path);
             return freed;
         }
@@ -261,9 +271,21 @@ public sealed partial class DiskLibrary
         entry.State = VolumeState.Full;
         entry.Bytes = w.Length;
         w.Dispose();
-        _readers.TryRemove(w.Number, out var stale);
-        stale?.Dispose();
+        if (_readers.TryRemove(w.Number, out var stale)) Retire(stale);
         _writer = null;
+    }
+
+    /// <summary>Sealing outside an append: a write that fails (no room for the footer, say) breaks the library as an append's would.</summary>
+    private void SealOrBreak(VolumeWriter w)
+    {
+        try
+        {
+            SealWriter(w);
+        }
+        catch (IOException e)
+        {
+            throw Break(e);
+        }
     }
 
     /// <summary>Volumes retired by a prune whose file an interrupted prune left behind: deleted now (or at the next open).</summary>

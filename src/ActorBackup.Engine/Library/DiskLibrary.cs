@@ -106,15 +106,18 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
     {
         ChunkLocation loc;
+        VolumeReader reader;
         lock (_lock)
         {
             if (!TryGetLocationLocked(id, out loc))
                 throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
             if (_writer is { } w && w.Number == loc.Volume) w.FlushToFile();
+            // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
+            // after retires this reader without closing it, so the read below still finds the bytes.
+            reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
         }
         var need = VolumeFormat.RecordOverhead + loc.Length;
         if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
-        var reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
         return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
     }
 
@@ -131,7 +134,8 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
                 // A broken writer's buffer cannot be written: the next open cuts the volume back.
             }
             _writer = null;
-            foreach (var r in _readers.Values.Concat(_retiredReaders)) r.Dispose();
+            _broken ??= $"library {Id} is closed"; // a task still running on it (a prune's copy) appends nothing more
+            foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();
             _readers.Clear();
             _retiredReaders.Clear();
         }
