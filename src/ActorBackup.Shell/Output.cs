@@ -107,7 +107,9 @@ public sealed class Output(bool json)
             if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
         }
         if (j.Copy is { } cp)
-            sb.AppendLine($"  copied   {cp.ChunksSent} of {cp.Chunks} chunks ({Size((ulong)cp.BytesSent)}) from {j.SourceLibrary} in {cp.Seconds:F1} s; the rest were there already");
+            sb.AppendLine(j.Heal.Count > 0
+                ? $"  healed   {cp.ChunksSent} damaged chunks of {j.Library} with their copies from {j.SourceLibrary} in {cp.Seconds:F1} s"
+                : $"  copied   {cp.ChunksSent} of {cp.Chunks} chunks ({Size((ulong)cp.BytesSent)}) from {j.SourceLibrary} in {cp.Seconds:F1} s; the rest were there already");
         if (j.Prune is { } pr)
         {
             sb.AppendLine($"  {(pr.DryRun ? "would remove" : "removed")}  {pr.ChunksDead} chunks ({Size((ulong)pr.BytesDead)}) that no kept snapshot references");

@@ -282,4 +282,53 @@ public class LifecycleTests
         Assert.Equal("<h1>copies</h1>", File.ReadAllText(Path.Combine(target + src, "index.html")));
         Assert.Equal(0, cell.Abk("verify", snapshot).ExitCode);
     }
+
+    [Fact]
+    public void A_flipped_bit_is_found_by_verify_healed_from_the_copy_and_the_snapshot_restores_from_its_own_library()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        var data = new byte[4_000_000];
+        new Random(15).NextBytes(data);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), data);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.libraries=[{id=lib1},{id=lib2}]").Start(libraries: "lib1,lib2");
+        Assert.Equal(0, cell.Abk("policy", "add", "two", "--library", "lib1", "--copy-to", "lib2").ExitCode);
+        Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "two").ExitCode);
+        var snapshot = Run(cell, "full");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) || copies.GetArrayLength() == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout);
+            Thread.Sleep(200);
+        }
+
+        // A bit flips in lib1: the data is most of its only volume.
+        var volume = Directory.GetFiles(Path.Combine(cell.DataDir, "libraries", "lib1", "volumes"), "*.abv").Single();
+        using (var f = new FileStream(volume, FileMode.Open))
+        {
+            f.Position = f.Length / 2;
+            var x = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(x ^ 0x04));
+        }
+        var bad = cell.Abk("verify", snapshot);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("heals them from the copy on lib2", bad.Stderr);
+
+        // The heal job repairs lib1 from lib2; a verify then passes, and the snapshot restores from lib1.
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
+                   .Any(j => j.GetProperty("kind").GetString() == "COPY" && j.TryGetProperty("heal", out _) && j.GetProperty("state").GetString() == "SUCCEEDED"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
+            Thread.Sleep(200);
+        }
+        var good = cell.AbkJson("verify", snapshot);
+        Assert.Equal("SUCCEEDED", good.GetProperty("state").GetString());
+        Assert.Equal("lib1", good.GetProperty("library").GetString());
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.AbkJson("restore", snapshot, "--to", target);
+        Assert.Equal("lib1", restore.GetProperty("library").GetString());
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
+    }
 }

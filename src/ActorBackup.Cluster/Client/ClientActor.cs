@@ -352,6 +352,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         var report = new VerifyReport
         {
             Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },
+            BadIds = { r.BadIds.Select(id => ByteString.CopyFrom(id.ToArray())) },
         };
         _log.Info("job {0}: verify of snapshot {1}: {2} chunks, {3} bad, in {4:F2} s", job.Id, manifest.Id, r.Chunks, r.BadChunks, r.Seconds);
         return new JobFinished

@@ -240,6 +240,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
                 return;
             }
+            if (job.Kind == JobKind.Copy && outcome == JobState.Succeeded && job.Heal.Count > 0)
+            {
+                End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy); // healed: the library held the snapshot already
+                return;
+            }
             if (job.Kind == JobKind.Copy && outcome == JobState.Succeeded)
             {
                 Persist(new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }, e =>
@@ -251,11 +256,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             if (job.Kind == JobKind.Verify && f.Verify is not null)
             {
-                // A verify that read everything: its verdict on the snapshot is recorded, good or bad.
+                // A verify that read everything: its verdict on the snapshot is recorded, good or bad; damage that
+                // another library's copy can repair is healed from it (a copy job of just those chunks).
+                var heal = f.Ok ? null : _state.DecideHeal(job, f.Verify, DateTimeOffset.UtcNow);
+                var reason = f.Reason;
+                if (heal is not null)
+                {
+                    f.Verify.HealedBy = heal.Id;
+                    reason += $"; job {heal.Id} heals them from the copy on {heal.SourceLibrary} (verify again once it has)";
+                }
                 Persist(new SnapshotVerified { Snapshot = job.Snapshot, Ok = f.Ok, UnixMs = Now(), Job = job.Id }, e =>
                 {
                     Applied(e);
-                    End(f.Job, f.Ok ? JobState.Succeeded : JobState.Failed, f.Reason, errors: f.Errors, replyTo: client, verify: f.Verify);
+                    if (heal is not null)
+                        Persist(new JobQueued { Job = heal }, q =>
+                        {
+                            Applied(q);
+                            _log.Warning("job {0}: heals {1} damaged chunks of library {2} from {3}", heal.Id, heal.Heal.Count, heal.Library, heal.SourceLibrary);
+                        });
+                    End(f.Job, f.Ok ? JobState.Succeeded : JobState.Failed, reason, errors: f.Errors, replyTo: client, verify: f.Verify);
                 });
                 return;
             }
@@ -487,7 +506,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     Dispatch(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter), _mediaRegion, new GetLibraryStatus { Library = job.Library });
                     break;
                 case JobKind.Copy:
-                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary },
+                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal } },
                         _mediaRegion, new GetLibraryStatus { Library = job.Library });
                     break;
                 default:

@@ -215,6 +215,20 @@ public sealed partial record ManagerState
         Priority = PriorityOf(priority != 0 ? priority : BackupSets.GetValueOrDefault(snapshot.BackupSet)?.Priority ?? 0),
     };
 
+    /// <summary>
+    /// After a verify found damaged chunks on its library: a heal job (a copy of just those chunks from another
+    /// library holding the snapshot, over the damaged records), or null when no other library holds it.
+    /// </summary>
+    public JobInfo? DecideHeal(JobInfo verify, VerifyReport report, DateTimeOffset now)
+    {
+        if (report.BadIds.Count == 0 || Snapshots.FirstOrDefault(s => s.Id == verify.Snapshot) is not { } snapshot) return null;
+        if (LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
+        var job = CopyJob(NextJob.ToString(), snapshot, verify.Library, JobOrigin.Policy, MaxPriority, now);
+        job.SourceLibrary = source;
+        job.Heal.AddRange(report.BadIds);
+        return job;
+    }
+
     /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>
     public static bool RunsOnMedia(JobKind kind) => kind is JobKind.Prune or JobKind.Copy;
 }

@@ -8,7 +8,9 @@ namespace ActorBackup.Engine.Verify;
 /// <summary>What a verify found: every chunk read back, opened and checked against its id, or what is damaged.</summary>
 /// <param name="DamagedFiles">paths of the snapshot that cannot be restored whole (a directory ending in '/':
 /// its listing is damaged, and everything under it with it), with the reason, at most <see cref="SnapshotVerifier.MaxReported"/></param>
-public sealed record VerifyResult(long Trees, long Chunks, long Bytes, long BadChunks, long DamagedFileCount, IReadOnlyList<string> DamagedFiles, double Seconds)
+/// <param name="BadIds">the damaged chunks' ids (at most <see cref="SnapshotVerifier.MaxReported"/>): what a heal copies again from another copy</param>
+public sealed record VerifyResult(long Trees, long Chunks, long Bytes, long BadChunks, long DamagedFileCount, IReadOnlyList<string> DamagedFiles, double Seconds,
+    IReadOnlyList<ChunkId> BadIds)
 {
     public bool Ok => BadChunks == 0;
 }
@@ -113,6 +115,6 @@ public static class SnapshotVerifier
             }
         }
         progress?.Report(new VerifyProgress(good.Count + bad.Count, bytes, bad.Count));
-        return new VerifyResult(trees, good.Count + bad.Count, bytes, bad.Count, damagedCount, damaged, clock.Elapsed.TotalSeconds);
+        return new VerifyResult(trees, good.Count + bad.Count, bytes, bad.Count, damagedCount, damaged, clock.Elapsed.TotalSeconds, bad.Keys.Take(MaxReported).ToList());
     }
 }
