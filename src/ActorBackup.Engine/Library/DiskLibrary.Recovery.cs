@@ -188,8 +188,32 @@ public sealed partial class DiskLibrary
             }
             catch (InvalidOperationException)
             {
-                // A sealed volume the table did not know as sealed (crash between seal and commit).
-                if (entry is not null) entry.State = VolumeState.Full;
+                // A sealed volume the table did not know as sealed (crash between seal and commit), or did not know
+                // at all (the owner's journal was lost): its records the index lacks are found again.
+                try
+                {
+                    using var reader = new VolumeReader(file);
+                    var scan = reader.Scan(entry?.Bytes ?? 0);
+                    foreach (var rec in scan.Records)
+                    {
+                        if (Has(rec.Id) || rec.Offset < (entry?.Bytes ?? 0)) continue;
+                        _pending[rec.Id] = new ChunkLocation(number, rec.Offset, rec.PayloadLength);
+                        recovered++;
+                    }
+                    foreach (var d in scan.Damage) problems.Add(d.ToString());
+                    if (entry is null)
+                    {
+                        entry = new VolumeEntry { Number = number, Label = reader.Header.Label };
+                        _manifest.Volumes.Add(entry);
+                    }
+                    entry.State = VolumeState.Full;
+                    entry.Bytes = reader.Length;
+                    entry.Records = scan.Records.Count;
+                }
+                catch (VolumeCorruptException e)
+                {
+                    problems.Add(e.Message);
+                }
             }
         }
         _manifest.Volumes.Sort((a, b) => a.Number.CompareTo(b.Number));

@@ -99,3 +99,34 @@ public sealed class PruneTests
         Assert.Equal(count, repo.Library.ChunkCount);
     }
 }
+
+/// <summary>A media agent whose journal was lost opens its library on an empty index: every record comes back.</summary>
+public sealed class LostJournalTests
+{
+    [Fact]
+    public void An_owner_with_an_empty_index_finds_every_record_of_sealed_and_open_volumes_again()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        var ids = new List<Hashing.ChunkId>();
+        var random = new Random(3);
+        using (var lib = Engine.Library.DiskLibrary.Create(root, "lib1", 1024 * 1024))
+        {
+            var payload = new byte[100_000];
+            for (var i = 0; i < 40; i++) // 4 MB in 1 MiB volumes: three sealed, one open
+            {
+                random.NextBytes(payload);
+                var id = new byte[32];
+                random.NextBytes(id);
+                ids.Add(new Hashing.ChunkId(id));
+                lib.Append(ids[^1], Volumes.RecordFlags.Encrypted, payload);
+            }
+            lib.Commit();
+            Assert.True(lib.Volumes.Count(v => v.State == Engine.Library.VolumeState.Full) >= 3);
+        }
+        using var owned = Engine.Library.DiskLibrary.OpenOwned(root, "lib1", 1024 * 1024, new Index.ChunkIndex(), []);
+        Assert.Equal(40, owned.LastOpen.RecoveredRecords);
+        var buffer = new byte[1];
+        foreach (var id in ids) Assert.Equal(100_000, owned.ReadPayload(id, ref buffer, out _).Length);
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/bench.sh lifecycle, the cell part: through a running node with two disk libraries, the same snapshot
+# of SOURCE (default /usr/share/dotnet) restored, verified, and copied lib1 -> lib2, each timed as an operator's
+# `abk` sees it (wall time of the command, which waits for its job). Goal (issue 9): aux copy and verify within
+# 80% of restore throughput. Page cache warm for all three (the backup just wrote the data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${1:-/usr/share/dotnet}
+tmp=$(mktemp -d /var/tmp/abk-bench-lifecycle.XXXXXX)
+pid=""
+cleanup() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
+trap cleanup EXIT
+dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
+dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
+  --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" \
+  --set 'actorbackup.libraries=[{id=lib1},{id=lib2}]' > "$tmp/node.log" 2>&1 &
+pid=$!
+export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
+abk=$tmp/shell/abk
+for _ in $(seq 90); do
+  if [ "$("$abk" library list 2>/dev/null | grep -c '^lib[12] .* yes .* yes')" = 2 ]; then break; fi
+  sleep 1
+done
+bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+now() { echo "$EPOCHREALTIME"; }
+timed() { local t0 t1; t0=$(now); "$abk" "$@" >/dev/null; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }
+rate() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
+backup=$(timed backup --library lib1 "$src")
+snap=$("$abk" --json snapshot list | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
+sync; sleep 2
+restore=$(timed restore "$snap" --to "$tmp/restored")
+sync; sleep 2
+verify=$(timed verify "$snap")
+sync; sleep 2
+copy=$(timed snapshot copy "$snap" --to lib2)
+diff -r "$src" "$tmp/restored$src" >/dev/null && verified=yes || verified=NO
+echo "lifecycle through the cell: $(nproc) cores; $src, $((bytes / 1000000)) MB, $(find "$src" -type f | wc -l) files"
+printf '  backup   %6.2f s %5s MB/s\n  restore  %6.2f s %5s MB/s (restored tree identical: %s)\n  verify   %6.2f s %5s MB/s (%s%% of restore)\n  copy     %6.2f s %5s MB/s (%s%% of restore)\n' \
+  "$backup" "$(rate "$backup")" "$restore" "$(rate "$restore")" "$verified" "$verify" "$(rate "$verify")" \
+  "$(awk -v r="$restore" -v v="$verify" 'BEGIN { printf "%.0f", r / v * 100 }')" "$copy" "$(rate "$copy")" \
+  "$(awk -v r="$restore" -v v="$copy" 'BEGIN { printf "%.0f", r / v * 100 }')"
