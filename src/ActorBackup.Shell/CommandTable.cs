@@ -253,6 +253,16 @@ public static class CommandTable
                 return 0;
             }, snapshots, deleteDryRun)));
 
+        root.Subcommands.Add(Group("catalog", "the manager's catalog of snapshots",
+            Verb("rebuild", "find the snapshots stored in LIBRARY's volumes and give the catalog back those it lacks (after its journal was lost)", async (pr, o, c) =>
+            {
+                var rebuilt = await session.Call<CatalogRebuilt>(new RebuildCatalog { Library = pr.GetValue(library)! }, c);
+                if (o.Json) o.Write(rebuilt);
+                else o.Line($"library {rebuilt.Library}: {rebuilt.Found} snapshots stored; {rebuilt.Added} were missing from the catalog and are back" +
+                            (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : ""));
+                return 0;
+            }, library)));
+
         // backup sets and their schedules
         var setName = new Argument<string>("NAME") { HelpName = "NAME", Description = "the backup set's name" };
         setName.CompletionSources.Add(ctx => Ids(session, new ListBackupSets(), (BackupSetList l) => l.Sets.Select(x => x.Set.Name)));

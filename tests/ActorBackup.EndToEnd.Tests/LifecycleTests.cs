@@ -331,4 +331,41 @@ public class LifecycleTests
         Assert.Equal("lib1", restore.GetProperty("library").GetString());
         Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
     }
+
+    [Fact]
+    public void After_the_journal_database_is_lost_catalog_rebuild_lists_the_same_snapshots_and_they_restore()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        var first = new byte[2_000_000];
+        new Random(16).NextBytes(first);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), first);
+        var nodeDir = Path.Combine(dir.Path, "node");
+        var port = Ports.Free();
+        List<string> before;
+        using (var cell = new CellProcess(nodeDir, port).Start())
+        {
+            Assert.Equal(0, cell.Abk("backup", src).ExitCode);
+            File.WriteAllText(Path.Combine(src, "new.txt"), "second");
+            Assert.Equal(0, cell.Abk("backup", src).ExitCode);
+            before = Snapshots(cell).Select(s => s.GetProperty("id").GetString()!).ToList();
+        } // kill -9
+        foreach (var f in Directory.GetFiles(nodeDir, "actorbackup.db*")) File.Delete(f); // the journal: manager and media agents alike
+
+        using var again = new CellProcess(nodeDir, port).Start();
+        Assert.Empty(Snapshots(again));
+        var rebuild = again.Abk("catalog", "rebuild", "lib1");
+        Assert.True(rebuild.ExitCode == 0, rebuild.Stderr + rebuild.Stdout + again.Log);
+        Assert.Contains("2 snapshots stored; 2 were missing from the catalog and are back", rebuild.Stdout);
+        Assert.Equal(before, Snapshots(again).Select(s => s.GetProperty("id").GetString()!));
+        Assert.Contains("0 were missing", again.Abk("catalog", "rebuild", "lib1").Stdout); // again: nothing to add
+
+        var target = Path.Combine(dir.Path, "restored-first");
+        Assert.Equal(0, again.Abk("restore", before[0], "--to", target).ExitCode);
+        Assert.Equal(first, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
+        Assert.False(File.Exists(Path.Combine(target + src, "new.txt")));
+        var latest = Path.Combine(dir.Path, "restored-latest");
+        Assert.Equal(0, again.Abk("restore", "latest", "--to", latest).ExitCode);
+        Assert.Equal("second", File.ReadAllText(Path.Combine(latest + src, "new.txt")));
+    }
 }

@@ -76,6 +76,11 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             _unacknowledged.Remove(j.Id);
             ReplyWhenStopped();
         });
+        Receive<RebuildCatalog>(m =>
+        {
+            var requester = Sender;
+            Task.Run(() => RebuildCatalog(m, requester));
+        });
         Receive<ListTree>(m =>
         {
             var requester = Sender;
@@ -290,6 +295,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
             }));
             var manifest = new Archiver(_keys, channel, channel).Run(set, options, parent, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
+            StoreManifest(manifest, options.CompressionLevel, channel);
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
                       $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
@@ -303,6 +309,56 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         finally
         {
             _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+        }
+    }
+
+    /// <summary>
+    /// The manifest goes into the library too, encrypted like any chunk and flagged as a manifest, part of the
+    /// snapshot's references: with the volumes and the key alone the catalog can be rebuilt (abk catalog rebuild).
+    /// </summary>
+    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, IDataPlaneChannel channel)
+    {
+        using var upload = _keys.Cipher.BeginUpload();
+        using var encoder = new Engine.Codec.ChunkEncoder(_keys, upload, compressionLevel);
+        var stored = encoder.Store(manifest.ToByteArray(), Engine.Volumes.RecordFlags.Manifest, channel);
+        channel.AddReferences(manifest.Id, [stored.Id]);
+        channel.Commit();
+    }
+
+    /// <summary>
+    /// `abk catalog rebuild LIBRARY`: the manifests stored in the library, opened with the cell key and handed to
+    /// the manager, which records those its catalog lacks. On a thread of its own; answers CatalogRebuilt or
+    /// CommandRejected.
+    /// </summary>
+    private async Task RebuildCatalog(RebuildCatalog request, IActorRef requester)
+    {
+        try
+        {
+            var listed = await _media.Ask<object>(new ListManifests { Library = request.Library }, TimeSpan.FromMinutes(10));
+            if (listed is not ManifestIds ids)
+            {
+                requester.Tell(listed as CommandRejected ?? new CommandRejected { Reason = $"library {request.Library} answered {listed.GetType().Name}" });
+                return;
+            }
+            var found = new RecordSnapshots { Library = request.Library };
+            using (var channel = OpenChannel(request.Library, "catalog-rebuild", write: false))
+            {
+                try
+                {
+                    using var decoder = new Engine.Codec.ChunkDecoder(_keys);
+                    foreach (var raw in ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size))
+                        found.Manifests.Add(ByteString.CopyFrom(decoder.Load(new Engine.Hashing.ChunkId(raw.Span), channel)));
+                }
+                finally
+                {
+                    _media.Tell(new CloseSession { Library = request.Library, Ticket = channel.Ticket });
+                }
+            }
+            requester.Tell(await _manager.Ask<object>(found, TimeSpan.FromMinutes(1)));
+        }
+        catch (Exception e) when (e is IOException or AskTimeoutException or InvalidProtocolBufferException)
+        {
+            requester.Tell(new CommandRejected { Reason = $"the catalog could not be rebuilt from library {request.Library}: {e.Message}" });
         }
     }
 

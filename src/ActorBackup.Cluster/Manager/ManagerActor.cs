@@ -383,6 +383,24 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 sender.Tell(answer);
             });
         });
+        Command<RecordSnapshots>(m =>
+        {
+            var (answer, events) = _state.DecideRecordSnapshots(m);
+            if (events.Count == 0)
+            {
+                Sender.Tell(answer);
+                return;
+            }
+            var sender = Sender;
+            var left = events.Count;
+            PersistAll(events, e =>
+            {
+                Applied(e);
+                if (--left > 0) return;
+                _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}", answer.Added, m.Library, string.Join(", ", answer.AddedIds));
+                sender.Tell(answer);
+            });
+        });
         Command<ListClients>(_ =>
         {
             var list = new ClientList();

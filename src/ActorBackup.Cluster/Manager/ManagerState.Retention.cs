@@ -1,7 +1,9 @@
 using System.Collections.Immutable;
 using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Protocol;
+using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Manager;
 
@@ -227,6 +229,36 @@ public sealed partial record ManagerState
         job.SourceLibrary = source;
         job.Heal.AddRange(report.BadIds);
         return job;
+    }
+
+    /// <summary>
+    /// Manifests a client read from a library's volumes (a catalog rebuilt after the manager's journal was lost):
+    /// those the catalog lacks are recorded; damaged or foreign ones are skipped.
+    /// </summary>
+    public (CatalogRebuilt Answer, IReadOnlyList<SnapshotRecorded> Events) DecideRecordSnapshots(RecordSnapshots cmd)
+    {
+        var answer = new CatalogRebuilt { Library = cmd.Library };
+        var known = Snapshots.Select(s => s.Id).ToHashSet();
+        var found = new List<SnapshotManifest>();
+        foreach (var bytes in cmd.Manifests)
+        {
+            SnapshotManifest m;
+            try
+            {
+                m = SnapshotManifest.Parser.ParseFrom(bytes);
+            }
+            catch (Google.Protobuf.InvalidProtocolBufferException)
+            {
+                continue;
+            }
+            if (!ReferenceList.IsValidSnapshotId(m.Id) || m.RootTree.Length != Engine.Hashing.ChunkId.Size) continue;
+            answer.Found++;
+            if (known.Add(m.Id)) found.Add(m);
+        }
+        var events = found.OrderBy(m => m.FinishedUnixMs).Select(m => new SnapshotRecorded { Manifest = m.ToByteString() }).ToList();
+        answer.Added = events.Count;
+        answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
+        return (answer, events);
     }
 
     /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>

@@ -94,8 +94,15 @@ public sealed partial record ManagerState
         _ => this,
     };
 
-    private ManagerState WithSnapshot(SnapshotManifest m) =>
-        this with { Snapshots = Snapshots.Add(m), Chains = Chains.SetItem(SetKey(m.Client, m.BackupSet), m.Library) };
+    /// <summary>The catalog stays oldest first: a snapshot recorded late (a catalog rebuilt from the media) goes to its place.</summary>
+    private ManagerState WithSnapshot(SnapshotManifest m)
+    {
+        if (Snapshots.Count == 0 || Snapshots[^1].FinishedUnixMs <= m.FinishedUnixMs)
+            return this with { Snapshots = Snapshots.Add(m), Chains = Chains.SetItem(SetKey(m.Client, m.BackupSet), m.Library) };
+        var at = Snapshots.Count;
+        while (at > 0 && Snapshots[at - 1].FinishedUnixMs > m.FinishedUnixMs) at--;
+        return (this with { Snapshots = Snapshots.Insert(at, m) }).WithChains();
+    }
 
     private ManagerState WithJob(string id, Action<JobInfo> change)
     {

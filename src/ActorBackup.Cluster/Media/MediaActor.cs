@@ -165,6 +165,23 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private void Always()
     {
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
+        Command<ListManifests>(_ =>
+        {
+            var library = _library;
+            var sender = Sender;
+            if (library is null)
+            {
+                sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
+                return;
+            }
+            // Off the actor's thread: an open volume is scanned whole.
+            Task.Run(() =>
+            {
+                var ids = new ManifestIds { Library = _declaration.Id };
+                ids.Ids.AddRange(library.FindRecords(Engine.Volumes.RecordFlags.Manifest).Select(id => ByteString.CopyFrom(id.ToArray())));
+                return (object)ids;
+            }).PipeTo(sender, failure: e => new CommandRejected { Reason = $"library {_declaration.Id}: {e.GetBaseException().Message}" });
+        });
         Command<EndJobSessions>(m =>
         {
             foreach (var ticket in _sessions.Where(kv => kv.Value == m.Job).Select(kv => kv.Key).ToList()) CloseSession(ticket);

@@ -132,6 +132,11 @@ public sealed class OpsCommand : ReceiveActor
             case StartVerify v:
                 v.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(v);
+            case RebuildCatalog rc:
+                if (_cell.Client is null)
+                    return new CommandRejected { Reason = "this node has no client role, so not the cell key that opens the manifests: run abk against a node with the client role" };
+                await EnsureLibrary(rc.Library);
+                return await Ask<CatalogRebuilt>(_cell.Client, rc, "this node's client");
             case StartCopy cp:
                 cp.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(cp);

@@ -21,6 +21,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         PruneLibrary m => m.Library,
         CopySnapshot m => m.Library,
         EndJobSessions m => m.Library,
+        ListManifests m => m.Library,
         _ => null,
     };
 }

@@ -1,4 +1,5 @@
 using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Volumes;
 
 namespace ActorBackup.Engine.Library;
 
@@ -54,6 +55,38 @@ public sealed partial class DiskLibrary
         }
         _stagedReferences.Clear();
         _stagedCount = 0;
+    }
+
+    /// <summary>
+    /// The live records carrying <paramref name="flag"/> (snapshot manifests, say), found without the key: a sealed
+    /// volume's footer lists its records with their flags; the open one is scanned. For a rebuild of the catalog.
+    /// </summary>
+    public IReadOnlyList<ChunkId> FindRecords(RecordFlags flag)
+    {
+        List<VolumeEntry> volumes;
+        lock (_lock)
+        {
+            _writer?.FlushToFile();
+            volumes = _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0).Select(Clone).ToList();
+        }
+        var found = new List<ChunkId>();
+        foreach (var v in volumes)
+        {
+            List<RecordInfo> records;
+            try
+            {
+                using var reader = new VolumeReader(VolumePath(v.Number));
+                records = reader.ReadTrailer() is { } t ? reader.ReadFooter(t.FooterOffset, t.Count) : reader.Scan().Records;
+            }
+            catch (Exception e) when (e is IOException or VolumeCorruptException)
+            {
+                continue; // a damaged or missing volume: verify names it
+            }
+            lock (_lock)
+                foreach (var r in records)
+                    if ((r.Flags & flag) != 0 && TryGetLocationLocked(r.Id, out var at) && at.Volume == v.Number && at.Offset == r.Offset) found.Add(r.Id);
+        }
+        return found;
     }
 
     /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>

@@ -8,4 +8,6 @@ public enum RecordFlags : byte
     Encrypted = 2,
     /// <summary>The chunk is a tree (directory listing), not file data.</summary>
     Tree = 4,
+    /// <summary>The chunk is a snapshot's manifest (encrypted like any chunk): the catalog can be rebuilt from the volumes.</summary>
+    Manifest = 8,
 }
