@@ -387,6 +387,8 @@ public static class CommandTable
         var keepMinimum = Keep("minimum", "retention: the newest N stay whatever the other rules say");
         var copyTo = new Option<string[]>("--copy-to") { Description = "a second copy of every snapshot on this library (repeatable: one copy each)", HelpName = "LIBRARY" };
         var copyFullsOnly = new Option<bool>("--copy-fulls-only") { Description = "copy only full backups" };
+        var tierTo = new Option<string[]>("--tier-to") { Description = "move snapshots older than --tier-after to this library (repeatable: the first that is registered)", HelpName = "LIBRARY" };
+        var tierAfter = new Option<string?>("--tier-after") { Description = "the age at which a snapshot moves to its tier (e.g. 30d)", HelpName = "DURATION" };
         root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
             Verb("add", "define a storage policy", async (pr, o, c) =>
             {
@@ -403,11 +405,17 @@ public static class CommandTable
                     Monthly = pr.GetValue(keepMonthly), Yearly = pr.GetValue(keepYearly), Minimum = pr.GetValue(keepMinimum),
                 };
                 foreach (var l in pr.GetValue(copyTo) ?? []) p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly) });
+                if (pr.GetValue(tierTo) is { Length: > 0 } tiers)
+                {
+                    var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d")
+                        : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d");
+                    p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
+                }
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
             }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum,
-                copyTo, copyFullsOnly),
+                copyTo, copyFullsOnly, tierTo, tierAfter),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);

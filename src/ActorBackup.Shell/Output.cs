@@ -177,6 +177,8 @@ public sealed class Output(bool json)
         sb.AppendLine($"  compression  {(p.Compression == 0 ? "the client's (zstd 3 unless its node says otherwise)" : $"zstd {p.Compression}")}");
         sb.AppendLine($"  retries      {Retries(p)}");
         sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
+        foreach (var c in p.Copies) sb.AppendLine($"  copy         to {string.Join(" or ", c.Libraries)}{(c.FullsOnly ? ", fulls only" : "")}");
+        if (p.Tier is { Libraries.Count: > 0 } t) sb.AppendLine($"  tier         to {string.Join(" or ", t.Libraries)} after {TimeSpan.FromSeconds(t.AfterSeconds):g}");
         sb.AppendLine($"  sets         {(i.Sets.Count == 0 ? "none" : string.Join(" ", i.Sets))}");
         return sb.ToString().TrimEnd('\n');
     }

@@ -368,4 +368,40 @@ public class LifecycleTests
         Assert.Equal(0, again.Abk("restore", "latest", "--to", latest).ExitCode);
         Assert.Equal("second", File.ReadAllText(Path.Combine(latest + src, "new.txt")));
     }
+
+    [Fact]
+    public void An_aged_snapshot_moves_to_its_tier_and_the_fast_library_gives_its_space_back()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        var data = new byte[5_000_000];
+        new Random(17).NextBytes(data);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), data);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.libraries=[{id=lib1},{id=lib2}]").Start(libraries: "lib1,lib2");
+        var policy = cell.Abk("policy", "add", "tiered", "--library", "lib1", "--tier-to", "lib2", "--tier-after", "3s");
+        Assert.True(policy.ExitCode == 0, policy.Stderr);
+        Assert.Contains("tier         to lib2 after", policy.Stdout);
+        Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "tiered").ExitCode);
+        var snapshot = Run(cell, "full");
+        Assert.Equal("lib1", cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString());
+        var lib1Before = VolumeBytes(cell);
+
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString() != "lib2")
+        {
+            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
+            Thread.Sleep(250);
+        }
+        var move = cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().Single(j => j.GetProperty("kind").GetString() == "COPY");
+        Assert.True(move.GetProperty("tierMove").GetBoolean());
+        Assert.True(long.Parse(move.GetProperty("copy").GetProperty("chunksReadBack").GetString()!) > 0);
+
+        var prune = cell.AbkJson("prune", "lib1");
+        Assert.Equal("SUCCEEDED", prune.GetProperty("state").GetString());
+        Assert.True(lib1Before - VolumeBytes(cell) >= 0.9 * data.Length, $"lib1 {lib1Before} -> {VolumeBytes(cell)}");
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.AbkJson("restore", snapshot, "--to", target);
+        Assert.Equal("lib2", restore.GetProperty("library").GetString());
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
+    }
 }

@@ -16,7 +16,8 @@ public static class DefinitionsFile
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "policy", "schedules", "time-zone", "window", "priority", "enabled",
         "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
-    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies"];
+    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier"];
+    private static readonly string[] TierKeys = ["libraries", "after"];
     private static readonly string[] CopyKeys = ["libraries", "fulls-only"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
 
@@ -89,6 +90,12 @@ public static class DefinitionsFile
             copy.Libraries.AddRange(rule.Strings("libraries"));
             if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{copyName}' names no library (libraries = [lib2])");
             p.Copies.Add(copy);
+        }
+        if (c.Object("tier", TierKeys) is { } tier)
+        {
+            p.Tier = new TierRule { AfterSeconds = (long)tier.Duration("after").TotalSeconds };
+            p.Tier.Libraries.AddRange(tier.Strings("libraries"));
+            if (p.Tier.Libraries.Count == 0) throw new FormatException("tier names no library (libraries = [lib2])");
         }
         if (c.Object("retention", RetentionKeys) is { } r)
             p.Retention = new RetentionRule

@@ -154,6 +154,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             UpdateMetrics();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
+            if (_ticks % TierEvery == 0) ApplyTiering();
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
@@ -247,10 +248,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             if (job.Kind == JobKind.Copy && outcome == JobState.Succeeded)
             {
-                Persist(new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }, e =>
+                var source = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot)?.Library ?? job.SourceLibrary;
+                IMessage[] events = job.TierMove
+                    ? [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() },
+                       new SnapshotMoved { Snapshot = job.Snapshot, From = source, To = job.Library, Job = job.Id, UnixMs = Now() }]
+                    : [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }];
+                var left = events.Length;
+                PersistAll(events, e =>
                 {
                     Applied(e);
-                    End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy);
+                    if (e is SnapshotMoved moved) _log.Info("snapshot {0} moved to its tier, library {1}; {2} lets it go at its next prune", moved.Snapshot, moved.To, moved.From);
+                    if (--left == 0) End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy);
                 });
                 return;
             }
@@ -524,7 +532,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     Dispatch(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter), _mediaRegion, new GetLibraryStatus { Library = job.Library });
                     break;
                 case JobKind.Copy:
-                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal } },
+                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove },
                         _mediaRegion, new GetLibraryStatus { Library = job.Library });
                     break;
                 default:
@@ -562,6 +570,23 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SettleTimeout;
+
+    /// <summary>How many schedule ticks (seconds) between two looks at the policies' tier rules.</summary>
+    private const int TierEvery = 10;
+
+    /// <summary>Snapshots old enough for their policy's tier get a copy job there, or move when the copy exists (ManagerState.DecideTiering).</summary>
+    private void ApplyTiering()
+    {
+        var (jobs, moves) = _state.DecideTiering(DateTimeOffset.UtcNow);
+        if (jobs.Count + moves.Count == 0) return;
+        PersistAll(moves.Cast<IMessage>().Concat(jobs), e =>
+        {
+            Applied(e);
+            if (e is JobQueued q) _log.Info("job {0}: snapshot {1} moves to its tier, library {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
+            if (e is SnapshotMoved m) _log.Info("snapshot {0} moved to its tier, library {1}", m.Snapshot, m.To);
+            DispatchWaiting();
+        });
+    }
 
     /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets or verifies changed, or a job held one back.</summary>
     private (object? Snapshots, object? Policies, object? Sets, object? Verified) _retentionSeen;

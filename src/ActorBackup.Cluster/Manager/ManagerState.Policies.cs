@@ -73,6 +73,11 @@ public sealed partial record ManagerState
             if (rule.Libraries.Count == 0) return "a copy names at least one library";
             if (rule.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownCopy) return $"copy: unknown library '{unknownCopy}'";
         }
+        if (policy.Tier is { } tier)
+        {
+            if (tier.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownTier) return $"tier: unknown library '{unknownTier}'";
+            if (tier.AfterSeconds < 0) return "tier: 'after' cannot be negative";
+        }
         return InvalidRetention(policy.Retention);
     }
 

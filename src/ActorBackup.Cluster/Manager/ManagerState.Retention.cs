@@ -261,6 +261,50 @@ public sealed partial record ManagerState
         return (answer, events);
     }
 
+    /// <summary>A snapshot is its tier library's now; the library it left lets its chunks go at its next prune.</summary>
+    private ManagerState WithMove(SnapshotMoved m)
+    {
+        var at = Snapshots.FindIndex(s => s.Id == m.Snapshot);
+        if (at < 0) return this;
+        var moved = Snapshots[at].Clone();
+        moved.Library = m.To;
+        var copies = (Copies.GetValueOrDefault(m.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Remove(m.To).Remove(m.From);
+        var pending = PendingDeletions.SetItem(m.From, (PendingDeletions.GetValueOrDefault(m.From) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(m.Snapshot));
+        return (this with
+        {
+            Snapshots = Snapshots.SetItem(at, moved), Copies = copies.Count > 0 ? Copies.SetItem(m.Snapshot, copies) : Copies.Remove(m.Snapshot), PendingDeletions = pending,
+        }).WithChains();
+    }
+
+    /// <summary>
+    /// Tiering, looked at every minute: each snapshot older than its policy's tier rule allows on a library that
+    /// is not of the tier gets a copy job to the tier (read back before it counts); one whose tier copy exists
+    /// already moves at once. Never two moves of a snapshot at a time.
+    /// </summary>
+    public (IReadOnlyList<JobQueued> Jobs, IReadOnlyList<SnapshotMoved> Moves) DecideTiering(DateTimeOffset now)
+    {
+        var jobs = new List<JobQueued>();
+        var moves = new List<SnapshotMoved>();
+        var busy = Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State)).Select(j => j.Snapshot).ToHashSet();
+        var next = NextJob;
+        foreach (var s in Snapshots)
+        {
+            var tier = RetentionOf(s).Policy.Tier;
+            if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id)) continue;
+            if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
+            if (tier.Libraries.FirstOrDefault(l => Copies.GetValueOrDefault(s.Id)?.Contains(l) == true) is { } copied)
+            {
+                moves.Add(new SnapshotMoved { Snapshot = s.Id, From = s.Library, To = copied, UnixMs = now.ToUnixTimeMilliseconds() });
+                continue;
+            }
+            if (tier.Libraries.FirstOrDefault(Libraries.ContainsKey) is not { } target) continue;
+            var job = CopyJob((next++).ToString(), s, target, JobOrigin.Policy, 0, now);
+            job.TierMove = true;
+            jobs.Add(new JobQueued { Job = job });
+        }
+        return (jobs, moves);
+    }
+
     /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>
     public static bool RunsOnMedia(JobKind kind) => kind is JobKind.Prune or JobKind.Copy;
 }

@@ -72,6 +72,7 @@ public sealed partial record ManagerState
         }),
         SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotMoved m => WithMove(m),
         SnapshotCopied c => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
         LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
         {

@@ -129,6 +129,14 @@ public sealed partial class MediaActor
                 }
             }
         }
+        if (o.Request.ReadBack)
+            // A tier move drops the fast copy afterwards: every record of the snapshot here is read back and its
+            // checksum and id checked first.
+            foreach (var id in ids)
+            {
+                library.ReadPayload(id, ref buffer, out _);
+                report.ChunksReadBack++;
+            }
         library.AddReferences(o.Request.Snapshot, ids);
         report.Seconds = clock.Elapsed.TotalSeconds;
         return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null);

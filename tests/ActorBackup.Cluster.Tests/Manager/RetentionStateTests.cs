@@ -119,4 +119,28 @@ public class RetentionStateTests
         Assert.Equal(["s1"], restored.PendingDeletions["lib1"]);
         Assert.Equal(["s3"], restored.PendingDeletions["lib2"]);
     }
+
+    [Fact]
+    public void An_aged_snapshot_gets_a_tier_copy_then_moves_and_its_old_library_lets_it_go()
+    {
+        var s = Cell().Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Tier = new TierRule { Libraries = { "lib2" }, AfterSeconds = 2 * 86400 } } });
+        // s0..s3 finished 4..1 days ago; s3 is on lib2 already.
+        var (jobs, moves) = s.DecideTiering(Now);
+        Assert.Empty(moves);
+        Assert.Equal(["s0", "s1", "s2"], jobs.Select(j => j.Job.Snapshot));
+        Assert.All(jobs, j => Assert.True(j.Job.TierMove && j.Job.Library == "lib2" && j.Job.SourceLibrary == "lib1"));
+        var queued = Apply(s, jobs);
+        Assert.Empty(queued.DecideTiering(Now).Jobs); // not twice while a move runs
+
+        // s0's copy is there (a copy rule made it, say): it moves without another copy.
+        var copied = s.Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });
+        var (_, direct) = copied.DecideTiering(Now);
+        var move = Assert.Single(direct);
+        var moved = copied.Apply(move);
+        var s0 = moved.Snapshots.Single(x => x.Id == "s0");
+        Assert.Equal("lib2", s0.Library);
+        Assert.Empty(moved.InfoOf(s0).Copies);
+        Assert.Equal(["s0"], moved.PendingDeletions["lib1"]);
+        Assert.DoesNotContain("s0", moved.PruneRequest(new JobInfo { Id = "9", Library = "lib1" }, 0.2, TimeSpan.FromDays(1)).Keep);
+    }
 }
