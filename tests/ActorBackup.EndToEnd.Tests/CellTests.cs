@@ -467,6 +467,39 @@ public class LibraryDiskFullTests
     }
 }
 
+/// <summary>A library whose disk is full gives its space back: delete, prune (no room needed), back up again.</summary>
+public class FullLibraryPruneTests
+{
+    [SmallDiskFact]
+    public void Deleting_and_pruning_a_full_library_frees_its_wholly_dead_volumes_and_backups_go_on()
+    {
+        using var dir = new TempDir();
+        using var disk = new SmallDisk(64);
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 5);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.volume-capacity=9000000",
+            "--set", $"actorbackup.libraries=[{{id=lib1, path=\"{Path.Combine(disk.Path, "lib1")}\"}}]").Start();
+        var snapshots = Enumerable.Range(0, 3).Select(i => cell.AbkJson("backup", Path.Combine(src, $"f{i:D2}.bin")).GetProperty("snapshot").GetString()!).ToList();
+        disk.Fill(leaveBytes: 4 << 20);
+        var full = cell.Abk("--json", "backup", Path.Combine(src, "f03.bin"));
+        Assert.Equal(1, full.ExitCode);
+        Assert.Contains("out of space", full.Stdout);
+
+        Assert.Equal(0, cell.Abk("snapshot", "delete", snapshots[0], snapshots[1]).ExitCode);
+        var prune = cell.AbkJson("prune", "lib1");
+        Assert.True(prune.GetProperty("state").GetString() == "SUCCEEDED", prune + cell.Log);
+        Assert.True(long.Parse(prune.GetProperty("prune").GetProperty("bytesFreed").GetString()!) >= 8_000_000, prune.ToString());
+
+        var deadline = DateTime.UtcNow.AddSeconds(60); // the library opens again on its own, or at the next session
+        ProcessResult? again = null;
+        while ((again = cell.Abk("--json", "backup", Path.Combine(src, "f03.bin"))).ExitCode != 0 && DateTime.UtcNow < deadline) Thread.Sleep(1000);
+        Assert.True(again!.ExitCode == 0, again.Stdout + again.Stderr + cell.Log);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, cell.Abk("restore", snapshots[2], "--to", target).ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(src, "f02.bin")), File.ReadAllBytes(Path.Combine(target + src, "f02.bin")));
+    }
+}
+
 /// <summary>A node's Prometheus metrics, as a Prometheus on the same host scrapes them.</summary>
 public class MetricsTests
 {

@@ -5,6 +5,20 @@ namespace ActorBackup.EndToEnd.Tests;
 /// <summary>The data lifecycle through a real node and the real `abk`: verify, retention, delete.</summary>
 public class LifecycleTests
 {
+    /// <summary>Waits for <paramref name="condition"/> (asking the node again and again), failing with <paramref name="why"/> after <paramref name="seconds"/>.</summary>
+    private static void Until(Func<bool> condition, Func<string> why, int seconds = 60)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, why());
+            Thread.Sleep(200);
+        }
+    }
+
+    private static bool HasCopy(CellProcess cell, string snapshot) =>
+        cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) && copies.GetArrayLength() > 0;
+
     private static List<JsonElement> Snapshots(CellProcess cell) =>
         cell.AbkJson("snapshot", "list", "--why").GetProperty("snapshots").EnumerateArray().ToList();
 
@@ -254,25 +268,15 @@ public class LifecycleTests
         var snapshot = Run(cell, "full");
 
         // The copy job follows the backup by itself.
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) || copies.GetArrayLength() == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
-            Thread.Sleep(200);
-        }
+        Until(() => HasCopy(cell, snapshot), () => cell.Abk("job", "list").Stdout + cell.Log);
         Assert.Equal("lib1", cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString());
         var copyJob = cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().Single(j => j.GetProperty("kind").GetString() == "COPY");
         Assert.Equal("POLICY", copyJob.GetProperty("origin").GetString());
 
         // lib1's data goes; its media agent notices and says so; the restore reads the copy on lib2.
         Directory.Delete(Path.Combine(cell.DataDir, "libraries", "lib1"), recursive: true);
-        deadline = DateTime.UtcNow.AddSeconds(60);
-        while (cell.AbkJson("library", "list").GetProperty("libraries").EnumerateArray().Single(l => l.GetProperty("id").GetString() == "lib1")
-                   .TryGetProperty("unavailable", out var why) is false || why.GetString() == "")
-        {
-            Assert.True(DateTime.UtcNow < deadline, cell.Abk("library", "list").Stdout);
-            Thread.Sleep(200);
-        }
+        Until(() => cell.AbkJson("library", "list").GetProperty("libraries").EnumerateArray().Single(l => l.GetProperty("id").GetString() == "lib1")
+                .TryGetProperty("unavailable", out var why) && why.GetString() != "", () => cell.Abk("library", "list").Stdout);
         Assert.Contains("missing", cell.Abk("library", "list").Stdout);
         var target = Path.Combine(dir.Path, "restored");
         var restore = cell.AbkJson("restore", snapshot, "--to", target);
@@ -295,12 +299,7 @@ public class LifecycleTests
         Assert.Equal(0, cell.Abk("policy", "add", "two", "--library", "lib1", "--copy-to", "lib2").ExitCode);
         Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "two").ExitCode);
         var snapshot = Run(cell, "full");
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) || copies.GetArrayLength() == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout);
-            Thread.Sleep(200);
-        }
+        Until(() => HasCopy(cell, snapshot), () => cell.Abk("job", "list").Stdout);
 
         // A bit flips in lib1: the data is most of its only volume.
         var volume = Directory.GetFiles(Path.Combine(cell.DataDir, "libraries", "lib1", "volumes"), "*.abv").Single();
@@ -316,13 +315,9 @@ public class LifecycleTests
         Assert.Contains("heals them from the copy on lib2", bad.Stderr);
 
         // The heal job repairs lib1 from lib2; a verify then passes, and the snapshot restores from lib1.
-        deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
-                   .Any(j => j.GetProperty("kind").GetString() == "COPY" && j.TryGetProperty("heal", out _) && j.GetProperty("state").GetString() == "SUCCEEDED"))
-        {
-            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
-            Thread.Sleep(200);
-        }
+        Until(() => cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
+            .Any(j => j.GetProperty("kind").GetString() == "COPY" && j.TryGetProperty("heal", out _) && j.GetProperty("state").GetString() == "SUCCEEDED"),
+            () => cell.Abk("job", "list").Stdout + cell.Log);
         var good = cell.AbkJson("verify", snapshot);
         Assert.Equal("SUCCEEDED", good.GetProperty("state").GetString());
         Assert.Equal("lib1", good.GetProperty("library").GetString());
@@ -386,12 +381,7 @@ public class LifecycleTests
         Assert.Equal("lib1", cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString());
         var lib1Before = VolumeBytes(cell);
 
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString() != "lib2")
-        {
-            Assert.True(DateTime.UtcNow < deadline, cell.Abk("job", "list").Stdout + cell.Log);
-            Thread.Sleep(250);
-        }
+        Until(() => cell.AbkJson("snapshot", "show", snapshot).GetProperty("library").GetString() == "lib2", () => cell.Abk("job", "list").Stdout + cell.Log, seconds: 90);
         var move = cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().Single(j => j.GetProperty("kind").GetString() == "COPY");
         Assert.True(move.GetProperty("tierMove").GetBoolean());
         Assert.True(long.Parse(move.GetProperty("copy").GetProperty("chunksReadBack").GetString()!) > 0);

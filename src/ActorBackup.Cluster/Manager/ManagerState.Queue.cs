@@ -185,6 +185,10 @@ public sealed partial record ManagerState
                 }
                 return (null, firstWhy);
             }
+            // A prune runs on a library that cannot write (a full disk) too: giving space back is what it is for.
+            if (job.Kind == JobKind.Prune)
+                return (Load(job.Library).Reachable && state.Libraries.ContainsKey(job.Library) ? Full(job.Library) : Unfit(job.Library)) is { } blocked
+                    ? (null, blocked) : (job.Library, null);
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
                 return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);

@@ -18,8 +18,10 @@ namespace ActorBackup.Cluster.Media;
 // Killed at any point, the journal holds a consistent index: at worst a volume is compacted again next time.
 public sealed partial class MediaActor
 {
-    private sealed class PruneRun(PruneLibrary request, IActorRef replyTo, HashSet<string> waiting)
+    private sealed class PruneRun(PruneLibrary request, IActorRef replyTo, HashSet<string> waiting, bool cannotWrite)
     {
+        /// <summary>The library cannot write (a full disk): the prune sweeps and deletes the volumes that are wholly dead, copying nothing.</summary>
+        public bool CannotWrite { get; } = cannotWrite;
         public PruneLibrary Request { get; } = request;
         public IActorRef ReplyTo { get; } = replyTo;
         /// <summary>Write sessions open when the prune began: it sweeps once they have all closed.</summary>
@@ -59,6 +61,11 @@ public sealed partial class MediaActor
                 Sender.Tell(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient));
                 return;
             }
+            if (_library is null)
+            {
+                Sender.Tell(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary));
+                return;
+            }
             try
             {
                 _library!.BeginPrune();
@@ -71,7 +78,7 @@ public sealed partial class MediaActor
             // Writers that may have been told a chunk is here before the prune began: backups' write sessions and
             // copies into this library. The sweep waits for them.
             var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).Concat(_copies.Keys.Select(CopyKey)).ToHashSet();
-            _prune = new PruneRun(m, Sender, waiting);
+            _prune = new PruneRun(m, Sender, waiting, _unavailable is not null);
             _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
             if (!GoOnAfter("begun")) return;
             if (waiting.Count == 0) Mark();
@@ -118,8 +125,11 @@ public sealed partial class MediaActor
                 {
                     _library?.RemoveReferences(m.DeadLists);
                     run.Report.ListsRemoved.AddRange(m.DeadLists);
-                    foreach (var v in _library?.VolumesToCompact(threshold) ?? []) run.Volumes.Enqueue(v.Volume);
-                    _library?.PrepareCompaction(run.Volumes);
+                    // A library that cannot write only gives back the volumes nothing lives in any more (deleting
+                    // needs no room); compacting the others waits until it can write again.
+                    foreach (var v in _library?.VolumesToCompact(threshold) ?? [])
+                        if (!run.CannotWrite || v.LiveBytes == 0) run.Volumes.Enqueue(v.Volume);
+                    if (!run.CannotWrite) _library?.PrepareCompaction(run.Volumes);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
@@ -225,15 +235,55 @@ public sealed partial class MediaActor
         if (run.Volumes.Count == 0)
         {
             FinishPrune(true, "", JobFault.FaultNone);
+            if (run.CannotWrite) Self.Tell(new Reopen()); // the room freed may be what it needed
             return;
         }
         var volume = run.Volumes.Dequeue();
+        if (run.CannotWrite)
+        {
+            RetireWithoutCommit(run, volume);
+            return;
+        }
         var library = _library;
         Task.Run(() =>
         {
             var (records, bytes, problems) = library.CopyLive(volume);
             return (object)new PruneCopied(volume, records, bytes, problems);
         }).PipeTo(Self, failure: e => new PruneStepFailed($"compacting volume {volume} failed: {e.GetBaseException().Message}"));
+    }
+
+    /// <summary>
+    /// A wholly dead volume of a library that cannot write: marked Recycle in the journal (the table as last
+    /// journaled, that volume changed), then its file deleted. No library commit: there may be no room for one.
+    /// </summary>
+    private void RetireWithoutCommit(PruneRun run, uint volume)
+    {
+        try
+        {
+            _library!.MarkRecycle(volume);
+        }
+        catch (InvalidOperationException e)
+        {
+            run.Report.Problems.Add(e.Message);
+            CompactNext();
+            return;
+        }
+        var table = new IndexBatchCommitted { Job = run.Request.Job };
+        table.Volumes.AddRange(_volumes.Select(v => v.Number == volume ? ToRecord(new VolumeEntry { Number = v.Number, Label = v.Label, State = VolumeState.Recycle }) : ToRecord(v)));
+        Persist(table, e =>
+        {
+            AfterPersist(e.Volumes);
+            try
+            {
+                run.Report.BytesFreed += _library?.DeleteVolume(volume) ?? 0;
+                run.Report.VolumesCompacted.Add(volume);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                run.Report.Problems.Add($"volume {volume} is empty but could not be deleted ({ex.Message}): it is deleted when the library is next opened");
+            }
+            CompactNext();
+        });
     }
 
     private bool TryCommit(out CommitBatch batch)

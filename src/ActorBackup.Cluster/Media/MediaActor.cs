@@ -143,14 +143,18 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         Command<OpenSession>(m =>
         {
-            OpenLibrary();
+            // Not while a prune frees room in it: opening again would replace the library object under the prune.
+            if (_prune is null) OpenLibrary();
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
-            else Sender.Tell(new CommandRejected { Reason = _unavailable });
+            else Sender.Tell(new CommandRejected { Reason = _prune is null ? _unavailable : $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m => CloseSession(m.Ticket));
-        Command<Reopen>(_ => OpenLibrary());
-        Command<PruneLibrary>(m => Sender.Tell(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary)));
+        Command<Reopen>(_ =>
+        {
+            if (_prune is null) OpenLibrary();
+        });
+        PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         Command<CopySnapshot>(m => Sender.Tell(new JobFinished
         {
             Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",

@@ -117,7 +117,9 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             if (_touched is null || _candidates is null) throw new InvalidOperationException("BeginPrune first");
-            ThrowIfBroken();
+            // A library its owner indexes can be swept even when it cannot write (a full disk): the sweep is the
+            // owner's journal entry, and what it frees may be what lets the library write again.
+            if (_ownsIndex) ThrowIfBroken();
             var dead = new List<KeyValuePair<ChunkId, ChunkLocation>>();
             foreach (var c in _candidates)
             {
@@ -243,7 +245,14 @@ public sealed partial class DiskLibrary
             entry.State = VolumeState.Recycle;
             entry.Bytes = 0;
             entry.Records = 0;
-            WriteManifest();
+            try
+            {
+                WriteManifest();
+            }
+            catch (IOException) when (!_ownsIndex)
+            {
+                // A full disk: the owner's journal says it (the copy in library.json is rewritten at the next commit).
+            }
         }
     }
 
