@@ -142,12 +142,20 @@ public static class CommandTable
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
         }, snapshot, include, to, client, noWait));
 
+        var verifySnapshot = new Argument<string?>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'", Arity = ArgumentArity.ZeroOrOne };
+        var verifyLibrary = new Option<string?>("--library")
+        {
+            Description = "instead of a snapshot: the library's media agent reads every record of every volume back and checks it (no key), naming the snapshots a damaged chunk takes with it",
+            HelpName = "LIBRARY",
+        };
         root.Subcommands.Add(Verb("verify", "read a snapshot back on a client and check every chunk; exit 1 when any is damaged (the files it takes with it are listed)",
             async (pr, o, c) =>
             {
-                var cmd = new StartVerify { Snapshot = pr.GetValue(snapshot)!, Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority) };
+                var (id, lib) = (pr.GetValue(verifySnapshot), pr.GetValue(verifyLibrary));
+                if ((id is null) == (lib is null)) throw new ShellException("give a SNAPSHOT, or --library LIBRARY: 'abk verify --help'", 2);
+                var cmd = new StartVerify { Snapshot = id ?? "", Library = lib ?? "", Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority) };
                 return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-            }, snapshot, client, jobPriority, noWait));
+            }, verifySnapshot, verifyLibrary, client, jobPriority, noWait));
 
         var pruneLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "the library to prune (default: every library, one job each)", Arity = ArgumentArity.ZeroOrOne };
         pruneLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));

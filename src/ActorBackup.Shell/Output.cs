@@ -104,6 +104,7 @@ public sealed class Output(bool json)
             sb.AppendLine($"  verified {v.Chunks} chunks ({Size((ulong)v.Bytes)}) and {v.Trees} trees in {v.Seconds:F1} s: " +
                           (v.BadChunks == 0 ? "all good" : $"{v.BadChunks} damaged, {v.DamagedFiles} files would not restore whole"));
             foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
+            if (v.SnapshotsAffected.Count > 0) sb.AppendLine($"  snapshots that need a damaged chunk: {string.Join(" ", v.SnapshotsAffected)}");
             if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
         }
         if (j.Copy is { } cp)

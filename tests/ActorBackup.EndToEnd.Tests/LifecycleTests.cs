@@ -92,6 +92,11 @@ public class LifecycleTests
         Assert.Contains("/data.bin: ", bad.Stdout);
         Assert.Contains("damaged", bad.Stderr);
         Assert.False(Snapshots(cell).Single().GetProperty("verified").GetBoolean());
+        // The media side finds it too, without the key, and names the snapshot that needs the chunk.
+        var media = cell.Abk("verify", "--library", "lib1");
+        Assert.Equal(1, media.ExitCode);
+        Assert.Contains($"snapshots that need a damaged chunk: {d}", media.Stdout);
+        Assert.Equal(2, cell.Abk("verify").ExitCode); // neither a snapshot nor a library: a usage error
     }
 
     private static long VolumeBytes(CellProcess cell) =>

@@ -74,9 +74,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Context.ActorSelection(client.Address).Tell(new RegistrationRequest());
             var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
             // A running prune or copy is its media agent's: its child asks the agent whether it still runs it.
-            foreach (var job in open.Where(j => ManagerState.RunsOnMedia(j.Kind) && j.State != JobState.Queued))
+            foreach (var job in open.Where(j => ManagerState.RunsOnMedia(j) && j.State != JobState.Queued))
                 _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, _mediaRegion, null, new GetLibraryStatus { Library = job.Library }));
-            open.RemoveAll(j => ManagerState.RunsOnMedia(j.Kind));
+            open.RemoveAll(j => ManagerState.RunsOnMedia(j));
             if (open.Count == 0) return;
             _unsettledClients = open.Select(j => j.Client).ToHashSet();
             Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);
@@ -262,6 +262,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
                 return;
             }
+            if (job.Kind == JobKind.Verify && f.Verify is not null && job.Snapshot == "")
+            {
+                // A library check: of the reference lists that name a damaged chunk, those of snapshots in the catalog
+                // (a deleted snapshot's list stays until the library's next prune).
+                var known = _state.Snapshots.Select(s => s.Id).ToHashSet();
+                var affected = f.Verify.SnapshotsAffected.Where(known.Contains).ToList();
+                f.Verify.SnapshotsAffected.Clear();
+                f.Verify.SnapshotsAffected.AddRange(affected);
+                var why = f.Reason + (affected.Count > 0 ? $"; snapshots that need them: {string.Join(", ", affected)} (verify each: one with a copy elsewhere is healed)" : "");
+                End(f.Job, f.Ok ? JobState.Succeeded : JobState.Failed, why, errors: f.Errors, replyTo: client, verify: f.Verify);
+                return;
+            }
             if (job.Kind == JobKind.Verify && f.Verify is not null)
             {
                 // A verify that read everything: its verdict on the snapshot is recorded, good or bad; damage that
@@ -319,7 +331,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var job = _state.Job(m.Job);
             if (job is null) Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
-            else if (ManagerState.RunsOnMedia(job.Kind) && job.State != JobState.Queued)
+            else if (ManagerState.RunsOnMedia(job) && job.State != JobState.Queued)
                 Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
             else
             {
@@ -524,6 +536,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 case JobKind.Restore:
                     Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
                     break;
+                case JobKind.Verify when job.Snapshot == "":
+                    Dispatch(job, new VerifyLibrary { Library = job.Library, Job = job.Id }, _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    break;
                 case JobKind.Verify:
                     Dispatch(job, new VerifyAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
                     break;
@@ -565,6 +580,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var attempt = _state.Job(job.Id)!.Attempt;
             if (assignment is PruneLibrary prune) prune.Attempt = attempt;
             if (assignment is CopySnapshot copy) copy.Attempt = attempt;
+            if (assignment is VerifyLibrary check) check.Attempt = attempt;
             _jobActors[job.Id].Tell(new JobActor.Attempt(attempt, target, assignment, probe));
         });
     }
@@ -674,7 +690,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>A client's job ended or its attempt was given up: its library closes whatever sessions it left open.</summary>
     private void EndSessions(JobInfo job)
     {
-        if (job.Library != "" && !ManagerState.RunsOnMedia(job.Kind)) _mediaRegion.Tell(new EndJobSessions { Library = job.Library, Job = job.Id });
+        if (job.Library != "" && !ManagerState.RunsOnMedia(job)) _mediaRegion.Tell(new EndJobSessions { Library = job.Library, Job = job.Id });
     }
 
     private static readonly JobState[] States = Enum.GetValues<JobState>().Where(s => s != JobState.Unspecified).ToArray();

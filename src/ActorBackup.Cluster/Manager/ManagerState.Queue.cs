@@ -185,8 +185,9 @@ public sealed partial record ManagerState
                 }
                 return (null, firstWhy);
             }
-            // A prune runs on a library that cannot write (a full disk) too: giving space back is what it is for.
-            if (job.Kind == JobKind.Prune)
+            // A prune runs on a library that cannot write (a full disk) too: giving space back is what it is for;
+            // and so does a check of the library's volumes (to say what is damaged or missing).
+            if (job.Kind == JobKind.Prune || (job.Kind == JobKind.Verify && job.Snapshot == ""))
                 return (Load(job.Library).Reachable && state.Libraries.ContainsKey(job.Library) ? Full(job.Library) : Unfit(job.Library)) is { } blocked
                     ? (null, blocked) : (job.Library, null);
             if (job.LibraryPinned || job.Kind != JobKind.Backup)

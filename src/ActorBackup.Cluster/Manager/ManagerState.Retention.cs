@@ -306,5 +306,5 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>
-    public static bool RunsOnMedia(JobKind kind) => kind is JobKind.Prune or JobKind.Copy;
+    public static bool RunsOnMedia(JobInfo job) => job.Kind is JobKind.Prune or JobKind.Copy || (job.Kind == JobKind.Verify && job.Snapshot == "");
 }

@@ -250,6 +250,17 @@ public sealed partial record ManagerState
 
     public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
     {
+        if (cmd.Snapshot == "" && cmd.Library != "")
+        {
+            // The library itself, media side: every record of every volume read back and checked, no key.
+            if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
+            var check = new JobInfo
+            {
+                Id = NextJob.ToString(), Kind = JobKind.Verify, State = JobState.Queued, Library = cmd.Library, LibraryPinned = true,
+                QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
+            };
+            return new Decision([new JobQueued { Job = check }], null, check);
+        }
         if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         var job = new JobInfo
@@ -300,7 +311,7 @@ public sealed partial record ManagerState
     public IEnumerable<JobEnded> InterruptedJobs(DateTimeOffset now, IReadOnlySet<string> claimed) =>
         // A queued job never started: it stays in the queue and starts when the limits allow.
         // A prune or copy runs on its media agent, which its child asks (JobLost when it no longer runs it): not ended here.
-        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && !RunsOnMedia(j.Kind) && !claimed.Contains(j.Id)).Select(j => new JobEnded
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.State != JobState.Queued && !RunsOnMedia(j) && !claimed.Contains(j.Id)).Select(j => new JobEnded
         {
             Job = j.Id, State = JobState.Interrupted, UnixMs = now.ToUnixTimeMilliseconds(),
             Reason = "the manager stopped while the job ran; nothing of it was recorded as a snapshot; run it again",

@@ -132,6 +132,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         PruneCommands();
         CopyCommands();
+        VerifyCommands();
         Always();
     }
 
@@ -155,6 +156,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_prune is null) OpenLibrary();
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
+        VerifyCommands(); // and checked, to say what is damaged or missing
         Command<CopySnapshot>(m => Sender.Tell(new JobFinished
         {
             Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
@@ -321,7 +323,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
         PruneJob = _prune?.Request.Job ?? "",
-        Jobs = { _copies.Keys.Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
+        Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
     };
 
     private ulong FreeBytes()

@@ -22,6 +22,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         CopySnapshot m => m.Library,
         EndJobSessions m => m.Library,
         ListManifests m => m.Library,
+        VerifyLibrary m => m.Library,
         _ => null,
     };
 }

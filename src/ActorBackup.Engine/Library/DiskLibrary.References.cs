@@ -89,6 +89,26 @@ public sealed partial class DiskLibrary
         return found;
     }
 
+    /// <summary>The snapshots whose reference lists here name any of <paramref name="ids"/> (what a damaged chunk takes with it).</summary>
+    public IReadOnlyList<string> SnapshotsReferencing(IReadOnlyCollection<ChunkId> ids)
+    {
+        var wanted = ids.ToHashSet();
+        var snapshots = new List<string>();
+        if (wanted.Count == 0 || !Directory.Exists(ReferencesDir)) return snapshots;
+        foreach (var file in Directory.EnumerateFiles(ReferencesDir, "*.ref"))
+        {
+            try
+            {
+                if (ReferenceList.Read(file).Any(wanted.Contains)) snapshots.Add(Path.GetFileNameWithoutExtension(file));
+            }
+            catch (InvalidDataException)
+            {
+                snapshots.Add(Path.GetFileNameWithoutExtension(file) + " (its reference list is damaged too)");
+            }
+        }
+        return snapshots.Order(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
     public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
 

@@ -7,7 +7,9 @@ namespace ActorBackup.Engine.Library;
 // Reading every volume back and checking the index against it (needs no key).
 public sealed partial class DiskLibrary
 {
-    public sealed record VerifyReport(int Volumes, int Records, long Bytes, IReadOnlyList<VolumeDamage> Damage, IReadOnlyList<string> IndexProblems)
+    /// <param name="Unreadable">the indexed chunks no whole record holds (damaged, or their volume gone)</param>
+    public sealed record VerifyReport(int Volumes, int Records, long Bytes, IReadOnlyList<VolumeDamage> Damage, IReadOnlyList<string> IndexProblems,
+        IReadOnlyList<ChunkId> Unreadable)
     {
         public bool Ok => Damage.Count == 0 && IndexProblems.Count == 0;
     }
@@ -39,7 +41,8 @@ public sealed partial class DiskLibrary
                 records += scan.Records.Count;
                 bytes += reader.Length;
                 damage.AddRange(scan.Damage);
-                if (scan.TornTail) damage.Add(new VolumeDamage(path, scan.GoodEnd, "torn tail after the last whole record"));
+                // The volume being written may end in a record half written this very moment: not damage.
+                if (scan.TornTail && v.State != VolumeState.Append) damage.Add(new VolumeDamage(path, scan.GoodEnd, "torn tail after the last whole record"));
                 foreach (var r in scan.Records) found.Add((r.Id, new ChunkLocation(v.Number, r.Offset, r.PayloadLength)));
             }
             catch (VolumeCorruptException e)
@@ -48,14 +51,16 @@ public sealed partial class DiskLibrary
             }
         }
         var indexProblems = new List<string>();
+        var unreadable = new List<ChunkId>();
         lock (_lock)
         {
             foreach (var (id, loc) in _index.Entries)
             {
-                if (!found.Contains((id, loc)))
-                    indexProblems.Add($"chunk {id.Short} is indexed at volume {loc.Volume} offset {loc.Offset}, but no whole record there holds it");
+                if (found.Contains((id, loc))) continue;
+                unreadable.Add(id);
+                indexProblems.Add($"chunk {id.Short} is indexed at volume {loc.Volume} offset {loc.Offset}, but no whole record there holds it");
             }
         }
-        return new VerifyReport(volumes, records, bytes, damage, indexProblems);
+        return new VerifyReport(volumes, records, bytes, damage, indexProblems, unreadable);
     }
 }

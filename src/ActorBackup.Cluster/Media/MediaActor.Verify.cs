@@ -1,0 +1,57 @@
+using ActorBackup.Engine.Library;
+using ActorBackup.Protocol;
+using Akka.Actor;
+
+namespace ActorBackup.Cluster.Media;
+
+// `abk verify --library LIB`: every record of every volume read back and its checksum checked, no key needed;
+// the indexed chunks no whole record holds are named with the snapshots that need them (from the reference lists).
+public sealed partial class MediaActor
+{
+    private sealed record LibraryChecked(VerifyLibrary Request, IActorRef ReplyTo, VerifyReport Report, string? Error);
+
+    /// <summary>Library checks running here.</summary>
+    private readonly HashSet<string> _checks = [];
+
+    private void VerifyCommands()
+    {
+        Command<VerifyLibrary>(m =>
+        {
+            var library = _library;
+            if (library is null)
+            {
+                Sender.Tell(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary,
+                    Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
+                return;
+            }
+            if (!_checks.Add(m.Job)) return; // the same attempt again: it runs
+            var replyTo = Sender;
+            var id = _declaration.Id;
+            Task.Run(() =>
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var r = library.Verify();
+                var report = new VerifyReport
+                {
+                    Chunks = r.Records, Bytes = r.Bytes, BadChunks = r.Unreadable.Count, DamagedFiles = r.Damage.Count,
+                    Damaged = { r.Damage.Select(d => d.ToString()).Concat(r.IndexProblems).Take(Engine.Verify.SnapshotVerifier.MaxReported) },
+                    SnapshotsAffected = { library.SnapshotsReferencing(r.Unreadable) },
+                };
+                report.Seconds = clock.Elapsed.TotalSeconds;
+                return (object)new LibraryChecked(m, replyTo, report, null);
+            }).PipeTo(Self, failure: e => new LibraryChecked(m, replyTo, new VerifyReport(), $"library {id} could not be checked: {e.GetBaseException().Message}"));
+        });
+        Command<LibraryChecked>(c =>
+        {
+            _checks.Remove(c.Request.Job);
+            var r = c.Report;
+            var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0;
+            var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable");
+            (_manager ?? c.ReplyTo).Tell(new JobFinished
+            {
+                Job = c.Request.Job, Attempt = c.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
+                Fault = c.Error is null ? JobFault.FaultNone : JobFault.FaultTransient, Verify = r,
+            });
+        });
+    }
+}
