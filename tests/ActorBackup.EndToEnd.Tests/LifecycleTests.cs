@@ -399,4 +399,15 @@ public class LifecycleTests
         Assert.Equal("lib2", restore.GetProperty("library").GetString());
         Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
     }
+
+    [Fact]
+    public void A_prune_schedule_prunes_every_library_by_itself()
+    {
+        using var dir = new TempDir();
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.manager.prune-schedule=\"*/2 * * * * *\"").Start();
+        Until(() => cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
+                .Any(j => j.GetProperty("kind").GetString() == "PRUNE" && j.GetProperty("state").GetString() == "SUCCEEDED"),
+            () => cell.Abk("job", "list").Stdout + cell.Log);
+        Assert.Contains("schedule:@prune", cell.Abk("job", "list").Stdout);
+    }
 }

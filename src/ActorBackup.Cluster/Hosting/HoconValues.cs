@@ -25,6 +25,8 @@ public static class HoconValues
         if (eq <= 0) throw new ConfigurationException($"--set wants KEY=VALUE, got '{setting}'");
         var (key, value) = (setting[..eq].Trim(), setting[(eq + 1)..].Trim());
         if (value.StartsWith('[') || value.StartsWith('{')) return ConfigurationFactory.ParseString(setting);
+        // A value quoted as in HOCON ("0 4 * * *") is the text between the quotes.
+        if (value.Length >= 2 && value[0] == '"' && value[^1] == '"' && !value[1..^1].Contains('"')) return At(key, value[1..^1]);
         object typed = long.TryParse(value, out var n) ? n : value switch
         {
             "on" or "true" => true,

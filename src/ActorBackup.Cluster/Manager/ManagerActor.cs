@@ -155,6 +155,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
             if (_ticks % TierEvery == 0) ApplyTiering();
+            if (_state.DecideScheduledPrune(_limits.PruneSchedule, DateTimeOffset.UtcNow) is { Count: > 0 } pruneSlot)
+                PersistAll(pruneSlot, e =>
+                {
+                    Applied(e);
+                    if (e is JobQueued q) _log.Info("job {0}: scheduled prune of library {1}", q.Job.Id, q.Job.Library);
+                    DispatchWaiting();
+                });
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))

@@ -24,6 +24,33 @@ public sealed partial record ManagerState
         }).WithChains();
     }
 
+    /// <summary>The schedule clock of the cell's own prunes (actorbackup.manager.prune-schedule), kept with the sets' clocks.</summary>
+    public const string PruneClock = "@prune";
+
+    /// <summary>
+    /// The scheduled prune of every library, when a slot of <paramref name="cron"/> (UTC) passed since the last
+    /// one acted on: one job per library, each slot once (the slot is journaled with the jobs), after a downtime
+    /// one prune, not one per missed slot. The first look only starts the clock. Empty when nothing is due.
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideScheduledPrune(string cron, DateTimeOffset now)
+    {
+        if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
+        if (!SetClocks.TryGetValue(PruneClock, out var clock))
+            return [new SlotMissed { Set = PruneClock, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the prune schedule starts now" }];
+        var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
+        if (rule.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return [];
+        var slot = rule.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
+        var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        var decision = DecidePrune(new StartPrune { Origin = JobOrigin.Schedule }, now);
+        if (decision.Rejection is not null) return [new SlotMissed { Set = PruneClock, SlotUnixMs = slotMs, Reason = decision.Rejection }];
+        foreach (var q in decision.Events.Cast<JobQueued>())
+        {
+            q.Job.BackupSet = PruneClock;
+            q.Job.SlotUnixMs = slotMs;
+        }
+        return decision.Events;
+    }
+
     /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
     public Decision DecidePrune(StartPrune cmd, DateTimeOffset now)
     {

@@ -143,4 +143,27 @@ public class RetentionStateTests
         Assert.Equal(["s0"], moved.PendingDeletions["lib1"]);
         Assert.DoesNotContain("s0", moved.PruneRequest(new JobInfo { Id = "9", Library = "lib1" }, 0.2, TimeSpan.FromDays(1)).Keep);
     }
+
+    [Fact]
+    public void A_prune_schedule_prunes_every_library_once_a_slot_and_once_after_a_downtime()
+    {
+        var s = Cell();
+        const string daily = "0 4 * * *";
+        var start = s.DecideScheduledPrune(daily, Now); // 01:00: the clock starts, no slot from before runs
+        Assert.IsType<SlotMissed>(Assert.Single(start));
+        s = Apply(s, start);
+        Assert.Empty(s.DecideScheduledPrune(daily, Now.AddHours(2)));
+
+        var due = s.DecideScheduledPrune(daily, Now.AddHours(3).AddSeconds(1)).Cast<JobQueued>().ToList();
+        Assert.Equal(["lib1", "lib2"], due.Select(q => q.Job.Library));
+        Assert.All(due, q => Assert.Equal((JobKind.Prune, JobOrigin.Schedule, Now.AddHours(3).ToUnixTimeMilliseconds()), (q.Job.Kind, q.Job.Origin, q.Job.SlotUnixMs)));
+        s = Apply(s, due);
+        Assert.Empty(s.DecideScheduledPrune(daily, Now.AddHours(3).AddSeconds(2))); // each slot once
+
+        // Three days down: one prune, at the latest slot.
+        var after = s.DecideScheduledPrune(daily, Now.AddDays(3).AddHours(5)).Cast<JobQueued>().ToList();
+        Assert.Equal(2, after.Count);
+        Assert.All(after, q => Assert.Equal(Now.AddDays(3).AddHours(3).ToUnixTimeMilliseconds(), q.Job.SlotUnixMs));
+        Assert.Empty(s.DecideScheduledPrune("", Now.AddDays(9))); // no schedule: nothing
+    }
 }
