@@ -256,7 +256,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (job.Kind == JobKind.Copy && outcome == JobState.Succeeded)
             {
                 var source = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot)?.Library ?? job.SourceLibrary;
-                IMessage[] events = job.TierMove
+                // A tier move waits while another job reads the snapshot (maybe from the library it leaves): the copy
+                // is recorded now, and the move made by the next look at the tiers.
+                IMessage[] events = job.TierMove && !_state.ReadByAnother(job.Snapshot, job.Id)
                     ? [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() },
                        new SnapshotMoved { Snapshot = job.Snapshot, From = source, To = job.Library, Job = job.Id, UnixMs = Now() }]
                     : [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }];

@@ -312,7 +312,8 @@ public sealed partial record ManagerState
     {
         var jobs = new List<JobQueued>();
         var moves = new List<SnapshotMoved>();
-        var busy = Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State)).Select(j => j.Snapshot).ToHashSet();
+        // Not while a copy of it runs, nor while a restore or verify reads it: it might be reading the library it leaves.
+        var busy = SnapshotsInUse();
         var next = NextJob;
         foreach (var s in Snapshots)
         {
@@ -331,6 +332,10 @@ public sealed partial record ManagerState
         }
         return (jobs, moves);
     }
+
+    /// <summary>Whether a job other than <paramref name="except"/> that has not ended reads the snapshot (a restore, a verify, a copy).</summary>
+    public bool ReadByAnother(string snapshot, string except) =>
+        Jobs.Values.Any(j => !IsFinal(j.State) && j.Kind != JobKind.Backup && j.Snapshot == snapshot && j.Id != except);
 
     /// <summary>Jobs that a media agent runs itself (the manager asks the agent, not a client, whether it still does).</summary>
     public static bool RunsOnMedia(JobInfo job) => job.Kind is JobKind.Prune or JobKind.Copy || (job.Kind == JobKind.Verify && job.Snapshot == "");

@@ -39,6 +39,7 @@ public class HoconValuesTests
     [InlineData("actorbackup.postgres.connection-string=Host=db;Port=5432;Password=a\"b\\c", "actorbackup.postgres.connection-string", "Host=db;Port=5432;Password=a\"b\\c")]
     [InlineData("actorbackup.data-dir=/var/lib/abk//x", "actorbackup.data-dir", "/var/lib/abk//x")]
     [InlineData("actorbackup.backup-rate-limit=50 MiB", "actorbackup.backup-rate-limit", "50 MiB")]
+    [InlineData("actorbackup.manager.prune-schedule=\"0 4 * * *\"", "actorbackup.manager.prune-schedule", "0 4 * * *")] // quoted as in HOCON
     public void A_setting_keeps_its_value_byte_for_byte_whatever_it_contains(string setting, string path, string expected) =>
         Assert.Equal(expected, HoconValues.FromSetting(setting).GetString(path));
 
