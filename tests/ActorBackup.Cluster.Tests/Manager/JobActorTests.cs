@@ -13,7 +13,7 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
 {
     private static readonly TimeSpan Probe = TimeSpan.FromMilliseconds(200);
 
-    private IActorRef Job(string id = "7") => ChildActorOf(JobActor.Props(id, "web01", Probe), JobActor.NameOf(id));
+    private IActorRef Job(string id = "7", TimeSpan? probe = null) => ChildActorOf(JobActor.Props(id, "web01", probe ?? Probe), JobActor.NameOf(id));
 
     private static RegisterClient Running(params string[] jobs) => new() { Id = "web01", RunningJobs = { jobs } };
 
@@ -43,28 +43,33 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
     [Fact]
     public void A_client_that_no_longer_runs_the_job_twice_in_a_row_loses_it_once_running_it_keeps_it()
     {
-        var job = Job();
-        var client = CreateTestProbe();
-        job.Tell(new JobActor.Attempt(2, client.Ref, null), TestActor);
+        // The client answers each probe at once from a script (no test-thread timing): three times with the
+        // job, once without (it may have just finished), once with, then twice without.
+        string[][] script = [["7", "8"], ["7", "8"], ["7", "8"], ["8"], ["7"], [], []];
+        var answered = CreateTestProbe();
+        var client = Sys.ActorOf(Props.Create(() => new ScriptedClient(new Queue<string[]>(script), answered.Ref)));
+        var job = Job(probe: TimeSpan.FromSeconds(1)); // an answer has a whole second to arrive, however busy the machine
 
-        // Asked, it says it runs the job: nothing happens however often it is asked.
-        for (var i = 0; i < 3; i++)
-        {
-            client.ExpectMsg<RegistrationRequest>();
-            client.Reply(Running("7", "8"));
-        }
-        // One answer without it (it may have just finished) is not enough; a second is.
-        client.ExpectMsg<RegistrationRequest>();
-        client.Reply(Running("8"));
-        client.ExpectMsg<RegistrationRequest>();
-        client.Reply(Running("7"));
-        client.ExpectMsg<RegistrationRequest>();
-        client.Reply(Running());
-        client.ExpectMsg<RegistrationRequest>();
-        client.Reply(Running());
-        var lost = ExpectMsg<JobActor.JobLost>();
+        job.Tell(new JobActor.Attempt(2, client, null), TestActor);
+
+        var lost = ExpectMsg<JobActor.JobLost>(TimeSpan.FromSeconds(30));
         Assert.Equal(("7", 2), (lost.Job, lost.Attempt));
         Assert.Contains("no longer runs", lost.Reason);
+        // It took the whole script: the single answer without the job did not lose it, the second in a row did.
+        Assert.Equal(script.Length, answered.ReceiveN(script.Length, TimeSpan.FromSeconds(5)).Count);
+        answered.ExpectNoMsg(TimeSpan.FromSeconds(2)); // and it asks no more
+    }
+
+    /// <summary>A client that answers each probe with the next running-jobs list of its script.</summary>
+    private sealed class ScriptedClient : ReceiveActor
+    {
+        public ScriptedClient(Queue<string[]> script, IActorRef answered) =>
+            Receive<RegistrationRequest>(_ =>
+            {
+                var jobs = script.Count > 0 ? script.Dequeue() : [];
+                Sender.Tell(Running(jobs));
+                answered.Tell(jobs.Length);
+            });
     }
 
     [Fact]
