@@ -20,7 +20,7 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
     [Fact]
     public void The_assignment_goes_to_the_client_and_watchers_hear_progress_and_the_end()
     {
-        var job = Job();
+        var job = Job(probe: TimeSpan.FromSeconds(30)); // the probe client never answers: no probe within this test
         var client = CreateTestProbe();
         var watcher = CreateTestProbe();
         job.Tell(new WatchJob { Job = "7" }, watcher.Ref); // while it is queued
@@ -92,7 +92,8 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
     [Fact]
     public void A_cancel_goes_to_the_client_and_an_unconfirmed_one_comes_back_to_the_manager()
     {
-        var job = Job();
+        // The cancel waits one probe interval; the unanswered probes would lose the job only after three.
+        var job = Job(probe: TimeSpan.FromSeconds(1));
         var client = CreateTestProbe();
         job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
         job.Tell(new CancelJob { Job = "7" }, TestActor);
