@@ -75,7 +75,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
             // A running prune or copy is its media agent's: its child asks the agent whether it still runs it.
             foreach (var job in open.Where(j => ManagerState.RunsOnMedia(j) && j.State != JobState.Queued))
-                _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, _mediaRegion, null, new GetLibraryStatus { Library = job.Library }));
+                _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, _mediaRegion, null, MediaProbe(job)));
             open.RemoveAll(j => ManagerState.RunsOnMedia(j));
             if (open.Count == 0) return;
             _unsettledClients = open.Select(j => j.Client).ToHashSet();
@@ -546,18 +546,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
                     break;
                 case JobKind.Verify when job.Snapshot == "":
-                    Dispatch(job, new VerifyLibrary { Library = job.Library, Job = job.Id }, _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt });
                     break;
                 case JobKind.Verify:
                     Dispatch(job, new VerifyAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
                     break;
                 case JobKind.Prune:
-                    // The media agent runs it; its child asks the agent whether it still does.
-                    Dispatch(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter), _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    DispatchToMedia(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter));
                     break;
                 case JobKind.Copy:
-                    Dispatch(job, new CopySnapshot { Library = job.Library, Job = job.Id, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove },
-                        _mediaRegion, new GetLibraryStatus { Library = job.Library });
+                    DispatchToMedia(job, new CopySnapshot
+                    {
+                        Library = job.Library, Job = job.Id, Attempt = job.Attempt, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove,
+                    });
                     break;
                 default:
                     DispatchBackup(job);
@@ -586,13 +587,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);
             _starting.Remove(job.Id);
-            var attempt = _state.Job(job.Id)!.Attempt;
-            if (assignment is PruneLibrary prune) prune.Attempt = attempt;
-            if (assignment is CopySnapshot copy) copy.Attempt = attempt;
-            if (assignment is VerifyLibrary check) check.Attempt = attempt;
-            _jobActors[job.Id].Tell(new JobActor.Attempt(attempt, target, assignment, probe));
+            _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, assignment, probe));
         });
     }
+
+    /// <summary>A job its library's media agent runs itself (prune, copy, library check); its child asks the agent whether it still does.</summary>
+    private void DispatchToMedia(JobInfo job, IMessage assignment) => Dispatch(job, assignment, _mediaRegion, MediaProbe(job));
+
+    private static GetLibraryStatus MediaProbe(JobInfo job) => new() { Library = job.Library };
 
     private sealed record SettleTimeout;
 
