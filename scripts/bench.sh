@@ -15,7 +15,9 @@
 #   scripts/bench.sh lifecycle [ARGS]     prune of a library of 1 million chunks (4 KiB on average) of which half
 #                                         are dead, every volume half dead (ARGS: --chunks N); then through a
 #                                         running node: restore, verify and copy of one snapshot of
-#                                         $BENCH_SOURCE (default /usr/share/dotnet), each timed
+#                                         $BENCH_SOURCE (default /usr/share/dotnet), each timed; abk find's
+#                                         search over file indexes of 10 million file versions (bench-find),
+#                                         and abk find through the node
 # Each run: (1) full backup, (2) backup with nothing changed, (3) full restore into a temporary folder,
 # checked byte for byte with diff -r. Prints each step's wall time and MB/s; the last line is one JSON object:
 # {"bytes","files","full_s","noop_s","restore_s","stored_bytes","verified"} for ActorBackup.
@@ -38,6 +40,7 @@ if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
     -nologo -clp:ErrorsOnly -o "$bin" >/dev/null
   if [ "$mode" = lifecycle ]; then
     "$bin/actorbackup" bench-prune "$@"
+    "$bin/actorbackup" bench-find --versions 10000000
     bash scripts/bench-lifecycle.sh "${BENCH_SOURCE:-/usr/share/dotnet}"
     exit 0
   fi

@@ -52,6 +52,12 @@ public static class NodeCommand
         var pruneBench = new Command("bench-prune", "prune of a library of N chunks, every volume half dead") { pruneChunks, pruneDir };
         pruneBench.SetAction(pr => PruneBench.Run(pr.GetValue(pruneChunks), pr.GetValue(pruneDir)));
         root.Subcommands.Add(pruneBench);
+        var findVersions = new Option<long>("--versions") { Description = "file versions in all the indexes", HelpName = "N", DefaultValueFactory = _ => 10_000_000 };
+        var findSource = new Option<string>("--source") { Description = "the tree each snapshot indexes (walked once)", HelpName = "DIR", DefaultValueFactory = _ => "/usr" };
+        var findDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one under /var/tmp, removed", HelpName = "DIR" };
+        var findBench = new Command("bench-find", "abk find's search over file indexes of N file versions") { findVersions, findSource, findDir };
+        findBench.SetAction(pr => FindBench.Run(pr.GetValue(findVersions), pr.GetValue(findSource)!, pr.GetValue(findDir)));
+        root.Subcommands.Add(findBench);
         return root;
     }
 

@@ -476,6 +476,51 @@ public static class CommandTable
         }, file, dryRun, prune));
 
         var below = new Argument<string>("PATH") { HelpName = "PATH", Description = "list only below this path", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "" };
+        var findPattern = new Argument<string>("PATTERN")
+        {
+            HelpName = "PATTERN",
+            Description = "a name or glob matched against each entry's name (passwd, *.conf), or, with a '/', against the whole path " +
+                          "from the root (/etc/**/*.conf); * and ? stay within a name, ** crosses directories",
+        };
+        var findClient = new Option<string?>("--client") { Description = "only this client's snapshots", HelpName = "HOST" };
+        var since = new Option<DateTimeOffset?>("--since")
+        {
+            Description = "only snapshots made since then: a time (2026-12-01, 2026-12-01T22:00, local unless it has an offset) or a duration back from now (7d, 12h)",
+            HelpName = "TIME", CustomParser = r => SinceOf(r),
+        };
+        var findLimit = new Option<int>("--limit") { Description = "show at most N versions (default 1000, at most 20000)", HelpName = "N" };
+        var ignoreCase = new Option<bool>("--ignore-case", "-i") { Description = "match without regard to case" };
+        root.Subcommands.Add(Verb("find", "every version of matching files across the snapshots: size, mtime, and the snapshots that hold it", async (pr, o, c) =>
+        {
+            var limit = pr.GetValue(findLimit);
+            if (limit is < 0 or > 20_000) throw new ShellException($"--limit {limit}: give 1 to 20000");
+            var query = new FindFiles
+            {
+                Pattern = pr.GetValue(findPattern)!, Client = pr.GetValue(findClient) ?? "", Limit = limit, IgnoreCase = pr.GetValue(ignoreCase),
+                SinceUnixMs = pr.GetValue(since)?.ToUnixTimeMilliseconds() ?? 0,
+            };
+            var found = await session.Call<FilesFound>(query, c, m =>
+            {
+                if (m is FindProgress p && !o.Json)
+                    Console.Error.WriteLine($"indexing snapshot {p.Snapshot}: {p.IndexesBuilt} of {p.IndexesToBuild} file indexes built");
+            });
+            if (o.Json) o.Write(found);
+            else
+            {
+                o.Table(["MODIFIED", "SIZE", "TYPE", "CLIENT", "IN", "FIRST SEEN", "LAST SEEN", "PATH"], found.Versions.Select(v => new[]
+                {
+                    Output.Time(v.MtimeUnixSec * 1000), Output.Size(v.Size), v.Type, v.Client, $"{v.Snapshots} snapshot{(v.Snapshots == 1 ? "" : "s")}",
+                    $"{v.FirstSnapshot} {Output.Time(v.FirstUnixMs)}", $"{v.LastSnapshot} {Output.Time(v.LastUnixMs)}", v.Path,
+                }));
+                Console.Error.WriteLine($"{Count(found.Versions.Count, "version")} of {Count(found.Matches, "matching entry", "matching entries")} in {Count(found.SnapshotsSearched, "snapshot")} " +
+                                        $"({found.EntriesSearched} entries searched{(found.IndexesBuilt > 0 ? $", {found.IndexesBuilt} indexes built" : "")}) in {found.Seconds:F2} s");
+                if (found.Truncated)
+                    Console.Error.WriteLine($"more matched than shown (limit {(limit == 0 ? 1000 : limit)} versions, or as many matches in one snapshot): narrow the pattern, " +
+                                            "add --client or --since, or raise --limit");
+            }
+            foreach (var n in found.NotSearched) Console.Error.WriteLine($"not searched: snapshot {n}");
+            return found.NotSearched.Count == 0 ? 0 : 1;
+        }, findPattern, findClient, since, findLimit, ignoreCase));
         root.Subcommands.Add(Verb("ls", "the files of a snapshot, like ls -lR", async (pr, o, c) =>
         {
             var entries = new List<TreeEntry>();
@@ -510,6 +555,18 @@ public static class CommandTable
         if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
         r.AddError($"'{text}' is not a time: give 2026-12-24T22:00 (local), 2026-12-24T22:00Z, or a duration from now such as 4h");
         return default;
+    }
+
+    private static string Count(long n, string one, string? many = null) => $"{n} {(n == 1 ? one : many ?? one + "s")}";
+
+    /// <summary>A moment in the past as an operator types it: ISO 8601 (local unless it has an offset), or a duration back from now.</summary>
+    private static DateTimeOffset? SinceOf(System.CommandLine.Parsing.ArgumentResult r)
+    {
+        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
+        if (SharedOptions.ParseDuration(text) is { } d) return DateTimeOffset.Now - d;
+        if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
+        r.AddError($"'{text}' is not a time: give 2026-12-01 or 2026-12-01T22:00 (local), 2026-12-01T22:00Z, or a duration back from now such as 7d");
+        return null;
     }
 
     private static async Task<int> EnableSet(Session session, Output o, string name, bool enabled, CancellationToken cancel)

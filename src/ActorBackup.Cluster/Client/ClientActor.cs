@@ -5,6 +5,7 @@ using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Restore;
 using ActorBackup.Engine.Archive;
 using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Find;
 using ActorBackup.Protocol;
 using Akka;
 using Akka.Actor;
@@ -18,7 +19,7 @@ namespace ActorBackup.Cluster.Client;
 /// the manager assigns, through the engine, on threads of their own. Chunks go to the media agent the
 /// manager picked over the data plane; progress goes to the manager.
 /// </summary>
-public sealed class ClientActor : ReceiveActor, IWithTimers
+public sealed partial class ClientActor : ReceiveActor, IWithTimers
 {
     private sealed record Tick;
     /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
@@ -48,6 +49,8 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         _keys = keys;
         _manager = manager;
         _media = media;
+        _fileIndexes = new Lazy<FileIndexStore>(() => new FileIndexStore(settings.FileIndexDir != "" ? settings.FileIndexDir
+            : Path.Combine(Path.GetTempPath(), $"actorbackup-file-index-{Environment.ProcessId}-{settings.ClientId}")));
 
         Receive<Tick>(_ =>
         {
@@ -68,6 +71,7 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         {
             if (_attempts.Remove(f.Job, out var attempt)) f.Attempt = attempt;
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
+            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find
             if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
             _manager.Tell(f);
         });
@@ -85,6 +89,11 @@ public sealed class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             Task.Run(() => ListTree(m, requester));
+        });
+        Receive<SearchFileIndex>(m =>
+        {
+            var requester = Sender;
+            Task.Run(() => Find(m, requester));
         });
         Receive<InterruptAll>(_ =>
         {

@@ -81,7 +81,8 @@ public static class CellHosting
             if (settings.Roles.Contains("client"))
             {
                 var keys = CellKeyring.LoadOrCreate(settings.KeyDir);
-                var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit);
+                var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit,
+                    Path.Combine(settings.DataDir, "file-index"));
                 client = system.ActorOf(ClientActor.Props(clientSettings, keys, manager, media), "client");
                 registry.Register<ClientActor>(client);
             }

@@ -152,6 +152,8 @@ public sealed class OpsCommand : ReceiveActor
             case ListSnapshotTree ls:
                 await ListTree(ls);
                 return null;
+            case FindFiles f:
+                return await Find(f);
             default:
                 return new CommandRejected { Reason = $"{command.Descriptor.Name} is not an operator command: is abk newer than this node?" };
         }
@@ -174,21 +176,23 @@ public sealed class OpsCommand : ReceiveActor
 
     /// <summary>
     /// Reading a snapshot's trees needs the cell key, which only client nodes hold: this node's own client
-    /// when it has one, else a connected client node (the snapshot's own client first).
+    /// when it has one, else a connected client node (<paramref name="preferred"/> first).
     /// </summary>
+    private async Task<ICanTell> ClientNode(string preferred, string what)
+    {
+        if (_cell.Client is { } local) return local;
+        var clients = await AskManager<ClientList>(new ListClients());
+        var target = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal))
+                         .OrderByDescending(c => c.Id == preferred).FirstOrDefault()
+                     ?? throw new InvalidOperationException($"no client node is connected, and {what} needs the cell key that only client nodes hold: start one");
+        return Context.ActorSelection(target.Address);
+    }
+
     private async Task ListTree(ListSnapshotTree ls)
     {
         var detail = await AskManager<SnapshotDetail>(new GetSnapshot { Snapshot = ls.Snapshot });
         var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id };
-        if (_cell.Client is { } local) local.Tell(request);
-        else
-        {
-            var clients = await AskManager<ClientList>(new ListClients());
-            var target = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal))
-                             .OrderByDescending(c => c.Id == detail.Info.Client).FirstOrDefault()
-                         ?? throw new InvalidOperationException("no client node is connected, and reading a snapshot's trees needs the cell key that only client nodes hold: start one");
-            Context.ActorSelection(target.Address).Tell(request);
-        }
+        (await ClientNode(detail.Info.Client, "reading a snapshot's trees")).Tell(request, Self);
         SetReceiveTimeout(AskTimeout);
         Become(() =>
         {
@@ -200,6 +204,34 @@ public sealed class OpsCommand : ReceiveActor
             Receive<CommandRejected>(Finish);
             Receive<ReceiveTimeout>(_ => Finish(new CommandRejected { Reason = $"the client node listing snapshot {detail.Info.Id} did not answer in {AskTimeout.TotalSeconds:F0} s" }));
         });
+    }
+
+    /// <summary>
+    /// `abk find`: the catalog's snapshots (of a client, since a time) searched by a client node from its file
+    /// indexes, which it builds first where it lacks them (telling FindProgress meanwhile).
+    /// </summary>
+    private async Task<IMessage?> Find(FindFiles f)
+    {
+        var catalog = await AskManager<SnapshotList>(new ListSnapshots());
+        if (f.Client != "" && catalog.Snapshots.All(s => s.Client != f.Client))
+            return new CommandRejected
+            {
+                Reason = $"the catalog has no snapshot of client '{f.Client}': clients with snapshots are " +
+                         (catalog.Snapshots.Count == 0 ? "none" : string.Join(", ", catalog.Snapshots.Select(s => s.Client).Distinct().Order())),
+            };
+        var request = new SearchFileIndex { Query = f, Live = { catalog.Snapshots.Select(s => s.Id) } };
+        request.Snapshots.AddRange(catalog.Snapshots.Where(s => (f.Client == "" || s.Client == f.Client) && s.FinishedUnixMs >= f.SinceUnixMs)
+            .Select(s => new IndexedSnapshot { Id = s.Id, Client = s.Client, FinishedUnixMs = s.FinishedUnixMs, Libraries = { s.Copies.Prepend(s.Library) } }));
+        (await ClientNode(f.Client, "searching snapshots' files")).Tell(request, Self);
+        SetReceiveTimeout(AskTimeout);
+        Become(() =>
+        {
+            Receive<FindProgress>(More);
+            Receive<FilesFound>(Finish);
+            Receive<CommandRejected>(Finish);
+            Receive<ReceiveTimeout>(_ => Finish(new CommandRejected { Reason = $"the client node searching the file indexes did not answer in {AskTimeout.TotalSeconds:F0} s" }));
+        });
+        return null;
     }
 
     private async Task EnsureLibrary(string library)

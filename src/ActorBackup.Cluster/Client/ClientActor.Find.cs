@@ -1,0 +1,143 @@
+using ActorBackup.Engine.Find;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Event;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Client;
+
+/// <summary>
+/// `abk find` on a client node: the snapshots' file indexes (Engine/Find), a projection of their trees kept in
+/// DATA/file-index. Each backup this client makes is indexed right after it ends; a snapshot without an index
+/// here (another client's, one made before, a damaged index) is indexed when a find first needs it. One index
+/// build or search at a time on this node.
+/// </summary>
+public sealed partial class ClientActor
+{
+    public const int DefaultFindLimit = 1000;
+    public const int MaxFindLimit = 20_000;
+    private static readonly TimeSpan FindProgressEvery = TimeSpan.FromSeconds(5);
+    private readonly Lazy<FileIndexStore> _fileIndexes;
+    private readonly SemaphoreSlim _indexing = new(1, 1);
+
+    private void IndexInBackground(ByteString manifestBytes)
+    {
+        var log = _log;
+        Task.Run(() =>
+        {
+            var manifest = SnapshotManifest.Parser.ParseFrom(manifestBytes);
+            _indexing.Wait();
+            try
+            {
+                if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library]);
+            }
+            catch (Exception e) // a find builds it later
+            {
+                log.Warning("file index of snapshot {0} not built now ({1}); abk find builds it when it needs it", manifest.Id, e.Message);
+            }
+            finally
+            {
+                _indexing.Release();
+            }
+        });
+    }
+
+    /// <summary>Writes a snapshot's index from its trees, read from the first of <paramref name="libraries"/> that opens.</summary>
+    private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries)
+    {
+        Exception? last = null;
+        foreach (var library in libraries)
+        {
+            DataPlane.IDataPlaneChannel? channel = null;
+            try
+            {
+                channel = OpenChannel(library, "find", write: false);
+                using var trees = new TreeReader(_keys, channel);
+                _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
+                return;
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException
+                                          or KeyNotFoundException or TimeoutException or AskTimeoutException or InvalidOperationException)
+            {
+                last = e;
+            }
+            finally
+            {
+                if (channel is not null)
+                {
+                    _media.Tell(new CloseSession { Library = library, Ticket = channel.Ticket });
+                    channel.Dispose();
+                }
+            }
+        }
+        throw new IOException($"cannot read the trees of snapshot {manifest.Id} from {string.Join(" or ", libraries)}: {last?.Message}", last);
+    }
+
+    /// <summary>Answers a SearchFileIndex: FindProgress while indexes are built, then FilesFound (or CommandRejected). On a thread of its own.</summary>
+    private void Find(SearchFileIndex request, IActorRef requester)
+    {
+        var started = DateTime.UtcNow;
+        var query = request.Query;
+        FindPattern pattern;
+        try
+        {
+            pattern = FindPattern.Parse(query.Pattern, query.IgnoreCase);
+        }
+        catch (ArgumentException e)
+        {
+            requester.Tell(new CommandRejected { Reason = e.Message });
+            return;
+        }
+        var limit = query.Limit <= 0 ? DefaultFindLimit : Math.Min(query.Limit, MaxFindLimit);
+        var progress = new FindProgress();
+        using var heartbeat = new Timer(_ => requester.Tell(progress.Clone()), null, FindProgressEvery, FindProgressEvery);
+        _indexing.Wait();
+        try
+        {
+            var store = _fileIndexes.Value;
+            store.Retain(request.Live.ToHashSet());
+            var missing = request.Snapshots.Where(s => !store.Has(s.Id)).ToList();
+            progress.IndexesToBuild = missing.Count;
+            var notSearched = new List<string>();
+            foreach (var s in missing)
+            {
+                progress.Snapshot = s.Id;
+                try
+                {
+                    var detail = _manager.Ask<object>(new GetSnapshot { Snapshot = s.Id }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
+                                 ?? throw new KeyNotFoundException("the catalog no longer has it");
+                    var manifest = SnapshotManifest.Parser.ParseFrom(detail.Manifest);
+                    BuildIndex(manifest, s.Libraries.Count > 0 ? s.Libraries : [manifest.Library]);
+                    progress.IndexesBuilt++;
+                }
+                catch (Exception e) when (e is IOException or KeyNotFoundException or AskTimeoutException or InvalidProtocolBufferException)
+                {
+                    notSearched.Add($"{s.Id}: {e.Message}");
+                }
+            }
+            var searched = request.Snapshots.Where(s => notSearched.All(n => !n.StartsWith(s.Id + ":", StringComparison.Ordinal)))
+                .Select(s => new VersionFinder.Searched(s.Id, s.Client, s.FinishedUnixMs)).ToList();
+            var result = VersionFinder.Find(searched, store, pattern, limit);
+            var answer = new FilesFound
+            {
+                SnapshotsSearched = result.SnapshotsSearched, EntriesSearched = result.EntriesSearched, Matches = result.Matches, Truncated = result.Truncated,
+                IndexesBuilt = progress.IndexesBuilt, Seconds = (DateTime.UtcNow - started).TotalSeconds, NotSearched = { notSearched },
+            };
+            answer.Versions.AddRange(result.Versions.Select(v => new FileVersion
+            {
+                Client = v.Client, Path = v.Path, Type = v.Type.ToString(), Size = v.Size, MtimeUnixSec = v.MtimeSec, Snapshots = v.Snapshots,
+                FirstSnapshot = v.FirstSnapshot, FirstUnixMs = v.FirstUnixMs, LastSnapshot = v.LastSnapshot, LastUnixMs = v.LastUnixMs,
+            }));
+            requester.Tell(answer);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            requester.Tell(new CommandRejected { Reason = $"find on client node {_settings.ClientId}: {e.Message} (try again: a damaged index is built again)" });
+        }
+        finally
+        {
+            _indexing.Release();
+        }
+    }
+}

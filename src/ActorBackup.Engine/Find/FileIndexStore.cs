@@ -1,0 +1,161 @@
+using System.Collections.Concurrent;
+using System.IO.MemoryMappedFiles;
+
+namespace ActorBackup.Engine.Find;
+
+/// <summary>
+/// The file indexes a node keeps, one file per snapshot (SNAPSHOT.fidx) in a private folder. A projection: a
+/// missing or damaged index is built again from the snapshot's trees, an index of a snapshot the catalog no
+/// longer has is deleted. Index files are written whole under a temporary name and renamed, read through a
+/// memory map (the page cache is the cache), and checked whole the first time this process reads them.
+/// </summary>
+public sealed class FileIndexStore
+{
+    private readonly string _dir;
+    /// <summary>Index files checked whole (checksum), by path, with the length and mtime they had then.</summary>
+    private readonly ConcurrentDictionary<string, (long Length, DateTime Mtime)> _checked = new();
+
+    public FileIndexStore(string dir)
+    {
+        _dir = dir;
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    public string Folder => _dir;
+
+    public delegate T Reader<out T>(FileIndex.View index);
+
+    private string PathOf(string snapshot)
+    {
+        if (snapshot.Length is 0 or > 128 || !snapshot.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            throw new ArgumentException($"'{snapshot}' is not a snapshot id");
+        return Path.Combine(_dir, snapshot + ".fidx");
+    }
+
+    /// <summary>Whether the snapshot has an index that reads whole (a damaged one is deleted: it is built again).</summary>
+    public bool Has(string snapshot)
+    {
+        try
+        {
+            return Read(snapshot, _ => true);
+        }
+        catch (InvalidDataException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Reads a snapshot's index through <paramref name="read"/>. False when there is none.
+    /// </summary>
+    /// <exception cref="InvalidDataException">the index is damaged (it is deleted, to be built again)</exception>
+    public bool Read<T>(string snapshot, Reader<T> read, out T result)
+    {
+        var path = PathOf(snapshot);
+        result = default!;
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1);
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        try
+        {
+            using (file)
+            {
+                var length = file.Length;
+                if (length > FileIndex.MaxFileBytes || length < 1) throw new InvalidDataException($"{length} bytes, not an index");
+                using var map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+                using var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+                result = Use(view, length, path, snapshot, read);
+                return true;
+            }
+        }
+        catch (InvalidDataException)
+        {
+            _checked.TryRemove(path, out _);
+            File.Delete(path);
+            throw;
+        }
+    }
+
+    private T Use<T>(MemoryMappedViewAccessor view, long length, string path, string snapshot, Reader<T> read)
+    {
+        unsafe
+        {
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            try
+            {
+                var bytes = new ReadOnlySpan<byte>(pointer + view.PointerOffset, (int)length);
+                var stamp = (length, File.GetLastWriteTimeUtc(path));
+                if (!_checked.TryGetValue(path, out var seen) || seen != stamp)
+                {
+                    FileIndex.Check(bytes);
+                    _checked[path] = stamp;
+                }
+                var index = FileIndex.Open(bytes);
+                if (index.Header.Snapshot != snapshot) throw new InvalidDataException($"it indexes snapshot {index.Header.Snapshot}");
+                return read(index);
+            }
+            finally
+            {
+                view.SafeMemoryMappedViewHandle.ReleasePointer();
+            }
+        }
+    }
+
+    private bool Read(string snapshot, Reader<bool> read) => Read(snapshot, read, out var ok) && ok;
+
+    /// <summary>Writes a snapshot's index through <paramref name="write"/> (given the file and a scratch file), replacing any it had.</summary>
+    public void Write(string snapshot, Action<Stream, Stream> write)
+    {
+        var path = PathOf(snapshot);
+        var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, BufferSize = 1 << 16, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        try
+        {
+            using (var file = new FileStream(temp, options))
+            using (var scratch = new FileStream(temp + ".rows", new FileStreamOptions
+                   {
+                       Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, BufferSize = 1 << 16, Options = FileOptions.DeleteOnClose,
+                       UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                   }))
+                write(file, scratch);
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the indexes of snapshots not in <paramref name="live"/>, and temporary files a crash left (an hour old:
+    /// younger ones may be being written); answers how many indexes went.
+    /// </summary>
+    public int Retain(IReadOnlySet<string> live)
+    {
+        var dropped = 0;
+        foreach (var file in Directory.EnumerateFiles(_dir))
+        {
+            var name = Path.GetFileName(file);
+            if (!name.EndsWith(".fidx", StringComparison.Ordinal))
+            {
+                if (File.GetLastWriteTimeUtc(file) < DateTime.UtcNow.AddHours(-1)) File.Delete(file);
+                continue;
+            }
+            if (live.Contains(name[..^5])) continue;
+            _checked.TryRemove(file, out _);
+            File.Delete(file);
+            dropped++;
+        }
+        return dropped;
+    }
+}

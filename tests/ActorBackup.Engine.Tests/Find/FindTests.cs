@@ -1,0 +1,140 @@
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Find;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Tests.Find;
+
+/// <summary>`abk find` from per-snapshot file indexes: every version of a file, with the snapshots that hold it.</summary>
+public sealed class FindTests
+{
+    [Fact]
+    public void Versions_of_matching_files_across_snapshots_come_from_the_indexes()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(Path.Combine(src, "etc", "ssh"));
+        Directory.CreateDirectory(Path.Combine(src, "home", "ann"));
+        File.WriteAllText(Path.Combine(src, "etc", "hosts"), "127.0.0.1 localhost\n");
+        File.WriteAllText(Path.Combine(src, "etc", "ssh", "sshd_config"), "Port 22\n");
+        File.WriteAllText(Path.Combine(src, "home", "ann", "notes.txt"), "one");
+        File.SetLastWriteTimeUtc(Path.Combine(src, "home", "ann", "notes.txt"), new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var set = new BackupSet("s", [src]);
+        var first = repo.Backup(set, Level.Full);
+        var second = repo.Backup(set, Level.Incremental); // nothing changed: the same versions
+        File.WriteAllText(Path.Combine(src, "home", "ann", "notes.txt"), "one and two");
+        File.SetLastWriteTimeUtc(Path.Combine(src, "home", "ann", "notes.txt"), new DateTime(2026, 2, 1, 0, 0, 0, DateTimeKind.Utc));
+        var third = repo.Backup(set, Level.Incremental);
+
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+            foreach (var s in new[] { first, second, third })
+                store.Write(s.Id, (file, scratch) => FileIndex.Write(trees, s, file, scratch));
+        var searched = new[] { first, second, third }.Select(s => new VersionFinder.Searched(s.Id, s.Client, s.FinishedUnixMs)).ToList();
+
+        var notes = VersionFinder.Find(searched, store, FindPattern.Parse("notes.*"), 100);
+        Assert.Equal(2, notes.Versions.Count);
+        var (old, @new) = (notes.Versions[0], notes.Versions[1]);
+        Assert.EndsWith("/home/ann/notes.txt", old.Path);
+        Assert.Equal((3UL, 2, first.Id, second.Id), (old.Size, old.Snapshots, old.FirstSnapshot, old.LastSnapshot));
+        Assert.Equal((11UL, 1, third.Id, third.Id), (@new.Size, @new.Snapshots, @new.FirstSnapshot, @new.LastSnapshot));
+        Assert.Equal(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds(), old.MtimeSec);
+        Assert.Equal(3, notes.Matches);
+        Assert.False(notes.Truncated);
+
+        // A name without wildcards is matched whole; a path pattern from the root, '**' crossing directories.
+        Assert.Equal('-', Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("sshd_config"), 100).Versions).Type);
+        Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse("sshd"), 100).Versions);
+        var ssh = Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("**/etc/ssh"), 100).Versions);
+        Assert.Equal(('d', 3), (ssh.Type, ssh.Snapshots));
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(src.TrimStart('/') + "/etc/*"), 100).Versions, v => v.Path.EndsWith("/hosts"));
+        Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse("/etc/*"), 100).Versions); // anchored at the root
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("HOSTS", ignoreCase: true), 100).Versions);
+        Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse("HOSTS"), 100).Versions);
+
+        // Over the limit: truncated, said so.
+        var all = VersionFinder.Find(searched, store, FindPattern.Parse("*"), 2);
+        Assert.True(all.Truncated);
+        Assert.Equal(2, all.Versions.Count);
+        Assert.Equal(3, all.SnapshotsSearched);
+        Assert.True(all.EntriesSearched >= 3 * 7);
+    }
+
+    [Fact]
+    public void A_damaged_or_stray_index_is_dropped_and_bad_patterns_are_refused()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, "a.txt"), "a");
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch));
+        var file = Path.Combine(store.Folder, snap.Id + ".fidx");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        Assert.True(store.Has(snap.Id));
+
+        var bytes = File.ReadAllBytes(file);
+        bytes[bytes.Length / 2] ^= 0x10;
+        File.WriteAllBytes(file, bytes);
+        Assert.False(store.Has(snap.Id)); // checksum: dropped, to be built again
+        Assert.False(File.Exists(file));
+        File.WriteAllBytes(file, new byte[3]);
+        Assert.Throws<InvalidDataException>(() => store.Read(snap.Id, _ => 0, out _));
+        Assert.False(File.Exists(file));
+
+        // Sizes that claim more than the file holds are an error, never an allocation or a crash.
+        var huge = "ABKFIDX2"u8.ToArray().Concat(new byte[] { 1, (byte)'x', 0, 0 }).Concat(Enumerable.Repeat((byte)0xFF, 40)).ToArray();
+        Assert.Throws<InvalidDataException>(() => FileIndex.Open(huge));
+
+        using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch));
+        File.WriteAllText(Path.Combine(store.Folder, "gone.fidx"), "x");
+        Assert.Equal(1, store.Retain(new HashSet<string> { snap.Id }));
+        Assert.True(store.Has(snap.Id));
+        Assert.Throws<ArgumentException>(() => store.Has("../x"));
+
+        Assert.Throws<ArgumentException>(() => FindPattern.Parse(" "));
+    }
+
+    [Fact]
+    public void Damaged_index_bytes_give_an_error_never_a_crash()
+    {
+        var dirs = new List<(string, Tree)>();
+        for (var d = 0; d < 5; d++)
+        {
+            var tree = new Tree();
+            for (var f = 0; f < 20; f++) tree.Nodes.Add(new Node { Name = $"a{d}-{f}.txt", Type = f == 0 ? NodeType.Directory : NodeType.File, Size = (ulong)f, MtimeSec = f });
+            dirs.Add((d == 0 ? "" : $"/a0-0/d{d}", tree));
+        }
+        using var stream = new MemoryStream();
+        FileIndex.Write("s1", "c", 1, dirs, stream);
+        var bytes = stream.ToArray();
+        var patterns = new[] { FindPattern.Parse("*"), FindPattern.Parse("a1*"), FindPattern.Parse("/**/a*.txt"), FindPattern.Parse("a2-3.txt") };
+        var random = new Random(5);
+        var errors = 0;
+        for (var i = 0; i < 3000; i++)
+        {
+            var damaged = bytes.ToArray();
+            if (i % 3 == 0) damaged = damaged[..random.Next(damaged.Length)];
+            else for (var k = 0; k <= i % 4; k++) damaged[random.Next(damaged.Length)] = (byte)random.Next(256);
+            try
+            {
+                var index = FileIndex.Open(damaged);
+                foreach (var p in patterns)
+                {
+                    var hits = new List<FindPattern.Hit>();
+                    p.Search(index, hits, 1000);
+                    var starts = index.DirStarts();
+                    foreach (var h in hits) index.Dir(starts, index.RowOf(h.Entry).Dir);
+                }
+            }
+            catch (InvalidDataException)
+            {
+                errors++;
+            }
+        }
+        Assert.True(errors > 1000, $"{errors} damaged indexes refused"); // every truncation at least
+        Assert.Throws<InvalidDataException>(() => FileIndex.Check(bytes.Select((b, i) => i == 20 ? (byte)(b ^ 1) : b).ToArray()));
+    }
+}
