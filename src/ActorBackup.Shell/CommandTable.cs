@@ -235,7 +235,7 @@ public static class CommandTable
                     }));
                 else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "COPIES", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
                 {
-                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, s.Library, s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
+                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, string.Join("+", s.Spans.Prepend(s.Library)), s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
                     s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored), s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
                 return 0;
@@ -395,7 +395,18 @@ public static class CommandTable
         var keepMinimum = Keep("minimum", "retention: the newest N stay whatever the other rules say");
         var copyTo = new Option<string[]>("--copy-to") { Description = "a second copy of every snapshot on this library (repeatable: one copy each)", HelpName = "LIBRARY" };
         var copyFullsOnly = new Option<bool>("--copy-fulls-only") { Description = "copy only full backups" };
+        var copyKeep = new Option<string?>("--copy-keep")
+        {
+            Description = "the copies' own retention, e.g. weekly=52,last=2 (keys last, within, daily, weekly, monthly, yearly, minimum); " +
+                          "a snapshot the policy's retention lets go lives on in a copy this keeps. Default: copies go with their snapshot",
+            HelpName = "RULES",
+        };
         var tierTo = new Option<string[]>("--tier-to") { Description = "move snapshots older than --tier-after to this library (repeatable: the first that is registered)", HelpName = "LIBRARY" };
+        var verifySchedule = new Option<string?>("--verify-schedule")
+        {
+            Description = "a cron rule (UTC) at whose slots the newest unverified snapshot of each client and set is verified, e.g. \"0 3 * * 0\"",
+            HelpName = "CRON",
+        };
         var tierAfter = new Option<string?>("--tier-after") { Description = "the age at which a snapshot moves to its tier (e.g. 30d)", HelpName = "DURATION" };
         root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
             Verb("add", "define a storage policy", async (pr, o, c) =>
@@ -412,18 +423,21 @@ public static class CommandTable
                     Last = pr.GetValue(keepLast), WithinSeconds = (long)within.TotalSeconds, Daily = pr.GetValue(keepDaily), Weekly = pr.GetValue(keepWeekly),
                     Monthly = pr.GetValue(keepMonthly), Yearly = pr.GetValue(keepYearly), Minimum = pr.GetValue(keepMinimum),
                 };
-                foreach (var l in pr.GetValue(copyTo) ?? []) p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly) });
+                var copyRetention = pr.GetValue(copyKeep) is { } ck ? KeepRules(ck) : null;
+                if (copyRetention is not null && (pr.GetValue(copyTo) ?? []).Length == 0) throw new ShellException("--copy-keep needs --copy-to: the library whose copies it keeps");
+                foreach (var l in pr.GetValue(copyTo) ?? []) p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly), Retention = copyRetention });
                 if (pr.GetValue(tierTo) is { Length: > 0 } tiers)
                 {
                     var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d")
                         : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d");
                     p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
                 }
+                if (pr.GetValue(verifySchedule) is { Length: > 0 } vs) p.Verify = new VerifyRule { Schedule = vs };
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
             }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum,
-                copyTo, copyFullsOnly, tierTo, tierAfter),
+                copyTo, copyFullsOnly, copyKeep, tierTo, tierAfter, verifySchedule),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);
@@ -555,6 +569,34 @@ public static class CommandTable
         if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
         r.AddError($"'{text}' is not a time: give 2026-12-24T22:00 (local), 2026-12-24T22:00Z, or a duration from now such as 4h");
         return default;
+    }
+
+    /// <summary>Retention rules as an operator types them in one option: weekly=52,last=2,within=30d.</summary>
+    private static RetentionRule KeepRules(string text)
+    {
+        var r = new RetentionRule();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (kv.Length != 2) throw new ShellException($"--copy-keep '{part}': give KEY=VALUE, e.g. weekly=52");
+            if (kv[0] == "within")
+            {
+                r.WithinSeconds = (long)(SharedOptions.ParseDuration(kv[1]) ?? throw new ShellException($"--copy-keep within='{kv[1]}' is not a duration, e.g. 30d")).TotalSeconds;
+                continue;
+            }
+            if (!int.TryParse(kv[1], out var n) || n < 0) throw new ShellException($"--copy-keep {kv[0]}='{kv[1]}': give a count, 0 or more");
+            switch (kv[0])
+            {
+                case "last": r.Last = n; break;
+                case "daily": r.Daily = n; break;
+                case "weekly": r.Weekly = n; break;
+                case "monthly": r.Monthly = n; break;
+                case "yearly": r.Yearly = n; break;
+                case "minimum": r.Minimum = n; break;
+                default: throw new ShellException($"--copy-keep: unknown rule '{kv[0]}': use last, within, daily, weekly, monthly, yearly, minimum");
+            }
+        }
+        return r;
     }
 
     private static string Count(long n, string one, string? many = null) => $"{n} {(n == 1 ? one : many ?? one + "s")}";

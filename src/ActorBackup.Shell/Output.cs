@@ -130,7 +130,8 @@ public sealed class Output(bool json)
         sb.AppendLine($"  time       {Time(s.FinishedUnixMs)}");
         sb.AppendLine($"  paths      {string.Join(" ", s.Paths)}");
         sb.AppendLine($"  files      {s.Files} ({Size(s.Bytes)}; {Size(s.BytesStored)} stored new){(s.Errors > 0 ? $"; {s.Errors} could not be read" : "")}");
-        sb.AppendLine($"  libraries  {s.Library} (its own){(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
+        sb.AppendLine($"  libraries  {s.Library} (its own){(s.Spans.Count > 0 ? ", spanning on into " + string.Join(", ", s.Spans) : "")}" +
+                      $"{(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
         sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
         if (s.Parent != "") sb.AppendLine($"  parent     {s.Parent}");
         if (s.Job != "") sb.AppendLine($"  job        {s.Job}");
@@ -178,8 +179,11 @@ public sealed class Output(bool json)
         sb.AppendLine($"  compression  {(p.Compression == 0 ? "the client's (zstd 3 unless its node says otherwise)" : $"zstd {p.Compression}")}");
         sb.AppendLine($"  retries      {Retries(p)}");
         sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
-        foreach (var c in p.Copies) sb.AppendLine($"  copy         to {string.Join(" or ", c.Libraries)}{(c.FullsOnly ? ", fulls only" : "")}");
+        for (var n = 0; n < p.Copies.Count; n++)
+            sb.AppendLine($"  copy         to {string.Join(" or ", p.Copies[n].Libraries)}{(p.Copies[n].FullsOnly ? ", fulls only" : "")}" +
+                          (n < i.CopyRetention.Count && i.CopyRetention[n] != "" ? $"; its copies kept: {i.CopyRetention[n]}" : ""));
         if (p.Tier is { Libraries.Count: > 0 } t) sb.AppendLine($"  tier         to {string.Join(" or ", t.Libraries)} after {TimeSpan.FromSeconds(t.AfterSeconds):g}");
+        if (p.Verify is { Schedule: not "" } v) sb.AppendLine($"  verify       {v.Schedule} (UTC): the newest unverified snapshot of each client and set");
         sb.AppendLine($"  sets         {(i.Sets.Count == 0 ? "none" : string.Join(" ", i.Sets))}");
         return sb.ToString().TrimEnd('\n');
     }

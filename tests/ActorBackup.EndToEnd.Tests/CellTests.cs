@@ -445,25 +445,47 @@ public class LibraryDiskFullTests
     }
 
     [SmallDiskFact]
-    public void A_backup_that_fills_its_library_goes_on_to_the_next_library_of_its_pool()
+    public void A_backup_that_fills_its_library_goes_on_in_the_next_library_of_its_pool_and_restores_from_both()
     {
         using var dir = new TempDir();
-        using var disk = new SmallDisk(48);
+        using var disk = new SmallDisk(64);
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 4);
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
-            "--set", $"actorbackup.libraries=[{{id=small, path=\"{Path.Combine(disk.Path, "small")}\"}}, {{id=big}}]").Start(libraries: "small,big");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.volume-capacity=9000000",
+            "--set", $"actorbackup.libraries=[{{id=small, path=\"{Path.Combine(disk.Path, "small")}\", reserve=10MiB}}, {{id=big}}]").Start(libraries: "small,big");
         Assert.Equal(0, cell.Abk("policy", "add", "spill", "--library", "small", "--library", "big", "--choice", "fill-first").ExitCode);
         Assert.Equal(0, cell.Abk("set", "add", "data", "--path", src, "--policy", "spill").ExitCode);
-        disk.Fill(leaveBytes: 12 << 20); // room for one file of four
+        disk.Fill(leaveBytes: 24 << 20); // room for one file of four and the reserve
 
         var job = cell.AbkJson("set", "run", "data");
         Assert.True(job.GetProperty("state").GetString() == "SUCCEEDED", job + cell.Log);
-        Assert.Equal("big", job.GetProperty("library").GetString());
-        Assert.True(job.GetProperty("attempt").GetInt32() == 1, job + cell.Log); // the first attempt ran out of space on small
+        Assert.Equal("small", job.GetProperty("library").GetString());
+        Assert.True(job.GetProperty("attempt").GetInt32() == 0, job + cell.Log); // no failed attempt: it went on in big
+        var spanned = job.GetProperty("snapshot").GetString()!;
+        var shown = cell.AbkJson("snapshot", "show", spanned);
+        Assert.Equal(["big"], shown.GetProperty("spans").EnumerateArray().Select(e => e.GetString()));
+        Assert.Contains("spanning on into big", cell.Abk("snapshot", "show", spanned).Stdout);
         var target = Path.Combine(dir.Path, "restored");
-        Assert.Equal(0, cell.Abk("restore", "latest", "--to", target).ExitCode);
+        Assert.Equal(0, cell.Abk("restore", spanned, "--to", target).ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+
+        // small is full: the next backup of the set starts in big (lib1 says so in its report).
+        File.WriteAllBytes(Path.Combine(src, "new.bin"), new byte[1 << 20]);
+        var next = cell.AbkJson("set", "run", "data");
+        Assert.True(next.GetProperty("state").GetString() == "SUCCEEDED", next + cell.Log);
+        Assert.Equal("big", next.GetProperty("library").GetString());
+
+        // A prune of small keeps what the spanning snapshot holds there; deleted, its records there go.
+        var prune = cell.AbkJson("prune", "small");
+        Assert.True(prune.GetProperty("state").GetString() == "SUCCEEDED", prune + cell.Log);
+        var again = Path.Combine(dir.Path, "again");
+        Assert.Equal(0, cell.Abk("restore", spanned, "--to", again).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(Path.Combine(dir.Path, "restored") + src), again + src);
+        Assert.True(cell.Abk("verify", spanned).ExitCode == 0, cell.Log);
+        Assert.Contains("spans libraries small, big", cell.Abk("snapshot", "copy", spanned, "--to", "big").Stderr);
+        Assert.Equal(0, cell.Abk("snapshot", "delete", spanned).ExitCode);
+        prune = cell.AbkJson("prune", "small");
+        Assert.True(long.Parse(prune.GetProperty("prune").GetProperty("bytesFreed").GetString()!) >= 5_000_000, prune.ToString());
     }
 }
 

@@ -49,11 +49,10 @@ public sealed partial class ClientActor
         Exception? last = null;
         foreach (var library in libraries)
         {
-            DataPlane.IDataPlaneChannel? channel = null;
             try
             {
-                channel = OpenChannel(library, "find", write: false);
-                using var trees = new TreeReader(_keys, channel);
+                using var reads = new ReadSessions(this, manifest.Spans, "find", OpenChannel(library, "find", write: false), library);
+                using var trees = new TreeReader(_keys, reads.Source);
                 _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
                 return;
             }
@@ -61,14 +60,6 @@ public sealed partial class ClientActor
                                           or KeyNotFoundException or TimeoutException or AskTimeoutException or InvalidOperationException)
             {
                 last = e;
-            }
-            finally
-            {
-                if (channel is not null)
-                {
-                    _media.Tell(new CloseSession { Library = library, Ticket = channel.Ticket });
-                    channel.Dispose();
-                }
             }
         }
         throw new IOException($"cannot read the trees of snapshot {manifest.Id} from {string.Join(" or ", libraries)}: {last?.Message}", last);

@@ -173,7 +173,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     Reason = $"the media agent of library {job.Library} did not answer: is its node up ('abk library list')?",
                 };
             }
-            catch (LibraryFaultException e)
+            catch (IOException e) when (e is LibraryFaultException or Engine.Library.LibraryFullException)
             {
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = e.Message };
@@ -209,25 +209,18 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         try
         {
             var manifest = SnapshotManifest.Parser.ParseFrom(request.Manifest);
-            using var channel = OpenChannel(manifest.Library, "ls", write: false);
-            try
+            using var reads = new ReadSessions(this, manifest.Spans, "ls", OpenChannel(manifest.Library, "ls", write: false), manifest.Library);
+            using var trees = new TreeReader(_keys, reads.Source);
+            var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
+            foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
             {
-                using var trees = new TreeReader(_keys, channel);
-                var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
-                foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
-                {
-                    page.Entries.Add(entry);
-                    if (page.Entries.Count < PageSize) continue;
-                    requester.Tell(page);
-                    page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
-                }
-                page.More = false;
+                page.Entries.Add(entry);
+                if (page.Entries.Count < PageSize) continue;
                 requester.Tell(page);
+                page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
             }
-            finally
-            {
-                _media.Tell(new CloseSession { Library = manifest.Library, Ticket = channel.Ticket });
-            }
+            page.More = false;
+            requester.Tell(page);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException or KeyNotFoundException or TimeoutException or AskTimeoutException)
         {
@@ -283,10 +276,24 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var job = a.Job;
         var assigned = DateTime.UtcNow;
         var gc = (Gen0: GC.CollectionCount(0), Gen1: GC.CollectionCount(1), Gen2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration());
-        using var channel = OpenChannel(job, write: true);
+        var channel = OpenChannel(job, write: true);
+        // When the library fills up, the backup goes on in the next library of its pool that opens.
+        var sink = new Engine.Spanning.SpanningSink(job.Library, channel, a.SpanTo, library =>
+        {
+            try
+            {
+                return OpenChannel(library, job.Id, write: true);
+            }
+            catch (AskTimeoutException)
+            {
+                throw new IOException($"library {library} did not answer a session request in 30 s"); // passed over: the next one may
+            }
+        });
+        var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
         try
         {
-            var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
+            // The parent's trees are read from its library and those it spans.
+            using var parentReads = new ReadSessions(this, parent?.Spans ?? [], job.Id, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
             var options = new BackupOptions
             {
@@ -302,9 +309,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
                 ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
             }));
-            var manifest = new Archiver(_keys, channel, channel).Run(set, options, parent, progress, cancel);
+            var manifest = new Archiver(_keys, sink, parentReads.Source).Run(set, options, parent, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
-            StoreManifest(manifest, options.CompressionLevel, channel);
+            manifest.Spans.AddRange(sink.Libraries.Skip(1));
+            StoreManifest(manifest, options.CompressionLevel, sink);
+            if (manifest.Spans.Count > 0) _log.Info("job {0}: {1} filled up; the backup went on in {2}", job.Id, job.Library, string.Join(", ", manifest.Spans));
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
                       $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
@@ -317,7 +326,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
         finally
         {
-            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+            foreach (var (library, span) in sink.Spans)
+            {
+                var opened = (IDataPlaneChannel)span;
+                _media.Tell(new CloseSession { Library = library, Ticket = opened.Ticket });
+                opened.Dispose();
+            }
         }
     }
 
@@ -325,7 +339,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// The manifest goes into the library too, encrypted like any chunk and flagged as a manifest, part of the
     /// snapshot's references: with the volumes and the key alone the catalog can be rebuilt (abk catalog rebuild).
     /// </summary>
-    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, IDataPlaneChannel channel)
+    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, Engine.Codec.IChunkSink channel)
     {
         using var upload = _keys.Cipher.BeginUpload();
         using var encoder = new Engine.Codec.ChunkEncoder(_keys, upload, compressionLevel);
@@ -371,7 +385,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
-    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, channel =>
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, channel =>
     {
         var job = a.Job;
         var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
@@ -388,22 +402,62 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
     });
 
-    /// <summary>Runs a job that reads a library through a read session, which is closed however the job ends.</summary>
-    private JobFinished Reading(JobInfo job, Func<IDataPlaneChannel, JobFinished> run)
+    /// <summary>
+    /// Runs a job that reads a snapshot through read sessions on its library and every library it spans, closed
+    /// however the job ends.
+    /// </summary>
+    private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run)
     {
-        using var channel = OpenChannel(job, write: false);
-        try
+        using var reads = new ReadSessions(this, SnapshotManifest.Parser.ParseFrom(manifest).Spans, job.Id, OpenChannel(job, write: false), job.Library);
+        return run(reads.Source);
+    }
+
+    /// <summary>
+    /// Read sessions on a snapshot's libraries (the first one given, opened by the caller; the others opened here)
+    /// as one chunk source; Dispose closes those it opened (and the first when <paramref name="firstLibrary"/> is given).
+    /// </summary>
+    private sealed class ReadSessions : IDisposable
+    {
+        private readonly ClientActor _client;
+        private readonly List<(string Library, IDataPlaneChannel Channel)> _opened = [];
+
+        public ReadSessions(ClientActor client, IEnumerable<string> spans, string job, IDataPlaneChannel first, string? firstLibrary = null)
         {
-            return run(channel);
+            _client = client;
+            if (firstLibrary is not null) _opened.Add((firstLibrary, first));
+            var sources = new List<Engine.Codec.IChunkSource> { first };
+            try
+            {
+                foreach (var library in spans)
+                {
+                    var channel = client.OpenChannel(library, job, write: false);
+                    _opened.Add((library, channel));
+                    sources.Add(channel);
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+            Source = sources.Count == 1 ? first : new Engine.Spanning.SpanningSource(sources);
         }
-        finally
+
+        public Engine.Codec.IChunkSource Source { get; }
+
+        public void Dispose()
         {
-            _media.Tell(new CloseSession { Library = job.Library, Ticket = channel.Ticket });
+            foreach (var (library, channel) in _opened)
+            {
+                _client._media.Tell(new CloseSession { Library = library, Ticket = channel.Ticket });
+                channel.Dispose();
+            }
+            _opened.Clear();
         }
     }
 
     /// <summary>Reads the snapshot back through the data plane and checks every chunk (SnapshotVerifier); writes nothing.</summary>
-    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, channel =>
+    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, channel =>
     {
         var job = a.Job;
         var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);

@@ -162,7 +162,7 @@ public sealed class DataPlaneServer : IDisposable
                     }
                     catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException or InvalidDataException)
                     {
-                        SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(e.Message));
+                        SocketFrames.Write(socket, e is Engine.Library.LibraryFullException ? SocketFrames.Full : (byte)1, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }
                 }
             }

@@ -46,14 +46,15 @@ public sealed class DataPlaneSessions : IExtension
         public string Ticket => ticket;
 
         // A library that failed a write (out of space, say) refuses every call after it with the reason: each is
-        // a library fault, as a socket client hears it.
+        // a library fault, as a socket client hears it. A library down to its reserve refuses new chunks with a
+        // LibraryFullException, passed on as it is (the backup goes on in another library).
         private static LibraryFaultException Fault(IOException e) => new(e.Message);
 
         public bool TryReserve(ChunkId id)
         {
             if (!session.Write) throw new InvalidOperationException("a read session cannot store chunks");
             try { return session.Library.TryReserve(id); }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
@@ -63,25 +64,25 @@ public sealed class DataPlaneSessions : IExtension
                 session.Library.Append(id, flags, payload);
                 Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
             }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public void Release(ChunkId id)
         {
             try { session.Library.Release(id); }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public bool Contains(ChunkId id)
         {
             try { return session.Library.Contains(id); }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
         {
             try { return session.Library.Missing(ids); }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
@@ -92,14 +93,14 @@ public sealed class DataPlaneSessions : IExtension
                 Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
                 return payload;
             }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
         {
             if (!session.Write) throw new InvalidOperationException("a read session cannot record references");
             try { session.Library.AddReferences(snapshot, ids); }
-            catch (IOException e) when (e is not LibraryFaultException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public ChunkId[] ReadReferences(string snapshot)

@@ -57,6 +57,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     private static ReadOnlySpan<byte> Reply(Connection c)
     {
         var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
+        if (status == SocketFrames.Full) throw new Engine.Library.LibraryFullException(System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         if (status != 0) throw new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
     }

@@ -8,7 +8,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// The data plane between nodes: a plain TCP socket of its own (never Akka.Remote's connection, so bulk data
 /// cannot delay heartbeats), admitted by the media agent's one-time ticket. Request and reply frames:
 /// <code>
-/// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error) | u32 length | payload
+/// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error, 2 library full) | u32 length | payload
 /// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
 /// MISSING id... → one byte per id (1: missing) · REFERENCES u8 n, snapshot id (n bytes), id... (written at the next COMMIT)
 /// READREFS snapshot id → the snapshot's reference list, id...
@@ -21,6 +21,8 @@ namespace ActorBackup.Cluster.DataPlane;
 internal static class SocketFrames
 {
     public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10;
+    /// <summary>Reply status of a RESERVE the library refused because it is down to its reserve (the backup spans on).</summary>
+    public const byte Full = 2;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
     public static void ReadExactly(Socket s, Span<byte> buffer)

@@ -16,9 +16,10 @@ public static class DefinitionsFile
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "policy", "schedules", "time-zone", "window", "priority", "enabled",
         "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
-    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier"];
+    private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier", "verify"];
+    private static readonly string[] VerifyKeys = ["schedule"];
     private static readonly string[] TierKeys = ["libraries", "after"];
-    private static readonly string[] CopyKeys = ["libraries", "fulls-only"];
+    private static readonly string[] CopyKeys = ["libraries", "fulls-only", "retention"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
 
     /// <summary>The file as definitions; FormatException with every problem, one per line, as "FILE:LINE: what".</summary>
@@ -86,7 +87,7 @@ public static class DefinitionsFile
         if (c.Has("retries")) p.Retries = c.Int("retries");
         foreach (var (copyName, rule) in c.Objects("copies", CopyKeys))
         {
-            var copy = new CopyRule { FullsOnly = rule.Bool("fulls-only", false) };
+            var copy = new CopyRule { FullsOnly = rule.Bool("fulls-only", false), Retention = rule.Object("retention", RetentionKeys) is { } cr ? Retention(cr) : null };
             copy.Libraries.AddRange(rule.Strings("libraries"));
             if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{copyName}' names no library (libraries = [lib2])");
             p.Copies.Add(copy);
@@ -97,14 +98,16 @@ public static class DefinitionsFile
             p.Tier.Libraries.AddRange(tier.Strings("libraries"));
             if (p.Tier.Libraries.Count == 0) throw new FormatException("tier names no library (libraries = [lib2])");
         }
-        if (c.Object("retention", RetentionKeys) is { } r)
-            p.Retention = new RetentionRule
-            {
-                Last = r.Int("last"), WithinSeconds = (long)r.Duration("within").TotalSeconds, Daily = r.Int("daily"), Weekly = r.Int("weekly"),
-                Monthly = r.Int("monthly"), Yearly = r.Int("yearly"), Minimum = r.Int("minimum"),
-            };
+        if (c.Object("verify", VerifyKeys) is { } v) p.Verify = new VerifyRule { Schedule = v.String("schedule", "") };
+        if (c.Object("retention", RetentionKeys) is { } r) p.Retention = Retention(r);
         return p;
     }
+
+    private static RetentionRule Retention(Fields r) => new()
+    {
+        Last = r.Int("last"), WithinSeconds = (long)r.Duration("within").TotalSeconds, Daily = r.Int("daily"), Weekly = r.Int("weekly"),
+        Monthly = r.Int("monthly"), Yearly = r.Int("yearly"), Minimum = r.Int("minimum"),
+    };
 
     private static BackupSetDefinition Set(string name, Fields c)
     {

@@ -23,7 +23,9 @@ public sealed record NodeSettings(
             var path = obj.GetKey("path")?.GetString() ?? "";
             var streams = obj.GetKey("streams")?.GetInt() ?? LibraryDeclaration.DefaultStreams;
             if (streams < 1) throw new ConfigurationException($"library {id}: streams must be at least 1, got {streams}");
-            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, streams));
+            var reserve = obj.GetKey("reserve") is { } r ? r.GetByteSize() ?? throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB") : -1;
+            if (reserve < -1) throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB, got {reserve}");
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, streams, reserve));
         }
         var roles = c.GetStringList("roles").ToList();
         foreach (var r in roles)

@@ -162,6 +162,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     if (e is JobQueued q) _log.Info("job {0}: scheduled prune of library {1}", q.Job.Id, q.Job.Library);
                     DispatchWaiting();
                 });
+            if (_state.DecideScheduledVerifies(DateTimeOffset.UtcNow) is { Count: > 0 } verifySlots)
+                PersistAll(verifySlots, e =>
+                {
+                    Applied(e);
+                    if (e is JobQueued q) _log.Info("job {0}: scheduled verify of snapshot {1} ({2})", q.Job.Id, q.Job.Snapshot, q.Job.BackupSet);
+                    DispatchWaiting();
+                });
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
@@ -477,7 +484,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             _libraryReports.TryGetValue(l.Id, out var r);
             return new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id), r?.FreeBytes ?? 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow),
-                r is { Unavailable: not "" } ? r.Unavailable : null);
+                r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null);
         }).ToList();
 
     private bool IsReachable(string node)
@@ -570,7 +577,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void DispatchBackup(JobInfo job)
     {
         var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, job.Library);
-        Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty });
+        Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty, SpanTo = { _state.SpanTargets(job) } });
     }
 
     /// <param name="target">who runs it: the job's client unless given (a prune: the media region)</param>
@@ -615,22 +622,30 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets or verifies changed, or a job held one back.</summary>
-    private (object? Snapshots, object? Policies, object? Sets, object? Verified) _retentionSeen;
+    /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets, verifies or copies changed, or a job held one back.</summary>
+    private (object? Snapshots, object? Policies, object? Sets, object? Verified, object? Copies) _retentionSeen;
     private bool _retentionHeldBack;
 
     /// <summary>Deletes from the catalog what the policies' retention no longer keeps (ManagerState.DecideRetention).</summary>
     private void ApplyRetention()
     {
-        var seen = ((object)_state.Snapshots, (object)_state.Policies, (object)_state.BackupSets, (object)_state.Verified);
+        var seen = ((object)_state.Snapshots, (object)_state.Policies, (object)_state.BackupSets, (object)_state.Verified, (object)_state.Copies);
         if (seen == _retentionSeen && !_retentionHeldBack) return;
         _retentionSeen = seen;
         _retentionHeldBack = _state.SnapshotsInUse().Count > 0;
-        if (_state.DecideRetention(DateTimeOffset.UtcNow) is not { } deleted) return;
-        Persist(deleted, e =>
+        var now = DateTimeOffset.UtcNow;
+        var changes = _state.DecideCopyRetention(now).ToList();
+        if (_state.DecideRetention(now) is { } deleted) changes.Add(deleted);
+        if (changes.Count == 0) return;
+        PersistAll(changes, e =>
         {
             Applied(e);
-            _log.Info("snapshots {0} deleted: {1}", string.Join(", ", e.Snapshots), e.Reason);
+            switch (e)
+            {
+                case SnapshotsDeleted d: _log.Info("snapshots {0} deleted: {1}", string.Join(", ", d.Snapshots), d.Reason); break;
+                case CopyDropped c: _log.Info("the copy of snapshot {0} on {1} goes: {2}", c.Snapshot, c.Library, c.Reason); break;
+                case SnapshotMoved m: _log.Info("snapshot {0} lives on in its copy on {1}: its primary's retention let it go from {2}", m.Snapshot, m.To, m.From); break;
+            }
         });
     }
 

@@ -21,6 +21,18 @@ public sealed partial record ManagerState
     /// <summary>The libraries a policy's primary copy may go to, in its order; an empty list means every library of the cell.</summary>
     public IReadOnlyList<string> Pool(StoragePolicy policy) => policy.Libraries.Count > 0 ? policy.Libraries : Libraries.Keys.ToList();
 
+    /// <summary>
+    /// The libraries a backup may go on in when its own fills up (spanning): the rest of its policy's pool, in
+    /// pool order from the one after its library. None for a backup an operator pinned to one library.
+    /// </summary>
+    public IReadOnlyList<string> SpanTargets(JobInfo job)
+    {
+        if (job.LibraryPinned || job.Kind != JobKind.Backup) return [];
+        var pool = Pool(PolicyOfJob(job)).Where(Libraries.ContainsKey).ToList();
+        var at = pool.IndexOf(job.Library);
+        return at < 0 ? pool : [.. pool.Skip(at + 1), .. pool.Take(at)];
+    }
+
     public static int RetriesOf(StoragePolicy policy) => policy.HasRetries ? policy.Retries : DefaultRetries;
 
     public Decision DecideDefinePolicy(DefinePolicy cmd, DateTimeOffset now)
@@ -48,6 +60,7 @@ public sealed partial record ManagerState
     public PolicyInfo PolicyInfoOf(StoragePolicy policy) => new()
     {
         Policy = policy, Sets = { SetsOf(policy.Name) }, Implicit = !Policies.ContainsKey(policy.Name), Retention = RulesOf(policy.Retention).ToString(),
+        CopyRetention = { policy.Copies.Select(c => c.Retention is null ? "" : RulesOf(c.Retention).ToString()) },
     };
 
     /// <summary>Every policy, the built-in default first when it is not redefined.</summary>
@@ -72,12 +85,15 @@ public sealed partial record ManagerState
         {
             if (rule.Libraries.Count == 0) return "a copy names at least one library";
             if (rule.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownCopy) return $"copy: unknown library '{unknownCopy}'";
+            if (InvalidRetention(rule.Retention) is { } copyRetention) return $"copy to {string.Join(" or ", rule.Libraries)}: {copyRetention}";
         }
         if (policy.Tier is { } tier)
         {
             if (tier.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownTier) return $"tier: unknown library '{unknownTier}'";
             if (tier.AfterSeconds < 0) return "tier: 'after' cannot be negative";
         }
+        if (policy.Verify is { Schedule: not "" } verify && ParseCron(verify.Schedule, out var cronError) is null)
+            return $"verify schedule '{verify.Schedule}' does not parse: {cronError}";
         return InvalidRetention(policy.Retention);
     }
 

@@ -191,12 +191,14 @@ public sealed partial record ManagerState
             if (job.Kind == JobKind.Prune || (job.Kind == JobKind.Verify && job.Snapshot == ""))
                 return (Load(job.Library).Reachable && state.Libraries.ContainsKey(job.Library) ? Full(job.Library) : Unfit(job.Library)) is { } blocked
                     ? (null, blocked) : (job.Library, null);
+            if (job.Kind == JobKind.Copy && Load(job.Library).Full is { } full) return (null, full); // a copy writes into its library
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
                 return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);
             var pool = state.Pool(policy);
             var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable).ToList();
-            var fit = reachable.Where(id => Unfit(id) is null).ToList();
+            // A library down to its reserve takes no new backup (a running one goes on in the next of the pool).
+            var fit = reachable.Where(id => Unfit(id) is null && Load(id).Full is null).ToList();
             // When every reachable library says it cannot take a job (out of space, say), one is tried all the
             // same: it may have room again by now, and else the job fails with its reason instead of waiting unseen.
             if (fit.Count == 0) fit = reachable;

@@ -16,7 +16,7 @@ public sealed partial record ManagerState
         // Each library's next prune lets the deleted snapshots' chunks go.
         var pending = PendingDeletions;
         foreach (var s in Snapshots.Where(s => ids.Contains(s.Id)))
-            foreach (var library in LibrariesOf(s))
+            foreach (var library in LibrariesOf(s).Concat(s.Spans))
                 pending = pending.SetItem(library, (pending.GetValueOrDefault(library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(s.Id));
         return (this with
         {
@@ -51,6 +51,57 @@ public sealed partial record ManagerState
         return decision.Events;
     }
 
+    /// <summary>The schedule clock of a policy's verifies (its VerifyRule), kept with the sets' clocks.</summary>
+    public static string VerifyClock(string policy) => "@verify:" + policy;
+
+    /// <summary>
+    /// The verifies due by the policies' verify schedules: at each slot (once, across restarts; one after a
+    /// downtime), the newest snapshot of each client and set under the policy that has not passed a verify and
+    /// that no job reads now. The jobs carry the slot (their set is the clock), or a SlotMissed says why none ran.
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideScheduledVerifies(DateTimeOffset now)
+    {
+        var events = new List<IMessage>();
+        var next = NextJob;
+        IReadOnlySet<string>? busy = null;
+        foreach (var policy in AllPolicies())
+        {
+            if (policy.Verify is not { Schedule: not "" } rule || ParseCron(rule.Schedule, out _) is not { } cron) continue;
+            var clockName = VerifyClock(policy.Name);
+            if (!SetClocks.TryGetValue(clockName, out var clock))
+            {
+                events.Add(new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the verify schedule starts now" });
+                continue;
+            }
+            var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
+            if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) continue;
+            var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
+            var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+            busy ??= SnapshotsInUse();
+            var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name)
+                .GroupBy(s => (s.Client, s.BackupSet))
+                .Select(g => g.MaxBy(s => s.FinishedUnixMs)!)
+                .Where(s => !Verified.Contains(s.Id) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
+                .OrderBy(s => s.FinishedUnixMs).ToList();
+            if (due.Count == 0)
+            {
+                events.Add(new SlotMissed { Set = clockName, SlotUnixMs = slotMs, Reason = "every newest snapshot of the policy has passed a verify" });
+                continue;
+            }
+            foreach (var s in due)
+                events.Add(new JobQueued
+                {
+                    Job = new JobInfo
+                    {
+                        Id = (next++).ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = s.Client, Library = s.Library, LibraryPinned = true,
+                        Snapshot = s.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(0), BackupSet = clockName, SlotUnixMs = slotMs,
+                        Origin = JobOrigin.Schedule,
+                    },
+                });
+        }
+        return events;
+    }
+
     /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
     public Decision DecidePrune(StartPrune cmd, DateTimeOffset now)
     {
@@ -82,7 +133,7 @@ public sealed partial record ManagerState
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
         };
-        r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library)).Select(s => s.Id));
+        r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library) || s.Spans.Contains(job.Library)).Select(s => s.Id));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
         return r;
     }
@@ -126,28 +177,89 @@ public sealed partial record ManagerState
     /// <summary>
     /// What the retention of each set's policy deletes now (null: nothing): every snapshot that no rule keeps
     /// and no running job reads. <paramref name="only"/>: just the group of that snapshot (after a backup).
+    /// A snapshot that its primary's rules let go but a copy with retention of its own keeps is not deleted:
+    /// <see cref="DecideCopyRetention"/> moves it to that copy.
     /// </summary>
-    public SnapshotsDeleted? DecideRetention(DateTimeOffset now, SnapshotManifest? only = null)
+    public SnapshotsDeleted? DecideRetention(DateTimeOffset now, SnapshotManifest? only = null) => RetentionOutcome(now, only).Deleted;
+
+    /// <summary>
+    /// Retention per copy: a copy rule with a retention of its own keeps its copies by that (per client and set,
+    /// over the snapshots that have a copy there). Copies it lets go are dropped from the catalog
+    /// (<see cref="CopyDropped"/>: that library's next prune frees them); a snapshot whose primary's rules let it
+    /// go while such a copy keeps it moves to that copy (<see cref="SnapshotMoved"/>), and one that only such a
+    /// copy held goes when that copy's rules let it go.
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideCopyRetention(DateTimeOffset now) => RetentionOutcome(now, null).Changes;
+
+    /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
+    private static CopyRule? RetainedCopyOn(StoragePolicy policy, string library) =>
+        policy.Copies.FirstOrDefault(c => c.Retention is not null && RulesOf(c.Retention).Limits && c.Libraries.Contains(library));
+
+    private (SnapshotsDeleted? Deleted, IReadOnlyList<IMessage> Changes) RetentionOutcome(DateTimeOffset now, SnapshotManifest? only)
     {
         var inUse = SnapshotsInUse();
         var go = new List<string>();
         var policies = new SortedSet<string>(StringComparer.Ordinal);
+        var changes = new List<IMessage>();
+        var nowMs = now.ToUnixTimeMilliseconds();
         foreach (var group in Groups(only))
         {
             var (policy, rules, zone) = RetentionOf(group.First());
-            if (!rules.Limits) continue;
-            foreach (var v in Retention.Evaluate(group, rules, zone, s => Verified.Contains(s.Id)))
-                if (!v.Keep && !inUse.Contains(v.Snapshot.Id))
+            bool IsVerified(SnapshotManifest x) => Verified.Contains(x.Id);
+            // What each copy rule with its own retention keeps, over the snapshots it holds a copy of.
+            var copyKeeps = new Dictionary<CopyRule, HashSet<string>>();
+            foreach (var rule in policy.Copies.Where(c => c.Retention is not null && RulesOf(c.Retention).Limits))
+            {
+                var held = group.Where(x => LibrariesOf(x).Any(rule.Libraries.Contains)).ToList();
+                var verdicts = Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified);
+                copyKeeps[rule] = verdicts.Where(v => v.Keep).Select(v => v.Snapshot.Id).ToHashSet();
+                foreach (var v in verdicts.Where(v => !v.Keep && !inUse.Contains(v.Snapshot.Id)))
+                    foreach (var library in LibrariesOf(v.Snapshot).Where(rule.Libraries.Contains).Where(l => l != v.Snapshot.Library))
+                        changes.Add(new CopyDropped
+                        {
+                            Snapshot = v.Snapshot.Id, Library = library, UnixMs = nowMs,
+                            Reason = $"retention of the copy on {library} of storage policy '{policy.Name}' ({RulesOf(rule.Retention)})",
+                        });
+            }
+            // The snapshot's own library: the primary's rules, or, once only a retained copy holds it, that copy's.
+            foreach (var x in group)
+            {
+                var ownRule = RetainedCopyOn(policy, x.Library);
+                if (ownRule is not null)
                 {
-                    go.Add(v.Snapshot.Id);
-                    policies.Add($"'{policy.Name}' ({rules})");
+                    if (copyKeeps[ownRule].Contains(x.Id) || inUse.Contains(x.Id)) continue;
+                    var others = LibrariesOf(x).Where(l => l != x.Library).ToList();
+                    if (others.Count > 0) changes.Add(new SnapshotMoved { Snapshot = x.Id, From = x.Library, To = others[0], UnixMs = nowMs });
+                    else
+                    {
+                        go.Add(x.Id);
+                        policies.Add($"'{policy.Name}' (its copy on {x.Library}: {RulesOf(ownRule.Retention)})");
+                    }
                 }
+            }
+            if (!rules.Limits) continue;
+            var primary = group.Where(x => RetainedCopyOn(policy, x.Library) is null).ToList();
+            foreach (var v in Retention.Evaluate(primary, rules, zone, IsVerified))
+            {
+                if (v.Keep || inUse.Contains(v.Snapshot.Id)) continue;
+                // A copy with its own retention that keeps it: the snapshot lives on there.
+                var keptCopy = (Copies.GetValueOrDefault(v.Snapshot.Id) ?? []).FirstOrDefault(l => RetainedCopyOn(policy, l) is { } r && copyKeeps[r].Contains(v.Snapshot.Id));
+                if (keptCopy is not null)
+                {
+                    changes.Add(new SnapshotMoved { Snapshot = v.Snapshot.Id, From = v.Snapshot.Library, To = keptCopy, UnixMs = nowMs });
+                    continue;
+                }
+                go.Add(v.Snapshot.Id);
+                policies.Add($"'{policy.Name}' ({rules})");
+            }
         }
-        if (go.Count == 0) return null;
-        var e = new SnapshotsDeleted { Reason = $"retention of storage polic{(policies.Count > 1 ? "ies" : "y")} {string.Join(", ", policies)}", UnixMs = now.ToUnixTimeMilliseconds(), ByRetention = true };
         var gone = go.ToHashSet();
+        // A snapshot that goes takes its copies with it: no drop or move of it besides.
+        var kept = changes.Where(c => c switch { CopyDropped d => !gone.Contains(d.Snapshot), SnapshotMoved m => !gone.Contains(m.Snapshot), _ => true }).ToList();
+        if (gone.Count == 0) return (null, kept);
+        var e = new SnapshotsDeleted { Reason = $"retention of storage polic{(policies.Count > 1 ? "ies" : "y")} {string.Join(", ", policies)}", UnixMs = nowMs, ByRetention = true };
         e.Snapshots.AddRange(Snapshots.Where(x => gone.Contains(x.Id)).Select(x => x.Id)); // oldest first, as the catalog lists them
-        return e;
+        return (e, kept);
     }
 
     /// <summary>Every snapshot with the rules that keep it (none: retention deletes it when no job reads it).</summary>
@@ -206,6 +318,7 @@ public sealed partial record ManagerState
     {
         var policy = RetentionOf(m).Policy;
         var jobs = new List<JobQueued>();
+        if (m.Spans.Count > 0) return jobs; // a copy reads one library: a snapshot that spans several is not copied (see Spanned)
         var holding = LibrariesOf(m).ToHashSet();
         var next = NextJob;
         foreach (var rule in policy.Copies)
@@ -232,10 +345,16 @@ public sealed partial record ManagerState
         if (!Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
         if (LibrariesOf(snapshot).Contains(cmd.Library)) return Reject($"library {cmd.Library} holds snapshot {snapshot.Id} already");
+        if (Spanned(snapshot) is { } spanned) return Reject(spanned);
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         var job = CopyJob(NextJob.ToString(), snapshot, cmd.Library, cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, cmd.Priority, now);
         return new Decision([new JobQueued { Job = job }], null, job);
     }
+
+    /// <summary>Why a snapshot that spans libraries is not copied (a copy reads one library), or null when it spans none.</summary>
+    public static string? Spanned(SnapshotManifest s) => s.Spans.Count == 0 ? null
+        : $"snapshot {s.Id} spans libraries {string.Join(", ", s.Spans.Prepend(s.Library))} (its backup filled {s.Library}): copies, tiering and heals " +
+          "read one library and do not take it yet; back the set up again into a library with room for a copy";
 
     private JobInfo CopyJob(string id, SnapshotManifest snapshot, string target, JobOrigin origin, int priority, DateTimeOffset now) => new()
     {
@@ -251,7 +370,7 @@ public sealed partial record ManagerState
     public JobInfo? DecideHeal(JobInfo verify, VerifyReport report, DateTimeOffset now)
     {
         if (report.BadIds.Count == 0 || Snapshots.FirstOrDefault(s => s.Id == verify.Snapshot) is not { } snapshot) return null;
-        if (LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
+        if (snapshot.Spans.Count > 0 || LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
         var job = CopyJob(NextJob.ToString(), snapshot, verify.Library, JobOrigin.Policy, MaxPriority, now);
         job.SourceLibrary = source;
         job.Heal.AddRange(report.BadIds);
@@ -318,7 +437,7 @@ public sealed partial record ManagerState
         foreach (var s in Snapshots)
         {
             var tier = RetentionOf(s).Policy.Tier;
-            if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id)) continue;
+            if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id) || s.Spans.Count > 0) continue;
             if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
             if (tier.Libraries.FirstOrDefault(l => Copies.GetValueOrDefault(s.Id)?.Contains(l) == true) is { } copied)
             {

@@ -73,6 +73,11 @@ public sealed partial record ManagerState
         SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
         SnapshotMoved m => WithMove(m),
+        CopyDropped d => this with
+        {
+            Copies = (Copies.GetValueOrDefault(d.Snapshot) ?? []).Remove(d.Library) is { Count: > 0 } left ? Copies.SetItem(d.Snapshot, left) : Copies.Remove(d.Snapshot),
+            PendingDeletions = PendingDeletions.SetItem(d.Library, (PendingDeletions.GetValueOrDefault(d.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(d.Snapshot)),
+        },
         SnapshotCopied c => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
         LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
         {
@@ -156,7 +161,8 @@ public sealed partial record ManagerState
 
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
     /// <param name="Unusable">why its media agent takes no sessions now (out of space, say); null: it does</param>
-    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null);
+    /// <param name="Full">why it takes no new backups (down to its reserve of free space); null: it does. Reads go on.</param>
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null);
 
     /// <summary>
     /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then
@@ -335,6 +341,6 @@ public sealed partial record ManagerState
     {
         Id = m.Id, Client = m.Client, BackupSet = m.BackupSet, Level = FromEngineLevel(m.Level), Parent = m.Parent,
         FinishedUnixMs = m.FinishedUnixMs, Library = m.Library, Files = m.Stats?.Files ?? 0, Bytes = m.Stats?.Bytes ?? 0,
-        BytesStored = m.Stats?.BytesStored ?? 0, Errors = m.Errors.Count, Job = m.Job, Paths = { m.Paths },
+        BytesStored = m.Stats?.BytesStored ?? 0, Errors = m.Errors.Count, Job = m.Job, Paths = { m.Paths }, Spans = { m.Spans },
     };
 }

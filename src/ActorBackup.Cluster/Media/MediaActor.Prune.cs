@@ -78,7 +78,9 @@ public sealed partial class MediaActor
             // Writers that may have been told a chunk is here before the prune began: backups' write sessions and
             // copies into this library. The sweep waits for them.
             var waiting = _sessions.Where(s => _writeSessions.Contains(s.Key)).Select(s => s.Key).Concat(_copies.Keys.Select(CopyKey)).ToHashSet();
-            _prune = new PruneRun(m, Sender, waiting, _unavailable is not null);
+            // A library that cannot write, or is down to its reserve, only gives back its wholly dead volumes: compacting
+            // would need room for the copies.
+            _prune = new PruneRun(m, Sender, waiting, _unavailable is not null || _library.Full is not null);
             _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
             if (!GoOnAfter("begun")) return;
             if (waiting.Count == 0) Mark();
@@ -235,7 +237,12 @@ public sealed partial class MediaActor
         if (run.Volumes.Count == 0)
         {
             FinishPrune(true, "", JobFault.FaultNone);
-            if (run.CannotWrite) Self.Tell(new Reopen()); // the room freed may be what it needed
+            if (run.CannotWrite) // the room freed may be what it needed
+            {
+                _library?.CheckRoom();
+                _manager?.Tell(Report());
+                Self.Tell(new Reopen());
+            }
             return;
         }
         var volume = run.Volumes.Dequeue();

@@ -85,6 +85,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = _unavailable ?? broken });
                 return;
             }
+            if (m.Write && _library!.Full is { } full)
+            {
+                // Down to its reserve: reads, prunes and the sessions open go on; a backup goes on in another library.
+                Sender.Tell(new CommandRejected { Reason = full });
+                return;
+            }
             var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write);
             _sessions[ticket] = m.Job;
             if (m.Write) _writeSessions.Add(ticket);
@@ -129,6 +135,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Command<Health>(_ =>
         {
             if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
+            else if (_library is not null)
+            {
+                var wasFull = _library.Full is not null;
+                _library.CheckRoom(); // room again (a prune, an operator): it takes backups again
+                if (wasFull && _library.Full is null) _manager?.Tell(Report());
+            }
         });
         PruneCommands();
         CopyCommands();
@@ -239,6 +251,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         try
         {
             _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
+            _library.ReserveBytes = _declaration.ReserveBytes();
             _unavailable = null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -322,6 +335,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
+        Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
     };

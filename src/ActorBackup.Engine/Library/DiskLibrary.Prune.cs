@@ -30,16 +30,33 @@ public sealed partial class DiskLibrary
     /// <summary>Readers of deleted or sealed volumes, with when they were retired: a read that took one just before still finishes.</summary>
     private readonly List<(VolumeReader Reader, DateTime RetiredUtc)> _retiredReaders = [];
 
-    /// <summary>Under the lock: a reader leaves the cache; it is disposed a minute later, when no read can still be using it.</summary>
+    /// <summary>How long a retired reader stays open: longer than any one positional read that looked it up before.</summary>
+    private static readonly TimeSpan RetiredReaderGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Under the lock: a reader leaves the cache; it is disposed when no read can still be using it (its file's
+    /// space is given back only then), at the next retire or <see cref="CloseRetiredReaders"/>.
+    /// </summary>
     private void Retire(VolumeReader reader)
     {
+        _retiredReaders.Add((reader, DateTime.UtcNow));
+        CloseRetiredReadersLocked();
+    }
+
+    private void CloseRetiredReadersLocked()
+    {
         var now = DateTime.UtcNow;
-        _retiredReaders.Add((reader, now));
-        foreach (var old in _retiredReaders.Where(r => now - r.RetiredUtc > TimeSpan.FromMinutes(1)).ToList())
+        foreach (var old in _retiredReaders.Where(r => now - r.RetiredUtc > RetiredReaderGrace).ToList())
         {
             old.Reader.Dispose();
             _retiredReaders.Remove(old);
         }
+    }
+
+    /// <summary>Closes the readers of deleted volumes that no read can still use, so that their disk space comes back.</summary>
+    public void CloseRetiredReaders()
+    {
+        lock (_lock) CloseRetiredReadersLocked();
     }
 
     public bool Pruning { get { lock (_lock) return _touched is not null; } }

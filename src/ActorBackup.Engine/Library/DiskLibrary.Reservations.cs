@@ -24,6 +24,7 @@ public sealed partial class DiskLibrary
                     Touch(id); // the caller's snapshot will name it: a running prune keeps it
                     return false;
                 }
+                if (!_reserved.Contains(id)) CheckReserve(); // a new chunk: refused when the library is down to its reserve
                 if (_reserved.Add(id)) return true;
                 Monitor.Wait(_lock);
             }

@@ -19,6 +19,7 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
+            _appendedSinceCheck += payload.Length; // the reserve is checked when chunks are reserved
             VolumeWriter writer;
             RecordInfo info;
             try

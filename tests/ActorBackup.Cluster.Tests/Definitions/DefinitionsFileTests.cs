@@ -55,6 +55,16 @@ public class DefinitionsFileTests
         Assert.Equal(LibraryChoice.FillFirst, Assert.Single(parsed.Policies).Choice);
         var retention = parsed.Policies[0].Retention;
         Assert.Equal((3, 14 * 86400L, 7, 4, 12, 3, 2), (retention.Last, retention.WithinSeconds, retention.Daily, retention.Weekly, retention.Monthly, retention.Yearly, retention.Minimum));
+        Assert.Equal("0 3 * * 0", parsed.Policies[0].Verify.Schedule);
+    }
+
+    [Fact]
+    public void A_copy_has_a_retention_of_its_own()
+    {
+        var parsed = DefinitionsFile.Parse("policies { p { copies { tape { libraries = [lib2], fulls-only = true, retention { weekly = 52 } } } } }", "x.conf");
+        var copy = Assert.Single(parsed.Policies[0].Copies);
+        Assert.Equal((true, 52), (copy.FullsOnly, copy.Retention.Weekly));
+        Assert.Null(Assert.Single(DefinitionsFile.Parse("policies { p { copies { c { libraries = [lib2] } } } }", "x.conf").Policies[0].Copies).Retention);
     }
 
     [Fact]

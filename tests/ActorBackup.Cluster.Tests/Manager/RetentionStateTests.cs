@@ -166,4 +166,81 @@ public class RetentionStateTests
         Assert.All(after, q => Assert.Equal(Now.AddDays(3).AddHours(3).ToUnixTimeMilliseconds(), q.Job.SlotUnixMs));
         Assert.Empty(s.DecideScheduledPrune("", Now.AddDays(9))); // no schedule: nothing
     }
+
+    [Fact]
+    public void A_verify_schedule_verifies_the_newest_unverified_snapshot_of_each_set_once_per_slot()
+    {
+        var s = Cell().Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Retention = new RetentionRule { Last = 2 }, Verify = new VerifyRule { Schedule = "0 3 * * *" } } });
+        Assert.Null(s.InvalidPolicy(new StoragePolicy { Name = "x", Verify = new VerifyRule { Schedule = "0 3 * * *" } }));
+        Assert.Contains("does not parse", s.InvalidPolicy(new StoragePolicy { Name = "x", Verify = new VerifyRule { Schedule = "every day" } }));
+
+        // The schedule starts when first seen: no slot of before runs.
+        var start = Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledVerifies(Now)));
+        s = s.Apply(start);
+        Assert.Empty(s.DecideScheduledVerifies(Now.AddHours(1))); // 02:00: no slot yet
+
+        var due = s.DecideScheduledVerifies(Now.AddHours(2).AddSeconds(1)); // 03:00:01
+        var job = Assert.IsType<JobQueued>(Assert.Single(due)).Job;
+        Assert.Equal((JobKind.Verify, "s3", "host-a", "lib2", JobOrigin.Schedule), (job.Kind, job.Snapshot, job.Client, job.Library, job.Origin));
+        s = Apply(s, due);
+        Assert.Empty(s.DecideScheduledVerifies(Now.AddHours(2).AddSeconds(2))); // the slot ran: once
+
+        // The next day: s3 passed, nothing new: the slot is marked, nothing runs.
+        s = s.Apply(new JobEnded { Job = job.Id, State = JobState.Succeeded }).Apply(new SnapshotVerified { Snapshot = "s3", Ok = true });
+        var quiet = Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledVerifies(Now.AddDays(1).AddHours(2).AddSeconds(1))));
+        Assert.Contains("passed a verify", quiet.Reason);
+    }
+
+    [Fact]
+    public void A_copy_with_its_own_retention_keeps_snapshots_the_primary_lets_go_and_drops_what_it_does_not_keep()
+    {
+        // Primary on lib1 keeps the last 1; fulls are copied to lib2, whose copies keep the last 2.
+        var copy = new CopyRule { Libraries = { "lib2" }, FullsOnly = true, Retention = new RetentionRule { Last = 2 } };
+        var s = new ManagerState()
+            .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 2 })
+            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = 2 })
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copy } } })
+            .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "disk" } });
+        Assert.Contains("retention counts", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { new CopyRule { Libraries = { "lib2" }, Retention = new RetentionRule { Last = -1 } } } }));
+        ManagerState Backup(ManagerState st, int i, bool full)
+        {
+            st = st.Apply(new SnapshotRecorded
+            {
+                Manifest = new SnapshotManifest
+                {
+                    Id = $"s{i}", Client = "host-a", BackupSet = "web", Level = full ? Level.Full : Level.Incremental, Library = "lib1",
+                    FinishedUnixMs = Now.AddDays(i - 10).ToUnixTimeMilliseconds(),
+                }.ToByteString(),
+            });
+            return full ? st.Apply(new SnapshotCopied { Snapshot = $"s{i}", Library = "lib2" }) : st;
+        }
+        s = Backup(s, 0, true);
+        s = Backup(s, 1, false);
+        s = Backup(s, 2, true);
+        s = Backup(s, 3, true).Apply(new SnapshotVerified { Snapshot = "s3", Ok = true });
+
+        // s0: neither keeps it: it goes (its copy with it). s1: only on lib1. s2: lib1 lets it go, its copy keeps it.
+        var deleted = s.DecideRetention(Now);
+        Assert.Equal(["s0", "s1"], deleted!.Snapshots);
+        var moved = Assert.IsType<SnapshotMoved>(Assert.Single(s.DecideCopyRetention(Now)));
+        Assert.Equal(("s2", "lib1", "lib2"), (moved.Snapshot, moved.From, moved.To));
+        s = s.Apply(moved).Apply(deleted);
+        Assert.Equal(["s2", "s3"], s.Snapshots.Select(x => x.Id));
+        Assert.Equal("lib2", s.Snapshots[0].Library);
+        Assert.Equal(["s0", "s1", "s2"], s.PendingDeletions["lib1"]);
+        Assert.Null(s.DecideRetention(Now));
+        Assert.Empty(s.DecideCopyRetention(Now)); // it does not creep
+
+        // A new verified full: lib2 keeps its last 2 copies (s3, s4), so s2 (only there now) goes; s3 lives on in its copy.
+        s = Backup(s, 4, true).Apply(new SnapshotVerified { Snapshot = "s4", Ok = true });
+        Assert.Equal(["s2"], s.DecideRetention(Now)!.Snapshots);
+        Assert.Contains("its copy on lib2: last 2", s.DecideRetention(Now)!.Reason);
+        moved = Assert.IsType<SnapshotMoved>(Assert.Single(s.DecideCopyRetention(Now)));
+        Assert.Equal(("s3", "lib2"), (moved.Snapshot, moved.To));
+
+        // A copy rule's retention that lets a copy go while the primary keeps the snapshot: the copy alone goes.
+        var drop = new ManagerState().Apply(new CopyDropped { Snapshot = "x", Library = "lib2" });
+        Assert.Equal(["x"], drop.PendingDeletions["lib2"]);
+    }
 }

@@ -32,7 +32,7 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
     {
         using var disk = new SmallDisk(8);
         var keys = new CellKeys(MasterKey.Generate());
-        var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libf", Path.Combine(disk.Path, "libf"), 64L * 1024 * 1024), TestActor));
+        var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libf", Path.Combine(disk.Path, "libf"), 64L * 1024 * 1024, Reserve: 0), TestActor));
         ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
         ExpectMsg<IndexReport>();
         var stored = new List<(ChunkId Id, byte[] Plain)>();

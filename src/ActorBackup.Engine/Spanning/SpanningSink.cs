@@ -1,0 +1,174 @@
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Spanning;
+
+/// <summary>
+/// A backup's chunk sink across the libraries of its pool: chunks go to the first library until it says it is
+/// full (<see cref="LibraryFullException"/>, on a reservation), then what it took is committed there and the
+/// backup goes on in the next library that opens. At the end every library spanned gets the snapshot's whole
+/// reference list (a prune of any of them keeps what the snapshot needs) and a commit. Reads of chunks
+/// stored before (dedup questions) ask the library written now, and for what it lacks the earlier ones.
+/// Thread-safe like the sinks it wraps: the switch happens once, under a lock, whichever writer meets it first.
+/// </summary>
+public sealed class SpanningSink : IChunkSink
+{
+    private readonly Func<string, IChunkSink> _open;
+    private readonly Queue<string> _next;
+    private readonly List<(string Library, IChunkSink Sink)> _spans;
+    private readonly object _switch = new();
+    /// <summary>Per thread: the sink its current reservation was asked of (it may be a library the backup has left since).</summary>
+    private readonly ThreadLocal<IChunkSink?> _reservedOn = new();
+    private volatile IChunkSink _current;
+
+    /// <param name="first">the library the backup starts in, and its sink</param>
+    /// <param name="next">the libraries it may go on in, in order</param>
+    /// <param name="open">opens a library's sink; an IOException: that library is passed over</param>
+    public SpanningSink(string first, IChunkSink firstSink, IEnumerable<string> next, Func<string, IChunkSink> open)
+    {
+        _spans = [(first, firstSink)];
+        _current = firstSink;
+        _next = new Queue<string>(next.Where(l => l != first).Distinct());
+        _open = open;
+    }
+
+    /// <summary>Every library the backup wrote into, the first first.</summary>
+    public IReadOnlyList<string> Libraries
+    {
+        get
+        {
+            lock (_switch) return _spans.Select(s => s.Library).ToList();
+        }
+    }
+
+    /// <summary>Every library's sink opened, to be closed by the owner.</summary>
+    public IReadOnlyList<(string Library, IChunkSink Sink)> Spans
+    {
+        get
+        {
+            lock (_switch) return _spans.ToList();
+        }
+    }
+
+    public bool DefersReserve => _spans[0].Sink.DefersReserve;
+
+    public bool TryReserve(ChunkId id)
+    {
+        while (true)
+        {
+            var sink = _current;
+            try
+            {
+                var granted = sink.TryReserve(id);
+                _reservedOn.Value = granted ? sink : null;
+                return granted;
+            }
+            catch (LibraryFullException full)
+            {
+                GoOn(sink, full);
+            }
+        }
+    }
+
+    public void StartReserve(ChunkId id)
+    {
+        var sink = _current;
+        _reservedOn.Value = sink;
+        sink.StartReserve(id);
+    }
+
+    public bool FinishReserve(ChunkId id)
+    {
+        var sink = _reservedOn.Value ?? _current;
+        try
+        {
+            var granted = sink.FinishReserve(id);
+            if (!granted) _reservedOn.Value = null;
+            return granted;
+        }
+        catch (LibraryFullException full)
+        {
+            GoOn(sink, full);
+            return TryReserve(id);
+        }
+    }
+
+    public void Release(ChunkId id)
+    {
+        var sink = _reservedOn.Value ?? _current;
+        _reservedOn.Value = null;
+        sink.Release(id);
+    }
+
+    public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+    {
+        var reservedOn = _reservedOn.Value;
+        _reservedOn.Value = null;
+        // A chunk reserved in a library the backup has left since goes into the one it writes now; the old
+        // reservation is given up there (others may wait on it).
+        var sink = _current;
+        sink.Append(id, flags, payload);
+        if (reservedOn is not null && reservedOn != sink) reservedOn.Release(id);
+    }
+
+    public bool Contains(ChunkId id)
+    {
+        foreach (var (_, sink) in Spans.AsEnumerable().Reverse())
+            if (sink.Contains(id)) return true;
+        return false;
+    }
+
+    public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
+    {
+        IReadOnlySet<ChunkId>? missing = null;
+        foreach (var (_, sink) in Spans.AsEnumerable().Reverse())
+        {
+            missing = sink.Missing(missing is null ? ids : missing.ToList());
+            if (missing.Count == 0) break;
+        }
+        return missing!;
+    }
+
+    public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
+    {
+        foreach (var (_, sink) in Spans) sink.AddReferences(snapshot, ids);
+    }
+
+    /// <summary>Commits every library spanned, the one written now last.</summary>
+    public void Commit()
+    {
+        var spans = Spans;
+        foreach (var (_, sink) in spans.Where(s => s.Sink != _current)) sink.Commit();
+        _current.Commit();
+    }
+
+    /// <summary>The library <paramref name="full"/> came from is full: commit what it took, open the next one.</summary>
+    private void GoOn(IChunkSink from, LibraryFullException full)
+    {
+        lock (_switch)
+        {
+            if (_current != from) return; // another writer went on already
+            from.Commit();
+            var refused = new List<string>();
+            while (_next.TryDequeue(out var library))
+            {
+                try
+                {
+                    var sink = _open(library);
+                    _spans.Add((library, sink));
+                    _current = sink;
+                    return;
+                }
+                catch (IOException e)
+                {
+                    refused.Add($"{library}: {e.Message}");
+                }
+            }
+            throw new LibraryFullException(full.Message + (refused.Count == 0
+                ? "; no other library of the pool is left to go on in"
+                : "; no other library of the pool took the rest (" + string.Join("; ", refused) + ")"));
+        }
+    }
+}

@@ -1,0 +1,65 @@
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Spanning;
+
+/// <summary>
+/// Reads a snapshot that spans libraries: each chunk from the first source that has it. Batches go to the
+/// first source whole (its reads stay in flight together); what it lacks is read from the others, in order.
+/// </summary>
+public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources) : IChunkSource
+{
+    public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
+    {
+        Exception? first = null;
+        for (var i = 0; i < sources.Count; i++)
+        {
+            try
+            {
+                return sources[i].ReadPayload(id, ref buffer, out flags);
+            }
+            catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+            {
+                first ??= e;
+            }
+        }
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first!).Throw();
+        throw first!; // unreachable
+    }
+
+    public void ReadPayloads(IReadOnlyList<ChunkId> ids, ref byte[] buffer, PayloadHandler handle)
+    {
+        if (sources.Count == 1)
+        {
+            sources[0].ReadPayloads(ids, ref buffer, handle);
+            return;
+        }
+        var spare = new byte[1 << 16];
+        sources[0].ReadPayloads(ids, ref buffer, (i, payload, flags, error) =>
+        {
+            if (error is null)
+            {
+                handle(i, payload, flags, null);
+                return;
+            }
+            // Not in the first library (or damaged there): the others, in order, on this thread.
+            for (var s = 1; s < sources.Count; s++)
+            {
+                scoped ReadOnlySpan<byte> other;
+                RecordFlags otherFlags;
+                try
+                {
+                    other = sources[s].ReadPayload(ids[i], ref spare, out otherFlags);
+                }
+                catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+                {
+                    continue;
+                }
+                handle(i, other, otherFlags, null);
+                return;
+            }
+            handle(i, default, default, error);
+        });
+    }
+}
