@@ -47,3 +47,25 @@ printf '  backup   %6.2f s %5s MB/s\n  restore  %6.2f s %5s MB/s (restored tree 
   "$(awk -v r="$restore" -v v="$verify" 'BEGIN { printf "%.0f", r / v * 100 }')" "$copy" "$(rate "$copy")" \
   "$(awk -v r="$restore" -v v="$copy" 'BEGIN { printf "%.0f", r / v * 100 }')"
 printf '  find *.dll  %6.2f s (1 snapshot), %6.2f s (2 snapshots), the whole abk command\n' "$find1" "$find2"
+
+# Backups while a prune runs: a library whose every volume is half dead (100 files of 4 MiB backed up, the odd
+# ones deleted and backed up again, the first snapshot deleted), then a backup of 200 MB of new random data
+# alone, and another of the same size while the prune of lib1 compacts it.
+mkdir -p "$tmp/half" "$tmp/e1" "$tmp/e2"
+for i in $(seq 0 99); do head -c 4194304 /dev/urandom > "$tmp/half/f$i"; done
+for i in $(seq 0 49); do head -c 4194304 /dev/urandom > "$tmp/e1/f$i"; head -c 4194304 /dev/urandom > "$tmp/e2/f$i"; done
+"$abk" backup --library lib1 "$tmp/half" >/dev/null
+h1=$("$abk" --json snapshot list | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
+for i in $(seq 1 2 99); do rm "$tmp/half/f$i"; done
+"$abk" backup --library lib1 "$tmp/half" >/dev/null
+"$abk" snapshot delete "$h1" >/dev/null
+sync; sleep 2
+alone=$(timed backup --library lib1 "$tmp/e1")
+t0=$(now)
+job=$("$abk" --json prune lib1 --no-wait | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
+during=$(timed backup --library lib1 "$tmp/e2")
+"$abk" job watch "$job" >/dev/null || true
+prune=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+freed=$("$abk" --json job show "$job" | python3 -c 'import json,sys; p=json.load(sys.stdin).get("prune",{}); print(int(p.get("bytesFreed",0))//1000000)')
+echo "backups during a prune of lib1 (every volume half dead, $freed MB freed in ${prune} s, the whole prune job):"
+awk -v a="$alone" -v d="$during" 'BEGIN { printf "  backup of 200 MB alone %6.2f s %4.0f MB/s; during the prune %6.2f s %4.0f MB/s (%.0f%%)\n", a, 209.7/a, d, 209.7/d, (209.7/d)/(209.7/a)*100 }'

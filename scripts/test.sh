@@ -14,6 +14,11 @@ cleanup() {
   if [ -n "$pgdir" ]; then bash scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"; fi
 }
 trap cleanup EXIT
+# libfaketime moves a node's clock in the retention-over-days test (Debian's faketime package).
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime)) >/dev/null 2>&1 \
+    || echo "faketime could not be installed: the retention-over-days test will fail under CI" >&2
+fi
 if [ -z "${ABK_TEST_POSTGRES:-}" ]; then
   pgdir=$(mktemp -d /var/tmp/abk-test-pg.XXXXXX)
   chmod 755 "$pgdir" # the server runs as the postgres user when we are root

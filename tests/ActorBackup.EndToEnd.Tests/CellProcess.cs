@@ -17,6 +17,8 @@ public sealed class CellProcess : IDisposable
     /// <summary>The operator endpoint's port, which `abk --node` names.</summary>
     public int OpsPort { get; } = Ports.Free();
     public IReadOnlyList<string> ExtraArgs { get; }
+    /// <summary>Environment variables the node process gets besides this one's (a fake clock, say).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
 
     public CellProcess(string dataDir, int? port = null, params string[] extraArgs)
     {
@@ -40,6 +42,7 @@ public sealed class CellProcess : IDisposable
         foreach (var a in (string[])["--data", DataDir, "--port", Port.ToString(), "--set", $"actorbackup.ops.port={OpsPort}",
                      "--set", $"akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:{seedPort ?? Port.ToString()}\"]", .. ExtraArgs])
             psi.ArgumentList.Add(a);
+        foreach (var (name, value) in Environment) psi.Environment[name] = value;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };

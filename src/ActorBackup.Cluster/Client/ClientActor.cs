@@ -289,9 +289,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 throw new IOException($"library {library} did not answer a session request in 30 s"); // passed over: the next one may
             }
         });
-        var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
         try
         {
+            var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
             // The parent's trees are read from its library and those it spans.
             using var parentReads = new ReadSessions(this, parent?.Spans ?? [], job.Id, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
@@ -313,6 +313,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
             manifest.Spans.AddRange(sink.Libraries.Skip(1));
             StoreManifest(manifest, options.CompressionLevel, sink);
+            // Storing the manifest itself may have gone on in a further library (which then holds just that chunk).
+            manifest.Spans.AddRange(sink.Libraries.Skip(1 + manifest.Spans.Count));
             if (manifest.Spans.Count > 0) _log.Info("job {0}: {1} filled up; the backup went on in {2}", job.Id, job.Library, string.Join(", ", manifest.Spans));
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +

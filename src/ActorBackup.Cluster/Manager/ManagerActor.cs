@@ -154,15 +154,23 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             UpdateMetrics();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
-            if (_ticks % TierEvery == 0) ApplyTiering();
-            if (_state.DecideScheduledPrune(_limits.PruneSchedule, DateTimeOffset.UtcNow) is { Count: > 0 } pruneSlot)
+            // The decisions that queue jobs see each other's jobs before they are journaled (each takes the next
+            // job ids): the events are applied to a look-ahead state as they are decided.
+            var ahead = _state;
+            IReadOnlyList<IMessage> Ahead(IReadOnlyList<IMessage> events)
+            {
+                foreach (var e in events) ahead = ahead.Apply(e);
+                return events;
+            }
+            if (_ticks % TierEvery == 0) Ahead(ApplyTiering());
+            if (Ahead(ahead.DecideScheduledPrune(_limits.PruneSchedule, DateTimeOffset.UtcNow)) is { Count: > 0 } pruneSlot)
                 PersistAll(pruneSlot, e =>
                 {
                     Applied(e);
                     if (e is JobQueued q) _log.Info("job {0}: scheduled prune of library {1}", q.Job.Id, q.Job.Library);
                     DispatchWaiting();
                 });
-            if (_state.DecideScheduledVerifies(DateTimeOffset.UtcNow) is { Count: > 0 } verifySlots)
+            if (Ahead(ahead.DecideScheduledVerifies(DateTimeOffset.UtcNow)) is { Count: > 0 } verifySlots)
                 PersistAll(verifySlots, e =>
                 {
                     Applied(e);
@@ -171,7 +179,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
-            foreach (var decision in _state.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
+            foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
                 {
                     Applied(e);
@@ -331,6 +339,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 {
                     Applied(e);
                     End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, client);
+                    if (ManagerState.Spanned(manifest) is { } spanned && _state.PolicyOfJob(job) is { } policy && (policy.Copies.Count > 0 || policy.Tier is not null))
+                        _log.Warning("job {0}: no copy or tier move of it is made: {1}", job.Id, spanned);
                     // The policy's second copies, queued once the snapshot is recorded.
                     PersistAll(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), q =>
                     {
@@ -609,17 +619,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private const int TierEvery = 10;
 
     /// <summary>Snapshots old enough for their policy's tier get a copy job there, or move when the copy exists (ManagerState.DecideTiering).</summary>
-    private void ApplyTiering()
+    /// <returns>the events it journals</returns>
+    private IReadOnlyList<IMessage> ApplyTiering()
     {
         var (jobs, moves) = _state.DecideTiering(DateTimeOffset.UtcNow);
-        if (jobs.Count + moves.Count == 0) return;
-        PersistAll(moves.Cast<IMessage>().Concat(jobs), e =>
+        if (jobs.Count + moves.Count == 0) return [];
+        var events = moves.Cast<IMessage>().Concat(jobs).ToList();
+        PersistAll(events, e =>
         {
             Applied(e);
             if (e is JobQueued q) _log.Info("job {0}: snapshot {1} moves to its tier, library {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
             if (e is SnapshotMoved m) _log.Info("snapshot {0} moved to its tier, library {1}", m.Snapshot, m.To);
             DispatchWaiting();
         });
+        return events;
     }
 
     /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets, verifies or copies changed, or a job held one back.</summary>
@@ -713,10 +726,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>A client's job ended or its attempt was given up: its library closes whatever sessions it left open.</summary>
+    /// <summary>
+    /// A client's job ended or its attempt was given up: its library closes whatever sessions it left open, and
+    /// so do the libraries a backup may have spanned into and those its snapshot spans (a restore's reads).
+    /// </summary>
     private void EndSessions(JobInfo job)
     {
-        if (job.Library != "" && !ManagerState.RunsOnMedia(job)) _mediaRegion.Tell(new EndJobSessions { Library = job.Library, Job = job.Id });
+        if (job.Library == "" || ManagerState.RunsOnMedia(job)) return;
+        var spans = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot)?.Spans ?? [];
+        foreach (var library in _state.SpanTargets(job).Concat(spans).Prepend(job.Library).Distinct())
+            _mediaRegion.Tell(new EndJobSessions { Library = library, Job = job.Id });
     }
 
     private static readonly JobState[] States = Enum.GetValues<JobState>().Where(s => s != JobState.Unspecified).ToArray();

@@ -92,6 +92,18 @@ public sealed partial record ManagerState
             if (tier.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownTier) return $"tier: unknown library '{unknownTier}'";
             if (tier.AfterSeconds < 0) return "tier: 'after' cannot be negative";
         }
+        // A library with copies kept by a retention of their own holds nothing else of the policy: what lives
+        // there is judged by that retention alone.
+        var retained = policy.Copies.Where(c => c.Retention is not null && RulesOf(c.Retention).Limits).SelectMany(c => c.Libraries).ToList();
+        if (retained.Count > 0)
+        {
+            if (policy.Libraries.Count == 0)
+                return "a copy with a retention of its own needs the policy's own libraries named (--library lib1), apart from the copy's";
+            if (policy.Libraries.Intersect(retained).FirstOrDefault() is { } both)
+                return $"library {both} is in the policy's pool and holds copies with a retention of their own: keep them apart";
+            if (retained.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1) is { } shared)
+                return $"library {shared.Key} is in two copies with a retention of their own: give it to one";
+        }
         if (policy.Verify is { Schedule: not "" } verify && ParseCron(verify.Schedule, out var cronError) is null)
             return $"verify schedule '{verify.Schedule}' does not parse: {cronError}";
         return InvalidRetention(policy.Retention);

@@ -228,7 +228,8 @@ public sealed partial record ManagerState
                 if (ownRule is not null)
                 {
                     if (copyKeeps[ownRule].Contains(x.Id) || inUse.Contains(x.Id)) continue;
-                    var others = LibrariesOf(x).Where(l => l != x.Library).ToList();
+                    // Where it lives on: a copy not let go in this same pass.
+                    var others = LibrariesOf(x).Where(l => l != x.Library && !changes.Any(c => c is CopyDropped d && d.Snapshot == x.Id && d.Library == l)).ToList();
                     if (others.Count > 0) changes.Add(new SnapshotMoved { Snapshot = x.Id, From = x.Library, To = others[0], UnixMs = nowMs });
                     else
                     {
@@ -268,8 +269,22 @@ public sealed partial record ManagerState
         var verdicts = new Dictionary<string, RetentionVerdict>();
         foreach (var group in Groups(null))
         {
-            var (_, rules, zone) = RetentionOf(group.First());
-            foreach (var v in Retention.Evaluate(group, rules, zone, s => Verified.Contains(s.Id))) verdicts[v.Snapshot.Id] = v;
+            var (policy, rules, zone) = RetentionOf(group.First());
+            bool IsVerified(SnapshotManifest s) => Verified.Contains(s.Id);
+            // Copies kept by a retention of their own: judged by it, over the snapshots with a copy there.
+            var copyKeeps = new Dictionary<string, List<string>>(); // snapshot -> "its copy on lib2: weekly ..."
+            foreach (var rule in policy.Copies.Where(c => c.Retention is not null && RulesOf(c.Retention).Limits))
+            {
+                var held = group.Where(x => LibrariesOf(x).Any(rule.Libraries.Contains)).ToList();
+                foreach (var v in Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified))
+                {
+                    var where = LibrariesOf(v.Snapshot).First(rule.Libraries.Contains);
+                    if (v.Keep) (copyKeeps.TryGetValue(v.Snapshot.Id, out var l) ? l : copyKeeps[v.Snapshot.Id] = []).AddRange(v.Reasons.Select(r => $"its copy on {where}: {r}"));
+                    if (v.Snapshot.Library == where) verdicts[v.Snapshot.Id] = v with { Reasons = v.Reasons.Select(r => $"its copy on {where}: {r}").ToList() };
+                }
+            }
+            foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified))
+                verdicts[v.Snapshot.Id] = copyKeeps.TryGetValue(v.Snapshot.Id, out var more) ? v with { Keep = true, Reasons = [.. v.Reasons, .. more] } : v;
         }
         return verdicts;
     }

@@ -85,6 +85,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = _unavailable ?? broken });
                 return;
             }
+            if (m.Write && _library!.Full is not null) _library.CheckRoom(); // room again, maybe (freed, pruned): look now
             if (m.Write && _library!.Full is { } full)
             {
                 // Down to its reserve: reads, prunes and the sessions open go on; a backup goes on in another library.
@@ -137,9 +138,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
             else if (_library is not null)
             {
-                var wasFull = _library.Full is not null;
-                _library.CheckRoom(); // room again (a prune, an operator): it takes backups again
-                if (wasFull && _library.Full is null) _manager?.Tell(Report());
+                _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
+                if ((_library.Full ?? "") != _reportedFull) _manager?.Tell(Report()); // the manager starts backups by it
             }
         });
         PruneCommands();
@@ -317,9 +317,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         return e;
     }
 
+    /// <summary>What the manager last heard of the library's reserve (IndexReport.full).</summary>
+    private string _reportedFull = "";
+
     private IndexReport Report()
     {
         var report = NewReport();
+        _reportedFull = report.Full;
         Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
         Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
         return report;

@@ -21,7 +21,7 @@ public sealed partial class DiskLibrary
     /// <summary>The file system's free bytes (a test gives its own).</summary>
     internal Func<long> AvailableBytes { get; set; } = () => 0;
 
-    private long _freeAtCheck = long.MaxValue;
+    private long _freeAtCheck; // 0: the first reservation looks
     private long _appendedSinceCheck;
     private string? _full;
     /// <summary>Free space is looked at again after this many bytes appended (statvfs is a system call).</summary>
@@ -43,26 +43,35 @@ public sealed partial class DiskLibrary
         if (_full is null && _appendedSinceCheck < RecheckEvery && _freeAtCheck - _appendedSinceCheck > ReserveBytes + RecheckEvery) return;
         _freeAtCheck = Available();
         _appendedSinceCheck = 0;
-        if (_freeAtCheck >= ReserveBytes)
+        // Once full, it takes chunks again at twice its reserve (as CheckRoom), so that it does not flap.
+        if (_freeAtCheck >= (_full is null ? ReserveBytes : 2 * ReserveBytes))
         {
             _full = null;
             return;
         }
-        _full = $"library {Id} is out of space at {Root}: it keeps {ReserveBytes >> 20} MiB free for commits (only {Math.Max(0, _freeAtCheck) >> 20} MiB are), " +
-                "so backups go on in the next library of their pool; free space there, prune it, or add a library";
+        _full = $"library {Id} is out of space at {Root}: it keeps {Size(ReserveBytes)} free for commits and only {Size(Math.Max(0, _freeAtCheck))} are, " +
+                "so it takes no new chunks (a backup goes on in the next library of its pool, when it has one); free space there, prune it, or add a library";
         throw new LibraryFullException(_full);
     }
 
-    /// <summary>Looks at the free space again (the media agent's health check): a library that has room again takes appends.</summary>
+    private static string Size(long bytes) => bytes >= 1 << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";
+
+    /// <summary>
+    /// Looks at the free space again (the media agent's health check): a library below its reserve is full, one
+    /// with twice its reserve free again takes new chunks.
+    /// </summary>
     public void CheckRoom()
     {
         lock (_lock)
         {
             CloseRetiredReadersLocked(); // a prune's deleted volumes give their space back only once closed
-            if (_full is null || ReserveBytes <= 0) return;
+            if (ReserveBytes <= 0) return;
             _freeAtCheck = Available();
             _appendedSinceCheck = 0;
-            if (_freeAtCheck >= 2 * ReserveBytes) _full = null;
+            if (_full is null && _freeAtCheck < ReserveBytes)
+                _full = $"library {Id} is out of space at {Root}: it keeps {Size(ReserveBytes)} free for commits and only {Size(Math.Max(0, _freeAtCheck))} are, " +
+                        "so it takes no new backups; free space there, prune it, or add a library";
+            else if (_full is not null && _freeAtCheck >= 2 * ReserveBytes) _full = null;
         }
     }
 }

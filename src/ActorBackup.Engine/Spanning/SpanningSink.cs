@@ -7,8 +7,8 @@ namespace ActorBackup.Engine.Spanning;
 
 /// <summary>
 /// A backup's chunk sink across the libraries of its pool: chunks go to the first library until it says it is
-/// full (<see cref="LibraryFullException"/>, on a reservation), then what it took is committed there and the
-/// backup goes on in the next library that opens. At the end every library spanned gets the snapshot's whole
+/// full (<see cref="LibraryFullException"/>, on a reservation), then the backup goes on in the next library
+/// that opens (what the full one took stays pending there, whole, until the commit at the end). At the end every library spanned gets the snapshot's whole
 /// reference list (a prune of any of them keeps what the snapshot needs) and a commit. Reads of chunks
 /// stored before (dedup questions) ask the library written now, and for what it lacks the earlier ones.
 /// Thread-safe like the sinks it wraps: the switch happens once, under a lock, whichever writer meets it first.
@@ -104,12 +104,13 @@ public sealed class SpanningSink : IChunkSink
 
     public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {
-        var reservedOn = _reservedOn.Value;
-        _reservedOn.Value = null;
         // A chunk reserved in a library the backup has left since goes into the one it writes now; the old
-        // reservation is given up there (others may wait on it).
+        // reservation is given up there once it is (others may wait on it). Should the append fail, the
+        // caller's Release goes to the library that holds the reservation.
+        var reservedOn = _reservedOn.Value;
         var sink = _current;
         sink.Append(id, flags, payload);
+        _reservedOn.Value = null;
         if (reservedOn is not null && reservedOn != sink) reservedOn.Release(id);
     }
 
@@ -131,9 +132,23 @@ public sealed class SpanningSink : IChunkSink
         return missing!;
     }
 
+    /// <summary>
+    /// Each library spanned keeps the ids of the snapshot it holds (a prune of it keeps those), the one written
+    /// now all of them: a library left because it was down to its reserve gets no more than it must write.
+    /// </summary>
     public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
     {
-        foreach (var (_, sink) in Spans) sink.AddReferences(snapshot, ids);
+        var current = _current;
+        foreach (var (_, sink) in Spans)
+        {
+            if (sink == current)
+            {
+                sink.AddReferences(snapshot, ids);
+                continue;
+            }
+            var lacking = sink.Missing(ids);
+            sink.AddReferences(snapshot, lacking.Count == 0 ? ids : ids.Where(id => !lacking.Contains(id)).ToList());
+        }
     }
 
     /// <summary>Commits every library spanned, the one written now last.</summary>
@@ -144,13 +159,16 @@ public sealed class SpanningSink : IChunkSink
         _current.Commit();
     }
 
-    /// <summary>The library <paramref name="full"/> came from is full: commit what it took, open the next one.</summary>
+    /// <summary>
+    /// The library <paramref name="full"/> came from is full: open the next one. What the full one took is
+    /// committed with the rest at the end (<see cref="Commit"/>), not now: other writers may be in the middle
+    /// of a question to it, and a commit over a socket data plane talks on every writer's connection.
+    /// </summary>
     private void GoOn(IChunkSink from, LibraryFullException full)
     {
         lock (_switch)
         {
             if (_current != from) return; // another writer went on already
-            from.Commit();
             var refused = new List<string>();
             while (_next.TryDequeue(out var library))
             {

@@ -203,6 +203,8 @@ public class RetentionStateTests
             .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copy } } })
             .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "disk" } });
         Assert.Contains("retention counts", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { new CopyRule { Libraries = { "lib2" }, Retention = new RetentionRule { Last = -1 } } } }));
+        Assert.Contains("needs the policy's own libraries named", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { copy } }));
+        Assert.Contains("keep them apart", s.InvalidPolicy(new StoragePolicy { Name = "x", Libraries = { "lib1", "lib2" }, Copies = { copy } }));
         ManagerState Backup(ManagerState st, int i, bool full)
         {
             st = st.Apply(new SnapshotRecorded
@@ -231,6 +233,11 @@ public class RetentionStateTests
         Assert.Equal(["s0", "s1", "s2"], s.PendingDeletions["lib1"]);
         Assert.Null(s.DecideRetention(Now));
         Assert.Empty(s.DecideCopyRetention(Now)); // it does not creep
+        // abk snapshot list --why says which copy keeps what.
+        var why = s.RetentionVerdicts();
+        Assert.All(why["s2"].Reasons, r => Assert.StartsWith("its copy on lib2: ", r));
+        Assert.Contains(why["s3"].Reasons, r => r.StartsWith("its copy on lib2: ", StringComparison.Ordinal));
+        Assert.Contains(why["s3"].Reasons, r => !r.StartsWith("its copy", StringComparison.Ordinal));
 
         // A new verified full: lib2 keeps its last 2 copies (s3, s4), so s2 (only there now) goes; s3 lives on in its copy.
         s = Backup(s, 4, true).Apply(new SnapshotVerified { Snapshot = "s4", Ok = true });
