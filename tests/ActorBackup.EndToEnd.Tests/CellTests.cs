@@ -452,7 +452,8 @@ public class LibraryDiskFullTests
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 4);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.volume-capacity=9000000",
-            "--set", $"actorbackup.libraries=[{{id=small, path=\"{Path.Combine(disk.Path, "small")}\", reserve=10MiB}}, {{id=big}}]").Start(libraries: "small,big");
+            "--set", $"actorbackup.libraries=[{{id=small, path=\"{Path.Combine(disk.Path, "small")}\", reserve=10MiB}}, {{id=big}}, {{id=third}}]")
+            .Start(libraries: "small,big,third");
         Assert.Equal(0, cell.Abk("policy", "add", "spill", "--library", "small", "--library", "big", "--choice", "fill-first").ExitCode);
         Assert.Equal(0, cell.Abk("set", "add", "data", "--path", src, "--policy", "spill").ExitCode);
         disk.Fill(leaveBytes: 24 << 20); // room for one file of four and the reserve
@@ -482,7 +483,12 @@ public class LibraryDiskFullTests
         Assert.Equal(0, cell.Abk("restore", spanned, "--to", again).ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(Path.Combine(dir.Path, "restored") + src), again + src);
         Assert.True(cell.Abk("verify", spanned).ExitCode == 0, cell.Log);
-        Assert.Contains("spans libraries small, big", cell.Abk("snapshot", "copy", spanned, "--to", "big").Stderr);
+        // A copy of it reads from both libraries it spans.
+        var copy = cell.AbkJson("snapshot", "copy", spanned, "--to", "third");
+        Assert.True(copy.GetProperty("state").GetString() == "SUCCEEDED", copy + cell.Log);
+        var report = copy.GetProperty("copy");
+        Assert.True(long.Parse(report.GetProperty("chunks").GetString()!) >= 33, report.ToString()); // 32 MiB in 1 MiB chunks, the trees, the manifest
+        Assert.Equal(report.GetProperty("chunks").GetString(), report.GetProperty("chunksSent").GetString());
         Assert.Equal(0, cell.Abk("snapshot", "delete", spanned).ExitCode);
         prune = cell.AbkJson("prune", "small");
         Assert.True(long.Parse(prune.GetProperty("prune").GetProperty("bytesFreed").GetString()!) >= 5_000_000, prune.ToString());

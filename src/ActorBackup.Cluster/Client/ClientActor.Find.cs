@@ -51,7 +51,7 @@ public sealed partial class ClientActor
         {
             try
             {
-                using var reads = new ReadSessions(this, manifest.Spans, "find", OpenChannel(library, "find", write: false), library);
+                using var reads = new ReadSessions(this, library == manifest.Library ? manifest.Spans : [], "find", OpenChannel(library, "find", write: false), library);
                 using var trees = new TreeReader(_keys, reads.Source);
                 _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
                 return;

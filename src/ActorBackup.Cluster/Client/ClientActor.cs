@@ -410,7 +410,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// </summary>
     private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run)
     {
-        using var reads = new ReadSessions(this, SnapshotManifest.Parser.ParseFrom(manifest).Spans, job.Id, OpenChannel(job, write: false), job.Library);
+        var snapshot = SnapshotManifest.Parser.ParseFrom(manifest);
+        // The libraries it spans when it is read from its own; a copy elsewhere is whole.
+        using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], job.Id, OpenChannel(job, write: false), job.Library);
         return run(reads.Source);
     }
 

@@ -339,8 +339,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 {
                     Applied(e);
                     End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, client);
-                    if (ManagerState.Spanned(manifest) is { } spanned && _state.PolicyOfJob(job) is { } policy && (policy.Copies.Count > 0 || policy.Tier is not null))
-                        _log.Warning("job {0}: no copy or tier move of it is made: {1}", job.Id, spanned);
                     // The policy's second copies, queued once the snapshot is recorded.
                     PersistAll(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), q =>
                     {
@@ -575,6 +573,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     DispatchToMedia(job, new CopySnapshot
                     {
                         Library = job.Library, Job = job.Id, Attempt = job.Attempt, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove,
+                        // A snapshot that spans libraries is read from all of them when copied from its own.
+                        SourceSpans = { _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && s.Library == job.SourceLibrary)?.Spans ?? [] },
                     });
                     break;
                 default:

@@ -333,7 +333,6 @@ public sealed partial record ManagerState
     {
         var policy = RetentionOf(m).Policy;
         var jobs = new List<JobQueued>();
-        if (m.Spans.Count > 0) return jobs; // a copy reads one library: a snapshot that spans several is not copied (see Spanned)
         var holding = LibrariesOf(m).ToHashSet();
         var next = NextJob;
         foreach (var rule in policy.Copies)
@@ -360,16 +359,10 @@ public sealed partial record ManagerState
         if (!Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
         if (LibrariesOf(snapshot).Contains(cmd.Library)) return Reject($"library {cmd.Library} holds snapshot {snapshot.Id} already");
-        if (Spanned(snapshot) is { } spanned) return Reject(spanned);
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         var job = CopyJob(NextJob.ToString(), snapshot, cmd.Library, cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, cmd.Priority, now);
         return new Decision([new JobQueued { Job = job }], null, job);
     }
-
-    /// <summary>Why a snapshot that spans libraries is not copied (a copy reads one library), or null when it spans none.</summary>
-    public static string? Spanned(SnapshotManifest s) => s.Spans.Count == 0 ? null
-        : $"snapshot {s.Id} spans libraries {string.Join(", ", s.Spans.Prepend(s.Library))} (its backup filled {s.Library}): copies, tiering and heals " +
-          "read one library and do not take it yet; back the set up again into a library with room for a copy";
 
     private JobInfo CopyJob(string id, SnapshotManifest snapshot, string target, JobOrigin origin, int priority, DateTimeOffset now) => new()
     {
@@ -385,7 +378,7 @@ public sealed partial record ManagerState
     public JobInfo? DecideHeal(JobInfo verify, VerifyReport report, DateTimeOffset now)
     {
         if (report.BadIds.Count == 0 || Snapshots.FirstOrDefault(s => s.Id == verify.Snapshot) is not { } snapshot) return null;
-        if (snapshot.Spans.Count > 0 || LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
+        if (LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
         var job = CopyJob(NextJob.ToString(), snapshot, verify.Library, JobOrigin.Policy, MaxPriority, now);
         job.SourceLibrary = source;
         job.Heal.AddRange(report.BadIds);
@@ -429,8 +422,13 @@ public sealed partial record ManagerState
         if (at < 0) return this;
         var moved = Snapshots[at].Clone();
         moved.Library = m.To;
+        // It is whole where it moves: the libraries it spanned let their part go at their next prune.
+        var spanned = moved.Spans.ToList();
+        moved.Spans.Clear();
         var copies = (Copies.GetValueOrDefault(m.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Remove(m.To).Remove(m.From);
-        var pending = PendingDeletions.SetItem(m.From, (PendingDeletions.GetValueOrDefault(m.From) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(m.Snapshot));
+        var pending = PendingDeletions;
+        foreach (var library in spanned.Prepend(m.From).Where(l => l != m.To))
+            pending = pending.SetItem(library, (pending.GetValueOrDefault(library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(m.Snapshot));
         return (this with
         {
             Snapshots = Snapshots.SetItem(at, moved), Copies = copies.Count > 0 ? Copies.SetItem(m.Snapshot, copies) : Copies.Remove(m.Snapshot), PendingDeletions = pending,
@@ -452,7 +450,7 @@ public sealed partial record ManagerState
         foreach (var s in Snapshots)
         {
             var tier = RetentionOf(s).Policy.Tier;
-            if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id) || s.Spans.Count > 0) continue;
+            if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id)) continue;
             if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
             if (tier.Libraries.FirstOrDefault(l => Copies.GetValueOrDefault(s.Id)?.Contains(l) == true) is { } copied)
             {

@@ -45,7 +45,8 @@ public sealed partial class MediaActor
                 return;
             }
             var sessions = DataPlaneSessions.Get(Context.System);
-            Task.Run(() => Copy(o, library, sessions)).PipeTo(Self,
+            var media = ClusterSharding.Get(Context.System).ShardRegion("media");
+            Task.Run(() => Copy(o, library, sessions, media)).PipeTo(Self,
                 failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), e.GetBaseException().Message));
         });
         Command<CopyRead>(r =>
@@ -82,12 +83,48 @@ public sealed partial class MediaActor
         });
     }
 
-    /// <summary>Off the actor's thread: the chunks this library lacks, read from the source and appended as stored.</summary>
-    private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions)
+    /// <summary>
+    /// Off the actor's thread: the chunks this library lacks, read from the source (and the libraries a spanning
+    /// snapshot spans, each through a read session of its own) and appended as stored.
+    /// </summary>
+    private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions, IActorRef media)
+    {
+        using var first = sessions.Connect(o.Session, TimeSpan.FromMinutes(5));
+        var spans = new List<(string Library, IDataPlaneChannel Channel)>();
+        try
+        {
+            foreach (var span in o.Request.SourceSpans)
+            {
+                var reply = media.Ask<object>(new OpenSession { Library = span, Job = o.Request.Job, Write = false }, CopySessionTimeout).GetAwaiter().GetResult();
+                if (reply is not SessionOpened opened)
+                    throw new IOException($"library {span}, which snapshot {o.Request.Snapshot} spans, refused a read session: {(reply as CommandRejected)?.Reason ?? reply.GetType().Name}");
+                try
+                {
+                    spans.Add((span, sessions.Connect(opened, TimeSpan.FromMinutes(5))));
+                }
+                catch
+                {
+                    media.Tell(new CloseSession { Library = span, Ticket = opened.Ticket });
+                    throw;
+                }
+            }
+            return Copy(o, library, first, spans.Select(s => s.Channel).ToList());
+        }
+        finally
+        {
+            foreach (var (span, channel) in spans)
+            {
+                media.Tell(new CloseSession { Library = span, Ticket = channel.Ticket });
+                channel.Dispose();
+            }
+        }
+    }
+
+    private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, IDataPlaneChannel first, IReadOnlyList<IDataPlaneChannel> spans)
     {
         var clock = Stopwatch.StartNew();
         var report = new CopyReport();
-        using var source = sessions.Connect(o.Session, TimeSpan.FromMinutes(5));
+        var source = spans.Count == 0 ? (Engine.Codec.IChunkSource)first : new Engine.Spanning.SpanningSource([first, .. spans]);
         var buffer = new byte[64 * 1024];
         if (o.Request.Heal.Count > 0)
         {
@@ -106,7 +143,9 @@ public sealed partial class MediaActor
             report.Seconds = clock.Elapsed.TotalSeconds;
             return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null);
         }
-        var ids = source.ReadReferences(o.Request.Snapshot);
+        // Each library a snapshot spans keeps the ids it holds: the snapshot's are their union.
+        var ids = spans.Count == 0 ? first.ReadReferences(o.Request.Snapshot)
+            : spans.Prepend(first).SelectMany(c => ReadReferencesOrNone(c, o.Request.Snapshot)).Distinct().ToArray();
         report.Chunks = ids.Length;
         const int batch = 4096;
         for (var start = 0; start < ids.Length; start += batch)
@@ -154,5 +193,18 @@ public sealed partial class MediaActor
             Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
             Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,
         });
+    }
+
+    /// <summary>A spanned library without a reference list of the snapshot (it took none of its chunks) adds none.</summary>
+    private static ChunkId[] ReadReferencesOrNone(IDataPlaneChannel channel, string snapshot)
+    {
+        try
+        {
+            return channel.ReadReferences(snapshot);
+        }
+        catch (LibraryFaultException e) when (e.Message.Contains("has no reference list", StringComparison.Ordinal))
+        {
+            return [];
+        }
     }
 }
