@@ -148,14 +148,15 @@ public static class CommandTable
             Description = "instead of a snapshot: the library's media agent reads every record of every volume back and checks it (no key), naming the snapshots a damaged chunk takes with it",
             HelpName = "LIBRARY",
         };
+        var share = new Option<int>("--share") { Description = "read back only this percentage of the file chunks, picked at random (every tree always); a sample does not mark the snapshot verified", HelpName = "PERCENT" };
         root.Subcommands.Add(Verb("verify", "read a snapshot back on a client and check every chunk; exit 1 when any is damaged (the files it takes with it are listed)",
             async (pr, o, c) =>
             {
                 var (id, lib) = (pr.GetValue(verifySnapshot), pr.GetValue(verifyLibrary));
                 if ((id is null) == (lib is null)) throw new ShellException("give a SNAPSHOT, or --library LIBRARY: 'abk verify --help'", 2);
-                var cmd = new StartVerify { Snapshot = id ?? "", Library = lib ?? "", Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority) };
+                var cmd = new StartVerify { Snapshot = id ?? "", Library = lib ?? "", Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority), SharePercent = pr.GetValue(share) };
                 return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-            }, verifySnapshot, verifyLibrary, client, jobPriority, noWait));
+            }, verifySnapshot, verifyLibrary, client, jobPriority, noWait, share));
 
         var pruneLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "the library to prune (default: every library, one job each)", Arity = ArgumentArity.ZeroOrOne };
         pruneLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
@@ -407,6 +408,7 @@ public static class CommandTable
             Description = "a cron rule (UTC) at whose slots the newest unverified snapshot of each client and set is verified, e.g. \"0 3 * * 0\"",
             HelpName = "CRON",
         };
+        var verifyShare = new Option<int>("--verify-share") { Description = "each scheduled verify reads back this percentage of the file chunks, at random (default: all)", HelpName = "PERCENT" };
         var tierAfter = new Option<string?>("--tier-after") { Description = "the age at which a snapshot moves to its tier (e.g. 30d)", HelpName = "DURATION" };
         root.Subcommands.Add(Group("policy", "storage policies: where backups go and how",
             Verb("add", "define a storage policy", async (pr, o, c) =>
@@ -432,12 +434,12 @@ public static class CommandTable
                         : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d");
                     p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
                 }
-                if (pr.GetValue(verifySchedule) is { Length: > 0 } vs) p.Verify = new VerifyRule { Schedule = vs };
+                if (pr.GetValue(verifySchedule) is { Length: > 0 } vs) p.Verify = new VerifyRule { Schedule = vs, SharePercent = pr.GetValue(verifyShare) };
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
             }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum,
-                copyTo, copyFullsOnly, copyKeep, tierTo, tierAfter, verifySchedule),
+                copyTo, copyFullsOnly, copyKeep, tierTo, tierAfter, verifySchedule, verifyShare),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);

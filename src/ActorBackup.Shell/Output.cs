@@ -101,7 +101,7 @@ public sealed class Output(bool json)
         if (j.Reason != "") sb.AppendLine($"  reason   {j.Reason}");
         if (j.Verify is { } v)
         {
-            sb.AppendLine($"  verified {v.Chunks} chunks ({Size((ulong)v.Bytes)}) and {v.Trees} trees in {v.Seconds:F1} s: " +
+            sb.AppendLine($"  verified {v.Chunks} chunks ({Size((ulong)v.Bytes)}){(v.SharePercent is > 0 and < 100 ? $", a {v.SharePercent}% sample of the file chunks," : "")} and {v.Trees} trees in {v.Seconds:F1} s: " +
                           (v.BadChunks == 0 ? "all good" : $"{v.BadChunks} damaged, {v.DamagedFiles} files would not restore whole"));
             foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
             if (v.SnapshotsAffected.Count > 0) sb.AppendLine($"  snapshots that need a damaged chunk: {string.Join(" ", v.SnapshotsAffected)}");
@@ -183,7 +183,10 @@ public sealed class Output(bool json)
             sb.AppendLine($"  copy         to {string.Join(" or ", p.Copies[n].Libraries)}{(p.Copies[n].FullsOnly ? ", fulls only" : "")}" +
                           (n < i.CopyRetention.Count && i.CopyRetention[n] != "" ? $"; its copies kept: {i.CopyRetention[n]}" : ""));
         if (p.Tier is { Libraries.Count: > 0 } t) sb.AppendLine($"  tier         to {string.Join(" or ", t.Libraries)} after {TimeSpan.FromSeconds(t.AfterSeconds):g}");
-        if (p.Verify is { Schedule: not "" } v) sb.AppendLine($"  verify       {v.Schedule} (UTC): the newest unverified snapshot of each client and set");
+        if (p.Verify is { Schedule: not "" } v)
+            sb.AppendLine(v.SharePercent is > 0 and < 100
+                ? $"  verify       {v.Schedule} (UTC): {v.SharePercent}% of the chunks of the newest snapshot of each client and set, at random"
+                : $"  verify       {v.Schedule} (UTC): the newest unverified snapshot of each client and set");
         sb.AppendLine($"  sets         {(i.Sets.Count == 0 ? "none" : string.Join(" ", i.Sets))}");
         return sb.ToString().TrimEnd('\n');
     }

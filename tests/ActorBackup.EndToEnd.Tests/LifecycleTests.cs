@@ -53,6 +53,10 @@ public class LifecycleTests
         Assert.Equal([a, b, c], listed.Select(s => s.GetProperty("id").GetString()));
         Assert.Contains("no newer full has passed a verify yet", listed[0].GetProperty("keptBecause").EnumerateArray().Select(r => r.GetString()));
 
+        // A sample reads part of the file chunks back: good, but it does not make the snapshot verified.
+        var sample = cell.AbkJson("verify", a, "--share", "50");
+        Assert.Equal(("SUCCEEDED", 50), (sample.GetProperty("state").GetString(), sample.GetProperty("verify").GetProperty("sharePercent").GetInt32()));
+        Assert.False(Snapshots(cell)[0].GetProperty("verified").GetBoolean());
         var verify = cell.Abk("verify", a);
         Assert.True(verify.ExitCode == 0, verify.Stderr + verify.Stdout);
         Assert.Contains("all good", verify.Stdout);

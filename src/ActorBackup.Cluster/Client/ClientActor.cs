@@ -471,10 +471,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
-        var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel);
+        var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel, job.VerifySharePercent);
         var report = new VerifyReport
         {
             Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },
+            SharePercent = job.VerifySharePercent,
             BadIds = { r.BadIds.Select(id => ByteString.CopyFrom(id.ToArray())) },
         };
         _log.Info("job {0}: verify of snapshot {1}: {2} chunks, {3} bad, in {4:F2} s", job.Id, manifest.Id, r.Chunks, r.BadChunks, r.Seconds);

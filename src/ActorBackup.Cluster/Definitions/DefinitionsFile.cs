@@ -17,7 +17,7 @@ public static class DefinitionsFile
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "policy", "schedules", "time-zone", "window", "priority", "enabled",
         "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
     private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier", "verify"];
-    private static readonly string[] VerifyKeys = ["schedule"];
+    private static readonly string[] VerifyKeys = ["schedule", "share-percent"];
     private static readonly string[] TierKeys = ["libraries", "after"];
     private static readonly string[] CopyKeys = ["libraries", "fulls-only", "retention"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
@@ -98,7 +98,7 @@ public static class DefinitionsFile
             p.Tier.Libraries.AddRange(tier.Strings("libraries"));
             if (p.Tier.Libraries.Count == 0) throw new FormatException("tier names no library (libraries = [lib2])");
         }
-        if (c.Object("verify", VerifyKeys) is { } v) p.Verify = new VerifyRule { Schedule = v.String("schedule", "") };
+        if (c.Object("verify", VerifyKeys) is { } v) p.Verify = new VerifyRule { Schedule = v.String("schedule", ""), SharePercent = v.Has("share-percent") ? v.Int("share-percent") : 0 };
         if (c.Object("retention", RetentionKeys) is { } r) p.Retention = Retention(r);
         return p;
     }

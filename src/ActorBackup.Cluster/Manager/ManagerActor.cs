@@ -309,6 +309,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     f.Verify.HealedBy = heal.Id;
                     reason += $"; job {heal.Id} heals them from the copy on {heal.SourceLibrary} (verify again once it has)";
                 }
+                // A sample that found nothing wrong proves less than a whole read: the snapshot is not marked verified
+                // (retention waits for a whole one); one that found damage marks it damaged all the same.
+                var sampled = job.VerifySharePercent is > 0 and < 100;
+                if (sampled && f.Ok)
+                {
+                    End(f.Job, JobState.Succeeded, reason, errors: f.Errors, replyTo: client, verify: f.Verify);
+                    return;
+                }
                 Persist(new SnapshotVerified { Snapshot = job.Snapshot, Ok = f.Ok, UnixMs = Now(), Job = job.Id }, e =>
                 {
                     Applied(e);

@@ -104,6 +104,7 @@ public sealed partial record ManagerState
             if (retained.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1) is { } shared)
                 return $"library {shared.Key} is in two copies with a retention of their own: give it to one";
         }
+        if (policy.Verify is { SharePercent: < 0 or > 100 } badShare) return $"verify share {badShare.SharePercent}%: give 1 to 100";
         if (policy.Verify is { Schedule: not "" } verify && ParseCron(verify.Schedule, out var cronError) is null)
             return $"verify schedule '{verify.Schedule}' does not parse: {cronError}";
         return InvalidRetention(policy.Retention);

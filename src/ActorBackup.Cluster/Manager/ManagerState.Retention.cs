@@ -67,6 +67,7 @@ public sealed partial record ManagerState
         foreach (var policy in AllPolicies())
         {
             if (policy.Verify is not { Schedule: not "" } rule || ParseCron(rule.Schedule, out _) is not { } cron) continue;
+            // A sample proves less than a whole read: the newest snapshot is sampled again at each slot.
             var clockName = VerifyClock(policy.Name);
             if (!SetClocks.TryGetValue(clockName, out var clock))
             {
@@ -81,7 +82,7 @@ public sealed partial record ManagerState
             var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name)
                 .GroupBy(s => (s.Client, s.BackupSet))
                 .Select(g => g.MaxBy(s => s.FinishedUnixMs)!)
-                .Where(s => !Verified.Contains(s.Id) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
+                .Where(s => (!Verified.Contains(s.Id) || rule.SharePercent is > 0 and < 100) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
                 .OrderBy(s => s.FinishedUnixMs).ToList();
             if (due.Count == 0)
             {
@@ -95,7 +96,7 @@ public sealed partial record ManagerState
                     {
                         Id = (next++).ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = s.Client, Library = s.Library, LibraryPinned = true,
                         Snapshot = s.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(0), BackupSet = clockName, SlotUnixMs = slotMs,
-                        Origin = JobOrigin.Schedule,
+                        Origin = JobOrigin.Schedule, VerifySharePercent = rule.SharePercent == 100 ? 0 : rule.SharePercent,
                     },
                 });
         }

@@ -269,8 +269,10 @@ public sealed partial record ManagerState
         }
         if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        if (cmd.SharePercent is < 0 or > 100) return Reject($"share {cmd.SharePercent}%: give 1 to 100 (the share of the file chunks read back)");
         var job = new JobInfo
         {
+            VerifySharePercent = cmd.SharePercent == 100 ? 0 : cmd.SharePercent,
             Id = NextJob.ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
             Snapshot = snapshot.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), BackupSet = snapshot.BackupSet,
             Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,

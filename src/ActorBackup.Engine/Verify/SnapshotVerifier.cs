@@ -19,8 +19,8 @@ public sealed record VerifyResult(long Trees, long Chunks, long Bytes, long BadC
 public readonly record struct VerifyProgress(long Chunks, long Bytes, long BadChunks);
 
 /// <summary>
-/// Reads a snapshot back as a restore would, writing nothing: every tree and every chunk of every file is
-/// read from the library, opened (AEAD), decompressed and hashed against its id. A chunk shared by several
+/// Reads a snapshot back as a restore would, writing nothing: every tree and every chunk of every file (or a
+/// random share of the file chunks) is read from the library, opened (AEAD), decompressed and hashed against its id. A chunk shared by several
 /// files or snapshots is read once per verify; a bad one makes every file that needs it damaged.
 /// </summary>
 public static class SnapshotVerifier
@@ -28,9 +28,21 @@ public static class SnapshotVerifier
     public const int MaxReported = 1000;
     private const int Batch = 64;
 
+    /// <param name="sharePercent">1 to 99: only this share of the file chunks is read back, picked at random (each
+    /// distinct chunk drawn once; every tree is read); otherwise all</param>
     public static VerifyResult Run(CellKeys keys, IChunkSource source, SnapshotManifest manifest, IProgress<VerifyProgress>? progress = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, int sharePercent = 0)
     {
+        // A chunk id is uniformly random: its first 8 bytes, mixed with a seed of this run, pick the sample.
+        var seed = (ulong)Random.Shared.NextInt64();
+        var cut = sharePercent is > 0 and < 100 ? (ulong)(sharePercent / 100.0 * ulong.MaxValue) : ulong.MaxValue;
+        bool Drawn(ChunkId id)
+        {
+            if (cut == ulong.MaxValue) return true;
+            Span<byte> raw = stackalloc byte[ChunkId.Size];
+            id.WriteTo(raw);
+            return (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(raw) ^ seed) < cut;
+        }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var decoder = new ChunkDecoder(keys);
         var good = new HashSet<ChunkId>();
@@ -89,7 +101,7 @@ public static class SnapshotVerifier
                 {
                     var id = node.ChunkAt(i);
                     if (bad.TryGetValue(id, out var known)) why ??= known;
-                    else if (!good.Contains(id) && !ids.Contains(id)) ids.Add(id);
+                    else if (!good.Contains(id) && !ids.Contains(id) && Drawn(id)) ids.Add(id);
                     if (ids.Count == Batch || (i == node.ChunkCount() - 1 && ids.Count > 0))
                     {
                         cancel.ThrowIfCancellationRequested();

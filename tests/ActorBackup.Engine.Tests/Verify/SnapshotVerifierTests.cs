@@ -48,6 +48,23 @@ public sealed class SnapshotVerifierTests
         Assert.DoesNotContain(damaged.DamagedFiles, f => f.Contains("small.txt"));
     }
 
+    [Fact]
+    public void A_share_reads_back_a_random_part_of_the_file_chunks_and_every_tree()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(src);
+        for (var i = 0; i < 40; i++) File.WriteAllBytes(Path.Combine(src, $"f{i}.bin"), TestRepo.RandomBytes(20_000, i)); // one chunk each
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var all = SnapshotVerifier.Run(repo.Keys, repo.Library, snap);
+        var half = SnapshotVerifier.Run(repo.Keys, repo.Library, snap, sharePercent: 50);
+        Assert.Equal(all.Trees, half.Trees);
+        Assert.InRange(half.Chunks - half.Trees, 5, 35); // about 20 of the 40 file chunks
+        Assert.True(half.Ok);
+        Assert.Equal(all.Chunks, SnapshotVerifier.Run(repo.Keys, repo.Library, snap, sharePercent: 100).Chunks);
+    }
+
     private static Node FindFile(Repository.Repository repo, SnapshotManifest snap, string name)
     {
         using var reader = new TreeReader(repo.Keys, repo.Library);
