@@ -319,7 +319,12 @@ public class LifecycleTests
             f.Position--;
             f.WriteByte((byte)(x ^ 0x04));
         }
-        var bad = cell.Abk("verify", snapshot);
+        // A restore reads from lib1 and gets the damaged chunk from the copy on lib2, chunk by chunk.
+        var whole = Path.Combine(dir.Path, "despite");
+        var despite = cell.AbkJson("restore", snapshot, "--to", whole);
+        Assert.True(despite.GetProperty("state").GetString() == "SUCCEEDED" && despite.GetProperty("library").GetString() == "lib1", despite + cell.Log);
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(whole + src, "data.bin")));
+        var bad = cell.Abk("verify", snapshot); // a verify checks lib1 alone
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("heals them from the copy on lib2", bad.Stderr);
 

@@ -341,14 +341,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// The manifest goes into the library too, encrypted like any chunk and flagged as a manifest, part of the
     /// snapshot's references: with the volumes and the key alone the catalog can be rebuilt (abk catalog rebuild).
     /// </summary>
-    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, Engine.Codec.IChunkSink channel)
-    {
-        using var upload = _keys.Cipher.BeginUpload();
-        using var encoder = new Engine.Codec.ChunkEncoder(_keys, upload, compressionLevel);
-        var stored = encoder.Store(manifest.ToByteArray(), Engine.Volumes.RecordFlags.Manifest, channel);
-        channel.AddReferences(manifest.Id, [stored.Id]);
-        channel.Commit();
-    }
+    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, Engine.Codec.IChunkSink channel) =>
+        Engine.Catalog.StoredManifests.Store(_keys, channel, manifest, compressionLevel);
 
     /// <summary>
     /// `abk catalog rebuild LIBRARY`: the manifests stored in the library, opened with the cell key and handed to
@@ -370,9 +364,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 try
                 {
-                    using var decoder = new Engine.Codec.ChunkDecoder(_keys);
-                    foreach (var raw in ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size))
-                        found.Manifests.Add(ByteString.CopyFrom(decoder.Load(new Engine.Hashing.ChunkId(raw.Span), channel)));
+                    var stored = ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size).Select(r => new Engine.Hashing.ChunkId(r.Span));
+                    found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_keys, channel, stored).Select(m => m.ToByteString()));
                 }
                 finally
                 {
@@ -387,7 +380,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
-    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, channel =>
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, fallback: a.Fallback, run: channel =>
     {
         var job = a.Job;
         var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
@@ -408,11 +401,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// Runs a job that reads a snapshot through read sessions on its library and every library it spans, closed
     /// however the job ends.
     /// </summary>
-    private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run)
+    /// <param name="fallback">libraries holding a whole copy, read chunk by chunk (opened when first needed) for what
+    /// the job's library cannot give: a restore gets past a damaged or missing chunk; a verify checks one library</param>
+    private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
     {
         var snapshot = SnapshotManifest.Parser.ParseFrom(manifest);
         // The libraries it spans when it is read from its own; a copy elsewhere is whole.
-        using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], job.Id, OpenChannel(job, write: false), job.Library);
+        using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], job.Id, OpenChannel(job, write: false), job.Library, fallback);
         return run(reads.Source);
     }
 
@@ -425,7 +420,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         private readonly ClientActor _client;
         private readonly List<(string Library, IDataPlaneChannel Channel)> _opened = [];
 
-        public ReadSessions(ClientActor client, IEnumerable<string> spans, string job, IDataPlaneChannel first, string? firstLibrary = null)
+        public ReadSessions(ClientActor client, IEnumerable<string> spans, string job, IDataPlaneChannel first, string? firstLibrary = null,
+            IEnumerable<string>? fallback = null)
         {
             _client = client;
             if (firstLibrary is not null) _opened.Add((firstLibrary, first));
@@ -444,7 +440,39 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Dispose();
                 throw;
             }
+            foreach (var library in fallback ?? []) sources.Add(new Fallback(this, library, job));
             Source = sources.Count == 1 ? first : new Engine.Spanning.SpanningSource(sources);
+        }
+
+        /// <summary>A library holding a whole copy: its read session is opened when a chunk is first asked of it.</summary>
+        private sealed class Fallback(ReadSessions owner, string library, string job) : Engine.Codec.IChunkSource
+        {
+            private IDataPlaneChannel? _channel;
+            private IOException? _failed;
+            private readonly object _lock = new();
+
+            private IDataPlaneChannel Channel()
+            {
+                lock (_lock)
+                {
+                    if (_channel is not null) return _channel;
+                    if (_failed is not null) throw _failed;
+                    try
+                    {
+                        _channel = owner._client.OpenChannel(library, job, write: false);
+                        lock (owner._opened) owner._opened.Add((library, _channel));
+                        return _channel;
+                    }
+                    catch (Exception e) when (e is IOException or AskTimeoutException)
+                    {
+                        _failed = new IOException($"library {library}, which holds a copy, cannot be read: {e.Message}", e);
+                        throw _failed;
+                    }
+                }
+            }
+
+            public ReadOnlySpan<byte> ReadPayload(Engine.Hashing.ChunkId id, ref byte[] buffer, out Engine.Volumes.RecordFlags flags) =>
+                Channel().ReadPayload(id, ref buffer, out flags);
         }
 
         public Engine.Codec.IChunkSource Source { get; }

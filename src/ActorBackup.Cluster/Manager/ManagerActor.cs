@@ -566,7 +566,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             switch (job.Kind)
             {
                 case JobKind.Restore:
-                    Dispatch(job, new RestoreAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
+                    var restored = _state.FindSnapshot(job.Snapshot);
+                    Dispatch(job, new RestoreAssignment
+                    {
+                        Job = job, Manifest = restored.ToByteString(), Fallback = { _state.LibrariesOf(restored).Where(l => l != job.Library) },
+                    });
                     break;
                 case JobKind.Verify when job.Snapshot == "":
                     DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt });

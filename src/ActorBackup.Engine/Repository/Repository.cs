@@ -74,6 +74,7 @@ public sealed class Repository : IDisposable
             Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id, Client = client,
         };
         var manifest = new Archiver(Keys, Library, Library).Run(set, options, parent, progress, cancel);
+        StoredManifests.Store(Keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone
         Catalog.Save(manifest);
         return manifest;
     }

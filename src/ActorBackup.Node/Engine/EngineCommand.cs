@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Archive;
@@ -79,7 +80,8 @@ public static class EngineCommand
         }, repo, keyFile, snapshot, below);
 
         Verb("verify", "check every volume record and the index (needs no key)", pr => Verify(pr.GetValue(repo)!, pr.GetValue(json)), repo);
-        Verb("rebuild", "rebuild the library's index from its volumes alone", pr => Rebuild(pr.GetValue(repo)!, pr.GetValue(json)), repo);
+        Verb("rebuild", "rebuild the library's index from its volumes alone, and, with the key, the snapshot list from the manifests stored there",
+            pr => Rebuild(pr.GetValue(repo)!, pr.GetValue(keyFile), pr.GetValue(json)), repo, keyFile);
         var mib = new Option<int>("--mib") { Description = "MiB of data per stage", HelpName = "N", DefaultValueFactory = _ => 256 };
         Verb("micro", "chunker, hash, zstd and AEAD throughput on one core", pr => Micro.Run(pr.GetValue(mib), pr.GetValue(json)), mib);
         return engine;
@@ -147,16 +149,31 @@ public static class EngineCommand
         return r.Ok ? 0 : 4;
     }
 
-    private static int Rebuild(string repo, bool json)
+    private static int Rebuild(string repo, string? keyFile, bool json)
     {
-        using var lib = DiskLibrary.Rebuild(Path.Combine(repo, "library"));
-        if (json) Console.WriteLine(JsonSerializer.Serialize(new { chunks = lib.ChunkCount, volumes = lib.Volumes.Count, problems = lib.LastOpen.Problems }));
+        int chunks, volumes;
+        IReadOnlyList<string> problems;
+        using (var lib = DiskLibrary.Rebuild(Path.Combine(repo, "library")))
+            (chunks, volumes, problems) = (lib.ChunkCount, lib.Volumes.Count, lib.LastOpen.Problems);
+        // The snapshot list needs the key (the manifests are encrypted); without one, the index alone is rebuilt.
+        (int Found, IReadOnlyList<string> Added)? snapshots = null;
+        string? noKey = null;
+        if (keyFile is not null || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ABK_PASSPHRASE")))
+        {
+            using var r = Repository.Open(repo, KeySourceFrom(keyFile));
+            snapshots = StoredManifests.Rebuild(r.Keys, r.Library, r.Catalog);
+        }
+        else noKey = "the snapshot list was not looked at: give the key (ABK_PASSPHRASE or --key-file) to recreate it from the manifests stored in the library";
+        if (json)
+            Console.WriteLine(JsonSerializer.Serialize(new { chunks, volumes, problems, snapshots_found = snapshots?.Found, snapshots_added = snapshots?.Added }));
         else
         {
-            Console.WriteLine($"rebuilt library {lib.Id}: {lib.ChunkCount} chunks in {lib.Volumes.Count} volumes");
-            foreach (var p in lib.LastOpen.Problems) Console.WriteLine($"  problem: {p}");
+            Console.WriteLine($"rebuilt the library: {chunks} chunks in {volumes} volumes");
+            foreach (var p in problems) Console.WriteLine($"  problem: {p}");
+            if (snapshots is { } s) Console.WriteLine($"snapshots stored in it: {s.Found}; missing from the list and added back: {s.Added.Count}");
+            else Console.WriteLine(noKey);
         }
-        return lib.LastOpen.Problems.Count > 0 ? 4 : 0;
+        return problems.Count > 0 ? 4 : 0;
     }
 
     private static KeySource KeySourceFrom(string? keyFile)

@@ -1,0 +1,53 @@
+using ActorBackup.Engine.Codec;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Volumes;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Catalog;
+
+/// <summary>
+/// Snapshot manifests kept in the library itself, encrypted like any chunk and flagged <see cref="RecordFlags.Manifest"/>,
+/// part of the snapshot's references: with the volumes and the key alone, the catalog of snapshots comes back
+/// (`abk catalog rebuild` in a cell, `actorbackup engine rebuild` on its own).
+/// </summary>
+public static class StoredManifests
+{
+    /// <summary>Stores the manifest, adds it to the snapshot's references and commits.</summary>
+    public static void Store(CellKeys keys, IChunkSink sink, SnapshotManifest manifest, int compressionLevel)
+    {
+        using var upload = keys.Cipher.BeginUpload();
+        using var encoder = new ChunkEncoder(keys, upload, compressionLevel);
+        var stored = encoder.Store(manifest.ToByteArray(), RecordFlags.Manifest, sink);
+        sink.AddReferences(manifest.Id, [stored.Id]);
+        sink.Commit();
+    }
+
+    /// <summary>The manifests stored under <paramref name="ids"/>, opened and checked (a damaged one throws).</summary>
+    public static IEnumerable<SnapshotManifest> Open(CellKeys keys, IChunkSource source, IEnumerable<ChunkId> ids)
+    {
+        using var decoder = new ChunkDecoder(keys);
+        foreach (var id in ids) yield return SnapshotManifest.Parser.ParseFrom(decoder.Load(id, source));
+    }
+
+    /// <summary>
+    /// The engine's own catalog again from its library: every manifest stored there that the catalog lacks is
+    /// saved. Answers the snapshots found and those added.
+    /// </summary>
+    public static (int Found, IReadOnlyList<string> Added) Rebuild(CellKeys keys, DiskLibrary library, SnapshotCatalog catalog)
+    {
+        var known = catalog.List().Select(m => m.Id).ToHashSet();
+        var added = new List<string>();
+        var found = 0;
+        foreach (var manifest in Open(keys, library, library.FindRecords(RecordFlags.Manifest)).OrderBy(m => m.FinishedUnixMs))
+        {
+            found++;
+            if (!known.Add(manifest.Id)) continue;
+            catalog.Save(manifest);
+            added.Add(manifest.Id);
+        }
+        return (found, added);
+    }
+}
