@@ -6,26 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${1:-/usr/share/dotnet}
-tmp=$(mktemp -d /var/tmp/abk-bench-lifecycle.XXXXXX)
-pid=""
-cleanup() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
-trap cleanup EXIT
-dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
-dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
-  --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" \
-  --set 'actorbackup.libraries=[{id=lib1},{id=lib2}]' > "$tmp/node.log" 2>&1 &
-pid=$!
-export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
-abk=$tmp/shell/abk
-for _ in $(seq 90); do
-  if [ "$("$abk" library list 2>/dev/null | grep -c '^lib[12] .* yes .* yes')" = 2 ]; then break; fi
-  sleep 1
-done
+source scripts/bench-node.sh lifecycle lib1 lib2
 bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-now() { echo "$EPOCHREALTIME"; }
 timed() { local t0 t1; t0=$(now); "$abk" "$@" >/dev/null; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }
 rate() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
 backup=$(timed backup --library lib1 "$src")

@@ -7,24 +7,7 @@
 # Goal (issue 7): job list <= 0.25 s, --help <= 0.1 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tmp=$(mktemp -d /var/tmp/abk-bench-shell.XXXXXX)
-pid=""
-cleanup() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
-trap cleanup EXIT
-dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
-dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
-  --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" > "$tmp/node.log" 2>&1 &
-pid=$!
-export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
-abk=$tmp/shell/abk
-for _ in $(seq 90); do
-  if "$abk" library list 2>/dev/null | grep -q "^lib1 .* yes"; then break; fi
-  sleep 1
-done
-"$abk" job list >/dev/null || { echo "bench: the node did not get ready:"; cat "$tmp/node.log"; exit 1; } >&2
+source scripts/bench-node.sh shell lib1
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 measure() { # args... -> median wall seconds of 20 runs (after 2 unmeasured ones)
   local times=() t0 t1

@@ -12,6 +12,8 @@
 #                                         makespan, slot-to-start median and p99, and the manager's CPU
 #                                         (ARGS: --sets N --clients N --streams N); then the schedule decision
 #                                         over 10,000 sets (bench-schedule)
+#   scripts/bench.sh prune-race [ROUNDS]  backups started at random moments while a prune runs (20 rounds):
+#                                         each round's snapshot restored and compared with its source
 #   scripts/bench.sh lifecycle [ARGS]     prune of a library of 1 million chunks (4 KiB on average) of which half
 #                                         are dead, every volume half dead (ARGS: --chunks N); then through a
 #                                         running node: restore, verify and copy of one snapshot of
@@ -32,6 +34,10 @@ src=${2:-}
 if [ "$mode" = shell ]; then
   exec bash scripts/bench-shell.sh
 fi
+if [ "$mode" = prune-race ]; then
+  shift
+  exec bash scripts/bench-prune-race.sh "$@"
+fi
 if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   shift
   bin=$(mktemp -d /var/tmp/abk-bench-bin.XXXXXX)
@@ -49,7 +55,7 @@ if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   exit 0
 fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue|lifecycle" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue|lifecycle|prune-race" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

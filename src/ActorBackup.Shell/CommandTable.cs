@@ -396,6 +396,11 @@ public static class CommandTable
         var keepMinimum = Keep("minimum", "retention: the newest N stay whatever the other rules say");
         var copyTo = new Option<string[]>("--copy-to") { Description = "a second copy of every snapshot on this library (repeatable: one copy each)", HelpName = "LIBRARY" };
         var copyFullsOnly = new Option<bool>("--copy-fulls-only") { Description = "copy only full backups" };
+        var copySchedule = new Option<string?>("--copy-schedule")
+        {
+            Description = "make the copies at the slots of this cron rule (UTC), every snapshot still lacking one, e.g. \"0 1 * * *\"; default: after each backup",
+            HelpName = "CRON",
+        };
         var copyKeep = new Option<string?>("--copy-keep")
         {
             Description = "the copies' own retention, e.g. weekly=52,last=2 (keys last, within, daily, weekly, monthly, yearly, minimum); " +
@@ -427,7 +432,8 @@ public static class CommandTable
                 };
                 var copyRetention = pr.GetValue(copyKeep) is { } ck ? KeepRules(ck) : null;
                 if (copyRetention is not null && (pr.GetValue(copyTo) ?? []).Length == 0) throw new ShellException("--copy-keep needs --copy-to: the library whose copies it keeps");
-                foreach (var l in pr.GetValue(copyTo) ?? []) p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly), Retention = copyRetention });
+                foreach (var l in pr.GetValue(copyTo) ?? [])
+                    p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly), Retention = copyRetention, Schedule = pr.GetValue(copySchedule) ?? "" });
                 if (pr.GetValue(tierTo) is { Length: > 0 } tiers)
                 {
                     var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d")
@@ -439,7 +445,7 @@ public static class CommandTable
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
             }, policyName, poolLibraries, choice, chunkSize, compression, retries, keepLast, keepWithin, keepDaily, keepWeekly, keepMonthly, keepYearly, keepMinimum,
-                copyTo, copyFullsOnly, copyKeep, tierTo, tierAfter, verifySchedule, verifyShare),
+                copyTo, copyFullsOnly, copyKeep, copySchedule, tierTo, tierAfter, verifySchedule, verifyShare),
             Verb("list", "the storage policies and the sets that use them", async (_, o, c) =>
             {
                 var list = await session.Call<PolicyList>(new ListPolicies(), c);

@@ -181,6 +181,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
         for (var n = 0; n < p.Copies.Count; n++)
             sb.AppendLine($"  copy         to {string.Join(" or ", p.Copies[n].Libraries)}{(p.Copies[n].FullsOnly ? ", fulls only" : "")}" +
+                          (p.Copies[n].Schedule != "" ? $", at {p.Copies[n].Schedule} (UTC)" : ", after each backup") +
                           (n < i.CopyRetention.Count && i.CopyRetention[n] != "" ? $"; its copies kept: {i.CopyRetention[n]}" : ""));
         if (p.Tier is { Libraries.Count: > 0 } t) sb.AppendLine($"  tier         to {string.Join(" or ", t.Libraries)} after {TimeSpan.FromSeconds(t.AfterSeconds):g}");
         if (p.Verify is { Schedule: not "" } v)

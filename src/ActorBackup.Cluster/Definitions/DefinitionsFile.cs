@@ -19,7 +19,7 @@ public static class DefinitionsFile
     private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier", "verify"];
     private static readonly string[] VerifyKeys = ["schedule", "share-percent"];
     private static readonly string[] TierKeys = ["libraries", "after"];
-    private static readonly string[] CopyKeys = ["libraries", "fulls-only", "retention"];
+    private static readonly string[] CopyKeys = ["libraries", "fulls-only", "retention", "schedule"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
 
     /// <summary>The file as definitions; FormatException with every problem, one per line, as "FILE:LINE: what".</summary>
@@ -87,7 +87,11 @@ public static class DefinitionsFile
         if (c.Has("retries")) p.Retries = c.Int("retries");
         foreach (var (copyName, rule) in c.Objects("copies", CopyKeys))
         {
-            var copy = new CopyRule { FullsOnly = rule.Bool("fulls-only", false), Retention = rule.Object("retention", RetentionKeys) is { } cr ? Retention(cr) : null };
+            var copy = new CopyRule
+            {
+                FullsOnly = rule.Bool("fulls-only", false), Retention = rule.Object("retention", RetentionKeys) is { } cr ? Retention(cr) : null,
+                Schedule = rule.String("schedule", ""),
+            };
             copy.Libraries.AddRange(rule.Strings("libraries"));
             if (copy.Libraries.Count == 0) throw new FormatException($"copies: '{copyName}' names no library (libraries = [lib2])");
             p.Copies.Add(copy);

@@ -177,6 +177,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     if (e is JobQueued q) _log.Info("job {0}: scheduled verify of snapshot {1} ({2})", q.Job.Id, q.Job.Snapshot, q.Job.BackupSet);
                     DispatchWaiting();
                 });
+            if (Ahead(ahead.DecideScheduledCopies(DateTimeOffset.UtcNow)) is { Count: > 0 } copySlots)
+                PersistAll(copySlots, e =>
+                {
+                    Applied(e);
+                    if (e is JobQueued q) _log.Info("job {0}: scheduled copy of snapshot {1} to {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
+                    DispatchWaiting();
+                });
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))

@@ -86,6 +86,7 @@ public sealed partial record ManagerState
             if (rule.Libraries.Count == 0) return "a copy names at least one library";
             if (rule.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknownCopy) return $"copy: unknown library '{unknownCopy}'";
             if (InvalidRetention(rule.Retention) is { } copyRetention) return $"copy to {string.Join(" or ", rule.Libraries)}: {copyRetention}";
+            if (rule.Schedule != "" && ParseCron(rule.Schedule, out var copyCron) is null) return $"copy schedule '{rule.Schedule}' does not parse: {copyCron}";
         }
         if (policy.Tier is { } tier)
         {

@@ -103,6 +103,57 @@ public sealed partial record ManagerState
         return events;
     }
 
+    /// <summary>The schedule clock of a policy's copy rule with a schedule, kept with the sets' clocks.</summary>
+    public static string CopyClock(string policy, CopyRule rule) => $"@copy:{policy}:{string.Join("+", rule.Libraries)}";
+
+    /// <summary>
+    /// Copies made on a schedule (a copy rule's cron, UTC): at each slot, once, every snapshot of the policy that the
+    /// rule takes (all, or fulls) and that has no copy on the rule's libraries yet gets a copy job to the first of
+    /// them that is registered. The jobs carry the slot (their set is the clock), or a SlotMissed says why none ran.
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideScheduledCopies(DateTimeOffset now)
+    {
+        var events = new List<IMessage>();
+        var next = NextJob;
+        IReadOnlySet<string>? copying = null;
+        foreach (var policy in AllPolicies())
+            foreach (var rule in policy.Copies.Where(r => r.Schedule != ""))
+            {
+                if (ParseCron(rule.Schedule, out _) is not { } cron) continue;
+                var clockName = CopyClock(policy.Name, rule);
+                if (!SetClocks.TryGetValue(clockName, out var clock))
+                {
+                    events.Add(new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the copy schedule starts now" });
+                    continue;
+                }
+                var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
+                if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) continue;
+                var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
+                var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+                copying ??= Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State)).Select(j => j.Snapshot + "\n" + j.Library).ToHashSet();
+                var target = rule.Libraries.FirstOrDefault(Libraries.ContainsKey);
+                var due = target is null ? [] : Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && (!rule.FullsOnly || s.Level == Level.Full)
+                                                                    && !LibrariesOf(s).Any(rule.Libraries.Contains) && !copying.Contains(s.Id + "\n" + target)).ToList();
+                if (due.Count == 0)
+                {
+                    events.Add(new SlotMissed
+                    {
+                        Set = clockName, SlotUnixMs = slotMs,
+                        Reason = target is null ? $"none of {string.Join(", ", rule.Libraries)} is registered" : "every snapshot the copy takes has one, or is being copied",
+                    });
+                    continue;
+                }
+                foreach (var s in due)
+                {
+                    var job = CopyJob((next++).ToString(), s, target!, JobOrigin.Schedule, 0, now);
+                    job.BackupSet = clockName;
+                    job.SlotUnixMs = slotMs;
+                    events.Add(new JobQueued { Job = job });
+                }
+            }
+        return events;
+    }
+
     /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
     public Decision DecidePrune(StartPrune cmd, DateTimeOffset now)
     {
@@ -339,6 +390,7 @@ public sealed partial record ManagerState
         foreach (var rule in policy.Copies)
         {
             if (rule.FullsOnly && m.Level != Level.Full) continue;
+            if (rule.Schedule != "") continue; // made at the rule's slots (DecideScheduledCopies)
             if (rule.Libraries.FirstOrDefault(l => !holding.Contains(l) && Libraries.ContainsKey(l)) is not { } target) continue;
             holding.Add(target);
             jobs.Add(new JobQueued { Job = CopyJob((next++).ToString(), m, target, JobOrigin.Policy, 0, now) });

@@ -250,4 +250,24 @@ public class RetentionStateTests
         var drop = new ManagerState().Apply(new CopyDropped { Snapshot = "x", Library = "lib2" });
         Assert.Equal(["x"], drop.PendingDeletions["lib2"]);
     }
+
+    [Fact]
+    public void A_copy_on_a_schedule_copies_at_its_slots_every_snapshot_still_lacking_one()
+    {
+        var rule = new CopyRule { Libraries = { "lib2" }, Schedule = "0 1 * * *" };
+        var s = Cell().Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Retention = new RetentionRule { Last = 2 }, Copies = { rule } } });
+        Assert.Contains("does not parse", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { new CopyRule { Libraries = { "lib2" }, Schedule = "nightly" } } }));
+        Assert.Empty(s.DecideCopiesAfter(s.Snapshots[0], Now)); // not after each backup: at the slots
+        s = s.Apply(Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledCopies(Now))));
+        Assert.Empty(s.DecideScheduledCopies(Now.AddHours(12)));
+        var due = s.DecideScheduledCopies(Now.AddDays(1).AddSeconds(1));
+        var jobs = due.Cast<JobQueued>().Select(q => q.Job).ToList();
+        Assert.Equal(["s0", "s1", "s2"], jobs.Select(j => j.Snapshot)); // s3 is on lib2 already
+        Assert.All(jobs, j => Assert.Equal((JobKind.Copy, "lib2", JobOrigin.Schedule), (j.Kind, j.Library, j.Origin)));
+        Assert.Equal(3, jobs.Select(j => j.Id).Distinct().Count());
+        s = Apply(s, due);
+        Assert.Empty(s.DecideScheduledCopies(Now.AddDays(1).AddSeconds(2))); // once per slot
+        // The next slot: the copies are running (or made): nothing more to queue.
+        Assert.Contains("has one", Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledCopies(Now.AddDays(2).AddSeconds(1)))).Reason);
+    }
 }
