@@ -24,13 +24,17 @@ for r in $(seq 1 "$rounds"); do
   job=$("$abk" --json prune lib1 --no-wait | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
   wait_s=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", r / 32767 * 2 }')
   sleep "$wait_s"
-  "$abk" backup --library lib1 "$tmp/src" >/dev/null
+  if ! "$abk" backup --library lib1 "$tmp/src" >/dev/null; then
+    echo "round $r: the backup ${wait_s} s after the prune began FAILED"
+    bad=$((bad + 1))
+    continue
+  fi
   snap=$(last_snapshot)
   "$abk" job watch "$job" >/dev/null 2>&1 || true
   pruned=$("$abk" --json job show "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); p=j.get("prune",{}); print(j["state"] + ",", int(p.get("chunksDead",0)), "chunks dead,", int(p.get("bytesFreed",0))//1000000, "MB freed")')
   rm -rf "$tmp/restored"
-  "$abk" restore "$snap" --to "$tmp/restored" >/dev/null
-  if diff -r "$tmp/src" "$tmp/restored$tmp/src" >/dev/null; then same=yes; else same=NO; bad=$((bad + 1)); fi
+  if "$abk" restore "$snap" --to "$tmp/restored" >/dev/null && diff -r "$tmp/src" "$tmp/restored$tmp/src" >/dev/null; then same=yes
+  else same=NO; bad=$((bad + 1)); fi
   echo "round $r: backup ${wait_s} s after the prune began; prune $pruned; restored identical: $same"
   prev=$snap
 done

@@ -154,6 +154,7 @@ public static class CommandTable
             {
                 var (id, lib) = (pr.GetValue(verifySnapshot), pr.GetValue(verifyLibrary));
                 if ((id is null) == (lib is null)) throw new ShellException("give a SNAPSHOT, or --library LIBRARY: 'abk verify --help'", 2);
+                if (lib is not null && pr.GetValue(share) != 0) throw new ShellException("--share samples a snapshot's chunks; a library check reads every record", 2);
                 var cmd = new StartVerify { Snapshot = id ?? "", Library = lib ?? "", Client = pr.GetValue(client) ?? "", Priority = pr.GetValue(jobPriority), SharePercent = pr.GetValue(share) };
                 return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
             }, verifySnapshot, verifyLibrary, client, jobPriority, noWait, share));
@@ -441,6 +442,7 @@ public static class CommandTable
                     p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
                 }
                 if (pr.GetValue(verifySchedule) is { Length: > 0 } vs) p.Verify = new VerifyRule { Schedule = vs, SharePercent = pr.GetValue(verifyShare) };
+                else if (pr.GetValue(verifyShare) != 0) throw new ShellException("--verify-share needs --verify-schedule: the slots at which the samples are read back");
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;

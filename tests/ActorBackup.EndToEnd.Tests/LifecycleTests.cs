@@ -324,6 +324,7 @@ public class LifecycleTests
         var despite = cell.AbkJson("restore", snapshot, "--to", whole);
         Assert.True(despite.GetProperty("state").GetString() == "SUCCEEDED" && despite.GetProperty("library").GetString() == "lib1", despite + cell.Log);
         Assert.Equal(data, File.ReadAllBytes(Path.Combine(whole + src, "data.bin")));
+        Assert.Contains("came from a copy elsewhere", despite.GetProperty("reason").GetString()); // and it says so
         var bad = cell.Abk("verify", snapshot); // a verify checks lib1 alone
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("heals them from the copy on lib2", bad.Stderr);

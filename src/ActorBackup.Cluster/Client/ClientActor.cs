@@ -394,6 +394,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism }, progress, cancel);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
+        if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
+        {
+            var fallback = $"{spanning.FallbackReads} chunks could not be read from library {job.Library} (damaged or missing) and came from a copy elsewhere: " +
+                           $"run 'abk verify {manifest.Id}' (it heals them from the copy)";
+            _log.Warning("job {0}: {1}", job.Id, fallback);
+            reason = reason == "" ? fallback : $"{reason}; {fallback}";
+        }
         return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
     });
 
@@ -440,8 +447,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Dispose();
                 throw;
             }
+            var own = sources.Count;
             foreach (var library in fallback ?? []) sources.Add(new Fallback(this, library, job));
-            Source = sources.Count == 1 ? first : new Engine.Spanning.SpanningSource(sources);
+            Source = sources.Count == 1 ? first : new Engine.Spanning.SpanningSource(sources, own);
         }
 
         /// <summary>A library holding a whole copy: its read session is opened when a chunk is first asked of it.</summary>

@@ -41,14 +41,14 @@ public sealed record NodeSettings(
             new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4), c.GetTimeSpan("manager.retry-backoff", TimeSpan.FromSeconds(30)), c.GetInt("manager.keep-jobs-per-set", 100),
                 c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", TimeSpan.FromDays(1)),
-                PruneScheduleOf(c.GetString("manager.prune-schedule", ""))),
+                ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", ""))),
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0));
     }
 
-    /// <summary>The prune schedule as the HOCON gives it; a rule that does not parse stops the node with the reason.</summary>
-    private static string PruneScheduleOf(string cron) =>
+    /// <summary>A schedule of the manager's as the HOCON gives it; a rule that does not parse stops the node with the reason.</summary>
+    private static string ScheduleOf(string key, string cron) =>
         cron == "" || Manager.ManagerState.ParseCron(cron, out var error) is not null ? cron
-            : throw new Akka.Configuration.ConfigurationException($"actorbackup.manager.prune-schedule '{cron}' does not parse: {error}");
+            : throw new Akka.Configuration.ConfigurationException($"actorbackup.manager.{key} '{cron}' does not parse: {error}");
 
     /// <summary>The operator endpoint's port: as set, else the Akka.Remote port + 1000 (any free port when that is 0).</summary>
     public static int OpsPortFor(int configured, int remotePort) => configured switch

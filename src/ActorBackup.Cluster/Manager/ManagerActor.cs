@@ -177,6 +177,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     if (e is JobQueued q) _log.Info("job {0}: scheduled verify of snapshot {1} ({2})", q.Job.Id, q.Job.Snapshot, q.Job.BackupSet);
                     DispatchWaiting();
                 });
+            if (Ahead(ahead.DecideScheduledChecks(_limits.CheckSchedule, DateTimeOffset.UtcNow)) is { Count: > 0 } checkSlots)
+                PersistAll(checkSlots, e =>
+                {
+                    Applied(e);
+                    if (e is JobQueued q) _log.Info("job {0}: scheduled check of library {1}", q.Job.Id, q.Job.Library);
+                    DispatchWaiting();
+                });
             if (Ahead(ahead.DecideScheduledCopies(DateTimeOffset.UtcNow)) is { Count: > 0 } copySlots)
                 PersistAll(copySlots, e =>
                 {
@@ -363,7 +370,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     });
                 });
             }
-            else End(f.Job, JobState.Succeeded, "", errors: f.Errors, replyTo: client);
+            else End(f.Job, JobState.Succeeded, f.Reason, errors: f.Errors, replyTo: client); // a restore's entries not restored, or chunks read from a copy
         });
         Command<CancelJob>(m =>
         {
@@ -752,8 +759,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void EndSessions(JobInfo job)
     {
         if (job.Library == "" || ManagerState.RunsOnMedia(job)) return;
-        var spans = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot)?.Spans ?? [];
-        foreach (var library in _state.SpanTargets(job).Concat(spans).Prepend(job.Library).Distinct())
+        var snapshot = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot);
+        var reads = snapshot is null ? [] : snapshot.Spans.Concat(_state.LibrariesOf(snapshot)); // spans, and a restore's fallbacks
+        foreach (var library in _state.SpanTargets(job).Concat(reads).Prepend(job.Library).Distinct())
             _mediaRegion.Tell(new EndJobSessions { Library = library, Job = job.Id });
     }
 

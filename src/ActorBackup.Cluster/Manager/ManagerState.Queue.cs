@@ -11,9 +11,10 @@ namespace ActorBackup.Cluster.Manager;
 /// <see cref="JobProbe"/>: how often a running job's client is asked whether it still runs it (zero: 30 s).
 /// <see cref="PruneThreshold"/>: a prune compacts a volume when at least this share of it is dead.
 /// <see cref="PruneSchedule"/>: a cron rule (UTC) at whose slots every library is pruned; empty: only when asked.
+/// <see cref="CheckSchedule"/>: a cron rule (UTC) at whose slots every library's volumes are checked (abk verify --library).
 /// </summary>
 public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
-    TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "")
+    TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "")
 {
     /// <summary>A reference list that the catalog neither keeps nor deleted counts as live this long (a backup not yet recorded).</summary>
     public TimeSpan OrphansAfter => PruneOrphansAfter > TimeSpan.Zero ? PruneOrphansAfter : TimeSpan.FromDays(1);

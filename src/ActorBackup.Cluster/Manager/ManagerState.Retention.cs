@@ -51,6 +51,34 @@ public sealed partial record ManagerState
         return decision.Events;
     }
 
+    /// <summary>The schedule clock of the cell's library checks (actorbackup.manager.check-schedule).</summary>
+    public const string CheckClock = "@check";
+
+    /// <summary>
+    /// The library checks due by <paramref name="cron"/> (UTC): at each slot, once (one after a downtime), every
+    /// registered library's media agent reads every record of every volume back (as abk verify --library does).
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideScheduledChecks(string cron, DateTimeOffset now)
+    {
+        if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
+        if (!SetClocks.TryGetValue(CheckClock, out var clock))
+            return [new SlotMissed { Set = CheckClock, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the library check schedule starts now" }];
+        var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
+        if (rule.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return [];
+        var slot = rule.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
+        var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        if (Libraries.Count == 0) return [new SlotMissed { Set = CheckClock, SlotUnixMs = slotMs, Reason = "no library is registered" }];
+        var next = NextJob;
+        return Libraries.Keys.Select(library => (IMessage)new JobQueued
+        {
+            Job = new JobInfo
+            {
+                Id = (next++).ToString(), Kind = JobKind.Verify, State = JobState.Queued, Library = library, LibraryPinned = true, QueuedUnixMs = now.ToUnixTimeMilliseconds(),
+                Priority = PriorityOf(0), Origin = JobOrigin.Schedule, BackupSet = CheckClock, SlotUnixMs = slotMs,
+            },
+        }).ToList();
+    }
+
     /// <summary>The schedule clock of a policy's verifies (its VerifyRule), kept with the sets' clocks.</summary>
     public static string VerifyClock(string policy) => "@verify:" + policy;
 
@@ -79,14 +107,19 @@ public sealed partial record ManagerState
             var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
             var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
             busy ??= SnapshotsInUse();
+            var sampled = rule.SharePercent is > 0 and < 100;
+            // Per client and set: the newest snapshot, and the newest full while it has not passed a whole verify
+            // (retention deletes nothing older until one has). A full not verified yet is read whole even when the
+            // policy samples; a sample draws again at every slot.
             var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name)
                 .GroupBy(s => (s.Client, s.BackupSet))
-                .Select(g => g.MaxBy(s => s.FinishedUnixMs)!)
-                .Where(s => (!Verified.Contains(s.Id) || rule.SharePercent is > 0 and < 100) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
+                .SelectMany(g => new[] { g.MaxBy(s => s.FinishedUnixMs)!, g.Where(s => s.Level == Level.Full).MaxBy(s => s.FinishedUnixMs) })
+                .OfType<SnapshotManifest>().DistinctBy(s => s.Id)
+                .Where(s => (!Verified.Contains(s.Id) || sampled) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
                 .OrderBy(s => s.FinishedUnixMs).ToList();
             if (due.Count == 0)
             {
-                events.Add(new SlotMissed { Set = clockName, SlotUnixMs = slotMs, Reason = "every newest snapshot of the policy has passed a verify" });
+                events.Add(new SlotMissed { Set = clockName, SlotUnixMs = slotMs, Reason = "the newest snapshot and the newest full of every set have passed a verify, or are being verified" });
                 continue;
             }
             foreach (var s in due)
@@ -96,7 +129,8 @@ public sealed partial record ManagerState
                     {
                         Id = (next++).ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = s.Client, Library = s.Library, LibraryPinned = true,
                         Snapshot = s.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(0), BackupSet = clockName, SlotUnixMs = slotMs,
-                        Origin = JobOrigin.Schedule, VerifySharePercent = rule.SharePercent == 100 ? 0 : rule.SharePercent,
+                        Origin = JobOrigin.Schedule,
+                        VerifySharePercent = !sampled || (s.Level == Level.Full && !Verified.Contains(s.Id)) ? 0 : rule.SharePercent,
                     },
                 });
         }
@@ -132,8 +166,17 @@ public sealed partial record ManagerState
                 var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
                 copying ??= Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State)).Select(j => j.Snapshot + "\n" + j.Library).ToHashSet();
                 var target = rule.Libraries.FirstOrDefault(Libraries.ContainsKey);
-                var due = target is null ? [] : Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && (!rule.FullsOnly || s.Level == Level.Full)
-                                                                    && !LibrariesOf(s).Any(rule.Libraries.Contains) && !copying.Contains(s.Id + "\n" + target)).ToList();
+                var taken = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && (!rule.FullsOnly || s.Level == Level.Full)).ToList();
+                // A copy with a retention of its own is made only of what that retention keeps: else it would drop
+                // the copy again, and the next slot make it again.
+                if (rule.Retention is not null && RulesOf(rule.Retention).Limits)
+                {
+                    var kept = taken.GroupBy(s => (s.Client, s.BackupSet))
+                        .SelectMany(g => Retention.Evaluate(g, RulesOf(rule.Retention), RetentionOf(g.First()).Zone, x => Verified.Contains(x.Id)))
+                        .Where(v => v.Keep).Select(v => v.Snapshot.Id).ToHashSet();
+                    taken = taken.Where(s => kept.Contains(s.Id)).ToList();
+                }
+                var due = target is null ? [] : taken.Where(s => !LibrariesOf(s).Any(rule.Libraries.Contains) && !copying.Contains(s.Id + "\n" + target)).ToList();
                 if (due.Count == 0)
                 {
                     events.Add(new SlotMissed
@@ -431,6 +474,9 @@ public sealed partial record ManagerState
     public JobInfo? DecideHeal(JobInfo verify, VerifyReport report, DateTimeOffset now)
     {
         if (report.BadIds.Count == 0 || Snapshots.FirstOrDefault(s => s.Id == verify.Snapshot) is not { } snapshot) return null;
+        // A spanning snapshot's damaged chunk may live in a library it spans: a heal writes into one library, whose
+        // reference list would not name it; such damage is reported, and a restore reads the chunk from a copy.
+        if (snapshot.Spans.Count > 0) return null;
         if (LibrariesOf(snapshot).FirstOrDefault(l => l != verify.Library && Libraries.ContainsKey(l)) is not { } source) return null;
         var job = CopyJob(NextJob.ToString(), snapshot, verify.Library, JobOrigin.Policy, MaxPriority, now);
         job.SourceLibrary = source;

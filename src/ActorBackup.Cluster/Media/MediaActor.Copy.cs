@@ -145,7 +145,7 @@ public sealed partial class MediaActor
         }
         // Each library a snapshot spans keeps the ids it holds: the snapshot's are their union.
         var ids = spans.Count == 0 ? first.ReadReferences(o.Request.Snapshot)
-            : spans.Prepend(first).SelectMany(c => ReadReferencesOrNone(c, o.Request.Snapshot)).Distinct().ToArray();
+            : spans.Prepend(first).SelectMany(c => c.ReadReferences(o.Request.Snapshot)).Distinct().ToArray();
         report.Chunks = ids.Length;
         const int batch = 4096;
         for (var start = 0; start < ids.Length; start += batch)
@@ -193,18 +193,5 @@ public sealed partial class MediaActor
             Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
             Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,
         });
-    }
-
-    /// <summary>A spanned library without a reference list of the snapshot (it took none of its chunks) adds none.</summary>
-    private static ChunkId[] ReadReferencesOrNone(IDataPlaneChannel channel, string snapshot)
-    {
-        try
-        {
-            return channel.ReadReferences(snapshot);
-        }
-        catch (LibraryFaultException e) when (e.Message.Contains("has no reference list", StringComparison.Ordinal))
-        {
-            return [];
-        }
     }
 }

@@ -34,20 +34,31 @@ public static class StoredManifests
 
     /// <summary>
     /// The engine's own catalog again from its library: every manifest stored there that the catalog lacks is
-    /// saved. Answers the snapshots found and those added.
+    /// saved; one that cannot be read is named in the problems, and the others come back all the same.
     /// </summary>
-    public static (int Found, IReadOnlyList<string> Added) Rebuild(CellKeys keys, DiskLibrary library, SnapshotCatalog catalog)
+    public static (int Found, IReadOnlyList<string> Added, IReadOnlyList<string> Problems) Rebuild(CellKeys keys, DiskLibrary library, SnapshotCatalog catalog)
     {
         var known = catalog.List().Select(m => m.Id).ToHashSet();
-        var added = new List<string>();
-        var found = 0;
-        foreach (var manifest in Open(keys, library, library.FindRecords(RecordFlags.Manifest)).OrderBy(m => m.FinishedUnixMs))
+        var manifests = new List<SnapshotManifest>();
+        var problems = new List<string>();
+        foreach (var id in library.FindRecords(RecordFlags.Manifest))
         {
-            found++;
+            try
+            {
+                manifests.AddRange(Open(keys, library, [id]));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException)
+            {
+                problems.Add($"the manifest in record {id.Short} cannot be read: {e.Message}");
+            }
+        }
+        var added = new List<string>();
+        foreach (var manifest in manifests.OrderBy(m => m.FinishedUnixMs))
+        {
             if (!known.Add(manifest.Id)) continue;
             catalog.Save(manifest);
             added.Add(manifest.Id);
         }
-        return (found, added);
+        return (manifests.Count, added, problems);
     }
 }

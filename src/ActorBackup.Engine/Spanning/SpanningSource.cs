@@ -8,8 +8,20 @@ namespace ActorBackup.Engine.Spanning;
 /// Reads a snapshot that spans libraries: each chunk from the first source that has it. Batches go to the
 /// first source whole (its reads stay in flight together); what it lacks is read from the others, in order.
 /// </summary>
-public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources) : IChunkSource
+/// <param name="firstFallback">sources from this index on hold whole copies read only for what the others cannot
+/// give (damaged, missing): <see cref="FallbackReads"/> counts the chunks they gave</param>
+public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firstFallback = int.MaxValue) : IChunkSource
 {
+    private long _fallbackReads;
+
+    /// <summary>Chunks read from a fallback source: damaged or missing where they should have been.</summary>
+    public long FallbackReads => Interlocked.Read(ref _fallbackReads);
+
+    private void Served(int index)
+    {
+        if (index >= firstFallback) Interlocked.Increment(ref _fallbackReads);
+    }
+
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
     {
         Exception? first = null;
@@ -17,7 +29,9 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources) : IChunk
         {
             try
             {
-                return sources[i].ReadPayload(id, ref buffer, out flags);
+                var payload = sources[i].ReadPayload(id, ref buffer, out flags);
+                Served(i);
+                return payload;
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
             {
@@ -56,6 +70,7 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources) : IChunk
                 {
                     continue;
                 }
+                Served(s);
                 handle(i, other, otherFlags, null);
                 return;
             }

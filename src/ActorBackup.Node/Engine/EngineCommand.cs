@@ -156,12 +156,13 @@ public static class EngineCommand
         using (var lib = DiskLibrary.Rebuild(Path.Combine(repo, "library")))
             (chunks, volumes, problems) = (lib.ChunkCount, lib.Volumes.Count, lib.LastOpen.Problems);
         // The snapshot list needs the key (the manifests are encrypted); without one, the index alone is rebuilt.
-        (int Found, IReadOnlyList<string> Added)? snapshots = null;
+        (int Found, IReadOnlyList<string> Added, IReadOnlyList<string> Problems)? snapshots = null;
         string? noKey = null;
         if (keyFile is not null || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ABK_PASSPHRASE")))
         {
             using var r = Repository.Open(repo, KeySourceFrom(keyFile));
             snapshots = StoredManifests.Rebuild(r.Keys, r.Library, r.Catalog);
+            problems = [.. problems, .. snapshots.Value.Problems];
         }
         else noKey = "the snapshot list was not looked at: give the key (ABK_PASSPHRASE or --key-file) to recreate it from the manifests stored in the library";
         if (json)

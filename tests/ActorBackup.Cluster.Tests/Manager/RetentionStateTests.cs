@@ -270,4 +270,18 @@ public class RetentionStateTests
         // The next slot: the copies are running (or made): nothing more to queue.
         Assert.Contains("has one", Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledCopies(Now.AddDays(2).AddSeconds(1)))).Reason);
     }
+
+    [Fact]
+    public void A_check_schedule_checks_every_library_once_per_slot()
+    {
+        var s = Cell();
+        Assert.Empty(s.DecideScheduledChecks("", Now));
+        s = s.Apply(Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledChecks("0 5 * * *", Now))));
+        var due = s.DecideScheduledChecks("0 5 * * *", Now.AddHours(4).AddSeconds(1));
+        var jobs = due.Cast<JobQueued>().Select(q => q.Job).ToList();
+        Assert.Equal(["lib1", "lib2"], jobs.Select(j => j.Library).Order());
+        Assert.All(jobs, j => Assert.Equal((JobKind.Verify, "", JobOrigin.Schedule), (j.Kind, j.Snapshot, j.Origin)));
+        Assert.Equal(2, jobs.Select(j => j.Id).Distinct().Count());
+        Assert.Empty(Apply(s, due).DecideScheduledChecks("0 5 * * *", Now.AddHours(4).AddSeconds(2)));
+    }
 }

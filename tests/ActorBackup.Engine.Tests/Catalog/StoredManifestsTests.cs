@@ -30,7 +30,8 @@ public sealed class StoredManifestsTests
         using (var repo = TestRepo.Open(root))
         {
             Assert.Empty(repo.Catalog.List());
-            var (found, added) = StoredManifests.Rebuild(repo.Keys, repo.Library, repo.Catalog);
+            var (found, added, problems) = StoredManifests.Rebuild(repo.Keys, repo.Library, repo.Catalog);
+            Assert.Empty(problems);
             Assert.Equal(2, found);
             Assert.Equal([first, second], added);
             Assert.Empty(StoredManifests.Rebuild(repo.Keys, repo.Library, repo.Catalog).Added); // again: nothing more
