@@ -24,6 +24,25 @@ public sealed partial record ManagerState
         }).WithChains();
     }
 
+    /// <summary>
+    /// The slot of a cell schedule (a clock kept with the sets' clocks) that is due now: the newest slot of
+    /// <paramref name="cron"/> (UTC) passed since the one last acted on (after a downtime one, not one per missed
+    /// slot), or null. A clock not started yet starts now: <paramref name="start"/> is the event that starts it.
+    /// </summary>
+    private long? DueSlot(string clockName, Cronos.CronExpression cron, DateTimeOffset now, string what, out SlotMissed? start)
+    {
+        start = null;
+        if (!SetClocks.TryGetValue(clockName, out var clock))
+        {
+            start = new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = $"the {what} schedule starts now" };
+            return null;
+        }
+        var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
+        if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return null;
+        var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
+        return new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+    }
+
     /// <summary>The schedule clock of the cell's own prunes (actorbackup.manager.prune-schedule), kept with the sets' clocks.</summary>
     public const string PruneClock = "@prune";
 
@@ -35,12 +54,7 @@ public sealed partial record ManagerState
     public IReadOnlyList<IMessage> DecideScheduledPrune(string cron, DateTimeOffset now)
     {
         if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
-        if (!SetClocks.TryGetValue(PruneClock, out var clock))
-            return [new SlotMissed { Set = PruneClock, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the prune schedule starts now" }];
-        var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
-        if (rule.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return [];
-        var slot = rule.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
-        var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        if (DueSlot(PruneClock, rule, now, "prune", out var start) is not { } slotMs) return start is null ? [] : [start];
         var decision = DecidePrune(new StartPrune { Origin = JobOrigin.Schedule }, now);
         if (decision.Rejection is not null) return [new SlotMissed { Set = PruneClock, SlotUnixMs = slotMs, Reason = decision.Rejection }];
         foreach (var q in decision.Events.Cast<JobQueued>())
@@ -61,12 +75,7 @@ public sealed partial record ManagerState
     public IReadOnlyList<IMessage> DecideScheduledChecks(string cron, DateTimeOffset now)
     {
         if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
-        if (!SetClocks.TryGetValue(CheckClock, out var clock))
-            return [new SlotMissed { Set = CheckClock, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the library check schedule starts now" }];
-        var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
-        if (rule.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return [];
-        var slot = rule.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
-        var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        if (DueSlot(CheckClock, rule, now, "library check", out var start) is not { } slotMs) return start is null ? [] : [start];
         if (Libraries.Count == 0) return [new SlotMissed { Set = CheckClock, SlotUnixMs = slotMs, Reason = "no library is registered" }];
         var next = NextJob;
         return Libraries.Keys.Select(library => (IMessage)new JobQueued
@@ -97,15 +106,11 @@ public sealed partial record ManagerState
             if (policy.Verify is not { Schedule: not "" } rule || ParseCron(rule.Schedule, out _) is not { } cron) continue;
             // A sample proves less than a whole read: the newest snapshot is sampled again at each slot.
             var clockName = VerifyClock(policy.Name);
-            if (!SetClocks.TryGetValue(clockName, out var clock))
+            if (DueSlot(clockName, cron, now, "verify", out var start) is not { } slotMs)
             {
-                events.Add(new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the verify schedule starts now" });
+                if (start is not null) events.Add(start);
                 continue;
             }
-            var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
-            if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) continue;
-            var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
-            var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
             busy ??= SnapshotsInUse();
             var sampled = rule.SharePercent is > 0 and < 100;
             // Per client and set: the newest snapshot, and the newest full while it has not passed a whole verify
@@ -155,15 +160,11 @@ public sealed partial record ManagerState
             {
                 if (ParseCron(rule.Schedule, out _) is not { } cron) continue;
                 var clockName = CopyClock(policy.Name, rule);
-                if (!SetClocks.TryGetValue(clockName, out var clock))
+                if (DueSlot(clockName, cron, now, "copy", out var start) is not { } slotMs)
                 {
-                    events.Add(new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = "the copy schedule starts now" });
+                    if (start is not null) events.Add(start);
                     continue;
                 }
-                var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
-                if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) continue;
-                var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
-                var slotMs = new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
                 copying ??= Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State)).Select(j => j.Snapshot + "\n" + j.Library).ToHashSet();
                 var target = rule.Libraries.FirstOrDefault(Libraries.ContainsKey);
                 var taken = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && (!rule.FullsOnly || s.Level == Level.Full)).ToList();
