@@ -163,34 +163,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return events;
             }
             if (_ticks % TierEvery == 0) Ahead(ApplyTiering());
-            if (Ahead(ahead.DecideScheduledPrune(_limits.PruneSchedule, DateTimeOffset.UtcNow)) is { Count: > 0 } pruneSlot)
-                PersistAll(pruneSlot, e =>
+            // The cell's own schedules: their jobs are journaled with the slot, then dispatched.
+            void Scheduled(IReadOnlyList<IMessage> events, Func<JobInfo, string> what)
+            {
+                if (Ahead(events).Count == 0) return;
+                PersistAll(events, e =>
                 {
                     Applied(e);
-                    if (e is JobQueued q) _log.Info("job {0}: scheduled prune of library {1}", q.Job.Id, q.Job.Library);
+                    if (e is JobQueued q) _log.Info("job {0}: scheduled {1}", q.Job.Id, what(q.Job));
                     DispatchWaiting();
                 });
-            if (Ahead(ahead.DecideScheduledVerifies(DateTimeOffset.UtcNow)) is { Count: > 0 } verifySlots)
-                PersistAll(verifySlots, e =>
-                {
-                    Applied(e);
-                    if (e is JobQueued q) _log.Info("job {0}: scheduled verify of snapshot {1} ({2})", q.Job.Id, q.Job.Snapshot, q.Job.BackupSet);
-                    DispatchWaiting();
-                });
-            if (Ahead(ahead.DecideScheduledChecks(_limits.CheckSchedule, DateTimeOffset.UtcNow)) is { Count: > 0 } checkSlots)
-                PersistAll(checkSlots, e =>
-                {
-                    Applied(e);
-                    if (e is JobQueued q) _log.Info("job {0}: scheduled check of library {1}", q.Job.Id, q.Job.Library);
-                    DispatchWaiting();
-                });
-            if (Ahead(ahead.DecideScheduledCopies(DateTimeOffset.UtcNow)) is { Count: > 0 } copySlots)
-                PersistAll(copySlots, e =>
-                {
-                    Applied(e);
-                    if (e is JobQueued q) _log.Info("job {0}: scheduled copy of snapshot {1} to {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
-                    DispatchWaiting();
-                });
+            }
+            var now = DateTimeOffset.UtcNow;
+            Scheduled(ahead.DecideScheduledPrune(_limits.PruneSchedule, now), j => $"prune of library {j.Library}");
+            Scheduled(ahead.DecideScheduledVerifies(now), j => $"verify of snapshot {j.Snapshot} ({j.BackupSet})");
+            Scheduled(ahead.DecideScheduledChecks(_limits.CheckSchedule, now), j => $"check of library {j.Library}");
+            Scheduled(ahead.DecideScheduledCopies(now), j => $"copy of snapshot {j.Snapshot} to {j.Library}");
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
