@@ -123,14 +123,18 @@ if [ "$mode" = cell ]; then
   stop_nodes() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
   cleanup() { stop_nodes; rm -rf "$tmp"; }
   trap cleanup EXIT
-  export ABK_CERTS=$tmp/certs # one operator token for every node of the bench
+  # One CA for every node of the bench (as an operator adds hosts: 'actorbackup ca issue'), and abk's operator certificate.
+  "$abk" ca init --dir "$tmp/ca" --name bench >/dev/null
+  "$abk" ca issue --ca "$tmp/ca" --role operator --name bench --out "$tmp/certs" >/dev/null
+  export ABK_CERTS=$tmp/certs
   ops() { echo "127.0.0.1:$(( $1 + 1000 ))"; } # a node's operator endpoint: its cluster port + 1000
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-  start_node() { # name port seed-port args...
-    local name=$1 port=$2 seed=$3; shift 3
+  start_node() { # name port seed-port roles libraries args...
+    local name=$1 port=$2 seed=$3 roles=$4 libraries=$5; shift 5
     mkdir -p "$tmp/$name"
+    "$abk" ca issue --ca "$tmp/ca" --role node --name "$name" --roles "$roles" --libraries "$libraries" --out "$tmp/$name/certs" >/dev/null
     "$abk" --data "$tmp/$name" --port "$port" --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$seed\"]" \
-      --set "actorbackup.ops.token-file=$ABK_CERTS/operator.token" "$@" \
+      --set "actorbackup.client-id=$name" --set "actorbackup.roles=[$roles]" --set "actorbackup.libraries=[{id=$libraries}]" "$@" \
       > "$tmp/$name/node.log" 2>&1 &
     pids+=($!)
   }
@@ -165,9 +169,9 @@ if [ "$mode" = cell ]; then
     ef+=("$full_s"); en+=("$noop_s"); er+=("$restore_s"); [ "$verified" = true ] || all_verified=false
 
     p1=$(free_port)
-    start_node "one$r" "$p1" "$p1" --set actorbackup.client-id=one
+    start_node "one$r" "$p1" "$p1" manager,media,client lib1
     wait_ready "$p1" lib1
-    run_cell "$p1" one "$rtmp/cell-restore"
+    run_cell "$p1" "one$r" "$rtmp/cell-restore"
     verified=$(check "$rtmp/cell-restore"); [ "$verified" = true ] || all_verified=false
     stored=$(du -sb "$tmp/one$r/libraries/lib1" | cut -f1)
     stop_nodes
@@ -179,11 +183,11 @@ if [ "$mode" = cell ]; then
 
     # Two processes: the media agent (and manager) on one node, the client on another.
     p2=$(free_port); p3=$(free_port)
-    start_node "media$r" "$p2" "$p2" --set 'actorbackup.roles=[manager,media]' --set 'actorbackup.libraries=[{id=libm}]'
+    start_node "media$r" "$p2" "$p2" manager,media libm
     wait_ready "$p2" libm
-    start_node "client$r" "$p3" "$p2" --set 'actorbackup.roles=[client]' --set actorbackup.client-id=remote
-    for _ in $(seq 60); do "$shell" --node "$(ops $p2)" client list 2>/dev/null | grep -q "^remote .* yes" && break; sleep 1; done
-    run_cell "$p2" remote "$rtmp/two-restore"
+    start_node "client$r" "$p3" "$p2" client libm
+    for _ in $(seq 60); do "$shell" --node "$(ops $p2)" client list 2>/dev/null | grep -q "^client$r .* yes" && break; sleep 1; done
+    run_cell "$p2" "client$r" "$rtmp/two-restore"
     verified=$(check "$rtmp/two-restore"); [ "$verified" = true ] || all_verified=false
     stop_nodes
     rm -rf "$rtmp/two-restore" "$tmp/one$r" "$tmp/media$r" "$tmp/client$r"

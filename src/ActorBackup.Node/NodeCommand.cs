@@ -31,6 +31,7 @@ public static class NodeCommand
             """) { config, set, data, port };
         root.SetAction((pr, _) => Run(BuildConfig(pr.GetValue(config) ?? [], pr.GetValue(set) ?? [], pr.GetValue(data), pr.GetValue(port))));
         root.Subcommands.Add(EngineCommand.Build());
+        root.Subcommands.Add(CaCommand.Build());
         var chunks = new Option<int>("--chunks") { Description = "index size", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
         var postgres = new Option<string?>("--postgres") { Description = "measure on this PostgreSQL database instead of SQLite", HelpName = "CONNECTION_STRING" };
         var bench = new Command("bench-recovery", "how long a media agent takes to recover an index of N chunks") { chunks, postgres };
@@ -71,6 +72,11 @@ public static class NodeCommand
         foreach (var s in sets.Reverse()) config = config.WithFallback(HoconValues.FromSetting(s));
         if (data is not null) config = config.WithFallback(HoconValues.At("actorbackup.data-dir", data));
         if (port is not null) config = config.WithFallback(HoconValues.At("akka.remote.dot-netty.tcp.port", port.Value));
+        // The embedded default on another port is still a cell of its own: its own seed (and so its own CA), unless a
+        // node file, --set or $ABK_HOCON says which cell it joins.
+        if (port is not null && configFiles.Count == 0 && !sets.Any(s => s.Contains("seed-nodes", StringComparison.Ordinal))
+            && !(Environment.GetEnvironmentVariable("ABK_HOCON") ?? "").Contains("seed-nodes", StringComparison.Ordinal))
+            config = config.WithFallback(HoconValues.At("akka.cluster.seed-nodes", new[] { $"akka.tcp://actorbackup@127.0.0.1:{port.Value}" }));
         if (Environment.GetEnvironmentVariable("ABK_HOCON") is { Length: > 0 } env) config = config.WithFallback(ConfigurationFactory.ParseString(env));
         foreach (var file in configFiles.Reverse())
         {

@@ -1,5 +1,9 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Protocol.Trust;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Ops;
 using Google.Protobuf;
@@ -7,41 +11,32 @@ using Google.Protobuf;
 namespace ActorBackup.Shell;
 
 /// <summary>
-/// One connection to a node's operator endpoint (TCP, see OpsWire): hello with the operator token, then calls,
-/// one at a time. No ActorSystem: a command costs one connect and one round trip.
+/// One connection to a node's operator endpoint (TCP under mutual TLS with the cell's certificates, see OpsWire):
+/// calls, one at a time. No ActorSystem: a command costs one connect and one round trip.
 /// </summary>
 public sealed class OpsConnection : IAsyncDisposable
 {
     public const int DefaultPort = 5053;
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
     private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    private readonly SslStream _stream;
     public string Node { get; }
     /// <summary>The last call ended inside its answers (lost connection, or given up): the connection is not usable.</summary>
     public bool Broken { get; private set; }
+    private bool _answered;
+    private const string NotTrusted = "give abk the certs folder of this cell (--certs DIR or $ABK_CERTS; DATA/certs of the cell's first node, " +
+                                      "./data/certs after the quickstart) with ca.crt and an operator, integrator or client certificate issued by 'actorbackup ca issue'";
 
-    private OpsConnection(string node, TcpClient tcp)
+    private OpsConnection(string node, TcpClient tcp, SslStream stream)
     {
         Node = node;
         _tcp = tcp;
-        _stream = tcp.GetStream();
+        _stream = stream;
     }
 
     public static async Task<OpsConnection> Open(string node, string certsDir, CancellationToken cancel)
     {
-        var tokenFile = Path.Combine(certsDir, OperatorToken.FileName);
-        if (!File.Exists(tokenFile))
-            throw new ShellException($"no operator token at {tokenFile}: give the cell's certs folder with --certs DIR or $ABK_CERTS " +
-                                     "(DATA/certs of the cell's first node; ./data/certs after the quickstart)");
-        string token;
-        try
-        {
-            token = System.Text.Encoding.ASCII.GetString(OperatorToken.Read(tokenFile));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            throw new ShellException($"cannot read the operator token {tokenFile}: {e.Message}");
-        }
+        var (certificate, ca) = ShellCertificate(certsDir);
         var (host, port) = ParseNode(node);
         var tcp = new TcpClient { NoDelay = true };
         try
@@ -57,9 +52,44 @@ public sealed class OpsConnection : IAsyncDisposable
             throw new ShellException($"no ActorBackup node answers at {host}:{port}: start one with 'actorbackup', or give --node HOST:PORT " +
                                      "(the node's operator port: its cluster port + 1000 unless actorbackup.ops.port sets it)");
         }
-        var connection = new OpsConnection($"{host}:{port}", tcp);
-        await OpsWire.Write(connection._stream, new OpsHello { Token = token }, more: false, cancel);
-        return connection;
+        var ssl = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            timeout.CancelAfter(ConnectTimeout * 2);
+            await ssl.AuthenticateAsClientAsync(CellCertificates.ClientOptions(certificate, ca), timeout.Token);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
+        {
+            await ssl.DisposeAsync();
+            tcp.Dispose();
+            if (cancel.IsCancellationRequested) throw;
+            throw new ShellException($"the node at {host}:{port} and this shell do not trust each other ({e.Message}): {NotTrusted}");
+        }
+        return new OpsConnection($"{host}:{port}", tcp, ssl);
+    }
+
+    /// <summary>The pairs a shell looks for in its certs folder, in this order.</summary>
+    public static readonly CellRole[] ShellRoles = [CellRole.Operator, CellRole.Integrator, CellRole.Client];
+
+    /// <summary>The cell's CA and the first shell certificate of the folder (operator, integrator, client).</summary>
+    private static (X509Certificate2 Certificate, X509Certificate2 Ca) ShellCertificate(string certsDir)
+    {
+        try
+        {
+            var ca = CellCertificates.LoadCa(certsDir);
+            foreach (var role in ShellRoles)
+            {
+                var name = CellCertificates.PairName(role);
+                if (File.Exists(Path.Combine(certsDir, name + ".crt"))) return (CellCertificates.LoadPair(certsDir, name, ca).Certificate, ca);
+            }
+            throw new FileNotFoundException($"no operator.crt, integrator.crt or client.crt with its key in {certsDir}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new ShellException($"{e.Message}: give the cell's certs folder with --certs DIR or $ABK_CERTS (DATA/certs of the cell's first node; " +
+                                     "./data/certs after the quickstart), or issue a certificate with 'actorbackup ca issue --role operator'");
+        }
     }
 
     public static (string Host, int Port) ParseNode(string node)
@@ -86,14 +116,17 @@ public sealed class OpsConnection : IAsyncDisposable
             {
                 var frame = await OpsWire.Read(_stream, cancel)
                             ?? throw new ShellException($"the node at {Node} closed the connection: see its log (DATA/node.log)");
+                _answered = true;
                 if (!frame.More) Broken = false;
                 if (frame.Message is CommandRejected r) throw new ShellException(r.Reason);
                 if (!frame.More) return frame.Message;
                 onMore?.Invoke(frame.Message);
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or InvalidDataException)
+        catch (Exception e) when (e is IOException or SocketException or InvalidDataException or AuthenticationException)
         {
+            // Under TLS 1.3 a node that refuses this shell's certificate says so on the first read, not in the handshake.
+            if (!_answered) throw new ShellException($"the node at {Node} refused this shell ({e.Message}): {NotTrusted}");
             throw new ShellException($"lost the connection to {Node}: {e.Message}");
         }
     }

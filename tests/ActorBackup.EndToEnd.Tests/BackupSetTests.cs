@@ -191,7 +191,7 @@ public class BackupSetTests
         // A: the manager (the oldest node has the singleton); B: a standby manager, the library and the client.
         var a = new CellProcess(Path.Combine(dir.Path, "node-a"), portA, Shared("--set", "actorbackup.roles=[manager]"));
         using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB, Shared("--set", "actorbackup.roles=[manager,media,client]",
-            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.libraries=[{id=libb}]"));
+            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.libraries=[{id=libb}]")) { JoinCellOf = a };
         List<System.Text.Json.JsonElement> Scheduled()
         {
             var r = b.Abk("--json", "job", "list", "--limit", "500"); // fails while the manager moves: not yet

@@ -35,8 +35,17 @@ public sealed class CellProcess : IDisposable
     public string CertsDir => Path.Combine(DataDir, "certs");
     public string Log { get { lock (_log) return _log.ToString(); } }
 
+    /// <summary>
+    /// The first node of the cell this one joins, whose CA issues this node's certificate (and whose operator
+    /// certificate this node's abk uses) before it starts; null: this node is the first and creates the CA.
+    /// </summary>
+    public CellProcess? JoinCellOf { get; init; }
+
     public CellProcess Start(string? seedPort = null, string libraries = "lib1")
     {
+        if (JoinCellOf is { } first && !File.Exists(Path.Combine(CertsDir, "node.crt"))) IssueCertificates(first, libraries);
+        if (seedPort is not null && seedPort != Port.ToString() && JoinCellOf is null && !File.Exists(Path.Combine(CertsDir, "node.crt")))
+            throw new InvalidOperationException("a node that joins another node's cell needs that node's CA: set JoinCellOf");
         var psi = new ProcessStartInfo(Processes.Actorbackup) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = DataDir };
         Directory.CreateDirectory(DataDir);
         foreach (var a in (string[])["--data", DataDir, "--port", Port.ToString(), "--set", $"actorbackup.ops.port={OpsPort}",
@@ -58,6 +67,20 @@ public sealed class CellProcess : IDisposable
         }
         Kill(); // the caller never gets the object to dispose: do not leave the node running
         throw new TimeoutException($"node on port {Port} did not get ready:\n{Log}");
+    }
+
+    /// <summary>As an operator adds a host: `actorbackup ca issue --role node` on the first node's CA, copied here.</summary>
+    private void IssueCertificates(CellProcess first, string libraries)
+    {
+        var clientId = ExtraArgs.Select(a => a.StartsWith("actorbackup.client-id=", StringComparison.Ordinal) ? a["actorbackup.client-id=".Length..] : null)
+            .LastOrDefault(a => a is not null) ?? System.Environment.MachineName;
+        var declared = ExtraArgs.Where(a => a.StartsWith("actorbackup.libraries=", StringComparison.Ordinal))
+            .SelectMany(a => System.Text.RegularExpressions.Regex.Matches(a, @"id\s*=\s*""?([\w.-]+)").Select(m => m.Groups[1].Value)).ToList();
+        var all = declared.Concat(libraries.Split(',', StringSplitOptions.RemoveEmptyEntries)).Append("lib1").Distinct();
+        var issued = Processes.Run(Processes.Actorbackup, ["ca", "issue", "--ca", first.CertsDir, "--role", "node", "--name", clientId,
+            "--libraries", string.Join(",", all), "--out", CertsDir]);
+        if (issued.ExitCode != 0) throw new InvalidOperationException($"actorbackup ca issue failed: {issued.Stderr}{issued.Stdout}");
+        foreach (var f in (string[])["operator.crt", "operator.key"]) File.Copy(Path.Combine(first.CertsDir, f), Path.Combine(CertsDir, f), overwrite: true);
     }
 
     private static bool LibraryReachable(string json, string id)

@@ -226,7 +226,7 @@ public class TwoNodeCellTests
         using var a = new CellProcess(nodeA, null, "--set", "actorbackup.client-id=host-a").Start();
         using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), null,
             "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.roles=[media,client]",
-            "--set", "actorbackup.libraries=[{id=lib2}]", "--set", $"actorbackup.key-dir={Path.Combine(nodeA, "keys")}")
+            "--set", "actorbackup.libraries=[{id=lib2}]", "--set", $"actorbackup.key-dir={Path.Combine(nodeA, "keys")}") { JoinCellOf = a }
             .Start(seedPort: a.Port.ToString(), libraries: "lib1,lib2");
 
         var cluster = a.AbkJson("cluster", "show");
@@ -272,7 +272,7 @@ public class MediaNodeLossTests
         a.Start(libraries: "");
         var nodeB = Path.Combine(dir.Path, "node-b");
         string[] mediaArgs = ["--set", "actorbackup.roles=[media]", "--set", "actorbackup.libraries=[{id=libb}]"];
-        var b = new CellProcess(nodeB, null, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+        var b = new CellProcess(nodeB, null, mediaArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString(), libraries: "libb");
         string job;
         try
         {
@@ -296,7 +296,7 @@ public class MediaNodeLossTests
         CellProcess again;
         try
         {
-            again = new CellProcess(nodeB, null, mediaArgs).Start(seedPort: a.Port.ToString(), libraries: "libb");
+            again = new CellProcess(nodeB, null, mediaArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString(), libraries: "libb");
         }
         catch (TimeoutException e)
         {
@@ -328,7 +328,7 @@ public class PostgresCellTests
         var nodeA = Path.Combine(dir.Path, "node-a");
         var a = new CellProcess(nodeA, portA, Shared("--set", "actorbackup.roles=[manager,media]"));
         using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB,
-            Shared("--set", "actorbackup.roles=[manager,client]", "--set", "actorbackup.client-id=host-b"));
+            Shared("--set", "actorbackup.roles=[manager,client]", "--set", "actorbackup.client-id=host-b")) { JoinCellOf = a };
         string snapshot;
         try
         {
@@ -380,7 +380,7 @@ public class PostgresCellTests
         // A: the manager only; B: manager (standby), library and client, throttled so that the job spans the move.
         var a = new CellProcess(Path.Combine(dir.Path, "node-a"), portA, Shared("--set", "actorbackup.roles=[manager]"));
         using var b = new CellProcess(Path.Combine(dir.Path, "node-b"), portB, Shared("--set", "actorbackup.roles=[manager,media,client]",
-            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.libraries=[{id=libb}]", "--set", "actorbackup.backup-rate-limit=40000000"));
+            "--set", "actorbackup.client-id=host-b", "--set", "actorbackup.libraries=[{id=libb}]", "--set", "actorbackup.backup-rate-limit=40000000")) { JoinCellOf = a };
         string job;
         try
         {

@@ -3,6 +3,7 @@ using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
 using Akka.Configuration;
+using ActorBackup.Protocol.Trust;
 
 namespace ActorBackup.EndToEnd.Tests;
 
@@ -18,17 +19,26 @@ public class IntegratorTests
         File.WriteAllText(Path.Combine(src, "file.txt"), "integrated");
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.client-id=integrated").Start();
 
+        // An integrator's certificate from the cell's CA (docs/integrators.md): the cell admits nothing else.
+        var certs = Path.Combine(dir.Path, "integrator-certs");
+        var issued = Processes.Run(Processes.Actorbackup, ["ca", "issue", "--ca", cell.CertsDir, "--role", "integrator", "--name", "ci", "--out", certs]);
+        Assert.True(issued.ExitCode == 0, issued.Stderr);
+        var ca = CellCertificates.LoadCa(certs);
+        var (certificate, _) = CellCertificates.LoadPair(certs, "integrator", ca);
+        var tls = new Akka.Remote.Transport.DotNetty.DotNettySslSetup(certificate, suppressValidation: false, requireMutualAuthentication: true,
+            validateCertificateHostname: false, (peer, _, _, _, _) => CellCertificates.Check(peer, ca) is null && CellIdentity.From(peer!)?.Role == CellRole.Node);
+
         var config = ConfigurationFactory.ParseString("""
             akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0, enable-ssl = true }
             akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
             akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
             akka.loglevel = ERROR
             """).WithFallback(ClusterClientReceptionist.DefaultConfig())
             .WithFallback(Akka.Cluster.Tools.PublishSubscribe.DistributedPubSub.DefaultConfig());
-        using var system = ActorSystem.Create("integrator", config);
+        using var system = ActorSystem.Create("integrator", BootstrapSetup.Create().WithConfig(config).And(tls));
         var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(
-            ImmutableHashSet.Create(ActorPath.Parse($"akka.tcp://actorbackup@{cell.ClusterNode}/system/receptionist")))));
+            ImmutableHashSet.Create(ActorPath.Parse($"akka.ssl.tcp://actorbackup@{cell.ClusterNode}/system/receptionist")))));
 
         var accepted = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(30));
         var job = Assert.IsType<JobAccepted>(accepted).Job;

@@ -52,7 +52,7 @@ public class JobQueueTests
         a.Start();
         var nodeB = Path.Combine(dir.Path, "node-b");
         string[] clientArgs = ["--set", "actorbackup.roles=[client]", "--set", "actorbackup.client-id=host-b"];
-        var b = new CellProcess(nodeB, null, clientArgs).Start(seedPort: a.Port.ToString());
+        var b = new CellProcess(nodeB, null, clientArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString());
         var port = b.Port;
         Assert.Equal(0, a.Abk("set", "add", "patient", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "10m").ExitCode);
         Assert.Equal(0, a.Abk("set", "add", "hasty", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "3s").ExitCode);
@@ -71,7 +71,7 @@ public class JobQueueTests
         Assert.Equal("QUEUED", waiting.GetProperty("state").GetString());
         Assert.Equal("waiting: client host-b is offline", waiting.GetProperty("reason").GetString());
 
-        using var back = new CellProcess(nodeB, port, clientArgs).Start(seedPort: a.Port.ToString());
+        using var back = new CellProcess(nodeB, port, clientArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString());
         var ended = CellTests.WaitForEnd(a, waiting.GetProperty("id").GetString()!, 90);
         Assert.True(ended.GetProperty("state").GetString() == "SUCCEEDED", ended.ToString());
     }

@@ -8,21 +8,35 @@ using Akka.Actor;
 
 namespace ActorBackup.Cluster.DataPlane;
 
-/// <summary>The media node's side: accepts connections, checks the ticket, serves one session per connection.</summary>
+/// <summary>
+/// The media node's side: accepts connections under mutual TLS (nodes of the cell only), checks the ticket, serves
+/// one session per connection. Bounded: connections at once, the handshake and hello within a handshake timeout
+/// (10 s; a HELLO frame of at most <see cref="SocketFrames.MaxHello"/> bytes), and a connection that sends nothing
+/// for the idle timeout (30 min) is closed.
+/// </summary>
 public sealed class DataPlaneServer : IDisposable
 {
+    public const int MaxConnections = 256;
+    private readonly TimeSpan _handshakeTimeout, _idleTimeout;
     private readonly TcpListener _listener;
     private readonly TimeSpan _commitTimeout;
     private readonly DataPlaneSessions _sessions;
+    private readonly System.Net.Security.SslServerAuthenticationOptions _tls;
+    private readonly SemaphoreSlim _slots = new(MaxConnections);
     private volatile bool _stopped;
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
     /// <param name="sessions">the sessions whose tickets this server admits: its ActorSystem's</param>
-    public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions)
+    /// <param name="trust">this node's certificates: a client must hold a node certificate of the same cell</param>
+    public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions, Trust.NodeTrust trust,
+        TimeSpan? handshakeTimeout = null, TimeSpan? idleTimeout = null)
     {
+        _handshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(10);
+        _idleTimeout = idleTimeout ?? TimeSpan.FromMinutes(30);
         _commitTimeout = commitTimeout;
         _sessions = sessions;
+        _tls = trust.ServerOptions(id => id.Role == Protocol.Trust.CellRole.Node);
         _listener = new TcpListener(IPAddress.Parse(host), port);
         _listener.Start();
         new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
@@ -46,7 +60,22 @@ public sealed class DataPlaneServer : IDisposable
                 continue;
             }
             socket.NoDelay = true;
-            new Thread(() => Serve(socket)) { IsBackground = true, Name = "data-plane" }.Start();
+            if (!_slots.Wait(0))
+            {
+                socket.Dispose(); // too many at once: the client hears the connection close
+                continue;
+            }
+            new Thread(() =>
+            {
+                try
+                {
+                    Serve(socket);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
+            }) { IsBackground = true, Name = "data-plane" }.Start();
         }
     }
 
@@ -56,30 +85,37 @@ public sealed class DataPlaneServer : IDisposable
         // however it ends, so that other writers waiting for those chunks go on.
         var held = new HashSet<ChunkId>();
         DiskLibrary? library = null;
-        using (socket)
+        FrameStream? stream = null;
         try
         {
             var buffer = new byte[64 * 1024];
             var readBuffer = new byte[64 * 1024];
             try
             {
-                var (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
+                stream = FrameStream.Accept(socket, _tls, _handshakeTimeout);
+                var (code, length) = stream.ReadFrame(ref buffer, SocketFrames.MaxHello);
                 var ticket = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
                 if (code != SocketFrames.Hello || !_sessions.TryGet(ticket, out var session))
                 {
-                    SocketFrames.Write(socket, 1, "unknown or expired ticket: ask the media agent for a new session"u8);
+                    stream.Write(1, "unknown or expired ticket: ask the media agent for a new session"u8);
+                    stream.Flush();
                     return;
                 }
-                SocketFrames.Write(socket, 0, []);
+                stream.Write(0, []);
+                stream.ReadTimeout = _idleTimeout;
                 library = session.Library;
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
                 while (true)
                 {
-                    (code, length) = SocketFrames.ReadFrame(socket, ref buffer);
+                    (code, length) = stream.ReadFrame(ref buffer);
                     if (code == SocketFrames.Append)
                     {
                         if (appendFailure is not null || !session.Write || length <= ChunkId.Size) appendFailure ??= "append refused: a read session, or a frame too short";
+                        // Only a chunk this connection reserved (so absent from the library): never a second copy of,
+                        // or a replacement for, a chunk the library holds.
+                        else if (!held.Contains(new ChunkId(buffer.AsSpan(0, ChunkId.Size))))
+                            appendFailure = $"append of chunk {new ChunkId(buffer.AsSpan(0, ChunkId.Size))} refused: this connection did not reserve it";
                         else
                         {
                             try
@@ -98,7 +134,7 @@ public sealed class DataPlaneServer : IDisposable
                     }
                     if (appendFailure is not null)
                     {
-                        SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes("an earlier append failed: " + appendFailure));
+                        stream.Write(1, System.Text.Encoding.UTF8.GetBytes("an earlier append failed: " + appendFailure));
                         continue;
                     }
                     try
@@ -110,28 +146,28 @@ public sealed class DataPlaneServer : IDisposable
                                 var reserved = library.TryReserve(id);
                                 if (reserved) held.Add(id);
                                 one[0] = reserved ? (byte)1 : (byte)0;
-                                SocketFrames.Write(socket, 0, one);
+                                stream.Write(0, one);
                                 break;
                             case SocketFrames.Release:
                                 library.Release(id);
                                 held.Remove(id);
-                                SocketFrames.Write(socket, 0, []);
+                                stream.Write(0, []);
                                 break;
                             case SocketFrames.Contains:
                                 one[0] = library.Contains(id) ? (byte)1 : (byte)0;
-                                SocketFrames.Write(socket, 0, one);
+                                stream.Write(0, one);
                                 break;
                             case SocketFrames.Missing when length % ChunkId.Size == 0:
                                 var asked = new List<ChunkId>(length / ChunkId.Size);
                                 for (var o = 0; o < length; o += ChunkId.Size) asked.Add(new ChunkId(buffer.AsSpan(o, ChunkId.Size)));
                                 var missing = library.Missing(asked);
-                                SocketFrames.Write(socket, 0, asked.Select(a => missing.Contains(a) ? (byte)1 : (byte)0).ToArray());
+                                stream.Write(0, asked.Select(a => missing.Contains(a) ? (byte)1 : (byte)0).ToArray());
                                 break;
                             case SocketFrames.Read:
                                 var payload = library.ReadPayload(id, ref readBuffer, out var flags);
                                 Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
                                 one[0] = (byte)flags;
-                                SocketFrames.Write(socket, 0, one, payload);
+                                stream.Write(0, one, payload);
                                 break;
                             // At most 64 Ki ids a frame, as the client sends them: a bound on what one frame makes this node hold.
                             case SocketFrames.References when session.Write && length >= 1 && length >= 1 + buffer[0] && (length - 1 - buffer[0]) % ChunkId.Size == 0
@@ -140,7 +176,7 @@ public sealed class DataPlaneServer : IDisposable
                                 var refs = new ChunkId[(length - 1 - buffer[0]) / ChunkId.Size];
                                 for (var i = 0; i < refs.Length; i++) refs[i] = new ChunkId(buffer.AsSpan(1 + buffer[0] + i * ChunkId.Size, ChunkId.Size));
                                 library.AddReferences(snapshot, refs);
-                                SocketFrames.Write(socket, 0, []);
+                                stream.Write(0, []);
                                 break;
                             case SocketFrames.ReadReferences when length is > 0 and <= 64:
                                 var wanted = System.Text.Encoding.ASCII.GetString(buffer, 0, length);
@@ -148,32 +184,40 @@ public sealed class DataPlaneServer : IDisposable
                                 var list = library.ReadReferences(wanted);
                                 var packed = new byte[list.Length * ChunkId.Size];
                                 for (var i = 0; i < list.Length; i++) list[i].WriteTo(packed.AsSpan(i * ChunkId.Size));
-                                SocketFrames.Write(socket, 0, packed);
+                                stream.Write(0, packed);
                                 break;
                             case SocketFrames.Commit when session.Write:
                                 var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();
-                                if (reply is CommandRejected r) SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
-                                else SocketFrames.Write(socket, 0, []);
+                                if (reply is CommandRejected r) stream.Write(1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
+                                else stream.Write(0, []);
                                 break;
                             default:
-                                SocketFrames.Write(socket, 1, System.Text.Encoding.UTF8.GetBytes($"request {code} is not allowed on this session"));
+                                stream.Write(1, System.Text.Encoding.UTF8.GetBytes($"request {code} is not allowed on this session"));
                                 break;
                         }
                     }
                     catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException or InvalidDataException)
                     {
-                        SocketFrames.Write(socket, e is Engine.Library.LibraryFullException ? SocketFrames.Full : (byte)1, System.Text.Encoding.UTF8.GetBytes(e.Message));
+                        stream.Write(e is Engine.Library.LibraryFullException ? SocketFrames.Full : (byte)1, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }
                 }
             }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidDataException)
             {
-                // The client went away; its session stays open until the job closes it.
+                // The client went away, was refused in the handshake, sent a frame out of bounds or nothing for the idle
+                // timeout; its session stays open until the job closes it.
+            }
+            catch (Exception e)
+            {
+                // Whatever a peer sends, the node goes on: this connection ends, and the reason is kept.
+                Console.Error.WriteLine($"data plane: a connection from {socket.RemoteEndPoint} ended on an unexpected error: {e}");
             }
         }
         finally
         {
             foreach (var id in held) library?.Release(id);
+            if (stream is not null) stream.Dispose();
+            else socket.Dispose();
         }
     }
 

@@ -16,6 +16,10 @@ public sealed class DataPlaneSessions : IExtension
 {
     internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write);
     private readonly ConcurrentDictionary<string, Session> _sessions = new();
+    private readonly Trust.NodeTrust? _trust;
+
+    /// <param name="trust">this node's certificates, for connections to other nodes' data planes; none: in place only</param>
+    public DataPlaneSessions(Trust.NodeTrust? trust = null) => _trust = trust;
 
     public static DataPlaneSessions Get(ActorSystem system) => system.WithExtension<DataPlaneSessions, DataPlaneSessionsProvider>();
 
@@ -38,7 +42,8 @@ public sealed class DataPlaneSessions : IExtension
     {
         if (_sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(granted.Ticket, s, commitTimeout);
         if (granted.SocketPort <= 0) throw new IOException($"library {granted.Library} is on another node and offers no socket data plane");
-        return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket);
+        if (_trust is null) throw new IOException($"library {granted.Library} is on another node, and this ActorSystem has no certificate to reach it with");
+        return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket, _trust.ClientOptions());
     }
 
     private sealed class Channel(string ticket, Session session, TimeSpan commitTimeout) : IDataPlaneChannel

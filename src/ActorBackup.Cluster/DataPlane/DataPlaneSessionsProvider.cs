@@ -4,5 +4,5 @@ namespace ActorBackup.Cluster.DataPlane;
 
 public sealed class DataPlaneSessionsProvider : ExtensionIdProvider<DataPlaneSessions>
 {
-    public override DataPlaneSessions CreateExtension(ExtendedActorSystem system) => new();
+    public override DataPlaneSessions CreateExtension(ExtendedActorSystem system) => new(Trust.NodeTrust.Of(system));
 }

@@ -11,21 +11,24 @@ public sealed class SocketChannel : IDataPlaneChannel
 {
     private readonly string _host;
     private readonly int _port;
+    private readonly System.Net.Security.SslClientAuthenticationOptions _tls;
     private readonly ThreadLocal<Connection> _connections;
 
     public string Ticket { get; }
 
-    private sealed class Connection(Socket socket) : IDisposable
+    private sealed class Connection(FrameStream stream) : IDisposable
     {
-        public readonly Socket Socket = socket;
+        public readonly FrameStream Stream = stream;
         public byte[] Buffer = new byte[64 * 1024];
-        public void Dispose() => Socket.Dispose();
+        public void Dispose() => Stream.Dispose();
     }
 
-    public SocketChannel(string host, int port, string ticket)
+    /// <param name="tls">this node's certificate and the cell's CA (NodeTrust.ClientOptions): the media node must be a node of the cell</param>
+    public SocketChannel(string host, int port, string ticket, System.Net.Security.SslClientAuthenticationOptions tls)
     {
         _host = host;
         _port = port;
+        _tls = tls;
         Ticket = ticket;
         _connections = new ThreadLocal<Connection>(Open, trackAllValues: true);
         _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable
@@ -43,20 +46,29 @@ public sealed class SocketChannel : IDataPlaneChannel
             socket.Dispose();
             throw new DataPlaneLostException($"cannot reach it at {_host}:{_port}: {e.Message}", e);
         }
-        var c = new Connection(socket);
+        Connection c;
+        try
+        {
+            c = new Connection(FrameStream.Connect(socket, _tls));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
         Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
         return c;
     }
 
     private static ReadOnlySpan<byte> Call(Connection c, byte op, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
     {
-        SocketFrames.Write(c.Socket, op, a, b);
+        c.Stream.Write(op, a, b);
         return Reply(c);
     }
 
     private static ReadOnlySpan<byte> Reply(Connection c)
     {
-        var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
+        var (status, length) = c.Stream.ReadFrame(ref c.Buffer);
         if (status == SocketFrames.Full) throw new Engine.Library.LibraryFullException(System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         if (status != 0) throw new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
@@ -79,7 +91,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     public void StartReserve(ChunkId id)
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
-        SocketFrames.Write(_connections.Value!.Socket, SocketFrames.Reserve, Id(id, b));
+        _connections.Value!.Stream.Write(SocketFrames.Reserve, Id(id, b));
     }
 
     public bool FinishReserve(ChunkId id) => Reply(_connections.Value!)[0] == 1;
@@ -89,7 +101,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         Span<byte> head = stackalloc byte[ChunkId.Size + 1];
         id.WriteTo(head);
         head[ChunkId.Size] = (byte)flags;
-        SocketFrames.Write(_connections.Value!.Socket, SocketFrames.Append, head, payload); // no reply: see the frame notes
+        _connections.Value!.Stream.Write(SocketFrames.Append, head, payload); // no reply: see the frame notes
     }
 
     public void Release(ChunkId id)
@@ -153,9 +165,9 @@ public sealed class SocketChannel : IDataPlaneChannel
                 batch++;
                 sent++;
             }
-            if (batch > 0) SocketFrames.Send(c.Socket, requests[..(batch * ReadRequestSize)]);
+            if (batch > 0) c.Stream.Send(requests[..(batch * ReadRequestSize)]);
             if (received == sent) break; // the handler failed: every reply asked for has been drained
-            var (status, length) = SocketFrames.ReadFrame(c.Socket, ref c.Buffer);
+            var (status, length) = c.Stream.ReadFrame(ref c.Buffer);
             var i = received++;
             if (abort is not null) continue;
             try

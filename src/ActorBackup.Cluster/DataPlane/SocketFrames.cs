@@ -1,12 +1,13 @@
 using System.Buffers.Binary;
+using System.Net.Security;
 using System.Net.Sockets;
 using ActorBackup.Engine.Volumes;
 
 namespace ActorBackup.Cluster.DataPlane;
 
 /// <summary>
-/// The data plane between nodes: a plain TCP socket of its own (never Akka.Remote's connection, so bulk data
-/// cannot delay heartbeats), admitted by the media agent's one-time ticket. Request and reply frames:
+/// The data plane between nodes: a TCP socket of its own under mutual TLS (never Akka.Remote's connection, so bulk
+/// data cannot delay heartbeats), admitted by the media agent's one-time ticket. Request and reply frames:
 /// <code>
 /// request: u8 op | u32 length | payload        reply: u8 status (0 ok, 1 error, 2 library full) | u32 length | payload
 /// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
@@ -25,54 +26,138 @@ internal static class SocketFrames
     public const byte Full = 2;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
-    public static void ReadExactly(Socket s, Span<byte> buffer)
+    /// <summary>The HELLO frame carries a ticket (32 hex digits): a bound checked before anything of a claimed size is read.</summary>
+    public const int MaxHello = 256;
+}
+
+/// <summary>
+/// One data-plane connection under mutual TLS (the cell's CA; see NodeTrust): frames written through a buffer that
+/// is flushed before each reply is awaited (an APPEND stream becomes full TLS records, not one per frame header),
+/// read straight from the TLS stream. A socket error becomes a <see cref="DataPlaneLostException"/>.
+/// </summary>
+internal sealed class FrameStream : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly SslStream _tls;
+    private readonly BufferedStream _out;
+
+    private FrameStream(Socket socket, SslStream tls)
+    {
+        _socket = socket;
+        _tls = tls;
+        _out = new BufferedStream(tls, 64 * 1024);
+    }
+
+    /// <summary>The media node's side: the TLS handshake within <paramref name="handshake"/>; a peer must be a node of the cell.</summary>
+    public static FrameStream Accept(Socket socket, System.Net.Security.SslServerAuthenticationOptions options, TimeSpan handshake)
+    {
+        socket.ReceiveTimeout = socket.SendTimeout = (int)handshake.TotalMilliseconds;
+        return Handshake(socket, tls => tls.AuthenticateAsServer(options));
+    }
+
+    /// <summary>The client's side, to a media node of the cell.</summary>
+    public static FrameStream Connect(Socket socket, System.Net.Security.SslClientAuthenticationOptions options) =>
+        Handshake(socket, tls => tls.AuthenticateAsClient(options));
+
+    private static FrameStream Handshake(Socket socket, Action<SslStream> authenticate)
+    {
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            authenticate(tls);
+        }
+        catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException)
+        {
+            tls.Dispose();
+            throw new DataPlaneLostException("TLS handshake: " + e.Message, e);
+        }
+        return new FrameStream(socket, tls);
+    }
+
+    /// <summary>How long a read may wait for the other side (an idle connection is closed after it).</summary>
+    public TimeSpan ReadTimeout
+    {
+        set => _socket.ReceiveTimeout = (int)value.TotalMilliseconds;
+    }
+
+    public void ReadExactly(Span<byte> buffer)
     {
         try
         {
+            _out.Flush(); // whatever was written before is what the other side needs to answer
             while (buffer.Length > 0)
             {
-                var n = s.Receive(buffer);
+                var n = _tls.Read(buffer);
                 if (n == 0) throw new DataPlaneLostException("the other side closed the connection");
                 buffer = buffer[n..];
             }
         }
-        catch (SocketException e)
+        catch (IOException e) when (e is not DataPlaneLostException)
         {
-            throw new DataPlaneLostException(e.Message, e);
+            throw new DataPlaneLostException(e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } ? "no request within the idle timeout" : e.Message, e);
         }
     }
 
-    public static void Write(Socket s, byte code, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
+    public void Write(byte code, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
     {
         Span<byte> head = stackalloc byte[5];
         head[0] = code;
         BinaryPrimitives.WriteInt32LittleEndian(head[1..], a.Length + b.Length);
-        Send(s, head);
-        if (a.Length > 0) Send(s, a);
-        if (b.Length > 0) Send(s, b);
+        Send(head);
+        if (a.Length > 0) Send(a);
+        if (b.Length > 0) Send(b);
     }
 
-    public static void Send(Socket s, ReadOnlySpan<byte> bytes)
+    public void Send(ReadOnlySpan<byte> bytes)
     {
         try
         {
-            s.Send(bytes);
+            _out.Write(bytes);
         }
-        catch (SocketException e)
+        catch (IOException e) when (e is not DataPlaneLostException)
         {
             throw new DataPlaneLostException(e.Message, e);
         }
     }
 
-    /// <summary>Reads one frame into <paramref name="buffer"/> (grown when needed); returns its code and length.</summary>
-    public static (byte Code, int Length) ReadFrame(Socket s, ref byte[] buffer)
+    public void Flush()
+    {
+        try
+        {
+            _out.Flush();
+        }
+        catch (IOException e) when (e is not DataPlaneLostException)
+        {
+            throw new DataPlaneLostException(e.Message, e);
+        }
+    }
+
+    /// <summary>
+    /// Reads one frame into <paramref name="buffer"/> (grown when needed, never beyond <paramref name="max"/>, which
+    /// is checked before anything is allocated); returns its code and length.
+    /// </summary>
+    public (byte Code, int Length) ReadFrame(ref byte[] buffer, int max = SocketFrames.MaxFrame)
     {
         Span<byte> head = stackalloc byte[5];
-        ReadExactly(s, head);
+        ReadExactly(head);
         var length = BinaryPrimitives.ReadInt32LittleEndian(head[1..]);
-        if (length < 0 || length > MaxFrame) throw new IOException($"data plane frame of {length} bytes is out of bounds");
-        if (buffer.Length < length) buffer = new byte[Math.Max(length, buffer.Length * 2)];
-        ReadExactly(s, buffer.AsSpan(0, length));
+        if (length < 0 || length > max) throw new InvalidDataException($"data plane frame of {length} bytes is out of bounds (at most {max})");
+        if (buffer.Length < length) buffer = new byte[Math.Max(length, Math.Min(max, buffer.Length * 2))];
+        ReadExactly(buffer.AsSpan(0, length));
         return (head[0], length);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            _out.Dispose();
+        }
+        catch (IOException)
+        {
+            // the other side is gone: nothing left to flush to
+        }
+        _tls.Dispose();
+        _socket.Dispose();
     }
 }

@@ -7,7 +7,7 @@ using ActorBackup.Cluster.Ops;
 using ActorBackup.Cluster.Sharding;
 using ActorBackup.Engine.Chunking;
 using ActorBackup.Protocol;
-using ActorBackup.Protocol.Ops;
+using ActorBackup.Cluster.Trust;
 using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
@@ -29,7 +29,8 @@ public static class CellHosting
 {
     public const string SystemName = "actorbackup";
 
-    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings)
+    /// <param name="trust">this node's certificates (NodeTrust.ForNode): every connection is mutual TLS under the cell's CA</param>
+    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust)
     {
         Directory.CreateDirectory(settings.DataDir);
         var roles = new List<string>(settings.Roles);
@@ -38,6 +39,11 @@ public static class CellHosting
         // The roles go in as a HOCON value rather than ClusterOptions.Roles, which Akka.Cluster.Hosting 1.5.73
         // writes into HOCON unquoted: "library:lib1" does not parse there.
         akka.AddHocon(HoconValues.At("akka.cluster.roles", roles), HoconAddMode.Prepend)
+            // Akka.Remote over TLS: the scheme follows the transport, so seeds written akka.tcp:// (as ever) are read as akka.ssl.tcp://.
+            .AddHocon(HoconValues.At("akka.remote.dot-netty.tcp.enable-ssl", true), HoconAddMode.Prepend)
+            .AddHocon(HoconValues.At("akka.cluster.seed-nodes", config.GetStringList("akka.cluster.seed-nodes").Select(RemoteAddresses.Secure).ToList()), HoconAddMode.Prepend)
+            .AddSetup(new NodeTrustSetup(trust))
+            .AddSetup(trust.RemoteSetup())
             .AddHocon(config, HoconAddMode.Append)
             .ConfigureLoggers(l => l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING")))
             .WithClustering(new ClusterOptions())
@@ -51,7 +57,7 @@ public static class CellHosting
             {
                 var declared = settings.Libraries.ToDictionary(l => l.Id);
                 var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
-                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system));
+                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system), trust);
                 system.RegisterOnTermination(server.Dispose);
                 var endpoint = new DataPlaneEndpoint(server.Endpoint.Address.ToString(), server.Endpoint.Port);
                 // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
@@ -87,7 +93,7 @@ public static class CellHosting
                 registry.Register<ClientActor>(client);
             }
             var endpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort,
-                OperatorToken.LoadOrCreate(settings.OperatorTokenFile), system.Log);
+                trust, system.Log);
             registry.Register<OpsActor>(system.ActorOf(OpsActor.Props(manager, media, client, client is null ? "" : settings.ClientId, endpoint), "ops"));
             // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy.
             ClusterClientReceptionist.Get(system).RegisterService(manager);

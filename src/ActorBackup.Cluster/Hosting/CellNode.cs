@@ -2,6 +2,7 @@ using System.Net;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Cluster.Media;
 using ActorBackup.Cluster.Ops;
+using ActorBackup.Cluster.Trust;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
@@ -44,11 +45,12 @@ public sealed class CellNode : IAsyncDisposable
     public static async Task<CellNode> StartAsync(Config config, CancellationToken cancel = default)
     {
         var settings = NodeSettings.From(config);
+        var trust = NodeTrust.ForNode(config, settings);
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         // Room for coordinated shutdown: running jobs are stopped and recorded INTERRUPTED before the node goes.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
-        builder.Services.AddAkka(CellHosting.SystemName, akka => akka.AddCell(config, settings));
+        builder.Services.AddAkka(CellHosting.SystemName, akka => akka.AddCell(config, settings, trust));
         var host = builder.Build();
         try
         {

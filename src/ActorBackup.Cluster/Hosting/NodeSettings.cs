@@ -7,7 +7,7 @@ namespace ActorBackup.Cluster.Hosting;
 /// <summary>The settings under actorbackup.* that say what this node is.</summary>
 public sealed record NodeSettings(
     string DataDir, IReadOnlyList<string> Roles, IReadOnlyList<LibraryDeclaration> Libraries, string ClientId, string KeyDir,
-    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string OperatorTokenFile = "", QueueLimits? Queue = null,
+    int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string CertsDir = "", QueueLimits? Queue = null,
     string MetricsHost = "127.0.0.1", int MetricsPort = 0)
 {
     public static NodeSettings From(Config config)
@@ -37,7 +37,7 @@ public sealed record NodeSettings(
             c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
             c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
             OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
-            c.GetString("ops.token-file", "") is { Length: > 0 } token ? Path.GetFullPath(token) : Path.Combine(dataDir, "certs", Protocol.Ops.OperatorToken.FileName),
+            c.GetString("certs-dir", "") is { Length: > 0 } certs ? Path.GetFullPath(certs) : Path.Combine(dataDir, "certs"),
             new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4), c.GetTimeSpan("manager.retry-backoff", TimeSpan.FromSeconds(30)), c.GetInt("manager.keep-jobs-per-set", 100),
                 c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", TimeSpan.FromDays(1)),

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using ActorBackup.Protocol.Trust;
 using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Ops;
@@ -6,6 +7,7 @@ namespace ActorBackup.Cluster.Ops;
 /// <summary>
 /// One operator command that arrived on the ops endpoint, for the OpsActor of this node. Answers go into
 /// <paramref name="Reply"/>; the last one has More = false. <paramref name="Cancel"/> fires when the shell
-/// went away, and the command's handler stops.
+/// went away, and the command's handler stops. <paramref name="Caller"/> is who the certificate of the connection
+/// says sent it (OpsPermissions decides what it may ask).
 /// </summary>
-public sealed record OpsCall(IMessage Command, ChannelWriter<OpsAnswer> Reply, CancellationToken Cancel);
+public sealed record OpsCall(IMessage Command, ChannelWriter<OpsAnswer> Reply, CancellationToken Cancel, CellIdentity Caller);

@@ -1,4 +1,5 @@
 using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
@@ -39,7 +40,9 @@ public sealed class OpsCommand : ReceiveActor
             IMessage? answer;
             try
             {
-                answer = await Handle(call.Command);
+                answer = OpsPermissions.Refusal(call.Caller, call.Command) is { } refused ? new CommandRejected { Reason = refused }
+                    : await Narrow(call.Caller, call.Command) is { } narrowed ? new CommandRejected { Reason = narrowed }
+                    : Filter(await Handle(call.Command));
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or TimeoutException)
             {
@@ -93,6 +96,90 @@ public sealed class OpsCommand : ReceiveActor
 
     private Task<T> AskManager<T>(object message) where T : class =>
         Ask<T>(_cell.Manager, message, "the manager");
+
+    /// <summary>
+    /// Narrows a command to what its caller may see or do, or says why it may not: a client host's command is
+    /// about its own client (a snapshot it names, 'latest' included, is looked up among its own; a list or search
+    /// is of its own); an integrator restores a snapshot only onto the host that made it.
+    /// </summary>
+    private async Task<string?> Narrow(CellIdentity caller, IMessage command)
+    {
+        if (caller.Role == CellRole.Operator) return null;
+        if (caller.Role == CellRole.Integrator)
+        {
+            if (command is StartRestore r && r.Client != "")
+            {
+                var s = await OwnSnapshot(r.Snapshot, "");
+                if (r.Client != s.Client) return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
+            }
+            return null;
+        }
+        var own = caller.Client;
+        string? Other(string client) => client == "" || client == own ? null : $"{caller} may act for client {own} only, not {client}";
+        switch (command)
+        {
+            case ListSnapshots l:
+                if (Other(l.Client) is { } a) return a;
+                l.Client = own;
+                return null;
+            case FindFiles f:
+                if (Other(f.Client) is { } b) return b;
+                f.Client = own;
+                return null;
+            case StartBackup b2:
+                if (Other(b2.Client) is { } c) return c;
+                b2.Client = own;
+                return null;
+            case StartRestore r:
+                if (Other(r.Client) is { } d) return d;
+                r.Snapshot = (await OwnSnapshot(r.Snapshot, own)).Id;
+                r.Client = own;
+                return null;
+            case StartVerify v:
+                if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";
+                if (Other(v.Client) is { } e) return e;
+                v.Snapshot = (await OwnSnapshot(v.Snapshot, own)).Id;
+                v.Client = own;
+                return null;
+            case GetSnapshot g:
+                g.Snapshot = (await OwnSnapshot(g.Snapshot, own)).Id;
+                return null;
+            case ListSnapshotTree t:
+                t.Snapshot = (await OwnSnapshot(t.Snapshot, own)).Id;
+                return null;
+            case GetJob or WatchJob or CancelJob:
+                var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, CancelJob x => x.Job, _ => "" };
+                var job = await AskManager<JobInfo>(new GetJob { Job = id });
+                return job.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {id} is {job.Client}'s";
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>A snapshot by id, prefix or 'latest' among those of <paramref name="client"/> (every client's when empty).</summary>
+    private async Task<SnapshotInfo> OwnSnapshot(string idOrPrefix, string client)
+    {
+        var list = await AskManager<SnapshotList>(new ListSnapshots { Client = client });
+        var mine = list.Snapshots.Where(s => client == "" || s.Client == client).OrderBy(s => s.FinishedUnixMs).ToList();
+        if (idOrPrefix is "" or "latest")
+            return mine.Count > 0 ? mine[^1] : throw new KeyNotFoundException(client == "" ? "there is no snapshot yet: run a backup first" : $"client {client} has no snapshot yet: run a backup first");
+        var matches = mine.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}'{(client == "" ? "" : " of client " + client)}: list them with 'abk snapshot list'"),
+            _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
+        };
+    }
+
+    /// <summary>Takes out of an answer what the caller may not see: a client host sees its own client's jobs only.</summary>
+    private IMessage? Filter(IMessage? answer)
+    {
+        if (_call.Caller.Role != CellRole.Client || answer is not JobList jobs) return answer;
+        var mine = new JobList();
+        mine.Jobs.AddRange(jobs.Jobs.Where(j => j.Client == _call.Caller.Client));
+        return mine;
+    }
 
     /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
     private async Task<IMessage?> Handle(IMessage command)
@@ -260,7 +347,7 @@ public sealed class OpsCommand : ReceiveActor
         Address address;
         try
         {
-            address = Address.Parse(m.Address);
+            address = Address.Parse(Trust.RemoteAddresses.Secure(m.Address));
         }
         catch (UriFormatException)
         {

@@ -1,5 +1,10 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol.Trust;
 using System.Threading.Channels;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Ops;
@@ -10,9 +15,11 @@ namespace ActorBackup.Cluster.Ops;
 
 /// <summary>
 /// The operator endpoint of a node: a TCP listener beside Akka.Remote that `abk` reaches in one connect, no
-/// ActorSystem of its own (see docs/architecture.md). Each connection proves the operator token first; then
-/// each call is handed to the OpsActor as an OpsCall and its answers are written back as they come.
-/// Bounded: frames (OpsWire.MaxFrame), connections at once, and the time a connection may take to say hello.
+/// ActorSystem of its own (see docs/architecture.md). Each connection is mutual TLS: the shell presents a
+/// certificate of the cell's CA, whose role (operator, integrator, client host) goes with each of its calls to
+/// the OpsActor as an OpsCall (OpsPermissions decides); answers are written back as they come. A peer without a
+/// certificate of the cell is refused in the handshake, before any frame is read.
+/// Bounded: frames (OpsWire.MaxFrame), connections at once, and the time a connection may take to authenticate.
 /// </summary>
 public sealed class OpsEndpoint : IDisposable
 {
@@ -20,7 +27,7 @@ public sealed class OpsEndpoint : IDisposable
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
     private readonly TcpListener _listener;
     private IActorRef _ops = ActorRefs.Nobody;
-    private readonly byte[] _token;
+    private readonly SslServerAuthenticationOptions _tls;
     private readonly ILoggingAdapter _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxConnections);
@@ -28,9 +35,11 @@ public sealed class OpsEndpoint : IDisposable
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
     /// <summary>Binds the listener (so that a port in use fails the node's start); <see cref="Start"/> serves.</summary>
-    public OpsEndpoint(string host, int port, byte[] token, ILoggingAdapter log)
+    public OpsEndpoint(string host, int port, NodeTrust trust, ILoggingAdapter log)
     {
-        _token = token;
+        // Any certificate of the cell gets through the handshake; what its role may ask is OpsPermissions', which
+        // says so in words (a node certificate in a shell, say) instead of a bare handshake failure.
+        _tls = trust.ServerOptions(_ => true);
         _log = log;
         var address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host).First();
         _listener = new TcpListener(address, port);
@@ -65,31 +74,31 @@ public sealed class OpsEndpoint : IDisposable
     {
         using var _ = client;
         client.NoDelay = true;
-        var stream = client.GetStream();
-        if (!await _slots.WaitAsync(0))
-        {
-            await TryReject(stream, $"this node already serves {MaxConnections} operator connections: try again in a moment");
-            return;
-        }
+        if (!await _slots.WaitAsync(0)) return; // too many at once: the shell sees the connection close and says so
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        await using var stream = new SslStream(client.GetStream(), leaveInnerStreamOpen: false);
         try
         {
+            CellIdentity caller;
             using (var hello = CancellationTokenSource.CreateLinkedTokenSource(gone.Token))
             {
                 hello.CancelAfter(HelloTimeout);
-                var first = await OpsWire.Read(stream, hello.Token);
-                if (first?.Message is not OpsHello h || !OperatorToken.Matches(_token, h.Token))
+                try
                 {
-                    await TryReject(stream, "not authorized: this node's cell has another operator token. Give abk the cell's certs folder " +
-                                            "(--certs DATA/certs or $ABK_CERTS), DATA being the data folder of the cell's first node");
+                    await stream.AuthenticateAsServerAsync(_tls, hello.Token);
+                }
+                catch (AuthenticationException e)
+                {
+                    _log.Warning("operator connection from {0} refused in the TLS handshake: {1}", client.Client.RemoteEndPoint, e.Message);
                     return;
                 }
+                caller = CellIdentity.From((X509Certificate2)stream.RemoteCertificate!)!;
             }
             while (await OpsWire.Read(stream, gone.Token) is var (command, _))
             {
                 var answers = Channel.CreateUnbounded<OpsAnswer>(new UnboundedChannelOptions { SingleReader = true });
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
-                _ops.Tell(new OpsCall(command, answers.Writer, call.Token));
+                _ops.Tell(new OpsCall(command, answers.Writer, call.Token, caller));
                 var watch = WatchForHangUp(client.Client, call);
                 await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
                 {
@@ -130,17 +139,6 @@ public sealed class OpsEndpoint : IDisposable
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-        {
-        }
-    }
-
-    private static async Task TryReject(Stream stream, string reason)
-    {
-        try
-        {
-            await OpsWire.Write(stream, new CommandRejected { Reason = reason }, more: false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
         }
     }

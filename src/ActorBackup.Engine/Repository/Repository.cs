@@ -79,8 +79,9 @@ public sealed class Repository : IDisposable
         return manifest;
     }
 
-    public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default) =>
-        new Restorer(Keys, Library).Run(Catalog.Find(snapshot), target, new RestoreOptions { Include = include ?? [] }, progress, cancel);
+    public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null,
+        CancellationToken cancel = default, bool force = false) =>
+        new Restorer(Keys, Library).Run(Catalog.Find(snapshot), target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
 
     public void Dispose() => Library.Dispose();
 }

@@ -6,5 +6,7 @@ public sealed record RestoreOptions
     public IReadOnlyList<string> Include { get; init; } = [];
     /// <summary>Set owners back. Default: when running as root (only root may give files away).</summary>
     public bool? RestoreOwner { get; init; }
+    /// <summary>Write into / or into a folder that already holds something (what is there may be replaced). Default: refused.</summary>
+    public bool Force { get; init; }
     public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
 }

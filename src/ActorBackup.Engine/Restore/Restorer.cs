@@ -31,6 +31,15 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private string _target = "";
     private long _bytesDone, _filesDone;
 
+    /// <summary>Why a restore into <paramref name="target"/> would write over what is there (/, or a folder with entries); null when it would not.</summary>
+    public static string? Overwrites(string target)
+    {
+        if (target == "/") return "a restore into / writes over the running system's files: restore into a new folder, or give --force if that is what you mean";
+        return Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any()
+            ? $"restore target {target} exists and is not empty: restore into a new or empty folder, or give --force to write over what is there"
+            : null;
+    }
+
     public RestoreResult Run(SnapshotManifest snapshot, string target, RestoreOptions options,
         IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -45,6 +54,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
             throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
+        if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
         Directory.CreateDirectory(target);
         _target = target;
 

@@ -63,8 +63,9 @@ public static class EngineCommand
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "the folder to restore into", HelpName = "DIR", Required = true };
+        var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (what is there may be replaced)" };
         Verb("restore", "restore a snapshot (or PATHs of it)", pr => Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!,
-            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json)), repo, keyFile, snapshot, include, to);
+            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), pr.GetValue(force)), repo, keyFile, snapshot, include, to, force);
 
         Verb("snapshots", "list the snapshots", pr => Snapshots(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(json)), repo, keyFile);
 
@@ -106,12 +107,12 @@ public static class EngineCommand
         return m.Errors.Count > 0 ? 3 : 0;
     }
 
-    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json)
+    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, bool force)
     {
         using var repo = Repository.Open(repoPath, key);
         var clock = Stopwatch.StartNew();
         ActorBackup.Engine.Restore.RestoreResult r;
-        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress);
+        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress, force: force);
         if (json) Console.WriteLine(JsonSerializer.Serialize(r));
         else
         {

@@ -9,7 +9,7 @@ namespace ActorBackup.Protocol.Ops;
 /// <code>
 ///   u32 big-endian length (1 .. MaxFrame) | OpsFrame (protobuf): type name, message bytes, more
 /// </code>
-/// A connection starts with an OpsHello frame from the shell; then each call is one frame from the shell and
+/// The connection is mutual TLS (the cell's certificates); each call is one frame from the shell and
 /// one or more frames back, the last with more = false. A length over the bound or a type that is not a
 /// protocol message ends the connection with an InvalidDataException, before anything is allocated for it.
 /// </summary>

@@ -4,6 +4,7 @@ using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
+using ActorBackup.Cluster.Trust;
 using Akka.Actor;
 
 namespace ActorBackup.Cluster.Tests;
@@ -13,13 +14,16 @@ public sealed class SocketDataPlaneTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("abk-plane-").FullName;
     private readonly DataPlaneSessions _sessions = new();
+    private readonly TestTrust _cell = new();
+    private readonly NodeTrust _node;
     private readonly DataPlaneServer _server;
     private readonly DiskLibrary _library;
     private readonly List<string> _tickets = [];
 
     public SocketDataPlaneTests()
     {
-        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions);
+        _node = _cell.Node();
+        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(2));
         _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
     }
 
@@ -28,6 +32,8 @@ public sealed class SocketDataPlaneTests : IDisposable
         _tickets.ForEach(_sessions.Close);
         _server.Dispose();
         _library.Dispose();
+        _node.Dispose();
+        _cell.Dispose();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -35,7 +41,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     {
         var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write);
         _tickets.Add(ticket);
-        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket);
+        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions());
     }
 
     private static ChunkId Id(int i)
@@ -154,7 +160,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
-        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket"));
+        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket", _node.ClientOptions()));
         Assert.Contains("ask the media agent for a new session", e.Message);
     }
 
@@ -167,5 +173,107 @@ public sealed class SocketDataPlaneTests : IDisposable
         var e = Assert.Throws<LibraryFaultException>(() => channel.Contains(Id(0))); // the media agent's refusal: a library fault
         Assert.Contains("append refused", e.Message);
         Assert.False(_library.Contains(Id(9)));
+    }
+
+    [Fact]
+    public void An_append_of_a_chunk_the_connection_did_not_reserve_is_refused_and_never_replaces_a_stored_one()
+    {
+        Store(3);
+        using (var channel = Connect(write: true))
+        {
+            // Over a chunk the library holds: the bytes of an attacker, under the id of chunk 1.
+            channel.Append(Id(1), RecordFlags.None, Payload(2));
+            var e = Assert.Throws<LibraryFaultException>(() => channel.Contains(Id(0)));
+            Assert.Contains("did not reserve it", e.Message);
+        }
+        using (var channel = Connect(write: true))
+        {
+            // A new id, never reserved.
+            channel.Append(Id(77), RecordFlags.None, Payload(77));
+            Assert.Throws<LibraryFaultException>(() => channel.Commit());
+        }
+        _library.Commit();
+        Assert.False(_library.Contains(Id(77)));
+        using var reader = Connect(write: false);
+        var buffer = Array.Empty<byte>();
+        Assert.Equal(Payload(1), reader.ReadPayload(Id(1), ref buffer, out _).ToArray()); // the stored chunk, byte for byte
+    }
+
+    [Fact]
+    public void A_peer_without_a_certificate_of_the_cell_is_refused_in_the_handshake()
+    {
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
+        _tickets.Add(ticket);
+        using var other = new TestTrust("elsewhere");
+        using var stranger = other.Node("mallory");
+        var e = Assert.Throws<DataPlaneLostException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, stranger.ClientOptions()));
+        Assert.Contains("TLS", e.Message);
+        // An operator's certificate of this very cell is no node's: the data plane is between nodes.
+        var (operatorCert, _) = _cell.Issue(ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Operator, "alice"));
+        Assert.ThrowsAny<IOException>(() =>
+        {
+            using var channel = new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, ActorBackup.Protocol.Trust.CellCertificates.ClientOptions(operatorCert, _cell.Ca));
+        });
+        // And a plain socket that claims the largest frame in its first bytes gets nothing: no TLS, no session.
+        using var plain = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
+        var head = new byte[5];
+        head[0] = 1;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), int.MaxValue);
+        plain.GetStream().Write(head);
+        plain.GetStream().ReadTimeout = 30_000;
+        try
+        {
+            Assert.Equal(0, plain.GetStream().Read(new byte[16]));
+        }
+        catch (IOException)
+        {
+        }
+        Assert.Equal(3, Store3AndCount()); // the server goes on serving
+    }
+
+    private int Store3AndCount()
+    {
+        Store(3);
+        return _library.ChunkCount;
+    }
+
+    [Fact]
+    public void A_hello_that_claims_more_than_a_ticket_is_refused_before_anything_of_its_size_is_read()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
+        using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+        tls.AuthenticateAsClient(_node.ClientOptions());
+        var head = new byte[5];
+        head[0] = 1; // HELLO
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), 1 << 30);
+        tls.Write(head);
+        tls.Flush();
+        tls.ReadTimeout = 30_000;
+        try
+        {
+            Assert.Equal(0, tls.Read(new byte[16]));
+        }
+        catch (IOException)
+        {
+            // reset: closed either way
+        }
+    }
+
+    [Fact]
+    public void A_connection_that_stays_silent_after_its_handshake_is_closed()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
+        using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+        tls.AuthenticateAsClient(_node.ClientOptions());
+        tls.ReadTimeout = 60_000; // the server's handshake timeout here is 2 s: it must close first
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            Assert.Equal(0, tls.Read(new byte[16]));
+        }
+        catch (IOException)
+        {
+        }
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(50), "the silent connection was not closed by the server");
     }
 }

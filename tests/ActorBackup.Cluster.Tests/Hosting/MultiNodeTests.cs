@@ -15,6 +15,11 @@ public sealed class MultiNodeTests : IAsyncLifetime
 
     private async Task<CellNode> Start(string name, int port, int seed, string settings)
     {
+        // The first node (its own seed) makes the cell's CA; the others get theirs from it, as an operator adds a host.
+        if (port != seed && !File.Exists(Path.Combine(_dir, name, "certs", "node.crt")))
+            ActorBackup.Protocol.Trust.CellCertificates.Issue(Path.Combine(_dir, "n1", "certs"),
+                ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Node, name, name, ["manager", "media", "client"], ["lib1", "lib2"]),
+                Path.Combine(_dir, name, "certs")).Dispose();
         var config = ConfigurationFactory.ParseString($"""
             actorbackup.data-dir = "{Path.Combine(_dir, name)}"
             actorbackup.key-dir = "{Path.Combine(_dir, "keys")}"

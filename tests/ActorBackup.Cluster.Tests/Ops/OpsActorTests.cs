@@ -13,7 +13,7 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
     private static (OpsCall Call, ChannelReader<OpsAnswer> Answers) Call(IMessage command, CancellationToken cancel = default)
     {
         var channel = Channel.CreateUnbounded<OpsAnswer>();
-        return (new OpsCall(command, channel.Writer, cancel), channel.Reader);
+        return (new OpsCall(command, channel.Writer, cancel, ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Operator, "test")), channel.Reader);
     }
 
     /// <summary>A manager that answers ListJobs and ListLibraries at once.</summary>

@@ -1,5 +1,10 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol.Trust;
 using ActorBackup.Cluster.Ops;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Ops;
@@ -8,17 +13,20 @@ using Akka.TestKit.Xunit2;
 
 namespace ActorBackup.Cluster.Tests.Ops;
 
-/// <summary>The operator endpoint on a real socket: the token first, bounded frames, only protocol messages.</summary>
+/// <summary>The operator endpoint on a real socket: mutual TLS with the cell's certificates, bounded frames, only protocol messages.</summary>
 public sealed class OpsEndpointTests : TestKit, IDisposable
 {
-    private const string Token = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    private readonly TestTrust _cell = new();
+    private readonly NodeTrust _node;
     private readonly OpsEndpoint _endpoint;
+    private readonly ConcurrentQueue<OpsCall> _calls = new();
 
-    /// <summary>Answers every ListJobs with one job, as a node's OpsActor would.</summary>
+    /// <summary>Answers every ListJobs with one job, as a node's OpsActor would, and keeps the calls.</summary>
     private sealed class StandInOps : ReceiveActor
     {
-        public StandInOps() => Receive<OpsCall>(c =>
+        public StandInOps(ConcurrentQueue<OpsCall> calls) => Receive<OpsCall>(c =>
         {
+            calls.Enqueue(c);
             c.Reply.TryWrite(new OpsAnswer(new JobProgress { Job = "1" }, More: true));
             c.Reply.TryWrite(new OpsAnswer(new JobList { Jobs = { new JobInfo { Id = "1" } } }, More: false));
         });
@@ -26,11 +34,17 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
 
     public OpsEndpointTests() : base("akka.loglevel = WARNING")
     {
-        _endpoint = new OpsEndpoint("127.0.0.1", 0, System.Text.Encoding.ASCII.GetBytes(Token), Sys.Log);
-        _endpoint.Start(Sys.ActorOf(Props.Create(() => new StandInOps())));
+        _node = _cell.Node();
+        _endpoint = new OpsEndpoint("127.0.0.1", 0, _node, Sys.Log);
+        _endpoint.Start(Sys.ActorOf(Props.Create(() => new StandInOps(_calls))));
     }
 
-    void IDisposable.Dispose() => _endpoint.Dispose();
+    void IDisposable.Dispose()
+    {
+        _endpoint.Dispose();
+        _node.Dispose();
+        _cell.Dispose();
+    }
 
     private async Task<NetworkStream> Connect()
     {
@@ -39,11 +53,20 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         return tcp.GetStream();
     }
 
-    [Fact]
-    public async Task An_operator_with_the_token_gets_every_answer_of_a_call_over_one_connection()
+    /// <summary>A TLS connection presenting <paramref name="certificate"/>, trusting the node's CA <paramref name="ca"/>.</summary>
+    private async Task<SslStream> ConnectTls(X509Certificate2 certificate, X509Certificate2? ca = null)
     {
-        await using var stream = await Connect();
-        await OpsWire.Write(stream, new OpsHello { Token = Token }, more: false);
+        var tls = new SslStream(await Connect());
+        await tls.AuthenticateAsClientAsync(CellCertificates.ClientOptions(certificate, ca ?? _cell.Ca));
+        return tls;
+    }
+
+    private X509Certificate2 Operator() => _cell.Issue(CellIdentity.Of(CellRole.Operator, "alice")).Certificate;
+
+    [Fact]
+    public async Task An_operator_gets_every_answer_of_a_call_over_one_connection_and_its_role_goes_with_it()
+    {
+        await using var stream = await ConnectTls(Operator());
         for (var call = 0; call < 2; call++)
         {
             await OpsWire.Write(stream, new ListJobs(), more: false);
@@ -54,41 +77,66 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
             Assert.False(last!.Value.More);
             Assert.Equal("1", Assert.IsType<JobList>(last.Value.Message).Jobs[0].Id);
         }
+        Assert.All(_calls, c => Assert.Equal(CellRole.Operator, c.Caller.Role));
+        Assert.All(_calls, c => Assert.Equal("alice", c.Caller.Name));
     }
 
     [Fact]
-    public async Task A_wrong_token_is_refused_and_the_connection_closed()
+    public async Task A_shell_without_a_certificate_or_with_another_cells_is_refused_in_the_handshake_and_nothing_reaches_the_cell()
     {
-        await using var stream = await Connect();
-        await OpsWire.Write(stream, new OpsHello { Token = Token.Replace('0', '1') }, more: false);
-        await OpsWire.Write(stream, new ListJobs(), more: false);
-        var answer = await OpsWire.Read(stream);
-        Assert.Contains("not authorized", Assert.IsType<CommandRejected>(answer!.Value.Message).Reason);
-        Assert.Null(await OpsWire.Read(stream));
-    }
-
-    [Fact]
-    public async Task A_command_before_the_hello_is_refused()
-    {
-        await using var stream = await Connect();
-        await OpsWire.Write(stream, new ListJobs(), more: false);
-        var answer = await OpsWire.Read(stream);
-        Assert.Contains("not authorized", Assert.IsType<CommandRejected>(answer!.Value.Message).Reason);
+        // No TLS at all: the operator wire in plain text.
+        await using (var plain = await Connect())
+        {
+            await OpsWire.Write(plain, new ListJobs(), more: false);
+            try
+            {
+                Assert.Null(await OpsWire.Read(plain));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+            }
+        }
+        // TLS without a client certificate.
+        var bare = new SslStream(await Connect());
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await bare.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "actorbackup", RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            });
+            await OpsWire.Write(bare, new ListJobs(), more: false);
+            Assert.Null(await OpsWire.Read(bare));
+            throw new IOException("closed");
+        });
+        // An operator certificate of another CA.
+        using var other = new TestTrust("elsewhere");
+        var stranger = other.Issue(CellIdentity.Of(CellRole.Operator, "mallory")).Certificate;
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            var tls = new SslStream(await Connect());
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "actorbackup", ClientCertificates = [stranger], RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            });
+            await OpsWire.Write(tls, new ListJobs(), more: false);
+            Assert.Null(await OpsWire.Read(tls));
+            throw new IOException("closed");
+        });
+        Assert.Empty(_calls);
     }
 
     [Fact]
     public async Task A_frame_that_claims_a_gigabyte_ends_the_connection_before_anything_is_allocated_and_others_go_on()
     {
-        await using (var stream = await Connect())
+        await using (var stream = await ConnectTls(Operator()))
         {
             var header = new byte[4];
             BinaryPrimitives.WriteUInt32BigEndian(header, 1u << 30);
             await stream.WriteAsync(header);
             Assert.Equal(0, await stream.ReadAsync(new byte[16]));
         }
-        await using (var stream = await Connect())
+        await using (var stream = await ConnectTls(Operator()))
         {
-            await OpsWire.Write(stream, new OpsHello { Token = Token }, more: false);
             // a frame naming a type that is no protocol message
             var frame = new OpsFrame { Type = "System.Diagnostics.Process", Body = Google.Protobuf.ByteString.CopyFromUtf8("x") };
             var bytes = new byte[4 + frame.CalculateSize()];
@@ -97,6 +145,7 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
             await stream.WriteAsync(bytes);
             Assert.Equal(0, await stream.ReadAsync(new byte[16]));
         }
-        await An_operator_with_the_token_gets_every_answer_of_a_call_over_one_connection();
+        Assert.Empty(_calls);
+        await An_operator_gets_every_answer_of_a_call_over_one_connection_and_its_role_goes_with_it();
     }
 }

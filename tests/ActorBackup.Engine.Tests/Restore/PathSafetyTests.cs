@@ -44,11 +44,14 @@ public class PathSafetyTests
             return _session.Encoder.Store(tree.ToByteArray(), RecordFlags.Tree, Repo.Library).Id;
         }
 
-        public RestoreResult Restore(string target, params Node[] root)
+        /// <summary>Restores with --force: these tests are about what a restore meets in a target that holds something.</summary>
+        public RestoreResult Restore(string target, params Node[] root) => Restore(target, force: true, root);
+
+        public RestoreResult Restore(string target, bool force, params Node[] root)
         {
             var manifest = new SnapshotManifest { Id = "crafted", RootTree = ByteString.CopyFrom(Tree(root).ToArray()) };
             Repo.Library.Commit();
-            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, new RestoreOptions());
+            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, new RestoreOptions { Force = force });
         }
 
         public void Dispose()
@@ -99,6 +102,25 @@ public class PathSafetyTests
         var result = f.Restore(target, link);
         Assert.Contains(result.Errors, e => e.Path == "/link" && e.Reason.Contains("refused"));
         Assert.False(File.Exists(Path.Combine(target, "link")));
+    }
+
+    [Fact]
+    public void A_restore_into_a_folder_that_holds_something_or_into_root_needs_force()
+    {
+        using var f = new Fixture();
+        var target = f.Dir.Sub("target");
+        File.WriteAllText(Path.Combine(target, "passwd"), "live");
+        var e = Assert.Throws<IOException>(() => f.Restore(target, force: false, f.File("passwd", "old")));
+        Assert.Contains("exists and is not empty", e.Message);
+        Assert.Contains("--force", e.Message);
+        Assert.Equal("live", File.ReadAllText(Path.Combine(target, "passwd")));
+        Assert.Contains("--force", Assert.Throws<IOException>(() => f.Restore("/", force: false, f.File("passwd", "old"))).Message);
+        // An empty or new folder needs nothing; --force writes over.
+        var fresh = Path.Combine(f.Dir.Path, "fresh");
+        f.Restore(fresh, force: false, f.File("passwd", "old"));
+        Assert.Equal("old", File.ReadAllText(Path.Combine(fresh, "passwd")));
+        f.Restore(target, force: true, f.File("passwd", "old"));
+        Assert.Equal("old", File.ReadAllText(Path.Combine(target, "passwd")));
     }
 
     [Fact]

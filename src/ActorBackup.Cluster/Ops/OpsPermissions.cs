@@ -1,0 +1,66 @@
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Ops;
+
+/// <summary>
+/// What the holder of a certificate may ask of the operator endpoint, by the role its certificate carries (never
+/// by anything the caller says): an operator everything; an integrator to look, and to start, watch and cancel
+/// jobs, but not to delete, prune, change members, or define sets and policies (whose commands run on the cell's
+/// nodes); a client host only its own client's data (narrowed by <see cref="OpsCommand"/> to that client); a node
+/// certificate is no shell's.
+/// </summary>
+public static class OpsPermissions
+{
+    private static readonly HashSet<string> Looks =
+    [
+        GetClusterState.Descriptor.Name, GetShardStats.Descriptor.Name, ListClients.Descriptor.Name, ListLibraries.Descriptor.Name,
+        ListJobs.Descriptor.Name, GetJob.Descriptor.Name, WatchJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name,
+        ListSnapshotTree.Descriptor.Name, FindFiles.Descriptor.Name, ListBackupSets.Descriptor.Name, GetBackupSet.Descriptor.Name,
+        ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name, ListVolumes.Descriptor.Name,
+    ];
+
+    private static readonly HashSet<string> Jobs =
+    [
+        StartBackup.Descriptor.Name, RunBackupSet.Descriptor.Name, StartRestore.Descriptor.Name, StartVerify.Descriptor.Name,
+        StartCopy.Descriptor.Name, CancelJob.Descriptor.Name, SetJobPriority.Descriptor.Name,
+    ];
+
+    /// <summary>What a client host may ask; each about its own client only.</summary>
+    private static readonly HashSet<string> ClientHost =
+    [
+        GetClusterState.Descriptor.Name, ListClients.Descriptor.Name, ListLibraries.Descriptor.Name, ListJobs.Descriptor.Name, GetJob.Descriptor.Name,
+        WatchJob.Descriptor.Name, CancelJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name, ListSnapshotTree.Descriptor.Name,
+        FindFiles.Descriptor.Name, StartBackup.Descriptor.Name, StartRestore.Descriptor.Name, StartVerify.Descriptor.Name,
+    ];
+
+    /// <summary>Why <paramref name="caller"/> may not send <paramref name="command"/>; null when it may (a client host: within its own data).</summary>
+    public static string? Refusal(CellIdentity caller, IMessage command)
+    {
+        var name = command.Descriptor.Name;
+        var allowed = caller.Role switch
+        {
+            CellRole.Operator => true,
+            CellRole.Integrator => Looks.Contains(name) || Jobs.Contains(name),
+            CellRole.Client => ClientHost.Contains(name),
+            _ => false,
+        };
+        if (allowed) return null;
+        return caller.Role == CellRole.Node
+            ? $"{caller} presented a node certificate: a shell needs an operator, integrator or client certificate ('actorbackup ca issue --role operator ...')"
+            : $"{caller} may not {Verb(name)}: that takes an operator certificate";
+    }
+
+    private static string Verb(string name) => name switch
+    {
+        nameof(DeleteSnapshots) => "delete snapshots",
+        nameof(StartPrune) => "prune",
+        nameof(ChangeMember) => "make a node leave or go down",
+        nameof(DefineBackupSet) or nameof(RemoveBackupSet) or nameof(EnableBackupSet) or nameof(DeferBackupSet) => "change backup sets (their commands run on the cell's nodes)",
+        nameof(DefinePolicy) or nameof(RemovePolicy) => "change storage policies",
+        nameof(ApplyFile) => "apply definitions",
+        nameof(RebuildCatalog) => "rebuild the catalog",
+        _ => "send " + name,
+    };
+}

@@ -1,0 +1,140 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Protocol.Trust;
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Remote.Transport.DotNetty;
+
+namespace ActorBackup.Cluster.Trust;
+
+/// <summary>
+/// This node's place in the cell's trust: the cell CA, its own certificate and what that certificate lets it be.
+/// Every connection the node makes or takes is mutual TLS under it: Akka.Remote (<see cref="RemoteSetup"/>), the
+/// data plane and the operator endpoint (<see cref="ServerOptions"/>, <see cref="ClientOptions"/>). Found in the
+/// ActorSystem as a setup (<see cref="Of"/>).
+/// </summary>
+public sealed class NodeTrust : IDisposable
+{
+    public string Dir { get; }
+    public X509Certificate2 Ca { get; }
+    public X509Certificate2 Certificate { get; }
+    public CellIdentity Identity { get; }
+
+    public NodeTrust(string dir, X509Certificate2 ca, X509Certificate2 certificate, CellIdentity identity)
+    {
+        Dir = dir;
+        Ca = ca;
+        Certificate = certificate;
+        Identity = identity;
+    }
+
+    /// <summary>
+    /// The node's trust from its certs folder (actorbackup.certs-dir, default DATA/certs). A node that is the first
+    /// of its seeds and finds no certificate there creates the cell's CA with its own and an operator's
+    /// certificate (the embedded default: one command, no setup); any other node must be given its certificate.
+    /// Where the CA's key is at hand, a node certificate that no longer names the node's roles or libraries is
+    /// issued again.
+    /// </summary>
+    public static NodeTrust ForNode(Config config, NodeSettings settings)
+    {
+        var dir = settings.CertsDir;
+        var wanted = CellIdentity.Of(CellRole.Node, settings.ClientId, settings.Roles.Contains("client") ? settings.ClientId : "", settings.Roles,
+            settings.Roles.Contains("media") ? settings.Libraries.Select(l => l.Id).ToList() : []);
+        var node = CellCertificates.PairName(CellRole.Node);
+        var haveCa = File.Exists(Path.Combine(dir, CellCertificates.CaCert));
+        var haveNode = File.Exists(Path.Combine(dir, node + ".crt"));
+        if (!haveCa && !haveNode && IsFirstSeed(config))
+        {
+            CellCertificates.CreateCa(dir, settings.ClientId);
+            CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
+            CellCertificates.Issue(dir, wanted, dir);
+        }
+        else if (!haveCa || !haveNode)
+            throw new ConfigurationException(
+                $"no {(haveCa ? node + ".crt" : CellCertificates.CaCert)} in {dir}: this node is not the first seed of its cell, so it cannot create the cell's CA. " +
+                $"On the host holding the CA (DATA/certs of the first node) run 'actorbackup ca issue --ca DATA/certs --role node --name {settings.ClientId} " +
+                $"--roles {string.Join(",", settings.Roles)}{(settings.Roles.Contains("media") ? " --libraries " + string.Join(",", settings.Libraries.Select(l => l.Id)) : "")} " +
+                $"--out DIR' and copy DIR to {dir} here (or point actorbackup.certs-dir at it)");
+        var ca = Load(() => CellCertificates.LoadCa(dir));
+        var (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
+        if (identity.Role != CellRole.Node)
+            throw new ConfigurationException($"{Path.Combine(dir, node + ".crt")} is a certificate of {identity}, not of a node");
+        if (!Covers(identity, wanted))
+        {
+            if (!File.Exists(Path.Combine(dir, CellCertificates.CaKey)))
+                throw new ConfigurationException($"this node's certificate ({Path.Combine(dir, node + ".crt")}) is for {identity}, but the node is {wanted}: " +
+                                                 "issue it again on the host holding the cell's CA ('actorbackup ca issue --role node ...')");
+            cert.Dispose();
+            CellCertificates.Issue(dir, wanted, dir);
+            (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
+        }
+        return new NodeTrust(dir, ca, cert, identity);
+    }
+
+    private static T Load<T>(Func<T> load)
+    {
+        try
+        {
+            return load();
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+        {
+            throw new ConfigurationException(e.Message);
+        }
+    }
+
+    /// <summary>Whether a certificate's node identity allows what the node is configured to be.</summary>
+    private static bool Covers(CellIdentity have, CellIdentity wanted) =>
+        have.Name == wanted.Name && (wanted.Client == "" || have.Client == wanted.Client) && wanted.NodeRoles.All(have.NodeRoles.Contains) && wanted.Libraries.All(have.Libraries.Contains);
+
+    private static bool IsFirstSeed(Config config)
+    {
+        var seeds = config.GetStringList("akka.cluster.seed-nodes");
+        if (seeds.Count == 0) return true;
+        var host = config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
+        var port = config.GetInt("akka.remote.dot-netty.tcp.port", 0);
+        return Uri.TryCreate(seeds[0], UriKind.Absolute, out var first) && first.Port == port && string.Equals(first.Host, host, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>A listener of this node: mutual TLS; a peer whose certificate <paramref name="allowed"/> accepts.</summary>
+    public SslServerAuthenticationOptions ServerOptions(Func<CellIdentity, bool> allowed) => CellCertificates.ServerOptions(Certificate, Ca, allowed);
+
+    /// <summary>A connection from this node to another node of the cell.</summary>
+    public SslClientAuthenticationOptions ClientOptions() => CellCertificates.ClientOptions(Certificate, Ca);
+
+    /// <summary>
+    /// Akka.Remote over TLS with this node's certificate: mutual authentication, and a peer is admitted only with a
+    /// certificate of this cell (node or integrator); the OS trust store plays no part.
+    /// </summary>
+    public DotNettySslSetup RemoteSetup() => new(Certificate, suppressValidation: false, requireMutualAuthentication: true, validateCertificateHostname: false,
+        (cert, _, peer, _, log) =>
+        {
+            if (CellCertificates.Check(cert, Ca) is { } reason)
+            {
+                log.Warning("refused the connection of {0}: {1}", peer, reason);
+                return false;
+            }
+            var id = CellIdentity.From(cert!)!;
+            if (id.Role is CellRole.Node or CellRole.Integrator) return true;
+            log.Warning("refused the connection of {0}: {1} may not join the cell's remoting (only nodes and integrators)", peer, id);
+            return false;
+        });
+
+    public void Dispose()
+    {
+        Certificate.Dispose();
+        Ca.Dispose();
+    }
+
+    /// <summary>The trust of the node an ActorSystem belongs to; null in a system started without one (tests of one actor).</summary>
+    public static NodeTrust? Of(ActorSystem system) => system.Settings.Setup.Get<NodeTrustSetup>().Value?.Trust;
+}
+
+/// <summary>Carries a node's trust into its ActorSystem.</summary>
+public sealed class NodeTrustSetup(NodeTrust trust) : Setup
+{
+    public NodeTrust Trust { get; } = trust;
+}

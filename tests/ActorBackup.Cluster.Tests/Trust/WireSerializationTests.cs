@@ -1,0 +1,88 @@
+using System.Collections.Concurrent;
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>
+/// Nothing polymorphic is deserialized from the wire: a peer that even holds a valid node certificate of the cell
+/// sends a node Hyperion- and JSON-serialized objects of arbitrary types; they are dropped, the protobuf message
+/// sent after them arrives alone, and no setter of the crafted type ever ran.
+/// </summary>
+public sealed class WireSerializationTests
+{
+    /// <summary>A type a node never expects; its setter counts the times a deserializer ran it.</summary>
+    public sealed class Crafted
+    {
+        public static int SetterRuns;
+        private string _command = "";
+        public string Command
+        {
+            get => _command;
+            set
+            {
+                _command = value;
+                Interlocked.Increment(ref SetterRuns);
+            }
+        }
+    }
+
+    private sealed class Keeper : UntypedActor
+    {
+        private readonly ConcurrentQueue<object> _received;
+        public Keeper(ConcurrentQueue<object> received) => _received = received;
+        protected override void OnReceive(object message) => _received.Enqueue(message);
+    }
+
+    private static ActorSystem Node(string name, NodeTrust trust, Config config) =>
+        ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config.WithFallback(ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0, enable-ssl = true }
+            akka.loglevel = ERROR
+            """))).And(trust.RemoteSetup()));
+
+    [Fact]
+    public async Task Hyperion_and_JSON_payloads_of_any_type_are_dropped_and_protobuf_still_arrives()
+    {
+        using var cell = new TestTrust();
+        using var victimTrust = cell.Node("victim");
+        using var attackerTrust = cell.Node("attacker");
+        // The victim: a node's serialization settings, as base.conf gives them.
+        using var victim = Node("actorbackup", victimTrust, ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.extensions = []
+            akka.remote.dot-netty.tcp.port = 0
+            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
+        var received = new ConcurrentQueue<object>();
+        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
+
+        // The attacker: Akka's defaults (JSON for any object) and Hyperion for the crafted type.
+        using var attacker = Node("actorbackup", attackerTrust, ConfigurationFactory.ParseString($$"""
+            akka.actor.serializers.hyperion = "Akka.Serialization.HyperionSerializer, Akka.Serialization.Hyperion"
+            akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
+            akka.actor.serialization-bindings {
+              "{{typeof(Crafted).AssemblyQualifiedName}}" = hyperion
+              "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto
+            }
+            """));
+        var target = attacker.ActorSelection($"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe");
+        Crafted.SetterRuns = 0;
+        target.Tell(new Crafted { Command = "rm -rf /" }, ActorRefs.NoSender);                   // Hyperion (id -5)
+        target.Tell(new Dictionary<string, object> { ["type"] = new Crafted() }, ActorRefs.NoSender); // JSON with type names (id 1)
+        var setterRunsBeforeTheWire = Crafted.SetterRuns;
+        target.Tell(new ListJobs { Limit = 7 }, ActorRefs.NoSender);                               // protobuf: the only one that may arrive
+
+        await Eventually.Until(() => Task.FromResult(received.Count), n => n > 0, "the protobuf message on the victim", TimeSpan.FromSeconds(30));
+        // In order on one association: what was sent before the protobuf message would be there by now.
+        var only = Assert.Single(received);
+        Assert.Equal(7, Assert.IsType<ListJobs>(only).Limit);
+        Assert.Equal(setterRunsBeforeTheWire, Crafted.SetterRuns);
+        await attacker.Terminate();
+        await victim.Terminate();
+    }
+}
