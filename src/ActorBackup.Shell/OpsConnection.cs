@@ -36,6 +36,7 @@ public sealed class OpsConnection : IAsyncDisposable
 
     public static async Task<OpsConnection> Open(string node, string certsDir, CancellationToken cancel)
     {
+        SystemTrustStore.Skip(); // before the first certificate is read
         var (certificate, ca) = ShellCertificate(certsDir);
         var (host, port) = ParseNode(node);
         var tcp = new TcpClient { NoDelay = true };

@@ -1,3 +1,4 @@
+using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Find;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Protocol;
@@ -98,11 +99,11 @@ public sealed partial class ClientActor
                 {
                     var detail = _manager.Ask<object>(new GetSnapshot { Snapshot = s.Id }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
                                  ?? throw new KeyNotFoundException("the catalog no longer has it");
-                    var manifest = SnapshotManifest.Parser.ParseFrom(detail.Manifest);
+                    var manifest = ManifestSeal.Open(_keys, detail.Manifest);
                     BuildIndex(manifest, s.Libraries.Count > 0 ? s.Libraries : [manifest.Library]);
                     progress.IndexesBuilt++;
                 }
-                catch (Exception e) when (e is IOException or KeyNotFoundException or AskTimeoutException or InvalidProtocolBufferException)
+                catch (Exception e) when (e is IOException or KeyNotFoundException or AskTimeoutException or InvalidProtocolBufferException or InvalidDataException)
                 {
                     notSearched.Add($"{s.Id}: {e.Message}");
                 }

@@ -1,3 +1,4 @@
+using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Cluster.Hooks;
@@ -178,6 +179,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = e.Message };
             }
+            catch (ForgedManifestException e)
+            {
+                log.Warning("job {0}: {1}", job.Id, e.Message);
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = e.Message };
+            }
             catch (Exception e)
             {
                 log.Error(e, "job {0} failed", job.Id);
@@ -208,7 +214,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         const int PageSize = 1000;
         try
         {
-            var manifest = SnapshotManifest.Parser.ParseFrom(request.Manifest);
+            var manifest = ManifestSeal.Open(_keys, request.Manifest);
             using var reads = new ReadSessions(this, manifest.Spans, "ls", OpenChannel(manifest.Library, "ls", write: false), manifest.Library);
             using var trees = new TreeReader(_keys, reads.Source);
             var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
@@ -291,7 +297,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         try
         {
-            var parent = a.ParentManifest.IsEmpty ? null : SnapshotManifest.Parser.ParseFrom(a.ParentManifest);
+            // The parent must be a snapshot of this cell's (sealed): a forged one would make this backup skip files.
+            var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Open(_keys, a.ParentManifest);
             // The parent's trees are read from its library and those it spans.
             using var parentReads = new ReadSessions(this, parent?.Spans ?? [], job.Id, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
@@ -383,7 +390,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, fallback: a.Fallback, run: channel =>
     {
         var job = a.Job;
-        var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+        var manifest = ManifestSeal.Open(_keys, a.Manifest);
         var started = DateTime.UtcNow;
         var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
         {
@@ -412,7 +419,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// the job's library cannot give: a restore gets past a damaged or missing chunk; a verify checks one library</param>
     private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
     {
-        var snapshot = SnapshotManifest.Parser.ParseFrom(manifest);
+        var snapshot = ManifestSeal.Open(_keys, manifest);
         // The libraries it spans when it is read from its own; a copy elsewhere is whole.
         using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], job.Id, OpenChannel(job, write: false), job.Library, fallback);
         return run(reads.Source);
@@ -500,7 +507,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, channel =>
     {
         var job = a.Job;
-        var manifest = SnapshotManifest.Parser.ParseFrom(a.Manifest);
+        var manifest = ManifestSeal.Open(_keys, a.Manifest);
         var started = DateTime.UtcNow;
         var total = (long)(manifest.Stats?.Bytes ?? 0);
         var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress

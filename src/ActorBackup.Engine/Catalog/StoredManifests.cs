@@ -15,9 +15,10 @@ namespace ActorBackup.Engine.Catalog;
 /// </summary>
 public static class StoredManifests
 {
-    /// <summary>Stores the manifest, adds it to the snapshot's references and commits.</summary>
+    /// <summary>Seals the manifest (ManifestSeal), stores it, adds it to the snapshot's references and commits.</summary>
     public static void Store(CellKeys keys, IChunkSink sink, SnapshotManifest manifest, int compressionLevel)
     {
+        ManifestSeal.Seal(keys, manifest);
         using var upload = keys.Cipher.BeginUpload();
         using var encoder = new ChunkEncoder(keys, upload, compressionLevel);
         var stored = encoder.Store(manifest.ToByteArray(), RecordFlags.Manifest, sink);
@@ -29,7 +30,7 @@ public static class StoredManifests
     public static IEnumerable<SnapshotManifest> Open(CellKeys keys, IChunkSource source, IEnumerable<ChunkId> ids)
     {
         using var decoder = new ChunkDecoder(keys);
-        foreach (var id in ids) yield return SnapshotManifest.Parser.ParseFrom(decoder.Load(id, source));
+        foreach (var id in ids) yield return ManifestSeal.Open(keys, ByteString.CopyFrom(decoder.Load(id, source)));
     }
 
     /// <summary>

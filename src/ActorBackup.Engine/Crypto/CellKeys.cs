@@ -9,9 +9,12 @@ public sealed class CellKeys
     public ChunkHasher Hasher { get; }
     public GearTable Gear { get; }
     public ChunkCipher Cipher { get; }
+    /// <summary>The key that seals snapshot manifests (Catalog/ManifestSeal).</summary>
+    public byte[] ManifestKey { get; }
 
     public CellKeys(MasterKey master)
     {
+        ManifestKey = master.ManifestKey;
         Hasher = new ChunkHasher(master.ChunkIdKey);
         Gear = GearTable.FromSeed(master.GearSeed);
         Cipher = new ChunkCipher(master.DataKey);

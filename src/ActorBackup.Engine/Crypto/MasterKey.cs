@@ -27,4 +27,5 @@ public sealed class MasterKey
     public byte[] ChunkIdKey => Derive("chunk-id v1");
     public byte[] GearSeed => Derive("gear v1");
     public byte[] DataKey => Derive("data v1");
+    public byte[] ManifestKey => Derive("manifest mac v1");
 }

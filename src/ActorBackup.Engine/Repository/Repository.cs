@@ -67,6 +67,7 @@ public sealed class Repository : IDisposable
     {
         client ??= Environment.MachineName;
         var parent = Catalog.ParentFor(set.Name, client, level);
+        if (parent is not null) ManifestSeal.Check(Keys, parent); // a changed parent would make this backup skip files
         // Like Bacula: an incremental or differential with nothing to compare with is a full backup.
         if (parent is null) level = Level.Full;
         var options = new BackupOptions
@@ -81,7 +82,15 @@ public sealed class Repository : IDisposable
 
     public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null,
         CancellationToken cancel = default, bool force = false) =>
-        new Restorer(Keys, Library).Run(Catalog.Find(snapshot), target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
+        new Restorer(Keys, Library).Run(Snapshot(snapshot), target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
+
+    /// <summary>A snapshot of the catalog by id, prefix or "latest", its seal checked (ManifestSeal).</summary>
+    public SnapshotManifest Snapshot(string idOrPrefix)
+    {
+        var manifest = Catalog.Find(idOrPrefix);
+        ManifestSeal.Check(Keys, manifest);
+        return manifest;
+    }
 
     public void Dispose() => Library.Dispose();
 }

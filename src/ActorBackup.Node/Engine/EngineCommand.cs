@@ -73,7 +73,7 @@ public static class EngineCommand
         Verb("ls", "the files of a snapshot, like ls -lR", pr =>
         {
             using var r = Repository.Open(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)));
-            var m = r.Catalog.Find(pr.GetValue(snapshot)!);
+            var m = r.Snapshot(pr.GetValue(snapshot)!);
             using var trees = new TreeReader(r.Keys, r.Library);
             foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? ""))
                 Console.WriteLine(entry.ToLine());

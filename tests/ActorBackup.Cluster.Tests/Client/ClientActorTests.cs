@@ -114,4 +114,33 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.StartsWith("cancelled", finished.Reason);
         Assert.True(finished.Manifest.IsEmpty);
     }
+
+    [Fact]
+    public void A_manifest_whose_seal_does_not_check_is_refused_for_a_restore_and_as_a_parent()
+    {
+        var (client, manager, _) = Start();
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, "a.txt"), "mine");
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "11", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+        var made = Finished(manager);
+        Assert.True(made.Ok, made.Reason);
+        // What a manager (no key) or whoever forged a job's result could hand a client: the snapshot, claimed newer.
+        var forged = SnapshotManifest.Parser.ParseFrom(made.Manifest);
+        forged.FinishedUnixMs += 1000;
+        var target = Path.Combine(_dir, "restore-forged");
+        client.Tell(new RestoreAssignment { Job = new JobInfo { Id = "12", Kind = JobKind.Restore, Client = "host-t", Library = "lib1", Target = target }, Manifest = forged.ToByteString() });
+        var restore = Finished(manager);
+        Assert.False(restore.Ok);
+        Assert.Contains("does not carry this cell's seal", restore.Reason);
+        Assert.False(Directory.Exists(target));
+        client.Tell(new BackupAssignment
+        {
+            Job = new JobInfo { Id = "13", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelIncremental, BackupSet = src, Paths = { src } },
+            ParentManifest = forged.ToByteString(),
+        });
+        var backup = Finished(manager);
+        Assert.False(backup.Ok);
+        Assert.Contains("seal", backup.Reason);
+    }
 }
