@@ -62,27 +62,65 @@ public static class KeyStore
             "the key file is wrong: it does not unlock this cell's master key");
     }
 
+    /// <summary>Written 0600 from its creation (never readable by others, not even for a moment) in a 0700 folder.</summary>
     public static void Save(WrappedKey wrapped, string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(wrapped, new JsonSerializerOptions { WriteIndented = true }));
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Delete(tmp);
+        using (var f = new FileStream(tmp, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        using (var w = new StreamWriter(f))
+            w.Write(JsonSerializer.Serialize(wrapped, new JsonSerializerOptions { WriteIndented = true }));
         File.Move(tmp, path, overwrite: true);
     }
+
+    /// <summary>Argon2 costs a master.json may ask for: a damaged or hostile file can neither hang an unlock nor exhaust memory.</summary>
+    public const int MaxIterations = 16, MinMemoryBytes = 8 * 1024 * 1024, MaxMemoryBytes = 1024 * 1024 * 1024;
 
     public static WrappedKey Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"no master key at {path}: initialise the library first", path);
+        WrappedKey wrapped;
         try
         {
-            return JsonSerializer.Deserialize<WrappedKey>(File.ReadAllText(path))
-                   ?? throw new InvalidDataException($"{path} is empty");
+            wrapped = JsonSerializer.Deserialize<WrappedKey>(File.ReadAllText(path))
+                      ?? throw new InvalidDataException($"{path} is empty");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{path} is not a wrapped master key: {e.Message}", e);
         }
+        if (Problem(wrapped) is { } problem)
+            throw new InvalidDataException($"{path} is damaged: {problem}. Restore it from your copy of the keys folder");
+        return wrapped;
+    }
+
+    /// <summary>What is wrong with a wrapped key as read from disk; null when every field is in bounds.</summary>
+    private static string? Problem(WrappedKey w)
+    {
+        if (w.Version != 1) return $"version {w.Version} (this build reads 1)";
+        if (w.Kind == "passphrase" && (w.Iterations is < 1 or > MaxIterations || w.MemoryBytes is < MinMemoryBytes or > MaxMemoryBytes))
+            return $"Argon2 parameters out of bounds ({w.Iterations} iterations, {w.MemoryBytes} bytes; at most {MaxIterations} and {MaxMemoryBytes})";
+        if (w.Kind is not ("passphrase" or "keyfile")) return $"unknown kind '{w.Kind}'";
+        int Decoded(string? text)
+        {
+            try
+            {
+                return Convert.FromBase64String(text ?? "").Length;
+            }
+            catch (FormatException)
+            {
+                return -1;
+            }
+        }
+        if (Decoded(w.Salt) is < 16 or > 64) return "the salt is missing or not base64";
+        if (Decoded(w.Nonce) != 12) return "the nonce is not 12 bytes of base64";
+        if (Decoded(w.Wrapped) != MasterKey.Size + 16) return $"the wrapped key is not {MasterKey.Size + 16} bytes of base64";
+        return null;
     }
 
     private static byte[] PassphraseKek(string passphrase, byte[] salt, int iterations, int memoryBytes)

@@ -81,7 +81,7 @@ public sealed class ChunkIndex
         var count = BinaryPrimitives.ReadInt64LittleEndian(head[8..]);
         if (count < 0 || count > int.MaxValue / 2 || (stream.CanSeek && stream.Length - stream.Position < count * EntrySize + 4))
             throw new InvalidDataException($"chunk index claims {count} entries, more than its length holds");
-        var index = new ChunkIndex((int)count);
+        var index = new ChunkIndex((int)Math.Min(count, 4 * 1024 * 1024)); // a count on disk never sizes memory alone: the entries grow it
         var block = new byte[EntrySize * 4096];
         for (long done = 0; done < count;)
         {
@@ -111,9 +111,16 @@ public sealed class ChunkIndex
         BinaryPrimitives.WriteInt32LittleEndian(e[44..], loc.Length);
     }
 
-    public static (ChunkId Id, ChunkLocation Location) ReadEntry(ReadOnlySpan<byte> e) =>
-        (new ChunkId(e), new ChunkLocation(BinaryPrimitives.ReadUInt32LittleEndian(e[32..]), BinaryPrimitives.ReadInt64LittleEndian(e[36..]),
-            BinaryPrimitives.ReadInt32LittleEndian(e[44..])));
+    /// <summary>One entry, bounded: an impossible volume number, offset or length is damage (InvalidDataException), never a location.</summary>
+    public static (ChunkId Id, ChunkLocation Location) ReadEntry(ReadOnlySpan<byte> e)
+    {
+        var volume = BinaryPrimitives.ReadUInt32LittleEndian(e[32..]);
+        var offset = BinaryPrimitives.ReadInt64LittleEndian(e[36..]);
+        var length = BinaryPrimitives.ReadInt32LittleEndian(e[44..]);
+        if (volume > ChunkLocation.MaxVolume || offset < 0 || offset > ChunkLocation.MaxOffset || length < 0 || length > Volumes.VolumeFormat.MaxPayload)
+            throw new InvalidDataException($"index entry of chunk {new ChunkId(e).Short} is impossible (volume {volume}, offset {offset}, length {length}): the index is damaged; rebuild it from the volumes");
+        return (new ChunkId(e), new ChunkLocation(volume, offset, length));
+    }
 
     /// <summary>Entries packed back to back in the serialized entry layout (for index batches in the journal).</summary>
     public static byte[] Pack(IReadOnlyCollection<KeyValuePair<ChunkId, ChunkLocation>> entries)

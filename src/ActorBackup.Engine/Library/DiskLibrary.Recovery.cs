@@ -44,6 +44,23 @@ public sealed partial class DiskLibrary
         return lib;
     }
 
+    /// <summary>library.json's values as Create would have made them: a damaged file is damage, never a crash later.</summary>
+    private static void CheckManifest(LibraryManifest m)
+    {
+        if (m.Format != 1) throw new InvalidDataException($"format {m.Format} (this build reads 1)");
+        if (string.IsNullOrWhiteSpace(m.Id) || m.Id.Length > 128 || m.Id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+            throw new InvalidDataException($"library id '{m.Id}' is not valid");
+        if (m.VolumeCapacity < 1024 * 1024 || m.VolumeCapacity > ChunkLocation.MaxOffset) throw new InvalidDataException($"volume_capacity {m.VolumeCapacity} is not between 1 MiB and 1 TiB");
+        if (m.Volumes is null) throw new InvalidDataException("no volume table");
+        var numbers = new HashSet<uint>();
+        foreach (var v in m.Volumes)
+        {
+            if (v is null || v.Number > ChunkLocation.MaxVolume || !numbers.Add(v.Number))
+                throw new InvalidDataException($"the volume table names volume {v?.Number.ToString() ?? "null"} twice or out of bounds");
+            if (v.Bytes < 0 || v.Records < 0) throw new InvalidDataException($"volume {v.Number} has a negative size");
+        }
+    }
+
     public static bool Exists(string root) => File.Exists(Path.Combine(root, "library.json"));
 
     public static DiskLibrary Open(string root)
@@ -54,6 +71,7 @@ public sealed partial class DiskLibrary
         try
         {
             manifest = JsonSerializer.Deserialize<LibraryManifest>(File.ReadAllText(manifestPath), Json) ?? throw new InvalidDataException("empty");
+            CheckManifest(manifest);
         }
         catch (Exception e) when (e is JsonException or InvalidDataException)
         {

@@ -55,6 +55,10 @@ public static class ReferenceList
     /// <summary>Reads a list; InvalidDataException (with the path) when it is damaged, never a huge allocation.</summary>
     public static ChunkId[] Read(string path)
     {
+        // 32 Mi ids (32 TiB of 1 MiB chunks) at most: a larger file is damage, not a list to read whole.
+        var size = new FileInfo(path).Length;
+        if (size > HeaderSize + 4 + 32L * 1024 * 1024 * ChunkId.Size)
+            throw new InvalidDataException($"{path} is {size} bytes, larger than any reference list (damaged)");
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < HeaderSize + 4 || !bytes.AsSpan(0, 8).SequenceEqual(Magic))
             throw new InvalidDataException($"{path} is not a reference list");

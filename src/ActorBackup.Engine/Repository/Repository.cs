@@ -55,9 +55,29 @@ public sealed class Repository : IDisposable
     {
         var configPath = Path.Combine(root, "repository.json");
         if (!File.Exists(configPath)) throw new DirectoryNotFoundException($"{root} is not an ActorBackup repository: initialise it first (actorbackup engine init --repo {root})");
-        var config = JsonSerializer.Deserialize<RepositoryConfig>(File.ReadAllText(configPath)) ?? throw new InvalidDataException($"{configPath} is empty");
+        var config = ReadConfig(configPath);
         var master = key.Unwrap(KeyStore.Load(Path.Combine(root, "keys", "master.json")));
         return new Repository(root, config, master, DiskLibrary.Open(Path.Combine(root, "library")));
+    }
+
+    /// <summary>repository.json, every value checked: a damaged file is an error naming it, never a stack trace later.</summary>
+    private static RepositoryConfig ReadConfig(string path)
+    {
+        RepositoryConfig config;
+        try
+        {
+            config = JsonSerializer.Deserialize<RepositoryConfig>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path} is empty");
+            config.Chunker.Validate();
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            throw new InvalidDataException($"{path} is not a valid repository configuration: {e.Message}", e);
+        }
+        if (config.CompressionLevel is < 1 or > 22) throw new InvalidDataException($"{path}: compression_level {config.CompressionLevel} is not 1-22");
+        if (config.VolumeCapacity is < 1024 * 1024 or > Index.ChunkLocation.MaxOffset)
+            throw new InvalidDataException($"{path}: volume_capacity {config.VolumeCapacity} is not between 1 MiB and 1 TiB");
+        if (string.IsNullOrEmpty(config.Library) || config.Library.Length > 128) throw new InvalidDataException($"{path}: library id '{config.Library}' is not valid");
+        return config;
     }
 
     public static string DefaultSetName(IEnumerable<string> paths) =>

@@ -69,7 +69,10 @@ public static class VolumeFormat
         var crc = BinaryPrimitives.ReadUInt32LittleEndian(h[(length - 4)..]);
         if (crc != Crc32.HashToUInt32(h[..(length - 4)])) throw new VolumeCorruptException(volumePath, 0, "header checksum mismatch");
         var number = BinaryPrimitives.ReadUInt32LittleEndian(h[12..]);
-        var created = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64LittleEndian(h[16..]));
+        if (number > Index.ChunkLocation.MaxVolume) throw new VolumeCorruptException(volumePath, 12, $"volume number {number} is out of bounds");
+        var createdMs = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);
+        if (createdMs < 0 || createdMs > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()) throw new VolumeCorruptException(volumePath, 16, $"creation time {createdMs} is out of bounds");
+        var created = DateTimeOffset.FromUnixTimeMilliseconds(createdMs);
         int libLen = BinaryPrimitives.ReadUInt16LittleEndian(h[24..]);
         if (26 + libLen + 2 > length - 4) throw new VolumeCorruptException(volumePath, 24, "library id length out of bounds");
         var lib = Encoding.UTF8.GetString(h.Slice(26, libLen));

@@ -18,9 +18,17 @@ public sealed class VolumeReader : IDisposable
     {
         Path = path;
         _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var buffer = new byte[VolumeFormat.MaxHeaderSize];
-        var read = RandomAccess.Read(_handle, buffer, 0);
-        Header = VolumeFormat.DecodeHeader(buffer.AsSpan(0, read), path);
+        try
+        {
+            var buffer = new byte[VolumeFormat.MaxHeaderSize];
+            var read = RandomAccess.Read(_handle, buffer, 0);
+            Header = VolumeFormat.DecodeHeader(buffer.AsSpan(0, read), path);
+        }
+        catch
+        {
+            _handle.Dispose();
+            throw;
+        }
     }
 
     public long Length => RandomAccess.GetLength(_handle);
@@ -85,25 +93,48 @@ public sealed class VolumeReader : IDisposable
     }
 
     /// <summary>The footer index of a sealed volume, checked; throws VolumeCorruptException when it is damaged.</summary>
+    /// <remarks>
+    /// Hostile bytes: the count is bounded by what the records before the footer can hold (each record takes at least
+    /// RecordOverhead bytes) and by the file's length before anything is read; the footer is read in blocks (never
+    /// one allocation of the claimed size) with a running checksum; each entry must lie after the one before it and
+    /// inside the records, with arithmetic that cannot wrap.
+    /// </remarks>
     public List<RecordInfo> ReadFooter(long footerOffset, int count)
     {
-        var size = 8 + count * VolumeFormat.FooterEntrySize + 4;
-        var buffer = new byte[size];
-        ReadExactly(buffer, footerOffset);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(buffer) != VolumeFormat.FooterMagic || BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(4)) != count)
+        var size = 8 + (long)count * VolumeFormat.FooterEntrySize + 4;
+        if (footerOffset < Header.Length || count < 0 || count > (footerOffset - Header.Length) / VolumeFormat.RecordOverhead || footerOffset + size > Length)
+            throw new VolumeCorruptException(Path, footerOffset, $"footer claims {count} records, more than the volume's {footerOffset} bytes of records can hold");
+        Span<byte> head = stackalloc byte[8];
+        ReadExactly(head, footerOffset);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != VolumeFormat.FooterMagic || BinaryPrimitives.ReadInt32LittleEndian(head[4..]) != count)
             throw new VolumeCorruptException(Path, footerOffset, "footer magic or count is wrong");
-        if (BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(size - 4)) != Crc32.HashToUInt32(buffer.AsSpan(0, size - 4)))
-            throw new VolumeCorruptException(Path, footerOffset, "footer checksum mismatch");
-        var list = new List<RecordInfo>(count);
-        for (var i = 0; i < count; i++)
+        var crc = new Crc32();
+        crc.Append(head);
+        var list = new List<RecordInfo>(Math.Min(count, 64 * 1024));
+        var block = new byte[VolumeFormat.FooterEntrySize * 1024];
+        var previousEnd = (long)Header.Length;
+        for (var first = 0; first < count; first += 1024)
         {
-            var e = buffer.AsSpan(8 + i * VolumeFormat.FooterEntrySize);
-            var offset = BinaryPrimitives.ReadInt64LittleEndian(e[32..]);
-            var length = BinaryPrimitives.ReadInt32LittleEndian(e[40..]);
-            if (offset < Header.Length || length < 0 || length > VolumeFormat.MaxPayload || offset + VolumeFormat.RecordOverhead + length > footerOffset)
-                throw new VolumeCorruptException(Path, footerOffset + 8 + i * VolumeFormat.FooterEntrySize, "footer entry points outside the volume");
-            list.Add(new RecordInfo(new ChunkId(e), (RecordFlags)e[44], offset, length));
+            var n = Math.Min(1024, count - first);
+            var span = block.AsSpan(0, n * VolumeFormat.FooterEntrySize);
+            var at = footerOffset + 8 + (long)first * VolumeFormat.FooterEntrySize;
+            ReadExactly(span, at);
+            crc.Append(span);
+            for (var i = 0; i < n; i++)
+            {
+                var e = span.Slice(i * VolumeFormat.FooterEntrySize, VolumeFormat.FooterEntrySize);
+                var offset = BinaryPrimitives.ReadInt64LittleEndian(e[32..]);
+                var length = BinaryPrimitives.ReadInt32LittleEndian(e[40..]);
+                if (offset < previousEnd || length < 0 || length > VolumeFormat.MaxPayload || offset > footerOffset - VolumeFormat.RecordOverhead - length)
+                    throw new VolumeCorruptException(Path, at + (long)i * VolumeFormat.FooterEntrySize, "footer entry points outside the volume or before the entry it follows");
+                previousEnd = offset + VolumeFormat.RecordOverhead + length;
+                list.Add(new RecordInfo(new ChunkId(e), (RecordFlags)e[44], offset, length));
+            }
         }
+        Span<byte> stored = stackalloc byte[4];
+        ReadExactly(stored, footerOffset + size - 4);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(stored) != crc.GetCurrentHashAsUInt32())
+            throw new VolumeCorruptException(Path, footerOffset, "footer checksum mismatch");
         return list;
     }
 
@@ -143,10 +174,11 @@ public sealed class VolumeReader : IDisposable
             var next = FindNextRecord(offset + 1, end, header, ref buffer);
             if (next < 0)
             {
-                // Nothing whole follows: a torn tail (a crash in the middle of an append), unless the volume
-                // was sealed, where the footer promises whole records up to it.
-                if (trailer is null) torn = true;
-                else damage.Add(new VolumeDamage(Path, offset, problem));
+                // Nothing whole follows: a torn tail (a crash in the middle of an append), unless the volume was
+                // sealed (the footer promises whole records up to it) or the record was committed (it was whole and
+                // checked when written: this is damage, never cut away), or the search for the next record gave up.
+                if (trailer is null && offset >= trustedEnd && next == NoRecord) torn = true;
+                else damage.Add(new VolumeDamage(Path, offset, next == GaveUp ? problem + "; no whole record found within the resync budget after it" : problem));
                 break;
             }
             damage.Add(new VolumeDamage(Path, offset, problem));
@@ -174,6 +206,7 @@ public sealed class VolumeReader : IDisposable
         ReadExactly(header, offset);
         if (ParseRecordHeader(header, offset) is not { } parsed) return "bad record magic";
         if (parsed.PayloadLength < 0 || parsed.PayloadLength > VolumeFormat.MaxPayload) return $"record length {parsed.PayloadLength} is out of bounds";
+        info = parsed; // what it claims, for the resync's budget; a failed record sets it to no more than that
         if (parsed.End > end) return $"record of {parsed.PayloadLength} bytes runs past the end of the volume";
         if (parsed.End <= trustedEnd)
         {
@@ -181,7 +214,7 @@ public sealed class VolumeReader : IDisposable
             return null;
         }
         var total = VolumeFormat.RecordOverhead + parsed.PayloadLength;
-        if (buffer.Length < total) buffer = new byte[Math.Max(total, buffer.Length * 2)];
+        if (buffer.Length < total) buffer = new byte[Math.Max(total, Math.Min(buffer.Length * 2, VolumeFormat.RecordOverhead + VolumeFormat.MaxPayload))];
         var span = buffer.AsSpan(0, total);
         ReadExactly(span, offset);
         if (BinaryPrimitives.ReadUInt32LittleEndian(span[^4..]) != Crc32.HashToUInt32(span[..^4])) return "record checksum mismatch";
@@ -189,21 +222,28 @@ public sealed class VolumeReader : IDisposable
         return null;
     }
 
+    private const long NoRecord = -1, GaveUp = -2;
+    /// <summary>Bytes a resync may check before it gives up: fake record markers, each claiming a large payload, would otherwise cost the square of the volume.</summary>
+    private const long ResyncBudget = 2L * VolumeFormat.MaxPayload;
+
     private long FindNextRecord(long from, long end, byte[] header, ref byte[] buffer)
     {
         var window = new byte[64 * 1024];
+        var spent = 0L;
         for (var pos = from; pos + VolumeFormat.RecordOverhead <= end;)
         {
             var n = RandomAccess.Read(_handle, window, pos);
-            if (n < 4) return -1;
+            if (n < 4) return NoRecord;
             for (var i = 0; i + 4 <= n; i++)
             {
                 if (BinaryPrimitives.ReadUInt32LittleEndian(window.AsSpan(i)) != VolumeFormat.RecordMagic) continue;
-                if (TryReadRecordAt(pos + i, end, header, ref buffer, out _) is null) return pos + i;
+                if (TryReadRecordAt(pos + i, end, header, ref buffer, out var candidate) is null) return pos + i;
+                spent += VolumeFormat.RecordOverhead + Math.Clamp(candidate.PayloadLength, 0, VolumeFormat.MaxPayload);
+                if (spent > ResyncBudget) return GaveUp;
             }
             pos += n - 3;
         }
-        return -1;
+        return NoRecord;
     }
 
     public void Dispose() => _handle.Dispose();

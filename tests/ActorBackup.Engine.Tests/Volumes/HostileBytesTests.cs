@@ -1,0 +1,173 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using ActorBackup.Engine.Crypto;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>
+/// Crafted files of the kinds the trust issue names: each gives an error that says it is damage and where,
+/// checked before anything of the size it claims is allocated, and never an exception of another kind.
+/// </summary>
+public class HostileBytesTests
+{
+    private static ChunkId Id(int i) => new(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
+
+    /// <summary>Bytes this thread allocates while <paramref name="action"/> runs.</summary>
+    private static long Allocated(Action action)
+    {
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    [Fact]
+    public void A_trailer_claiming_50_million_entries_is_damage_found_before_any_allocation_of_that_size()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "vol-000001.abv");
+        using (var w = VolumeWriter.Create(path, 1, "lib1", "lib1-000001"))
+        {
+            for (var i = 0; i < 3; i++) w.Append(Id(i), RecordFlags.None, new byte[1000]);
+            w.Seal();
+        }
+        long footer;
+        using (var r = new VolumeReader(path)) footer = r.ReadTrailer()!.Value.FooterOffset;
+        // The trailer now claims 50 million entries, and the file is (sparsely) as long as that would need, so the
+        // trailer's own arithmetic holds: only the footer's bounds can tell.
+        const int claimed = 50_000_000;
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            var length = footer + (long)claimed * VolumeFormat.FooterEntrySize + 12 + VolumeFormat.TrailerSize;
+            f.SetLength(length);
+            var trailer = new byte[VolumeFormat.TrailerSize];
+            BinaryPrimitives.WriteInt64LittleEndian(trailer, footer);
+            BinaryPrimitives.WriteInt32LittleEndian(trailer.AsSpan(8), claimed);
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(12), VolumeFormat.TrailerMagic);
+            f.Position = length - VolumeFormat.TrailerSize;
+            f.Write(trailer);
+        }
+        using var reader = new VolumeReader(path);
+        Assert.Equal(claimed, reader.ReadTrailer()!.Value.Count);
+        VolumeCorruptException? e = null;
+        var bytes = Allocated(() => e = Assert.Throws<VolumeCorruptException>(() => reader.ReadFooter(footer, claimed)));
+        Assert.Contains("footer claims 50000000 records", e!.Message);
+        Assert.True(bytes < 16 * 1024 * 1024, $"{bytes} bytes allocated for a footer that claims {claimed} entries");
+        // A scan (verify, rebuild, reopening) reports it as damage and goes on.
+        var scan = reader.Scan();
+        Assert.Contains(scan.Damage, d => d.Reason.Contains("footer claims"));
+        Assert.Equal(3, scan.Records.Count);
+    }
+
+    [Fact]
+    public void Sixty_four_MiB_of_fake_record_markers_is_damage_with_bounded_work_and_memory()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "vol-000002.abv");
+        using (var w = VolumeWriter.Create(path, 2, "lib1", "lib1-000002"))
+        {
+            w.Append(Id(1), RecordFlags.None, new byte[4096]);
+            w.Sync();
+        }
+        long committed = new FileInfo(path).Length;
+        // After the one real record: 64 MiB of record headers, every 64 bytes, each claiming a payload that runs to
+        // just before the end, none with a good checksum. Checked naively, every marker would be read to the end.
+        const int total = 64 * 1024 * 1024;
+        var fake = new byte[total];
+        for (var at = 0; at + VolumeFormat.RecordHeaderSize <= total; at += 64)
+        {
+            var h = fake.AsSpan(at);
+            BinaryPrimitives.WriteUInt32LittleEndian(h, VolumeFormat.RecordMagic);
+            Id(at).WriteTo(h[8..]);
+            BinaryPrimitives.WriteInt32LittleEndian(h[40..], total - at - VolumeFormat.RecordOverhead - 8);
+        }
+        using (var f = new FileStream(path, FileMode.Append)) f.Write(fake);
+        using var reader = new VolumeReader(path);
+        VolumeReader.ScanResult? scan = null;
+        var bytes = Allocated(() => scan = reader.Scan(committed));
+        Assert.Single(scan!.Records); // the real one
+        Assert.NotEmpty(scan.Damage);
+        Assert.False(scan.TornTail); // what it could not make sense of is reported, not cut away as a torn tail
+        Assert.True(bytes < 200L * 1024 * 1024, $"{bytes} bytes allocated scanning 64 MiB");
+    }
+
+    [Fact]
+    public void A_committed_record_damaged_at_the_end_of_an_open_volume_is_reported_never_cut_away()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "vol-000003.abv");
+        RecordInfo last;
+        using (var w = VolumeWriter.Create(path, 3, "lib1", "lib1-000003"))
+        {
+            w.Append(Id(1), RecordFlags.None, new byte[2000]);
+            last = w.Append(Id(2), RecordFlags.None, new byte[2000]);
+            w.Sync();
+        }
+        var committed = new FileInfo(path).Length;
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = last.Offset; // a bit flip in the last record's magic
+            f.WriteByte(0x00);
+        }
+        var e = Assert.Throws<VolumeCorruptException>(() => VolumeWriter.OpenForAppend(path, out _, committed));
+        Assert.Contains("read-only for salvage", e.Message);
+        Assert.Equal(committed, new FileInfo(path).Length); // nothing truncated
+    }
+
+    [Fact]
+    public void An_index_entry_with_an_impossible_volume_number_is_damage_that_names_the_index()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using (var lib = DiskLibrary.Create(root, "lib1"))
+        {
+            Assert.True(lib.TryReserve(Id(1)));
+            lib.Append(Id(1), RecordFlags.None, new byte[100]);
+            lib.Commit();
+        }
+        var indexPath = Path.Combine(root, "index.abi");
+        var bytes = File.ReadAllBytes(indexPath);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(16 + 32), 0xFFFF_FFF0); // the entry's volume number
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4), Crc32.HashToUInt32(bytes.AsSpan(0, bytes.Length - 4)));
+        File.WriteAllBytes(indexPath, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => DiskLibrary.Open(root));
+        Assert.Contains("index.abi", e.Message);
+        Assert.Contains("impossible", e.Message);
+    }
+
+    [Fact]
+    public void Damaged_key_library_and_repository_files_give_an_error_that_names_them()
+    {
+        using var dir = new TempDir();
+        var repoRoot = Path.Combine(dir.Path, "repo");
+        TestRepo.Create(repoRoot).Dispose();
+
+        // master.json asking Argon2 for two billion iterations: refused on reading, never a hung unlock.
+        var master = Path.Combine(repoRoot, "keys", "master.json");
+        var good = File.ReadAllText(master);
+        File.WriteAllText(master, System.Text.RegularExpressions.Regex.Replace(good, "\"iterations\": \\d+", "\"iterations\": 2147483647"));
+        var e = Assert.Throws<InvalidDataException>(() => KeyStore.Load(master));
+        Assert.Contains(master, e.Message);
+        Assert.Contains("Argon2", e.Message);
+        File.WriteAllText(master, good.Replace("\"nonce\": \"", "\"nonce\": \"!!"));
+        Assert.Contains(master, Assert.Throws<InvalidDataException>(() => KeyStore.Load(master)).Message);
+        File.WriteAllText(master, good);
+
+        var config = Path.Combine(repoRoot, "repository.json");
+        File.WriteAllText(config, "{ \"chunk_avg\": ");
+        Assert.Contains(config, Assert.Throws<InvalidDataException>(() => TestRepo.Open(repoRoot)).Message);
+        File.WriteAllText(config, "{ \"chunk_min\": 0, \"chunk_avg\": 0, \"chunk_max\": 0 }");
+        Assert.Contains(config, Assert.Throws<InvalidDataException>(() => TestRepo.Open(repoRoot)).Message);
+
+        var libRoot = Path.Combine(dir.Path, "lib");
+        DiskLibrary.Create(libRoot, "lib1").Dispose();
+        var libraryJson = Path.Combine(libRoot, "library.json");
+        var text = File.ReadAllText(libraryJson);
+        File.WriteAllText(libraryJson, System.Text.RegularExpressions.Regex.Replace(text, "\"volume_capacity\": \\d+", "\"volume_capacity\": -5"));
+        var damaged = Assert.Throws<InvalidDataException>(() => DiskLibrary.Open(libRoot));
+        Assert.Contains(libraryJson, damaged.Message);
+    }
+}
