@@ -16,18 +16,19 @@ public sealed partial class DiskLibrary
     {
         Directory.CreateDirectory(Path.Combine(root, "volumes"));
         var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow, Volumes = volumes.Select(Clone).ToList() };
-        var lib = new DiskLibrary(root, manifest, index, ownsIndex: false);
-        try
+        return Opened(new DiskLibrary(root, manifest, index, ownsIndex: false), lib =>
         {
-            lib.WriteManifest();
-        }
-        catch (IOException e)
-        {
-            lib._broken = DescribeWriteFailure(id, root, e); // opens for reading; writes wait for room
-        }
-        lib.RecoverUncommitted();
-        lib.DeleteRecycled();
-        return lib;
+            try
+            {
+                lib.WriteManifest();
+            }
+            catch (IOException e)
+            {
+                lib._broken = DescribeWriteFailure(id, root, e); // opens for reading; writes wait for room
+            }
+            lib.RecoverUncommitted();
+            lib.DeleteRecycled();
+        });
     }
 
     public static DiskLibrary Create(string root, string id, long volumeCapacity = 4L * 1024 * 1024 * 1024)
@@ -39,9 +40,7 @@ public sealed partial class DiskLibrary
         if (File.Exists(Path.Combine(root, "library.json"))) throw new IOException($"{root} already holds a library: open it instead");
         Directory.CreateDirectory(Path.Combine(root, "volumes"));
         var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow };
-        var lib = new DiskLibrary(root, manifest, new ChunkIndex());
-        lib.WriteManifest();
-        return lib;
+        return Opened(new DiskLibrary(root, manifest, new ChunkIndex()), lib => lib.WriteManifest());
     }
 
     /// <summary>library.json's values as Create would have made them: a damaged file is damage, never a crash later.</summary>
@@ -58,6 +57,21 @@ public sealed partial class DiskLibrary
             if (v is null || v.Number > ChunkLocation.MaxVolume || !numbers.Add(v.Number))
                 throw new InvalidDataException($"the volume table names volume {v?.Number.ToString() ?? "null"} twice or out of bounds");
             if (v.Bytes < 0 || v.Records < 0) throw new InvalidDataException($"volume {v.Number} has a negative size");
+        }
+    }
+
+    /// <summary>Finishes opening <paramref name="lib"/>; a failure closes it (giving its writer lock back) before it is thrown.</summary>
+    private static DiskLibrary Opened(DiskLibrary lib, Action<DiskLibrary> finish)
+    {
+        try
+        {
+            finish(lib);
+            return lib;
+        }
+        catch
+        {
+            lib.Dispose();
+            throw;
         }
     }
 
@@ -92,10 +106,11 @@ public sealed partial class DiskLibrary
             }
         }
         else index = new ChunkIndex();
-        var lib = new DiskLibrary(root, manifest, index);
-        lib.RecoverUncommitted();
-        lib.DeleteRecycled();
-        return lib;
+        return Opened(new DiskLibrary(root, manifest, index), lib =>
+        {
+            lib.RecoverUncommitted();
+            lib.DeleteRecycled();
+        });
     }
 
     /// <summary>
@@ -125,7 +140,10 @@ public sealed partial class DiskLibrary
                 if (manifest.Id == "") manifest.Id = reader.Header.LibraryId;
                 var scan = reader.Scan();
                 var n = reader.Header.VolumeNumber;
-                foreach (var r in scan.Records) index.Set(r.Id, new ChunkLocation(n, r.Offset, r.PayloadLength));
+                // The first whole record of a chunk wins (volumes in order, records in order): a later record under the same
+                // id (a second copy, or one a hostile writer appended) never replaces it.
+                foreach (var r in scan.Records)
+                    if (!index.Contains(r.Id)) index.Set(r.Id, new ChunkLocation(n, r.Offset, r.PayloadLength));
                 foreach (var d in scan.Damage) problems.Add(d.ToString());
                 manifest.Volumes.Add(new VolumeEntry
                 {
@@ -143,9 +161,7 @@ public sealed partial class DiskLibrary
         // Only the newest unsealed volume takes appends; any older unsealed one is closed for writing.
         var appendable = manifest.Volumes.Where(v => v.State == VolumeState.Append).Select(v => v.Number).DefaultIfEmpty(0u).Max();
         foreach (var v in manifest.Volumes.Where(v => v.State == VolumeState.Append && v.Number != appendable)) v.State = VolumeState.ReadOnly;
-        var lib = new DiskLibrary(root, manifest, index) { LastOpen = new OpenReport(index.Count, 0, problems) };
-        lib.Commit();
-        return lib;
+        return Opened(new DiskLibrary(root, manifest, index) { LastOpen = new OpenReport(index.Count, 0, problems) }, lib => lib.Commit());
     }
 
     private void RecoverUncommitted()

@@ -66,6 +66,7 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
+            _writerLock.CheckStillHeld(Id);
             try
             {
                 return CommitLocked();

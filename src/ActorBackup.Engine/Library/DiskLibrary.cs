@@ -45,8 +45,11 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
     public long VolumeCapacity => _manifest.VolumeCapacity;
     public OpenReport LastOpen { get; private set; } = new(0, 0, []);
 
+    private readonly WriterLock _writerLock;
+
     private DiskLibrary(string root, LibraryManifest manifest, ChunkIndex index, bool ownsIndex = true)
     {
+        _writerLock = WriterLock.Take(root, manifest.Id); // one writer: a second opener fails here, before it reads anything
         Root = root;
         _manifest = manifest;
         _index = index;
@@ -138,6 +141,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();
             _readers.Clear();
             _retiredReaders.Clear();
+            _writerLock.Dispose();
         }
     }
 }

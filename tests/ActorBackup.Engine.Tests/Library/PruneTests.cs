@@ -45,7 +45,8 @@ public sealed class PruneTests
         Assert.False(repo.Library.HasReferences(first.Id));
         Assert.True(repo.Library.Verify().Ok);
 
-        // The kept snapshot restores byte for byte, also after reopening the library from disk.
+        // The kept snapshot restores byte for byte, also after reopening the library from disk (once closed: one writer).
+        repo.Dispose();
         using var reopened = TestRepo.Open(Path.Combine(dir.Path, "repo"));
         var target = Path.Combine(dir.Path, "restored");
         var restored = reopened.Restore(second.Id, target);

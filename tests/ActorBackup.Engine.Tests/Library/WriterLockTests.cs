@@ -1,0 +1,41 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Tests;
+
+public class WriterLockTests
+{
+    private static ChunkId Id(int i) => new(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
+
+    [Fact]
+    public void A_library_has_one_writer_and_one_that_lost_it_commits_nothing()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using (var first = DiskLibrary.Create(root, "lib1"))
+        {
+            // A second writer (another media agent, the engine CLI, a lingering process) is refused, whatever it opens with.
+            var e = Assert.Throws<LibraryLockedException>(() => DiskLibrary.Open(root));
+            Assert.Contains("has another writer", e.Message);
+            Assert.Throws<LibraryLockedException>(() => DiskLibrary.Rebuild(root));
+            Assert.True(first.TryReserve(Id(1)));
+            first.Append(Id(1), RecordFlags.None, new byte[100]);
+            first.Commit();
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(root, "writer.lock")));
+        }
+        // Closed: the next writer gets it, with a newer fencing token.
+        using var second = DiskLibrary.Open(root);
+        Assert.True(second.Contains(Id(1)));
+        // Its lock file is replaced under it (shared storage, an operator's mistake): the next commit is refused.
+        File.Delete(Path.Combine(root, "writer.lock"));
+        using (var third = DiskLibrary.Open(root))
+        {
+            Assert.True(second.TryReserve(Id(2)));
+            second.Append(Id(2), RecordFlags.None, new byte[100]);
+            var lost = Assert.Throws<LibraryLockedException>(() => second.Commit());
+            Assert.Contains("another writer took it", lost.Message);
+            Assert.False(third.Contains(Id(2)));
+        }
+    }
+}
