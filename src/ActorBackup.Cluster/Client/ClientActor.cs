@@ -74,7 +74,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find
             if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
-            _manager.Tell(f);
+            _manager.Tell(Trust.JobSignature.Sign(f, Trust.NodeTrust.Of(Context.System)));
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {

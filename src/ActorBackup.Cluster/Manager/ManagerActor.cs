@@ -246,6 +246,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // waits for that before its node goes.
             var client = Sender;
             var job = _state.Job(f.Job);
+            // Only from the node the job belongs to (its client, or the media node of its library), proven by signature.
+            if (job is not null && Trust.NodeTrust.Of(Context.System) is { } trust && Trust.JobSignature.Refusal(trust, job, f) is { } refused)
+            {
+                _log.Warning("refused an end of job {0} from {1}: {2}", f.Job, client.Path.Address, refused);
+                client.Tell(new CommandRejected { Reason = $"job {f.Job}: {refused}" });
+                return;
+            }
             // An earlier attempt's end, late (its client was thought gone and the job queued again): not this one's.
             if (job is null || ManagerState.IsFinal(job.State) || f.Attempt < job.Attempt)
             {

@@ -188,10 +188,10 @@ public sealed partial class MediaActor
         if (ok) _log.Info($"library {_declaration.Id}: copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} (job {r.Request.Job}): " +
                           $"{r.Report.ChunksSent} of {r.Report.Chunks} chunks sent, {r.Report.BytesSent} bytes, {r.Report.Seconds:F1} s");
         else _log.Warning("library {0}: {1}", _declaration.Id, reason);
-        (_manager ?? r.ReplyTo).Tell(new JobFinished
+        (_manager ?? r.ReplyTo).Tell(Signed(new JobFinished
         {
             Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
             Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,
-        });
+        }));
     }
 }

@@ -58,12 +58,12 @@ public sealed partial class MediaActor
         {
             if (_prune is not null)
             {
-                Sender.Tell(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient));
+                Sender.Tell(Signed(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient)));
                 return;
             }
             if (_library is null)
             {
-                Sender.Tell(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary));
+                Sender.Tell(Signed(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary)));
                 return;
             }
             try
@@ -72,7 +72,7 @@ public sealed partial class MediaActor
             }
             catch (Exception e) when (e is IOException or InvalidOperationException)
             {
-                Sender.Tell(PruneEnded(m, ok: false, e.Message, JobFault.FaultTransient));
+                Sender.Tell(Signed(PruneEnded(m, ok: false, e.Message, JobFault.FaultTransient)));
                 return;
             }
             // Writers that may have been told a chunk is here before the prune began: backups' write sessions and
@@ -321,7 +321,7 @@ public sealed partial class MediaActor
             _declaration.Id, run.Request.Job, r.ChunksDead, r.VolumesCompacted.Count, r.BytesFreed, r.Seconds);
         else _log.Warning("library {0}: prune (job {1}) failed: {2}", _declaration.Id, run.Request.Job, reason);
         // Through the manager's proxy when there is one: a manager that took over meanwhile still hears it.
-        (_manager ?? run.ReplyTo).Tell(PruneEnded(run.Request, ok, reason, fault, r));
+        (_manager ?? run.ReplyTo).Tell(Signed(PruneEnded(run.Request, ok, reason, fault, r)));
         _manager?.Tell(Report());
     }
 

@@ -20,8 +20,8 @@ public sealed partial class MediaActor
             var library = _library;
             if (library is null)
             {
-                Sender.Tell(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary,
-                    Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
+                Sender.Tell(Signed(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary,
+                    Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
                 return;
             }
             if (!_checks.Add(m.Job)) return; // the same attempt again: it runs
@@ -47,11 +47,11 @@ public sealed partial class MediaActor
             var r = c.Report;
             var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0;
             var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable");
-            (_manager ?? c.ReplyTo).Tell(new JobFinished
+            (_manager ?? c.ReplyTo).Tell(Signed(new JobFinished
             {
                 Job = c.Request.Job, Attempt = c.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
                 Fault = c.Error is null ? JobFault.FaultNone : JobFault.FaultTransient, Verify = r,
-            });
+            }));
         });
     }
 }

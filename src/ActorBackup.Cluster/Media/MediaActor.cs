@@ -17,6 +17,9 @@ namespace ActorBackup.Cluster.Media;
 /// </summary>
 public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 {
+    /// <summary>A job's end as this media node reports it: signed with its certificate (the manager checks whose it is).</summary>
+    private JobFinished Signed(JobFinished f) => Trust.JobSignature.Sign(f, Trust.NodeTrust.Of(Context.System));
+
     public ITimerScheduler Timers { get; set; } = null!;
     /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
     private static readonly TimeSpan ReopenEvery = TimeSpan.FromSeconds(30);
@@ -169,10 +172,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
-        Command<CopySnapshot>(m => Sender.Tell(new JobFinished
+        Command<CopySnapshot>(m => Sender.Tell(Signed(new JobFinished
         {
             Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
-        }));
+        })));
         Command<Health>(_ => { });
         Timers.Cancel("health");
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
