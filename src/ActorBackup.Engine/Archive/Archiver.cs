@@ -421,11 +421,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         FileStream stream;
         try
         {
-            stream = new FileStream(job.Path, new FileStreamOptions
-            {
-                Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite | FileShare.Delete,
-                BufferSize = 0, Options = FileOptions.SequentialScan,
-            });
+            // The very file the walk saw, by handle: a symlink or FIFO swapped in since is refused, never followed or waited on.
+            stream = new FileStream(Posix.Posix.OpenWalked(job.Path, job.Stat), FileAccess.Read, bufferSize: 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -478,6 +475,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private static string ReadFailure(Exception e) => e switch
     {
         FileNotFoundException or DirectoryNotFoundException => "vanished before it could be read",
+        Posix.FileChangedException => e.Message,
         UnauthorizedAccessException => $"permission denied: {e.Message}",
         _ => $"read error: {e.Message}",
     };

@@ -32,6 +32,12 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int statx(int dirfd, string path, int flags, uint mask, Statx* buf);
 
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
+    private static partial int posix_fadvise(int fd, long offset, long length, int advice);
+
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, uint uid, uint gid);
 
@@ -76,6 +82,49 @@ public static unsafe partial class Posix
     {
         var errno = Marshal.GetLastPInvokeError();
         return new PosixException(errno, $"{what} {path}: {Describe(errno)}");
+    }
+
+    private const int ORdOnly = 0, ONonblock = 0x800, ONofollow = 0x20000, OCloexec = 0x80000, ELOOP = 40;
+    private const int AtEmptyPath = 0x1000;
+
+    /// <summary>
+    /// Opens a file the walk found for reading, as root may: never through a symlink (O_NOFOLLOW), never waiting on
+    /// a FIFO (O_NONBLOCK), and only when the handle is the very file the walk saw (same device, inode and type):
+    /// a file swapped for a symlink, a FIFO or another file between the walk and the read is refused with the reason,
+    /// and none of its bytes are read.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalked(string path, FileStat walked)
+    {
+        var fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == ELOOP) throw new FileChangedException($"became a symlink after the walk: not followed, not backed up");
+            if (errno is ENOENT or ENOTDIR) throw new FileNotFoundException($"{path} vanished before it could be read", path);
+            if (errno == EACCES) throw new UnauthorizedAccessException($"open {path}: {Describe(errno)}");
+            throw new PosixException(errno, $"open {path}: {Describe(errno)}");
+        }
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        Statx sx;
+        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
+        }
+        var device = ((ulong)sx.DevMajor << 32) | sx.DevMinor;
+        if ((sx.Mode & 0xF000) != 0x8000 || sx.Ino != walked.Inode || device != walked.Device)
+        {
+            handle.Dispose();
+            throw new FileChangedException((sx.Mode & 0xF000) switch
+            {
+                0x1000 => "became a FIFO after the walk: not read, not backed up",
+                0x8000 => "was replaced by another file after the walk: not backed up (the next backup takes the new one)",
+                _ => "changed its type after the walk: not backed up",
+            });
+        }
+        posix_fadvise(fd, 0, 0, 2); // POSIX_FADV_SEQUENTIAL: read ahead further, as FileOptions.SequentialScan did
+        return handle;
     }
 
     /// <summary>lstat: never follows a symlink. Null when the path does not exist.</summary>

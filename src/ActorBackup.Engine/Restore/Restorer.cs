@@ -200,7 +200,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Guard(d, () =>
         {
             if (st is not null) File.Delete(d.TargetPath);
-            Directory.CreateDirectory(d.TargetPath);
+            // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
+            Directory.CreateDirectory(d.TargetPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         });
     }
 
@@ -233,7 +234,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         public Entry File { get; } = file;
         public readonly object Lock = new();
-        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle;
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle => Stream?.SafeFileHandle;
+        /// <summary>The file as created (0600 until its metadata is set): kept so that its handle stays open.</summary>
+        public FileStream? Stream;
         public bool Opened;
         public int PiecesLeft = Math.Max(1, pieces);
         public string? Error;
@@ -352,7 +355,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             try
             {
                 Clear(slot.File.TargetPath);
-                slot.Handle = File.OpenHandle(slot.File.TargetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, (long)slot.File.Node.Size);
+                // Created readable by its owner alone: a private file is never open to others while it fills (its
+                // own mode comes with its metadata, once it is whole).
+                slot.Stream = new FileStream(slot.File.TargetPath, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+                    PreallocationSize = (long)slot.File.Node.Size, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                });
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -367,7 +376,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var file = slot.File;
         lock (slot.Lock)
             if (--slot.PiecesLeft > 0) return;
-        slot.Handle?.Dispose();
+        slot.Stream?.Dispose();
         if (slot.Error is not null)
         {
             lock (_errors) _errors.Add(new SnapshotError { Path = file.SnapshotPath, Reason = slot.Error });
