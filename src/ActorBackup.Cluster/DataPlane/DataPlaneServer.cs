@@ -10,14 +10,17 @@ namespace ActorBackup.Cluster.DataPlane;
 
 /// <summary>
 /// The media node's side: accepts connections under mutual TLS (nodes of the cell only), checks the ticket, serves
-/// one session per connection. Bounded: connections at once, the handshake and hello within a handshake timeout
-/// (10 s; a HELLO frame of at most <see cref="SocketFrames.MaxHello"/> bytes), and a connection that sends nothing
-/// for the idle timeout (30 min) is closed.
+/// one session per connection. Bounded: connections at once, and the handshake and hello within a total deadline
+/// (10 s; a HELLO frame of at most <see cref="SocketFrames.MaxHello"/> bytes; a peer that trickles bytes is cut off
+/// all the same). After it a connection lives as long as its session (a job may leave one idle for hours while it
+/// reads files): it is closed when the session ends, and TCP keepalive finds a peer that vanished.
 /// </summary>
 public sealed class DataPlaneServer : IDisposable
 {
     public const int MaxConnections = 256;
-    private readonly TimeSpan _handshakeTimeout, _idleTimeout;
+    private readonly TimeSpan _handshakeTimeout;
+    /// <summary>The connections admitted, each with the ticket it serves: closed when their session ends.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Socket, string> _admitted = new();
     private readonly TcpListener _listener;
     private readonly TimeSpan _commitTimeout;
     private readonly DataPlaneSessions _sessions;
@@ -30,10 +33,10 @@ public sealed class DataPlaneServer : IDisposable
     /// <param name="sessions">the sessions whose tickets this server admits: its ActorSystem's</param>
     /// <param name="trust">this node's certificates: a client must hold a node certificate of the same cell</param>
     public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions, Trust.NodeTrust trust,
-        TimeSpan? handshakeTimeout = null, TimeSpan? idleTimeout = null)
+        TimeSpan? handshakeTimeout = null)
     {
         _handshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(10);
-        _idleTimeout = idleTimeout ?? TimeSpan.FromMinutes(30);
+        sessions.Closed += CloseSession;
         _commitTimeout = commitTimeout;
         _sessions = sessions;
         _tls = trust.ServerOptions(id => id.Role == Protocol.Trust.CellRole.Node);
@@ -92,17 +95,27 @@ public sealed class DataPlaneServer : IDisposable
             var readBuffer = new byte[64 * 1024];
             try
             {
-                stream = FrameStream.Accept(socket, _tls, _handshakeTimeout);
-                var (code, length) = stream.ReadFrame(ref buffer, SocketFrames.MaxHello);
-                var ticket = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
-                if (code != SocketFrames.Hello || !_sessions.TryGet(ticket, out var session))
+                string ticket;
+                DataPlaneSessions.Session session;
+                // One deadline for the handshake and the hello together: a peer that sends a byte now and then is cut off.
+                using (new Timer(_ => socket.Dispose(), null, _handshakeTimeout, Timeout.InfiniteTimeSpan))
                 {
-                    stream.Write(1, "unknown or expired ticket: ask the media agent for a new session"u8);
-                    stream.Flush();
-                    return;
+                    stream = FrameStream.Accept(socket, _tls, _handshakeTimeout);
+                    var (hello, helloLength) = stream.ReadFrame(ref buffer, SocketFrames.MaxHello);
+                    ticket = System.Text.Encoding.UTF8.GetString(buffer, 0, helloLength);
+                    if (hello != SocketFrames.Hello || !_sessions.TryGet(ticket, out session))
+                    {
+                        stream.Write(1, "unknown or expired ticket: ask the media agent for a new session"u8);
+                        stream.Flush();
+                        return;
+                    }
                 }
+                _admitted[socket] = ticket;
+                if (!_sessions.TryGet(ticket, out _)) return; // closed while being admitted
                 stream.Write(0, []);
-                stream.ReadTimeout = _idleTimeout;
+                stream.Admitted();
+                byte code;
+                int length;
                 library = session.Library;
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
@@ -215,14 +228,30 @@ public sealed class DataPlaneServer : IDisposable
         }
         finally
         {
+            _admitted.TryRemove(socket, out _);
             foreach (var id in held) library?.Release(id);
             if (stream is not null) stream.Dispose();
             else socket.Dispose();
         }
     }
 
+    /// <summary>A session ended: the connections serving it go (a blocked read or write on them ends).</summary>
+    private void CloseSession(string ticket)
+    {
+        foreach (var (socket, served) in _admitted)
+            if (served == ticket)
+                try
+                {
+                    socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                }
+    }
+
     public void Dispose()
     {
+        _sessions.Closed -= CloseSession;
         _stopped = true;
         _listener.Stop();
     }

@@ -30,7 +30,15 @@ public sealed class DataPlaneSessions : IExtension
         return ticket;
     }
 
-    public void Close(string ticket) => _sessions.TryRemove(ticket, out _);
+    /// <summary>Ends a session: its ticket admits no one any more, and the socket connections that serve it are closed.</summary>
+    public void Close(string ticket)
+    {
+        _sessions.TryRemove(ticket, out _);
+        Closed?.Invoke(ticket);
+    }
+
+    /// <summary>A session ended (the socket server closes the connections that served it).</summary>
+    internal event Action<string>? Closed;
 
     internal bool TryGet(string ticket, out Session session) => _sessions.TryGetValue(ticket, out session!);
 

@@ -56,7 +56,15 @@ public sealed class SocketChannel : IDataPlaneChannel
             socket.Dispose();
             throw;
         }
-        Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
+        try
+        {
+            Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
         return c;
     }
 
@@ -91,7 +99,9 @@ public sealed class SocketChannel : IDataPlaneChannel
     public void StartReserve(ChunkId id)
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
-        _connections.Value!.Stream.Write(SocketFrames.Reserve, Id(id, b));
+        var c = _connections.Value!;
+        c.Stream.Write(SocketFrames.Reserve, Id(id, b));
+        c.Stream.Flush(); // on its way now: the answer travels while the chunk is sealed (FinishReserve reads it)
     }
 
     public bool FinishReserve(ChunkId id) => Reply(_connections.Value!)[0] == 1;

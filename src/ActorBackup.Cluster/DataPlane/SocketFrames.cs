@@ -74,10 +74,17 @@ internal sealed class FrameStream : IDisposable
         return new FrameStream(socket, tls);
     }
 
-    /// <summary>How long a read may wait for the other side (an idle connection is closed after it).</summary>
-    public TimeSpan ReadTimeout
+    /// <summary>
+    /// After the hello: no read or write timeout (a session may stay idle for as long as its job reads files, and a
+    /// slow reader of pipelined replies is no fault); TCP keepalive finds a peer that is gone (about 2 minutes).
+    /// </summary>
+    public void Admitted()
     {
-        set => _socket.ReceiveTimeout = (int)value.TotalMilliseconds;
+        _socket.ReceiveTimeout = _socket.SendTimeout = 0;
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        _socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 60);
+        _socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 10);
+        _socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 6);
     }
 
     public void ReadExactly(Span<byte> buffer)
@@ -147,16 +154,9 @@ internal sealed class FrameStream : IDisposable
         return (head[0], length);
     }
 
+    /// <summary>Closes without flushing: what is still buffered goes nowhere (a peer that stopped reading must not hold this up).</summary>
     public void Dispose()
     {
-        try
-        {
-            _out.Dispose();
-        }
-        catch (IOException)
-        {
-            // the other side is gone: nothing left to flush to
-        }
         _tls.Dispose();
         _socket.Dispose();
     }

@@ -107,11 +107,13 @@ public sealed class OpsCommand : ReceiveActor
         if (caller.Role == CellRole.Operator) return null;
         if (caller.Role == CellRole.Integrator)
         {
-            if (command is StartRestore r && r.Client != "")
+            if (command is StartRestore r)
             {
                 var s = await OwnSnapshot(r.Snapshot, "");
-                if (r.Client != s.Client) return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
+                if (r.Client != "" && r.Client != s.Client) return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
+                r.Snapshot = s.Id; // the one checked, not whatever 'latest' means by the time the manager reads it
             }
+            if (command is StartBackup b && await DefinedSet(b.BackupSet) is { } refusal) return refusal;
             return null;
         }
         var own = caller.Client;
@@ -129,7 +131,7 @@ public sealed class OpsCommand : ReceiveActor
             case StartBackup b2:
                 if (Other(b2.Client) is { } c) return c;
                 b2.Client = own;
-                return null;
+                return await DefinedSet(b2.BackupSet);
             case StartRestore r:
                 if (Other(r.Client) is { } d) return d;
                 r.Snapshot = (await OwnSnapshot(r.Snapshot, own)).Id;
@@ -150,10 +152,24 @@ public sealed class OpsCommand : ReceiveActor
             case GetJob or WatchJob or CancelJob:
                 var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, CancelJob x => x.Job, _ => "" };
                 var job = await AskManager<JobInfo>(new GetJob { Job = id });
-                return job.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {id} is {job.Client}'s";
+                return job.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {id} is not one of them";
             default:
                 return null;
         }
+    }
+
+    /// <summary>
+    /// A backup named after a defined set goes into that set's chain, where the set's retention counts it: only an
+    /// operator may do that with paths of its own choosing (it could push the set's real snapshots out); others run
+    /// the set itself.
+    /// </summary>
+    private async Task<string?> DefinedSet(string name)
+    {
+        if (name == "") return null;
+        var sets = await AskManager<BackupSetList>(new ListBackupSets());
+        return sets.Sets.Any(s => s.Set.Name == name)
+            ? $"'{name}' is a defined backup set: run it with 'abk set run {name}' (a backup of other paths under its name takes an operator certificate)"
+            : null;
     }
 
     /// <summary>A snapshot by id, prefix or 'latest' among those of <paramref name="client"/> (every client's when empty).</summary>
@@ -175,10 +191,20 @@ public sealed class OpsCommand : ReceiveActor
     /// <summary>Takes out of an answer what the caller may not see: a client host sees its own client's jobs only.</summary>
     private IMessage? Filter(IMessage? answer)
     {
-        if (_call.Caller.Role != CellRole.Client || answer is not JobList jobs) return answer;
-        var mine = new JobList();
-        mine.Jobs.AddRange(jobs.Jobs.Where(j => j.Client == _call.Caller.Client));
-        return mine;
+        if (_call.Caller.Role != CellRole.Client) return answer;
+        switch (answer)
+        {
+            case JobList jobs:
+                var mine = new JobList();
+                mine.Jobs.AddRange(jobs.Jobs.Where(j => j.Client == _call.Caller.Client));
+                return mine;
+            case ClientList clients:
+                var own = new ClientList();
+                own.Clients.AddRange(clients.Clients.Where(c => c.Id == _call.Caller.Client));
+                return own;
+            default:
+                return answer;
+        }
     }
 
     /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
@@ -303,8 +329,9 @@ public sealed class OpsCommand : ReceiveActor
         if (f.Client != "" && catalog.Snapshots.All(s => s.Client != f.Client))
             return new CommandRejected
             {
-                Reason = $"the catalog has no snapshot of client '{f.Client}': clients with snapshots are " +
-                         (catalog.Snapshots.Count == 0 ? "none" : string.Join(", ", catalog.Snapshots.Select(s => s.Client).Distinct().Order())),
+                Reason = _call.Caller.Role == CellRole.Client ? $"client {f.Client} has no snapshot yet" // other clients' names are not its business
+                    : $"the catalog has no snapshot of client '{f.Client}': clients with snapshots are " +
+                      (catalog.Snapshots.Count == 0 ? "none" : string.Join(", ", catalog.Snapshots.Select(s => s.Client).Distinct().Order())),
             };
         var request = new SearchFileIndex { Query = f, Live = { catalog.Snapshots.Select(s => s.Id) } };
         request.Snapshots.AddRange(catalog.Snapshots.Where(s => (f.Client == "" || s.Client == f.Client) && s.FinishedUnixMs >= f.SinceUnixMs)

@@ -92,7 +92,8 @@ public sealed class OpsEndpoint : IDisposable
                     _log.Warning("operator connection from {0} refused in the TLS handshake: {1}", client.Client.RemoteEndPoint, e.Message);
                     return;
                 }
-                caller = CellIdentity.From((X509Certificate2)stream.RemoteCertificate!)!;
+                if (stream.RemoteCertificate is not X509Certificate2 presented || CellIdentity.From(presented) is not { } identity) return;
+                caller = identity;
             }
             while (await OpsWire.Read(stream, gone.Token) is var (command, _))
             {

@@ -45,6 +45,7 @@ public static class JobSignature
         }
         using (cert)
         {
+            if (DateTime.UtcNow > cert.NotAfter.ToUniversalTime()) return $"its signer's certificate expired on {cert.NotAfter:yyyy-MM-dd}";
             var known = trust.Ca.Thumbprint + ":" + cert.Thumbprint; // checked against this CA
             if (!Checked.TryGetValue(known, out var id))
             {
