@@ -297,15 +297,17 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         try
         {
-            // The parent must be a snapshot of this cell's (sealed): a forged one would make this backup skip files.
-            var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Open(_keys, a.ParentManifest);
+            // The parent must be a snapshot of this cell's (sealed): a forged one would make this backup skip files. One
+            // from before manifests were sealed is no parent: this backup is a full one.
+            var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Parent(_keys, SnapshotManifest.Parser.ParseFrom(a.ParentManifest));
+            var level = parent is null && !a.ParentManifest.IsEmpty ? BackupLevel.LevelFull : job.Level;
             // The parent's trees are read from its library and those it spans.
             using var parentReads = new ReadSessions(this, parent?.Spans ?? [], job.Id, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
             var options = new BackupOptions
             {
                 // The storage policy's chunk size and compression, else this node's.
-                Level = ManagerState.ToEngineLevel(job.Level),
+                Level = ManagerState.ToEngineLevel(level),
                 Chunker = job.ChunkKib > 0 ? Engine.Chunking.ChunkerOptions.ForAverage(job.ChunkKib * 1024) : _settings.Chunker,
                 CompressionLevel = job.Compression > 0 ? job.Compression : _settings.CompressionLevel,
                 Client = _settings.ClientId, Library = job.Library, Job = job.Id, MaxBytesPerSecond = _settings.BackupRateLimit,
@@ -371,8 +373,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 try
                 {
-                    var stored = ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size).Select(r => new Engine.Hashing.ChunkId(r.Span));
-                    found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_keys, channel, stored).Select(m => m.ToByteString()));
+                    // One at a time: a damaged or forged one is left out (and logged), the others come back.
+                    foreach (var stored in ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size).Select(r => new Engine.Hashing.ChunkId(r.Span)))
+                        try
+                        {
+                            found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_keys, channel, [stored]).Select(m => m.ToByteString()));
+                        }
+                        catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException)
+                        {
+                            _log.Warning("catalog rebuild of {0}: the manifest in record {1} is left out: {2}", request.Library, stored.Short, e.Message);
+                        }
                 }
                 finally
                 {

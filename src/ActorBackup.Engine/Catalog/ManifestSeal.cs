@@ -36,6 +36,18 @@ public static class ManifestSeal
         return manifest;
     }
 
+    /// <summary>
+    /// The parent a backup may compare with: a sealed one as it is; one with no seal at all (made before manifests were
+    /// sealed) is no parent, and the backup reads everything (a full one: nothing it could skip is trusted); a wrong
+    /// seal is tampering and throws.
+    /// </summary>
+    public static SnapshotManifest? Parent(CellKeys keys, SnapshotManifest? parent)
+    {
+        if (parent is null || parent.Mac.IsEmpty) return null;
+        Check(keys, parent);
+        return parent;
+    }
+
     public static void Check(CellKeys keys, SnapshotManifest manifest)
     {
         if (manifest.Mac.Length != Size || !CryptographicOperations.FixedTimeEquals(manifest.Mac.Span, Mac(keys, manifest)))

@@ -26,11 +26,21 @@ public static class StoredManifests
         sink.Commit();
     }
 
-    /// <summary>The manifests stored under <paramref name="ids"/>, opened and checked (a damaged one throws).</summary>
+    /// <summary>
+    /// The manifests stored under <paramref name="ids"/>, opened and checked (a damaged one throws). A stored manifest is
+    /// an encrypted chunk that only a holder of the cell key could write: one from before manifests were sealed is
+    /// authentic all the same, and comes back sealed.
+    /// </summary>
     public static IEnumerable<SnapshotManifest> Open(CellKeys keys, IChunkSource source, IEnumerable<ChunkId> ids)
     {
         using var decoder = new ChunkDecoder(keys);
-        foreach (var id in ids) yield return ManifestSeal.Open(keys, ByteString.CopyFrom(decoder.Load(id, source)));
+        foreach (var id in ids)
+        {
+            var manifest = SnapshotManifest.Parser.ParseFrom(decoder.Load(id, source));
+            if (manifest.Mac.IsEmpty) ManifestSeal.Seal(keys, manifest);
+            else ManifestSeal.Check(keys, manifest);
+            yield return manifest;
+        }
     }
 
     /// <summary>

@@ -86,8 +86,8 @@ public sealed class Repository : IDisposable
     public SnapshotManifest Backup(BackupSet set, Level level, IProgress<BackupProgress>? progress = null, CancellationToken cancel = default, string? client = null)
     {
         client ??= Environment.MachineName;
-        var parent = Catalog.ParentFor(set.Name, client, level);
-        if (parent is not null) ManifestSeal.Check(Keys, parent); // a changed parent would make this backup skip files
+        // A changed parent would make this backup skip files (refused); one from before manifests were sealed is none.
+        var parent = ManifestSeal.Parent(Keys, Catalog.ParentFor(set.Name, client, level));
         // Like Bacula: an incremental or differential with nothing to compare with is a full backup.
         if (parent is null) level = Level.Full;
         var options = new BackupOptions

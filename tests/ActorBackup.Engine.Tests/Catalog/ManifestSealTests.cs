@@ -78,4 +78,28 @@ public class ManifestSealTests
         // And a backup refuses it as its parent (it would skip files by a forged tree).
         Assert.Throws<ForgedManifestException>(() => reopened.Backup(new BackupSet("s", [src], []), Level.Incremental));
     }
+
+    [Fact]
+    public void A_snapshot_from_before_manifests_were_sealed_is_no_parent_and_is_not_restored()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "a.txt"), "old");
+        string old;
+        using (var repo = TestRepo.Create(Path.Combine(dir.Path, "repo")))
+            old = repo.Backup(new BackupSet("s", [src], []), Level.Full).Id;
+        var file = Path.Combine(dir.Path, "repo", "snapshots", old + ".snap");
+        var unsealed = SnapshotManifest.Parser.ParseFrom(File.ReadAllBytes(file));
+        unsealed.Mac = ByteString.Empty; // as every manifest was before the seal
+        File.WriteAllBytes(file, unsealed.ToByteArray());
+        using var reopened = TestRepo.Open(Path.Combine(dir.Path, "repo"));
+        // The next incremental compares with nothing it cannot trust: it is a full backup, and restores.
+        var next = reopened.Backup(new BackupSet("s", [src], []), Level.Incremental);
+        Assert.Equal(Level.Full, next.Level);
+        Assert.Equal("", next.Parent);
+        var target = Path.Combine(dir.Path, "out");
+        reopened.Restore(next.Id, target);
+        Assert.Equal("old", File.ReadAllText(target + src + "/a.txt"));
+        Assert.Throws<ForgedManifestException>(() => reopened.Restore(old, Path.Combine(dir.Path, "out-old")));
+    }
 }
