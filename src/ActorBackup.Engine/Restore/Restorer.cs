@@ -24,6 +24,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<Entry> _files = [];
     private readonly List<Entry> _links = [];
     private readonly List<Entry> _special = [];
+    private bool _privileged;
+    private const uint SetIdBits = 0xC00; // setuid 04000, setgid 02000
     private readonly List<Entry> _symlinks = [];
     private readonly HashSet<string> _restoredFiles = new(StringComparer.Ordinal);
     private readonly List<string> _includePaths = [];
@@ -55,7 +57,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
             throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
         if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
-        Directory.CreateDirectory(target);
+        // Setuid/setgid files and device nodes only into a folder this restore makes (kept 0700 until the end), or
+        // with --force: planted in an existing folder others can reach, they would hand them root.
+        _privileged = options.Force || !Directory.Exists(target);
+        Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         _target = target;
 
         using (var trees = new TreeReader(keys, source))
@@ -407,6 +412,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Posix.Posix.MkFifo(s.TargetPath, s.Node.Mode);
                 break;
             default:
+                if (!_privileged)
+                    throw new IOException($"device {s.SnapshotPath} not restored into a folder that was there before: restore into a new folder, or give --force");
                 if (!Posix.Posix.IsRoot) throw new IOException($"device {s.SnapshotPath} is recorded but only root can create device nodes");
                 Posix.Posix.MkNod(s.TargetPath, s.Node.Type == NodeType.CharDevice ? FileKind.CharDevice : FileKind.BlockDevice, s.Node.Mode, s.Node.RdevMajor, s.Node.RdevMinor);
                 break;
@@ -423,10 +430,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Posix.Posix.SetMtime(s.TargetPath, s.Node.MtimeSec, s.Node.MtimeNsec);
     }
 
-    private static void SetMetadata(string path, Node node, bool restoreOwner)
+    private void SetMetadata(string path, Node node, bool restoreOwner)
     {
         if (restoreOwner) Posix.Posix.LChown(path, node.Uid, node.Gid);
-        Posix.Posix.Chmod(path, node.Mode);
+        var mode = node.Mode;
+        if (!_privileged && node.Type != NodeType.Directory && (mode & SetIdBits) != 0)
+        {
+            mode &= ~SetIdBits;
+            lock (_errors) _errors.Add(new SnapshotError { Path = path[_target.Length..], Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
+        }
+        Posix.Posix.Chmod(path, mode);
         Posix.Posix.SetMtime(path, node.MtimeSec, node.MtimeNsec);
     }
 }

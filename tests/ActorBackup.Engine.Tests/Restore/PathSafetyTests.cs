@@ -124,6 +124,40 @@ public class PathSafetyTests
     }
 
     [Fact]
+    public void Setuid_bits_and_device_nodes_come_back_only_into_a_folder_the_restore_makes_or_with_force()
+    {
+        using var f = new Fixture();
+        Node Setuid()
+        {
+            var n = f.File("su", "binary");
+            n.Mode = 0b100_111_101_101; // 04755
+            return n;
+        }
+        var device = new Node { Name = "null", Type = NodeType.CharDevice, Mode = 0b110_110_110, RdevMajor = 1, RdevMinor = 3 };
+        const UnixFileMode setuid = UnixFileMode.SetUser;
+
+        // A new folder: made 0700 by the restore, so a setuid file in it reaches no one before it is whole.
+        var fresh = Path.Combine(f.Dir.Path, "fresh");
+        var made = f.Restore(fresh, force: false, Setuid(), device);
+        Assert.True((File.GetUnixFileMode(Path.Combine(fresh, "su")) & setuid) != 0);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(fresh));
+        if (Posix.Posix.IsRoot) Assert.Empty(made.Errors);
+
+        // A folder that was there (empty, so no --force needed): the bits are left off and said so; no device node.
+        var existing = f.Dir.Sub("existing");
+        var into = f.Restore(existing, force: false, Setuid(), device);
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(Path.Combine(existing, "su")));
+        Assert.Contains(into.Errors, e => e.Path == "/su" && e.Reason.Contains("setuid"));
+        Assert.Contains(into.Errors, e => e.Path == "/null" && e.Reason.Contains("--force"));
+        Assert.False(File.Exists(Path.Combine(existing, "null")));
+
+        // With --force they come back there too.
+        var forced = f.Dir.Sub("forced");
+        f.Restore(forced, force: true, Setuid());
+        Assert.True((File.GetUnixFileMode(Path.Combine(forced, "su")) & setuid) != 0);
+    }
+
+    [Fact]
     public void An_existing_symlink_in_the_target_is_never_written_through()
     {
         using var f = new Fixture();
