@@ -98,7 +98,12 @@ public sealed class DataPlaneServer : IDisposable
                 string ticket;
                 DataPlaneSessions.Session session;
                 // One deadline for the handshake and the hello together: a peer that sends a byte now and then is cut off.
-                using (new Timer(_ => socket.Dispose(), null, _handshakeTimeout, Timeout.InfiniteTimeSpan))
+                // (0: in the handshake; 1: admitted, the deadline no longer applies; 2: the deadline passed first.)
+                var deadline = 0;
+                using (new Timer(_ =>
+                       {
+                           if (Interlocked.CompareExchange(ref deadline, 2, 0) == 0) socket.Dispose();
+                       }, null, _handshakeTimeout, Timeout.InfiniteTimeSpan))
                 {
                     stream = FrameStream.Accept(socket, _tls, _handshakeTimeout);
                     var (hello, helloLength) = stream.ReadFrame(ref buffer, SocketFrames.MaxHello);
@@ -110,6 +115,7 @@ public sealed class DataPlaneServer : IDisposable
                         return;
                     }
                 }
+                if (Interlocked.CompareExchange(ref deadline, 1, 0) != 0) return; // the deadline passed as the hello came in
                 _admitted[socket] = ticket;
                 if (!_sessions.TryGet(ticket, out _)) return; // closed while being admitted
                 stream.Write(0, []);
