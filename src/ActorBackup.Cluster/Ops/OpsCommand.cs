@@ -177,15 +177,10 @@ public sealed class OpsCommand : ReceiveActor
     {
         var list = await AskManager<SnapshotList>(new ListSnapshots { Client = client });
         var mine = list.Snapshots.Where(s => client == "" || s.Client == client).OrderBy(s => s.FinishedUnixMs).ToList();
-        if (idOrPrefix is "" or "latest")
-            return mine.Count > 0 ? mine[^1] : throw new KeyNotFoundException(client == "" ? "there is no snapshot yet: run a backup first" : $"client {client} has no snapshot yet: run a backup first");
-        var matches = mine.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
-        return matches.Count switch
-        {
-            1 => matches[0],
-            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}'{(client == "" ? "" : " of client " + client)}: list them with 'abk snapshot list'"),
-            _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
-        };
+        return client == ""
+            ? Engine.Catalog.SnapshotCatalog.Find(mine, s => s.Id, idOrPrefix, "list them with 'abk snapshot list'")
+            : Engine.Catalog.SnapshotCatalog.Find(mine, s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
+                $"client {client} has no snapshot yet: run a backup first", " of client " + client);
     }
 
     /// <summary>Takes out of an answer what the caller may not see: a client host sees its own client's jobs only.</summary>

@@ -55,15 +55,23 @@ public sealed class SnapshotCatalog
     /// A snapshot of <paramref name="oldestFirst"/> by id or unique id prefix; "latest" (or nothing) for the
     /// newest. KeyNotFoundException says what went wrong and, with <paramref name="howToList"/>, what to do.
     /// </summary>
-    public static SnapshotManifest Find(IReadOnlyList<SnapshotManifest> oldestFirst, string idOrPrefix, string howToList)
+    public static SnapshotManifest Find(IReadOnlyList<SnapshotManifest> oldestFirst, string idOrPrefix, string howToList) =>
+        Find(oldestFirst, s => s.Id, idOrPrefix, howToList);
+
+    /// <summary>
+    /// The same over any list of snapshots (a manager's SnapshotInfo, say): <paramref name="none"/> when it is empty,
+    /// <paramref name="whose"/> (e.g. " of client web1") after the id when nothing matches.
+    /// </summary>
+    public static T Find<T>(IReadOnlyList<T> oldestFirst, Func<T, string> id, string idOrPrefix, string howToList,
+        string none = "there is no snapshot yet: run a backup first", string whose = "")
     {
         if (idOrPrefix is "" or "latest")
-            return oldestFirst.Count > 0 ? oldestFirst[^1] : throw new KeyNotFoundException("there is no snapshot yet: run a backup first");
-        var matches = oldestFirst.Where(s => s.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+            return oldestFirst.Count > 0 ? oldestFirst[^1] : throw new KeyNotFoundException(none);
+        var matches = oldestFirst.Where(s => id(s).StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
         return matches.Count switch
         {
             1 => matches[0],
-            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}': {howToList}"),
+            0 => throw new KeyNotFoundException($"no snapshot '{idOrPrefix}'{whose}: {howToList}"),
             _ => throw new KeyNotFoundException($"'{idOrPrefix}' matches {matches.Count} snapshots: give more of the id"),
         };
     }
