@@ -52,7 +52,9 @@ public sealed partial class ClientActor
         {
             try
             {
-                using var reads = new ReadSessions(this, library == manifest.Library ? manifest.Spans : [], "find", OpenChannel(library, "find", write: false), library);
+                var spans = library == manifest.Library ? manifest.Spans : [];
+                var ticket = LookTicket("find", spans.Prepend(library));
+                using var reads = new ReadSessions(this, spans, ticket, OpenChannel(library, ticket, write: false), library);
                 using var trees = new TreeReader(_keys, reads.Source);
                 _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
                 return;

@@ -30,6 +30,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
+    /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs what it sends the manager and checks what the manager sends.</summary>
+    private readonly Trust.NodeTrust? _trust = Trust.NodeTrust.Of(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, CancellationTokenSource> _running = [];
     private readonly HashSet<string> _unacknowledged = [];
@@ -61,13 +63,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         Receive<Registered>(_ => _registered = true);
         Receive<RegistrationRequest>(_ => Sender.Tell(Registration()));
-        Receive<BackupAssignment>(a => Start(a.Job, token => RunBackup(a, token)));
-        Receive<RestoreAssignment>(a => Start(a.Job, token => RunRestore(a, token)));
-        Receive<VerifyAssignment>(a => Start(a.Job, token => RunVerify(a, token)));
-        Receive<CancelAssignment>(c =>
+        // Assignments and cancels only from a manager node (signed): another node of the cell cannot make this host
+        // back up, restore over its files, or stop.
+        Receive<BackupAssignment>(a => FromManager(a), a => Start(a.Job, token => RunBackup(a, token)));
+        Receive<RestoreAssignment>(a => FromManager(a), a => Start(a.Job, token => RunRestore(a, token)));
+        Receive<VerifyAssignment>(a => FromManager(a), a => Start(a.Job, token => RunVerify(a, token)));
+        Receive<CancelAssignment>(c => FromManager(c), c =>
         {
             if (_running.TryGetValue(c.Job, out var cts)) cts.Cancel();
         });
+        Receive<IMessage>(m => m is BackupAssignment or RestoreAssignment or VerifyAssignment or CancelAssignment, _ => { }); // refused above
         Receive<JobFinished>(f =>
         {
             if (_attempts.Remove(f.Job, out var attempt)) f.Attempt = attempt;
@@ -120,7 +125,31 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     {
         var m = new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) };
         m.RunningJobs.AddRange(_running.Keys);
-        return m;
+        return Trust.MessageSignature.Sign(m, _trust);
+    }
+
+    /// <summary>Whether <paramref name="m"/> is signed by a manager node; if not, it is logged and dropped.</summary>
+    private bool FromManager(IMessage m)
+    {
+        if (Trust.MessageSignature.NotFromManager(_trust, m) is not { } refused) return true;
+        _log.Warning("client {0}: {1} (from {2})", _settings.ClientId, refused, Sender);
+        return false;
+    }
+
+    /// <summary>
+    /// A look into libraries that is no job (ls, find, a catalog rebuild): a read ticket from the manager, asked for
+    /// with this node's signature (the manager gives it only to the client named in its certificate). Off the actor's thread.
+    /// </summary>
+    private JobTicket LookTicket(string purpose, IEnumerable<string> libraries)
+    {
+        if (_trust is null) return new JobTicket { Job = purpose }; // a test's ActorSystem without trust: no media agent checks
+        var request = Trust.MessageSignature.Sign(new RequestTicket { Client = _settings.ClientId, Read = { libraries.Distinct() }, Purpose = purpose }, _trust);
+        return _manager.Ask<object>(request, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() switch
+        {
+            JobTicket t => t,
+            CommandRejected r => throw new IOException($"the manager gave no ticket to read {string.Join(", ", request.Read)}: {r.Reason}"),
+            var other => throw new IOException($"the manager answered a ticket request with {other.GetType().Name}"),
+        };
     }
 
     private void ReplyWhenStopped()
@@ -192,11 +221,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
     }
 
-    private IDataPlaneChannel OpenChannel(JobInfo job, bool write) => OpenChannel(job.Library, job.Id, write);
+    /// <summary>The ticket an assignment came with (none from a manager without trust: a test's).</summary>
+    private static JobTicket TicketOf(JobInfo job, JobTicket? ticket) => ticket ?? new JobTicket { Job = job.Id };
 
-    private IDataPlaneChannel OpenChannel(string library, string job, bool write)
+    /// <summary>A session on <paramref name="library"/> under <paramref name="ticket"/> (a job's, or a look's).</summary>
+    private IDataPlaneChannel OpenChannel(string library, JobTicket ticket, bool write)
     {
-        var reply = _media.Ask<object>(new OpenSession { Library = library, Job = job, Write = write }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        var reply = _media.Ask<object>(new OpenSession { Library = library, Job = ticket.Job, Write = write, Ticket = ticket }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
         return reply switch
         {
             SessionOpened granted => _dataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
@@ -215,7 +246,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         try
         {
             var manifest = ManifestSeal.Open(_keys, request.Manifest);
-            using var reads = new ReadSessions(this, manifest.Spans, "ls", OpenChannel(manifest.Library, "ls", write: false), manifest.Library);
+            var ticket = LookTicket("ls", manifest.Spans.Prepend(manifest.Library));
+            using var reads = new ReadSessions(this, manifest.Spans, ticket, OpenChannel(manifest.Library, ticket, write: false), manifest.Library);
             using var trees = new TreeReader(_keys, reads.Source);
             var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
             foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
@@ -282,13 +314,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var job = a.Job;
         var assigned = DateTime.UtcNow;
         var gc = (Gen0: GC.CollectionCount(0), Gen1: GC.CollectionCount(1), Gen2: GC.CollectionCount(2), Pause: GC.GetTotalPauseDuration());
-        var channel = OpenChannel(job, write: true);
+        var ticket = TicketOf(job, a.Ticket);
+        var channel = OpenChannel(job.Library, ticket, write: true);
         // When the library fills up, the backup goes on in the next library of its pool that opens.
         var sink = new Engine.Spanning.SpanningSink(job.Library, channel, a.SpanTo, library =>
         {
             try
             {
-                return OpenChannel(library, job.Id, write: true);
+                return OpenChannel(library, ticket, write: true);
             }
             catch (AskTimeoutException)
             {
@@ -302,7 +335,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Parent(_keys, SnapshotManifest.Parser.ParseFrom(a.ParentManifest));
             var level = parent is null && !a.ParentManifest.IsEmpty ? BackupLevel.LevelFull : job.Level;
             // The parent's trees are read from its library and those it spans.
-            using var parentReads = new ReadSessions(this, parent?.Spans ?? [], job.Id, channel);
+            using var parentReads = new ReadSessions(this, parent?.Spans ?? [], ticket, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
             var options = new BackupOptions
             {
@@ -369,7 +402,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 return;
             }
             var found = new RecordSnapshots { Library = request.Library };
-            using (var channel = OpenChannel(request.Library, "catalog-rebuild", write: false))
+            using (var channel = OpenChannel(request.Library, LookTicket("catalog-rebuild", [request.Library]), write: false))
             {
                 try
                 {
@@ -397,7 +430,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
-    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, fallback: a.Fallback, run: channel =>
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, fallback: a.Fallback, run: channel =>
     {
         var job = a.Job;
         var manifest = ManifestSeal.Open(_keys, a.Manifest);
@@ -427,11 +460,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// </summary>
     /// <param name="fallback">libraries holding a whole copy, read chunk by chunk (opened when first needed) for what
     /// the job's library cannot give: a restore gets past a damaged or missing chunk; a verify checks one library</param>
-    private JobFinished Reading(JobInfo job, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
+    private JobFinished Reading(JobInfo job, JobTicket ticket, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
     {
         var snapshot = ManifestSeal.Open(_keys, manifest);
         // The libraries it spans when it is read from its own; a copy elsewhere is whole.
-        using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], job.Id, OpenChannel(job, write: false), job.Library, fallback);
+        using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], ticket, OpenChannel(job.Library, ticket, write: false), job.Library, fallback);
         return run(reads.Source);
     }
 
@@ -444,7 +477,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         private readonly ClientActor _client;
         private readonly List<(string Library, IDataPlaneChannel Channel)> _opened = [];
 
-        public ReadSessions(ClientActor client, IEnumerable<string> spans, string job, IDataPlaneChannel first, string? firstLibrary = null,
+        public ReadSessions(ClientActor client, IEnumerable<string> spans, JobTicket ticket, IDataPlaneChannel first, string? firstLibrary = null,
             IEnumerable<string>? fallback = null)
         {
             _client = client;
@@ -454,7 +487,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 foreach (var library in spans)
                 {
-                    var channel = client.OpenChannel(library, job, write: false);
+                    var channel = client.OpenChannel(library, ticket, write: false);
                     _opened.Add((library, channel));
                     sources.Add(channel);
                 }
@@ -465,12 +498,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 throw;
             }
             var own = sources.Count;
-            foreach (var library in fallback ?? []) sources.Add(new Fallback(this, library, job));
+            foreach (var library in fallback ?? []) sources.Add(new Fallback(this, library, ticket));
             Source = sources.Count == 1 ? first : new Engine.Spanning.SpanningSource(sources, own);
         }
 
         /// <summary>A library holding a whole copy: its read session is opened when a chunk is first asked of it.</summary>
-        private sealed class Fallback(ReadSessions owner, string library, string job) : Engine.Codec.IChunkSource
+        private sealed class Fallback(ReadSessions owner, string library, JobTicket ticket) : Engine.Codec.IChunkSource
         {
             private IDataPlaneChannel? _channel;
             private IOException? _failed;
@@ -484,7 +517,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     if (_failed is not null) throw _failed;
                     try
                     {
-                        _channel = owner._client.OpenChannel(library, job, write: false);
+                        _channel = owner._client.OpenChannel(library, ticket, write: false);
                         lock (owner._opened) owner._opened.Add((library, _channel));
                         return _channel;
                     }
@@ -514,7 +547,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Reads the snapshot back through the data plane and checks every chunk (SnapshotVerifier); writes nothing.</summary>
-    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, a.Manifest, channel =>
+    private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, channel =>
     {
         var job = a.Job;
         var manifest = ManifestSeal.Open(_keys, a.Manifest);

@@ -114,6 +114,13 @@ public sealed class DataPlaneServer : IDisposable
                         stream.Flush();
                         return;
                     }
+                    // The session is its job's ticket holder's: another node of the cell that learnt the ticket gets nothing.
+                    if (session.Ticket is { } jobTicket && (stream.Peer is not { } peer || !Trust.JobTickets.Admits(jobTicket, peer)))
+                    {
+                        stream.Write(1, System.Text.Encoding.UTF8.GetBytes($"this session is {Trust.JobTickets.Holder(jobTicket)}'s, not {stream.Peer?.ToString() ?? "an unknown peer"}'s"));
+                        stream.Flush();
+                        return;
+                    }
                 }
                 if (Interlocked.CompareExchange(ref deadline, 1, 0) != 0) return; // the deadline passed as the hello came in
                 _admitted[socket] = ticket;

@@ -14,7 +14,8 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 public sealed class DataPlaneSessions : IExtension
 {
-    internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write);
+    /// <param name="Ticket">what the session was opened under: the socket server admits only its holder's connections (none: a test's actor without trust)</param>
+    internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write, JobTicket? Ticket);
     private readonly ConcurrentDictionary<string, Session> _sessions = new();
     private readonly Trust.NodeTrust? _trust;
 
@@ -23,10 +24,11 @@ public sealed class DataPlaneSessions : IExtension
 
     public static DataPlaneSessions Get(ActorSystem system) => system.WithExtension<DataPlaneSessions, DataPlaneSessionsProvider>();
 
-    public string Open(DiskLibrary library, IActorRef media, string libraryId, bool write)
+    /// <summary>A session of <paramref name="libraryId"/> opened under <paramref name="jobTicket"/> (checked by the media agent): its one-time ticket.</summary>
+    public string Open(DiskLibrary library, IActorRef media, string libraryId, bool write, JobTicket? jobTicket = null)
     {
         var ticket = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        _sessions[ticket] = new Session(library, media, libraryId, write);
+        _sessions[ticket] = new Session(library, media, libraryId, write, jobTicket);
         return ticket;
     }
 

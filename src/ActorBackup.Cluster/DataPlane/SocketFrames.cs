@@ -74,6 +74,10 @@ internal sealed class FrameStream : IDisposable
         return new FrameStream(socket, tls);
     }
 
+    /// <summary>Who the other side is, as its certificate (checked in the handshake) says.</summary>
+    public ActorBackup.Protocol.Trust.CellIdentity? Peer =>
+        _tls.RemoteCertificate is System.Security.Cryptography.X509Certificates.X509Certificate2 c ? ActorBackup.Protocol.Trust.CellIdentity.From(c) : null;
+
     /// <summary>
     /// After the hello: no read or write timeout (a session may stay idle for as long as its job reads files, and a
     /// slow reader of pipelined replies is no fault); TCP keepalive finds a peer that is gone (about 2 minutes).

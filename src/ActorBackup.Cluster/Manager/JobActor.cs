@@ -129,7 +129,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         Receive<CancelJob>(_ =>
         {
             if (_attempt is null) return;
-            _attempt.Client.Tell(new CancelAssignment { Job = _job });
+            _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
             Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
         });
         Receive<CancelTimeout>(c =>

@@ -21,6 +21,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     public const int SnapshotEvery = 200;
     private readonly IActorRef _mediaRegion;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs assignments and tickets, and checks who signed what it is sent.</summary>
+    private readonly Trust.NodeTrust? _trust = Trust.NodeTrust.Of(Context.System);
     private ManagerState _state = new();
     private readonly Dictionary<string, IActorRef> _clientRefs = [];
     private readonly Dictionary<string, IndexReport> _libraryReports = [];
@@ -84,6 +86,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
         Command<RegisterClient>(m =>
         {
+            // Only the node whose certificate names the client: another could take its jobs and snapshots.
+            if (Refused(m, id => Trust.MessageSignature.IsClientNode(id, m.Id), $"the node of client {m.Id}")) return;
             _clientRefs[m.Id] = Sender;
             Context.Watch(Sender);
             if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
@@ -100,6 +104,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<SettleTimeout>(_ => SettleRecoveredJobs());
         Command<RegisterLibrary>(m =>
         {
+            // Only a media node whose certificate names the library: another could swallow its backups.
+            if (Refused(m, id => Trust.MessageSignature.IsMediaNode(id, m.Id), $"a media node of library {m.Id}")) return;
             if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Streams != m.Streams)
                 Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now(), Streams = m.Streams }, e =>
                 {
@@ -108,7 +114,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
             Sender.Tell(new Registered { Id = m.Id });
         });
-        Command<IndexReport>(r => _libraryReports[r.Library] = r);
+        Command<IndexReport>(r =>
+        {
+            if (!Refused(r, id => Trust.MessageSignature.IsMediaNode(id, r.Library), $"a media node of library {r.Library}")) _libraryReports[r.Library] = r;
+        });
+        Command<RequestTicket>(m =>
+        {
+            // A read ticket only for the client whose node signed the request (ls, find, catalog rebuild on that client).
+            if (_trust is not null && Trust.JobTickets.LookRefusal(m, Trust.MessageSignature.Signer(_trust, m, out var why), why) is { } refused)
+            {
+                _log.Warning("{0} (from {1})", refused, Sender);
+                Sender.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
+            Sender.Tell(Trust.MessageSignature.Sign(Trust.JobTickets.ForLook(m, DateTimeOffset.UtcNow), _trust));
+        });
         Command<Terminated>(t =>
         {
             // The jobs it ran hear it from their own children (JobLost).
@@ -247,7 +267,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var client = Sender;
             var job = _state.Job(f.Job);
             // Only from the node the job belongs to (its client, or the media node of its library), proven by signature.
-            if (job is not null && Trust.NodeTrust.Of(Context.System) is { } trust && Trust.JobSignature.Refusal(trust, job, f) is { } refused)
+            if (job is not null && _trust is { } trust && Trust.JobSignature.Refusal(trust, job, f) is { } refused)
             {
                 _log.Warning("refused an end of job {0} from {1}: {2}", f.Job, client.Path.Address, refused);
                 client.Tell(new CommandRejected { Reason = $"job {f.Job}: {refused}" });
@@ -576,26 +596,33 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 case JobKind.Restore:
                     var restored = _state.FindSnapshot(job.Snapshot);
+                    var fallback = _state.LibrariesOf(restored).Where(l => l != job.Library).ToList();
                     Dispatch(job, new RestoreAssignment
                     {
-                        Job = job, Manifest = restored.ToByteString(), Fallback = { _state.LibrariesOf(restored).Where(l => l != job.Library) },
+                        Job = job, Manifest = restored.ToByteString(), Fallback = { fallback },
+                        Ticket = Ticket(job, read: [job.Library, .. restored.Library == job.Library ? restored.Spans : [], .. fallback]),
                     });
                     break;
                 case JobKind.Verify when job.Snapshot == "":
                     DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt });
                     break;
                 case JobKind.Verify:
-                    Dispatch(job, new VerifyAssignment { Job = job, Manifest = _state.FindSnapshot(job.Snapshot).ToByteString() });
+                    var verified = _state.FindSnapshot(job.Snapshot);
+                    Dispatch(job, new VerifyAssignment
+                    {
+                        Job = job, Manifest = verified.ToByteString(), Ticket = Ticket(job, read: [job.Library, .. verified.Library == job.Library ? verified.Spans : []]),
+                    });
                     break;
                 case JobKind.Prune:
                     DispatchToMedia(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter));
                     break;
                 case JobKind.Copy:
+                    // A snapshot that spans libraries is read from all of them when copied from its own.
+                    var spans = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && s.Library == job.SourceLibrary)?.Spans ?? [];
                     DispatchToMedia(job, new CopySnapshot
                     {
                         Library = job.Library, Job = job.Id, Attempt = job.Attempt, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove,
-                        // A snapshot that spans libraries is read from all of them when copied from its own.
-                        SourceSpans = { _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && s.Library == job.SourceLibrary)?.Spans ?? [] },
+                        SourceSpans = { spans }, Ticket = Ticket(job, read: [job.SourceLibrary, .. spans], holderLibrary: job.Library),
                     });
                     break;
                 default:
@@ -608,8 +635,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void DispatchBackup(JobInfo job)
     {
         var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, job.Library);
-        Dispatch(job, new BackupAssignment { Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty, SpanTo = { _state.SpanTargets(job) } });
+        var spanTo = _state.SpanTargets(job);
+        Dispatch(job, new BackupAssignment
+        {
+            Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty, SpanTo = { spanTo },
+            // It writes into its library and those it may span into, and reads its parent's trees.
+            Ticket = Ticket(job, read: parent is null ? [] : [parent.Library, .. parent.Spans], write: [job.Library, .. spanTo]),
+        });
     }
+
+    /// <summary>The signed ticket of <paramref name="job"/>'s attempt: the sessions it may open (JobTickets).</summary>
+    private JobTicket Ticket(JobInfo job, IEnumerable<string> read, IEnumerable<string>? write = null, string holderLibrary = "") =>
+        Trust.MessageSignature.Sign(Trust.JobTickets.For(job, read, write ?? [], DateTimeOffset.UtcNow, holderLibrary), _trust);
 
     /// <param name="target">who runs it: the job's client unless given (a prune: the media region)</param>
     /// <param name="probe">what the job's child asks the target now and then (default: the client's RegistrationRequest)</param>
@@ -625,8 +662,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);
             _starting.Remove(job.Id);
-            _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, assignment, probe));
+            // Signed: its client (or media agent) takes an assignment only from a manager node.
+            _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, Trust.MessageSignature.Sign(assignment, _trust), probe));
         });
+    }
+
+    /// <summary>Whether <paramref name="m"/> is refused: not signed by a certificate of the cell that <paramref name="allowed"/> accepts (logged).</summary>
+    private bool Refused(IMessage m, Func<Protocol.Trust.CellIdentity, bool> allowed, string expected)
+    {
+        if (Trust.MessageSignature.Refusal(_trust, m, allowed, expected) is not { } refused) return false;
+        _log.Warning("{0} (from {1})", refused, Sender);
+        return true;
     }
 
     /// <summary>A job its library's media agent runs itself (prune, copy, library check); its child asks the agent whether it still does.</summary>
@@ -718,7 +764,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Applied(e);
             _log.Warning("job {0}: {1}", job.Id, ((JobRetried)e).Reason);
-            EndSessions(job);
+            EndSessions(job, jobEnded: false);
             replyTo?.Tell(WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
             _progress.Remove(job.Id);
             _starting.Remove(job.Id);
@@ -736,7 +782,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (state == JobState.Succeeded) _log.Info("job {0} ({1} of {2}) succeeded", jobId, job.Kind, job.Client);
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
-            EndSessions(job);
+            EndSessions(job, jobEnded: true);
             replyTo?.Tell(job);
             _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
             CountEnd(job);
@@ -748,16 +794,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// A client's job ended or its attempt was given up: its library closes whatever sessions it left open, and
-    /// so do the libraries a backup may have spanned into and those its snapshot spans (a restore's reads).
+    /// A job ended (<paramref name="jobEnded"/>) or its attempt was given up: its library closes whatever sessions it
+    /// left open, and so do the libraries a backup may have spanned into and those its snapshot spans (a restore's
+    /// reads, a copy's source); none opens one again under that attempt's ticket.
     /// </summary>
-    private void EndSessions(JobInfo job)
+    private void EndSessions(JobInfo job, bool jobEnded)
     {
-        if (job.Library == "" || ManagerState.RunsOnMedia(job)) return;
-        var snapshot = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot);
+        if (job.Library == "" || job.Kind is JobKind.Prune || job is { Kind: JobKind.Verify, Snapshot: "" }) return;
+        var snapshot = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && (job.Kind != JobKind.Copy || s.Library == job.SourceLibrary));
         var reads = snapshot is null ? [] : snapshot.Spans.Concat(_state.LibrariesOf(snapshot)); // spans, and a restore's fallbacks
-        foreach (var library in _state.SpanTargets(job).Concat(reads).Prepend(job.Library).Distinct())
-            _mediaRegion.Tell(new EndJobSessions { Library = library, Job = job.Id });
+        // A copy's sessions are on its source libraries; a client job's on its library, those it may span into and those it read.
+        var libraries = job.Kind == JobKind.Copy ? reads.Prepend(job.SourceLibrary) : _state.SpanTargets(job).Concat(reads).Prepend(job.Library);
+        foreach (var library in libraries.Distinct())
+            _mediaRegion.Tell(Trust.MessageSignature.Sign(new EndJobSessions { Library = library, Job = job.Id, Attempt = job.Attempt, JobEnded = jobEnded }, _trust));
     }
 
     private static readonly JobState[] States = Enum.GetValues<JobState>().Where(s => s != JobState.Unspecified).ToArray();

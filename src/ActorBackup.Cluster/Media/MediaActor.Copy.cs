@@ -26,11 +26,11 @@ public sealed partial class MediaActor
     {
         Command<CopySnapshot>(m =>
         {
-            if (_copies.ContainsKey(m.Job)) return; // the same attempt again: it runs
+            if (!FromManager(m) || _copies.ContainsKey(m.Job)) return; // the same attempt again: it runs
             _copies[m.Job] = m;
             var replyTo = Sender;
             ClusterSharding.Get(Context.System).ShardRegion("media")
-                .Ask<object>(new OpenSession { Library = m.SourceLibrary, Job = m.Job, Write = false }, CopySessionTimeout)
+                .Ask<object>(new OpenSession { Library = m.SourceLibrary, Job = m.Job, Write = false, Ticket = m.Ticket }, CopySessionTimeout)
                 .PipeTo(Self,
                     success: r => r is SessionOpened s ? new CopySourceOpened(m, replyTo, s)
                         : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
@@ -95,7 +95,7 @@ public sealed partial class MediaActor
         {
             foreach (var span in o.Request.SourceSpans)
             {
-                var reply = media.Ask<object>(new OpenSession { Library = span, Job = o.Request.Job, Write = false }, CopySessionTimeout).GetAwaiter().GetResult();
+                var reply = media.Ask<object>(new OpenSession { Library = span, Job = o.Request.Job, Write = false, Ticket = o.Request.Ticket }, CopySessionTimeout).GetAwaiter().GetResult();
                 if (reply is not SessionOpened opened)
                     throw new IOException($"library {span}, which snapshot {o.Request.Snapshot} spans, refused a read session: {(reply as CommandRejected)?.Reason ?? reply.GetType().Name}");
                 try

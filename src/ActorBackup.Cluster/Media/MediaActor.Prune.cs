@@ -56,6 +56,7 @@ public sealed partial class MediaActor
     {
         Command<PruneLibrary>(m =>
         {
+            if (!FromManager(m)) return;
             if (_prune is not null)
             {
                 Sender.Tell(Signed(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient)));

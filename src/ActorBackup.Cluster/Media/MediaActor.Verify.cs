@@ -17,6 +17,7 @@ public sealed partial class MediaActor
     {
         Command<VerifyLibrary>(m =>
         {
+            if (!FromManager(m)) return;
             var library = _library;
             if (library is null)
             {

@@ -20,6 +20,18 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>A job's end as this media node reports it: signed with its certificate (the manager checks whose it is).</summary>
     private JobFinished Signed(JobFinished f) => Trust.JobSignature.Sign(f, Trust.NodeTrust.Of(Context.System));
 
+    /// <summary>Whether <paramref name="m"/>, which only the manager may send, is signed by a manager node; if not, it is logged and refused.</summary>
+    private bool FromManager(IMessage m)
+    {
+        if (Trust.MessageSignature.NotFromManager(Trust.NodeTrust.Of(Context.System), m) is not { } refused) return true;
+        _log.Warning("library {0}: {1} (from {2})", _declaration.Id, refused, Sender);
+        Sender.Tell(new CommandRejected { Reason = refused });
+        return false;
+    }
+
+    /// <summary>Attempts and jobs the manager said ended: their tickets open no session.</summary>
+    private readonly Trust.EndedJobs _ended = new();
+
     public ITimerScheduler Timers { get; set; } = null!;
     /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
     private static readonly TimeSpan ReopenEvery = TimeSpan.FromSeconds(30);
@@ -95,7 +107,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = full });
                 return;
             }
-            var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write);
+            if (Trust.JobTickets.Refusal(Trust.NodeTrust.Of(Context.System), m.Ticket, _declaration.Id, m.Job, m.Write, DateTimeOffset.UtcNow, _ended.Ended) is { } refused)
+            {
+                _log.Warning("library {0}: session of job {1} refused: {2} (from {3})", _declaration.Id, m.Job, refused, Sender);
+                Sender.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
+            var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write, m.Ticket);
             _sessions[ticket] = m.Job;
             if (m.Write) _writeSessions.Add(ticket);
             Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
@@ -172,10 +190,14 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
-        Command<CopySnapshot>(m => Sender.Tell(Signed(new JobFinished
+        Command<CopySnapshot>(m =>
         {
-            Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
-        })));
+            if (FromManager(m))
+                Sender.Tell(Signed(new JobFinished
+                {
+                    Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
+                }));
+        });
         Command<Health>(_ => { });
         Timers.Cancel("health");
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
@@ -205,6 +227,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         Command<EndJobSessions>(m =>
         {
+            if (!FromManager(m)) return;
+            _ended.End(m.Job, m.Attempt, m.JobEnded);
             foreach (var ticket in _sessions.Where(kv => kv.Value == m.Job).Select(kv => kv.Key).ToList()) CloseSession(ticket);
         });
         Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
@@ -299,7 +323,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         $"(volume {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", ..." : "")}): its disk is not mounted, or its data is gone — restores use a copy on another library when there is one";
 
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
-    private void Register() => _manager?.Tell(new RegisterLibrary { Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams });
+    private void Register() => _manager?.Tell(Trust.MessageSignature.Sign(new RegisterLibrary
+    {
+        Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams,
+    }, Trust.NodeTrust.Of(Context.System)));
 
 
     /// <summary>After an event of the index is journaled: the volume table it carried, and a snapshot every so often.</summary>
@@ -329,7 +356,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _reportedFull = report.Full;
         Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
         Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
-        return report;
+        return Trust.MessageSignature.Sign(report, Trust.NodeTrust.Of(Context.System));
     }
 
     private IndexReport NewReport() => new()

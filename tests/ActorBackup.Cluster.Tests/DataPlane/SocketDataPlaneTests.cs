@@ -5,6 +5,7 @@ using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
 using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol;
 using Akka.Actor;
 
 namespace ActorBackup.Cluster.Tests;
@@ -234,6 +235,28 @@ public sealed class SocketDataPlaneTests : IDisposable
         {
         }
         Assert.Equal(3, Store3AndCount()); // the server goes on serving
+    }
+
+    [Fact]
+    public void A_session_opened_under_a_jobs_ticket_admits_only_the_tickets_holder()
+    {
+        // The ticket is client host-a's: node1 (a node of this very cell, client node1) learnt the session's ticket.
+        var jobTicket = JobTickets.For(new JobInfo { Id = "7", Client = "host-a", Library = "lib1" }, [], ["lib1"], DateTimeOffset.UtcNow);
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true, jobTicket);
+        _tickets.Add(ticket);
+        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions()));
+        Assert.Contains("the node of client host-a", e.Message);
+        var identity = ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Node, "host-a", "host-a", ["client"]);
+        using var hostA = new NodeTrust(_cell.Dir, System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(_cell.Ca.RawData),
+            _cell.Issue(identity).Certificate, identity);
+        using (var channel = new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, hostA.ClientOptions()))
+        {
+            Assert.True(channel.TryReserve(Id(5)));
+            channel.Append(Id(5), RecordFlags.None, Payload(5));
+            Assert.Empty(channel.Missing([Id(5)])); // also waits for the streamed append
+        }
+        _library.Commit();
+        Assert.True(_library.Contains(Id(5)));
     }
 
     private int Store3AndCount()
