@@ -27,9 +27,13 @@ public sealed class OpsConnection : IAsyncDisposable
     private const string NotTrusted = "give abk the certs folder of this cell (--certs DIR or $ABK_CERTS; DATA/certs of the cell's first node, " +
                                       "./data/certs after the quickstart) with ca.crt and an operator, integrator or client certificate issued by 'actorbackup ca issue'";
 
-    private OpsConnection(string node, TcpClient tcp, SslStream stream)
+    /// <summary>The shell's certificate (with its key): it signs operator-only commands.</summary>
+    private readonly X509Certificate2 _certificate;
+
+    private OpsConnection(string node, TcpClient tcp, SslStream stream, X509Certificate2 certificate)
     {
         Node = node;
+        _certificate = certificate;
         _tcp = tcp;
         _stream = stream;
     }
@@ -67,7 +71,7 @@ public sealed class OpsConnection : IAsyncDisposable
             if (cancel.IsCancellationRequested) throw;
             throw new ShellException($"the node at {host}:{port} and this shell do not trust each other ({e.Message}): {NotTrusted}");
         }
-        return new OpsConnection($"{host}:{port}", tcp, ssl);
+        return new OpsConnection($"{host}:{port}", tcp, ssl, certificate);
     }
 
     /// <summary>The pairs a shell looks for in its certs folder, in this order.</summary>
@@ -112,7 +116,7 @@ public sealed class OpsConnection : IAsyncDisposable
         Broken = true;
         try
         {
-            await OpsWire.Write(_stream, command, more: false, cancel);
+            await OpsWire.Write(_stream, command, more: false, cancel, signWith: _certificate); // an operator-only command goes signed
             while (true)
             {
                 var frame = await OpsWire.Read(_stream, cancel)

@@ -53,6 +53,25 @@ public class IntegratorTests
 
         var rejected = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup()), TimeSpan.FromSeconds(30));
         Assert.Contains("at least one path", Assert.IsType<CommandRejected>(rejected).Reason);
+
+        // On this door an integrator certificate (or any node's) cannot give an operator-only command: a backup set
+        // whose pre-command would run as root on a client, a delete, a prune, a restore onto another host.
+        async Task<object> Send(object m) => await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", m), TimeSpan.FromSeconds(30));
+        var set = new DefineBackupSet { Set = new BackupSetDefinition { Name = "evil", Client = "integrated", Paths = { src }, PreCommand = "touch /tmp/owned" } };
+        Assert.Contains("only an operator may change backup sets", Assert.IsType<CommandRejected>(await Send(set)).Reason);
+        Assert.Contains("only an operator may delete", Assert.IsType<CommandRejected>(await Send(new DeleteSnapshots { Snapshots = { info.Snapshot } })).Reason);
+        Assert.Contains("only an operator may prune", Assert.IsType<CommandRejected>(await Send(new StartPrune())).Reason);
+        // Signed with its own (integrator) key: still no operator.
+        Assert.Contains("only an operator certificate may give it", Assert.IsType<CommandRejected>(await Send(OperatorCommands.Sign(set, certificate, DateTimeOffset.UtcNow))).Reason);
+        Assert.IsType<CommandRejected>(await Send(new GetBackupSet { Name = "evil" })); // nothing was defined
+        Assert.Single(Assert.IsType<SnapshotList>(await Send(new ListSnapshots())).Snapshots); // nothing was deleted
+
+        // A program holding an operator's certificate signs the command itself: taken, once.
+        var (operatorCertificate, _) = CellCertificates.LoadPair(cell.CertsDir, "operator", ca);
+        var signed = OperatorCommands.Sign(new DefineBackupSet { Set = new BackupSetDefinition { Name = "nightly", Client = "integrated", Paths = { src } } }, operatorCertificate, DateTimeOffset.UtcNow);
+        Assert.IsNotType<CommandRejected>(await Send(signed));
+        Assert.Equal("nightly", Assert.IsType<BackupSetInfo>(await Send(new GetBackupSet { Name = "nightly" })).Set.Name);
+        Assert.Contains("given before", Assert.IsType<CommandRejected>(await Send(signed)).Reason);
         await system.Terminate();
     }
 

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Commands;
 using static ActorBackup.Cluster.Definitions.HoconSubset;
@@ -21,6 +22,22 @@ public static class DefinitionsFile
     private static readonly string[] TierKeys = ["libraries", "after"];
     private static readonly string[] CopyKeys = ["libraries", "fulls-only", "retention", "schedule"];
     private static readonly string[] RetentionKeys = ["last", "within", "daily", "weekly", "monthly", "yearly", "minimum"];
+
+    /// <summary>`abk apply`: the definitions of the file the operator sent, or a CommandRejected that says every problem (nothing is applied).</summary>
+    public static IMessage ToApply(ApplyFile f)
+    {
+        try
+        {
+            var definitions = Parse(f.Text, f.Name);
+            definitions.DryRun = f.DryRun;
+            definitions.Prune = f.Prune;
+            return definitions;
+        }
+        catch (FormatException e)
+        {
+            return new CommandRejected { Reason = "nothing was applied:\n" + e.Message };
+        }
+    }
 
     /// <summary>The file as definitions; FormatException with every problem, one per line, as "FILE:LINE: what".</summary>
     public static ApplyDefinitions Parse(string text, string file)

@@ -151,12 +151,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<StartRestore>(m =>
         {
+            if (_state.RestoresElsewhere(m) && OperatorOnly(m, "restore a snapshot onto another host's folders")) return;
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
         Command<StartVerify>(m => Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow)));
         Command<StartCopy>(m => Reply(_state.DecideStartCopy(m, DateTimeOffset.UtcNow)));
         Command<StartPrune>(m =>
         {
+            if (OperatorOnly(m, "prune")) return;
             var decision = _state.DecidePrune(m, DateTimeOffset.UtcNow);
             var persisted = 0;
             PersistDecision(decision, (sender, _) =>
@@ -222,8 +224,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting();
             sender.Tell(WithProgress(_state.Job(m.Job)!));
         }));
-        Command<DefinePolicy>(m => PersistPolicy(_state.DecideDefinePolicy(m, DateTimeOffset.UtcNow)));
-        Command<RemovePolicy>(m => PersistPolicy(_state.DecideRemovePolicy(m, DateTimeOffset.UtcNow)));
+        Command<DefinePolicy>(m =>
+        {
+            if (!OperatorOnly(m, "change storage policies")) PersistPolicy(_state.DecideDefinePolicy(m, DateTimeOffset.UtcNow));
+        });
+        Command<RemovePolicy>(m =>
+        {
+            if (!OperatorOnly(m, "change storage policies")) PersistPolicy(_state.DecideRemovePolicy(m, DateTimeOffset.UtcNow));
+        });
         Command<GetPolicy>(m =>
             Sender.Tell(_state.PolicyOf(m.Name) is { } p ? _state.PolicyInfoOf(p) : new CommandRejected { Reason = _state.UnknownPolicy(m.Name) }));
         Command<ListPolicies>(_ =>
@@ -234,14 +242,29 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<ApplyDefinitions>(m =>
         {
+            if (OperatorOnly(m, "apply definitions (backup sets run their commands on the cell's nodes)")) return;
             var (result, decision) = _state.DecideApply(m, DateTimeOffset.UtcNow);
             if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(result); // a dry run, or nothing to change
             else PersistDecision(decision, (sender, _) => sender.Tell(result));
         });
-        Command<DefineBackupSet>(m => PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow)));
-        Command<DeferBackupSet>(m => PersistSet(_state.DecideDefer(m, DateTimeOffset.UtcNow)));
-        Command<EnableBackupSet>(m => PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow)));
-        Command<RemoveBackupSet>(m => PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow)));
+        const string ChangeSets = "change backup sets (their commands run on the cell's nodes)";
+        Command<DefineBackupSet>(m =>
+        {
+            if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideDefineSet(m, DateTimeOffset.UtcNow));
+        });
+        Command<DeferBackupSet>(m =>
+        {
+            if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideDefer(m, DateTimeOffset.UtcNow));
+        });
+        Command<EnableBackupSet>(m =>
+        {
+            if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideEnableSet(m, DateTimeOffset.UtcNow));
+        });
+        Command<RemoveBackupSet>(m =>
+        {
+            if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow));
+        });
+        Command<CallerSigned>(OperatorCommand);
         Command<GetBackupSet>(m =>
             Sender.Tell(_state.BackupSets.TryGetValue(m.Name, out var set) ? _state.SetInfo(set, DateTimeOffset.UtcNow) : new CommandRejected { Reason = _state.UnknownSet(m.Name) }));
         Command<ListBackupSets>(_ =>
@@ -456,6 +479,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<Protocol.DeleteSnapshots>(m =>
         {
+            if (OperatorOnly(m, "delete snapshots")) return;
             var (answer, decision) = _state.DecideDeleteSnapshots(m, DateTimeOffset.UtcNow);
             if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(answer); // a dry run
             else PersistDecision(decision, (sender, e) =>
@@ -665,6 +689,59 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // Signed: its client (or media agent) takes an assignment only from a manager node.
             _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, Trust.MessageSignature.Sign(assignment, _trust), probe));
         });
+    }
+
+    /// <summary>The operator-only command being handled, taken from a CallerSigned that an operator's certificate signed.</summary>
+    private IMessage? _authorized;
+    private readonly Trust.CallerNonces _nonces = new();
+
+    /// <summary>An operator-only command as an operator's shell signed it: checked (CallerSignatures), then handled as if sent alone.</summary>
+    private void OperatorCommand(CallerSigned signed)
+    {
+        IMessage? command;
+        var refusal = "";
+        if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
+        else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal);
+        switch (command)
+        {
+            case null:
+                _log.Warning("{0} (from {1})", refusal, Sender);
+                Sender.Tell(new CommandRejected { Reason = refusal });
+                return;
+            case ApplyFile f: // the file as the operator sent it, read here
+                command = Definitions.DefinitionsFile.ToApply(f);
+                if (command is CommandRejected rejected)
+                {
+                    Sender.Tell(rejected);
+                    return;
+                }
+                break;
+            case StartPrune p:
+                p.Origin = JobOrigin.Operator;
+                break;
+        }
+        _authorized = command;
+        try
+        {
+            OnCommand(command);
+        }
+        finally
+        {
+            _authorized = null;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="m"/>, which only an operator may give, is refused (answered and logged): it did not
+    /// come inside a CallerSigned an operator's certificate signed. In a test's ActorSystem without trust, taken.
+    /// </summary>
+    private bool OperatorOnly(IMessage m, string what)
+    {
+        if (_trust is null || ReferenceEquals(m, _authorized)) return false;
+        var reason = $"only an operator may {what}: give it with abk and an operator certificate (a program sends it inside a CallerSigned that an operator certificate signed: docs/integrators.md)";
+        _log.Warning("{0} refused (from {1}): {2}", m.Descriptor.Name, Sender, reason);
+        Sender.Tell(new CommandRejected { Reason = reason });
+        return true;
     }
 
     /// <summary>Whether <paramref name="m"/> is refused: not signed by a certificate of the cell that <paramref name="allowed"/> accepts (logged).</summary>

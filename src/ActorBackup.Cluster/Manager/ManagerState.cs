@@ -237,6 +237,20 @@ public sealed partial record ManagerState
         return new Decision([new JobQueued { Job = job }], null, job);
     }
 
+    /// <summary>Whether <paramref name="cmd"/> restores a snapshot onto another host than the one that made it (only an operator may).</summary>
+    public bool RestoresElsewhere(StartRestore cmd)
+    {
+        if (cmd.Client == "") return false;
+        try
+        {
+            return FindSnapshot(cmd.Snapshot).Client != cmd.Client;
+        }
+        catch (KeyNotFoundException)
+        {
+            return false; // refused as unknown by DecideStartRestore
+        }
+    }
+
     /// <summary>A job that reads a snapshot (restore, verify): the snapshot, and its client unless another is named; or why not.</summary>
     private string? ReadingJob(string snapshotId, string requestedClient, out SnapshotManifest snapshot, out string client)
     {

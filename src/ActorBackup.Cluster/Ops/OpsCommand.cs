@@ -205,6 +205,10 @@ public sealed class OpsCommand : ReceiveActor
     /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
     private async Task<IMessage?> Handle(IMessage command)
     {
+        // An operator's operator-only command goes to the manager as the shell signed it: the manager takes it from
+        // nobody else (not from this node in the operator's name). The manager reads a definitions file itself.
+        if (_call is { Proof: { } proof, Caller.Role: CellRole.Operator } && OperatorCommands.Signed.Contains(command.Descriptor.Name))
+            return await AskManager<IMessage>(proof);
         switch (command)
         {
             case GetClusterState:
@@ -225,18 +229,8 @@ public sealed class OpsCommand : ReceiveActor
                 b.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(b);
             case ApplyFile f:
-                ApplyDefinitions definitions;
-                try
-                {
-                    definitions = Definitions.DefinitionsFile.Parse(f.Text, f.Name);
-                }
-                catch (FormatException e)
-                {
-                    return new CommandRejected { Reason = "nothing was applied:\n" + e.Message };
-                }
-                definitions.DryRun = f.DryRun;
-                definitions.Prune = f.Prune;
-                return await AskManager<ApplyResult>(definitions);
+                var apply = Definitions.DefinitionsFile.ToApply(f);
+                return apply is ApplyDefinitions definitions ? await AskManager<ApplyResult>(definitions) : apply;
             case StartVerify v:
                 v.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(v);

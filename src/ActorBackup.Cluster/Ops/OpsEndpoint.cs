@@ -8,6 +8,7 @@ using ActorBackup.Protocol.Trust;
 using System.Threading.Channels;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Ops;
+using Google.Protobuf;
 using Akka.Actor;
 using Akka.Event;
 
@@ -80,6 +81,7 @@ public sealed class OpsEndpoint : IDisposable
         try
         {
             CellIdentity caller;
+            ByteString callerCertificate;
             using (var hello = CancellationTokenSource.CreateLinkedTokenSource(gone.Token))
             {
                 hello.CancelAfter(HelloTimeout);
@@ -94,12 +96,14 @@ public sealed class OpsEndpoint : IDisposable
                 }
                 if (stream.RemoteCertificate is not X509Certificate2 presented || CellIdentity.From(presented) is not { } identity) return;
                 caller = identity;
+                callerCertificate = ByteString.CopyFrom(presented.RawData);
             }
-            while (await OpsWire.Read(stream, gone.Token) is var (command, _))
+            while (await OpsWire.Read(stream, gone.Token) is var (command, _, proof))
             {
+                if (proof is not null) proof.Signer = callerCertificate; // signed by the key of the connection's certificate, or it does not check
                 var answers = Channel.CreateUnbounded<OpsAnswer>(new UnboundedChannelOptions { SingleReader = true });
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
-                _ops.Tell(new OpsCall(command, answers.Writer, call.Token, caller));
+                _ops.Tell(new OpsCall(command, answers.Writer, call.Token, caller, proof));
                 var watch = WatchForHangUp(client.Client, call);
                 await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
                 {

@@ -17,13 +17,21 @@ public static class OpsWire
 {
     public const int MaxFrame = 4 * 1024 * 1024;
 
-    public static async Task Write(Stream stream, IMessage message, bool more, CancellationToken cancel = default)
+    /// <param name="signWith">a shell's certificate (with its key): an operator-only command (OperatorCommands.Signed) goes signed</param>
+    public static async Task Write(Stream stream, IMessage message, bool more, CancellationToken cancel = default, System.Security.Cryptography.X509Certificates.X509Certificate2? signWith = null)
     {
         var frame = new OpsFrame
         {
             Type = ProtocolTypes.NameOf(message.GetType()) ?? throw new ArgumentException($"{message.GetType()} is not a protocol message"),
             Body = message.ToByteString(), More = more,
         };
+        if (signWith is not null && Trust.OperatorCommands.Signed.Contains(frame.Type))
+        {
+            var signed = Trust.OperatorCommands.Sign(message, signWith, DateTimeOffset.UtcNow);
+            frame.SignedUnixMs = signed.UnixMs;
+            frame.Nonce = signed.Nonce;
+            frame.Signature = signed.Signature; // the node knows the certificate: it is the connection's
+        }
         var size = frame.CalculateSize();
         if (size > MaxFrame) throw new InvalidDataException($"a {frame.Type} of {size} bytes is over the {MaxFrame}-byte frame limit");
         var buffer = ArrayPool<byte>.Shared.Rent(size + 4);
@@ -40,8 +48,11 @@ public static class OpsWire
         }
     }
 
-    /// <summary>The next message and whether more answer the same call; null at a clean end of the stream.</summary>
-    public static async Task<(IMessage Message, bool More)?> Read(Stream stream, CancellationToken cancel = default)
+    /// <summary>
+    /// The next message, whether more answer the same call, and the shell's signature of it (a CallerSigned without its
+    /// signer, which is the connection's certificate) when it came signed; null at a clean end of the stream.
+    /// </summary>
+    public static async Task<(IMessage Message, bool More, CallerSigned? Proof)?> Read(Stream stream, CancellationToken cancel = default)
     {
         var header = new byte[4];
         var got = await stream.ReadAtLeastAsync(header, 4, throwOnEndOfStream: false, cancel);
@@ -71,7 +82,9 @@ public static class OpsWire
             {
                 throw new InvalidDataException($"a {frame.Type} that does not parse: {e.Message}");
             }
-            return (message, frame.More);
+            var proof = frame.Signature.IsEmpty ? null
+                : new CallerSigned { Type = frame.Type, Body = frame.Body, UnixMs = frame.SignedUnixMs, Nonce = frame.Nonce, Signature = frame.Signature };
+            return (message, frame.More, proof);
         }
         finally
         {

