@@ -50,9 +50,6 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int link(string oldPath, string newPath);
 
-    [LibraryImport("libc", EntryPoint = "symlink", SetLastError = true)]
-    private static partial int symlink(byte* target, byte* linkPath);
-
     [LibraryImport("libc", EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint readlink(string path, byte* buf, nint size);
 
@@ -137,17 +134,7 @@ public static unsafe partial class Posix
             if (errno is ENOENT or ENOTDIR) return null;
             throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
         }
-        var kind = (sx.Mode & 0xF000) switch
-        {
-            0x8000 => FileKind.Regular,
-            0x4000 => FileKind.Directory,
-            0xA000 => FileKind.Symlink,
-            0x1000 => FileKind.Fifo,
-            0x2000 => FileKind.CharDevice,
-            0x6000 => FileKind.BlockDevice,
-            0xC000 => FileKind.Socket,
-            _ => FileKind.Unknown,
-        };
+        var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
             sx.RdevMajor, sx.RdevMinor);
@@ -165,16 +152,6 @@ public static unsafe partial class Posix
             if (n < size) return buf.AsSpan(0, (int)n).ToArray();
             size *= 4;
         }
-    }
-
-    public static void Symlink(ReadOnlySpan<byte> target, string linkPath)
-    {
-        var t = new byte[target.Length + 1];
-        target.CopyTo(t);
-        var l = Encoding.UTF8.GetBytes(linkPath + "\0");
-        fixed (byte* tp = t)
-        fixed (byte* lp = l)
-            if (symlink(tp, lp) != 0) throw Error("symlink", linkPath);
     }
 
     public static void LChown(string path, uint uid, uint gid)
@@ -209,8 +186,6 @@ public static unsafe partial class Posix
     public static void MkNod(string path, FileKind kind, uint mode, uint major, uint minor)
     {
         var type = kind switch { FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, _ => throw new ArgumentException("mknod makes devices only") };
-        // glibc's makedev encoding.
-        var dev = ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
-        if (mknod(path, type | (mode & 0xFFF), dev) != 0) throw Error("mknod", path);
+        if (mknod(path, type | (mode & 0xFFF), MakeDev(major, minor)) != 0) throw Error("mknod", path);
     }
 }

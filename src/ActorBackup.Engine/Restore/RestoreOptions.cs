@@ -9,4 +9,6 @@ public sealed record RestoreOptions
     /// <summary>Write into / or into a folder that already holds something (what is there may be replaced). Default: refused.</summary>
     public bool Force { get; init; }
     public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
+    /// <summary>Told the name of each phase that ended (directories, contents, links): tests change the target between phases.</summary>
+    internal Action<string>? Phase { get; init; }
 }

@@ -12,12 +12,15 @@ namespace ActorBackup.Engine.Restore;
 /// Rebuilds a snapshot, or chosen paths of it, under a target folder. Directories first, then file contents
 /// with chunks fetched in parallel and out of order (each checked against its id), then hard links,
 /// special files and symlinks, then directory metadata from the deepest up. An entry whose name would leave
-/// the target is refused and named; nothing is ever written through a symlink the restore did not create
-/// (existing entries are unlinked, never opened, and files are created with O_EXCL).
+/// the target is refused and named. Everything is made through handles below the target (<see cref="RootedDirectory"/>:
+/// no symlink followed, nothing outside the target reached), so a symlink planted or swapped in while the restore
+/// runs makes the entries below it fail and never redirects a write, a chmod, a chown or a hard link; existing
+/// entries are unlinked, never opened, and files are created with O_EXCL, 0600, folders 0700, until each is whole.
 /// </summary>
 public sealed class Restorer(CellKeys keys, IChunkSource source)
 {
-    private sealed record Entry(string SnapshotPath, string TargetPath, Node Node, int Depth);
+    /// <param name="Relative">its path below the target, made of checked names: what the handles resolve</param>
+    private sealed record Entry(string SnapshotPath, string TargetPath, string Relative, Node Node, int Depth);
 
     private readonly List<SnapshotError> _errors = [];
     private readonly List<Entry> _dirs = [];
@@ -31,6 +34,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<string> _includePaths = [];
     private readonly List<Glob> _includeGlobs = [];
     private string _target = "";
+    private RootedDirectory _root = null!;
+    private Action<string>? _phase;
     private long _bytesDone, _filesDone;
 
     /// <summary>Why a restore into <paramref name="target"/> would write over what is there (/, or a folder with entries); null when it would not.</summary>
@@ -62,9 +67,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _privileged = options.Force || !Directory.Exists(target);
         Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         _target = target;
+        using var root = new RootedDirectory(target);
+        _root = root;
+        _phase = options.Phase;
 
         using (var trees = new TreeReader(keys, source))
-            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", target, 0, cancel);
+            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", target, "", 0, cancel);
         if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _files.Count + _links.Count + _special.Count + _symlinks.Count == 0)
             throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
 
@@ -74,17 +82,21 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = cancel };
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderBy(g => g.Key))
             Parallel.ForEach(level, parallel, MakeDirectory);
+        _phase?.Invoke("directories");
         var totalBytes = _files.Sum(f => (long)f.Node.Size);
         RestoreContents(options.Parallelism, totalBytes, progress, restoreOwner, cancel);
-        Parallel.ForEach(_links, parallel, l => MakeHardLink(l, restoreOwner));
+        _phase?.Invoke("contents");
+        Parallel.ForEach(_links, parallel, MakeHardLink);
         Parallel.ForEach(_special, parallel, s => Guard(s, () => MakeSpecial(s, restoreOwner)));
         Parallel.ForEach(_symlinks, parallel, s => Guard(s, () => MakeSymlink(s, restoreOwner)));
+        _phase?.Invoke("links");
         // Directory metadata last and deepest first: writing into a directory changes its mtime, and a
         // read-only mode would stop its children from being written.
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
             Parallel.ForEach(level, parallel, d =>
             {
-                if (!IsBlocked(d.TargetPath + "/")) Guard(d, () => SetMetadata(d.TargetPath, d.Node, restoreOwner));
+                if (!IsBlocked(d.TargetPath + "/"))
+                    Guard(d, () => _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, d.Node.MtimeSec, d.Node.MtimeNsec));
             });
         progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
         return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
@@ -108,7 +120,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return _includeGlobs.Count > 0 ? Selection.Descend : result;
     }
 
-    private void Plan(TreeReader trees, ChunkId treeId, string snapshotDir, string targetDir, int depth, CancellationToken cancel, bool all = false)
+    private void Plan(TreeReader trees, ChunkId treeId, string snapshotDir, string targetDir, string relativeDir, int depth, CancellationToken cancel, bool all = false)
     {
         cancel.ThrowIfCancellationRequested();
         Tree tree;
@@ -131,13 +143,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             var selection = all ? Selection.All : Select(snapshotPath);
             if (selection == Selection.No) continue;
-            var entry = new Entry(snapshotPath, Path.Combine(targetDir, node.Name), node, depth + 1);
+            var entry = new Entry(snapshotPath, Path.Combine(targetDir, node.Name), relativeDir == "" ? node.Name : relativeDir + "/" + node.Name, node, depth + 1);
             switch (node.Type)
             {
                 case NodeType.Directory:
                     _dirs.Add(entry);
                     if (node.Subtree.Length == ChunkId.Size)
-                        Plan(trees, node.SubtreeId(), snapshotPath, entry.TargetPath, depth + 1, cancel, selection == Selection.All);
+                        Plan(trees, node.SubtreeId(), snapshotPath, entry.TargetPath, entry.Relative, depth + 1, cancel, selection == Selection.All);
                     break;
                 case NodeType.File when selection == Selection.All:
                     _files.Add(entry);
@@ -193,20 +205,19 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         // Below a refused directory nothing is created: its path would lead through the symlink.
         if (IsBlocked(d.TargetPath)) return;
-        var st = Posix.Posix.LStat(d.TargetPath);
-        if (st is { Kind: FileKind.Directory }) return;
-        if (st is { Kind: FileKind.Symlink })
-        {
-            // Never follow a symlink that was already there: its target is outside our control.
-            lock (_errors) _errors.Add(new SnapshotError { Path = d.SnapshotPath, Reason = $"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere" });
-            MarkBlocked(d.TargetPath);
-            return;
-        }
         Guard(d, () =>
         {
-            if (st is not null) File.Delete(d.TargetPath);
             // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
-            Directory.CreateDirectory(d.TargetPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var there = _root.MakeDirectory(d.Relative);
+            if (there is null or FileKind.Directory) return;
+            if (there == FileKind.Symlink)
+            {
+                // Never follow a symlink that was already there: its target is outside our control.
+                MarkBlocked(d.TargetPath);
+                throw new IOException($"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere");
+            }
+            _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
+            _root.MakeDirectory(d.Relative);
         });
     }
 
@@ -225,23 +236,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return false;
     }
 
-    /// <summary>Removes whatever non-directory is at the path, without following it.</summary>
-    private static void Clear(string path)
-    {
-        var st = Posix.Posix.LStat(path);
-        if (st is null) return;
-        if (st.Value.Kind == FileKind.Directory) throw new IOException($"{path} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
-        File.Delete(path);
-    }
+    /// <summary>The owner to give an entry back: only when restoring owners.</summary>
+    private static (uint Uid, uint Gid)? Owner(Node node, bool restoreOwner) => restoreOwner ? (node.Uid, node.Gid) : null;
 
     /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
     private sealed class FileSlot(Entry file, int pieces)
     {
         public Entry File { get; } = file;
         public readonly object Lock = new();
-        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle => Stream?.SafeFileHandle;
-        /// <summary>The file as created (0600 until its metadata is set): kept so that its handle stays open.</summary>
-        public FileStream? Stream;
+        /// <summary>The file as created (0600 until its metadata is set through it).</summary>
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle;
         public bool Opened;
         public int PiecesLeft = Math.Max(1, pieces);
         public string? Error;
@@ -351,7 +355,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>The first piece of a file to arrive creates it (at its full size).</summary>
-    private static void Open(FileSlot slot)
+    private void Open(FileSlot slot)
     {
         lock (slot.Lock)
         {
@@ -359,14 +363,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             slot.Opened = true;
             try
             {
-                Clear(slot.File.TargetPath);
                 // Created readable by its owner alone: a private file is never open to others while it fills (its
                 // own mode comes with its metadata, once it is whole).
-                slot.Stream = new FileStream(slot.File.TargetPath, new FileStreamOptions
-                {
-                    Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
-                    PreallocationSize = (long)slot.File.Node.Size, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                });
+                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -381,65 +380,61 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var file = slot.File;
         lock (slot.Lock)
             if (--slot.PiecesLeft > 0) return;
-        slot.Stream?.Dispose();
-        if (slot.Error is not null)
+        using (slot.Handle)
         {
-            lock (_errors) _errors.Add(new SnapshotError { Path = file.SnapshotPath, Reason = slot.Error });
-            return;
+            if (slot.Error is not null)
+            {
+                lock (_errors) _errors.Add(new SnapshotError { Path = file.SnapshotPath, Reason = slot.Error });
+                return;
+            }
+            // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
+            var owner = Owner(file.Node, restoreOwner);
+            Guard(file, () => _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), file.Node.MtimeSec, file.Node.MtimeNsec));
         }
-        Guard(file, () => SetMetadata(file.TargetPath, file.Node, restoreOwner));
         Interlocked.Increment(ref _filesDone);
     }
 
-    private void MakeHardLink(Entry l, bool restoreOwner)
+    private void MakeHardLink(Entry l)
     {
         if (IsBlocked(l.TargetPath)) return;
-        var existing = Path.Combine([_target, .. l.Node.HardlinkTarget.Split('/', StringSplitOptions.RemoveEmptyEntries)]);
+        // Both names below the target, resolved without a symlink: a hard link never reaches a file outside it.
+        var existing = string.Join('/', l.Node.HardlinkTarget.Split('/', StringSplitOptions.RemoveEmptyEntries));
         Guard(l, () =>
         {
-            Clear(l.TargetPath);
-            Posix.Posix.Link(existing, l.TargetPath);
+            _root.RemoveNonDirectory(l.Relative);
+            _root.Link(existing, l.Relative);
         });
     }
 
     private void MakeSpecial(Entry s, bool restoreOwner)
     {
         if (IsBlocked(s.TargetPath)) return;
-        Clear(s.TargetPath);
-        switch (s.Node.Type)
+        var kind = s.Node.Type switch { NodeType.Fifo => FileKind.Fifo, NodeType.CharDevice => FileKind.CharDevice, _ => FileKind.BlockDevice };
+        if (kind != FileKind.Fifo)
         {
-            case NodeType.Fifo:
-                Posix.Posix.MkFifo(s.TargetPath, s.Node.Mode);
-                break;
-            default:
-                if (!_privileged)
-                    throw new IOException($"device {s.SnapshotPath} not restored into a folder that was there before: restore into a new folder, or give --force");
-                if (!Posix.Posix.IsRoot) throw new IOException($"device {s.SnapshotPath} is recorded but only root can create device nodes");
-                Posix.Posix.MkNod(s.TargetPath, s.Node.Type == NodeType.CharDevice ? FileKind.CharDevice : FileKind.BlockDevice, s.Node.Mode, s.Node.RdevMajor, s.Node.RdevMinor);
-                break;
+            if (!_privileged)
+                throw new IOException($"device {s.SnapshotPath} not restored into a folder that was there before: restore into a new folder, or give --force");
+            if (!Posix.Posix.IsRoot) throw new IOException($"device {s.SnapshotPath} is recorded but only root can create device nodes");
         }
-        SetMetadata(s.TargetPath, s.Node, restoreOwner);
+        _root.RemoveNonDirectory(s.Relative);
+        var owner = Owner(s.Node, restoreOwner);
+        _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), s.Node.MtimeSec, s.Node.MtimeNsec);
     }
 
     private void MakeSymlink(Entry s, bool restoreOwner)
     {
         if (IsBlocked(s.TargetPath)) return;
-        Clear(s.TargetPath);
-        Posix.Posix.Symlink(s.Node.LinkTarget.Span, s.TargetPath);
-        if (restoreOwner) Posix.Posix.LChown(s.TargetPath, s.Node.Uid, s.Node.Gid);
-        Posix.Posix.SetMtime(s.TargetPath, s.Node.MtimeSec, s.Node.MtimeNsec);
+        _root.RemoveNonDirectory(s.Relative);
+        var owner = Owner(s.Node, restoreOwner);
+        _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, s.Node.MtimeSec, s.Node.MtimeNsec);
     }
 
-    private void SetMetadata(string path, Node node, bool restoreOwner)
+    /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
+    private uint ModeOf(Entry e)
     {
-        if (restoreOwner) Posix.Posix.LChown(path, node.Uid, node.Gid);
-        var mode = node.Mode;
-        if (!_privileged && node.Type != NodeType.Directory && (mode & SetIdBits) != 0)
-        {
-            mode &= ~SetIdBits;
-            lock (_errors) _errors.Add(new SnapshotError { Path = path[_target.Length..], Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
-        }
-        Posix.Posix.Chmod(path, mode);
-        Posix.Posix.SetMtime(path, node.MtimeSec, node.MtimeNsec);
+        var mode = e.Node.Mode;
+        if (_privileged || (mode & SetIdBits) == 0) return mode;
+        lock (_errors) _errors.Add(new SnapshotError { Path = e.SnapshotPath, Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
+        return mode & ~SetIdBits;
     }
 }

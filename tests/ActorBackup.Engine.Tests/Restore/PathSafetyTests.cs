@@ -47,11 +47,13 @@ public class PathSafetyTests
         /// <summary>Restores with --force: these tests are about what a restore meets in a target that holds something.</summary>
         public RestoreResult Restore(string target, params Node[] root) => Restore(target, force: true, root);
 
-        public RestoreResult Restore(string target, bool force, params Node[] root)
+        public RestoreResult Restore(string target, bool force, params Node[] root) => Restore(target, new RestoreOptions { Force = force }, root);
+
+        public RestoreResult Restore(string target, RestoreOptions options, params Node[] root)
         {
             var manifest = new SnapshotManifest { Id = "crafted", RootTree = ByteString.CopyFrom(Tree(root).ToArray()) };
             Repo.Library.Commit();
-            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, new RestoreOptions { Force = force });
+            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, options);
         }
 
         public void Dispose()
@@ -174,6 +176,48 @@ public class PathSafetyTests
         // The planted file symlink was replaced by the restored file, not followed.
         Assert.Null(new FileInfo(Path.Combine(target, "victim")).LinkTarget);
         Assert.Equal("restored", File.ReadAllText(Path.Combine(target, "victim")));
+    }
+
+    [Theory]
+    [InlineData("directories")] // before the files are written into it
+    [InlineData("contents")]    // before its links, special files, and every mode, owner and time are set
+    public void A_folder_swapped_for_a_symlink_between_restore_phases_leaves_the_outside_folder_untouched_modes_included(string after)
+    {
+        using var f = new Fixture();
+        var outside = f.Dir.Sub("outside");
+        var secret = Path.Combine(outside, "secret");
+        File.WriteAllText(secret, "original");
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetUnixFileMode(outside, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var before = Directory.GetLastWriteTimeUtc(outside);
+        var target = Path.Combine(f.Dir.Path, "target");
+
+        var open = f.File("secret", "pwned");
+        open.Mode = 0b110_110_110; // 0666
+        var link = new Node { Name = "link", Type = NodeType.Hardlink, HardlinkTarget = "/d/secret" };
+        var symlink = new Node { Name = "sym", Type = NodeType.Symlink, LinkTarget = ByteString.CopyFromUtf8("/etc/passwd") };
+        var fifo = new Node { Name = "fifo", Type = NodeType.Fifo, Mode = 0b110_110_110 };
+        var folder = f.Folder("d", open, f.File("new", "pwned"), link, symlink, fifo);
+        folder.Mode = 0b111_111_111; // 0777: a chmod through the swapped name would open the outside folder to everyone
+
+        var result = f.Restore(target, new RestoreOptions
+        {
+            Force = true,
+            Phase = phase =>
+            {
+                if (phase != after) return;
+                Directory.Move(Path.Combine(target, "d"), Path.Combine(target, "moved-away"));
+                File.CreateSymbolicLink(Path.Combine(target, "d"), outside);
+            },
+        }, folder, f.File("fine", "fine"));
+
+        Assert.Equal(["secret"], Directory.GetFileSystemEntries(outside).Select(Path.GetFileName));
+        Assert.Equal("original", File.ReadAllText(secret));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(secret));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(outside));
+        Assert.Equal(before, Directory.GetLastWriteTimeUtc(outside));
+        Assert.Contains(result.Errors, e => e.Reason.Contains("symlink is in the way"));
+        Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine"))); // the rest of the restore went on
     }
 
     [Fact]

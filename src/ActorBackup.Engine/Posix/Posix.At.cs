@@ -1,0 +1,182 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace ActorBackup.Engine.Posix;
+
+/// <summary>The *at calls a restore makes through directory handles (see <see cref="RootedDirectory"/>).</summary>
+public static unsafe partial class Posix
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct OpenHow { public ulong Flags, Mode, Resolve; }
+
+    private const long SysOpenat2 = 437; // the same number on every Linux architecture
+    private const ulong ResolveNoXdev = 0x01, ResolveNoMagiclinks = 0x02, ResolveNoSymlinks = 0x04, ResolveBeneath = 0x08;
+    internal const int ORdOnlyFlag = 0, OWrOnly = 1, OCreat = 0x40, OExcl = 0x80, ODirectory = 0x10000, OPath = 0x200000;
+    internal const int EXDEV = 18, ELOOP_ = 40, ENOSYS = 38, EISDIR = 21;
+    private const int AtRemoveDir = 0x200;
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long syscall_openat2(long number, int dirfd, byte* path, OpenHow* how, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open_mode(string path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "posix_fallocate")]
+    private static partial int posix_fallocate(int fd, long offset, long length);
+
+    /// <summary>Allocates a new file's blocks at once (fewer extents, as FileStream's PreallocationSize did); the errno, 0 when done (a file system that cannot: also fine).</summary>
+    internal static int Preallocate(int fd, long size) => posix_fallocate(fd, 0, size);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]
+    private static partial int mkdirat(int dirfd, byte* name, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
+    private static partial int unlinkat(int dirfd, byte* name, int flags);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true)]
+    private static partial int linkat(int olddirfd, byte* oldname, int newdirfd, byte* newname, int flags);
+
+    [LibraryImport("libc", EntryPoint = "symlinkat", SetLastError = true)]
+    private static partial int symlinkat(byte* target, int dirfd, byte* name);
+
+    [LibraryImport("libc", EntryPoint = "mknodat", SetLastError = true)]
+    private static partial int mknodat(int dirfd, byte* name, uint mode, ulong dev);
+
+    [LibraryImport("libc", EntryPoint = "fchownat", SetLastError = true)]
+    private static partial int fchownat(int dirfd, byte* name, uint uid, uint gid, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fchown", SetLastError = true)]
+    private static partial int fchown(int fd, uint uid, uint gid);
+
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    private static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "futimens", SetLastError = true)]
+    private static partial int futimens(int fd, Timespec* times);
+
+    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true)]
+    private static partial int utimensat_at(int dirfd, byte* name, Timespec* times, int flags);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
+    private static partial int statx_at(int dirfd, byte* name, int flags, uint mask, Statx* buf);
+
+    private static byte[] CString(string s) => Encoding.UTF8.GetBytes(s + "\0");
+
+    /// <summary>open(2) of a folder to resolve paths in: O_PATH, the folder itself may be reached through a symlink (the operator named it).</summary>
+    internal static int OpenRoot(string path)
+    {
+        var fd = open_mode(path, OPath | ODirectory | OCloexec, 0);
+        if (fd < 0) throw Error("open", path);
+        return fd;
+    }
+
+    internal static void Close(int fd) => close(fd);
+
+    /// <summary>openat2 below <paramref name="root"/>: never through a symlink (the last name included), never out of it. -errno on failure.</summary>
+    internal static int OpenBeneath(int root, string relative, int flags, uint mode)
+    {
+        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Mode = mode, Resolve = ResolveBeneath | ResolveNoSymlinks | ResolveNoMagiclinks };
+        fixed (byte* p = CString(relative))
+        {
+            var fd = syscall_openat2(SysOpenat2, root, p, &how, (nuint)sizeof(OpenHow));
+            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    internal static int MkdirAt(int dir, string name, uint mode)
+    {
+        fixed (byte* p = CString(name)) return mkdirat(dir, p, mode) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    internal static int UnlinkAt(int dir, string name)
+    {
+        fixed (byte* p = CString(name)) return unlinkat(dir, p, 0) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>linkat without AT_SYMLINK_FOLLOW: a symlink is linked as itself, never followed.</summary>
+    internal static int LinkAt(int fromDir, string fromName, int toDir, string toName)
+    {
+        fixed (byte* f = CString(fromName))
+        fixed (byte* t = CString(toName))
+            return linkat(fromDir, f, toDir, t, 0) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    internal static int SymlinkAt(ReadOnlySpan<byte> target, int dir, string name)
+    {
+        var t = new byte[target.Length + 1];
+        target.CopyTo(t);
+        fixed (byte* tp = t)
+        fixed (byte* n = CString(name))
+            return symlinkat(tp, dir, n) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    internal static int MknodAt(int dir, string name, uint mode, ulong dev)
+    {
+        fixed (byte* n = CString(name)) return mknodat(dir, n, mode, dev) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>glibc's makedev encoding.</summary>
+    internal static ulong MakeDev(uint major, uint minor) =>
+        ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
+
+    /// <summary>chown of the name itself (a symlink is not followed).</summary>
+    internal static int LChownAt(int dir, string name, uint uid, uint gid)
+    {
+        fixed (byte* n = CString(name)) return fchownat(dir, n, uid, gid, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>mtime of the name itself (a symlink is not followed), nanoseconds kept; atime untouched.</summary>
+    internal static int SetMtimeAt(int dir, string name, long sec, uint nsec)
+    {
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
+        times[1] = new Timespec { Sec = sec, Nsec = nsec };
+        fixed (byte* n = CString(name)) return utimensat_at(dir, n, times, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Owner, mode and mtime of an open file (its handle: whatever its name leads to meanwhile).</summary>
+    internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    {
+        if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0) return Marshal.GetLastPInvokeError();
+        if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
+        times[1] = new Timespec { Sec = sec, Nsec = nsec };
+        return futimens(fd, times) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>The kind of what a name in an open folder is (a symlink is not followed); null when there is none.</summary>
+    internal static FileKind? KindAt(int dir, string name)
+    {
+        Statx sx;
+        fixed (byte* n = CString(name))
+            if (statx_at(dir, n, AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno is ENOENT or ENOTDIR) return null;
+                throw new PosixException(errno, $"stat {name}: {Describe(errno)}");
+            }
+        return KindOf(sx.Mode);
+    }
+
+    private static FileKind KindOf(ushort mode) => (mode & 0xF000) switch
+    {
+        0x8000 => FileKind.Regular,
+        0x4000 => FileKind.Directory,
+        0xA000 => FileKind.Symlink,
+        0x1000 => FileKind.Fifo,
+        0x2000 => FileKind.CharDevice,
+        0x6000 => FileKind.BlockDevice,
+        0xC000 => FileKind.Socket,
+        _ => FileKind.Unknown,
+    };
+
+    internal static SafeFileHandle Handle(int fd) => new(fd, ownsHandle: true);
+
+    /// <summary>chmod of what an O_PATH handle holds (through /proc/self/fd: the inode of the handle, no name looked up).</summary>
+    internal static int ChmodHandle(int fd, uint mode) => chmod($"/proc/self/fd/{fd}", mode & 0xFFF) == 0 ? 0 : Marshal.GetLastPInvokeError();
+}

@@ -1,0 +1,197 @@
+namespace ActorBackup.Engine.Posix;
+
+/// <summary>
+/// A folder that everything below it is reached through by handle, never by path: each relative path is resolved
+/// with openat2 under RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (no symlink followed, its last name included, and
+/// nothing outside the folder), entries are made with the *at calls in the handle of their folder, and owner, mode
+/// and times are set on the handle of the entry itself (a symlink's or a special file's on its name, not followed).
+/// A restore works through one: a folder swapped for a symlink while it runs makes the entries below it fail, and
+/// never turns a write, a chmod, a chown or a link toward something outside the target. Relative paths are made of
+/// names a restore has checked (no "..", no "/" inside a name, no NUL).
+/// </summary>
+public sealed class RootedDirectory : IDisposable
+{
+    private readonly int _root;
+    public string Path { get; }
+
+    public RootedDirectory(string path)
+    {
+        Path = path;
+        _root = Posix.OpenRoot(path);
+    }
+
+    public void Dispose() => Posix.Close(_root);
+
+    private string Full(string relative) => Path.TrimEnd('/') + "/" + relative;
+
+    private IOException Failure(string what, string relative, int errno) => errno switch
+    {
+        Posix.ELOOP_ => new PosixException(errno, $"{what} {Full(relative)}: a symlink is in the way (it was not there when the restore began, or was not made by it); nothing is written through it"),
+        Posix.EXDEV => new PosixException(errno, $"{what} {Full(relative)}: the path leads outside the restore target; refused"),
+        Posix.EACCES => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
+        _ => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
+    };
+
+    private static (string Parent, string Name) Split(string relative)
+    {
+        var slash = relative.LastIndexOf('/');
+        return slash < 0 ? (".", relative) : (relative[..slash], relative[(slash + 1)..]);
+    }
+
+    /// <summary>A handle (O_PATH) of the folder that holds <paramref name="relative"/>: closed by the caller.</summary>
+    private int ParentOf(string relative, out string name)
+    {
+        var (parent, n) = Split(relative);
+        name = n;
+        var fd = Posix.OpenBeneath(_root, parent, Posix.OPath | Posix.ODirectory, 0);
+        if (fd < 0) throw Failure("open folder of", relative, -fd);
+        return fd;
+    }
+
+    private T InParent<T>(string relative, Func<int, string, T> act)
+    {
+        var dir = ParentOf(relative, out var name);
+        try
+        {
+            return act(dir, name);
+        }
+        finally
+        {
+            Posix.Close(dir);
+        }
+    }
+
+    /// <summary>Makes the folder (0700); null when made, else the kind of what was there already (left as it is).</summary>
+    public FileKind? MakeDirectory(string relative) => InParent(relative, (dir, name) =>
+    {
+        var errno = Posix.MkdirAt(dir, name, 0x1C0);
+        if (errno == 0) return (FileKind?)null;
+        if (errno == Posix.EEXIST && Posix.KindAt(dir, name) is { } there) return there;
+        throw Failure("mkdir", relative, errno);
+    });
+
+    /// <summary>Removes what is at <paramref name="relative"/> unless it is a folder (then an IOException says so); nothing there is fine.</summary>
+    public void RemoveNonDirectory(string relative) => InParent(relative, (dir, name) =>
+    {
+        var kind = Posix.KindAt(dir, name);
+        if (kind is null) return 0;
+        if (kind == FileKind.Directory) throw new IOException($"{Full(relative)} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
+        var errno = Posix.UnlinkAt(dir, name);
+        if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", relative, errno);
+        return 0;
+    });
+
+    /// <summary>A new file (0600) open for writing, <paramref name="size"/> bytes allocated; what was at the name (not a folder) is removed first.</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size)
+    {
+        var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+        if (fd == -Posix.EEXIST)
+        {
+            RemoveNonDirectory(relative);
+            fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+        }
+        if (fd < 0) throw Failure("create", relative, -fd);
+        var handle = Posix.Handle(fd);
+        if (size > 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
+        {
+            handle.Dispose();
+            throw new PosixException(Posix.ENOSPC, $"create {Full(relative)}: {Posix.Describe(Posix.ENOSPC)}");
+        }
+        return handle;
+    }
+
+    /// <summary>Owner (when given), mode and mtime of a file through its open handle.</summary>
+    public void SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, sec, nsec) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>Owner (when given), mode and mtime of a folder, through a handle of it.</summary>
+    public void SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    {
+        var fd = Posix.OpenBeneath(_root, relative, Posix.ORdOnlyFlag | Posix.ODirectory, 0);
+        if (fd < 0) throw Failure("open", relative, -fd);
+        try
+        {
+            if (Posix.SetMetadata(fd, uid, gid, mode, sec, nsec) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+        }
+        finally
+        {
+            Posix.Close(fd);
+        }
+    }
+
+    /// <summary>A hard link at <paramref name="relative"/> to the entry at <paramref name="existing"/>, both below this folder.</summary>
+    public void Link(string existing, string relative)
+    {
+        var from = ParentOf(existing, out var fromName);
+        try
+        {
+            InParent(relative, (dir, name) =>
+            {
+                var errno = Posix.LinkAt(from, fromName, dir, name);
+                if (errno != 0) throw Failure($"hard link to {Full(existing)} at", relative, errno);
+                return 0;
+            });
+        }
+        finally
+        {
+            Posix.Close(from);
+        }
+    }
+
+    /// <summary>A symlink (its target as recorded, never followed by the restore), its owner (when given) and mtime.</summary>
+    public void Symlink(ReadOnlySpan<byte> target, string relative, uint? uid, uint? gid, long sec, uint nsec)
+    {
+        var dir = ParentOf(relative, out var name);
+        try
+        {
+            if (Posix.SymlinkAt(target, dir, name) is var errno and not 0) throw Failure("symlink", relative, errno);
+            if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
+            if (Posix.SetMtimeAt(dir, name, sec, nsec) is var e3 and not 0) throw Failure("set times of", relative, e3);
+        }
+        finally
+        {
+            Posix.Close(dir);
+        }
+    }
+
+    /// <summary>
+    /// A FIFO or a device node with its owner (when given), mode and mtime: made 0600, owned and timed by name (not
+    /// followed), and its mode set through a handle of it (O_PATH, which opens no device and waits on no FIFO).
+    /// </summary>
+    public void MakeNode(string relative, FileKind kind, uint major, uint minor, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    {
+        var type = kind switch { FileKind.Fifo => 0x1000u, FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, _ => throw new ArgumentException("a node is a FIFO or a device") };
+        var dir = ParentOf(relative, out var name);
+        try
+        {
+            if (Posix.MknodAt(dir, name, type | 0x180, kind == FileKind.Fifo ? 0 : Posix.MakeDev(major, minor)) is var errno and not 0) throw Failure("mknod", relative, errno);
+            if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
+            var node = Posix.OpenBeneath(_root, relative, Posix.OPath, 0);
+            if (node < 0) throw Failure("open", relative, -node);
+            try
+            {
+                if (Posix.ChmodHandle(node, mode) is var e3 and not 0) throw Failure("chmod", relative, e3);
+            }
+            finally
+            {
+                Posix.Close(node);
+            }
+            if (Posix.SetMtimeAt(dir, name, sec, nsec) is var e4 and not 0) throw Failure("set times of", relative, e4);
+        }
+        finally
+        {
+            Posix.Close(dir);
+        }
+    }
+}
