@@ -69,8 +69,28 @@ public sealed partial class ClientActor
     }
 
     /// <summary>Answers a SearchFileIndex: FindProgress while indexes are built, then FilesFound (or CommandRejected). On a thread of its own.</summary>
-    private void Find(SearchFileIndex request, IActorRef requester)
+    /// <param name="caller">who signed the find (null without trust): a client host searches only the snapshots the catalog says are its own</param>
+    private void Find(SearchFileIndex request, IActorRef requester, Protocol.Trust.CellIdentity? caller = null)
     {
+        if (caller is { Role: Protocol.Trust.CellRole.Client })
+        {
+            // The node that relayed the request named the snapshots: the manager's catalog says which are this host's.
+            SnapshotList? own;
+            try
+            {
+                own = _manager.Ask<object>(new ListSnapshots { Client = caller.Client }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotList;
+            }
+            catch (AskTimeoutException)
+            {
+                requester.Tell(new CommandRejected { Reason = "the manager did not say in 30 s which snapshots are this client's: try again" });
+                return;
+            }
+            var ids = own?.Snapshots.Select(s => s.Id).ToHashSet() ?? [];
+            var kept = request.Snapshots.Where(s => ids.Contains(s.Id)).ToList();
+            request = request.Clone();
+            request.Snapshots.Clear();
+            request.Snapshots.AddRange(kept);
+        }
         var started = DateTime.UtcNow;
         var query = request.Query;
         FindPattern pattern;

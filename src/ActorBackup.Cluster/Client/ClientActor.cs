@@ -86,20 +86,25 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             _unacknowledged.Remove(j.Id);
             ReplyWhenStopped();
         });
+        // Looks into this client's data only for a request its shell signed (OperatorCommands.Looks): another node
+        // of the cell cannot read this host's listings, nor rebuild the catalog, in nobody's name.
         Receive<RebuildCatalog>(m =>
         {
             var requester = Sender;
-            Task.Run(() => RebuildCatalog(m, requester));
+            if (RebuildRefused(m) is { } refused) Reject(requester, refused);
+            else Task.Run(() => RebuildCatalog(m, requester));
         });
         Receive<ListTree>(m =>
         {
             var requester = Sender;
-            Task.Run(() => ListTree(m, requester));
+            if (LookRefused(m.Caller, ListSnapshotTree.Descriptor.Name, out var caller, out var signed) is { } refused) Reject(requester, refused);
+            else Task.Run(() => ListTree(m, requester, caller, signed as ListSnapshotTree));
         });
         Receive<SearchFileIndex>(m =>
         {
             var requester = Sender;
-            Task.Run(() => Find(m, requester));
+            if (FindRefused(m, out var caller) is { } refused) Reject(requester, refused);
+            else Task.Run(() => Find(m, requester, caller));
         });
         Receive<InterruptAll>(_ =>
         {
@@ -126,6 +131,36 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var m = new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) };
         m.RunningJobs.AddRange(_running.Keys);
         return Trust.MessageSignature.Sign(m, _trust);
+    }
+
+    /// <summary>Why a look into this client's data is refused (no shell signed it, or not lately); null when it may go on, and in a test's ActorSystem without trust.</summary>
+    private string? LookRefused(CallerSigned? proof, string type, out Protocol.Trust.CellIdentity? caller, out IMessage? signed)
+    {
+        caller = null;
+        signed = null;
+        if (_trust is null) return null;
+        caller = Trust.LookSignatures.Caller(_trust, proof, type, DateTimeOffset.UtcNow, out signed, out var refusal);
+        return caller is null ? refusal : null;
+    }
+
+    private string? RebuildRefused(RebuildCatalog m)
+    {
+        if (LookRefused(m.Caller, Protocol.RebuildCatalog.Descriptor.Name, out var caller, out var signed) is { } refused) return refused;
+        if (caller is null) return null;
+        if (caller.Role != Protocol.Trust.CellRole.Operator) return $"{caller} may not rebuild the catalog: that takes an operator certificate";
+        return signed is RebuildCatalog rc && rc.Library != m.Library ? $"the rebuild was signed for library {rc.Library}, not {m.Library}" : null;
+    }
+
+    private string? FindRefused(SearchFileIndex m, out Protocol.Trust.CellIdentity? caller)
+    {
+        if (LookRefused(m.Caller, FindFiles.Descriptor.Name, out caller, out var signed) is { } refused) return refused;
+        return caller is null ? null : Trust.LookSignatures.FindRefusal(caller, (FindFiles)signed!, m);
+    }
+
+    private void Reject(IActorRef requester, string reason)
+    {
+        _log.Warning("client {0}: {1} (from {2})", _settings.ClientId, reason, Sender);
+        requester.Tell(new CommandRejected { Reason = reason });
     }
 
     /// <summary>Whether <paramref name="m"/> is signed by a manager node; if not, it is logged and dropped.</summary>
@@ -240,12 +275,18 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// `abk ls`: reads the snapshot's trees (this node holds the cell key) and answers the requester with
     /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
     /// </summary>
-    private void ListTree(ListTree request, IActorRef requester)
+    /// <param name="caller">who signed the ls (null without trust), and what: the snapshot and path must be those</param>
+    private void ListTree(ListTree request, IActorRef requester, Protocol.Trust.CellIdentity? caller = null, ListSnapshotTree? signed = null)
     {
         const int PageSize = 1000;
         try
         {
             var manifest = ManifestSeal.Open(_keys, request.Manifest);
+            if (caller is not null && Trust.LookSignatures.ListRefusal(caller, signed!, manifest.Id, manifest.Client, request.Path) is { } refused)
+            {
+                requester.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
             var ticket = LookTicket("ls", manifest.Spans.Prepend(manifest.Library));
             using var reads = new ReadSessions(this, manifest.Spans, ticket, OpenChannel(manifest.Library, ticket, write: false), manifest.Library);
             using var trees = new TreeReader(_keys, reads.Source);

@@ -238,6 +238,7 @@ public sealed class OpsCommand : ReceiveActor
                 if (_cell.Client is null)
                     return new CommandRejected { Reason = "this node has no client role, so not the cell key that opens the manifests: run abk against a node with the client role" };
                 await EnsureLibrary(rc.Library);
+                rc.Caller = _call.Proof; // the client rebuilds for the operator who signed it
                 return await Ask<CatalogRebuilt>(_cell.Client, rc, "this node's client");
             case StartCopy cp:
                 cp.Origin = JobOrigin.Operator;
@@ -293,7 +294,7 @@ public sealed class OpsCommand : ReceiveActor
     private async Task ListTree(ListSnapshotTree ls)
     {
         var detail = await AskManager<SnapshotDetail>(new GetSnapshot { Snapshot = ls.Snapshot });
-        var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id };
+        var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id, Caller = _call.Proof };
         (await ClientNode(detail.Info.Client, "reading a snapshot's trees")).Tell(request, Self);
         SetReceiveTimeout(AskTimeout);
         Become(() =>
@@ -322,7 +323,7 @@ public sealed class OpsCommand : ReceiveActor
                     : $"the catalog has no snapshot of client '{f.Client}': clients with snapshots are " +
                       (catalog.Snapshots.Count == 0 ? "none" : string.Join(", ", catalog.Snapshots.Select(s => s.Client).Distinct().Order())),
             };
-        var request = new SearchFileIndex { Query = f, Live = { catalog.Snapshots.Select(s => s.Id) } };
+        var request = new SearchFileIndex { Query = f, Live = { catalog.Snapshots.Select(s => s.Id) }, Caller = _call.Proof };
         request.Snapshots.AddRange(catalog.Snapshots.Where(s => (f.Client == "" || s.Client == f.Client) && s.FinishedUnixMs >= f.SinceUnixMs)
             .Select(s => new IndexedSnapshot { Id = s.Id, Client = s.Client, FinishedUnixMs = s.FinishedUnixMs, Libraries = { s.Copies.Prepend(s.Library) } }));
         (await ClientNode(f.Client, "searching snapshots' files")).Tell(request, Self);

@@ -54,6 +54,70 @@ public static class CallerSignatures
     }
 }
 
+/// <summary>
+/// A client node's side of <see cref="OperatorCommands.Looks"/>: it lists a snapshot, searches its file indexes or
+/// rebuilds the catalog only for a request its shell signed (relayed by the node the shell is connected to, which
+/// cannot make one up): an operator, an integrator (not the rebuild), or the client host whose data it is.
+/// </summary>
+public static class LookSignatures
+{
+    /// <summary>Who asked, and what they signed; null with <paramref name="refusal"/> when nobody of the cell did, or not lately.</summary>
+    public static CellIdentity? Caller(NodeTrust trust, CallerSigned? proof, string type, DateTimeOffset now, out IMessage? signed, out string refusal)
+    {
+        signed = null;
+        if (proof is null || proof.Type != type)
+        {
+            refusal = $"the {type} comes without its shell's signature: ask with abk (and a certificate of the cell)";
+            return null;
+        }
+        var caller = SignedMessages.Signer(trust.Ca, proof, out refusal);
+        if (caller is null)
+        {
+            refusal = $"the {type} is refused: {refusal}";
+            return null;
+        }
+        if (caller.Role is not (CellRole.Operator or CellRole.Integrator or CellRole.Client))
+        {
+            refusal = $"the {type} is refused: it is signed by {caller}, which is no shell's certificate";
+            return null;
+        }
+        var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(proof.UnixMs, 0, 253402300799999));
+        if ((now - signedAt).Duration() > OperatorCommands.Window)
+        {
+            refusal = $"the {type} was signed at {signedAt:u}, more than {OperatorCommands.Window.TotalMinutes:F0} minutes from this node's clock: set the clocks right (NTP)";
+            return null;
+        }
+        try
+        {
+            signed = ProtocolTypes.Parse(type, proof.Body.Span);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            refusal = $"the signed {type} does not parse: {e.Message}";
+            return null;
+        }
+        return caller;
+    }
+
+    /// <summary>Why <paramref name="caller"/>'s signed ls does not cover listing <paramref name="path"/> of <paramref name="snapshot"/> (of client <paramref name="client"/>); null when it does.</summary>
+    public static string? ListRefusal(CellIdentity caller, ListSnapshotTree signed, string snapshot, string client, string path)
+    {
+        if (signed.Path != path) return $"the ls was signed for path '{signed.Path}', not '{path}'";
+        if (signed.Snapshot != "latest" && !snapshot.StartsWith(signed.Snapshot, StringComparison.Ordinal))
+            return $"the ls was signed for snapshot {signed.Snapshot}, not {snapshot}";
+        return caller.Role == CellRole.Client && caller.Client != client ? $"{caller} may list its own snapshots only, not one of {client}" : null;
+    }
+
+    /// <summary>Why <paramref name="caller"/>'s signed find does not cover <paramref name="request"/>; null when it does.</summary>
+    public static string? FindRefusal(CellIdentity caller, FindFiles signed, SearchFileIndex request)
+    {
+        if (signed.Pattern != request.Query.Pattern) return $"the find was signed for '{signed.Pattern}', not '{request.Query.Pattern}'";
+        if (caller.Role != CellRole.Client) return null;
+        return request.Query.Client == caller.Client && request.Snapshots.All(s => s.Client == caller.Client)
+            ? null : $"{caller} may search its own snapshots only";
+    }
+}
+
 /// <summary>The nonces of signed commands seen within the last two windows (bounded); an older command is refused as stale anyway.</summary>
 public sealed class CallerNonces
 {

@@ -11,13 +11,14 @@ namespace ActorBackup.Protocol.Ops;
 /// </code>
 /// The connection is mutual TLS (the cell's certificates); each call is one frame from the shell and
 /// one or more frames back, the last with more = false. A length over the bound or a type that is not a
-/// protocol message ends the connection with an InvalidDataException, before anything is allocated for it.
+/// protocol message ends the connection with an InvalidDataException, before anything is allocated for it; a frame's
+/// buffer grows with the bytes that arrive, not with the length it claims.
 /// </summary>
 public static class OpsWire
 {
     public const int MaxFrame = 4 * 1024 * 1024;
 
-    /// <param name="signWith">a shell's certificate (with its key): an operator-only command (OperatorCommands.Signed) goes signed</param>
+    /// <param name="signWith">a shell's certificate (with its key): an operator-only command or a look into a client's data (OperatorCommands.ShellSigns) goes signed</param>
     public static async Task Write(Stream stream, IMessage message, bool more, CancellationToken cancel = default, System.Security.Cryptography.X509Certificates.X509Certificate2? signWith = null)
     {
         var frame = new OpsFrame
@@ -25,7 +26,7 @@ public static class OpsWire
             Type = ProtocolTypes.NameOf(message.GetType()) ?? throw new ArgumentException($"{message.GetType()} is not a protocol message"),
             Body = message.ToByteString(), More = more,
         };
-        if (signWith is not null && Trust.OperatorCommands.Signed.Contains(frame.Type))
+        if (signWith is not null && Trust.OperatorCommands.ShellSigns(frame.Type))
         {
             var signed = Trust.OperatorCommands.Sign(message, signWith, DateTimeOffset.UtcNow);
             frame.SignedUnixMs = signed.UnixMs;
@@ -60,10 +61,24 @@ public static class OpsWire
         if (got < 4) throw new InvalidDataException("the connection ended inside a frame header");
         var size = BinaryPrimitives.ReadUInt32BigEndian(header);
         if (size is 0 or > MaxFrame) throw new InvalidDataException($"frame of {size} bytes: not an ActorBackup operator connection, or over the {MaxFrame}-byte limit");
-        var buffer = ArrayPool<byte>.Shared.Rent((int)size);
+        // Grown as the bytes arrive, never to the claimed length before they do: a peer that claims 4 MiB and sends
+        // nothing holds 64 KiB.
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(size, 64 * 1024));
         try
         {
-            await stream.ReadExactlyAsync(buffer.AsMemory(0, (int)size), cancel);
+            for (var read = 0; read < size;)
+            {
+                if (read == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(size, 2L * buffer.Length));
+                    buffer.AsSpan(0, read).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var n = await stream.ReadAsync(buffer.AsMemory(read, (int)Math.Min(size, buffer.Length) - read), cancel);
+                if (n == 0) throw new EndOfStreamException("the connection ended inside a frame");
+                read += n;
+            }
             OpsFrame frame;
             try
             {

@@ -26,6 +26,18 @@ public static class OperatorCommands
         ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name, StartRestore.Descriptor.Name,
     };
 
+    /// <summary>
+    /// Looks whose answer is a client's decrypted data (ls, find) and the catalog rebuild: the shell signs them too,
+    /// and the client node that answers checks who asked (an operator, an integrator, or that client's own host).
+    /// </summary>
+    public static readonly IReadOnlySet<string> Looks = new HashSet<string>
+    {
+        ListSnapshotTree.Descriptor.Name, FindFiles.Descriptor.Name, RebuildCatalog.Descriptor.Name,
+    };
+
+    /// <summary>Whether a shell signs a command of this type.</summary>
+    public static bool ShellSigns(string type) => Signed.Contains(type) || Looks.Contains(type);
+
     /// <summary><paramref name="command"/> signed now with <paramref name="certificate"/> (which holds its private key).</summary>
     public static CallerSigned Sign(IMessage command, X509Certificate2 certificate, DateTimeOffset now) =>
         SignedMessages.Sign(new CallerSigned

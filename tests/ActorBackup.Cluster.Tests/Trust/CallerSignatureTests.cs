@@ -96,4 +96,41 @@ public sealed class CallerSignatureTests : IDisposable
         Assert.True(nonces.FirstSight("b", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
         Assert.True(nonces.FirstSight("a", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
     }
+
+    [Fact]
+    public void A_client_lists_or_searches_only_for_a_request_its_shell_signed()
+    {
+        var ls = new ListSnapshotTree { Snapshot = "latest", Path = "/etc" };
+        CellIdentity? Caller(CallerSigned? proof, out string refusal) =>
+            LookSignatures.Caller(_manager, proof, ListSnapshotTree.Descriptor.Name, Now, out _, out refusal);
+
+        Assert.Equal(CellRole.Operator, Caller(OperatorCommands.Sign(ls, _operator, Now), out _)!.Role);
+        Assert.Equal("web1", Caller(OperatorCommands.Sign(ls, _clientHost, Now), out _)!.Client);
+        // A node that relays (or makes up) a look without a shell's signature, or signs it itself: refused.
+        Assert.Null(Caller(null, out var none));
+        Assert.Contains("without its shell's signature", none);
+        Assert.Null(Caller(OperatorCommands.Sign(ls, _manager.Certificate, Now), out var byNode));
+        Assert.Contains("no shell's certificate", byNode);
+        Assert.Null(Caller(OperatorCommands.Sign(ls, _operator, Now - TimeSpan.FromHours(1)), out var stale));
+        Assert.Contains("clocks", stale);
+        Assert.Null(Caller(OperatorCommands.Sign(new FindFiles { Pattern = "*" }, _operator, Now), out _)); // another command's signature
+
+        // What was signed is what is listed: the path, the snapshot, and for a client host its own client.
+        var alice = CellIdentity.Of(CellRole.Operator, "alice");
+        var web1 = CellIdentity.Of(CellRole.Client, "web1", "web1");
+        Assert.Null(LookSignatures.ListRefusal(alice, ls, "0a1b2c", "db1", "/etc"));
+        Assert.Contains("path", LookSignatures.ListRefusal(alice, ls, "0a1b2c", "db1", "/root"));
+        Assert.Contains("not 0a1b2c", LookSignatures.ListRefusal(alice, new ListSnapshotTree { Snapshot = "ffee", Path = "/etc" }, "0a1b2c", "db1", "/etc"));
+        Assert.Null(LookSignatures.ListRefusal(alice, new ListSnapshotTree { Snapshot = "0a1b", Path = "/etc" }, "0a1b2c", "db1", "/etc"));
+        Assert.Contains("its own snapshots only", LookSignatures.ListRefusal(web1, ls, "0a1b2c", "db1", "/etc"));
+        Assert.Null(LookSignatures.ListRefusal(web1, ls, "0a1b2c", "web1", "/etc"));
+
+        var find = new FindFiles { Pattern = "*.conf" };
+        var search = new SearchFileIndex { Query = new FindFiles { Pattern = "*.conf", Client = "web1" }, Snapshots = { new IndexedSnapshot { Id = "1", Client = "web1" } } };
+        Assert.Null(LookSignatures.FindRefusal(web1, find, search));
+        Assert.Contains("signed for", LookSignatures.FindRefusal(web1, new FindFiles { Pattern = "*" }, search));
+        search.Snapshots.Add(new IndexedSnapshot { Id = "2", Client = "db1" });
+        Assert.Contains("its own snapshots only", LookSignatures.FindRefusal(web1, find, search));
+        Assert.Null(LookSignatures.FindRefusal(alice, find, search));
+    }
 }

@@ -11,7 +11,8 @@ namespace ActorBackup.Cluster.Tests;
 /// <summary>
 /// Nothing polymorphic is deserialized from the wire: a peer that even holds a valid node certificate of the cell
 /// sends a node Hyperion- and JSON-serialized objects of arbitrary types; they are dropped, the protobuf message
-/// sent after them arrives alone, and no setter of the crafted type ever ran.
+/// sent after them arrives alone, and no setter of the crafted type ever ran. Untrusted mode (base.conf) drops its
+/// actor selection to a path the cell does not list and its PoisonPill.
 /// </summary>
 public sealed class WireSerializationTests
 {
@@ -70,12 +71,16 @@ public sealed class WireSerializationTests
               "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto
             }
             """));
-        var target = attacker.ActorSelection($"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe");
+        var path = $"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe";
+        // Untrusted mode: an actor selection along a path the cell does not list is dropped, and so is a PoisonPill.
+        attacker.ActorSelection(path).Tell(new ListJobs { Limit = 1 }, ActorRefs.NoSender);
+        var target = ((ExtendedActorSystem)attacker).Provider.ResolveActorRef(path);
         Crafted.SetterRuns = 0;
         target.Tell(new Crafted { Command = "rm -rf /" }, ActorRefs.NoSender);                   // Hyperion (id -5)
         target.Tell(new Dictionary<string, object> { ["type"] = new Crafted() }, ActorRefs.NoSender); // JSON with type names (id 1)
+        target.Tell(PoisonPill.Instance, ActorRefs.NoSender);
         var setterRunsBeforeTheWire = Crafted.SetterRuns;
-        target.Tell(new ListJobs { Limit = 7 }, ActorRefs.NoSender);                               // protobuf: the only one that may arrive
+        target.Tell(new ListJobs { Limit = 7 }, ActorRefs.NoSender);                               // protobuf, to the live probe: the only one that may arrive
 
         await Eventually.Until(() => Task.FromResult(received.Count), n => n > 0, "the protobuf message on the victim", TimeSpan.FromSeconds(30));
         // In order on one association: what was sent before the protobuf message would be there by now.
