@@ -490,6 +490,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<RecordSnapshots>(m =>
         {
+            if (_trust is not null && Trust.RebuildProof.Refusal(_trust, m, DateTimeOffset.UtcNow, _nonces) is { } refused)
+            {
+                _log.Warning("{0} (from {1})", refused, Sender);
+                Sender.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
             var (answer, events) = _state.DecideRecordSnapshots(m);
             if (events.Count == 0)
             {

@@ -12,9 +12,10 @@ namespace ActorBackup.Cluster.Trust;
 public static class CallerSignatures
 {
     /// <summary>The command inside <paramref name="signed"/>; null with <paramref name="refusal"/> saying why when it is not an operator's.</summary>
-    public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal)
+    /// <param name="types">the commands it may hold (default: OperatorCommands.Signed)</param>
+    public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal, IReadOnlySet<string>? types = null)
     {
-        if (!OperatorCommands.Signed.Contains(signed.Type))
+        if (!(types ?? OperatorCommands.Signed).Contains(signed.Type))
         {
             refusal = $"a {signed.Type} is not a command that goes signed";
             return null;
@@ -51,6 +52,21 @@ public static class CallerSignatures
             refusal = $"the signed {signed.Type} does not parse: {e.Message}";
             return null;
         }
+    }
+}
+
+/// <summary>The manager's check of a catalog rebuild's findings: they answer an operator's signed RebuildCatalog of that library, used once.</summary>
+public static class RebuildProof
+{
+    private static readonly IReadOnlySet<string> Rebuild = new HashSet<string> { RebuildCatalog.Descriptor.Name };
+
+    /// <summary>Why the manager must not record <paramref name="m"/>; null when an operator asked for it.</summary>
+    public static string? Refusal(NodeTrust trust, RecordSnapshots m, DateTimeOffset now, CallerNonces nonces)
+    {
+        if (m.Caller is null) return "snapshots found in a library are recorded only for an operator's 'abk catalog rebuild' (signed by its shell)";
+        var signed = CallerSignatures.Open(trust, m.Caller, now, nonces, out var refusal, Rebuild);
+        if (signed is null) return refusal;
+        return ((RebuildCatalog)signed).Library == m.Library ? null : $"the rebuild was signed for library {((RebuildCatalog)signed).Library}, not {m.Library}";
     }
 }
 

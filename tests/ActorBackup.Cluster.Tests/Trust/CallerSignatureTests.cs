@@ -133,4 +133,18 @@ public sealed class CallerSignatureTests : IDisposable
         Assert.Contains("its own snapshots only", LookSignatures.FindRefusal(web1, find, search));
         Assert.Null(LookSignatures.FindRefusal(alice, find, search));
     }
+
+    [Fact]
+    public void Snapshots_found_in_a_library_are_recorded_only_for_an_operators_rebuild_of_it_once()
+    {
+        var nonces = new CallerNonces();
+        var asked = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _operator, Now);
+        Assert.Contains("operator's 'abk catalog rebuild'", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1" }, Now, nonces));
+        Assert.Contains("not lib2", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib2", Caller = asked }, Now, new CallerNonces()));
+        Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, new CallerNonces()));
+        Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, nonces));
+        Assert.Contains("given before", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, nonces));
+        var byIntegrator = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _integrator, Now);
+        Assert.Contains("only an operator certificate", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = byIntegrator }, Now, nonces));
+    }
 }
