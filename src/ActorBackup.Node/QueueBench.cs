@@ -3,7 +3,10 @@ using ActorBackup.Cluster.Client;
 using ActorBackup.Cluster.Hosting;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Chunking;
+using System.Security.Cryptography.X509Certificates;
+using ActorBackup.Cluster.Trust;
 using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
 using Akka.Actor;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
@@ -64,8 +67,17 @@ public static class QueueBench
         var registry = Akka.Hosting.ActorRegistry.For(node.System);
         var keys = CellKeyring.LoadOrCreate(node.Settings.KeyDir);
         var clientIds = Enumerable.Range(0, clients).Select(c => $"host{c:D2}").ToList();
+        // Each client signs what it sends with a node certificate of its own (the manager takes a client's registration
+        // and results only from the node its certificate names), issued here by the node's own CA.
+        var certs = node.Settings.CertsDir;
+        using var ca = CellCertificates.LoadCa(certs);
         foreach (var id in clientIds)
-            node.System.ActorOf(ClientActor.Props(new ClientSettings(id, ChunkerOptions.ForAverage(node.Settings.ChunkAverage), node.Settings.CompressionLevel), keys, manager, node.Media), "client-" + id);
+        {
+            var identity = CellIdentity.Of(CellRole.Node, id, id, ["client"]);
+            var trust = new NodeTrust(certs, X509CertificateLoader.LoadCertificate(ca.RawData),
+                CellCertificates.Issue(certs, identity, Path.Combine(root, "certs", id)), identity);
+            node.System.ActorOf(ClientActor.Props(new ClientSettings(id, ChunkerOptions.ForAverage(node.Settings.ChunkAverage), node.Settings.CompressionLevel), keys, manager, node.Media, trust), "client-" + id);
+        }
         await Until(async () =>
         {
             var known = await manager.Ask<ClientList>(new ListClients(), TimeSpan.FromSeconds(10));
@@ -73,20 +85,22 @@ public static class QueueBench
             return clientIds.All(id => known.Clients.Any(c => c.Id == id && c.Reachable)) && libraries.Libraries.Count(l => l.Reachable) == 2;
         }, "the clients and libraries to register");
 
+        var (operatorCertificate, _) = CellCertificates.LoadPair(certs, CellCertificates.PairName(CellRole.Operator), ca);
         // Every set's slot: the same second, far enough ahead for the definitions to land.
         var slot = DateTimeOffset.UtcNow.AddSeconds(10 + sets / 50);
         slot = new DateTimeOffset(slot.Year, slot.Month, slot.Day, slot.Hour, slot.Minute, slot.Second, TimeSpan.Zero);
         var cron = $"{slot.Second} {slot.Minute} {slot.Hour} * * *";
         for (var i = 0; i < sets; i++)
         {
-            var answer = await manager.Ask<object>(new DefineBackupSet
+            // As an operator gives it: signed with the operator's certificate (the manager takes set changes from nobody else).
+            var answer = await manager.Ask<object>(OperatorCommands.Sign(new DefineBackupSet
             {
                 Set = new BackupSetDefinition
                 {
                     Name = $"set{i}", Client = clientIds[i % clients], Paths = { Path.Combine(root, "src", $"set{i}") }, Priority = 1 + i % 10,
                     Schedules = { new ScheduleRule { Cron = cron, Level = BackupLevel.LevelFull } }, WindowSeconds = 3600,
                 },
-            }, TimeSpan.FromSeconds(30));
+            }, operatorCertificate, DateTimeOffset.UtcNow), TimeSpan.FromSeconds(30));
             if (answer is CommandRejected r) throw new InvalidOperationException($"set{i}: {r.Reason}");
         }
         var ended = new TaskCompletionSource<List<JobInfo>>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -31,7 +31,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private readonly IActorRef _media;
     private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
     /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs what it sends the manager and checks what the manager sends.</summary>
-    private readonly Trust.NodeTrust? _trust = Trust.NodeTrust.Of(Context.System);
+    private readonly Trust.NodeTrust? _trust;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, CancellationTokenSource> _running = [];
     private readonly HashSet<string> _unacknowledged = [];
@@ -43,11 +43,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media) =>
-        Akka.Actor.Props.Create(() => new ClientActor(settings, keys, manager, media));
+    /// <param name="trust">the certificate it acts with; default: its node's (a benchmark runs many clients in one node, each with its own)</param>
+    public static Props Props(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null) =>
+        Akka.Actor.Props.Create(() => new ClientActor(settings, keys, manager, media, trust));
 
-    public ClientActor(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media)
+    public ClientActor(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null)
     {
+        _trust = trust ?? Trust.NodeTrust.Of(Context.System);
         _settings = settings;
         _keys = keys;
         _manager = manager;
@@ -79,7 +81,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find
             if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
-            _manager.Tell(Trust.JobSignature.Sign(f, Trust.NodeTrust.Of(Context.System)));
+            _manager.Tell(Trust.JobSignature.Sign(f, _trust));
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {

@@ -88,6 +88,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             // Only the node whose certificate names the client: another could take its jobs and snapshots.
             if (Refused(m, id => Trust.MessageSignature.IsClientNode(id, m.Id), $"the node of client {m.Id}")) return;
+            // From the actor it names: a registration that another node got from the client and passes on does not
+            // make that node the client's (the signature says who wrote it, not who delivers it).
+            if (_trust is not null && Sender.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) != m.Address)
+            {
+                _log.Warning("RegisterClient of {0} refused: it names {1} but came from {2}", m.Id, m.Address, Sender);
+                return;
+            }
             _clientRefs[m.Id] = Sender;
             Context.Watch(Sender);
             if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
@@ -116,7 +123,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<IndexReport>(r =>
         {
-            if (!Refused(r, id => Trust.MessageSignature.IsMediaNode(id, r.Library), $"a media node of library {r.Library}")) _libraryReports[r.Library] = r;
+            if (Refused(r, id => Trust.MessageSignature.IsMediaNode(id, r.Library), $"a media node of library {r.Library}")) return;
+            // An older report of the same node (one passed on again later) does not undo a newer one.
+            if (_libraryReports.TryGetValue(r.Library, out var had) && had.Node == r.Node && had.UnixMs > r.UnixMs) return;
+            _libraryReports[r.Library] = r;
         });
         Command<RequestTicket>(m =>
         {
@@ -239,6 +249,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var list = new PolicyList();
             list.Policies.AddRange(_state.AllPolicies().Select(_state.PolicyInfoOf));
             Sender.Tell(list);
+        });
+        Command<ApplyFile>(m =>
+        {
+            // A definitions file is read here only as an operator's shell signed it (OperatorCommand); sent alone, refused.
+            if (OperatorOnly(m, "apply definitions (backup sets run their commands on the cell's nodes)")) return;
+            var apply = Definitions.DefinitionsFile.ToApply(m);
+            if (apply is CommandRejected rejected) Sender.Tell(rejected);
+            else OnCommand(apply);
         });
         Command<ApplyDefinitions>(m =>
         {

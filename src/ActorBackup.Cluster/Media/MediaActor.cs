@@ -361,7 +361,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     private IndexReport NewReport() => new()
     {
-        Library = _declaration.Id,
+        Library = _declaration.Id, UnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
         Chunks = (ulong)(_library?.ChunkCount ?? _index.Count),
         BytesStored = (ulong)(_library?.StoredBytes ?? 0),
         Volumes = (_library?.Volumes ?? _volumes).Count(v => v.State != VolumeState.Recycle),

@@ -13,8 +13,11 @@ public static class CallerSignatures
 {
     /// <summary>The command inside <paramref name="signed"/>; null with <paramref name="refusal"/> saying why when it is not an operator's.</summary>
     /// <param name="types">the commands it may hold (default: OperatorCommands.Signed)</param>
-    public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal, IReadOnlySet<string>? types = null)
+    /// <param name="window">how old it may be (default OperatorCommands.Window)</param>
+    public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal, IReadOnlySet<string>? types = null,
+        TimeSpan? window = null)
     {
+        var within = window ?? OperatorCommands.Window;
         if (!(types ?? OperatorCommands.Signed).Contains(signed.Type))
         {
             refusal = $"a {signed.Type} is not a command that goes signed";
@@ -32,13 +35,13 @@ public static class CallerSignatures
             return null;
         }
         var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(signed.UnixMs, 0, 253402300799999));
-        if ((now - signedAt).Duration() > OperatorCommands.Window)
+        if (signedAt - now > OperatorCommands.Window || now - signedAt > within)
         {
-            refusal = $"the {signed.Type} was signed at {signedAt:u}, more than {OperatorCommands.Window.TotalMinutes:F0} minutes from this manager's clock ({now:u}): " +
+            refusal = $"the {signed.Type} was signed at {signedAt:u}, more than {within.TotalMinutes:F0} minutes from this manager's clock ({now:u}): " +
                       "set the clocks of the shell's host and the manager's right (NTP), and send it again";
             return null;
         }
-        if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), signedAt, now))
+        if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now))
         {
             refusal = $"the {signed.Type} was given before (the same signed command again): send it anew with abk";
             return null;
@@ -60,11 +63,14 @@ public static class RebuildProof
 {
     private static readonly IReadOnlySet<string> Rebuild = new HashSet<string> { RebuildCatalog.Descriptor.Name };
 
+    /// <summary>How long a rebuild may take, from the operator's request to its findings (every manifest of a library is read).</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromHours(6);
+
     /// <summary>Why the manager must not record <paramref name="m"/>; null when an operator asked for it.</summary>
     public static string? Refusal(NodeTrust trust, RecordSnapshots m, DateTimeOffset now, CallerNonces nonces)
     {
         if (m.Caller is null) return "snapshots found in a library are recorded only for an operator's 'abk catalog rebuild' (signed by its shell)";
-        var signed = CallerSignatures.Open(trust, m.Caller, now, nonces, out var refusal, Rebuild);
+        var signed = CallerSignatures.Open(trust, m.Caller, now, nonces, out var refusal, Rebuild, Window);
         if (signed is null) return refusal;
         return ((RebuildCatalog)signed).Library == m.Library ? null : $"the rebuild was signed for library {((RebuildCatalog)signed).Library}, not {m.Library}";
     }
@@ -127,27 +133,30 @@ public static class LookSignatures
     /// <summary>Why <paramref name="caller"/>'s signed find does not cover <paramref name="request"/>; null when it does.</summary>
     public static string? FindRefusal(CellIdentity caller, FindFiles signed, SearchFileIndex request)
     {
-        if (signed.Pattern != request.Query.Pattern) return $"the find was signed for '{signed.Pattern}', not '{request.Query.Pattern}'";
+        if (request.Query is null) return "a search without a query";
+        // What was signed is what is searched; a client host's is narrowed to its own client (by the node it asked).
+        var expected = signed.Clone();
+        if (caller.Role == CellRole.Client) expected.Client = caller.Client;
+        if (!expected.Equals(request.Query)) return $"the find was signed for {signed}, not {request.Query}";
         if (caller.Role != CellRole.Client) return null;
-        return request.Query.Client == caller.Client && request.Snapshots.All(s => s.Client == caller.Client)
-            ? null : $"{caller} may search its own snapshots only";
+        return request.Snapshots.All(s => s.Client == caller.Client) ? null : $"{caller} may search its own snapshots only";
     }
 }
 
-/// <summary>The nonces of signed commands seen within the last two windows (bounded); an older command is refused as stale anyway.</summary>
+/// <summary>The nonces of signed commands, each kept until the command would be refused as stale anyway (bounded).</summary>
 public sealed class CallerNonces
 {
     public const int Capacity = 100_000;
-    private readonly Dictionary<string, DateTimeOffset> _seen = [];
-    private readonly Queue<(string Nonce, DateTimeOffset SignedAt)> _order = new();
+    private readonly HashSet<string> _seen = [];
+    private readonly Queue<(string Nonce, DateTimeOffset KeepUntil)> _order = new();
 
-    /// <summary>Whether <paramref name="nonce"/> is new (then it is remembered).</summary>
-    public bool FirstSight(string nonce, DateTimeOffset signedAt, DateTimeOffset now)
+    /// <summary>Whether <paramref name="nonce"/> is new (then it is remembered until <paramref name="keepUntil"/>).</summary>
+    public bool FirstSight(string nonce, DateTimeOffset keepUntil, DateTimeOffset now)
     {
-        while (_order.Count > 0 && (_order.Count >= Capacity || now - _order.Peek().SignedAt > 2 * OperatorCommands.Window))
+        while (_order.Count > 0 && (_order.Count >= Capacity || _order.Peek().KeepUntil < now))
             _seen.Remove(_order.Dequeue().Nonce);
-        if (!_seen.TryAdd(nonce, signedAt)) return false;
-        _order.Enqueue((nonce, signedAt));
+        if (!_seen.Add(nonce)) return false;
+        _order.Enqueue((nonce, keepUntil));
         return true;
     }
 }

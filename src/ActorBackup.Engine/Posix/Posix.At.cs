@@ -22,11 +22,14 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open_mode(string path, int flags, uint mode);
 
-    [LibraryImport("libc", EntryPoint = "posix_fallocate")]
-    private static partial int posix_fallocate(int fd, long offset, long length);
+    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    private static partial int fallocate(int fd, int mode, long offset, long length);
 
-    /// <summary>Allocates a new file's blocks at once (fewer extents, as FileStream's PreallocationSize did); the errno, 0 when done (a file system that cannot: also fine).</summary>
-    internal static int Preallocate(int fd, long size) => posix_fallocate(fd, 0, size);
+    /// <summary>
+    /// Allocates a new file's blocks at once without changing its size (FALLOC_FL_KEEP_SIZE, as FileStream's
+    /// PreallocationSize does): fewer extents. The errno, 0 when done; a file system that cannot is no error.
+    /// </summary>
+    internal static int Preallocate(int fd, long size) => fallocate(fd, 1, 0, size) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);

@@ -8,7 +8,8 @@ namespace ActorBackup.Protocol.Trust;
 
 /// <summary>
 /// A protocol message that proves who sent it: two fields, <c>signer</c> (the DER certificate of the sender) and
-/// <c>signature</c> (ECDSA P-256, SHA-256, by that certificate's key over the message with <c>signature</c> empty).
+/// <c>signature</c> (ECDSA P-256, SHA-256, by that certificate's key over the message's full type name, a newline, and
+/// the message with <c>signature</c> empty).
 /// The receiver takes it only when the certificate is one of its cell's CA (<see cref="Signer"/>). Akka.Remote
 /// does not say which certificate a message came in on, and a command may pass through a node on its way (a shell's
 /// through the node it is connected to): the proof travels in the message.
@@ -27,8 +28,19 @@ public static class SignedMessages
         signer.Accessor.SetValue(m, ByteString.CopyFrom(certificate.RawData));
         signature.Accessor.SetValue(m, ByteString.Empty);
         using var key = certificate.GetECDsaPrivateKey() ?? throw new InvalidOperationException("the certificate has no ECDSA private key");
-        signature.Accessor.SetValue(m, ByteString.CopyFrom(key.SignData(m.ToByteArray(), HashAlgorithmName.SHA256)));
+        signature.Accessor.SetValue(m, ByteString.CopyFrom(key.SignData(Signed(m), HashAlgorithmName.SHA256)));
         return m;
+    }
+
+    /// <summary>What is signed: the message's type name, then its bytes (with <c>signature</c> empty), so that the bytes of one type are never taken for another's.</summary>
+    private static byte[] Signed(IMessage m)
+    {
+        var name = System.Text.Encoding.UTF8.GetBytes(m.Descriptor.FullName + "\n");
+        var body = m.ToByteArray();
+        var all = new byte[name.Length + body.Length];
+        name.CopyTo(all, 0);
+        body.CopyTo(all, name.Length);
+        return all;
     }
 
     /// <summary>
@@ -77,7 +89,7 @@ public static class SignedMessages
             var content = m.Descriptor.Parser.ParseFrom(m.ToByteString()); // a copy: the message may be shared in place
             signatureField.Accessor.SetValue(content, ByteString.Empty);
             using var key = cert.GetECDsaPublicKey();
-            if (key is null || !key.VerifyData(content.ToByteArray(), signature.Span, HashAlgorithmName.SHA256))
+            if (key is null || !key.VerifyData(Signed(content), signature.Span, HashAlgorithmName.SHA256))
             {
                 refusal = "its signature does not check";
                 return null;

@@ -90,11 +90,13 @@ public sealed class CallerSignatureTests : IDisposable
     public void The_nonces_remembered_are_bounded()
     {
         var nonces = new CallerNonces();
-        Assert.True(nonces.FirstSight("a", Now, Now));
-        Assert.False(nonces.FirstSight("a", Now, Now));
-        // After two windows it is forgotten (a command that old is refused as stale anyway).
-        Assert.True(nonces.FirstSight("b", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
-        Assert.True(nonces.FirstSight("a", Now + 3 * OperatorCommands.Window, Now + 3 * OperatorCommands.Window));
+        var keep = Now + 2 * OperatorCommands.Window;
+        Assert.True(nonces.FirstSight("a", keep, Now));
+        Assert.False(nonces.FirstSight("a", keep, Now));
+        // Once its command would be refused as stale anyway, it is forgotten.
+        var later = keep + TimeSpan.FromSeconds(1);
+        Assert.True(nonces.FirstSight("b", later + OperatorCommands.Window, later));
+        Assert.True(nonces.FirstSight("a", later + OperatorCommands.Window, later));
     }
 
     [Fact]
@@ -131,7 +133,11 @@ public sealed class CallerSignatureTests : IDisposable
         Assert.Contains("signed for", LookSignatures.FindRefusal(web1, new FindFiles { Pattern = "*" }, search));
         search.Snapshots.Add(new IndexedSnapshot { Id = "2", Client = "db1" });
         Assert.Contains("its own snapshots only", LookSignatures.FindRefusal(web1, find, search));
-        Assert.Null(LookSignatures.FindRefusal(alice, find, search));
+        // An operator's find goes as signed: a relaying node cannot turn it onto one client, or widen its limit.
+        Assert.Contains("signed for", LookSignatures.FindRefusal(alice, find, search));
+        Assert.Null(LookSignatures.FindRefusal(alice, find, new SearchFileIndex { Query = find.Clone() }));
+        Assert.Contains("signed for", LookSignatures.FindRefusal(alice, find, new SearchFileIndex { Query = new FindFiles { Pattern = "*.conf", Limit = 20000 } }));
+        Assert.Contains("without a query", LookSignatures.FindRefusal(alice, find, new SearchFileIndex()));
     }
 
     [Fact]
@@ -144,6 +150,9 @@ public sealed class CallerSignatureTests : IDisposable
         Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, new CallerNonces()));
         Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, nonces));
         Assert.Contains("given before", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = asked }, Now, nonces));
+        // A rebuild of a big library takes a while: its findings come hours after the request, still taken.
+        var slow = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _operator, Now);
+        Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = slow }, Now + TimeSpan.FromHours(2), nonces));
         var byIntegrator = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _integrator, Now);
         Assert.Contains("only an operator certificate", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = byIntegrator }, Now, nonces));
     }
