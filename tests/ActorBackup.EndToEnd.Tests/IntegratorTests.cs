@@ -51,6 +51,9 @@ public class IntegratorTests
         Assert.Equal("integrated", info.Client);
         Assert.NotEqual("", info.Snapshot);
 
+        // A PoisonPill or a Kill through the receptionist reaches nothing: the door passes protocol messages only.
+        client.Tell(new ClusterClient.Send("/user/manager-proxy", PoisonPill.Instance));
+        client.Tell(new ClusterClient.Send("/user/manager-proxy", Kill.Instance));
         var rejected = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup()), TimeSpan.FromSeconds(30));
         Assert.Contains("at least one path", Assert.IsType<CommandRejected>(rejected).Reason);
 
@@ -72,6 +75,9 @@ public class IntegratorTests
         Assert.IsNotType<CommandRejected>(await Send(signed));
         Assert.Equal("nightly", Assert.IsType<BackupSetInfo>(await Send(new GetBackupSet { Name = "nightly" })).Set.Name);
         Assert.Contains("given before", Assert.IsType<CommandRejected>(await Send(signed)).Reason);
+        // The node's own proxy is alive: its shell still reaches the manager.
+        var jobs = cell.Abk("--json", "job", "list");
+        Assert.True(jobs.ExitCode == 0, jobs.Stderr);
         await system.Terminate();
     }
 

@@ -95,8 +95,9 @@ public static class CellHosting
             var endpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort,
                 trust, system.Log);
             registry.Register<OpsActor>(system.ActorOf(OpsActor.Props(manager, media, client, client is null ? "" : settings.ClientId, endpoint), "ops"));
-            // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy.
-            ClusterClientReceptionist.Get(system).RegisterService(manager);
+            // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy, through
+            // a door that lets protocol messages only through (a PoisonPill would stop the proxy itself).
+            ClusterClientReceptionist.Get(system).RegisterService(new Manager.ManagerDoor((ExtendedActorSystem)system, manager));
             // Wake this node's media agents so that they open their libraries and register with the manager.
             if (settings.Roles.Contains("media"))
                 Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() =>
