@@ -32,6 +32,7 @@ public static class NodeCommand
         root.SetAction((pr, _) => Run(BuildConfig(pr.GetValue(config) ?? [], pr.GetValue(set) ?? [], pr.GetValue(data), pr.GetValue(port))));
         root.Subcommands.Add(EngineCommand.Build());
         root.Subcommands.Add(CaCommand.Build());
+        root.Subcommands.Add(KeysCommand.Build());
         var chunks = new Option<int>("--chunks") { Description = "index size", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
         var postgres = new Option<string?>("--postgres") { Description = "measure on this PostgreSQL database instead of SQLite", HelpName = "CONNECTION_STRING" };
         var bench = new Command("bench-recovery", "how long a media agent takes to recover an index of N chunks") { chunks, postgres };

@@ -65,7 +65,7 @@ public static class QueueBench
         await using var node = await CellNode.StartAsync(config);
         var manager = node.Manager;
         var registry = Akka.Hosting.ActorRegistry.For(node.System);
-        var keys = CellKeyring.LoadOrCreate(node.Settings.KeyDir);
+        var keys = new ActorBackup.Engine.Crypto.KeyRing(CellKeyring.LoadOrCreateMaster(node.Settings.KeyDir));
         var clientIds = Enumerable.Range(0, clients).Select(c => $"host{c:D2}").ToList();
         // Each client signs what it sends with a node certificate of its own (the manager takes a client's registration
         // and results only from the node its certificate names), issued here by the node's own CA.

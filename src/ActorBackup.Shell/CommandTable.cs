@@ -299,6 +299,10 @@ public static class CommandTable
         var onSuccess = new Option<string?>("--on-success") { Description = "run on the manager's node when a job of the set succeeds, its JSON on stdin", HelpName = "CMD" };
         var onFailure = new Option<string?>("--on-failure") { Description = "run on the manager's node when a job of the set fails (or is cancelled, interrupted, missed)", HelpName = "CMD" };
         var commandTimeout = new Option<TimeSpan>("--command-timeout") { Description = "how long each of these commands may run (default 5m)", HelpName = "DURATION", CustomParser = r => DurationOf(r) };
+        var privateKeys = new Option<bool>("--private-keys")
+        {
+            Description = "a private key domain: the set's file chunks under its client's own keys, so that no other client host can read them (no dedup with other clients)",
+        };
         var runLevel = SharedOptions.Level();
         var until = new Option<DateTimeOffset>("--until")
         {
@@ -314,13 +318,14 @@ public static class CommandTable
                     TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority), WindowSeconds = (long)pr.GetValue(window).TotalSeconds,
                     PreCommand = pr.GetValue(preCommand) ?? "", PostCommand = pr.GetValue(postCommand) ?? "", OnSuccess = pr.GetValue(onSuccess) ?? "",
                     OnFailure = pr.GetValue(onFailure) ?? "", CommandTimeoutSeconds = (int)pr.GetValue(commandTimeout).TotalSeconds,
+                    PrivateKeys = pr.GetValue(privateKeys),
                     Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
                 };
                 set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(SharedOptions.ParseScheduleRule));
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout),
+            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);

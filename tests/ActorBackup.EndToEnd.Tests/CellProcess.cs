@@ -81,6 +81,15 @@ public sealed class CellProcess : IDisposable
             "--libraries", string.Join(",", all), "--out", CertsDir]);
         if (issued.ExitCode != 0) throw new InvalidOperationException($"actorbackup ca issue failed: {issued.Stderr}{issued.Stdout}");
         foreach (var f in (string[])["operator.crt", "operator.key"]) File.Copy(Path.Combine(first.CertsDir, f), Path.Combine(CertsDir, f), overwrite: true);
+        // A client host gets its own keyring, not the cell key (unless the test points it at a key folder).
+        var roles = ExtraArgs.LastOrDefault(a => a.StartsWith("actorbackup.roles=", StringComparison.Ordinal));
+        var firstKeys = Path.Combine(first.DataDir, "keys");
+        if ((roles is null || roles.Contains("client")) && !ExtraArgs.Any(a => a.StartsWith("actorbackup.key-dir=", StringComparison.Ordinal))
+            && File.Exists(Path.Combine(firstKeys, "master.json")) && !File.Exists(Path.Combine(DataDir, "keys", "client.json")))
+        {
+            var keys = Processes.Run(Processes.Actorbackup, ["keys", "issue", "--keys", firstKeys, "--client", clientId, "--out", Path.Combine(DataDir, "keys")]);
+            if (keys.ExitCode != 0) throw new InvalidOperationException($"actorbackup keys issue failed: {keys.Stderr}{keys.Stdout}");
+        }
     }
 
     private static bool LibraryReachable(string json, string id)

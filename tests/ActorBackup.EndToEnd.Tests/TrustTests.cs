@@ -122,6 +122,54 @@ public class TrustTests
     }
 
     [Fact]
+    public void A_client_host_with_its_own_keyring_reads_its_snapshots_and_not_another_hosts()
+    {
+        using var dir = new TempDir();
+        var srcA = Path.Combine(dir.Path, "src-a");
+        var srcB = Path.Combine(dir.Path, "src-b");
+        CellTests.MakeSource(srcA);
+        CellTests.MakeSource(srcB);
+        File.WriteAllText(Path.Combine(srcB, "only-b.txt"), "host-b's own");
+        // A: the first node (manager, library, client host-a, the cell key); B: client host-b with its keyring only.
+        using var a = new CellProcess(Path.Combine(dir.Path, "node-a"), null, "--set", "actorbackup.client-id=host-a").Start();
+        var nodeB = Path.Combine(dir.Path, "node-b");
+        using var b = new CellProcess(nodeB, null, "--set", "actorbackup.roles=[client]", "--set", "actorbackup.client-id=host-b") { JoinCellOf = a }
+            .Start(seedPort: a.Port.ToString());
+        Assert.False(File.Exists(Path.Combine(nodeB, "keys", "master.json")), "host-b was given the cell key");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(nodeB, "keys", "client.json")));
+
+        var snapA = a.AbkJson("backup", "--client", "host-a", srcA).GetProperty("snapshot").GetString()!;
+        var backupB = a.AbkJson("backup", "--client", "host-b", srcB);
+        Assert.True(backupB.GetProperty("state").GetString() == "SUCCEEDED", backupB + b.Log);
+        var snapB = backupB.GetProperty("snapshot").GetString()!;
+
+        // host-b restores its own snapshot with its keyring; the holder of the cell key restores it too, onto host-a.
+        var own = Path.Combine(dir.Path, "own");
+        var restored = a.Abk("restore", snapB, "--to", own, "--client", "host-b");
+        Assert.True(restored.ExitCode == 0, restored.Stderr + restored.Stdout + b.Log);
+        TreeCompare.AssertSame(TreeCompare.Describe(srcB), own + srcB);
+        var onA = Path.Combine(dir.Path, "on-a");
+        Assert.Equal(0, a.Abk("restore", snapB, "--to", onA, "--client", "host-a").ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(srcB), onA + srcB);
+
+        // host-a's snapshot onto host-b: host-b lacks host-a's keys; the job fails saying so and writes nothing.
+        var stolen = Path.Combine(dir.Path, "stolen");
+        var refused = a.Abk("restore", snapA, "--to", stolen, "--client", "host-b");
+        Assert.True(refused.ExitCode != 0, refused.Stdout);
+        Assert.Contains("host-a", refused.Stderr + refused.Stdout);
+        Assert.Contains("keys", refused.Stderr + refused.Stdout);
+        Assert.False(Directory.Exists(stolen), "a refused restore wrote something");
+
+        // ls through host-b's node: its own snapshot there; host-a's goes to a node that holds host-a's keys.
+        var lsOwn = b.Abk("ls", snapB);
+        Assert.True(lsOwn.ExitCode == 0, lsOwn.Stderr);
+        Assert.Contains("only-b.txt", lsOwn.Stdout);
+        var lsA = b.Abk("ls", snapA);
+        Assert.True(lsA.ExitCode == 0, lsA.Stderr + b.Log);
+        Assert.DoesNotContain("only-b.txt", lsA.Stdout);
+    }
+
+    [Fact]
     public async Task A_node_with_a_certificate_of_another_cell_never_joins()
     {
         using var dir = new TempDir();

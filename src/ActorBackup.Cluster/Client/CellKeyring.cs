@@ -3,19 +3,40 @@ using ActorBackup.Engine.Crypto;
 namespace ActorBackup.Cluster.Client;
 
 /// <summary>
-/// The cell master key on a client node: keys/master.json wrapped by a key file (keys/cell.key) or by the
-/// passphrase in $ABK_PASSPHRASE. Every client of a cell must use the same master key (copy the key folder,
-/// or point actorbackup.key-dir at it); the first node of a new cell creates it.
+/// The keys of a client node, from its key folder (actorbackup.key-dir, default DATA/keys): the cell key
+/// (master.json, wrapped by the key file cell.key or by the passphrase in $ABK_PASSPHRASE), which holds every client's
+/// keys, or one client's keyring (client.json, from 'actorbackup keys issue' on a holder of the cell key), which holds
+/// the cell's data keys and that client's own. A client node that finds neither creates the cell key (the first
+/// client node of a new cell).
 /// </summary>
 public static class CellKeyring
 {
-    public static CellKeys LoadOrCreate(string keyDir)
+    public const string ClientKeyringFile = "client.json";
+
+    public static KeyRing Load(string keyDir, string clientId)
+    {
+        var wrappedPath = Path.Combine(keyDir, "master.json");
+        var clientPath = Path.Combine(keyDir, ClientKeyringFile);
+        if (!File.Exists(wrappedPath) && File.Exists(clientPath))
+        {
+            var ring = KeyRing.LoadClientKeyring(clientPath);
+            if (ring.OnlyClient != clientId)
+                throw new InvalidDataException($"{clientPath} is the keyring of client {ring.OnlyClient}, but this node is client {clientId}: " +
+                                               $"issue its own on the host holding the cell key (actorbackup keys issue --client {clientId} --out DIR)");
+            return ring;
+        }
+        return new KeyRing(LoadOrCreateMaster(keyDir));
+    }
+
+    /// <summary>The cell key from <paramref name="keyDir"/>, created there when it holds none.</summary>
+    public static MasterKey LoadOrCreateMaster(string keyDir, bool create = true)
     {
         var wrappedPath = Path.Combine(keyDir, "master.json");
         var keyFile = Path.Combine(keyDir, "cell.key");
         var passphrase = Environment.GetEnvironmentVariable("ABK_PASSPHRASE");
         if (!File.Exists(wrappedPath))
         {
+            if (!create) throw new FileNotFoundException($"no cell key in {keyDir} (master.json): give the key folder of the cell's first node");
             Directory.CreateDirectory(keyDir);
             var master = MasterKey.Generate();
             KeyStore.WrappedKey wrapped;
@@ -28,15 +49,15 @@ public static class CellKeyring
                 wrapped = KeyStore.WrapWithKeyFile(master, random);
             }
             KeyStore.Save(wrapped, wrappedPath);
-            return new CellKeys(master);
+            return master;
         }
         var stored = KeyStore.Load(wrappedPath);
         if (stored.Kind == "keyfile")
         {
             if (!File.Exists(keyFile)) throw new FileNotFoundException($"the cell master key in {wrappedPath} is wrapped by a key file, and {keyFile} is missing: copy it from the node that created the cell");
-            return new CellKeys(KeyStore.UnwrapWithKeyFile(stored, File.ReadAllBytes(keyFile)));
+            return KeyStore.UnwrapWithKeyFile(stored, File.ReadAllBytes(keyFile));
         }
         if (string.IsNullOrEmpty(passphrase)) throw new WrongKeyException($"the cell master key in {wrappedPath} is wrapped by a passphrase: set ABK_PASSPHRASE");
-        return new CellKeys(KeyStore.UnwrapWithPassphrase(stored, passphrase));
+        return KeyStore.UnwrapWithPassphrase(stored, passphrase);
     }
 }

@@ -55,7 +55,7 @@ public sealed partial class ClientActor
                 var spans = library == manifest.Library ? manifest.Spans : [];
                 var ticket = LookTicket("find", spans.Prepend(library));
                 using var reads = new ReadSessions(this, spans, ticket, OpenChannel(library, ticket, write: false), library);
-                using var trees = new TreeReader(_keys, reads.Source);
+                using var trees = new TreeReader(_ring.For(manifest), reads.Source);
                 _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
                 return;
             }
@@ -121,7 +121,7 @@ public sealed partial class ClientActor
                 {
                     var detail = _manager.Ask<object>(new GetSnapshot { Snapshot = s.Id }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
                                  ?? throw new KeyNotFoundException("the catalog no longer has it");
-                    var manifest = ManifestSeal.Open(_keys, detail.Manifest);
+                    var manifest = _ring.Open(detail.Manifest);
                     BuildIndex(manifest, s.Libraries.Count > 0 ? s.Libraries : [manifest.Library]);
                     progress.IndexesBuilt++;
                 }

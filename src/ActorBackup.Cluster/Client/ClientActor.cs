@@ -26,7 +26,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
     private sealed record InterruptAll;
     private readonly ClientSettings _settings;
-    private readonly CellKeys _keys;
+    /// <summary>The keys this node holds: the cell key (every client's) or its own client's keyring (Engine/Crypto/KeyRing).</summary>
+    private readonly KeyRing _ring;
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
@@ -44,14 +45,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="trust">the certificate it acts with; default: its node's (a benchmark runs many clients in one node, each with its own)</param>
-    public static Props Props(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null) =>
-        Akka.Actor.Props.Create(() => new ClientActor(settings, keys, manager, media, trust));
+    public static Props Props(ClientSettings settings, KeyRing ring, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null) =>
+        Akka.Actor.Props.Create(() => new ClientActor(settings, ring, manager, media, trust));
 
-    public ClientActor(ClientSettings settings, CellKeys keys, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null)
+    public ClientActor(ClientSettings settings, KeyRing ring, IActorRef manager, IActorRef media, Trust.NodeTrust? trust = null)
     {
         _trust = trust ?? Trust.NodeTrust.Of(Context.System);
         _settings = settings;
-        _keys = keys;
+        _ring = ring;
         _manager = manager;
         _media = media;
         _fileIndexes = new Lazy<FileIndexStore>(() => new FileIndexStore(settings.FileIndexDir != "" ? settings.FileIndexDir
@@ -245,7 +246,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = e.Message };
             }
-            catch (ForgedManifestException e)
+            catch (Exception e) when (e is ForgedManifestException or MissingKeyException)
             {
                 log.Warning("job {0}: {1}", job.Id, e.Message);
                 return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = e.Message };
@@ -283,7 +284,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         const int PageSize = 1000;
         try
         {
-            var manifest = ManifestSeal.Open(_keys, request.Manifest);
+            var manifest = _ring.Open(request.Manifest);
             if (caller is not null && Trust.LookSignatures.ListRefusal(caller, signed!, manifest.Id, manifest.Client, request.Path) is { } refused)
             {
                 requester.Tell(new CommandRejected { Reason = refused });
@@ -291,7 +292,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             }
             var ticket = LookTicket("ls", manifest.Spans.Prepend(manifest.Library));
             using var reads = new ReadSessions(this, manifest.Spans, ticket, OpenChannel(manifest.Library, ticket, write: false), manifest.Library);
-            using var trees = new TreeReader(_keys, reads.Source);
+            using var trees = new TreeReader(_ring.For(manifest), reads.Source);
             var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
             foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
             {
@@ -375,10 +376,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             // The parent must be a snapshot of this cell's (sealed): a forged one would make this backup skip files. One
             // from before manifests were sealed is no parent: this backup is a full one.
-            var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Parent(_keys, SnapshotManifest.Parser.ParseFrom(a.ParentManifest));
+            // A parent under keys this node lacks, or under another key domain, is none either.
+            var keys = _ring.For(_settings.ClientId, job.PrivateKeys ? KeyScheme.ClientPrivate : KeyScheme.Client);
+            var parent = a.ParentManifest.IsEmpty ? null : ManifestSeal.Parent(_ring, keys, SnapshotManifest.Parser.ParseFrom(a.ParentManifest));
             var level = parent is null && !a.ParentManifest.IsEmpty ? BackupLevel.LevelFull : job.Level;
             // The parent's trees are read from its library and those it spans.
-            using var parentReads = new ReadSessions(this, parent?.Spans ?? [], ticket, channel);
+            using var parentReads = new ReadSessions(this, parent?.Manifest.Spans ?? [], ticket, channel);
             var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
             var options = new BackupOptions
             {
@@ -394,10 +397,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
                 ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
             }));
-            var manifest = new Archiver(_keys, sink, parentReads.Source).Run(set, options, parent, progress, cancel);
+            var manifest = new Archiver(keys, sink, parentReads.Source, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
             manifest.Spans.AddRange(sink.Libraries.Skip(1));
-            StoreManifest(manifest, options.CompressionLevel, sink);
+            StoreManifest(keys, manifest, options.CompressionLevel, sink);
             // Storing the manifest itself may have gone on in a further library (which then holds just that chunk).
             manifest.Spans.AddRange(sink.Libraries.Skip(1 + manifest.Spans.Count));
             if (manifest.Spans.Count > 0) _log.Info("job {0}: {1} filled up; the backup went on in {2}", job.Id, job.Library, string.Join(", ", manifest.Spans));
@@ -426,8 +429,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// The manifest goes into the library too, encrypted like any chunk and flagged as a manifest, part of the
     /// snapshot's references: with the volumes and the key alone the catalog can be rebuilt (abk catalog rebuild).
     /// </summary>
-    private void StoreManifest(SnapshotManifest manifest, int compressionLevel, Engine.Codec.IChunkSink channel) =>
-        Engine.Catalog.StoredManifests.Store(_keys, channel, manifest, compressionLevel);
+    private void StoreManifest(CellKeys keys, SnapshotManifest manifest, int compressionLevel, Engine.Codec.IChunkSink channel) =>
+        Engine.Catalog.StoredManifests.Store(_ring, keys, channel, manifest, compressionLevel);
 
     /// <summary>
     /// `abk catalog rebuild LIBRARY`: the manifests stored in the library, opened with the cell key and handed to
@@ -453,7 +456,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     foreach (var stored in ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size).Select(r => new Engine.Hashing.ChunkId(r.Span)))
                         try
                         {
-                            found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_keys, channel, [stored]).Select(m => m.ToByteString()));
+                            found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_ring, channel, [stored]).Select(m => m.ToByteString()));
                         }
                         catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException)
                         {
@@ -476,7 +479,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, fallback: a.Fallback, run: channel =>
     {
         var job = a.Job;
-        var manifest = ManifestSeal.Open(_keys, a.Manifest);
+        var manifest = _ring.Open(a.Manifest);
         var started = DateTime.UtcNow;
         var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
         {
@@ -484,7 +487,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
-        var result = new Restorer(_keys, channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0 } /* a retry finds its own first attempt's files */, progress, cancel);
+        var result = new Restorer(_ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0 } /* a retry finds its own first attempt's files */, progress, cancel);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
@@ -505,7 +508,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// the job's library cannot give: a restore gets past a damaged or missing chunk; a verify checks one library</param>
     private JobFinished Reading(JobInfo job, JobTicket ticket, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
     {
-        var snapshot = ManifestSeal.Open(_keys, manifest);
+        var snapshot = _ring.Open(manifest);
         // The libraries it spans when it is read from its own; a copy elsewhere is whole.
         using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], ticket, OpenChannel(job.Library, ticket, write: false), job.Library, fallback);
         return run(reads.Source);
@@ -593,14 +596,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private JobFinished RunVerify(VerifyAssignment a, CancellationToken cancel) => Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, channel =>
     {
         var job = a.Job;
-        var manifest = ManifestSeal.Open(_keys, a.Manifest);
+        var manifest = _ring.Open(a.Manifest);
         var started = DateTime.UtcNow;
         var total = (long)(manifest.Stats?.Bytes ?? 0);
         var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress
         {
             Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
-        var r = Engine.Verify.SnapshotVerifier.Run(_keys, channel, manifest, progress, cancel, job.VerifySharePercent);
+        var r = Engine.Verify.SnapshotVerifier.Run(_ring.For(manifest), channel, manifest, progress, cancel, job.VerifySharePercent);
         var report = new VerifyReport
         {
             Trees = r.Trees, Chunks = r.Chunks, Bytes = r.Bytes, BadChunks = r.BadChunks, DamagedFiles = r.DamagedFileCount, Seconds = r.Seconds, Damaged = { r.DamagedFiles },

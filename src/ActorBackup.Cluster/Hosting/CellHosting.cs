@@ -84,9 +84,11 @@ public static class CellHosting
             var manager = registry.Get<ManagerActor>();
             var media = registry.Get<MediaActor>();
             IActorRef? client = null;
+            var readsEveryClient = true;
             if (settings.Roles.Contains("client"))
             {
-                var keys = CellKeyring.LoadOrCreate(settings.KeyDir);
+                var keys = CellKeyring.Load(settings.KeyDir, settings.ClientId);
+                readsEveryClient = keys.HoldsCellKey;
                 var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit,
                     Path.Combine(settings.DataDir, "file-index"));
                 client = system.ActorOf(ClientActor.Props(clientSettings, keys, manager, media), "client");
@@ -94,7 +96,8 @@ public static class CellHosting
             }
             var endpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort,
                 trust, system.Log);
-            registry.Register<OpsActor>(system.ActorOf(OpsActor.Props(manager, media, client, client is null ? "" : settings.ClientId, endpoint), "ops"));
+            registry.Register<OpsActor>(system.ActorOf(OpsActor.Props(manager, media, client, client is null ? "" : settings.ClientId, endpoint,
+                localReadsEveryClient: readsEveryClient), "ops"));
             // Integrators reach the manager's public messages (StartBackup, WatchJob, ...) at /user/manager-proxy, through
             // a door that lets protocol messages only through (a PoisonPill would stop the proxy itself).
             ClusterClientReceptionist.Get(system).RegisterService(new Manager.ManagerDoor((ExtendedActorSystem)system, manager));

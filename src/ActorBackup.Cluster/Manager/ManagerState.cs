@@ -217,6 +217,7 @@ public sealed partial record ManagerState
             job.PreCommand = set.PreCommand;
             job.PostCommand = set.PostCommand;
             job.CommandTimeoutSeconds = set.CommandTimeoutSeconds;
+            job.PrivateKeys = set.PrivateKeys;
         }
         var parent = ParentFor(client, job.BackupSet, job.Level);
         if (parent is null && job.Level != BackupLevel.LevelFull) job.Level = BackupLevel.LevelFull; // nothing to compare with: full

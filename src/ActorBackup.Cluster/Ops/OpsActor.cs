@@ -21,8 +21,10 @@ public sealed class OpsActor : ReceiveActor
     /// <param name="client">This node's ClientActor when it has the client role, else null.</param>
     /// <param name="localClient">This node's client id when it has the client role: a backup without --client backs up this host.</param>
     /// <param name="endpoint">The bound listener, which this actor serves and closes when it stops; null: none (tests hand it OpsCalls).</param>
-    public static Props Props(IActorRef manager, IActorRef media, IActorRef? client, string localClient = "", OpsEndpoint? endpoint = null, TimeSpan askTimeout = default) =>
-        Akka.Actor.Props.Create(() => new OpsActor(new OpsCommand.Cell(manager, media, client, localClient, askTimeout), endpoint));
+    /// <param name="localReadsEveryClient">this node's client holds the cell key, not only its own client's keyring</param>
+    public static Props Props(IActorRef manager, IActorRef media, IActorRef? client, string localClient = "", OpsEndpoint? endpoint = null, TimeSpan askTimeout = default,
+        bool localReadsEveryClient = true) =>
+        Akka.Actor.Props.Create(() => new OpsActor(new OpsCommand.Cell(manager, media, client, localClient, askTimeout) { LocalReadsEveryClient = localReadsEveryClient }, endpoint));
 
     public OpsActor(OpsCommand.Cell cell, OpsEndpoint? endpoint)
     {

@@ -20,6 +20,8 @@ public sealed class OpsCommand : ReceiveActor
     public sealed record Cell(IActorRef Manager, IActorRef Media, IActorRef? Client, string LocalClient, TimeSpan AskTimeout = default)
     {
         public TimeSpan AskTimeout { get; } = AskTimeout == default ? TimeSpan.FromSeconds(20) : AskTimeout;
+        /// <summary>This node's client holds the cell key (every client's keys), not just its own client's keyring.</summary>
+        public bool LocalReadsEveryClient { get; init; } = true;
     }
 
     private sealed record Run;
@@ -278,16 +280,18 @@ public sealed class OpsCommand : ReceiveActor
     }
 
     /// <summary>
-    /// Reading a snapshot's trees needs the cell key, which only client nodes hold: this node's own client
-    /// when it has one, else a connected client node (<paramref name="preferred"/> first).
+    /// Reading a snapshot's trees needs its client's keys, which only client nodes hold: this node's own client when
+    /// it holds them (the cell key, or it is <paramref name="preferred"/>), else <paramref name="preferred"/>'s node,
+    /// else this node's client (which says whose keys it lacks), else any connected client node.
     /// </summary>
     private async Task<ICanTell> ClientNode(string preferred, string what)
     {
-        if (_cell.Client is { } local) return local;
+        if (_cell.Client is { } local && (_cell.LocalReadsEveryClient || preferred == "" || preferred == _cell.LocalClient)) return local;
         var clients = await AskManager<ClientList>(new ListClients());
-        var target = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal))
-                         .OrderByDescending(c => c.Id == preferred).FirstOrDefault()
-                     ?? throw new InvalidOperationException($"no client node is connected, and {what} needs the cell key that only client nodes hold: start one");
+        var connected = clients.Clients.Where(c => c.Reachable && c.Address.Contains("/user/", StringComparison.Ordinal)).ToList();
+        if (_cell.Client is { } fallback && connected.All(c => c.Id != preferred)) return fallback;
+        var target = connected.OrderByDescending(c => c.Id == preferred).FirstOrDefault()
+                     ?? throw new InvalidOperationException($"no client node is connected, and {what} needs keys that only client nodes hold: start one");
         return Context.ActorSelection(target.Address);
     }
 

@@ -22,7 +22,7 @@ namespace ActorBackup.Engine.Archive;
 /// A file that cannot be read, vanishes or changes while read goes to the snapshot's error list; the backup
 /// goes on. Nothing is visible to a restore until the sink commits and the caller records the manifest.
 /// </summary>
-public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source)
+public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source, CellKeys? parentKeys = null)
 {
     private sealed class DirBuild(string path, Node node)
     {
@@ -60,13 +60,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         IProgress<BackupProgress>? progress = null, CancellationToken cancel = default)
     {
         if (set.Paths.Count == 0) throw new ArgumentException("the backup set names no path: give at least one");
+        if (options.Client != "" && options.Client != keys.Client)
+            throw new ArgumentException($"a backup of client {options.Client} under client {keys.Client}'s keys: use its own (KeyRing.For)");
+        // The parent's trees are read under its own keys; its chunk lists are reused only when they name chunks of this
+        // backup's data domain (a set that moved to a private key domain reads everything again).
+        var parentUnder = parentKeys ?? keys;
+        if (parentUnder.Data != keys.Data || (parent is not null && parent.Client != keys.Client)) parent = null;
         options.Chunker.Validate();
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
         var snapshotId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _set = set;
         _excludes = new ExcludeMatcher(set.Excludes);
-        using var parentTrees = new TreeReader(keys, source);
+        using var parentTrees = new TreeReader(parentUnder, source);
         _parentTrees = parentTrees;
 
         // Phase 1: walk.
@@ -100,7 +106,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
         {
             WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
-                () => new FileWorker(new StreamChunker(cdc), new ChunkEncoder(keys, session, options.CompressionLevel)),
+                () => new FileWorker(new StreamChunker(cdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
                 (worker, i) =>
                 {
                     var error = ReadFile(_jobs[i], worker.Chunker, worker.Encoder, cancel);
@@ -128,7 +134,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var readSeconds = clock.Elapsed.TotalSeconds;
         // Phase 3: trees, bottom-up.
         ChunkId rootId;
-        using (var encoder = new ChunkEncoder(keys, session, options.CompressionLevel))
+        using (var treeSession = keys.Trees.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys.Trees, treeSession, options.CompressionLevel))
             rootId = StoreTree(root, encoder);
         var treeSeconds = clock.Elapsed.TotalSeconds;
         _references.Add(rootId);
@@ -150,7 +157,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             Id = snapshotId,
             BackupSet = set.Name,
-            Client = options.Client,
+            Client = keys.Client,
+            Keys = keys.Scheme,
             Level = options.Level,
             Parent = parent?.Id ?? "",
             StartedUnixMs = started.ToUnixTimeMilliseconds(),

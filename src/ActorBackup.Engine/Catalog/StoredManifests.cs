@@ -15,30 +15,35 @@ namespace ActorBackup.Engine.Catalog;
 /// </summary>
 public static class StoredManifests
 {
-    /// <summary>Seals the manifest (ManifestSeal), stores it, adds it to the snapshot's references and commits.</summary>
-    public static void Store(CellKeys keys, IChunkSink sink, SnapshotManifest manifest, int compressionLevel)
+    /// <summary>
+    /// Seals the manifest (ManifestSeal) under its client's keys, stores it under the cell's data keys (so that any
+    /// node of the cell finds it in a rebuild; only its client's keys check its seal), adds it to the snapshot's
+    /// references and commits.
+    /// </summary>
+    public static void Store(KeyRing ring, CellKeys keys, IChunkSink sink, SnapshotManifest manifest, int compressionLevel)
     {
         ManifestSeal.Seal(keys, manifest);
-        using var upload = keys.Cipher.BeginUpload();
-        using var encoder = new ChunkEncoder(keys, upload, compressionLevel);
+        using var upload = ring.Shared.Cipher.BeginUpload();
+        using var encoder = new ChunkEncoder(ring.Shared, upload, compressionLevel);
         var stored = encoder.Store(manifest.ToByteArray(), RecordFlags.Manifest, sink);
         sink.AddReferences(manifest.Id, [stored.Id]);
         sink.Commit();
     }
 
     /// <summary>
-    /// The manifests stored under <paramref name="ids"/>, opened and checked (a damaged one throws). A stored manifest is
-    /// an encrypted chunk that only a holder of the cell key could write: one from before manifests were sealed is
-    /// authentic all the same, and comes back sealed.
+    /// The manifests stored under <paramref name="ids"/>, opened and checked under their clients' keys (a damaged one
+    /// throws, one whose client's keys this ring lacks throws MissingKeyException). One from before manifests were
+    /// sealed is an encrypted chunk that only a holder of the cell key could write: authentic all the same, and comes
+    /// back sealed.
     /// </summary>
-    public static IEnumerable<SnapshotManifest> Open(CellKeys keys, IChunkSource source, IEnumerable<ChunkId> ids)
+    public static IEnumerable<SnapshotManifest> Open(KeyRing ring, IChunkSource source, IEnumerable<ChunkId> ids)
     {
-        using var decoder = new ChunkDecoder(keys);
+        using var decoder = new ChunkDecoder(ring.Shared);
         foreach (var id in ids)
         {
             var manifest = SnapshotManifest.Parser.ParseFrom(decoder.Load(id, source));
-            if (manifest.Mac.IsEmpty) ManifestSeal.Seal(keys, manifest);
-            else ManifestSeal.Check(keys, manifest);
+            if (manifest.Mac.IsEmpty && manifest.Keys == KeyScheme.Cell) ManifestSeal.Seal(ring.For(manifest), manifest);
+            else ManifestSeal.Check(ring.For(manifest), manifest);
             yield return manifest;
         }
     }
@@ -47,7 +52,7 @@ public static class StoredManifests
     /// The engine's own catalog again from its library: every manifest stored there that the catalog lacks is
     /// saved; one that cannot be read is named in the problems, and the others come back all the same.
     /// </summary>
-    public static (int Found, IReadOnlyList<string> Added, IReadOnlyList<string> Problems) Rebuild(CellKeys keys, DiskLibrary library, SnapshotCatalog catalog)
+    public static (int Found, IReadOnlyList<string> Added, IReadOnlyList<string> Problems) Rebuild(KeyRing ring, DiskLibrary library, SnapshotCatalog catalog)
     {
         var known = catalog.List().Select(m => m.Id).ToHashSet();
         var manifests = new List<SnapshotManifest>();
@@ -56,7 +61,7 @@ public static class StoredManifests
         {
             try
             {
-                manifests.AddRange(Open(keys, library, [id]));
+                manifests.AddRange(Open(ring, library, [id]));
             }
             catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException)
             {

@@ -11,20 +11,33 @@ namespace ActorBackup.Engine.Codec;
 /// </summary>
 public sealed class ChunkDecoder : IDisposable
 {
-    private readonly CellKeys _keys;
-    private readonly ChunkCipher.ChunkOpener _opener;
+    private readonly KeyDomain? _data, _trees;
+    private ChunkCipher.ChunkOpener? _dataOpener, _treeOpener;
     private readonly ChunkCompressor _compressor = new(1);
     private byte[] _record = new byte[64 * 1024];
     private byte[] _opened = new byte[64 * 1024];
     private byte[] _plain = new byte[64 * 1024];
     private readonly int _maxChunk;
 
-    public ChunkDecoder(CellKeys keys, int maxChunkSize = VolumeFormat.MaxPayload)
+    /// <summary>Opens file data and trees of one client's snapshots, each under its domain (by the record's flags).</summary>
+    public ChunkDecoder(CellKeys keys, int maxChunkSize = VolumeFormat.MaxPayload) : this(keys.Data, keys.Trees, maxChunkSize)
     {
-        _keys = keys;
-        _opener = keys.Cipher.CreateOpener();
+    }
+
+    /// <summary>Opens records of <paramref name="data"/> only (file data, manifests); a tree is refused as damage.</summary>
+    public ChunkDecoder(KeyDomain data, int maxChunkSize = VolumeFormat.MaxPayload) : this(data, null, maxChunkSize)
+    {
+    }
+
+    private ChunkDecoder(KeyDomain? data, KeyDomain? trees, int maxChunkSize)
+    {
+        _data = data;
+        _trees = trees;
         _maxChunk = maxChunkSize;
     }
+
+    /// <summary>Opens trees only: a record that is not flagged a tree is refused as damage (TreeReader).</summary>
+    public static ChunkDecoder TreesOnly(CellKeys keys) => new(null, keys.Trees, VolumeFormat.MaxPayload);
 
     public ReadOnlySpan<byte> Load(ChunkId id, IChunkSource source)
     {
@@ -71,12 +84,16 @@ public sealed class ChunkDecoder : IDisposable
     /// <summary>Opens, decompresses and checks a payload already read (see <see cref="IChunkSource.ReadPayloads"/>).</summary>
     public ReadOnlySpan<byte> Decode(ChunkId id, ReadOnlySpan<byte> payload, RecordFlags flags)
     {
+        var tree = (flags & RecordFlags.Tree) != 0;
+        var domain = (tree ? _trees : _data)
+                     ?? throw new ChunkIntegrityException(id, tree ? "is a tree where file data was expected" : "is not a tree where a tree was expected");
+        var opener = tree ? _treeOpener ??= domain.Cipher.CreateOpener() : _dataOpener ??= domain.Cipher.CreateOpener();
         ReadOnlySpan<byte> body;
         try
         {
             var length = ChunkCipher.ChunkOpener.PlaintextLength(payload);
             if (_opened.Length < length) _opened = new byte[Math.Max(length, _opened.Length * 2)];
-            _opener.Open(id, (byte)flags, payload, _opened);
+            opener.Open(id, (byte)flags, payload, _opened);
             body = _opened.AsSpan(0, length);
             if ((flags & RecordFlags.Compressed) != 0)
             {
@@ -90,13 +107,14 @@ public sealed class ChunkDecoder : IDisposable
         {
             throw new ChunkIntegrityException(id, e.Message);
         }
-        if (_keys.Hasher.Hash(body) != id) throw new ChunkIntegrityException(id, "content does not match its id (damaged or swapped)");
+        if (domain.Hasher.Hash(body) != id) throw new ChunkIntegrityException(id, "content does not match its id (damaged or swapped)");
         return body;
     }
 
     public void Dispose()
     {
-        _opener.Dispose();
+        _dataOpener?.Dispose();
+        _treeOpener?.Dispose();
         _compressor.Dispose();
     }
 }

@@ -12,22 +12,23 @@ namespace ActorBackup.Engine.Codec;
 /// </summary>
 public sealed class ChunkEncoder : IDisposable
 {
-    private readonly CellKeys _keys;
+    private readonly KeyDomain _domain;
     private readonly ChunkCipher.UploadSession _session;
     private readonly ChunkCompressor _compressor;
     private byte[] _compressed = [];
     private byte[] _sealed = [];
 
-    public ChunkEncoder(CellKeys keys, ChunkCipher.UploadSession session, int compressionLevel)
+    /// <summary>An encoder for chunks of one key domain; <paramref name="session"/> comes from that domain's cipher.</summary>
+    public ChunkEncoder(KeyDomain domain, ChunkCipher.UploadSession session, int compressionLevel)
     {
-        _keys = keys;
+        _domain = domain;
         _session = session;
         _compressor = new ChunkCompressor(compressionLevel);
     }
 
     public StoreResult Store(ReadOnlySpan<byte> plaintext, RecordFlags kind, IChunkSink sink)
     {
-        var id = _keys.Hasher.Hash(plaintext);
+        var id = _domain.Hasher.Hash(plaintext);
         RecordFlags flags;
         int sealedLength;
         if (!sink.DefersReserve)

@@ -63,7 +63,10 @@ public static class KeyStore
     }
 
     /// <summary>Written 0600 from its creation (never readable by others, not even for a moment) in a 0700 folder.</summary>
-    public static void Save(WrappedKey wrapped, string path)
+    public static void Save(WrappedKey wrapped, string path) => WritePrivate(path, JsonSerializer.Serialize(wrapped, new JsonSerializerOptions { WriteIndented = true }));
+
+    /// <summary>A secret file: 0600 from its creation (never readable by others, not even for a moment) in a 0700 folder, replaced whole.</summary>
+    public static void WritePrivate(string path, string text)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -74,7 +77,7 @@ public static class KeyStore
                    Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                }))
         using (var w = new StreamWriter(f))
-            w.Write(JsonSerializer.Serialize(wrapped, new JsonSerializerOptions { WriteIndented = true }));
+            w.Write(text);
         File.Move(tmp, path, overwrite: true);
     }
 

@@ -25,7 +25,10 @@ public sealed class Repository : IDisposable
 
     public string Root { get; }
     public RepositoryConfig Config { get; }
-    public CellKeys Keys { get; }
+    /// <summary>The repository's master key: every client's keys.</summary>
+    public KeyRing Ring { get; }
+    /// <summary>The keys of this host's snapshots (the default client: the machine's name).</summary>
+    public CellKeys Keys => Ring.For(Environment.MachineName);
     public DiskLibrary Library { get; }
     public SnapshotCatalog Catalog { get; }
 
@@ -33,7 +36,7 @@ public sealed class Repository : IDisposable
     {
         Root = root;
         Config = config;
-        Keys = new CellKeys(key);
+        Ring = new KeyRing(key);
         Library = library;
         Catalog = new SnapshotCatalog(Path.Combine(root, "snapshots"));
     }
@@ -87,28 +90,32 @@ public sealed class Repository : IDisposable
     {
         client ??= Environment.MachineName;
         // A changed parent would make this backup skip files (refused); one from before manifests were sealed is none.
-        var parent = ManifestSeal.Parent(Keys, Catalog.ParentFor(set.Name, client, level));
+        var keys = Ring.For(client);
+        var parent = ManifestSeal.Parent(Ring, keys, Catalog.ParentFor(set.Name, client, level));
         // Like Bacula: an incremental or differential with nothing to compare with is a full backup.
         if (parent is null) level = Level.Full;
         var options = new BackupOptions
         {
             Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id, Client = client,
         };
-        var manifest = new Archiver(Keys, Library, Library).Run(set, options, parent, progress, cancel);
-        StoredManifests.Store(Keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone
+        var manifest = new Archiver(keys, Library, Library, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
+        StoredManifests.Store(Ring, keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone
         Catalog.Save(manifest);
         return manifest;
     }
 
     public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null,
-        CancellationToken cancel = default, bool force = false) =>
-        new Restorer(Keys, Library).Run(Snapshot(snapshot), target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
+        CancellationToken cancel = default, bool force = false)
+    {
+        var manifest = Snapshot(snapshot);
+        return new Restorer(Ring.For(manifest), Library).Run(manifest, target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
+    }
 
     /// <summary>A snapshot of the catalog by id, prefix or "latest", its seal checked (ManifestSeal).</summary>
     public SnapshotManifest Snapshot(string idOrPrefix)
     {
         var manifest = Catalog.Find(idOrPrefix);
-        ManifestSeal.Check(Keys, manifest);
+        ManifestSeal.Check(Ring.For(manifest), manifest);
         return manifest;
     }
 

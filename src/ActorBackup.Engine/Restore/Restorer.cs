@@ -299,7 +299,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         if (batch.Count > 0) batches.Add([.. batch]);
         using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
-        WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
+        WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys.Data), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
     }
 
     private void WriteBatch(Piece[] pieces, ChunkDecoder decoder, bool restoreOwner)

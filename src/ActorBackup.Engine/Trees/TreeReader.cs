@@ -5,10 +5,10 @@ using Google.Protobuf;
 
 namespace ActorBackup.Engine.Trees;
 
-/// <summary>Loads trees (directory listings) by id, checked like any chunk. Thread-safe (one decoder under a lock).</summary>
+/// <summary>Loads trees (directory listings) by id, under their client's tree keys, checked like any chunk. Thread-safe (one decoder under a lock).</summary>
 public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
 {
-    private readonly ChunkDecoder _decoder = new(keys);
+    private readonly ChunkDecoder _decoder = ChunkDecoder.TreesOnly(keys);
     private readonly object _lock = new();
 
     public Tree Load(ChunkId id)

@@ -74,7 +74,7 @@ public static class EngineCommand
         {
             using var r = Repository.Open(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)));
             var m = r.Snapshot(pr.GetValue(snapshot)!);
-            using var trees = new TreeReader(r.Keys, r.Library);
+            using var trees = new TreeReader(r.Ring.For(m), r.Library);
             foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? ""))
                 Console.WriteLine(entry.ToLine());
             return 0;
@@ -162,7 +162,7 @@ public static class EngineCommand
         if (keyFile is not null || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ABK_PASSPHRASE")))
         {
             using var r = Repository.Open(repo, KeySourceFrom(keyFile));
-            snapshots = StoredManifests.Rebuild(r.Keys, r.Library, r.Catalog);
+            snapshots = StoredManifests.Rebuild(r.Ring, r.Library, r.Catalog);
             problems = [.. problems, .. snapshots.Value.Problems];
         }
         else noKey = "the snapshot list was not looked at: give the key (ABK_PASSPHRASE or --key-file) to recreate it from the manifests stored in the library";

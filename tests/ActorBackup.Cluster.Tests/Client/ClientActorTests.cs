@@ -47,7 +47,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
         var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
         var manager = CreateTestProbe();
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate());
         var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3), keys, manager.Ref, media));
         var register = manager.ExpectMsg<RegisterClient>();
         Assert.Equal("host-t", register.Id);
@@ -132,7 +132,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
         client.Tell(new RestoreAssignment { Job = new JobInfo { Id = "12", Kind = JobKind.Restore, Client = "host-t", Library = "lib1", Target = target }, Manifest = forged.ToByteString() });
         var restore = Finished(manager);
         Assert.False(restore.Ok);
-        Assert.Contains("does not carry this cell's seal", restore.Reason);
+        Assert.Contains("does not carry its client's seal", restore.Reason);
         Assert.False(Directory.Exists(target));
         client.Tell(new BackupAssignment
         {

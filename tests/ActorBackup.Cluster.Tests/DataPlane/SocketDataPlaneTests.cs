@@ -114,12 +114,12 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void The_encoder_seals_while_its_reservation_travels_and_drops_a_chunk_the_library_has()
     {
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         using var session = keys.Cipher.BeginUpload();
         var known = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray();
         var fresh = Enumerable.Range(0, 200_000).Select(i => (byte)(i * 13 + 1)).ToArray();
         using (var first = Connect(write: true))
-        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
         {
             Assert.True(encoder.Store(known, RecordFlags.None, first).IsNew);
             Assert.Empty(first.Missing([keys.Hasher.Hash(known)]));
@@ -127,7 +127,7 @@ public sealed class SocketDataPlaneTests : IDisposable
         }
         using var channel = Connect(write: true);
         Assert.True(((IChunkSink)channel).DefersReserve);
-        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
         {
             var again = encoder.Store(known, RecordFlags.None, channel);
             Assert.False(again.IsNew); // the library had it: nothing appended

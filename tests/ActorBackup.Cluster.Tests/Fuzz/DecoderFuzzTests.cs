@@ -28,7 +28,8 @@ namespace ActorBackup.Cluster.Tests.Fuzz;
 /// </summary>
 public sealed class DecoderFuzzTests(ITestOutputHelper output)
 {
-    private static readonly CellKeys Keys = new(MasterKey.Generate());
+    private static readonly KeyRing Ring = new(MasterKey.Generate());
+    private static readonly CellKeys Keys = Ring.For("web1");
     private static readonly string Work = Directory.CreateTempSubdirectory("abk-fuzz-").FullName;
 
     /// <summary>A decoder under test: reads the bytes the way the product reads such a file or frame.</summary>
@@ -137,7 +138,7 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
             var m = new SnapshotManifest { Id = "a1b2c3d4e5f60718", Client = "web1", BackupSet = "/etc", RootTree = ByteString.CopyFrom(new byte[32]), Paths = { "/etc" } };
             ManifestSeal.Seal(Keys, m);
             return m.ToByteArray();
-        }, bytes => ManifestSeal.Open(Keys, ByteString.CopyFrom(bytes)), IsDamage),
+        }, bytes => Ring.Open(ByteString.CopyFrom(bytes)), IsDamage),
         new("tree", () =>
         {
             var tree = new Tree();

@@ -31,7 +31,7 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
     public async Task A_full_disk_makes_the_agent_unavailable_without_a_restart_and_room_makes_it_available_again()
     {
         using var disk = new SmallDisk(8);
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libf", Path.Combine(disk.Path, "libf"), 64L * 1024 * 1024, Reserve: 0), TestActor));
         ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
         ExpectMsg<IndexReport>();
@@ -46,7 +46,7 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
             try
             {
                 using var session = keys.Cipher.BeginUpload();
-                using var encoder = new ChunkEncoder(keys, session, 3);
+                using var encoder = new ChunkEncoder(keys.Data, session, 3);
                 using var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20));
                 var written = new List<(ChunkId, byte[])>();
                 for (var i = 0; i < chunks; i++)

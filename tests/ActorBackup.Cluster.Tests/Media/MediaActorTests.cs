@@ -66,13 +66,13 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
     protected async Task IndexSurvivesRestart()
     {
         var decl = new LibraryDeclaration("libt", Path.Combine(Dir, "libt"), 1024 * 1024);
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         var media = StartMedia(decl);
         var stored = new List<(ChunkId Id, byte[] Plain)>();
         media.Tell(new OpenSession { Library = "libt", Job = "1", Write = true });
         var granted = ExpectMsg<SessionOpened>();
         using (var session = keys.Cipher.BeginUpload())
-        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
         using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
         {
             // More commits than MediaActor.SnapshotEvery, so that recovery goes through a snapshot and events.
@@ -111,13 +111,13 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
     protected void RecordsAfterLastCommitFoundAgain()
     {
         var decl = new LibraryDeclaration("libc", Path.Combine(Dir, "libc"), 64 * 1024 * 1024);
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         var media = StartMedia(decl);
         media.Tell(new OpenSession { Library = "libc", Job = "1", Write = true });
         var granted = ExpectMsg<SessionOpened>();
         ChunkId orphan;
         using (var session = keys.Cipher.BeginUpload())
-        using (var encoder = new ChunkEncoder(keys, session, 3))
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
         using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
             orphan = encoder.Store(new byte[5000], RecordFlags.None, channel).Id; // appended, never committed
         Watch(media);

@@ -19,7 +19,8 @@ public class ManifestSealTests
     [Fact]
     public void A_sealed_manifest_opens_wherever_it_is_kept_and_any_change_to_what_it_holds_is_refused()
     {
-        var keys = new CellKeys(MasterKey.Generate());
+        var ring = new KeyRing(MasterKey.Generate());
+        var keys = ring.For("web1");
         var m = Manifest();
         ManifestSeal.Seal(keys, m);
         Assert.Equal(ManifestSeal.Size, m.Mac.Length);
@@ -28,7 +29,7 @@ public class ManifestSealTests
         moved.Library = "tape1";
         moved.Spans.Add("lib2");
         moved.Volumes.Add(7);
-        Assert.Equal(m.Id, ManifestSeal.Open(keys, moved.ToByteString()).Id);
+        Assert.Equal(m.Id, ring.Open(moved.ToByteString()).Id);
 
         var changes = new Action<SnapshotManifest>[]
         {
@@ -45,13 +46,13 @@ public class ManifestSealTests
         {
             var forged = m.Clone();
             change(forged);
-            var e = Assert.Throws<ForgedManifestException>(() => ManifestSeal.Open(keys, forged.ToByteString()));
+            var e = Assert.Throws<ForgedManifestException>(() => ring.Open(forged.ToByteString()));
             Assert.Contains("seal", e.Message);
         }
         // Sealed by another cell's key: refused too.
-        Assert.Throws<ForgedManifestException>(() => ManifestSeal.Check(new CellKeys(MasterKey.Generate()), m));
+        Assert.Throws<ForgedManifestException>(() => ManifestSeal.Check(new KeyRing(MasterKey.Generate()).For("web1"), m));
         // Bytes that are no manifest: refused with a clear error, not a parser exception.
-        Assert.Throws<ForgedManifestException>(() => ManifestSeal.Open(keys, ByteString.CopyFrom(0xFF, 0xFF, 0xFF)));
+        Assert.Throws<ForgedManifestException>(() => ring.Open(ByteString.CopyFrom(0xFF, 0xFF, 0xFF)));
     }
 
     [Fact]

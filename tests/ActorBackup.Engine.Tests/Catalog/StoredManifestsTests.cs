@@ -30,11 +30,11 @@ public sealed class StoredManifestsTests
         using (var repo = TestRepo.Open(root))
         {
             Assert.Empty(repo.Catalog.List());
-            var (found, added, problems) = StoredManifests.Rebuild(repo.Keys, repo.Library, repo.Catalog);
+            var (found, added, problems) = StoredManifests.Rebuild(repo.Ring, repo.Library, repo.Catalog);
             Assert.Empty(problems);
             Assert.Equal(2, found);
             Assert.Equal([first, second], added);
-            Assert.Empty(StoredManifests.Rebuild(repo.Keys, repo.Library, repo.Catalog).Added); // again: nothing more
+            Assert.Empty(StoredManifests.Rebuild(repo.Ring, repo.Library, repo.Catalog).Added); // again: nothing more
             var target = Path.Combine(dir.Path, "restored");
             Assert.Empty(repo.Restore(second, target).Errors);
             Assert.Equal("more", File.ReadAllText(target + Path.Combine(src, "b.txt")));

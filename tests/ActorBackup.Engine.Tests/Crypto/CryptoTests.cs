@@ -39,7 +39,7 @@ public class CryptoTests
     [Fact]
     public void Sealed_chunks_open_only_with_their_id_and_flags_and_detect_any_flip()
     {
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         using var session = keys.Cipher.BeginUpload();
         Gen.Byte.Array[0, 3000].Sample(plain =>
         {
@@ -62,7 +62,7 @@ public class CryptoTests
     [Fact]
     public void Nonces_never_repeat_within_a_session_and_sessions_use_distinct_keys()
     {
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         var plain = new byte[16];
         var id = keys.Hasher.Hash(plain);
         var seen = new HashSet<string>();
@@ -83,8 +83,8 @@ public class CryptoTests
     [Fact]
     public void Chunk_ids_are_keyed_so_two_cells_name_the_same_content_differently()
     {
-        var a = new CellKeys(MasterKey.Generate());
-        var b = new CellKeys(MasterKey.Generate());
+        var a = new KeyRing(MasterKey.Generate()).For("test");
+        var b = new KeyRing(MasterKey.Generate()).For("test");
         var data = TestRepo.RandomBytes(1000, 1);
         Assert.Equal(a.Hasher.Hash(data), a.Hasher.Hash(data));
         Assert.NotEqual(a.Hasher.Hash(data), b.Hasher.Hash(data));
@@ -145,10 +145,10 @@ public class CryptoTests
     public void Encoder_and_decoder_round_trip_and_skip_what_the_sink_has()
     {
         using var dir = new TempDir();
-        var keys = new CellKeys(MasterKey.Generate());
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
         using var lib = Library.DiskLibrary.Create(Path.Combine(dir.Path, "lib"), "l");
         using var session = keys.Cipher.BeginUpload();
-        using var encoder = new ChunkEncoder(keys, session, 3);
+        using var encoder = new ChunkEncoder(keys.Data, session, 3);
         using var decoder = new ChunkDecoder(keys);
         var compressible = new byte[100_000];
         var random = TestRepo.RandomBytes(100_000, 5);

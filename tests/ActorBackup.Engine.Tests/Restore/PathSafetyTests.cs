@@ -16,13 +16,14 @@ public class PathSafetyTests
         public Repository.Repository Repo { get; }
         private readonly UploadWriter _session;
 
-        private sealed record UploadWriter(Crypto.ChunkCipher.UploadSession Session, ChunkEncoder Encoder);
+        private sealed record UploadWriter(Crypto.ChunkCipher.UploadSession Session, ChunkEncoder Encoder, Crypto.ChunkCipher.UploadSession TreeSession, ChunkEncoder Trees);
 
         public Fixture()
         {
             Repo = TestRepo.Create(Dir.Sub("repo"));
             var session = Repo.Keys.Cipher.BeginUpload();
-            _session = new UploadWriter(session, new ChunkEncoder(Repo.Keys, session, 3));
+            var treeSession = Repo.Keys.Trees.Cipher.BeginUpload();
+            _session = new UploadWriter(session, new ChunkEncoder(Repo.Keys.Data, session, 3), treeSession, new ChunkEncoder(Repo.Keys.Trees, treeSession, 3));
         }
 
         public Node File(string name, string content)
@@ -41,7 +42,7 @@ public class PathSafetyTests
         {
             var tree = new Tree();
             tree.Nodes.AddRange(nodes);
-            return _session.Encoder.Store(tree.ToByteArray(), RecordFlags.Tree, Repo.Library).Id;
+            return _session.Trees.Store(tree.ToByteArray(), RecordFlags.Tree, Repo.Library).Id;
         }
 
         /// <summary>Restores with --force: these tests are about what a restore meets in a target that holds something.</summary>
@@ -60,6 +61,8 @@ public class PathSafetyTests
         {
             _session.Encoder.Dispose();
             _session.Session.Dispose();
+            _session.Trees.Dispose();
+            _session.TreeSession.Dispose();
             Repo.Dispose();
             Dir.Dispose();
         }

@@ -30,7 +30,7 @@ public sealed class SpanningTests
         });
 
         var options = new BackupOptions { Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
-        var manifest = new Archiver(repo.Keys, sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None);
+        var manifest = new Archiver(repo.Ring.For("c"), sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None);
         Assert.Equal(["lib1", "lib2"], sink.Libraries);
         Assert.Equal(["lib3", "lib2"], opened); // lib3 refused: passed over
         Assert.NotNull(lib1.Full);
@@ -42,11 +42,11 @@ public sealed class SpanningTests
         Assert.All(refs1, id => Assert.True(lib1.Contains(id)));
 
         var target = Path.Combine(dir.Path, "restored");
-        var result = new Restorer(repo.Keys, new SpanningSource([lib1, lib2])).Run(manifest, target, new RestoreOptions(), null, CancellationToken.None);
+        var result = new Restorer(repo.Ring.For("c"), new SpanningSource([lib1, lib2])).Run(manifest, target, new RestoreOptions(), null, CancellationToken.None);
         Assert.Empty(result.Errors);
         for (var i = 0; i < 12; i++) Assert.Equal(File.ReadAllBytes(Path.Combine(src, $"f{i}.bin")), File.ReadAllBytes(target + Path.Combine(src, $"f{i}.bin")));
         // lib1 alone cannot restore it.
-        Assert.NotEmpty(new Restorer(repo.Keys, lib1).Run(manifest, Path.Combine(dir.Path, "r1"), new RestoreOptions(), null, CancellationToken.None).Errors);
+        Assert.NotEmpty(new Restorer(repo.Ring.For("c"), lib1).Run(manifest, Path.Combine(dir.Path, "r1"), new RestoreOptions(), null, CancellationToken.None).Errors);
 
         // With room again, lib1 takes new chunks.
         lib1.AvailableBytes = () => 1L << 40;
@@ -67,7 +67,7 @@ public sealed class SpanningTests
         lib1.AvailableBytes = () => Math.Max(1, (6L << 20) - lib1.StoredBytes);
         var sink = new SpanningSink("lib1", lib1, [], _ => throw new InvalidOperationException());
         var options = new BackupOptions { Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
-        var e = Assert.Throws<LibraryFullException>(() => new Archiver(repo.Keys, sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None));
+        var e = Assert.Throws<LibraryFullException>(() => new Archiver(repo.Ring.For("c"), sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None));
         Assert.Contains("out of space", e.Message);
         Assert.Contains("no other library of the pool is left", e.Message);
         Assert.True(lib1.Verify().Ok); // what it took is whole

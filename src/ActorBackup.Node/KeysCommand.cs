@@ -1,0 +1,46 @@
+using System.CommandLine;
+using ActorBackup.Cluster.Client;
+using ActorBackup.Engine.Crypto;
+
+namespace ActorBackup.Node;
+
+/// <summary>
+/// `actorbackup keys issue`: a client host's keyring, issued by a holder of the cell key. A client node given only
+/// its keyring backs up and reads its own snapshots; it cannot read another client's trees nor seal a snapshot in
+/// another client's name (Engine/Crypto/KeyRing).
+/// </summary>
+public static class KeysCommand
+{
+    public static Command Build()
+    {
+        var keys = new Command("keys", "the cell key and client keyrings");
+        var from = new Option<string>("--keys") { Description = "the key folder holding the cell key (master.json)", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "keys") };
+        var client = new Option<string>("--client") { Description = "the client id of the host the keyring is for", HelpName = "ID", Required = true };
+        var output = new Option<string>("--out") { Description = "folder for the keyring (client.json): the host's key folder (DATA/keys)", HelpName = "DIR", Required = true };
+        var issue = new Command("issue", "issue a client host's keyring: the cell's data keys and that client's own, not the cell key") { from, client, output };
+        issue.SetAction(pr =>
+        {
+            var dir = pr.GetValue(from)!;
+            var id = pr.GetValue(client)!;
+            var o = pr.GetValue(output)!;
+            var path = Path.Combine(o, CellKeyring.ClientKeyringFile);
+            if (File.Exists(Path.Combine(o, "master.json")))
+                throw new UsageException($"{o} holds the cell key (master.json): give the keyring a folder of its own");
+            KeyRing ring;
+            try
+            {
+                ring = new KeyRing(CellKeyring.LoadOrCreateMaster(dir, create: false));
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or WrongKeyException)
+            {
+                throw new UsageException(e.Message);
+            }
+            ring.IssueClientKeyring(id, path);
+            Console.WriteLine($"issued client {id}'s keyring: {Path.GetFullPath(path)} (0600)");
+            Console.WriteLine($"copy it to that host's key folder (DATA/keys, or actorbackup.key-dir) over a channel you trust, and keep {dir} on the first node only");
+            return 0;
+        });
+        keys.Subcommands.Add(issue);
+        return keys;
+    }
+}
