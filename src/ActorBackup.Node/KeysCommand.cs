@@ -26,6 +26,8 @@ public static class KeysCommand
             var path = Path.Combine(o, CellKeyring.ClientKeyringFile);
             if (File.Exists(Path.Combine(o, "master.json")))
                 throw new UsageException($"{o} holds the cell key (master.json): give the keyring a folder of its own");
+            if (File.Exists(path)) throw new UsageException($"{path} exists: remove it first, or give another folder");
+            if (string.IsNullOrWhiteSpace(id) || id.Length > 128 || id.Any(char.IsControl)) throw new UsageException($"'{id}' is not a client id");
             KeyRing ring;
             try
             {

@@ -167,6 +167,10 @@ public class TrustTests
         var lsA = b.Abk("ls", snapA);
         Assert.True(lsA.ExitCode == 0, lsA.Stderr + b.Log);
         Assert.DoesNotContain("only-b.txt", lsA.Stdout);
+        // A catalog rebuild needs the cell key to check every client's manifests: a keyring node refuses it.
+        var rebuild = b.Abk("catalog", "rebuild", "lib1");
+        Assert.True(rebuild.ExitCode != 0, rebuild.Stdout);
+        Assert.Contains("cell key", rebuild.Stderr + rebuild.Stdout);
     }
 
     [Fact]

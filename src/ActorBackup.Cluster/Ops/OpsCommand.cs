@@ -239,6 +239,12 @@ public sealed class OpsCommand : ReceiveActor
             case RebuildCatalog rc:
                 if (_cell.Client is null)
                     return new CommandRejected { Reason = "this node has no client role, so not the cell key that opens the manifests: run abk against a node with the client role" };
+                if (!_cell.LocalReadsEveryClient)
+                    return new CommandRejected
+                    {
+                        Reason = $"this node holds client {_cell.LocalClient}'s keyring only, which checks none of the other clients' manifests: " +
+                                 "run abk catalog rebuild against a node that holds the cell key (the cell's first node)",
+                    };
                 await EnsureLibrary(rc.Library);
                 rc.Caller = _call.Proof; // the client rebuilds for the operator who signed it
                 return await Ask<CatalogRebuilt>(_cell.Client, rc, "this node's client");

@@ -32,9 +32,9 @@ public static class StoredManifests
 
     /// <summary>
     /// The manifests stored under <paramref name="ids"/>, opened and checked under their clients' keys (a damaged one
-    /// throws, one whose client's keys this ring lacks throws MissingKeyException). One from before manifests were
-    /// sealed is an encrypted chunk that only a holder of the cell key could write: authentic all the same, and comes
-    /// back sealed.
+    /// throws, one whose client's keys this ring lacks throws MissingKeyException). One without a seal (from before
+    /// manifests were sealed) is refused: every client host holds the data keys it is stored under, so it proves
+    /// nothing.
     /// </summary>
     public static IEnumerable<SnapshotManifest> Open(KeyRing ring, IChunkSource source, IEnumerable<ChunkId> ids)
     {
@@ -42,8 +42,7 @@ public static class StoredManifests
         foreach (var id in ids)
         {
             var manifest = SnapshotManifest.Parser.ParseFrom(decoder.Load(id, source));
-            if (manifest.Mac.IsEmpty && manifest.Keys == KeyScheme.Cell) ManifestSeal.Seal(ring.For(manifest), manifest);
-            else ManifestSeal.Check(ring.For(manifest), manifest);
+            ManifestSeal.Check(ring.For(manifest), manifest);
             yield return manifest;
         }
     }

@@ -124,6 +124,28 @@ public class KeyRingTests
     }
 
     [Fact]
+    public void An_unsealed_manifest_a_client_host_stored_in_another_clients_name_is_not_taken_by_a_rebuild()
+    {
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var webRing = Keyring(repo.Ring, "web1", dir.Sub("keys"));
+        // web1 holds the data keys manifests are stored under: it can store one, flagged as a manifest, with no seal.
+        var fake = new SnapshotManifest { Id = "feedfacefeedface", Client = "db1", BackupSet = "s", Keys = KeyScheme.Cell, RootTree = ByteString.CopyFrom(new byte[32]) };
+        using (var upload = webRing.Shared.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(webRing.Shared, upload, 3))
+        {
+            var stored = encoder.Store(fake.ToByteArray(), Volumes.RecordFlags.Manifest, repo.Library);
+            repo.Library.AddReferences(fake.Id, [stored.Id]);
+            repo.Library.Commit();
+        }
+        // A rebuild with the cell key does not take it as db1's snapshot: no seal proves nothing any more.
+        var (found, added, problems) = StoredManifests.Rebuild(repo.Ring, repo.Library, repo.Catalog);
+        Assert.Equal(0, found);
+        Assert.Empty(added);
+        Assert.Contains(problems, p => p.Contains("seal"));
+    }
+
+    [Fact]
     public void A_damaged_keyring_file_is_an_error_that_names_it()
     {
         using var dir = new TempDir();
