@@ -31,6 +31,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
+    /// <summary>For what a job's thread sends (Context is the actor's only).</summary>
+    private readonly ActorSystem _system = Context.System;
     /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs what it sends the manager and checks what the manager sends.</summary>
     private readonly Trust.NodeTrust? _trust;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -97,6 +99,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (RebuildRefused(m) is { } refused) Reject(requester, refused);
             else Task.Run(() => RebuildCatalog(m, requester));
         });
+        Receive<RequestClientKey>(m => GrantKey(m, Sender));
         Receive<ListTree>(m =>
         {
             var requester = Sender;
@@ -476,10 +479,73 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
     }
 
-    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel) => Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, fallback: a.Fallback, run: channel =>
+    private JobFinished RunRestore(RestoreAssignment a, CancellationToken cancel)
+    {
+        var ring = KeysToRestore(a);
+        return Reading(a.Job, TicketOf(a.Job, a.Ticket), a.Manifest, fallback: a.Fallback, ring: ring, run: channel => Restore(a, ring, channel, cancel));
+    }
+
+    /// <summary>
+    /// The keys a restore reads its snapshot with: this node's, or, for another client's snapshot this node holds no
+    /// keys of, this node's and that client's key granted for the job by a node holding it (KeyGrants): the snapshot's
+    /// own client node first, then every other connected client node.
+    /// </summary>
+    private KeyRing KeysToRestore(RestoreAssignment a)
+    {
+        SnapshotManifest claimed;
+        try
+        {
+            claimed = SnapshotManifest.Parser.ParseFrom(a.Manifest); // checked under the keys it gets, below
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new ForgedManifestException($"the snapshot manifest of job {a.Job.Id} does not parse ({e.Message}): not used");
+        }
+        if (_ring.Holds(claimed.Client, claimed.Keys) || claimed.Keys == KeyScheme.Cell || _trust is null) return _ring;
+        var request = Trust.MessageSignature.Sign(new RequestClientKey { Client = claimed.Client, Assignment = a.ToByteString() }, _trust);
+        var clients = _manager.Ask<object>(new ListClients(), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as ClientList ?? new ClientList();
+        var refusals = new List<string>();
+        foreach (var holder in clients.Clients.Where(c => c.Reachable && c.Id != _settings.ClientId && c.Address.Contains("/user/", StringComparison.Ordinal))
+                     .OrderByDescending(c => c.Id == claimed.Client))
+        {
+            try
+            {
+                switch (_system.ActorSelection(holder.Address).Ask<object>(request, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult())
+                {
+                    case ClientKeyGranted granted when granted.Client == claimed.Client:
+                        _log.Warning("job {0}: client {1}'s key granted by {2} for this restore", a.Job.Id, claimed.Client, holder.Id);
+                        return _ring.WithGrant(claimed.Client, granted.Key.ToByteArray());
+                    case CommandRejected refused:
+                        refusals.Add($"{holder.Id}: {refused.Reason}");
+                        break;
+                }
+            }
+            catch (AskTimeoutException)
+            {
+                refusals.Add($"{holder.Id}: no answer in 30 s");
+            }
+        }
+        throw new MissingKeyException($"this node holds only client {_ring.OnlyClient}'s keys, and no node gave client {claimed.Client}'s for this restore" +
+                                      (refusals.Count == 0 ? $": start {claimed.Client}'s node or one that holds the cell key" : $" ({string.Join("; ", refusals)})"));
+    }
+
+    /// <summary>Answers a RequestClientKey from another client node: the key, when KeyGrants says it may have it.</summary>
+    private void GrantKey(RequestClientKey request, IActorRef requester)
+    {
+        if (Trust.KeyGrants.Refusal(_trust, _ring, request, DateTimeOffset.UtcNow, out var job) is { } refused)
+        {
+            _log.Warning("{0}", refused);
+            requester.Tell(new CommandRejected { Reason = refused });
+            return;
+        }
+        _log.Warning("gave client {0}'s key to {1} for job {2} (a restore of its snapshot there)", request.Client, requester.Path.Address, job);
+        requester.Tell(new ClientKeyGranted { Client = request.Client, Key = ByteString.CopyFrom(_ring.ClientKey(request.Client)), Job = job });
+    }
+
+    private JobFinished Restore(RestoreAssignment a, KeyRing ring, Engine.Codec.IChunkSource channel, CancellationToken cancel)
     {
         var job = a.Job;
-        var manifest = _ring.Open(a.Manifest);
+        var manifest = ring.Open(a.Manifest);
         var started = DateTime.UtcNow;
         var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
         {
@@ -487,7 +553,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
-        var result = new Restorer(_ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0 } /* a retry finds its own first attempt's files */, progress, cancel);
+        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0 } /* a retry finds its own first attempt's files */, progress, cancel);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
@@ -498,7 +564,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             reason = reason == "" ? fallback : $"{reason}; {fallback}";
         }
         return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
-    });
+    }
 
     /// <summary>
     /// Runs a job that reads a snapshot through read sessions on its library and every library it spans, closed
@@ -506,9 +572,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// </summary>
     /// <param name="fallback">libraries holding a whole copy, read chunk by chunk (opened when first needed) for what
     /// the job's library cannot give: a restore gets past a damaged or missing chunk; a verify checks one library</param>
-    private JobFinished Reading(JobInfo job, JobTicket ticket, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null)
+    /// <param name="ring">the keys to read it with (default: this node's)</param>
+    private JobFinished Reading(JobInfo job, JobTicket ticket, ByteString manifest, Func<Engine.Codec.IChunkSource, JobFinished> run, IEnumerable<string>? fallback = null,
+        KeyRing? ring = null)
     {
-        var snapshot = _ring.Open(manifest);
+        var snapshot = (ring ?? _ring).Open(manifest);
         // The libraries it spans when it is read from its own; a copy elsewhere is whole.
         using var reads = new ReadSessions(this, snapshot.Library == job.Library ? snapshot.Spans : [], ticket, OpenChannel(job.Library, ticket, write: false), job.Library, fallback);
         return run(reads.Source);

@@ -30,6 +30,8 @@ public sealed class KeyRing
     private readonly string _client = "";
     private readonly byte[] _clientKey = [];
     private readonly ConcurrentDictionary<(string, KeyScheme), CellKeys> _keys = new();
+    /// <summary>Other clients' keys granted for a job (WithGrant): a restore of their snapshot onto this host.</summary>
+    private readonly IReadOnlyDictionary<string, byte[]> _granted = new Dictionary<string, byte[]>();
 
     /// <summary>The cell's shared data keys: file chunks of CLIENT snapshots and every stored manifest.</summary>
     public KeyDomain Shared { get; }
@@ -51,12 +53,40 @@ public sealed class KeyRing
         SharedGear = GearTable.FromSeed(file.GearSeed);
     }
 
+    private KeyRing(KeyRing ring, string client, byte[] clientKey)
+    {
+        _master = ring._master;
+        _client = ring._client;
+        _clientKey = ring._clientKey;
+        Shared = ring.Shared;
+        SharedGear = ring.SharedGear;
+        _granted = new Dictionary<string, byte[]>(ring._granted) { [client] = clientKey };
+    }
+
+    /// <summary>This ring and <paramref name="client"/>'s key, granted for one job (a restore of its snapshot onto this host); not kept.</summary>
+    public KeyRing WithGrant(string client, byte[] clientKey)
+    {
+        if (clientKey.Length != 32) throw new InvalidDataException($"a granted key of client {client} is {clientKey.Length} bytes, not 32");
+        return new KeyRing(this, client, clientKey.ToArray());
+    }
+
+    /// <summary>The client key of <paramref name="client"/> (to grant it for a job); throws <see cref="MissingKeyException"/> when this ring lacks it.</summary>
+    public byte[] ClientKey(string client)
+    {
+        if (!Holds(client, KeyScheme.Client)) For(client); // throws, saying whose keys this node holds
+        return KeyOf(client).ToArray();
+    }
+
+    private byte[] KeyOf(string client) =>
+        _master is not null ? ClientKeyOf(_master, client) : client == _client ? _clientKey : _granted[client];
+
     /// <summary>Whether this ring holds the cell key (every client's keys) rather than one client's.</summary>
     public bool HoldsCellKey => _master is not null;
     /// <summary>The one client whose keys this ring holds; empty when it holds the cell key.</summary>
     public string OnlyClient => _client;
 
-    public bool Holds(string client, KeyScheme scheme) => _master is not null || (scheme != KeyScheme.Cell && client == _client);
+    public bool Holds(string client, KeyScheme scheme) =>
+        _master is not null || (scheme != KeyScheme.Cell && (client == _client || _granted.ContainsKey(client)));
 
     /// <summary>The keys of <paramref name="client"/>'s snapshots under <paramref name="scheme"/>; throws <see cref="MissingKeyException"/> when this ring lacks them.</summary>
     public CellKeys For(string client, KeyScheme scheme = KeyScheme.Client)
@@ -95,7 +125,7 @@ public sealed class KeyRing
             var master = _master!;
             return new CellKeys(client, scheme, Shared, Shared, SharedGear, master.ManifestKey);
         }
-        var clientKey = _master is not null ? ClientKeyOf(_master, client) : _clientKey;
+        var clientKey = KeyOf(client);
         var trees = new KeyDomain($"client {client}'s trees", Sub(clientKey, "tree-id v1"), Sub(clientKey, "tree v1"));
         var manifestKey = Sub(clientKey, "manifest mac v2");
         return scheme == KeyScheme.Client
