@@ -129,6 +129,9 @@ public static class CommandTable
                 OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
                 Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
             };
+            // No --client: this host, i.e. the client of the node abk talks to (asked first: the command goes signed as
+            // it is, and the manager takes no node's word for whose it is).
+            if (cmd.Client == "") cmd.Client = (await session.Call<ClusterState>(new GetClusterState(), c)).LocalClient;
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
         }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, set, jobPriority, noWait));
 

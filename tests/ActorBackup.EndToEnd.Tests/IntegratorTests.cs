@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Google.Protobuf;
 using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
@@ -40,7 +41,12 @@ public class IntegratorTests
         var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(
             ImmutableHashSet.Create(ActorPath.Parse($"akka.ssl.tcp://actorbackup@{cell.ClusterNode}/system/receptionist")))));
 
-        var accepted = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(30));
+        async Task<object> Send(object m) => await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", m), TimeSpan.FromSeconds(30));
+        IMessage Signed(IMessage command) => OperatorCommands.Sign(command, certificate, DateTimeOffset.UtcNow);
+        // A job command goes signed by the integrator's own certificate: over Akka.Remote the manager cannot tell who
+        // sent a bare one (any node of the cell could), so it takes none.
+        Assert.Contains("taken only as its caller signed it", Assert.IsType<CommandRejected>(await Send(new StartBackup { Paths = { src } })).Reason);
+        var accepted = await Send(Signed(new StartBackup { Paths = { src } }));
         var job = Assert.IsType<JobAccepted>(accepted).Job;
 
         var outcome = new TaskCompletionSource<JobInfo>();
@@ -54,12 +60,15 @@ public class IntegratorTests
         // A PoisonPill or a Kill through the receptionist reaches nothing: the door passes protocol messages only.
         client.Tell(new ClusterClient.Send("/user/manager-proxy", PoisonPill.Instance));
         client.Tell(new ClusterClient.Send("/user/manager-proxy", Kill.Instance));
-        var rejected = await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", new StartBackup()), TimeSpan.FromSeconds(30));
+        var rejected = await Send(Signed(new StartBackup()));
         Assert.Contains("at least one path", Assert.IsType<CommandRejected>(rejected).Reason);
+        // Its restores go onto the host that made the snapshot only; an unsigned cancel is nobody's.
+        Assert.Contains("takes an operator certificate",
+            Assert.IsType<CommandRejected>(await Send(Signed(new StartRestore { Snapshot = info.Snapshot, Client = "elsewhere", Target = "/tmp/x" }))).Reason);
+        Assert.Contains("taken only as its caller signed it", Assert.IsType<CommandRejected>(await Send(new CancelJob { Job = job })).Reason);
 
         // On this door an integrator certificate (or any node's) cannot give an operator-only command: a backup set
         // whose pre-command would run as root on a client, a delete, a prune, a restore onto another host.
-        async Task<object> Send(object m) => await client.Ask<object>(new ClusterClient.Send("/user/manager-proxy", m), TimeSpan.FromSeconds(30));
         var set = new DefineBackupSet { Set = new BackupSetDefinition { Name = "evil", Client = "integrated", Paths = { src }, PreCommand = "touch /tmp/owned" } };
         Assert.Contains("only an operator may change backup sets", Assert.IsType<CommandRejected>(await Send(set)).Reason);
         Assert.Contains("only an operator may delete", Assert.IsType<CommandRejected>(await Send(new DeleteSnapshots { Snapshots = { info.Snapshot } })).Reason);

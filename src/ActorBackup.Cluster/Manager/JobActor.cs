@@ -126,9 +126,11 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_watchers.Add(Sender)) Context.Watch(Sender);
             if (_progress is not null) Sender.Tell(_progress);
         });
+        // From the manager only (which took it signed by its caller): a node that learnt this actor's address from a
+        // watch's answers gets nothing cancelled by sending it here.
         Receive<CancelJob>(_ =>
         {
-            if (_attempt is null) return;
+            if (_attempt is null || !Sender.Equals(Context.Parent)) return;
             _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
             Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
         });

@@ -157,15 +157,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
         Command<StartBackup>(m =>
         {
+            if (Unsigned(m)) return;
             Reply(_state.DecideStartBackup(m, Loads(), DateTimeOffset.UtcNow));
         });
         Command<StartRestore>(m =>
         {
-            if (_state.RestoresElsewhere(m) && OperatorOnly(m, "restore a snapshot onto another host's folders")) return;
+            if (Unsigned(m) || (_state.RestoresElsewhere(m) && OperatorOnly(m, "restore a snapshot onto another host's folders"))) return;
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
-        Command<StartVerify>(m => Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow)));
-        Command<StartCopy>(m => Reply(_state.DecideStartCopy(m, DateTimeOffset.UtcNow)));
+        Command<StartVerify>(m =>
+        {
+            if (!Unsigned(m)) Reply(_state.DecideStartVerify(m, DateTimeOffset.UtcNow));
+        });
+        Command<StartCopy>(m =>
+        {
+            if (!Unsigned(m)) Reply(_state.DecideStartCopy(m, DateTimeOffset.UtcNow));
+        });
         Command<StartPrune>(m =>
         {
             if (OperatorOnly(m, "prune")) return;
@@ -229,11 +236,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     }
                 });
         });
-        Command<SetJobPriority>(m => PersistDecision(_state.DecideSetPriority(m), (sender, _) =>
+        Command<SetJobPriority>(m =>
         {
-            DispatchWaiting();
-            sender.Tell(WithProgress(_state.Job(m.Job)!));
-        }));
+            if (Unsigned(m)) return;
+            PersistDecision(_state.DecideSetPriority(m), (sender, _) =>
+            {
+                DispatchWaiting();
+                sender.Tell(WithProgress(_state.Job(m.Job)!));
+            });
+        });
         Command<DefinePolicy>(m =>
         {
             if (!OperatorOnly(m, "change storage policies")) PersistPolicy(_state.DecideDefinePolicy(m, DateTimeOffset.UtcNow));
@@ -282,7 +293,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow));
         });
-        Command<CallerSigned>(OperatorCommand);
+        Command<CallerSigned>(CallerCommand);
         Command<GetBackupSet>(m =>
             Sender.Tell(_state.BackupSets.TryGetValue(m.Name, out var set) ? _state.SetInfo(set, DateTimeOffset.UtcNow) : new CommandRejected { Reason = _state.UnknownSet(m.Name) }));
         Command<ListBackupSets>(_ =>
@@ -293,7 +304,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<RunBackupSet>(m =>
         {
-            Reply(_state.DecideRunSet(m, Loads(), DateTimeOffset.UtcNow));
+            if (!Unsigned(m)) Reply(_state.DecideRunSet(m, Loads(), DateTimeOffset.UtcNow));
         });
         Command<JobProgress>(p =>
         {
@@ -430,6 +441,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<CancelJob>(m =>
         {
+            if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
             if (job is null) Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
@@ -715,17 +727,28 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>The operator-only command being handled, taken from a CallerSigned that an operator's certificate signed.</summary>
+    /// <summary>The signed command being handled, taken from a CallerSigned, and the role of the certificate that signed it.</summary>
     private IMessage? _authorized;
+    private Protocol.Trust.CellRole _authorizedRole;
     private readonly Trust.CallerNonces _nonces = new();
 
-    /// <summary>An operator-only command as an operator's shell signed it: checked (CallerSignatures), then handled as if sent alone.</summary>
-    private void OperatorCommand(CallerSigned signed)
+    /// <summary>
+    /// A command as the caller's shell or program signed it (an operator-only command, or a job command): checked
+    /// (CallerSignatures; a job command narrowed to what its signer may do: JobCallers), then handled as if sent alone.
+    /// </summary>
+    private void CallerCommand(CallerSigned signed)
     {
         IMessage? command;
         var refusal = "";
+        Protocol.Trust.CellIdentity? caller = null;
         if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
-        else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal);
+        else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller);
+        if (command is not null && caller is not null && Protocol.Trust.OperatorCommands.Jobs.Contains(signed.Type)
+            && JobCallers.Narrow(caller, command, _state) is { } narrowed)
+        {
+            command = null;
+            refusal = narrowed;
+        }
         switch (command)
         {
             case null:
@@ -745,6 +768,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 break;
         }
         _authorized = command;
+        _authorizedRole = caller?.Role ?? Protocol.Trust.CellRole.Operator;
         try
         {
             OnCommand(command);
@@ -756,12 +780,26 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
+    /// Whether job command <paramref name="m"/> is refused (answered and logged): it did not come inside a CallerSigned
+    /// that the certificate of an operator, an integrator or a client host signed. In a test's ActorSystem without trust, taken.
+    /// </summary>
+    private bool Unsigned(IMessage m)
+    {
+        if (_trust is null || ReferenceEquals(m, _authorized)) return false;
+        var reason = $"a {m.Descriptor.Name} is taken only as its caller signed it: abk signs it with its certificate (an abk older than this cell does not: " +
+                     "use the one built with it); a program sends it inside a CallerSigned that its integrator certificate signed (docs/integrators.md)";
+        _log.Warning("{0} refused (from {1}): unsigned", m.Descriptor.Name, Sender);
+        Sender.Tell(new CommandRejected { Reason = reason });
+        return true;
+    }
+
+    /// <summary>
     /// Whether <paramref name="m"/>, which only an operator may give, is refused (answered and logged): it did not
     /// come inside a CallerSigned an operator's certificate signed. In a test's ActorSystem without trust, taken.
     /// </summary>
     private bool OperatorOnly(IMessage m, string what)
     {
-        if (_trust is null || ReferenceEquals(m, _authorized)) return false;
+        if (_trust is null || (ReferenceEquals(m, _authorized) && _authorizedRole == Protocol.Trust.CellRole.Operator)) return false;
         var reason = $"only an operator may {what}: give it with abk and an operator certificate (a program sends it inside a CallerSigned that an operator certificate signed: docs/integrators.md)";
         _log.Warning("{0} refused (from {1}): {2}", m.Descriptor.Name, Sender, reason);
         Sender.Tell(new CommandRejected { Reason = reason });

@@ -100,50 +100,23 @@ public sealed class OpsCommand : ReceiveActor
         Ask<T>(_cell.Manager, message, "the manager");
 
     /// <summary>
-    /// Narrows a command to what its caller may see or do, or says why it may not: a client host's command is
-    /// about its own client (a snapshot it names, 'latest' included, is looked up among its own; a list or search
-    /// is of its own); an integrator restores a snapshot only onto the host that made it.
+    /// Narrows a look to what its caller may see, or says why it may not: a client host's look is about its own
+    /// client (a snapshot it names, 'latest' included, is looked up among its own; a list or search is of its own).
+    /// Job commands are the manager's to narrow (Manager/JobCallers): they go to it as the caller signed them.
     /// </summary>
     private async Task<string?> Narrow(CellIdentity caller, IMessage command)
     {
-        if (caller.Role == CellRole.Operator) return null;
-        if (caller.Role == CellRole.Integrator)
-        {
-            if (command is StartRestore r)
-            {
-                var s = await OwnSnapshot(r.Snapshot, "");
-                if (r.Client != "" && r.Client != s.Client) return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
-                r.Snapshot = s.Id; // the one checked, not whatever 'latest' means by the time the manager reads it
-            }
-            if (command is StartBackup b && await DefinedSet(b.BackupSet) is { } refusal) return refusal;
-            return null;
-        }
+        if (caller.Role != CellRole.Client) return null;
         var own = caller.Client;
-        string? Other(string client) => client == "" || client == own ? null : $"{caller} may act for client {own} only, not {client}";
         switch (command)
         {
             case ListSnapshots l:
-                if (Other(l.Client) is { } a) return a;
+                if (OpsPermissions.NotOwn(caller, l.Client) is { } a) return a;
                 l.Client = own;
                 return null;
             case FindFiles f:
-                if (Other(f.Client) is { } b) return b;
+                if (OpsPermissions.NotOwn(caller, f.Client) is { } b) return b;
                 f.Client = own;
-                return null;
-            case StartBackup b2:
-                if (Other(b2.Client) is { } c) return c;
-                b2.Client = own;
-                return await DefinedSet(b2.BackupSet);
-            case StartRestore r:
-                if (Other(r.Client) is { } d) return d;
-                r.Snapshot = (await OwnSnapshot(r.Snapshot, own)).Id;
-                r.Client = own;
-                return null;
-            case StartVerify v:
-                if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";
-                if (Other(v.Client) is { } e) return e;
-                v.Snapshot = (await OwnSnapshot(v.Snapshot, own)).Id;
-                v.Client = own;
                 return null;
             case GetSnapshot g:
                 g.Snapshot = (await OwnSnapshot(g.Snapshot, own)).Id;
@@ -151,27 +124,13 @@ public sealed class OpsCommand : ReceiveActor
             case ListSnapshotTree t:
                 t.Snapshot = (await OwnSnapshot(t.Snapshot, own)).Id;
                 return null;
-            case GetJob or WatchJob or CancelJob:
-                var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, CancelJob x => x.Job, _ => "" };
+            case GetJob or WatchJob:
+                var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, _ => "" };
                 var job = await AskManager<JobInfo>(new GetJob { Job = id });
                 return job.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {id} is not one of them";
             default:
                 return null;
         }
-    }
-
-    /// <summary>
-    /// A backup named after a defined set goes into that set's chain, where the set's retention counts it: only an
-    /// operator may do that with paths of its own choosing (it could push the set's real snapshots out); others run
-    /// the set itself.
-    /// </summary>
-    private async Task<string?> DefinedSet(string name)
-    {
-        if (name == "") return null;
-        var sets = await AskManager<BackupSetList>(new ListBackupSets());
-        return sets.Sets.Any(s => s.Set.Name == name)
-            ? $"'{name}' is a defined backup set: run it with 'abk set run {name}' (a backup of other paths under its name takes an operator certificate)"
-            : null;
     }
 
     /// <summary>A snapshot by id, prefix or 'latest' among those of <paramref name="client"/> (every client's when empty).</summary>
@@ -207,14 +166,17 @@ public sealed class OpsCommand : ReceiveActor
     /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
     private async Task<IMessage?> Handle(IMessage command)
     {
-        // An operator's operator-only command goes to the manager as the shell signed it: the manager takes it from
-        // nobody else (not from this node in the operator's name). The manager reads a definitions file itself.
-        if (_call is { Proof: { } proof, Caller.Role: CellRole.Operator } && OperatorCommands.Signed.Contains(command.Descriptor.Name))
+        // An operator-only or a job command goes to the manager as the shell signed it: the manager takes it from
+        // nobody else (not from this node in the caller's name) and decides itself what the signer may do
+        // (Manager/JobCallers). The manager reads a definitions file itself.
+        if (_call is { Proof: { } proof } && OperatorCommands.Signed.Contains(command.Descriptor.Name))
             return await AskManager<IMessage>(proof);
         switch (command)
         {
             case GetClusterState:
-                return ClusterState();
+                var state = ClusterState();
+                state.LocalClient = _cell.LocalClient;
+                return state;
             case ChangeMember m:
                 return ChangeMember(m);
             case GetShardStats:

@@ -52,6 +52,10 @@ public static class OpsPermissions
             : $"{caller} may not {Verb(name)}: that takes an operator certificate";
     }
 
+    /// <summary>Why a client host's <paramref name="caller"/> may not name <paramref name="client"/> (another client's); null for its own or none.</summary>
+    public static string? NotOwn(CellIdentity caller, string client) =>
+        client == "" || client == caller.Client ? null : $"{caller} may act for client {caller.Client} only, not {client}";
+
     private static string Verb(string name) => name switch
     {
         nameof(DeleteSnapshots) => "delete snapshots",

@@ -11,12 +11,21 @@ namespace ActorBackup.Cluster.Trust;
 /// </summary>
 public static class CallerSignatures
 {
-    /// <summary>The command inside <paramref name="signed"/>; null with <paramref name="refusal"/> saying why when it is not an operator's.</summary>
+    /// <summary>
+    /// The command inside <paramref name="signed"/> and who signed it; null with <paramref name="refusal"/> saying why
+    /// when it is not to be taken: an operator-only command signed by anyone but an operator, a job command signed by
+    /// a node, a signature of another cell, stale or seen before.
+    /// </summary>
     /// <param name="types">the commands it may hold (default: OperatorCommands.Signed)</param>
     /// <param name="window">how old it may be (default OperatorCommands.Window)</param>
     public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal, IReadOnlySet<string>? types = null,
-        TimeSpan? window = null)
+        TimeSpan? window = null) => Open(trust, signed, now, nonces, out refusal, out _, types, window);
+
+    /// <inheritdoc cref="Open(NodeTrust, CallerSigned, DateTimeOffset, CallerNonces, out string, IReadOnlySet{string}?, TimeSpan?)"/>
+    public static IMessage? Open(NodeTrust trust, CallerSigned signed, DateTimeOffset now, CallerNonces nonces, out string refusal, out CellIdentity? signer,
+        IReadOnlySet<string>? types = null, TimeSpan? window = null)
     {
+        signer = null;
         var within = window ?? OperatorCommands.Window;
         if (!(types ?? OperatorCommands.Signed).Contains(signed.Type))
         {
@@ -29,9 +38,11 @@ public static class CallerSignatures
             refusal = $"the {signed.Type} is refused: {refusal}";
             return null;
         }
-        if (caller.Role != CellRole.Operator)
+        if (caller.Role != CellRole.Operator && !(OperatorCommands.Jobs.Contains(signed.Type) && caller.Role is CellRole.Integrator or CellRole.Client))
         {
-            refusal = $"the {signed.Type} is refused: it is signed by {caller}, and only an operator certificate may give it";
+            refusal = OperatorCommands.Jobs.Contains(signed.Type)
+                ? $"the {signed.Type} is refused: it is signed by {caller}, and only an operator, integrator or client certificate may give it"
+                : $"the {signed.Type} is refused: it is signed by {caller}, and only an operator certificate may give it";
             return null;
         }
         var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(signed.UnixMs, 0, 253402300799999));
@@ -41,14 +52,17 @@ public static class CallerSignatures
                       "set the clocks of the shell's host and the manager's right (NTP), and send it again";
             return null;
         }
-        if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now))
+        if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now, caller.ToString()))
         {
-            refusal = $"the {signed.Type} was given before (the same signed command again): send it anew with abk";
+            refusal = $"the {signed.Type} was given before (the same signed command again), or its signer ({caller}) sent more than " +
+                      $"{CallerNonces.PerSigner} signed commands in {(within + OperatorCommands.Window).TotalMinutes:F0} minutes: send it anew with abk, later";
             return null;
         }
         try
         {
-            return ProtocolTypes.Parse(signed.Type, signed.Body.Span);
+            var command = ProtocolTypes.Parse(signed.Type, signed.Body.Span);
+            signer = caller;
+            return command;
         }
         catch (InvalidProtocolBufferException e)
         {
@@ -147,16 +161,29 @@ public static class LookSignatures
 public sealed class CallerNonces
 {
     public const int Capacity = 100_000;
+    /// <summary>At most this many remembered nonces per signer: one certificate signing in a loop (a compromised client
+    /// host or program) is refused once it has this many in the window, and never pushes out anyone else's nonce.</summary>
+    public const int PerSigner = 2_000;
     private readonly HashSet<string> _seen = [];
-    private readonly Queue<(string Nonce, DateTimeOffset KeepUntil)> _order = new();
+    private readonly Queue<(string Nonce, string Signer, DateTimeOffset KeepUntil)> _order = new();
+    private readonly Dictionary<string, int> _bySigner = [];
 
-    /// <summary>Whether <paramref name="nonce"/> is new (then it is remembered until <paramref name="keepUntil"/>).</summary>
-    public bool FirstSight(string nonce, DateTimeOffset keepUntil, DateTimeOffset now)
+    /// <summary>
+    /// Whether <paramref name="nonce"/> of <paramref name="signer"/> is new and may be taken (then it is remembered until
+    /// <paramref name="keepUntil"/>): false when it was seen, or when that signer has <see cref="PerSigner"/> in the window.
+    /// </summary>
+    public bool FirstSight(string nonce, DateTimeOffset keepUntil, DateTimeOffset now, string signer = "")
     {
         while (_order.Count > 0 && (_order.Count >= Capacity || _order.Peek().KeepUntil < now))
-            _seen.Remove(_order.Dequeue().Nonce);
-        if (!_seen.Add(nonce)) return false;
-        _order.Enqueue((nonce, keepUntil));
+        {
+            var (old, by, _) = _order.Dequeue();
+            _seen.Remove(old);
+            if (--_bySigner[by] == 0) _bySigner.Remove(by);
+        }
+        if (_seen.Contains(nonce) || _bySigner.GetValueOrDefault(signer) >= PerSigner) return false;
+        _seen.Add(nonce);
+        _bySigner[signer] = _bySigner.GetValueOrDefault(signer) + 1;
+        _order.Enqueue((nonce, signer, keepUntil));
         return true;
     }
 }

@@ -18,7 +18,7 @@ public static class OpsWire
 {
     public const int MaxFrame = 4 * 1024 * 1024;
 
-    /// <param name="signWith">a shell's certificate (with its key): an operator-only command or a look into a client's data (OperatorCommands.ShellSigns) goes signed</param>
+    /// <param name="signWith">a shell's certificate (with its key): an operator-only or job command, or a look into a client's data (OperatorCommands.ShellSigns), goes signed</param>
     public static async Task Write(Stream stream, IMessage message, bool more, CancellationToken cancel = default, System.Security.Cryptography.X509Certificates.X509Certificate2? signWith = null)
     {
         var frame = new OpsFrame

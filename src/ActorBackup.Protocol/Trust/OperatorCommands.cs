@@ -5,11 +5,12 @@ using Google.Protobuf;
 namespace ActorBackup.Protocol.Trust;
 
 /// <summary>
-/// The commands only an operator may give the manager: delete snapshots, prune, define, change or defer backup sets
-/// and storage policies (a set's commands run on the cell's nodes), apply a definitions file, restore (onto another
-/// host's folders: the manager decides). The manager takes them only inside a <see cref="CallerSigned"/> that an
-/// operator's certificate signed (<see cref="Sign"/>; abk does it), fresh and not seen before: a node or an integrator
-/// that can reach the manager, or a node that relays a shell's command, cannot give one in an operator's name.
+/// The commands the manager takes only as their caller signed them. Operator-only: delete snapshots, prune, define,
+/// change or defer backup sets and storage policies (a set's commands run on the cell's nodes), apply a definitions
+/// file, restore onto another host's folders (the manager decides). Job commands (<see cref="Jobs"/>): an operator, an
+/// integrator or a client host signs them, and the manager narrows them by the signer's role. Each goes inside a
+/// <see cref="CallerSigned"/> (<see cref="Sign"/>; abk does it), fresh and not seen before: a node or an integrator
+/// that can reach the manager, or a node that relays a shell's command, cannot give one in another's name.
 /// </summary>
 public static class OperatorCommands
 {
@@ -18,13 +19,27 @@ public static class OperatorCommands
 
     public const int NonceSize = 16;
 
-    /// <summary>The commands a shell signs (by their protobuf names).</summary>
-    public static readonly IReadOnlySet<string> Signed = new HashSet<string>
+    /// <summary>The commands only an operator may give (by their protobuf names).</summary>
+    public static readonly IReadOnlySet<string> OperatorOnly = new HashSet<string>
     {
         DeleteSnapshots.Descriptor.Name, StartPrune.Descriptor.Name, DefineBackupSet.Descriptor.Name, RemoveBackupSet.Descriptor.Name,
         EnableBackupSet.Descriptor.Name, DeferBackupSet.Descriptor.Name, DefinePolicy.Descriptor.Name, RemovePolicy.Descriptor.Name,
-        ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name, StartRestore.Descriptor.Name,
+        ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name,
     };
+
+    /// <summary>
+    /// The commands that start, steer or stop jobs: an operator, an integrator or a client host may give them (each as
+    /// its certificate's role allows: Ops/OpsPermissions, narrowed by the manager's Manager/JobCallers), and the
+    /// manager takes them only signed by that certificate, so that who asks is never what a node says.
+    /// </summary>
+    public static readonly IReadOnlySet<string> Jobs = new HashSet<string>
+    {
+        StartBackup.Descriptor.Name, RunBackupSet.Descriptor.Name, StartRestore.Descriptor.Name, StartVerify.Descriptor.Name,
+        StartCopy.Descriptor.Name, CancelJob.Descriptor.Name, SetJobPriority.Descriptor.Name,
+    };
+
+    /// <summary>The commands the manager takes only inside a CallerSigned (by their protobuf names).</summary>
+    public static readonly IReadOnlySet<string> Signed = OperatorOnly.Concat(Jobs).ToHashSet();
 
     /// <summary>
     /// Looks whose answer is a client's decrypted data (ls, find) and the catalog rebuild: the shell signs them too,

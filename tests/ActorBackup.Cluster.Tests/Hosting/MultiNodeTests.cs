@@ -65,7 +65,11 @@ public sealed class MultiNodeTests : IAsyncLifetime
         var src = Path.Combine(_dir, "src");
         Directory.CreateDirectory(src);
         File.WriteAllText(Path.Combine(src, "hello.txt"), "three nodes");
-        var accepted = await n3.Manager.Ask<object>(new StartBackup { Paths = { src } }, TimeSpan.FromSeconds(10));
+        // Job commands go signed by their caller (here the operator certificate the first node made), as abk signs them.
+        var certs = Path.Combine(_dir, "n1", "certs");
+        using var operatorCert = ActorBackup.Protocol.Trust.CellCertificates.LoadPair(certs, "operator", ActorBackup.Protocol.Trust.CellCertificates.LoadCa(certs)).Certificate;
+        Google.Protobuf.IMessage Signed(Google.Protobuf.IMessage m) => ActorBackup.Protocol.Trust.OperatorCommands.Sign(m, operatorCert, DateTimeOffset.UtcNow);
+        var accepted = await n3.Manager.Ask<object>(Signed(new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(10));
         var job = Assert.IsType<JobAccepted>(accepted).Job;
         var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
         Assert.True(info.State == JobState.Succeeded, info.Reason);
@@ -74,7 +78,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         Assert.Equal(info.Snapshot, notice!.Job.Snapshot);
 
         var target = Path.Combine(_dir, "restore");
-        var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(new StartRestore { Snapshot = info.Snapshot, Target = target }, TimeSpan.FromSeconds(10)));
+        var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(Signed(new StartRestore { Snapshot = info.Snapshot, Target = target }), TimeSpan.FromSeconds(10)));
         var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = restore.Job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
         Assert.True(restored.State == JobState.Succeeded, restored.Reason);
         Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));

@@ -156,4 +156,23 @@ public sealed class CallerSignatureTests : IDisposable
         var byIntegrator = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _integrator, Now);
         Assert.Contains("only an operator certificate", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = byIntegrator }, Now, nonces));
     }
+
+    [Fact]
+    public void A_job_command_is_taken_signed_by_an_integrator_or_a_client_host_and_one_signer_cannot_flood_out_anothers_nonces()
+    {
+        var backup = new StartBackup { Paths = { "/srv" } };
+        Assert.Equal(backup, Open(OperatorCommands.Sign(backup, _integrator, Now), out _));
+        Assert.Equal(backup, Open(OperatorCommands.Sign(backup, _clientHost, Now), out _));
+        // An operator-only command stays an operator's.
+        Assert.Null(Open(OperatorCommands.Sign(Set, _clientHost, Now), out var refused));
+        Assert.Contains("only an operator certificate", refused);
+
+        var nonces = new CallerNonces();
+        var until = Now + TimeSpan.FromMinutes(10);
+        for (var i = 0; i < CallerNonces.PerSigner; i++) Assert.True(nonces.FirstSight($"flood-{i}", until, Now, "client host-b"));
+        Assert.False(nonces.FirstSight("one-more", until, Now, "client host-b")); // that signer is full...
+        Assert.True(nonces.FirstSight("operator's", until, Now, "operator alice")); // ...and nobody else's nonce went
+        Assert.False(nonces.FirstSight("operator's", until, Now, "operator alice"));
+        Assert.True(nonces.FirstSight("later", until + TimeSpan.FromMinutes(20), until + TimeSpan.FromMinutes(1), "client host-b")); // the window passed
+    }
 }

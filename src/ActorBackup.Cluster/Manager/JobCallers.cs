@@ -1,0 +1,97 @@
+using ActorBackup.Cluster.Ops;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
+using Google.Protobuf;
+
+namespace ActorBackup.Cluster.Manager;
+
+/// <summary>
+/// What the certificate that signed a job command (OperatorCommands.Jobs) may start, steer or stop, decided by the
+/// manager on its own state, never on what a node relaying it says: an operator anything; an integrator what its
+/// role allows (OpsPermissions), restoring a snapshot only onto the host that made it and never a backup of its own
+/// paths under a defined set's name; a client host its own client's jobs only (a snapshot it names, 'latest'
+/// included, is looked up among its own). Narrows the command in place (the client it is for, the snapshot id, the
+/// origin).
+/// </summary>
+public static class JobCallers
+{
+    /// <summary>Why <paramref name="caller"/> may not give <paramref name="command"/>; null when it may (the command narrowed).</summary>
+    public static string? Narrow(CellIdentity caller, IMessage command, ManagerState state)
+    {
+        if (OpsPermissions.Refusal(caller, command) is { } refused) return refused;
+        SetOrigin(command, caller.Role == CellRole.Integrator ? JobOrigin.Integrator : JobOrigin.Operator);
+        try
+        {
+            switch (caller.Role)
+            {
+                case CellRole.Operator:
+                    return null;
+                case CellRole.Integrator:
+                    switch (command)
+                    {
+                        case StartRestore r:
+                            var s = state.FindSnapshot(r.Snapshot);
+                            if (r.Client != "" && r.Client != s.Client)
+                                return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
+                            r.Snapshot = s.Id; // the one checked
+                            return null;
+                        case StartBackup integrated:
+                            return DefinedSet(state, integrated.BackupSet);
+                        default:
+                            return null;
+                    }
+                case CellRole.Client:
+                    var own = caller.Client;
+                    switch (command)
+                    {
+                        case StartBackup b:
+                            if (OpsPermissions.NotOwn(caller, b.Client) is { } a) return a;
+                            b.Client = own;
+                            return DefinedSet(state, b.BackupSet);
+                        case StartRestore r:
+                            if (OpsPermissions.NotOwn(caller, r.Client) is { } d) return d;
+                            r.Snapshot = Own(state, r.Snapshot, own).Id;
+                            r.Client = own;
+                            return null;
+                        case StartVerify v:
+                            if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";
+                            if (OpsPermissions.NotOwn(caller, v.Client) is { } e) return e;
+                            v.Snapshot = Own(state, v.Snapshot, own).Id;
+                            v.Client = own;
+                            return null;
+                        case CancelJob c:
+                            return state.Job(c.Job)?.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {c.Job} is not one of them";
+                        default:
+                            return $"{caller} may not send {command.Descriptor.Name}";
+                    }
+                default:
+                    return $"{caller} may not send {command.Descriptor.Name}";
+            }
+        }
+        catch (KeyNotFoundException e)
+        {
+            return e.Message;
+        }
+    }
+
+    private static void SetOrigin(IMessage command, JobOrigin origin)
+    {
+        switch (command)
+        {
+            case StartBackup b: b.Origin = origin; break;
+            case StartVerify v: v.Origin = origin; break;
+            case StartCopy c: c.Origin = origin; break;
+        }
+    }
+
+    /// <summary>A backup named after a defined set counts in that set's retention: only an operator may give it paths of its own choosing.</summary>
+    private static string? DefinedSet(ManagerState state, string name) =>
+        name != "" && state.BackupSets.ContainsKey(name)
+            ? $"'{name}' is a defined backup set: run it with 'abk set run {name}' (a backup of other paths under its name takes an operator certificate)"
+            : null;
+
+    private static Engine.Trees.SnapshotManifest Own(ManagerState state, string idOrPrefix, string client) =>
+        SnapshotCatalog.Find(state.Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
+            $"client {client} has no snapshot yet: run a backup first", " of client " + client);
+}
