@@ -17,7 +17,10 @@ public static class CellKeyring
     {
         var wrappedPath = Path.Combine(keyDir, "master.json");
         var clientPath = Path.Combine(keyDir, ClientKeyringFile);
-        if (!File.Exists(wrappedPath) && File.Exists(clientPath))
+        if (File.Exists(wrappedPath) && File.Exists(clientPath))
+            throw new InvalidDataException($"{keyDir} holds both the cell key (master.json) and a client keyring ({ClientKeyringFile}): to keep this host to its " +
+                                           $"keyring, remove master.json and cell.key there (keep them on the cell's first node); to keep the cell key, remove {ClientKeyringFile}");
+        if (File.Exists(clientPath))
         {
             var ring = KeyRing.LoadClientKeyring(clientPath);
             if (ring.OnlyClient != clientId)

@@ -278,7 +278,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// `abk ls`: reads the snapshot's trees (this node holds the cell key) and answers the requester with
+    /// `abk ls`: reads the snapshot's trees (under the keys of its client, which this node holds) and answers the requester with
     /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
     /// </summary>
     /// <param name="caller">who signed the ls (null without trust), and what: the snapshot and path must be those</param>
@@ -503,7 +503,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
         if (_ring.Holds(claimed.Client, claimed.Keys) || claimed.Keys == KeyScheme.Cell || _trust is null) return _ring;
         var request = Trust.MessageSignature.Sign(new RequestClientKey { Client = claimed.Client, Assignment = a.ToByteString() }, _trust);
-        var clients = _manager.Ask<object>(new ListClients(), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as ClientList ?? new ClientList();
+        ClientList clients;
+        try
+        {
+            clients = _manager.Ask<object>(new ListClients(), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as ClientList ?? new ClientList();
+        }
+        catch (AskTimeoutException)
+        {
+            throw new MissingKeyException($"this node holds only client {_ring.OnlyClient}'s keys, and the manager did not say in 30 s which nodes could give client {claimed.Client}'s: try again");
+        }
         var refusals = new List<string>();
         foreach (var holder in clients.Clients.Where(c => c.Reachable && c.Id != _settings.ClientId && c.Address.Contains("/user/", StringComparison.Ordinal))
                      .OrderByDescending(c => c.Id == claimed.Client))

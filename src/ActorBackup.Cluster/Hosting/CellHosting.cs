@@ -30,7 +30,8 @@ public static class CellHosting
     public const string SystemName = "actorbackup";
 
     /// <param name="trust">this node's certificates (NodeTrust.ForNode): every connection is mutual TLS under the cell's CA</param>
-    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust)
+    /// <param name="keys">the client's keys, loaded by the caller (null: loaded here when the node has the client role)</param>
+    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust, Engine.Crypto.KeyRing? keys = null)
     {
         Directory.CreateDirectory(settings.DataDir);
         var roles = new List<string>(settings.Roles);
@@ -87,11 +88,11 @@ public static class CellHosting
             var readsEveryClient = true;
             if (settings.Roles.Contains("client"))
             {
-                var keys = CellKeyring.Load(settings.KeyDir, settings.ClientId);
-                readsEveryClient = keys.HoldsCellKey;
+                var ring = keys ?? CellKeyring.Load(settings.KeyDir, settings.ClientId);
+                readsEveryClient = ring.HoldsCellKey;
                 var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit,
                     Path.Combine(settings.DataDir, "file-index"));
-                client = system.ActorOf(ClientActor.Props(clientSettings, keys, manager, media), "client");
+                client = system.ActorOf(ClientActor.Props(clientSettings, ring, manager, media), "client");
                 registry.Register<ClientActor>(client);
             }
             var endpoint = new OpsEndpoint(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"), settings.OpsPort,

@@ -46,11 +46,13 @@ public sealed class CellNode : IAsyncDisposable
     {
         var settings = NodeSettings.From(config);
         var trust = NodeTrust.ForNode(config, settings);
+        // The client's keys too, before the host: a wrong or damaged key file is a clear error, not a hosting stack trace.
+        var keys = settings.Roles.Contains("client") ? Client.CellKeyring.Load(settings.KeyDir, settings.ClientId) : null;
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         // Room for coordinated shutdown: running jobs are stopped and recorded INTERRUPTED before the node goes.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
-        builder.Services.AddAkka(CellHosting.SystemName, akka => akka.AddCell(config, settings, trust));
+        builder.Services.AddAkka(CellHosting.SystemName, akka => akka.AddCell(config, settings, trust, keys));
         var host = builder.Build();
         try
         {

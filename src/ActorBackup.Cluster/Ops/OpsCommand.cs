@@ -175,7 +175,8 @@ public sealed class OpsCommand : ReceiveActor
         {
             case GetClusterState:
                 var state = ClusterState();
-                state.LocalClient = _cell.LocalClient;
+                // A client host's shell on another host's node backs up its own client (the manager fills it in).
+                state.LocalClient = _call.Caller.Role == CellRole.Client && _call.Caller.Client != _cell.LocalClient ? "" : _cell.LocalClient;
                 return state;
             case ChangeMember m:
                 return ChangeMember(m);

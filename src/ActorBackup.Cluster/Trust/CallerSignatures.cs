@@ -49,13 +49,13 @@ public static class CallerSignatures
         if (signedAt - now > OperatorCommands.Window || now - signedAt > within)
         {
             refusal = $"the {signed.Type} was signed at {signedAt:u}, more than {within.TotalMinutes:F0} minutes from this manager's clock ({now:u}): " +
-                      "set the clocks of the shell's host and the manager's right (NTP), and send it again";
+                      "set the clocks of the signer's host (the shell's or the program's) and the manager's right (NTP), and send it again";
             return null;
         }
         if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now, caller.ToString()))
         {
-            refusal = $"the {signed.Type} was given before (the same signed command again), or its signer ({caller}) sent more than " +
-                      $"{CallerNonces.PerSigner} signed commands in {(within + OperatorCommands.Window).TotalMinutes:F0} minutes: send it anew with abk, later";
+            refusal = $"the {signed.Type} was given before (the same signed command again), or its signer ({caller}) has sent {CallerNonces.PerSigner} " +
+                      $"signed commands within {(within + OperatorCommands.Window).TotalMinutes:F0} minutes (a limit per certificate): sign it anew, and send it later if that was the limit";
             return null;
         }
         try

@@ -39,7 +39,4 @@ public sealed class CellKeys
         Gear = gear;
         ManifestKey = manifestKey;
     }
-
-    /// <summary>The domain a stored record is under, by its flags (authenticated with the record): trees are sealed per client.</summary>
-    public KeyDomain For(Volumes.RecordFlags flags) => (flags & Volumes.RecordFlags.Tree) != 0 ? Trees : Data;
 }

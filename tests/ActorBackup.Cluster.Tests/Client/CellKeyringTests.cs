@@ -1,0 +1,27 @@
+using ActorBackup.Cluster.Client;
+using ActorBackup.Engine.Crypto;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>A node's key folder: the cell key, or one client's keyring, never both unnoticed.</summary>
+public sealed class CellKeyringTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("abk-keys-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void A_key_folder_with_the_cell_key_and_a_keyring_is_refused_and_a_keyring_for_another_client_too()
+    {
+        var cell = Path.Combine(_dir, "cell");
+        var ring = CellKeyring.Load(cell, "host-a"); // the first client node creates the cell key
+        Assert.True(ring.HoldsCellKey);
+        var host = Path.Combine(_dir, "host-b");
+        ring.IssueClientKeyring("host-b", Path.Combine(host, CellKeyring.ClientKeyringFile));
+        Assert.Equal("host-b", CellKeyring.Load(host, "host-b").OnlyClient);
+        Assert.Contains("keyring of client host-b", Assert.Throws<InvalidDataException>(() => CellKeyring.Load(host, "host-c")).Message);
+        // An upgraded host that still has the cell key beside its new keyring: refused, saying which to remove.
+        File.Copy(Path.Combine(cell, "master.json"), Path.Combine(host, "master.json"));
+        Assert.Contains("remove master.json and cell.key", Assert.Throws<InvalidDataException>(() => CellKeyring.Load(host, "host-b")).Message);
+    }
+}
