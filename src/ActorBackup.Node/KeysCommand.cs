@@ -27,9 +27,15 @@ public static class KeysCommand
             if (File.Exists(Path.Combine(o, "master.json")))
                 throw new UsageException($"{o} holds the cell key (master.json): give the keyring a folder of its own");
             if (File.Exists(path)) throw new UsageException($"{path} exists: remove it first, or give another folder");
-            if (string.IsNullOrWhiteSpace(id) || id.Length > 128 || id.Any(char.IsControl)) throw new UsageException($"'{id}' is not a client id");
             var ring = new KeyRing(CellKeyring.LoadOrCreateMaster(dir, create: false)); // a missing, damaged or locked key: its own clear error
-            ring.IssueClientKeyring(id, path);
+            try
+            {
+                ring.IssueClientKeyring(id, path);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message); // a bad --client
+            }
             Console.WriteLine($"issued client {id}'s keyring: {Path.GetFullPath(path)} (0600)");
             Console.WriteLine($"copy it to that host's key folder (DATA/keys, or actorbackup.key-dir) over a channel you trust, and keep {dir} on the first node only");
             return 0;

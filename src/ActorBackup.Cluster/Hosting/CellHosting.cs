@@ -30,8 +30,8 @@ public static class CellHosting
     public const string SystemName = "actorbackup";
 
     /// <param name="trust">this node's certificates (NodeTrust.ForNode): every connection is mutual TLS under the cell's CA</param>
-    /// <param name="keys">the client's keys, loaded by the caller (null: loaded here when the node has the client role)</param>
-    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust, Engine.Crypto.KeyRing? keys = null)
+    /// <param name="keys">the client's keys (CellKeyring.Load, before the host starts); null when the node has no client role</param>
+    public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust, Engine.Crypto.KeyRing? keys)
     {
         Directory.CreateDirectory(settings.DataDir);
         var roles = new List<string>(settings.Roles);
@@ -88,7 +88,7 @@ public static class CellHosting
             var readsEveryClient = true;
             if (settings.Roles.Contains("client"))
             {
-                var ring = keys ?? CellKeyring.Load(settings.KeyDir, settings.ClientId);
+                var ring = keys ?? throw new InvalidOperationException("a node with the client role starts with its keys (CellKeyring.Load)");
                 readsEveryClient = ring.HoldsCellKey;
                 var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit,
                     Path.Combine(settings.DataDir, "file-index"));

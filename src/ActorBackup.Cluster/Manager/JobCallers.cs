@@ -61,7 +61,7 @@ public static class JobCallers
                             v.Client = own;
                             return null;
                         case CancelJob c:
-                            return state.Job(c.Job)?.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {c.Job} is not one of them";
+                            return OpsPermissions.NotOwnJob(caller, c.Job, state.Job(c.Job)?.Client);
                         default:
                             return $"{caller} may not send {command.Descriptor.Name}";
                     }

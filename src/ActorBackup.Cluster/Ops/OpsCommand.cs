@@ -127,7 +127,7 @@ public sealed class OpsCommand : ReceiveActor
             case GetJob or WatchJob:
                 var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, _ => "" };
                 var job = await AskManager<JobInfo>(new GetJob { Job = id });
-                return job.Client == own ? null : $"{caller} may see and cancel jobs of client {own} only: job {id} is not one of them";
+                return OpsPermissions.NotOwnJob(caller, id, job.Client);
             default:
                 return null;
         }

@@ -56,6 +56,10 @@ public static class OpsPermissions
     public static string? NotOwn(CellIdentity caller, string client) =>
         client == "" || client == caller.Client ? null : $"{caller} may act for client {caller.Client} only, not {client}";
 
+    /// <summary>Why a client host's <paramref name="caller"/> may not see or cancel <paramref name="job"/> of <paramref name="jobClient"/>; null for its own.</summary>
+    public static string? NotOwnJob(CellIdentity caller, string job, string? jobClient) =>
+        jobClient == caller.Client ? null : $"{caller} may see and cancel jobs of client {caller.Client} only: job {job} is not one of them";
+
     private static string Verb(string name) => name switch
     {
         nameof(DeleteSnapshots) => "delete snapshots",

@@ -71,11 +71,8 @@ public sealed class KeyRing
     }
 
     /// <summary>The client key of <paramref name="client"/> (to grant it for a job); throws <see cref="MissingKeyException"/> when this ring lacks it.</summary>
-    public byte[] ClientKey(string client)
-    {
-        if (!Holds(client, KeyScheme.Client)) For(client); // throws, saying whose keys this node holds
-        return KeyOf(client).ToArray();
-    }
+    public byte[] ClientKey(string client) =>
+        Holds(client, KeyScheme.Client) ? KeyOf(client).ToArray() : throw Missing(client, KeyScheme.Client);
 
     private byte[] KeyOf(string client) =>
         _master is not null ? ClientKeyOf(_master, client) : client == _client ? _clientKey : _granted[client];
@@ -92,12 +89,13 @@ public sealed class KeyRing
     public CellKeys For(string client, KeyScheme scheme = KeyScheme.Client)
     {
         if (!Enum.IsDefined(scheme)) throw new ForgedManifestException($"key scheme {(int)scheme} is unknown to this build: is the snapshot from a newer version?");
-        if (!Holds(client, scheme))
-            throw new MissingKeyException(scheme == KeyScheme.Cell
-                ? $"snapshots made before per-client keys are under the cell key, and this node holds only client {_client}'s keys: read it on a node that holds the cell key (the cell's first node)"
-                : $"this node holds only client {_client}'s keys, not client {(client == "" ? "(none)" : client)}'s: read it on {(client == "" ? "that client" : client)} or on a node that holds the cell key");
+        if (!Holds(client, scheme)) throw Missing(client, scheme);
         return _keys.GetOrAdd((client, scheme), k => Derive(k.Item1, k.Item2));
     }
+
+    private MissingKeyException Missing(string client, KeyScheme scheme) => new(scheme == KeyScheme.Cell
+        ? $"snapshots made before per-client keys are under the cell key, and this node holds only client {_client}'s keys: read it on a node that holds the cell key (the cell's first node)"
+        : $"this node holds only client {_client}'s keys, not client {(client == "" ? "(none)" : client)}'s: read it on {(client == "" ? "that client" : client)} or on a node that holds the cell key");
 
     /// <summary>The keys a snapshot is under.</summary>
     public CellKeys For(SnapshotManifest manifest) => For(manifest.Client, manifest.Keys);
@@ -145,7 +143,7 @@ public sealed class KeyRing
     public void IssueClientKeyring(string client, string path)
     {
         if (_master is null) throw new MissingKeyException($"only a holder of the cell key can issue a client's keyring; this one holds client {_client}'s keys only");
-        if (string.IsNullOrWhiteSpace(client) || client.Length > 128) throw new ArgumentException($"'{client}' is not a client id");
+        if (string.IsNullOrWhiteSpace(client) || client.Length > 128 || client.Any(char.IsControl)) throw new ArgumentException($"'{client}' is not a client id");
         var file = new ClientKeyFile
         {
             Client = client, ChunkIdKey = _master.ChunkIdKey, GearSeed = _master.GearSeed, DataKey = _master.DataKey, ClientKey = ClientKeyOf(_master, client),

@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using ActorBackup.Cluster.Trust;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Trust;
@@ -31,7 +30,7 @@ public sealed class JobTicketTests : IDisposable
         _cell.Dispose();
     }
 
-    private NodeTrust Node(CellIdentity identity) => new(_cell.Dir, X509CertificateLoader.LoadCertificate(_cell.Ca.RawData), _cell.Issue(identity).Certificate, identity);
+    private NodeTrust Node(CellIdentity identity) => _cell.Node(identity);
 
     private JobTicket Issued(NodeTrust? by = null) => MessageSignature.Sign(JobTickets.For(Backup, read: ["lib3"], write: ["lib1", "lib2"], Now), by ?? _manager);
 
@@ -58,8 +57,7 @@ public sealed class JobTicketTests : IDisposable
         Assert.Contains("expired", Check(Issued(), at: Now + JobTickets.JobLifetime + TimeSpan.FromMinutes(1)));
         // Of another cell's manager: not this cell's.
         using var elsewhere = new TestTrust("elsewhere");
-        using var otherManager = new NodeTrust(elsewhere.Dir, X509CertificateLoader.LoadCertificate(elsewhere.Ca.RawData),
-            elsewhere.Issue(CellIdentity.Of(CellRole.Node, "mgr", "", ["manager"])).Certificate, CellIdentity.Of(CellRole.Node, "mgr", "", ["manager"]));
+        using var otherManager = elsewhere.Node(CellIdentity.Of(CellRole.Node, "mgr", "", ["manager"]));
         Assert.Contains("not from this cell's CA", Check(Issued(by: otherManager)));
     }
 

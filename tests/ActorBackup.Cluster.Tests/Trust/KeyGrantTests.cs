@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using ActorBackup.Cluster.Trust;
 using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Crypto;
@@ -34,7 +33,7 @@ public sealed class KeyGrantTests : IDisposable
         _cell.Dispose();
     }
 
-    private NodeTrust Node(CellIdentity identity) => new(_cell.Dir, X509CertificateLoader.LoadCertificate(_cell.Ca.RawData), _cell.Issue(identity).Certificate, identity);
+    private NodeTrust Node(CellIdentity identity) => _cell.Node(identity);
 
     private SnapshotManifest Snapshot(string client = "host-a", KeyScheme scheme = KeyScheme.Client, KeyRing? sealedBy = null)
     {

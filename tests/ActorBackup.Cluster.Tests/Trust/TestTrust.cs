@@ -19,9 +19,10 @@ public sealed class TestTrust : IDisposable
         return (CellCertificates.Issue(Dir, identity, dir), dir);
     }
 
-    public NodeTrust Node(string name = "node1") =>
-        new(Dir, X509CertificateLoader.LoadCertificate(Ca.RawData), Issue(CellIdentity.Of(CellRole.Node, name, name, ["manager", "media", "client"], ["lib1"])).Certificate,
-            CellIdentity.Of(CellRole.Node, name, name, ["manager", "media", "client"], ["lib1"]));
+    public NodeTrust Node(string name = "node1") => Node(CellIdentity.Of(CellRole.Node, name, name, ["manager", "media", "client"], ["lib1"]));
+
+    /// <summary>A node's trust with a certificate of this CA for <paramref name="identity"/>.</summary>
+    public NodeTrust Node(CellIdentity identity) => new(Dir, X509CertificateLoader.LoadCertificate(Ca.RawData), Issue(identity).Certificate, identity);
 
     public void Dispose()
     {
