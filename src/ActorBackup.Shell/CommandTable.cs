@@ -188,11 +188,12 @@ public static class CommandTable
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
         var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };
+        var jobsOf = new Option<string>("--client") { Description = "only this client's jobs" };
         var newPriority = new Argument<int>("PRIORITY") { HelpName = "PRIORITY", Description = "1 (lowest) to 10 (highest)" };
         root.Subcommands.Add(Group("job", "backup and restore jobs",
             Verb("list", "the newest jobs", async (pr, o, c) =>
             {
-                var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit) }, c);
+                var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit), Client = pr.GetValue(jobsOf) ?? "" }, c);
                 if (o.Json) o.Write(list);
                 else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "ORIGIN", "PATHS"], list.Jobs.Select(j => new[]
                 {
@@ -200,7 +201,7 @@ public static class CommandTable
                     Output.Time(j.QueuedUnixMs), j.Snapshot == "" ? "-" : j.Snapshot, Output.Origin(j), j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
                 }));
                 return 0;
-            }, limit),
+            }, limit, jobsOf),
             Verb("show", "one job in full", async (pr, o, c) =>
             {
                 var info = await session.Call<JobInfo>(new GetJob { Job = pr.GetValue(job)! }, c);

@@ -51,7 +51,7 @@ public class IntegratorTests
 
         var outcome = new TaskCompletionSource<JobInfo>();
         var watcher = system.ActorOf(Props.Create(() => new Watcher(outcome)));
-        client.Tell(new ClusterClient.Send("/user/manager-proxy", new WatchJob { Job = job }), watcher);
+        client.Tell(new ClusterClient.Send("/user/manager-proxy", Signed(new WatchJob { Job = job })), watcher);
         var info = await outcome.Task.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(JobState.Succeeded, info.State);
         Assert.Equal("integrated", info.Client);
@@ -75,14 +75,25 @@ public class IntegratorTests
         Assert.Contains("only an operator may prune", Assert.IsType<CommandRejected>(await Send(new StartPrune())).Reason);
         // Signed with its own (integrator) key: still no operator.
         Assert.Contains("only an operator certificate may give it", Assert.IsType<CommandRejected>(await Send(OperatorCommands.Sign(set, certificate, DateTimeOffset.UtcNow))).Reason);
-        Assert.IsType<CommandRejected>(await Send(new GetBackupSet { Name = "evil" })); // nothing was defined
-        Assert.Single(Assert.IsType<SnapshotList>(await Send(new ListSnapshots())).Snapshots); // nothing was deleted
+        Assert.IsType<CommandRejected>(await Send(Signed(new GetBackupSet { Name = "evil" }))); // nothing was defined
+        Assert.Single(Assert.IsType<SnapshotList>(await Send(Signed(new ListSnapshots()))).Snapshots); // nothing was deleted
+
+        // The catalog is shown only to a caller who signed the look (an integrator sees it all): not to a bare look,
+        // which any node of the cell could send, nor to a node's look for a "caller" that is a node itself.
+        Assert.Contains("taken only as its caller signed it", Assert.IsType<CommandRejected>(await Send(new ListSnapshots())).Reason);
+        Assert.Contains("taken only as its caller signed it", Assert.IsType<CommandRejected>(await Send(new GetJob { Job = job })).Reason);
+        var (nodeCertificate, _) = CellCertificates.LoadPair(cell.CertsDir, "node", ca);
+        var asNode = OperatorCommands.For(OperatorCommands.Sign(new ListJobs(), nodeCertificate, DateTimeOffset.UtcNow), new ListSnapshots());
+        Assert.Contains("no shell's certificate", Assert.IsType<CommandRejected>(await Send(asNode)).Reason);
+        Assert.Contains("without its caller's signed command", Assert.IsType<CommandRejected>(await Send(new CatalogLook { Type = "ListSnapshots" })).Reason);
+        var forIntegrator = OperatorCommands.For(OperatorCommands.Sign(new ListJobs(), certificate, DateTimeOffset.UtcNow), new GetSnapshot { Snapshot = info.Snapshot });
+        Assert.Equal(info.Snapshot, Assert.IsType<SnapshotDetail>(await Send(forIntegrator)).Info.Id);
 
         // A program holding an operator's certificate signs the command itself: taken, once.
         var (operatorCertificate, _) = CellCertificates.LoadPair(cell.CertsDir, "operator", ca);
         var signed = OperatorCommands.Sign(new DefineBackupSet { Set = new BackupSetDefinition { Name = "nightly", Client = "integrated", Paths = { src } } }, operatorCertificate, DateTimeOffset.UtcNow);
         Assert.IsNotType<CommandRejected>(await Send(signed));
-        Assert.Equal("nightly", Assert.IsType<BackupSetInfo>(await Send(new GetBackupSet { Name = "nightly" })).Set.Name);
+        Assert.Equal("nightly", Assert.IsType<BackupSetInfo>(await Send(Signed(new GetBackupSet { Name = "nightly" }))).Set.Name);
         Assert.Contains("given before", Assert.IsType<CommandRejected>(await Send(signed)).Reason);
         // The node's own proxy is alive: its shell still reaches the manager.
         var jobs = cell.Abk("--json", "job", "list");

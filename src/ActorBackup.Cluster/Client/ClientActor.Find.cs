@@ -78,7 +78,7 @@ public sealed partial class ClientActor
             SnapshotList? own;
             try
             {
-                own = _manager.Ask<object>(new ListSnapshots { Client = caller.Client }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotList;
+                own = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new ListSnapshots { Client = caller.Client }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotList;
             }
             catch (AskTimeoutException)
             {
@@ -110,7 +110,8 @@ public sealed partial class ClientActor
         try
         {
             var store = _fileIndexes.Value;
-            store.Retain(request.Live.ToHashSet());
+            // The catalog's snapshots, to forget the indexes of deleted ones; a client host's find names only its own.
+            if (caller is not { Role: Protocol.Trust.CellRole.Client }) store.Retain(request.Live.ToHashSet());
             var missing = request.Snapshots.Where(s => !store.Has(s.Id)).ToList();
             progress.IndexesToBuild = missing.Count;
             var notSearched = new List<string>();
@@ -119,7 +120,7 @@ public sealed partial class ClientActor
                 progress.Snapshot = s.Id;
                 try
                 {
-                    var detail = _manager.Ask<object>(new GetSnapshot { Snapshot = s.Id }, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
+                    var detail = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new GetSnapshot { Snapshot = s.Id }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
                                  ?? throw new KeyNotFoundException("the catalog no longer has it");
                     var manifest = _ring.Open(detail.Manifest);
                     BuildIndex(manifest, s.Libraries.Count > 0 ? s.Libraries : [manifest.Library]);

@@ -75,6 +75,45 @@ public static class JobCallers
         }
     }
 
+    /// <summary>
+    /// Why <paramref name="caller"/> may not see what <paramref name="look"/> (OperatorCommands.CatalogLooks) asks;
+    /// null when it may. An operator or an integrator sees the whole catalog; a client host its own client's jobs and
+    /// snapshots (the look narrowed in place to them: a list to its client, a snapshot it names, 'latest' included,
+    /// looked up among its own), and not the backup sets or policies (whose commands and rules are the operator's).
+    /// </summary>
+    public static string? NarrowLook(CellIdentity caller, IMessage look, ManagerState state)
+    {
+        if (OpsPermissions.Refusal(caller, look) is { } refused) return refused;
+        if (caller.Role != CellRole.Client) return null;
+        var own = caller.Client;
+        try
+        {
+            switch (look)
+            {
+                case ListJobs j:
+                    if (OpsPermissions.NotOwn(caller, j.Client) is { } a) return a;
+                    j.Client = own;
+                    return null;
+                case ListSnapshots l:
+                    if (OpsPermissions.NotOwn(caller, l.Client) is { } b) return b;
+                    l.Client = own;
+                    return null;
+                case GetSnapshot g:
+                    g.Snapshot = Own(state, g.Snapshot, own).Id;
+                    return null;
+                case GetJob or WatchJob:
+                    var id = look is GetJob gj ? gj.Job : ((WatchJob)look).Job;
+                    return OpsPermissions.NotOwnJob(caller, id, state.Job(id)?.Client);
+                default:
+                    return $"{caller} may not send {look.Descriptor.Name}";
+            }
+        }
+        catch (KeyNotFoundException e)
+        {
+            return e.Message;
+        }
+    }
+
     private static void SetOrigin(IMessage command, JobOrigin origin)
     {
         switch (command)

@@ -254,9 +254,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (!OperatorOnly(m, "change storage policies")) PersistPolicy(_state.DecideRemovePolicy(m, DateTimeOffset.UtcNow));
         });
         Command<GetPolicy>(m =>
-            Sender.Tell(_state.PolicyOf(m.Name) is { } p ? _state.PolicyInfoOf(p) : new CommandRejected { Reason = _state.UnknownPolicy(m.Name) }));
-        Command<ListPolicies>(_ =>
         {
+            if (!Unsigned(m)) Sender.Tell(_state.PolicyOf(m.Name) is { } p ? _state.PolicyInfoOf(p) : new CommandRejected { Reason = _state.UnknownPolicy(m.Name) });
+        });
+        Command<ListPolicies>(m =>
+        {
+            if (Unsigned(m)) return;
             var list = new PolicyList();
             list.Policies.AddRange(_state.AllPolicies().Select(_state.PolicyInfoOf));
             Sender.Tell(list);
@@ -294,10 +297,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (!OperatorOnly(m, ChangeSets)) PersistSet(_state.DecideRemoveSet(m, DateTimeOffset.UtcNow));
         });
         Command<CallerSigned>(CallerCommand);
+        Command<CatalogLook>(LookFor);
         Command<GetBackupSet>(m =>
-            Sender.Tell(_state.BackupSets.TryGetValue(m.Name, out var set) ? _state.SetInfo(set, DateTimeOffset.UtcNow) : new CommandRejected { Reason = _state.UnknownSet(m.Name) }));
-        Command<ListBackupSets>(_ =>
         {
+            if (!Unsigned(m))
+                Sender.Tell(_state.BackupSets.TryGetValue(m.Name, out var set) ? _state.SetInfo(set, DateTimeOffset.UtcNow) : new CommandRejected { Reason = _state.UnknownSet(m.Name) });
+        });
+        Command<ListBackupSets>(m =>
+        {
+            if (Unsigned(m)) return;
             var list = new BackupSetList();
             list.Sets.AddRange(_state.BackupSets.Values.Select(s => _state.SetInfo(s, DateTimeOffset.UtcNow)));
             Sender.Tell(list);
@@ -458,6 +466,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<WatchJob>(m =>
         {
+            if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
             if (job is null)
             {
@@ -474,17 +483,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<GetJob>(m =>
         {
+            if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
             Sender.Tell(job is null ? new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" } : WithProgress(job));
         });
         Command<ListJobs>(m =>
         {
+            if (Unsigned(m)) return;
             var list = new JobList();
-            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Take(m.Limit > 0 ? m.Limit : 50).Reverse().Select(WithProgress));
+            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? m.Limit : 50).Reverse().Select(WithProgress));
             Sender.Tell(list);
         });
         Command<ListSnapshots>(m =>
         {
+            if (Unsigned(m)) return;
             var list = new SnapshotList();
             var verdicts = m.Why ? _state.RetentionVerdicts() : null;
             list.Snapshots.AddRange(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client).Select(s =>
@@ -497,6 +509,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<GetSnapshot>(m =>
         {
+            if (Unsigned(m)) return;
             try
             {
                 var s = _state.FindSnapshot(m.Snapshot);
@@ -732,9 +745,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private Protocol.Trust.CellRole _authorizedRole;
     private readonly Trust.CallerNonces _nonces = new();
 
+    /// <summary>What the manager takes inside a CallerSigned: operator-only and job commands, and a program's looks at the catalog.</summary>
+    private static readonly IReadOnlySet<string> SignedHere = Protocol.Trust.OperatorCommands.Signed.Concat(Protocol.Trust.OperatorCommands.CatalogLooks).ToHashSet();
+
     /// <summary>
-    /// A command as the caller's shell or program signed it (an operator-only command, or a job command): checked
-    /// (CallerSignatures; a job command narrowed to what its signer may do: JobCallers), then handled as if sent alone.
+    /// A command as the caller's shell or program signed it (an operator-only command, a job command, a look): checked
+    /// (CallerSignatures), then handled as if sent alone, narrowed to what its signer may do (Authorized).
     /// </summary>
     private void CallerCommand(CallerSigned signed)
     {
@@ -742,12 +758,56 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var refusal = "";
         Protocol.Trust.CellIdentity? caller = null;
         if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
-        else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller);
-        if (command is not null && caller is not null && Protocol.Trust.OperatorCommands.Jobs.Contains(signed.Type)
-            && JobCallers.Narrow(caller, command, _state) is { } narrowed)
+        else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller, SignedHere);
+        Authorized(command, caller, refusal);
+    }
+
+    /// <summary>
+    /// A look at the catalog that a node makes for the caller whose signed command it relays (or a client node for the
+    /// caller of a find): answered as that caller may see, whatever node asks (Trust.LookSignatures.Shell; no nonce,
+    /// as one command may need several looks).
+    /// </summary>
+    private void LookFor(CatalogLook m)
+    {
+        IMessage? look = null;
+        Protocol.Trust.CellIdentity? caller = null;
+        string refusal;
+        if (!Protocol.Trust.OperatorCommands.CatalogLooks.Contains(m.Type)) refusal = $"a {m.Type} is not a look at the catalog";
+        else if (_trust is not null && m.Caller is null) refusal = $"the {m.Type} comes without its caller's signed command: ask with abk (and a certificate of the cell)";
+        else if (_trust is not null && (caller = Trust.LookSignatures.Shell(_trust, m.Caller!, m.Type, DateTimeOffset.UtcNow, Protocol.Trust.OperatorCommands.LookWindow, out refusal)) is null) { }
+        else
         {
-            command = null;
-            refusal = narrowed;
+            refusal = "";
+            try
+            {
+                look = ProtocolTypes.Parse(m.Type, m.Body.Span);
+            }
+            catch (InvalidProtocolBufferException e)
+            {
+                refusal = $"the {m.Type} does not parse: {e.Message}";
+            }
+        }
+        Authorized(look, caller, refusal);
+    }
+
+    /// <summary>
+    /// Handles <paramref name="command"/> for <paramref name="caller"/> (null: a test's ActorSystem without trust), narrowed
+    /// to what its certificate may do (a job command: JobCallers.Narrow; a look: JobCallers.NarrowLook), or answers
+    /// <paramref name="refusal"/> when it is null.
+    /// </summary>
+    private void Authorized(IMessage? command, Protocol.Trust.CellIdentity? caller, string refusal)
+    {
+        if (command is not null && caller is not null)
+        {
+            var name = command.Descriptor.Name;
+            var narrowed = Protocol.Trust.OperatorCommands.Jobs.Contains(name) ? JobCallers.Narrow(caller, command, _state)
+                : Protocol.Trust.OperatorCommands.CatalogLooks.Contains(name) ? JobCallers.NarrowLook(caller, command, _state)
+                : null;
+            if (narrowed is not null)
+            {
+                command = null;
+                refusal = narrowed;
+            }
         }
         switch (command)
         {
@@ -780,8 +840,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// Whether job command <paramref name="m"/> is refused (answered and logged): it did not come inside a CallerSigned
-    /// that the certificate of an operator, an integrator or a client host signed. In a test's ActorSystem without trust, taken.
+    /// Whether job command or look <paramref name="m"/> is refused (answered and logged): it did not come inside a
+    /// CallerSigned (or a look inside a CatalogLook) that the certificate of an operator, an integrator or a client host
+    /// signed. In a test's ActorSystem without trust, taken.
     /// </summary>
     private bool Unsigned(IMessage m)
     {

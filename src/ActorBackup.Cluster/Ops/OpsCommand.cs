@@ -43,7 +43,7 @@ public sealed class OpsCommand : ReceiveActor
             try
             {
                 answer = OpsPermissions.Refusal(call.Caller, call.Command) is { } refused ? new CommandRejected { Reason = refused }
-                    : await Narrow(call.Caller, call.Command) is { } narrowed ? new CommandRejected { Reason = narrowed }
+                    : Narrow(call.Caller, call.Command) is { } narrowed ? new CommandRejected { Reason = narrowed }
                     : Filter(await Handle(call.Command));
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or TimeoutException)
@@ -96,71 +96,35 @@ public sealed class OpsCommand : ReceiveActor
         };
     }
 
-    private Task<T> AskManager<T>(object message) where T : class =>
-        Ask<T>(_cell.Manager, message, "the manager");
+    private Task<T> AskManager<T>(IMessage message) where T : class =>
+        Ask<T>(_cell.Manager, ForCaller(message), "the manager");
 
     /// <summary>
-    /// Narrows a look to what its caller may see, or says why it may not: a client host's look is about its own
-    /// client (a snapshot it names, 'latest' included, is looked up among its own; a list or search is of its own).
-    /// Job commands are the manager's to narrow (Manager/JobCallers): they go to it as the caller signed them.
+    /// A look at the manager's catalog goes with the caller's signed command (CatalogLook): the manager answers it as
+    /// the caller may see (a client host: its own client's), never to this node in its own name.
     /// </summary>
-    private async Task<string?> Narrow(CellIdentity caller, IMessage command)
+    private object ForCaller(IMessage message) => OperatorCommands.For(_call.Proof, message);
+
+    /// <summary>
+    /// Narrows a search to what its caller may see, or says why it may not: a client host's find is of its own client.
+    /// The manager narrows looks at its catalog (Manager/JobCallers.NarrowLook) and job commands (JobCallers.Narrow)
+    /// itself, by the caller's signature that goes with them.
+    /// </summary>
+    private static string? Narrow(CellIdentity caller, IMessage command)
     {
-        if (caller.Role != CellRole.Client) return null;
-        var own = caller.Client;
-        switch (command)
-        {
-            case ListSnapshots l:
-                if (OpsPermissions.NotOwn(caller, l.Client) is { } a) return a;
-                l.Client = own;
-                return null;
-            case FindFiles f:
-                if (OpsPermissions.NotOwn(caller, f.Client) is { } b) return b;
-                f.Client = own;
-                return null;
-            case GetSnapshot g:
-                g.Snapshot = (await OwnSnapshot(g.Snapshot, own)).Id;
-                return null;
-            case ListSnapshotTree t:
-                t.Snapshot = (await OwnSnapshot(t.Snapshot, own)).Id;
-                return null;
-            case GetJob or WatchJob:
-                var id = command switch { GetJob j => j.Job, WatchJob w => w.Job, _ => "" };
-                var job = await AskManager<JobInfo>(new GetJob { Job = id });
-                return OpsPermissions.NotOwnJob(caller, id, job.Client);
-            default:
-                return null;
-        }
+        if (caller.Role != CellRole.Client || command is not FindFiles f) return null;
+        if (OpsPermissions.NotOwn(caller, f.Client) is { } refused) return refused;
+        f.Client = caller.Client;
+        return null;
     }
 
-    /// <summary>A snapshot by id, prefix or 'latest' among those of <paramref name="client"/> (every client's when empty).</summary>
-    private async Task<SnapshotInfo> OwnSnapshot(string idOrPrefix, string client)
-    {
-        var list = await AskManager<SnapshotList>(new ListSnapshots { Client = client });
-        var mine = list.Snapshots.Where(s => client == "" || s.Client == client).OrderBy(s => s.FinishedUnixMs).ToList();
-        return client == ""
-            ? Engine.Catalog.SnapshotCatalog.Find(mine, s => s.Id, idOrPrefix, "list them with 'abk snapshot list'")
-            : Engine.Catalog.SnapshotCatalog.Find(mine, s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
-                $"client {client} has no snapshot yet: run a backup first", " of client " + client);
-    }
-
-    /// <summary>Takes out of an answer what the caller may not see: a client host sees its own client's jobs only.</summary>
+    /// <summary>Takes out of an answer what the caller may not see: a client host sees its own client only (the manager narrows the catalog's answers).</summary>
     private IMessage? Filter(IMessage? answer)
     {
-        if (_call.Caller.Role != CellRole.Client) return answer;
-        switch (answer)
-        {
-            case JobList jobs:
-                var mine = new JobList();
-                mine.Jobs.AddRange(jobs.Jobs.Where(j => j.Client == _call.Caller.Client));
-                return mine;
-            case ClientList clients:
-                var own = new ClientList();
-                own.Clients.AddRange(clients.Clients.Where(c => c.Id == _call.Caller.Client));
-                return own;
-            default:
-                return answer;
-        }
+        if (_call.Caller.Role != CellRole.Client || answer is not ClientList clients) return answer;
+        var own = new ClientList();
+        own.Clients.AddRange(clients.Clients.Where(c => c.Id == _call.Caller.Client));
+        return own;
     }
 
     /// <summary>The answer, or null when the command streams its answers from now on (Become).</summary>
@@ -220,7 +184,7 @@ public sealed class OpsCommand : ReceiveActor
             case StartRestore or RunBackupSet:
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:
-                _cell.Manager.Tell(w);
+                _cell.Manager.Tell(ForCaller(w));
                 Become(Watching);
                 return null;
             case ListSnapshotTree ls:

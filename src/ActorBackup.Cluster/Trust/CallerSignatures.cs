@@ -13,8 +13,8 @@ public static class CallerSignatures
 {
     /// <summary>
     /// The command inside <paramref name="signed"/> and who signed it; null with <paramref name="refusal"/> saying why
-    /// when it is not to be taken: an operator-only command signed by anyone but an operator, a job command signed by
-    /// a node, a signature of another cell, stale or seen before.
+    /// when it is not to be taken: an operator-only command signed by anyone but an operator, a job command or a look
+    /// signed by a node, a signature of another cell, stale or seen before.
     /// </summary>
     /// <param name="types">the commands it may hold (default: OperatorCommands.Signed)</param>
     /// <param name="window">how old it may be (default OperatorCommands.Window)</param>
@@ -38,9 +38,9 @@ public static class CallerSignatures
             refusal = $"the {signed.Type} is refused: {refusal}";
             return null;
         }
-        if (caller.Role != CellRole.Operator && !(OperatorCommands.Jobs.Contains(signed.Type) && caller.Role is CellRole.Integrator or CellRole.Client))
+        if (caller.Role != CellRole.Operator && !(OperatorCommands.NotOnlyOperators.Contains(signed.Type) && caller.Role is CellRole.Integrator or CellRole.Client))
         {
-            refusal = OperatorCommands.Jobs.Contains(signed.Type)
+            refusal = OperatorCommands.NotOnlyOperators.Contains(signed.Type)
                 ? $"the {signed.Type} is refused: it is signed by {caller}, and only an operator, integrator or client certificate may give it"
                 : $"the {signed.Type} is refused: it is signed by {caller}, and only an operator certificate may give it";
             return null;
@@ -106,23 +106,8 @@ public static class LookSignatures
             refusal = $"the {type} comes without its shell's signature: ask with abk (and a certificate of the cell)";
             return null;
         }
-        var caller = SignedMessages.Signer(trust.Ca, proof, out refusal);
-        if (caller is null)
-        {
-            refusal = $"the {type} is refused: {refusal}";
-            return null;
-        }
-        if (caller.Role is not (CellRole.Operator or CellRole.Integrator or CellRole.Client))
-        {
-            refusal = $"the {type} is refused: it is signed by {caller}, which is no shell's certificate";
-            return null;
-        }
-        var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(proof.UnixMs, 0, 253402300799999));
-        if ((now - signedAt).Duration() > OperatorCommands.Window)
-        {
-            refusal = $"the {type} was signed at {signedAt:u}, more than {OperatorCommands.Window.TotalMinutes:F0} minutes from this node's clock: set the clocks right (NTP)";
-            return null;
-        }
+        var caller = Shell(trust, proof, type, now, OperatorCommands.Window, out refusal);
+        if (caller is null) return null;
         try
         {
             signed = ProtocolTypes.Parse(type, proof.Body.Span);
@@ -130,6 +115,34 @@ public static class LookSignatures
         catch (InvalidProtocolBufferException e)
         {
             refusal = $"the signed {type} does not parse: {e.Message}";
+            return null;
+        }
+        return caller;
+    }
+
+    /// <summary>
+    /// The operator, integrator or client host whose certificate signed <paramref name="proof"/> within
+    /// <paramref name="window"/> of this clock (any command: what it asked for is the caller's to check); null with
+    /// <paramref name="refusal"/> saying why (<paramref name="what"/> names the request in it).
+    /// </summary>
+    public static CellIdentity? Shell(NodeTrust trust, CallerSigned proof, string what, DateTimeOffset now, TimeSpan window, out string refusal)
+    {
+        var caller = SignedMessages.Signer(trust.Ca, proof, out refusal);
+        if (caller is null)
+        {
+            refusal = $"the {what} is refused: {refusal}";
+            return null;
+        }
+        if (caller.Role is not (CellRole.Operator or CellRole.Integrator or CellRole.Client))
+        {
+            refusal = $"the {what} is refused: it is signed by {caller}, which is no shell's certificate";
+            return null;
+        }
+        var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(proof.UnixMs, 0, 253402300799999));
+        if (signedAt - now > OperatorCommands.Window || now - signedAt > window)
+        {
+            refusal = $"the {what} was signed at {signedAt:u}, more than {window.TotalMinutes:F0} minutes from this node's clock ({now:u}): " +
+                      "set the clocks right (NTP), and ask again";
             return null;
         }
         return caller;

@@ -38,8 +38,35 @@ public static class OperatorCommands
         StartCopy.Descriptor.Name, CancelJob.Descriptor.Name, SetJobPriority.Descriptor.Name,
     };
 
+    /// <summary>
+    /// The manager's looks at its catalog (jobs, snapshots, backup sets, policies): answered only for a caller whose
+    /// certificate signed them (an operator, an integrator, a client host: its own client's), never to a node that
+    /// asks in its own name. A program signs the look in a CallerSigned; a node relaying a shell's command sends its looks in a
+    /// CatalogLook with the command as the shell signed it.
+    /// </summary>
+    public static readonly IReadOnlySet<string> CatalogLooks = new HashSet<string>
+    {
+        ListJobs.Descriptor.Name, GetJob.Descriptor.Name, WatchJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name,
+        ListBackupSets.Descriptor.Name, GetBackupSet.Descriptor.Name, ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name,
+    };
+
+    /// <summary>
+    /// <paramref name="look"/> as a node sends it to the manager for the caller who signed <paramref name="proof"/>: a
+    /// look at the catalog inside a CatalogLook with it; anything else (or without a proof: a test without trust) as it is.
+    /// </summary>
+    public static object For(CallerSigned? proof, IMessage look) =>
+        proof is not null && CatalogLooks.Contains(look.Descriptor.Name)
+            ? new CatalogLook { Caller = proof, Type = look.Descriptor.Name, Body = look.ToByteString() }
+            : look;
+
+    /// <summary>How old the shell's signed command in a CatalogLook may be: a find that builds indexes asks for manifests as it goes.</summary>
+    public static readonly TimeSpan LookWindow = TimeSpan.FromHours(1);
+
     /// <summary>The commands the manager takes only inside a CallerSigned (by their protobuf names).</summary>
     public static readonly IReadOnlySet<string> Signed = OperatorOnly.Concat(Jobs).ToHashSet();
+
+    /// <summary>What a caller other than an operator may sign for the manager: job commands and looks (its role narrows them).</summary>
+    public static readonly IReadOnlySet<string> NotOnlyOperators = Jobs.Concat(CatalogLooks).ToHashSet();
 
     /// <summary>
     /// Looks whose answer is a client's decrypted data (ls, find) and the catalog rebuild: the shell signs them too,
@@ -51,7 +78,7 @@ public static class OperatorCommands
     };
 
     /// <summary>Whether a shell signs a command of this type.</summary>
-    public static bool ShellSigns(string type) => Signed.Contains(type) || Looks.Contains(type);
+    public static bool ShellSigns(string type) => Signed.Contains(type) || Looks.Contains(type) || CatalogLooks.Contains(type);
 
     /// <summary><paramref name="command"/> signed now with <paramref name="certificate"/> (which holds its private key).</summary>
     public static CallerSigned Sign(IMessage command, X509Certificate2 certificate, DateTimeOffset now) =>

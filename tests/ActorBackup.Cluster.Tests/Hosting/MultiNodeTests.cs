@@ -71,7 +71,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         Google.Protobuf.IMessage Signed(Google.Protobuf.IMessage m) => ActorBackup.Protocol.Trust.OperatorCommands.Sign(m, operatorCert, DateTimeOffset.UtcNow);
         var accepted = await n3.Manager.Ask<object>(Signed(new StartBackup { Paths = { src } }), TimeSpan.FromSeconds(10));
         var job = Assert.IsType<JobAccepted>(accepted).Job;
-        var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
+        var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(Signed(new GetJob { Job = job }), TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
         Assert.True(info.State == JobState.Succeeded, info.Reason);
         Assert.Equal("n3", info.Client);
         var notice = await Eventually.Until(() => Task.FromResult(notices.FirstOrDefault(n => n.Job.Id == job)), n => n is not null, "the job-ended notice");
@@ -79,7 +79,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
 
         var target = Path.Combine(_dir, "restore");
         var restore = Assert.IsType<JobAccepted>(await n1.Manager.Ask<object>(Signed(new StartRestore { Snapshot = info.Snapshot, Target = target }), TimeSpan.FromSeconds(10)));
-        var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(new GetJob { Job = restore.Job }, TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
+        var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(Signed(new GetJob { Job = restore.Job }), TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
         Assert.True(restored.State == JobState.Succeeded, restored.Reason);
         Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
     }

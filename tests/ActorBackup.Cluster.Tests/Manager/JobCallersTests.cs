@@ -78,4 +78,31 @@ public class JobCallersTests
         // A node certificate is no caller's.
         Assert.Contains("node certificate", JobCallers.Narrow(NodeA, new StartBackup { Paths = { "/x" } }, s));
     }
+
+    [Fact]
+    public void A_client_host_sees_its_own_clients_jobs_and_snapshots_only_and_a_node_nothing()
+    {
+        var s = Cell();
+        var jobs = new ListJobs();
+        Assert.Null(JobCallers.NarrowLook(HostA, jobs, s));
+        Assert.Equal("host-a", jobs.Client);
+        Assert.Contains("for client host-a only, not host-b", JobCallers.NarrowLook(HostA, new ListJobs { Client = "host-b" }, s));
+        var snapshots = new ListSnapshots();
+        Assert.Null(JobCallers.NarrowLook(HostA, snapshots, s));
+        Assert.Equal("host-a", snapshots.Client);
+        var latest = new GetSnapshot { Snapshot = "latest" };
+        Assert.Null(JobCallers.NarrowLook(HostA, latest, s));
+        Assert.Equal("a1", latest.Snapshot); // its own newest, not the cell's (b0)
+        Assert.Contains("no snapshot 'b0' of client host-a", JobCallers.NarrowLook(HostA, new GetSnapshot { Snapshot = "b0" }, s));
+        Assert.Contains("job 1 is not one of them", JobCallers.NarrowLook(HostA, new GetJob { Job = "1" }, s));
+        Assert.Contains("job 1 is not one of them", JobCallers.NarrowLook(HostA, new WatchJob { Job = "1" }, s));
+        Assert.Contains("operator certificate", JobCallers.NarrowLook(HostA, new GetBackupSet { Name = "web" }, s)); // its commands are the operator's
+        Assert.NotNull(JobCallers.NarrowLook(HostA, new ListPolicies(), s));
+
+        var all = new ListSnapshots();
+        Assert.Null(JobCallers.NarrowLook(Integrator, all, s));
+        Assert.Equal("", all.Client);
+        Assert.Null(JobCallers.NarrowLook(Operator, new GetBackupSet { Name = "web" }, s));
+        Assert.Contains("node certificate", JobCallers.NarrowLook(NodeA, new ListJobs(), s));
+    }
 }
