@@ -60,8 +60,18 @@ public class CellTests
 
         var ls = cell.Abk("ls", snap2, src + "/docs");
         Assert.Contains(src + "/docs/new.txt", ls.Stdout);
+        // A name that is not UTF-8 (Latin-1 "café") is kept byte for byte; ls and --json show its byte as \xe9.
+        TreeCompare.WriteFile(src, [.. "docs/caf"u8, 0xe9], "latin-1"u8);
+        var third = cell.AbkJson("backup", src);
+        Assert.Equal("SUCCEEDED", third.GetProperty("state").GetString());
+        var snap3 = third.GetProperty("snapshot").GetString()!;
+        Assert.Contains(src + @"/docs/caf\xe9", cell.Abk("ls", snap3, src + "/docs").Stdout);
+        Assert.Contains(cell.AbkJson("ls", snap3, src + @"/docs/caf\xe9").GetProperty("entries").EnumerateArray(), e => e.GetProperty("path").GetString() == src + @"/docs/caf\xe9");
+        var r3 = Path.Combine(dir.Path, "r3");
+        Assert.Equal(0, cell.Abk("restore", snap3, "--to", r3).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), r3 + src);
         var jobs = cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().ToList();
-        Assert.Equal(4, jobs.Count);
+        Assert.Equal(6, jobs.Count);
         Assert.All(jobs, j => Assert.Equal("SUCCEEDED", j.GetProperty("state").GetString()));
         Assert.Contains("lib1", cell.Abk("volume", "list", "lib1").Stdout);
 

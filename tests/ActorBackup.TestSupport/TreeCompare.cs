@@ -1,25 +1,62 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Xunit;
 
 namespace ActorBackup.TestSupport;
 
-/// <summary>What a folder held: every entry's kind, bytes, mode and mtime, to compare a restore with its source.</summary>
-public static class TreeCompare
+/// <summary>
+/// What a folder held, as the kernel tells it, with calls of its own (not the product's): every entry by the bytes
+/// of its name, with its kind, content, mode, owner, mtime to the nanosecond, symlink target, hard-link group,
+/// device numbers and extended attributes (POSIX ACLs and file capabilities are xattrs too), to compare a restore
+/// with its source. Names and targets are shown printable ASCII as they are, every other byte as \xHH.
+/// </summary>
+public static unsafe partial class TreeCompare
 {
+    /// <summary>Every entry below <paramref name="root"/> (not the root itself), by its path relative to it.</summary>
     public static Dictionary<string, string> Describe(string root)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var path in Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories))
+        var firstOfInode = new Dictionary<(ulong, ulong), string>();
+        void Walk(byte[] dir, string rel)
         {
-            var rel = Path.GetRelativePath(root, path);
-            var info = new FileInfo(path);
-            if (info.LinkTarget is { } target) result[rel] = $"link -> {target}";
-            else if (Directory.Exists(path)) result[rel] = $"dir {File.GetUnixFileMode(path)}";
-            else
+            foreach (var name in List(dir).OrderBy(n => n, ByteOrder.Instance))
             {
-                var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
-                result[rel] = $"file {info.Length} {hash} {File.GetUnixFileMode(path)} {info.LastWriteTimeUtc.Ticks}";
+                var path = Join(dir, name);
+                var key = rel == "" ? Show(name) : rel + "/" + Show(name);
+                var st = Stat(path);
+                var what = new StringBuilder();
+                var kind = (st.Mode & 0xF000) switch
+                {
+                    0x8000 => "file", 0x4000 => "dir", 0xA000 => "symlink", 0x1000 => "fifo", 0x2000 => "chardev", 0x6000 => "blockdev", 0xC000 => "socket",
+                    _ => "unknown",
+                };
+                what.Append($"{kind} mode {Convert.ToString(st.Mode & 0xFFF, 8)} owner {st.Uid}:{st.Gid} mtime {st.Mtime.Sec}.{st.Mtime.Nsec:D9}");
+                switch (kind)
+                {
+                    case "file":
+                        var device = ((ulong)st.DevMajor << 32) | st.DevMinor;
+                        if (st.Nlink > 1 && firstOfInode.TryGetValue((device, st.Ino), out var first)) what.Append($" hard link of {first}");
+                        else
+                        {
+                            if (st.Nlink > 1) firstOfInode[(device, st.Ino)] = key;
+                            what.Append($" size {st.Size} sha256 {Hash(path)}");
+                        }
+                        break;
+                    case "symlink":
+                        what.Append(" -> ").Append(Show(ReadLink(path)));
+                        break;
+                    case "chardev" or "blockdev":
+                        what.Append($" device {st.RdevMajor}:{st.RdevMinor}");
+                        break;
+                }
+                foreach (var (attribute, value) in Xattrs(path)) what.Append($" xattr {attribute}={Convert.ToHexString(value)}");
+                result[key] = what.ToString();
+                if (kind == "dir") Walk(path, key);
             }
         }
+        Walk(Encoding.UTF8.GetBytes(root), "");
         return result;
     }
 
@@ -28,8 +65,196 @@ public static class TreeCompare
         var actual = Describe(actualRoot);
         var missing = expected.Keys.Except(actual.Keys).ToList();
         var extra = actual.Keys.Except(expected.Keys).ToList();
-        var different = expected.Keys.Intersect(actual.Keys).Where(k => expected[k] != actual[k]).Select(k => $"{k}: {actual[k]} != {expected[k]}").ToList();
+        var different = expected.Keys.Intersect(actual.Keys).Where(k => expected[k] != actual[k]).Select(k => $"{k}: {actual[k]}\n  expected {expected[k]}").ToList();
         Assert.True(missing.Count + extra.Count + different.Count == 0,
             $"restore differs from the source:\nmissing {string.Join(", ", missing)}\nextra {string.Join(", ", extra)}\n{string.Join("\n", different)}");
     }
+
+    /// <summary>Bytes as shown in the keys: printable ASCII but the backslash as it is, everything else as \xHH.</summary>
+    public static string Show(ReadOnlySpan<byte> bytes)
+    {
+        var s = new StringBuilder(bytes.Length);
+        foreach (var b in bytes)
+            if (b is >= 0x20 and < 0x7f && b != (byte)'\\') s.Append((char)b);
+            else s.Append($"\\x{b:x2}");
+        return s.ToString();
+    }
+
+    /// <summary>Creates a regular file whose name is <paramref name="name"/>'s bytes (not necessarily UTF-8) in <paramref name="dir"/> (a name may hold '/': a path below it).</summary>
+    public static void WriteFile(string dir, ReadOnlySpan<byte> name, ReadOnlySpan<byte> content)
+    {
+        var path = Join(Encoding.UTF8.GetBytes(dir), name.ToArray());
+        int fd;
+        fixed (byte* p = Terminated(path)) fd = open(p, 0x41 | 0x200 | 0x80000, 0x1a4); // O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644
+        if (fd < 0) throw new IOException($"create {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write);
+        stream.Write(content);
+    }
+
+    /// <summary>Creates a folder whose name is <paramref name="name"/>'s bytes in <paramref name="dir"/> (a name may hold '/': a path below it).</summary>
+    public static void MakeDirectory(string dir, ReadOnlySpan<byte> name)
+    {
+        var path = Join(Encoding.UTF8.GetBytes(dir), name.ToArray());
+        fixed (byte* p = Terminated(path))
+            if (mkdir(p, 0x1ed) != 0) throw new IOException($"mkdir {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Makes a symlink named <paramref name="name"/> in <paramref name="dir"/> pointing at <paramref name="target"/> (both raw bytes).</summary>
+    public static void Symlink(string dir, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target)
+    {
+        var path = Join(Encoding.UTF8.GetBytes(dir), name.ToArray());
+        fixed (byte* t = Terminated(target.ToArray()))
+        fixed (byte* p = Terminated(path))
+            if (symlink(t, p) != 0) throw new IOException($"symlink {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>A hard link named <paramref name="name"/> in <paramref name="dir"/> to <paramref name="existing"/> in the same folder (raw bytes).</summary>
+    public static void HardLink(string dir, ReadOnlySpan<byte> existing, ReadOnlySpan<byte> name)
+    {
+        var d = Encoding.UTF8.GetBytes(dir);
+        fixed (byte* e = Terminated(Join(d, existing.ToArray())))
+        fixed (byte* n = Terminated(Join(d, name.ToArray())))
+            if (link(e, n) != 0) throw new IOException($"link {Show(name)}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    private sealed class ByteOrder : IComparer<byte[]>
+    {
+        public static readonly ByteOrder Instance = new();
+        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+    }
+
+    private static byte[] Join(byte[] dir, byte[] name)
+    {
+        var path = new byte[dir.Length + 1 + name.Length];
+        dir.CopyTo(path, 0);
+        path[dir.Length] = (byte)'/';
+        name.CopyTo(path, dir.Length + 1);
+        return path;
+    }
+
+    private static byte[] Terminated(byte[] bytes)
+    {
+        var t = new byte[bytes.Length + 1];
+        bytes.CopyTo(t, 0);
+        return t;
+    }
+
+    private static List<byte[]> List(byte[] dir)
+    {
+        nint handle;
+        fixed (byte* p = Terminated(dir)) handle = opendir(p);
+        if (handle == 0) throw new IOException($"opendir {Show(dir)}: errno {Marshal.GetLastPInvokeError()}");
+        try
+        {
+            var names = new List<byte[]>();
+            for (var entry = readdir64(handle); entry is not null; entry = readdir64(handle))
+            {
+                var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(entry + 19); // d_name in struct dirent64
+                if (name is [(byte)'.'] or [(byte)'.', (byte)'.']) continue;
+                names.Add(name.ToArray());
+            }
+            return names;
+        }
+        finally
+        {
+            closedir(handle);
+        }
+    }
+
+    private static Statx Stat(byte[] path)
+    {
+        Statx sx;
+        fixed (byte* p = Terminated(path))
+            if (statx(-100, p, 0x100, 0x7ff, &sx) != 0) throw new IOException($"stat {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        return sx;
+    }
+
+    private static string Hash(byte[] path)
+    {
+        int fd;
+        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC
+        if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read);
+        return Convert.ToHexString(SHA256.HashData(stream));
+    }
+
+    private static byte[] ReadLink(byte[] path)
+    {
+        var buffer = new byte[4096];
+        nint n;
+        fixed (byte* p = Terminated(path))
+        fixed (byte* b = buffer)
+            n = readlink(p, b, buffer.Length);
+        if (n < 0) throw new IOException($"readlink {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        return buffer.AsSpan(0, (int)n).ToArray();
+    }
+
+    /// <summary>The entry's extended attributes (not followed through a symlink), by name.</summary>
+    private static List<(string Name, byte[] Value)> Xattrs(byte[] path)
+    {
+        var result = new List<(string, byte[])>();
+        var p = Terminated(path);
+        var names = new byte[64 * 1024];
+        nint length;
+        fixed (byte* pp = p)
+        fixed (byte* np = names)
+            length = llistxattr(pp, np, names.Length);
+        if (length < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == 95) return result; // EOPNOTSUPP: a file system without xattrs
+            throw new IOException($"listxattr {Show(path)}: errno {errno}");
+        }
+        var value = new byte[64 * 1024];
+        foreach (var raw in names.AsSpan(0, (int)length).ToArray().Split0())
+        {
+            nint size;
+            fixed (byte* pp = p)
+            fixed (byte* np = Terminated(raw))
+            fixed (byte* vp = value)
+                size = lgetxattr(pp, np, vp, value.Length);
+            if (size < 0) throw new IOException($"getxattr {Show(path)} {Show(raw)}: errno {Marshal.GetLastPInvokeError()}");
+            result.Add((Show(raw), value.AsSpan(0, (int)size).ToArray()));
+        }
+        result.Sort((a, b) => string.CompareOrdinal(a.Item1, b.Item1));
+        return result;
+    }
+
+    private static IEnumerable<byte[]> Split0(this byte[] list)
+    {
+        var start = 0;
+        for (var i = 0; i < list.Length; i++)
+            if (list[i] == 0)
+            {
+                if (i > start) yield return list[start..i];
+                start = i + 1;
+            }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct StatxTimestamp { public long Sec; public uint Nsec; public int Reserved; }
+
+    [StructLayout(LayoutKind.Sequential, Size = 256)]
+    private struct Statx
+    {
+        public uint Mask, Blksize;
+        public ulong Attributes;
+        public uint Nlink, Uid, Gid;
+        public ushort Mode, Spare0;
+        public ulong Ino, Size, Blocks, AttributesMask;
+        public StatxTimestamp Atime, Btime, Ctime, Mtime;
+        public uint RdevMajor, RdevMinor, DevMajor, DevMinor;
+    }
+
+    [LibraryImport("libc", SetLastError = true)] private static partial int statx(int dirfd, byte* path, int flags, uint mask, Statx* buf);
+    [LibraryImport("libc", SetLastError = true)] private static partial int open(byte* path, int flags, uint mode);
+    [LibraryImport("libc", SetLastError = true)] private static partial int mkdir(byte* path, uint mode);
+    [LibraryImport("libc", SetLastError = true)] private static partial int symlink(byte* target, byte* path);
+    [LibraryImport("libc", SetLastError = true)] private static partial int link(byte* existing, byte* path);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint opendir(byte* path);
+    [LibraryImport("libc", SetLastError = true)] private static partial byte* readdir64(nint dir);
+    [LibraryImport("libc")] private static partial int closedir(nint dir);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint readlink(byte* path, byte* buf, nint size);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint llistxattr(byte* path, byte* list, nint size);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint lgetxattr(byte* path, byte* name, byte* value, nint size);
 }

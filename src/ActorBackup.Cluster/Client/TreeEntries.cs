@@ -13,8 +13,8 @@ public static class TreeEntries
             MtimeUnixSec = e.Node.MtimeSec,
             Target = e.Node.Type switch
             {
-                NodeType.Symlink => System.Text.Encoding.UTF8.GetString(e.Node.LinkTarget.Span),
-                NodeType.Hardlink => e.Node.HardlinkTarget,
+                NodeType.Symlink => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Decode(e.Node.LinkTarget.Span)),
+                NodeType.Hardlink => Engine.Posix.PosixNames.Display(e.Node.LinkedPath()),
                 _ => "",
             },
         });

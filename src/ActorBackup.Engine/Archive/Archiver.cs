@@ -84,7 +84,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var st = Posix.Posix.LStat(raw);
             if (st is null)
             {
-                _errors.Add(new SnapshotError { Path = raw, Reason = "path does not exist" });
+                Error(raw, "path does not exist");
                 continue;
             }
             walked++;
@@ -113,7 +113,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     if (error is not null)
                     {
                         failed[i] = true;
-                        lock (_errors) _errors.Add(new SnapshotError { Path = _jobs[i].Path, Reason = error });
+                        Error(_jobs[i].Path, error);
                     }
                     Interlocked.Increment(ref _filesDone);
                 }, cancel);
@@ -174,6 +174,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return manifest;
     }
 
+    /// <summary>Records a path the snapshot leaves out or holds imperfectly, as PosixNames.Display shows it.</summary>
+    private void Error(string path, string reason)
+    {
+        lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(path), Reason = reason });
+    }
+
     private static string NormalizePath(string path)
     {
         var full = Path.GetFullPath(path);
@@ -189,7 +195,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {
             // Without the parent's listing the directory is simply read in full.
-            _errors.Add(new SnapshotError { Path = path, Reason = $"parent snapshot's tree unreadable, files read in full: {e.Message}" });
+            Error(path, $"parent snapshot's tree unreadable, files read in full: {e.Message}");
             return null;
         }
     }
@@ -213,18 +219,18 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         for (var i = 0; i < parts.Length; i++)
         {
             current += "/" + parts[i];
-            var parentNode = parentTree?.Nodes.FirstOrDefault(n => n.Name == parts[i]);
+            var parentNode = parentTree?.Nodes.FirstOrDefault(n => n.FileName() == parts[i]);
             if (i == parts.Length - 1)
             {
-                if (dir.Children.Any(c => c.Name == parts[i])) return; // already there through an enclosing path
+                if (dir.Children.Any(c => c.FileName() == parts[i])) return; // already there through an enclosing path
                 AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
                 return;
             }
-            var existing = dir.SubDirs.FirstOrDefault(d => d.Node.Name == parts[i]);
+            var existing = dir.SubDirs.FirstOrDefault(d => d.Node.FileName() == parts[i]);
             if (existing is null)
             {
                 var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
-                var node = new Node { Name = parts[i] };
+                var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
                 existing = new DirBuild(current, node);
                 dir.Children.Add(node);
@@ -270,18 +276,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         cancel.ThrowIfCancellationRequested();
         _stats.Directories++;
-        string[] entries;
+        List<string> names;
         try
         {
-            entries = Directory.GetFileSystemEntries(dir.Path);
+            // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
+            names = Posix.Posix.ListDirectory(dir.Path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _errors.Add(new SnapshotError { Path = dir.Path, Reason = $"cannot list directory: {e.Message}" });
+            Error(dir.Path, $"cannot list directory: {e.Message}");
             return;
         }
-        var names = entries.Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
-        Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
+        names.Sort(StringComparer.Ordinal);
+        Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.FileName(), StringComparer.Ordinal);
         var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
         foreach (var name in names)
         {
@@ -294,18 +301,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             catch (IOException e)
             {
-                _errors.Add(new SnapshotError { Path = full, Reason = e.Message });
+                Error(full, e.Message);
                 continue;
             }
             if (st is null)
             {
-                _errors.Add(new SnapshotError
-                {
-                    Path = full,
-                    Reason = name.Contains('\uFFFD')
-                        ? "name is not valid UTF-8 and cannot be represented: the entry is left out (rename it to back it up)"
-                        : "vanished before it could be read",
-                });
+                Error(full, "vanished before it could be read");
                 continue;
             }
             Node? parentNode = null;
@@ -316,7 +317,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     private void AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel)
     {
-        var node = new Node { Name = name };
+        var node = new Node().Named(name);
         FillNode(node, st);
         switch (st.Kind)
         {
@@ -334,8 +335,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 {
                     if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first))
                     {
-                        node.Type = NodeType.Hardlink;
-                        node.HardlinkTarget = _linkPaths[first];
+                        node.LinksTo(_linkPaths[first]);
                         _links.Add((node, first));
                         dir.Children.Add(node);
                         return;
@@ -360,14 +360,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 }
                 catch (IOException e)
                 {
-                    _errors.Add(new SnapshotError { Path = full, Reason = e.Message });
+                    Error(full, e.Message);
                     return;
                 }
                 _stats.Other++;
                 dir.Children.Add(node);
                 return;
             case FileKind.Unknown:
-                _errors.Add(new SnapshotError { Path = full, Reason = "unknown file type: left out" });
+                Error(full, "unknown file type: left out");
                 return;
             default:
                 _stats.Other++;
@@ -475,7 +475,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             || a.CtimeSec != job.Stat.CtimeSec || a.CtimeNsec != job.Stat.CtimeNsec || a.Inode != job.Stat.Inode || (ulong)size != job.Stat.Size)
         {
             // Keep what was read (a consistent set of chunks) but say that it may be a torn view of the file.
-            lock (_errors) _errors.Add(new SnapshotError { Path = job.Path, Reason = "changed while it was read: the stored copy may mix old and new content" });
+            Error(job.Path, "changed while it was read: the stored copy may mix old and new content");
         }
         return null;
     }
@@ -497,7 +497,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             sub.Node.Subtree = ByteString.CopyFrom(subtree.ToArray());
         }
         var tree = new Tree();
-        tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.Name, StringComparer.Ordinal));
+        tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
         foreach (var node in tree.Nodes)
             for (var i = 0; i < node.ChunkCount(); i++) _references.Add(node.ChunkAt(i));
         var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);

@@ -4,7 +4,8 @@ namespace ActorBackup.Engine.Archive;
 
 /// <summary>
 /// Exclude patterns, restic-style: a pattern with a '/' is matched against the whole path, one without
-/// against each entry's name ("*.tmp", "node_modules"). '**' crosses directories.
+/// against each entry's name ("*.tmp", "node_modules"). '**' crosses directories. A pattern is written as listings
+/// show names (Posix/PosixNames: a byte that is not UTF-8 as \xHH, a backslash as \\).
 /// </summary>
 public sealed class ExcludeMatcher
 {
@@ -19,7 +20,7 @@ public sealed class ExcludeMatcher
             Glob glob;
             try
             {
-                glob = Glob.Parse(p);
+                glob = Glob.Parse(Posix.PosixNames.Parse(p));
             }
             catch (Exception e)
             {

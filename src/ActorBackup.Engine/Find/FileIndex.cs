@@ -34,7 +34,7 @@ public static class FileIndex
     public static Header Write(TreeReader trees, SnapshotManifest snapshot, Stream output, Stream? scratch = null) =>
         Write(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, Directories(trees, snapshot), output, scratch);
 
-    /// <summary>A snapshot's directories with their listings, depth first in name order; the root's path is "".</summary>
+    /// <summary>A snapshot's directories with their listings, depth first in name order; the root's path is "". Paths as ls shows them (PosixNames.Display).</summary>
     public static IEnumerable<(string Dir, Tree Tree)> Directories(TreeReader trees, SnapshotManifest snapshot)
     {
         var pending = new Stack<(string Dir, Google.Protobuf.ByteString Tree)>();
@@ -45,7 +45,7 @@ public static class FileIndex
             var tree = trees.Load(id);
             yield return (dir, tree);
             for (var i = tree.Nodes.Count - 1; i >= 0; i--)
-                if (tree.Nodes[i] is { Type: NodeType.Directory, Subtree.Length: > 0 } sub) pending.Push((dir + "/" + sub.Name, sub.Subtree));
+                if (tree.Nodes[i] is { Type: NodeType.Directory, Subtree.Length: > 0 } sub) pending.Push((dir + "/" + Posix.PosixNames.Display(sub.FileName()), sub.Subtree));
         }
     }
 
@@ -84,7 +84,7 @@ public static class FileIndex
             {
                 entries++;
                 var before = buffer.Length;
-                buffer.WriteRaw(Encoding.UTF8.GetBytes(node.Name));
+                buffer.WriteRaw(Encoding.UTF8.GetBytes(Posix.PosixNames.Display(node.FileName())));
                 buffer.WriteByte(0);
                 namesBytes += buffer.Length - before;
                 row.Clear();

@@ -19,7 +19,7 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long syscall_openat2(long number, int dirfd, byte* path, OpenHow* how, nuint size);
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int open_mode(string path, int flags, uint mode);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
@@ -67,7 +67,13 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static partial int statx_at(int dirfd, byte* name, int flags, uint mask, Statx* buf);
 
-    private static byte[] CString(string s) => Encoding.UTF8.GetBytes(s + "\0");
+    /// <summary>A name or path as the NUL-terminated bytes it stands for (PosixNames).</summary>
+    private static byte[] CString(string s)
+    {
+        var bytes = PosixNames.Encode(s);
+        Array.Resize(ref bytes, bytes.Length + 1);
+        return bytes;
+    }
 
     /// <summary>open(2) of a folder to resolve paths in: O_PATH, the folder itself may be reached through a symlink (the operator named it).</summary>
     internal static int OpenRoot(string path)

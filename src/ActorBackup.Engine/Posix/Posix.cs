@@ -29,34 +29,34 @@ public static unsafe partial class Posix
     [StructLayout(LayoutKind.Sequential)]
     private struct Timespec { public long Sec; public long Nsec; }
 
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int statx(int dirfd, string path, int flags, uint mask, Statx* buf);
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int open(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "posix_fadvise")]
     private static partial int posix_fadvise(int fd, long offset, long length, int advice);
 
-    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int lchown(string path, uint uid, uint gid);
 
-    [LibraryImport("libc", EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int chmod(string path, uint mode);
 
-    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int utimensat(int dirfd, string path, Timespec* times, int flags);
 
-    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int link(string oldPath, string newPath);
 
-    [LibraryImport("libc", EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial nint readlink(string path, byte* buf, nint size);
 
-    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int mknod(string path, uint mode, ulong dev);
 
-    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int mkfifo(string path, uint mode);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
@@ -78,7 +78,7 @@ public static unsafe partial class Posix
     private static IOException Error(string what, string path)
     {
         var errno = Marshal.GetLastPInvokeError();
-        return new PosixException(errno, $"{what} {path}: {Describe(errno)}");
+        return new PosixException(errno, $"{what} {PosixNames.Display(path)}: {Describe(errno)}");
     }
 
     private const int ORdOnly = 0, ONonblock = 0x800, ONofollow = 0x20000, OCloexec = 0x80000, ELOOP = 40;
@@ -97,9 +97,9 @@ public static unsafe partial class Posix
         {
             var errno = Marshal.GetLastPInvokeError();
             if (errno == ELOOP) throw new FileChangedException($"became a symlink after the walk: not followed, not backed up");
-            if (errno is ENOENT or ENOTDIR) throw new FileNotFoundException($"{path} vanished before it could be read", path);
-            if (errno == EACCES) throw new UnauthorizedAccessException($"open {path}: {Describe(errno)}");
-            throw new PosixException(errno, $"open {path}: {Describe(errno)}");
+            if (errno is ENOENT or ENOTDIR) throw new FileNotFoundException($"{PosixNames.Display(path)} vanished before it could be read", path);
+            if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
+            throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }
         var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
         Statx sx;
@@ -107,7 +107,7 @@ public static unsafe partial class Posix
         {
             var errno = Marshal.GetLastPInvokeError();
             handle.Dispose();
-            throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
+            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
         }
         var device = ((ulong)sx.DevMajor << 32) | sx.DevMinor;
         if ((sx.Mode & 0xF000) != 0x8000 || sx.Ino != walked.Inode || device != walked.Device)
@@ -132,12 +132,62 @@ public static unsafe partial class Posix
         {
             var errno = Marshal.GetLastPInvokeError();
             if (errno is ENOENT or ENOTDIR) return null;
-            throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
+            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
         }
         var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
             sx.RdevMajor, sx.RdevMinor);
+    }
+
+    [LibraryImport("libc", EntryPoint = "opendir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
+    private static partial nint opendir(string path);
+
+    [LibraryImport("libc", EntryPoint = "readdir64", SetLastError = true)]
+    private static partial byte* readdir64(nint dir);
+
+    [LibraryImport("libc", EntryPoint = "closedir")]
+    private static partial int closedir(nint dir);
+
+    /// <summary>Where d_name starts in glibc's struct dirent64 (d_ino 8, d_off 8, d_reclen 2, d_type 1).</summary>
+    private const int DirentName = 19;
+
+    /// <summary>
+    /// The names in a folder (not . and ..), in the order the file system gives them, each decoded from its bytes by
+    /// PosixNames: a name that is not valid UTF-8 is listed (.NET's Directory would hand it back mangled).
+    /// </summary>
+    public static List<string> ListDirectory(string path)
+    {
+        var dir = opendir(path);
+        if (dir == 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR) throw new DirectoryNotFoundException($"{PosixNames.Display(path)} vanished before it could be listed");
+            if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
+            throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
+        }
+        try
+        {
+            var names = new List<string>();
+            while (true)
+            {
+                Marshal.SetLastPInvokeError(0);
+                var entry = readdir64(dir);
+                if (entry is null)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != 0) throw new PosixException(errno, $"list {PosixNames.Display(path)}: {Describe(errno)}");
+                    return names;
+                }
+                var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(entry + DirentName);
+                if (name is [(byte)'.'] or [(byte)'.', (byte)'.']) continue;
+                names.Add(PosixNames.Decode(name));
+            }
+        }
+        finally
+        {
+            closedir(dir);
+        }
     }
 
     public static byte[] ReadLink(string path)

@@ -54,8 +54,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         target = Path.GetFullPath(target);
         foreach (var inc in options.Include)
         {
-            if (inc.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(inc));
-            else _includePaths.Add(inc.Length > 1 ? "/" + inc.Trim('/') : "/");
+            var asked = PosixNames.Parse(inc);
+            if (asked.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(asked));
+            else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
         var targetStat = Posix.Posix.LStat(target);
@@ -106,6 +107,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private enum Selection { No, Descend, All }
 
+    /// <summary>Whether a path is restored (the paths and globs asked for were written as ls shows them: PosixNames.Parse).</summary>
     private Selection Select(string snapshotPath)
     {
         if (_includePaths.Count == 0 && _includeGlobs.Count == 0) return Selection.All;
@@ -130,20 +132,21 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {
-            _errors.Add(new SnapshotError { Path = snapshotDir == "" ? "/" : snapshotDir, Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
+            _errors.Add(new SnapshotError { Path = snapshotDir == "" ? "/" : PosixNames.Display(snapshotDir), Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
             return;
         }
         foreach (var node in tree.Nodes)
         {
-            var snapshotPath = snapshotDir + "/" + node.Name;
-            if (NodeExtensions.UnsafeNameReason(node.Name) is { } reason)
+            var name = node.FileName();
+            var snapshotPath = snapshotDir + "/" + name;
+            if (NodeExtensions.UnsafeNameReason(name) is { } reason)
             {
-                _errors.Add(new SnapshotError { Path = snapshotDir + "/" + node.Name.Replace("\0", "\\0"), Reason = $"refused: {reason}; it would escape the restore target" });
+                _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {reason}; it would escape the restore target" });
                 continue;
             }
             var selection = all ? Selection.All : Select(snapshotPath);
             if (selection == Selection.No) continue;
-            var entry = new Entry(snapshotPath, Path.Combine(targetDir, node.Name), relativeDir == "" ? node.Name : relativeDir + "/" + node.Name, node, depth + 1);
+            var entry = new Entry(snapshotPath, Path.Combine(targetDir, name), relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
             switch (node.Type)
             {
                 case NodeType.Directory:
@@ -156,9 +159,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     _restoredFiles.Add(snapshotPath);
                     break;
                 case NodeType.Hardlink when selection == Selection.All:
-                    if (HardlinkTargetProblem(node.HardlinkTarget) is { } problem)
-                        _errors.Add(new SnapshotError { Path = snapshotPath, Reason = $"refused: {problem}" });
-                    else if (_restoredFiles.Contains(node.HardlinkTarget)) _links.Add(entry);
+                    if (HardlinkTargetProblem(node.LinkedPath()) is { } problem)
+                        _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {problem}" });
+                    else if (_restoredFiles.Contains(node.LinkedPath())) _links.Add(entry);
                     else
                     {
                         // Its first name is not part of this restore: restore the content under this name.
@@ -197,7 +200,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            lock (_errors) _errors.Add(new SnapshotError { Path = e.SnapshotPath, Reason = ex.Message });
+            lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = ex.Message });
         }
     }
 
@@ -283,7 +286,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             var n = f.Node.ChunkCount();
             if (f.Node.ChunkSizes.Count != n)
             {
-                _errors.Add(new SnapshotError { Path = f.SnapshotPath, Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
+                _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
                 continue;
             }
             var slot = new FileSlot(f, (n + chunksPerPiece - 1) / chunksPerPiece);
@@ -384,7 +387,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             if (slot.Error is not null)
             {
-                lock (_errors) _errors.Add(new SnapshotError { Path = file.SnapshotPath, Reason = slot.Error });
+                lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
                 return;
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
@@ -398,7 +401,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         if (IsBlocked(l.TargetPath)) return;
         // Both names below the target, resolved without a symlink: a hard link never reaches a file outside it.
-        var existing = string.Join('/', l.Node.HardlinkTarget.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        var existing = string.Join('/', l.Node.LinkedPath().Split('/', StringSplitOptions.RemoveEmptyEntries));
         Guard(l, () =>
         {
             _root.RemoveNonDirectory(l.Relative);
@@ -434,7 +437,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         var mode = e.Node.Mode;
         if (_privileged || (mode & SetIdBits) == 0) return mode;
-        lock (_errors) _errors.Add(new SnapshotError { Path = e.SnapshotPath, Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
+        lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
         return mode & ~SetIdBits;
     }
 }

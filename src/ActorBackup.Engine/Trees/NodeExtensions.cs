@@ -6,6 +6,44 @@ public static class NodeExtensions
 {
     public static ChunkId SubtreeId(this Node node) => new(node.Subtree.Span);
 
+    /// <summary>
+    /// The entry's name as the engine works with it (Posix/PosixNames: a name that is not valid UTF-8 holds its
+    /// other bytes escaped, and goes back to exactly those bytes); show it with PosixNames.Display.
+    /// </summary>
+    public static string FileName(this Node node) => node.RawName.IsEmpty ? node.Name : Posix.PosixNames.Decode(node.RawName.Span);
+
+    /// <summary>Sets the entry's name: raw_name too when its bytes are not valid UTF-8.</summary>
+    public static Node Named(this Node node, string name)
+    {
+        if (Posix.PosixNames.HasEscapes(name))
+        {
+            node.RawName = Google.Protobuf.ByteString.CopyFrom(Posix.PosixNames.Encode(name));
+            node.Name = Posix.PosixNames.Display(name);
+        }
+        else
+        {
+            node.Name = name;
+            node.RawName = Google.Protobuf.ByteString.Empty;
+        }
+        return node;
+    }
+
+    /// <summary>A hard link's first name (its snapshot path), as the engine works with it (see <see cref="FileName"/>).</summary>
+    public static string LinkedPath(this Node node) =>
+        node.RawHardlinkTarget.IsEmpty ? node.HardlinkTarget : Posix.PosixNames.Decode(node.RawHardlinkTarget.Span);
+
+    /// <summary>Makes the node a hard link to <paramref name="path"/> (raw_hardlink_target too when it is not valid UTF-8).</summary>
+    public static void LinksTo(this Node node, string path)
+    {
+        node.Type = NodeType.Hardlink;
+        if (Posix.PosixNames.HasEscapes(path))
+        {
+            node.RawHardlinkTarget = Google.Protobuf.ByteString.CopyFrom(Posix.PosixNames.Encode(path));
+            node.HardlinkTarget = Posix.PosixNames.Display(path);
+        }
+        else node.HardlinkTarget = path;
+    }
+
     public static int ChunkCount(this Node node) => node.Chunks.Length / ChunkId.Size;
 
     public static ChunkId ChunkAt(this Node node, int index) => new(node.Chunks.Span.Slice(index * ChunkId.Size, ChunkId.Size));

@@ -1,6 +1,10 @@
 namespace ActorBackup.Engine.Trees;
 
-/// <summary>A snapshot's entries below a path, in tree order, like `ls -lR` of the whole subtree.</summary>
+/// <summary>
+/// A snapshot's entries below a path, in tree order, like `ls -lR` of the whole subtree. Paths, the one asked for
+/// included, are as people see them (Posix/PosixNames.Display: a byte that is not UTF-8 or a control character as
+/// \xHH, a backslash as \\).
+/// </summary>
 public static class TreeListing
 {
     public static IEnumerable<(string Path, Node Node)> Entries(TreeReader trees, SnapshotManifest snapshot, string prefix)
@@ -13,7 +17,7 @@ public static class TreeListing
     {
         foreach (var node in tree.Nodes)
         {
-            var path = dir + "/" + node.Name;
+            var path = dir + "/" + Posix.PosixNames.Display(node.FileName());
             var inside = prefix == "" || path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal);
             var above = prefix.StartsWith(path + "/", StringComparison.Ordinal);
             if (!inside && !above) continue;

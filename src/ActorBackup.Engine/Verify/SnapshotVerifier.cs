@@ -88,7 +88,7 @@ public static class SnapshotVerifier
             }
             foreach (var node in tree.Nodes)
             {
-                var path = dir + "/" + node.Name;
+                var path = dir + "/" + Posix.PosixNames.Display(node.FileName());
                 if (!node.Subtree.IsEmpty)
                 {
                     pending.Push((node.SubtreeId(), path));

@@ -1,0 +1,143 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Runtime.InteropServices.Marshalling;
+using System.Text;
+
+namespace ActorBackup.Engine.Posix;
+
+/// <summary>
+/// Linux names are byte strings; .NET's are UTF-16. A name's bytes become a string losslessly: valid UTF-8 as the
+/// characters it encodes, every other byte b as the lone surrogate U+DC00+b (Python's "surrogateescape"), which no
+/// valid UTF-8 can produce, so that the string turns back into exactly the bytes it came from (<see cref="Encode"/>).
+/// Such a string is what the walk, the trees (Node.raw_name when it is not UTF-8), the restore and the globs work
+/// with; <see cref="Display"/> is the one escape shown to people and in JSON.
+/// </summary>
+public static class PosixNames
+{
+    private const char EscapeBase = '\uDC00';
+
+    /// <summary>Whether <paramref name="name"/> holds escaped bytes (a name that is not valid UTF-8).</summary>
+    public static bool HasEscapes(ReadOnlySpan<char> name)
+    {
+        foreach (var c in name)
+            if (c is >= '\uDC80' and <= '\uDCFF') return true;
+        return false;
+    }
+
+    /// <summary>The bytes <paramref name="name"/> stands for (valid UTF-8 for a name without escapes).</summary>
+    public static byte[] Encode(string name)
+    {
+        if (!HasEscapes(name)) return Encoding.UTF8.GetBytes(name);
+        var bytes = new List<byte>(name.Length + 8);
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            if (c is >= '\uDC80' and <= '\uDCFF')
+            {
+                bytes.Add((byte)(c - EscapeBase));
+                continue;
+            }
+            var rune = char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]) ? new Rune(c, name[++i])
+                : char.IsSurrogate(c) ? Rune.ReplacementChar // a lone surrogate that stands for no byte: not from a file system
+                : new Rune(c);
+            var n = rune.EncodeToUtf8(utf8);
+            for (var k = 0; k < n; k++) bytes.Add(utf8[k]);
+        }
+        return bytes.ToArray();
+    }
+
+    /// <summary>The string for a name's bytes: every byte that is not part of valid UTF-8 escaped.</summary>
+    public static string Decode(ReadOnlySpan<byte> bytes)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes)) return Encoding.UTF8.GetString(bytes);
+        var chars = new StringBuilder(bytes.Length);
+        while (!bytes.IsEmpty)
+        {
+            if (Rune.DecodeFromUtf8(bytes, out var rune, out var consumed) == OperationStatus.Done)
+                chars.Append(rune.ToString());
+            else
+            {
+                consumed = 1; // each byte of an invalid sequence on its own, so that all of them come back
+                chars.Append((char)(EscapeBase + bytes[0]));
+            }
+            bytes = bytes[consumed..];
+        }
+        return chars.ToString();
+    }
+
+    /// <summary>
+    /// The name (or path, or pattern) that <paramref name="shown"/> shows (<see cref="Display"/>'s escapes read back:
+    /// \xHH a byte, \\ a backslash; any other text as it is), as the engine works with it.
+    /// </summary>
+    public static string Parse(string shown)
+    {
+        if (!shown.Contains('\\')) return shown;
+        var bytes = new List<byte>(shown.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < shown.Length; i++)
+        {
+            if (shown[i] == '\\' && i + 1 < shown.Length && shown[i + 1] == '\\')
+            {
+                bytes.Add((byte)'\\');
+                i++;
+                continue;
+            }
+            if (shown[i] == '\\' && i + 3 < shown.Length && shown[i + 1] == 'x' && IsHex(shown[i + 2]) && IsHex(shown[i + 3]))
+            {
+                bytes.Add(Convert.ToByte(shown.Substring(i + 2, 2), 16));
+                i += 3;
+                continue;
+            }
+            var rune = char.IsHighSurrogate(shown[i]) && i + 1 < shown.Length && char.IsLowSurrogate(shown[i + 1]) ? new Rune(shown[i], shown[++i])
+                : char.IsSurrogate(shown[i]) ? Rune.ReplacementChar : new Rune(shown[i]);
+            var n = rune.EncodeToUtf8(utf8);
+            for (var k = 0; k < n; k++) bytes.Add(utf8[k]);
+        }
+        return Decode(bytes.ToArray());
+    }
+
+    private static bool IsHex(char c) => char.IsAsciiHexDigit(c);
+
+    /// <summary>
+    /// How a name (or path) is shown, in listings and in JSON alike: a byte that is not valid UTF-8 as \xHH, a control
+    /// character (a newline, a tab...) as \xHH, a backslash as \\; everything else as it is.
+    /// </summary>
+    public static string Display(string name)
+    {
+        var plain = true;
+        foreach (var c in name)
+            if (c < ' ' || c == '\x7f' || c == '\\' || c is >= '\uDC80' and <= '\uDCFF')
+            {
+                plain = false;
+                break;
+            }
+        if (plain) return name;
+        var shown = new StringBuilder(name.Length + 8);
+        foreach (var c in name)
+        {
+            if (c == '\\') shown.Append(@"\\");
+            else if (c is >= '\uDC80' and <= '\uDCFF') shown.Append($"\\x{c - EscapeBase:x2}");
+            else if (c < ' ' || c == '\x7f') shown.Append($"\\x{(int)c:x2}");
+            else shown.Append(c);
+        }
+        return shown.ToString();
+    }
+}
+
+/// <summary>Marshals a path for the POSIX calls as the bytes it stands for (<see cref="PosixNames.Encode"/>), NUL-terminated.</summary>
+[CustomMarshaller(typeof(string), MarshalMode.ManagedToUnmanagedIn, typeof(PosixNameMarshaller))]
+public static unsafe class PosixNameMarshaller
+{
+    public static byte* ConvertToUnmanaged(string? managed)
+    {
+        if (managed is null) return null;
+        var bytes = PosixNames.Encode(managed);
+        var native = (byte*)NativeMemory.Alloc((nuint)bytes.Length + 1);
+        bytes.CopyTo(new Span<byte>(native, bytes.Length));
+        native[bytes.Length] = 0;
+        return native;
+    }
+
+    public static void Free(byte* unmanaged) => NativeMemory.Free(unmanaged);
+}
