@@ -70,6 +70,47 @@ public static unsafe partial class TreeCompare
             $"restore differs from the source:\nmissing {string.Join(", ", missing)}\nextra {string.Join(", ", extra)}\n{string.Join("\n", different)}");
     }
 
+    /// <summary>A FIFO (type 0x1000) or a device (0x2000 character, 0x6000 block; major and minor as glibc's makedev packs them for small numbers) at <paramref name="path"/>.</summary>
+    public static void MakeNode(string path, uint typeAndMode, uint major = 0, uint minor = 0)
+    {
+        var dev = ((ulong)major << 8) | minor;
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+            if (mknod(p, typeAndMode, dev) != 0) throw new IOException($"mknod {path}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Owner and group of <paramref name="path"/> itself (a symlink is not followed).</summary>
+    public static void Chown(string path, uint uid, uint gid)
+    {
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+            if (lchown(p, uid, gid) != 0) throw new IOException($"chown {path}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Sets an extended attribute of <paramref name="path"/> (not followed through a symlink).</summary>
+    public static void SetXattr(string path, string name, ReadOnlySpan<byte> value)
+    {
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+        fixed (byte* n = Terminated(Encoding.UTF8.GetBytes(name)))
+        fixed (byte* v = value)
+            if (lsetxattr(p, n, v, value.Length, 0) != 0) throw new IOException($"setxattr {path} {name}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>A POSIX ACL as system.posix_acl_access / _default hold it: (tag, permissions, id) entries in the kernel's order.</summary>
+    public static byte[] Acl(params (ushort Tag, ushort Perm, uint Id)[] entries)
+    {
+        var acl = new byte[4 + 8 * entries.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(acl, 2); // POSIX_ACL_XATTR_VERSION
+        for (var i = 0; i < entries.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(acl.AsSpan(4 + 8 * i), entries[i].Tag);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(acl.AsSpan(6 + 8 * i), entries[i].Perm);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(acl.AsSpan(8 + 8 * i), entries[i].Id);
+        }
+        return acl;
+    }
+
+    /// <summary>What <paramref name="path"/> takes on disk (its allocated blocks), not following a symlink.</summary>
+    public static long AllocatedBytes(string path) => (long)Stat(Encoding.UTF8.GetBytes(path)).Blocks * 512;
+
     /// <summary>Bytes as shown in the keys: printable ASCII but the backslash as it is, everything else as \xHH.</summary>
     public static string Show(ReadOnlySpan<byte> bytes)
     {
@@ -249,6 +290,8 @@ public static unsafe partial class TreeCompare
     [LibraryImport("libc", SetLastError = true)] private static partial int statx(int dirfd, byte* path, int flags, uint mask, Statx* buf);
     [LibraryImport("libc", SetLastError = true)] private static partial int open(byte* path, int flags, uint mode);
     [LibraryImport("libc", SetLastError = true)] private static partial int mkdir(byte* path, uint mode);
+    [LibraryImport("libc", SetLastError = true)] private static partial int mknod(byte* path, uint mode, ulong dev);
+    [LibraryImport("libc", SetLastError = true)] private static partial int lchown(byte* path, uint uid, uint gid);
     [LibraryImport("libc", SetLastError = true)] private static partial int symlink(byte* target, byte* path);
     [LibraryImport("libc", SetLastError = true)] private static partial int link(byte* existing, byte* path);
     [LibraryImport("libc", SetLastError = true)] private static partial nint opendir(byte* path);
@@ -257,4 +300,5 @@ public static unsafe partial class TreeCompare
     [LibraryImport("libc", SetLastError = true)] private static partial nint readlink(byte* path, byte* buf, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial nint llistxattr(byte* path, byte* list, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial nint lgetxattr(byte* path, byte* name, byte* value, nint size);
+    [LibraryImport("libc", SetLastError = true)] private static partial int lsetxattr(byte* path, byte* name, byte* value, nint size, int flags);
 }

@@ -54,6 +54,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private TreeReader _parentTrees = null!;
     private readonly SnapshotStats _stats = new();
     private long _filesDone, _bytesDone, _chunksNew, _bytesNew, _bytesStored, _chunksTotal;
+    /// <summary>The holes of sparse files: counted as done for progress, never read.</summary>
+    private long _holeBytes;
     private RateLimit? _limit;
 
     public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
@@ -101,7 +103,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var cdc = new FastCdc(keys.Gear, options.Chunker);
         _limit = RateLimit.For(options.MaxBytesPerSecond);
         var failed = new bool[_jobs.Count];
-        void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone), bytesToRead,
+        void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), bytesToRead,
             Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
         using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
         {
@@ -174,6 +176,24 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return manifest;
     }
 
+    /// <summary>
+    /// A file's or folder's extended attributes into its node (read every time: one call, most often answering none; a
+    /// change to them changes the ctime, so an unchanged file would keep its parent's, but a parent from before they
+    /// were kept has none).
+    /// </summary>
+    private void ReadXattrs(Node node, string path)
+    {
+        try
+        {
+            foreach (var (name, value) in Posix.Posix.ReadXattrs(path))
+                node.Xattrs.Add(new Xattr { Name = ByteString.CopyFrom(name), Value = ByteString.CopyFrom(value) });
+        }
+        catch (IOException e)
+        {
+            Error(path, $"its extended attributes are not backed up: {e.Message}");
+        }
+    }
+
     /// <summary>Records a path the snapshot leaves out or holds imperfectly, as PosixNames.Display shows it.</summary>
     private void Error(string path, string reason)
     {
@@ -232,6 +252,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
+                ReadXattrs(node, current);
                 existing = new DirBuild(current, node);
                 dir.Children.Add(node);
                 dir.SubDirs.Add(existing);
@@ -319,6 +340,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         var node = new Node().Named(name);
         FillNode(node, st);
+        if (st.Kind is FileKind.Regular or FileKind.Directory) ReadXattrs(node, full); // ACLs and file capabilities among them
         switch (st.Kind)
         {
             case FileKind.Directory:
@@ -398,16 +420,23 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         var ids = new HashSet<ChunkId>();
         foreach (var f in _reused)
-            for (var i = 0; i < f.Node.ChunkCount(); i++) ids.Add(f.Node.ChunkAt(i));
+            for (var i = 0; i < f.Node.ChunkCount(); i++)
+                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
         var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
         foreach (var f in _reused)
         {
             var complete = true;
-            for (var i = 0; i < f.Node.ChunkCount() && complete; i++) complete = !missing.Contains(f.Node.ChunkAt(i));
+            var chunks = 0;
+            for (var i = 0; i < f.Node.ChunkCount() && complete; i++)
+                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id))
+                {
+                    complete = !missing.Contains(id);
+                    chunks++;
+                }
             if (complete)
             {
                 _stats.FilesUnchanged++;
-                _chunksTotal += f.Node.ChunkCount();
+                _chunksTotal += chunks;
                 continue;
             }
             f.Node.Chunks = ByteString.Empty;
@@ -418,7 +447,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     /// <summary>
     /// Reads, chunks and stores one file. Returns the reason when the file could not be read whole; a failure
-    /// of the sink (a full or broken library) is not the file's fault and ends the backup.
+    /// of the sink (a full or broken library) is not the file's fault and ends the backup. A file with holes
+    /// (fewer blocks than its size) is read extent by extent: a hole costs no read and no chunk, only an entry
+    /// with the empty id and its length (NodeExtensions.IsHole), and the restore leaves it a hole.
     /// </summary>
     private string? ReadFile(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
     {
@@ -426,17 +457,25 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var ids = new byte[expected * ChunkId.Size];
         var count = 0;
         long size = 0;
-        FileStream stream;
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
             // The very file the walk saw, by handle: a symlink or FIFO swapped in since is refused, never followed or waited on.
-            stream = new FileStream(Posix.Posix.OpenWalked(job.Path, job.Stat), FileAccess.Read, bufferSize: 0);
+            handle = Posix.Posix.OpenWalked(job.Path, job.Stat);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return ReadFailure(e);
         }
-        using (stream)
+        void Entry(ChunkId id, long length)
+        {
+            if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
+            id.WriteTo(ids.AsSpan(count * ChunkId.Size));
+            count++;
+            job.Node.ChunkSizes.Add((uint)length);
+            size += length;
+        }
+        string? Read(Stream stream)
         {
             chunker.Reset(stream);
             while (true)
@@ -445,7 +484,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 ReadOnlyMemory<byte> chunk;
                 try
                 {
-                    if (!chunker.TryNext(out chunk)) break;
+                    if (!chunker.TryNext(out chunk)) return null;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -453,11 +492,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 }
                 _limit?.Take(chunk.Length, cancel);
                 var r = encoder.Store(chunk.Span, RecordFlags.None, sink);
-                if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
-                r.Id.WriteTo(ids.AsSpan(count * ChunkId.Size));
-                count++;
-                job.Node.ChunkSizes.Add((uint)chunk.Length);
-                size += chunk.Length;
+                Entry(r.Id, chunk.Length);
                 Interlocked.Add(ref _bytesDone, chunk.Length);
                 Interlocked.Increment(ref _chunksTotal);
                 if (r.IsNew)
@@ -466,6 +501,31 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     Interlocked.Add(ref _bytesNew, chunk.Length);
                     Interlocked.Add(ref _bytesStored, r.StoredLength);
                 }
+            }
+        }
+        void Hole(long length)
+        {
+            Interlocked.Add(ref _holeBytes, length);
+            for (; length > 0; length -= Math.Min(length, NodeExtensions.MaxHoleEntry)) Entry(default, Math.Min(length, NodeExtensions.MaxHoleEntry));
+        }
+        using (handle)
+        {
+            var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
+            if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
+            {
+                using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+                if (Read(stream) is { } failed) return failed;
+            }
+            else
+            {
+                long at = 0;
+                foreach (var (offset, length) in extents)
+                {
+                    if (offset > at) Hole(offset - at);
+                    if (Read(new ExtentStream(handle, offset, length)) is { } failed) return failed;
+                    at = offset + length;
+                }
+                if ((long)job.Stat.Size > at) Hole((long)job.Stat.Size - at);
             }
         }
         job.Node.Chunks = ByteString.CopyFrom(ids, 0, count * ChunkId.Size);
@@ -478,6 +538,32 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Error(job.Path, "changed while it was read: the stored copy may mix old and new content");
         }
         return null;
+    }
+
+    /// <summary>One data extent of a sparse file, read through the file's handle at its offsets.</summary>
+    private sealed class ExtentStream(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length) : Stream
+    {
+        private long _position;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int index, int count) => Read(buffer.AsSpan(index, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var want = (int)Math.Min(buffer.Length, length - _position);
+            if (want <= 0) return 0;
+            var n = RandomAccess.Read(handle, buffer[..want], offset + _position);
+            _position += n;
+            return n;
+        }
+
+        public override void Flush() { }
+        public override long Seek(long o, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int index, int count) => throw new NotSupportedException();
     }
 
     private static string ReadFailure(Exception e) => e switch
@@ -499,7 +585,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var tree = new Tree();
         tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
         foreach (var node in tree.Nodes)
-            for (var i = 0; i < node.ChunkCount(); i++) _references.Add(node.ChunkAt(i));
+            for (var i = 0; i < node.ChunkCount(); i++)
+                if (node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) _references.Add(id); // a hole is no chunk
         var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
         if (r.IsNew)
         {

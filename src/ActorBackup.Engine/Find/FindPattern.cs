@@ -8,7 +8,9 @@ namespace ActorBackup.Engine.Find;
 /// name ("*.conf", "passwd"), one with '/' against the whole path from the root ("/etc/**/*.conf"; "etc/x" is
 /// read as "/etc/x"). '*' and '?' stay within one name, '**' crosses directories, [abc] is a class.
 /// Matching works on the index's bytes: a name is decoded only when it holds the pattern's longest literal
-/// (for a path pattern: the longest literal of its last name).
+/// (for a path pattern: the longest literal of its last name). Names are in the index, and patterns are written,
+/// as listings show them (Posix/PosixNames.Display: "caf\xe9" for a Latin-1 name; a backslash is "\\"): a
+/// backslash is a plain character here, never an escape or a separator.
 /// </summary>
 public sealed class FindPattern
 {
@@ -29,7 +31,7 @@ public sealed class FindPattern
         MatchesPath = text.Contains('/');
         if (MatchesPath && !text.StartsWith('/') && !text.StartsWith("**", StringComparison.Ordinal)) text = "/" + text;
         Text = text;
-        _glob = Glob.Parse(text, new GlobOptions { Evaluation = { CaseInsensitive = ignoreCase } });
+        _glob = Glob.Parse(Plain(text), new GlobOptions { Evaluation = { CaseInsensitive = ignoreCase } });
         _matchesAll = !MatchesPath && text.All(c => c == '*');
         if (ignoreCase) return; // the byte prefilters compare exactly
         if (text.IndexOfAny(['*', '?', '[', ']', '{', '}', '\\']) < 0) _exact = Encoding.UTF8.GetBytes(text);
@@ -100,7 +102,7 @@ public sealed class FindPattern
         if (!MatchesPath)
         {
             if (_exact is not null) return name.SequenceEqual(_exact);
-            return _matchesAll || _glob.IsMatch(Encoding.UTF8.GetString(name));
+            return _matchesAll || _glob.IsMatch(Plain(Encoding.UTF8.GetString(name)));
         }
         if (_nameLiteral is not null && name.IndexOf(_nameLiteral) < 0) return false;
         var dir = index.Dir(dirStarts!, index.RowOf(entry).Dir);
@@ -112,8 +114,11 @@ public sealed class FindPattern
         var path = scratch.AsSpan(0, length);
         if (_exact is not null) return path.SequenceEqual(_exact);
         if (_literal is not null && path.IndexOf(_literal) < 0) return false;
-        return _glob.IsMatch(Encoding.UTF8.GetString(path));
+        return _glob.IsMatch(Plain(Encoding.UTF8.GetString(path)));
     }
+
+    /// <summary>The glob library reads a backslash as a path separator: it sees a private-use character in its place, in pattern and name alike.</summary>
+    private static string Plain(string text) => text.Replace('\\', '\uE05C');
 
     /// <summary>The longest run of plain characters, outside any [class] or {alternatives}: every match contains it.</summary>
     private static string LongestLiteral(string pattern)

@@ -147,11 +147,19 @@ public static unsafe partial class Posix
         fixed (byte* n = CString(name)) return utimensat_at(dir, n, times, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
-    /// <summary>Owner, mode and mtime of an open file (its handle: whatever its name leads to meanwhile).</summary>
-    internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    /// <summary>
+    /// Owner, mode, extended attributes and mtime of an open file (its handle: whatever its name leads to meanwhile),
+    /// in that order: a chown drops a file capability, and an ACL carries the mode's bits. The errno of the first
+    /// failure of the owner, the mode or the time; extended attributes that could not be set go to
+    /// <paramref name="xattrsNotSet"/>, each with why.
+    /// </summary>
+    internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet)
     {
+        xattrsNotSet = null;
         if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0) return Marshal.GetLastPInvokeError();
         if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
+        if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) xattrsNotSet = failed;
         var times = stackalloc Timespec[2];
         times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
         times[1] = new Timespec { Sec = sec, Nsec = nsec };

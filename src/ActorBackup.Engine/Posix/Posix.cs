@@ -137,7 +137,7 @@ public static unsafe partial class Posix
         var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
-            sx.RdevMajor, sx.RdevMinor);
+            sx.RdevMajor, sx.RdevMinor, sx.Blocks);
     }
 
     [LibraryImport("libc", EntryPoint = "opendir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
@@ -188,6 +188,115 @@ public static unsafe partial class Posix
         {
             closedir(dir);
         }
+    }
+
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long lseek(int fd, long offset, int whence);
+
+    private const int SeekData = 3, SeekHole = 4, ENXIO = 6;
+
+    /// <summary>
+    /// The data extents of an open file of <paramref name="size"/> bytes, in order (SEEK_DATA / SEEK_HOLE): what lies
+    /// between them are holes, which read as zeros and take no space. A file system that cannot say gives the whole
+    /// file as one extent.
+    /// </summary>
+    public static List<(long Offset, long Length)> DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size)
+    {
+        var extents = new List<(long, long)>();
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            var fd = (int)handle.DangerousGetHandle();
+            for (long at = 0; at < size;)
+            {
+                var data = lseek(fd, at, SeekData);
+                if (data < 0)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == ENXIO) break; // only a hole from here to the end
+                    return [(0, size)]; // EINVAL: no hole support, read it all
+                }
+                if (data >= size) break;
+                var hole = lseek(fd, data, SeekHole);
+                if (hole < 0) return [(0, size)];
+                hole = Math.Min(hole, size);
+                extents.Add((data, hole - data));
+                at = hole;
+            }
+            return extents;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "llistxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
+    private static partial nint llistxattr(string path, byte* list, nint size);
+
+    [LibraryImport("libc", EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
+    private static partial nint lgetxattr(string path, byte* name, byte* value, nint size);
+
+    [LibraryImport("libc", EntryPoint = "fsetxattr", SetLastError = true)]
+    private static partial int fsetxattr(int fd, byte* name, byte* value, nint size, int flags);
+
+    /// <summary>The most a name list or a value may hold (Linux: XATTR_LIST_MAX, XATTR_SIZE_MAX).</summary>
+    public const int XattrMax = 64 * 1024;
+
+    private const int ENODATA = 61, EOPNOTSUPP = 95;
+
+    /// <summary>
+    /// The extended attributes of <paramref name="path"/> itself (a symlink is not followed), sorted by name: empty
+    /// where the file system has none. A value that vanishes meanwhile is left out.
+    /// </summary>
+    public static List<(byte[] Name, byte[] Value)> ReadXattrs(string path)
+    {
+        var result = new List<(byte[], byte[])>();
+        var list = new byte[XattrMax];
+        nint length;
+        fixed (byte* l = list) length = llistxattr(path, l, list.Length);
+        if (length < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is EOPNOTSUPP or ENOENT) return result;
+            throw new PosixException(errno, $"list the extended attributes of {PosixNames.Display(path)}: {Describe(errno)}");
+        }
+        if (length == 0) return result;
+        var value = new byte[XattrMax];
+        for (var start = 0; start < length;)
+        {
+            var end = Array.IndexOf(list, (byte)0, start, (int)length - start);
+            if (end < 0) break; // the kernel ends every name with a NUL
+            var name = list[start..(end + 1)]; // with its NUL, for the call
+            start = end + 1;
+            nint size;
+            fixed (byte* n = name)
+            fixed (byte* v = value)
+                size = lgetxattr(path, n, v, value.Length);
+            if (size >= 0) result.Add((name[..^1], value[..(int)size]));
+            else if (Marshal.GetLastPInvokeError() is var errno && errno != ENODATA) // ENODATA: removed meanwhile
+                throw new PosixException(errno, $"read extended attribute {PosixNames.Display(PosixNames.Decode(name.AsSpan(0, name.Length - 1)))} of {PosixNames.Display(path)}: {Describe(errno)}");
+        }
+        result.Sort((a, b) => a.Item1.AsSpan().SequenceCompareTo(b.Item1));
+        return result;
+    }
+
+    /// <summary>Sets extended attributes on an open file or folder; the ones that could not be set, each with why.</summary>
+    internal static List<string> SetXattrs(int fd, IEnumerable<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)> xattrs)
+    {
+        var failed = new List<string>();
+        foreach (var (name, value) in xattrs)
+        {
+            var n = new byte[name.Length + 1];
+            name.Span.CopyTo(n);
+            int rc;
+            fixed (byte* np = n)
+            fixed (byte* vp = value.Span)
+                rc = fsetxattr(fd, np, vp, value.Length, 0);
+            if (rc != 0) failed.Add($"{PosixNames.Display(PosixNames.Decode(name.Span))}: {Describe(Marshal.GetLastPInvokeError())}");
+        }
+        return failed;
     }
 
     public static byte[] ReadLink(string path)

@@ -82,7 +82,8 @@ public sealed class RootedDirectory : IDisposable
     });
 
     /// <summary>A new file (0600) open for writing, <paramref name="size"/> bytes allocated; what was at the name (not a folder) is removed first.</summary>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size)
+    /// <param name="sparse">the file has holes: its size is set at once and nothing is preallocated (the holes stay unallocated)</param>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
@@ -92,6 +93,11 @@ public sealed class RootedDirectory : IDisposable
         }
         if (fd < 0) throw Failure("create", relative, -fd);
         var handle = Posix.Handle(fd);
+        if (sparse)
+        {
+            RandomAccess.SetLength(handle, size);
+            return handle;
+        }
         if (size > 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
         {
             handle.Dispose();
@@ -100,14 +106,17 @@ public sealed class RootedDirectory : IDisposable
         return handle;
     }
 
-    /// <summary>Owner (when given), mode and mtime of a file through its open handle.</summary>
-    public void SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    /// <summary>Owner (when given), mode, extended attributes and mtime of a file through its open handle; what could not be set of its extended attributes (null: all).</summary>
+    public string? SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var added = false;
         handle.DangerousAddRef(ref added);
         try
         {
-            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, sec, nsec) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, sec, nsec, xattrs, out var notSet) is var errno and not 0)
+                throw Failure("set owner, mode and times of", relative, errno);
+            return XattrsNotSet(notSet);
         }
         finally
         {
@@ -115,20 +124,25 @@ public sealed class RootedDirectory : IDisposable
         }
     }
 
-    /// <summary>Owner (when given), mode and mtime of a folder, through a handle of it.</summary>
-    public void SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    /// <summary>Owner (when given), mode, extended attributes and mtime of a folder, through a handle of it; what could not be set of its extended attributes (null: all).</summary>
+    public string? SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.ORdOnlyFlag | Posix.ODirectory, 0);
         if (fd < 0) throw Failure("open", relative, -fd);
         try
         {
-            if (Posix.SetMetadata(fd, uid, gid, mode, sec, nsec) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+            if (Posix.SetMetadata(fd, uid, gid, mode, sec, nsec, xattrs, out var notSet) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+            return XattrsNotSet(notSet);
         }
         finally
         {
             Posix.Close(fd);
         }
     }
+
+    private static string? XattrsNotSet(List<string>? notSet) =>
+        notSet is null ? null : $"restored without {(notSet.Count == 1 ? "its extended attribute" : "these extended attributes")} {string.Join("; ", notSet)}";
 
     /// <summary>A hard link at <paramref name="relative"/> to the entry at <paramref name="existing"/>, both below this folder.</summary>
     public void Link(string existing, string relative)

@@ -97,7 +97,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Parallel.ForEach(level, parallel, d =>
             {
                 if (!IsBlocked(d.TargetPath + "/"))
-                    Guard(d, () => _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, d.Node.MtimeSec, d.Node.MtimeNsec));
+                    Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, d.Node.MtimeSec, d.Node.MtimeNsec, Xattrs(d.Node))));
             });
         progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
         return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
@@ -191,6 +191,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     // ---- filesystem -------------------------------------------------------------------------------------
+
+    /// <summary>A file's or folder's extended attributes as recorded (ACLs and capabilities among them); null when it has none.</summary>
+    private static List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Node node) =>
+        node.Xattrs.Count == 0 ? null : node.Xattrs.Select(x => (x.Name.Memory, x.Value.Memory)).ToList();
+
+    /// <summary>Records what of an entry's metadata could not be restored (the entry itself is there).</summary>
+    private void Partly(Entry e, string? missing)
+    {
+        if (missing is not null) lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = missing });
+    }
 
     private void Guard(Entry e, Action action)
     {
@@ -317,8 +327,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             var offset = piece.Offset;
             for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
             {
-                ids.Add(piece.Slot.File.Node.ChunkAt(c));
-                where.Add((p, c, offset));
+                var id = piece.Slot.File.Node.ChunkAt(c);
+                if (NodeExtensions.IsHole(id)) Interlocked.Add(ref _bytesDone, piece.Slot.File.Node.ChunkSizes[c]); // left a hole: nothing to read or write
+                else
+                {
+                    ids.Add(id);
+                    where.Add((p, c, offset));
+                }
                 offset += piece.Slot.File.Node.ChunkSizes[c];
             }
         }
@@ -368,7 +383,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 // Created readable by its owner alone: a private file is never open to others while it fills (its
                 // own mode comes with its metadata, once it is whole).
-                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size);
+                // A file with holes gets its size at once and only its data written: the holes stay holes.
+                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: slot.File.Node.HasHoles());
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -392,7 +408,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
-            Guard(file, () => _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), file.Node.MtimeSec, file.Node.MtimeNsec));
+            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), file.Node.MtimeSec, file.Node.MtimeNsec, Xattrs(file.Node))));
         }
         Interlocked.Increment(ref _filesDone);
     }

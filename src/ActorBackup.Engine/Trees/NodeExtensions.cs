@@ -44,6 +44,24 @@ public static class NodeExtensions
         else node.HardlinkTarget = path;
     }
 
+    /// <summary>
+    /// A file's chunk list holds its holes too (a sparse file's unallocated ranges): an entry with the empty id
+    /// (<see cref="IsHole"/>) and the hole's length, at most this much per entry. A hole is no chunk: nothing stores,
+    /// references, verifies or reads it, and a restore leaves it a hole.
+    /// </summary>
+    public const long MaxHoleEntry = 1L << 30;
+
+    /// <summary>Whether a chunk-list entry is a hole (the empty id) rather than a chunk.</summary>
+    public static bool IsHole(ChunkId id) => id.IsEmpty;
+
+    /// <summary>Whether the file has holes (restored sparse: its size set, its holes left unwritten).</summary>
+    public static bool HasHoles(this Node node)
+    {
+        for (var i = 0; i < node.ChunkCount(); i++)
+            if (node.ChunkAt(i).IsEmpty) return true;
+        return false;
+    }
+
     public static int ChunkCount(this Node node) => node.Chunks.Length / ChunkId.Size;
 
     public static ChunkId ChunkAt(this Node node, int index) => new(node.Chunks.Span.Slice(index * ChunkId.Size, ChunkId.Size));

@@ -100,7 +100,8 @@ public static class SnapshotVerifier
                 for (var i = 0; i < node.ChunkCount(); i++)
                 {
                     var id = node.ChunkAt(i);
-                    if (bad.TryGetValue(id, out var known)) why ??= known;
+                    if (NodeExtensions.IsHole(id)) { } // a sparse file's hole: no chunk
+                    else if (bad.TryGetValue(id, out var known)) why ??= known;
                     else if (!good.Contains(id) && !ids.Contains(id) && Drawn(id)) ids.Add(id);
                     if (ids.Count == Batch || (i == node.ChunkCount() - 1 && ids.Count > 0))
                     {

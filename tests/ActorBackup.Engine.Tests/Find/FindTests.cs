@@ -61,6 +61,25 @@ public sealed class FindTests
     }
 
     [Fact]
+    public void Names_that_are_not_UTF8_are_found_as_listings_show_them()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(src);
+        TreeCompare.WriteFile(src, [.. "caf"u8, 0xe9], "latin-1"u8);
+        File.WriteAllText(Path.Combine(src, @"back\slash"), "b");
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch));
+        var searched = new List<VersionFinder.Searched> { new(snap.Id, snap.Client, snap.FinishedUnixMs) };
+        Assert.Equal(src + @"/caf\xe9", Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\xe9"), 10).Versions).Path);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"*\xe9"), 10).Versions);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"**/caf?xe9"), 10).Versions);
+        Assert.Equal(src + @"/back\\slash", Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"back\\*"), 10).Versions).Path);
+    }
+
+    [Fact]
     public void A_damaged_or_stray_index_is_dropped_and_bad_patterns_are_refused()
     {
         using var dir = new TempDir();

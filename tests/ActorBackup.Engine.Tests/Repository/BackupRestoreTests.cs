@@ -307,6 +307,85 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Sparse_files_keep_their_holes_which_cost_no_read_and_no_chunk()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        const int MiB = 1024 * 1024;
+        // Holes at the start, in the middle and at the end; and one that starts and ends with data.
+        var holey = Path.Combine(src, "holey.img");
+        using (var f = new FileStream(holey, FileMode.Create))
+        {
+            f.SetLength(256L * MiB);
+            f.Position = 64L * MiB;
+            f.Write(TestRepo.RandomBytes(MiB, 1));
+            f.Position = 128L * MiB;
+            f.Write(TestRepo.RandomBytes(300 * 1024, 2));
+        }
+        var ends = Path.Combine(src, "ends.img");
+        using (var f = new FileStream(ends, FileMode.Create))
+        {
+            f.Write(TestRepo.RandomBytes(100 * 1024, 3));
+            f.Position = 40L * MiB;
+            f.Write(TestRepo.RandomBytes(4096, 4));
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("sparse", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        Assert.True(snap.Stats.BytesRead < 4 * MiB, $"read {snap.Stats.BytesRead} bytes: the holes were read"); // 1.4 MiB of data in 296 MiB of files
+        Assert.True(snap.Stats.BytesNew < 4 * MiB, $"{snap.Stats.BytesNew} new bytes: the holes were stored");
+
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src); // the same bytes, zeros where the holes were
+        foreach (var name in new[] { "holey.img", "ends.img" })
+        {
+            var (source, restored) = (TreeCompare.AllocatedBytes(Path.Combine(src, name)), TreeCompare.AllocatedBytes(Path.Combine(target + src, name)));
+            Assert.True(restored <= source + 3 * 4096, $"{name}: {restored} bytes allocated after the restore, {source} in the source");
+        }
+        Assert.True(repo.Library.Verify().Ok);
+        var again = repo.Backup(new BackupSet("sparse", [src]), Level.Incremental);
+        Assert.Equal(0ul, again.Stats.BytesRead);
+    }
+
+    [Fact]
+    public void Extended_attributes_ACLs_and_file_capabilities_come_back()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var file = Path.Combine(src, "tool");
+        File.WriteAllText(file, "#!/bin/sh\n");
+        TreeCompare.SetXattr(file, "user.comment", "kept"u8);
+        TreeCompare.SetXattr(file, "user.binary", Enumerable.Range(0, 256).Select(i => (byte)i).ToArray());
+        const uint Unset = uint.MaxValue;
+        // user::rw-, user 1234 r--, group::r--, mask::r--, other::---
+        TreeCompare.SetXattr(file, "system.posix_acl_access", TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 1234), (0x04, 4, Unset), (0x10, 4, Unset), (0x20, 0, Unset)));
+        var folder = Directory.CreateDirectory(Path.Combine(src, "shared")).FullName;
+        TreeCompare.SetXattr(folder, "user.folder", "yes"u8);
+        TreeCompare.SetXattr(folder, "system.posix_acl_default", TreeCompare.Acl((0x01, 7, Unset), (0x04, 5, Unset), (0x08, 7, 4321), (0x10, 7, Unset), (0x20, 5, Unset)));
+        if (Posix.Posix.IsRoot)
+        {
+            // cap_net_bind_service, effective (VFS_CAP_REVISION_2): kept across the restore's chown, which drops it.
+            var capability = new byte[20];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(capability, 0x02000001);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(capability.AsSpan(4), 1u << 10);
+            TreeCompare.SetXattr(file, "security.capability", capability);
+            TreeCompare.SetXattr(file, "trusted.note", "root's"u8);
+            Posix.Posix.LChown(file, 1234, 1234);
+            TreeCompare.SetXattr(file, "security.capability", capability);
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        Assert.Contains("xattr system.posix_acl_access=", expected["tool"]);
+        if (Posix.Posix.IsRoot) Assert.Contains("xattr security.capability=", expected["tool"]);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Fact]
     public void Exclude_globs_see_names_as_listings_show_them()
     {
         var excludes = new ExcludeMatcher(["bad*", @"*\xfe"]);

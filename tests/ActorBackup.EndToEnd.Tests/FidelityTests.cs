@@ -1,0 +1,69 @@
+namespace ActorBackup.EndToEnd.Tests;
+
+/// <summary>Everything a Linux file system holds comes back through the cell: names as bytes, holes, xattrs, ACLs, capabilities, links, FIFOs, devices.</summary>
+public class FidelityTests
+{
+    private const int MiB = 1024 * 1024;
+
+    /// <summary>A tree with every kind of entry and the odd things real hosts have.</summary>
+    private static void MakeEverything(string src)
+    {
+        Directory.CreateDirectory(src);
+        var root = Environment.UserName == "root";
+        TreeCompare.WriteFile(src, [0xff, 0xfe], "not UTF-8"u8);
+        TreeCompare.WriteFile(src, "new\nline"u8, "a newline in the name"u8);
+        TreeCompare.WriteFile(src, [.. Enumerable.Repeat((byte)'n', 254), 0xe9], "255 bytes, the last Latin-1"u8);
+        TreeCompare.MakeDirectory(src, [(byte)'d', 0x80]);
+        TreeCompare.WriteFile(src, [(byte)'d', 0x80, .. "/inside"u8], "in a folder whose name is not UTF-8"u8);
+        TreeCompare.HardLink(src, [0xff, 0xfe], "second-name"u8);
+        TreeCompare.Symlink(src, "link"u8, [(byte)'t', 0xff]);
+        using (var f = new FileStream(Path.Combine(src, "sparse.img"), FileMode.Create))
+        {
+            f.SetLength(64L * MiB); // holes at the start, in the middle and at the end
+            f.Position = 8L * MiB;
+            var data = new byte[MiB];
+            new Random(1).NextBytes(data);
+            f.Write(data);
+            f.Position = 32L * MiB;
+            f.Write("the middle"u8);
+        }
+        var tool = Path.Combine(src, "tool");
+        File.WriteAllText(tool, "#!/bin/sh\n");
+        TreeCompare.SetXattr(tool, "user.origin", "packaged"u8);
+        TreeCompare.SetXattr(tool, "system.posix_acl_access", TreeCompare.Acl((0x01, 7, uint.MaxValue), (0x02, 5, 1234), (0x04, 5, uint.MaxValue), (0x10, 5, uint.MaxValue), (0x20, 5, uint.MaxValue)));
+        TreeCompare.MakeNode(Path.Combine(src, "fifo"), 0x1000 | 0x1a4);
+        if (root)
+        {
+            var capability = new byte[20];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(capability, 0x02000001);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(capability.AsSpan(4), 1u << 10); // cap_net_bind_service
+            TreeCompare.Chown(tool, 1234, 1234);
+            TreeCompare.SetXattr(tool, "security.capability", capability);
+            TreeCompare.MakeNode(Path.Combine(src, "null"), 0x2000 | 0x1b6, 1, 3);
+        }
+    }
+
+    [Fact]
+    public void A_tree_with_every_kind_of_entry_comes_back_through_abk_with_no_difference()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        MakeEverything(src);
+        var expected = TreeCompare.Describe(src);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+
+        var backup = cell.AbkJson("backup", src);
+        Assert.True(backup.GetProperty("state").GetString() == "SUCCEEDED", backup.ToString());
+        var snapshot = backup.GetProperty("snapshot").GetString()!;
+        var listed = cell.Abk("ls", snapshot, src).Stdout;
+        Assert.Contains(src + @"/\xff\xfe", listed);
+        Assert.Contains(src + @"/new\x0aline", listed);
+
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.Abk("restore", snapshot, "--to", target);
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        TreeCompare.AssertSame(expected, target + src);
+        var (source, restored) = (TreeCompare.AllocatedBytes(Path.Combine(src, "sparse.img")), TreeCompare.AllocatedBytes(Path.Combine(target + src, "sparse.img")));
+        Assert.True(restored <= source + 3 * 4096, $"the sparse file takes {restored} bytes after the restore, {source} in the source");
+    }
+}
