@@ -5,6 +5,9 @@
 #   scripts/bench.sh cell SOURCE_DIR      the engine's three steps, then the same through a running embedded
 #                                         cell driven by abk, then across two node processes (client on one,
 #                                         media agent on the other), each compared with the one before
+#   scripts/bench.sh peers [sdk|small|image]...  the product path (abk against a running embedded cell) beside
+#                                         restic and Borg on the same data: full, unchanged, after changes, restore;
+#                                         medians of 3 (scripts/bench-peers.sh says how)
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
 #                                         list` and of 20 `abk --help` (published build, ReadyToRun)
 #   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and
@@ -34,6 +37,10 @@ src=${2:-}
 if [ "$mode" = shell ]; then
   exec bash scripts/bench-shell.sh
 fi
+if [ "$mode" = peers ]; then
+  shift
+  exec bash scripts/bench-peers.sh "$@"
+fi
 if [ "$mode" = prune-race ]; then
   shift
   exec bash scripts/bench-prune-race.sh "$@"
@@ -55,7 +62,7 @@ if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   exit 0
 fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh shell|queue|lifecycle|prune-race" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh peers|shell|queue|lifecycle|prune-race" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

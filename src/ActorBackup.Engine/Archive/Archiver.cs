@@ -34,12 +34,20 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     private sealed record FileJob(string Path, Node Node, FileStat Stat);
 
-    private sealed record FileWorker(StreamChunker Chunker, ChunkEncoder Encoder) : IDisposable
+    /// <summary>One reading thread's chunkers (the policy's, and the finer one for BlockFiles, made when first needed) and encoder.</summary>
+    private sealed class FileWorker(StreamChunker chunker, Func<StreamChunker>? fine, ChunkEncoder encoder) : IDisposable
     {
+        private StreamChunker? _fine;
+        public ChunkEncoder Encoder => encoder;
+
+        /// <summary>The chunker for <paramref name="job"/>: a file rewritten in place by blocks is cut finer.</summary>
+        public StreamChunker For(FileJob job) => fine is not null && BlockFiles.Are(job.Path, job.Stat.Size) ? _fine ??= fine() : chunker;
+
         public void Dispose()
         {
-            Chunker.Dispose();
-            Encoder.Dispose();
+            chunker.Dispose();
+            _fine?.Dispose();
+            encoder.Dispose();
         }
     }
 
@@ -101,6 +109,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var bytesToRead = _jobs.Sum(j => (long)j.Stat.Size);
         using var session = keys.Cipher.BeginUpload();
         var cdc = new FastCdc(keys.Gear, options.Chunker);
+        // A policy whose chunks are as fine already needs no second chunker.
+        var fineCdc = options.Chunker.AverageSize > BlockFiles.Chunker.AverageSize ? new FastCdc(keys.Gear, BlockFiles.Chunker) : null;
         _limit = RateLimit.For(options.MaxBytesPerSecond);
         var failed = new bool[_jobs.Count];
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), bytesToRead,
@@ -108,10 +118,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
         {
             WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
-                () => new FileWorker(new StreamChunker(cdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
+                () => new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
                 (worker, i) =>
                 {
-                    var error = ReadFile(_jobs[i], worker.Chunker, worker.Encoder, cancel);
+                    var error = ReadFile(_jobs[i], worker.For(_jobs[i]), worker.Encoder, cancel);
                     if (error is not null)
                     {
                         failed[i] = true;

@@ -386,6 +386,44 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_disk_image_rewritten_in_scattered_blocks_stores_about_the_blocks_that_changed()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        const int Size = 32 * 1024 * 1024, Block = 4096;
+        // Half-compressible: each 4 KiB block is half random, half zeros. The same bytes as an image and as a plain file.
+        var image = new byte[Size];
+        var random = new Random(11);
+        for (var at = 0; at < Size; at += Block) random.NextBytes(image.AsSpan(at, Block / 2));
+        File.WriteAllBytes(Path.Combine(src, "disk.img"), image);
+        File.WriteAllBytes(Path.Combine(src, "disk.bin"), image);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("vm", [src]);
+        repo.Backup(set, Level.Full);
+
+        // 1% of the 4 KiB blocks rewritten at random places, the same in both files.
+        var blocks = Size / Block;
+        foreach (var b in Enumerable.Range(0, blocks / 100).Select(_ => random.Next(blocks)))
+            random.NextBytes(image.AsSpan(b * Block, Block / 2));
+        var imageNew = Measure("disk.img");
+        var plainNew = Measure("disk.bin");
+        ulong Measure(string name)
+        {
+            File.WriteAllBytes(Path.Combine(src, name), image);
+            var only = repo.Backup(new BackupSet("vm-" + name, [Path.Combine(src, name)]), Level.Full);
+            return only.Stats.BytesNew;
+        }
+        // The image is cut finer (BlockFiles): about the chunks the changes touch; the plain file, nearly all of it again.
+        Assert.True(imageNew < Size / 4, $"the image stored {imageNew} new bytes of {Size} after rewriting 1% of its blocks");
+        Assert.True(plainNew > Size / 2, $"the plain file stored {plainNew}: not the policy's chunks?");
+        var target = Path.Combine(dir.Path, "r");
+        var latest = repo.Backup(set, Level.Incremental);
+        Assert.Empty(repo.Restore(latest.Id, target).Errors);
+        Assert.Equal(image, File.ReadAllBytes(Path.Combine(target + src, "disk.img")));
+        Assert.True(BlockFiles.Are("/var/lib/postgresql/16/main/base/5/16384.1", 1L << 30) && BlockFiles.Are("/x/ibdata1", 1L << 30) && !BlockFiles.Are("/x/movie.mkv", 1L << 30));
+    }
+
+    [Fact]
     public void Exclude_globs_see_names_as_listings_show_them()
     {
         var excludes = new ExcludeMatcher(["bad*", @"*\xfe"]);

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# scripts/bench.sh peers [sdk|small|image]...: the product path (abk against a running embedded cell, wall time of
+# each whole abk command, as an operator sees it) beside restic and Borg (lz4) on the same data, in one run.
+# Datasets it makes or copies (default: all three):
+#   sdk    a copy of /usr/share/dotnet (a software tree)
+#   small  a copy of /usr/share without dotnet (tens of thousands of small files)
+#   image  a 1 GiB disk image, half compressible (each 4 KiB block half random, half zeros)
+# Each round, each tool side by side on the same states of the data: (1) full backup, (2) backup with nothing
+# changed, (3) backup after changes (sdk, small: 2% of the files rewritten, 200 new ones, 100 deleted; image:
+# 1% of its 4 KiB blocks rewritten at random places), for the image also (4) after 16 KiB inserted at 8 places
+# (the rest shifts), then a restore of the last state, checked with diff -r. A fresh cell and fresh repositories
+# every round; medians of BENCH_ROUNDS (default 3). Prints a table per dataset and one JSON line per dataset:
+# {"dataset","bytes","files","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...},"ratios":{...}}
+# "added_*" is what the repository grew by in that step. The node's peak RSS (VmHWM) is the all-roles node's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+datasets=("$@")
+[ ${#datasets[@]} -eq 0 ] && datasets=(sdk small image)
+rounds=${BENCH_ROUNDS:-3}
+tmp=$(mktemp -d /var/tmp/abk-bench-peers.XXXXXX)
+pid=""
+stop_node() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
+cleanup() { stop_node; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+if ! command -v restic >/dev/null || ! command -v borg >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup) >/dev/null 2>&1 || true; fi
+fi
+tools=(actorbackup)
+command -v restic >/dev/null && tools+=(restic)
+command -v borg >/dev/null && tools+=(borg)
+export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
+dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+abk=$tmp/shell/abk
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_node() { # a fresh all-roles embedded cell in $tmp/node
+  rm -rf "$tmp/node"
+  local port ops
+  port=$(free_port); ops=$(free_port)
+  "$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
+    --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" > "$tmp/node.log" 2>&1 &
+  pid=$!
+  export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
+  for _ in $(seq 90); do
+    "$abk" library list 2>/dev/null | grep -q "^lib1 .* yes .* yes" && return 0
+    sleep 1
+  done
+  echo "bench: the node did not get ready:" >&2; cat "$tmp/node.log" >&2; exit 1
+}
+peak_rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status"; }
+
+now() { echo "$EPOCHREALTIME"; }
+settle() { sync; sleep "${BENCH_SETTLE:-2}"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+size_of() { du -sb "$1" | cut -f1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
+repo_of() { case $1 in actorbackup) echo "$tmp/node/libraries/lib1";; restic) echo "$tmp/restic-repo";; borg) echo "$tmp/borg-repo";; esac; }
+init_tool() {
+  case $1 in
+    actorbackup) start_node;;
+    restic) rm -rf "$tmp/restic-repo"; restic init -q --repo "$tmp/restic-repo" >/dev/null;;
+    borg) rm -rf "$tmp/borg-repo"; borg init -e repokey "$tmp/borg-repo" >/dev/null 2>&1;;
+  esac
+}
+backup() { # tool source -> seconds (wall time of the whole command)
+  local t0 t1
+  settle; t0=$(now)
+  case $1 in
+    actorbackup) "$abk" backup "$2" >/dev/null;;
+    restic) restic -q --repo "$tmp/restic-repo" backup "$2" >/dev/null;;
+    borg) borg create --compression lz4 "$tmp/borg-repo::s$(date +%s%N)" "$2" >/dev/null 2>&1;;
+  esac
+  t1=$(now); elapsed "$t0" "$t1"
+}
+restore() { # tool source -> seconds; the copy lands in $tmp/restored, checked after
+  local t0 t1
+  rm -rf "$tmp/restored"; mkdir -p "$tmp/restored"
+  settle; t0=$(now)
+  case $1 in
+    actorbackup) "$abk" restore latest --to "$tmp/restored" >/dev/null;;
+    restic) restic -q --repo "$tmp/restic-repo" restore latest --target "$tmp/restored" >/dev/null;;
+    borg) local last; last=$(borg list --last 1 --short "$tmp/borg-repo")
+          (cd "$tmp/restored" && borg extract "$tmp/borg-repo::$last" >/dev/null 2>&1);; # borg drops the leading '/'
+  esac
+  t1=$(now); elapsed "$t0" "$t1"
+}
+verified() { if diff -r --no-dereference "$1" "$tmp/restored$1" >/dev/null 2>&1; then echo true; else echo false; fi; }
+
+make_data() { # dataset -> $tmp/data/<dataset>, fresh
+  local d=$tmp/data/$1
+  rm -rf "$d"; mkdir -p "$d"
+  case $1 in
+    sdk) cp -a /usr/share/dotnet/. "$d/";;
+    small) (cd /usr/share && tar --exclude=./dotnet -cf - .) | (cd "$d" && tar -xf -);;
+    image) python3 - "$d/disk.img" <<'EOF'
+import os, sys
+block, blocks = 4096, 262144
+with open(sys.argv[1], "wb") as f:
+    for i in range(0, blocks, 256):
+        f.write(b"".join(os.urandom(block // 2) + bytes(block // 2) for _ in range(256)))
+EOF
+    ;;
+  esac
+}
+change_data() { # dataset step(change|insert) seed: the same change for every tool (applied once, between their backups)
+  local d=$tmp/data/$1
+  python3 - "$d" "$1" "$2" "$3" <<'EOF'
+import os, random, sys
+root, dataset, step, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rnd = random.Random(seed)
+if dataset == "image":
+    path = os.path.join(root, "disk.img")
+    size = os.path.getsize(path)
+    if step == "change":  # 1% of the 4 KiB blocks rewritten, scattered
+        blocks = size // 4096
+        with open(path, "r+b") as f:
+            for b in rnd.sample(range(blocks), blocks // 100):
+                f.seek(b * 4096)
+                f.write(os.urandom(2048) + bytes(2048))
+    else:  # 16 KiB inserted at 8 places: everything after each shifts
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        for at in sorted(rnd.sample(range(len(data)), 8), reverse=True):
+            data[at:at] = os.urandom(8192) + bytes(8192)
+        with open(path, "wb") as f:
+            f.write(data)
+else:
+    files = sorted(os.path.join(dp, n) for dp, _, ns in os.walk(root) for n in ns if not os.path.islink(os.path.join(dp, n)))
+    for p in rnd.sample(files, max(1, len(files) // 50)):
+        with open(p, "ab") as f:
+            f.write(os.urandom(512))
+    for p in rnd.sample(files, 100):
+        if os.path.exists(p):
+            os.remove(p)
+    os.makedirs(os.path.join(root, "bench-new"), exist_ok=True)
+    for i in range(200):
+        with open(os.path.join(root, "bench-new", f"n{i}.bin"), "wb") as f:
+            f.write(os.urandom(rnd.randint(100, 200_000)))
+EOF
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); tools: ${tools[*]}" \
+  "($(command -v restic >/dev/null && restic version | awk '{ print "restic " $2 }') $(command -v borg >/dev/null && borg --version))"
+for ds in "${datasets[@]}"; do
+  declare -A series=()
+  add() { series[$1]="${series[$1]:-} $2"; }
+  for r in $(seq "$rounds"); do
+    make_data "$ds"
+    src=$tmp/data/$ds
+    bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    files=$(find "$src" -type f | wc -l)
+    find "$src" -type f -exec cat {} + >/dev/null # the page cache warmed the same way for every tool
+    steps=(change); [ "$ds" = image ] && steps+=(insert)
+    for t in "${tools[@]}"; do init_tool "$t"; done
+    # The actorbackup node stays up through the round (its repository is the node's library); the peers are processes.
+    for t in "${tools[@]}"; do add "$t.full_s" "$(backup "$t" "$src")"; done
+    for t in "${tools[@]}"; do add "$t.noop_s" "$(backup "$t" "$src")"; done
+    for s in "${steps[@]}"; do
+      change_data "$ds" "$s" "$r"
+      for t in "${tools[@]}"; do
+        before=$(size_of "$(repo_of "$t")")
+        add "$t.${s}_s" "$(backup "$t" "$src")"
+        add "$t.added_$s" "$(( $(size_of "$(repo_of "$t")") - before ))"
+      done
+    done
+    for t in "${tools[@]}"; do
+      add "$t.restore_s" "$(restore "$t" "$src")"
+      add "$t.verified" "$(verified "$src")"
+      add "$t.stored" "$(size_of "$(repo_of "$t")")"
+      [ "$t" = actorbackup ] && add "$t.peak_rss_mib" "$(peak_rss_mib)"
+    done
+    stop_node
+    rm -rf "$tmp/restored" "$tmp/restic-repo" "$tmp/borg-repo"
+    echo "== $ds round $r of $rounds done"
+  done
+  m() { local v; v=${series[$1]:-}; [ -z "$v" ] && { echo null; return; }; median $v; }
+  allv() { case " ${series[$1]:-} " in *" false "*) echo false;; *) echo true;; esac; }
+  echo "== $ds: $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'); medians of $rounds rounds (wall seconds; MB)"
+  printf '  %-12s %8s %8s %8s %8s %8s %10s %10s %9s %6s\n' tool full noop change insert restore "+change" "+insert" stored ok
+  for t in "${tools[@]}"; do
+    printf '  %-12s %8s %8s %8s %8s %8s %10s %10s %9s %6s\n' "$t" "$(m "$t.full_s")" "$(m "$t.noop_s")" "$(m "$t.change_s")" "$(m "$t.insert_s")" "$(m "$t.restore_s")" \
+      "$(awk -v b="$(m "$t.added_change")" 'BEGIN { printf "%.1f", b / 1e6 }')" "$(awk -v b="$(m "$t.added_insert")" 'BEGIN { printf "%.1f", b / 1e6 }')" \
+      "$(awk -v b="$(m "$t.stored")" 'BEGIN { printf "%.1f", b / 1e6 }')" "$(allv "$t.verified")"
+  done
+  [ -n "${series[actorbackup.peak_rss_mib]:-}" ] && echo "  actorbackup node peak RSS: $(median ${series[actorbackup.peak_rss_mib]}) MiB (goal 150)"
+  if [ -n "${series[restic.full_s]:-}" ]; then
+    awk -v f="$(m actorbackup.full_s)" -v F="$(m restic.full_s)" -v n="$(m actorbackup.noop_s)" -v N="$(m restic.noop_s)" \
+        -v r="$(m actorbackup.restore_s)" -v R="$(m restic.restore_s)" -v a="$(m actorbackup.added_change)" -v A="$(m restic.added_change)" \
+        -v s="$(m actorbackup.stored)" -v S="$(m restic.stored)" \
+      'BEGIN { printf "  against restic: full %.2fx (goal 2), unchanged %.2fx (goal 3), restore %.2fx (goal 2) its speed; added by the change %.0f%% of its; stored %.0f%% of its\n", F / f, N / n, R / r, 100 * a / (A > 0 ? A : 1), 100 * s / S }'
+  fi
+  json="{\"dataset\":\"$ds\",\"bytes\":$bytes,\"files\":$files,\"rounds\":$rounds,\"tools\":{"
+  first=1
+  for t in "${tools[@]}"; do
+    [ $first = 1 ] || json+=","; first=0
+    json+="\"$t\":{"
+    fields=""
+    for k in full_s noop_s change_s insert_s restore_s added_change added_insert stored peak_rss_mib; do fields+="\"$k\":$(m "$t.$k"),"; done
+    json+="${fields}\"verified\":$(allv "$t.verified")}"
+  done
+  json+="}}"
+  echo "$json"
+  unset series
+done
