@@ -140,11 +140,13 @@ public static class CommandTable
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "absolute folder on the client to restore into", HelpName = "DIR", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (files there may be replaced); refused without it" };
+        var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have on the target host" };
         root.Subcommands.Add(Verb("restore", "restore a snapshot (or PATHs of it) into a folder of any client", async (pr, o, c) =>
         {
-            var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] }, Force = pr.GetValue(force) };
+            var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] }, Force = pr.GetValue(force),
+                NumericOwner = pr.GetValue(numericOwner) };
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, snapshot, include, to, client, noWait, force));
+        }, snapshot, include, to, client, noWait, force, numericOwner));
 
         var verifySnapshot = new Argument<string?>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'", Arity = ArgumentArity.ZeroOrOne };
         var verifyLibrary = new Option<string?>("--library")

@@ -561,7 +561,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
-        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0 } /* a retry finds its own first attempt's files */, progress, cancel);
+        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0, NumericOwner = job.NumericOwner } /* a retry finds its own first attempt's files */, progress, cancel);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)

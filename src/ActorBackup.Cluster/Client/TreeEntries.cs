@@ -10,7 +10,7 @@ public static class TreeEntries
         TreeListing.Entries(trees, snapshot, prefix).Select(e => new TreeEntry
         {
             Path = e.Path, Type = TypeLetter(e.Node.Type), Mode = e.Node.Mode & 0xFFF, Uid = e.Node.Uid, Gid = e.Node.Gid, Size = e.Node.Size,
-            MtimeUnixSec = e.Node.MtimeSec,
+            MtimeUnixSec = e.Node.MtimeSec, User = e.Node.User, Group = e.Node.Group,
             Target = e.Node.Type switch
             {
                 NodeType.Symlink => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Decode(e.Node.LinkTarget.Span)),

@@ -232,7 +232,7 @@ public sealed partial record ManagerState
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
-            Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force,
+            Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force, NumericOwner = cmd.NumericOwner,
         };
         job.Paths.AddRange(cmd.Paths);
         return new Decision([new JobQueued { Job = job }], null, job);

@@ -272,7 +272,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    private static void FillNode(Node node, FileStat st)
+    /// <summary>The owners' names, looked up once per id in a backup (a new backup sees a changed user database).</summary>
+    private readonly OwnerNames _owners = new();
+
+    private void FillNode(Node node, FileStat st)
     {
         node.Type = st.Kind switch
         {
@@ -288,6 +291,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         node.Mode = st.Mode;
         node.Uid = st.Uid;
         node.Gid = st.Gid;
+        node.User = _owners.User(st.Uid);
+        node.Group = _owners.Group(st.Gid);
         node.MtimeSec = st.MtimeSec;
         node.MtimeNsec = st.MtimeNsec;
         node.CtimeSec = st.CtimeSec;

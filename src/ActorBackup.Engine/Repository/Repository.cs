@@ -105,10 +105,11 @@ public sealed class Repository : IDisposable
     }
 
     public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null,
-        CancellationToken cancel = default, bool force = false)
+        CancellationToken cancel = default, bool force = false, bool numericOwner = false)
     {
         var manifest = Snapshot(snapshot);
-        return new Restorer(Ring.For(manifest), Library).Run(manifest, target, new RestoreOptions { Include = include ?? [], Force = force }, progress, cancel);
+        return new Restorer(Ring.For(manifest), Library).Run(manifest, target, new RestoreOptions { Include = include ?? [], Force = force, NumericOwner = numericOwner },
+            progress, cancel);
     }
 
     /// <summary>A snapshot of the catalog by id, prefix or "latest", its seal checked (ManifestSeal).</summary>

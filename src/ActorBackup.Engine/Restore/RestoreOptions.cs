@@ -8,6 +8,8 @@ public sealed record RestoreOptions
     public bool? RestoreOwner { get; init; }
     /// <summary>Write into / or into a folder that already holds something (what is there may be replaced). Default: refused.</summary>
     public bool Force { get; init; }
+    /// <summary>Owners by the recorded ids, as they are; otherwise by the recorded user and group names where this host knows them (tar's way).</summary>
+    public bool NumericOwner { get; init; }
     public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
     /// <summary>Told the name of each phase that ended (directories, contents, links): tests change the target between phases.</summary>
     internal Action<string>? Phase { get; init; }

@@ -59,6 +59,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
+        _numericOwner = options.NumericOwner;
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
             throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
@@ -250,7 +251,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>The owner to give an entry back: only when restoring owners.</summary>
-    private static (uint Uid, uint Gid)? Owner(Node node, bool restoreOwner) => restoreOwner ? (node.Uid, node.Gid) : null;
+    /// <summary>The owner to give an entry (null: leave it as created): the ids its recorded names have here, or the recorded ids (NumericOwner, or a name this host does not know).</summary>
+    private (uint Uid, uint Gid)? Owner(Node node, bool restoreOwner) => restoreOwner
+        ? (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, _owners.UserId), OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, _owners.GroupId))
+        : null;
+
+    private readonly OwnerNames _owners = new();
+    private bool _numericOwner;
 
     /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
     private sealed class FileSlot(Entry file, int pieces)

@@ -64,8 +64,9 @@ public static class EngineCommand
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "the folder to restore into", HelpName = "DIR", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (what is there may be replaced)" };
+        var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have here" };
         Verb("restore", "restore a snapshot (or PATHs of it)", pr => Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!,
-            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), pr.GetValue(force)), repo, keyFile, snapshot, include, to, force);
+            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), pr.GetValue(force), pr.GetValue(numericOwner)), repo, keyFile, snapshot, include, to, force, numericOwner);
 
         Verb("snapshots", "list the snapshots", pr => Snapshots(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(json)), repo, keyFile);
 
@@ -107,12 +108,12 @@ public static class EngineCommand
         return m.Errors.Count > 0 ? 3 : 0;
     }
 
-    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, bool force)
+    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, bool force, bool numericOwner)
     {
         using var repo = Repository.Open(repoPath, key);
         var clock = Stopwatch.StartNew();
         ActorBackup.Engine.Restore.RestoreResult r;
-        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress, force: force);
+        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress, force: force, numericOwner: numericOwner);
         if (json) Console.WriteLine(JsonSerializer.Serialize(r));
         else
         {

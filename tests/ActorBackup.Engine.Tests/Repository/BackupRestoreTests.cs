@@ -424,6 +424,45 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Owners_are_recorded_by_name_too_and_a_restore_maps_names_unless_told_to_keep_numbers()
+    {
+        uint? Here(string name) => name switch { "alice" => 2001, _ => null };
+        Assert.Equal(2001u, OwnerNames.Resolve(1001, "alice", numeric: false, Here)); // another host: alice is 2001 there
+        Assert.Equal(1001u, OwnerNames.Resolve(1001, "alice", numeric: true, Here));  // --numeric-owner
+        Assert.Equal(1001u, OwnerNames.Resolve(1001, "bob", numeric: false, Here));   // a name the host does not know
+        Assert.Equal(1001u, OwnerNames.Resolve(1001, "", numeric: false, Here));      // an id that had no name
+        var names = new OwnerNames();
+        Assert.Equal(("root", "root", 0u, 0u), (names.User(0), names.Group(0), names.UserId("root")!.Value, names.GroupId("root")!.Value));
+        Assert.Equal("", names.User(4_242_424));
+        Assert.Null(names.UserId("no-such-user-here"));
+
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "mine"), "x");
+        if (Posix.Posix.IsRoot)
+        {
+            File.WriteAllText(Path.Combine(src, "nameless"), "y");
+            Posix.Posix.LChown(Path.Combine(src, "nameless"), 4_242_424, 4_242_424);
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("owners", [src]), Level.Full);
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            var entries = TreeListing.Entries(trees, snap, "").ToDictionary(e => e.Path, e => e.Node);
+            var mine = entries[src + "/mine"];
+            Assert.Equal((names.User(mine.Uid), names.Group(mine.Gid)), (mine.User, mine.Group));
+            Assert.NotEqual("", mine.User);
+            if (Posix.Posix.IsRoot) Assert.Equal(("", 4_242_424u), (entries[src + "/nameless"].User, entries[src + "/nameless"].Uid));
+        }
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src); // on the same host, by name or by number alike
+        var numeric = Path.Combine(dir.Path, "n");
+        Assert.Empty(repo.Restore(snap.Id, numeric, numericOwner: true).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), numeric + src);
+    }
+
+    [Fact]
     public void Exclude_globs_see_names_as_listings_show_them()
     {
         var excludes = new ExcludeMatcher(["bad*", @"*\xfe"]);
