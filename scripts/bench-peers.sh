@@ -67,25 +67,36 @@ init_tool() {
 }
 backup() { # tool source -> seconds (wall time of the whole command)
   local t0 t1
+  local rc=0
   settle; t0=$(now)
   case $1 in
-    actorbackup) "$abk" backup "$2" >/dev/null;;
-    restic) restic -q --repo "$tmp/restic-repo" backup "$2" >/dev/null;;
-    borg) borg create --compression lz4 "$tmp/borg-repo::s$(date +%s%N)" "$2" >/dev/null 2>&1;;
+    actorbackup) "$abk" backup "$2" >/dev/null || rc=$?;;
+    restic) restic -q --repo "$tmp/restic-repo" backup "$2" >/dev/null || rc=$?;;
+    borg) borg create --compression lz4 "$tmp/borg-repo::s$(date +%s%N)" "$2" >/dev/null 2>"$tmp/borg.err" || rc=$?
+          [ "$rc" = 1 ] && rc=0;; # 1: warnings (a file changed while read), the archive is written
   esac
-  t1=$(now); elapsed "$t0" "$t1"
+  t1=$(now)
+  failed "$rc" "$1 backup of $2"
+  elapsed "$t0" "$t1"
+}
+# A step that failed ends the run (it is timed in a subshell: its figure would otherwise be taken as real).
+failed() { # exit-code what
+  if [ "$1" != 0 ]; then echo "bench: $2 failed (exit $1)" >&2; kill -TERM $$; exit 1; fi
 }
 restore() { # tool source -> seconds; the copy lands in $tmp/restored, checked after
   local t0 t1
   rm -rf "$tmp/restored"; mkdir -p "$tmp/restored"
+  local rc=0
   settle; t0=$(now)
   case $1 in
-    actorbackup) "$abk" restore latest --to "$tmp/restored" >/dev/null;;
-    restic) restic -q --repo "$tmp/restic-repo" restore latest --target "$tmp/restored" >/dev/null;;
+    actorbackup) "$abk" restore latest --to "$tmp/restored" >/dev/null || rc=$?;;
+    restic) restic -q --repo "$tmp/restic-repo" restore latest --target "$tmp/restored" >/dev/null || rc=$?;;
     borg) local last; last=$(borg list --last 1 --short "$tmp/borg-repo")
-          (cd "$tmp/restored" && borg extract "$tmp/borg-repo::$last" >/dev/null 2>&1);; # borg drops the leading '/'
+          (cd "$tmp/restored" && borg extract "$tmp/borg-repo::$last" >/dev/null 2>&1) || rc=$?;; # borg drops the leading '/'
   esac
-  t1=$(now); elapsed "$t0" "$t1"
+  t1=$(now)
+  failed "$rc" "$1 restore"
+  elapsed "$t0" "$t1"
 }
 verified() { if diff -r --no-dereference "$1" "$tmp/restored$1" >/dev/null 2>&1; then echo true; else echo false; fi; }
 

@@ -75,17 +75,22 @@ public sealed partial class ClientActor
         if (caller is { Role: Protocol.Trust.CellRole.Client })
         {
             // The node that relayed the request named the snapshots: the manager's catalog says which are this host's.
-            SnapshotList? own;
+            object answer;
             try
             {
-                own = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new ListSnapshots { Client = caller.Client }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotList;
+                answer = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new ListSnapshots { Client = caller.Client }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
             }
             catch (AskTimeoutException)
             {
                 requester.Tell(new CommandRejected { Reason = "the manager did not say in 30 s which snapshots are this client's: try again" });
                 return;
             }
-            var ids = own?.Snapshots.Select(s => s.Id).ToHashSet() ?? [];
+            if (answer is not SnapshotList own)
+            {
+                requester.Tell(new CommandRejected { Reason = $"the manager did not say which snapshots are this client's: {(answer as CommandRejected)?.Reason ?? answer.GetType().Name}" });
+                return;
+            }
+            var ids = own.Snapshots.Select(s => s.Id).ToHashSet();
             var kept = request.Snapshots.Where(s => ids.Contains(s.Id)).ToList();
             request = request.Clone();
             request.Snapshots.Clear();
@@ -120,8 +125,12 @@ public sealed partial class ClientActor
                 progress.Snapshot = s.Id;
                 try
                 {
-                    var detail = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new GetSnapshot { Snapshot = s.Id }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as SnapshotDetail
-                                 ?? throw new KeyNotFoundException("the catalog no longer has it");
+                    var detail = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new GetSnapshot { Snapshot = s.Id }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() switch
+                    {
+                        SnapshotDetail d => d,
+                        CommandRejected r => throw new KeyNotFoundException($"the manager did not give its manifest: {r.Reason}"),
+                        var other => throw new KeyNotFoundException($"the manager answered {other.GetType().Name}"),
+                    };
                     var manifest = _ring.Open(detail.Manifest);
                     BuildIndex(manifest, s.Libraries.Count > 0 ? s.Libraries : [manifest.Library]);
                     progress.IndexesBuilt++;

@@ -17,6 +17,9 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     /// client already runs it, as it said when it registered with a manager that just took over). <paramref name="Probe"/>:
     /// what it is asked now and then — a client, RegistrationRequest (the default); a media agent running a prune,
     /// GetLibraryStatus.</summary>
+    /// <summary>From the manager: <paramref name="Watcher"/> (who sent a WatchJob the manager took) hears the job's progress and its end. Local only: no peer can send one.</summary>
+    public sealed record Watch(IActorRef Watcher);
+
     public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment, IMessage? Probe = null);
 
     /// <summary>The attempt ended without ending the job (queued again for another attempt).</summary>
@@ -116,15 +119,19 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_attempt is not null && t.ActorRef.Equals(_attempt.Client))
                 Lost($"client {_clientId} vanished while the job ran (node down or stopped)");
         });
+        // Both from the manager only: a node that learnt this actor's address (a watch's answers carry it) can neither
+        // watch a job it was not allowed to (the manager took the WatchJob signed by its caller) nor fake progress.
         Receive<JobProgress>(p =>
         {
+            if (!Sender.Equals(Context.Parent)) return;
             _progress = p;
             foreach (var w in _watchers) w.Tell(p);
         });
-        Receive<WatchJob>(_ =>
+        Receive<Watch>(w =>
         {
-            if (_watchers.Add(Sender)) Context.Watch(Sender);
-            if (_progress is not null) Sender.Tell(_progress);
+            if (!Sender.Equals(Context.Parent)) return;
+            if (_watchers.Add(w.Watcher)) Context.Watch(w.Watcher);
+            if (_progress is not null) w.Watcher.Tell(_progress);
         });
         // From the manager only (which took it signed by its caller): a node that learnt this actor's address from a
         // watch's answers gets nothing cancelled by sending it here.

@@ -478,7 +478,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(WithProgress(job));
                 return;
             }
-            if (_jobActors.TryGetValue(m.Job, out var child)) child.Forward(m);
+            if (_jobActors.TryGetValue(m.Job, out var child)) child.Tell(new JobActor.Watch(Sender));
             else Sender.Tell(WithProgress(job));
         });
         Command<GetJob>(m =>

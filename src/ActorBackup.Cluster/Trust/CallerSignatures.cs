@@ -52,7 +52,10 @@ public static class CallerSignatures
                       "set the clocks of the signer's host (the shell's or the program's) and the manager's right (NTP), and send it again";
             return null;
         }
-        if (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now, caller.ToString()))
+        // A look at the catalog changes nothing: given again, it shows the same caller what it may see anyway, so it
+        // spends no nonce (a program polling GetJob would otherwise use up its signer's budget for commands).
+        if (!OperatorCommands.CatalogLooks.Contains(signed.Type)
+            && (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now, caller.ToString())))
         {
             refusal = $"the {signed.Type} was given before (the same signed command again), or its signer ({caller}) has sent {CallerNonces.PerSigner} " +
                       $"signed commands within {(within + OperatorCommands.Window).TotalMinutes:F0} minutes (a limit per certificate): sign it anew, and send it later if that was the limit";
@@ -141,8 +144,10 @@ public static class LookSignatures
         var signedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(proof.UnixMs, 0, 253402300799999));
         if (signedAt - now > OperatorCommands.Window || now - signedAt > window)
         {
-            refusal = $"the {what} was signed at {signedAt:u}, more than {window.TotalMinutes:F0} minutes from this node's clock ({now:u}): " +
-                      "set the clocks right (NTP), and ask again";
+            refusal = signedAt > now
+                ? $"the {what} was signed at {signedAt:u}, more than {OperatorCommands.Window.TotalMinutes:F0} minutes ahead of the clock that checks it ({now:u}): set the clocks right (NTP), and ask again"
+                : $"the {what} rests on a command signed at {signedAt:u}, more than {window.TotalMinutes:F0} minutes before the clock that checks it ({now:u}): " +
+                  "the command ran longer than that, or the clocks differ (NTP); ask again";
             return null;
         }
         return caller;

@@ -537,8 +537,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 foreach (var (offset, length) in extents)
                 {
                     if (offset > at) Hole(offset - at);
+                    var before = size;
                     if (Read(new ExtentStream(handle, offset, length)) is { } failed) return failed;
-                    at = offset + length;
+                    at = offset + (size - before); // what was read (a file that shrank meanwhile is flagged below)
                 }
                 if ((long)job.Stat.Size > at) Hole((long)job.Stat.Size - at);
             }

@@ -148,8 +148,9 @@ public static unsafe partial class Posix
     }
 
     /// <summary>
-    /// Owner, mode, extended attributes and mtime of an open file (its handle: whatever its name leads to meanwhile),
-    /// in that order: a chown drops a file capability, and an ACL carries the mode's bits. The errno of the first
+    /// Owner, extended attributes, mode and mtime of an open file (its handle: whatever its name leads to meanwhile),
+    /// in that order: a chown drops a file capability; a user.* attribute needs write permission, which the final
+    /// mode (0444, say) may not give; an ACL and the recorded mode agree, so the chmod after it changes nothing of it. The errno of the first
     /// failure of the owner, the mode or the time; extended attributes that could not be set go to
     /// <paramref name="xattrsNotSet"/>, each with why.
     /// </summary>
@@ -158,8 +159,8 @@ public static unsafe partial class Posix
     {
         xattrsNotSet = null;
         if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0) return Marshal.GetLastPInvokeError();
-        if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
         if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) xattrsNotSet = failed;
+        if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
         var times = stackalloc Timespec[2];
         times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
         times[1] = new Timespec { Sec = sec, Nsec = nsec };

@@ -193,12 +193,12 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long lseek(int fd, long offset, int whence);
 
-    private const int SeekData = 3, SeekHole = 4, ENXIO = 6;
+    private const int SeekSet = 0, SeekData = 3, SeekHole = 4, ENXIO = 6;
 
     /// <summary>
     /// The data extents of an open file of <paramref name="size"/> bytes, in order (SEEK_DATA / SEEK_HOLE): what lies
     /// between them are holes, which read as zeros and take no space. A file system that cannot say gives the whole
-    /// file as one extent.
+    /// file as one extent. The handle's offset is back at the start when it returns (SEEK_HOLE moves it).
     /// </summary>
     public static List<(long Offset, long Length)> DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size)
     {
@@ -228,6 +228,7 @@ public static unsafe partial class Posix
         }
         finally
         {
+            lseek((int)handle.DangerousGetHandle(), 0, SeekSet); // a reader of the handle starts at 0, not where SEEK_HOLE left it
             if (added) handle.DangerousRelease();
         }
     }

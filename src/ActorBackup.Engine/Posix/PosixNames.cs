@@ -19,10 +19,17 @@ public static class PosixNames
     /// <summary>Whether <paramref name="name"/> holds escaped bytes (a name that is not valid UTF-8).</summary>
     public static bool HasEscapes(ReadOnlySpan<char> name)
     {
-        foreach (var c in name)
-            if (c is >= '\uDC80' and <= '\uDCFF') return true;
+        for (var i = 0; i < name.Length; i++)
+            if (IsEscape(name, i)) return true;
         return false;
     }
+
+    /// <summary>
+    /// Whether the character at <paramref name="i"/> is an escaped byte: a low surrogate U+DC80..U+DCFF on its own,
+    /// not the second half of a pair (U+1F480, say, is the pair D83D DC80: a character, no escape).
+    /// </summary>
+    private static bool IsEscape(ReadOnlySpan<char> name, int i) =>
+        name[i] is >= '\uDC80' and <= '\uDCFF' && (i == 0 || !char.IsHighSurrogate(name[i - 1]));
 
     /// <summary>The bytes <paramref name="name"/> stands for (valid UTF-8 for a name without escapes).</summary>
     public static byte[] Encode(string name)
@@ -106,18 +113,15 @@ public static class PosixNames
     public static string Display(string name)
     {
         var plain = true;
-        foreach (var c in name)
-            if (c < ' ' || c == '\x7f' || c == '\\' || c is >= '\uDC80' and <= '\uDCFF')
-            {
-                plain = false;
-                break;
-            }
+        for (var i = 0; i < name.Length && plain; i++)
+            plain = !(name[i] < ' ' || name[i] == '\x7f' || name[i] == '\\' || IsEscape(name, i));
         if (plain) return name;
         var shown = new StringBuilder(name.Length + 8);
-        foreach (var c in name)
+        for (var i = 0; i < name.Length; i++)
         {
+            var c = name[i];
             if (c == '\\') shown.Append(@"\\");
-            else if (c is >= '\uDC80' and <= '\uDCFF') shown.Append($"\\x{c - EscapeBase:x2}");
+            else if (IsEscape(name, i)) shown.Append($"\\x{c - EscapeBase:x2}");
             else if (c < ' ' || c == '\x7f') shown.Append($"\\x{(int)c:x2}");
             else shown.Append(c);
         }

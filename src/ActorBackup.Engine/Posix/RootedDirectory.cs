@@ -22,7 +22,8 @@ public sealed class RootedDirectory : IDisposable
 
     public void Dispose() => Posix.Close(_root);
 
-    private string Full(string relative) => Path.TrimEnd('/') + "/" + relative;
+    /// <summary>The path of <paramref name="relative"/> below this folder, as people see it (PosixNames.Display).</summary>
+    private string Full(string relative) => PosixNames.Display(Path.TrimEnd('/') + "/" + relative);
 
     private IOException Failure(string what, string relative, int errno) => errno switch
     {

@@ -228,7 +228,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 // Never follow a symlink that was already there: its target is outside our control.
                 MarkBlocked(d.TargetPath);
-                throw new IOException($"refused: {d.TargetPath} is an existing symlink; remove it or restore elsewhere");
+                throw new IOException($"refused: {PosixNames.Display(d.TargetPath)} is an existing symlink; remove it or restore elsewhere");
             }
             _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
             _root.MakeDirectory(d.Relative);
@@ -372,7 +372,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {slot.File.TargetPath}: free space there and restore again", e);
+                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(slot.File.TargetPath)}: free space there and restore again", e);
                 Fail(p, e.Message);
             }
         });
@@ -439,8 +439,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (kind != FileKind.Fifo)
         {
             if (!_privileged)
-                throw new IOException($"device {s.SnapshotPath} not restored into a folder that was there before: restore into a new folder, or give --force");
-            if (!Posix.Posix.IsRoot) throw new IOException($"device {s.SnapshotPath} is recorded but only root can create device nodes");
+                throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} not restored into a folder that was there before: restore into a new folder, or give --force");
+            if (!Posix.Posix.IsRoot) throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} is recorded but only root can create device nodes");
         }
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);

@@ -23,14 +23,19 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
         var job = Job(probe: TimeSpan.FromSeconds(30)); // the probe client never answers: no probe within this test
         var client = CreateTestProbe();
         var watcher = CreateTestProbe();
-        job.Tell(new WatchJob { Job = "7" }, watcher.Ref); // while it is queued
+        job.Tell(new JobActor.Watch(watcher.Ref), TestActor); // while it is queued: from the manager, which took the WatchJob signed
         job.Tell(new JobActor.Attempt(0, client.Ref, new BackupAssignment { Job = new JobInfo { Id = "7" } }), TestActor);
         Assert.Equal("7", client.ExpectMsg<BackupAssignment>().Job.Id);
 
         job.Tell(new JobProgress { Job = "7", FilesDone = 3 }, TestActor);
         Assert.Equal(3, watcher.ExpectMsg<JobProgress>().FilesDone);
+        // Anyone else that learnt the job actor's address: no watch taken, no progress faked.
+        var stranger = CreateTestProbe();
+        job.Tell(new WatchJob { Job = "7" }, stranger.Ref);
+        job.Tell(new JobActor.Watch(stranger.Ref), stranger.Ref);
+        job.Tell(new JobProgress { Job = "7", FilesDone = 999 }, stranger.Ref);
         var late = CreateTestProbe();
-        job.Tell(new WatchJob { Job = "7" }, late.Ref);
+        job.Tell(new JobActor.Watch(late.Ref), TestActor);
         Assert.Equal(3, late.ExpectMsg<JobProgress>().FilesDone); // a watcher that comes late sees where it is
 
         Watch(job);
@@ -38,6 +43,7 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING")
         Assert.Equal(JobState.Succeeded, watcher.ExpectMsg<JobInfo>().State);
         Assert.Equal(JobState.Succeeded, late.ExpectMsg<JobInfo>().State);
         ExpectTerminated(job);
+        stranger.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // it heard nothing (and the late watcher saw 3, not 999)
     }
 
     [Fact]

@@ -276,6 +276,7 @@ public class NameRoundTripTests
             [0xff], [(byte)'a', 0x80, (byte)'b'], [0xc0, 0xaf], [0xed, 0xb2, 0x80], // a lone byte, a stray continuation, overlong, an encoded surrogate
             "new\nline"u8.ToArray(), @"back\slash\x41"u8.ToArray(), [.. "caf"u8, 0xe9], // Latin-1 "café"
             [.. Enumerable.Repeat((byte)0xfe, 255)], [.. Enumerable.Repeat((byte)'n', 254), 0xff],
+            "\U0001F480 \U0001F4C1 \U00020080"u8.ToArray(), // valid UTF-8 whose UTF-16 halves look like escapes (D83D DC80, D840 DC80)
         ];
         foreach (var n in names) TreeCompare.WriteFile(src, n, n);
         TreeCompare.MakeDirectory(src, [(byte)'d', 0xff]);
@@ -298,6 +299,9 @@ public class NameRoundTripTests
             Assert.Contains(src + @"/d\xff/inside", listed);
             Assert.Contains(src + @"/back\\slash\\x41", listed);
             Assert.Contains(src + @"/new\x0aline", listed);
+            Assert.Contains(src + "/\U0001F480 \U0001F4C1 \U00020080", listed); // shown as it is
+            Assert.Equal("\U0001F480", PosixNames.Display("\U0001F480"));
+            Assert.False(PosixNames.HasEscapes("\U0001F480\U00020080"));
         }
         var again = repo.Backup(new BackupSet("names", [src]), Level.Incremental);
         Assert.Equal(0ul, again.Stats.BytesRead); // every file found unchanged in its parent (by its bytes)
@@ -346,6 +350,17 @@ public class NameRoundTripTests
         Assert.True(repo.Library.Verify().Ok);
         var again = repo.Backup(new BackupSet("sparse", [src]), Level.Incremental);
         Assert.Equal(0ul, again.Stats.BytesRead);
+
+        // Asking a file for its extents leaves its handle at the start: a file taken for sparse (fewer blocks than its
+        // size, as on a compressing file system) but without a hole is read whole, not from where SEEK_HOLE left it.
+        var plain = Path.Combine(dir.Path, "plain.bin");
+        File.WriteAllBytes(plain, TestRepo.RandomBytes(MiB, 5));
+        using (var handle = File.OpenHandle(plain))
+        {
+            Assert.Equal([(0L, (long)MiB)], Posix.Posix.DataExtents(handle, MiB));
+            using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+            Assert.Equal(MiB, stream.CopyToCount());
+        }
     }
 
     [Fact]
@@ -520,5 +535,17 @@ public class ReuseCheckTests
         var incr = new Archiver(repo.Keys, new LosingSink(repo.Library, lost), repo.Library).Run(set, options, full);
         Assert.Equal(1ul, incr.Stats.FilesUnchanged);
         Assert.Equal(4ul, incr.Stats.BytesRead);
+    }
+}
+
+internal static class StreamCounting
+{
+    /// <summary>How many bytes a stream gives from where it stands to its end.</summary>
+    public static long CopyToCount(this Stream stream)
+    {
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        for (int n; (n = stream.Read(buffer)) > 0;) total += n;
+        return total;
     }
 }
