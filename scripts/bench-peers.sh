@@ -188,13 +188,13 @@ for ds in "${datasets[@]}"; do
     echo "== $ds round $r of $rounds done"
   done
   m() { local v; v=${series[$1]:-}; [ -z "$v" ] && { echo null; return; }; median $v; }
+  mb() { if [ "$1" = null ]; then echo -; else awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; fi; }
   allv() { case " ${series[$1]:-} " in *" false "*) echo false;; *) echo true;; esac; }
   echo "== $ds: $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'); medians of $rounds rounds (wall seconds; MB)"
   printf '  %-12s %8s %8s %8s %8s %8s %10s %10s %9s %6s\n' tool full noop change insert restore "+change" "+insert" stored ok
   for t in "${tools[@]}"; do
     printf '  %-12s %8s %8s %8s %8s %8s %10s %10s %9s %6s\n' "$t" "$(m "$t.full_s")" "$(m "$t.noop_s")" "$(m "$t.change_s")" "$(m "$t.insert_s")" "$(m "$t.restore_s")" \
-      "$(awk -v b="$(m "$t.added_change")" 'BEGIN { printf "%.1f", b / 1e6 }')" "$(awk -v b="$(m "$t.added_insert")" 'BEGIN { printf "%.1f", b / 1e6 }')" \
-      "$(awk -v b="$(m "$t.stored")" 'BEGIN { printf "%.1f", b / 1e6 }')" "$(allv "$t.verified")"
+      "$(mb "$(m "$t.added_change")")" "$(mb "$(m "$t.added_insert")")" "$(mb "$(m "$t.stored")")" "$(allv "$t.verified")"
   done
   [ -n "${series[actorbackup.peak_rss_mib]:-}" ] && echo "  actorbackup node peak RSS: $(median ${series[actorbackup.peak_rss_mib]}) MiB (goal 150)"
   if [ -n "${series[restic.full_s]:-}" ]; then
