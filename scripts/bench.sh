@@ -8,6 +8,9 @@
 #   scripts/bench.sh peers [sdk|small|image]...  the product path (abk against a running embedded cell) beside
 #                                         restic and Borg on the same data: full, unchanged, after changes, restore;
 #                                         medians of 3 (scripts/bench-peers.sh says how)
+#   scripts/bench.sh large [FILES...]     a generated tree of 100,000 and 1,000,000 small files through abk against a
+#                                         running embedded cell: full, unchanged, ls of a deep folder, restore, and
+#                                         the node's peak RSS (scripts/bench-large.sh says how)
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
 #                                         list` and of 20 `abk --help` (published build, ReadyToRun)
 #   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and
@@ -41,6 +44,10 @@ if [ "$mode" = peers ]; then
   shift
   exec bash scripts/bench-peers.sh "$@"
 fi
+if [ "$mode" = large ]; then
+  shift
+  exec bash scripts/bench-large.sh "$@"
+fi
 if [ "$mode" = prune-race ]; then
   shift
   exec bash scripts/bench-prune-race.sh "$@"
@@ -62,7 +69,7 @@ if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   exit 0
 fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh peers|shell|queue|lifecycle|prune-race" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh peers|large|shell|queue|lifecycle|prune-race" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

@@ -121,19 +121,20 @@ public static class CommandTable
         var jobPriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 5", HelpName = "N" };
         var exclude = SharedOptions.Exclude();
         var oneFs = SharedOptions.OneFileSystem();
+        var atime = SharedOptions.Atime();
         root.Subcommands.Add(Verb("backup", "back PATHs up; follows the job until it ends unless --no-wait", async (pr, o, c) =>
         {
             var cmd = new StartBackup
             {
                 Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
-                OneFileSystem = pr.GetValue(oneFs), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
+                OneFileSystem = pr.GetValue(oneFs), Atime = pr.GetValue(atime), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
                 Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
             };
             // No --client: this host, i.e. the client of the node abk talks to (asked first: the command goes signed as
             // it is, and the manager takes no node's word for whose it is).
             if (cmd.Client == "") cmd.Client = (await session.Call<ClusterState>(new GetClusterState(), c)).LocalClient;
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, set, jobPriority, noWait));
+        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, atime, set, jobPriority, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         snapshot.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id).Append("latest")));
@@ -141,12 +142,13 @@ public static class CommandTable
         var to = new Option<string>("--to") { Description = "absolute folder on the client to restore into", HelpName = "DIR", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (files there may be replaced); refused without it" };
         var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have on the target host" };
+        var sparse = SharedOptions.Sparse();
         root.Subcommands.Add(Verb("restore", "restore a snapshot (or PATHs of it) into a folder of any client", async (pr, o, c) =>
         {
             var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] }, Force = pr.GetValue(force),
-                NumericOwner = pr.GetValue(numericOwner) };
+                NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse) };
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, snapshot, include, to, client, noWait, force, numericOwner));
+        }, snapshot, include, to, client, noWait, force, numericOwner, sparse));
 
         var verifySnapshot = new Argument<string?>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'", Arity = ArgumentArity.ZeroOrOne };
         var verifyLibrary = new Option<string?>("--library")
@@ -320,7 +322,7 @@ public static class CommandTable
             {
                 var set = new BackupSetDefinition
                 {
-                    Name = pr.GetValue(setName)!, Client = pr.GetValue(setClient) ?? "", OneFileSystem = pr.GetValue(oneFs), Policy = pr.GetValue(policy) ?? "",
+                    Name = pr.GetValue(setName)!, Client = pr.GetValue(setClient) ?? "", OneFileSystem = pr.GetValue(oneFs), Atime = pr.GetValue(atime), Policy = pr.GetValue(policy) ?? "",
                     TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority), WindowSeconds = (long)pr.GetValue(window).TotalSeconds,
                     PreCommand = pr.GetValue(preCommand) ?? "", PostCommand = pr.GetValue(postCommand) ?? "", OnSuccess = pr.GetValue(onSuccess) ?? "",
                     OnFailure = pr.GetValue(onFailure) ?? "", CommandTimeoutSeconds = (int)pr.GetValue(commandTimeout).TotalSeconds,
@@ -331,7 +333,7 @@ public static class CommandTable
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys),
+            }, setName, setPaths, setClient, exclude, oneFs, atime, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);

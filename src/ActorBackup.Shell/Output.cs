@@ -152,6 +152,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  paths     {string.Join(" ", s.Paths)}");
         if (s.Excludes.Count > 0) sb.AppendLine($"  excludes  {string.Join(" ", s.Excludes)}");
         if (s.OneFileSystem) sb.AppendLine("  one file system");
+        if (s.Atime) sb.AppendLine("  access times recorded");
         if (s.PrivateKeys) sb.AppendLine("  private keys (file chunks under the client's own keys: no dedup with other clients)");
         sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}{(s.WindowSeconds > 0 ? $"   window {TimeSpan.FromSeconds(s.WindowSeconds)}" : "")}");
         sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");

@@ -1,6 +1,6 @@
 namespace ActorBackup.EndToEnd.Tests;
 
-/// <summary>Everything a Linux file system holds comes back through the cell: names as bytes, holes, xattrs, ACLs, capabilities, links, FIFOs, devices.</summary>
+/// <summary>Everything a Linux file system holds comes back through the cell: names as bytes, holes, xattrs, ACLs, capabilities, file flags, access times, links, FIFOs, devices.</summary>
 public class FidelityTests
 {
     private const int MiB = 1024 * 1024;
@@ -40,7 +40,16 @@ public class FidelityTests
             TreeCompare.Chown(tool, 1234, 1234);
             TreeCompare.SetXattr(tool, "security.capability", capability);
             TreeCompare.MakeNode(Path.Combine(src, "null"), 0x2000 | 0x1b6, 1, 3);
+            TreeCompare.SetXattr(Path.Combine(src, "link"), "trusted.label", "the link's own"u8);
+            TreeCompare.SetXattr(Path.Combine(src, "fifo"), "trusted.label", "the fifo's own"u8);
+            var locked = Path.Combine(src, "locked");
+            Directory.CreateDirectory(locked);
+            File.WriteAllText(Path.Combine(locked, "immutable"), "cannot change");
+            TreeCompare.SetFlags(Path.Combine(locked, "immutable"), 0x10); // chattr +i
+            TreeCompare.SetFlags(locked, 0x10 | 0x40); // +i +d: set after what is inside is restored
         }
+        File.WriteAllBytes(Path.Combine(src, "zeros.raw"), [.. new byte[3 * MiB], .. "tail"u8]); // written out, no hole
+        File.SetLastAccessTimeUtc(Path.Combine(src, "zeros.raw"), new DateTime(2021, 6, 1, 0, 0, 0, DateTimeKind.Utc));
     }
 
     [Fact]
@@ -49,10 +58,10 @@ public class FidelityTests
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
         MakeEverything(src);
-        var expected = TreeCompare.Describe(src);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
 
-        var backup = cell.AbkJson("backup", src);
+        var backup = cell.AbkJson("backup", "--atime", src);
+        var expected = TreeCompare.Describe(src, atimes: true); // the backup changed no access time
         Assert.True(backup.GetProperty("state").GetString() == "SUCCEEDED", backup.ToString());
         var snapshot = backup.GetProperty("snapshot").GetString()!;
         var listed = cell.Abk("ls", snapshot, src).Stdout;
@@ -60,9 +69,10 @@ public class FidelityTests
         Assert.Contains(src + @"/new\x0aline", listed);
 
         var target = Path.Combine(dir.Path, "restored");
-        var restore = cell.Abk("restore", snapshot, "--to", target);
+        var restore = cell.Abk("restore", snapshot, "--to", target, "--sparse");
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
-        TreeCompare.AssertSame(expected, target + src);
+        TreeCompare.AssertSame(expected, target + src, atimes: true);
+        Assert.True(TreeCompare.AllocatedBytes(Path.Combine(target + src, "zeros.raw")) <= 8192, "--sparse: 3 MiB of zeros were written");
         var (source, restored) = (TreeCompare.AllocatedBytes(Path.Combine(src, "sparse.img")), TreeCompare.AllocatedBytes(Path.Combine(target + src, "sparse.img")));
         Assert.True(restored <= source + 3 * 4096, $"the sparse file takes {restored} bytes after the restore, {source} in the source");
     }

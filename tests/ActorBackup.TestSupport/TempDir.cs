@@ -14,6 +14,7 @@ public sealed class TempDir : IDisposable
 
     public void Dispose()
     {
+        TreeCompare.Unlock(Path); // immutable or append-only files (the tests make some) cannot be removed
         try
         {
             // Restored read-only directories must be writable again before they can go.

@@ -9,13 +9,15 @@ namespace ActorBackup.TestSupport;
 /// <summary>
 /// What a folder held, as the kernel tells it, with calls of its own (not the product's): every entry by the bytes
 /// of its name, with its kind, content, mode, owner, mtime to the nanosecond, symlink target, hard-link group,
-/// device numbers and extended attributes (POSIX ACLs and file capabilities are xattrs too), to compare a restore
+/// device numbers, extended attributes (POSIX ACLs and file capabilities are xattrs too), file flags (chattr) and, when
+/// asked, access times, to compare a restore
 /// with its source. Names and targets are shown printable ASCII as they are, every other byte as \xHH.
 /// </summary>
 public static unsafe partial class TreeCompare
 {
     /// <summary>Every entry below <paramref name="root"/> (not the root itself), by its path relative to it.</summary>
-    public static Dictionary<string, string> Describe(string root)
+    /// <param name="atimes">the access times too (a backup that recorded them)</param>
+    public static Dictionary<string, string> Describe(string root, bool atimes = false)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         var firstOfInode = new Dictionary<(ulong, ulong), string>();
@@ -33,6 +35,9 @@ public static unsafe partial class TreeCompare
                     _ => "unknown",
                 };
                 what.Append($"{kind} mode {Convert.ToString(st.Mode & 0xFFF, 8)} owner {st.Uid}:{st.Gid} mtime {st.Mtime.Sec}.{st.Mtime.Nsec:D9}");
+                // Not a symlink's: reading one (readlink, the backup's too) sets its atime, and no flag says otherwise.
+                if (atimes && kind != "symlink") what.Append($" atime {st.Atime.Sec}.{st.Atime.Nsec:D9}");
+                if (kind is "file" or "dir" && (Flags(path) & SettableFlags) is var flags and not 0) what.Append($" flags {flags:x}");
                 switch (kind)
                 {
                     case "file":
@@ -60,9 +65,9 @@ public static unsafe partial class TreeCompare
         return result;
     }
 
-    public static void AssertSame(Dictionary<string, string> expected, string actualRoot)
+    public static void AssertSame(Dictionary<string, string> expected, string actualRoot, bool atimes = false)
     {
-        var actual = Describe(actualRoot);
+        var actual = Describe(actualRoot, atimes);
         var missing = expected.Keys.Except(actual.Keys).ToList();
         var extra = actual.Keys.Except(expected.Keys).ToList();
         var different = expected.Keys.Intersect(actual.Keys).Where(k => expected[k] != actual[k]).Select(k => $"{k}: {actual[k]}\n  expected {expected[k]}").ToList();
@@ -106,6 +111,68 @@ public static unsafe partial class TreeCompare
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(acl.AsSpan(8 + 8 * i), entries[i].Id);
         }
         return acl;
+    }
+
+    /// <summary>The flags chattr sets (immutable 0x10, append-only 0x20, nodump 0x40, noatime 0x80, ...), not those a file system sets itself (extents, htree index).</summary>
+    public const uint SettableFlags = 0x000380FF | 0x400 | 0x4000 | 0x800000 | 0x20000000;
+
+    /// <summary>A file's or folder's flags (FS_IOC_GETFLAGS), all of them.</summary>
+    public static uint Flags(string path) => Flags(Encoding.UTF8.GetBytes(path));
+
+    private static uint Flags(byte[] path)
+    {
+        int fd;
+        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000 | 0x800, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK
+        if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        try
+        {
+            long flags = 0;
+            return ioctl(fd, 0x80086601, &flags) == 0 ? (uint)flags : 0;
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>Sets a file's or folder's flags (chattr), as root for immutable and append-only.</summary>
+    public static void SetFlags(string path, uint flags)
+    {
+        int fd;
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path))) fd = open(p, 0x20000 | 0x80000 | 0x800, 0);
+        if (fd < 0) throw new IOException($"open {path}: errno {Marshal.GetLastPInvokeError()}");
+        try
+        {
+            long current = 0;
+            if (ioctl(fd, 0x80086601, &current) != 0) throw new IOException($"get flags of {path}: errno {Marshal.GetLastPInvokeError()}");
+            long wanted = (uint)((current & ~SettableFlags) | flags);
+            if (ioctl(fd, 0x40086602, &wanted) != 0) throw new IOException($"set flags of {path}: errno {Marshal.GetLastPInvokeError()}");
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>Clears immutable and append-only below <paramref name="root"/> (chattr -R -ia), so that it can be removed.</summary>
+    public static void Unlock(string root)
+    {
+        try
+        {
+            using var chattr = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("chattr", ["-R", "-f", "-i", "-a", "--", root]) { RedirectStandardError = true });
+            chattr?.WaitForExit(30_000);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // no chattr: nothing can have set them either
+        }
+    }
+
+    /// <summary>The access time of <paramref name="path"/> itself, seconds and nanoseconds.</summary>
+    public static (long Sec, uint Nsec) Atime(string path)
+    {
+        var st = Stat(Encoding.UTF8.GetBytes(path));
+        return (st.Atime.Sec, st.Atime.Nsec);
     }
 
     /// <summary>What <paramref name="path"/> takes on disk (its allocated blocks), not following a symlink.</summary>
@@ -182,8 +249,9 @@ public static unsafe partial class TreeCompare
 
     private static List<byte[]> List(byte[] dir)
     {
-        nint handle;
-        fixed (byte* p = Terminated(dir)) handle = opendir(p);
+        int fd;
+        fixed (byte* p = Terminated(dir)) fd = open(p, 0x10000 | 0x80000 | 0x40000, 0); // O_DIRECTORY|O_CLOEXEC|O_NOATIME: looking changes no atime
+        var handle = fd < 0 ? 0 : fdopendir(fd);
         if (handle == 0) throw new IOException($"opendir {Show(dir)}: errno {Marshal.GetLastPInvokeError()}");
         try
         {
@@ -213,7 +281,7 @@ public static unsafe partial class TreeCompare
     private static string Hash(byte[] path)
     {
         int fd;
-        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC
+        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000 | 0x40000, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NOATIME: looking changes no atime
         if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
         using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read);
         return Convert.ToHexString(SHA256.HashData(stream));
@@ -289,12 +357,14 @@ public static unsafe partial class TreeCompare
 
     [LibraryImport("libc", SetLastError = true)] private static partial int statx(int dirfd, byte* path, int flags, uint mask, Statx* buf);
     [LibraryImport("libc", SetLastError = true)] private static partial int open(byte* path, int flags, uint mode);
+    [LibraryImport("libc")] private static partial int close(int fd);
+    [LibraryImport("libc", SetLastError = true)] private static partial int ioctl(int fd, ulong request, long* arg);
     [LibraryImport("libc", SetLastError = true)] private static partial int mkdir(byte* path, uint mode);
     [LibraryImport("libc", SetLastError = true)] private static partial int mknod(byte* path, uint mode, ulong dev);
     [LibraryImport("libc", SetLastError = true)] private static partial int lchown(byte* path, uint uid, uint gid);
     [LibraryImport("libc", SetLastError = true)] private static partial int symlink(byte* target, byte* path);
     [LibraryImport("libc", SetLastError = true)] private static partial int link(byte* existing, byte* path);
-    [LibraryImport("libc", SetLastError = true)] private static partial nint opendir(byte* path);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint fdopendir(int fd);
     [LibraryImport("libc", SetLastError = true)] private static partial byte* readdir64(nint dir);
     [LibraryImport("libc")] private static partial int closedir(nint dir);
     [LibraryImport("libc", SetLastError = true)] private static partial nint readlink(byte* path, byte* buf, nint size);

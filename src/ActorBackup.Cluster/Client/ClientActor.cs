@@ -385,7 +385,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var level = parent is null && !a.ParentManifest.IsEmpty ? BackupLevel.LevelFull : job.Level;
             // The parent's trees are read from its library and those it spans.
             using var parentReads = new ReadSessions(this, parent?.Manifest.Spans ?? [], ticket, channel);
-            var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem);
+            var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem, job.Atime);
             var options = new BackupOptions
             {
                 // The storage policy's chunk size and compression, else this node's.
@@ -561,7 +561,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
-        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0, NumericOwner = job.NumericOwner } /* a retry finds its own first attempt's files */, progress, cancel);
+        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0, NumericOwner = job.NumericOwner, Sparse = job.Sparse } /* a retry finds its own first attempt's files */, progress, cancel);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)

@@ -59,7 +59,7 @@ public sealed partial record ManagerState
 
     private static StartBackup StartOf(BackupSetDefinition set, BackupLevel level, JobOrigin origin)
     {
-        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Origin = origin, Priority = set.Priority, Policy = set.Policy };
+        var start = new StartBackup { Client = set.Client, Level = level, BackupSet = set.Name, OneFileSystem = set.OneFileSystem, Atime = set.Atime, Origin = origin, Priority = set.Priority, Policy = set.Policy };
         start.Paths.AddRange(set.Paths);
         start.Excludes.AddRange(set.Excludes);
         return start;

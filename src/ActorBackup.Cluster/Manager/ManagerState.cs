@@ -206,7 +206,7 @@ public sealed partial record ManagerState
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client,
             // The library of a pool is chosen when the job starts (DecideDispatch): the one free then.
             Library = cmd.Library, LibraryPinned = cmd.Library != "", Policy = policy.Name, ChunkKib = policy.ChunkKib, Compression = policy.Compression,
-            Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem,
+            Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem, Atime = cmd.Atime,
             Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority),
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
         };
@@ -232,7 +232,7 @@ public sealed partial record ManagerState
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
-            Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force, NumericOwner = cmd.NumericOwner,
+            Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force, NumericOwner = cmd.NumericOwner, Sparse = cmd.Sparse,
         };
         job.Paths.AddRange(cmd.Paths);
         return new Decision([new JobQueued { Job = job }], null, job);

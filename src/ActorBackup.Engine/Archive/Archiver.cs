@@ -297,6 +297,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         node.MtimeNsec = st.MtimeNsec;
         node.CtimeSec = st.CtimeSec;
         node.CtimeNsec = st.CtimeNsec;
+        if (_set.Atime)
+        {
+            node.AtimeSec = st.AtimeSec;
+            node.AtimeNsec = st.AtimeNsec;
+        }
         node.Inode = st.Inode;
         node.Device = st.Device;
         node.Nlink = st.Nlink;
@@ -316,7 +321,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         try
         {
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
-            names = Posix.Posix.ListDirectory(dir.Path);
+            names = Posix.Posix.ListDirectory(dir.Path, out var flags);
+            dir.Node.Flags = flags;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -355,7 +361,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         var node = new Node().Named(name);
         FillNode(node, st);
-        if (st.Kind is FileKind.Regular or FileKind.Directory) ReadXattrs(node, full); // ACLs and file capabilities among them
+        if (st.Kind is not FileKind.Socket) ReadXattrs(node, full); // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels)
         switch (st.Kind)
         {
             case FileKind.Directory:
@@ -386,6 +392,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     // Reused unless the library lost one of its chunks: checked for all files at once after the walk.
                     node.Chunks = parentNode!.Chunks;
                     node.ChunkSizes.AddRange(parentNode.ChunkSizes);
+                    node.Flags = parentNode.Flags; // a chattr changes the ctime: the flags are the parent's
                     _reused.Add(new FileJob(full, node, st));
                 }
                 else _jobs.Add(new FileJob(full, node, st));
@@ -525,6 +532,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         using (handle)
         {
+            job.Node.Flags = FileFlags.Get(handle);
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
             {

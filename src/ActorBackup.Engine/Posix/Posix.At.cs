@@ -138,13 +138,19 @@ public static unsafe partial class Posix
         fixed (byte* n = CString(name)) return fchownat(dir, n, uid, gid, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
-    /// <summary>mtime of the name itself (a symlink is not followed), nanoseconds kept; atime untouched.</summary>
-    internal static int SetMtimeAt(int dir, string name, long sec, uint nsec)
+    /// <summary>utimensat's two times: the atime left as it is (UTIME_OMIT) unless recorded.</summary>
+    private static void Fill(Timespec* ts, EntryTimes times)
     {
-        var times = stackalloc Timespec[2];
-        times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
-        times[1] = new Timespec { Sec = sec, Nsec = nsec };
-        fixed (byte* n = CString(name)) return utimensat_at(dir, n, times, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        ts[0] = times.HasAtime ? new Timespec { Sec = times.AtimeSec, Nsec = times.AtimeNsec } : new Timespec { Sec = 0, Nsec = UtimeOmit };
+        ts[1] = new Timespec { Sec = times.MtimeSec, Nsec = times.MtimeNsec };
+    }
+
+    /// <summary>mtime (and the recorded atime) of the name itself (a symlink is not followed), nanoseconds kept.</summary>
+    internal static int SetTimesAt(int dir, string name, EntryTimes times)
+    {
+        var ts = stackalloc Timespec[2];
+        Fill(ts, times);
+        fixed (byte* n = CString(name)) return utimensat_at(dir, n, ts, AtSymlinkNofollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     /// <summary>
@@ -154,17 +160,16 @@ public static unsafe partial class Posix
     /// failure of the owner, the mode or the time; extended attributes that could not be set go to
     /// <paramref name="xattrsNotSet"/>, each with why.
     /// </summary>
-    internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+    internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet)
     {
         xattrsNotSet = null;
         if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0) return Marshal.GetLastPInvokeError();
         if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) xattrsNotSet = failed;
         if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
-        var times = stackalloc Timespec[2];
-        times[0] = new Timespec { Sec = 0, Nsec = UtimeOmit };
-        times[1] = new Timespec { Sec = sec, Nsec = nsec };
-        return futimens(fd, times) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        var ts = stackalloc Timespec[2];
+        Fill(ts, times);
+        return futimens(fd, ts) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     /// <summary>The kind of what a name in an open folder is (a symlink is not followed); null when there is none.</summary>
@@ -194,6 +199,25 @@ public static unsafe partial class Posix
     };
 
     internal static SafeFileHandle Handle(int fd) => new(fd, ownsHandle: true);
+
+    /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
+    internal static FileKind KindOfHandle(int fd)
+    {
+        Statx sx;
+        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new PosixException(errno, $"stat: {Describe(errno)}");
+        }
+        return KindOf(sx.Mode);
+    }
+
+    /// <summary>Opens for reading what an O_PATH handle holds (through /proc/self/fd: that inode, no name looked up again); -errno on failure.</summary>
+    internal static int Reopen(int fd, int flags)
+    {
+        var reopened = open($"/proc/self/fd/{fd}", flags | OCloexec);
+        return reopened >= 0 ? reopened : -Marshal.GetLastPInvokeError();
+    }
 
     /// <summary>chmod of what an O_PATH handle holds (through /proc/self/fd: the inode of the handle, no name looked up).</summary>
     internal static int ChmodHandle(int fd, uint mode) => chmod($"/proc/self/fd/{fd}", mode & 0xFFF) == 0 ? 0 : Marshal.GetLastPInvokeError();

@@ -81,7 +81,8 @@ public static unsafe partial class Posix
         return new PosixException(errno, $"{what} {PosixNames.Display(path)}: {Describe(errno)}");
     }
 
-    private const int ORdOnly = 0, ONonblock = 0x800, ONofollow = 0x20000, OCloexec = 0x80000, ELOOP = 40;
+    private const int ORdOnly = 0, ONonblock = 0x800, OCloexec = 0x80000, ELOOP = 40;
+    internal const int ONofollow = 0x20000, ONonblockFlag = 0x800, ONoatime = 0x40000, EPERM = 1;
     private const int AtEmptyPath = 0x1000;
 
     /// <summary>
@@ -92,7 +93,9 @@ public static unsafe partial class Posix
     /// </summary>
     public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalked(string path, FileStat walked)
     {
-        var fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec);
+        // O_NOATIME: reading a file for a backup leaves its access time as it was (allowed to its owner and to root).
+        var fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec | ONoatime);
+        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
@@ -137,11 +140,8 @@ public static unsafe partial class Posix
         var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
-            sx.RdevMajor, sx.RdevMinor, sx.Blocks);
+            sx.RdevMajor, sx.RdevMinor, sx.Blocks, sx.Atime.Sec, sx.Atime.Nsec);
     }
-
-    [LibraryImport("libc", EntryPoint = "opendir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
-    private static partial nint opendir(string path);
 
     [LibraryImport("libc", EntryPoint = "readdir64", SetLastError = true)]
     private static partial byte* readdir64(nint dir);
@@ -152,20 +152,30 @@ public static unsafe partial class Posix
     /// <summary>Where d_name starts in glibc's struct dirent64 (d_ino 8, d_off 8, d_reclen 2, d_type 1).</summary>
     private const int DirentName = 19;
 
+    [LibraryImport("libc", EntryPoint = "fdopendir", SetLastError = true)]
+    private static partial nint fdopendir(int fd);
+
     /// <summary>
     /// The names in a folder (not . and ..), in the order the file system gives them, each decoded from its bytes by
     /// PosixNames: a name that is not valid UTF-8 is listed (.NET's Directory would hand it back mangled).
     /// </summary>
-    public static List<string> ListDirectory(string path)
+    public static List<string> ListDirectory(string path) => ListDirectory(path, out _);
+
+    /// <summary>The names in a folder, and its file flags (<see cref="FileFlags"/>). Listed without changing its access time where allowed.</summary>
+    public static List<string> ListDirectory(string path, out uint flags)
     {
-        var dir = opendir(path);
+        var fd = open(path, ORdOnly | ODirectory | OCloexec | ONoatime);
+        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ODirectory | OCloexec);
+        var dir = fd < 0 ? 0 : fdopendir(fd);
         if (dir == 0)
         {
             var errno = Marshal.GetLastPInvokeError();
+            if (fd >= 0) close(fd);
             if (errno is ENOENT or ENOTDIR) throw new DirectoryNotFoundException($"{PosixNames.Display(path)} vanished before it could be listed");
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
             throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }
+        flags = FileFlags.Get(fd);
         try
         {
             var names = new List<string>();
@@ -186,7 +196,7 @@ public static unsafe partial class Posix
         }
         finally
         {
-            closedir(dir);
+            closedir(dir); // closes fd too
         }
     }
 
@@ -247,37 +257,61 @@ public static unsafe partial class Posix
 
     private const int ENODATA = 61, EOPNOTSUPP = 95;
 
+    private const int ERANGE = 34;
+
+    /// <summary>A thread's buffer for name lists and values: most files have none or a few short ones, so no call allocates (a 64 KiB buffer per file did, 3.6 GB in an unchanged backup of 57,000 files).</summary>
+    [ThreadStatic] private static byte[]? _xattrBuffer;
+
     /// <summary>
     /// The extended attributes of <paramref name="path"/> itself (a symlink is not followed), sorted by name: empty
     /// where the file system has none. A value that vanishes meanwhile is left out.
     /// </summary>
-    public static List<(byte[] Name, byte[] Value)> ReadXattrs(string path)
+    public static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(string path)
     {
-        var result = new List<(byte[], byte[])>();
-        var list = new byte[XattrMax];
+        var buffer = _xattrBuffer ??= new byte[4096];
         nint length;
-        fixed (byte* l = list) length = llistxattr(path, l, list.Length);
-        if (length < 0)
+        while (true)
         {
+            fixed (byte* l = buffer) length = llistxattr(path, l, buffer.Length);
+            if (length >= 0) break;
             var errno = Marshal.GetLastPInvokeError();
-            if (errno is EOPNOTSUPP or ENOENT) return result;
+            if (errno is EOPNOTSUPP or ENOENT) return [];
+            if (errno == ERANGE && buffer.Length < XattrMax)
+            {
+                buffer = _xattrBuffer = new byte[XattrMax]; // the kernel's bound on a list and on a value
+                continue;
+            }
             throw new PosixException(errno, $"list the extended attributes of {PosixNames.Display(path)}: {Describe(errno)}");
         }
-        if (length == 0) return result;
-        var value = new byte[XattrMax];
-        for (var start = 0; start < length;)
+        if (length == 0) return [];
+        var list = buffer.AsSpan(0, (int)length).ToArray();
+        var result = new List<(byte[], byte[])>();
+        for (var start = 0; start < list.Length;)
         {
-            var end = Array.IndexOf(list, (byte)0, start, (int)length - start);
+            var end = Array.IndexOf(list, (byte)0, start);
             if (end < 0) break; // the kernel ends every name with a NUL
             var name = list[start..(end + 1)]; // with its NUL, for the call
             start = end + 1;
-            nint size;
-            fixed (byte* n = name)
-            fixed (byte* v = value)
-                size = lgetxattr(path, n, v, value.Length);
-            if (size >= 0) result.Add((name[..^1], value[..(int)size]));
-            else if (Marshal.GetLastPInvokeError() is var errno && errno != ENODATA) // ENODATA: removed meanwhile
+            while (true)
+            {
+                nint size;
+                fixed (byte* n = name)
+                fixed (byte* v = buffer)
+                    size = lgetxattr(path, n, v, buffer.Length);
+                if (size >= 0)
+                {
+                    result.Add((name[..^1], buffer[..(int)size]));
+                    break;
+                }
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == ENODATA) break; // removed meanwhile
+                if (errno == ERANGE && buffer.Length < XattrMax)
+                {
+                    buffer = _xattrBuffer = new byte[XattrMax];
+                    continue;
+                }
                 throw new PosixException(errno, $"read extended attribute {PosixNames.Display(PosixNames.Decode(name.AsSpan(0, name.Length - 1)))} of {PosixNames.Display(path)}: {Describe(errno)}");
+            }
         }
         result.Sort((a, b) => a.Item1.AsSpan().SequenceCompareTo(b.Item1));
         return result;
@@ -295,6 +329,32 @@ public static unsafe partial class Posix
             fixed (byte* np = n)
             fixed (byte* vp = value.Span)
                 rc = fsetxattr(fd, np, vp, value.Length, 0);
+            if (rc != 0) failed.Add($"{PosixNames.Display(PosixNames.Decode(name.Span))}: {Describe(Marshal.GetLastPInvokeError())}");
+        }
+        return failed;
+    }
+
+    [LibraryImport("libc", EntryPoint = "setxattr", SetLastError = true)]
+    private static partial int setxattr(byte* path, byte* name, byte* value, nint size, int flags);
+
+    /// <summary>
+    /// Sets extended attributes on what an O_PATH handle holds, a symlink or a special file included (through
+    /// /proc/self/fd: the inode of the handle, never a name looked up again, no device opened); the ones that could
+    /// not be set, each with why. (Linux takes user.* attributes on files and folders only.)
+    /// </summary>
+    internal static List<string> SetXattrsOnPathHandle(int fd, IEnumerable<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)> xattrs)
+    {
+        var failed = new List<string>();
+        var proc = Encoding.ASCII.GetBytes($"/proc/self/fd/{fd}\0");
+        foreach (var (name, value) in xattrs)
+        {
+            var n = new byte[name.Length + 1];
+            name.Span.CopyTo(n);
+            int rc;
+            fixed (byte* pp = proc)
+            fixed (byte* np = n)
+            fixed (byte* vp = value.Span)
+                rc = setxattr(pp, np, vp, value.Length, 0);
             if (rc != 0) failed.Add($"{PosixNames.Display(PosixNames.Decode(name.Span))}: {Describe(Marshal.GetLastPInvokeError())}");
         }
         return failed;

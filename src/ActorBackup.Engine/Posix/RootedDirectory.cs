@@ -108,14 +108,14 @@ public sealed class RootedDirectory : IDisposable
     }
 
     /// <summary>Owner (when given), mode, extended attributes and mtime of a file through its open handle; what could not be set of its extended attributes (null: all).</summary>
-    public string? SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+    public string? SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var added = false;
         handle.DangerousAddRef(ref added);
         try
         {
-            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, sec, nsec, xattrs, out var notSet) is var errno and not 0)
+            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, times, xattrs, out var notSet) is var errno and not 0)
                 throw Failure("set owner, mode and times of", relative, errno);
             return XattrsNotSet(notSet);
         }
@@ -126,14 +126,14 @@ public sealed class RootedDirectory : IDisposable
     }
 
     /// <summary>Owner (when given), mode, extended attributes and mtime of a folder, through a handle of it; what could not be set of its extended attributes (null: all).</summary>
-    public string? SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, long sec, uint nsec,
+    public string? SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.ORdOnlyFlag | Posix.ODirectory, 0);
         if (fd < 0) throw Failure("open", relative, -fd);
         try
         {
-            if (Posix.SetMetadata(fd, uid, gid, mode, sec, nsec, xattrs, out var notSet) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+            if (Posix.SetMetadata(fd, uid, gid, mode, times, xattrs, out var notSet) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
             return XattrsNotSet(notSet);
         }
         finally
@@ -141,6 +141,28 @@ public sealed class RootedDirectory : IDisposable
             Posix.Close(fd);
         }
     }
+
+    /// <summary>
+    /// File flags (chattr) on a file or folder below this folder, reached without following a symlink and checked to
+    /// be of the kind expected before it is opened (a device swapped in is never opened); why they could not be set,
+    /// or null.
+    /// </summary>
+    public string? SetFlags(string relative, bool directory, uint flags) => OnNode(relative, Posix.OPath | Posix.ONofollow, node =>
+    {
+        var kind = Posix.KindOfHandle(node);
+        if (kind != (directory ? FileKind.Directory : FileKind.Regular))
+            return $"restored without its file flags {FileFlags.Show(flags)}: {Full(relative)} is no longer what the restore made";
+        var fd = Posix.Reopen(node, Posix.ORdOnlyFlag | Posix.ONonblockFlag);
+        if (fd < 0) return $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(-fd)}";
+        try
+        {
+            return FileFlags.Set(fd, flags) is var errno and not 0 ? $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(errno)}" : null;
+        }
+        finally
+        {
+            Posix.Close(fd);
+        }
+    });
 
     private static string? XattrsNotSet(List<string>? notSet) =>
         notSet is null ? null : $"restored without {(notSet.Count == 1 ? "its extended attribute" : "these extended attributes")} {string.Join("; ", notSet)}";
@@ -164,15 +186,18 @@ public sealed class RootedDirectory : IDisposable
         }
     }
 
-    /// <summary>A symlink (its target as recorded, never followed by the restore), its owner (when given) and mtime.</summary>
-    public void Symlink(ReadOnlySpan<byte> target, string relative, uint? uid, uint? gid, long sec, uint nsec)
+    /// <summary>A symlink (its target as recorded, never followed by the restore), its owner (when given), extended attributes and mtime; what could not be set of its extended attributes (null: all).</summary>
+    public string? Symlink(ReadOnlySpan<byte> target, string relative, uint? uid, uint? gid, EntryTimes times,
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var dir = ParentOf(relative, out var name);
         try
         {
             if (Posix.SymlinkAt(target, dir, name) is var errno and not 0) throw Failure("symlink", relative, errno);
             if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
-            if (Posix.SetMtimeAt(dir, name, sec, nsec) is var e3 and not 0) throw Failure("set times of", relative, e3);
+            var notSet = xattrs is { Count: > 0 } ? OnNode(relative, Posix.OPath | Posix.ONofollow, node => Posix.SetXattrsOnPathHandle(node, xattrs)) : null;
+            if (Posix.SetTimesAt(dir, name, times) is var e3 and not 0) throw Failure("set times of", relative, e3);
+            return XattrsNotSet(notSet is { Count: > 0 } ? notSet : null);
         }
         finally
         {
@@ -180,11 +205,28 @@ public sealed class RootedDirectory : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="act"/> on a handle of the entry itself (opened with <paramref name="flags"/>, below this folder, no symlink followed).</summary>
+    private T OnNode<T>(string relative, int flags, Func<int, T> act)
+    {
+        var node = Posix.OpenBeneath(_root, relative, flags, 0);
+        if (node < 0) throw Failure("open", relative, -node);
+        try
+        {
+            return act(node);
+        }
+        finally
+        {
+            Posix.Close(node);
+        }
+    }
+
     /// <summary>
-    /// A FIFO or a device node with its owner (when given), mode and mtime: made 0600, owned and timed by name (not
-    /// followed), and its mode set through a handle of it (O_PATH, which opens no device and waits on no FIFO).
+    /// A FIFO or a device node with its owner (when given), extended attributes, mode and mtime: made 0600, owned and
+    /// timed by name (not followed), its attributes and mode set through a handle of it (O_PATH, which opens no device
+    /// and waits on no FIFO); what could not be set of its extended attributes (null: all).
     /// </summary>
-    public void MakeNode(string relative, FileKind kind, uint major, uint minor, uint? uid, uint? gid, uint mode, long sec, uint nsec)
+    public string? MakeNode(string relative, FileKind kind, uint major, uint minor, uint? uid, uint? gid, uint mode, EntryTimes times,
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
         var type = kind switch { FileKind.Fifo => 0x1000u, FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, _ => throw new ArgumentException("a node is a FIFO or a device") };
         var dir = ParentOf(relative, out var name);
@@ -192,17 +234,14 @@ public sealed class RootedDirectory : IDisposable
         {
             if (Posix.MknodAt(dir, name, type | 0x180, kind == FileKind.Fifo ? 0 : Posix.MakeDev(major, minor)) is var errno and not 0) throw Failure("mknod", relative, errno);
             if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
-            var node = Posix.OpenBeneath(_root, relative, Posix.OPath, 0);
-            if (node < 0) throw Failure("open", relative, -node);
-            try
+            var notSet = OnNode(relative, Posix.OPath, node =>
             {
+                var failed = xattrs is { Count: > 0 } ? Posix.SetXattrsOnPathHandle(node, xattrs) : null;
                 if (Posix.ChmodHandle(node, mode) is var e3 and not 0) throw Failure("chmod", relative, e3);
-            }
-            finally
-            {
-                Posix.Close(node);
-            }
-            if (Posix.SetMtimeAt(dir, name, sec, nsec) is var e4 and not 0) throw Failure("set times of", relative, e4);
+                return failed;
+            });
+            if (Posix.SetTimesAt(dir, name, times) is var e4 and not 0) throw Failure("set times of", relative, e4);
+            return XattrsNotSet(notSet is { Count: > 0 } ? notSet : null);
         }
         finally
         {

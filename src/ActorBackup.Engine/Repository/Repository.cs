@@ -105,11 +105,13 @@ public sealed class Repository : IDisposable
     }
 
     public RestoreResult Restore(string snapshot, string target, IReadOnlyList<string>? include = null, IProgress<RestoreProgress>? progress = null,
-        CancellationToken cancel = default, bool force = false, bool numericOwner = false)
+        CancellationToken cancel = default, bool force = false, bool numericOwner = false) =>
+        Restore(snapshot, target, new RestoreOptions { Include = include ?? [], Force = force, NumericOwner = numericOwner }, progress, cancel);
+
+    public RestoreResult Restore(string snapshot, string target, RestoreOptions options, IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default)
     {
         var manifest = Snapshot(snapshot);
-        return new Restorer(Ring.For(manifest), Library).Run(manifest, target, new RestoreOptions { Include = include ?? [], Force = force, NumericOwner = numericOwner },
-            progress, cancel);
+        return new Restorer(Ring.For(manifest), Library).Run(manifest, target, options, progress, cancel);
     }
 
     /// <summary>A snapshot of the catalog by id, prefix or "latest", its seal checked (ManifestSeal).</summary>

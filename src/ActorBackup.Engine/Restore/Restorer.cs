@@ -60,6 +60,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
         _numericOwner = options.NumericOwner;
+        _sparse = options.Sparse;
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
             throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
@@ -92,13 +93,17 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Parallel.ForEach(_special, parallel, s => Guard(s, () => MakeSpecial(s, restoreOwner)));
         Parallel.ForEach(_symlinks, parallel, s => Guard(s, () => MakeSymlink(s, restoreOwner)));
         _phase?.Invoke("links");
+        // File flags after every link (an immutable or append-only file takes no new name) and before the folders'
+        // own (an immutable folder takes no new entry); a folder's after its metadata, deepest first.
+        Parallel.ForEach(_files.Where(f => f.Node.Flags != 0 && !IsBlocked(f.TargetPath)), parallel, f => Guard(f, () => Partly(f, _root.SetFlags(f.Relative, false, f.Node.Flags))));
         // Directory metadata last and deepest first: writing into a directory changes its mtime, and a
         // read-only mode would stop its children from being written.
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
             Parallel.ForEach(level, parallel, d =>
             {
-                if (!IsBlocked(d.TargetPath + "/"))
-                    Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, d.Node.MtimeSec, d.Node.MtimeNsec, Xattrs(d.Node))));
+                if (IsBlocked(d.TargetPath + "/")) return;
+                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node))));
+                if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
         return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
@@ -197,6 +202,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private static List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Node node) =>
         node.Xattrs.Count == 0 ? null : node.Xattrs.Select(x => (x.Name.Memory, x.Value.Memory)).ToList();
 
+    private static EntryTimes Times(Node node) => new(node.MtimeSec, node.MtimeNsec, node.AtimeSec, node.AtimeNsec);
+
     /// <summary>Records what of an entry's metadata could not be restored (the entry itself is there).</summary>
     private void Partly(Entry e, string? missing)
     {
@@ -258,6 +265,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private readonly OwnerNames _owners = new();
     private bool _numericOwner;
+    private bool _sparse;
 
     /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
     private sealed class FileSlot(Entry file, int pieces)
@@ -367,7 +375,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             try
             {
-                RandomAccess.Write(slot.Handle!, plain, offset);
+                if (_sparse) WriteSparse(slot.Handle!, plain, offset);
+                else RandomAccess.Write(slot.Handle!, plain, offset);
                 Interlocked.Add(ref _bytesDone, plain.Length);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -391,13 +400,38 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 // Created readable by its owner alone: a private file is never open to others while it fills (its
                 // own mode comes with its metadata, once it is whole).
                 // A file with holes gets its size at once and only its data written: the holes stay holes.
-                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: slot.File.Node.HasHoles());
+                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles());
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 slot.Error = e.Message;
             }
         }
+    }
+
+    /// <summary>
+    /// Writes a chunk but its blocks of zeros (4 KiB, aligned in the file), which stay holes of the file (made at its
+    /// full size): runs of data in one write each.
+    /// </summary>
+    internal static void WriteSparse(Microsoft.Win32.SafeHandles.SafeFileHandle handle, ReadOnlySpan<byte> data, long offset)
+    {
+        const int block = 4096;
+        var run = -1;
+        for (var i = 0; i < data.Length;)
+        {
+            var end = (int)Math.Min(data.Length, i + (block - (offset + i) % block));
+            if (data[i..end].ContainsAnyExcept((byte)0))
+            {
+                if (run < 0) run = i;
+            }
+            else if (run >= 0)
+            {
+                RandomAccess.Write(handle, data[run..i], offset + run);
+                run = -1;
+            }
+            i = end;
+        }
+        if (run >= 0) RandomAccess.Write(handle, data[run..], offset + run);
     }
 
     /// <summary>The last piece of a file to finish closes it and sets its metadata, or records why it failed.</summary>
@@ -415,7 +449,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
-            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), file.Node.MtimeSec, file.Node.MtimeNsec, Xattrs(file.Node))));
+            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file.Node))));
         }
         Interlocked.Increment(ref _filesDone);
     }
@@ -444,7 +478,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
-        _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), s.Node.MtimeSec, s.Node.MtimeNsec);
+        Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s.Node)));
     }
 
     private void MakeSymlink(Entry s, bool restoreOwner)
@@ -452,7 +486,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (IsBlocked(s.TargetPath)) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
-        _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, s.Node.MtimeSec, s.Node.MtimeNsec);
+        Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s.Node)));
     }
 
     /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>

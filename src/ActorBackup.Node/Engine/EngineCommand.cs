@@ -8,6 +8,7 @@ using ActorBackup.Cluster.Manager;
 using System.CommandLine;
 using ActorBackup.Protocol.Commands;
 using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Restore;
 
 namespace ActorBackup.Node.Engine;
 
@@ -55,18 +56,21 @@ public static class EngineCommand
         var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
         var exclude = SharedOptions.Exclude();
         var oneFs = SharedOptions.OneFileSystem();
+        var atime = SharedOptions.Atime();
         var paths = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths to back up", Arity = ArgumentArity.OneOrMore };
         Verb("backup", "back PATHs up", pr => Backup(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)),
-            new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs)),
-            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json)), repo, keyFile, level, set, exclude, oneFs, paths);
+            new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs), pr.GetValue(atime)),
+            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json)), repo, keyFile, level, set, exclude, oneFs, atime, paths);
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "the folder to restore into", HelpName = "DIR", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (what is there may be replaced)" };
         var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have here" };
+        var sparse = SharedOptions.Sparse();
         Verb("restore", "restore a snapshot (or PATHs of it)", pr => Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!,
-            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), pr.GetValue(force), pr.GetValue(numericOwner)), repo, keyFile, snapshot, include, to, force, numericOwner);
+            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), new RestoreOptions { Force = pr.GetValue(force), NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse) }),
+            repo, keyFile, snapshot, include, to, force, numericOwner, sparse);
 
         Verb("snapshots", "list the snapshots", pr => Snapshots(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(json)), repo, keyFile);
 
@@ -108,12 +112,12 @@ public static class EngineCommand
         return m.Errors.Count > 0 ? 3 : 0;
     }
 
-    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, bool force, bool numericOwner)
+    private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, RestoreOptions options)
     {
         using var repo = Repository.Open(repoPath, key);
         var clock = Stopwatch.StartNew();
         ActorBackup.Engine.Restore.RestoreResult r;
-        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, include.ToList(), progress, force: force, numericOwner: numericOwner);
+        using (var progress = new ProgressLine()) r = repo.Restore(snapshot, to, options with { Include = include.ToList() }, progress);
         if (json) Console.WriteLine(JsonSerializer.Serialize(r));
         else
         {

@@ -27,6 +27,10 @@ public static class SharedOptions
 
     public static Option<bool> OneFileSystem() => new("--one-file-system") { Description = "stay on the file system of each path" };
 
+    public static Option<bool> Atime() => new("--atime") { Description = "record each entry's access time, and give it back on restore (off by default: it changes on every read)" };
+
+    public static Option<bool> Sparse() => new("--sparse") { Description = "leave blocks of zeros in files as holes (not written), not only the holes the backup recorded" };
+
     /// <summary>A level as operators type it; empty: the default.</summary>
     public static BackupLevel ParseLevel(string? level, System.CommandLine.Parsing.ArgumentResult? result = null)
     {

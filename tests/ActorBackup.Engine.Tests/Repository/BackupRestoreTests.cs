@@ -401,6 +401,115 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Symlinks_FIFOs_and_devices_keep_their_extended_attributes()
+    {
+        if (!Posix.Posix.IsRoot) return; // Linux takes user.* attributes on files and folders only; trusted.* and security.* need root
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.CreateSymbolicLink(Path.Combine(src, "link"), "/nowhere");
+        TreeCompare.SetXattr(Path.Combine(src, "link"), "trusted.label", "on the link itself"u8);
+        Posix.Posix.MkFifo(Path.Combine(src, "fifo"), 0x1A4);
+        TreeCompare.SetXattr(Path.Combine(src, "fifo"), "trusted.label", "fifo"u8);
+        TreeCompare.MakeNode(Path.Combine(src, "null"), 0x2000 | 0x1B6, 1, 3);
+        TreeCompare.SetXattr(Path.Combine(src, "null"), "security.note", "a device"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        Assert.Contains("xattr trusted.label=", expected["link"]);
+        Assert.Contains("xattr security.note=", expected["null"]);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Fact]
+    public void File_flags_come_back_set_after_links_times_and_contents()
+    {
+        if (!Posix.Posix.IsRoot) return; // immutable and append-only need CAP_LINUX_IMMUTABLE
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var locked = Directory.CreateDirectory(Path.Combine(src, "locked")).FullName;
+        File.WriteAllText(Path.Combine(locked, "inside"), "in an immutable folder");
+        File.WriteAllText(Path.Combine(src, "immutable"), "cannot change");
+        Posix.Posix.Link(Path.Combine(src, "immutable"), Path.Combine(src, "second name")); // a link to it is made before it is locked
+        File.WriteAllText(Path.Combine(src, "log"), "append only");
+        File.WriteAllText(Path.Combine(src, "scratch"), "no dump, no atime");
+        TreeCompare.SetFlags(Path.Combine(src, "immutable"), FileFlags.Immutable);
+        TreeCompare.SetFlags(Path.Combine(src, "log"), FileFlags.AppendOnly);
+        TreeCompare.SetFlags(Path.Combine(src, "scratch"), FileFlags.NoDump | 0x80);
+        TreeCompare.SetFlags(locked, FileFlags.Immutable);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        Assert.Contains("flags 10", expected["immutable"]);
+        Assert.Contains("flags 20", expected["log"]);
+        Assert.Contains("flags 10", expected["locked"]);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+
+        // An unchanged file keeps its flags from the parent; a chattr changes the ctime, so a new flag is read.
+        TreeCompare.SetFlags(Path.Combine(src, "log"), 0);
+        var again = repo.Backup(new BackupSet("x", [src]), Level.Incremental);
+        Assert.Equal(3ul, again.Stats.FilesUnchanged); // immutable, scratch and inside; log's chattr changed its ctime
+        var second = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(again.Id, second).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), second + src);
+    }
+
+    [Fact]
+    public void A_backup_leaves_access_times_as_they_were_and_records_them_when_asked()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "folder"));
+        File.WriteAllBytes(Path.Combine(src, "folder", "data"), TestRepo.RandomBytes(100_000, 7));
+        var past = new DateTime(2020, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        File.SetLastAccessTimeUtc(Path.Combine(src, "folder", "data"), past);
+        Directory.SetLastAccessTimeUtc(Path.Combine(src, "folder"), past);
+        var before = TreeCompare.Atime(Path.Combine(src, "folder", "data"));
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var plain = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Equal(before, TreeCompare.Atime(Path.Combine(src, "folder", "data"))); // read with O_NOATIME: a week-old atime stays
+        Assert.Equal(new DateTimeOffset(past).ToUnixTimeSeconds(), TreeCompare.Atime(Path.Combine(src, "folder")).Sec); // listed with O_NOATIME
+
+        var withAtime = repo.Backup(new BackupSet("x", [src], Atime: true), Level.Full);
+        var expected = TreeCompare.Describe(src, atimes: true);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(withAtime.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src, atimes: true);
+        var without = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(plain.Id, without).Errors);
+        Assert.NotEqual(before, TreeCompare.Atime(Path.Combine(without + src, "folder", "data"))); // not recorded: not set
+    }
+
+    [Fact]
+    public void Blocks_of_zeros_are_left_as_holes_when_asked()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        const int MiB = 1024 * 1024;
+        var content = new byte[8 * MiB];
+        TestRepo.RandomBytes(2 * MiB, 8).CopyTo(content, 0);
+        TestRepo.RandomBytes(MiB + 100, 9).CopyTo(content, 6 * MiB); // 4 MiB of zeros between, and zeros after
+        File.WriteAllBytes(Path.Combine(src, "vm.raw"), content); // written out: no holes in the source
+        Assert.True(TreeCompare.AllocatedBytes(Path.Combine(src, "vm.raw")) >= 8L * MiB);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target, new Restore.RestoreOptions { Sparse = true }).Errors);
+        var restored = Path.Combine(target + src, "vm.raw");
+        Assert.Equal(content, File.ReadAllBytes(restored));
+        var allocated = TreeCompare.AllocatedBytes(restored);
+        Assert.True(allocated <= 3L * MiB + 200 * 1024, $"{allocated} bytes allocated: the zeros were written");
+        var plain = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(snap.Id, plain).Errors);
+        Assert.True(TreeCompare.AllocatedBytes(Path.Combine(plain + src, "vm.raw")) >= 8L * MiB); // by default written as they are
+    }
+
+    [Fact]
     public void A_disk_image_rewritten_in_scattered_blocks_stores_about_the_blocks_that_changed()
     {
         using var dir = new TempDir();
