@@ -24,15 +24,30 @@ namespace ActorBackup.Engine.Archive;
 /// </summary>
 public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source, CellKeys? parentKeys = null)
 {
-    private sealed class DirBuild(string path, Node node)
+    private sealed class DirBuild(string path, Node node, DirBuild? up = null)
     {
         public string Path { get; } = path;
         public Node Node { get; } = node;
+        public DirBuild? Up { get; } = up;
         public List<Node> Children { get; } = [];
         public List<DirBuild> SubDirs { get; } = [];
+        /// <summary>
+        /// The parent snapshot's tree of this folder when every entry came out equal to the parent's (so its tree would
+        /// be the same bytes, under the same id): stored again only if the library lost it. Null: store it.
+        /// </summary>
+        public ChunkId? Same { get; set; }
+
+        /// <summary>An entry below changed after the walk (a reused file read again): this folder and those above are stored.</summary>
+        public void Changed()
+        {
+            for (var d = this; d is not null; d = d.Up) d.Same = null;
+        }
     }
 
-    private sealed record FileJob(string Path, Node Node, FileStat Stat);
+    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild? Dir = null);
+
+    /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry.</summary>
+    public const uint NodeFormat = 2;
 
     /// <summary>One reading thread's chunkers (the policy's, and the finer one for BlockFiles, made when first needed) and encoder.</summary>
     private sealed class FileWorker(StreamChunker chunker, Func<StreamChunker>? fine, ChunkEncoder encoder) : IDisposable
@@ -65,6 +80,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>The holes of sparse files: counted as done for progress, never read.</summary>
     private long _holeBytes;
     private RateLimit? _limit;
+    /// <summary>The parent's nodes record xattrs and flags (NodeFormat): an entry with the same inode and ctime keeps them.</summary>
+    private bool _parentRecordsAll;
+    /// <summary>The parent's trees are under this backup's tree keys: an unchanged folder's tree id is the parent's.</summary>
+    private bool _parentTreesSameKeys;
 
     public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
         IProgress<BackupProgress>? progress = null, CancellationToken cancel = default)
@@ -84,6 +103,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _excludes = new ExcludeMatcher(set.Excludes);
         using var parentTrees = new TreeReader(parentUnder, source);
         _parentTrees = parentTrees;
+        _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
+        _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
+        if (parent?.Stats is { } ps) _references.EnsureCapacity((int)Math.Min(ps.ChunksTotal + ps.Directories + 16, 64_000_000));
 
         // Phase 1: walk.
         var root = new DirBuild("/", new Node { Type = NodeType.Directory });
@@ -115,20 +137,22 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var failed = new bool[_jobs.Count];
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), bytesToRead,
             Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
-        using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
+        using (var timer = progress is null || _jobs.Count == 0 ? null : new Timer(_ => Report(), null, 250, 250))
         {
-            WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
-                () => new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
-                (worker, i) =>
-                {
-                    var error = ReadFile(_jobs[i], worker.For(_jobs[i]), worker.Encoder, cancel);
-                    if (error is not null)
+            // Nothing to read (an unchanged backup): no worker, no chunker buffer (8 MiB) to make.
+            if (_jobs.Count > 0)
+                WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
+                    () => new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
+                    (worker, i) =>
                     {
-                        failed[i] = true;
-                        Error(_jobs[i].Path, error);
-                    }
-                    Interlocked.Increment(ref _filesDone);
-                }, cancel);
+                        var error = ReadFile(_jobs[i], worker.For(_jobs[i]), worker.Encoder, cancel);
+                        if (error is not null)
+                        {
+                            failed[i] = true;
+                            Error(_jobs[i].Path, error);
+                        }
+                        Interlocked.Increment(ref _filesDone);
+                    }, cancel);
         }
         for (var i = 0; i < _jobs.Count; i++)
             if (failed[i]) _jobs[i].Node.Type = NodeType.Unspecified; // left out of its tree
@@ -176,6 +200,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             StartedUnixMs = started.ToUnixTimeMilliseconds(),
             FinishedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             RootTree = ByteString.CopyFrom(rootId.ToArray()),
+            NodeFormat = NodeFormat,
             Library = options.Library,
             Stats = _stats,
             Job = options.Job,
@@ -317,6 +342,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         cancel.ThrowIfCancellationRequested();
         _stats.Directories++;
+        // The parent's tree id, kept below only when every entry comes out equal (a folder that cannot be listed has none).
+        var candidate = dir.Same;
+        dir.Same = null;
         List<string> names;
         try
         {
@@ -332,6 +360,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         names.Sort(StringComparer.Ordinal);
         Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.FileName(), StringComparer.Ordinal);
         var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
+        // The folder's tree is the parent's when each of its entries came out equal to the parent's, and no more or fewer.
+        var same = candidate is not null && parentTree is not null;
+        var equal = 0;
         foreach (var name in names)
         {
             var full = prefix + name;
@@ -353,24 +384,41 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             Node? parentNode = null;
             parentNodes?.TryGetValue(name, out parentNode);
-            AddEntry(dir, name, full, st.Value, parentNode, rootDevice, cancel);
+            if (AddEntry(dir, name, full, st.Value, parentNode, rootDevice, cancel)) equal++;
+            else same = false;
+        }
+        if (same && equal == parentTree!.Nodes.Count)
+        {
+            dir.Same = candidate;
+            _sameDirs.Add(dir);
         }
     }
 
-    private void AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel)
+    /// <summary>Folders whose tree is the parent's (DirBuild.Same), checked after the walk to be still in the library.</summary>
+    private readonly List<DirBuild> _sameDirs = [];
+
+    /// <summary>Adds an entry to its folder's tree; true when it came out equal to the parent's node (then the folder may reuse the parent's tree).</summary>
+    private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel)
     {
         var node = new Node().Named(name);
         FillNode(node, st);
-        if (st.Kind is not FileKind.Socket) ReadXattrs(node, full); // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels)
+        // Same inode and ctime as in a parent that recorded them: the same xattrs (setting one changes the ctime).
+        var sameInode = _parentRecordsAll && parentNode is not null && parentNode.Inode == st.Inode && parentNode.CtimeSec == st.CtimeSec
+                        && parentNode.CtimeNsec == st.CtimeNsec && (parentNode.Type == node.Type || parentNode.Type == NodeType.Hardlink && node.Type == NodeType.File);
+        if (sameInode) node.Xattrs.AddRange(parentNode!.Xattrs);
+        else if (st.Kind is not FileKind.Socket) ReadXattrs(node, full); // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels)
         switch (st.Kind)
         {
             case FileKind.Directory:
-                if (_set.OneFileSystem && st.Device != rootDevice) return; // a mount point: another file system
-                var sub = new DirBuild(full, node);
+                if (_set.OneFileSystem && st.Device != rootDevice) return false; // a mount point: another file system
+                var sub = new DirBuild(full, node, dir);
+                if (_parentTreesSameKeys && parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size }) sub.Same = parentNode.SubtreeId();
                 dir.Children.Add(node);
                 dir.SubDirs.Add(sub);
                 WalkDirectory(sub, ParentSubtree(parentNode, full), rootDevice, cancel);
-                return;
+                if (sub.Same is null) return false;
+                node.Subtree = parentNode!.Subtree; // its tree is the parent's: this node may be too
+                return node.Equals(parentNode);
             case FileKind.Regular:
                 _stats.Files++;
                 _stats.Bytes += st.Size;
@@ -381,7 +429,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                         node.LinksTo(_linkPaths[first]);
                         _links.Add((node, first));
                         dir.Children.Add(node);
-                        return;
+                        return false; // its chunks come with its first name's, after the walk
                     }
                     _firstLinks[(st.Device, st.Inode)] = node;
                     _linkPaths[node] = full;
@@ -392,11 +440,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     // Reused unless the library lost one of its chunks: checked for all files at once after the walk.
                     node.Chunks = parentNode!.Chunks;
                     node.ChunkSizes.AddRange(parentNode.ChunkSizes);
-                    node.Flags = parentNode.Flags; // a chattr changes the ctime: the flags are the parent's
-                    _reused.Add(new FileJob(full, node, st));
+                    // A chattr changes the ctime: the flags are the parent's (before the parent recorded them: the ones statx tells).
+                    node.Flags = _parentRecordsAll ? parentNode.Flags : st.Attributes;
+                    _reused.Add(new FileJob(full, node, st, dir));
+                    return node.Equals(parentNode);
                 }
-                else _jobs.Add(new FileJob(full, node, st));
-                return;
+                _jobs.Add(new FileJob(full, node, st, dir));
+                return false;
             case FileKind.Symlink:
                 try
                 {
@@ -405,18 +455,18 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 catch (IOException e)
                 {
                     Error(full, e.Message);
-                    return;
+                    return false;
                 }
                 _stats.Other++;
                 dir.Children.Add(node);
-                return;
+                return node.Equals(parentNode);
             case FileKind.Unknown:
                 Error(full, "unknown file type: left out");
-                return;
+                return false;
             default:
                 _stats.Other++;
                 dir.Children.Add(node);
-                return;
+                return node.Equals(parentNode);
         }
     }
 
@@ -444,7 +494,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         foreach (var f in _reused)
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
+        foreach (var d in _sameDirs) ids.Add(d.Same!.Value);
         var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
+        // A tree the library lost is stored again (the same bytes, the same id: the folders above keep theirs).
+        foreach (var d in _sameDirs)
+            if (d.Same is { } tree && missing.Contains(tree)) d.Same = null;
         foreach (var f in _reused)
         {
             var complete = true;
@@ -463,6 +517,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             f.Node.Chunks = ByteString.Empty;
             f.Node.ChunkSizes.Clear();
+            f.Dir?.Changed(); // read again: its chunks may differ, and so its folder's tree and those above
             _jobs.Add(f);
         }
     }
@@ -606,11 +661,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             _references.Add(subtree);
             sub.Node.Subtree = ByteString.CopyFrom(subtree.ToArray());
         }
+        foreach (var node in dir.Children)
+            if (node.Type != NodeType.Unspecified)
+                for (var i = 0; i < node.ChunkCount(); i++)
+                    if (node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) _references.Add(id); // a hole is no chunk
+        if (dir.Same is { } same) return same; // every entry as in the parent: its tree, checked to be in the library
         var tree = new Tree();
         tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
-        foreach (var node in tree.Nodes)
-            for (var i = 0; i < node.ChunkCount(); i++)
-                if (node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) _references.Add(id); // a hole is no chunk
         var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
         if (r.IsNew)
         {

@@ -140,7 +140,7 @@ public static unsafe partial class Posix
         var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
-            sx.RdevMajor, sx.RdevMinor, sx.Blocks, sx.Atime.Sec, sx.Atime.Nsec);
+            sx.RdevMajor, sx.RdevMinor, sx.Blocks, sx.Atime.Sec, sx.Atime.Nsec, (uint)(sx.Attributes & sx.AttributesMask & 0x74));
     }
 
     [LibraryImport("libc", EntryPoint = "readdir64", SetLastError = true)]

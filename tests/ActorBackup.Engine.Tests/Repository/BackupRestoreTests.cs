@@ -2,6 +2,7 @@ using System.Text;
 using ActorBackup.Engine.Posix;
 using ActorBackup.Engine.Repository;
 using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Catalog;
 using ActorBackup.Engine.Trees;
 using CsCheck;
 
@@ -644,6 +645,94 @@ public class ReuseCheckTests
         var incr = new Archiver(repo.Keys, new LosingSink(repo.Library, lost), repo.Library).Run(set, options, full);
         Assert.Equal(1ul, incr.Stats.FilesUnchanged);
         Assert.Equal(4ul, incr.Stats.BytesRead);
+    }
+
+    /// <summary>A library as it is, counting the chunks asked to be stored (a reused tree is not).</summary>
+    private sealed class CountingSink(Library.DiskLibrary inner, Hashing.ChunkId? lost = null) : Codec.IChunkSink
+    {
+        public readonly List<Hashing.ChunkId> Reserved = [];
+        public bool TryReserve(Hashing.ChunkId id)
+        {
+            lock (Reserved) Reserved.Add(id);
+            return inner.TryReserve(id);
+        }
+        public void Append(Hashing.ChunkId id, Volumes.RecordFlags flags, ReadOnlySpan<byte> payload) => inner.Append(id, flags, payload);
+        public void Release(Hashing.ChunkId id) => inner.Release(id);
+        public bool Contains(Hashing.ChunkId id) => id != lost && inner.Contains(id);
+        public IReadOnlySet<Hashing.ChunkId> Missing(IReadOnlyList<Hashing.ChunkId> ids) => ids.Where(i => !Contains(i)).ToHashSet();
+        public void Commit() => inner.Commit();
+    }
+
+    private static Hashing.ChunkId TreeOf(Repository.Repository repo, SnapshotManifest snapshot, string path)
+    {
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        var id = new Hashing.ChunkId(snapshot.RootTree.Span);
+        foreach (var name in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            id = trees.Load(id).Nodes.Single(n => n.FileName() == name).SubtreeId();
+        return id;
+    }
+
+    [Fact]
+    public void An_unchanged_folder_keeps_its_parents_tree_and_a_changed_one_only_its_own_path()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        for (var i = 0; i < 12; i++)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(src, $"f{i:D2}", "deeper")).FullName;
+            File.WriteAllText(Path.Combine(folder, "a"), $"a{i}");
+            File.WriteAllText(Path.Combine(src, $"f{i:D2}", "b"), $"b{i}");
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var ancestors = src.Split('/', StringSplitOptions.RemoveEmptyEntries).Length; // the folders above src, and the root, are always written
+        var quiet = new CountingSink(repo.Library);
+        var unchanged = new Archiver(repo.Keys, quiet, repo.Library).Run(set, options, full);
+        Assert.Equal(24ul, unchanged.Stats.FilesUnchanged);
+        Assert.Equal(ancestors, quiet.Reserved.Count); // src and its 24 folders: the parent's trees
+        Assert.Equal(TreeOf(repo, full, src), TreeOf(repo, unchanged, src));
+
+        File.WriteAllText(Path.Combine(src, "f07", "deeper", "a"), "changed");
+        var busy = new CountingSink(repo.Library);
+        var changed = new Archiver(repo.Keys, busy, repo.Library).Run(set, options, unchanged);
+        Assert.Equal(ancestors + 3 + 1, busy.Reserved.Count); // src, f07, deeper, and the file's one chunk
+        Assert.Equal(TreeOf(repo, full, src + "/f03"), TreeOf(repo, changed, src + "/f03"));
+        Assert.NotEqual(TreeOf(repo, full, src + "/f07"), TreeOf(repo, changed, src + "/f07"));
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, changed, 3);
+        repo.Catalog.Save(changed);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(changed.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+
+    [Fact]
+    public void A_folder_tree_the_library_lost_is_stored_again_and_a_changed_xattr_is_read()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "sub"));
+        File.WriteAllText(Path.Combine(src, "sub", "file"), "content");
+        File.WriteAllText(Path.Combine(src, "other"), "other");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        var lost = TreeOf(repo, full, src + "/sub");
+        var sink = new CountingSink(repo.Library, lost);
+        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var again = new Archiver(repo.Keys, sink, repo.Library).Run(set, options, full);
+        Assert.Contains(lost, sink.Reserved); // written again: the same bytes, the same id
+        Assert.DoesNotContain(TreeOf(repo, full, src), sink.Reserved); // src's own tree holds the same id: the parent's
+
+        // An xattr set since (the content as it was) changes the ctime: it is read, not taken from the parent.
+        TreeCompare.SetXattr(Path.Combine(src, "other"), "user.note", "new"u8);
+        TreeCompare.SetXattr(Path.Combine(src, "sub"), "user.note", "folder"u8);
+        var third = repo.Backup(set, Level.Incremental);
+        Assert.Equal(1ul, third.Stats.FilesUnchanged); // sub/file; other is read again (its ctime changed)
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(third.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 }
 
