@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using ActorBackup.Engine.Chunking;
@@ -13,38 +14,71 @@ using Google.Protobuf;
 namespace ActorBackup.Engine.Archive;
 
 /// <summary>
-/// Turns a backup set into a snapshot. Three phases:
-/// 1. walk: lstat every entry (sequential, cheap), compare with the parent snapshot's tree, and collect the
-///    files whose content must be read;
-/// 2. read: several files in flight at once (largest first), each chunked, hashed and, when new, compressed,
-///    sealed and appended by one worker;
-/// 3. trees: bottom-up, every directory listing stored as a chunk; the root tree id names the snapshot.
-/// A file that cannot be read, vanishes or changes while read goes to the snapshot's error list; the backup
-/// goes on. Nothing is visible to a restore until the sink commits and the caller records the manifest.
+/// Turns a backup set into a snapshot, streaming: the walk (one thread: lstat every entry, compare it with the
+/// parent snapshot's tree) queues each file whose content must be read, readers (one per core; big files ahead of
+/// the rest) chunk, hash and, when new, compress, seal and append them, and a folder's tree is stored as soon as
+/// every entry in it is final (read, confirmed unchanged, stored), then let go. The queue and the batches of unchanged
+/// files asked about (FlushReused) are bounded, so a backup holds the folders still open, not the whole tree: its
+/// memory is flat in the number of files. A folder whose every entry is as in the parent keeps the parent's tree
+/// (not built or stored again). The root tree id names the snapshot. A file that cannot be read, vanishes or changes
+/// while read goes to the snapshot's error list; the backup goes on. Nothing is visible to a restore until the sink
+/// commits and the caller records the manifest.
 /// </summary>
 public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source, CellKeys? parentKeys = null)
 {
+    /// <summary>
+    /// A folder being built. Its tree is stored as soon as everything in it is final (Pending falls to 0: walked, its files
+    /// read or confirmed, its folders stored), and its entries are let go then: the walk streams, and what a backup holds
+    /// is the folders still open, not the whole tree.
+    /// </summary>
     private sealed class DirBuild(string path, Node node, DirBuild? up = null)
     {
         public string Path { get; } = path;
         public Node Node { get; } = node;
         public DirBuild? Up { get; } = up;
-        public List<Node> Children { get; } = [];
-        public List<DirBuild> SubDirs { get; } = [];
+        public List<Node> Children { get; private set; } = [];
+        public List<DirBuild> SubDirs { get; private set; } = [];
+        /// <summary>What keeps its tree from being stored: 1 while it is walked, and one for each entry not final yet.</summary>
+        public int Pending = 1;
+
+        /// <summary>Its tree is stored: its entries go (its own node stays in its folder's).</summary>
+        public void Release()
+        {
+            Children = [];
+            SubDirs = [];
+        }
         /// <summary>
         /// The parent snapshot's tree of this folder when every entry came out equal to the parent's (so its tree would
         /// be the same bytes, under the same id): stored again only if the library lost it. Null: store it.
         /// </summary>
         public ChunkId? Same { get; set; }
 
-        /// <summary>An entry below changed after the walk (a reused file read again): this folder and those above are stored.</summary>
+        /// <summary>An entry below changed after it was compared (a reused file read again, a path of the set added): no parent's tree here or above.</summary>
+        public bool Dirty { get; private set; }
+
+        /// <summary>An entry below changed after it was compared: this folder and those above are stored, even those still being walked.</summary>
         public void Changed()
         {
-            for (var d = this; d is not null; d = d.Up) d.Same = null;
+            for (var d = this; d is not null; d = d.Up)
+            {
+                d.Same = null;
+                d.Dirty = true;
+            }
         }
     }
 
-    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild? Dir = null);
+    /// <param name="Dir">its folder, whose tree waits for it</param>
+    /// <param name="Group">when it is the first name of an inode with more: the group its other names wait in</param>
+    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null);
+
+    /// <summary>The names of one inode (hard links): the others take the first's chunks once it is read or confirmed.</summary>
+    private sealed class LinkGroup(Node first, string path)
+    {
+        public Node First { get; } = first;
+        public string Path { get; } = path;
+        public bool Done;
+        public List<(Node Link, DirBuild Dir)> Waiting = [];
+    }
 
     /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry.</summary>
     public const uint NodeFormat = 2;
@@ -67,11 +101,35 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     private readonly List<SnapshotError> _errors = [];
-    private readonly List<FileJob> _jobs = [];
-    private readonly Dictionary<(ulong Dev, ulong Ino), Node> _firstLinks = [];
-    /// <summary>Every chunk id the snapshot references: its trees and its files' chunks (collected as the trees are stored).</summary>
+    private readonly Dictionary<(ulong Dev, ulong Ino), LinkGroup> _firstLinks = [];
+    private readonly object _linkLock = new();
+    /// <summary>
+    /// Chunk ids the snapshot references (its trees and its files' chunks), collected as the trees are stored and handed
+    /// to the sink in parts (the library's list drops repeats).
+    /// </summary>
     private readonly HashSet<ChunkId> _references = [];
-    private readonly List<(Node Link, Node First)> _links = [];
+    private const int ReferencesPerPart = 256 * 1024;
+    private string _snapshotId = "";
+    /// <summary>Trees are stored one at a time (by the walk or by a reader that finished a folder's last file).</summary>
+    private readonly object _treeLock = new();
+    private ChunkEncoder _treeEncoder = null!;
+    private ChunkId? _rootId;
+    /// <summary>Files to read: big ones (read first, so that none starts last) and the rest; bounded, so the walk waits for the readers.</summary>
+    private BlockingCollection<FileJob> _big = null!, _small = null!;
+    private const ulong BigFile = 4 << 20;
+    /// <summary>How many files may wait for the readers (and a quarter as many big ones).</summary>
+    internal int QueuedFiles { get; init; } = 4096;
+    /// <summary>The most folders open at once in the last run (walked or being walked, their trees not stored yet).</summary>
+    internal int PeakOpenFolders => _peakOpen;
+    private int _open, _peakOpen;
+
+    private DirBuild NewDir(string path, Node node, DirBuild? up)
+    {
+        var open = Interlocked.Increment(ref _open);
+        if (open > _peakOpen) _peakOpen = open; // only the walk opens folders
+        return new DirBuild(path, node, up);
+    }
+    private long _filesQueued, _bytesQueued;
     private ExcludeMatcher _excludes = new([]);
     private BackupSet _set = null!;
     private TreeReader _parentTrees = null!;
@@ -105,77 +163,113 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentTrees = parentTrees;
         _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
-        if (parent?.Stats is { } ps) _references.EnsureCapacity((int)Math.Min(ps.ChunksTotal + ps.Directories + 16, 64_000_000));
-
-        // Phase 1: walk.
-        var root = new DirBuild("/", new Node { Type = NodeType.Directory });
-        Tree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
-        var walked = 0;
-        foreach (var raw in set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-        {
-            var st = Posix.Posix.LStat(raw);
-            if (st is null)
-            {
-                Error(raw, "path does not exist");
-                continue;
-            }
-            walked++;
-            WalkPath(root, parentRoot, raw, st.Value, cancel);
-        }
-        if (walked == 0) throw new DirectoryNotFoundException($"none of the backup set's paths exists ({string.Join(", ", set.Paths)}): check them on the client");
-
-        ConfirmReused();
-        var walkSeconds = clock.Elapsed.TotalSeconds;
-        // Phase 2: read the files that changed, largest first so that no big file starts last.
-        _jobs.Sort((a, b) => b.Stat.Size.CompareTo(a.Stat.Size));
-        var bytesToRead = _jobs.Sum(j => (long)j.Stat.Size);
+        _snapshotId = snapshotId;
         using var session = keys.Cipher.BeginUpload();
+        using var treeSession = keys.Trees.Cipher.BeginUpload();
+        using var treeEncoder = new ChunkEncoder(keys.Trees, treeSession, options.CompressionLevel);
+        _treeEncoder = treeEncoder;
         var cdc = new FastCdc(keys.Gear, options.Chunker);
         // A policy whose chunks are as fine already needs no second chunker.
         var fineCdc = options.Chunker.AverageSize > BlockFiles.Chunker.AverageSize ? new FastCdc(keys.Gear, BlockFiles.Chunker) : null;
         _limit = RateLimit.For(options.MaxBytesPerSecond);
-        var failed = new bool[_jobs.Count];
-        void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), _jobs.Count, Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), bytesToRead,
-            Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
-        using (var timer = progress is null || _jobs.Count == 0 ? null : new Timer(_ => Report(), null, 250, 250))
-        {
-            // Nothing to read (an unchanged backup): no worker, no chunker buffer (8 MiB) to make.
-            if (_jobs.Count > 0)
-                WorkQueue.Run(_jobs.Count, options.Parallelism, "archiver",
-                    () => new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel)),
-                    (worker, i) =>
-                    {
-                        var error = ReadFile(_jobs[i], worker.For(_jobs[i]), worker.Encoder, cancel);
-                        if (error is not null)
-                        {
-                            failed[i] = true;
-                            Error(_jobs[i].Path, error);
-                        }
-                        Interlocked.Increment(ref _filesDone);
-                    }, cancel);
-        }
-        for (var i = 0; i < _jobs.Count; i++)
-            if (failed[i]) _jobs[i].Node.Type = NodeType.Unspecified; // left out of its tree
-        foreach (var (link, first) in _links)
-        {
-            if (first.Type == NodeType.Unspecified) link.Type = NodeType.Unspecified;
-            else
-            {
-                link.Chunks = first.Chunks;
-                link.ChunkSizes.AddRange(first.ChunkSizes);
-                link.Size = first.Size;
-            }
-        }
+        void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), Interlocked.Read(ref _filesQueued),
+            Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), Interlocked.Read(ref _bytesQueued), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
 
+        // The walk and the reading run at once: the walk queues each changed file, the readers (one per core) read
+        // them, and each folder's tree is stored when its last entry is final.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        using var big = new BlockingCollection<FileJob>(Math.Max(1, QueuedFiles / 4));
+        using var small = new BlockingCollection<FileJob>(QueuedFiles);
+        (_big, _small, _stop) = (big, small, stop.Token);
+        Exception? fatal = null;
+        var readers = Enumerable.Range(0, Math.Max(1, options.Parallelism)).Select(_ => new Thread(() =>
+        {
+            FileWorker? worker = null; // made on the first file: an unchanged backup makes none (a chunker holds 8 MiB)
+            try
+            {
+                while (BlockingCollection<FileJob>.TryTakeFromAny([big, small], out var job, Timeout.Infinite, stop.Token) >= 0 && job is not null)
+                {
+                    worker ??= new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel));
+                    var error = ReadFile(job, worker.For(job), worker.Encoder, stop.Token);
+                    if (error is not null)
+                    {
+                        job.Node.Type = NodeType.Unspecified; // left out of its tree
+                        Error(job.Path, error);
+                    }
+                    Interlocked.Increment(ref _filesDone);
+                    Final(job);
+                }
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref fatal, e, null);
+                stop.Cancel(); // the walk and the other readers stop too
+            }
+            finally
+            {
+                worker?.Dispose();
+            }
+        }) { IsBackground = true, Name = "archiver" }).ToList();
+        readers.ForEach(t => t.Start());
+        var root = NewDir("/", new Node { Type = NodeType.Directory }, null);
+        double walkSeconds = 0;
+        using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
+        {
+            try
+            {
+                Tree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
+                var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+                // A folder on the way to another path of the set stays open until every path is walked: a path inside
+                // another is walked with it, or on its own where that walk left it out (a mount point with
+                // --one-file-system, an excluded or unreadable folder), into the same open folder.
+                foreach (var path in paths)
+                    for (var slash = path.LastIndexOf('/'); slash > 0; slash = path.LastIndexOf('/', slash - 1))
+                        _onTheWay.Add(path[..slash]);
+                var walked = 0;
+                foreach (var raw in paths)
+                {
+                    var st = Posix.Posix.LStat(raw);
+                    if (st is null)
+                    {
+                        Error(raw, "path does not exist");
+                        continue;
+                    }
+                    walked++;
+                    WalkPath(root, parentRoot, raw, st.Value, stop.Token);
+                }
+                if (walked == 0) throw new DirectoryNotFoundException($"none of the backup set's paths exists ({string.Join(", ", set.Paths)}): check them on the client");
+                FlushReused();
+                walkSeconds = clock.Elapsed.TotalSeconds;
+                // The folders on the way to the paths, and the root, held a token of the walk until now.
+                foreach (var held in _heldOpen) Done(held);
+                Done(root);
+            }
+            catch (Exception) when (fatal is not null)
+            {
+                // A reader failed first (the walk then stops, or fails on the library the reader broke): the reader's is the one to report.
+            }
+            catch
+            {
+                stop.Cancel(); // the walk failed: the readers stop, what they queued is not read
+                throw;
+            }
+            finally
+            {
+                big.CompleteAdding();
+                small.CompleteAdding();
+                readers.ForEach(t => t.Join());
+            }
+            if (fatal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fatal).Throw();
+            cancel.ThrowIfCancellationRequested();
+        }
         var readSeconds = clock.Elapsed.TotalSeconds;
-        // Phase 3: trees, bottom-up.
-        ChunkId rootId;
-        using (var treeSession = keys.Trees.Cipher.BeginUpload())
-        using (var encoder = new ChunkEncoder(keys.Trees, treeSession, options.CompressionLevel))
-            rootId = StoreTree(root, encoder);
+        var rootId = _rootId ?? throw new InvalidOperationException("the backup's root tree was not stored: a folder still waits for an entry");
+        lock (_treeLock)
+        {
+            _references.Add(rootId);
+            FlushReferences();
+        }
         var treeSeconds = clock.Elapsed.TotalSeconds;
-        _references.Add(rootId);
-        sink.AddReferences(snapshotId, _references.ToArray());
         sink.Commit();
         Report();
         _stats.SecondsWalk = walkSeconds;
@@ -212,9 +306,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>
-    /// A file's or folder's extended attributes into its node (read every time: one call, most often answering none; a
-    /// change to them changes the ctime, so an unchanged file would keep its parent's, but a parent from before they
-    /// were kept has none).
+    /// A file's or folder's extended attributes into its node (one call, most often answering none; an entry whose inode
+    /// and ctime are the parent's keeps the parent's instead, AddEntry).
     /// </summary>
     private void ReadXattrs(Node node, string path)
     {
@@ -275,9 +368,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             current += "/" + parts[i];
             var parentNode = parentTree?.Nodes.FirstOrDefault(n => n.FileName() == parts[i]);
+            // Every folder on the way is held open (_onTheWay): one that stored its tree already would be a bug.
+            if (Volatile.Read(ref dir.Pending) <= 0) throw new InvalidOperationException($"{PosixNames.Display(dir.Path)} was stored before the path {PosixNames.Display(path)} below it was walked");
             if (i == parts.Length - 1)
             {
                 if (dir.Children.Any(c => c.FileName() == parts[i])) return; // already there through an enclosing path
+                dir.Changed(); // an entry its own walk left out: its tree is not the parent's
                 AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
                 return;
             }
@@ -288,7 +384,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
                 ReadXattrs(node, current);
-                existing = new DirBuild(current, node);
+                dir.Changed();
+                existing = NewDir(current, node, dir);
+                Interlocked.Increment(ref dir.Pending);
+                _heldOpen.Add(existing); // not walked itself: its walk token holds it open until every path is walked
                 dir.Children.Add(node);
                 dir.SubDirs.Add(existing);
             }
@@ -296,6 +395,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             parentTree = ParentSubtree(parentNode, current);
         }
     }
+
+    /// <summary>The folders on the way to a path of the set (walked or not): stored only once every path is walked.</summary>
+    private readonly List<DirBuild> _heldOpen = [];
+    private readonly HashSet<string> _onTheWay = new(StringComparer.Ordinal);
 
     /// <summary>The owners' names, looked up once per id in a backup (a new backup sees a changed user database).</summary>
     private readonly OwnerNames _owners = new();
@@ -387,14 +490,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (AddEntry(dir, name, full, st.Value, parentNode, rootDevice, cancel)) equal++;
             else same = false;
         }
-        if (same && equal == parentTree!.Nodes.Count)
+        if (same && !dir.Dirty && equal == parentTree!.Nodes.Count)
         {
+            // Its tree is the parent's if the library still has it: asked with the next batch of reused files.
             dir.Same = candidate;
+            Interlocked.Increment(ref dir.Pending);
             _sameDirs.Add(dir);
+            if (_sameDirs.Count >= ReusedPerBatch) FlushReused();
         }
     }
 
-    /// <summary>Folders whose tree is the parent's (DirBuild.Same), checked after the walk to be still in the library.</summary>
+    /// <summary>Folders whose tree is the parent's (DirBuild.Same), waiting to be checked with the next batch (FlushReused).</summary>
     private readonly List<DirBuild> _sameDirs = [];
 
     /// <summary>Adds an entry to its folder's tree; true when it came out equal to the parent's node (then the folder may reuse the parent's tree).</summary>
@@ -411,41 +517,70 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             case FileKind.Directory:
                 if (_set.OneFileSystem && st.Device != rootDevice) return false; // a mount point: another file system
-                var sub = new DirBuild(full, node, dir);
+                var sub = NewDir(full, node, dir);
+                if (_onTheWay.Contains(full))
+                {
+                    Interlocked.Increment(ref sub.Pending); // another path of the set lies below: open until every path is walked
+                    _heldOpen.Add(sub);
+                }
                 if (_parentTreesSameKeys && parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size }) sub.Same = parentNode.SubtreeId();
+                Interlocked.Increment(ref dir.Pending);
                 dir.Children.Add(node);
                 dir.SubDirs.Add(sub);
                 WalkDirectory(sub, ParentSubtree(parentNode, full), rootDevice, cancel);
-                if (sub.Same is null) return false;
-                node.Subtree = parentNode!.Subtree; // its tree is the parent's: this node may be too
-                return node.Equals(parentNode);
+                var equal = false;
+                if (sub.Same is not null)
+                {
+                    node.Subtree = parentNode!.Subtree; // its tree is the parent's: this node may be too
+                    equal = node.Equals(parentNode);
+                }
+                Done(sub); // walked: stored once what it holds is final
+                return equal;
             case FileKind.Regular:
                 _stats.Files++;
                 _stats.Bytes += st.Size;
+                LinkGroup? group = null;
                 if (st.Nlink > 1)
                 {
-                    if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first))
+                    lock (_linkLock)
                     {
-                        node.LinksTo(_linkPaths[first]);
-                        _links.Add((node, first));
-                        dir.Children.Add(node);
-                        return false; // its chunks come with its first name's, after the walk
+                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first))
+                        {
+                            node.LinksTo(first.Path);
+                            dir.Children.Add(node);
+                            if (!first.Done)
+                            {
+                                // Its chunks come with its first name's, once that is read or confirmed.
+                                Interlocked.Increment(ref dir.Pending);
+                                first.Waiting.Add((node, dir));
+                                return false;
+                            }
+                        }
+                        else _firstLinks[(st.Device, st.Inode)] = group = new LinkGroup(node, full);
                     }
-                    _firstLinks[(st.Device, st.Inode)] = node;
-                    _linkPaths[node] = full;
+                    if (group is null)
+                    {
+                        TakeFirst(node, _firstLinks[(st.Device, st.Inode)].First);
+                        return false;
+                    }
                 }
                 dir.Children.Add(node);
+                Interlocked.Increment(ref dir.Pending);
+                var job = new FileJob(full, node, st, dir, group);
                 if (Unchanged(parentNode, st))
                 {
-                    // Reused unless the library lost one of its chunks: checked for all files at once after the walk.
+                    // Reused unless the library lost one of its chunks: asked in batches (FlushReused).
                     node.Chunks = parentNode!.Chunks;
                     node.ChunkSizes.AddRange(parentNode.ChunkSizes);
                     // A chattr changes the ctime: the flags are the parent's (before the parent recorded them: the ones statx tells).
                     node.Flags = _parentRecordsAll ? parentNode.Flags : st.Attributes;
-                    _reused.Add(new FileJob(full, node, st, dir));
-                    return node.Equals(parentNode);
+                    _reused.Add(job);
+                    _reusedChunks += node.ChunkCount();
+                    var same = node.Equals(parentNode);
+                    if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
+                    return same;
                 }
-                _jobs.Add(new FileJob(full, node, st, dir));
+                Read(job);
                 return false;
             case FileKind.Symlink:
                 try
@@ -470,7 +605,97 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    private readonly Dictionary<Node, string> _linkPaths = new(ReferenceEqualityComparer.Instance);
+    /// <summary>A further name of an inode takes its first name's content (or is left out with it).</summary>
+    private static void TakeFirst(Node link, Node first)
+    {
+        if (first.Type == NodeType.Unspecified) link.Type = NodeType.Unspecified;
+        else
+        {
+            link.Chunks = first.Chunks;
+            link.ChunkSizes.AddRange(first.ChunkSizes);
+            link.Size = first.Size;
+        }
+    }
+
+    /// <summary>Queues a file for the readers (a big one ahead of the rest); waits while they are that far behind.</summary>
+    private void Read(FileJob job)
+    {
+        Interlocked.Increment(ref _filesQueued);
+        Interlocked.Add(ref _bytesQueued, (long)job.Stat.Size);
+        (job.Stat.Size >= BigFile ? _big : _small).Add(job, _stop);
+    }
+
+    private CancellationToken _stop;
+
+    /// <summary>A file is final (read, left out, or confirmed unchanged): its other names and its folder go on.</summary>
+    private void Final(FileJob job)
+    {
+        if (job.Group is { } group)
+        {
+            List<(Node Link, DirBuild Dir)> waiting;
+            lock (_linkLock)
+            {
+                group.Done = true;
+                (waiting, group.Waiting) = (group.Waiting, []);
+            }
+            foreach (var (link, dir) in waiting)
+            {
+                TakeFirst(link, group.First);
+                Done(dir);
+            }
+        }
+        Done(job.Dir);
+    }
+
+    /// <summary>One entry of a folder is final; the last one stores the folder's tree.</summary>
+    private void Done(DirBuild dir)
+    {
+        if (Interlocked.Decrement(ref dir.Pending) == 0) Finish(dir);
+    }
+
+    /// <summary>
+    /// Stores a folder's tree (or takes the parent's, DirBuild.Same), records what it references, lets its entries go,
+    /// and tells the folder above.
+    /// </summary>
+    private void Finish(DirBuild dir)
+    {
+        ChunkId id;
+        lock (_treeLock)
+        {
+            foreach (var node in dir.Children)
+                if (node.Type != NodeType.Unspecified)
+                    for (var i = 0; i < node.ChunkCount(); i++)
+                        if (node.ChunkAt(i) is var chunk && !NodeExtensions.IsHole(chunk)) _references.Add(chunk); // a hole is no chunk
+            if (dir.Same is { } same) id = same; // every entry as in the parent: its tree, checked to be in the library
+            else
+            {
+                var tree = new Tree();
+                tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
+                var r = _treeEncoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
+                if (r.IsNew)
+                {
+                    _stats.TreesNew++;
+                    Interlocked.Add(ref _bytesStored, r.StoredLength);
+                }
+                id = r.Id;
+            }
+            _references.Add(id);
+            if (_references.Count >= ReferencesPerPart) FlushReferences();
+        }
+        dir.Node.Subtree = ByteString.CopyFrom(id.ToArray());
+        dir.Release();
+        Interlocked.Decrement(ref _open);
+        if (dir.Up is null) _rootId = id;
+        else Done(dir.Up);
+    }
+
+    /// <summary>Under the tree lock: the references collected so far go to the sink (one part of the snapshot's list).</summary>
+    private void FlushReferences()
+    {
+        if (_references.Count == 0) return;
+        sink.AddReferences(_snapshotId, _references.ToArray());
+        _references.Clear();
+    }
 
     /// <summary>Same size, mtime, ctime and inode as in the parent, and every chunk still in the library.</summary>
     private bool Unchanged(Node? parent, FileStat st)
@@ -483,43 +708,53 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     private readonly List<FileJob> _reused = [];
+    private long _reusedChunks;
+    /// <summary>Reused files (or their chunks) asked about at once: one round trip over a socket data plane per batch.</summary>
+    internal int ReusedPerBatch { get; init; } = 16 * 1024;
 
     /// <summary>
-    /// The files the walk found unchanged keep their chunk lists only if the library still holds every chunk
-    /// (one question for all of them: one round trip over a socket data plane); the others are read again.
+    /// The files the walk found unchanged keep their chunk lists only if the library still holds every chunk, and the
+    /// folders found unchanged their parent's trees only if it holds those (one question for a batch of them); the
+    /// other files are read again, and the folders above them stored anew.
     /// </summary>
-    private void ConfirmReused()
+    private void FlushReused()
     {
         var ids = new HashSet<ChunkId>();
         foreach (var f in _reused)
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
-        foreach (var d in _sameDirs) ids.Add(d.Same!.Value);
-        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
-        // A tree the library lost is stored again (the same bytes, the same id: the folders above keep theirs).
         foreach (var d in _sameDirs)
-            if (d.Same is { } tree && missing.Contains(tree)) d.Same = null;
+            if (d.Same is { } tree) ids.Add(tree);
+        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
+        bool Complete(FileJob f)
+        {
+            for (var i = 0; i < f.Node.ChunkCount(); i++)
+                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
+            return true;
+        }
+        var again = _reused.Where(f => !Complete(f)).ToHashSet();
+        // First every folder above a file read again is marked changed, before any folder of the batch can be stored.
+        foreach (var f in again) f.Dir.Changed();
+        foreach (var d in _sameDirs)
+            if (d.Same is { } tree && missing.Contains(tree)) d.Same = null; // stored again: the same bytes, the same id
         foreach (var f in _reused)
         {
-            var complete = true;
-            var chunks = 0;
-            for (var i = 0; i < f.Node.ChunkCount() && complete; i++)
-                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id))
-                {
-                    complete = !missing.Contains(id);
-                    chunks++;
-                }
-            if (complete)
+            if (again.Contains(f))
             {
-                _stats.FilesUnchanged++;
-                _chunksTotal += chunks;
+                f.Node.Chunks = ByteString.Empty;
+                f.Node.ChunkSizes.Clear();
+                Read(f);
                 continue;
             }
-            f.Node.Chunks = ByteString.Empty;
-            f.Node.ChunkSizes.Clear();
-            f.Dir?.Changed(); // read again: its chunks may differ, and so its folder's tree and those above
-            _jobs.Add(f);
+            _stats.FilesUnchanged++;
+            for (var i = 0; i < f.Node.ChunkCount(); i++)
+                if (!NodeExtensions.IsHole(f.Node.ChunkAt(i))) Interlocked.Increment(ref _chunksTotal); // the readers count theirs meanwhile
+            Final(f);
         }
+        foreach (var d in _sameDirs) Done(d);
+        _reused.Clear();
+        _reusedChunks = 0;
+        _sameDirs.Clear();
     }
 
     /// <summary>
@@ -652,28 +887,4 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         UnauthorizedAccessException => $"permission denied: {e.Message}",
         _ => $"read error: {e.Message}",
     };
-
-    private ChunkId StoreTree(DirBuild dir, ChunkEncoder encoder)
-    {
-        foreach (var sub in dir.SubDirs)
-        {
-            var subtree = StoreTree(sub, encoder);
-            _references.Add(subtree);
-            sub.Node.Subtree = ByteString.CopyFrom(subtree.ToArray());
-        }
-        foreach (var node in dir.Children)
-            if (node.Type != NodeType.Unspecified)
-                for (var i = 0; i < node.ChunkCount(); i++)
-                    if (node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) _references.Add(id); // a hole is no chunk
-        if (dir.Same is { } same) return same; // every entry as in the parent: its tree, checked to be in the library
-        var tree = new Tree();
-        tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
-        var r = encoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
-        if (r.IsNew)
-        {
-            _stats.TreesNew++;
-            Interlocked.Add(ref _bytesStored, r.StoredLength);
-        }
-        return r.Id;
-    }
 }

@@ -134,7 +134,9 @@ public sealed class SpanningSink : IChunkSink
 
     /// <summary>
     /// Each library spanned keeps the ids of the snapshot it holds (a prune of it keeps those), the one written
-    /// now all of them: a library left because it was down to its reserve gets no more than it must write.
+    /// now all of this part: a library left because it was down to its reserve gets no more than it must write. The
+    /// archiver sends its list in parts as folders are done: a part sent before a span went to the libraries of that
+    /// moment, which hold every chunk it names (a later library holds only chunks written after it).
     /// </summary>
     public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
     {

@@ -708,6 +708,101 @@ public class ReuseCheckTests
     }
 
     [Fact]
+    public void The_walk_streams_folders_are_stored_as_they_are_done_not_at_the_end()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var expected = new List<string>();
+        for (var a = 0; a < 10; a++)
+            for (var b = 0; b < 20; b++)
+            {
+                var folder = Directory.CreateDirectory(Path.Combine(src, $"a{a}", $"b{b:D2}")).FullName;
+                for (var f = 0; f < 3; f++) File.WriteAllText(Path.Combine(folder, $"f{f}"), $"{a}/{b}/{f}");
+            }
+        Posix.Posix.Link(Path.Combine(src, "a0", "b00", "f0"), Path.Combine(src, "a9", "b19", "link")); // a name waits for its first
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var options = new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Parallelism = 2 };
+        // With room for 4 files in the readers' queue and 16 reused files a batch, at most a few folders are open at
+        // once: 211 folders under src, the walk goes on only as folders are done.
+        var full = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 4, ReusedPerBatch = 16 };
+        var first = full.Run(set, options, null);
+        Assert.Equal(600ul, first.Stats.Files - 1); // and the link
+        Assert.True(full.PeakOpenFolders < 40, $"{full.PeakOpenFolders} folders open at once");
+        var unchanged = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 4, ReusedPerBatch = 16 };
+        var second = unchanged.Run(set, options with { Level = Level.Incremental }, first);
+        Assert.Equal(600ul, second.Stats.FilesUnchanged);
+        Assert.True(unchanged.PeakOpenFolders < 40, $"{unchanged.PeakOpenFolders} folders open at once");
+        foreach (var m in new[] { first, second })
+        {
+            StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, m, 3);
+            repo.Catalog.Save(m);
+            var target = Path.Combine(dir.Path, "r" + m.Id);
+            Assert.Empty(repo.Restore(m.Id, target).Errors);
+            TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        }
+        // Without bounds the same backup has every folder open at the end of the walk (the old way): the test can tell.
+        Assert.True(new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 100_000, ReusedPerBatch = 100_000 } is var loose
+                    && loose.Run(set, options with { Level = Level.Incremental }, second) is not null && loose.PeakOpenFolders > 200, "an unbounded walk should keep the folders open");
+    }
+
+    [Fact]
+    public void Paths_inside_other_paths_are_walked_where_the_enclosing_walk_left_them_out()
+    {
+        using var dir = new TempDir();
+        var srv = dir.Sub("srv");
+        foreach (var name in new[] { "data/one", "data/sub/two", "data-old/three", "data/cache/tmp", "data/cache/keep/four" })
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(srv, name))!);
+            File.WriteAllText(Path.Combine(srv, name), name);
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // Sorted, "data-old" comes between "data" and "data/sub"; "data/cache" is excluded but a path below it is asked for.
+        var set = new BackupSet("s", [Path.Combine(srv, "data/sub"), Path.Combine(srv, "data-old"), Path.Combine(srv, "data"), Path.Combine(srv, "data/cache/keep")],
+            Excludes: [Path.Combine(srv, "data/cache")]);
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 1, ReusedPerBatch = 1 };
+        var snap = archiver.Run(set, new BackupOptions { Library = repo.Library.Id }, null);
+        Assert.Empty(snap.Errors);
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var restored = Directory.GetFiles(target + srv, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(target + srv, f)).Order().ToList();
+        Assert.Equal(["data-old/three", "data/cache/keep/four", "data/one", "data/sub/two"], restored);
+        var again = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 1, ReusedPerBatch = 1 }.Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, snap);
+        Assert.Equal(4ul, again.Stats.FilesUnchanged);
+        Assert.Equal(TreeOf(repo, snap, srv), TreeOf(repo, again, srv));
+    }
+
+    [Fact]
+    public void A_file_read_again_in_the_middle_of_the_walk_keeps_its_folders_from_the_parents_trees()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var deep = Directory.CreateDirectory(Path.Combine(src, "a", "b")).FullName;
+        var big = TestRepo.RandomBytes(600_000, 11);
+        File.WriteAllBytes(Path.Combine(deep, "big"), big);
+        for (var i = 0; i < 20; i++) File.WriteAllText(Path.Combine(src, "a", $"z{i:D2}"), $"z{i}"); // walked after b: the batch is asked meanwhile
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var full = repo.Backup(set, Level.Full);
+        // The library lost a chunk of big, and the policy's chunks are finer now: read again, big has another chunk list.
+        var lost = new Node();
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+            lost = trees.Load(TreeOf(repo, full, deep)).Nodes.Single(n => n.FileName() == "big");
+        var finer = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024) };
+        var archiver = new Archiver(repo.Keys, new CountingSink(repo.Library, lost.ChunkAt(0)), repo.Library) { ReusedPerBatch = 2 };
+        var incr = archiver.Run(set, finer, full);
+        foreach (var folder in new[] { deep, Path.Combine(src, "a"), src })
+            Assert.NotEqual(TreeOf(repo, full, folder), TreeOf(repo, incr, folder));
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, incr, 3);
+        repo.Catalog.Save(incr);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(incr.Id, target).Errors);
+        Assert.Equal(big, File.ReadAllBytes(Path.Combine(target + deep, "big")));
+    }
+
+    [Fact]
     public void A_folder_tree_the_library_lost_is_stored_again_and_a_changed_xattr_is_read()
     {
         using var dir = new TempDir();
