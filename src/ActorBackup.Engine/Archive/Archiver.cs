@@ -69,7 +69,21 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     /// <param name="Dir">its folder, whose tree waits for it</param>
     /// <param name="Group">when it is the first name of an inode with more: the group its other names wait in</param>
-    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null);
+    /// <param name="Part">a part of a big file (Read): the readers read its parts at once</param>
+    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null, Part? Part = null);
+
+    /// <summary>A big file read in parts by several readers at once: each part's chunks, put in order when the last is read.</summary>
+    private sealed class SplitFile(FileJob whole, int parts)
+    {
+        public FileJob Whole { get; } = whole;
+        public readonly byte[][] Ids = new byte[parts][];
+        public readonly List<uint>[] Sizes = new List<uint>[parts];
+        public int Left = parts;
+        public string? Error;
+    }
+
+    /// <summary>Bytes [Offset, Offset + Length) of a big file, chunked on their own (the chunk boundaries start again at each part).</summary>
+    private sealed record Part(SplitFile File, int Index, long Offset, long Length);
 
     /// <summary>The names of one inode (hard links): the others take the first's chunks once it is read or confirmed.</summary>
     private sealed class LinkGroup(Node first, string path)
@@ -172,6 +186,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // A policy whose chunks are as fine already needs no second chunker.
         var fineCdc = options.Chunker.AverageSize > BlockFiles.Chunker.AverageSize ? new FastCdc(keys.Gear, BlockFiles.Chunker) : null;
         _limit = RateLimit.For(options.MaxBytesPerSecond);
+        _partSize = Math.Max(MinPartSize, 64L * options.Chunker.AverageSize);
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), Interlocked.Read(ref _filesQueued),
             Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), Interlocked.Read(ref _bytesQueued), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
 
@@ -191,6 +206,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 {
                     worker ??= new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel));
                     var error = ReadFile(job, worker.For(job), worker.Encoder, stop.Token);
+                    if (job.Part is { } part)
+                    {
+                        PartRead(part, error);
+                        continue;
+                    }
                     if (error is not null)
                     {
                         job.Node.Type = NodeType.Unspecified; // left out of its tree
@@ -622,7 +642,59 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         Interlocked.Increment(ref _filesQueued);
         Interlocked.Add(ref _bytesQueued, (long)job.Stat.Size);
+        var size = (long)job.Stat.Size;
+        if (size >= 2 * _partSize && !job.Stat.MayBeSparse)
+        {
+            // A big file is read in parts, each by whichever reader is free: one big file keeps every core busy.
+            var parts = (int)((size + _partSize - 1) / _partSize);
+            var split = new SplitFile(job, parts);
+            for (var i = 0; i < parts; i++)
+                _big.Add(job with { Part = new Part(split, i, i * _partSize, Math.Min(_partSize, size - i * _partSize)) }, _stop);
+            return;
+        }
         (job.Stat.Size >= BigFile ? _big : _small).Add(job, _stop);
+    }
+
+    /// <summary>
+    /// How much of a big file one reader takes at once: 64 average chunks, at least 32 MiB (where a part begins, chunk
+    /// boundaries start again: one chunk in 64 is cut differently than in a file read whole).
+    /// </summary>
+    private long _partSize = 32L << 20;
+
+    /// <summary>The least a part of a big file holds (files of twice this and more are read in parts).</summary>
+    internal long MinPartSize { get; init; } = 32L << 20;
+
+    /// <summary>A part of a big file is read: the last one puts the file's chunks in order and makes it final.</summary>
+    private void PartRead(Part part, string? error)
+    {
+        var split = part.File;
+        lock (split)
+        {
+            if (error is not null) split.Error ??= error;
+            if (--split.Left > 0) return;
+        }
+        var whole = split.Whole;
+        if (split.Error is not null)
+        {
+            whole.Node.Type = NodeType.Unspecified; // left out of its tree
+            Error(whole.Path, split.Error);
+        }
+        else
+        {
+            var ids = new byte[split.Ids.Sum(i => i.Length)];
+            var at = 0;
+            foreach (var piece in split.Ids)
+            {
+                piece.CopyTo(ids, at);
+                at += piece.Length;
+            }
+            whole.Node.Chunks = ByteString.CopyFrom(ids);
+            foreach (var sizes in split.Sizes) whole.Node.ChunkSizes.AddRange(sizes);
+            whole.Node.Size = (ulong)split.Sizes.Sum(s => s.Sum(x => (long)x));
+            CheckAfterRead(whole);
+        }
+        Interlocked.Increment(ref _filesDone);
+        Final(whole);
     }
 
     private CancellationToken _stop;
@@ -765,8 +837,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private string? ReadFile(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
     {
-        var expected = (int)Math.Min(job.Stat.Size / (ulong)chunker.MinSize + 2, 1 << 16);
+        var expected = (int)Math.Min((ulong)(job.Part?.Length ?? (long)job.Stat.Size) / (ulong)chunker.MinSize + 2, 1 << 16);
         var ids = new byte[expected * ChunkId.Size];
+        var sizes = new List<uint>(expected);
         var count = 0;
         long size = 0;
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
@@ -784,7 +857,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
             id.WriteTo(ids.AsSpan(count * ChunkId.Size));
             count++;
-            job.Node.ChunkSizes.Add((uint)length);
+            sizes.Add((uint)length);
             size += length;
         }
         string? Read(Stream stream)
@@ -822,6 +895,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         using (handle)
         {
+            if (job.Part is { } part)
+            {
+                if (part.Index == 0) job.Node.Flags = FileFlags.Get(handle);
+                if (Read(new ExtentStream(handle, part.Offset, part.Length)) is { } failed) return failed;
+                part.File.Ids[part.Index] = ids[..(count * ChunkId.Size)];
+                part.File.Sizes[part.Index] = sizes;
+                return null;
+            }
             job.Node.Flags = FileFlags.Get(handle);
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
@@ -843,15 +924,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
         }
         job.Node.Chunks = ByteString.CopyFrom(ids, 0, count * ChunkId.Size);
+        job.Node.ChunkSizes.AddRange(sizes);
         job.Node.Size = (ulong)size;
+        CheckAfterRead(job);
+        return null;
+    }
+
+    /// <summary>A file read whole is looked at again: one that changed meanwhile is kept (a consistent set of chunks) and named.</summary>
+    private void CheckAfterRead(FileJob job)
+    {
         var after = Posix.Posix.LStat(job.Path);
         if (after is not { } a || a.Size != job.Stat.Size || a.MtimeSec != job.Stat.MtimeSec || a.MtimeNsec != job.Stat.MtimeNsec
-            || a.CtimeSec != job.Stat.CtimeSec || a.CtimeNsec != job.Stat.CtimeNsec || a.Inode != job.Stat.Inode || (ulong)size != job.Stat.Size)
-        {
-            // Keep what was read (a consistent set of chunks) but say that it may be a torn view of the file.
+            || a.CtimeSec != job.Stat.CtimeSec || a.CtimeNsec != job.Stat.CtimeNsec || a.Inode != job.Stat.Inode || job.Node.Size != job.Stat.Size)
             Error(job.Path, "changed while it was read: the stored copy may mix old and new content");
-        }
-        return null;
     }
 
     /// <summary>One data extent of a sparse file, read through the file's handle at its offsets.</summary>

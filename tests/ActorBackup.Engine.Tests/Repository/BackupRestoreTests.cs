@@ -803,6 +803,47 @@ public class ReuseCheckTests
     }
 
     [Fact]
+    public void A_big_file_is_read_in_parts_at_once_and_comes_back_whole()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var content = TestRepo.RandomBytes(20 << 20, 12);
+        File.WriteAllBytes(Path.Combine(src, "big.bin"), content);
+        File.WriteAllText(Path.Combine(src, "small"), "small");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024);
+        var options = new BackupOptions { Library = repo.Library.Id, Chunker = chunker, Parallelism = 2 };
+        var full = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = 1 << 20 }.Run(set, options, null); // parts of 4 MiB (64 chunks)
+        Assert.Empty(full.Errors);
+        Assert.Equal((ulong)content.Length + 5, full.Stats.BytesRead);
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            var node = trees.Load(TreeOf(repo, full, src)).Nodes.Single(n => n.FileName() == "big.bin");
+            long at = 0;
+            var boundaries = node.ChunkSizes.Select(size => at += size).ToHashSet();
+            foreach (var mib in new[] { 4, 8, 12, 16, 20 }) Assert.Contains((long)mib << 20, boundaries); // where the parts meet
+        }
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, full, 3);
+        repo.Catalog.Save(full);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(full.Id, target).Errors);
+        Assert.Equal(content, File.ReadAllBytes(Path.Combine(target + src, "big.bin")));
+
+        // Read in parts again after a byte changed in the middle: the parts cut at the same places, so only the chunk
+        // around the change is new (a part starts its chunks again at its own offset).
+        content[10 << 20] ^= 0xff;
+        File.WriteAllBytes(Path.Combine(src, "big.bin"), content);
+        var again = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = 1 << 20 }.Run(set, options with { Level = Level.Incremental }, full);
+        Assert.True(again.Stats.ChunksNew <= 3, $"{again.Stats.ChunksNew} new chunks for one changed byte");
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, again, 3);
+        repo.Catalog.Save(again);
+        var second = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(again.Id, second).Errors);
+        Assert.Equal(content, File.ReadAllBytes(Path.Combine(second + src, "big.bin")));
+    }
+
+    [Fact]
     public void A_folder_tree_the_library_lost_is_stored_again_and_a_changed_xattr_is_read()
     {
         using var dir = new TempDir();
