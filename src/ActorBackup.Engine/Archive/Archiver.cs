@@ -79,7 +79,23 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public readonly byte[][] Ids = new byte[parts][];
         public readonly List<uint>[] Sizes = new List<uint>[parts];
         public int Left = parts;
-        public string? Error;
+        public volatile string? Error;
+        private Microsoft.Win32.SafeHandles.SafeFileHandle? _handle;
+
+        /// <summary>
+        /// The file, opened once for every part (positional reads): all parts read the inode the first one opened, so a
+        /// file renamed over or deleted meanwhile is read whole as it was, as a file read in one go is.
+        /// </summary>
+        public Microsoft.Win32.SafeHandles.SafeFileHandle Open()
+        {
+            lock (this) return _handle ??= Posix.Posix.OpenWalked(Whole.Path, Whole.Stat);
+        }
+
+        /// <summary>The last part is done: the handle goes.</summary>
+        public void Close()
+        {
+            lock (this) _handle?.Dispose();
+        }
     }
 
     /// <summary>Bytes [Offset, Offset + Length) of a big file, chunked on their own (the chunk boundaries start again at each part).</summary>
@@ -403,6 +419,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
+                node.Flags = ancestor.Attributes; // not listed: the flags statx tells
                 ReadXattrs(node, current);
                 dir.Changed();
                 existing = NewDir(current, node, dir);
@@ -634,6 +651,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             link.Chunks = first.Chunks;
             link.ChunkSizes.AddRange(first.ChunkSizes);
             link.Size = first.Size;
+            link.Flags = first.Flags; // restored with it when only this name is asked for
         }
     }
 
@@ -673,6 +691,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (error is not null) split.Error ??= error;
             if (--split.Left > 0) return;
         }
+        split.Close();
         var whole = split.Whole;
         if (split.Error is not null)
         {
@@ -842,11 +861,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var sizes = new List<uint>(expected);
         var count = 0;
         long size = 0;
+        if (job.Part?.File.Error is not null) return null; // another part failed: the file is left out, this part is not read
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
             // The very file the walk saw, by handle: a symlink or FIFO swapped in since is refused, never followed or waited on.
-            handle = Posix.Posix.OpenWalked(job.Path, job.Stat);
+            handle = job.Part is { } split ? split.File.Open() : Posix.Posix.OpenWalked(job.Path, job.Stat);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -893,16 +913,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Interlocked.Add(ref _holeBytes, length);
             for (; length > 0; length -= Math.Min(length, NodeExtensions.MaxHoleEntry)) Entry(default, Math.Min(length, NodeExtensions.MaxHoleEntry));
         }
+        if (job.Part is { } part)
+        {
+            // The handle is the file's, shared by its parts (SplitFile.Open): closed with the last one.
+            if (part.Index == 0) job.Node.Flags = FileFlags.Get(handle);
+            if (Read(new ExtentStream(handle, part.Offset, part.Length)) is { } failed) return failed;
+            // A part that ends early (the file shrank) would shift every later part's bytes: the file is left out.
+            if (size < part.Length && part.Index < part.File.Ids.Length - 1) return "shrank while it was read: not backed up (the next backup reads it again)";
+            part.File.Ids[part.Index] = ids[..(count * ChunkId.Size)];
+            part.File.Sizes[part.Index] = sizes;
+            return null;
+        }
         using (handle)
         {
-            if (job.Part is { } part)
-            {
-                if (part.Index == 0) job.Node.Flags = FileFlags.Get(handle);
-                if (Read(new ExtentStream(handle, part.Offset, part.Length)) is { } failed) return failed;
-                part.File.Ids[part.Index] = ids[..(count * ChunkId.Size)];
-                part.File.Sizes[part.Index] = sizes;
-                return null;
-            }
             job.Node.Flags = FileFlags.Get(handle);
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)

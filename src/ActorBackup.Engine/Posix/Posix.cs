@@ -164,14 +164,16 @@ public static unsafe partial class Posix
     /// <summary>The names in a folder, and its file flags (<see cref="FileFlags"/>). Listed without changing its access time where allowed.</summary>
     public static List<string> ListDirectory(string path, out uint flags)
     {
-        var fd = open(path, ORdOnly | ODirectory | OCloexec | ONoatime);
-        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ODirectory | OCloexec);
+        // O_NOFOLLOW: a folder swapped for a symlink since the walk saw it is not listed through the link.
+        var fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec | ONoatime);
+        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec);
         var dir = fd < 0 ? 0 : fdopendir(fd);
         if (dir == 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             if (fd >= 0) close(fd);
             if (errno is ENOENT or ENOTDIR) throw new DirectoryNotFoundException($"{PosixNames.Display(path)} vanished before it could be listed");
+            if (errno == ELOOP) throw new FileChangedException("became a symlink after the walk: not followed, not listed");
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
             throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }

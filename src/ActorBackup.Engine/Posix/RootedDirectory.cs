@@ -156,7 +156,15 @@ public sealed class RootedDirectory : IDisposable
         if (fd < 0) return $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(-fd)}";
         try
         {
-            return FileFlags.Set(fd, flags) is var errno and not 0 ? $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(errno)}" : null;
+            if (FileFlags.Set(fd, flags) is var errno and not 0)
+            {
+                // Not allowed to lock it (immutable, append-only need root): the other flags still go on.
+                var rest = flags & ~FileFlags.Locking;
+                if (rest != flags && FileFlags.Set(fd, rest) == 0)
+                    return $"restored without its file flags {FileFlags.Show(flags & FileFlags.Locking)}: {Posix.Describe(errno)}";
+                return $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(errno)}";
+            }
+            return null;
         }
         finally
         {

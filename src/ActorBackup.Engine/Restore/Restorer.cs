@@ -95,7 +95,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _phase?.Invoke("links");
         // File flags after every link (an immutable or append-only file takes no new name) and before the folders'
         // own (an immutable folder takes no new entry); a folder's after its metadata, deepest first.
-        Parallel.ForEach(_files.Where(f => f.Node.Flags != 0 && !IsBlocked(f.TargetPath)), parallel, f => Guard(f, () => Partly(f, _root.SetFlags(f.Relative, false, f.Node.Flags))));
+        Parallel.ForEach(_flagged, parallel, f => Guard(f, () => Partly(f, _root.SetFlags(f.Relative, false, f.Node.Flags))));
         // Directory metadata last and deepest first: writing into a directory changes its mtime, and a
         // read-only mode would stop its children from being written.
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
@@ -265,6 +265,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private readonly OwnerNames _owners = new();
     private bool _numericOwner;
+    /// <summary>Files restored whole that carry file flags: set once every link is made (a file that failed gets none, so that a new restore can replace it).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<Entry> _flagged = [];
     private bool _sparse;
 
     /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
@@ -450,6 +452,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
             Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file.Node))));
+            if (file.Node.Flags != 0) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);
     }

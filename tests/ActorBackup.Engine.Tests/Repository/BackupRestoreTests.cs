@@ -440,6 +440,8 @@ public class NameRoundTripTests
         TreeCompare.SetFlags(Path.Combine(src, "log"), FileFlags.AppendOnly);
         TreeCompare.SetFlags(Path.Combine(src, "scratch"), FileFlags.NoDump | 0x80);
         TreeCompare.SetFlags(locked, FileFlags.Immutable);
+        TreeCompare.SetFlags(dir.Path, FileFlags.NoDump); // a folder above the backup's path: its flags from statx
+        using var restores = new TempDir(); // not below it: what is made there would inherit nodump
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
         Assert.Empty(snap.Errors);
@@ -447,15 +449,20 @@ public class NameRoundTripTests
         Assert.Contains("flags 10", expected["immutable"]);
         Assert.Contains("flags 20", expected["log"]);
         Assert.Contains("flags 10", expected["locked"]);
-        var target = Path.Combine(dir.Path, "r");
+        var target = Path.Combine(restores.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         TreeCompare.AssertSame(expected, target + src);
+        Assert.Equal(FileFlags.NoDump, TreeCompare.Flags(target + dir.Path) & TreeCompare.SettableFlags);
+        // Only the second name asked for: the file comes back under it, with its flags.
+        var only = Path.Combine(restores.Path, "r-second");
+        Assert.Empty(repo.Restore(snap.Id, only, [src + "/second name"]).Errors);
+        Assert.Equal(FileFlags.Immutable, TreeCompare.Flags(Path.Combine(only + src, "second name")) & TreeCompare.SettableFlags);
 
         // An unchanged file keeps its flags from the parent; a chattr changes the ctime, so a new flag is read.
         TreeCompare.SetFlags(Path.Combine(src, "log"), 0);
         var again = repo.Backup(new BackupSet("x", [src]), Level.Incremental);
         Assert.Equal(3ul, again.Stats.FilesUnchanged); // immutable, scratch and inside; log's chattr changed its ctime
-        var second = Path.Combine(dir.Path, "r2");
+        var second = Path.Combine(restores.Path, "r2");
         Assert.Empty(repo.Restore(again.Id, second).Errors);
         TreeCompare.AssertSame(TreeCompare.Describe(src), second + src);
     }
