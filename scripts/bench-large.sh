@@ -11,33 +11,11 @@ cd "$(dirname "$0")/.."
 counts=("$@")
 [ ${#counts[@]} -eq 0 ] && counts=(100000 1000000)
 tmp=$(mktemp -d /var/tmp/abk-bench-large.XXXXXX)
-pid=""
-stop_node() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
+source scripts/bench-cell-lib.sh
 cleanup() { stop_node; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
-dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
-abk=$tmp/shell/abk
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_node() {
-  rm -rf "$tmp/node"
-  local port ops
-  port=$(free_port); ops=$(free_port)
-  "$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
-    --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" > "$tmp/node.log" 2>&1 &
-  pid=$!
-  export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
-  for _ in $(seq 90); do
-    "$abk" library list 2>/dev/null | grep -q "^lib1 .* yes .* yes" && return 0
-    sleep 1
-  done
-  echo "bench: the node did not get ready:" >&2; cat "$tmp/node.log" >&2; exit 1
-}
-rss() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status"; }
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+publish_cell
 timed() { # what command... -> seconds; a failed step ends the run
   local t0 t1 rc=0
   sync; sleep 1; t0=$(now)
@@ -69,8 +47,8 @@ EOF
   bytes=$(du -sb --apparent-size "$src" | cut -f1)
   echo "== $n files made in $(elapsed "$t0" "$(now)") s ($(awk -v b="$bytes" 'BEGIN { printf "%.0f MiB", b / 1048576 }'))"
   start_node
-  full=$(timed "$abk" backup "$src"); rss_full=$(rss)
-  noop=$(timed "$abk" backup "$src"); rss_noop=$(rss)
+  full=$(timed "$abk" backup "$src"); rss_full=$(peak_rss_mib)
+  noop=$(timed "$abk" backup "$src"); rss_noop=$(peak_rss_mib)
   deep="$src/p$(printf '%04d' $(( (n - 1) / 100000 )))/d$(printf '%03d' $(( ((n - 1) / 1000) % 100 )))"
   lss=()
   for _ in 1 2 3 4 5; do lss+=("$(timed "$abk" ls latest "$deep")"); done
@@ -83,7 +61,7 @@ EOF
     if diff -r --no-dereference "$src" "$tmp/restored$src" >/dev/null 2>&1; then verified=true; else verified=false; fi
     rm -rf "$tmp/restored"
   fi
-  peak=$(rss)
+  peak=$(peak_rss_mib)
   stop_node
   echo "  full $full s, unchanged $noop s ($(awk -v a="$noop" -v b="$full" 'BEGIN { printf "%.2f", a / b }') of the full; goal < 0.10)," \
     "ls of a folder of $entries entries $ls_s s (goal < 0.2), restore $restore_s s (verified $verified)"

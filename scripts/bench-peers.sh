@@ -18,8 +18,7 @@ datasets=("$@")
 [ ${#datasets[@]} -eq 0 ] && datasets=(sdk small image)
 rounds=${BENCH_ROUNDS:-3}
 tmp=$(mktemp -d /var/tmp/abk-bench-peers.XXXXXX)
-pid=""
-stop_node() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
+source scripts/bench-cell-lib.sh
 cleanup() { stop_node; rm -rf "$tmp"; }
 trap cleanup EXIT
 
@@ -31,31 +30,10 @@ command -v restic >/dev/null && tools+=(restic)
 command -v borg >/dev/null && tools+=(borg)
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
-dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
-abk=$tmp/shell/abk
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_node() { # a fresh all-roles embedded cell in $tmp/node
-  rm -rf "$tmp/node"
-  local port ops
-  port=$(free_port); ops=$(free_port)
-  "$tmp/bin/actorbackup" --data "$tmp/node" --port "$port" --set "actorbackup.ops.port=$ops" \
-    --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$port\"]" > "$tmp/node.log" 2>&1 &
-  pid=$!
-  export ABK_NODE=127.0.0.1:$ops ABK_CERTS=$tmp/node/certs
-  for _ in $(seq 90); do
-    "$abk" library list 2>/dev/null | grep -q "^lib1 .* yes .* yes" && return 0
-    sleep 1
-  done
-  echo "bench: the node did not get ready:" >&2; cat "$tmp/node.log" >&2; exit 1
-}
-peak_rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status"; }
+publish_cell
 
-now() { echo "$EPOCHREALTIME"; }
 settle() { sync; sleep "${BENCH_SETTLE:-2}"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 size_of() { du -sb "$1" | cut -f1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 
 repo_of() { case $1 in actorbackup) echo "$tmp/node/libraries/lib1";; restic) echo "$tmp/restic-repo";; borg) echo "$tmp/borg-repo";; esac; }
 init_tool() {
