@@ -106,17 +106,25 @@ public class CellTests
         }
     }
 
-    /// <summary>Starts a backup without waiting and returns its job id once it has stored some bytes.</summary>
+    /// <summary>
+    /// Starts a backup without waiting and returns its job id once it has stored some bytes. The cells that call
+    /// it hold backups to 10 MB/s (a minute for <see cref="MakeLarge"/>'s set), so that a stop lands in the middle
+    /// however busy the machine; the node they restart has no limit.
+    /// </summary>
     internal static string StartAndWaitForBytes(CellProcess cell, string path)
     {
         var job = cell.Abk("backup", "--no-wait", path).Stdout.Trim();
         Assert.Matches("^[0-9]+$", job);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var seen = new List<string>(); // what each look found, for the message should the job end first
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
         {
             var info = cell.AbkJson("job", "show", job);
-            if (info.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && long.Parse(p.GetProperty("bytesDone").GetString() ?? "0") > 0) break;
-            Assert.Equal("RUNNING", info.GetProperty("state").GetString());
+            var bytes = info.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty("bytesDone", out var b) ? long.Parse(b.GetString() ?? "0") : 0;
+            var state = info.GetProperty("state").GetString();
+            seen.Add($"{clock.Elapsed.TotalSeconds:F1}s {state} {bytes}");
+            if (bytes > 0) break;
+            Assert.True(state is "RUNNING" or "QUEUED", $"job {job} ended before it stored a byte: {string.Join("; ", seen)}\n{cell.Log}");
             Thread.Sleep(50);
         }
         return job;
@@ -150,8 +158,8 @@ public class CellTests
         MakeSource(small);
         var large = MakeLarge(dir.Path);
         var nodeDir = Path.Combine(dir.Path, "node");
-        // Throttled (50 MB/s, about 11 s for the large set) so that the stop lands in the middle however fast the machine.
-        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=50000000").Start();
+        // Throttled (see StartAndWaitForBytes) so that the stop lands in the middle however fast the machine.
+        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=10000000").Start();
         string committed, job;
         try
         {
@@ -187,8 +195,8 @@ public class CellTests
         using var dir = new TempDir();
         var large = MakeLarge(dir.Path);
         var nodeDir = Path.Combine(dir.Path, "node");
-        // Throttled (50 MB/s, about 11 s for the large set) so that the stop lands in the middle however fast the machine.
-        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=50000000").Start();
+        // Throttled (see StartAndWaitForBytes) so that the stop lands in the middle however fast the machine.
+        var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.backup-rate-limit=10000000").Start();
         string job;
         try
         {
