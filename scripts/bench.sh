@@ -14,9 +14,9 @@
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
 #                                         list` and of 20 `abk --help` (published build, ReadyToRun)
 #   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and
-#                                         two libraries of 2 streams, all due at the same second; prints the
+#                                         two libraries of 2 drives, all due at the same second; prints the
 #                                         makespan, slot-to-start median and p99, and the manager's CPU
-#                                         (ARGS: --sets N --clients N --streams N); then the schedule decision
+#                                         (ARGS: --sets N --clients N --drives N); then the schedule decision
 #                                         over 10,000 sets (bench-schedule)
 #   scripts/bench.sh prune-race [ROUNDS]  backups started at random moments while a prune runs (20 rounds):
 #                                         each round's snapshot restored and compared with its source

@@ -44,10 +44,10 @@ public static class NodeCommand
         root.Subcommands.Add(schedule);
         var queueSets = new Option<int>("--sets") { Description = "how many backup sets, all due at the same second", HelpName = "N", DefaultValueFactory = _ => 200 };
         var clients = new Option<int>("--clients") { Description = "how many clients (client actors of their own ids in this process)", HelpName = "N", DefaultValueFactory = _ => 20 };
-        var streams = new Option<int>("--streams") { Description = "streams of each of the two libraries", HelpName = "N", DefaultValueFactory = _ => 2 };
+        var drives = new Option<int>("--drives") { Description = "drives of each of the two libraries", HelpName = "N", DefaultValueFactory = _ => 2 };
         var benchDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one, removed", HelpName = "DIR" };
-        var queue = new Command("bench-queue", "the manager's queue under a rush: N sets on C clients and two libraries, all due at once") { queueSets, clients, streams, benchDir };
-        queue.SetAction((pr, _) => QueueBench.Run(pr.GetValue(queueSets), pr.GetValue(clients), pr.GetValue(streams), pr.GetValue(benchDir)));
+        var queue = new Command("bench-queue", "the manager's queue under a rush: N sets on C clients and two libraries, all due at once") { queueSets, clients, drives, benchDir };
+        queue.SetAction((pr, _) => QueueBench.Run(pr.GetValue(queueSets), pr.GetValue(clients), pr.GetValue(drives), pr.GetValue(benchDir)));
         root.Subcommands.Add(queue);
         var pruneChunks = new Option<int>("--chunks") { Description = "chunks in the library (4 KiB on average), half of them dead", HelpName = "N", DefaultValueFactory = _ => 1_000_000 };
         var pruneDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one under /var/tmp, removed", HelpName = "DIR" };

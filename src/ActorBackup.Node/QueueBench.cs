@@ -14,8 +14,8 @@ using Akka.Configuration;
 namespace ActorBackup.Node;
 
 /// <summary>
-/// `actorbackup bench-queue [--sets 200] [--clients 20] [--streams 2]`: the manager's queue under a rush. One
-/// node process with the manager, two disk libraries of N streams each and C client actors (each its own client
+/// `actorbackup bench-queue [--sets 200] [--clients 20] [--drives 2]`: the manager's queue under a rush. One
+/// node process with the manager, two disk libraries of N drives each and C client actors (each its own client
 /// id, as C hosts would be); S backup sets spread over the clients, priorities 1..10, every one scheduled at
 /// the same second. Prints the makespan (slot to the last job's end), the time from slot to start (median,
 /// p99), and the manager actor's own CPU time (the busy time of its message handling) beside the whole
@@ -23,13 +23,13 @@ namespace ActorBackup.Node;
 /// </summary>
 public static class QueueBench
 {
-    public static async Task<int> Run(int sets, int clients, int streams, string? dir)
+    public static async Task<int> Run(int sets, int clients, int drives, string? dir)
     {
         // Not /tmp: on some machines it creates files far slower than any other folder (see scripts/bench.sh).
         var root = dir ?? Path.Combine(Directory.Exists("/var/tmp") ? "/var/tmp" : Path.GetTempPath(), "abk-queue-bench." + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            return await Measure(root, sets, clients, streams);
+            return await Measure(root, sets, clients, drives);
         }
         finally
         {
@@ -37,7 +37,7 @@ public static class QueueBench
         }
     }
 
-    private static async Task<int> Measure(string root, int sets, int clients, int streams)
+    private static async Task<int> Measure(string root, int sets, int clients, int drives)
     {
         // The data: each set a folder of 1 to 5 files of 64 KiB of random bytes (nothing deduplicates).
         var random = new Random(42);
@@ -59,9 +59,9 @@ public static class QueueBench
             $"akka.remote.dot-netty.tcp.port = {port}", $"akka.cluster.seed-nodes = [\"akka.tcp://actorbackup@127.0.0.1:{port}\"]",
             "actorbackup.ops.port = 0", "akka.loglevel = WARNING",
             $"actorbackup.manager.max-jobs-per-client = 4",
-            $"actorbackup.libraries = [{{ id = lib1, streams = {streams} }}, {{ id = lib2, streams = {streams} }}]",
+            $"actorbackup.libraries = [{{ id = lib1, drives = {drives} }}, {{ id = lib2, drives = {drives} }}]",
         ], Path.Combine(root, "node"), null);
-        Console.WriteLine($"queue bench: {sets} sets on {clients} clients, 2 libraries of {streams} streams, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"queue bench: {sets} sets on {clients} clients, 2 libraries of {drives} drives, {Environment.ProcessorCount} cores");
         await using var node = await CellNode.StartAsync(config);
         var manager = node.Manager;
         var registry = Akka.Hosting.ActorRegistry.For(node.System);

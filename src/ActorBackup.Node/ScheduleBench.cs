@@ -17,7 +17,7 @@ public static class ScheduleBench
         var now = DateTimeOffset.UtcNow;
         var rules = new[] { "0 2 * * *", "30 1 * * 1-5", "0 */4 * * *", "15 3 * * 0", "0 0 1 * *", "*/30 * * * *" };
         var state = new ManagerState().Apply(new ClientRegistered { Id = "client", Address = "akka.tcp://actorbackup@h/user/client" })
-            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 4 });
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 4 });
         for (var i = 0; i < sets; i++)
         {
             var set = new BackupSetDefinition
@@ -48,9 +48,9 @@ public static class ScheduleBench
         var changed = Median(() => quiet.Apply(new SlotMissed { Set = "set0", SlotUnixMs = now.ToUnixTimeMilliseconds() + ++change }).DecideDueSlots(now.AddSeconds(1), loads).Count);
         var rush = Median(() => state.DecideDueSlots(now, loads).Count);
         // The queue after the rush: every set's job waiting; the dispatch decision (also made each second) picks
-        // what the library's 4 streams and the limits allow and says why each other job waits.
+        // what the library's 4 drives and the limits allow and says why each other job waits.
         var queued = state.DecideDueSlots(now, loads).SelectMany(d => d.Events).Aggregate(state, (st, e) => st.Apply(e));
-        var dispatch = Median(() => queued.DecideDispatch(new QueueLimits(MaxJobsPerClient: 4), new Dictionary<string, string>(), null, now, loads).Start.Count);
+        var dispatch = Median(() => queued.DecideDispatch(new QueueLimits(MaxJobsPerClient: 4), new Dictionary<string, StartingJob>(), null, now, loads).Start.Count);
         Console.WriteLine($"{sets} backup sets, {Environment.ProcessorCount} cores: a tick with nothing due {idle:F3} ms ({changed:F2} ms the first after a change); a tick with every set due {rush:F1} ms; " +
                           $"dispatch with {queued.Jobs.Count} jobs queued {dispatch:F1} ms");
         return 0;

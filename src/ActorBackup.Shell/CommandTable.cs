@@ -108,6 +108,17 @@ public static class CommandTable
                     { v.Number.ToString(), v.Label, v.State, Output.Size(v.Bytes), v.Records.ToString(), v.Error }));
                 return 0;
             }, library)));
+        var driveLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id (default: every library)", Arity = ArgumentArity.ZeroOrOne };
+        driveLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
+        root.Subcommands.Add(Group("drive", "drives of the libraries (a disk library's write streams, a tape library's drives)",
+            Verb("list", "each drive's state, cartridge and the job holding it", async (pr, o, c) =>
+            {
+                var list = await session.Call<DriveList>(new ListDrives { Library = pr.GetValue(driveLibrary) ?? "" }, c);
+                if (o.Json) o.Write(list);
+                else o.Table(["LIBRARY", "DRIVE", "STATE", "CARTRIDGE", "JOB", "KIND", "CLIENT", "SINCE"], list.Drives.Select(d => new[]
+                    { d.Library, d.Number.ToString(), d.State, d.Cartridge, d.Job, d.Job == "" ? "" : d.JobKind.ToString().ToLowerInvariant(), d.Client, d.SinceUnixMs > 0 ? Output.Time(d.SinceUnixMs) : "" }));
+                return 0;
+            }, driveLibrary)));
 
         // jobs
         var noWait = new Option<bool>("--no-wait") { Description = "print the job id at once instead of following the job" };

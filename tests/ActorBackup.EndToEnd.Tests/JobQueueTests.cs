@@ -1,10 +1,10 @@
 namespace ActorBackup.EndToEnd.Tests;
 
-/// <summary>The manager's job queue on a real node: a library of one stream runs one job at a time, by priority.</summary>
+/// <summary>The manager's job queue on a real node: a library of one drive runs one job at a time, by priority.</summary>
 public class JobQueueTests
 {
     [Fact]
-    public void A_library_of_one_stream_runs_backups_one_after_another_higher_priority_first_and_says_why_they_wait()
+    public void A_library_of_one_drive_runs_backups_one_after_another_higher_priority_first_and_says_why_they_wait()
     {
         using var dir = new TempDir();
         var a = Path.Combine(dir.Path, "a");
@@ -15,7 +15,7 @@ public class JobQueueTests
         CellTests.MakeRandomFiles(b, 1);
         CellTests.MakeRandomFiles(c, 1);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
-            "--set", "actorbackup.libraries=[{id=lib1, streams=1}]", "--set", "actorbackup.backup-rate-limit=8000000").Start();
+            "--set", "actorbackup.libraries=[{id=lib1, drives=1}]", "--set", "actorbackup.backup-rate-limit=8000000").Start();
 
         var first = CellTests.StartAndWaitForBytes(cell, a);
         var low = cell.Abk("backup", "--no-wait", "--priority", "2", b).Stdout.Trim();
@@ -23,8 +23,16 @@ public class JobQueueTests
         Assert.Equal("RUNNING", cell.AbkJson("job", "show", first).GetProperty("state").GetString()); // else the test proves nothing
         var waiting = cell.AbkJson("job", "show", low);
         Assert.Equal("QUEUED", waiting.GetProperty("state").GetString());
-        Assert.Equal("waiting: lib1: 1 of 1 streams busy", waiting.GetProperty("reason").GetString());
-        Assert.Contains("lib1: 1 of 1 streams busy", cell.Abk("job", "show", high).Stdout);
+        Assert.Equal("waiting: lib1: 1 of 1 drives busy", waiting.GetProperty("reason").GetString());
+        Assert.Contains("lib1: 1 of 1 drives busy", cell.Abk("job", "show", high).Stdout);
+        // The one drive is the first job's while it writes.
+        var drive = Assert.Single(cell.AbkJson("drive", "list", "lib1").GetProperty("drives").EnumerateArray());
+        Assert.Equal((1, "writing", first), (drive.GetProperty("number").GetInt32(), drive.GetProperty("state").GetString(), drive.GetProperty("job").GetString()));
+        Assert.Matches($@"lib1\s+1\s+writing\s+{first}\s+backup", cell.Abk("drive", "list").Stdout);
+        Assert.Contains("library  lib1, drive 1", cell.Abk("job", "show", first).Stdout);
+        var unknown = cell.Abk("drive", "list", "lib9");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("no library lib9: list them with 'abk library list'", unknown.Stderr);
 
         var ends = new[] { first, high, low }.Select(j => CellTests.WaitForEnd(cell, j, 120)).ToList();
         Assert.All(ends, e => Assert.Equal("SUCCEEDED", e.GetProperty("state").GetString()));
@@ -32,6 +40,7 @@ public class JobQueueTests
         // One at a time: each started when the one before finished; the higher priority went first.
         Assert.True(Ms(ends[1], "startedUnixMs") >= Ms(ends[0], "finishedUnixMs"), "the high-priority job started while the first ran");
         Assert.True(Ms(ends[2], "startedUnixMs") >= Ms(ends[1], "finishedUnixMs"), "the low-priority job did not wait for the high-priority one");
+        Assert.Equal("idle", Assert.Single(cell.AbkJson("drive", "list", "lib1").GetProperty("drives").EnumerateArray()).GetProperty("state").GetString());
     }
 
     /// <summary>A 6-field cron rule for one moment, <paramref name="ahead"/> from now (UTC).</summary>

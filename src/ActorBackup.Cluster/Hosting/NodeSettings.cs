@@ -21,11 +21,14 @@ public sealed record NodeSettings(
             var obj = value.GetObject();
             var id = obj.GetKey("id")?.GetString() ?? throw new ConfigurationException("every entry of actorbackup.libraries needs an id");
             var path = obj.GetKey("path")?.GetString() ?? "";
-            var streams = obj.GetKey("streams")?.GetInt() ?? LibraryDeclaration.DefaultStreams;
-            if (streams < 1) throw new ConfigurationException($"library {id}: streams must be at least 1, got {streams}");
+            // One key says how many jobs a library takes at once, and the manager's queue reads that same number.
+            if (obj.GetKey("streams") is not null)
+                throw new ConfigurationException($"library {id}: 'streams' is now called 'drives' (the same setting: how many jobs may read or write the library at once); rename it");
+            var drives = obj.GetKey("drives")?.GetInt() ?? LibraryDeclaration.DefaultDrives;
+            if (drives < 1) throw new ConfigurationException($"library {id}: drives must be at least 1, got {drives}");
             var reserve = obj.GetKey("reserve") is { } r ? r.GetByteSize() ?? throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB") : -1;
             if (reserve < -1) throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB, got {reserve}");
-            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, streams, reserve));
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, drives, reserve));
         }
         var roles = c.GetStringList("roles").ToList();
         foreach (var r in roles)

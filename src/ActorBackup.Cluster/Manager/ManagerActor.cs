@@ -45,7 +45,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     public override string PersistenceId => "manager";
 
     /// <summary>Queued jobs being started: their JobStarted is being persisted, so they count as running.</summary>
-    private readonly Dictionary<string, string> _starting = [];
+    private readonly Dictionary<string, StartingJob> _starting = [];
     /// <summary>Why each queued job waits, as the last dispatch found.</summary>
     private IReadOnlyDictionary<string, string> _waiting = new Dictionary<string, string>();
     private readonly QueueLimits _limits;
@@ -113,8 +113,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             // Only a media node whose certificate names the library: another could swallow its backups.
             if (Refused(m, id => Trust.MessageSignature.IsMediaNode(id, m.Id), $"a media node of library {m.Id}")) return;
-            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Streams != m.Streams)
-                Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now(), Streams = m.Streams }, e =>
+            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Drives != m.Drives)
+                Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now(), Drives = m.Drives }, e =>
                 {
                     Applied(e);
                     DispatchWaiting();
@@ -561,6 +561,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             list.Clients.AddRange(_state.Clients.Values.Select(c => new ClientInfo { Id = c.Id, Address = c.Address, Reachable = _clientRefs.ContainsKey(c.Id), RegisteredUnixMs = c.UnixMs }));
             Sender.Tell(list);
         });
+        Command<ListDrives>(m =>
+        {
+            if (Unsigned(m)) return;
+            var (drives, rejection) = _state.DecideDriveList(m.Library);
+            Sender.Tell(drives is null ? new CommandRejected { Reason = rejection } : drives);
+        });
         Command<ListLibraries>(_ =>
         {
             var list = new LibraryList();
@@ -659,12 +665,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _waiting = plan.Waiting;
         foreach (var m in plan.Missed)
         {
-            _starting[m.Job] = ""; // being ended: not decided on again before its JobEnded is applied
+            _starting[m.Job] = new(""); // being ended: not decided on again before its JobEnded is applied
             End(m.Job, m.State, m.Reason);
         }
         foreach (var job in plan.Start)
         {
-            _starting[job.Id] = job.Library; // the library chosen: its stream is taken from now on
+            _starting[job.Id] = new(job.Library, job.Drive); // the library and drive chosen: taken from now on
             switch (job.Kind)
             {
                 case JobKind.Restore:
@@ -730,7 +736,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Failed(job, JobFault.FaultTransient, $"client {job.Client} is not connected: start its node");
             return;
         }
-        Persist(new JobStarted { Job = job.Id, Library = job.Library, UnixMs = Now(), Level = job.Kind == JobKind.Backup ? job.Level : BackupLevel.LevelDefault }, e =>
+        Persist(new JobStarted { Job = job.Id, Library = job.Library, Drive = job.Drive, UnixMs = Now(), Level = job.Kind == JobKind.Backup ? job.Level : BackupLevel.LevelDefault }, e =>
         {
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);

@@ -3,7 +3,7 @@ using ActorBackup.Protocol;
 namespace ActorBackup.Cluster.Manager;
 
 /// <summary>
-/// How many jobs may run at once: in the whole cell, and per client (0: no limit); per library: its streams.
+/// How many jobs may run at once: in the whole cell, and per client (0: no limit); per library: its drives.
 /// A job that failed on a transient fault waits <see cref="RetryBackoff"/> before its second attempt, twice as long before the third...
 /// <see cref="KeepJobsPerSet"/>: how many ended jobs of each backup set (restores: of each client) the history keeps (0: 100).
 /// <see cref="PriorityAging"/>: a waiting job gains one priority level per this much waiting (zero: no aging), so
@@ -31,19 +31,20 @@ public sealed partial record ManagerState
 
     public static int PriorityOf(int requested) => requested == 0 ? DefaultPriority : requested;
 
-    /// <param name="starting">jobs already being started (their JobStarted not yet applied), with the library each
-    /// was given: they count as running there</param>
+    /// <param name="starting">jobs already being started (their JobStarted not yet applied), with the library and
+    /// drive each was given: they count as running there</param>
     /// <param name="connected">the clients connected now; a scheduled job waits for its client until its window closes. Null: all.</param>
     /// <param name="loads">what the media agents last said of their libraries; null: every library reachable and usable</param>
-    /// <returns>the jobs to start now, each with the library it writes to and its final level</returns>
-    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlyDictionary<string, string> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
+    /// <returns>the jobs to start now, each with the library it writes to, the drive of it it holds, and its final level</returns>
+    public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlyDictionary<string, StartingJob> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
         IReadOnlyList<LibraryLoad>? loads = null)
     {
         var missed = new List<JobEnded>();
         string? waitingBefore(JobInfo j) => connected is not null && !connected.Contains(j.Client) ? $"client {j.Client} was offline" : null;
         bool Busy(JobInfo j) => j.State is JobState.Running or JobState.Committing || starting.ContainsKey(j.Id);
         // A job being started is still QUEUED in the state, and a pool's job has no library there yet.
-        string LibraryOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen != "" ? chosen : j.Library;
+        string LibraryOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen.Library != "" ? chosen.Library : j.Library;
+        int DriveOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen.Library != "" ? chosen.Drive : j.Drive;
         var nowMs = now?.ToUnixTimeMilliseconds();
         // One pass over the jobs (an immutable sorted map is slow to walk): what runs, what waits, and how
         // long each set's newest succeeded backup took (the estimate of its next).
@@ -60,6 +61,7 @@ public sealed partial record ManagerState
         var total = running.Count;
         var perLibrary = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
+        var drivesTaken = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Select(DriveOf).Where(d => d > 0).ToHashSet());
         var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
         var waiting = new Dictionary<string, string>(queued.Count);
@@ -113,6 +115,9 @@ public sealed partial record ManagerState
             }
             var chosen = job.Clone();
             chosen.Library = library;
+            if (!drivesTaken.TryGetValue(library, out var taken)) drivesTaken[library] = taken = [];
+            chosen.Drive = FreeDrive(taken);
+            taken.Add(chosen.Drive);
             if (chosen.Kind == JobKind.Backup)
             {
                 // Incremental and differential need a parent on the library written to: without one there, a full.
@@ -141,14 +146,14 @@ public sealed partial record ManagerState
         }
     }
 
-    /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their streams are taken.</summary>
+    /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their drives are taken.</summary>
     private sealed class LibraryView(ManagerState state, IReadOnlyList<LibraryLoad>? loads, Dictionary<string, int> perLibrary)
     {
         private readonly Dictionary<string, LibraryLoad>? _loads = loads?.ToDictionary(l => l.Id);
 
         private LibraryLoad Load(string id) => _loads is null ? new LibraryLoad(id, true, 0, 0) : _loads.GetValueOrDefault(id) ?? new LibraryLoad(id, false, 0, 0);
 
-        private int Streams(string id) => state.Libraries.TryGetValue(id, out var lib) && lib.Streams > 0 ? lib.Streams : Media.LibraryDeclaration.DefaultStreams;
+        private int Drives(string id) => state.DrivesOf(id);
 
         private readonly Dictionary<(string, int), string> _busy = [];
 
@@ -156,9 +161,9 @@ public sealed partial record ManagerState
         private string? Full(string id)
         {
             var n = perLibrary.GetValueOrDefault(id);
-            var streams = Streams(id);
-            if (n < streams) return null;
-            if (!_busy.TryGetValue((id, n), out var why)) _busy[(id, n)] = why = $"{id}: {n} of {streams} streams busy";
+            var drives = Drives(id);
+            if (n < drives) return null;
+            if (!_busy.TryGetValue((id, n), out var why)) _busy[(id, n)] = why = $"{id}: {n} of {drives} drives busy";
             return why;
         }
 

@@ -43,6 +43,7 @@ public sealed partial record ManagerState
         {
             j.State = JobState.Running;
             j.Library = s.Library;
+            j.Drive = s.Drive;
             j.StartedUnixMs = s.UnixMs;
             if (s.Level != BackupLevel.LevelDefault) j.Level = s.Level;
         }),
@@ -53,6 +54,7 @@ public sealed partial record ManagerState
             j.Reason = r.Reason;
             j.NotBeforeUnixMs = r.NotBeforeUnixMs;
             j.StartedUnixMs = 0;
+            j.Drive = 0; // its drive is free for the next job
             if (r.AvoidLibrary != "" && !j.AvoidLibraries.Contains(r.AvoidLibrary)) j.AvoidLibraries.Add(r.AvoidLibrary);
             if (!j.LibraryPinned) j.Library = "";
         }),

@@ -325,7 +325,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
     private void Register() => _manager?.Tell(Trust.MessageSignature.Sign(new RegisterLibrary
     {
-        Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Streams = _declaration.Streams,
+        Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Drives = _declaration.Drives,
     }, Trust.NodeTrust.Of(Context.System)));
 
 

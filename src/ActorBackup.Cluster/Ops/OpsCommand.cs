@@ -146,7 +146,7 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
+            case ListClients or ListLibraries or ListDrives or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);

@@ -48,6 +48,7 @@ public static class OperatorCommands
     {
         ListJobs.Descriptor.Name, GetJob.Descriptor.Name, WatchJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name,
         ListBackupSets.Descriptor.Name, GetBackupSet.Descriptor.Name, ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name,
+        ListDrives.Descriptor.Name, // the jobs and clients holding drives
     };
 
     /// <summary>

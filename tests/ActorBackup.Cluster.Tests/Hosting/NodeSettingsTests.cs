@@ -26,6 +26,15 @@ public class NodeSettingsTests
         Assert.Equal(bytes, Read($"actorbackup.backup-rate-limit = {value}").BackupRateLimit);
 
     [Fact]
+    public void A_library_declares_its_drives_with_one_key()
+    {
+        Assert.Equal([4, 1], Read("actorbackup.libraries = [{id = lib1}, {id = lib2, drives = 1}]").Libraries.Select(l => l.Drives));
+        var renamed = Assert.Throws<ConfigurationException>(() => Read("actorbackup.libraries = [{id = lib1, streams = 2}]"));
+        Assert.Contains("'streams' is now called 'drives'", renamed.Message);
+        Assert.Contains("at least 1", Assert.Throws<ConfigurationException>(() => Read("actorbackup.libraries = [{id = lib1, drives = 0}]")).Message);
+    }
+
+    [Fact]
     public void An_unknown_role_is_refused_with_the_known_ones()
     {
         var e = Assert.Throws<ConfigurationException>(() => Read("actorbackup.roles = [manager, tape]"));

@@ -24,7 +24,7 @@ public class JobCallersTests
         var s = new ManagerState()
             .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@a/user/client" })
             .Apply(new ClientRegistered { Id = "host-b", Address = "akka.tcp://actorbackup@b/user/client" })
-            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 2 })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 2 })
             .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" } } })
             .Apply(new JobQueued { Job = new JobInfo { Id = "1", Kind = JobKind.Backup, State = JobState.Queued, Client = "host-b", Library = "lib1", Paths = { "/b" } } });
         foreach (var (id, client, day) in new[] { ("a0", "host-a", -3), ("a1", "host-a", -2), ("b0", "host-b", -1) })

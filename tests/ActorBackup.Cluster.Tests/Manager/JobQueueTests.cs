@@ -5,18 +5,18 @@ using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Tests;
 
-/// <summary>The job queue as the manager decides on it: limits per library (streams), per client and per cell; priority, then age.</summary>
+/// <summary>The job queue as the manager decides on it: limits per library (drives), per client and per cell; priority, then age.</summary>
 public class JobQueueTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
-    private static readonly Dictionary<string, string> NoneStarting = [];
+    private static readonly Dictionary<string, StartingJob> NoneStarting = [];
 
-    private static ManagerState Cell(int streams1 = 1, int streams2 = 1, params string[] clients)
+    private static ManagerState Cell(int drives1 = 1, int drives2 = 1, params string[] clients)
     {
         var s = new ManagerState();
         foreach (var c in clients.Length == 0 ? ["host-a"] : clients) s = s.Apply(new ClientRegistered { Id = c, Address = "akka.tcp://actorbackup@h/user/client" });
-        s = s.Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = streams1 });
-        return s.Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = streams2 });
+        s = s.Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = drives1 });
+        return s.Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Drives = drives2 });
     }
 
     private static readonly List<ManagerState.LibraryLoad> Reachable = [new("lib1", true, 0, 100), new("lib2", true, 0, 100)];
@@ -31,12 +31,12 @@ public class JobQueueTests
     }
 
     private static ManagerState Start(ManagerState s, IEnumerable<JobInfo> jobs) =>
-        Apply(s, jobs.Select(j => new JobStarted { Job = j.Id, Library = j.Library, UnixMs = 1 }));
+        Apply(s, jobs.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Drive = j.Drive, UnixMs = 1 }));
 
     private static ManagerState End(ManagerState s, string job) => s.Apply(new JobEnded { Job = job, State = JobState.Succeeded, UnixMs = 2 });
 
     [Fact]
-    public void One_stream_runs_one_job_at_a_time_higher_priority_first_and_the_others_say_why_they_wait()
+    public void One_drive_runs_one_job_at_a_time_higher_priority_first_and_the_others_say_why_they_wait()
     {
         var s = Cell();
         (s, var low) = Queue(s, 2);
@@ -45,15 +45,68 @@ public class JobQueueTests
 
         var plan = s.DecideDispatch(new QueueLimits(), NoneStarting);
         Assert.Equal([high], plan.Start.Select(j => j.Id));
-        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[mid]);
-        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[low]);
+        Assert.Equal("lib1: 1 of 1 drives busy", plan.Waiting[mid]);
+        Assert.Equal("lib1: 1 of 1 drives busy", plan.Waiting[low]);
 
         s = Start(s, plan.Start);
         Assert.Empty(s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
         s = End(s, high);
         Assert.Equal([mid], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
-        // A job being started (its JobStarted not yet persisted) holds its stream.
-        Assert.Empty(s.DecideDispatch(new QueueLimits(), new Dictionary<string, string> { [mid] = "lib1" }).Start);
+        // A job being started (its JobStarted not yet persisted) holds its drive.
+        Assert.Empty(s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob> { [mid] = new("lib1", 1) }).Start);
+    }
+
+    [Fact]
+    public void Each_running_job_holds_a_drive_of_its_own_which_is_free_again_when_it_ends_or_is_queued_again()
+    {
+        var s = Cell(drives1: 3);
+        var jobs = new List<string>();
+        for (var p = 1; p <= 4; p++)
+        {
+            (s, var j) = Queue(s, p, minute: p);
+            jobs.Add(j);
+        }
+        // Two start now and one is being started on drive 1: the two take drives 2 and 3; the fourth waits.
+        var starting = new Dictionary<string, StartingJob> { [jobs[3]] = new("lib1", 1) };
+        var plan = s.DecideDispatch(new QueueLimits(), starting);
+        Assert.Equal([(jobs[2], 2), (jobs[1], 3)], plan.Start.Select(j => (j.Id, j.Drive)));
+        Assert.Equal("lib1: 3 of 3 drives busy", plan.Waiting[jobs[0]]);
+        s = Start(s, plan.Start.Prepend(new JobInfo { Id = jobs[3], Library = "lib1", Drive = 1 }));
+        Assert.Equal(2, s.Job(jobs[2])!.Drive);
+
+        // The drive list says who holds what; a backup writes, a restore reads.
+        var (drives, _) = s.DecideDriveList("lib1");
+        Assert.Equal([(1, "writing", jobs[3]), (2, "writing", jobs[2]), (3, "writing", jobs[1])], drives!.Drives.Select(d => (d.Number, d.State, d.Job)));
+        Assert.Equal("host-a", drives.Drives[0].Client);
+        Assert.Equal(["idle"], s.DecideDriveList("lib2").Drives!.Drives.Select(d => d.State));
+        Assert.Equal(4, s.DecideDriveList("").Drives!.Drives.Count); // every library: 3 + 1
+        Assert.Equal("no library lib9: list them with 'abk library list'", s.DecideDriveList("lib9").Rejection);
+
+        // Drive 2 ends, drive 3's job fails and is queued again: the waiting job takes the lowest free drive.
+        s = End(s, jobs[2]);
+        s = s.Apply(new JobRetried { Job = jobs[1], Reason = "lost", UnixMs = 3 });
+        Assert.Equal(0, s.Job(jobs[1])!.Drive);
+        Assert.Equal(["idle", "idle"], s.DecideDriveList("lib1").Drives!.Drives.Skip(1).Select(d => d.State));
+        plan = s.DecideDispatch(new QueueLimits(), NoneStarting);
+        Assert.Equal([(jobs[1], 2), (jobs[0], 3)], plan.Start.Select(j => (j.Id, j.Drive)));
+    }
+
+    [Fact]
+    public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
+    {
+        var s = Cell(drives1: 2);
+        (s, var backup) = Queue(s, 5);
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        var snapshot = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "snap1", Client = "host-a", Library = "lib1", BackupSet = "/data5lib1", FinishedUnixMs = 1 };
+        s = End(s, backup).Apply(new SnapshotRecorded { Manifest = snapshot.ToByteString() });
+        var d = s.DecideStartRestore(new StartRestore { Client = "host-a", Snapshot = "snap1", Target = "/r" }, Now);
+        Assert.Null(d.Rejection);
+        s = Apply(s, d.Events);
+        // Recorded by an older manager: no drive number.
+        s = s.Apply(new JobStarted { Job = d.Job!.Id, Library = "lib1", UnixMs = 5 });
+        var drives = s.DecideDriveList("lib1").Drives!.Drives;
+        Assert.Equal([(1, "reading", d.Job.Id), (2, "idle", "")], drives.Select(x => (x.Number, x.State, x.Job)));
+        Assert.Equal(JobKind.Restore, drives[0].JobKind);
     }
 
     [Fact]
@@ -172,11 +225,11 @@ public class JobQueueTests
         (s, var big) = Queued(s, "big", 5, Now.AddMinutes(1), Now.AddHours(3).ToUnixTimeMilliseconds()); // 20 min of slack
         var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, null, Now.AddMinutes(2));
         Assert.Equal([big], plan.Start.Select(j => j.Id)); // the long one first, though its window ends later
-        Assert.Equal("lib1: 1 of 1 streams busy", plan.Waiting[small]);
+        Assert.Equal("lib1: 1 of 1 drives busy", plan.Waiting[small]);
 
         s = Start(s, plan.Start);
         var late = s.DecideDispatch(new QueueLimits(), NoneStarting, null, Now.AddMinutes(58));
-        Assert.Equal("lib1: 1 of 1 streams busy; its last run took 0:05:00, more than is left of its window", late.Waiting[small]);
+        Assert.Equal("lib1: 1 of 1 drives busy; its last run took 0:05:00, more than is left of its window", late.Waiting[small]);
     }
 
     [Fact]

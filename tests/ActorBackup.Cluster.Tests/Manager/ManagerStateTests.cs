@@ -35,7 +35,7 @@ public class ManagerStateTests
     /// <summary>Dispatches what the queue allows now and applies the JobStarted events, as the manager does.</summary>
     private static (ManagerState, IReadOnlyList<JobInfo>) Dispatch(ManagerState s, DateTimeOffset now)
     {
-        var plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, string>(), null, now, Loads(s));
+        var plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, now, Loads(s));
         return (Apply(s, plan.Start.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Level = j.Level, UnixMs = now.ToUnixTimeMilliseconds() })), plan.Start);
     }
 

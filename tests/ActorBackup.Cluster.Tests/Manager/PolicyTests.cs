@@ -14,7 +14,7 @@ public class PolicyTests
     private static ManagerState Cell(params string[] libraries)
     {
         var s = new ManagerState().Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" });
-        foreach (var l in libraries.Length == 0 ? ["lib1", "lib2", "lib3"] : libraries) s = s.Apply(new LibraryRegistered { Id = l, Node = "n-" + l, Streams = 2 });
+        foreach (var l in libraries.Length == 0 ? ["lib1", "lib2", "lib3"] : libraries) s = s.Apply(new LibraryRegistered { Id = l, Node = "n-" + l, Drives = 2 });
         return s;
     }
 
@@ -38,7 +38,7 @@ public class PolicyTests
     }
 
     private static ManagerState.DispatchPlan Plan(ManagerState s, List<ManagerState.LibraryLoad>? loads = null, DateTimeOffset? at = null) =>
-        s.DecideDispatch(new QueueLimits(), new Dictionary<string, string>(), null, at ?? Now, loads ?? Loads(s));
+        s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, at ?? Now, loads ?? Loads(s));
 
     private static ManagerState Start(ManagerState s, ManagerState.DispatchPlan plan) =>
         Apply(s, plan.Start.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Level = j.Level, UnixMs = 1 }));
@@ -97,16 +97,16 @@ public class PolicyTests
         (s, var b) = Queue(s, "b", "ff");
         (s, var c) = Queue(s, "c", "ff");
         var plan = Plan(s);
-        Assert.Equal(["lib3", "lib3", "lib1"], plan.Start.Select(j => j.Library)); // lib3 has 2 streams: the third goes on to lib1
+        Assert.Equal(["lib3", "lib3", "lib1"], plan.Start.Select(j => j.Library)); // lib3 has 2 drives: the third goes on to lib1
         Assert.Equal(c, plan.Start[2].Id);
         var full = new Dictionary<string, string> { ["lib3"] = "library lib3 is out of space at /x" };
         plan = Plan(s, Loads(s, full));
         Assert.Equal(["lib1", "lib1"], plan.Start.Select(j => j.Library)); // the full one is passed over while another can take jobs
-        Assert.Equal("lib1: 2 of 2 streams busy", plan.Waiting[c]);
+        Assert.Equal("lib1: 2 of 2 drives busy", plan.Waiting[c]);
         // Nothing else reachable: the full one is tried all the same (it may have room again; else the job fails with its reason).
         plan = Plan(s, Loads(s, full, "lib1"));
         Assert.Equal(["lib3", "lib3"], plan.Start.Select(j => j.Library));
-        Assert.Equal("lib3: 2 of 2 streams busy", plan.Waiting[c]);
+        Assert.Equal("lib3: 2 of 2 drives busy", plan.Waiting[c]);
         plan = Plan(s, Loads(s, full, "lib1", "lib3"));
         Assert.Empty(plan.Start);
         Assert.Equal("no library of storage policy 'ff' can take it now: library lib3 is unreachable; library lib1 is unreachable", plan.Waiting[a]);
@@ -119,18 +119,18 @@ public class PolicyTests
         // As the manager does when three slots fire at once: each JobQueued is applied and dispatched before
         // any JobStarted, so the jobs being started are still QUEUED, with no library, in the state.
         var s = Cell("lib1", "lib2");
-        s = Apply(s, [new LibraryRegistered { Id = "lib1", Node = "n-lib1", Streams = 1 }, new LibraryRegistered { Id = "lib2", Node = "n-lib2", Streams = 1 }]);
-        var starting = new Dictionary<string, string>();
+        s = Apply(s, [new LibraryRegistered { Id = "lib1", Node = "n-lib1", Drives = 1 }, new LibraryRegistered { Id = "lib2", Node = "n-lib2", Drives = 1 }]);
+        var starting = new Dictionary<string, StartingJob>();
         var started = new List<JobInfo>();
         foreach (var set in new[] { "a", "b", "c" })
         {
             (s, _) = Queue(s, set);
             var plan = s.DecideDispatch(new QueueLimits(), starting, null, Now, Loads(s));
-            foreach (var j in plan.Start) starting[j.Id] = j.Library;
+            foreach (var j in plan.Start) starting[j.Id] = new(j.Library, j.Drive);
             started.AddRange(plan.Start);
         }
         Assert.Equal(["lib1", "lib2"], started.Select(j => j.Library).Order());
-        Assert.Equal(2, starting.Count); // the third waits for a stream
+        Assert.Equal(2, starting.Count); // the third waits for a drive
     }
 
     [Fact]

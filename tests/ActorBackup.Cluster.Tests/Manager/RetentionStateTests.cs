@@ -17,8 +17,8 @@ public class RetentionStateTests
     {
         var s = new ManagerState()
             .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
-            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 2 })
-            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = 2 })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 2 })
+            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Drives = 2 })
             .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Retention = new RetentionRule { Last = 2 } } })
             .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "keep2" } });
         for (var i = 0; i < 4; i++)
@@ -198,8 +198,8 @@ public class RetentionStateTests
         var copy = new CopyRule { Libraries = { "lib2" }, FullsOnly = true, Retention = new RetentionRule { Last = 2 } };
         var s = new ManagerState()
             .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
-            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Streams = 2 })
-            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Streams = 2 })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 2 })
+            .Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Drives = 2 })
             .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copy } } })
             .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "disk" } });
         Assert.Contains("retention counts", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { new CopyRule { Libraries = { "lib2" }, Retention = new RetentionRule { Last = -1 } } } }));

@@ -1,0 +1,59 @@
+using ActorBackup.Protocol;
+
+namespace ActorBackup.Cluster.Manager;
+
+/// <summary>A job being started: the library and drive chosen at dispatch, taken before its JobStarted is applied.</summary>
+public readonly record struct StartingJob(string Library, int Drive = 0);
+
+// Drives: every library has some (a disk library's write streams, a tape library's tape drives). The queue starts a
+// job when its library has a free one, and the job holds that drive (JobInfo.drive) until it ends or is queued again.
+public sealed partial record ManagerState
+{
+    /// <summary>The drives <paramref name="library"/> declared (the default when it declared none).</summary>
+    public int DrivesOf(string library) => Libraries.TryGetValue(library, out var lib) && lib.Drives > 0 ? lib.Drives : Media.LibraryDeclaration.DefaultDrives;
+
+    /// <summary>The lowest drive number of a library that no job in <paramref name="taken"/> holds.</summary>
+    public static int FreeDrive(IReadOnlySet<int> taken)
+    {
+        var n = 1;
+        while (taken.Contains(n)) n++;
+        return n;
+    }
+
+    /// <summary>Whether a job of this kind writes its library (else it reads it).</summary>
+    public static bool Writes(JobKind kind) => kind is JobKind.Backup or JobKind.Copy or JobKind.Prune;
+
+    /// <summary>
+    /// The drives of <paramref name="library"/> (every library when empty) as the queue holds them: each with the job
+    /// holding it, writing or reading; or why there is no such library.
+    /// </summary>
+    public (DriveList? Drives, string? Rejection) DecideDriveList(string library)
+    {
+        if (library != "" && !Libraries.ContainsKey(library)) return (null, $"no library {library}: list them with 'abk library list'");
+        var list = new DriveList();
+        var held = Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing).ToLookup(j => j.Library);
+        foreach (var id in Libraries.Keys.Where(id => library == "" || id == library))
+        {
+            var jobs = held[id].ToList();
+            var byDrive = new Dictionary<int, JobInfo>();
+            foreach (var j in jobs.Where(j => j.Drive > 0)) byDrive.TryAdd(j.Drive, j);
+            // A job started before drives were recorded (or one sharing a number) is shown on a drive no other holds.
+            foreach (var j in jobs.Where(j => !byDrive.ContainsValue(j))) byDrive[FreeDrive(byDrive.Keys.ToHashSet())] = j;
+            var count = Math.Max(DrivesOf(id), byDrive.Count == 0 ? 0 : byDrive.Keys.Max());
+            for (var n = 1; n <= count; n++)
+            {
+                var drive = new LibraryDrive { Library = id, Number = n, State = "idle" };
+                if (byDrive.TryGetValue(n, out var job))
+                {
+                    drive.State = Writes(job.Kind) ? "writing" : "reading";
+                    drive.Job = job.Id;
+                    drive.JobKind = job.Kind;
+                    drive.Client = job.Client;
+                    drive.SinceUnixMs = job.StartedUnixMs;
+                }
+                list.Drives.Add(drive);
+            }
+        }
+        return (list, null);
+    }
+}
