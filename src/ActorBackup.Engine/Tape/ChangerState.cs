@@ -1,0 +1,236 @@
+using System.Collections.Immutable;
+using System.Text.RegularExpressions;
+
+namespace ActorBackup.Engine.Tape;
+
+/// <summary>
+/// What a tape library is made of, as its HOCON declares it: storage slots, drives, the capacity of a data
+/// cartridge, how many cleanings a cleaning cartridge gives, and the cleaning policy (a drive is due for cleaning
+/// after so many mounts or hours of use since its last; 0: no such limit). <paramref name="CleaningRequiredAfterHours"/>:
+/// the simulated drive itself raises "cleaning required" after that much use (0: never), as real drives do.
+/// </summary>
+public sealed record ChangerConfig(int Slots, int Drives, long CartridgeCapacity, int CleaningUses = 50, int CleanAfterMounts = 0, double CleanAfterHours = 0,
+    double CleaningRequiredAfterHours = 0)
+{
+    public const int MaxSlots = 10_000;
+    public const int MaxDrives = 64;
+
+    /// <summary>Why these numbers make no library, or null.</summary>
+    public string? Problem() =>
+        Slots is < 1 or > MaxSlots ? $"slots must be 1 to {MaxSlots}, got {Slots}"
+        : Drives is < 1 or > MaxDrives ? $"drives must be 1 to {MaxDrives}, got {Drives}"
+        : CartridgeCapacity < 1 << 20 ? $"cartridge-capacity must be at least 1 MiB, got {CartridgeCapacity}"
+        : CleaningUses < 1 ? $"cleaning-uses must be at least 1, got {CleaningUses}"
+        : CleanAfterMounts < 0 || CleanAfterHours < 0 || CleaningRequiredAfterHours < 0 ? "cleaning limits cannot be negative"
+        : null;
+}
+
+public enum CartridgeKind { Data, Cleaning }
+
+public enum PlaceKind { Slot, Drive, Outside }
+
+/// <summary>Where a cartridge is: a storage slot, a drive (both numbered from 1), or outside the library (exported).</summary>
+public readonly record struct Place(PlaceKind Kind, int Number)
+{
+    public static Place Slot(int n) => new(PlaceKind.Slot, n);
+    public static Place Drive(int n) => new(PlaceKind.Drive, n);
+    public static readonly Place Outside = new(PlaceKind.Outside, 0);
+
+    public override string ToString() => Kind switch
+    {
+        PlaceKind.Slot => $"slot {Number}",
+        PlaceKind.Drive => $"drive {Number}",
+        _ => "outside the library",
+    };
+}
+
+/// <summary>
+/// A cartridge the library has held: the barcode on its case (cleaning cartridges' start with CLN, the industry's
+/// convention), the volume label written on its tape (empty: blank), where it is, the slot it goes back to when
+/// unloaded, and for a cleaning cartridge how often it has cleaned (worn out at the config's cleaning-uses).
+/// </summary>
+public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0);
+
+/// <summary>
+/// A drive: the cartridge in it, where its head is (bytes from the start of the tape), and the counters the
+/// cleaning policy reads (all mounts and use; those since its last cleaning); Failed: why it is out of service.
+/// </summary>
+public sealed record TapeDrive(int Number, string Cartridge = "", long Head = 0, int Mounts = 0, double UsedSeconds = 0, int MountsSinceCleaning = 0,
+    double UsedSecondsSinceCleaning = 0, bool CleaningRequired = false, int Cleanings = 0, string Failed = "");
+
+// What an operator or the media agent asks of the changer.
+public abstract record ChangerCommand;
+/// <summary>A cartridge put into the mail slot is taken into the first free storage slot.</summary>
+public sealed record ImportCartridge(string Barcode) : ChangerCommand;
+/// <summary>A cartridge is put out through the mail slot (it keeps its data, and can be imported again).</summary>
+public sealed record ExportCartridge(string Barcode) : ChangerCommand;
+/// <summary>The cartridge in a slot gets a volume label written on its tape.</summary>
+public sealed record LabelCartridge(int Slot, string Label) : ChangerCommand;
+public sealed record MountCartridge(int Drive, int Slot) : ChangerCommand;
+/// <summary>Slot 0: back to the cartridge's home slot (or the first free one when that was taken).</summary>
+public sealed record UnmountCartridge(int Drive, int Slot = 0) : ChangerCommand;
+public sealed record CleanDrive(int Drive) : ChangerCommand;
+
+// What happened, applied to the state (and saved with it).
+public abstract record ChangerEvent;
+public sealed record CartridgeImported(string Barcode, CartridgeKind Kind, int Slot) : ChangerEvent;
+public sealed record CartridgeExported(string Barcode) : ChangerEvent;
+public sealed record CartridgeLabelled(string Barcode, string Label) : ChangerEvent;
+public sealed record CartridgeMounted(string Barcode, int Drive) : ChangerEvent;
+public sealed record CartridgeUnmounted(string Barcode, int Drive, int Slot) : ChangerEvent;
+public sealed record DriveCleaned(int Drive, string CleaningCartridge) : ChangerEvent;
+/// <summary>A drive read, wrote or positioned for so many (simulated) seconds, ending with its head there.</summary>
+public sealed record DriveUsed(int Drive, double Seconds, long Head) : ChangerEvent;
+
+/// <summary>
+/// The state of a (simulated) tape changer: its cartridges and drives. Decide checks an operator's or the media
+/// agent's command against it and says what happens, or why not, in words an operator can act on; Apply moves the
+/// state on. No I/O here: <see cref="TapeChanger"/> times the moves, keeps the cartridges' data and saves the state.
+/// </summary>
+public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedDictionary<string, Cartridge> Cartridges, ImmutableArray<TapeDrive> Drives)
+{
+    public static ChangerState Empty(ChangerConfig config) =>
+        new(config, ImmutableSortedDictionary.Create<string, Cartridge>(StringComparer.Ordinal), [.. Enumerable.Range(1, config.Drives).Select(n => new TapeDrive(n))]);
+
+    [GeneratedRegex("^[A-Z0-9]{1,16}$")]
+    private static partial Regex BarcodePattern();
+
+    public const string CleaningPrefix = "CLN";
+
+    public static CartridgeKind KindOf(string barcode) => barcode.StartsWith(CleaningPrefix, StringComparison.Ordinal) ? CartridgeKind.Cleaning : CartridgeKind.Data;
+
+    /// <summary>Why <paramref name="barcode"/> is not a barcode, or null.</summary>
+    public static string? BadBarcode(string barcode) =>
+        BarcodePattern().IsMatch(barcode) ? null : $"'{barcode}' is not a barcode: 1 to 16 capital letters and digits, such as ABC123L8 (cleaning cartridges: CLN001L1)";
+
+    public Cartridge? InSlot(int slot) => Cartridges.Values.FirstOrDefault(c => c.Place == Place.Slot(slot));
+
+    public Cartridge? Cartridge(string barcode) => Cartridges.GetValueOrDefault(barcode);
+
+    /// <summary>The data cartridge in the library whose tape carries <paramref name="label"/>.</summary>
+    public Cartridge? Labelled(string label) => Cartridges.Values.FirstOrDefault(c => c.Label == label);
+
+    public bool Worn(Cartridge c) => c.Kind == CartridgeKind.Cleaning && c.Uses >= Config.CleaningUses;
+
+    /// <summary>Why the drive is due for cleaning (the drive asked, or a policy limit was reached), or null.</summary>
+    public string? CleaningDue(TapeDrive d) =>
+        d.CleaningRequired ? "the drive reported cleaning required"
+        : Config.CleanAfterMounts > 0 && d.MountsSinceCleaning >= Config.CleanAfterMounts ? $"{d.MountsSinceCleaning} mounts since its last cleaning (policy: {Config.CleanAfterMounts})"
+        : Config.CleanAfterHours > 0 && d.UsedSecondsSinceCleaning >= Config.CleanAfterHours * 3600 ? $"{d.UsedSecondsSinceCleaning / 3600:F1} hours of use since its last cleaning (policy: {Config.CleanAfterHours})"
+        : null;
+
+    private int? FreeSlot(int preferred = 0)
+    {
+        if (preferred > 0 && InSlot(preferred) is null) return preferred;
+        var taken = Cartridges.Values.Where(c => c.Place.Kind == PlaceKind.Slot).Select(c => c.Place.Number).ToHashSet();
+        for (var s = 1; s <= Config.Slots; s++)
+            if (!taken.Contains(s)) return s;
+        return null;
+    }
+
+    public sealed record Decision(IReadOnlyList<ChangerEvent> Events, string? Rejection)
+    {
+        public static Decision Reject(string why) => new([], why);
+        public static Decision Of(params ChangerEvent[] events) => new(events, null);
+    }
+
+    private string? BadDrive(int drive) => drive < 1 || drive > Drives.Length ? $"there is no drive {drive}: the library has drives 1 to {Drives.Length}" : null;
+    private string? BadSlot(int slot) => slot < 1 || slot > Config.Slots ? $"there is no slot {slot}: the library has slots 1 to {Config.Slots}" : null;
+
+    public Decision Decide(ChangerCommand command)
+    {
+        switch (command)
+        {
+            case ImportCartridge i:
+            {
+                if (BadBarcode(i.Barcode) is { } bad) return Decision.Reject(bad);
+                if (Cartridge(i.Barcode) is { Place.Kind: not PlaceKind.Outside } here)
+                    return Decision.Reject($"a cartridge with barcode {i.Barcode} is already in {here.Place}: two cartridges cannot share a barcode");
+                if (FreeSlot(Cartridge(i.Barcode)?.Home ?? 0) is not { } slot)
+                    return Decision.Reject($"all {Config.Slots} slots are full: export a cartridge first (abk library export)");
+                return Decision.Of(new CartridgeImported(i.Barcode, KindOf(i.Barcode), slot));
+            }
+            case ExportCartridge e:
+            {
+                var c = Cartridge(e.Barcode);
+                if (c is null || c.Place.Kind == PlaceKind.Outside) return Decision.Reject($"no cartridge {e.Barcode} in the library: see abk library inventory");
+                if (c.Place.Kind == PlaceKind.Drive) return Decision.Reject($"cartridge {e.Barcode} is in {c.Place}: unmount it first (abk drive unmount)");
+                return Decision.Of(new CartridgeExported(e.Barcode));
+            }
+            case LabelCartridge l:
+            {
+                if (BadSlot(l.Slot) is { } badSlot) return Decision.Reject(badSlot);
+                if (BadBarcode(l.Label) is { } bad) return Decision.Reject(bad.Replace("is not a barcode", "is not a label"));
+                if (InSlot(l.Slot) is not { } c) return Decision.Reject($"slot {l.Slot} is empty: see abk library inventory");
+                if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"slot {l.Slot} holds the cleaning cartridge {c.Barcode}, which takes no label");
+                if (c.Label == l.Label) return Decision.Of(); // labelled so already
+                if (c.Label != "") return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is labelled {c.Label} already: a cartridge is labelled again only once recycled");
+                if (Labelled(l.Label) is { } other) return Decision.Reject($"label {l.Label} is on cartridge {other.Barcode} already: labels are unique in a library");
+                return Decision.Of(new CartridgeLabelled(c.Barcode, l.Label));
+            }
+            case MountCartridge m:
+            {
+                if ((BadDrive(m.Drive) ?? BadSlot(m.Slot)) is { } bad) return Decision.Reject(bad);
+                var drive = Drives[m.Drive - 1];
+                if (drive.Failed != "") return Decision.Reject($"drive {m.Drive} has failed ({drive.Failed}): use another");
+                if (InSlot(m.Slot) is not { } c) return Decision.Reject($"slot {m.Slot} is empty: see abk library inventory");
+                if (drive.Cartridge != "") return Decision.Reject($"drive {m.Drive} holds cartridge {drive.Cartridge}: unmount it first (abk drive unmount)");
+                if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"{c.Barcode} is a cleaning cartridge: clean a drive with abk drive clean");
+                return Decision.Of(new CartridgeMounted(c.Barcode, m.Drive));
+            }
+            case UnmountCartridge u:
+            {
+                if (BadDrive(u.Drive) is { } bad) return Decision.Reject(bad);
+                if (u.Slot != 0 && BadSlot(u.Slot) is { } badSlot) return Decision.Reject(badSlot);
+                var drive = Drives[u.Drive - 1];
+                if (drive.Cartridge == "") return Decision.Reject($"drive {u.Drive} is empty");
+                if (u.Slot != 0 && InSlot(u.Slot) is { } there) return Decision.Reject($"slot {u.Slot} holds cartridge {there.Barcode}: name an empty slot, or none (its home slot)");
+                if (FreeSlot(u.Slot != 0 ? u.Slot : Cartridge(drive.Cartridge)!.Home) is not { } slot) return Decision.Reject("no slot is free: export a cartridge first");
+                return Decision.Of(new CartridgeUnmounted(drive.Cartridge, u.Drive, slot));
+            }
+            case CleanDrive cd:
+            {
+                if (BadDrive(cd.Drive) is { } bad) return Decision.Reject(bad);
+                var drive = Drives[cd.Drive - 1];
+                if (drive.Failed != "") return Decision.Reject($"drive {cd.Drive} has failed ({drive.Failed}): cleaning does not mend it");
+                if (drive.Cartridge != "") return Decision.Reject($"drive {cd.Drive} holds cartridge {drive.Cartridge}: unmount it first");
+                var cleaning = Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Cleaning, Place.Kind: PlaceKind.Slot } && !Worn(c)).OrderBy(c => c.Uses).FirstOrDefault();
+                if (cleaning is null)
+                    return Decision.Reject(Cartridges.Values.Any(c => c is { Kind: CartridgeKind.Cleaning, Place.Kind: PlaceKind.Slot })
+                        ? $"every cleaning cartridge in the library is worn out ({Config.CleaningUses} uses): export it and import a new one (barcode {CleaningPrefix}...)"
+                        : $"no cleaning cartridge in the library: import one (barcode {CleaningPrefix}...)");
+                return Decision.Of(new DriveCleaned(cd.Drive, cleaning.Barcode));
+            }
+            default:
+                return Decision.Reject($"unknown changer command {command.GetType().Name}");
+        }
+    }
+
+    private ChangerState WithDrive(int number, Func<TapeDrive, TapeDrive> change) => this with { Drives = Drives.SetItem(number - 1, change(Drives[number - 1])) };
+
+    private ChangerState WithCartridge(string barcode, Func<Cartridge, Cartridge> change) => this with { Cartridges = Cartridges.SetItem(barcode, change(Cartridges[barcode])) };
+
+    public ChangerState Apply(ChangerEvent e) => e switch
+    {
+        CartridgeImported i => this with
+        {
+            Cartridges = Cartridges.SetItem(i.Barcode, Cartridge(i.Barcode) is { } known
+                ? known with { Place = Place.Slot(i.Slot), Home = i.Slot }
+                : new Cartridge(i.Barcode, i.Kind, Place.Slot(i.Slot), i.Slot)),
+        },
+        CartridgeExported x => WithCartridge(x.Barcode, c => c with { Place = Place.Outside }),
+        CartridgeLabelled l => WithCartridge(l.Barcode, c => c with { Label = l.Label }),
+        CartridgeMounted m => WithCartridge(m.Barcode, c => c with { Place = Place.Drive(m.Drive) })
+            .WithDrive(m.Drive, d => d with { Cartridge = m.Barcode, Head = 0, Mounts = d.Mounts + 1, MountsSinceCleaning = d.MountsSinceCleaning + 1 }),
+        CartridgeUnmounted u => WithCartridge(u.Barcode, c => c with { Place = Place.Slot(u.Slot), Home = u.Slot })
+            .WithDrive(u.Drive, d => d with { Cartridge = "", Head = 0 }),
+        DriveCleaned c => WithCartridge(c.CleaningCartridge, x => x with { Uses = x.Uses + 1 })
+            .WithDrive(c.Drive, d => d with { MountsSinceCleaning = 0, UsedSecondsSinceCleaning = 0, CleaningRequired = false, Cleanings = d.Cleanings + 1 }),
+        DriveUsed u => WithDrive(u.Drive, d => d with
+        {
+            Head = u.Head, UsedSeconds = d.UsedSeconds + u.Seconds, UsedSecondsSinceCleaning = d.UsedSecondsSinceCleaning + u.Seconds,
+            CleaningRequired = d.CleaningRequired || (Config.CleaningRequiredAfterHours > 0 && d.UsedSecondsSinceCleaning + u.Seconds >= Config.CleaningRequiredAfterHours * 3600),
+        }),
+        _ => this,
+    };
+}

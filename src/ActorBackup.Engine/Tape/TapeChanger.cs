@@ -1,0 +1,294 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Win32.SafeHandles;
+
+namespace ActorBackup.Engine.Tape;
+
+/// <summary>
+/// How long a simulated tape library takes: the robot's move of a cartridge between a slot and the mail slot, a
+/// load (robot move, thread and ready: a mount) and an unload, a cleaning, positioning (tape distance in bytes a
+/// second) and streaming (bytes a second). <paramref name="Scale"/>: real seconds waited per simulated second, so
+/// that a bench feels the costs in proportion and a test does not wait at all (0). Defaults: an LTO library.
+/// </summary>
+public sealed record TapeTimings(double MoveSeconds = 10, double LoadSeconds = 30, double UnloadSeconds = 20, double CleanSeconds = 60,
+    double PositionBytesPerSecond = 50e6, double StreamBytesPerSecond = 300e6, double Scale = 0)
+{
+    public static readonly TapeTimings Instant = new(0, 0, 0, 0, double.PositiveInfinity, double.PositiveInfinity);
+
+    public double Position(long distance) => Math.Abs(distance) / PositionBytesPerSecond;
+    public double Stream(long bytes) => bytes / StreamBytesPerSecond;
+}
+
+/// <summary>A write that would run past the end of the cartridge's tape: nothing of it was written.</summary>
+public sealed class EndOfTapeException(string barcode, long endOfData, long capacity)
+    : IOException($"cartridge {barcode} is full: {endOfData} of {capacity} bytes written (end of tape); the write goes on the next cartridge")
+{
+    public string Barcode { get; } = barcode;
+}
+
+/// <summary>
+/// A simulated tape library (an autoloader or a changer): slots, drives and cartridges, each cartridge's tape a file
+/// under ROOT/cartridges (its blocks, written only at the end of the data and read from anywhere after positioning);
+/// the changer's state (where each cartridge is, the drives' counters) is what the hardware would remember, kept in
+/// ROOT/changer.json. Every move and every read or write costs simulated time (<see cref="TapeTimings"/>), counted in
+/// <see cref="SimulatedSeconds"/> and waited in proportion. A real changer (mtx, SCSI) would sit behind the same
+/// commands. Thread-safe: a drive does one thing at a time, the robot one move at a time.
+/// </summary>
+public sealed class TapeChanger : IDisposable
+{
+    private const long MaxStateBytes = 16 << 20;
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
+    private readonly object _lock = new();
+    private readonly object[] _driveLocks;
+    private readonly FileStream?[] _tapes;
+    private long _simulatedTicks;
+    private ChangerState _state;
+
+    public string Root { get; }
+    public TapeTimings Timings { get; }
+
+    private TapeChanger(string root, ChangerState state, TapeTimings timings)
+    {
+        Root = root;
+        _state = state;
+        Timings = timings;
+        _driveLocks = [.. Enumerable.Range(0, state.Drives.Length).Select(_ => new object())];
+        _tapes = new FileStream?[state.Drives.Length];
+    }
+
+    public ChangerState State { get { lock (_lock) return _state; } }
+
+    /// <summary>Simulated seconds spent so far by the robot and every drive.</summary>
+    public double SimulatedSeconds => Interlocked.Read(ref _simulatedTicks) / (double)TimeSpan.TicksPerSecond;
+
+    private string StatePath => Path.Combine(Root, "changer.json");
+    private string CartridgesDir => Path.Combine(Root, "cartridges");
+    public string TapePath(string barcode) => Path.Combine(CartridgesDir, barcode + ".tape");
+
+    /// <summary>
+    /// Opens the changer at <paramref name="root"/> (made, private to this user, when new) with the slots and drives
+    /// its HOCON declares. A saved state that does not fit them (a cartridge in a slot or drive the config no longer
+    /// has) or does not parse stops it, with what to do.
+    /// </summary>
+    public static TapeChanger Open(string root, ChangerConfig config, TapeTimings timings)
+    {
+        if (config.Problem() is { } problem) throw new ArgumentException(problem);
+        Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateDirectory(Path.Combine(root, "cartridges"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var state = ChangerState.Empty(config);
+        var path = Path.Combine(root, "changer.json");
+        if (File.Exists(path))
+        {
+            Saved saved;
+            try
+            {
+                var length = new FileInfo(path).Length;
+                if (length > MaxStateBytes) throw new InvalidDataException($"{length} bytes, more than a changer's state can be");
+                saved = JsonSerializer.Deserialize<Saved>(File.ReadAllBytes(path), Json) ?? throw new InvalidDataException("empty");
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException or NotSupportedException)
+            {
+                throw new InvalidDataException($"the tape changer's state at {path} is unreadable ({e.Message}): restore it from a copy, or move it away to start with an empty library and import the cartridges again");
+            }
+            state = saved.Restore(config, path);
+        }
+        var changer = new TapeChanger(root, state, timings);
+        foreach (var d in state.Drives.Where(d => d.Cartridge != "")) changer.OpenTape(d.Number, d.Cartridge); // loaded when the library stopped
+        return changer;
+    }
+
+    private void OpenTape(int drive, string barcode) =>
+        _tapes[drive - 1] = new FileStream(TapePath(barcode), new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.Read, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+
+    /// <summary>Carries out an operator's (or the media agent's) command: null when done, else why not (nothing changed).</summary>
+    public string? Execute(ChangerCommand command)
+    {
+        // A mount, unmount or cleaning holds its drive, so that it never swaps a cartridge under a read or write.
+        var drive = command switch { MountCartridge m => m.Drive, UnmountCartridge u => u.Drive, CleanDrive c => c.Drive, _ => 0 };
+        var driveLock = drive >= 1 && drive <= _driveLocks.Length ? _driveLocks[drive - 1] : new object();
+        lock (driveLock)
+        {
+            ChangerState.Decision decision;
+            lock (_lock)
+            {
+                decision = _state.Decide(command);
+                if (decision.Rejection is not null) return decision.Rejection;
+                foreach (var e in decision.Events) _state = _state.Apply(e);
+                Save();
+            }
+            foreach (var e in decision.Events) Carry(e);
+            return null;
+        }
+    }
+
+    /// <summary>What an applied event takes of time and files (the drive's lock is held).</summary>
+    private void Carry(ChangerEvent e)
+    {
+        switch (e)
+        {
+            case CartridgeImported or CartridgeExported:
+                Spend(Timings.MoveSeconds);
+                break;
+            case CartridgeLabelled:
+                // The label is the tape's first block: written in a drive like any other (load, write, unload).
+                Spend(Timings.LoadSeconds + Timings.UnloadSeconds);
+                break;
+            case CartridgeMounted m:
+                Spend(Timings.LoadSeconds);
+                OpenTape(m.Drive, m.Barcode);
+                break;
+            case CartridgeUnmounted u:
+                _tapes[u.Drive - 1]?.Dispose();
+                _tapes[u.Drive - 1] = null;
+                Spend(Timings.UnloadSeconds);
+                break;
+            case DriveCleaned:
+                Spend(Timings.LoadSeconds + Timings.CleanSeconds + Timings.UnloadSeconds);
+                break;
+        }
+    }
+
+    private SafeFileHandle Tape(int drive, out string barcode)
+    {
+        lock (_lock)
+        {
+            if (drive < 1 || drive > _tapes.Length) throw new ArgumentOutOfRangeException(nameof(drive), drive, $"the library has drives 1 to {_tapes.Length}");
+            barcode = _state.Drives[drive - 1].Cartridge;
+            return _tapes[drive - 1]?.SafeFileHandle ?? throw new InvalidOperationException($"drive {drive} is empty: mount a cartridge first");
+        }
+    }
+
+    /// <summary>Where the data on the cartridge in <paramref name="drive"/> ends: the next write goes there.</summary>
+    public long EndOfData(int drive)
+    {
+        lock (_driveLocks[drive - 1]) return RandomAccess.GetLength(Tape(drive, out _));
+    }
+
+    /// <summary>
+    /// Writes at the end of the data on the cartridge in <paramref name="drive"/> (tape is append-only: the head
+    /// winds there first) and returns where the block starts. A block that would pass the end of the tape is not
+    /// written: <see cref="EndOfTapeException"/>.
+    /// </summary>
+    public long Append(int drive, ReadOnlySpan<byte> block)
+    {
+        lock (_driveLocks[drive - 1])
+        {
+            var tape = Tape(drive, out var barcode);
+            var end = RandomAccess.GetLength(tape);
+            var capacity = State.Config.CartridgeCapacity;
+            if (end + block.Length > capacity) throw new EndOfTapeException(barcode, end, capacity);
+            RandomAccess.Write(tape, block, end);
+            Used(drive, end, end + block.Length, block.Length);
+            return end;
+        }
+    }
+
+    /// <summary>Reads from <paramref name="offset"/> on the cartridge in <paramref name="drive"/> (positioning first); past the end of the data: an error.</summary>
+    public void Read(int drive, long offset, Span<byte> into)
+    {
+        lock (_driveLocks[drive - 1])
+        {
+            var tape = Tape(drive, out var barcode);
+            var end = RandomAccess.GetLength(tape);
+            if (offset < 0 || offset + into.Length > end)
+                throw new IOException($"cartridge {barcode} holds {end} bytes: a read of {into.Length} at {offset} runs into blank tape");
+            var read = 0;
+            while (read < into.Length)
+            {
+                var n = RandomAccess.Read(tape, into[read..], offset + read);
+                if (n == 0) throw new IOException($"cartridge {barcode} ended at {offset + read} bytes while being read");
+                read += n;
+            }
+            Used(drive, offset, offset + into.Length, into.Length);
+        }
+    }
+
+    /// <summary>Makes what was written on the cartridge in <paramref name="drive"/> durable (a drive's write-buffer flush).</summary>
+    public void Sync(int drive)
+    {
+        lock (_driveLocks[drive - 1]) RandomAccess.FlushToDisk(Tape(drive, out _));
+    }
+
+    /// <summary>The head winds from where it is to <paramref name="from"/>, then streams to <paramref name="to"/>.</summary>
+    private void Used(int drive, long from, long to, long bytes)
+    {
+        double seconds;
+        lock (_lock)
+        {
+            var head = _state.Drives[drive - 1].Head;
+            seconds = Timings.Position(from - head) + Timings.Stream(bytes);
+            _state = _state.Apply(new DriveUsed(drive, seconds, to));
+        }
+        Spend(seconds);
+    }
+
+    private void Spend(double seconds)
+    {
+        if (seconds <= 0 || double.IsInfinity(seconds)) return;
+        Interlocked.Add(ref _simulatedTicks, (long)(seconds * TimeSpan.TicksPerSecond));
+        if (Timings.Scale > 0) Thread.Sleep(TimeSpan.FromSeconds(seconds * Timings.Scale));
+    }
+
+    /// <summary>Saves the state (the drives' counters too: call after I/O to keep them across a restart).</summary>
+    public void Flush()
+    {
+        lock (_lock) Save();
+    }
+
+    private void Save()
+    {
+        var tmp = StatePath + ".tmp";
+        using (var f = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+        {
+            JsonSerializer.Serialize(f, Saved.Of(_state), Json);
+            f.Flush(true);
+        }
+        File.Move(tmp, StatePath, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            Save();
+            foreach (var t in _tapes) t?.Dispose();
+            Array.Clear(_tapes);
+        }
+    }
+
+    /// <summary>The state as changer.json holds it.</summary>
+    private sealed record Saved(int Slots, int Drives, List<Cartridge> Cartridges, List<TapeDrive> DriveStates)
+    {
+        public static Saved Of(ChangerState s) => new(s.Config.Slots, s.Config.Drives, [.. s.Cartridges.Values], [.. s.Drives]);
+
+        public ChangerState Restore(ChangerConfig config, string path)
+        {
+            var state = ChangerState.Empty(config);
+            string Misfit(string what) =>
+                $"the tape changer's state at {path} has {what}, which the library's HOCON (slots = {config.Slots}, drives = {config.Drives}) does not: " +
+                "declare the slots and drives the library has, or export the cartridges first";
+            var barcodes = new HashSet<string>(StringComparer.Ordinal);
+            var places = new HashSet<Place>();
+            foreach (var c in Cartridges ?? [])
+            {
+                if (c?.Barcode is null) throw new InvalidDataException($"the tape changer's state at {path} is damaged: a cartridge without a barcode");
+                if (ChangerState.BadBarcode(c.Barcode) is { } bad) throw new InvalidDataException($"the tape changer's state at {path} is damaged: {bad}");
+                if (!barcodes.Add(c.Barcode)) throw new InvalidDataException($"the tape changer's state at {path} is damaged: barcode {c.Barcode} twice");
+                if (c.Place.Kind != PlaceKind.Outside && !places.Add(c.Place)) throw new InvalidDataException($"the tape changer's state at {path} is damaged: two cartridges in {c.Place}");
+                if (c.Place is { Kind: PlaceKind.Slot, Number: var s } && (s < 1 || s > config.Slots)) throw new InvalidDataException(Misfit($"cartridge {c.Barcode} in slot {s}"));
+                if (c.Place is { Kind: PlaceKind.Drive, Number: var d } && (d < 1 || d > config.Drives)) throw new InvalidDataException(Misfit($"cartridge {c.Barcode} in drive {d}"));
+                state = state with { Cartridges = state.Cartridges.SetItem(c.Barcode, c with { Kind = ChangerState.KindOf(c.Barcode), Label = c.Label ?? "" }) };
+            }
+            foreach (var d in DriveStates ?? [])
+            {
+                if (d is null || d.Number < 1 || d.Number > config.Drives) continue; // a drive the library no longer declares, empty (checked above)
+                var holds = state.Cartridges.Values.FirstOrDefault(c => c.Place == Place.Drive(d.Number))?.Barcode ?? "";
+                state = state with { Drives = state.Drives.SetItem(d.Number - 1, d with { Cartridge = holds, Head = 0, Failed = d.Failed ?? "" }) };
+            }
+            return state;
+        }
+    }
+}

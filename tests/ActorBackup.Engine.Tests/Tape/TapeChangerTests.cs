@@ -1,0 +1,188 @@
+using ActorBackup.Engine.Tape;
+using ActorBackup.TestSupport;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>The simulated tape changer: what an operator's commands do and refuse, tape I/O, the costs of moves, cleaning.</summary>
+public class TapeChangerTests
+{
+    private static readonly ChangerConfig Small = new(Slots: 4, Drives: 2, CartridgeCapacity: 1 << 20, CleaningUses: 2, CleanAfterMounts: 3);
+
+    private static TapeChanger Open(TempDir dir, ChangerConfig? config = null, TapeTimings? timings = null) =>
+        TapeChanger.Open(Path.Combine(dir.Path, "tape1"), config ?? Small, timings ?? TapeTimings.Instant);
+
+    private static void Ok(TapeChanger c, ChangerCommand command) => Assert.Null(c.Execute(command));
+
+    private static IEnumerable<(string, Place, string)> Inventory(TapeChanger c) =>
+        c.State.Cartridges.Values.Where(x => x.Place.Kind != PlaceKind.Outside).Select(x => (x.Barcode, x.Place, x.Label));
+
+    [Fact]
+    public void Inventory_after_import_and_export_is_right_and_a_cartridge_comes_back_with_its_label()
+    {
+        using var dir = new TempDir();
+        using var c = Open(dir);
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Ok(c, new ImportCartridge("AAA002L8"));
+        Ok(c, new ImportCartridge("CLN001L1"));
+        Ok(c, new LabelCartridge(2, "VOL0002"));
+        Assert.Equal([("AAA001L8", Place.Slot(1), ""), ("AAA002L8", Place.Slot(2), "VOL0002"), ("CLN001L1", Place.Slot(3), "")], Inventory(c));
+        Assert.Equal(CartridgeKind.Cleaning, c.State.Cartridge("CLN001L1")!.Kind);
+
+        Ok(c, new ExportCartridge("AAA002L8"));
+        Ok(c, new ImportCartridge("AAA003L8")); // takes the first free slot: 2
+        Ok(c, new ImportCartridge("AAA002L8")); // back, label and all, in the next free slot
+        Assert.Equal([("AAA001L8", Place.Slot(1), ""), ("AAA002L8", Place.Slot(4), "VOL0002"), ("AAA003L8", Place.Slot(2), ""), ("CLN001L1", Place.Slot(3), "")], Inventory(c));
+
+        // What a wrong command gets: a refusal that says what to do, and nothing changes.
+        var before = c.State;
+        Assert.Contains("already in slot 1: two cartridges cannot share a barcode", c.Execute(new ImportCartridge("AAA001L8")));
+        Assert.Contains("all 4 slots are full: export a cartridge first", c.Execute(new ImportCartridge("AAA009L8")));
+        Assert.Contains("is not a barcode", c.Execute(new ImportCartridge("aaa 1")));
+        Assert.Contains("no cartridge ZZZ999L8 in the library", c.Execute(new ExportCartridge("ZZZ999L8")));
+        Assert.Same(before, c.State);
+
+        // The state is the hardware's: a restart finds every cartridge where it was.
+        var inventory = Inventory(c).ToList();
+        c.Dispose();
+        using var again = Open(dir);
+        Assert.Equal(inventory, Inventory(again));
+    }
+
+    [Fact]
+    public void Mounting_and_labelling_refuse_what_a_changer_cannot_do()
+    {
+        using var dir = new TempDir();
+        using var c = Open(dir);
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Ok(c, new ImportCartridge("AAA002L8"));
+        Ok(c, new ImportCartridge("CLN001L1"));
+        Assert.Equal("slot 4 is empty: see abk library inventory", c.Execute(new MountCartridge(1, 4)));
+        Assert.Contains("there is no drive 3", c.Execute(new MountCartridge(3, 1)));
+        Assert.Contains("there is no slot 9", c.Execute(new MountCartridge(1, 9)));
+        Assert.Contains("is a cleaning cartridge", c.Execute(new MountCartridge(1, 3)));
+        Ok(c, new MountCartridge(1, 1));
+        Assert.Equal("drive 1 holds cartridge AAA001L8: unmount it first (abk drive unmount)", c.Execute(new MountCartridge(1, 2)));
+        Assert.Equal("slot 1 is empty: see abk library inventory", c.Execute(new MountCartridge(2, 1))); // the cartridge is in drive 1 now
+        Assert.Contains("is in drive 1: unmount it first", c.Execute(new ExportCartridge("AAA001L8")));
+        Assert.Equal("drive 2 is empty", c.Execute(new UnmountCartridge(2)));
+        Assert.Contains("slot 2 holds cartridge AAA002L8", c.Execute(new UnmountCartridge(1, 2)));
+
+        Ok(c, new LabelCartridge(2, "VOL0001"));
+        Ok(c, new LabelCartridge(2, "VOL0001")); // labelled so already: nothing to do
+        Assert.Contains("labelled VOL0001 already", c.Execute(new LabelCartridge(2, "VOL0002")));
+        Assert.Contains("slot 3 holds the cleaning cartridge", c.Execute(new LabelCartridge(3, "VOL0003")));
+        Assert.Equal("slot 4 is empty: see abk library inventory", c.Execute(new LabelCartridge(4, "VOL0004")));
+        Ok(c, new UnmountCartridge(1)); // home: slot 1
+        Assert.Equal("label VOL0001 is on cartridge AAA002L8 already: labels are unique in a library", c.Execute(new LabelCartridge(1, "VOL0001")));
+        Assert.Equal(Place.Slot(1), c.State.Cartridge("AAA001L8")!.Place);
+    }
+
+    [Fact]
+    public void A_tape_is_written_at_the_end_only_refuses_a_block_past_its_end_and_keeps_its_data_across_a_restart()
+    {
+        using var dir = new TempDir();
+        var c = Open(dir);
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Ok(c, new MountCartridge(2, 1));
+        var block = new byte[300_000];
+        new Random(1).NextBytes(block);
+        Assert.Equal(0, c.Append(2, block));
+        Assert.Equal(300_000, c.Append(2, block));
+        Assert.Equal(600_000, c.Append(2, block));
+        var eot = Assert.Throws<EndOfTapeException>(() => c.Append(2, block)); // 1,200,000 > 1 MiB
+        Assert.Contains("cartridge AAA001L8 is full: 900000 of 1048576 bytes written (end of tape)", eot.Message);
+        Assert.Equal(900_000, c.EndOfData(2)); // nothing of the refused block
+        var back = new byte[1000];
+        c.Read(2, 300_500, back);
+        Assert.Equal(block.AsSpan(500, 1000).ToArray(), back);
+        Assert.Contains("runs into blank tape", Assert.Throws<IOException>(() => c.Read(2, 899_500, back)).Message);
+        c.Sync(2);
+        c.Dispose();
+
+        // Restarted with the cartridge still in its drive: the data is there, and appends go on at its end.
+        using var again = Open(dir);
+        Assert.Equal("AAA001L8", again.State.Drives[1].Cartridge);
+        Assert.Equal(900_000, again.EndOfData(2));
+        again.Read(2, 300_500, back);
+        Assert.Equal(block.AsSpan(500, 1000).ToArray(), back);
+        Assert.Equal(1, again.State.Drives[1].Mounts);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(again.TapePath("AAA001L8"))); // private to the media agent
+    }
+
+    [Fact]
+    public void Moves_cost_their_time_and_positioning_costs_the_distance_wound()
+    {
+        using var dir = new TempDir();
+        // 1 MB/s of positioning, 2 MB/s of streaming: easy sums.
+        var timings = new TapeTimings(MoveSeconds: 5, LoadSeconds: 30, UnloadSeconds: 20, CleanSeconds: 60, PositionBytesPerSecond: 1e6, StreamBytesPerSecond: 2e6);
+        using var c = Open(dir, timings: timings);
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Assert.Equal(5, c.SimulatedSeconds, 6);
+        Ok(c, new MountCartridge(1, 1));
+        Assert.Equal(35, c.SimulatedSeconds, 6);
+        c.Append(1, new byte[800_000]); // at the head: 0.4 s of streaming
+        Assert.Equal(35.4, c.SimulatedSeconds, 6);
+        c.Read(1, 0, new byte[200_000]); // wind back 800,000 (0.8 s), stream 0.1 s
+        Assert.Equal(36.3, c.SimulatedSeconds, 6);
+        c.Read(1, 200_000, new byte[200_000]); // already there: stream only
+        Assert.Equal(36.4, c.SimulatedSeconds, 6);
+        c.Append(1, new byte[200_000]); // wind forward 400,000 to the end (0.4 s), stream 0.1 s
+        Assert.Equal(36.9, c.SimulatedSeconds, 6);
+        Ok(c, new UnmountCartridge(1));
+        Assert.Equal(56.9, c.SimulatedSeconds, 6);
+        Assert.Equal(1.9, c.State.Drives[0].UsedSeconds, 6); // the drive's hours: reading, writing, winding
+    }
+
+    [Fact]
+    public void A_drive_is_due_for_cleaning_by_policy_or_when_it_asks_and_a_worn_cleaning_cartridge_is_refused()
+    {
+        using var dir = new TempDir();
+        using var c = Open(dir, Small with { CleaningRequiredAfterHours = 1.0 / 3600 }, new TapeTimings(PositionBytesPerSecond: 1e6, StreamBytesPerSecond: 1e6));
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Assert.Equal("no cleaning cartridge in the library: import one (barcode CLN...)", c.Execute(new CleanDrive(1)));
+        Ok(c, new ImportCartridge("CLN001L1"));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Null(c.State.CleaningDue(c.State.Drives[0]));
+            Ok(c, new MountCartridge(1, 1));
+            Ok(c, new UnmountCartridge(1));
+        }
+        Assert.Equal("3 mounts since its last cleaning (policy: 3)", c.State.CleaningDue(c.State.Drives[0]));
+        Ok(c, new MountCartridge(1, 1));
+        Assert.Contains("holds cartridge AAA001L8: unmount it first", c.Execute(new CleanDrive(1)));
+        Ok(c, new UnmountCartridge(1));
+        Ok(c, new CleanDrive(1));
+        Assert.Null(c.State.CleaningDue(c.State.Drives[0]));
+        Assert.Equal((1, 1), (c.State.Drives[0].Cleanings, c.State.Cartridge("CLN001L1")!.Uses));
+
+        // The drive raises "cleaning required" after a second of use (1 MB streamed at 1 MB/s).
+        Ok(c, new MountCartridge(2, 1));
+        c.Append(2, new byte[1_000_000]);
+        Assert.Equal("the drive reported cleaning required", c.State.CleaningDue(c.State.Drives[1]));
+        Ok(c, new UnmountCartridge(2));
+        Ok(c, new CleanDrive(2));
+        Assert.Null(c.State.CleaningDue(c.State.Drives[1]));
+        Assert.True(c.State.Worn(c.State.Cartridge("CLN001L1")!)); // two uses of two
+        Assert.Contains("every cleaning cartridge in the library is worn out (2 uses): export it and import a new one", c.Execute(new CleanDrive(1)));
+    }
+
+    [Fact]
+    public void A_damaged_or_misfit_state_file_stops_the_changer_with_what_to_do()
+    {
+        using var dir = new TempDir();
+        using (var c = Open(dir))
+        {
+            Ok(c, new ImportCartridge("AAA001L8"));
+            Ok(c, new ImportCartridge("AAA002L8"));
+            Ok(c, new ImportCartridge("AAA003L8"));
+        }
+        var misfit = Assert.Throws<InvalidDataException>(() => Open(dir, Small with { Slots = 2 }));
+        Assert.Contains("has cartridge AAA003L8 in slot 3, which the library's HOCON (slots = 2, drives = 2) does not", misfit.Message);
+        var state = Path.Combine(dir.Path, "tape1", "changer.json");
+        File.WriteAllText(state, File.ReadAllText(state).Replace("AAA002L8", "AAA001L8"));
+        Assert.Contains("barcode AAA001L8 twice", Assert.Throws<InvalidDataException>(() => Open(dir)).Message);
+        File.WriteAllText(state, "{ not json");
+        Assert.Contains("is unreadable", Assert.Throws<InvalidDataException>(() => Open(dir)).Message);
+        Assert.Contains("drives must be 1 to 64", Assert.Throws<ArgumentException>(() => Open(dir, Small with { Drives = 0 })).Message);
+    }
+}
