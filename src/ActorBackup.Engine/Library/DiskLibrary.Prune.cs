@@ -227,6 +227,7 @@ public sealed partial class DiskLibrary
             RecordFlags flags;
             try
             {
+                _medium.Reading(volume, loc.Offset, need);
                 payload = reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
@@ -280,12 +281,9 @@ public sealed partial class DiskLibrary
         {
             if (_manifest.Volumes.Single(v => v.Number == volume).State != VolumeState.Recycle)
                 throw new InvalidOperationException($"volume {volume} is not marked for recycling");
-            var path = VolumePath(volume);
-            var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
             // An open reader keeps the deleted file readable for a read that looked the old place up just before.
             if (_readers.TryRemove(volume, out var reader)) Retire(reader);
-            File.Delete(path);
-            return freed;
+            return _medium.Release(volume); // a disk's file deleted, a cartridge's tape erased for reuse
         }
     }
 
@@ -320,7 +318,7 @@ public sealed partial class DiskLibrary
         foreach (var v in _manifest.Volumes.Where(v => v.State == VolumeState.Recycle))
             try
             {
-                if (File.Exists(VolumePath(v.Number))) File.Delete(VolumePath(v.Number));
+                _medium.Release(v.Number);
             }
             catch (IOException)
             {

@@ -12,11 +12,12 @@ public sealed partial class DiskLibrary
     /// in its journal. Whole records written after the owner's last commit are found again and come back
     /// in the next <see cref="Commit"/>; a torn tail is cut.
     /// </summary>
-    public static DiskLibrary OpenOwned(string root, string id, long volumeCapacity, ChunkIndex index, IEnumerable<VolumeEntry> volumes)
+    /// <param name="medium">where the volumes are (default: ROOT/volumes on disk)</param>
+    public static DiskLibrary OpenOwned(string root, string id, long volumeCapacity, ChunkIndex index, IEnumerable<VolumeEntry> volumes, IVolumeMedium? medium = null)
     {
         Directory.CreateDirectory(Path.Combine(root, "volumes"));
         var manifest = new LibraryManifest { Id = id, VolumeCapacity = volumeCapacity, Created = DateTimeOffset.UtcNow, Volumes = volumes.Select(Clone).ToList() };
-        return Opened(new DiskLibrary(root, manifest, index, ownsIndex: false), lib =>
+        return Opened(new DiskLibrary(root, manifest, index, ownsIndex: false, medium), lib =>
         {
             try
             {
@@ -170,7 +171,7 @@ public sealed partial class DiskLibrary
         var recovered = 0;
         long cut = 0;
         var known = _manifest.Volumes.ToDictionary(v => v.Number);
-        foreach (var file in Directory.EnumerateFiles(VolumesDir, "vol-*.abv").Order(StringComparer.Ordinal))
+        foreach (var file in _medium.Files())
         {
             uint number;
             try

@@ -76,6 +76,7 @@ public sealed partial class DiskLibrary
             try
             {
                 using var reader = new VolumeReader(VolumePath(v.Number));
+                _medium.Reading(v.Number, 0, reader.Length);
                 records = reader.ReadTrailer() is { } t ? reader.ReadFooter(t.FooterOffset, t.Count) : reader.Scan().Records;
             }
             catch (Exception e) when (e is IOException or VolumeCorruptException)

@@ -27,7 +27,7 @@ public sealed partial class DiskLibrary
     /// <summary>Free space is looked at again after this many bytes appended (statvfs is a system call).</summary>
     private const long RecheckEvery = 1 << 20;
 
-    private long Available() => AvailableBytes() is var a and > 0 ? a : new DriveInfo(Path.GetFullPath(Root)).AvailableFreeSpace;
+    private long Available() => AvailableBytes() is var a and > 0 ? a : _medium.Available(_writer?.Length ?? 0) ?? new DriveInfo(Path.GetFullPath(Root)).AvailableFreeSpace;
 
     /// <summary>Why the library takes no new appends (down to its reserve), or null.</summary>
     public string? Full { get { lock (_lock) return _full; } }
@@ -49,10 +49,16 @@ public sealed partial class DiskLibrary
             _full = null;
             return;
         }
-        _full = $"library {Id} is out of space at {Root}: it keeps {Size(ReserveBytes)} free for commits and only {Size(Math.Max(0, _freeAtCheck))} are, " +
-                "so it takes no new chunks (a backup goes on in the next library of its pool, when it has one); free space there, prune it, or add a library";
+        _full = OutOfSpace("chunks (a backup goes on in the next library of its pool, when it has one)");
         throw new LibraryFullException(_full);
     }
+
+    /// <summary>Why the library takes no new <paramref name="what"/>, and what an operator does about it.</summary>
+    private string OutOfSpace(string what) => _medium.Kind == "tape"
+        ? $"tape library {Id} is nearly full: {Size(Math.Max(0, _freeAtCheck))} left on its cartridges and it keeps {Size(ReserveBytes)}, so it takes no new {what}; " +
+          "import cartridges and label them (abk library import, abk volume label), or prune it"
+        : $"library {Id} is out of space at {Root}: it keeps {Size(ReserveBytes)} free for commits and only {Size(Math.Max(0, _freeAtCheck))} are, " +
+          $"so it takes no new {what}; free space there, prune it, or add a library";
 
     private static string Size(long bytes) => bytes >= 1 << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";
 
@@ -69,8 +75,7 @@ public sealed partial class DiskLibrary
             _freeAtCheck = Available();
             _appendedSinceCheck = 0;
             if (_full is null && _freeAtCheck < ReserveBytes)
-                _full = $"library {Id} is out of space at {Root}: it keeps {Size(ReserveBytes)} free for commits and only {Size(Math.Max(0, _freeAtCheck))} are, " +
-                        "so it takes no new backups; free space there, prune it, or add a library";
+                _full = OutOfSpace("backups");
             else if (_full is not null && _freeAtCheck >= 2 * ReserveBytes) _full = null;
         }
     }

@@ -36,6 +36,7 @@ public sealed partial class DiskLibrary
             try
             {
                 using var reader = new VolumeReader(path);
+                _medium.Reading(v.Number, 0, reader.Length); // the whole volume, start to end
                 var scan = reader.Scan();
                 volumes++;
                 records += scan.Records.Count;

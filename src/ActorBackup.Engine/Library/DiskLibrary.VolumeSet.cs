@@ -9,8 +9,7 @@ namespace ActorBackup.Engine.Library;
 // Appends into the volume being written, sealing full ones, commits, and what a failed write leaves.
 public sealed partial class DiskLibrary
 {
-    private string VolumesDir => Path.Combine(Root, "volumes");
-    private string VolumePath(uint n) => Path.Combine(VolumesDir, VolumeFormat.VolumeFileName(n));
+    private string VolumePath(uint n) => _medium.PathOf(n);
 
     void IChunkSink.Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload) => Append(id, flags, payload);
 
@@ -25,7 +24,13 @@ public sealed partial class DiskLibrary
             try
             {
                 writer = WriterFor(payload.Length);
+                _medium.Writing(writer.Number, writer.Length, writer.SpaceFor(payload.Length));
                 info = writer.Append(id, flags, payload);
+            }
+            catch (LibraryFullException e)
+            {
+                _full = e.Message; // nowhere to start a new volume (no scratch cartridge): nothing was written, nothing is broken
+                throw;
             }
             catch (IOException e)
             {
@@ -48,8 +53,8 @@ public sealed partial class DiskLibrary
         if (_writer is null)
         {
             var number = _manifest.Volumes.Count == 0 ? 1u : _manifest.Volumes.Max(v => v.Number) + 1;
-            var label = VolumeFormat.Label(Id, number);
-            _writer = VolumeWriter.Create(VolumePath(number), number, Id, label);
+            var (path, label) = _medium.Allocate(number, Id);
+            _writer = VolumeWriter.Create(path, number, Id, label);
             _manifest.Volumes.Add(new VolumeEntry { Number = number, Label = label, State = VolumeState.Append, Bytes = _writer.Length });
         }
         return _writer;

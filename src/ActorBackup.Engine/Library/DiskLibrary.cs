@@ -47,8 +47,14 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
 
     private readonly WriterLock _writerLock;
 
-    private DiskLibrary(string root, LibraryManifest manifest, ChunkIndex index, bool ownsIndex = true)
+    private readonly IVolumeMedium _medium;
+
+    /// <summary>disk, or tape (volumes on cartridges behind drives).</summary>
+    public string Kind => _medium.Kind;
+
+    private DiskLibrary(string root, LibraryManifest manifest, ChunkIndex index, bool ownsIndex = true, IVolumeMedium? medium = null)
     {
+        _medium = medium ?? new DiskMedium(root);
         _writerLock = WriterLock.Take(root, manifest.Id); // one writer: a second opener fails here, before it reads anything
         Root = root;
         _manifest = manifest;
@@ -121,6 +127,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
         }
         var need = VolumeFormat.RecordOverhead + loc.Length;
         if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
+        _medium.Reading(loc.Volume, loc.Offset, need); // a cartridge: mounted and wound there first
         return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
     }
 

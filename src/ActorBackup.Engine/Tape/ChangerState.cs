@@ -47,9 +47,10 @@ public readonly record struct Place(PlaceKind Kind, int Number)
 /// <summary>
 /// A cartridge the library has held: the barcode on its case (cleaning cartridges' start with CLN, the industry's
 /// convention), the volume label written on its tape (empty: blank), where it is, the slot it goes back to when
-/// unloaded, and for a cleaning cartridge how often it has cleaned (worn out at the config's cleaning-uses).
+/// unloaded, for a cleaning cartridge how often it has cleaned (worn out at the config's cleaning-uses), and the
+/// library volume written on it (0: none: a labelled cartridge without one is scratch, free to write on).
 /// </summary>
-public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0);
+public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0, uint Volume = 0);
 
 /// <summary>
 /// A drive: the cartridge in it, where its head is (bytes from the start of the tape), and the counters the
@@ -70,6 +71,10 @@ public sealed record MountCartridge(int Drive, int Slot) : ChangerCommand;
 /// <summary>Slot 0: back to the cartridge's home slot (or the first free one when that was taken).</summary>
 public sealed record UnmountCartridge(int Drive, int Slot = 0) : ChangerCommand;
 public sealed record CleanDrive(int Drive) : ChangerCommand;
+/// <summary>The library starts volume <paramref name="Volume"/>: on a labelled scratch cartridge (one in a drive first).</summary>
+public sealed record AssignVolume(uint Volume) : ChangerCommand;
+/// <summary>Volume <paramref name="Volume"/> holds nothing any more (a prune moved its chunks): its cartridge is scratch again, label kept.</summary>
+public sealed record RecycleVolume(uint Volume) : ChangerCommand;
 
 // What happened, applied to the state (and saved with it).
 public abstract record ChangerEvent;
@@ -81,6 +86,8 @@ public sealed record CartridgeUnmounted(string Barcode, int Drive, int Slot) : C
 public sealed record DriveCleaned(int Drive, string CleaningCartridge) : ChangerEvent;
 /// <summary>A drive read, wrote or positioned for so many (simulated) seconds, ending with its head there.</summary>
 public sealed record DriveUsed(int Drive, double Seconds, long Head) : ChangerEvent;
+public sealed record VolumeAssigned(string Barcode, uint Volume) : ChangerEvent;
+public sealed record VolumeRecycled(string Barcode) : ChangerEvent;
 
 /// <summary>
 /// The state of a (simulated) tape changer: its cartridges and drives. Decide checks an operator's or the media
@@ -109,6 +116,12 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
 
     /// <summary>The data cartridge in the library whose tape carries <paramref name="label"/>.</summary>
     public Cartridge? Labelled(string label) => Cartridges.Values.FirstOrDefault(c => c.Label == label);
+
+    /// <summary>The cartridge holding library volume <paramref name="volume"/>, in the library or not.</summary>
+    public Cartridge? HoldingVolume(uint volume) => volume == 0 ? null : Cartridges.Values.FirstOrDefault(c => c.Volume == volume);
+
+    /// <summary>Labelled data cartridges in the library that hold no volume: what the library can still write on.</summary>
+    public IEnumerable<Cartridge> Scratch => Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Data, Volume: 0 } && c.Label != "" && c.Place.Kind != PlaceKind.Outside);
 
     public bool Worn(Cartridge c) => c.Kind == CartridgeKind.Cleaning && c.Uses >= Config.CleaningUses;
 
@@ -164,7 +177,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 if (InSlot(l.Slot) is not { } c) return Decision.Reject($"slot {l.Slot} is empty: see abk library inventory");
                 if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"slot {l.Slot} holds the cleaning cartridge {c.Barcode}, which takes no label");
                 if (c.Label == l.Label) return Decision.Of(); // labelled so already
-                if (c.Label != "") return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is labelled {c.Label} already: a cartridge is labelled again only once recycled");
+                if (c.Volume != 0) return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is labelled {c.Label} and holds volume {c.Volume}: a cartridge is labelled again only once recycled");
                 if (Labelled(l.Label) is { } other) return Decision.Reject($"label {l.Label} is on cartridge {other.Barcode} already: labels are unique in a library");
                 return Decision.Of(new CartridgeLabelled(c.Barcode, l.Label));
             }
@@ -201,6 +214,16 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                         : $"no cleaning cartridge in the library: import one (barcode {CleaningPrefix}...)");
                 return Decision.Of(new DriveCleaned(cd.Drive, cleaning.Barcode));
             }
+            case AssignVolume a:
+            {
+                if (HoldingVolume(a.Volume) is { } has) return Decision.Reject($"volume {a.Volume} is on cartridge {has.Barcode} already");
+                var scratch = Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number).FirstOrDefault();
+                if (scratch is null)
+                    return Decision.Reject("no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some");
+                return Decision.Of(new VolumeAssigned(scratch.Barcode, a.Volume));
+            }
+            case RecycleVolume r:
+                return HoldingVolume(r.Volume) is { } holder ? Decision.Of(new VolumeRecycled(holder.Barcode)) : Decision.Of();
             default:
                 return Decision.Reject($"unknown changer command {command.GetType().Name}");
         }
@@ -220,6 +243,8 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
         },
         CartridgeExported x => WithCartridge(x.Barcode, c => c with { Place = Place.Outside }),
         CartridgeLabelled l => WithCartridge(l.Barcode, c => c with { Label = l.Label }),
+        VolumeAssigned v => WithCartridge(v.Barcode, c => c with { Volume = v.Volume }),
+        VolumeRecycled r => WithCartridge(r.Barcode, c => c with { Volume = 0 }),
         CartridgeMounted m => WithCartridge(m.Barcode, c => c with { Place = Place.Drive(m.Drive) })
             .WithDrive(m.Drive, d => d with { Cartridge = m.Barcode, Head = 0, Mounts = d.Mounts + 1, MountsSinceCleaning = d.MountsSinceCleaning + 1 }),
         CartridgeUnmounted u => WithCartridge(u.Barcode, c => c with { Place = Place.Slot(u.Slot), Home = u.Slot })

@@ -92,9 +92,7 @@ public sealed class TapeChanger : IDisposable
             }
             state = saved.Restore(config, path);
         }
-        var changer = new TapeChanger(root, state, timings);
-        foreach (var d in state.Drives.Where(d => d.Cartridge != "")) changer.OpenTape(d.Number, d.Cartridge); // loaded when the library stopped
-        return changer;
+        return new TapeChanger(root, state, timings);
     }
 
     private void OpenTape(int drive, string barcode) =>
@@ -112,20 +110,22 @@ public sealed class TapeChanger : IDisposable
         lock (driveLock)
         {
             ChangerState.Decision decision;
+            ChangerState before;
             lock (_lock)
             {
+                before = _state;
                 decision = _state.Decide(command);
                 if (decision.Rejection is not null) return decision.Rejection;
                 foreach (var e in decision.Events) _state = _state.Apply(e);
                 Save();
             }
-            foreach (var e in decision.Events) Carry(e);
+            foreach (var e in decision.Events) Carry(e, before);
             return null;
         }
     }
 
     /// <summary>What an applied event takes of time and files (the drive's lock is held).</summary>
-    private void Carry(ChangerEvent e)
+    private void Carry(ChangerEvent e, ChangerState before)
     {
         switch (e)
         {
@@ -136,11 +136,11 @@ public sealed class TapeChanger : IDisposable
                 // The label is the tape's first block: written in a drive like any other (load, write, unload).
                 Spend(Timings.LoadSeconds + Timings.UnloadSeconds);
                 break;
-            case CartridgeMounted m:
-                Spend(Timings.LoadSeconds);
-                OpenTape(m.Drive, m.Barcode);
+            case CartridgeMounted:
+                Spend(Timings.LoadSeconds); // the tape's file is opened at the first read or write
                 break;
             case CartridgeUnmounted u:
+                Spend(Timings.Position(before.Drives[u.Drive - 1].Head)); // rewound first
                 _tapes[u.Drive - 1]?.Dispose();
                 _tapes[u.Drive - 1] = null;
                 Spend(Timings.UnloadSeconds);
@@ -157,7 +157,9 @@ public sealed class TapeChanger : IDisposable
         {
             if (drive < 1 || drive > _tapes.Length) throw new ArgumentOutOfRangeException(nameof(drive), drive, $"the library has drives 1 to {_tapes.Length}");
             barcode = _state.Drives[drive - 1].Cartridge;
-            return _tapes[drive - 1]?.SafeFileHandle ?? throw new InvalidOperationException($"drive {drive} is empty: mount a cartridge first");
+            if (barcode == "") throw new InvalidOperationException($"drive {drive} is empty: mount a cartridge first");
+            if (_tapes[drive - 1] is null) OpenTape(drive, barcode);
+            return _tapes[drive - 1]!.SafeFileHandle;
         }
     }
 
@@ -210,6 +212,16 @@ public sealed class TapeChanger : IDisposable
     public void Sync(int drive)
     {
         lock (_driveLocks[drive - 1]) RandomAccess.FlushToDisk(Tape(drive, out _));
+    }
+
+    /// <summary>
+    /// Charges the drive for reaching <paramref name="offset"/> from where its head is and streaming
+    /// <paramref name="length"/> bytes from there (for a library whose volume code reads and writes the cartridge's
+    /// file itself). The drive's lock is taken: it does one thing at a time.
+    /// </summary>
+    public void Charge(int drive, long offset, long length)
+    {
+        lock (_driveLocks[drive - 1]) Used(drive, offset, offset + length, length);
     }
 
     /// <summary>The head winds from where it is to <paramref name="from"/>, then streams to <paramref name="to"/>.</summary>

@@ -69,7 +69,13 @@ public class TapeChangerTests
 
         Ok(c, new LabelCartridge(2, "VOL0001"));
         Ok(c, new LabelCartridge(2, "VOL0001")); // labelled so already: nothing to do
-        Assert.Contains("labelled VOL0001 already", c.Execute(new LabelCartridge(2, "VOL0002")));
+        Ok(c, new LabelCartridge(2, "VOL0002")); // nothing on it yet: a new label is fine
+        Assert.Null(c.Execute(new AssignVolume(7))); // the library writes its volume 7 on it (the only labelled one)
+        Assert.Equal(7u, c.State.Cartridge("AAA002L8")!.Volume);
+        Assert.Contains("is labelled VOL0002 and holds volume 7: a cartridge is labelled again only once recycled", c.Execute(new LabelCartridge(2, "VOL0003")));
+        Assert.Contains("no labelled cartridge is free to write on", c.Execute(new AssignVolume(8)));
+        Ok(c, new RecycleVolume(7));
+        Ok(c, new LabelCartridge(2, "VOL0001"));
         Assert.Contains("slot 3 holds the cleaning cartridge", c.Execute(new LabelCartridge(3, "VOL0003")));
         Assert.Equal("slot 4 is empty: see abk library inventory", c.Execute(new LabelCartridge(4, "VOL0004")));
         Ok(c, new UnmountCartridge(1)); // home: slot 1
@@ -128,8 +134,8 @@ public class TapeChangerTests
         Assert.Equal(36.4, c.SimulatedSeconds, 6);
         c.Append(1, new byte[200_000]); // wind forward 400,000 to the end (0.4 s), stream 0.1 s
         Assert.Equal(36.9, c.SimulatedSeconds, 6);
-        Ok(c, new UnmountCartridge(1));
-        Assert.Equal(56.9, c.SimulatedSeconds, 6);
+        Ok(c, new UnmountCartridge(1)); // rewind 1,000,000 (1 s), unload 20 s
+        Assert.Equal(57.9, c.SimulatedSeconds, 6);
         Assert.Equal(1.9, c.State.Drives[0].UsedSeconds, 6); // the drive's hours: reading, writing, winding
     }
 

@@ -1,0 +1,64 @@
+using ActorBackup.Engine.Volumes;
+
+namespace ActorBackup.Engine.Library;
+
+/// <summary>
+/// Where a library's volumes live and what it takes to reach them: a folder of files (<see cref="DiskMedium"/>), or
+/// cartridges behind drives (Tape/TapeMedium), whose reads and writes wait for a mount and cost positioning. The
+/// library's volume code (format, recovery, prune, verify) is the same on both: it reads and writes the file
+/// <see cref="PathOf"/> gives, and tells the medium first.
+/// </summary>
+public interface IVolumeMedium
+{
+    /// <summary>disk or tape, as the HOCON says.</summary>
+    string Kind { get; }
+
+    /// <summary>The file holding volume <paramref name="volume"/>'s bytes (one that does not exist when the volume is not here).</summary>
+    string PathOf(uint volume);
+
+    /// <summary>Every volume file there is (recovery and rebuild read each one's header).</summary>
+    IEnumerable<string> Files();
+
+    /// <summary>Where a new volume goes and its label; <see cref="LibraryFullException"/> when there is nowhere.</summary>
+    (string Path, string Label) Allocate(uint volume, string libraryId);
+
+    /// <summary>Before <paramref name="length"/> bytes of the volume are read from <paramref name="offset"/>.</summary>
+    void Reading(uint volume, long offset, long length);
+
+    /// <summary>Before <paramref name="length"/> bytes are appended to the volume at <paramref name="offset"/>.</summary>
+    void Writing(uint volume, long offset, long length);
+
+    /// <summary>The volume holds nothing any more (a prune moved what was live): its space is given back. Returns the bytes.</summary>
+    long Release(uint volume);
+
+    /// <summary>Bytes the library can still write, <paramref name="writing"/> being the length of the volume being written (0: none); null: the file system's free space.</summary>
+    long? Available(long writing);
+}
+
+/// <summary>A disk library's volumes: ROOT/volumes/vol-NNNNNN.abv, read and written at no cost beyond the disk's.</summary>
+public sealed class DiskMedium(string root) : IVolumeMedium
+{
+    private string VolumesDir => Path.Combine(root, "volumes");
+
+    public string Kind => "disk";
+
+    public string PathOf(uint volume) => Path.Combine(VolumesDir, VolumeFormat.VolumeFileName(volume));
+
+    public IEnumerable<string> Files() => Directory.Exists(VolumesDir) ? Directory.EnumerateFiles(VolumesDir, "vol-*.abv").Order(StringComparer.Ordinal) : [];
+
+    public (string Path, string Label) Allocate(uint volume, string libraryId) => (PathOf(volume), VolumeFormat.Label(libraryId, volume));
+
+    public void Reading(uint volume, long offset, long length) { }
+
+    public void Writing(uint volume, long offset, long length) { }
+
+    public long Release(uint volume)
+    {
+        var path = PathOf(volume);
+        var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
+        File.Delete(path);
+        return freed;
+    }
+
+    public long? Available(long writing) => null;
+}

@@ -1,0 +1,95 @@
+using ActorBackup.Engine.Library;
+
+namespace ActorBackup.Engine.Tape;
+
+/// <summary>
+/// A tape library's volumes: each volume is one cartridge (its tape the cartridge's file), started on a labelled
+/// scratch cartridge and sealed when the tape is full, so that a backup larger than a cartridge goes on on the next
+/// (spanning cartridges); the index says (volume, offset), and the changer which cartridge holds the volume. Before
+/// a read or write, the cartridge is mounted (in the drive holding it, else an empty drive, else the one used least
+/// recently, whose cartridge goes back to its slot) and the drive charged for winding and streaming. A volume a
+/// prune emptied is erased and its cartridge is scratch again, label kept (Append, Full, Recycle, Append).
+/// </summary>
+public sealed class TapeMedium(TapeChanger changer) : IVolumeMedium
+{
+    private readonly object _mountLock = new();
+    private readonly long[] _lastUse = new long[changer.State.Drives.Length];
+    private long _uses;
+    private long _mounts;
+
+    public string Kind => "tape";
+
+    public TapeChanger Changer => changer;
+
+    /// <summary>Cartridges mounted for reads and writes since the library opened (a restore's order shows in it).</summary>
+    public long Mounts => Interlocked.Read(ref _mounts);
+
+    public string PathOf(uint volume) => changer.State.HoldingVolume(volume) is { } c
+        ? changer.TapePath(c.Barcode)
+        : Path.Combine(changer.Root, "cartridges", $"no-cartridge-holds-volume-{volume}"); // not there: the library reports the volume missing
+
+    public IEnumerable<string> Files() =>
+        changer.State.Cartridges.Values.Where(c => c.Volume != 0 && c.Place.Kind != PlaceKind.Outside).OrderBy(c => c.Volume)
+            .Select(c => changer.TapePath(c.Barcode)).Where(File.Exists).ToList();
+
+    public (string Path, string Label) Allocate(uint volume, string libraryId)
+    {
+        if (changer.Execute(new AssignVolume(volume)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
+        var cartridge = changer.State.HoldingVolume(volume)!;
+        var path = changer.TapePath(cartridge.Barcode);
+        File.Delete(path); // a scratch cartridge's tape holds nothing the library needs: written from its start
+        Mount(volume);
+        return (path, cartridge.Label);
+    }
+
+    public void Reading(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
+
+    public void Writing(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
+
+    public long Release(uint volume)
+    {
+        var holder = changer.State.HoldingVolume(volume);
+        if (holder is null) return 0;
+        var path = changer.TapePath(holder.Barcode);
+        var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
+        File.Delete(path); // erased
+        changer.Execute(new RecycleVolume(volume));
+        return freed;
+    }
+
+    /// <summary>What is left on the cartridge being written and on every scratch cartridge.</summary>
+    public long? Available(long writing)
+    {
+        var state = changer.State;
+        var capacity = state.Config.CartridgeCapacity;
+        return (writing > 0 ? Math.Max(0, capacity - writing) : 0) + state.Scratch.Count() * capacity;
+    }
+
+    /// <summary>The drive holding the volume's cartridge, mounted there now if it was not.</summary>
+    private int Mount(uint volume)
+    {
+        lock (_mountLock)
+        {
+            var state = changer.State;
+            var cartridge = state.HoldingVolume(volume) ?? throw new IOException($"no cartridge holds volume {volume} of the tape library: see abk library inventory");
+            if (cartridge.Place.Kind == PlaceKind.Outside)
+                throw new IOException($"volume {volume} is on cartridge {cartridge.Barcode}, which is outside the library: import it (abk library import)");
+            int drive;
+            if (cartridge.Place.Kind == PlaceKind.Drive) drive = cartridge.Place.Number;
+            else
+            {
+                var usable = state.Drives.Where(d => d.Failed == "").ToList();
+                if (usable.Count == 0) throw new IOException("every drive of the tape library has failed: see abk drive list");
+                var chosen = usable.FirstOrDefault(d => d.Cartridge == "") ?? usable.MinBy(d => _lastUse[d.Number - 1])!;
+                drive = chosen.Number;
+                if (chosen.Cartridge != "" && changer.Execute(new UnmountCartridge(drive)) is { } cannot)
+                    throw new IOException($"cannot free drive {drive} for volume {volume}: {cannot}");
+                if (changer.Execute(new MountCartridge(drive, changer.State.Cartridge(cartridge.Barcode)!.Place.Number)) is { } refused)
+                    throw new IOException($"cannot mount cartridge {cartridge.Barcode} (volume {volume}) in drive {drive}: {refused}");
+                Interlocked.Increment(ref _mounts);
+            }
+            _lastUse[drive - 1] = ++_uses;
+            return drive;
+        }
+    }
+}

@@ -1,0 +1,175 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Tape;
+using ActorBackup.Engine.Volumes;
+using ActorBackup.TestSupport;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>A library whose volumes are cartridges behind simulated drives: spanning, mounts, end of scratch, restart.</summary>
+public sealed class TapeLibraryTests : IDisposable
+{
+    private const int Capacity = 1 << 20;
+    private readonly TempDir _dir = new();
+    private readonly Random _random = new(7);
+    private readonly Dictionary<ChunkId, byte[]> _written = [];
+
+    private string Root => Path.Combine(_dir.Path, "tape1");
+
+    public void Dispose() => _dir.Dispose();
+
+    /// <summary>A changer of 2 drives and 8 slots with <paramref name="cartridges"/> labelled data cartridges of 1 MiB.</summary>
+    private TapeMedium Medium(int cartridges = 0)
+    {
+        var changer = TapeChanger.Open(Root, new ChangerConfig(Slots: 8, Drives: 2, CartridgeCapacity: Capacity), TapeTimings.Instant);
+        for (var i = 1; i <= cartridges; i++)
+        {
+            Assert.Null(changer.Execute(new ImportCartridge($"AAA{i:D3}L8")));
+            Assert.Null(changer.Execute(new LabelCartridge(i, $"VOL{i:D3}")));
+        }
+        return new TapeMedium(changer);
+    }
+
+    private static DiskLibrary Open(string root, TapeMedium medium, ChunkIndex? index = null, IEnumerable<VolumeEntry>? volumes = null) =>
+        DiskLibrary.OpenOwned(root, "tape1", Capacity, index ?? new ChunkIndex(), volumes ?? [], medium);
+
+    private ChunkId Append(DiskLibrary library)
+    {
+        var payload = new byte[100_000];
+        _random.NextBytes(payload);
+        var raw = new byte[32];
+        _random.NextBytes(raw);
+        var id = new ChunkId(raw);
+        library.Append(id, RecordFlags.Encrypted, payload);
+        _written[id] = payload;
+        return id;
+    }
+
+    private static void AssertReads(DiskLibrary library, IEnumerable<(ChunkId Id, byte[] Payload)> chunks)
+    {
+        var buffer = new byte[1];
+        foreach (var (id, payload) in chunks) Assert.Equal(payload, library.ReadPayload(id, ref buffer, out _).ToArray());
+    }
+
+    [Fact]
+    public void Chunks_span_cartridges_each_volume_one_cartridge_and_a_read_in_tape_order_mounts_each_once()
+    {
+        var medium = Medium(cartridges: 4);
+        using var library = Open(Root, medium);
+        for (var i = 0; i < 25; i++) Append(library); // 2.5 MB on cartridges of 1 MiB: three volumes
+        library.Committed(library.Commit());
+
+        Assert.Equal("tape", library.Kind);
+        Assert.Equal([(1u, VolumeState.Full, "VOL001"), (2u, VolumeState.Full, "VOL002"), (3u, VolumeState.Append, "VOL003")],
+            library.Volumes.Select(v => (v.Number, v.State, v.Label)));
+        Assert.Equal([(1u, "AAA001L8"), (2u, "AAA002L8"), (3u, "AAA003L8")],
+            medium.Changer.State.Cartridges.Values.Where(c => c.Volume != 0).Select(c => (c.Volume, c.Barcode)));
+        Assert.All(library.Volumes, v => Assert.True(new FileInfo(medium.Changer.TapePath($"AAA00{v.Number}L8")).Length <= Capacity));
+
+        // Read in the order of the tape (volume, then offset): each cartridge is mounted at most once.
+        var ordered = _written.Select(kv => (kv.Key, kv.Value, At: library.TryGetLocation(kv.Key, out var l) ? l : default))
+            .OrderBy(x => x.At.Volume).ThenBy(x => x.At.Offset).ToList();
+        var before = medium.Mounts;
+        AssertReads(library, ordered.Select(x => (x.Key, x.Value)));
+        Assert.True(medium.Mounts - before <= 3, $"{medium.Mounts - before} mounts for 3 cartridges read in order");
+
+        // Read alternating between the three cartridges on two drives: a mount nearly every read.
+        var byVolume = ordered.GroupBy(x => x.At.Volume).Select(g => g.ToList()).ToList();
+        var scattered = Enumerable.Range(0, byVolume.Min(g => g.Count)).SelectMany(i => byVolume.Select(g => g[i])).ToList();
+        before = medium.Mounts;
+        AssertReads(library, scattered.Select(x => (x.Key, x.Value)));
+        Assert.True(medium.Mounts - before >= scattered.Count / 2, $"{medium.Mounts - before} mounts for {scattered.Count} scattered reads");
+    }
+
+    [Fact]
+    public void With_no_scratch_cartridge_left_the_library_is_full_not_broken_and_what_it_took_commits()
+    {
+        var medium = Medium(cartridges: 1);
+        using var library = Open(Root, medium);
+        // With a reserve (as a media agent sets it), a writer hears "full" when it asks to store a new chunk.
+        library.ReserveBytes = 150_000;
+        var full = Assert.Throws<LibraryFullException>(() =>
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                var raw = new byte[32];
+                _random.NextBytes(raw);
+                Assert.True(library.TryReserve(new ChunkId(raw)));
+                library.Release(new ChunkId(raw));
+                Append(library);
+            }
+        });
+        Assert.StartsWith("tape library tape1 is nearly full: ", full.Message);
+        Assert.Contains("import cartridges and label them", full.Message);
+        // Without one, the append that needs a new cartridge is refused whole, and nothing breaks.
+        library.ReserveBytes = 0;
+        var none = Assert.Throws<LibraryFullException>(() =>
+        {
+            for (var i = 0; i < 20; i++) Append(library);
+        });
+        Assert.Equal("tape library tape1: no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some", none.Message);
+        Assert.Null(library.Broken);
+        Assert.NotNull(library.Full);
+        var appended = _written.Keys.Where(id => library.Contains(id)).ToList();
+        Assert.Equal(_written.Count, appended.Count); // every append before the refused one (which the helper did not record)
+        library.Committed(library.Commit());
+        AssertReads(library, appended.Select(id => (id, _written[id])));
+    }
+
+    [Fact]
+    public void A_media_node_restarting_mid_write_finds_the_cartridges_last_whole_block()
+    {
+        var medium = Medium(cartridges: 2);
+        CommitBatch batch;
+        List<ChunkId> committed, uncommitted;
+        using (var library = Open(Root, medium))
+        {
+            committed = Enumerable.Range(0, 3).Select(_ => Append(library)).ToList();
+            batch = library.Commit();
+            library.Committed(batch);
+            uncommitted = Enumerable.Range(0, 3).Select(_ => Append(library)).ToList();
+        } // closed without a commit: the three blocks are on the tape, not in the index
+        medium.Changer.Dispose();
+        // The power went in the middle of the last block: half of it reached the tape.
+        var tape = new TapeMedium(TapeChanger.Open(Root, new ChangerConfig(Slots: 8, Drives: 2, CartridgeCapacity: Capacity), TapeTimings.Instant));
+        var path = tape.PathOf(1);
+        using (var f = new FileStream(path, FileMode.Open)) f.SetLength(f.Length - 50_000);
+
+        var index = new ChunkIndex();
+        foreach (var (id, at) in batch.Entries) index.Set(id, at);
+        using var again = Open(Root, tape, index, batch.Volumes);
+        Assert.Equal(2, again.LastOpen.RecoveredRecords); // the two whole blocks after the commit
+        Assert.True(again.LastOpen.TornBytesCut > 0);
+        again.Committed(again.Commit());
+        AssertReads(again, committed.Concat(uncommitted.Take(2)).Select(id => (id, _written[id])));
+        Assert.False(again.Contains(uncommitted[2]));
+        var next = Append(again); // appends go on at the end of the cut tape
+        again.Committed(again.Commit());
+        AssertReads(again, [(next, _written[next])]);
+    }
+
+    [Fact]
+    public void A_volume_a_prune_emptied_is_erased_and_its_cartridge_takes_the_next_volume()
+    {
+        var medium = Medium(cartridges: 3);
+        using var library = Open(Root, medium);
+        var first = Enumerable.Range(0, 12).Select(_ => Append(library)).ToList(); // volume 1 full, volume 2 begun
+        library.Committed(library.Commit());
+        Assert.Equal(VolumeState.Full, library.Volumes[0].State);
+        // Nothing of volume 1 is live any more: its records go, the volume is recycled and its tape erased.
+        library.BeginPrune();
+        library.Sweep(first.Skip(11).ToHashSet(), dryRun: false);
+        library.Committed(library.Commit());
+        library.MarkRecycle(1);
+        Assert.True(library.DeleteVolume(1) > 0);
+        Assert.Equal(0u, medium.Changer.State.Cartridge("AAA001L8")!.Volume);
+        Assert.Equal("VOL001", medium.Changer.State.Cartridge("AAA001L8")!.Label); // scratch again, label kept
+        Assert.False(File.Exists(medium.Changer.TapePath("AAA001L8")));
+        // Volume 2 fills AAA002; the next volumes go on the recycled AAA001 (still in its drive: first) and on AAA003.
+        for (var i = 0; i < 25; i++) Append(library);
+        library.Committed(library.Commit());
+        Assert.Equal(["AAA002L8", "AAA001L8", "AAA003L8"], new uint[] { 2, 3, 4 }.Select(v => medium.Changer.State.HoldingVolume(v)?.Barcode));
+        AssertReads(library, _written.Where(kv => library.Contains(kv.Key)).Select(kv => (kv.Key, kv.Value)));
+    }
+}
