@@ -28,7 +28,15 @@ public sealed record NodeSettings(
             if (drives < 1) throw new ConfigurationException($"library {id}: drives must be at least 1, got {drives}");
             var reserve = obj.GetKey("reserve") is { } r ? r.GetByteSize() ?? throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB") : -1;
             if (reserve < -1) throw new ConfigurationException($"library {id}: reserve must be a size such as 64MiB, got {reserve}");
-            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path), capacity, drives, reserve));
+            var kind = obj.GetKey("kind")?.GetString() ?? "disk";
+            var tape = kind switch
+            {
+                "disk" => null,
+                "tape" => TapeOf(id, obj, drives),
+                _ => throw new ConfigurationException($"library {id}: kind '{kind}' is not one: use disk or tape"),
+            };
+            libraries.Add(new LibraryDeclaration(id, path == "" ? Path.Combine(dataDir, "libraries", id) : Path.GetFullPath(path),
+                tape?.Changer.CartridgeCapacity ?? capacity, drives, reserve, tape));
         }
         var roles = c.GetStringList("roles").ToList();
         foreach (var r in roles)
@@ -46,6 +54,30 @@ public sealed record NodeSettings(
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", TimeSpan.FromDays(1)),
                 ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", ""))),
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0));
+    }
+
+    /// <summary>A tape library's settings (kind = tape); its drives are the library's drives, one key for both.</summary>
+    private static TapeDeclaration TapeOf(string id, Akka.Configuration.Hocon.HoconObject obj, int drives)
+    {
+        string Bad(string key, string what) => $"library {id}: {key} must be {what}";
+        long Size(string key, long fallback) => obj.GetKey(key) is { } v ? v.GetByteSize() ?? throw new ConfigurationException(Bad(key, "a size such as 64MiB")) : fallback;
+        double Number(string key, double fallback) => obj.GetKey(key) is { } v ? double.TryParse(v.GetString(), System.Globalization.CultureInfo.InvariantCulture, out var d) ? d : throw new ConfigurationException(Bad(key, "a number")) : fallback;
+        var t = obj.GetKey("timings")?.GetObject();
+        double Seconds(string key, double fallback) => t?.GetKey(key) is { } v ? v.GetTimeSpan().TotalSeconds : fallback;
+        double Rate(string key, double fallback) => t?.GetKey(key) is { } v ? v.GetByteSize() is { } r && r > 0 ? r : throw new ConfigurationException(Bad($"timings.{key}", "a size a second such as 300MB")) : fallback;
+        var changer = new Engine.Tape.ChangerConfig((int)Number("slots", 8), drives, Size("cartridge-capacity", 1L << 30), (int)Number("cleaning-uses", 50),
+            (int)Number("clean-after-mounts", 0), Number("clean-after-hours", 0), Number("cleaning-required-after-hours", 0));
+        if (changer.Problem() is { } problem) throw new ConfigurationException($"library {id}: {problem}");
+        var defaults = new Engine.Tape.TapeTimings();
+        var timings = new Engine.Tape.TapeTimings(Seconds("move", defaults.MoveSeconds), Seconds("load", defaults.LoadSeconds), Seconds("unload", defaults.UnloadSeconds),
+            Seconds("clean", defaults.CleanSeconds), Rate("position-rate", defaults.PositionBytesPerSecond), Rate("stream-rate", defaults.StreamBytesPerSecond),
+            t?.GetKey("scale") is { } scale ? double.TryParse(scale.GetString(), System.Globalization.CultureInfo.InvariantCulture, out var sc) && sc >= 0 ? sc : throw new ConfigurationException(Bad("timings.scale", "a number of 0 or more")) : 0);
+        var cartridges = obj.GetKey("cartridges")?.GetStringList().ToList() ?? [];
+        foreach (var c in cartridges)
+            if (Engine.Tape.ChangerState.BadBarcode(c) is { } bad) throw new ConfigurationException($"library {id}: {bad}");
+        if (cartridges.Count > changer.Slots) throw new ConfigurationException($"library {id}: {cartridges.Count} cartridges do not fit in {changer.Slots} slots");
+        if (cartridges.Distinct().Count() != cartridges.Count) throw new ConfigurationException($"library {id}: a barcode is named twice in cartridges");
+        return new TapeDeclaration(changer, timings, cartridges);
     }
 
     /// <summary>A schedule of the manager's as the HOCON gives it; a rule that does not parse stops the node with the reason.</summary>

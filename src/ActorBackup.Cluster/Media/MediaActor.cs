@@ -1,6 +1,7 @@
 using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Engine.Index;
 using ActorBackup.Engine.Library;
+using ActorBackup.Engine.Tape;
 using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Event;
@@ -277,15 +278,16 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _library = null;
         try
         {
-            _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes);
+            _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes, Medium());
             _library.ReserveBytes = _declaration.ReserveBytes();
             _unavailable = null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            // Stay up and say why (a bad path, no room, no permission): every session is refused with it, and
-            // the next one tries to open the library again.
-            _unavailable = $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
+            // Stay up and say why (a bad path, no room, no permission, a damaged changer state): every session is
+            // refused with it, and the next one tries to open the library again.
+            _unavailable = e is InvalidDataException ? $"library {_declaration.Id}: {e.Message}"
+                : $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
             _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
             Register();
             Become(Unavailable);
@@ -318,14 +320,43 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _manager?.Tell(Report());
     }
 
-    private string MissingVolumesReason(IReadOnlyList<uint> missing) =>
-        $"library {_declaration.Id}: {missing.Count} volume file{(missing.Count == 1 ? " is" : "s are")} missing from {Path.Combine(_declaration.Path, "volumes")} " +
+    /// <summary>
+    /// Where the volumes are: the library's folder (disk), or the cartridges of its simulated changer (tape), which a
+    /// new tape library fills with the cartridges its HOCON names (data cartridges labelled with their barcode).
+    /// </summary>
+    private IVolumeMedium? Medium()
+    {
+        if (_declaration.Tape is not { } tape) return null;
+        var changer = TapeChanger.Open(Path.Combine(_declaration.Path, "changer"), tape.Changer, tape.Timings);
+        try
+        {
+            if (changer.State.Cartridges.Count == 0)
+                foreach (var barcode in tape.Cartridges)
+                {
+                    if (changer.Execute(new ImportCartridge(barcode)) is { } refused) throw new InvalidDataException($"cartridge {barcode} of the HOCON: {refused}");
+                    var slot = changer.State.Cartridge(barcode)!.Place.Number;
+                    if (ChangerState.KindOf(barcode) == CartridgeKind.Data && changer.Execute(new LabelCartridge(slot, barcode)) is { } unlabelled)
+                        throw new InvalidDataException($"cartridge {barcode} of the HOCON: {unlabelled}");
+                }
+            return new TapeMedium(changer);
+        }
+        catch
+        {
+            changer.Dispose();
+            throw;
+        }
+    }
+
+    private string MissingVolumesReason(IReadOnlyList<uint> missing) => _declaration.Tape is not null
+        ? $"library {_declaration.Id}: {missing.Count} volume{(missing.Count == 1 ? " is" : "s are")} on cartridges not in the library (volume {string.Join(", ", missing.Take(5))}" +
+          $"{(missing.Count > 5 ? ", ..." : "")}): import them (abk library import); restores use a copy on another library when there is one"
+        : $"library {_declaration.Id}: {missing.Count} volume file{(missing.Count == 1 ? " is" : "s are")} missing from {Path.Combine(_declaration.Path, "volumes")} " +
         $"(volume {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", ..." : "")}): its disk is not mounted, or its data is gone — restores use a copy on another library when there is one";
 
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
     private void Register() => _manager?.Tell(Trust.MessageSignature.Sign(new RegisterLibrary
     {
-        Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = "disk", Drives = _declaration.Drives,
+        Id = _declaration.Id, Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(), Kind = _declaration.Kind, Drives = _declaration.Drives,
     }, Trust.NodeTrust.Of(Context.System)));
 
 

@@ -149,6 +149,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
             _readers.Clear();
             _retiredReaders.Clear();
             _writerLock.Dispose();
+            _medium.Dispose();
         }
     }
 }

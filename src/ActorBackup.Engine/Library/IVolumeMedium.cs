@@ -6,9 +6,9 @@ namespace ActorBackup.Engine.Library;
 /// Where a library's volumes live and what it takes to reach them: a folder of files (<see cref="DiskMedium"/>), or
 /// cartridges behind drives (Tape/TapeMedium), whose reads and writes wait for a mount and cost positioning. The
 /// library's volume code (format, recovery, prune, verify) is the same on both: it reads and writes the file
-/// <see cref="PathOf"/> gives, and tells the medium first.
+/// <see cref="PathOf"/> gives, and tells the medium first. The library owns its medium (and disposes it).
 /// </summary>
-public interface IVolumeMedium
+public interface IVolumeMedium : IDisposable
 {
     /// <summary>disk or tape, as the HOCON says.</summary>
     string Kind { get; }
@@ -61,4 +61,6 @@ public sealed class DiskMedium(string root) : IVolumeMedium
     }
 
     public long? Available(long writing) => null;
+
+    public void Dispose() { }
 }

@@ -12,6 +12,8 @@ namespace ActorBackup.Engine.Tape;
 /// </summary>
 public sealed class TapeMedium(TapeChanger changer) : IVolumeMedium
 {
+    public void Dispose() => changer.Dispose();
+
     private readonly object _mountLock = new();
     private readonly long[] _lastUse = new long[changer.State.Drives.Length];
     private long _uses;

@@ -35,6 +35,22 @@ public class NodeSettingsTests
     }
 
     [Fact]
+    public void The_tape_demo_declares_a_disk_and_a_tape_library_whose_drives_are_the_librarys()
+    {
+        var s = Read(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "hocon", "tape-demo.conf")));
+        Assert.Equal([("lib1", "disk"), ("tape1", "tape")], s.Libraries.Select(l => (l.Id, l.Kind)));
+        var tape = s.Libraries[1];
+        Assert.Equal((2, 8, 64L << 20), (tape.Drives, tape.Tape!.Changer.Slots, tape.Tape.Changer.CartridgeCapacity));
+        Assert.Equal(tape.Tape.Changer.Drives, tape.Drives); // one key
+        Assert.Equal(64L << 20, tape.VolumeCapacity); // a volume is a cartridge
+        Assert.Equal(["AAA001L8", "AAA002L8", "AAA003L8", "AAA004L8", "AAA005L8", "CLN001L1"], tape.Tape.Cartridges);
+        Assert.Equal((30, 50e6, 300e6, 0.001), (tape.Tape.Timings.LoadSeconds, tape.Tape.Timings.PositionBytesPerSecond, tape.Tape.Timings.StreamBytesPerSecond, tape.Tape.Timings.Scale));
+        Assert.Contains("kind 'floppy' is not one: use disk or tape", Assert.Throws<ConfigurationException>(() => Read("actorbackup.libraries = [{id = x, kind = floppy}]")).Message);
+        Assert.Contains("is not a barcode", Assert.Throws<ConfigurationException>(() => Read("actorbackup.libraries = [{id = t, kind = tape, cartridges = [\"a b\"]}]")).Message);
+        Assert.Contains("slots must be 1 to", Assert.Throws<ConfigurationException>(() => Read("actorbackup.libraries = [{id = t, kind = tape, slots = 0}]")).Message);
+    }
+
+    [Fact]
     public void An_unknown_role_is_refused_with_the_known_ones()
     {
         var e = Assert.Throws<ConfigurationException>(() => Read("actorbackup.roles = [manager, tape]"));
