@@ -74,8 +74,13 @@ public static class NodeCommand
         if (data is not null) config = config.WithFallback(HoconValues.At("actorbackup.data-dir", data));
         if (port is not null) config = config.WithFallback(HoconValues.At("akka.remote.dot-netty.tcp.port", port.Value));
         // The embedded default on another port is still a cell of its own: its own seed (and so its own CA), unless a
-        // node file, --set or $ABK_HOCON says which cell it joins.
-        if (port is not null && configFiles.Count == 0 && !sets.Any(s => s.Contains("seed-nodes", StringComparison.Ordinal))
+        // node file, --set or $ABK_HOCON says which cell it joins. A node file that names neither seeds nor a port (the
+        // tape demo) is a whole cell placed by --data and --port like the default; one with a port of its own (a second
+        // node, hocon/node-media2.conf) joins the default seed.
+        static bool Joins(string file) => File.Exists(file) && File.ReadAllText(file) is var text
+            && (text.Contains("seed-nodes", StringComparison.Ordinal) || text.Contains("tcp.port", StringComparison.Ordinal));
+        if (port is not null && !configFiles.Any(Joins)
+            && !sets.Any(s => s.Contains("seed-nodes", StringComparison.Ordinal))
             && !(Environment.GetEnvironmentVariable("ABK_HOCON") ?? "").Contains("seed-nodes", StringComparison.Ordinal))
             config = config.WithFallback(HoconValues.At("akka.cluster.seed-nodes", new[] { $"akka.tcp://actorbackup@127.0.0.1:{port.Value}" }));
         if (Environment.GetEnvironmentVariable("ABK_HOCON") is { Length: > 0 } env) config = config.WithFallback(ConfigurationFactory.ParseString(env));

@@ -85,6 +85,10 @@ public static class CommandTable
             })));
 
         var library = new Argument<string>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id, as 'abk library list' shows it" };
+        var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };
+        var slotArg = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "a storage slot of the tape library, from 1" };
+        var driveArg = new Argument<int>("DRIVE") { HelpName = "DRIVE", Description = "a drive of the library, from 1" };
+        var toSlot = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "the slot to put it in (default: its home slot)", Arity = ArgumentArity.ZeroOrOne };
         library.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
         root.Subcommands.Add(Group("library", "storage libraries",
             Verb("list", "libraries, where they are, what they hold", async (_, o, c) =>
@@ -98,7 +102,13 @@ public static class CommandTable
                     foreach (var l in list.Libraries.Where(l => l.Unavailable != "")) o.Line($"{l.Id}: {l.Unavailable}");
                 }
                 return 0;
-            })));
+            }),
+            Verb("inventory", "a tape library's slots, cartridges and drives", async (pr, o, c) =>
+                Inventory(o, await session.Call<LibraryInventory>(new GetInventory { Library = pr.GetValue(library)! }, c)), library),
+            Verb("import", "take the cartridge with BARCODE in through the mail slot, into the first free slot", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Import, Barcode = pr.GetValue(barcode)! }, c), library, barcode),
+            Verb("export", "put the cartridge with BARCODE out through the mail slot (it keeps its data)", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Export, Barcode = pr.GetValue(barcode)! }, c), library, barcode)));
         root.Subcommands.Add(Group("volume", "volumes of a library",
             Verb("list", "the volumes of LIBRARY", async (pr, o, c) =>
             {
@@ -107,7 +117,10 @@ public static class CommandTable
                 else o.Table(["VOLUME", "LABEL", "STATE", "BYTES", "RECORDS", "ERROR"], list.Volumes.Select(v => new[]
                     { v.Number.ToString(), v.Label, v.State, Output.Size(v.Bytes), v.Records.ToString(), v.Error }));
                 return 0;
-            }, library)));
+            }, library),
+            Verb("label", "write the volume label BARCODE on the cartridge in SLOT of a tape library (a scratch cartridge to write on)", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Label, Slot = pr.GetValue(slotArg), Barcode = pr.GetValue(barcode)! }, c),
+                library, slotArg, barcode)));
         var driveLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id (default: every library)", Arity = ArgumentArity.ZeroOrOne };
         driveLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
         root.Subcommands.Add(Group("drive", "drives of the libraries (a disk library's write streams, a tape library's drives)",
@@ -115,10 +128,26 @@ public static class CommandTable
             {
                 var list = await session.Call<DriveList>(new ListDrives { Library = pr.GetValue(driveLibrary) ?? "" }, c);
                 if (o.Json) o.Write(list);
-                else o.Table(["LIBRARY", "DRIVE", "STATE", "CARTRIDGE", "JOB", "KIND", "CLIENT", "SINCE"], list.Drives.Select(d => new[]
-                    { d.Library, d.Number.ToString(), d.State, d.Cartridge, d.Job, d.Job == "" ? "" : d.JobKind.ToString().ToLowerInvariant(), d.Client, d.SinceUnixMs > 0 ? Output.Time(d.SinceUnixMs) : "" }));
+                else
+                {
+                    o.Table(["LIBRARY", "DRIVE", "STATE", "CARTRIDGE", "JOB", "KIND", "CLIENT", "SINCE", "MOUNTS", "HOURS"], list.Drives.Select(d => new[]
+                    {
+                        d.Library, d.Number.ToString(), d.State, d.Cartridge, d.Job, d.Job == "" ? "" : d.JobKind.ToString().ToLowerInvariant(), d.Client,
+                        d.SinceUnixMs > 0 ? Output.Time(d.SinceUnixMs) : "", d.Kind == "tape" ? d.Mounts.ToString() : "", d.Kind == "tape" ? $"{d.Hours:F2}" : "",
+                    }));
+                    foreach (var d in list.Drives.Where(d => d.CleaningDue != "")) o.Line($"{d.Library} drive {d.Number} is due for cleaning: {d.CleaningDue}");
+                }
                 return 0;
-            }, driveLibrary)));
+            }, driveLibrary),
+            Verb("mount", "load the cartridge in SLOT into DRIVE of a tape library", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Mount, Drive = pr.GetValue(driveArg), Slot = pr.GetValue(slotArg) }, c),
+                library, driveArg, slotArg),
+            Verb("unmount", "unload DRIVE of a tape library, into SLOT or the cartridge's home slot", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Unmount, Drive = pr.GetValue(driveArg), Slot = pr.GetValue(toSlot) }, c),
+                library, driveArg, toSlot),
+            Verb("clean", "clean DRIVE of a tape library with a cleaning cartridge (the drive must be empty)", (pr, o, c) =>
+                ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Clean, Drive = pr.GetValue(driveArg) }, c),
+                library, driveArg)));
 
         // jobs
         var noWait = new Option<bool>("--no-wait") { Description = "print the job id at once instead of following the job" };
@@ -651,6 +680,33 @@ public static class CommandTable
         var info = await session.Call<BackupSetInfo>(new EnableBackupSet { Name = name, Enabled = enabled }, cancel);
         o.Line(o.Json ? Output.ToJson(info) : $"backup set {name} {(enabled ? "enabled" : "disabled")}" +
                                               (info.NextRunUnixMs != 0 ? $"; next run {Output.Time(info.NextRunUnixMs)}" : ""));
+        return 0;
+    }
+
+    /// <summary>A changer command (operator only): the inventory after it.</summary>
+    private static async Task<int> ChangeTape(Session session, Output o, ChangeTape command, CancellationToken cancel) =>
+        Inventory(o, await session.Call<LibraryInventory>(command, cancel));
+
+    private static int Inventory(Output o, LibraryInventory inventory)
+    {
+        if (o.Json)
+        {
+            o.Write(inventory);
+            return 0;
+        }
+        var bySlot = inventory.Cartridges.Where(c => c.Place == "slot").ToDictionary(c => c.Number);
+        o.Table(["SLOT", "BARCODE", "KIND", "LABEL", "VOLUME", "USES"], Enumerable.Range(1, inventory.Slots).Select(n => bySlot.TryGetValue(n, out var c)
+            ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
+            : new[] { n.ToString(), "", "", "", "", "" }));
+        o.Line("");
+        o.Table(["DRIVE", "CARTRIDGE", "LABEL", "MOUNTS", "HOURS", "CLEANINGS", "CLEANING DUE", "FAILED"], inventory.Drives.Select(d => new[]
+        {
+            d.Number.ToString(), d.Cartridge, inventory.Cartridges.FirstOrDefault(c => c.Barcode == d.Cartridge)?.Label ?? "", d.Mounts.ToString(), $"{d.Hours:F2}",
+            d.Cleanings.ToString(), d.CleaningDue, d.Failed,
+        }));
+        var outside = inventory.Cartridges.Where(c => c.Place == "outside").Select(c => c.Barcode + (c.Volume > 0 ? $" (volume {c.Volume})" : "")).ToList();
+        if (outside.Count > 0) o.Line($"outside the library: {string.Join(", ", outside)}");
+        foreach (var worn in inventory.Cartridges.Where(c => c.Worn)) o.Line($"cleaning cartridge {worn.Barcode} is worn out: export it and import a new one");
         return 0;
     }
 

@@ -31,4 +31,48 @@ public class TapeTests
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout + cell.Log);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
+
+    [Fact]
+    public void An_operator_imports_labels_mounts_cleans_and_exports_cartridges_and_wrong_input_gets_a_clear_refusal()
+    {
+        using var dir = new TempDir();
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries).Start(libraries: "lib1,tape1");
+        void Refused(string expected, params string[] args)
+        {
+            var r = cell.Abk(args);
+            Assert.True(r.ExitCode == 1, $"abk {string.Join(' ', args)}: {r.Stdout}{r.Stderr}");
+            Assert.Contains(expected, r.Stderr);
+        }
+        System.Text.Json.JsonElement Ok(params string[] args)
+        {
+            var r = cell.Abk(["--json", .. args]);
+            Assert.True(r.ExitCode == 0, $"abk {string.Join(' ', args)}: {r.Stdout}{r.Stderr}");
+            return System.Text.Json.JsonDocument.Parse(r.Stdout).RootElement.Clone();
+        }
+        static string Where(System.Text.Json.JsonElement inventory, string barcode) =>
+            inventory.GetProperty("cartridges").EnumerateArray().Where(c => c.GetProperty("barcode").GetString() == barcode)
+                .Select(c => $"{c.GetProperty("place").GetString()} {(c.TryGetProperty("number", out var n) ? n.GetInt32() : 0)}").Single();
+
+        var inventory = Ok("library", "inventory", "tape1");
+        Assert.Equal("slot 6", Where(inventory, "CLN001L1"));
+        Assert.Equal("slot 7", Where(Ok("library", "import", "tape1", "BBB001L8"), "BBB001L8"));
+        Refused("a cartridge with barcode BBB001L8 is already in slot 7: two cartridges cannot share a barcode", "library", "import", "tape1", "BBB001L8");
+        Ok("volume", "label", "tape1", "7", "VOL007");
+        Refused("label AAA001L8 is on cartridge AAA001L8 already", "volume", "label", "tape1", "7", "AAA001L8");
+        Refused("slot 8 is empty", "drive", "mount", "tape1", "1", "8");
+        Assert.Equal("drive 1", Where(Ok("drive", "mount", "tape1", "1", "7"), "BBB001L8"));
+        Refused("drive 1 holds cartridge BBB001L8: unmount it first", "drive", "mount", "tape1", "1", "2");
+        Refused("unmount it first", "drive", "clean", "tape1", "1");
+        var drives = cell.Abk("drive", "list", "tape1").Stdout;
+        Assert.Matches(@"tape1\s+1\s+idle\s+BBB001L8", drives);
+        Ok("drive", "unmount", "tape1", "1");
+        var cleaned = Ok("drive", "clean", "tape1", "1");
+        Assert.Equal(1, cleaned.GetProperty("drives")[0].GetProperty("cleanings").GetInt32());
+        Assert.Equal(1, cleaned.GetProperty("cartridges").EnumerateArray().Single(c => c.GetProperty("barcode").GetString() == "CLN001L1").GetProperty("uses").GetInt32());
+        Assert.Equal("outside 0", Where(Ok("library", "export", "tape1", "BBB001L8"), "BBB001L8"));
+        Refused("no cartridge ZZZ001L8 in the library", "library", "export", "tape1", "ZZZ001L8");
+        Refused("library lib1 is a disk library", "drive", "clean", "lib1", "1");
+        Refused("library lib1 is a disk library", "library", "inventory", "lib1");
+        Refused("unknown library 'lib9'", "library", "inventory", "lib9");
+    }
 }

@@ -567,6 +567,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var (drives, rejection) = _state.DecideDriveList(m.Library);
             Sender.Tell(drives is null ? new CommandRejected { Reason = rejection } : drives);
         });
+        Command<ChangeTape>(m =>
+        {
+            if (OperatorOnly(m, "change a tape library's cartridges")) return;
+            if (_state.DecideChangeTape(m) is { } refused)
+            {
+                Sender.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
+            m.Signer = Google.Protobuf.ByteString.Empty;
+            m.Signature = Google.Protobuf.ByteString.Empty;
+            // Signed by this manager node: the media agent takes changer commands from nobody else; it answers the caller.
+            _mediaRegion.Tell(_trust is null ? m : Trust.MessageSignature.Sign(m, _trust), Sender);
+        });
         Command<ListLibraries>(_ =>
         {
             var list = new LibraryList();

@@ -20,6 +20,22 @@ public sealed partial record ManagerState
         return n;
     }
 
+    /// <summary>
+    /// Why an operator's changer command is refused here, or null (the media agent checks the rest against its
+    /// changer): the library must be a registered tape library, and a mount, unmount or cleaning waits until no job
+    /// runs on it (a drive is not cleaned or emptied in the middle of a job).
+    /// </summary>
+    public string? DecideChangeTape(ChangeTape m)
+    {
+        if (!Libraries.TryGetValue(m.Library, out var library)) return $"no library {m.Library}: list them with 'abk library list'";
+        if (library.Kind != "tape") return $"library {m.Library} is a {(library.Kind == "" ? "disk" : library.Kind)} library: it has no cartridges or changer";
+        if (m.Verb is not (TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean)) return null;
+        var running = Jobs.Values.Where(j => j.Library == m.Library && j.State is JobState.Running or JobState.Committing).Select(j => j.Id).ToList();
+        return running.Count == 0 ? null
+            : $"library {m.Library} has {running.Count} job{(running.Count == 1 ? "" : "s")} running ({string.Join(", ", running.Take(5))}): " +
+              "mount, unmount and clean when it is idle (abk drive list), or cancel the job";
+    }
+
     /// <summary>Whether a job of this kind writes its library (else it reads it).</summary>
     public static bool Writes(JobKind kind) => kind is JobKind.Backup or JobKind.Copy or JobKind.Prune;
 
@@ -42,7 +58,7 @@ public sealed partial record ManagerState
             var count = Math.Max(DrivesOf(id), byDrive.Count == 0 ? 0 : byDrive.Keys.Max());
             for (var n = 1; n <= count; n++)
             {
-                var drive = new LibraryDrive { Library = id, Number = n, State = "idle" };
+                var drive = new LibraryDrive { Library = id, Number = n, State = "idle", Kind = Libraries[id].Kind };
                 if (byDrive.TryGetValue(n, out var job))
                 {
                     drive.State = Writes(job.Kind) ? "writing" : "reading";

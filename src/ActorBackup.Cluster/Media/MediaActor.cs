@@ -209,6 +209,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private void Always()
     {
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
+        TapeCommands();
         Command<ListManifests>(_ =>
         {
             var library = _library;
@@ -276,9 +277,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         _library?.Dispose(); // one open at a time: a library that could not write is opened afresh
         _library = null;
+        _tape = null;
         try
         {
-            _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes, Medium());
+            var medium = Medium();
+            _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes, medium);
+            _tape = medium as TapeMedium;
             _library.ReserveBytes = _declaration.ReserveBytes();
             _unavailable = null;
         }
@@ -407,6 +411,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     private ulong FreeBytes()
     {
+        if (_library?.RoomLeft is { } room) return (ulong)room; // a tape library: what is left on its cartridges
         try
         {
             return (ulong)new DriveInfo(Path.GetFullPath(_declaration.Path)).AvailableFreeSpace;

@@ -146,13 +146,42 @@ public sealed class OpsCommand : ReceiveActor
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListDrives or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:
                 await EnsureLibrary(v.Library);
                 return await Ask<VolumeList>(_cell.Media, v, $"the media agent of library {v.Library}");
+            case ListDrives drives:
+                // The manager says which job holds each drive; a tape library's media agent, what is in it and its counters.
+                var answer = await AskManager<IMessage>(drives);
+                if (answer is DriveList list)
+                    foreach (var tape in list.Drives.Where(d => d.Kind == "tape").GroupBy(d => d.Library))
+                    {
+                        LibraryInventory? inventory;
+                        try
+                        {
+                            inventory = await Ask<IMessage>(_cell.Media, new GetInventory { Library = tape.Key }, $"the media agent of library {tape.Key}") as LibraryInventory;
+                        }
+                        catch (TimeoutException)
+                        {
+                            continue; // its node is away: the list still says which jobs hold its drives
+                        }
+                        foreach (var d in tape)
+                            if (inventory?.Drives.FirstOrDefault(x => x.Number == d.Number) is { } changer)
+                            {
+                                d.Cartridge = changer.Cartridge;
+                                d.CleaningDue = changer.CleaningDue;
+                                d.Mounts = changer.Mounts;
+                                d.Hours = changer.Hours;
+                                if (changer.Failed != "") d.State = "failed";
+                            }
+                    }
+                return answer;
+            case GetInventory inventory:
+                await EnsureLibrary(inventory.Library);
+                return await Ask<IMessage>(_cell.Media, inventory, $"the media agent of library {inventory.Library}");
             case StartBackup b:
                 if (b.Client == "") b.Client = _cell.LocalClient;
                 b.Origin = JobOrigin.Operator;

@@ -18,7 +18,7 @@ public static class OpsPermissions
         GetClusterState.Descriptor.Name, GetShardStats.Descriptor.Name, ListClients.Descriptor.Name, ListLibraries.Descriptor.Name,
         ListJobs.Descriptor.Name, GetJob.Descriptor.Name, WatchJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name,
         ListSnapshotTree.Descriptor.Name, FindFiles.Descriptor.Name, ListBackupSets.Descriptor.Name, GetBackupSet.Descriptor.Name,
-        ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name, ListVolumes.Descriptor.Name, ListDrives.Descriptor.Name,
+        ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name, ListVolumes.Descriptor.Name, ListDrives.Descriptor.Name, GetInventory.Descriptor.Name,
     ];
 
     private static readonly HashSet<string> Jobs =

@@ -18,6 +18,8 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         CloseSession m => m.Library,
         GetLibraryStatus m => m.Library,
         ListVolumes m => m.Library,
+        GetInventory m => m.Library,
+        ChangeTape m => m.Library,
         PruneLibrary m => m.Library,
         CopySnapshot m => m.Library,
         EndJobSessions m => m.Library,

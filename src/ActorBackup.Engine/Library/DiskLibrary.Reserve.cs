@@ -29,6 +29,9 @@ public sealed partial class DiskLibrary
 
     private long Available() => AvailableBytes() is var a and > 0 ? a : _medium.Available(_writer?.Length ?? 0) ?? new DriveInfo(Path.GetFullPath(Root)).AvailableFreeSpace;
 
+    /// <summary>What the medium says is left to write on (a tape library: its cartridges); null: the file system's free space.</summary>
+    public long? RoomLeft { get { lock (_lock) return _medium.Available(_writer?.Length ?? 0); } }
+
     /// <summary>Why the library takes no new appends (down to its reserve), or null.</summary>
     public string? Full { get { lock (_lock) return _full; } }
 

@@ -92,6 +92,23 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_drive_is_not_mounted_unmounted_or_cleaned_while_a_job_runs_on_its_library()
+    {
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 2 });
+        (s, var job) = Queue(s, 5, library: "tape1");
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        Assert.Equal("tape1", s.Job(job)!.Library);
+        foreach (var verb in new[] { TapeVerb.Mount, TapeVerb.Unmount, TapeVerb.Clean })
+            Assert.Equal($"library tape1 has 1 job running ({job}): mount, unmount and clean when it is idle (abk drive list), or cancel the job",
+                s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = verb, Drive = 1, Slot = 1 }));
+        Assert.Null(s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = TapeVerb.Import, Barcode = "AAA009L8" })); // the robot and the mail slot: any time
+        s = End(s, job);
+        Assert.Null(s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = TapeVerb.Clean, Drive = 1 }));
+        Assert.Equal("library lib1 is a disk library: it has no cartridges or changer", s.DecideChangeTape(new ChangeTape { Library = "lib1", Verb = TapeVerb.Clean, Drive = 1 }));
+        Assert.Equal("no library lib9: list them with 'abk library list'", s.DecideChangeTape(new ChangeTape { Library = "lib9", Verb = TapeVerb.Import }));
+    }
+
+    [Fact]
     public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
     {
         var s = Cell(drives1: 2);
