@@ -77,8 +77,12 @@ public static class NodeCommand
         // node file, --set or $ABK_HOCON says which cell it joins. A node file that names neither seeds nor a port (the
         // tape demo) is a whole cell placed by --data and --port like the default; one with a port of its own (a second
         // node, hocon/node-media2.conf) joins the default seed.
-        static bool Joins(string file) => File.Exists(file) && File.ReadAllText(file) is var text
-            && (text.Contains("seed-nodes", StringComparison.Ordinal) || text.Contains("tcp.port", StringComparison.Ordinal));
+        static bool Joins(string file)
+        {
+            if (!File.Exists(file)) return false;
+            var c = ConfigurationFactory.ParseString(File.ReadAllText(file));
+            return c.HasPath("akka.cluster.seed-nodes") || c.HasPath("akka.remote.dot-netty.tcp.port");
+        }
         if (port is not null && !configFiles.Any(Joins)
             && !sets.Any(s => s.Contains("seed-nodes", StringComparison.Ordinal))
             && !(Environment.GetEnvironmentVariable("ABK_HOCON") ?? "").Contains("seed-nodes", StringComparison.Ordinal))

@@ -100,6 +100,7 @@ public static class CommandTable
                     o.Table(["LIBRARY", "KIND", "REACHABLE", "USABLE", "JOBS", "CHUNKS", "STORED", "FREE", "VOLUMES", "NODE"], list.Libraries.Select(l => new[]
                         { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.Unavailable == "" ? "yes" : "NO", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
                     foreach (var l in list.Libraries.Where(l => l.Unavailable != "")) o.Line($"{l.Id}: {l.Unavailable}");
+                    foreach (var l in list.Libraries.Where(l => l.Problem != "")) o.Line($"{l.Id}: {l.Problem}");
                 }
                 return 0;
             }),
@@ -699,10 +700,10 @@ public static class CommandTable
             ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
             : new[] { n.ToString(), "", "", "", "", "" }));
         o.Line("");
-        o.Table(["DRIVE", "CARTRIDGE", "LABEL", "MOUNTS", "HOURS", "CLEANINGS", "CLEANING DUE", "FAILED"], inventory.Drives.Select(d => new[]
+        o.Table(["DRIVE", "CARTRIDGE", "LABEL", "MOUNTS", "HOURS", "CLEANINGS", "LAST CLEANED", "CLEANING DUE", "FAILED"], inventory.Drives.Select(d => new[]
         {
             d.Number.ToString(), d.Cartridge, inventory.Cartridges.FirstOrDefault(c => c.Barcode == d.Cartridge)?.Label ?? "", d.Mounts.ToString(), $"{d.Hours:F2}",
-            d.Cleanings.ToString(), d.CleaningDue, d.Failed,
+            d.Cleanings.ToString(), d.LastCleanedUnixMs > 0 ? Output.Time(d.LastCleanedUnixMs) : "", d.CleaningDue, d.Failed,
         }));
         var outside = inventory.Cartridges.Where(c => c.Place == "outside").Select(c => c.Barcode + (c.Volume > 0 ? $" (volume {c.Volume})" : "")).ToList();
         if (outside.Count > 0) o.Line($"outside the library: {string.Join(", ", outside)}");

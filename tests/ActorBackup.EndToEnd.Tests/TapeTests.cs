@@ -75,4 +75,44 @@ public class TapeTests
         Refused("library lib1 is a disk library", "library", "inventory", "lib1");
         Refused("unknown library 'lib9'", "library", "inventory", "lib9");
     }
+
+    [Fact]
+    public void A_drive_reaching_its_cleaning_limit_is_cleaned_after_the_job_and_a_worn_cleaning_cartridge_is_reported()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 1);
+        // Cleaning after every mount; the cleaning cartridge gives one cleaning.
+        var libraries = Libraries.Replace("timings{scale=0}", "clean-after-mounts=1, cleaning-uses=1, timings{scale=0}");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", libraries).Start(libraries: "lib1,tape1");
+        System.Text.Json.JsonElement Inventory() => cell.AbkJson("library", "inventory", "tape1");
+        int Cleanings(System.Text.Json.JsonElement i) => i.GetProperty("drives").EnumerateArray().Sum(d => d.GetProperty("cleanings").GetInt32());
+
+        var job = cell.AbkJson("backup", "--library", "tape1", src);
+        Assert.Equal("SUCCEEDED", job.GetProperty("state").GetString());
+        var finished = long.Parse(job.GetProperty("finishedUnixMs").GetString()!);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var inventory = Inventory();
+        while (Cleanings(inventory) == 0 && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(200);
+            inventory = Inventory();
+        }
+        var cleaned = inventory.GetProperty("drives").EnumerateArray().First(d => d.GetProperty("cleanings").GetInt32() > 0);
+        // Cleaned once the job had ended (its drive emptied first), never in its middle.
+        Assert.True(long.Parse(cleaned.GetProperty("lastCleanedUnixMs").GetString()!) >= finished, inventory.ToString());
+        Assert.Equal("", cleaned.GetProperty("cartridge").GetString());
+        Assert.Equal("", cleaned.GetProperty("cleaningDue").GetString());
+        var cln = inventory.GetProperty("cartridges").EnumerateArray().Single(c => c.GetProperty("barcode").GetString() == "CLN001L1");
+        Assert.True(cln.GetProperty("worn").GetBoolean());
+        Assert.Contains("cleaning cartridge CLN001L1 is worn out: export it and import a new one", cell.Abk("library", "inventory", "tape1").Stdout);
+
+        // The next job's mount makes a drive due again: with no usable cleaning cartridge, abk library list says so.
+        Assert.Equal(0, cell.Abk("backup", "--library", "tape1", "--level", "full", src).ExitCode);
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        string listed;
+        while (!(listed = cell.Abk("library", "list").Stdout).Contains("cannot be cleaned") && DateTime.UtcNow < deadline) Thread.Sleep(200);
+        Assert.Contains("tape1: drive", listed);
+        Assert.Contains("every cleaning cartridge in the library is worn out", listed);
+    }
 }

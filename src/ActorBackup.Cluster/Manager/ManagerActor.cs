@@ -113,7 +113,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             // Only a media node whose certificate names the library: another could swallow its backups.
             if (Refused(m, id => Trust.MessageSignature.IsMediaNode(id, m.Id), $"a media node of library {m.Id}")) return;
-            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Drives != m.Drives)
+            if (!_state.Libraries.TryGetValue(m.Id, out var known) || known.Node != m.Node || known.Drives != m.Drives || known.Kind != m.Kind)
                 Persist(new LibraryRegistered { Id = m.Id, Node = m.Node, Kind = m.Kind, UnixMs = Now(), Drives = m.Drives }, e =>
                 {
                     Applied(e);
@@ -191,6 +191,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             NextTick();
             UpdateMetrics();
+            CleanIdleDrives();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
             // The decisions that queue jobs see each other's jobs before they are journaled (each takes the next
@@ -589,7 +590,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 list.Libraries.Add(new LibraryInfo
                 {
                     Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
-                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "",
+                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "", Problem = r?.CleaningProblem ?? "",
                 });
             }
             Sender.Tell(list);
@@ -956,6 +957,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>Look for due schedule slots (rules may have seconds).</summary>
+    /// <summary>When the manager last asked each tape library to clean its due drives: asked again only once it had time to answer.</summary>
+    private readonly Dictionary<string, long> _cleaningAsked = [];
+
+    /// <summary>Tape libraries with drives due for cleaning and no job: their media agents clean them now (ManagerState.DecideCleaning).</summary>
+    private void CleanIdleDrives()
+    {
+        var now = Now();
+        foreach (var library in _state.DecideCleaning(_libraryReports.Values, _starting.Values.Select(s => s.Library)))
+        {
+            // A refusal (no cleaning cartridge, all worn out) is tried again every 10 minutes, not every second.
+            var wait = _libraryReports[library].CleaningProblem != "" ? 600_000 : 30_000;
+            if (_cleaningAsked.TryGetValue(library, out var at) && now - at < wait) continue;
+            _cleaningAsked[library] = now;
+            _log.Info("library {0}: drive {1} due for cleaning and no job runs there: cleaning now", library, string.Join(", ", _libraryReports[library].DrivesDueCleaning));
+            var clean = new CleanDueDrives { Library = library };
+            _mediaRegion.Tell(_trust is null ? clean : Trust.MessageSignature.Sign(clean, _trust), Self); // its IndexReport answers
+        }
+    }
+
     private sealed record ScheduleTick
     {
         public static readonly ScheduleTick Instance = new();

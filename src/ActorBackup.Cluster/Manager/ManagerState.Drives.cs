@@ -36,6 +36,18 @@ public sealed partial record ManagerState
               "mount, unmount and clean when it is idle (abk drive list), or cancel the job";
     }
 
+    /// <summary>
+    /// The tape libraries whose media agents last said some drive is due for cleaning and on which no job runs or is
+    /// being started: cleaned now, at an idle moment, never in the middle of a job (a job the queue starts meanwhile
+    /// waits for the cleaning: its session opens after it).
+    /// </summary>
+    public IReadOnlyList<string> DecideCleaning(IEnumerable<IndexReport> reports, IEnumerable<string> starting)
+    {
+        var busy = Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing).Select(j => j.Library).Concat(starting).ToHashSet();
+        return reports.Where(r => r.DrivesDueCleaning.Count > 0 && r.Unavailable == "" && !busy.Contains(r.Library) && Libraries.ContainsKey(r.Library))
+            .Select(r => r.Library).Order(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>Whether a job of this kind writes its library (else it reads it).</summary>
     public static bool Writes(JobKind kind) => kind is JobKind.Backup or JobKind.Copy or JobKind.Prune;
 

@@ -18,12 +18,24 @@ public sealed partial class MediaActor
             if (TapeRefusal() is { } refused) Sender.Tell(refused);
             else Sender.Tell(Inventory(_declaration.Id, _tape!.Changer));
         });
+        Command<CleanDueDrives>(m =>
+        {
+            if (!FromManager(m)) return;
+            CleanDue();
+            Sender.Tell(Report());
+        });
         Command<ChangeTape>(m =>
         {
             if (!FromManager(m)) return; // the manager checked that an operator asked, and that no job runs on the library
             if (TapeRefusal() is { } refused)
             {
                 Sender.Tell(refused);
+                return;
+            }
+            if (m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean && _sessions.Count > 0)
+            {
+                // A job may be reading or writing any cartridge (a span, a restore's fallback): the robot waits.
+                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has {_sessions.Count} session{(_sessions.Count == 1 ? "" : "s")} of running jobs open: export, mount, unmount and clean when it is idle (abk drive list)" });
                 return;
             }
             if (ToCommand(m) is not { } command)
@@ -40,6 +52,35 @@ public sealed partial class MediaActor
             _log.Info("library {0}: {1} done for an operator", _declaration.Id, command);
             Sender.Tell(Inventory(_declaration.Id, changer));
         });
+    }
+
+    /// <summary>Why the last automatic cleaning could not be done; null: none was refused.</summary>
+    private string? _cleaningProblem;
+
+    /// <summary>The drives due for cleaning (by the policy's counters, or because the drive asked).</summary>
+    private IEnumerable<int> DrivesDueCleaning() =>
+        _tape?.Changer.State is { } s ? s.Drives.Where(d => d.Failed == "" && s.CleaningDue(d) is not null).Select(d => d.Number) : [];
+
+    /// <summary>
+    /// The manager's cleaning at an idle moment: each due drive is unloaded and cleaned, unless a session is open
+    /// (a job started meanwhile: the next idle moment does it).
+    /// </summary>
+    private void CleanDue()
+    {
+        if (_tape is null || _sessions.Count > 0) return;
+        var changer = _tape.Changer;
+        _cleaningProblem = null;
+        foreach (var drive in DrivesDueCleaning().ToList())
+        {
+            var why = changer.State.CleaningDue(changer.State.Drives[drive - 1]);
+            var refused = (changer.State.Drives[drive - 1].Cartridge != "" ? changer.Execute(new UnmountCartridge(drive)) : null) ?? changer.Execute(new CleanDrive(drive));
+            if (refused is null) _log.Info("library {0}: drive {1} cleaned ({2})", _declaration.Id, drive, why);
+            else
+            {
+                _cleaningProblem = $"drive {drive} is due for cleaning ({why}) but cannot be cleaned: {refused}";
+                _log.Warning("library {0}: {1}", _declaration.Id, _cleaningProblem);
+            }
+        }
     }
 
     private CommandRejected? TapeRefusal() =>
@@ -72,6 +113,7 @@ public sealed partial class MediaActor
         {
             Number = d.Number, Cartridge = d.Cartridge, Mounts = d.Mounts, Hours = d.UsedSeconds / 3600, MountsSinceCleaning = d.MountsSinceCleaning,
             HoursSinceCleaning = d.UsedSecondsSinceCleaning / 3600, CleaningDue = state.CleaningDue(d) ?? "", Cleanings = d.Cleanings, Failed = d.Failed,
+            LastCleanedUnixMs = d.LastCleanedUnixMs,
         }));
         return inventory;
     }

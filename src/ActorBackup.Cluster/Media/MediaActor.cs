@@ -342,7 +342,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                     if (ChangerState.KindOf(barcode) == CartridgeKind.Data && changer.Execute(new LabelCartridge(slot, barcode)) is { } unlabelled)
                         throw new InvalidDataException($"cartridge {barcode} of the HOCON: {unlabelled}");
                 }
-            return new TapeMedium(changer);
+            return new TapeMedium(changer, _declaration.Id);
         }
         catch
         {
@@ -407,6 +407,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
+        DrivesDueCleaning = { DrivesDueCleaning() },
+        CleaningProblem = _cleaningProblem ?? "",
     };
 
     private ulong FreeBytes()

@@ -20,6 +20,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         ListVolumes m => m.Library,
         GetInventory m => m.Library,
         ChangeTape m => m.Library,
+        CleanDueDrives m => m.Library,
         PruneLibrary m => m.Library,
         CopySnapshot m => m.Library,
         EndJobSessions m => m.Library,

@@ -174,10 +174,12 @@ public sealed partial class DiskLibrary
         foreach (var file in _medium.Files())
         {
             uint number;
+            string label;
             try
             {
                 using var r = new VolumeReader(file);
                 number = r.Header.VolumeNumber;
+                label = r.Header.Label; // a cartridge's: its own label
             }
             catch (VolumeCorruptException e)
             {
@@ -201,7 +203,7 @@ public sealed partial class DiskLibrary
                 cut += before - writer.Length;
                 if (entry is null)
                 {
-                    entry = new VolumeEntry { Number = number, Label = VolumeFormat.Label(Id, number), State = VolumeState.Append };
+                    entry = new VolumeEntry { Number = number, Label = label, State = VolumeState.Append };
                     _manifest.Volumes.Add(entry);
                 }
                 entry.Bytes = writer.Length;
@@ -216,7 +218,7 @@ public sealed partial class DiskLibrary
             catch (VolumeCorruptException e)
             {
                 problems.Add(e.Message);
-                entry ??= new VolumeEntry { Number = number, Label = VolumeFormat.Label(Id, number) };
+                entry ??= new VolumeEntry { Number = number, Label = label };
                 if (!_manifest.Volumes.Contains(entry)) _manifest.Volumes.Add(entry);
                 entry.State = VolumeState.Error;
                 entry.Error = e.Reason;

@@ -74,7 +74,12 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             CloseRetiredReadersLocked(); // a prune's deleted volumes give their space back only once closed
-            if (ReserveBytes <= 0) return;
+            if (ReserveBytes <= 0)
+            {
+                // Full without a reserve: an append found nowhere to start a volume (no scratch cartridge); room again now?
+                if (_full is not null && _medium.Available(_writer?.Length ?? 0) is > 0) _full = null;
+                return;
+            }
             _freeAtCheck = Available();
             _appendedSinceCheck = 0;
             if (_full is null && _freeAtCheck < ReserveBytes)

@@ -36,7 +36,15 @@ public sealed partial class DiskLibrary
             try
             {
                 using var reader = new VolumeReader(path);
-                _medium.Reading(v.Number, 0, reader.Length); // the whole volume, start to end
+                try
+                {
+                    _medium.Reading(v.Number, 0, reader.Length); // the whole volume, start to end
+                }
+                catch (IOException e)
+                {
+                    damage.Add(new VolumeDamage(path, 0, e.Message)); // its cartridge cannot be mounted
+                    continue;
+                }
                 var scan = reader.Scan();
                 volumes++;
                 records += scan.Records.Count;

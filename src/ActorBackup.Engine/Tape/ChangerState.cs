@@ -14,12 +14,13 @@ public sealed record ChangerConfig(int Slots, int Drives, long CartridgeCapacity
 {
     public const int MaxSlots = 10_000;
     public const int MaxDrives = 64;
+    public const long MaxCartridgeCapacity = 1L << 40;
 
     /// <summary>Why these numbers make no library, or null.</summary>
     public string? Problem() =>
         Slots is < 1 or > MaxSlots ? $"slots must be 1 to {MaxSlots}, got {Slots}"
         : Drives is < 1 or > MaxDrives ? $"drives must be 1 to {MaxDrives}, got {Drives}"
-        : CartridgeCapacity < 1 << 20 ? $"cartridge-capacity must be at least 1 MiB, got {CartridgeCapacity}"
+        : CartridgeCapacity < 1 << 20 || CartridgeCapacity > MaxCartridgeCapacity ? $"cartridge-capacity must be 1 MiB to 1 TiB (a volume is one cartridge), got {CartridgeCapacity}"
         : CleaningUses < 1 ? $"cleaning-uses must be at least 1, got {CleaningUses}"
         : CleanAfterMounts < 0 || CleanAfterHours < 0 || CleaningRequiredAfterHours < 0 ? "cleaning limits cannot be negative"
         : null;
@@ -57,7 +58,7 @@ public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, 
 /// cleaning policy reads (all mounts and use; those since its last cleaning); Failed: why it is out of service.
 /// </summary>
 public sealed record TapeDrive(int Number, string Cartridge = "", long Head = 0, int Mounts = 0, double UsedSeconds = 0, int MountsSinceCleaning = 0,
-    double UsedSecondsSinceCleaning = 0, bool CleaningRequired = false, int Cleanings = 0, string Failed = "");
+    double UsedSecondsSinceCleaning = 0, bool CleaningRequired = false, int Cleanings = 0, string Failed = "", long LastCleanedUnixMs = 0);
 
 // What an operator or the media agent asks of the changer.
 public abstract record ChangerCommand;
@@ -72,7 +73,8 @@ public sealed record MountCartridge(int Drive, int Slot) : ChangerCommand;
 public sealed record UnmountCartridge(int Drive, int Slot = 0) : ChangerCommand;
 public sealed record CleanDrive(int Drive) : ChangerCommand;
 /// <summary>The library starts volume <paramref name="Volume"/>: on a labelled scratch cartridge (one in a drive first).</summary>
-public sealed record AssignVolume(uint Volume) : ChangerCommand;
+/// <param name="Barcode">that cartridge (a volume found again on its tape); empty: the changer picks one</param>
+public sealed record AssignVolume(uint Volume, string Barcode = "") : ChangerCommand;
 /// <summary>Volume <paramref name="Volume"/> holds nothing any more (a prune moved its chunks): its cartridge is scratch again, label kept.</summary>
 public sealed record RecycleVolume(uint Volume) : ChangerCommand;
 
@@ -83,7 +85,8 @@ public sealed record CartridgeExported(string Barcode) : ChangerEvent;
 public sealed record CartridgeLabelled(string Barcode, string Label) : ChangerEvent;
 public sealed record CartridgeMounted(string Barcode, int Drive) : ChangerEvent;
 public sealed record CartridgeUnmounted(string Barcode, int Drive, int Slot) : ChangerEvent;
-public sealed record DriveCleaned(int Drive, string CleaningCartridge) : ChangerEvent;
+/// <summary>UnixMs: when (the changer stamps it as it applies the event).</summary>
+public sealed record DriveCleaned(int Drive, string CleaningCartridge, long UnixMs = 0) : ChangerEvent;
 /// <summary>A drive read, wrote or positioned for so many (simulated) seconds, ending with its head there.</summary>
 public sealed record DriveUsed(int Drive, double Seconds, long Head) : ChangerEvent;
 public sealed record VolumeAssigned(string Barcode, uint Volume) : ChangerEvent;
@@ -134,7 +137,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
 
     private int? FreeSlot(int preferred = 0)
     {
-        if (preferred > 0 && InSlot(preferred) is null) return preferred;
+        if (preferred > 0 && preferred <= Config.Slots && InSlot(preferred) is null) return preferred;
         var taken = Cartridges.Values.Where(c => c.Place.Kind == PlaceKind.Slot).Select(c => c.Place.Number).ToHashSet();
         for (var s = 1; s <= Config.Slots; s++)
             if (!taken.Contains(s)) return s;
@@ -216,8 +219,11 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
             }
             case AssignVolume a:
             {
-                if (HoldingVolume(a.Volume) is { } has) return Decision.Reject($"volume {a.Volume} is on cartridge {has.Barcode} already");
-                var scratch = Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number).FirstOrDefault();
+                if (HoldingVolume(a.Volume) is { } has)
+                    return has.Barcode == a.Barcode || a.Barcode == "" ? Decision.Of() // assigned already: the same cartridge
+                        : Decision.Reject($"volume {a.Volume} is on cartridge {has.Barcode} already");
+                var scratch = a.Barcode != "" ? Scratch.FirstOrDefault(c => c.Barcode == a.Barcode)
+                    : Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number).FirstOrDefault();
                 if (scratch is null)
                     return Decision.Reject("no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some");
                 return Decision.Of(new VolumeAssigned(scratch.Barcode, a.Volume));
@@ -250,7 +256,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
         CartridgeUnmounted u => WithCartridge(u.Barcode, c => c with { Place = Place.Slot(u.Slot), Home = u.Slot })
             .WithDrive(u.Drive, d => d with { Cartridge = "", Head = 0 }),
         DriveCleaned c => WithCartridge(c.CleaningCartridge, x => x with { Uses = x.Uses + 1 })
-            .WithDrive(c.Drive, d => d with { MountsSinceCleaning = 0, UsedSecondsSinceCleaning = 0, CleaningRequired = false, Cleanings = d.Cleanings + 1 }),
+            .WithDrive(c.Drive, d => d with { MountsSinceCleaning = 0, UsedSecondsSinceCleaning = 0, CleaningRequired = false, Cleanings = d.Cleanings + 1, LastCleanedUnixMs = c.UnixMs }),
         DriveUsed u => WithDrive(u.Drive, d => d with
         {
             Head = u.Head, UsedSeconds = d.UsedSeconds + u.Seconds, UsedSecondsSinceCleaning = d.UsedSecondsSinceCleaning + u.Seconds,

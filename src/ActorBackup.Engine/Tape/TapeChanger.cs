@@ -104,6 +104,7 @@ public sealed class TapeChanger : IDisposable
     /// <summary>Carries out an operator's (or the media agent's) command: null when done, else why not (nothing changed).</summary>
     public string? Execute(ChangerCommand command)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this); // a library opened again has a changer of its own: this one writes no state
         // A mount, unmount or cleaning holds its drive, so that it never swaps a cartridge under a read or write.
         var drive = command switch { MountCartridge m => m.Drive, UnmountCartridge u => u.Drive, CleanDrive c => c.Drive, _ => 0 };
         var driveLock = drive >= 1 && drive <= _driveLocks.Length ? _driveLocks[drive - 1] : new object();
@@ -116,6 +117,8 @@ public sealed class TapeChanger : IDisposable
                 before = _state;
                 decision = _state.Decide(command);
                 if (decision.Rejection is not null) return decision.Rejection;
+                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                decision = decision with { Events = [.. decision.Events.Select(e => e is DriveCleaned c ? c with { UnixMs = now } : e)] };
                 foreach (var e in decision.Events) _state = _state.Apply(e);
                 Save();
             }
@@ -221,6 +224,7 @@ public sealed class TapeChanger : IDisposable
     /// </summary>
     public void Charge(int drive, long offset, long length)
     {
+        if (_disposed) return; // a read still running on a library closed meanwhile: its bytes are there, nothing to charge
         lock (_driveLocks[drive - 1]) Used(drive, offset, offset + length, length);
     }
 
@@ -247,7 +251,8 @@ public sealed class TapeChanger : IDisposable
     /// <summary>Saves the state (the drives' counters too: call after I/O to keep them across a restart).</summary>
     public void Flush()
     {
-        lock (_lock) Save();
+        lock (_lock)
+            if (!_disposed) Save();
     }
 
     private void Save()
@@ -261,10 +266,14 @@ public sealed class TapeChanger : IDisposable
         File.Move(tmp, StatePath, overwrite: true);
     }
 
+    private volatile bool _disposed;
+
     public void Dispose()
     {
         lock (_lock)
         {
+            if (_disposed) return;
+            _disposed = true;
             Save();
             foreach (var t in _tapes) t?.Dispose();
             Array.Clear(_tapes);

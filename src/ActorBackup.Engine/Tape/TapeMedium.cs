@@ -10,12 +10,41 @@ namespace ActorBackup.Engine.Tape;
 /// recently, whose cartridge goes back to its slot) and the drive charged for winding and streaming. A volume a
 /// prune emptied is erased and its cartridge is scratch again, label kept (Append, Full, Recycle, Append).
 /// </summary>
-public sealed class TapeMedium(TapeChanger changer) : IVolumeMedium
+public sealed class TapeMedium : IVolumeMedium
 {
+    private readonly TapeChanger changer;
+
+    /// <summary>
+    /// The medium of library <paramref name="libraryId"/> on <paramref name="changer"/>. A cartridge the changer calls
+    /// scratch whose tape starts with a volume header of this library (a changer state lost and the cartridges imported
+    /// again) holds that volume again: it is never written over, and the library finds its records.
+    /// </summary>
+    public TapeMedium(TapeChanger changer, string libraryId)
+    {
+        this.changer = changer;
+        _lastUse = new long[changer.State.Drives.Length];
+        File.SetUnixFileMode(Path.Combine(changer.Root, "cartridges"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        foreach (var c in changer.State.Scratch.ToList())
+        {
+            var path = changer.TapePath(c.Barcode);
+            if (!File.Exists(path) || new FileInfo(path).Length == 0) continue;
+            try
+            {
+                using var reader = new Volumes.VolumeReader(path);
+                if (reader.Header.LibraryId == libraryId && changer.State.HoldingVolume(reader.Header.VolumeNumber) is null)
+                    changer.Execute(new AssignVolume(reader.Header.VolumeNumber, c.Barcode));
+            }
+            catch (Volumes.VolumeCorruptException)
+            {
+                // No volume header: nothing of this library's on it.
+            }
+        }
+    }
+
     public void Dispose() => changer.Dispose();
 
     private readonly object _mountLock = new();
-    private readonly long[] _lastUse = new long[changer.State.Drives.Length];
+    private readonly long[] _lastUse;
     private long _uses;
     private long _mounts;
 
@@ -26,9 +55,9 @@ public sealed class TapeMedium(TapeChanger changer) : IVolumeMedium
     /// <summary>Cartridges mounted for reads and writes since the library opened (a restore's order shows in it).</summary>
     public long Mounts => Interlocked.Read(ref _mounts);
 
-    public string PathOf(uint volume) => changer.State.HoldingVolume(volume) is { } c
+    public string PathOf(uint volume) => changer.State.HoldingVolume(volume) is { Place.Kind: not PlaceKind.Outside } c
         ? changer.TapePath(c.Barcode)
-        : Path.Combine(changer.Root, "cartridges", $"no-cartridge-holds-volume-{volume}"); // not there: the library reports the volume missing
+        : Path.Combine(changer.Root, "cartridges", $"volume-{volume}-is-not-in-the-library"); // no such file: the library reports the volume missing
 
     public IEnumerable<string> Files() =>
         changer.State.Cartridges.Values.Where(c => c.Volume != 0 && c.Place.Kind != PlaceKind.Outside).OrderBy(c => c.Volume)
@@ -36,15 +65,37 @@ public sealed class TapeMedium(TapeChanger changer) : IVolumeMedium
 
     public (string Path, string Label) Allocate(uint volume, string libraryId)
     {
+        // Assigned already (an allocation that failed after it, or a crash before the volume's header reached the tape):
+        // the same cartridge again.
         if (changer.Execute(new AssignVolume(volume)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
         var cartridge = changer.State.HoldingVolume(volume)!;
         var path = changer.TapePath(cartridge.Barcode);
-        File.Delete(path); // a scratch cartridge's tape holds nothing the library needs: written from its start
+        if (File.Exists(path) && new FileInfo(path).Length > 0)
+        {
+            // Written over only when it holds no volume header: a volume the library's table does not know is data lost otherwise.
+            try
+            {
+                using var reader = new Volumes.VolumeReader(path);
+                throw new IOException($"cartridge {cartridge.Barcode} is to take volume {volume} but holds volume {reader.Header.VolumeNumber} of library {reader.Header.LibraryId}: " +
+                                      "it is not written over; export it, or recycle that volume first");
+            }
+            catch (Volumes.VolumeCorruptException)
+            {
+                // A torn start (no whole header): nothing on it to keep.
+            }
+        }
+        File.Delete(path); // the scratch cartridge's tape is written from its start
         Mount(volume);
         return (path, cartridge.Label);
     }
 
-    public void Reading(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
+    public void Reading(uint volume, long offset, long length)
+    {
+        // A volume a prune just recycled: a read that looked its chunk up before still finds the bytes (the library's
+        // retired reader holds them), with nothing to mount.
+        if (changer.State.HoldingVolume(volume) is null) return;
+        changer.Charge(Mount(volume), offset, length);
+    }
 
     public void Writing(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
 

@@ -109,6 +109,23 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void Drives_due_for_cleaning_are_cleaned_when_no_job_runs_or_starts_on_their_library()
+    {
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 2 })
+            .Apply(new LibraryRegistered { Id = "tape2", Node = "n3", Kind = "tape", Drives = 2 });
+        IndexReport Due(string library, params int[] drives) => new() { Library = library, DrivesDueCleaning = { drives } };
+        var reports = new[] { Due("tape1", 1), Due("tape2", 2), Due("lib1"), Due("tape9", 1) };
+        Assert.Equal(["tape1", "tape2"], s.DecideCleaning(reports, [])); // none due on lib1; tape9 is not registered
+        (s, var job) = Queue(s, 5, library: "tape1");
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        Assert.Equal(["tape2"], s.DecideCleaning(reports, [])); // a job runs on tape1: not in its middle
+        Assert.Empty(s.DecideCleaning(reports, ["tape2"])); // one is being started on tape2
+        s = End(s, job);
+        Assert.Equal(["tape1", "tape2"], s.DecideCleaning(reports, []));
+        Assert.Empty(s.DecideCleaning([Due("tape1", 1) is var r ? new IndexReport(r) { Unavailable = "not open" } : r], []));
+    }
+
+    [Fact]
     public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
     {
         var s = Cell(drives1: 2);

@@ -71,6 +71,7 @@ public class TapeChangerTests
         Ok(c, new LabelCartridge(2, "VOL0001")); // labelled so already: nothing to do
         Ok(c, new LabelCartridge(2, "VOL0002")); // nothing on it yet: a new label is fine
         Assert.Null(c.Execute(new AssignVolume(7))); // the library writes its volume 7 on it (the only labelled one)
+        Assert.Null(c.Execute(new AssignVolume(7))); // asked again (an allocation that failed after it): the same cartridge
         Assert.Equal(7u, c.State.Cartridge("AAA002L8")!.Volume);
         Assert.Contains("is labelled VOL0002 and holds volume 7: a cartridge is labelled again only once recycled", c.Execute(new LabelCartridge(2, "VOL0003")));
         Assert.Contains("no labelled cartridge is free to write on", c.Execute(new AssignVolume(8)));

@@ -28,7 +28,7 @@ public sealed class TapeLibraryTests : IDisposable
             Assert.Null(changer.Execute(new ImportCartridge($"AAA{i:D3}L8")));
             Assert.Null(changer.Execute(new LabelCartridge(i, $"VOL{i:D3}")));
         }
-        return new TapeMedium(changer);
+        return new TapeMedium(changer, "tape1");
     }
 
     private static DiskLibrary Open(string root, TapeMedium medium, ChunkIndex? index = null, IEnumerable<VolumeEntry>? volumes = null) =>
@@ -132,7 +132,7 @@ public sealed class TapeLibraryTests : IDisposable
         } // closed without a commit: the three blocks are on the tape, not in the index
         medium.Changer.Dispose();
         // The power went in the middle of the last block: half of it reached the tape.
-        var tape = new TapeMedium(TapeChanger.Open(Root, new ChangerConfig(Slots: 8, Drives: 2, CartridgeCapacity: Capacity), TapeTimings.Instant));
+        var tape = new TapeMedium(TapeChanger.Open(Root, new ChangerConfig(Slots: 8, Drives: 2, CartridgeCapacity: Capacity), TapeTimings.Instant), "tape1");
         var path = tape.PathOf(1);
         using (var f = new FileStream(path, FileMode.Open)) f.SetLength(f.Length - 50_000);
 
@@ -147,6 +147,30 @@ public sealed class TapeLibraryTests : IDisposable
         var next = Append(again); // appends go on at the end of the cut tape
         again.Committed(again.Commit());
         AssertReads(again, [(next, _written[next])]);
+    }
+
+    [Fact]
+    public void With_the_changer_state_and_the_journal_lost_the_cartridges_are_read_again_and_never_written_over()
+    {
+        using (var library = Open(Root, Medium(cartridges: 4)))
+        {
+            for (var i = 0; i < 25; i++) Append(library); // volumes 1 to 3
+            library.Committed(library.Commit());
+        }
+        File.Delete(Path.Combine(Root, "changer.json"));
+        // The cartridges imported and labelled again, as scratch: their tapes say which volume each holds.
+        var medium = Medium(cartridges: 4);
+        Assert.Equal([(1u, "AAA001L8"), (2u, "AAA002L8"), (3u, "AAA003L8")],
+            medium.Changer.State.Cartridges.Values.Where(c => c.Volume != 0).Select(c => (c.Volume, c.Barcode)));
+        using var again = Open(Root, medium); // an empty index and volume table: every record is found on the tapes
+        Assert.Equal(_written.Count, again.LastOpen.RecoveredRecords);
+        Assert.Equal(["VOL001", "VOL002", "VOL003"], again.Volumes.Select(v => v.Label));
+        again.Committed(again.Commit());
+        AssertReads(again, _written.Select(kv => (kv.Key, kv.Value)));
+        for (var i = 0; i < 10; i++) Append(again); // on after volume 3: volume 4 on the one scratch cartridge left
+        again.Committed(again.Commit());
+        Assert.Equal("AAA004L8", medium.Changer.State.HoldingVolume(4)?.Barcode);
+        AssertReads(again, _written.Select(kv => (kv.Key, kv.Value)));
     }
 
     [Fact]
