@@ -18,6 +18,9 @@
 #                                         makespan, slot-to-start median and p99, and the manager's CPU
 #                                         (ARGS: --sets N --clients N --drives N); then the schedule decision
 #                                         over 10,000 sets (bench-schedule)
+#   scripts/bench.sh tape [ARGS]          a restore of 1,000 files spread over 10 cartridges of a simulated tape
+#                                         library (LTO timings) in file order and in tape order: mounts and
+#                                         simulated seconds (ARGS: --files N --cartridges N)
 #   scripts/bench.sh prune-race [ROUNDS]  backups started at random moments while a prune runs (20 rounds):
 #                                         each round's snapshot restored and compared with its source
 #   scripts/bench.sh lifecycle [ARGS]     prune of a library of 1 million chunks (4 KiB on average) of which half
@@ -52,12 +55,16 @@ if [ "$mode" = prune-race ]; then
   shift
   exec bash scripts/bench-prune-race.sh "$@"
 fi
-if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
+if [ "$mode" = queue ] || [ "$mode" = lifecycle ] || [ "$mode" = tape ]; then
   shift
   bin=$(mktemp -d /var/tmp/abk-bench-bin.XXXXXX)
   trap 'rm -rf "$bin"' EXIT
   dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
     -nologo -clp:ErrorsOnly -o "$bin" >/dev/null
+  if [ "$mode" = tape ]; then
+    "$bin/actorbackup" bench-tape "$@"
+    exit 0
+  fi
   if [ "$mode" = lifecycle ]; then
     "$bin/actorbackup" bench-prune "$@"
     "$bin/actorbackup" bench-find --versions 10000000
@@ -69,7 +76,7 @@ if [ "$mode" = queue ] || [ "$mode" = lifecycle ]; then
   exit 0
 fi
 if [ "$mode" != engine ] && [ "$mode" != cell ] || [ -z "$src" ]; then
-  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh peers|large|shell|queue|lifecycle|prune-race" >&2
+  echo "usage: scripts/bench.sh engine|cell SOURCE_DIR, or scripts/bench.sh peers|large|shell|queue|lifecycle|prune-race|tape" >&2
   exit 2
 fi
 if [ ! -d "$src" ]; then

@@ -54,6 +54,12 @@ public static class NodeCommand
         var pruneBench = new Command("bench-prune", "prune of a library of N chunks, every volume half dead") { pruneChunks, pruneDir };
         pruneBench.SetAction(pr => PruneBench.Run(pr.GetValue(pruneChunks), pr.GetValue(pruneDir)));
         root.Subcommands.Add(pruneBench);
+        var tapeFiles = new Option<int>("--files") { Description = "files restored", HelpName = "N", DefaultValueFactory = _ => 1000 };
+        var tapeCartridges = new Option<int>("--cartridges") { Description = "cartridges they are spread over", HelpName = "N", DefaultValueFactory = _ => 10 };
+        var tapeDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one under /var/tmp, removed", HelpName = "DIR" };
+        var tapeBench = new Command("bench-tape", "a restore from a simulated tape library in file order and in tape order: mounts and simulated time") { tapeFiles, tapeCartridges, tapeDir };
+        tapeBench.SetAction(pr => TapeBench.Run(pr.GetValue(tapeFiles), pr.GetValue(tapeCartridges), pr.GetValue(tapeDir)));
+        root.Subcommands.Add(tapeBench);
         var findVersions = new Option<long>("--versions") { Description = "file versions in all the indexes", HelpName = "N", DefaultValueFactory = _ => 10_000_000 };
         var findSource = new Option<string>("--source") { Description = "the tree each snapshot indexes (walked once)", HelpName = "DIR", DefaultValueFactory = _ => "/usr" };
         var findDir = new Option<string?>("--dir") { Description = "work folder (kept); default: a temporary one under /var/tmp, removed", HelpName = "DIR" };

@@ -189,6 +189,19 @@ public sealed class DataPlaneServer : IDisposable
                                 var missing = library.Missing(asked);
                                 stream.Write(0, asked.Select(a => missing.Contains(a) ? (byte)1 : (byte)0).ToArray());
                                 break;
+                            case SocketFrames.Locate when length % ChunkId.Size == 0 && length / ChunkId.Size <= SocketFrames.MaxLocate:
+                                var located = new List<ChunkId>(length / ChunkId.Size);
+                                for (var o = 0; o < length; o += ChunkId.Size) located.Add(new ChunkId(buffer.AsSpan(o, ChunkId.Size)));
+                                var places = library.Places(located);
+                                var answer = new byte[1 + places.Count * 12];
+                                answer[0] = library.Sequential ? (byte)1 : (byte)0;
+                                for (var i = 0; i < places.Count; i++)
+                                {
+                                    System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(answer.AsSpan(1 + i * 12), places[i].Volume);
+                                    System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(answer.AsSpan(5 + i * 12), places[i].Offset);
+                                }
+                                stream.Write(0, answer);
+                                break;
                             case SocketFrames.Read:
                                 var payload = library.ReadPayload(id, ref readBuffer, out var flags);
                                 Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ActorBackup.Engine.Codec;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Volumes;
@@ -99,6 +100,10 @@ public sealed class DataPlaneSessions : IExtension
             try { return session.Library.Missing(ids); }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
+
+        public bool Sequential => session.Library.Sequential;
+
+        public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids) => session.Library.Places(ids);
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {

@@ -7,7 +7,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// chunk sink (backup) and a chunk source (restore); Commit asks the media agent to make the appended chunks
 /// durable and to journal their index entries.
 /// </summary>
-public interface IDataPlaneChannel : IChunkSink, IChunkSource, IDisposable
+public interface IDataPlaneChannel : IChunkSink, IChunkSource, IChunkPlacement, IDisposable
 {
     string Ticket { get; }
 

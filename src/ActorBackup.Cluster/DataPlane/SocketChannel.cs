@@ -141,6 +141,29 @@ public sealed class SocketChannel : IDataPlaneChannel
         return missing;
     }
 
+    private bool? _sequential;
+
+    /// <summary>Asked of the media agent once (an empty LOCATE).</summary>
+    public bool Sequential => _sequential ??= Call(_connections.Value!, SocketFrames.Locate, [])[0] == 1;
+
+    public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids)
+    {
+        var places = new ChunkPlace[ids.Count];
+        for (var start = 0; start < ids.Count; start += SocketFrames.MaxLocate)
+        {
+            var n = Math.Min(SocketFrames.MaxLocate, ids.Count - start);
+            var request = new byte[n * ChunkId.Size];
+            for (var i = 0; i < n; i++) ids[start + i].WriteTo(request.AsSpan(i * ChunkId.Size));
+            var reply = Call(_connections.Value!, SocketFrames.Locate, request);
+            if (reply.Length != 1 + n * 12) throw new LibraryFaultException($"media agent: a LOCATE of {n} ids answered with {reply.Length} bytes");
+            _sequential = reply[0] == 1;
+            for (var i = 0; i < n; i++)
+                places[start + i] = new ChunkPlace(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(reply[(1 + i * 12)..]),
+                    System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(reply[(5 + i * 12)..]));
+        }
+        return places;
+    }
+
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];

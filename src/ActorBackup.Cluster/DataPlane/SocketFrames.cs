@@ -13,6 +13,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// HELLO ticket · RESERVE id → u8 · APPEND id flags bytes (no reply) · RELEASE id · CONTAINS id → u8 · READ id → flags bytes · COMMIT
 /// MISSING id... → one byte per id (1: missing) · REFERENCES u8 n, snapshot id (n bytes), id... (written at the next COMMIT)
 /// READREFS snapshot id → the snapshot's reference list, id...
+/// LOCATE id... (at most 64 Ki) → u8 sequential (1: tape), then u32 volume | i64 offset per id (volume 0: not here)
 /// </code>
 /// APPEND streams without waiting for a reply (TCP's own flow control holds the sender back when the media
 /// side falls behind); a failed append is reported on the reply to the next request, COMMIT at the latest,
@@ -21,7 +22,10 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 internal static class SocketFrames
 {
-    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10;
+    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10, Locate = 11;
+
+    /// <summary>Ids a LOCATE frame may carry: a bound on what one frame makes the media node hold and answer.</summary>
+    public const int MaxLocate = 64 * 1024;
     /// <summary>Reply status of a RESERVE the library refused because it is down to its reserve (the backup spans on).</summary>
     public const byte Full = 2;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;

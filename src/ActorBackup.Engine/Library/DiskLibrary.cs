@@ -23,7 +23,7 @@ namespace ActorBackup.Engine.Library;
 /// committed index. One file per concern: Reservations, VolumeSet (appends, commits, failures), Recovery
 /// (open, create, rebuild, records after the last commit), Verify.
 /// </summary>
-public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
+public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacement, IDisposable
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
     private readonly object _lock = new();
@@ -95,6 +95,17 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IDisposable
                 else Touch(id);
             return missing;
         }
+    }
+
+    public bool Sequential => _medium.Kind == "tape";
+
+    public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids)
+    {
+        var places = new ChunkPlace[ids.Count];
+        lock (_lock)
+            for (var i = 0; i < ids.Count; i++)
+                if (TryGetLocationLocked(ids[i], out var at)) places[i] = new ChunkPlace(at.Volume, at.Offset);
+        return places;
     }
 
     public bool TryGetLocation(ChunkId id, out ChunkLocation location)

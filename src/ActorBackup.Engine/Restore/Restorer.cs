@@ -308,6 +308,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             batchChunks += piece.Chunks;
             batchBytes += bytes;
         }
+        var pieces = new List<(Piece Piece, long Bytes)>();
         foreach (var f in _files.Where(f => !IsBlocked(f.TargetPath)).OrderByDescending(f => f.Node.Size))
         {
             var n = f.Node.ChunkCount();
@@ -317,19 +318,56 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var slot = new FileSlot(f, (n + chunksPerPiece - 1) / chunksPerPiece);
-            if (n == 0) Add(new Piece(slot, 0, 0, 0), 0);
+            if (n == 0) pieces.Add((new Piece(slot, 0, 0, 0), 0));
             long offset = 0;
             for (var i = 0; i < n; i += chunksPerPiece)
             {
                 var count = Math.Min(chunksPerPiece, n - i);
                 var start = offset;
                 for (var c = i; c < i + count; c++) offset += f.Node.ChunkSizes[c];
-                Add(new Piece(slot, i, count, start), offset - start);
+                pieces.Add((new Piece(slot, i, count, start), offset - start));
             }
         }
+        // On tape, in the order of the medium instead: cartridge by cartridge, forward, each mounted once, by one
+        // reader (two would pull the drives between cartridges; a drive streams faster than a core restores).
+        if (source is IChunkPlacement { Sequential: true } placement)
+        {
+            pieces = InPlaceOrder(pieces, placement);
+            parallelism = 1;
+        }
+        foreach (var (piece, bytes) in pieces) Add(piece, bytes);
         if (batch.Count > 0) batches.Add([.. batch]);
         using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
         WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys.Data), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
+    }
+
+    /// <summary>
+    /// The pieces sorted by where their first stored chunk is (volume, then offset); pieces of holes only, and chunks
+    /// the library does not place, last. A piece's few chunks are mostly stored together (a backup writes a file's
+    /// chunks in order), so reading piece after piece reads each cartridge forward.
+    /// </summary>
+    private static List<(Piece Piece, long Bytes)> InPlaceOrder(List<(Piece Piece, long Bytes)> pieces, IChunkPlacement placement)
+    {
+        var first = new ChunkId[pieces.Count];
+        var has = new bool[pieces.Count];
+        var asked = new List<ChunkId>();
+        for (var i = 0; i < pieces.Count; i++)
+        {
+            var (piece, _) = pieces[i];
+            for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
+                if (piece.Slot.File.Node.ChunkAt(c) is var id && !NodeExtensions.IsHole(id))
+                {
+                    first[i] = id;
+                    has[i] = true;
+                    asked.Add(id);
+                    break;
+                }
+        }
+        var places = placement.Places(asked);
+        var keys = new (uint Volume, long Offset)[pieces.Count];
+        for (int i = 0, k = 0; i < pieces.Count; i++)
+            keys[i] = has[i] && places[k++] is { Volume: > 0 } at ? (at.Volume, at.Offset) : (uint.MaxValue, long.MaxValue);
+        return [.. Enumerable.Range(0, pieces.Count).OrderBy(i => keys[i].Volume).ThenBy(i => keys[i].Offset).Select(i => pieces[i])];
     }
 
     private void WriteBatch(Piece[] pieces, ChunkDecoder decoder, bool restoreOwner)

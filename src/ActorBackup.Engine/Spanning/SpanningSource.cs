@@ -10,8 +10,14 @@ namespace ActorBackup.Engine.Spanning;
 /// </summary>
 /// <param name="firstFallback">sources from this index on hold whole copies read only for what the others cannot
 /// give (damaged, missing): <see cref="FallbackReads"/> counts the chunks they gave</param>
-public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firstFallback = int.MaxValue) : IChunkSource
+public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firstFallback = int.MaxValue) : IChunkSource, IChunkPlacement
 {
+    /// <summary>The first library's order (where nearly every chunk of a snapshot is); chunks it lacks come last.</summary>
+    public bool Sequential => sources.Count > 0 && sources[0] is IChunkPlacement { Sequential: true };
+
+    public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids) =>
+        sources.Count > 0 && sources[0] is IChunkPlacement p ? p.Places(ids) : new ChunkPlace[ids.Count];
+
     private long _fallbackReads;
 
     /// <summary>Chunks read from a fallback source: damaged or missing where they should have been.</summary>
