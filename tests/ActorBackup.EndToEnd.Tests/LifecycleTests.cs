@@ -6,7 +6,7 @@ namespace ActorBackup.EndToEnd.Tests;
 public class LifecycleTests
 {
     /// <summary>Waits for <paramref name="condition"/> (asking the node again and again), failing with <paramref name="why"/> after <paramref name="seconds"/>.</summary>
-    private static void Until(Func<bool> condition, Func<string> why, int seconds = 60)
+    internal static void Until(Func<bool> condition, Func<string> why, int seconds = 60)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!condition())
@@ -16,13 +16,13 @@ public class LifecycleTests
         }
     }
 
-    private static bool HasCopy(CellProcess cell, string snapshot) =>
+    internal static bool HasCopy(CellProcess cell, string snapshot) =>
         cell.AbkJson("snapshot", "show", snapshot).TryGetProperty("copies", out var copies) && copies.GetArrayLength() > 0;
 
     private static List<JsonElement> Snapshots(CellProcess cell) =>
         cell.AbkJson("snapshot", "list", "--why").GetProperty("snapshots").EnumerateArray().ToList();
 
-    private static string Run(CellProcess cell, string level)
+    internal static string Run(CellProcess cell, string level)
     {
         var run = cell.AbkJson("set", "run", "web", "--level", level);
         Assert.Equal("SUCCEEDED", run.GetProperty("state").GetString());

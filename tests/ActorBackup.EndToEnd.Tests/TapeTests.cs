@@ -118,4 +118,33 @@ public class TapeTests
         Assert.Contains("tape1: drive", listed);
         Assert.Contains("every cleaning cartridge in the library is worn out", listed);
     }
+
+    [Fact]
+    public void A_policy_keeps_a_tape_copy_of_the_fulls_which_restores_when_the_disk_library_is_gone()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("www");
+        var data = new byte[3_000_000];
+        new Random(21).NextBytes(data);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), data);
+        File.WriteAllText(Path.Combine(src, "index.html"), "<h1>tape</h1>");
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries).Start(libraries: "lib1,tape1");
+        // The typical policy: the disk copy kept 14 days, a tape copy of each full kept a year of weeklies.
+        var policy = cell.Abk("policy", "add", "typical", "--library", "lib1", "--keep-within", "14d", "--copy-to", "tape1", "--copy-fulls-only", "--copy-keep", "weekly=52");
+        Assert.True(policy.ExitCode == 0, policy.Stderr);
+        Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "typical").ExitCode);
+        var snapshot = LifecycleTests.Run(cell, "full");
+        LifecycleTests.Until(() => LifecycleTests.HasCopy(cell, snapshot), () => cell.Abk("job", "list").Stdout + cell.Log);
+        Assert.True(cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").GetArrayLength() >= 1); // on a cartridge
+
+        // The disk library goes: the restore reads the tape copy.
+        Directory.Delete(Path.Combine(cell.DataDir, "libraries", "lib1"), recursive: true);
+        LifecycleTests.Until(() => cell.Abk("library", "list").Stdout.Contains("missing"), () => cell.Abk("library", "list").Stdout);
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.AbkJson("restore", snapshot, "--to", target);
+        Assert.True(restore.GetProperty("state").GetString() == "SUCCEEDED", restore + cell.Log);
+        Assert.Equal("tape1", restore.GetProperty("library").GetString());
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
+        Assert.Equal("<h1>tape</h1>", File.ReadAllText(Path.Combine(target + src, "index.html")));
+    }
 }
