@@ -143,8 +143,23 @@ public sealed class SocketChannel : IDataPlaneChannel
 
     private bool? _sequential;
 
-    /// <summary>Asked of the media agent once (an empty LOCATE).</summary>
-    public bool Sequential => _sequential ??= Call(_connections.Value!, SocketFrames.Locate, [])[0] == 1;
+    /// <summary>Asked of the media agent once (an empty LOCATE); a media node that does not know LOCATE (an older one) is not sequential.</summary>
+    public bool Sequential
+    {
+        get
+        {
+            if (_sequential is { } known) return known;
+            try
+            {
+                var reply = Call(_connections.Value!, SocketFrames.Locate, []);
+                return (_sequential = reply.Length >= 1 && reply[0] == 1).Value;
+            }
+            catch (LibraryFaultException)
+            {
+                return (_sequential = false).Value;
+            }
+        }
+    }
 
     public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids)
     {

@@ -32,10 +32,11 @@ public sealed partial class MediaActor
                 Sender.Tell(refused);
                 return;
             }
-            if (m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean && _sessions.Count > 0)
+            var busy = _sessions.Count + _copies.Count + _checks.Count + (_prune is null ? 0 : 1);
+            if (m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean && busy > 0)
             {
-                // A job may be reading or writing any cartridge (a span, a restore's fallback): the robot waits.
-                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has {_sessions.Count} session{(_sessions.Count == 1 ? "" : "s")} of running jobs open: export, mount, unmount and clean when it is idle (abk drive list)" });
+                // A job may be reading or writing any cartridge (a span, a restore's fallback, a copy): the robot waits.
+                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} is in use by running jobs ({busy} session{(busy == 1 ? "" : "s")} or tasks): export, mount, unmount and clean when it is idle (abk drive list)" });
                 return;
             }
             if (ToCommand(m) is not { } command)
@@ -67,7 +68,8 @@ public sealed partial class MediaActor
     /// </summary>
     private void CleanDue()
     {
-        if (_tape is null || _sessions.Count > 0) return;
+        // Not while anything reads or writes the library: a session, or a copy, prune or check this agent runs itself.
+        if (_tape is null || _sessions.Count > 0 || _copies.Count > 0 || _prune is not null || _checks.Count > 0) return;
         var changer = _tape.Changer;
         _cleaningProblem = null;
         foreach (var drive in DrivesDueCleaning().ToList())

@@ -150,6 +150,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Command<CloseSession>(m =>
         {
             CloseSession(m.Ticket);
+            if (_tape is not null) _manager?.Tell(Report()); // a restore's mounts count towards cleaning: the manager hears them
             if (_library?.Broken is { } broken) Unavailable(broken); // a job's append failed (a full disk, say)
         });
         Command<Reopen>(_ => { });
@@ -408,7 +409,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
         DrivesDueCleaning = { DrivesDueCleaning() },
-        CleaningProblem = _cleaningProblem ?? "",
+        CleaningProblem = DrivesDueCleaning().Any() ? _cleaningProblem ?? "" : "", // cleaned since (by an operator, say): no problem left
     };
 
     private ulong FreeBytes()

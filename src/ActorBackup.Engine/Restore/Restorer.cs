@@ -289,7 +289,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // no big file starts last. Offsets come from the chunk sizes the tree records. Consecutive pieces form
         // a batch (many small files, or a stretch of a big one) that a worker reads in one go: over a network
         // the source keeps the batch's reads in flight instead of waiting a round trip for each.
-        const int chunksPerPiece = 4, chunksPerBatch = 32;
+        // On tape (a sequential source) each chunk is a piece of its own, put in the order of the medium below.
+        var placement = source is IChunkPlacement { Sequential: true } sequential ? sequential : null;
+        var chunksPerPiece = placement is null ? 4 : 1;
+        const int chunksPerBatch = 32;
         const long bytesPerBatch = 8L << 20;
         var batches = new List<Piece[]>();
         var batch = new List<Piece>();
@@ -330,7 +333,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         // On tape, in the order of the medium instead: cartridge by cartridge, forward, each mounted once, by one
         // reader (two would pull the drives between cartridges; a drive streams faster than a core restores).
-        if (source is IChunkPlacement { Sequential: true } placement)
+        if (placement is not null)
         {
             pieces = InPlaceOrder(pieces, placement);
             parallelism = 1;
@@ -342,9 +345,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>
-    /// The pieces sorted by where their first stored chunk is (volume, then offset); pieces of holes only, and chunks
-    /// the library does not place, last. A piece's few chunks are mostly stored together (a backup writes a file's
-    /// chunks in order), so reading piece after piece reads each cartridge forward.
+    /// The pieces (one chunk each, on tape) sorted by where their stored chunk is (volume, then offset); holes, and
+    /// chunks the library does not place, last. Files read at once by a backup's readers interleave on tape, so the
+    /// order is the chunks', not the files'.
     /// </summary>
     private static List<(Piece Piece, long Bytes)> InPlaceOrder(List<(Piece Piece, long Bytes)> pieces, IChunkPlacement placement)
     {

@@ -114,6 +114,7 @@ public sealed class TapeChanger : IDisposable
             ChangerState before;
             lock (_lock)
             {
+                ObjectDisposedException.ThrowIf(_disposed, this); // disposed meanwhile: the reopened library's changer owns changer.json
                 before = _state;
                 decision = _state.Decide(command);
                 if (decision.Rejection is not null) return decision.Rejection;

@@ -66,27 +66,42 @@ public sealed class TapeMedium : IVolumeMedium
     public (string Path, string Label) Allocate(uint volume, string libraryId)
     {
         // Assigned already (an allocation that failed after it, or a crash before the volume's header reached the tape):
-        // the same cartridge again.
-        if (changer.Execute(new AssignVolume(volume)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
+        // the same cartridge again. Else a scratch cartridge whose tape holds no volume (one of another library's is
+        // skipped, never written over; the inventory shows it as scratch: export it).
+        if (changer.State.HoldingVolume(volume) is null)
+        {
+            var blank = changer.State.Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number)
+                .FirstOrDefault(c => Holds(changer.TapePath(c.Barcode)) is null);
+            if (blank is null) throw new LibraryFullException($"tape library {libraryId}: no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some");
+            if (changer.Execute(new AssignVolume(volume, blank.Barcode)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
+        }
         var cartridge = changer.State.HoldingVolume(volume)!;
         var path = changer.TapePath(cartridge.Barcode);
-        if (File.Exists(path) && new FileInfo(path).Length > 0)
+        if (Holds(path) is { } header)
         {
             // Written over only when it holds no volume header: a volume the library's table does not know is data lost otherwise.
-            try
-            {
-                using var reader = new Volumes.VolumeReader(path);
-                throw new IOException($"cartridge {cartridge.Barcode} is to take volume {volume} but holds volume {reader.Header.VolumeNumber} of library {reader.Header.LibraryId}: " +
-                                      "it is not written over; export it, or recycle that volume first");
-            }
-            catch (Volumes.VolumeCorruptException)
-            {
-                // A torn start (no whole header): nothing on it to keep.
-            }
+            changer.Execute(new RecycleVolume(volume)); // the assignment undone (the tape is left as it is)
+            throw new IOException($"cartridge {cartridge.Barcode} is to take volume {volume} but holds volume {header.VolumeNumber} of library {header.LibraryId}: " +
+                                  "it is not written over; export it, or recycle that volume first");
         }
         File.Delete(path); // the scratch cartridge's tape is written from its start
         Mount(volume);
         return (path, cartridge.Label);
+    }
+
+    /// <summary>The volume header at the start of the tape file, or null (no file, empty, or no whole header: nothing to keep).</summary>
+    private static Volumes.VolumeFormat.Header? Holds(string path)
+    {
+        if (!File.Exists(path) || new FileInfo(path).Length == 0) return null;
+        try
+        {
+            using var reader = new Volumes.VolumeReader(path);
+            return reader.Header;
+        }
+        catch (Volumes.VolumeCorruptException)
+        {
+            return null;
+        }
     }
 
     public void Reading(uint volume, long offset, long length)

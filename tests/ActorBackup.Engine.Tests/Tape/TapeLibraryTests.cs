@@ -174,6 +174,32 @@ public sealed class TapeLibraryTests : IDisposable
     }
 
     [Fact]
+    public void A_cartridge_of_another_library_labelled_here_is_never_written_over()
+    {
+        using (var library = Open(Root, Medium(cartridges: 1)))
+        {
+            for (var i = 0; i < 3; i++) Append(library);
+            library.Committed(library.Commit());
+        }
+        // Its cartridge moves to another library, where an operator labels it with a blank one beside it.
+        var otherRoot = Path.Combine(_dir.Path, "tape2");
+        var changer = TapeChanger.Open(otherRoot, new ChangerConfig(Slots: 4, Drives: 1, CartridgeCapacity: Capacity), TapeTimings.Instant);
+        File.Copy(Path.Combine(Root, "cartridges", "AAA001L8.tape"), changer.TapePath("AAA001L8"));
+        var before = File.ReadAllBytes(changer.TapePath("AAA001L8"));
+        foreach (var (barcode, slot) in new[] { ("AAA001L8", 1), ("BBB002L8", 2) })
+        {
+            Assert.Null(changer.Execute(new ImportCartridge(barcode)));
+            Assert.Null(changer.Execute(new LabelCartridge(slot, barcode)));
+        }
+        using var other = DiskLibrary.OpenOwned(otherRoot, "tape2", Capacity, new ChunkIndex(), [], new TapeMedium(changer, "tape2"));
+        Append(other);
+        other.Committed(other.Commit());
+        Assert.Equal("BBB002L8", changer.State.HoldingVolume(1)?.Barcode); // the blank one
+        Assert.Equal(before, File.ReadAllBytes(changer.TapePath("AAA001L8")));
+        Assert.Equal(0u, changer.State.Cartridge("AAA001L8")!.Volume);
+    }
+
+    [Fact]
     public void A_volume_a_prune_emptied_is_erased_and_its_cartridge_takes_the_next_volume()
     {
         var medium = Medium(cartridges: 3);
