@@ -88,6 +88,7 @@ public static class CommandTable
         var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };
         var slotArg = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "a storage slot of the tape library, from 1" };
         var driveArg = new Argument<int>("DRIVE") { HelpName = "DRIVE", Description = "a drive of the library, from 1" };
+        var volumes = new Argument<uint[]>("VOLUME") { HelpName = "VOLUME", Description = "volume numbers, as 'abk volume list' shows them", Arity = ArgumentArity.OneOrMore };
         var toSlot = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "the slot to put it in (default: its home slot)", Arity = ArgumentArity.ZeroOrOne };
         library.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
         root.Subcommands.Add(Group("library", "storage libraries",
@@ -119,6 +120,12 @@ public static class CommandTable
                     { v.Number.ToString(), v.Label, v.State, Output.Size(v.Bytes), v.Records.ToString(), v.Error }));
                 return 0;
             }, library),
+            Verb("retire", "take VOLUMEs out of service (a cartridge with errors): a prune job copies their live chunks to other volumes, then retires them", async (pr, o, c) =>
+            {
+                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(library)!, Retire = { pr.GetValue(volumes)! } }, c);
+                if (!o.Json) o.Line($"job {accepted.Job} started");
+                return await WaitForJob(session, o, accepted.Job, c);
+            }, library, volumes),
             Verb("label", "write the volume label BARCODE on the cartridge in SLOT of a tape library (a scratch cartridge to write on)", (pr, o, c) =>
                 ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Label, Slot = pr.GetValue(slotArg), Barcode = pr.GetValue(barcode)! }, c),
                 library, slotArg, barcode)));
@@ -697,7 +704,7 @@ public static class CommandTable
         }
         var bySlot = inventory.Cartridges.Where(c => c.Place == "slot").ToDictionary(c => c.Number);
         o.Table(["SLOT", "BARCODE", "KIND", "LABEL", "VOLUME", "USES"], Enumerable.Range(1, inventory.Slots).Select(n => bySlot.TryGetValue(n, out var c)
-            ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
+            ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Retired ? "retired" : c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
             : new[] { n.ToString(), "", "", "", "", "" }));
         o.Line("");
         o.Table(["DRIVE", "CARTRIDGE", "LABEL", "MOUNTS", "HOURS", "CLEANINGS", "LAST CLEANED", "CLEANING DUE", "FAILED"], inventory.Drives.Select(d => new[]
@@ -708,6 +715,7 @@ public static class CommandTable
         var outside = inventory.Cartridges.Where(c => c.Place == "outside").Select(c => c.Barcode + (c.Volume > 0 ? $" (volume {c.Volume})" : "")).ToList();
         if (outside.Count > 0) o.Line($"outside the library: {string.Join(", ", outside)}");
         foreach (var worn in inventory.Cartridges.Where(c => c.Worn)) o.Line($"cleaning cartridge {worn.Barcode} is worn out: export it and import a new one");
+        foreach (var retired in inventory.Cartridges.Where(c => c.Retired && c.Place != "outside")) o.Line($"cartridge {retired.Barcode} is retired: export it (abk library export)");
         return 0;
     }
 

@@ -116,6 +116,7 @@ public sealed class Output(bool json)
             sb.AppendLine($"  {(pr.DryRun ? "would remove" : "removed")}  {pr.ChunksDead} chunks ({Size((ulong)pr.BytesDead)}) that no kept snapshot references");
             sb.AppendLine($"  {(pr.DryRun ? "would compact" : "compacted")} {pr.VolumesCompacted.Count} volumes ({Size((ulong)pr.BytesMoved)} of live data {(pr.DryRun ? "to copy" : "copied")}); " +
                           $"{Size((ulong)Math.Max(0, pr.BytesFreed))} {(pr.DryRun ? "would be" : "was")} given back to the disk");
+            if (pr.VolumesRetired.Count > 0) sb.AppendLine($"  retired  volume {string.Join(", ", pr.VolumesRetired)} (out of service; their live chunks copied to other volumes)");
             sb.AppendLine($"  took     {pr.Seconds:F1} s{(pr.SecondsWaiting >= 0.5 ? $", {pr.SecondsWaiting:F1} s of it waiting for backups that were running" : "")}");
             foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
         }

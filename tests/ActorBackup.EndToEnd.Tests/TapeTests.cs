@@ -148,4 +148,40 @@ public class TapeTests
         Assert.Equal(data, File.ReadAllBytes(Path.Combine(target + src, "data.bin")));
         Assert.Equal("<h1>tape</h1>", File.ReadAllText(Path.Combine(target + src, "index.html")));
     }
+
+    [Fact]
+    public void A_retired_cartridge_has_its_data_copied_away_and_is_never_written_again()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 2);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries).Start(libraries: "lib1,tape1");
+        Assert.Equal(0, cell.Abk("backup", "--library", "tape1", src).ExitCode);
+        System.Text.Json.JsonElement Cartridge(string barcode) => cell.AbkJson("library", "inventory", "tape1").GetProperty("cartridges").EnumerateArray()
+            .Single(c => c.GetProperty("barcode").GetString() == barcode);
+        Assert.Equal(1u, Cartridge("AAA001L8").GetProperty("volume").GetUInt32());
+
+        var retire = cell.Abk("volume", "retire", "tape1", "1");
+        Assert.True(retire.ExitCode == 0, retire.Stderr + retire.Stdout + cell.Log);
+        Assert.Contains("retired  volume 1", retire.Stdout);
+        Assert.True(Cartridge("AAA001L8").GetProperty("retired").GetBoolean());
+        Assert.Contains("cartridge AAA001L8 is retired: export it", cell.Abk("library", "inventory", "tape1").Stdout);
+        Assert.DoesNotContain(cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray(),
+            v => v.GetProperty("number").GetUInt32() == 1 && v.GetProperty("state").GetString() != "Recycle");
+        // Its data was copied away: the snapshot restores whole.
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Equal(0, cell.Abk("restore", "latest", "--to", target).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        // Never written again, nor labelled: it goes out through the mail slot.
+        File.WriteAllBytes(Path.Combine(src, "more.bin"), new byte[3 << 20].Select((_, i) => (byte)(i * 7)).ToArray());
+        Assert.Equal(0, cell.Abk("backup", "--library", "tape1", src).ExitCode);
+        Assert.Equal(0u, Cartridge("AAA001L8").GetProperty("volume").GetUInt32());
+        var relabel = cell.Abk("volume", "label", "tape1", "1", "NEW001L8");
+        Assert.Equal(1, relabel.ExitCode);
+        Assert.Contains("is retired (out of service): export it", relabel.Stderr);
+        Assert.Equal(0, cell.Abk("library", "export", "tape1", "AAA001L8").ExitCode);
+        var unknown = cell.Abk("volume", "retire", "tape1", "99");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("has no volume 99 in service", unknown.Stderr + unknown.Stdout);
+    }
 }

@@ -204,6 +204,8 @@ public sealed partial record ManagerState
         if (cmd.Library != "" && !Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
         if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        if (cmd.Retire.Count > 0 && cmd.Library == "") return Reject("name the library whose volumes to retire: abk volume retire LIBRARY VOLUME...");
+        if (cmd.Retire.Any(v => v == 0)) return Reject("volume 0 is not a volume: 'abk volume list LIBRARY' shows their numbers");
         var libraries = cmd.Library != "" ? [cmd.Library] : Libraries.Keys.ToList();
         if (libraries.Count == 0) return Reject("no library is registered: start a node with the media role");
         var events = new List<Google.Protobuf.IMessage>();
@@ -216,6 +218,7 @@ public sealed partial record ManagerState
                 Id = (next++).ToString(), Kind = JobKind.Prune, State = JobState.Queued, Library = library, LibraryPinned = true, DryRun = cmd.DryRun,
                 QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
             };
+            job.Retire.AddRange(cmd.Retire.Distinct());
             first ??= job;
             events.Add(new JobQueued { Job = job });
         }
@@ -231,6 +234,7 @@ public sealed partial record ManagerState
         };
         r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library) || s.Spans.Contains(job.Library)).Select(s => s.Id));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
+        r.Retire.AddRange(job.Retire);
         return r;
     }
 

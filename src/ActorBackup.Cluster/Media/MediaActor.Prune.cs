@@ -113,7 +113,7 @@ public sealed partial class MediaActor
             if (run.Request.DryRun)
             {
                 var volumes = _library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet());
-                run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume));
+                run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume).Union(run.Request.Retire.Where(InService)));
                 run.Report.BytesMoved = volumes.Sum(v => v.LiveBytes);
                 run.Report.BytesFreed = volumes.Sum(v => v.FileBytes - v.LiveBytes);
                 FinishPrune(true, "", JobFault.FaultNone);
@@ -132,6 +132,11 @@ public sealed partial class MediaActor
                     // needs no room); compacting the others waits until it can write again.
                     foreach (var v in _library?.VolumesToCompact(threshold) ?? [])
                         if (!run.CannotWrite || v.LiveBytes == 0) run.Volumes.Enqueue(v.Volume);
+                    // Volumes an operator retires: emptied whatever their dead share (their live chunks copied away).
+                    foreach (var v in run.Request.Retire)
+                        if (!InService(v)) run.Report.Problems.Add($"library {_declaration.Id} has no volume {v} in service: abk volume list {_declaration.Id} shows them");
+                        else if (run.CannotWrite) run.Report.Problems.Add($"volume {v} is not retired: the library cannot write, so its live chunks cannot be copied away");
+                        else if (!run.Volumes.Contains(v)) run.Volumes.Enqueue(v);
                     if (!run.CannotWrite) _library?.PrepareCompaction(run.Volumes);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -187,9 +192,15 @@ public sealed partial class MediaActor
                     if (!GoOnAfter("recycled")) return;
                     try
                     {
-                        var freed = _library?.DeleteVolume(c.Volume) ?? 0;
+                        var retire = run.Request.Retire.Contains(c.Volume);
+                        var freed = _library?.DeleteVolume(c.Volume, retire) ?? 0;
                         run.Report.BytesFreed += freed;
                         run.Report.VolumesCompacted.Add(c.Volume);
+                        if (retire)
+                        {
+                            run.Report.VolumesRetired.Add(c.Volume);
+                            _log.Info("library {0}: volume {1} retired (its live chunks copied away)", _declaration.Id, c.Volume);
+                        }
                     }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                     {
@@ -227,6 +238,9 @@ public sealed partial class MediaActor
         }).PipeTo(Self, failure: e => new PruneStepFailed($"reading the reference lists failed: {e.GetBaseException().Message}"));
     }
 
+    /// <summary>Whether the library's table has volume <paramref name="v"/> holding data (not recycled or retired).</summary>
+    private bool InService(uint v) => _library?.Volumes.Any(x => x.Number == v && x.State is not VolumeState.Recycle) ?? false;
+
     private void CompactNext()
     {
         var run = _prune!;
@@ -237,7 +251,12 @@ public sealed partial class MediaActor
         }
         if (run.Volumes.Count == 0)
         {
-            FinishPrune(true, "", JobFault.FaultNone);
+            // A volume the operator asked to retire and that is still in service fails the job, with why.
+            var kept = run.Request.Retire.Where(v => !run.Report.VolumesRetired.Contains(v)).ToList();
+            if (kept.Count > 0 && !run.Request.DryRun)
+                FinishPrune(false, $"volume {string.Join(", ", kept)} not retired: {string.Join("; ", run.Report.Problems.DefaultIfEmpty("see the library's log"))}" +
+                                   " (a chunk that cannot be read heals from a copy: abk verify SNAPSHOT; then retire it again)", JobFault.FaultNone);
+            else FinishPrune(true, "", JobFault.FaultNone);
             if (run.CannotWrite) // the room freed may be what it needed
             {
                 _library?.CheckRoom();

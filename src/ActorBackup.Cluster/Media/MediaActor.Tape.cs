@@ -109,7 +109,7 @@ public sealed partial class MediaActor
         inventory.Cartridges.AddRange(state.Cartridges.Values.OrderBy(c => c.Place.Kind).ThenBy(c => c.Place.Number).ThenBy(c => c.Barcode, StringComparer.Ordinal).Select(c => new InventoryCartridge
         {
             Barcode = c.Barcode, Kind = c.Kind.ToString().ToLowerInvariant(), Place = c.Place.Kind.ToString().ToLowerInvariant(), Number = c.Place.Number,
-            Label = c.Label, Volume = c.Volume, Uses = c.Uses, Worn = state.Worn(c),
+            Label = c.Label, Volume = c.Volume, Uses = c.Uses, Worn = state.Worn(c), Retired = c.Retired,
         }));
         inventory.Drives.AddRange(state.Drives.Select(d => new TapeDriveState
         {

@@ -275,7 +275,8 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>Deletes a volume marked Recycle; returns the bytes given back.</summary>
-    public long DeleteVolume(uint volume)
+    /// <param name="retire">taken out of service: a cartridge is never written again (a disk volume's file just goes)</param>
+    public long DeleteVolume(uint volume, bool retire = false)
     {
         lock (_lock)
         {
@@ -283,7 +284,7 @@ public sealed partial class DiskLibrary
                 throw new InvalidOperationException($"volume {volume} is not marked for recycling");
             // An open reader keeps the deleted file readable for a read that looked the old place up just before.
             if (_readers.TryRemove(volume, out var reader)) Retire(reader);
-            return _medium.Release(volume); // a disk's file deleted, a cartridge's tape erased for reuse
+            return _medium.Release(volume, retire); // a disk's file deleted, a cartridge's tape erased for reuse (or retired)
         }
     }
 

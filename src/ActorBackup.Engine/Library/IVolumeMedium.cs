@@ -28,8 +28,11 @@ public interface IVolumeMedium : IDisposable
     /// <summary>Before <paramref name="length"/> bytes are appended to the volume at <paramref name="offset"/>.</summary>
     void Writing(uint volume, long offset, long length);
 
-    /// <summary>The volume holds nothing any more (a prune moved what was live): its space is given back. Returns the bytes.</summary>
-    long Release(uint volume);
+    /// <summary>
+    /// The volume holds nothing any more (a prune moved what was live): its space is given back, or with
+    /// <paramref name="retire"/> its medium leaves service (a cartridge with errors). Returns the bytes.
+    /// </summary>
+    long Release(uint volume, bool retire = false);
 
     /// <summary>Bytes the library can still write, <paramref name="writing"/> being the length of the volume being written (0: none); null: the file system's free space.</summary>
     long? Available(long writing);
@@ -52,7 +55,7 @@ public sealed class DiskMedium(string root) : IVolumeMedium
 
     public void Writing(uint volume, long offset, long length) { }
 
-    public long Release(uint volume)
+    public long Release(uint volume, bool retire = false)
     {
         var path = PathOf(volume);
         var freed = File.Exists(path) ? new FileInfo(path).Length : 0;

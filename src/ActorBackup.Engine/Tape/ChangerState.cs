@@ -51,7 +51,8 @@ public readonly record struct Place(PlaceKind Kind, int Number)
 /// unloaded, for a cleaning cartridge how often it has cleaned (worn out at the config's cleaning-uses), and the
 /// library volume written on it (0: none: a labelled cartridge without one is scratch, free to write on).
 /// </summary>
-public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0, uint Volume = 0);
+/// <param name="Retired">out of service (its volume retired, its data copied away): never written again</param>
+public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0, uint Volume = 0, bool Retired = false);
 
 /// <summary>
 /// A drive: the cartridge in it, where its head is (bytes from the start of the tape), and the counters the
@@ -77,6 +78,8 @@ public sealed record CleanDrive(int Drive) : ChangerCommand;
 public sealed record AssignVolume(uint Volume, string Barcode = "") : ChangerCommand;
 /// <summary>Volume <paramref name="Volume"/> holds nothing any more (a prune moved its chunks): its cartridge is scratch again, label kept.</summary>
 public sealed record RecycleVolume(uint Volume) : ChangerCommand;
+/// <summary>Volume <paramref name="Volume"/> was emptied to take its cartridge out of service: retired, never written again.</summary>
+public sealed record RetireVolume(uint Volume) : ChangerCommand;
 
 // What happened, applied to the state (and saved with it).
 public abstract record ChangerEvent;
@@ -91,6 +94,7 @@ public sealed record DriveCleaned(int Drive, string CleaningCartridge, long Unix
 public sealed record DriveUsed(int Drive, double Seconds, long Head) : ChangerEvent;
 public sealed record VolumeAssigned(string Barcode, uint Volume) : ChangerEvent;
 public sealed record VolumeRecycled(string Barcode) : ChangerEvent;
+public sealed record CartridgeRetired(string Barcode) : ChangerEvent;
 
 /// <summary>
 /// The state of a (simulated) tape changer: its cartridges and drives. Decide checks an operator's or the media
@@ -124,7 +128,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
     public Cartridge? HoldingVolume(uint volume) => volume == 0 ? null : Cartridges.Values.FirstOrDefault(c => c.Volume == volume);
 
     /// <summary>Labelled data cartridges in the library that hold no volume: what the library can still write on.</summary>
-    public IEnumerable<Cartridge> Scratch => Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Data, Volume: 0 } && c.Label != "" && c.Place.Kind != PlaceKind.Outside);
+    public IEnumerable<Cartridge> Scratch => Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Data, Volume: 0, Retired: false } && c.Label != "" && c.Place.Kind != PlaceKind.Outside);
 
     public bool Worn(Cartridge c) => c.Kind == CartridgeKind.Cleaning && c.Uses >= Config.CleaningUses;
 
@@ -181,6 +185,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"slot {l.Slot} holds the cleaning cartridge {c.Barcode}, which takes no label");
                 if (c.Label == l.Label) return Decision.Of(); // labelled so already
                 if (c.Volume != 0) return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is labelled {c.Label} and holds volume {c.Volume}: a cartridge is labelled again only once recycled");
+                if (c.Retired) return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is retired (out of service): export it (abk library export)");
                 if (Labelled(l.Label) is { } other) return Decision.Reject($"label {l.Label} is on cartridge {other.Barcode} already: labels are unique in a library");
                 return Decision.Of(new CartridgeLabelled(c.Barcode, l.Label));
             }
@@ -230,6 +235,8 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
             }
             case RecycleVolume r:
                 return HoldingVolume(r.Volume) is { } holder ? Decision.Of(new VolumeRecycled(holder.Barcode)) : Decision.Of();
+            case RetireVolume r:
+                return HoldingVolume(r.Volume) is { } retiring ? Decision.Of(new CartridgeRetired(retiring.Barcode)) : Decision.Of();
             default:
                 return Decision.Reject($"unknown changer command {command.GetType().Name}");
         }
@@ -251,6 +258,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
         CartridgeLabelled l => WithCartridge(l.Barcode, c => c with { Label = l.Label }),
         VolumeAssigned v => WithCartridge(v.Barcode, c => c with { Volume = v.Volume }),
         VolumeRecycled r => WithCartridge(r.Barcode, c => c with { Volume = 0 }),
+        CartridgeRetired r => WithCartridge(r.Barcode, c => c with { Volume = 0, Retired = true }),
         CartridgeMounted m => WithCartridge(m.Barcode, c => c with { Place = Place.Drive(m.Drive) })
             .WithDrive(m.Drive, d => d with { Cartridge = m.Barcode, Head = 0, Mounts = d.Mounts + 1, MountsSinceCleaning = d.MountsSinceCleaning + 1 }),
         CartridgeUnmounted u => WithCartridge(u.Barcode, c => c with { Place = Place.Slot(u.Slot), Home = u.Slot })

@@ -114,12 +114,17 @@ public sealed class TapeMedium : IVolumeMedium
 
     public void Writing(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
 
-    public long Release(uint volume)
+    public long Release(uint volume, bool retire = false)
     {
         var holder = changer.State.HoldingVolume(volume);
         if (holder is null) return 0;
         var path = changer.TapePath(holder.Barcode);
         var freed = File.Exists(path) ? new FileInfo(path).Length : 0;
+        if (retire)
+        {
+            changer.Execute(new RetireVolume(volume)); // out of service, its tape left as it is: the operator exports it
+            return freed;
+        }
         File.Delete(path); // erased
         changer.Execute(new RecycleVolume(volume));
         return freed;
