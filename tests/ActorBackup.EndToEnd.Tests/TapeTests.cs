@@ -26,6 +26,7 @@ public class TapeTests
         Assert.Equal(["AAA001L8", "AAA002L8", "AAA003L8", "AAA004L8"], volumes.Take(4).Select(v => v.GetProperty("label").GetString()));
         Assert.All(volumes.Take(3), v => Assert.Equal("Full", v.GetProperty("state").GetString()));
         Assert.Equal(2, cell.AbkJson("drive", "list", "tape1").GetProperty("drives").GetArrayLength());
+        Assert.DoesNotContain("writing", cell.Abk("drive", "list", "tape1").Stdout); // the job ended: its drives are idle
 
         // The restore reads in tape order: each cartridge that holds the snapshot is mounted once at most.
         int Mounts() => cell.AbkJson("library", "inventory", "tape1").GetProperty("drives").EnumerateArray().Sum(d => d.GetProperty("mounts").GetInt32());
@@ -183,5 +184,37 @@ public class TapeTests
         var unknown = cell.Abk("volume", "retire", "tape1", "99");
         Assert.Equal(1, unknown.ExitCode);
         Assert.Contains("has no volume 99 in service", unknown.Stderr + unknown.Stdout);
+    }
+
+    [Fact]
+    public void The_drive_list_shows_a_running_backup_on_the_drive_whose_cartridge_it_writes()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 2);
+        // Held to 2 MB/s: the backup runs long enough to be looked at.
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries, "--set", "actorbackup.backup-rate-limit=2000000").Start(libraries: "lib1,tape1");
+        var job = cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim();
+        Assert.Matches("^[0-9]+$", job);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        System.Text.Json.JsonElement held = default;
+        while (DateTime.UtcNow < deadline)
+        {
+            var drives = cell.AbkJson("drive", "list", "tape1").GetProperty("drives").EnumerateArray().ToList();
+            if (drives.FirstOrDefault(d => d.GetProperty("job").GetString() == job) is { ValueKind: System.Text.Json.JsonValueKind.Object } found)
+            {
+                held = found;
+                break;
+            }
+            Assert.Equal("RUNNING", cell.AbkJson("job", "show", job).GetProperty("state").GetString());
+            Thread.Sleep(200);
+        }
+        Assert.True(held.ValueKind == System.Text.Json.JsonValueKind.Object, cell.Abk("drive", "list", "tape1").Stdout + cell.Log);
+        Assert.Equal("writing", held.GetProperty("state").GetString());
+        var cartridge = held.GetProperty("cartridge").GetString();
+        Assert.StartsWith("AAA00", cartridge);
+        // The cartridge in that drive holds one of the volumes the backup writes.
+        Assert.Contains(cartridge, cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().Select(v => v.GetProperty("label").GetString()));
+        cell.Abk("job", "cancel", job); // no need to wait for the rest
     }
 }

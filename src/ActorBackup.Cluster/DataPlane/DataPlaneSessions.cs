@@ -75,6 +75,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
         {
+            Engine.Tape.TapeMedium.WorkingFor(session.Ticket?.Job);
             try
             {
                 session.Library.Append(id, flags, payload);
@@ -107,6 +108,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {
+            Engine.Tape.TapeMedium.WorkingFor(session.Ticket?.Job);
             try
             {
                 var payload = session.Library.ReadPayload(id, ref buffer, out flags);

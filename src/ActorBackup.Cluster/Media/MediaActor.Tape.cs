@@ -16,7 +16,7 @@ public sealed partial class MediaActor
         Command<GetInventory>(_ =>
         {
             if (TapeRefusal() is { } refused) Sender.Tell(refused);
-            else Sender.Tell(Inventory(_declaration.Id, _tape!.Changer));
+            else Sender.Tell(Inventory(_declaration.Id, _tape!.Changer, RunningJobOn));
         });
         Command<CleanDueDrives>(m =>
         {
@@ -51,7 +51,7 @@ public sealed partial class MediaActor
                 return;
             }
             _log.Info("library {0}: {1} done for an operator", _declaration.Id, command);
-            Sender.Tell(Inventory(_declaration.Id, changer));
+            Sender.Tell(Inventory(_declaration.Id, changer, RunningJobOn));
         });
     }
 
@@ -101,8 +101,11 @@ public sealed partial class MediaActor
         _ => null,
     };
 
+    /// <summary>The job using a drive: the one that last mounted or used it, while it still has a session open here.</summary>
+    private string RunningJobOn(int drive) => _tape?.JobOn(drive) is { Length: > 0 } job && _sessions.ContainsValue(job) ? job : "";
+
     /// <summary>The changer's cartridges and drives as abk library inventory shows them.</summary>
-    public static LibraryInventory Inventory(string library, TapeChanger changer)
+    public static LibraryInventory Inventory(string library, TapeChanger changer, Func<int, string>? jobOn = null)
     {
         var state = changer.State;
         var inventory = new LibraryInventory { Library = library, Slots = state.Config.Slots, SimulatedSeconds = changer.SimulatedSeconds };
@@ -115,7 +118,7 @@ public sealed partial class MediaActor
         {
             Number = d.Number, Cartridge = d.Cartridge, Mounts = d.Mounts, Hours = d.UsedSeconds / 3600, MountsSinceCleaning = d.MountsSinceCleaning,
             HoursSinceCleaning = d.UsedSecondsSinceCleaning / 3600, CleaningDue = state.CleaningDue(d) ?? "", Cleanings = d.Cleanings, Failed = d.Failed,
-            LastCleanedUnixMs = d.LastCleanedUnixMs,
+            LastCleanedUnixMs = d.LastCleanedUnixMs, Job = d.Cartridge != "" ? jobOn?.Invoke(d.Number) ?? "" : "",
         }));
         return inventory;
     }

@@ -168,6 +168,9 @@ public sealed class OpsCommand : ReceiveActor
                         {
                             continue; // its node is away: the list still says which jobs hold its drives
                         }
+                        // On tape the media agent knows which physical drive each job's cartridge is in: the job shown
+                        // on a drive is the one using it (the manager's drive number only counts the job's place).
+                        var running = tape.Where(d => d.Job != "").GroupBy(d => d.Job).ToDictionary(g => g.Key, g => g.First().Clone());
                         foreach (var d in tape)
                             if (inventory?.Drives.FirstOrDefault(x => x.Number == d.Number) is { } changer)
                             {
@@ -175,6 +178,10 @@ public sealed class OpsCommand : ReceiveActor
                                 d.CleaningDue = changer.CleaningDue;
                                 d.Mounts = changer.Mounts;
                                 d.Hours = changer.Hours;
+                                var user = changer.Job != "" ? running.GetValueOrDefault(changer.Job) : null;
+                                (d.Job, d.JobKind, d.Client, d.SinceUnixMs, d.State) = user is not null ? (user.Job, user.JobKind, user.Client, user.SinceUnixMs, user.State)
+                                    : changer.Job != "" ? (changer.Job, JobKind.Unspecified, "", 0L, "busy") // a job of another library reading here (a span, a fallback)
+                                    : ("", JobKind.Unspecified, "", 0L, "idle");
                                 if (changer.Failed != "") d.State = "failed";
                             }
                     }

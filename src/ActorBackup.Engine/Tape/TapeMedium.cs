@@ -23,6 +23,7 @@ public sealed class TapeMedium : IVolumeMedium
     {
         this.changer = changer;
         _lastUse = new long[changer.State.Drives.Length];
+        _jobs = [.. Enumerable.Repeat("", changer.State.Drives.Length)];
         File.SetUnixFileMode(Path.Combine(changer.Root, "cartridges"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         foreach (var c in changer.State.Scratch.ToList())
         {
@@ -45,6 +46,19 @@ public sealed class TapeMedium : IVolumeMedium
 
     private readonly object _mountLock = new();
     private readonly long[] _lastUse;
+    /// <summary>Per drive, the job that last mounted or used it (a data-plane thread says whose it is: <see cref="WorkingFor"/>).</summary>
+    private readonly string[] _jobs;
+
+    [ThreadStatic] private static string? t_job;
+
+    /// <summary>The job whose reads and writes this thread carries out from now on (a data-plane connection's), or none.</summary>
+    public static void WorkingFor(string? job) => t_job = job;
+
+    /// <summary>The job that last used <paramref name="drive"/>; empty: none since the library opened.</summary>
+    public string JobOn(int drive)
+    {
+        lock (_mountLock) return drive >= 1 && drive <= _jobs.Length ? _jobs[drive - 1] : "";
+    }
     private long _uses;
     private long _mounts;
 
@@ -162,6 +176,7 @@ public sealed class TapeMedium : IVolumeMedium
                 Interlocked.Increment(ref _mounts);
             }
             _lastUse[drive - 1] = ++_uses;
+            if (t_job is { Length: > 0 } job) _jobs[drive - 1] = job;
             return drive;
         }
     }
