@@ -12,6 +12,11 @@ public sealed partial record ManagerState
     /// <summary>The drives <paramref name="library"/> declared (the default when it declared none).</summary>
     public int DrivesOf(string library) => Libraries.TryGetValue(library, out var lib) && lib.Drives > 0 ? lib.Drives : Media.LibraryDeclaration.DefaultDrives;
 
+    /// <summary>The jobs holding a drive: running or committing.</summary>
+    private IEnumerable<JobInfo> HoldingDrives => Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing);
+
+    private static string NoSuchLibrary(string library) => $"no library {library}: list them with 'abk library list'";
+
     /// <summary>The lowest drive number of a library that no job in <paramref name="taken"/> holds.</summary>
     public static int FreeDrive(IReadOnlySet<int> taken)
     {
@@ -27,10 +32,10 @@ public sealed partial record ManagerState
     /// </summary>
     public string? DecideChangeTape(ChangeTape m)
     {
-        if (!Libraries.TryGetValue(m.Library, out var library)) return $"no library {m.Library}: list them with 'abk library list'";
+        if (!Libraries.TryGetValue(m.Library, out var library)) return NoSuchLibrary(m.Library);
         if (library.Kind != "tape") return $"library {m.Library} is a {(library.Kind == "" ? "disk" : library.Kind)} library: it has no cartridges or changer";
         if (m.Verb is not (TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean)) return null;
-        var running = Jobs.Values.Where(j => j.Library == m.Library && j.State is JobState.Running or JobState.Committing).Select(j => j.Id).ToList();
+        var running = HoldingDrives.Where(j => j.Library == m.Library).Select(j => j.Id).ToList();
         return running.Count == 0 ? null
             : $"library {m.Library} has {running.Count} job{(running.Count == 1 ? "" : "s")} running ({string.Join(", ", running.Take(5))}): " +
               "mount, unmount and clean when it is idle (abk drive list), or cancel the job";
@@ -43,7 +48,7 @@ public sealed partial record ManagerState
     /// </summary>
     public IReadOnlyList<string> DecideCleaning(IEnumerable<IndexReport> reports, IEnumerable<string> starting)
     {
-        var busy = Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing).Select(j => j.Library).Concat(starting).ToHashSet();
+        var busy = HoldingDrives.Select(j => j.Library).Concat(starting).ToHashSet();
         return reports.Where(r => r.DrivesDueCleaning.Count > 0 && r.Unavailable == "" && !busy.Contains(r.Library) && Libraries.ContainsKey(r.Library))
             .Select(r => r.Library).Order(StringComparer.Ordinal).ToList();
     }
@@ -57,9 +62,9 @@ public sealed partial record ManagerState
     /// </summary>
     public (DriveList? Drives, string? Rejection) DecideDriveList(string library)
     {
-        if (library != "" && !Libraries.ContainsKey(library)) return (null, $"no library {library}: list them with 'abk library list'");
+        if (library != "" && !Libraries.ContainsKey(library)) return (null, NoSuchLibrary(library));
         var list = new DriveList();
-        var held = Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing).ToLookup(j => j.Library);
+        var held = HoldingDrives.ToLookup(j => j.Library);
         foreach (var id in Libraries.Keys.Where(id => library == "" || id == library))
         {
             var jobs = held[id].ToList();

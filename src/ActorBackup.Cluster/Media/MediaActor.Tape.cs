@@ -32,7 +32,7 @@ public sealed partial class MediaActor
                 Sender.Tell(refused);
                 return;
             }
-            var busy = _sessions.Count + _copies.Count + _checks.Count + (_prune is null ? 0 : 1);
+            var busy = Busy();
             if (m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean && busy > 0)
             {
                 // A job may be reading or writing any cartridge (a span, a restore's fallback, a copy): the robot waits.
@@ -68,8 +68,7 @@ public sealed partial class MediaActor
     /// </summary>
     private void CleanDue()
     {
-        // Not while anything reads or writes the library: a session, or a copy, prune or check this agent runs itself.
-        if (_tape is null || _sessions.Count > 0 || _copies.Count > 0 || _prune is not null || _checks.Count > 0) return;
+        if (_tape is null || Busy() > 0) return;
         var changer = _tape.Changer;
         _cleaningProblem = null;
         foreach (var drive in DrivesDueCleaning().ToList())
@@ -84,6 +83,9 @@ public sealed partial class MediaActor
             }
         }
     }
+
+    /// <summary>What reads or writes the library now: its sessions, and the copies, prune and checks this agent runs itself.</summary>
+    private int Busy() => _sessions.Count + _copies.Count + _checks.Count + (_prune is null ? 0 : 1);
 
     private CommandRejected? TapeRefusal() =>
         _declaration.Tape is null ? new CommandRejected { Reason = $"library {_declaration.Id} is a disk library: it has no cartridges or changer (abk volume list {_declaration.Id} shows its volumes)" }

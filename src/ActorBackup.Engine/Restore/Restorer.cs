@@ -351,7 +351,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// </summary>
     private static List<(Piece Piece, long Bytes)> InPlaceOrder(List<(Piece Piece, long Bytes)> pieces, IChunkPlacement placement)
     {
-        var first = new ChunkId[pieces.Count];
         var has = new bool[pieces.Count];
         var asked = new List<ChunkId>();
         for (var i = 0; i < pieces.Count; i++)
@@ -360,7 +359,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
                 if (piece.Slot.File.Node.ChunkAt(c) is var id && !NodeExtensions.IsHole(id))
                 {
-                    first[i] = id;
                     has[i] = true;
                     asked.Add(id);
                     break;

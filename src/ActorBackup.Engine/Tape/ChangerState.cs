@@ -130,6 +130,11 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
     /// <summary>Labelled data cartridges in the library that hold no volume: what the library can still write on.</summary>
     public IEnumerable<Cartridge> Scratch => Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Data, Volume: 0, Retired: false } && c.Label != "" && c.Place.Kind != PlaceKind.Outside);
 
+    /// <summary><see cref="Scratch"/> in the order a new volume takes them: one in a drive first (no mount), then by slot.</summary>
+    public IEnumerable<Cartridge> ScratchByReach => Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number);
+
+    public const string NoScratch = "no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some";
+
     public bool Worn(Cartridge c) => c.Kind == CartridgeKind.Cleaning && c.Uses >= Config.CleaningUses;
 
     /// <summary>Why the drive is due for cleaning (the drive asked, or a policy limit was reached), or null.</summary>
@@ -227,10 +232,8 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 if (HoldingVolume(a.Volume) is { } has)
                     return has.Barcode == a.Barcode || a.Barcode == "" ? Decision.Of() // assigned already: the same cartridge
                         : Decision.Reject($"volume {a.Volume} is on cartridge {has.Barcode} already");
-                var scratch = a.Barcode != "" ? Scratch.FirstOrDefault(c => c.Barcode == a.Barcode)
-                    : Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number).FirstOrDefault();
-                if (scratch is null)
-                    return Decision.Reject("no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some");
+                var scratch = a.Barcode != "" ? Scratch.FirstOrDefault(c => c.Barcode == a.Barcode) : ScratchByReach.FirstOrDefault();
+                if (scratch is null) return Decision.Reject(NoScratch);
                 return Decision.Of(new VolumeAssigned(scratch.Barcode, a.Volume));
             }
             case RecycleVolume r:

@@ -13,6 +13,14 @@ namespace ActorBackup.Engine.Tape;
 public sealed class TapeMedium : IVolumeMedium
 {
     private readonly TapeChanger changer;
+    private readonly object _mountLock = new();
+    private readonly long[] _lastUse;
+    /// <summary>Per drive, the job that last mounted or used it (a data-plane thread says whose it is: <see cref="WorkingFor"/>).</summary>
+    private readonly string[] _jobs;
+    private long _uses;
+    private long _mounts;
+
+    [ThreadStatic] private static string? t_job;
 
     /// <summary>
     /// The medium of library <paramref name="libraryId"/> on <paramref name="changer"/>. A cartridge the changer calls
@@ -26,30 +34,11 @@ public sealed class TapeMedium : IVolumeMedium
         _jobs = [.. Enumerable.Repeat("", changer.State.Drives.Length)];
         File.SetUnixFileMode(Path.Combine(changer.Root, "cartridges"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         foreach (var c in changer.State.Scratch.ToList())
-        {
-            var path = changer.TapePath(c.Barcode);
-            if (!File.Exists(path) || new FileInfo(path).Length == 0) continue;
-            try
-            {
-                using var reader = new Volumes.VolumeReader(path);
-                if (reader.Header.LibraryId == libraryId && changer.State.HoldingVolume(reader.Header.VolumeNumber) is null)
-                    changer.Execute(new AssignVolume(reader.Header.VolumeNumber, c.Barcode));
-            }
-            catch (Volumes.VolumeCorruptException)
-            {
-                // No volume header: nothing of this library's on it.
-            }
-        }
+            if (Holds(changer.TapePath(c.Barcode)) is { } header && header.LibraryId == libraryId && changer.State.HoldingVolume(header.VolumeNumber) is null)
+                changer.Execute(new AssignVolume(header.VolumeNumber, c.Barcode));
     }
 
     public void Dispose() => changer.Dispose();
-
-    private readonly object _mountLock = new();
-    private readonly long[] _lastUse;
-    /// <summary>Per drive, the job that last mounted or used it (a data-plane thread says whose it is: <see cref="WorkingFor"/>).</summary>
-    private readonly string[] _jobs;
-
-    [ThreadStatic] private static string? t_job;
 
     /// <summary>The job whose reads and writes this thread carries out from now on (a data-plane connection's), or none.</summary>
     public static void WorkingFor(string? job) => t_job = job;
@@ -59,8 +48,6 @@ public sealed class TapeMedium : IVolumeMedium
     {
         lock (_mountLock) return drive >= 1 && drive <= _jobs.Length ? _jobs[drive - 1] : "";
     }
-    private long _uses;
-    private long _mounts;
 
     public string Kind => "tape";
 
@@ -84,9 +71,8 @@ public sealed class TapeMedium : IVolumeMedium
         // skipped, never written over; the inventory shows it as scratch: export it).
         if (changer.State.HoldingVolume(volume) is null)
         {
-            var blank = changer.State.Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number)
-                .FirstOrDefault(c => Holds(changer.TapePath(c.Barcode)) is null);
-            if (blank is null) throw new LibraryFullException($"tape library {libraryId}: no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some");
+            var blank = changer.State.ScratchByReach.FirstOrDefault(c => Holds(changer.TapePath(c.Barcode)) is null);
+            if (blank is null) throw new LibraryFullException($"tape library {libraryId}: {ChangerState.NoScratch}");
             if (changer.Execute(new AssignVolume(volume, blank.Barcode)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
         }
         var cartridge = changer.State.HoldingVolume(volume)!;
