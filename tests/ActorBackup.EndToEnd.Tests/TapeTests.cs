@@ -201,7 +201,8 @@ public class TapeTests
         while (DateTime.UtcNow < deadline)
         {
             var drives = cell.AbkJson("drive", "list", "tape1").GetProperty("drives").EnumerateArray().ToList();
-            if (drives.FirstOrDefault(d => d.GetProperty("job").GetString() == job) is { ValueKind: System.Text.Json.JsonValueKind.Object } found)
+            // The drive the queue gave the job shows it at once, and its cartridge once mounted.
+            if (drives.FirstOrDefault(d => d.GetProperty("job").GetString() == job && d.GetProperty("cartridge").GetString() != "") is { ValueKind: System.Text.Json.JsonValueKind.Object } found)
             {
                 held = found;
                 break;
@@ -216,5 +217,81 @@ public class TapeTests
         // The cartridge in that drive holds one of the volumes the backup writes.
         Assert.Contains(cartridge, cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().Select(v => v.GetProperty("label").GetString()));
         cell.Abk("job", "cancel", job); // no need to wait for the rest
+    }
+
+    /// <summary>A tape library of <paramref name="drives"/> drives and four cartridges of 64 MiB, beside the disk library lib1.</summary>
+    private static string TapeOf(int drives) =>
+        $"actorbackup.libraries=[{{id=lib1}}, {{id=tape1, kind=tape, drives={drives}, slots=6, cartridge-capacity=64MiB, cartridges=[AAA001L8, AAA002L8, AAA003L8, AAA004L8], timings{{scale=0}}}}]";
+
+    [Fact]
+    public void Two_backups_at_once_write_their_own_cartridges_each_in_the_drive_the_queue_gave_it()
+    {
+        using var dir = new TempDir();
+        var a = Path.Combine(dir.Path, "a");
+        var b = Path.Combine(dir.Path, "b");
+        CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 2 MB/s: both run for about 12 s
+        CellTests.MakeRandomFiles(b, 3);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=2000000")
+            .Start(libraries: "lib1,tape1");
+        var jobs = new[] { a, b }.Select(src => cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim()).ToList();
+        Assert.All(jobs, j => Assert.Matches("^[0-9]+$", j));
+
+        // Both write at once, each on the drive its job holds (abk job show), each on a cartridge of its own.
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        List<System.Text.Json.JsonElement> writing = [];
+        while (DateTime.UtcNow < deadline)
+        {
+            writing = cell.AbkJson("drive", "list", "tape1").GetProperty("drives").EnumerateArray()
+                .Where(d => jobs.Contains(d.GetProperty("job").GetString() ?? "") && d.GetProperty("cartridge").GetString() != "").ToList();
+            if (writing.Count == 2) break;
+            Assert.All(jobs, j => Assert.Contains(cell.AbkJson("job", "show", j).GetProperty("state").GetString(), new[] { "QUEUED", "RUNNING" }));
+            Thread.Sleep(200);
+        }
+        Assert.True(writing.Count == 2, cell.Abk("drive", "list", "tape1").Stdout + cell.Abk("job", "list").Stdout + cell.Log);
+        Assert.Equal(2, writing.Select(d => d.GetProperty("number").GetInt32()).Distinct().Count());
+        Assert.Equal(2, writing.Select(d => d.GetProperty("cartridge").GetString()).Distinct().Count());
+        foreach (var d in writing)
+        {
+            Assert.Equal("writing", d.GetProperty("state").GetString());
+            var job = cell.AbkJson("job", "show", d.GetProperty("job").GetString()!);
+            Assert.Equal(d.GetProperty("number").GetInt32(), job.GetProperty("drive").GetInt32());
+        }
+
+        Assert.All(jobs, j => Assert.Equal("SUCCEEDED", CellTests.WaitForEnd(cell, j, 120).GetProperty("state").GetString()));
+        // Two volumes written side by side, one a cartridge; each snapshot restores whole.
+        var volumes = cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().ToList();
+        Assert.Equal(2, volumes.Count);
+        foreach (var (src, job) in new[] { a, b }.Zip(jobs))
+        {
+            var snapshot = cell.AbkJson("job", "show", job).GetProperty("snapshot").GetString()!;
+            var target = Path.Combine(dir.Path, "restored-" + job);
+            var restore = cell.Abk("restore", snapshot, "--to", target);
+            Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout + cell.Log);
+            TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        }
+    }
+
+    [Fact]
+    public void Two_backups_at_once_on_a_tape_library_of_one_drive_run_one_after_the_other()
+    {
+        using var dir = new TempDir();
+        var a = Path.Combine(dir.Path, "a");
+        var b = Path.Combine(dir.Path, "b");
+        CellTests.MakeRandomFiles(a, 2);
+        CellTests.MakeRandomFiles(b, 1);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(1), "--set", "actorbackup.backup-rate-limit=3000000")
+            .Start(libraries: "lib1,tape1");
+        var first = cell.Abk("backup", "--no-wait", "--library", "tape1", a).Stdout.Trim();
+        var second = cell.Abk("backup", "--no-wait", "--library", "tape1", b).Stdout.Trim();
+        Assert.All(new[] { first, second }, j => Assert.Matches("^[0-9]+$", j));
+        var ends = new[] { first, second }.Select(j => CellTests.WaitForEnd(cell, j, 120)).ToList();
+        Assert.All(ends, e => Assert.Equal("SUCCEEDED", e.GetProperty("state").GetString()));
+        long Ms(System.Text.Json.JsonElement e, string field) => long.Parse(e.GetProperty(field).GetString()!);
+        var (early, late) = Ms(ends[0], "startedUnixMs") <= Ms(ends[1], "startedUnixMs") ? (ends[0], ends[1]) : (ends[1], ends[0]);
+        Assert.True(Ms(late, "startedUnixMs") >= Ms(early, "finishedUnixMs"), "the second backup started while the first ran on the library's one drive");
+        Assert.All(ends, e => Assert.Equal(1, e.GetProperty("drive").GetInt32()));
+        // One after the other on the one drive: the second goes on the cartridge the first left half written.
+        var volumes = cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().ToList();
+        Assert.Single(volumes);
     }
 }

@@ -127,7 +127,7 @@ public sealed class DataPlaneServer : IDisposable
                 if (!_sessions.TryGet(ticket, out _)) return; // closed while being admitted
                 stream.Write(0, []);
                 stream.Admitted();
-                Engine.Tape.TapeMedium.WorkingFor(session.Ticket?.Job); // this thread serves that job: the tape drives it uses are its
+                session.Serve(); // this thread serves that job: the tape drives it uses are its
                 byte code;
                 int length;
                 library = session.Library;

@@ -16,7 +16,11 @@ namespace ActorBackup.Cluster.DataPlane;
 public sealed class DataPlaneSessions : IExtension
 {
     /// <param name="Ticket">what the session was opened under: the socket server admits only its holder's connections (none: a test's actor without trust)</param>
-    internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write, JobTicket? Ticket);
+    internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write, JobTicket? Ticket)
+    {
+        /// <summary>This thread serves the session's job from now on: a tape library mounts and writes its cartridges in the drive it holds.</summary>
+        public void Serve() => Engine.Tape.TapeMedium.WorkingFor(Ticket?.Job, Trust.JobTickets.DriveIn(Ticket, LibraryId));
+    }
     private readonly ConcurrentDictionary<string, Session> _sessions = new();
     private readonly Trust.NodeTrust? _trust;
 
@@ -75,7 +79,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
         {
-            Engine.Tape.TapeMedium.WorkingFor(session.Ticket?.Job);
+            session.Serve();
             try
             {
                 session.Library.Append(id, flags, payload);
@@ -108,7 +112,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {
-            Engine.Tape.TapeMedium.WorkingFor(session.Ticket?.Job);
+            session.Serve();
             try
             {
                 var payload = session.Library.ReadPayload(id, ref buffer, out flags);

@@ -231,6 +231,7 @@ public sealed partial record ManagerState
         var r = new PruneLibrary
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
+            Drive = job.Drive,
         };
         r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library) || s.Spans.Contains(job.Library)).Select(s => s.Id));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);

@@ -89,6 +89,20 @@ public sealed partial class MediaActor
     /// </summary>
     private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions, IActorRef media)
     {
+        // This thread writes the copy: on tape, in the drive of this library the job holds (its ticket names it).
+        Engine.Tape.TapeMedium.WorkingFor(o.Request.Job, Trust.JobTickets.DriveIn(o.Request.Ticket, library.Id));
+        try
+        {
+            return CopyAll(o, library, sessions, media);
+        }
+        finally
+        {
+            Engine.Tape.TapeMedium.WorkingFor(null);
+        }
+    }
+
+    private static CopyRead CopyAll(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions, IActorRef media)
+    {
         using var first = sessions.Connect(o.Session, TimeSpan.FromMinutes(5));
         var spans = new List<(string Library, IDataPlaneChannel Channel)>();
         try

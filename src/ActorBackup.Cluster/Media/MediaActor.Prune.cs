@@ -274,8 +274,16 @@ public sealed partial class MediaActor
         var library = _library;
         Task.Run(() =>
         {
-            var (records, bytes, problems) = library.CopyLive(volume);
-            return (object)new PruneCopied(volume, records, bytes, problems);
+            Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive); // on tape, the live chunks are written in the job's drive
+            try
+            {
+                var (records, bytes, problems) = library.CopyLive(volume);
+                return (object)new PruneCopied(volume, records, bytes, problems);
+            }
+            finally
+            {
+                Engine.Tape.TapeMedium.WorkingFor(null);
+            }
         }).PipeTo(Self, failure: e => new PruneStepFailed($"compacting volume {volume} failed: {e.GetBaseException().Message}"));
     }
 

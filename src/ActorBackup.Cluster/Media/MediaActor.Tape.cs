@@ -121,6 +121,7 @@ public sealed partial class MediaActor
             Number = d.Number, Cartridge = d.Cartridge, Mounts = d.Mounts, Hours = d.UsedSeconds / 3600, MountsSinceCleaning = d.MountsSinceCleaning,
             HoursSinceCleaning = d.UsedSecondsSinceCleaning / 3600, CleaningDue = state.CleaningDue(d) ?? "", Cleanings = d.Cleanings, Failed = d.Failed,
             LastCleanedUnixMs = d.LastCleanedUnixMs, Job = d.Cartridge != "" ? jobOn?.Invoke(d.Number) ?? "" : "",
+            Activity = changer.Activity(d.Number),
         }));
         return inventory;
     }

@@ -195,7 +195,7 @@ public sealed partial class DiskLibrary
     public void PrepareCompaction(IEnumerable<uint> volumes)
     {
         lock (_lock)
-            if (_writer is { } w && volumes.Contains(w.Number)) SealOrBreak(w);
+            foreach (var w in _writers.Values.Where(w => volumes.Contains(w.Number)).ToList()) SealOrBreak(w);
     }
 
     /// <summary>
@@ -210,7 +210,7 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
-            if (_writer is { } w && w.Number == volume) SealOrBreak(w);
+            if (WriterOf(volume) is { } w) SealOrBreak(w);
             records = _index.Entries.Where(e => e.Value.Volume == volume).OrderBy(e => e.Value.Offset).ToList();
         }
         var problems = new List<string>();
@@ -259,7 +259,7 @@ public sealed partial class DiskLibrary
             if (_index.Entries.Any(e => e.Value.Volume == volume) || _pending.Values.Concat(_committing.Values).Any(l => l.Volume == volume))
                 throw new InvalidOperationException($"volume {volume} still holds live chunks: it is not retired");
             var entry = _manifest.Volumes.Single(v => v.Number == volume);
-            if (_writer is { } w && w.Number == volume) SealOrBreak(w);
+            if (WriterOf(volume) is { } w) SealOrBreak(w);
             entry.State = VolumeState.Recycle;
             entry.Bytes = 0;
             entry.Records = 0;
@@ -297,7 +297,7 @@ public sealed partial class DiskLibrary
         entry.Bytes = w.Length;
         w.Dispose();
         if (_readers.TryRemove(w.Number, out var stale)) Retire(stale);
-        _writer = null;
+        foreach (var stream in _writers.Where(kv => kv.Value == w).Select(kv => kv.Key).ToList()) _writers.Remove(stream);
     }
 
     /// <summary>Sealing outside an append: a write that fails (no room for the footer, say) breaks the library as an append's would.</summary>

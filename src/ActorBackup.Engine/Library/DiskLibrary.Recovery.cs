@@ -208,10 +208,11 @@ public sealed partial class DiskLibrary
                 }
                 entry.Bytes = writer.Length;
                 entry.Records = writer.Records.Count;
-                if (_writer is null || _writer.Number < number)
+                // The newest unsealed volume goes on taking appends (held by no stream until one writes); older ones are closed.
+                if (!_writers.TryGetValue(0, out var newest) || newest.Number < number)
                 {
-                    if (_writer is { } older) MarkReadOnly(older);
-                    _writer = writer;
+                    if (newest is not null) MarkReadOnly(newest);
+                    _writers[0] = writer;
                 }
                 else MarkReadOnly(writer);
             }

@@ -66,7 +66,7 @@ public sealed partial class DiskLibrary
         List<VolumeEntry> volumes;
         lock (_lock)
         {
-            _writer?.FlushToFile();
+            FlushWriters();
             volumes = _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0).Select(Clone).ToList();
         }
         var found = new List<ChunkId>();

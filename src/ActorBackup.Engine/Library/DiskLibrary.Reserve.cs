@@ -27,10 +27,10 @@ public sealed partial class DiskLibrary
     /// <summary>Free space is looked at again after this many bytes appended (statvfs is a system call).</summary>
     private const long RecheckEvery = 1 << 20;
 
-    private long Available() => AvailableBytes() is var a and > 0 ? a : _medium.Available(_writer?.Length ?? 0) ?? new DriveInfo(Path.GetFullPath(Root)).AvailableFreeSpace;
+    private long Available() => AvailableBytes() is var a and > 0 ? a : _medium.Available(WritingLengths) ?? new DriveInfo(Path.GetFullPath(Root)).AvailableFreeSpace;
 
     /// <summary>What the medium says is left to write on (a tape library: its cartridges); null: the file system's free space.</summary>
-    public long? RoomLeft { get { lock (_lock) return _medium.Available(_writer?.Length ?? 0); } }
+    public long? RoomLeft { get { lock (_lock) return _medium.Available(WritingLengths); } }
 
     /// <summary>Why the library takes no new appends (down to its reserve), or null.</summary>
     public string? Full { get { lock (_lock) return _full; } }
@@ -77,7 +77,7 @@ public sealed partial class DiskLibrary
             if (ReserveBytes <= 0)
             {
                 // Full without a reserve: an append found nowhere to start a volume (no scratch cartridge); room again now?
-                if (_full is not null && _medium.Available(_writer?.Length ?? 0) is > 0) _full = null;
+                if (_full is not null && _medium.Available(WritingLengths) is > 0) _full = null;
                 return;
             }
             _freeAtCheck = Available();

@@ -20,7 +20,7 @@ public sealed partial class DiskLibrary
     /// </summary>
     public VerifyReport Verify()
     {
-        lock (_lock) _writer?.FlushToFile();
+        lock (_lock) FlushWriters();
         var damage = new List<VolumeDamage>();
         var found = new HashSet<(ChunkId, ChunkLocation)>();
         int records = 0, volumes = 0;

@@ -46,19 +46,45 @@ public sealed partial class DiskLibrary
         }
     }
 
+    /// <summary>
+    /// The volume this thread's write stream appends to: its own, sealed and followed by a new one when full. A thread
+    /// that names no stream (a prune's copy) appends to a volume being written when there is one; a stream's first
+    /// append takes over the volume no stream holds (the one a reopened library goes on writing).
+    /// </summary>
     private VolumeWriter WriterFor(int payloadLength)
     {
-        if (_writer is { } w && w.Records.Count > 0 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize > VolumeCapacity)
+        var stream = _medium.Stream;
+        if (!_writers.TryGetValue(stream, out var w))
+        {
+            if (stream == 0 && _writers.Count > 0) w = _writers.MinBy(kv => kv.Key).Value;
+            else if (stream != 0 && _writers.Remove(0, out var unheld)) _writers[stream] = w = unheld;
+        }
+        if (w is not null && w.Records.Count > 0 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize > VolumeCapacity)
+        {
             SealWriter(w);
-        if (_writer is null)
+            w = null;
+        }
+        if (w is null)
         {
             var number = _manifest.Volumes.Count == 0 ? 1u : _manifest.Volumes.Max(v => v.Number) + 1;
             var (path, label) = _medium.Allocate(number, Id);
-            _writer = VolumeWriter.Create(path, number, Id, label);
-            _manifest.Volumes.Add(new VolumeEntry { Number = number, Label = label, State = VolumeState.Append, Bytes = _writer.Length });
+            _writers[stream] = w = VolumeWriter.Create(path, number, Id, label);
+            _manifest.Volumes.Add(new VolumeEntry { Number = number, Label = label, State = VolumeState.Append, Bytes = w.Length });
         }
-        return _writer;
+        return w;
     }
+
+    /// <summary>The writer of <paramref name="volume"/> when it is being written, else null.</summary>
+    private VolumeWriter? WriterOf(uint volume) => _writers.Values.FirstOrDefault(w => w.Number == volume);
+
+    /// <summary>Under the lock: what every writer buffered reaches its file (a read of the file sees it).</summary>
+    private void FlushWriters()
+    {
+        foreach (var w in _writers.Values) w.FlushToFile();
+    }
+
+    /// <summary>The lengths of the volumes being written (what a tape medium still has room for on them).</summary>
+    private List<long> WritingLengths => [.. _writers.Values.Select(w => w.Length)];
 
     /// <summary>
     /// Makes every append so far durable: fsync of the open volume, then the index and the volume table are
@@ -120,13 +146,13 @@ public sealed partial class DiskLibrary
         _pending.Clear(); // appended since the last commit: maybe not on disk; reopening finds the whole records again
         try
         {
-            _writer?.Dispose();
+            foreach (var w in _writers.Values) w.Dispose();
         }
         catch (IOException)
         {
             // Its buffer could not be written either: reopening cuts the volume back to its last whole record.
         }
-        _writer = null;
+        _writers.Clear();
         return new IOException(_broken, e);
     }
 
@@ -138,7 +164,7 @@ public sealed partial class DiskLibrary
 
     private CommitBatch CommitLocked()
     {
-        _writer?.Sync();
+        foreach (var w in _writers.Values) w.Sync();
         WriteStagedReferences();
         var batch = new CommitBatch(_pending.ToList(), _manifest.Volumes.Select(Clone).ToList());
         if (!_ownsIndex)

@@ -31,7 +31,8 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     private readonly HashSet<ChunkId> _reserved = [];
     private readonly ConcurrentDictionary<uint, VolumeReader> _readers = new();
     private readonly LibraryManifest _manifest;
-    private VolumeWriter? _writer;
+    /// <summary>The volumes being written, one per write stream (<see cref="IVolumeMedium.Stream"/>; a disk library has one).</summary>
+    private readonly Dictionary<int, VolumeWriter> _writers = [];
     /// <summary>Appended since the last commit: not durable yet, and not in the committed index, which its owner keeps.</summary>
     private Dictionary<ChunkId, ChunkLocation> _pending = [];
     /// <summary>Committed to disk, waiting for the owner to journal them (<see cref="Committed"/>).</summary>
@@ -131,7 +132,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         {
             if (!TryGetLocationLocked(id, out loc))
                 throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
-            if (_writer is { } w && w.Number == loc.Volume) w.FlushToFile();
+            WriterOf(loc.Volume)?.FlushToFile();
             // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
             // after retires this reader without closing it, so the read below still finds the bytes.
             reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
@@ -148,13 +149,13 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         {
             try
             {
-                _writer?.Dispose();
+                foreach (var w in _writers.Values) w.Dispose();
             }
             catch (IOException) when (_broken is not null)
             {
                 // A broken writer's buffer cannot be written: the next open cuts the volume back.
             }
-            _writer = null;
+            _writers.Clear();
             _broken ??= $"library {Id} is closed"; // a task still running on it (a prune's copy) appends nothing more
             foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();
             _readers.Clear();

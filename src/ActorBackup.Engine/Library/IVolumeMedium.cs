@@ -34,8 +34,15 @@ public interface IVolumeMedium : IDisposable
     /// </summary>
     long Release(uint volume, bool retire = false);
 
-    /// <summary>Bytes the library can still write, <paramref name="writing"/> being the length of the volume being written (0: none); null: the file system's free space.</summary>
-    long? Available(long writing);
+    /// <summary>Bytes the library can still write, <paramref name="writing"/> being the lengths of the volumes being written; null: the file system's free space.</summary>
+    long? Available(IEnumerable<long> writing);
+
+    /// <summary>
+    /// Which of the library's write streams this thread appends through: each stream writes its own volume. 0 (a disk
+    /// library always): the library's one stream, shared by every writer. On tape, the drive the thread's job holds,
+    /// so that jobs on different drives each write their own cartridge.
+    /// </summary>
+    int Stream { get; }
 }
 
 /// <summary>A disk library's volumes: ROOT/volumes/vol-NNNNNN.abv, read and written at no cost beyond the disk's.</summary>
@@ -63,7 +70,9 @@ public sealed class DiskMedium(string root) : IVolumeMedium
         return freed;
     }
 
-    public long? Available(long writing) => null;
+    public long? Available(IEnumerable<long> writing) => null;
+
+    public int Stream => 0;
 
     public void Dispose() { }
 }

@@ -131,7 +131,13 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
     public IEnumerable<Cartridge> Scratch => Cartridges.Values.Where(c => c is { Kind: CartridgeKind.Data, Volume: 0, Retired: false } && c.Label != "" && c.Place.Kind != PlaceKind.Outside);
 
     /// <summary><see cref="Scratch"/> in the order a new volume takes them: one in a drive first (no mount), then by slot.</summary>
-    public IEnumerable<Cartridge> ScratchByReach => Scratch.OrderBy(c => c.Place.Kind == PlaceKind.Drive ? 0 : 1).ThenBy(c => c.Place.Number);
+    /// <summary>
+    /// The scratch cartridges in the order a write for <paramref name="drive"/> takes them: one in that drive (no mount),
+    /// then those in slots, then those in other drives (whose jobs they would be taken from). Drive 0 (a write no drive
+    /// was named for): one in any drive first.
+    /// </summary>
+    public IEnumerable<Cartridge> ScratchByReach(int drive = 0) =>
+        Scratch.OrderBy(c => c.Place.Kind != PlaceKind.Drive ? 1 : drive == 0 || c.Place.Number == drive ? 0 : 2).ThenBy(c => c.Place.Number);
 
     public const string NoScratch = "no labelled cartridge is free to write on: import cartridges and label them (abk library import, abk volume label), or prune to recycle some";
 
@@ -232,7 +238,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 if (HoldingVolume(a.Volume) is { } has)
                     return has.Barcode == a.Barcode || a.Barcode == "" ? Decision.Of() // assigned already: the same cartridge
                         : Decision.Reject($"volume {a.Volume} is on cartridge {has.Barcode} already");
-                var scratch = a.Barcode != "" ? Scratch.FirstOrDefault(c => c.Barcode == a.Barcode) : ScratchByReach.FirstOrDefault();
+                var scratch = a.Barcode != "" ? Scratch.FirstOrDefault(c => c.Barcode == a.Barcode) : ScratchByReach().FirstOrDefault();
                 if (scratch is null) return Decision.Reject(NoScratch);
                 return Decision.Of(new VolumeAssigned(scratch.Barcode, a.Volume));
             }

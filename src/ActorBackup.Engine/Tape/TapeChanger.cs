@@ -41,6 +41,8 @@ public sealed class TapeChanger : IDisposable
     private readonly object _lock = new();
     private readonly object[] _driveLocks;
     private readonly FileStream?[] _tapes;
+    /// <summary>Per drive, what it is doing while a command's time passes (mounting, unmounting, cleaning), else empty.</summary>
+    private readonly string[] _activity;
     private long _simulatedTicks;
     private ChangerState _state;
 
@@ -54,7 +56,11 @@ public sealed class TapeChanger : IDisposable
         Timings = timings;
         _driveLocks = [.. Enumerable.Range(0, state.Drives.Length).Select(_ => new object())];
         _tapes = new FileStream?[state.Drives.Length];
+        _activity = [.. Enumerable.Repeat("", state.Drives.Length)];
     }
+
+    /// <summary>What <paramref name="drive"/> is doing right now: mounting, unmounting or cleaning; empty when none of these.</summary>
+    public string Activity(int drive) => drive >= 1 && drive <= _activity.Length ? Volatile.Read(ref _activity[drive - 1]) : "";
 
     public ChangerState State { get { lock (_lock) return _state; } }
 
@@ -123,7 +129,19 @@ public sealed class TapeChanger : IDisposable
                 foreach (var e in decision.Events) _state = _state.Apply(e);
                 Save();
             }
-            foreach (var e in decision.Events) Carry(e, before);
+            foreach (var e in decision.Events)
+            {
+                var doing = e switch { CartridgeMounted => "mounting", CartridgeUnmounted => "unmounting", DriveCleaned => "cleaning", _ => "" };
+                if (doing != "" && drive >= 1 && drive <= _activity.Length) Volatile.Write(ref _activity[drive - 1], doing);
+                try
+                {
+                    Carry(e, before);
+                }
+                finally
+                {
+                    if (doing != "" && drive >= 1 && drive <= _activity.Length) Volatile.Write(ref _activity[drive - 1], "");
+                }
+            }
             return null;
         }
     }

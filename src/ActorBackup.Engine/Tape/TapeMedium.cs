@@ -5,9 +5,11 @@ namespace ActorBackup.Engine.Tape;
 /// <summary>
 /// A tape library's volumes: each volume is one cartridge (its tape the cartridge's file), started on a labelled
 /// scratch cartridge and sealed when the tape is full, so that a backup larger than a cartridge goes on on the next
-/// (spanning cartridges); the index says (volume, offset), and the changer which cartridge holds the volume. Before
-/// a read or write, the cartridge is mounted (in the drive holding it, else an empty drive, else the one used least
-/// recently, whose cartridge goes back to its slot) and the drive charged for winding and streaming. A volume a
+/// (spanning cartridges); the index says (volume, offset), and the changer which cartridge holds the volume. Each
+/// drive is a write stream: jobs on different drives (the manager's, named by their tickets) write their own
+/// cartridges at once. Before a read or write, the cartridge is mounted (in the drive holding it, else the drive the
+/// job holds, else an empty drive, else the one used least recently, whose cartridge goes back to its slot) and the
+/// drive charged for winding and streaming. A volume a
 /// prune emptied is erased and its cartridge is scratch again, label kept (Append, Full, Recycle, Append).
 /// </summary>
 public sealed class TapeMedium : IVolumeMedium
@@ -21,6 +23,7 @@ public sealed class TapeMedium : IVolumeMedium
     private long _mounts;
 
     [ThreadStatic] private static string? t_job;
+    [ThreadStatic] private static int t_drive;
 
     /// <summary>
     /// The medium of library <paramref name="libraryId"/> on <paramref name="changer"/>. A cartridge the changer calls
@@ -40,8 +43,18 @@ public sealed class TapeMedium : IVolumeMedium
 
     public void Dispose() => changer.Dispose();
 
-    /// <summary>The job whose reads and writes this thread carries out from now on (a data-plane connection's), or none.</summary>
-    public static void WorkingFor(string? job) => t_job = job;
+    /// <summary>
+    /// The job whose reads and writes this thread carries out from now on (a data-plane connection's), or none, and the
+    /// drive the manager gave it (0: none named): its cartridges are mounted there and it writes its own volume there.
+    /// </summary>
+    public static void WorkingFor(string? job, int drive = 0)
+    {
+        t_job = job;
+        t_drive = drive;
+    }
+
+    /// <summary>The drive this thread's job holds, when the library has it: each drive writes its own cartridge.</summary>
+    public int Stream => t_drive >= 1 && t_drive <= _jobs.Length ? t_drive : 0;
 
     /// <summary>The job that last used <paramref name="drive"/>; empty: none since the library opened.</summary>
     public string JobOn(int drive)
@@ -71,7 +84,7 @@ public sealed class TapeMedium : IVolumeMedium
         // skipped, never written over; the inventory shows it as scratch: export it).
         if (changer.State.HoldingVolume(volume) is null)
         {
-            var blank = changer.State.ScratchByReach.FirstOrDefault(c => Holds(changer.TapePath(c.Barcode)) is null);
+            var blank = changer.State.ScratchByReach(Stream).FirstOrDefault(c => Holds(changer.TapePath(c.Barcode)) is null);
             if (blank is null) throw new LibraryFullException($"tape library {libraryId}: {ChangerState.NoScratch}");
             if (changer.Execute(new AssignVolume(volume, blank.Barcode)) is { } why) throw new LibraryFullException($"tape library {libraryId}: {why}");
         }
@@ -130,12 +143,12 @@ public sealed class TapeMedium : IVolumeMedium
         return freed;
     }
 
-    /// <summary>What is left on the cartridge being written and on every scratch cartridge.</summary>
-    public long? Available(long writing)
+    /// <summary>What is left on the cartridges being written and on every scratch cartridge.</summary>
+    public long? Available(IEnumerable<long> writing)
     {
         var state = changer.State;
         var capacity = state.Config.CartridgeCapacity;
-        return (writing > 0 ? Math.Max(0, capacity - writing) : 0) + state.Scratch.Count() * capacity;
+        return writing.Sum(w => Math.Max(0, capacity - w)) + state.Scratch.Count() * capacity;
     }
 
     /// <summary>The drive holding the volume's cartridge, mounted there now if it was not.</summary>
@@ -153,7 +166,8 @@ public sealed class TapeMedium : IVolumeMedium
             {
                 var usable = state.Drives.Where(d => d.Failed == "").ToList();
                 if (usable.Count == 0) throw new IOException("every drive of the tape library has failed: see abk drive list");
-                var chosen = usable.FirstOrDefault(d => d.Cartridge == "") ?? usable.MinBy(d => _lastUse[d.Number - 1])!;
+                // The drive the thread's job holds; else an empty one; else the one used least recently.
+                var chosen = usable.FirstOrDefault(d => d.Number == Stream) ?? usable.FirstOrDefault(d => d.Cartridge == "") ?? usable.MinBy(d => _lastUse[d.Number - 1])!;
                 drive = chosen.Number;
                 if (chosen.Cartridge != "" && changer.Execute(new UnmountCartridge(drive)) is { } cannot)
                     throw new IOException($"cannot free drive {drive} for volume {volume}: {cannot}");

@@ -38,6 +38,21 @@ public sealed class JobTicketTests : IDisposable
         JobTickets.Refusal(_media, ticket, library, job, write, at ?? Now, (ended ?? new EndedJobs()).Ended);
 
     [Fact]
+    public void A_ticket_names_the_drive_its_job_holds_in_its_own_library_and_a_changed_drive_does_not_check()
+    {
+        var onDrive2 = Backup.Clone();
+        onDrive2.Drive = 2;
+        var ticket = MessageSignature.Sign(JobTickets.For(onDrive2, read: ["lib3"], write: ["lib1", "lib2"], Now), _manager);
+        Assert.Null(Check(ticket));
+        Assert.Equal(2, JobTickets.DriveIn(ticket, "lib1"));
+        Assert.Equal(0, JobTickets.DriveIn(ticket, "lib2")); // a library it spans into: no drive of it held
+        Assert.Equal(0, JobTickets.DriveIn(Issued(), "lib1")); // a job started before drives were recorded
+        Assert.Equal(0, JobTickets.DriveIn(null, "lib1"));
+        ticket.Drive = 1; // taken over on the way: another job's drive
+        Assert.Contains("does not check", Check(ticket));
+    }
+
+    [Fact]
     public void A_session_opens_only_under_a_ticket_the_manager_signed_for_that_job_library_and_access()
     {
         Assert.Null(Check(Issued()));

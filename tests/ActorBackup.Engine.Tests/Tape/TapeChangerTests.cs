@@ -17,6 +17,28 @@ public class TapeChangerTests
         c.State.Cartridges.Values.Where(x => x.Place.Kind != PlaceKind.Outside).Select(x => (x.Barcode, x.Place, x.Label));
 
     [Fact]
+    public async Task A_drive_says_it_is_mounting_while_the_load_takes_its_time_and_nothing_once_done()
+    {
+        using var dir = new TempDir();
+        // A load of 3 simulated seconds waited in full (scale 1): long enough to be seen on a busy machine.
+        using var c = Open(dir, timings: TapeTimings.Instant with { LoadSeconds = 3, Scale = 1 });
+        Ok(c, new ImportCartridge("AAA001L8"));
+        Assert.Equal("", c.Activity(1));
+        var mount = Task.Run(() => c.Execute(new MountCartridge(1, 1)));
+        var seen = "";
+        while (!mount.IsCompleted && seen == "")
+        {
+            seen = c.Activity(1);
+            await Task.Delay(5);
+        }
+        Assert.Null(await mount);
+        Assert.Equal("mounting", seen);
+        Assert.Equal("", c.Activity(1));
+        Assert.Equal("", c.Activity(2));
+        Assert.Equal("", c.Activity(9)); // no such drive: nothing
+    }
+
+    [Fact]
     public void Inventory_after_import_and_export_is_right_and_a_cartridge_comes_back_with_its_label()
     {
         using var dir = new TempDir();

@@ -34,15 +34,17 @@ public sealed class TapeLibraryTests : IDisposable
     private static DiskLibrary Open(string root, TapeMedium medium, ChunkIndex? index = null, IEnumerable<VolumeEntry>? volumes = null) =>
         DiskLibrary.OpenOwned(root, "tape1", Capacity, index ?? new ChunkIndex(), volumes ?? [], medium);
 
-    private ChunkId Append(DiskLibrary library)
+    /// <summary>A new chunk of <paramref name="size"/> random bytes appended (from <paramref name="random"/>, when a thread has its own).</summary>
+    private ChunkId Append(DiskLibrary library, Random? random = null, int size = 100_000)
     {
-        var payload = new byte[100_000];
-        _random.NextBytes(payload);
+        random ??= _random;
+        var payload = new byte[size];
+        random.NextBytes(payload);
         var raw = new byte[32];
-        _random.NextBytes(raw);
+        random.NextBytes(raw);
         var id = new ChunkId(raw);
         library.Append(id, RecordFlags.Encrypted, payload);
-        _written[id] = payload;
+        lock (_written) _written[id] = payload;
         return id;
     }
 
@@ -80,6 +82,45 @@ public sealed class TapeLibraryTests : IDisposable
         before = medium.Mounts;
         AssertReads(library, scattered.Select(x => (x.Key, x.Value)));
         Assert.True(medium.Mounts - before >= scattered.Count / 2, $"{medium.Mounts - before} mounts for {scattered.Count} scattered reads");
+    }
+
+    [Fact]
+    public void Jobs_on_two_drives_write_their_own_cartridges_each_in_its_drive_and_a_writer_without_a_drive_joins_one()
+    {
+        var medium = Medium(cartridges: 4);
+        using var library = Open(Root, medium);
+        var written = new Dictionary<int, List<ChunkId>> { [1] = [], [2] = [] };
+        // Two jobs at once, as the manager gave them drives 1 and 2: their chunks interleave in time.
+        var threads = new[] { 1, 2 }.Select(drive => new Thread(() =>
+        {
+            TapeMedium.WorkingFor($"job-{drive}", drive);
+            var random = new Random(drive);
+            for (var i = 0; i < 6; i++)
+            {
+                written[drive].Add(Append(library, random, size: 50_000));
+                Thread.Yield();
+            }
+            TapeMedium.WorkingFor(null);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        library.Committed(library.Commit());
+
+        // Each job's chunks on one volume, a cartridge of its own, sitting in the job's drive; the drive names the job.
+        var state = medium.Changer.State;
+        foreach (var drive in new[] { 1, 2 })
+        {
+            var volumes = written[drive].Select(id => library.TryGetLocation(id, out var at) ? at.Volume : 0).Distinct().ToList();
+            var volume = Assert.Single(volumes);
+            Assert.Equal(Place.Drive(drive), state.HoldingVolume(volume)!.Place);
+            Assert.Equal($"job-{drive}", medium.JobOn(drive));
+        }
+        Assert.Equal(2, library.Volumes.Count(v => v.State == VolumeState.Append));
+        AssertReads(library, _written.Select(kv => (kv.Key, kv.Value)));
+
+        // A write that names no drive (a prune's copy) goes on one of the volumes being written: no third cartridge.
+        Append(library);
+        Assert.Equal(2, library.Volumes.Count);
     }
 
     [Fact]
