@@ -294,4 +294,57 @@ public class TapeTests
         var volumes = cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().ToList();
         Assert.Single(volumes);
     }
+
+    [Fact]
+    public void A_cartridge_with_read_errors_is_retired_by_the_cell_its_readable_data_copied_away_and_the_rest_after_a_heal()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 1); // 8 MiB on cartridges of 4 MiB
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries).Start(libraries: "lib1,tape1");
+        var backup = cell.AbkJson("backup", "--library", "tape1", src);
+        Assert.True(backup.GetProperty("state").GetString() == "SUCCEEDED", backup + cell.Log);
+        var snapshot = backup.GetProperty("snapshot").GetString()!;
+        var copy = cell.AbkJson("snapshot", "copy", snapshot, "--to", "lib1");
+        Assert.True(copy.GetProperty("state").GetString() == "SUCCEEDED", copy + cell.Log);
+
+        // A byte turns in the middle of the first cartridge's tape; the library check finds it.
+        var tape = Directory.GetFiles(cell.DataDir, "AAA001L8.tape", SearchOption.AllDirectories).Single();
+        using (var f = new FileStream(tape, FileMode.Open))
+        {
+            f.Position = f.Length / 2;
+            var x = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(x ^ 0x04));
+        }
+        Assert.Equal(1, cell.Abk("verify", "--library", "tape1").ExitCode);
+        System.Text.Json.JsonElement Volume1() => cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("number").GetUInt32() == 1);
+        Assert.Equal("Error", Volume1().GetProperty("state").GetString());
+
+        // The cell retires the cartridge by itself: a prune of its own copies every chunk it can read to other
+        // cartridges; the damaged one keeps it in service, and the job says what to do.
+        System.Text.Json.JsonElement? Maintenance() => cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
+            .Where(j => j.GetProperty("kind").GetString() == "PRUNE" && j.GetProperty("origin").GetString() == "MAINTENANCE").Select(j => (System.Text.Json.JsonElement?)j).FirstOrDefault();
+        LifecycleTests.Until(() => Maintenance() is { } j && j.GetProperty("state").GetString() is "SUCCEEDED" or "FAILED", () => cell.Abk("job", "list").Stdout + cell.Log);
+        var retirement = cell.AbkJson("job", "show", Maintenance()!.Value.GetProperty("id").GetString()!);
+        Assert.Equal("FAILED", retirement.GetProperty("state").GetString());
+        Assert.Contains("volume 1 not retired", retirement.GetProperty("reason").GetString());
+        Assert.Contains("abk verify SNAPSHOT", retirement.GetProperty("reason").GetString());
+        Assert.Equal([1u], retirement.GetProperty("retire").EnumerateArray().Select(v => v.GetUInt32()));
+        Assert.Equal("Error", Volume1().GetProperty("state").GetString()); // still out of use for writing, and shown
+
+        // A verify finds the damaged chunk and heals it from the copy on lib1; then the operator retires the cartridge.
+        Assert.Equal(1, cell.Abk("verify", snapshot).ExitCode);
+        LifecycleTests.Until(() => cell.AbkJson("job", "list").GetProperty("jobs").EnumerateArray()
+            .Any(j => j.GetProperty("kind").GetString() == "COPY" && j.TryGetProperty("heal", out _) && j.GetProperty("state").GetString() == "SUCCEEDED"),
+            () => cell.Abk("job", "list").Stdout + cell.Log);
+        var retire = cell.Abk("volume", "retire", "tape1", "1");
+        Assert.True(retire.ExitCode == 0, retire.Stderr + retire.Stdout + cell.Log);
+        Assert.Contains("cartridge AAA001L8 is retired: export it", cell.Abk("library", "inventory", "tape1").Stdout);
+        Assert.Equal(0, cell.Abk("verify", snapshot).ExitCode);
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.AbkJson("restore", snapshot, "--to", target);
+        Assert.Equal("tape1", restore.GetProperty("library").GetString());
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
 }

@@ -219,6 +219,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Scheduled(ahead.DecideScheduledVerifies(now), j => $"verify of snapshot {j.Snapshot} ({j.BackupSet})");
             Scheduled(ahead.DecideScheduledChecks(_limits.CheckSchedule, now), j => $"check of library {j.Library}");
             Scheduled(ahead.DecideScheduledCopies(now), j => $"copy of snapshot {j.Snapshot} to {j.Library}");
+            Scheduled(ahead.DecideRetireDamaged(_libraryReports.Values, now), j => $"retirement of cartridge volume {string.Join(", ", j.Retire)} of library {j.Library}, which has read errors");
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             ApplyRetention();
             foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))

@@ -225,6 +225,27 @@ public sealed partial record ManagerState
         return new Decision(events, null, first);
     }
 
+    /// <summary>
+    /// Tape cartridges with errors, as their media agents report them (volumes in the Error state): a prune job
+    /// that retires them (their readable live chunks copied to other cartridges, then out of service), queued by
+    /// the cell itself, one library at a time. A volume that a prune job named before, whatever became of it, is
+    /// not named again: a chunk that could not be read kept it in service and that job said what to do (heal from
+    /// a copy, then abk volume retire). Empty when there is nothing to retire.
+    /// </summary>
+    public IReadOnlyList<Google.Protobuf.IMessage> DecideRetireDamaged(IEnumerable<IndexReport> reports, DateTimeOffset now)
+    {
+        foreach (var r in reports.Where(r => r.VolumesInError.Count > 0).OrderBy(r => r.Library, StringComparer.Ordinal))
+        {
+            if (!Libraries.TryGetValue(r.Library, out var library) || library.Kind != "tape") continue;
+            var named = Jobs.Values.Where(j => j.Kind == JobKind.Prune && j.Library == r.Library).SelectMany(j => j.Retire).ToHashSet();
+            var retire = r.VolumesInError.Where(v => v != 0 && !named.Contains(v)).Distinct().Order().ToList();
+            if (retire.Count == 0) continue;
+            var decision = DecidePrune(new StartPrune { Library = r.Library, Origin = JobOrigin.Maintenance, Retire = { retire } }, now);
+            if (decision.Rejection is null) return decision.Events;
+        }
+        return [];
+    }
+
     /// <summary>What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its last prune.</summary>
     public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter)
     {

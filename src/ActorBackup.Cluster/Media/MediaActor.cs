@@ -162,7 +162,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             else if (_library is not null)
             {
                 _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
-                if ((_library.Full ?? "") != _reportedFull) _manager?.Tell(Report()); // the manager starts backups by it
+                // The manager starts backups by the one, and retires tape cartridges with errors by the other.
+                if ((_library.Full ?? "") != _reportedFull || _library.VolumesInError.Count != _reportedInError) _manager?.Tell(Report());
             }
         });
         PruneCommands();
@@ -385,11 +386,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>What the manager last heard of the library's reserve (IndexReport.full).</summary>
     private string _reportedFull = "";
+    private int _reportedInError;
 
     private IndexReport Report()
     {
         var report = NewReport();
         _reportedFull = report.Full;
+        _reportedInError = report.VolumesInError.Count;
         Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
         Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
         return Trust.MessageSignature.Sign(report, Trust.NodeTrust.Of(Context.System));
@@ -410,6 +413,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
         DrivesDueCleaning = { DrivesDueCleaning() },
         CleaningProblem = DrivesDueCleaning().Any() ? _cleaningProblem ?? "" : "", // cleaned since (by an operator, say): no problem left
+        VolumesInError = { (_library?.VolumesInError ?? []).Take(256) },
     };
 
     private ulong FreeBytes()

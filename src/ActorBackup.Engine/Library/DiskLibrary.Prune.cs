@@ -232,6 +232,7 @@ public sealed partial class DiskLibrary
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
+                if (e is VolumeCorruptException) CartridgeError(volume, e.Message);
                 problems.Add($"volume {volume}: chunk {id.Short} at offset {loc.Offset} cannot be read ({e.Message}): the volume is kept");
                 continue;
             }

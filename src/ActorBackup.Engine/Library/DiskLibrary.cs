@@ -140,7 +140,39 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         var need = VolumeFormat.RecordOverhead + loc.Length;
         if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
         _medium.Reading(loc.Volume, loc.Offset, need); // a cartridge: mounted and wound there first
-        return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
+        try
+        {
+            return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
+        }
+        catch (VolumeCorruptException e)
+        {
+            CartridgeError(loc.Volume, e.Message);
+            throw;
+        }
+    }
+
+    /// <summary>Volumes in the Error state: found damaged when opened or, on tape, when read (cartridges with errors, to retire).</summary>
+    public IReadOnlyList<uint> VolumesInError
+    {
+        get { lock (_lock) return _manifest.Volumes.Where(v => v.State == VolumeState.Error).Select(v => v.Number).ToList(); }
+    }
+
+    /// <summary>
+    /// On tape, a volume whose records fail their checks when read is a cartridge with errors: it takes no more
+    /// appends (sealed when being written) and is Error in the table, which the media agent reports so that the
+    /// manager retires it (its readable live chunks copied away, then out of service). Its chunks are still read.
+    /// A disk volume's damaged records are healed one by one from a copy instead (abk verify SNAPSHOT).
+    /// </summary>
+    private void CartridgeError(uint volume, string reason)
+    {
+        if (_medium.Kind != "tape") return;
+        lock (_lock)
+        {
+            if (_manifest.Volumes.FirstOrDefault(v => v.Number == volume) is not { State: not (VolumeState.Error or VolumeState.Recycle) } entry) return;
+            if (WriterOf(volume) is { } w) SealOrBreak(w);
+            entry.State = VolumeState.Error;
+            entry.Error = reason;
+        }
     }
 
     public void Dispose()

@@ -109,6 +109,24 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void Tape_cartridges_with_errors_are_retired_by_a_prune_the_cell_queues_once_per_volume()
+    {
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 2 });
+        IndexReport InError(string library, params uint[] volumes) => new() { Library = library, VolumesInError = { volumes } };
+        Assert.Empty(s.DecideRetireDamaged([InError("tape1"), InError("lib1", 3), InError("tape9", 1)], Now)); // none; a disk library heals; not registered
+
+        var events = s.DecideRetireDamaged([InError("lib1", 3), InError("tape1", 4, 2)], Now);
+        var job = Assert.IsType<JobQueued>(Assert.Single(events)).Job;
+        Assert.Equal((JobKind.Prune, "tape1", JobOrigin.Maintenance), (job.Kind, job.Library, job.Origin));
+        Assert.Equal([2u, 4u], job.Retire);
+        s = Apply(s, events);
+        // Named once: queued, running or ended (a chunk it could not read kept the volume: the operator heals, then retires).
+        Assert.Empty(s.DecideRetireDamaged([InError("tape1", 2, 4)], Now));
+        var more = s.DecideRetireDamaged([InError("tape1", 2, 4, 7)], Now);
+        Assert.Equal([7u], Assert.IsType<JobQueued>(Assert.Single(more)).Job.Retire);
+    }
+
+    [Fact]
     public void Drives_due_for_cleaning_are_cleaned_when_no_job_runs_or_starts_on_their_library()
     {
         var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 2 })

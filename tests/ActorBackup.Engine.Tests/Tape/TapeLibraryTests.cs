@@ -48,6 +48,16 @@ public sealed class TapeLibraryTests : IDisposable
         return id;
     }
 
+    /// <summary>One byte of the chunk's stored payload at <paramref name="at"/> turns (bit rot, a worn cartridge).</summary>
+    private static void FlipPayloadByte(string path, ChunkLocation at)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = at.Offset + VolumeFormat.RecordOverhead + 10;
+        var b = file.ReadByte();
+        file.Position--;
+        file.WriteByte((byte)~b);
+    }
+
     private static void AssertReads(DiskLibrary library, IEnumerable<(ChunkId Id, byte[] Payload)> chunks)
     {
         var buffer = new byte[1];
@@ -121,6 +131,50 @@ public sealed class TapeLibraryTests : IDisposable
         // A write that names no drive (a prune's copy) goes on one of the volumes being written: no third cartridge.
         Append(library);
         Assert.Equal(2, library.Volumes.Count);
+    }
+
+    [Fact]
+    public void A_cartridge_whose_record_fails_its_checksum_is_in_error_takes_no_more_appends_and_its_other_chunks_still_read()
+    {
+        var medium = Medium(cartridges: 3);
+        using var library = Open(Root, medium);
+        var ids = Enumerable.Range(0, 4).Select(_ => Append(library)).ToList();
+        library.Committed(library.Commit());
+        Assert.True(library.TryGetLocation(ids[1], out var at));
+        Assert.Empty(library.VolumesInError);
+
+        // One byte of the second chunk's payload turns on the tape (bit rot, a worn cartridge).
+        FlipPayloadByte(medium.Changer.TapePath("AAA001L8"), at);
+        var buffer = new byte[1];
+        Assert.Throws<VolumeCorruptException>(() => library.ReadPayload(ids[1], ref buffer, out _));
+
+        // The cartridge is in error: reported for retirement, sealed, and the next chunk goes on the next cartridge.
+        Assert.Equal([at.Volume], library.VolumesInError);
+        var volume = library.Volumes.Single(v => v.Number == at.Volume);
+        Assert.Equal(VolumeState.Error, volume.State);
+        Assert.Contains("checksum", volume.Error);
+        var next = Append(library);
+        Assert.True(library.TryGetLocation(next, out var nextAt));
+        Assert.NotEqual(at.Volume, nextAt.Volume);
+        AssertReads(library, ids.Where(id => id != ids[1]).Append(next).Select(id => (id, _written[id])));
+        // Kept across a commit and a reopen (the owner journals the volume table).
+        var batch = library.Commit();
+        library.Committed(batch);
+        Assert.Equal(VolumeState.Error, batch.Volumes.Single(v => v.Number == at.Volume).State);
+    }
+
+    [Fact]
+    public void A_damaged_record_on_a_disk_volume_leaves_the_volume_in_service_to_be_healed_from_a_copy()
+    {
+        using var library = DiskLibrary.OpenOwned(Path.Combine(_dir.Path, "disk1"), "disk1", Capacity, new ChunkIndex(), []);
+        var id = Append(library);
+        library.Committed(library.Commit());
+        Assert.True(library.TryGetLocation(id, out var at));
+        FlipPayloadByte(Path.Combine(_dir.Path, "disk1", "volumes", VolumeFormat.VolumeFileName(at.Volume)), at);
+        var buffer = new byte[1];
+        Assert.Throws<VolumeCorruptException>(() => library.ReadPayload(id, ref buffer, out _));
+        Assert.Empty(library.VolumesInError);
+        Assert.Equal(VolumeState.Append, library.Volumes.Single().State);
     }
 
     [Fact]
