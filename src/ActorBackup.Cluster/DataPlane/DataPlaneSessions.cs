@@ -18,8 +18,11 @@ public sealed class DataPlaneSessions : IExtension
     /// <param name="Ticket">what the session was opened under: the socket server admits only its holder's connections (none: a test's actor without trust)</param>
     internal sealed record Session(DiskLibrary Library, IActorRef Media, string LibraryId, bool Write, JobTicket? Ticket)
     {
-        /// <summary>This thread serves the session's job from now on: a tape library mounts and writes its cartridges in the drive it holds.</summary>
-        public void Serve() => Engine.Tape.TapeMedium.WorkingFor(Ticket?.Job, Trust.JobTickets.DriveIn(Ticket, LibraryId));
+        /// <summary>
+        /// This thread serves the session's job: a tape library mounts and writes its cartridges in the drive it holds.
+        /// Disposing puts back what the thread served before (a copy that reads its source in place writes its own drive).
+        /// </summary>
+        public Engine.Tape.TapeMedium.Served Serve() => Engine.Tape.TapeMedium.WorkingFor(Ticket?.Job, Trust.JobTickets.DriveIn(Ticket, LibraryId), Write);
     }
     private readonly ConcurrentDictionary<string, Session> _sessions = new();
     private readonly Trust.NodeTrust? _trust;
@@ -79,7 +82,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
         {
-            session.Serve();
+            using var served = session.Serve();
             try
             {
                 session.Library.Append(id, flags, payload);
@@ -112,7 +115,7 @@ public sealed class DataPlaneSessions : IExtension
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {
-            session.Serve();
+            using var served = session.Serve();
             try
             {
                 var payload = session.Library.ReadPayload(id, ref buffer, out flags);

@@ -698,7 +698,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     });
                     break;
                 case JobKind.Verify when job.Snapshot == "":
-                    DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt });
+                    DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt, Drive = job.Drive });
                     break;
                 case JobKind.Verify:
                     var verified = _state.FindSnapshot(job.Snapshot);

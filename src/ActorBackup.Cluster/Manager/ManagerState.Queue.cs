@@ -233,7 +233,8 @@ public sealed partial record ManagerState
     /// </summary>
     public JobsForgotten? DecideCompaction(int keep, DateTimeOffset now)
     {
-        var forget = Jobs.Values.Where(j => IsFinal(j.State))
+        // A prune that retired volumes is kept: it is what says they were named (DecideRetireDamaged names each once).
+        var forget = Jobs.Values.Where(j => IsFinal(j.State) && j.Retire.Count == 0)
             .GroupBy(j => j.Kind == JobKind.Restore ? "restore\n" + j.Client : SetKey(j.Client, j.BackupSet))
             .SelectMany(g => g.OrderByDescending(j => long.Parse(j.Id)).Skip(keep))
             .Select(j => j.Id).ToList();

@@ -90,15 +90,8 @@ public sealed partial class MediaActor
     private static CopyRead Copy(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions, IActorRef media)
     {
         // This thread writes the copy: on tape, in the drive of this library the job holds (its ticket names it).
-        Engine.Tape.TapeMedium.WorkingFor(o.Request.Job, Trust.JobTickets.DriveIn(o.Request.Ticket, library.Id));
-        try
-        {
-            return CopyAll(o, library, sessions, media);
-        }
-        finally
-        {
-            Engine.Tape.TapeMedium.WorkingFor(null);
-        }
+        using var served = Engine.Tape.TapeMedium.WorkingFor(o.Request.Job, Trust.JobTickets.DriveIn(o.Request.Ticket, library.Id), writes: true);
+        return CopyAll(o, library, sessions, media);
     }
 
     private static CopyRead CopyAll(CopySourceOpened o, Engine.Library.DiskLibrary library, DataPlaneSessions sessions, IActorRef media)

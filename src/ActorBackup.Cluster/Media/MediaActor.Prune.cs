@@ -274,16 +274,9 @@ public sealed partial class MediaActor
         var library = _library;
         Task.Run(() =>
         {
-            Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive); // on tape, the live chunks are written in the job's drive
-            try
-            {
-                var (records, bytes, problems) = library.CopyLive(volume);
-                return (object)new PruneCopied(volume, records, bytes, problems);
-            }
-            finally
-            {
-                Engine.Tape.TapeMedium.WorkingFor(null);
-            }
+            using var served = Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive, writes: true); // on tape, the live chunks are written in the job's drive
+            var (records, bytes, problems) = library.CopyLive(volume);
+            return (object)new PruneCopied(volume, records, bytes, problems);
         }).PipeTo(Self, failure: e => new PruneStepFailed($"compacting volume {volume} failed: {e.GetBaseException().Message}"));
     }
 

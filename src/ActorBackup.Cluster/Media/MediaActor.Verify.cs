@@ -28,8 +28,11 @@ public sealed partial class MediaActor
             if (!_checks.Add(m.Job)) return; // the same attempt again: it runs
             var replyTo = Sender;
             var id = _declaration.Id;
+            var job = m.Job;
+            var drive = m.Drive;
             Task.Run(() =>
             {
+                using var served = Engine.Tape.TapeMedium.WorkingFor(job, drive); // on tape, read in the drive the job holds
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var r = library.Verify();
                 var report = new VerifyReport

@@ -163,7 +163,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             {
                 _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
                 // The manager starts backups by the one, and retires tape cartridges with errors by the other.
-                if ((_library.Full ?? "") != _reportedFull || _library.VolumesInError.Count != _reportedInError) _manager?.Tell(Report());
+                if ((_library.Full ?? "") != _reportedFull || string.Join(",", _library.VolumesInError.Take(256)) != _reportedInError) _manager?.Tell(Report());
             }
         });
         PruneCommands();
@@ -386,13 +386,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>What the manager last heard of the library's reserve (IndexReport.full).</summary>
     private string _reportedFull = "";
-    private int _reportedInError;
+    private string _reportedInError = "";
 
     private IndexReport Report()
     {
         var report = NewReport();
         _reportedFull = report.Full;
-        _reportedInError = report.VolumesInError.Count;
+        _reportedInError = string.Join(",", report.VolumesInError);
         Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
         Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
         return Trust.MessageSignature.Sign(report, Trust.NodeTrust.Of(Context.System));

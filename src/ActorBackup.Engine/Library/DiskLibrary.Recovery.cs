@@ -208,8 +208,10 @@ public sealed partial class DiskLibrary
                 }
                 entry.Bytes = writer.Length;
                 entry.Records = writer.Records.Count;
-                // The newest unsealed volume goes on taking appends (held by no stream until one writes); older ones are closed.
-                if (!_writers.TryGetValue(0, out var newest) || newest.Number < number)
+                // On tape every unsealed cartridge goes on taking appends (each drive wrote its own; the streams adopt
+                // them as they write), else only the newest (held by no stream until one writes): older ones are closed.
+                if (Sequential) _writers[-(int)number] = writer;
+                else if (!_writers.TryGetValue(0, out var newest) || newest.Number < number)
                 {
                     if (newest is not null) MarkReadOnly(newest);
                     _writers[0] = writer;

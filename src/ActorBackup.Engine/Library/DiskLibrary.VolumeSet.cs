@@ -15,6 +15,7 @@ public sealed partial class DiskLibrary
 
     public ChunkLocation Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {
+        var prepared = PrepareWriting(payload.Length);
         lock (_lock)
         {
             ThrowIfBroken();
@@ -24,7 +25,7 @@ public sealed partial class DiskLibrary
             try
             {
                 writer = WriterFor(payload.Length);
-                _medium.Writing(writer.Number, writer.Length, writer.SpaceFor(payload.Length));
+                if (writer.Number != prepared) _medium.Writing(writer.Number, writer.Length, writer.SpaceFor(payload.Length));
                 info = writer.Append(id, flags, payload);
             }
             catch (LibraryFullException e)
@@ -53,13 +54,8 @@ public sealed partial class DiskLibrary
     /// </summary>
     private VolumeWriter WriterFor(int payloadLength)
     {
-        var stream = _medium.Stream;
-        if (!_writers.TryGetValue(stream, out var w))
-        {
-            if (stream == 0 && _writers.Count > 0) w = _writers.MinBy(kv => kv.Key).Value;
-            else if (stream != 0 && _writers.Remove(0, out var unheld)) _writers[stream] = w = unheld;
-        }
-        if (w is not null && w.Records.Count > 0 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize > VolumeCapacity)
+        var w = StreamWriter(out var stream);
+        if (w is not null && !Fits(w, payloadLength))
         {
             SealWriter(w);
             w = null;
@@ -67,11 +63,82 @@ public sealed partial class DiskLibrary
         if (w is null)
         {
             var number = _manifest.Volumes.Count == 0 ? 1u : _manifest.Volumes.Max(v => v.Number) + 1;
-            var (path, label) = _medium.Allocate(number, Id);
+            string path, label;
+            try
+            {
+                (path, label) = _medium.Allocate(number, Id);
+            }
+            catch (LibraryFullException)
+            {
+                // No cartridge left to start: the stream appends to one another stream writes, while it has room.
+                if (_writers.Values.FirstOrDefault(o => Fits(o, payloadLength)) is not { } other) throw;
+                return other;
+            }
             _writers[stream] = w = VolumeWriter.Create(path, number, Id, label);
             _manifest.Volumes.Add(new VolumeEntry { Number = number, Label = label, State = VolumeState.Append, Bytes = w.Length });
         }
         return w;
+    }
+
+    /// <summary>Under the lock: the volume this thread's stream writes now, or null (it starts one at its next append).</summary>
+    private VolumeWriter? StreamWriter(out int stream)
+    {
+        stream = _medium.Stream;
+        if (_writers.TryGetValue(stream, out var w)) return w;
+        if (stream == 0 && _writers.Count > 0) return _writers.MinBy(kv => kv.Key).Value;
+        // A stream's first append takes over a volume no stream holds (0, or on tape one of those reopened: -volume).
+        if (stream != 0 && _writers.Keys.Where(k => k <= 0).Order().FirstOrDefault(1) is <= 0 and var unheldKey && _writers.Remove(unheldKey, out var unheld))
+            return _writers[stream] = unheld;
+        return null;
+    }
+
+    private bool Fits(VolumeWriter w, int payloadLength) =>
+        w.Records.Count == 0 || w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize <= VolumeCapacity;
+
+    /// <summary>
+    /// On tape, before the library's lock is taken: the stream's cartridge mounted and its drive charged for the
+    /// append, so that one drive's mount, winding and streaming do not hold up another drive's appends (only a new
+    /// volume's first mount waits under the lock). Returns the volume prepared, or 0 (none: a disk library, or the
+    /// append starts a volume). A mount that fails here has written nothing: the library is not broken by it.
+    /// </summary>
+    private uint PrepareWriting(int payloadLength)
+    {
+        if (!Sequential) return 0;
+        uint volume;
+        long offset, length;
+        lock (_lock)
+        {
+            ThrowIfBroken();
+            if (StreamWriter(out _) is not { } w || !Fits(w, payloadLength)) return 0;
+            (volume, offset, length) = (w.Number, w.Length, w.SpaceFor(payloadLength));
+        }
+        try
+        {
+            _medium.Writing(volume, offset, length);
+        }
+        catch (ObjectDisposedException)
+        {
+            throw new IOException($"library {Id} is closed");
+        }
+        return volume;
+    }
+
+    /// <summary>Every writer closed, each on its own: one whose buffer cannot be written does not leave the others open.</summary>
+    private void DisposeWriters()
+    {
+        IOException? failed = null;
+        foreach (var w in _writers.Values)
+            try
+            {
+                w.Dispose();
+            }
+            catch (IOException e)
+            {
+                // A broken library's buffer cannot be written: the next open cuts the volume back. Else it is said, after the rest.
+                if (_broken is null) failed ??= e;
+            }
+        _writers.Clear();
+        if (failed is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
     }
 
     /// <summary>The writer of <paramref name="volume"/> when it is being written, else null.</summary>
@@ -144,15 +211,7 @@ public sealed partial class DiskLibrary
     {
         _broken = DescribeWriteFailure(Id, Root, e);
         _pending.Clear(); // appended since the last commit: maybe not on disk; reopening finds the whole records again
-        try
-        {
-            foreach (var w in _writers.Values) w.Dispose();
-        }
-        catch (IOException)
-        {
-            // Its buffer could not be written either: reopening cuts the volume back to its last whole record.
-        }
-        _writers.Clear();
+        DisposeWriters(); // their buffers may not be written either: reopening cuts each volume back to its last whole record
         return new IOException(_broken, e);
     }
 

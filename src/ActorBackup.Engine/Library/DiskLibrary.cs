@@ -31,7 +31,10 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     private readonly HashSet<ChunkId> _reserved = [];
     private readonly ConcurrentDictionary<uint, VolumeReader> _readers = new();
     private readonly LibraryManifest _manifest;
-    /// <summary>The volumes being written, one per write stream (<see cref="IVolumeMedium.Stream"/>; a disk library has one).</summary>
+    /// <summary>
+    /// The volumes being written, one per write stream (<see cref="IVolumeMedium.Stream"/>; a disk library has one, 0).
+    /// Keys 0 and below: volumes no stream holds yet (reopened), which a stream's first append takes over.
+    /// </summary>
     private readonly Dictionary<int, VolumeWriter> _writers = [];
     /// <summary>Appended since the last commit: not durable yet, and not in the committed index, which its owner keeps.</summary>
     private Dictionary<ChunkId, ChunkLocation> _pending = [];
@@ -179,15 +182,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     {
         lock (_lock)
         {
-            try
-            {
-                foreach (var w in _writers.Values) w.Dispose();
-            }
-            catch (IOException) when (_broken is not null)
-            {
-                // A broken writer's buffer cannot be written: the next open cuts the volume back.
-            }
-            _writers.Clear();
+            DisposeWriters();
             _broken ??= $"library {Id} is closed"; // a task still running on it (a prune's copy) appends nothing more
             foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();
             _readers.Clear();

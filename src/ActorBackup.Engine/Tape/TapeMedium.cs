@@ -19,11 +19,14 @@ public sealed class TapeMedium : IVolumeMedium
     private readonly long[] _lastUse;
     /// <summary>Per drive, the job that last mounted or used it (a data-plane thread says whose it is: <see cref="WorkingFor"/>).</summary>
     private readonly string[] _jobs;
+    /// <summary>Per drive, the volume last written there: while its cartridge is in the drive, a write stream's.</summary>
+    private readonly uint[] _writtenIn;
     private long _uses;
     private long _mounts;
 
     [ThreadStatic] private static string? t_job;
     [ThreadStatic] private static int t_drive;
+    [ThreadStatic] private static bool t_writes;
 
     /// <summary>
     /// The medium of library <paramref name="libraryId"/> on <paramref name="changer"/>. A cartridge the changer calls
@@ -35,6 +38,7 @@ public sealed class TapeMedium : IVolumeMedium
         this.changer = changer;
         _lastUse = new long[changer.State.Drives.Length];
         _jobs = [.. Enumerable.Repeat("", changer.State.Drives.Length)];
+        _writtenIn = new uint[changer.State.Drives.Length];
         File.SetUnixFileMode(Path.Combine(changer.Root, "cartridges"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         foreach (var c in changer.State.Scratch.ToList())
             if (Holds(changer.TapePath(c.Barcode)) is { } header && header.LibraryId == libraryId && changer.State.HoldingVolume(header.VolumeNumber) is null)
@@ -47,10 +51,26 @@ public sealed class TapeMedium : IVolumeMedium
     /// The job whose reads and writes this thread carries out from now on (a data-plane connection's), or none, and the
     /// drive the manager gave it (0: none named): its cartridges are mounted there and it writes its own volume there.
     /// </summary>
-    public static void WorkingFor(string? job, int drive = 0)
+    /// <param name="writes">the job writes this library: its reads go to another drive than the one it writes in</param>
+    /// <returns>what puts back the thread's job and drive from before (a call made in place, on a thread that serves a job of its own)</returns>
+    public static Served WorkingFor(string? job, int drive = 0, bool writes = false)
     {
+        var before = new Served(t_job, t_drive, t_writes);
         t_job = job;
         t_drive = drive;
+        t_writes = writes;
+        return before;
+    }
+
+    /// <summary>A thread's job and drive as they were: disposing puts them back.</summary>
+    public readonly struct Served(string? job, int drive, bool writes) : IDisposable
+    {
+        public void Dispose()
+        {
+            t_job = job;
+            t_drive = drive;
+            t_writes = writes;
+        }
     }
 
     /// <summary>The drive this thread's job holds, when the library has it: each drive writes its own cartridge.</summary>
@@ -98,7 +118,7 @@ public sealed class TapeMedium : IVolumeMedium
                                   "it is not written over; export it, or recycle that volume first");
         }
         File.Delete(path); // the scratch cartridge's tape is written from its start
-        Mount(volume);
+        Mount(volume, write: true);
         return (path, cartridge.Label);
     }
 
@@ -122,10 +142,10 @@ public sealed class TapeMedium : IVolumeMedium
         // A volume a prune just recycled: a read that looked its chunk up before still finds the bytes (the library's
         // retired reader holds them), with nothing to mount.
         if (changer.State.HoldingVolume(volume) is null) return;
-        changer.Charge(Mount(volume), offset, length);
+        changer.Charge(Mount(volume, write: false), offset, length);
     }
 
-    public void Writing(uint volume, long offset, long length) => changer.Charge(Mount(volume), offset, length);
+    public void Writing(uint volume, long offset, long length) => changer.Charge(Mount(volume, write: true), offset, length);
 
     public long Release(uint volume, bool retire = false)
     {
@@ -151,8 +171,13 @@ public sealed class TapeMedium : IVolumeMedium
         return writing.Sum(w => Math.Max(0, capacity - w)) + state.Scratch.Count() * capacity;
     }
 
-    /// <summary>The drive holding the volume's cartridge, mounted there now if it was not.</summary>
-    private int Mount(uint volume)
+    /// <summary>
+    /// The drive holding the volume's cartridge, mounted there now if it was not: a write in the drive the thread's job
+    /// holds; a read there too, unless the job writes (a prune's copy reads one cartridge and writes another: two
+    /// drives, not one swapping them) or another stream's cartridge is in it; else an empty drive, else the one used
+    /// least recently whose cartridge no stream writes (any, when every drive holds one).
+    /// </summary>
+    private int Mount(uint volume, bool write)
     {
         lock (_mountLock)
         {
@@ -161,21 +186,29 @@ public sealed class TapeMedium : IVolumeMedium
             if (cartridge.Place.Kind == PlaceKind.Outside)
                 throw new IOException($"volume {volume} is on cartridge {cartridge.Barcode}, which is outside the library: import it (abk library import)");
             int drive;
+            var mounted = false;
             if (cartridge.Place.Kind == PlaceKind.Drive) drive = cartridge.Place.Number;
             else
             {
                 var usable = state.Drives.Where(d => d.Failed == "").ToList();
                 if (usable.Count == 0) throw new IOException("every drive of the tape library has failed: see abk drive list");
-                // The drive the thread's job holds; else an empty one; else the one used least recently.
-                var chosen = usable.FirstOrDefault(d => d.Number == Stream) ?? usable.FirstOrDefault(d => d.Cartridge == "") ?? usable.MinBy(d => _lastUse[d.Number - 1])!;
+                bool Writes(TapeDrive d) => d.Cartridge != "" && _writtenIn[d.Number - 1] != 0 && state.HoldingVolume(_writtenIn[d.Number - 1])?.Barcode == d.Cartridge;
+                // A write may take over its own stream's drive; a job that writes reads elsewhere while another drive works.
+                var own = write || !t_writes || usable.Count == 1 ? Stream : 0;
+                var free = usable.Where(d => !Writes(d) || write && d.Number == own).Where(d => write || !t_writes || d.Number != Stream || usable.Count == 1).ToList();
+                var chosen = free.FirstOrDefault(d => d.Number == own) ?? free.FirstOrDefault(d => d.Cartridge == "")
+                             ?? (free.Count > 0 ? free : usable).MinBy(d => _lastUse[d.Number - 1])!;
                 drive = chosen.Number;
                 if (chosen.Cartridge != "" && changer.Execute(new UnmountCartridge(drive)) is { } cannot)
                     throw new IOException($"cannot free drive {drive} for volume {volume}: {cannot}");
                 if (changer.Execute(new MountCartridge(drive, changer.State.Cartridge(cartridge.Barcode)!.Place.Number)) is { } refused)
                     throw new IOException($"cannot mount cartridge {cartridge.Barcode} (volume {volume}) in drive {drive}: {refused}");
                 Interlocked.Increment(ref _mounts);
+                mounted = true;
             }
             _lastUse[drive - 1] = ++_uses;
+            if (write) _writtenIn[drive - 1] = volume;
+            else if (mounted) _writtenIn[drive - 1] = 0; // it holds a cartridge being read now
             if (t_job is { Length: > 0 } job) _jobs[drive - 1] = job;
             return drive;
         }

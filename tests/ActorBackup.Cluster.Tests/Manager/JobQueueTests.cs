@@ -124,6 +124,10 @@ public class JobQueueTests
         Assert.Empty(s.DecideRetireDamaged([InError("tape1", 2, 4)], Now));
         var more = s.DecideRetireDamaged([InError("tape1", 2, 4, 7)], Now);
         Assert.Equal([7u], Assert.IsType<JobQueued>(Assert.Single(more)).Job.Retire);
+        // Ended, it is kept when the job history is compacted: the volumes are not named again later.
+        s = End(s, job.Id);
+        Assert.DoesNotContain(job.Id, s.DecideCompaction(0, Now)?.Jobs ?? []);
+        Assert.Empty(s.DecideRetireDamaged([InError("tape1", 2, 4)], Now));
     }
 
     [Fact]

@@ -48,6 +48,16 @@ public sealed class TapeLibraryTests : IDisposable
         return id;
     }
 
+    /// <summary>Three cartridges and 12 chunks committed: volume 1 sealed (full), volume 2 begun.</summary>
+    private (TapeMedium Medium, DiskLibrary Library, List<ChunkId> Chunks) TwoVolumes()
+    {
+        var medium = Medium(cartridges: 3);
+        var library = Open(Root, medium);
+        var chunks = Enumerable.Range(0, 12).Select(_ => Append(library)).ToList();
+        library.Committed(library.Commit());
+        return (medium, library, chunks);
+    }
+
     /// <summary>One byte of the chunk's stored payload at <paramref name="at"/> turns (bit rot, a worn cartridge).</summary>
     private static void FlipPayloadByte(string path, ChunkLocation at)
     {
@@ -134,6 +144,95 @@ public sealed class TapeLibraryTests : IDisposable
     }
 
     [Fact]
+    public void A_job_that_reads_one_cartridge_and_writes_another_uses_two_drives_instead_of_swapping_them()
+    {
+        var (medium, library, first) = TwoVolumes();
+        using var opened = library;
+        var onFirst = first.Where(id => library.TryGetLocation(id, out var at) && at.Volume == 1).ToList();
+        Assert.True(onFirst.Count >= 5);
+        foreach (var d in medium.Changer.State.Drives.Where(d => d.Cartridge != "")) Assert.Null(medium.Changer.Execute(new UnmountCartridge(d.Number)));
+
+        // As a prune's copy on drive 1: read a chunk of volume 1, write it again, and so on.
+        var before = medium.Mounts;
+        using (TapeMedium.WorkingFor("prune-job", 1, writes: true))
+        {
+            var buffer = new byte[1];
+            foreach (var id in onFirst)
+            {
+                library.ReadPayload(id, ref buffer, out _);
+                Append(library, size: 10_000); // volume 2 has room for them all
+            }
+        }
+        Assert.Equal(2, medium.Mounts - before); // each cartridge once, each in a drive of its own
+        Assert.Equal(Place.Drive(1), medium.Changer.State.HoldingVolume(2)!.Place); // the job writes in its drive
+    }
+
+    /// <summary>A tape medium whose drive 1 waits at a gate before it writes (a mount or a wind that takes its time).</summary>
+    private sealed class GatedMedium(TapeMedium inner) : IVolumeMedium
+    {
+        public readonly ManualResetEventSlim Gate = new(true);
+        public readonly ManualResetEventSlim AtGate = new(false);
+        public string Kind => inner.Kind;
+        public int Stream => inner.Stream;
+        public string PathOf(uint volume) => inner.PathOf(volume);
+        public IEnumerable<string> Files() => inner.Files();
+        public (string Path, string Label) Allocate(uint volume, string libraryId) => inner.Allocate(volume, libraryId);
+        public void Reading(uint volume, long offset, long length) => inner.Reading(volume, offset, length);
+        public long Release(uint volume, bool retire = false) => inner.Release(volume, retire);
+        public long? Available(IEnumerable<long> writing) => inner.Available(writing);
+        public void Dispose() => inner.Dispose();
+
+        public void Writing(uint volume, long offset, long length)
+        {
+            if (inner.Stream == 1 && !Gate.IsSet)
+            {
+                AtGate.Set();
+                Gate.Wait();
+            }
+            inner.Writing(volume, offset, length);
+        }
+    }
+
+    [Fact]
+    public async Task One_drive_winding_or_mounting_does_not_hold_up_another_drives_appends()
+    {
+        var medium = new GatedMedium(Medium(cartridges: 3));
+        using var library = DiskLibrary.OpenOwned(Root, "tape1", Capacity, new ChunkIndex(), [], medium);
+        var seed = 0;
+        async Task<ChunkId> On(int drive) => await Task.Run(() =>
+        {
+            TapeMedium.WorkingFor($"job-{drive}", drive);
+            try
+            {
+                return Append(library, new Random(Interlocked.Increment(ref seed)), size: 10_000);
+            }
+            finally
+            {
+                TapeMedium.WorkingFor(null);
+            }
+        });
+        await On(1);
+        await On(2); // each drive writing its own cartridge
+        medium.Gate.Reset();
+        var slow = On(1); // drive 1 takes its time before it writes
+        Task<ChunkId> other;
+        try
+        {
+            Assert.True(await Task.Run(() => medium.AtGate.Wait(TimeSpan.FromSeconds(60))));
+            other = On(2);
+            Assert.Same(other, await Task.WhenAny(other, Task.Delay(TimeSpan.FromSeconds(60)))); // drive 2 appends meanwhile
+            Assert.False(slow.IsCompleted);
+        }
+        finally
+        {
+            medium.Gate.Set(); // a failure above leaves nothing waiting
+        }
+        await slow;
+        await other;
+        AssertReads(library, _written.Select(kv => (kv.Key, kv.Value)));
+    }
+
+    [Fact]
     public void A_cartridge_whose_record_fails_its_checksum_is_in_error_takes_no_more_appends_and_its_other_chunks_still_read()
     {
         var medium = Medium(cartridges: 3);
@@ -161,6 +260,46 @@ public sealed class TapeLibraryTests : IDisposable
         var batch = library.Commit();
         library.Committed(batch);
         Assert.Equal(VolumeState.Error, batch.Volumes.Single(v => v.Number == at.Volume).State);
+        library.Dispose();
+        using var reopened = Open(Root, Medium(), volumes: batch.Volumes);
+        Assert.Equal([at.Volume], reopened.VolumesInError);
+        Append(reopened);
+        Assert.Equal(VolumeState.Error, reopened.Volumes.Single(v => v.Number == at.Volume).State);
+    }
+
+    [Fact]
+    public void A_call_made_in_place_puts_back_the_job_and_drive_the_thread_served()
+    {
+        using var medium = Medium();
+        using (TapeMedium.WorkingFor("copy-job", 2, writes: true))
+        {
+            using (TapeMedium.WorkingFor("its-source-read", 0)) Assert.Equal(0, medium.Stream); // the copy reads its source in place
+            Assert.Equal(2, medium.Stream); // and writes on in its own drive
+        }
+        Assert.Equal(0, medium.Stream);
+    }
+
+    [Fact]
+    public void Reopened_with_two_cartridges_being_written_both_go_on_taking_appends()
+    {
+        var medium = Medium(cartridges: 3);
+        using var library = Open(Root, medium);
+        foreach (var drive in new[] { 1, 2 })
+            using (TapeMedium.WorkingFor($"job-{drive}", drive))
+                Append(library);
+        var batch = library.Commit();
+        library.Committed(batch);
+        Assert.Equal(2, batch.Volumes.Count(v => v.State == VolumeState.Append));
+        library.Dispose();
+
+        // After a restart each drive's job goes on on a cartridge begun before: none is closed with room left.
+        var again = Medium();
+        using var reopened = Open(Root, again, volumes: batch.Volumes);
+        foreach (var drive in new[] { 2, 1 })
+            using (TapeMedium.WorkingFor($"job-{drive}", drive))
+                Append(reopened);
+        Assert.Equal([(1u, VolumeState.Append), (2u, VolumeState.Append)], reopened.Volumes.Select(v => (v.Number, v.State)));
+        Assert.Single(again.Changer.State.Scratch); // the third cartridge is still blank
     }
 
     [Fact]
@@ -297,10 +436,8 @@ public sealed class TapeLibraryTests : IDisposable
     [Fact]
     public void A_volume_a_prune_emptied_is_erased_and_its_cartridge_takes_the_next_volume()
     {
-        var medium = Medium(cartridges: 3);
-        using var library = Open(Root, medium);
-        var first = Enumerable.Range(0, 12).Select(_ => Append(library)).ToList(); // volume 1 full, volume 2 begun
-        library.Committed(library.Commit());
+        var (medium, library, first) = TwoVolumes();
+        using var opened = library;
         Assert.Equal(VolumeState.Full, library.Volumes[0].State);
         // Nothing of volume 1 is live any more: its records go, the volume is recycled and its tape erased.
         library.BeginPrune();
