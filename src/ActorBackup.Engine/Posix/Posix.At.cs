@@ -200,6 +200,27 @@ public static unsafe partial class Posix
 
     internal static SafeFileHandle Handle(int fd) => new(fd, ownsHandle: true);
 
+    /// <summary>Which file a handle holds: its device and inode.</summary>
+    internal static (uint DevMajor, uint DevMinor, ulong Ino) IdentityOfHandle(SafeFileHandle handle)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            Statx sx;
+            if (statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                throw new PosixException(errno, $"stat: {Describe(errno)}");
+            }
+            return (sx.DevMajor, sx.DevMinor, sx.Ino);
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
     /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
     internal static FileKind KindOfHandle(int fd)
     {

@@ -107,6 +107,27 @@ public sealed class RootedDirectory : IDisposable
         return handle;
     }
 
+    /// <summary>Which file <paramref name="handle"/> holds (to open the same one again by its name: <see cref="ReopenFile"/>).</summary>
+    public static (uint, uint, ulong) Identity(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => Posix.IdentityOfHandle(handle);
+
+    /// <summary>
+    /// Opens for writing again the file this restore made at <paramref name="relative"/> and closed meanwhile: beneath
+    /// the root, no symlink followed, and only when it is still that file (<paramref name="identity"/>), else an
+    /// IOException says it was replaced.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle ReopenFile(string relative, (uint, uint, ulong) identity)
+    {
+        var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly, 0);
+        if (fd < 0) throw Failure("open again", relative, -fd);
+        var handle = Posix.Handle(fd);
+        if (Posix.IdentityOfHandle(handle) != identity)
+        {
+            handle.Dispose();
+            throw new IOException($"{Full(relative)} was replaced by another file while it was being restored: restore it again");
+        }
+        return handle;
+    }
+
     /// <summary>Owner (when given), mode, extended attributes and mtime of a file through its open handle; what could not be set of its extended attributes (null: all).</summary>
     public string? SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)

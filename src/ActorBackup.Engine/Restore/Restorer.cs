@@ -279,7 +279,23 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         public bool Opened;
         public int PiecesLeft = Math.Max(1, pieces);
         public string? Error;
+        /// <summary>Which file it is (to open it again after it was closed to bound the open files), and its place among them.</summary>
+        public (uint, uint, ulong) Identity;
+        public LinkedListNode<FileSlot>? Open;
+        public object? Batch;
     }
+
+    /// <summary>
+    /// From a sequential source (tape) the chunks come in the medium's order, so many files fill at once: at most
+    /// this many stay open; the one written least recently is closed and opened again by its name for its next chunk.
+    /// </summary>
+    internal int MaxOpenFiles { get; set; } = 256;
+
+    /// <summary>The most files this restore had open at once (from a sequential source).</summary>
+    internal int PeakOpenFiles { get; private set; }
+
+    private readonly LinkedList<FileSlot> _openFiles = [];
+    private bool _boundOpenFiles;
 
     private readonly record struct Piece(FileSlot Slot, int FirstChunk, int Chunks, long Offset);
 
@@ -337,6 +353,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             pieces = InPlaceOrder(pieces, placement);
             parallelism = 1;
+            _boundOpenFiles = true;
         }
         foreach (var (piece, bytes) in pieces) Add(piece, bytes);
         if (batch.Count > 0) batches.Add([.. batch]);
@@ -378,7 +395,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         for (var p = 0; p < pieces.Length; p++)
         {
             var piece = pieces[p];
-            Open(piece.Slot);
+            Open(piece.Slot, pieces);
             if (piece.Slot.Error is not null) continue;
             var offset = piece.Offset;
             for (var c = piece.FirstChunk; c < piece.FirstChunk + piece.Chunks; c++)
@@ -429,24 +446,51 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         foreach (var piece in pieces) Finish(piece.Slot, restoreOwner);
     }
 
-    /// <summary>The first piece of a file to arrive creates it (at its full size).</summary>
-    private void Open(FileSlot slot)
+    /// <summary>The first piece of a file to arrive creates it (at its full size); one closed meanwhile is opened again.</summary>
+    private void Open(FileSlot slot, object batch)
     {
         lock (slot.Lock)
         {
-            if (slot.Opened) return;
-            slot.Opened = true;
             try
             {
-                // Created readable by its owner alone: a private file is never open to others while it fills (its
-                // own mode comes with its metadata, once it is whole).
-                // A file with holes gets its size at once and only its data written: the holes stay holes.
-                slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles());
+                if (!slot.Opened)
+                {
+                    slot.Opened = true;
+                    // Created readable by its owner alone: a private file is never open to others while it fills (its
+                    // own mode comes with its metadata, once it is whole).
+                    // A file with holes gets its size at once and only its data written: the holes stay holes.
+                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles());
+                    if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
+                }
+                else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.File.Relative, slot.Identity);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 slot.Error = e.Message;
             }
+            if (!_boundOpenFiles || slot.Handle is null) return;
+            slot.Batch = batch;
+        }
+        lock (_openFiles)
+        {
+            if (slot.Open is not null) _openFiles.Remove(slot.Open);
+            slot.Open = _openFiles.AddLast(slot);
+            // The files written least recently are closed, but none of this batch's (they are written next).
+            for (var oldest = _openFiles.First; _openFiles.Count > MaxOpenFiles && oldest is not null;)
+            {
+                var next = oldest.Next;
+                var other = oldest.Value;
+                lock (other.Lock)
+                    if (other.Batch != batch)
+                    {
+                        other.Handle?.Dispose();
+                        other.Handle = null;
+                        _openFiles.Remove(oldest);
+                        other.Open = null;
+                    }
+                oldest = next;
+            }
+            PeakOpenFiles = Math.Max(PeakOpenFiles, _openFiles.Count);
         }
     }
 
@@ -481,6 +525,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var file = slot.File;
         lock (slot.Lock)
             if (--slot.PiecesLeft > 0) return;
+        if (slot.Open is not null)
+            lock (_openFiles)
+            {
+                _openFiles.Remove(slot.Open);
+                slot.Open = null;
+            }
         using (slot.Handle)
         {
             if (slot.Error is not null)
