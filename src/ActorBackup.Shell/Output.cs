@@ -90,7 +90,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
         sb.AppendLine($"  client   {j.Client}");
         sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}   priority {(j.Priority == 0 ? 5 : j.Priority)}");
-        sb.AppendLine($"  library  {(j.Library != "" ? j.Library : "chosen when it starts")}{(j.Drive > 0 ? $", drive {j.Drive}" : "")}{(j.Policy is not ("" or "default") ? $" (policy {j.Policy})" : "")}");
+        sb.AppendLine($"  library  {(j.Library != "" ? j.Library : "chosen when it starts")}{(j.Drive > 0 ? $", drive {j.Drive}" : "")}{(j.SourceDrive > 0 ? $" (reads {j.SourceLibrary} in its drive {j.SourceDrive})" : "")}{(j.Policy is not ("" or "default") ? $" (policy {j.Policy})" : "")}");
         if (j.Attempt > 0) sb.AppendLine($"  attempt  {j.Attempt + 1}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
         if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");

@@ -307,6 +307,7 @@ public class TapeTests
         var snapshot = backup.GetProperty("snapshot").GetString()!;
         var copy = cell.AbkJson("snapshot", "copy", snapshot, "--to", "lib1");
         Assert.True(copy.GetProperty("state").GetString() == "SUCCEEDED", copy + cell.Log);
+        Assert.InRange(copy.GetProperty("sourceDrive").GetInt32(), 1, 2); // a copy from tape held a drive of it to read in
 
         // A byte turns in the middle of the first cartridge's tape; the library check finds it.
         var tape = Directory.GetFiles(cell.DataDir, "AAA001L8.tape", SearchOption.AllDirectories).Single();

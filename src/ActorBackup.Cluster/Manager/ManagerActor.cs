@@ -685,7 +685,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         }
         foreach (var job in plan.Start)
         {
-            _starting[job.Id] = new(job.Library, job.Drive); // the library and drive chosen: taken from now on
+            _starting[job.Id] = new(job.Library, job.Drive, job.SourceDrive); // the library and drives chosen: taken from now on
             switch (job.Kind)
             {
                 case JobKind.Restore:
@@ -751,7 +751,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Failed(job, JobFault.FaultTransient, $"client {job.Client} is not connected: start its node");
             return;
         }
-        Persist(new JobStarted { Job = job.Id, Library = job.Library, Drive = job.Drive, UnixMs = Now(), Level = job.Kind == JobKind.Backup ? job.Level : BackupLevel.LevelDefault }, e =>
+        Persist(new JobStarted { Job = job.Id, Library = job.Library, Drive = job.Drive, SourceDrive = job.SourceDrive, UnixMs = Now(), Level = job.Kind == JobKind.Backup ? job.Level : BackupLevel.LevelDefault }, e =>
         {
             Metrics.CellMetrics.QueueWait.Observe(Math.Max(0, e.UnixMs - job.QueuedUnixMs) / 1000.0);
             Applied(e);

@@ -2,8 +2,8 @@ using ActorBackup.Protocol;
 
 namespace ActorBackup.Cluster.Manager;
 
-/// <summary>A job being started: the library and drive chosen at dispatch, taken before its JobStarted is applied.</summary>
-public readonly record struct StartingJob(string Library, int Drive = 0);
+/// <summary>A job being started: the library and drive chosen at dispatch (and a copy's drive of the tape library it reads), taken before its JobStarted is applied.</summary>
+public readonly record struct StartingJob(string Library, int Drive = 0, int SourceDrive = 0);
 
 // Drives: every library has some (a disk library's write streams, a tape library's tape drives). The queue starts a
 // job when its library has a free one, and the job holds that drive (JobInfo.drive) until it ends or is queued again.
@@ -14,6 +14,13 @@ public sealed partial record ManagerState
 
     /// <summary>The jobs holding a drive: running or committing.</summary>
     private IEnumerable<JobInfo> HoldingDrives => Jobs.Values.Where(j => j.State is JobState.Running or JobState.Committing);
+
+    /// <summary>The drives a job holds: one of its library; a copy from a tape library, one of that library too (it reads there).</summary>
+    private static IEnumerable<(string Library, int Drive, bool Reads)> DrivesHeld(JobInfo j) =>
+        j.SourceDrive > 0 && j.SourceLibrary != "" ? [(j.Library, j.Drive, false), (j.SourceLibrary, j.SourceDrive, true)] : [(j.Library, j.Drive, false)];
+
+    /// <summary>Whether a copy of <paramref name="kind"/> from <paramref name="source"/> holds a drive of it: a tape library's (a disk's streams are not counted for reads).</summary>
+    public bool ReadsOnDrive(JobKind kind, string source) => kind == JobKind.Copy && source != "" && Libraries.TryGetValue(source, out var l) && l.Kind == "tape";
 
     private static string NoSuchLibrary(string library) => $"no library {library}: list them with 'abk library list'";
 
@@ -35,7 +42,7 @@ public sealed partial record ManagerState
         if (!Libraries.TryGetValue(m.Library, out var library)) return NoSuchLibrary(m.Library);
         if (library.Kind != "tape") return $"library {m.Library} is a {(library.Kind == "" ? "disk" : library.Kind)} library: it has no cartridges or changer";
         if (m.Verb is not (TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean)) return null;
-        var running = HoldingDrives.Where(j => j.Library == m.Library).Select(j => j.Id).ToList();
+        var running = HoldingDrives.Where(j => DrivesHeld(j).Any(d => d.Library == m.Library)).Select(j => j.Id).ToList();
         return running.Count == 0 ? null
             : $"library {m.Library} has {running.Count} job{(running.Count == 1 ? "" : "s")} running ({string.Join(", ", running.Take(5))}): " +
               "mount, unmount and clean when it is idle (abk drive list), or cancel the job";
@@ -48,7 +55,7 @@ public sealed partial record ManagerState
     /// </summary>
     public IReadOnlyList<string> DecideCleaning(IEnumerable<IndexReport> reports, IEnumerable<string> starting)
     {
-        var busy = HoldingDrives.Select(j => j.Library).Concat(starting).ToHashSet();
+        var busy = HoldingDrives.SelectMany(j => DrivesHeld(j).Select(d => d.Library)).Concat(starting).ToHashSet();
         return reports.Where(r => r.DrivesDueCleaning.Count > 0 && r.Unavailable == "" && !busy.Contains(r.Library) && Libraries.ContainsKey(r.Library))
             .Select(r => r.Library).Order(StringComparer.Ordinal).ToList();
     }
@@ -64,21 +71,22 @@ public sealed partial record ManagerState
     {
         if (library != "" && !Libraries.ContainsKey(library)) return (null, NoSuchLibrary(library));
         var list = new DriveList();
-        var held = HoldingDrives.ToLookup(j => j.Library);
+        var held = HoldingDrives.SelectMany(j => DrivesHeld(j).Select(d => (d.Library, d.Drive, d.Reads, Job: j))).ToLookup(h => h.Library);
         foreach (var id in Libraries.Keys.Where(id => library == "" || id == library))
         {
             var jobs = held[id].ToList();
-            var byDrive = new Dictionary<int, JobInfo>();
-            foreach (var j in jobs.Where(j => j.Drive > 0)) byDrive.TryAdd(j.Drive, j);
+            var byDrive = new Dictionary<int, (JobInfo Job, bool Reads)>();
+            foreach (var h in jobs.Where(h => h.Drive > 0)) byDrive.TryAdd(h.Drive, (h.Job, h.Reads));
             // A job started before drives were recorded (or one sharing a number) is shown on a drive no other holds.
-            foreach (var j in jobs.Where(j => !byDrive.ContainsValue(j))) byDrive[FreeDrive(byDrive.Keys.ToHashSet())] = j;
+            foreach (var h in jobs.Where(h => !byDrive.ContainsValue((h.Job, h.Reads)))) byDrive[FreeDrive(byDrive.Keys.ToHashSet())] = (h.Job, h.Reads);
             var count = Math.Max(DrivesOf(id), byDrive.Count == 0 ? 0 : byDrive.Keys.Max());
             for (var n = 1; n <= count; n++)
             {
                 var drive = new LibraryDrive { Library = id, Number = n, State = "idle", Kind = Libraries[id].Kind };
-                if (byDrive.TryGetValue(n, out var job))
+                if (byDrive.TryGetValue(n, out var holder))
                 {
-                    drive.State = Writes(job.Kind) ? "writing" : "reading";
+                    var job = holder.Job;
+                    drive.State = Writes(job.Kind) && !holder.Reads ? "writing" : "reading";
                     drive.Job = job.Id;
                     drive.JobKind = job.Kind;
                     drive.Client = job.Client;

@@ -45,6 +45,7 @@ public sealed partial record ManagerState
         // A job being started is still QUEUED in the state, and a pool's job has no library there yet.
         string LibraryOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen.Library != "" ? chosen.Library : j.Library;
         int DriveOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen.Library != "" ? chosen.Drive : j.Drive;
+        int SourceDriveOf(JobInfo j) => starting.TryGetValue(j.Id, out var chosen) && chosen.Library != "" ? chosen.SourceDrive : j.SourceDrive;
         var nowMs = now?.ToUnixTimeMilliseconds();
         // One pass over the jobs (an immutable sorted map is slow to walk): what runs, what waits, and how
         // long each set's newest succeeded backup took (the estimate of its next).
@@ -62,6 +63,14 @@ public sealed partial record ManagerState
         var perLibrary = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
         var drivesTaken = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Select(DriveOf).Where(d => d > 0).ToHashSet());
+        // A copy from a tape library holds a drive of it too, where it reads.
+        foreach (var j in running)
+            if (SourceDriveOf(j) is > 0 and var read && j.SourceLibrary != "")
+            {
+                perLibrary[j.SourceLibrary] = perLibrary.GetValueOrDefault(j.SourceLibrary) + 1;
+                if (!drivesTaken.TryGetValue(j.SourceLibrary, out var reading)) drivesTaken[j.SourceLibrary] = reading = [];
+                reading.Add(read);
+            }
         var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
         var waiting = new Dictionary<string, string>(queued.Count);
@@ -104,6 +113,9 @@ public sealed partial record ManagerState
                     clientFull[(job.Client, ofClient)] = why = $"client {job.Client}: {ofClient} of {limits.MaxJobsPerClient} jobs running";
             }
             else (library, why) = libraries.Choose(job);
+            var source = ReadsOnDrive(job.Kind, job.SourceLibrary) && job.SourceLibrary != library ? job.SourceLibrary : "";
+            if (why is null && source != "" && perLibrary.GetValueOrDefault(source) >= DrivesOf(source))
+                why = $"{source}: {perLibrary.GetValueOrDefault(source)} of {DrivesOf(source)} drives busy (the copy reads it)";
             if (why is not null || library is null)
             {
                 why ??= "no library";
@@ -118,6 +130,13 @@ public sealed partial record ManagerState
             if (!drivesTaken.TryGetValue(library, out var taken)) drivesTaken[library] = taken = [];
             chosen.Drive = FreeDrive(taken);
             taken.Add(chosen.Drive);
+            if (source != "")
+            {
+                if (!drivesTaken.TryGetValue(source, out var reads)) drivesTaken[source] = reads = [];
+                chosen.SourceDrive = FreeDrive(reads);
+                reads.Add(chosen.SourceDrive);
+                perLibrary[source] = perLibrary.GetValueOrDefault(source) + 1;
+            }
             if (chosen.Kind == JobKind.Backup)
             {
                 // Incremental and differential need a parent on the library written to: without one there, a full.

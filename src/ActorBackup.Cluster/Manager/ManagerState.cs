@@ -44,6 +44,7 @@ public sealed partial record ManagerState
             j.State = JobState.Running;
             j.Library = s.Library;
             j.Drive = s.Drive;
+            j.SourceDrive = s.SourceDrive;
             j.StartedUnixMs = s.UnixMs;
             if (s.Level != BackupLevel.LevelDefault) j.Level = s.Level;
         }),
@@ -55,6 +56,7 @@ public sealed partial record ManagerState
             j.NotBeforeUnixMs = r.NotBeforeUnixMs;
             j.StartedUnixMs = 0;
             j.Drive = 0; // its drive is free for the next job
+            j.SourceDrive = 0;
             if (r.AvoidLibrary != "" && !j.AvoidLibraries.Contains(r.AvoidLibrary)) j.AvoidLibraries.Add(r.AvoidLibrary);
             if (!j.LibraryPinned) j.Library = "";
         }),

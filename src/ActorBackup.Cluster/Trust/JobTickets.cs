@@ -31,6 +31,7 @@ public static class JobTickets
             Job = job.Id, Attempt = job.Attempt, Client = holderLibrary == "" ? job.Client : "", HolderLibrary = holderLibrary,
             ExpiresUnixMs = (now + JobLifetime).ToUnixTimeMilliseconds(),
             DriveLibrary = job.Drive > 0 ? job.Library : "", Drive = job.Drive,
+            ReadDriveLibrary = job.SourceDrive > 0 ? job.SourceLibrary : "", ReadDrive = job.SourceDrive,
         };
         t.Write.AddRange(write.Where(l => l != "").Distinct());
         t.Read.AddRange(read.Where(l => l != "" && !t.Write.Contains(l)).Distinct());
@@ -38,7 +39,8 @@ public static class JobTickets
     }
 
     /// <summary>The drive of <paramref name="library"/> that the ticket's job holds (the manager's queue gave it), or 0.</summary>
-    public static int DriveIn(JobTicket? ticket, string library) => ticket is not null && ticket.DriveLibrary == library ? ticket.Drive : 0;
+    public static int DriveIn(JobTicket? ticket, string library) =>
+        ticket is null ? 0 : ticket.DriveLibrary == library ? ticket.Drive : ticket.ReadDriveLibrary == library ? ticket.ReadDrive : 0;
 
     /// <summary>Why the manager gives <paramref name="request"/> no read ticket (signed by <paramref name="signer"/>); null: it may.</summary>
     public static string? LookRefusal(RequestTicket request, CellIdentity? signer, string signerRefusal)

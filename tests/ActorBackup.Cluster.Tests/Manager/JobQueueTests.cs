@@ -31,7 +31,7 @@ public class JobQueueTests
     }
 
     private static ManagerState Start(ManagerState s, IEnumerable<JobInfo> jobs) =>
-        Apply(s, jobs.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Drive = j.Drive, UnixMs = 1 }));
+        Apply(s, jobs.Select(j => new JobStarted { Job = j.Id, Library = j.Library, Drive = j.Drive, SourceDrive = j.SourceDrive, UnixMs = 1 }));
 
     private static ManagerState End(ManagerState s, string job) => s.Apply(new JobEnded { Job = job, State = JobState.Succeeded, UnixMs = 2 });
 
@@ -163,6 +163,39 @@ public class JobQueueTests
         var drives = s.DecideDriveList("lib1").Drives!.Drives;
         Assert.Equal([(1, "reading", d.Job.Id), (2, "idle", "")], drives.Select(x => (x.Number, x.State, x.Job)));
         Assert.Equal(JobKind.Restore, drives[0].JobKind);
+    }
+
+    [Fact]
+    public void A_copy_from_a_tape_library_holds_a_drive_of_it_where_it_reads_besides_one_of_its_target()
+    {
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 1 });
+        var snapshot = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "snap1", Client = "host-a", Library = "tape1", BackupSet = "/data", FinishedUnixMs = 1 };
+        s = s.Apply(new SnapshotRecorded { Manifest = snapshot.ToByteString() });
+        var copy = s.DecideStartCopy(new StartCopy { Snapshot = "snap1", Library = "lib1" }, Now);
+        Assert.Null(copy.Rejection);
+        s = Apply(s, copy.Events);
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting);
+        var started = Assert.Single(plan.Start);
+        Assert.Equal(("lib1", 1, "tape1", 1), (started.Library, started.Drive, started.SourceLibrary, started.SourceDrive));
+        // Being started (not yet journaled), it already holds tape1's one drive: a backup there waits.
+        (s, var backup) = Queue(s, 5, library: "tape1");
+        var starting = new Dictionary<string, StartingJob> { [started.Id] = new(started.Library, started.Drive, started.SourceDrive) };
+        Assert.Equal("tape1: 1 of 1 drives busy", s.DecideDispatch(new QueueLimits(), starting).Waiting[backup]);
+        s = Start(s, [started]);
+        Assert.Equal("tape1: 1 of 1 drives busy", s.DecideDispatch(new QueueLimits(), NoneStarting).Waiting[backup]);
+        Assert.Equal([(1, "reading", started.Id)], s.DecideDriveList("tape1").Drives!.Drives.Select(d => (d.Number, d.State, d.Job)));
+        Assert.Equal((1, "writing", started.Id), s.DecideDriveList("lib1").Drives!.Drives.Select(d => (d.Number, d.State, d.Job)).First());
+        Assert.Contains("has 1 job running", s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = TapeVerb.Clean, Drive = 1 }));
+        Assert.Empty(s.DecideCleaning([new IndexReport { Library = "tape1", DrivesDueCleaning = { 1 } }], []));
+        var ticket = ActorBackup.Cluster.Trust.JobTickets.For(s.Job(started.Id)!, read: ["tape1"], write: [], Now, holderLibrary: "lib1");
+        Assert.Equal((1, 1), (ActorBackup.Cluster.Trust.JobTickets.DriveIn(ticket, "lib1"), ActorBackup.Cluster.Trust.JobTickets.DriveIn(ticket, "tape1")));
+        // A second copy from tape1 waits for the drive too, and says why.
+        var again = s.DecideStartCopy(new StartCopy { Snapshot = "snap1", Library = "lib2" }, Now);
+        s = Apply(s, again.Events);
+        Assert.Equal("tape1: 1 of 1 drives busy (the copy reads it)", s.DecideDispatch(new QueueLimits(), NoneStarting).Waiting[again.Job!.Id]);
+        // Ended, the drive is free: the backup goes first (older), then the copy.
+        s = End(s, started.Id);
+        Assert.Equal([backup], s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Select(j => j.Id));
     }
 
     [Fact]
