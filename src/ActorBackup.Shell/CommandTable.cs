@@ -703,9 +703,10 @@ public static class CommandTable
             return 0;
         }
         var bySlot = inventory.Cartridges.Where(c => c.Place == "slot").ToDictionary(c => c.Number);
-        o.Table(["SLOT", "BARCODE", "KIND", "LABEL", "VOLUME", "USES"], Enumerable.Range(1, inventory.Slots).Select(n => bySlot.TryGetValue(n, out var c)
-            ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Retired ? "retired" : c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
-            : new[] { n.ToString(), "", "", "", "", "" }));
+        o.Table(["SLOT", "BARCODE", "KIND", "LABEL", "VOLUME", "FILES", "USES"], Enumerable.Range(1, inventory.Slots).Select(n => bySlot.TryGetValue(n, out var c)
+            ? [n.ToString(), c.Barcode, c.Kind, c.Label, c.Retired ? "retired" : c.Volume > 0 ? c.Volume.ToString() : c.Label != "" ? "scratch" : "",
+               c.Files > 0 ? c.Files.ToString() : "", c.Kind == "cleaning" ? $"{c.Uses}{(c.Worn ? " (worn out)" : "")}" : ""]
+            : new[] { n.ToString(), "", "", "", "", "", "" }));
         o.Line("");
         o.Table(["DRIVE", "CARTRIDGE", "LABEL", "MOUNTS", "HOURS", "CLEANINGS", "LAST CLEANED", "CLEANING DUE", "FAILED"], inventory.Drives.Select(d => new[]
         {

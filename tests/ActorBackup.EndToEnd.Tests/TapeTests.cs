@@ -25,6 +25,9 @@ public class TapeTests
         Assert.True(volumes.Count >= 4, string.Join("\n", volumes));
         Assert.Equal(["AAA001L8", "AAA002L8", "AAA003L8", "AAA004L8"], volumes.Take(4).Select(v => v.GetProperty("label").GetString()));
         Assert.All(volumes.Take(3), v => Assert.Equal("Full", v.GetProperty("state").GetString()));
+        // Each cartridge the backup wrote holds at least one tape file (a file mark at its seal or the commit).
+        Assert.All(cell.AbkJson("library", "inventory", "tape1").GetProperty("cartridges").EnumerateArray().Where(c => c.GetProperty("volume").GetUInt32() > 0),
+            c => Assert.True(c.GetProperty("files").GetInt32() >= 1, c.ToString()));
         Assert.Equal(2, cell.AbkJson("drive", "list", "tape1").GetProperty("drives").GetArrayLength());
         Assert.DoesNotContain("writing", cell.Abk("drive", "list", "tape1").Stdout); // the job ended: its drives are idle
 
@@ -321,6 +324,7 @@ public class TapeTests
         Assert.Equal(1, cell.Abk("verify", "--library", "tape1").ExitCode);
         System.Text.Json.JsonElement Volume1() => cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("number").GetUInt32() == 1);
         Assert.Equal("Error", Volume1().GetProperty("state").GetString());
+        Assert.Contains("at cartridge AAA001L8 (volume 1), tape file ", Volume1().GetProperty("error").GetString()); // where on the tape
 
         // The cell retires the cartridge by itself: a prune of its own copies every chunk it can read to other
         // cartridges; the damaged one keeps it in service, and the job says what to do.

@@ -685,7 +685,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         }
         foreach (var job in plan.Start)
         {
-            _starting[job.Id] = new(job.Library, job.Drive, job.SourceDrive); // the library and drives chosen: taken from now on
+            _starting[job.Id] = new(job.Library, job.Drive, job.SourceDrive, job.SourceDrive > 0 ? job.SourceLibrary : ""); // the library and drives chosen: taken from now on
             switch (job.Kind)
             {
                 case JobKind.Restore:
@@ -965,7 +965,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void CleanIdleDrives()
     {
         var now = Now();
-        foreach (var library in _state.DecideCleaning(_libraryReports.Values, _starting.Values.Select(s => s.Library)))
+        foreach (var library in _state.DecideCleaning(_libraryReports.Values, _starting.Values.SelectMany(s => new[] { s.Library, s.SourceLibrary }).Where(l => l != "")))
         {
             // A refusal (no cleaning cartridge, all worn out) is tried again every 10 minutes, not every second.
             var wait = _libraryReports[library].CleaningProblem != "" ? 600_000 : 30_000;

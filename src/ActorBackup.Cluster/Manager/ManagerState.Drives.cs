@@ -3,7 +3,7 @@ using ActorBackup.Protocol;
 namespace ActorBackup.Cluster.Manager;
 
 /// <summary>A job being started: the library and drive chosen at dispatch (and a copy's drive of the tape library it reads), taken before its JobStarted is applied.</summary>
-public readonly record struct StartingJob(string Library, int Drive = 0, int SourceDrive = 0);
+public readonly record struct StartingJob(string Library, int Drive = 0, int SourceDrive = 0, string SourceLibrary = "");
 
 // Drives: every library has some (a disk library's write streams, a tape library's tape drives). The queue starts a
 // job when its library has a free one, and the job holds that drive (JobInfo.drive) until it ends or is queued again.

@@ -114,7 +114,7 @@ public sealed partial class MediaActor
         inventory.Cartridges.AddRange(state.Cartridges.Values.OrderBy(c => c.Place.Kind).ThenBy(c => c.Place.Number).ThenBy(c => c.Barcode, StringComparer.Ordinal).Select(c => new InventoryCartridge
         {
             Barcode = c.Barcode, Kind = c.Kind.ToString().ToLowerInvariant(), Place = c.Place.Kind.ToString().ToLowerInvariant(), Number = c.Place.Number,
-            Label = c.Label, Volume = c.Volume, Uses = c.Uses, Worn = state.Worn(c), Retired = c.Retired,
+            Label = c.Label, Volume = c.Volume, Uses = c.Uses, Worn = state.Worn(c), Retired = c.Retired, Files = c.Marks?.Count ?? 0,
         }));
         inventory.Drives.AddRange(state.Drives.Select(d => new TapeDriveState
         {

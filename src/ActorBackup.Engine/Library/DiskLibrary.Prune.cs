@@ -232,7 +232,7 @@ public sealed partial class DiskLibrary
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
-                if (e is VolumeCorruptException) CartridgeError(volume, e.Message);
+                if (e is VolumeCorruptException corrupt) CartridgeError(volume, corrupt.Reason, corrupt.Offset);
                 problems.Add($"volume {volume}: chunk {id.Short} at offset {loc.Offset} cannot be read ({e.Message}): the volume is kept");
                 continue;
             }
@@ -293,6 +293,7 @@ public sealed partial class DiskLibrary
     private void SealWriter(VolumeWriter w)
     {
         w.Seal();
+        _medium.Committed(w.Number, w.Length);
         var entry = _manifest.Volumes.Single(v => v.Number == w.Number);
         entry.State = VolumeState.Full;
         entry.Bytes = w.Length;

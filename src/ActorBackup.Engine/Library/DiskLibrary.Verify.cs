@@ -50,7 +50,7 @@ public sealed partial class DiskLibrary
                 records += scan.Records.Count;
                 bytes += reader.Length;
                 damage.AddRange(scan.Damage);
-                if (scan.Damage.Count > 0) CartridgeError(v.Number, scan.Damage[0].ToString());
+                if (scan.Damage.Count > 0) CartridgeError(v.Number, scan.Damage[0].Reason, scan.Damage[0].Offset);
                 // The volume being written may end in a record half written this very moment: not damage.
                 if (scan.TornTail && v.State != VolumeState.Append) damage.Add(new VolumeDamage(path, scan.GoodEnd, "torn tail after the last whole record"));
                 foreach (var r in scan.Records) found.Add((r.Id, new ChunkLocation(v.Number, r.Offset, r.PayloadLength)));
@@ -58,7 +58,7 @@ public sealed partial class DiskLibrary
             catch (VolumeCorruptException e)
             {
                 damage.Add(new VolumeDamage(path, e.Offset, e.Reason));
-                CartridgeError(v.Number, e.Message);
+                CartridgeError(v.Number, e.Reason, e.Offset);
             }
         }
         var indexProblems = new List<string>();

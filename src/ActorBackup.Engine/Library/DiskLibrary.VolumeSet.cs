@@ -86,8 +86,10 @@ public sealed partial class DiskLibrary
         stream = _medium.Stream;
         if (_writers.TryGetValue(stream, out var w)) return w;
         if (stream == 0 && _writers.Count > 0) return _writers.MinBy(kv => kv.Key).Value;
-        // A stream's first append takes over a volume no stream holds (0, or on tape one of those reopened: -volume).
-        if (stream != 0 && _writers.Keys.Where(k => k <= 0).Order().FirstOrDefault(1) is <= 0 and var unheldKey && _writers.Remove(unheldKey, out var unheld))
+        // A stream's first append takes over a volume no stream holds (0, or on tape one of those reopened: -volume),
+        // one whose cartridge is not in another stream's drive first.
+        if (stream != 0 && _writers.Where(kv => kv.Key <= 0).OrderBy(kv => _medium.Near(kv.Value.Number) ? 0 : 1).ThenBy(kv => kv.Key)
+                .Select(kv => kv.Key).FirstOrDefault(1) is <= 0 and var unheldKey && _writers.Remove(unheldKey, out var unheld))
             return _writers[stream] = unheld;
         return null;
     }
@@ -223,7 +225,11 @@ public sealed partial class DiskLibrary
 
     private CommitBatch CommitLocked()
     {
-        foreach (var w in _writers.Values) w.Sync();
+        foreach (var w in _writers.Values)
+        {
+            w.Sync();
+            _medium.Committed(w.Number, w.Length); // on tape a file mark: the committed data is a tape file
+        }
         WriteStagedReferences();
         var batch = new CommitBatch(_pending.ToList(), _manifest.Volumes.Select(Clone).ToList());
         if (!_ownsIndex)

@@ -149,7 +149,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         }
         catch (VolumeCorruptException e)
         {
-            CartridgeError(loc.Volume, e.Message);
+            CartridgeError(loc.Volume, e.Reason, e.Offset);
             throw;
         }
     }
@@ -166,9 +166,10 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     /// manager retires it (its readable live chunks copied away, then out of service). Its chunks are still read.
     /// A disk volume's damaged records are healed one by one from a copy instead (abk verify SNAPSHOT).
     /// </summary>
-    private void CartridgeError(uint volume, string reason)
+    private void CartridgeError(uint volume, string reason, long offset)
     {
         if (_medium.Kind != "tape") return;
+        reason = $"{reason} at {_medium.Where(volume, offset)}";
         lock (_lock)
         {
             if (_manifest.Volumes.FirstOrDefault(v => v.Number == volume) is not { State: not (VolumeState.Error or VolumeState.Recycle) } entry) return;

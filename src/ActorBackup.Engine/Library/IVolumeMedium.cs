@@ -43,6 +43,15 @@ public interface IVolumeMedium : IDisposable
     /// so that jobs on different drives each write their own cartridge.
     /// </summary>
     int Stream { get; }
+
+    /// <summary>Whether this thread's stream should take over the volume being written that no stream holds (on tape: its cartridge is not in another stream's drive).</summary>
+    bool Near(uint volume) => true;
+
+    /// <summary>What the library made durable on the volume up to <paramref name="length"/> (a commit, or its seal): on tape, a file mark there.</summary>
+    void Committed(uint volume, long length) { }
+
+    /// <summary>Where <paramref name="offset"/> of the volume is, in an operator's words (for a damage report).</summary>
+    string Where(uint volume, long offset) => $"volume {volume} at offset {offset}";
 }
 
 /// <summary>A disk library's volumes: ROOT/volumes/vol-NNNNNN.abv, read and written at no cost beyond the disk's.</summary>

@@ -82,7 +82,7 @@ public static unsafe partial class Posix
     }
 
     private const int ORdOnly = 0, ONonblock = 0x800, OCloexec = 0x80000, ELOOP = 40;
-    internal const int ONofollow = 0x20000, ONonblockFlag = 0x800, ONoatime = 0x40000, EPERM = 1;
+    internal const int ONofollow = 0x20000, ONonblockFlag = 0x800, ONoatime = 0x40000, ONoctty = 0x100, EPERM = 1;
     private const int AtEmptyPath = 0x1000;
 
     /// <summary>

@@ -117,10 +117,11 @@ public sealed class RootedDirectory : IDisposable
     /// </summary>
     public Microsoft.Win32.SafeHandles.SafeFileHandle ReopenFile(string relative, (uint, uint, ulong) identity)
     {
-        var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly, 0);
+        // Non-blocking: a FIFO put there meanwhile does not hang the restore (it is then not the same file).
+        var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.ONonblockFlag | Posix.ONoctty, 0);
         if (fd < 0) throw Failure("open again", relative, -fd);
         var handle = Posix.Handle(fd);
-        if (Posix.IdentityOfHandle(handle) != identity)
+        if (Posix.KindOfHandle(fd) != FileKind.Regular || Posix.IdentityOfHandle(handle) != identity)
         {
             handle.Dispose();
             throw new IOException($"{Full(relative)} was replaced by another file while it was being restored: restore it again");

@@ -392,6 +392,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         var ids = new List<ChunkId>();
         var where = new List<(int Piece, int Chunk, long Offset)>();
+        if (_boundOpenFiles) // this batch's files are written next: opening one of them never closes another
+            foreach (var piece in pieces)
+                lock (piece.Slot.Lock) piece.Slot.Batch = pieces;
         for (var p = 0; p < pieces.Length; p++)
         {
             var piece = pieces[p];

@@ -52,7 +52,19 @@ public readonly record struct Place(PlaceKind Kind, int Number)
 /// library volume written on it (0: none: a labelled cartridge without one is scratch, free to write on).
 /// </summary>
 /// <param name="Retired">out of service (its volume retired, its data copied away): never written again</param>
-public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0, uint Volume = 0, bool Retired = false);
+/// <param name="Marks">where the file marks on its tape are (byte offsets, ascending): each commit of the volume and its seal end a tape file</param>
+public sealed record Cartridge(string Barcode, CartridgeKind Kind, Place Place, int Home, string Label = "", int Uses = 0, uint Volume = 0, bool Retired = false,
+    IReadOnlyList<long>? Marks = null)
+{
+    /// <summary>Where <paramref name="offset"/> is on the tape as a drive positions: the tape file (0: up to the first file mark) and the bytes into it.</summary>
+    public (int File, long Within) Position(long offset)
+    {
+        var marks = Marks ?? [];
+        var file = 0;
+        while (file < marks.Count && marks[file] <= offset) file++;
+        return (file, offset - (file == 0 ? 0 : marks[file - 1]));
+    }
+}
 
 /// <summary>
 /// A drive: the cartridge in it, where its head is (bytes from the start of the tape), and the counters the
@@ -81,6 +93,9 @@ public sealed record RecycleVolume(uint Volume) : ChangerCommand;
 /// <summary>Volume <paramref name="Volume"/> was emptied to take its cartridge out of service: retired, never written again.</summary>
 public sealed record RetireVolume(uint Volume) : ChangerCommand;
 
+/// <summary>A file mark at <paramref name="At"/> on the volume's cartridge (the end of its data there): what a commit or a seal writes.</summary>
+public sealed record WriteFileMark(uint Volume, long At) : ChangerCommand;
+
 // What happened, applied to the state (and saved with it).
 public abstract record ChangerEvent;
 public sealed record CartridgeImported(string Barcode, CartridgeKind Kind, int Slot) : ChangerEvent;
@@ -95,6 +110,7 @@ public sealed record DriveUsed(int Drive, double Seconds, long Head) : ChangerEv
 public sealed record VolumeAssigned(string Barcode, uint Volume) : ChangerEvent;
 public sealed record VolumeRecycled(string Barcode) : ChangerEvent;
 public sealed record CartridgeRetired(string Barcode) : ChangerEvent;
+public sealed record FileMarkWritten(string Barcode, long At) : ChangerEvent;
 
 /// <summary>
 /// The state of a (simulated) tape changer: its cartridges and drives. Decide checks an operator's or the media
@@ -246,6 +262,10 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 return HoldingVolume(r.Volume) is { } holder ? Decision.Of(new VolumeRecycled(holder.Barcode)) : Decision.Of();
             case RetireVolume r:
                 return HoldingVolume(r.Volume) is { } retiring ? Decision.Of(new CartridgeRetired(retiring.Barcode)) : Decision.Of();
+            case WriteFileMark w:
+                // Nothing written since the last mark: none (a file mark is not written twice in a row).
+                return HoldingVolume(w.Volume) is { } marked && w.At > 0 && (marked.Marks is not { Count: > 0 } marks || marks[^1] != w.At)
+                    ? Decision.Of(new FileMarkWritten(marked.Barcode, w.At)) : Decision.Of();
             default:
                 return Decision.Reject($"unknown changer command {command.GetType().Name}");
         }
@@ -266,7 +286,9 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
         CartridgeExported x => WithCartridge(x.Barcode, c => c with { Place = Place.Outside }),
         CartridgeLabelled l => WithCartridge(l.Barcode, c => c with { Label = l.Label }),
         VolumeAssigned v => WithCartridge(v.Barcode, c => c with { Volume = v.Volume }),
-        VolumeRecycled r => WithCartridge(r.Barcode, c => c with { Volume = 0 }),
+        VolumeRecycled r => WithCartridge(r.Barcode, c => c with { Volume = 0, Marks = null }),
+        // A mark past the end of the data (a torn tail recovery cut) is gone: the tape was written over from there.
+        FileMarkWritten f => WithCartridge(f.Barcode, c => c with { Marks = [.. (c.Marks ?? []).Where(m => m < f.At), f.At] }),
         CartridgeRetired r => WithCartridge(r.Barcode, c => c with { Volume = 0, Retired = true }),
         CartridgeMounted m => WithCartridge(m.Barcode, c => c with { Place = Place.Drive(m.Drive) })
             .WithDrive(m.Drive, d => d with { Cartridge = m.Barcode, Head = 0, Mounts = d.Mounts + 1, MountsSinceCleaning = d.MountsSinceCleaning + 1 }),

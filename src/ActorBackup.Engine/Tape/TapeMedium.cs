@@ -163,6 +163,18 @@ public sealed class TapeMedium : IVolumeMedium
         return freed;
     }
 
+    public void Committed(uint volume, long length) => changer.Execute(new WriteFileMark(volume, length));
+
+    public string Where(uint volume, long offset)
+    {
+        if (changer.State.HoldingVolume(volume) is not { } c) return $"volume {volume} at offset {offset}";
+        var (file, within) = c.Position(offset);
+        return $"cartridge {c.Barcode} (volume {volume}), tape file {file}, {within} bytes into it";
+    }
+
+    /// <summary>Whether this thread's stream should take over the volume: its cartridge is in the stream's drive or in no drive (not in another stream's).</summary>
+    public bool Near(uint volume) => changer.State.HoldingVolume(volume) is not { Place.Kind: PlaceKind.Drive } c || c.Place.Number == Stream;
+
     /// <summary>What is left on the cartridges being written and on every scratch cartridge.</summary>
     public long? Available(IEnumerable<long> writing)
     {
@@ -173,9 +185,9 @@ public sealed class TapeMedium : IVolumeMedium
 
     /// <summary>
     /// The drive holding the volume's cartridge, mounted there now if it was not: a write in the drive the thread's job
-    /// holds; a read there too, unless the job writes (a prune's copy reads one cartridge and writes another: two
-    /// drives, not one swapping them) or another stream's cartridge is in it; else an empty drive, else the one used
-    /// least recently whose cartridge no stream writes (any, when every drive holds one).
+    /// holds; a read there too, unless the job writes this library (a prune's copy reads one cartridge and writes
+    /// another: two drives, not one swapping them); else an empty drive, else the one used least recently whose
+    /// cartridge no stream writes, else the job's own (any, for a thread with no drive).
     /// </summary>
     private int Mount(uint volume, bool write)
     {
@@ -193,11 +205,15 @@ public sealed class TapeMedium : IVolumeMedium
                 var usable = state.Drives.Where(d => d.Failed == "").ToList();
                 if (usable.Count == 0) throw new IOException("every drive of the tape library has failed: see abk drive list");
                 bool Writes(TapeDrive d) => d.Cartridge != "" && _writtenIn[d.Number - 1] != 0 && state.HoldingVolume(_writtenIn[d.Number - 1])?.Barcode == d.Cartridge;
-                // A write may take over its own stream's drive; a job that writes reads elsewhere while another drive works.
-                var own = write || !t_writes || usable.Count == 1 ? Stream : 0;
-                var free = usable.Where(d => !Writes(d) || write && d.Number == own).Where(d => write || !t_writes || d.Number != Stream || usable.Count == 1).ToList();
-                var chosen = free.FirstOrDefault(d => d.Number == own) ?? free.FirstOrDefault(d => d.Cartridge == "")
-                             ?? (free.Count > 0 ? free : usable).MinBy(d => _lastUse[d.Number - 1])!;
+                // The drive the job holds is its own (the manager gives it to no other job): its writes go there, and so
+                // do the reads of a job that does not write this library. A job that writes it (a prune's copy) reads in
+                // an empty drive or one no stream writes, so that its two cartridges do not take turns in one drive;
+                // with none, in its own. A thread with no drive: an empty one, else the least used no stream writes.
+                var own = usable.FirstOrDefault(d => d.Number == Stream);
+                var others = usable.Where(d => d.Number != Stream && !Writes(d)).ToList();
+                var chosen = (write || !t_writes ? own : null)
+                             ?? others.FirstOrDefault(d => d.Cartridge == "") ?? others.MinBy(d => _lastUse[d.Number - 1])
+                             ?? own ?? usable.MinBy(d => _lastUse[d.Number - 1])!;
                 drive = chosen.Number;
                 if (chosen.Cartridge != "" && changer.Execute(new UnmountCartridge(drive)) is { } cannot)
                     throw new IOException($"cannot free drive {drive} for volume {volume}: {cannot}");

@@ -167,6 +167,23 @@ public sealed class TapeLibraryTests : IDisposable
         Assert.Equal(Place.Drive(1), medium.Changer.State.HoldingVolume(2)!.Place); // the job writes in its drive
     }
 
+    [Fact]
+    public void A_restore_reads_in_the_drive_the_manager_gave_it_even_where_an_ended_backup_left_its_cartridge()
+    {
+        var (medium, library, first) = TwoVolumes(); // volume 2, being written, sits in drive 2
+        using var opened = library;
+        Assert.Equal(Place.Drive(2), medium.Changer.State.HoldingVolume(2)!.Place);
+        Assert.Null(medium.Changer.Execute(new UnmountCartridge(1)));
+        Assert.True(library.TryGetLocation(first[0], out var at) && at.Volume == 1);
+        using (TapeMedium.WorkingFor("restore-job", 2))
+        {
+            var buffer = new byte[1];
+            library.ReadPayload(first[0], ref buffer, out _);
+        }
+        Assert.Equal(Place.Drive(2), medium.Changer.State.HoldingVolume(1)!.Place); // its own drive: no other job holds it
+        Assert.Equal("restore-job", medium.JobOn(2));
+    }
+
     /// <summary>A tape medium whose drive 1 waits at a gate before it writes (a mount or a wind that takes its time).</summary>
     private sealed class GatedMedium(TapeMedium inner) : IVolumeMedium
     {
@@ -252,6 +269,7 @@ public sealed class TapeLibraryTests : IDisposable
         var volume = library.Volumes.Single(v => v.Number == at.Volume);
         Assert.Equal(VolumeState.Error, volume.State);
         Assert.Contains("checksum", volume.Error);
+        Assert.Contains($"at cartridge AAA001L8 (volume {at.Volume}), tape file 0, ", volume.Error); // where on the tape
         var next = Append(library);
         Assert.True(library.TryGetLocation(next, out var nextAt));
         Assert.NotEqual(at.Volume, nextAt.Volume);
@@ -314,6 +332,37 @@ public sealed class TapeLibraryTests : IDisposable
         Assert.Throws<VolumeCorruptException>(() => library.ReadPayload(id, ref buffer, out _));
         Assert.Empty(library.VolumesInError);
         Assert.Equal(VolumeState.Append, library.Volumes.Single().State);
+    }
+
+    [Fact]
+    public void Each_commit_and_each_seal_ends_a_tape_file_and_a_position_names_the_file_and_the_bytes_into_it()
+    {
+        var medium = Medium(cartridges: 3);
+        using var library = Open(Root, medium);
+        var a = Append(library);
+        library.Committed(library.Commit());
+        var b = Append(library);
+        library.Committed(library.Commit());
+        library.Committed(library.Commit()); // nothing new since: no second mark in a row
+        var cartridge = medium.Changer.State.HoldingVolume(1)!;
+        Assert.Equal(2, cartridge.Marks!.Count);
+        Assert.Equal(library.Volumes[0].Bytes, cartridge.Marks[^1]);
+        Assert.True(library.TryGetLocation(a, out var atA));
+        Assert.True(library.TryGetLocation(b, out var atB));
+        Assert.Equal((0, atA.Offset), cartridge.Position(atA.Offset));
+        Assert.Equal((1, atB.Offset - cartridge.Marks[0]), cartridge.Position(atB.Offset));
+
+        // A sealed cartridge ends with a mark at its end; a recycled one starts again without any.
+        for (var i = 0; i < 10; i++) Append(library);
+        var sealedOne = medium.Changer.State.HoldingVolume(1)!;
+        Assert.Equal(VolumeState.Full, library.Volumes[0].State);
+        Assert.Equal(new FileInfo(medium.Changer.TapePath(sealedOne.Barcode)).Length, sealedOne.Marks![^1]);
+        Assert.Null(medium.Changer.Execute(new RecycleVolume(1)));
+        Assert.Null(medium.Changer.State.Cartridge(sealedOne.Barcode)!.Marks);
+        // A mark behind the last (the tail was cut on recovery and written again) replaces those after it.
+        Assert.Null(medium.Changer.Execute(new WriteFileMark(2, 5_000)));
+        Assert.Null(medium.Changer.Execute(new WriteFileMark(2, 3_000)));
+        Assert.Equal([3_000L], medium.Changer.State.HoldingVolume(2)!.Marks!);
     }
 
     [Fact]
