@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.Win32.SafeHandles;
 
 namespace ActorBackup.Engine.Tape;
 
@@ -19,17 +18,10 @@ public sealed record TapeTimings(double MoveSeconds = 10, double LoadSeconds = 3
     public double Stream(long bytes) => bytes / StreamBytesPerSecond;
 }
 
-/// <summary>A write that would run past the end of the cartridge's tape: nothing of it was written.</summary>
-public sealed class EndOfTapeException(string barcode, long endOfData, long capacity)
-    : IOException($"cartridge {barcode} is full: {endOfData} of {capacity} bytes written (end of tape); the write goes on the next cartridge")
-{
-    public string Barcode { get; } = barcode;
-}
-
 /// <summary>
 /// A simulated tape library (an autoloader or a changer): slots, drives and cartridges, each cartridge's tape a file
-/// under ROOT/cartridges (its blocks, written only at the end of the data and read from anywhere after positioning);
-/// the changer's state (where each cartridge is, the drives' counters) is what the hardware would remember, kept in
+/// under ROOT/cartridges (<see cref="TapePath"/>: the library's volume code writes a volume there, append only, and
+/// reads it anywhere, charging the drive for winding and streaming with <see cref="Charge"/>); the changer's state (where each cartridge is, the drives' counters) is what the hardware would remember, kept in
 /// ROOT/changer.json. Every move and every read or write costs simulated time (<see cref="TapeTimings"/>), counted in
 /// <see cref="SimulatedSeconds"/> and waited in proportion. A real changer (mtx, SCSI) would sit behind the same
 /// commands. Thread-safe: a drive does one thing at a time, the robot one move at a time.
@@ -40,7 +32,6 @@ public sealed class TapeChanger : IDisposable
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
     private readonly object _lock = new();
     private readonly object[] _driveLocks;
-    private readonly FileStream?[] _tapes;
     /// <summary>Per drive, what it is doing while a command's time passes (mounting, unmounting, cleaning), else empty.</summary>
     private readonly string[] _activity;
     private long _simulatedTicks;
@@ -55,7 +46,6 @@ public sealed class TapeChanger : IDisposable
         _state = state;
         Timings = timings;
         _driveLocks = [.. Enumerable.Range(0, state.Drives.Length).Select(_ => new object())];
-        _tapes = new FileStream?[state.Drives.Length];
         _activity = [.. Enumerable.Repeat("", state.Drives.Length)];
     }
 
@@ -100,12 +90,6 @@ public sealed class TapeChanger : IDisposable
         }
         return new TapeChanger(root, state, timings);
     }
-
-    private void OpenTape(int drive, string barcode) =>
-        _tapes[drive - 1] = new FileStream(TapePath(barcode), new FileStreamOptions
-        {
-            Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.Read, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
 
     /// <summary>Carries out an operator's (or the media agent's) command: null when done, else why not (nothing changed).</summary>
     public string? Execute(ChangerCommand command)
@@ -159,12 +143,10 @@ public sealed class TapeChanger : IDisposable
                 Spend(Timings.LoadSeconds + Timings.UnloadSeconds);
                 break;
             case CartridgeMounted:
-                Spend(Timings.LoadSeconds); // the tape's file is opened at the first read or write
+                Spend(Timings.LoadSeconds);
                 break;
             case CartridgeUnmounted u:
                 Spend(Timings.Position(before.Drives[u.Drive - 1].Head)); // rewound first
-                _tapes[u.Drive - 1]?.Dispose();
-                _tapes[u.Drive - 1] = null;
                 Spend(Timings.UnloadSeconds);
                 break;
             case DriveCleaned:
@@ -173,73 +155,10 @@ public sealed class TapeChanger : IDisposable
         }
     }
 
-    private SafeFileHandle Tape(int drive, out string barcode)
-    {
-        lock (_lock)
-        {
-            if (drive < 1 || drive > _tapes.Length) throw new ArgumentOutOfRangeException(nameof(drive), drive, $"the library has drives 1 to {_tapes.Length}");
-            barcode = _state.Drives[drive - 1].Cartridge;
-            if (barcode == "") throw new InvalidOperationException($"drive {drive} is empty: mount a cartridge first");
-            if (_tapes[drive - 1] is null) OpenTape(drive, barcode);
-            return _tapes[drive - 1]!.SafeFileHandle;
-        }
-    }
-
-    /// <summary>Where the data on the cartridge in <paramref name="drive"/> ends: the next write goes there.</summary>
-    public long EndOfData(int drive)
-    {
-        lock (_driveLocks[drive - 1]) return RandomAccess.GetLength(Tape(drive, out _));
-    }
-
-    /// <summary>
-    /// Writes at the end of the data on the cartridge in <paramref name="drive"/> (tape is append-only: the head
-    /// winds there first) and returns where the block starts. A block that would pass the end of the tape is not
-    /// written: <see cref="EndOfTapeException"/>.
-    /// </summary>
-    public long Append(int drive, ReadOnlySpan<byte> block)
-    {
-        lock (_driveLocks[drive - 1])
-        {
-            var tape = Tape(drive, out var barcode);
-            var end = RandomAccess.GetLength(tape);
-            var capacity = State.Config.CartridgeCapacity;
-            if (end + block.Length > capacity) throw new EndOfTapeException(barcode, end, capacity);
-            RandomAccess.Write(tape, block, end);
-            Used(drive, end, end + block.Length, block.Length);
-            return end;
-        }
-    }
-
-    /// <summary>Reads from <paramref name="offset"/> on the cartridge in <paramref name="drive"/> (positioning first); past the end of the data: an error.</summary>
-    public void Read(int drive, long offset, Span<byte> into)
-    {
-        lock (_driveLocks[drive - 1])
-        {
-            var tape = Tape(drive, out var barcode);
-            var end = RandomAccess.GetLength(tape);
-            if (offset < 0 || offset + into.Length > end)
-                throw new IOException($"cartridge {barcode} holds {end} bytes: a read of {into.Length} at {offset} runs into blank tape");
-            var read = 0;
-            while (read < into.Length)
-            {
-                var n = RandomAccess.Read(tape, into[read..], offset + read);
-                if (n == 0) throw new IOException($"cartridge {barcode} ended at {offset + read} bytes while being read");
-                read += n;
-            }
-            Used(drive, offset, offset + into.Length, into.Length);
-        }
-    }
-
-    /// <summary>Makes what was written on the cartridge in <paramref name="drive"/> durable (a drive's write-buffer flush).</summary>
-    public void Sync(int drive)
-    {
-        lock (_driveLocks[drive - 1]) RandomAccess.FlushToDisk(Tape(drive, out _));
-    }
-
     /// <summary>
     /// Charges the drive for reaching <paramref name="offset"/> from where its head is and streaming
-    /// <paramref name="length"/> bytes from there (for a library whose volume code reads and writes the cartridge's
-    /// file itself). The drive's lock is taken: it does one thing at a time.
+    /// <paramref name="length"/> bytes from there (the library's volume code reads and writes the cartridge's file
+    /// itself). The drive's lock is taken: it does one thing at a time.
     /// </summary>
     public void Charge(int drive, long offset, long length)
     {
@@ -294,8 +213,6 @@ public sealed class TapeChanger : IDisposable
             if (_disposed) return;
             _disposed = true;
             Save();
-            foreach (var t in _tapes) t?.Dispose();
-            Array.Clear(_tapes);
         }
     }
 

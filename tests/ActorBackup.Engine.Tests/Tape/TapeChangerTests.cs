@@ -107,35 +107,21 @@ public class TapeChangerTests
     }
 
     [Fact]
-    public void A_tape_is_written_at_the_end_only_refuses_a_block_past_its_end_and_keeps_its_data_across_a_restart()
+    public void Restarted_with_a_cartridge_in_a_drive_the_changer_remembers_it_and_its_counters()
     {
         using var dir = new TempDir();
         var c = Open(dir);
         Ok(c, new ImportCartridge("AAA001L8"));
         Ok(c, new MountCartridge(2, 1));
-        var block = new byte[300_000];
-        new Random(1).NextBytes(block);
-        Assert.Equal(0, c.Append(2, block));
-        Assert.Equal(300_000, c.Append(2, block));
-        Assert.Equal(600_000, c.Append(2, block));
-        var eot = Assert.Throws<EndOfTapeException>(() => c.Append(2, block)); // 1,200,000 > 1 MiB
-        Assert.Contains("cartridge AAA001L8 is full: 900000 of 1048576 bytes written (end of tape)", eot.Message);
-        Assert.Equal(900_000, c.EndOfData(2)); // nothing of the refused block
-        var back = new byte[1000];
-        c.Read(2, 300_500, back);
-        Assert.Equal(block.AsSpan(500, 1000).ToArray(), back);
-        Assert.Contains("runs into blank tape", Assert.Throws<IOException>(() => c.Read(2, 899_500, back)).Message);
-        c.Sync(2);
+        c.Charge(2, 0, 900_000);
         c.Dispose();
 
-        // Restarted with the cartridge still in its drive: the data is there, and appends go on at its end.
         using var again = Open(dir);
         Assert.Equal("AAA001L8", again.State.Drives[1].Cartridge);
-        Assert.Equal(900_000, again.EndOfData(2));
-        again.Read(2, 300_500, back);
-        Assert.Equal(block.AsSpan(500, 1000).ToArray(), back);
+        Assert.Equal(Place.Drive(2), again.State.Cartridge("AAA001L8")!.Place);
         Assert.Equal(1, again.State.Drives[1].Mounts);
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(again.TapePath("AAA001L8"))); // private to the media agent
+        Assert.Equal(0, again.State.Drives[1].Head); // a drive that restarts has rewound
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(dir.Path, "tape1", "changer.json"))); // private to the media agent
     }
 
     [Fact]
@@ -149,13 +135,13 @@ public class TapeChangerTests
         Assert.Equal(5, c.SimulatedSeconds, 6);
         Ok(c, new MountCartridge(1, 1));
         Assert.Equal(35, c.SimulatedSeconds, 6);
-        c.Append(1, new byte[800_000]); // at the head: 0.4 s of streaming
+        c.Charge(1, 0, 800_000); // written at the head: 0.4 s of streaming
         Assert.Equal(35.4, c.SimulatedSeconds, 6);
-        c.Read(1, 0, new byte[200_000]); // wind back 800,000 (0.8 s), stream 0.1 s
+        c.Charge(1, 0, 200_000); // read from the start: wind back 800,000 (0.8 s), stream 0.1 s
         Assert.Equal(36.3, c.SimulatedSeconds, 6);
-        c.Read(1, 200_000, new byte[200_000]); // already there: stream only
+        c.Charge(1, 200_000, 200_000); // already there: stream only
         Assert.Equal(36.4, c.SimulatedSeconds, 6);
-        c.Append(1, new byte[200_000]); // wind forward 400,000 to the end (0.4 s), stream 0.1 s
+        c.Charge(1, 800_000, 200_000); // appended: wind forward 400,000 to the end (0.4 s), stream 0.1 s
         Assert.Equal(36.9, c.SimulatedSeconds, 6);
         Ok(c, new UnmountCartridge(1)); // rewind 1,000,000 (1 s), unload 20 s
         Assert.Equal(57.9, c.SimulatedSeconds, 6);
@@ -186,7 +172,7 @@ public class TapeChangerTests
 
         // The drive raises "cleaning required" after a second of use (1 MB streamed at 1 MB/s).
         Ok(c, new MountCartridge(2, 1));
-        c.Append(2, new byte[1_000_000]);
+        c.Charge(2, 0, 1_000_000);
         Assert.Equal("the drive reported cleaning required", c.State.CleaningDue(c.State.Drives[1]));
         Ok(c, new UnmountCartridge(2));
         Ok(c, new CleanDrive(2));
