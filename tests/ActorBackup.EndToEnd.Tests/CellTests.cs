@@ -95,13 +95,14 @@ public class CellTests
     }
 
     /// <summary><paramref name="count"/> files of 8 MiB of random (incompressible, never deduplicated) bytes.</summary>
-    internal static void MakeRandomFiles(string dir, int count)
+    /// <param name="seed">where the files' random bytes start: trees made with different seeds share no chunk</param>
+    internal static void MakeRandomFiles(string dir, int count, int seed = 0)
     {
         Directory.CreateDirectory(dir);
         var buffer = new byte[8 * 1024 * 1024];
         for (var i = 0; i < count; i++)
         {
-            new Random(i).NextBytes(buffer);
+            new Random(seed + i).NextBytes(buffer);
             File.WriteAllBytes(Path.Combine(dir, $"f{i:D2}.bin"), buffer);
         }
     }

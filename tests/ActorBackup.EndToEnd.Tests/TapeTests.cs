@@ -233,7 +233,7 @@ public class TapeTests
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
         CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 2 MB/s: both run for about 12 s
-        CellTests.MakeRandomFiles(b, 3);
+        CellTests.MakeRandomFiles(b, 3, seed: 100); // other bytes: neither finds its chunks stored by the other
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=2000000")
             .Start(libraries: "lib1,tape1");
         var jobs = new[] { a, b }.Select(src => cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim()).ToList();
@@ -281,7 +281,7 @@ public class TapeTests
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
         CellTests.MakeRandomFiles(a, 2);
-        CellTests.MakeRandomFiles(b, 1);
+        CellTests.MakeRandomFiles(b, 1, seed: 100);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(1), "--set", "actorbackup.backup-rate-limit=3000000")
             .Start(libraries: "lib1,tape1");
         var first = cell.Abk("backup", "--no-wait", "--library", "tape1", a).Stdout.Trim();
