@@ -247,7 +247,10 @@ public class TapeTests
             writing = cell.AbkJson("drive", "list", "tape1").GetProperty("drives").EnumerateArray()
                 .Where(d => jobs.Contains(d.GetProperty("job").GetString() ?? "") && d.GetProperty("cartridge").GetString() != "").ToList();
             if (writing.Count == 2) break;
-            Assert.All(jobs, j => Assert.Contains(cell.AbkJson("job", "show", j).GetProperty("state").GetString(), new[] { "QUEUED", "RUNNING" }));
+            // Both must still be running for the look to mean anything; if one ended first, say what the drives showed.
+            foreach (var j in jobs)
+                if (cell.AbkJson("job", "show", j).GetProperty("state").GetString() is not ("QUEUED" or "RUNNING") and var state)
+                    Assert.Fail($"job {j} is {state} before both were seen writing:\n{cell.Abk("drive", "list", "tape1").Stdout}{cell.Abk("job", "list").Stdout}{cell.Log}");
             Thread.Sleep(200);
         }
         Assert.True(writing.Count == 2, cell.Abk("drive", "list", "tape1").Stdout + cell.Abk("job", "list").Stdout + cell.Log);
