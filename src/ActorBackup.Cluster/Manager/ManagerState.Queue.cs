@@ -63,13 +63,13 @@ public sealed partial record ManagerState
         var perLibrary = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Count());
         var perClient = running.GroupBy(j => j.Client).ToDictionary(g => g.Key, g => g.Count());
         var drivesTaken = running.GroupBy(LibraryOf).ToDictionary(g => g.Key, g => g.Select(DriveOf).Where(d => d > 0).ToHashSet());
+        HashSet<int> TakenIn(string library) => drivesTaken.TryGetValue(library, out var taken) ? taken : drivesTaken[library] = [];
         // A copy from a tape library holds a drive of it too, where it reads.
         foreach (var j in running)
             if (SourceDriveOf(j) is > 0 and var read && j.SourceLibrary != "")
             {
                 perLibrary[j.SourceLibrary] = perLibrary.GetValueOrDefault(j.SourceLibrary) + 1;
-                if (!drivesTaken.TryGetValue(j.SourceLibrary, out var reading)) drivesTaken[j.SourceLibrary] = reading = [];
-                reading.Add(read);
+                TakenIn(j.SourceLibrary).Add(read);
             }
         var libraries = new LibraryView(this, loads, perLibrary);
         var start = new List<JobInfo>();
@@ -127,12 +127,12 @@ public sealed partial record ManagerState
             }
             var chosen = job.Clone();
             chosen.Library = library;
-            if (!drivesTaken.TryGetValue(library, out var taken)) drivesTaken[library] = taken = [];
+            var taken = TakenIn(library);
             chosen.Drive = FreeDrive(taken);
             taken.Add(chosen.Drive);
             if (source != "")
             {
-                if (!drivesTaken.TryGetValue(source, out var reads)) drivesTaken[source] = reads = [];
+                var reads = TakenIn(source);
                 chosen.SourceDrive = FreeDrive(reads);
                 reads.Add(chosen.SourceDrive);
                 perLibrary[source] = perLibrary.GetValueOrDefault(source) + 1;

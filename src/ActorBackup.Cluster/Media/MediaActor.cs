@@ -163,7 +163,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             {
                 _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
                 // The manager starts backups by the one, and retires tape cartridges with errors by the other.
-                if ((_library.Full ?? "") != _reportedFull || string.Join(",", _library.VolumesInError.Take(256)) != _reportedInError) _manager?.Tell(Report());
+                if ((_library.Full ?? "") != _reportedFull || InError(_library.VolumesInError) != _reportedInError) _manager?.Tell(Report());
             }
         });
         PruneCommands();
@@ -388,11 +388,14 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private string _reportedFull = "";
     private string _reportedInError = "";
 
+    /// <summary>The volumes in error as a report names them (at most 256), to compare with what the manager last heard.</summary>
+    private static string InError(IEnumerable<uint> volumes) => string.Join(",", volumes.Take(256));
+
     private IndexReport Report()
     {
         var report = NewReport();
         _reportedFull = report.Full;
-        _reportedInError = string.Join(",", report.VolumesInError);
+        _reportedInError = InError(report.VolumesInError);
         Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
         Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
         return Trust.MessageSignature.Sign(report, Trust.NodeTrust.Of(Context.System));
@@ -413,7 +416,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
         DrivesDueCleaning = { DrivesDueCleaning() },
         CleaningProblem = DrivesDueCleaning().Any() ? _cleaningProblem ?? "" : "", // cleaned since (by an operator, say): no problem left
-        VolumesInError = { (_library?.VolumesInError ?? []).Take(256) },
+        VolumesInError = { (_library?.VolumesInError ?? []).Take(256) }, // as InError counts them
     };
 
     private ulong FreeBytes()

@@ -172,7 +172,7 @@ public sealed class OpsCommand : ReceiveActor
                         // reads a cartridge where it already sits: the media agent says which job uses each drive now. A
                         // job the queue gave a drive it has not used yet stays on it; one using another drive shows there.
                         var running = tape.Where(d => d.Job != "").GroupBy(d => d.Job).ToDictionary(g => g.Key, g => g.First().Clone());
-                        var using_ = inventory?.Drives.Select(x => x.Job).Where(j => j != "").ToHashSet() ?? [];
+                        var inUse = inventory?.Drives.Select(x => x.Job).Where(j => j != "").ToHashSet() ?? [];
                         foreach (var d in tape)
                             if (inventory?.Drives.FirstOrDefault(x => x.Number == d.Number) is { } changer)
                             {
@@ -183,7 +183,7 @@ public sealed class OpsCommand : ReceiveActor
                                 var user = changer.Job != "" ? running.GetValueOrDefault(changer.Job) : null;
                                 (d.Job, d.JobKind, d.Client, d.SinceUnixMs, d.State) = user is not null ? (user.Job, user.JobKind, user.Client, user.SinceUnixMs, user.State)
                                     : changer.Job != "" ? (changer.Job, JobKind.Unspecified, "", 0L, "busy") // a job of another library reading here (a span, a fallback)
-                                    : d.Job != "" && !using_.Contains(d.Job) ? (d.Job, d.JobKind, d.Client, d.SinceUnixMs, d.State) // held, not used yet
+                                    : d.Job != "" && !inUse.Contains(d.Job) ? (d.Job, d.JobKind, d.Client, d.SinceUnixMs, d.State) // held, not used yet
                                     : ("", JobKind.Unspecified, "", 0L, "idle");
                                 if (changer.Activity != "") d.State = changer.Activity; // mounting, unmounting, cleaning
                                 if (changer.Failed != "") d.State = "failed";

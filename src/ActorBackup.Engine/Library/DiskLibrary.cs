@@ -101,6 +101,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         }
     }
 
+    /// <summary>A tape library: reads in place order, one volume written per drive, cartridges with errors retired.</summary>
     public bool Sequential => _medium.Kind == "tape";
 
     public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids)
@@ -168,7 +169,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     /// </summary>
     private void CartridgeError(uint volume, string reason, long offset)
     {
-        if (_medium.Kind != "tape") return;
+        if (!Sequential) return;
         reason = $"{reason} at {_medium.Where(volume, offset)}";
         lock (_lock)
         {

@@ -471,8 +471,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 slot.Error = e.Message;
             }
-            if (!_boundOpenFiles || slot.Handle is null) return;
-            slot.Batch = batch;
+            if (!_boundOpenFiles || slot.Handle is null) return; // its batch was marked by WriteBatch
         }
         lock (_openFiles)
         {

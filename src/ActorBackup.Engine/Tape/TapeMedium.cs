@@ -7,8 +7,8 @@ namespace ActorBackup.Engine.Tape;
 /// scratch cartridge and sealed when the tape is full, so that a backup larger than a cartridge goes on on the next
 /// (spanning cartridges); the index says (volume, offset), and the changer which cartridge holds the volume. Each
 /// drive is a write stream: jobs on different drives (the manager's, named by their tickets) write their own
-/// cartridges at once. Before a read or write, the cartridge is mounted (in the drive holding it, else the drive the
-/// job holds, else an empty drive, else the one used least recently, whose cartridge goes back to its slot) and the
+/// cartridges at once. Before a read or write, the cartridge is mounted (in the drive holding it, else as
+/// <see cref="Mount"/> chooses: the job's own drive first; the cartridge a drive held goes back to its slot) and the
 /// drive charged for winding and streaming. A volume a
 /// prune emptied is erased and its cartridge is scratch again, label kept (Append, Full, Recycle, Append).
 /// </summary>
