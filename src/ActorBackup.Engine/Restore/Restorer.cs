@@ -19,17 +19,28 @@ namespace ActorBackup.Engine.Restore;
 /// </summary>
 public sealed class Restorer(CellKeys keys, IChunkSource source)
 {
-    /// <param name="Relative">its path below the target, made of checked names: what the handles resolve</param>
-    private sealed record Entry(string SnapshotPath, string TargetPath, string Relative, Node Node, int Depth);
+    /// <param name="Relative">its path below the target, made of checked names: what the handles resolve (and, after a
+    /// slash, its path in the snapshot)</param>
+    private sealed record Entry(string Relative, Node Node, int Depth)
+    {
+        public string SnapshotPath => "/" + Relative;
+    }
+
+    private string TargetOf(Entry e) => Path.Join(_target, e.Relative);
 
     private readonly List<SnapshotError> _errors = [];
     private readonly List<Entry> _dirs = [];
+    /// <summary>The directories of <see cref="_dirs"/> before this one are made.</summary>
+    private int _dirsMade;
+    /// <summary>The files of the wave being planned: restored (<see cref="RestoreWave"/>) when <see cref="WaveFiles"/> are, and at the end.</summary>
     private readonly List<Entry> _files = [];
+    private long _filesPlanned, _bytesPlanned;
     private readonly List<Entry> _links = [];
     private readonly List<Entry> _special = [];
     private bool _privileged;
     private const uint SetIdBits = 0xC00; // setuid 04000, setgid 02000
     private readonly List<Entry> _symlinks = [];
+    /// <summary>The snapshot paths of the files restored that may be the first name of a hard link (more than one link, or not recorded).</summary>
     private readonly HashSet<string> _restoredFiles = new(StringComparer.Ordinal);
     private readonly List<string> _includePaths = [];
     private readonly List<Glob> _includeGlobs = [];
@@ -74,20 +85,24 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _root = root;
         _phase = options.Phase;
 
-        using (var trees = new TreeReader(keys, source))
-            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", target, "", 0, cancel);
-        if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _files.Count + _links.Count + _special.Count + _symlinks.Count == 0)
-            throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
-
         // Creating an entry is the costliest part of a restore of many small files on some file systems
         // (docs/benchmarks.md has this machine kind's ext4 figures), so every step that creates entries runs
         // on all cores: directories level by level (parents first), then contents, then links.
+        // The tree is restored in waves as it is read (WaveFiles files each: their directories, then their contents),
+        // so that memory does not grow with the number of files; links, special files, symlinks and the folders'
+        // metadata come after the last wave. From tape, one wave: the whole restore is read in the medium's order.
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = cancel };
-        foreach (var level in _dirs.GroupBy(d => d.Depth).OrderBy(g => g.Key))
-            Parallel.ForEach(level, parallel, MakeDirectory);
-        _phase?.Invoke("directories");
-        var totalBytes = _files.Sum(f => (long)f.Node.Size);
-        RestoreContents(options.Parallelism, totalBytes, progress, restoreOwner, cancel);
+        _wave = (options.Parallelism, parallel, restoreOwner, cancel);
+        if (source is IChunkPlacement { Sequential: true }) WaveFiles = int.MaxValue;
+        // The totals a progress report shows: the snapshot's, or (a part of it asked for) what is planned so far.
+        _totals = options.Include.Count == 0 && snapshot.Stats is { } stats ? ((long)stats.Files, (long)stats.Bytes) : null;
+        using var timer = progress is null ? null
+            : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes)), null, 250, 250);
+        using (var trees = new TreeReader(keys, source))
+            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", 0, cancel);
+        if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _filesPlanned + _links.Count + _special.Count + _symlinks.Count == 0)
+            throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
+        RestoreWave();
         _phase?.Invoke("contents");
         Parallel.ForEach(_links, parallel, MakeHardLink);
         Parallel.ForEach(_special, parallel, s => Guard(s, () => MakeSpecial(s, restoreOwner)));
@@ -101,12 +116,38 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
             Parallel.ForEach(level, parallel, d =>
             {
-                if (IsBlocked(d.TargetPath + "/")) return;
+                if (IsBlocked(TargetOf(d) + "/")) return;
                 Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node))));
                 if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
-        progress?.Report(new RestoreProgress(_filesDone, _files.Count, _bytesDone, totalBytes));
-        return new RestoreResult(_files.Count, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
+        timer?.Dispose();
+        progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned));
+        return new RestoreResult(_filesPlanned, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
+    }
+
+    /// <summary>At most this many files are planned before they are restored (<see cref="RestoreWave"/>).</summary>
+    internal int WaveFiles { get; set; } = 8192;
+
+    /// <summary>The most files planned at once by this restore.</summary>
+    internal int PeakWaveFiles { get; private set; }
+
+    private (int Parallelism, ParallelOptions Parallel, bool RestoreOwner, CancellationToken Cancel) _wave;
+    private (long Files, long Bytes)? _totals;
+    private (long Files, long Bytes) Totals => _totals is { } t ? (Math.Max(t.Files, _filesPlanned), Math.Max(t.Bytes, _bytesPlanned)) : (_filesPlanned, _bytesPlanned);
+
+    /// <summary>
+    /// Restores what is planned so far: the directories not made yet, level by level (parents first), then the
+    /// wave's files, which are then forgotten.
+    /// </summary>
+    private void RestoreWave()
+    {
+        PeakWaveFiles = Math.Max(PeakWaveFiles, _files.Count);
+        foreach (var level in _dirs.Skip(_dirsMade).GroupBy(d => d.Depth).OrderBy(g => g.Key))
+            Parallel.ForEach(level, _wave.Parallel, MakeDirectory);
+        _dirsMade = _dirs.Count;
+        _phase?.Invoke("directories");
+        RestoreContents(_wave.Parallelism, _wave.RestoreOwner, _wave.Cancel);
+        _files.Clear();
     }
 
     // ---- plan -------------------------------------------------------------------------------------------
@@ -128,8 +169,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return _includeGlobs.Count > 0 ? Selection.Descend : result;
     }
 
-    private void Plan(TreeReader trees, ChunkId treeId, string snapshotDir, string targetDir, string relativeDir, int depth, CancellationToken cancel, bool all = false)
+    private void Plan(TreeReader trees, ChunkId treeId, string relativeDir, int depth, CancellationToken cancel, bool all = false)
     {
+        var snapshotDir = relativeDir == "" ? "" : "/" + relativeDir;
         cancel.ThrowIfCancellationRequested();
         Tree tree;
         try
@@ -152,17 +194,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             var selection = all ? Selection.All : Select(snapshotPath);
             if (selection == Selection.No) continue;
-            var entry = new Entry(snapshotPath, Path.Combine(targetDir, name), relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
+            var entry = new Entry(relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
             switch (node.Type)
             {
                 case NodeType.Directory:
                     _dirs.Add(entry);
                     if (node.Subtree.Length == ChunkId.Size)
-                        Plan(trees, node.SubtreeId(), snapshotPath, entry.TargetPath, entry.Relative, depth + 1, cancel, selection == Selection.All);
+                        Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
                     break;
                 case NodeType.File when selection == Selection.All:
-                    _files.Add(entry);
-                    _restoredFiles.Add(snapshotPath);
+                    PlanFile(entry);
                     break;
                 case NodeType.Hardlink when selection == Selection.All:
                     if (HardlinkTargetProblem(node.LinkedPath()) is { } problem)
@@ -171,8 +212,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     else
                     {
                         // Its first name is not part of this restore: restore the content under this name.
-                        _files.Add(entry);
-                        _restoredFiles.Add(snapshotPath);
+                        PlanFile(entry, firstName: true);
                     }
                     break;
                 case NodeType.Symlink when selection == Selection.All:
@@ -185,6 +225,19 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     break; // a socket is recreated by the program that listens on it
             }
         }
+    }
+
+    /// <summary>
+    /// A file to restore: remembered by its path when a hard link may name it (a file of one link never is: the
+    /// paths of a million files are not kept), and restored with its wave.
+    /// </summary>
+    private void PlanFile(Entry file, bool firstName = false)
+    {
+        if (firstName || file.Node.Nlink != 1) _restoredFiles.Add(file.SnapshotPath); // 0: a snapshot that did not record it
+        _files.Add(file);
+        _filesPlanned++;
+        _bytesPlanned += (long)file.Node.Size;
+        if (_files.Count >= WaveFiles) RestoreWave();
     }
 
     private static string? HardlinkTargetProblem(string path)
@@ -225,7 +278,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void MakeDirectory(Entry d)
     {
         // Below a refused directory nothing is created: its path would lead through the symlink.
-        if (IsBlocked(d.TargetPath)) return;
+        if (IsBlocked(TargetOf(d))) return;
         Guard(d, () =>
         {
             // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
@@ -234,8 +287,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (there == FileKind.Symlink)
             {
                 // Never follow a symlink that was already there: its target is outside our control.
-                MarkBlocked(d.TargetPath);
-                throw new IOException($"refused: {PosixNames.Display(d.TargetPath)} is an existing symlink; remove it or restore elsewhere");
+                MarkBlocked(TargetOf(d));
+                throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
             }
             _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
             _root.MakeDirectory(d.Relative);
@@ -299,7 +352,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private readonly record struct Piece(FileSlot Slot, int FirstChunk, int Chunks, long Offset);
 
-    private void RestoreContents(int parallelism, long totalBytes, IProgress<RestoreProgress>? progress, bool restoreOwner, CancellationToken cancel)
+    private void RestoreContents(int parallelism, bool restoreOwner, CancellationToken cancel)
     {
         // Largest files first, each cut into pieces of a few chunks, so that both cores work on a big file and
         // no big file starts last. Offsets come from the chunk sizes the tree records. Consecutive pieces form
@@ -328,7 +381,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             batchBytes += bytes;
         }
         var pieces = new List<(Piece Piece, long Bytes)>();
-        foreach (var f in _files.Where(f => !IsBlocked(f.TargetPath)).OrderByDescending(f => f.Node.Size))
+        foreach (var f in _files.Where(f => !IsBlocked(TargetOf(f))).OrderByDescending(f => f.Node.Size))
         {
             var n = f.Node.ChunkCount();
             if (f.Node.ChunkSizes.Count != n)
@@ -357,7 +410,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         foreach (var (piece, bytes) in pieces) Add(piece, bytes);
         if (batch.Count > 0) batches.Add([.. batch]);
-        using var timer = progress is null ? null : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), _files.Count, Interlocked.Read(ref _bytesDone), totalBytes)), null, 250, 250);
         WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys.Data), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
     }
 
@@ -442,7 +494,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(slot.File.TargetPath)}: free space there and restore again", e);
+                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(TargetOf(slot.File))}: free space there and restore again", e);
                 Fail(p, e.Message);
             }
         });
@@ -550,7 +602,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeHardLink(Entry l)
     {
-        if (IsBlocked(l.TargetPath)) return;
+        if (IsBlocked(TargetOf(l))) return;
         // Both names below the target, resolved without a symlink: a hard link never reaches a file outside it.
         var existing = string.Join('/', l.Node.LinkedPath().Split('/', StringSplitOptions.RemoveEmptyEntries));
         Guard(l, () =>
@@ -562,7 +614,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeSpecial(Entry s, bool restoreOwner)
     {
-        if (IsBlocked(s.TargetPath)) return;
+        if (IsBlocked(TargetOf(s))) return;
         var kind = s.Node.Type switch { NodeType.Fifo => FileKind.Fifo, NodeType.CharDevice => FileKind.CharDevice, _ => FileKind.BlockDevice };
         if (kind != FileKind.Fifo)
         {
@@ -577,7 +629,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeSymlink(Entry s, bool restoreOwner)
     {
-        if (IsBlocked(s.TargetPath)) return;
+        if (IsBlocked(TargetOf(s))) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
         Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s.Node)));
