@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Index;
@@ -28,6 +30,15 @@ public sealed class ChunkIndex
     public void Set(ChunkId id, ChunkLocation location) => _map[id] = location;
     public bool Remove(ChunkId id) => _map.Remove(id);
     public void TrimExcess() => _map.TrimExcess();
+    /// <summary>
+    /// Before <paramref name="entries"/> are added: a batch large beside the index (a quarter of it or more) grows the
+    /// table once to its size, where doubling through it would leave up to twice the slots. A smaller one is left to
+    /// the table's own growth (sizing it exactly every time would rehash the index at every small batch).
+    /// </summary>
+    public void MakeRoomFor(int entries)
+    {
+        if (entries >= _map.Count / 4) _map.EnsureCapacity(_map.Count + entries);
+    }
 
     public IEnumerable<KeyValuePair<ChunkId, ChunkLocation>> Entries => _map;
 
@@ -37,9 +48,7 @@ public sealed class ChunkIndex
         Array.Sort(sorted, (a, b) => a.Key.CompareTo(b.Key));
         var crc = new Crc32();
         Span<byte> head = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt32LittleEndian(head, Magic);
-        BinaryPrimitives.WriteUInt32LittleEndian(head[4..], 1);
-        BinaryPrimitives.WriteInt64LittleEndian(head[8..], sorted.Length);
+        WriteHead(head, sorted.Length);
         crc.Append(head);
         stream.Write(head);
         var block = new byte[EntrySize * 4096];
@@ -62,11 +71,37 @@ public sealed class ChunkIndex
         stream.Write(tail);
     }
 
+    private static void WriteHead(Span<byte> head, long count)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(head, Magic);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[4..], 1);
+        BinaryPrimitives.WriteInt64LittleEndian(head[8..], count);
+    }
+
+    /// <summary>
+    /// The serialized form (as <see cref="WriteTo"/>) in one array of its exact size, its entries written and then
+    /// sorted in place: no copy of the index beside it (a media agent's snapshot of millions of chunks).
+    /// </summary>
     public byte[] ToBytes()
     {
-        using var ms = new MemoryStream(16 + Count * EntrySize + 4);
-        WriteTo(ms);
-        return ms.ToArray();
+        var bytes = new byte[16 + (long)Count * EntrySize + 4];
+        WriteHead(bytes, Count);
+        var body = bytes.AsSpan(16, Count * EntrySize);
+        var i = 0;
+        foreach (var (id, loc) in _map) WriteEntry(body.Slice(i++ * EntrySize, EntrySize), id, loc);
+        // An id's bytes are its four words big-endian: their byte order is ChunkId's order.
+        MemoryMarshal.Cast<byte, PackedEntry>(body).Sort(static (a, b) => a.Id.SequenceCompareTo(b.Id));
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4), Crc32.HashToUInt32(bytes.AsSpan(0, bytes.Length - 4)));
+        return bytes;
+    }
+
+    /// <summary>One serialized entry, to sort entries where they are.</summary>
+    [InlineArray(EntrySize)]
+    private struct PackedEntry
+    {
+        private byte _first;
+
+        public readonly ReadOnlySpan<byte> Id => MemoryMarshal.CreateReadOnlySpan(in _first, ChunkId.Size);
     }
 
     /// <summary>Reads the serialized form, checking bounds and the checksum; InvalidDataException when damaged.</summary>
@@ -135,6 +170,7 @@ public sealed class ChunkIndex
     public void Apply(ReadOnlySpan<byte> packed)
     {
         if (packed.Length % EntrySize != 0) throw new InvalidDataException($"an index batch of {packed.Length} bytes is not whole {EntrySize}-byte entries");
+        MakeRoomFor(packed.Length / EntrySize);
         for (var o = 0; o < packed.Length; o += EntrySize)
         {
             var (id, loc) = ReadEntry(packed.Slice(o, EntrySize));
@@ -142,9 +178,12 @@ public sealed class ChunkIndex
         }
     }
 
-    public static ChunkIndex FromBytes(ReadOnlySpan<byte> bytes)
+    public static unsafe ChunkIndex FromBytes(ReadOnlySpan<byte> bytes)
     {
-        using var ms = new MemoryStream(bytes.ToArray(), writable: false);
-        return ReadFrom(ms);
+        fixed (byte* p = bytes) // read in place: no copy of a whole index
+        {
+            using var ms = new UnmanagedMemoryStream(p, bytes.Length);
+            return ReadFrom(ms);
+        }
     }
 }

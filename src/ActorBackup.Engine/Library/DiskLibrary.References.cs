@@ -39,19 +39,18 @@ public sealed partial class DiskLibrary
         {
             var path = Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot));
             // A snapshot's list may come in parts over several connections: a part already written joins the rest.
-            IEnumerable<ChunkId> all = ids;
             if (File.Exists(path))
             {
                 try
                 {
-                    all = ids.Concat(ReferenceList.Read(path));
+                    ids.AddRange(ReferenceList.Read(path));
                 }
                 catch (InvalidDataException e)
                 {
                     throw new IOException($"library {Id}: {e.Message}: the snapshot's references cannot be completed", e);
                 }
             }
-            ReferenceList.Write(path, all);
+            ReferenceList.Write(path, ids); // sorted where it is
         }
         _stagedReferences.Clear();
         _stagedCount = 0;

@@ -201,11 +201,13 @@ public sealed partial class DiskLibrary
     {
         lock (_lock)
         {
+            _index.MakeRoomFor(batch.Count);
             foreach (var (id, location) in batch.Entries)
             {
                 _index.Set(id, location);
                 _committing.Remove(id);
             }
+            if (_committing.Count == 0) _committing = []; // a dictionary keeps its largest size: a million slots after a million-chunk commit
         }
     }
 
@@ -231,14 +233,18 @@ public sealed partial class DiskLibrary
             _medium.Committed(w.Number, w.Length); // on tape a file mark: the committed data is a tape file
         }
         WriteStagedReferences();
-        var batch = new CommitBatch(_pending.ToList(), _manifest.Volumes.Select(Clone).ToList());
+        var batch = new CommitBatch(ChunkIndex.Pack(_pending), _manifest.Volumes.Select(Clone).ToList());
         if (!_ownsIndex)
         {
             // Durable on disk; the owner journals the batch and then calls Committed, which indexes it. Until
             // then the entries stay visible as committing, and a failed write later does not drop them.
             WriteManifest();
-            foreach (var (id, location) in _pending) _committing[id] = location;
-            _pending = [];
+            if (_committing.Count == 0) (_committing, _pending) = (_pending, []); // handed over, not copied
+            else
+            {
+                foreach (var (id, location) in _pending) _committing[id] = location;
+                _pending = [];
+            }
             return batch;
         }
         foreach (var (id, location) in _pending) _index.Set(id, location);

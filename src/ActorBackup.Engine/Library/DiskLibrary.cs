@@ -39,7 +39,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     /// <summary>Appended since the last commit: not durable yet, and not in the committed index, which its owner keeps.</summary>
     private Dictionary<ChunkId, ChunkLocation> _pending = [];
     /// <summary>Committed to disk, waiting for the owner to journal them (<see cref="Committed"/>).</summary>
-    private readonly Dictionary<ChunkId, ChunkLocation> _committing = [];
+    private Dictionary<ChunkId, ChunkLocation> _committing = [];
     // Standalone, the library keeps its own index in index.abi. In a cell the media agent's journal is the
     // index: the library hands each commit's entries to it and writes no index file.
     private readonly bool _ownsIndex = true;

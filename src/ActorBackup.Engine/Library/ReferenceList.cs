@@ -24,23 +24,33 @@ public static class ReferenceList
         snapshot.Length is > 0 and <= 64 && snapshot.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     /// <summary>Writes the list durably (a temporary file, fsync, rename); <paramref name="ids"/> need not be sorted.</summary>
-    public static void Write(string path, IEnumerable<ChunkId> ids)
+    public static void Write(string path, IEnumerable<ChunkId> ids) => Write(path, ids.ToList());
+
+    /// <summary>
+    /// Writes the list durably, sorting <paramref name="ids"/> in place and leaving out repeats as it writes (no copy
+    /// of a million ids beside the list: 32 bytes each).
+    /// </summary>
+    public static void Write(string path, List<ChunkId> ids)
     {
-        var sorted = ids.Distinct().ToArray();
-        Array.Sort(sorted);
+        var sorted = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
+        sorted.Sort();
+        var distinct = 0;
+        for (var i = 0; i < sorted.Length; i++)
+            if (i == 0 || sorted[i] != sorted[i - 1]) distinct++;
         var tmp = path + ".tmp";
         var crc = new Crc32();
         using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
             Span<byte> head = stackalloc byte[HeaderSize];
             Magic.CopyTo(head);
-            BinaryPrimitives.WriteUInt32LittleEndian(head[8..], (uint)sorted.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(head[8..], (uint)distinct);
             f.Write(head);
             crc.Append(head);
             Span<byte> id = stackalloc byte[ChunkId.Size];
-            foreach (var c in sorted)
+            for (var i = 0; i < sorted.Length; i++)
             {
-                c.WriteTo(id);
+                if (i > 0 && sorted[i] == sorted[i - 1]) continue;
+                sorted[i].WriteTo(id);
                 f.Write(id);
                 crc.Append(id);
             }

@@ -36,7 +36,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
             Receive<CommitSession>(m =>
             {
                 var batch = library.Commit();
-                Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Entries.Count });
+                Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count });
             });
             Receive<CloseSession>(m => DataPlaneSessions.Get(Context.System).Close(m.Ticket));
         }

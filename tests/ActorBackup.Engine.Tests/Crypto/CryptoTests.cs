@@ -106,6 +106,11 @@ public class CryptoTests
             Assert.Equal(loc, l);
         }
         Assert.Equal(bytes, back.ToBytes()); // deterministic
+        using (var stream = new MemoryStream())
+        {
+            index.WriteTo(stream); // the file form (index.abi): the same bytes, sorted by id
+            Assert.Equal(stream.ToArray(), bytes);
+        }
         bytes[5000] ^= 1;
         Assert.Throws<InvalidDataException>(() => ChunkIndex.FromBytes(bytes));
         var lying = back.ToBytes();
