@@ -5,7 +5,7 @@
 pid=""
 publish_cell() {
   dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
-  dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+  dotnet publish src/ActorBackup.Shell -c Release -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
   abk=$tmp/shell/abk
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/bench.sh shell: how long one `abk` command takes against a running node, wall time of the whole
-# process as an operator's script sees it. Publishes node and shell as operators get them (ReadyToRun),
+# process as an operator's script sees it. Publishes node and shell as operators get them (the node ReadyToRun, abk native),
 # starts one embedded-cell node in a temporary folder, runs each command 20 times and prints the medians:
 #   abk job list     one round trip to the manager through the node's operator endpoint
 #   abk --help       no cell at all
@@ -19,6 +19,6 @@ measure() { # args... -> median wall seconds of 20 runs (after 2 unmeasured ones
 }
 list=$(measure job list)
 help=$(measure --help)
-echo "machine: $(nproc) cores; abk published ReadyToRun; node $(sed -n 1p "$tmp/node.log" | cut -c1-60)..."
+echo "machine: $(nproc) cores; abk published native (Native AOT); node $(sed -n 1p "$tmp/node.log" | cut -c1-60)..."
 printf '  abk job list  median %.3f s (goal 0.25)\n  abk --help    median %.3f s (goal 0.10)\n' "$list" "$help"
 printf '{"job_list_s":%s,"help_s":%s}\n' "$list" "$help"

@@ -88,13 +88,12 @@ src=$(cd "$src" && pwd)
 tmp=${BENCH_TMP:-$(mktemp -d /var/tmp/abk-bench.XXXXXX)}
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-# Published as operators get it: ReadyToRun, so that start-up is not spent in the JIT.
+# Published as operators get it: the node ReadyToRun, so that start-up is not spent in the JIT; abk native (Native AOT).
 dotnet publish src/ActorBackup.Node -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -nologo -clp:ErrorsOnly -o "$tmp/bin" >/dev/null
 abk=$tmp/bin/actorbackup
 if [ "$mode" = cell ]; then
-  dotnet publish src/ActorBackup.Shell -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-    -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
+  dotnet publish src/ActorBackup.Shell -c Release -nologo -clp:ErrorsOnly -o "$tmp/shell" >/dev/null
   shell=$tmp/shell/abk
 fi
 export ABK_PASSPHRASE=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes

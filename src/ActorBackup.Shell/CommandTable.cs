@@ -70,7 +70,7 @@ public static class CommandTable
             Verb("stats", "media agents (libraries) per node", async (_, o, c) =>
             {
                 var stats = await session.Call<ShardStats>(new GetShardStats(), c);
-                if (o.Json) o.Line(System.Text.Json.JsonSerializer.Serialize(stats.Regions.ToDictionary(r => r.Node, r => r.Shards.ToDictionary(s => s.Key, s => s.Value))));
+                if (o.Json) o.Line(System.Text.Json.JsonSerializer.Serialize(stats.Regions.ToDictionary(r => r.Node, r => r.Shards.ToDictionary(s => s.Key, s => s.Value)), ShellJson.Default.DictionaryStringDictionaryStringInt32));
                 else o.Table(["NODE", "SHARD", "ENTITIES"], stats.Regions.SelectMany(r => r.Shards.Select(s => new[] { r.Node, s.Key, s.Value.ToString() })));
                 return 0;
             })));
