@@ -16,17 +16,19 @@ public sealed partial class DiskLibrary
     public ChunkLocation Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {
         var prepared = PrepareWriting(payload.Length);
+        VolumeWriter writer;
+        VolumeWriter.Segment? full;
+        ChunkLocation location;
         lock (_lock)
         {
             ThrowIfBroken();
             _appendedSinceCheck += payload.Length; // the reserve is checked when chunks are reserved
-            VolumeWriter writer;
             RecordInfo info;
             try
             {
                 writer = WriterFor(payload.Length);
                 if (writer.Number != prepared) _medium.Writing(writer.Number, writer.Length, writer.SpaceFor(payload.Length));
-                info = writer.Append(id, flags, payload);
+                info = writer.Append(id, flags, payload, out full);
             }
             catch (LibraryFullException e)
             {
@@ -37,13 +39,32 @@ public sealed partial class DiskLibrary
             {
                 throw Break(e);
             }
-            var location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
+            location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
             _pending[id] = location;
             if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
             var entry = _manifest.Volumes.Last(v => v.Number == writer.Number);
             entry.Bytes = writer.Length;
             entry.Records = writer.Records.Count;
-            return location;
+        }
+        // A full buffer goes to the file outside the lock: the kernel's copy of a megabyte does not hold up the other
+        // writers' appends (a read of this volume, a commit or a seal waits for it: VolumeWriter.FlushToFile).
+        if (full is not null) WriteOutsideLock(writer, full);
+        return location;
+    }
+
+    private void WriteOutsideLock(VolumeWriter writer, VolumeWriter.Segment segment)
+    {
+        try
+        {
+            writer.Write(segment);
+        }
+        catch (IOException e)
+        {
+            lock (_lock)
+            {
+                if (_broken is not null) throw new IOException(_broken, e);
+                throw Break(e);
+            }
         }
     }
 

@@ -1,39 +1,58 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
 using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Volumes;
 
 /// <summary>
-/// Appends records to one volume. Not thread-safe: the library serialises appends. Durable only after
-/// <see cref="Sync"/>; a crash before that leaves at worst a torn tail, which <see cref="OpenForAppend"/> cuts.
+/// Appends records to one volume. Not thread-safe: the library serialises appends. Records are gathered in a buffer
+/// of <see cref="BufferSize"/>; a full buffer comes back from <see cref="Append"/> as a <see cref="Segment"/> that the
+/// caller writes with <see cref="Write"/> after it let go of the library's lock, so that the copy into the file (the
+/// costliest part of an append, the kernel's) of one writer does not hold up the appends of the others. Reads of the
+/// file (<see cref="FlushToFile"/>), <see cref="Sync"/>, <see cref="Seal"/> and <see cref="Dispose"/> first wait for
+/// the segments being written. Durable only after <see cref="Sync"/>; a crash before that leaves at worst a torn
+/// tail (or a gap of zeros, where a later segment reached the file before an earlier one), which
+/// <see cref="OpenForAppend"/> cuts back to the last whole record.
 /// </summary>
 public sealed class VolumeWriter : IDisposable
 {
-    private readonly FileStream _stream;
+    public const int BufferSize = 1024 * 1024;
+
+    /// <summary>Bytes of the volume to write at <paramref name="Offset"/>: the caller writes them (<see cref="Write"/>), once.</summary>
+    public sealed record Segment(byte[] Bytes, int Length, long Offset);
+
+    private readonly SafeFileHandle _handle;
     private readonly List<RecordInfo> _records;
-    private readonly byte[] _header = new byte[VolumeFormat.RecordHeaderSize];
+    private byte[] _buffer = Pool.Rent(BufferSize);
+    private int _used;
+    /// <summary>Where the buffer's first byte goes in the file.</summary>
+    private long _bufferStart;
+    /// <summary>Segments handed out and not written yet (guarded by itself).</summary>
+    private readonly object _flight = new();
+    private int _inFlight;
+    private bool _disposed;
 
     public string Path { get; }
     public uint Number { get; }
-    public long Length { get; private set; }
+    public long Length => _bufferStart + _used;
     public IReadOnlyList<RecordInfo> Records => _records;
 
-    private VolumeWriter(string path, uint number, FileStream stream, long length, List<RecordInfo> records)
+    private VolumeWriter(string path, uint number, SafeFileHandle handle, long length, List<RecordInfo> records)
     {
         Path = path;
         Number = number;
-        _stream = stream;
-        Length = length;
+        _handle = handle;
+        _bufferStart = length;
         _records = records;
     }
 
     public static VolumeWriter Create(string path, uint number, string libraryId, string label)
     {
-        var stream = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1024 * 1024);
-        var header = VolumeFormat.EncodeHeader(number, libraryId, label, DateTimeOffset.UtcNow);
-        stream.Write(header);
-        return new VolumeWriter(path, number, stream, header.Length, []);
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        var writer = new VolumeWriter(path, number, handle, 0, []);
+        writer.Put(VolumeFormat.EncodeHeader(number, libraryId, label, DateTimeOffset.UtcNow));
+        return writer;
     }
 
     /// <summary>
@@ -52,14 +71,13 @@ public sealed class VolumeWriter : IDisposable
         }
         if (scan.Sealed) throw new InvalidOperationException($"volume {path} is sealed: appends go to a new volume");
         if (scan.Damage.Count > 0) throw new VolumeCorruptException(path, scan.Damage[0].Offset, scan.Damage[0].Reason + " (the volume is kept read-only for salvage; appends go to a new volume)");
-        var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, 1024 * 1024);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
         if (scan.TornTail)
         {
-            stream.SetLength(scan.GoodEnd);
-            stream.Flush(true);
+            RandomAccess.SetLength(handle, scan.GoodEnd);
+            RandomAccess.FlushToDisk(handle);
         }
-        stream.Position = scan.GoodEnd;
-        return new VolumeWriter(path, number, stream, scan.GoodEnd, scan.Records);
+        return new VolumeWriter(path, number, handle, scan.GoodEnd, scan.Records);
     }
 
     public long SpaceFor(int payloadLength) => VolumeFormat.RecordOverhead + payloadLength;
@@ -67,30 +85,108 @@ public sealed class VolumeWriter : IDisposable
     /// <summary>Bytes a seal would add for the records written so far.</summary>
     public long SealSize => 12 + (long)_records.Count * VolumeFormat.FooterEntrySize + VolumeFormat.TrailerSize;
 
-    public RecordInfo Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Appends a record to the buffer. Once the buffer holds <see cref="BufferSize"/> bytes or more it comes back as
+    /// <paramref name="full"/>, for the caller to <see cref="Write"/> outside the library's lock (a record larger than
+    /// what is left grows the buffer: at most one segment an append).
+    /// </summary>
+    public RecordInfo Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload, out Segment? full)
     {
         if (payload.Length > VolumeFormat.MaxPayload) throw new ArgumentException($"a record payload is at most {VolumeFormat.MaxPayload} bytes");
-        VolumeFormat.WriteRecordHeader(_header, id, flags, payload.Length);
-        var crc = new Crc32();
-        crc.Append(_header);
-        crc.Append(payload);
-        Span<byte> tail = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(tail, crc.GetCurrentHashAsUInt32());
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var size = (int)SpaceFor(payload.Length);
+        if (_used + size > _buffer.Length)
+        {
+            var larger = Pool.Rent(_used + size);
+            _buffer.AsSpan(0, _used).CopyTo(larger);
+            Pool.Return(_buffer);
+            _buffer = larger;
+        }
         var offset = Length;
-        _stream.Write(_header);
-        _stream.Write(payload);
-        _stream.Write(tail);
-        Length += VolumeFormat.RecordOverhead + payload.Length;
+        var record = _buffer.AsSpan(_used, size);
+        VolumeFormat.WriteRecordHeader(record, id, flags, payload.Length);
+        payload.CopyTo(record[VolumeFormat.RecordHeaderSize..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[^4..], Crc32.HashToUInt32(record[..^4]));
+        _used += size;
+        full = _used >= BufferSize ? TakeBuffer() : null;
         var info = new RecordInfo(id, flags, offset, payload.Length);
         _records.Add(info);
         return info;
     }
 
-    /// <summary>Makes everything appended so far durable (fsync).</summary>
-    public void Sync() => _stream.Flush(flushToDisk: true);
+    /// <summary>Appends a record, writing a full buffer at once (one writer alone, no lock to let go of).</summary>
+    public RecordInfo Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
+    {
+        var info = Append(id, flags, payload, out var full);
+        if (full is not null) Write(full);
+        return info;
+    }
 
-    /// <summary>Pushes buffered bytes to the file so that positional readers see them (no fsync).</summary>
-    public void FlushToFile() => _stream.Flush(flushToDisk: false);
+    /// <summary>The writers' buffers: arrays up to 4 MiB are kept for the next (at most 4 of each size, 28 MiB), larger ones are not.</summary>
+    private static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Create(4 * BufferSize, 4);
+
+    /// <summary>The appended bytes of <see cref="Append"/> without a record (the volume's header).</summary>
+    private void Put(ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(_buffer.AsSpan(_used));
+        _used += bytes.Length;
+    }
+
+    /// <summary>The buffer as a segment to write, counted in flight; a new buffer takes its place.</summary>
+    private Segment TakeBuffer()
+    {
+        var segment = new Segment(_buffer, _used, _bufferStart);
+        lock (_flight) _inFlight++;
+        _bufferStart += _used;
+        _used = 0;
+        _buffer = Pool.Rent(BufferSize);
+        return segment;
+    }
+
+    /// <summary>Writes a segment <see cref="Append"/> handed out (outside the library's lock; any thread, once).</summary>
+    public void Write(Segment segment)
+    {
+        try
+        {
+            RandomAccess.Write(_handle, segment.Bytes.AsSpan(0, segment.Length), segment.Offset);
+        }
+        finally
+        {
+            Pool.Return(segment.Bytes);
+            lock (_flight)
+            {
+                _inFlight--;
+                Monitor.PulseAll(_flight);
+            }
+        }
+    }
+
+    /// <summary>Every segment handed out has been written (or has failed).</summary>
+    private void WaitForSegments()
+    {
+        lock (_flight)
+            while (_inFlight > 0)
+                Monitor.Wait(_flight);
+    }
+
+    /// <summary>Makes everything appended so far durable (fsync).</summary>
+    public void Sync()
+    {
+        FlushToFile();
+        RandomAccess.FlushToDisk(_handle);
+    }
+
+    /// <summary>Pushes appended bytes to the file so that positional readers see them (no fsync): the buffer, and the segments being written.</summary>
+    public void FlushToFile()
+    {
+        if (_used > 0)
+        {
+            RandomAccess.Write(_handle, _buffer.AsSpan(0, _used), _bufferStart);
+            _bufferStart += _used;
+            _used = 0;
+        }
+        WaitForSegments();
+    }
 
     /// <summary>Writes the footer index and trailer and fsyncs: the volume is full and read-only from now on.</summary>
     public void Seal()
@@ -114,10 +210,27 @@ public sealed class VolumeWriter : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(t, footerOffset);
         BinaryPrimitives.WriteInt32LittleEndian(t[8..], _records.Count);
         BinaryPrimitives.WriteUInt32LittleEndian(t[12..], VolumeFormat.TrailerMagic);
-        _stream.Write(footer);
-        Length += footer.Length;
-        _stream.Flush(true);
+        FlushToFile();
+        RandomAccess.Write(_handle, footer, _bufferStart);
+        _bufferStart += footer.Length;
+        RandomAccess.FlushToDisk(_handle);
     }
 
-    public void Dispose() => _stream.Dispose();
+    /// <summary>What was appended reaches the file (as FileStream's close did), then the file is closed.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            FlushToFile();
+        }
+        finally
+        {
+            WaitForSegments();
+            _handle.Dispose();
+            Pool.Return(_buffer);
+            _buffer = [];
+        }
+    }
 }
