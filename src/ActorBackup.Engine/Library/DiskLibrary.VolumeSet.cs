@@ -39,12 +39,20 @@ public sealed partial class DiskLibrary
             {
                 throw Break(e);
             }
-            location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
-            _pending[id] = location;
-            if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
-            var entry = _manifest.Volumes.Last(v => v.Number == writer.Number);
-            entry.Bytes = writer.Length;
-            entry.Records = writer.Records.Count;
+            try
+            {
+                location = new ChunkLocation(writer.Number, info.Offset, info.PayloadLength);
+                _pending[id] = location;
+                if (_reserved.Remove(id)) Monitor.PulseAll(_lock);
+                var entry = _manifest.Volumes.Last(v => v.Number == writer.Number);
+                entry.Bytes = writer.Length;
+                entry.Records = writer.Records.Count;
+            }
+            catch (Exception e) when (full is not null)
+            {
+                writer.Abandon(full, e); // never left in flight: a flush would wait for it forever
+                throw;
+            }
         }
         // A full buffer goes to the file outside the lock: the kernel's copy of a megabyte does not hold up the other
         // writers' appends (a read of this volume, a commit or a seal waits for it: VolumeWriter.FlushToFile).
@@ -58,12 +66,12 @@ public sealed partial class DiskLibrary
         {
             writer.Write(segment);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             lock (_lock)
             {
                 if (_broken is not null) throw new IOException(_broken, e);
-                throw Break(e);
+                throw Break(e as IOException ?? new IOException(e.Message, e));
             }
         }
     }

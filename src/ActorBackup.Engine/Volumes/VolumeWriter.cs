@@ -11,16 +11,26 @@ namespace ActorBackup.Engine.Volumes;
 /// caller writes with <see cref="Write"/> after it let go of the library's lock, so that the copy into the file (the
 /// costliest part of an append, the kernel's) of one writer does not hold up the appends of the others. Reads of the
 /// file (<see cref="FlushToFile"/>), <see cref="Sync"/>, <see cref="Seal"/> and <see cref="Dispose"/> first wait for
-/// the segments being written. Durable only after <see cref="Sync"/>; a crash before that leaves at worst a torn
-/// tail (or a gap of zeros, where a later segment reached the file before an earlier one), which
+/// the segments being written. Segments reach the file in their order (a later one waits for the one before it), so
+/// the file never has a gap before bytes written after it, and a failed write is kept: every later write, flush,
+/// sync and seal of the volume throws it (nothing after a hole is written, nothing is said durable that is not).
+/// Durable only after <see cref="Sync"/>; a crash before that leaves at worst a torn tail, which
 /// <see cref="OpenForAppend"/> cuts back to the last whole record.
 /// </summary>
 public sealed class VolumeWriter : IDisposable
 {
     public const int BufferSize = 1024 * 1024;
 
-    /// <summary>Bytes of the volume to write at <paramref name="Offset"/>: the caller writes them (<see cref="Write"/>), once.</summary>
-    public sealed record Segment(byte[] Bytes, int Length, long Offset);
+    /// <summary>Bytes of the volume to write at <see cref="Offset"/>: the caller writes them (<see cref="Write"/>) once, or abandons them.</summary>
+    public sealed class Segment
+    {
+        internal Segment(byte[] bytes, int length, long offset) => (Bytes, Length, Offset) = (bytes, length, offset);
+        internal byte[] Bytes { get; }
+        public int Length { get; }
+        public long Offset { get; }
+        /// <summary>1 once written or abandoned.</summary>
+        internal int Done;
+    }
 
     private readonly SafeFileHandle _handle;
     private readonly List<RecordInfo> _records;
@@ -28,9 +38,11 @@ public sealed class VolumeWriter : IDisposable
     private int _used;
     /// <summary>Where the buffer's first byte goes in the file.</summary>
     private long _bufferStart;
-    /// <summary>Segments handed out and not written yet (guarded by itself).</summary>
+    /// <summary>Segments handed out and not written yet, how far the file is written, and the first write that failed (guarded by itself).</summary>
     private readonly object _flight = new();
     private int _inFlight;
+    private long _writtenUpTo;
+    private Exception? _failure;
     private bool _disposed;
 
     public string Path { get; }
@@ -44,6 +56,7 @@ public sealed class VolumeWriter : IDisposable
         Number = number;
         _handle = handle;
         _bufferStart = length;
+        _writtenUpTo = length;
         _records = records;
     }
 
@@ -143,12 +156,27 @@ public sealed class VolumeWriter : IDisposable
         return segment;
     }
 
-    /// <summary>Writes a segment <see cref="Append"/> handed out (outside the library's lock; any thread, once).</summary>
+    /// <summary>
+    /// Writes a segment <see cref="Append"/> handed out (outside the library's lock; any thread, once): after the
+    /// segments before it, so that the file has no gap. Throws when this or an earlier write of the volume failed.
+    /// </summary>
     public void Write(Segment segment)
     {
+        if (Interlocked.Exchange(ref segment.Done, 1) != 0) throw new InvalidOperationException("a segment is written once");
         try
         {
+            lock (_flight)
+            {
+                while (_failure is null && _writtenUpTo != segment.Offset) Monitor.Wait(_flight);
+                ThrowIfFailed();
+            }
             RandomAccess.Write(_handle, segment.Bytes.AsSpan(0, segment.Length), segment.Offset);
+            lock (_flight) _writtenUpTo = segment.Offset + segment.Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            lock (_flight) _failure ??= e;
+            throw;
         }
         finally
         {
@@ -161,12 +189,38 @@ public sealed class VolumeWriter : IDisposable
         }
     }
 
-    /// <summary>Every segment handed out has been written (or has failed).</summary>
-    private void WaitForSegments()
+    /// <summary>A segment its caller cannot write (it failed before): the volume takes no more writes, as after a failed one.</summary>
+    public void Abandon(Segment segment, Exception why)
+    {
+        if (Interlocked.Exchange(ref segment.Done, 1) != 0) return;
+        Pool.Return(segment.Bytes);
+        lock (_flight)
+        {
+            _failure ??= new IOException($"a write of volume {Path} was abandoned: {why.Message}", why);
+            _inFlight--;
+            Monitor.PulseAll(_flight);
+        }
+    }
+
+    private bool Failed
+    {
+        get { lock (_flight) return _failure is not null; }
+    }
+
+    /// <summary>Under <see cref="_flight"/>: throws the failed write, if one did.</summary>
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null) throw new IOException($"an earlier write of volume {Path} failed ({_failure.Message}): nothing after it is written", _failure);
+    }
+
+    /// <summary>Every segment handed out has been written (or has failed: then it throws, unless <paramref name="quietly"/>).</summary>
+    private void WaitForSegments(bool quietly = false)
     {
         lock (_flight)
-            while (_inFlight > 0)
-                Monitor.Wait(_flight);
+        {
+            while (_inFlight > 0) Monitor.Wait(_flight);
+            if (!quietly) ThrowIfFailed();
+        }
     }
 
     /// <summary>Makes everything appended so far durable (fsync).</summary>
@@ -176,16 +230,26 @@ public sealed class VolumeWriter : IDisposable
         RandomAccess.FlushToDisk(_handle);
     }
 
-    /// <summary>Pushes appended bytes to the file so that positional readers see them (no fsync): the buffer, and the segments being written.</summary>
+    /// <summary>
+    /// Pushes appended bytes to the file so that positional readers see them (no fsync): the segments being written,
+    /// then the buffer. Throws when a write of the volume failed.
+    /// </summary>
     public void FlushToFile()
     {
-        if (_used > 0)
+        WaitForSegments();
+        if (_used == 0) return;
+        try
         {
             RandomAccess.Write(_handle, _buffer.AsSpan(0, _used), _bufferStart);
-            _bufferStart += _used;
-            _used = 0;
         }
-        WaitForSegments();
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            lock (_flight) _failure ??= e;
+            throw;
+        }
+        _bufferStart += _used;
+        _used = 0;
+        lock (_flight) _writtenUpTo = _bufferStart;
     }
 
     /// <summary>Writes the footer index and trailer and fsyncs: the volume is full and read-only from now on.</summary>
@@ -213,6 +277,7 @@ public sealed class VolumeWriter : IDisposable
         FlushToFile();
         RandomAccess.Write(_handle, footer, _bufferStart);
         _bufferStart += footer.Length;
+        lock (_flight) _writtenUpTo = _bufferStart;
         RandomAccess.FlushToDisk(_handle);
     }
 
@@ -225,9 +290,13 @@ public sealed class VolumeWriter : IDisposable
         {
             FlushToFile();
         }
+        catch (IOException) when (Failed)
+        {
+            // A write failed before: the thread that wrote it was told; nothing is written past the hole.
+        }
         finally
         {
-            WaitForSegments();
+            WaitForSegments(quietly: true);
             _handle.Dispose();
             Pool.Return(_buffer);
             _buffer = [];

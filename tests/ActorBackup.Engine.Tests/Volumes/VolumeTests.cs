@@ -210,6 +210,52 @@ public class VolumeTests
     }
 
     [Fact]
+    public async Task Segments_reach_the_file_in_order_so_a_crash_leaves_no_gap()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        using var w = VolumeWriter.Create(path, 1, "lib-o", "lib-o-000001");
+        var first = w.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 1), out var s1);
+        w.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 2), out var s2);
+        Assert.NotNull(s1);
+        Assert.NotNull(s2);
+        // The second segment's writer comes first: it waits for the first, and the file holds nothing past a gap.
+        var second = Task.Run(() => w.Write(s2!));
+        var waited = await Task.WhenAny(second, Task.Delay(200)) != second;
+        var lengthMeanwhile = new FileInfo(path).Length;
+        w.Write(s1!);
+        await second;
+        Assert.True(waited, "the later segment did not wait for the earlier one");
+        Assert.Equal(0, lengthMeanwhile);
+        // A crash now (the file as it is) loses nothing: every record is whole, and the volume takes appends.
+        var copy = path + ".crash";
+        File.Copy(path, copy);
+        using var again = VolumeWriter.OpenForAppend(copy, out var scan);
+        Assert.Equal(2, scan.Records.Count);
+        Assert.Equal(first.Offset, scan.Records[0].Offset);
+    }
+
+    [Fact]
+    public void After_a_failed_write_nothing_later_is_written_and_a_sync_says_so()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var w = VolumeWriter.Create(path, 1, "lib-f", "lib-f-000001");
+        w.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 1), out var s1);
+        w.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 2), out var s2);
+        w.Append(Id(3), RecordFlags.None, TestRepo.RandomBytes(1000, 3), out var none);
+        Assert.Null(none);
+        // The first segment's write fails (its thread gave up on it: a full disk, say).
+        w.Abandon(s1!, new IOException("No space left on device"));
+        Assert.Throws<IOException>(() => w.Write(s2!)); // after the hole: not written
+        var sync = Assert.Throws<IOException>(w.Sync); // a commit is refused, not told the bytes are durable
+        Assert.Contains("failed", sync.Message);
+        Assert.Throws<IOException>(w.FlushToFile);
+        w.Dispose(); // closes without writing the buffer past the hole
+        Assert.Equal(0, new FileInfo(path).Length);
+    }
+
+    [Fact]
     public void Writers_appending_at_once_read_back_what_they_appended_at_once_and_after_a_reopen()
     {
         // Four writers on one library: full buffers are written outside the library's lock, so a read of a chunk just
