@@ -78,6 +78,15 @@ public sealed partial class DiskLibrary
 
     public static bool Exists(string root) => File.Exists(Path.Combine(root, "library.json"));
 
+    /// <summary>A disk volume file no longer than a header and all zeros (or empty): a creation that wrote nothing.</summary>
+    private bool NeverWritten(string file)
+    {
+        if (Sequential) return false; // a cartridge's file is the changer's
+        var info = new FileInfo(file);
+        if (info.Length > VolumeFormat.MaxHeaderSize) return false;
+        return !File.ReadAllBytes(file).AsSpan().ContainsAnyExcept((byte)0);
+    }
+
     public static DiskLibrary Open(string root)
     {
         var manifestPath = Path.Combine(root, "library.json");
@@ -183,6 +192,13 @@ public sealed partial class DiskLibrary
             }
             catch (VolumeCorruptException e)
             {
+                if (NeverWritten(file))
+                {
+                    // Created by an append that stopped before its header reached the disk (a crash, a kill): it holds
+                    // nothing, and left there it would stop the next volume of that number from being created.
+                    File.Delete(file);
+                    continue;
+                }
                 problems.Add(e.Message);
                 continue;
             }

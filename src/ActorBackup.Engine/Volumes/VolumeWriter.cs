@@ -65,6 +65,7 @@ public sealed class VolumeWriter : IDisposable
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
         var writer = new VolumeWriter(path, number, handle, 0, []);
         writer.Put(VolumeFormat.EncodeHeader(number, libraryId, label, DateTimeOffset.UtcNow));
+        writer.FlushToFile(); // the header at once: a volume file found after a crash says whose it is
         return writer;
     }
 

@@ -226,7 +226,7 @@ public class VolumeTests
         w.Write(s1!);
         await second;
         Assert.True(waited, "the later segment did not wait for the earlier one");
-        Assert.Equal(0, lengthMeanwhile);
+        Assert.Equal(first.Offset, lengthMeanwhile); // the header alone (written when the volume was made)
         // A crash now (the file as it is) loses nothing: every record is whole, and the volume takes appends.
         var copy = path + ".crash";
         File.Copy(path, copy);
@@ -241,7 +241,7 @@ public class VolumeTests
         using var dir = new TempDir();
         var path = Path.Combine(dir.Path, "v.abv");
         var w = VolumeWriter.Create(path, 1, "lib-f", "lib-f-000001");
-        w.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 1), out var s1);
+        var first = w.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 1), out var s1);
         w.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(VolumeWriter.BufferSize, 2), out var s2);
         w.Append(Id(3), RecordFlags.None, TestRepo.RandomBytes(1000, 3), out var none);
         Assert.Null(none);
@@ -252,7 +252,7 @@ public class VolumeTests
         Assert.Contains("failed", sync.Message);
         Assert.Throws<IOException>(w.FlushToFile);
         w.Dispose(); // closes without writing the buffer past the hole
-        Assert.Equal(0, new FileInfo(path).Length);
+        Assert.Equal(first.Offset, new FileInfo(path).Length); // the header alone
     }
 
     [Fact]
@@ -291,6 +291,33 @@ public class VolumeTests
                     Assert.True(again.ReadPayload(Id(10_000 + w * each + i), ref buffer, out _).SequenceEqual(Payload(w, i)));
             Assert.True(again.Verify().Ok);
         }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(200)]
+    public void A_volume_file_a_crash_left_before_it_wrote_anything_does_not_stop_the_next_volume(int leftover)
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using (var lib = DiskLibrary.Create(root, "lib-e", volumeCapacity: 1024 * 1024)) // one chunk a volume: the next one starts volume 2
+        {
+            lib.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(600_000, 1));
+            lib.Commit();
+        }
+        // The node died right after it created volume 2 (unknown to the committed table): the file is there, empty,
+        // or as long as a header but zeros (its size reached the disk, its bytes did not).
+        File.WriteAllBytes(Path.Combine(root, "volumes", VolumeFormat.VolumeFileName(2)), new byte[leftover]);
+        using (var lib = DiskLibrary.Open(root))
+        {
+            lib.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(600_000, 2));
+            lib.Commit();
+        }
+        using var again = DiskLibrary.Open(root);
+        var buffer = new byte[10];
+        Assert.True(again.ReadPayload(Id(2), ref buffer, out _).SequenceEqual(TestRepo.RandomBytes(600_000, 2)));
+        Assert.Equal([1u, 2u], again.Volumes.Select(v => v.Number));
+        Assert.True(again.Verify().Ok);
     }
 
     [Fact]
