@@ -63,10 +63,17 @@ public sealed class VolumeWriter : IDisposable
     public static VolumeWriter Create(string path, uint number, string libraryId, string label)
     {
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
-        var writer = new VolumeWriter(path, number, handle, 0, []);
-        writer.Put(VolumeFormat.EncodeHeader(number, libraryId, label, DateTimeOffset.UtcNow));
-        writer.FlushToFile(); // the header at once: a volume file found after a crash says whose it is
-        return writer;
+        var header = VolumeFormat.EncodeHeader(number, libraryId, label, DateTimeOffset.UtcNow);
+        try
+        {
+            RandomAccess.Write(handle, header, 0); // at once: a volume file found after a crash says whose it is
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        return new VolumeWriter(path, number, handle, header.Length, []);
     }
 
     /// <summary>
@@ -138,13 +145,6 @@ public sealed class VolumeWriter : IDisposable
 
     /// <summary>The writers' buffers: arrays up to 4 MiB are kept for the next (at most 4 of each size, 28 MiB), larger ones are not.</summary>
     private static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Create(4 * BufferSize, 4);
-
-    /// <summary>The appended bytes of <see cref="Append"/> without a record (the volume's header).</summary>
-    private void Put(ReadOnlySpan<byte> bytes)
-    {
-        bytes.CopyTo(_buffer.AsSpan(_used));
-        _used += bytes.Length;
-    }
 
     /// <summary>The buffer as a segment to write, counted in flight; a new buffer takes its place.</summary>
     private Segment TakeBuffer()
