@@ -135,9 +135,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private readonly object _linkLock = new();
     /// <summary>
     /// Chunk ids the snapshot references (its trees and its files' chunks), collected as the trees are stored and handed
-    /// to the sink in parts (the library's list drops repeats).
+    /// to the sink in parts, repeats and all: the library's list sorts them and drops the repeats when it is written.
     /// </summary>
-    private readonly HashSet<ChunkId> _references = [];
+    private readonly List<ChunkId> _references = [];
     private const int ReferencesPerPart = 256 * 1024;
     private string _snapshotId = "";
     /// <summary>Trees are stored one at a time (by the walk or by a reader that finished a folder's last file).</summary>
@@ -478,6 +478,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
+    /// <summary>How many of a folder's names are stat-ed at once (on every core), then added in order.</summary>
+    private const int StatBlock = 1024;
+
     private void WalkDirectory(DirBuild dir, Tree? parentTree, ulong rootDevice, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
@@ -486,46 +489,96 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var candidate = dir.Same;
         dir.Same = null;
         List<string> names;
+        Microsoft.Win32.SafeHandles.SafeFileHandle folder;
         try
         {
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
-            names = Posix.Posix.ListDirectory(dir.Path, out var flags);
-            dir.Node.Flags = flags;
+            folder = Posix.Posix.OpenDirectory(dir.Path);
+            try
+            {
+                names = Posix.Posix.ListDirectory(folder, dir.Path, out var flags);
+                dir.Node.Flags = flags;
+            }
+            catch
+            {
+                folder.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Error(dir.Path, $"cannot list directory: {e.Message}");
             return;
         }
+        using var _ = folder;
         names.Sort(StringComparer.Ordinal);
         Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.FileName(), StringComparer.Ordinal);
         var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
         // The folder's tree is the parent's when each of its entries came out equal to the parent's, and no more or fewer.
         var same = candidate is not null && parentTree is not null;
         var equal = 0;
-        foreach (var name in names)
+        var walked = names.Where(name => !_excludes.IsExcluded(prefix + name, name)).ToList();
+        var block = new Entry[Math.Min(StatBlock, walked.Count)];
+        // The next subfolder's parent tree is read while this one is walked (one ahead: a walk of unchanged folders
+        // otherwise waits for each tree's decoding).
+        Task<Tree?>? ahead = null;
+        var aheadAt = -1;
+        try
         {
-            var full = prefix + name;
-            if (_excludes.IsExcluded(full, name)) continue;
-            FileStat? st;
-            try
+            for (var start = 0; start < walked.Count; start += StatBlock)
             {
-                st = Posix.Posix.LStat(full);
+                cancel.ThrowIfCancellationRequested();
+                var count = Math.Min(StatBlock, walked.Count - start);
+                for (var k = 0; k < count; k++)
+                {
+                    var name = walked[start + k];
+                    Node? parentNode = null;
+                    parentNodes?.TryGetValue(name, out parentNode);
+                    block[k] = new Entry(name, prefix + name, parentNode);
+                }
+                StatAll(folder, block, count);
+                var scan = 0;
+                for (var k = 0; k < count; k++)
+                {
+                    var e = block[k];
+                    block[k] = default;
+                    if (e.Failure is not null)
+                    {
+                        Error(e.Full, e.Failure);
+                        continue;
+                    }
+                    if (e.Stat is not { } st)
+                    {
+                        Error(e.Full, "vanished before it could be read");
+                        continue;
+                    }
+                    Task<Tree?>? mine = null;
+                    if (st.Kind == FileKind.Directory)
+                    {
+                        if (aheadAt == start + k) (mine, ahead, aheadAt) = (ahead, null, -1);
+                        for (scan = Math.Max(scan, k + 1); scan < count && ahead is null; scan++)
+                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } next })
+                            {
+                                var path = block[scan].Full;
+                                ahead = Task.Run(() => ParentSubtree(next, path));
+                                aheadAt = start + scan;
+                            }
+                    }
+                    try
+                    {
+                        if (AddEntry(dir, e.Name, e.Full, st, e.Parent, rootDevice, cancel, mine)) equal++;
+                        else same = false;
+                    }
+                    finally
+                    {
+                        Drain(mine);
+                    }
+                }
             }
-            catch (IOException e)
-            {
-                Error(full, e.Message);
-                continue;
-            }
-            if (st is null)
-            {
-                Error(full, "vanished before it could be read");
-                continue;
-            }
-            Node? parentNode = null;
-            parentNodes?.TryGetValue(name, out parentNode);
-            if (AddEntry(dir, name, full, st.Value, parentNode, rootDevice, cancel)) equal++;
-            else same = false;
+        }
+        finally
+        {
+            Drain(ahead);
         }
         if (same && !dir.Dirty && equal == parentTree!.Nodes.Count)
         {
@@ -537,11 +590,65 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
+    /// <summary>One name of a folder being walked: its path, the parent's node of it, and what lstat said (or why it could not).</summary>
+    private record struct Entry(string Name, string Full, Node? Parent)
+    {
+        public FileStat? Stat;
+        public string? Failure;
+    }
+
+    /// <summary>
+    /// lstat of the first <paramref name="count"/> names of a block, through the folder's handle, on every core: a
+    /// walk of unchanged files is mostly these calls.
+    /// </summary>
+    private static void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count)
+    {
+        void One(int k)
+        {
+            ref var e = ref block[k];
+            try
+            {
+                e.Stat = Posix.Posix.LStatAt(folder, e.Name, e.Full);
+            }
+            catch (IOException x)
+            {
+                e.Failure = x.Message;
+            }
+        }
+        const int perTask = 64;
+        var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
+        if (tasks <= 1)
+        {
+            for (var k = 0; k < count; k++) One(k);
+            return;
+        }
+        Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = tasks }, t =>
+        {
+            for (var k = t; k < count; k += tasks) One(k);
+        });
+    }
+
+    /// <summary>Waits for a parent tree read ahead and not taken (the walk failed, or the folder was left out): the reader outlives no read.</summary>
+    private static void Drain(Task<Tree?>? task)
+    {
+        if (task is null) return;
+        try
+        {
+            task.Wait();
+        }
+        catch (AggregateException)
+        {
+            // not taken: its failure is no one's (a folder that takes it sees it)
+        }
+    }
+
     /// <summary>Folders whose tree is the parent's (DirBuild.Same), waiting to be checked with the next batch (FlushReused).</summary>
     private readonly List<DirBuild> _sameDirs = [];
 
     /// <summary>Adds an entry to its folder's tree; true when it came out equal to the parent's node (then the folder may reuse the parent's tree).</summary>
-    private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel)
+    /// <param name="parentSubtree">the parent's tree of this folder, read ahead (null: read it here)</param>
+    private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel,
+        Task<Tree?>? parentSubtree = null)
     {
         var node = new Node().Named(name);
         FillNode(node, st);
@@ -564,7 +671,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 Interlocked.Increment(ref dir.Pending);
                 dir.Children.Add(node);
                 dir.SubDirs.Add(sub);
-                WalkDirectory(sub, ParentSubtree(parentNode, full), rootDevice, cancel);
+                WalkDirectory(sub, parentSubtree is null ? ParentSubtree(parentNode, full) : parentSubtree.GetAwaiter().GetResult(), rootDevice, cancel);
                 var equal = false;
                 if (sub.Same is not null)
                 {
@@ -784,7 +891,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private void FlushReferences()
     {
         if (_references.Count == 0) return;
-        sink.AddReferences(_snapshotId, _references.ToArray());
+        sink.AddReferences(_snapshotId, _references);
         _references.Clear();
     }
 
@@ -810,13 +917,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private void FlushReused()
     {
-        var ids = new HashSet<ChunkId>();
+        var ids = new List<ChunkId>(); // repeats and all: the library answers for each id it lacks
         foreach (var f in _reused)
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
         foreach (var d in _sameDirs)
             if (d.Same is { } tree) ids.Add(tree);
-        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids.ToList());
+        var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids);
         bool Complete(FileJob f)
         {
             for (var i = 0; i < f.Node.ChunkCount(); i++)

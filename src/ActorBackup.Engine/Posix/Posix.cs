@@ -128,10 +128,31 @@ public static unsafe partial class Posix
     }
 
     /// <summary>lstat: never follows a symlink. Null when the path does not exist.</summary>
-    public static FileStat? LStat(string path)
+    public static FileStat? LStat(string path) => LStatAt(AtFdcwd, path, path);
+
+    /// <summary>
+    /// lstat of a name in a folder opened by <see cref="OpenDirectory"/>: the name is looked up in that folder alone
+    /// (no path walked again from the root; a folder renamed meanwhile is still the one listed). Null when there is
+    /// no such name. Thread-safe: the walk stats a folder's names on every core.
+    /// </summary>
+    public static FileStat? LStatAt(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string name, string path)
+    {
+        var added = false;
+        folder.DangerousAddRef(ref added);
+        try
+        {
+            return LStatAt((int)folder.DangerousGetHandle(), name, path);
+        }
+        finally
+        {
+            if (added) folder.DangerousRelease();
+        }
+    }
+
+    private static FileStat? LStatAt(int dirfd, string name, string path)
     {
         Statx sx;
-        if (statx(AtFdcwd, path, AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
+        if (statx(dirfd, name, AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             if (errno is ENOENT or ENOTDIR) return null;
@@ -164,20 +185,49 @@ public static unsafe partial class Posix
     /// <summary>The names in a folder, and its file flags (<see cref="FileFlags"/>). Listed without changing its access time where allowed.</summary>
     public static List<string> ListDirectory(string path, out uint flags)
     {
-        // O_NOFOLLOW: a folder swapped for a symlink since the walk saw it is not listed through the link.
+        using var folder = OpenDirectory(path);
+        return ListDirectory(folder, path, out flags);
+    }
+
+    /// <summary>
+    /// Opens a folder to list and to stat its names in (<see cref="LStatAt"/>): never through a symlink (a folder
+    /// swapped for one since the walk saw it is not listed through the link), without changing its access time where
+    /// allowed.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenDirectory(string path)
+    {
         var fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec | ONoatime);
         if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec);
-        var dir = fd < 0 ? 0 : fdopendir(fd);
-        if (dir == 0)
+        if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            if (fd >= 0) close(fd);
             if (errno is ENOENT or ENOTDIR) throw new DirectoryNotFoundException($"{PosixNames.Display(path)} vanished before it could be listed");
             if (errno == ELOOP) throw new FileChangedException("became a symlink after the walk: not followed, not listed");
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
             throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int fcntl_int(int fd, int cmd, int arg);
+
+    private const int FDupfdCloexec = 1030;
+
+    /// <summary>The names in a folder opened by <see cref="OpenDirectory"/> (<paramref name="path"/> names it in messages), and its file flags.</summary>
+    public static List<string> ListDirectory(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string path, out uint flags)
+    {
+        var fd = (int)folder.DangerousGetHandle();
         flags = FileFlags.Get(fd);
+        // readdir's stream owns (and closes) a copy of the handle: the folder stays open for LStatAt.
+        var copy = fcntl_int(fd, FDupfdCloexec, 0);
+        var dir = copy < 0 ? 0 : fdopendir(copy);
+        if (dir == 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (copy >= 0) close(copy);
+            throw new PosixException(errno, $"list {PosixNames.Display(path)}: {Describe(errno)}");
+        }
         try
         {
             var names = new List<string>();
@@ -198,7 +248,7 @@ public static unsafe partial class Posix
         }
         finally
         {
-            closedir(dir); // closes fd too
+            closedir(dir); // closes the copy
         }
     }
 
