@@ -38,19 +38,15 @@ public sealed partial class DiskLibrary
         foreach (var (snapshot, ids) in _stagedReferences)
         {
             var path = Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot));
-            // A snapshot's list may come in parts over several connections: a part already written joins the rest.
-            if (File.Exists(path))
+            // A snapshot's list may come in parts, over several connections and commits: a part already written joins the rest.
+            try
             {
-                try
-                {
-                    ids.AddRange(ReferenceList.Read(path));
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new IOException($"library {Id}: {e.Message}: the snapshot's references cannot be completed", e);
-                }
+                ReferenceList.Merge(path, ids); // sorted where it is
             }
-            ReferenceList.Write(path, ids); // sorted where it is
+            catch (InvalidDataException e)
+            {
+                throw new IOException($"library {Id}: {e.Message}: the snapshot's references cannot be completed", e);
+            }
         }
         _stagedReferences.Clear();
         _stagedCount = 0;

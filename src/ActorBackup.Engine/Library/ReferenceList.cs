@@ -34,36 +34,124 @@ public static class ReferenceList
     {
         var sorted = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
         sorted.Sort();
-        var distinct = 0;
+        var distinct = 0u;
         for (var i = 0; i < sorted.Length; i++)
             if (i == 0 || sorted[i] != sorted[i - 1]) distinct++;
-        var tmp = path + ".tmp";
-        var crc = new Crc32();
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        using var output = new Output(path, distinct);
+        for (var i = 0; i < sorted.Length; i++)
+            if (i == 0 || sorted[i] != sorted[i - 1]) output.Add(sorted[i]);
+        output.Complete();
+    }
+
+    /// <summary>
+    /// Adds <paramref name="ids"/> (any order, repeats and all; sorted in place) to the list at <paramref name="path"/>,
+    /// durably: a snapshot's list may come in parts, committed one after the other (its manifest's chunk comes last).
+    /// The list written is merged with the one there, as it is read: never both held as ids. No list there: written anew.
+    /// </summary>
+    public static void Merge(string path, List<ChunkId> ids)
+    {
+        if (!File.Exists(path))
         {
-            Span<byte> head = stackalloc byte[HeaderSize];
-            Magic.CopyTo(head);
-            BinaryPrimitives.WriteUInt32LittleEndian(head[8..], (uint)distinct);
-            f.Write(head);
-            crc.Append(head);
-            Span<byte> id = stackalloc byte[ChunkId.Size];
-            for (var i = 0; i < sorted.Length; i++)
-            {
-                if (i > 0 && sorted[i] == sorted[i - 1]) continue;
-                sorted[i].WriteTo(id);
-                f.Write(id);
-                crc.Append(id);
-            }
-            Span<byte> tail = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(tail, crc.GetCurrentHashAsUInt32());
-            f.Write(tail);
-            f.Flush(true);
+            Write(path, ids);
+            return;
         }
-        File.Move(tmp, path, overwrite: true);
+        var (bytes, count) = ReadChecked(path);
+        var had = bytes.AsSpan(HeaderSize, (int)count * ChunkId.Size);
+        ChunkId Had(Span<byte> span, int i) => new(span.Slice(i * ChunkId.Size, ChunkId.Size));
+        var added = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
+        added.Sort();
+        // Twice through the two sorted lists: the count goes first in the file.
+        uint Walk(Span<byte> had, ReadOnlySpan<ChunkId> added, Output? output)
+        {
+            var n = 0u;
+            int i = 0, j = 0;
+            ChunkId? last = null;
+            while (i < count || j < added.Length)
+            {
+                ChunkId next;
+                if (j == added.Length || i < count && Had(had, i).CompareTo(added[j]) <= 0) next = Had(had, i++);
+                else next = added[j++];
+                if (last is { } l && l.CompareTo(next) >= 0)
+                {
+                    if (l == next) continue;
+                    throw new InvalidDataException($"{path}: its ids are not in ascending order (damaged)");
+                }
+                last = next;
+                n++;
+                output?.Add(next);
+            }
+            return n;
+        }
+        var distinct = Walk(had, added, null);
+        using var output = new Output(path, distinct);
+        Walk(had, added, output);
+        output.Complete();
+    }
+
+    /// <summary>A list being written: a temporary file beside it, renamed over it once synced (Complete).</summary>
+    private sealed class Output : IDisposable
+    {
+        private readonly string _path, _tmp;
+        private readonly FileStream _file;
+        private readonly byte[] _buffer = new byte[1 << 16];
+        private readonly Crc32 _crc = new();
+        private int _used;
+        private bool _done;
+
+        public Output(string path, uint count)
+        {
+            (_path, _tmp) = (path, path + ".tmp");
+            _file = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
+            Magic.CopyTo(_buffer, 0);
+            BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(8), count);
+            _used = HeaderSize;
+        }
+
+        public void Add(ChunkId id)
+        {
+            if (_used + ChunkId.Size > _buffer.Length) Drain();
+            id.WriteTo(_buffer.AsSpan(_used));
+            _used += ChunkId.Size;
+        }
+
+        private void Drain()
+        {
+            _crc.Append(_buffer.AsSpan(0, _used));
+            _file.Write(_buffer, 0, _used);
+            _used = 0;
+        }
+
+        /// <summary>The checksum, the sync, the rename: the list is there whole or not at all.</summary>
+        public void Complete()
+        {
+            Drain();
+            Span<byte> tail = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(tail, _crc.GetCurrentHashAsUInt32());
+            _file.Write(tail);
+            _file.Flush(true);
+            _file.Dispose();
+            File.Move(_tmp, _path, overwrite: true);
+            _done = true;
+        }
+
+        public void Dispose()
+        {
+            _file.Dispose();
+            if (!_done) File.Delete(_tmp);
+        }
     }
 
     /// <summary>Reads a list; InvalidDataException (with the path) when it is damaged, never a huge allocation.</summary>
     public static ChunkId[] Read(string path)
+    {
+        var (bytes, count) = ReadChecked(path);
+        var ids = new ChunkId[count];
+        for (var i = 0; i < ids.Length; i++) ids[i] = new ChunkId(bytes.AsSpan(HeaderSize + i * ChunkId.Size, ChunkId.Size));
+        return ids;
+    }
+
+    /// <summary>A list's bytes and count, checked whole (magic, size, checksum).</summary>
+    private static (byte[] Bytes, uint Count) ReadChecked(string path)
     {
         // 32 Mi ids (32 TiB of 1 MiB chunks) at most: a larger file is damage, not a list to read whole.
         var size = new FileInfo(path).Length;
@@ -78,8 +166,6 @@ public static class ReferenceList
         var body = bytes.AsSpan(0, bytes.Length - 4);
         if (Crc32.HashToUInt32(body) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)))
             throw new InvalidDataException($"{path}: checksum mismatch (damaged)");
-        var ids = new ChunkId[count];
-        for (var i = 0; i < ids.Length; i++) ids[i] = new ChunkId(bytes.AsSpan(HeaderSize + i * ChunkId.Size, ChunkId.Size));
-        return ids;
+        return (bytes, count);
     }
 }
