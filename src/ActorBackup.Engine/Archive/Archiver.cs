@@ -650,6 +650,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel,
         Task<Tree?>? parentSubtree = null)
     {
+        if (SameFile(parentNode, name, st))
+        {
+            // The parent's node as it is (the node this walk would make is equal to it): no node built and compared
+            // for each of a million unchanged files. Reused unless the library lost one of its chunks (FlushReused).
+            _stats.Files++;
+            _stats.Bytes += st.Size;
+            dir.Children.Add(parentNode!);
+            Interlocked.Increment(ref dir.Pending);
+            _reused.Add(new FileJob(full, parentNode!, st, dir));
+            _reusedChunks += parentNode!.ChunkCount();
+            if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
+            return true;
+        }
         var node = new Node().Named(name);
         FillNode(node, st);
         // Same inode and ctime as in a parent that recorded them: the same xattrs (setting one changes the ctime).
@@ -748,6 +761,21 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 return node.Equals(parentNode);
         }
     }
+
+    /// <summary>
+    /// Whether a regular file with one name is, field for field, as in a parent that recorded everything (NodeFormat):
+    /// the node the walk would make of it (FillNode, the parent's xattrs, chunks and flags) would equal the parent's,
+    /// so the parent's is taken as it is. Anything else (another kind, a hard link, a name stored as bytes, an owner
+    /// whose name changed, an access time asked for or dropped) goes the long way, which makes and compares a node.
+    /// </summary>
+    private bool SameFile(Node? parent, string name, FileStat st) =>
+        _parentRecordsAll && parent is { Type: NodeType.File, RawName.IsEmpty: true, Subtree.IsEmpty: true, LinkTarget.IsEmpty: true,
+            HardlinkTarget: "", RawHardlinkTarget.IsEmpty: true, RdevMajor: 0, RdevMinor: 0 }
+        && st is { Kind: FileKind.Regular, Nlink: 1 } && parent.Nlink == 1 && parent.Name == name
+        && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
+        && Unchanged(parent, st) // size, mtime, ctime, inode, a whole chunk list
+        && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
+        && parent.User == _owners.User(st.Uid) && parent.Group == _owners.Group(st.Gid);
 
     /// <summary>A further name of an inode takes its first name's content (or is left out with it).</summary>
     private static void TakeFirst(Node link, Node first)

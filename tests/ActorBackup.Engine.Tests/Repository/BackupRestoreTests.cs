@@ -680,6 +680,35 @@ public class ReuseCheckTests
     }
 
     [Fact]
+    public void An_unchanged_file_keeps_its_parents_node_only_when_every_field_would_be_the_same()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "folder"));
+        for (var i = 0; i < 3; i++) File.WriteAllBytes(Path.Combine(src, "folder", $"f{i}"), TestRepo.RandomBytes(1000 + i, i));
+        var past = new DateTime(2021, 5, 6, 7, 8, 9, DateTimeKind.Utc);
+        foreach (var f in Directory.GetFiles(Path.Combine(src, "folder"))) File.SetLastAccessTimeUtc(f, past);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var plain = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        var again = repo.Backup(new BackupSet("x", [src]), Level.Incremental);
+        Assert.Equal(3ul, again.Stats.FilesUnchanged);
+        Assert.Equal(TreeOf(repo, plain, src + "/folder"), TreeOf(repo, again, src + "/folder")); // every node the parent's
+
+        // Unchanged files, but access times asked for now: the nodes are not the parent's (it recorded none).
+        var withAtime = repo.Backup(new BackupSet("x", [src], Atime: true), Level.Incremental);
+        Assert.Equal(3ul, withAtime.Stats.FilesUnchanged);
+        Assert.NotEqual(TreeOf(repo, again, src + "/folder"), TreeOf(repo, withAtime, src + "/folder"));
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(withAtime.Id, target).Errors);
+        foreach (var f in Directory.GetFiles(Path.Combine(target + src, "folder")))
+            Assert.Equal(new DateTimeOffset(past).ToUnixTimeSeconds(), TreeCompare.Atime(f).Sec);
+
+        // And no longer asked for: the parent's recorded ones are not kept.
+        var without = repo.Backup(new BackupSet("x", [src]), Level.Incremental);
+        Assert.Equal(TreeOf(repo, plain, src + "/folder"), TreeOf(repo, without, src + "/folder"));
+    }
+
+    [Fact]
     public void An_unchanged_folder_keeps_its_parents_tree_and_a_changed_one_only_its_own_path()
     {
         using var dir = new TempDir();
