@@ -517,24 +517,26 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // The folder's tree is the parent's when each of its entries came out equal to the parent's, and no more or fewer.
         var same = candidate is not null && parentTree is not null;
         var equal = 0;
-        var walked = names.Where(name => !_excludes.IsExcluded(prefix + name, name)).ToList();
-        var block = new Entry[Math.Min(StatBlock, walked.Count)];
+        dir.Children.EnsureCapacity(dir.Children.Count + names.Count);
+        var block = new Entry[Math.Min(StatBlock, names.Count)];
         // The next subfolder's parent tree is read while this one is walked (one ahead: a walk of unchanged folders
         // otherwise waits for each tree's decoding).
         Task<Tree?>? ahead = null;
         var aheadAt = -1;
         try
         {
-            for (var start = 0; start < walked.Count; start += StatBlock)
+            for (var next = 0; next < names.Count;)
             {
                 cancel.ThrowIfCancellationRequested();
-                var count = Math.Min(StatBlock, walked.Count - start);
-                for (var k = 0; k < count; k++)
+                var count = 0;
+                while (count < block.Length && next < names.Count)
                 {
-                    var name = walked[start + k];
+                    var name = names[next++];
+                    var full = prefix + name;
+                    if (_excludes.IsExcluded(full, name)) continue;
                     Node? parentNode = null;
                     parentNodes?.TryGetValue(name, out parentNode);
-                    block[k] = new Entry(name, prefix + name, parentNode);
+                    block[count++] = new Entry(name, full, parentNode);
                 }
                 StatAll(folder, block, count);
                 var scan = 0;
@@ -555,13 +557,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     Task<Tree?>? mine = null;
                     if (st.Kind == FileKind.Directory)
                     {
-                        if (aheadAt == start + k) (mine, ahead, aheadAt) = (ahead, null, -1);
+                        if (aheadAt == k) (mine, ahead, aheadAt) = (ahead, null, -1);
                         for (scan = Math.Max(scan, k + 1); scan < count && ahead is null; scan++)
-                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } next })
+                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } sub })
                             {
                                 var path = block[scan].Full;
-                                ahead = Task.Run(() => ParentSubtree(next, path));
-                                aheadAt = start + scan;
+                                ahead = Task.Run(() => ParentSubtree(sub, path));
+                                aheadAt = scan;
                             }
                     }
                     try
