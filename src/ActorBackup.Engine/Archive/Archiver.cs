@@ -211,7 +211,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var big = new BlockingCollection<FileJob>(Math.Max(1, QueuedFiles / 4));
         using var small = new BlockingCollection<FileJob>(QueuedFiles);
-        (_big, _small, _stop) = (big, small, stop.Token);
+        using var room = new ManualResetEventSlim(false, spinCount: 0);
+        (_big, _small, _stop, _room) = (big, small, stop.Token, room);
         Exception? fatal = null;
         var readers = Enumerable.Range(0, Math.Max(1, options.Parallelism)).Select(_ => new Thread(() =>
         {
@@ -220,6 +221,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 while (BlockingCollection<FileJob>.TryTakeFromAny([big, small], out var job, Timeout.Infinite, stop.Token) >= 0 && job is not null)
                 {
+                    Taken();
                     worker ??= new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel));
                     var error = ReadFile(job, worker.For(job), worker.Encoder, stop.Token);
                     if (job.Part is { } part)
@@ -804,10 +806,37 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var parts = (int)((size + _partSize - 1) / _partSize);
             var split = new SplitFile(job, parts);
             for (var i = 0; i < parts; i++)
-                _big.Add(job with { Part = new Part(split, i, i * _partSize, Math.Min(_partSize, size - i * _partSize)) }, _stop);
+                Queue(_big, job with { Part = new Part(split, i, i * _partSize, Math.Min(_partSize, size - i * _partSize)) });
             return;
         }
-        (job.Stat.Size >= BigFile ? _big : _small).Add(job, _stop);
+        Queue(job.Stat.Size >= BigFile ? _big : _small, job);
+    }
+
+    /// <summary>
+    /// Adds a job to a queue; a full one is first let down to half by the readers, the walk asleep meanwhile
+    /// (<see cref="_room"/>): a walk waiting at a full queue's edge would spin on every file (BlockingCollection's
+    /// wait spins before it sleeps) and take CPU from the readers it waits for.
+    /// </summary>
+    private void Queue(BlockingCollection<FileJob> queue, FileJob job)
+    {
+        if (queue.Count >= queue.BoundedCapacity)
+        {
+            _room.Reset();
+            Interlocked.Exchange(ref _waitingOn, queue); // a full fence: a reader that takes after the count below sees it
+            while (queue.Count > queue.BoundedCapacity / 2) _room.Wait(50, _stop);
+            Volatile.Write(ref _waitingOn, null);
+        }
+        queue.Add(job, _stop);
+    }
+
+    /// <summary>The queue the walk waits to see half empty (Queue), and the event a reader sets when it is.</summary>
+    private BlockingCollection<FileJob>? _waitingOn;
+    private ManualResetEventSlim _room = null!;
+
+    /// <summary>A reader took a job: the walk, waiting for room, goes on once its queue is half empty.</summary>
+    private void Taken()
+    {
+        if (Volatile.Read(ref _waitingOn) is { } queue && queue.Count <= queue.BoundedCapacity / 2) _room.Set();
     }
 
     /// <summary>
@@ -1067,8 +1096,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
             {
-                using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 0);
-                if (Read(stream) is { } failed) return failed;
+                // Positional reads to the end (a file that grew meanwhile is read on and flagged): no FileStream, whose
+                // making and closing ask the kernel for the position and length (two lseek calls a file).
+                if (Read(new ExtentStream(handle, 0, long.MaxValue)) is { } failed) return failed;
             }
             else
             {
@@ -1099,7 +1129,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Error(job.Path, "changed while it was read: the stored copy may mix old and new content");
     }
 
-    /// <summary>One data extent of a sparse file, read through the file's handle at its offsets.</summary>
+    /// <summary>One data extent of a sparse file (or a whole file, to its end: length long.MaxValue), read through the file's handle at its offsets.</summary>
     private sealed class ExtentStream(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length) : Stream
     {
         private long _position;

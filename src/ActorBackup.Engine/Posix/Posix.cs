@@ -123,9 +123,14 @@ public static unsafe partial class Posix
                 _ => "changed its type after the walk: not backed up",
             });
         }
-        posix_fadvise(fd, 0, 0, 2); // POSIX_FADV_SEQUENTIAL: read ahead further, as FileOptions.SequentialScan did
+        // POSIX_FADV_SEQUENTIAL: read ahead further, as FileOptions.SequentialScan did (a file within the kernel's own
+        // read-ahead gains nothing from it: the call is left out).
+        if (walked.Size > SequentialAdviceFrom) posix_fadvise(fd, 0, 0, 2);
         return handle;
     }
+
+    /// <summary>Files larger than this are read with POSIX_FADV_SEQUENTIAL (the kernel reads 128 KiB ahead by default).</summary>
+    private const ulong SequentialAdviceFrom = 256 * 1024;
 
     /// <summary>lstat: never follows a symlink. Null when the path does not exist.</summary>
     public static FileStat? LStat(string path) => LStatAt(AtFdcwd, path, path);
