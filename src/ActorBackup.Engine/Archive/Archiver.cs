@@ -1096,9 +1096,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
             {
-                // Positional reads to the end (a file that grew meanwhile is read on and flagged): no FileStream, whose
-                // making and closing ask the kernel for the position and length (two lseek calls a file).
-                if (Read(new ExtentStream(handle, 0, long.MaxValue)) is { } failed) return failed;
+                // Positional reads of the size the walk saw: no FileStream (whose making and closing ask the kernel for
+                // the position and length), and no read past the end to find it. A file that grew or shrank meanwhile
+                // is flagged (CheckAfterRead); one that says it is empty (procfs, sysfs) is read to its end.
+                var length = job.Stat.Size > 0 ? (long)job.Stat.Size : long.MaxValue;
+                if (Read(new ExtentStream(handle, 0, length)) is { } failed) return failed;
             }
             else
             {
@@ -1144,7 +1146,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             var want = (int)Math.Min(buffer.Length, length - _position);
             if (want <= 0) return 0;
-            var n = RandomAccess.Read(handle, buffer[..want], offset + _position);
+            var n = Posix.Posix.PRead(handle, buffer[..want], offset + _position);
             _position += n;
             return n;
         }

@@ -67,7 +67,7 @@ public static unsafe partial class Posix
 
     public static bool IsRoot => geteuid() == 0;
 
-    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28;
+    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28, EINTR = 4;
 
     /// <summary>True when a write failed because the file system is full (our own calls, or .NET's file I/O).</summary>
     public static bool IsNoSpace(Exception e) =>
@@ -127,6 +127,34 @@ public static unsafe partial class Posix
         // read-ahead gains nothing from it: the call is left out).
         if (walked.Size > SequentialAdviceFrom) posix_fadvise(fd, 0, 0, 2);
         return handle;
+    }
+
+    [LibraryImport("libc", EntryPoint = "pread64", SetLastError = true)]
+    private static partial nint pread64(int fd, byte* buffer, nuint count, long offset);
+
+    /// <summary>
+    /// pread(2) of an open file: what RandomAccess.Read does, without its lseek on every new handle (a syscall a
+    /// file, on a walk of small files). 0 at the end of the file.
+    /// </summary>
+    public static int PRead(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long offset)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* p = buffer)
+                while (true)
+                {
+                    var n = pread64((int)handle.DangerousGetHandle(), p, (nuint)buffer.Length, offset);
+                    if (n >= 0) return (int)n;
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != EINTR) throw new PosixException(errno, $"read: {Describe(errno)}");
+                }
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
     }
 
     /// <summary>Files larger than this are read with POSIX_FADV_SEQUENTIAL (the kernel reads 128 KiB ahead by default).</summary>
