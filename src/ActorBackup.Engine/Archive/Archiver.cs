@@ -135,7 +135,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private readonly object _linkLock = new();
     /// <summary>
     /// Chunk ids the snapshot references (its trees and its files' chunks), collected as the trees are stored and handed
-    /// to the sink in parts, repeats and all: the library's list sorts them and drops the repeats when it is written.
+    /// to the sink in parts, each sorted and without repeats (FlushReferences; a list is cheaper to fill than a set).
     /// </summary>
     private readonly List<ChunkId> _references = [];
     private const int ReferencesPerPart = 256 * 1024;
@@ -249,6 +249,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
         }) { IsBackground = true, Name = "archiver" }).ToList();
         readers.ForEach(t => t.Start());
+        // The parent's trees of the folders ahead of the walk are read on a thread of their own (ReadAhead).
+        using var readAhead = new BlockingCollection<Action>();
+        var treeThread = parent is null ? null : new Thread(() =>
+        {
+            foreach (var read in readAhead.GetConsumingEnumerable()) read();
+        }) { IsBackground = true, Name = "archiver-trees" };
+        if (treeThread is not null) _readAhead = readAhead;
+        treeThread?.Start();
         var root = NewDir("/", new Node { Type = NodeType.Directory }, null);
         double walkSeconds = 0;
         using (var timer = progress is null ? null : new Timer(_ => Report(), null, 250, 250))
@@ -296,6 +304,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 big.CompleteAdding();
                 small.CompleteAdding();
                 readers.ForEach(t => t.Join());
+                readAhead.CompleteAdding(); // every read ahead was waited for by the folder that asked (Drain)
+                treeThread?.Join();
             }
             if (fatal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fatal).Throw();
             cancel.ThrowIfCancellationRequested();
@@ -541,6 +551,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     block[count++] = new Entry(name, full, parentNode);
                 }
                 StatAll(folder, block, count);
+                if (next >= names.Count) folder.Dispose(); // every name stat-ed: not held open while the subfolders are walked
                 var scan = 0;
                 for (var k = 0; k < count; k++)
                 {
@@ -561,10 +572,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     {
                         if (aheadAt == k) (mine, ahead, aheadAt) = (ahead, null, -1);
                         for (scan = Math.Max(scan, k + 1); scan < count && ahead is null; scan++)
-                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } sub })
+                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } sub } candidateDir
+                                && !(_set.OneFileSystem && candidateDir.Stat!.Value.Device != rootDevice)) // a mount point left out: nothing to read
                             {
-                                var path = block[scan].Full;
-                                ahead = Task.Run(() => ParentSubtree(sub, path));
+                                ahead = ReadAhead(sub, block[scan].Full);
                                 aheadAt = scan;
                             }
                     }
@@ -631,6 +642,31 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             for (var k = t; k < count; k += tasks) One(k);
         });
     }
+
+    /// <summary>
+    /// The parent's tree of a subfolder, read by the archiver's own tree thread (<see cref="_readAhead"/>): always the
+    /// same thread, so that a data plane that keeps a connection per thread opens one more, not one per pool thread.
+    /// </summary>
+    private Task<Tree?> ReadAhead(Node parentNode, string path)
+    {
+        if (_readAhead is null) return Task.FromResult(ParentSubtree(parentNode, path));
+        var read = new TaskCompletionSource<Tree?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _readAhead.Add(() =>
+        {
+            try
+            {
+                read.SetResult(ParentSubtree(parentNode, path));
+            }
+            catch (Exception e)
+            {
+                read.SetException(e);
+            }
+        });
+        return read.Task;
+    }
+
+    /// <summary>The reads ahead of the parent's trees, taken in order by one thread (made when a parent is walked against).</summary>
+    private BlockingCollection<Action>? _readAhead;
 
     /// <summary>Waits for a parent tree read ahead and not taken (the walk failed, or the folder was left out): the reader outlives no read.</summary>
     private static void Drain(Task<Tree?>? task)
@@ -821,9 +857,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         if (queue.Count >= queue.BoundedCapacity)
         {
-            _room.Reset();
-            Interlocked.Exchange(ref _waitingOn, queue); // a full fence: a reader that takes after the count below sees it
-            while (queue.Count > queue.BoundedCapacity / 2) _room.Wait(50, _stop);
+            Interlocked.Exchange(ref _waitingOn, queue);
+            while (true)
+            {
+                // Reset, then look: a reader's Set from before is forgotten, one after the look wakes the wait.
+                _room.Reset();
+                Interlocked.MemoryBarrier();
+                if (queue.Count <= queue.BoundedCapacity / 2) break;
+                _room.Wait(50, _stop);
+            }
             Volatile.Write(ref _waitingOn, null);
         }
         queue.Add(job, _stop);
@@ -950,6 +992,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private void FlushReferences()
     {
         if (_references.Count == 0) return;
+        // Sorted and without repeats (files with the same chunks, folders of the parent's): what a part holds,
+        // sends and makes the library stage is each id once.
+        var part = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_references);
+        part.Sort();
+        var distinct = 0;
+        for (var i = 0; i < part.Length; i++)
+            if (i == 0 || part[i] != part[distinct - 1]) part[distinct++] = part[i];
+        _references.RemoveRange(distinct, _references.Count - distinct);
         sink.AddReferences(_snapshotId, _references);
         _references.Clear();
     }
@@ -1096,11 +1146,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
             {
-                // Positional reads of the size the walk saw: no FileStream (whose making and closing ask the kernel for
-                // the position and length), and no read past the end to find it. A file that grew or shrank meanwhile
-                // is flagged (CheckAfterRead); one that says it is empty (procfs, sysfs) is read to its end.
-                var length = job.Stat.Size > 0 ? (long)job.Stat.Size : long.MaxValue;
-                if (Read(new ExtentStream(handle, 0, length)) is { } failed) return failed;
+                // Positional reads to the end, knowing the size the walk saw: no FileStream (whose making and closing ask
+                // the kernel for the position and length), and no read past the end to find it. A file that grew or
+                // shrank meanwhile is flagged (CheckAfterRead); one that says it is empty (procfs) is read all the same.
+                if (Read(new ExtentStream(handle, 0, (long)job.Stat.Size, whole: true)) is { } failed) return failed;
             }
             else
             {
@@ -1131,10 +1180,16 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Error(job.Path, "changed while it was read: the stored copy may mix old and new content");
     }
 
-    /// <summary>One data extent of a sparse file (or a whole file, to its end: length long.MaxValue), read through the file's handle at its offsets.</summary>
-    private sealed class ExtentStream(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length) : Stream
+    /// <summary>
+    /// One data extent of a sparse file, read through the file's handle at its offsets; or, <paramref name="whole"/>,
+    /// a whole file the walk saw at <paramref name="length"/> bytes, read to its real end: each read asks for one byte
+    /// more than is left of that size, so a short read there is the end (no read more to find it) and a file larger
+    /// than it said (grown, or a file system whose sizes are not its contents') is read on to its end.
+    /// </summary>
+    private sealed class ExtentStream(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length, bool whole = false) : Stream
     {
         private long _position;
+        private bool _end, _beyond;
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
@@ -1144,10 +1199,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
         public override int Read(Span<byte> buffer)
         {
-            var want = (int)Math.Min(buffer.Length, length - _position);
+            if (_end) return 0;
+            var limit = !whole ? length : _beyond ? long.MaxValue : length + 1;
+            var want = (int)Math.Min(buffer.Length, limit - _position);
             if (want <= 0) return 0;
             var n = Posix.Posix.PRead(handle, buffer[..want], offset + _position);
             _position += n;
+            if (whole)
+            {
+                if (_position > length) _beyond = true;
+                else if (n < want) _end = true;
+            }
             return n;
         }
 

@@ -680,6 +680,22 @@ public class ReuseCheckTests
     }
 
     [Fact]
+    public void A_file_that_says_it_is_empty_but_is_not_is_read_to_its_end()
+    {
+        // procfs gives its files size 0 and content: the read goes past the size the walk saw, to the real end.
+        var status = $"/proc/{Environment.ProcessId}/status";
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        Assert.Equal(0, new FileInfo(status).Length);
+        var snap = repo.Backup(new BackupSet("proc", [status]), Level.Full);
+        var target = Path.Combine(dir.Path, "r");
+        repo.Restore(snap.Id, target);
+        var restored = File.ReadAllText(target + status);
+        Assert.StartsWith("Name:", restored);
+        Assert.Contains("\nPid:", restored);
+    }
+
+    [Fact]
     public void An_unchanged_file_keeps_its_parents_node_only_when_every_field_would_be_the_same()
     {
         using var dir = new TempDir();
