@@ -255,6 +255,37 @@ public class VolumeTests
         Assert.Equal(first.Offset, new FileInfo(path).Length); // the header alone
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Bytes_are_synced_in_the_background_as_they_are_written_and_a_failed_background_sync_fails_the_commit(bool fails)
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var payload = TestRepo.RandomBytes(VolumeWriter.BufferSize, 5);
+        var written = new List<(ChunkId Id, RecordInfo Info)>();
+        using (var w = VolumeWriter.Create(path, 1, "lib-s", "lib-s-000001"))
+        {
+            if (fails) w.BeforeBackgroundSync = () => throw new IOException("Input/output error");
+            for (var i = 0; i < VolumeWriter.SyncEvery / VolumeWriter.BufferSize + 2; i++)
+                written.Add((Id(i), w.Append(Id(i), RecordFlags.None, payload)));
+            Assert.True(w.BackgroundSyncs >= 1, "a background sync once SyncEvery bytes were written");
+            if (fails)
+            {
+                // The kernel tells one sync of a write-back error: the commit's fsync must not say durable what the background one was told was not.
+                var e = Assert.Throws<IOException>(w.Sync);
+                Assert.Contains("could not be made durable", e.Message);
+                Assert.Throws<IOException>(w.FlushToFile); // and nothing more is written to that volume
+                return;
+            }
+            w.Sync();
+        }
+        using var r = new VolumeReader(path);
+        var buffer = new byte[VolumeFormat.RecordOverhead + payload.Length];
+        foreach (var (id, info) in written)
+            Assert.True(r.ReadRecord(info.Offset, id, payload.Length, buffer, out _).SequenceEqual(payload));
+    }
+
     [Fact]
     public void Writers_appending_at_once_read_back_what_they_appended_at_once_and_after_a_reopen()
     {
