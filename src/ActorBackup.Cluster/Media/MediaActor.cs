@@ -41,6 +41,14 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private sealed record Health;
     private static readonly TimeSpan HealthEvery = TimeSpan.FromSeconds(5);
     public const int SnapshotEvery = 50;
+
+    /// <summary>
+    /// The most chunks a journal snapshot of the index holds: a snapshot is one value of the journal's store, which
+    /// SQLite and PostgreSQL keep under 1 GB (<see cref="ChunkIndex.EntrySize"/> bytes a chunk: about 19.8 million
+    /// chunks, 630 GB of disk images in 32 KiB chunks). A larger index is not snapshotted (the agent replays its journal
+    /// when it starts, which takes longer, and says so once) rather than failing every 50 commits or overflowing.
+    /// </summary>
+    public const long SnapshotMaxChunks = 950_000_000 / ChunkIndex.EntrySize;
     private readonly LibraryDeclaration _declaration;
     private readonly IActorRef? _manager;
     private readonly DataPlaneEndpoint _endpoint;
@@ -57,14 +65,19 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => "media-" + _declaration.Id;
 
-    public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null) =>
-        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0)));
+    public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null, long snapshotMaxChunks = SnapshotMaxChunks) =>
+        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0), snapshotMaxChunks));
 
-    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint)
+    private readonly long _snapshotMaxChunks;
+    /// <summary>Whether the log said the index is too large to snapshot (once a run).</summary>
+    private bool _toldNoSnapshot;
+
+    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint, long snapshotMaxChunks)
     {
         _declaration = declaration;
         _manager = manager;
         _endpoint = endpoint;
+        _snapshotMaxChunks = snapshotMaxChunks;
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -372,6 +385,14 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _volumes = volumes.Select(FromRecord).ToList();
         if (++_eventsSinceSnapshot < SnapshotEvery || _library is null) return;
         _eventsSinceSnapshot = 0;
+        if (_library.ChunkCount > _snapshotMaxChunks)
+        {
+            if (!_toldNoSnapshot)
+                _log.Warning("library {0} indexes {1} chunks, more than a journal snapshot holds ({2}): its index is not snapshotted, so its media agent replays the journal when it starts (slower, nothing lost); new backups can go to another library to keep each one smaller",
+                    _declaration.Id, _library.ChunkCount, _snapshotMaxChunks);
+            _toldNoSnapshot = true;
+            return;
+        }
         var snapshot = new MediaSnapshot { Index = UnsafeByteOperations.UnsafeWrap(_library.IndexBytes()) }; // a fresh array, wrapped: no copy
         snapshot.Volumes.AddRange(volumes);
         SaveSnapshot(snapshot);

@@ -53,6 +53,13 @@ public sealed class VolumeWriter : IDisposable
     /// <summary>Written bytes from here on are not yet in a background sync (<see cref="SyncEvery"/>); the sync running, if any.</summary>
     private long _syncFrom;
     private Task? _backgroundSync;
+    /// <summary>
+    /// How far the last sync that succeeded made the file durable (every commit's bytes are before it), and whether a
+    /// sync failed since: then the bytes after it may read back from the page cache and yet not be on the disk, so
+    /// closing the volume cuts it back there (guarded by <see cref="_flight"/>).
+    /// </summary>
+    private long _syncedUpTo;
+    private bool _syncFailed;
     private Exception? _failure;
     private bool _disposed;
 
@@ -69,6 +76,7 @@ public sealed class VolumeWriter : IDisposable
         _bufferStart = length;
         _writtenUpTo = length;
         _syncFrom = length;
+        _syncedUpTo = length;
         _records = records;
     }
 
@@ -191,7 +199,7 @@ public sealed class VolumeWriter : IDisposable
                 if (_writtenUpTo - _syncFrom >= SyncEvery && _backgroundSync is not { IsCompleted: false } && _failure is null)
                 {
                     _syncFrom = _writtenUpTo;
-                    sync = _backgroundSync = new Task(SyncInBackground);
+                    sync = _backgroundSync = new Task(SyncInBackground, TaskCreationOptions.LongRunning); // its own thread: an fdatasync can block long
                     BackgroundSyncs++;
                 }
             }
@@ -213,7 +221,7 @@ public sealed class VolumeWriter : IDisposable
         }
     }
 
-    /// <summary>Background syncs started so far, and a hook run before each (for tests: a disk that fails it).</summary>
+    /// <summary>Background syncs started so far, and a hook each runs before its fdatasync (for tests: a disk that fails it).</summary>
     internal int BackgroundSyncs { get; private set; }
     internal Action? BeforeBackgroundSync { get; set; }
 
@@ -228,9 +236,18 @@ public sealed class VolumeWriter : IDisposable
             BeforeBackgroundSync?.Invoke();
             RandomAccess.FlushToDisk(_handle);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        catch (Exception e)
         {
-            lock (_flight) _failure ??= new IOException($"volume {Path} could not be made durable ({e.Message})", e);
+            SyncFailed(new IOException($"volume {Path} could not be made durable ({e.Message})", e));
+        }
+    }
+
+    private void SyncFailed(Exception e)
+    {
+        lock (_flight)
+        {
+            _syncFailed = true;
+            _failure ??= e;
         }
     }
 
@@ -283,12 +300,30 @@ public sealed class VolumeWriter : IDisposable
         FlushToDisk();
     }
 
-    /// <summary>fsync, then the background sync's outcome too: a write-back error it was told of is this fsync's as well.</summary>
+    /// <summary>
+    /// fsync of everything written (after <see cref="FlushToFile"/>), then the background sync's outcome too: a
+    /// write-back error it was told of is this fsync's as well. A failure is kept: nothing later is written or synced.
+    /// </summary>
     private void FlushToDisk()
     {
-        RandomAccess.FlushToDisk(_handle);
+        long upTo;
+        lock (_flight) upTo = _writtenUpTo;
+        try
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            SyncFailed(e);
+            throw;
+        }
         WaitForBackgroundSync();
-        lock (_flight) ThrowIfFailed();
+        lock (_flight)
+        {
+            ThrowIfFailed();
+            _syncedUpTo = upTo;
+            _syncFrom = Math.Max(_syncFrom, upTo);
+        }
     }
 
     /// <summary>
@@ -336,6 +371,8 @@ public sealed class VolumeWriter : IDisposable
         BinaryPrimitives.WriteInt32LittleEndian(t[8..], _records.Count);
         BinaryPrimitives.WriteUInt32LittleEndian(t[12..], VolumeFormat.TrailerMagic);
         FlushToFile();
+        WaitForBackgroundSync(); // a failed one must not be followed by a footer that says the volume whole
+        lock (_flight) ThrowIfFailed();
         RandomAccess.Write(_handle, footer, _bufferStart);
         _bufferStart += footer.Length;
         lock (_flight) _writtenUpTo = _bufferStart;
@@ -359,6 +396,20 @@ public sealed class VolumeWriter : IDisposable
         {
             WaitForSegments(quietly: true);
             WaitForBackgroundSync();
+            bool cut;
+            long keep;
+            lock (_flight) (cut, keep) = (_syncFailed, _syncedUpTo);
+            if (cut)
+            {
+                try
+                {
+                    RandomAccess.SetLength(_handle, keep); // the reopen takes back no record the disk may not hold
+                }
+                catch (IOException)
+                {
+                    // A disk that failed the sync may fail this too: the library stays broken until it is looked at.
+                }
+            }
             _handle.Dispose();
             Pool.Return(_buffer);
             _buffer = [];

@@ -19,6 +19,10 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
 
     [Fact]
     public void Records_written_after_the_last_commit_are_found_again_on_restart() => RecordsAfterLastCommitFoundAgain();
+
+    [Fact]
+    public Task An_index_too_large_to_snapshot_is_not_snapshotted_says_so_once_and_survives_a_restart_through_the_journal() =>
+        EventFilter.Warning(contains: "is not snapshotted").ExpectOneAsync(() => IndexSurvivesRestart(snapshotMaxChunks: 20));
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
@@ -55,19 +59,19 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         try { Directory.Delete(Dir, true); } catch (IOException) { }
     }
 
-    private IActorRef StartMedia(LibraryDeclaration decl)
+    private IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks)
     {
-        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor));
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor, snapshotMaxChunks: snapshotMaxChunks));
         ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
         ExpectMsg<IndexReport>();
         return media;
     }
 
-    protected async Task IndexSurvivesRestart()
+    protected async Task IndexSurvivesRestart(long snapshotMaxChunks = MediaActor.SnapshotMaxChunks)
     {
         var decl = new LibraryDeclaration("libt", Path.Combine(Dir, "libt"), 1024 * 1024);
         var keys = new KeyRing(MasterKey.Generate()).For("test");
-        var media = StartMedia(decl);
+        var media = StartMedia(decl, snapshotMaxChunks);
         var stored = new List<(ChunkId Id, byte[] Plain)>();
         media.Tell(new OpenSession { Library = "libt", Job = "1", Write = true });
         var granted = ExpectMsg<SessionOpened>();
@@ -94,7 +98,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         ExpectTerminated(media);
         Assert.False(File.Exists(Path.Combine(decl.Path, "index.abi")), "in a cell the journal is the index, not a file");
 
-        var again = StartMedia(decl);
+        var again = StartMedia(decl, snapshotMaxChunks);
         again.Tell(new GetLibraryStatus { Library = "libt" });
         Assert.Equal((ulong)stored.Count, ExpectMsg<IndexReport>().Chunks);
         again.Tell(new OpenSession { Library = "libt", Job = "2", Write = false });

@@ -264,26 +264,49 @@ public class VolumeTests
         var path = Path.Combine(dir.Path, "v.abv");
         var payload = TestRepo.RandomBytes(VolumeWriter.BufferSize, 5);
         var written = new List<(ChunkId Id, RecordInfo Info)>();
+        using var gate = new ManualResetEventSlim();
+        var ran = 0;
+        long committed;
         using (var w = VolumeWriter.Create(path, 1, "lib-s", "lib-s-000001"))
         {
-            if (fails) w.BeforeBackgroundSync = () => throw new IOException("Input/output error");
-            for (var i = 0; i < VolumeWriter.SyncEvery / VolumeWriter.BufferSize + 2; i++)
+            written.Add((Id(-1), w.Append(Id(-1), RecordFlags.None, payload.AsSpan(0, 1000))));
+            w.Sync(); // a commit before: its bytes stay whatever comes after
+            committed = w.Length;
+            w.BeforeBackgroundSync = () =>
+            {
+                gate.Wait(); // held until the appends are done, so that none of them meets the failure
+                Thread.Sleep(100); // and slower than the commit's own fsync: the commit must wait for it
+                Interlocked.Increment(ref ran);
+                if (fails) throw new IOException("Input/output error");
+            };
+            // Each record is a full 1 MiB segment: the last of these takes the written bytes past SyncEvery.
+            for (var i = 0; i < VolumeWriter.SyncEvery / VolumeWriter.BufferSize; i++)
                 written.Add((Id(i), w.Append(Id(i), RecordFlags.None, payload)));
-            Assert.True(w.BackgroundSyncs >= 1, "a background sync once SyncEvery bytes were written");
+            Assert.Equal(1, w.BackgroundSyncs);
+            gate.Set();
             if (fails)
             {
                 // The kernel tells one sync of a write-back error: the commit's fsync must not say durable what the background one was told was not.
                 var e = Assert.Throws<IOException>(w.Sync);
                 Assert.Contains("could not be made durable", e.Message);
                 Assert.Throws<IOException>(w.FlushToFile); // and nothing more is written to that volume
-                return;
             }
-            w.Sync();
+            else
+            {
+                w.Sync();
+                Assert.Equal(1, Volatile.Read(ref ran)); // the commit waited for the background sync
+            }
+        }
+        if (fails)
+        {
+            // Closed, the volume is cut back to the last commit: a reopen takes back no record the disk may not hold.
+            Assert.Equal(committed, new FileInfo(path).Length);
+            written.RemoveRange(1, written.Count - 1);
         }
         using var r = new VolumeReader(path);
         var buffer = new byte[VolumeFormat.RecordOverhead + payload.Length];
         foreach (var (id, info) in written)
-            Assert.True(r.ReadRecord(info.Offset, id, payload.Length, buffer, out _).SequenceEqual(payload));
+            Assert.True(r.ReadRecord(info.Offset, id, info.PayloadLength, buffer, out _).SequenceEqual(payload.AsSpan(0, info.PayloadLength)));
     }
 
     [Fact]
