@@ -68,7 +68,8 @@ public sealed class VolumeWriter : IDisposable
     public long Length => _bufferStart + _used;
     public IReadOnlyList<RecordInfo> Records => _records;
 
-    private VolumeWriter(string path, uint number, SafeFileHandle handle, long length, List<RecordInfo> records)
+    /// <param name="synced">Bytes known durable (a cut after a failed sync keeps them): the header, or what was committed.</param>
+    private VolumeWriter(string path, uint number, SafeFileHandle handle, long length, long synced, List<RecordInfo> records)
     {
         Path = path;
         Number = number;
@@ -76,7 +77,7 @@ public sealed class VolumeWriter : IDisposable
         _bufferStart = length;
         _writtenUpTo = length;
         _syncFrom = length;
-        _syncedUpTo = length;
+        _syncedUpTo = synced;
         _records = records;
     }
 
@@ -93,7 +94,7 @@ public sealed class VolumeWriter : IDisposable
             handle.Dispose();
             throw;
         }
-        return new VolumeWriter(path, number, handle, header.Length, []);
+        return new VolumeWriter(path, number, handle, header.Length, header.Length, []);
     }
 
     /// <summary>
@@ -105,10 +106,12 @@ public sealed class VolumeWriter : IDisposable
     public static VolumeWriter OpenForAppend(string path, out VolumeReader.ScanResult scan, long committedLength = 0)
     {
         uint number;
+        long headerLength;
         using (var reader = new VolumeReader(path))
         {
             scan = reader.Scan(committedLength);
             number = reader.Header.VolumeNumber;
+            headerLength = reader.Header.Length;
         }
         if (scan.Sealed) throw new InvalidOperationException($"volume {path} is sealed: appends go to a new volume");
         if (scan.Damage.Count > 0) throw new VolumeCorruptException(path, scan.Damage[0].Offset, scan.Damage[0].Reason + " (the volume is kept read-only for salvage; appends go to a new volume)");
@@ -118,7 +121,9 @@ public sealed class VolumeWriter : IDisposable
             RandomAccess.SetLength(handle, scan.GoodEnd);
             RandomAccess.FlushToDisk(handle);
         }
-        return new VolumeWriter(path, number, handle, scan.GoodEnd, scan.Records);
+        // Whole records after the committed length may be in the page cache only (a library reopened after a failed
+        // write, in the same process): they do not count as synced until a sync says so.
+        return new VolumeWriter(path, number, handle, scan.GoodEnd, Math.Max(headerLength, Math.Min(committedLength, scan.GoodEnd)), scan.Records);
     }
 
     public long SpaceFor(int payloadLength) => VolumeFormat.RecordOverhead + payloadLength;
@@ -407,7 +412,8 @@ public sealed class VolumeWriter : IDisposable
                 }
                 catch (IOException)
                 {
-                    // A disk that failed the sync may fail this too: the library stays broken until it is looked at.
+                    // A disk that failed the sync may fail this too: then the records after the last good sync stay, and a
+                    // reopen may take them back (a second fault on a disk whose failed sync the library already reported).
                 }
             }
             _handle.Dispose();

@@ -274,7 +274,7 @@ public class VolumeTests
             committed = w.Length;
             w.BeforeBackgroundSync = () =>
             {
-                gate.Wait(); // held until the appends are done, so that none of them meets the failure
+                gate.Wait(TimeSpan.FromSeconds(60)); // held until the appends are done, so that none of them meets the failure
                 Thread.Sleep(100); // and slower than the commit's own fsync: the commit must wait for it
                 Interlocked.Increment(ref ran);
                 if (fails) throw new IOException("Input/output error");
