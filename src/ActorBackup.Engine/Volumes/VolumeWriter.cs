@@ -22,7 +22,7 @@ public sealed class VolumeWriter : IDisposable
     public const int BufferSize = 1024 * 1024;
 
     /// <summary>
-    /// Every this many bytes written, a thread of the pool makes them durable (fdatasync) while the appends go on, so
+    /// Every this many bytes written, a thread of its own makes them durable (fdatasync) while the appends go on, so
     /// that the commit's fsync finds little left to do: with the whole of a 1 GiB image's volume left to it, both cores
     /// waited 0.3 s on that fsync at the end of a full backup (a virtual machine's disk flushes its host's cache then;
     /// starting the kernel's write-out early, sync_file_range, did not shorten it). docs/benchmarks.md has the figures.
