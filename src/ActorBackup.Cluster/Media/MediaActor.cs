@@ -385,11 +385,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _volumes = volumes.Select(FromRecord).ToList();
         if (++_eventsSinceSnapshot < SnapshotEvery || _library is null) return;
         _eventsSinceSnapshot = 0;
-        if (_library.ChunkCount > _snapshotMaxChunks)
+        var chunks = _library.ChunkCount;
+        if (chunks > _snapshotMaxChunks)
         {
             if (!_toldNoSnapshot)
                 _log.Warning("library {0} indexes {1} chunks, more than a journal snapshot holds ({2}): its index is not snapshotted, so its media agent replays the journal when it starts (slower, nothing lost); new backups can go to another library to keep each one smaller",
-                    _declaration.Id, _library.ChunkCount, _snapshotMaxChunks);
+                    _declaration.Id, chunks, _snapshotMaxChunks);
             _toldNoSnapshot = true;
             return;
         }
