@@ -1174,7 +1174,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>A file read whole is looked at again: one that changed meanwhile is kept (a consistent set of chunks) and named.</summary>
     private void CheckAfterRead(FileJob job)
     {
-        var after = Posix.Posix.LStat(job.Path);
+        FileStat? after;
+        try { after = Posix.Posix.LStat(job.Path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A folder on its way made unreadable, a stale NFS handle, an I/O error: this file's matter, not the backup's.
+            Error(job.Path, $"could not be looked at again after it was read ({e.Message}): the stored copy may mix old and new content");
+            return;
+        }
         if (after is not { } a || a.Size != job.Stat.Size || a.MtimeSec != job.Stat.MtimeSec || a.MtimeNsec != job.Stat.MtimeNsec
             || a.CtimeSec != job.Stat.CtimeSec || a.CtimeNsec != job.Stat.CtimeNsec || a.Inode != job.Stat.Inode || job.Node.Size != job.Stat.Size)
             Error(job.Path, "changed while it was read: the stored copy may mix old and new content");

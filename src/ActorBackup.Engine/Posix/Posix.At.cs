@@ -156,20 +156,30 @@ public static unsafe partial class Posix
     /// <summary>
     /// Owner, extended attributes, mode and mtime of an open file (its handle: whatever its name leads to meanwhile),
     /// in that order: a chown drops a file capability; a user.* attribute needs write permission, which the final
-    /// mode (0444, say) may not give; an ACL and the recorded mode agree, so the chmod after it changes nothing of it. The errno of the first
-    /// failure of the owner, the mode or the time; extended attributes that could not be set go to
-    /// <paramref name="xattrsNotSet"/>, each with why.
+    /// mode (0444, say) may not give; an ACL and the recorded mode agree, so the chmod after it changes nothing of it.
+    /// <paramref name="clearAcls"/>: ACLs the file inherited from its folder and <paramref name="xattrs"/> does not hold
+    /// are taken away first. A chown that fails does not stop the rest (mode without setuid and setgid, which must not
+    /// outlive the owner they were for, attributes, time). The errno of the first failure of the owner, the mode or the
+    /// time; extended attributes that could not be set go to <paramref name="xattrsNotSet"/>, each with why.
     /// </summary>
     internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, EntryTimes times,
-        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet)
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet,
+        bool clearAcls = false)
     {
         xattrsNotSet = null;
-        if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0) return Marshal.GetLastPInvokeError();
-        if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) xattrsNotSet = failed;
-        if (fchmod(fd, mode & 0xFFF) != 0) return Marshal.GetLastPInvokeError();
+        var first = 0;
+        if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0)
+        {
+            first = Marshal.GetLastPInvokeError();
+            mode &= ~0xC00u;
+        }
+        if (clearAcls) RemoveAclsNotIn(fd, xattrs, ref xattrsNotSet);
+        if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) (xattrsNotSet ??= []).AddRange(failed);
+        if (fchmod(fd, mode & 0xFFF) != 0 && first == 0) first = Marshal.GetLastPInvokeError();
         var ts = stackalloc Timespec[2];
         Fill(ts, times);
-        return futimens(fd, ts) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        if (futimens(fd, ts) != 0 && first == 0) first = Marshal.GetLastPInvokeError();
+        return first;
     }
 
     /// <summary>The kind of what a name in an open folder is (a symlink is not followed); null when there is none.</summary>

@@ -419,6 +419,43 @@ public static unsafe partial class Posix
         return failed;
     }
 
+    [LibraryImport("libc", EntryPoint = "fremovexattr", SetLastError = true)]
+    private static partial int fremovexattr(int fd, byte* name);
+
+    private static readonly byte[] AclAccess = "system.posix_acl_access"u8.ToArray(), AclDefault = "system.posix_acl_default"u8.ToArray();
+
+    /// <summary>
+    /// Whether the folder at <paramref name="path"/> has a default ACL: what is created in it then inherits an ACL
+    /// (and a folder, the default ACL too) that its snapshot may not hold.
+    /// </summary>
+    public static bool HasDefaultAcl(string path)
+    {
+        var name = new byte[AclDefault.Length + 1];
+        AclDefault.CopyTo(name, 0);
+        fixed (byte* n = name) return lgetxattr(path, n, null, 0) >= 0;
+    }
+
+    /// <summary>
+    /// Takes away the ACLs an entry inherited from its folder that <paramref name="xattrs"/> (what its snapshot holds)
+    /// does not name (a default ACL on a file: nothing to take); the ones that could not be taken away go to
+    /// <paramref name="failed"/>, each with why. None there, or no ACLs on this file system: nothing to do.
+    /// </summary>
+    internal static void RemoveAclsNotIn(int fd, IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, ref List<string>? failed)
+    {
+        foreach (var acl in (ReadOnlySpan<byte[]>)[AclAccess, AclDefault])
+        {
+            if (xattrs is not null && xattrs.Any(x => x.Name.Span.SequenceEqual(acl))) continue;
+            var name = new byte[acl.Length + 1];
+            acl.CopyTo(name, 0);
+            int rc;
+            fixed (byte* n = name) rc = fremovexattr(fd, n);
+            if (rc == 0) continue;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENODATA or EOPNOTSUPP) continue;
+            (failed ??= []).Add($"{PosixNames.Display(PosixNames.Decode(acl))} (inherited from the target folder) could not be taken away: {Describe(errno)}");
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "setxattr", SetLastError = true)]
     private static partial int setxattr(byte* path, byte* name, byte* value, nint size, int flags);
 

@@ -38,6 +38,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<Entry> _links = [];
     private readonly List<Entry> _special = [];
     private bool _privileged;
+    private bool _clearAcls;
     private const uint SetIdBits = 0xC00; // setuid 04000, setgid 02000
     private readonly List<Entry> _symlinks = [];
     /// <summary>The snapshot paths of the files restored that may be the first name of a hard link (more than one link, or not recorded).</summary>
@@ -80,6 +81,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // with --force: planted in an existing folder others can reach, they would hand them root.
         _privileged = options.Force || !Directory.Exists(target);
         Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
+        // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
+        _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target);
         _target = target;
         using var root = new RootedDirectory(target);
         _root = root;
@@ -117,7 +121,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Parallel.ForEach(level, parallel, d =>
             {
                 if (IsBlocked(TargetOf(d) + "/")) return;
-                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node))));
+                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node), _clearAcls)));
                 if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         timer?.Dispose();
@@ -594,7 +598,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
-            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file.Node))));
+            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file.Node), _clearAcls)));
             if (file.Node.Flags != 0) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);

@@ -402,6 +402,31 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_restore_under_a_folder_with_a_default_ACL_brings_back_no_ACL_the_snapshot_does_not_hold()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "plain"), "no ACL");
+        Directory.CreateDirectory(Path.Combine(src, "folder"));
+        File.WriteAllText(Path.Combine(src, "folder", "inner"), "no ACL either");
+        var own = Path.Combine(src, "own");
+        File.WriteAllText(own, "an ACL of its own");
+        const uint Unset = uint.MaxValue;
+        TreeCompare.SetXattr(own, "system.posix_acl_access", TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 1234), (0x04, 4, Unset), (0x10, 4, Unset), (0x20, 0, Unset)));
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        Assert.DoesNotContain("posix_acl", expected["plain"]);
+        // The operator's restore area hands user 4321 rwx on everything made in it (setfacl -d -m u:4321:rwx).
+        var area = dir.Sub("restores");
+        TreeCompare.SetXattr(area, "system.posix_acl_default", TreeCompare.Acl((0x01, 7, Unset), (0x02, 7, 4321), (0x04, 5, Unset), (0x10, 7, Unset), (0x20, 5, Unset)));
+        var target = Path.Combine(area, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Fact]
     public void Symlinks_FIFOs_and_devices_keep_their_extended_attributes()
     {
         if (!Posix.Posix.IsRoot) return; // Linux takes user.* attributes on files and folders only; trusted.* and security.* need root
