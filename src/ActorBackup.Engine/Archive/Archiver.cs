@@ -149,6 +149,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private const ulong BigFile = 4 << 20;
     /// <summary>How many files may wait for the readers (and a quarter as many big ones).</summary>
     internal int QueuedFiles { get; init; } = 4096;
+    /// <summary>Called with a folder's path right before it is opened to be listed (tests: a folder swapped meanwhile).</summary>
+    internal Action<string>? BeforeListing { get; init; }
     /// <summary>The most folders open at once in the last run (walked or being walked, their trees not stored yet).</summary>
     internal int PeakOpenFolders => _peakOpen;
     private int _open, _peakOpen;
@@ -505,7 +507,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         try
         {
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
-            folder = Posix.Posix.OpenDirectory(dir.Path);
+            BeforeListing?.Invoke(dir.Path);
+            folder = Posix.Posix.OpenWalkedDirectory(dir.Path, dir.Node.Device, dir.Node.Inode);
             try
             {
                 names = Posix.Posix.ListDirectory(folder, dir.Path, out var flags);

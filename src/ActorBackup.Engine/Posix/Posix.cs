@@ -242,6 +242,29 @@ public static unsafe partial class Posix
         return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
     }
 
+    /// <summary>
+    /// <see cref="OpenDirectory"/> of a folder the walk saw as <paramref name="device"/> and <paramref name="inode"/>, only
+    /// when the handle is that very folder: O_NOFOLLOW covers the last name alone, so a folder higher up swapped for a
+    /// symlink meanwhile would lead the open elsewhere (a root backup listing another tree into a user's snapshot).
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalkedDirectory(string path, ulong device, ulong inode)
+    {
+        var handle = OpenDirectory(path);
+        Statx sx;
+        if (statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
+        }
+        if (sx.Ino != inode || (((ulong)sx.DevMajor << 32) | sx.DevMinor) != device)
+        {
+            handle.Dispose();
+            throw new FileChangedException($"{PosixNames.Display(path)} is not the folder the walk saw (it, or a folder on its way, was replaced, by a symlink say): not listed, not backed up");
+        }
+        return handle;
+    }
+
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int fcntl_int(int fd, int cmd, int arg);
 

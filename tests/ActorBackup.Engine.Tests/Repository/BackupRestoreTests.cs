@@ -427,6 +427,37 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_folder_on_the_way_swapped_for_a_symlink_during_the_walk_lists_nothing_through_it()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "x", "sub"));
+        File.WriteAllText(Path.Combine(src, "x", "sub", "mine"), "the user's own");
+        var other = dir.Sub("other");
+        Directory.CreateDirectory(Path.Combine(other, "sub"));
+        File.WriteAllText(Path.Combine(other, "sub", "secret"), "not in the backup set");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var sub = Path.Combine(src, "x", "sub");
+        // Right before x/sub is listed (the walk has seen it), x becomes a symlink to a folder outside the set.
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library)
+        {
+            BeforeListing = path =>
+            {
+                if (path != sub) return;
+                Directory.Move(Path.Combine(src, "x"), Path.Combine(src, "x.old"));
+                File.CreateSymbolicLink(Path.Combine(src, "x"), other);
+            },
+        };
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        Assert.Contains(snap.Errors, e => e.Reason.Contains("not the folder the walk saw"));
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        var target = Path.Combine(dir.Path, "r");
+        repo.Restore(snap.Id, target);
+        Assert.Empty(Directory.GetFiles(target, "secret", SearchOption.AllDirectories));
+    }
+
+    [Fact]
     public void Symlinks_FIFOs_and_devices_keep_their_extended_attributes()
     {
         if (!Posix.Posix.IsRoot) return; // Linux takes user.* attributes on files and folders only; trusted.* and security.* need root
