@@ -151,6 +151,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal int QueuedFiles { get; init; } = 4096;
     /// <summary>Called with a folder's path right before it is opened to be listed (tests: a folder swapped meanwhile).</summary>
     internal Action<string>? BeforeListing { get; init; }
+    /// <summary>Called with a file's path right before a reader opens it (tests: a file gone meanwhile).</summary>
+    internal Action<string>? BeforeRead { get; init; }
     /// <summary>The most folders open at once in the last run (walked or being walked, their trees not stored yet).</summary>
     internal int PeakOpenFolders => _peakOpen;
     private int _open, _peakOpen;
@@ -225,6 +227,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 {
                     Taken();
                     worker ??= new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel));
+                    BeforeRead?.Invoke(job.Path);
                     var error = ReadFile(job, worker.For(job), worker.Encoder, stop.Token);
                     if (job.Part is { } part)
                     {
@@ -760,7 +763,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     }
                     if (group is null)
                     {
-                        TakeFirst(node, _firstLinks[(st.Device, st.Inode)].First);
+                        TakeFirst(node, full, _firstLinks[(st.Device, st.Inode)]);
                         return false;
                     }
                 }
@@ -820,10 +823,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
         && parent.User == _owners.User(st.Uid) && parent.Group == _owners.Group(st.Gid);
 
-    /// <summary>A further name of an inode takes its first name's content (or is left out with it).</summary>
-    private static void TakeFirst(Node link, Node first)
+    /// <summary>A further name of an inode takes its first name's content (or is left out with it, and says so).</summary>
+    private void TakeFirst(Node link, string linkPath, LinkGroup group)
     {
-        if (first.Type == NodeType.Unspecified) link.Type = NodeType.Unspecified;
+        var first = group.First;
+        if (first.Type == NodeType.Unspecified)
+        {
+            link.Type = NodeType.Unspecified;
+            Error(linkPath, $"not backed up: a further name of {PosixNames.Display(group.Path)}, which could not be read (its error says why)");
+        }
         else
         {
             link.Chunks = first.Chunks;
@@ -942,7 +950,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             foreach (var (link, dir) in waiting)
             {
-                TakeFirst(link, group.First);
+                TakeFirst(link, (dir.Path == "/" ? "/" : dir.Path + "/") + link.FileName(), group);
                 Done(dir);
             }
         }

@@ -427,6 +427,26 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Further_names_of_a_file_whose_first_name_could_not_be_read_are_each_reported()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "a"));
+        Directory.CreateDirectory(Path.Combine(src, "b"));
+        var first = Path.Combine(src, "a", "x");
+        File.WriteAllText(first, "one inode, three names");
+        TreeCompare.HardLink(src, "a/x"u8, "b/y"u8);
+        TreeCompare.HardLink(src, "a/x"u8, "b/z"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // The first name goes after the walk saw it and before it is read: the others are still there.
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library) { BeforeRead = path => { if (path == first) File.Delete(first); } };
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        Assert.Contains(snap.Errors, e => e.Path == first);
+        foreach (var other in new[] { "y", "z" })
+            Assert.Contains(snap.Errors, e => e.Path == Path.Combine(src, "b", other) && e.Reason.Contains("a further name of " + first));
+    }
+
+    [Fact]
     public void A_folder_on_the_way_swapped_for_a_symlink_during_the_walk_lists_nothing_through_it()
     {
         using var dir = new TempDir();
