@@ -29,15 +29,20 @@ public class HookCommandTests
             Assert.True(r.Ok, r.Output);
             Assert.Contains("started", r.Output);
 
-            var slow = await HookCommand.Run($"(sleep 3; touch {marker}) & sleep 600", "", Env, TimeSpan.FromSeconds(1));
+            // The background child makes the marker once the test says go, which it does only after the timeout's kill
+            // (however late a busy machine makes that kill, the child cannot get there first).
+            var go = marker + ".go";
+            var slow = await HookCommand.Run($"(while [ ! -e {go} ]; do sleep 0.1; done; touch {marker}) & sleep 600", "", Env, TimeSpan.FromSeconds(1));
             Assert.True(slow.TimedOut);
             Assert.Contains("did not end within 1 s and was killed", slow.Describe("the post-command", TimeSpan.FromSeconds(1)));
-            await Task.Delay(TimeSpan.FromSeconds(4)); // had its background child survived, it would have made the file by now
+            File.WriteAllText(go, "");
+            await Task.Delay(TimeSpan.FromSeconds(3)); // had its background child survived, it would have made the file by now
             Assert.False(File.Exists(marker), "the command's background child outlived the timeout");
         }
         finally
         {
             File.Delete(marker);
+            File.Delete(marker + ".go");
         }
     }
 
