@@ -164,21 +164,22 @@ public static unsafe partial class Posix
     /// </summary>
     internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet,
-        bool clearAcls = false)
+        out string failedStep, bool clearAcls = false)
     {
         xattrsNotSet = null;
         var first = 0;
+        failedStep = "";
         if (uid is not null && fchown(fd, uid.Value, gid!.Value) != 0)
         {
-            first = Marshal.GetLastPInvokeError();
+            (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the owner (mode without setuid/setgid, attributes and times set) of");
             mode &= ~0xC00u;
         }
         if (clearAcls) RemoveAclsNotIn(fd, xattrs, ref xattrsNotSet);
         if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) (xattrsNotSet ??= []).AddRange(failed);
-        if (fchmod(fd, mode & 0xFFF) != 0 && first == 0) first = Marshal.GetLastPInvokeError();
+        if (fchmod(fd, mode & 0xFFF) != 0 && first == 0) (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the mode of");
         var ts = stackalloc Timespec[2];
         Fill(ts, times);
-        if (futimens(fd, ts) != 0 && first == 0) first = Marshal.GetLastPInvokeError();
+        if (futimens(fd, ts) != 0 && first == 0) (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the times of");
         return first;
     }
 

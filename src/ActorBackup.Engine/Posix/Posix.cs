@@ -455,8 +455,11 @@ public static unsafe partial class Posix
     {
         var name = new byte[AclDefault.Length + 1];
         AclDefault.CopyTo(name, 0);
-        fixed (byte* n = name) return lgetxattr(path, n, null, 0) >= 0;
+        fixed (byte* n = name) return getxattr(path, n, null, 0) >= 0; // a target that is a symlink to a folder: the folder's
     }
+
+    [LibraryImport("libc", EntryPoint = "getxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
+    private static partial nint getxattr(string path, byte* name, byte* value, nint size);
 
     /// <summary>
     /// Takes away the ACLs an entry inherited from its folder that <paramref name="xattrs"/> (what its snapshot holds)

@@ -137,8 +137,8 @@ public sealed class RootedDirectory : IDisposable
         handle.DangerousAddRef(ref added);
         try
         {
-            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, times, xattrs, out var notSet, clearInheritedAcls) is var errno and not 0)
-                throw Failure("set owner, mode and times of", relative, errno);
+            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, times, xattrs, out var notSet, out var step, clearInheritedAcls) is var errno and not 0)
+                throw Failure(step, relative, errno);
             return XattrsNotSet(notSet);
         }
         finally
@@ -155,7 +155,7 @@ public sealed class RootedDirectory : IDisposable
         if (fd < 0) throw Failure("open", relative, -fd);
         try
         {
-            if (Posix.SetMetadata(fd, uid, gid, mode, times, xattrs, out var notSet, clearInheritedAcls) is var errno and not 0) throw Failure("set owner, mode and times of", relative, errno);
+            if (Posix.SetMetadata(fd, uid, gid, mode, times, xattrs, out var notSet, out var step, clearInheritedAcls) is var errno and not 0) throw Failure(step, relative, errno);
             return XattrsNotSet(notSet);
         }
         finally
