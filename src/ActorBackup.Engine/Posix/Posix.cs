@@ -250,19 +250,18 @@ public static unsafe partial class Posix
     public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalkedDirectory(string path, ulong device, ulong inode)
     {
         var handle = OpenDirectory(path);
-        Statx sx;
-        if (statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        try
         {
-            var errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
+            var (major, minor, ino) = IdentityOfHandle(handle);
+            if (ino == inode && (((ulong)major << 32) | minor) == device) return handle;
         }
-        if (sx.Ino != inode || (((ulong)sx.DevMajor << 32) | sx.DevMinor) != device)
+        catch
         {
             handle.Dispose();
-            throw new FileChangedException($"{PosixNames.Display(path)} is not the folder the walk saw (it, or a folder on its way, was replaced, by a symlink say): not listed, not backed up");
+            throw;
         }
-        return handle;
+        handle.Dispose();
+        throw new FileChangedException($"{PosixNames.Display(path)} is not the folder the walk saw (it, or a folder on its way, was replaced, by a symlink say): not listed, not backed up");
     }
 
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
@@ -445,7 +444,8 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "fremovexattr", SetLastError = true)]
     private static partial int fremovexattr(int fd, byte* name);
 
-    private static readonly byte[] AclAccess = "system.posix_acl_access"u8.ToArray(), AclDefault = "system.posix_acl_default"u8.ToArray();
+    /// <summary>The two ACL attributes' names, NUL-terminated for the calls (the name is all but the last byte).</summary>
+    private static readonly byte[] AclAccess = "system.posix_acl_access\0"u8.ToArray(), AclDefault = "system.posix_acl_default\0"u8.ToArray();
 
     /// <summary>
     /// Whether the folder at <paramref name="path"/> has a default ACL: what is created in it then inherits an ACL
@@ -453,9 +453,7 @@ public static unsafe partial class Posix
     /// </summary>
     public static bool HasDefaultAcl(string path)
     {
-        var name = new byte[AclDefault.Length + 1];
-        AclDefault.CopyTo(name, 0);
-        fixed (byte* n = name) return getxattr(path, n, null, 0) >= 0; // a target that is a symlink to a folder: the folder's
+        fixed (byte* n = AclDefault) return getxattr(path, n, null, 0) >= 0; // a target that is a symlink to a folder: the folder's
     }
 
     [LibraryImport("libc", EntryPoint = "getxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
@@ -470,15 +468,13 @@ public static unsafe partial class Posix
     {
         foreach (var acl in (ReadOnlySpan<byte[]>)[AclAccess, AclDefault])
         {
-            if (xattrs is not null && xattrs.Any(x => x.Name.Span.SequenceEqual(acl))) continue;
-            var name = new byte[acl.Length + 1];
-            acl.CopyTo(name, 0);
+            if (xattrs is not null && xattrs.Any(x => x.Name.Span.SequenceEqual(acl.AsSpan(0, acl.Length - 1)))) continue;
             int rc;
-            fixed (byte* n = name) rc = fremovexattr(fd, n);
+            fixed (byte* n = acl) rc = fremovexattr(fd, n);
             if (rc == 0) continue;
             var errno = Marshal.GetLastPInvokeError();
             if (errno is ENODATA or EOPNOTSUPP) continue;
-            (failed ??= []).Add($"{PosixNames.Display(PosixNames.Decode(acl))} (inherited from the target folder) could not be taken away: {Describe(errno)}");
+            (failed ??= []).Add($"{PosixNames.Display(PosixNames.Decode(acl.AsSpan(0, acl.Length - 1)))} (inherited from the target folder) could not be taken away: {Describe(errno)}");
         }
     }
 
