@@ -251,18 +251,18 @@ public sealed class RootedDirectory : IDisposable
     }
 
     /// <summary>
-    /// A FIFO or a device node with its owner (when given), extended attributes, mode and mtime: made 0600, owned and
+    /// A FIFO, a socket or a device node with its owner (when given), extended attributes, mode and mtime: made 0600, owned and
     /// timed by name (not followed), its attributes and mode set through a handle of it (O_PATH, which opens no device
     /// and waits on no FIFO); what could not be set of its extended attributes (null: all).
     /// </summary>
     public string? MakeNode(string relative, FileKind kind, uint major, uint minor, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
     {
-        var type = kind switch { FileKind.Fifo => 0x1000u, FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, _ => throw new ArgumentException("a node is a FIFO or a device") };
+        var type = kind switch { FileKind.Fifo => 0x1000u, FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, FileKind.Socket => 0xC000u, _ => throw new ArgumentException("a node is a FIFO, a socket or a device") };
         var dir = ParentOf(relative, out var name);
         try
         {
-            if (Posix.MknodAt(dir, name, type | 0x180, kind == FileKind.Fifo ? 0 : Posix.MakeDev(major, minor)) is var errno and not 0) throw Failure("mknod", relative, errno);
+            if (Posix.MknodAt(dir, name, type | 0x180, kind is FileKind.Fifo or FileKind.Socket ? 0 : Posix.MakeDev(major, minor)) is var errno and not 0) throw Failure("mknod", relative, errno);
             if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
             var notSet = OnNode(relative, Posix.OPath, node =>
             {

@@ -21,7 +21,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 {
     /// <param name="Relative">its path below the target, made of checked names: what the handles resolve (and, after a
     /// slash, its path in the snapshot)</param>
-    private sealed record Entry(string Relative, Node Node, int Depth)
+    /// <param name="LinkTo">a hard link: the snapshot path of the name it links to, when that is not the one its node
+    /// records (that name is not restored, or comes later: see <see cref="_standIns"/>)</param>
+    private sealed record Entry(string Relative, Node Node, int Depth, string? LinkTo = null)
     {
         public string SnapshotPath => "/" + Relative;
     }
@@ -43,6 +45,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<Entry> _symlinks = [];
     /// <summary>The snapshot paths of the files restored that may be the first name of a hard link (more than one link, or not recorded).</summary>
     private readonly HashSet<string> _restoredFiles = new(StringComparer.Ordinal);
+    /// <summary>
+    /// A hard-link group whose first name (as its snapshot records it) was not planned when one of its further names
+    /// was: that further name is restored with the content, and every other name of the group, the first one too
+    /// if it comes later, is linked to it: the group comes back as one inode, not as copies. Keyed by the first name.
+    /// </summary>
+    private readonly Dictionary<string, string> _standIns = new(StringComparer.Ordinal);
+    /// <summary>The snapshot paths of files that may have further names whose restore failed: no name is linked to what is left of them.</summary>
+    private readonly HashSet<string> _failedFiles = new(StringComparer.Ordinal);
+    /// <summary>Folders asked for only on the way to what an include may match: planned (made) once something below them is.</summary>
+    private readonly List<Entry> _waysDown = [];
     private readonly List<string> _includePaths = [];
     private readonly List<Glob> _includeGlobs = [];
     private string _target = "";
@@ -199,36 +211,73 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             var selection = all ? Selection.All : Select(snapshotPath);
             if (selection == Selection.No) continue;
             var entry = new Entry(relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
+            if (node.Type == NodeType.Directory)
+            {
+                if (selection == Selection.All) PlanDirectory(entry);
+                else _waysDown.Add(entry); // made only if something below it is restored
+                if (node.Subtree.Length == ChunkId.Size)
+                    Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
+                if (_waysDown.Count > 0 && ReferenceEquals(_waysDown[^1], entry)) _waysDown.RemoveAt(_waysDown.Count - 1); // nothing below it was
+                continue;
+            }
+            if (selection != Selection.All) continue;
             switch (node.Type)
             {
-                case NodeType.Directory:
-                    _dirs.Add(entry);
-                    if (node.Subtree.Length == ChunkId.Size)
-                        Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
+                case NodeType.File when node.Nlink != 1 && _standIns.TryGetValue(snapshotPath, out var standIn):
+                    PlanDirectory(null);
+                    _links.Add(entry with { LinkTo = standIn }); // the first name of a group a further name already holds
                     break;
-                case NodeType.File when selection == Selection.All:
+                case NodeType.File:
                     PlanFile(entry);
                     break;
-                case NodeType.Hardlink when selection == Selection.All:
-                    if (HardlinkTargetProblem(node.LinkedPath()) is { } problem)
+                case NodeType.Hardlink:
+                    var first = node.LinkedPath();
+                    if (HardlinkTargetProblem(first) is { } problem)
                         _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {problem}" });
-                    else if (_restoredFiles.Contains(node.LinkedPath())) _links.Add(entry);
+                    else if (_restoredFiles.Contains(first))
+                    {
+                        PlanDirectory(null);
+                        _links.Add(entry);
+                    }
+                    else if (_standIns.TryGetValue(first, out var holder))
+                    {
+                        PlanDirectory(null);
+                        _links.Add(entry with { LinkTo = holder });
+                    }
                     else
                     {
-                        // Its first name is not part of this restore: restore the content under this name.
+                        // Its first name is not restored (or not yet planned): this name holds the content, the group's
+                        // other names are linked to it.
+                        _standIns[first] = snapshotPath;
                         PlanFile(entry, firstName: true);
                     }
                     break;
-                case NodeType.Symlink when selection == Selection.All:
+                case NodeType.Symlink:
+                    PlanDirectory(null);
                     _symlinks.Add(entry);
                     break;
-                case NodeType.Fifo or NodeType.CharDevice or NodeType.BlockDevice when selection == Selection.All:
+                case NodeType.Fifo or NodeType.CharDevice or NodeType.BlockDevice or NodeType.Socket:
+                    // A socket comes back as the inode it was (mknod): the program that listens on it makes it anew
+                    // when it starts, but its mode, owner and ACLs are what others are allowed to connect with.
+                    PlanDirectory(null);
                     _special.Add(entry);
                     break;
-                case NodeType.Socket:
-                    break; // a socket is recreated by the program that listens on it
             }
         }
+    }
+
+    /// <summary>
+    /// Something is planned below the folders on the way to it (<see cref="_waysDown"/>): they are made first, parents
+    /// before children; then <paramref name="dir"/>, when it is a folder to restore.
+    /// </summary>
+    private void PlanDirectory(Entry? dir)
+    {
+        if (_waysDown.Count > 0)
+        {
+            _dirs.AddRange(_waysDown);
+            _waysDown.Clear();
+        }
+        if (dir is not null) _dirs.Add(dir);
     }
 
     /// <summary>
@@ -237,6 +286,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// </summary>
     private void PlanFile(Entry file, bool firstName = false)
     {
+        PlanDirectory(null);
         if (firstName || file.Node.Nlink != 1) _restoredFiles.Add(file.SnapshotPath); // 0: a snapshot that did not record it
         _files.Add(file);
         _filesPlanned++;
@@ -388,7 +438,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         foreach (var f in _files.Where(f => !IsBlocked(TargetOf(f))).OrderByDescending(f => f.Node.Size))
         {
             var n = f.Node.ChunkCount();
-            if (f.Node.ChunkSizes.Count != n)
+            if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue)
             {
                 _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
                 continue;
@@ -594,6 +644,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (slot.Error is not null)
             {
                 lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
+                if (file.Node.Nlink != 1 || file.Node.Type == NodeType.Hardlink)
+                    lock (_failedFiles) _failedFiles.Add(file.SnapshotPath);
                 return;
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
@@ -607,10 +659,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void MakeHardLink(Entry l)
     {
         if (IsBlocked(TargetOf(l))) return;
+        var first = l.LinkTo ?? l.Node.LinkedPath();
         // Both names below the target, resolved without a symlink: a hard link never reaches a file outside it.
-        var existing = string.Join('/', l.Node.LinkedPath().Split('/', StringSplitOptions.RemoveEmptyEntries));
+        var existing = string.Join('/', first.Split('/', StringSplitOptions.RemoveEmptyEntries));
         Guard(l, () =>
         {
+            bool failed;
+            lock (_failedFiles) failed = _failedFiles.Contains(first);
+            if (failed) throw new IOException($"not restored: a further name of {PosixNames.Display(first)}, whose restore failed (its error says why); restore again once that is fixed");
             _root.RemoveNonDirectory(l.Relative);
             _root.Link(existing, l.Relative);
         });
@@ -619,8 +675,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void MakeSpecial(Entry s, bool restoreOwner)
     {
         if (IsBlocked(TargetOf(s))) return;
-        var kind = s.Node.Type switch { NodeType.Fifo => FileKind.Fifo, NodeType.CharDevice => FileKind.CharDevice, _ => FileKind.BlockDevice };
-        if (kind != FileKind.Fifo)
+        var kind = s.Node.Type switch { NodeType.Fifo => FileKind.Fifo, NodeType.Socket => FileKind.Socket, NodeType.CharDevice => FileKind.CharDevice, _ => FileKind.BlockDevice };
+        if (kind is FileKind.CharDevice or FileKind.BlockDevice)
         {
             if (!_privileged)
                 throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} not restored into a folder that was there before: restore into a new folder, or give --force");

@@ -220,6 +220,10 @@ public class BackupRestoreTests
         repo.Restore(snap.Id, t2, ["**/*.txt"]);
         Assert.True(File.Exists(t2 + src + "/dir with spaces/text.txt"));
         Assert.False(File.Exists(t2 + src + "/empty"));
+        // Only the folders on the way to what matched: none that the glob merely looked through.
+        Assert.False(Directory.Exists(t2 + src + "/dir with spaces/nested"));
+        Assert.Throws<FileNotFoundException>(() => repo.Restore(snap.Id, Path.Combine(dir.Path, "t5"), ["**/*.nothing"]));
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "t5") + src));
         // The second name of a hard link restores with its content when the first is not selected.
         var t3 = Path.Combine(dir.Path, "t3");
         repo.Restore(snap.Id, t3, [src + "/dir with spaces/second-link"]);
@@ -422,6 +426,83 @@ public class NameRoundTripTests
         var area = dir.Sub("restores");
         TreeCompare.SetXattr(area, "system.posix_acl_default", TreeCompare.Acl((0x01, 7, Unset), (0x02, 7, 4321), (0x04, 5, Unset), (0x10, 7, Unset), (0x20, 5, Unset)));
         var target = Path.Combine(area, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Fact]
+    public void A_hard_link_group_comes_back_as_one_inode_when_its_first_name_is_not_restored_or_comes_later()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "a", "sub"));
+        Directory.CreateDirectory(Path.Combine(src, "a-b"));
+        Directory.CreateDirectory(Path.Combine(src, "c"));
+        File.WriteAllText(Path.Combine(src, "a-b", "y"), "one inode, four names");
+        TreeCompare.HardLink(src, "a-b/y"u8, "a/sub/x"u8);
+        TreeCompare.HardLink(src, "a-b/y"u8, "c/p"u8);
+        TreeCompare.HardLink(src, "a-b/y"u8, "c/q"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // The set's paths are walked in their order, "a-b" before "a/sub" ('-' sorts before '/'), so the first name the
+        // snapshot records (a-b/y) comes after a/sub/x in its tree, where a restore meets it.
+        var snap = repo.Backup(new BackupSet("x", [Path.Combine(src, "c"), Path.Combine(src, "a-b"), Path.Combine(src, "a", "sub")]), Level.Full);
+        Assert.Empty(snap.Errors);
+        ulong Inode(string root, string name) => Posix.Posix.LStat(root + src + "/" + name)!.Value.Inode;
+        var whole = Path.Combine(dir.Path, "whole");
+        Assert.Empty(repo.Restore(snap.Id, whole).Errors);
+        Assert.Equal(4u, Posix.Posix.LStat(whole + src + "/a/sub/x")!.Value.Nlink);
+        Assert.All(new[] { "a-b/y", "c/p", "c/q" }, n => Assert.Equal(Inode(whole, "a/sub/x"), Inode(whole, n)));
+        Assert.Equal("one inode, four names", File.ReadAllText(whole + src + "/c/q"));
+        // Only c: the first name is not restored; c/p holds the content and c/q is its link, not a copy.
+        var part = Path.Combine(dir.Path, "part");
+        Assert.Empty(repo.Restore(snap.Id, part, [src + "/c"]).Errors);
+        Assert.Equal(Inode(part, "c/p"), Inode(part, "c/q"));
+        Assert.Equal("one inode, four names", File.ReadAllText(part + src + "/c/p"));
+        Assert.False(Directory.Exists(part + src + "/a"));
+    }
+
+    /// <summary>A library that has lost every file chunk (its trees are there).</summary>
+    private sealed class LostContents(Codec.IChunkSource inner) : Codec.IChunkSource
+    {
+        public ReadOnlySpan<byte> ReadPayload(Hashing.ChunkId id, ref byte[] buffer, out Volumes.RecordFlags flags)
+        {
+            var payload = inner.ReadPayload(id, ref buffer, out flags);
+            if ((flags & Volumes.RecordFlags.Tree) == 0) throw new IOException($"chunk {id} lost");
+            return payload;
+        }
+    }
+
+    [Fact]
+    public void A_further_name_of_a_file_whose_restore_failed_is_reported_not_linked_to_what_is_left()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "x"), "content the library lost");
+        TreeCompare.HardLink(src, "x"u8, "y"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        var target = Path.Combine(dir.Path, "r");
+        var result = new Restore.Restorer(repo.Ring.For(snap), new LostContents(repo.Library)).Run(snap, target, new Restore.RestoreOptions());
+        Assert.Contains(result.Errors, e => e.Path == Path.Combine(src, "x") && e.Reason.Contains("lost"));
+        Assert.Contains(result.Errors, e => e.Path == Path.Combine(src, "y") && e.Reason.Contains("a further name of " + Path.Combine(src, "x")));
+        Assert.False(File.Exists(target + src + "/y"));
+    }
+
+    [Fact]
+    public void A_socket_comes_back_as_a_socket_with_its_mode_owner_and_time()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var path = Path.Combine(src, "listening.sock");
+        TreeCompare.MakeNode(path, 0xC000 | 0b110_110_000); // the inode a listening program leaves (mknod makes it as bind does)
+        Posix.Posix.Chmod(path, 0b110_110_000);
+        Posix.Posix.SetMtime(path, 1_234_567_890, 5);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        Assert.StartsWith("socket mode 660", expected["listening.sock"]);
+        var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         TreeCompare.AssertSame(expected, target + src);
     }
