@@ -6,10 +6,13 @@ namespace ActorBackup.TestSupport;
 public sealed class SmallDisk : IDisposable
 {
     public string Path { get; }
+    private readonly bool _ownFolder;
 
-    public SmallDisk(int mebibytes)
+    /// <param name="at">an empty folder to mount it on (a mount point inside a tree); null: a temporary folder of its own</param>
+    public SmallDisk(int mebibytes, string? at = null)
     {
-        Path = Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
+        _ownFolder = at is null;
+        Path = at ?? Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
         Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
     }
 
@@ -39,7 +42,7 @@ public sealed class SmallDisk : IDisposable
         try
         {
             Run("/bin/umount", "-l", Path);
-            Directory.Delete(Path);
+            if (_ownFolder) Directory.Delete(Path);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException) { }
     }

@@ -371,4 +371,32 @@ public static unsafe partial class TreeCompare
     [LibraryImport("libc", SetLastError = true)] private static partial nint llistxattr(byte* path, byte* list, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial nint lgetxattr(byte* path, byte* name, byte* value, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial int lsetxattr(byte* path, byte* name, byte* value, nint size, int flags);
+    [LibraryImport("libc", SetLastError = true)] private static partial int inotify_init1(int flags);
+    [LibraryImport("libc", SetLastError = true)] private static partial int inotify_add_watch(int fd, byte* path, uint mask);
+    [LibraryImport("libc", SetLastError = true)] private static partial nint read(int fd, byte* buffer, nint count);
+
+    /// <summary>
+    /// Tells whether a file was opened since the watch began (inotify IN_OPEN, queued by the open itself): an O_PATH
+    /// handle, which opens nothing (no device acts, no FIFO's writer wakes), is no open.
+    /// </summary>
+    public sealed class OpenWatch : IDisposable
+    {
+        private readonly int _fd;
+
+        public OpenWatch(string path)
+        {
+            _fd = inotify_init1(0x800 | 0x80000); // IN_NONBLOCK | IN_CLOEXEC
+            if (_fd < 0) throw new IOException($"inotify_init1: errno {Marshal.GetLastPInvokeError()}");
+            fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+                if (inotify_add_watch(_fd, p, 0x20) < 0) throw new IOException($"inotify_add_watch {path}: errno {Marshal.GetLastPInvokeError()}"); // IN_OPEN
+        }
+
+        public bool Opened()
+        {
+            var buffer = stackalloc byte[4096];
+            return read(_fd, buffer, 4096) > 0; // nothing queued: -1, EAGAIN
+        }
+
+        public void Dispose() => close(_fd);
+    }
 }

@@ -102,11 +102,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private sealed record Part(SplitFile File, int Index, long Offset, long Length);
 
     /// <summary>The names of one inode (hard links): the others take the first's chunks once it is read or confirmed.</summary>
-    private sealed class LinkGroup(Node first, string path)
+    private sealed class LinkGroup(Node first, string path, uint names)
     {
         public Node First { get; } = first;
         public string Path { get; } = path;
         public bool Done;
+        /// <summary>
+        /// How many of its names the walk met: at the link count its first name had (a name removed meanwhile does not
+        /// keep a later one from finding the group), it leaves the table (<see cref="_firstLinks"/>).
+        /// </summary>
+        public uint Seen = 1;
+        public uint Names { get; } = names;
         public List<(Node Link, DirBuild Dir)> Waiting = [];
     }
 
@@ -131,7 +137,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     private readonly List<SnapshotError> _errors = [];
+    /// <summary>The inodes of more than one name whose names the walk has not all met yet (a group leaves once it has: the table holds the groups open, not every hard-linked file of the run).</summary>
     private readonly Dictionary<(ulong Dev, ulong Ino), LinkGroup> _firstLinks = [];
+    /// <summary>The hard-link groups still in the table (tests: a group whose names were all met leaves it).</summary>
+    internal int LinkGroupsHeld => _firstLinks.Count;
     private readonly object _linkLock = new();
     /// <summary>
     /// Chunk ids the snapshot references (its trees and its files' chunks), collected as the trees are stored and handed
@@ -151,6 +160,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal int QueuedFiles { get; init; } = 4096;
     /// <summary>Called with a folder's path right before it is opened to be listed (tests: a folder swapped meanwhile).</summary>
     internal Action<string>? BeforeListing { get; init; }
+    /// <summary>Called with an entry's path right before its extended attributes are read (tests: a read that fails).</summary>
+    internal Action<string>? BeforeXattrs { get; init; }
     /// <summary>Called with a file's path right before a reader opens it (tests: a file gone meanwhile).</summary>
     internal Action<string>? BeforeRead { get; init; }
     /// <summary>The most folders open at once in the last run (walked or being walked, their trees not stored yet).</summary>
@@ -366,12 +377,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         try
         {
+            BeforeXattrs?.Invoke(path);
             foreach (var (name, value) in Posix.Posix.ReadXattrs(path))
                 node.Xattrs.Add(new Xattr { Name = ByteString.CopyFrom(name), Value = ByteString.CopyFrom(value) });
         }
         catch (IOException e)
         {
             Error(path, $"its extended attributes are not backed up: {e.Message}");
+            // No ctime recorded: the next backup does not take this node's (empty) xattrs, or its content, as the
+            // entry's, but reads them again (AddEntry's sameInode, Unchanged).
+            node.CtimeSec = 0;
+            node.CtimeNsec = 0;
         }
     }
 
@@ -719,17 +735,25 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         switch (st.Kind)
         {
             case FileKind.Directory:
-                if (_set.OneFileSystem && st.Device != rootDevice) return false; // a mount point: another file system
+                // A mount point with --one-file-system: the folder is kept (a restore makes the place to mount on, with
+                // its owner and mode), empty; what is mounted there is not walked.
+                var mountPoint = _set.OneFileSystem && st.Device != rootDevice;
                 var sub = NewDir(full, node, dir);
                 if (_onTheWay.Contains(full))
                 {
                     Interlocked.Increment(ref sub.Pending); // another path of the set lies below: open until every path is walked
                     _heldOpen.Add(sub);
                 }
-                if (_parentTreesSameKeys && parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size }) sub.Same = parentNode.SubtreeId();
+                if (!mountPoint && _parentTreesSameKeys && parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size }) sub.Same = parentNode.SubtreeId();
                 Interlocked.Increment(ref dir.Pending);
                 dir.Children.Add(node);
                 dir.SubDirs.Add(sub);
+                if (mountPoint)
+                {
+                    node.Flags = st.Attributes; // not listed: the flags statx tells
+                    Done(sub);
+                    return false;
+                }
                 WalkDirectory(sub, parentSubtree is null ? ParentSubtree(parentNode, full) : parentSubtree.GetAwaiter().GetResult(), rootDevice, cancel);
                 var equal = false;
                 if (sub.Same is not null)
@@ -745,10 +769,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 LinkGroup? group = null;
                 if (st.Nlink > 1)
                 {
+                    LinkGroup? first;
                     lock (_linkLock)
                     {
-                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first))
+                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out first))
                         {
+                            if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
                             node.LinksTo(first.Path);
                             dir.Children.Add(node);
                             if (!first.Done)
@@ -759,11 +785,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                                 return false;
                             }
                         }
-                        else _firstLinks[(st.Device, st.Inode)] = group = new LinkGroup(node, full);
+                        else _firstLinks[(st.Device, st.Inode)] = group = new LinkGroup(node, full, st.Nlink);
                     }
                     if (group is null)
                     {
-                        TakeFirst(node, full, _firstLinks[(st.Device, st.Inode)]);
+                        TakeFirst(node, full, first!);
                         return false;
                     }
                 }
@@ -916,6 +942,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             whole.Node.Type = NodeType.Unspecified; // left out of its tree
             Error(whole.Path, split.Error);
+        }
+        else if (split.Ids.Sum(i => (long)i.Length) / ChunkId.Size > NodeExtensions.MaxChunkEntries)
+        {
+            whole.Node.Type = NodeType.Unspecified;
+            Error(whole.Path, TooManyChunks.Reason);
         }
         else
         {
@@ -1083,6 +1114,25 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private string? ReadFile(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
     {
+        try
+        {
+            return ReadChunks(job, chunker, encoder, cancel);
+        }
+        catch (TooManyChunks)
+        {
+            return TooManyChunks.Reason;
+        }
+    }
+
+    /// <summary>A file's chunk list outgrows what one tree entry may hold (<see cref="NodeExtensions.MaxChunkEntries"/>).</summary>
+    private sealed class TooManyChunks : Exception
+    {
+        public static readonly string Reason = $"has more than {NodeExtensions.MaxChunkEntries:N0} chunks and holes, more than one entry of a folder's tree may list: " +
+                                               "not backed up (a policy with larger chunks takes it)";
+    }
+
+    private string? ReadChunks(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
+    {
         var expected = (int)Math.Min((ulong)(job.Part?.Length ?? (long)job.Stat.Size) / (ulong)chunker.MinSize + 2, 1 << 16);
         var ids = new byte[expected * ChunkId.Size];
         var sizes = new List<uint>(expected);
@@ -1101,6 +1151,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         void Entry(ChunkId id, long length)
         {
+            if (count >= NodeExtensions.MaxChunkEntries) throw new TooManyChunks();
             if ((count + 1) * ChunkId.Size > ids.Length) Array.Resize(ref ids, ids.Length * 2);
             id.WriteTo(ids.AsSpan(count * ChunkId.Size));
             count++;

@@ -17,6 +17,12 @@ public static class BlockFiles
     /// <summary>Below this, a file is cut as any other (a change stores at most a few of its chunks anyway).</summary>
     public const long MinSize = 16L * 1024 * 1024;
 
+    /// <summary>
+    /// From this size on, a file is cut as any other: at 32 KiB a chunk, a bigger one would near the chunks one tree
+    /// entry may list (NodeExtensions.MaxChunkEntries).
+    /// </summary>
+    public const long MaxSize = 48L << 30;
+
     public static readonly ChunkerOptions Chunker = new(8 * 1024, 32 * 1024, 128 * 1024);
 
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase)
@@ -31,7 +37,7 @@ public static class BlockFiles
     /// <summary>Whether the file at <paramref name="path"/>, <paramref name="size"/> bytes, is one to cut finer.</summary>
     public static bool Are(string path, ulong size)
     {
-        if (size < MinSize) return false;
+        if (size is < MinSize or >= MaxSize) return false;
         var name = Path.GetFileName(path.AsSpan());
         if (Extensions.Contains(Path.GetExtension(path))) return true;
         // PostgreSQL's relation files (16384, 16384.1, 16384_fsm) and InnoDB's shared tablespace (ibdata1).

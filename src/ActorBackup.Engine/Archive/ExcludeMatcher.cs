@@ -5,7 +5,8 @@ namespace ActorBackup.Engine.Archive;
 /// <summary>
 /// Exclude patterns, restic-style: a pattern with a '/' is matched against the whole path, one without
 /// against each entry's name ("*.tmp", "node_modules"). '**' crosses directories. A pattern is written as listings
-/// show names (Posix/PosixNames: a byte that is not UTF-8 as \xHH, a backslash as \\).
+/// show names (Posix/PosixNames: a byte that is not UTF-8 as \xHH, a backslash as \\), and a backslash is a character
+/// of a name, never a separator.
 /// </summary>
 public sealed class ExcludeMatcher
 {
@@ -20,7 +21,7 @@ public sealed class ExcludeMatcher
             Glob glob;
             try
             {
-                glob = Glob.Parse(Posix.PosixNames.Parse(p));
+                glob = Glob.Parse(Posix.PosixNames.ForGlob(Posix.PosixNames.Parse(p)));
             }
             catch (Exception e)
             {
@@ -32,7 +33,11 @@ public sealed class ExcludeMatcher
 
     public bool IsExcluded(string fullPath, string name)
     {
+        if (_nameGlobs.Count + _pathGlobs.Count == 0) return false;
+        // A backslash in a name is a character, not a separator (PosixNames.ForGlob).
+        name = Posix.PosixNames.ForGlob(name);
         foreach (var g in _nameGlobs) if (g.IsMatch(name)) return true;
+        fullPath = Posix.PosixNames.ForGlob(fullPath);
         foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return true;
         return false;
     }

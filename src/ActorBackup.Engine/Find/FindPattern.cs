@@ -117,8 +117,8 @@ public sealed class FindPattern
         return _glob.IsMatch(Plain(Encoding.UTF8.GetString(path)));
     }
 
-    /// <summary>The glob library reads a backslash as a path separator: it sees a private-use character in its place, in pattern and name alike.</summary>
-    private static string Plain(string text) => text.Replace('\\', '\uE05C');
+    /// <summary>The glob library reads a backslash as a path separator: it sees another character in its place, in pattern and name alike.</summary>
+    private static string Plain(string text) => Posix.PosixNames.ForGlob(text);
 
     /// <summary>The longest run of plain characters, outside any [class] or {alternatives}: every match contains it.</summary>
     private static string LongestLiteral(string pattern)

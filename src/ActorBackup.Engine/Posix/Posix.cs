@@ -86,19 +86,26 @@ public static unsafe partial class Posix
     private const int AtEmptyPath = 0x1000;
 
     /// <summary>
-    /// Opens a file the walk found for reading, as root may: never through a symlink (O_NOFOLLOW), never waiting on
-    /// a FIFO (O_NONBLOCK), and only when the handle is the very file the walk saw (same device, inode and type):
-    /// a file swapped for a symlink, a FIFO or another file between the walk and the read is refused with the reason,
-    /// and none of its bytes are read.
+    /// Opens a file the walk found for reading, as root may: never through a symlink swapped in anywhere on its path,
+    /// never waiting on a FIFO (O_NONBLOCK), never opening a device, and only when the handle is the very file the walk
+    /// saw (same device, inode and type): a file swapped for a symlink, a FIFO or another file between the walk and the
+    /// read is refused with the reason, and none of its bytes are read.
     /// </summary>
     public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalked(string path, FileStat walked)
     {
         // O_NOATIME: reading a file for a backup leaves its access time as it was (allowed to its owner and to root).
-        var fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec | ONoatime);
-        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ONonblock | ONofollow | OCloexec);
+        const int Flags = ORdOnly | ONonblock | ONofollow | ONoctty;
+        // Through no symlink at all (openat2, RESOLVE_NO_SYMLINKS): O_NOFOLLOW covers the last name alone, and a folder
+        // higher up swapped for a symlink mid-backup would send the open elsewhere, to a device whose very open acts
+        // (a watchdog, a tape that rewinds). A path with a symlink on its way (the operator's /home -> /data/home, or
+        // one swapped in) is opened O_PATH instead, which opens no device and waits on no FIFO, checked to be the
+        // walked file, and only then opened for reading through that handle (/proc/self/fd).
+        var fd = OpenWithoutSymlinks(path, Flags | ONoatime);
+        if (fd == -EPERM) fd = OpenWithoutSymlinks(path, Flags);
+        if (fd is -ELOOP or -ENOSYS) fd = OpenThroughPathHandle(path, walked, Flags);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
+            var errno = -fd;
             if (errno == ELOOP) throw new FileChangedException($"became a symlink after the walk: not followed, not backed up");
             if (errno is ENOENT or ENOTDIR) throw new FileNotFoundException($"{PosixNames.Display(path)} vanished before it could be read", path);
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
@@ -127,6 +134,51 @@ public static unsafe partial class Posix
         // read-ahead gains nothing from it: the call is left out).
         if (walked.Size > SequentialAdviceFrom) posix_fadvise(fd, 0, 0, 2);
         return handle;
+    }
+
+    /// <summary>openat2 of a path that no symlink may be on, its last name included; -errno on failure (-ENOSYS before Linux 5.6).</summary>
+    private static int OpenWithoutSymlinks(string path, int flags)
+    {
+        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Resolve = ResolveNoSymlinks };
+        fixed (byte* p = CString(path))
+        {
+            var fd = syscall_openat2(SysOpenat2, AtFdCwd, p, &how, (nuint)sizeof(OpenHow));
+            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    private const int AtFdCwd = -100;
+
+    /// <summary>
+    /// A walked file whose path goes through a symlink: opened O_PATH (the last name not followed), and opened for
+    /// reading through that handle only if it is the walked regular file; -errno on failure (-ELOOP: the last name is
+    /// a symlink now; a handle of another file is given back as it is, for the caller's check to name).
+    /// </summary>
+    private static int OpenThroughPathHandle(string path, FileStat walked, int flags)
+    {
+        var located = open(path, OPath | ONofollow | OCloexec);
+        if (located < 0) return -Marshal.GetLastPInvokeError();
+        try
+        {
+            Statx sx;
+            if (statx(located, "", AtEmptyPath, StatxBasicStats, &sx) != 0) return -Marshal.GetLastPInvokeError();
+            if ((sx.Mode & 0xF000) == 0xA000) return -ELOOP;
+            if ((sx.Mode & 0xF000) != 0x8000 || sx.Ino != walked.Inode || (((ulong)sx.DevMajor << 32) | sx.DevMinor) != walked.Device)
+            {
+                // Not the walked file (a FIFO, a device, another file): handed back unopened, for the check to refuse.
+                var kept = located;
+                located = -1;
+                return kept;
+            }
+            // Without O_NOFOLLOW: /proc/self/fd/N is itself a (magic) link, to the very inode checked above.
+            flags &= ~ONofollow;
+            var fd = Reopen(located, flags | ONoatime);
+            return fd == -EPERM ? Reopen(located, flags) : fd;
+        }
+        finally
+        {
+            if (located >= 0) close(located);
+        }
     }
 
     [LibraryImport("libc", EntryPoint = "pread64", SetLastError = true)]

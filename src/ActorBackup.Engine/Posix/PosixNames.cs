@@ -16,6 +16,13 @@ public static class PosixNames
 {
     private const char EscapeBase = '\uDC00';
 
+    /// <summary>
+    /// A name, path or pattern as the glob library (DotNet.Glob) is to see it, pattern and subject alike: it reads a
+    /// backslash as a folder separator, but a Linux name may hold one, so it sees U+DC5C in its place: the escape of
+    /// byte 0x5C, which is never made (a backslash is valid UTF-8), so no name is mistaken for it.
+    /// </summary>
+    public static string ForGlob(string text) => text.Contains('\\') ? text.Replace('\\', '\uDC5C') : text;
+
     /// <summary>Whether <paramref name="name"/> holds escaped bytes (a name that is not valid UTF-8).</summary>
     public static bool HasEscapes(ReadOnlySpan<char> name)
     {

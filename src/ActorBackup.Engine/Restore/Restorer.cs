@@ -79,7 +79,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         foreach (var inc in options.Include)
         {
             var asked = PosixNames.Parse(inc);
-            if (asked.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(asked));
+            if (asked.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
             else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
@@ -181,7 +181,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (p.StartsWith(snapshotPath + "/", StringComparison.Ordinal)) result = Selection.Descend;
         }
         foreach (var g in _includeGlobs)
-            if (g.IsMatch(snapshotPath)) return Selection.All;
+            if (g.IsMatch(PosixNames.ForGlob(snapshotPath))) return Selection.All;
         return _includeGlobs.Count > 0 ? Selection.Descend : result;
     }
 

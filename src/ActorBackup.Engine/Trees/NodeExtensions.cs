@@ -51,6 +51,13 @@ public static class NodeExtensions
     /// </summary>
     public const long MaxHoleEntry = 1L << 30;
 
+    /// <summary>
+    /// The most entries (chunks and holes) one file's node lists: about 77 MB of node, well inside a folder's tree record
+    /// (VolumeFormat.MaxPayload, 256 MiB). At the policy's 1 MiB chunks that is a file of about 2 TiB, or 2 PiB of holes;
+    /// a file beyond it is reported, not backed up, and the backup goes on.
+    /// </summary>
+    public const int MaxChunkEntries = 2 * 1024 * 1024;
+
     /// <summary>Whether a chunk-list entry is a hole (the empty id) rather than a chunk.</summary>
     public static bool IsHole(ChunkId id) => id.IsEmpty;
 

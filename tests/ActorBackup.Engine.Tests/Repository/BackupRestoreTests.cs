@@ -507,6 +507,138 @@ public class NameRoundTripTests
         TreeCompare.AssertSame(expected, target + src);
     }
 
+    [SmallDiskFact]
+    public void With_one_file_system_a_mount_point_is_kept_as_an_empty_folder_and_a_path_of_the_set_below_one_is_walked()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "here"), "on the set's file system");
+        var mnt = Path.Combine(src, "mnt");
+        var mnt2 = Path.Combine(src, "mnt2");
+        Directory.CreateDirectory(mnt);
+        Directory.CreateDirectory(mnt2);
+        using var disk = new SmallDisk(1, mnt);
+        using var disk2 = new SmallDisk(1, mnt2);
+        File.WriteAllText(Path.Combine(mnt, "mounted"), "another file system");
+        Posix.Posix.Chmod(mnt, 0b111_101_000); // the mounted root's mode: what the folder comes back with
+        Directory.CreateDirectory(Path.Combine(mnt2, "keep"));
+        File.WriteAllText(Path.Combine(mnt2, "keep", "wanted"), "named by the set");
+        File.WriteAllText(Path.Combine(mnt2, "skipped"), "not named");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("x", [src, Path.Combine(mnt2, "keep")], OneFileSystem: true);
+        foreach (var level in new[] { Level.Full, Level.Incremental })
+        {
+            var snap = repo.Backup(set, level);
+            Assert.Empty(snap.Errors);
+            var r = Path.Combine(dir.Path, "r-" + level) + src;
+            Assert.Empty(repo.Restore(snap.Id, Path.Combine(dir.Path, "r-" + level)).Errors);
+            Assert.Equal("on the set's file system", File.ReadAllText(Path.Combine(r, "here")));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(r, "mnt")));
+            Assert.Equal(0b111_101_000u, Posix.Posix.LStat(Path.Combine(r, "mnt"))!.Value.Mode & 0xFFF);
+            Assert.Equal("named by the set", File.ReadAllText(Path.Combine(r, "mnt2", "keep", "wanted")));
+            Assert.False(File.Exists(Path.Combine(r, "mnt2", "skipped")));
+        }
+    }
+
+    [SmallDiskFact]
+    public void A_file_of_more_holes_than_a_tree_entry_lists_is_reported_and_the_backup_goes_on()
+    {
+        using var dir = new TempDir();
+        using var disk = new SmallDisk(1);
+        File.WriteAllText(Path.Combine(disk.Path, "small"), "kept");
+        var huge = Path.Combine(disk.Path, "huge");
+        using (var f = new FileStream(huge, FileMode.Create)) f.SetLength(4L << 50); // 4 PiB of hole: 4 Mi entries of 1 GiB
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [disk.Path]), Level.Full);
+        var error = Assert.Single(snap.Errors);
+        Assert.Equal(huge, error.Path);
+        Assert.Contains("more than 2,097,152 chunks and holes", error.Reason);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        Assert.Equal("kept", File.ReadAllText(target + disk.Path + "/small"));
+        Assert.False(File.Exists(target + huge));
+    }
+
+    [Fact]
+    public void An_entry_whose_extended_attributes_could_not_be_read_has_them_read_by_the_next_backup()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var file = Path.Combine(src, "noted");
+        File.WriteAllText(file, "content");
+        TreeCompare.SetXattr(file, "user.note", "kept"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("x", [src]);
+        var options = new BackupOptions { Level = Level.Full, Library = repo.Library.Id };
+        SnapshotManifest Keep(SnapshotManifest snap)
+        {
+            StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+            repo.Catalog.Save(snap);
+            return snap;
+        }
+        var failing = new Archiver(repo.Keys, repo.Library, repo.Library) { BeforeXattrs = p => { if (p == file) throw new IOException("simulated EIO"); } };
+        var first = Keep(failing.Run(set, options, null));
+        Assert.Contains(first.Errors, e => e.Path == file && e.Reason.Contains("extended attributes are not backed up"));
+        // Nothing changed on disk (the same inode and ctime): the next backup reads them all the same.
+        var second = Keep(new Archiver(repo.Keys, repo.Library, repo.Library).Run(set, options with { Level = Level.Incremental }, first));
+        Assert.Empty(second.Errors);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(second.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+
+    [Fact]
+    public void A_hard_link_group_leaves_the_archivers_table_once_all_its_names_are_met()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        Directory.CreateDirectory(Path.Combine(src, "in"));
+        File.WriteAllText(Path.Combine(src, "in", "a"), "three names");
+        TreeCompare.HardLink(src, "in/a"u8, "in/b"u8);
+        TreeCompare.HardLink(src, "in/a"u8, "in/c"u8);
+        File.WriteAllText(Path.Combine(src, "in", "p"), "one name outside the set");
+        TreeCompare.HardLink(src, "in/p"u8, "outside"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library);
+        var snap = archiver.Run(new BackupSet("x", [Path.Combine(src, "in")]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        Assert.Empty(snap.Errors);
+        Assert.Equal(1, archiver.LinkGroupsHeld); // p's: its other name was never met
+    }
+
+    [Fact]
+    public void A_file_below_a_symlinked_folder_of_the_set_is_read_and_one_swapped_in_on_its_way_is_not_even_opened()
+    {
+        using var dir = new TempDir();
+        var real = dir.Sub("real");
+        Directory.CreateDirectory(Path.Combine(real, "x"));
+        File.WriteAllText(Path.Combine(real, "x", "a-mine"), "the user's own");
+        File.WriteAllText(Path.Combine(real, "x", "later"), "read after the swap");
+        var via = Path.Combine(dir.Path, "via");
+        File.CreateSymbolicLink(via, real); // the operator's path goes through a symlink (/home -> /data/home)
+        var other = dir.Sub("other");
+        File.WriteAllText(Path.Combine(other, "later"), "another file: a device, say, whose open acts");
+        using var watch = new TreeCompare.OpenWatch(Path.Combine(other, "later"));
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var later = Path.Combine(via, "x", "later");
+        // Right before x/later is read (the walk has seen it), x becomes a symlink to another folder.
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library)
+        {
+            BeforeRead = path =>
+            {
+                if (path != later) return;
+                Directory.Move(Path.Combine(real, "x"), Path.Combine(real, "x.old"));
+                File.CreateSymbolicLink(Path.Combine(real, "x"), other);
+            },
+        };
+        // One reader: a-mine is read before later, through the path's symlink, before the swap.
+        var snap = archiver.Run(new BackupSet("x", [Path.Combine(via, "x")]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Parallelism = 1 }, null);
+        var error = Assert.Single(snap.Errors);
+        Assert.Equal(later, error.Path);
+        Assert.Contains("replaced by another file", error.Reason);
+        Assert.False(watch.Opened(), "the file swapped in was opened");
+        Assert.Equal((ulong)"the user's own".Length, snap.Stats.BytesRead);
+    }
+
     [Fact]
     public void Further_names_of_a_file_whose_first_name_could_not_be_read_are_each_reported()
     {
@@ -758,6 +890,12 @@ public class NameRoundTripTests
         Assert.True(excludes.IsExcluded("/s/bad\udcffname", "bad\udcffname"));
         Assert.True(excludes.IsExcluded("/s/x\udcfe", "x\udcfe")); // the byte 0xfe, as ls shows it
         Assert.False(excludes.IsExcluded("/s/x\udcfd", "x\udcfd"));
+        // A backslash is a character of a Linux name, never a folder separator: '*' crosses it, '/' is not it.
+        var backslashes = new ExcludeMatcher(["*.tmp", @"/s/a\\b/keep", "/s/c/*"]);
+        Assert.True(backslashes.IsExcluded(@"/s/x\y.tmp", @"x\y.tmp"));
+        Assert.True(backslashes.IsExcluded(@"/s/a\b/keep", "keep"));
+        Assert.False(backslashes.IsExcluded("/s/a/b/keep", "keep"));
+        Assert.False(backslashes.IsExcluded(@"/s/c\d", @"c\d"));
     }
 
     [Fact]
