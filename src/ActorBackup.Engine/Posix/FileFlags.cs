@@ -20,6 +20,12 @@ public static unsafe partial class FileFlags
 
     public const uint Immutable = 0x10, AppendOnly = 0x20, NoDump = 0x40;
 
+    /// <summary>
+    /// Flags a file system takes on a file only while it is empty (btrfs: no copy-on-write, compress, do not compress;
+    /// set on a file with data, they are silently ignored): a restore sets them when it creates the file, before its data.
+    /// </summary>
+    public const uint BeforeData = 0x4 | 0x400 | 0x00800000;
+
     /// <summary>Flags that forbid changing the entry once set: set last, after links, times and attributes.</summary>
     public const uint Locking = Immutable | AppendOnly;
 

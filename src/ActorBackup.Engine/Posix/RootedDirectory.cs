@@ -84,7 +84,9 @@ public sealed class RootedDirectory : IDisposable
 
     /// <summary>A new file (0600) open for writing, <paramref name="size"/> bytes allocated; what was at the name (not a folder) is removed first.</summary>
     /// <param name="sparse">the file has holes: its size is set at once and nothing is preallocated (the holes stay unallocated)</param>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false)
+    /// <param name="flagsBeforeData">file flags to set while it is empty (FileFlags.BeforeData); one not taken is not
+    /// an error here: the file's flags are all set again once it is whole, and that says what was not</param>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
@@ -94,6 +96,7 @@ public sealed class RootedDirectory : IDisposable
         }
         if (fd < 0) throw Failure("create", relative, -fd);
         var handle = Posix.Handle(fd);
+        if (flagsBeforeData != 0) FileFlags.Set(fd, flagsBeforeData);
         if (sparse)
         {
             RandomAccess.SetLength(handle, size);

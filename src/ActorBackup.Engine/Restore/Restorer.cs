@@ -568,7 +568,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // Created readable by its owner alone: a private file is never open to others while it fills (its
                     // own mode comes with its metadata, once it is whole).
                     // A file with holes gets its size at once and only its data written: the holes stay holes.
-                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles());
+                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles(),
+                        flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
                 else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.File.Relative, slot.Identity);

@@ -756,6 +756,29 @@ public class NameRoundTripTests
         TreeCompare.AssertSame(TreeCompare.Describe(src), second + src);
     }
 
+    [BtrfsFact]
+    public void No_copy_on_write_and_compression_flags_come_back_on_btrfs_which_takes_them_only_on_an_empty_file()
+    {
+        using var btrfs = new LoopBtrfs();
+        var src = Directory.CreateDirectory(Path.Combine(btrfs.Path, "src")).FullName;
+        var flagged = new Dictionary<string, uint> { ["vm.raw"] = 0x00800000, ["logs.txt"] = 0x4, ["media.mkv"] = 0x400 };
+        foreach (var (name, flag) in flagged)
+        {
+            var path = Path.Combine(src, name);
+            File.WriteAllBytes(path, []);
+            TreeCompare.SetFlags(path, flag); // as chattr +C / +c / +m: while it is empty
+            File.WriteAllBytes(path, TestRepo.RandomBytes(300_000, name.Length));
+            Assert.Equal(flag, TreeCompare.Flags(path) & TreeCompare.SettableFlags);
+        }
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var target = Path.Combine(btrfs.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+
     [Fact]
     public void A_backup_leaves_access_times_as_they_were_and_records_them_when_asked()
     {

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using Xunit;
+
+namespace ActorBackup.TestSupport;
+
+/// <summary>A btrfs of 128 MiB in a file, mounted through a loop device for one test and unmounted at the end.</summary>
+public sealed class LoopBtrfs : IDisposable
+{
+    public string Path { get; }
+    private readonly string _image;
+
+    public LoopBtrfs()
+    {
+        Path = Directory.CreateTempSubdirectory("abk-btrfs-").FullName;
+        _image = Path + ".img";
+        using (var f = new FileStream(_image, FileMode.CreateNew)) f.SetLength(128L << 20);
+        Run("mkfs.btrfs", "-q", _image);
+        Run("/bin/mount", "-o", "loop", _image, Path);
+    }
+
+    private static void Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err.Result}");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Run("/bin/umount", Path); // not lazy: the loop device is let go with it
+            Directory.Delete(Path);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException) { }
+        File.Delete(_image);
+    }
+}
+
+/// <summary>A test on a real btrfs (a loop mount): it needs root and mkfs.btrfs (scripts/test.sh installs btrfs-progs; CI runs as root).</summary>
+public sealed class BtrfsFactAttribute : FactAttribute
+{
+    public BtrfsFactAttribute()
+    {
+        if (Environment.UserName != "root" || !File.Exists("/bin/mount"))
+            Skip = "needs root, to mount a btrfs through a loop device (CI runs as root)";
+        else if (!new[] { "/usr/sbin/mkfs.btrfs", "/sbin/mkfs.btrfs", "/usr/bin/mkfs.btrfs" }.Any(File.Exists))
+            Skip = "needs mkfs.btrfs (Debian's btrfs-progs, which scripts/test.sh installs as root)";
+    }
+}
