@@ -369,26 +369,53 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return manifest;
     }
 
+    /// <summary>An entry's extended attributes as read, or why they could not be.</summary>
+    private readonly record struct XattrRead(IReadOnlyList<(byte[] Name, byte[] Value)>? Xattrs, string? Failure);
+
     /// <summary>
-    /// A file's or folder's extended attributes into its node (one call, most often answering none; an entry whose inode
-    /// and ctime are the parent's keeps the parent's instead, AddEntry).
+    /// A file's or folder's extended attributes (one call, most often answering none; an entry whose inode and ctime
+    /// are the parent's keeps the parent's instead, <see cref="KeepsParentXattrs"/>): by its name in its folder's handle
+    /// when the walk has one (the walk lists and stats through it), else by its path (a path of the set, or the folders
+    /// on its way).
     /// </summary>
-    private void ReadXattrs(Node node, string path)
+    private XattrRead ReadXattrs(string path, Microsoft.Win32.SafeHandles.SafeFileHandle? folder = null, string? name = null)
     {
         try
         {
             BeforeXattrs?.Invoke(path);
-            foreach (var (name, value) in Posix.Posix.ReadXattrs(path))
-                node.Xattrs.Add(new Xattr { Name = ByteString.CopyFrom(name), Value = ByteString.CopyFrom(value) });
+            return new(folder is null ? Posix.Posix.ReadXattrs(path) : Posix.Posix.ReadXattrsAt(folder, name!, path), null);
         }
         catch (IOException e)
         {
-            Error(path, $"its extended attributes are not backed up: {e.Message}");
-            // No ctime recorded: the next backup does not take this node's (empty) xattrs, or its content, as the
-            // entry's, but reads them again (AddEntry's sameInode, Unchanged).
-            node.CtimeSec = 0;
-            node.CtimeNsec = 0;
+            return new(null, e.Message);
         }
+    }
+
+    /// <summary>The extended attributes read into the node; when they could not be, the path is reported.</summary>
+    private void TakeXattrs(Node node, string path, XattrRead read)
+    {
+        if (read.Xattrs is { } xattrs)
+        {
+            foreach (var (name, value) in xattrs)
+                node.Xattrs.Add(new Xattr { Name = ByteString.CopyFrom(name), Value = ByteString.CopyFrom(value) });
+            return;
+        }
+        Error(path, $"its extended attributes are not backed up: {read.Failure}");
+        // No ctime recorded: the next backup does not take this node's (empty) xattrs, or its content, as the
+        // entry's, but reads them again (KeepsParentXattrs, Unchanged).
+        node.CtimeSec = 0;
+        node.CtimeNsec = 0;
+    }
+
+    /// <summary>
+    /// Whether an entry takes the parent's extended attributes instead of reading its own: the same inode and ctime as
+    /// in a parent that recorded them (setting one changes the ctime), and the same kind.
+    /// </summary>
+    private bool KeepsParentXattrs(Node? parentNode, FileStat st)
+    {
+        var type = TypeOf(st.Kind);
+        return _parentRecordsAll && parentNode is not null && parentNode.Inode == st.Inode && parentNode.CtimeSec == st.CtimeSec
+               && parentNode.CtimeNsec == st.CtimeNsec && (parentNode.Type == type || parentNode.Type == NodeType.Hardlink && type == NodeType.File);
     }
 
     /// <summary>Records a path the snapshot leaves out or holds imperfectly, as PosixNames.Display shows it.</summary>
@@ -453,7 +480,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
                 node.Flags = ancestor.Attributes; // not listed: the flags statx tells
-                ReadXattrs(node, current);
+                TakeXattrs(node, current, ReadXattrs(current));
                 dir.Changed();
                 existing = NewDir(current, node, dir);
                 Interlocked.Increment(ref dir.Pending);
@@ -475,17 +502,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     private void FillNode(Node node, FileStat st)
     {
-        node.Type = st.Kind switch
-        {
-            FileKind.Regular => NodeType.File,
-            FileKind.Directory => NodeType.Directory,
-            FileKind.Symlink => NodeType.Symlink,
-            FileKind.Fifo => NodeType.Fifo,
-            FileKind.CharDevice => NodeType.CharDevice,
-            FileKind.BlockDevice => NodeType.BlockDevice,
-            FileKind.Socket => NodeType.Socket,
-            _ => NodeType.Unspecified,
-        };
+        node.Type = TypeOf(st.Kind);
         node.Mode = st.Mode;
         node.Uid = st.Uid;
         node.Gid = st.Gid;
@@ -510,6 +527,18 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             node.RdevMinor = st.RdevMinor;
         }
     }
+
+    private static NodeType TypeOf(FileKind kind) => kind switch
+    {
+        FileKind.Regular => NodeType.File,
+        FileKind.Directory => NodeType.Directory,
+        FileKind.Symlink => NodeType.Symlink,
+        FileKind.Fifo => NodeType.Fifo,
+        FileKind.CharDevice => NodeType.CharDevice,
+        FileKind.BlockDevice => NodeType.BlockDevice,
+        FileKind.Socket => NodeType.Socket,
+        _ => NodeType.Unspecified,
+    };
 
     /// <summary>How many of a folder's names are stat-ed at once (on every core), then added in order.</summary>
     private const int StatBlock = 1024;
@@ -603,7 +632,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     }
                     try
                     {
-                        if (AddEntry(dir, e.Name, e.Full, st, e.Parent, rootDevice, cancel, mine)) equal++;
+                        if (AddEntry(dir, e.Name, e.Full, st, e.Parent, rootDevice, cancel, mine, e.Xattrs)) equal++;
                         else same = false;
                     }
                     finally
@@ -632,13 +661,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         public FileStat? Stat;
         public string? Failure;
+        /// <summary>Its extended attributes, read through the folder's handle when it does not keep the parent's.</summary>
+        public XattrRead? Xattrs;
     }
 
     /// <summary>
-    /// lstat of the first <paramref name="count"/> names of a block, through the folder's handle, on every core: a
-    /// walk of unchanged files is mostly these calls.
+    /// lstat of the first <paramref name="count"/> names of a block, and the extended attributes of those that do not
+    /// keep their parent's, through the folder's handle, on every core: a walk of unchanged files is mostly these calls.
     /// </summary>
-    private static void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count)
+    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count)
     {
         void One(int k)
         {
@@ -651,6 +682,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 e.Failure = x.Message;
             }
+            // Its extended attributes too, by its name in the same folder (no path walked again): what a folder on its
+            // way swapped for a symlink meanwhile would make another file's.
+            if (e.Stat is { } st && st.Kind is not FileKind.Socket && !KeepsParentXattrs(e.Parent, st)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
         }
         const int perTask = 64;
         var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
@@ -709,8 +743,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     /// <summary>Adds an entry to its folder's tree; true when it came out equal to the parent's node (then the folder may reuse the parent's tree).</summary>
     /// <param name="parentSubtree">the parent's tree of this folder, read ahead (null: read it here)</param>
+    /// <param name="xattrs">its extended attributes, read with its stat (StatAll; null: read them here, by its path)</param>
     private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel,
-        Task<Tree?>? parentSubtree = null)
+        Task<Tree?>? parentSubtree = null, XattrRead? xattrs = null)
     {
         if (SameFile(parentNode, name, st))
         {
@@ -727,11 +762,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         var node = new Node().Named(name);
         FillNode(node, st);
-        // Same inode and ctime as in a parent that recorded them: the same xattrs (setting one changes the ctime).
-        var sameInode = _parentRecordsAll && parentNode is not null && parentNode.Inode == st.Inode && parentNode.CtimeSec == st.CtimeSec
-                        && parentNode.CtimeNsec == st.CtimeNsec && (parentNode.Type == node.Type || parentNode.Type == NodeType.Hardlink && node.Type == NodeType.File);
-        if (sameInode) node.Xattrs.AddRange(parentNode!.Xattrs);
-        else if (st.Kind is not FileKind.Socket) ReadXattrs(node, full); // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels)
+        // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels).
+        if (st.Kind is FileKind.Socket) { } // none read
+        else if (KeepsParentXattrs(parentNode, st)) node.Xattrs.AddRange(parentNode!.Xattrs);
+        else TakeXattrs(node, full, xattrs ?? ReadXattrs(full));
         switch (st.Kind)
         {
             case FileKind.Directory:

@@ -102,7 +102,8 @@ public static unsafe partial class Posix
         // walked file, and only then opened for reading through that handle (/proc/self/fd).
         var fd = OpenWithoutSymlinks(path, Flags | ONoatime);
         if (fd == -EPERM) fd = OpenWithoutSymlinks(path, Flags);
-        if (fd is -ELOOP or -ENOSYS) fd = OpenThroughPathHandle(path, walked, Flags);
+        // -EPERM still: a seccomp filter that refuses openat2 (as some container runtimes do with calls they do not know).
+        if (fd is -ELOOP or -ENOSYS or -EPERM) fd = OpenThroughPathHandle(path, walked, Flags);
         if (fd < 0)
         {
             var errno = -fd;
@@ -142,12 +143,10 @@ public static unsafe partial class Posix
         var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Resolve = ResolveNoSymlinks };
         fixed (byte* p = CString(path))
         {
-            var fd = syscall_openat2(SysOpenat2, AtFdCwd, p, &how, (nuint)sizeof(OpenHow));
+            var fd = syscall_openat2(SysOpenat2, AtFdcwd, p, &how, (nuint)sizeof(OpenHow));
             return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
         }
     }
-
-    private const int AtFdCwd = -100;
 
     /// <summary>
     /// A walked file whose path goes through a symlink: opened O_PATH (the last name not followed), and opened for
@@ -425,15 +424,80 @@ public static unsafe partial class Posix
     /// The extended attributes of <paramref name="path"/> itself (a symlink is not followed), sorted by name: empty
     /// where the file system has none. A value that vanishes meanwhile is left out.
     /// </summary>
-    public static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(string path)
+    public static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(string path) => ReadXattrs(AtFdcwd, null, path);
+
+    /// <summary>
+    /// The extended attributes of a name in a folder opened by <see cref="OpenDirectory"/> (<paramref name="path"/> names
+    /// it in messages): looked up in that folder alone, the name itself not followed (listxattrat and getxattrat, Linux
+    /// 6.13), so that a folder on its way swapped for a symlink meanwhile cannot hand over another file's attributes (a
+    /// file capability, say). Before Linux 6.13, by its path. Thread-safe.
+    /// </summary>
+    public static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrsAt(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string name, string path)
+    {
+        if (Volatile.Read(ref _noXattrAt)) return ReadXattrs(path);
+        var added = false;
+        folder.DangerousAddRef(ref added);
+        try
+        {
+            return ReadXattrs((int)folder.DangerousGetHandle(), CString(name), path);
+        }
+        finally
+        {
+            if (added) folder.DangerousRelease();
+        }
+    }
+
+    /// <summary>The kernel has no listxattrat / getxattrat (before Linux 6.13): attributes are read by path.</summary>
+    private static bool _noXattrAt;
+
+    private const long SysGetxattrat = 464, SysListxattrat = 465; // the same numbers on every Linux architecture
+    private const uint AtSymlinkNofollowFlag = 0x100;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct XattrArgs { public ulong Value; public uint Size, Flags; }
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint syscall_listxattrat(long number, int dirfd, byte* name, uint atFlags, byte* list, nint size);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint syscall_getxattrat(long number, int dirfd, byte* name, uint atFlags, byte* attribute, XattrArgs* args, nint size);
+
+    /// <summary>llistxattr of <paramref name="path"/> (<paramref name="name"/> null), or listxattrat of a name in a folder.</summary>
+    private static nint ListXattrs(int dirfd, byte[]? name, string path, byte[] buffer)
+    {
+        fixed (byte* l = buffer)
+        {
+            if (name is null) return llistxattr(path, l, buffer.Length);
+            fixed (byte* n = name) return syscall_listxattrat(SysListxattrat, dirfd, n, AtSymlinkNofollowFlag, l, buffer.Length);
+        }
+    }
+
+    /// <summary>lgetxattr of <paramref name="path"/> (<paramref name="name"/> null), or getxattrat of a name in a folder.</summary>
+    private static nint GetXattr(int dirfd, byte[]? name, string path, byte[] attribute, byte[] buffer)
+    {
+        fixed (byte* a = attribute)
+        fixed (byte* v = buffer)
+        {
+            if (name is null) return lgetxattr(path, a, v, buffer.Length);
+            var args = new XattrArgs { Value = (ulong)v, Size = (uint)buffer.Length };
+            fixed (byte* n = name) return syscall_getxattrat(SysGetxattrat, dirfd, n, AtSymlinkNofollowFlag, a, &args, sizeof(XattrArgs));
+        }
+    }
+
+    private static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(int dirfd, byte[]? at, string path)
     {
         var buffer = _xattrBuffer ??= new byte[4096];
         nint length;
         while (true)
         {
-            fixed (byte* l = buffer) length = llistxattr(path, l, buffer.Length);
+            length = ListXattrs(dirfd, at, path, buffer);
             if (length >= 0) break;
             var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOSYS or EPERM && at is not null) // before Linux 6.13, or a seccomp filter that does not know the call
+            {
+                Volatile.Write(ref _noXattrAt, true);
+                return ReadXattrs(path);
+            }
             if (errno is EOPNOTSUPP or ENOENT) return [];
             if (errno == ERANGE && buffer.Length < XattrMax)
             {
@@ -453,10 +517,7 @@ public static unsafe partial class Posix
             start = end + 1;
             while (true)
             {
-                nint size;
-                fixed (byte* n = name)
-                fixed (byte* v = buffer)
-                    size = lgetxattr(path, n, v, buffer.Length);
+                var size = GetXattr(dirfd, at, path, name, buffer);
                 if (size >= 0)
                 {
                     result.Add((name[..^1], buffer[..(int)size]));

@@ -691,6 +691,38 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Extended_attributes_are_read_in_the_walked_folder_not_through_a_folder_swapped_in_on_the_way()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var mine = Directory.CreateDirectory(Path.Combine(src, "x", "sub", "d")).FullName;
+        TreeCompare.SetXattr(mine, "user.note", "mine"u8);
+        var other = dir.Sub("other");
+        var theirs = Directory.CreateDirectory(Path.Combine(other, "sub", "d")).FullName;
+        TreeCompare.SetXattr(theirs, "user.evil", "theirs"u8); // think security.capability on a binary of the same name
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // Right before d's attributes are read (the walk has stat-ed it in sub), x becomes a symlink to another tree.
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library)
+        {
+            BeforeXattrs = path =>
+            {
+                if (path != mine) return;
+                Directory.Move(Path.Combine(src, "x"), Path.Combine(src, "x.old"));
+                File.CreateSymbolicLink(Path.Combine(src, "x"), other);
+            },
+        };
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        Assert.Contains(snap.Errors, e => e.Path == mine && e.Reason.Contains("not the folder the walk saw")); // nor listed through it
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        var target = Path.Combine(dir.Path, "r");
+        repo.Restore(snap.Id, target);
+        var restored = TreeCompare.Describe(target + src)["x/sub/d"];
+        Assert.Contains("user.note", restored);
+        Assert.DoesNotContain("user.evil", restored);
+    }
+
+    [Fact]
     public void Symlinks_FIFOs_and_devices_keep_their_extended_attributes()
     {
         if (!Posix.Posix.IsRoot) return; // Linux takes user.* attributes on files and folders only; trusted.* and security.* need root
