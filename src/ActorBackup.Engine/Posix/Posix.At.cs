@@ -157,14 +157,14 @@ public static unsafe partial class Posix
     /// Owner, extended attributes, mode and mtime of an open file (its handle: whatever its name leads to meanwhile),
     /// in that order: a chown drops a file capability; a user.* attribute needs write permission, which the final
     /// mode (0444, say) may not give; an ACL and the recorded mode agree, so the chmod after it changes nothing of it.
-    /// <paramref name="clearAcls"/>: ACLs the file inherited from its folder and <paramref name="xattrs"/> does not hold
-    /// are taken away first. A chown that fails does not stop the rest (mode without setuid and setgid, which must not
+    /// <paramref name="cleanup"/>: ACLs the file inherited from its folder (and, for a folder reused with --force, its
+    /// other attributes) that <paramref name="xattrs"/> does not hold are taken away first. A chown that fails does not stop the rest (mode without setuid and setgid, which must not
     /// outlive the owner they were for, attributes, time). The errno of the first failure of the owner, the mode or the
     /// time; extended attributes that could not be set go to <paramref name="xattrsNotSet"/>, each with why.
     /// </summary>
     internal static int SetMetadata(int fd, uint? uid, uint? gid, uint mode, EntryTimes times,
         IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, out List<string>? xattrsNotSet,
-        out string failedStep, bool clearAcls = false)
+        out string failedStep, XattrCleanup cleanup = XattrCleanup.None)
     {
         xattrsNotSet = null;
         var first = 0;
@@ -174,7 +174,7 @@ public static unsafe partial class Posix
             (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the owner (mode without setuid/setgid, attributes and times set) of");
             mode &= ~0xC00u;
         }
-        if (clearAcls) RemoveAclsNotIn(fd, xattrs, ref xattrsNotSet);
+        RemoveXattrsNotIn(fd, xattrs, cleanup, ref xattrsNotSet);
         if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) (xattrsNotSet ??= []).AddRange(failed);
         if (fchmod(fd, mode & 0xFFF) != 0 && first == 0) (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the mode of");
         var ts = stackalloc Timespec[2];

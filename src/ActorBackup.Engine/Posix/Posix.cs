@@ -574,22 +574,51 @@ public static unsafe partial class Posix
 
     /// <summary>
     /// Takes away the ACLs an entry inherited from its folder that <paramref name="xattrs"/> (what its snapshot holds)
-    /// does not name (a default ACL on a file: nothing to take); the ones that could not be taken away go to
-    /// <paramref name="failed"/>, each with why. None there, or no ACLs on this file system: nothing to do.
+    /// does not name (a default ACL on a file: nothing to take); with <see cref="XattrCleanup.AllNotHeld"/> (a folder
+    /// that was there, reused by a restore with --force) its user.* and trusted.* attributes the snapshot does not hold
+    /// too (security.*, an SELinux label say, stays: the host's, not the snapshot's). The ones that could not be taken
+    /// away go to <paramref name="failed"/>, each with why. None there, or none on this file system: nothing to do.
     /// </summary>
-    internal static void RemoveAclsNotIn(int fd, IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, ref List<string>? failed)
+    internal static void RemoveXattrsNotIn(int fd, IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, XattrCleanup cleanup,
+        ref List<string>? failed)
     {
-        foreach (var acl in (ReadOnlySpan<byte[]>)[AclAccess, AclDefault])
+        if (cleanup == XattrCleanup.None) return;
+        bool Held(ReadOnlySpan<byte> name)
         {
-            if (xattrs is not null && xattrs.Any(x => x.Name.Span.SequenceEqual(acl.AsSpan(0, acl.Length - 1)))) continue;
+            if (xattrs is null) return false;
+            foreach (var x in xattrs)
+                if (x.Name.Span.SequenceEqual(name)) return true;
+            return false;
+        }
+        var names = new List<byte[]> { AclAccess, AclDefault };
+        if (cleanup == XattrCleanup.AllNotHeld)
+        {
+            var buffer = new byte[XattrMax];
+            nint length;
+            fixed (byte* l = buffer) length = flistxattr(fd, l, buffer.Length);
+            for (var start = 0; start < length;)
+            {
+                var end = Array.IndexOf(buffer, (byte)0, start, (int)length - start);
+                if (end < 0) break;
+                var name = buffer[start..(end + 1)];
+                start = end + 1;
+                if (name.AsSpan().StartsWith("user."u8) || name.AsSpan().StartsWith("trusted."u8)) names.Add(name);
+            }
+        }
+        foreach (var name in names)
+        {
+            if (Held(name.AsSpan(0, name.Length - 1))) continue;
             int rc;
-            fixed (byte* n = acl) rc = fremovexattr(fd, n);
+            fixed (byte* n = name) rc = fremovexattr(fd, n);
             if (rc == 0) continue;
             var errno = Marshal.GetLastPInvokeError();
             if (errno is ENODATA or EOPNOTSUPP) continue;
-            (failed ??= []).Add($"{PosixNames.Display(PosixNames.Decode(acl.AsSpan(0, acl.Length - 1)))} (inherited from the target folder) could not be taken away: {Describe(errno)}");
+            (failed ??= []).Add($"{PosixNames.Display(PosixNames.Decode(name.AsSpan(0, name.Length - 1)))} (not in the snapshot) could not be taken away: {Describe(errno)}");
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    private static partial nint flistxattr(int fd, byte* list, nint size);
 
     [LibraryImport("libc", EntryPoint = "setxattr", SetLastError = true)]
     private static partial int setxattr(byte* path, byte* name, byte* value, nint size, int flags);

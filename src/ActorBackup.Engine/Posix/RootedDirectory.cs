@@ -134,13 +134,13 @@ public sealed class RootedDirectory : IDisposable
 
     /// <summary>Owner (when given), mode, extended attributes and mtime of a file through its open handle; what could not be set of its extended attributes (null: all).</summary>
     public string? SetMetadata(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string relative, uint? uid, uint? gid, uint mode, EntryTimes times,
-        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null, bool clearInheritedAcls = false)
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null, XattrCleanup cleanup = XattrCleanup.None)
     {
         var added = false;
         handle.DangerousAddRef(ref added);
         try
         {
-            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, times, xattrs, out var notSet, out var step, clearInheritedAcls) is var errno and not 0)
+            if (Posix.SetMetadata((int)handle.DangerousGetHandle(), uid, gid, mode, times, xattrs, out var notSet, out var step, cleanup) is var errno and not 0)
                 throw Failure(step, relative, errno);
             return XattrsNotSet(notSet);
         }
@@ -152,13 +152,13 @@ public sealed class RootedDirectory : IDisposable
 
     /// <summary>Owner (when given), mode, extended attributes and mtime of a folder, through a handle of it; what could not be set of its extended attributes (null: all).</summary>
     public string? SetDirectoryMetadata(string relative, uint? uid, uint? gid, uint mode, EntryTimes times,
-        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null, bool clearInheritedAcls = false)
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null, XattrCleanup cleanup = XattrCleanup.None)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.ORdOnlyFlag | Posix.ODirectory, 0);
         if (fd < 0) throw Failure("open", relative, -fd);
         try
         {
-            if (Posix.SetMetadata(fd, uid, gid, mode, times, xattrs, out var notSet, out var step, clearInheritedAcls) is var errno and not 0) throw Failure(step, relative, errno);
+            if (Posix.SetMetadata(fd, uid, gid, mode, times, xattrs, out var notSet, out var step, cleanup) is var errno and not 0) throw Failure(step, relative, errno);
             return XattrsNotSet(notSet);
         }
         finally

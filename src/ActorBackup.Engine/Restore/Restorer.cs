@@ -40,7 +40,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<Entry> _links = [];
     private readonly List<Entry> _special = [];
     private bool _privileged;
-    private bool _clearAcls;
+    /// <summary>What a restored entry had before its own attributes were set that goes: the ACLs it inherited (under a folder with a default ACL, or --force).</summary>
+    private XattrCleanup _clearAcls;
+    /// <summary>A folder's: with --force, one that was there keeps no user.* or trusted.* attribute its snapshot does not hold.</summary>
+    private XattrCleanup _clearFolders;
     private const uint SetIdBits = 0xC00; // setuid 04000, setgid 02000
     private readonly List<Entry> _symlinks = [];
     /// <summary>The snapshot paths of the files restored that may be the first name of a hard link (more than one link, or not recorded).</summary>
@@ -95,7 +98,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
-        _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target);
+        _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
+        _clearFolders = options.Force ? XattrCleanup.AllNotHeld : _clearAcls;
         _target = target;
         using var root = new RootedDirectory(target);
         _root = root;
@@ -133,7 +137,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Parallel.ForEach(level, parallel, d =>
             {
                 if (IsBlocked(TargetOf(d) + "/")) return;
-                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node), _clearAcls)));
+                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node), _clearFolders)));
                 if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         timer?.Dispose();

@@ -640,6 +640,27 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_forced_restore_over_folders_that_are_there_leaves_them_no_attribute_the_snapshot_does_not_hold()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var folder = Directory.CreateDirectory(Path.Combine(src, "folder")).FullName;
+        File.WriteAllText(Path.Combine(folder, "inner"), "content");
+        TreeCompare.SetXattr(folder, "user.note", "as backed up"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        var expected = TreeCompare.Describe(src);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        // Since then, on the restored copy: an attribute added, one changed.
+        TreeCompare.SetXattr(target + folder, "user.stale", "added later"u8);
+        TreeCompare.SetXattr(target + folder, "user.note", "changed later"u8);
+        Assert.Empty(repo.Restore(snap.Id, target, force: true).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Fact]
     public void Further_names_of_a_file_whose_first_name_could_not_be_read_are_each_reported()
     {
         using var dir = new TempDir();
