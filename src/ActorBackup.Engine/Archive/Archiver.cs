@@ -116,8 +116,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public List<(Node Link, DirBuild Dir)> Waiting = [];
     }
 
-    /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry.</summary>
-    public const uint NodeFormat = 2;
+    /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry, and the names of the users and groups its ACLs name.</summary>
+    public const uint NodeFormat = 3; // 2: xattrs and flags; 3: the names of the users and groups in ACL entries
 
     /// <summary>One reading thread's chunkers (the policy's, and the finer one for BlockFiles, made when first needed) and encoder.</summary>
     private sealed class FileWorker(StreamChunker chunker, Func<StreamChunker>? fine, ChunkEncoder encoder) : IDisposable
@@ -397,7 +397,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         if (read.Xattrs is { } xattrs)
         {
             foreach (var (name, value) in xattrs)
+            {
                 node.Xattrs.Add(new Xattr { Name = ByteString.CopyFrom(name), Value = ByteString.CopyFrom(value) });
+                if (AclIds.IsAcl(name)) NameAclIds(node, value);
+            }
             return;
         }
         Error(path, $"its extended attributes are not backed up: {read.Failure}");
@@ -405,6 +408,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // entry's, but reads them again (KeepsParentXattrs, Unchanged).
         node.CtimeSec = 0;
         node.CtimeNsec = 0;
+    }
+
+    /// <summary>The names, on this host, of the users and groups an ACL of the node names by id (AclIds): a restore elsewhere maps them.</summary>
+    private void NameAclIds(Node node, ReadOnlySpan<byte> acl)
+    {
+        foreach (var (group, id) in AclIds.Named(acl))
+            if ((group ? _owners.Group(id) : _owners.User(id)) is { Length: > 0 } name)
+                (group ? node.AclGroups : node.AclUsers)[id] = name;
     }
 
     /// <summary>
@@ -764,7 +775,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         FillNode(node, st);
         // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels).
         if (st.Kind is FileKind.Socket) { } // none read
-        else if (KeepsParentXattrs(parentNode, st)) node.Xattrs.AddRange(parentNode!.Xattrs);
+        else if (KeepsParentXattrs(parentNode, st))
+        {
+            node.Xattrs.AddRange(parentNode!.Xattrs);
+            node.AclUsers.Add(parentNode.AclUsers);
+            node.AclGroups.Add(parentNode.AclGroups);
+        }
         else TakeXattrs(node, full, xattrs ?? ReadXattrs(full));
         switch (st.Kind)
         {

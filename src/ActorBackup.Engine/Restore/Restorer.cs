@@ -309,9 +309,29 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     // ---- filesystem -------------------------------------------------------------------------------------
 
-    /// <summary>A file's or folder's extended attributes as recorded (ACLs and capabilities among them); null when it has none.</summary>
-    private static List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Node node) =>
-        node.Xattrs.Count == 0 ? null : node.Xattrs.Select(x => (x.Name.Memory, x.Value.Memory)).ToList();
+    /// <summary>
+    /// A file's or folder's extended attributes as recorded (ACLs and capabilities among them); null when it has none.
+    /// The users and groups an ACL names get the ids their recorded names have here, as the owner does (OwnerNames.Resolve).
+    /// </summary>
+    private List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Node node)
+    {
+        if (node.Xattrs.Count == 0) return null;
+        var xattrs = new List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>(node.Xattrs.Count);
+        foreach (var x in node.Xattrs)
+            xattrs.Add(node.AclUsers.Count + node.AclGroups.Count > 0 && !_numericOwner && AclIds.IsAcl(x.Name.Span)
+                ? (x.Name.Memory, AclIds.Map(x.Value.Span, (group, id) => group
+                    ? OwnerNames.Resolve(id, node.AclGroups.GetValueOrDefault(id, ""), false, GroupIdHere)
+                    : OwnerNames.Resolve(id, node.AclUsers.GetValueOrDefault(id, ""), false, UserIdHere)))
+                : (x.Name.Memory, x.Value.Memory));
+        return xattrs;
+    }
+
+    /// <summary>The id a user or group name has on another host (tests); null: on this one.</summary>
+    internal Func<string, uint?>? UserIds { get; init; }
+    internal Func<string, uint?>? GroupIds { get; init; }
+
+    private uint? UserIdHere(string name) => UserIds is { } ids ? ids(name) : _owners.UserId(name);
+    private uint? GroupIdHere(string name) => GroupIds is { } ids ? ids(name) : _owners.GroupId(name);
 
     private static EntryTimes Times(Node node) => new(node.MtimeSec, node.MtimeNsec, node.AtimeSec, node.AtimeNsec);
 
@@ -371,7 +391,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>The owner to give an entry back: only when restoring owners.</summary>
     /// <summary>The owner to give an entry (null: leave it as created): the ids its recorded names have here, or the recorded ids (NumericOwner, or a name this host does not know).</summary>
     private (uint Uid, uint Gid)? Owner(Node node, bool restoreOwner) => restoreOwner
-        ? (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, _owners.UserId), OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, _owners.GroupId))
+        ? (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, UserIdHere), OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, GroupIdHere))
         : null;
 
     private readonly OwnerNames _owners = new();

@@ -960,6 +960,40 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void The_users_and_groups_an_ACL_names_are_recorded_by_name_and_mapped_on_restore_as_the_owner_is()
+    {
+        const uint Unset = uint.MaxValue;
+        var acl = TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 0), (0x04, 4, Unset), (0x08, 4, 0), (0x10, 4, Unset), (0x20, 0, Unset));
+        Assert.Equal([(false, 0u), (true, 0u)], AclIds.Named(acl));
+        Assert.Equal([(false, 66u), (true, 77u)], AclIds.Named(AclIds.Map(acl, (group, _) => group ? 77u : 66u)));
+        Assert.Equal([1, 2, 3], AclIds.Map([1, 2, 3], (_, _) => 9)); // not an ACL's shape: left as it is
+
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var shared = Path.Combine(src, "shared");
+        File.WriteAllText(shared, "user root and group root may read it");
+        TreeCompare.SetXattr(shared, "system.posix_acl_access", acl);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            var node = TreeListing.Entries(trees, snap, "").Single(e => e.Path == shared).Node;
+            Assert.Equal(("root", "root"), (node.AclUsers[0], node.AclGroups[0]));
+        }
+        List<(bool, uint)> RestoredAcl(string target) =>
+            AclIds.Named(Posix.Posix.ReadXattrs(target + shared).Single(x => Encoding.UTF8.GetString(x.Name) == "system.posix_acl_access").Value);
+        // Restored on a host where root's names have other ids (a test's stand-in for another host's user database).
+        Restore.Restorer Elsewhere() => new(repo.Ring.For(snap), repo.Library) { UserIds = n => n == "root" ? 4321 : null, GroupIds = n => n == "root" ? 4322 : null };
+        var mapped = Path.Combine(dir.Path, "mapped");
+        Assert.Empty(Elsewhere().Run(snap, mapped, new Restore.RestoreOptions()).Errors);
+        Assert.Equal([(false, 4321u), (true, 4322u)], RestoredAcl(mapped));
+        var numeric = Path.Combine(dir.Path, "numeric");
+        Assert.Empty(Elsewhere().Run(snap, numeric, new Restore.RestoreOptions { NumericOwner = true }).Errors);
+        Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(numeric));
+    }
+
+    [Fact]
     public void Exclude_globs_see_names_as_listings_show_them()
     {
         var excludes = new ExcludeMatcher(["bad*", @"*\xfe"]);
