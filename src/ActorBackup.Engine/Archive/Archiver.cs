@@ -281,6 +281,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 Tree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
                 var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+                _setPaths = paths.ToHashSet(StringComparer.Ordinal);
                 // A folder on the way to another path of the set stays open until every path is walked: a path inside
                 // another is walked with it, or on its own where that walk left it out (a mount point with
                 // --one-file-system, an excluded or unreadable folder), into the same open folder.
@@ -507,6 +508,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>The folders on the way to a path of the set (walked or not): stored only once every path is walked.</summary>
     private readonly List<DirBuild> _heldOpen = [];
     private readonly HashSet<string> _onTheWay = new(StringComparer.Ordinal);
+    /// <summary>The set's paths, normalized.</summary>
+    private HashSet<string> _setPaths = new(StringComparer.Ordinal);
 
     /// <summary>The owners' names, looked up once per id in a backup (a new backup sees a changed user database).</summary>
     private readonly OwnerNames _owners = new();
@@ -695,7 +698,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             // Its extended attributes too, by its name in the same folder (no path walked again): what a folder on its
             // way swapped for a symlink meanwhile would make another file's.
-            if (e.Stat is { } st && st.Kind is not FileKind.Socket && !KeepsParentXattrs(e.Parent, st)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
+            if (e.Stat is { } st && !KeepsParentXattrs(e.Parent, st)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
         }
         const int perTask = 64;
         var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
@@ -774,8 +777,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var node = new Node().Named(name);
         FillNode(node, st);
         // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels).
-        if (st.Kind is FileKind.Socket) { } // none read
-        else if (KeepsParentXattrs(parentNode, st))
+        if (KeepsParentXattrs(parentNode, st))
         {
             node.Xattrs.AddRange(parentNode!.Xattrs);
             node.AclUsers.Add(parentNode.AclUsers);
@@ -788,6 +790,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 // A mount point with --one-file-system: the folder is kept (a restore makes the place to mount on, with
                 // its owner and mode), empty; what is mounted there is not walked.
                 var mountPoint = _set.OneFileSystem && st.Device != rootDevice;
+                if (mountPoint && _setPaths.Contains(full)) return false; // a path of the set itself: walked on its own (WalkPath)
                 var sub = NewDir(full, node, dir);
                 if (_onTheWay.Contains(full))
                 {

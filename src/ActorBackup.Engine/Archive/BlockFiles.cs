@@ -21,7 +21,7 @@ public static class BlockFiles
     /// From this size on, a file is cut as any other: at 32 KiB a chunk, a bigger one would near the chunks one tree
     /// entry may list (NodeExtensions.MaxChunkEntries).
     /// </summary>
-    public const long MaxSize = 48L << 30;
+    public const long MaxSize = 32L << 30;
 
     public static readonly ChunkerOptions Chunker = new(8 * 1024, 32 * 1024, 128 * 1024);
 

@@ -184,7 +184,8 @@ public static unsafe partial class Posix
     }
 
     /// <summary>The kind of what a name in an open folder is (a symlink is not followed); null when there is none.</summary>
-    internal static FileKind? KindAt(int dir, string name)
+    /// <param name="path">what messages call it (its path under the restore target)</param>
+    internal static FileKind? KindAt(int dir, string name, string path)
     {
         Statx sx;
         fixed (byte* n = CString(name))
@@ -192,7 +193,7 @@ public static unsafe partial class Posix
             {
                 var errno = Marshal.GetLastPInvokeError();
                 if (errno is ENOENT or ENOTDIR) return null;
-                throw new PosixException(errno, $"stat {name}: {Describe(errno)}");
+                throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
             }
         return KindOf(sx.Mode);
     }

@@ -86,24 +86,28 @@ public static unsafe partial class Posix
     private const int AtEmptyPath = 0x1000;
 
     /// <summary>
-    /// Opens a file the walk found for reading, as root may: never through a symlink swapped in anywhere on its path,
-    /// never waiting on a FIFO (O_NONBLOCK), never opening a device, and only when the handle is the very file the walk
-    /// saw (same device, inode and type): a file swapped for a symlink, a FIFO or another file between the walk and the
-    /// read is refused with the reason, and none of its bytes are read.
+    /// Opens a file the walk found for reading, as root may: never opening a device, never waking or waiting on a FIFO,
+    /// never following a symlink swapped in, there or on its way, and only when the handle is the very file the walk
+    /// saw (same device, inode and type): a file swapped for a symlink, a FIFO, a device or another file between the
+    /// walk and the read is refused with the reason, and none of its bytes are read.
     /// </summary>
     public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalked(string path, FileStat walked)
     {
-        // O_NOATIME: reading a file for a backup leaves its access time as it was (allowed to its owner and to root).
-        const int Flags = ORdOnly | ONonblock | ONofollow | ONoctty;
-        // Through no symlink at all (openat2, RESOLVE_NO_SYMLINKS): O_NOFOLLOW covers the last name alone, and a folder
-        // higher up swapped for a symlink mid-backup would send the open elsewhere, to a device whose very open acts
-        // (a watchdog, a tape that rewinds). A path with a symlink on its way (the operator's /home -> /data/home, or
-        // one swapped in) is opened O_PATH instead, which opens no device and waits on no FIFO, checked to be the
-        // walked file, and only then opened for reading through that handle (/proc/self/fd).
-        var fd = OpenWithoutSymlinks(path, Flags | ONoatime);
-        if (fd == -EPERM) fd = OpenWithoutSymlinks(path, Flags);
-        // -EPERM still: a seccomp filter that refuses openat2 (as some container runtimes do with calls they do not know).
-        if (fd is -ELOOP or -ENOSYS or -EPERM) fd = OpenThroughPathHandle(path, walked, Flags);
+        // O_PATH first: it opens nothing (no device's open runs: a watchdog armed, a tape that rewinds on close; no
+        // FIFO's writer wakes), whatever the name leads to by now; that handle's device, inode and type are checked
+        // against the walk's, and only the walked regular file is then opened for reading, through the handle
+        // (/proc/self/fd: that inode, no name looked up again). Without /proc: opened by its path (O_NOFOLLOW,
+        // O_NONBLOCK) and checked after the open, as before.
+        var checkedBefore = false;
+        var fd = Volatile.Read(ref _noProcReopen) ? -ENOSYS : OpenThroughPathHandle(path, walked, out checkedBefore);
+        if (fd == -ENOSYS)
+        {
+            checkedBefore = false;
+            // O_NOATIME: reading a file for a backup leaves its access time as it was (allowed to its owner and to root).
+            fd = open(path, ORdOnly | ONonblock | ONoctty | ONofollow | OCloexec | ONoatime);
+            if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ONonblock | ONoctty | ONofollow | OCloexec);
+            if (fd < 0) fd = -Marshal.GetLastPInvokeError();
+        }
         if (fd < 0)
         {
             var errno = -fd;
@@ -113,23 +117,10 @@ public static unsafe partial class Posix
             throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }
         var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
-        Statx sx;
-        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
-        }
-        var device = ((ulong)sx.DevMajor << 32) | sx.DevMinor;
-        if ((sx.Mode & 0xF000) != 0x8000 || sx.Ino != walked.Inode || device != walked.Device)
+        if (!checkedBefore && CheckWalked(fd, walked, path) is { } changed)
         {
             handle.Dispose();
-            throw new FileChangedException((sx.Mode & 0xF000) switch
-            {
-                0x1000 => "became a FIFO after the walk: not read, not backed up",
-                0x8000 => "was replaced by another file after the walk: not backed up (the next backup takes the new one)",
-                _ => "changed its type after the walk: not backed up",
-            });
+            throw changed;
         }
         // POSIX_FADV_SEQUENTIAL: read ahead further, as FileOptions.SequentialScan did (a file within the kernel's own
         // read-ahead gains nothing from it: the call is left out).
@@ -137,46 +128,56 @@ public static unsafe partial class Posix
         return handle;
     }
 
-    /// <summary>openat2 of a path that no symlink may be on, its last name included; -errno on failure (-ENOSYS before Linux 5.6).</summary>
-    private static int OpenWithoutSymlinks(string path, int flags)
+    /// <summary>/proc is not mounted here: a walked file is opened by its path and checked after (<see cref="OpenWalked"/>).</summary>
+    private static bool _noProcReopen;
+
+    /// <summary>Why the file open as <paramref name="fd"/> is not the regular file the walk saw; null when it is.</summary>
+    private static Exception? CheckWalked(int fd, FileStat walked, string path)
     {
-        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Resolve = ResolveNoSymlinks };
-        fixed (byte* p = CString(path))
+        Statx sx;
+        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
         {
-            var fd = syscall_openat2(SysOpenat2, AtFdcwd, p, &how, (nuint)sizeof(OpenHow));
-            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
+            var errno = Marshal.GetLastPInvokeError();
+            return new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
         }
+        var device = ((ulong)sx.DevMajor << 32) | sx.DevMinor;
+        if ((sx.Mode & 0xF000) == 0x8000 && sx.Ino == walked.Inode && device == walked.Device) return null;
+        return new FileChangedException((sx.Mode & 0xF000) switch
+        {
+            0xA000 => "became a symlink after the walk: not followed, not backed up",
+            0x1000 => "became a FIFO after the walk: not read, not backed up",
+            0x2000 or 0x6000 => "became a device after the walk: not opened, not backed up",
+            0x8000 => "was replaced by another file after the walk: not backed up (the next backup takes the new one)",
+            _ => "changed its type after the walk: not backed up",
+        });
     }
 
     /// <summary>
-    /// A walked file whose path goes through a symlink: opened O_PATH (the last name not followed), and opened for
-    /// reading through that handle only if it is the walked regular file; -errno on failure (-ELOOP: the last name is
-    /// a symlink now; a handle of another file is given back as it is, for the caller's check to name).
+    /// A walked file opened O_PATH (the last name not followed), checked to be the walked regular file, then opened
+    /// for reading through that handle; -errno on failure (-ENOSYS: /proc is not there to open it through). A file
+    /// that is not the walked one throws (<see cref="CheckWalked"/>): it was never opened.
     /// </summary>
-    private static int OpenThroughPathHandle(string path, FileStat walked, int flags)
+    private static int OpenThroughPathHandle(string path, FileStat walked, out bool checkedBefore)
     {
+        checkedBefore = true;
         var located = open(path, OPath | ONofollow | OCloexec);
         if (located < 0) return -Marshal.GetLastPInvokeError();
         try
         {
-            Statx sx;
-            if (statx(located, "", AtEmptyPath, StatxBasicStats, &sx) != 0) return -Marshal.GetLastPInvokeError();
-            if ((sx.Mode & 0xF000) == 0xA000) return -ELOOP;
-            if ((sx.Mode & 0xF000) != 0x8000 || sx.Ino != walked.Inode || (((ulong)sx.DevMajor << 32) | sx.DevMinor) != walked.Device)
+            if (CheckWalked(located, walked, path) is { } changed) throw changed;
+            const int Flags = ORdOnly | ONonblock | ONoctty; // no O_NOFOLLOW: /proc/self/fd/N is itself a (magic) link, to the inode checked
+            var fd = Reopen(located, Flags | ONoatime);
+            if (fd == -EPERM) fd = Reopen(located, Flags);
+            if (fd == -ENOENT && !Directory.Exists("/proc/self/fd"))
             {
-                // Not the walked file (a FIFO, a device, another file): handed back unopened, for the check to refuse.
-                var kept = located;
-                located = -1;
-                return kept;
+                Volatile.Write(ref _noProcReopen, true);
+                return -ENOSYS;
             }
-            // Without O_NOFOLLOW: /proc/self/fd/N is itself a (magic) link, to the very inode checked above.
-            flags &= ~ONofollow;
-            var fd = Reopen(located, flags | ONoatime);
-            return fd == -EPERM ? Reopen(located, flags) : fd;
+            return fd;
         }
         finally
         {
-            if (located >= 0) close(located);
+            close(located);
         }
     }
 

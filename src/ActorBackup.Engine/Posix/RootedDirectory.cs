@@ -67,14 +67,17 @@ public sealed class RootedDirectory : IDisposable
     {
         var errno = Posix.MkdirAt(dir, name, 0x1C0);
         if (errno == 0) return (FileKind?)null;
-        if (errno == Posix.EEXIST && Posix.KindAt(dir, name) is { } there) return there;
+        if (errno == Posix.EEXIST && Posix.KindAt(dir, name, Full(relative)) is { } there) return there;
         throw Failure("mkdir", relative, errno);
     });
+
+    /// <summary>What is at <paramref name="relative"/> (a symlink not followed); null when nothing is.</summary>
+    public FileKind? KindOf(string relative) => InParent(relative, (dir, name) => Posix.KindAt(dir, name, Full(relative)));
 
     /// <summary>Removes what is at <paramref name="relative"/> unless it is a folder (then an IOException says so); nothing there is fine.</summary>
     public void RemoveNonDirectory(string relative) => InParent(relative, (dir, name) =>
     {
-        var kind = Posix.KindAt(dir, name);
+        var kind = Posix.KindAt(dir, name, Full(relative));
         if (kind is null) return 0;
         if (kind == FileKind.Directory) throw new IOException($"{Full(relative)} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
         var errno = Posix.UnlinkAt(dir, name);
@@ -102,7 +105,8 @@ public sealed class RootedDirectory : IDisposable
             RandomAccess.SetLength(handle, size);
             return handle;
         }
-        if (size > 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
+        // Not a file to compress: btrfs writes a preallocated file in place, uncompressed.
+        if (size > 0 && (flagsBeforeData & 0x4) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
         {
             handle.Dispose();
             throw new PosixException(Posix.ENOSPC, $"create {Full(relative)}: {Posix.Describe(Posix.ENOSPC)}");

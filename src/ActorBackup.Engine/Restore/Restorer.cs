@@ -465,6 +465,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue)
             {
                 _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
+                Failed(f);
                 continue;
             }
             var slot = new FileSlot(f, (n + chunksPerPiece - 1) / chunksPerPiece);
@@ -669,8 +670,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (slot.Error is not null)
             {
                 lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
-                if (file.Node.Nlink != 1 || file.Node.Type == NodeType.Hardlink)
-                    lock (_failedFiles) _failedFiles.Add(file.SnapshotPath);
+                Failed(file);
                 return;
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
@@ -679,6 +679,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (file.Node.Flags != 0) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);
+    }
+
+    /// <summary>A file that was not restored whole: no further name of it is linked to what is there (<see cref="MakeHardLink"/>).</summary>
+    private void Failed(Entry file)
+    {
+        if (file.Node.Nlink != 1 || file.Node.Type == NodeType.Hardlink)
+            lock (_failedFiles) _failedFiles.Add(file.SnapshotPath);
     }
 
     private void MakeHardLink(Entry l)
@@ -707,6 +714,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} not restored into a folder that was there before: restore into a new folder, or give --force");
             if (!Posix.Posix.IsRoot) throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} is recorded but only root can create device nodes");
         }
+        // A socket where something is already (--force): left as it is; a live one is its program's, which would
+        // lose its clients to a dead inode.
+        if (kind == FileKind.Socket && _root.KindOf(s.Relative) is not null) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
         Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s.Node)));

@@ -496,6 +496,7 @@ public class NameRoundTripTests
         var path = Path.Combine(src, "listening.sock");
         TreeCompare.MakeNode(path, 0xC000 | 0b110_110_000); // the inode a listening program leaves (mknod makes it as bind does)
         Posix.Posix.Chmod(path, 0b110_110_000);
+        if (Posix.Posix.IsRoot) TreeCompare.SetXattr(path, "trusted.label", "kept"u8); // user.* is for files and folders only
         Posix.Posix.SetMtime(path, 1_234_567_890, 5);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
@@ -505,6 +506,11 @@ public class NameRoundTripTests
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         TreeCompare.AssertSame(expected, target + src);
+        // Restored again with --force over it: a socket that is there is its program's, left as it is (a live one
+        // replaced by a dead inode would lose it its clients).
+        Posix.Posix.Chmod(target + path, 0b111_000_000); // as its program left it (inode numbers are reused: the mode tells)
+        Assert.Empty(repo.Restore(snap.Id, target, force: true).Errors);
+        Assert.Equal(0b111_000_000u, Posix.Posix.LStat(target + path)!.Value.Mode & 0xFFF);
     }
 
     [SmallDiskFact]
@@ -515,17 +521,21 @@ public class NameRoundTripTests
         File.WriteAllText(Path.Combine(src, "here"), "on the set's file system");
         var mnt = Path.Combine(src, "mnt");
         var mnt2 = Path.Combine(src, "mnt2");
+        var mnt3 = Path.Combine(src, "mnt3");
         Directory.CreateDirectory(mnt);
         Directory.CreateDirectory(mnt2);
+        Directory.CreateDirectory(mnt3);
         using var disk = new SmallDisk(1, mnt);
         using var disk2 = new SmallDisk(1, mnt2);
+        using var disk3 = new SmallDisk(1, mnt3);
+        File.WriteAllText(Path.Combine(mnt3, "all"), "a mount point named by the set: walked whole");
         File.WriteAllText(Path.Combine(mnt, "mounted"), "another file system");
         Posix.Posix.Chmod(mnt, 0b111_101_000); // the mounted root's mode: what the folder comes back with
         Directory.CreateDirectory(Path.Combine(mnt2, "keep"));
         File.WriteAllText(Path.Combine(mnt2, "keep", "wanted"), "named by the set");
         File.WriteAllText(Path.Combine(mnt2, "skipped"), "not named");
         using var repo = TestRepo.Create(dir.Sub("repo"));
-        var set = new BackupSet("x", [src, Path.Combine(mnt2, "keep")], OneFileSystem: true);
+        var set = new BackupSet("x", [src, Path.Combine(mnt2, "keep"), mnt3], OneFileSystem: true);
         foreach (var level in new[] { Level.Full, Level.Incremental })
         {
             var snap = repo.Backup(set, level);
@@ -537,6 +547,7 @@ public class NameRoundTripTests
             Assert.Equal(0b111_101_000u, Posix.Posix.LStat(Path.Combine(r, "mnt"))!.Value.Mode & 0xFFF);
             Assert.Equal("named by the set", File.ReadAllText(Path.Combine(r, "mnt2", "keep", "wanted")));
             Assert.False(File.Exists(Path.Combine(r, "mnt2", "skipped")));
+            Assert.Equal("a mount point named by the set: walked whole", File.ReadAllText(Path.Combine(r, "mnt3", "all")));
         }
     }
 
@@ -709,6 +720,38 @@ public class NameRoundTripTests
         var target = Path.Combine(dir.Path, "r");
         repo.Restore(snap.Id, target);
         Assert.Empty(Directory.GetFiles(target, "secret", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void A_file_swapped_for_a_device_after_the_walk_is_refused_without_opening_the_device()
+    {
+        if (!Posix.Posix.IsRoot) return; // mknod of a device needs root
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var file = Path.Combine(src, "data");
+        File.WriteAllText(file, "a regular file when the walk sees it");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        TreeCompare.OpenWatch? watch = null;
+        // Right before it is read, the file becomes a character device (1:3, the null device: opening it does nothing
+        // but the open is seen; a watchdog's open would arm it).
+        var archiver = new Archiver(repo.Keys, repo.Library, repo.Library)
+        {
+            BeforeRead = path =>
+            {
+                if (path != file) return;
+                File.Delete(file);
+                TreeCompare.MakeNode(file, 0x2000 | 0b110_000_000, 1, 3);
+                watch = new TreeCompare.OpenWatch(file);
+            },
+        };
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        using (watch)
+        {
+            var error = Assert.Single(snap.Errors);
+            Assert.Equal(file, error.Path);
+            Assert.Contains("became a device", error.Reason);
+            Assert.False(watch!.Opened(), "the device swapped in was opened");
+        }
     }
 
     [Fact]
