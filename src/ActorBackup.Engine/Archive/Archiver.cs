@@ -1244,11 +1244,29 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Interlocked.Add(ref _holeBytes, length);
             for (; length > 0; length -= Math.Min(length, NodeExtensions.MaxHoleEntry)) Entry(default, Math.Min(length, NodeExtensions.MaxHoleEntry));
         }
+        // A file's data extents between from and to read, its holes recorded (a hole costs no read and no chunk).
+        string? ReadExtents(List<(long Offset, long Length)> extents, long from, long to)
+        {
+            var at = from;
+            foreach (var (offset, length) in extents)
+            {
+                if (offset > at) Hole(offset - at);
+                var before = size;
+                if (Read(new ExtentStream(handle, offset, length)) is { } failed) return failed;
+                at = offset + (size - before); // what was read (a file that shrank meanwhile is flagged)
+            }
+            if (to > at) Hole(to - at);
+            return null;
+        }
         if (job.Part is { } part)
         {
             // The handle is the file's, shared by its parts (SplitFile.Open): closed with the last one.
             if (part.Index == 0) job.Node.Flags = FileFlags.Get(handle);
-            if (Read(new ExtentStream(handle, part.Offset, part.Length)) is { } failed) return failed;
+            // Blocks allocated past its end may hide holes below it (MayHaveHoles): each part looks for its own.
+            var extents = job.Stat.MayHaveHoles ? Posix.Posix.DataExtents(handle, part.Offset, part.Offset + part.Length) : null;
+            if ((extents is null || extents is [var only] && only == (part.Offset, part.Length)
+                    ? Read(new ExtentStream(handle, part.Offset, part.Length))
+                    : ReadExtents(extents, part.Offset, part.Offset + part.Length)) is { } failed) return failed;
             // A part that ends early (the file shrank) would shift every later part's bytes: the file is left out.
             if (size < part.Length && part.Index < part.File.Ids.Length - 1) return "shrank while it was read: not backed up (the next backup reads it again)";
             part.File.Ids[part.Index] = ids[..(count * ChunkId.Size)];
@@ -1258,7 +1276,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using (handle)
         {
             job.Node.Flags = FileFlags.Get(handle);
-            var extents = job.Stat.MayBeSparse ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
+            var extents = job.Stat.MayHaveHoles ? Posix.Posix.DataExtents(handle, (long)job.Stat.Size) : null;
             if (extents is null || extents is [(0, var all)] && all == (long)job.Stat.Size)
             {
                 // Positional reads to the end, knowing the size the walk saw: no FileStream (whose making and closing ask
@@ -1266,18 +1284,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 // shrank meanwhile is flagged (CheckAfterRead); one that says it is empty (procfs) is read all the same.
                 if (Read(new ExtentStream(handle, 0, (long)job.Stat.Size, whole: true)) is { } failed) return failed;
             }
-            else
-            {
-                long at = 0;
-                foreach (var (offset, length) in extents)
-                {
-                    if (offset > at) Hole(offset - at);
-                    var before = size;
-                    if (Read(new ExtentStream(handle, offset, length)) is { } failed) return failed;
-                    at = offset + (size - before); // what was read (a file that shrank meanwhile is flagged below)
-                }
-                if ((long)job.Stat.Size > at) Hole((long)job.Stat.Size - at);
-            }
+            else if (ReadExtents(extents, 0, (long)job.Stat.Size) is { } failed) return failed;
         }
         job.Node.Chunks = ByteString.CopyFrom(ids, 0, count * ChunkId.Size);
         job.Node.ChunkSizes.AddRange(sizes);

@@ -10,4 +10,14 @@ public readonly record struct FileStat(
 {
     /// <summary>Whether the file may have holes: fewer blocks allocated than its size takes.</summary>
     public bool MayBeSparse => Kind == FileKind.Regular && Blocks * 512 < Size;
+
+    /// <summary>
+    /// Whether to look for holes when it is read whole: it may be sparse, or it has blocks allocated past its end
+    /// (fallocate with KEEP_SIZE, XFS's speculative preallocation), which can hide holes below the end from the count.
+    /// </summary>
+    /// A file under 1 MiB is not asked (its holes cost little to read); a file with a block or two more than its size
+    /// (large blocks, indirect blocks, a file being appended to) is not either: only more than 1 MiB past its end.
+    public bool MayHaveHoles => MayBeSparse || Kind == FileKind.Regular && Size >= Mebibyte && Blocks * 512 > (Size + Mebibyte - 1) / Mebibyte * Mebibyte + Mebibyte;
+
+    private const ulong Mebibyte = 1 << 20;
 }

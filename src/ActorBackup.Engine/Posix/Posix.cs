@@ -103,16 +103,24 @@ public static unsafe partial class Posix
         if (fd == -ENOSYS)
         {
             checkedBefore = false;
-            // O_NOATIME: reading a file for a backup leaves its access time as it was (allowed to its owner and to root).
-            fd = open(path, ORdOnly | ONonblock | ONoctty | ONofollow | OCloexec | ONoatime);
-            if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ONonblock | ONoctty | ONofollow | OCloexec);
-            if (fd < 0) fd = -Marshal.GetLastPInvokeError();
+            // Through no symlink at all (openat2, RESOLVE_NO_SYMLINKS: a folder on its way swapped for one cannot lead to
+            // /dev); a path with one on its way (the operator's /home -> /data/home) by its path, O_NOFOLLOW covering the
+            // last name alone. O_NOATIME: reading leaves its access time as it was (allowed to its owner and to root).
+            const int Flags = ORdOnly | ONonblock | ONoctty | ONofollow;
+            fd = OpenWithoutSymlinks(path, Flags | ONoatime);
+            if (fd == -EPERM) fd = OpenWithoutSymlinks(path, Flags);
+            if (fd is -ELOOP or -ENOSYS or -EPERM)
+            {
+                fd = open(path, Flags | OCloexec | ONoatime);
+                if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, Flags | OCloexec);
+                if (fd < 0) fd = -Marshal.GetLastPInvokeError();
+            }
         }
         if (fd < 0)
         {
             var errno = -fd;
             if (errno == ELOOP) throw new FileChangedException($"became a symlink after the walk: not followed, not backed up");
-            if (errno is ENOENT or ENOTDIR) throw new FileNotFoundException($"{PosixNames.Display(path)} vanished before it could be read", path);
+            if (errno is ENOENT or ENOTDIR or ESTALE) throw new FileNotFoundException($"{PosixNames.Display(path)} vanished before it could be read", path);
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
             throw new PosixException(errno, $"open {PosixNames.Display(path)}: {Describe(errno)}");
         }
@@ -131,11 +139,28 @@ public static unsafe partial class Posix
     /// <summary>/proc is not mounted here: a walked file is opened by its path and checked after (<see cref="OpenWalked"/>).</summary>
     private static bool _noProcReopen;
 
+    /// <summary>openat2 of a path that no symlink may be on, its last name included; -errno on failure (-ENOSYS before Linux 5.6).</summary>
+    private static int OpenWithoutSymlinks(string path, int flags)
+    {
+        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Resolve = ResolveNoSymlinks };
+        fixed (byte* p = CString(path))
+        {
+            var fd = syscall_openat2(SysOpenat2, AtFdcwd, p, &how, (nuint)sizeof(OpenHow));
+            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    private const int ESTALE = 116;
+    /// <summary>statx: ask the server (NFS) for the attributes now, not from its cache: a file changed by another client is seen.</summary>
+    private const int AtStatxForceSync = 0x2000;
+
     /// <summary>Why the file open as <paramref name="fd"/> is not the regular file the walk saw; null when it is.</summary>
     private static Exception? CheckWalked(int fd, FileStat walked, string path)
     {
         Statx sx;
-        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        // Forced to the server on NFS: an O_PATH handle does no close-to-open check, this does (and the cached pages of
+        // a file another client changed are dropped); a local file system answers as ever.
+        if (statx(fd, "", AtEmptyPath | AtStatxForceSync, StatxBasicStats, &sx) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             return new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
@@ -369,7 +394,10 @@ public static unsafe partial class Posix
     /// between them are holes, which read as zeros and take no space. A file system that cannot say gives the whole
     /// file as one extent. The handle's offset is back at the start when it returns (SEEK_HOLE moves it).
     /// </summary>
-    public static List<(long Offset, long Length)> DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size)
+    public static List<(long Offset, long Length)> DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long size) => DataExtents(handle, 0, size);
+
+    /// <summary>The data extents between <paramref name="from"/> and <paramref name="to"/> (a part of a file read in parts), as <see cref="DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle, long)"/>.</summary>
+    public static List<(long Offset, long Length)> DataExtents(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long from, long to)
     {
         var extents = new List<(long, long)>();
         var added = false;
@@ -377,19 +405,19 @@ public static unsafe partial class Posix
         try
         {
             var fd = (int)handle.DangerousGetHandle();
-            for (long at = 0; at < size;)
+            for (var at = from; at < to;)
             {
                 var data = lseek(fd, at, SeekData);
                 if (data < 0)
                 {
                     var errno = Marshal.GetLastPInvokeError();
                     if (errno == ENXIO) break; // only a hole from here to the end
-                    return [(0, size)]; // EINVAL: no hole support, read it all
+                    return [(from, to - from)]; // EINVAL: no hole support, read it all
                 }
-                if (data >= size) break;
+                if (data >= to) break;
                 var hole = lseek(fd, data, SeekHole);
-                if (hole < 0) return [(0, size)];
-                hole = Math.Min(hole, size);
+                if (hole < 0) return [(from, to - from)];
+                hole = Math.Min(hole, to);
                 extents.Add((data, hole - data));
                 at = hole;
             }

@@ -338,6 +338,18 @@ public class NameRoundTripTests
             f.Position = 40L * MiB;
             f.Write(TestRepo.RandomBytes(4096, 4));
         }
+        // Holes below the end of a file with more blocks allocated past its end (fallocate --keep-size) than its holes
+        // take: its block count says nothing of them.
+        var preallocated = Path.Combine(src, "preallocated.db");
+        using (var f = new FileStream(preallocated, FileMode.Create))
+        {
+            f.Write(TestRepo.RandomBytes(64 * 1024, 6));
+            f.Position = 2L * MiB;
+            f.Write(TestRepo.RandomBytes(64 * 1024, 7));
+            f.SetLength(4L * MiB);
+        }
+        TestRepo.Sh($"fallocate --keep-size --offset {4 * MiB} --length {8 * MiB} '{preallocated}'");
+        Assert.False(Posix.Posix.LStat(preallocated)!.Value.MayBeSparse);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("sparse", [src]), Level.Full);
         Assert.Empty(snap.Errors);
@@ -347,7 +359,7 @@ public class NameRoundTripTests
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src); // the same bytes, zeros where the holes were
-        foreach (var name in new[] { "holey.img", "ends.img" })
+        foreach (var name in new[] { "holey.img", "ends.img", "preallocated.db" })
         {
             var (source, restored) = (TreeCompare.AllocatedBytes(Path.Combine(src, name)), TreeCompare.AllocatedBytes(Path.Combine(target + src, name)));
             Assert.True(restored <= source + 3 * 4096, $"{name}: {restored} bytes allocated after the restore, {source} in the source");
@@ -1300,6 +1312,35 @@ public class ReuseCheckTests
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(incr.Id, target).Errors);
         Assert.Equal(big, File.ReadAllBytes(Path.Combine(target + deep, "big")));
+    }
+
+    [Fact]
+    public void Holes_hidden_by_blocks_allocated_past_the_end_are_found_in_a_big_file_read_in_parts()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        const int MiB = 1 << 20;
+        var file = Path.Combine(src, "vm.raw");
+        using (var f = new FileStream(file, FileMode.Create))
+        {
+            f.Write(TestRepo.RandomBytes(64 * 1024, 8));
+            f.Position = 9L * MiB;
+            f.Write(TestRepo.RandomBytes(64 * 1024, 9));
+            f.SetLength(16L * MiB);
+        }
+        TestRepo.Sh($"fallocate --keep-size --offset {16 * MiB} --length {32 * MiB} '{file}'");
+        Assert.False(Posix.Posix.LStat(file)!.Value.MayBeSparse); // more blocks than its size: read in parts
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var options = new BackupOptions { Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024), Parallelism = 2 };
+        var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = MiB }.Run(new BackupSet("s", [src]), options, null); // parts of 4 MiB
+        Assert.Empty(snap.Errors);
+        Assert.True(snap.Stats.BytesRead < MiB, $"read {snap.Stats.BytesRead} bytes of a file of 128 KiB of data: its holes were read");
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        Assert.True(TreeCompare.AllocatedBytes(target + file) <= 256 * 1024, "the restored file's holes were written");
     }
 
     [Fact]
