@@ -28,4 +28,22 @@ public static class TestRepo
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"sh failed: {script}: {err}");
     }
+
+    /// <summary>
+    /// A file of <paramref name="size"/> bytes with 64 KiB of data at its start and at <paramref name="second"/>, holes
+    /// between, and twice its size allocated past its end (fallocate --keep-size): more blocks than its size, so its
+    /// block count says nothing of its holes.
+    /// </summary>
+    public static void WritePreallocated(string path, long size, long second, int seed)
+    {
+        using (var f = new FileStream(path, FileMode.Create))
+        {
+            f.Write(RandomBytes(64 * 1024, seed));
+            f.Position = second;
+            f.Write(RandomBytes(64 * 1024, seed + 1));
+            f.SetLength(size);
+        }
+        Sh($"fallocate --keep-size --offset {size} --length {2 * size} '{path}'");
+        Assert.False(Posix.Posix.LStat(path)!.Value.MayBeSparse);
+    }
 }

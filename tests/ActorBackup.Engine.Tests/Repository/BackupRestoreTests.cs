@@ -341,15 +341,7 @@ public class NameRoundTripTests
         // Holes below the end of a file with more blocks allocated past its end (fallocate --keep-size) than its holes
         // take: its block count says nothing of them.
         var preallocated = Path.Combine(src, "preallocated.db");
-        using (var f = new FileStream(preallocated, FileMode.Create))
-        {
-            f.Write(TestRepo.RandomBytes(64 * 1024, 6));
-            f.Position = 2L * MiB;
-            f.Write(TestRepo.RandomBytes(64 * 1024, 7));
-            f.SetLength(4L * MiB);
-        }
-        TestRepo.Sh($"fallocate --keep-size --offset {4 * MiB} --length {8 * MiB} '{preallocated}'");
-        Assert.False(Posix.Posix.LStat(preallocated)!.Value.MayBeSparse);
+        TestRepo.WritePreallocated(preallocated, 4L * MiB, 2L * MiB, 6);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("sparse", [src]), Level.Full);
         Assert.Empty(snap.Errors);
@@ -1321,15 +1313,7 @@ public class ReuseCheckTests
         var src = dir.Sub("src");
         const int MiB = 1 << 20;
         var file = Path.Combine(src, "vm.raw");
-        using (var f = new FileStream(file, FileMode.Create))
-        {
-            f.Write(TestRepo.RandomBytes(64 * 1024, 8));
-            f.Position = 9L * MiB;
-            f.Write(TestRepo.RandomBytes(64 * 1024, 9));
-            f.SetLength(16L * MiB);
-        }
-        TestRepo.Sh($"fallocate --keep-size --offset {16 * MiB} --length {32 * MiB} '{file}'");
-        Assert.False(Posix.Posix.LStat(file)!.Value.MayBeSparse); // more blocks than its size: read in parts
+        TestRepo.WritePreallocated(file, 16L * MiB, 9L * MiB, 8); // more blocks than its size: read in parts
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var options = new BackupOptions { Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024), Parallelism = 2 };
         var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = MiB }.Run(new BackupSet("s", [src]), options, null); // parts of 4 MiB
