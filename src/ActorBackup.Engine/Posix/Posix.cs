@@ -96,8 +96,8 @@ public static unsafe partial class Posix
         // O_PATH first: it opens nothing (no device's open runs: a watchdog armed, a tape that rewinds on close; no
         // FIFO's writer wakes), whatever the name leads to by now; that handle's device, inode and type are checked
         // against the walk's, and only the walked regular file is then opened for reading, through the handle
-        // (/proc/self/fd: that inode, no name looked up again). Without /proc: opened by its path (O_NOFOLLOW,
-        // O_NONBLOCK) and checked after the open, as before.
+        // (/proc/self/fd: that inode, no name looked up again). Without /proc: opened through no symlink where it can
+        // be (below), O_NOFOLLOW and O_NONBLOCK, and checked after the open.
         var checkedBefore = false;
         var fd = Volatile.Read(ref _noProcReopen) ? -ENOSYS : OpenThroughPathHandle(path, walked, out checkedBefore);
         if (fd == -ENOSYS)
