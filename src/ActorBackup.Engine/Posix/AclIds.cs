@@ -31,18 +31,42 @@ public static class AclIds
         return named;
     }
 
-    /// <summary>The ACL with each named entry's id replaced by what <paramref name="map"/> gives it (group, recorded id).</summary>
-    public static byte[] Map(ReadOnlySpan<byte> acl, Func<bool, uint, uint> map)
+    /// <summary>
+    /// The ACL with each named entry's id replaced by what <paramref name="map"/> gives it (group, recorded id), its
+    /// entries in the order the kernel takes (by tag, a tag's named entries by id: ids mapped elsewhere may not keep
+    /// theirs). Two named entries that come to one id (a name that has another's recorded id here) cannot both stay:
+    /// the first is kept, and <paramref name="merged"/> lists the others' recorded ids.
+    /// </summary>
+    public static byte[] Map(ReadOnlySpan<byte> acl, Func<bool, uint, uint> map, out List<(bool Group, uint RecordedId, uint Id)> merged)
     {
-        var mapped = acl.ToArray();
-        if (!WellFormed(acl)) return mapped;
-        for (var at = Header; at < mapped.Length; at += EntrySize)
+        merged = [];
+        if (!WellFormed(acl)) return acl.ToArray();
+        var entries = new List<(ushort Tag, ushort Perm, uint Id, uint Recorded)>();
+        for (var at = Header; at < acl.Length; at += EntrySize)
         {
-            var tag = BinaryPrimitives.ReadUInt16LittleEndian(mapped.AsSpan(at));
-            if (tag is not (AclUser or AclGroup)) continue;
-            var id = BinaryPrimitives.ReadUInt32LittleEndian(mapped.AsSpan(at + 4));
-            BinaryPrimitives.WriteUInt32LittleEndian(mapped.AsSpan(at + 4), map(tag == AclGroup, id));
+            var tag = BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]);
+            var perm = BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]);
+            var id = BinaryPrimitives.ReadUInt32LittleEndian(acl[(at + 4)..]);
+            entries.Add((tag, perm, tag is AclUser or AclGroup ? map(tag == AclGroup, id) : id, id));
         }
-        return mapped;
+        var ordered = entries.Select((e, i) => (Entry: e, Index: i)).OrderBy(x => x.Entry.Tag)
+            .ThenBy(x => x.Entry.Tag is AclUser or AclGroup ? x.Entry.Id : 0u).ThenBy(x => x.Index).Select(x => x.Entry).ToList();
+        var mapped = new byte[Header + ordered.Count * EntrySize];
+        acl[..Header].CopyTo(mapped);
+        var at2 = Header;
+        for (var i = 0; i < ordered.Count; i++)
+        {
+            var e = ordered[i];
+            if (i > 0 && e.Tag is AclUser or AclGroup && ordered[i - 1].Tag == e.Tag && ordered[i - 1].Id == e.Id)
+            {
+                merged.Add((e.Tag == AclGroup, e.Recorded, e.Id));
+                continue;
+            }
+            BinaryPrimitives.WriteUInt16LittleEndian(mapped.AsSpan(at2), e.Tag);
+            BinaryPrimitives.WriteUInt16LittleEndian(mapped.AsSpan(at2 + 2), e.Perm);
+            BinaryPrimitives.WriteUInt32LittleEndian(mapped.AsSpan(at2 + 4), e.Id);
+            at2 += EntrySize;
+        }
+        return mapped[..at2];
     }
 }

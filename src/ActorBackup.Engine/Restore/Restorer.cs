@@ -137,7 +137,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Parallel.ForEach(level, parallel, d =>
             {
                 if (IsBlocked(TargetOf(d) + "/")) return;
-                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d.Node), _clearFolders)));
+                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders)));
                 if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         timer?.Dispose();
@@ -313,16 +313,27 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// A file's or folder's extended attributes as recorded (ACLs and capabilities among them); null when it has none.
     /// The users and groups an ACL names get the ids their recorded names have here, as the owner does (OwnerNames.Resolve).
     /// </summary>
-    private List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Node node)
+    private List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? Xattrs(Entry e)
     {
+        var node = e.Node;
         if (node.Xattrs.Count == 0) return null;
         var xattrs = new List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>(node.Xattrs.Count);
         foreach (var x in node.Xattrs)
-            xattrs.Add(node.AclUsers.Count + node.AclGroups.Count > 0 && !_numericOwner && AclIds.IsAcl(x.Name.Span)
-                ? (x.Name.Memory, AclIds.Map(x.Value.Span, (group, id) => group
-                    ? OwnerNames.Resolve(id, node.AclGroups.GetValueOrDefault(id, ""), false, GroupIdHere)
-                    : OwnerNames.Resolve(id, node.AclUsers.GetValueOrDefault(id, ""), false, UserIdHere)))
-                : (x.Name.Memory, x.Value.Memory));
+        {
+            if (node.AclUsers.Count + node.AclGroups.Count == 0 || _numericOwner || !AclIds.IsAcl(x.Name.Span))
+            {
+                xattrs.Add((x.Name.Memory, x.Value.Memory));
+                continue;
+            }
+            var acl = AclIds.Map(x.Value.Span, (group, id) => group
+                ? OwnerNames.Resolve(id, node.AclGroups.GetValueOrDefault(id, ""), false, GroupIdHere)
+                : OwnerNames.Resolve(id, node.AclUsers.GetValueOrDefault(id, ""), false, UserIdHere), out var merged);
+            foreach (var (group, recorded, id) in merged)
+                Partly(e, $"{PosixNames.Display(PosixNames.Decode(x.Name.Span))}: the entry of {(group ? "group" : "user")} " +
+                          $"'{(group ? node.AclGroups : node.AclUsers).GetValueOrDefault(recorded, recorded.ToString())}' (id {recorded} where backed up) " +
+                          $"has id {id} here, as another entry of the ACL does: that one is kept (give --numeric-owner to keep the recorded ids)");
+            xattrs.Add((x.Name.Memory, acl));
+        }
         return xattrs;
     }
 
@@ -675,7 +686,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
-            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file.Node), _clearAcls)));
+            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file), _clearAcls)));
             if (file.Node.Flags != 0) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);
@@ -719,7 +730,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (kind == FileKind.Socket && _root.KindOf(s.Relative) is not null) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
-        Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s.Node)));
+        Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s)));
     }
 
     private void MakeSymlink(Entry s, bool restoreOwner)
@@ -727,7 +738,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (IsBlocked(TargetOf(s))) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
-        Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s.Node)));
+        Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s)));
     }
 
     /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>

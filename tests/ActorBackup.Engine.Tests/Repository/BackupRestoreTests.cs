@@ -1012,14 +1012,25 @@ public class NameRoundTripTests
         const uint Unset = uint.MaxValue;
         var acl = TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 0), (0x04, 4, Unset), (0x08, 4, 0), (0x10, 4, Unset), (0x20, 0, Unset));
         Assert.Equal([(false, 0u), (true, 0u)], AclIds.Named(acl));
-        Assert.Equal([(false, 66u), (true, 77u)], AclIds.Named(AclIds.Map(acl, (group, _) => group ? 77u : 66u)));
-        Assert.Equal([1, 2, 3], AclIds.Map([1, 2, 3], (_, _) => 9)); // not an ACL's shape: left as it is
+        Assert.Equal([(false, 66u), (true, 77u)], AclIds.Named(AclIds.Map(acl, (group, _) => group ? 77u : 66u, out var none)));
+        Assert.Empty(none);
+        Assert.Equal([1, 2, 3], AclIds.Map([1, 2, 3], (_, _) => 9, out _)); // not an ACL's shape: left as it is
+        // Ids mapped out of order are put back in the kernel's order (by id within users); two that come to one id keep the first.
+        var three = TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 1000), (0x02, 6, 2000), (0x02, 7, 3000), (0x04, 4, Unset), (0x10, 7, Unset), (0x20, 0, Unset));
+        var remapped = AclIds.Map(three, (_, id) => id switch { 1000 => 5000, 2000 => 4000, _ => 4000 }, out var merged);
+        Assert.Equal([(false, 4000u), (false, 5000u)], AclIds.Named(remapped));
+        Assert.Equal([(false, 3000u, 4000u)], merged);
+        Assert.Equal(4 + 6 * 8, remapped.Length);
+        Assert.Equal([(false, 4000u), (false, 5000u)], AclIds.Named(AclIds.Map(three, (_, id) => id switch { 1000 => 5000, 2000 => 4000, _ => 6000 }, out _))[..2]);
 
         using var dir = new TempDir();
         var src = dir.Sub("src");
         var shared = Path.Combine(src, "shared");
         File.WriteAllText(shared, "user root and group root may read it");
         TreeCompare.SetXattr(shared, "system.posix_acl_access", acl);
+        var two = Path.Combine(src, "two");
+        File.WriteAllText(two, "users root and daemon may read it");
+        TreeCompare.SetXattr(two, "system.posix_acl_access", TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 0), (0x02, 6, 1), (0x04, 4, Unset), (0x10, 6, Unset), (0x20, 0, Unset)));
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
         Assert.Empty(snap.Errors);
@@ -1028,16 +1039,22 @@ public class NameRoundTripTests
             var node = TreeListing.Entries(trees, snap, "").Single(e => e.Path == shared).Node;
             Assert.Equal(("root", "root"), (node.AclUsers[0], node.AclGroups[0]));
         }
-        List<(bool, uint)> RestoredAcl(string target) =>
-            AclIds.Named(Posix.Posix.ReadXattrs(target + shared).Single(x => Encoding.UTF8.GetString(x.Name) == "system.posix_acl_access").Value);
-        // Restored on a host where root's names have other ids (a test's stand-in for another host's user database).
-        Restore.Restorer Elsewhere() => new(repo.Ring.For(snap), repo.Library) { UserIds = n => n == "root" ? 4321 : null, GroupIds = n => n == "root" ? 4322 : null };
+        List<(bool, uint)> RestoredAcl(string target, string file) =>
+            AclIds.Named(Posix.Posix.ReadXattrs(target + file).Single(x => Encoding.UTF8.GetString(x.Name) == "system.posix_acl_access").Value);
+        // Restored on a host where root's names have other ids, daemon the same as root (a test's stand-in for another
+        // host's user database).
+        Restore.Restorer Elsewhere() => new(repo.Ring.For(snap), repo.Library)
+            { UserIds = n => n is "root" or "daemon" ? 4321 : null, GroupIds = n => n == "root" ? 4322 : null };
         var mapped = Path.Combine(dir.Path, "mapped");
-        Assert.Empty(Elsewhere().Run(snap, mapped, new Restore.RestoreOptions()).Errors);
-        Assert.Equal([(false, 4321u), (true, 4322u)], RestoredAcl(mapped));
+        var error = Assert.Single(Elsewhere().Run(snap, mapped, new Restore.RestoreOptions()).Errors);
+        Assert.Equal(two, error.Path);
+        Assert.Contains("has id 4321 here, as another entry of the ACL does", error.Reason);
+        Assert.Equal([(false, 4321u), (true, 4322u)], RestoredAcl(mapped, shared));
+        Assert.Equal([(false, 4321u)], RestoredAcl(mapped, two)); // the kernel took it: one entry for 4321
         var numeric = Path.Combine(dir.Path, "numeric");
         Assert.Empty(Elsewhere().Run(snap, numeric, new Restore.RestoreOptions { NumericOwner = true }).Errors);
-        Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(numeric));
+        Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(numeric, shared));
+        Assert.Equal([(false, 0u), (false, 1u)], RestoredAcl(numeric, two));
     }
 
     [Fact]
