@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Xunit;
 
 namespace ActorBackup.TestSupport;
@@ -14,26 +13,15 @@ public sealed class LoopBtrfs : IDisposable
         Path = Directory.CreateTempSubdirectory("abk-btrfs-").FullName;
         _image = Path + ".img";
         using (var f = new FileStream(_image, FileMode.CreateNew)) f.SetLength(128L << 20);
-        Run("mkfs.btrfs", "-q", _image);
-        Run("/bin/mount", "-o", "loop", _image, Path);
-    }
-
-    private static void Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err.Result}");
+        Processes.Run("mkfs.btrfs", "-q", _image);
+        Processes.Run("/bin/mount", "-o", "loop", _image, Path);
     }
 
     public void Dispose()
     {
         try
         {
-            Run("/bin/umount", Path); // not lazy: the loop device is let go with it
+            Processes.Run("/bin/umount", Path); // not lazy: the loop device is let go with it
             Directory.Delete(Path);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException) { }

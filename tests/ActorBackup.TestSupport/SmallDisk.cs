@@ -1,4 +1,3 @@
-using System.Diagnostics;
 
 namespace ActorBackup.TestSupport;
 
@@ -13,7 +12,7 @@ public sealed class SmallDisk : IDisposable
     {
         _ownFolder = at is null;
         Path = at ?? Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
-        Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
+        Processes.Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
     }
 
     /// <summary>Takes all but <paramref name="leaveBytes"/> of the free space with a file of its own.</summary>
@@ -27,21 +26,11 @@ public sealed class SmallDisk : IDisposable
 
     public void Free() => File.Delete(System.IO.Path.Combine(Path, "filler"));
 
-    private static void Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err}");
-    }
-
     public void Dispose()
     {
         try
         {
-            Run("/bin/umount", "-l", Path);
+            Processes.Run("/bin/umount", "-l", Path);
             if (_ownFolder) Directory.Delete(Path);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException) { }

@@ -18,18 +18,20 @@ public static class AclIds
     private static bool WellFormed(ReadOnlySpan<byte> acl) =>
         acl.Length >= Header && (acl.Length - Header) % EntrySize == 0 && BinaryPrimitives.ReadUInt32LittleEndian(acl) == 2;
 
-    /// <summary>The ids the named entries give rights to: (false, uid) for a user, (true, gid) for a group.</summary>
-    public static List<(bool Group, uint Id)> Named(ReadOnlySpan<byte> acl)
+    /// <summary>The entries of a well-formed ACL, in its order; none for a value of any other shape.</summary>
+    private static List<(ushort Tag, ushort Perm, uint Id)> Entries(ReadOnlySpan<byte> acl)
     {
-        var named = new List<(bool, uint)>();
-        if (!WellFormed(acl)) return named;
+        var entries = new List<(ushort, ushort, uint)>();
+        if (!WellFormed(acl)) return entries;
         for (var at = Header; at < acl.Length; at += EntrySize)
-        {
-            var tag = BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]);
-            if (tag is AclUser or AclGroup) named.Add((tag == AclGroup, BinaryPrimitives.ReadUInt32LittleEndian(acl[(at + 4)..])));
-        }
-        return named;
+            entries.Add((BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]), BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]),
+                BinaryPrimitives.ReadUInt32LittleEndian(acl[(at + 4)..])));
+        return entries;
     }
+
+    /// <summary>The ids the named entries give rights to: (false, uid) for a user, (true, gid) for a group.</summary>
+    public static List<(bool Group, uint Id)> Named(ReadOnlySpan<byte> acl) =>
+        [.. Entries(acl).Where(e => e.Tag is AclUser or AclGroup).Select(e => (e.Tag == AclGroup, e.Id))];
 
     /// <summary>
     /// The ACL with each named entry's id replaced by what <paramref name="map"/> gives it (group, recorded id), its
@@ -41,14 +43,7 @@ public static class AclIds
     {
         merged = [];
         if (!WellFormed(acl)) return acl.ToArray();
-        var entries = new List<(ushort Tag, ushort Perm, uint Id, uint Recorded)>();
-        for (var at = Header; at < acl.Length; at += EntrySize)
-        {
-            var tag = BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]);
-            var perm = BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]);
-            var id = BinaryPrimitives.ReadUInt32LittleEndian(acl[(at + 4)..]);
-            entries.Add((tag, perm, tag is AclUser or AclGroup ? map(tag == AclGroup, id) : id, id));
-        }
+        var entries = Entries(acl).Select(e => (e.Tag, e.Perm, Id: e.Tag is AclUser or AclGroup ? map(e.Tag == AclGroup, e.Id) : e.Id, Recorded: e.Id)).ToList();
         var ordered = entries.Select((e, i) => (Entry: e, Index: i)).OrderBy(x => x.Entry.Tag)
             .ThenBy(x => x.Entry.Tag is AclUser or AclGroup ? x.Entry.Id : 0u).ThenBy(x => x.Index).Select(x => x.Entry).ToList();
         var mapped = new byte[Header + ordered.Count * EntrySize];

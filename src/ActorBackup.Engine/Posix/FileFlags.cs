@@ -24,7 +24,10 @@ public static unsafe partial class FileFlags
     /// Flags a file system takes on a file only while it is empty (btrfs: no copy-on-write, compress, do not compress;
     /// set on a file with data, they are silently ignored): a restore sets them when it creates the file, before its data.
     /// </summary>
-    public const uint BeforeData = 0x4 | 0x400 | 0x00800000;
+    public const uint BeforeData = Compress | 0x400 | 0x00800000;
+
+    /// <summary>Compress (chattr +c).</summary>
+    public const uint Compress = 0x4;
 
     /// <summary>Flags that forbid changing the entry once set: set last, after links, times and attributes.</summary>
     public const uint Locking = Immutable | AppendOnly;

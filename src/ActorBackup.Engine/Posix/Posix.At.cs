@@ -86,12 +86,16 @@ public static unsafe partial class Posix
     internal static void Close(int fd) => close(fd);
 
     /// <summary>openat2 below <paramref name="root"/>: never through a symlink (the last name included), never out of it. -errno on failure.</summary>
-    internal static int OpenBeneath(int root, string relative, int flags, uint mode)
+    internal static int OpenBeneath(int root, string relative, int flags, uint mode) =>
+        Openat2(root, relative, flags, mode, ResolveBeneath | ResolveNoSymlinks | ResolveNoMagiclinks);
+
+    /// <summary>openat2(2), close-on-exec, with the path's resolution restricted as <paramref name="resolve"/> says; -errno on failure.</summary>
+    private static int Openat2(int dirfd, string path, int flags, uint mode, ulong resolve)
     {
-        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Mode = mode, Resolve = ResolveBeneath | ResolveNoSymlinks | ResolveNoMagiclinks };
-        fixed (byte* p = CString(relative))
+        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Mode = mode, Resolve = resolve };
+        fixed (byte* p = CString(path))
         {
-            var fd = syscall_openat2(SysOpenat2, root, p, &how, (nuint)sizeof(OpenHow));
+            var fd = syscall_openat2(SysOpenat2, dirfd, p, &how, (nuint)sizeof(OpenHow));
             return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
         }
     }

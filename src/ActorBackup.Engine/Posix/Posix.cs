@@ -107,14 +107,8 @@ public static unsafe partial class Posix
             // /dev); a path with one on its way (the operator's /home -> /data/home) by its path, O_NOFOLLOW covering the
             // last name alone. O_NOATIME: reading leaves its access time as it was (allowed to its owner and to root).
             const int Flags = ORdOnly | ONonblock | ONoctty | ONofollow;
-            fd = OpenWithoutSymlinks(path, Flags | ONoatime);
-            if (fd == -EPERM) fd = OpenWithoutSymlinks(path, Flags);
-            if (fd is -ELOOP or -ENOSYS or -EPERM)
-            {
-                fd = open(path, Flags | OCloexec | ONoatime);
-                if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, Flags | OCloexec);
-                if (fd < 0) fd = -Marshal.GetLastPInvokeError();
-            }
+            fd = WithNoatime(path, Flags, static (p, f) => OpenWithoutSymlinks(p, f));
+            if (fd is -ELOOP or -ENOSYS or -EPERM) fd = WithNoatime(path, Flags, static (p, f) => OpenPath(p, f));
         }
         if (fd < 0)
         {
@@ -140,14 +134,23 @@ public static unsafe partial class Posix
     private static bool _noProcReopen;
 
     /// <summary>openat2 of a path that no symlink may be on, its last name included; -errno on failure (-ENOSYS before Linux 5.6).</summary>
-    private static int OpenWithoutSymlinks(string path, int flags)
+    private static int OpenWithoutSymlinks(string path, int flags) => Openat2(AtFdcwd, path, flags, 0, ResolveNoSymlinks);
+
+    /// <summary>open(2), close-on-exec; -errno on failure.</summary>
+    private static int OpenPath(string path, int flags)
     {
-        var how = new OpenHow { Flags = (ulong)(flags | OCloexec), Resolve = ResolveNoSymlinks };
-        fixed (byte* p = CString(path))
-        {
-            var fd = syscall_openat2(SysOpenat2, AtFdcwd, p, &how, (nuint)sizeof(OpenHow));
-            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
-        }
+        var fd = open(path, flags | OCloexec);
+        return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>
+    /// An open with O_NOATIME (reading leaves the access time as it was), once more without it where the kernel says
+    /// EPERM (O_NOATIME is the owner's and root's alone): the fd, or -errno.
+    /// </summary>
+    private static int WithNoatime<T>(T what, int flags, Func<T, int, int> open)
+    {
+        var fd = open(what, flags | ONoatime);
+        return fd == -EPERM ? open(what, flags) : fd;
     }
 
     private const int ESTALE = 116;
@@ -191,8 +194,7 @@ public static unsafe partial class Posix
         {
             if (CheckWalked(located, walked, path) is { } changed) throw changed;
             const int Flags = ORdOnly | ONonblock | ONoctty; // no O_NOFOLLOW: /proc/self/fd/N is itself a (magic) link, to the inode checked
-            var fd = Reopen(located, Flags | ONoatime);
-            if (fd == -EPERM) fd = Reopen(located, Flags);
+            var fd = WithNoatime(located, Flags, static (handle, f) => Reopen(handle, f));
             if (fd == -ENOENT && !Directory.Exists("/proc/self/fd"))
             {
                 Volatile.Write(ref _noProcReopen, true);
@@ -306,11 +308,10 @@ public static unsafe partial class Posix
     /// </summary>
     public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenDirectory(string path)
     {
-        var fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec | ONoatime);
-        if (fd < 0 && Marshal.GetLastPInvokeError() == EPERM) fd = open(path, ORdOnly | ODirectory | ONofollow | OCloexec);
+        var fd = WithNoatime(path, ORdOnly | ODirectory | ONofollow, static (p, f) => OpenPath(p, f));
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
+            var errno = -fd;
             if (errno is ENOENT or ENOTDIR) throw new DirectoryNotFoundException($"{PosixNames.Display(path)} vanished before it could be listed");
             if (errno == ELOOP) throw new FileChangedException("became a symlink after the walk: not followed, not listed");
             if (errno == EACCES) throw new UnauthorizedAccessException($"open {PosixNames.Display(path)}: {Describe(errno)}");
@@ -536,14 +537,9 @@ public static unsafe partial class Posix
             throw new PosixException(errno, $"list the extended attributes of {PosixNames.Display(path)}: {Describe(errno)}");
         }
         if (length == 0) return [];
-        var list = buffer.AsSpan(0, (int)length).ToArray();
         var result = new List<(byte[], byte[])>();
-        for (var start = 0; start < list.Length;)
+        foreach (var name in XattrNames(buffer.AsSpan(0, (int)length))) // copied out: the buffer takes the values next
         {
-            var end = Array.IndexOf(list, (byte)0, start);
-            if (end < 0) break; // the kernel ends every name with a NUL
-            var name = list[start..(end + 1)]; // with its NUL, for the call
-            start = end + 1;
             while (true)
             {
                 var size = GetXattr(dirfd, at, path, name, buffer);
@@ -564,6 +560,18 @@ public static unsafe partial class Posix
         }
         result.Sort((a, b) => a.Item1.AsSpan().SequenceCompareTo(b.Item1));
         return result;
+    }
+
+    /// <summary>The names of a list (l/f/listxattr's answer), each with its NUL, as the calls that take one want it.</summary>
+    private static List<byte[]> XattrNames(ReadOnlySpan<byte> list)
+    {
+        var names = new List<byte[]>();
+        while (list.IndexOf((byte)0) is var end and >= 0) // the kernel ends every name with a NUL
+        {
+            names.Add(list[..(end + 1)].ToArray());
+            list = list[(end + 1)..];
+        }
+        return names;
     }
 
     /// <summary>Sets extended attributes on an open file or folder; the ones that could not be set, each with why.</summary>
@@ -625,14 +633,9 @@ public static unsafe partial class Posix
             var buffer = new byte[XattrMax];
             nint length;
             fixed (byte* l = buffer) length = flistxattr(fd, l, buffer.Length);
-            for (var start = 0; start < length;)
-            {
-                var end = Array.IndexOf(buffer, (byte)0, start, (int)length - start);
-                if (end < 0) break;
-                var name = buffer[start..(end + 1)];
-                start = end + 1;
-                if (name.AsSpan().StartsWith("user."u8) || name.AsSpan().StartsWith("trusted."u8)) names.Add(name);
-            }
+            if (length > 0)
+                foreach (var name in XattrNames(buffer.AsSpan(0, (int)length)))
+                    if (name.AsSpan().StartsWith("user."u8) || name.AsSpan().StartsWith("trusted."u8)) names.Add(name);
         }
         foreach (var name in names)
         {

@@ -106,7 +106,7 @@ public sealed class RootedDirectory : IDisposable
             return handle;
         }
         // Not a file to compress: btrfs writes a preallocated file in place, uncompressed.
-        if (size > 0 && (flagsBeforeData & 0x4) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
+        if (size > 0 && (flagsBeforeData & FileFlags.Compress) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
         {
             handle.Dispose();
             throw new PosixException(Posix.ENOSPC, $"create {Full(relative)}: {Posix.Describe(Posix.ENOSPC)}");
