@@ -106,7 +106,7 @@ public static class CellHosting
             if (settings.Roles.Contains("media"))
                 Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() =>
                 {
-                    foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id });
+                    foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id }, ActorRefs.NoSender); // no answer wanted
                 });
         });
     }

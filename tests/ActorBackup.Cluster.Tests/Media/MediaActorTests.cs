@@ -57,6 +57,18 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
     {
         Dir = dir;
         _postgres = postgres;
+        OnlyOwnLibraries(this, "libt", "libc");
+    }
+
+    /// <summary>
+    /// Leaves out of <paramref name="kit"/>'s TestActor the registrations and reports of libraries other than its own: a
+    /// Tell without a sender from code off an actor's thread (another test's cell) takes the TestActor that TestKit left
+    /// in the thread's static as its sender, and the answer of that test's media agent would otherwise come here.
+    /// </summary>
+    internal static void OnlyOwnLibraries(TestKit kit, params string[] own)
+    {
+        kit.IgnoreMessages<IndexReport>(r => !own.Contains(r.Library));
+        kit.IgnoreMessages<RegisterLibrary>(r => !own.Contains(r.Id));
     }
 
     void IDisposable.Dispose()
