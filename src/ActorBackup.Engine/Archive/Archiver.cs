@@ -416,7 +416,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         foreach (var (group, id) in AclIds.Named(acl))
             if ((group ? _owners.Group(id) : _owners.User(id)) is { Length: > 0 } name)
-                (group ? node.AclGroups : node.AclUsers)[id] = name;
+                (group ? node.AclGroups : node.AclUsers).SetAclName(id, name);
     }
 
     /// <summary>

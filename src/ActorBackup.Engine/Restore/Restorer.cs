@@ -326,11 +326,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var acl = AclIds.Map(x.Value.Span, (group, id) => group
-                ? OwnerNames.Resolve(id, node.AclGroups.GetValueOrDefault(id, ""), false, GroupIdHere)
-                : OwnerNames.Resolve(id, node.AclUsers.GetValueOrDefault(id, ""), false, UserIdHere), out var merged);
+                ? OwnerNames.Resolve(id, node.AclGroups.AclName(id) ?? "", false, GroupIdHere)
+                : OwnerNames.Resolve(id, node.AclUsers.AclName(id) ?? "", false, UserIdHere), out var merged);
             foreach (var (group, recorded, id) in merged)
                 Partly(e, $"{PosixNames.Display(PosixNames.Decode(x.Name.Span))}: the entry of {(group ? "group" : "user")} " +
-                          $"'{(group ? node.AclGroups : node.AclUsers).GetValueOrDefault(recorded, recorded.ToString())}' (id {recorded} where backed up) " +
+                          $"'{(group ? node.AclGroups : node.AclUsers).AclName(recorded) ?? recorded.ToString()}' (id {recorded} where backed up) " +
                           $"has id {id} here, as another entry of the ACL does: that one is kept (give --numeric-owner to keep the recorded ids)");
             xattrs.Add((x.Name.Memory, acl));
         }

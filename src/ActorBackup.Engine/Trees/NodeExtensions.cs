@@ -1,3 +1,4 @@
+using Google.Protobuf.Collections;
 using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Trees;
@@ -5,6 +6,29 @@ namespace ActorBackup.Engine.Trees;
 public static class NodeExtensions
 {
     public static ChunkId SubtreeId(this Node node) => new(node.Subtree.Span);
+
+    /// <summary>
+    /// The name an ACL entry's user or group id had where the node was backed up (Node.acl_users / acl_groups), null
+    /// when none was recorded; of two entries for one id the last counts, as in the map they are on the wire.
+    /// </summary>
+    public static string? AclName(this RepeatedField<IdName> names, uint id)
+    {
+        for (var i = names.Count - 1; i >= 0; i--)
+            if (names[i].Id == id) return names[i].Name;
+        return null;
+    }
+
+    /// <summary>Records an id's name, in place of the one recorded before (as a map's indexer: the entry keeps its place).</summary>
+    public static void SetAclName(this RepeatedField<IdName> names, uint id, string name)
+    {
+        for (var i = 0; i < names.Count; i++)
+            if (names[i].Id == id)
+            {
+                names[i] = new IdName { Id = id, Name = name };
+                return;
+            }
+        names.Add(new IdName { Id = id, Name = name });
+    }
 
     /// <summary>
     /// The entry's name as the engine works with it (Posix/PosixNames: a name that is not valid UTF-8 holds its

@@ -1037,7 +1037,7 @@ public class NameRoundTripTests
         using (var trees = new TreeReader(repo.Keys, repo.Library))
         {
             var node = TreeListing.Entries(trees, snap, "").Single(e => e.Path == shared).Node;
-            Assert.Equal(("root", "root"), (node.AclUsers[0], node.AclGroups[0]));
+            Assert.Equal(("root", "root"), (node.AclUsers.AclName(0), node.AclGroups.AclName(0)));
         }
         List<(bool, uint)> RestoredAcl(string target, string file) =>
             AclIds.Named(Posix.Posix.ReadXattrs(target + file).Single(x => Encoding.UTF8.GetString(x.Name) == "system.posix_acl_access").Value);
