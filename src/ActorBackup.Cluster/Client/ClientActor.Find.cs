@@ -22,11 +22,16 @@ public sealed partial class ClientActor
     private readonly Lazy<FileIndexStore> _fileIndexes;
     private readonly SemaphoreSlim _indexing = new(1, 1);
 
+    /// <summary>
+    /// Indexes a snapshot this client just made, on a thread of its own at the lowest CPU priority: background work that
+    /// yields both cores to the next backup or restore, and runs at full speed when the node has nothing else to do.
+    /// </summary>
     private void IndexInBackground(ByteString manifestBytes)
     {
         var log = _log;
-        Task.Run(() =>
+        new Thread(() =>
         {
+            Engine.Posix.Posix.YieldThisThread();
             var manifest = SnapshotManifest.Parser.ParseFrom(manifestBytes);
             _indexing.Wait();
             try
@@ -41,12 +46,14 @@ public sealed partial class ClientActor
             {
                 _indexing.Release();
             }
-        });
+        }) { IsBackground = true, Name = "file-index" }.Start();
     }
 
     /// <summary>Writes a snapshot's index from its trees, read from the first of <paramref name="libraries"/> that opens.</summary>
     private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries)
     {
+        // An unchanged backup has its parent's tree: its index is the parent's under its own header.
+        if (manifest.Parent.Length > 0 && _fileIndexes.Value.WriteFrom(manifest.Parent, manifest)) return;
         Exception? last = null;
         foreach (var library in libraries)
         {

@@ -11,8 +11,9 @@ namespace ActorBackup.Engine.Find;
 /// Laid out in columns so that a search runs over the names alone, with vectorized byte searches, and touches
 /// an entry's row only when its name matches.
 /// <code>
-/// "ABKFIDX2"
-/// header:  snapshot id, client (LEB128 length + UTF-8), finished unix ms (zig-zag LEB128)
+/// "ABKFIDX3"
+/// header:  snapshot id, client (LEB128 length + UTF-8), finished unix ms (zig-zag LEB128), the root tree's id
+///          (LEB128 length + bytes; empty for an index of directories given by hand)
 /// names:   every entry's name followed by a NUL (never part of a name), in entry order: depth first, by name
 /// rows:    per entry, 24 bytes: directory number u32, type letter u8, 3 zero bytes, size u64, mtime seconds i64
 /// dirs:    every directory's path followed by a NUL, by number ("" for the root)
@@ -22,17 +23,52 @@ namespace ActorBackup.Engine.Find;
 /// </summary>
 public static class FileIndex
 {
-    public static ReadOnlySpan<byte> Magic => "ABKFIDX2"u8;
+    public static ReadOnlySpan<byte> Magic => "ABKFIDX3"u8; // 2: without the root tree (rebuilt: it reads as damaged)
     /// <summary>No index file is read beyond this size (about 20 million entries): a bigger one is damaged or not ours.</summary>
     public const long MaxFileBytes = 1L << 30;
     public const int RowBytes = 24;
     private const int TrailerBytes = 40;
 
-    public sealed record Header(string Snapshot, string Client, long FinishedUnixMs, long Entries, long Directories);
+    /// <summary>What an index says of itself. <paramref name="Root"/>: the id of the tree it projects (empty: directories given by hand).</summary>
+    public sealed record Header(string Snapshot, string Client, long FinishedUnixMs, long Entries, long Directories, byte[] Root);
 
     /// <summary>Writes the index of a snapshot, walking its trees.</summary>
     public static Header Write(TreeReader trees, SnapshotManifest snapshot, Stream output, Stream? scratch = null) =>
-        Write(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, Directories(trees, snapshot), output, scratch);
+        Write(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, Directories(trees, snapshot), output, scratch, snapshot.RootTree.Span);
+
+    /// <summary>
+    /// Writes the index of <paramref name="snapshot"/> from the index of another snapshot of the same root tree (an
+    /// unchanged backup's parent): the same entries, the snapshot's own header, checksum and all, without a tree read.
+    /// </summary>
+    /// <param name="source">a whole index (checked with <see cref="Check"/>) whose root is the snapshot's</param>
+    public static Header Rewrite(ReadOnlySpan<byte> source, SnapshotManifest snapshot, Stream output)
+    {
+        var from = Open(source, out var bodyAt);
+        if (from.Header.Root.Length == 0 || !from.Header.Root.AsSpan().SequenceEqual(snapshot.RootTree.Span))
+            throw new ArgumentException($"the index of snapshot {from.Header.Snapshot} is not of snapshot {snapshot.Id}'s tree");
+        var hash = new XxHash3();
+        var header = HeaderBytes(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, snapshot.RootTree.Span);
+        hash.Append(header);
+        output.Write(header);
+        var rest = source[bodyAt..^8]; // the columns and the trailer's sizes, as they were
+        hash.Append(rest);
+        output.Write(rest);
+        Span<byte> sum = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(sum, hash.GetCurrentHashAsUInt64());
+        output.Write(sum);
+        return from.Header with { Snapshot = snapshot.Id, Client = snapshot.Client, FinishedUnixMs = snapshot.FinishedUnixMs };
+    }
+
+    private static byte[] HeaderBytes(string snapshot, string client, long finishedUnixMs, ReadOnlySpan<byte> root)
+    {
+        var buffer = new Buffer(256);
+        buffer.WriteRaw(Magic);
+        buffer.WriteBytes(Encoding.UTF8.GetBytes(snapshot));
+        buffer.WriteBytes(Encoding.UTF8.GetBytes(client));
+        buffer.WriteVarint(ZigZag(finishedUnixMs));
+        buffer.WriteBytes(root);
+        return buffer.Written.ToArray();
+    }
 
     /// <summary>A snapshot's directories with their listings, depth first in name order; the root's path is "". Paths as ls shows them (PosixNames.Display).</summary>
     public static IEnumerable<(string Dir, Tree Tree)> Directories(TreeReader trees, SnapshotManifest snapshot)
@@ -54,7 +90,7 @@ public static class FileIndex
     /// rows go to <paramref name="scratch"/> (default: memory) until the names are written, then follow them.
     /// </summary>
     public static Header Write(string snapshot, string client, long finishedUnixMs, IEnumerable<(string Dir, Tree Tree)> directories, Stream output,
-        Stream? scratch = null)
+        Stream? scratch = null, ReadOnlySpan<byte> root = default)
     {
         var hash = new XxHash3();
         var buffer = new Buffer(1 << 16);
@@ -64,10 +100,7 @@ public static class FileIndex
             output.Write(buffer.Written);
             buffer.Clear();
         }
-        buffer.WriteRaw(Magic);
-        buffer.WriteBytes(Encoding.UTF8.GetBytes(snapshot));
-        buffer.WriteBytes(Encoding.UTF8.GetBytes(client));
-        buffer.WriteVarint(ZigZag(finishedUnixMs));
+        buffer.WriteRaw(HeaderBytes(snapshot, client, finishedUnixMs, root));
         Flush();
         long entries = 0, namesBytes = 0;
         using var ownRows = scratch is null ? new MemoryStream() : null;
@@ -115,7 +148,7 @@ public static class FileIndex
         hash.Append(trailer[..32]);
         BinaryPrimitives.WriteUInt64LittleEndian(trailer[32..], hash.GetCurrentHashAsUInt64());
         output.Write(trailer);
-        return new Header(snapshot, client, finishedUnixMs, entries, dirCount);
+        return new Header(snapshot, client, finishedUnixMs, entries, dirCount, root.ToArray());
     }
 
     /// <summary>Checks an index file whole (sizes and checksum) and reads its header.</summary>
@@ -129,7 +162,9 @@ public static class FileIndex
 
     /// <summary>An index's columns, every size checked against the file (not its checksum: see <see cref="Check"/>).</summary>
     /// <exception cref="InvalidDataException">the sizes do not add up</exception>
-    public static View Open(ReadOnlySpan<byte> file)
+    public static View Open(ReadOnlySpan<byte> file) => Open(file, out _);
+
+    private static View Open(ReadOnlySpan<byte> file, out int bodyAt)
     {
         if (file.Length < Magic.Length + TrailerBytes || !file[..Magic.Length].SequenceEqual(Magic)) throw new InvalidDataException("not a file index (bad magic)");
         var t = file[^TrailerBytes..];
@@ -139,6 +174,8 @@ public static class FileIndex
         var snapshot = Encoding.UTF8.GetString(reader.ReadBytes());
         var client = Encoding.UTF8.GetString(reader.ReadBytes());
         var finished = UnZigZag(reader.ReadVarint());
+        var root = reader.ReadBytes().ToArray();
+        bodyAt = reader.Position;
         var body = (ulong)(file.Length - TrailerBytes - reader.Position);
         // Each part no larger than what holds it, so that their sum cannot overflow.
         if (namesBytes > body || entries > body / RowBytes || dirsBytes > body || dirCount > dirsBytes || namesBytes + entries * RowBytes + dirsBytes != body
@@ -148,7 +185,7 @@ public static class FileIndex
         var rows = file.Slice(reader.Position + (int)namesBytes, (int)entries * RowBytes);
         var dirs = file.Slice(reader.Position + (int)namesBytes + rows.Length, (int)dirsBytes);
         if ((names.Length > 0 && names[^1] != 0) || (dirs.Length > 0 && dirs[^1] != 0)) throw new InvalidDataException("file index column not terminated");
-        return new View(new Header(snapshot, client, finished, (long)entries, (long)dirCount), names, rows, dirs);
+        return new View(new Header(snapshot, client, finished, (long)entries, (long)dirCount, root), names, rows, dirs);
     }
 
     /// <summary>An index's columns. Spans into the file's bytes, valid as long as they are.</summary>

@@ -24,6 +24,7 @@ public sealed class FileIndexStore
     public string Folder => _dir;
 
     public delegate T Reader<out T>(FileIndex.View index);
+    private delegate T FileReader<out T>(ReadOnlySpan<byte> file);
 
     private string PathOf(string snapshot)
     {
@@ -49,7 +50,10 @@ public sealed class FileIndexStore
     /// Reads a snapshot's index through <paramref name="read"/>. False when there is none.
     /// </summary>
     /// <exception cref="InvalidDataException">the index is damaged (it is deleted, to be built again)</exception>
-    public bool Read<T>(string snapshot, Reader<T> read, out T result)
+    public bool Read<T>(string snapshot, Reader<T> read, out T result) => Read(snapshot, file => read(FileIndex.Open(file)), out result);
+
+    /// <summary>The same, with the index file's bytes (checked whole, of the snapshot asked for).</summary>
+    private bool Read<T>(string snapshot, FileReader<T> read, out T result)
     {
         var path = PathOf(snapshot);
         result = default!;
@@ -82,7 +86,7 @@ public sealed class FileIndexStore
         }
     }
 
-    private T Use<T>(MemoryMappedViewAccessor view, long length, string path, string snapshot, Reader<T> read)
+    private T Use<T>(MemoryMappedViewAccessor view, long length, string path, string snapshot, FileReader<T> read)
     {
         unsafe
         {
@@ -99,7 +103,7 @@ public sealed class FileIndexStore
                 }
                 var index = FileIndex.Open(bytes);
                 if (index.Header.Snapshot != snapshot) throw new InvalidDataException($"it indexes snapshot {index.Header.Snapshot}");
-                return read(index);
+                return read(bytes);
             }
             finally
             {
@@ -110,8 +114,36 @@ public sealed class FileIndexStore
 
     private bool Read(string snapshot, Reader<bool> read) => Read(snapshot, read, out var ok) && ok;
 
+    /// <summary>
+    /// Writes <paramref name="snapshot"/>'s index from the index of snapshot <paramref name="from"/> when that one
+    /// projects the same root tree (an unchanged backup and its parent: FileIndex.Rewrite, no tree read). False when
+    /// <paramref name="from"/> has no index here, a damaged one (then deleted), or one of another tree.
+    /// </summary>
+    public bool WriteFrom(string from, Trees.SnapshotManifest snapshot)
+    {
+        if (snapshot.RootTree.IsEmpty) return false;
+        try
+        {
+            return Read(from, file =>
+            {
+                var root = FileIndex.Open(file).Header.Root;
+                if (!root.AsSpan().SequenceEqual(snapshot.RootTree.Span)) return false;
+                Write(snapshot.Id, file, static (output, _, source, s) => FileIndex.Rewrite(source, s, output), snapshot);
+                return true;
+            }, out var written) && written;
+        }
+        catch (InvalidDataException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Writes a snapshot's index through <paramref name="write"/> (given the file and a scratch file), replacing any it had.</summary>
-    public void Write(string snapshot, Action<Stream, Stream> write)
+    public void Write(string snapshot, Action<Stream, Stream> write) => Write(snapshot, default, (file, scratch, _, w) => w(file, scratch), write);
+
+    private delegate void SpanWriter<in TState>(Stream file, Stream scratch, ReadOnlySpan<byte> source, TState state);
+
+    private void Write<TState>(string snapshot, ReadOnlySpan<byte> source, SpanWriter<TState> write, TState state)
     {
         var path = PathOf(snapshot);
         var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
@@ -127,7 +159,7 @@ public sealed class FileIndexStore
                        Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, BufferSize = 1 << 16, Options = FileOptions.DeleteOnClose,
                        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                    }))
-                write(file, scratch);
+                write(file, scratch, source, state);
             File.Move(temp, path, overwrite: true);
         }
         finally

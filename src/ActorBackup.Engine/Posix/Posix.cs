@@ -35,6 +35,22 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int open(string path, int flags);
 
+    [LibraryImport("libc", EntryPoint = "gettid")]
+    private static partial int gettid();
+
+    [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
+    private static partial int setpriority(int which, uint who, int priority);
+
+    /// <summary>
+    /// The calling thread (only it: Linux gives each thread its own nice value) at the lowest CPU priority, nice 19, for
+    /// background work that should take only the CPU nothing else wants. Best effort: where it is refused the thread
+    /// runs as before.
+    /// </summary>
+    public static bool YieldThisThread() => setpriority(0 /* PRIO_PROCESS: a thread id names one thread */, (uint)gettid(), 19) == 0;
+
+    /// <summary>The calling thread's nice value (tests).</summary>
+    internal static int NiceOfThisThread() => int.Parse(File.ReadAllText($"/proc/thread-self/stat").Split(") ")[1].Split(' ')[16]);
+
     [LibraryImport("libc", EntryPoint = "posix_fadvise")]
     private static partial int posix_fadvise(int fd, long offset, long length, int advice);
 

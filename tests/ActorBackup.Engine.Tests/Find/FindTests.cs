@@ -80,6 +80,60 @@ public sealed class FindTests
     }
 
     [Fact]
+    public void An_unchanged_backup_takes_its_parents_index_under_its_own_header_and_a_changed_one_does_not()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(Path.Combine(src, "etc"));
+        File.WriteAllText(Path.Combine(src, "etc", "hosts"), "127.0.0.1 localhost\n");
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var set = new BackupSet("s", [src]);
+        var first = repo.Backup(set, Level.Full);
+        var second = repo.Backup(set, Level.Incremental);
+        Assert.Equal(first.RootTree, second.RootTree);
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        Assert.False(store.WriteFrom(first.Id, second)); // no index of the parent yet
+        using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(first.Id, (f, scratch) => FileIndex.Write(trees, first, f, scratch));
+
+        Assert.True(store.WriteFrom(first.Id, second));
+        var file = Path.Combine(store.Folder, second.Id + ".fidx");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        var header = FileIndex.Check(File.ReadAllBytes(file)); // whole: its own checksum
+        Assert.Equal((second.Id, second.Client, second.FinishedUnixMs), (header.Snapshot, header.Client, header.FinishedUnixMs));
+        Assert.Equal(second.RootTree.ToByteArray(), header.Root);
+        using (var built = new MemoryStream())
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            FileIndex.Write(trees, second, built); // what reading the trees would have written: the same bytes
+            Assert.Equal(built.ToArray(), File.ReadAllBytes(file));
+        }
+        var found = VersionFinder.Find([new(first.Id, first.Client, first.FinishedUnixMs), new(second.Id, second.Client, second.FinishedUnixMs)],
+            store, FindPattern.Parse("hosts"), 10);
+        Assert.Equal((2, first.Id, second.Id), (found.Versions.Single().Snapshots, found.Versions.Single().FirstSnapshot, found.Versions.Single().LastSnapshot));
+
+        File.AppendAllText(Path.Combine(src, "etc", "hosts"), "::1 localhost\n");
+        var third = repo.Backup(set, Level.Incremental);
+        Assert.False(store.WriteFrom(second.Id, third)); // another tree: built from the trees
+        Assert.False(File.Exists(Path.Combine(store.Folder, third.Id + ".fidx")));
+    }
+
+    [Fact]
+    public void Background_work_runs_at_the_lowest_priority_on_its_own_thread_only()
+    {
+        var before = Posix.Posix.NiceOfThisThread();
+        int? nice = null;
+        var thread = new Thread(() =>
+        {
+            Assert.True(Posix.Posix.YieldThisThread());
+            nice = Posix.Posix.NiceOfThisThread();
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Equal(19, nice);
+        Assert.Equal(before, Posix.Posix.NiceOfThisThread());
+    }
+
+    [Fact]
     public void A_damaged_or_stray_index_is_dropped_and_bad_patterns_are_refused()
     {
         using var dir = new TempDir();
@@ -104,7 +158,7 @@ public sealed class FindTests
         Assert.False(File.Exists(file));
 
         // Sizes that claim more than the file holds are an error, never an allocation or a crash.
-        var huge = "ABKFIDX2"u8.ToArray().Concat(new byte[] { 1, (byte)'x', 0, 0 }).Concat(Enumerable.Repeat((byte)0xFF, 40)).ToArray();
+        var huge = FileIndex.Magic.ToArray().Concat(new byte[] { 1, (byte)'x', 0, 0, 0 }).Concat(Enumerable.Repeat((byte)0xFF, 40)).ToArray();
         Assert.Throws<InvalidDataException>(() => FileIndex.Open(huge));
 
         using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch));
