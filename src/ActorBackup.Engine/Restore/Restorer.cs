@@ -725,9 +725,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} not restored into a folder that was there before: restore into a new folder, or give --force");
             if (!Posix.Posix.IsRoot) throw new IOException($"device {PosixNames.Display(s.SnapshotPath)} is recorded but only root can create device nodes");
         }
-        // A socket where something is already (--force): left as it is; a live one is its program's, which would
-        // lose its clients to a dead inode.
-        if (kind == FileKind.Socket && _root.KindOf(s.Relative) is not null) return;
+        // A socket where a socket is already (--force): left as it is; a live one is its program's, which would lose its
+        // clients to a dead inode. Anything else there (a file, a link) is replaced, as for every other kind.
+        if (kind == FileKind.Socket && _root.KindOf(s.Relative) == FileKind.Socket) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
         Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s)));

@@ -515,6 +515,11 @@ public class NameRoundTripTests
         Posix.Posix.Chmod(target + path, 0b111_000_000); // as its program left it (inode numbers are reused: the mode tells)
         Assert.Empty(repo.Restore(snap.Id, target, force: true).Errors);
         Assert.Equal(0b111_000_000u, Posix.Posix.LStat(target + path)!.Value.Mode & 0xFFF);
+        // A regular file where the snapshot has the socket is no program's socket: --force puts the socket back.
+        File.Delete(target + path);
+        File.WriteAllText(target + path, "not a socket");
+        Assert.Empty(repo.Restore(snap.Id, target, force: true).Errors);
+        TreeCompare.AssertSame(expected, target + src);
     }
 
     [SmallDiskFact]
