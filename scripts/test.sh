@@ -19,10 +19,11 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && [ "$(id -u)
   (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime)) >/dev/null 2>&1 \
     || echo "faketime could not be installed: the retention-over-days test will fail under CI" >&2
 fi
-# mkfs.btrfs makes the btrfs the file-flags test restores onto (Debian's btrfs-progs; the kernel has btrfs).
-if ! command -v mkfs.btrfs >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq btrfs-progs || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq btrfs-progs)) >/dev/null 2>&1 \
-    || echo "btrfs-progs could not be installed: the btrfs file-flags test is skipped" >&2
+# mkfs.btrfs makes the btrfs the file-flags and compression tests restore onto (Debian's btrfs-progs; the kernel has
+# btrfs); filefrag (e2fsprogs) tells which extents btrfs compressed.
+if ! { command -v mkfs.btrfs && command -v filefrag; } >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq btrfs-progs e2fsprogs || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq btrfs-progs e2fsprogs)) >/dev/null 2>&1 \
+    || echo "btrfs-progs or e2fsprogs could not be installed: the btrfs tests are skipped or fail" >&2
 fi
 if [ -z "${ABK_TEST_POSTGRES:-}" ]; then
   pgdir=$(mktemp -d /var/tmp/abk-test-pg.XXXXXX)

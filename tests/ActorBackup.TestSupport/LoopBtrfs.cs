@@ -8,13 +8,21 @@ public sealed class LoopBtrfs : IDisposable
     public string Path { get; }
     private readonly string _image;
 
-    public LoopBtrfs()
+    /// <param name="options">mount options beside loop (compress=zstd, say)</param>
+    public LoopBtrfs(string? options = null)
     {
         Path = Directory.CreateTempSubdirectory("abk-btrfs-").FullName;
         _image = Path + ".img";
         using (var f = new FileStream(_image, FileMode.CreateNew)) f.SetLength(128L << 20);
         Processes.Run("mkfs.btrfs", "-q", _image);
-        Processes.Run("/bin/mount", "-o", "loop", _image, Path);
+        Processes.Run("/bin/mount", "-o", options is null ? "loop" : "loop," + options, _image, Path);
+    }
+
+    /// <summary>How many of a file's extents btrfs stores compressed (FIEMAP's "encoded", as filefrag -v shows them).</summary>
+    public static int CompressedExtents(string file)
+    {
+        Processes.Run("/bin/sync", "-f", file); // extents are compressed when written back
+        return Processes.Run("/usr/sbin/filefrag", "-v", file).Split('\n').Count(l => l.Contains("encoded"));
     }
 
     public void Dispose()

@@ -31,6 +31,21 @@ public static unsafe partial class Posix
     /// </summary>
     internal static int Preallocate(int fd, long size) => fallocate(fd, 1, 0, size) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    [LibraryImport("libc", EntryPoint = "fstatfs", SetLastError = true)]
+    private static partial int fstatfs(int fd, byte* buf);
+
+    private const long BtrfsMagic = 0x9123683E;
+
+    /// <summary>
+    /// Whether the file system of <paramref name="fd"/> is btrfs, which writes a preallocated file in place, uncompressed,
+    /// even where a mount option (compress=) or a property asks for compression. False when it cannot say.
+    /// </summary>
+    internal static bool IsBtrfs(int fd)
+    {
+        var buf = stackalloc byte[256]; // struct statfs: 120 bytes on x86-64 and arm64, f_type its first word
+        return fstatfs(fd, buf) == 0 && *(long*)buf == BtrfsMagic;
+    }
+
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);
 

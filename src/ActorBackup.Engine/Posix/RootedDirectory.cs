@@ -12,12 +12,15 @@ namespace ActorBackup.Engine.Posix;
 public sealed class RootedDirectory : IDisposable
 {
     private readonly int _root;
+    /// <summary>New files get their blocks at once (fewer extents), but not on btrfs: see <see cref="Posix.IsBtrfs"/>.</summary>
+    private readonly bool _preallocates;
     public string Path { get; }
 
     public RootedDirectory(string path)
     {
         Path = path;
         _root = Posix.OpenRoot(path);
+        _preallocates = !Posix.IsBtrfs(_root);
     }
 
     public void Dispose() => Posix.Close(_root);
@@ -105,8 +108,9 @@ public sealed class RootedDirectory : IDisposable
             RandomAccess.SetLength(handle, size);
             return handle;
         }
-        // Not a file to compress: btrfs writes a preallocated file in place, uncompressed.
-        if (size > 0 && (flagsBeforeData & FileFlags.Compress) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
+        // Not on btrfs, nor for a file to compress: btrfs writes a preallocated file in place, uncompressed (whether the
+        // file's flag, a property or the mount asks for compression).
+        if (size > 0 && _preallocates && (flagsBeforeData & FileFlags.Compress) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
         {
             handle.Dispose();
             throw new PosixException(Posix.ENOSPC, $"create {Full(relative)}: {Posix.Describe(Posix.ENOSPC)}");

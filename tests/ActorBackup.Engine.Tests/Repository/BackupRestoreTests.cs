@@ -884,6 +884,24 @@ public class NameRoundTripTests
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 
+    [BtrfsFact]
+    public void A_restore_onto_btrfs_mounted_to_compress_writes_compressed_files()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var text = string.Concat(Enumerable.Range(0, 120_000).Select(i => $"log line {i}: nothing to report\n"));
+        File.WriteAllText(Path.Combine(src, "service.log"), text); // 4 MB that compress well
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        using var btrfs = new LoopBtrfs("compress=zstd");
+        var target = Path.Combine(btrfs.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        Assert.Equal(text, File.ReadAllText(target + src + "/service.log"));
+        // Preallocated, btrfs would have written it in place, uncompressed (no extent encoded).
+        Assert.True(LoopBtrfs.CompressedExtents(target + src + "/service.log") > 0, "restored uncompressed onto a btrfs mounted to compress");
+    }
+
     [Fact]
     public void A_backup_leaves_access_times_as_they_were_and_records_them_when_asked()
     {
