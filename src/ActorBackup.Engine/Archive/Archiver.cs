@@ -446,7 +446,21 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         try
         {
-            return _parentTrees.Load(id);
+            var tree = _parentTrees.Load(id);
+            foreach (var node in tree.Nodes)
+                if (!node.ChunkLists.IsEmpty)
+                    try
+                    {
+                        _parentTrees.ExpandChunkLists(node); // a big file's entries, to compare and reuse
+                    }
+                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+                    {
+                        // Its list lost: the file is read again (a node without entries is never unchanged).
+                        node.ChunkLists = ByteString.Empty;
+                        node.Chunks = ByteString.Empty;
+                        node.ChunkSizes.Clear();
+                    }
+            return tree;
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {
@@ -1060,11 +1074,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 if (node.Type != NodeType.Unspecified)
                     for (var i = 0; i < node.ChunkCount(); i++)
                         if (node.ChunkAt(i) is var chunk && !NodeExtensions.IsHole(chunk)) _references.Add(chunk); // a hole is no chunk
-            if (dir.Same is { } same) id = same; // every entry as in the parent: its tree, checked to be in the library
+            if (dir.Same is { } same)
+            {
+                id = same; // every entry as in the parent: its tree, checked to be in the library, with its files' lists
+                foreach (var node in dir.Children) _references.AddRange(node.ChunkListIds());
+            }
             else
             {
                 var tree = new Tree();
-                tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal));
+                tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).Select(AsStored));
                 var r = _treeEncoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
                 if (r.IsNew)
                 {
@@ -1081,6 +1099,34 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         Interlocked.Decrement(ref _open);
         if (dir.Up is null) _rootId = id;
         else Done(dir.Up);
+    }
+
+    /// <summary>The most entries a stored node lists itself (tests make it small; NodeExtensions.EntriesPerList).</summary>
+    internal int EntriesPerList { get; init; } = NodeExtensions.EntriesPerList;
+
+    /// <summary>
+    /// Under the tree lock: a node as its folder's tree stores it. A file of more than <see cref="EntriesPerList"/>
+    /// entries keeps them in chunk-list records (stored here, the same bytes as the parent's for an unchanged file,
+    /// so stored once) and lists their ids; the others list their entries themselves.
+    /// </summary>
+    private Node AsStored(Node node)
+    {
+        var count = node.ChunkCount();
+        if (count <= EntriesPerList) return node.ChunkLists.IsEmpty ? node : new Node(node) { ChunkLists = ByteString.Empty };
+        var lists = new byte[(count + EntriesPerList - 1) / EntriesPerList * ChunkId.Size];
+        for (var (first, k) = (0, 0); first < count; first += EntriesPerList, k++)
+        {
+            var n = Math.Min(EntriesPerList, count - first);
+            var list = new ChunkList { Chunks = ByteString.CopyFrom(node.Chunks.Span.Slice(first * ChunkId.Size, n * ChunkId.Size)) };
+            for (var i = first; i < first + n; i++) list.ChunkSizes.Add(node.ChunkSizes[i]);
+            var r = _treeEncoder.Store(list.ToByteArray(), RecordFlags.Tree, sink);
+            if (r.IsNew) Interlocked.Add(ref _bytesStored, r.StoredLength);
+            r.Id.WriteTo(lists.AsSpan(k * ChunkId.Size));
+            _references.Add(r.Id);
+        }
+        var stored = new Node(node) { Chunks = ByteString.Empty, ChunkLists = UnsafeByteOperations.UnsafeWrap(lists) };
+        stored.ChunkSizes.Clear();
+        return stored;
     }
 
     /// <summary>Under the tree lock: the references collected so far go to the sink (one part of the snapshot's list).</summary>
@@ -1123,8 +1169,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         var ids = new List<ChunkId>(); // repeats and all: the library answers for each id it lacks
         foreach (var f in _reused)
+        {
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
+            ids.AddRange(f.Node.ChunkListIds());
+        }
         foreach (var d in _sameDirs)
             if (d.Same is { } tree) ids.Add(tree);
         var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids);
@@ -1132,7 +1181,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
-            return true;
+            return !f.Node.ChunkListIds().Any(missing.Contains);
         }
         var again = _reused.Where(f => !Complete(f)).ToHashSet();
         // First every folder above a file read again is marked changed, before any folder of the batch can be stored.
@@ -1145,6 +1194,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 f.Node.Chunks = ByteString.Empty;
                 f.Node.ChunkSizes.Clear();
+                f.Node.ChunkLists = ByteString.Empty;
                 Read(f);
                 continue;
             }
@@ -1177,15 +1227,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    /// <summary>A file's chunk list outgrows what one tree entry may hold (<see cref="NodeExtensions.MaxChunkEntries"/>).</summary>
+    /// <summary>A file has more entries than one file may (<see cref="NodeExtensions.MaxChunkEntries"/>).</summary>
     private sealed class TooManyChunks : Exception
     {
-        public static readonly string Reason = $"has more than {NodeExtensions.MaxChunkEntries:N0} chunks and holes, more than one entry of a folder's tree may list: " +
+        public static readonly string Reason = $"has more than {NodeExtensions.MaxChunkEntries:N0} chunks and holes, more than one file may have: " +
                                                "not backed up (a policy with larger chunks takes it)";
     }
 
     private string? ReadChunks(FileJob job, StreamChunker chunker, ChunkEncoder encoder, CancellationToken cancel)
     {
+        // An entry is at most a hole of MaxHoleEntry (a chunk is less): a file this big cannot fit, whatever it holds.
+        if (job.Stat.Size / (ulong)NodeExtensions.MaxHoleEntry > NodeExtensions.MaxChunkEntries) return TooManyChunks.Reason;
         var expected = (int)Math.Min((ulong)(job.Part?.Length ?? (long)job.Stat.Size) / (ulong)chunker.MinSize + 2, 1 << 16);
         var ids = new byte[expected * ChunkId.Size];
         var sizes = new List<uint>(expected);

@@ -18,8 +18,8 @@ public static class BlockFiles
     public const long MinSize = 16L * 1024 * 1024;
 
     /// <summary>
-    /// From this size on, a file is cut as any other: at 32 KiB a chunk, a bigger one would near the chunks one tree
-    /// entry may list (NodeExtensions.MaxChunkEntries).
+    /// From this size on, a file is cut as any other: at 32 KiB a chunk, a bigger one would pass the entries a node
+    /// lists itself (NodeExtensions.EntriesPerList) and have its chunk lists stored again at each change.
     /// </summary>
     public const long MaxSize = 32L << 30;
 

@@ -225,6 +225,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             if (selection != Selection.All) continue;
+            if (!node.ChunkLists.IsEmpty)
+                try
+                {
+                    trees.ExpandChunkLists(node); // a big file's entries, kept in records of their own
+                }
+                catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+                {
+                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
+                    continue;
+                }
             switch (node.Type)
             {
                 case NodeType.File when node.Nlink != 1 && _standIns.TryGetValue(snapshotPath, out var standIn):

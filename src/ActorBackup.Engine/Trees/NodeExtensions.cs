@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Google.Protobuf.Collections;
 using ActorBackup.Engine.Hashing;
 
@@ -76,11 +77,73 @@ public static class NodeExtensions
     public const long MaxHoleEntry = 1L << 30;
 
     /// <summary>
-    /// The most entries (chunks and holes) one file's node lists: about 77 MB of node, well inside a folder's tree record
-    /// (VolumeFormat.MaxPayload, 256 MiB). At the policy's 1 MiB chunks that is a file of about 2 TiB, or 2 PiB of holes;
-    /// a file beyond it is reported, not backed up, and the backup goes on.
+    /// The most entries a stored node lists itself (about 36 MB of node, well inside a folder's tree record,
+    /// VolumeFormat.MaxPayload 256 MiB): a file of more keeps them in records of this many each (Node.chunk_lists).
     /// </summary>
-    public const int MaxChunkEntries = 2 * 1024 * 1024;
+    public const int EntriesPerList = 1024 * 1024;
+
+    /// <summary>
+    /// The most entries (chunks and holes) one file has: 512 MiB of ids while it is read or restored. At the policy's
+    /// 1 MiB chunks a file of 16 TiB (ext4's largest), or 16 PiB of holes; a file beyond it is reported, not backed up,
+    /// and the backup goes on.
+    /// </summary>
+    public const int MaxChunkEntries = 16 * 1024 * 1024;
+
+    /// <summary>
+    /// Puts a big file's entries back into its node from its chunk-list records (Node.chunk_lists, whose ids it keeps),
+    /// each loaded by <paramref name="load"/>. A node without lists is left as it is.
+    /// </summary>
+    /// <exception cref="ChunkIntegrityException">a list is missing, damaged, or the lists do not add up</exception>
+    public static void ExpandChunkLists(this Node node, Func<ChunkId, ChunkList> load)
+    {
+        if (node.ChunkLists.IsEmpty) return;
+        if (node.ChunkLists.Length % ChunkId.Size != 0 || !node.Chunks.IsEmpty || node.ChunkSizes.Count != 0)
+            throw new InvalidDataException($"entry {Posix.PosixNames.Display(node.FileName())}: its chunk lists are torn, or beside entries of its own");
+        var parts = new List<ByteString>();
+        var sizes = new List<uint>();
+        long count = 0;
+        foreach (var id in node.ChunkListIds())
+        {
+            var list = load(id);
+            count += list.ChunkSizes.Count;
+            if (count > MaxChunkEntries) throw new Codec.ChunkIntegrityException(id, $"makes more than {MaxChunkEntries:N0} entries of one file");
+            parts.Add(list.Chunks);
+            sizes.AddRange(list.ChunkSizes);
+        }
+        var ids = new byte[count * ChunkId.Size];
+        var at = 0;
+        foreach (var part in parts)
+        {
+            part.Span.CopyTo(ids.AsSpan(at));
+            at += part.Length;
+        }
+        node.Chunks = UnsafeByteOperations.UnsafeWrap(ids);
+        node.ChunkSizes.AddRange(sizes);
+    }
+
+    /// <summary>A chunk-list record's plaintext, checked to hold as many sizes as ids.</summary>
+    /// <exception cref="Codec.ChunkIntegrityException">it is not one</exception>
+    public static ChunkList ParseChunkList(ChunkId id, ReadOnlySpan<byte> plain)
+    {
+        ChunkList list;
+        try
+        {
+            list = ChunkList.Parser.ParseFrom(plain);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new Codec.ChunkIntegrityException(id, $"is not a chunk list: {e.Message}");
+        }
+        if (list.Chunks.Length % ChunkId.Size != 0 || list.ChunkSizes.Count != list.Chunks.Length / ChunkId.Size)
+            throw new Codec.ChunkIntegrityException(id, "is a torn chunk list (ids and sizes do not pair)");
+        return list;
+    }
+
+    /// <summary>The ids of a node's chunk-list records (Node.chunk_lists).</summary>
+    public static IEnumerable<ChunkId> ChunkListIds(this Node node)
+    {
+        for (var at = 0; at + ChunkId.Size <= node.ChunkLists.Length; at += ChunkId.Size) yield return new ChunkId(node.ChunkLists.Span.Slice(at, ChunkId.Size));
+    }
 
     /// <summary>Whether a chunk-list entry is a hole (the empty id) rather than a chunk.</summary>
     public static bool IsHole(ChunkId id) => id.IsEmpty;

@@ -29,5 +29,17 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
 
     public Tree Load(ByteString id) => Load(new ChunkId(id.Span));
 
+    /// <summary>
+    /// Puts a big file's entries back into its node from its chunk-list records (NodeExtensions.ExpandChunkLists): what
+    /// a restore or a backup reusing the node reads.
+    /// </summary>
+    public void ExpandChunkLists(Node node) => node.ExpandChunkLists(LoadList);
+
+    /// <summary>One chunk-list record, checked to hold as many sizes as ids.</summary>
+    public ChunkList LoadList(ChunkId id)
+    {
+        lock (_lock) return NodeExtensions.ParseChunkList(id, _decoder.Load(id, source));
+    }
+
     public void Dispose() => _decoder.Dispose();
 }

@@ -567,16 +567,95 @@ public class NameRoundTripTests
         using var disk = new SmallDisk(1);
         File.WriteAllText(Path.Combine(disk.Path, "small"), "kept");
         var huge = Path.Combine(disk.Path, "huge");
-        using (var f = new FileStream(huge, FileMode.Create)) f.SetLength(4L << 50); // 4 PiB of hole: 4 Mi entries of 1 GiB
+        using (var f = new FileStream(huge, FileMode.Create)) f.SetLength(32L << 50); // 32 PiB of hole: 32 Mi entries of 1 GiB
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("x", [disk.Path]), Level.Full);
         var error = Assert.Single(snap.Errors);
         Assert.Equal(huge, error.Path);
-        Assert.Contains("more than 2,097,152 chunks and holes", error.Reason);
+        Assert.Contains("more than 16,777,216 chunks and holes", error.Reason); // told by its size, nothing read
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         Assert.Equal("kept", File.ReadAllText(target + disk.Path + "/small"));
         Assert.False(File.Exists(target + huge));
+    }
+
+    [Fact]
+    public void A_file_of_more_entries_than_a_node_lists_keeps_them_in_chunk_lists_and_comes_back_verified_and_reused()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var big = TestRepo.RandomBytes(9_000_000, 3);
+        File.WriteAllBytes(Path.Combine(src, "big.bin"), big);
+        using (var f = new FileStream(Path.Combine(src, "sparse.img"), FileMode.Create)) // holes are entries too
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                f.Position = (2 * i + 1) << 20;
+                f.Write(TestRepo.RandomBytes(8192, 4 + i));
+            }
+            f.SetLength(12 << 20);
+        }
+        File.WriteAllText(Path.Combine(src, "small.txt"), "a node lists its one chunk itself");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        SnapshotManifest Backup(SnapshotManifest? parent)
+        {
+            var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { EntriesPerList = 2 }
+                .Run(set, new BackupOptions { Library = repo.Library.Id, Level = parent is null ? Level.Full : Level.Incremental }, parent);
+            Assert.Empty(snap.Errors);
+            StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+            repo.Catalog.Save(snap);
+            return snap;
+        }
+        var full = Backup(null);
+        Hashing.ChunkId TreeOf(SnapshotManifest snap)
+        {
+            using var trees = new TreeReader(repo.Keys, repo.Library);
+            var id = new Hashing.ChunkId(snap.RootTree.Span);
+            foreach (var name in src.Split('/', StringSplitOptions.RemoveEmptyEntries))
+                id = trees.Load(id).Nodes.Single(n => n.FileName() == name).SubtreeId();
+            return id;
+        }
+        Node Stored(SnapshotManifest snap, string name)
+        {
+            using var trees = new TreeReader(repo.Keys, repo.Library);
+            return trees.Load(TreeOf(snap)).Nodes.Single(n => n.FileName() == name);
+        }
+        var bigNode = Stored(full, "big.bin");
+        Assert.True(bigNode.Chunks.IsEmpty && bigNode.ChunkSizes.Count == 0, "the entries are in the lists, not the node");
+        var lists = bigNode.ChunkListIds().ToList();
+        Assert.True(lists.Count >= 2, $"{lists.Count} lists");
+        Assert.True(Stored(full, "sparse.img").ChunkListIds().Count() >= 5); // five data extents between holes: 11 entries
+        Assert.True(Stored(full, "small.txt").ChunkLists.IsEmpty);
+        Assert.All(lists, id => Assert.Contains(id, repo.Library.ReadReferences(full.Id))); // prune keeps them with the snapshot
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            trees.ExpandChunkLists(bigNode);
+            Assert.Equal((ulong)big.Length, bigNode.ChunkSizes.Aggregate(0ul, (a, s) => a + s));
+            Assert.All(Enumerable.Range(0, bigNode.ChunkCount()), i => Assert.Contains(bigNode.ChunkAt(i), repo.Library.ReadReferences(full.Id)));
+        }
+
+        var expected = TreeCompare.Describe(src);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(full.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + src);
+        Assert.Equal(big, File.ReadAllBytes(target + src + "/big.bin"));
+        var verified = ActorBackup.Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, full);
+        Assert.True(verified.Ok, string.Join("; ", verified.DamagedFiles));
+        Assert.True(verified.Trees >= 2 + lists.Count);
+
+        // Unchanged: the nodes as they were, the same tree (the lists the same records), nothing read.
+        var again = Backup(full);
+        Assert.Equal(3ul, again.Stats.FilesUnchanged);
+        Assert.Equal(TreeOf(full), TreeOf(again));
+        Assert.All(lists, id => Assert.Contains(id, repo.Library.ReadReferences(again.Id)));
+        // One more byte: the file read again, new lists; the other file's reused through a tree stored anew.
+        File.AppendAllText(Path.Combine(src, "small.txt"), "!");
+        var changed = Backup(again);
+        Assert.Equal(lists, Stored(changed, "big.bin").ChunkListIds().ToList());
+        var target2 = Path.Combine(dir.Path, "r2");
+        Assert.Empty(repo.Restore(changed.Id, target2).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target2 + src);
     }
 
     [Fact]
