@@ -868,6 +868,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     // Reused unless the library lost one of its chunks: asked in batches (FlushReused).
                     node.Chunks = parentNode!.Chunks;
                     node.ChunkSizes.AddRange(parentNode.ChunkSizes);
+                    node.ChunkLists = parentNode.ChunkLists; // a big file's lists, as the parent stored them (AsStored)
                     // A chattr changes the ctime: the flags are the parent's (before the parent recorded them: the ones statx tells).
                     node.Flags = _parentRecordsAll ? parentNode.Flags : st.Attributes;
                     _reused.Add(job);
@@ -1082,7 +1083,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             else
             {
                 var tree = new Tree();
-                tree.Nodes.AddRange(dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).Select(AsStored));
+                var children = dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).ToList();
+                var listed = Listed(children);
+                tree.Nodes.AddRange(children.Select(n => AsStored(n, listed?.Contains(n) == true)));
                 var r = _treeEncoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
                 if (r.IsNew)
                 {
@@ -1104,15 +1107,46 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>The most entries a stored node lists itself (tests make it small; NodeExtensions.EntriesPerList).</summary>
     internal int EntriesPerList { get; init; } = NodeExtensions.EntriesPerList;
 
+    /// <summary>The most entries a folder's tree lists in its nodes (about 72 MB of its record; NodeExtensions.TreeEntryBudget).</summary>
+    internal long TreeEntryBudget { get; init; } = NodeExtensions.TreeEntryBudget;
+
+    /// <summary>The fewest entries a file keeps in a list to bring its folder's tree under <see cref="TreeEntryBudget"/>.</summary>
+    internal int SmallestListed { get; init; } = 64;
+
     /// <summary>
-    /// Under the tree lock: a node as its folder's tree stores it. A file of more than <see cref="EntriesPerList"/>
-    /// entries keeps them in chunk-list records (stored here, the same bytes as the parent's for an unchanged file,
-    /// so stored once) and lists their ids; the others list their entries themselves.
+    /// The nodes of a folder's tree that keep their entries in lists (null: none): those of more than
+    /// <see cref="EntriesPerList"/>, and, while what is left passes <see cref="TreeEntryBudget"/>, the biggest of the others
+    /// (of <see cref="SmallestListed"/> entries or more), so that a folder of many big files (disk images cut at 32 KiB)
+    /// is still one tree record (VolumeFormat.MaxPayload). Decided by the entries alone: the same folder, the same choice.
     /// </summary>
-    private Node AsStored(Node node)
+    private HashSet<Node>? Listed(List<Node> children)
+    {
+        HashSet<Node>? listed = null;
+        long inline = 0;
+        foreach (var n in children)
+            if (n.ChunkCount() is var c && c > EntriesPerList) (listed ??= new(ReferenceEqualityComparer.Instance)).Add(n);
+            else inline += c;
+        if (inline <= TreeEntryBudget) return listed;
+        listed ??= new(ReferenceEqualityComparer.Instance);
+        foreach (var n in children.Where(n => n.ChunkCount() >= SmallestListed && !listed.Contains(n))
+                     .OrderByDescending(n => n.ChunkCount()).ThenBy(n => n.FileName(), StringComparer.Ordinal))
+        {
+            if (inline <= TreeEntryBudget) break;
+            listed.Add(n);
+            inline -= n.ChunkCount();
+        }
+        return listed;
+    }
+
+    /// <summary>
+    /// Under the tree lock: a node as its folder's tree stores it. A file <paramref name="listed"/> keeps its entries in
+    /// chunk-list records of <see cref="EntriesPerList"/> each (stored here, the same bytes as the parent's for an
+    /// unchanged file, so stored once) and lists their ids; the others list their entries themselves.
+    /// </summary>
+    private Node AsStored(Node node, bool listed)
     {
         var count = node.ChunkCount();
-        if (count <= EntriesPerList) return node.ChunkLists.IsEmpty ? node : new Node(node) { ChunkLists = ByteString.Empty };
+        if (!listed) return node.ChunkLists.IsEmpty ? node : new Node(node) { ChunkLists = ByteString.Empty };
         var lists = new byte[(count + EntriesPerList - 1) / EntriesPerList * ChunkId.Size];
         for (var (first, k) = (0, 0); first < count; first += EntriesPerList, k++)
         {

@@ -77,10 +77,16 @@ public static class NodeExtensions
     public const long MaxHoleEntry = 1L << 30;
 
     /// <summary>
-    /// The most entries a stored node lists itself (about 36 MB of node, well inside a folder's tree record,
-    /// VolumeFormat.MaxPayload 256 MiB): a file of more keeps them in records of this many each (Node.chunk_lists).
+    /// The most entries a stored node lists itself (about 36 MB of node): a file of more keeps them in records of this
+    /// many each (Node.chunk_lists).
     /// </summary>
     public const int EntriesPerList = 1024 * 1024;
+
+    /// <summary>
+    /// The most entries a folder's tree lists in its nodes (about 72 MB of its record, VolumeFormat.MaxPayload being
+    /// 256 MiB): past it the folder's biggest files keep theirs in lists too (Archiver.Listed).
+    /// </summary>
+    public const long TreeEntryBudget = 2L * 1024 * 1024;
 
     /// <summary>
     /// The most entries (chunks and holes) one file has: 512 MiB of ids while it is read or restored. At the policy's

@@ -94,12 +94,15 @@ public static class SnapshotVerifier
                     pending.Push((node.SubtreeId(), path));
                     continue;
                 }
+                ChunkId? reading = null;
                 if (!node.ChunkLists.IsEmpty)
                     try
                     {
                         // A big file's entries, in list records of their own: each read and checked like a tree.
                         node.ExpandChunkLists(listId =>
                         {
+                            reading = listId;
+                            if (bad.TryGetValue(listId, out var known)) throw new InvalidDataException(known); // another name of the file
                             var plain = decoder.Load(listId, source);
                             var list = NodeExtensions.ParseChunkList(listId, plain);
                             trees++;
@@ -110,6 +113,8 @@ public static class SnapshotVerifier
                     }
                     catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
                     {
+                        // A bad record like a bad chunk: the verify fails, and a heal may copy it back from another library.
+                        if (reading is { } r) bad.TryAdd(r, e.Message);
                         Damaged(path, $"the list of its chunks cannot be read: {e.Message}; it does not restore");
                         continue;
                     }
