@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using ActorBackup.Engine.Hashing;
@@ -30,6 +31,12 @@ public sealed class DataPlaneServer : IDisposable
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
+    /// <summary>
+    /// The most ids one reply of a reference list carries (ReadReferencesFrom: a list of a snapshot of more, a file of
+    /// 16 TiB say, comes in pages, each well inside a frame). Tests make it small.
+    /// </summary>
+    internal int ReferencesPerReply { get; init; } = 4 * 1024 * 1024;
+
     /// <param name="sessions">the sessions whose tickets this server admits: its ActorSystem's</param>
     /// <param name="trust">this node's certificates: a client must hold a node certificate of the same cell</param>
     public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions, Trust.NodeTrust trust,
@@ -43,6 +50,19 @@ public sealed class DataPlaneServer : IDisposable
         _listener = new TcpListener(IPAddress.Parse(host), port);
         _listener.Start();
         new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
+    }
+
+    /// <summary>A snapshot's reference list from id <paramref name="from"/> on, at most <see cref="ReferencesPerReply"/> ids, packed.</summary>
+    private byte[] References(DiskLibrary library, DataPlaneSessions.Session session, string snapshot, long from, out long total)
+    {
+        if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
+        var list = library.ReadReferences(snapshot);
+        total = list.Length;
+        if (from < 0 || from > list.Length) throw new ArgumentException($"snapshot {snapshot} has {list.Length} references, none from {from}");
+        var count = (int)Math.Min(ReferencesPerReply, list.Length - from);
+        var packed = new byte[count * ChunkId.Size];
+        for (var i = 0; i < count; i++) list[from + i].WriteTo(packed.AsSpan(i * ChunkId.Size));
+        return packed;
     }
 
     private void AcceptLoop()
@@ -219,12 +239,16 @@ public sealed class DataPlaneServer : IDisposable
                                 stream.Write(0, []);
                                 break;
                             case SocketFrames.ReadReferences when length is > 0 and <= 64:
-                                var wanted = System.Text.Encoding.ASCII.GetString(buffer, 0, length);
-                                if (!library.HasReferences(wanted)) throw new KeyNotFoundException($"snapshot {wanted} has no reference list on library {session.LibraryId}");
-                                var list = library.ReadReferences(wanted);
-                                var packed = new byte[list.Length * ChunkId.Size];
-                                for (var i = 0; i < list.Length; i++) list[i].WriteTo(packed.AsSpan(i * ChunkId.Size));
-                                stream.Write(0, packed);
+                                stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _));
+                                break;
+                            case SocketFrames.ReadReferencesFrom when length > 9 && buffer[0] is > 0 and <= 64 && length == 1 + buffer[0] + 8:
+                                // A page: the list's length first, then its ids from the one asked for.
+                                var from = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(1 + buffer[0], 8));
+                                var page = References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]), from, out var total);
+                                var framed = new byte[8 + page.Length];
+                                BinaryPrimitives.WriteInt64LittleEndian(framed, total);
+                                page.CopyTo(framed, 8);
+                                stream.Write(0, framed);
                                 break;
                             case SocketFrames.Commit when session.Write:
                                 var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();

@@ -250,12 +250,30 @@ public sealed class SocketChannel : IDataPlaneChannel
         }
     }
 
+    /// <summary>A snapshot's reference list, in pages (one frame could not hold the list of a snapshot of a 16 TiB file).</summary>
     public ChunkId[] ReadReferences(string snapshot)
     {
-        var reply = Call(_connections.Value!, SocketFrames.ReadReferences, System.Text.Encoding.ASCII.GetBytes(snapshot));
-        if (reply.Length % ChunkId.Size != 0) throw new LibraryFaultException($"media agent: a reference list of {reply.Length} bytes");
-        var ids = new ChunkId[reply.Length / ChunkId.Size];
-        for (var i = 0; i < ids.Length; i++) ids[i] = new ChunkId(reply.Slice(i * ChunkId.Size, ChunkId.Size));
+        var name = System.Text.Encoding.ASCII.GetBytes(snapshot);
+        if (name.Length is 0 or > 64) throw new ArgumentException($"'{snapshot}' is not a snapshot id");
+        var request = new byte[1 + name.Length + 8];
+        request[0] = (byte)name.Length;
+        name.CopyTo(request, 1);
+        ChunkId[]? ids = null;
+        long at = 0;
+        do
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(request.AsSpan(1 + name.Length), at);
+            var reply = Call(_connections.Value!, SocketFrames.ReadReferencesFrom, request);
+            if (reply.Length < 8 || (reply.Length - 8) % ChunkId.Size != 0) throw new LibraryFaultException($"media agent: a reference list page of {reply.Length} bytes");
+            var total = BinaryPrimitives.ReadInt64LittleEndian(reply);
+            var count = (reply.Length - 8) / ChunkId.Size;
+            // The list's length as the first page said it, each page within it and not empty before its end.
+            if (total < 0 || total > Array.MaxLength || (ids is not null && total != ids.Length) || at + count > total || (count == 0 && at < total))
+                throw new LibraryFaultException($"media agent: a reference list page of {count} ids from {at} of {total}");
+            ids ??= new ChunkId[total];
+            for (var i = 0; i < count; i++) ids[at + i] = new ChunkId(reply.Slice(8 + i * ChunkId.Size, ChunkId.Size));
+            at += count;
+        } while (at < ids.Length);
         return ids;
     }
 

@@ -22,7 +22,7 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 internal static class SocketFrames
 {
-    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10, Locate = 11;
+    public const byte Hello = 1, Reserve = 2, Append = 3, Release = 4, Contains = 5, Read = 6, Commit = 7, Missing = 8, References = 9, ReadReferences = 10, Locate = 11, ReadReferencesFrom = 12;
 
     /// <summary>Ids a LOCATE frame may carry: a bound on what one frame makes the media node hold and answer.</summary>
     public const int MaxLocate = 64 * 1024;

@@ -69,6 +69,27 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_reference_list_larger_than_a_reply_comes_back_whole_in_pages()
+    {
+        // Pages of 3 ids, as pages of 4 Mi ids carry the list of a snapshot that one frame could not (a 16 TiB file).
+        using var paged = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(2))
+        {
+            ReferencesPerReply = 3,
+        };
+        var ids = Enumerable.Range(0, 10).Select(Id).Order().ToList();
+        using (var writer = Connect(write: true)) writer.AddReferences("snap1", ids);
+        _library.Commit();
+        foreach (var (server, what) in new[] { (paged, "in pages of 3"), (_server, "in one page") })
+        {
+            var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false);
+            _tickets.Add(ticket);
+            using var reader = new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions());
+            Assert.True(ids.SequenceEqual(reader.ReadReferences("snap1")), what);
+            Assert.Throws<LibraryFaultException>(() => reader.ReadReferences("nosuch"));
+        }
+    }
+
+    [Fact]
     public void Read_ahead_delivers_every_chunk_in_order_and_an_unknown_one_as_its_own_error()
     {
         Store(100);
