@@ -1154,7 +1154,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var list = new ChunkList { Chunks = ByteString.CopyFrom(node.Chunks.Span.Slice(first * ChunkId.Size, n * ChunkId.Size)) };
             for (var i = first; i < first + n; i++) list.ChunkSizes.Add(node.ChunkSizes[i]);
             var r = _treeEncoder.Store(list.ToByteArray(), RecordFlags.Tree, sink);
-            if (r.IsNew) Interlocked.Add(ref _bytesStored, r.StoredLength);
+            if (r.IsNew)
+            {
+                _stats.TreesNew++; // a record of the tree's, as a verify counts it
+                Interlocked.Add(ref _bytesStored, r.StoredLength);
+            }
             r.Id.WriteTo(lists.AsSpan(k * ChunkId.Size));
             _references.Add(r.Id);
         }
