@@ -117,7 +117,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry, and the names of the users and groups its ACLs name.</summary>
-    public const uint NodeFormat = 3; // 2: xattrs and flags; 3: the names of the users and groups in ACL entries
+    public const uint NodeFormat = 3; // 2: xattrs and flags; 3: the names of the users and groups in ACL entries (and chunk lists)
+
+    /// <summary>
+    /// Refuses a snapshot whose trees are of a node format newer than this build reads: fields it does not know (a big
+    /// file's chunk lists were one) would be dropped without a word, and files come back empty or wrong.
+    /// </summary>
+    /// <exception cref="IOException">the snapshot is of a newer format</exception>
+    public static void CheckReadable(SnapshotManifest snapshot)
+    {
+        if (snapshot.NodeFormat > NodeFormat)
+            throw new IOException($"snapshot {snapshot.Id} was made by a newer ActorBackup (node format {snapshot.NodeFormat}; this one reads up to " +
+                                           $"{NodeFormat}): restore or verify it with that version or a newer one");
+    }
 
     /// <summary>One reading thread's chunkers (the policy's, and the finer one for BlockFiles, made when first needed) and encoder.</summary>
     private sealed class FileWorker(StreamChunker chunker, Func<StreamChunker>? fine, ChunkEncoder encoder) : IDisposable
@@ -198,6 +210,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // backup's data domain (a set that moved to a private key domain reads everything again).
         var parentUnder = parentKeys ?? keys;
         if (parentUnder.Data != keys.Data || (parent is not null && parent.Client != keys.Client)) parent = null;
+        // A parent of a newer node format (a build went back): its nodes may hold what this one does not know of, so none is reused.
+        if (parent?.NodeFormat > NodeFormat) parent = null;
         options.Chunker.Validate();
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();

@@ -78,6 +78,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         IProgress<RestoreProgress>? progress = null, CancellationToken cancel = default)
     {
         if (snapshot.RootTree.Length != ChunkId.Size) throw new InvalidDataException($"snapshot {snapshot.Id} has no root tree");
+        Archive.Archiver.CheckReadable(snapshot);
         target = Path.GetFullPath(target);
         foreach (var inc in options.Include)
         {
@@ -189,6 +190,25 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return _includeGlobs.Count > 0 ? Selection.Descend : result;
     }
 
+    /// <summary>
+    /// A big file's entries, kept in records of their own (Node.chunk_lists), put back into the node of a file whose
+    /// content is restored (not for a name only linked: its entries would sit in memory to the end). False, with the
+    /// error, when they cannot be read.
+    /// </summary>
+    private bool Expanded(TreeReader trees, Node node, string snapshotPath)
+    {
+        try
+        {
+            trees.ExpandChunkLists(node);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+        {
+            _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
+            return false;
+        }
+    }
+
     private void Plan(TreeReader trees, ChunkId treeId, string relativeDir, int depth, CancellationToken cancel, bool all = false)
     {
         var snapshotDir = relativeDir == "" ? "" : "/" + relativeDir;
@@ -225,16 +245,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             if (selection != Selection.All) continue;
-            if (!node.ChunkLists.IsEmpty)
-                try
-                {
-                    trees.ExpandChunkLists(node); // a big file's entries, kept in records of their own
-                }
-                catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
-                {
-                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
-                    continue;
-                }
             switch (node.Type)
             {
                 case NodeType.File when node.Nlink != 1 && _standIns.TryGetValue(snapshotPath, out var standIn):
@@ -242,7 +252,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     _links.Add(entry with { LinkTo = standIn }); // the first name of a group a further name already holds
                     break;
                 case NodeType.File:
-                    PlanFile(entry);
+                    if (Expanded(trees, node, snapshotPath)) PlanFile(entry);
                     break;
                 case NodeType.Hardlink:
                     var first = node.LinkedPath();
@@ -258,7 +268,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                         PlanDirectory(null);
                         _links.Add(entry with { LinkTo = holder });
                     }
-                    else
+                    else if (Expanded(trees, node, snapshotPath))
                     {
                         // Its first name is not restored (or not yet planned): this name holds the content, the group's
                         // other names are linked to it.

@@ -33,6 +33,7 @@ public static class SnapshotVerifier
     public static VerifyResult Run(CellKeys keys, IChunkSource source, SnapshotManifest manifest, IProgress<VerifyProgress>? progress = null,
         CancellationToken cancel = default, int sharePercent = 0)
     {
+        Archive.Archiver.CheckReadable(manifest);
         // A chunk id is uniformly random: its first 8 bytes, mixed with a seed of this run, pick the sample.
         var seed = (ulong)Random.Shared.NextInt64();
         var cut = sharePercent is > 0 and < 100 ? (ulong)(sharePercent / 100.0 * ulong.MaxValue) : ulong.MaxValue;

@@ -673,6 +673,16 @@ public class NameRoundTripTests
         Assert.Contains(damaged.DamagedFiles, d => d.Contains("big.bin"));
         var failed = repo.Restore(full.Id, Path.Combine(dir.Path, "r3"));
         Assert.Contains(failed.Errors, e => e.Path.EndsWith("/big.bin") && e.Reason.Contains("the list of its chunks cannot be read"));
+
+        // A snapshot of a node format newer than this build reads (a field it would drop, as older builds drop chunk
+        // lists): refused whole, not restored or verified with files missing.
+        var newer = new SnapshotManifest(again) { NodeFormat = Archiver.NodeFormat + 1 };
+        var refused = Assert.Throws<IOException>(() => new ActorBackup.Engine.Restore.Restorer(repo.Ring.For(newer), repo.Library).Run(newer, Path.Combine(dir.Path, "r4"), new()));
+        Assert.Contains("newer ActorBackup", refused.Message);
+        Assert.Throws<IOException>(() => ActorBackup.Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, newer));
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "r4")));
+        var fromNewer = new Archiver(repo.Keys, repo.Library, repo.Library).Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, newer);
+        Assert.Equal(0ul, fromNewer.Stats.FilesUnchanged); // none of its nodes taken as they are: every file read
     }
 
     [Fact]
