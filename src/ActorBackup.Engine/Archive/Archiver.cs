@@ -1233,7 +1233,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
-            return !f.Node.ChunkListIds().Any(missing.Contains);
+            foreach (var list in f.Node.ChunkListIds())
+                if (missing.Contains(list)) return false;
+            return true;
         }
         var again = _reused.Where(f => !Complete(f)).ToHashSet();
         // First every folder above a file read again is marked changed, before any folder of the batch can be stored.
