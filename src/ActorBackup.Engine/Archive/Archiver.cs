@@ -623,7 +623,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var same = candidate is not null && parentTree is not null;
         var equal = 0;
         dir.Children.EnsureCapacity(dir.Children.Count + names.Count);
-        var block = new Entry[Math.Min(StatBlock, names.Count)];
+        // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
+        // (every one made was garbage the GC's oldest generation had to collect).
+        var blockSize = Math.Min(StatBlock, names.Count);
+        var block = System.Buffers.ArrayPool<Entry>.Shared.Rent(blockSize);
         // The next subfolder's parent tree is read while this one is walked (one ahead: a walk of unchanged folders
         // otherwise waits for each tree's decoding).
         Task<Tree?>? ahead = null;
@@ -634,7 +637,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 cancel.ThrowIfCancellationRequested();
                 var count = 0;
-                while (count < block.Length && next < names.Count)
+                while (count < blockSize && next < names.Count)
                 {
                     var name = names[next++];
                     var full = prefix + name;
@@ -687,6 +690,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         finally
         {
             Drain(ahead);
+            Array.Clear(block, 0, blockSize); // no names, nodes or stats kept alive in the pool
+            System.Buffers.ArrayPool<Entry>.Shared.Return(block);
         }
         if (same && !dir.Dirty && equal == parentTree!.Nodes.Count)
         {
@@ -797,7 +802,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             _stats.Bytes += st.Size;
             dir.Children.Add(parentNode!);
             Interlocked.Increment(ref dir.Pending);
-            _reused.Add(new FileJob(full, parentNode!, st, dir));
+            _reused.Add(new Reused(full, parentNode!, st, dir, null));
             _reusedChunks += parentNode!.ChunkCount();
             if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
             return true;
@@ -885,7 +890,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     node.ChunkLists = parentNode.ChunkLists; // a big file's lists, as the parent stored them (AsStored)
                     // A chattr changes the ctime: the flags are the parent's (before the parent recorded them: the ones statx tells).
                     node.Flags = _parentRecordsAll ? parentNode.Flags : st.Attributes;
-                    _reused.Add(job);
+                    _reused.Add(new Reused(full, node, st, dir, group));
                     _reusedChunks += node.ChunkCount();
                     var same = node.Equals(parentNode);
                     if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
@@ -1051,9 +1056,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private CancellationToken _stop;
 
     /// <summary>A file is final (read, left out, or confirmed unchanged): its other names and its folder go on.</summary>
-    private void Final(FileJob job)
+    private void Final(FileJob job) => Final(job.Group, job.Dir);
+
+    private void Final(LinkGroup? first, DirBuild dir)
     {
-        if (job.Group is { } group)
+        if (first is { } group)
         {
             List<(Node Link, DirBuild Dir)> waiting;
             lock (_linkLock)
@@ -1061,13 +1068,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 group.Done = true;
                 (waiting, group.Waiting) = (group.Waiting, []);
             }
-            foreach (var (link, dir) in waiting)
+            foreach (var (link, linkDir) in waiting)
             {
-                TakeFirst(link, (dir.Path == "/" ? "/" : dir.Path + "/") + link.FileName(), group);
-                Done(dir);
+                TakeFirst(link, (linkDir.Path == "/" ? "/" : linkDir.Path + "/") + link.FileName(), group);
+                Done(linkDir);
             }
         }
-        Done(job.Dir);
+        Done(dir);
     }
 
     /// <summary>One entry of a folder is final; the last one stores the folder's tree.</summary>
@@ -1207,7 +1214,16 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return true;
     }
 
-    private readonly List<FileJob> _reused = [];
+    /// <summary>
+    /// A file found unchanged, waiting for the library's word on its chunks (FlushReused): kept in a list by value, not
+    /// as a FileJob each (a job is made only for one read again), so that a walk of a million unchanged files
+    /// allocates no object for each.
+    /// </summary>
+    private readonly record struct Reused(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group);
+
+    private readonly List<Reused> _reused = [];
+    /// <summary>The ids asked about in one FlushReused (kept: a batch's list is about as long as the last one's).</summary>
+    private readonly List<ChunkId> _asked = [];
     private long _reusedChunks;
     /// <summary>Reused files (or their chunks) asked about at once: one round trip over a socket data plane per batch.</summary>
     internal int ReusedPerBatch { get; init; } = 16 * 1024;
@@ -1219,7 +1235,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private void FlushReused()
     {
-        var ids = new List<ChunkId>(); // repeats and all: the library answers for each id it lacks
+        var ids = _asked; // repeats and all: the library answers for each id it lacks
+        ids.Clear();
         foreach (var f in _reused)
         {
             for (var i = 0; i < f.Node.ChunkCount(); i++)
@@ -1229,7 +1246,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         foreach (var d in _sameDirs)
             if (d.Same is { } tree) ids.Add(tree);
         var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids);
-        bool Complete(FileJob f)
+        ids.Clear();
+        bool Complete(in Reused f)
         {
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
@@ -1237,25 +1255,32 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 if (missing.Contains(list)) return false;
             return true;
         }
-        var again = _reused.Where(f => !Complete(f)).ToHashSet();
+        // The files to read again (none, unless the library lost chunks): by their place in the batch.
+        bool[]? again = null;
+        if (missing.Count > 0)
+            for (var k = 0; k < _reused.Count; k++)
+                if (!Complete(_reused[k])) (again ??= new bool[_reused.Count])[k] = true;
         // First every folder above a file read again is marked changed, before any folder of the batch can be stored.
-        foreach (var f in again) f.Dir.Changed();
+        if (again is not null)
+            for (var k = 0; k < _reused.Count; k++)
+                if (again[k]) _reused[k].Dir.Changed();
         foreach (var d in _sameDirs)
             if (d.Same is { } tree && missing.Contains(tree)) d.Same = null; // stored again: the same bytes, the same id
-        foreach (var f in _reused)
+        for (var k = 0; k < _reused.Count; k++)
         {
-            if (again.Contains(f))
+            var f = _reused[k];
+            if (again?[k] == true)
             {
                 f.Node.Chunks = ByteString.Empty;
                 f.Node.ChunkSizes.Clear();
                 f.Node.ChunkLists = ByteString.Empty;
-                Read(f);
+                Read(new FileJob(f.Path, f.Node, f.Stat, f.Dir, f.Group));
                 continue;
             }
             _stats.FilesUnchanged++;
             for (var i = 0; i < f.Node.ChunkCount(); i++)
                 if (!NodeExtensions.IsHole(f.Node.ChunkAt(i))) Interlocked.Increment(ref _chunksTotal); // the readers count theirs meanwhile
-            Final(f);
+            Final(f.Group, f.Dir);
         }
         foreach (var d in _sameDirs) Done(d);
         _reused.Clear();

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.InteropServices.Marshalling;
 using System.Text;
@@ -136,19 +137,48 @@ public static class PosixNames
     }
 }
 
-/// <summary>Marshals a path for the POSIX calls as the bytes it stands for (<see cref="PosixNames.Encode"/>), NUL-terminated.</summary>
-[CustomMarshaller(typeof(string), MarshalMode.ManagedToUnmanagedIn, typeof(PosixNameMarshaller))]
+/// <summary>
+/// Marshals a path for the POSIX calls as the bytes it stands for (<see cref="PosixNames.Encode"/>), NUL-terminated: in a
+/// buffer on the caller's stack when it fits (a walk stats a million names: no array and no native block for each).
+/// </summary>
+[CustomMarshaller(typeof(string), MarshalMode.ManagedToUnmanagedIn, typeof(PosixNameMarshaller.ManagedToUnmanagedIn))]
 public static unsafe class PosixNameMarshaller
 {
-    public static byte* ConvertToUnmanaged(string? managed)
+    public ref struct ManagedToUnmanagedIn
     {
-        if (managed is null) return null;
-        var bytes = PosixNames.Encode(managed);
-        var native = (byte*)NativeMemory.Alloc((nuint)bytes.Length + 1);
-        bytes.CopyTo(new Span<byte>(native, bytes.Length));
-        native[bytes.Length] = 0;
-        return native;
-    }
+        /// <summary>Bytes given on the caller's stack: a name of up to 255 bytes and most paths fit.</summary>
+        public static int BufferSize => 512;
 
-    public static void Free(byte* unmanaged) => NativeMemory.Free(unmanaged);
+        private byte* _native;
+        private bool _allocated;
+
+        public void FromManaged(string? managed, Span<byte> buffer)
+        {
+            if (managed is null)
+            {
+                _native = null;
+                return;
+            }
+            // UTF-8 takes at most 3 bytes a UTF-16 unit; an escape (one unit) stands for one byte.
+            if (!PosixNames.HasEscapes(managed) && (long)managed.Length * 3 + 1 <= buffer.Length)
+            {
+                var n = System.Text.Encoding.UTF8.GetBytes(managed, buffer);
+                buffer[n] = 0;
+                _native = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(buffer)); // the stub pins nothing: stack memory
+                return;
+            }
+            var bytes = PosixNames.Encode(managed);
+            _native = (byte*)NativeMemory.Alloc((nuint)bytes.Length + 1);
+            _allocated = true;
+            bytes.CopyTo(new Span<byte>(_native, bytes.Length));
+            _native[bytes.Length] = 0;
+        }
+
+        public byte* ToUnmanaged() => _native;
+
+        public void Free()
+        {
+            if (_allocated) NativeMemory.Free(_native);
+        }
+    }
 }
