@@ -183,7 +183,7 @@ public class TapeTests
         var relabel = cell.Abk("volume", "label", "tape1", "1", "NEW001L8");
         Assert.Equal(1, relabel.ExitCode);
         Assert.Contains("is retired (out of service): export it", relabel.Stderr);
-        // Exported once the library is idle (the backup's file index may still be read from it, in the background).
+        // Exported once no job holds the library (a backup's file index read from it in the background gives way).
         LifecycleTests.Until(() => cell.Abk("library", "export", "tape1", "AAA001L8").ExitCode == 0,
             () => cell.Abk("library", "export", "tape1", "AAA001L8").Stderr + cell.Abk("drive", "list", "tape1").Stdout);
         var unknown = cell.Abk("volume", "retire", "tape1", "99");

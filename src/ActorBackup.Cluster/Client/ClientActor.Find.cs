@@ -36,7 +36,7 @@ public sealed partial class ClientActor
             _indexing.Wait();
             try
             {
-                if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library]);
+                if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex);
             }
             catch (Exception e) // a find builds it later
             {
@@ -50,7 +50,9 @@ public sealed partial class ClientActor
     }
 
     /// <summary>Writes a snapshot's index from its trees, read from the first of <paramref name="libraries"/> that opens.</summary>
-    private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries)
+    /// <param name="purpose">the look's purpose: "find" for an operator's search (holds the library until it is done), or
+    /// <see cref="Trust.JobTickets.BackgroundIndex"/> after a backup (gives way to an operator's export, mount, unmount or clean)</param>
+    private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries, string purpose = "find")
     {
         // An unchanged backup has its parent's tree: its index is the parent's under its own header.
         if (manifest.Parent.Length > 0 && _fileIndexes.Value.WriteFrom(manifest.Parent, manifest)) return;
@@ -60,7 +62,7 @@ public sealed partial class ClientActor
             try
             {
                 var spans = library == manifest.Library ? manifest.Spans : [];
-                var ticket = LookTicket("find", spans.Prepend(library));
+                var ticket = LookTicket(purpose, spans.Prepend(library));
                 using var reads = new ReadSessions(this, spans, ticket, OpenChannel(library, ticket, write: false), library);
                 using var trees = new TreeReader(_ring.For(manifest), reads.Source);
                 _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));

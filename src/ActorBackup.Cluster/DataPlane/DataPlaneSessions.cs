@@ -58,15 +58,23 @@ public sealed class DataPlaneSessions : IExtension
     /// </summary>
     public IDataPlaneChannel Connect(SessionOpened granted, TimeSpan commitTimeout)
     {
-        if (_sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(granted.Ticket, s, commitTimeout);
+        if (_sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(this, granted.Ticket, s, commitTimeout);
         if (granted.SocketPort <= 0) throw new IOException($"library {granted.Library} is on another node and offers no socket data plane");
         if (_trust is null) throw new IOException($"library {granted.Library} is on another node, and this ActorSystem has no certificate to reach it with");
         return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket, _trust.ClientOptions());
     }
 
-    private sealed class Channel(string ticket, Session session, TimeSpan commitTimeout) : IDataPlaneChannel
+    private sealed class Channel(DataPlaneSessions owner, string ticket, Session open, TimeSpan commitTimeout) : IDataPlaneChannel
     {
         public string Ticket => ticket;
+
+        /// <summary>
+        /// The session, while it is open: one the media agent closed (its job ended, the agent opened its library again,
+        /// or a background read gave way to an operator's robot command) serves no call more, in place as over a socket
+        /// (whose connections the server closes).
+        /// </summary>
+        private Session session => owner._sessions.TryGetValue(ticket, out var s) && ReferenceEquals(s, open) ? s
+            : throw new LibraryFaultException($"the session on library {open.LibraryId} has ended (its job ended, the media agent opened the library again, or a background read gave way to an operator's command)");
 
         // A library that failed a write (out of space, say) refuses every call after it with the reason: each is
         // a library fault, as a socket client hears it. A library down to its reserve refuses new chunks with a
@@ -109,7 +117,7 @@ public sealed class DataPlaneSessions : IExtension
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
-        public bool Sequential => session.Library.Sequential;
+        public bool Sequential => open.Library.Sequential;
 
         public IReadOnlyList<ChunkPlace> Places(IReadOnlyList<ChunkId> ids) => session.Library.Places(ids);
 
@@ -143,8 +151,8 @@ public sealed class DataPlaneSessions : IExtension
         public void Commit()
         {
             // Called from the engine's own thread, never from an actor: blocking here blocks nobody.
-            var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, commitTimeout).GetAwaiter().GetResult();
-            if (reply is CommandRejected r) throw new LibraryFaultException($"library {session.LibraryId} could not commit: {r.Reason}");
+            var reply = open.Media.Ask<object>(new CommitSession { Library = open.LibraryId, Ticket = ticket }, commitTimeout).GetAwaiter().GetResult();
+            if (reply is CommandRejected r) throw new LibraryFaultException($"library {open.LibraryId} could not commit: {r.Reason}");
         }
 
         public void Dispose() { }

@@ -32,8 +32,10 @@ public sealed partial class MediaActor
                 Sender.Tell(refused);
                 return;
             }
+            var robot = m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean;
+            if (robot) GiveWay(m.Verb);
             var busy = Busy();
-            if (m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean && busy > 0)
+            if (robot && busy > 0)
             {
                 // A job may be reading or writing any cartridge (a span, a restore's fallback, a copy): the robot waits.
                 Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} is in use by running jobs ({busy} session{(busy == 1 ? "" : "s")} or tasks): export, mount, unmount and clean when it is idle (abk drive list)" });
@@ -85,6 +87,20 @@ public sealed partial class MediaActor
     }
 
     /// <summary>What reads or writes the library now: its sessions, and the copies, prune and checks this agent runs itself.</summary>
+    /// <summary>
+    /// A backup's file index, read in the background after it, gives way to an operator's robot command: its sessions
+    /// end (its build stops with a warning, and abk find builds the index when it needs it), so that a library is not
+    /// "in use" for minutes after every backup.
+    /// </summary>
+    private void GiveWay(TapeVerb verb)
+    {
+        foreach (var (ticket, job) in _sessions.Where(kv => Trust.JobTickets.IsBackgroundIndex(kv.Value)).ToList())
+        {
+            _log.Info("library {0}: the background file index of {1} gives way to an operator's {2}", _declaration.Id, job, verb);
+            CloseSession(ticket);
+        }
+    }
+
     private int Busy() => _sessions.Count + _copies.Count + _checks.Count + (_prune is null ? 0 : 1);
 
     private CommandRejected? TapeRefusal() =>

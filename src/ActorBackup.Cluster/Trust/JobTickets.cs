@@ -22,6 +22,17 @@ public static class JobTickets
     /// <summary>At most this many libraries in a ticket (a snapshot's library, its spans and its copies).</summary>
     public const int MaxLibraries = 256;
 
+    /// <summary>
+    /// The purpose of the look that builds a backup's file index after it, in the background: its job id is this, then
+    /// '-' and a number. Its sessions give way to an operator's robot command (MediaActor.GiveWay); abk find builds the
+    /// index again when it needs it.
+    /// </summary>
+    public const string BackgroundIndex = "index";
+
+    /// <summary>Whether a session's job is a background index build (<see cref="BackgroundIndex"/>).</summary>
+    public static bool IsBackgroundIndex(string job) =>
+        job == BackgroundIndex || job.StartsWith(BackgroundIndex + "-", StringComparison.Ordinal);
+
     /// <summary>The (unsigned) ticket of <paramref name="job"/>'s current attempt, held by its client or, given
     /// <paramref name="holderLibrary"/>, by that library's media node.</summary>
     public static JobTicket For(JobInfo job, IEnumerable<string> read, IEnumerable<string> write, DateTimeOffset now, string holderLibrary = "")

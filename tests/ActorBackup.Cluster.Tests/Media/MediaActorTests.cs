@@ -30,6 +30,9 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
             new Akka.Persistence.LoadSnapshot("media-libt", Akka.Persistence.SnapshotSelectionCriteria.Latest, long.MaxValue), TimeSpan.FromSeconds(20));
         Assert.Null(loaded.Snapshot);
     }
+
+    [Fact]
+    public void A_backups_background_file_index_gives_way_to_an_operators_export_and_a_find_does_not() => BackgroundIndexGivesWay();
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
@@ -57,7 +60,7 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
     {
         Dir = dir;
         _postgres = postgres;
-        OnlyOwnLibraries(this, "libt", "libc");
+        OnlyOwnLibraries(this, "libt", "libc", "libr");
     }
 
     /// <summary>
@@ -129,6 +132,35 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         var volumes = ExpectMsg<VolumeList>();
         Assert.True(volumes.Volumes.Count >= 3, "3.6 MB of random chunks fill more than three 1 MiB volumes");
         Assert.Equal("Full", volumes.Volumes[0].State);
+    }
+
+    /// <summary>
+    /// A tape library with a read session open refuses the robot (a job may read any cartridge), unless the session is a
+    /// backup's file index built in the background: that one is closed and the export done.
+    /// </summary>
+    protected void BackgroundIndexGivesWay()
+    {
+        var decl = new LibraryDeclaration("libr", Path.Combine(Dir, "libr"), 1024 * 1024, Drives: 1,
+            Tape: new TapeDeclaration(new Engine.Tape.ChangerConfig(4, 1, 1L << 20), Engine.Tape.TapeTimings.Instant, ["AAA001L8", "BBB001L8"]));
+        var media = StartMedia(decl);
+        var export = new ChangeTape { Library = "libr", Verb = TapeVerb.Export, Barcode = "AAA001L8" };
+        media.Tell(new OpenSession { Library = "libr", Job = "find-1", Write = false });
+        var find = ExpectMsg<SessionOpened>();
+        media.Tell(export);
+        Assert.Contains("in use by running jobs (1 session", FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(new CloseSession { Library = "libr", Ticket = find.Ticket });
+        media.Tell(new OpenSession { Library = "libr", Job = $"{Trust.JobTickets.BackgroundIndex}-2", Write = false });
+        var index = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
+        using var channel = DataPlaneSessions.Get(Sys).Connect(index, TimeSpan.FromSeconds(20));
+        Assert.Empty(channel.Missing([])); // open: it answers
+        media.Tell(export);
+        var inventory = FishForMessage<LibraryInventory>(_ => true, TimeSpan.FromSeconds(20));
+        Assert.Equal("outside", Assert.Single(inventory.Cartridges, c => c.Barcode == "AAA001L8").Place);
+        media.Tell(new GetLibraryStatus { Library = "libr" });
+        Assert.Equal(0, FishForMessage<IndexReport>(r => r.Library == "libr", TimeSpan.FromSeconds(20)).ActiveSessions);
+        // The channel in place of the session that gave way reads no more (as a socket's connection is closed).
+        var buffer = Array.Empty<byte>();
+        Assert.Contains("has ended", Assert.Throws<LibraryFaultException>(() => channel.ReadPayload(new ChunkId(new byte[ChunkId.Size]), ref buffer, out _)).Message);
     }
 
     protected void RecordsAfterLastCommitFoundAgain()
