@@ -83,17 +83,19 @@ public sealed class DataPlaneSessions : IExtension
 
         public bool TryReserve(ChunkId id)
         {
-            if (!session.Write) throw new InvalidOperationException("a read session cannot store chunks");
-            try { return session.Library.TryReserve(id); }
+            var live = session;
+            if (!live.Write) throw new InvalidOperationException("a read session cannot store chunks");
+            try { return live.Library.TryReserve(id); }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
         {
-            using var served = session.Serve();
+            var live = session;
+            using var served = live.Serve();
             try
             {
-                session.Library.Append(id, flags, payload);
+                live.Library.Append(id, flags, payload);
                 Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
             }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
@@ -123,10 +125,11 @@ public sealed class DataPlaneSessions : IExtension
 
         public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
         {
-            using var served = session.Serve();
+            var live = session;
+            using var served = live.Serve();
             try
             {
-                var payload = session.Library.ReadPayload(id, ref buffer, out flags);
+                var payload = live.Library.ReadPayload(id, ref buffer, out flags);
                 Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
                 return payload;
             }
@@ -135,16 +138,18 @@ public sealed class DataPlaneSessions : IExtension
 
         public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)
         {
-            if (!session.Write) throw new InvalidOperationException("a read session cannot record references");
-            try { session.Library.AddReferences(snapshot, ids); }
+            var live = session;
+            if (!live.Write) throw new InvalidOperationException("a read session cannot record references");
+            try { live.Library.AddReferences(snapshot, ids); }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
         }
 
         public ChunkId[] ReadReferences(string snapshot)
         {
-            if (!session.Library.HasReferences(snapshot))
-                throw new LibraryFaultException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
-            try { return session.Library.ReadReferences(snapshot); }
+            var live = session;
+            if (!live.Library.HasReferences(snapshot))
+                throw new LibraryFaultException($"snapshot {snapshot} has no reference list on library {live.LibraryId}");
+            try { return live.Library.ReadReferences(snapshot); }
             catch (InvalidDataException e) { throw new LibraryFaultException(e.Message); }
         }
 

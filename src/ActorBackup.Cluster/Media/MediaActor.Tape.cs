@@ -33,8 +33,7 @@ public sealed partial class MediaActor
                 return;
             }
             var robot = m.Verb is TapeVerb.Export or TapeVerb.Mount or TapeVerb.Unmount or TapeVerb.Clean;
-            if (robot) GiveWay(m.Verb);
-            var busy = Busy();
+            var busy = Busy() - BackgroundIndexSessions().Count; // those give way (below), once the command can be done
             if (robot && busy > 0)
             {
                 // A job may be reading or writing any cartridge (a span, a restore's fallback, a copy): the robot waits.
@@ -47,6 +46,12 @@ public sealed partial class MediaActor
                 return;
             }
             var changer = _tape!.Changer;
+            if (robot && changer.State.Decide(command).Rejection is { } no)
+            {
+                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id}: {no}" }); // the index reads on
+                return;
+            }
+            if (robot) GiveWay(m.Verb);
             if (changer.Execute(command) is { } why)
             {
                 Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id}: {why}" });
@@ -86,21 +91,24 @@ public sealed partial class MediaActor
         }
     }
 
-    /// <summary>What reads or writes the library now: its sessions, and the copies, prune and checks this agent runs itself.</summary>
+    /// <summary>The sessions of backups' file indexes read in the background (ticket, job).</summary>
+    private List<KeyValuePair<string, string>> BackgroundIndexSessions() => _sessions.Where(kv => Trust.JobTickets.IsBackgroundIndex(kv.Value)).ToList();
+
     /// <summary>
-    /// A backup's file index, read in the background after it, gives way to an operator's robot command: its sessions
-    /// end (its build stops with a warning, and abk find builds the index when it needs it), so that a library is not
-    /// "in use" for minutes after every backup.
+    /// A backup's file index, read in the background after it, gives way to an operator's robot command that nothing
+    /// else holds up: its sessions end (its build stops with a warning, and abk find builds the index when it needs it),
+    /// so that a library is not "in use" for minutes after every backup. A read of it already under way finishes.
     /// </summary>
     private void GiveWay(TapeVerb verb)
     {
-        foreach (var (ticket, job) in _sessions.Where(kv => Trust.JobTickets.IsBackgroundIndex(kv.Value)).ToList())
+        foreach (var (ticket, job) in BackgroundIndexSessions())
         {
             _log.Info("library {0}: the background file index of {1} gives way to an operator's {2}", _declaration.Id, job, verb);
             CloseSession(ticket);
         }
     }
 
+    /// <summary>What reads or writes the library now: its sessions, and the copies, prune and checks this agent runs itself.</summary>
     private int Busy() => _sessions.Count + _copies.Count + _checks.Count + (_prune is null ? 0 : 1);
 
     private CommandRejected? TapeRefusal() =>

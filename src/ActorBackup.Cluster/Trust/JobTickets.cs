@@ -24,7 +24,7 @@ public static class JobTickets
 
     /// <summary>
     /// The purpose of the look that builds a backup's file index after it, in the background: its job id is this, then
-    /// '-' and a number. Its sessions give way to an operator's robot command (MediaActor.GiveWay); abk find builds the
+    /// '-' and a GUID (without trust: this alone). Its sessions give way to an operator's robot command (MediaActor.GiveWay); abk find builds the
     /// index again when it needs it.
     /// </summary>
     public const string BackgroundIndex = "index";

@@ -146,7 +146,7 @@ public static unsafe class PosixNameMarshaller
 {
     public ref struct ManagedToUnmanagedIn
     {
-        /// <summary>Bytes given on the caller's stack: a name of up to 255 bytes and most paths fit.</summary>
+        /// <summary>Bytes given on the caller's stack: any name (255 bytes at most) and most paths fit, with the NUL.</summary>
         public static int BufferSize => 512;
 
         private byte* _native;
@@ -159,10 +159,9 @@ public static unsafe class PosixNameMarshaller
                 _native = null;
                 return;
             }
-            // UTF-8 takes at most 3 bytes a UTF-16 unit; an escape (one unit) stands for one byte.
-            if (!PosixNames.HasEscapes(managed) && (long)managed.Length * 3 + 1 <= buffer.Length)
+            // A name with escapes (bytes that are not UTF-8) goes the long way (PosixNames.Encode).
+            if (!PosixNames.HasEscapes(managed) && System.Text.Encoding.UTF8.TryGetBytes(managed, buffer[..^1], out var n))
             {
-                var n = System.Text.Encoding.UTF8.GetBytes(managed, buffer);
                 buffer[n] = 0;
                 _native = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(buffer)); // the stub pins nothing: stack memory
                 return;

@@ -153,6 +153,11 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
         var index = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
         using var channel = DataPlaneSessions.Get(Sys).Connect(index, TimeSpan.FromSeconds(20));
         Assert.Empty(channel.Missing([])); // open: it answers
+        // A robot command refused anyway leaves the index reading.
+        media.Tell(new ChangeTape { Library = "libr", Verb = TapeVerb.Export, Barcode = "ZZZ001L8" });
+        Assert.Contains("ZZZ001L8", FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(new GetLibraryStatus { Library = "libr" });
+        Assert.Equal(1, FishForMessage<IndexReport>(r => r.Library == "libr", TimeSpan.FromSeconds(20)).ActiveSessions);
         media.Tell(export);
         var inventory = FishForMessage<LibraryInventory>(_ => true, TimeSpan.FromSeconds(20));
         Assert.Equal("outside", Assert.Single(inventory.Cartridges, c => c.Barcode == "AAA001L8").Place);
