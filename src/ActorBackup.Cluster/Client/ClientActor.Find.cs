@@ -12,7 +12,7 @@ namespace ActorBackup.Cluster.Client;
 /// `abk find` on a client node: the snapshots' file indexes (Engine/Find), a projection of their trees kept in
 /// DATA/file-index. Each backup this client makes is indexed right after it ends; a snapshot without an index
 /// here (another client's, one made before, a damaged index) is indexed when a find first needs it. One index
-/// build or search at a time on this node.
+/// build or search at a time on this node; a find does not wait behind a background build (which stops for it).
 /// </summary>
 public sealed partial class ClientActor
 {
@@ -20,7 +20,8 @@ public sealed partial class ClientActor
     public const int MaxFindLimit = 20_000;
     private static readonly TimeSpan FindProgressEvery = TimeSpan.FromSeconds(5);
     private readonly Lazy<FileIndexStore> _fileIndexes;
-    private readonly SemaphoreSlim _indexing = new(1, 1);
+    /// <summary>One index build or search at a time, finds first (a background build stops for a find).</summary>
+    private readonly IndexTurns _indexing = new();
 
     /// <summary>
     /// Indexes a snapshot this client just made, on a thread of its own at the lowest CPU priority: background work that
@@ -33,10 +34,14 @@ public sealed partial class ClientActor
         {
             Engine.Posix.Posix.YieldThisThread();
             var manifest = SnapshotManifest.Parser.ParseFrom(manifestBytes);
-            _indexing.Wait();
+            var build = _indexing.TakeBackground();
             try
             {
-                if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex);
+                if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex, build.Token);
+            }
+            catch (OperationCanceledException) // a find came: it builds what it needs at once, at its own priority
+            {
+                log.Info("file index of snapshot {0} gave way to a find (which builds it when it needs it)", manifest.Id);
             }
             catch (Exception e) // a find builds it later
             {
@@ -44,7 +49,7 @@ public sealed partial class ClientActor
             }
             finally
             {
-                _indexing.Release();
+                build.Dispose();
             }
         }) { IsBackground = true, Name = "file-index" }.Start();
     }
@@ -52,7 +57,8 @@ public sealed partial class ClientActor
     /// <summary>Writes a snapshot's index from its trees, read from the first of <paramref name="libraries"/> that opens.</summary>
     /// <param name="purpose">the look's purpose: "find" for an operator's search (holds the library until it is done), or
     /// <see cref="Trust.JobTickets.BackgroundIndex"/> after a backup (gives way to an operator's export, mount, unmount or clean)</param>
-    private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries, string purpose = "find")
+    /// <param name="cancel">a background build's, cancelled by a find that comes (it stops before its next folder)</param>
+    private void BuildIndex(SnapshotManifest manifest, IReadOnlyList<string> libraries, string purpose = "find", CancellationToken cancel = default)
     {
         // An unchanged backup has its parent's tree: its index is the parent's under its own header.
         if (manifest.Parent.Length > 0 && _fileIndexes.Value.WriteFrom(manifest.Parent, manifest)) return;
@@ -65,7 +71,7 @@ public sealed partial class ClientActor
                 var ticket = LookTicket(purpose, spans.Prepend(library));
                 using var reads = new ReadSessions(this, spans, ticket, OpenChannel(library, ticket, write: false), library);
                 using var trees = new TreeReader(_ring.For(manifest), reads.Source);
-                _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch));
+                _fileIndexes.Value.Write(manifest.Id, (file, scratch) => FileIndex.Write(trees, manifest, file, scratch, cancel));
                 return;
             }
             catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException
@@ -120,7 +126,7 @@ public sealed partial class ClientActor
         var limit = query.Limit <= 0 ? DefaultFindLimit : Math.Min(query.Limit, MaxFindLimit);
         var progress = new FindProgress();
         using var heartbeat = new Timer(_ => requester.Tell(progress.Clone()), null, FindProgressEvery, FindProgressEvery);
-        _indexing.Wait();
+        using var turn = _indexing.TakeFind(); // a background build running gives way
         try
         {
             var store = _fileIndexes.Value;
@@ -167,10 +173,6 @@ public sealed partial class ClientActor
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
             requester.Tell(new CommandRejected { Reason = $"find on client node {_settings.ClientId}: {e.Message} (try again: a damaged index is built again)" });
-        }
-        finally
-        {
-            _indexing.Release();
         }
     }
 }

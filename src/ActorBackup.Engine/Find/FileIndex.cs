@@ -32,9 +32,9 @@ public static class FileIndex
     /// <summary>What an index says of itself. <paramref name="Root"/>: the id of the tree it projects (empty: directories given by hand).</summary>
     public sealed record Header(string Snapshot, string Client, long FinishedUnixMs, long Entries, long Directories, byte[] Root);
 
-    /// <summary>Writes the index of a snapshot, walking its trees.</summary>
-    public static Header Write(TreeReader trees, SnapshotManifest snapshot, Stream output, Stream? scratch = null) =>
-        Write(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, Directories(trees, snapshot), output, scratch, snapshot.RootTree.Span);
+    /// <summary>Writes the index of a snapshot, walking its trees (<paramref name="cancel"/> is looked at before each folder).</summary>
+    public static Header Write(TreeReader trees, SnapshotManifest snapshot, Stream output, Stream? scratch = null, CancellationToken cancel = default) =>
+        Write(snapshot.Id, snapshot.Client, snapshot.FinishedUnixMs, Directories(trees, snapshot, cancel), output, scratch, snapshot.RootTree.Span);
 
     /// <summary>
     /// Writes the index of <paramref name="snapshot"/> from the index of another snapshot of the same root tree (an
@@ -71,13 +71,14 @@ public static class FileIndex
     }
 
     /// <summary>A snapshot's directories with their listings, depth first in name order; the root's path is "". Paths as ls shows them (PosixNames.Display).</summary>
-    public static IEnumerable<(string Dir, Tree Tree)> Directories(TreeReader trees, SnapshotManifest snapshot)
+    public static IEnumerable<(string Dir, Tree Tree)> Directories(TreeReader trees, SnapshotManifest snapshot, CancellationToken cancel = default)
     {
         var pending = new Stack<(string Dir, Google.Protobuf.ByteString Tree)>();
         pending.Push(("", snapshot.RootTree));
         while (pending.Count > 0)
         {
             var (dir, id) = pending.Pop();
+            cancel.ThrowIfCancellationRequested();
             var tree = trees.Load(id);
             yield return (dir, tree);
             for (var i = tree.Nodes.Count - 1; i >= 0; i--)

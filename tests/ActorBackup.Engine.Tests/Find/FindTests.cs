@@ -61,6 +61,27 @@ public sealed class FindTests
     }
 
     [Fact]
+    public void An_index_build_that_gives_way_stops_and_leaves_no_index_and_no_temporary_file()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(Path.Combine(src, "sub"));
+        File.WriteAllText(Path.Combine(src, "sub", "a.txt"), "a");
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel(); // a find came
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+            Assert.Throws<OperationCanceledException>(() => store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch, cancel.Token)));
+        Assert.False(store.Has(snap.Id));
+        Assert.Empty(Directory.GetFiles(Path.Combine(dir.Path, "findex")));
+        // Not cancelled, the same build writes the index.
+        using (var trees = new TreeReader(repo.Keys, repo.Library)) store.Write(snap.Id, (f, scratch) => FileIndex.Write(trees, snap, f, scratch, CancellationToken.None));
+        Assert.True(store.Has(snap.Id));
+    }
+
+    [Fact]
     public void Names_that_are_not_UTF8_are_found_as_listings_show_them()
     {
         using var dir = new TempDir();
