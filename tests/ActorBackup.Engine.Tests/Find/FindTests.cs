@@ -60,15 +60,22 @@ public sealed class FindTests
         Assert.True(all.EntriesSearched >= 3 * 7);
     }
 
+    /// <summary>A folder with etc/hosts in it, its backup set, and an empty repository beside it.</summary>
+    private static (string Src, BackupSet Set, Repository.Repository Repo) HostsTree(TempDir dir)
+    {
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(Path.Combine(src, "etc"));
+        File.WriteAllText(Path.Combine(src, "etc", "hosts"), "127.0.0.1 localhost\n");
+        return (src, new BackupSet("s", [src]), TestRepo.Create(Path.Combine(dir.Path, "repo")));
+    }
+
     [Fact]
     public void An_index_build_that_gives_way_stops_and_leaves_no_index_and_no_temporary_file()
     {
         using var dir = new TempDir();
-        var src = Path.Combine(dir.Path, "src");
-        Directory.CreateDirectory(Path.Combine(src, "sub"));
-        File.WriteAllText(Path.Combine(src, "sub", "a.txt"), "a");
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
-        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var (_, set, repoMade) = HostsTree(dir);
+        using var repo = repoMade;
+        var snap = repo.Backup(set, Level.Full);
         var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
         using var cancel = new CancellationTokenSource();
         cancel.Cancel(); // a find came
@@ -104,11 +111,8 @@ public sealed class FindTests
     public void An_unchanged_backup_takes_its_parents_index_under_its_own_header_and_a_changed_one_does_not()
     {
         using var dir = new TempDir();
-        var src = Path.Combine(dir.Path, "src");
-        Directory.CreateDirectory(Path.Combine(src, "etc"));
-        File.WriteAllText(Path.Combine(src, "etc", "hosts"), "127.0.0.1 localhost\n");
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
-        var set = new BackupSet("s", [src]);
+        var (src, set, repoMade) = HostsTree(dir);
+        using var repo = repoMade;
         var first = repo.Backup(set, Level.Full);
         // An unchanged backup of it: the same root tree under its own id, client and time. (A second real backup has
         // another root whenever a folder above the set changed meanwhile: /tmp, under tests that run beside this one.)
