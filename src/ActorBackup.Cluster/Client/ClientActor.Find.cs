@@ -39,7 +39,7 @@ public sealed partial class ClientActor
             {
                 if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex, build.Token);
             }
-            catch (OperationCanceledException) // a find came: it builds what it needs at once, at its own priority
+            catch (OperationCanceledException) when (build.Token.IsCancellationRequested) // a find came: it builds what it needs, at its own priority
             {
                 log.Info("file index of snapshot {0} gave way to a find (which builds it when it needs it)", manifest.Id);
             }
