@@ -881,7 +881,6 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 }
                 dir.Children.Add(node);
                 Interlocked.Increment(ref dir.Pending);
-                var job = new FileJob(full, node, st, dir, group);
                 if (Unchanged(parentNode, st))
                 {
                     // Reused unless the library lost one of its chunks: asked in batches (FlushReused).
@@ -896,7 +895,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
                     return same;
                 }
-                Read(job);
+                Read(new FileJob(full, node, st, dir, group));
                 return false;
             case FileKind.Symlink:
                 try
