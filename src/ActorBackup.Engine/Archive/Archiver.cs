@@ -1194,7 +1194,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // Sorted and without repeats (files with the same chunks, folders of the parent's): what a part holds,
         // sends and makes the library stage is each id once.
         var part = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_references);
-        part.Sort();
+        ChunkIdSort.Sort(part);
         var distinct = 0;
         for (var i = 0; i < part.Length; i++)
             if (i == 0 || part[i] != part[distinct - 1]) part[distinct++] = part[i];

@@ -43,6 +43,9 @@ public readonly struct ChunkId : IEquatable<ChunkId>, IComparable<ChunkId>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public override int GetHashCode() => (int)_a;
 
+    /// <summary>The first 8 bytes, big-endian: the order's first key (ChunkIdSort buckets by its top bits).</summary>
+    internal ulong High => _a;
+
     public int CompareTo(ChunkId other)
     {
         var c = _a.CompareTo(other._a);

@@ -33,7 +33,7 @@ public static class ReferenceList
     public static void Write(string path, List<ChunkId> ids)
     {
         var sorted = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-        sorted.Sort();
+        ChunkIdSort.Sort(sorted);
         var distinct = 0u;
         for (var i = 0; i < sorted.Length; i++)
             if (i == 0 || sorted[i] != sorted[i - 1]) distinct++;
@@ -59,7 +59,7 @@ public static class ReferenceList
         var had = bytes.AsSpan(HeaderSize, (int)count * ChunkId.Size);
         ChunkId Had(Span<byte> span, int i) => new(span.Slice(i * ChunkId.Size, ChunkId.Size));
         var added = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-        added.Sort();
+        ChunkIdSort.Sort(added);
         // Twice through the two sorted lists: the count goes first in the file.
         uint Walk(Span<byte> had, ReadOnlySpan<ChunkId> added, Output? output)
         {
