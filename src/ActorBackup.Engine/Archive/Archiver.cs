@@ -740,9 +740,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             for (var k = 0; k < count; k++) One(k);
             return;
         }
-        Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = tasks }, t =>
+        // In runs of 64 names taken by whichever thread is free: a pool thread that wakes late still takes what is left
+        // (split in fixed halves, the walk's thread took the other half too whenever the pool thread had not started).
+        Parallel.For(0, (count + perTask - 1) / perTask, new ParallelOptions { MaxDegreeOfParallelism = tasks }, run =>
         {
-            for (var k = t; k < count; k += tasks) One(k);
+            for (int k = run * perTask, end = Math.Min(count, k + perTask); k < end; k++) One(k);
         });
     }
 
