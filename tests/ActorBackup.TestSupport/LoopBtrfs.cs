@@ -7,12 +7,15 @@ public sealed class LoopBtrfs : IDisposable
 {
     public string Path { get; }
     private readonly string _image;
+    private readonly bool _ownFolder;
 
     /// <param name="options">mount options beside loop (compress=zstd, say)</param>
-    public LoopBtrfs(string? options = null)
+    /// <param name="at">an empty folder to mount it on (left there after); null: a temporary folder of its own</param>
+    public LoopBtrfs(string? options = null, string? at = null)
     {
-        Path = Directory.CreateTempSubdirectory("abk-btrfs-").FullName;
-        _image = Path + ".img";
+        _ownFolder = at is null;
+        Path = at ?? Directory.CreateTempSubdirectory("abk-btrfs-").FullName;
+        _image = (_ownFolder ? Path : Directory.CreateTempSubdirectory("abk-btrfs-").FullName + "/btrfs") + ".img";
         using (var f = new FileStream(_image, FileMode.CreateNew)) f.SetLength(128L << 20);
         Processes.Run("mkfs.btrfs", "-q", _image);
         Processes.Run("/bin/mount", "-o", options is null ? "loop" : "loop," + options, _image, Path);
@@ -30,10 +33,11 @@ public sealed class LoopBtrfs : IDisposable
         try
         {
             Processes.Run("/bin/umount", Path); // not lazy: the loop device is let go with it
-            Directory.Delete(Path);
+            if (_ownFolder) Directory.Delete(Path);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException) { }
         File.Delete(_image);
+        if (!_ownFolder) Directory.Delete(System.IO.Path.GetDirectoryName(_image)!);
     }
 }
 

@@ -46,6 +46,47 @@ public static unsafe partial class Posix
         return fstatfs(fd, buf) == 0 && *(long*)buf == BtrfsMagic;
     }
 
+    /// <summary>
+    /// Whether a btrfs is mounted at or below the folder <paramref name="fd"/> holds (/proc/self/mountinfo, against the
+    /// folder's own path as the kernel names it): then a file's own file system says whether it may be preallocated.
+    /// True when it cannot say (no /proc).
+    /// </summary>
+    internal static bool BtrfsMountedBelow(int fd)
+    {
+        try
+        {
+            var folder = Encoding.UTF8.GetString(ReadLink($"/proc/self/fd/{fd}")).TrimEnd('/') + "/";
+            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
+                var fields = line.Split(' ');
+                var dash = Array.IndexOf(fields, "-", 6);
+                if (dash < 0 || dash + 1 >= fields.Length || fields[dash + 1] != "btrfs") continue;
+                if ((MountInfoPath(fields[4]).TrimEnd('/') + "/").StartsWith(folder, StringComparison.Ordinal)) return true;
+            }
+            return false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>A path of /proc/self/mountinfo, whose space, tab, newline and backslash are octal escapes (\040; only these, all ASCII).</summary>
+    private static string MountInfoPath(string field)
+    {
+        if (!field.Contains('\\')) return field;
+        var path = new StringBuilder(field.Length);
+        for (var i = 0; i < field.Length; i++)
+            if (field[i] == '\\' && i + 3 < field.Length && field.AsSpan(i + 1, 3).IndexOfAnyExcept("01234567") < 0)
+            {
+                path.Append((char)Convert.ToInt32(field.Substring(i + 1, 3), 8));
+                i += 3;
+            }
+            else path.Append(field[i]);
+        return path.ToString();
+    }
+
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);
 

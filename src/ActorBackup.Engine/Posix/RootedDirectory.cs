@@ -14,6 +14,8 @@ public sealed class RootedDirectory : IDisposable
     private readonly int _root;
     /// <summary>New files get their blocks at once (fewer extents), but not on btrfs: see <see cref="Posix.IsBtrfs"/>.</summary>
     private readonly bool _preallocates;
+    /// <summary>A btrfs is mounted below the root (which is not one): each new file's own file system is asked.</summary>
+    private readonly bool _btrfsBelow;
     public string Path { get; }
 
     public RootedDirectory(string path)
@@ -21,6 +23,7 @@ public sealed class RootedDirectory : IDisposable
         Path = path;
         _root = Posix.OpenRoot(path);
         _preallocates = !Posix.IsBtrfs(_root);
+        _btrfsBelow = _preallocates && Posix.BtrfsMountedBelow(_root);
     }
 
     public void Dispose() => Posix.Close(_root);
@@ -109,8 +112,9 @@ public sealed class RootedDirectory : IDisposable
             return handle;
         }
         // Not on btrfs, nor for a file to compress: btrfs writes a preallocated file in place, uncompressed (whether the
-        // file's flag, a property or the mount asks for compression).
-        if (size > 0 && _preallocates && (flagsBeforeData & FileFlags.Compress) == 0 && Posix.Preallocate(fd, size) is Posix.ENOSPC)
+        // file's flag, a property or the mount asks for compression). A btrfs mounted below a target that is not one too.
+        if (size > 0 && _preallocates && (flagsBeforeData & FileFlags.Compress) == 0 && !(_btrfsBelow && Posix.IsBtrfs(fd))
+            && Posix.Preallocate(fd, size) is Posix.ENOSPC)
         {
             handle.Dispose();
             throw new PosixException(Posix.ENOSPC, $"create {Full(relative)}: {Posix.Describe(Posix.ENOSPC)}");

@@ -1030,7 +1030,22 @@ public class NameRoundTripTests
     }
 
     [BtrfsFact]
-    public void A_restore_onto_btrfs_mounted_to_compress_writes_compressed_files()
+    public void A_restore_onto_btrfs_mounted_to_compress_writes_compressed_files() => RestoresCompressed((_, _) =>
+    {
+        var btrfs = new LoopBtrfs("compress=zstd");
+        return (btrfs, Path.Combine(btrfs.Path, "r"));
+    });
+
+    [BtrfsFact]
+    public void A_restore_to_a_folder_with_a_btrfs_mounted_below_it_writes_compressed_files_there() =>
+        // The target is not on btrfs; the folder the file is restored into is.
+        RestoresCompressed((target, src) => (new LoopBtrfs("compress=zstd", at: Directory.CreateDirectory(target + src).FullName), target));
+
+    /// <summary>
+    /// A log that compresses well, restored where <paramref name="mount"/> mounts a btrfs that compresses: given a target
+    /// folder (not made yet) and the source folder the restore puts below it, it mounts one and says where to restore to.
+    /// </summary>
+    private static void RestoresCompressed(Func<string, string, (LoopBtrfs Btrfs, string Target)> mount)
     {
         using var dir = new TempDir();
         var src = dir.Sub("src");
@@ -1039,12 +1054,14 @@ public class NameRoundTripTests
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
         Assert.Empty(snap.Errors);
-        using var btrfs = new LoopBtrfs("compress=zstd");
-        var target = Path.Combine(btrfs.Path, "r");
-        Assert.Empty(repo.Restore(snap.Id, target).Errors);
-        Assert.Equal(text, File.ReadAllText(target + src + "/service.log"));
-        // Preallocated, btrfs would have written it in place, uncompressed (no extent encoded).
-        Assert.True(LoopBtrfs.CompressedExtents(target + src + "/service.log") > 0, "restored uncompressed onto a btrfs mounted to compress");
+        var (btrfs, target) = mount(Path.Combine(dir.Path, "restored here"), src); // a space: /proc/self/mountinfo writes it \040
+        using (btrfs)
+        {
+            Assert.Empty(repo.Restore(snap.Id, target, force: true).Errors); // forced: the folder mounted on is there already
+            Assert.Equal(text, File.ReadAllText(target + src + "/service.log"));
+            // Preallocated, btrfs would have written it in place, uncompressed (no extent encoded).
+            Assert.True(LoopBtrfs.CompressedExtents(target + src + "/service.log") > 0, "restored uncompressed onto a btrfs mounted to compress");
+        }
     }
 
     [Fact]
