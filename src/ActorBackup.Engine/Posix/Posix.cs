@@ -476,16 +476,17 @@ public static unsafe partial class Posix
     /// The extended attributes of a name in a folder opened by <see cref="OpenDirectory"/> (<paramref name="path"/> names
     /// it in messages): looked up in that folder alone, the name itself not followed (listxattrat and getxattrat, Linux
     /// 6.13), so that a folder on its way swapped for a symlink meanwhile cannot hand over another file's attributes (a
-    /// file capability, say). Before Linux 6.13, by its path. Thread-safe.
+    /// file capability, say). Before Linux 6.13 by the name below the folder's handle in /proc/self/fd, which pins the
+    /// folder as well (<see cref="ReadXattrsPinned"/>). Thread-safe.
     /// </summary>
     public static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrsAt(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string name, string path)
     {
-        if (Volatile.Read(ref _noXattrAt)) return ReadXattrs(path);
         var added = false;
         folder.DangerousAddRef(ref added);
         try
         {
-            return ReadXattrs((int)folder.DangerousGetHandle(), CString(name), path);
+            var fd = (int)folder.DangerousGetHandle();
+            return NoXattrAt ? ReadXattrsPinned(fd, name, path) : ReadXattrs(fd, CString(name), path, name);
         }
         finally
         {
@@ -493,8 +494,25 @@ public static unsafe partial class Posix
         }
     }
 
-    /// <summary>The kernel has no listxattrat / getxattrat (before Linux 6.13): attributes are read by path.</summary>
+    /// <summary>
+    /// Before Linux 6.13: llistxattr / lgetxattr of /proc/self/fd/FOLDER/NAME: the folder is the handle's (a folder on
+    /// its way swapped meanwhile is not walked), the name is looked up in it alone and not followed. By the path itself
+    /// only where /proc is not mounted.
+    /// </summary>
+    private static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrsPinned(int folder, string name, string path) =>
+        ReadXattrs(AtFdcwd, null, path, via: ProcFds ? $"/proc/self/fd/{folder}/{name}" : path);
+
+    private static readonly bool ProcFds = Directory.Exists("/proc/self/fd");
+
+    /// <summary>The kernel has no listxattrat / getxattrat (before Linux 6.13): attributes are read by the folder's /proc path.</summary>
     private static bool _noXattrAt;
+
+    /// <summary>Whether attributes are read as before Linux 6.13 (tests set it to take that way on a newer kernel).</summary>
+    internal static bool NoXattrAt
+    {
+        get => Volatile.Read(ref _noXattrAt);
+        set => Volatile.Write(ref _noXattrAt, value);
+    }
 
     private const long SysGetxattrat = 464, SysListxattrat = 465; // the same numbers on every Linux architecture
     private const uint AtSymlinkNofollowFlag = 0x100;
@@ -530,19 +548,22 @@ public static unsafe partial class Posix
         }
     }
 
-    private static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(int dirfd, byte[]? at, string path)
+    /// <param name="at">the name in folder <paramref name="dirfd"/> (as bytes; <paramref name="atName"/> as a string), or null: by path</param>
+    /// <param name="path">where it is, for messages (and for the calls by path, unless <paramref name="via"/> says another)</param>
+    private static IReadOnlyList<(byte[] Name, byte[] Value)> ReadXattrs(int dirfd, byte[]? at, string path, string? atName = null, string? via = null)
     {
         var buffer = _xattrBuffer ??= new byte[4096];
+        var byPath = via ?? path;
         nint length;
         while (true)
         {
-            length = ListXattrs(dirfd, at, path, buffer);
+            length = ListXattrs(dirfd, at, byPath, buffer);
             if (length >= 0) break;
             var errno = Marshal.GetLastPInvokeError();
             if (errno is ENOSYS or EPERM && at is not null) // before Linux 6.13, or a seccomp filter that does not know the call
             {
-                Volatile.Write(ref _noXattrAt, true);
-                return ReadXattrs(path);
+                NoXattrAt = true;
+                return ReadXattrsPinned(dirfd, atName!, path);
             }
             if (errno is EOPNOTSUPP or ENOENT) return [];
             if (errno == ERANGE && buffer.Length < XattrMax)
@@ -558,7 +579,7 @@ public static unsafe partial class Posix
         {
             while (true)
             {
-                var size = GetXattr(dirfd, at, path, name, buffer);
+                var size = GetXattr(dirfd, at, byPath, name, buffer);
                 if (size >= 0)
                 {
                     result.Add((name[..^1], buffer[..(int)size]));
