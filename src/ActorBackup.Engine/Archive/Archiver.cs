@@ -741,7 +741,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             return;
         }
         // In runs of 64 names taken by whichever thread is free: a pool thread that wakes late still takes what is left
-        // (split in fixed halves, the walk's thread took the other half too whenever the pool thread had not started).
+        // (split by a fixed stride, the walk's thread took the pool thread's share too whenever that had not started).
         Parallel.For(0, (count + perTask - 1) / perTask, new ParallelOptions { MaxDegreeOfParallelism = tasks }, run =>
         {
             for (int k = run * perTask, end = Math.Min(count, k + perTask); k < end; k++) One(k);

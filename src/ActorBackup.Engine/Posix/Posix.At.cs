@@ -60,6 +60,7 @@ public static unsafe partial class Posix
             {
                 // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
                 var fields = line.Split(' ');
+                if (fields.Length < 10) continue; // not a line the kernel writes
                 var dash = Array.IndexOf(fields, "-", 6);
                 if (dash < 0 || dash + 1 >= fields.Length || fields[dash + 1] != "btrfs") continue;
                 if ((MountInfoPath(fields[4]).TrimEnd('/') + "/").StartsWith(folder, StringComparison.Ordinal)) return true;

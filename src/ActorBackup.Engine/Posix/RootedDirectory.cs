@@ -22,8 +22,16 @@ public sealed class RootedDirectory : IDisposable
     {
         Path = path;
         _root = Posix.OpenRoot(path);
-        _preallocates = !Posix.IsBtrfs(_root);
-        _btrfsBelow = _preallocates && Posix.BtrfsMountedBelow(_root);
+        try
+        {
+            _preallocates = !Posix.IsBtrfs(_root);
+            _btrfsBelow = _preallocates && Posix.BtrfsMountedBelow(_root);
+        }
+        catch
+        {
+            Posix.Close(_root);
+            throw;
+        }
     }
 
     public void Dispose() => Posix.Close(_root);
