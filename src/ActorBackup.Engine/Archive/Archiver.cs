@@ -456,25 +456,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return full.Length > 1 ? full.TrimEnd('/') : full;
     }
 
+    /// <summary>A parent's tree as stored: a big file's entries stay in its chunk-list records until the file is found unchanged (<see cref="Unchanged"/>).</summary>
     private Tree? LoadParentTree(ChunkId id, string path)
     {
         try
         {
-            var tree = _parentTrees.Load(id);
-            foreach (var node in tree.Nodes)
-                if (!node.ChunkLists.IsEmpty)
-                    try
-                    {
-                        _parentTrees.ExpandChunkLists(node); // a big file's entries, to compare and reuse
-                    }
-                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
-                    {
-                        // Its list lost: the file is read again (a node without entries is never unchanged).
-                        node.ChunkLists = ByteString.Empty;
-                        node.Chunks = ByteString.Empty;
-                        node.ChunkSizes.Clear();
-                    }
-            return tree;
+            return _parentTrees.Load(id);
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {
@@ -1205,12 +1192,29 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _references.Clear();
     }
 
-    /// <summary>Same size, mtime, ctime and inode as in the parent, and every chunk still in the library.</summary>
+    /// <summary>
+    /// Same size, mtime, ctime and inode as in the parent, and its entries whole (every chunk still in the library is
+    /// asked later, FlushReused). A big file's entries are read from its chunk-list records here, only for a file that
+    /// is unchanged so far: a changed one is read again without them (a folder of disk images that all changed held
+    /// every image's entries while it was walked).
+    /// </summary>
     private bool Unchanged(Node? parent, FileStat st)
     {
         if (parent is null || parent.Type is not (NodeType.File or NodeType.Hardlink)) return false;
         if (parent.Size != st.Size || parent.MtimeSec != st.MtimeSec || parent.MtimeNsec != st.MtimeNsec
             || parent.CtimeSec != st.CtimeSec || parent.CtimeNsec != st.CtimeNsec || parent.Inode != st.Inode) return false;
+        if (!parent.ChunkLists.IsEmpty && parent.Chunks.IsEmpty)
+            try
+            {
+                _parentTrees.ExpandChunkLists(parent); // the walk's own thread: the parent's nodes are its alone by now
+            }
+            catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+            {
+                // Its list lost: the file is read again (a node without entries is never unchanged).
+                parent.ChunkLists = ByteString.Empty;
+                parent.Chunks = ByteString.Empty;
+                parent.ChunkSizes.Clear();
+            }
         if (parent.Chunks.Length % ChunkId.Size != 0 || parent.ChunkSizes.Count != parent.ChunkCount() || (parent.Chunks.Length == 0 && st.Size != 0)) return false;
         return true;
     }

@@ -657,6 +657,24 @@ public class NameRoundTripTests
         Assert.Empty(repo.Restore(changed.Id, target2).Errors);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target2 + src);
 
+        // The big file itself changed: read again without its parent's lists (only an unchanged file's are read).
+        var sparseLists = Stored(changed, "sparse.img").ChunkListIds().ToList();
+        big[4_500_000] ^= 0xFF;
+        File.WriteAllBytes(Path.Combine(src, "big.bin"), big);
+        var reads = new ReadsCounted(repo.Library);
+        var rewritten = new Archiver(repo.Keys, repo.Library, reads) { EntriesPerList = 2 }
+            .Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, changed);
+        Assert.Empty(rewritten.Errors);
+        Assert.Equal(2ul, rewritten.Stats.FilesUnchanged);
+        Assert.DoesNotContain(reads.Ids, lists.Contains);
+        Assert.Contains(reads.Ids, sparseLists.Contains); // the unchanged image's entries, to reuse
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, rewritten, 3);
+        repo.Catalog.Save(rewritten);
+        var target5 = Path.Combine(dir.Path, "r5");
+        Assert.Empty(repo.Restore(rewritten.Id, target5).Errors);
+        Assert.Equal(big, File.ReadAllBytes(target5 + src + "/big.bin"));
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target5 + src);
+
         // A list damaged on disk: the verify fails on it as on a bad chunk (a heal copies such records back), and the
         // restore says which file it cannot bring back.
         Assert.True(repo.Library.TryGetLocation(lists[1], out var at));
@@ -683,6 +701,18 @@ public class NameRoundTripTests
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "r4")));
         var fromNewer = new Archiver(repo.Keys, repo.Library, repo.Library).Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, newer);
         Assert.Equal(0ul, fromNewer.Stats.FilesUnchanged); // none of its nodes taken as they are: every file read
+    }
+
+    /// <summary>A source that notes the id of every record read through it.</summary>
+    private sealed class ReadsCounted(Codec.IChunkSource inner) : Codec.IChunkSource
+    {
+        public System.Collections.Concurrent.ConcurrentBag<Hashing.ChunkId> Ids { get; } = [];
+
+        public ReadOnlySpan<byte> ReadPayload(Hashing.ChunkId id, ref byte[] buffer, out Volumes.RecordFlags flags)
+        {
+            Ids.Add(id);
+            return inner.ReadPayload(id, ref buffer, out flags);
+        }
     }
 
     [Fact]
