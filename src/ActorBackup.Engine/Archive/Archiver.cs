@@ -461,7 +461,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         try
         {
-            return _parentTrees.Load(id);
+            var tree = _parentTrees.Load(id);
+            foreach (var node in tree.Nodes)
+                if (!node.ChunkLists.IsEmpty && (node.ChunkLists.Length % ChunkId.Size != 0 || !node.Chunks.IsEmpty || node.ChunkSizes.Count != 0))
+                {
+                    // Torn (lists beside entries of its own, which ExpandChunkLists refuses): the file is read again, as
+                    // one whose lists are lost. Any other node with lists has no entries until Unchanged expands it.
+                    node.ChunkLists = ByteString.Empty;
+                    node.Chunks = ByteString.Empty;
+                    node.ChunkSizes.Clear();
+                }
+            return tree;
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {

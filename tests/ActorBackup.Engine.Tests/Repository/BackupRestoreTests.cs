@@ -677,20 +677,32 @@ public class NameRoundTripTests
 
         // A list damaged on disk: the verify fails on it as on a bad chunk (a heal copies such records back), and the
         // restore says which file it cannot bring back.
-        Assert.True(repo.Library.TryGetLocation(lists[1], out var at));
-        using (var volume = new FileStream(Path.Combine(repo.Library.Root, "volumes", Volumes.VolumeFormat.VolumeFileName(at.Volume)), FileMode.Open))
+        void Damage(Hashing.ChunkId record)
         {
+            Assert.True(repo.Library.TryGetLocation(record, out var at));
+            using var volume = new FileStream(Path.Combine(repo.Library.Root, "volumes", Volumes.VolumeFormat.VolumeFileName(at.Volume)), FileMode.Open);
             volume.Position = at.Offset + Volumes.VolumeFormat.RecordHeaderSize + 40;
             var b = volume.ReadByte();
             volume.Position--;
             volume.WriteByte((byte)(b ^ 0x01));
         }
+        Damage(lists[1]);
         var damaged = ActorBackup.Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, full);
         Assert.False(damaged.Ok);
         Assert.Contains(lists[1], damaged.BadIds);
         Assert.Contains(damaged.DamagedFiles, d => d.Contains("big.bin"));
         var failed = repo.Restore(full.Id, Path.Combine(dir.Path, "r3"));
         Assert.Contains(failed.Errors, e => e.Path.EndsWith("/big.bin") && e.Reason.Contains("the list of its chunks cannot be read"));
+
+        // The list of a file that is still unchanged damaged: the next backup reads the file again instead of failing.
+        Assert.Equal(sparseLists, Stored(rewritten, "sparse.img").ChunkListIds().ToList()); // the parent's lists, reused
+        Damage(sparseLists[0]);
+        var afterDamage = new Archiver(repo.Keys, repo.Library, repo.Library) { EntriesPerList = 2 }
+            .Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, rewritten);
+        // sparse.img read again, and big.bin too if its new lists share the record damaged above; small.txt reused.
+        var withDamagedLists = new[] { "big.bin", "sparse.img" }.Count(f => Stored(rewritten, f).ChunkListIds().Any(id => id == lists[1] || id == sparseLists[0]));
+        Assert.Equal((ulong)(3 - withDamagedLists), afterDamage.Stats.FilesUnchanged);
+        Assert.Empty(afterDamage.Errors);
 
         // A snapshot of a node format newer than this build reads (a field it would drop, as older builds drop chunk
         // lists): refused whole, not restored or verified with files missing.
