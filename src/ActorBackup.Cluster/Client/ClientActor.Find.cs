@@ -30,6 +30,7 @@ public sealed partial class ClientActor
     private void IndexInBackground(ByteString manifestBytes)
     {
         var log = _log;
+        var self = Self;
         new Thread(() =>
         {
             Engine.Posix.Posix.YieldThisThread();
@@ -50,6 +51,7 @@ public sealed partial class ClientActor
             finally
             {
                 build.Dispose();
+                self.Tell(new JobsMayBeOver()); // the backup's last work here
             }
         }) { IsBackground = true, Name = "file-index" }.Start();
     }

@@ -25,6 +25,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private sealed record Tick;
     /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
     private sealed record InterruptAll;
+    /// <summary>A job or a backup's background index ended: when this client runs nothing else, the node gives memory back (<see cref="TrimMemory"/>).</summary>
+    private sealed record JobsMayBeOver;
     private readonly ClientSettings _settings;
     /// <summary>The keys this node holds: the cell key (every client's) or its own client's keyring (Engine/Crypto/KeyRing).</summary>
     private readonly KeyRing _ring;
@@ -82,9 +84,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             if (_attempts.Remove(f.Job, out var attempt)) f.Attempt = attempt;
             if (_running.Remove(f.Job, out var cts)) cts.Dispose();
-            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find
+            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
+            else Self.Tell(new JobsMayBeOver());
             if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
             _manager.Tell(Trust.JobSignature.Sign(f, _trust));
+        });
+        Receive<JobsMayBeOver>(_ =>
+        {
+            if (_running.Count == 0) TrimMemory();
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {
@@ -191,6 +198,38 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             CommandRejected r => throw new IOException($"the manager gave no ticket to read {string.Join(", ", request.Read)}: {r.Reason}"),
             var other => throw new IOException($"the manager answered a ticket request with {other.GetType().Name}"),
         };
+    }
+
+    private static int _trimming;
+    /// <summary>Collections made by TrimMemory in this process (tests wait for one).</summary>
+    internal static int MemoryTrims;
+
+    /// <summary>
+    /// Gives the memory a job's garbage made the node hold back to the system, once this client runs no job: one
+    /// aggressive, compacting collection of every generation on a pool thread (a pause of tens of milliseconds while
+    /// nothing of this client runs). The GC otherwise keeps the heap a backup or a restore grew to, and the next job
+    /// starts from there: the node's peak memory is what it holds between jobs plus what the job adds.
+    /// </summary>
+    private void TrimMemory()
+    {
+        if (Interlocked.Exchange(ref _trimming, 1) == 1) return;
+        var log = _log;
+        Task.Run(() =>
+        {
+            try
+            {
+                var pause = GC.GetTotalPauseDuration();
+                var held = Environment.WorkingSet;
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                Interlocked.Increment(ref MemoryTrims);
+                log.Debug("memory given back: {0} MiB held before, {1} MiB after; the collection paused the node {2:F0} ms",
+                    held >> 20, Environment.WorkingSet >> 20, (GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
+            }
+            finally
+            {
+                Volatile.Write(ref _trimming, 0);
+            }
+        });
     }
 
     private void ReplyWhenStopped()

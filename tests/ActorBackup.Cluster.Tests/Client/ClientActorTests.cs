@@ -85,6 +85,21 @@ public sealed class ClientActorTests : TestKit, IDisposable
     }
 
     [Fact]
+    public void A_client_whose_backup_and_its_file_index_are_done_gives_the_memory_back()
+    {
+        var (client, manager, _) = Start();
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), new byte[200_000]);
+        var before = Volatile.Read(ref ClientActor.MemoryTrims);
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "11", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+        Assert.True(Finished(manager).Ok);
+        // Once the backup's file index is built too and nothing of this client runs: a compacting collection (the
+        // count is the process's: another test's client may add to it, never take from it).
+        AwaitCondition(() => Volatile.Read(ref ClientActor.MemoryTrims) > before, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public void A_refused_session_fails_the_job_with_the_media_agents_reason()
     {
         var (client, manager, _) = Start(refuse: "volume error: the disk is full");
