@@ -8,7 +8,10 @@
 # Each round, each tool side by side on the same states of the data: (1) full backup, (2) backup with nothing
 # changed, (3) backup after changes (sdk, small: 2% of the files rewritten, 200 new ones, 100 deleted; image:
 # 1% of its 4 KiB blocks rewritten at random places), for the image also (4) after 16 KiB inserted at 8 places
-# (the rest shifts), then a restore of the last state, checked with diff -r. A fresh cell and fresh repositories
+# (the rest shifts), then a restore of the last state, checked with diff -r. Each round's data and each tool's
+# restore get folders of their own, deleted once the dataset's rounds are done: on a file system that skips recently
+# deleted inodes when it makes new ones (ext4 without a journal, as this VM's scratch disk), a restore right after a
+# mass delete times the delete's aftermath, and whichever tool came next paid it. A fresh cell and fresh repositories
 # every round; medians of BENCH_ROUNDS (default 3). Prints a table per dataset and one JSON line per dataset:
 # {"dataset","bytes","files","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...},"ratios":{...}}
 # "added_*" is what the repository grew by in that step. The node's peak RSS (VmHWM) is the all-roles node's.
@@ -61,25 +64,25 @@ backup() { # tool source -> seconds (wall time of the whole command)
 failed() { # exit-code what
   if [ "$1" != 0 ]; then echo "bench: $2 failed (exit $1)" >&2; kill -TERM $$; exit 1; fi
 }
-restore() { # tool source -> seconds; the copy lands in $tmp/restored, checked after
-  local t0 t1
-  rm -rf "$tmp/restored"; mkdir -p "$tmp/restored"
+restore() { # tool source round -> seconds; the copy lands in $tmp/restored-TOOL-ROUND (nothing deleted before it), checked after
+  local t0 t1 to=$tmp/restored-$1-$3
+  mkdir -p "$to"
   local rc=0
   settle; t0=$(now)
   case $1 in
-    actorbackup) "$abk" restore latest --to "$tmp/restored" >/dev/null || rc=$?;;
-    restic) restic -q --repo "$tmp/restic-repo" restore latest --target "$tmp/restored" >/dev/null || rc=$?;;
+    actorbackup) "$abk" restore latest --to "$to" >/dev/null || rc=$?;;
+    restic) restic -q --repo "$tmp/restic-repo" restore latest --target "$to" >/dev/null || rc=$?;;
     borg) local last; last=$(borg list --last 1 --short "$tmp/borg-repo")
-          (cd "$tmp/restored" && borg extract "$tmp/borg-repo::$last" >/dev/null 2>&1) || rc=$?;; # borg drops the leading '/'
+          (cd "$to" && borg extract "$tmp/borg-repo::$last" >/dev/null 2>&1) || rc=$?;; # borg drops the leading '/'
   esac
   t1=$(now)
   failed "$rc" "$1 restore"
   elapsed "$t0" "$t1"
 }
-verified() { if diff -r --no-dereference "$1" "$tmp/restored$1" >/dev/null 2>&1; then echo true; else echo false; fi; }
+verified() { if diff -r --no-dereference "$2" "$tmp/restored-$1-$3$2" >/dev/null 2>&1; then echo true; else echo false; fi; } # tool source round
 
-make_data() { # dataset -> $tmp/data/<dataset>, fresh
-  local d=$tmp/data/$1
+make_data() { # dataset round -> $tmp/data/<dataset>-<round>, fresh
+  local d=$tmp/data/$1-$2
   rm -rf "$d"; mkdir -p "$d"
   case $1 in
     sdk) cp -a /usr/share/dotnet/. "$d/";;
@@ -94,8 +97,8 @@ EOF
     ;;
   esac
 }
-change_data() { # dataset step(change|insert) seed: the same change for every tool (applied once, between their backups)
-  local d=$tmp/data/$1
+change_data() { # dataset step(change|insert) round: the same change for every tool (applied once, between their backups)
+  local d=$tmp/data/$1-$3
   python3 - "$d" "$1" "$2" "$3" <<'EOF'
 import os, random, sys
 root, dataset, step, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -137,8 +140,8 @@ for ds in "${datasets[@]}"; do
   declare -A series=()
   add() { series[$1]="${series[$1]:-} $2"; }
   for r in $(seq "$rounds"); do
-    make_data "$ds"
-    src=$tmp/data/$ds
+    make_data "$ds" "$r"
+    src=$tmp/data/$ds-$r
     bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
     files=$(find "$src" -type f | wc -l)
     find "$src" -type f -exec cat {} + >/dev/null # the page cache warmed the same way for every tool
@@ -156,15 +159,16 @@ for ds in "${datasets[@]}"; do
       done
     done
     for t in "${tools[@]}"; do
-      add "$t.restore_s" "$(restore "$t" "$src")"
-      add "$t.verified" "$(verified "$src")"
+      add "$t.restore_s" "$(restore "$t" "$src" "$r")"
+      add "$t.verified" "$(verified "$t" "$src" "$r")"
       add "$t.stored" "$(size_of "$(repo_of "$t")")"
       [ "$t" = actorbackup ] && add "$t.peak_rss_mib" "$(peak_rss_mib)"
     done
     stop_node
-    rm -rf "$tmp/restored" "$tmp/restic-repo" "$tmp/borg-repo"
+    rm -rf "$tmp/restic-repo" "$tmp/borg-repo"
     echo "== $ds round $r of $rounds done"
   done
+  rm -rf "$tmp"/restored-* "$tmp/data/$ds"-* # the dataset's copies, all at once
   m() { local v; v=${series[$1]:-}; [ -z "$v" ] && { echo null; return; }; median $v; }
   mb() { if [ "$1" = null ]; then echo -; else awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; fi; }
   allv() { case " ${series[$1]:-} " in *" false "*) echo false;; *) echo true;; esac; }
