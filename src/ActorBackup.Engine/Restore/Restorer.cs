@@ -104,6 +104,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _target = target;
         using var root = new RootedDirectory(target);
         _root = root;
+        using var decoders = new Decoders(keys.Data);
+        _decoders = decoders;
         _phase = options.Phase;
 
         // Creating an entry is the costliest part of a restore of many small files on some file systems
@@ -153,6 +155,33 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     internal int PeakWaveFiles { get; private set; }
 
     private (int Parallelism, ParallelOptions Parallel, bool RestoreOwner, CancellationToken Cancel) _wave;
+
+    /// <summary>The decoders of this restore's threads, kept from one wave to the next (made in <see cref="Run"/>).</summary>
+    private Decoders? _decoders;
+
+    /// <summary>
+    /// Decoders handed from one wave's threads to the next: each grows its buffers to the largest chunk once (made anew
+    /// for each wave, they grew them again: megabytes of large objects a wave, about 60 MiB a restore of 57,000 small
+    /// files, for the GC's full collections to take back). Disposed with the restore.
+    /// </summary>
+    private sealed class Decoders(KeyDomain data) : IDisposable
+    {
+        private readonly System.Collections.Concurrent.ConcurrentBag<ChunkDecoder> _idle = [];
+
+        public Lease Take() => new(this, _idle.TryTake(out var decoder) ? decoder : new ChunkDecoder(data));
+
+        public void Dispose()
+        {
+            while (_idle.TryTake(out var decoder)) decoder.Dispose();
+        }
+
+        /// <summary>One thread's decoder for one wave; back to the idle ones when the thread is done.</summary>
+        public sealed class Lease(Decoders owner, ChunkDecoder decoder) : IDisposable
+        {
+            public ChunkDecoder Decoder => decoder;
+            public void Dispose() => owner._idle.Add(decoder);
+        }
+    }
     private (long Files, long Bytes)? _totals;
     private (long Files, long Bytes) Totals => _totals is { } t ? (Math.Max(t.Files, _filesPlanned), Math.Max(t.Bytes, _bytesPlanned)) : (_filesPlanned, _bytesPlanned);
 
@@ -520,7 +549,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         foreach (var (piece, bytes) in pieces) Add(piece, bytes);
         if (batch.Count > 0) batches.Add([.. batch]);
-        WorkQueue.Run(batches.Count, parallelism, "restorer", () => new ChunkDecoder(keys.Data), (decoder, i) => WriteBatch(batches[i], decoder, restoreOwner), cancel);
+        WorkQueue.Run(batches.Count, parallelism, "restorer", _decoders!.Take, (lease, i) => WriteBatch(batches[i], lease.Decoder, restoreOwner), cancel);
     }
 
     /// <summary>
