@@ -11,7 +11,9 @@
 # (the rest shifts), then a restore of the last state, checked with diff -r. Each round's data and each tool's
 # restore get folders of their own, deleted once the dataset's rounds are done: on a file system that skips recently
 # deleted inodes when it makes new ones (ext4 without a journal, as this VM's scratch disk), a restore right after a
-# mass delete times the delete's aftermath, and whichever tool came next paid it. A fresh cell and fresh repositories
+# mass delete times the delete's aftermath, and whichever tool came next paid it (after a dataset's deletes the
+# next dataset waits BENCH_AFTER_DELETE seconds, default 65, for that window to pass). A dataset's copies need about
+# 4 x BENCH_ROUNDS times its size on disk (12 GiB for the image at 3 rounds). A fresh cell and fresh repositories
 # every round; medians of BENCH_ROUNDS (default 3). Prints a table per dataset and one JSON line per dataset:
 # {"dataset","bytes","files","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...},"ratios":{...}}
 # "added_*" is what the repository grew by in that step. The node's peak RSS (VmHWM) is the all-roles node's.
@@ -169,6 +171,7 @@ for ds in "${datasets[@]}"; do
     echo "== $ds round $r of $rounds done"
   done
   rm -rf "$tmp"/restored-* "$tmp/data/$ds"-* # the dataset's copies, all at once
+  if [ "$ds" != "${datasets[-1]}" ]; then sync; sleep "${BENCH_AFTER_DELETE:-65}"; fi # the next dataset's restores past ext4's window
   m() { local v; v=${series[$1]:-}; [ -z "$v" ] && { echo null; return; }; median $v; }
   mb() { if [ "$1" = null ]; then echo -; else awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; fi; }
   allv() { case " ${series[$1]:-} " in *" false "*) echo false;; *) echo true;; esac; }
