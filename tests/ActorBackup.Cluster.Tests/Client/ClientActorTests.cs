@@ -42,13 +42,13 @@ public sealed class ClientActorTests : TestKit, IDisposable
         }
     }
 
-    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null)
+    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0)
     {
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
         var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
         var manager = CreateTestProbe();
         var keys = new KeyRing(MasterKey.Generate());
-        var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3), keys, manager.Ref, media));
+        var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit), keys, manager.Ref, media));
         var register = manager.ExpectMsg<RegisterClient>();
         Assert.Equal("host-t", register.Id);
         manager.Reply(new Registered { Id = "host-t" });
@@ -112,11 +112,13 @@ public sealed class ClientActorTests : TestKit, IDisposable
     [Fact]
     public void A_cancelled_backup_ends_as_cancelled_and_records_nothing()
     {
-        var (client, manager, _) = Start();
+        // Held to 1 MiB a second, 32 MiB take half a minute: the backup is still running when the cancel arrives, however
+        // busy the machine (unlimited, 320 MiB were sometimes done first).
+        var (client, manager, _) = Start(rateLimit: 1 << 20);
         var src = Path.Combine(_dir, "big");
         Directory.CreateDirectory(src);
-        var data = new byte[8 * 1024 * 1024];
-        for (var i = 0; i < 40; i++) // 320 MiB: the backup is still running when the cancel arrives
+        var data = new byte[4 * 1024 * 1024];
+        for (var i = 0; i < 8; i++)
         {
             new Random(i).NextBytes(data);
             File.WriteAllBytes(Path.Combine(src, $"f{i}"), data);
