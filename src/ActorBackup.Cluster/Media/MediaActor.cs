@@ -109,9 +109,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             if (_library?.Broken is { } broken)
             {
-                // A write of another session failed meanwhile (a full disk, say).
+                // A write of another session failed meanwhile (a full disk, say) and its close has not come yet: the
+                // library is opened again on its committed index (Unavailable), and when it opens (room freed since)
+                // it takes this session; else the session is refused with why.
                 Unavailable(broken);
-                Sender.Tell(new CommandRejected { Reason = _unavailable ?? broken });
+                if (_unavailable is null) Self.Forward(m);
+                else Sender.Tell(new CommandRejected { Reason = _unavailable });
                 return;
             }
             if (m.Write && _library!.Full is not null) _library.CheckRoom(); // room again, maybe (freed, pruned): look now
