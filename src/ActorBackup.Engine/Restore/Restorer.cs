@@ -159,6 +159,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>The decoders of this restore's threads, kept from one wave to the next (made in <see cref="Run"/>).</summary>
     private Decoders? _decoders;
 
+    /// <summary>How many decoders the restore made (at most one per thread of a wave, however many waves).</summary>
+    internal int DecodersMade => _decoders?.Made ?? 0;
+
     /// <summary>
     /// Decoders handed from one wave's threads to the next: each grows its buffers to the largest chunk once (made anew
     /// for each wave, they grew them again: megabytes of large objects a wave, about 60 MiB a restore of 57,000 small
@@ -167,8 +170,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private sealed class Decoders(KeyDomain data) : IDisposable
     {
         private readonly System.Collections.Concurrent.ConcurrentBag<ChunkDecoder> _idle = [];
+        private int _made;
 
-        public Lease Take() => new(this, _idle.TryTake(out var decoder) ? decoder : new ChunkDecoder(data));
+        public int Made => Volatile.Read(ref _made);
+
+        public Lease Take()
+        {
+            if (_idle.TryTake(out var decoder)) return new(this, decoder);
+            Interlocked.Increment(ref _made);
+            return new(this, new ChunkDecoder(data));
+        }
 
         public void Dispose()
         {

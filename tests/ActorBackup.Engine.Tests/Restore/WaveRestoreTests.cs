@@ -34,9 +34,12 @@ public class WaveRestoreTests
         (RestoreResult Result, int Peak) Restore(string target, int wave)
         {
             var restorer = new Restorer(repo.Keys, repo.Library) { WaveFiles = wave };
-            var result = restorer.Run(snapshot, target, new RestoreOptions());
+            var options = new RestoreOptions();
+            var result = restorer.Run(snapshot, target, options);
             Assert.Empty(result.Errors);
             TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+            // Its threads' decoders go from one wave to the next: no more made than one wave's threads, however many waves.
+            Assert.InRange(restorer.DecodersMade, 1, options.Parallelism);
             return (result, restorer.PeakWaveFiles);
         }
         var whole = Restore(Path.Combine(dir.Path, "whole"), int.MaxValue);
