@@ -463,14 +463,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             var tree = _parentTrees.Load(id);
             foreach (var node in tree.Nodes)
-                if (!node.ChunkLists.IsEmpty && (node.ChunkLists.Length % ChunkId.Size != 0 || !node.Chunks.IsEmpty || node.ChunkSizes.Count != 0))
-                {
-                    // Torn (lists beside entries of its own, which ExpandChunkLists refuses): the file is read again, as
-                    // one whose lists are lost. Any other node with lists has no entries until Unchanged expands it.
-                    node.ChunkLists = ByteString.Empty;
-                    node.Chunks = ByteString.Empty;
-                    node.ChunkSizes.Clear();
-                }
+                // Torn: read again, as a file whose lists are lost. Any other node with lists has no entries until Unchanged
+                // expands it.
+                if (node.HasTornLists()) node.ForgetEntries();
             return tree;
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
@@ -1220,10 +1215,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
             {
-                // Its list lost: the file is read again (a node without entries is never unchanged).
-                parent.ChunkLists = ByteString.Empty;
-                parent.Chunks = ByteString.Empty;
-                parent.ChunkSizes.Clear();
+                parent.ForgetEntries(); // its list lost: the file is read again
             }
         if (parent.Chunks.Length % ChunkId.Size != 0 || parent.ChunkSizes.Count != parent.ChunkCount() || (parent.Chunks.Length == 0 && st.Size != 0)) return false;
         return true;
@@ -1286,9 +1278,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var f = _reused[k];
             if (again?[k] == true)
             {
-                f.Node.Chunks = ByteString.Empty;
-                f.Node.ChunkSizes.Clear();
-                f.Node.ChunkLists = ByteString.Empty;
+                f.Node.ForgetEntries();
                 Read(new FileJob(f.Path, f.Node, f.Stat, f.Dir, f.Group));
                 continue;
             }

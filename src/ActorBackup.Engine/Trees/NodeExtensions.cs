@@ -95,6 +95,18 @@ public static class NodeExtensions
     /// </summary>
     public const int MaxChunkEntries = 16 * 1024 * 1024;
 
+    /// <summary>Chunk lists that are torn (not whole ids) or beside entries of the node's own, which <see cref="ExpandChunkLists"/> refuses.</summary>
+    public static bool HasTornLists(this Node node) =>
+        !node.ChunkLists.IsEmpty && (node.ChunkLists.Length % ChunkId.Size != 0 || !node.Chunks.IsEmpty || node.ChunkSizes.Count != 0);
+
+    /// <summary>Drops a file node's entries and lists: the file is read again (a node without entries is never unchanged).</summary>
+    public static void ForgetEntries(this Node node)
+    {
+        node.Chunks = ByteString.Empty;
+        node.ChunkSizes.Clear();
+        node.ChunkLists = ByteString.Empty;
+    }
+
     /// <summary>
     /// Puts a big file's entries back into its node from its chunk-list records (Node.chunk_lists, whose ids it keeps),
     /// each loaded by <paramref name="load"/>. A node without lists is left as it is.
@@ -103,7 +115,7 @@ public static class NodeExtensions
     public static void ExpandChunkLists(this Node node, Func<ChunkId, ChunkList> load)
     {
         if (node.ChunkLists.IsEmpty) return;
-        if (node.ChunkLists.Length % ChunkId.Size != 0 || !node.Chunks.IsEmpty || node.ChunkSizes.Count != 0)
+        if (node.HasTornLists())
             throw new InvalidDataException($"entry {Posix.PosixNames.Display(node.FileName())}: its chunk lists are torn, or beside entries of its own");
         var parts = new List<ByteString>();
         var sizes = new List<uint>();
