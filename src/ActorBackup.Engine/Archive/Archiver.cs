@@ -38,6 +38,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public DirBuild? Up { get; } = up;
         public List<Node> Children { get; private set; } = [];
         public List<DirBuild> SubDirs { get; private set; } = [];
+        /// <summary>The parent snapshot's tree of this folder, when it was walked against one.</summary>
+        public ParentTree? From { get; set; }
+        /// <summary>
+        /// Entries of <see cref="From"/> taken as they are (files found unchanged field for field): by their index, no node
+        /// made, unless one is made since (ParentTree.Made: a file the library lost chunks of, read again).
+        /// </summary>
+        public List<int> Kept { get; private set; } = [];
         /// <summary>What keeps its tree from being stored: 1 while it is walked, and one for each entry not final yet.</summary>
         public int Pending = 1;
 
@@ -46,6 +53,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             Children = [];
             SubDirs = [];
+            Kept = [];
+            From = null;
         }
         /// <summary>
         /// The parent snapshot's tree of this folder when every entry came out equal to the parent's (so its tree would
@@ -293,7 +302,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             try
             {
-                Tree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
+                ParentTree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
                 var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
                 _setPaths = paths.ToHashSet(StringComparer.Ordinal);
                 // A folder on the way to another path of the set stays open until every path is walked: a path inside
@@ -437,11 +446,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// Whether an entry takes the parent's extended attributes instead of reading its own: the same inode and ctime as
     /// in a parent that recorded them (setting one changes the ctime), and the same kind.
     /// </summary>
-    private bool KeepsParentXattrs(Node? parentNode, FileStat st)
+    private bool KeepsParentXattrs(Node? parentNode, FileStat st) =>
+        parentNode is not null && KeepsParentXattrs(parentNode.Type, parentNode.Inode, parentNode.CtimeSec, parentNode.CtimeNsec, st);
+
+    private bool KeepsParentXattrs(in ParentTree.Scanned parent, FileStat st) =>
+        KeepsParentXattrs(parent.Type, parent.Inode, parent.CtimeSec, parent.CtimeNsec, st);
+
+    private bool KeepsParentXattrs(NodeType parentType, ulong inode, long ctimeSec, uint ctimeNsec, FileStat st)
     {
         var type = TypeOf(st.Kind);
-        return _parentRecordsAll && parentNode is not null && parentNode.Inode == st.Inode && parentNode.CtimeSec == st.CtimeSec
-               && parentNode.CtimeNsec == st.CtimeNsec && (parentNode.Type == type || parentNode.Type == NodeType.Hardlink && type == NodeType.File);
+        return _parentRecordsAll && inode == st.Inode && ctimeSec == st.CtimeSec && ctimeNsec == st.CtimeNsec
+               && (parentType == type || parentType == NodeType.Hardlink && type == NodeType.File);
     }
 
     /// <summary>Records a path the snapshot leaves out or holds imperfectly, as PosixNames.Display shows it.</summary>
@@ -457,16 +472,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>A parent's tree as stored: a big file's entries stay in its chunk-list records until the file is found unchanged (<see cref="Unchanged"/>).</summary>
-    private Tree? LoadParentTree(ChunkId id, string path)
+    /// <remarks>
+    /// A node whose lists are torn comes without entries (ParentTree.NodeAt), read again as a file whose lists are lost.
+    /// </remarks>
+    private ParentTree? LoadParentTree(ChunkId id, string path)
     {
         try
         {
-            var tree = _parentTrees.Load(id);
-            foreach (var node in tree.Nodes)
-                // Torn: read again, as a file whose lists are lost. Any other node with lists has no entries until Unchanged
-                // expands it.
-                if (node.HasTornLists()) node.ForgetEntries();
-            return tree;
+            return _parentTrees.LoadParent(id);
         }
         catch (Exception e) when (e is IOException or KeyNotFoundException)
         {
@@ -476,11 +489,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    private Tree? ParentSubtree(Node? parentNode, string path) =>
+    private ParentTree? ParentSubtree(Node? parentNode, string path) =>
         parentNode is { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } ? LoadParentTree(parentNode.SubtreeId(), path) : null;
 
     /// <summary>Adds one backup path under the synthetic root, creating the directories above it.</summary>
-    private void WalkPath(DirBuild root, Tree? parentRoot, string path, FileStat st, CancellationToken cancel)
+    private void WalkPath(DirBuild root, ParentTree? parentRoot, string path, FileStat st, CancellationToken cancel)
     {
         if (path == "/")
         {
@@ -495,12 +508,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         for (var i = 0; i < parts.Length; i++)
         {
             current += "/" + parts[i];
-            var parentNode = parentTree?.Nodes.FirstOrDefault(n => n.FileName() == parts[i]);
+            var parentNode = parentTree?.Find(parts[i]) is >= 0 and var at ? parentTree.NodeAt(at) : null;
             // Every folder on the way is held open (_onTheWay): one that stored its tree already would be a bug.
             if (Volatile.Read(ref dir.Pending) <= 0) throw new InvalidOperationException($"{PosixNames.Display(dir.Path)} was stored before the path {PosixNames.Display(path)} below it was walked");
             if (i == parts.Length - 1)
             {
-                if (dir.Children.Any(c => c.FileName() == parts[i])) return; // already there through an enclosing path
+                if (dir.Children.Any(c => c.FileName() == parts[i]) || dir.Kept.Any(k => dir.From![k].Name == parts[i])) return; // already there through an enclosing path
                 dir.Changed(); // an entry its own walk left out: its tree is not the parent's
                 AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
                 return;
@@ -577,7 +590,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>How many of a folder's names are stat-ed at once (on every core), then added in order.</summary>
     private const int StatBlock = 1024;
 
-    private void WalkDirectory(DirBuild dir, Tree? parentTree, ulong rootDevice, CancellationToken cancel)
+    private void WalkDirectory(DirBuild dir, ParentTree? parentTree, ulong rootDevice, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
         _stats.Directories++;
@@ -609,19 +622,25 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         using var _ = folder;
         names.Sort(StringComparer.Ordinal);
-        Dictionary<string, Node>? parentNodes = parentTree is null ? null : parentTree.Nodes.ToDictionary(n => n.FileName(), StringComparer.Ordinal);
+        dir.From = parentTree;
+        Dictionary<string, int>? parentNodes = null;
+        if (parentTree is not null)
+        {
+            parentNodes = new Dictionary<string, int>(parentTree.Count, StringComparer.Ordinal);
+            for (var i = 0; i < parentTree.Count; i++) parentNodes.TryAdd(parentTree[i].Name, i);
+        }
         var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
         // The folder's tree is the parent's when each of its entries came out equal to the parent's, and no more or fewer.
         var same = candidate is not null && parentTree is not null;
         var equal = 0;
-        dir.Children.EnsureCapacity(dir.Children.Count + names.Count);
+        if (parentTree is not null) dir.Kept.EnsureCapacity(parentTree.Count);
         // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
         // (every one made was garbage the GC's oldest generation had to collect).
         var blockSize = Math.Min(StatBlock, names.Count);
         var block = System.Buffers.ArrayPool<Entry>.Shared.Rent(blockSize);
         // The next subfolder's parent tree is read while this one is walked (one ahead: a walk of unchanged folders
         // otherwise waits for each tree's decoding).
-        Task<Tree?>? ahead = null;
+        Task<ParentTree?>? ahead = null;
         var aheadAt = -1;
         try
         {
@@ -634,11 +653,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     var name = names[next++];
                     var full = prefix + name;
                     if (_excludes.IsExcluded(full, name)) continue;
-                    Node? parentNode = null;
-                    parentNodes?.TryGetValue(name, out parentNode);
-                    block[count++] = new Entry(name, full, parentNode);
+                    var at = -1;
+                    if (parentNodes?.TryGetValue(name, out var found) == true) at = found;
+                    block[count++] = new Entry(name, full, at);
                 }
-                StatAll(folder, block, count);
+                StatAll(folder, block, count, parentTree);
                 if (next >= names.Count) folder.Dispose(); // every name stat-ed: not held open while the subfolders are walked
                 var scan = 0;
                 for (var k = 0; k < count; k++)
@@ -655,21 +674,28 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                         Error(e.Full, "vanished before it could be read");
                         continue;
                     }
-                    Task<Tree?>? mine = null;
+                    Task<ParentTree?>? mine = null;
                     if (st.Kind == FileKind.Directory)
                     {
                         if (aheadAt == k) (mine, ahead, aheadAt) = (ahead, null, -1);
                         for (scan = Math.Max(scan, k + 1); scan < count && ahead is null; scan++)
-                            if (block[scan] is { Stat.Kind: FileKind.Directory, Parent: { Type: NodeType.Directory, Subtree.Length: ChunkId.Size } sub } candidateDir
+                            if (block[scan] is { Stat.Kind: FileKind.Directory, At: >= 0 and var sub } candidateDir
+                                && parentTree![sub] is { Type: NodeType.Directory, HasSubtree: true }
                                 && !(_set.OneFileSystem && candidateDir.Stat!.Value.Device != rootDevice)) // a mount point left out: nothing to read
                             {
-                                ahead = ReadAhead(sub, block[scan].Full);
+                                ahead = ReadAhead(parentTree.SubtreeId(sub), block[scan].Full);
                                 aheadAt = scan;
                             }
                     }
+                    if (e.At >= 0 && SameFile(parentTree![e.At], e.Name, st))
+                    {
+                        Keep(dir, e.At, e.Full, st);
+                        equal++;
+                        continue;
+                    }
                     try
                     {
-                        if (AddEntry(dir, e.Name, e.Full, st, e.Parent, rootDevice, cancel, mine, e.Xattrs)) equal++;
+                        if (AddEntry(dir, e.Name, e.Full, st, e.At >= 0 ? parentTree!.NodeAt(e.At) : null, rootDevice, cancel, mine, e.Xattrs)) equal++;
                         else same = false;
                     }
                     finally
@@ -685,7 +711,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Array.Clear(block, 0, blockSize); // no names, nodes or stats kept alive in the pool
             System.Buffers.ArrayPool<Entry>.Shared.Return(block);
         }
-        if (same && !dir.Dirty && equal == parentTree!.Nodes.Count)
+        if (same && !dir.Dirty && equal == parentTree!.Count)
         {
             // Its tree is the parent's if the library still has it: asked with the next batch of reused files.
             dir.Same = candidate;
@@ -695,8 +721,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    /// <summary>One name of a folder being walked: its path, the parent's node of it, and what lstat said (or why it could not).</summary>
-    private record struct Entry(string Name, string Full, Node? Parent)
+    /// <summary>One name of a folder being walked: its path, the index of the parent's entry of it (or -1), and what lstat said (or why it could not).</summary>
+    private record struct Entry(string Name, string Full, int At)
     {
         public FileStat? Stat;
         public string? Failure;
@@ -708,7 +734,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// lstat of the first <paramref name="count"/> names of a block, and the extended attributes of those that do not
     /// keep their parent's, through the folder's handle, on every core: a walk of unchanged files is mostly these calls.
     /// </summary>
-    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count)
+    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree)
     {
         void One(int k)
         {
@@ -723,7 +749,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             // Its extended attributes too, by its name in the same folder (no path walked again): what a folder on its
             // way swapped for a symlink meanwhile would make another file's.
-            if (e.Stat is { } st && !KeepsParentXattrs(e.Parent, st)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
+            if (e.Stat is { } st && !(e.At >= 0 && KeepsParentXattrs(parentTree![e.At], st))) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
         }
         const int perTask = 64;
         var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
@@ -744,15 +770,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// The parent's tree of a subfolder, read by the archiver's own tree thread (<see cref="_readAhead"/>): always the
     /// same thread, so that a data plane that keeps a connection per thread opens one more, not one per pool thread.
     /// </summary>
-    private Task<Tree?> ReadAhead(Node parentNode, string path)
+    private Task<ParentTree?> ReadAhead(ChunkId id, string path)
     {
-        if (_readAhead is null) return Task.FromResult(ParentSubtree(parentNode, path));
-        var read = new TaskCompletionSource<Tree?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_readAhead is null) return Task.FromResult(LoadParentTree(id, path));
+        var read = new TaskCompletionSource<ParentTree?>(TaskCreationOptions.RunContinuationsAsynchronously);
         _readAhead.Add(() =>
         {
             try
             {
-                read.SetResult(ParentSubtree(parentNode, path));
+                read.SetResult(LoadParentTree(id, path));
             }
             catch (Exception e)
             {
@@ -766,7 +792,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private BlockingCollection<Action>? _readAhead;
 
     /// <summary>Waits for a parent tree read ahead and not taken (the walk failed, or the folder was left out): the reader outlives no read.</summary>
-    private static void Drain(Task<Tree?>? task)
+    private static void Drain(Task<ParentTree?>? task)
     {
         if (task is null) return;
         try
@@ -786,21 +812,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <param name="parentSubtree">the parent's tree of this folder, read ahead (null: read it here)</param>
     /// <param name="xattrs">its extended attributes, read with its stat (StatAll; null: read them here, by its path)</param>
     private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel,
-        Task<Tree?>? parentSubtree = null, XattrRead? xattrs = null)
+        Task<ParentTree?>? parentSubtree = null, XattrRead? xattrs = null)
     {
-        if (SameFile(parentNode, name, st))
-        {
-            // The parent's node as it is (the node this walk would make is equal to it): no node built and compared
-            // for each of a million unchanged files. Reused unless the library lost one of its chunks (FlushReused).
-            _stats.Files++;
-            _stats.Bytes += st.Size;
-            dir.Children.Add(parentNode!);
-            Interlocked.Increment(ref dir.Pending);
-            _reused.Add(new Reused(full, parentNode!, st, dir, null));
-            _reusedChunks += parentNode!.ChunkCount();
-            if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
-            return true;
-        }
         var node = new Node().Named(name);
         FillNode(node, st);
         // ACLs and file capabilities among them; a symlink's and a device's own (SELinux labels).
@@ -917,17 +930,35 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>
     /// Whether a regular file with one name is, field for field, as in a parent that recorded everything (NodeFormat):
     /// the node the walk would make of it (FillNode, the parent's xattrs, chunks and flags) would equal the parent's,
-    /// so the parent's is taken as it is. Anything else (another kind, a hard link, a name stored as bytes, an owner
-    /// whose name changed, an access time asked for or dropped) goes the long way, which makes and compares a node.
+    /// so the parent's is taken as it is (<see cref="Keep"/>), read from the tree's bytes without a node made. Anything
+    /// else (another kind, a hard link, a name stored as bytes, a big file's chunk lists, an owner whose name changed,
+    /// an access time asked for or dropped, a field the scan does not know) goes the long way (AddEntry), which makes
+    /// and compares a node.
     /// </summary>
-    private bool SameFile(Node? parent, string name, FileStat st) =>
-        _parentRecordsAll && parent is { Type: NodeType.File, RawName.IsEmpty: true, Subtree.IsEmpty: true, LinkTarget.IsEmpty: true,
-            HardlinkTarget: "", RawHardlinkTarget.IsEmpty: true, RdevMajor: 0, RdevMinor: 0 }
-        && st is { Kind: FileKind.Regular, Nlink: 1 } && parent.Nlink == 1 && parent.Name == name
+    private bool SameFile(in ParentTree.Scanned parent, string name, FileStat st) =>
+        _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }
+        && st is { Kind: FileKind.Regular, Nlink: 1 } && parent.Name == name
         && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
-        && Unchanged(parent, st) // size, mtime, ctime, inode, a whole chunk list
+        && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
+        && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode
+        && parent.ChunksLength % ChunkId.Size == 0 && parent.ChunkSizes == parent.ChunkCount && (parent.ChunksLength > 0 || st.Size == 0) // its entries whole
         && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
         && parent.User == _owners.User(st.Uid) && parent.Group == _owners.Group(st.Gid);
+
+    /// <summary>
+    /// The parent's entry <paramref name="at"/> of the folder, taken as it is (<see cref="SameFile"/>): no node made or
+    /// compared for each of a million unchanged files. Reused unless the library lost one of its chunks (FlushReused).
+    /// </summary>
+    private void Keep(DirBuild dir, int at, string full, FileStat st)
+    {
+        _stats.Files++;
+        _stats.Bytes += st.Size;
+        dir.Kept.Add(at);
+        Interlocked.Increment(ref dir.Pending);
+        _reused.Add(new Reused(full, null, st, dir, null, at));
+        _reusedChunks += dir.From![at].ChunkCount;
+        if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
+    }
 
     /// <summary>A further name of an inode takes its first name's content (or is left out with it, and says so).</summary>
     private void TakeFirst(Node link, string linkPath, LinkGroup group)
@@ -1086,9 +1117,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         lock (_treeLock)
         {
             foreach (var node in dir.Children)
-                if (node.Type != NodeType.Unspecified)
-                    for (var i = 0; i < node.ChunkCount(); i++)
-                        if (node.ChunkAt(i) is var chunk && !NodeExtensions.IsHole(chunk)) _references.Add(chunk); // a hole is no chunk
+                if (node.Type != NodeType.Unspecified) AddChunks(_references, node.Chunks.Span); // a hole is no chunk
+            // The entries kept as the parent's, from the tree's bytes; one made a node since (read again), from its node.
+            var from = dir.From;
+            foreach (var k in dir.Kept)
+                if (from!.Made(k) is not { } made) AddChunks(_references, from.Chunks(k));
+                else if (made.Type != NodeType.Unspecified) AddChunks(_references, made.Chunks.Span);
             if (dir.Same is { } same)
             {
                 id = same; // every entry as in the parent: its tree, checked to be in the library, with its files' lists
@@ -1097,7 +1131,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             else
             {
                 var tree = new Tree();
-                var children = dir.Children.Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).ToList();
+                var children = dir.Children.Concat(dir.Kept.Select(k => from!.NodeAt(k)))
+                    .Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).ToList();
                 var listed = Listed(children);
                 tree.Nodes.AddRange(children.Select(n => AsStored(n, listed?.Contains(n) == true)));
                 var r = _treeEncoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
@@ -1181,6 +1216,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return stored;
     }
 
+    /// <summary>Adds a file's chunk ids to a list, its holes (the empty id) left out: a hole is no chunk.</summary>
+    private static void AddChunks(List<ChunkId> ids, ReadOnlySpan<byte> chunks)
+    {
+        for (var at = 0; at < chunks.Length; at += ChunkId.Size)
+            if (new ChunkId(chunks.Slice(at, ChunkId.Size)) is var id && !NodeExtensions.IsHole(id)) ids.Add(id);
+    }
+
     /// <summary>Under the tree lock: the references collected so far go to the sink (one part of the snapshot's list).</summary>
     private void FlushReferences()
     {
@@ -1226,7 +1268,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// as a FileJob each (a job is made only for one read again), so that a walk of a million unchanged files
     /// allocates no object for each.
     /// </summary>
-    private readonly record struct Reused(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group);
+    /// <param name="Node">its node; null for an entry its folder keeps as the parent's (<see cref="Keep"/>: index <paramref name="At"/> of Dir.From)</param>
+    private readonly record struct Reused(string Path, Node? Node, FileStat Stat, DirBuild Dir, LinkGroup? Group, int At = -1)
+    {
+        /// <summary>Its entries' ids (holes among them: the empty id), from its node or the parent's tree bytes.</summary>
+        public ReadOnlySpan<byte> Chunks => Node is { } node ? node.Chunks.Span : Dir.From!.Chunks(At);
+    }
 
     private readonly List<Reused> _reused = [];
     /// <summary>The ids asked about in one FlushReused (kept: a batch's list is about as long as the last one's).</summary>
@@ -1246,9 +1293,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         ids.Clear();
         foreach (var f in _reused)
         {
-            for (var i = 0; i < f.Node.ChunkCount(); i++)
-                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id)) ids.Add(id); // a hole is no chunk
-            ids.AddRange(f.Node.ChunkListIds());
+            AddChunks(ids, f.Chunks); // a hole is no chunk
+            if (f.Node is { } node) ids.AddRange(node.ChunkListIds());
         }
         foreach (var d in _sameDirs)
             if (d.Same is { } tree) ids.Add(tree);
@@ -1256,10 +1302,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         ids.Clear();
         bool Complete(in Reused f)
         {
-            for (var i = 0; i < f.Node.ChunkCount(); i++)
-                if (f.Node.ChunkAt(i) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
-            foreach (var list in f.Node.ChunkListIds())
-                if (missing.Contains(list)) return false;
+            var chunks = f.Chunks;
+            for (var at = 0; at < chunks.Length; at += ChunkId.Size)
+                if (new ChunkId(chunks.Slice(at, ChunkId.Size)) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
+            if (f.Node is { } node)
+                foreach (var list in node.ChunkListIds())
+                    if (missing.Contains(list)) return false;
             return true;
         }
         // The files to read again (none, unless the library lost chunks): by their place in the batch.
@@ -1278,13 +1326,18 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             var f = _reused[k];
             if (again?[k] == true)
             {
-                f.Node.ForgetEntries();
-                Read(new FileJob(f.Path, f.Node, f.Stat, f.Dir, f.Group));
+                // A kept entry becomes a node of its own here (ParentTree.NodeAt keeps it: the one its folder stores).
+                var node = f.Node ?? f.Dir.From!.NodeAt(f.At);
+                node.ForgetEntries();
+                Read(new FileJob(f.Path, node, f.Stat, f.Dir, f.Group));
                 continue;
             }
             _stats.FilesUnchanged++;
-            for (var i = 0; i < f.Node.ChunkCount(); i++)
-                if (!NodeExtensions.IsHole(f.Node.ChunkAt(i))) Interlocked.Increment(ref _chunksTotal); // the readers count theirs meanwhile
+            var chunks = f.Chunks;
+            var count = 0;
+            for (var at = 0; at < chunks.Length; at += ChunkId.Size)
+                if (!NodeExtensions.IsHole(new ChunkId(chunks.Slice(at, ChunkId.Size)))) count++;
+            Interlocked.Add(ref _chunksTotal, count); // the readers count theirs meanwhile
             Final(f.Group, f.Dir);
         }
         foreach (var d in _sameDirs) Done(d);

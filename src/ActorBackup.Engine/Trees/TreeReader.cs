@@ -29,6 +29,21 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
 
     public Tree Load(ByteString id) => Load(new ChunkId(id.Span));
 
+    /// <summary>A parent snapshot's tree as a backup walks against it: scanned, its nodes made only where needed.</summary>
+    public ParentTree LoadParent(ChunkId id)
+    {
+        byte[] bytes;
+        lock (_lock) bytes = _decoder.Load(id, source).ToArray();
+        try
+        {
+            return ParentTree.Scan(id, bytes);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ChunkIntegrityException(id, $"is not a tree: {e.Message}");
+        }
+    }
+
     /// <summary>
     /// Puts a big file's entries back into its node from its chunk-list records (NodeExtensions.ExpandChunkLists): what
     /// a restore or a backup reusing the node reads.

@@ -1383,11 +1383,22 @@ public class ReuseCheckTests
         public bool Contains(Hashing.ChunkId id) => id != lost && inner.Contains(id);
         public IReadOnlySet<Hashing.ChunkId> Missing(IReadOnlyList<Hashing.ChunkId> ids) => ids.Where(i => !Contains(i)).ToHashSet();
         public void Commit() => inner.Commit();
+        /// <summary>Every id the snapshot references (what prune keeps for it).</summary>
+        public readonly HashSet<Hashing.ChunkId> Referenced = [];
+        public void AddReferences(string snapshot, IReadOnlyList<Hashing.ChunkId> ids)
+        {
+            lock (Referenced) Referenced.UnionWith(ids);
+            ((Codec.IChunkSink)inner).AddReferences(snapshot, ids);
+        }
     }
 
-    [Fact]
-    public void An_unchanged_file_whose_chunk_the_library_lost_is_read_again()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_unchanged_file_whose_chunk_the_library_lost_is_read_again(bool vanishes)
     {
+        // Kept as the parent's entry (no node made) until the library said it lost its chunk; then a node of its own,
+        // read again: the folder's references come from that node (none when the file is gone), not the parent's bytes.
         using var dir = new TempDir();
         var src = dir.Sub("src");
         File.WriteAllText(Path.Combine(src, "kept"), "kept");
@@ -1396,10 +1407,16 @@ public class ReuseCheckTests
         var set = new BackupSet("s", [src]);
         var full = repo.Backup(set, Level.Full);
         var lost = repo.Keys.Hasher.Hash("lost"u8);
-        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
-        var incr = new Archiver(repo.Keys, new LosingSink(repo.Library, lost), repo.Library).Run(set, options, full);
+        var sink = new LosingSink(repo.Library, lost);
+        var archiver = new Archiver(repo.Keys, sink, repo.Library) { BeforeRead = path => { if (vanishes && path.EndsWith("/lost")) File.Delete(path); } };
+        var incr = archiver.Run(set, new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id }, full);
         Assert.Equal(1ul, incr.Stats.FilesUnchanged);
-        Assert.Equal(4ul, incr.Stats.BytesRead);
+        Assert.Equal(vanishes ? 0ul : 4ul, incr.Stats.BytesRead);
+        Assert.Equal(vanishes, incr.Errors.Any(e => e.Path.EndsWith("/lost")));
+        Assert.Contains(repo.Keys.Hasher.Hash("kept"u8), sink.Referenced);
+        Assert.Equal(!vanishes, sink.Referenced.Contains(lost)); // stored again under the same id, or gone with its file
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        Assert.Equal(vanishes ? ["kept"] : ["kept", "lost"], trees.Load(TreeOf(repo, incr, src)).Nodes.Select(n => n.FileName()));
     }
 
     /// <summary>A library as it is, counting the chunks asked to be stored (a reused tree is not).</summary>

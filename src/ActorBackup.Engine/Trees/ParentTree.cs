@@ -1,0 +1,263 @@
+using System.Text;
+using ActorBackup.Engine.Hashing;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Trees;
+
+/// <summary>
+/// A parent snapshot's tree as a backup walks against it: each entry's name and the fields the walk compares, read
+/// straight from the record's bytes (<see cref="Scanned"/>), and a whole <see cref="Node"/> made only for an entry that
+/// needs one (<see cref="NodeAt"/>: a changed file, a folder, a kept entry of a folder stored anew). A walk of a million
+/// unchanged files parsed a million nodes (each a node, four repeated fields, three strings and its chunk ids: about a
+/// kilobyte) to compare a dozen numbers, and the collector then had them all to sweep.
+/// </summary>
+/// <remarks>
+/// The scanned fields are read-only (any thread); <see cref="NodeAt"/> makes and keeps a node, the walk's thread's or
+/// the one storing the folder's (never at once: a folder is stored once its walk is done). The scan reads the wire
+/// format as the generated parser does (the last of a repeated scalar counts, a packed or unpacked chunk_sizes, an
+/// unknown field kept): an entry the scan cannot vouch for (<see cref="Scanned.Plain"/> false) is compared as a node.
+/// </remarks>
+public sealed class ParentTree
+{
+    /// <summary>One entry as the walk compares it: its fields, and where its node's bytes lie in the record.</summary>
+    public struct Scanned
+    {
+        /// <summary>The entry's name as the engine works with it (NodeExtensions.FileName).</summary>
+        public string Name;
+        internal int Start, Length;
+        public NodeType Type;
+        public uint Mode, Uid, Gid, MtimeNsec, CtimeNsec, AtimeNsec, Nlink, RdevMajor, RdevMinor;
+        public long MtimeSec, CtimeSec, AtimeSec;
+        public ulong Inode, Device, Size;
+        /// <summary>The owner's user and group names as recorded ("" when none).</summary>
+        public string User, Group;
+        internal int ChunksStart, ChunksLength, SubtreeStart, SubtreeLength;
+        /// <summary>How many chunk sizes it lists.</summary>
+        public int ChunkSizes;
+        /// <summary>
+        /// No raw name, link target, hard link target, chunk lists or field the scan does not know: every field that
+        /// tells such an entry apart is above (extended attributes, ACL names and flags are taken as they are).
+        /// </summary>
+        public bool Plain;
+        public readonly int ChunkCount => ChunksLength / ChunkId.Size;
+        public readonly bool HasSubtree => SubtreeLength == ChunkId.Size;
+    }
+
+    private readonly ChunkId _id;
+    private readonly byte[] _bytes;
+    private readonly Scanned[] _entries;
+    private Node?[]? _nodes;
+
+    private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries)
+    {
+        _id = id;
+        _bytes = bytes;
+        _entries = entries;
+    }
+
+    public int Count => _entries.Length;
+
+    public ref readonly Scanned this[int index] => ref _entries[index];
+
+    /// <summary>The id of an entry's tree (a folder's, <see cref="Scanned.HasSubtree"/>).</summary>
+    public ChunkId SubtreeId(int index) => new(_bytes.AsSpan(_entries[index].SubtreeStart, ChunkId.Size));
+
+    /// <summary>An entry's chunk ids (holes among them: the empty id), as they lie in the record.</summary>
+    public ReadOnlySpan<byte> Chunks(int index) => _bytes.AsSpan(_entries[index].ChunksStart, _entries[index].ChunksLength);
+
+    /// <summary>
+    /// An entry as a whole node, parsed once and kept (so that a change made to it, a file read again, is the one its
+    /// folder stores). A node whose chunk lists are torn (NodeExtensions.HasTornLists) comes without entries: read again.
+    /// </summary>
+    public Node NodeAt(int index)
+    {
+        _nodes ??= new Node?[_entries.Length];
+        if (_nodes[index] is { } made) return made;
+        ref readonly var e = ref _entries[index];
+        Node node;
+        try
+        {
+            node = Node.Parser.ParseFrom(_bytes.AsSpan(e.Start, e.Length));
+        }
+        catch (InvalidProtocolBufferException x)
+        {
+            throw new Codec.ChunkIntegrityException(_id, $"is not a tree: entry {Posix.PosixNames.Display(e.Name)}: {x.Message}");
+        }
+        if (node.HasTornLists()) node.ForgetEntries();
+        return _nodes[index] = node;
+    }
+
+    /// <summary>The node made of an entry (<see cref="NodeAt"/>), or null when none was.</summary>
+    public Node? Made(int index) => _nodes?[index];
+
+    /// <summary>The index of the entry of that name, or -1 (a folder's entries are few on the way to a backup path).</summary>
+    public int Find(string name)
+    {
+        for (var i = 0; i < _entries.Length; i++)
+            if (_entries[i].Name == name) return i;
+        return -1;
+    }
+
+    /// <summary>Reads tree record <paramref name="id"/>'s plaintext (kept: the entries point into it).</summary>
+    /// <exception cref="InvalidDataException">the bytes are not a tree</exception>
+    public static ParentTree Scan(ChunkId id, byte[] bytes)
+    {
+        var count = 0;
+        for (var at = 0; at < bytes.Length;)
+        {
+            var tag = Varint(bytes, ref at);
+            if (tag == NodesTag) count++;
+            Skip(bytes, ref at, tag);
+        }
+        var entries = new Scanned[count];
+        string? user = null, group = null;
+        var k = 0;
+        for (var at = 0; at < bytes.Length;)
+        {
+            var tag = Varint(bytes, ref at);
+            if (tag != NodesTag)
+            {
+                Skip(bytes, ref at, tag);
+                continue;
+            }
+            var length = Length(bytes, ref at);
+            ScanNode(bytes, at, length, ref entries[k++], ref user, ref group);
+            at += length;
+        }
+        return new ParentTree(id, bytes, entries);
+    }
+
+    private const uint NodesTag = 1 << 3 | 2;
+
+    private static readonly UTF8Encoding Utf8 = new(false, false); // as the generated parser reads a string: bad bytes replaced
+
+    private static void ScanNode(byte[] bytes, int start, int length, ref Scanned e, ref string? lastUser, ref string? lastGroup)
+    {
+        e.Start = start;
+        e.Length = length;
+        e.Plain = true;
+        int nameStart = 0, nameLength = 0, rawStart = 0, rawLength = -1, userStart = 0, userLength = 0, groupStart = 0, groupLength = 0;
+        var end = start + length;
+        for (var at = start; at < end;)
+        {
+            var tag = Varint(bytes, ref at, end);
+            switch (tag)
+            {
+                case 1 << 3 | 2: (nameStart, nameLength) = Field(bytes, ref at, end); break;
+                case 2 << 3: e.Type = (NodeType)(int)(uint)Varint(bytes, ref at, end); break;
+                case 3 << 3: e.Mode = (uint)Varint(bytes, ref at, end); break;
+                case 4 << 3: e.Uid = (uint)Varint(bytes, ref at, end); break;
+                case 5 << 3: e.Gid = (uint)Varint(bytes, ref at, end); break;
+                case 6 << 3: e.MtimeSec = (long)Varint(bytes, ref at, end); break;
+                case 7 << 3: e.MtimeNsec = (uint)Varint(bytes, ref at, end); break;
+                case 8 << 3: e.CtimeSec = (long)Varint(bytes, ref at, end); break;
+                case 9 << 3: e.CtimeNsec = (uint)Varint(bytes, ref at, end); break;
+                case 10 << 3: e.Inode = Varint(bytes, ref at, end); break;
+                case 11 << 3: e.Device = Varint(bytes, ref at, end); break;
+                case 12 << 3: e.Size = Varint(bytes, ref at, end); break;
+                case 13 << 3 | 2: (e.ChunksStart, e.ChunksLength) = Field(bytes, ref at, end); break;
+                case 14 << 3 | 2: (e.SubtreeStart, e.SubtreeLength) = Field(bytes, ref at, end); break;
+                case 17 << 3: e.RdevMajor = (uint)Varint(bytes, ref at, end); break;
+                case 18 << 3: e.RdevMinor = (uint)Varint(bytes, ref at, end); break;
+                case 19 << 3: e.Nlink = (uint)Varint(bytes, ref at, end); break;
+                case 20 << 3: // one chunk size, not packed
+                    Varint(bytes, ref at, end);
+                    e.ChunkSizes++;
+                    break;
+                case 20 << 3 | 2: // packed: one varint each, each ending in a byte below 0x80
+                    var (sizes, sizesLength) = Field(bytes, ref at, end);
+                    for (var i = sizes; i < sizes + sizesLength; i++)
+                        if (bytes[i] < 0x80) e.ChunkSizes++;
+                    if (sizesLength > 0 && bytes[sizes + sizesLength - 1] >= 0x80) throw new InvalidDataException("a tree's node holds a torn chunk size");
+                    break;
+                case 21 << 3 | 2: (rawStart, rawLength) = Field(bytes, ref at, end); break;
+                case 24 << 3 | 2: (userStart, userLength) = Field(bytes, ref at, end); break;
+                case 25 << 3 | 2: (groupStart, groupLength) = Field(bytes, ref at, end); break;
+                case 27 << 3: e.AtimeSec = (long)Varint(bytes, ref at, end); break;
+                case 28 << 3: e.AtimeNsec = (uint)Varint(bytes, ref at, end); break;
+                case 23 << 3 | 2 or 29 << 3 | 2 or 30 << 3 | 2 or 26 << 3: // xattrs, ACL names, flags: taken as they are
+                    Skip(bytes, ref at, tag, end);
+                    break;
+                case 15 << 3 | 2 or 16 << 3 | 2 or 22 << 3 | 2 or 31 << 3 | 2: // link targets, chunk lists: compared as a node
+                    if (Field(bytes, ref at, end).Length > 0) e.Plain = false;
+                    break;
+                default: // a field of a later format, or one on the wrong wire type: the generated parser keeps it, and so compares it
+                    Skip(bytes, ref at, tag, end);
+                    e.Plain = false;
+                    break;
+            }
+        }
+        if (rawLength > 0)
+        {
+            e.Name = Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength));
+            e.Plain = false;
+        }
+        else e.Name = Utf8.GetString(bytes, nameStart, nameLength);
+        e.User = Interned(bytes, userStart, userLength, ref lastUser);
+        e.Group = Interned(bytes, groupStart, groupLength, ref lastGroup);
+    }
+
+    /// <summary>An owner's name: the entry before's string when the bytes are the same (a folder's files mostly share one).</summary>
+    private static string Interned(byte[] bytes, int start, int length, ref string? last)
+    {
+        if (length == 0) return "";
+        if (last is not null && last.Length == length && Ascii.Equals(bytes.AsSpan(start, length), last)) return last;
+        return last = Utf8.GetString(bytes, start, length);
+    }
+
+    private static (int Start, int Length) Field(byte[] bytes, ref int at, int end)
+    {
+        var length = Length(bytes, ref at, end);
+        var start = at;
+        at += length;
+        return (start, length);
+    }
+
+    private static int Length(byte[] bytes, ref int at, int end = -1)
+    {
+        if (end < 0) end = bytes.Length;
+        var length = Varint(bytes, ref at, end);
+        if (length > (ulong)(end - at)) throw new InvalidDataException("a tree's field runs past its end");
+        return (int)length;
+    }
+
+    private static void Skip(byte[] bytes, ref int at, ulong tag, int end = -1)
+    {
+        if (end < 0) end = bytes.Length;
+        switch (tag & 7)
+        {
+            case 0: Varint(bytes, ref at, end); break;
+            case 1:
+                if (end - at < 8) throw new InvalidDataException("a tree's field runs past its end");
+                at += 8;
+                break;
+            case 2:
+                var length = Length(bytes, ref at, end); // read before the sum: at moves past the length's bytes
+                at += length;
+                break;
+            case 5:
+                if (end - at < 4) throw new InvalidDataException("a tree's field runs past its end");
+                at += 4;
+                break;
+            default: throw new InvalidDataException($"a tree holds a field of wire type {tag & 7}");
+        }
+        if (tag >> 3 == 0) throw new InvalidDataException("a tree holds a field numbered 0");
+    }
+
+    private static ulong Varint(byte[] bytes, ref int at, int end = -1)
+    {
+        if (end < 0) end = bytes.Length;
+        ulong value = 0;
+        for (var shift = 0; shift < 70; shift += 7)
+        {
+            if (at >= end) throw new InvalidDataException("a tree's number runs past its end");
+            var b = bytes[at++];
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80) return value;
+        }
+        throw new InvalidDataException("a tree holds a number of more than ten bytes");
+    }
+
+    /// <summary>A node's bytes as they are stored: what NodeAt parses (tests compare the scan with it).</summary>
+    internal ByteString NodeBytes(int index) => ByteString.CopyFrom(_bytes, _entries[index].Start, _entries[index].Length);
+}

@@ -1,0 +1,139 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Trees;
+using CsCheck;
+using Google.Protobuf;
+
+namespace ActorBackup.Engine.Tests.Trees;
+
+/// <summary>
+/// A parent's tree as a backup reads it (ParentTree: fields read from the record's bytes, no node made): what it reads
+/// must be what the generated parser reads, or a changed file would be taken for unchanged.
+/// </summary>
+public sealed class ParentTreeTests
+{
+    private static readonly Gen<string> Names = Gen.OneOf(Gen.String[Gen.Char.AlphaNumeric, 1, 40], Gen.String[Gen.Char, 0, 20], Gen.Const("root"), Gen.Const(""));
+    private static readonly Gen<ByteString> Bytes = Gen.OneOf(Gen.Const(ByteString.Empty), Gen.Byte.Array[0, 70].Select(ByteString.CopyFrom));
+
+    private static readonly Gen<Node> Nodes =
+        Gen.Select(Gen.Select(Names, Gen.Int[0, 9], Gen.UInt, Gen.UInt, Gen.UInt, Gen.Long, Gen.UInt, Gen.Long),
+                Gen.Select(Gen.UInt, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Int[0, 5], Gen.Bool, Gen.UInt[0, 3], Gen.UInt),
+                Gen.Select(Bytes, Bytes, Names, Gen.UInt.Array[0, 6], Names, Names, Gen.Long, Gen.UInt),
+                Gen.Select(Gen.Bool, Bytes, Bytes, Gen.UInt, Gen.UInt))
+            .Select((a, b, c, d) =>
+            {
+                var node = new Node
+                {
+                    Name = a.Item1, Type = (NodeType)a.Item2, Mode = a.Item3, Uid = a.Item4, Gid = a.Item5, MtimeSec = a.Item6, MtimeNsec = a.Item7,
+                    CtimeSec = a.Item8, CtimeNsec = b.Item1, Inode = b.Item2, Device = b.Item3, Size = b.Item4,
+                    Chunks = ByteString.CopyFrom(new byte[b.Item5 * ChunkId.Size].Select((_, i) => (byte)(i * 7 + b.Item5)).ToArray()),
+                    Subtree = b.Item6 ? ByteString.CopyFrom(Enumerable.Range(0, ChunkId.Size).Select(i => (byte)i).ToArray()) : ByteString.Empty,
+                    Nlink = b.Item7, Flags = b.Item8,
+                    LinkTarget = c.Item1, RawHardlinkTarget = c.Item2, HardlinkTarget = c.Item3, User = c.Item5, Group = c.Item6,
+                    AtimeSec = c.Item7, AtimeNsec = c.Item8, RdevMajor = d.Item4 % 3, RdevMinor = d.Item5 % 2,
+                };
+                node.ChunkSizes.AddRange(c.Item4);
+                if (d.Item1) node.Xattrs.Add(new Xattr { Name = ByteString.CopyFromUtf8("user.x"), Value = d.Item2 });
+                node.RawName = d.Item3.Length > 0 && d.Item4 % 4 == 0 ? d.Item3 : ByteString.Empty;
+                node.ChunkLists = d.Item5 % 5 == 0 ? ByteString.CopyFrom(new byte[ChunkId.Size]) : ByteString.Empty;
+                if (d.Item4 % 7 == 0) node.AclUsers.Add(new IdName { Id = d.Item5, Name = "bob" });
+                return node;
+            });
+
+    /// <summary>What the scan says of an entry equals what the parsed node says, field for field.</summary>
+    private static void ScansAsParsed(ParentTree tree, int i, Node node)
+    {
+        ref readonly var e = ref tree[i];
+        Assert.Equal(node.FileName(), e.Name);
+        Assert.Equal((node.Type, node.Mode, node.Uid, node.Gid), (e.Type, e.Mode, e.Uid, e.Gid));
+        Assert.Equal((node.MtimeSec, node.MtimeNsec, node.CtimeSec, node.CtimeNsec, node.AtimeSec, node.AtimeNsec),
+            (e.MtimeSec, e.MtimeNsec, e.CtimeSec, e.CtimeNsec, e.AtimeSec, e.AtimeNsec));
+        Assert.Equal((node.Inode, node.Device, node.Size, node.Nlink, node.RdevMajor, node.RdevMinor),
+            (e.Inode, e.Device, e.Size, e.Nlink, e.RdevMajor, e.RdevMinor));
+        Assert.Equal((node.User, node.Group), (e.User, e.Group));
+        Assert.Equal(node.Chunks.ToByteArray(), tree.Chunks(i).ToArray());
+        Assert.Equal(node.ChunkSizes.Count, e.ChunkSizes);
+        Assert.Equal(node.Subtree.Length == ChunkId.Size, e.HasSubtree);
+        if (e.HasSubtree) Assert.Equal(node.SubtreeId(), tree.SubtreeId(i));
+        var plain = node.RawName.IsEmpty && node.LinkTarget.IsEmpty && node.HardlinkTarget.Length == 0 && node.RawHardlinkTarget.IsEmpty
+                    && node.ChunkLists.IsEmpty;
+        Assert.Equal(plain, e.Plain);
+        var made = tree.NodeAt(i);
+        if (!node.HasTornLists()) Assert.Equal(node, made);
+        Assert.Same(made, tree.Made(i));
+    }
+
+    [Fact]
+    public void Every_field_a_backup_compares_reads_as_the_generated_parser_reads_it()
+    {
+        Nodes.Array[0, 12].Sample(nodes =>
+        {
+            var tree = new Tree();
+            tree.Nodes.AddRange(nodes);
+            var scanned = ParentTree.Scan(default, tree.ToByteArray());
+            Assert.Equal(nodes.Length, scanned.Count);
+            for (var i = 0; i < nodes.Length; i++) ScansAsParsed(scanned, i, nodes[i]);
+        }, iter: 2000);
+    }
+
+    [Fact]
+    public void A_node_written_twice_over_reads_as_the_generated_parser_merges_it()
+    {
+        // The wire format's merge: the last of a scalar counts, repeated fields add up, a bytes field is the last one.
+        Gen.Select(Nodes, Nodes).Sample((first, second) =>
+        {
+            byte[] merged = [.. first.ToByteArray(), .. second.ToByteArray()];
+            var parsed = Node.Parser.ParseFrom(merged);
+            var treeBytes = new Tree { Nodes = { parsed } }.ToByteArray(); // how it would be stored: written once
+            byte[] raw = [0x0A, .. Varint((ulong)merged.Length), .. merged]; // how it might lie: written twice over
+            ScansAsParsed(ParentTree.Scan(default, raw), 0, parsed);
+            ScansAsParsed(ParentTree.Scan(default, treeBytes), 0, parsed);
+        }, iter: 1000);
+    }
+
+    [Fact]
+    public void Chunk_sizes_written_unpacked_and_fields_it_does_not_know_are_read_as_the_parser_reads_them()
+    {
+        var node = new Node { Name = "f", Type = NodeType.File, Size = 5, Chunks = ByteString.CopyFrom(new byte[ChunkId.Size]) };
+        // chunk_sizes (20) unpacked, twice: 0xA0 0x01 is field 20 as a varint
+        byte[] unpacked = [.. node.ToByteArray(), 0xA0, 0x01, 0x05, 0xA0, 0x01, 0x07];
+        var scan = ParentTree.Scan(default, [0x0A, .. Varint((ulong)unpacked.Length), .. unpacked]);
+        Assert.Equal(2, scan[0].ChunkSizes);
+        Assert.True(scan[0].Plain);
+        Assert.Equal(Node.Parser.ParseFrom(unpacked), scan.NodeAt(0));
+
+        // a field numbered 99 (a later format's): the parser keeps it, so the scan leaves the entry to the parser
+        byte[] later = [.. node.ToByteArray(), 0x98, 0x06, 0x01];
+        scan = ParentTree.Scan(default, [0x0A, .. Varint((ulong)later.Length), .. later]);
+        Assert.False(scan[0].Plain);
+        Assert.Equal(Node.Parser.ParseFrom(later), scan.NodeAt(0));
+    }
+
+    [Fact]
+    public void Bytes_that_are_not_a_tree_are_refused_with_a_clear_error_never_read_past_their_end()
+    {
+        var tree = new Tree { Nodes = { new Node { Name = "a", Type = NodeType.File, User = "root", Chunks = ByteString.CopyFrom(new byte[64]) } } };
+        var whole = tree.ToByteArray();
+        for (var cut = 1; cut < whole.Length; cut++)
+            Assert.Throws<InvalidDataException>(() => ParentTree.Scan(default, whole[..cut]));
+        Gen.Byte.Array[0, 200].Sample(bytes =>
+        {
+            try
+            {
+                var scan = ParentTree.Scan(default, bytes);
+                for (var i = 0; i < scan.Count; i++) _ = scan.Chunks(i).Length;
+            }
+            catch (InvalidDataException)
+            {
+                // refused: the only way it may fail
+            }
+        }, iter: 20000);
+    }
+
+    private static byte[] Varint(ulong value)
+    {
+        var bytes = new List<byte>();
+        for (; value >= 0x80; value >>= 7) bytes.Add((byte)(value | 0x80));
+        bytes.Add((byte)value);
+        return [.. bytes];
+    }
+}
