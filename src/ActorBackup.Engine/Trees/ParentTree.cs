@@ -12,10 +12,15 @@ namespace ActorBackup.Engine.Trees;
 /// kilobyte) to compare a dozen numbers, and the collector then had them all to sweep.
 /// </summary>
 /// <remarks>
-/// The scanned fields are read-only (any thread); <see cref="NodeAt"/> makes and keeps a node, the walk's thread's or
-/// the one storing the folder's (never at once: a folder is stored once its walk is done). The scan reads the wire
-/// format as the generated parser does (the last of a repeated scalar counts, a packed or unpacked chunk_sizes, an
-/// unknown field kept): an entry the scan cannot vouch for (<see cref="Scanned.Plain"/> false) is compared as a node.
+/// The scanned fields are read-only (any thread). <see cref="NodeAt"/> makes and keeps a node and is not thread-safe:
+/// it is called for a folder's entries by the walk's thread while that folder is walked or its files wait for the
+/// library's word (the folder's pending count held), and by the thread that stores the folder once nothing is pending
+/// (Archiver.Finish): never at once. The scan reads the wire format as the generated parser does (a tag cut to 32
+/// bits, the last of a repeated scalar counts, a packed or unpacked chunk_sizes, a known field on another wire type
+/// kept as unknown) and refuses what the parser refuses (a torn or overlong number, field 0, a length past its end,
+/// a string that is not UTF-8, a broken nested message) and groups too (never written): bytes it takes, the parser takes, so
+/// <see cref="NodeAt"/> does not fail on them. An entry the scan cannot vouch for (<see cref="Scanned.Plain"/> false)
+/// is compared as a node.
 /// </remarks>
 public sealed class ParentTree
 {
@@ -35,8 +40,9 @@ public sealed class ParentTree
         /// <summary>How many chunk sizes it lists.</summary>
         public int ChunkSizes;
         /// <summary>
-        /// No raw name, link target, hard link target, chunk lists or field the scan does not know: every field that
-        /// tells such an entry apart is above (extended attributes, ACL names and flags are taken as they are).
+        /// No raw name, link target, hard link target or chunk lists: every field that tells such an entry apart is
+        /// above (extended attributes, ACL names, flags and fields of a later format are taken as they are, as the
+        /// parent's node was when it was parsed whole).
         /// </summary>
         public bool Plain;
         public readonly int ChunkCount => ChunksLength / ChunkId.Size;
@@ -105,7 +111,7 @@ public sealed class ParentTree
         var count = 0;
         for (var at = 0; at < bytes.Length;)
         {
-            var tag = Varint(bytes, ref at);
+            var tag = Tag(bytes, ref at, bytes.Length);
             if (tag == NodesTag) count++;
             Skip(bytes, ref at, tag);
         }
@@ -114,7 +120,7 @@ public sealed class ParentTree
         var k = 0;
         for (var at = 0; at < bytes.Length;)
         {
-            var tag = Varint(bytes, ref at);
+            var tag = Tag(bytes, ref at, bytes.Length);
             if (tag != NodesTag)
             {
                 Skip(bytes, ref at, tag);
@@ -129,7 +135,28 @@ public sealed class ParentTree
 
     private const uint NodesTag = 1 << 3 | 2;
 
-    private static readonly UTF8Encoding Utf8 = new(false, false); // as the generated parser reads a string: bad bytes replaced
+    /// <summary>As the generated parser reads a string: bytes that are not UTF-8 refuse the record.</summary>
+    private static readonly UTF8Encoding Utf8 = new(false, true);
+
+    private static string Text(byte[] bytes, int start, int length)
+    {
+        try
+        {
+            return Utf8.GetString(bytes, start, length);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new InvalidDataException("a tree holds a string that is not UTF-8");
+        }
+    }
+
+    /// <summary>A string field, checked as the parser checks each one it reads (the last of several is the one kept).</summary>
+    private static (int Start, int Length) Text(byte[] bytes, ref int at, int end)
+    {
+        var field = Field(bytes, ref at, end);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(field.Start, field.Length))) throw new InvalidDataException("a tree holds a string that is not UTF-8");
+        return field;
+    }
 
     private static void ScanNode(byte[] bytes, int start, int length, ref Scanned e, ref string? lastUser, ref string? lastGroup)
     {
@@ -140,10 +167,10 @@ public sealed class ParentTree
         var end = start + length;
         for (var at = start; at < end;)
         {
-            var tag = Varint(bytes, ref at, end);
+            var tag = Tag(bytes, ref at, end);
             switch (tag)
             {
-                case 1 << 3 | 2: (nameStart, nameLength) = Field(bytes, ref at, end); break;
+                case 1 << 3 | 2: (nameStart, nameLength) = Text(bytes, ref at, end); break;
                 case 2 << 3: e.Type = (NodeType)(int)(uint)Varint(bytes, ref at, end); break;
                 case 3 << 3: e.Mode = (uint)Varint(bytes, ref at, end); break;
                 case 4 << 3: e.Uid = (uint)Varint(bytes, ref at, end); break;
@@ -164,26 +191,31 @@ public sealed class ParentTree
                     Varint(bytes, ref at, end);
                     e.ChunkSizes++;
                     break;
-                case 20 << 3 | 2: // packed: one varint each, each ending in a byte below 0x80
-                    var (sizes, sizesLength) = Field(bytes, ref at, end);
-                    for (var i = sizes; i < sizes + sizesLength; i++)
-                        if (bytes[i] < 0x80) e.ChunkSizes++;
-                    if (sizesLength > 0 && bytes[sizes + sizesLength - 1] >= 0x80) throw new InvalidDataException("a tree's node holds a torn chunk size");
+                case 20 << 3 | 2: // packed: one varint each; a length of 0 or less (cut to 32 bits) is an empty run to the parser
+                    var packed = (int)(uint)Varint(bytes, ref at, end);
+                    if (packed <= 0) break;
+                    if (packed > end - at) throw new InvalidDataException("a tree's field runs past its end");
+                    for (var stop = at + packed; at < stop; e.ChunkSizes++) Varint(bytes, ref at, stop);
                     break;
                 case 21 << 3 | 2: (rawStart, rawLength) = Field(bytes, ref at, end); break;
-                case 24 << 3 | 2: (userStart, userLength) = Field(bytes, ref at, end); break;
-                case 25 << 3 | 2: (groupStart, groupLength) = Field(bytes, ref at, end); break;
+                case 24 << 3 | 2: (userStart, userLength) = Text(bytes, ref at, end); break;
+                case 25 << 3 | 2: (groupStart, groupLength) = Text(bytes, ref at, end); break;
                 case 27 << 3: e.AtimeSec = (long)Varint(bytes, ref at, end); break;
                 case 28 << 3: e.AtimeNsec = (uint)Varint(bytes, ref at, end); break;
-                case 23 << 3 | 2 or 29 << 3 | 2 or 30 << 3 | 2 or 26 << 3: // xattrs, ACL names, flags: taken as they are
-                    Skip(bytes, ref at, tag, end);
+                case 23 << 3 | 2 or 29 << 3 | 2 or 30 << 3 | 2: // xattrs, ACL names: taken as they are, once seen to parse
+                    var (message, messageLength) = Field(bytes, ref at, end);
+                    for (var i = message; i < message + messageLength;)
+                    {
+                        var inner = Tag(bytes, ref i, message + messageLength);
+                        if (inner == (2 << 3 | 2) && tag != (23 << 3 | 2)) Text(bytes, ref i, message + messageLength); // an ACL entry's name (IdName.name)
+                        else Skip(bytes, ref i, inner, message + messageLength);
+                    }
                     break;
                 case 15 << 3 | 2 or 16 << 3 | 2 or 22 << 3 | 2 or 31 << 3 | 2: // link targets, chunk lists: compared as a node
-                    if (Field(bytes, ref at, end).Length > 0) e.Plain = false;
+                    if ((tag == (16 << 3 | 2) ? Text(bytes, ref at, end) : Field(bytes, ref at, end)).Length > 0) e.Plain = false; // hardlink_target: a string
                     break;
-                default: // a field of a later format, or one on the wrong wire type: the generated parser keeps it, and so compares it
+                default: // flags, a field of a later format, one on another wire type: kept by the parser as it is
                     Skip(bytes, ref at, tag, end);
-                    e.Plain = false;
                     break;
             }
         }
@@ -192,7 +224,7 @@ public sealed class ParentTree
             e.Name = Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength));
             e.Plain = false;
         }
-        else e.Name = Utf8.GetString(bytes, nameStart, nameLength);
+        else e.Name = Text(bytes, nameStart, nameLength);
         e.User = Interned(bytes, userStart, userLength, ref lastUser);
         e.Group = Interned(bytes, groupStart, groupLength, ref lastGroup);
     }
@@ -202,7 +234,7 @@ public sealed class ParentTree
     {
         if (length == 0) return "";
         if (last is not null && last.Length == length && Ascii.Equals(bytes.AsSpan(start, length), last)) return last;
-        return last = Utf8.GetString(bytes, start, length);
+        return last = Text(bytes, start, length);
     }
 
     private static (int Start, int Length) Field(byte[] bytes, ref int at, int end)
@@ -216,12 +248,20 @@ public sealed class ParentTree
     private static int Length(byte[] bytes, ref int at, int end = -1)
     {
         if (end < 0) end = bytes.Length;
-        var length = Varint(bytes, ref at, end);
-        if (length > (ulong)(end - at)) throw new InvalidDataException("a tree's field runs past its end");
-        return (int)length;
+        var length = (int)(uint)Varint(bytes, ref at, end); // cut to 32 bits, as the parser reads a length
+        if (length < 0 || length > end - at) throw new InvalidDataException("a tree's field runs past its end");
+        return length;
     }
 
-    private static void Skip(byte[] bytes, ref int at, ulong tag, int end = -1)
+    /// <summary>A field's tag, cut to 32 bits as the generated parser reads it; field 0 is refused, as it refuses it.</summary>
+    private static uint Tag(byte[] bytes, ref int at, int end)
+    {
+        var tag = (uint)Varint(bytes, ref at, end);
+        if (tag >> 3 == 0) throw new InvalidDataException("a tree holds a field numbered 0");
+        return tag;
+    }
+
+    private static void Skip(byte[] bytes, ref int at, uint tag, int end = -1)
     {
         if (end < 0) end = bytes.Length;
         switch (tag & 7)
@@ -241,7 +281,6 @@ public sealed class ParentTree
                 break;
             default: throw new InvalidDataException($"a tree holds a field of wire type {tag & 7}");
         }
-        if (tag >> 3 == 0) throw new InvalidDataException("a tree holds a field numbered 0");
     }
 
     private static ulong Varint(byte[] bytes, ref int at, int end = -1)

@@ -1392,6 +1392,25 @@ public class ReuseCheckTests
         }
     }
 
+    [Fact]
+    public void A_file_that_is_a_path_of_the_set_inside_another_is_listed_once_when_unchanged()
+    {
+        // The enclosing walk keeps it as the parent's entry (no node made); the path's own walk finds it there.
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "kept"), "kept");
+        File.WriteAllText(Path.Combine(src, "other"), "other");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src, Path.Combine(src, "kept")]);
+        var full = repo.Backup(set, Level.Full);
+        var incr = repo.Backup(set, Level.Incremental);
+        Assert.Empty(incr.Errors);
+        Assert.Equal(2ul, incr.Stats.FilesUnchanged);
+        Assert.Equal(full.RootTree, incr.RootTree); // every folder as in the parent
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        Assert.Equal(["kept", "other"], trees.Load(TreeOf(repo, incr, src)).Nodes.Select(n => n.FileName()));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

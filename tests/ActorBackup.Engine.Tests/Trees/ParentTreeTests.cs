@@ -101,12 +101,112 @@ public sealed class ParentTreeTests
         Assert.True(scan[0].Plain);
         Assert.Equal(Node.Parser.ParseFrom(unpacked), scan.NodeAt(0));
 
-        // a field numbered 99 (a later format's): the parser keeps it, so the scan leaves the entry to the parser
+        // a field numbered 99 (a later format's): kept by the parser as it is, and so by a backup that keeps the entry
         byte[] later = [.. node.ToByteArray(), 0x98, 0x06, 0x01];
         scan = ParentTree.Scan(default, [0x0A, .. Varint((ulong)later.Length), .. later]);
-        Assert.False(scan[0].Plain);
-        Assert.Equal(Node.Parser.ParseFrom(later), scan.NodeAt(0));
+        ScansAsParsed(scan, 0, Node.Parser.ParseFrom(later));
+        Assert.True(scan[0].Plain);
     }
+
+    /// <summary>A node's bytes as a tree of that one node (written by hand: whatever the bytes hold).</summary>
+    private static byte[] TreeOf(byte[] node) => [0x0A, .. Varint((ulong)node.Length), .. node];
+
+    /// <summary>The scan takes what the parser takes, and reads the same from it; what the parser refuses, it refuses.</summary>
+    private static void ReadsAsTheParser(byte[] tree)
+    {
+        Tree parsed;
+        try
+        {
+            parsed = Tree.Parser.ParseFrom(tree);
+        }
+        catch (InvalidProtocolBufferException refused)
+        {
+            try
+            {
+                ParentTree.Scan(default, tree);
+            }
+            catch (InvalidDataException)
+            {
+                return;
+            }
+            Assert.Fail($"the parser refuses {Convert.ToHexString(tree)} ({refused.Message}), the scan takes it");
+            return;
+        }
+        ParentTree scan;
+        try
+        {
+            scan = ParentTree.Scan(default, tree);
+        }
+        catch (InvalidDataException e)
+        {
+            if (e.Message.Contains("wire type 3")) return; // a group: the parser skips it, the scan refuses it (never written: the folder is read in full)
+            Assert.Fail($"the parser takes {Convert.ToHexString(tree)}, the scan refuses it ({e.Message})");
+            return;
+        }
+        Assert.Equal(parsed.Nodes.Count, scan.Count);
+        for (var i = 0; i < scan.Count; i++) ScansAsParsed(scan, i, parsed.Nodes[i]);
+    }
+
+    [Fact]
+    public void Odd_but_valid_wire_forms_read_as_the_parser_reads_them()
+    {
+        var node = new Node { Name = "f", Type = NodeType.File, Size = 5, User = "root", Chunks = ByteString.CopyFrom(new byte[ChunkId.Size]) };
+        byte[] plain = node.ToByteArray();
+        ReadsAsTheParser(TreeOf([.. plain, 0x18, .. Varint((1UL << 40) + 0x1ED)])); // mode (3) above 32 bits: cut, as the parser cuts it
+        ReadsAsTheParser(TreeOf([.. plain, 0x10, .. Varint(ulong.MaxValue)])); // type -1 in ten bytes
+        ReadsAsTheParser(TreeOf([.. plain, 0x8A, 0x80, 0x80, 0x80, 0x10, 0x01, (byte)'g'])); // name's tag (1, bytes) in five bytes, the top ones cut
+        ReadsAsTheParser(TreeOf([.. plain, 0x62, 0x01, 0x07])); // size (12) as bytes: another wire type, an unknown field to the parser
+        ReadsAsTheParser(TreeOf([.. plain, 0x6A, 0x00])); // chunks written again, empty: the last counts
+        ReadsAsTheParser(TreeOf([.. plain, 0xA2, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x58, 0x01])); // packed sizes of length -1: an empty run to the parser
+        ReadsAsTheParser(TreeOf([.. plain, 0xA2, 0x01, 0x81, 0x80, 0x80, 0x80, 0x10, 0x07])); // packed sizes of length 2^32 + 1, cut to 1
+        ReadsAsTheParser(TreeOf([.. plain, 0x0A, 0x81, 0x80, 0x80, 0x80, 0x10, (byte)'g'])); // a name of length 2^32 + 1, cut to 1
+        ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x04, 0x0A, 0x02, 0x75, 0x2E])); // an xattr (23) as it is written
+        ReadsAsTheParser([0x8A, 0x80, 0x80, 0x80, 0x10, .. TreeOf(plain)[1..]]); // the tree's node tag in five bytes: still a node
+        ReadsAsTheParser([.. TreeOf(plain), 0x15, 1, 2, 3, 4]); // a fixed32 field of the tree the parser keeps
+    }
+
+    [Fact]
+    public void What_the_parser_refuses_the_scan_refuses()
+    {
+        var node = new Node { Name = "f", Type = NodeType.File, User = "root" };
+        byte[] plain = node.ToByteArray();
+        ReadsAsTheParser(TreeOf([.. plain, 0x00, 0x01])); // field 0
+        ReadsAsTheParser(TreeOf([.. plain, 0xC2, 0x01, 0x02, 0xFF, 0xFE])); // user (24) of bytes that are not UTF-8
+        ReadsAsTheParser(TreeOf([0x0A, 0x01, 0xFF, .. plain])); // a name that is not UTF-8, then a good one
+        ReadsAsTheParser(TreeOf([.. plain, 0x82, 0x01, 0x01, 0xC0])); // hardlink_target (16) that is not UTF-8
+        ReadsAsTheParser(TreeOf([.. plain, 0xEA, 0x01, 0x03, 0x12, 0x01, 0xFF])); // an ACL entry's name that is not UTF-8
+        ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x02, 0x00, 0x01])); // an xattr holding field 0
+        ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x02, 0x0A, 0x05])); // an xattr whose name runs past its end
+        ReadsAsTheParser(TreeOf([.. plain, 0xEA, 0x01, 0x01, 0x08])); // an ACL name whose id is torn
+        ReadsAsTheParser(TreeOf([.. plain, 0xA2, 0x01, 0x0B, .. Enumerable.Repeat((byte)0xFF, 10), 0x01])); // a packed size of eleven bytes
+        ReadsAsTheParser(TreeOf([.. plain, 0x1C])); // an end-group tag (3, wire type 4) out of place
+        ReadsAsTheParser(TreeOf([.. plain, 0x1F])); // wire type 7
+    }
+
+    [Fact]
+    public void Trees_damaged_at_random_are_read_as_the_parser_reads_them_or_refused_as_it_refuses_them()
+    {
+        // Serialized random trees with bytes changed, cut or put in: the scan and the parser must agree on each.
+        Gen.Select(Nodes.Array[1, 4], Gen.Int[0, 2], Gen.Int[0, int.MaxValue], Gen.Byte, Gen.Int[1, 3]).Sample((nodes, how, where, value, times) =>
+        {
+            var tree = new Tree();
+            tree.Nodes.AddRange(nodes);
+            var bytes = tree.ToByteArray().ToList();
+            for (var t = 0; t < times && bytes.Count > 0; t++)
+            {
+                var at = where % bytes.Count;
+                where = where / 3 + 7 * t;
+                switch (how)
+                {
+                    case 0: bytes[at] = value; break;
+                    case 1: bytes.RemoveRange(at, bytes.Count - at); break;
+                    default: bytes.Insert(at, value); break;
+                }
+            }
+            ReadsAsTheParser([.. bytes]);
+        }, iter: 50000);
+    }
+
 
     [Fact]
     public void Bytes_that_are_not_a_tree_are_refused_with_a_clear_error_never_read_past_their_end()
