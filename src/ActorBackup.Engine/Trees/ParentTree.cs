@@ -135,22 +135,10 @@ public sealed class ParentTree
 
     private const uint NodesTag = 1 << 3 | 2;
 
-    /// <summary>As the generated parser reads a string: bytes that are not UTF-8 refuse the record.</summary>
-    private static readonly UTF8Encoding Utf8 = new(false, true);
+    /// <summary>A string field's bytes, checked by <see cref="Text(byte[], ref int, int)"/> when they were read.</summary>
+    private static string Text(byte[] bytes, int start, int length) => Encoding.UTF8.GetString(bytes, start, length);
 
-    private static string Text(byte[] bytes, int start, int length)
-    {
-        try
-        {
-            return Utf8.GetString(bytes, start, length);
-        }
-        catch (DecoderFallbackException)
-        {
-            throw new InvalidDataException("a tree holds a string that is not UTF-8");
-        }
-    }
-
-    /// <summary>A string field, checked as the parser checks each one it reads (the last of several is the one kept).</summary>
+    /// <summary>A string field, checked as the parser checks each one it reads (bytes that are not UTF-8 refuse the record).</summary>
     private static (int Start, int Length) Text(byte[] bytes, ref int at, int end)
     {
         var field = Field(bytes, ref at, end);
@@ -164,6 +152,7 @@ public sealed class ParentTree
         e.Length = length;
         e.Plain = true;
         int nameStart = 0, nameLength = 0, rawStart = 0, rawLength = -1, userStart = 0, userLength = 0, groupStart = 0, groupLength = 0;
+        int linkTarget = 0, hardlinkTarget = 0, rawHardlinkTarget = 0, chunkLists = 0; // their lengths: the last of each counts
         var end = start + length;
         for (var at = start; at < end;)
         {
@@ -211,14 +200,17 @@ public sealed class ParentTree
                         else Skip(bytes, ref i, inner, message + messageLength);
                     }
                     break;
-                case 15 << 3 | 2 or 16 << 3 | 2 or 22 << 3 | 2 or 31 << 3 | 2: // link targets, chunk lists: compared as a node
-                    if ((tag == (16 << 3 | 2) ? Text(bytes, ref at, end) : Field(bytes, ref at, end)).Length > 0) e.Plain = false; // hardlink_target: a string
-                    break;
+                case 15 << 3 | 2: linkTarget = Field(bytes, ref at, end).Length; break;
+                case 16 << 3 | 2: hardlinkTarget = Text(bytes, ref at, end).Length; break;
+                case 22 << 3 | 2: rawHardlinkTarget = Field(bytes, ref at, end).Length; break;
+                case 31 << 3 | 2: chunkLists = Field(bytes, ref at, end).Length; break;
                 default: // flags, a field of a later format, one on another wire type: kept by the parser as it is
                     Skip(bytes, ref at, tag, end);
                     break;
             }
         }
+        // Link targets and chunk lists: such an entry is compared as a node.
+        if (linkTarget > 0 || hardlinkTarget > 0 || rawHardlinkTarget > 0 || chunkLists > 0) e.Plain = false;
         if (rawLength > 0)
         {
             e.Name = Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength));

@@ -163,6 +163,9 @@ public sealed class ParentTreeTests
         ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x04, 0x0A, 0x02, 0x75, 0x2E])); // an xattr (23) as it is written
         ReadsAsTheParser([0x8A, 0x80, 0x80, 0x80, 0x10, .. TreeOf(plain)[1..]]); // the tree's node tag in five bytes: still a node
         ReadsAsTheParser([.. TreeOf(plain), 0x15, 1, 2, 3, 4]); // a fixed32 field of the tree the parser keeps
+        ReadsAsTheParser(TreeOf([.. plain, 0x7A, 0x01, 0x41, 0x7A, 0x00])); // a link target (15), then an empty one: the last counts
+        ReadsAsTheParser(TreeOf([.. plain, 0xFA, 0x01, 0x20, .. new byte[32], 0xFA, 0x01, 0x00])); // chunk lists (31), then none
+        ReadsAsTheParser(TreeOf([.. plain, 0xB8, 0x01, 0x05])); // xattrs (23) as a number: another wire type, unknown to the parser
     }
 
     [Fact]
@@ -175,6 +178,11 @@ public sealed class ParentTreeTests
         ReadsAsTheParser(TreeOf([0x0A, 0x01, 0xFF, .. plain])); // a name that is not UTF-8, then a good one
         ReadsAsTheParser(TreeOf([.. plain, 0x82, 0x01, 0x01, 0xC0])); // hardlink_target (16) that is not UTF-8
         ReadsAsTheParser(TreeOf([.. plain, 0xEA, 0x01, 0x03, 0x12, 0x01, 0xFF])); // an ACL entry's name that is not UTF-8
+        ReadsAsTheParser(TreeOf([.. plain, 0xF2, 0x01, 0x03, 0x12, 0x01, 0xFF])); // an ACL group's name that is not UTF-8
+        ReadsAsTheParser(TreeOf([.. plain, 0xC2, 0x01, 0x01, 0xFF, 0xC2, 0x01, 0x01, 0x61])); // a user not UTF-8, then a good one
+        ReadsAsTheParser(TreeOf([.. plain, 0xCA, 0x01, 0x01, 0xFF, 0xCA, 0x01, 0x01, 0x61])); // a group not UTF-8, then a good one
+        ReadsAsTheParser(TreeOf([.. plain, 0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x61])); // a name of length -1
+        ReadsAsTheParser([.. TreeOf(plain), 0x00, 0x01]); // field 0 in the tree itself
         ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x02, 0x00, 0x01])); // an xattr holding field 0
         ReadsAsTheParser(TreeOf([.. plain, 0xBA, 0x01, 0x02, 0x0A, 0x05])); // an xattr whose name runs past its end
         ReadsAsTheParser(TreeOf([.. plain, 0xEA, 0x01, 0x01, 0x08])); // an ACL name whose id is torn
@@ -187,7 +195,7 @@ public sealed class ParentTreeTests
     public void Trees_damaged_at_random_are_read_as_the_parser_reads_them_or_refused_as_it_refuses_them()
     {
         // Serialized random trees with bytes changed, cut or put in: the scan and the parser must agree on each.
-        Gen.Select(Nodes.Array[1, 4], Gen.Int[0, 2], Gen.Int[0, int.MaxValue], Gen.Byte, Gen.Int[1, 3]).Sample((nodes, how, where, value, times) =>
+        Gen.Select(Nodes.Array[1, 4], Gen.Int[0, 2], Gen.Int[0, int.MaxValue], Gen.Byte.Array[1, 6], Gen.Int[1, 3]).Sample((nodes, how, where, values, times) =>
         {
             var tree = new Tree();
             tree.Nodes.AddRange(nodes);
@@ -198,9 +206,9 @@ public sealed class ParentTreeTests
                 where = where / 3 + 7 * t;
                 switch (how)
                 {
-                    case 0: bytes[at] = value; break;
+                    case 0: bytes[at] = values[t % values.Length]; break;
                     case 1: bytes.RemoveRange(at, bytes.Count - at); break;
-                    default: bytes.Insert(at, value); break;
+                    default: bytes.InsertRange(at, values); break; // a few bytes put in: a new tag, a length, a bad string
                 }
             }
             ReadsAsTheParser([.. bytes]);
