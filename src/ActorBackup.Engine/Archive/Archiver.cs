@@ -932,8 +932,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// the node the walk would make of it (FillNode, the parent's xattrs, chunks and flags) would equal the parent's,
     /// so the parent's is taken as it is (<see cref="Keep"/>), read from the tree's bytes without a node made. Anything
     /// else (another kind, a hard link, a name stored as bytes, a big file's chunk lists, an owner whose name changed,
-    /// an access time asked for or dropped) goes the long way (AddEntry), which makes
-    /// and compares a node.
+    /// an access time asked for or dropped) goes the long way (AddEntry), which makes and compares a node.
     /// </summary>
     private bool SameFile(in ParentTree.Scanned parent, string name, FileStat st) =>
         _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }

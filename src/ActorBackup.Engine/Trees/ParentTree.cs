@@ -288,7 +288,4 @@ public sealed class ParentTree
         }
         throw new InvalidDataException("a tree holds a number of more than ten bytes");
     }
-
-    /// <summary>A node's bytes as they are stored: what NodeAt parses (tests compare the scan with it).</summary>
-    internal ByteString NodeBytes(int index) => ByteString.CopyFrom(_bytes, _entries[index].Start, _entries[index].Length);
 }
