@@ -108,6 +108,48 @@ public sealed class FindTests
     }
 
     [Fact]
+    public void An_index_read_from_the_trees_bytes_is_the_one_their_parsed_nodes_give()
+    {
+        // FileIndex.Write(trees, ...) reads each folder's entries without making nodes (ParentTree); the same index,
+        // byte for byte, as one written from the parsed trees: odd names, folders, files, a symlink, an empty folder.
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        Directory.CreateDirectory(Path.Combine(src, "a", "b", "empty"));
+        File.WriteAllText(Path.Combine(src, "a", "one"), "1");
+        File.WriteAllText(Path.Combine(src, "a", "b", "two words"), "22");
+        File.WriteAllText(Path.Combine(src, "a", "b", "ünï"), "333");
+        File.CreateSymbolicLink(Path.Combine(src, "a", "link"), "one");
+        TreeCompare.MakeDirectory(src, [0x62, 0x61, 0x64, 0xFF, 0x0A]); // a folder named bad\xFF\n: not UTF-8, and a newline
+        TreeCompare.WriteFile(src, [0x62, 0x61, 0x64, 0xFF, 0x0A, (byte)'/', 0xFE], "in it"u8); // a file named \xFE in it
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        Assert.Empty(snap.Errors);
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        IEnumerable<(string Dir, Tree Tree)> Parsed()
+        {
+            var pending = new Stack<(string Dir, Google.Protobuf.ByteString Tree)>();
+            pending.Push(("", snap.RootTree));
+            while (pending.Count > 0)
+            {
+                var (at, id) = pending.Pop();
+                var tree = trees.Load(id);
+                yield return (at, tree);
+                for (var i = tree.Nodes.Count - 1; i >= 0; i--)
+                    if (tree.Nodes[i] is { Type: NodeType.Directory, Subtree.Length: > 0 } sub)
+                        pending.Push((at + "/" + Posix.PosixNames.Display(sub.FileName()), sub.Subtree));
+            }
+        }
+        using var scanned = new MemoryStream();
+        using var parsed = new MemoryStream();
+        var header = FileIndex.Write(trees, snap, scanned);
+        FileIndex.Write(snap.Id, snap.Client, snap.FinishedUnixMs, Parsed(), parsed, root: snap.RootTree.Span);
+        Assert.Equal(parsed.ToArray(), scanned.ToArray());
+        Assert.True(header.Entries >= 8);
+        var view = FileIndex.Open(scanned.ToArray());
+        Assert.Equal(header.Entries, view.Header.Entries);
+    }
+
+    [Fact]
     public void An_unchanged_backup_takes_its_parents_index_under_its_own_header_and_a_changed_one_does_not()
     {
         using var dir = new TempDir();
