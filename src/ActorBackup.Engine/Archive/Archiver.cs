@@ -1215,11 +1215,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return stored;
     }
 
-    /// <summary>Adds a file's chunk ids to a list, its holes (the empty id) left out: a hole is no chunk.</summary>
+    /// <summary>Adds a file's chunk ids to a list, its holes left out (NodeExtensions.ChunksIn).</summary>
     private static void AddChunks(List<ChunkId> ids, ReadOnlySpan<byte> chunks)
     {
-        for (var at = 0; at < chunks.Length; at += ChunkId.Size)
-            if (new ChunkId(chunks.Slice(at, ChunkId.Size)) is var id && !NodeExtensions.IsHole(id)) ids.Add(id);
+        foreach (var id in NodeExtensions.ChunksIn(chunks)) ids.Add(id);
     }
 
     /// <summary>Under the tree lock: the references collected so far go to the sink (one part of the snapshot's list).</summary>
@@ -1301,9 +1300,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         ids.Clear();
         bool Complete(in Reused f)
         {
-            var chunks = f.Chunks;
-            for (var at = 0; at < chunks.Length; at += ChunkId.Size)
-                if (new ChunkId(chunks.Slice(at, ChunkId.Size)) is var id && !NodeExtensions.IsHole(id) && missing.Contains(id)) return false;
+            foreach (var id in NodeExtensions.ChunksIn(f.Chunks))
+                if (missing.Contains(id)) return false;
             if (f.Node is { } node)
                 foreach (var list in node.ChunkListIds())
                     if (missing.Contains(list)) return false;
@@ -1332,10 +1330,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 continue;
             }
             _stats.FilesUnchanged++;
-            var chunks = f.Chunks;
             var count = 0;
-            for (var at = 0; at < chunks.Length; at += ChunkId.Size)
-                if (!NodeExtensions.IsHole(new ChunkId(chunks.Slice(at, ChunkId.Size)))) count++;
+            foreach (var _ in NodeExtensions.ChunksIn(f.Chunks)) count++;
             Interlocked.Add(ref _chunksTotal, count); // the readers count theirs meanwhile
             Final(f.Group, f.Dir);
         }

@@ -172,6 +172,31 @@ public static class NodeExtensions
     /// <summary>Whether a chunk-list entry is a hole (the empty id) rather than a chunk.</summary>
     public static bool IsHole(ChunkId id) => id.IsEmpty;
 
+    /// <summary>The chunk ids among a file's entries as they lie in bytes (Node.chunks), its holes left out: a hole is no chunk.</summary>
+    public static ChunkIds ChunksIn(ReadOnlySpan<byte> entries) => new(entries);
+
+    /// <summary>An allocation-free enumeration of <see cref="ChunksIn"/> (asked of every file of an unchanged backup).</summary>
+    public ref struct ChunkIds(ReadOnlySpan<byte> entries)
+    {
+        private readonly ReadOnlySpan<byte> _entries = entries;
+        private int _at = -ChunkId.Size;
+
+        public readonly ChunkIds GetEnumerator() => this;
+
+        public ChunkId Current { get; private set; }
+
+        public bool MoveNext()
+        {
+            while ((_at += ChunkId.Size) + ChunkId.Size <= _entries.Length)
+                if (new ChunkId(_entries.Slice(_at, ChunkId.Size)) is var id && !IsHole(id))
+                {
+                    Current = id;
+                    return true;
+                }
+            return false;
+        }
+    }
+
     /// <summary>Whether the file has holes (restored sparse: its size set, its holes left unwritten).</summary>
     public static bool HasHoles(this Node node)
     {

@@ -113,7 +113,7 @@ public sealed class ParentTree
         {
             var tag = Tag(bytes, ref at, bytes.Length);
             if (tag == NodesTag) count++;
-            Skip(bytes, ref at, tag);
+            Skip(bytes, ref at, tag, bytes.Length);
         }
         var entries = new Scanned[count];
         string? user = null, group = null;
@@ -123,12 +123,11 @@ public sealed class ParentTree
             var tag = Tag(bytes, ref at, bytes.Length);
             if (tag != NodesTag)
             {
-                Skip(bytes, ref at, tag);
+                Skip(bytes, ref at, tag, bytes.Length);
                 continue;
             }
-            var length = Length(bytes, ref at);
-            ScanNode(bytes, at, length, ref entries[k++], ref user, ref group);
-            at += length;
+            var (node, length) = Field(bytes, ref at, bytes.Length);
+            ScanNode(bytes, node, length, ref entries[k++], ref user, ref group);
         }
         return new ParentTree(id, bytes, entries);
     }
@@ -150,7 +149,6 @@ public sealed class ParentTree
     {
         e.Start = start;
         e.Length = length;
-        e.Plain = true;
         int nameStart = 0, nameLength = 0, rawStart = 0, rawLength = -1, userStart = 0, userLength = 0, groupStart = 0, groupLength = 0;
         int linkTarget = 0, hardlinkTarget = 0, rawHardlinkTarget = 0, chunkLists = 0; // their lengths: the last of each counts
         var end = start + length;
@@ -209,14 +207,9 @@ public sealed class ParentTree
                     break;
             }
         }
-        // Link targets and chunk lists: such an entry is compared as a node.
-        if (linkTarget > 0 || hardlinkTarget > 0 || rawHardlinkTarget > 0 || chunkLists > 0) e.Plain = false;
-        if (rawLength > 0)
-        {
-            e.Name = Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength));
-            e.Plain = false;
-        }
-        else e.Name = Text(bytes, nameStart, nameLength);
+        // A raw name, link targets, chunk lists: such an entry is compared as a node.
+        e.Plain = rawLength <= 0 && linkTarget == 0 && hardlinkTarget == 0 && rawHardlinkTarget == 0 && chunkLists == 0;
+        e.Name = rawLength > 0 ? Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength)) : Text(bytes, nameStart, nameLength);
         e.User = Interned(bytes, userStart, userLength, ref lastUser);
         e.Group = Interned(bytes, groupStart, groupLength, ref lastGroup);
     }
@@ -237,9 +230,8 @@ public sealed class ParentTree
         return (start, length);
     }
 
-    private static int Length(byte[] bytes, ref int at, int end = -1)
+    private static int Length(byte[] bytes, ref int at, int end)
     {
-        if (end < 0) end = bytes.Length;
         var length = (int)(uint)Varint(bytes, ref at, end); // cut to 32 bits, as the parser reads a length
         if (length < 0 || length > end - at) throw new InvalidDataException("a tree's field runs past its end");
         return length;
@@ -253,9 +245,8 @@ public sealed class ParentTree
         return tag;
     }
 
-    private static void Skip(byte[] bytes, ref int at, uint tag, int end = -1)
+    private static void Skip(byte[] bytes, ref int at, uint tag, int end)
     {
-        if (end < 0) end = bytes.Length;
         switch (tag & 7)
         {
             case 0: Varint(bytes, ref at, end); break;
@@ -263,10 +254,7 @@ public sealed class ParentTree
                 if (end - at < 8) throw new InvalidDataException("a tree's field runs past its end");
                 at += 8;
                 break;
-            case 2:
-                var length = Length(bytes, ref at, end); // read before the sum: at moves past the length's bytes
-                at += length;
-                break;
+            case 2: Field(bytes, ref at, end); break;
             case 5:
                 if (end - at < 4) throw new InvalidDataException("a tree's field runs past its end");
                 at += 4;
@@ -275,9 +263,8 @@ public sealed class ParentTree
         }
     }
 
-    private static ulong Varint(byte[] bytes, ref int at, int end = -1)
+    private static ulong Varint(byte[] bytes, ref int at, int end)
     {
-        if (end < 0) end = bytes.Length;
         ulong value = 0;
         for (var shift = 0; shift < 70; shift += 7)
         {
