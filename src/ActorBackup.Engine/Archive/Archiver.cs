@@ -590,76 +590,69 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>How many of a folder's names are stat-ed at once (on every core), then added in order.</summary>
     private const int StatBlock = 1024;
 
-    private void WalkDirectory(DirBuild dir, ParentTree? parentTree, ulong rootDevice, CancellationToken cancel)
+    /// <param name="listed">the folder listed and its first names stat-ed ahead (ListAhead), or null: listed here</param>
+    private void WalkDirectory(DirBuild dir, ParentTree? parentTree, ulong rootDevice, CancellationToken cancel, Task<Listing>? listed = null)
     {
         cancel.ThrowIfCancellationRequested();
         _stats.Directories++;
         // The parent's tree id, kept below only when every entry comes out equal (a folder that cannot be listed has none).
         var candidate = dir.Same;
         dir.Same = null;
-        List<string> names;
-        Microsoft.Win32.SafeHandles.SafeFileHandle folder;
+        var listing = listed?.GetAwaiter().GetResult() ?? List(dir.Path, dir.Node.Device, dir.Node.Inode, parentTree);
         try
         {
-            // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
-            BeforeListing?.Invoke(dir.Path);
-            folder = Posix.Posix.OpenWalkedDirectory(dir.Path, dir.Node.Device, dir.Node.Inode);
-            try
+            if (listing.Failure is { } failure)
             {
-                names = Posix.Posix.ListDirectory(folder, dir.Path, out var flags);
-                dir.Node.Flags = flags;
+                Error(dir.Path, $"cannot list directory: {failure.Message}");
+                return;
             }
-            catch
+            if (listed is not null)
             {
-                folder.Dispose();
-                throw;
+                listing.Runs?.Wait(); // the names left to stat, taken with the pool's thread (this one would wait otherwise)
+                Attach(listing, parentTree);
             }
+            dir.Node.Flags = listing.Flags;
+            WalkListed(dir, listing, parentTree, candidate, rootDevice, cancel);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        finally
         {
-            Error(dir.Path, $"cannot list directory: {e.Message}");
-            return;
+            listing.Release();
         }
-        using var _ = folder;
-        names.Sort(StringComparer.Ordinal);
+    }
+
+    /// <summary>The entries of a listed folder, block by block, compared with the parent's and added (WalkDirectory).</summary>
+    private void WalkListed(DirBuild dir, Listing listing, ParentTree? parentTree, ChunkId? candidate, ulong rootDevice, CancellationToken cancel)
+    {
         dir.From = parentTree;
-        Dictionary<string, int>? parentNodes = null;
-        if (parentTree is not null)
-        {
-            parentNodes = new Dictionary<string, int>(parentTree.Count, StringComparer.Ordinal);
-            for (var i = 0; i < parentTree.Count; i++) parentNodes.TryAdd(parentTree[i].Name, i);
-        }
-        var prefix = dir.Path == "/" ? "/" : dir.Path + "/";
         // The folder's tree is the parent's when each of its entries came out equal to the parent's, and no more or fewer.
         var same = candidate is not null && parentTree is not null;
         var equal = 0;
         if (parentTree is not null) dir.Kept.EnsureCapacity(parentTree.Count);
-        // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
-        // (every one made was garbage the GC's oldest generation had to collect).
-        var blockSize = Math.Min(StatBlock, names.Count);
-        var block = System.Buffers.ArrayPool<Entry>.Shared.Rent(blockSize);
-        // The next subfolder's parent tree is read while this one is walked (one ahead: a walk of unchanged folders
-        // otherwise waits for each tree's decoding).
-        Task<ParentTree?>? ahead = null;
-        var aheadAt = -1;
+        var block = listing.Block;
+        // The next subfolder's parent tree is read while this one is walked, and its names listed and stat-ed (one ahead:
+        // a walk of unchanged folders otherwise waits for each tree's decoding, and leaves a core idle while it compares).
+        var ahead = new Queue<Ahead>();
+        var scan = 0;
+        // The next subfolders the walk goes into (a mount point left out with --one-file-system is not).
+        void TopUp(int count)
+        {
+            for (; scan < count && ahead.Count < AheadFolders; scan++)
+                if (block[scan] is { Stat: { Kind: FileKind.Directory } sub } next && !(_set.OneFileSystem && sub.Device != rootDevice))
+                {
+                    var tree = next.At >= 0 && parentTree![next.At] is { Type: NodeType.Directory, HasSubtree: true }
+                        ? ReadAhead(parentTree.SubtreeId(next.At), next.Full) : null;
+                    ahead.Enqueue(new Ahead(scan, tree, ListAhead(next.Full, sub)));
+                }
+        }
         try
         {
-            for (var next = 0; next < names.Count;)
+            for (var first = true; first || listing.Next < listing.Names.Count; first = false)
             {
                 cancel.ThrowIfCancellationRequested();
-                var count = 0;
-                while (count < blockSize && next < names.Count)
-                {
-                    var name = names[next++];
-                    var full = prefix + name;
-                    if (_excludes.IsExcluded(full, name)) continue;
-                    var at = -1;
-                    if (parentNodes?.TryGetValue(name, out var found) == true) at = found;
-                    block[count++] = new Entry(name, full, at);
-                }
-                StatAll(folder, block, count, parentTree);
-                if (next >= names.Count) folder.Dispose(); // every name stat-ed: not held open while the subfolders are walked
-                var scan = 0;
+                if (!first) StatNext(listing);
+                var count = listing.Count;
+                scan = 0;
+                TopUp(count);
                 for (var k = 0; k < count; k++)
                 {
                     var e = block[k];
@@ -675,17 +668,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                         continue;
                     }
                     Task<ParentTree?>? mine = null;
-                    if (st.Kind == FileKind.Directory)
+                    Task<Listing>? mineListed = null;
+                    if (st.Kind == FileKind.Directory && ahead.TryPeek(out var a) && a.At == k)
                     {
-                        if (aheadAt == k) (mine, ahead, aheadAt) = (ahead, null, -1);
-                        for (scan = Math.Max(scan, k + 1); scan < count && ahead is null; scan++)
-                            if (block[scan] is { Stat.Kind: FileKind.Directory, At: >= 0 and var sub } candidateDir
-                                && parentTree![sub] is { Type: NodeType.Directory, HasSubtree: true }
-                                && !(_set.OneFileSystem && candidateDir.Stat!.Value.Device != rootDevice)) // a mount point left out: nothing to read
-                            {
-                                ahead = ReadAhead(parentTree.SubtreeId(sub), block[scan].Full);
-                                aheadAt = scan;
-                            }
+                        (mine, mineListed) = (a.Tree, a.Listed);
+                        ahead.Dequeue();
+                        TopUp(count);
                     }
                     if (e.At >= 0 && SameFile(parentTree![e.At], e.Name, st))
                     {
@@ -695,21 +683,21 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     }
                     try
                     {
-                        if (AddEntry(dir, e.Name, e.Full, st, e.At >= 0 ? parentTree!.NodeAt(e.At) : null, rootDevice, cancel, mine, e.Xattrs)) equal++;
+                        if (AddEntry(dir, e.Name, e.Full, st, e.At >= 0 ? parentTree!.NodeAt(e.At) : null, rootDevice, cancel, mine, e.Xattrs, mineListed)) equal++;
                         else same = false;
                     }
                     finally
                     {
                         Drain(mine);
+                        Drain(mineListed);
                     }
                 }
+                DrainAll(ahead); // none left: each was taken at its place in the block
             }
         }
         finally
         {
-            Drain(ahead);
-            Array.Clear(block, 0, blockSize); // no names, nodes or stats kept alive in the pool
-            System.Buffers.ArrayPool<Entry>.Shared.Return(block);
+            DrainAll(ahead);
         }
         if (same && !dir.Dirty && equal == parentTree!.Count)
         {
@@ -721,6 +709,139 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
+    /// <summary>
+    /// A folder's names, sorted, with its first block of them stat-ed (the whole folder, unless it holds more than
+    /// <see cref="StatBlock"/>), and the handle it was listed through (open while names are left to stat or extended
+    /// attributes to read). Made by the walk or ahead of it (<see cref="ListAhead"/>: then without the parent's tree,
+    /// attached by the walk, <see cref="Attach"/>); released once (its block goes back to the pool).
+    /// </summary>
+    private sealed class Listing(string path, ParentTree? parentTree)
+    {
+        /// <summary>What a name of the folder is prefixed with to make its path.</summary>
+        public string Prefix { get; } = path == "/" ? "/" : path + "/";
+        public ParentTree? ParentTree { get; set; } = parentTree;
+        /// <summary>Why the folder could not be listed (then nothing else is set).</summary>
+        public Exception? Failure { get; set; }
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Folder { get; set; }
+        public uint Flags { get; set; }
+        public List<string> Names { get; set; } = [];
+        /// <summary>The parent's entries by name.</summary>
+        public Dictionary<string, int>? ParentNodes { get; set; }
+        /// <summary>The block of names stat-ed last (a large object for a big folder: from the pool).</summary>
+        public Entry[] Block { get; set; } = [];
+        /// <summary>How many entries of <see cref="Block"/> are filled; the index of the next name to stat.</summary>
+        public int Count, Next;
+        /// <summary>A listing made ahead: its first block's stats, taken by the thread that listed it and by the walk's.</summary>
+        public WorkRuns? Runs { get; set; }
+        private int _released;
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _released, 1) != 0) return;
+            try
+            {
+                Runs?.Wait(); // nothing stats into the block or through the handle any more
+            }
+            catch (Exception)
+            {
+                // its failure is the walk's to report (WalkDirectory waits for the runs first)
+            }
+            Folder?.Dispose();
+            if (Block.Length == 0) return;
+            Array.Clear(Block); // no names, nodes or stats kept alive in the pool
+            System.Buffers.ArrayPool<Entry>.Shared.Return(Block);
+            Block = [];
+        }
+    }
+
+    /// <summary>
+    /// Lists a folder through a handle checked to be the folder the walk saw, and stats its first block of names; their
+    /// extended attributes too, unless it is listed ahead (<paramref name="ahead"/>: the parent's tree, which tells
+    /// which to read, is attached later).
+    /// </summary>
+    private Listing List(string path, ulong device, ulong inode, ParentTree? parentTree, bool ahead = false)
+    {
+        var listing = new Listing(path, parentTree);
+        try
+        {
+            // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
+            BeforeListing?.Invoke(path);
+            listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode);
+            listing.Names = Posix.Posix.ListDirectory(listing.Folder, path, out var flags);
+            listing.Flags = flags;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            listing.Folder?.Dispose();
+            listing.Folder = null;
+            listing.Failure = e;
+            return listing;
+        }
+        listing.Names.Sort(StringComparer.Ordinal);
+        if (parentTree is not null) listing.ParentNodes = ByName(parentTree);
+        // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
+        // (every one made was garbage the GC's oldest generation had to collect).
+        listing.Block = System.Buffers.ArrayPool<Entry>.Shared.Rent(Math.Min(StatBlock, listing.Names.Count));
+        StatNext(listing, xattrs: !ahead, ahead);
+        return listing;
+    }
+
+    private static Dictionary<string, int> ByName(ParentTree parentTree)
+    {
+        var byName = new Dictionary<string, int>(parentTree.Count, StringComparer.Ordinal);
+        for (var i = 0; i < parentTree.Count; i++) byName.TryAdd(parentTree[i].Name, i);
+        return byName;
+    }
+
+    /// <summary>
+    /// A listing made ahead gets the parent's tree of its folder: the entries of its first block are looked up in it,
+    /// and the extended attributes of those that do not keep the parent's are read (through the folder's handle).
+    /// </summary>
+    private void Attach(Listing listing, ParentTree? parentTree)
+    {
+        listing.ParentTree = parentTree;
+        var block = listing.Block;
+        if (parentTree is not null)
+        {
+            var byName = listing.ParentNodes = ByName(parentTree);
+            for (var k = 0; k < listing.Count; k++)
+                if (byName.TryGetValue(block[k].Name, out var at)) block[k].At = at;
+        }
+        ReadXattrsOf(listing.Folder!, block, listing.Count, parentTree);
+        if (listing.Next >= listing.Names.Count) listing.Folder!.Dispose(); // every name stat-ed and its xattrs read
+    }
+
+    /// <summary>
+    /// The next block of a listing's names (those not excluded) stat-ed, and their extended attributes read when
+    /// <paramref name="xattrs"/>; the folder's handle closed after the last block's are.
+    /// </summary>
+    /// <param name="later">the stats left to <see cref="Listing.Runs"/>, for the thread that listed it and the walk's to take</param>
+    private void StatNext(Listing listing, bool xattrs = true, bool later = false)
+    {
+        var block = listing.Block;
+        var names = listing.Names;
+        var count = 0;
+        var next = listing.Next;
+        while (count < block.Length && next < names.Count)
+        {
+            var name = names[next++];
+            var full = listing.Prefix + name;
+            if (_excludes.IsExcluded(full, name)) continue;
+            var at = -1;
+            if (listing.ParentNodes?.TryGetValue(name, out var found) == true) at = found;
+            block[count++] = new Entry(name, full, at);
+        }
+        listing.Next = next;
+        listing.Count = count;
+        var folder = listing.Folder!;
+        if (later)
+        {
+            listing.Runs = new WorkRuns(count, k => StatOne(folder, ref block[k], null, xattrs: false));
+            return;
+        }
+        StatAll(folder, block, count, listing.ParentTree, xattrs);
+        if (xattrs && next >= names.Count) listing.Folder!.Dispose(); // every name stat-ed: not held open while the subfolders are walked
+    }
     /// <summary>One name of a folder being walked: its path, the index of the parent's entry of it (or -1), and what lstat said (or why it could not).</summary>
     private record struct Entry(string Name, string Full, int At)
     {
@@ -734,35 +855,109 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// lstat of the first <paramref name="count"/> names of a block, and the extended attributes of those that do not
     /// keep their parent's, through the folder's handle, on every core: a walk of unchanged files is mostly these calls.
     /// </summary>
-    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree)
+    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree, bool xattrs) =>
+        OnEveryCore(count, k => StatOne(folder, ref block[k], parentTree, xattrs));
+
+    private void StatOne(Microsoft.Win32.SafeHandles.SafeFileHandle folder, ref Entry e, ParentTree? parentTree, bool xattrs)
     {
-        void One(int k)
+        try
         {
-            ref var e = ref block[k];
-            try
-            {
-                e.Stat = Posix.Posix.LStatAt(folder, e.Name, e.Full);
-            }
-            catch (IOException x)
-            {
-                e.Failure = x.Message;
-            }
-            // Its extended attributes too, by its name in the same folder (no path walked again): what a folder on its
-            // way swapped for a symlink meanwhile would make another file's.
-            if (e.Stat is { } st && !(e.At >= 0 && KeepsParentXattrs(parentTree![e.At], st))) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
+            e.Stat = Posix.Posix.LStatAt(folder, e.Name, e.Full);
         }
+        catch (IOException x)
+        {
+            e.Failure = x.Message;
+        }
+        if (xattrs) ReadXattrsOf(folder, ref e, parentTree);
+    }
+
+    /// <summary>The extended attributes of the stat-ed entries of a block that do not keep the parent's, on every core when there are many.</summary>
+    private void ReadXattrsOf(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree)
+    {
+        var read = 0;
+        for (var k = 0; k < count; k++)
+            if (NeedsXattrs(block[k], parentTree)) read++;
+        if (read == 0) return; // an unchanged folder: every entry keeps the parent's
+        if (read < 64)
+            for (var k = 0; k < count; k++) ReadXattrsOf(folder, ref block[k], parentTree);
+        else OnEveryCore(count, k => ReadXattrsOf(folder, ref block[k], parentTree));
+    }
+
+    private bool NeedsXattrs(in Entry e, ParentTree? parentTree) => e.Stat is { } st && !(e.At >= 0 && KeepsParentXattrs(parentTree![e.At], st));
+
+    /// <summary>
+    /// An entry's extended attributes unless it keeps the parent's: by its name in the same folder (no path walked
+    /// again), what a folder on its way swapped for a symlink meanwhile would make another file's.
+    /// </summary>
+    private void ReadXattrsOf(Microsoft.Win32.SafeHandles.SafeFileHandle folder, ref Entry e, ParentTree? parentTree)
+    {
+        if (NeedsXattrs(e, parentTree)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
+    }
+
+    /// <summary>
+    /// Work on items 0 .. count-1 in runs of 64, taken by any thread that calls <see cref="Help"/> (a listing made ahead:
+    /// the thread that listed it, and the walk's when it comes to the folder instead of waiting). <see cref="Wait"/>
+    /// returns once every run is done, and throws what a run threw.
+    /// </summary>
+    private sealed class WorkRuns
+    {
+        private const int PerRun = 64;
+        private readonly Action<int> _one;
+        private readonly int _count, _runs;
+        private int _next, _left;
+        private readonly ManualResetEventSlim _done;
+        private Exception? _failure;
+
+        public WorkRuns(int count, Action<int> one)
+        {
+            _one = one;
+            _count = count;
+            _runs = (count + PerRun - 1) / PerRun;
+            _left = _runs;
+            _done = new ManualResetEventSlim(_runs == 0);
+        }
+
+        public void Help()
+        {
+            for (int run; (run = Interlocked.Increment(ref _next) - 1) < _runs;)
+            {
+                try
+                {
+                    for (int k = run * PerRun, end = Math.Min(_count, k + PerRun); k < end; k++) _one(k);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _failure, e, null);
+                }
+                if (Interlocked.Decrement(ref _left) == 0) _done.Set();
+            }
+        }
+
+        public void Wait()
+        {
+            Help();
+            _done.Wait();
+            if (_failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="one"/> for 0 .. count-1, in runs of 64 taken by whichever thread is free (the calling one among
+    /// them): a pool thread that wakes late still takes what is left (split by a fixed stride, the walk's thread took the
+    /// pool thread's share too whenever that had not started).
+    /// </summary>
+    private static void OnEveryCore(int count, Action<int> one)
+    {
         const int perTask = 64;
         var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
         if (tasks <= 1)
         {
-            for (var k = 0; k < count; k++) One(k);
+            for (var k = 0; k < count; k++) one(k);
             return;
         }
-        // In runs of 64 names taken by whichever thread is free: a pool thread that wakes late still takes what is left
-        // (split by a fixed stride, the walk's thread took the pool thread's share too whenever that had not started).
         Parallel.For(0, (count + perTask - 1) / perTask, new ParallelOptions { MaxDegreeOfParallelism = tasks }, run =>
         {
-            for (int k = run * perTask, end = Math.Min(count, k + perTask); k < end; k++) One(k);
+            for (int k = run * perTask, end = Math.Min(count, k + perTask); k < end; k++) one(k);
         });
     }
 
@@ -805,14 +1000,80 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
+    /// <summary>
+    /// A subfolder listed and its names stat-ed on the pool while the walk compares the folder before it (one ahead;
+    /// its parent's tree, read ahead by the tree thread meanwhile, is attached when the walk takes it): on two cores an
+    /// unchanged walk otherwise left one idle while it compared each folder's entries.
+    /// </summary>
+    private Task<Listing> ListAhead(string path, FileStat st)
+    {
+        var listed = new TaskCompletionSource<Listing>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task.Run(() =>
+        {
+            Listing listing;
+            try
+            {
+                listing = List(path, st.Device, st.Inode, null, ahead: true);
+            }
+            catch (Exception e)
+            {
+                listed.SetException(e);
+                return;
+            }
+            listed.SetResult(listing); // listed: the walk may come and take stats too
+            try
+            {
+                listing.Runs?.Help();
+            }
+            catch (Exception)
+            {
+                // kept by the runs: the walk's Wait throws it
+            }
+        });
+        return listed.Task;
+    }
+
+    /// <summary>A subfolder of the block being walked, its parent's tree and its listing on their way (<see cref="AheadFolders"/>).</summary>
+    private readonly record struct Ahead(int At, Task<ParentTree?>? Tree, Task<Listing> Listed);
+
+    /// <summary>
+    /// How many of a folder's next subfolders have their parent's trees read and their names listed and stat-ed ahead of
+    /// the walk: one was not enough to hide a tree's round trip to the library behind the walk's work on the folder before.
+    /// </summary>
+    internal int AheadFolders { get; init; } = 8;
+
+    private static void DrainAll(Queue<Ahead> ahead)
+    {
+        while (ahead.TryDequeue(out var a))
+        {
+            Drain(a.Tree);
+            Drain(a.Listed);
+        }
+    }
+
+    /// <summary>Waits for a listing made ahead and lets it go (taken or not: a listing is released once, by whoever is first).</summary>
+    private static void Drain(Task<Listing>? task)
+    {
+        if (task is null) return;
+        try
+        {
+            task.GetAwaiter().GetResult().Release();
+        }
+        catch (Exception)
+        {
+            // not taken: its failure is no one's (a folder that takes it sees it)
+        }
+    }
+
     /// <summary>Folders whose tree is the parent's (DirBuild.Same), waiting to be checked with the next batch (FlushReused).</summary>
     private readonly List<DirBuild> _sameDirs = [];
 
     /// <summary>Adds an entry to its folder's tree; true when it came out equal to the parent's node (then the folder may reuse the parent's tree).</summary>
     /// <param name="parentSubtree">the parent's tree of this folder, read ahead (null: read it here)</param>
     /// <param name="xattrs">its extended attributes, read with its stat (StatAll; null: read them here, by its path)</param>
+    /// <param name="listed">a subfolder's listing, made ahead (ListAhead; null: listed when it is walked)</param>
     private bool AddEntry(DirBuild dir, string name, string full, FileStat st, Node? parentNode, ulong rootDevice, CancellationToken cancel,
-        Task<ParentTree?>? parentSubtree = null, XattrRead? xattrs = null)
+        Task<ParentTree?>? parentSubtree = null, XattrRead? xattrs = null, Task<Listing>? listed = null)
     {
         var node = new Node().Named(name);
         FillNode(node, st);
@@ -847,7 +1108,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     Done(sub);
                     return false;
                 }
-                WalkDirectory(sub, parentSubtree is null ? ParentSubtree(parentNode, full) : parentSubtree.GetAwaiter().GetResult(), rootDevice, cancel);
+                WalkDirectory(sub, parentSubtree is null ? ParentSubtree(parentNode, full) : parentSubtree.GetAwaiter().GetResult(), rootDevice, cancel, listed);
                 var equal = false;
                 if (sub.Same is not null)
                 {
