@@ -432,6 +432,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Chunker = job.ChunkKib > 0 ? Engine.Chunking.ChunkerOptions.ForAverage(job.ChunkKib * 1024) : _settings.Chunker,
                 CompressionLevel = job.Compression > 0 ? job.Compression : _settings.CompressionLevel,
                 Client = _settings.ClientId, Library = job.Library, Job = job.Id, MaxBytesPerSecond = _settings.BackupRateLimit,
+                Commit = false, // committed with the manifest (StoreManifest)
             };
             var started = DateTime.UtcNow;
             var progress = new ActionProgress<BackupProgress>(p => _manager.Tell(new JobProgress
@@ -442,13 +443,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var manifest = new Archiver(keys, sink, parentReads.Source, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
             manifest.Spans.AddRange(sink.Libraries.Skip(1));
-            StoreManifest(keys, manifest, options.CompressionLevel, sink);
+            var storing = DateTime.UtcNow;
+            StoreManifest(keys, manifest, options.CompressionLevel, sink); // and the commit of all the backup stored
+            var commitSeconds = (DateTime.UtcNow - storing).TotalSeconds;
             // Storing the manifest itself may have gone on in a further library (which then holds just that chunk).
             manifest.Spans.AddRange(sink.Libraries.Skip(1 + manifest.Spans.Count));
             if (manifest.Spans.Count > 0) _log.Info("job {0}: {1} filled up; the backup went on in {2}", job.Id, job.Library, string.Join(", ", manifest.Spans));
             var st = manifest.Stats;
             _log.Info($"job {job.Id}: snapshot {manifest.Id} in {(DateTime.UtcNow - assigned).TotalSeconds:F2} s (session {(started - assigned).TotalSeconds:F2}, " +
-                      $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {st.SecondsCommit:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
+                      $"walk {st.SecondsWalk:F2}, read {st.SecondsRead:F2}, trees {st.SecondsTrees:F2}, commit {commitSeconds:F2}); {st.Files} files, {st.ChunksNew} new chunks; " +
                       $"GC {GC.CollectionCount(0) - gc.Gen0}/{GC.CollectionCount(1) - gc.Gen1}/{GC.CollectionCount(2) - gc.Gen2} pause {(GC.GetTotalPauseDuration() - gc.Pause).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {

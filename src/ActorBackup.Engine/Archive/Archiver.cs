@@ -358,7 +358,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             FlushReferences();
         }
         var treeSeconds = clock.Elapsed.TotalSeconds;
-        sink.Commit();
+        if (options.Commit) sink.Commit();
         Report();
         _stats.SecondsWalk = walkSeconds;
         _stats.SecondsRead = readSeconds - walkSeconds;

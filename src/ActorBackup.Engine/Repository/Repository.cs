@@ -97,9 +97,10 @@ public sealed class Repository : IDisposable
         var options = new BackupOptions
         {
             Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id, Client = client,
+            Commit = false, // committed with the manifest (StoredManifests.Store)
         };
         var manifest = new Archiver(keys, Library, Library, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
-        StoredManifests.Store(Ring, keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone
+        StoredManifests.Store(Ring, keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone; the commit of both
         Catalog.Save(manifest);
         return manifest;
     }
