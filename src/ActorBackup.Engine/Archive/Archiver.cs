@@ -640,8 +640,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 if (block[scan] is { Stat: { Kind: FileKind.Directory } sub } next && !(_set.OneFileSystem && sub.Device != rootDevice))
                 {
                     var tree = next.At >= 0 && parentTree![next.At] is { Type: NodeType.Directory, HasSubtree: true }
-                        ? ReadAhead(parentTree.SubtreeId(next.At), next.Full) : null;
-                    ahead.Enqueue(new Ahead(scan, tree, ListAhead(next.Full, sub)));
+                        ? ReadAhead(parentTree.SubtreeId(next.At), listing.Prefix + next.Name) : null;
+                    ahead.Enqueue(new Ahead(scan, tree, ListAhead(listing.Prefix + next.Name, sub)));
                 }
         }
         try
@@ -659,12 +659,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     block[k] = default;
                     if (e.Failure is not null)
                     {
-                        Error(e.Full, e.Failure);
+                        Error(listing.Prefix + e.Name, e.Failure);
                         continue;
                     }
                     if (e.Stat is not { } st)
                     {
-                        Error(e.Full, "vanished before it could be read");
+                        Error(listing.Prefix + e.Name, "vanished before it could be read");
                         continue;
                     }
                     Task<ParentTree?>? mine = null;
@@ -677,13 +677,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     }
                     if (e.At >= 0 && SameFile(parentTree![e.At], e.Name, st))
                     {
-                        Keep(dir, e.At, e.Full, st);
+                        Keep(dir, e.At, st);
                         equal++;
                         continue;
                     }
                     try
                     {
-                        if (AddEntry(dir, e.Name, e.Full, st, e.At >= 0 ? parentTree!.NodeAt(e.At) : null, rootDevice, cancel, mine, e.Xattrs, mineListed)) equal++;
+                        if (AddEntry(dir, e.Name, listing.Prefix + e.Name, st, e.At >= 0 ? parentTree!.NodeAt(e.At) : null, rootDevice, cancel, mine, e.Xattrs, mineListed)) equal++;
                         else same = false;
                     }
                     finally
@@ -807,7 +807,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             for (var k = 0; k < listing.Count; k++)
                 if (byName.TryGetValue(block[k].Name, out var at)) block[k].At = at;
         }
-        ReadXattrsOf(listing.Folder!, block, listing.Count, parentTree);
+        ReadXattrsOf(listing, block, listing.Count);
         if (listing.Next >= listing.Names.Count) listing.Folder!.Dispose(); // every name stat-ed and its xattrs read
     }
 
@@ -825,25 +825,24 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         while (count < block.Length && next < names.Count)
         {
             var name = names[next++];
-            var full = listing.Prefix + name;
-            if (_excludes.IsExcluded(full, name)) continue;
+            if (_excludes.IsExcluded(listing.Prefix, name)) continue;
             var at = -1;
             if (listing.ParentNodes?.TryGetValue(name, out var found) == true) at = found;
-            block[count++] = new Entry(name, full, at);
+            block[count++] = new Entry(name, at);
         }
         listing.Next = next;
         listing.Count = count;
         var folder = listing.Folder!;
         if (later)
         {
-            listing.Runs = new WorkRuns(count, k => StatOne(folder, ref block[k], null, xattrs: false));
+            listing.Runs = new WorkRuns(count, k => StatOne(listing, ref block[k], xattrs: false));
             return;
         }
-        StatAll(folder, block, count, listing.ParentTree, xattrs);
+        StatAll(listing, block, count, xattrs);
         if (xattrs && next >= names.Count) listing.Folder!.Dispose(); // every name stat-ed: not held open while the subfolders are walked
     }
     /// <summary>One name of a folder being walked: its path, the index of the parent's entry of it (or -1), and what lstat said (or why it could not).</summary>
-    private record struct Entry(string Name, string Full, int At)
+    private record struct Entry(string Name, int At)
     {
         public FileStat? Stat;
         public string? Failure;
@@ -855,32 +854,33 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// lstat of the first <paramref name="count"/> names of a block, and the extended attributes of those that do not
     /// keep their parent's, through the folder's handle, on every core: a walk of unchanged files is mostly these calls.
     /// </summary>
-    private void StatAll(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree, bool xattrs) =>
-        OnEveryCore(count, k => StatOne(folder, ref block[k], parentTree, xattrs));
+    private void StatAll(Listing listing, Entry[] block, int count, bool xattrs) =>
+        OnEveryCore(count, k => StatOne(listing, ref block[k], xattrs));
 
-    private void StatOne(Microsoft.Win32.SafeHandles.SafeFileHandle folder, ref Entry e, ParentTree? parentTree, bool xattrs)
+    /// <summary>One name's lstat through its folder's handle (the failure names it; the walk reports it under its path).</summary>
+    private void StatOne(Listing listing, ref Entry e, bool xattrs)
     {
         try
         {
-            e.Stat = Posix.Posix.LStatAt(folder, e.Name, e.Full);
+            e.Stat = Posix.Posix.LStatAt(listing.Folder!, e.Name, e.Name);
         }
         catch (IOException x)
         {
             e.Failure = x.Message;
         }
-        if (xattrs) ReadXattrsOf(folder, ref e, parentTree);
+        if (xattrs) ReadXattrsOf(listing, ref e);
     }
 
     /// <summary>The extended attributes of the stat-ed entries of a block that do not keep the parent's, on every core when there are many.</summary>
-    private void ReadXattrsOf(Microsoft.Win32.SafeHandles.SafeFileHandle folder, Entry[] block, int count, ParentTree? parentTree)
+    private void ReadXattrsOf(Listing listing, Entry[] block, int count)
     {
         var read = 0;
         for (var k = 0; k < count; k++)
-            if (NeedsXattrs(block[k], parentTree)) read++;
+            if (NeedsXattrs(block[k], listing.ParentTree)) read++;
         if (read == 0) return; // an unchanged folder: every entry keeps the parent's
         if (read < 64)
-            for (var k = 0; k < count; k++) ReadXattrsOf(folder, ref block[k], parentTree);
-        else OnEveryCore(count, k => ReadXattrsOf(folder, ref block[k], parentTree));
+            for (var k = 0; k < count; k++) ReadXattrsOf(listing, ref block[k]);
+        else OnEveryCore(count, k => ReadXattrsOf(listing, ref block[k]));
     }
 
     private bool NeedsXattrs(in Entry e, ParentTree? parentTree) => e.Stat is { } st && !(e.At >= 0 && KeepsParentXattrs(parentTree![e.At], st));
@@ -889,9 +889,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// An entry's extended attributes unless it keeps the parent's: by its name in the same folder (no path walked
     /// again), what a folder on its way swapped for a symlink meanwhile would make another file's.
     /// </summary>
-    private void ReadXattrsOf(Microsoft.Win32.SafeHandles.SafeFileHandle folder, ref Entry e, ParentTree? parentTree)
+    private void ReadXattrsOf(Listing listing, ref Entry e)
     {
-        if (NeedsXattrs(e, parentTree)) e.Xattrs = ReadXattrs(e.Full, folder, e.Name);
+        if (NeedsXattrs(e, listing.ParentTree)) e.Xattrs = ReadXattrs(listing.Prefix + e.Name, listing.Folder, e.Name);
     }
 
     /// <summary>
@@ -1209,13 +1209,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// The parent's entry <paramref name="at"/> of the folder, taken as it is (<see cref="SameFile"/>): no node made or
     /// compared for each of a million unchanged files. Reused unless the library lost one of its chunks (FlushReused).
     /// </summary>
-    private void Keep(DirBuild dir, int at, string full, FileStat st)
+    private void Keep(DirBuild dir, int at, FileStat st)
     {
         _stats.Files++;
         _stats.Bytes += st.Size;
         dir.Kept.Add(at);
         Interlocked.Increment(ref dir.Pending);
-        _reused.Add(new Reused(full, null, st, dir, null, at));
+        _reused.Add(new Reused(null, null, st, dir, null, at)); // its path made only if it is read again
         _reusedChunks += dir.From![at].ChunkCount;
         if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
     }
@@ -1528,7 +1528,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// allocates no object for each.
     /// </summary>
     /// <param name="Node">its node; null for an entry its folder keeps as the parent's (<see cref="Keep"/>: index <paramref name="At"/> of Dir.From)</param>
-    private readonly record struct Reused(string Path, Node? Node, FileStat Stat, DirBuild Dir, LinkGroup? Group, int At = -1)
+    /// <param name="Path">its path (null for a kept entry: made from its folder's and its name when it is read again)</param>
+    private readonly record struct Reused(string? Path, Node? Node, FileStat Stat, DirBuild Dir, LinkGroup? Group, int At = -1)
     {
         /// <summary>Its entries' ids (holes among them: the empty id), from its node or the parent's tree bytes.</summary>
         public ReadOnlySpan<byte> Chunks => Node is { } node ? node.Chunks.Span : Dir.From!.Chunks(At);
@@ -1587,7 +1588,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 // A kept entry becomes a node of its own here (ParentTree.NodeAt keeps it: the one its folder stores).
                 var node = f.Node ?? f.Dir.From!.NodeAt(f.At);
                 node.ForgetEntries();
-                Read(new FileJob(f.Path, node, f.Stat, f.Dir, f.Group));
+                Read(new FileJob(f.Path ?? (f.Dir.Path == "/" ? "/" : f.Dir.Path + "/") + f.Dir.From![f.At].Name, node, f.Stat, f.Dir, f.Group));
                 continue;
             }
             _stats.FilesUnchanged++;

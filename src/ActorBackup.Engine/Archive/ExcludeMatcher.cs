@@ -31,13 +31,18 @@ public sealed class ExcludeMatcher
         }
     }
 
-    public bool IsExcluded(string fullPath, string name)
+    /// <summary>
+    /// Whether the entry <paramref name="name"/> of the folder whose entries' paths begin with <paramref name="folderPrefix"/>
+    /// ("/a/b/") is left out; its path is made only when a pattern names paths. Thread-safe: a glob only reads its tokens.
+    /// </summary>
+    public bool IsExcluded(string folderPrefix, string name)
     {
         if (_nameGlobs.Count + _pathGlobs.Count == 0) return false;
         // A backslash in a name is a character, not a separator (PosixNames.ForGlob).
-        name = Posix.PosixNames.ForGlob(name);
-        foreach (var g in _nameGlobs) if (g.IsMatch(name)) return true;
-        fullPath = Posix.PosixNames.ForGlob(fullPath);
+        var globName = Posix.PosixNames.ForGlob(name);
+        foreach (var g in _nameGlobs) if (g.IsMatch(globName)) return true;
+        if (_pathGlobs.Count == 0) return false;
+        var fullPath = Posix.PosixNames.ForGlob(folderPrefix + name);
         foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return true;
         return false;
     }
