@@ -444,6 +444,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
             manifest.Spans.AddRange(sink.Libraries.Skip(1));
             var storing = DateTime.UtcNow;
+            // A backup that went on in a further library commits its data first: the manifest, appended to the last one,
+            // could otherwise become durable there (another session's commit) before the data in the full ones is.
+            if (sink.Libraries.Count > 1) sink.Commit();
             StoreManifest(keys, manifest, options.CompressionLevel, sink); // and the commit of all the backup stored
             var commitSeconds = (DateTime.UtcNow - storing).TotalSeconds;
             // Storing the manifest itself may have gone on in a further library (which then holds just that chunk).

@@ -598,7 +598,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // The parent's tree id, kept below only when every entry comes out equal (a folder that cannot be listed has none).
         var candidate = dir.Same;
         dir.Same = null;
-        var listing = listed?.GetAwaiter().GetResult() ?? List(dir.Path, dir.Node.Device, dir.Node.Inode, parentTree);
+        var listing = listed?.GetAwaiter().GetResult();
+        if (listing is not null && Stopwatch.GetElapsedTime(listing.Listed) > AheadMaxAge)
+        {
+            // Listed ahead long ago (the walk was deep in the folders before it): its names and stats are listed again,
+            // so that what the walk compares and reads is as fresh as when each folder was listed in its turn.
+            listing.Release();
+            (listing, listed) = (null, null);
+        }
+        listing ??= List(dir.Path, dir.Node.Device, dir.Node.Inode, parentTree);
         try
         {
             if (listing.Failure is { } failure)
@@ -641,7 +649,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 {
                     var tree = next.At >= 0 && parentTree![next.At] is { Type: NodeType.Directory, HasSubtree: true }
                         ? ReadAhead(parentTree.SubtreeId(next.At), listing.Prefix + next.Name) : null;
-                    ahead.Enqueue(new Ahead(scan, tree, ListAhead(listing.Prefix + next.Name, sub)));
+                    // A big folder (its size, on most file systems, follows its names) is listed when the walk comes:
+                    // the names of up to 8 folders waiting at every level of the walk stay few.
+                    var names = sub.Size <= AheadFolderBytes ? ListAhead(listing.Prefix + next.Name, sub) : null;
+                    ahead.Enqueue(new Ahead(scan, tree, names));
                 }
         }
         try
@@ -731,6 +742,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public Entry[] Block { get; set; } = [];
         /// <summary>How many entries of <see cref="Block"/> are filled; the index of the next name to stat.</summary>
         public int Count, Next;
+        /// <summary>When its listing began (Stopwatch ticks): one made ahead that waited too long is listed again (<see cref="AheadMaxAge"/>).</summary>
+        public long Listed { get; } = Stopwatch.GetTimestamp();
         /// <summary>A listing made ahead: its first block's stats, taken by the thread that listed it and by the walk's.</summary>
         public WorkRuns? Runs { get; set; }
         private int _released;
@@ -777,13 +790,26 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             listing.Failure = e;
             return listing;
         }
-        listing.Names.Sort(StringComparer.Ordinal);
-        if (parentTree is not null) listing.ParentNodes = ByName(parentTree);
-        // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
-        // (every one made was garbage the GC's oldest generation had to collect).
-        listing.Block = System.Buffers.ArrayPool<Entry>.Shared.Rent(Math.Min(StatBlock, listing.Names.Count));
-        StatNext(listing, xattrs: !ahead, ahead);
-        return listing;
+        catch
+        {
+            listing.Release(); // an unexpected failure: no handle left open
+            throw;
+        }
+        try
+        {
+            listing.Names.Sort(StringComparer.Ordinal);
+            if (parentTree is not null) listing.ParentNodes = ByName(parentTree);
+            // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
+            // (every one made was garbage the GC's oldest generation had to collect).
+            listing.Block = System.Buffers.ArrayPool<Entry>.Shared.Rent(Math.Min(StatBlock, listing.Names.Count));
+            StatNext(listing, xattrs: !ahead, ahead);
+            return listing;
+        }
+        catch
+        {
+            listing.Release(); // no handle left open, the block back in the pool
+            throw;
+        }
     }
 
     private static Dictionary<string, int> ByName(ParentTree parentTree)
@@ -1034,13 +1060,22 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>A subfolder of the block being walked, its parent's tree and its listing on their way (<see cref="AheadFolders"/>).</summary>
-    private readonly record struct Ahead(int At, Task<ParentTree?>? Tree, Task<Listing> Listed);
+    private readonly record struct Ahead(int At, Task<ParentTree?>? Tree, Task<Listing>? Listed);
 
     /// <summary>
     /// How many of a folder's next subfolders have their parent's trees read and their names listed and stat-ed ahead of
     /// the walk: one was not enough to hide a tree's round trip to the library behind the walk's work on the folder before.
     /// </summary>
     internal int AheadFolders { get; init; } = 8;
+
+    /// <summary>The largest folder (its size as stat tells it: about 30,000 names on ext4) listed ahead of the walk.</summary>
+    internal ulong AheadFolderBytes { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// How long a listing made ahead may wait for the walk (which may be deep in the folders before it); an older one is
+    /// listed again when the walk comes, so that no name is compared or read on a stat older than this.
+    /// </summary>
+    internal TimeSpan AheadMaxAge { get; init; } = TimeSpan.FromSeconds(2);
 
     private static void DrainAll(Queue<Ahead> ahead)
     {

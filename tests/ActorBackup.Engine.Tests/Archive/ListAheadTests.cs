@@ -13,9 +13,13 @@ namespace ActorBackup.Engine.Tests.Archive;
 public class ListAheadTests
 {
     private static SnapshotManifest Run(Repository.Repository repo, int ahead, BackupSet set, Level level, SnapshotManifest? parent,
-        Action<string>? beforeListing = null)
+        Action<string>? beforeListing = null, ulong aheadBytes = 1 << 20, TimeSpan? maxAge = null, Action<string>? beforeXattrs = null)
     {
-        var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { AheadFolders = ahead, BeforeListing = beforeListing }
+        var snap = new Archiver(repo.Keys, repo.Library, repo.Library)
+            {
+                AheadFolders = ahead, AheadFolderBytes = aheadBytes, AheadMaxAge = maxAge ?? TimeSpan.FromSeconds(2),
+                BeforeListing = beforeListing, BeforeXattrs = beforeXattrs,
+            }
             .Run(set, new BackupOptions { Level = level, Library = repo.Library.Id }, parent);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
@@ -23,10 +27,11 @@ public class ListAheadTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(8)]
-    public void Folders_listed_ahead_are_compared_with_their_parents_entries_and_changes_in_them_are_seen(int ahead)
+    [InlineData(1, 1 << 20)]
+    [InlineData(2, 1 << 20)]
+    [InlineData(8, 1 << 20)]
+    [InlineData(8, 0)] // no folder small enough to be listed ahead: only their trees are read ahead
+    public void Folders_listed_ahead_are_compared_with_their_parents_entries_and_changes_in_them_are_seen(int ahead, ulong aheadBytes)
     {
         using var dir = new TempDir();
         var src = dir.Sub("src");
@@ -42,10 +47,10 @@ public class ListAheadTests
         }
         Directory.CreateDirectory(Path.Combine(src, "d2", "sub"));
         File.WriteAllText(Path.Combine(src, "d2", "sub", "deep"), "deep");
-        var files0 = 5 * 20 + 1100 + 1;
+        var files0 = 5 * 20 + 1100 + 1 - 1; // d4/f0002 left out by its path
         using var repo = TestRepo.Create(dir.Sub("repo"));
-        var set = new BackupSet("s", [src], ["*.tmp"]);
-        var full = Run(repo, ahead, set, Level.Full, null);
+        var set = new BackupSet("s", [src], ["*.tmp", Path.Combine(src, "d4", "f0002")]);
+        var full = Run(repo, ahead, set, Level.Full, null, aheadBytes: aheadBytes);
         Assert.Empty(full.Errors);
         Assert.Equal((ulong)files0, full.Stats.Files);
 
@@ -57,7 +62,7 @@ public class ListAheadTests
         File.WriteAllText(Path.Combine(src, "d4", "new"), "new");
         File.Delete(Path.Combine(src, "d5", "f0007"));
         File.WriteAllText(Path.Combine(src, "d2", "sub", "deep"), "deeper");
-        var incr = Run(repo, ahead, set, Level.Incremental, full);
+        var incr = Run(repo, ahead, set, Level.Incremental, full, aheadBytes: aheadBytes);
         Assert.Empty(incr.Errors);
         Assert.Equal((ulong)files0, incr.Stats.Files); // one new, one deleted
         Assert.Equal((ulong)(files0 - 5), incr.Stats.FilesUnchanged); // all but the five changed or new
@@ -65,12 +70,12 @@ public class ListAheadTests
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(incr.Id, target).Errors);
         var expected = TreeCompare.Describe(src);
-        foreach (var left in expected.Keys.Where(k => k.EndsWith(".tmp", StringComparison.Ordinal)).ToList()) expected.Remove(left);
+        foreach (var left in expected.Keys.Where(k => k.EndsWith(".tmp", StringComparison.Ordinal) || k == "d4/f0002").ToList()) expected.Remove(left);
         Assert.Contains("xattr user.note=", expected["d1/f0001"]);
         TreeCompare.AssertSame(expected, target + src);
 
         // Nothing changed since: every file the parent's, none read.
-        var noop = Run(repo, ahead, set, Level.Incremental, incr);
+        var noop = Run(repo, ahead, set, Level.Incremental, incr, aheadBytes: aheadBytes);
         Assert.Equal((ulong)files0, noop.Stats.FilesUnchanged);
         Assert.Equal(0ul, noop.Stats.BytesRead);
     }
@@ -102,5 +107,39 @@ public class ListAheadTests
         repo.Restore(snap.Id, target);
         Assert.Empty(Directory.GetFiles(target, "secret", SearchOption.AllDirectories));
         foreach (var d in new[] { "d0", "d1", "d3" }) Assert.True(File.Exists(Path.Combine(target + src, d, "mine")), d);
+    }
+
+    [Fact]
+    public void A_folder_listed_ahead_long_before_the_walk_comes_is_listed_again()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        for (var d = 0; d < 4; d++)
+        {
+            Directory.CreateDirectory(Path.Combine(src, $"d{d}"));
+            File.WriteAllText(Path.Combine(src, $"d{d}", "file"), $"first {d}");
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var later = Path.Combine(src, "d2", "file");
+        using var d2Listed = new ManualResetEventSlim(false);
+        // Once d2 is listed ahead, and before the walk comes to it, its file is replaced by a rename (a new inode: an
+        // editor's save). Listed again when the walk comes (AheadMaxAge 0), the new file is the one read; on the old
+        // listing's stat the reader would refuse it as another file than the walk saw.
+        var snap = Run(repo, 8, new BackupSet("s", [src]), Level.Full, null, maxAge: TimeSpan.Zero,
+            beforeListing: path =>
+            {
+                if (path == Path.Combine(src, "d2")) d2Listed.Set();
+            },
+            beforeXattrs: path =>
+            {
+                if (path != Path.Combine(src, "d1", "file") || File.Exists(later + ".new")) return;
+                Assert.True(d2Listed.Wait(TimeSpan.FromSeconds(30)), "d2 was not listed ahead");
+                File.WriteAllText(later + ".new", "second");
+                File.Move(later + ".new", later, overwrite: true);
+            });
+        Assert.Empty(snap.Errors);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        Assert.Equal("second", File.ReadAllText(target + later));
     }
 }
