@@ -637,8 +637,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var equal = 0;
         if (parentTree is not null) dir.Kept.EnsureCapacity(parentTree.Count);
         var block = listing.Block;
-        // The next subfolder's parent tree is read while this one is walked, and its names listed and stat-ed (one ahead:
-        // a walk of unchanged folders otherwise waits for each tree's decoding, and leaves a core idle while it compares).
+        // The next subfolders' parent trees are read while this one is walked, and their names listed and stat-ed (up to
+        // AheadFolders ahead: a walk of unchanged folders otherwise waits for each tree's decoding, and leaves a core idle
+        // while it compares).
         var ahead = new Queue<Ahead>();
         var scan = 0;
         // The next subfolders the walk goes into (a mount point left out with --one-file-system is not).
@@ -858,7 +859,6 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         listing.Next = next;
         listing.Count = count;
-        var folder = listing.Folder!;
         if (later)
         {
             listing.Runs = new WorkRuns(count, k => StatOne(listing, ref block[k], xattrs: false));
@@ -1027,9 +1027,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>
-    /// A subfolder listed and its names stat-ed on the pool while the walk compares the folder before it (one ahead;
-    /// its parent's tree, read ahead by the tree thread meanwhile, is attached when the walk takes it): on two cores an
-    /// unchanged walk otherwise left one idle while it compared each folder's entries.
+    /// A subfolder listed and its names stat-ed on the pool while the walk is in the folders before it (up to
+    /// <see cref="AheadFolders"/> ahead; its parent's tree, read ahead by the tree thread meanwhile, is attached when the
+    /// walk takes it): on two cores an unchanged walk otherwise left one idle while it compared each folder's entries.
     /// </summary>
     private Task<Listing> ListAhead(string path, FileStat st)
     {
