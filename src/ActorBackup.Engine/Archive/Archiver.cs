@@ -590,6 +590,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>How many of a folder's names are stat-ed at once (on every core), then added in order.</summary>
     private const int StatBlock = 1024;
 
+    /// <summary>How many names one thread takes at a time when a block's names are stat-ed on several (OnEveryCore, WorkRuns).</summary>
+    private const int NamesPerRun = 64;
+
     /// <param name="listed">the folder listed and its first names stat-ed ahead (ListAhead), or null: listed here</param>
     private void WalkDirectory(DirBuild dir, ParentTree? parentTree, ulong rootDevice, CancellationToken cancel, Task<Listing>? listed = null)
     {
@@ -730,7 +733,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private sealed class Listing(string path, ParentTree? parentTree)
     {
         /// <summary>What a name of the folder is prefixed with to make its path.</summary>
-        public string Prefix { get; } = path == "/" ? "/" : path + "/";
+        public string Prefix { get; } = PrefixOf(path);
         public ParentTree? ParentTree { get; set; } = parentTree;
         /// <summary>Why the folder could not be listed (then nothing else is set).</summary>
         public Exception? Failure { get; set; }
@@ -803,7 +806,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
             // (every one made was garbage the GC's oldest generation had to collect).
             listing.Block = System.Buffers.ArrayPool<Entry>.Shared.Rent(Math.Min(StatBlock, listing.Names.Count));
-            StatNext(listing, xattrs: !ahead, ahead);
+            StatNext(listing, later: ahead);
             return listing;
         }
         catch
@@ -839,11 +842,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>
-    /// The next block of a listing's names (those not excluded) stat-ed, and their extended attributes read when
-    /// <paramref name="xattrs"/>; the folder's handle closed after the last block's are.
+    /// The next block of a listing's names (those not excluded) stat-ed and their extended attributes read; the folder's
+    /// handle closed after the last block's are.
     /// </summary>
-    /// <param name="later">the stats left to <see cref="Listing.Runs"/>, for the thread that listed it and the walk's to take</param>
-    private void StatNext(Listing listing, bool xattrs = true, bool later = false)
+    /// <param name="later">the stats left to <see cref="Listing.Runs"/>, for the thread that listed it and the walk's to
+    /// take, and the extended attributes to <see cref="Attach"/> (a listing made ahead, without the parent's tree)</param>
+    private void StatNext(Listing listing, bool later = false)
     {
         var block = listing.Block;
         var names = listing.Names;
@@ -864,9 +868,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             listing.Runs = new WorkRuns(count, k => StatOne(listing, ref block[k], xattrs: false));
             return;
         }
-        StatAll(listing, block, count, xattrs);
-        if (xattrs && next >= names.Count) listing.Folder!.Dispose(); // every name stat-ed: not held open while the subfolders are walked
+        StatAll(listing, block, count);
+        if (next >= names.Count) listing.Folder!.Dispose(); // every name stat-ed: not held open while the subfolders are walked
     }
+
+    /// <summary>What a name in the folder <paramref name="path"/> is prefixed with to make its path.</summary>
+    private static string PrefixOf(string path) => path == "/" ? "/" : path + "/";
     /// <summary>One name of a folder being walked: its path, the index of the parent's entry of it (or -1), and what lstat said (or why it could not).</summary>
     private record struct Entry(string Name, int At)
     {
@@ -880,8 +887,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// lstat of the first <paramref name="count"/> names of a block, and the extended attributes of those that do not
     /// keep their parent's, through the folder's handle, on every core: a walk of unchanged files is mostly these calls.
     /// </summary>
-    private void StatAll(Listing listing, Entry[] block, int count, bool xattrs) =>
-        OnEveryCore(count, k => StatOne(listing, ref block[k], xattrs));
+    private void StatAll(Listing listing, Entry[] block, int count) =>
+        OnEveryCore(count, k => StatOne(listing, ref block[k], xattrs: true));
 
     /// <summary>One name's lstat through its folder's handle (the failure names it; the walk reports it under its path).</summary>
     private void StatOne(Listing listing, ref Entry e, bool xattrs)
@@ -927,7 +934,6 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private sealed class WorkRuns
     {
-        private const int PerRun = 64;
         private readonly Action<int> _one;
         private readonly int _count, _runs;
         private int _next, _left;
@@ -938,7 +944,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             _one = one;
             _count = count;
-            _runs = (count + PerRun - 1) / PerRun;
+            _runs = (count + NamesPerRun - 1) / NamesPerRun;
             _left = _runs;
             _done = new ManualResetEventSlim(_runs == 0);
         }
@@ -949,7 +955,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 try
                 {
-                    for (int k = run * PerRun, end = Math.Min(_count, k + PerRun); k < end; k++) _one(k);
+                    for (int k = run * NamesPerRun, end = Math.Min(_count, k + NamesPerRun); k < end; k++) _one(k);
                 }
                 catch (Exception e)
                 {
@@ -974,16 +980,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private static void OnEveryCore(int count, Action<int> one)
     {
-        const int perTask = 64;
-        var tasks = Math.Min(Environment.ProcessorCount, count / perTask);
+        var tasks = Math.Min(Environment.ProcessorCount, count / NamesPerRun);
         if (tasks <= 1)
         {
             for (var k = 0; k < count; k++) one(k);
             return;
         }
-        Parallel.For(0, (count + perTask - 1) / perTask, new ParallelOptions { MaxDegreeOfParallelism = tasks }, run =>
+        Parallel.For(0, (count + NamesPerRun - 1) / NamesPerRun, new ParallelOptions { MaxDegreeOfParallelism = tasks }, run =>
         {
-            for (int k = run * perTask, end = Math.Min(count, k + perTask); k < end; k++) one(k);
+            for (int k = run * NamesPerRun, end = Math.Min(count, k + NamesPerRun); k < end; k++) one(k);
         });
     }
 
@@ -1389,7 +1394,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             }
             foreach (var (link, linkDir) in waiting)
             {
-                TakeFirst(link, (linkDir.Path == "/" ? "/" : linkDir.Path + "/") + link.FileName(), group);
+                TakeFirst(link, PrefixOf(linkDir.Path) + link.FileName(), group);
                 Done(linkDir);
             }
         }
@@ -1623,7 +1628,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 // A kept entry becomes a node of its own here (ParentTree.NodeAt keeps it: the one its folder stores).
                 var node = f.Node ?? f.Dir.From!.NodeAt(f.At);
                 node.ForgetEntries();
-                Read(new FileJob(f.Path ?? (f.Dir.Path == "/" ? "/" : f.Dir.Path + "/") + f.Dir.From![f.At].Name, node, f.Stat, f.Dir, f.Group));
+                Read(new FileJob(f.Path ?? PrefixOf(f.Dir.Path) + f.Dir.From![f.At].Name, node, f.Stat, f.Dir, f.Group));
                 continue;
             }
             _stats.FilesUnchanged++;
