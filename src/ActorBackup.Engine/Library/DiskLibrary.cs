@@ -94,9 +94,14 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         lock (_lock)
         {
             var missing = new HashSet<ChunkId>();
-            foreach (var id in ids)
-                if (!Has(id)) missing.Add(id);
-                else Touch(id);
+            // The index asked for the whole batch at once (its slots fetched ahead: a million ids were a million cache misses).
+            ReadOnlySpan<ChunkId> asked = ids is List<ChunkId> list ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list)
+                : ids is ChunkId[] array ? array : ids.ToArray();
+            var held = asked.Length <= 4096 ? stackalloc bool[asked.Length] : new bool[asked.Length];
+            _index.Holds(asked, held);
+            for (var i = 0; i < asked.Length; i++)
+                if (!held[i] && !_committing.ContainsKey(asked[i]) && !_pending.ContainsKey(asked[i])) missing.Add(asked[i]);
+                else Touch(asked[i]);
             return missing;
         }
     }

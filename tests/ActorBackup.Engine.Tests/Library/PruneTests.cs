@@ -125,7 +125,7 @@ public sealed class LostJournalTests
             lib.Commit();
             Assert.True(lib.Volumes.Count(v => v.State == Engine.Library.VolumeState.Full) >= 3);
         }
-        using var owned = Engine.Library.DiskLibrary.OpenOwned(root, "lib1", 1024 * 1024, new Index.ChunkIndex(), []);
+        using var owned = Engine.Library.DiskLibrary.OpenOwned(root, "lib1", 1024 * 1024, new ActorBackup.Engine.Index.ChunkIndex(), []);
         Assert.Equal(40, owned.LastOpen.RecoveredRecords);
         var buffer = new byte[1];
         foreach (var id in ids) Assert.Equal(100_000, owned.ReadPayload(id, ref buffer, out _).Length);

@@ -1,0 +1,128 @@
+using System.Runtime.CompilerServices;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Index;
+using CsCheck;
+
+namespace ActorBackup.Engine.Tests.Index;
+
+/// <summary>
+/// The chunk index (an open-addressing table of its own, not a dictionary): whatever is added, replaced and removed in
+/// whatever order, it answers as a dictionary would, and its serialized form is the same.
+/// </summary>
+public sealed class ChunkIndexTests
+{
+    /// <summary>
+    /// Ids from a small pool (so that they are added again, replaced and removed), their first 8 bytes drawn from few
+    /// values near 0 and near the top (homes that collide, runs that wrap past the table's end to its start) or at random.
+    /// </summary>
+    private static readonly Gen<ChunkId[]> Pools = Gen.Select(
+            Gen.OneOf(Gen.ULong[0, 3], Gen.ULong[ulong.MaxValue - 3, ulong.MaxValue], Gen.ULong), Gen.ULong[0, 5])
+        .Select((high, low) => Id(high, low)).Array[1, 60];
+
+    private static ChunkId Id(ulong high, ulong low)
+    {
+        var bytes = new byte[ChunkId.Size];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes, high);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(24), low);
+        return new ChunkId(bytes);
+    }
+
+    private enum Op { Set, Remove, Trim, MakeRoom }
+
+    [Fact]
+    public void Any_sequence_of_changes_leaves_what_a_dictionary_would_hold()
+    {
+        var ops = Gen.Select(Gen.Enum<Op>(), Gen.Int[0, 1000], Gen.UInt[0, ChunkLocation.MaxVolume], Gen.Long[0, ChunkLocation.MaxOffset], Gen.Int[0, 1 << 20]);
+        Gen.Select(Pools, ops.Array[0, 300], Gen.Int[0, 100]).Sample((pool, steps, capacity) =>
+        {
+            var index = new ChunkIndex(capacity);
+            var model = new Dictionary<ChunkId, ChunkLocation>();
+            foreach (var (op, which, volume, offset, length) in steps)
+            {
+                var id = pool[which % pool.Length];
+                switch (op)
+                {
+                    case Op.Set:
+                        index.Set(id, new ChunkLocation(volume, offset, length));
+                        model[id] = new ChunkLocation(volume, offset, length);
+                        break;
+                    case Op.Remove:
+                        Assert.Equal(model.Remove(id), index.Remove(id));
+                        break;
+                    case Op.Trim:
+                        index.TrimExcess();
+                        break;
+                    case Op.MakeRoom:
+                        index.MakeRoomFor(which);
+                        break;
+                }
+                Assert.Equal(model.Count, index.Count);
+                AnswersAs(model, index, pool);
+            }
+            Assert.Equal(model.OrderBy(e => e.Key).ToList(), index.Entries.OrderBy(e => e.Key).ToList());
+            var read = ChunkIndex.FromBytes(index.ToBytes());
+            AnswersAs(model, read, pool);
+            Assert.Equal(model.Count, read.Count);
+        }, iter: 3000);
+    }
+
+    private static void AnswersAs(Dictionary<ChunkId, ChunkLocation> model, ChunkIndex index, ChunkId[] pool)
+    {
+        var held = new bool[pool.Length];
+        index.Holds(pool, held);
+        for (var i = 0; i < pool.Length; i++)
+        {
+            var id = pool[i];
+            Assert.Equal(model.ContainsKey(id), index.Contains(id));
+            Assert.Equal(model.ContainsKey(id), held[i]);
+            Assert.Equal(model.TryGetValue(id, out var want), index.TryGet(id, out var got));
+            Assert.Equal(want, got);
+        }
+    }
+
+    [Fact]
+    public void A_hundred_thousand_random_ids_are_all_found_and_others_are_not()
+    {
+        var rnd = new Random(7);
+        var ids = new ChunkId[100_000];
+        var bytes = new byte[ChunkId.Size];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            rnd.NextBytes(bytes);
+            ids[i] = new ChunkId(bytes);
+        }
+        var index = new ChunkIndex();
+        for (var i = 0; i < ids.Length; i++) index.Set(ids[i], new ChunkLocation((uint)(i % 7), i, i % 1000));
+        Assert.Equal(ids.Length, index.Count);
+        var held = new bool[ids.Length];
+        index.Holds(ids, held);
+        Assert.All(held, Assert.True);
+        for (var i = 0; i < ids.Length; i += 2) Assert.True(index.Remove(ids[i]));
+        index.TrimExcess();
+        index.Holds(ids, held);
+        for (var i = 0; i < ids.Length; i++)
+        {
+            Assert.Equal(i % 2 == 1, held[i]);
+            Assert.Equal(i % 2 == 1, index.TryGet(ids[i], out var at));
+            if (i % 2 == 1) Assert.Equal(new ChunkLocation((uint)(i % 7), i, i % 1000), at);
+        }
+    }
+
+    [Fact]
+    public void An_index_changed_while_it_is_read_says_so()
+    {
+        var index = new ChunkIndex();
+        index.Set(Id(1, 1), new ChunkLocation(0, 0, 1));
+        index.Set(Id(2, 2), new ChunkLocation(0, 1, 1));
+        Assert.Throws<InvalidOperationException>(() =>
+        {
+            foreach (var (id, _) in index.Entries) index.Remove(id);
+        });
+    }
+
+    [Fact]
+    public void A_slot_is_48_bytes()
+    {
+        Assert.Equal(48, Unsafe.SizeOf<ChunkIndex.Slot>());
+    }
+}
