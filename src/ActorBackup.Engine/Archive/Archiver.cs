@@ -801,7 +801,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         try
         {
-            listing.Names.Sort(StringComparer.Ordinal);
+            NameSort.Sort(listing.Names);
             if (parentTree is not null) listing.ParentNodes = ByName(parentTree);
             // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
             // (every one made was garbage the GC's oldest generation had to collect).
