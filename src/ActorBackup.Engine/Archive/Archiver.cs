@@ -54,6 +54,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Children = [];
             SubDirs = [];
             Kept = [];
+            From?.Return(); // nothing reads it again: its arrays go back to the pool
             From = null;
         }
         /// <summary>
@@ -513,7 +514,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (Volatile.Read(ref dir.Pending) <= 0) throw new InvalidOperationException($"{PosixNames.Display(dir.Path)} was stored before the path {PosixNames.Display(path)} below it was walked");
             if (i == parts.Length - 1)
             {
-                if (dir.Children.Any(c => c.FileName() == parts[i]) || dir.Kept.Any(k => dir.From![k].Name == parts[i])) return; // already there through an enclosing path
+                if (dir.Children.Any(c => c.FileName() == parts[i]) || dir.Kept.Any(k => dir.From!.Name(k) == parts[i])) return; // already there through an enclosing path
                 dir.Changed(); // an entry its own walk left out: its tree is not the parent's
                 AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
                 return;
@@ -690,7 +691,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                         ahead.Dequeue();
                         TopUp(count);
                     }
-                    if (e.At >= 0 && SameFile(parentTree![e.At], e.Name, st))
+                    if (e.At >= 0 && SameFile(parentTree!, e.At, e.Name, st))
                     {
                         Keep(dir, e.At, st);
                         equal++;
@@ -819,7 +820,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private static Dictionary<string, int> ByName(ParentTree parentTree)
     {
         var byName = new Dictionary<string, int>(parentTree.Count, StringComparer.Ordinal);
-        for (var i = 0; i < parentTree.Count; i++) byName.TryAdd(parentTree[i].Name, i);
+        for (var i = 0; i < parentTree.Count; i++) byName.TryAdd(parentTree.Name(i), i);
         return byName;
     }
 
@@ -1235,15 +1236,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// else (another kind, a hard link, a name stored as bytes, a big file's chunk lists, an owner whose name changed,
     /// an access time asked for or dropped) goes the long way (AddEntry), which makes and compares a node.
     /// </summary>
-    private bool SameFile(in ParentTree.Scanned parent, string name, FileStat st) =>
+    private bool SameFile(ParentTree tree, int at, string name, FileStat st) => SameFile(tree, at, tree[at], name, st);
+
+    private bool SameFile(ParentTree tree, int at, in ParentTree.Scanned parent, string name, FileStat st) =>
         _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }
-        && st is { Kind: FileKind.Regular, Nlink: 1 } && parent.Name == name
+        && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.Name(at) == name
         && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
         && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
         && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode
         && parent.ChunksLength % ChunkId.Size == 0 && parent.ChunkSizes == parent.ChunkCount && (parent.ChunksLength > 0 || st.Size == 0) // its entries whole
         && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
-        && parent.User == _owners.User(st.Uid) && parent.Group == _owners.Group(st.Gid);
+        && tree.User(at) == _owners.User(st.Uid) && tree.Group(at) == _owners.Group(st.Gid);
 
     /// <summary>
     /// The parent's entry <paramref name="at"/> of the folder, taken as it is (<see cref="SameFile"/>): no node made or
@@ -1628,7 +1631,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 // A kept entry becomes a node of its own here (ParentTree.NodeAt keeps it: the one its folder stores).
                 var node = f.Node ?? f.Dir.From!.NodeAt(f.At);
                 node.ForgetEntries();
-                Read(new FileJob(f.Path ?? PrefixOf(f.Dir.Path) + f.Dir.From![f.At].Name, node, f.Stat, f.Dir, f.Group));
+                Read(new FileJob(f.Path ?? PrefixOf(f.Dir.Path) + f.Dir.From!.Name(f.At), node, f.Stat, f.Dir, f.Group));
                 continue;
             }
             _stats.FilesUnchanged++;

@@ -43,7 +43,7 @@ public static class FileIndex
     /// <summary>A folder's entries as its tree's bytes hold them (no node made for each: ParentTree).</summary>
     private static IEnumerable<Listed> Rows(ParentTree tree)
     {
-        for (var i = 0; i < tree.Count; i++) yield return new Listed(tree[i].Name, tree[i].Type, tree[i].Size, tree[i].MtimeSec);
+        for (var i = 0; i < tree.Count; i++) yield return new Listed(tree.Name(i), tree[i].Type, tree[i].Size, tree[i].MtimeSec);
     }
 
     /// <summary>
@@ -99,10 +99,11 @@ public static class FileIndex
             for (var i = tree.Count - 1; i >= 0; i--)
                 if (tree[i] is { Type: NodeType.Directory, SubtreeLength: > 0 } sub)
                 {
-                    var path = dir + "/" + Posix.PosixNames.Display(sub.Name);
+                    var path = dir + "/" + Posix.PosixNames.Display(tree.Name(i));
                     if (!sub.HasSubtree) throw new InvalidDataException($"the tree id of {path} in snapshot {snapshot.Id} is not {Hashing.ChunkId.Size} bytes");
                     pending.Push((path, tree.SubtreeId(i)));
                 }
+            tree.Return(); // its rows were read (Write reads a folder's before it asks for the next)
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -27,18 +28,20 @@ namespace ActorBackup.Engine.Trees;
 /// </remarks>
 public sealed class ParentTree
 {
-    /// <summary>One entry as the walk compares it: its fields, and where its node's bytes lie in the record.</summary>
+    /// <summary>
+    /// One entry as the walk compares it: its fields, and where its node's bytes lie in the record. No references (its
+    /// name and owners are the tree's, <see cref="Name"/>, <see cref="User"/>, <see cref="Group"/>): an array of them is
+    /// a block of memory the collector never looks into, taken from the pool and given back (<see cref="Return"/>).
+    /// </summary>
     public struct Scanned
     {
-        /// <summary>The entry's name as the engine works with it (NodeExtensions.FileName).</summary>
-        public string Name;
         internal int Start, Length;
         public NodeType Type;
         public uint Mode, Uid, Gid, MtimeNsec, CtimeNsec, AtimeNsec, Nlink, RdevMajor, RdevMinor;
         public long MtimeSec, CtimeSec, AtimeSec;
         public ulong Inode, Device, Size;
-        /// <summary>The owner's user and group names as recorded ("" when none).</summary>
-        public string User, Group;
+        /// <summary>The owner's user and group names as recorded: their places among the tree's owner names.</summary>
+        internal int UserAt, GroupAt;
         internal int ChunksStart, ChunksLength, SubtreeStart, SubtreeLength;
         /// <summary>How many chunk sizes it lists.</summary>
         public int ChunkSizes;
@@ -53,26 +56,50 @@ public sealed class ParentTree
     }
 
     private readonly ChunkId _id;
-    private readonly byte[] _bytes;
-    private readonly Scanned[] _entries;
+    private byte[] _bytes;
+    private Scanned[] _entries;
+    private string[] _names;
+    /// <summary>Owner names as the entries give them ("" first): an entry's the one before's when the bytes are the same.</summary>
+    private readonly List<string> _owners;
+    private int _count;
+    /// <summary>Its record's bytes and its entries are the pool's (<see cref="ScanPooled"/>), given back by <see cref="Return"/>.</summary>
+    private readonly bool _pooled;
+    private bool _returned;
     private Node?[]? _nodes;
 
-    private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries)
+    private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries, string[] names, List<string> owners, int count, bool pooled)
     {
         _id = id;
         _bytes = bytes;
         _entries = entries;
+        _names = names;
+        _owners = owners;
+        _count = count;
+        _pooled = pooled;
     }
 
-    public int Count => _entries.Length;
+    /// <summary>How many entries it has (none once given back to the pool).</summary>
+    public int Count => _count;
 
-    public ref readonly Scanned this[int index] => ref _entries[index];
+    public ref readonly Scanned this[int index] => ref _entries[Checked(index)];
+
+    /// <summary>An entry's name as the engine works with it (NodeExtensions.FileName).</summary>
+    public string Name(int index) => _names[Checked(index)];
+
+    /// <summary>An entry's owner's user name as recorded ("" when none).</summary>
+    public string User(int index) => _owners[_entries[Checked(index)].UserAt];
+
+    /// <summary>An entry's owner's group name as recorded ("" when none).</summary>
+    public string Group(int index) => _owners[_entries[Checked(index)].GroupAt];
+
+    /// <summary>An index of an entry: a pooled array is longer than the entries, and a tree given back has none.</summary>
+    private int Checked(int index) => (uint)index < (uint)_count ? index : throw new ArgumentOutOfRangeException(nameof(index), index, $"the tree has {_count} entries");
 
     /// <summary>The id of an entry's tree (a folder's, <see cref="Scanned.HasSubtree"/>).</summary>
-    public ChunkId SubtreeId(int index) => new(_bytes.AsSpan(_entries[index].SubtreeStart, ChunkId.Size));
+    public ChunkId SubtreeId(int index) => new(_bytes.AsSpan(_entries[Checked(index)].SubtreeStart, ChunkId.Size));
 
     /// <summary>An entry's chunk ids (holes among them: the empty id), as they lie in the record.</summary>
-    public ReadOnlySpan<byte> Chunks(int index) => _bytes.AsSpan(_entries[index].ChunksStart, _entries[index].ChunksLength);
+    public ReadOnlySpan<byte> Chunks(int index) => _bytes.AsSpan(_entries[Checked(index)].ChunksStart, _entries[index].ChunksLength);
 
     /// <summary>
     /// An entry as a whole node, parsed once and kept (so that a change made to it, a file read again, is the one its
@@ -80,8 +107,8 @@ public sealed class ParentTree
     /// </summary>
     public Node NodeAt(int index)
     {
-        _nodes ??= new Node?[_entries.Length];
-        if (_nodes[index] is { } made) return made;
+        _nodes ??= new Node?[_count];
+        if (_nodes[Checked(index)] is { } made) return made;
         ref readonly var e = ref _entries[index];
         Node node;
         try
@@ -90,49 +117,97 @@ public sealed class ParentTree
         }
         catch (InvalidProtocolBufferException x)
         {
-            throw new Codec.ChunkIntegrityException(_id, $"is not a tree: entry {Posix.PosixNames.Display(e.Name)}: {x.Message}");
+            throw new Codec.ChunkIntegrityException(_id, $"is not a tree: entry {Posix.PosixNames.Display(_names[index])}: {x.Message}");
         }
         if (node.HasTornLists()) node.ForgetEntries();
         return _nodes[index] = node;
     }
 
     /// <summary>The node made of an entry (<see cref="NodeAt"/>), or null when none was.</summary>
-    public Node? Made(int index) => _nodes?[index];
+    public Node? Made(int index) => _nodes?[Checked(index)];
 
     /// <summary>The index of the entry of that name, or -1 (a folder's entries are few on the way to a backup path).</summary>
     public int Find(string name)
     {
-        for (var i = 0; i < _entries.Length; i++)
-            if (_entries[i].Name == name) return i;
+        for (var i = 0; i < _count; i++)
+            if (_names[i] == name) return i;
         return -1;
     }
 
     /// <summary>Reads tree record <paramref name="id"/>'s plaintext (kept: the entries point into it).</summary>
     /// <exception cref="InvalidDataException">the bytes are not a tree</exception>
-    public static ParentTree Scan(ChunkId id, byte[] bytes)
+    public static ParentTree Scan(ChunkId id, byte[] bytes) => Scan(id, bytes, bytes.Length, pooled: false);
+
+    /// <summary>
+    /// Reads tree record <paramref name="id"/>'s plaintext into a copy from the pool, its entries into an array from the
+    /// pool: a walk of a million files reads a thousand trees of a thousand entries, each of those two arrays a large
+    /// object (about 120 and 130 KB) that only a full collection took back. <see cref="Return"/> gives them back.
+    /// </summary>
+    /// <exception cref="InvalidDataException">the bytes are not a tree</exception>
+    public static ParentTree ScanPooled(ChunkId id, ReadOnlySpan<byte> plaintext)
+    {
+        var bytes = ArrayPool<byte>.Shared.Rent(plaintext.Length);
+        plaintext.CopyTo(bytes);
+        try
+        {
+            return Scan(id, bytes, plaintext.Length, pooled: true);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives a pooled tree's arrays back: the tree is not read again (its folder is stored). It has no entries after
+    /// (a use of it after this fails, never reads another tree's). Once; nothing for a tree not from the pool.
+    /// </summary>
+    public void Return()
+    {
+        if (!_pooled || _returned) return;
+        _returned = true;
+        var (bytes, entries) = (_bytes, _entries);
+        (_bytes, _entries, _names, _nodes, _count) = ([], [], [], null, 0);
+        ArrayPool<byte>.Shared.Return(bytes);
+        ArrayPool<Scanned>.Shared.Return(entries); // numbers only: nothing to clear
+    }
+
+    private static ParentTree Scan(ChunkId id, byte[] bytes, int end, bool pooled)
     {
         var count = 0;
-        for (var at = 0; at < bytes.Length;)
+        for (var at = 0; at < end;)
         {
-            var tag = Tag(bytes, ref at, bytes.Length);
+            var tag = Tag(bytes, ref at, end);
             if (tag == NodesTag) count++;
-            Skip(bytes, ref at, tag, bytes.Length);
+            Skip(bytes, ref at, tag, end);
         }
-        var entries = new Scanned[count];
-        string? user = null, group = null;
-        var k = 0;
-        for (var at = 0; at < bytes.Length;)
+        var entries = pooled ? ArrayPool<Scanned>.Shared.Rent(count) : new Scanned[count];
+        try
         {
-            var tag = Tag(bytes, ref at, bytes.Length);
-            if (tag != NodesTag)
+            var names = new string[count];
+            var owners = new List<string> { "" };
+            var k = 0;
+            for (var at = 0; at < end;)
             {
-                Skip(bytes, ref at, tag, bytes.Length);
-                continue;
+                var tag = Tag(bytes, ref at, end);
+                if (tag != NodesTag)
+                {
+                    Skip(bytes, ref at, tag, end);
+                    continue;
+                }
+                var (node, length) = Field(bytes, ref at, end);
+                entries[k] = default; // a pooled array holds another tree's entries
+                names[k] = ScanNode(bytes, node, length, ref entries[k], owners);
+                k++;
             }
-            var (node, length) = Field(bytes, ref at, bytes.Length);
-            ScanNode(bytes, node, length, ref entries[k++], ref user, ref group);
+            return new ParentTree(id, bytes, entries, names, owners, count, pooled);
         }
-        return new ParentTree(id, bytes, entries);
+        catch when (pooled)
+        {
+            ArrayPool<Scanned>.Shared.Return(entries);
+            throw;
+        }
     }
 
     private const uint NodesTag = 1 << 3 | 2;
@@ -148,7 +223,8 @@ public sealed class ParentTree
         return field;
     }
 
-    private static void ScanNode(byte[] bytes, int start, int length, ref Scanned e, ref string? lastUser, ref string? lastGroup)
+    /// <summary>Reads one node's fields into <paramref name="e"/>; returns its name.</summary>
+    private static string ScanNode(byte[] bytes, int start, int length, ref Scanned e, List<string> owners)
     {
         e.Start = start;
         e.Length = length;
@@ -212,17 +288,22 @@ public sealed class ParentTree
         }
         // A raw name, link targets, chunk lists: such an entry is compared as a node.
         e.Plain = rawLength <= 0 && linkTarget == 0 && hardlinkTarget == 0 && rawHardlinkTarget == 0 && chunkLists == 0;
-        e.Name = rawLength > 0 ? Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength)) : Text(bytes, nameStart, nameLength);
-        e.User = Interned(bytes, userStart, userLength, ref lastUser);
-        e.Group = Interned(bytes, groupStart, groupLength, ref lastGroup);
+        e.UserAt = Owner(bytes, userStart, userLength, owners);
+        e.GroupAt = Owner(bytes, groupStart, groupLength, owners);
+        return rawLength > 0 ? Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength)) : Text(bytes, nameStart, nameLength);
     }
 
-    /// <summary>An owner's name: the entry before's string when the bytes are the same (a folder's files mostly share one).</summary>
-    private static string Interned(byte[] bytes, int start, int length, ref string? last)
+    /// <summary>
+    /// An owner's name, as its place among the tree's owner names: "" (0), one of the last two taken when the bytes are the
+    /// same (a folder's files mostly share a user and a group), else added.
+    /// </summary>
+    private static int Owner(byte[] bytes, int start, int length, List<string> owners)
     {
-        if (length == 0) return "";
-        if (last is not null && last.Length == length && Ascii.Equals(bytes.AsSpan(start, length), last)) return last;
-        return last = Text(bytes, start, length);
+        if (length == 0) return 0;
+        for (var i = owners.Count - 1; i >= Math.Max(1, owners.Count - 2); i--)
+            if (owners[i].Length == length && Ascii.Equals(bytes.AsSpan(start, length), owners[i])) return i;
+        owners.Add(Text(bytes, start, length));
+        return owners.Count - 1;
     }
 
     private static (int Start, int Length) Field(byte[] bytes, ref int at, int end)

@@ -32,11 +32,9 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
     /// <summary>A parent snapshot's tree as a backup walks against it: scanned, its nodes made only where needed.</summary>
     public ParentTree LoadParent(ChunkId id)
     {
-        byte[] bytes;
-        lock (_lock) bytes = _decoder.Load(id, source).ToArray();
         try
         {
-            return ParentTree.Scan(id, bytes);
+            lock (_lock) return ParentTree.ScanPooled(id, _decoder.Load(id, source)); // copied from the decoder's buffer first
         }
         catch (InvalidDataException e)
         {

@@ -43,13 +43,13 @@ public sealed class ParentTreeTests
     private static void ScansAsParsed(ParentTree tree, int i, Node node)
     {
         ref readonly var e = ref tree[i];
-        Assert.Equal(node.FileName(), e.Name);
+        Assert.Equal(node.FileName(), tree.Name(i));
         Assert.Equal((node.Type, node.Mode, node.Uid, node.Gid), (e.Type, e.Mode, e.Uid, e.Gid));
         Assert.Equal((node.MtimeSec, node.MtimeNsec, node.CtimeSec, node.CtimeNsec, node.AtimeSec, node.AtimeNsec),
             (e.MtimeSec, e.MtimeNsec, e.CtimeSec, e.CtimeNsec, e.AtimeSec, e.AtimeNsec));
         Assert.Equal((node.Inode, node.Device, node.Size, node.Nlink, node.RdevMajor, node.RdevMinor),
             (e.Inode, e.Device, e.Size, e.Nlink, e.RdevMajor, e.RdevMinor));
-        Assert.Equal((node.User, node.Group), (e.User, e.Group));
+        Assert.Equal((node.User, node.Group), (tree.User(i), tree.Group(i)));
         Assert.Equal(node.Chunks.ToByteArray(), tree.Chunks(i).ToArray());
         Assert.Equal(node.ChunkSizes.Count, e.ChunkSizes);
         Assert.Equal(node.Subtree.Length == ChunkId.Size, e.HasSubtree);
@@ -72,7 +72,28 @@ public sealed class ParentTreeTests
             var scanned = ParentTree.Scan(default, tree.ToByteArray());
             Assert.Equal(nodes.Length, scanned.Count);
             for (var i = 0; i < nodes.Length; i++) ScansAsParsed(scanned, i, nodes[i]);
-        }, iter: 2000);
+            // From the pool, into arrays another tree had (each given back after): the same.
+            var pooled = ParentTree.ScanPooled(default, tree.ToByteArray());
+            Assert.Equal(nodes.Length, pooled.Count);
+            for (var i = 0; i < nodes.Length; i++) ScansAsParsed(pooled, i, nodes[i]);
+            pooled.Return();
+        }, iter: 2000, threads: 1);
+    }
+
+    [Fact]
+    public void A_tree_given_back_to_the_pool_has_no_entries_left_to_read()
+    {
+        var tree = new Tree();
+        tree.Nodes.Add(new Node { Name = "a", Type = NodeType.File, Chunks = ByteString.CopyFrom(new byte[ChunkId.Size]) });
+        var pooled = ParentTree.ScanPooled(default, tree.ToByteArray());
+        Assert.Equal("a", pooled.Name(0));
+        pooled.Return();
+        pooled.Return(); // once: a second is nothing
+        Assert.Equal(0, pooled.Count);
+        Assert.Throws<ArgumentOutOfRangeException>(() => pooled.Name(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pooled.Chunks(0).Length);
+        Assert.Throws<ArgumentOutOfRangeException>(() => pooled[0].Size);
+        Assert.Equal(-1, pooled.Find("a"));
     }
 
     [Fact]
