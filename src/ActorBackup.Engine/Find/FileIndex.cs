@@ -83,7 +83,8 @@ public static class FileIndex
     /// <summary>
     /// A snapshot's directories with their listings, depth first in name order; the root's path is "". Paths as ls
     /// shows them (PosixNames.Display). The listings are read from the trees' bytes, no node made for each entry
-    /// (ParentTree): an index of a million files parsed a million nodes for four fields each.
+    /// (ParentTree): an index of a million files parsed a million nodes for four fields each. A folder's tree is read
+    /// before the next is asked for: it goes back to the pool then (a later read of it throws).
     /// </summary>
     /// <exception cref="InvalidDataException">a folder's tree id is not an id</exception>
     public static IEnumerable<(string Dir, ParentTree Tree)> Directories(TreeReader trees, SnapshotManifest snapshot, CancellationToken cancel = default)

@@ -46,6 +46,12 @@ public readonly struct ChunkId : IEquatable<ChunkId>, IComparable<ChunkId>
     /// <summary>The first 8 bytes, big-endian: the order's first key (ChunkIdSort buckets by its top bits).</summary>
     internal ulong High => _a;
 
+    /// <summary>
+    /// The second 8 bytes: as uniform as the first, but not the order's first key (a hash table's home slot: ids added
+    /// in their order would otherwise all fall at the start of a table too small for them, in one long run).
+    /// </summary>
+    internal ulong Scatter => _b;
+
     public int CompareTo(ChunkId other)
     {
         var c = _a.CompareTo(other._a);

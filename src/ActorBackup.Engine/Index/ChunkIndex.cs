@@ -10,8 +10,9 @@ namespace ActorBackup.Engine.Index;
 /// <summary>
 /// Chunk id to location: an open-addressing table (Robin Hood hashing, linear probes, removals shift the entries after
 /// back), its slots an array of 48-byte structs: id 32, location 12, and how far the entry lies past its home slot.
-/// An id is a uniform hash, so its first 8 bytes pick the home slot (multiplied into the table's size, which need not
-/// be a power of two). A lookup is one cache line or two (a dictionary's was its bucket's and then its entry's, most
+/// An id is a uniform hash, so 8 of its bytes pick the home slot (multiplied into the table's size, which need not be a
+/// power of two): its second 8, not its first (ChunkId.Scatter), since the serialized form and other batches come in id
+/// order, and homes in that order would fill one ever longer run at the start of a table still growing to them. A lookup is one cache line or two (a dictionary's was its bucket's and then its entry's, most
 /// of a million lookups cache misses), and <see cref="Holds"/> fetches a batch's slots ahead of their turn. The table
 /// is kept 60-90% full (grown by half at 90%): 53 to 80 bytes a chunk (the dictionary before it: 56 to 67, and twice
 /// its table's size while it grew). Not thread-safe: its owner (the library, later the media agent) serialises access.
@@ -66,7 +67,7 @@ public sealed class ChunkIndex
             {
                 if (Sse.IsSupported && k + ahead < ids.Length && slots.Length > 0)
                 {
-                    var home = (byte*)(first + Home(ids[k + ahead].High, slots.Length));
+                    var home = (byte*)(first + Home(ids[k + ahead].Scatter, slots.Length));
                     Sse.Prefetch0(home);
                     Sse.Prefetch0(home + 64); // a slot may straddle two lines, and the entry lie a slot or two on
                 }
@@ -77,9 +78,14 @@ public sealed class ChunkIndex
     /// <summary>Adds or replaces (a chunk rewritten elsewhere, e.g. after a move, points to its new place).</summary>
     public void Set(ChunkId id, ChunkLocation location)
     {
-        if (_count + 1 > MaxEntries(_slots.Length)) Resize(Grown(_slots.Length, _count + 1));
+        if (_count + 1 > MaxEntries(_slots.Length))
+        {
+            var grown = Grown(_slots.Length, _count + 1);
+            if (_count + 1 > MaxEntries(grown)) throw new InvalidOperationException($"a chunk index holds at most {MaxEntries(Array.MaxLength)} chunks");
+            Resize(grown);
+        }
         var slots = _slots;
-        var i = Home(id.High, slots.Length);
+        var i = Home(id.Scatter, slots.Length);
         for (uint distance = 1; ; distance++)
         {
             ref var slot = ref slots[i];
@@ -132,7 +138,7 @@ public sealed class ChunkIndex
     /// </summary>
     public void MakeRoomFor(int entries)
     {
-        if (entries >= _count / 4 && (long)_count + entries > MaxEntries(_slots.Length)) Resize(SlotsFor(_count + entries));
+        if (entries >= _count / 4 && (long)_count + entries > MaxEntries(_slots.Length)) Resize(SlotsFor((int)Math.Min(int.MaxValue, (long)_count + entries)));
     }
 
     public IEnumerable<KeyValuePair<ChunkId, ChunkLocation>> Entries
@@ -156,7 +162,7 @@ public sealed class ChunkIndex
     {
         var slots = _slots;
         if (slots.Length == 0) return -1;
-        var i = Home(id.High, slots.Length);
+        var i = Home(id.Scatter, slots.Length);
         for (uint distance = 1; ; distance++)
         {
             ref var slot = ref slots[i];
@@ -191,14 +197,15 @@ public sealed class ChunkIndex
     {
         var old = _slots;
         _slots = new Slot[size];
-        // The old slots lie in their homes' order: the new table fills nearly from its start to its end.
+        // The old slots lie in their homes' order, and the new table has more slots than entries: it fills from its
+        // start to its end, each entry at or just past its home.
         foreach (ref readonly var slot in old.AsSpan())
             if (slot.Distance != 0)
-                Place(Home(slot.Id.High, size), slot with { Distance = 1 });
+                Place(Home(slot.Id.Scatter, size), slot with { Distance = 1 });
         _version++;
     }
 
-    /// <summary>An id's home slot: its first 8 bytes, uniform, scaled to the table's size.</summary>
+    /// <summary>An id's home slot: 8 of its bytes, uniform, scaled to the table's size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Home(ulong high, int size) => (int)Math.BigMul(high, (ulong)size, out _);
 
@@ -206,6 +213,17 @@ public sealed class ChunkIndex
     private static long MaxEntries(int size) => size * 9L / 10;
 
     private static int SlotsFor(int entries) => (int)Math.Min(Array.MaxLength, Math.Max(16, entries * 10L / 9 + 2));
+
+    /// <summary>The longest way from an entry's home to its slot (tests: the probes stay short whatever the order added).</summary>
+    internal int LongestProbe
+    {
+        get
+        {
+            uint longest = 0;
+            foreach (var slot in _slots) longest = Math.Max(longest, slot.Distance);
+            return (int)longest;
+        }
+    }
 
     private static int Grown(int size, int entries) => Math.Max(SlotsFor(entries), (int)Math.Min(Array.MaxLength, size + (long)size / 2));
 
@@ -283,7 +301,8 @@ public sealed class ChunkIndex
         var count = BinaryPrimitives.ReadInt64LittleEndian(head[8..]);
         if (count < 0 || count > int.MaxValue / 2 || (stream.CanSeek && stream.Length - stream.Position < count * EntrySize + 4))
             throw new InvalidDataException($"chunk index claims {count} entries, more than its length holds");
-        var index = new ChunkIndex((int)Math.Min(count, 4 * 1024 * 1024)); // a count on disk never sizes memory alone: the entries grow it
+        // A count on disk sizes the table only when the stream's length vouches for it (checked above); else the entries grow it.
+        var index = new ChunkIndex((int)(stream.CanSeek ? count : Math.Min(count, 4 * 1024 * 1024)));
         var block = new byte[EntrySize * 4096];
         for (long done = 0; done < count;)
         {

@@ -78,8 +78,8 @@ public sealed class ParentTree
         _pooled = pooled;
     }
 
-    /// <summary>How many entries it has (none once given back to the pool).</summary>
-    public int Count => _count;
+    /// <summary>How many entries it has (a tree given back to the pool has none to count: it throws, never says 0).</summary>
+    public int Count => _returned ? throw Returned() : _count;
 
     public ref readonly Scanned this[int index] => ref _entries[Checked(index)];
 
@@ -93,7 +93,10 @@ public sealed class ParentTree
     public string Group(int index) => _owners[_entries[Checked(index)].GroupAt];
 
     /// <summary>An index of an entry: a pooled array is longer than the entries, and a tree given back has none.</summary>
-    private int Checked(int index) => (uint)index < (uint)_count ? index : throw new ArgumentOutOfRangeException(nameof(index), index, $"the tree has {_count} entries");
+    private int Checked(int index) => _returned ? throw Returned()
+        : (uint)index < (uint)_count ? index : throw new ArgumentOutOfRangeException(nameof(index), index, $"the tree has {_count} entries");
+
+    private InvalidOperationException Returned() => new($"parent tree {_id.Short} was read after its folder was stored (its arrays are the pool's again)");
 
     /// <summary>The id of an entry's tree (a folder's, <see cref="Scanned.HasSubtree"/>).</summary>
     public ChunkId SubtreeId(int index) => new(_bytes.AsSpan(_entries[Checked(index)].SubtreeStart, ChunkId.Size));
@@ -129,7 +132,7 @@ public sealed class ParentTree
     /// <summary>The index of the entry of that name, or -1 (a folder's entries are few on the way to a backup path).</summary>
     public int Find(string name)
     {
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < Count; i++)
             if (_names[i] == name) return i;
         return -1;
     }
@@ -148,20 +151,29 @@ public sealed class ParentTree
     {
         var bytes = ArrayPool<byte>.Shared.Rent(plaintext.Length);
         plaintext.CopyTo(bytes);
+        return ScanRented(id, bytes, plaintext.Length);
+    }
+
+    /// <summary>
+    /// Reads the first <paramref name="length"/> bytes of <paramref name="rented"/> (from ArrayPool&lt;byte&gt;.Shared,
+    /// the tree's from now on: given back by <see cref="Return"/>, or here when the bytes are not a tree).
+    /// </summary>
+    public static ParentTree ScanRented(ChunkId id, byte[] rented, int length)
+    {
         try
         {
-            return Scan(id, bytes, plaintext.Length, pooled: true);
+            return Scan(id, rented, length, pooled: true);
         }
         catch
         {
-            ArrayPool<byte>.Shared.Return(bytes);
+            ArrayPool<byte>.Shared.Return(rented);
             throw;
         }
     }
 
     /// <summary>
-    /// Gives a pooled tree's arrays back: the tree is not read again (its folder is stored). It has no entries after
-    /// (a use of it after this fails, never reads another tree's). Once; nothing for a tree not from the pool.
+    /// Gives a pooled tree's arrays back: the tree is not read again (its folder is stored). Any use of it after this
+    /// throws (never reads another tree's entries, never counts none). Once; nothing for a tree not from the pool.
     /// </summary>
     public void Return()
     {

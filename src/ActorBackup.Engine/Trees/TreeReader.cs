@@ -32,9 +32,17 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
     /// <summary>A parent snapshot's tree as a backup walks against it: scanned, its nodes made only where needed.</summary>
     public ParentTree LoadParent(ChunkId id)
     {
+        byte[] bytes;
+        int length;
+        lock (_lock)
+        {
+            var plaintext = _decoder.Load(id, source); // the decoder's buffer: copied under the lock, scanned after it
+            bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(length = plaintext.Length);
+            plaintext.CopyTo(bytes);
+        }
         try
         {
-            lock (_lock) return ParentTree.ScanPooled(id, _decoder.Load(id, source)); // copied from the decoder's buffer first
+            return ParentTree.ScanRented(id, bytes, length);
         }
         catch (InvalidDataException e)
         {

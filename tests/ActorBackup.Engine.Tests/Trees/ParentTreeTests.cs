@@ -89,11 +89,12 @@ public sealed class ParentTreeTests
         Assert.Equal("a", pooled.Name(0));
         pooled.Return();
         pooled.Return(); // once: a second is nothing
-        Assert.Equal(0, pooled.Count);
-        Assert.Throws<ArgumentOutOfRangeException>(() => pooled.Name(0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => pooled.Chunks(0).Length);
-        Assert.Throws<ArgumentOutOfRangeException>(() => pooled[0].Size);
-        Assert.Equal(-1, pooled.Find("a"));
+        // Read after: it throws, never counts none (a folder compared with none would take the parent's tree as it was).
+        Assert.Throws<InvalidOperationException>(() => pooled.Count);
+        Assert.Throws<InvalidOperationException>(() => pooled.Name(0));
+        Assert.Throws<InvalidOperationException>(() => pooled.Chunks(0).Length);
+        Assert.Throws<InvalidOperationException>(() => pooled[0].Size);
+        Assert.Throws<InvalidOperationException>(() => pooled.Find("a"));
     }
 
     [Fact]
