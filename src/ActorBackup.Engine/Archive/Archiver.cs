@@ -741,8 +741,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public Microsoft.Win32.SafeHandles.SafeFileHandle? Folder { get; set; }
         public uint Flags { get; set; }
         public List<string> Names { get; set; } = [];
-        /// <summary>The parent's entries by name.</summary>
-        public Dictionary<string, int>? ParentNodes { get; set; }
+        /// <summary>The parent's entries by name, asked in the listing's (ascending) order.</summary>
+        public ParentNames? ParentNodes { get; set; }
         /// <summary>The block of names stat-ed last (a large object for a big folder: from the pool).</summary>
         public Entry[] Block { get; set; } = [];
         /// <summary>How many entries of <see cref="Block"/> are filled; the index of the next name to stat.</summary>
@@ -803,7 +803,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         try
         {
             NameSort.Sort(listing.Names);
-            if (parentTree is not null) listing.ParentNodes = ByName(parentTree);
+            if (parentTree is not null) listing.ParentNodes = new ParentNames(parentTree);
             // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
             // (every one made was garbage the GC's oldest generation had to collect).
             listing.Block = System.Buffers.ArrayPool<Entry>.Shared.Rent(Math.Min(StatBlock, listing.Names.Count));
@@ -817,11 +817,36 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
     }
 
-    private static Dictionary<string, int> ByName(ParentTree parentTree)
+    /// <summary>
+    /// A parent tree's entries looked up by name, the names asked in ascending ordinal order (a listing's, NameSort): a
+    /// merge along the tree's names when they are in that order (as every walk stores them), a dictionary when not (a
+    /// name twice, another order: the first of a name is found, as before).
+    /// </summary>
+    internal sealed class ParentNames(ParentTree tree)
     {
-        var byName = new Dictionary<string, int>(parentTree.Count, StringComparer.Ordinal);
-        for (var i = 0; i < parentTree.Count; i++) byName.TryAdd(parentTree.Name(i), i);
-        return byName;
+        private readonly Dictionary<string, int>? _byName = tree.NamesAscending ? null : ByName(tree);
+        /// <summary>The first of the tree's names not passed yet.</summary>
+        private int _next;
+
+        /// <summary>The index of the parent's entry of <paramref name="name"/>, or -1; each name asked after the one before in ordinal order.</summary>
+        public int Find(string name)
+        {
+            if (_byName is not null) return _byName.TryGetValue(name, out var at) ? at : -1;
+            for (; _next < tree.Count; _next++)
+            {
+                var order = string.CompareOrdinal(tree.Name(_next), name);
+                if (order == 0) return _next++;
+                if (order > 0) return -1; // the tree has no such name: it would lie here
+            }
+            return -1;
+        }
+
+        private static Dictionary<string, int> ByName(ParentTree tree)
+        {
+            var byName = new Dictionary<string, int>(tree.Count, StringComparer.Ordinal);
+            for (var i = 0; i < tree.Count; i++) byName.TryAdd(tree.Name(i), i);
+            return byName;
+        }
     }
 
     /// <summary>
@@ -834,9 +859,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var block = listing.Block;
         if (parentTree is not null)
         {
-            var byName = listing.ParentNodes = ByName(parentTree);
-            for (var k = 0; k < listing.Count; k++)
-                if (byName.TryGetValue(block[k].Name, out var at)) block[k].At = at;
+            var byName = listing.ParentNodes = new ParentNames(parentTree);
+            for (var k = 0; k < listing.Count; k++) block[k].At = byName.Find(block[k].Name);
         }
         ReadXattrsOf(listing, block, listing.Count);
         if (listing.Next >= listing.Names.Count) listing.Folder!.Dispose(); // every name stat-ed and its xattrs read
@@ -858,9 +882,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             var name = names[next++];
             if (_excludes.IsExcluded(listing.Prefix, name)) continue;
-            var at = -1;
-            if (listing.ParentNodes?.TryGetValue(name, out var found) == true) at = found;
-            block[count++] = new Entry(name, at);
+            block[count++] = new Entry(name, listing.ParentNodes?.Find(name) ?? -1);
         }
         listing.Next = next;
         listing.Count = count;
@@ -1236,17 +1258,18 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// else (another kind, a hard link, a name stored as bytes, a big file's chunk lists, an owner whose name changed,
     /// an access time asked for or dropped) goes the long way (AddEntry), which makes and compares a node.
     /// </summary>
-    private bool SameFile(ParentTree tree, int at, string name, FileStat st) => SameFile(tree, at, tree[at], name, st);
-
-    private bool SameFile(ParentTree tree, int at, in ParentTree.Scanned parent, string name, FileStat st) =>
-        _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }
-        && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.Name(at) == name
-        && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
-        && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
-        && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode
-        && parent.ChunksLength % ChunkId.Size == 0 && parent.ChunkSizes == parent.ChunkCount && (parent.ChunksLength > 0 || st.Size == 0) // its entries whole
-        && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
-        && tree.User(at) == _owners.User(st.Uid) && tree.Group(at) == _owners.Group(st.Gid);
+    private bool SameFile(ParentTree tree, int at, string name, FileStat st)
+    {
+        ref readonly var parent = ref tree[at];
+        return _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }
+            && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.Name(at) == name
+            && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
+            && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
+            && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode
+            && parent.ChunksLength % ChunkId.Size == 0 && parent.ChunkSizes == parent.ChunkCount && (parent.ChunksLength > 0 || st.Size == 0) // its entries whole
+            && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
+            && tree.User(at) == _owners.User(st.Uid) && tree.Group(at) == _owners.Group(st.Gid);
+    }
 
     /// <summary>
     /// The parent's entry <paramref name="at"/> of the folder, taken as it is (<see cref="SameFile"/>): no node made or

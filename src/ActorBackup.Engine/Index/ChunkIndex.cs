@@ -11,11 +11,12 @@ namespace ActorBackup.Engine.Index;
 /// Chunk id to location: an open-addressing table (Robin Hood hashing, linear probes, removals shift the entries after
 /// back), its slots an array of 48-byte structs: id 32, location 12, and how far the entry lies past its home slot.
 /// An id is a uniform hash, so 8 of its bytes pick the home slot (multiplied into the table's size, which need not be a
-/// power of two): its second 8, not its first (ChunkId.Scatter), since the serialized form and other batches come in id
-/// order, and homes in that order would fill one ever longer run at the start of a table still growing to them. A lookup is one cache line or two (a dictionary's was its bucket's and then its entry's, most
-/// of a million lookups cache misses), and <see cref="Holds"/> fetches a batch's slots ahead of their turn. The table
-/// is kept 60-90% full (grown by half at 90%): 53 to 80 bytes a chunk (the dictionary before it: 56 to 67, and twice
-/// its table's size while it grew). Not thread-safe: its owner (the library, later the media agent) serialises access.
+/// power of two): its second 8, not its first (ChunkId.Scatter), since the serialized form and other batches come in
+/// id order, and homes in that order would fill one ever longer run at the start of a table still growing to them. A
+/// lookup is one cache line or two (a dictionary's was its bucket's and then its entry's, most of a million lookups
+/// cache misses), and <see cref="Holds"/> fetches a batch's slots ahead of their turn. The table is kept 60-90% full
+/// (grown by half at 90%): 53 to 80 bytes a chunk (the dictionary before it: 56 to 67, and twice its table's size while
+/// it grew). Not thread-safe: its owner (the library, later the media agent) serialises access.
 ///
 /// Serialized form: "ABKI" | u32 version | u64 count | count x (id 32 | u32 volume | u64 offset | u32 length),
 /// sorted by id | u32 crc32. 48 bytes a chunk; the sort makes it deterministic and mergeable.
@@ -207,12 +208,15 @@ public sealed class ChunkIndex
 
     /// <summary>An id's home slot: 8 of its bytes, uniform, scaled to the table's size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Home(ulong high, int size) => (int)Math.BigMul(high, (ulong)size, out _);
+    private static int Home(ulong scatter, int size) => (int)Math.BigMul(scatter, (ulong)size, out _);
 
     /// <summary>How many entries a table of <paramref name="size"/> slots takes (90%: one slot in ten stays empty).</summary>
     private static long MaxEntries(int size) => size * 9L / 10;
 
     private static int SlotsFor(int entries) => (int)Math.Min(Array.MaxLength, Math.Max(16, entries * 10L / 9 + 2));
+
+    /// <summary>The size a full table grows to: by half, or to what <paramref name="entries"/> need.</summary>
+    private static int Grown(int size, int entries) => Math.Max(SlotsFor(entries), (int)Math.Min(Array.MaxLength, size + (long)size / 2));
 
     /// <summary>The longest way from an entry's home to its slot (tests: the probes stay short whatever the order added).</summary>
     internal int LongestProbe
@@ -224,8 +228,6 @@ public sealed class ChunkIndex
             return (int)longest;
         }
     }
-
-    private static int Grown(int size, int entries) => Math.Max(SlotsFor(entries), (int)Math.Min(Array.MaxLength, size + (long)size / 2));
 
     public void WriteTo(Stream stream)
     {

@@ -129,6 +129,31 @@ public sealed class ParentTree
     /// <summary>The node made of an entry (<see cref="NodeAt"/>), or null when none was.</summary>
     public Node? Made(int index) => _nodes?[Checked(index)];
 
+    /// <summary>
+    /// Its names in strictly ascending ordinal order (as a walk stores a folder's entries): a listing's sorted names can
+    /// be matched to them in one pass. Worked out once, when first asked.
+    /// </summary>
+    public bool NamesAscending
+    {
+        get
+        {
+            if (_ascending == 0)
+            {
+                _ascending = 1;
+                for (var i = 1; i < Count; i++)
+                    if (string.CompareOrdinal(_names[i - 1], _names[i]) >= 0)
+                    {
+                        _ascending = -1;
+                        break;
+                    }
+            }
+            return _ascending > 0;
+        }
+    }
+
+    /// <summary>0: not worked out yet; 1: ascending; -1: not.</summary>
+    private int _ascending;
+
     /// <summary>The index of the entry of that name, or -1 (a folder's entries are few on the way to a backup path).</summary>
     public int Find(string name)
     {
