@@ -859,8 +859,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var block = listing.Block;
         if (parentTree is not null)
         {
-            var byName = listing.ParentNodes = new ParentNames(parentTree);
-            for (var k = 0; k < listing.Count; k++) block[k].At = byName.Find(block[k].Name);
+            var parentNames = listing.ParentNodes = new ParentNames(parentTree);
+            for (var k = 0; k < listing.Count; k++) block[k].At = parentNames.Find(block[k].Name);
         }
         ReadXattrsOf(listing, block, listing.Count);
         if (listing.Next >= listing.Names.Count) listing.Folder!.Dispose(); // every name stat-ed and its xattrs read
