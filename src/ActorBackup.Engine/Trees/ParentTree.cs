@@ -64,7 +64,9 @@ public sealed class ParentTree
     private int _count;
     /// <summary>Its record's bytes and its entries are the pool's (<see cref="ScanPooled"/>), given back by <see cref="Return"/>.</summary>
     private readonly bool _pooled;
-    private bool _returned;
+    /// <summary>1 once given back (Interlocked: the arrays go back to the pool once, whoever calls).</summary>
+    private int _returnedOnce;
+    private bool IsGivenBack => Volatile.Read(ref _returnedOnce) != 0;
     private Node?[]? _nodes;
 
     private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries, string[] names, List<string> owners, int count, bool pooled)
@@ -79,7 +81,7 @@ public sealed class ParentTree
     }
 
     /// <summary>How many entries it has (a tree given back to the pool has none to count: it throws, never says 0).</summary>
-    public int Count => _returned ? throw Returned() : _count;
+    public int Count => IsGivenBack ? throw Returned() : _count;
 
     public ref readonly Scanned this[int index] => ref _entries[Checked(index)];
 
@@ -93,7 +95,7 @@ public sealed class ParentTree
     public string Group(int index) => _owners[_entries[Checked(index)].GroupAt];
 
     /// <summary>An index of an entry: a pooled array is longer than the entries, and a tree given back has none.</summary>
-    private int Checked(int index) => _returned ? throw Returned()
+    private int Checked(int index) => IsGivenBack ? throw Returned()
         : (uint)index < (uint)_count ? index : throw new ArgumentOutOfRangeException(nameof(index), index, $"the tree has {_count} entries");
 
     private InvalidOperationException Returned() => new($"parent tree {_id.Short} was read after its folder was stored (its arrays are the pool's again)");
@@ -127,7 +129,11 @@ public sealed class ParentTree
     }
 
     /// <summary>The node made of an entry (<see cref="NodeAt"/>), or null when none was.</summary>
-    public Node? Made(int index) => _nodes?[Checked(index)];
+    public Node? Made(int index)
+    {
+        Checked(index); // a tree given back throws here too (its nodes went with it), never says none was made
+        return _nodes?[index];
+    }
 
     /// <summary>
     /// Its names in strictly ascending ordinal order (as a walk stores a folder's entries): a listing's sorted names can
@@ -202,8 +208,7 @@ public sealed class ParentTree
     /// </summary>
     public void Return()
     {
-        if (!_pooled || _returned) return;
-        _returned = true;
+        if (!_pooled || Interlocked.Exchange(ref _returnedOnce, 1) != 0) return;
         var (bytes, entries) = (_bytes, _entries);
         (_bytes, _entries, _names, _nodes, _count) = ([], [], [], null, 0);
         ArrayPool<byte>.Shared.Return(bytes);

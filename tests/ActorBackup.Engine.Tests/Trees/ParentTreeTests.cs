@@ -95,6 +95,8 @@ public sealed class ParentTreeTests
         Assert.Throws<InvalidOperationException>(() => pooled.Chunks(0).Length);
         Assert.Throws<InvalidOperationException>(() => pooled[0].Size);
         Assert.Throws<InvalidOperationException>(() => pooled.Find("a"));
+        Assert.Throws<InvalidOperationException>(() => pooled.Made(0));
+        Assert.Throws<InvalidOperationException>(() => pooled.NodeAt(0));
     }
 
     [Fact]
