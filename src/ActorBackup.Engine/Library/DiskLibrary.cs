@@ -100,7 +100,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
             var held = asked.Length <= 4096 ? stackalloc bool[asked.Length] : new bool[asked.Length];
             _index.Holds(asked, held);
             for (var i = 0; i < asked.Length; i++)
-                if (!held[i] && !_committing.ContainsKey(asked[i]) && !_pending.ContainsKey(asked[i])) missing.Add(asked[i]);
+                if (!held[i] && !Staged(asked[i])) missing.Add(asked[i]);
                 else Touch(asked[i]);
             return missing;
         }
@@ -124,7 +124,10 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     }
 
     /// <summary>Committed or pending: a chunk that this library holds or is about to commit.</summary>
-    private bool Has(ChunkId id) => _index.Contains(id) || _committing.ContainsKey(id) || _pending.ContainsKey(id);
+    private bool Has(ChunkId id) => _index.Contains(id) || Staged(id);
+
+    /// <summary>Appended and not committed yet: pending, or in the commit under way.</summary>
+    private bool Staged(ChunkId id) => _committing.ContainsKey(id) || _pending.ContainsKey(id);
 
     private bool TryGetLocationLocked(ChunkId id, out ChunkLocation location) =>
         _index.TryGet(id, out location) || _committing.TryGetValue(id, out location) || _pending.TryGetValue(id, out location);
