@@ -834,7 +834,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (_byName is not null) return _byName.TryGetValue(name, out var at) ? at : -1;
             for (; _next < tree.Count; _next++)
             {
-                var order = string.CompareOrdinal(tree.Name(_next), name);
+                var order = tree.CompareName(_next, name);
                 if (order == 0) return _next++;
                 if (order > 0) return -1; // the tree has no such name: it would lie here
             }
@@ -1262,7 +1262,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         ref readonly var parent = ref tree[at];
         return _parentRecordsAll && parent is { Type: NodeType.File, Plain: true, SubtreeLength: 0, RdevMajor: 0, RdevMinor: 0, Nlink: 1 }
-            && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.Name(at) == name
+            && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.NameIs(at, name)
             && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
             && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
             && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode

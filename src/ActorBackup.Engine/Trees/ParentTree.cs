@@ -43,6 +43,10 @@ public sealed class ParentTree
         /// <summary>The owner's user and group names as recorded: their places among the tree's owner names.</summary>
         internal int UserAt, GroupAt;
         internal int ChunksStart, ChunksLength, SubtreeStart, SubtreeLength;
+        /// <summary>Where its name's bytes lie in the record: the name's UTF-8, or its raw bytes (<see cref="RawName"/>).</summary>
+        internal int NameStart, NameLength;
+        /// <summary>Its name is raw_name's bytes (not UTF-8), read as PosixNames.Decode reads them.</summary>
+        internal bool RawName;
         /// <summary>How many chunk sizes it lists.</summary>
         public int ChunkSizes;
         /// <summary>
@@ -58,7 +62,8 @@ public sealed class ParentTree
     private readonly ChunkId _id;
     private byte[] _bytes;
     private Scanned[] _entries;
-    private string[] _names;
+    /// <summary>Names made into strings when first asked (<see cref="Name"/>): a walk of unchanged files compares the bytes.</summary>
+    private string?[]? _names;
     /// <summary>Owner names as the entries give them ("" first): an entry's the one before's when the bytes are the same.</summary>
     private readonly List<string> _owners;
     private int _count;
@@ -69,12 +74,11 @@ public sealed class ParentTree
     private bool IsGivenBack => Volatile.Read(ref _returnedOnce) != 0;
     private Node?[]? _nodes;
 
-    private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries, string[] names, List<string> owners, int count, bool pooled)
+    private ParentTree(ChunkId id, byte[] bytes, Scanned[] entries, List<string> owners, int count, bool pooled)
     {
         _id = id;
         _bytes = bytes;
         _entries = entries;
-        _names = names;
         _owners = owners;
         _count = count;
         _pooled = pooled;
@@ -86,7 +90,41 @@ public sealed class ParentTree
     public ref readonly Scanned this[int index] => ref _entries[Checked(index)];
 
     /// <summary>An entry's name as the engine works with it (NodeExtensions.FileName).</summary>
-    public string Name(int index) => _names[Checked(index)];
+    public string Name(int index)
+    {
+        var names = _names ??= new string?[_count];
+        return names[Checked(index)] ??= NameOf(_entries[index]);
+    }
+
+    private string NameOf(in Scanned e) => e.RawName
+        ? Posix.PosixNames.Decode(_bytes.AsSpan(e.NameStart, e.NameLength))
+        : Encoding.UTF8.GetString(_bytes, e.NameStart, e.NameLength);
+
+    /// <summary>
+    /// An entry's name against <paramref name="name"/> in ordinal order, as string.CompareOrdinal(Name(index), name)
+    /// orders them (its sign): an ASCII name is compared as its bytes, no string made.
+    /// </summary>
+    public int CompareName(int index, string name)
+    {
+        ref readonly var e = ref _entries[Checked(index)];
+        if (!e.RawName && _names?[index] is null)
+        {
+            var bytes = _bytes.AsSpan(e.NameStart, e.NameLength);
+            var common = Math.Min(bytes.Length, name.Length);
+            var k = 0;
+            for (; k < common; k++)
+            {
+                var b = bytes[k];
+                if (b >= 0x80) break; // a character of several bytes: compared as strings
+                if (b != name[k]) return b - name[k];
+            }
+            if (k == common) return bytes.Length - name.Length; // one is the other's start: as many characters as bytes
+        }
+        return string.CompareOrdinal(Name(index), name);
+    }
+
+    /// <summary>Whether an entry's name is <paramref name="name"/> (<see cref="CompareName"/>).</summary>
+    public bool NameIs(int index, string name) => CompareName(index, name) == 0;
 
     /// <summary>An entry's owner's user name as recorded ("" when none).</summary>
     public string User(int index) => _owners[_entries[Checked(index)].UserAt];
@@ -122,7 +160,7 @@ public sealed class ParentTree
         }
         catch (InvalidProtocolBufferException x)
         {
-            throw new Codec.ChunkIntegrityException(_id, $"is not a tree: entry {Posix.PosixNames.Display(_names[index])}: {x.Message}");
+            throw new Codec.ChunkIntegrityException(_id, $"is not a tree: entry {Posix.PosixNames.Display(Name(index))}: {x.Message}");
         }
         if (node.HasTornLists()) node.ForgetEntries();
         return _nodes[index] = node;
@@ -147,7 +185,7 @@ public sealed class ParentTree
             {
                 _ascending = 1;
                 for (var i = 1; i < Count; i++)
-                    if (string.CompareOrdinal(_names[i - 1], _names[i]) >= 0)
+                    if (CompareNames(i - 1, i) >= 0)
                     {
                         _ascending = -1;
                         break;
@@ -160,11 +198,32 @@ public sealed class ParentTree
     /// <summary>0: not worked out yet; 1: ascending; -1: not.</summary>
     private int _ascending;
 
+    /// <summary>Two entries' names in ordinal order (the sign of string.CompareOrdinal): ASCII names as their bytes.</summary>
+    private int CompareNames(int a, int b)
+    {
+        ref readonly var x = ref _entries[a];
+        ref readonly var y = ref _entries[b];
+        if (!x.RawName && !y.RawName)
+        {
+            var first = _bytes.AsSpan(x.NameStart, x.NameLength);
+            var second = _bytes.AsSpan(y.NameStart, y.NameLength);
+            var common = Math.Min(first.Length, second.Length);
+            var k = 0;
+            for (; k < common; k++)
+            {
+                if ((first[k] | second[k]) >= 0x80) break; // characters of several bytes: compared as strings
+                if (first[k] != second[k]) return first[k] - second[k];
+            }
+            if (k == common) return first.Length - second.Length;
+        }
+        return string.CompareOrdinal(Name(a), Name(b));
+    }
+
     /// <summary>The index of the entry of that name, or -1 (a folder's entries are few on the way to a backup path).</summary>
     public int Find(string name)
     {
         for (var i = 0; i < Count; i++)
-            if (_names[i] == name) return i;
+            if (NameIs(i, name)) return i;
         return -1;
     }
 
@@ -210,7 +269,7 @@ public sealed class ParentTree
     {
         if (!_pooled || Interlocked.Exchange(ref _returnedOnce, 1) != 0) return;
         var (bytes, entries) = (_bytes, _entries);
-        (_bytes, _entries, _names, _nodes, _count) = ([], [], [], null, 0);
+        (_bytes, _entries, _names, _nodes, _count) = ([], [], null, null, 0);
         ArrayPool<byte>.Shared.Return(bytes);
         ArrayPool<Scanned>.Shared.Return(entries); // numbers only: nothing to clear
     }
@@ -227,7 +286,6 @@ public sealed class ParentTree
         var entries = pooled ? ArrayPool<Scanned>.Shared.Rent(count) : new Scanned[count];
         try
         {
-            var names = new string[count];
             var owners = new List<string> { "" };
             var k = 0;
             for (var at = 0; at < end;)
@@ -240,10 +298,10 @@ public sealed class ParentTree
                 }
                 var (node, length) = Field(bytes, ref at, end);
                 entries[k] = default; // a pooled array holds another tree's entries
-                names[k] = ScanNode(bytes, node, length, ref entries[k], owners);
+                ScanNode(bytes, node, length, ref entries[k], owners);
                 k++;
             }
-            return new ParentTree(id, bytes, entries, names, owners, count, pooled);
+            return new ParentTree(id, bytes, entries, owners, count, pooled);
         }
         catch when (pooled)
         {
@@ -265,8 +323,8 @@ public sealed class ParentTree
         return field;
     }
 
-    /// <summary>Reads one node's fields into <paramref name="e"/>; returns its name.</summary>
-    private static string ScanNode(byte[] bytes, int start, int length, ref Scanned e, List<string> owners)
+    /// <summary>Reads one node's fields into <paramref name="e"/> (its name's place among them).</summary>
+    private static void ScanNode(byte[] bytes, int start, int length, ref Scanned e, List<string> owners)
     {
         e.Start = start;
         e.Length = length;
@@ -332,7 +390,7 @@ public sealed class ParentTree
         e.Plain = rawLength <= 0 && linkTarget == 0 && hardlinkTarget == 0 && rawHardlinkTarget == 0 && chunkLists == 0;
         e.UserAt = Owner(bytes, userStart, userLength, owners);
         e.GroupAt = Owner(bytes, groupStart, groupLength, owners);
-        return rawLength > 0 ? Posix.PosixNames.Decode(bytes.AsSpan(rawStart, rawLength)) : Text(bytes, nameStart, nameLength);
+        (e.NameStart, e.NameLength, e.RawName) = rawLength > 0 ? (rawStart, rawLength, true) : (nameStart, nameLength, false);
     }
 
     /// <summary>

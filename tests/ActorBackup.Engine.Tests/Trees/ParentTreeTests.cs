@@ -81,6 +81,42 @@ public sealed class ParentTreeTests
     }
 
     [Fact]
+    public void Names_compare_as_their_strings_compare_ordinally_without_being_made()
+    {
+        // ASCII names that are each other's starts, characters of 2, 3 and 4 bytes (U+E000 sorts above a surrogate pair
+        // as UTF-16, below it as UTF-8), and raw names (not UTF-8: escaped bytes, lone low surrogates).
+        var part = Gen.OneOf(Gen.Const("a"), Gen.Const("ab"), Gen.Const("B"), Gen.Const("~"), Gen.Const("\u00e9"), Gen.Const("\ue000"),
+            Gen.Const("\U0001F600"), Gen.Const("\u4e2d"), Gen.String[Gen.Char['0', 'z'], 0, 3]);
+        var name = part.Array[1, 4].Select(p => string.Concat(p));
+        var raw = Gen.Byte.Array[1, 5].Select(b => b.Append((byte)0xFF).ToArray());
+        var entry = Gen.OneOf(name.Select(n => new Node { Name = n }), raw.Select(r => new Node { Name = "x", RawName = ByteString.CopyFrom(r) }));
+        Gen.Select(entry.Array[1, 8], Gen.OneOf(name, raw.Select(r => Posix.PosixNames.Decode(r))).Array[0, 8]).Sample((nodes, others) =>
+        {
+            var tree = new Tree();
+            tree.Nodes.AddRange(nodes);
+            var bytes = tree.ToByteArray();
+            var names = Tree.Parser.ParseFrom(bytes).Nodes.Select(n => n.FileName()).ToArray();
+            var asked = names.Concat(others).ToArray();
+            var scanned = ParentTree.Scan(default, bytes); // no name made yet: compared as bytes where they are ASCII
+            for (var i = 0; i < names.Length; i++)
+                foreach (var other in asked)
+                {
+                    Assert.Equal(Math.Sign(string.CompareOrdinal(names[i], other)), Math.Sign(scanned.CompareName(i, other)));
+                    Assert.Equal(names[i] == other, scanned.NameIs(i, other));
+                }
+            Assert.Equal(names.Zip(names.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0), ParentTree.Scan(default, bytes).NamesAscending);
+            var ascending = new Tree();
+            ascending.Nodes.AddRange(Tree.Parser.ParseFrom(bytes).Nodes.DistinctBy(n => n.FileName()).OrderBy(n => n.FileName(), StringComparer.Ordinal));
+            Assert.True(ParentTree.Scan(default, ascending.ToByteArray()).NamesAscending);
+            // The same once the names are made.
+            for (var i = 0; i < names.Length; i++) Assert.Equal(names[i], scanned.Name(i));
+            for (var i = 0; i < names.Length; i++)
+                foreach (var other in asked)
+                    Assert.Equal(Math.Sign(string.CompareOrdinal(names[i], other)), Math.Sign(scanned.CompareName(i, other)));
+        }, iter: 3000);
+    }
+
+    [Fact]
     public void A_tree_given_back_to_the_pool_has_no_entries_left_to_read()
     {
         var tree = new Tree();
