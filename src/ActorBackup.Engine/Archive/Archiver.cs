@@ -47,6 +47,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public List<int> Kept { get; private set; } = [];
         /// <summary>What keeps its tree from being stored: 1 while it is walked, and one for each entry not final yet.</summary>
         public int Pending = 1;
+        /// <summary>The parent snapshot's record of this folder, when its names may be the parent's tree's (<see cref="ListsAsParent"/>).</summary>
+        public Recorded? Recorded { get; set; }
 
         /// <summary>Its tree is stored: its entries go (its own node stays in its folder's).</summary>
         public void Release()
@@ -182,6 +184,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal int QueuedFiles { get; init; } = 4096;
     /// <summary>Called with a folder's path right before it is opened to be listed (tests: a folder swapped meanwhile).</summary>
     internal Action<string>? BeforeListing { get; init; }
+    /// <summary>Called with a folder's path when its names are taken from the parent's tree, not listed (tests).</summary>
+    internal Action<string>? ListedAsParent { get; init; }
+    /// <summary>
+    /// How long before the parent snapshot began a folder's times must lie for its names to be taken from the parent's
+    /// tree (<see cref="ListsAsParent"/>); tests make it 0.
+    /// </summary>
+    internal TimeSpan ParentListingMargin { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Called with an entry's path right before its extended attributes are read (tests: a read that fails).</summary>
     internal Action<string>? BeforeXattrs { get; init; }
     /// <summary>Called with a file's path right before a reader opens it (tests: a file gone meanwhile).</summary>
@@ -209,6 +218,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private bool _parentRecordsAll;
     /// <summary>The parent's trees are under this backup's tree keys: an unchanged folder's tree id is the parent's.</summary>
     private bool _parentTreesSameKeys;
+    /// <summary>
+    /// A folder's names may be its parent's tree's (<see cref="ListsAsParent"/>): the parent walked the same paths with the
+    /// same excludes, and its nodes record all. Then a folder's recorded times must lie before <see cref="_listedBefore"/>,
+    /// and no error of the parent may name the folder or an entry in it (<see cref="_parentErrorFolders"/>).
+    /// </summary>
+    private bool _namesFromParent;
+    private (long Sec, uint Nsec) _listedBefore;
+    private HashSet<string>? _parentErrorFolders;
 
     public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
         IProgress<BackupProgress>? progress = null, CancellationToken cancel = default)
@@ -232,6 +249,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentTrees = parentTrees;
         _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
+        NamesFromParent(set, parent);
         _snapshotId = snapshotId;
         using var session = keys.Cipher.BeginUpload();
         using var treeSession = keys.Trees.Cipher.BeginUpload();
@@ -466,6 +484,51 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(path), Reason = reason });
     }
 
+    /// <summary>Whether (and when) a folder's names may be taken from the parent's tree this run (<see cref="ListsAsParent"/>).</summary>
+    private void NamesFromParent(BackupSet set, SnapshotManifest? parent)
+    {
+        _namesFromParent = parent is { StartedUnixMs: > 0 } && _parentRecordsAll
+            && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
+            && parent.Paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal), StringComparer.Ordinal);
+        if (!_namesFromParent) return;
+        var before = parent!.StartedUnixMs - (long)ParentListingMargin.TotalMilliseconds;
+        var seconds = before >= 0 ? before / 1000 : (before - 999) / 1000;
+        _listedBefore = (seconds, (uint)((before - seconds * 1000) * 1_000_000));
+        // An error names an entry (left out of its folder's tree) or a folder (not listed, or listed in part).
+        _parentErrorFolders = parent.Errors.Count == 0 ? null
+            : parent.Errors.SelectMany(e => new[] { e.Path, e.Path.LastIndexOf('/') is > 0 and var slash ? e.Path[..slash] : "/" }).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>What the parent snapshot recorded of a folder: a folder still so holds the names it held then.</summary>
+    internal readonly record struct Recorded(ulong Device, ulong Inode, long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec)
+    {
+        public static Recorded Of(Node node) => new(node.Device, node.Inode, node.MtimeSec, node.MtimeNsec, node.CtimeSec, node.CtimeNsec);
+        public static Recorded Of(in ParentTree.Scanned e) => new(e.Device, e.Inode, e.MtimeSec, e.MtimeNsec, e.CtimeSec, e.CtimeNsec);
+        public bool Is(in FileStat now) => now.Kind == FileKind.Directory && now.Device == Device && now.Inode == Inode
+            && now.MtimeSec == MtimeSec && now.MtimeNsec == MtimeNsec && now.CtimeSec == CtimeSec && now.CtimeNsec == CtimeNsec;
+    }
+
+    /// <summary>
+    /// The parent's record of a folder (<paramref name="recorded"/>) when the folder's names may be its tree's instead of
+    /// listed again, else null. A name added, removed or renamed changes a folder's ctime (and mtime), so a folder whose
+    /// inode and times are as recorded holds the names the parent listed, provided that: the parent walked the same paths
+    /// with the same excludes (<see cref="_namesFromParent"/>), so its tree of the folder is the folder's listing; no
+    /// error of the parent names the folder or an entry in it (left out of that tree); the folder is on the file system
+    /// of its path of the set (a mount point left out with --one-file-system has an empty tree); and its times lie at
+    /// least <see cref="ParentListingMargin"/> before the parent began (a change made after the parent listed it, in the
+    /// same tick of a coarse clock, would leave its times as recorded). Its file system and its times as it is opened
+    /// are checked when it is (<see cref="List"/>).
+    /// </summary>
+    private Recorded? ListsAsParent(Recorded? recorded, string path, ulong device, ulong rootDevice)
+    {
+        if (!_namesFromParent || recorded is not { } r || device != rootDevice) return null;
+        if (!Before(r.MtimeSec, r.MtimeNsec) || !Before(r.CtimeSec, r.CtimeNsec)) return null;
+        if (_parentErrorFolders is not null && _parentErrorFolders.Contains(PosixNames.Display(path))) return null;
+        return r;
+    }
+
+    private bool Before(long sec, uint nsec) => sec < _listedBefore.Sec || (sec == _listedBefore.Sec && nsec < _listedBefore.Nsec);
+
     private static string NormalizePath(string path)
     {
         var full = Path.GetFullPath(path);
@@ -610,7 +673,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             listing.Release();
             (listing, listed) = (null, null);
         }
-        listing ??= List(dir.Path, dir.Node.Device, dir.Node.Inode, parentTree);
+        listing ??= List(dir.Path, dir.Node.Device, dir.Node.Inode, parentTree, asParent: ListsAsParent(dir.Recorded, dir.Path, dir.Node.Device, rootDevice));
         try
         {
             if (listing.Failure is { } failure)
@@ -652,11 +715,13 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             for (; scan < count && ahead.Count < AheadFolders; scan++)
                 if (block[scan] is { Stat: { Kind: FileKind.Directory } sub } next && !(_set.OneFileSystem && sub.Device != rootDevice))
                 {
+                    var path = listing.Prefix + next.Name;
                     var tree = next.At >= 0 && parentTree![next.At] is { Type: NodeType.Directory, HasSubtree: true }
-                        ? ReadAhead(parentTree.SubtreeId(next.At), listing.Prefix + next.Name) : null;
+                        ? ReadAhead(parentTree.SubtreeId(next.At), path) : null;
                     // A big folder (its size, on most file systems, follows its names) is listed when the walk comes:
                     // the names of up to 8 folders waiting at every level of the walk stay few.
-                    var names = sub.Size <= AheadFolderBytes ? ListAhead(listing.Prefix + next.Name, sub) : null;
+                    var names = sub.Size <= AheadFolderBytes
+                        ? ListAhead(path, sub, tree, tree is null ? null : ListsAsParent(Recorded.Of(parentTree![next.At]), path, sub.Device, rootDevice)) : null;
                     ahead.Enqueue(new Ahead(scan, tree, names));
                 }
         }
@@ -777,16 +842,32 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// extended attributes too, unless it is listed ahead (<paramref name="ahead"/>: the parent's tree, which tells
     /// which to read, is attached later).
     /// </summary>
-    private Listing List(string path, ulong device, ulong inode, ParentTree? parentTree, bool ahead = false)
+    /// <param name="asParent">the parent's record of the folder when its names may be its tree's (<see cref="ListsAsParent"/>):
+    /// they are, when the folder is still so as it is opened, its file system keeps folder times faithfully, and the tree's
+    /// names ascend (as the listing's are sorted)</param>
+    private Listing List(string path, ulong device, ulong inode, ParentTree? parentTree, bool ahead = false, Recorded? asParent = null)
     {
         var listing = new Listing(path, parentTree);
+        var sorted = false;
         try
         {
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
             BeforeListing?.Invoke(path);
-            listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode);
-            listing.Names = Posix.Posix.ListDirectory(listing.Folder, path, out var flags);
-            listing.Flags = flags;
+            listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode, out var now);
+            if (asParent is { } recorded && recorded.Is(now) && parentTree is { NamesAscending: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
+            {
+                var names = new List<string>(parentTree.Count);
+                for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));
+                listing.Names = names;
+                listing.Flags = Posix.FileFlags.Get(listing.Folder);
+                sorted = true;
+                ListedAsParent?.Invoke(path);
+            }
+            else
+            {
+                listing.Names = Posix.Posix.ListDirectory(listing.Folder, path, out var flags);
+                listing.Flags = flags;
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -802,7 +883,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         try
         {
-            NameSort.Sort(listing.Names);
+            if (!sorted) NameSort.Sort(listing.Names);
             if (parentTree is not null) listing.ParentNodes = new ParentNames(parentTree);
             // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
             // (every one made was garbage the GC's oldest generation had to collect).
@@ -1059,15 +1140,22 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <see cref="AheadFolders"/> ahead; its parent's tree, read ahead by the tree thread meanwhile, is attached when the
     /// walk takes it): on two cores an unchanged walk otherwise left one idle while it compared each folder's entries.
     /// </summary>
-    private Task<Listing> ListAhead(string path, FileStat st)
+    /// <param name="tree">the parent's tree of the folder, being read ahead (<see cref="ReadAhead"/>)</param>
+    /// <param name="asParent">the parent's record of the folder when its names may be that tree's: listed once the tree is read</param>
+    private Task<Listing> ListAhead(string path, FileStat st, Task<ParentTree?>? tree, Recorded? asParent)
     {
         var listed = new TaskCompletionSource<Listing>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task.Run(() =>
+        if (asParent is not null && tree is not null)
+            tree.ContinueWith(read => Make(read.IsCompletedSuccessfully ? read.Result : null), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        else Task.Run(() => Make(null));
+        return listed.Task;
+
+        void Make(ParentTree? parentTree)
         {
             Listing listing;
             try
             {
-                listing = List(path, st.Device, st.Inode, null, ahead: true);
+                listing = List(path, st.Device, st.Inode, parentTree, ahead: true, parentTree is null ? null : asParent);
             }
             catch (Exception e)
             {
@@ -1083,8 +1171,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             {
                 // kept by the runs: the walk's Wait throws it
             }
-        });
-        return listed.Task;
+        }
     }
 
     /// <summary>A subfolder of the block being walked, its parent's tree and its listing on their way (<see cref="AheadFolders"/>).</summary>
@@ -1156,6 +1243,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var mountPoint = _set.OneFileSystem && st.Device != rootDevice;
                 if (mountPoint && _setPaths.Contains(full)) return false; // a path of the set itself: walked on its own (WalkPath)
                 var sub = NewDir(full, node, dir);
+                if (parentNode is { Type: NodeType.Directory }) sub.Recorded = Recorded.Of(parentNode);
                 if (_onTheWay.Contains(full))
                 {
                     Interlocked.Increment(ref sub.Pending); // another path of the set lies below: open until every path is walked

@@ -276,6 +276,13 @@ public static unsafe partial class Posix
     /// <summary>Which file a handle holds: its device and inode.</summary>
     internal static (uint DevMajor, uint DevMinor, ulong Ino) IdentityOfHandle(SafeFileHandle handle)
     {
+        var st = StatOfHandle(handle);
+        return ((uint)(st.Device >> 32), (uint)st.Device, st.Inode);
+    }
+
+    /// <summary>What lstat says of the file a handle holds.</summary>
+    internal static FileStat StatOfHandle(SafeFileHandle handle)
+    {
         var added = false;
         handle.DangerousAddRef(ref added);
         try
@@ -286,11 +293,33 @@ public static unsafe partial class Posix
                 var errno = Marshal.GetLastPInvokeError();
                 throw new PosixException(errno, $"stat: {Describe(errno)}");
             }
-            return (sx.DevMajor, sx.DevMinor, sx.Ino);
+            return StatOf(sx);
         }
         finally
         {
             if (added) handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>
+    /// Whether a folder on the file system of <paramref name="folder"/> changes its ctime whenever a name is added to it,
+    /// removed or renamed, so that a folder whose times and inode are as a backup recorded them still holds the names it
+    /// listed: the local file systems known to (ext2/3/4, XFS, btrfs, tmpfs, F2FS, ZFS), not a network one (whose times
+    /// a client may cache) nor any other. False when it cannot say.
+    /// </summary>
+    public static bool FolderTimesFollowNames(SafeFileHandle folder)
+    {
+        var added = false;
+        folder.DangerousAddRef(ref added);
+        try
+        {
+            var buf = stackalloc byte[256]; // struct statfs: f_type its first word
+            return fstatfs((int)folder.DangerousGetHandle(), buf) == 0
+                   && *(long*)buf is 0xEF53 or 0x58465342 or BtrfsMagic or 0x01021994 or 0xF2F52010 or 0x2FC12FC1;
+        }
+        finally
+        {
+            if (added) folder.DangerousRelease();
         }
     }
 

@@ -286,6 +286,11 @@ public static unsafe partial class Posix
             if (errno is ENOENT or ENOTDIR) return null;
             throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
         }
+        return StatOf(sx);
+    }
+
+    private static FileStat StatOf(in Statx sx)
+    {
         var kind = KindOf(sx.Mode);
         return new FileStat(kind, (uint)(sx.Mode & 0xFFF), sx.Uid, sx.Gid, sx.Size, sx.Ino,
             ((ulong)sx.DevMajor << 32) | sx.DevMinor, sx.Nlink, sx.Mtime.Sec, sx.Mtime.Nsec, sx.Ctime.Sec, sx.Ctime.Nsec,
@@ -341,13 +346,18 @@ public static unsafe partial class Posix
     /// when the handle is that very folder: O_NOFOLLOW covers the last name alone, so a folder higher up swapped for a
     /// symlink meanwhile would lead the open elsewhere (a root backup listing another tree into a user's snapshot).
     /// </summary>
-    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalkedDirectory(string path, ulong device, ulong inode)
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalkedDirectory(string path, ulong device, ulong inode) =>
+        OpenWalkedDirectory(path, device, inode, out _);
+
+    /// <inheritdoc cref="OpenWalkedDirectory(string, ulong, ulong)"/>
+    /// <param name="now">what the handle's folder is as it was opened (its times among it)</param>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenWalkedDirectory(string path, ulong device, ulong inode, out FileStat now)
     {
         var handle = OpenDirectory(path);
         try
         {
-            var (major, minor, ino) = IdentityOfHandle(handle);
-            if (ino == inode && (((ulong)major << 32) | minor) == device) return handle;
+            now = StatOfHandle(handle);
+            if (now.Inode == inode && now.Device == device) return handle;
         }
         catch
         {

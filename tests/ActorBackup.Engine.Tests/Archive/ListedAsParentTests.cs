@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Tests.Archive;
+
+/// <summary>
+/// A folder whose inode and times are as the parent snapshot recorded them holds the names the parent listed: its names
+/// are taken from the parent's tree instead of listed again (Archiver.ListsAsParent). Only when that tree is the
+/// folder's whole listing: the same paths and excludes, no error of the parent in it, times well before the parent
+/// began. Whatever changed must still be seen, and the restore must be the source.
+/// </summary>
+public class ListedAsParentTests
+{
+    /// <summary>A backup; <paramref name="asParent"/> gets the folders whose names came from the parent's tree.</summary>
+    private static SnapshotManifest Run(Repository.Repository repo, BackupSet set, SnapshotManifest? parent, ConcurrentBag<string> asParent,
+        int ahead = 8, TimeSpan? margin = null, ulong aheadBytes = 1 << 20)
+    {
+        asParent.Clear();
+        var snap = new Archiver(repo.Keys, repo.Library, repo.Library)
+            {
+                AheadFolders = ahead, AheadFolderBytes = aheadBytes, ListedAsParent = asParent.Add,
+                // Tests make folders and back them up at once: their times need not lie before the parent began (nothing
+                // changes them meanwhile).
+                ParentListingMargin = margin ?? TimeSpan.FromSeconds(-1),
+            }
+            .Run(set, new BackupOptions { Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id }, parent);
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        return snap;
+    }
+
+    /// <summary>A source of six folders (one of more names than a block of the walk's stats), one with a folder of its own.</summary>
+    private static string[] MakeSource(string src)
+    {
+        var folders = new List<string> { src };
+        for (var d = 0; d < 6; d++)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(src, $"d{d}")).FullName;
+            folders.Add(folder);
+            for (var f = 0; f < (d == 3 ? 1100 : 20); f++) File.WriteAllText(Path.Combine(folder, $"f{f:D4}"), $"folder {d} file {f}");
+            File.WriteAllText(Path.Combine(folder, "scratch.tmp"), "left out, or not");
+        }
+        folders.Add(Directory.CreateDirectory(Path.Combine(src, "d2", "sub")).FullName);
+        File.WriteAllText(Path.Combine(src, "d2", "sub", "deep"), "deep");
+        return folders.Order(StringComparer.Ordinal).ToArray();
+    }
+
+    private static void AssertRestored(Repository.Repository repo, SnapshotManifest snap, string src, string target, Func<string, bool>? left = null)
+    {
+        Assert.Empty(snap.Errors);
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var expected = TreeCompare.Describe(src);
+        foreach (var key in expected.Keys.Where(left ?? (_ => false)).ToList()) expected.Remove(key);
+        TreeCompare.AssertSame(expected, target + src);
+    }
+
+    [Theory]
+    [InlineData(8, 1 << 20)]
+    [InlineData(1, 1 << 20)]
+    [InlineData(8, 0)] // none listed ahead: each folder's names taken when the walk comes
+    public void Folders_unchanged_since_the_parent_are_not_listed_again_and_every_change_is_seen(int ahead, ulong aheadBytes)
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var folders = MakeSource(src);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        var asParent = new ConcurrentBag<string>();
+        var full = Run(repo, set, null, asParent, ahead, aheadBytes: aheadBytes);
+        Assert.Empty(asParent); // no parent: every folder listed
+
+        var same = Run(repo, set, full, asParent, ahead, aheadBytes: aheadBytes);
+        Assert.Equal(folders, asParent.Order(StringComparer.Ordinal));
+        Assert.Equal(full.RootTree, same.RootTree);
+
+        // A file added (d4), one deleted (d5), one renamed (d1), one moved from d3 into d2/sub: those folders' times
+        // change. A file rewritten (d0) and one given an attribute (d3's big block) leave their folders' times alone: the
+        // folders' names are the parent's, the files are seen changed by their own stat.
+        File.WriteAllText(Path.Combine(src, "d4", "new"), "new");
+        File.Delete(Path.Combine(src, "d5", "f0007"));
+        File.Move(Path.Combine(src, "d1", "f0003"), Path.Combine(src, "d1", "renamed"));
+        File.Move(Path.Combine(src, "d3", "f1099"), Path.Combine(src, "d2", "sub", "moved"));
+        File.WriteAllText(Path.Combine(src, "d0", "f0002"), "rewritten");
+        TreeCompare.SetXattr(Path.Combine(src, "d3", "f0005"), "user.added", "new"u8);
+        var changed = Run(repo, set, same, asParent, ahead, aheadBytes: aheadBytes);
+        string[] listed = [Path.Combine(src, "d1"), Path.Combine(src, "d2", "sub"), Path.Combine(src, "d3"), Path.Combine(src, "d4"), Path.Combine(src, "d5")];
+        Assert.Equal(folders.Except(listed), asParent.Order(StringComparer.Ordinal));
+        AssertRestored(repo, changed, src, Path.Combine(dir.Path, "r1"));
+
+        // A folder whose times lie too close to when the parent began is listed (a change made after the parent listed it,
+        // within one tick of a coarse clock, would leave them as recorded).
+        File.WriteAllText(Path.Combine(src, "d0", "another"), "another");
+        var close = Run(repo, set, changed, asParent, ahead, TimeSpan.FromHours(1), aheadBytes);
+        Assert.Empty(asParent);
+        AssertRestored(repo, close, src, Path.Combine(dir.Path, "r2"));
+    }
+
+    [Fact]
+    public void A_parent_whose_tree_of_a_folder_may_not_be_its_whole_listing_is_not_taken_for_its_names()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var folders = MakeSource(src);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var asParent = new ConcurrentBag<string>();
+
+        // Other excludes: the parent's trees lack what it left out.
+        var excluding = Run(repo, new BackupSet("s", [src], ["*.tmp"]), null, asParent);
+        var all = Run(repo, new BackupSet("s", [src]), excluding, asParent);
+        Assert.Empty(asParent);
+        AssertRestored(repo, all, src, Path.Combine(dir.Path, "r1"));
+
+        // Other paths: a folder on the way to a path of the parent's set holds only that path in the parent's tree.
+        var deep = Run(repo, new BackupSet("s", [Path.Combine(src, "d2", "sub")]), null, asParent);
+        var whole = Run(repo, new BackupSet("s", [src]), deep, asParent);
+        Assert.Empty(asParent);
+        AssertRestored(repo, whole, src, Path.Combine(dir.Path, "r2"));
+
+        // An error of the parent in a folder (an entry left out of its tree): that folder is listed, the others are not.
+        var left = Run(repo, new BackupSet("s", [src], [Path.Combine(src, "d3", "f0005")]), null, asParent);
+        var failed = left.Clone();
+        failed.Excludes.Clear(); // as if the file had been left out by an error, not by an exclude
+        failed.Errors.Add(new SnapshotError { Path = Path.Combine(src, "d3", "f0005"), Reason = "could not be read" });
+        var next = Run(repo, new BackupSet("s", [src]), failed, asParent);
+        Assert.Equal(folders.Except([Path.Combine(src, "d3")]), asParent.Order(StringComparer.Ordinal));
+        AssertRestored(repo, next, src, Path.Combine(dir.Path, "r3"));
+    }
+}
