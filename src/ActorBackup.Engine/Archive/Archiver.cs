@@ -188,7 +188,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal Action<string>? ListedAsParent { get; init; }
     /// <summary>
     /// How long before the parent snapshot began a folder's times must lie for its names to be taken from the parent's
-    /// tree (<see cref="ListsAsParent"/>); tests make it 0.
+    /// tree (<see cref="ListsAsParent"/>); tests make it less (their folders are made right before).
     /// </summary>
     internal TimeSpan ParentListingMargin { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Called with an entry's path right before its extended attributes are read (tests: a read that fails).</summary>
@@ -402,6 +402,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             FinishedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             RootTree = ByteString.CopyFrom(rootId.ToArray()),
             NodeFormat = NodeFormat,
+            Listings = ListingsFormat,
             Library = options.Library,
             Stats = _stats,
             Job = options.Job,
@@ -487,7 +488,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>Whether (and when) a folder's names may be taken from the parent's tree this run (<see cref="ListsAsParent"/>).</summary>
     private void NamesFromParent(BackupSet set, SnapshotManifest? parent)
     {
-        _namesFromParent = parent is { StartedUnixMs: > 0 } && _parentRecordsAll
+        // The parent ran since this system booted (a crash between would leave a folder's new names on disk and its
+        // times as before, on a file system without a journal), and the clock has not gone back since it ended.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0 } && _parentRecordsAll
+            && Posix.Posix.BootTime() is { } boot && parent.StartedUnixMs > (boot + BootSlack) * 1000 && parent.FinishedUnixMs <= now
             && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
             && parent.Paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal), StringComparer.Ordinal);
         if (!_namesFromParent) return;
@@ -498,6 +503,12 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentErrorFolders = parent.Errors.Count == 0 ? null
             : parent.Errors.SelectMany(e => new[] { e.Path, e.Path.LastIndexOf('/') is > 0 and var slash ? e.Path[..slash] : "/" }).ToHashSet(StringComparer.Ordinal);
     }
+
+    /// <summary>What a snapshot's <c>listings</c> says of its trees (<see cref="ListsAsParent"/>): 1, each folder's whole listing.</summary>
+    public const uint ListingsFormat = 1;
+
+    /// <summary>How far /proc/stat's boot time may move with the clock's adjustments (it is the time now less the time up).</summary>
+    private const long BootSlack = 10;
 
     /// <summary>What the parent snapshot recorded of a folder: a folder still so holds the names it held then.</summary>
     internal readonly record struct Recorded(ulong Device, ulong Inode, long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec)
@@ -512,17 +523,22 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// The parent's record of a folder (<paramref name="recorded"/>) when the folder's names may be its tree's instead of
     /// listed again, else null. A name added, removed or renamed changes a folder's ctime (and mtime), so a folder whose
     /// inode and times are as recorded holds the names the parent listed, provided that: the parent walked the same paths
-    /// with the same excludes (<see cref="_namesFromParent"/>), so its tree of the folder is the folder's listing; no
-    /// error of the parent names the folder or an entry in it (left out of that tree); the folder is on the file system
-    /// of its path of the set (a mount point left out with --one-file-system has an empty tree); and its times lie at
-    /// least <see cref="ParentListingMargin"/> before the parent began (a change made after the parent listed it, in the
-    /// same tick of a coarse clock, would leave its times as recorded). Its file system and its times as it is opened
-    /// are checked when it is (<see cref="List"/>).
+    /// with the same excludes, says its trees are whole listings, ran in this boot and ended before now by the clock
+    /// (<see cref="_namesFromParent"/>), so its tree of the folder is the folder's listing; no error of the parent names
+    /// the folder or an entry in it (left out of that tree); the folder is on the file system of its path of the set (a
+    /// mount point left out with --one-file-system has an empty tree); its times lie at least
+    /// <see cref="ParentListingMargin"/> before the parent began (a change made after the parent listed it, in the same
+    /// tick of a coarse clock, would leave them as recorded) and are not whole seconds. When it is opened (<see cref="List"/>)
+    /// its handle's stat must still be the record, the tree hold names, in order, and its file system keep folder times
+    /// so (Posix.FolderTimesFollowNames: a local one, not encrypted, not a file system's top).
     /// </summary>
     private Recorded? ListsAsParent(Recorded? recorded, string path, ulong device, ulong rootDevice)
     {
         if (!_namesFromParent || recorded is not { } r || device != rootDevice) return null;
         if (!Before(r.MtimeSec, r.MtimeNsec) || !Before(r.CtimeSec, r.CtimeNsec)) return null;
+        // Times in whole seconds (ext2/3, ext4 of small inodes): a clock set back since could bring a change into the
+        // recorded second.
+        if (r is { MtimeNsec: 0, CtimeNsec: 0 }) return null;
         if (_parentErrorFolders is not null && _parentErrorFolders.Contains(PosixNames.Display(path))) return null;
         return r;
     }
@@ -854,7 +870,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
             BeforeListing?.Invoke(path);
             listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode, out var now);
-            if (asParent is { } recorded && recorded.Is(now) && parentTree is { NamesAscending: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
+            if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
             {
                 var names = new List<string>(parentTree.Count);
                 for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));

@@ -302,10 +302,11 @@ public static unsafe partial class Posix
     }
 
     /// <summary>
-    /// Whether a folder on the file system of <paramref name="folder"/> changes its ctime whenever a name is added to it,
-    /// removed or renamed, so that a folder whose times and inode are as a backup recorded them still holds the names it
-    /// listed: the local file systems known to (ext2/3/4, XFS, btrfs, tmpfs, F2FS, ZFS), not a network one (whose times
-    /// a client may cache) nor any other. False when it cannot say.
+    /// Whether the names in <paramref name="folder"/> change only with its ctime: a name added, removed or renamed
+    /// changes it on the local file systems known to (ext2/3/4, XFS, btrfs, tmpfs, F2FS, ZFS), not on a network one
+    /// (whose times a client may cache) nor any other; and not in an encrypted folder (fscrypt: a key added or removed
+    /// changes the names it lists, not its times) nor at the top of a file system (ZFS lists .zfs there or not as a
+    /// property says; a mount point). False when it cannot say.
     /// </summary>
     public static bool FolderTimesFollowNames(SafeFileHandle folder)
     {
@@ -313,14 +314,34 @@ public static unsafe partial class Posix
         folder.DangerousAddRef(ref added);
         try
         {
+            var fd = (int)folder.DangerousGetHandle();
             var buf = stackalloc byte[256]; // struct statfs: f_type its first word
-            return fstatfs((int)folder.DangerousGetHandle(), buf) == 0
-                   && *(long*)buf is 0xEF53 or 0x58465342 or BtrfsMagic or 0x01021994 or 0xF2F52010 or 0x2FC12FC1;
+            if (fstatfs(fd, buf) != 0 || *(long*)buf is not (0xEF53 or 0x58465342 or BtrfsMagic or 0x01021994 or 0xF2F52010 or 0x2FC12FC1)) return false;
+            Statx sx;
+            return statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) == 0
+                   && (sx.AttributesMask & StatxAttrMountRoot) != 0 // a kernel that tells (5.8 and later)
+                   && (sx.Attributes & sx.AttributesMask & (StatxAttrMountRoot | StatxAttrEncrypted)) == 0;
         }
         finally
         {
             if (added) folder.DangerousRelease();
         }
+    }
+
+    private const ulong StatxAttrEncrypted = 0x800, StatxAttrMountRoot = 0x2000;
+
+    /// <summary>When this system booted (/proc/stat's btime, seconds since 1970), or null when it cannot say.</summary>
+    public static long? BootTime()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/stat"))
+                if (line.StartsWith("btime ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(6), out var seconds)) return seconds;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return null;
     }
 
     /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>

@@ -16,7 +16,10 @@ namespace ActorBackup.Engine.Trees;
 /// kilobyte) to compare a dozen numbers, and the collector then had them all to sweep.
 /// </summary>
 /// <remarks>
-/// The scanned fields are read-only (any thread). <see cref="NodeAt"/> makes and keeps a node and is not thread-safe:
+/// The scanned fields are read-only (any thread); a name made into a string is kept (<see cref="Name"/>: two threads
+/// making one at once each make it, the same). A tree is read by several threads only before its folder is walked (a
+/// listing made ahead takes its names, and the walk waits for that listing before the tree can be given back: nothing
+/// reads a tree while <see cref="Return"/> runs). <see cref="NodeAt"/> makes and keeps a node and is not thread-safe:
 /// it is called for a folder's entries by the walk's thread while that folder is walked or its files wait for the
 /// library's word (the folder's pending count held), and by the thread that stores the folder once nothing is pending
 /// (Archiver.Finish): never at once. The scan reads the wire format as the generated parser does (a tag cut to 32

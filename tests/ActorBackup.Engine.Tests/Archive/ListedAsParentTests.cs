@@ -47,6 +47,31 @@ public class ListedAsParentTests
         return folders.Order(StringComparer.Ordinal).ToArray();
     }
 
+    /// <summary>A source (<see cref="MakeSource"/>) and a repository in a folder of their own.</summary>
+    private sealed class Fixture : IDisposable
+    {
+        private readonly TempDir _dir = new();
+        public string Src { get; }
+        public string[] Folders { get; }
+        public Repository.Repository Repo { get; }
+        public ConcurrentBag<string> AsParent { get; } = [];
+
+        public Fixture()
+        {
+            Src = _dir.Sub("src");
+            Folders = MakeSource(Src);
+            Repo = TestRepo.Create(_dir.Sub("repo"));
+        }
+
+        public string Target(string name) => Path.Combine(_dir.Path, name);
+
+        public void Dispose()
+        {
+            Repo.Dispose();
+            _dir.Dispose();
+        }
+    }
+
     private static void AssertRestored(Repository.Repository repo, SnapshotManifest snap, string src, string target, Func<string, bool>? left = null)
     {
         Assert.Empty(snap.Errors);
@@ -62,18 +87,16 @@ public class ListedAsParentTests
     [InlineData(8, 0)] // none listed ahead: each folder's names taken when the walk comes
     public void Folders_unchanged_since_the_parent_are_not_listed_again_and_every_change_is_seen(int ahead, ulong aheadBytes)
     {
-        using var dir = new TempDir();
-        var src = dir.Sub("src");
-        var folders = MakeSource(src);
-        using var repo = TestRepo.Create(dir.Sub("repo"));
+        using var f = new Fixture();
+        var (src, folders, repo) = (f.Src, f.Folders, f.Repo);
         var set = new BackupSet("s", [src]);
-        var asParent = new ConcurrentBag<string>();
+        var asParent = f.AsParent;
         var full = Run(repo, set, null, asParent, ahead, aheadBytes: aheadBytes);
         Assert.Empty(asParent); // no parent: every folder listed
 
         var same = Run(repo, set, full, asParent, ahead, aheadBytes: aheadBytes);
         Assert.Equal(folders, asParent.Order(StringComparer.Ordinal));
-        Assert.Equal(full.RootTree, same.RootTree);
+        Assert.Equal(ReuseCheckTests.TreeOf(repo, full, src), ReuseCheckTests.TreeOf(repo, same, src)); // the same tree
 
         // A file added (d4), one deleted (d5), one renamed (d1), one moved from d3 into d2/sub: those folders' times
         // change. A file rewritten (d0) and one given an attribute (d3's big block) leave their folders' times alone: the
@@ -87,44 +110,77 @@ public class ListedAsParentTests
         var changed = Run(repo, set, same, asParent, ahead, aheadBytes: aheadBytes);
         string[] listed = [Path.Combine(src, "d1"), Path.Combine(src, "d2", "sub"), Path.Combine(src, "d3"), Path.Combine(src, "d4"), Path.Combine(src, "d5")];
         Assert.Equal(folders.Except(listed), asParent.Order(StringComparer.Ordinal));
-        AssertRestored(repo, changed, src, Path.Combine(dir.Path, "r1"));
+        AssertRestored(repo, changed, src, f.Target("r1"));
 
         // A folder whose times lie too close to when the parent began is listed (a change made after the parent listed it,
         // within one tick of a coarse clock, would leave them as recorded).
         File.WriteAllText(Path.Combine(src, "d0", "another"), "another");
         var close = Run(repo, set, changed, asParent, ahead, TimeSpan.FromHours(1), aheadBytes);
         Assert.Empty(asParent);
-        AssertRestored(repo, close, src, Path.Combine(dir.Path, "r2"));
+        AssertRestored(repo, close, src, f.Target("r2"));
     }
 
     [Fact]
     public void A_parent_whose_tree_of_a_folder_may_not_be_its_whole_listing_is_not_taken_for_its_names()
     {
-        using var dir = new TempDir();
-        var src = dir.Sub("src");
-        var folders = MakeSource(src);
-        using var repo = TestRepo.Create(dir.Sub("repo"));
-        var asParent = new ConcurrentBag<string>();
+        using var f = new Fixture();
+        var (src, folders, repo) = (f.Src, f.Folders, f.Repo);
+        var asParent = f.AsParent;
 
         // Other excludes: the parent's trees lack what it left out.
         var excluding = Run(repo, new BackupSet("s", [src], ["*.tmp"]), null, asParent);
         var all = Run(repo, new BackupSet("s", [src]), excluding, asParent);
         Assert.Empty(asParent);
-        AssertRestored(repo, all, src, Path.Combine(dir.Path, "r1"));
+        AssertRestored(repo, all, src, f.Target("r1"));
 
         // Other paths: a folder on the way to a path of the parent's set holds only that path in the parent's tree.
         var deep = Run(repo, new BackupSet("s", [Path.Combine(src, "d2", "sub")]), null, asParent);
         var whole = Run(repo, new BackupSet("s", [src]), deep, asParent);
         Assert.Empty(asParent);
-        AssertRestored(repo, whole, src, Path.Combine(dir.Path, "r2"));
+        AssertRestored(repo, whole, src, f.Target("r2"));
 
         // An error of the parent in a folder (an entry left out of its tree): that folder is listed, the others are not.
-        var left = Run(repo, new BackupSet("s", [src], [Path.Combine(src, "d3", "f0005")]), null, asParent);
-        var failed = left.Clone();
-        failed.Excludes.Clear(); // as if the file had been left out by an error, not by an exclude
-        failed.Errors.Add(new SnapshotError { Path = Path.Combine(src, "d3", "f0005"), Reason = "could not be read" });
-        var next = Run(repo, new BackupSet("s", [src]), failed, asParent);
-        Assert.Equal(folders.Except([Path.Combine(src, "d3")]), asParent.Order(StringComparer.Ordinal));
-        AssertRestored(repo, next, src, Path.Combine(dir.Path, "r3"));
+        AssertOnlyListed(f, Path.Combine(src, "d3"), Path.Combine(src, "d3", "f0005"), "r3",
+            p => p.Errors.Add(new SnapshotError { Path = Path.Combine(src, "d3", "f0005"), Reason = "could not be read" }));
+        // An empty tree of a folder that holds names (left out, as above, with no error to say so): listed.
+        AssertOnlyListed(f, Path.Combine(src, "d5"), Path.Combine(src, "d5", "*"), "r4", _ => { });
+    }
+
+    /// <summary>
+    /// A parent that left <paramref name="leftOut"/> out by an exclude, made to say it had no excludes (and whatever else
+    /// <paramref name="forge"/> makes it say): only <paramref name="folder"/> is listed again, and the restore is whole.
+    /// </summary>
+    private static void AssertOnlyListed(Fixture f, string folder, string leftOut, string target, Action<SnapshotManifest> forge)
+    {
+        var parent = Run(f.Repo, new BackupSet("s", [f.Src], [leftOut]), null, f.AsParent).Clone();
+        parent.Excludes.Clear();
+        forge(parent);
+        var next = Run(f.Repo, new BackupSet("s", [f.Src]), parent, f.AsParent);
+        Assert.Equal(f.Folders.Except([folder]), f.AsParent.Order(StringComparer.Ordinal));
+        AssertRestored(f.Repo, next, f.Src, f.Target(target));
+    }
+
+    [Fact]
+    public void A_parent_made_before_its_trees_were_whole_listings_or_ended_later_by_the_clock_is_not_taken_for_names()
+    {
+        using var f = new Fixture();
+        var (src, folders, repo) = (f.Src, f.Folders, f.Repo);
+        var set = new BackupSet("s", [src]);
+        var asParent = f.AsParent;
+        var full = Run(repo, set, null, asParent);
+        Assert.Equal(Archiver.ListingsFormat, full.Listings);
+
+        var older = full.Clone();
+        older.Listings = 0; // made before the field: its trees may not be whole listings
+        Run(repo, set, older, asParent);
+        Assert.Empty(asParent);
+
+        var ahead = full.Clone();
+        ahead.FinishedUnixMs = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds(); // the clock went back since it ended
+        Run(repo, set, ahead, asParent);
+        Assert.Empty(asParent);
+
+        Run(repo, set, full, asParent);
+        Assert.Equal(folders, asParent.Order(StringComparer.Ordinal));
     }
 }

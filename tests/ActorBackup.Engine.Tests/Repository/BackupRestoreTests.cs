@@ -1455,7 +1455,8 @@ public class ReuseCheckTests
         public void Commit() => inner.Commit();
     }
 
-    private static Hashing.ChunkId TreeOf(Repository.Repository repo, SnapshotManifest snapshot, string path)
+    /// <summary>The id of the tree of folder <paramref name="path"/> in a snapshot.</summary>
+    internal static Hashing.ChunkId TreeOf(Repository.Repository repo, SnapshotManifest snapshot, string path)
     {
         using var trees = new TreeReader(repo.Keys, repo.Library);
         var id = new Hashing.ChunkId(snapshot.RootTree.Span);
