@@ -220,7 +220,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private bool _parentTreesSameKeys;
     /// <summary>
     /// A folder's names may be its parent's tree's (<see cref="ListsAsParent"/>): the parent walked the same paths with the
-    /// same excludes, and its nodes record all. Then a folder's recorded times must lie before <see cref="_listedBefore"/>,
+    /// same excludes, its nodes record all, its trees are whole listings, and it ran in this boot and ended before now by
+    /// the clock (<see cref="NamesFromParent"/>). Then a folder's recorded times must lie before <see cref="_listedBefore"/>,
     /// and no error of the parent may name the folder or an entry in it (<see cref="_parentErrorFolders"/>).
     /// </summary>
     private bool _namesFromParent;
