@@ -250,7 +250,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentTrees = parentTrees;
         _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
-        NamesFromParent(set, parent);
+        // The set's paths, as the walk takes them (and as a manifest lists them).
+        var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        NamesFromParent(set, paths, parent);
         _snapshotId = snapshotId;
         using var session = keys.Cipher.BeginUpload();
         using var treeSession = keys.Trees.Cipher.BeginUpload();
@@ -323,7 +325,6 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             try
             {
                 ParentTree? parentRoot = parent is { RootTree.Length: ChunkId.Size } ? LoadParentTree(new ChunkId(parent.RootTree.Span), "/") : null;
-                var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
                 _setPaths = paths.ToHashSet(StringComparer.Ordinal);
                 // A folder on the way to another path of the set stays open until every path is walked: a path inside
                 // another is walked with it, or on its own where that walk left it out (a mount point with
@@ -487,7 +488,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>Whether (and when) a folder's names may be taken from the parent's tree this run (<see cref="ListsAsParent"/>).</summary>
-    private void NamesFromParent(BackupSet set, SnapshotManifest? parent)
+    private void NamesFromParent(BackupSet set, List<string> paths, SnapshotManifest? parent)
     {
         // The parent ran since this system booted (a crash between would leave a folder's new names on disk and its
         // times as before, on a file system without a journal), and the clock has not gone back since it ended.
@@ -495,7 +496,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0 } && _parentRecordsAll
             && Posix.Posix.BootTime() is { } boot && parent.StartedUnixMs > (boot + BootSlack) * 1000 && parent.FinishedUnixMs <= now
             && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
-            && parent.Paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal), StringComparer.Ordinal);
+            && parent.Paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);
         if (!_namesFromParent) return;
         var before = parent!.StartedUnixMs - (long)ParentListingMargin.TotalMilliseconds;
         var seconds = before >= 0 ? before / 1000 : (before - 999) / 1000;
@@ -594,7 +595,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (Volatile.Read(ref dir.Pending) <= 0) throw new InvalidOperationException($"{PosixNames.Display(dir.Path)} was stored before the path {PosixNames.Display(path)} below it was walked");
             if (i == parts.Length - 1)
             {
-                if (dir.Children.Any(c => c.FileName() == parts[i]) || dir.Kept.Any(k => dir.From!.Name(k) == parts[i])) return; // already there through an enclosing path
+                if (dir.Children.Any(c => c.FileName() == parts[i]) || dir.Kept.Any(k => dir.From!.NameIs(k, parts[i]))) return; // already there through an enclosing path
                 dir.Changed(); // an entry its own walk left out: its tree is not the parent's
                 AddEntry(dir, parts[i], current, st, parentNode, st.Device, cancel);
                 return;
@@ -953,9 +954,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private void Attach(Listing listing, ParentTree? parentTree)
     {
-        listing.ParentTree = parentTree;
         var block = listing.Block;
-        if (parentTree is not null)
+        // A listing made with this tree (its names the tree's) looked its entries up in it already.
+        var lookedUp = parentTree is not null && ReferenceEquals(listing.ParentTree, parentTree);
+        listing.ParentTree = parentTree;
+        if (parentTree is not null && !lookedUp)
         {
             var parentNames = listing.ParentNodes = new ParentNames(parentTree);
             for (var k = 0; k < listing.Count; k++) block[k].At = parentNames.Find(block[k].Name);

@@ -70,7 +70,7 @@ public sealed class ParentTree
     /// <summary>Owner names as the entries give them ("" first): an entry's the one before's when the bytes are the same.</summary>
     private readonly List<string> _owners;
     private int _count;
-    /// <summary>Its record's bytes and its entries are the pool's (<see cref="ScanPooled"/>), given back by <see cref="Return"/>.</summary>
+    /// <summary>Its record's bytes and its entries are the pool's (<see cref="ScanRented"/>), given back by <see cref="Return"/>.</summary>
     private readonly bool _pooled;
     /// <summary>1 once given back (Interlocked: the arrays go back to the pool once, whoever calls).</summary>
     private int _returnedOnce;
@@ -235,22 +235,12 @@ public sealed class ParentTree
     public static ParentTree Scan(ChunkId id, byte[] bytes) => Scan(id, bytes, bytes.Length, pooled: false);
 
     /// <summary>
-    /// Reads tree record <paramref name="id"/>'s plaintext into a copy from the pool, its entries into an array from the
-    /// pool: a walk of a million files reads a thousand trees of a thousand entries, each of those two arrays a large
-    /// object (about 120 and 130 KB) that only a full collection took back. <see cref="Return"/> gives them back.
+    /// Reads the first <paramref name="length"/> bytes of <paramref name="rented"/> (from ArrayPool&lt;byte&gt;.Shared,
+    /// the tree's from now on: given back by <see cref="Return"/>, or here when the bytes are not a tree), its entries
+    /// into an array from the pool too: a walk of a million files reads a thousand trees of a thousand entries, each of
+    /// those two arrays a large object (about 120 and 130 KB) that only a full collection took back.
     /// </summary>
     /// <exception cref="InvalidDataException">the bytes are not a tree</exception>
-    public static ParentTree ScanPooled(ChunkId id, ReadOnlySpan<byte> plaintext)
-    {
-        var bytes = ArrayPool<byte>.Shared.Rent(plaintext.Length);
-        plaintext.CopyTo(bytes);
-        return ScanRented(id, bytes, plaintext.Length);
-    }
-
-    /// <summary>
-    /// Reads the first <paramref name="length"/> bytes of <paramref name="rented"/> (from ArrayPool&lt;byte&gt;.Shared,
-    /// the tree's from now on: given back by <see cref="Return"/>, or here when the bytes are not a tree).
-    /// </summary>
     public static ParentTree ScanRented(ChunkId id, byte[] rented, int length)
     {
         try

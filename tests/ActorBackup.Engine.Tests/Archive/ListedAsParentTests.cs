@@ -94,6 +94,8 @@ public class ListedAsParentTests
 
         var same = Run(repo, set, full, asParent, ahead, aheadBytes: aheadBytes);
         Assert.Equal(folders, asParent.Order(StringComparer.Ordinal));
+        Assert.Equal(full.Stats.Files, same.Stats.FilesUnchanged); // each name found its parent's entry: no file read
+        Assert.Equal(0ul, same.Stats.BytesRead);
         Assert.Equal(ReuseCheckTests.TreeOf(repo, full, src), ReuseCheckTests.TreeOf(repo, same, src)); // the same tree
 
         // A file added (d4), one deleted (d5), one renamed (d1), one moved from d3 into d2/sub: those folders' times

@@ -39,6 +39,14 @@ public sealed class ParentTreeTests
                 return node;
             });
 
+    /// <summary>A tree scanned as the tree reader scans one: its bytes copied into an array from the pool.</summary>
+    private static ParentTree Pooled(byte[] bytes)
+    {
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(bytes.Length);
+        bytes.CopyTo(rented, 0);
+        return ParentTree.ScanRented(default, rented, bytes.Length);
+    }
+
     /// <summary>What the scan says of an entry equals what the parsed node says, field for field.</summary>
     private static void ScansAsParsed(ParentTree tree, int i, Node node)
     {
@@ -73,7 +81,7 @@ public sealed class ParentTreeTests
             Assert.Equal(nodes.Length, scanned.Count);
             for (var i = 0; i < nodes.Length; i++) ScansAsParsed(scanned, i, nodes[i]);
             // From the pool, into arrays another tree had (each given back after): the same.
-            var pooled = ParentTree.ScanPooled(default, tree.ToByteArray());
+            var pooled = Pooled(tree.ToByteArray());
             Assert.Equal(nodes.Length, pooled.Count);
             for (var i = 0; i < nodes.Length; i++) ScansAsParsed(pooled, i, nodes[i]);
             pooled.Return();
@@ -123,7 +131,7 @@ public sealed class ParentTreeTests
     {
         var tree = new Tree();
         tree.Nodes.Add(new Node { Name = "a", Type = NodeType.File, Chunks = ByteString.CopyFrom(new byte[ChunkId.Size]) });
-        var pooled = ParentTree.ScanPooled(default, tree.ToByteArray());
+        var pooled = Pooled(tree.ToByteArray());
         Assert.Equal("a", pooled.Name(0));
         pooled.Return();
         pooled.Return(); // once: a second is nothing
