@@ -158,8 +158,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             Persist(ToEvent(batch, job), e =>
             {
                 Committed(batch);
-                AfterPersist(e.Volumes);
+                // The job hears first: a snapshot that falls due here (the whole index, sorted) does not hold up its commit.
                 sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count, BytesStored = (ulong)batch.Volumes.Sum(v => v.Bytes) });
+                AfterPersist(e.Volumes);
                 _manager?.Tell(Report());
             });
         });

@@ -16,19 +16,39 @@ public static class ChunkIdSort
     /// <summary>Below this many ids a comparison sort is as quick.</summary>
     internal const int Small = 64;
 
-    public static void Sort(Span<ChunkId> ids) => Sort(ids, 56);
+    /// <summary>Where the id of an item is (a struct: the sort is made for each, the call inlined).</summary>
+    public interface IKey<T>
+    {
+        ChunkId Of(in T item);
+    }
 
-    private static void Sort(Span<ChunkId> ids, int shift)
+    private readonly struct Itself : IKey<ChunkId>
+    {
+        public ChunkId Of(in ChunkId item) => item;
+    }
+
+    private readonly struct ByKey<T, TKey> : IComparer<T> where TKey : struct, IKey<T>
+    {
+        public int Compare(T? x, T? y) => default(TKey).Of(x!).CompareTo(default(TKey).Of(y!));
+    }
+
+    public static void Sort(Span<ChunkId> ids) => Sort<ChunkId, Itself>(ids, 56);
+
+    /// <summary>Items sorted by the ids <typeparamref name="TKey"/> finds in them (an index's entries, say), in place.</summary>
+    public static void Sort<T, TKey>(Span<T> items) where TKey : struct, IKey<T> => Sort<T, TKey>(items, 56);
+
+    private static void Sort<T, TKey>(Span<T> ids, int shift) where TKey : struct, IKey<T>
     {
         if (ids.Length < Small || shift < 0)
         {
-            ids.Sort();
+            ids.Sort(default(ByKey<T, TKey>));
             return;
         }
+        var key = default(TKey);
         Span<int> start = stackalloc int[257];
         Span<int> next = stackalloc int[256];
         start.Clear();
-        foreach (ref readonly var id in ids) start[(int)(id.High >> shift & 0xFF) + 1]++;
+        foreach (ref readonly var id in ids) start[(int)(key.Of(id).High >> shift & 0xFF) + 1]++;
         for (var b = 0; b < 256; b++) start[b + 1] += start[b];
         start[..256].CopyTo(next);
         for (var b = 0; b < 256; b++)
@@ -37,7 +57,7 @@ public static class ChunkIdSort
                 // The first id not yet placed in bucket b goes where its own bucket is being filled; the one there
                 // comes out in its place, until one belongs to b.
                 var id = ids[next[b]];
-                for (var d = (int)(id.High >> shift & 0xFF); d != b; d = (int)(id.High >> shift & 0xFF))
+                for (var d = (int)(key.Of(id).High >> shift & 0xFF); d != b; d = (int)(key.Of(id).High >> shift & 0xFF))
                 {
                     var at = next[d]++;
                     (id, ids[at]) = (ids[at], id);
@@ -45,6 +65,6 @@ public static class ChunkIdSort
                 ids[next[b]++] = id;
             }
         for (var b = 0; b < 256; b++)
-            if (start[b + 1] - start[b] > 1) Sort(ids[start[b]..start[b + 1]], shift - 8);
+            if (start[b + 1] - start[b] > 1) Sort<T, TKey>(ids[start[b]..start[b + 1]], shift - 8);
     }
 }

@@ -229,34 +229,8 @@ public sealed class ChunkIndex
         }
     }
 
-    public void WriteTo(Stream stream)
-    {
-        var sorted = Entries.ToArray();
-        Array.Sort(sorted, (a, b) => a.Key.CompareTo(b.Key));
-        var crc = new Crc32();
-        Span<byte> head = stackalloc byte[16];
-        WriteHead(head, sorted.Length);
-        crc.Append(head);
-        stream.Write(head);
-        var block = new byte[EntrySize * 4096];
-        var used = 0;
-        foreach (var (id, loc) in sorted)
-        {
-            WriteEntry(block.AsSpan(used, EntrySize), id, loc);
-            used += EntrySize;
-            if (used == block.Length)
-            {
-                crc.Append(block);
-                stream.Write(block);
-                used = 0;
-            }
-        }
-        crc.Append(block.AsSpan(0, used));
-        stream.Write(block, 0, used);
-        Span<byte> tail = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(tail, crc.GetCurrentHashAsUInt32());
-        stream.Write(tail);
-    }
+    /// <summary>The serialized form (<see cref="ToBytes"/>) written to <paramref name="stream"/>.</summary>
+    public void WriteTo(Stream stream) => stream.Write(ToBytes());
 
     private static void WriteHead(Span<byte> head, long count)
     {
@@ -266,7 +240,7 @@ public sealed class ChunkIndex
     }
 
     /// <summary>
-    /// The serialized form (as <see cref="WriteTo"/>) in one array of its exact size, its entries written and then
+    /// The serialized form in one array of its exact size, its entries written and then
     /// sorted in place: no copy of the index beside it (a media agent's snapshot of millions of chunks).
     /// </summary>
     public byte[] ToBytes()
@@ -277,7 +251,7 @@ public sealed class ChunkIndex
         var i = 0;
         foreach (var (id, loc) in Entries) WriteEntry(body.Slice(i++ * EntrySize, EntrySize), id, loc);
         // An id's bytes are its four words big-endian: their byte order is ChunkId's order.
-        MemoryMarshal.Cast<byte, PackedEntry>(body).Sort(static (a, b) => a.Id.SequenceCompareTo(b.Id));
+        ChunkIdSort.Sort<PackedEntry, PackedEntry.Key>(MemoryMarshal.Cast<byte, PackedEntry>(body));
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4), Crc32.HashToUInt32(bytes.AsSpan(0, bytes.Length - 4)));
         return bytes;
     }
@@ -288,7 +262,10 @@ public sealed class ChunkIndex
     {
         private byte _first;
 
-        public readonly ReadOnlySpan<byte> Id => MemoryMarshal.CreateReadOnlySpan(in _first, ChunkId.Size);
+        public readonly struct Key : ChunkIdSort.IKey<PackedEntry>
+        {
+            public ChunkId Of(in PackedEntry item) => new(MemoryMarshal.CreateReadOnlySpan(in item._first, ChunkId.Size));
+        }
     }
 
     /// <summary>Reads the serialized form, checking bounds and the checksum; InvalidDataException when damaged.</summary>

@@ -60,10 +60,39 @@ public sealed class ChunkIndexTests
                 AnswersAs(model, index, pool);
             }
             Assert.Equal(model.OrderBy(e => e.Key).ToList(), index.Entries.OrderBy(e => e.Key).ToList());
-            var read = ChunkIndex.FromBytes(index.ToBytes());
+            var bytes = index.ToBytes();
+            Assert.Equal(model.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToList(), Serialized(bytes));
+            var read = ChunkIndex.FromBytes(bytes);
             AnswersAs(model, read, pool);
             Assert.Equal(model.Count, read.Count);
         }, iter: 3000);
+    }
+
+    /// <summary>The entries of a serialized index, in the order they are written.</summary>
+    private static List<(ChunkId, ChunkLocation)> Serialized(byte[] bytes) =>
+        Enumerable.Range(0, (bytes.Length - 20) / ChunkIndex.EntrySize)
+            .Select(i => ChunkIndex.ReadEntry(bytes.AsSpan(16 + i * ChunkIndex.EntrySize, ChunkIndex.EntrySize))).ToList();
+
+    [Fact]
+    public void A_large_index_is_written_in_id_order_whichever_bytes_its_ids_share()
+    {
+        // Enough entries for the sort's buckets, and ids that differ only past their first 8 bytes (one bucket deep down).
+        var rnd = new Random(5);
+        var model = new Dictionary<ChunkId, ChunkLocation>();
+        for (var i = 0; i < 60_000; i++)
+        {
+            var b = new byte[ChunkId.Size];
+            rnd.NextBytes(b);
+            if (i % 3 == 0) b.AsSpan(0, 8).Fill(0x5A);
+            model[new ChunkId(b)] = new ChunkLocation((uint)(i % 7), i * 64L, i % 1000);
+        }
+        var index = new ChunkIndex();
+        foreach (var (id, at) in model) index.Set(id, at);
+        var bytes = index.ToBytes();
+        Assert.Equal(model.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToList(), Serialized(bytes));
+        using var stream = new MemoryStream();
+        index.WriteTo(stream);
+        Assert.Equal(bytes, stream.ToArray());
     }
 
     private static void AnswersAs(Dictionary<ChunkId, ChunkLocation> model, ChunkIndex index, ChunkId[] pool)
