@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace ActorBackup.Engine.Hashing;
 
@@ -27,6 +29,19 @@ public static class ChunkIdSort
         public ChunkId Of(in ChunkId item) => item;
     }
 
+    private static void InsertionSort<T, TKey>(Span<T> items) where TKey : struct, IKey<T>
+    {
+        var key = default(TKey);
+        for (var i = 1; i < items.Length; i++)
+        {
+            var item = items[i];
+            var id = key.Of(item);
+            var j = i - 1;
+            for (; j >= 0 && key.Of(items[j]).CompareTo(id) > 0; j--) items[j + 1] = items[j];
+            items[j + 1] = item;
+        }
+    }
+
     private readonly struct ByKey<T, TKey> : IComparer<T> where TKey : struct, IKey<T>
     {
         public int Compare(T? x, T? y) => default(TKey).Of(x!).CompareTo(default(TKey).Of(y!));
@@ -41,7 +56,11 @@ public static class ChunkIdSort
     {
         if (ids.Length < Small || shift < 0)
         {
-            ids.Sort(default(ByKey<T, TKey>));
+            // Ids themselves: the runtime's sort made for them (no comparer called through a delegate). Other items: a
+            // few by insertion; many (ids that share their first 8 bytes, never from the hash) by the runtime's sort.
+            if (typeof(T) == typeof(ChunkId)) MemoryMarshal.CreateSpan(ref Unsafe.As<T, ChunkId>(ref MemoryMarshal.GetReference(ids)), ids.Length).Sort();
+            else if (ids.Length < Small) InsertionSort<T, TKey>(ids);
+            else ids.Sort(default(ByKey<T, TKey>));
             return;
         }
         var key = default(TKey);
