@@ -58,7 +58,7 @@ public static class ChunkIdSort
         {
             // Ids themselves: the runtime's sort made for them (no comparer called through a delegate). Other items: a
             // few by insertion; many (ids that share their first 8 bytes, never from the hash) by the runtime's sort.
-            if (typeof(T) == typeof(ChunkId)) MemoryMarshal.CreateSpan(ref Unsafe.As<T, ChunkId>(ref MemoryMarshal.GetReference(ids)), ids.Length).Sort();
+            if (typeof(TKey) == typeof(Itself)) MemoryMarshal.CreateSpan(ref Unsafe.As<T, ChunkId>(ref MemoryMarshal.GetReference(ids)), ids.Length).Sort();
             else if (ids.Length < Small) InsertionSort<T, TKey>(ids);
             else ids.Sort(default(ByKey<T, TKey>));
             return;

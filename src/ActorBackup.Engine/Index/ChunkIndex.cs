@@ -229,8 +229,45 @@ public sealed class ChunkIndex
         }
     }
 
-    /// <summary>The serialized form (<see cref="ToBytes"/>) written to <paramref name="stream"/>.</summary>
-    public void WriteTo(Stream stream) => stream.Write(ToBytes());
+    /// <summary>
+    /// The serialized form (as <see cref="ToBytes"/>) written to <paramref name="stream"/> block by block: the entries
+    /// sorted as an array of their own (a byte array of the whole form would end at ~44 million chunks, its 2 GB limit).
+    /// </summary>
+    public void WriteTo(Stream stream)
+    {
+        var sorted = new KeyValuePair<ChunkId, ChunkLocation>[_count];
+        var n = 0;
+        foreach (var entry in Entries) sorted[n++] = entry;
+        ChunkIdSort.Sort<KeyValuePair<ChunkId, ChunkLocation>, EntryKey>(sorted);
+        var crc = new Crc32();
+        Span<byte> head = stackalloc byte[16];
+        WriteHead(head, sorted.Length);
+        crc.Append(head);
+        stream.Write(head);
+        var block = new byte[EntrySize * 4096];
+        var used = 0;
+        foreach (var (id, loc) in sorted)
+        {
+            WriteEntry(block.AsSpan(used, EntrySize), id, loc);
+            used += EntrySize;
+            if (used == block.Length)
+            {
+                crc.Append(block);
+                stream.Write(block);
+                used = 0;
+            }
+        }
+        crc.Append(block.AsSpan(0, used));
+        stream.Write(block, 0, used);
+        Span<byte> tail = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(tail, crc.GetCurrentHashAsUInt32());
+        stream.Write(tail);
+    }
+
+    private readonly struct EntryKey : ChunkIdSort.IKey<KeyValuePair<ChunkId, ChunkLocation>>
+    {
+        public ChunkId Of(in KeyValuePair<ChunkId, ChunkLocation> item) => item.Key;
+    }
 
     private static void WriteHead(Span<byte> head, long count)
     {
@@ -240,8 +277,8 @@ public sealed class ChunkIndex
     }
 
     /// <summary>
-    /// The serialized form in one array of its exact size, its entries written and then
-    /// sorted in place: no copy of the index beside it (a media agent's snapshot of millions of chunks).
+    /// The serialized form in one array of its exact size, its entries written and then sorted in place: no copy of the
+    /// index beside it (a media agent's snapshot of millions of chunks; at most ~44 million, a byte array's limit).
     /// </summary>
     public byte[] ToBytes()
     {
