@@ -280,17 +280,28 @@ public sealed class ChunkIndex
     /// The serialized form in one array of its exact size, its entries written and then sorted in place: no copy of the
     /// index beside it (a media agent's snapshot of millions of chunks; at most ~44 million, a byte array's limit).
     /// </summary>
-    public byte[] ToBytes()
+    /// <param name="guard">the lock under which the index changes, if any: held while the entries are copied, not while
+    /// they are sorted (a library's data-plane calls wait for the copy only)</param>
+    public byte[] ToBytes(object? guard = null)
     {
-        var bytes = new byte[16 + (long)Count * EntrySize + 4];
-        WriteHead(bytes, Count);
-        var body = bytes.AsSpan(16, Count * EntrySize);
-        var i = 0;
-        foreach (var (id, loc) in Entries) WriteEntry(body.Slice(i++ * EntrySize, EntrySize), id, loc);
+        byte[] bytes;
+        if (guard is null) bytes = Unsorted();
+        else
+            lock (guard) bytes = Unsorted();
+        var body = bytes.AsSpan(16, bytes.Length - 20);
         // An id's bytes are its four words big-endian: their byte order is ChunkId's order.
         ChunkIdSort.Sort<PackedEntry, PackedEntry.Key>(MemoryMarshal.Cast<byte, PackedEntry>(body));
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4), Crc32.HashToUInt32(bytes.AsSpan(0, bytes.Length - 4)));
         return bytes;
+
+        byte[] Unsorted()
+        {
+            var unsorted = new byte[16 + (long)Count * EntrySize + 4];
+            WriteHead(unsorted, Count);
+            var i = 0;
+            foreach (var (id, loc) in Entries) WriteEntry(unsorted.AsSpan(16 + i++ * EntrySize, EntrySize), id, loc);
+            return unsorted;
+        }
     }
 
     /// <summary>One serialized entry, to sort entries where they are.</summary>

@@ -291,10 +291,7 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>The whole index in its serialized form, for the owner's snapshots.</summary>
-    public byte[] IndexBytes()
-    {
-        lock (_lock) return _index.ToBytes();
-    }
+    public byte[] IndexBytes() => _index.ToBytes(_lock);
 
     private void WriteManifest()
     {

@@ -95,6 +95,29 @@ public sealed class ChunkIndexTests
         Assert.Equal(bytes, stream.ToArray());
     }
 
+    [Fact]
+    public void Serialized_under_its_guard_it_waits_for_the_guard_and_comes_out_the_same()
+    {
+        var rnd = new Random(9);
+        var index = new ChunkIndex();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var b = new byte[ChunkId.Size];
+            rnd.NextBytes(b);
+            index.Set(new ChunkId(b), new ChunkLocation(1, i * 10L, 10));
+        }
+        var guard = new object();
+        byte[]? made = null;
+        var thread = new Thread(() => made = index.ToBytes(guard));
+        lock (guard)
+        {
+            thread.Start();
+            Assert.False(thread.Join(300)); // the copy waits while the guard is held elsewhere
+        }
+        thread.Join();
+        Assert.Equal(index.ToBytes(), made);
+    }
+
     private static void AnswersAs(Dictionary<ChunkId, ChunkLocation> model, ChunkIndex index, ChunkId[] pool)
     {
         var held = new bool[pool.Length];
