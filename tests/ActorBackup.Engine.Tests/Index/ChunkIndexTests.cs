@@ -108,13 +108,19 @@ public sealed class ChunkIndexTests
         }
         var guard = new object();
         byte[]? made = null;
-        var thread = new Thread(() => made = index.ToBytes(guard));
+        Exception? failed = null;
+        var thread = new Thread(() =>
+        {
+            try { made = index.ToBytes(guard); }
+            catch (Exception e) { failed = e; } // a failure fails the test, not the test host
+        });
         lock (guard)
         {
             thread.Start();
             Assert.False(thread.Join(300)); // the copy waits while the guard is held elsewhere
         }
         thread.Join();
+        Assert.Null(failed);
         Assert.Equal(index.ToBytes(), made);
     }
 
