@@ -862,7 +862,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     /// <param name="asParent">the parent's record of the folder when its names may be its tree's (<see cref="ListsAsParent"/>):
     /// they are, when the folder is still so as it is opened, its file system keeps folder times faithfully, and the tree's
-    /// names ascend (as the listing's are sorted)</param>
+    /// names ascend (as the listing's are sorted) and are each a plain name (stat-ed in the folder as they are)</param>
     private Listing List(string path, ulong device, ulong inode, ParentTree? parentTree, bool ahead = false, Recorded? asParent = null)
     {
         var listing = new Listing(path, parentTree);
@@ -872,7 +872,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
             BeforeListing?.Invoke(path);
             listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode, out var now);
-            if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
+            if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true, NamesArePlain: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
             {
                 var names = new List<string>(parentTree.Count);
                 for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));

@@ -201,6 +201,35 @@ public sealed class ParentTree
     /// <summary>0: not worked out yet; 1: ascending; -1: not.</summary>
     private int _ascending;
 
+    /// <summary>
+    /// Every name one plain component of a path, as a folder's listing holds them (not empty, not "." or "..", no '/' or
+    /// NUL): names a walk may stat in the folder as they are. Worked out once, when first asked.
+    /// </summary>
+    public bool NamesArePlain
+    {
+        get
+        {
+            if (_plain == 0)
+            {
+                _plain = 1;
+                for (var i = 0; i < Count; i++)
+                {
+                    ref readonly var e = ref _entries[i];
+                    var name = _bytes.AsSpan(e.NameStart, e.NameLength);
+                    if (name.IsEmpty || name.IndexOfAny((byte)'/', (byte)0) >= 0 || name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
+                    {
+                        _plain = -1;
+                        break;
+                    }
+                }
+            }
+            return _plain > 0;
+        }
+    }
+
+    /// <summary>0: not worked out yet; 1: plain; -1: not.</summary>
+    private int _plain;
+
     /// <summary>Two entries' names in ordinal order (the sign of string.CompareOrdinal): ASCII names as their bytes.</summary>
     private int CompareNames(int a, int b)
     {

@@ -47,6 +47,22 @@ public sealed class ParentTreeTests
         return ParentTree.ScanRented(default, rented, bytes.Length);
     }
 
+    [Fact]
+    public void A_tree_whose_names_are_not_all_plain_names_says_so()
+    {
+        static ParentTree Of(params object[] names)
+        {
+            var tree = new Tree();
+            foreach (var name in names)
+                tree.Nodes.Add(name is byte[] raw ? new Node { Name = "x", RawName = ByteString.CopyFrom(raw) } : new Node { Name = (string)name });
+            return ParentTree.Scan(default, tree.ToByteArray());
+        }
+        Assert.True(Of("a", "b.c", "...", "é", new byte[] { 0xFF, 0x41 }).NamesArePlain);
+        Assert.True(Of().NamesArePlain);
+        foreach (var bad in new object[] { "", ".", "..", "a/b", "/", "a\0b", new byte[] { 0x41, 0x2F, 0x42 }, new byte[] { 0x41, 0x00 }, "..".Select(c => (byte)c).ToArray() })
+            Assert.False(Of("a", bad).NamesArePlain);
+    }
+
     /// <summary>What the scan says of an entry equals what the parsed node says, field for field.</summary>
     private static void ScansAsParsed(ParentTree tree, int i, Node node)
     {
