@@ -202,8 +202,9 @@ public sealed class ParentTree
     private int _ascending;
 
     /// <summary>
-    /// Every name one plain component of a path, as a folder's listing holds them (not empty, not "." or "..", no '/' or
-    /// NUL): names a walk may stat in the folder as they are. Worked out once, when first asked.
+    /// Every name one plain component of a path, as a folder's listing holds them (<see cref="NodeExtensions.UnsafeNameReason"/>,
+    /// the restore's rule: not empty, not "." or "..", no '/' or NUL): names a walk may stat in the folder as they are.
+    /// Worked out once, when first asked (the names made then are kept: a listing takes them next).
     /// </summary>
     public bool NamesArePlain
     {
@@ -213,15 +214,11 @@ public sealed class ParentTree
             {
                 _plain = 1;
                 for (var i = 0; i < Count; i++)
-                {
-                    ref readonly var e = ref _entries[i];
-                    var name = _bytes.AsSpan(e.NameStart, e.NameLength);
-                    if (name.IsEmpty || name.IndexOfAny((byte)'/', (byte)0) >= 0 || name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
+                    if (NodeExtensions.UnsafeNameReason(Name(i)) is not null)
                     {
                         _plain = -1;
                         break;
                     }
-                }
             }
             return _plain > 0;
         }
