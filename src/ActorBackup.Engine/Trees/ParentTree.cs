@@ -186,13 +186,15 @@ public sealed class ParentTree
         {
             if (_ascending == 0)
             {
-                _ascending = 1;
+                // Worked out whole before it is kept: a thread that asks meanwhile works it out too, never reads half an answer.
+                var ascending = 1;
                 for (var i = 1; i < Count; i++)
                     if (CompareNames(i - 1, i) >= 0)
                     {
-                        _ascending = -1;
+                        ascending = -1;
                         break;
                     }
+                _ascending = ascending;
             }
             return _ascending > 0;
         }
@@ -212,13 +214,14 @@ public sealed class ParentTree
         {
             if (_plain == 0)
             {
-                _plain = 1;
+                var plain = 1; // as _ascending: kept once whole
                 for (var i = 0; i < Count; i++)
                     if (NodeExtensions.UnsafeNameReason(Name(i)) is not null)
                     {
-                        _plain = -1;
+                        plain = -1;
                         break;
                     }
+                _plain = plain;
             }
             return _plain > 0;
         }
