@@ -872,7 +872,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             // Names as bytes (PosixNames): one that is not valid UTF-8 is backed up like any other.
             BeforeListing?.Invoke(path);
             listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode, out var now);
-            if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true, NamesArePlain: true } && Posix.Posix.FolderTimesFollowNames(listing.Folder))
+            // The names' strings made last (NamesArePlain makes them), when the rest allows the listing to take them.
+            if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true }
+                && Posix.Posix.FolderTimesFollowNames(listing.Folder) && parentTree.NamesArePlain)
             {
                 var names = new List<string>(parentTree.Count);
                 for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));
