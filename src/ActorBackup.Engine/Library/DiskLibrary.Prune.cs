@@ -102,25 +102,15 @@ public sealed partial class DiskLibrary
         var kept = keep.ToHashSet(StringComparer.Ordinal);
         var gone = deleted.ToHashSet(StringComparer.Ordinal);
         missing.AddRange(kept.Where(k => !HasReferences(k)).Order(StringComparer.Ordinal));
-        if (!Directory.Exists(ReferencesDir)) return live;
         var now = DateTime.UtcNow;
-        foreach (var file in Directory.EnumerateFiles(ReferencesDir, "*.ref"))
+        var counted = new List<string>();
+        foreach (var snapshot in References.Snapshots())
         {
-            var snapshot = Path.GetFileNameWithoutExtension(file);
-            if (!kept.Contains(snapshot) && (gone.Contains(snapshot) || now - File.GetLastWriteTimeUtc(file) >= orphanAfter))
-            {
+            if (!kept.Contains(snapshot) && (gone.Contains(snapshot) || now - File.GetLastWriteTimeUtc(References.PathOf(snapshot)) >= orphanAfter))
                 dead.Add(snapshot);
-                continue;
-            }
-            try
-            {
-                live.UnionWith(ReferenceList.Read(file));
-            }
-            catch (InvalidDataException e)
-            {
-                damaged.Add(e.Message);
-            }
+            else counted.Add(snapshot);
         }
+        References.AddLive(counted, live, damaged);
         return live;
     }
 
@@ -152,11 +142,10 @@ public sealed partial class DiskLibrary
         }
     }
 
-    /// <summary>The reference lists of snapshots whose chunks a sweep let go.</summary>
+    /// <summary>The reference lists of snapshots whose chunks a sweep let go, and the bases no list is on any more.</summary>
     public void RemoveReferences(IEnumerable<string> snapshots)
     {
-        foreach (var snapshot in snapshots)
-            if (ReferenceList.IsValidSnapshotId(snapshot)) File.Delete(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+        lock (_lock) References.Remove(snapshots);
     }
 
     /// <summary>

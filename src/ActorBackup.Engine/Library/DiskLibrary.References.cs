@@ -14,6 +14,11 @@ public sealed partial class DiskLibrary
 
     public string ReferencesDir => Path.Combine(Root, "refs");
 
+    private ReferenceStore? _references;
+
+    /// <summary>The lists, whole or as deltas on shared bases (<see cref="ReferenceStore"/>).</summary>
+    private ReferenceStore References => _references ??= new ReferenceStore(ReferencesDir);
+
     void Codec.IChunkSink.AddReferences(string snapshot, IReadOnlyList<ChunkId> ids) => AddReferences(snapshot, ids);
 
     /// <summary>Ids that snapshot <paramref name="snapshot"/> references, written to refs/ at the next commit (may come in parts).</summary>
@@ -34,14 +39,12 @@ public sealed partial class DiskLibrary
     private void WriteStagedReferences()
     {
         if (_stagedReferences.Count == 0) return;
-        Directory.CreateDirectory(ReferencesDir);
         foreach (var (snapshot, ids) in _stagedReferences)
         {
-            var path = Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot));
             // A snapshot's list may come in parts, over several connections and commits: a part already written joins the rest.
             try
             {
-                ReferenceList.Merge(path, ids); // sorted where it is
+                References.Add(snapshot, ids); // sorted where it is
             }
             catch (InvalidDataException e)
             {
@@ -89,24 +92,16 @@ public sealed partial class DiskLibrary
     public IReadOnlyList<string> SnapshotsReferencing(IReadOnlyCollection<ChunkId> ids)
     {
         var wanted = ids.ToHashSet();
-        var snapshots = new List<string>();
-        if (wanted.Count == 0 || !Directory.Exists(ReferencesDir)) return snapshots;
-        foreach (var file in Directory.EnumerateFiles(ReferencesDir, "*.ref"))
-        {
-            try
-            {
-                if (ReferenceList.Read(file).Any(wanted.Contains)) snapshots.Add(Path.GetFileNameWithoutExtension(file));
-            }
-            catch (InvalidDataException)
-            {
-                snapshots.Add(Path.GetFileNameWithoutExtension(file) + " (its reference list is damaged too)");
-            }
-        }
-        return snapshots.Order(StringComparer.Ordinal).ToList();
+        if (wanted.Count == 0) return [];
+        return References.Referencing(References.Snapshots(), wanted).Order(StringComparer.Ordinal).ToList();
     }
 
     /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
     public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
 
-    public ChunkId[] ReadReferences(string snapshot) => ReferenceList.Read(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+    /// <summary>
+    /// Snapshot <paramref name="snapshot"/>'s ids, sorted: FileNotFoundException when it has no list here,
+    /// InvalidDataException when its list (or the base it is a delta on) is damaged.
+    /// </summary>
+    public ChunkId[] ReadReferences(string snapshot) => References.Read(snapshot);
 }

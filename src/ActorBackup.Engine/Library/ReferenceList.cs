@@ -7,15 +7,25 @@ namespace ActorBackup.Engine.Library;
 /// <summary>
 /// The chunk ids one snapshot references (its trees and every file's chunks), sorted and distinct, as a file
 /// beside the volumes: <c>refs/SNAPSHOT.ref</c>. Written when the snapshot's backup commits, so that the media
-/// side can tell live chunks from dead ones without the key (keyed ids reveal nothing of the data).
+/// side can tell live chunks from dead ones without the key (keyed ids reveal nothing of the data). Two forms:
 /// <code>
-/// "ABKREFS1" | u32 count | count x 32-byte id, ascending | u32 crc32 of everything before
+/// whole:  "ABKREFS1" | u32 count | count x 32-byte id, ascending | u32 crc32 of everything before
+/// delta:  "ABKREFD1" | u8 n | n-byte base name | u32 removed | u32 added | removed x id, ascending
+///         | added x id, ascending | u32 crc32 of everything before
 /// </code>
+/// A delta's ids are its base's (a whole list in <c>refs/bases/NAME.base</c>, never changed once written) without
+/// the removed ones, with the added ones: a snapshot much like an earlier one costs what changed, not 32 bytes for
+/// every chunk again (<see cref="ReferenceStore"/> chooses the form).
 /// </summary>
 public static class ReferenceList
 {
     private static readonly byte[] Magic = "ABKREFS1"u8.ToArray();
+    private static readonly byte[] DeltaMagic = "ABKREFD1"u8.ToArray();
     private const int HeaderSize = 12;
+    /// <summary>32 Mi ids (32 TiB of 1 MiB chunks) at most in a list: a larger count is damage, not a list to read whole.</summary>
+    public const int MaxIds = 32 * 1024 * 1024;
+    /// <summary>The longest base name (a snapshot id and a suffix).</summary>
+    public const int MaxBaseName = 100;
 
     public static string FileName(string snapshot) => snapshot + ".ref";
 
@@ -23,68 +33,53 @@ public static class ReferenceList
     public static bool IsValidSnapshotId(string snapshot) =>
         snapshot.Length is > 0 and <= 64 && snapshot.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
+    /// <summary>A base list's name: a file name of letters, digits, '-' and '_' (nothing that leads out of its folder).</summary>
+    public static bool IsValidBaseName(string name) =>
+        name.Length is > 0 and <= MaxBaseName && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
     /// <summary>Writes the list durably (a temporary file, fsync, rename); <paramref name="ids"/> need not be sorted.</summary>
     public static void Write(string path, IEnumerable<ChunkId> ids) => Write(path, ids.ToList());
 
-    /// <summary>
-    /// Writes the list durably, sorting <paramref name="ids"/> in place and leaving out repeats as it writes (no copy
-    /// of a million ids beside the list: 32 bytes each).
-    /// </summary>
+    /// <summary>Writes the list durably, sorting <paramref name="ids"/> in place and leaving out repeats.</summary>
     public static void Write(string path, List<ChunkId> ids)
     {
-        var sorted = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-        ChunkIdSort.Sort(sorted);
-        var distinct = 0u;
-        for (var i = 0; i < sorted.Length; i++)
-            if (i == 0 || sorted[i] != sorted[i - 1]) distinct++;
-        using var output = new Output(path, distinct);
-        for (var i = 0; i < sorted.Length; i++)
-            if (i == 0 || sorted[i] != sorted[i - 1]) output.Add(sorted[i]);
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
+        WriteSorted(path, span[..SortDistinct(span)]);
+    }
+
+    /// <summary>Sorts <paramref name="ids"/> in place and moves each id once to the front: returns how many that is.</summary>
+    public static int SortDistinct(Span<ChunkId> ids)
+    {
+        ChunkIdSort.Sort(ids);
+        var n = 0;
+        for (var i = 0; i < ids.Length; i++)
+            if (i == 0 || ids[i] != ids[n - 1]) ids[n++] = ids[i];
+        return n;
+    }
+
+    /// <summary>Writes a whole list durably from ids already sorted and distinct.</summary>
+    public static void WriteSorted(string path, ReadOnlySpan<ChunkId> ids)
+    {
+        using var output = new Output(path, Magic, (uint)ids.Length);
+        foreach (var id in ids) output.Add(id);
         output.Complete();
     }
 
     /// <summary>
-    /// Adds <paramref name="ids"/> (any order, repeats and all; sorted in place) to the list at <paramref name="path"/>,
-    /// durably: a snapshot's list may come in parts, committed one after the other (its manifest's chunk comes last).
-    /// The list written is merged with the one there, as it is read: never both held as ids. No list there: written anew.
+    /// Writes a delta durably: the ids of base list <paramref name="baseName"/> without <paramref name="removed"/>, with
+    /// <paramref name="added"/> (each sorted and distinct).
     /// </summary>
-    public static void Merge(string path, List<ChunkId> ids)
+    public static void WriteDelta(string path, string baseName, ReadOnlySpan<ChunkId> removed, ReadOnlySpan<ChunkId> added)
     {
-        if (!File.Exists(path))
-        {
-            Write(path, ids);
-            return;
-        }
-        var (bytes, count) = ReadChecked(path);
-        var had = bytes.AsSpan(HeaderSize, (int)count * ChunkId.Size);
-        ChunkId Had(Span<byte> span, int i) => new(span.Slice(i * ChunkId.Size, ChunkId.Size));
-        var added = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-        ChunkIdSort.Sort(added);
-        // Twice through the two sorted lists: the count goes first in the file.
-        uint Walk(Span<byte> had, ReadOnlySpan<ChunkId> added, Output? output)
-        {
-            var n = 0u;
-            int i = 0, j = 0;
-            ChunkId? last = null;
-            while (i < count || j < added.Length)
-            {
-                ChunkId next;
-                if (j == added.Length || i < count && Had(had, i).CompareTo(added[j]) <= 0) next = Had(had, i++);
-                else next = added[j++];
-                if (last is { } l && l.CompareTo(next) >= 0)
-                {
-                    if (l == next) continue;
-                    throw new InvalidDataException($"{path}: its ids are not in ascending order (damaged)");
-                }
-                last = next;
-                n++;
-                output?.Add(next);
-            }
-            return n;
-        }
-        var distinct = Walk(had, added, null);
-        using var output = new Output(path, distinct);
-        Walk(had, added, output);
+        if (!IsValidBaseName(baseName)) throw new ArgumentException($"'{baseName}' is not a base list's name", nameof(baseName));
+        var head = new byte[1 + baseName.Length + 8];
+        head[0] = (byte)baseName.Length;
+        System.Text.Encoding.ASCII.GetBytes(baseName, head.AsSpan(1));
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(1 + baseName.Length), (uint)removed.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(5 + baseName.Length), (uint)added.Length);
+        using var output = new Output(path, DeltaMagic, head);
+        foreach (var id in removed) output.Add(id);
+        foreach (var id in added) output.Add(id);
         output.Complete();
     }
 
@@ -98,13 +93,17 @@ public static class ReferenceList
         private int _used;
         private bool _done;
 
-        public Output(string path, uint count)
+        public Output(string path, byte[] magic, uint count) : this(path, magic, new byte[4])
+            => BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(magic.Length), count);
+
+        /// <summary>The magic, then <paramref name="head"/> (at most a few hundred bytes).</summary>
+        public Output(string path, byte[] magic, byte[] head)
         {
             (_path, _tmp) = (path, path + ".tmp");
             _file = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
-            Magic.CopyTo(_buffer, 0);
-            BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(8), count);
-            _used = HeaderSize;
+            magic.CopyTo(_buffer, 0);
+            head.CopyTo(_buffer, magic.Length);
+            _used = magic.Length + head.Length;
         }
 
         public void Add(ChunkId id)
@@ -141,31 +140,153 @@ public static class ReferenceList
         }
     }
 
-    /// <summary>Reads a list; InvalidDataException (with the path) when it is damaged, never a huge allocation.</summary>
-    public static ChunkId[] Read(string path)
-    {
-        var (bytes, count) = ReadChecked(path);
-        var ids = new ChunkId[count];
-        for (var i = 0; i < ids.Length; i++) ids[i] = new ChunkId(bytes.AsSpan(HeaderSize + i * ChunkId.Size, ChunkId.Size));
-        return ids;
-    }
+    /// <summary>A delta list as read: its base's name, the ids it leaves out of the base and the ids it adds.</summary>
+    public sealed record Delta(string Base, ChunkId[] Removed, ChunkId[] Added);
 
-    /// <summary>A list's bytes and count, checked whole (magic, size, checksum).</summary>
-    private static (byte[] Bytes, uint Count) ReadChecked(string path)
+    /// <summary>Reads a whole list; InvalidDataException (with the path) when it is damaged or a delta, never a huge allocation.</summary>
+    public static ChunkId[] Read(string path) =>
+        ReadAny(path) is { Whole: { } whole } ? whole : throw new InvalidDataException($"{path} is a delta list, not a whole one");
+
+    /// <summary>Reads a list of either form, checked whole (magic, size, checksum, order): one of the two is set.</summary>
+    public static (ChunkId[]? Whole, Delta? Delta) ReadAny(string path)
     {
-        // 32 Mi ids (32 TiB of 1 MiB chunks) at most: a larger file is damage, not a list to read whole.
         var size = new FileInfo(path).Length;
-        if (size > HeaderSize + 4 + 32L * 1024 * 1024 * ChunkId.Size)
+        if (size > 8 + 1 + MaxBaseName + 8 + 4 + 2L * MaxIds * ChunkId.Size)
             throw new InvalidDataException($"{path} is {size} bytes, larger than any reference list (damaged)");
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < HeaderSize + 4 || !bytes.AsSpan(0, 8).SequenceEqual(Magic))
+        if (bytes.Length < HeaderSize + 4)
             throw new InvalidDataException($"{path} is not a reference list");
-        var count = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
-        if ((long)count * ChunkId.Size + HeaderSize + 4 != bytes.Length)
-            throw new InvalidDataException($"{path}: {count} ids do not fit its {bytes.Length} bytes (truncated or damaged)");
         var body = bytes.AsSpan(0, bytes.Length - 4);
         if (Crc32.HashToUInt32(body) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)))
             throw new InvalidDataException($"{path}: checksum mismatch (damaged)");
-        return (bytes, count);
+        if (bytes.AsSpan(0, 8).SequenceEqual(Magic))
+        {
+            var count = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
+            if (count > MaxIds || (long)count * ChunkId.Size + HeaderSize + 4 != bytes.Length)
+                throw new InvalidDataException($"{path}: {count} ids do not fit its {bytes.Length} bytes (truncated or damaged)");
+            return (Ids(path, bytes.AsSpan(HeaderSize), (int)count), null);
+        }
+        if (bytes.AsSpan(0, 8).SequenceEqual(DeltaMagic))
+        {
+            var name = BaseName(path, bytes);
+            var at = 9 + name.Length;
+            if (bytes.Length < at + 8 + 4) throw new InvalidDataException($"{path}: truncated (damaged)");
+            var removed = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at));
+            var added = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 4));
+            if (removed > MaxIds || added > MaxIds || ((long)removed + added) * ChunkId.Size + at + 8 + 4 != bytes.Length)
+                throw new InvalidDataException($"{path}: {removed} + {added} ids do not fit its {bytes.Length} bytes (truncated or damaged)");
+            var r = Ids(path, bytes.AsSpan(at + 8), (int)removed);
+            var a = Ids(path, bytes.AsSpan(at + 8 + (int)removed * ChunkId.Size), (int)added);
+            return (null, new Delta(name, r, a));
+        }
+        throw new InvalidDataException($"{path} is not a reference list");
+    }
+
+    /// <summary>
+    /// The base a list names (null: a whole list), from its first bytes only: what a sweep of unused bases needs
+    /// of every list. InvalidDataException when they are not a list's.
+    /// </summary>
+    public static string? BaseOf(string path)
+    {
+        Span<byte> head = stackalloc byte[9 + MaxBaseName];
+        using var file = File.OpenHandle(path);
+        var read = RandomAccess.Read(file, head, 0);
+        if (read >= 8 && head[..8].SequenceEqual(Magic)) return null;
+        if (read >= 9 && head[..8].SequenceEqual(DeltaMagic)) return BaseName(path, head[..read]);
+        throw new InvalidDataException($"{path} is not a reference list");
+    }
+
+    /// <summary>
+    /// The first (smallest) <paramref name="k"/> ids of a whole list and its count, from its first bytes (unchecked
+    /// beyond its head: a sample to choose a base by, never taken for the list).
+    /// </summary>
+    public static ChunkId[] ReadFirst(string path, int k, out uint count)
+    {
+        var head = new byte[HeaderSize + k * ChunkId.Size];
+        using var file = File.OpenHandle(path);
+        var read = RandomAccess.Read(file, head, 0);
+        if (read < HeaderSize || !head.AsSpan(0, 8).SequenceEqual(Magic))
+            throw new InvalidDataException($"{path} is not a whole reference list");
+        count = BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(8));
+        var n = (int)Math.Min(count, (uint)k);
+        if (count > MaxIds || read < HeaderSize + n * ChunkId.Size)
+            throw new InvalidDataException($"{path}: truncated (damaged)");
+        return Ids(path, head.AsSpan(HeaderSize), n);
+    }
+
+    private static string BaseName(string path, ReadOnlySpan<byte> bytes)
+    {
+        int length = bytes[8];
+        if (length == 0 || length > MaxBaseName || bytes.Length < 9 + length)
+            throw new InvalidDataException($"{path}: its base's name is damaged");
+        var name = System.Text.Encoding.ASCII.GetString(bytes.Slice(9, length));
+        return IsValidBaseName(name) ? name : throw new InvalidDataException($"{path}: its base's name is damaged");
+    }
+
+    /// <summary><paramref name="count"/> ids, which must ascend (a list out of order is damaged: merges rely on the order).</summary>
+    private static ChunkId[] Ids(string path, ReadOnlySpan<byte> bytes, int count)
+    {
+        var ids = new ChunkId[count];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = new ChunkId(bytes.Slice(i * ChunkId.Size, ChunkId.Size));
+            if (i > 0 && ids[i - 1].CompareTo(ids[i]) >= 0)
+                throw new InvalidDataException($"{path}: its ids are not in ascending order (damaged)");
+        }
+        return ids;
+    }
+
+    /// <summary>
+    /// A delta's ids: its base's (<paramref name="baseIds"/>, sorted) without the removed, with the added, sorted.
+    /// InvalidDataException when the delta was not made from this base (it removes an id the base lacks, or adds one it has).
+    /// </summary>
+    public static ChunkId[] Apply(ReadOnlySpan<ChunkId> baseIds, Delta delta)
+    {
+        var result = new ChunkId[(long)baseIds.Length - delta.Removed.Length + delta.Added.Length is var n and >= 0 ? n : 0];
+        int i = 0, r = 0, a = 0, o = 0;
+        while (i < baseIds.Length || a < delta.Added.Length)
+        {
+            ChunkId id;
+            if (a == delta.Added.Length || i < baseIds.Length && baseIds[i].CompareTo(delta.Added[a]) < 0)
+            {
+                id = baseIds[i++];
+                if (r < delta.Removed.Length && delta.Removed[r].CompareTo(id) < 0) break; // a removed id the base lacks
+                if (r < delta.Removed.Length && delta.Removed[r] == id)
+                {
+                    r++;
+                    continue;
+                }
+            }
+            else
+            {
+                id = delta.Added[a++];
+                if (i < baseIds.Length && baseIds[i] == id) break; // added, but in the base already
+            }
+            if (o == result.Length) break;
+            result[o++] = id;
+        }
+        if (r != delta.Removed.Length || a != delta.Added.Length || i != baseIds.Length || o != result.Length)
+            throw new InvalidDataException($"it was not made from base {delta.Base} as that list is now");
+        return result;
+    }
+
+    /// <summary>
+    /// What turns <paramref name="baseIds"/> into <paramref name="ids"/> (both sorted and distinct): the ids to remove
+    /// and to add, or null when they would be more than <paramref name="limit"/> together.
+    /// </summary>
+    public static (ChunkId[] Removed, ChunkId[] Added)? Diff(ReadOnlySpan<ChunkId> baseIds, ReadOnlySpan<ChunkId> ids, int limit)
+    {
+        var removed = new List<ChunkId>();
+        var added = new List<ChunkId>();
+        int i = 0, j = 0;
+        while (i < baseIds.Length || j < ids.Length)
+        {
+            var c = i == baseIds.Length ? 1 : j == ids.Length ? -1 : baseIds[i].CompareTo(ids[j]);
+            if (c == 0) { i++; j++; continue; }
+            if (c < 0) removed.Add(baseIds[i++]);
+            else added.Add(ids[j++]);
+            if (removed.Count + added.Count > limit) return null;
+        }
+        return (removed.ToArray(), added.ToArray());
     }
 }

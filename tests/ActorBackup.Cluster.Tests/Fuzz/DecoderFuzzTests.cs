@@ -37,6 +37,30 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
 
     private static bool IsDamage(Exception e) => e is IOException or InvalidDataException or InvalidProtocolBufferException or EndOfStreamException;
 
+    /// <summary>The bytes <paramref name="write"/> puts in a file.</summary>
+    private static byte[] Written(Action<string> write)
+    {
+        var path = Path.Combine(Work, Guid.NewGuid().ToString("n"));
+        write(path);
+        var bytes = File.ReadAllBytes(path);
+        File.Delete(path);
+        return bytes;
+    }
+
+    /// <summary><paramref name="read"/> run on a file of <paramref name="bytes"/>, deleted after.</summary>
+    private static void OnFile(byte[] bytes, Action<string> read)
+    {
+        var path = TempFile(bytes);
+        try
+        {
+            read(path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     private static string TempFile(byte[] bytes)
     {
         var path = Path.Combine(Work, $"{Environment.CurrentManagedThreadId}-{Guid.NewGuid():n}");
@@ -102,25 +126,15 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
             using var ms = new MemoryStream(bytes, writable: false);
             ChunkIndex.ReadFrom(ms);
         }, IsDamage),
-        new("reference-list", () =>
-        {
-            var path = Path.Combine(Work, Guid.NewGuid().ToString("n"));
-            ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id));
-            var bytes = File.ReadAllBytes(path);
-            File.Delete(path);
-            return bytes;
-        }, bytes =>
-        {
-            var path = TempFile(bytes);
-            try
+        new("reference-list", () => Written(path => ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id))),
+            bytes => OnFile(bytes, path => ReferenceList.Read(path)), IsDamage),
+        new("reference-delta", () => Written(path => ReferenceList.WriteDelta(path, "base_0a1b2c3d",
+                Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray())),
+            bytes => OnFile(bytes, path =>
             {
-                ReferenceList.Read(path);
-            }
-            finally
-            {
-                File.Delete(path);
-            }
-        }, IsDamage),
+                ReferenceList.BaseOf(path);
+                ReferenceList.ReadAny(path);
+            }), IsDamage),
         new("file-index", () =>
         {
             var tree = new Tree();

@@ -59,6 +59,50 @@ public sealed class PruneTests
     }
 
     [Fact]
+    public void Snapshots_kept_as_deltas_on_one_base_prune_exactly_and_the_base_goes_with_the_last()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "a");
+        Directory.CreateDirectory(src);
+        // More files than a list is written whole for: the lists are deltas on a shared base.
+        for (var i = 0; i < ReferenceStore.WholeBelow + 500; i++) File.WriteAllText(Path.Combine(src, $"f{i}"), $"file {i} {Guid.NewGuid()}");
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var set = new BackupSet("s", [src]);
+        var first = repo.Backup(set, Level.Full);
+        for (var i = 0; i < 100; i++)
+        {
+            File.Delete(Path.Combine(src, $"f{i}"));
+            File.WriteAllText(Path.Combine(src, $"n{i}"), $"new {i} {Guid.NewGuid()}");
+        }
+        var second = repo.Backup(set, Level.Incremental);
+        var lib = repo.Library;
+        var store = new ReferenceStore(lib.ReferencesDir);
+        Assert.Single(Directory.GetFiles(store.BasesDir, "*.base"));
+        Assert.True(new FileInfo(store.PathOf(second.Id)).Length < 250 * 32, "the second list holds only what changed");
+        var firstIds = lib.ReadReferences(first.Id);
+        var secondIds = lib.ReadReferences(second.Id);
+        Assert.True(firstIds.Length > ReferenceStore.WholeBelow);
+
+        // Only what the first alone referenced goes; the second still reads whole, on the base the first made.
+        var result = lib.Prune([second.Id]);
+        Assert.Empty(result.Problems);
+        Assert.Equal(firstIds.Except(secondIds).Count(), result.ChunksDead);
+        Assert.False(lib.HasReferences(first.Id));
+        Assert.Single(Directory.GetFiles(store.BasesDir, "*.base"));
+        Assert.Equal(secondIds, lib.ReadReferences(second.Id));
+        Assert.All(secondIds, id => Assert.True(lib.Contains(id)));
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Empty(repo.Restore(second.Id, target).Errors);
+        foreach (var f in Directory.GetFiles(src))
+            Assert.Equal(File.ReadAllText(f), File.ReadAllText(Path.Combine(target, Path.GetRelativePath("/", src), Path.GetFileName(f))));
+
+        // The last list on the base goes: so does the base.
+        Assert.Equal(secondIds.Length, lib.Prune([]).ChunksDead);
+        Assert.Empty(Directory.GetFiles(store.BasesDir, "*.base"));
+        Assert.Empty(Directory.GetFiles(lib.ReferencesDir, "*.ref"));
+    }
+
+    [Fact]
     public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
     {
         using var dir = new TempDir();

@@ -25,30 +25,43 @@ public class ReferenceListTests
     public void A_part_committed_later_is_merged_into_the_list_there_sorted_and_distinct()
     {
         using var dir = new TempDir();
-        var path = Path.Combine(dir.Path, "s.ref");
+        var store = new ReferenceStore(dir.Path);
         // The backup's part (3,000 ids, more than one write buffer of 64 KiB), then the manifest's and a few repeats.
-        ReferenceList.Write(path, Enumerable.Range(0, 3000).Select(Id).ToList());
-        ReferenceList.Merge(path, [Id(5000), Id(12), Id(2999), Id(5000), Id(4000)]);
-        var back = ReferenceList.Read(path);
-        Assert.Equal(Enumerable.Range(0, 3000).Concat([4000, 5000]).Select(Id).Order().ToArray(), back);
+        store.Add("s", Enumerable.Range(0, 3000).Select(Id).ToList());
+        store.Add("s", [Id(5000), Id(12), Id(2999), Id(5000), Id(4000)]);
+        var path = store.PathOf("s");
+        Assert.Equal(Enumerable.Range(0, 3000).Concat([4000, 5000]).Select(Id).Order().ToArray(), ReferenceList.Read(path));
         Assert.Equal(12 + 3002 * ChunkId.Size + 4, new FileInfo(path).Length);
         Assert.False(File.Exists(path + ".tmp"));
         // Nothing there yet: the part is the list.
-        var fresh = Path.Combine(dir.Path, "t.ref");
-        ReferenceList.Merge(fresh, [Id(3), Id(1), Id(3)]);
-        Assert.Equal(new[] { Id(1), Id(3) }.Order().ToArray(), ReferenceList.Read(fresh));
+        store.Add("t", [Id(3), Id(1), Id(3)]);
+        Assert.Equal(new[] { Id(1), Id(3) }.Order().ToArray(), store.Read("t"));
     }
 
     [Fact]
     public void A_damaged_list_is_not_merged_into_and_stays_as_it_was()
     {
         using var dir = new TempDir();
-        var path = Path.Combine(dir.Path, "s.ref");
-        ReferenceList.Write(path, Enumerable.Range(0, 10).Select(Id).ToList());
+        var store = new ReferenceStore(dir.Path);
+        store.Add("s", Enumerable.Range(0, 10).Select(Id).ToList());
+        var path = store.PathOf("s");
         var bytes = File.ReadAllBytes(path);
         bytes[20] ^= 1;
         File.WriteAllBytes(path, bytes);
-        Assert.Throws<InvalidDataException>(() => ReferenceList.Merge(path, [Id(11)]));
+        Assert.Throws<InvalidDataException>(() => store.Add("s", [Id(11)]));
         Assert.Equal(bytes, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public void A_list_whose_ids_do_not_ascend_is_damaged_though_its_checksum_holds()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "s.ref");
+        var descending = new[] { Id(1), Id(2) }.OrderDescending().ToArray();
+        ReferenceList.WriteSorted(path, descending); // never written so, but a list read is not trusted
+        var e = Assert.Throws<InvalidDataException>(() => ReferenceList.ReadAny(path));
+        Assert.Contains("ascending", e.Message);
+        ReferenceList.WriteDelta(path, "b", [], descending);
+        Assert.Throws<InvalidDataException>(() => ReferenceList.ReadAny(path));
     }
 }

@@ -1,0 +1,186 @@
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
+using ActorBackup.TestSupport;
+
+namespace ActorBackup.Engine.Tests;
+
+public class ReferenceStoreTests
+{
+    private static ChunkId Id(int i) => new(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
+    private static List<ChunkId> Ids(IEnumerable<int> numbers) => numbers.Select(Id).ToList();
+    private static ChunkId[] Sorted(IEnumerable<int> numbers) => numbers.Distinct().Select(Id).Order().ToArray();
+    private static string[] Bases(ReferenceStore store) =>
+        Directory.Exists(store.BasesDir) ? Directory.GetFiles(store.BasesDir, "*.base").Select(f => Path.GetFileNameWithoutExtension(f)!).Order().ToArray() : [];
+
+    /// <summary>A store with day1's list (8,000 ids) and day2's, the same ids <paramref name="shift"/> on: on one base.</summary>
+    private static ReferenceStore TwoDays(string path, int shift)
+    {
+        var store = new ReferenceStore(path);
+        store.Add("day1", Ids(Enumerable.Range(0, 8_000)));
+        store.Add("day2", Ids(Enumerable.Range(shift, 8_000)));
+        return store;
+    }
+
+    [Fact]
+    public void A_list_like_an_earlier_one_is_kept_as_what_changed_on_the_earlier_ones_base()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        // A million-file backup in small: 10,000 ids, then the next day's with 30 gone and 50 new.
+        store.Add("day1", Ids(Enumerable.Range(0, 10_000)));
+        var day2 = Enumerable.Range(30, 10_000 - 30).Concat(Enumerable.Range(20_000, 50)).ToArray();
+        store.Add("day2", Ids(day2));
+        Assert.Single(Bases(store));
+        // The base holds the ids once; each list is a delta on it: day1's names nothing, day2's the 80 changes.
+        Assert.Equal(8 + 1 + Bases(store)[0].Length + 8 + 4, new FileInfo(store.PathOf("day1")).Length);
+        Assert.Equal(8 + 1 + Bases(store)[0].Length + 8 + 80 * ChunkId.Size + 4, new FileInfo(store.PathOf("day2")).Length);
+        Assert.Equal(Sorted(Enumerable.Range(0, 10_000)), store.Read("day1"));
+        Assert.Equal(Sorted(day2), store.Read("day2"));
+        // Another client's backup shares nothing: a base of its own, not a delta as long as itself.
+        store.Add("other", Ids(Enumerable.Range(50_000, 5_000)));
+        Assert.Equal(2, Bases(store).Length);
+        Assert.Equal(Sorted(Enumerable.Range(50_000, 5_000)), store.Read("other"));
+        // A quarter changed at most: a list that changed more than that gets its own base.
+        store.Add("day3", Ids(Enumerable.Range(3_000, 10_000)));
+        Assert.Equal(3, Bases(store).Length);
+        store.Add("day4", Ids(Enumerable.Range(3_000, 9_000)));
+        Assert.Equal(3, Bases(store).Length); // on day3's base, whose it is closest to
+        Assert.Equal(Sorted(Enumerable.Range(3_000, 9_000)), store.Read("day4"));
+    }
+
+    [Fact]
+    public void A_list_below_the_threshold_is_written_whole_and_a_later_part_keeps_it_exact()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        store.Add("small", Ids(Enumerable.Range(0, ReferenceStore.WholeBelow - 1)));
+        Assert.Empty(Bases(store));
+        Assert.Equal(Sorted(Enumerable.Range(0, ReferenceStore.WholeBelow - 1)), ReferenceList.Read(store.PathOf("small")));
+        // The manifest's chunk comes in a later commit: the list grows past the threshold and goes on a base.
+        store.Add("small", [Id(100_000), Id(5)]);
+        Assert.Single(Bases(store));
+        Assert.Equal(Sorted(Enumerable.Range(0, ReferenceStore.WholeBelow - 1).Append(100_000)), store.Read("small"));
+        // A delta's later part: merged into what it names, still on the same base.
+        store.Add("big", Ids(Enumerable.Range(1, 5_000)));
+        store.Add("big", [Id(200_000), Id(1)]);
+        Assert.Single(Bases(store));
+        Assert.Equal(Sorted(Enumerable.Range(1, 5_000).Append(200_000)), store.Read("big"));
+    }
+
+    [Fact]
+    public void The_live_set_is_the_union_of_the_lists_whatever_their_form()
+    {
+        var random = new Random(7);
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        var lists = new Dictionary<string, int[]>();
+        var current = Enumerable.Range(0, 6_000).ToHashSet();
+        for (var day = 0; day < 12; day++)
+        {
+            // Each day some ids go and some come; now and then much changes (a new base).
+            var churn = day % 5 == 4 ? 3_000 : random.Next(0, 300);
+            foreach (var gone in current.OrderBy(_ => random.Next()).Take(churn).ToList()) current.Remove(gone);
+            for (var i = 0; i < churn; i++) current.Add(10_000 + day * 5_000 + i);
+            lists["d" + day] = current.ToArray();
+            store.Add("d" + day, Ids(current));
+        }
+        lists["tiny"] = [1, 2, 3, 900_000];
+        store.Add("tiny", Ids(lists["tiny"]));
+        Assert.True(Bases(store).Length is > 1 and < 12, string.Join(",", Bases(store)));
+        foreach (var (name, numbers) in lists) Assert.Equal(Sorted(numbers), store.Read(name));
+        // Any choice of lists: their live set is exactly the union of their ids (an id every chosen list on a base
+        // removed is not live, even though the base has it).
+        for (var round = 0; round < 40; round++)
+        {
+            var chosen = lists.Keys.Where(_ => random.Next(3) == 0).ToList();
+            var live = new HashSet<ChunkId>();
+            var damaged = new List<string>();
+            store.AddLive(chosen, live, damaged);
+            Assert.Empty(damaged);
+            Assert.Equal(chosen.SelectMany(c => lists[c]).Distinct().Select(Id).Order().ToArray(), live.Order().ToArray());
+            // The snapshots that reference some ids: exactly those whose lists hold one.
+            var wanted = Enumerable.Range(0, 8).Select(_ => random.Next(0, 70_000)).ToHashSet();
+            Assert.Equal(chosen.Where(c => lists[c].Any(wanted.Contains)).Order(StringComparer.Ordinal),
+                store.Referencing(chosen, wanted.Select(Id).ToHashSet()).Order(StringComparer.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void A_base_stays_while_a_list_is_on_it_and_goes_with_the_last()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 10);
+        var @base = Assert.Single(Bases(store));
+        // A base left by a commit that failed between the base and its list: no list is on it.
+        File.Copy(Path.Combine(store.BasesDir, @base + ".base"), Path.Combine(store.BasesDir, "left_0badf00d.base"));
+        store.Remove(["day1"]);
+        Assert.Equal([@base], Bases(store));
+        Assert.Equal(Sorted(Enumerable.Range(10, 8_000)), store.Read("day2"));
+        store.Remove(["day2"]);
+        Assert.Empty(Bases(store));
+        Assert.Empty(store.Snapshots());
+    }
+
+    [Fact]
+    public void A_list_whose_head_cannot_be_read_keeps_every_base()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 10);
+        File.WriteAllBytes(store.PathOf("day2"), [1, 2, 3]);
+        store.Remove(["day1"]);
+        Assert.Single(Bases(store)); // what day2 named is unknown: its base may be it
+    }
+
+    [Fact]
+    public void A_damaged_base_is_reported_for_every_list_on_it_and_never_built_on()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 5);
+        var basePath = Path.Combine(store.BasesDir, Assert.Single(Bases(store)) + ".base");
+        var bytes = File.ReadAllBytes(basePath);
+        bytes[5_000] ^= 1;
+        File.WriteAllBytes(basePath, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => store.Read("day2"));
+        Assert.Contains(store.PathOf("day2"), e.Message);
+        Assert.Contains("checksum", e.Message);
+        var live = new HashSet<ChunkId>();
+        var damaged = new List<string>();
+        store.AddLive(["day1", "day2"], live, damaged);
+        Assert.Equal(2, damaged.Count);
+        Assert.Contains(damaged, d => d.Contains(store.PathOf("day1")));
+        Assert.Equal(["day1 (its reference list is damaged too)", "day2 (its reference list is damaged too)"],
+            store.Referencing(["day1", "day2"], new HashSet<ChunkId> { Id(1) }).Order(StringComparer.Ordinal));
+        // The next list like them gets a base of its own, and reads back whole.
+        store.Add("day3", Ids(Enumerable.Range(7, 8_000)));
+        Assert.Equal(2, Bases(store).Length);
+        Assert.Equal(Sorted(Enumerable.Range(7, 8_000)), store.Read("day3"));
+    }
+
+    [Fact]
+    public void A_delta_that_does_not_fit_its_base_is_damage()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        store.Add("day1", Ids(Enumerable.Range(0, 8_000)));
+        var @base = Assert.Single(Bases(store));
+        // Removes an id the base lacks; adds one it has: neither was made from this base.
+        foreach (var (removed, added) in new[] { (new[] { Id(900_000) }, Array.Empty<ChunkId>()), ([], [Id(3)]) })
+        {
+            ReferenceList.WriteDelta(store.PathOf("odd"), @base, removed, added);
+            Assert.Throws<InvalidDataException>(() => store.Read("odd"));
+            var damaged = new List<string>();
+            store.AddLive(["odd"], [], damaged);
+            Assert.Contains(store.PathOf("odd"), Assert.Single(damaged));
+        }
+    }
+
+    [Fact]
+    public void The_estimate_from_samples_is_near_the_true_difference()
+    {
+        var a = Sorted(Enumerable.Range(0, 50_000));
+        var b = Sorted(Enumerable.Range(10_000, 50_000));
+        var estimate = ReferenceStore.EstimateDifference(a.AsSpan(0, ReferenceStore.SketchSize), a.Length, b.AsSpan(0, ReferenceStore.SketchSize), b.Length);
+        Assert.InRange(estimate, 12_000, 30_000); // truly 20,000
+        Assert.Equal(0, ReferenceStore.EstimateDifference(a.AsSpan(0, ReferenceStore.SketchSize), a.Length, a.AsSpan(0, ReferenceStore.SketchSize), a.Length));
+    }
+}
