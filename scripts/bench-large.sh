@@ -58,6 +58,9 @@ EOF
   for _ in 1 2 3 4 5; do lss+=("$(timed "$abk" ls latest "$deep")"); done
   ls_s=$(median "${lss[@]}")
   entries=$("$abk" ls latest "$deep" | wc -l)
+  # What the four snapshots' reference lists take beside the volumes, and a prune's mark of them (nothing to sweep).
+  refs_mib=$(du -sb "$tmp/node/libraries/lib1/refs" | awk '{ printf "%.1f", $1 / 1048576 }')
+  prune_s=$(timed "$abk" prune lib1)
   restore_s=null verified=null
   if [ "${BENCH_LARGE_RESTORE:-1}" != 0 ]; then
     rm -rf "$tmp/restored"
@@ -70,6 +73,7 @@ EOF
   echo "  full $full s, unchanged $noop s (median of ${noops[*]}: $(awk -v a="$noop" -v b="$full" 'BEGIN { printf "%.3f", a / b }') of the full; goal < 0.10)," \
     "ls of a folder of $entries entries $ls_s s (goal < 0.2), restore $restore_s s (verified $verified)"
   echo "  node peak RSS: $rss_full MiB after the full, $rss_noop after the unchanged, $peak at the end"
-  echo "{\"files\":$n,\"bytes\":$bytes,\"full_s\":$full,\"noop_s\":$noop,\"noop_runs_s\":[$(IFS=,; echo "${noops[*]}")],\"ls_s\":$ls_s,\"restore_s\":$restore_s,\"verified\":$verified,\"rss_full_mib\":$rss_full,\"rss_noop_mib\":$rss_noop,\"rss_peak_mib\":$peak}"
+  echo "  reference lists of the 4 snapshots: $refs_mib MiB; a prune of lib1 with nothing to sweep $prune_s s"
+  echo "{\"files\":$n,\"bytes\":$bytes,\"full_s\":$full,\"noop_s\":$noop,\"noop_runs_s\":[$(IFS=,; echo "${noops[*]}")],\"ls_s\":$ls_s,\"restore_s\":$restore_s,\"verified\":$verified,\"rss_full_mib\":$rss_full,\"rss_noop_mib\":$rss_noop,\"rss_peak_mib\":$peak,\"refs_mib\":$refs_mib,\"prune_s\":$prune_s}"
   rm -rf "$src"
 done

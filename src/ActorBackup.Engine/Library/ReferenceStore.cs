@@ -50,8 +50,21 @@ public sealed class ReferenceStore(string dir)
         var span = CollectionsMarshal.AsSpan(ids);
         var sorted = span[..ReferenceList.SortDistinct(span)];
         Directory.CreateDirectory(dir);
-        if (File.Exists(PathOf(snapshot))) Store(snapshot, Union(Read(snapshot), sorted));
-        else Store(snapshot, sorted);
+        var path = PathOf(snapshot);
+        if (!File.Exists(path))
+        {
+            Store(snapshot, sorted, null);
+            return;
+        }
+        var (whole, delta) = ReferenceList.ReadAny(path);
+        if (whole is not null)
+        {
+            Store(snapshot, Union(whole, sorted), null);
+            return;
+        }
+        // On the base it is on, read once: the list with its new part is likely still close to it.
+        var baseIds = ReadBase(path, delta!.Base);
+        Store(snapshot, Union(Apply(path, baseIds, delta), sorted), (delta.Base, baseIds));
     }
 
     private static ChunkId[] Union(ChunkId[] a, ReadOnlySpan<ChunkId> b)
@@ -68,8 +81,11 @@ public sealed class ReferenceStore(string dir)
         return n == result.Length ? result : result[..n];
     }
 
-    /// <summary>Writes a list of sorted, distinct ids in the form that costs least (the class's summary).</summary>
-    private void Store(string snapshot, ReadOnlySpan<ChunkId> ids)
+    /// <summary>
+    /// Writes a list of sorted, distinct ids in the form that costs least (the class's summary), on
+    /// <paramref name="known"/> (a base already read) if it is close enough.
+    /// </summary>
+    private void Store(string snapshot, ReadOnlySpan<ChunkId> ids, (string Name, ChunkId[] Ids)? known)
     {
         var path = PathOf(snapshot);
         if (ids.Length < WholeBelow)
@@ -78,7 +94,12 @@ public sealed class ReferenceStore(string dir)
             return;
         }
         var limit = ids.Length / 4;
-        if (Closest(ids, limit) is { } name)
+        if (known is { } k && ReferenceList.Diff(k.Ids, ids, limit) is { } onKnown)
+        {
+            ReferenceList.WriteDelta(path, k.Name, onKnown.Removed, onKnown.Added);
+            return;
+        }
+        if (Closest(ids, limit) is { } name && name != known?.Name)
         {
             try
             {
@@ -180,6 +201,32 @@ public sealed class ReferenceStore(string dir)
         }
     }
 
+    /// <summary>The base of the list at <paramref name="path"/>; the InvalidDataException names the list too.</summary>
+    private ChunkId[] ReadBase(string path, string name)
+    {
+        try
+        {
+            return ReadBase(name);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message} (damaged)", e);
+        }
+    }
+
+    /// <summary>The ids of the delta at <paramref name="path"/>; the InvalidDataException names it.</summary>
+    private static ChunkId[] Apply(string path, ChunkId[] baseIds, ReferenceList.Delta delta)
+    {
+        try
+        {
+            return ReferenceList.Apply(baseIds, delta);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message} (damaged)", e);
+        }
+    }
+
     /// <summary>
     /// <paramref name="snapshot"/>'s ids, sorted. FileNotFoundException when it has no list; InvalidDataException
     /// (with the path) when the list or its base is damaged.
@@ -188,15 +235,7 @@ public sealed class ReferenceStore(string dir)
     {
         var path = PathOf(snapshot);
         var (whole, delta) = ReferenceList.ReadAny(path);
-        if (whole is not null) return whole;
-        try
-        {
-            return ReferenceList.Apply(ReadBase(delta!.Base), delta);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new InvalidDataException($"{path}: {e.Message} (damaged)", e);
-        }
+        return whole ?? Apply(path, ReadBase(path, delta!.Base), delta);
     }
 
     /// <summary>
