@@ -4,10 +4,12 @@
 # different) in 1,000 files per folder, 100 folders per parent, then, against a fresh all-roles node:
 #   (1) a full backup, (2) three unchanged backups, one after another (their median against the goal: under a tenth
 #   of the full; the first is printed too: on this VM one run swings by 10-20% with its neighbours), (3) `abk ls` of one folder deep
-#   in the tree (median of 5; goal: under 0.2 s), (4) a restore, checked with diff -r (BENCH_LARGE_RESTORE=0 skips it)
+#   in the tree (median of 5; goal: under 0.2 s), then the size of the four snapshots' reference lists (refs/) and the
+#   time of `abk prune lib1` (nothing to sweep: the mark of those lists), (4) a restore, checked with diff -r
+#   (BENCH_LARGE_RESTORE=0 skips it)
 # and the node's peak RSS (VmHWM) after each step: it should stay flat in the number of files. Prints a table and
 # one JSON line per count: {"files","bytes","full_s","noop_s" (the median),"noop_runs_s","ls_s","restore_s","verified","rss_full_mib",
-# "rss_noop_mib","rss_peak_mib"}.
+# "rss_noop_mib","rss_peak_mib","refs_mib","prune_s"}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("$@")
