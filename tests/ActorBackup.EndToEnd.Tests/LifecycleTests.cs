@@ -100,6 +100,16 @@ public class LifecycleTests
         var media = cell.Abk("verify", "--library", "lib1");
         Assert.Equal(1, media.ExitCode);
         Assert.Contains($"snapshots that need a damaged chunk: {d}", media.Stdout);
+        // A damaged reference list: the check names its snapshot and says what a prune needs.
+        var list = Path.Combine(cell.DataDir, "libraries", "lib1", "refs", d + ".ref");
+        var listBytes = File.ReadAllBytes(list);
+        listBytes[^5] ^= 1;
+        File.WriteAllBytes(list, listBytes);
+        var lists = cell.Abk("verify", "--library", "lib1");
+        Assert.Equal(1, lists.ExitCode);
+        Assert.Contains("reference lists damaged: 1", lists.Stdout);
+        Assert.Contains($"snapshot {d}: {list}: checksum mismatch", lists.Stdout);
+        Assert.Contains($"abk snapshot delete {d}", lists.Stdout);
         Assert.Equal(2, cell.Abk("verify").ExitCode); // neither a snapshot nor a library: a usage error
     }
 

@@ -14,10 +14,14 @@ public sealed partial class DiskLibrary
 
     public string ReferencesDir => Path.Combine(Root, "refs");
 
-    private ReferenceStore? _references;
-
     /// <summary>The lists, whole or as deltas on shared bases (<see cref="ReferenceStore"/>).</summary>
-    private ReferenceStore References => _references ??= new ReferenceStore(ReferencesDir);
+    private ReferenceStore References { get; }
+
+    /// <summary>
+    /// The reference lists here that cannot be read (or whose base cannot), with the reason: a prune stops at them
+    /// (a library check reports them).
+    /// </summary>
+    public List<(string Snapshot, string Reason)> DamagedReferences() => References.Damaged();
 
     void Codec.IChunkSink.AddReferences(string snapshot, IReadOnlyList<ChunkId> ids) => AddReferences(snapshot, ids);
 
@@ -35,24 +39,29 @@ public sealed partial class DiskLibrary
         }
     }
 
-    /// <summary>Under the lock, at a commit: every staged list becomes its file, durably, before the commit is.</summary>
+    /// <summary>
+    /// Under the lock, at a commit: every staged list becomes its file, durably, before the commit is. A part that
+    /// cannot join its list (the list, or the base it is a delta on, is damaged) is dropped and the list left as it
+    /// is: the commit goes on (the chunks are stored; it is the list that is damaged, and a write failure would break
+    /// the library for every job), and the damaged list stops this library's prunes, which name it, as a library check
+    /// does (<see cref="DamagedReferences"/>), until its snapshot is deleted.
+    /// </summary>
     private void WriteStagedReferences()
     {
-        if (_stagedReferences.Count == 0) return;
-        foreach (var (snapshot, ids) in _stagedReferences)
+        foreach (var (snapshot, ids) in _stagedReferences.ToList())
         {
             // A snapshot's list may come in parts, over several connections and commits: a part already written joins the rest.
             try
             {
                 References.Add(snapshot, ids); // sorted where it is
             }
-            catch (InvalidDataException e)
+            catch (InvalidDataException)
             {
-                throw new IOException($"library {Id}: {e.Message}: the snapshot's references cannot be completed", e);
+                // dropped: see the summary
             }
+            _stagedReferences.Remove(snapshot);
+            _stagedCount -= ids.Count;
         }
-        _stagedReferences.Clear();
-        _stagedCount = 0;
     }
 
     /// <summary>

@@ -61,6 +61,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         _medium = medium ?? new DiskMedium(root);
         _writerLock = WriterLock.Take(root, manifest.Id); // one writer: a second opener fails here, before it reads anything
         Root = root;
+        References = new ReferenceStore(ReferencesDir);
         _manifest = manifest;
         _index = index;
         _ownsIndex = ownsIndex;

@@ -10,12 +10,13 @@ namespace ActorBackup.Engine.Library;
 /// side can tell live chunks from dead ones without the key (keyed ids reveal nothing of the data). Two forms:
 /// <code>
 /// whole:  "ABKREFS1" | u32 count | count x 32-byte id, ascending | u32 crc32 of everything before
-/// delta:  "ABKREFD1" | u8 n | n-byte base name | u32 removed | u32 added | removed x id, ascending
-///         | added x id, ascending | u32 crc32 of everything before
+/// delta:  "ABKREFD1" | u8 n | n-byte base name | u32 base's count | u32 base's crc32 | u32 removed | u32 added
+///         | removed x id, ascending | added x id, ascending | u32 crc32 of everything before
 /// </code>
-/// A delta's ids are its base's (a whole list in <c>refs/bases/NAME.base</c>, never changed once written) without
-/// the removed ones, with the added ones: a snapshot much like an earlier one costs what changed, not 32 bytes for
-/// every chunk again (<see cref="ReferenceStore"/> chooses the form).
+/// A delta's ids are its base's (a whole list in <c>refs/bases/NAME.base</c>, never changed once written; the delta
+/// names its count and checksum, so that another list under that name is never taken for it) without the removed
+/// ones, with the added ones: a snapshot much like an earlier one costs what changed, not 32 bytes for every chunk
+/// again (<see cref="ReferenceStore"/> chooses the form). Read as a stream: a list's ids are held once, never its bytes beside them.
 /// </summary>
 public static class ReferenceList
 {
@@ -57,26 +58,35 @@ public static class ReferenceList
         return n;
     }
 
-    /// <summary>Writes a whole list durably from ids already sorted and distinct.</summary>
-    public static void WriteSorted(string path, ReadOnlySpan<ChunkId> ids)
+    /// <summary>
+    /// Writes a whole list durably from ids already sorted and distinct; returns its checksum. Over a list there,
+    /// unless <paramref name="overwrite"/> is false (then IOException, and nothing written).
+    /// </summary>
+    public static uint WriteSorted(string path, ReadOnlySpan<ChunkId> ids, bool overwrite = true)
     {
         using var output = new Output(path, Magic, (uint)ids.Length);
         foreach (var id in ids) output.Add(id);
-        output.Complete();
+        return output.Complete(overwrite);
     }
 
+    /// <summary>A base list as a delta names it: its name, count and checksum.</summary>
+    public readonly record struct BaseList(string Name, uint Count, uint Checksum);
+
     /// <summary>
-    /// Writes a delta durably: the ids of base list <paramref name="baseName"/> without <paramref name="removed"/>, with
+    /// Writes a delta durably: the ids of base list <paramref name="of"/> without <paramref name="removed"/>, with
     /// <paramref name="added"/> (each sorted and distinct).
     /// </summary>
-    public static void WriteDelta(string path, string baseName, ReadOnlySpan<ChunkId> removed, ReadOnlySpan<ChunkId> added)
+    public static void WriteDelta(string path, BaseList of, ReadOnlySpan<ChunkId> removed, ReadOnlySpan<ChunkId> added)
     {
-        if (!IsValidBaseName(baseName)) throw new ArgumentException($"'{baseName}' is not a base list's name", nameof(baseName));
-        var head = new byte[1 + baseName.Length + 8];
-        head[0] = (byte)baseName.Length;
-        System.Text.Encoding.ASCII.GetBytes(baseName, head.AsSpan(1));
-        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(1 + baseName.Length), (uint)removed.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(5 + baseName.Length), (uint)added.Length);
+        if (!IsValidBaseName(of.Name)) throw new ArgumentException($"'{of.Name}' is not a base list's name", nameof(of));
+        var n = of.Name.Length;
+        var head = new byte[1 + n + 16];
+        head[0] = (byte)n;
+        System.Text.Encoding.ASCII.GetBytes(of.Name, head.AsSpan(1));
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(1 + n), of.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(5 + n), of.Checksum);
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(9 + n), (uint)removed.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(13 + n), (uint)added.Length);
         using var output = new Output(path, DeltaMagic, head);
         foreach (var id in removed) output.Add(id);
         foreach (var id in added) output.Add(id);
@@ -120,17 +130,19 @@ public static class ReferenceList
             _used = 0;
         }
 
-        /// <summary>The checksum, the sync, the rename: the list is there whole or not at all.</summary>
-        public void Complete()
+        /// <summary>The checksum, the sync, the rename: the list is there whole or not at all. Returns the checksum.</summary>
+        public uint Complete(bool overwrite = true)
         {
             Drain();
+            var crc = _crc.GetCurrentHashAsUInt32();
             Span<byte> tail = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(tail, _crc.GetCurrentHashAsUInt32());
+            BinaryPrimitives.WriteUInt32LittleEndian(tail, crc);
             _file.Write(tail);
             _file.Flush(true);
             _file.Dispose();
-            File.Move(_tmp, _path, overwrite: true);
+            File.Move(_tmp, _path, overwrite);
             _done = true;
+            return crc;
         }
 
         public void Dispose()
@@ -140,46 +152,123 @@ public static class ReferenceList
         }
     }
 
-    /// <summary>A delta list as read: its base's name, the ids it leaves out of the base and the ids it adds.</summary>
-    public sealed record Delta(string Base, ChunkId[] Removed, ChunkId[] Added);
+    /// <summary>A delta list as read: the base it is on, the ids it leaves out of the base and the ids it adds.</summary>
+    public sealed record Delta(BaseList Base, ChunkId[] Removed, ChunkId[] Added);
+
+    /// <summary>A list as read: one of <paramref name="Whole"/> and <paramref name="Delta"/>; its checksum.</summary>
+    public readonly record struct Parsed(ChunkId[]? Whole, Delta? Delta, uint Checksum);
 
     /// <summary>Reads a whole list; InvalidDataException (with the path) when it is damaged or a delta, never a huge allocation.</summary>
     public static ChunkId[] Read(string path) =>
         ReadAny(path) is { Whole: { } whole } ? whole : throw new InvalidDataException($"{path} is a delta list, not a whole one");
 
-    /// <summary>Reads a list of either form, checked whole (magic, size, checksum, order): one of the two is set.</summary>
-    public static (ChunkId[]? Whole, Delta? Delta) ReadAny(string path)
+    /// <summary>
+    /// Reads a list of either form, checked whole (magic, counts against the size, checksum, order) as it streams
+    /// by: its ids are allocated only once their counts fit the file's size, and no copy of its bytes is held.
+    /// </summary>
+    public static Parsed ReadAny(string path)
     {
-        var size = new FileInfo(path).Length;
-        if (size > 8 + 1 + MaxBaseName + 8 + 4 + 2L * MaxIds * ChunkId.Size)
-            throw new InvalidDataException($"{path} is {size} bytes, larger than any reference list (damaged)");
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < HeaderSize + 4)
-            throw new InvalidDataException($"{path} is not a reference list");
-        var body = bytes.AsSpan(0, bytes.Length - 4);
-        if (Crc32.HashToUInt32(body) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)))
-            throw new InvalidDataException($"{path}: checksum mismatch (damaged)");
-        if (bytes.AsSpan(0, 8).SequenceEqual(Magic))
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        var input = new Input(file, path);
+        Span<byte> head = stackalloc byte[8];
+        input.Read(head);
+        if (head.SequenceEqual(Magic))
         {
-            var count = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
-            if (count > MaxIds || (long)count * ChunkId.Size + HeaderSize + 4 != bytes.Length)
-                throw new InvalidDataException($"{path}: {count} ids do not fit its {bytes.Length} bytes (truncated or damaged)");
-            return (Ids(path, bytes.AsSpan(HeaderSize), (int)count), null);
+            var count = input.UInt32();
+            if (count > MaxIds || (long)count * ChunkId.Size + HeaderSize + 4 != file.Length)
+                throw new InvalidDataException($"{path}: {count} ids do not fit its {file.Length} bytes (truncated or damaged)");
+            var ids = input.Ids((int)count);
+            return new Parsed(ids, null, input.Finish());
         }
-        if (bytes.AsSpan(0, 8).SequenceEqual(DeltaMagic))
+        if (head.SequenceEqual(DeltaMagic))
         {
-            var name = BaseName(path, bytes);
-            var at = 9 + name.Length;
-            if (bytes.Length < at + 8 + 4) throw new InvalidDataException($"{path}: truncated (damaged)");
-            var removed = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at));
-            var added = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 4));
-            if (removed > MaxIds || added > MaxIds || ((long)removed + added) * ChunkId.Size + at + 8 + 4 != bytes.Length)
-                throw new InvalidDataException($"{path}: {removed} + {added} ids do not fit its {bytes.Length} bytes (truncated or damaged)");
-            var r = Ids(path, bytes.AsSpan(at + 8), (int)removed);
-            var a = Ids(path, bytes.AsSpan(at + 8 + (int)removed * ChunkId.Size), (int)added);
-            return (null, new Delta(name, r, a));
+            var baseName = input.BaseName();
+            var of = new BaseList(baseName, input.UInt32(), input.UInt32());
+            var removed = input.UInt32();
+            var added = input.UInt32();
+            if ((long)removed + added > MaxIds || ((long)removed + added) * ChunkId.Size + 8 + 1 + baseName.Length + 16 + 4 != file.Length)
+                throw new InvalidDataException($"{path}: {removed} + {added} ids do not fit its {file.Length} bytes (truncated or damaged)");
+            var r = input.Ids((int)removed);
+            var a = input.Ids((int)added);
+            return new Parsed(null, new Delta(of, r, a), input.Finish());
         }
         throw new InvalidDataException($"{path} is not a reference list");
+    }
+
+    /// <summary>A list's bytes read in order, each into the checksum, in blocks of 64 KiB.</summary>
+    private sealed class Input(FileStream file, string path)
+    {
+        private readonly Crc32 _crc = new();
+        private readonly byte[] _block = new byte[1 << 16];
+
+        public void Read(Span<byte> into)
+        {
+            try
+            {
+                file.ReadExactly(into);
+            }
+            catch (EndOfStreamException)
+            {
+                throw new InvalidDataException($"{path}: truncated (damaged)");
+            }
+            _crc.Append(into);
+        }
+
+        /// <summary>A delta's base name: a length byte, then letters, digits, '-' and '_' (nothing that leads out of its folder).</summary>
+        public string BaseName()
+        {
+            Span<byte> b = stackalloc byte[MaxBaseName];
+            Read(b[..1]);
+            int length = b[0];
+            if (length is 0 or > MaxBaseName) throw new InvalidDataException($"{path}: its base's name is damaged");
+            Read(b[..length]);
+            var name = System.Text.Encoding.ASCII.GetString(b[..length]);
+            return IsValidBaseName(name) ? name : throw new InvalidDataException($"{path}: its base's name is damaged");
+        }
+
+        public uint UInt32()
+        {
+            Span<byte> b = stackalloc byte[4];
+            Read(b);
+            return BinaryPrimitives.ReadUInt32LittleEndian(b);
+        }
+
+        /// <summary><paramref name="count"/> ids, which must ascend (a list out of order is damaged: merges rely on the order).</summary>
+        public ChunkId[] Ids(int count)
+        {
+            var ids = new ChunkId[count];
+            const int PerBlock = (1 << 16) / ChunkId.Size;
+            for (var at = 0; at < count; at += PerBlock)
+            {
+                var n = Math.Min(PerBlock, count - at);
+                var block = _block.AsSpan(0, n * ChunkId.Size);
+                Read(block);
+                for (var i = 0; i < n; i++)
+                {
+                    var id = ids[at + i] = new ChunkId(block.Slice(i * ChunkId.Size, ChunkId.Size));
+                    if (at + i > 0 && ids[at + i - 1].CompareTo(id) >= 0)
+                        throw new InvalidDataException($"{path}: its ids are not in ascending order (damaged)");
+                }
+            }
+            return ids;
+        }
+
+        /// <summary>The stored checksum against the bytes read; returns it.</summary>
+        public uint Finish()
+        {
+            var crc = _crc.GetCurrentHashAsUInt32();
+            Span<byte> tail = stackalloc byte[4];
+            try
+            {
+                file.ReadExactly(tail);
+            }
+            catch (EndOfStreamException)
+            {
+                throw new InvalidDataException($"{path}: truncated (damaged)");
+            }
+            if (BinaryPrimitives.ReadUInt32LittleEndian(tail) != crc) throw new InvalidDataException($"{path}: checksum mismatch (damaged)");
+            return crc;
+        }
     }
 
     /// <summary>
@@ -188,52 +277,29 @@ public static class ReferenceList
     /// </summary>
     public static string? BaseOf(string path)
     {
-        Span<byte> head = stackalloc byte[9 + MaxBaseName];
-        using var file = File.OpenHandle(path);
-        var read = RandomAccess.Read(file, head, 0);
-        if (read >= 8 && head[..8].SequenceEqual(Magic)) return null;
-        if (read >= 9 && head[..8].SequenceEqual(DeltaMagic)) return BaseName(path, head[..read]);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        var input = new Input(file, path);
+        Span<byte> head = stackalloc byte[8];
+        input.Read(head);
+        if (head.SequenceEqual(Magic)) return null;
+        if (head.SequenceEqual(DeltaMagic)) return input.BaseName();
         throw new InvalidDataException($"{path} is not a reference list");
     }
 
     /// <summary>
     /// The first (smallest) <paramref name="k"/> ids of a whole list and its count, from its first bytes (unchecked
-    /// beyond its head: a sample to choose a base by, never taken for the list).
+    /// beyond them: a sample to choose a base by, never taken for the list).
     /// </summary>
     public static ChunkId[] ReadFirst(string path, int k, out uint count)
     {
-        var head = new byte[HeaderSize + k * ChunkId.Size];
-        using var file = File.OpenHandle(path);
-        var read = RandomAccess.Read(file, head, 0);
-        if (read < HeaderSize || !head.AsSpan(0, 8).SequenceEqual(Magic))
-            throw new InvalidDataException($"{path} is not a whole reference list");
-        count = BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(8));
-        var n = (int)Math.Min(count, (uint)k);
-        if (count > MaxIds || read < HeaderSize + n * ChunkId.Size)
-            throw new InvalidDataException($"{path}: truncated (damaged)");
-        return Ids(path, head.AsSpan(HeaderSize), n);
-    }
-
-    private static string BaseName(string path, ReadOnlySpan<byte> bytes)
-    {
-        int length = bytes[8];
-        if (length == 0 || length > MaxBaseName || bytes.Length < 9 + length)
-            throw new InvalidDataException($"{path}: its base's name is damaged");
-        var name = System.Text.Encoding.ASCII.GetString(bytes.Slice(9, length));
-        return IsValidBaseName(name) ? name : throw new InvalidDataException($"{path}: its base's name is damaged");
-    }
-
-    /// <summary><paramref name="count"/> ids, which must ascend (a list out of order is damaged: merges rely on the order).</summary>
-    private static ChunkId[] Ids(string path, ReadOnlySpan<byte> bytes, int count)
-    {
-        var ids = new ChunkId[count];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            ids[i] = new ChunkId(bytes.Slice(i * ChunkId.Size, ChunkId.Size));
-            if (i > 0 && ids[i - 1].CompareTo(ids[i]) >= 0)
-                throw new InvalidDataException($"{path}: its ids are not in ascending order (damaged)");
-        }
-        return ids;
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        var input = new Input(file, path);
+        Span<byte> head = stackalloc byte[8];
+        input.Read(head);
+        if (!head.SequenceEqual(Magic)) throw new InvalidDataException($"{path} is not a whole reference list");
+        count = input.UInt32();
+        if (count > MaxIds) throw new InvalidDataException($"{path}: {count} ids, more than any list holds (damaged)");
+        return input.Ids((int)Math.Min(count, (uint)k));
     }
 
     /// <summary>
@@ -266,7 +332,7 @@ public static class ReferenceList
             result[o++] = id;
         }
         if (r != delta.Removed.Length || a != delta.Added.Length || i != baseIds.Length || o != result.Length)
-            throw new InvalidDataException($"it was not made from base {delta.Base} as that list is now");
+            throw new InvalidDataException($"it was not made from base {delta.Base.Name} as that list is now");
         return result;
     }
 

@@ -6,7 +6,7 @@ namespace ActorBackup.Engine.Library;
 
 /// <summary>
 /// A library's reference lists (<c>refs/</c>): what each snapshot references, so that a prune, a copy and a verify
-/// need no key. A list of <see cref="WholeBelow"/> ids or more is kept as a delta against a base list
+/// need no key. A list of <see cref="WholeBelow"/> ids or more is kept as a delta on a base list
 /// (<c>refs/bases/NAME.base</c>, a whole list never changed once written) when it differs from one by at most a
 /// quarter of its ids; otherwise its ids become a new base and its list an empty delta on it. A backup of a million
 /// files that changed little so costs the changes, not 32 MB again (a library kept 1,040 snapshots of one such tree
@@ -14,8 +14,9 @@ namespace ActorBackup.Engine.Library;
 /// <see cref="SketchSize"/> ids are a uniform sample of it (the ids are keyed hashes), and two samples tell how much
 /// two lists share (a bottom-k sketch); the base the samples say is closest is then compared whole. So copies, spans
 /// and backups from any client share bases without a word in the protocol. A base no list names any more is deleted
-/// by <see cref="Remove"/>. Writes (<see cref="Add"/>, <see cref="Remove"/>) are serialized by the caller (the
-/// library's lock); reads run beside them.
+/// when a list leaves it and by <see cref="Remove"/>.
+/// Writes (<see cref="Add"/>, <see cref="Remove"/>) are serialized by the caller (the library's lock). Reads run
+/// beside them: a list read while a commit moves it to another base and a prune deletes the old one is read again.
 /// </summary>
 public sealed class ReferenceStore(string dir)
 {
@@ -28,8 +29,11 @@ public sealed class ReferenceStore(string dir)
     /// <summary>The bases' samples (count, smallest ids), read once: a commit compares its list with each.</summary>
     private readonly Dictionary<string, (uint Count, ChunkId[] First)> _sketches = new(StringComparer.Ordinal);
 
-    /// <summary>Bases found damaged: never built on again (the lists on them are reported by whoever reads them).</summary>
+    /// <summary>Bases found damaged: not compared again (the lists on them are reported by whoever reads them).</summary>
     private readonly HashSet<string> _unusable = new(StringComparer.Ordinal);
+
+    /// <summary>A base as read: what a delta names it by, and its ids.</summary>
+    private sealed record Base(ReferenceList.BaseList Of, ChunkId[] Ids);
 
     public string Dir => dir;
     public string BasesDir => Path.Combine(dir, "bases");
@@ -43,28 +47,38 @@ public sealed class ReferenceStore(string dir)
     /// <summary>
     /// Adds <paramref name="ids"/> (any order, repeats and all; sorted in place) to <paramref name="snapshot"/>'s list,
     /// durably: a list may come in parts, committed one after the other (the manifest's chunk comes last).
-    /// InvalidDataException when the list there is damaged (it stays as it was).
+    /// InvalidDataException when the list there (or its base) is damaged: it stays as it was.
     /// </summary>
     public void Add(string snapshot, List<ChunkId> ids)
     {
         var span = CollectionsMarshal.AsSpan(ids);
-        var sorted = span[..ReferenceList.SortDistinct(span)];
+        var part = span[..ReferenceList.SortDistinct(span)];
         Directory.CreateDirectory(dir);
         var path = PathOf(snapshot);
         if (!File.Exists(path))
         {
-            Store(snapshot, sorted, null);
+            Store(snapshot, part);
             return;
         }
-        var (whole, delta) = ReferenceList.ReadAny(path);
+        var (whole, delta, _) = ReferenceList.ReadAny(path);
         if (whole is not null)
         {
-            Store(snapshot, Union(whole, sorted), null);
+            Store(snapshot, Union(whole, part));
             return;
         }
-        // On the base it is on, read once: the list with its new part is likely still close to it.
-        var baseIds = ReadBase(path, delta!.Base);
-        Store(snapshot, Union(Apply(path, baseIds, delta), sorted), (delta.Base, baseIds));
+        // A delta grows where it is when it can: what the part adds that its base lacks joins the added ids, what it
+        // adds that the delta removed is removed no more. Only the base is held, not the list made whole.
+        var on = ReadBase(path, delta!.Base);
+        var removed = Except(delta.Removed, part);
+        var added = Union(delta.Added, part.ToArray().Where(id => Array.BinarySearch(on.Ids, id) < 0).ToArray());
+        var grown = new ReferenceList.Delta(delta.Base, removed, added);
+        var count = on.Ids.Length - removed.Length + added.Length;
+        if (removed.Length + added.Length <= count / 4)
+        {
+            ReferenceList.WriteDelta(path, on.Of, removed, added);
+            return;
+        }
+        if (Store(snapshot, Resolve(path, on, grown)) != on.Of.Name) Collect(on.Of.Name);
     }
 
     private static ChunkId[] Union(ChunkId[] a, ReadOnlySpan<ChunkId> b)
@@ -81,32 +95,41 @@ public sealed class ReferenceStore(string dir)
         return n == result.Length ? result : result[..n];
     }
 
+    /// <summary>The ids of sorted <paramref name="a"/> that sorted <paramref name="b"/> lacks.</summary>
+    private static ChunkId[] Except(ChunkId[] a, ReadOnlySpan<ChunkId> b)
+    {
+        var result = new List<ChunkId>(a.Length);
+        var j = 0;
+        foreach (var id in a)
+        {
+            while (j < b.Length && b[j].CompareTo(id) < 0) j++;
+            if (j == b.Length || b[j] != id) result.Add(id);
+        }
+        return result.ToArray();
+    }
+
     /// <summary>
-    /// Writes a list of sorted, distinct ids in the form that costs least (the class's summary), on
-    /// <paramref name="known"/> (a base already read) if it is close enough.
+    /// Writes a list of sorted, distinct ids in the form that costs least (the class's summary). Returns the base it
+    /// is on (null: written whole).
     /// </summary>
-    private void Store(string snapshot, ReadOnlySpan<ChunkId> ids, (string Name, ChunkId[] Ids)? known)
+    private string? Store(string snapshot, ReadOnlySpan<ChunkId> ids)
     {
         var path = PathOf(snapshot);
         if (ids.Length < WholeBelow)
         {
             ReferenceList.WriteSorted(path, ids);
-            return;
+            return null;
         }
         var limit = ids.Length / 4;
-        if (known is { } k && ReferenceList.Diff(k.Ids, ids, limit) is { } onKnown)
-        {
-            ReferenceList.WriteDelta(path, k.Name, onKnown.Removed, onKnown.Added);
-            return;
-        }
-        if (Closest(ids, limit) is { } name && name != known?.Name)
+        if (Closest(ids, limit) is { } name)
         {
             try
             {
-                if (ReferenceList.Diff(ReadBase(name), ids, limit) is { } diff)
+                var on = ReadBase(name);
+                if (ReferenceList.Diff(on.Ids, ids, limit) is { } diff)
                 {
-                    ReferenceList.WriteDelta(path, name, diff.Removed, diff.Added);
-                    return;
+                    ReferenceList.WriteDelta(path, on.Of, diff.Removed, diff.Added);
+                    return name;
                 }
             }
             catch (InvalidDataException)
@@ -114,11 +137,15 @@ public sealed class ReferenceStore(string dir)
                 _unusable.Add(name); // a damaged base: the list gets a base of its own
             }
         }
-        var baseName = snapshot + "_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         Directory.CreateDirectory(BasesDir);
-        ReferenceList.WriteSorted(BasePath(baseName), ids); // durable before any list names it
+        string baseName;
+        do baseName = snapshot + "_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        while (File.Exists(BasePath(baseName)) || _unusable.Contains(baseName));
+        // Durable before any list names it; never over another base (IOException instead).
+        var checksum = ReferenceList.WriteSorted(BasePath(baseName), ids, overwrite: false);
         _sketches[baseName] = ((uint)ids.Length, ids[..Math.Min(SketchSize, ids.Length)].ToArray());
-        ReferenceList.WriteDelta(path, baseName, [], []);
+        ReferenceList.WriteDelta(path, new ReferenceList.BaseList(baseName, (uint)ids.Length, checksum), [], []);
+        return baseName;
     }
 
     /// <summary>
@@ -189,11 +216,13 @@ public sealed class ReferenceStore(string dir)
     }
 
     /// <summary>A base's ids; InvalidDataException (saying which base) when it is missing or damaged.</summary>
-    private ChunkId[] ReadBase(string name)
+    private Base ReadBase(string name)
     {
         try
         {
-            return ReferenceList.Read(BasePath(name));
+            var (ids, _, checksum) = ReferenceList.ReadAny(BasePath(name));
+            if (ids is null) throw new InvalidDataException($"{BasePath(name)} is a delta, not a base");
+            return new Base(new ReferenceList.BaseList(name, (uint)ids.Length, checksum), ids);
         }
         catch (FileNotFoundException)
         {
@@ -201,12 +230,16 @@ public sealed class ReferenceStore(string dir)
         }
     }
 
-    /// <summary>The base of the list at <paramref name="path"/>; the InvalidDataException names the list too.</summary>
-    private ChunkId[] ReadBase(string path, string name)
+    /// <summary>
+    /// The base a delta (the list at <paramref name="path"/>) was made on: InvalidDataException, naming the list, when
+    /// it is missing, damaged, or another list under that name (its count or checksum differ).
+    /// </summary>
+    private Base ReadBase(string path, ReferenceList.BaseList of)
     {
         try
         {
-            return ReadBase(name);
+            var read = ReadBase(of.Name);
+            return read.Of == of ? read : throw new InvalidDataException($"its base list {BasePath(of.Name)} is not the one it was made on (another count or checksum)");
         }
         catch (InvalidDataException e)
         {
@@ -214,12 +247,12 @@ public sealed class ReferenceStore(string dir)
         }
     }
 
-    /// <summary>The ids of the delta at <paramref name="path"/>; the InvalidDataException names it.</summary>
-    private static ChunkId[] Apply(string path, ChunkId[] baseIds, ReferenceList.Delta delta)
+    /// <summary>The ids of the delta at <paramref name="path"/> on its base (read); the InvalidDataException names it.</summary>
+    private static ChunkId[] Resolve(string path, Base on, ReferenceList.Delta delta)
     {
         try
         {
-            return ReferenceList.Apply(baseIds, delta);
+            return ReferenceList.Apply(on.Ids, delta);
         }
         catch (InvalidDataException e)
         {
@@ -234,8 +267,100 @@ public sealed class ReferenceStore(string dir)
     public ChunkId[] Read(string snapshot)
     {
         var path = PathOf(snapshot);
-        var (whole, delta) = ReferenceList.ReadAny(path);
-        return whole ?? Apply(path, ReadBase(path, delta!.Base), delta);
+        for (var attempt = 0; ; attempt++)
+        {
+            var (whole, delta, _) = ReferenceList.ReadAny(path);
+            if (whole is not null) return whole;
+            try
+            {
+                return Resolve(path, ReadBase(path, delta!.Base), delta);
+            }
+            catch (InvalidDataException) when (attempt == 0 && !File.Exists(BasePath(delta!.Base.Name)))
+            {
+                // Moved to another base by a commit, its old base deleted since: the list is read again.
+            }
+        }
+    }
+
+    /// <summary>One list as <see cref="Lists"/> reads it: its ids whole, or a delta on a base read, or why it is damaged.</summary>
+    private readonly record struct Listed(string Snapshot, ChunkId[]? Whole, ReferenceList.Delta? Delta, Base? On, string? Damage);
+
+    /// <summary>
+    /// The lists of <paramref name="snapshots"/>, each read once: whole ones as they come, then the deltas base by base
+    /// (each base read once; one delta held at a time; those on one base come one after the other, with the same
+    /// <see cref="Base"/>). A list gone meanwhile (a prune removed it) is left out; one that cannot be read, or whose
+    /// base cannot, or that does not fit its base, comes with the reason. A list that moved to another base
+    /// meanwhile, or whose base cannot be read, is read again whole, on its own.
+    /// </summary>
+    private IEnumerable<Listed> Lists(IEnumerable<string> snapshots)
+    {
+        var onBase = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var snapshot in snapshots)
+        {
+            Listed? listed = null;
+            try
+            {
+                if (ReferenceList.BaseOf(PathOf(snapshot)) is { } name)
+                {
+                    if (!onBase.TryGetValue(name, out var members)) onBase[name] = members = [];
+                    members.Add(snapshot);
+                }
+                else listed = OnBase(snapshot, null); // whole (or a delta since: read on its own)
+            }
+            catch (FileNotFoundException)
+            {
+                continue;
+            }
+            catch (InvalidDataException e)
+            {
+                listed = new Listed(snapshot, null, null, null, e.Message);
+            }
+            if (listed is { } l) yield return l;
+        }
+        foreach (var (name, members) in onBase)
+        {
+            Base? on;
+            try
+            {
+                on = ReadBase(name);
+            }
+            catch (InvalidDataException)
+            {
+                on = null;
+            }
+            foreach (var snapshot in members) yield return OnBase(snapshot, on);
+        }
+    }
+
+    /// <summary>One list of <see cref="Lists"/> whose base was read (<paramref name="on"/>; null: it could not be).</summary>
+    private Listed OnBase(string snapshot, Base? on)
+    {
+        var path = PathOf(snapshot);
+        try
+        {
+            var (whole, delta, _) = ReferenceList.ReadAny(path);
+            if (whole is not null) return new Listed(snapshot, whole, null, null, null);
+            if (on is null || delta!.Base != on.Of) return new Listed(snapshot, Read(snapshot), null, null, null);
+            Check(on.Ids, delta);
+            return new Listed(snapshot, null, delta, on, null);
+        }
+        catch (FileNotFoundException)
+        {
+            return new Listed(snapshot, [], null, null, null); // removed meanwhile: it names nothing
+        }
+        catch (InvalidDataException e)
+        {
+            return new Listed(snapshot, null, null, null, e.Message.StartsWith(path, StringComparison.Ordinal) ? e.Message : $"{path}: {e.Message} (damaged)");
+        }
+    }
+
+    /// <summary>Whether a delta was made from this base: what it removes is there, what it adds is not.</summary>
+    private static void Check(ChunkId[] baseIds, ReferenceList.Delta delta)
+    {
+        foreach (var id in delta.Removed)
+            if (Array.BinarySearch(baseIds, id) < 0) throw new InvalidDataException($"it was not made from base {delta.Base.Name} as that list is now");
+        foreach (var id in delta.Added)
+            if (Array.BinarySearch(baseIds, id) >= 0) throw new InvalidDataException($"it was not made from base {delta.Base.Name} as that list is now");
     }
 
     /// <summary>
@@ -245,29 +370,35 @@ public sealed class ReferenceStore(string dir)
     /// </summary>
     public void AddLive(IEnumerable<string> snapshots, HashSet<ChunkId> live, List<string> damaged)
     {
-        foreach (var (name, members) in Group(snapshots, (_, whole) => live.UnionWith(whole), (_, e) => damaged.Add(e.Message)))
+        Base? current = null;
+        ChunkId[] removedByAll = [];
+        void BaseDone()
         {
-            ChunkId[] baseIds;
-            try
-            {
-                baseIds = ReadBase(name);
-                foreach (var (_, delta) in members) Check(baseIds, delta);
-            }
-            catch (InvalidDataException e)
-            {
-                damaged.AddRange(members.Select(m => $"{PathOf(m.Snapshot)}: {e.Message} (damaged)"));
-                continue;
-            }
-            var removedByAll = members[0].Delta.Removed;
-            foreach (var (_, delta) in members.Skip(1)) removedByAll = Intersect(removedByAll, delta.Removed);
+            if (current is null) return;
             var r = 0;
-            foreach (var id in baseIds)
+            foreach (var id in current.Ids)
             {
                 while (r < removedByAll.Length && removedByAll[r].CompareTo(id) < 0) r++;
                 if (r == removedByAll.Length || removedByAll[r] != id) live.Add(id);
             }
-            foreach (var (_, delta) in members) live.UnionWith(delta.Added);
+            current = null;
         }
+        foreach (var listed in Lists(snapshots))
+        {
+            if (listed.Damage is { } why) damaged.Add(why);
+            else if (listed.Whole is { } whole) live.UnionWith(whole);
+            else
+            {
+                if (!ReferenceEquals(listed.On, current))
+                {
+                    BaseDone();
+                    (current, removedByAll) = (listed.On, listed.Delta!.Removed);
+                }
+                else removedByAll = Intersect(removedByAll, listed.Delta!.Removed);
+                live.UnionWith(listed.Delta.Added);
+            }
+        }
+        BaseDone();
     }
 
     /// <summary>
@@ -277,64 +408,28 @@ public sealed class ReferenceStore(string dir)
     public List<string> Referencing(IEnumerable<string> snapshots, IReadOnlySet<ChunkId> wanted)
     {
         var found = new List<string>();
-        const string Damaged = " (its reference list is damaged too)";
-        var groups = Group(snapshots, (snapshot, whole) => { if (whole.Any(wanted.Contains)) found.Add(snapshot); }, (snapshot, _) => found.Add(snapshot + Damaged));
-        foreach (var (name, members) in groups)
+        Base? current = null;
+        ChunkId[] hits = [];
+        foreach (var listed in Lists(snapshots))
         {
-            ChunkId[] hits;
-            try
+            if (listed.Damage is not null) found.Add(listed.Snapshot + " (its reference list is damaged too)");
+            else if (listed.Whole is { } whole)
             {
-                var baseIds = ReadBase(name);
-                foreach (var (_, delta) in members) Check(baseIds, delta);
-                hits = baseIds.Where(wanted.Contains).ToArray();
+                if (whole.Any(wanted.Contains)) found.Add(listed.Snapshot);
             }
-            catch (InvalidDataException)
+            else
             {
-                found.AddRange(members.Select(m => m.Snapshot + Damaged));
-                continue;
+                if (!ReferenceEquals(listed.On, current)) (current, hits) = (listed.On, listed.On!.Ids.Where(wanted.Contains).ToArray());
+                var delta = listed.Delta!;
+                if (delta.Added.Any(wanted.Contains) || hits.Any(h => Array.BinarySearch(delta.Removed, h) < 0)) found.Add(listed.Snapshot);
             }
-            foreach (var (snapshot, delta) in members)
-                if (delta.Added.Any(wanted.Contains) || hits.Any(h => Array.BinarySearch(delta.Removed, h) < 0)) found.Add(snapshot);
         }
         return found;
     }
 
-    /// <summary>
-    /// Reads the lists of <paramref name="snapshots"/>: a whole one goes to <paramref name="whole"/> at once, the deltas
-    /// are grouped by base; one that cannot be read goes to <paramref name="damaged"/>.
-    /// </summary>
-    private Dictionary<string, List<(string Snapshot, ReferenceList.Delta Delta)>> Group(IEnumerable<string> snapshots,
-        Action<string, ChunkId[]> whole, Action<string, InvalidDataException> damaged)
-    {
-        var groups = new Dictionary<string, List<(string, ReferenceList.Delta)>>(StringComparer.Ordinal);
-        foreach (var snapshot in snapshots)
-        {
-            try
-            {
-                var (ids, delta) = ReferenceList.ReadAny(PathOf(snapshot));
-                if (ids is not null) whole(snapshot, ids);
-                else
-                {
-                    if (!groups.TryGetValue(delta!.Base, out var members)) groups[delta.Base] = members = [];
-                    members.Add((snapshot, delta));
-                }
-            }
-            catch (InvalidDataException e)
-            {
-                damaged(snapshot, e);
-            }
-        }
-        return groups;
-    }
-
-    /// <summary>Whether a delta was made from this base: what it removes is there, what it adds is not.</summary>
-    private static void Check(ChunkId[] baseIds, ReferenceList.Delta delta)
-    {
-        foreach (var id in delta.Removed)
-            if (Array.BinarySearch(baseIds, id) < 0) throw new InvalidDataException($"it was not made from base {delta.Base} as that list is now");
-        foreach (var id in delta.Added)
-            if (Array.BinarySearch(baseIds, id) >= 0) throw new InvalidDataException($"it was not made from base {delta.Base} as that list is now");
-    }
+    /// <summary>Every list here that cannot be read, or whose base cannot, with the reason (a library check reports them).</summary>
+    public List<(string Snapshot, string Reason)> Damaged() =>
+        Lists(Snapshots()).Where(l => l.Damage is not null).Select(l => (l.Snapshot, l.Damage!)).ToList();
 
     private static ChunkId[] Intersect(ChunkId[] a, ChunkId[] b)
     {
@@ -352,13 +447,34 @@ public sealed class ReferenceStore(string dir)
 
     /// <summary>
     /// Deletes the lists of <paramref name="snapshots"/>, then every base no list names (none when a list's head cannot
-    /// be read: what it names is unknown, so every base stays).
+    /// be read: what it names is unknown, so every base stays), and what a write cut short left (<c>*.tmp</c>: writes
+    /// are serialized with this).
     /// </summary>
     public void Remove(IEnumerable<string> snapshots)
     {
         foreach (var snapshot in snapshots)
             if (ReferenceList.IsValidSnapshotId(snapshot)) File.Delete(PathOf(snapshot));
+        if (Directory.Exists(dir))
+            foreach (var tmp in Directory.GetFiles(dir, "*.tmp")) File.Delete(tmp);
         if (!Directory.Exists(BasesDir)) return;
+        foreach (var tmp in Directory.GetFiles(BasesDir, "*.tmp")) File.Delete(tmp);
+        if (Named() is not { } named) return;
+        foreach (var file in Directory.GetFiles(BasesDir, "*.base"))
+        {
+            var name = Path.GetFileNameWithoutExtension(file)!;
+            if (!named.Contains(name)) Delete(name);
+        }
+    }
+
+    /// <summary>Deletes base <paramref name="name"/> if no list names it (a list left it for another).</summary>
+    private void Collect(string name)
+    {
+        if (Named() is { } named && !named.Contains(name)) Delete(name);
+    }
+
+    /// <summary>The bases the lists here name; null when a list's head cannot be read.</summary>
+    private HashSet<string>? Named()
+    {
         var named = new HashSet<string>(StringComparer.Ordinal);
         foreach (var snapshot in Snapshots())
         {
@@ -366,18 +482,22 @@ public sealed class ReferenceStore(string dir)
             {
                 if (ReferenceList.BaseOf(PathOf(snapshot)) is { } name) named.Add(name);
             }
+            catch (FileNotFoundException)
+            {
+                // removed meanwhile: it names nothing
+            }
             catch (Exception e) when (e is InvalidDataException or IOException)
             {
-                return;
+                return null;
             }
         }
-        foreach (var file in Directory.EnumerateFiles(BasesDir, "*.base").ToList())
-        {
-            var name = Path.GetFileNameWithoutExtension(file)!;
-            if (named.Contains(name)) continue;
-            File.Delete(file);
-            _sketches.Remove(name);
-            _unusable.Remove(name);
-        }
+        return named;
+    }
+
+    private void Delete(string name)
+    {
+        File.Delete(BasePath(name));
+        _sketches.Remove(name);
+        _unusable.Remove(name);
     }
 }

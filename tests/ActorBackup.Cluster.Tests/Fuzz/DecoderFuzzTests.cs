@@ -37,6 +37,31 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
 
     private static bool IsDamage(Exception e) => e is IOException or InvalidDataException or InvalidProtocolBufferException or EndOfStreamException;
 
+    /// <summary>A reference list read by each of its readers, each on its own (one's damage does not hide the others').</summary>
+    private static void ReadEveryWay(string path)
+    {
+        foreach (var read in new Action[] { () => ReferenceList.BaseOf(path), () => ReferenceList.ReadFirst(path, 8, out _), () => ReferenceList.ReadAny(path) })
+        {
+            try
+            {
+                read();
+            }
+            catch (Exception e) when (IsDamage(e))
+            {
+            }
+        }
+        ReferenceList.ReadAny(path); // and once more, its damage to the fuzzer
+    }
+
+    /// <summary><paramref name="bytes"/> with their last 4 bytes the crc32 of the rest, as a list's are.</summary>
+    private static byte[] Resealed(byte[] bytes)
+    {
+        if (bytes.Length < 4) return bytes;
+        var copy = bytes.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(copy.Length - 4), System.IO.Hashing.Crc32.HashToUInt32(copy.AsSpan(0, copy.Length - 4)));
+        return copy;
+    }
+
     /// <summary>The bytes <paramref name="write"/> puts in a file.</summary>
     private static byte[] Written(Action<string> write)
     {
@@ -128,13 +153,16 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
         }, IsDamage),
         new("reference-list", () => Written(path => ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id))),
             bytes => OnFile(bytes, path => ReferenceList.Read(path)), IsDamage),
-        new("reference-delta", () => Written(path => ReferenceList.WriteDelta(path, "base_0a1b2c3d",
+        new("reference-delta", () => Written(path => ReferenceList.WriteDelta(path, new ReferenceList.BaseList("base_0a1b2c3d", 5000, 0xfeed),
                 Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray())),
-            bytes => OnFile(bytes, path =>
-            {
-                ReferenceList.BaseOf(path);
-                ReferenceList.ReadAny(path);
-            }), IsDamage),
+            bytes => OnFile(bytes, ReadEveryWay), IsDamage),
+        // The same with the checksum made right again after each mutation: what lies behind it (counts, the base's
+        // name, the order of the ids) is reached too.
+        new("reference-delta-resealed", () => Written(path => ReferenceList.WriteDelta(path, new ReferenceList.BaseList("base_0a1b2c3d", 5000, 0xfeed),
+                Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray())),
+            bytes => OnFile(Resealed(bytes), ReadEveryWay), IsDamage),
+        new("reference-list-resealed", () => Written(path => ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id))),
+            bytes => OnFile(Resealed(bytes), ReadEveryWay), IsDamage),
         new("file-index", () =>
         {
             var tree = new Tree();

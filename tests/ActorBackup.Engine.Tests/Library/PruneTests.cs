@@ -103,6 +103,36 @@ public sealed class PruneTests
     }
 
     [Fact]
+    public void A_part_that_cannot_join_its_damaged_list_is_dropped_and_the_commit_and_the_library_go_on()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 6));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var lib = repo.Library;
+        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        var path = Path.Combine(lib.ReferencesDir, ReferenceList.FileName(snap.Id));
+        var bytes = File.ReadAllBytes(path);
+        bytes[^5] ^= 1;
+        File.WriteAllBytes(path, bytes);
+        // A later part of that list, and another snapshot's list, at one commit: the commit goes on, the library still
+        // writes, the damaged list stays as it was and is named by a check and by a prune, which stops at it.
+        var other = new Hashing.ChunkId(System.Security.Cryptography.SHA256.HashData("other"u8));
+        lib.AddReferences(snap.Id, [other]);
+        lib.AddReferences("later", [other]);
+        lib.Commit();
+        Assert.Null(lib.Broken);
+        Assert.Equal(bytes, File.ReadAllBytes(path));
+        Assert.Equal([other], lib.ReadReferences("later"));
+        var (damaged, why) = Assert.Single(lib.DamagedReferences());
+        Assert.Equal(snap.Id, damaged);
+        Assert.Contains("checksum", why);
+        Assert.Contains(path, Assert.Throws<InvalidOperationException>(() => lib.Prune([snap.Id, "later"])).Message);
+        lib.AddReferences("next", [other]);
+        lib.Commit();
+        Assert.True(lib.HasReferences("next"));
+    }
+
+    [Fact]
     public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
     {
         using var dir = new TempDir();

@@ -61,7 +61,7 @@ public class ReferenceListTests
         ReferenceList.WriteSorted(path, descending); // never written so, but a list read is not trusted
         var e = Assert.Throws<InvalidDataException>(() => ReferenceList.ReadAny(path));
         Assert.Contains("ascending", e.Message);
-        ReferenceList.WriteDelta(path, "b", [], descending);
+        ReferenceList.WriteDelta(path, new ReferenceList.BaseList("b", 2, 0), [], descending);
         Assert.Throws<InvalidDataException>(() => ReferenceList.ReadAny(path));
     }
 }

@@ -32,8 +32,8 @@ public class ReferenceStoreTests
         store.Add("day2", Ids(day2));
         Assert.Single(Bases(store));
         // The base holds the ids once; each list is a delta on it: day1's names nothing, day2's the 80 changes.
-        Assert.Equal(8 + 1 + Bases(store)[0].Length + 8 + 4, new FileInfo(store.PathOf("day1")).Length);
-        Assert.Equal(8 + 1 + Bases(store)[0].Length + 8 + 80 * ChunkId.Size + 4, new FileInfo(store.PathOf("day2")).Length);
+        Assert.Equal(8 + 1 + Bases(store)[0].Length + 16 + 4, new FileInfo(store.PathOf("day1")).Length);
+        Assert.Equal(8 + 1 + Bases(store)[0].Length + 16 + 80 * ChunkId.Size + 4, new FileInfo(store.PathOf("day2")).Length);
         Assert.Equal(Sorted(Enumerable.Range(0, 10_000)), store.Read("day1"));
         Assert.Equal(Sorted(day2), store.Read("day2"));
         // Another client's backup shares nothing: a base of its own, not a delta as long as itself.
@@ -62,9 +62,10 @@ public class ReferenceStoreTests
         Assert.Equal(Sorted(Enumerable.Range(0, ReferenceStore.WholeBelow - 1).Append(100_000)), store.Read("small"));
         // A delta's later part: merged into what it names, still on the same base.
         store.Add("big", Ids(Enumerable.Range(1, 5_000)));
-        store.Add("big", [Id(200_000), Id(1)]);
+        // (0 is in the base, and the delta removed it: the part brings it back.)
+        store.Add("big", [Id(200_000), Id(1), Id(0)]);
         Assert.Single(Bases(store));
-        Assert.Equal(Sorted(Enumerable.Range(1, 5_000).Append(200_000)), store.Read("big"));
+        Assert.Equal(Sorted(Enumerable.Range(0, 5_001).Append(200_000)), store.Read("big"));
     }
 
     [Fact]
@@ -162,16 +163,90 @@ public class ReferenceStoreTests
         using var dir = new TempDir();
         var store = new ReferenceStore(dir.Path);
         store.Add("day1", Ids(Enumerable.Range(0, 8_000)));
-        var @base = Assert.Single(Bases(store));
+        var of = BaseOf(store, Assert.Single(Bases(store)));
         // Removes an id the base lacks; adds one it has: neither was made from this base.
         foreach (var (removed, added) in new[] { (new[] { Id(900_000) }, Array.Empty<ChunkId>()), ([], [Id(3)]) })
         {
-            ReferenceList.WriteDelta(store.PathOf("odd"), @base, removed, added);
+            ReferenceList.WriteDelta(store.PathOf("odd"), of, removed, added);
             Assert.Throws<InvalidDataException>(() => store.Read("odd"));
             var damaged = new List<string>();
-            store.AddLive(["odd"], [], damaged);
+            var live = new HashSet<ChunkId>();
+            // day1 on the same base is read whole beside it: one list that does not fit is not its siblings' damage.
+            store.AddLive(["odd", "day1"], live, damaged);
             Assert.Contains(store.PathOf("odd"), Assert.Single(damaged));
+            Assert.Equal(Sorted(Enumerable.Range(0, 8_000)), live.Order().ToArray());
+            Assert.Equal(["day1", "odd (its reference list is damaged too)"], store.Referencing(["odd", "day1"], new HashSet<ChunkId> { Id(5) }).Order(StringComparer.Ordinal));
+            Assert.Equal("odd", Assert.Single(store.Damaged()).Snapshot);
         }
+    }
+
+    /// <summary>What a delta names base <paramref name="name"/> by (its count and checksum as written).</summary>
+    private static ReferenceList.BaseList BaseOf(ReferenceStore store, string name)
+    {
+        var read = ReferenceList.ReadAny(Path.Combine(store.BasesDir, name + ".base"));
+        return new ReferenceList.BaseList(name, (uint)read.Whole!.Length, read.Checksum);
+    }
+
+    [Fact]
+    public void Another_list_under_a_bases_name_is_never_taken_for_it()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 10);
+        var @base = Assert.Single(Bases(store));
+        // The base replaced by another whole list that fits day2's delta just as well (a file system rolled back, a
+        // folder copied over): day1's delta is empty and day2's removes 0-9, adds 8000-8009, all of which would apply.
+        ReferenceList.WriteSorted(Path.Combine(store.BasesDir, @base + ".base"), Sorted(Enumerable.Range(0, 9_000)));
+        foreach (var day in new[] { "day1", "day2" })
+            Assert.Contains("not the one it was made on", Assert.Throws<InvalidDataException>(() => store.Read(day)).Message);
+        var damaged = new List<string>();
+        store.AddLive(["day1", "day2"], [], damaged);
+        Assert.Equal(2, damaged.Count);
+        Assert.Equal(2, store.Damaged().Count);
+        // A later part of day2 cannot join it: the list stays as it was.
+        var before = File.ReadAllBytes(store.PathOf("day2"));
+        Assert.Throws<InvalidDataException>(() => store.Add("day2", [Id(123_456)]));
+        Assert.Equal(before, File.ReadAllBytes(store.PathOf("day2")));
+    }
+
+    [Fact]
+    public void A_list_that_grows_off_its_base_leaves_no_base_behind()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        // A long backup's list written at other jobs' commits, part by part: each time it outgrows its base it moves
+        // to a new one, and the one it left goes at once (no other list is on it).
+        var all = new List<int>();
+        for (var part = 0; part < 12; part++)
+        {
+            var ids = Enumerable.Range(part * 3_000, 3_000).ToList();
+            all.AddRange(ids);
+            store.Add("long", Ids(ids));
+            Assert.True(Bases(store).Length <= 1, string.Join(",", Bases(store)));
+        }
+        Assert.Equal(Sorted(all), store.Read("long"));
+        // A base another list is on stays when one list leaves it.
+        store.Add("a", Ids(Enumerable.Range(100_000, 5_000)));
+        store.Add("b", Ids(Enumerable.Range(100_000, 5_000)));
+        Assert.Equal(2, Bases(store).Length);
+        store.Add("a", Ids(Enumerable.Range(200_000, 5_000)));
+        Assert.Equal(3, Bases(store).Length);
+        Assert.Equal(Sorted(Enumerable.Range(100_000, 5_000)), store.Read("b"));
+        Assert.Equal(Sorted(Enumerable.Range(100_000, 5_000).Concat(Enumerable.Range(200_000, 5_000))), store.Read("a"));
+    }
+
+    [Fact]
+    public void A_base_whose_sample_looks_close_but_is_not_is_compared_whole_and_not_taken()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        // The list's smallest ids are the base's, the rest differ: the samples say "the same", the whole says otherwise.
+        var list = Sorted(Enumerable.Range(0, 10_000));
+        var decoy = list.Take(ReferenceStore.SketchSize * 2).Concat(Sorted(Enumerable.Range(50_000, 10_000)).Where(id => id.CompareTo(list[ReferenceStore.SketchSize * 2]) > 0)).ToArray();
+        store.Add("decoy", decoy.ToList());
+        store.Add("list", list.ToList());
+        Assert.Equal(2, Bases(store).Length);
+        Assert.Equal(list, store.Read("list"));
+        Assert.True(new FileInfo(store.PathOf("list")).Length < 200, "the list is an empty delta on a base of its own");
     }
 
     [Fact]
