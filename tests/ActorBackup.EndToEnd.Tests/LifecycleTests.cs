@@ -109,7 +109,8 @@ public class LifecycleTests
         Assert.Equal(1, lists.ExitCode);
         Assert.Contains("reference lists damaged: 1", lists.Stdout);
         Assert.Contains($"snapshot {d}: {list}: checksum mismatch", lists.Stdout);
-        Assert.Contains($"abk snapshot delete {d}", lists.Stdout);
+        Assert.Contains("abk snapshot delete SNAPSHOT", lists.Stdout);
+        Assert.Contains($"reference lists damaged, of snapshots {d}", lists.Stderr + lists.Stdout);
         Assert.Equal(2, cell.Abk("verify").ExitCode); // neither a snapshot nor a library: a usage error
     }
 

@@ -385,8 +385,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 var affected = f.Verify.SnapshotsAffected.Where(known.Contains).ToList();
                 f.Verify.SnapshotsAffected.Clear();
                 f.Verify.SnapshotsAffected.AddRange(affected);
-                var why = f.Reason + (affected.Count > 0 ? $"; snapshots that need them: {string.Join(", ", affected)} (verify each: one with a copy elsewhere is healed)" : "");
-                End(f.Job, f.Ok ? JobState.Succeeded : JobState.Failed, why, errors: f.Errors, replyTo: client, verify: f.Verify);
+                // Damaged reference lists count for the snapshots the catalog keeps on this library: a prune stops at
+                // those (the others' lists it removes).
+                var kept = _state.KeptOn(job.Library).ToHashSet();
+                var lists = f.Verify.DamagedLists.Where(l => kept.Contains(l.Snapshot)).ToList();
+                f.Verify.DamagedLists.Clear();
+                f.Verify.DamagedLists.AddRange(lists);
+                var why = string.Join("; ", new[]
+                {
+                    f.Reason,
+                    affected.Count > 0 ? $"snapshots that need them: {string.Join(", ", affected)} (verify each: one with a copy elsewhere is healed)" : "",
+                    lists.Count > 0 ? $"{lists.Count} reference lists damaged, of snapshots {string.Join(", ", lists.Select(l => l.Snapshot))}: a prune of {job.Library} stops at them until those snapshots are deleted" : "",
+                }.Where(w => w != ""));
+                End(f.Job, f.Ok && lists.Count == 0 ? JobState.Succeeded : JobState.Failed, why, errors: f.Errors, replyTo: client, verify: f.Verify);
                 return;
             }
             if (job.Kind == JobKind.Verify && f.Verify is not null)

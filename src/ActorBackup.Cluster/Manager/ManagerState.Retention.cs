@@ -246,6 +246,10 @@ public sealed partial record ManagerState
         return [];
     }
 
+    /// <summary>The snapshots the catalog keeps on <paramref name="library"/> (held there, or spanning it): what a prune of it keeps.</summary>
+    public IEnumerable<string> KeptOn(string library) =>
+        Snapshots.Where(s => LibrariesOf(s).Contains(library) || s.Spans.Contains(library)).Select(s => s.Id);
+
     /// <summary>What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its last prune.</summary>
     public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter)
     {
@@ -254,7 +258,7 @@ public sealed partial record ManagerState
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
             Drive = job.Drive,
         };
-        r.Keep.AddRange(Snapshots.Where(s => LibrariesOf(s).Contains(job.Library) || s.Spans.Contains(job.Library)).Select(s => s.Id));
+        r.Keep.AddRange(KeptOn(job.Library));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
         r.Retire.AddRange(job.Retire);
         return r;

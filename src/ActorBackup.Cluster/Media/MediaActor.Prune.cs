@@ -31,9 +31,11 @@ public sealed partial class MediaActor
         public Queue<uint> Volumes { get; } = new();
     }
 
-    private sealed record PruneMarked(HashSet<ChunkId> Live, List<string> Missing, List<string> Damaged, List<string> DeadLists);
-    private sealed record PruneCopied(uint Volume, int Records, long Bytes, List<string> Problems);
-    private sealed record PruneStepFailed(string Reason);
+    // Each step's result names its run: one that comes after its run ended (the library closed, say) and another began
+    // is dropped, never taken for the new run's (a live set marked before the new run's candidates were taken).
+    private sealed record PruneMarked(PruneRun Run, HashSet<ChunkId> Live, List<string> Missing, List<string> Damaged, List<string> DeadLists);
+    private sealed record PruneCopied(PruneRun Run, uint Volume, int Records, long Bytes, List<string> Problems);
+    private sealed record PruneStepFailed(PruneRun Run, string Reason);
 
     private PruneRun? _prune;
 
@@ -88,7 +90,7 @@ public sealed partial class MediaActor
         });
         Command<PruneMarked>(m =>
         {
-            if (_prune is null || _library is null) return;
+            if (_prune is null || _library is null || m.Run != _prune) return;
             if (m.Missing.Count > 0 || m.Damaged.Count > 0)
             {
                 FinishPrune(false, "nothing was removed: prune cannot tell which chunks are live: " + string.Join("; ",
@@ -152,7 +154,7 @@ public sealed partial class MediaActor
         });
         Command<PruneCopied>(c =>
         {
-            if (_prune is null || _library is null) return;
+            if (_prune is null || _library is null || c.Run != _prune) return;
             var run = _prune;
             run.Report.ChunksMoved += c.Records;
             run.Report.BytesMoved += c.Bytes;
@@ -212,7 +214,7 @@ public sealed partial class MediaActor
         });
         Command<PruneStepFailed>(f =>
         {
-            if (_prune is not null) FinishPrune(false, f.Reason, JobFault.FaultTransient);
+            if (_prune is not null && f.Run == _prune) FinishPrune(false, f.Reason, JobFault.FaultTransient);
         });
     }
 
@@ -234,8 +236,8 @@ public sealed partial class MediaActor
         Task.Run(() =>
         {
             var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);
-            return (object)new PruneMarked(live, missing, damaged, dead);
-        }).PipeTo(Self, failure: e => new PruneStepFailed($"reading the reference lists failed: {e.GetBaseException().Message}"));
+            return (object)new PruneMarked(run, live, missing, damaged, dead);
+        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"reading the reference lists failed: {e.GetBaseException().Message}"));
     }
 
     /// <summary>Whether the library's table has volume <paramref name="v"/> holding data (not recycled or retired).</summary>
@@ -276,8 +278,8 @@ public sealed partial class MediaActor
         {
             using var served = Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive, writes: true); // on tape, the live chunks are written in the job's drive
             var (records, bytes, problems) = library.CopyLive(volume);
-            return (object)new PruneCopied(volume, records, bytes, problems);
-        }).PipeTo(Self, failure: e => new PruneStepFailed($"compacting volume {volume} failed: {e.GetBaseException().Message}"));
+            return (object)new PruneCopied(run, volume, records, bytes, problems);
+        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"compacting volume {volume} failed: {e.GetBaseException().Message}"));
     }
 
     /// <summary>

@@ -40,8 +40,9 @@ public sealed partial class MediaActor
                     Chunks = r.Records, Bytes = r.Bytes, BadChunks = r.Unreadable.Count, DamagedFiles = r.Damage.Count,
                     Damaged = { r.Damage.Select(d => d.ToString()).Concat(r.IndexProblems).Take(Engine.Verify.SnapshotVerifier.MaxReported) },
                     SnapshotsAffected = { library.SnapshotsReferencing(r.Unreadable) },
+                    // Those of snapshots the catalog no longer keeps are the manager's to leave out: a prune ignores them.
                     DamagedLists = { library.DamagedReferences().Take(Engine.Verify.SnapshotVerifier.MaxReported)
-                        .Select(d => $"snapshot {d.Snapshot}: {d.Reason}: a prune of this library stops at it until the snapshot is deleted (abk snapshot delete {d.Snapshot})") },
+                        .Select(d => new DamagedList { Snapshot = d.Snapshot, Reason = d.Reason }) },
                 };
                 report.Seconds = clock.Elapsed.TotalSeconds;
                 return (object)new LibraryChecked(m, replyTo, report, null);
@@ -51,9 +52,8 @@ public sealed partial class MediaActor
         {
             _checks.Remove(c.Request.Job);
             var r = c.Report;
-            var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0 && r.DamagedLists.Count == 0;
-            var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable" +
-                (r.DamagedLists.Count > 0 ? $", {r.DamagedLists.Count} reference lists damaged" : ""));
+            var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0; // damaged lists: the manager judges (it knows the catalog)
+            var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable");
             (_manager ?? c.ReplyTo).Tell(Signed(new JobFinished
             {
                 Job = c.Request.Job, Attempt = c.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,

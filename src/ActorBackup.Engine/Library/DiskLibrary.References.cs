@@ -41,10 +41,11 @@ public sealed partial class DiskLibrary
 
     /// <summary>
     /// Under the lock, at a commit: every staged list becomes its file, durably, before the commit is. A part that
-    /// cannot join its list (the list, or the base it is a delta on, is damaged) is dropped and the list left as it
-    /// is: the commit goes on (the chunks are stored; it is the list that is damaged, and a write failure would break
-    /// the library for every job), and the damaged list stops this library's prunes, which name it, as a library check
-    /// does (<see cref="DamagedReferences"/>), until its snapshot is deleted.
+    /// cannot join its list (the list, or the base it is a delta on, is damaged) is dropped and the list marked
+    /// incomplete, durably (<see cref="ReferenceStore.MarkIncomplete"/>): the commit goes on (the chunks are stored; it
+    /// is the list that is damaged, and a write failure would break the library for every job), and the list stays
+    /// damaged whatever it reads as later: it stops this library's prunes, which name it, as a library check does
+    /// (<see cref="DamagedReferences"/>), until its snapshot is deleted.
     /// </summary>
     private void WriteStagedReferences()
     {
@@ -55,9 +56,9 @@ public sealed partial class DiskLibrary
             {
                 References.Add(snapshot, ids); // sorted where it is
             }
-            catch (InvalidDataException)
+            catch (InvalidDataException e)
             {
-                // dropped: see the summary
+                References.MarkIncomplete(snapshot, e.Message); // the part dropped: see the summary
             }
             _stagedReferences.Remove(snapshot);
             _stagedCount -= ids.Count;

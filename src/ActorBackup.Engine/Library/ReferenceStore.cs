@@ -38,6 +38,8 @@ public sealed class ReferenceStore(string dir)
     public string Dir => dir;
     public string BasesDir => Path.Combine(dir, "bases");
     public string PathOf(string snapshot) => Path.Combine(dir, ReferenceList.FileName(snapshot));
+    /// <summary>Beside a list a part could not join: why (the list is incomplete, whatever it reads as).</summary>
+    private string IncompletePath(string snapshot) => Path.Combine(dir, snapshot + ".incomplete");
     private string BasePath(string name) => Path.Combine(BasesDir, name + ".base");
 
     /// <summary>The snapshots with a list here.</summary>
@@ -136,13 +138,22 @@ public sealed class ReferenceStore(string dir)
             {
                 _unusable.Add(name); // a damaged base: the list gets a base of its own
             }
+            catch (IOException)
+            {
+                // not readable now: the list gets a base of its own this time
+            }
         }
-        Directory.CreateDirectory(BasesDir);
+        if (!Directory.Exists(BasesDir))
+        {
+            Directory.CreateDirectory(BasesDir);
+            Posix.Posix.SyncDirectory(dir);
+        }
         string baseName;
         do baseName = snapshot + "_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         while (File.Exists(BasePath(baseName)) || _unusable.Contains(baseName));
         // Durable before any list names it; never over another base (IOException instead).
         var checksum = ReferenceList.WriteSorted(BasePath(baseName), ids, overwrite: false);
+        Posix.Posix.SyncDirectory(BasesDir);
         _sketches[baseName] = ((uint)ids.Length, ids[..Math.Min(SketchSize, ids.Length)].ToArray());
         ReferenceList.WriteDelta(path, new ReferenceList.BaseList(baseName, (uint)ids.Length, checksum), [], []);
         return baseName;
@@ -208,9 +219,13 @@ public sealed class ReferenceStore(string dir)
                 var first = ReferenceList.ReadFirst(BasePath(name), SketchSize, out var count);
                 _sketches[name] = (count, first);
             }
-            catch (Exception e) when (e is InvalidDataException or IOException)
+            catch (InvalidDataException)
             {
                 _unusable.Add(name);
+            }
+            catch (IOException)
+            {
+                // not readable now: not compared this time
             }
         }
     }
@@ -224,7 +239,7 @@ public sealed class ReferenceStore(string dir)
             if (ids is null) throw new InvalidDataException($"{BasePath(name)} is a delta, not a base");
             return new Base(new ReferenceList.BaseList(name, (uint)ids.Length, checksum), ids);
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new InvalidDataException($"its base list {BasePath(name)} is missing");
         }
@@ -267,6 +282,7 @@ public sealed class ReferenceStore(string dir)
     public ChunkId[] Read(string snapshot)
     {
         var path = PathOf(snapshot);
+        ThrowIfIncomplete(snapshot);
         for (var attempt = 0; ; attempt++)
         {
             var (whole, delta, _) = ReferenceList.ReadAny(path);
@@ -282,6 +298,40 @@ public sealed class ReferenceStore(string dir)
         }
     }
 
+    /// <summary>
+    /// Marks <paramref name="snapshot"/>'s list incomplete, durably: a part of it (<paramref name="why"/>) could not join
+    /// it and was dropped, so whatever the list reads as (its damage mended, say, a base put back), it is damaged: a
+    /// prune stops at it and a check names it, until the snapshot is deleted. The list's time is renewed, as a part
+    /// written would have done (a list not written for a day is an orphan's).
+    /// </summary>
+    public void MarkIncomplete(string snapshot, string why)
+    {
+        var marker = IncompletePath(snapshot);
+        using (var file = new FileStream(marker + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+        {
+            file.Write(System.Text.Encoding.UTF8.GetBytes(why.Length > 2000 ? why[..2000] : why));
+            file.Flush(true);
+        }
+        File.Move(marker + ".tmp", marker, overwrite: true);
+        Posix.Posix.SyncDirectory(dir);
+        if (File.Exists(PathOf(snapshot))) File.SetLastWriteTimeUtc(PathOf(snapshot), DateTime.UtcNow);
+    }
+
+    /// <summary>InvalidDataException when a part of the list could not join it (<see cref="MarkIncomplete"/>).</summary>
+    private void ThrowIfIncomplete(string snapshot)
+    {
+        string why;
+        try
+        {
+            why = File.ReadAllText(IncompletePath(snapshot));
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+        throw new InvalidDataException($"{PathOf(snapshot)}: incomplete: a part of it could not be added ({why}) (damaged)");
+    }
+
     /// <summary>One list as <see cref="Lists"/> reads it: its ids whole, or a delta on a base read, or why it is damaged.</summary>
     private readonly record struct Listed(string Snapshot, ChunkId[]? Whole, ReferenceList.Delta? Delta, Base? On, string? Damage);
 
@@ -292,7 +342,7 @@ public sealed class ReferenceStore(string dir)
     /// base cannot, or that does not fit its base, comes with the reason. A list that moved to another base
     /// meanwhile, or whose base cannot be read, is read again whole, on its own.
     /// </summary>
-    private IEnumerable<Listed> Lists(IEnumerable<string> snapshots)
+    private IEnumerable<Listed> Lists(IEnumerable<string> snapshots, bool vanishedIsDamage)
     {
         var onBase = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var snapshot in snapshots)
@@ -300,16 +350,18 @@ public sealed class ReferenceStore(string dir)
             Listed? listed = null;
             try
             {
+                ThrowIfIncomplete(snapshot);
                 if (ReferenceList.BaseOf(PathOf(snapshot)) is { } name)
                 {
                     if (!onBase.TryGetValue(name, out var members)) onBase[name] = members = [];
                     members.Add(snapshot);
                 }
-                else listed = OnBase(snapshot, null); // whole (or a delta since: read on its own)
+                else listed = OnBase(snapshot, null, vanishedIsDamage); // whole (or a delta since: read on its own)
             }
             catch (FileNotFoundException)
             {
-                continue;
+                if (!vanishedIsDamage) continue;
+                listed = Vanished(snapshot);
             }
             catch (InvalidDataException e)
             {
@@ -328,12 +380,16 @@ public sealed class ReferenceStore(string dir)
             {
                 on = null;
             }
-            foreach (var snapshot in members) yield return OnBase(snapshot, on);
+            foreach (var snapshot in members) yield return OnBase(snapshot, on, vanishedIsDamage);
         }
     }
 
+    /// <summary>A list gone while it was read: damage where it was to be counted (a prune's mark fails closed).</summary>
+    private Listed Vanished(string snapshot) =>
+        new(snapshot, null, null, null, $"{PathOf(snapshot)}: removed while it was read (run the job again)");
+
     /// <summary>One list of <see cref="Lists"/> whose base was read (<paramref name="on"/>; null: it could not be).</summary>
-    private Listed OnBase(string snapshot, Base? on)
+    private Listed OnBase(string snapshot, Base? on, bool vanishedIsDamage)
     {
         var path = PathOf(snapshot);
         try
@@ -346,7 +402,7 @@ public sealed class ReferenceStore(string dir)
         }
         catch (FileNotFoundException)
         {
-            return new Listed(snapshot, [], null, null, null); // removed meanwhile: it names nothing
+            return vanishedIsDamage ? Vanished(snapshot) : new Listed(snapshot, [], null, null, null); // removed meanwhile: it names nothing
         }
         catch (InvalidDataException e)
         {
@@ -383,7 +439,7 @@ public sealed class ReferenceStore(string dir)
             }
             current = null;
         }
-        foreach (var listed in Lists(snapshots))
+        foreach (var listed in Lists(snapshots, vanishedIsDamage: true))
         {
             if (listed.Damage is { } why) damaged.Add(why);
             else if (listed.Whole is { } whole) live.UnionWith(whole);
@@ -410,7 +466,7 @@ public sealed class ReferenceStore(string dir)
         var found = new List<string>();
         Base? current = null;
         ChunkId[] hits = [];
-        foreach (var listed in Lists(snapshots))
+        foreach (var listed in Lists(snapshots, vanishedIsDamage: false))
         {
             if (listed.Damage is not null) found.Add(listed.Snapshot + " (its reference list is damaged too)");
             else if (listed.Whole is { } whole)
@@ -429,7 +485,7 @@ public sealed class ReferenceStore(string dir)
 
     /// <summary>Every list here that cannot be read, or whose base cannot, with the reason (a library check reports them).</summary>
     public List<(string Snapshot, string Reason)> Damaged() =>
-        Lists(Snapshots()).Where(l => l.Damage is not null).Select(l => (l.Snapshot, l.Damage!)).ToList();
+        Lists(Snapshots(), vanishedIsDamage: false).Where(l => l.Damage is not null).Select(l => (l.Snapshot, l.Damage!)).ToList();
 
     private static ChunkId[] Intersect(ChunkId[] a, ChunkId[] b)
     {
@@ -453,7 +509,11 @@ public sealed class ReferenceStore(string dir)
     public void Remove(IEnumerable<string> snapshots)
     {
         foreach (var snapshot in snapshots)
-            if (ReferenceList.IsValidSnapshotId(snapshot)) File.Delete(PathOf(snapshot));
+            if (ReferenceList.IsValidSnapshotId(snapshot))
+            {
+                File.Delete(PathOf(snapshot));
+                File.Delete(IncompletePath(snapshot));
+            }
         if (Directory.Exists(dir))
             foreach (var tmp in Directory.GetFiles(dir, "*.tmp")) File.Delete(tmp);
         if (!Directory.Exists(BasesDir)) return;
@@ -469,7 +529,9 @@ public sealed class ReferenceStore(string dir)
     /// <summary>Deletes base <paramref name="name"/> if no list names it (a list left it for another).</summary>
     private void Collect(string name)
     {
-        if (Named() is { } named && !named.Contains(name)) Delete(name);
+        if (Named() is not { } named || named.Contains(name)) return;
+        Posix.Posix.SyncDirectory(dir); // the list that left it is durable where it is now before the base goes
+        Delete(name);
     }
 
     /// <summary>The bases the lists here name; null when a list's head cannot be read.</summary>

@@ -91,6 +91,27 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);
 
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    /// <summary>
+    /// Makes a folder's entries durable (fsync of the folder): a file renamed into it is there after a power cut, and
+    /// before whatever is written after this. IOException when it cannot be opened or synced.
+    /// </summary>
+    public static void SyncDirectory(string path)
+    {
+        var fd = OpenPath(path, ORdOnlyFlag | ODirectory);
+        if (fd < 0) throw new IOException($"{path}: cannot open the folder to sync it (errno {-fd})");
+        try
+        {
+            if (fsync(fd) != 0) throw new IOException($"{path}: cannot sync the folder (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]
     private static partial int mkdirat(int dirfd, byte* name, uint mode);
 

@@ -133,6 +133,29 @@ public sealed class PruneTests
     }
 
     [Fact]
+    public void A_part_dropped_while_its_base_was_missing_leaves_the_list_damaged_even_once_the_base_is_back()
+    {
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var lib = repo.Library;
+        static Hashing.ChunkId Id(int i) => new(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
+        lib.AddReferences("s1", Enumerable.Range(0, ReferenceStore.WholeBelow + 10).Select(Id).ToList());
+        lib.Commit();
+        var bases = Path.Combine(lib.ReferencesDir, "bases");
+        Directory.Move(bases, bases + ".away"); // refs/ copied without its bases, say
+        lib.AddReferences("s1", [Id(-1)]);
+        lib.Commit();
+        Assert.Null(lib.Broken);
+        Directory.Move(bases + ".away", bases); // the base back: the list reads as it was, without the part
+        Assert.Contains("incomplete", Assert.Throws<InvalidDataException>(() => lib.ReadReferences("s1")).Message);
+        Assert.Equal("s1", Assert.Single(lib.DamagedReferences()).Snapshot);
+        lib.LiveReferences(["s1"], [], TimeSpan.FromDays(1), out _, out var damaged, out _);
+        Assert.Contains("incomplete", Assert.Single(damaged));
+        lib.RemoveReferences(["s1"]);
+        Assert.Empty(Directory.GetFiles(lib.ReferencesDir));
+    }
+
+    [Fact]
     public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
     {
         using var dir = new TempDir();

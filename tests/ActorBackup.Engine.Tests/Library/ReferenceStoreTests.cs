@@ -123,6 +123,23 @@ public class ReferenceStoreTests
     }
 
     [Fact]
+    public void Remove_takes_the_leftovers_of_cut_writes_and_an_incomplete_lists_mark_with_it()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 10);
+        File.WriteAllBytes(store.PathOf("day3") + ".tmp", [1, 2, 3]);
+        File.WriteAllBytes(Path.Combine(store.BasesDir, "day3_00000000.base.tmp"), [1, 2, 3]);
+        store.MarkIncomplete("day2", "a test");
+        Assert.Contains("incomplete: a part of it could not be added (a test)", Assert.Throws<InvalidDataException>(() => store.Read("day2")).Message);
+        Assert.Equal(["day2"], store.Damaged().Select(d => d.Snapshot));
+        store.Remove(["day2"]);
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(store.BasesDir, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.incomplete"));
+        Assert.Equal(Sorted(Enumerable.Range(0, 8_000)), store.Read("day1"));
+    }
+
+    [Fact]
     public void A_list_whose_head_cannot_be_read_keeps_every_base()
     {
         using var dir = new TempDir();
@@ -193,9 +210,10 @@ public class ReferenceStoreTests
         using var dir = new TempDir();
         var store = TwoDays(dir.Path, 10);
         var @base = Assert.Single(Bases(store));
-        // The base replaced by another whole list that fits day2's delta just as well (a file system rolled back, a
-        // folder copied over): day1's delta is empty and day2's removes 0-9, adds 8000-8009, all of which would apply.
-        ReferenceList.WriteSorted(Path.Combine(store.BasesDir, @base + ".base"), Sorted(Enumerable.Range(0, 9_000)));
+        // The base replaced by another whole list of as many ids that fits day2's delta just as well (a file system
+        // rolled back, a folder copied over): day1's delta is empty and day2's removes 0-9, adds 8000-8009, all of
+        // which would apply. Only the checksum tells.
+        ReferenceList.WriteSorted(Path.Combine(store.BasesDir, @base + ".base"), Sorted(Enumerable.Range(0, 7_999).Append(9_999)));
         foreach (var day in new[] { "day1", "day2" })
             Assert.Contains("not the one it was made on", Assert.Throws<InvalidDataException>(() => store.Read(day)).Message);
         var damaged = new List<string>();
