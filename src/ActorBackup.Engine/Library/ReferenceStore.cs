@@ -338,9 +338,11 @@ public sealed class ReferenceStore(string dir)
     /// <summary>
     /// The lists of <paramref name="snapshots"/>, each read once: whole ones as they come, then the deltas base by base
     /// (each base read once; one delta held at a time; those on one base come one after the other, with the same
-    /// <see cref="Base"/>). A list gone meanwhile (a prune removed it) is left out; one that cannot be read, or whose
-    /// base cannot, or that does not fit its base, comes with the reason. A list that moved to another base
-    /// meanwhile, or whose base cannot be read, is read again whole, on its own.
+    /// <see cref="Base"/>). A list gone meanwhile (a prune removed it) is left out, or, with
+    /// <paramref name="vanishedIsDamage"/> (a prune's mark: a kept list must not count as empty), comes as damaged; one
+    /// that cannot be read, is marked incomplete, or whose base cannot be read, or that does not fit its base, comes with
+    /// the reason. A list that moved to another base meanwhile, or whose base cannot be read, is read again whole, on
+    /// its own. An I/O error other than a missing file ends the enumeration (the caller's job fails, nothing is taken).
     /// </summary>
     private IEnumerable<Listed> Lists(IEnumerable<string> snapshots, bool vanishedIsDamage)
     {
