@@ -9,8 +9,9 @@
 #                                         restic and Borg on the same data: full, unchanged, after changes, restore;
 #                                         medians of 3 (scripts/bench-peers.sh says how)
 #   scripts/bench.sh large [FILES...]     a generated tree of 100,000 and 1,000,000 small files through abk against a
-#                                         running embedded cell: full, unchanged, ls of a deep folder, restore, and
-#                                         the node's peak RSS (scripts/bench-large.sh says how)
+#                                         running embedded cell: full, unchanged, ls of a deep folder, the reference
+#                                         lists' size and a prune's time, restore, and the node's peak RSS
+#                                         (scripts/bench-large.sh says how)
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
 #                                         list` and of 20 `abk --help` (published build, ReadyToRun)
 #   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and

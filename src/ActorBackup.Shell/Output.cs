@@ -106,9 +106,10 @@ public sealed class Output(bool json)
             foreach (var d in v.Damaged) sb.AppendLine($"    {d}");
             if (v.SnapshotsAffected.Count > 0) sb.AppendLine($"  snapshots that need a damaged chunk: {string.Join(" ", v.SnapshotsAffected)}");
             if (v.DamagedFiles > v.Damaged.Count) sb.AppendLine($"    ... and {v.DamagedFiles - v.Damaged.Count} more");
-            if (v.DamagedLists.Count > 0)
-                sb.AppendLine($"  reference lists damaged: {v.DamagedLists.Count} (a prune of the library stops at them until their snapshots are deleted: abk snapshot delete SNAPSHOT)");
+            if (v.DamagedListsTotal > 0)
+                sb.AppendLine($"  reference lists damaged: {v.DamagedListsTotal} (a prune of the library stops at them until their snapshots are deleted: abk snapshot delete SNAPSHOT)");
             foreach (var d in v.DamagedLists) sb.AppendLine($"    snapshot {d.Snapshot}: {d.Reason}");
+            if (v.DamagedListsTotal > v.DamagedLists.Count) sb.AppendLine($"    ... and {v.DamagedListsTotal - v.DamagedLists.Count} more");
         }
         if (j.Copy is { } cp)
             sb.AppendLine(j.Heal.Count > 0

@@ -385,19 +385,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 var affected = f.Verify.SnapshotsAffected.Where(known.Contains).ToList();
                 f.Verify.SnapshotsAffected.Clear();
                 f.Verify.SnapshotsAffected.AddRange(affected);
-                // Damaged reference lists count for the snapshots the catalog keeps on this library: a prune stops at
-                // those (the others' lists it removes).
-                var kept = _state.KeptOn(job.Library).ToHashSet();
-                var lists = f.Verify.DamagedLists.Where(l => kept.Contains(l.Snapshot)).ToList();
-                f.Verify.DamagedLists.Clear();
-                f.Verify.DamagedLists.AddRange(lists);
+                // Damaged reference lists: the media agent reports those of the snapshots the catalog keeps on the
+                // library (VerifyLibrary.keep), at which a prune stops; the check fails on them.
+                var lists = f.Verify.DamagedListsTotal;
                 var why = string.Join("; ", new[]
                 {
                     f.Reason,
                     affected.Count > 0 ? $"snapshots that need them: {string.Join(", ", affected)} (verify each: one with a copy elsewhere is healed)" : "",
-                    lists.Count > 0 ? $"{lists.Count} reference lists damaged, of snapshots {string.Join(", ", lists.Select(l => l.Snapshot))}: a prune of {job.Library} stops at them until those snapshots are deleted" : "",
+                    lists > 0 ? $"{lists} reference lists damaged, of snapshots {string.Join(", ", f.Verify.DamagedLists.Select(l => l.Snapshot).Take(20))}{(lists > 20 ? ", ..." : "")}: a prune of {job.Library} stops at them until those snapshots are deleted" : "",
                 }.Where(w => w != ""));
-                End(f.Job, f.Ok && lists.Count == 0 ? JobState.Succeeded : JobState.Failed, why, errors: f.Errors, replyTo: client, verify: f.Verify);
+                End(f.Job, f.Ok && lists == 0 ? JobState.Succeeded : JobState.Failed, why, errors: f.Errors, replyTo: client, verify: f.Verify);
                 return;
             }
             if (job.Kind == JobKind.Verify && f.Verify is not null)
@@ -709,7 +706,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     });
                     break;
                 case JobKind.Verify when job.Snapshot == "":
-                    DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt, Drive = job.Drive });
+                    DispatchToMedia(job, new VerifyLibrary { Library = job.Library, Job = job.Id, Attempt = job.Attempt, Drive = job.Drive, Keep = { _state.KeptOn(job.Library) } });
                     break;
                 case JobKind.Verify:
                     var verified = _state.FindSnapshot(job.Snapshot);

@@ -35,14 +35,15 @@ public sealed partial class MediaActor
                 using var served = Engine.Tape.TapeMedium.WorkingFor(job, drive); // on tape, read in the drive the job holds
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var r = library.Verify();
+                var keep = m.Keep.ToHashSet(StringComparer.Ordinal);
+                var lists = library.DamagedReferences().Where(d => keep.Contains(d.Snapshot)).ToList();
                 var report = new VerifyReport
                 {
                     Chunks = r.Records, Bytes = r.Bytes, BadChunks = r.Unreadable.Count, DamagedFiles = r.Damage.Count,
                     Damaged = { r.Damage.Select(d => d.ToString()).Concat(r.IndexProblems).Take(Engine.Verify.SnapshotVerifier.MaxReported) },
                     SnapshotsAffected = { library.SnapshotsReferencing(r.Unreadable) },
-                    // Those of snapshots the catalog no longer keeps are the manager's to leave out: a prune ignores them.
-                    DamagedLists = { library.DamagedReferences().Take(Engine.Verify.SnapshotVerifier.MaxReported)
-                        .Select(d => new DamagedList { Snapshot = d.Snapshot, Reason = d.Reason }) },
+                    DamagedLists = { lists.Take(Engine.Verify.SnapshotVerifier.MaxReported).Select(d => new DamagedList { Snapshot = d.Snapshot, Reason = d.Reason }) },
+                    DamagedListsTotal = lists.Count,
                 };
                 report.Seconds = clock.Elapsed.TotalSeconds;
                 return (object)new LibraryChecked(m, replyTo, report, null);

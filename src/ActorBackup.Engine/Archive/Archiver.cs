@@ -1664,11 +1664,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         if (_references.Count == 0) return;
         // Sorted and without repeats (files with the same chunks, folders of the parent's): what a part holds,
         // sends and makes the library stage is each id once.
-        var part = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_references);
-        ChunkIdSort.Sort(part);
-        var distinct = 0;
-        for (var i = 0; i < part.Length; i++)
-            if (i == 0 || part[i] != part[distinct - 1]) part[distinct++] = part[i];
+        var distinct = Library.ReferenceList.SortDistinct(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_references));
         _references.RemoveRange(distinct, _references.Count - distinct);
         sink.AddReferences(_snapshotId, _references);
         _references.Clear();

@@ -107,7 +107,7 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
-    public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(Path.Combine(ReferencesDir, ReferenceList.FileName(snapshot)));
+    public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(References.PathOf(snapshot));
 
     /// <summary>
     /// Snapshot <paramref name="snapshot"/>'s ids, sorted: FileNotFoundException when it has no list here,

@@ -38,7 +38,11 @@ public static class ReferenceList
     public static bool IsValidBaseName(string name) =>
         name.Length is > 0 and <= MaxBaseName && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
-    /// <summary>Writes the list durably (a temporary file, fsync, rename); <paramref name="ids"/> need not be sorted.</summary>
+    /// <summary>
+    /// Writes the list whole, durably (a temporary file, fsync, rename); <paramref name="ids"/> need not be sorted. The
+    /// form every list had before deltas (<see cref="ReferenceStore"/> writes lists now): tests and tools make old
+    /// libraries' lists with it.
+    /// </summary>
     public static void Write(string path, IEnumerable<ChunkId> ids) => Write(path, ids.ToList());
 
     /// <summary>Writes the list durably, sorting <paramref name="ids"/> in place and leaving out repeats.</summary>

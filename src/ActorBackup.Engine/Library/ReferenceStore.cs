@@ -16,7 +16,7 @@ namespace ActorBackup.Engine.Library;
 /// and backups from any client share bases without a word in the protocol. A base no list names any more is deleted
 /// when a list leaves it and by <see cref="Remove"/>.
 /// Writes (<see cref="Add"/>, <see cref="Remove"/>) are serialized by the caller (the library's lock). Reads run
-/// beside them: a list read while a commit moves it to another base and a prune deletes the old one is read again.
+/// beside them: a list read while a commit moves it to another base (and deletes the old one) is read again.
 /// </summary>
 public sealed class ReferenceStore(string dir)
 {
@@ -35,7 +35,6 @@ public sealed class ReferenceStore(string dir)
     /// <summary>A base as read: what a delta names it by, and its ids.</summary>
     private sealed record Base(ReferenceList.BaseList Of, ChunkId[] Ids);
 
-    public string Dir => dir;
     public string BasesDir => Path.Combine(dir, "bases");
     public string PathOf(string snapshot) => Path.Combine(dir, ReferenceList.FileName(snapshot));
     /// <summary>Beside a list a part could not join: why (the list is incomplete, whatever it reads as).</summary>
@@ -75,12 +74,59 @@ public sealed class ReferenceStore(string dir)
         var added = Union(delta.Added, part.ToArray().Where(id => Array.BinarySearch(on.Ids, id) < 0).ToArray());
         var grown = new ReferenceList.Delta(delta.Base, removed, added);
         var count = on.Ids.Length - removed.Length + added.Length;
+        // A list that came in parts sits on a base its first parts made (named after it): grown whole by now, it may be
+        // close to a base others share (yesterday's backup of the same tree), found from its smallest ids alone.
+        if (on.Of.Name.StartsWith(snapshot + "_", StringComparison.Ordinal) &&
+            Closest(Smallest(on.Ids, grown), count, count / 4, except: on.Of.Name) is { } shared &&
+            OnShared(snapshot, Resolve(path, on, grown), shared))
+        {
+            Collect(on.Of.Name);
+            return;
+        }
         if (removed.Length + added.Length <= count / 4)
         {
             ReferenceList.WriteDelta(path, on.Of, removed, added);
             return;
         }
         if (Store(snapshot, Resolve(path, on, grown)) != on.Of.Name) Collect(on.Of.Name);
+    }
+
+    /// <summary>The smallest <see cref="SketchSize"/> ids of a delta's list (its sample), from its base without the whole list made.</summary>
+    private static ChunkId[] Smallest(ChunkId[] baseIds, ReferenceList.Delta delta)
+    {
+        var sample = new List<ChunkId>(SketchSize);
+        int i = 0, a = 0;
+        while (sample.Count < SketchSize && (i < baseIds.Length || a < delta.Added.Length))
+        {
+            if (a == delta.Added.Length || i < baseIds.Length && baseIds[i].CompareTo(delta.Added[a]) < 0)
+            {
+                var id = baseIds[i++];
+                if (Array.BinarySearch(delta.Removed, id) < 0) sample.Add(id);
+            }
+            else sample.Add(delta.Added[a++]);
+        }
+        return sample.ToArray();
+    }
+
+    /// <summary>Writes the list as a delta on base <paramref name="name"/> if within a quarter of it; whether it did.</summary>
+    private bool OnShared(string snapshot, ReadOnlySpan<ChunkId> ids, string name)
+    {
+        try
+        {
+            var on = ReadBase(name);
+            if (ReferenceList.Diff(on.Ids, ids, ids.Length / 4) is not { } diff) return false;
+            ReferenceList.WriteDelta(PathOf(snapshot), on.Of, diff.Removed, diff.Added);
+            return true;
+        }
+        catch (InvalidDataException)
+        {
+            _unusable.Add(name); // a damaged base
+            return false;
+        }
+        catch (IOException)
+        {
+            return false; // not readable now
+        }
     }
 
     private static ChunkId[] Union(ChunkId[] a, ReadOnlySpan<ChunkId> b)
@@ -122,27 +168,8 @@ public sealed class ReferenceStore(string dir)
             ReferenceList.WriteSorted(path, ids);
             return null;
         }
-        var limit = ids.Length / 4;
-        if (Closest(ids, limit) is { } name)
-        {
-            try
-            {
-                var on = ReadBase(name);
-                if (ReferenceList.Diff(on.Ids, ids, limit) is { } diff)
-                {
-                    ReferenceList.WriteDelta(path, on.Of, diff.Removed, diff.Added);
-                    return name;
-                }
-            }
-            catch (InvalidDataException)
-            {
-                _unusable.Add(name); // a damaged base: the list gets a base of its own
-            }
-            catch (IOException)
-            {
-                // not readable now: the list gets a base of its own this time
-            }
-        }
+        // The closest base if it is close enough, else a base of its own (a damaged or unreadable one is not built on).
+        if (Closest(ids, ids.Length / 4) is { } name && OnShared(snapshot, ids, name)) return name;
         if (!Directory.Exists(BasesDir))
         {
             Directory.CreateDirectory(BasesDir);
@@ -163,16 +190,18 @@ public sealed class ReferenceStore(string dir)
     /// The base whose sample says it differs least from <paramref name="ids"/>, if by at most twice
     /// <paramref name="limit"/> ids (a sample is an estimate: the whole comparison decides).
     /// </summary>
-    private string? Closest(ReadOnlySpan<ChunkId> ids, int limit)
+    private string? Closest(ReadOnlySpan<ChunkId> ids, int limit) => Closest(ids[..Math.Min(SketchSize, ids.Length)], ids.Length, limit, null);
+
+    /// <summary>The same from a list's sample (its smallest ids) and count, <paramref name="except"/> not counted.</summary>
+    private string? Closest(ReadOnlySpan<ChunkId> sample, int length, int limit, string? except)
     {
         LoadSketches();
-        var sample = ids[..Math.Min(SketchSize, ids.Length)];
         string? best = null;
         var bestEstimate = 2.0 * limit;
         foreach (var (name, (count, first)) in _sketches)
         {
-            if (_unusable.Contains(name)) continue;
-            var estimate = EstimateDifference(sample, ids.Length, first, count);
+            if (_unusable.Contains(name) || name == except) continue;
+            var estimate = EstimateDifference(sample, length, first, count);
             if (estimate <= bestEstimate) (best, bestEstimate) = (name, estimate);
         }
         return best;
@@ -323,9 +352,13 @@ public sealed class ReferenceStore(string dir)
         string why;
         try
         {
-            why = File.ReadAllText(IncompletePath(snapshot));
+            // Its first 2 KiB at most, printable: the mark is read from disk, and its words go into reports.
+            using var file = new FileStream(IncompletePath(snapshot), FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+            var bytes = new byte[Math.Min(file.Length, 2048)];
+            file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+            why = new string(System.Text.Encoding.UTF8.GetString(bytes).Select(c => char.IsControl(c) ? ' ' : c).ToArray());
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             return;
         }
@@ -521,19 +554,25 @@ public sealed class ReferenceStore(string dir)
         if (!Directory.Exists(BasesDir)) return;
         foreach (var tmp in Directory.GetFiles(BasesDir, "*.tmp")) File.Delete(tmp);
         if (Named() is not { } named) return;
-        foreach (var file in Directory.GetFiles(BasesDir, "*.base"))
-        {
-            var name = Path.GetFileNameWithoutExtension(file)!;
-            if (!named.Contains(name)) Delete(name);
-        }
+        var unnamed = Directory.GetFiles(BasesDir, "*.base").Select(f => Path.GetFileNameWithoutExtension(f)!).Where(n => !named.Contains(n)).ToList();
+        if (unnamed.Count == 0) return;
+        Posix.Posix.SyncDirectory(dir); // the lists removed stay removed before the bases they were on go
+        foreach (var name in unnamed) Delete(name);
     }
 
     /// <summary>Deletes base <paramref name="name"/> if no list names it (a list left it for another).</summary>
     private void Collect(string name)
     {
         if (Named() is not { } named || named.Contains(name)) return;
-        Posix.Posix.SyncDirectory(dir); // the list that left it is durable where it is now before the base goes
-        Delete(name);
+        try
+        {
+            Posix.Posix.SyncDirectory(dir); // the list that left it is durable where it is now before the base goes
+            Delete(name);
+        }
+        catch (IOException)
+        {
+            // left for the next RemoveReferences: the list is written, the commit must not fail for a base that stays
+        }
     }
 
     /// <summary>The bases the lists here name; null when a list's head cannot be read.</summary>

@@ -91,12 +91,16 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);
 
+    private const int EINVAL = 22, ENOTSUP = 95;
+
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int fsync(int fd);
 
     /// <summary>
     /// Makes a folder's entries durable (fsync of the folder): a file renamed into it is there after a power cut, and
-    /// before whatever is written after this. IOException when it cannot be opened or synced.
+    /// before whatever is written after this. IOException when it cannot be opened or synced; a file system that cannot
+    /// sync a folder at all (EINVAL, ENOTSUP: some FUSE and network mounts) is taken as having nothing to sync, as
+    /// PostgreSQL does.
     /// </summary>
     public static void SyncDirectory(string path)
     {
@@ -104,7 +108,8 @@ public static unsafe partial class Posix
         if (fd < 0) throw new IOException($"{path}: cannot open the folder to sync it (errno {-fd})");
         try
         {
-            if (fsync(fd) != 0) throw new IOException($"{path}: cannot sync the folder (errno {Marshal.GetLastPInvokeError()})");
+            if (fsync(fd) != 0 && Marshal.GetLastPInvokeError() is var errno and not (EINVAL or ENOTSUP))
+                throw new IOException($"{path}: cannot sync the folder (errno {errno})");
         }
         finally
         {

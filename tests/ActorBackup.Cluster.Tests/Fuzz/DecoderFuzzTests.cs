@@ -37,6 +37,10 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
 
     private static bool IsDamage(Exception e) => e is IOException or InvalidDataException or InvalidProtocolBufferException or EndOfStreamException;
 
+    /// <summary>A delta reference list of 7 removed and 12 added ids.</summary>
+    private static byte[] DeltaSeed() => Written(path => ReferenceList.WriteDelta(path, new ReferenceList.BaseList("base_0a1b2c3d", 5000, 0xfeed),
+        Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray()));
+
     /// <summary>A reference list read by each of its readers, each on its own (one's damage does not hide the others').</summary>
     private static void ReadEveryWay(string path)
     {
@@ -153,14 +157,10 @@ public sealed class DecoderFuzzTests(ITestOutputHelper output)
         }, IsDamage),
         new("reference-list", () => Written(path => ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id))),
             bytes => OnFile(bytes, path => ReferenceList.Read(path)), IsDamage),
-        new("reference-delta", () => Written(path => ReferenceList.WriteDelta(path, new ReferenceList.BaseList("base_0a1b2c3d", 5000, 0xfeed),
-                Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray())),
-            bytes => OnFile(bytes, ReadEveryWay), IsDamage),
+        new("reference-delta", DeltaSeed, bytes => OnFile(bytes, ReadEveryWay), IsDamage),
         // The same with the checksum made right again after each mutation: what lies behind it (counts, the base's
         // name, the order of the ids) is reached too.
-        new("reference-delta-resealed", () => Written(path => ReferenceList.WriteDelta(path, new ReferenceList.BaseList("base_0a1b2c3d", 5000, 0xfeed),
-                Enumerable.Range(0, 7).Select(Id).Order().ToArray(), Enumerable.Range(100, 12).Select(Id).Order().ToArray())),
-            bytes => OnFile(Resealed(bytes), ReadEveryWay), IsDamage),
+        new("reference-delta-resealed", DeltaSeed, bytes => OnFile(Resealed(bytes), ReadEveryWay), IsDamage),
         new("reference-list-resealed", () => Written(path => ReferenceList.Write(path, Enumerable.Range(0, 30).Select(Id))),
             bytes => OnFile(Resealed(bytes), ReadEveryWay), IsDamage),
         new("file-index", () =>

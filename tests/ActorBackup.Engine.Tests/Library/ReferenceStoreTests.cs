@@ -180,7 +180,7 @@ public class ReferenceStoreTests
         using var dir = new TempDir();
         var store = new ReferenceStore(dir.Path);
         store.Add("day1", Ids(Enumerable.Range(0, 8_000)));
-        var of = BaseOf(store, Assert.Single(Bases(store)));
+        var of = BaseListOf(store, Assert.Single(Bases(store)));
         // Removes an id the base lacks; adds one it has: neither was made from this base.
         foreach (var (removed, added) in new[] { (new[] { Id(900_000) }, Array.Empty<ChunkId>()), ([], [Id(3)]) })
         {
@@ -198,7 +198,7 @@ public class ReferenceStoreTests
     }
 
     /// <summary>What a delta names base <paramref name="name"/> by (its count and checksum as written).</summary>
-    private static ReferenceList.BaseList BaseOf(ReferenceStore store, string name)
+    private static ReferenceList.BaseList BaseListOf(ReferenceStore store, string name)
     {
         var read = ReferenceList.ReadAny(Path.Combine(store.BasesDir, name + ".base"));
         return new ReferenceList.BaseList(name, (uint)read.Whole!.Length, read.Checksum);
@@ -250,6 +250,70 @@ public class ReferenceStoreTests
         Assert.Equal(3, Bases(store).Length);
         Assert.Equal(Sorted(Enumerable.Range(100_000, 5_000)), store.Read("b"));
         Assert.Equal(Sorted(Enumerable.Range(100_000, 5_000).Concat(Enumerable.Range(200_000, 5_000))), store.Read("a"));
+    }
+
+    [Fact]
+    public void A_list_that_comes_in_parts_ends_on_the_base_it_is_like_not_on_its_own()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        store.Add("day1", Ids(Enumerable.Range(0, 10_000)));
+        var shared = Assert.Single(Bases(store));
+        // The next day's unchanged backup, its list in four parts written at four commits (other jobs' commits write
+        // what is staged): its first parts are far from day1's, the whole is day1's.
+        for (var part = 0; part < 4; part++) store.Add("day2", Ids(Enumerable.Range(part * 2_500, 2_500)));
+        Assert.Equal([shared], Bases(store));
+        Assert.True(new FileInfo(store.PathOf("day2")).Length < 200, "an empty delta on day1's base");
+        Assert.Equal(Sorted(Enumerable.Range(0, 10_000)), store.Read("day2"));
+    }
+
+    [Fact]
+    public void A_store_opened_again_finds_the_bases_there_by_their_samples()
+    {
+        using var dir = new TempDir();
+        new ReferenceStore(dir.Path).Add("day1", Ids(Enumerable.Range(0, 10_000)));
+        var store = new ReferenceStore(dir.Path); // a node started again: nothing in memory
+        store.Add("day2", Ids(Enumerable.Range(20, 10_000)));
+        Assert.Single(Bases(store));
+        Assert.Equal(Sorted(Enumerable.Range(20, 10_000)), store.Read("day2"));
+    }
+
+    [Fact]
+    public void Whole_lists_of_an_older_build_count_beside_deltas_and_a_later_part_joins_them()
+    {
+        using var dir = new TempDir();
+        var store = TwoDays(dir.Path, 10);
+        ReferenceList.Write(store.PathOf("old"), Ids(Enumerable.Range(50_000, 6_000)));
+        var live = new HashSet<ChunkId>();
+        var damaged = new List<string>();
+        store.AddLive(["old", "day1", "day2"], live, damaged);
+        Assert.Empty(damaged);
+        Assert.Equal(Sorted(Enumerable.Range(0, 8_010).Concat(Enumerable.Range(50_000, 6_000))), live.Order().ToArray());
+        store.Add("old", [Id(1)]);
+        Assert.Equal(Sorted(Enumerable.Range(50_000, 6_000).Append(1)), store.Read("old"));
+    }
+
+    [Fact]
+    public void A_list_moved_to_another_base_while_the_lists_are_read_is_read_again_on_its_own()
+    {
+        using var dir = new TempDir();
+        var store = new ReferenceStore(dir.Path);
+        store.Add("a", Ids(Enumerable.Range(0, 5_000)));
+        store.Add("b", Ids(Enumerable.Range(0, 5_000)));
+        var moved = Enumerable.Range(0, 5_000).Concat(Enumerable.Range(100_000, 5_000)).ToArray();
+        // The heads are read first (a and b on one base); before the base is read, a commit moves a to a new base.
+        IEnumerable<string> Snapshots()
+        {
+            yield return "a";
+            yield return "b";
+            store.Add("a", Ids(Enumerable.Range(100_000, 5_000)));
+        }
+        var live = new HashSet<ChunkId>();
+        var damaged = new List<string>();
+        store.AddLive(Snapshots(), live, damaged);
+        Assert.Empty(damaged);
+        Assert.Equal(Sorted(moved), live.Order().ToArray());
+        Assert.Equal(2, Bases(store).Length);
     }
 
     [Fact]
