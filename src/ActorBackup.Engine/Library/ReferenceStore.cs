@@ -563,9 +563,9 @@ public sealed class ReferenceStore(string dir)
     /// <summary>Deletes base <paramref name="name"/> if no list names it (a list left it for another).</summary>
     private void Collect(string name)
     {
-        if (Named() is not { } named || named.Contains(name)) return;
         try
         {
+            if (Named() is not { } named || named.Contains(name)) return;
             Posix.Posix.SyncDirectory(dir); // the list that left it is durable where it is now before the base goes
             Delete(name);
         }
