@@ -49,6 +49,14 @@ public class EngineCliTests
         var verify = Abk("verify", "--repo", repo);
         Assert.True(verify.ExitCode == 0, verify.Stdout);
         Assert.Contains("no damage", verify.Stdout);
+        // A damaged reference list (the library's own, no key needed) is damage too, named with its snapshot.
+        var refs = Directory.GetFiles(Path.Combine(repo, "library", "refs"), "*.ref").First();
+        var refsBytes = File.ReadAllBytes(refs);
+        refsBytes[^5] ^= 1;
+        File.WriteAllBytes(refs, refsBytes);
+        var damaged = Abk("verify", "--repo", repo);
+        Assert.Equal(4, damaged.ExitCode);
+        Assert.Contains($"reference list of snapshot {Path.GetFileNameWithoutExtension(refs)}: {refs}: checksum mismatch", damaged.Stdout);
     }
 
     [Fact]

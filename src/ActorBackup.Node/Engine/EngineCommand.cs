@@ -145,14 +145,21 @@ public static class EngineCommand
     {
         using var lib = DiskLibrary.Open(Path.Combine(repo, "library"));
         var r = lib.Verify();
-        if (json) Console.WriteLine(JsonSerializer.Serialize(new { ok = r.Ok, volumes = r.Volumes, records = r.Records, bytes = r.Bytes, damage = r.Damage.Select(d => d.ToString()), index = r.IndexProblems }));
+        // The reference lists too: a prune keeping a snapshot whose list is damaged stops at it.
+        var lists = lib.DamagedReferences();
+        var ok = r.Ok && lists.Count == 0;
+        if (json)
+            Console.WriteLine(JsonSerializer.Serialize(new { ok, volumes = r.Volumes, records = r.Records, bytes = r.Bytes, damage = r.Damage.Select(d => d.ToString()), index = r.IndexProblems,
+                lists = lists.Select(l => new { snapshot = l.Snapshot, reason = l.Reason }) }));
         else
         {
-            Console.WriteLine($"verified {r.Volumes} volumes, {r.Records} records, {Mib((ulong)r.Bytes)}: {(r.Ok ? "no damage" : "DAMAGE FOUND")}");
+            Console.WriteLine($"verified {r.Volumes} volumes, {r.Records} records, {Mib((ulong)r.Bytes)}: {(ok ? "no damage" : "DAMAGE FOUND")}");
             foreach (var d in r.Damage) Console.WriteLine($"  damage: {d}");
             foreach (var p in r.IndexProblems) Console.WriteLine($"  index: {p}");
+            foreach (var (snapshot, reason) in lists)
+                Console.WriteLine($"  reference list of snapshot {snapshot}: {reason} (a prune that keeps the snapshot stops at it)");
         }
-        return r.Ok ? 0 : 4;
+        return ok ? 0 : 4;
     }
 
     private static int Rebuild(string repo, string? keyFile, bool json)
