@@ -74,11 +74,13 @@ public sealed class ReferenceStore(string dir)
         var added = Union(delta.Added, part.ToArray().Where(id => Array.BinarySearch(on.Ids, id) < 0).ToArray());
         var grown = new ReferenceList.Delta(delta.Base, removed, added);
         var count = on.Ids.Length - removed.Length + added.Length;
+        ChunkId[]? made = null; // the list made whole, once, if it must be
+        ChunkId[] Whole() => made ??= Resolve(path, on, grown);
         // A list that came in parts sits on a base its first parts made (named after it): grown whole by now, it may be
         // close to a base others share (yesterday's backup of the same tree), found from its smallest ids alone.
         if (on.Of.Name.StartsWith(snapshot + "_", StringComparison.Ordinal) &&
             Closest(Smallest(on.Ids, grown), count, count / 4, except: on.Of.Name) is { } shared &&
-            OnShared(snapshot, Resolve(path, on, grown), shared))
+            OnShared(snapshot, Whole(), shared))
         {
             Collect(on.Of.Name);
             return;
@@ -88,7 +90,7 @@ public sealed class ReferenceStore(string dir)
             ReferenceList.WriteDelta(path, on.Of, removed, added);
             return;
         }
-        if (Store(snapshot, Resolve(path, on, grown)) != on.Of.Name) Collect(on.Of.Name);
+        if (Store(snapshot, Whole()) != on.Of.Name) Collect(on.Of.Name);
     }
 
     /// <summary>The smallest <see cref="SketchSize"/> ids of a delta's list (its sample), from its base without the whole list made.</summary>
@@ -349,6 +351,7 @@ public sealed class ReferenceStore(string dir)
     /// <summary>InvalidDataException when a part of the list could not join it (<see cref="MarkIncomplete"/>).</summary>
     private void ThrowIfIncomplete(string snapshot)
     {
+        if (!File.Exists(IncompletePath(snapshot))) return; // the common case, without an exception per list
         string why;
         try
         {
