@@ -27,7 +27,7 @@ public sealed class SnapshotCatalog
             manifest.WriteTo(f);
             f.Flush(true);
         }
-        File.Move(tmp, path, overwrite: true);
+        Posix.Posix.MoveDurably(tmp, path);
     }
 
     public IReadOnlyList<SnapshotManifest> List()

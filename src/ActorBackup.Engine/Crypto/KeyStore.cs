@@ -70,15 +70,8 @@ public static class KeyStore
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var tmp = path + ".tmp";
-        File.Delete(tmp);
-        using (var f = new FileStream(tmp, new FileStreamOptions
-               {
-                   Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-               }))
-        using (var w = new StreamWriter(f))
-            w.Write(text);
-        File.Move(tmp, path, overwrite: true);
+        // Durably: a key lost in a power cut would make every chunk sealed with it unreadable.
+        Posix.Posix.WriteFileDurably(path, System.Text.Encoding.UTF8.GetBytes(text), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     /// <summary>Argon2 costs a master.json may ask for: a damaged or hostile file can neither hang an unlock nor exhaust memory.</summary>

@@ -49,6 +49,7 @@ public sealed partial class DiskLibrary
     /// </summary>
     private void WriteStagedReferences()
     {
+        var written = false;
         foreach (var (snapshot, ids) in _stagedReferences.ToList())
         {
             // A snapshot's list may come in parts, over several connections and commits: a part already written joins the rest.
@@ -62,7 +63,9 @@ public sealed partial class DiskLibrary
             }
             _stagedReferences.Remove(snapshot);
             _stagedCount -= ids.Count;
+            written = true;
         }
+        if (written) Posix.Posix.SyncDirectory(ReferencesDir); // the lists' names are on disk before the commit is answered
     }
 
     /// <summary>

@@ -285,7 +285,7 @@ public sealed partial class DiskLibrary
             _index.WriteTo(f);
             f.Flush(true);
         }
-        File.Move(tmp, indexPath, overwrite: true);
+        Posix.Posix.MoveDurably(tmp, indexPath);
         WriteManifest();
         return batch;
     }
@@ -302,6 +302,6 @@ public sealed partial class DiskLibrary
             JsonSerializer.Serialize(f, _manifest, Json);
             f.Flush(true);
         }
-        File.Move(tmp, path, overwrite: true);
+        Posix.Posix.MoveDurably(tmp, path);
     }
 }

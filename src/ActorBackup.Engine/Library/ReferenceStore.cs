@@ -343,8 +343,7 @@ public sealed class ReferenceStore(string dir)
             file.Write(System.Text.Encoding.UTF8.GetBytes(why.Length > 2000 ? why[..2000] : why));
             file.Flush(true);
         }
-        File.Move(marker + ".tmp", marker, overwrite: true);
-        Posix.Posix.SyncDirectory(dir);
+        Posix.Posix.MoveDurably(marker + ".tmp", marker);
         if (File.Exists(PathOf(snapshot))) File.SetLastWriteTimeUtc(PathOf(snapshot), DateTime.UtcNow);
     }
 

@@ -115,6 +115,36 @@ public static unsafe partial class Posix
         {
             close(fd);
         }
+        FolderSynced?.Invoke(path);
+    }
+
+    /// <summary>Raised after each folder sync, with its path (for tests that check a write is durable).</summary>
+    internal static event Action<string>? FolderSynced;
+
+    /// <summary>
+    /// Puts a file written and synced under a temporary name in place of <paramref name="path"/>, durably: the rename
+    /// is on disk (its folder synced) before this returns, so what a caller records next never outlives it in a power cut.
+    /// </summary>
+    public static void MoveDurably(string temporary, string path)
+    {
+        File.Move(temporary, path, overwrite: true);
+        SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with <paramref name="content"/> whole and durably: written under a temporary
+    /// name created with <paramref name="mode"/> (never wider, not even for a moment), synced, then moved over it.
+    /// </summary>
+    public static void WriteFileDurably(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    {
+        var tmp = path + ".tmp";
+        File.Delete(tmp);
+        using (var f = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }))
+        {
+            f.Write(content);
+            f.Flush(true);
+        }
+        MoveDurably(tmp, path);
     }
 
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]

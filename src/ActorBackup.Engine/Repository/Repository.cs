@@ -49,7 +49,7 @@ public sealed class Repository : IDisposable
         Directory.CreateDirectory(root);
         var master = MasterKey.Generate();
         KeyStore.Save(key.Wrap(master, argon), Path.Combine(root, "keys", "master.json"));
-        File.WriteAllText(Path.Combine(root, "repository.json"), JsonSerializer.Serialize(config, Json));
+        Posix.Posix.WriteFileDurably(Path.Combine(root, "repository.json"), JsonSerializer.SerializeToUtf8Bytes(config, Json), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var library = DiskLibrary.Create(Path.Combine(root, "library"), config.Library, config.VolumeCapacity);
         return new Repository(root, config, master, library);
     }

@@ -201,7 +201,7 @@ public sealed class TapeChanger : IDisposable
             JsonSerializer.Serialize(f, Saved.Of(_state), Json);
             f.Flush(true);
         }
-        File.Move(tmp, StatePath, overwrite: true);
+        Posix.Posix.MoveDurably(tmp, StatePath);
     }
 
     private volatile bool _disposed;

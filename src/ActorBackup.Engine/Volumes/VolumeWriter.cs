@@ -88,6 +88,8 @@ public sealed class VolumeWriter : IDisposable
         try
         {
             RandomAccess.Write(handle, header, 0); // at once: a volume file found after a crash says whose it is
+            // Its name on disk before any commit counts on it: the commit syncs the file's bytes, not its folder.
+            Posix.Posix.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         }
         catch
         {

@@ -196,7 +196,11 @@ public static class CellCertificates
         File.Delete(tmp);
         using (var f = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }))
         using (var w = new StreamWriter(f))
+        {
             w.Write(text);
+            w.Flush();
+            f.Flush(true); // on disk before it replaces the old one: a power cut leaves one whole key, never an empty file
+        }
         File.Move(tmp, path, overwrite: true);
     }
 
