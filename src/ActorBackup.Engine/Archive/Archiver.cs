@@ -250,7 +250,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentTrees = parentTrees;
         _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
-        // The set's paths, as the walk takes them (and as a manifest lists them).
+        // The set's paths, as the walk takes them (written as ls shows them: a name that is not UTF-8 with \xHH escapes).
         var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         NamesFromParent(set, paths, parent);
         _snapshotId = snapshotId;
@@ -409,7 +409,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Stats = _stats,
             Job = options.Job,
         };
-        manifest.Paths.AddRange(set.Paths.Select(NormalizePath));
+        manifest.Paths.AddRange(set.Paths.Select(p => PosixNames.Display(NormalizePath(p)))); // as listings show them
         manifest.Excludes.AddRange(set.Excludes ?? []);
         manifest.Errors.AddRange(_errors.OrderBy(e => e.Path, StringComparer.Ordinal));
         return manifest;
@@ -496,7 +496,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0 } && _parentRecordsAll
             && Posix.Posix.BootTime() is { } boot && parent.StartedUnixMs > (boot + BootSlack) * 1000 && parent.FinishedUnixMs <= now
             && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
-            && parent.Paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);
+            && parent.Paths.Select(PosixNames.Parse).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);
         if (!_namesFromParent) return;
         var before = parent!.StartedUnixMs - (long)ParentListingMargin.TotalMilliseconds;
         var seconds = before >= 0 ? before / 1000 : (before - 999) / 1000;
@@ -547,9 +547,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
 
     private bool Before(long sec, uint nsec) => sec < _listedBefore.Sec || (sec == _listedBefore.Sec && nsec < _listedBefore.Nsec);
 
+    /// <summary>A path of the set as the walk takes it: its escapes read (<see cref="PosixNames.Parse"/>), absolute, no trailing slash.</summary>
     private static string NormalizePath(string path)
     {
-        var full = Path.GetFullPath(path);
+        var full = Path.GetFullPath(PosixNames.Parse(path));
         return full.Length > 1 ? full.TrimEnd('/') : full;
     }
 

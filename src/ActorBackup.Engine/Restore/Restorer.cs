@@ -79,7 +79,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         if (snapshot.RootTree.Length != ChunkId.Size) throw new InvalidDataException($"snapshot {snapshot.Id} has no root tree");
         Archive.Archiver.CheckReadable(snapshot);
-        target = Path.GetFullPath(target);
+        // Written as ls shows paths (\\ a backslash); a target folder whose own path is not UTF-8 is refused, not mistaken.
+        target = Path.GetFullPath(PosixNames.Parse(target));
+        if (PosixNames.HasEscapes(target))
+            throw new ArgumentException($"restore target {PosixNames.Display(target)} is not a UTF-8 path: restore into a folder whose path is, then move what it holds with mv");
         foreach (var inc in options.Include)
         {
             var asked = PosixNames.Parse(inc);

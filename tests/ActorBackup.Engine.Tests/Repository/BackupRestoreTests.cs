@@ -316,6 +316,38 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_set_path_whose_name_is_not_UTF8_is_written_as_ls_shows_it()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        TreeCompare.MakeDirectory(src, [.. "caf"u8, 0xe9]); // Latin-1 "café"
+        TreeCompare.WriteFile(src, [.. "caf"u8, 0xe9, .. "/menu"u8], "soup"u8);
+        TreeCompare.MakeDirectory(src, @"back\slash"u8.ToArray());
+        TreeCompare.WriteFile(src, @"back\slash/f"u8.ToArray(), "x"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // The paths as an operator types them after reading a listing: \xHH a byte, \\ a backslash.
+        string[] shown = [src + @"/caf\xe9", src + @"/back\\slash"];
+        var snap = repo.Backup(new BackupSet("s", shown), Level.Full);
+        Assert.Empty(snap.Errors);
+        Assert.Equal(shown.Order(StringComparer.Ordinal), snap.Paths.Order(StringComparer.Ordinal)); // listed as shown, not as raw strings
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+        {
+            var listed = TreeListing.Entries(trees, snap, "").Select(e => e.Path).ToList();
+            Assert.Contains(src + @"/caf\xe9/menu", listed);
+            Assert.Contains(src + @"/back\\slash/f", listed);
+        }
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        var again = repo.Backup(new BackupSet("s", shown), Level.Incremental);
+        Assert.Equal(0ul, again.Stats.BytesRead); // found unchanged in the parent
+        // A target folder whose own path is not UTF-8 is refused with the reason, not made under another name.
+        var refused = Assert.Throws<ArgumentException>(() => repo.Restore(snap.Id, Path.Combine(dir.Path, @"r\xff")));
+        Assert.Contains("not a UTF-8 path", refused.Message);
+        Assert.Equal(["r", "repo", "src"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
     public void Sparse_files_keep_their_holes_which_cost_no_read_and_no_chunk()
     {
         using var dir = new TempDir();
