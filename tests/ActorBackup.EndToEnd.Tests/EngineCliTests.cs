@@ -46,6 +46,11 @@ public class EngineCliTests
 
         var ls = Abk("ls", "--repo", repo, "latest", src + "/sub");
         Assert.Contains(src + "/sub/a.txt", ls.Stdout);
+        // --json prints what abk ls --json prints: one snapshot tree, each entry with every field.
+        var lsJson = System.Text.Json.JsonDocument.Parse(Abk("ls", "--repo", repo, "--json", "latest", src + "/sub").Stdout).RootElement;
+        Assert.Equal(ids[1], lsJson.GetProperty("snapshot").GetString());
+        var entry = Assert.Single(lsJson.GetProperty("entries").EnumerateArray(), e => e.GetProperty("path").GetString() == src + "/sub/a.txt");
+        Assert.Equal("11", entry.GetProperty("size").GetString()); // "version two": a uint64, a string in protobuf JSON
         var verify = Abk("verify", "--repo", repo);
         Assert.True(verify.ExitCode == 0, verify.Stdout);
         Assert.Contains("no damage", verify.Stdout);

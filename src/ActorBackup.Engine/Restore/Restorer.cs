@@ -429,21 +429,26 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeDirectory(Entry d)
     {
-        // Below a refused directory nothing is created: its path would lead through the symlink.
+        // Below a directory that could not be made nothing is tried: its path would lead through a symlink, or fail
+        // entry by entry for a reason that is the folder's (a name the target file system refuses, say).
         if (IsBlocked(TargetOf(d))) return;
         Guard(d, () =>
         {
-            // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
-            var there = _root.MakeDirectory(d.Relative);
-            if (there is null or FileKind.Directory) return;
-            if (there == FileKind.Symlink)
+            try
             {
+                // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
+                var there = _root.MakeDirectory(d.Relative);
+                if (there is null or FileKind.Directory) return;
                 // Never follow a symlink that was already there: its target is outside our control.
-                MarkBlocked(TargetOf(d));
-                throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
+                if (there == FileKind.Symlink) throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
+                _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
+                _root.MakeDirectory(d.Relative);
             }
-            _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
-            _root.MakeDirectory(d.Relative);
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                MarkBlocked(TargetOf(d));
+                throw new IOException($"{ex.Message} (nothing below it restored)", ex);
+            }
         });
     }
 

@@ -80,8 +80,12 @@ public static class EngineCommand
             using var r = Repository.Open(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)));
             var m = r.Snapshot(pr.GetValue(snapshot)!);
             using var trees = new TreeReader(r.Ring.For(m), r.Library);
-            foreach (var entry in ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? ""))
-                Console.WriteLine(entry.ToLine());
+            var entries = ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? "");
+            if (pr.GetValue(json)) // as abk ls --json prints it: one SnapshotTree, every field
+                Console.WriteLine(new Google.Protobuf.JsonFormatter(Google.Protobuf.JsonFormatter.Settings.Default.WithFormatDefaultValues(true))
+                    .Format(new ActorBackup.Protocol.SnapshotTree { Snapshot = m.Id, Entries = { entries } }));
+            else
+                foreach (var entry in entries) Console.WriteLine(entry.ToLine());
             return 0;
         }, repo, keyFile, snapshot, below);
 

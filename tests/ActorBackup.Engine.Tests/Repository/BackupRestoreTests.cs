@@ -986,10 +986,9 @@ public class NameRoundTripTests
         Assert.Empty(Directory.GetFiles(target, "secret", SearchOption.AllDirectories));
     }
 
-    [Fact]
+    [RootFact("mknod of a device needs root")]
     public void A_file_swapped_for_a_device_after_the_walk_is_refused_without_opening_the_device()
     {
-        if (!Posix.Posix.IsRoot) return; // mknod of a device needs root
         using var dir = new TempDir();
         var src = dir.Sub("src");
         var file = Path.Combine(src, "data");
@@ -1066,10 +1065,9 @@ public class NameRoundTripTests
         Assert.DoesNotContain("user.evil", restored);
     }
 
-    [Fact]
+    [RootFact("Linux takes user.* attributes on files and folders only; trusted.* and security.* need root")]
     public void Symlinks_FIFOs_and_devices_keep_their_extended_attributes()
     {
-        if (!Posix.Posix.IsRoot) return; // Linux takes user.* attributes on files and folders only; trusted.* and security.* need root
         using var dir = new TempDir();
         var src = dir.Sub("src");
         File.CreateSymbolicLink(Path.Combine(src, "link"), "/nowhere");
@@ -1089,10 +1087,9 @@ public class NameRoundTripTests
         TreeCompare.AssertSame(expected, target + src);
     }
 
-    [Fact]
+    [RootFact("immutable and append-only need CAP_LINUX_IMMUTABLE")]
     public void File_flags_come_back_set_after_links_times_and_contents()
     {
-        if (!Posix.Posix.IsRoot) return; // immutable and append-only need CAP_LINUX_IMMUTABLE
         using var dir = new TempDir();
         var src = dir.Sub("src");
         var locked = Directory.CreateDirectory(Path.Combine(src, "locked")).FullName;

@@ -163,6 +163,31 @@ public class PathSafetyTests
     }
 
     [Fact]
+    public void A_folder_that_cannot_be_made_is_one_error_and_nothing_below_it_is_tried()
+    {
+        using var f = new Fixture();
+        var target = f.Dir.Sub("target");
+        // A folder there already that takes no new entry: immutable (root), or read-only to its owner (not root).
+        var locked = Path.Combine(target, "locked");
+        Directory.CreateDirectory(locked);
+        if (Posix.Posix.IsRoot) TreeCompare.SetFlags(locked, 0x10); // FS_IMMUTABLE_FL
+        else File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        try
+        {
+            var result = f.Restore(target, f.Folder("locked", f.Folder("sub", f.File("a", "a"), f.Folder("deeper", f.File("b", "b")))), f.File("beside", "kept"));
+            var below = Assert.Single(result.Errors, e => e.Path.StartsWith("/locked/", StringComparison.Ordinal));
+            Assert.Equal("/locked/sub", below.Path);
+            Assert.Contains("nothing below it restored", below.Reason);
+            Assert.Equal("kept", File.ReadAllText(Path.Combine(target, "beside")));
+        }
+        finally
+        {
+            TreeCompare.Unlock(target);
+            File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    [Fact]
     public void An_existing_symlink_in_the_target_is_never_written_through()
     {
         using var f = new Fixture();
