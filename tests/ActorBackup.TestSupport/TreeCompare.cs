@@ -21,48 +21,105 @@ public static unsafe partial class TreeCompare
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         var firstOfInode = new Dictionary<(ulong, ulong), string>();
-        void Walk(byte[] dir, string rel)
+        Walk(root, (key, path, st) =>
+        {
+            var what = new StringBuilder();
+            var kind = (st.Mode & 0xF000) switch
+            {
+                0x8000 => "file", 0x4000 => "dir", 0xA000 => "symlink", 0x1000 => "fifo", 0x2000 => "chardev", 0x6000 => "blockdev", 0xC000 => "socket",
+                _ => "unknown",
+            };
+            what.Append($"{kind} mode {Convert.ToString(st.Mode & 0xFFF, 8)} owner {st.Uid}:{st.Gid} mtime {st.Mtime.Sec}.{st.Mtime.Nsec:D9}");
+            // Not a symlink's: reading one (readlink, the backup's too) sets its atime, and no flag says otherwise.
+            if (atimes && kind != "symlink") what.Append($" atime {st.Atime.Sec}.{st.Atime.Nsec:D9}");
+            if (kind is "file" or "dir" && (Flags(path) & SettableFlags) is var flags and not 0) what.Append($" flags {flags:x}");
+            switch (kind)
+            {
+                case "file":
+                    var device = ((ulong)st.DevMajor << 32) | st.DevMinor;
+                    if (st.Nlink > 1 && firstOfInode.TryGetValue((device, st.Ino), out var first)) what.Append($" hard link of {first}");
+                    else
+                    {
+                        if (st.Nlink > 1) firstOfInode[(device, st.Ino)] = key;
+                        what.Append($" size {st.Size} sha256 {Hash(path)}");
+                    }
+                    break;
+                case "symlink":
+                    what.Append(" -> ").Append(Show(ReadLink(path)));
+                    break;
+                case "chardev" or "blockdev":
+                    what.Append($" device {st.RdevMajor}:{st.RdevMinor}");
+                    break;
+            }
+            foreach (var (attribute, value) in Xattrs(path)) what.Append($" xattr {attribute}={Convert.ToHexString(value)}");
+            result[key] = what.ToString();
+        });
+        return result;
+    }
+
+    /// <summary>Each entry below <paramref name="root"/>, folders before what they hold, names in byte order: its key (as Describe's), path and stat.</summary>
+    private static void Walk(string root, Action<string, byte[], Statx> each)
+    {
+        void Below(byte[] dir, string rel)
         {
             foreach (var name in List(dir).OrderBy(n => n, ByteOrder.Instance))
             {
                 var path = Join(dir, name);
                 var key = rel == "" ? Show(name) : rel + "/" + Show(name);
                 var st = Stat(path);
-                var what = new StringBuilder();
-                var kind = (st.Mode & 0xF000) switch
-                {
-                    0x8000 => "file", 0x4000 => "dir", 0xA000 => "symlink", 0x1000 => "fifo", 0x2000 => "chardev", 0x6000 => "blockdev", 0xC000 => "socket",
-                    _ => "unknown",
-                };
-                what.Append($"{kind} mode {Convert.ToString(st.Mode & 0xFFF, 8)} owner {st.Uid}:{st.Gid} mtime {st.Mtime.Sec}.{st.Mtime.Nsec:D9}");
-                // Not a symlink's: reading one (readlink, the backup's too) sets its atime, and no flag says otherwise.
-                if (atimes && kind != "symlink") what.Append($" atime {st.Atime.Sec}.{st.Atime.Nsec:D9}");
-                if (kind is "file" or "dir" && (Flags(path) & SettableFlags) is var flags and not 0) what.Append($" flags {flags:x}");
-                switch (kind)
-                {
-                    case "file":
-                        var device = ((ulong)st.DevMajor << 32) | st.DevMinor;
-                        if (st.Nlink > 1 && firstOfInode.TryGetValue((device, st.Ino), out var first)) what.Append($" hard link of {first}");
-                        else
-                        {
-                            if (st.Nlink > 1) firstOfInode[(device, st.Ino)] = key;
-                            what.Append($" size {st.Size} sha256 {Hash(path)}");
-                        }
-                        break;
-                    case "symlink":
-                        what.Append(" -> ").Append(Show(ReadLink(path)));
-                        break;
-                    case "chardev" or "blockdev":
-                        what.Append($" device {st.RdevMajor}:{st.RdevMinor}");
-                        break;
-                }
-                foreach (var (attribute, value) in Xattrs(path)) what.Append($" xattr {attribute}={Convert.ToHexString(value)}");
-                result[key] = what.ToString();
-                if (kind == "dir") Walk(path, key);
+                each(key, path, st);
+                if ((st.Mode & 0xF000) == 0x4000) Below(path, key);
             }
         }
-        Walk(Encoding.UTF8.GetBytes(root), "");
-        return result;
+        Below(Encoding.UTF8.GetBytes(root), "");
+    }
+
+    /// <summary>
+    /// Each regular file below <paramref name="actualRoot"/> takes no more disk than its namesake below
+    /// <paramref name="expectedRoot"/> plus one block for each of that one's data extents (a restore leaves holes as
+    /// holes and allocates nothing past them; a file system may round an extent up to a block).
+    /// </summary>
+    public static void AssertAllocatedNoLarger(string expectedRoot, string actualRoot)
+    {
+        var expected = new Dictionary<string, (ulong Blocks, int Extents)>(StringComparer.Ordinal);
+        Walk(expectedRoot, (key, path, st) =>
+        {
+            if ((st.Mode & 0xF000) == 0x8000) expected[key] = (st.Blocks, DataExtents(path));
+        });
+        var larger = new List<string>();
+        Walk(actualRoot, (key, path, st) =>
+        {
+            if ((st.Mode & 0xF000) != 0x8000 || !expected.TryGetValue(key, out var e)) return;
+            var allowed = e.Blocks * 512 + (ulong)e.Extents * 4096;
+            if (st.Blocks * 512 > allowed) larger.Add($"{key}: {st.Blocks * 512} bytes allocated, at most {allowed} expected ({e.Blocks * 512} in the source, {e.Extents} extents)");
+        });
+        Assert.True(expected.Count > 0, $"no regular file below {expectedRoot}");
+        Assert.True(larger.Count == 0, "restored files take more disk than their sources:\n" + string.Join("\n", larger));
+    }
+
+    /// <summary>Opens <paramref name="path"/> itself for reading (O_RDONLY|O_NOFOLLOW|O_CLOEXEC and <paramref name="flags"/>): its descriptor.</summary>
+    private static int Open(byte[] path, int flags)
+    {
+        int fd;
+        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000 | flags, 0);
+        if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        return fd;
+    }
+
+    /// <summary>How many runs of data (SEEK_DATA to SEEK_HOLE) a file holds.</summary>
+    private static int DataExtents(byte[] path)
+    {
+        var fd = Open(path, 0x40000); // O_NOATIME
+        try
+        {
+            var extents = 0;
+            for (long at = 0, data; (data = lseek(fd, at, 3)) >= 0; extents++) at = lseek(fd, data, 4); // SEEK_DATA, SEEK_HOLE
+            return extents;
+        }
+        finally
+        {
+            close(fd);
+        }
     }
 
     public static void AssertSame(Dictionary<string, string> expected, string actualRoot, bool atimes = false)
@@ -121,9 +178,7 @@ public static unsafe partial class TreeCompare
 
     private static uint Flags(byte[] path)
     {
-        int fd;
-        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000 | 0x800, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK
-        if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        var fd = Open(path, 0x800); // O_NONBLOCK: a FIFO's open does not wait
         try
         {
             long flags = 0;
@@ -280,9 +335,7 @@ public static unsafe partial class TreeCompare
 
     private static string Hash(byte[] path)
     {
-        int fd;
-        fixed (byte* p = Terminated(path)) fd = open(p, 0x20000 | 0x80000 | 0x40000, 0); // O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NOATIME: looking changes no atime
-        if (fd < 0) throw new IOException($"open {Show(path)}: errno {Marshal.GetLastPInvokeError()}");
+        var fd = Open(path, 0x40000); // O_NOATIME: looking changes no atime
         using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read);
         return Convert.ToHexString(SHA256.HashData(stream));
     }
@@ -358,6 +411,7 @@ public static unsafe partial class TreeCompare
     [LibraryImport("libc", SetLastError = true)] private static partial int statx(int dirfd, byte* path, int flags, uint mask, Statx* buf);
     [LibraryImport("libc", SetLastError = true)] private static partial int open(byte* path, int flags, uint mode);
     [LibraryImport("libc")] private static partial int close(int fd);
+    [LibraryImport("libc", SetLastError = true)] private static partial long lseek(int fd, long offset, int whence);
     [LibraryImport("libc", SetLastError = true)] private static partial int ioctl(int fd, ulong request, long* arg);
     [LibraryImport("libc", SetLastError = true)] private static partial int mkdir(byte* path, uint mode);
     [LibraryImport("libc", SetLastError = true)] private static partial int mknod(byte* path, uint mode, ulong dev);

@@ -111,6 +111,12 @@ public class ManagerStateTests
         Assert.Equal(BackupLevel.LevelIncremental, next.Job!.Level); // default level, parent exists; trailing '/' is the same set
         Assert.Equal("i1", s.FindSnapshot("i").Id);
         Assert.Equal("i1", s.FindSnapshot("latest").Id);
+        // A restore's job carries every option the operator gave to the client that runs it.
+        var restore = s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Paths = { @"/data/caf\xe9" }, Force = true, NumericOwner = true, Sparse = true }, Now).Job!;
+        Assert.Equal(("i1", "/r", true, true, true), (restore.Snapshot, restore.Target, restore.Force, restore.NumericOwner, restore.Sparse));
+        Assert.Equal([@"/data/caf\xe9"], restore.Paths);
+        var plain = s.DecideStartRestore(new StartRestore { Snapshot = "f1", Target = "/r" }, Now).Job!;
+        Assert.Equal(("f1", false, false, false), (plain.Snapshot, plain.Force, plain.NumericOwner, plain.Sparse));
     }
 
     [Fact]
