@@ -82,7 +82,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <param name="Dir">its folder, whose tree waits for it</param>
     /// <param name="Group">when it is the first name of an inode with more: the group its other names wait in</param>
     /// <param name="Part">a part of a big file (Read): the readers read its parts at once</param>
-    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null, Part? Part = null);
+    /// <param name="Fine">cut with BlockFiles' finer chunks (a disk image or a database, by its name or its first bytes)</param>
+    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null, Part? Part = null, bool Fine = false);
 
     /// <summary>A big file read in parts by several readers at once: each part's chunks, put in order when the last is read.</summary>
     private sealed class SplitFile(FileJob whole, int parts)
@@ -150,7 +151,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public ChunkEncoder Encoder => encoder;
 
         /// <summary>The chunker for <paramref name="job"/>: a file rewritten in place by blocks is cut finer.</summary>
-        public StreamChunker For(FileJob job) => fine is not null && BlockFiles.Are(job.Path, job.Stat.Size) ? _fine ??= fine() : chunker;
+        public StreamChunker For(FileJob job) => fine is not null && job.Fine ? _fine ??= fine() : chunker;
 
         public void Dispose()
         {
@@ -261,6 +262,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var cdc = new FastCdc(keys.Gear, options.Chunker);
         // A policy whose chunks are as fine already needs no second chunker.
         var fineCdc = options.Chunker.AverageSize > BlockFiles.Chunker.AverageSize ? new FastCdc(keys.Gear, BlockFiles.Chunker) : null;
+        _fineChunks = fineCdc is not null;
         _limit = RateLimit.For(options.MaxBytesPerSecond);
         _partSize = Math.Max(MinPartSize, 64L * options.Chunker.AverageSize);
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), Interlocked.Read(ref _filesQueued),
@@ -1418,6 +1420,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>Queues a file for the readers (a big one ahead of the rest); waits while they are that far behind.</summary>
     private void Read(FileJob job)
     {
+        if (_fineChunks && BlockFiles.Are(job.Path, job.Stat.Size, () => Head(job))) job = job with { Fine = true };
         Interlocked.Increment(ref _filesQueued);
         Interlocked.Add(ref _bytesQueued, (long)job.Stat.Size);
         var size = (long)job.Stat.Size;
@@ -1454,6 +1457,27 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Volatile.Write(ref _waitingOn, null);
         }
         queue.Add(job, _stop);
+    }
+
+    /// <summary>Whether this backup's policy cuts coarser than <see cref="BlockFiles.Chunker"/> (else every file is cut as finely already).</summary>
+    private bool _fineChunks;
+
+    /// <summary>
+    /// The first bytes of a file the walk found (<see cref="BlockFiles.HeadSize"/> at most): what it is when its name does
+    /// not say. A file that cannot be read now gives none (its reader meets the failure and reports it).
+    /// </summary>
+    private static byte[] Head(FileJob job)
+    {
+        try
+        {
+            using var handle = Posix.Posix.OpenWalked(job.Path, job.Stat);
+            var head = new byte[BlockFiles.HeadSize];
+            return head[..RandomAccess.Read(handle, head, 0)];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     /// <summary>The queue the walk waits to see half empty (Queue), and the event a reader sets when it is.</summary>

@@ -1276,6 +1276,52 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void Images_and_databases_whose_names_say_nothing_are_known_by_their_first_bytes()
+    {
+        static byte[] Head(params (int At, byte[] Bytes)[] parts)
+        {
+            var head = new byte[BlockFiles.HeadSize];
+            new Random(5).NextBytes(head.AsSpan(1100)); // content after the headers looked at
+            foreach (var (at, bytes) in parts) bytes.CopyTo(head, at);
+            return head;
+        }
+        var mbr = Head((446, [0x80, 0, 0, 0, 0x83]), (510, [0x55, 0xAA]));
+        byte[][] known =
+        [
+            Head((0, [(byte)'Q', (byte)'F', (byte)'I', 0xFB])), Head((0, "KDMV"u8.ToArray())), Head((0, "vhdxfile"u8.ToArray())), Head((0, "conectix"u8.ToArray())),
+            Head((0, "WithoutFreeSpace"u8.ToArray())), Head((0, [(byte)'L', (byte)'U', (byte)'K', (byte)'S', 0xBA, 0xBE])), Head((0, "SQLite format 3\0"u8.ToArray())),
+            Head((0, "XFSB"u8.ToArray())), Head((64, [0x7F, 0x10, 0xDA, 0xBE])), mbr, Head((510, [0x55, 0xAA]), (512, "EFI PART"u8.ToArray())),
+            Head((0, [0xEB, 0x52, 0x90]), (510, [0x55, 0xAA])), Head((1024 + 24, [2, 0, 0, 0]), (1024 + 56, [0x53, 0xEF])),
+        ];
+        Assert.All(known, h => Assert.True(BlockFiles.HeadSays(h), Convert.ToHexString(h.AsSpan(0, 16))));
+        byte[][] unknown =
+        [
+            new byte[BlockFiles.HeadSize], Head(), "#!/bin/sh\necho hello\n"u8.ToArray(), [], Head((0, "SQLite format 2"u8.ToArray())),
+            Head((446, [0x42, 0, 0, 0, 0x83]), (510, [0x55, 0xAA])), // 0x55AA by chance: an entry neither active nor inactive
+            Head((446, new byte[64]), (510, [0x55, 0xAA])), // no partition used
+            Head((1024 + 24, [40, 0, 0, 0]), (1024 + 56, [0x53, 0xEF])), // 0xEF53 by chance: no block size it could be
+        ];
+        Assert.All(unknown, h => Assert.False(BlockFiles.HeadSays(h), Convert.ToHexString(h.AsSpan(0, Math.Min(16, h.Length)))));
+        Assert.False(BlockFiles.Are("/x/vm", (ulong)BlockFiles.MinSize - 1, () => mbr)); // too small to matter: not even looked at
+        Assert.True(BlockFiles.Are("/x/vm", (ulong)BlockFiles.MinSize, () => mbr));
+
+        // Through a backup: a disk without an extension is cut as finely as a .img; the same bytes without the header are not.
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var disk = TestRepo.RandomBytes(20 * 1024 * 1024, 12);
+        mbr.AsSpan(0, 512).CopyTo(disk);
+        File.WriteAllBytes(Path.Combine(src, "vm-disk"), disk);
+        disk.AsSpan(0, 512).Clear();
+        File.WriteAllBytes(Path.Combine(src, "blob"), disk);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [src]), Level.Full);
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        var chunks = TreeListing.Entries(trees, snap, "").Where(e => e.Node.Type == NodeType.File).ToDictionary(e => Path.GetFileName(e.Path), e => e.Node.ChunkSizes.Count);
+        Assert.True(chunks["vm-disk"] > 300, $"vm-disk in {chunks["vm-disk"]} chunks: not cut finer"); // 32 KiB on average: about 640
+        Assert.True(chunks["blob"] < 100, $"blob in {chunks["blob"]} chunks"); // 1 MiB on average: about 20
+    }
+
+    [Fact]
     public void Owners_are_recorded_by_name_too_and_a_restore_maps_names_unless_told_to_keep_numbers()
     {
         uint? Here(string name) => name switch { "alice" => 2001, _ => null };
