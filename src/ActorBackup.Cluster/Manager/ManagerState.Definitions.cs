@@ -71,11 +71,19 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Defaults and order as `abk set add` stores them, so that an unchanged file compares equal.</summary>
+    /// <summary>
+    /// A set's paths in one form each, as listings show them (escapes read and written again: \xE9 and \xe9 are one
+    /// path, one set, one chain of parents), no trailing '/', each once, in order.
+    /// </summary>
+    internal static List<string> NormalPaths(IEnumerable<string> paths) =>
+        paths.Select(p => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Parse(p))).Select(p => p.Length > 1 ? p.TrimEnd('/') : p)
+            .Distinct().Order(StringComparer.Ordinal).ToList();
+
     private static void Normalize(BackupSetDefinition set)
     {
         if (set.Priority == 0) set.Priority = DefaultPriority;
         if (set.Policy == "") set.Policy = DefaultPolicy;
-        var paths = set.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
+        var paths = NormalPaths(set.Paths);
         set.Paths.Clear();
         set.Paths.AddRange(paths);
     }

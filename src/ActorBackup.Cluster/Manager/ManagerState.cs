@@ -204,7 +204,7 @@ public sealed partial record ManagerState
         else if (!Pool(policy).Any(id => loads.FirstOrDefault(l => l.Id == id) is not { Reachable: false }))
             return Reject($"no library is reachable{(policy.Libraries.Count > 0 ? $" of storage policy '{policy.Name}' ({string.Join(", ", policy.Libraries)})" : "")}: " +
                           "start their nodes ('abk cluster show'), or wait");
-        var paths = cmd.Paths.Select(p => p.Length > 1 ? p.TrimEnd('/') : p).Distinct().Order(StringComparer.Ordinal).ToList();
+        var paths = NormalPaths(cmd.Paths);
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client,

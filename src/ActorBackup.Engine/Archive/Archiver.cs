@@ -1472,7 +1472,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             using var handle = Posix.Posix.OpenWalked(job.Path, job.Stat);
             var head = new byte[BlockFiles.HeadSize];
-            return head[..RandomAccess.Read(handle, head, 0)];
+            return head[..Posix.Posix.PRead(handle, head, 0)];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

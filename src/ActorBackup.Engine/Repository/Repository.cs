@@ -51,7 +51,9 @@ public sealed class Repository : IDisposable
         KeyStore.Save(key.Wrap(master, argon), Path.Combine(root, "keys", "master.json"));
         Posix.Posix.WriteFileDurably(Path.Combine(root, "repository.json"), JsonSerializer.SerializeToUtf8Bytes(config, Json), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var library = DiskLibrary.Create(Path.Combine(root, "library"), config.Library, config.VolumeCapacity);
-        return new Repository(root, config, master, library);
+        var repository = new Repository(root, config, master, library); // makes snapshots/
+        Posix.Posix.SyncDirectory(root); // keys/, library/ and snapshots/ are there by name
+        return repository;
     }
 
     public static Repository Open(string root, KeySource key)

@@ -452,18 +452,24 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         });
     }
 
-    private readonly List<string> _blocked = [];
+    /// <summary>Folders (target paths) not made: nothing below them is tried. A full disk may block every folder of a wave.</summary>
+    private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
 
     private void MarkBlocked(string dir)
     {
-        lock (_blocked) _blocked.Add(dir + "/");
+        lock (_blocked) _blocked.Add(dir);
     }
 
+    /// <summary>Whether a folder above <paramref name="path"/> is blocked (with a trailing '/': the folder itself too); one lookup a level.</summary>
     private bool IsBlocked(string path)
     {
         lock (_blocked)
-            foreach (var b in _blocked)
-                if (path.StartsWith(b, StringComparison.Ordinal)) return true;
+        {
+            if (_blocked.Count == 0) return false;
+            var blocked = _blocked.GetAlternateLookup<ReadOnlySpan<char>>();
+            for (var end = path.Length; end > 0 && (end = path.LastIndexOf('/', end - 1)) > 0;)
+                if (blocked.Contains(path.AsSpan(0, end))) return true;
+        }
         return false;
     }
 
@@ -538,8 +544,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             batchBytes += bytes;
         }
         var pieces = new List<(Piece Piece, long Bytes)>();
-        foreach (var f in _files.Where(f => !IsBlocked(TargetOf(f))).OrderByDescending(f => f.Node.Size))
+        foreach (var f in _files.OrderByDescending(f => f.Node.Size))
         {
+            if (IsBlocked(TargetOf(f)))
+            {
+                Failed(f); // a further name of it elsewhere says why it is not linked
+                continue;
+            }
             var n = f.Node.ChunkCount();
             if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue)
             {

@@ -109,6 +109,8 @@ public class ManagerStateTests
         Assert.Null(s.ParentFor("a", "/other", BackupLevel.LevelIncremental));
         var next = s.DecideStartBackup(new StartBackup { Paths = { "/data/" } }, Loads(s), Now);
         Assert.Equal(BackupLevel.LevelIncremental, next.Job!.Level); // default level, parent exists; trailing '/' is the same set
+        // A path is kept in the one form listings show: an escape's case, a trailing '/' or a second mention make no other set.
+        Assert.Equal([@"/data/caf\xe9"], s.DecideStartBackup(new StartBackup { Paths = { @"/data/caf\xE9/", @"/data/caf\xe9" } }, Loads(s), Now).Job!.Paths);
         Assert.Equal("i1", s.FindSnapshot("i").Id);
         Assert.Equal("i1", s.FindSnapshot("latest").Id);
         // A restore's job carries every option the operator gave to the client that runs it.

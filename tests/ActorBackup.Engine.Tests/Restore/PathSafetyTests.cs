@@ -174,11 +174,16 @@ public class PathSafetyTests
         else File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserExecute);
         try
         {
-            var result = f.Restore(target, f.Folder("locked", f.Folder("sub", f.File("a", "a"), f.Folder("deeper", f.File("b", "b")))), f.File("beside", "kept"));
+            // "a" has a second name outside the folder: that one says why it is not there.
+            var a = f.File("a", "a");
+            a.Nlink = 2;
+            var link = new Node { Name = "a-again", Type = NodeType.Hardlink, HardlinkTarget = "/locked/sub/a" };
+            var result = f.Restore(target, f.Folder("locked", f.Folder("sub", a, f.Folder("deeper", f.File("b", "b")))), f.File("beside", "kept"), link);
             var below = Assert.Single(result.Errors, e => e.Path.StartsWith("/locked/", StringComparison.Ordinal));
             Assert.Equal("/locked/sub", below.Path);
             Assert.Contains("nothing below it restored", below.Reason);
             Assert.Equal("kept", File.ReadAllText(Path.Combine(target, "beside")));
+            Assert.Contains("whose restore failed", Assert.Single(result.Errors, e => e.Path == "/a-again").Reason);
         }
         finally
         {
