@@ -313,6 +313,11 @@ public class NameRoundTripTests
         var only = Path.Combine(dir.Path, "only");
         Assert.Empty(repo.Restore(again.Id, only, [src + @"/d\xff"]).Errors); // a path as ls shows it
         Assert.Equal(["inside"], TreeCompare.Describe(only + src).Keys.Where(k => k.StartsWith(@"d\xff/", StringComparison.Ordinal)).Select(k => k[6..]));
+        // A restore glob written the same way: \xHH a byte, \\ a backslash (a character, never a folder separator).
+        var globbed = Path.Combine(dir.Path, "globbed");
+        Assert.Empty(repo.Restore(again.Id, globbed, [src + @"/*\xff", src + @"/back\\*"]).Errors);
+        string[] matched = [@"\xff", @"back\x5cslash\x5cx41", @"d\xff", @"d\xff/inside", new string('n', 254) + @"\xff"];
+        Assert.Equal(matched.Order(StringComparer.Ordinal), TreeCompare.Describe(globbed + src).Keys.Order(StringComparer.Ordinal));
     }
 
     [Fact]
