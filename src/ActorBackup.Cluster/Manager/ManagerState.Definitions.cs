@@ -70,7 +70,6 @@ public sealed partial record ManagerState
         return (result, new Decision(result.Applied ? [applied] : [], null));
     }
 
-    /// <summary>Defaults and order as `abk set add` stores them, so that an unchanged file compares equal.</summary>
     /// <summary>
     /// A set's paths in one form each, as listings show them (escapes read and written again: \xE9 and \xe9 are one
     /// path, one set, one chain of parents), no trailing '/', each once, in order.
@@ -79,6 +78,7 @@ public sealed partial record ManagerState
         paths.Select(p => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Parse(p))).Select(p => p.Length > 1 ? p.TrimEnd('/') : p)
             .Distinct().Order(StringComparer.Ordinal).ToList();
 
+    /// <summary>Defaults and order as `abk set add` stores them, so that an unchanged file compares equal.</summary>
     private static void Normalize(BackupSetDefinition set)
     {
         if (set.Priority == 0) set.Priority = DefaultPriority;
