@@ -198,6 +198,40 @@ public static unsafe partial class Posix
 
     internal static void Close(int fd) => close(fd);
 
+    /// <summary>Whether <paramref name="path"/> is a folder (a symlink to one followed: the operator named it), by its bytes.</summary>
+    public static bool IsDirectory(string path)
+    {
+        var fd = open_mode(path, OPath | ODirectory | OCloexec, 0);
+        if (fd < 0) return false;
+        close(fd);
+        return true;
+    }
+
+    /// <summary>Whether the folder <paramref name="path"/> (a symlink to one followed) holds any entry; IOException when it cannot be listed.</summary>
+    public static bool HasEntries(string path)
+    {
+        var fd = open_mode(path, ORdOnlyFlag | ODirectory | OCloexec, 0);
+        if (fd < 0) throw Error("open", path);
+        using var folder = new SafeFileHandle(fd, ownsHandle: true);
+        return ListDirectory(folder, path, out _).Count > 0;
+    }
+
+    /// <summary>
+    /// Makes the folder <paramref name="path"/> (absolute) and each folder missing on the way to it, with
+    /// <paramref name="mode"/> (less the umask), by their bytes: a path that is not UTF-8 is made as it is. A folder there
+    /// already is fine; anything else there fails where the path is used next.
+    /// </summary>
+    public static void CreateDirectories(string path, uint mode)
+    {
+        for (var end = path.IndexOf('/', 1); ; end = path.IndexOf('/', end + 1))
+        {
+            var folder = end < 0 ? path : path[..end];
+            if (MkdirAt(AtFdcwd, folder, mode) is var errno and not (0 or EEXIST))
+                throw new PosixException(errno, $"cannot make the folder {PosixNames.Display(folder)}: {Describe(errno)}");
+            if (end < 0) return;
+        }
+    }
+
     /// <summary>openat2 below <paramref name="root"/>: never through a symlink (the last name included), never out of it. -errno on failure.</summary>
     internal static int OpenBeneath(int root, string relative, int flags, uint mode) =>
         Openat2(root, relative, flags, mode, ResolveBeneath | ResolveNoSymlinks | ResolveNoMagiclinks);

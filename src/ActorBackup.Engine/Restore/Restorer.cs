@@ -69,8 +69,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     public static string? Overwrites(string target)
     {
         if (target == "/") return "a restore into / writes over the running system's files: restore into a new folder, or give --force if that is what you mean";
-        return Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any()
-            ? $"restore target {target} exists and is not empty: restore into a new or empty folder, or give --force to write over what is there"
+        return Posix.Posix.IsDirectory(target) && Posix.Posix.HasEntries(target)
+            ? $"restore target {PosixNames.Display(target)} exists and is not empty: restore into a new or empty folder, or give --force to write over what is there"
             : null;
     }
 
@@ -79,10 +79,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         if (snapshot.RootTree.Length != ChunkId.Size) throw new InvalidDataException($"snapshot {snapshot.Id} has no root tree");
         Archive.Archiver.CheckReadable(snapshot);
-        // Written as ls shows paths (\\ a backslash); a target folder whose own path is not UTF-8 is refused, not mistaken.
+        // Written as ls shows paths (\\ a backslash, \xHH a byte): a target whose own path is not UTF-8 is made and used by its
+        // bytes, as every entry below it is (Posix, RootedDirectory).
         target = Path.GetFullPath(PosixNames.Parse(target));
-        if (PosixNames.HasEscapes(target))
-            throw new ArgumentException($"restore target {PosixNames.Display(target)} is not a UTF-8 path: restore into a folder whose path is, then move what it holds with mv");
         foreach (var inc in options.Include)
         {
             var asked = PosixNames.Parse(inc);
@@ -93,13 +92,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _numericOwner = options.NumericOwner;
         _sparse = options.Sparse;
         var targetStat = Posix.Posix.LStat(target);
-        if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Directory.Exists(target)))
-            throw new IOException($"restore target {target} exists and is not a directory: choose another folder");
+        if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Posix.Posix.IsDirectory(target)))
+            throw new IOException($"restore target {PosixNames.Display(target)} exists and is not a directory: choose another folder");
         if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
         // Setuid/setgid files and device nodes only into a folder this restore makes (kept 0700 until the end), or
         // with --force: planted in an existing folder others can reach, they would hand them root.
-        _privileged = options.Force || !Directory.Exists(target);
-        Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        _privileged = options.Force || targetStat is null;
+        Posix.Posix.CreateDirectories(target, 0x1C0); // 0700
         // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
         _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;

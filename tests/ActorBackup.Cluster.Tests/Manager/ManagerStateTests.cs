@@ -1,3 +1,4 @@
+using CsCheck;
 using ActorBackup.Cluster.Manager;
 using ActorBackup.Engine.Trees;
 using ActorBackup.Protocol;
@@ -119,6 +120,22 @@ public class ManagerStateTests
         Assert.Equal([@"/data/caf\xe9"], restore.Paths);
         var plain = s.DecideStartRestore(new StartRestore { Snapshot = "f1", Target = "/r" }, Now).Job!;
         Assert.Equal(("f1", false, false, false), (plain.Snapshot, plain.Force, plain.NumericOwner, plain.Sparse));
+    }
+
+    [Fact]
+    public void Paths_as_listings_show_them_read_back_to_their_bytes_and_normalize_once()
+    {
+        // Any bytes of a path (no NUL): shown, read back, they are the same bytes; the manager's one form is a fixed point.
+        var bytes = Gen.OneOf(Gen.Byte[1, 255], Gen.Const((byte)'\\'), Gen.Const((byte)'/'), Gen.Const((byte)'x')).Array[1, 40];
+        Gen.Select(bytes, bytes).Sample((a, b) =>
+        {
+            var path = "/" + Engine.Posix.PosixNames.Decode(a);
+            var shown = Engine.Posix.PosixNames.Display(path);
+            Assert.Equal(a, Engine.Posix.PosixNames.Encode(Engine.Posix.PosixNames.Parse(shown))[1..]);
+            var once = ManagerState.NormalPaths([shown, "/" + Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Decode(b)), shown + "/"]);
+            Assert.Equal(once, ManagerState.NormalPaths(once));
+            Assert.All(once, p => Assert.True(p == "/" || !p.EndsWith('/'), p));
+        }, iter: 2000);
     }
 
     [Fact]

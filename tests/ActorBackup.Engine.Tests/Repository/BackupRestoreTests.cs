@@ -346,10 +346,14 @@ public class NameRoundTripTests
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
         var again = repo.Backup(new BackupSet("s", shown), Level.Incremental);
         Assert.Equal(0ul, again.Stats.BytesRead); // found unchanged in the parent
-        // A target folder whose own path is not UTF-8 is refused with the reason, not made under another name.
-        var refused = Assert.Throws<ArgumentException>(() => repo.Restore(snap.Id, Path.Combine(dir.Path, @"r\xff")));
-        Assert.Contains("not a UTF-8 path", refused.Message);
-        Assert.Equal(["r", "repo", "src"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName).Order());
+        // A target folder whose own path is not UTF-8, written the same way, is made by its bytes (not under another name).
+        var odd = Path.Combine(dir.Path, @"r\xff", @"deeper\xfe");
+        Assert.Empty(repo.Restore(snap.Id, odd).Errors);
+        Assert.Equal(["r", "repo", "r\udcff", "src"], Posix.Posix.ListDirectory(dir.Path).Order(StringComparer.Ordinal));
+        var menu = Posix.Posix.LStat(PosixNames.Parse(odd) + src + "/caf\udce9/menu");
+        Assert.Equal((FileKind.Regular, 4ul), (menu!.Value.Kind, menu.Value.Size));
+        // Not empty now: a second restore there needs --force, and says so with the path as shown.
+        Assert.Contains(@"r\xff/deeper\xfe exists and is not empty", Assert.Throws<IOException>(() => repo.Restore(snap.Id, odd)).Message);
     }
 
     [Fact]
