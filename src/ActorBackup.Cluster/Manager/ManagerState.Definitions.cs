@@ -75,7 +75,7 @@ public sealed partial record ManagerState
     /// path, one set, one chain of parents), no trailing '/', each once, in order.
     /// </summary>
     internal static List<string> NormalPaths(IEnumerable<string> paths) =>
-        paths.Select(p => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Parse(p))).Select(p => p.Length > 1 ? p.TrimEnd('/') : p)
+        paths.Select(p => Engine.Posix.PosixNames.Display(Engine.Posix.PosixNames.Parse(p))).Select(p => p.TrimEnd('/') is { Length: > 0 } t ? t : p.Length > 0 ? "/" : p)
             .Distinct().Order(StringComparer.Ordinal).ToList();
 
     /// <summary>Defaults and order as `abk set add` stores them, so that an unchanged file compares equal.</summary>

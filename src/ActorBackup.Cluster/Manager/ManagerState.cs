@@ -190,7 +190,8 @@ public sealed partial record ManagerState
     public Decision DecideStartBackup(StartBackup cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
     {
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
-        if (cmd.Paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", cmd.Paths.Where(p => !p.StartsWith('/')))}");
+        var paths = NormalPaths(cmd.Paths); // as a set's are checked: in the one form they are kept in
+        if (paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", paths.Where(p => !p.StartsWith('/')))}");
         var client = ResolveClient(cmd.Client, out var why);
         if (client is null) return Reject(why!);
         var policy = PolicyOf(cmd.Policy);
@@ -204,7 +205,6 @@ public sealed partial record ManagerState
         else if (!Pool(policy).Any(id => loads.FirstOrDefault(l => l.Id == id) is not { Reachable: false }))
             return Reject($"no library is reachable{(policy.Libraries.Count > 0 ? $" of storage policy '{policy.Name}' ({string.Join(", ", policy.Libraries)})" : "")}: " +
                           "start their nodes ('abk cluster show'), or wait");
-        var paths = NormalPaths(cmd.Paths);
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client,

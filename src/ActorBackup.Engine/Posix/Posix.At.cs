@@ -213,22 +213,24 @@ public static unsafe partial class Posix
         var fd = open_mode(path, ORdOnlyFlag | ODirectory | OCloexec, 0);
         if (fd < 0) throw Error("open", path);
         using var folder = new SafeFileHandle(fd, ownsHandle: true);
-        return ListDirectory(folder, path, out _).Count > 0;
+        return ListDirectory(folder, path, out _, most: 1).Count > 0;
     }
 
     /// <summary>
-    /// Makes the folder <paramref name="path"/> (absolute) and each folder missing on the way to it, with
-    /// <paramref name="mode"/> (less the umask), by their bytes: a path that is not UTF-8 is made as it is. A folder there
-    /// already is fine; anything else there fails where the path is used next.
+    /// Makes the folder <paramref name="path"/> (a full path: no "." or ".." in it) with <paramref name="mode"/>, and each
+    /// folder missing on the way to it as mkdir -p does (0777), both less the umask, by their bytes: a path that is not
+    /// UTF-8 is made as it is. A folder there already is fine; anything else there fails where the path is used next.
+    /// Whether this call made the folder itself (false: it was there).
     /// </summary>
-    public static void CreateDirectories(string path, uint mode)
+    public static bool CreateDirectories(string path, uint mode)
     {
-        for (var end = path.IndexOf('/', 1); ; end = path.IndexOf('/', end + 1))
+        var trimmed = path.Length > 1 ? path.TrimEnd('/') : path;
+        for (var end = trimmed.IndexOf('/', 1); ; end = trimmed.IndexOf('/', end + 1))
         {
-            var folder = end < 0 ? path : path[..end];
-            if (MkdirAt(AtFdcwd, folder, mode) is var errno and not (0 or EEXIST))
-                throw new PosixException(errno, $"cannot make the folder {PosixNames.Display(folder)}: {Describe(errno)}");
-            if (end < 0) return;
+            var folder = end < 0 ? trimmed : trimmed[..end];
+            var errno = MkdirAt(AtFdcwd, folder, end < 0 ? mode : 0x1FF);
+            if (errno is not (0 or EEXIST)) throw new PosixException(errno, $"cannot make the folder {PosixNames.Display(folder)}: {Describe(errno)}");
+            if (end < 0) return errno == 0;
         }
     }
 

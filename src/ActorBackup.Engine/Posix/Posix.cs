@@ -374,7 +374,8 @@ public static unsafe partial class Posix
     private const int FDupfdCloexec = 1030;
 
     /// <summary>The names in a folder opened by <see cref="OpenDirectory"/> (<paramref name="path"/> names it in messages), and its file flags.</summary>
-    public static List<string> ListDirectory(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string path, out uint flags)
+    /// <param name="most">stop after this many names (whether a folder holds any: 1)</param>
+    public static List<string> ListDirectory(Microsoft.Win32.SafeHandles.SafeFileHandle folder, string path, out uint flags, int most = int.MaxValue)
     {
         var fd = (int)folder.DangerousGetHandle();
         flags = FileFlags.Get(fd);
@@ -403,6 +404,7 @@ public static unsafe partial class Posix
                 var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(entry + DirentName);
                 if (name is [(byte)'.'] or [(byte)'.', (byte)'.']) continue;
                 names.Add(PosixNames.Decode(name));
+                if (names.Count >= most) return names;
             }
         }
         finally

@@ -94,11 +94,19 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Posix.Posix.IsDirectory(target)))
             throw new IOException($"restore target {PosixNames.Display(target)} exists and is not a directory: choose another folder");
-        if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
-        // Setuid/setgid files and device nodes only into a folder this restore makes (kept 0700 until the end), or
-        // with --force: planted in an existing folder others can reach, they would hand them root.
-        _privileged = options.Force || targetStat is null;
-        Posix.Posix.CreateDirectories(target, 0x1C0); // 0700
+        try
+        {
+            if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
+            // Setuid/setgid files and device nodes only into a folder this restore made (kept 0700 until the end; not one
+            // another user made meanwhile), or with --force: planted in an existing folder others can reach, they would
+            // hand them root.
+            _privileged = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Force;
+        }
+        catch (PosixException e)
+        {
+            throw new IOException($"restore target {PosixNames.Display(target)}: {e.Message}: restore into a folder this user may make and " +
+                                  "write (or run the client as one who may)", e);
+        }
         // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
         _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;

@@ -352,6 +352,9 @@ public class NameRoundTripTests
         Assert.Equal(["r", "repo", "r\udcff", "src"], Posix.Posix.ListDirectory(dir.Path).Order(StringComparer.Ordinal));
         var menu = Posix.Posix.LStat(PosixNames.Parse(odd) + src + "/caf\udce9/menu");
         Assert.Equal((FileKind.Regular, 4ul), (menu!.Value.Kind, menu.Value.Size));
+        // The folder on the way was made as mkdir -p makes one (the umask's mode), not 0700: others may reach what is restored.
+        var plain = Directory.CreateDirectory(Path.Combine(dir.Path, "plain")).UnixFileMode;
+        Assert.Equal((uint)plain, Posix.Posix.LStat(PosixNames.Parse(Path.Combine(dir.Path, @"r\xff")))!.Value.Mode & 0x1FF);
         // Not empty now: a second restore there needs --force, and says so with the path as shown.
         Assert.Contains(@"r\xff/deeper\xfe exists and is not empty", Assert.Throws<IOException>(() => repo.Restore(snap.Id, odd)).Message);
     }
