@@ -83,5 +83,10 @@ public class FidelityTests
         TreeCompare.AssertSame(expected, target + src, atimes: true);
         Assert.True(TreeCompare.AllocatedBytes(Path.Combine(target + src, "zeros.raw")) <= 8192, "--sparse: 3 MiB of zeros were written");
         TreeCompare.AssertAllocatedNoLarger(src, target + src); // sparse.img's holes stay holes, every file no larger on disk
+
+        // Into a folder whose own name is not UTF-8, written as listings show names: made by its bytes, the same tree in it.
+        var odd = cell.Abk("restore", snapshot, "--to", target + @"-\xff", "--sparse");
+        Assert.True(odd.ExitCode == 0, odd.Stderr + odd.Stdout);
+        TreeCompare.AssertSame(expected, [.. System.Text.Encoding.UTF8.GetBytes(target + "-"), 0xff, .. System.Text.Encoding.UTF8.GetBytes(src)], atimes: true);
     }
 }

@@ -17,7 +17,10 @@ public static unsafe partial class TreeCompare
 {
     /// <summary>Every entry below <paramref name="root"/> (not the root itself), by its path relative to it.</summary>
     /// <param name="atimes">the access times too (a backup that recorded them)</param>
-    public static Dictionary<string, string> Describe(string root, bool atimes = false)
+    public static Dictionary<string, string> Describe(string root, bool atimes = false) => Describe(Encoding.UTF8.GetBytes(root), atimes);
+
+    /// <summary>As <see cref="Describe(string, bool)"/>, below a root named by its bytes (a folder whose name is not UTF-8).</summary>
+    public static Dictionary<string, string> Describe(byte[] root, bool atimes = false)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         var firstOfInode = new Dictionary<(ulong, ulong), string>();
@@ -58,7 +61,9 @@ public static unsafe partial class TreeCompare
     }
 
     /// <summary>Each entry below <paramref name="root"/>, folders before what they hold, names in byte order: its key (as Describe's), path and stat.</summary>
-    private static void Walk(string root, Action<string, byte[], Statx> each)
+    private static void Walk(string root, Action<string, byte[], Statx> each) => Walk(Encoding.UTF8.GetBytes(root), each);
+
+    private static void Walk(byte[] root, Action<string, byte[], Statx> each)
     {
         void Below(byte[] dir, string rel)
         {
@@ -71,7 +76,7 @@ public static unsafe partial class TreeCompare
                 if ((st.Mode & 0xF000) == 0x4000) Below(path, key);
             }
         }
-        Below(Encoding.UTF8.GetBytes(root), "");
+        Below(root, "");
     }
 
     /// <summary>
@@ -122,7 +127,11 @@ public static unsafe partial class TreeCompare
         }
     }
 
-    public static void AssertSame(Dictionary<string, string> expected, string actualRoot, bool atimes = false)
+    public static void AssertSame(Dictionary<string, string> expected, string actualRoot, bool atimes = false) =>
+        AssertSame(expected, Encoding.UTF8.GetBytes(actualRoot), atimes);
+
+    /// <summary>As <see cref="AssertSame(Dictionary{string, string}, string, bool)"/>, below a root named by its bytes.</summary>
+    public static void AssertSame(Dictionary<string, string> expected, byte[] actualRoot, bool atimes = false)
     {
         var actual = Describe(actualRoot, atimes);
         var missing = expected.Keys.Except(actual.Keys).ToList();
