@@ -12,11 +12,10 @@ namespace ActorBackup.Shell;
 /// </summary>
 public sealed class Output(bool json)
 {
-    private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
     public bool Json { get; } = json;
     public bool Terminal { get; } = !json && !Console.IsOutputRedirected;
 
-    public static string ToJson(IMessage m) => Formatter.Format(m);
+    public static string ToJson(IMessage m) => OperatorJson.Format(m);
 
     public void Write(IMessage m) => Console.WriteLine(ToJson(m));
 

@@ -20,14 +20,7 @@ public sealed class SnapshotCatalog
 
     public void Save(SnapshotManifest manifest)
     {
-        var path = Path.Combine(_dir, manifest.Id + ".snap");
-        var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            manifest.WriteTo(f);
-            f.Flush(true);
-        }
-        Posix.Posix.MoveDurably(tmp, path);
+        Posix.Posix.WriteFileDurably(Path.Combine(_dir, manifest.Id + ".snap"), manifest.WriteTo);
     }
 
     public IReadOnlyList<SnapshotManifest> List()

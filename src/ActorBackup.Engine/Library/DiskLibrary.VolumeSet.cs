@@ -278,14 +278,7 @@ public sealed partial class DiskLibrary
         }
         foreach (var (id, location) in _pending) _index.Set(id, location);
         _pending = [];
-        var indexPath = Path.Combine(Root, "index.abi");
-        var tmp = indexPath + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-        {
-            _index.WriteTo(f);
-            f.Flush(true);
-        }
-        Posix.Posix.MoveDurably(tmp, indexPath);
+        Posix.Posix.WriteFileDurably(Path.Combine(Root, "index.abi"), _index.WriteTo, bufferSize: 1 << 20);
         WriteManifest();
         return batch;
     }
@@ -295,13 +288,6 @@ public sealed partial class DiskLibrary
 
     private void WriteManifest()
     {
-        var path = Path.Combine(Root, "library.json");
-        var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            JsonSerializer.Serialize(f, _manifest, Json);
-            f.Flush(true);
-        }
-        Posix.Posix.MoveDurably(tmp, path);
+        Posix.Posix.WriteFileDurably(Path.Combine(Root, "library.json"), f => JsonSerializer.Serialize(f, _manifest, Json));
     }
 }

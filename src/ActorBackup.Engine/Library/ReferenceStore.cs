@@ -337,13 +337,7 @@ public sealed class ReferenceStore(string dir)
     /// </summary>
     public void MarkIncomplete(string snapshot, string why)
     {
-        var marker = IncompletePath(snapshot);
-        using (var file = new FileStream(marker + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
-        {
-            file.Write(System.Text.Encoding.UTF8.GetBytes(why.Length > 2000 ? why[..2000] : why));
-            file.Flush(true);
-        }
-        Posix.Posix.MoveDurably(marker + ".tmp", marker);
+        Posix.Posix.WriteFileDurably(IncompletePath(snapshot), System.Text.Encoding.UTF8.GetBytes(why.Length > 2000 ? why[..2000] : why));
         if (File.Exists(PathOf(snapshot))) File.SetLastWriteTimeUtc(PathOf(snapshot), DateTime.UtcNow);
     }
 

@@ -132,20 +132,26 @@ public static unsafe partial class Posix
     }
 
     /// <summary>
-    /// Replaces <paramref name="path"/> with <paramref name="content"/> whole and durably: written under a temporary
-    /// name created with <paramref name="mode"/> (never wider, not even for a moment), synced, then moved over it.
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> writes, whole and durably: written under a
+    /// temporary name made anew (with <paramref name="mode"/> when given: never wider, not even for a moment; else the
+    /// umask's), synced, then moved over it (<see cref="MoveDurably"/>).
     /// </summary>
-    public static void WriteFileDurably(string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    public static void WriteFileDurably(string path, Action<Stream> write, UnixFileMode? mode = null, int bufferSize = 4096)
     {
         var tmp = path + ".tmp";
         File.Delete(tmp);
-        using (var f = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }))
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = bufferSize };
+        if (mode is { } m) options.UnixCreateMode = m;
+        using (var f = new FileStream(tmp, options))
         {
-            f.Write(content);
+            write(f);
             f.Flush(true);
         }
         MoveDurably(tmp, path);
     }
+
+    /// <inheritdoc cref="WriteFileDurably(string, Action{Stream}, UnixFileMode?, int)"/>
+    public static void WriteFileDurably(string path, byte[] content, UnixFileMode? mode = null) => WriteFileDurably(path, f => f.Write(content), mode);
 
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]
     private static partial int mkdirat(int dirfd, byte* name, uint mode);

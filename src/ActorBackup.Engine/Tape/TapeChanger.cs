@@ -195,13 +195,7 @@ public sealed class TapeChanger : IDisposable
 
     private void Save()
     {
-        var tmp = StatePath + ".tmp";
-        using (var f = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
-        {
-            JsonSerializer.Serialize(f, Saved.Of(_state), Json);
-            f.Flush(true);
-        }
-        Posix.Posix.MoveDurably(tmp, StatePath);
+        Posix.Posix.WriteFileDurably(StatePath, f => JsonSerializer.Serialize(f, Saved.Of(_state), Json), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     private volatile bool _disposed;

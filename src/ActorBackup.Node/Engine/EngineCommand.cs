@@ -82,8 +82,7 @@ public static class EngineCommand
             using var trees = new TreeReader(r.Ring.For(m), r.Library);
             var entries = ActorBackup.Cluster.Client.TreeEntries.List(trees, m, pr.GetValue(below) ?? "");
             if (pr.GetValue(json)) // as abk ls --json prints it: one SnapshotTree, every field
-                Console.WriteLine(new Google.Protobuf.JsonFormatter(Google.Protobuf.JsonFormatter.Settings.Default.WithFormatDefaultValues(true))
-                    .Format(new ActorBackup.Protocol.SnapshotTree { Snapshot = m.Id, Entries = { entries } }));
+                Console.WriteLine(ActorBackup.Protocol.OperatorJson.Format(new ActorBackup.Protocol.SnapshotTree { Snapshot = m.Id, Entries = { entries } }));
             else
                 foreach (var entry in entries) Console.WriteLine(entry.ToLine());
             return 0;

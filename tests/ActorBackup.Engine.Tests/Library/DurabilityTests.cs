@@ -19,27 +19,15 @@ public sealed class DurabilityTests
         Directory.CreateDirectory(src);
         File.WriteAllBytes(Path.Combine(src, "f.bin"), TestRepo.RandomBytes(300_000, 1));
         var root = Path.Combine(dir.Path, "repo");
-        var synced = new ConcurrentQueue<string>();
-        void Record(string path)
-        {
-            if (path.StartsWith(dir.Path, StringComparison.Ordinal)) synced.Enqueue(Path.TrimEndingDirectorySeparator(path));
-        }
-        Posix.Posix.FolderSynced += Record;
-        try
-        {
-            using var repo = TestRepo.Create(root);
-            Assert.Contains(Path.Combine(root, "keys"), synced); // the master key: without it nothing restores
-            Assert.Contains(root, synced); // repository.json: the chunker's settings
-            repo.Backup(new BackupSet("s", [src]), Level.Full);
-            Assert.Contains(Path.Combine(repo.Library.Root, "volumes"), synced); // the volume the chunks went to
-            Assert.Contains(repo.Library.Root, synced); // the index and the volume table
-            Assert.Contains(repo.Library.ReferencesDir, synced); // the snapshot's reference list
-            Assert.Contains(Path.Combine(root, "snapshots"), synced); // the snapshot itself
-        }
-        finally
-        {
-            Posix.Posix.FolderSynced -= Record;
-        }
+        using var synced = new SyncedFolders(dir.Path);
+        using var repo = TestRepo.Create(root);
+        Assert.Contains(Path.Combine(root, "keys"), synced.Paths); // the master key: without it nothing restores
+        Assert.Contains(root, synced.Paths); // repository.json: the chunker's settings
+        repo.Backup(new BackupSet("s", [src]), Level.Full);
+        Assert.Contains(Path.Combine(repo.Library.Root, "volumes"), synced.Paths); // the volume the chunks went to
+        Assert.Contains(repo.Library.Root, synced.Paths); // the index and the volume table
+        Assert.Contains(repo.Library.ReferencesDir, synced.Paths); // the snapshot's reference list
+        Assert.Contains(Path.Combine(root, "snapshots"), synced.Paths); // the snapshot itself
     }
 
     [Fact]
@@ -47,24 +35,32 @@ public sealed class DurabilityTests
     {
         using var dir = new TempDir();
         var path = Path.Combine(dir.Path, "keys", "client.json");
-        var synced = new ConcurrentQueue<string>();
-        void Record(string p)
-        {
-            if (p.StartsWith(dir.Path, StringComparison.Ordinal)) synced.Enqueue(p);
-        }
-        Posix.Posix.FolderSynced += Record;
-        try
-        {
-            Crypto.KeyStore.WritePrivate(path, "first");
-            Crypto.KeyStore.WritePrivate(path, "second");
-        }
-        finally
-        {
-            Posix.Posix.FolderSynced -= Record;
-        }
+        using var synced = new SyncedFolders(dir.Path);
+        Crypto.KeyStore.WritePrivate(path, "first");
+        Crypto.KeyStore.WritePrivate(path, "second");
         Assert.Equal("second", File.ReadAllText(path));
-        Assert.Equal(2, synced.Count(p => p == Path.Combine(dir.Path, "keys")));
+        Assert.Equal(2, synced.Paths.Count(p => p == Path.Combine(dir.Path, "keys")));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         Assert.False(File.Exists(path + ".tmp"));
+    }
+
+    /// <summary>The folders below <paramref name="below"/> synced while it is not disposed (other tests' syncs run beside it).</summary>
+    private sealed class SyncedFolders : IDisposable
+    {
+        private readonly string _below;
+        public ConcurrentQueue<string> Paths { get; } = new();
+
+        public SyncedFolders(string below)
+        {
+            _below = below;
+            Posix.Posix.FolderSynced += Record;
+        }
+
+        private void Record(string path)
+        {
+            if (path.StartsWith(_below, StringComparison.Ordinal)) Paths.Enqueue(System.IO.Path.TrimEndingDirectorySeparator(path));
+        }
+
+        public void Dispose() => Posix.Posix.FolderSynced -= Record;
     }
 }
