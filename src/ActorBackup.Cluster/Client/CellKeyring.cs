@@ -40,15 +40,14 @@ public static class CellKeyring
         if (!File.Exists(wrappedPath))
         {
             if (!create) throw new FileNotFoundException($"no cell key in {keyDir} (master.json): give the key folder of the cell's first node");
-            Directory.CreateDirectory(keyDir);
             var master = MasterKey.Generate();
             KeyStore.WrappedKey wrapped;
             if (!string.IsNullOrEmpty(passphrase)) wrapped = KeyStore.WrapWithPassphrase(master, passphrase);
             else
             {
                 var random = System.Security.Cryptography.RandomNumberGenerator.GetBytes(64);
-                File.WriteAllBytes(keyFile, random);
-                File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                // 0600 from its creation in a 0700 folder, and durable before master.json names it.
+                KeyStore.WritePrivate(keyFile, random);
                 wrapped = KeyStore.WrapWithKeyFile(master, random);
             }
             KeyStore.Save(wrapped, wrappedPath);

@@ -66,12 +66,15 @@ public static class KeyStore
     public static void Save(WrappedKey wrapped, string path) => WritePrivate(path, JsonSerializer.Serialize(wrapped, new JsonSerializerOptions { WriteIndented = true }));
 
     /// <summary>A secret file: 0600 from its creation (never readable by others, not even for a moment) in a 0700 folder, replaced whole.</summary>
-    public static void WritePrivate(string path, string text)
+    public static void WritePrivate(string path, string text) => WritePrivate(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    /// <inheritdoc cref="WritePrivate(string, string)"/>
+    public static void WritePrivate(string path, byte[] content)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         // Durably: a key lost in a power cut would make every chunk sealed with it unreadable.
-        Posix.Posix.WriteFileDurably(path, System.Text.Encoding.UTF8.GetBytes(text), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Posix.Posix.WriteFileDurably(path, content, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     /// <summary>Argon2 costs a master.json may ask for: a damaged or hostile file can neither hang an unlock nor exhaust memory.</summary>

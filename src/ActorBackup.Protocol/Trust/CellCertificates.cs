@@ -61,7 +61,7 @@ public static class CellCertificates
         var name = PairName(identity.Role);
         WritePair(outDir, name, issued, key);
         var caCopy = Path.Combine(outDir, CaCert);
-        if (Path.GetFullPath(outDir) != Path.GetFullPath(caDir)) File.WriteAllText(caCopy, ca.ExportCertificatePem() + "\n");
+        if (Path.GetFullPath(outDir) != Path.GetFullPath(caDir)) WriteNew(caCopy, ca.ExportCertificatePem() + "\n", Private | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         return X509Certificate2.CreateFromPem(issued.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
     }
 

@@ -24,4 +24,17 @@ public sealed class CellKeyringTests : IDisposable
         File.Copy(Path.Combine(cell, "master.json"), Path.Combine(host, "master.json"));
         Assert.Contains("remove master.json and cell.key", Assert.Throws<InvalidDataException>(() => CellKeyring.Load(host, "host-b")).Message);
     }
+
+    [Fact]
+    public void A_new_cell_key_and_its_key_file_are_private_from_their_creation()
+    {
+        var cell = Path.Combine(_dir, "new", "keys");
+        Assert.True(CellKeyring.Load(cell, "host-a").HoldsCellKey);
+        const UnixFileMode owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Assert.Equal(owner | UnixFileMode.UserExecute, File.GetUnixFileMode(cell)); // made 0700, not the umask's 0755
+        Assert.Equal(owner, File.GetUnixFileMode(Path.Combine(cell, "cell.key")));
+        Assert.Equal(owner, File.GetUnixFileMode(Path.Combine(cell, "master.json")));
+        Assert.Equal(["cell.key", "master.json"], Directory.GetFiles(cell).Select(Path.GetFileName).Order(StringComparer.Ordinal)); // no temporary left
+        Assert.True(CellKeyring.Load(cell, "host-a").HoldsCellKey); // and it opens again
+    }
 }

@@ -121,6 +121,32 @@ public class ListedAsParentTests
         AssertRestored(repo, close, src, f.Target("r2"));
     }
 
+    [Fact]
+    public void A_set_whose_paths_are_written_with_escapes_takes_names_from_its_parent_however_the_escapes_are_written()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        TreeCompare.MakeDirectory(src, [.. "caf"u8, 0xe9]); // Latin-1 "café"
+        TreeCompare.MakeDirectory(src, [.. "caf"u8, 0xe9, .. "/sub"u8]);
+        TreeCompare.WriteFile(src, [.. "caf"u8, 0xe9, .. "/sub/menu"u8], "soup"u8);
+        TreeCompare.MakeDirectory(src, @"back\slash"u8.ToArray());
+        TreeCompare.WriteFile(src, @"back\slash/f"u8.ToArray(), "x"u8);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var asParent = new ConcurrentBag<string>();
+        var full = Run(repo, new BackupSet("s", [src + @"/caf\xe9", src + @"/back\\slash"]), null, asParent);
+        Assert.Empty(asParent);
+        // The same paths, written otherwise (an upper-case escape, another order, a trailing slash): the same set of
+        // folders as the parent's, whose paths the manifest keeps as shown.
+        var same = Run(repo, new BackupSet("s", [src + @"/back\\slash/", src + @"/caf\xE9"]), full, asParent);
+        string[] folders = [src + "/back\\slash", src + "/caf\udce9", src + "/caf\udce9/sub"];
+        Assert.Equal(folders.Order(StringComparer.Ordinal), asParent.Order(StringComparer.Ordinal));
+        Assert.Equal(0ul, same.Stats.BytesRead);
+        Assert.Empty(same.Errors);
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(same.Id, target).Errors);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+    }
+
     /// <summary>
     /// The parent's tree of <paramref name="folder"/> changed by <paramref name="change"/> and stored again, with every tree
     /// above it: the parent as a damaged or hostile tree would make it, its manifest pointing at the new root.
