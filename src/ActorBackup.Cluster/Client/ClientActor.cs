@@ -38,10 +38,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs what it sends the manager and checks what the manager sends.</summary>
     private readonly Trust.NodeTrust? _trust;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<string, CancellationTokenSource> _running = [];
-    private readonly HashSet<string> _unacknowledged = [];
-    /// <summary>Per running job, the attempt it is (the manager retries a job under the same id).</summary>
-    private readonly Dictionary<string, int> _attempts = [];
+    /// <summary>The jobs running here, each with the attempt it is (the manager retries a job under the same id).</summary>
+    private readonly Dictionary<string, (int Attempt, CancellationTokenSource Cts)> _running = [];
+    /// <summary>
+    /// Each job's end as sent to the manager, signed, until the manager answers that it recorded it (JobInfo): sent again
+    /// whenever a manager asks who runs what or registers this client (a manager that failed over before it recorded
+    /// the end would otherwise end the job INTERRUPTED, and a committed snapshot would be left out of the catalog).
+    /// Until then the job counts as running here.
+    /// </summary>
+    private readonly Dictionary<string, JobFinished> _unacknowledged = [];
     private volatile bool _shuttingDown;
     private IActorRef? _shutdownWaiter;
     private bool _registered;
@@ -68,8 +73,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             _manager.Tell(Registration());
             Timers.StartSingleTimer("register", new Tick(), _registered ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
         });
-        Receive<Registered>(_ => _registered = true);
-        Receive<RegistrationRequest>(_ => Sender.Tell(Registration()));
+        Receive<Registered>(_ =>
+        {
+            _registered = true;
+            SendUnacknowledged();
+        });
+        Receive<RegistrationRequest>(_ =>
+        {
+            Sender.Tell(Registration());
+            SendUnacknowledged();
+        });
         // Assignments and cancels only from a manager node (signed): another node of the cell cannot make this host
         // back up, restore over its files, or stop.
         Receive<BackupAssignment>(a => FromManager(a), a => Start(a.Job, token => RunBackup(a, token)));
@@ -77,17 +90,27 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         Receive<VerifyAssignment>(a => FromManager(a), a => Start(a.Job, token => RunVerify(a, token)));
         Receive<CancelAssignment>(c => FromManager(c), c =>
         {
-            if (_running.TryGetValue(c.Job, out var cts)) cts.Cancel();
+            if (_running.TryGetValue(c.Job, out var run)) run.Cts.Cancel();
         });
         Receive<IMessage>(m => m is BackupAssignment or RestoreAssignment or VerifyAssignment or CancelAssignment, _ => { }); // refused above
-        Receive<JobFinished>(f =>
+        // A job's end, from its own thread here (a JobFinished from elsewhere is not taken: this actor signs what it
+        // forwards, so a peer could otherwise end this client's jobs in its name).
+        Receive<Ended>(e =>
         {
-            if (_attempts.Remove(f.Job, out var attempt)) f.Attempt = attempt;
-            if (_running.Remove(f.Job, out var cts)) cts.Dispose();
+            var f = e.Finished;
+            // f.Attempt is the attempt that ran (stamped by Start): a later attempt of the job may run here by now.
+            if (_running.TryGetValue(f.Job, out var run) && run.Attempt == f.Attempt)
+            {
+                _running.Remove(f.Job);
+                run.Cts.Dispose();
+            }
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
             else Self.Tell(new JobsMayBeOver());
-            if (_shuttingDown) _unacknowledged.Add(f.Job); // the node waits until the manager has recorded it
-            _manager.Tell(Trust.JobSignature.Sign(f, _trust));
+            var signed = Trust.JobSignature.Sign(f, _trust);
+            // Kept until the manager has recorded it (a node that shuts down waits for that too). An earlier attempt's
+            // late end does not take the place of a later one's.
+            if (!_unacknowledged.TryGetValue(f.Job, out var kept) || kept.Attempt <= f.Attempt) _unacknowledged[f.Job] = signed;
+            _manager.Tell(signed);
         });
         Receive<JobsMayBeOver>(_ =>
         {
@@ -95,7 +118,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {
-            _unacknowledged.Remove(j.Id);
+            // The manager's record: an end it took, or one it no longer wants (the job ended otherwise, or is unknown).
+            if (_unacknowledged.TryGetValue(j.Id, out var kept)
+                && (j.State == JobState.Unspecified || Manager.ManagerState.IsFinal(j.State) || j.Attempt > kept.Attempt))
+                _unacknowledged.Remove(j.Id);
             ReplyWhenStopped();
         });
         // Looks into this client's data only for a request its shell signed (OperatorCommands.Looks): another node
@@ -123,7 +149,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             _shuttingDown = true;
             _shutdownWaiter = Sender;
-            foreach (var cts in _running.Values) cts.Cancel();
+            foreach (var run in _running.Values) run.Cts.Cancel();
             ReplyWhenStopped();
         });
     }
@@ -142,7 +168,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private RegisterClient Registration()
     {
         var m = new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) };
-        m.RunningJobs.AddRange(_running.Keys);
+        m.RunningJobs.AddRange(_running.Keys.Union(_unacknowledged.Keys));
         return Trust.MessageSignature.Sign(m, _trust);
     }
 
@@ -232,6 +258,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
     }
 
+    /// <summary>Each end the manager has not yet said it recorded, sent again (taking it twice is harmless: it answers with the job as recorded).</summary>
+    private void SendUnacknowledged()
+    {
+        foreach (var f in _unacknowledged.Values) _manager.Tell(f);
+    }
+
     private void ReplyWhenStopped()
     {
         if (_shutdownWaiter is null || _running.Count > 0 || _unacknowledged.Count > 0) return;
@@ -239,15 +271,44 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         _shutdownWaiter = null;
     }
 
+    /// <summary>A job's end as its thread made it (local only: not a wire message).</summary>
+    private sealed record Ended(JobFinished Finished);
+
     private void Start(JobInfo job, Func<CancellationToken, JobFinished> run)
     {
+        if (_unacknowledged.TryGetValue(job.Id, out var ended) && ended.Attempt >= job.Attempt)
+        {
+            // This attempt ran here and ended; the manager has not recorded its end yet: the end again, not the job.
+            _manager.Tell(ended);
+            return;
+        }
+        if (_running.TryGetValue(job.Id, out var earlier))
+        {
+            // The same attempt assigned again (a message repeated): it runs once. A later attempt (the manager lost
+            // sight of this client and retried the job): the earlier one stops, its end is stamped with its own
+            // attempt, which the manager takes as late, not as the later attempt's.
+            if (earlier.Attempt >= job.Attempt)
+            {
+                _log.Warning("job {0}: attempt {1} assigned while attempt {2} runs here: not started again", job.Id, job.Attempt, earlier.Attempt);
+                return;
+            }
+            _log.Warning("job {0}: attempt {1} assigned while attempt {2} still runs here: that one is cancelled", job.Id, job.Attempt, earlier.Attempt);
+            earlier.Cts.Cancel();
+        }
         var cts = new CancellationTokenSource();
         if (_shuttingDown) cts.Cancel(); // assigned while this node shuts down: it ends at once, interrupted
-        _running[job.Id] = cts;
-        _attempts[job.Id] = job.Attempt;
+        _running[job.Id] = (job.Attempt, cts);
         var self = Self;
         var log = _log;
+        // Not started with cts.Token: a task cancelled before it ran would end without a JobFinished.
         Task.Factory.StartNew(() =>
+        {
+            var finished = Run();
+            finished.Attempt = job.Attempt;
+            return new Ended(finished);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
+
+        JobFinished Run()
         {
             try
             {
@@ -298,7 +359,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 log.Error(e, "job {0} failed", job.Id);
                 return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Reason = e.Message };
             }
-        }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(self);
+        }
     }
 
     /// <summary>The ticket an assignment came with (none from a manager without trust: a test's).</summary>

@@ -684,7 +684,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
     {
-        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow, Loads());
+        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow, Loads(), _unsettledClients);
         _waiting = plan.Waiting;
         foreach (var m in plan.Missed)
         {

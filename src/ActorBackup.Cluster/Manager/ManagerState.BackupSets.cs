@@ -67,9 +67,11 @@ public sealed partial record ManagerState
 
     /// <summary>
     /// The slots due at <paramref name="now"/>: per enabled set, the latest slot of its schedule after the last
-    /// one acted on — one job however many slots a downtime skipped. Each decision is a queued backup that
-    /// carries its slot, or, when none can start (no library reachable, say), a SlotMissed with the reason;
-    /// either moves the set's clock on, so a slot is acted on once.
+    /// one acted on — one job however many slots a downtime skipped, at the highest level among them. Each decision is
+    /// a queued backup that carries its slot, or, when none can start (no library reachable, say), a SlotMissed with
+    /// the reason; either moves the set's clock on, so a slot is acted on once. While a backup of the set is still
+    /// queued or running, its due slots wait (no second job of the set beside it, each slot one job from the same
+    /// parent): once it ends, one job runs for them, at the highest of their levels.
     /// </summary>
     public IReadOnlyList<Decision> DecideDueSlots(DateTimeOffset now, IReadOnlyList<LibraryLoad> loads)
     {
@@ -80,6 +82,7 @@ public sealed partial record ManagerState
         var earliest = long.MaxValue;
         var decisions = new List<Decision>();
         var state = this;
+        HashSet<(string Client, string Set)>? open = null;
         foreach (var set in BackupSets.Values)
         {
             if (set.Disabled || set.Schedules.Count == 0 || !SetClocks.TryGetValue(set.Name, out var clock)) continue;
@@ -102,6 +105,12 @@ public sealed partial record ManagerState
                 slot = (latest is { } passed && passed.When > at ? passed.When : at, level);
             }
             if (slot is not { } due) continue;
+            open ??= Jobs.Values.Where(j => j.Kind == JobKind.Backup && !IsFinal(j.State)).Select(j => (j.Client, j.BackupSet)).ToHashSet();
+            if (open.Contains((set.Client, set.Name)))
+            {
+                earliest = Math.Min(earliest, nowMs + 1000); // looked at again each tick until that job ends
+                continue;
+            }
             var d = state.DecideStartBackup(StartOf(set, due.Level, JobOrigin.Schedule), loads, now);
             var slotMs = due.When.ToUnixTimeMilliseconds();
             if (d.Rejection is not null)
@@ -123,7 +132,8 @@ public sealed partial record ManagerState
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ImmutableSortedDictionary<string, SetClock>, Quiet> QuietUntil = new();
 
-    /// <summary>The latest slot in (after, now] of any of the set's rules, with its level (the higher on a shared slot).</summary>
+    /// <summary>The latest slot in (after, now] of any of the set's rules, with the highest level of any rule that had a slot
+    /// in it (a weekly full that passed in a downtime is not lost to the daily incremental after it).</summary>
     public static (DateTimeOffset When, BackupLevel Level)? LatestSlot(BackupSetDefinition set, DateTimeOffset after, DateTimeOffset now)
     {
         // The quiet tick, every second for every set: its first slot after the clock is remembered (per
@@ -150,7 +160,8 @@ public sealed partial record ManagerState
     {
         firstMs = long.MaxValue;
         if (Zone(set.TimeZone) is not { } zone) return null;
-        (DateTimeOffset When, BackupLevel Level)? latest = null;
+        DateTimeOffset? latest = null;
+        var level = BackupLevel.LevelDefault;
         foreach (var rule in set.Schedules)
         {
             if (ParseCron(rule.Cron, out _) is not { } cron) continue;
@@ -159,10 +170,10 @@ public sealed partial record ManagerState
             if (first > now.UtcDateTime) continue;
             var last = cron.GetOccurrences(first, now.UtcDateTime, zone, fromInclusive: true, toInclusive: true).Last();
             var when = new DateTimeOffset(last, TimeSpan.Zero);
-            if (latest is null || when > latest.Value.When || (when == latest.Value.When && Rank(rule.Level) > Rank(latest.Value.Level)))
-                latest = (when, rule.Level);
+            if (latest is null || when > latest.Value) latest = when;
+            if (Rank(rule.Level) > Rank(level)) level = rule.Level;
         }
-        return latest;
+        return latest is { } at ? (at, level) : null;
     }
 
     public string UnknownSet(string name) =>

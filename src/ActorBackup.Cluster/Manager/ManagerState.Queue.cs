@@ -29,15 +29,21 @@ public sealed partial record ManagerState
     /// <summary>What to start now, why each other queued job waits, and the scheduled jobs whose window closed (they end MISSED).</summary>
     public sealed record DispatchPlan(IReadOnlyList<JobInfo> Start, IReadOnlyDictionary<string, string> Waiting, IReadOnlyList<JobEnded> Missed);
 
-    public static int PriorityOf(int requested) => requested == 0 ? DefaultPriority : requested;
+    public static int PriorityOf(int requested) => requested == 0 ? DefaultPriority : Math.Clamp(requested, 1, MaxPriority);
+
+    /// <summary>Why a priority a command asks for is refused (0: the default, else 1 to <see cref="MaxPriority"/>), or null.</summary>
+    public static string? InvalidPriority(int requested) =>
+        requested is < 0 or > MaxPriority ? $"priority {requested} is out of range: 1 (lowest) to {MaxPriority} (highest)" : null;
 
     /// <param name="starting">jobs already being started (their JobStarted not yet applied), with the library and
     /// drive each was given: they count as running there</param>
     /// <param name="connected">the clients connected now; a scheduled job waits for its client until its window closes. Null: all.</param>
     /// <param name="loads">what the media agents last said of their libraries; null: every library reachable and usable</param>
     /// <returns>the jobs to start now, each with the library it writes to, the drive of it it holds, and its final level</returns>
+    /// <param name="registering">clients a manager that just started waits to hear from (they ran or were given jobs
+    /// under the one before): their jobs wait for them instead of failing as not connected</param>
     public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlyDictionary<string, StartingJob> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
-        IReadOnlyList<LibraryLoad>? loads = null)
+        IReadOnlyList<LibraryLoad>? loads = null, IReadOnlySet<string>? registering = null)
     {
         var missed = new List<JobEnded>();
         string? waitingBefore(JobInfo j) => connected is not null && !connected.Contains(j.Client) ? $"client {j.Client} was offline" : null;
@@ -106,6 +112,8 @@ public sealed partial record ManagerState
             if (job.NotBeforeUnixMs > 0 && nowMs < job.NotBeforeUnixMs)
                 why = $"attempt {job.Attempt + 1} at {DateTimeOffset.FromUnixTimeMilliseconds(job.NotBeforeUnixMs):u}, after: {job.Reason}";
             else if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
+            else if (registering is not null && job.Client != "" && registering.Contains(job.Client) && connected?.Contains(job.Client) != true)
+                why = $"client {job.Client} has not registered with the manager since it started";
             else if (limits.MaxJobs > 0 && total >= limits.MaxJobs) why = $"cell: {total} of {limits.MaxJobs} jobs running";
             else if (limits.MaxJobsPerClient > 0 && job.Client != "" && ofClient >= limits.MaxJobsPerClient)
             {

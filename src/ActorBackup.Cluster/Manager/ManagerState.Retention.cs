@@ -203,7 +203,7 @@ public sealed partial record ManagerState
     {
         if (cmd.Library != "" && !Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
-        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (cmd.Retire.Count > 0 && cmd.Library == "") return Reject("name the library whose volumes to retire: abk volume retire LIBRARY VOLUME...");
         if (cmd.Retire.Any(v => v == 0)) return Reject("volume 0 is not a volume: 'abk volume list LIBRARY' shows their numbers");
         var libraries = cmd.Library != "" ? [cmd.Library] : Libraries.Keys.ToList();
@@ -486,7 +486,7 @@ public sealed partial record ManagerState
         if (!Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
         if (LibrariesOf(snapshot).Contains(cmd.Library)) return Reject($"library {cmd.Library} holds snapshot {snapshot.Id} already");
-        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
+        if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         var job = CopyJob(NextJob.ToString(), snapshot, cmd.Library, cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, cmd.Priority, now);
         return new Decision([new JobQueued { Job = job }], null, job);
     }
@@ -568,7 +568,9 @@ public sealed partial record ManagerState
     /// <summary>
     /// Tiering, looked at every minute: each snapshot older than its policy's tier rule allows on a library that
     /// is not of the tier gets a copy job to the tier (read back before it counts); one whose tier copy exists
-    /// already moves at once. Never two moves of a snapshot at a time.
+    /// already moves at once. Never two moves of a snapshot at a time. A snapshot whose move failed is tried again
+    /// after <see cref="TierRetryAfter"/>, doubled for each failure in a row up to <see cref="TierRetryAtMost"/>
+    /// (a copy that cannot succeed, an unreadable chunk say, is not read again and again every look).
     /// </summary>
     public (IReadOnlyList<JobQueued> Jobs, IReadOnlyList<SnapshotMoved> Moves) DecideTiering(DateTimeOffset now)
     {
@@ -577,11 +579,14 @@ public sealed partial record ManagerState
         // Not while a copy of it runs, nor while a restore or verify reads it: it might be reading the library it leaves.
         var busy = SnapshotsInUse();
         var next = NextJob;
+        Dictionary<string, (int Failures, long LastMs)>? failed = null;
         foreach (var s in Snapshots)
         {
             var tier = RetentionOf(s).Policy.Tier;
             if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id)) continue;
             if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
+            failed ??= FailedTierMoves();
+            if (failed.TryGetValue(s.Id, out var f) && now.ToUnixTimeMilliseconds() < f.LastMs + (long)TierRetryWait(f.Failures).TotalMilliseconds) continue;
             if (tier.Libraries.FirstOrDefault(l => Copies.GetValueOrDefault(s.Id)?.Contains(l) == true) is { } copied)
             {
                 moves.Add(new SnapshotMoved { Snapshot = s.Id, From = s.Library, To = copied, UnixMs = now.ToUnixTimeMilliseconds() });
@@ -593,6 +598,29 @@ public sealed partial record ManagerState
             jobs.Add(new JobQueued { Job = job });
         }
         return (jobs, moves);
+    }
+
+    /// <summary>How long after a failed tier move the snapshot is tried again (the first wait; doubled for each failure in a row).</summary>
+    public static readonly TimeSpan TierRetryAfter = TimeSpan.FromMinutes(10);
+
+    /// <summary>The longest wait between two tries of a tier move that keeps failing.</summary>
+    public static readonly TimeSpan TierRetryAtMost = TimeSpan.FromDays(1);
+
+    /// <summary>The wait after <paramref name="failures"/> failed tier moves in a row.</summary>
+    public static TimeSpan TierRetryWait(int failures) =>
+        TimeSpan.FromTicks(Math.Min(TierRetryAtMost.Ticks, TierRetryAfter.Ticks << Math.Min(Math.Max(0, failures - 1), 20)));
+
+    /// <summary>Per snapshot, its tier moves that failed since its last one that did not (as far as the jobs kept go back), and when the last ended.</summary>
+    private Dictionary<string, (int Failures, long LastMs)> FailedTierMoves()
+    {
+        var failed = new Dictionary<string, (int Failures, long LastMs)>(StringComparer.Ordinal);
+        foreach (var j in Jobs.Values.Where(j => j.Kind == JobKind.Copy && j.TierMove && IsFinal(j.State)).OrderBy(j => j.FinishedUnixMs))
+        {
+            if (j.State is JobState.Failed or JobState.Interrupted)
+                failed[j.Snapshot] = (failed.GetValueOrDefault(j.Snapshot).Failures + 1, j.FinishedUnixMs);
+            else failed.Remove(j.Snapshot);
+        }
+        return failed;
     }
 
     /// <summary>Whether a job other than <paramref name="except"/> that has not ended reads the snapshot (a restore, a verify, a copy).</summary>

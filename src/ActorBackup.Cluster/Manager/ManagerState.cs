@@ -190,6 +190,7 @@ public sealed partial record ManagerState
     public Decision DecideStartBackup(StartBackup cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
     {
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
+        if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         var paths = NormalPaths(cmd.Paths); // as a set's are checked: in the one form they are kept in
         if (paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", paths.Where(p => !p.StartsWith('/')))}");
         var client = ResolveClient(cmd.Client, out var why);
@@ -275,6 +276,7 @@ public sealed partial record ManagerState
 
     public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
     {
+        if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (cmd.Snapshot == "" && cmd.Library != "")
         {
             // The library itself, media side: every record of every volume read back and checked, no key.
@@ -287,7 +289,6 @@ public sealed partial record ManagerState
             return new Decision([new JobQueued { Job = check }], null, check);
         }
         if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
-        if (cmd.Priority is < 0 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         if (cmd.SharePercent is < 0 or > 100) return Reject($"share {cmd.SharePercent}%: give 1 to 100 (the share of the file chunks read back)");
         var job = new JobInfo
         {

@@ -115,14 +115,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
         // Held to 1 MiB a second, 32 MiB take half a minute: the backup is still running when the cancel arrives, however
         // busy the machine (unlimited, 320 MiB were sometimes done first).
         var (client, manager, _) = Start(rateLimit: 1 << 20);
-        var src = Path.Combine(_dir, "big");
-        Directory.CreateDirectory(src);
-        var data = new byte[4 * 1024 * 1024];
-        for (var i = 0; i < 8; i++)
-        {
-            new Random(i).NextBytes(data);
-            File.WriteAllBytes(Path.Combine(src, $"f{i}"), data);
-        }
+        var src = BigSource();
         client.Tell(new BackupAssignment { Job = new JobInfo { Id = "10", Kind = JobKind.Backup, Library = "lib1", Paths = { src }, BackupSet = src } });
         manager.FishForMessage(m => m is JobProgress p && p.BytesDone > 0, TimeSpan.FromSeconds(30));
         client.Tell(new CancelAssignment { Job = "10" });
@@ -159,5 +152,87 @@ public sealed class ClientActorTests : TestKit, IDisposable
         var backup = Finished(manager);
         Assert.False(backup.Ok);
         Assert.Contains("seal", backup.Reason);
+    }
+
+    /// <summary>32 MiB of random data in 8 files: half a minute's read at the 1 MiB a second the slow tests allow.</summary>
+    private string BigSource()
+    {
+        var src = Path.Combine(_dir, "big");
+        Directory.CreateDirectory(src);
+        var data = new byte[4 * 1024 * 1024];
+        for (var i = 0; i < 8; i++)
+        {
+            new Random(i).NextBytes(data);
+            File.WriteAllBytes(Path.Combine(src, $"f{i}"), data);
+        }
+        return src;
+    }
+
+    /// <summary>A small source folder of its own.</summary>
+    private string Source(string name, int bytes)
+    {
+        var src = Path.Combine(_dir, name);
+        Directory.CreateDirectory(src);
+        var data = new byte[bytes];
+        new Random(bytes).NextBytes(data);
+        File.WriteAllBytes(Path.Combine(src, "data.bin"), data);
+        return src;
+    }
+
+    [Fact]
+    public void A_jobs_end_that_the_manager_did_not_record_is_sent_again_and_the_job_counts_as_running_until_then()
+    {
+        var (client, manager, _) = Start();
+        var src = Source("src", 100_000);
+        var job = new JobInfo { Id = "20", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } };
+        client.Tell(new BackupAssignment { Job = job });
+        var first = Finished(manager);
+        Assert.True(first.Ok, first.Reason);
+        // The manager failed over before it recorded the end: the new one asks who runs what. The job is this client's
+        // still, and its end goes to the manager again (the same snapshot, not a second backup).
+        var asker = CreateTestProbe();
+        client.Tell(new RegistrationRequest(), asker);
+        Assert.Contains("20", asker.ExpectMsg<RegisterClient>().RunningJobs);
+        Assert.Equal(first.Manifest, Finished(manager).Manifest);
+        // The same attempt assigned again (a repeated message): its end again, not a second run.
+        client.Tell(new BackupAssignment { Job = job });
+        Assert.Equal(first.Manifest, Finished(manager).Manifest);
+        // Recorded: no longer claimed, not sent again (the next thing the manager hears is the registration it asks for).
+        client.Tell(new JobInfo { Id = "20", State = JobState.Succeeded });
+        client.Tell(new RegistrationRequest(), manager.Ref);
+        var next = manager.FishForMessage(m => m is RegisterClient or JobFinished, TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain("20", Assert.IsType<RegisterClient>(next).RunningJobs);
+    }
+
+    [Fact]
+    public void A_later_attempt_of_a_job_still_running_here_stops_the_earlier_one_whose_end_says_which_attempt_it_was()
+    {
+        // Held to 1 MiB a second: the first attempt is still running when the second comes, however busy the machine.
+        var (client, manager, _) = Start(rateLimit: 1 << 20);
+        var big = BigSource();
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "21", Attempt = 1, Kind = JobKind.Backup, Client = "host-t", Library = "lib1", BackupSet = big, Paths = { big } } });
+        manager.FishForMessage(m => m is JobProgress p && p.BytesDone > 0, TimeSpan.FromSeconds(30));
+        var small = Source("small", 1000);
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "21", Attempt = 2, Kind = JobKind.Backup, Client = "host-t", Library = "lib1", BackupSet = small, Paths = { small } } });
+        var ends = new[] { Finished(manager), Finished(manager) }.OrderBy(f => f.Attempt).ToArray();
+        Assert.Equal([1, 2], ends.Select(f => f.Attempt));
+        Assert.False(ends[0].Ok); // stopped, and said to be the first attempt's end (the manager takes it as late)
+        Assert.StartsWith("cancelled", ends[0].Reason);
+        Assert.True(ends[1].Ok, ends[1].Reason);
+        Assert.Equal(small, SnapshotManifest.Parser.ParseFrom(ends[1].Manifest).Paths.Single());
+    }
+
+    [Fact]
+    public void A_job_end_sent_to_the_client_by_another_node_is_not_forwarded_in_its_name()
+    {
+        var (client, manager, _) = Start();
+        client.Tell(new JobFinished { Job = "22", Ok = true, Outcome = JobState.Succeeded }, CreateTestProbe().Ref);
+        var asker = CreateTestProbe();
+        client.Tell(new RegistrationRequest(), asker); // twice: whatever the client told itself about it is handled by the second
+        client.Tell(new RegistrationRequest(), asker);
+        asker.ExpectMsg<RegisterClient>();
+        Assert.DoesNotContain("22", asker.ExpectMsg<RegisterClient>().RunningJobs);
+        client.Tell(new RegistrationRequest(), manager.Ref);
+        Assert.IsType<RegisterClient>(manager.FishForMessage(m => m is RegisterClient or JobFinished, TimeSpan.FromSeconds(10))); // not a JobFinished before it
     }
 }

@@ -30,6 +30,16 @@ public class BackupSetTests
 
     private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
 
+    /// <summary>A full snapshot of the set, to be the parent of what runs next (without one, any level runs full).</summary>
+    private static ManagerState WithFull(ManagerState s, string set) => s.Apply(new SnapshotRecorded
+    {
+        Manifest = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "full-" + set, Client = "host-a", Library = "lib1", BackupSet = set, Level = ActorBackup.Engine.Trees.Level.Full, FinishedUnixMs = 1 }.ToByteString(),
+    });
+
+    /// <summary>The job started and ended (succeeded).</summary>
+    private static ManagerState Ended(ManagerState s, JobInfo job) =>
+        s.Apply(new JobStarted { Job = job.Id, Library = "lib1" }).Apply(new JobEnded { Job = job.Id, State = JobState.Succeeded });
+
     [Fact]
     public void A_set_takes_the_only_client_and_the_default_priority_and_policy_and_survives_a_manager_snapshot()
     {
@@ -156,7 +166,8 @@ public class BackupSetTests
         s = Tick(s, Now.AddSeconds(12), jobs);
         Assert.Single(jobs);
 
-        // Down for a minute: the six missed slots make one job, for the latest of them.
+        // Down for a minute (the first job done meanwhile): the six missed slots make one job, for the latest of them.
+        s = Ended(s, jobs[0]);
         s = Tick(s, Now.AddSeconds(75), jobs);
         Assert.Equal(2, jobs.Count);
         Assert.Equal(Now.AddSeconds(70).ToUnixTimeMilliseconds(), jobs[1].SlotUnixMs);
@@ -209,6 +220,7 @@ public class BackupSetTests
         Assert.Equal(BackupLevel.LevelFull, job.Level); // the 03:00 full it passed over
         s = Apply(s, due.Events);
         Assert.Empty(s.DecideDueSlots(until.AddMinutes(10), loads)); // once
+        s = Ended(s, job);
         Assert.Single(s.DecideDueSlots(Now.AddHours(3), loads)); // 04:00 runs as usual
 
         Assert.Contains("the next run is at", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(3).AddMinutes(30).ToUnixTimeMilliseconds() }, Now.AddHours(3).AddMinutes(10)).Rejection);
@@ -224,5 +236,52 @@ public class BackupSetTests
         var once = Assert.Single(down.DecideDueSlots(back, loads));
         Assert.Equal(Now.AddHours(3).ToUnixTimeMilliseconds(), Assert.IsType<JobQueued>(Assert.Single(once.Events)).Job.SlotUnixMs);
         Assert.Empty(Apply(down, once.Events).DecideDueSlots(back.AddMinutes(1), loads));
+    }
+
+    [Fact]
+    public void A_downtime_over_a_weekly_full_runs_one_full_not_the_daily_incremental_after_it()
+    {
+        var s = Cell("host-a");
+        // Daily incremental at 02:00, the full on Sundays at 02:00. Down from Saturday 5 December 12:00 to Monday 03:00.
+        var saturday = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * *=incremental", "0 2 * * 0=full") }, saturday).Events), "web");
+        var jobs = new List<JobInfo>();
+        s = Tick(s, new DateTimeOffset(2026, 12, 7, 3, 0, 0, TimeSpan.Zero), jobs);
+        var job = Assert.Single(jobs);
+        Assert.Equal(BackupLevel.LevelFull, job.Level);
+        Assert.Equal(new DateTimeOffset(2026, 12, 7, 2, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds(), job.SlotUnixMs); // the latest slot
+        // The next day's incremental is an incremental again.
+        s = Ended(s, job);
+        Assert.Equal(BackupLevel.LevelIncremental, ManagerState.LatestSlot(s.BackupSets["web"], new DateTimeOffset(2026, 12, 7, 2, 0, 0, TimeSpan.Zero),
+            new DateTimeOffset(2026, 12, 8, 2, 30, 0, TimeSpan.Zero))!.Value.Level);
+    }
+
+    [Fact]
+    public void Slots_that_come_while_the_sets_backup_still_runs_wait_for_it_and_then_run_once_at_their_highest_level()
+    {
+        var s = Cell("host-a");
+        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 * * * *=incremental", "0 3 * * *=full") }, Now).Events), "web"); // hourly, a full at 03:00
+        var jobs = new List<JobInfo>();
+        s = Tick(s, Now.AddHours(1), jobs); // 02:00
+        var first = Assert.Single(jobs);
+        Assert.Equal(BackupLevel.LevelIncremental, first.Level);
+        s = s.Apply(new JobStarted { Job = first.Id, Library = "lib1" });
+        // 03:00 (the full) and 04:00 come while it runs: no second job of the set beside it.
+        s = Tick(s, Now.AddHours(2), jobs);
+        s = Tick(s, Now.AddHours(3), jobs);
+        Assert.Single(jobs);
+        Assert.Equal(Now.AddHours(1).ToUnixTimeMilliseconds(), s.SetInfo(s.BackupSets["web"], Now.AddHours(3)).LastSlotUnixMs); // still due
+        // Another set of the client is not held back by it.
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("db", "30 * * * *") }, Now.AddHours(3)).Events);
+        s = Tick(s, Now.AddHours(3.5), jobs);
+        Assert.Equal("db", jobs[^1].BackupSet);
+        // It ends at 04:10: one job for the slots that waited, at the highest of their levels (the 03:00 full).
+        s = Ended(s, first);
+        s = Tick(s, Now.AddHours(3).AddMinutes(40), jobs);
+        var after = jobs[^1];
+        Assert.Equal(3, jobs.Count);
+        Assert.Equal(("web", BackupLevel.LevelFull, Now.AddHours(3).ToUnixTimeMilliseconds()), (after.BackupSet, after.Level, after.SlotUnixMs));
+        s = Tick(s, Now.AddHours(3).AddMinutes(41), jobs);
+        Assert.Equal(3, jobs.Count); // once
     }
 }

@@ -386,4 +386,34 @@ public class JobQueueTests
         Assert.Contains("client host-a was offline", missed.Reason);
         Assert.True(ManagerState.IsFinal(s.Apply(missed).Job(job.Id)!.State));
     }
+
+    [Fact]
+    public void A_manager_that_just_started_keeps_a_clients_jobs_queued_until_the_client_registers_with_it()
+    {
+        var s = Cell(4, 4, "host-a", "host-b");
+        (s, var a) = Queue(s, 5);
+        (s, var b) = Queue(s, 5, client: "host-b", minute: 1);
+        // host-a had jobs under the manager before; neither has registered here yet. host-a's job waits for it;
+        // host-b's is started (and, its client not connected, fails as an attempt, as always).
+        HashSet<string> registering = ["host-a"];
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string>(), Now, Reachable, registering);
+        Assert.Equal([b], plan.Start.Select(j => j.Id));
+        Assert.Equal("client host-a has not registered with the manager since it started", plan.Waiting[a]);
+        // Registered (connected now, though not yet struck from the list): it starts.
+        Assert.Contains(a, s.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, Now, Reachable, registering).Start.Select(j => j.Id));
+    }
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(-1)]
+    [InlineData(100)]
+    public void A_priority_out_of_range_is_refused_for_a_backup_and_a_library_check_and_an_old_one_is_held_to_the_range(int priority)
+    {
+        var s = Cell();
+        Assert.Contains($"priority {priority} is out of range", s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/data" }, Priority = priority }, Reachable, Now).Rejection);
+        Assert.Contains($"priority {priority} is out of range", s.DecideStartVerify(new StartVerify { Library = "lib1", Priority = priority }, Now).Rejection);
+        // A job journaled with one before the check (or by hand): it counts as the nearest in the range.
+        Assert.Equal(priority > 0 ? ManagerState.MaxPriority : 1, ManagerState.PriorityOf(priority));
+    }
 }
+

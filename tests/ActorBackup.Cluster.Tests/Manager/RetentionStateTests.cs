@@ -132,6 +132,20 @@ public class RetentionStateTests
         var queued = Apply(s, jobs);
         Assert.Empty(queued.DecideTiering(Now).Jobs); // not twice while a move runs
 
+        // s0's move fails (a chunk it cannot read, say): not queued again at the next look, but after 10 minutes, then
+        // after 20 more when it fails again.
+        var s0Job = jobs.Single(j => j.Job.Snapshot == "s0").Job.Id;
+        var failedOnce = queued.Apply(new JobStarted { Job = s0Job, Library = "lib2" }).Apply(new JobEnded { Job = s0Job, State = JobState.Failed, UnixMs = Now.ToUnixTimeMilliseconds() });
+        Assert.Empty(failedOnce.DecideTiering(Now.AddSeconds(10)).Jobs);
+        Assert.Empty(failedOnce.DecideTiering(Now.AddMinutes(9)).Jobs);
+        var retry = Assert.Single(failedOnce.DecideTiering(Now.AddMinutes(10)).Jobs).Job;
+        Assert.Equal("s0", retry.Snapshot);
+        var failedTwice = Apply(failedOnce, [new JobQueued { Job = retry }]).Apply(new JobStarted { Job = retry.Id, Library = "lib2" })
+            .Apply(new JobEnded { Job = retry.Id, State = JobState.Failed, UnixMs = Now.AddMinutes(11).ToUnixTimeMilliseconds() });
+        Assert.Empty(failedTwice.DecideTiering(Now.AddMinutes(30)).Jobs);
+        Assert.Equal("s0", Assert.Single(failedTwice.DecideTiering(Now.AddMinutes(31)).Jobs).Job.Snapshot);
+        Assert.Equal(TimeSpan.FromDays(1), ManagerState.TierRetryWait(40)); // never longer than a day
+
         // s0's copy is there (a copy rule made it, say): it moves without another copy.
         var copied = s.Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });
         var (_, direct) = copied.DecideTiering(Now);
