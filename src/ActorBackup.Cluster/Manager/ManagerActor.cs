@@ -31,6 +31,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>The child of each job that has not ended.</summary>
     private readonly Dictionary<string, IActorRef> _jobActors = [];
     private int _eventsSinceSnapshot;
+    /// <summary>The sequence number of the newest snapshot saved or recovered from (0: none yet).</summary>
+    private long _previousSnapshot;
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
     private HashSet<string>? _unsettledClients;
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
@@ -63,7 +65,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _mediaRegion = mediaRegion;
         _limits = limits;
         _notices = notices;
-        Recover<SnapshotOffer>(o => { if (o.Snapshot is ManagerSnapshot s) _state = _state.Apply(s); });
+        Recover<SnapshotOffer>(o =>
+        {
+            if (o.Snapshot is not ManagerSnapshot s) return;
+            _state = _state.Apply(s);
+            _previousSnapshot = o.Metadata.SequenceNr;
+        });
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
@@ -221,7 +228,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Scheduled(ahead.DecideScheduledCopies(now), j => $"copy of snapshot {j.Snapshot} to {j.Library}");
             Scheduled(ahead.DecideRetireDamaged(_libraryReports.Values, now), j => $"retirement of cartridge volume {string.Join(", ", j.Retire)} of library {j.Library}, which has read errors");
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
-            ApplyRetention();
+            // On the look-ahead state: the copies and verifies queued above hold their snapshots (SnapshotsInUse).
+            Ahead(ApplyRetention(ahead));
             foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
                 PersistAll(decision.Events, e =>
                 {
@@ -604,10 +612,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             Sender.Tell(list);
         });
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            // The journal does not grow for ever: the events and snapshots before the previous snapshot go. That one
+            // stays, with the events after it (should the newest snapshot not read back, the one before still does).
+            if (_previousSnapshot > 0)
+            {
+                DeleteMessages(_previousSnapshot);
+                DeleteSnapshots(new SnapshotSelectionCriteria(_previousSnapshot - 1));
+            }
+            _previousSnapshot = s.Metadata.SequenceNr;
+        });
         Command<SaveSnapshotFailure>(f => _log.Warning("manager snapshot failed: {0}", f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("older manager snapshots could not be deleted: {0}", f.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning("older manager events could not be deleted: {0}", f.Cause.Message));
     }
 
     /// <summary>Counts the time spent in each message's handling (actorbackup_manager_busy_seconds_total).</summary>
@@ -693,6 +713,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         }
         foreach (var job in plan.Start)
         {
+            // A job that reads a snapshot no longer in the catalog ends with the reason (a throw here, in a persist
+            // handler, would stop the manager again at each recovery).
+            if (job.Kind is JobKind.Restore or JobKind.Verify or JobKind.Copy && job.Snapshot != "" && !_state.Snapshots.Exists(s => s.Id == job.Snapshot))
+            {
+                _starting[job.Id] = new(""); // being ended
+                End(job.Id, JobState.Failed, $"snapshot {job.Snapshot} is no longer in the catalog (deleted since the job was queued): nothing was read");
+                continue;
+            }
             _starting[job.Id] = new(job.Library, job.Drive, job.SourceDrive, job.SourceDrive > 0 ? job.SourceLibrary : ""); // the library and drives chosen: taken from now on
             switch (job.Kind)
             {
@@ -935,17 +963,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private (object? Snapshots, object? Policies, object? Sets, object? Verified, object? Copies) _retentionSeen;
     private bool _retentionHeldBack;
 
-    /// <summary>Deletes from the catalog what the policies' retention no longer keeps (ManagerState.DecideRetention).</summary>
-    private void ApplyRetention()
+    /// <summary>
+    /// Deletes from the catalog what the policies' retention no longer keeps (ManagerState.DecideRetention), deciding on
+    /// <paramref name="state"/>: the state with the jobs queued in this tick but not journaled yet, which hold their snapshots.
+    /// </summary>
+    private IReadOnlyList<IMessage> ApplyRetention(ManagerState state)
     {
-        var seen = ((object)_state.Snapshots, (object)_state.Policies, (object)_state.BackupSets, (object)_state.Verified, (object)_state.Copies);
-        if (seen == _retentionSeen && !_retentionHeldBack) return;
+        var seen = ((object)state.Snapshots, (object)state.Policies, (object)state.BackupSets, (object)state.Verified, (object)state.Copies);
+        if (seen == _retentionSeen && !_retentionHeldBack) return [];
         _retentionSeen = seen;
-        _retentionHeldBack = _state.SnapshotsInUse().Count > 0;
+        _retentionHeldBack = state.SnapshotsInUse().Count > 0;
         var now = DateTimeOffset.UtcNow;
-        var changes = _state.DecideCopyRetention(now).ToList();
-        if (_state.DecideRetention(now) is { } deleted) changes.Add(deleted);
-        if (changes.Count == 0) return;
+        var changes = state.DecideCopyRetention(now).ToList();
+        if (state.DecideRetention(now) is { } deleted) changes.Add(deleted);
+        if (changes.Count == 0) return [];
         PersistAll(changes, e =>
         {
             Applied(e);
@@ -956,6 +987,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 case SnapshotMoved m: _log.Info("snapshot {0} lives on in its copy on {1}: its primary's retention let it go from {2}", m.Snapshot, m.To, m.From); break;
             }
         });
+        return changes;
     }
 
     private void NextTick()

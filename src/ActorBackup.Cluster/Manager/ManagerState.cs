@@ -82,7 +82,8 @@ public sealed partial record ManagerState
             Copies = (Copies.GetValueOrDefault(d.Snapshot) ?? []).Remove(d.Library) is { Count: > 0 } left ? Copies.SetItem(d.Snapshot, left) : Copies.Remove(d.Snapshot),
             PendingDeletions = PendingDeletions.SetItem(d.Library, (PendingDeletions.GetValueOrDefault(d.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(d.Snapshot)),
         },
-        SnapshotCopied c => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
+        // A copy of a snapshot deleted meanwhile (its retention and the copy ended in the same moments): nothing to keep.
+        SnapshotCopied c when Snapshots.Exists(m => m.Id == c.Snapshot) => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
         LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
         {
             PendingDeletions = pending.Except(p.Snapshots) is { Count: > 0 } left ? PendingDeletions.SetItem(p.Library, left) : PendingDeletions.Remove(p.Library),

@@ -146,6 +146,10 @@ public class RetentionStateTests
         Assert.Equal("s0", Assert.Single(failedTwice.DecideTiering(Now.AddMinutes(31)).Jobs).Job.Snapshot);
         Assert.Equal(TimeSpan.FromDays(1), ManagerState.TierRetryWait(40)); // never longer than a day
 
+        // A copy that ends after its snapshot was deleted (retention in the same moments) leaves no copy of nothing behind.
+        var gone = Apply(s, s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1" } }, Now).Decision.Events).Apply(new SnapshotCopied { Snapshot = "s1", Library = "lib2" });
+        Assert.False(gone.Copies.ContainsKey("s1"));
+
         // s0's copy is there (a copy rule made it, say): it moves without another copy.
         var copied = s.Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });
         var (_, direct) = copied.DecideTiering(Now);

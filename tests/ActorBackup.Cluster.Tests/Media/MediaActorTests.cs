@@ -46,20 +46,10 @@ public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostg
 }
 
 /// <summary>The media agent's index recovery, against whichever journal the subclass gives.</summary>
-public abstract class MediaActorJourneys : TestKit, IDisposable
+public abstract class MediaActorJourneys : JournalTestKit
 {
-    private readonly string Dir;
-    private readonly TestPostgres? _postgres;
-
-    protected MediaActorJourneys(TestPostgres? postgres) : this(Directory.CreateTempSubdirectory("abk-media-").FullName, postgres) { }
-
-    private MediaActorJourneys(string dir, TestPostgres? postgres)
-        : base(postgres is null
-            ? CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))
-            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon")))
+    protected MediaActorJourneys(TestPostgres? postgres) : base(postgres, "abk-media-")
     {
-        Dir = dir;
-        _postgres = postgres;
         OnlyOwnLibraries(this, "libt", "libc", "libr");
     }
 
@@ -72,13 +62,6 @@ public abstract class MediaActorJourneys : TestKit, IDisposable
     {
         kit.IgnoreMessages<IndexReport>(r => !own.Contains(r.Library));
         kit.IgnoreMessages<RegisterLibrary>(r => !own.Contains(r.Id));
-    }
-
-    void IDisposable.Dispose()
-    {
-        Shutdown();
-        _postgres?.Dispose();
-        try { Directory.Delete(Dir, true); } catch (IOException) { }
     }
 
     private IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks)

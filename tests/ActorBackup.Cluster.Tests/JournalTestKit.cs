@@ -1,0 +1,32 @@
+using ActorBackup.Cluster.Hosting;
+using Akka.TestKit.Xunit2;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>
+/// A TestKit on a real journal and snapshot store: SQLite (the embedded default) in a folder of its own, or the
+/// PostgreSQL given; the folder (<see cref="Dir"/>, for the test's own files too) and the database go after the test.
+/// </summary>
+public abstract class JournalTestKit : TestKit, IDisposable
+{
+    protected string Dir { get; }
+    private readonly TestPostgres? _postgres;
+
+    protected JournalTestKit(TestPostgres? postgres, string prefix) : this(Directory.CreateTempSubdirectory(prefix).FullName, postgres) { }
+
+    private JournalTestKit(string dir, TestPostgres? postgres)
+        : base(postgres is null
+            ? CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))
+            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon")))
+    {
+        Dir = dir;
+        _postgres = postgres;
+    }
+
+    void IDisposable.Dispose()
+    {
+        Shutdown();
+        _postgres?.Dispose();
+        try { Directory.Delete(Dir, true); } catch (IOException) { }
+    }
+}

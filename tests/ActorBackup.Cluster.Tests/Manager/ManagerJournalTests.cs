@@ -1,0 +1,53 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Persistence;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>SQLite, the embedded default.</summary>
+public sealed class ManagerJournalTests() : ManagerJournalJourneys(null)
+{
+    [Fact]
+    public void Events_before_the_previous_snapshot_are_deleted_and_the_manager_recovers_every_client() => TrimmedAndRecovered();
+}
+
+/// <summary>The same on PostgreSQL.</summary>
+public sealed class ManagerJournalPostgresTests() : ManagerJournalJourneys(new TestPostgres())
+{
+    [PostgresFact]
+    public void Events_before_the_previous_snapshot_are_deleted_and_the_manager_recovers_every_client() => TrimmedAndRecovered();
+}
+
+/// <summary>The manager's journal does not grow for ever: what its snapshots hold is deleted behind them, and it recovers the same.</summary>
+public abstract class ManagerJournalJourneys(TestPostgres? postgres) : JournalTestKit(postgres, "abk-manager-")
+{
+    /// <summary>The sequence numbers of the manager's events still in the journal.</summary>
+    private List<long> Journaled()
+    {
+        var probe = CreateTestProbe();
+        Persistence.Instance.Apply(Sys).JournalFor(null).Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "manager", probe.Ref));
+        var seen = new List<long>();
+        while (probe.ReceiveOne(TimeSpan.FromSeconds(20)) is ReplayedMessage r) seen.Add(r.Persistent.SequenceNr);
+        return seen;
+    }
+
+    protected void TrimmedAndRecovered()
+    {
+        var manager = Sys.ActorOf(ManagerActor.Props(CreateTestProbe().Ref));
+        var me = CreateTestProbe();
+        var clients = 2 * ManagerActor.SnapshotEvery + 50; // one event each: two snapshots and some
+        for (var i = 0; i < clients; i++) manager.Tell(new RegisterClient { Id = $"host-{i}", Address = $"akka.tcp://actorbackup@h{i}/user/client" }, me.Ref);
+        me.ReceiveN(clients, TimeSpan.FromSeconds(60)); // each Registered
+        // After the second snapshot, the events up to the first go; those after it stay.
+        AwaitAssert(() => Assert.Equal(ManagerActor.SnapshotEvery + 1, Journaled().Min()), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300));
+        Assert.Equal(clients, Journaled().Max());
+
+        me.Watch(manager);
+        Sys.Stop(manager);
+        me.ExpectTerminated(manager);
+        var again = Sys.ActorOf(ManagerActor.Props(CreateTestProbe().Ref));
+        again.Tell(new ListClients(), me.Ref);
+        Assert.Equal(clients, me.FishForMessage<ClientList>(_ => true, TimeSpan.FromSeconds(30)).Clients.Count);
+    }
+}
