@@ -124,7 +124,8 @@ public sealed partial class DiskLibrary
     }
 
     private bool Fits(VolumeWriter w, int payloadLength) =>
-        w.Records.Count == 0 || w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize <= VolumeCapacity;
+        w.Records.Count == 0 || (w.Records.Count < VolumeFormat.MaxRecordsPerVolume
+                                 && w.Length + w.SpaceFor(payloadLength) + w.SealSize + VolumeFormat.FooterEntrySize <= VolumeCapacity);
 
     /// <summary>
     /// On tape, before the library's lock is taken: the stream's cartridge mounted and its drive charged for the

@@ -31,6 +31,11 @@ public static class VolumeFormat
     public const int MaxHeaderSize = 4096;
     /// <summary>No record payload is larger: a max-size chunk (256 MiB) plus compression and sealing slack.</summary>
     public const int MaxPayload = 256 * 1024 * 1024 + 64 * 1024;
+    /// <summary>
+    /// A volume takes no more records: its footer (48 bytes a record) stays under 1.5 GiB and its count well inside an
+    /// int (a 1 TiB volume of 1 KiB records would need 2^30). A library starts the next volume when one holds this many.
+    /// </summary>
+    public const int MaxRecordsPerVolume = 1 << 25;
 
     public static byte[] EncodeHeader(uint volumeNumber, string libraryId, string label, DateTimeOffset created)
     {

@@ -117,6 +117,12 @@ public sealed class VolumeWriter : IDisposable
         }
         if (scan.Sealed) throw new InvalidOperationException($"volume {path} is sealed: appends go to a new volume");
         if (scan.Damage.Count > 0) throw new VolumeCorruptException(path, scan.Damage[0].Offset, scan.Damage[0].Reason + " (the volume is kept read-only for salvage; appends go to a new volume)");
+        // Shorter than what was committed to it (the disk lost acknowledged writes, or the file was cut at a record's
+        // end): committed records are gone. Damage, never the place of the next appends (they would take the offsets
+        // the index gives those records).
+        if (scan.GoodEnd < committedLength)
+            throw new VolumeCorruptException(path, scan.GoodEnd, $"it ends at byte {scan.GoodEnd}, before the {committedLength} bytes committed to it: committed records are missing " +
+                                                                 "(the volume is kept read-only for salvage; appends go to a new volume; 'abk verify --library' names the snapshots that lost chunks)");
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
         if (scan.TornTail)
         {
@@ -355,33 +361,54 @@ public sealed class VolumeWriter : IDisposable
         lock (_flight) _writtenUpTo = _bufferStart;
     }
 
-    /// <summary>Writes the footer index and trailer and fsyncs: the volume is full and read-only from now on.</summary>
+    /// <summary>
+    /// Writes the footer index and trailer and fsyncs: the volume is full and read-only from now on. The footer is
+    /// written in blocks (its checksum taken as it goes): a volume of millions of records needs no footer-sized buffer.
+    /// </summary>
     public void Seal()
     {
         var footerOffset = Length;
-        var size = 8 + _records.Count * VolumeFormat.FooterEntrySize + 4;
-        var footer = new byte[size + VolumeFormat.TrailerSize];
-        BinaryPrimitives.WriteUInt32LittleEndian(footer, VolumeFormat.FooterMagic);
-        BinaryPrimitives.WriteInt32LittleEndian(footer.AsSpan(4), _records.Count);
-        for (var i = 0; i < _records.Count; i++)
+        var count = _records.Count;
+        FlushToFile();
+        WaitForBackgroundSync(); // a failed one must not be followed by a footer that says the volume whole
+        lock (_flight) ThrowIfFailed();
+        const int Entries = 4096;
+        var block = new byte[8 + Entries * VolumeFormat.FooterEntrySize + 4 + VolumeFormat.TrailerSize];
+        var crc = new Crc32();
+        var at = _bufferStart;
+        BinaryPrimitives.WriteUInt32LittleEndian(block, VolumeFormat.FooterMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(block.AsSpan(4), count);
+        var used = 8;
+        void Put()
         {
+            crc.Append(block.AsSpan(0, used));
+            RandomAccess.Write(_handle, block.AsSpan(0, used), at);
+            at += used;
+            used = 0;
+        }
+        for (var i = 0; i < count; i++)
+        {
+            if (used + VolumeFormat.FooterEntrySize > 8 + Entries * VolumeFormat.FooterEntrySize) Put();
             var r = _records[i];
-            var e = footer.AsSpan(8 + i * VolumeFormat.FooterEntrySize);
+            var e = block.AsSpan(used, VolumeFormat.FooterEntrySize);
+            e.Clear();
             r.Id.WriteTo(e);
             BinaryPrimitives.WriteInt64LittleEndian(e[32..], r.Offset);
             BinaryPrimitives.WriteInt32LittleEndian(e[40..], r.PayloadLength);
             e[44] = (byte)r.Flags;
+            used += VolumeFormat.FooterEntrySize;
         }
-        BinaryPrimitives.WriteUInt32LittleEndian(footer.AsSpan(size - 4), Crc32.HashToUInt32(footer.AsSpan(0, size - 4)));
-        var t = footer.AsSpan(size);
+        crc.Append(block.AsSpan(0, used));
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(used), crc.GetCurrentHashAsUInt32());
+        used += 4;
+        var t = block.AsSpan(used, VolumeFormat.TrailerSize);
         BinaryPrimitives.WriteInt64LittleEndian(t, footerOffset);
-        BinaryPrimitives.WriteInt32LittleEndian(t[8..], _records.Count);
+        BinaryPrimitives.WriteInt32LittleEndian(t[8..], count);
         BinaryPrimitives.WriteUInt32LittleEndian(t[12..], VolumeFormat.TrailerMagic);
-        FlushToFile();
-        WaitForBackgroundSync(); // a failed one must not be followed by a footer that says the volume whole
-        lock (_flight) ThrowIfFailed();
-        RandomAccess.Write(_handle, footer, _bufferStart);
-        _bufferStart += footer.Length;
+        used += VolumeFormat.TrailerSize;
+        RandomAccess.Write(_handle, block.AsSpan(0, used), at);
+        at += used;
+        _bufferStart = at;
         lock (_flight) _writtenUpTo = _bufferStart;
         FlushToDisk();
     }

@@ -24,6 +24,26 @@ public class VolumeTests
         return written;
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4095)]
+    [InlineData(4096)]
+    [InlineData(4097)]
+    [InlineData(10_000)]
+    public void A_footer_written_in_blocks_reads_back_whole_at_any_count(int records)
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var written = WriteVolume(path, Enumerable.Range(0, records).Select(i => BitConverter.GetBytes(i)), seal: true);
+        using var r = new VolumeReader(path);
+        var t = r.ReadTrailer()!.Value;
+        Assert.Equal(records, t.Count);
+        Assert.Equal(written.Select(w => w.Info), r.ReadFooter(t.FooterOffset, t.Count));
+        var scan = r.Scan();
+        Assert.True(scan.Sealed);
+        Assert.Empty(scan.Damage);
+    }
+
     [Fact]
     public void Records_round_trip_in_sealed_and_open_volumes()
     {
@@ -403,4 +423,32 @@ public class VolumeTests
         Assert.Equal(3, again.ChunkCount);
         Assert.True(again.Verify().Ok);
     }
+
+    [Fact]
+    public void A_volume_shorter_than_what_was_committed_to_it_is_damage_not_a_place_for_appends()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using (var lib = DiskLibrary.Create(root, "lib-s"))
+        {
+            for (byte i = 1; i <= 3; i++) lib.Append(Id(i), RecordFlags.None, TestRepo.RandomBytes(1000, i));
+            lib.Commit();
+        }
+        // The disk lost the last committed record whole (cut at a record's end: nothing looks torn).
+        var volume = Directory.GetFiles(Path.Combine(root, "volumes")).Single();
+        using (var f = new FileStream(volume, FileMode.Open)) f.SetLength(f.Length - 1048);
+        using (var reopened = DiskLibrary.Open(root))
+        {
+            Assert.Contains(reopened.LastOpen.Problems, p => p.Contains("committed records are missing"));
+            Assert.Equal(VolumeState.Error, reopened.Volumes.Single().State);
+            // New chunks go to a new volume, not over the offset the index gives the lost record.
+            reopened.Append(Id(4), RecordFlags.None, TestRepo.RandomBytes(1000, 4));
+            reopened.Commit();
+            Assert.Equal([1u, 2u], reopened.Volumes.Select(v => v.Number));
+            var buffer = new byte[10];
+            Assert.True(reopened.ReadPayload(Id(1), ref buffer, out _).SequenceEqual(TestRepo.RandomBytes(1000, 1))); // what is there still reads
+            Assert.False(reopened.Verify().Ok);
+        }
+    }
 }
+
