@@ -1596,7 +1596,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     .Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).ToList();
                 var listed = Listed(children);
                 tree.Nodes.AddRange(children.Select(n => AsStored(n, listed?.Contains(n) == true)));
-                var r = _treeEncoder.Store(tree.ToByteArray(), RecordFlags.Tree, sink);
+                var r = _treeEncoder.Store(TreeBytes(dir.Path, tree), RecordFlags.Tree, sink);
                 if (r.IsNew)
                 {
                     _stats.TreesNew++;
@@ -1612,6 +1612,32 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         Interlocked.Decrement(ref _open);
         if (dir.Up is null) _rootId = id;
         else Done(dir.Up);
+    }
+
+    /// <summary>The most bytes a folder's tree record holds (tests make it small): under what a record may hold once read (VolumeFormat.MaxPayload).</summary>
+    internal int MaxTreeBytes { get; init; } = VolumeFormat.MaxPayload - 1024 * 1024;
+
+    /// <summary>
+    /// A folder's tree as stored. One of more entries than a record holds (about 1.5 million small files in one folder)
+    /// keeps the first of them by name that fit, and the snapshot says so as an error of the folder: stored whole, it
+    /// would commit, then never read back (a restore, a listing and every later backup would meet a record too large).
+    /// </summary>
+    private byte[] TreeBytes(string path, Tree tree)
+    {
+        var bytes = tree.ToByteArray();
+        if (bytes.Length <= MaxTreeBytes) return bytes;
+        var kept = new Tree();
+        long size = 0;
+        foreach (var node in tree.Nodes)
+        {
+            var length = node.CalculateSize();
+            size += 1 + CodedOutputStream.ComputeLengthSize(length) + length;
+            if (size > MaxTreeBytes) break;
+            kept.Nodes.Add(node);
+        }
+        Error(path, $"the folder holds {tree.Nodes.Count} entries, more than one folder's record holds: only the first {kept.Nodes.Count} by name are in this " +
+                    "snapshot; split the folder into several, or exclude part of it");
+        return kept.ToByteArray();
     }
 
     /// <summary>The most entries a stored node lists itself (tests make it small; NodeExtensions.EntriesPerList).</summary>

@@ -147,6 +147,32 @@ public class ListedAsParentTests
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 
+    [Fact]
+    public void A_folder_of_more_entries_than_a_tree_record_holds_keeps_the_first_that_fit_and_says_so()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var crowded = Directory.CreateDirectory(Path.Combine(src, "crowded")).FullName;
+        for (var i = 0; i < 200; i++) File.WriteAllText(Path.Combine(crowded, $"f{i:D3}"), $"file {i}");
+        File.WriteAllText(Path.Combine(src, "beside"), "beside");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MaxTreeBytes = 8 * 1024 }
+            .Run(new BackupSet("s", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
+        repo.Catalog.Save(snap);
+        var error = Assert.Single(snap.Errors);
+        Assert.Equal(crowded, error.Path);
+        Assert.Contains("the folder holds 200 entries, more than one folder's record holds: only the first", error.Reason);
+        // What the snapshot holds restores: the first files by name, every one of them whole, and what is beside it.
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var restored = Directory.GetFiles(target + crowded).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.InRange(restored.Count, 10, 199);
+        Assert.Equal(Enumerable.Range(0, restored.Count).Select(i => $"f{i:D3}"), restored);
+        Assert.All(restored, f => Assert.Equal(File.ReadAllText(Path.Combine(crowded, f!)), File.ReadAllText(Path.Combine(target + crowded, f!))));
+        Assert.Equal("beside", File.ReadAllText(target + src + "/beside"));
+    }
+
     /// <summary>
     /// The parent's tree of <paramref name="folder"/> changed by <paramref name="change"/> and stored again, with every tree
     /// above it: the parent as a damaged or hostile tree would make it, its manifest pointing at the new root.
