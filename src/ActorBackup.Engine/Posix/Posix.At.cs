@@ -118,6 +118,25 @@ public static unsafe partial class Posix
         FolderSynced?.Invoke(path);
     }
 
+    /// <summary>
+    /// Closes a file written through <paramref name="handle"/>, saying whether the file system took what was written:
+    /// NFS, CIFS and FUSE file systems report a write they could not make (out of quota or space, an I/O error) at
+    /// close, which disposing the handle does not look at. PosixException with the errno when close fails (the
+    /// descriptor is gone either way: never closed twice).
+    /// </summary>
+    public static void CloseChecked(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
+        if (handle.IsInvalid || handle.IsClosed) return;
+        var fd = (int)handle.DangerousGetHandle();
+        handle.SetHandleAsInvalid(); // closed here, not again by its Dispose or finalizer
+        var result = close(fd) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        if (CloseFails?.Invoke(path) is { } injected) result = injected;
+        if (result is not (0 or EINTR)) throw new PosixException(result, $"close {PosixNames.Display(path)}: {Describe(result)}");
+    }
+
+    /// <summary>Tests: the errno a close of the file at this path reports (null: what close(2) said).</summary>
+    internal static Func<string, int?>? CloseFails;
+
     /// <summary>Raised after each folder sync, with its path (for tests that check a write is durable).</summary>
     internal static event Action<string>? FolderSynced;
 

@@ -714,7 +714,15 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 lock (other.Lock)
                     if (other.Batch != batch)
                     {
-                        other.Handle?.Dispose();
+                        if (other.Handle is { } closing)
+                            try
+                            {
+                                Posix.Posix.CloseChecked(closing, TargetOf(other.File));
+                            }
+                            catch (Posix.PosixException e)
+                            {
+                                other.Error ??= $"{e.Message}: {NotTaken}";
+                            }
                         other.Handle = null;
                         _openFiles.Remove(oldest);
                         other.Open = null;
@@ -773,10 +781,25 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
             Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file), _clearAcls)));
+            // Closed here, the result looked at: a network or FUSE file system reports there what it could not write.
+            try
+            {
+                Posix.Posix.CloseChecked(slot.Handle!, TargetOf(file));
+            }
+            catch (Posix.PosixException e)
+            {
+                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
+                lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}" });
+                Failed(file);
+                return;
+            }
             if (file.Node.Flags != 0) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);
     }
+
+    /// <summary>What a file whose close failed is told (a network or FUSE file system reports there what it could not write).</summary>
+    private const string NotTaken = "the file system did not take all that was written; restore it again";
 
     /// <summary>A file that was not restored whole: no further name of it is linked to what is there (<see cref="MakeHardLink"/>).</summary>
     private void Failed(Entry file)

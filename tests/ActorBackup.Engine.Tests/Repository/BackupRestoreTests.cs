@@ -321,6 +321,34 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_file_the_target_file_system_did_not_take_at_close_is_reported_and_a_full_one_stops_the_restore()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        foreach (var name in new[] { "a.txt", "b.txt", "c.txt" }) File.WriteAllText(Path.Combine(src, name), "content of " + name);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var target = Path.Combine(dir.Path, "r");
+        var full = Path.Combine(dir.Path, "full");
+        // A network file system out of quota says so only when b.txt is closed (EIO here); another is out of space.
+        Posix.Posix.CloseFails = path => path == target + src + "/b.txt" ? 5 : path.StartsWith(full + "/", StringComparison.Ordinal) ? Posix.Posix.ENOSPC : null;
+        try
+        {
+            var result = repo.Restore(snap.Id, target);
+            var error = Assert.Single(result.Errors);
+            Assert.Equal(src + "/b.txt", error.Path);
+            Assert.Contains("Input/output error: the file system did not take all that was written; restore it again", error.Reason);
+            Assert.Equal("content of a.txt", File.ReadAllText(target + src + "/a.txt"));
+            Assert.Equal("content of c.txt", File.ReadAllText(target + src + "/c.txt"));
+            Assert.Contains("the restore target is full", Assert.Throws<IOException>(() => repo.Restore(snap.Id, full)).Message);
+        }
+        finally
+        {
+            Posix.Posix.CloseFails = null;
+        }
+    }
+
+    [Fact]
     public void A_set_path_whose_name_is_not_UTF8_is_written_as_ls_shows_it()
     {
         using var dir = new TempDir();
