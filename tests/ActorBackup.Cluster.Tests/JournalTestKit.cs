@@ -1,4 +1,5 @@
 using ActorBackup.Cluster.Hosting;
+using Akka.Actor;
 using Akka.TestKit.Xunit2;
 
 namespace ActorBackup.Cluster.Tests;
@@ -21,6 +22,16 @@ public abstract class JournalTestKit : TestKit, IDisposable
     {
         Dir = dir;
         _postgres = postgres;
+    }
+
+    /// <summary>The sequence numbers of <paramref name="persistenceId"/>'s events still in the journal.</summary>
+    protected List<long> Journaled(string persistenceId)
+    {
+        var probe = CreateTestProbe();
+        Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null).Tell(new Akka.Persistence.ReplayMessages(1, long.MaxValue, long.MaxValue, persistenceId, probe.Ref));
+        var seen = new List<long>();
+        while (probe.ReceiveOne(TimeSpan.FromSeconds(20)) is Akka.Persistence.ReplayedMessage r) seen.Add(r.Persistent.SequenceNr);
+        return seen;
     }
 
     void IDisposable.Dispose()

@@ -74,7 +74,7 @@ public sealed partial class MediaActor
                 if (_library?.Broken is { } broken) Unavailable(broken);
                 return;
             }
-            Persist(ToEvent(batch, r.Request.Job), e =>
+            PersistBatch(batch, r.Request.Job, e =>
             {
                 Committed(batch);
                 AfterPersist(e.Volumes);

@@ -160,7 +160,7 @@ public sealed partial class MediaActor
             run.Report.BytesMoved += c.Bytes;
             run.Report.Problems.AddRange(c.Problems);
             if (!TryCommit(out var batch)) return;
-            Persist(ToEvent(batch, run.Request.Job), e =>
+            PersistBatch(batch, run.Request.Job, e =>
             {
                 Committed(batch);
                 AfterPersist(e.Volumes);
@@ -187,7 +187,7 @@ public sealed partial class MediaActor
                     return;
                 }
                 if (!TryCommit(out var recycled)) return;
-                Persist(ToEvent(recycled, run.Request.Job), e2 =>
+                PersistBatch(recycled, run.Request.Job, e2 =>
                 {
                     Committed(recycled);
                     AfterPersist(e2.Volumes);

@@ -65,15 +65,23 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => "media-" + _declaration.Id;
 
-    public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null, long snapshotMaxChunks = SnapshotMaxChunks) =>
-        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0), snapshotMaxChunks));
+    /// <param name="entriesPerEvent">the most index entries one journal event holds (<see cref="IndexEntriesPerEvent"/>; tests make it small)</param>
+    public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null, long snapshotMaxChunks = SnapshotMaxChunks,
+        int entriesPerEvent = IndexEntriesPerEvent) =>
+        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0), snapshotMaxChunks, entriesPerEvent));
+
+    /// <summary>The most index entries one journaled event holds: 48 MB.</summary>
+    public const int IndexEntriesPerEvent = 1 << 20;
+
+    private readonly int _entriesPerEvent;
 
     private readonly long _snapshotMaxChunks;
     /// <summary>Whether the log said the index is too large to snapshot (once a run).</summary>
     private bool _toldNoSnapshot;
 
-    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint, long snapshotMaxChunks)
+    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint, long snapshotMaxChunks, int entriesPerEvent = IndexEntriesPerEvent)
     {
+        _entriesPerEvent = Math.Max(1, entriesPerEvent);
         _declaration = declaration;
         _manager = manager;
         _endpoint = endpoint;
@@ -155,7 +163,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var sender = Sender;
-            Persist(ToEvent(batch, job), e =>
+            PersistBatch(batch, job, e =>
             {
                 Committed(batch);
                 // The job hears first: a snapshot that falls due here (the whole index, sorted) does not hold up its commit.
@@ -324,7 +332,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             try
             {
                 var batch = _library.Commit();
-                Persist(ToEvent(batch, "recovery"), e =>
+                PersistBatch(batch, "recovery", e =>
                 {
                     Committed(batch);
                     AfterPersist(e.Volumes);
@@ -403,12 +411,28 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         SaveSnapshot(snapshot);
     }
 
-    private static IndexBatchCommitted ToEvent(CommitBatch batch, string job)
+    /// <summary>
+    /// A commit's batch journaled as events of at most <see cref="_entriesPerEvent"/> entries each (48 MB at the default),
+    /// all in one atomic write; <paramref name="persisted"/> runs once, when the last is persisted. One event of a commit
+    /// of 21 million new chunks (a first full backup of a big file server) would pass the 1 GB a value may hold in
+    /// SQLite and PostgreSQL, and that commit could never be journaled.
+    /// </summary>
+    private void PersistBatch(CommitBatch batch, string job, Action<IndexBatchCommitted> persisted)
     {
-        // The batch's own bytes, not a copy: a commit of a million chunks is one 48 MB array (ProtoSerializer copies it once more).
-        var e = new IndexBatchCommitted { Entries = UnsafeByteOperations.UnsafeWrap(batch.Packed), Job = job };
-        e.Volumes.AddRange(batch.Volumes.Select(ToRecord));
-        return e;
+        var events = new List<IndexBatchCommitted>();
+        var step = _entriesPerEvent * ChunkIndex.EntrySize;
+        for (var at = 0; at == 0 || at < batch.Packed.Length; at += step)
+        {
+            // The batch's own bytes, not a copy (ProtoSerializer copies each part once more).
+            var e = new IndexBatchCommitted { Entries = UnsafeByteOperations.UnsafeWrap(batch.Packed.Slice(at, Math.Min(step, batch.Packed.Length - at))), Job = job };
+            e.Volumes.AddRange(batch.Volumes.Select(ToRecord));
+            events.Add(e);
+        }
+        var left = events.Count;
+        PersistAll(events, e =>
+        {
+            if (--left == 0) persisted(e);
+        });
     }
 
     /// <summary>What the manager last heard of the library's reserve (IndexReport.full).</summary>

@@ -370,9 +370,20 @@ public sealed class ChunkIndex
         return (new ChunkId(e), new ChunkLocation(volume, offset, length));
     }
 
+    /// <summary>The most entries one packed batch holds (one array: 2 GB).</summary>
+    public const int MaxPacked = 0x7FFFFFC7 / EntrySize;
+
+    /// <summary>IOException, saying what to do, when <paramref name="count"/> entries are more than one packed batch holds.</summary>
+    public static void CheckPackable(int count)
+    {
+        if (count > MaxPacked)
+            throw new IOException($"{count} new chunks wait for one commit, more than a commit holds ({MaxPacked}): back such a host up in several sets (its folders split between them)");
+    }
+
     /// <summary>Entries packed back to back in the serialized entry layout (for index batches in the journal).</summary>
     public static byte[] Pack(IReadOnlyCollection<KeyValuePair<ChunkId, ChunkLocation>> entries)
     {
+        CheckPackable(entries.Count);
         var bytes = new byte[entries.Count * EntrySize];
         var i = 0;
         foreach (var (id, loc) in entries) WriteEntry(bytes.AsSpan(i++ * EntrySize, EntrySize), id, loc);

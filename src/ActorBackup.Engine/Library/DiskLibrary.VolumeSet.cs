@@ -257,6 +257,7 @@ public sealed partial class DiskLibrary
 
     private CommitBatch CommitLocked()
     {
+        ChunkIndex.CheckPackable(_pending.Count); // before anything of the commit is written
         foreach (var w in _writers.Values)
         {
             w.Sync();

@@ -23,8 +23,11 @@ public static class ReferenceList
     private static readonly byte[] Magic = "ABKREFS1"u8.ToArray();
     private static readonly byte[] DeltaMagic = "ABKREFD1"u8.ToArray();
     private const int HeaderSize = 12;
-    /// <summary>32 Mi ids (32 TiB of 1 MiB chunks) at most in a list: a larger count is damage, not a list to read whole.</summary>
-    public const int MaxIds = 32 * 1024 * 1024;
+    /// <summary>
+    /// 64 Mi ids (64 TiB of 1 MiB chunks) at most in a list, what one commit may stage (DiskLibrary.MaxStagedReferences):
+    /// a list written is a list that reads; a larger count is damage, not a list to read whole.
+    /// </summary>
+    public const int MaxIds = DiskLibrary.MaxStagedReferences;
     /// <summary>The longest base name (a snapshot id and a suffix).</summary>
     public const int MaxBaseName = 100;
 

@@ -33,6 +33,9 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
 
     [Fact]
     public void A_backups_background_file_index_gives_way_to_an_operators_export_and_a_find_does_not() => BackgroundIndexGivesWay();
+
+    [Fact]
+    public Task A_commit_journaled_in_several_events_recovers_whole() => IndexSurvivesRestart(snapshotMaxChunks: 0, commits: 60, entriesPerEvent: 2);
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
@@ -64,19 +67,20 @@ public abstract class MediaActorJourneys : JournalTestKit
         kit.IgnoreMessages<RegisterLibrary>(r => !own.Contains(r.Id));
     }
 
-    private IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks)
+    private IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks, int entriesPerEvent = MediaActor.IndexEntriesPerEvent)
     {
-        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor, snapshotMaxChunks: snapshotMaxChunks));
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor, snapshotMaxChunks: snapshotMaxChunks, entriesPerEvent: entriesPerEvent));
         ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
         ExpectMsg<IndexReport>();
         return media;
     }
 
-    protected async Task IndexSurvivesRestart(long snapshotMaxChunks = MediaActor.SnapshotMaxChunks, int commits = MediaActor.SnapshotEvery + 7)
+    protected async Task IndexSurvivesRestart(long snapshotMaxChunks = MediaActor.SnapshotMaxChunks, int commits = MediaActor.SnapshotEvery + 7,
+        int entriesPerEvent = MediaActor.IndexEntriesPerEvent)
     {
         var decl = new LibraryDeclaration("libt", Path.Combine(Dir, "libt"), 1024 * 1024);
         var keys = new KeyRing(MasterKey.Generate()).For("test");
-        var media = StartMedia(decl, snapshotMaxChunks);
+        var media = StartMedia(decl, snapshotMaxChunks, entriesPerEvent);
         var stored = new List<(ChunkId Id, byte[] Plain)>();
         media.Tell(new OpenSession { Library = "libt", Job = "1", Write = true });
         var granted = ExpectMsg<SessionOpened>();
@@ -103,7 +107,9 @@ public abstract class MediaActorJourneys : JournalTestKit
         ExpectTerminated(media);
         Assert.False(File.Exists(Path.Combine(decl.Path, "index.abi")), "in a cell the journal is the index, not a file");
 
-        var again = StartMedia(decl, snapshotMaxChunks);
+        if (entriesPerEvent < 3) // each commit's 3 new chunks journaled in events of entriesPerEvent: more events than commits
+            Assert.True(Journaled("media-libt").Count > commits + 5, $"{Journaled("media-libt").Count} events for {commits} commits");
+        var again = StartMedia(decl, snapshotMaxChunks, entriesPerEvent);
         again.Tell(new GetLibraryStatus { Library = "libt" });
         Assert.Equal((ulong)stored.Count, ExpectMsg<IndexReport>().Chunks);
         again.Tell(new OpenSession { Library = "libt", Job = "2", Write = false });
