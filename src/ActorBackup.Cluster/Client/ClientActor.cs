@@ -46,7 +46,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// the end would otherwise end the job INTERRUPTED, and a committed snapshot would be left out of the catalog).
     /// Until then the job counts as running here.
     /// </summary>
-    private readonly Dictionary<string, JobFinished> _unacknowledged = [];
+    private readonly Dictionary<string, (JobFinished End, DateTime SinceUtc)> _unacknowledged = [];
+    /// <summary>How long an end the manager does not acknowledge is kept and sent again (one it refuses is not claimed for ever).</summary>
+    private static readonly TimeSpan KeepUnacknowledged = TimeSpan.FromHours(1);
+    /// <summary>Per job, a later attempt waiting for the earlier one, cancelled, to end here (never both at once).</summary>
+    private readonly Dictionary<string, (JobInfo Job, Func<CancellationToken, JobFinished> Run, bool Cancelled)> _next = [];
     private volatile bool _shuttingDown;
     private IActorRef? _shutdownWaiter;
     private bool _registered;
@@ -91,6 +95,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         Receive<CancelAssignment>(c => FromManager(c), c =>
         {
             if (_running.TryGetValue(c.Job, out var run)) run.Cts.Cancel();
+            if (_next.TryGetValue(c.Job, out var next)) _next[c.Job] = next with { Cancelled = true }; // it starts cancelled, and says so
         });
         Receive<IMessage>(m => m is BackupAssignment or RestoreAssignment or VerifyAssignment or CancelAssignment, _ => { }); // refused above
         // A job's end, from its own thread here (a JobFinished from elsewhere is not taken: this actor signs what it
@@ -99,18 +104,20 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var f = e.Finished;
             // f.Attempt is the attempt that ran (stamped by Start): a later attempt of the job may run here by now.
-            if (_running.TryGetValue(f.Job, out var run) && run.Attempt == f.Attempt)
+            var ran = _running.TryGetValue(f.Job, out var run) && run.Attempt == f.Attempt;
+            if (ran)
             {
                 _running.Remove(f.Job);
                 run.Cts.Dispose();
             }
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
             else Self.Tell(new JobsMayBeOver());
-            var signed = Trust.JobSignature.Sign(f, _trust);
-            // Kept until the manager has recorded it (a node that shuts down waits for that too). An earlier attempt's
-            // late end does not take the place of a later one's.
-            if (!_unacknowledged.TryGetValue(f.Job, out var kept) || kept.Attempt <= f.Attempt) _unacknowledged[f.Job] = signed;
-            _manager.Tell(signed);
+            // Kept until the manager has recorded it (a node that shuts down waits for that too), signed anew at each
+            // send. An earlier attempt's late end does not take the place of a later one's.
+            if (!_unacknowledged.TryGetValue(f.Job, out var kept) || kept.End.Attempt <= f.Attempt) _unacknowledged[f.Job] = (f, DateTime.UtcNow);
+            _manager.Tell(Signed(f));
+            // A later attempt that waited for this one to stop starts now.
+            if (ran && _next.Remove(f.Job, out var next)) Start(next.Job, next.Run, next.Cancelled);
         });
         Receive<JobsMayBeOver>(_ =>
         {
@@ -118,9 +125,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {
+            // Only from a manager node: another node of the cell cannot make this client forget an end it keeps.
+            if (_trust is not null && !FromManagerNode(Sender))
+            {
+                _log.Warning("client {0}: a job's record from {1}, not a manager node, is not taken", _settings.ClientId, Sender);
+                return;
+            }
             // The manager's record: an end it took, or one it no longer wants (the job ended otherwise, or is unknown).
             if (_unacknowledged.TryGetValue(j.Id, out var kept)
-                && (j.State == JobState.Unspecified || Manager.ManagerState.IsFinal(j.State) || j.Attempt > kept.Attempt))
+                && (j.State == JobState.Unspecified || Manager.ManagerState.IsFinal(j.State) || j.Attempt > kept.End.Attempt))
                 _unacknowledged.Remove(j.Id);
             ReplyWhenStopped();
         });
@@ -168,7 +181,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private RegisterClient Registration()
     {
         var m = new RegisterClient { Id = _settings.ClientId, Address = Self.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Context.System).SelfAddress) };
-        m.RunningJobs.AddRange(_running.Keys.Union(_unacknowledged.Keys));
+        m.RunningJobs.AddRange(_running.Keys.Union(_unacknowledged.Keys).Union(_next.Keys));
         return Trust.MessageSignature.Sign(m, _trust);
     }
 
@@ -258,15 +271,36 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
     }
 
-    /// <summary>Each end the manager has not yet said it recorded, sent again (taking it twice is harmless: it answers with the job as recorded).</summary>
+    /// <summary>
+    /// Each end the manager has not yet said it recorded, sent again (taking it twice is harmless: it answers with the job
+    /// as recorded); one kept longer than <see cref="KeepUnacknowledged"/> (a manager that refuses it) is let go.
+    /// </summary>
     private void SendUnacknowledged()
     {
-        foreach (var f in _unacknowledged.Values) _manager.Tell(f);
+        foreach (var (job, (end, since)) in _unacknowledged.ToList())
+            if (DateTime.UtcNow - since > KeepUnacknowledged)
+            {
+                _log.Warning("client {0}: the end of job {1} was not recorded by a manager in {2}: no longer sent", _settings.ClientId, job, KeepUnacknowledged);
+                _unacknowledged.Remove(job);
+            }
+            else _manager.Tell(Signed(end));
+        ReplyWhenStopped();
     }
+
+    /// <summary>Whether <paramref name="sender"/> lives on a node of the cell with the manager role (this node's own actors too).</summary>
+    private bool FromManagerNode(IActorRef sender)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var from = sender.Path.Address.HasLocalScope ? cluster.SelfAddress : sender.Path.Address;
+        return cluster.State.Members.Any(m => m.Address.Equals(from) && m.HasRole("manager"));
+    }
+
+    /// <summary>A job's end as sent: a signed copy (what is kept stays unsigned, signed anew at each send).</summary>
+    private JobFinished Signed(JobFinished end) => Trust.JobSignature.Sign(end.Clone(), _trust);
 
     private void ReplyWhenStopped()
     {
-        if (_shutdownWaiter is null || _running.Count > 0 || _unacknowledged.Count > 0) return;
+        if (_shutdownWaiter is null || _running.Count > 0 || _unacknowledged.Count > 0 || _next.Count > 0) return;
         _shutdownWaiter.Tell(Done.Instance);
         _shutdownWaiter = null;
     }
@@ -274,12 +308,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>A job's end as its thread made it (local only: not a wire message).</summary>
     private sealed record Ended(JobFinished Finished);
 
-    private void Start(JobInfo job, Func<CancellationToken, JobFinished> run)
+    private void Start(JobInfo job, Func<CancellationToken, JobFinished> run, bool cancelled = false)
     {
-        if (_unacknowledged.TryGetValue(job.Id, out var ended) && ended.Attempt >= job.Attempt)
+        if (_unacknowledged.TryGetValue(job.Id, out var ended) && ended.End.Attempt >= job.Attempt)
         {
             // This attempt ran here and ended; the manager has not recorded its end yet: the end again, not the job.
-            _manager.Tell(ended);
+            _manager.Tell(Signed(ended.End));
             return;
         }
         if (_running.TryGetValue(job.Id, out var earlier))
@@ -292,11 +326,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 _log.Warning("job {0}: attempt {1} assigned while attempt {2} runs here: not started again", job.Id, job.Attempt, earlier.Attempt);
                 return;
             }
-            _log.Warning("job {0}: attempt {1} assigned while attempt {2} still runs here: that one is cancelled", job.Id, job.Attempt, earlier.Attempt);
+            // It starts once the earlier one has ended here (its post-command run, its writes done): never both at once.
+            _log.Warning("job {0}: attempt {1} assigned while attempt {2} still runs here: that one is cancelled, this one starts when it has ended", job.Id, job.Attempt, earlier.Attempt);
             earlier.Cts.Cancel();
+            _next[job.Id] = (job, run, cancelled);
+            return;
         }
         var cts = new CancellationTokenSource();
-        if (_shuttingDown) cts.Cancel(); // assigned while this node shuts down: it ends at once, interrupted
+        if (_shuttingDown || cancelled) cts.Cancel(); // assigned while this node shuts down, or cancelled while it waited: it ends at once
         _running[job.Id] = (job.Attempt, cts);
         var self = Self;
         var log = _log;

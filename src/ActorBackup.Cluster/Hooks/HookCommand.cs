@@ -46,8 +46,11 @@ public static class HookCommand
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var process = new Process { StartInfo = psi };
         var output = new Tail(MaxOutput);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); };
+        // Each stream's end (null data): the output is whole once both came.
+        var outEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); else outEnd.TrySetResult(); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Add(e.Data); else errEnd.TrySetResult(); };
         try
         {
             process.Start();
@@ -94,11 +97,16 @@ public static class HookCommand
             await exited.Task.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
             return new Result(-1, output.ToString(), !cancel.IsCancellationRequested);
         }
-        await Task.Delay(50, CancellationToken.None); // the last lines it printed, if its output is still being read
+        // The last lines it printed: read to the end of its output, or for at most a second more when a child it left in
+        // the background keeps the output open.
+        await Task.WhenAny(Task.WhenAll(outEnd.Task, errEnd.Task), Task.Delay(OutputAfterExit, CancellationToken.None));
         return new Result(process.ExitCode, output.ToString(), false);
     }
 
     private const string SetSid = "/usr/bin/setsid";
+
+    /// <summary>How long the output of a command that exited is still read while something it left keeps it open.</summary>
+    private static readonly TimeSpan OutputAfterExit = TimeSpan.FromSeconds(1);
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);

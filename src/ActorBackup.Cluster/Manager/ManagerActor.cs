@@ -33,6 +33,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private int _eventsSinceSnapshot;
     /// <summary>The sequence number of the newest snapshot saved or recovered from (0: none yet).</summary>
     private long _previousSnapshot;
+    /// <summary>Events up to this one were deleted (as far as this run knows: from 0 after a restart, steps over deleted rows cost little).</summary>
+    private long _trimmedUpTo;
+    /// <summary>The most events one trim deletes.</summary>
+    private const long TrimStep = 20_000;
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
     private HashSet<string>? _unsettledClients;
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
@@ -614,11 +618,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<SaveSnapshotSuccess>(s =>
         {
-            // The journal does not grow for ever: the events and snapshots before the previous snapshot go. That one
-            // stays, with the events after it (should the newest snapshot not read back, the one before still does).
+            // The journal does not grow for ever: the events and snapshots before the previous snapshot go (that one
+            // stays with the events after it, for whoever must recover by hand from it should the newest not read
+            // back). At most TrimStep events a time: a long history (after an upgrade) goes in steps, never in one
+            // delete that would hold the embedded journal's write lock for long.
             if (_previousSnapshot > 0)
             {
-                DeleteMessages(_previousSnapshot);
+                _trimmedUpTo = Math.Min(_previousSnapshot, _trimmedUpTo + TrimStep);
+                DeleteMessages(_trimmedUpTo);
                 DeleteSnapshots(new SnapshotSelectionCriteria(_previousSnapshot - 1));
             }
             _previousSnapshot = s.Metadata.SequenceNr;

@@ -30,8 +30,18 @@ public sealed partial class DiskLibrary
     /// <summary>Readers of deleted or sealed volumes, with when they were retired: a read that took one just before still finishes.</summary>
     private readonly List<(VolumeReader Reader, DateTime RetiredUtc)> _retiredReaders = [];
 
-    /// <summary>How long a retired reader stays open: longer than any one positional read that looked it up before.</summary>
-    private static readonly TimeSpan RetiredReaderGrace = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long a retired reader stays open: longer than a positional read that looked it up before usually takes (one
+    /// that takes longer, behind a slow mount, looks its chunk up again: ReadPayload). Tests make it zero.
+    /// </summary>
+    internal TimeSpan RetiredReaderGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tests: the volume's reader retired, as a prune that deletes the volume retires it.</summary>
+    internal void RetireReader(uint volume)
+    {
+        lock (_lock)
+            if (_readers.TryRemove(volume, out var reader)) Retire(reader);
+    }
 
     /// <summary>
     /// Under the lock: a reader leaves the cache; it is disposed when no read can still be using it (its file's
@@ -46,7 +56,7 @@ public sealed partial class DiskLibrary
     private void CloseRetiredReadersLocked()
     {
         var now = DateTime.UtcNow;
-        foreach (var old in _retiredReaders.Where(r => now - r.RetiredUtc > RetiredReaderGrace).ToList())
+        foreach (var old in _retiredReaders.Where(r => now - r.RetiredUtc >= RetiredReaderGrace).ToList())
         {
             old.Reader.Dispose();
             _retiredReaders.Remove(old);

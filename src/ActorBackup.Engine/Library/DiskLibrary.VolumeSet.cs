@@ -22,6 +22,9 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
+            // No more new chunks than one commit holds: refused here, before they are written, not at a commit that could
+            // then never be made.
+            ChunkIndex.CheckPackable(_pending.Count + 1);
             _appendedSinceCheck += payload.Length; // the reserve is checked when chunks are reserved
             RecordInfo info;
             try
@@ -257,7 +260,6 @@ public sealed partial class DiskLibrary
 
     private CommitBatch CommitLocked()
     {
-        ChunkIndex.CheckPackable(_pending.Count); // before anything of the commit is written
         foreach (var w in _writers.Values)
         {
             w.Sync();

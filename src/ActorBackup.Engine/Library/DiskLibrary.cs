@@ -139,30 +139,46 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     /// </summary>
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
     {
-        ChunkLocation loc;
-        VolumeReader reader;
-        lock (_lock)
+        for (var attempt = 0; ; attempt++)
         {
-            if (!TryGetLocationLocked(id, out loc))
-                throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
-            WriterOf(loc.Volume)?.FlushToFile();
-            // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
-            // after retires this reader without closing it, so the read below still finds the bytes.
-            reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
-        }
-        var need = VolumeFormat.RecordOverhead + loc.Length;
-        if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
-        _medium.Reading(loc.Volume, loc.Offset, need); // a cartridge: mounted and wound there first
-        try
-        {
-            return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
-        }
-        catch (VolumeCorruptException e)
-        {
-            CartridgeError(loc.Volume, e.Reason, e.Offset);
-            throw;
+            ChunkLocation loc;
+            VolumeReader reader;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_closed, this); // closed meanwhile (reopened): no reader made on it again
+                if (!TryGetLocationLocked(id, out loc))
+                    throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
+                WriterOf(loc.Volume)?.FlushToFile();
+                // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
+                // after retires this reader without closing it, so the read below still finds the bytes.
+                reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
+            }
+            var need = VolumeFormat.RecordOverhead + loc.Length;
+            if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
+            _medium.Reading(loc.Volume, loc.Offset, need); // a cartridge: mounted and wound there first
+            BeforeRecordRead?.Invoke(reader);
+            try
+            {
+                return reader.ReadRecord(loc.Offset, id, loc.Length, buffer, out flags);
+            }
+            catch (ObjectDisposedException) when (attempt < 3)
+            {
+                // Retired and closed while this read waited past the grace (a slow mount, a busy disk): the chunk
+                // moved with its volume's prune; its place is looked up again.
+            }
+            catch (VolumeCorruptException e)
+            {
+                CartridgeError(loc.Volume, e.Reason, e.Offset);
+                throw;
+            }
         }
     }
+
+    /// <summary>Whether <see cref="Dispose"/> closed the library.</summary>
+    private bool _closed;
+
+    /// <summary>Tests: called with the reader a read took, right before it reads (a prune that retires and closes it meanwhile).</summary>
+    internal Action<VolumeReader>? BeforeRecordRead { get; set; }
 
     /// <summary>Volumes in the Error state: found damaged when opened or, on tape, when read (cartridges with errors, to retire).</summary>
     public IReadOnlyList<uint> VolumesInError
@@ -193,6 +209,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     {
         lock (_lock)
         {
+            _closed = true;
             DisposeWriters();
             _broken ??= $"library {Id} is closed"; // a task still running on it (a prune's copy) appends nothing more
             foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();

@@ -670,7 +670,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(TargetOf(slot.File))}: free space there and restore again", e);
+                if (Posix.Posix.IsNoSpace(e)) throw Full(slot.File, e);
                 Fail(p, e.Message);
             }
         });
@@ -721,6 +721,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                             }
                             catch (Posix.PosixException e)
                             {
+                                if (Posix.Posix.IsNoSpace(e)) throw Full(other.File, e);
                                 other.Error ??= $"{e.Message}: {NotTaken}";
                             }
                         other.Handle = null;
@@ -788,7 +789,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Posix.PosixException e)
             {
-                if (Posix.Posix.IsNoSpace(e)) throw new IOException($"the restore target is full while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
+                if (Posix.Posix.IsNoSpace(e)) throw Full(file, e);
                 lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}" });
                 Failed(file);
                 return;
@@ -797,6 +798,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         Interlocked.Increment(ref _filesDone);
     }
+
+    /// <summary>The restore stops: the target is full (nothing more can be written there).</summary>
+    private IOException Full(Entry file, Exception e) =>
+        new($"the restore target is full while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
 
     /// <summary>What a file whose close failed is told (a network or FUSE file system reports there what it could not write).</summary>
     private const string NotTaken = "the file system did not take all that was written; restore it again";

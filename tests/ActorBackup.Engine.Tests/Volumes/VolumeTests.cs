@@ -450,5 +450,26 @@ public class VolumeTests
             Assert.False(reopened.Verify().Ok);
         }
     }
+
+    [Fact]
+    public void A_read_whose_volume_reader_was_retired_and_closed_meanwhile_looks_its_chunk_up_again()
+    {
+        using var dir = new TempDir();
+        using var lib = DiskLibrary.Create(Path.Combine(dir.Path, "lib"), "lib-r");
+        lib.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(1000, 1));
+        lib.Commit();
+        lib.RetiredReaderGrace = TimeSpan.Zero;
+        var closed = 0;
+        // A prune retires the reader this read took, and the grace passes before the read comes (a slow mount, say).
+        lib.BeforeRecordRead = _ =>
+        {
+            if (closed++ > 0) return;
+            lib.RetireReader(1);
+            lib.CloseRetiredReaders();
+        };
+        var buffer = new byte[10];
+        Assert.True(lib.ReadPayload(Id(1), ref buffer, out _).SequenceEqual(TestRepo.RandomBytes(1000, 1)));
+        Assert.Equal(2, closed); // read again, through a reader of its own
+    }
 }
 
