@@ -446,6 +446,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Failed(job, f.Fault, f.Reason, client);
                 return;
             }
+            if (outcome == JobState.Interrupted)
+            {
+                Decided(job, _state.DecideInterrupted(job, f.Reason, DateTimeOffset.UtcNow, _limits.Backoff), client);
+                return;
+            }
             if (outcome != JobState.Succeeded)
             {
                 End(f.Job, outcome, f.Reason, errors: f.Errors, replyTo: client);
@@ -1034,17 +1039,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         if (_unsettledClients is null) return;
         if (_unsettledClients.Count > 0) _log.Warning("clients {0} did not answer since the manager started: their open jobs end interrupted", string.Join(", ", _unsettledClients));
         _unsettledClients = null;
-        foreach (var e in _state.InterruptedJobs(DateTimeOffset.UtcNow, _claimed).ToList()) End(e.Job, e.State, e.Reason);
+        foreach (var e in _state.InterruptedJobs(DateTimeOffset.UtcNow, _claimed).ToList())
+            Decided(_state.Job(e.Job)!, _state.DecideInterrupted(_state.Job(e.Job)!, e.Reason, DateTimeOffset.UtcNow, _limits.Backoff), null);
         _claimed.Clear();
     }
 
     /// <summary>A failed attempt: queued again for another attempt when the fault allows (ManagerState.DecideFailure), or ended FAILED.</summary>
-    private void Failed(JobInfo job, JobFault fault, string reason, IActorRef? replyTo = null)
+    private void Failed(JobInfo job, JobFault fault, string reason, IActorRef? replyTo = null) =>
+        Decided(job, _state.DecideFailure(job, fault, reason, DateTimeOffset.UtcNow, _limits.Backoff), replyTo);
+
+    /// <summary>An attempt's end as decided (DecideFailure, DecideInterrupted): the job ended, or queued again for another attempt.</summary>
+    private void Decided(JobInfo job, IMessage decision, IActorRef? replyTo)
     {
-        var decision = _state.DecideFailure(job, fault, reason, DateTimeOffset.UtcNow, _limits.Backoff);
         if (decision is JobEnded ended)
         {
-            End(job.Id, JobState.Failed, ended.Reason, replyTo: replyTo);
+            End(job.Id, ended.State, ended.Reason, replyTo: replyTo);
             return;
         }
         Persist(decision, e =>

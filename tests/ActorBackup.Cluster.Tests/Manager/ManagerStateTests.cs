@@ -163,6 +163,29 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void An_interrupted_scheduled_backup_is_queued_again_and_anything_else_interrupted_ends_so()
+    {
+        var s = Cell("a");
+        var scheduled = Backup("/x");
+        scheduled.Origin = JobOrigin.Schedule;
+        var d1 = s.DecideStartBackup(scheduled, Loads(s), Now);
+        s = Apply(s, d1.Events);
+        var d2 = s.DecideStartBackup(Backup("/y"), Loads(s), Now);
+        s = Apply(s, d2.Events).Apply(new JobStarted { Job = d1.Job!.Id, Library = "lib1" }).Apply(new JobStarted { Job = d2.Job!.Id, Library = "lib2" });
+        // A scheduled one: another attempt after the backoff (its slot is not lost to a restart of its node).
+        var again = Assert.IsType<JobRetried>(s.DecideInterrupted(s.Job(d1.Job.Id)!, "client a shut down while the job ran", Now, TimeSpan.FromSeconds(30)));
+        Assert.Equal(Now.AddSeconds(30).ToUnixTimeMilliseconds(), again.NotBeforeUnixMs);
+        Assert.Contains("client a shut down while the job ran", again.Reason);
+        // An operator's: ended INTERRUPTED, as it was asked for once.
+        Assert.Equal(JobState.Interrupted, Assert.IsType<JobEnded>(s.DecideInterrupted(s.Job(d2.Job.Id)!, "stopped", Now, TimeSpan.FromSeconds(30))).State);
+        // A scheduled one with no attempt left: INTERRUPTED, not FAILED.
+        var last = s.Job(d1.Job.Id)!.Clone();
+        last.Attempt = 2; // the default policy tries a job three times
+        var ended = Assert.IsType<JobEnded>(s.DecideInterrupted(last, "stopped", Now, TimeSpan.FromSeconds(30)));
+        Assert.Equal((JobState.Interrupted, "stopped"), (ended.State, ended.Reason));
+    }
+
+    [Fact]
     public void A_snapshot_of_the_state_rebuilds_the_same_state()
     {
         var s = Cell("a");
