@@ -7,11 +7,6 @@ namespace ActorBackup.Cluster.Manager;
 public sealed partial record ManagerState
 {
     /// <summary>
-    /// How a failed attempt ends: a library fault sends the job to another library of its pool at once; a
-    /// transient one (the data plane or a node lost) tries again after <paramref name="backoff"/>, doubled with
-    /// each attempt; both up to the policy's retries. Anything else, or no attempt left, ends the job FAILED.
-    /// </summary>
-    /// <summary>
     /// How an interrupted attempt ends (its node stopped, or the manager did, while it ran; nothing of it recorded): a
     /// scheduled backup is queued again like one that failed on a transient fault (after the backoff, up to the policy's
     /// retries: the slot is not lost to a restart), anything else, or a backup with no attempt left, ends INTERRUPTED.
@@ -23,6 +18,11 @@ public sealed partial record ManagerState
         return DecideFailure(job, JobFault.FaultTransient, reason, now, backoff) is JobRetried retried ? retried : interrupted;
     }
 
+    /// <summary>
+    /// How a failed attempt ends: a library fault sends the job to another library of its pool at once; a
+    /// transient one (the data plane or a node lost) tries again after <paramref name="backoff"/>, doubled with
+    /// each attempt; both up to the policy's retries. Anything else, or no attempt left, ends the job FAILED.
+    /// </summary>
     public IMessage DecideFailure(JobInfo job, JobFault fault, string reason, DateTimeOffset now, TimeSpan backoff)
     {
         var nowMs = now.ToUnixTimeMilliseconds();
