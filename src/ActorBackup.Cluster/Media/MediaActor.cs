@@ -420,11 +420,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private void PersistBatch(CommitBatch batch, string job, Action<IndexBatchCommitted> persisted)
     {
         var events = new List<IndexBatchCommitted>();
-        var step = _entriesPerEvent * ChunkIndex.EntrySize;
-        for (var at = 0; at == 0 || at < batch.Packed.Length; at += step)
+        var step = (long)_entriesPerEvent * ChunkIndex.EntrySize;
+        for (long at = 0; at == 0 || at < batch.Packed.Length; at += step) // long: near 2 GB a step past the end would wrap
         {
             // The batch's own bytes, not a copy (ProtoSerializer copies each part once more).
-            var e = new IndexBatchCommitted { Entries = UnsafeByteOperations.UnsafeWrap(batch.Packed.Slice(at, Math.Min(step, batch.Packed.Length - at))), Job = job };
+            var part = batch.Packed.Slice((int)at, (int)Math.Min(step, batch.Packed.Length - at));
+            var e = new IndexBatchCommitted { Entries = UnsafeByteOperations.UnsafeWrap(part), Job = job };
             e.Volumes.AddRange(batch.Volumes.Select(ToRecord));
             events.Add(e);
         }
