@@ -141,10 +141,7 @@ public class ListedAsParentTests
         string[] folders = [src + "/back\\slash", src + "/caf\udce9", src + "/caf\udce9/sub"];
         Assert.Equal(folders.Order(StringComparer.Ordinal), asParent.Order(StringComparer.Ordinal));
         Assert.Equal(0ul, same.Stats.BytesRead);
-        Assert.Empty(same.Errors);
-        var target = Path.Combine(dir.Path, "r");
-        Assert.Empty(repo.Restore(same.Id, target).Errors);
-        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        AssertRestored(repo, same, src, Path.Combine(dir.Path, "r"));
     }
 
     [Fact]
