@@ -65,6 +65,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         /// </summary>
         public ChunkId? Same { get; set; }
 
+        /// <summary>The further records of <see cref="Same"/> (Tree.parts; none for most folders): referenced and checked with it.</summary>
+        public IReadOnlyList<ChunkId> SameParts { get; set; } = [];
+
         /// <summary>An entry below changed after it was compared (a reused file read again, a path of the set added): no parent's tree here or above.</summary>
         public bool Dirty { get; private set; }
 
@@ -130,7 +133,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
 
     /// <summary>What the nodes of a snapshot made now record (SnapshotManifest.node_format): extended attributes and file flags of every entry, and the names of the users and groups its ACLs name.</summary>
-    public const uint NodeFormat = 3; // 2: xattrs and flags; 3: the names of the users and groups in ACL entries (and chunk lists)
+    /// <summary>
+    /// The newest node format this build reads and writes. 2: xattrs and flags; 3: the names of the users and groups in
+    /// ACL entries (and chunk lists); 4: folders' trees in several records (Tree.parts), written only by a snapshot that
+    /// has such a folder (an older build would read its first record alone: it refuses the snapshot instead), others 3.
+    /// </summary>
+    public const uint NodeFormat = 4;
+
+    /// <summary>The node format of a snapshot without a folder's tree in parts (<see cref="NodeFormat"/>).</summary>
+    private const uint WholeTreesFormat = 3;
 
     /// <summary>
     /// Refuses a snapshot whose trees are of a node format newer than this build reads: fields it does not know (a big
@@ -246,10 +257,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var clock = Stopwatch.StartNew();
         var snapshotId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _set = set;
+        _treesInParts = false;
         _excludes = new ExcludeMatcher(set.Excludes);
         using var parentTrees = new TreeReader(parentUnder, source);
         _parentTrees = parentTrees;
-        _parentRecordsAll = parent?.NodeFormat >= NodeFormat;
+        _parentRecordsAll = parent?.NodeFormat >= WholeTreesFormat;
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
         // The set's paths, as the walk takes them (written as ls shows them: a name that is not UTF-8 with \xHH escapes).
         var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
@@ -405,7 +417,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             StartedUnixMs = started.ToUnixTimeMilliseconds(),
             FinishedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             RootTree = ByteString.CopyFrom(rootId.ToArray()),
-            NodeFormat = NodeFormat,
+            NodeFormat = _treesInParts ? NodeFormat : WholeTreesFormat,
             Listings = ListingsFormat,
             Library = options.Library,
             Stats = _stats,
@@ -805,6 +817,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             // Its tree is the parent's if the library still has it: asked with the next batch of reused files.
             dir.Same = candidate;
+            dir.SameParts = parentTree.Parts;
             Interlocked.Increment(ref dir.Pending);
             _sameDirs.Add(dir);
             if (_sameDirs.Count >= ReusedPerBatch) FlushReused();
@@ -1587,6 +1600,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (dir.Same is { } same)
             {
                 id = same; // every entry as in the parent: its tree, checked to be in the library, with its files' lists
+                _references.AddRange(dir.SameParts);
+                if (dir.SameParts.Count > 0) _treesInParts = true;
                 foreach (var node in dir.Children) _references.AddRange(node.ChunkListIds());
             }
             else
@@ -1596,13 +1611,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     .Where(n => n.Type != NodeType.Unspecified).OrderBy(n => n.FileName(), StringComparer.Ordinal).ToList();
                 var listed = Listed(children);
                 tree.Nodes.AddRange(children.Select(n => AsStored(n, listed?.Contains(n) == true)));
-                var r = _treeEncoder.Store(TreeBytes(dir.Path, tree), RecordFlags.Tree, sink);
-                if (r.IsNew)
-                {
-                    _stats.TreesNew++;
-                    Interlocked.Add(ref _bytesStored, r.StoredLength);
-                }
-                id = r.Id;
+                id = StoreTree(dir.Path, tree);
             }
             _references.Add(id);
             if (_references.Count >= ReferencesPerPart) FlushReferences();
@@ -1618,26 +1627,71 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal int MaxTreeBytes { get; init; } = VolumeFormat.MaxPayload - 1024 * 1024;
 
     /// <summary>
-    /// A folder's tree as stored. One of more entries than a record holds (about 1.5 million small files in one folder)
-    /// keeps the first of them by name that fit, and the snapshot says so as an error of the folder: stored whole, it
-    /// would commit, then never read back (a restore, a listing and every later backup would meet a record too large).
+    /// Stores a folder's tree. One of more entries than a record holds (about 1.5 million small files in one folder) is
+    /// stored as several records: the first holds the first entries by name and the ids of the others (Tree.parts),
+    /// each of the further entries in order, each referenced by the snapshot. A folder too big even for
+    /// TreeReader.MaxParts further records (about 12 million small files) keeps the entries that fit, and the snapshot
+    /// says so as an error of the folder.
     /// </summary>
-    private byte[] TreeBytes(string path, Tree tree)
+    /// <summary>A folder's tree of this snapshot is in several records (its node format is then <see cref="NodeFormat"/>).</summary>
+    private bool _treesInParts;
+
+    private ChunkId StoreTree(string path, Tree tree)
     {
         var bytes = tree.ToByteArray();
-        if (bytes.Length <= MaxTreeBytes) return bytes;
-        var kept = new Tree();
+        if (bytes.Length > MaxTreeBytes) bytes = Split(path, tree).ToByteArray();
+        return StoreTreeRecord(bytes);
+    }
+
+    private ChunkId StoreTreeRecord(byte[] bytes)
+    {
+        var r = _treeEncoder.Store(bytes, RecordFlags.Tree, sink);
+        if (r.IsNew)
+        {
+            _stats.TreesNew++;
+            Interlocked.Add(ref _bytesStored, r.StoredLength);
+        }
+        return r.Id;
+    }
+
+    /// <summary>The first record of a folder's tree too big for one: its further records stored (and referenced) here.</summary>
+    private Tree Split(string path, Tree tree)
+    {
+        // Each record at most MaxTreeBytes; the first keeps room for the parts' ids (a tag, a length and 32 bytes each).
+        var room = MaxTreeBytes - TreeReader.MaxParts * (2 + ChunkId.Size);
+        var records = new List<Tree>();
+        var record = new Tree();
         long size = 0;
         foreach (var node in tree.Nodes)
         {
             var length = node.CalculateSize();
-            size += 1 + CodedOutputStream.ComputeLengthSize(length) + length;
-            if (size > MaxTreeBytes) break;
-            kept.Nodes.Add(node);
+            var field = 1 + CodedOutputStream.ComputeLengthSize(length) + length;
+            if (size + field > room && record.Nodes.Count > 0)
+            {
+                records.Add(record);
+                record = new Tree();
+                size = 0;
+            }
+            record.Nodes.Add(node);
+            size += field;
         }
-        Error(path, $"the folder holds {tree.Nodes.Count} entries, more than one folder's record holds: only the first {kept.Nodes.Count} by name are in this " +
-                    "snapshot; split the folder into several, or exclude part of it");
-        return kept.ToByteArray();
+        records.Add(record);
+        if (records.Count > TreeReader.MaxParts + 1)
+        {
+            var kept = records.Take(TreeReader.MaxParts + 1).Sum(r => r.Nodes.Count);
+            Error(path, $"the folder holds {tree.Nodes.Count} entries, more than one folder's tree holds: only the first {kept} by name are in this " +
+                        "snapshot; split the folder into several, or exclude part of it");
+            records.RemoveRange(TreeReader.MaxParts + 1, records.Count - TreeReader.MaxParts - 1);
+        }
+        var first = records[0];
+        foreach (var part in records.Skip(1))
+        {
+            var id = StoreTreeRecord(part.ToByteArray());
+            _references.Add(id);
+            first.Parts.Add(ByteString.CopyFrom(id.ToArray()));
+            _treesInParts = true;
+        }
+        return first;
     }
 
     /// <summary>The most entries a stored node lists itself (tests make it small; NodeExtensions.EntriesPerList).</summary>
@@ -1780,7 +1834,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (f.Node is { } node) ids.AddRange(node.ChunkListIds());
         }
         foreach (var d in _sameDirs)
-            if (d.Same is { } tree) ids.Add(tree);
+            if (d.Same is { } tree)
+            {
+                ids.Add(tree);
+                ids.AddRange(d.SameParts);
+            }
         var missing = ids.Count == 0 ? new HashSet<ChunkId>() : sink.Missing(ids);
         ids.Clear();
         bool Complete(in Reused f)
@@ -1802,7 +1860,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             for (var k = 0; k < _reused.Count; k++)
                 if (again[k]) _reused[k].Dir.Changed();
         foreach (var d in _sameDirs)
-            if (d.Same is { } tree && missing.Contains(tree)) d.Same = null; // stored again: the same bytes, the same id
+            if (d.Same is { } tree && (missing.Contains(tree) || d.SameParts.Any(missing.Contains))) d.Same = null; // stored again: the same bytes, the same id
         for (var k = 0; k < _reused.Count; k++)
         {
             var f = _reused[k];

@@ -299,11 +299,19 @@ public sealed class ParentTree
     private static ParentTree Scan(ChunkId id, byte[] bytes, int end, bool pooled)
     {
         var count = 0;
+        List<ChunkId>? parts = null;
         for (var at = 0; at < end;)
         {
             var tag = Tag(bytes, ref at, end);
             if (tag == NodesTag) count++;
-            Skip(bytes, ref at, tag, end);
+            if (tag != PartsTag)
+            {
+                Skip(bytes, ref at, tag, end);
+                continue;
+            }
+            var (start, length) = Field(bytes, ref at, end);
+            if (length != ChunkId.Size) throw new InvalidDataException($"a part's id of {length} bytes");
+            (parts ??= []).Add(new ChunkId(bytes.AsSpan(start, length)));
         }
         var entries = pooled ? ArrayPool<Scanned>.Shared.Rent(count) : new Scanned[count];
         try
@@ -323,7 +331,7 @@ public sealed class ParentTree
                 ScanNode(bytes, node, length, ref entries[k], owners);
                 k++;
             }
-            return new ParentTree(id, bytes, entries, owners, count, pooled);
+            return new ParentTree(id, bytes, entries, owners, count, pooled) { Parts = parts ?? [] };
         }
         catch when (pooled)
         {
@@ -333,6 +341,10 @@ public sealed class ParentTree
     }
 
     private const uint NodesTag = 1 << 3 | 2;
+    private const uint PartsTag = 2 << 3 | 2;
+
+    /// <summary>The ids of the further records of the folder's tree (Tree.parts), in order; none for most folders.</summary>
+    public IReadOnlyList<ChunkId> Parts { get; private init; } = [];
 
     /// <summary>A string field's bytes, checked by <see cref="Text(byte[], ref int, int)"/> when they were read.</summary>
     private static string Text(byte[] bytes, int start, int length) => Encoding.UTF8.GetString(bytes, start, length);

@@ -11,25 +11,58 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
     private readonly ChunkDecoder _decoder = ChunkDecoder.TreesOnly(keys);
     private readonly object _lock = new();
 
+    /// <summary>
+    /// The most further records a folder's tree has (Tree.parts): with its own record, about 2 GB of entries (12 million
+    /// small files in one folder), what one array holds when a backup reads it as a parent (<see cref="LoadParent"/>).
+    /// </summary>
+    public const int MaxParts = 7;
+
+    /// <summary>A folder's tree, its further records' entries (Tree.parts) appended in order.</summary>
     public Tree Load(ChunkId id)
     {
         lock (_lock)
         {
-            var bytes = _decoder.Load(id, source);
-            try
+            var tree = Parse(id, _decoder.Load(id, source));
+            if (tree.Parts.Count == 0) return tree;
+            CheckParts(id, tree.Parts.Count);
+            foreach (var partId in tree.Parts)
             {
-                return Tree.Parser.ParseFrom(bytes);
+                var partChunk = PartId(id, partId);
+                var part = Parse(partChunk, _decoder.Load(partChunk, source));
+                if (part.Parts.Count > 0) throw new ChunkIntegrityException(id, "is a part of a folder's tree that has parts of its own");
+                tree.Nodes.AddRange(part.Nodes);
             }
-            catch (InvalidProtocolBufferException e)
-            {
-                throw new ChunkIntegrityException(id, $"is not a tree: {e.Message}");
-            }
+            return tree;
         }
+    }
+
+    private static Tree Parse(ChunkId id, ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return Tree.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new ChunkIntegrityException(id, $"is not a tree: {e.Message}");
+        }
+    }
+
+    /// <summary>A part's id, checked to be one (32 bytes).</summary>
+    internal static ChunkId PartId(ChunkId tree, ByteString part) =>
+        part.Length == ChunkId.Size ? new ChunkId(part.Span) : throw new ChunkIntegrityException(tree, $"is not a tree: a part's id of {part.Length} bytes");
+
+    internal static void CheckParts(ChunkId tree, int count)
+    {
+        if (count > MaxParts) throw new ChunkIntegrityException(tree, $"is not a tree: {count} parts, more than the {MaxParts} a folder's tree has");
     }
 
     public Tree Load(ByteString id) => Load(new ChunkId(id.Span));
 
-    /// <summary>A parent snapshot's tree as a backup walks against it: scanned, its nodes made only where needed.</summary>
+    /// <summary>
+    /// A parent snapshot's tree as a backup walks against it: scanned, its nodes made only where needed. A tree of
+    /// several records (Tree.parts) is scanned as their bytes one after the other (the whole folder, in name order).
+    /// </summary>
     public ParentTree LoadParent(ChunkId id)
     {
         byte[] bytes;
@@ -40,9 +73,51 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
             bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(length = plaintext.Length);
             plaintext.CopyTo(bytes);
         }
+        var tree = Scan(id, bytes, length);
+        if (tree.Parts.Count == 0) return tree;
+        var parts = tree.Parts;
+        byte[] whole;
         try
         {
-            return ParentTree.ScanRented(id, bytes, length);
+            CheckParts(id, parts.Count);
+            lock (_lock)
+            {
+                var records = new List<byte[]>(parts.Count);
+                long total = length;
+                foreach (var part in parts)
+                {
+                    var plaintext = _decoder.Load(part, source);
+                    total += plaintext.Length;
+                    if (total > Array.MaxLength) throw new ChunkIntegrityException(id, $"is not a tree: its parts hold more than the {Array.MaxLength} bytes a folder's tree may");
+                    records.Add(plaintext.ToArray());
+                }
+                whole = System.Buffers.ArrayPool<byte>.Shared.Rent((int)total);
+                bytes.AsSpan(0, length).CopyTo(whole);
+                foreach (var r in records)
+                {
+                    r.CopyTo(whole, length);
+                    length += r.Length;
+                }
+            }
+        }
+        finally
+        {
+            tree.Return(); // its first record's bytes copied (or not needed): the arrays go back to the pool
+        }
+        tree = Scan(id, whole, length);
+        if (tree.Parts.Count != parts.Count)
+        {
+            tree.Return();
+            throw new ChunkIntegrityException(id, "is a part of a folder's tree that has parts of its own");
+        }
+        return tree;
+    }
+
+    private static ParentTree Scan(ChunkId id, byte[] rented, int length)
+    {
+        try
+        {
+            return ParentTree.ScanRented(id, rented, length);
         }
         catch (InvalidDataException e)
         {

@@ -65,18 +65,22 @@ public static class SnapshotVerifier
             progress.Report(new VerifyProgress(good.Count + bad.Count, bytes, bad.Count));
         }
 
-        var pending = new Stack<(ChunkId Tree, string Path)>();
-        pending.Push((new ChunkId(manifest.RootTree.Span), ""));
+        // A folder's tree of several records (Tree.parts): each further record read as a tree of the same folder.
+        var pending = new Stack<(ChunkId Tree, string Path, bool Part)>();
+        pending.Push((new ChunkId(manifest.RootTree.Span), "", false));
         var ids = new List<ChunkId>(Batch);
         while (pending.Count > 0)
         {
             cancel.ThrowIfCancellationRequested();
-            var (treeId, dir) = pending.Pop();
+            var (treeId, dir, isPart) = pending.Pop();
             Tree tree;
             try
             {
                 var plain = decoder.Load(treeId, source);
                 tree = Tree.Parser.ParseFrom(plain);
+                if (tree.Parts.Count > 0 && isPart) throw new InvalidDataException("a part of a folder's tree has parts of its own");
+                TreeReader.CheckParts(treeId, tree.Parts.Count);
+                foreach (var part in tree.Parts) pending.Push((TreeReader.PartId(treeId, part), dir, true));
                 trees++;
                 good.Add(treeId);
                 bytes += plain.Length;
@@ -92,7 +96,7 @@ public static class SnapshotVerifier
                 var path = dir + "/" + Posix.PosixNames.Display(node.FileName());
                 if (!node.Subtree.IsEmpty)
                 {
-                    pending.Push((node.SubtreeId(), path));
+                    pending.Push((node.SubtreeId(), path, false));
                     continue;
                 }
                 ChunkId? reading = null;

@@ -144,22 +144,99 @@ public class ListedAsParentTests
         AssertRestored(repo, same, src, Path.Combine(dir.Path, "r"));
     }
 
-    [Fact]
-    public void A_folder_of_more_entries_than_a_tree_record_holds_keeps_the_first_that_fit_and_says_so()
+    /// <summary>A backup whose folders' tree records hold at most <paramref name="maxTreeBytes"/> (a folder of more is stored in parts).</summary>
+    private static SnapshotManifest RunSmallTrees(Repository.Repository repo, BackupSet set, SnapshotManifest? parent, int maxTreeBytes)
     {
-        using var dir = new TempDir();
-        var src = dir.Sub("src");
-        var crowded = Directory.CreateDirectory(Path.Combine(src, "crowded")).FullName;
-        for (var i = 0; i < 200; i++) File.WriteAllText(Path.Combine(crowded, $"f{i:D3}"), $"file {i}");
-        File.WriteAllText(Path.Combine(src, "beside"), "beside");
-        using var repo = TestRepo.Create(dir.Sub("repo"));
-        var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MaxTreeBytes = 8 * 1024 }
-            .Run(new BackupSet("s", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MaxTreeBytes = maxTreeBytes }
+            .Run(set, new BackupOptions { Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id }, parent);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
+        return snap;
+    }
+
+    /// <summary>The tree of a folder of the snapshot, its parts put together (TreeReader.Load), and its first record's part ids.</summary>
+    private static Tree TreeOf(Repository.Repository repo, SnapshotManifest snap, string folder)
+    {
+        using var reader = new TreeReader(repo.Keys, repo.Library);
+        var tree = reader.Load(snap.RootTree);
+        foreach (var name in folder.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            tree = reader.Load(tree.Nodes.Single(n => n.FileName() == name).Subtree);
+        return tree;
+    }
+
+    /// <summary>A source with a folder "crowded" of <paramref name="files"/> small files f000..., and a file beside it.</summary>
+    private static (string Src, string Crowded) MakeCrowded(TempDir dir, int files)
+    {
+        var src = dir.Sub("src");
+        var crowded = Directory.CreateDirectory(Path.Combine(src, "crowded")).FullName;
+        for (var i = 0; i < files; i++) File.WriteAllText(Path.Combine(crowded, $"f{i:D3}"), $"file {i}");
+        File.WriteAllText(Path.Combine(src, "beside"), "beside");
+        return (src, crowded);
+    }
+
+    [Fact]
+    public void A_folder_of_more_entries_than_a_tree_record_holds_is_stored_in_parts_and_comes_back_whole()
+    {
+        using var dir = new TempDir();
+        var (src, crowded) = MakeCrowded(dir, 300);
+        File.WriteAllText(Path.Combine(Directory.CreateDirectory(Path.Combine(crowded, "zsub")).FullName, "deep"), "a folder in the last part");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("s", [src]);
+        const int small = 8 * 1024;
+
+        var full = RunSmallTrees(repo, set, null, small);
+        // A build that reads the first record alone refuses the snapshot (node format 4); one without parts is still 3.
+        Assert.Equal(4u, full.NodeFormat);
+        Assert.Equal(3u, RunSmallTrees(repo, new BackupSet("beside", [Path.Combine(src, "beside")]), null, small).NodeFormat);
+        var tree = TreeOf(repo, full, crowded);
+        Assert.Equal(301, tree.Nodes.Count); // every entry, in name order across the records
+        Assert.Equal(tree.Nodes.Select(n => n.FileName()).Order(StringComparer.Ordinal), tree.Nodes.Select(n => n.FileName()));
+        Assert.InRange(tree.Parts.Count, 2, TreeReader.MaxParts);
+        var parts = tree.Parts.Select(p => new Hashing.ChunkId(p.Span)).ToList();
+        Assert.All(parts, id => Assert.Contains(id, repo.Library.ReadReferences(full.Id)));
+        AssertRestored(repo, full, src, Path.Combine(dir.Path, "r1"));
+        var verified = Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, full);
+        Assert.True(verified.Ok);
+        Assert.Equal(0, verified.DamagedFileCount);
+        using (var reader = new TreeReader(repo.Keys, repo.Library))
+        {
+            var entries = TreeListing.Entries(reader, full, "").ToList();
+            Assert.Equal(301, entries.Count(e => Path.GetDirectoryName(e.Path) == crowded));
+            // Every folder's tree (the root's too) and crowded's further records, each read and checked.
+            Assert.Equal(1 + entries.Count(e => e.Node.Type == NodeType.Directory) + parts.Count, verified.Trees);
+        }
+
+        // Unchanged: the folder's tree is the parent's, its parts referenced by the new snapshot too, which outlives the
+        // parent's prune whole.
+        var same = RunSmallTrees(repo, set, full, small);
+        Assert.Equal(0ul, same.Stats.BytesRead);
+        Assert.Equal(4u, same.NodeFormat);
+        Assert.Equal(tree.Parts, TreeOf(repo, same, crowded).Parts);
+        Assert.All(parts, id => Assert.Contains(id, repo.Library.ReadReferences(same.Id)));
+        Assert.Empty(repo.Library.Prune([same.Id]).Problems);
+        AssertRestored(repo, same, src, Path.Combine(dir.Path, "r2"));
+        Assert.True(Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, same).Ok);
+
+        // A change in the last part and a new name: only those are read (the others kept from the parent's parts).
+        File.WriteAllText(Path.Combine(crowded, "f290"), "changed, longer");
+        File.WriteAllText(Path.Combine(crowded, "f300"), "new");
+        var changed = RunSmallTrees(repo, set, same, small);
+        Assert.Equal((ulong)("changed, longer".Length + "new".Length), changed.Stats.BytesRead);
+        Assert.Equal(302, TreeOf(repo, changed, crowded).Nodes.Count);
+        AssertRestored(repo, changed, src, Path.Combine(dir.Path, "r3"));
+    }
+
+    [Fact]
+    public void A_folder_of_more_entries_than_a_tree_and_its_parts_hold_keeps_the_first_that_fit_and_says_so()
+    {
+        using var dir = new TempDir();
+        var (src, crowded) = MakeCrowded(dir, 200);
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = RunSmallTrees(repo, new BackupSet("s", [src]), null, 1024);
         var error = Assert.Single(snap.Errors);
         Assert.Equal(crowded, error.Path);
-        Assert.Contains("the folder holds 200 entries, more than one folder's record holds: only the first", error.Reason);
+        Assert.Contains("the folder holds 200 entries, more than one folder's tree holds: only the first", error.Reason);
+        Assert.Equal(TreeReader.MaxParts, TreeOf(repo, snap, crowded).Parts.Count);
         // What the snapshot holds restores: the first files by name, every one of them whole, and what is beside it.
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
