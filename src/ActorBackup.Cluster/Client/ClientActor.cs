@@ -33,6 +33,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private readonly IActorRef _manager;
     private readonly IActorRef _media;
     private readonly DataPlaneSessions _dataPlane = DataPlaneSessions.Get(Context.System);
+    private readonly RestoreClaims _restoreClaims;
     /// <summary>For what a job's thread sends (Context is the actor's only).</summary>
     private readonly ActorSystem _system = Context.System;
     /// <summary>This node's certificates (null in a test's ActorSystem without trust): it signs what it sends the manager and checks what the manager sends.</summary>
@@ -68,6 +69,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         _ring = ring;
         _manager = manager;
         _media = media;
+        _restoreClaims = new RestoreClaims(settings.RestoreClaimsDir != "" ? settings.RestoreClaimsDir
+            : Path.Combine(Path.GetTempPath(), $"actorbackup-restores-{Environment.ProcessId}-{settings.ClientId}"));
         _fileIndexes = new Lazy<FileIndexStore>(() => new FileIndexStore(settings.FileIndexDir != "" ? settings.FileIndexDir
             : Path.Combine(Path.GetTempPath(), $"actorbackup-file-index-{Environment.ProcessId}-{settings.ClientId}")));
 
@@ -704,7 +707,28 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
-        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, new RestoreOptions { Include = job.Paths, Parallelism = parallelism, Force = job.Force || job.Attempt > 0, NumericOwner = job.NumericOwner, Sparse = job.Sparse } /* a retry finds its own first attempt's files */, progress, cancel);
+        // A retry goes on over its earlier attempt's files only if that attempt claimed the target (passed the check that
+        // it is empty, or was forced): one that never got that far is checked again, not forced (RestoreClaims).
+        var resumes = job.Attempt > 0 ? _restoreClaims.Find(job.Id, job.Target) : null;
+        var options = new RestoreOptions
+        {
+            Include = job.Paths, Parallelism = parallelism, Force = job.Force, NumericOwner = job.NumericOwner, Sparse = job.Sparse, Resumes = resumes,
+            Claimed = made =>
+            {
+                try
+                {
+                    _restoreClaims.Claim(job.Id, job.Target, made);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Not fatal: only a retry of this restore needs it, and without it that retry is checked (and refused
+                    // if it finds this attempt's files) rather than going on over them.
+                    _log.Warning("job {0}: could not record that the restore claimed {1}: {2}", job.Id, job.Target, e.Message);
+                }
+            },
+        };
+        var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, options, progress, cancel);
+        _restoreClaims.Release(job.Id, job.Target);
         var reason = result.Errors.Count == 0 ? "" :
             $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)

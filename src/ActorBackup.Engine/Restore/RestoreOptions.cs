@@ -8,6 +8,14 @@ public sealed record RestoreOptions
     public bool? RestoreOwner { get; init; }
     /// <summary>Write into / or into a folder that already holds something (what is there may be replaced). Default: refused.</summary>
     public bool Force { get; init; }
+    /// <summary>
+    /// Set when this run retries a restore whose earlier attempt claimed the target (<see cref="Claimed"/>): what is
+    /// there is that attempt's, so the target is not refused as not empty. True when that attempt made the folder
+    /// (setuid/setgid files and device nodes may go in, as they could then). Null: a first claim, checked.
+    /// </summary>
+    public bool? Resumes { get; init; }
+    /// <summary>Told once the target is claimed (checked or forced, made), before anything is written there: whether this restore (or the attempt it resumes) made the folder.</summary>
+    public Action<bool>? Claimed { get; init; }
     /// <summary>Owners by the recorded ids, as they are; otherwise by the recorded user and group names where this host knows them (tar's way).</summary>
     public bool NumericOwner { get; init; }
     /// <summary>Blocks of zeros (4 KiB, aligned in the file) are not written but left as holes: the file takes no space for them.</summary>

@@ -96,11 +96,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             throw new IOException($"restore target {PosixNames.Display(target)} exists and is not a directory: choose another folder");
         try
         {
-            if (!options.Force && Overwrites(target) is { } refused) throw new IOException(refused);
+            if (!options.Force && options.Resumes is null && Overwrites(target) is { } refused) throw new IOException(refused);
             // Setuid/setgid files and device nodes only into a folder this restore made (kept 0700 until the end; not one
             // another user made meanwhile), or with --force: planted in an existing folder others can reach, they would
             // hand them root.
-            _privileged = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Force;
+            var made = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Resumes == true;
+            _privileged = made || options.Force;
+            options.Claimed?.Invoke(made);
         }
         catch (PosixException e)
         {
@@ -109,8 +111,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
-        _clearAcls = options.Force || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
-        _clearFolders = options.Force ? XattrCleanup.AllNotHeld : _clearAcls;
+        var existing = options.Force || options.Resumes is not null; // folders that were there (or an earlier attempt made)
+        _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
+        _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
         _target = target;
         using var root = new RootedDirectory(target);
         _root = root;

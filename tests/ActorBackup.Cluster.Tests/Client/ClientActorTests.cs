@@ -48,7 +48,8 @@ public sealed class ClientActorTests : TestKit, IDisposable
         var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
         var manager = CreateTestProbe();
         var keys = new KeyRing(MasterKey.Generate());
-        var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit), keys, manager.Ref, media));
+        var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit,
+            RestoreClaimsDir: Path.Combine(_dir, "claims")), keys, manager.Ref, media));
         var register = manager.ExpectMsg<RegisterClient>();
         Assert.Equal("host-t", register.Id);
         manager.Reply(new Registered { Id = "host-t" });
@@ -82,6 +83,60 @@ public sealed class ClientActorTests : TestKit, IDisposable
         var restored = Finished(manager);
         Assert.True(restored.Ok, restored.Reason);
         Assert.Equal(data, File.ReadAllBytes(target + src + "/data.bin"));
+    }
+
+    /// <summary>A full backup (job <paramref name="job"/>) of a folder "src" holding one file: the folder and the job's end.</summary>
+    private (string Src, JobFinished Finished) BackUpOneFile(IActorRef client, Akka.TestKit.TestProbe manager, string job, string file, string content)
+    {
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        File.WriteAllText(Path.Combine(src, file), content);
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = job, Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+        var finished = Finished(manager);
+        Assert.True(finished.Ok, finished.Reason);
+        return (src, finished);
+    }
+
+    [Fact]
+    public void A_retried_restore_goes_on_over_what_is_in_its_target_only_if_an_earlier_attempt_claimed_it()
+    {
+        var (client, manager, _) = Start();
+        var (src, backup) = BackUpOneFile(client, manager, "40", "data.txt", "backed up");
+        var claims = new RestoreClaims(Path.Combine(_dir, "claims"));
+        JobFinished RestoreAttempt(string job, string target, int attempt = 1)
+        {
+            client.Tell(new RestoreAssignment
+            {
+                Job = new JobInfo { Id = job, Attempt = attempt, Kind = JobKind.Restore, Client = "host-t", Library = "lib1", Target = target }, Manifest = backup.Manifest,
+            });
+            return Finished(manager);
+        }
+
+        // The first attempt never reached the target (the client was not connected, the data plane failed first): the
+        // retry is checked as a first attempt, and an operator's folder is not written over without --force.
+        var occupied = Path.Combine(_dir, "occupied");
+        Directory.CreateDirectory(occupied);
+        File.WriteAllText(Path.Combine(occupied, "mine"), "the operator's");
+        var refused = RestoreAttempt("41", occupied);
+        Assert.False(refused.Ok);
+        Assert.Contains("exists and is not empty", refused.Reason);
+        Assert.Equal(["mine"], Directory.GetFileSystemEntries(occupied).Select(Path.GetFileName));
+
+        // The first attempt claimed its target and died part-way (its claim left on disk): the retry goes on over its files.
+        var resumed = Path.Combine(_dir, "resumed");
+        Directory.CreateDirectory(resumed + src);
+        File.WriteAllText(resumed + src + "/data.txt", "half");
+        claims.Claim("42", resumed, made: true);
+        var done = RestoreAttempt("42", resumed);
+        Assert.True(done.Ok, done.Reason);
+        Assert.Equal("backed up", File.ReadAllText(resumed + src + "/data.txt"));
+        Assert.Null(claims.Find("42", resumed)); // the attempt returned: its claim is let go
+
+        // A first attempt lets its claim go when it returns.
+        var fresh = Path.Combine(_dir, "fresh");
+        var first = RestoreAttempt("43", fresh, attempt: 0);
+        Assert.True(first.Ok, first.Reason);
+        Assert.Null(claims.Find("43", fresh));
     }
 
     [Fact]
@@ -129,12 +184,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
     public void A_manifest_whose_seal_does_not_check_is_refused_for_a_restore_and_as_a_parent()
     {
         var (client, manager, _) = Start();
-        var src = Path.Combine(_dir, "src");
-        Directory.CreateDirectory(src);
-        File.WriteAllText(Path.Combine(src, "a.txt"), "mine");
-        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "11", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
-        var made = Finished(manager);
-        Assert.True(made.Ok, made.Reason);
+        var (src, made) = BackUpOneFile(client, manager, "11", "a.txt", "mine");
         // What a manager (no key) or whoever forged a job's result could hand a client: the snapshot, claimed newer.
         var forged = SnapshotManifest.Parser.ParseFrom(made.Manifest);
         forged.FinishedUnixMs += 1000;

@@ -1,0 +1,65 @@
+using System.Security.Cryptography;
+using System.Text;
+using ActorBackup.Engine.Posix;
+
+namespace ActorBackup.Cluster.Client;
+
+/// <summary>
+/// The restores that claimed their target on this host: a restore into a folder that is not empty is refused unless the
+/// operator forced it, but a retry of a restore whose earlier attempt passed that check (and wrote there) must go on over
+/// that attempt's files. The claim is kept on disk (0600, in a 0700 folder, durably) from the moment the target is
+/// claimed until the attempt returns, so that it outlives a node that died mid-restore; a retry that finds none (its
+/// earlier attempt never claimed the target: the client was not connected, the data plane failed first) is checked
+/// like a first attempt. Claims older than <see cref="Kept"/> are let go.
+/// </summary>
+public sealed class RestoreClaims(string folder)
+{
+    /// <summary>How long a claim is kept without its restore coming back (retries come within hours).</summary>
+    public static readonly TimeSpan Kept = TimeSpan.FromDays(7);
+
+    private const string Made = "made\n", Existing = "existing\n";
+
+    private string PathOf(string job, string target) =>
+        Path.Combine(folder, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(job + "\n" + target)))[..32]);
+
+    /// <summary>
+    /// The claim of this job's restore into <paramref name="target"/>: null when none (not claimed by an earlier
+    /// attempt), otherwise whether that attempt made the folder. An unreadable claim counts as none.
+    /// </summary>
+    public bool? Find(string job, string target)
+    {
+        try
+        {
+            var path = PathOf(job, target);
+            if (!File.Exists(path)) return null;
+            return File.ReadAllText(path) switch { Made => true, Existing => false, _ => null };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Records that this job's restore claimed <paramref name="target"/> (and whether it made the folder), before it writes there.</summary>
+    public void Claim(string job, string target, bool made)
+    {
+        Posix.CreateDirectories(folder, 0x1C0);
+        Posix.WriteFileDurably(PathOf(job, target), Encoding.ASCII.GetBytes(made ? Made : Existing), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    /// <summary>The restore returned (done, or failed for good): its claim goes, with any older than <see cref="Kept"/>.</summary>
+    public void Release(string job, string target)
+    {
+        try
+        {
+            File.Delete(PathOf(job, target));
+            if (!Directory.Exists(folder)) return;
+            foreach (var stale in Directory.EnumerateFiles(folder))
+                if (DateTime.UtcNow - File.GetLastWriteTimeUtc(stale) > Kept) File.Delete(stale);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A claim left behind only lets a later attempt of that same job go on over its own files.
+        }
+    }
+}
