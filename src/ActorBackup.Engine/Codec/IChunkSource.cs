@@ -24,7 +24,7 @@ public interface IChunkSource
             {
                 payload = ReadPayload(ids[i], ref buffer, out flags);
             }
-            catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+            catch (Exception e) when (SourceFault.IsDamage(e)) // a lost connection is the batch's, not this chunk's
             {
                 handle(i, default, default, e);
                 continue;

@@ -255,7 +255,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             trees.ExpandChunkLists(node);
             return true;
         }
-        catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+        catch (Exception e) when (SourceFault.IsDamage(e))
         {
             _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
             return false;
@@ -266,12 +266,18 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         var snapshotDir = relativeDir == "" ? "" : "/" + relativeDir;
         cancel.ThrowIfCancellationRequested();
+        if (depth >= NodeExtensions.MaxDepth)
+        {
+            // No backup makes this (a walk stops where a path passes PATH_MAX, about 2,000 levels): a damaged or crafted tree.
+            _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotDir), Reason = $"refused: folders nested deeper than {NodeExtensions.MaxDepth} levels; its contents are skipped" });
+            return;
+        }
         Tree tree;
         try
         {
             tree = trees.Load(treeId);
         }
-        catch (Exception e) when (e is IOException or KeyNotFoundException)
+        catch (Exception e) when (SourceFault.IsDamage(e))
         {
             _errors.Add(new SnapshotError { Path = snapshotDir == "" ? "/" : PosixNames.Display(snapshotDir), Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
             return;
@@ -294,6 +300,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 else _waysDown.Add(entry); // made only if something below it is restored
                 if (node.Subtree.Length == ChunkId.Size)
                     Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
+                else if (!node.Subtree.IsEmpty)
+                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"its contents are skipped: the tree entry is inconsistent (a tree id of {node.Subtree.Length} bytes)" });
                 if (_waysDown.Count > 0 && ReferenceEquals(_waysDown[^1], entry)) _waysDown.RemoveAt(_waysDown.Count - 1); // nothing below it was
                 continue;
             }
@@ -338,6 +346,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // when it starts, but its mode, owner and ACLs are what others are allowed to connect with.
                     PlanDirectory(null);
                     _special.Add(entry);
+                    break;
+                default:
+                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: an entry of a kind this build does not know ({node.Type})" });
                     break;
             }
         }
@@ -562,9 +573,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var n = f.Node.ChunkCount();
-            if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue)
+            // Its size is what its entries add up to (as a backup records it): a size of its own (a damaged or crafted
+            // tree: 5 TB over one chunk) would have the restore reserve or extend to it.
+            if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue ||
+                f.Node.ChunkSizes.Sum(s => (long)s) != (long)f.Node.Size)
             {
-                _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (chunk sizes do not match chunks)" });
+                _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (its chunks and their sizes do not match its size)" });
                 Failed(f);
                 continue;
             }

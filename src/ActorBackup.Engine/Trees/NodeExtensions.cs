@@ -9,6 +9,13 @@ public static class NodeExtensions
     public static ChunkId SubtreeId(this Node node) => new(node.Subtree.Span);
 
     /// <summary>
+    /// The deepest a snapshot's folders are read (restore, listing): a backup's walk stops where a path passes PATH_MAX
+    /// (4,096 bytes: 2,047 levels of one-letter names), so deeper is a damaged or crafted tree, refused before it
+    /// exhausts a reader's stack.
+    /// </summary>
+    public const int MaxDepth = 2048;
+
+    /// <summary>
     /// The name an ACL entry's user or group id had where the node was backed up (Node.acl_users / acl_groups), null
     /// when none was recorded; of two entries for one id the last counts, as in the map they are on the wire.
     /// </summary>

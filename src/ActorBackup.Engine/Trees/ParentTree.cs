@@ -300,6 +300,7 @@ public sealed class ParentTree
     {
         var count = 0;
         List<ChunkId>? parts = null;
+        var badParts = false;
         for (var at = 0; at < end;)
         {
             var tag = Tag(bytes, ref at, end);
@@ -310,8 +311,8 @@ public sealed class ParentTree
                 continue;
             }
             var (start, length) = Field(bytes, ref at, end);
-            if (length != ChunkId.Size) throw new InvalidDataException($"a part's id of {length} bytes");
-            (parts ??= []).Add(new ChunkId(bytes.AsSpan(start, length)));
+            if (length == ChunkId.Size) (parts ??= []).Add(new ChunkId(bytes.AsSpan(start, length)));
+            else badParts = true; // the parser takes it (bytes of any length): TreeReader refuses the tree
         }
         var entries = pooled ? ArrayPool<Scanned>.Shared.Rent(count) : new Scanned[count];
         try
@@ -331,7 +332,7 @@ public sealed class ParentTree
                 ScanNode(bytes, node, length, ref entries[k], owners);
                 k++;
             }
-            return new ParentTree(id, bytes, entries, owners, count, pooled) { Parts = parts ?? [] };
+            return new ParentTree(id, bytes, entries, owners, count, pooled) { Parts = parts ?? [], PartsDamaged = badParts };
         }
         catch when (pooled)
         {
@@ -345,6 +346,9 @@ public sealed class ParentTree
 
     /// <summary>The ids of the further records of the folder's tree (Tree.parts), in order; none for most folders.</summary>
     public IReadOnlyList<ChunkId> Parts { get; private init; } = [];
+
+    /// <summary>A part's id is not 32 bytes (a damaged tree; <see cref="Parts"/> leaves it out).</summary>
+    public bool PartsDamaged { get; private init; }
 
     /// <summary>A string field's bytes, checked by <see cref="Text(byte[], ref int, int)"/> when they were read.</summary>
     private static string Text(byte[] bytes, int start, int length) => Encoding.UTF8.GetString(bytes, start, length);

@@ -1,3 +1,5 @@
+using ActorBackup.Engine.Hashing;
+
 namespace ActorBackup.Engine.Trees;
 
 /// <summary>
@@ -10,11 +12,12 @@ public static class TreeListing
     public static IEnumerable<(string Path, Node Node)> Entries(TreeReader trees, SnapshotManifest snapshot, string prefix)
     {
         prefix = prefix is "" or "/" ? "" : "/" + prefix.Trim('/');
-        return Walk(trees, trees.Load(snapshot.RootTree), "", prefix);
+        return Walk(trees, trees.Load(snapshot.RootTree), "", prefix, 0);
     }
 
-    private static IEnumerable<(string Path, Node Node)> Walk(TreeReader trees, Tree tree, string dir, string prefix)
+    private static IEnumerable<(string Path, Node Node)> Walk(TreeReader trees, Tree tree, string dir, string prefix, int depth)
     {
+        if (depth >= NodeExtensions.MaxDepth) throw new InvalidDataException($"{dir}: folders nested deeper than {NodeExtensions.MaxDepth} levels (a damaged tree)");
         foreach (var node in tree.Nodes)
         {
             var path = dir + "/" + Posix.PosixNames.Display(node.FileName());
@@ -22,8 +25,9 @@ public static class TreeListing
             var above = prefix.StartsWith(path + "/", StringComparison.Ordinal);
             if (!inside && !above) continue;
             if (inside) yield return (path, node);
-            if (node.Type == NodeType.Directory && node.Subtree.Length > 0)
-                foreach (var e in Walk(trees, trees.Load(node.Subtree), path, prefix)) yield return e;
+            if (node.Type != NodeType.Directory || node.Subtree.IsEmpty) continue;
+            if (node.Subtree.Length != ChunkId.Size) throw new InvalidDataException($"{path}: a tree id of {node.Subtree.Length} bytes (a damaged tree)");
+            foreach (var e in Walk(trees, trees.Load(node.Subtree), path, prefix, depth + 1)) yield return e;
         }
     }
 }

@@ -74,6 +74,11 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
             plaintext.CopyTo(bytes);
         }
         var tree = Scan(id, bytes, length);
+        if (tree.PartsDamaged)
+        {
+            tree.Return();
+            throw new ChunkIntegrityException(id, "is not a tree: a part's id is not 32 bytes");
+        }
         if (tree.Parts.Count == 0) return tree;
         var parts = tree.Parts;
         byte[] whole;
@@ -105,7 +110,7 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
             tree.Return(); // its first record's bytes copied (or not needed): the arrays go back to the pool
         }
         tree = Scan(id, whole, length);
-        if (tree.Parts.Count != parts.Count)
+        if (tree.Parts.Count != parts.Count || tree.PartsDamaged)
         {
             tree.Return();
             throw new ChunkIntegrityException(id, "is a part of a folder's tree that has parts of its own");

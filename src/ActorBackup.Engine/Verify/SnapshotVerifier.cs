@@ -85,7 +85,7 @@ public static class SnapshotVerifier
                 good.Add(treeId);
                 bytes += plain.Length;
             }
-            catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException or Google.Protobuf.InvalidProtocolBufferException)
+            catch (Exception e) when (SourceFault.IsDamage(e)) // a lost connection fails the verify instead (ISourceFault)
             {
                 bad[treeId] = e.Message;
                 Damaged(dir + "/", $"its listing (tree {treeId.Short}) cannot be read: {e.Message}; nothing under it restores");
@@ -116,7 +116,7 @@ public static class SnapshotVerifier
                             return list;
                         });
                     }
-                    catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
+                    catch (Exception e) when (SourceFault.IsDamage(e))
                     {
                         // A bad record like a bad chunk: the verify fails, and a heal may copy it back from another library.
                         if (reading is { } r) bad.TryAdd(r, e.Message);

@@ -50,11 +50,15 @@ public class PathSafetyTests
 
         public RestoreResult Restore(string target, bool force, params Node[] root) => Restore(target, new RestoreOptions { Force = force }, root);
 
-        public RestoreResult Restore(string target, RestoreOptions options, params Node[] root)
+        public RestoreResult Restore(string target, RestoreOptions options, params Node[] root) =>
+            new Restorer(Repo.Keys, Repo.Library).Run(Manifest(root), target, options);
+
+        /// <summary>A snapshot of these entries, its trees committed to the library.</summary>
+        public SnapshotManifest Manifest(params Node[] root)
         {
             var manifest = new SnapshotManifest { Id = "crafted", RootTree = ByteString.CopyFrom(Tree(root).ToArray()) };
             Repo.Library.Commit();
-            return new Restorer(Repo.Keys, Repo.Library).Run(manifest, target, options);
+            return manifest;
         }
 
         public void Dispose()
@@ -107,6 +111,64 @@ public class PathSafetyTests
         var result = f.Restore(target, link);
         Assert.Contains(result.Errors, e => e.Path == "/link" && e.Reason.Contains("refused"));
         Assert.False(File.Exists(Path.Combine(target, "link")));
+    }
+
+    [Fact]
+    public void A_file_whose_size_is_not_what_its_chunks_hold_is_refused_and_nothing_is_reserved_for_it()
+    {
+        using var f = new Fixture();
+        var target = Path.Combine(f.Dir.Path, "target");
+        var huge = f.File("huge", "ten bytes!");
+        huge.Size = 5UL << 40; // 5 TiB over one chunk of ten bytes: reserved (fallocate) or extended to, it would fill the disk
+        var result = f.Restore(target, huge, f.File("fine.txt", "fine"));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("/huge", error.Path);
+        Assert.Contains("inconsistent", error.Reason);
+        Assert.False(File.Exists(Path.Combine(target, "huge")));
+        Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine.txt")));
+    }
+
+    [Fact]
+    public void Folders_nested_deeper_than_any_backup_makes_are_refused_not_a_crashed_reader()
+    {
+        using var f = new Fixture();
+        var node = f.File("deepest", "x");
+        for (var i = 0; i < NodeExtensions.MaxDepth + 100; i++) node = f.Folder("a", node);
+        var manifest = f.Manifest(node, f.File("fine.txt", "fine"));
+        var target = Path.Combine(f.Dir.Path, "target");
+        var result = new Restorer(f.Repo.Keys, f.Repo.Library).Run(manifest, target, new RestoreOptions());
+        Assert.Contains(result.Errors, e => e.Reason.Contains($"folders nested deeper than {NodeExtensions.MaxDepth} levels"));
+        Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine.txt")));
+        using var reader = new TreeReader(f.Repo.Keys, f.Repo.Library);
+        Assert.Contains("nested deeper than", Assert.Throws<InvalidDataException>(() => TreeListing.Entries(reader, manifest, "").Count()).Message);
+    }
+
+    /// <summary>The connection to the library lost (as DataPlaneLostException says it).</summary>
+    private sealed class Lost() : IOException("lost the data plane connection (test)"), ISourceFault;
+
+    /// <summary>The library, but its connection lost for the chunks <paramref name="lost"/> picks.</summary>
+    private sealed class LosingSource(IChunkSource inner, Func<ChunkId, bool> lost) : IChunkSource
+    {
+        public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags) =>
+            lost(id) ? throw new Lost() : inner.ReadPayload(id, ref buffer, out flags);
+    }
+
+    [Fact]
+    public void A_connection_lost_while_a_restore_reads_fails_the_restore_instead_of_calling_the_snapshot_damaged()
+    {
+        using var f = new Fixture();
+        var folder = f.Folder("sub", f.File("inside.txt", "inside"));
+        var subtree = new ChunkId(folder.Subtree.Span);
+        var file = f.File("data.txt", "data");
+        var chunk = new ChunkId(file.Chunks.Span);
+        var manifest = f.Manifest(folder, file);
+        // A folder's tree, or a file's chunk, unreachable: the restore stops (the job fails, and is retried), where a
+        // damaged one would be an error of that entry and the restore would go on.
+        foreach (var unreachable in new[] { subtree, chunk })
+            Assert.Throws<Lost>(() => new Restorer(f.Repo.Keys, new LosingSource(f.Repo.Library, id => id == unreachable))
+                .Run(manifest, Path.Combine(f.Dir.Path, "target-" + unreachable.Short), new RestoreOptions()));
+        var verify = Assert.Throws<Lost>(() => Engine.Verify.SnapshotVerifier.Run(f.Repo.Keys, new LosingSource(f.Repo.Library, id => id == subtree), manifest));
+        Assert.NotNull(verify);
     }
 
     [Fact]
