@@ -61,7 +61,7 @@ public sealed class DataPlaneSessions : IExtension
         if (_sessions.TryGetValue(granted.Ticket, out var s)) return new Channel(this, granted.Ticket, s, commitTimeout);
         if (granted.SocketPort <= 0) throw new IOException($"library {granted.Library} is on another node and offers no socket data plane");
         if (_trust is null) throw new IOException($"library {granted.Library} is on another node, and this ActorSystem has no certificate to reach it with");
-        return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket, _trust.ClientOptions());
+        return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket, _trust.ClientOptions(granted.Library));
     }
 
     private sealed class Channel(DataPlaneSessions owner, string ticket, Session open, TimeSpan commitTimeout) : IDataPlaneChannel

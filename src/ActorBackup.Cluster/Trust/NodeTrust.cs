@@ -102,8 +102,13 @@ public sealed class NodeTrust : IDisposable
     /// <summary>A listener of this node: mutual TLS; a peer whose certificate <paramref name="allowed"/> accepts.</summary>
     public SslServerAuthenticationOptions ServerOptions(Func<CellIdentity, bool> allowed) => CellCertificates.ServerOptions(Certificate, Ca, allowed);
 
-    /// <summary>A connection from this node to another node of the cell.</summary>
-    public SslClientAuthenticationOptions ClientOptions() => CellCertificates.ClientOptions(Certificate, Ca);
+    /// <summary>
+    /// A connection from this node to the data plane of library <paramref name="library"/>: the node at the other end
+    /// must hold a media node's certificate for that library (a node that only claims the library's role in the
+    /// cluster, and got its shard, cannot take its backups).
+    /// </summary>
+    public SslClientAuthenticationOptions ClientOptions(string library) =>
+        CellCertificates.ClientOptions(Certificate, Ca, id => MessageSignature.IsMediaNode(id, library));
 
     /// <summary>
     /// Akka.Remote over TLS with this node's certificate: mutual authentication, and a peer is admitted only with a

@@ -156,14 +156,17 @@ public static class CellCertificates
         return policy;
     }
 
-    /// <summary>TLS settings of a connection to a node: presents <paramref name="own"/>, accepts only a node of the cell.</summary>
-    public static SslClientAuthenticationOptions ClientOptions(X509Certificate2 own, X509Certificate2 ca) => new()
+    /// <summary>
+    /// TLS settings of a connection to a node: presents <paramref name="own"/>, accepts only a node of the cell (and of
+    /// those only one that <paramref name="allowed"/> accepts: the data plane's, a media node of the library it serves).
+    /// </summary>
+    public static SslClientAuthenticationOptions ClientOptions(X509Certificate2 own, X509Certificate2 ca, Func<CellIdentity, bool>? allowed = null) => new()
     {
         TargetHost = "actorbackup",
         ClientCertificateContext = SslStreamCertificateContext.Create(own, null, offline: true),
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
         CertificateChainPolicy = ChainPolicy(ca),
-        RemoteCertificateValidationCallback = Validator(ca, id => id.Role == CellRole.Node),
+        RemoteCertificateValidationCallback = Validator(ca, id => id.Role == CellRole.Node && (allowed is null || allowed(id))),
     };
 
     private static X509Certificate2 LoadCaWithKey(string dir)

@@ -42,7 +42,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     {
         var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write);
         _tickets.Add(ticket);
-        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions());
+        return new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions("lib1"));
     }
 
     private static ChunkId Id(int i)
@@ -83,7 +83,7 @@ public sealed class SocketDataPlaneTests : IDisposable
         {
             var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false);
             _tickets.Add(ticket);
-            using var reader = new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions());
+            using var reader = new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions("lib1"));
             Assert.True(ids.SequenceEqual(reader.ReadReferences("snap1")), what);
             Assert.Throws<LibraryFaultException>(() => reader.ReadReferences("nosuch"));
         }
@@ -187,7 +187,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
-        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket", _node.ClientOptions()));
+        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket", _node.ClientOptions("lib1")));
         Assert.Contains("ask the media agent for a new session", e.Message);
     }
 
@@ -227,13 +227,31 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_client_streams_only_to_a_node_certified_as_a_media_node_of_the_library_it_asked_for()
+    {
+        // A node of the cell that claims library lib1 in the cluster (and so may get its shard) but whose certificate
+        // says otherwise: a client's backup must not stream to it (it would swallow the data and "commit").
+        foreach (var (roles, libraries) in new[] { (new[] { "client" }, new[] { "lib1" }), (new[] { "media" }, new[] { "lib2" }) })
+        {
+            using var rogue = _cell.Node(ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Node, "rogue", "rogue", roles, libraries));
+            using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, rogue, handshakeTimeout: TimeSpan.FromSeconds(2));
+            var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
+            _tickets.Add(ticket);
+            var e = Assert.Throws<DataPlaneLostException>(() => new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions("lib1")));
+            Assert.Contains("TLS", e.Message);
+        }
+        // The media node of lib1 is reached as before.
+        using var channel = Connect(write: true);
+    }
+
+    [Fact]
     public void A_peer_without_a_certificate_of_the_cell_is_refused_in_the_handshake()
     {
         var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
         _tickets.Add(ticket);
         using var other = new TestTrust("elsewhere");
         using var stranger = other.Node("mallory");
-        var e = Assert.Throws<DataPlaneLostException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, stranger.ClientOptions()));
+        var e = Assert.Throws<DataPlaneLostException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, stranger.ClientOptions("lib1")));
         Assert.Contains("TLS", e.Message);
         // An operator's certificate of this very cell is no node's: the data plane is between nodes.
         var (operatorCert, _) = _cell.Issue(ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Operator, "alice"));
@@ -265,12 +283,12 @@ public sealed class SocketDataPlaneTests : IDisposable
         var jobTicket = JobTickets.For(new JobInfo { Id = "7", Client = "host-a", Library = "lib1" }, [], ["lib1"], DateTimeOffset.UtcNow);
         var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true, jobTicket);
         _tickets.Add(ticket);
-        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions()));
+        var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions("lib1")));
         Assert.Contains("the node of client host-a", e.Message);
         var identity = ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Node, "host-a", "host-a", ["client"]);
         using var hostA = new NodeTrust(_cell.Dir, System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(_cell.Ca.RawData),
             _cell.Issue(identity).Certificate, identity);
-        using (var channel = new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, hostA.ClientOptions()))
+        using (var channel = new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, hostA.ClientOptions("lib1")))
         {
             Assert.True(channel.TryReserve(Id(5)));
             channel.Append(Id(5), RecordFlags.None, Payload(5));
@@ -291,7 +309,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     {
         using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
         using var tls = new System.Net.Security.SslStream(tcp.GetStream());
-        tls.AuthenticateAsClient(_node.ClientOptions());
+        tls.AuthenticateAsClient(_node.ClientOptions("lib1"));
         var head = new byte[5];
         head[0] = 1; // HELLO
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), 1 << 30);
@@ -313,7 +331,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     {
         using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
         using var tls = new System.Net.Security.SslStream(tcp.GetStream());
-        tls.AuthenticateAsClient(_node.ClientOptions());
+        tls.AuthenticateAsClient(_node.ClientOptions("lib1"));
         tls.ReadTimeout = 60_000; // the server's handshake timeout here is 2 s: it must close first
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
