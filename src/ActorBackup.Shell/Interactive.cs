@@ -26,7 +26,7 @@ public static class Interactive
             if (line == "") continue;
             if (line is "exit" or "quit") break;
             history.Add(line);
-            try { File.AppendAllLines(historyFile, [line]); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { AppendHistory(historyFile, line); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             var words = CommandLineParser.SplitCommandLine(line).ToList();
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
@@ -39,6 +39,17 @@ public static class Interactive
     {
         Console.Write("abk> ");
         return Console.ReadLine();
+    }
+
+    /// <summary>A line added to the history file, made 0600 (commands name hosts, paths and snapshots).</summary>
+    private static void AppendHistory(string file, string line)
+    {
+        using var stream = new FileStream(file, new FileStreamOptions
+        {
+            Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        using var writer = new StreamWriter(stream);
+        writer.WriteLine(line);
     }
 
     private static string? ReadLine(RootCommand root, List<string> history)

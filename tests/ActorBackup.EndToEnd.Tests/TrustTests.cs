@@ -34,6 +34,10 @@ public class TrustTests
         foreach (var key in (string[])["ca.key", "node.key", "operator.key"])
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(cell.CertsDir, key)));
         var backup = cell.AbkJson("backup", src);
+        // The journal (the catalog: every host's paths, the sets' commands) is the node's user's alone, its WAL too.
+        Assert.NotEmpty(Directory.GetFiles(cell.DataDir, "actorbackup.db*"));
+        foreach (var db in Directory.GetFiles(cell.DataDir, "actorbackup.db*"))
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(db));
         var snapshot = backup.GetProperty("snapshot").GetString()!;
 
         // A stranger: an operator certificate of another cell's CA. Refused at the handshake, whatever it asks.

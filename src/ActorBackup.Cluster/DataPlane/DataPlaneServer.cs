@@ -27,6 +27,8 @@ public sealed class DataPlaneServer : IDisposable
     private readonly DataPlaneSessions _sessions;
     private readonly System.Net.Security.SslServerAuthenticationOptions _tls;
     private readonly SemaphoreSlim _slots = new(MaxConnections);
+    /// <summary>Connections not yet admitted (TLS handshake and hello): bounded apart from the sessions', and per address.</summary>
+    private readonly Handshakes _handshakes = new();
     private volatile bool _stopped;
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
@@ -53,10 +55,17 @@ public sealed class DataPlaneServer : IDisposable
     }
 
     /// <summary>A snapshot's reference list from id <paramref name="from"/> on, at most <see cref="ReferencesPerReply"/> ids, packed.</summary>
-    private byte[] References(DiskLibrary library, DataPlaneSessions.Session session, string snapshot, long from, out long total)
+    private byte[] References(DiskLibrary library, DataPlaneSessions.Session session, string snapshot, long from, out long total,
+        ref (string Snapshot, ChunkId[] Ids)? last)
     {
-        if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
-        var list = library.ReadReferences(snapshot);
+        ChunkId[] list;
+        if (from > 0 && last is { } kept && kept.Snapshot == snapshot) list = kept.Ids;
+        else
+        {
+            if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
+            list = library.ReadReferences(snapshot);
+            last = (snapshot, list);
+        }
         total = list.Length;
         if (from < 0 || from > list.Length) throw new ArgumentException($"snapshot {snapshot} has {list.Length} references, none from {from}");
         var count = (int)Math.Min(ReferencesPerReply, list.Length - from);
@@ -83,27 +92,21 @@ public sealed class DataPlaneServer : IDisposable
                 continue;
             }
             socket.NoDelay = true;
-            if (!_slots.Wait(0))
+            var peer = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+            if (!_handshakes.Enter(peer))
             {
-                socket.Dispose(); // too many at once: the client hears the connection close
+                socket.Dispose(); // too many handshakes at once (from this address): the client hears the connection close
                 continue;
             }
-            new Thread(() =>
-            {
-                try
-                {
-                    Serve(socket);
-                }
-                finally
-                {
-                    _slots.Release();
-                }
-            }) { IsBackground = true, Name = "data-plane" }.Start();
+            new Thread(() => Serve(socket, peer)) { IsBackground = true, Name = "data-plane" }.Start();
         }
     }
 
-    private void Serve(Socket socket)
+    /// <param name="address">its address: counted among the handshakes in progress until it is admitted or refused</param>
+    private void Serve(Socket socket, IPAddress address)
     {
+        var handshaking = true;
+        var slot = false;
         // Reservations this connection holds and has not yet appended or released: given back when it ends,
         // however it ends, so that other writers waiting for those chunks go on.
         var held = new HashSet<ChunkId>();
@@ -143,6 +146,15 @@ public sealed class DataPlaneServer : IDisposable
                     }
                 }
                 if (Interlocked.CompareExchange(ref deadline, 1, 0) != 0) return; // the deadline passed as the hello came in
+                // Admitted: a session's slot from here on (a peer that never gets this far holds only a handshake's).
+                _handshakes.Leave(address);
+                handshaking = false;
+                if (!(slot = _slots.Wait(0)))
+                {
+                    stream.Write(1, System.Text.Encoding.UTF8.GetBytes($"the media node serves {MaxConnections} connections already: try again later"));
+                    stream.Flush();
+                    return;
+                }
                 _admitted[socket] = ticket;
                 if (!_sessions.TryGet(ticket, out _)) return; // closed while being admitted
                 stream.Write(0, []);
@@ -153,9 +165,10 @@ public sealed class DataPlaneServer : IDisposable
                 library = session.Library;
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
+                (string Snapshot, ChunkId[] Ids)? lastList = null; // the list being paged: read once, not once a page
                 while (true)
                 {
-                    (code, length) = stream.ReadFrame(ref buffer);
+                    (code, length) = stream.ReadFrame(ref buffer, c => c == SocketFrames.Append && session.Write ? SocketFrames.MaxFrame : SocketFrames.MaxRequest);
                     if (code == SocketFrames.Append)
                     {
                         if (appendFailure is not null || !session.Write || length <= ChunkId.Size) appendFailure ??= "append refused: a read session, or a frame too short";
@@ -196,15 +209,15 @@ public sealed class DataPlaneServer : IDisposable
                                 stream.Write(0, one);
                                 break;
                             case SocketFrames.Release:
-                                library.Release(id);
-                                held.Remove(id);
+                                // Only a reservation of this connection: never another writer's (a second copy would follow).
+                                if (held.Remove(id)) library.Release(id);
                                 stream.Write(0, []);
                                 break;
                             case SocketFrames.Contains:
                                 one[0] = library.Contains(id) ? (byte)1 : (byte)0;
                                 stream.Write(0, one);
                                 break;
-                            case SocketFrames.Missing when length % ChunkId.Size == 0:
+                            case SocketFrames.Missing when length % ChunkId.Size == 0 && length / ChunkId.Size <= SocketFrames.MaxMissing:
                                 var asked = new List<ChunkId>(length / ChunkId.Size);
                                 for (var o = 0; o < length; o += ChunkId.Size) asked.Add(new ChunkId(buffer.AsSpan(o, ChunkId.Size)));
                                 var missing = library.Missing(asked);
@@ -233,18 +246,19 @@ public sealed class DataPlaneServer : IDisposable
                             case SocketFrames.References when session.Write && length >= 1 && length >= 1 + buffer[0] && (length - 1 - buffer[0]) % ChunkId.Size == 0
                                                              && (length - 1 - buffer[0]) / ChunkId.Size <= 64 * 1024:
                                 var snapshot = System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]);
+                                if (session.ReferencesRefusal(snapshot) is { } refusal) throw new InvalidOperationException(refusal);
                                 var refs = new ChunkId[(length - 1 - buffer[0]) / ChunkId.Size];
                                 for (var i = 0; i < refs.Length; i++) refs[i] = new ChunkId(buffer.AsSpan(1 + buffer[0] + i * ChunkId.Size, ChunkId.Size));
                                 library.AddReferences(snapshot, refs);
                                 stream.Write(0, []);
                                 break;
                             case SocketFrames.ReadReferences when length is > 0 and <= 64:
-                                stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _));
+                                stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _, ref lastList));
                                 break;
                             case SocketFrames.ReadReferencesFrom when length > 9 && buffer[0] is > 0 and <= 64 && length == 1 + buffer[0] + 8:
                                 // A page: the list's length first, then its ids from the one asked for.
                                 var from = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(1 + buffer[0], 8));
-                                var page = References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]), from, out var total);
+                                var page = References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]), from, out var total, ref lastList);
                                 var framed = new byte[8 + page.Length];
                                 BinaryPrimitives.WriteInt64LittleEndian(framed, total);
                                 page.CopyTo(framed, 8);
@@ -279,6 +293,8 @@ public sealed class DataPlaneServer : IDisposable
         }
         finally
         {
+            if (handshaking) _handshakes.Leave(address);
+            if (slot) _slots.Release();
             _admitted.TryRemove(socket, out _);
             foreach (var id in held) library?.Release(id);
             if (stream is not null) stream.Dispose();

@@ -23,6 +23,28 @@ public sealed class DataPlaneSessions : IExtension
         /// Disposing puts back what the thread served before (a copy that reads its source in place writes its own drive).
         /// </summary>
         public Engine.Tape.TapeMedium.Served Serve() => Engine.Tape.TapeMedium.WorkingFor(Ticket?.Job, Trust.JobTickets.DriveIn(Ticket, LibraryId), Write);
+
+        private string? _referencesOf;
+
+        /// <summary>
+        /// The one snapshot whose reference list this write session may add to: the first it names, if the library has
+        /// no list of that snapshot yet (a backup's snapshot is new). A client cannot add to another snapshot's list
+        /// (pinning chunks a prune should take, or pushing the list past what it may hold). Null: may add; else why not.
+        /// </summary>
+        public string? ReferencesRefusal(string snapshot)
+        {
+            if (Volatile.Read(ref _referencesOf) is { } bound)
+                return bound == snapshot ? null : $"this session adds references to snapshot {bound}'s list only, not {snapshot}'s";
+            lock (this)
+            {
+                if (_referencesOf is null)
+                {
+                    if (Library.HasReferences(snapshot)) return $"snapshot {snapshot} already has a reference list: a backup's session adds to its own new snapshot's only";
+                    _referencesOf = snapshot;
+                }
+            }
+            return ReferencesRefusal(snapshot);
+        }
     }
     private readonly ConcurrentDictionary<string, Session> _sessions = new();
     private readonly Trust.NodeTrust? _trust;

@@ -129,7 +129,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
     {
         var missing = new HashSet<ChunkId>();
-        const int batch = 100_000; // 3.2 MB a frame
+        const int batch = SocketFrames.MaxMissing; // 3.2 MB a frame
         for (var start = 0; start < ids.Count; start += batch)
         {
             var part = ids.Skip(start).Take(batch).ToList();

@@ -26,6 +26,13 @@ internal static class SocketFrames
 
     /// <summary>Ids a LOCATE frame may carry: a bound on what one frame makes the media node hold and answer.</summary>
     public const int MaxLocate = 64 * 1024;
+    /// <summary>The most ids one MISSING frame asks about (3.2 MB; SocketChannel.Missing sends them in frames of this many).</summary>
+    public const int MaxMissing = 100_000;
+    /// <summary>
+    /// The most bytes of any frame a media node takes but a write session's APPEND (a chunk or tree record, up to
+    /// <see cref="MaxFrame"/>): a peer cannot have it hold more than this per connection for anything else.
+    /// </summary>
+    public const int MaxRequest = 4 * 1024 * 1024;
     /// <summary>Reply status of a RESERVE the library refused because it is down to its reserve (the backup spans on).</summary>
     public const byte Full = 2;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
@@ -151,11 +158,15 @@ internal sealed class FrameStream : IDisposable
     /// Reads one frame into <paramref name="buffer"/> (grown when needed, never beyond <paramref name="max"/>, which
     /// is checked before anything is allocated); returns its code and length.
     /// </summary>
-    public (byte Code, int Length) ReadFrame(ref byte[] buffer, int max = SocketFrames.MaxFrame)
+    public (byte Code, int Length) ReadFrame(ref byte[] buffer, int max = SocketFrames.MaxFrame) => ReadFrame(ref buffer, _ => max);
+
+    /// <summary>A frame whose length is at most what <paramref name="maxOf"/> allows a frame of its code.</summary>
+    public (byte Code, int Length) ReadFrame(ref byte[] buffer, Func<byte, int> maxOf)
     {
         Span<byte> head = stackalloc byte[5];
         ReadExactly(head);
         var length = BinaryPrimitives.ReadInt32LittleEndian(head[1..]);
+        var max = maxOf(head[0]);
         if (length < 0 || length > max) throw new InvalidDataException($"data plane frame of {length} bytes is out of bounds (at most {max})");
         if (buffer.Length < length) buffer = new byte[Math.Max(length, Math.Min(max, buffer.Length * 2))];
         ReadExactly(buffer.AsSpan(0, length));

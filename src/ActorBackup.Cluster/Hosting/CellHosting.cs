@@ -33,7 +33,9 @@ public static class CellHosting
     /// <param name="keys">the client's keys (CellKeyring.Load, before the host starts); null when the node has no client role</param>
     public static AkkaConfigurationBuilder AddCell(this AkkaConfigurationBuilder akka, Config config, NodeSettings settings, NodeTrust trust, Engine.Crypto.KeyRing? keys)
     {
-        Directory.CreateDirectory(settings.DataDir);
+        // The node's folder holds the catalog (every host's paths, the sets' commands) and the libraries: its user's alone
+        // when the node makes it (one made by an operator is left as it is).
+        Engine.Posix.Posix.CreateDirectories(settings.DataDir, 0x1C0);
         var roles = new List<string>(settings.Roles);
         if (settings.Roles.Contains("media")) roles.AddRange(settings.Libraries.Select(l => LibraryAffinityAllocation.RolePrefix + l.Id));
 
@@ -167,6 +169,10 @@ public static class CellHosting
     /// <summary>SQLite in WAL mode: readers never wait for the writer, and a crash loses no committed event.</summary>
     private static void PrepareSqlite(string path)
     {
+        // Made 0600 before SQLite opens it (SQLite would make it with the umask's mode; its -wal and -shm files take
+        // the database's): the journal is the manager's whole state.
+        if (!File.Exists(path))
+            new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
         using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
         connection.Open();
         using var cmd = connection.CreateCommand();

@@ -305,6 +305,132 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_write_session_adds_only_to_its_own_new_snapshots_reference_list()
+    {
+        const string mine = "0123456789abcdef", other = "fedcba9876543210", committed = "00112233445566ff";
+        _library.AddReferences(committed, [Id(9)]);
+        _library.Commit();
+        using (var channel = Connect(write: true))
+        {
+            channel.AddReferences(mine, [Id(1)]);
+            channel.AddReferences(mine, [Id(2)]); // the same snapshot again: its list in parts
+            Assert.Contains("not " + other, Assert.ThrowsAny<IOException>(() => channel.AddReferences(other, [Id(3)])).Message);
+        }
+        // Another snapshot's committed list: not one a session may add to (it would pin what a prune takes).
+        using (var channel = Connect(write: true))
+            Assert.Contains("already has a reference list", Assert.ThrowsAny<IOException>(() => channel.AddReferences(committed, [Id(4)])).Message);
+        Assert.Equal([Id(9)], _library.ReadReferences(committed));
+    }
+
+    [Fact]
+    public void A_connection_releases_only_the_reservations_it_holds()
+    {
+        using var holder = Connect(write: true);
+        using var other = Connect(write: true);
+        Assert.True(holder.TryReserve(Id(5)));
+        other.Release(Id(5)); // not its own: nothing happens
+        // The chunk is still the holder's: another writer waits for its append or release (then stores it itself).
+        // (A thread, not a task: the channel's connections are its threads', and this one must stay the holder's.)
+        using var reserved = new ManualResetEventSlim();
+        new Thread(() =>
+        {
+            if (_library.TryReserve(Id(5))) reserved.Set();
+        }) { IsBackground = true }.Start();
+        Assert.False(reserved.Wait(TimeSpan.FromMilliseconds(300)), "another connection's release let a second writer reserve the chunk");
+        holder.Release(Id(5));
+        Assert.True(reserved.Wait(TimeSpan.FromSeconds(30)));
+        _library.Release(Id(5));
+    }
+
+    /// <summary>A raw TLS connection admitted to a new session (its HELLO answered).</summary>
+    private System.Net.Security.SslStream Admitted(System.Net.Sockets.TcpClient tcp, bool write)
+    {
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write);
+        _tickets.Add(ticket);
+        var tls = new System.Net.Security.SslStream(tcp.GetStream());
+        tls.AuthenticateAsClient(_node.ClientOptions("lib1"));
+        var hello = System.Text.Encoding.UTF8.GetBytes(ticket);
+        var head = new byte[5];
+        head[0] = SocketFrames.Hello;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), hello.Length);
+        tls.Write([.. head, .. hello]);
+        tls.Flush();
+        var reply = new byte[5];
+        tls.ReadExactly(reply);
+        Assert.Equal(0, reply[0]);
+        return tls;
+    }
+
+    /// <summary>The server closed the connection (it reads end of stream, or a reset).</summary>
+    private static void AssertClosed(System.Net.Security.SslStream tls)
+    {
+        tls.ReadTimeout = 30_000;
+        try
+        {
+            Assert.Equal(0, tls.Read(new byte[16]));
+        }
+        catch (IOException e) when (e.InnerException is not System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.TimedOut })
+        {
+            // reset: closed either way (a read that timed out is not: the server still waits)
+        }
+    }
+
+    [Theory]
+    [InlineData(false, SocketFrames.Append)] // a read session: no append, so no frame of a chunk's size
+    [InlineData(false, SocketFrames.Missing)]
+    [InlineData(true, SocketFrames.Missing)] // a write session: only an append may be that big
+    public void A_frame_bigger_than_its_request_may_be_ends_the_connection_before_its_bytes_are_read(bool write, byte code)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
+        using var tls = Admitted(tcp, write);
+        var head = new byte[5];
+        head[0] = code;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), SocketFrames.MaxRequest + 1);
+        tls.Write(head);
+        tls.Flush();
+        AssertClosed(tls);
+    }
+
+    [Fact]
+    public void Connections_that_never_finish_their_handshake_do_not_take_the_sessions_slots()
+    {
+        using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(60));
+        // As many silent connections as one address may have in their handshake: the next from it is closed at once.
+        var silent = Enumerable.Range(0, Handshakes.MaxPerAddress).Select(_ => new System.Net.Sockets.TcpClient("127.0.0.1", server.Endpoint.Port)).ToList();
+        try
+        {
+            var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false);
+            _tickets.Add(ticket);
+            // Accepted one at a time: the silent ones are counted once the server has taken them all.
+            Assert.ThrowsAny<IOException>(() =>
+            {
+                for (var tries = 0; tries < 600; tries++)
+                {
+                    using var probe = new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions("lib1"));
+                    Thread.Sleep(50);
+                }
+            });
+        }
+        finally
+        {
+            silent.ForEach(c => c.Dispose());
+        }
+        // They go (closed by their peer): a node of the cell is admitted again.
+        var admitted = false;
+        for (var tries = 0; tries < 600 && !admitted; tries++)
+            try
+            {
+                using var channel = new SocketChannel("127.0.0.1", server.Endpoint.Port, _tickets[^1], _node.ClientOptions("lib1"));
+                admitted = true;
+            }
+            catch (IOException)
+            {
+                Thread.Sleep(50);
+            }
+        Assert.True(admitted);
+    }
+
+    [Fact]
     public void A_hello_that_claims_more_than_a_ticket_is_refused_before_anything_of_its_size_is_read()
     {
         using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
