@@ -648,7 +648,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             throw new ForgedManifestException($"the snapshot manifest of job {a.Job.Id} does not parse ({e.Message}): not used");
         }
         if (_ring.Holds(claimed.Client, claimed.Keys) || claimed.Keys == KeyScheme.Cell || _trust is null) return _ring;
-        var request = Trust.MessageSignature.Sign(new RequestClientKey { Client = claimed.Client, Assignment = a.ToByteString() }, _trust);
+        // The key comes back sealed to a key pair made for this request alone (a node that replays it learns nothing).
+        using var replyKey = Trust.KeySealing.NewReplyKey();
+        var request = Trust.MessageSignature.Sign(new RequestClientKey
+        {
+            Client = claimed.Client, Assignment = a.ToByteString(), ReplyKey = ByteString.CopyFrom(Trust.KeySealing.PublicKey(replyKey)),
+        }, _trust);
         ClientList clients;
         try
         {
@@ -667,8 +672,18 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 switch (_system.ActorSelection(holder.Address).Ask<object>(request, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult())
                 {
                     case ClientKeyGranted granted when granted.Client == claimed.Client:
+                        byte[] key;
+                        try
+                        {
+                            key = Trust.KeySealing.Open(replyKey, granted.Sealer.Span, granted.SealedKey.Span, Trust.KeySealing.Context(claimed.Client, a.Job.Id));
+                        }
+                        catch (System.Security.Cryptography.CryptographicException e)
+                        {
+                            refusals.Add($"{holder.Id}: its answer does not open with this request's key ({e.Message})");
+                            break;
+                        }
                         _log.Warning("job {0}: client {1}'s key granted by {2} for this restore", a.Job.Id, claimed.Client, holder.Id);
-                        return _ring.WithGrant(claimed.Client, granted.Key.ToByteArray());
+                        return _ring.WithGrant(claimed.Client, key);
                     case CommandRejected refused:
                         refusals.Add($"{holder.Id}: {refused.Reason}");
                         break;
@@ -693,7 +708,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             return;
         }
         _log.Warning("gave client {0}'s key to {1} for job {2} (a restore of its snapshot there)", request.Client, requester.Path.Address, job);
-        requester.Tell(new ClientKeyGranted { Client = request.Client, Key = ByteString.CopyFrom(_ring.ClientKey(request.Client)), Job = job });
+        var (sealer, sealedKey) = Trust.KeySealing.Seal(request.ReplyKey.Span, _ring.ClientKey(request.Client), Trust.KeySealing.Context(request.Client, job));
+        requester.Tell(new ClientKeyGranted { Client = request.Client, Job = job, Sealer = ByteString.CopyFrom(sealer), SealedKey = ByteString.CopyFrom(sealedKey) });
     }
 
     private JobFinished Restore(RestoreAssignment a, KeyRing ring, Engine.Codec.IChunkSource channel, CancellationToken cancel)

@@ -9,7 +9,8 @@ namespace ActorBackup.Cluster.Trust;
 /// <summary>
 /// A client's key given to another client node for one job: the restore of that client's snapshot onto another host
 /// that holds only its own keyring. The node holding the key (the snapshot's own client node, or one with the cell
-/// key) gives it only to the node a manager-signed RestoreAssignment names, for a snapshot that client sealed.
+/// key) gives it only to the node a manager-signed RestoreAssignment names, for a snapshot that client sealed, and
+/// sealed to the one-time key that node put in its signed request (KeySealing): a replayed request gains nothing.
 /// </summary>
 public static class KeyGrants
 {
@@ -24,6 +25,7 @@ public static class KeyGrants
         var asker = MessageSignature.Signer(trust, request, out var unsigned);
         if (asker is null) return $"a key request refused: {unsigned}";
         if (asker.Role != CellRole.Node || !asker.NodeRoles.Contains("client")) return $"a key request refused: it is signed by {asker}, not by a client node";
+        if (KeySealing.Refusal(request.ReplyKey.Span) is { } noReplyKey) return $"a key request refused: {noReplyKey}";
         RestoreAssignment assignment;
         try
         {

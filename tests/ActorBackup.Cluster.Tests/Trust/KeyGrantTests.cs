@@ -30,6 +30,7 @@ public sealed class KeyGrantTests : IDisposable
     public void Dispose()
     {
         foreach (var n in new[] { _manager, _hostA, _hostB, _hostC }) n.Dispose();
+        _replyKey.Dispose();
         _cell.Dispose();
     }
 
@@ -53,8 +54,13 @@ public sealed class KeyGrantTests : IDisposable
         return MessageSignature.Sign(a, signedBy ?? _manager);
     }
 
-    private RequestClientKey Request(RestoreAssignment? assignment = null, string client = "host-a", NodeTrust? by = null) =>
-        MessageSignature.Sign(new RequestClientKey { Client = client, Assignment = (assignment ?? Assignment()).ToByteString() }, by ?? _hostB);
+    private readonly System.Security.Cryptography.ECDiffieHellman _replyKey = KeySealing.NewReplyKey();
+
+    private RequestClientKey Request(RestoreAssignment? assignment = null, string client = "host-a", NodeTrust? by = null, byte[]? replyKey = null) =>
+        MessageSignature.Sign(new RequestClientKey
+        {
+            Client = client, Assignment = (assignment ?? Assignment()).ToByteString(), ReplyKey = ByteString.CopyFrom(replyKey ?? KeySealing.PublicKey(_replyKey)),
+        }, by ?? _hostB);
 
     private string? Check(RequestClientKey request, NodeTrust? trust = null, DateTimeOffset? at = null) =>
         KeyGrants.Refusal(trust ?? _hostA, _cellKey, request, at ?? Now, out _);
@@ -80,6 +86,13 @@ public sealed class KeyGrantTests : IDisposable
         Assert.Contains("seal", Check(Request(Assignment(Snapshot(sealedBy: new KeyRing(MasterKey.Generate()))))));
         // Snapshots from before per-client keys would need the cell key itself: never given.
         Assert.Contains("before per-client keys", Check(Request(Assignment(Snapshot(scheme: KeyScheme.Cell)))));
+        // A request that names no key to seal the answer to (or a key that is none): refused.
+        Assert.Contains("no key to seal", Check(Request(replyKey: [])));
+        Assert.Contains("no P-256 key", Check(Request(replyKey: new byte[91])));
+        // Another signature over the request with its reply key swapped: the signature no longer checks.
+        var swapped = Request();
+        using (var mine = KeySealing.NewReplyKey()) swapped.ReplyKey = ByteString.CopyFrom(KeySealing.PublicKey(mine));
+        Assert.Contains("does not check", Check(swapped));
         // Without certificates no key is given at all.
         Assert.NotNull(KeyGrants.Refusal(null, _cellKey, Request(), Now, out _));
     }
@@ -99,6 +112,25 @@ public sealed class KeyGrantTests : IDisposable
         Assert.Throws<MissingKeyException>(() => granted.For("host-c"));
         // A keyring gives only its own client's key.
         Assert.Throws<MissingKeyException>(() => hostB.ClientKey("host-a"));
+    }
+
+    [Fact]
+    public void A_granted_key_opens_only_with_the_reply_key_of_the_request_it_answers()
+    {
+        var secret = _cellKey.ClientKey("host-a");
+        var context = KeySealing.Context("host-a", "9");
+        var (sealer, sealedKey) = KeySealing.Seal(KeySealing.PublicKey(_replyKey), secret, context);
+        Assert.Equal(secret, KeySealing.Open(_replyKey, sealer, sealedKey, context));
+        Assert.DoesNotContain(Convert.ToHexString(secret), Convert.ToHexString(sealedKey)); // not in the clear
+        // A node that replayed the request (or sent it on) holds another key pair: the answer does not open for it.
+        using (var replayer = KeySealing.NewReplyKey())
+            Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => KeySealing.Open(replayer, sealer, sealedKey, context));
+        // Nor for another job or client, nor changed on the way.
+        Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => KeySealing.Open(_replyKey, sealer, sealedKey, KeySealing.Context("host-a", "10")));
+        var flipped = (byte[])sealedKey.Clone();
+        flipped[20] ^= 1;
+        Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => KeySealing.Open(_replyKey, sealer, flipped, context));
+        Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => KeySealing.Open(_replyKey, new byte[300], sealedKey, context));
     }
 
     private sealed class TempDirectory : IDisposable
