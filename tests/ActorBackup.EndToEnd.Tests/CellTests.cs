@@ -228,6 +228,29 @@ public class CellTests
 public class TwoNodeCellTests
 {
     [Fact]
+    public void A_client_hosts_node_keeps_no_journal_and_backs_up_and_restores_through_the_cell()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeSource(src);
+        var nodeA = Path.Combine(dir.Path, "node-a");
+        using var a = new CellProcess(nodeA, null, "--set", "actorbackup.client-id=host-a").Start();
+        // A client host's node: no manager, no media agent, so no journal and no credentials for one (given a
+        // PostgreSQL connection string that leads nowhere, it starts all the same: it never opens it).
+        var nodeC = Path.Combine(dir.Path, "node-c");
+        using var c = new CellProcess(nodeC, null, "--set", "actorbackup.client-id=host-c", "--set", "actorbackup.roles=[client]",
+            "--set", "actorbackup.persistence=postgres", "--set", "actorbackup.postgres.connection-string=Host=127.0.0.1;Port=1;Database=none",
+            "--set", $"actorbackup.key-dir={Path.Combine(nodeA, "keys")}") { JoinCellOf = a }.Start(seedPort: a.Port.ToString());
+        var backup = c.AbkJson("backup", "--client", "host-c", src);
+        var snapshot = backup.GetProperty("snapshot").GetString()!;
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = c.Abk("restore", snapshot, "--to", target, "--client", "host-c");
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout + c.Log);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
+        Assert.Empty(Directory.GetFiles(nodeC, "actorbackup.db*"));
+    }
+
+    [Fact]
     public async Task Two_clients_backing_up_at_once_land_on_two_media_agents_and_both_restore()
     {
         using var dir = new TempDir();

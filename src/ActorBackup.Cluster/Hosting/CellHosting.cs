@@ -51,8 +51,12 @@ public static class CellHosting
             .ConfigureLoggers(l => l.LogLevel = Akka.Event.Logging.LogLevelFor(config.GetString("akka.loglevel", "WARNING")))
             .WithClustering(new ClusterOptions())
             .WithClusterClientReceptionist()
-            .WithDistributedPubSub("") // every node: subscribers to the manager's job-ended topic may be anywhere
-            .WithSqlPersistence(ConnectionString(config, settings), config.GetString("akka.persistence.journal.sql.provider-name"));
+            .WithDistributedPubSub(""); // every node: subscribers to the manager's job-ended topic may be anywhere
+        // Only the manager and the media agents keep a journal (sharding's state is in ddata): a client host's node
+        // gets no journal and needs no credentials for it (with them, a compromised client host could write the
+        // manager's events: sets whose commands the manager and every client run).
+        if (NeedsJournal(settings))
+            akka.WithSqlPersistence(ConnectionString(config, settings), config.GetString("akka.persistence.journal.sql.provider-name"));
 
         var extractor = new MediaMessageExtractor();
         if (settings.Roles.Contains("media"))
@@ -112,6 +116,9 @@ public static class CellHosting
                 });
         });
     }
+
+    /// <summary>Whether the node keeps a journal: it runs the manager (its catalog) or media agents (their libraries' index).</summary>
+    public static bool NeedsJournal(NodeSettings settings) => settings.Roles.Contains("manager") || settings.Roles.Contains("media");
 
     /// <summary>
     /// The journal's connection string: as the HOCON gives it, else the node's SQLite file in its data folder
