@@ -745,8 +745,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         };
         var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, options, progress, cancel);
         _restoreClaims.Release(job.Id, job.Target);
+        // Entries not made apart from those made without some of their metadata (an owner, an xattr, set-id bits).
         var reason = result.Errors.Count == 0 ? "" :
-            $"{result.Errors.Count} entries not restored: " + string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
+            (result.NotRestored > 0 ? $"{result.NotRestored} entries not restored; " : "") + $"{result.Errors.Count} errors: " +
+            string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
         {
             var fallback = $"{spanning.FallbackReads} chunks could not be read from library {job.Library} (damaged or missing) and came from a copy elsewhere: " +

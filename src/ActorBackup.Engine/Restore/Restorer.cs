@@ -64,6 +64,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private RootedDirectory _root = null!;
     private Action<string>? _phase;
     private long _bytesDone, _filesDone;
+    /// <summary>Folders, hard links, special files and symlinks made (the result counts what was made, not what was planned).</summary>
+    private long _dirsRestored, _linksMade, _otherMade;
 
     /// <summary>Why a restore into <paramref name="target"/> would write over what is there (/, or a folder with entries); null when it would not.</summary>
     public static string? Overwrites(string target)
@@ -158,7 +160,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             });
         timer?.Dispose();
         progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned));
-        return new RestoreResult(_filesPlanned, _dirs.Count, _links.Count, _special.Count + _symlinks.Count, Interlocked.Read(ref _bytesDone), _errors);
+        // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
+        // not be made is counted as not restored.
+        var other = _special.Count + _symlinks.Count;
+        var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count - _linksMade) + (other - _otherMade);
+        return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored);
     }
 
     /// <summary>At most this many files are planned before they are restored (<see cref="RestoreWave"/>).</summary>
@@ -459,11 +465,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
                 var there = _root.MakeDirectory(d.Relative);
-                if (there is null or FileKind.Directory) return;
-                // Never follow a symlink that was already there: its target is outside our control.
-                if (there == FileKind.Symlink) throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
-                _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
-                _root.MakeDirectory(d.Relative);
+                if (there is not (null or FileKind.Directory))
+                {
+                    // Never follow a symlink that was already there: its target is outside our control.
+                    if (there == FileKind.Symlink) throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
+                    _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder
+                    _root.MakeDirectory(d.Relative);
+                }
+                Interlocked.Increment(ref _dirsRestored);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -843,6 +852,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (failed) throw new IOException($"not restored: a further name of {PosixNames.Display(first)}, whose restore failed (its error says why); restore again once that is fixed");
             _root.RemoveNonDirectory(l.Relative);
             _root.Link(existing, l.Relative);
+            Interlocked.Increment(ref _linksMade);
         });
     }
 
@@ -858,10 +868,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         // A socket where a socket is already (--force): left as it is; a live one is its program's, which would lose its
         // clients to a dead inode. Anything else there (a file, a link) is replaced, as for every other kind.
-        if (kind == FileKind.Socket && _root.KindOf(s.Relative) == FileKind.Socket) return;
-        _root.RemoveNonDirectory(s.Relative);
-        var owner = Owner(s.Node, restoreOwner);
-        Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s)));
+        if (kind != FileKind.Socket || _root.KindOf(s.Relative) != FileKind.Socket)
+        {
+            _root.RemoveNonDirectory(s.Relative);
+            var owner = Owner(s.Node, restoreOwner);
+            Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s)));
+        }
+        Interlocked.Increment(ref _otherMade);
     }
 
     private void MakeSymlink(Entry s, bool restoreOwner)
@@ -870,6 +883,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
         Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s)));
+        Interlocked.Increment(ref _otherMade);
     }
 
     /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>

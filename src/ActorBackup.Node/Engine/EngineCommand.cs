@@ -124,7 +124,8 @@ public static class EngineCommand
         if (json) Console.WriteLine(JsonSerializer.Serialize(r));
         else
         {
-            Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s");
+            Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s" +
+                              (r.NotRestored > 0 ? $"; {r.NotRestored} entries NOT restored (the errors below say why)" : ""));
             foreach (var e in r.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
         }
         return r.Errors.Count > 0 ? 3 : 0;

@@ -126,6 +126,7 @@ public class PathSafetyTests
         Assert.Contains("inconsistent", error.Reason);
         Assert.False(File.Exists(Path.Combine(target, "huge")));
         Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine.txt")));
+        Assert.Equal((1, 1), (result.Files, result.NotRestored)); // what was restored, not what was planned
     }
 
     [Fact]
@@ -271,6 +272,8 @@ public class PathSafetyTests
         // The planted file symlink was replaced by the restored file, not followed.
         Assert.Null(new FileInfo(Path.Combine(target, "victim")).LinkTarget);
         Assert.Equal("restored", File.ReadAllText(Path.Combine(target, "victim")));
+        // The counts are what was made: one file; the two folders and two files below the refused one were not.
+        Assert.Equal((1, 0, 4), (result.Files, result.Directories, result.NotRestored));
     }
 
     [Theory]
