@@ -32,6 +32,18 @@ public sealed class WireSerializationTests
         }
     }
 
+    /// <summary>An exception type whose deserializing constructor counts the times a node's deserializer ran it.</summary>
+    [Serializable]
+    public sealed class CraftedException : Exception
+    {
+        public static int ConstructorRuns;
+        public CraftedException() : base("crafted") { }
+#pragma warning disable SYSLIB0051 // the legacy constructor Akka's ExceptionSupport looks for: what this test shows is never called
+        private CraftedException(System.Runtime.Serialization.SerializationInfo info, System.Runtime.Serialization.StreamingContext context) : base(info, context) =>
+            Interlocked.Increment(ref ConstructorRuns);
+#pragma warning restore SYSLIB0051
+    }
+
     private sealed class Keeper : UntypedActor
     {
         private readonly ConcurrentQueue<object> _received;
@@ -87,6 +99,45 @@ public sealed class WireSerializationTests
         var only = Assert.Single(received);
         Assert.Equal(7, Assert.IsType<ListJobs>(only).Limit);
         Assert.Equal(setterRunsBeforeTheWire, Crafted.SetterRuns);
+        await attacker.Terminate();
+        await victim.Terminate();
+    }
+
+    [Fact]
+    public async Task A_failure_from_another_node_names_no_type_the_node_would_instantiate()
+    {
+        using var cell = new TestTrust();
+        using var victimTrust = cell.Node("victim");
+        using var attackerTrust = cell.Node("attacker");
+        using var victim = Node("actorbackup", victimTrust, ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.extensions = []
+            akka.remote.dot-netty.tcp.port = 0
+            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
+        var received = new ConcurrentQueue<object>();
+        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
+        // The attacker: Akka's own serializers, which write a failure's exception by its type name.
+        using var attacker = Node("actorbackup", attackerTrust, ConfigurationFactory.ParseString("""
+            akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
+            akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
+            """));
+        var target = ((ExtendedActorSystem)attacker).Provider.ResolveActorRef($"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe");
+        CraftedException.ConstructorRuns = 0;
+        target.Tell(new Status.Failure(new CraftedException()), ActorRefs.NoSender);
+        target.Tell(new ListJobs { Limit = 7 }, ActorRefs.NoSender);
+
+        await Eventually.Until(() => Task.FromResult(received.Count), n => n >= 2, "the failure and the protobuf message on the victim", TimeSpan.FromSeconds(30));
+        // The failure arrives as a failure, but its exception is the node's own: the crafted type was never made.
+        Assert.IsType<RemoteFailureException>(Assert.IsType<Status.Failure>(received.First()).Cause);
+        Assert.Equal(7, Assert.IsType<ListJobs>(received.Last()).Limit);
+        Assert.Equal(0, CraftedException.ConstructorRuns);
+        // Nor a system message that carries one (a child's failure, from an actor deployed across nodes: none is).
+        var failed = new Akka.Dispatch.SysMsg.Failed((IInternalActorRef)ActorRefs.Nobody, new CraftedException(), 1);
+        var bytes = new Akka.Remote.Serialization.SystemMessageSerializer((ExtendedActorSystem)attacker).ToBinary(failed);
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() =>
+            ((ExtendedActorSystem)victim).Serialization.Deserialize(bytes, GuardedSystemMessageSerializer.SerializerId, typeof(Akka.Dispatch.SysMsg.Failed)));
+        Assert.Equal(0, CraftedException.ConstructorRuns);
         await attacker.Terminate();
         await victim.Terminate();
     }
