@@ -58,6 +58,18 @@ public sealed class WireSerializationTests
             akka.loglevel = ERROR
             """))).And(trust.RemoteSetup()));
 
+    /// <summary>A node with its serialization settings as base.conf gives them, and an actor "probe" keeping what it gets.</summary>
+    private static ActorSystem Victim(NodeTrust trust, ConcurrentQueue<object> received)
+    {
+        var victim = Node("actorbackup", trust, ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.extensions = []
+            akka.remote.dot-netty.tcp.port = 0
+            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
+        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        return victim;
+    }
+
     [Fact]
     public async Task Hyperion_and_JSON_payloads_of_any_type_are_dropped_and_protobuf_still_arrives()
     {
@@ -65,13 +77,8 @@ public sealed class WireSerializationTests
         using var victimTrust = cell.Node("victim");
         using var attackerTrust = cell.Node("attacker");
         // The victim: a node's serialization settings, as base.conf gives them.
-        using var victim = Node("actorbackup", victimTrust, ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.extensions = []
-            akka.remote.dot-netty.tcp.port = 0
-            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
         var received = new ConcurrentQueue<object>();
-        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        using var victim = Victim(victimTrust, received);
         var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
 
         // The attacker: Akka's defaults (JSON for any object) and Hyperion for the crafted type.
@@ -109,13 +116,8 @@ public sealed class WireSerializationTests
         using var cell = new TestTrust();
         using var victimTrust = cell.Node("victim");
         using var attackerTrust = cell.Node("attacker");
-        using var victim = Node("actorbackup", victimTrust, ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.extensions = []
-            akka.remote.dot-netty.tcp.port = 0
-            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
         var received = new ConcurrentQueue<object>();
-        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        using var victim = Victim(victimTrust, received);
         var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
         // The attacker: Akka's own serializers, which write a failure's exception by its type name.
         using var attacker = Node("actorbackup", attackerTrust, ConfigurationFactory.ParseString("""
