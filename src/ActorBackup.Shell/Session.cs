@@ -23,8 +23,16 @@ public sealed class Session : IAsyncDisposable
         await Disconnect();
     }
 
+    /// <summary>
+    /// A connection left unused this long is not used again: the node closes one idle for 15 minutes
+    /// (OpsEndpoint.IdleTimeout), and a command sent on it as it closes would be lost.
+    /// </summary>
+    private static readonly TimeSpan Reconnect = TimeSpan.FromMinutes(10);
+    private DateTime _lastUsed;
+
     public async Task<IMessage> Call(IMessage command, CancellationToken cancel, Action<IMessage>? onMore = null)
     {
+        if (_connection is not null && DateTime.UtcNow - _lastUsed > Reconnect) await Disconnect();
         _connection ??= await OpsConnection.Open(Node, CertsDir, cancel);
         try
         {
@@ -32,6 +40,7 @@ public sealed class Session : IAsyncDisposable
         }
         finally
         {
+            _lastUsed = DateTime.UtcNow;
             if (_connection.Broken) await Disconnect(); // a broken or abandoned connection is not used again
         }
     }

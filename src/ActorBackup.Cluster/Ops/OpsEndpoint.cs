@@ -32,6 +32,11 @@ public sealed class OpsEndpoint : IDisposable
     private readonly ILoggingAdapter _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxConnections);
+    /// <summary>Connections still authenticating: bounded apart from the slots (and per address), so silent ones cannot take them all.</summary>
+    private readonly DataPlane.Handshakes _handshakes = new();
+
+    /// <summary>How long an authenticated connection may wait for its next command before it is closed (the shell opens a new one).</summary>
+    internal TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(15);
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
@@ -75,7 +80,10 @@ public sealed class OpsEndpoint : IDisposable
     {
         using var _ = client;
         client.NoDelay = true;
-        if (!await _slots.WaitAsync(0)) return; // too many at once: the shell sees the connection close and says so
+        var address = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        if (!_handshakes.Enter(address)) return; // too many at once: the shell sees the connection close and says so
+        var handshaking = true;
+        var slot = false;
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         await using var stream = new SslStream(client.GetStream(), leaveInnerStreamOpen: false);
         try
@@ -98,7 +106,11 @@ public sealed class OpsEndpoint : IDisposable
                 caller = identity;
                 callerCertificate = ByteString.CopyFrom(presented.RawData);
             }
-            while (await OpsWire.Read(stream, gone.Token) is var (command, _, proof))
+            // Authenticated: one of the connections' slots from here on.
+            _handshakes.Leave(address);
+            handshaking = false;
+            if (!(slot = await _slots.WaitAsync(0))) return; // too many at once: the shell sees the connection close and says so
+            while (await NextCommand(stream, gone.Token) is var (command, _, proof))
             {
                 if (proof is not null) proof.Signer = callerCertificate; // signed by the key of the connection's certificate, or it does not check
                 var answers = Channel.CreateUnbounded<OpsAnswer>(new UnboundedChannelOptions { SingleReader = true });
@@ -121,8 +133,17 @@ public sealed class OpsEndpoint : IDisposable
         finally
         {
             await gone.CancelAsync();
-            _slots.Release();
+            if (handshaking) _handshakes.Leave(address);
+            if (slot) _slots.Release();
         }
+    }
+
+    /// <summary>The connection's next command, or none once it has waited <see cref="IdleTimeout"/> (the connection then closes).</summary>
+    private async Task<(IMessage Command, bool More, CallerSigned? Proof)?> NextCommand(Stream stream, CancellationToken gone)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(gone);
+        idle.CancelAfter(IdleTimeout);
+        return await OpsWire.Read(stream, idle.Token);
     }
 
     /// <summary>

@@ -148,4 +148,63 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         Assert.Empty(_calls);
         await An_operator_gets_every_answer_of_a_call_over_one_connection_and_its_role_goes_with_it();
     }
+
+    [Fact]
+    public async Task Connections_that_never_authenticate_do_not_take_the_slots_and_an_idle_one_is_closed()
+    {
+        using var endpoint = new OpsEndpoint("127.0.0.1", 0, _node, Sys.Log) { IdleTimeout = TimeSpan.FromSeconds(1) };
+        endpoint.Start(Sys.ActorOf(Props.Create(() => new StandInOps(_calls))));
+        // As many silent connections as one address may have authenticating at once: the next from it is closed.
+        var silent = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < DataPlane.Handshakes.MaxPerAddress; i++)
+            {
+                var tcp = new TcpClient();
+                await tcp.ConnectAsync(endpoint.Endpoint);
+                silent.Add(tcp);
+            }
+            // An operator's own connection from that address is closed before its TLS handshake (once the server has
+            // taken the silent ones: it accepts one at a time).
+            await Eventually.Until(async () =>
+            {
+                try
+                {
+                    await using var tls = new SslStream(await ConnectTo(endpoint));
+                    await tls.AuthenticateAsClientAsync(CellCertificates.ClientOptions(Operator(), _cell.Ca));
+                    return "authenticated";
+                }
+                catch (IOException)
+                {
+                    return "closed";
+                }
+            }, r => r == "closed", "a connection beyond the address's handshakes closed before its handshake", TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            silent.ForEach(t => t.Dispose());
+        }
+        // An operator's connection that sends nothing after its handshake is closed once idle (the shell reconnects).
+        await Eventually.Until(async () =>
+        {
+            try
+            {
+                await using var tls = new SslStream(await ConnectTo(endpoint));
+                await tls.AuthenticateAsClientAsync(CellCertificates.ClientOptions(Operator(), _cell.Ca));
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                return await tls.ReadAsync(new byte[16], wait.Token);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                return -1; // refused while the silent ones were still being let go, or not closed
+            }
+        }, read => read == 0, "an idle operator connection closed", TimeSpan.FromSeconds(60));
+    }
+
+    private static async Task<NetworkStream> ConnectTo(OpsEndpoint endpoint)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(endpoint.Endpoint);
+        return tcp.GetStream();
+    }
 }
