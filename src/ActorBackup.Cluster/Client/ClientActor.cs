@@ -677,7 +677,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                         {
                             key = Trust.KeySealing.Open(replyKey, granted.Sealer.Span, granted.SealedKey.Span, Trust.KeySealing.Context(claimed.Client, a.Job.Id));
                         }
-                        catch (System.Security.Cryptography.CryptographicException e)
+                        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
                         {
                             refusals.Add($"{holder.Id}: its answer does not open with this request's key ({e.Message})");
                             break;
@@ -708,7 +708,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             return;
         }
         _log.Warning("gave client {0}'s key to {1} for job {2} (a restore of its snapshot there)", request.Client, requester.Path.Address, job);
-        var (sealer, sealedKey) = Trust.KeySealing.Seal(request.ReplyKey.Span, _ring.ClientKey(request.Client), Trust.KeySealing.Context(request.Client, job));
+        byte[] sealer, sealedKey;
+        try
+        {
+            (sealer, sealedKey) = Trust.KeySealing.Seal(request.ReplyKey.Span, _ring.ClientKey(request.Client), Trust.KeySealing.Context(request.Client, job));
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            requester.Tell(new CommandRejected { Reason = $"a key request refused: its reply key cannot be sealed to ({e.Message})" });
+            return;
+        }
         requester.Tell(new ClientKeyGranted { Client = request.Client, Job = job, Sealer = ByteString.CopyFrom(sealer), SealedKey = ByteString.CopyFrom(sealedKey) });
     }
 

@@ -64,8 +64,9 @@ public sealed class DataPlaneServer : IDisposable
         {
             if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
             list = library.ReadReferences(snapshot);
-            last = (snapshot, list);
         }
+        // Kept while pages of it remain to be asked for; let go with the last (an idle connection holds no list).
+        last = from + ReferencesPerReply < list.Length ? (snapshot, list) : null;
         total = list.Length;
         if (from < 0 || from > list.Length) throw new ArgumentException($"snapshot {snapshot} has {list.Length} references, none from {from}");
         var count = (int)Math.Min(ReferencesPerReply, list.Length - from);
@@ -166,9 +167,11 @@ public sealed class DataPlaneServer : IDisposable
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
                 (string Snapshot, ChunkId[] Ids)? lastList = null; // the list being paged: read once, not once a page
+                var write = session.Write;
+                Func<byte, int> frameLimit = c => c == SocketFrames.Append && write ? SocketFrames.MaxFrame : SocketFrames.MaxRequest;
                 while (true)
                 {
-                    (code, length) = stream.ReadFrame(ref buffer, c => c == SocketFrames.Append && session.Write ? SocketFrames.MaxFrame : SocketFrames.MaxRequest);
+                    (code, length) = stream.ReadFrame(ref buffer, frameLimit);
                     if (code == SocketFrames.Append)
                     {
                         if (appendFailure is not null || !session.Write || length <= ChunkId.Size) appendFailure ??= "append refused: a read session, or a frame too short";
@@ -276,7 +279,11 @@ public sealed class DataPlaneServer : IDisposable
                     }
                     catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidOperationException or AskTimeoutException or ArgumentException or InvalidDataException)
                     {
-                        stream.Write(e is Engine.Library.LibraryFullException ? SocketFrames.Full : (byte)1, System.Text.Encoding.UTF8.GetBytes(e.Message));
+                        // A READ the library could not answer with the chunk (not there, damaged, unreadable on its medium): that
+                        // chunk's damage, which a restore reports and goes past and a verify heals; anything else is a fault.
+                        var status = e is Engine.Library.LibraryFullException ? SocketFrames.Full
+                            : code == SocketFrames.Read && e is IOException or KeyNotFoundException or InvalidDataException ? SocketFrames.Damaged : (byte)1;
+                        stream.Write(status, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }
                 }
             }

@@ -155,7 +155,9 @@ public sealed class DataPlaneSessions : IExtension
                 Metrics.CellMetrics.DataPlaneOut.Inc(payload.Length);
                 return payload;
             }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (ObjectDisposedException e) { throw new LibraryFaultException($"library {live.LibraryId} was closed: {e.Message}"); }
+            // Anything else the library says of a read (not there, damaged, unreadable on its medium) is that chunk's
+            // damage, as a socket client hears it (SocketFrames.Damaged): passed on as it is, never a fault.
         }
 
         public void AddReferences(string snapshot, IReadOnlyList<ChunkId> ids)

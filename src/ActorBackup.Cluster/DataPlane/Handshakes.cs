@@ -10,8 +10,9 @@ namespace ActorBackup.Cluster.DataPlane;
 /// </summary>
 public sealed class Handshakes(int maxAtOnce = Handshakes.MaxAtOnce, int maxPerAddress = Handshakes.MaxPerAddress)
 {
-    public const int MaxAtOnce = 64;
-    public const int MaxPerAddress = 16;
+    public const int MaxAtOnce = 128;
+    /// <summary>From one address: a client node's threads connect together (one connection each; SocketChannel tries again when closed).</summary>
+    public const int MaxPerAddress = 32;
 
     private readonly Dictionary<IPAddress, int> _byAddress = [];
     private int _total;

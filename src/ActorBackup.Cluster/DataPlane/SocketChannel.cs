@@ -34,7 +34,25 @@ public sealed class SocketChannel : IDataPlaneChannel
         _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable
     }
 
+    /// <summary>
+    /// This thread's connection. One the media node closed before or in its TLS handshake (too many handshakes at once
+    /// from this address: many threads connect together, DataPlaneServer's Handshakes) is tried again a little later,
+    /// five times; one it refused (a certificate) or could not be reached is not.
+    /// </summary>
     private Connection Open()
+    {
+        for (var attempt = 0; ; attempt++)
+            try
+            {
+                return OpenOnce();
+            }
+            catch (DataPlaneLostException e) when (attempt < 5 && e.InnerException is IOException)
+            {
+                Thread.Sleep(50 << attempt);
+            }
+    }
+
+    private Connection OpenOnce()
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -78,9 +96,13 @@ public sealed class SocketChannel : IDataPlaneChannel
     {
         var (status, length) = c.Stream.ReadFrame(ref c.Buffer);
         if (status == SocketFrames.Full) throw new Engine.Library.LibraryFullException(System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
+        if (status == SocketFrames.Damaged) throw Damaged(c.Buffer, length);
         if (status != 0) throw new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
     }
+
+    /// <summary>A chunk the media agent's library does not have or cannot read: damage of that chunk (not ISourceFault).</summary>
+    private static IOException Damaged(byte[] buffer, int length) => new("media agent: " + System.Text.Encoding.UTF8.GetString(buffer, 0, length));
 
     private static ReadOnlySpan<byte> Id(ChunkId id, Span<byte> buffer)
     {
@@ -220,7 +242,8 @@ public sealed class SocketChannel : IDataPlaneChannel
             if (abort is not null) continue;
             try
             {
-                if (status != 0) handle(i, default, default, new IOException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length)));
+                if (status == SocketFrames.Damaged) handle(i, default, default, Damaged(c.Buffer, length));
+                else if (status != 0) abort = new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length)); // the session's, not the chunk's
                 else handle(i, c.Buffer.AsSpan(1, length - 1), (RecordFlags)c.Buffer[0], null);
             }
             catch (Exception e)

@@ -35,6 +35,8 @@ internal static class SocketFrames
     public const int MaxRequest = 4 * 1024 * 1024;
     /// <summary>Reply status of a RESERVE the library refused because it is down to its reserve (the backup spans on).</summary>
     public const byte Full = 2;
+    /// <summary>A READ's reply status: that chunk is missing or damaged in the library (the library itself answers; any other error status is a fault of the session or the library).</summary>
+    public const byte Damaged = 3;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
     /// <summary>The HELLO frame carries a ticket (32 hex digits): a bound checked before anything of a claimed size is read.</summary>

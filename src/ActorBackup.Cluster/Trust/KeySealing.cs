@@ -14,6 +14,7 @@ public static class KeySealing
     /// <summary>The most bytes a reply key or sealer may have (a P-256 SubjectPublicKeyInfo is 91).</summary>
     public const int MaxPublicKey = 256;
     private const int NonceSize = 12, TagSize = 16;
+    private const string P256Oid = "1.2.840.10045.3.1.7";
 
     /// <summary>A key pair for one request: the private half stays with the asker, the public half goes in the request.</summary>
     public static ECDiffieHellman NewReplyKey() => ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
@@ -42,7 +43,8 @@ public static class KeySealing
         try
         {
             key.ImportSubjectPublicKeyInfo(publicKey, out var read);
-            if (read != publicKey.Length || key.KeySize != 256) throw new CryptographicException("not a P-256 public key alone");
+            // P-256 itself, not any 256-bit curve (another would fail only later, in the key agreement).
+            if (read != publicKey.Length || key.ExportParameters(false).Curve.Oid.Value != P256Oid) throw new CryptographicException("not a P-256 public key alone");
             return key;
         }
         catch

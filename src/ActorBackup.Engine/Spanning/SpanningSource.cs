@@ -30,7 +30,7 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
 
     public ReadOnlySpan<byte> ReadPayload(ChunkId id, ref byte[] buffer, out RecordFlags flags)
     {
-        Exception? first = null;
+        Exception? first = null, fault = null;
         for (var i = 0; i < sources.Count; i++)
         {
             try
@@ -41,11 +41,23 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
             {
-                first ??= e;
+                Failed(i, e, ref first, ref fault);
             }
         }
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first!).Throw();
-        throw first!; // unreachable
+        var thrown = fault ?? first!;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(thrown).Throw();
+        throw thrown; // unreachable
+    }
+
+    /// <summary>
+    /// Keeps why source <paramref name="index"/> could not give a chunk: a library of the snapshot itself that could not
+    /// be reached (ISourceFault) is what the read ends with if no other gives it (the job fails and is retried, the
+    /// chunk is not called damaged); a fallback copy that cannot be reached only leaves the damage as it was.
+    /// </summary>
+    private void Failed(int index, Exception e, ref Exception? first, ref Exception? fault)
+    {
+        if (e is ISourceFault && index < firstFallback) fault ??= e;
+        else first ??= e;
     }
 
     public void ReadPayloads(IReadOnlyList<ChunkId> ids, ref byte[] buffer, PayloadHandler handle)
@@ -64,6 +76,7 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
                 return;
             }
             // Not in the first library (or damaged there): the others, in order, on this thread.
+            Exception? first = error, fault = null;
             for (var s = 1; s < sources.Count; s++)
             {
                 scoped ReadOnlySpan<byte> other;
@@ -74,12 +87,14 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
                 }
                 catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
                 {
+                    Failed(s, e, ref first, ref fault);
                     continue;
                 }
                 Served(s);
                 handle(i, other, otherFlags, null);
                 return;
             }
+            if (fault is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(fault).Throw();
             handle(i, default, default, error);
         });
     }

@@ -305,6 +305,26 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_chunk_the_library_lacks_is_that_chunks_damage_and_a_lost_session_is_a_fault_of_the_source()
+    {
+        Store(2);
+        using var reader = Connect(write: false);
+        var buffer = Array.Empty<byte>();
+        // Missing: damage a restore reports and goes past (and a verify heals), one read at a time or in a batch.
+        var missing = Assert.ThrowsAny<IOException>(() => reader.ReadPayload(Id(99), ref buffer, out _));
+        Assert.IsNotAssignableFrom<ActorBackup.Engine.Codec.ISourceFault>(missing);
+        Assert.True(ActorBackup.Engine.Codec.SourceFault.IsDamage(missing));
+        var errors = new List<Exception?>();
+        reader.ReadPayloads([Id(1), Id(99)], ref buffer, (_, _, _, error) => errors.Add(error));
+        Assert.Null(errors[0]);
+        Assert.True(errors[1] is not null && ActorBackup.Engine.Codec.SourceFault.IsDamage(errors[1]!));
+        // The session gone (its job ended): a fault of the source, which stops a restore instead of calling data damaged.
+        _tickets.ForEach(_sessions.Close);
+        var lost = Assert.ThrowsAny<IOException>(() => reader.ReadPayload(Id(1), ref buffer, out _));
+        Assert.IsAssignableFrom<ActorBackup.Engine.Codec.ISourceFault>(lost);
+    }
+
+    [Fact]
     public void A_write_session_adds_only_to_its_own_new_snapshots_reference_list()
     {
         const string mine = "0123456789abcdef", other = "fedcba9876543210", committed = "00112233445566ff";

@@ -72,4 +72,32 @@ public sealed class SpanningTests
         Assert.Contains("no other library of the pool is left", e.Message);
         Assert.True(lib1.Verify().Ok); // what it took is whole
     }
+
+    /// <summary>The connection to a library lost (as DataPlaneLostException says it).</summary>
+    private sealed class Lost() : IOException("lost the connection (test)"), Codec.ISourceFault;
+
+    /// <summary>A library that has no chunk, or cannot be reached at all.</summary>
+    private sealed class Answers(bool reachable) : Codec.IChunkSource
+    {
+        public ReadOnlySpan<byte> ReadPayload(Hashing.ChunkId id, ref byte[] buffer, out Volumes.RecordFlags flags) =>
+            reachable ? throw new KeyNotFoundException($"chunk {id.Short} is not here") : throw new Lost();
+    }
+
+    [Fact]
+    public void A_library_of_the_snapshot_that_cannot_be_reached_fails_the_read_and_a_fallback_copy_that_cannot_leaves_the_damage()
+    {
+        var id = new Hashing.ChunkId(new byte[32]);
+        var buffer = Array.Empty<byte>();
+        // Not in the first library, and the library it spans into is unreachable: the job fails (and is retried),
+        // the chunk is not called damaged.
+        var spanned = new SpanningSource([new Answers(reachable: true), new Answers(reachable: false)]);
+        Assert.Throws<Lost>(() => spanned.ReadPayload(id, ref buffer, out _));
+        var errors = new List<Exception?>();
+        Assert.Throws<Lost>(() => spanned.ReadPayloads([id], ref buffer, (_, _, _, e) => errors.Add(e)));
+        // The unreachable one only a fallback copy: the chunk's damage stands, the read goes on past it.
+        var withCopy = new SpanningSource([new Answers(reachable: true), new Answers(reachable: false)], firstFallback: 1);
+        Assert.Throws<KeyNotFoundException>(() => withCopy.ReadPayload(id, ref buffer, out _));
+        withCopy.ReadPayloads([id], ref buffer, (_, _, _, e) => errors.Add(e));
+        Assert.IsType<KeyNotFoundException>(Assert.Single(errors));
+    }
 }
