@@ -128,10 +128,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         Receive<JobInfo>(j => // the manager has recorded how the job ended
         {
-            // Only from a manager node: another node of the cell cannot make this client forget an end it keeps.
-            if (_trust is not null && !FromManagerNode(Sender))
+            // Only a manager node's, by its signature: another node of the cell cannot make this client forget an end it
+            // keeps (it could claim a manager's address as the sender).
+            if (Trust.MessageSignature.NotFromManager(_trust, j) is { } refused)
             {
-                _log.Warning("client {0}: a job's record from {1}, not a manager node, is not taken", _settings.ClientId, Sender);
+                _log.Warning("client {0}: a job's record from {1} is not taken: {2}", _settings.ClientId, Sender, refused);
                 return;
             }
             // The manager's record: an end it took, or one it no longer wants (the job ended otherwise, or is unknown).
@@ -288,14 +289,6 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             }
             else _manager.Tell(Signed(end));
         ReplyWhenStopped();
-    }
-
-    /// <summary>Whether <paramref name="sender"/> lives on a node of the cell with the manager role (this node's own actors too).</summary>
-    private bool FromManagerNode(IActorRef sender)
-    {
-        var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        var from = sender.Path.Address.HasLocalScope ? cluster.SelfAddress : sender.Path.Address;
-        return cluster.State.Members.Any(m => m.Address.Equals(from) && m.HasRole("manager"));
     }
 
     /// <summary>A job's end as sent: a signed copy (what is kept stays unsigned, signed anew at each send).</summary>

@@ -350,7 +350,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // An earlier attempt's end, late (its client was thought gone and the job queued again): not this one's.
             if (job is null || ManagerState.IsFinal(job.State) || f.Attempt < job.Attempt)
             {
-                client.Tell(job is null ? new JobInfo { Id = f.Job } : WithProgress(job));
+                Acknowledge(client, job is null ? new JobInfo { Id = f.Job } : WithProgress(job));
                 return;
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
@@ -1044,6 +1044,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _claimed.Clear();
     }
 
+    /// <summary>
+    /// Tells the node that sent a job's end what the manager recorded, signed: its client lets go of the end it keeps
+    /// only on a manager node's signature (any node could claim a manager's address as a message's sender).
+    /// </summary>
+    private void Acknowledge(IActorRef? client, JobInfo job) => client?.Tell(Trust.MessageSignature.Sign(job.Clone(), _trust));
+
     /// <summary>A failed attempt: queued again for another attempt when the fault allows (ManagerState.DecideFailure), or ended FAILED.</summary>
     private void Failed(JobInfo job, JobFault fault, string reason, IActorRef? replyTo = null) =>
         Decided(job, _state.DecideFailure(job, fault, reason, DateTimeOffset.UtcNow, _limits.Backoff), replyTo);
@@ -1061,7 +1067,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Applied(e);
             _log.Warning("job {0}: {1}", job.Id, ((JobRetried)e).Reason);
             EndSessions(job, jobEnded: false);
-            replyTo?.Tell(WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
+            Acknowledge(replyTo, WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
             _progress.Remove(job.Id);
             _starting.Remove(job.Id);
             DispatchWaiting();
@@ -1079,7 +1085,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
             EndSessions(job, jobEnded: true);
-            replyTo?.Tell(job);
+            Acknowledge(replyTo, job);
             _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
             CountEnd(job);
             RunSetCommand(job);
