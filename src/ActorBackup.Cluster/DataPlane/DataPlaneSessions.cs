@@ -25,6 +25,7 @@ public sealed class DataPlaneSessions : IExtension
         public Engine.Tape.TapeMedium.Served Serve() => Engine.Tape.TapeMedium.WorkingFor(Ticket?.Job, Trust.JobTickets.DriveIn(Ticket, LibraryId), Write);
 
         private string? _referencesOf;
+        private readonly object _referencesLock = new();
 
         /// <summary>
         /// The one snapshot whose reference list this write session may add to: the first it names, if the library has
@@ -33,17 +34,15 @@ public sealed class DataPlaneSessions : IExtension
         /// </summary>
         public string? ReferencesRefusal(string snapshot)
         {
-            if (Volatile.Read(ref _referencesOf) is { } bound)
-                return bound == snapshot ? null : $"this session adds references to snapshot {bound}'s list only, not {snapshot}'s";
-            lock (this)
+            lock (_referencesLock)
             {
                 if (_referencesOf is null)
                 {
                     if (Library.HasReferences(snapshot)) return $"snapshot {snapshot} already has a reference list: a backup's session adds to its own new snapshot's only";
                     _referencesOf = snapshot;
                 }
+                return _referencesOf == snapshot ? null : $"this session adds references to snapshot {_referencesOf}'s list only, not {snapshot}'s";
             }
-            return ReferencesRefusal(snapshot);
         }
     }
     private readonly ConcurrentDictionary<string, Session> _sessions = new();

@@ -41,7 +41,8 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
             }
             catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
             {
-                Failed(i, e, ref first, ref fault);
+                if (Unreachable(i, e)) fault ??= e;
+                else first ??= e;
             }
         }
         var thrown = fault ?? first!;
@@ -50,15 +51,11 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
     }
 
     /// <summary>
-    /// Keeps why source <paramref name="index"/> could not give a chunk: a library of the snapshot itself that could not
-    /// be reached (ISourceFault) is what the read ends with if no other gives it (the job fails and is retried, the
-    /// chunk is not called damaged); a fallback copy that cannot be reached only leaves the damage as it was.
+    /// Whether source <paramref name="index"/> failed a read because a library of the snapshot itself could not be
+    /// reached (ISourceFault): what the read ends with if no other source gives the chunk (the job fails and is retried,
+    /// the chunk is not called damaged). A fallback copy that cannot be reached only leaves the damage as it was.
     /// </summary>
-    private void Failed(int index, Exception e, ref Exception? first, ref Exception? fault)
-    {
-        if (e is ISourceFault && index < firstFallback) fault ??= e;
-        else first ??= e;
-    }
+    private bool Unreachable(int index, Exception e) => e is ISourceFault && index < firstFallback;
 
     public void ReadPayloads(IReadOnlyList<ChunkId> ids, ref byte[] buffer, PayloadHandler handle)
     {
@@ -76,7 +73,7 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
                 return;
             }
             // Not in the first library (or damaged there): the others, in order, on this thread.
-            Exception? first = error, fault = null;
+            Exception? fault = null;
             for (var s = 1; s < sources.Count; s++)
             {
                 scoped ReadOnlySpan<byte> other;
@@ -87,7 +84,7 @@ public sealed class SpanningSource(IReadOnlyList<IChunkSource> sources, int firs
                 }
                 catch (Exception e) when (e is IOException or KeyNotFoundException or InvalidDataException)
                 {
-                    Failed(s, e, ref first, ref fault);
+                    if (Unreachable(s, e)) fault ??= e;
                     continue;
                 }
                 Served(s);

@@ -58,31 +58,50 @@ public sealed class WireSerializationTests
             akka.loglevel = ERROR
             """))).And(trust.RemoteSetup()));
 
-    /// <summary>A node with its serialization settings as base.conf gives them, and an actor "probe" keeping what it gets.</summary>
-    private static ActorSystem Victim(NodeTrust trust, ConcurrentQueue<object> received)
+    /// <summary>
+    /// Two nodes of one cell: a victim with its serialization settings as base.conf gives them and an actor "probe"
+    /// keeping what it gets, and an attacker's, made with the settings a test gives it.
+    /// </summary>
+    private sealed class Wire : IDisposable
     {
-        var victim = Node("actorbackup", trust, ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.extensions = []
-            akka.remote.dot-netty.tcp.port = 0
-            """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
-        victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
-        return victim;
+        private readonly TestTrust _cell = new();
+        private readonly NodeTrust _victimTrust, _attackerTrust;
+        public ConcurrentQueue<object> Received { get; } = new();
+        public ActorSystem Victim { get; }
+
+        public Wire()
+        {
+            _victimTrust = _cell.Node("victim");
+            _attackerTrust = _cell.Node("attacker");
+            Victim = Node("actorbackup", _victimTrust, ConfigurationFactory.ParseString("""
+                akka.actor.provider = remote
+                akka.extensions = []
+                akka.remote.dot-netty.tcp.port = 0
+                """).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"))));
+            var received = Received;
+            Victim.ActorOf(Props.Create(() => new Keeper(received)), "probe");
+        }
+
+        public string ProbePath => $"akka.ssl.tcp://actorbackup@127.0.0.1:{((ExtendedActorSystem)Victim).Provider.DefaultAddress.Port}/user/probe";
+
+        public ActorSystem Attacker(Config config) => Node("actorbackup", _attackerTrust, config);
+
+        public void Dispose()
+        {
+            Victim.Dispose();
+            _attackerTrust.Dispose();
+            _victimTrust.Dispose();
+            _cell.Dispose();
+        }
     }
 
     [Fact]
     public async Task Hyperion_and_JSON_payloads_of_any_type_are_dropped_and_protobuf_still_arrives()
     {
-        using var cell = new TestTrust();
-        using var victimTrust = cell.Node("victim");
-        using var attackerTrust = cell.Node("attacker");
-        // The victim: a node's serialization settings, as base.conf gives them.
-        var received = new ConcurrentQueue<object>();
-        using var victim = Victim(victimTrust, received);
-        var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
-
+        using var wire = new Wire();
+        var (victim, received) = (wire.Victim, wire.Received);
         // The attacker: Akka's defaults (JSON for any object) and Hyperion for the crafted type.
-        using var attacker = Node("actorbackup", attackerTrust, ConfigurationFactory.ParseString($$"""
+        using var attacker = wire.Attacker(ConfigurationFactory.ParseString($$"""
             akka.actor.serializers.hyperion = "Akka.Serialization.HyperionSerializer, Akka.Serialization.Hyperion"
             akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
             akka.actor.serialization-bindings {
@@ -90,7 +109,7 @@ public sealed class WireSerializationTests
               "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto
             }
             """));
-        var path = $"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe";
+        var path = wire.ProbePath;
         // Untrusted mode: an actor selection along a path the cell does not list is dropped, and so is a PoisonPill.
         attacker.ActorSelection(path).Tell(new ListJobs { Limit = 1 }, ActorRefs.NoSender);
         var target = ((ExtendedActorSystem)attacker).Provider.ResolveActorRef(path);
@@ -113,18 +132,14 @@ public sealed class WireSerializationTests
     [Fact]
     public async Task A_failure_from_another_node_names_no_type_the_node_would_instantiate()
     {
-        using var cell = new TestTrust();
-        using var victimTrust = cell.Node("victim");
-        using var attackerTrust = cell.Node("attacker");
-        var received = new ConcurrentQueue<object>();
-        using var victim = Victim(victimTrust, received);
-        var port = ((ExtendedActorSystem)victim).Provider.DefaultAddress.Port;
+        using var wire = new Wire();
+        var (victim, received) = (wire.Victim, wire.Received);
         // The attacker: Akka's own serializers, which write a failure's exception by its type name.
-        using var attacker = Node("actorbackup", attackerTrust, ConfigurationFactory.ParseString("""
+        using var attacker = wire.Attacker(ConfigurationFactory.ParseString("""
             akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
             akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
             """));
-        var target = ((ExtendedActorSystem)attacker).Provider.ResolveActorRef($"akka.ssl.tcp://actorbackup@127.0.0.1:{port}/user/probe");
+        var target = ((ExtendedActorSystem)attacker).Provider.ResolveActorRef(wire.ProbePath);
         CraftedException.ConstructorRuns = 0;
         target.Tell(new Status.Failure(new CraftedException()), ActorRefs.NoSender);
         target.Tell(new ListJobs { Limit = 7 }, ActorRefs.NoSender);
