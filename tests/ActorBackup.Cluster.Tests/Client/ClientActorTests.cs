@@ -42,14 +42,14 @@ public sealed class ClientActorTests : TestKit, IDisposable
         }
     }
 
-    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0)
+    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null)
     {
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
         var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
         var manager = CreateTestProbe();
         var keys = new KeyRing(MasterKey.Generate());
         var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit,
-            RestoreClaimsDir: Path.Combine(_dir, "claims")), keys, manager.Ref, media));
+            RestoreClaimsDir: Path.Combine(_dir, "claims")), keys, manager.Ref, media, trust));
         var register = manager.ExpectMsg<RegisterClient>();
         Assert.Equal("host-t", register.Id);
         manager.Reply(new Registered { Id = "host-t" });
@@ -286,5 +286,29 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.DoesNotContain("22", asker.ExpectMsg<RegisterClient>().RunningJobs);
         client.Tell(new RegistrationRequest(), manager.Ref);
         Assert.IsType<RegisterClient>(manager.FishForMessage(m => m is RegisterClient or JobFinished, TimeSpan.FromSeconds(10))); // not a JobFinished before it
+    }
+
+    [Fact]
+    public void A_jobs_end_is_let_go_only_on_a_record_the_manager_signed()
+    {
+        using var cell = new TestTrust();
+        using var host = cell.Node(Protocol.Trust.CellIdentity.Of(Protocol.Trust.CellRole.Node, "host-t", "host-t", ["client"]));
+        using var managerNode = cell.Node(Protocol.Trust.CellIdentity.Of(Protocol.Trust.CellRole.Node, "manager1", "", ["manager"]));
+        using var otherNode = cell.Node(Protocol.Trust.CellIdentity.Of(Protocol.Trust.CellRole.Node, "host-x", "host-x", ["client", "media"], ["lib1"]));
+        var (client, manager, _) = Start(trust: host);
+        var missing = Path.Combine(_dir, "not-there");
+        var job = new JobInfo { Id = "23", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = missing, Paths = { missing } };
+        client.Tell(Trust.MessageSignature.Sign(new BackupAssignment { Job = job }, managerNode));
+        Finished(manager); // its end, whatever it is, is kept until the manager records it
+        var asker = CreateTestProbe();
+        // Neither an unsigned record nor one another node signed (it may claim a manager's address) lets the end go.
+        client.Tell(new JobInfo { Id = "23", State = JobState.Succeeded }, manager.Ref);
+        client.Tell(Trust.MessageSignature.Sign(new JobInfo { Id = "23", State = JobState.Succeeded }, otherNode), manager.Ref);
+        client.Tell(new RegistrationRequest(), asker);
+        Assert.Contains("23", asker.ExpectMsg<RegisterClient>().RunningJobs);
+        // The manager's own record does.
+        client.Tell(Trust.MessageSignature.Sign(new JobInfo { Id = "23", State = JobState.Failed }, managerNode), manager.Ref);
+        client.Tell(new RegistrationRequest(), asker);
+        Assert.DoesNotContain("23", asker.ExpectMsg<RegisterClient>().RunningJobs);
     }
 }
