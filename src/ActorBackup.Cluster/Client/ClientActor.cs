@@ -583,7 +583,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     {
         try
         {
-            var listed = await _media.Ask<object>(new ListManifests { Library = request.Library }, TimeSpan.FromMinutes(10));
+            var listed = await _media.Ask<object>(Trust.MessageSignature.Sign(new ListManifests { Library = request.Library }, _trust), TimeSpan.FromMinutes(10));
             if (listed is not ManifestIds ids)
             {
                 requester.Tell(listed as CommandRejected ?? new CommandRejected { Reason = $"library {request.Library} answered {listed.GetType().Name}" });

@@ -58,6 +58,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private DiskLibrary? _library;
     /// <summary>Why the library could not be opened (then <see cref="_library"/> is null).</summary>
     private string? _unavailable;
+    /// <summary>The scan for a catalog rebuild's manifests under way (or the last), and the library it reads.</summary>
+    private Task<object>? _manifestScan;
+    private DiskLibrary? _manifestScanOf;
     private readonly Dictionary<string, string> _sessions = [];
     /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
     private readonly HashSet<string> _writeSessions = [];
@@ -237,22 +240,35 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
         TapeCommands();
-        Command<ListManifests>(_ =>
+        Command<ListManifests>(m =>
         {
             var library = _library;
             var sender = Sender;
+            // Only a client node's (the one rebuilding a catalog for an operator): every volume is read whole.
+            if (Trust.MessageSignature.Refusal(Trust.NodeTrust.Of(Context.System), m, id => id.Role == Protocol.Trust.CellRole.Node && id.NodeRoles.Contains("client"), "a client node") is { } refused)
+            {
+                _log.Warning("library {0}: {1} (from {2})", _declaration.Id, refused, sender);
+                sender.Tell(new CommandRejected { Reason = refused });
+                return;
+            }
             if (library is null)
             {
                 sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" });
                 return;
             }
-            // Off the actor's thread: an open volume is scanned whole.
-            Task.Run(() =>
+            // Off the actor's thread: an open volume is scanned whole. One scan at a time: a request that comes while
+            // one runs gets that scan's answer.
+            if (_manifestScan is not { IsCompleted: false } || _manifestScanOf != library)
             {
-                var ids = new ManifestIds { Library = _declaration.Id };
-                ids.Ids.AddRange(library.FindRecords(Engine.Volumes.RecordFlags.Manifest).Select(id => ByteString.CopyFrom(id.ToArray())));
-                return (object)ids;
-            }).PipeTo(sender, failure: e => new CommandRejected { Reason = $"library {_declaration.Id}: {e.GetBaseException().Message}" });
+                _manifestScanOf = library;
+                _manifestScan = Task.Run(() =>
+                {
+                    var ids = new ManifestIds { Library = _declaration.Id };
+                    ids.Ids.AddRange(library.FindRecords(Engine.Volumes.RecordFlags.Manifest).Select(id => ByteString.CopyFrom(id.ToArray())));
+                    return (object)ids;
+                });
+            }
+            _manifestScan.PipeTo(sender, failure: e => new CommandRejected { Reason = $"library {_declaration.Id}: {e.GetBaseException().Message}" });
         });
         Command<EndJobSessions>(m =>
         {

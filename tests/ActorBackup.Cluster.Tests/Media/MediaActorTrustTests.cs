@@ -1,0 +1,67 @@
+using ActorBackup.Cluster.Hosting;
+using ActorBackup.Cluster.Media;
+using ActorBackup.Cluster.Trust;
+using ActorBackup.Protocol;
+using ActorBackup.Protocol.Trust;
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.TestKit.Xunit2;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>A media agent in a node with a certificate of its cell: what it takes only from whom.</summary>
+public sealed class MediaActorTrustTests : TestKit, IDisposable
+{
+    private sealed record Fixture(string Dir, TestTrust Cell, NodeTrust Node)
+    {
+        public static Fixture Make()
+        {
+            var cell = new TestTrust();
+            return new(Directory.CreateTempSubdirectory("abk-media-trust-").FullName, cell,
+                cell.Node(CellIdentity.Of(CellRole.Node, "media1", "", ["media"], ["libm"])));
+        }
+
+        public ActorSystemSetup Setup() => ActorSystemSetup.Create(
+            BootstrapSetup.Create().WithConfig(CellNode.StandaloneSqlite(Dir, Path.Combine(AppContext.BaseDirectory, "hocon"))),
+            new NodeTrustSetup(Node));
+    }
+
+    private readonly Fixture _f;
+
+    public MediaActorTrustTests() : this(Fixture.Make()) { }
+
+    private MediaActorTrustTests(Fixture f) : base(f.Setup()) => _f = f;
+
+    void IDisposable.Dispose()
+    {
+        Shutdown();
+        _f.Node.Dispose();
+        _f.Cell.Dispose();
+        try { Directory.Delete(_f.Dir, true); } catch (IOException) { }
+    }
+
+    [Fact]
+    public void A_scan_for_a_catalog_rebuilds_manifests_is_done_only_for_a_client_node()
+    {
+        MediaActorJourneys.OnlyOwnLibraries(this, "libm");
+        var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libm", Path.Combine(_f.Dir, "libm"), 1024 * 1024), TestActor));
+        ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
+        ExpectMsg<IndexReport>();
+        using var client = _f.Cell.Node(CellIdentity.Of(CellRole.Node, "host-a", "host-a", ["client"]));
+        using var otherMedia = _f.Cell.Node(CellIdentity.Of(CellRole.Node, "media2", "", ["media"], ["libm"]));
+        using var stranger = new TestTrust("other");
+        using var strangersClient = stranger.Node(CellIdentity.Of(CellRole.Node, "host-a", "host-a", ["client"]));
+        // Every volume is read whole for it: not for an unsigned request, another role's node, or another cell's.
+        media.Tell(new ListManifests { Library = "libm" });
+        Assert.Contains("not signed", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, otherMedia));
+        Assert.Contains("not by a client node", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, strangersClient));
+        ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20));
+        // A client node's: the (here empty) list, to each of two requests, however they meet the scan.
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, client));
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, client));
+        Assert.Equal("libm", ExpectMsg<ManifestIds>(TimeSpan.FromSeconds(20)).Library);
+        Assert.Empty(ExpectMsg<ManifestIds>(TimeSpan.FromSeconds(20)).Ids);
+    }
+}
