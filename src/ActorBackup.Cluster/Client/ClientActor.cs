@@ -529,7 +529,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 Commit = false, // committed with the manifest (StoreManifest)
             };
             var started = DateTime.UtcNow;
-            var progress = new ActionProgress<BackupProgress>(p => _manager.Tell(new JobProgress
+            var progress = new ActionProgress<BackupProgress>(p => Progress(new JobProgress
             {
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
                 ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
@@ -719,7 +719,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var job = a.Job;
         var manifest = ring.Open(a.Manifest);
         var started = DateTime.UtcNow;
-        var progress = new ActionProgress<RestoreProgress>(p => _manager.Tell(new JobProgress
+        var progress = new ActionProgress<RestoreProgress>(p => Progress(new JobProgress
         {
             Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
             Seconds = (DateTime.UtcNow - started).TotalSeconds,
@@ -862,7 +862,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var manifest = _ring.Open(a.Manifest);
         var started = DateTime.UtcNow;
         var total = (long)(manifest.Stats?.Bytes ?? 0);
-        var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => _manager.Tell(new JobProgress
+        var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => Progress(new JobProgress
         {
             Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
@@ -883,6 +883,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     });
 
     /// <summary>Reports on the caller's thread; telling an actor is thread-safe.</summary>
+    /// <summary>A job's progress to the manager, signed (it takes progress only from the job's own node).</summary>
+    private void Progress(JobProgress p) => _manager.Tell(Trust.MessageSignature.Sign(p, _trust));
+
     private sealed class ActionProgress<T>(Action<T> action) : IProgress<T>
     {
         public void Report(T value) => action(value);

@@ -330,7 +330,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobProgress>(p =>
         {
-            if (_state.Job(p.Job) is not { State: JobState.Running or JobState.Committing }) return;
+            if (_state.Job(p.Job) is not { State: JobState.Running or JobState.Committing } job) return;
+            // Only from the node running the job, by its signature: another node cannot show an operator false progress.
+            if (_trust is { } trust && Trust.JobSignature.Refusal(trust, job, p) is { } refused)
+            {
+                _log.Warning("refused progress of job {0} from {1}: {2}", p.Job, Sender.Path.Address, refused);
+                return;
+            }
+            p.Signer = ByteString.Empty; // what watchers get: the figures (the signature is checked here)
+            p.Signature = ByteString.Empty;
             _progress[p.Job] = p;
             if (_jobActors.TryGetValue(p.Job, out var child)) child.Tell(p);
         });
@@ -1086,7 +1094,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
             EndSessions(job, jobEnded: true);
             Acknowledge(replyTo, job);
-            _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, new JobEndedNotice { Job = job }));
+            _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, Trust.MessageSignature.Sign(new JobEndedNotice { Job = job }, _trust)));
             CountEnd(job);
             RunSetCommand(job);
             _progress.Remove(jobId);

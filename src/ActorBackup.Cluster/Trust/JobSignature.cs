@@ -14,8 +14,11 @@ public static class JobSignature
     /// <summary>Signs <paramref name="f"/> in place with this node's key; unchanged in an ActorSystem without trust (tests of one actor).</summary>
     public static JobFinished Sign(JobFinished f, NodeTrust? trust) => MessageSignature.Sign(f, trust);
 
-    /// <summary>Why the manager must not take <paramref name="f"/> as the end of <paramref name="job"/>; null when it may.</summary>
-    public static string? Refusal(NodeTrust trust, JobInfo job, JobFinished f)
+    /// <summary>
+    /// Why the manager must not take <paramref name="f"/> (a <see cref="JobFinished"/> or a <see cref="JobProgress"/>)
+    /// as <paramref name="job"/>'s; null when it may.
+    /// </summary>
+    public static string? Refusal(NodeTrust trust, JobInfo job, Google.Protobuf.IMessage f)
     {
         var id = MessageSignature.Signer(trust, f, out var refusal);
         if (id is null) return refusal == "it is not signed" ? "it is not signed by the node that ran it" : refusal;

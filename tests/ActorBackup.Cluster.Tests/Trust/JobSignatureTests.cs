@@ -63,4 +63,19 @@ public sealed class JobSignatureTests : IDisposable
         var check = new JobInfo { Id = "10", Kind = JobKind.Verify, Library = "lib1" }; // a library check: the media side
         Assert.Null(JobSignature.Refusal(_manager, check, JobSignature.Sign(Finished("10"), lib1)));
     }
+
+    [Fact]
+    public void A_jobs_progress_is_taken_only_signed_by_the_node_running_it()
+    {
+        var restore = new JobInfo { Id = "8", Kind = JobKind.Restore, Client = "host-a", Library = "lib1" };
+        using var hostA = Node(_cell, CellIdentity.Of(CellRole.Node, "host-a", "host-a", ["client"]));
+        using var hostB = Node(_cell, CellIdentity.Of(CellRole.Node, "host-b", "host-b", ["client"]));
+        JobProgress Progress() => new() { Job = "8", FilesDone = 10, FilesTotal = 20 };
+        Assert.Null(JobSignature.Refusal(_manager, restore, MessageSignature.Sign(Progress(), hostA)));
+        Assert.Contains("not by client host-a", JobSignature.Refusal(_manager, restore, MessageSignature.Sign(Progress(), hostB)));
+        Assert.Contains("not signed", JobSignature.Refusal(_manager, restore, Progress()));
+        var changed = MessageSignature.Sign(Progress(), hostA);
+        changed.FilesDone = 20;
+        Assert.Contains("does not check", JobSignature.Refusal(_manager, restore, changed));
+    }
 }
