@@ -31,7 +31,7 @@ public static class JobCallers
                     switch (command)
                     {
                         case StartRestore r:
-                            var s = state.FindSnapshot(r.Snapshot);
+                            var s = state.FindSnapshot(r.Snapshot, r.Client);
                             if (r.Client != "" && r.Client != s.Client)
                                 return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
                             r.Snapshot = s.Id; // the one checked

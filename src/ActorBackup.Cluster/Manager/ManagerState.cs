@@ -250,7 +250,7 @@ public sealed partial record ManagerState
         if (cmd.Client == "") return false;
         try
         {
-            return FindSnapshot(cmd.Snapshot).Client != cmd.Client;
+            return FindSnapshot(cmd.Snapshot, cmd.Client).Client != cmd.Client;
         }
         catch (KeyNotFoundException)
         {
@@ -264,7 +264,7 @@ public sealed partial record ManagerState
         client = "";
         try
         {
-            snapshot = FindSnapshot(snapshotId);
+            snapshot = FindSnapshot(snapshotId, requestedClient);
         }
         catch (KeyNotFoundException e)
         {
@@ -330,8 +330,16 @@ public sealed partial record ManagerState
     /// <summary>A backup set of a client as one key (set names are per client).</summary>
     private static string SetKey(string client, string backupSet) => client + "\n" + backupSet;
 
-    public SnapshotManifest FindSnapshot(string idOrPrefix) =>
-        Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
+    /// <summary>
+    /// A snapshot by id, unique prefix or 'latest'. With <paramref name="client"/> (a restore's or a verify's
+    /// --client), 'latest' is that client's newest snapshot, not the cell's: `abk restore latest --client web1` must
+    /// not put another host's newest data onto web1; another host's snapshot goes there only named by its id.
+    /// </summary>
+    public SnapshotManifest FindSnapshot(string idOrPrefix, string client = "") =>
+        client != "" && idOrPrefix is "" or "latest"
+            ? Engine.Catalog.SnapshotCatalog.Find(Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
+                $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)")
+            : Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
 
     /// <summary>
     /// Jobs that were open when the manager stopped and that no client has since said it is still running

@@ -123,6 +123,23 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void Latest_with_a_client_named_is_that_clients_newest_snapshot_not_the_cells()
+    {
+        var s = Cell("web1", "db1", "new1");
+        foreach (var (id, client) in new[] { ("w1", "web1"), ("d1", "db1") })
+            s = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = id, Client = client, BackupSet = "/srv", Library = "lib1", Level = Level.Full }.ToByteString() });
+        Assert.Equal("d1", s.FindSnapshot("latest").Id); // the cell's newest, where no client is named
+        var restore = s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Client = "web1" }, Now).Job!;
+        Assert.Equal(("w1", "web1"), (restore.Snapshot, restore.Client));
+        Assert.False(s.RestoresElsewhere(new StartRestore { Snapshot = "latest", Target = "/r", Client = "web1" }));
+        Assert.Equal("w1", s.DecideStartVerify(new StartVerify { Snapshot = "latest", Client = "web1" }, Now).Job!.Snapshot);
+        // Another host's data goes onto a client only named by its id.
+        Assert.Contains("client new1 has no snapshot yet", s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Client = "new1" }, Now).Rejection);
+        Assert.Equal("d1", s.DecideStartRestore(new StartRestore { Snapshot = "d1", Target = "/r", Client = "new1" }, Now).Job!.Snapshot);
+        Assert.True(s.RestoresElsewhere(new StartRestore { Snapshot = "d1", Target = "/r", Client = "new1" }));
+    }
+
+    [Fact]
     public void Paths_as_listings_show_them_read_back_to_their_bytes_and_normalize_once()
     {
         // Any bytes of a path (no NUL): shown, read back, they are the same bytes; the manager's one form is a fixed point.
