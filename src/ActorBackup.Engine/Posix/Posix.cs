@@ -698,6 +698,31 @@ public static unsafe partial class Posix
         }
     }
 
+    /// <summary>
+    /// Takes the access ACL away from what an O_PATH handle holds (a FIFO, a socket, a device node: through
+    /// /proc/self/fd, no device opened) when <paramref name="cleanup"/> asks for it and <paramref name="xattrs"/> does not
+    /// hold one; null when done (or there was none), else why it stays.
+    /// </summary>
+    internal static string? RemoveInheritedAclOnPathHandle(int fd, IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, XattrCleanup cleanup)
+    {
+        if (cleanup == XattrCleanup.None) return null;
+        var name = AclAccess.AsSpan(0, AclAccess.Length - 1);
+        if (xattrs is not null)
+            foreach (var x in xattrs)
+                if (x.Name.Span.SequenceEqual(name)) return null;
+        var proc = Encoding.ASCII.GetBytes($"/proc/self/fd/{fd}\0");
+        int rc;
+        fixed (byte* pp = proc)
+        fixed (byte* np = AclAccess)
+            rc = removexattr(pp, np);
+        if (rc == 0) return null;
+        var errno = Marshal.GetLastPInvokeError();
+        return errno is ENODATA or EOPNOTSUPP ? null : $"system.posix_acl_access (inherited from its folder, not in the snapshot) could not be taken away: {Describe(errno)}";
+    }
+
+    [LibraryImport("libc", EntryPoint = "removexattr", SetLastError = true)]
+    private static partial int removexattr(byte* path, byte* name);
+
     [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
     private static partial nint flistxattr(int fd, byte* list, nint size);
 

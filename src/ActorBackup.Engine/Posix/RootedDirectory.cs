@@ -217,6 +217,11 @@ public sealed class RootedDirectory : IDisposable
         }
     });
 
+    private static string OwnerNotSet(uint uid, uint gid, int errno) =>
+        $"restored without its owner {uid}:{gid} (mode without setuid/setgid, attributes and times set): {Posix.Describe(errno)}";
+
+    private static string? Both(string? a, string? b) => a is null ? b : b is null ? a : $"{a}; {b}";
+
     private static string? XattrsNotSet(List<string>? notSet) =>
         notSet is null ? null : $"restored without {(notSet.Count == 1 ? "its extended attribute" : "these extended attributes")} {string.Join("; ", notSet)}";
 
@@ -247,10 +252,11 @@ public sealed class RootedDirectory : IDisposable
         try
         {
             if (Posix.SymlinkAt(target, dir, name) is var errno and not 0) throw Failure("symlink", relative, errno);
-            if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
+            // An owner that cannot be given (root squashed on NFS, an id not mapped here) does not stop the rest.
+            var ownerNotSet = uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0 ? OwnerNotSet(uid.Value, gid!.Value, e2) : null;
             var notSet = xattrs is { Count: > 0 } ? OnNode(relative, Posix.OPath | Posix.ONofollow, node => Posix.SetXattrsOnPathHandle(node, xattrs)) : null;
             if (Posix.SetTimesAt(dir, name, times) is var e3 and not 0) throw Failure("set times of", relative, e3);
-            return XattrsNotSet(notSet is { Count: > 0 } ? notSet : null);
+            return Both(ownerNotSet, XattrsNotSet(notSet is { Count: > 0 } ? notSet : null));
         }
         finally
         {
@@ -278,23 +284,32 @@ public sealed class RootedDirectory : IDisposable
     /// timed by name (not followed), its attributes and mode set through a handle of it (O_PATH, which opens no device
     /// and waits on no FIFO); what could not be set of its extended attributes (null: all).
     /// </summary>
+    /// <param name="cleanup">an ACL the node inherited from its folder (a default ACL there) and the snapshot does not hold is taken away</param>
     public string? MakeNode(string relative, FileKind kind, uint major, uint minor, uint? uid, uint? gid, uint mode, EntryTimes times,
-        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null)
+        IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs = null, XattrCleanup cleanup = XattrCleanup.None)
     {
         var type = kind switch { FileKind.Fifo => 0x1000u, FileKind.CharDevice => 0x2000u, FileKind.BlockDevice => 0x6000u, FileKind.Socket => 0xC000u, _ => throw new ArgumentException("a node is a FIFO, a socket or a device") };
         var dir = ParentOf(relative, out var name);
         try
         {
             if (Posix.MknodAt(dir, name, type | 0x180, kind is FileKind.Fifo or FileKind.Socket ? 0 : Posix.MakeDev(major, minor)) is var errno and not 0) throw Failure("mknod", relative, errno);
-            if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0) throw Failure("chown", relative, e2);
+            string? ownerNotSet = null;
+            if (uid is not null && Posix.LChownAt(dir, name, uid.Value, gid!.Value) is var e2 and not 0)
+            {
+                ownerNotSet = OwnerNotSet(uid.Value, gid!.Value, e2);
+                mode &= ~0xC00u; // setuid and setgid do not outlive the owner they were for
+            }
             var notSet = OnNode(relative, Posix.OPath, node =>
             {
-                var failed = xattrs is { Count: > 0 } ? Posix.SetXattrsOnPathHandle(node, xattrs) : null;
+                // A device node made under a folder with a default ACL has that ACL (a group given the raw disk, say):
+                // taken away before the mode is set, unless the snapshot holds one of its own.
+                var failed = Posix.RemoveInheritedAclOnPathHandle(node, xattrs, cleanup) is { } kept ? [kept] : new List<string>();
+                if (xattrs is { Count: > 0 }) failed.AddRange(Posix.SetXattrsOnPathHandle(node, xattrs));
                 if (Posix.ChmodHandle(node, mode) is var e3 and not 0) throw Failure("chmod", relative, e3);
                 return failed;
             });
             if (Posix.SetTimesAt(dir, name, times) is var e4 and not 0) throw Failure("set times of", relative, e4);
-            return XattrsNotSet(notSet is { Count: > 0 } ? notSet : null);
+            return Both(ownerNotSet, XattrsNotSet(notSet is { Count: > 0 } ? notSet : null));
         }
         finally
         {

@@ -872,7 +872,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             _root.RemoveNonDirectory(s.Relative);
             var owner = Owner(s.Node, restoreOwner);
-            Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s)));
+            Partly(s, _root.MakeNode(s.Relative, kind, s.Node.RdevMajor, s.Node.RdevMinor, owner?.Uid, owner?.Gid, ModeOf(s), Times(s.Node), Xattrs(s), _clearAcls));
         }
         Interlocked.Increment(ref _otherMade);
     }
