@@ -19,6 +19,9 @@ public sealed record PruneResult(long ChunksDead, long BytesDead, long ChunksMov
 // * A snapshot committed here but not yet in the catalog (its job's end on its way to the manager), or during
 //   the prune, brings its reference list: a list the catalog neither keeps nor deleted counts as live until
 //   it is old (an orphan, whose job failed after the commit). Chunks stored since BeginPrune are not candidates.
+//   A list written since BeginPrune (_listsWritten) counts as live whatever its age or the keep list the prune was
+//   given (made before it was written) says, and is not removed after the sweep: the mark can come long after
+//   BeginPrune (it waits for the backups open then), and the list of a backup still running is not an orphan.
 // Nothing is deleted from disk before the index without those chunks is durable (the owner journals it), and a
 // volume is deleted only after its live records' new places are durable: kill -9 at any point loses nothing
 // that is referenced.
@@ -26,6 +29,8 @@ public sealed partial class DiskLibrary
 {
     /// <summary>Chunks answered as present since BeginPrune; null: no prune runs.</summary>
     private HashSet<ChunkId>? _touched;
+    /// <summary>Snapshots whose reference lists were written since BeginPrune; null: no prune runs.</summary>
+    private HashSet<string>? _listsWritten;
     private List<KeyValuePair<ChunkId, ChunkLocation>>? _candidates;
     /// <summary>Readers of deleted or sealed volumes, with when they were retired: a read that took one just before still finishes.</summary>
     private readonly List<(VolumeReader Reader, DateTime RetiredUtc)> _retiredReaders = [];
@@ -81,6 +86,7 @@ public sealed partial class DiskLibrary
         {
             if (_touched is not null) throw new InvalidOperationException($"library {Id} is being pruned already");
             _touched = [];
+            _listsWritten = new HashSet<string>(StringComparer.Ordinal);
             _candidates = _index.Entries.ToList();
         }
     }
@@ -90,6 +96,7 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             _touched = null;
+            _listsWritten = null;
             _candidates = null;
         }
     }
@@ -114,9 +121,12 @@ public sealed partial class DiskLibrary
         missing.AddRange(kept.Where(k => !HasReferences(k)).Order(StringComparer.Ordinal));
         var now = DateTime.UtcNow;
         var counted = new List<string>();
+        HashSet<string> written;
+        lock (_lock) written = _listsWritten is null ? [] : [.. _listsWritten];
         foreach (var snapshot in References.Snapshots())
         {
-            if (!kept.Contains(snapshot) && (gone.Contains(snapshot) || now - File.GetLastWriteTimeUtc(References.PathOf(snapshot)) >= orphanAfter))
+            if (!kept.Contains(snapshot) && !written.Contains(snapshot)
+                && (gone.Contains(snapshot) || now - File.GetLastWriteTimeUtc(References.PathOf(snapshot)) >= orphanAfter))
                 dead.Add(snapshot);
             else counted.Add(snapshot);
         }
@@ -155,7 +165,8 @@ public sealed partial class DiskLibrary
     /// <summary>The reference lists of snapshots whose chunks a sweep let go, and the bases no list is on any more.</summary>
     public void RemoveReferences(IEnumerable<string> snapshots)
     {
-        lock (_lock) References.Remove(snapshots);
+        // Not one written since the prune began (after the mark, say: a part of a backup that runs): the next prune sees it.
+        lock (_lock) References.Remove(_listsWritten is null ? snapshots : snapshots.Where(s => !_listsWritten.Contains(s)).ToList());
     }
 
     /// <summary>

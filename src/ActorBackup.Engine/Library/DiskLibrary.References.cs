@@ -61,6 +61,7 @@ public sealed partial class DiskLibrary
             {
                 References.MarkIncomplete(snapshot, e.Message); // the part dropped: see the summary
             }
+            _listsWritten?.Add(snapshot); // live for a prune under way (DiskLibrary.Prune)
             _stagedReferences.Remove(snapshot);
             _stagedCount -= ids.Count;
             written = true;

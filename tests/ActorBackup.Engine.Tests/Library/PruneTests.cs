@@ -184,6 +184,51 @@ public sealed class PruneTests
     }
 
     [Fact]
+    public void A_list_written_during_the_prune_is_live_whatever_its_age_and_is_not_removed_after_the_sweep()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 6));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var old = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        var lib = repo.Library;
+        var ids = lib.ReadReferences(old.Id);
+        lib.BeginPrune();
+        try
+        {
+            // A backup that began after the prune commits its first parts; the mark comes later than the orphan age
+            // (zero here: every list not kept is old), its snapshot in no keep list yet.
+            lib.AddReferences("running", [ids[0]]);
+            lib.Commit();
+            var live = lib.LiveReferences([], [old.Id], TimeSpan.Zero, out _, out _, out var deadLists);
+            Assert.Equal([old.Id], deadLists);
+            Assert.Contains(ids[0], live);
+            var dead = lib.Sweep(live, dryRun: false);
+            Assert.DoesNotContain(dead, d => d.Key == ids[0]);
+            // A part of a list the mark found dead, written after it: the list stays for the next prune.
+            lib.AddReferences(old.Id, [ids[0]]);
+            lib.Commit();
+            lib.RemoveReferences([old.Id, "running"]);
+            Assert.True(lib.HasReferences("running"));
+            Assert.True(lib.HasReferences(old.Id));
+        }
+        finally
+        {
+            lib.EndPrune();
+        }
+        // With no prune under way, the age counts again.
+        lib.BeginPrune();
+        try
+        {
+            lib.LiveReferences([], [], TimeSpan.Zero, out _, out _, out var deadLists);
+            Assert.Equal(new[] { old.Id, "running" }.Order(StringComparer.Ordinal), deadLists.Order(StringComparer.Ordinal));
+        }
+        finally
+        {
+            lib.EndPrune();
+        }
+    }
+
+    [Fact]
     public void A_kept_snapshot_without_a_reference_list_stops_the_prune_before_anything_is_swept()
     {
         using var dir = new TempDir();
