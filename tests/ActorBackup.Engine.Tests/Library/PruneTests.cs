@@ -155,6 +155,20 @@ public sealed class PruneTests
         Assert.Empty(Directory.GetFiles(lib.ReferencesDir));
     }
 
+    /// <summary>Runs <paramref name="act"/> between BeginPrune and EndPrune, as a prune's steps run.</summary>
+    private static void WhilePruning(DiskLibrary lib, Action act)
+    {
+        lib.BeginPrune();
+        try
+        {
+            act();
+        }
+        finally
+        {
+            lib.EndPrune();
+        }
+    }
+
     [Fact]
     public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
     {
@@ -164,8 +178,7 @@ public sealed class PruneTests
         var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
         var ids = repo.Library.ReadReferences(snap.Id);
         var lib = repo.Library;
-        lib.BeginPrune();
-        try
+        WhilePruning(lib, () =>
         {
             // A backup running meanwhile deduplicates against one of the chunks (the snapshot itself is not kept).
             Assert.False(lib.TryReserve(ids[0]));
@@ -176,11 +189,7 @@ public sealed class PruneTests
             Assert.DoesNotContain(dead, d => d.Key == ids[0]);
             Assert.Contains(dead, d => d.Key == ids[1]);
             Assert.True(lib.Contains(ids[0]));
-        }
-        finally
-        {
-            lib.EndPrune();
-        }
+        });
     }
 
     [Fact]
@@ -192,8 +201,7 @@ public sealed class PruneTests
         var old = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
         var lib = repo.Library;
         var ids = lib.ReadReferences(old.Id);
-        lib.BeginPrune();
-        try
+        WhilePruning(lib, () =>
         {
             // A backup that began after the prune commits its first parts; the mark comes later than the orphan age
             // (zero here: every list not kept is old), its snapshot in no keep list yet.
@@ -210,22 +218,13 @@ public sealed class PruneTests
             lib.RemoveReferences([old.Id, "running"]);
             Assert.True(lib.HasReferences("running"));
             Assert.True(lib.HasReferences(old.Id));
-        }
-        finally
-        {
-            lib.EndPrune();
-        }
+        });
         // With no prune under way, the age counts again.
-        lib.BeginPrune();
-        try
+        WhilePruning(lib, () =>
         {
             lib.LiveReferences([], [], TimeSpan.Zero, out _, out _, out var deadLists);
             Assert.Equal(new[] { old.Id, "running" }.Order(StringComparer.Ordinal), deadLists.Order(StringComparer.Ordinal));
-        }
-        finally
-        {
-            lib.EndPrune();
-        }
+        });
     }
 
     [Fact]
