@@ -15,7 +15,8 @@ namespace ActorBackup.Cluster.Media;
 public sealed partial class MediaActor
 {
     private sealed record CopySourceOpened(CopySnapshot Request, IActorRef ReplyTo, SessionOpened Session);
-    private sealed record CopyRead(CopySnapshot Request, IActorRef ReplyTo, string Ticket, CopyReport Report, string? Error);
+    /// <param name="Into">the library object the copy wrote into: its writes are committed only if it is still the open one</param>
+    private sealed record CopyRead(CopySnapshot Request, IActorRef ReplyTo, string Ticket, CopyReport Report, string? Error, Engine.Library.DiskLibrary? Into = null);
 
     /// <summary>Copy jobs running here (they hold no state besides: the data plane does the work).</summary>
     private readonly Dictionary<string, CopySnapshot> _copies = [];
@@ -36,6 +37,16 @@ public sealed partial class MediaActor
                         : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
                     failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {e.GetBaseException().Message}"));
         });
+        CopyResults();
+    }
+
+    /// <summary>
+    /// A copy's steps as they come back, whatever the library's state by then (a copy whose library became unavailable
+    /// or was opened again meanwhile ends failed, to be run again: it must not stay running here for ever, holding
+    /// every later prune, nor commit another library object than the one it wrote into).
+    /// </summary>
+    private void CopyResults()
+    {
         Command<CopySourceOpened>(o =>
         {
             var library = _library;
@@ -58,9 +69,9 @@ public sealed partial class MediaActor
                 CopyEnded(r, false, $"copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} to {_declaration.Id}: {r.Error}");
                 return;
             }
-            if (_library is null)
+            if (_library is null || (r.Into is not null && !ReferenceEquals(r.Into, _library)))
             {
-                CopyEnded(r, false, $"library {_declaration.Id} closed during the copy", JobFault.FaultLibrary);
+                CopyEnded(r, false, $"library {_declaration.Id} was closed during the copy (nothing of it committed): it runs again", JobFault.FaultLibrary);
                 return;
             }
             Engine.Library.CommitBatch batch;
@@ -148,7 +159,7 @@ public sealed partial class MediaActor
                 report.BytesSent += payload.Length;
             }
             report.Seconds = clock.Elapsed.TotalSeconds;
-            return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null);
+            return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null, library);
         }
         // Each library a snapshot spans keeps the ids it holds: the snapshot's are their union.
         var ids = spans.Count == 0 ? first.ReadReferences(o.Request.Snapshot)
@@ -185,7 +196,7 @@ public sealed partial class MediaActor
             }
         library.AddReferences(o.Request.Snapshot, ids);
         report.Seconds = clock.Elapsed.TotalSeconds;
-        return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null);
+        return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null, library);
     }
 
     private void CopyEnded(CopyRead r, bool ok, string reason, JobFault fault = JobFault.FaultTransient)

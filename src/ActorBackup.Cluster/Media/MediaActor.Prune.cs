@@ -121,9 +121,7 @@ public sealed partial class MediaActor
                 FinishPrune(true, "", JobFault.FaultNone);
                 return;
             }
-            var removed = new IndexEntriesRemoved { Ids = ByteString.CopyFrom(Pack(dead.Select(d => d.Key))), Job = run.Request.Job };
-            removed.Volumes.AddRange(_volumes.Select(ToRecord)); // as last journaled: other sessions' appends since are not durable yet
-            Persist(removed, e =>
+            PersistRemoved(dead.Select(d => d.Key).ToList(), run.Request.Job, e =>
             {
                 AfterPersist(e.Volumes);
                 try
@@ -172,7 +170,7 @@ public sealed partial class MediaActor
                 if (!GoOnAfter("copied")) return;
                 try
                 {
-                    _library.MarkRecycle(c.Volume);
+                    _library.MarkRecycle(c.Volume, run.Request.Retire.Contains(c.Volume)); // journaled with the commit: a crash before the delete keeps it out of service
                 }
                 catch (InvalidOperationException ex)
                 {
@@ -288,9 +286,10 @@ public sealed partial class MediaActor
     /// </summary>
     private void RetireWithoutCommit(PruneRun run, uint volume)
     {
+        var retire = run.Request.Retire.Contains(volume);
         try
         {
-            _library!.MarkRecycle(volume);
+            _library!.MarkRecycle(volume, retire);
         }
         catch (InvalidOperationException e)
         {
@@ -299,14 +298,15 @@ public sealed partial class MediaActor
             return;
         }
         var table = new IndexBatchCommitted { Job = run.Request.Job };
-        table.Volumes.AddRange(_volumes.Select(v => v.Number == volume ? ToRecord(new VolumeEntry { Number = v.Number, Label = v.Label, State = VolumeState.Recycle }) : ToRecord(v)));
+        table.Volumes.AddRange(_volumes.Select(v => v.Number == volume ? ToRecord(new VolumeEntry { Number = v.Number, Label = v.Label, State = VolumeState.Recycle, Retire = retire }) : ToRecord(v)));
         Persist(table, e =>
         {
             AfterPersist(e.Volumes);
             try
             {
-                run.Report.BytesFreed += _library?.DeleteVolume(volume) ?? 0;
+                run.Report.BytesFreed += _library?.DeleteVolume(volume, retire) ?? 0;
                 run.Report.VolumesCompacted.Add(volume);
+                if (retire) run.Report.VolumesRetired.Add(volume);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
             {
@@ -359,12 +359,29 @@ public sealed partial class MediaActor
         };
     }
 
-    private static byte[] Pack(IEnumerable<ChunkId> ids)
+    /// <summary>
+    /// A sweep's removals, journaled as events of at most <see cref="_entriesPerEvent"/> ids each (as a commit's
+    /// entries are: one event of every id of a large sweep would pass what a journal row holds, and the prune would
+    /// fail at the same point each time); each carries the volume table as last journaled (other sessions' appends
+    /// since are not durable yet). <paramref name="persisted"/> runs once, after the last.
+    /// </summary>
+    private void PersistRemoved(List<ChunkId> ids, string job, Action<IndexEntriesRemoved> persisted)
     {
-        var list = ids.ToList();
-        var bytes = new byte[list.Count * ChunkId.Size];
-        for (var i = 0; i < list.Count; i++) list[i].WriteTo(bytes.AsSpan(i * ChunkId.Size));
-        return bytes;
+        var events = new List<IndexEntriesRemoved>();
+        for (var at = 0; at == 0 || at < ids.Count; at += _entriesPerEvent)
+        {
+            var count = Math.Min(_entriesPerEvent, ids.Count - at);
+            var bytes = new byte[(long)count * ChunkId.Size];
+            for (var i = 0; i < count; i++) ids[at + i].WriteTo(bytes.AsSpan(i * ChunkId.Size));
+            var e = new IndexEntriesRemoved { Ids = UnsafeByteOperations.UnsafeWrap(bytes), Job = job };
+            e.Volumes.AddRange(_volumes.Select(ToRecord));
+            events.Add(e);
+        }
+        var left = events.Count;
+        PersistAll(events, e =>
+        {
+            if (--left == 0) persisted(e);
+        });
     }
 
     private static IEnumerable<ChunkId> Unpack(ByteString packed)

@@ -221,6 +221,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
+        CopyResults(); // a copy that ran when it became unavailable ends (failed)
         Command<CopySnapshot>(m =>
         {
             if (FromManager(m))
@@ -508,12 +509,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         return list;
     }
 
-    private static VolumeRecord ToRecord(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State.ToString(), Bytes = v.Bytes, Records = v.Records, Error = v.Error ?? "" };
+    private static VolumeRecord ToRecord(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State.ToString(), Bytes = v.Bytes, Records = v.Records, Error = v.Error ?? "", Retire = v.Retire };
 
     private static VolumeEntry FromRecord(VolumeRecord r) => new()
     {
         Number = r.Number, Label = r.Label, State = Enum.TryParse<VolumeState>(r.State, out var s) ? s : VolumeState.Error,
-        Bytes = r.Bytes, Records = r.Records, Error = r.Error == "" ? null : r.Error,
+        Bytes = r.Bytes, Records = r.Records, Error = r.Error == "" ? null : r.Error, Retire = r.Retire,
     };
 
     protected override void PostStop()

@@ -263,7 +263,8 @@ public sealed partial class DiskLibrary
     /// calls <see cref="DeleteVolume"/>; a library that is opened finds Recycle volumes and deletes them).
     /// Refused while any index entry still points into it.
     /// </summary>
-    public void MarkRecycle(uint volume)
+    /// <param name="retire">to be taken out of service when deleted (<see cref="VolumeEntry.Retire"/>, kept in the table until then)</param>
+    public void MarkRecycle(uint volume, bool retire = false)
     {
         lock (_lock)
         {
@@ -272,6 +273,7 @@ public sealed partial class DiskLibrary
             var entry = _manifest.Volumes.Single(v => v.Number == volume);
             if (WriterOf(volume) is { } w) SealOrBreak(w);
             entry.State = VolumeState.Recycle;
+            entry.Retire = retire;
             entry.Bytes = 0;
             entry.Records = 0;
             try
@@ -291,11 +293,12 @@ public sealed partial class DiskLibrary
     {
         lock (_lock)
         {
-            if (_manifest.Volumes.Single(v => v.Number == volume).State != VolumeState.Recycle)
+            var entry = _manifest.Volumes.Single(v => v.Number == volume);
+            if (entry.State != VolumeState.Recycle)
                 throw new InvalidOperationException($"volume {volume} is not marked for recycling");
             // An open reader keeps the deleted file readable for a read that looked the old place up just before.
             if (_readers.TryRemove(volume, out var reader)) Retire(reader);
-            return _medium.Release(volume, retire); // a disk's file deleted, a cartridge's tape erased for reuse (or retired)
+            return _medium.Release(volume, retire || entry.Retire); // a disk's file deleted, a cartridge's tape erased for reuse (or retired)
         }
     }
 
@@ -331,7 +334,7 @@ public sealed partial class DiskLibrary
         foreach (var v in _manifest.Volumes.Where(v => v.State == VolumeState.Recycle))
             try
             {
-                _medium.Release(v.Number);
+                _medium.Release(v.Number, v.Retire); // one marked to be retired stays out of service
             }
             catch (IOException)
             {

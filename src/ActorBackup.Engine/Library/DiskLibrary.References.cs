@@ -31,6 +31,7 @@ public sealed partial class DiskLibrary
         if (!ReferenceList.IsValidSnapshotId(snapshot)) throw new ArgumentException($"'{snapshot}' is not a snapshot id (letters, digits, '-', '_'; at most 64)");
         lock (_lock)
         {
+            ObjectDisposedException.ThrowIf(_closed, this); // closed (opened again as another object): nothing staged here is ever committed
             if (_stagedCount + ids.Count > MaxStagedReferences)
                 throw new InvalidOperationException($"library {Id}: more than {MaxStagedReferences} chunk references wait for a commit; commit first");
             if (!_stagedReferences.TryGetValue(snapshot, out var list)) _stagedReferences[snapshot] = list = [];

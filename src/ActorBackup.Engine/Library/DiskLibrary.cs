@@ -69,7 +69,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
 
     public int ChunkCount { get { lock (_lock) return _index.Count + _committing.Count + _pending.Count; } }
     public IReadOnlyList<VolumeEntry> Volumes { get { lock (_lock) return _manifest.Volumes.Select(Clone).ToList(); } }
-    private static VolumeEntry Clone(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State, Bytes = v.Bytes, Records = v.Records, Error = v.Error };
+    private static VolumeEntry Clone(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State, Bytes = v.Bytes, Records = v.Records, Error = v.Error, Retire = v.Retire };
     public long StoredBytes { get { lock (_lock) return _manifest.Volumes.Sum(v => v.Bytes); } }
 
     /// <summary>Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed).</summary>

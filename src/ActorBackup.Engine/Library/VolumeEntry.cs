@@ -11,4 +11,6 @@ public sealed class VolumeEntry
     [JsonPropertyName("bytes")] public long Bytes { get; set; }
     [JsonPropertyName("records")] public int Records { get; set; }
     [JsonPropertyName("error")] public string? Error { get; set; }
+    /// <summary>Marked Recycle to be taken out of service (a cartridge with read errors): never written again, even if its deletion waits for the next open.</summary>
+    [JsonPropertyName("retire")] public bool Retire { get; set; }
 }

@@ -36,6 +36,39 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
 
     [Fact]
     public Task A_commit_journaled_in_several_events_recovers_whole() => IndexSurvivesRestart(snapshotMaxChunks: 0, commits: 60, entriesPerEvent: 2);
+
+    [Fact]
+    public async Task A_sweep_is_journaled_in_events_of_the_bounded_size_and_recovers_whole()
+    {
+        var decl = new LibraryDeclaration("libs", Path.Combine(Dir, "libs"), 1024 * 1024);
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
+        var media = StartMedia(decl, entriesPerEvent: 2);
+        media.Tell(new OpenSession { Library = "libs", Job = "1", Write = true });
+        var granted = ExpectMsg<SessionOpened>();
+        var ids = new List<ChunkId>();
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+        {
+            for (var i = 0; i < 5; i++) ids.Add(encoder.Store(new byte[1000 + i], RecordFlags.None, channel).Id);
+            channel.AddReferences("s1", ids);
+            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+        ExpectMsg<IndexReport>(r => r.Chunks == 5, TimeSpan.FromSeconds(20));
+        media.Tell(new CloseSession { Library = "libs", Ticket = granted.Ticket });
+        var before = Journaled("media-libs").Count;
+        media.Tell(new PruneLibrary { Library = "libs", Job = "p1", Deleted = { "s1" } });
+        var ended = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
+        Assert.True(ended.Ok, ended.Reason);
+        Assert.Equal(5, ended.Prune.ChunksDead);
+        Assert.True(Journaled("media-libs").Count - before >= 3, "5 removals in events of at most 2");
+        Watch(media);
+        media.Tell(PoisonPill.Instance);
+        FishForMessage(m => m is Terminated t && t.ActorRef.Equals(media), TimeSpan.FromSeconds(20)); // after the prune's reports
+        var again = StartMedia(decl, entriesPerEvent: 2);
+        again.Tell(new GetLibraryStatus { Library = "libs" });
+        Assert.Equal(0ul, ExpectMsg<IndexReport>().Chunks);
+    }
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
@@ -53,7 +86,7 @@ public abstract class MediaActorJourneys : JournalTestKit
 {
     protected MediaActorJourneys(TestPostgres? postgres) : base(postgres, "abk-media-")
     {
-        OnlyOwnLibraries(this, "libt", "libc", "libr");
+        OnlyOwnLibraries(this, "libt", "libc", "libr", "libs");
     }
 
     /// <summary>
@@ -67,7 +100,7 @@ public abstract class MediaActorJourneys : JournalTestKit
         kit.IgnoreMessages<RegisterLibrary>(r => !own.Contains(r.Id));
     }
 
-    private IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks, int entriesPerEvent = MediaActor.IndexEntriesPerEvent)
+    protected IActorRef StartMedia(LibraryDeclaration decl, long snapshotMaxChunks = MediaActor.SnapshotMaxChunks, int entriesPerEvent = MediaActor.IndexEntriesPerEvent)
     {
         var media = Sys.ActorOf(MediaActor.Props(decl, TestActor, snapshotMaxChunks: snapshotMaxChunks, entriesPerEvent: entriesPerEvent));
         ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));

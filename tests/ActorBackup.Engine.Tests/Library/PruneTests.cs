@@ -155,6 +155,17 @@ public sealed class PruneTests
         Assert.Empty(Directory.GetFiles(lib.ReferencesDir));
     }
 
+    [Fact]
+    public void A_library_closed_under_a_writer_takes_no_further_references_that_no_commit_of_it_would_ever_write()
+    {
+        using var dir = new TempDir();
+        var lib = DiskLibrary.Create(Path.Combine(dir.Path, "lib"), "l");
+        var id = new Hashing.ChunkId(Enumerable.Repeat((byte)7, Hashing.ChunkId.Size).ToArray());
+        lib.AddReferences("s1", [id]);
+        lib.Dispose(); // opened again as another object (a copy still writing into this one, say)
+        Assert.Throws<ObjectDisposedException>(() => lib.AddReferences("s1", [id]));
+    }
+
     /// <summary>Runs <paramref name="act"/> between BeginPrune and EndPrune, as a prune's steps run.</summary>
     private static void WhilePruning(DiskLibrary lib, Action act)
     {

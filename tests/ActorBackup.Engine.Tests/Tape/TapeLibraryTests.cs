@@ -503,4 +503,23 @@ public sealed class TapeLibraryTests : IDisposable
         Assert.Equal(["AAA002L8", "AAA001L8", "AAA003L8"], new uint[] { 2, 3, 4 }.Select(v => medium.Changer.State.HoldingVolume(v)?.Barcode));
         AssertReads(library, _written.Where(kv => library.Contains(kv.Key)).Select(kv => (kv.Key, kv.Value)));
     }
+
+    [Fact]
+    public void A_cartridge_marked_to_be_retired_stays_out_of_service_when_the_node_stopped_before_its_deletion()
+    {
+        var (_, library, first) = TwoVolumes();
+        library.BeginPrune();
+        library.Sweep(first.Skip(11).ToHashSet(), dryRun: false);
+        library.Committed(library.Commit());
+        library.MarkRecycle(1, retire: true); // its read errors: an operator retires it
+        var batch = library.Commit(); // the table with it journaled; the node dies before DeleteVolume
+        library.Committed(batch);
+        library.Dispose();
+
+        var again = Medium();
+        using var reopened = Open(Root, again, volumes: batch.Volumes); // deletes what is marked Recycle
+        var cartridge = again.Changer.State.Cartridge("AAA001L8")!;
+        Assert.True(cartridge.Retired, "the cartridge went back to scratch: backups would be written on it");
+        Assert.DoesNotContain(again.Changer.State.Scratch, c => c.Barcode == "AAA001L8");
+    }
 }
