@@ -740,10 +740,40 @@ public static class CommandTable
     }
 
     /// <summary>Follows a job to its end. Exit code: 0 succeeded, 3 succeeded with files it could not handle, 1 otherwise.</summary>
+    /// <summary>
+    /// How long one signed watch is followed before a new one is sent: the manager takes a watch signed within the last
+    /// hour (OperatorCommands.LookWindow), and the node gives it to the manager again every 30 s (a manager that
+    /// took over knows no watcher): a job longer than that is followed by a watch signed anew.
+    /// </summary>
+    private static readonly TimeSpan WatchRenewal = TimeSpan.FromMinutes(50);
+
     private static async Task<int> WaitForJob(Session session, Output o, string job, CancellationToken cancel)
     {
-        var info = await o.WithProgress(job, progress =>
-            session.Call<JobInfo>(new WatchJob { Job = job }, cancel, m => { if (m is JobProgress p) progress(p); }));
+        JobInfo info;
+        try
+        {
+            info = await o.WithProgress(job, async progress =>
+            {
+                while (true)
+                {
+                    using var renewal = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                    renewal.CancelAfter(WatchRenewal);
+                    try
+                    {
+                        return await session.Call<JobInfo>(new WatchJob { Job = job }, renewal.Token, m => { if (m is JobProgress p) progress(p); });
+                    }
+                    catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                    {
+                        // renewed: the job goes on, followed by a watch signed now
+                    }
+                }
+            });
+        }
+        catch (ShellException e)
+        {
+            // The job goes on where the shell lost it: say which it is (with --json its id was not printed yet).
+            throw new ShellException($"job {job}: {e.Message} (the job itself goes on: 'abk job watch {job}' follows it)", e.ExitCode);
+        }
         o.Line(o.Json ? Output.ToJson(info) : Output.Job(info));
         if (info.State == JobState.Succeeded) return info.Errors > 0 ? 3 : 0;
         Console.Error.WriteLine($"abk: job {info.Id} {Output.State(info.State)}: {info.Reason}");

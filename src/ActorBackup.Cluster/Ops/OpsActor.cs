@@ -23,8 +23,11 @@ public sealed class OpsActor : ReceiveActor
     /// <param name="endpoint">The bound listener, which this actor serves and closes when it stops; null: none (tests hand it OpsCalls).</param>
     /// <param name="localReadsEveryClient">this node's client holds the cell key, not only its own client's keyring</param>
     public static Props Props(IActorRef manager, IActorRef media, IActorRef? client, string localClient = "", OpsEndpoint? endpoint = null, TimeSpan askTimeout = default,
-        bool localReadsEveryClient = true) =>
-        Akka.Actor.Props.Create(() => new OpsActor(new OpsCommand.Cell(manager, media, client, localClient, askTimeout) { LocalReadsEveryClient = localReadsEveryClient }, endpoint));
+        bool localReadsEveryClient = true, TimeSpan watchEvery = default) =>
+        Akka.Actor.Props.Create(() => new OpsActor(new OpsCommand.Cell(manager, media, client, localClient, askTimeout)
+        {
+            LocalReadsEveryClient = localReadsEveryClient, WatchEvery = watchEvery == default ? OpsCommand.DefaultWatchEvery : watchEvery,
+        }, endpoint));
 
     public OpsActor(OpsCommand.Cell cell, OpsEndpoint? endpoint)
     {

@@ -13,8 +13,10 @@ namespace ActorBackup.Cluster.Ops;
 /// `job watch` streams progress until the job ends; `ls` streams a client node's pages. A command the shell
 /// gave up on (it hung up) stops its handler.
 /// </summary>
-public sealed class OpsCommand : ReceiveActor
+public sealed class OpsCommand : ReceiveActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+
     /// <summary>What every command may reach on this node.</summary>
     /// <param name="AskTimeout">how long a command waits for the manager, a media agent or a client node (default 20 s)</param>
     public sealed record Cell(IActorRef Manager, IActorRef Media, IActorRef? Client, string LocalClient, TimeSpan AskTimeout = default)
@@ -22,10 +24,19 @@ public sealed class OpsCommand : ReceiveActor
         public TimeSpan AskTimeout { get; } = AskTimeout == default ? TimeSpan.FromSeconds(20) : AskTimeout;
         /// <summary>This node's client holds the cell key (every client's keys), not just its own client's keyring.</summary>
         public bool LocalReadsEveryClient { get; init; } = true;
+        /// <summary>How often a watch is given to the manager again (<see cref="DefaultWatchEvery"/>).</summary>
+        public TimeSpan WatchEvery { get; init; } = DefaultWatchEvery;
     }
 
     private sealed record Run;
+    private sealed record WatchAgain;
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromMilliseconds(250);
+    /// <summary>
+    /// How often a watch is given to the manager again: the manager that took it may have stopped (its node gone, the
+    /// singleton moved), and its successor's job actor knows no watcher; a watcher given again is the same one.
+    /// </summary>
+    public static readonly TimeSpan DefaultWatchEvery = TimeSpan.FromSeconds(30);
+    private int _watchesSent;
     private readonly Cell _cell;
     private readonly OpsCall _call;
     private CancellationTokenRegistration _hangUp;
@@ -225,7 +236,8 @@ public sealed class OpsCommand : ReceiveActor
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:
                 _cell.Manager.Tell(ForCaller(w));
-                Become(Watching);
+                _watchesSent = 1;
+                Become(() => Watching(w));
                 return null;
             case ListSnapshotTree ls:
                 await ListTree(ls);
@@ -237,8 +249,14 @@ public sealed class OpsCommand : ReceiveActor
         }
     }
 
-    private void Watching()
+    private void Watching(WatchJob w)
     {
+        Timers.StartPeriodicTimer("watch", new WatchAgain(), _cell.WatchEvery);
+        Receive<WatchAgain>(_ =>
+        {
+            _cell.Manager.Tell(ForCaller(w)); // the answer: progress, or the job as recorded (taken when it has ended)
+            _watchesSent++;
+        });
         Receive<JobProgress>(p =>
         {
             if (DateTime.UtcNow - _lastProgress < ProgressEvery) return;
@@ -249,7 +267,14 @@ public sealed class OpsCommand : ReceiveActor
         {
             if (Manager.ManagerState.IsFinal(j.State)) Finish(j);
         });
-        Receive<CommandRejected>(Finish);
+        Receive<CommandRejected>(r =>
+        {
+            // The first watch refused (no such job, not the caller's): the answer. A later one refused (the shell's
+            // signed command older than the manager takes looks by: an hour) stops the renewals; the shell renews
+            // its watch with a new signed command before that.
+            if (_watchesSent <= 1) Finish(r);
+            else Timers.Cancel("watch");
+        });
     }
 
     /// <summary>

@@ -117,11 +117,15 @@ public sealed class OpsEndpoint : IDisposable
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
                 _ops.Tell(new OpsCall(command, answers.Writer, call.Token, caller, proof));
                 var watch = WatchForHangUp(client.Client, call);
+                var answered = false;
                 await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
                 {
                     await OpsWire.Write(stream, answer.Message, answer.More, call.Token);
-                    if (!answer.More) break;
+                    if (answered = !answer.More) break;
                 }
+                // A command that stopped without its last answer (a fault in its handler): the shell hears so, it does not wait.
+                if (!answered)
+                    await OpsWire.Write(stream, new CommandRejected { Reason = "the node ended this command without answering it: see the node's log, and try again" }, false, call.Token);
                 await call.CancelAsync();
                 await watch;
             }

@@ -98,4 +98,36 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         await hangUp.CancelAsync();
         ExpectTerminated(abandonedHandler);
     }
+
+    [Fact]
+    public async Task A_watch_is_given_again_to_a_manager_that_took_over_and_ends_with_what_it_recorded()
+    {
+        var manager = CreateTestProbe(); // the manager's singleton proxy: whichever manager is up
+        var ops = Sys.ActorOf(OpsActor.Props(manager.Ref, CreateTestProbe().Ref, null, watchEvery: TimeSpan.FromMilliseconds(200)));
+        var watch = Call(new WatchJob { Job = "5" });
+        ops.Tell(watch.Call);
+        manager.ExpectMsg<WatchJob>(); // the first manager took it, then stopped: no answer ever comes from it
+        // Its successor gets the watch again (its job actor knows no watcher), and answers with the job as recorded.
+        manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
+        manager.Reply(new JobInfo { Id = "5", State = JobState.Running }); // not ended: the watch goes on
+        manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
+        manager.Reply(new CommandRejected { Reason = "too old" }); // a renewal refused stops the renewals, not the watch
+        manager.Reply(new JobInfo { Id = "5", State = JobState.Failed, Reason = "disk full" });
+        var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(end.More);
+        Assert.Equal(JobState.Failed, Assert.IsType<JobInfo>(end.Message).State);
+    }
+
+    [Fact]
+    public async Task A_first_watch_refused_is_the_answer()
+    {
+        var manager = CreateTestProbe();
+        var ops = Sys.ActorOf(OpsActor.Props(manager.Ref, CreateTestProbe().Ref, null, watchEvery: TimeSpan.FromMinutes(5)));
+        var watch = Call(new WatchJob { Job = "6" });
+        ops.Tell(watch.Call);
+        manager.ExpectMsg<WatchJob>();
+        manager.Reply(new CommandRejected { Reason = "no job 6: list them with 'abk job list'" });
+        var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Contains("no job 6", Assert.IsType<CommandRejected>(end.Message).Reason);
+    }
 }

@@ -27,6 +27,11 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         public StandInOps(ConcurrentQueue<OpsCall> calls) => Receive<OpsCall>(c =>
         {
             calls.Enqueue(c);
+            if (c.Command is GetJob { Job: "fails" })
+            {
+                c.Reply.TryComplete(); // a handler that stopped on a fault: no last answer
+                return;
+            }
             c.Reply.TryWrite(new OpsAnswer(new JobProgress { Job = "1" }, More: true));
             c.Reply.TryWrite(new OpsAnswer(new JobList { Jobs = { new JobInfo { Id = "1" } } }, More: false));
         });
@@ -62,6 +67,18 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
     }
 
     private X509Certificate2 Operator() => _cell.Issue(CellIdentity.Of(CellRole.Operator, "alice")).Certificate;
+
+    [Fact]
+    public async Task A_command_whose_handler_stopped_without_its_answer_is_answered_so_and_the_connection_goes_on()
+    {
+        await using var stream = await ConnectTls(Operator());
+        await OpsWire.Write(stream, new GetJob { Job = "fails" }, more: false);
+        var answer = await OpsWire.Read(stream).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(answer!.Value.More);
+        Assert.Contains("without answering it", Assert.IsType<CommandRejected>(answer.Value.Message).Reason);
+        await OpsWire.Write(stream, new ListJobs(), more: false);
+        Assert.IsType<JobProgress>((await OpsWire.Read(stream))!.Value.Message);
+    }
 
     [Fact]
     public async Task An_operator_gets_every_answer_of_a_call_over_one_connection_and_its_role_goes_with_it()
