@@ -57,11 +57,14 @@ public static unsafe partial class FileFlags
         }
     }
 
-    /// <summary>Sets the flags (the kept ones; those the file system sets itself are left as they are); 0 or the errno.</summary>
+    /// <summary>
+    /// Sets the flags (the kept ones; those the file system sets itself are left as they are); 0 or the errno. None
+    /// asked for on a file system without flags is done.
+    /// </summary>
     internal static int Set(int fd, uint flags)
     {
         long current = 0;
-        if (ioctl(fd, GetFlagsRequest, &current) != 0) return Marshal.GetLastPInvokeError();
+        if (ioctl(fd, GetFlagsRequest, &current) != 0) return (flags & Kept) == 0 ? 0 : Marshal.GetLastPInvokeError();
         long wanted = (uint)((current & ~Kept) | (flags & Kept));
         if (wanted == current) return 0;
         return ioctl(fd, SetFlagsRequest, &wanted) == 0 ? 0 : Marshal.GetLastPInvokeError();

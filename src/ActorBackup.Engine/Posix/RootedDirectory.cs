@@ -18,6 +18,27 @@ public sealed class RootedDirectory : IDisposable
     private readonly bool _btrfsBelow;
     public string Path { get; }
 
+    /// <summary>
+    /// Whether this folder has file flags (chattr): ext4, XFS, btrfs and tmpfs give some (nodump, noatime, sync,
+    /// journal-data, nocow, compress) to every entry made in it, and on down.
+    /// </summary>
+    public bool HasFlags
+    {
+        get
+        {
+            var fd = Posix.Reopen(_root, Posix.ORdOnlyFlag | Posix.ONonblockFlag);
+            if (fd < 0) return false;
+            try
+            {
+                return FileFlags.Get(fd) != 0;
+            }
+            finally
+            {
+                Posix.Close(fd);
+            }
+        }
+    }
+
     public RootedDirectory(string path)
     {
         Path = path;
@@ -103,7 +124,8 @@ public sealed class RootedDirectory : IDisposable
     /// <param name="sparse">the file has holes: its size is set at once and nothing is preallocated (the holes stay unallocated)</param>
     /// <param name="flagsBeforeData">file flags to set while it is empty (FileFlags.BeforeData); one not taken is not
     /// an error here: the file's flags are all set again once it is whole, and that says what was not</param>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0)
+    /// <param name="setFlags">set them even when none: the file may have taken some from its folder (nocow on btrfs)</param>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0, bool setFlags = false)
     {
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
@@ -113,7 +135,7 @@ public sealed class RootedDirectory : IDisposable
         }
         if (fd < 0) throw Failure("create", relative, -fd);
         var handle = Posix.Handle(fd);
-        if (flagsBeforeData != 0) FileFlags.Set(fd, flagsBeforeData);
+        if (flagsBeforeData != 0 || setFlags) FileFlags.Set(fd, flagsBeforeData);
         if (sparse)
         {
             RandomAccess.SetLength(handle, size);

@@ -119,6 +119,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _target = target;
         using var root = new RootedDirectory(target);
         _root = root;
+        // Under a folder with file flags (chattr +d, btrfs +C) every entry made takes some of them, and so do folders
+        // that were there (--force): each file and folder then gets its own, none included (else only those with some).
+        _resetFlags = existing || root.HasFlags;
         using var decoders = new Decoders(keys.Data);
         _decoders = decoders;
         _phase = options.Phase;
@@ -156,7 +159,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 if (IsBlocked(TargetOf(d) + "/")) return;
                 Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders)));
-                if (d.Node.Flags != 0) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
+                if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         timer?.Dispose();
         progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned));
@@ -513,6 +516,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private bool _numericOwner;
     /// <summary>Files restored whole that carry file flags: set once every link is made (a file that failed gets none, so that a new restore can replace it).</summary>
     private readonly System.Collections.Concurrent.ConcurrentBag<Entry> _flagged = [];
+    /// <summary>Every entry gets its own file flags, none included: the target (or folders that were there) has some entries inherit.</summary>
+    private bool _resetFlags;
     private bool _sparse;
 
     /// <summary>One file's open handle, shared by the workers that write its pieces.</summary>
@@ -717,7 +722,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // own mode comes with its metadata, once it is whole).
                     // A file with holes gets its size at once and only its data written: the holes stay holes.
                     slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles(),
-                        flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData);
+                        flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
                 else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.File.Relative, slot.Identity);
@@ -820,7 +825,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Failed(file);
                 return;
             }
-            if (file.Node.Flags != 0) _flagged.Add(file);
+            if (file.Node.Flags != 0 || _resetFlags) _flagged.Add(file);
         }
         Interlocked.Increment(ref _filesDone);
     }
