@@ -3,11 +3,19 @@
 # disk library under ./data, listening on 127.0.0.1:4053) unless it already runs, and backs up FOLDER.
 # The node's output goes to data/node.log; scripts/stop.sh stops it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then
   echo "usage: scripts/quickstart.sh FOLDER..." >&2
   exit 2
 fi
+# The folders as given, from where the script was run (before it moves to the repository).
+folders=()
+for f in "$@"; do
+  if ! folders+=("$(cd "$f" 2>/dev/null && pwd)"); then
+    echo "quickstart: $f is not a folder this user can enter" >&2
+    exit 2
+  fi
+done
+cd "$(dirname "$0")/.."
 dotnet build ActorBackup.sln -c Release -nologo -clp:ErrorsOnly >/dev/null
 node=src/ActorBackup.Node/bin/Release/net10.0/actorbackup
 abk=src/ActorBackup.Shell/bin/Release/net10.0/abk
@@ -21,6 +29,4 @@ if ! "$abk" library list >/dev/null 2>&1; then
     sleep 1
   done
 fi
-folders=()
-for f in "$@"; do folders+=("$(cd "$f" && pwd)"); done
 exec "$abk" backup "${folders[@]}"

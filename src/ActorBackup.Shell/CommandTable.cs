@@ -228,6 +228,14 @@ public static class CommandTable
                     o.Line(o.Json ? Output.ToJson(accepted) : string.Join("\n", jobs));
                     return 0;
                 }
+                if (o.Json && pr.GetValue(pruneLibrary) is null)
+                {
+                    // Every library: one JSON value (a job list), however many the cell has; one library named: its job.
+                    var ended = new JobList();
+                    foreach (var id in jobs) ended.Jobs.Add(await FollowJob(session, o, id, c));
+                    o.Write(ended);
+                    return ended.Jobs.Max(ExitOf);
+                }
                 var exit = 0;
                 foreach (var id in jobs)
                 {
@@ -487,24 +495,30 @@ public static class CommandTable
                     Choice = pr.GetValue(choice) == "fill-first" ? LibraryChoice.FillFirst : LibraryChoice.Balance,
                 };
                 if (pr.GetValue(retries) is { } n) p.Retries = n;
-                var within = pr.GetValue(keepWithin) is { } w ? SharedOptions.ParseDuration(w) ?? throw new ShellException($"--keep-within '{w}' is not a duration: a number and s, m, h or d, e.g. 30d") : TimeSpan.Zero;
+                var within = pr.GetValue(keepWithin) is { } w ? SharedOptions.ParseDuration(w) ?? throw new ShellException($"--keep-within '{w}' is not a duration: a number and s, m, h or d, e.g. 30d", 2) : TimeSpan.Zero;
                 p.Retention = new RetentionRule
                 {
                     Last = pr.GetValue(keepLast), WithinSeconds = (long)within.TotalSeconds, Daily = pr.GetValue(keepDaily), Weekly = pr.GetValue(keepWeekly),
                     Monthly = pr.GetValue(keepMonthly), Yearly = pr.GetValue(keepYearly), Minimum = pr.GetValue(keepMinimum),
                 };
                 var copyRetention = pr.GetValue(copyKeep) is { } ck ? KeepRules(ck) : null;
-                if (copyRetention is not null && (pr.GetValue(copyTo) ?? []).Length == 0) throw new ShellException("--copy-keep needs --copy-to: the library whose copies it keeps");
+                if ((pr.GetValue(copyTo) ?? []).Length == 0)
+                {
+                    if (copyRetention is not null) throw new ShellException("--copy-keep needs --copy-to: the library whose copies it keeps", 2);
+                    if (pr.GetValue(copySchedule) is not null) throw new ShellException("--copy-schedule needs --copy-to: the library the copies go to", 2);
+                    if (pr.GetValue(copyFullsOnly)) throw new ShellException("--copy-fulls-only needs --copy-to: the library the copies go to", 2);
+                }
                 foreach (var l in pr.GetValue(copyTo) ?? [])
                     p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly), Retention = copyRetention, Schedule = pr.GetValue(copySchedule) ?? "" });
                 if (pr.GetValue(tierTo) is { Length: > 0 } tiers)
                 {
-                    var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d")
-                        : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d");
+                    var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d", 2)
+                        : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d", 2);
                     p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
                 }
+                else if (pr.GetValue(tierAfter) is not null) throw new ShellException("--tier-after needs --tier-to: the library the snapshots move to", 2);
                 if (pr.GetValue(verifySchedule) is { Length: > 0 } vs) p.Verify = new VerifyRule { Schedule = vs, SharePercent = pr.GetValue(verifyShare) };
-                else if (pr.GetValue(verifyShare) != 0) throw new ShellException("--verify-share needs --verify-schedule: the slots at which the samples are read back");
+                else if (pr.GetValue(verifyShare) != 0) throw new ShellException("--verify-share needs --verify-schedule: the slots at which the samples are read back", 2);
                 var info = await session.Call<PolicyInfo>(new DefinePolicy { Policy = p }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
@@ -579,7 +593,7 @@ public static class CommandTable
         root.Subcommands.Add(Verb("find", "every version of matching files across the snapshots: size, mtime, and the snapshots that hold it", async (pr, o, c) =>
         {
             var limit = pr.GetValue(findLimit);
-            if (limit is < 0 or > 20_000) throw new ShellException($"--limit {limit}: give 1 to 20000");
+            if (limit is < 0 or > 20_000) throw new ShellException($"--limit {limit}: give 1 to 20000", 2);
             var query = new FindFiles
             {
                 Pattern = pr.GetValue(findPattern)!, Client = pr.GetValue(findClient) ?? "", Limit = limit, IgnoreCase = pr.GetValue(ignoreCase),
@@ -650,13 +664,13 @@ public static class CommandTable
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
-            if (kv.Length != 2) throw new ShellException($"--copy-keep '{part}': give KEY=VALUE, e.g. weekly=52");
+            if (kv.Length != 2) throw new ShellException($"--copy-keep '{part}': give KEY=VALUE, e.g. weekly=52", 2);
             if (kv[0] == "within")
             {
-                r.WithinSeconds = (long)(SharedOptions.ParseDuration(kv[1]) ?? throw new ShellException($"--copy-keep within='{kv[1]}' is not a duration, e.g. 30d")).TotalSeconds;
+                r.WithinSeconds = (long)(SharedOptions.ParseDuration(kv[1]) ?? throw new ShellException($"--copy-keep within='{kv[1]}' is not a duration, e.g. 30d", 2)).TotalSeconds;
                 continue;
             }
-            if (!int.TryParse(kv[1], out var n) || n < 0) throw new ShellException($"--copy-keep {kv[0]}='{kv[1]}': give a count, 0 or more");
+            if (!int.TryParse(kv[1], out var n) || n < 0) throw new ShellException($"--copy-keep {kv[0]}='{kv[1]}': give a count, 0 or more", 2);
             switch (kv[0])
             {
                 case "last": r.Last = n; break;
@@ -665,7 +679,7 @@ public static class CommandTable
                 case "monthly": r.Monthly = n; break;
                 case "yearly": r.Yearly = n; break;
                 case "minimum": r.Minimum = n; break;
-                default: throw new ShellException($"--copy-keep: unknown rule '{kv[0]}': use last, within, daily, weekly, monthly, yearly, minimum");
+                default: throw new ShellException($"--copy-keep: unknown rule '{kv[0]}': use last, within, daily, weekly, monthly, yearly, minimum", 2);
             }
         }
         return r;
@@ -749,10 +763,25 @@ public static class CommandTable
 
     private static async Task<int> WaitForJob(Session session, Output o, string job, CancellationToken cancel)
     {
-        JobInfo info;
+        var info = await FollowJob(session, o, job, cancel);
+        o.Line(o.Json ? Output.ToJson(info) : Output.Job(info));
+        return ExitOf(info);
+    }
+
+    /// <summary>0 for a job that succeeded (3 with errors); 1, said on stderr, for one that did not.</summary>
+    private static int ExitOf(JobInfo info)
+    {
+        if (info.State == JobState.Succeeded) return info.Errors > 0 ? 3 : 0;
+        Console.Error.WriteLine($"abk: job {info.Id} {Output.State(info.State)}: {info.Reason}");
+        return 1;
+    }
+
+    /// <summary>The job as it ended, its progress shown meanwhile.</summary>
+    private static async Task<JobInfo> FollowJob(Session session, Output o, string job, CancellationToken cancel)
+    {
         try
         {
-            info = await o.WithProgress(job, async progress =>
+            return await o.WithProgress(job, async progress =>
             {
                 while (true)
                 {
@@ -769,15 +798,11 @@ public static class CommandTable
                 }
             });
         }
-        catch (ShellException e)
+        catch (ShellException e) when (!e.Refused)
         {
             // The job goes on where the shell lost it: say which it is (with --json its id was not printed yet).
             throw new ShellException($"job {job}: {e.Message} (the job itself goes on: 'abk job watch {job}' follows it)", e.ExitCode);
         }
-        o.Line(o.Json ? Output.ToJson(info) : Output.Job(info));
-        if (info.State == JobState.Succeeded) return info.Errors > 0 ? 3 : 0;
-        Console.Error.WriteLine($"abk: job {info.Id} {Output.State(info.State)}: {info.Reason}");
-        return 1;
     }
 
     /// <summary>Ids for completion, asked of the node; none when it cannot be reached.</summary>

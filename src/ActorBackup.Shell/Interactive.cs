@@ -15,7 +15,16 @@ public static class Interactive
     {
         var root = CommandTable.Build(session, (_, _) => Task.FromResult(0));
         var historyFile = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".abk_history");
-        var history = File.Exists(historyFile) ? File.ReadAllLines(historyFile).ToList() : [];
+        List<string> history;
+        try
+        {
+            history = File.Exists(historyFile) ? File.ReadAllLines(historyFile).ToList() : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            history = []; // one left root's by a sudo that kept HOME, say: the prompt goes on without it
+            Console.Error.WriteLine($"abk: {historyFile} cannot be read ({e.Message}): no history this time");
+        }
         Console.WriteLine($"abk: talking to {session.Node}; 'help' lists the commands, 'exit' leaves");
         var last = 0;
         while (!cancel.IsCancellationRequested)

@@ -123,7 +123,7 @@ public sealed class OpsConnection : IAsyncDisposable
                             ?? throw new ShellException($"the node at {Node} closed the connection: see its log (DATA/node.log)");
                 _answered = true;
                 if (!frame.More) Broken = false;
-                if (frame.Message is CommandRejected r) throw new ShellException(r.Reason);
+                if (frame.Message is CommandRejected r) throw new ShellException(r.Reason) { Refused = true };
                 if (!frame.More) return frame.Message;
                 onMore?.Invoke(frame.Message);
             }

@@ -11,6 +11,7 @@ public static class Shell
         {
             ShellException s => (s.ExitCode, s.Message),
             OperationCanceledException => (130, "interrupted (a job it started goes on: 'abk job list')"),
+            IOException or UnauthorizedAccessException => (1, e.Message), // a file it was given (abk apply FILE) it cannot read
             _ => null,
         }, cancelOnSignals: true, cancel);
 }

@@ -4,4 +4,6 @@ namespace ActorBackup.Shell;
 public sealed class ShellException(string message, int exitCode = 1) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
+    /// <summary>The node's answer refused the command (CommandRejected), as opposed to the connection failing.</summary>
+    public bool Refused { get; init; }
 }

@@ -54,6 +54,20 @@ public class ShellTests
         Assert.Equal(2, noPath.ExitCode);
         Assert.Contains("abk backup --help", noPath.Stderr);
 
+        // An option that does nothing without another is refused, not dropped (usage: exit 2).
+        var tierAfterAlone = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--tier-after", "30d"]);
+        Assert.Equal(2, tierAfterAlone.ExitCode);
+        Assert.Contains("--tier-after needs --tier-to", tierAfterAlone.Stderr);
+        var badDuration = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-within", "3x"]);
+        Assert.Equal(2, badDuration.ExitCode);
+        Assert.Contains("is not a duration", badDuration.Stderr);
+        // The node's own command line: a --set value of the wrong kind is a usage error with its message, no stack trace.
+        using var nodeDir = new TempDir();
+        var badSet = Processes.Run(Processes.Actorbackup, ["--data", nodeDir.Path, "--port", Ports.Free().ToString(), "--set", "actorbackup.manager.max-jobs=four"]);
+        Assert.Equal(2, badSet.ExitCode);
+        Assert.Contains("bad configuration", badSet.Stderr);
+        Assert.DoesNotContain("   at ", badSet.Stderr);
+
         using var dir = new TempDir();
         var noNode = Processes.Run(Processes.Abk, ["--node", closed, "--certs", dir.Path, "job", "list"]);
         Assert.Equal(1, noNode.ExitCode);

@@ -47,6 +47,7 @@ public static class JobCallers
                     {
                         case StartBackup b:
                             if (OpsPermissions.NotOwn(caller, b.Client) is { } a) return a;
+                            if (b.Priority != 0) return NoPriority(caller);
                             b.Client = own;
                             return DefinedSet(state, b.BackupSet);
                         case StartRestore r:
@@ -56,6 +57,7 @@ public static class JobCallers
                             return null;
                         case StartVerify v:
                             if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";
+                            if (v.Priority != 0) return NoPriority(caller);
                             if (OpsPermissions.NotOwn(caller, v.Client) is { } e) return e;
                             v.Snapshot = Own(state, v.Snapshot, own).Id;
                             v.Client = own;
@@ -129,6 +131,10 @@ public static class JobCallers
         name != "" && state.BackupSets.ContainsKey(name)
             ? $"'{name}' is a defined backup set: run it with 'abk set run {name}' (a backup of other paths under its name takes an operator certificate)"
             : null;
+
+    /// <summary>A client host's jobs queue at the default priority: putting them ahead of others is an operator's call (as `abk job priority` is).</summary>
+    private static string NoPriority(CellIdentity caller) =>
+        $"{caller} may not set a job's priority (its jobs queue at the default): that takes an operator certificate";
 
     private static Engine.Trees.SnapshotManifest Own(ManagerState state, string idOrPrefix, string client) =>
         SnapshotCatalog.Find(state.Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",

@@ -116,13 +116,14 @@ public static class PosixNames
 
     /// <summary>
     /// How a name (or path) is shown, in listings and in JSON alike: a byte that is not valid UTF-8 as \xHH, a control
-    /// character (a newline, a tab...) as \xHH, a backslash as \\; everything else as it is.
+    /// character (a newline, a tab...) as \xHH, a C1 control character (U+0080-U+009F: CSI and the like, which a
+    /// terminal may act on) as the \xc2\xHH of its two UTF-8 bytes, a backslash as \\; everything else as it is.
     /// </summary>
     public static string Display(string name)
     {
         var plain = true;
         for (var i = 0; i < name.Length && plain; i++)
-            plain = !(name[i] < ' ' || name[i] == '\x7f' || name[i] == '\\' || IsEscape(name, i));
+            plain = !(name[i] < ' ' || name[i] is >= '\x7f' and <= '\x9f' || name[i] == '\\' || IsEscape(name, i));
         if (plain) return name;
         var shown = new StringBuilder(name.Length + 8);
         for (var i = 0; i < name.Length; i++)
@@ -131,6 +132,7 @@ public static class PosixNames
             if (c == '\\') shown.Append(@"\\");
             else if (IsEscape(name, i)) shown.Append($"\\x{c - EscapeBase:x2}");
             else if (c < ' ' || c == '\x7f') shown.Append($"\\x{(int)c:x2}");
+            else if (c is >= '\x80' and <= '\x9f') shown.Append($"\\xc2\\x{(int)c:x2}");
             else shown.Append(c);
         }
         return shown.ToString();

@@ -54,6 +54,9 @@ public class JobCallersTests
         Assert.Contains("whole library", JobCallers.Narrow(HostA, new StartVerify { Library = "lib1" }, s));
         Assert.NotNull(JobCallers.Narrow(HostA, new RunBackupSet { Name = "web" }, s));
         Assert.NotNull(JobCallers.Narrow(HostA, new SetJobPriority { Job = "1", Priority = 9 }, s));
+        // Nor does it put its own jobs ahead of others' by starting them at a priority.
+        Assert.Contains("may not set a job's priority", JobCallers.Narrow(HostA, new StartBackup { Paths = { "/etc" }, Priority = 10 }, s));
+        Assert.Contains("may not set a job's priority", JobCallers.Narrow(HostA, new StartVerify { Snapshot = "a1", Priority = 10 }, s));
     }
 
     [Fact]

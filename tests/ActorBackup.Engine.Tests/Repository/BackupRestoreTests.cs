@@ -306,6 +306,9 @@ public class NameRoundTripTests
             Assert.Contains(src + @"/new\x0aline", listed);
             Assert.Contains(src + "/\U0001F480 \U0001F4C1 \U00020080", listed); // shown as it is
             Assert.Equal("\U0001F480", PosixNames.Display("\U0001F480"));
+            // A C1 control character (CSI, U+009B: a terminal may act on it) as its two UTF-8 bytes, read back the same.
+            Assert.Equal(@"a\xc2\x9b2Jb", PosixNames.Display("a\u009b2Jb"));
+            Assert.Equal("a\u009b2Jb", PosixNames.Parse(@"a\xc2\x9b2Jb"));
             Assert.False(PosixNames.HasEscapes("\U0001F480\U00020080"));
         }
         var again = repo.Backup(new BackupSet("names", [src]), Level.Incremental);
