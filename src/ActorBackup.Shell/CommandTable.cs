@@ -185,7 +185,7 @@ public static class CommandTable
         }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, atime, set, jobPriority, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
-        snapshot.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id).Append("latest")));
+        snapshot.CompletionSources.Add(ctx => SnapshotIds(session).Append("latest"));
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "absolute folder on the client to restore into", HelpName = "DIR", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (files there may be replaced); refused without it" };
@@ -247,12 +247,13 @@ public static class CommandTable
 
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
-        var limit = new Option<int>("--limit") { Description = "how many of the newest jobs", DefaultValueFactory = _ => 50 };
+        var limit = new Option<int>("--limit") { Description = "how many of the newest jobs (at most 5000)", DefaultValueFactory = _ => 50 };
         var jobsOf = new Option<string>("--client") { Description = "only this client's jobs" };
         var newPriority = new Argument<int>("PRIORITY") { HelpName = "PRIORITY", Description = "1 (lowest) to 10 (highest)" };
         root.Subcommands.Add(Group("job", "backup and restore jobs",
             Verb("list", "the newest jobs", async (pr, o, c) =>
             {
+                if (pr.GetValue(limit) is < 1 or > 5000) throw new ShellException($"--limit {pr.GetValue(limit)}: give 1 to 5000", 2);
                 var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit), Client = pr.GetValue(jobsOf) ?? "" }, c);
                 if (o.Json) o.Write(list);
                 else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "ORIGIN", "PATHS"], list.Jobs.Select(j => new[]
@@ -285,14 +286,14 @@ public static class CommandTable
         var ofClient = new Option<string?>("--client") { Description = "only this client's snapshots", HelpName = "HOST" };
         var why = new Option<bool>("--why") { Description = "with the retention rules that keep each snapshot (none: retention deletes it)" };
         var snapshots = new Argument<string[]>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "snapshot ids or unique prefixes", Arity = ArgumentArity.OneOrMore };
-        snapshots.CompletionSources.Add(ctx => Ids(session, new ListSnapshots(), (SnapshotList l) => l.Snapshots.Select(x => x.Id)));
+        snapshots.CompletionSources.Add(ctx => SnapshotIds(session));
         var deleteDryRun = new Option<bool>("--dry-run") { Description = "say what would be deleted, delete nothing" };
         var copyTarget = new Option<string>("--to") { Description = "the library to copy it to", HelpName = "LIBRARY", Required = true };
         root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
             Verb("list", "snapshots, newest last", async (pr, o, c) =>
             {
                 var withWhy = pr.GetValue(why);
-                var list = await session.Call<SnapshotList>(new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy }, c);
+                var list = await Snapshots(session, new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy }, c);
                 if (o.Json) o.Write(list);
                 else if (withWhy)
                     o.Table(["SNAPSHOT", "TIME", "LEVEL", "SET", "CLIENT", "VERIFIED", "POLICY", "KEPT BECAUSE"], list.Snapshots.Select(s => new[]
@@ -805,13 +806,29 @@ public static class CommandTable
         }
     }
 
+    /// <summary>The catalog's snapshots, as the node sends them: page by page, put together here.</summary>
+    private static async Task<SnapshotList> Snapshots(Session session, ListSnapshots request, CancellationToken cancel)
+    {
+        var all = new SnapshotList();
+        var last = await session.Call<SnapshotList>(request, cancel, m => { if (m is SnapshotList page) all.Snapshots.AddRange(page.Snapshots); });
+        all.Snapshots.AddRange(last.Snapshots);
+        return all;
+    }
+
+    /// <summary>Snapshot ids for completion; none when the node cannot be reached.</summary>
+    private static IEnumerable<string> SnapshotIds(Session session) =>
+        Ids(async c => (await Snapshots(session, new ListSnapshots(), c)).Snapshots.Select(x => x.Id));
+
     /// <summary>Ids for completion, asked of the node; none when it cannot be reached.</summary>
-    private static IEnumerable<string> Ids<T>(Session session, IMessage list, Func<T, IEnumerable<string>> ids) where T : class, IMessage
+    private static IEnumerable<string> Ids<T>(Session session, IMessage list, Func<T, IEnumerable<string>> ids) where T : class, IMessage =>
+        Ids(async c => ids(await session.Call<T>(list, c)));
+
+    private static IEnumerable<string> Ids(Func<CancellationToken, Task<IEnumerable<string>>> fetch)
     {
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            return ids(session.Call<T>(list, timeout.Token).GetAwaiter().GetResult()).ToList();
+            return fetch(timeout.Token).GetAwaiter().GetResult().ToList();
         }
         catch (Exception e) when (e is ShellException or OperationCanceledException)
         {

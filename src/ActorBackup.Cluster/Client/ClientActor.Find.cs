@@ -95,7 +95,8 @@ public sealed partial class ClientActor
             object answer;
             try
             {
-                answer = _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, new ListSnapshots { Client = caller.Client }), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                answer = Manager.SnapshotPages.All(new ListSnapshots { Client = caller.Client },
+                    m => _manager.Ask<object>(Protocol.Trust.OperatorCommands.For(request.Caller, m), TimeSpan.FromSeconds(30))).GetAwaiter().GetResult();
             }
             catch (AskTimeoutException)
             {

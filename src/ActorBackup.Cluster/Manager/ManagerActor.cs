@@ -58,6 +58,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>The DistributedPubSub topic of <see cref="JobEndedNotice"/>s.</summary>
     public const string JobEndedTopic = "actorbackup.job-ended";
+
+    /// <summary>The most jobs one list answers (`abk job list --limit`): a few hundred bytes each, well under a 4 MiB frame.</summary>
+    public const int MaxJobsListed = 5000;
     private readonly IActorRef? _notices;
 
     /// <param name="notices">the DistributedPubSub mediator that job ends are published to; null: none</param>
@@ -526,7 +529,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var list = new JobList();
-            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? m.Limit : 50).Reverse().Select(WithProgress));
+            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? Math.Min(m.Limit, MaxJobsListed) : 50).Reverse().Select(WithProgress));
             Sender.Tell(list);
         });
         Command<ListSnapshots>(m =>
@@ -534,7 +537,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (Unsigned(m)) return;
             var list = new SnapshotList();
             var verdicts = m.Why ? _state.RetentionVerdicts() : null;
-            list.Snapshots.AddRange(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client).Select(s =>
+            var of = SnapshotPages.Page(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client), m, out var more);
+            list.More = more;
+            list.Snapshots.AddRange(of.Select(s =>
             {
                 var info = _state.InfoOf(s);
                 if (verdicts?.GetValueOrDefault(s.Id) is { } v) info.KeptBecause.AddRange(v.Reasons);

@@ -157,7 +157,18 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 return ChangeMember(m);
             case GetShardStats:
                 return await ShardStats();
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or ListSnapshots or DeleteSnapshots or GetSnapshot
+            case ListSnapshots l:
+                // Page by page from the manager, each to the shell as it comes (the shell puts them together): a
+                // catalog of tens of thousands of snapshots fits no one message.
+                SnapshotList? last = null;
+                var refused = await Manager.SnapshotPages.Each(l, async m => await AskManager<IMessage>(m), page =>
+                {
+                    if (page.More) More(page);
+                    else last = page;
+                    return Task.CompletedTask;
+                });
+                return refused is null ? last : new CommandRejected { Reason = refused };
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
                 return await AskManager<IMessage>(command);
@@ -317,7 +328,8 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     /// </summary>
     private async Task<IMessage?> Find(FindFiles f)
     {
-        var catalog = await AskManager<SnapshotList>(new ListSnapshots());
+        if (await Manager.SnapshotPages.All(new ListSnapshots(), async m => await AskManager<IMessage>(m)) is not SnapshotList catalog)
+            throw new InvalidOperationException("the manager did not list its snapshots");
         if (f.Client != "" && catalog.Snapshots.All(s => s.Client != f.Client))
             return new CommandRejected
             {

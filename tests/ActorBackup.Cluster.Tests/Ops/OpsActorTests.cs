@@ -130,4 +130,39 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Contains("no job 6", Assert.IsType<CommandRejected>(end.Message).Reason);
     }
+
+    /// <summary>A manager whose catalog holds <paramref name="count"/> snapshots, answering as the manager does, page by page.</summary>
+    private sealed class LargeCatalog : ReceiveActor
+    {
+        public LargeCatalog(int count) => Receive<ListSnapshots>(m =>
+        {
+            var all = Enumerable.Range(0, count).Select(i => new SnapshotInfo { Id = $"s{i:D5}", Client = "host-a" });
+            var page = Manager.SnapshotPages.Page(all, m, out var more);
+            Assert.True(page.Count <= Manager.SnapshotPages.PageSize, "a page larger than a page");
+            Sender.Tell(new SnapshotList { Snapshots = { page }, More = more });
+        });
+    }
+
+    [Fact]
+    public async Task A_catalog_larger_than_a_message_is_listed_page_by_page_every_snapshot_once_in_order()
+    {
+        var count = (int)Manager.SnapshotPages.PageSize * 2 + 500;
+        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count))), CreateTestProbe().Ref, null));
+        var list = Call(new ListSnapshots());
+        ops.Tell(list.Call);
+        var ids = new List<string>();
+        var frames = 0;
+        while (true)
+        {
+            var answer = await list.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+            frames++;
+            ids.AddRange(Assert.IsType<SnapshotList>(answer.Message).Snapshots.Select(s => s.Id));
+            if (!answer.More) break;
+        }
+        Assert.Equal(3, frames);
+        Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}"), ids);
+        // Asked for no page, the manager answers the whole list in one (what an older node asks).
+        Assert.Equal(7, Manager.SnapshotPages.Page(Enumerable.Range(0, 7), new ListSnapshots(), out var more).Count);
+        Assert.False(more);
+    }
 }
