@@ -16,18 +16,22 @@ public sealed partial class DiskLibrary
 
     /// <summary>
     /// Reads every volume record by record and checks every checksum, then checks the index against what the
-    /// volumes hold. Needs no key: it proves the bytes are as written, not what they mean.
+    /// volumes hold. Needs no key: it proves the bytes are as written, not what they mean. Backups, copies and a
+    /// prune's compaction may write meanwhile: an index entry past what the check read of its volume (or in a volume
+    /// made since) is not the check's to judge.
     /// </summary>
     public VerifyReport Verify()
     {
         lock (_lock) FlushWriters();
         var damage = new List<VolumeDamage>();
         var found = new HashSet<(ChunkId, ChunkLocation)>();
+        var read = new Dictionary<uint, long>(); // how far the check read each volume (a volume it could not read: all of it)
         int records = 0, volumes = 0;
         long bytes = 0;
         foreach (var v in Volumes.Where(v => v.State != VolumeState.Recycle))
         {
             var path = VolumePath(v.Number);
+            read[v.Number] = long.MaxValue; // until it is read whole: every entry in it is judged
             if (!File.Exists(path))
             {
                 damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
@@ -45,7 +49,11 @@ public sealed partial class DiskLibrary
                     damage.Add(new VolumeDamage(path, 0, e.Message)); // its cartridge cannot be mounted
                     continue;
                 }
+                var length = reader.Length;
                 var scan = reader.Scan();
+                // The volume being written takes appends meanwhile: what lies past both what the check read of it and
+                // what was committed to it when the check began came later. Any other volume is judged whole.
+                if (v.State == VolumeState.Append) read[v.Number] = Math.Max(v.Bytes, scan.TornTail ? Math.Min(length, scan.GoodEnd) : length);
                 volumes++;
                 records += scan.Records.Count;
                 bytes += reader.Length;
@@ -68,6 +76,7 @@ public sealed partial class DiskLibrary
             foreach (var (id, loc) in _index.Entries)
             {
                 if (found.Contains((id, loc))) continue;
+                if (!read.TryGetValue(loc.Volume, out var end) || loc.Offset >= end) continue; // written after the check read there
                 unreadable.Add(id);
                 indexProblems.Add($"chunk {id.Short} is indexed at volume {loc.Volume} offset {loc.Offset}, but no whole record there holds it");
             }

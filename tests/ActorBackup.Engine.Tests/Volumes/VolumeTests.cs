@@ -471,5 +471,50 @@ public class VolumeTests
         Assert.True(lib.ReadPayload(Id(1), ref buffer, out _).SequenceEqual(TestRepo.RandomBytes(1000, 1)));
         Assert.Equal(2, closed); // read again, through a reader of its own
     }
-}
 
+    /// <summary>A disk medium that runs <see cref="OnRead"/> once, when a volume is first read (a library check reads one).</summary>
+    private sealed class ReadHook(string root) : IVolumeMedium
+    {
+        private readonly DiskMedium _inner = new(root);
+        public Action? OnRead;
+        public string Kind => _inner.Kind;
+        public int Stream => _inner.Stream;
+        public string PathOf(uint volume) => _inner.PathOf(volume);
+        public IEnumerable<string> Files() => _inner.Files();
+        public (string Path, string Label) Allocate(uint volume, string libraryId) => _inner.Allocate(volume, libraryId);
+        public void Writing(uint volume, long offset, long length) => _inner.Writing(volume, offset, length);
+        public long Release(uint volume, bool retire = false) => _inner.Release(volume, retire);
+        public long? Available(IEnumerable<long> writing) => _inner.Available(writing);
+        public void Dispose() => _inner.Dispose();
+
+        public void Reading(uint volume, long offset, long length)
+        {
+            var once = OnRead;
+            OnRead = null;
+            once?.Invoke();
+            _inner.Reading(volume, offset, length);
+        }
+    }
+
+    [Fact]
+    public void A_library_check_while_a_backup_commits_into_a_new_volume_reports_no_damage()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        var hook = new ReadHook(root);
+        using var lib = DiskLibrary.OpenOwned(root, "lib-v", 1024 * 1024, new Engine.Index.ChunkIndex(), [], hook);
+        lib.Append(Id(1), RecordFlags.None, TestRepo.RandomBytes(600_000, 1));
+        lib.Committed(lib.Commit());
+        // A backup commits while the check reads volume 1: its chunk goes to volume 2, which the check did not list.
+        hook.OnRead = () =>
+        {
+            lib.Append(Id(2), RecordFlags.None, TestRepo.RandomBytes(600_000, 2));
+            lib.Committed(lib.Commit());
+        };
+        var report = lib.Verify();
+        Assert.True(report.Ok, string.Join("; ", report.IndexProblems.Concat(report.Damage.Select(d => d.Reason))));
+        Assert.Equal(2, lib.Volumes.Count);
+        Assert.True(lib.Verify().Ok); // and the next check reads both
+        Assert.Equal(2, lib.Verify().Volumes);
+    }
+}
