@@ -185,28 +185,19 @@ public sealed class TapeLibraryTests : IDisposable
     }
 
     /// <summary>A tape medium whose drive 1 waits at a gate before it writes (a mount or a wind that takes its time).</summary>
-    private sealed class GatedMedium(TapeMedium inner) : IVolumeMedium
+    private sealed class GatedMedium(TapeMedium inner) : ForwardingMedium(inner)
     {
         public readonly ManualResetEventSlim Gate = new(true);
         public readonly ManualResetEventSlim AtGate = new(false);
-        public string Kind => inner.Kind;
-        public int Stream => inner.Stream;
-        public string PathOf(uint volume) => inner.PathOf(volume);
-        public IEnumerable<string> Files() => inner.Files();
-        public (string Path, string Label) Allocate(uint volume, string libraryId) => inner.Allocate(volume, libraryId);
-        public void Reading(uint volume, long offset, long length) => inner.Reading(volume, offset, length);
-        public long Release(uint volume, bool retire = false) => inner.Release(volume, retire);
-        public long? Available(IEnumerable<long> writing) => inner.Available(writing);
-        public void Dispose() => inner.Dispose();
 
-        public void Writing(uint volume, long offset, long length)
+        public override void Writing(uint volume, long offset, long length)
         {
             if (inner.Stream == 1 && !Gate.IsSet)
             {
                 AtGate.Set();
                 Gate.Wait();
             }
-            inner.Writing(volume, offset, length);
+            base.Writing(volume, offset, length);
         }
     }
 

@@ -473,26 +473,16 @@ public class VolumeTests
     }
 
     /// <summary>A disk medium that runs <see cref="OnRead"/> once, when a volume is first read (a library check reads one).</summary>
-    private sealed class ReadHook(string root) : IVolumeMedium
+    private sealed class ReadHook(string root) : ForwardingMedium(new DiskMedium(root))
     {
-        private readonly DiskMedium _inner = new(root);
         public Action? OnRead;
-        public string Kind => _inner.Kind;
-        public int Stream => _inner.Stream;
-        public string PathOf(uint volume) => _inner.PathOf(volume);
-        public IEnumerable<string> Files() => _inner.Files();
-        public (string Path, string Label) Allocate(uint volume, string libraryId) => _inner.Allocate(volume, libraryId);
-        public void Writing(uint volume, long offset, long length) => _inner.Writing(volume, offset, length);
-        public long Release(uint volume, bool retire = false) => _inner.Release(volume, retire);
-        public long? Available(IEnumerable<long> writing) => _inner.Available(writing);
-        public void Dispose() => _inner.Dispose();
 
-        public void Reading(uint volume, long offset, long length)
+        public override void Reading(uint volume, long offset, long length)
         {
             var once = OnRead;
             OnRead = null;
             once?.Invoke();
-            _inner.Reading(volume, offset, length);
+            base.Reading(volume, offset, length);
         }
     }
 
