@@ -423,6 +423,11 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Stats = _stats,
             Job = options.Job,
         };
+        if (_rootNode is not null)
+        {
+            manifest.Root = _rootNode.Clone();
+            manifest.Root.Subtree = ByteString.Empty; // the root tree
+        }
         manifest.Paths.AddRange(set.Paths.Select(p => PosixNames.Display(NormalizePath(p)))); // as listings show them
         manifest.Excludes.AddRange(set.Excludes ?? []);
         manifest.Errors.AddRange(_errors.OrderBy(e => e.Path, StringComparer.Ordinal));
@@ -595,6 +600,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         if (path == "/")
         {
             FillNode(root.Node, st);
+            root.Node.Flags = st.Attributes; // the flags statx tells
+            TakeXattrs(root.Node, "/", ReadXattrs("/"));
+            _rootNode = root.Node;
             WalkDirectory(root, parentRoot, st.Device, cancel);
             return;
         }
@@ -638,6 +646,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>The folders on the way to a path of the set (walked or not): stored only once every path is walked.</summary>
     private readonly List<DirBuild> _heldOpen = [];
     private readonly HashSet<string> _onTheWay = new(StringComparer.Ordinal);
+    /// <summary>The root folder's own node when the set holds "/" (SnapshotManifest.root).</summary>
+    private Node? _rootNode;
     /// <summary>The set's paths, normalized.</summary>
     private HashSet<string> _setPaths = new(StringComparer.Ordinal);
 

@@ -161,6 +161,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders)));
                 if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
+        // A snapshot of "/" restored whole: its target folder becomes that root (mode, owner, times, attributes, flags),
+        // last, as any folder's metadata is (a full system restored into a new folder is then usable as a root).
+        if (snapshot.Root is { } top && options.Include.Count == 0)
+        {
+            var itself = new Entry("", top, 0);
+            Guard(itself, () => Partly(itself, _root.SetDirectoryMetadata(".", Owner(top, restoreOwner)?.Uid, Owner(top, restoreOwner)?.Gid, top.Mode, Times(top), Xattrs(itself), _clearFolders)));
+            if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
+        }
         timer?.Dispose();
         progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned));
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could

@@ -485,6 +485,26 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_snapshot_of_the_root_folder_keeps_its_own_metadata_and_a_whole_restore_gives_it_to_the_target()
+    {
+        using var dir = new TempDir();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        // "/" with everything in it excluded: the root folder itself is what is left to record.
+        var snap = repo.Backup(new BackupSet("system", ["/"], ["/*"]), Level.Full);
+        Assert.NotNull(snap.Root);
+        var rootStat = Posix.Posix.LStat("/")!.Value;
+        Assert.Equal((rootStat.Mode, rootStat.Uid, rootStat.MtimeSec), (snap.Root.Mode, snap.Root.Uid, snap.Root.MtimeSec));
+        var target = Path.Combine(dir.Path, "r"); // made 0700 by the restore, as any target it makes
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        var restored = Posix.Posix.LStat(target)!.Value;
+        Assert.Equal((rootStat.Mode & 0xFFF, rootStat.Uid, rootStat.Gid, rootStat.MtimeSec, rootStat.MtimeNsec),
+            (restored.Mode & 0xFFF, restored.Uid, restored.Gid, restored.MtimeSec, restored.MtimeNsec));
+        // A set without "/" records none.
+        var src = dir.Sub("src");
+        Assert.Null(repo.Backup(new BackupSet("s", [src]), Level.Full).Root);
+    }
+
+    [Fact]
     public void A_restore_under_a_folder_with_file_flags_brings_back_each_entrys_own_flags_and_no_others()
     {
         using var dir = new TempDir();
