@@ -36,7 +36,17 @@ public static class Interactive
             if (line is "exit" or "quit") break;
             history.Add(line);
             try { AppendHistory(historyFile, line); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            var words = CommandLineParser.SplitCommandLine(line).ToList();
+            List<string> words;
+            try
+            {
+                words = Words(line);
+            }
+            catch (ShellException e)
+            {
+                Console.Error.WriteLine($"abk: {e.Message}");
+                last = 2;
+                continue;
+            }
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
             last = await Shell.Invoke(root.Parse(words), cancel);
@@ -113,6 +123,56 @@ public static class Interactive
     {
         Console.Write("\r" + new string(' ', buffer.Length + 5) + "\rabk> " + text);
         buffer.Clear().Append(text);
+    }
+
+    /// <summary>
+    /// A prompt line's words as a POSIX shell splits them, so that what works after `abk` in bash works at the prompt:
+    /// 'single quotes' keep everything as it is (`'/srv/caf\xe9'`, `'*.tmp'`), "double quotes" keep all but \" \\ \$ \`
+    /// escaped, and outside quotes a backslash keeps the next character. An unclosed quote is a usage error.
+    /// </summary>
+    public static List<string> Words(string line)
+    {
+        var words = new List<string>();
+        var word = new System.Text.StringBuilder();
+        var inWord = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var c = line[i];
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord) words.Add(word.ToString());
+                word.Clear();
+                inWord = false;
+                continue;
+            }
+            inWord = true;
+            switch (c)
+            {
+                case '\'':
+                    var close = line.IndexOf('\'', i + 1);
+                    if (close < 0) throw new ShellException("a quote (') is not closed", 2);
+                    word.Append(line, i + 1, close - i - 1);
+                    i = close;
+                    break;
+                case '"':
+                    for (i++; ; i++)
+                    {
+                        if (i >= line.Length) throw new ShellException("a quote (\") is not closed", 2);
+                        if (line[i] == '"') break;
+                        if (line[i] == '\\' && i + 1 < line.Length && line[i + 1] is '"' or '\\' or '$' or '`') i++;
+                        word.Append(line[i]);
+                    }
+                    break;
+                case '\\':
+                    if (i + 1 < line.Length) word.Append(line[++i]);
+                    break;
+                default:
+                    word.Append(c);
+                    break;
+            }
+        }
+        if (inWord) words.Add(word.ToString());
+        return words;
     }
 
     /// <summary>

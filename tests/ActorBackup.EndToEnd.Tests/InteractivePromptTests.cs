@@ -95,9 +95,15 @@ public class InteractivePromptTests
         terminal.WaitFor("REACHABLE", 2);
         terminal.Type("job show 99\r");
         terminal.WaitFor("abk: no job 99");
+        // Words as a shell splits them: a single-quoted path is the path (its quotes were part of it before).
+        terminal.Type($"ls latest '{src}'\r");
+        terminal.WaitFor("a.txt");
+        terminal.Type("ls 'latest\r");
+        terminal.WaitFor("is not closed");
         terminal.Type("exit\r");
         Assert.True(terminal.WaitForExit(), terminal.Screen);
 
-        Assert.Equal(["job show 1", "client list", "client list", "job show 99"], File.ReadAllLines(Path.Combine(dir.Path, ".abk_history")));
+        Assert.Equal(["job show 1", "client list", "client list", "job show 99", $"ls latest '{src}'", "ls 'latest"],
+            File.ReadAllLines(Path.Combine(dir.Path, ".abk_history")));
     }
 }
