@@ -24,14 +24,16 @@ namespace ActorBackup.Cluster.Ops;
 /// </summary>
 public sealed class OpsEndpoint : IDisposable
 {
-    public const int MaxConnections = 64;
+    public const int MaxConnections = OpsSlots.Total;
+    /// <summary>How long one answer may take to write: a shell that stops reading (suspended, say) gives its slot back.</summary>
+    private static readonly TimeSpan WriteTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
     private readonly TcpListener _listener;
     private IActorRef _ops = ActorRefs.Nobody;
     private readonly SslServerAuthenticationOptions _tls;
     private readonly ILoggingAdapter _log;
     private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _slots = new(MaxConnections);
+    private readonly OpsSlots _slots = new();
     /// <summary>Connections still authenticating: bounded apart from the slots (and per address), so silent ones cannot take them all.</summary>
     private readonly DataPlane.Handshakes _handshakes = new();
 
@@ -83,7 +85,7 @@ public sealed class OpsEndpoint : IDisposable
         var address = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         if (!_handshakes.Enter(address)) return; // too many at once: the shell sees the connection close and says so
         var handshaking = true;
-        var slot = false;
+        CellIdentity? slot = null;
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         await using var stream = new SslStream(client.GetStream(), leaveInnerStreamOpen: false);
         try
@@ -109,7 +111,17 @@ public sealed class OpsEndpoint : IDisposable
             // Authenticated: one of the connections' slots from here on.
             _handshakes.Leave(address);
             handshaking = false;
-            if (!(slot = await _slots.WaitAsync(0))) return; // too many at once: the shell sees the connection close and says so
+            if (_slots.Take(caller) is { } busy)
+            {
+                // Said to the shell as the answer to its first command (it reads one before anything else), and logged.
+                _log.Warning("operator connection from {0} ({1}) refused: {2}", client.Client.RemoteEndPoint, caller, busy);
+                using var said = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
+                said.CancelAfter(HelloTimeout);
+                await OpsWire.Write(stream, new CommandRejected { Reason = busy }, false, said.Token);
+                await OpsWire.Read(stream, said.Token); // its command, so that closing does not reset the connection before it reads the answer
+                return;
+            }
+            slot = caller;
             while (await NextCommand(stream, gone.Token) is var (command, _, proof))
             {
                 if (proof is not null) proof.Signer = callerCertificate; // signed by the key of the connection's certificate, or it does not check
@@ -120,7 +132,11 @@ public sealed class OpsEndpoint : IDisposable
                 var answered = false;
                 await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
                 {
-                    await OpsWire.Write(stream, answer.Message, answer.More, call.Token);
+                    using (var write = CancellationTokenSource.CreateLinkedTokenSource(call.Token))
+                    {
+                        write.CancelAfter(WriteTimeout);
+                        await OpsWire.Write(stream, answer.Message, answer.More, write.Token);
+                    }
                     if (answered = !answer.More) break;
                 }
                 // A command that stopped without its last answer (a fault in its handler): the shell hears so, it does not wait.
@@ -138,7 +154,7 @@ public sealed class OpsEndpoint : IDisposable
         {
             await gone.CancelAsync();
             if (handshaking) _handshakes.Leave(address);
-            if (slot) _slots.Release();
+            if (slot is not null) _slots.Release(slot);
         }
     }
 

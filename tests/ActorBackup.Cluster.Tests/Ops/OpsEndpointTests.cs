@@ -224,4 +224,47 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         await tcp.ConnectAsync(endpoint.Endpoint);
         return tcp.GetStream();
     }
+
+    [Fact]
+    public async Task One_client_hosts_certificate_holds_at_most_its_share_of_connections_and_an_operator_still_gets_in()
+    {
+        var host = _cell.Issue(CellIdentity.Of(CellRole.Client, "web1", "web1")).Certificate;
+        var held = new List<SslStream>();
+        try
+        {
+            for (var i = 0; i < OpsSlots.PerCaller; i++)
+            {
+                var s = await ConnectTls(host);
+                await OpsWire.Write(s, new ListJobs(), more: false); // served: it holds a slot from here on
+                Assert.IsType<JobProgress>((await OpsWire.Read(s))!.Value.Message);
+                Assert.IsType<JobList>((await OpsWire.Read(s))!.Value.Message);
+                held.Add(s);
+            }
+            await using var one = await ConnectTls(host);
+            await OpsWire.Write(one, new ListJobs(), more: false);
+            var refused = await OpsWire.Read(one).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Contains("connections open to this node already", Assert.IsType<CommandRejected>(refused!.Value.Message).Reason);
+            await using var op = await ConnectTls(Operator());
+            await OpsWire.Write(op, new ListJobs(), more: false);
+            Assert.IsType<JobProgress>((await OpsWire.Read(op))!.Value.Message);
+        }
+        finally
+        {
+            foreach (var s in held) await s.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public void Slots_keep_room_for_operators_and_count_each_certificate_apart()
+    {
+        var slots = new OpsSlots();
+        var others = Enumerable.Range(0, OpsSlots.Total - OpsSlots.ForOperators).Select(i => CellIdentity.Of(CellRole.Client, $"h{i}", $"h{i}")).ToList();
+        Assert.All(others, o => Assert.Null(slots.Take(o)));
+        Assert.Contains("for operators", slots.Take(CellIdentity.Of(CellRole.Integrator, "app")));
+        var alice = CellIdentity.Of(CellRole.Operator, "alice");
+        for (var i = 0; i < OpsSlots.ForOperators; i++) Assert.Null(slots.Take(alice)); // an operator is not held to a share
+        Assert.Contains($"{OpsSlots.Total} shell connections", slots.Take(alice));
+        slots.Release(others[0]);
+        Assert.Null(slots.Take(CellIdentity.Of(CellRole.Client, "h0", "h0")));
+    }
 }
