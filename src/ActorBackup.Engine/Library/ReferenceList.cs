@@ -24,10 +24,11 @@ public static class ReferenceList
     private static readonly byte[] DeltaMagic = "ABKREFD1"u8.ToArray();
     private const int HeaderSize = 12;
     /// <summary>
-    /// 64 Mi ids (64 TiB of 1 MiB chunks) at most in a list, what one commit may stage (DiskLibrary.MaxStagedReferences):
-    /// a list written is a list that reads; a larger count is damage, not a list to read whole.
+    /// The most ids a list may say it holds: as many as one array takes. A list grows past what one commit stages
+    /// (DiskLibrary.MaxStagedReferences) when its parts come over several commits, and a list written is a list that
+    /// reads; a count must also fit the file's length exactly, so no count makes a reader hold more than the file is.
     /// </summary>
-    public const int MaxIds = DiskLibrary.MaxStagedReferences;
+    public static readonly long MaxIds = Array.MaxLength;
     /// <summary>The longest base name (a snapshot id and a suffix).</summary>
     public const int MaxBaseName = 100;
 
@@ -305,7 +306,8 @@ public static class ReferenceList
         input.Read(head);
         if (!head.SequenceEqual(Magic)) throw new InvalidDataException($"{path} is not a whole reference list");
         count = input.UInt32();
-        if (count > MaxIds) throw new InvalidDataException($"{path}: {count} ids, more than any list holds (damaged)");
+        if (count > MaxIds || (long)count * ChunkId.Size + HeaderSize + 4 != file.Length)
+            throw new InvalidDataException($"{path}: {count} ids do not fit its {file.Length} bytes (truncated or damaged)");
         return input.Ids((int)Math.Min(count, (uint)k));
     }
 
