@@ -600,7 +600,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         if (path == "/")
         {
             FillNode(root.Node, st);
-            root.Node.Flags = st.Attributes; // the flags statx tells
+            root.Node.Flags = Posix.Posix.FolderFlags("/") ?? st.Attributes;
             TakeXattrs(root.Node, "/", ReadXattrs("/"));
             _rootNode = root.Node;
             WalkDirectory(root, parentRoot, st.Device, cancel);
@@ -629,7 +629,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
-                node.Flags = ancestor.Attributes; // not listed: the flags statx tells
+                node.Flags = Posix.Posix.FolderFlags(current) ?? ancestor.Attributes; // not listed: its flags read through a handle (statx tells only a few)
                 TakeXattrs(node, current, ReadXattrs(current));
                 dir.Changed();
                 existing = NewDir(current, node, dir);

@@ -153,6 +153,21 @@ public static unsafe partial class Posix
     private static int OpenWithoutSymlinks(string path, int flags) => Openat2(AtFdcwd, path, flags, 0, ResolveNoSymlinks);
 
     /// <summary>open(2), close-on-exec; -errno on failure.</summary>
+    /// <summary>A folder's file flags (chattr), all of them, not the few statx tells; null when it cannot be opened.</summary>
+    internal static uint? FolderFlags(string path)
+    {
+        var fd = OpenPath(path, ORdOnlyFlag | ODirectory | ONonblockFlag);
+        if (fd < 0) return null;
+        try
+        {
+            return FileFlags.Get(fd);
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
     private static int OpenPath(string path, int flags)
     {
         var fd = open(path, flags | OCloexec);

@@ -88,7 +88,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             var asked = PosixNames.Parse(inc);
             if (asked.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
-            else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
+            // A name may hold [ or { itself ("/photos/[2019] trip"): without * or ?, it is the path too.
+            if (asked.IndexOfAny(['*', '?']) < 0) _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
         _numericOwner = options.NumericOwner;

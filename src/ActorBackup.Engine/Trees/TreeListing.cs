@@ -11,7 +11,8 @@ public static class TreeListing
 {
     public static IEnumerable<(string Path, Node Node)> Entries(TreeReader trees, SnapshotManifest snapshot, string prefix)
     {
-        prefix = prefix is "" or "/" ? "" : "/" + prefix.Trim('/');
+        // In the one form listings show (an escape's case, as sets and restores take it): caf\xE9 is caf\xe9.
+        prefix = prefix is "" or "/" ? "" : "/" + Posix.PosixNames.Display(Posix.PosixNames.Parse(prefix)).Trim('/');
         return Walk(trees, trees.Load(snapshot.RootTree), "", prefix, 0);
     }
 

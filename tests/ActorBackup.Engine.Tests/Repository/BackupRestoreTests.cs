@@ -485,6 +485,32 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_folder_on_the_way_keeps_all_its_flags_a_name_with_brackets_restores_by_its_path_and_ls_takes_any_escape_case()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var inner = Path.Combine(src, "inner");
+        var trip = Path.Combine(inner, "[2019] trip");
+        Directory.CreateDirectory(trip);
+        File.WriteAllText(Path.Combine(trip, "a.jpg"), "a photo");
+        Directory.CreateDirectory(Path.Combine(inner, "2 trip")); // what the name read as a glob would match instead
+        TreeCompare.WriteFile(inner, [0x63, 0x61, 0x66, 0xE9], "bytes"u8); // caf\xe9: not UTF-8
+        TreeCompare.SetFlags(inner, 0x80); // noatime: a flag statx does not tell
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("x", [trip, Path.Combine(inner, "2 trip"), Path.Combine(inner, "caf\uDCE9")]), Level.Full); // inner is a folder on the way
+        Assert.Empty(snap.Errors);
+        var whole = Path.Combine(dir.Path, "whole");
+        Assert.Empty(repo.Restore(snap.Id, whole).Errors);
+        Assert.Equal(0x80u, TreeCompare.Flags(whole + inner) & 0x80u);
+        var part = Path.Combine(dir.Path, "part");
+        Assert.Empty(repo.Restore(snap.Id, part, [trip]).Errors);
+        Assert.Equal("a photo", File.ReadAllText(Path.Combine(part + trip, "a.jpg")));
+        using var trees = new TreeReader(repo.Keys, repo.Library);
+        Assert.Equal(TreeListing.Entries(trees, snap, inner + @"/caf\xe9").Select(e => e.Path), TreeListing.Entries(trees, snap, inner + @"/caf\xE9").Select(e => e.Path));
+        Assert.Single(TreeListing.Entries(trees, snap, inner + @"/caf\xE9"));
+    }
+
+    [Fact]
     public void A_snapshot_of_the_root_folder_keeps_its_own_metadata_and_a_whole_restore_gives_it_to_the_target()
     {
         using var dir = new TempDir();
