@@ -67,7 +67,16 @@ public static class CaCommand
         {
             var path = pr.GetValue(file)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"no certificate at {path}");
-            using var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(path);
+            System.Security.Cryptography.X509Certificates.X509Certificate2 cert;
+            try
+            {
+                cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(path);
+            }
+            catch (System.Security.Cryptography.CryptographicException e)
+            {
+                throw new InvalidDataException($"{path} is not a certificate ({e.Message}): give a .crt file, not its .key", e);
+            }
+            using var _ = cert;
             Console.WriteLine($"{cert.Subject}, issued by {cert.Issuer}, valid {cert.NotBefore:yyyy-MM-dd} to {cert.NotAfter:yyyy-MM-dd}");
             Console.WriteLine(CellIdentity.From(cert) is { } id ? $"holder: {id}" : "holder: no ActorBackup role (not a certificate of a cell)");
             return 0;

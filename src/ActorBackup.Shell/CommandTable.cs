@@ -754,7 +754,6 @@ public static class CommandTable
         return await WaitForJob(session, o, accepted.Job, cancel);
     }
 
-    /// <summary>Follows a job to its end. Exit code: 0 succeeded, 3 succeeded with files it could not handle, 1 otherwise.</summary>
     /// <summary>
     /// How long one signed watch is followed before a new one is sent: the manager takes a watch signed within the last
     /// hour (OperatorCommands.LookWindow), and the node gives it to the manager again every 30 s (a manager that
@@ -762,6 +761,7 @@ public static class CommandTable
     /// </summary>
     private static readonly TimeSpan WatchRenewal = TimeSpan.FromMinutes(50);
 
+    /// <summary>Follows a job to its end. Exit code: 0 succeeded, 3 succeeded with files it could not handle, 1 otherwise.</summary>
     private static async Task<int> WaitForJob(Session session, Output o, string job, CancellationToken cancel)
     {
         var info = await FollowJob(session, o, job, cancel);

@@ -25,12 +25,15 @@ public abstract class JournalTestKit : TestKit, IDisposable
     }
 
     /// <summary>The sequence numbers of <paramref name="persistenceId"/>'s events still in the journal.</summary>
-    protected List<long> Journaled(string persistenceId)
+    protected List<long> Journaled(string persistenceId) => JournaledEvents(persistenceId).Select(e => e.SequenceNr).ToList();
+
+    /// <summary>The events of <paramref name="persistenceId"/> still in the journal, with their sequence numbers.</summary>
+    protected List<(long SequenceNr, object Payload)> JournaledEvents(string persistenceId)
     {
         var probe = CreateTestProbe();
         Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null).Tell(new Akka.Persistence.ReplayMessages(1, long.MaxValue, long.MaxValue, persistenceId, probe.Ref));
-        var seen = new List<long>();
-        while (probe.ReceiveOne(TimeSpan.FromSeconds(20)) is Akka.Persistence.ReplayedMessage r) seen.Add(r.Persistent.SequenceNr);
+        var seen = new List<(long, object)>();
+        while (probe.ReceiveOne(TimeSpan.FromSeconds(20)) is Akka.Persistence.ReplayedMessage r) seen.Add((r.Persistent.SequenceNr, r.Persistent.Payload));
         return seen;
     }
 

@@ -882,10 +882,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         };
     });
 
-    /// <summary>Reports on the caller's thread; telling an actor is thread-safe.</summary>
     /// <summary>A job's progress to the manager, signed (it takes progress only from the job's own node).</summary>
     private void Progress(JobProgress p) => _manager.Tell(Trust.MessageSignature.Sign(p, _trust));
 
+    /// <summary>Reports on the caller's thread; telling an actor is thread-safe.</summary>
     private sealed class ActionProgress<T>(Action<T> action) : IProgress<T>
     {
         public void Report(T value) => action(value);

@@ -165,6 +165,7 @@ public sealed class DataPlaneSessions : IExtension
             if (!live.Write) throw new InvalidOperationException("a read session cannot record references");
             try { live.Library.AddReferences(snapshot, ids); }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (ObjectDisposedException e) { throw new LibraryFaultException($"library {live.LibraryId} was closed: {e.Message}"); } // opened again: the job runs again
         }
 
         public ChunkId[] ReadReferences(string snapshot)

@@ -10,7 +10,20 @@ public sealed record NodeSettings(
     int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string CertsDir = "", QueueLimits? Queue = null,
     string MetricsHost = "127.0.0.1", int MetricsPort = 0)
 {
+    /// <summary>The node's settings; a value of the wrong kind (max-jobs = four) is a ConfigurationException saying so.</summary>
     public static NodeSettings From(Config config)
+    {
+        try
+        {
+            return Read(config);
+        }
+        catch (FormatException e)
+        {
+            throw new Akka.Configuration.ConfigurationException($"a setting under actorbackup is not of its kind: {e.Message}", e);
+        }
+    }
+
+    private static NodeSettings Read(Config config)
     {
         var c = config.GetConfig("actorbackup");
         var dataDir = Path.GetFullPath(c.GetString("data-dir", "data"));

@@ -28,6 +28,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, IndexReport> _libraryReports = [];
     /// <summary>The last progress of each running job, for listings.</summary>
     private readonly Dictionary<string, JobProgress> _progress = [];
+    /// <summary>When each running job's progress was last looked at, and whether one was refused (logged once).</summary>
+    private readonly Dictionary<string, (DateTime At, bool Refused)> _progressTaken = [];
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(1);
     /// <summary>The child of each job that has not ended.</summary>
     private readonly Dictionary<string, IActorRef> _jobActors = [];
     private int _eventsSinceSnapshot;
@@ -334,12 +337,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<JobProgress>(p =>
         {
             if (_state.Job(p.Job) is not { State: JobState.Running or JobState.Committing } job) return;
+            // At most one a second a job is checked and taken (a client sends four): the signature check is the
+            // manager's own thread's time, and a watch shows no finer than that.
+            var now = DateTime.UtcNow;
+            if (_progressTaken.TryGetValue(p.Job, out var taken) && now - taken.At < ProgressEvery) return;
             // Only from the node running the job, by its signature: another node cannot show an operator false progress.
             if (_trust is { } trust && Trust.JobSignature.Refusal(trust, job, p) is { } refused)
             {
-                _log.Warning("refused progress of job {0} from {1}: {2}", p.Job, Sender.Path.Address, refused);
+                if (!taken.Refused) _log.Warning("refused progress of job {0} from {1} (said once a job): {2}", p.Job, Sender.Path.Address, refused);
+                _progressTaken[p.Job] = (taken.At, true); // a refused one does not hold up the next genuine one
                 return;
             }
+            _progressTaken[p.Job] = (now, taken.Refused);
             p.Signer = ByteString.Empty; // what watchers get: the figures (the signature is checked here)
             p.Signature = ByteString.Empty;
             _progress[p.Job] = p;
@@ -537,7 +546,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (Unsigned(m)) return;
             var list = new SnapshotList();
             var verdicts = m.Why ? _state.RetentionVerdicts() : null;
-            var of = SnapshotPages.Page(_state.Snapshots.Where(s => m.Client == "" || s.Client == m.Client), m, out var more);
+            var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
+            if (of is null)
+            {
+                Sender.Tell(new CommandRejected { Reason = SnapshotPages.Changed });
+                return;
+            }
             list.More = more;
             list.Snapshots.AddRange(of.Select(s =>
             {
@@ -1082,6 +1096,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             EndSessions(job, jobEnded: false);
             Acknowledge(replyTo, WithProgress(_state.Job(job.Id)!)); // the client's node may be waiting to stop
             _progress.Remove(job.Id);
+            _progressTaken.Remove(job.Id);
             _starting.Remove(job.Id);
             DispatchWaiting();
         });
@@ -1103,6 +1118,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             CountEnd(job);
             RunSetCommand(job);
             _progress.Remove(jobId);
+            _progressTaken.Remove(jobId);
             _starting.Remove(jobId);
             DispatchWaiting(); // a stream, a client slot or a cell slot is free again
         });

@@ -5,61 +5,60 @@ namespace ActorBackup.Cluster.Manager;
 /// <summary>
 /// The manager's snapshot list asked for page by page: a catalog of tens of thousands of snapshots is more than one
 /// message holds (Akka.Remote's frame and the operator endpoint's are 4 MiB), so no answer carries more than a page.
+/// A page goes on after the last snapshot of the one before (by id, not by position: a snapshot retention deletes
+/// meanwhile shifts nothing); when that one is gone, the list is asked for again from its start.
 /// </summary>
 public static class SnapshotPages
 {
     /// <summary>Snapshots a page holds: about 1 KB each with their retention verdicts, well under a frame.</summary>
     public const uint PageSize = 1000;
 
-    /// <summary>The page <paramref name="request"/> asks for of <paramref name="all"/> (all of it when it asks for no page size), and whether more follow.</summary>
-    public static List<T> Page<T>(IEnumerable<T> all, ListSnapshots request, out bool more)
+    /// <summary>What the manager answers when the snapshot a page goes on after is gone.</summary>
+    public const string Changed = "the catalog changed while it was listed";
+
+    /// <summary>How many times a list is begun again when its catalog changes under it.</summary>
+    private const int Attempts = 5;
+
+    /// <summary>
+    /// The page <paramref name="request"/> asks for of <paramref name="all"/> (oldest first; all of it when it asks for no
+    /// page size) and whether more follow; null when the snapshot it goes on after is no longer there.
+    /// </summary>
+    public static List<T>? Page<T>(IReadOnlyList<T> all, Func<T, string> id, ListSnapshots request, out bool more)
     {
-        var from = all.Skip((int)Math.Min(request.Skip, int.MaxValue));
-        if (request.Take == 0)
+        more = false;
+        var start = 0;
+        if (request.After != "")
         {
-            more = false;
-            return from.ToList();
+            start = -1;
+            for (var i = 0; i < all.Count && start < 0; i++)
+                if (id(all[i]) == request.After) start = i + 1;
+            if (start < 0) return null;
         }
-        var page = from.Take((int)Math.Min(request.Take, int.MaxValue - 1) + 1).ToList(); // one more: whether more follow
-        more = page.Count > request.Take;
-        if (more) page.RemoveAt(page.Count - 1);
+        var take = request.Take == 0 ? all.Count : (int)Math.Min(request.Take, int.MaxValue);
+        var page = new List<T>(Math.Min(take, Math.Max(0, all.Count - start)));
+        for (var i = start; i < all.Count && page.Count < take; i++) page.Add(all[i]);
+        more = start + page.Count < all.Count;
         return page;
     }
 
-    /// <summary>
-    /// Every page of <paramref name="request"/> (its client, its verdicts), each handed to <paramref name="page"/> as it
-    /// comes (the last with <c>more</c> false); null when all came, else the manager's refusal or what it answered.
-    /// </summary>
-    public static async Task<string?> Each(ListSnapshots request, Func<ListSnapshots, Task<object>> ask, Func<SnapshotList, Task> page)
-    {
-        for (uint skip = 0; ; skip += PageSize)
-        {
-            var asked = request.Clone();
-            asked.Skip = skip;
-            asked.Take = PageSize;
-            switch (await ask(asked))
-            {
-                case SnapshotList list:
-                    await page(list);
-                    if (!list.More) return null;
-                    break;
-                case CommandRejected r:
-                    return r.Reason;
-                case var other:
-                    return $"the manager answered {other.GetType().Name}";
-            }
-        }
-    }
-
-    /// <summary>The whole list, gathered from its pages; or the refusal, as a CommandRejected.</summary>
+    /// <summary>The whole list of <paramref name="request"/> (its client, its verdicts), gathered page by page; or the manager's refusal, as a CommandRejected.</summary>
     public static async Task<object> All(ListSnapshots request, Func<ListSnapshots, Task<object>> ask)
     {
-        var all = new SnapshotList();
-        var refused = await Each(request, ask, list =>
+        for (var attempt = 1; ; attempt++)
         {
-            all.Snapshots.AddRange(list.Snapshots);
-            return Task.CompletedTask;
-        });
-        return refused is null ? all : new CommandRejected { Reason = refused };
+            var all = new SnapshotList();
+            for (var after = ""; ;)
+            {
+                var asked = request.Clone();
+                asked.After = after;
+                asked.Take = PageSize;
+                var answer = await ask(asked);
+                if (answer is CommandRejected { Reason: Changed } && attempt < Attempts) break; // begun again
+                if (answer is not SnapshotList list) return answer as CommandRejected ?? new CommandRejected { Reason = $"the manager answered {answer.GetType().Name}" };
+                all.Snapshots.AddRange(list.Snapshots);
+                if (!list.More || list.Snapshots.Count == 0) return all;
+                after = list.Snapshots[^1].Id;
+            }
+        }
     }
 }

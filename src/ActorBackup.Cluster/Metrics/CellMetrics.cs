@@ -41,7 +41,7 @@ public static class CellMetrics
         }
         catch (System.Net.HttpListenerException e)
         {
-            throw new InvalidOperationException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.port)", e);
+            throw new IOException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.port)", e);
         }
         return server;
     }

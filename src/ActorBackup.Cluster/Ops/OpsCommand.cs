@@ -36,7 +36,6 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     /// singleton moved), and its successor's job actor knows no watcher; a watcher given again is the same one.
     /// </summary>
     public static readonly TimeSpan DefaultWatchEvery = TimeSpan.FromSeconds(30);
-    private int _watchesSent;
     private readonly Cell _cell;
     private readonly OpsCall _call;
     private CancellationTokenRegistration _hangUp;
@@ -88,17 +87,25 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
 
     private TimeSpan AskTimeout => _cell.AskTimeout;
 
-    private async Task<T> Ask<T>(IActorRef target, object message, string who) where T : class
+    /// <summary>What <paramref name="target"/> answers, a refusal included; TimeoutException (saying what to check) when nothing comes.</summary>
+    private async Task<object> AskAny(IActorRef target, object message, string who)
     {
-        object reply;
         try
         {
-            reply = await target.Ask<object>(message, AskTimeout);
+            return await target.Ask<object>(message, AskTimeout);
         }
         catch (AskTimeoutException)
         {
             throw new TimeoutException($"{who} did not answer in {AskTimeout.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
         }
+    }
+
+    /// <summary>A page of the manager's snapshot list, for the caller (Manager/SnapshotPages).</summary>
+    private Task<object> Raw(ListSnapshots page) => AskAny(_cell.Manager, ForCaller(page), "the manager");
+
+    private async Task<T> Ask<T>(IActorRef target, object message, string who) where T : class
+    {
+        var reply = await AskAny(target, message, who);
         return reply switch
         {
             T t => t,
@@ -158,16 +165,14 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
             case GetShardStats:
                 return await ShardStats();
             case ListSnapshots l:
-                // Page by page from the manager, each to the shell as it comes (the shell puts them together): a
-                // catalog of tens of thousands of snapshots fits no one message.
-                SnapshotList? last = null;
-                var refused = await Manager.SnapshotPages.Each(l, async m => await AskManager<IMessage>(m), page =>
-                {
-                    if (page.More) More(page);
-                    else last = page;
-                    return Task.CompletedTask;
-                });
-                return refused is null ? last : new CommandRejected { Reason = refused };
+                // Page by page from the manager, and to the shell in pages too (it puts them together): a catalog of
+                // tens of thousands of snapshots fits no one message.
+                var listed = await Manager.SnapshotPages.All(l, Raw);
+                if (listed is not SnapshotList all) return (IMessage)listed; // the manager's refusal
+                var size = (int)Manager.SnapshotPages.PageSize;
+                for (var at = 0; at + size < all.Snapshots.Count; at += size)
+                    More(new SnapshotList { Snapshots = { all.Snapshots.Skip(at).Take(size) }, More = true });
+                return new SnapshotList { Snapshots = { all.Snapshots.Skip(Math.Max(0, (all.Snapshots.Count - 1) / size * size)) } };
             case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
@@ -247,7 +252,6 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 return await AskManager<JobAccepted>(command);
             case WatchJob w:
                 _cell.Manager.Tell(ForCaller(w));
-                _watchesSent = 1;
                 Become(() => Watching(w));
                 return null;
             case ListSnapshotTree ls:
@@ -266,7 +270,6 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         Receive<WatchAgain>(_ =>
         {
             _cell.Manager.Tell(ForCaller(w)); // the answer: progress, or the job as recorded (taken when it has ended)
-            _watchesSent++;
         });
         Receive<JobProgress>(p =>
         {
@@ -278,14 +281,9 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         {
             if (Manager.ManagerState.IsFinal(j.State)) Finish(j);
         });
-        Receive<CommandRejected>(r =>
-        {
-            // The first watch refused (no such job, not the caller's): the answer. A later one refused (the shell's
-            // signed command older than the manager takes looks by: an hour) stops the renewals; the shell renews
-            // its watch with a new signed command before that.
-            if (_watchesSent <= 1) Finish(r);
-            else Timers.Cancel("watch");
-        });
+        // A watch refused (no such job, not the caller's) is the answer, whichever sending it answers: the shell signs
+        // a new watch every 50 minutes, so one is never given again past the hour the manager takes looks within.
+        Receive<CommandRejected>(Finish);
     }
 
     /// <summary>
@@ -328,8 +326,8 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     /// </summary>
     private async Task<IMessage?> Find(FindFiles f)
     {
-        if (await Manager.SnapshotPages.All(new ListSnapshots(), async m => await AskManager<IMessage>(m)) is not SnapshotList catalog)
-            throw new InvalidOperationException("the manager did not list its snapshots");
+        var listed = await Manager.SnapshotPages.All(new ListSnapshots(), Raw);
+        if (listed is not SnapshotList catalog) return (IMessage)listed; // the manager's refusal
         if (f.Client != "" && catalog.Snapshots.All(s => s.Client != f.Client))
             return new CommandRejected
             {

@@ -525,7 +525,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private bool _numericOwner;
     /// <summary>Files restored whole that carry file flags: set once every link is made (a file that failed gets none, so that a new restore can replace it).</summary>
     private readonly System.Collections.Concurrent.ConcurrentBag<Entry> _flagged = [];
-    /// <summary>Every entry gets its own file flags, none included: the target (or folders that were there) has some entries inherit.</summary>
+    /// <summary>
+    /// Every entry gets its own file flags, none included: the target (or folders that were there) has some entries
+    /// inherit. A file's are set to its before-data ones (none, most often) when it is made, so only one with flags
+    /// of its own is set again at the end (no list of every file, no second open); every folder is.
+    /// </summary>
     private bool _resetFlags;
     private bool _sparse;
 
@@ -834,7 +838,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Failed(file);
                 return;
             }
-            if (file.Node.Flags != 0 || _resetFlags) _flagged.Add(file);
+            if (file.Node.Flags != 0) _flagged.Add(file); // one without: made new, its flags set to none while it was empty (CreateFile)
         }
         Interlocked.Increment(ref _filesDone);
     }

@@ -111,7 +111,6 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
         manager.Reply(new JobInfo { Id = "5", State = JobState.Running }); // not ended: the watch goes on
         manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
-        manager.Reply(new CommandRejected { Reason = "too old" }); // a renewal refused stops the renewals, not the watch
         manager.Reply(new JobInfo { Id = "5", State = JobState.Failed, Reason = "disk full" });
         var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
         Assert.False(end.More);
@@ -131,38 +130,62 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         Assert.Contains("no job 6", Assert.IsType<CommandRejected>(end.Message).Reason);
     }
 
-    /// <summary>A manager whose catalog holds <paramref name="count"/> snapshots, answering as the manager does, page by page.</summary>
+    /// <summary>
+    /// A manager whose catalog holds <paramref name="count"/> snapshots, answering as the manager does, page by page;
+    /// with <paramref name="deleteCursor"/> the last snapshot of the first page is deleted right after it is sent.
+    /// </summary>
     private sealed class LargeCatalog : ReceiveActor
     {
-        public LargeCatalog(int count) => Receive<ListSnapshots>(m =>
+        public LargeCatalog(int count, bool deleteCursor)
         {
-            var all = Enumerable.Range(0, count).Select(i => new SnapshotInfo { Id = $"s{i:D5}", Client = "host-a" });
-            var page = Manager.SnapshotPages.Page(all, m, out var more);
-            Assert.True(page.Count <= Manager.SnapshotPages.PageSize, "a page larger than a page");
-            Sender.Tell(new SnapshotList { Snapshots = { page }, More = more });
-        });
+            var catalog = Enumerable.Range(0, count).Select(i => new SnapshotInfo { Id = $"s{i:D5}", Client = "host-a" }).ToList();
+            Receive<ListSnapshots>(m =>
+            {
+                var page = Manager.SnapshotPages.Page(catalog, s => s.Id, m, out var more);
+                if (page is null)
+                {
+                    Sender.Tell(new CommandRejected { Reason = Manager.SnapshotPages.Changed });
+                    return;
+                }
+                Assert.True(page.Count <= Manager.SnapshotPages.PageSize, "a page larger than a page");
+                Sender.Tell(new SnapshotList { Snapshots = { page }, More = more });
+                if (deleteCursor && m.After == "")
+                {
+                    catalog.Remove(page[^1]); // retention deletes it before the next page is asked for
+                    deleteCursor = false;
+                }
+            });
+        }
     }
 
-    [Fact]
-    public async Task A_catalog_larger_than_a_message_is_listed_page_by_page_every_snapshot_once_in_order()
+    private async Task<List<string>> ListAll(IActorRef ops, List<int> frames)
     {
-        var count = (int)Manager.SnapshotPages.PageSize * 2 + 500;
-        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count))), CreateTestProbe().Ref, null));
         var list = Call(new ListSnapshots());
         ops.Tell(list.Call);
         var ids = new List<string>();
-        var frames = 0;
         while (true)
         {
             var answer = await list.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
-            frames++;
-            ids.AddRange(Assert.IsType<SnapshotList>(answer.Message).Snapshots.Select(s => s.Id));
-            if (!answer.More) break;
+            frames.Add(Assert.IsType<SnapshotList>(answer.Message).Snapshots.Count);
+            ids.AddRange(((SnapshotList)answer.Message).Snapshots.Select(s => s.Id));
+            if (!answer.More) return ids;
         }
-        Assert.Equal(3, frames);
-        Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}"), ids);
+    }
+
+    [Fact]
+    public async Task A_catalog_larger_than_a_message_is_listed_page_by_page_every_snapshot_once_in_order_even_as_one_is_deleted()
+    {
+        var count = (int)Manager.SnapshotPages.PageSize * 2 + 500;
+        var frames = new List<int>();
+        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count, false))), CreateTestProbe().Ref, null));
+        Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}"), await ListAll(ops, frames));
+        Assert.Equal([1000, 1000, 500], frames);
+        // The snapshot a page would go on after is deleted between two pages: nothing is left out, nothing twice.
+        var changing = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count, true))), CreateTestProbe().Ref, null));
+        var deleted = $"s{Manager.SnapshotPages.PageSize - 1:D5}";
+        Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}").Where(id => id != deleted), await ListAll(changing, []));
         // Asked for no page, the manager answers the whole list in one (what an older node asks).
-        Assert.Equal(7, Manager.SnapshotPages.Page(Enumerable.Range(0, 7), new ListSnapshots(), out var more).Count);
+        Assert.Equal(7, Manager.SnapshotPages.Page(Enumerable.Range(0, 7).ToList(), i => i.ToString(), new ListSnapshots(), out var more)!.Count);
         Assert.False(more);
     }
 }
