@@ -49,9 +49,29 @@ public static class Interactive
             }
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
-            last = await Shell.Invoke(root.Parse(words), cancel);
+            last = await RunOne(root.Parse(words), cancel);
         }
         return last;
+    }
+
+    /// <summary>One command of the prompt: Ctrl-C stops it (a job it started goes on) and the prompt asks for the next.</summary>
+    private static async Task<int> RunOne(System.CommandLine.ParseResult parsed, CancellationToken cancel)
+    {
+        using var command = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        void Interrupt(object? sender, ConsoleCancelEventArgs e)
+        {
+            e.Cancel = true; // not the process: the command
+            command.Cancel();
+        }
+        Console.CancelKeyPress += Interrupt;
+        try
+        {
+            return await Shell.Invoke(parsed, command.Token, signals: false);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= Interrupt;
+        }
     }
 
     private static string? ReadRedirected()

@@ -7,4 +7,6 @@ var root = CommandTable.Build(session, async (pr, cancel) =>
     await session.Target(pr.GetValue(CommandTable.NodeOption), pr.GetValue(CommandTable.CertsOption));
     return await Interactive.Run(session, pr.GetValue(CommandTable.JsonOption), cancel);
 });
-return await Shell.Invoke(root.Parse(args));
+var parsed = root.Parse(args);
+// The prompt (abk alone) handles Ctrl-C itself: it stops the command running, not the prompt.
+return await Shell.Invoke(parsed, signals: parsed.CommandResult.Command != root);

@@ -6,12 +6,14 @@ namespace ActorBackup.Shell;
 /// <summary>Runs one parsed `abk` command line: usage errors exit 2 with the reason, failures 1 with what to do.</summary>
 public static class Shell
 {
-    public static Task<int> Invoke(ParseResult parsed, CancellationToken cancel = default) =>
+    /// <param name="signals">Ctrl-C cancels the command (and the process ends soon after); false: the caller handles
+    /// Ctrl-C itself (the prompt: it stops the command, not the prompt)</param>
+    public static Task<int> Invoke(ParseResult parsed, CancellationToken cancel = default, bool signals = true) =>
         CommandLineRunner.Run("abk", parsed, e => e switch
         {
             ShellException s => (s.ExitCode, s.Message),
             OperationCanceledException => (130, "interrupted (a job it started goes on: 'abk job list')"),
             IOException or UnauthorizedAccessException => (1, e.Message), // a file it was given (abk apply FILE) it cannot read
             _ => null,
-        }, cancelOnSignals: true, cancel);
+        }, cancelOnSignals: signals, cancel);
 }

@@ -76,7 +76,9 @@ public class InteractivePromptTests
         var src = Path.Combine(dir.Path, "src");
         Directory.CreateDirectory(src);
         File.WriteAllText(Path.Combine(src, "a.txt"), "alpha");
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var large = Path.Combine(dir.Path, "large");
+        CellTests.MakeRandomFiles(large, 2); // 16 MiB at 1 MB/s: a backup that runs while the prompt is interrupted
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.backup-rate-limit=1000000").Start();
         Assert.Equal(0, cell.Abk("backup", src).ExitCode); // job 1
 
         using var terminal = new Terminal($"{Processes.Abk} --node {cell.Node} --certs {cell.CertsDir}", dir.Path);
@@ -100,10 +102,17 @@ public class InteractivePromptTests
         terminal.WaitFor("a.txt");
         terminal.Type("ls 'latest\r");
         terminal.WaitFor("is not closed");
+        // Ctrl-C stops the command that waits for a backup, not the prompt (the job goes on).
+        terminal.Type($"backup {large}\r");
+        terminal.WaitFor("job 2 started");
+        terminal.Type("\x03");
+        terminal.WaitFor("interrupted");
+        terminal.Type("job cancel 2\r");
+        terminal.WaitFor("cancel requested for job 2");
         terminal.Type("exit\r");
         Assert.True(terminal.WaitForExit(), terminal.Screen);
 
-        Assert.Equal(["job show 1", "client list", "client list", "job show 99", $"ls latest '{src}'", "ls 'latest"],
+        Assert.Equal(["job show 1", "client list", "client list", "job show 99", $"ls latest '{src}'", "ls 'latest", $"backup {large}", "job cancel 2"],
             File.ReadAllLines(Path.Combine(dir.Path, ".abk_history")));
     }
 }

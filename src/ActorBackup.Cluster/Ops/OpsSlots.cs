@@ -4,13 +4,13 @@ namespace ActorBackup.Cluster.Ops;
 
 /// <summary>
 /// The operator endpoint's connections at once: <see cref="Total"/> in all, of which client hosts, integrators and
-/// nodes together take at most <see cref="Total"/> - <see cref="ForOperators"/>, and one certificate at most
-/// <see cref="PerCaller"/>: a protected host's certificate (on any host) cannot lock the operators out by holding
-/// every connection open.
+/// nodes together take at most <see cref="Total"/> - <see cref="ForOperators"/>, one client host's certificate at most
+/// <see cref="PerCaller"/> and one integrator's or node's <see cref="PerProgram"/> (a program may run many calls at
+/// once): a protected host's certificate (on any host) cannot lock the operators out by holding every connection open.
 /// </summary>
 public sealed class OpsSlots
 {
-    public const int Total = 64, ForOperators = 16, PerCaller = 8;
+    public const int Total = 64, ForOperators = 16, PerCaller = 8, PerProgram = 32;
     private readonly Dictionary<string, int> _byCaller = [];
     private int _all, _others;
 
@@ -23,7 +23,8 @@ public sealed class OpsSlots
         {
             if (_all >= Total) return $"the node serves {Total} shell connections at once: try again when one closes";
             var mine = _byCaller.GetValueOrDefault(key);
-            if (!operatorCall && mine >= PerCaller) return $"{caller} has {PerCaller} connections open to this node already: close one (a shell left running?) and try again";
+            var share = caller.Role == CellRole.Client ? PerCaller : PerProgram;
+            if (!operatorCall && mine >= share) return $"{caller} has {share} connections open to this node already: close one (a shell left running?) and try again";
             if (!operatorCall && _others >= Total - ForOperators)
                 return $"the node keeps its last {ForOperators} shell connections for operators, and the others are taken: try again when one closes";
             _all++;
