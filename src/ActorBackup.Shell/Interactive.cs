@@ -61,7 +61,14 @@ public static class Interactive
         void Interrupt(object? sender, ConsoleCancelEventArgs e)
         {
             e.Cancel = true; // not the process: the command
-            command.Cancel();
+            try
+            {
+                command.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // the command had ended as Ctrl-C came
+            }
         }
         Console.CancelKeyPress += Interrupt;
         try

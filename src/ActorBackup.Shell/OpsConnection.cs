@@ -123,7 +123,11 @@ public sealed class OpsConnection : IAsyncDisposable
                             ?? throw new ShellException($"the node at {Node} closed the connection: see its log (DATA/node.log)");
                 _answered = true;
                 if (!frame.More) Broken = false;
-                if (frame.Message is CommandRejected r) throw new ShellException(r.Reason) { Refused = true };
+                if (frame.Message is CommandRejected r)
+                {
+                    if (r.Closes) Broken = true; // the node refused the connection itself: the next command opens another
+                    throw new ShellException(r.Reason) { Refused = true };
+                }
                 if (!frame.More) return frame.Message;
                 onMore?.Invoke(frame.Message);
             }

@@ -175,6 +175,7 @@ public sealed class DataPlaneSessions : IExtension
                 throw new LibraryFaultException($"snapshot {snapshot} has no reference list on library {live.LibraryId}");
             try { return live.Library.ReadReferences(snapshot); }
             catch (InvalidDataException e) { throw new LibraryFaultException(e.Message); }
+            catch (ObjectDisposedException e) { throw new LibraryFaultException($"library {live.LibraryId} was closed: {e.Message}"); }
         }
 
         public void Commit()

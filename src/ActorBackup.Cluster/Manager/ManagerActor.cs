@@ -28,8 +28,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, IndexReport> _libraryReports = [];
     /// <summary>The last progress of each running job, for listings.</summary>
     private readonly Dictionary<string, JobProgress> _progress = [];
-    /// <summary>When each running job's progress was last looked at, and whether one was refused (logged once).</summary>
-    private readonly Dictionary<string, (DateTime At, bool Refused)> _progressTaken = [];
+    /// <summary>When each running job's progress was last taken, and when one was last refused (the first logged).</summary>
+    private readonly Dictionary<string, (DateTime At, DateTime RefusedAt)> _progressTaken = [];
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(1);
     /// <summary>The child of each job that has not ended.</summary>
     private readonly Dictionary<string, IActorRef> _jobActors = [];
@@ -340,15 +340,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // At most one a second a job is checked and taken (a client sends four): the signature check is the
             // manager's own thread's time, and a watch shows no finer than that.
             var now = DateTime.UtcNow;
-            if (_progressTaken.TryGetValue(p.Job, out var taken) && now - taken.At < ProgressEvery) return;
+            if (_progressTaken.TryGetValue(p.Job, out var taken) && (now - taken.At < ProgressEvery || now - taken.RefusedAt < ProgressEvery)) return;
             // Only from the node running the job, by its signature: another node cannot show an operator false progress.
             if (_trust is { } trust && Trust.JobSignature.Refusal(trust, job, p) is { } refused)
             {
-                if (!taken.Refused) _log.Warning("refused progress of job {0} from {1} (said once a job): {2}", p.Job, Sender.Path.Address, refused);
-                _progressTaken[p.Job] = (taken.At, true); // a refused one does not hold up the next genuine one
+                if (taken.RefusedAt == default) _log.Warning("refused progress of job {0} from {1} (said once a job): {2}", p.Job, Sender.Path.Address, refused);
+                _progressTaken[p.Job] = (taken.At, now); // forged ones are checked at most once a second too
                 return;
             }
-            _progressTaken[p.Job] = (now, taken.Refused);
+            _progressTaken[p.Job] = (now, taken.RefusedAt);
             p.Signer = ByteString.Empty; // what watchers get: the figures (the signature is checked here)
             p.Signature = ByteString.Empty;
             _progress[p.Job] = p;

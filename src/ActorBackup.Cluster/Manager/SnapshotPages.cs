@@ -57,6 +57,9 @@ public static class SnapshotPages
                 if (answer is not SnapshotList list) return answer as CommandRejected ?? new CommandRejected { Reason = $"the manager answered {answer.GetType().Name}" };
                 all.Snapshots.AddRange(list.Snapshots);
                 if (!list.More || list.Snapshots.Count == 0) return all;
+                // A manager that does not go on after a snapshot (one that knows no cursor) answers the first page again.
+                if (list.Snapshots[^1].Id == after)
+                    return new CommandRejected { Reason = "the manager answered the same page again: is its node older than this one? upgrade it" };
                 after = list.Snapshots[^1].Id;
             }
         }

@@ -108,20 +108,21 @@ public sealed class OpsEndpoint : IDisposable
                 caller = identity;
                 callerCertificate = ByteString.CopyFrom(presented.RawData);
             }
-            // Authenticated: one of the connections' slots from here on.
-            _handshakes.Leave(address);
-            handshaking = false;
+            // Authenticated: one of the connections' slots from here on (a refused one stays counted as a handshake
+            // until it closes: a loop of refused connections holds no more sockets than handshakes may).
             if (_slots.Take(caller) is { } busy)
             {
                 // Said to the shell as the answer to its first command (it reads one before anything else), and logged.
                 _log.Warning("operator connection from {0} ({1}) refused: {2}", client.Client.RemoteEndPoint, caller, busy);
                 using var said = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
                 said.CancelAfter(HelloTimeout);
-                await OpsWire.Write(stream, new CommandRejected { Reason = busy }, false, said.Token);
+                await OpsWire.Write(stream, new CommandRejected { Reason = busy, Closes = true }, false, said.Token);
                 await OpsWire.Read(stream, said.Token); // its command, so that closing does not reset the connection before it reads the answer
                 return;
             }
             slot = caller;
+            _handshakes.Leave(address);
+            handshaking = false;
             while (await NextCommand(stream, gone.Token) is var (command, _, proof))
             {
                 if (proof is not null) proof.Signer = callerCertificate; // signed by the key of the connection's certificate, or it does not check

@@ -152,11 +152,13 @@ public static unsafe partial class Posix
     /// <summary>openat2 of a path that no symlink may be on, its last name included; -errno on failure (-ENOSYS before Linux 5.6).</summary>
     private static int OpenWithoutSymlinks(string path, int flags) => Openat2(AtFdcwd, path, flags, 0, ResolveNoSymlinks);
 
-    /// <summary>open(2), close-on-exec; -errno on failure.</summary>
-    /// <summary>A folder's file flags (chattr), all of them, not the few statx tells; null when it cannot be opened.</summary>
+    /// <summary>
+    /// A folder's file flags (chattr), all of them, not the few statx tells; null when it cannot be opened (a symlink
+    /// is not followed: its target's flags are not its own).
+    /// </summary>
     internal static uint? FolderFlags(string path)
     {
-        var fd = OpenPath(path, ORdOnlyFlag | ODirectory | ONonblockFlag);
+        var fd = OpenPath(path, ORdOnlyFlag | ODirectory | ONonblockFlag | ONofollow);
         if (fd < 0) return null;
         try
         {
@@ -168,6 +170,7 @@ public static unsafe partial class Posix
         }
     }
 
+    /// <summary>open(2), close-on-exec; -errno on failure.</summary>
     private static int OpenPath(string path, int flags)
     {
         var fd = open(path, flags | OCloexec);

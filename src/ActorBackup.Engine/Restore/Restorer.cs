@@ -30,6 +30,22 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private string TargetOf(Entry e) => Path.Join(_target, e.Relative);
 
+    /// <summary>Whether the snapshot holds an entry at <paramref name="path"/> (as the engine writes names).</summary>
+    private static bool HasPath(TreeReader trees, SnapshotManifest snapshot, string path)
+    {
+        var tree = trees.Load(snapshot.RootTree);
+        var names = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (var i = 0; i < names.Length; i++)
+        {
+            var node = tree.Nodes.FirstOrDefault(n => n.FileName() == names[i]);
+            if (node is null) return false;
+            if (i == names.Length - 1) return true;
+            if (node.Type != NodeType.Directory || node.Subtree.Length != ChunkId.Size) return false;
+            tree = trees.Load(node.Subtree);
+        }
+        return true;
+    }
+
     private readonly List<SnapshotError> _errors = [];
     private readonly List<Entry> _dirs = [];
     /// <summary>The directories of <see cref="_dirs"/> before this one are made.</summary>
@@ -84,12 +100,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // Written as ls shows paths (\\ a backslash, \xHH a byte): a target whose own path is not UTF-8 is made and used by its
         // bytes, as every entry below it is (Posix, RootedDirectory).
         target = Path.GetFullPath(PosixNames.Parse(target));
+        var either = new List<string>(); // holding [ or { and no * or ?: a path or a glob, as the snapshot says
         foreach (var inc in options.Include)
         {
             var asked = PosixNames.Parse(inc);
-            if (asked.IndexOfAny(['*', '?', '[', '{']) >= 0) _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
-            // A name may hold [ or { itself ("/photos/[2019] trip"): without * or ?, it is the path too.
-            if (asked.IndexOfAny(['*', '?']) < 0) _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
+            if (asked.IndexOfAny(['*', '?']) >= 0) _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
+            else if (asked.IndexOfAny(['[', '{']) >= 0) either.Add(asked);
+            else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
         _numericOwner = options.NumericOwner;
@@ -141,7 +158,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         using var timer = progress is null ? null
             : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes)), null, 250, 250);
         using (var trees = new TreeReader(keys, source))
+        {
+            // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
+            // else the glob (which would also match "/photos/2 trip").
+            foreach (var asked in either)
+                if (HasPath(trees, snapshot, asked)) _includePaths.Add("/" + asked.Trim('/'));
+                else _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
             Plan(trees, new ChunkId(snapshot.RootTree.Span), "", 0, cancel);
+        }
         if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _filesPlanned + _links.Count + _special.Count + _symlinks.Count == 0)
             throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
         RestoreWave();

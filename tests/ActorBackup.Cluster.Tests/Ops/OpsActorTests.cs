@@ -158,6 +158,15 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         }
     }
 
+    /// <summary>A manager of a build that pages by offset, taking no cursor: every ask is its first page.</summary>
+    private sealed class OlderCatalog : ReceiveActor
+    {
+        public OlderCatalog(int count) => Receive<ListSnapshots>(m => Sender.Tell(new SnapshotList
+        {
+            Snapshots = { Enumerable.Range(0, (int)m.Take).Select(i => new SnapshotInfo { Id = $"s{i:D5}" }) }, More = count > m.Take,
+        }));
+    }
+
     private async Task<List<string>> ListAll(IActorRef ops, List<int> frames)
     {
         var list = Call(new ListSnapshots());
@@ -184,6 +193,9 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         var changing = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count, true))), CreateTestProbe().Ref, null));
         var deleted = $"s{Manager.SnapshotPages.PageSize - 1:D5}";
         Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}").Where(id => id != deleted), await ListAll(changing, []));
+        // A manager that knows no cursor answers its first page again: said, not looped on for ever.
+        var older = Sys.ActorOf(Props.Create(() => new OlderCatalog(count)));
+        Assert.Contains("same page again", Assert.IsType<CommandRejected>(await Manager.SnapshotPages.All(new ListSnapshots(), m => older.Ask<object>(m, TimeSpan.FromSeconds(20)))).Reason);
         // Asked for no page, the manager answers the whole list in one (what an older node asks).
         Assert.Equal(7, Manager.SnapshotPages.Page(Enumerable.Range(0, 7).ToList(), i => i.ToString(), new ListSnapshots(), out var more)!.Count);
         Assert.False(more);

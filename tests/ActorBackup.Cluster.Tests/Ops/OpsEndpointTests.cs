@@ -243,7 +243,9 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
             await using var one = await ConnectTls(host);
             await OpsWire.Write(one, new ListJobs(), more: false);
             var refused = await OpsWire.Read(one).WaitAsync(TimeSpan.FromSeconds(20));
-            Assert.Contains("connections open to this node already", Assert.IsType<CommandRejected>(refused!.Value.Message).Reason);
+            var refusal = Assert.IsType<CommandRejected>(refused!.Value.Message);
+            Assert.Contains("connections open to this node already", refusal.Reason);
+            Assert.True(refusal.Closes, "the shell would send its next command on a connection the node closed");
             await using var op = await ConnectTls(Operator());
             await OpsWire.Write(op, new ListJobs(), more: false);
             Assert.IsType<JobProgress>((await OpsWire.Read(op))!.Value.Message);

@@ -505,6 +505,7 @@ public class NameRoundTripTests
         var part = Path.Combine(dir.Path, "part");
         Assert.Empty(repo.Restore(snap.Id, part, [trip]).Errors);
         Assert.Equal("a photo", File.ReadAllText(Path.Combine(part + trip, "a.jpg")));
+        Assert.False(Directory.Exists(part + inner + "/2 trip"), "the name read as a glob too: another folder came back");
         using var trees = new TreeReader(repo.Keys, repo.Library);
         Assert.Equal(TreeListing.Entries(trees, snap, inner + @"/caf\xe9").Select(e => e.Path), TreeListing.Entries(trees, snap, inner + @"/caf\xE9").Select(e => e.Path));
         Assert.Single(TreeListing.Entries(trees, snap, inner + @"/caf\xE9"));
