@@ -810,6 +810,7 @@ public static class CommandTable
     private static async Task<SnapshotList> Snapshots(Session session, ListSnapshots request, CancellationToken cancel)
     {
         var all = new SnapshotList();
+        request.Take = 1000; // this shell takes the list in pages (of the node's size)
         var last = await session.Call<SnapshotList>(request, cancel, m => { if (m is SnapshotList page) all.Snapshots.AddRange(page.Snapshots); });
         all.Snapshots.AddRange(last.Snapshots);
         return all;

@@ -169,6 +169,9 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 // tens of thousands of snapshots fits no one message.
                 var listed = await Manager.SnapshotPages.All(l, Raw);
                 if (listed is not SnapshotList all) return (IMessage)listed; // the manager's refusal
+                // A shell that asks for no pages (one older than paging) gets the list whole: one it cannot take fails
+                // loudly at the frame's bound instead of showing its last page as if it were all.
+                if (l.Take == 0) return all;
                 var size = (int)Manager.SnapshotPages.PageSize;
                 for (var at = 0; at + size < all.Snapshots.Count; at += size)
                     More(new SnapshotList { Snapshots = { all.Snapshots.Skip(at).Take(size) }, More = true });

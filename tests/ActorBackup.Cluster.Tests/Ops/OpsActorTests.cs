@@ -167,9 +167,9 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         }));
     }
 
-    private async Task<List<string>> ListAll(IActorRef ops, List<int> frames)
+    private async Task<List<string>> ListAll(IActorRef ops, List<int> frames, uint take = Manager.SnapshotPages.PageSize)
     {
-        var list = Call(new ListSnapshots());
+        var list = Call(new ListSnapshots { Take = take });
         ops.Tell(list.Call);
         var ids = new List<string>();
         while (true)
@@ -189,6 +189,10 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count, false))), CreateTestProbe().Ref, null));
         Assert.Equal(Enumerable.Range(0, count).Select(i => $"s{i:D5}"), await ListAll(ops, frames));
         Assert.Equal([1000, 1000, 500], frames);
+        // A shell that asks for no pages (older than paging) gets the list in one answer, never a last page alone.
+        frames.Clear();
+        Assert.Equal(count, (await ListAll(ops, frames, take: 0)).Count);
+        Assert.Equal([count], frames);
         // The snapshot a page would go on after is deleted between two pages: nothing is left out, nothing twice.
         var changing = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new LargeCatalog(count, true))), CreateTestProbe().Ref, null));
         var deleted = $"s{Manager.SnapshotPages.PageSize - 1:D5}";
