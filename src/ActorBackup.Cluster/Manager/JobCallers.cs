@@ -1,5 +1,4 @@
 using ActorBackup.Cluster.Ops;
-using ActorBackup.Engine.Catalog;
 using ActorBackup.Protocol;
 using ActorBackup.Protocol.Trust;
 using Google.Protobuf;
@@ -137,6 +136,5 @@ public static class JobCallers
         $"{caller} may not set a job's priority (its jobs queue at the default): that takes an operator certificate";
 
     private static Engine.Trees.SnapshotManifest Own(ManagerState state, string idOrPrefix, string client) =>
-        SnapshotCatalog.Find(state.Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
-            $"client {client} has no snapshot yet: run a backup first", " of client " + client);
+        state.FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: run a backup first");
 }

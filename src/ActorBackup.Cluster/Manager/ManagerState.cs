@@ -337,9 +337,13 @@ public sealed partial record ManagerState
     /// </summary>
     public SnapshotManifest FindSnapshot(string idOrPrefix, string client = "") =>
         client != "" && idOrPrefix is "" or "latest"
-            ? Engine.Catalog.SnapshotCatalog.Find(Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
-                $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)")
+            ? FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)")
             : Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
+
+    /// <summary>A snapshot of <paramref name="client"/>'s alone, by id, unique prefix or 'latest'; <paramref name="none"/> when it has none.</summary>
+    public SnapshotManifest FindSnapshotOf(string client, string idOrPrefix, string none) =>
+        Engine.Catalog.SnapshotCatalog.Find(Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
+            none, " of client " + client);
 
     /// <summary>
     /// Jobs that were open when the manager stopped and that no client has since said it is still running

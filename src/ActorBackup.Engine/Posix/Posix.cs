@@ -687,13 +687,6 @@ public static unsafe partial class Posix
         ref List<string>? failed)
     {
         if (cleanup == XattrCleanup.None) return;
-        bool Held(ReadOnlySpan<byte> name)
-        {
-            if (xattrs is null) return false;
-            foreach (var x in xattrs)
-                if (x.Name.Span.SequenceEqual(name)) return true;
-            return false;
-        }
         var names = new List<byte[]> { AclAccess, AclDefault };
         if (cleanup == XattrCleanup.AllNotHeld)
         {
@@ -706,7 +699,7 @@ public static unsafe partial class Posix
         }
         foreach (var name in names)
         {
-            if (Held(name.AsSpan(0, name.Length - 1))) continue;
+            if (Holds(xattrs, name.AsSpan(0, name.Length - 1))) continue;
             int rc;
             fixed (byte* n = name) rc = fremovexattr(fd, n);
             if (rc == 0) continue;
@@ -723,12 +716,8 @@ public static unsafe partial class Posix
     /// </summary>
     internal static string? RemoveInheritedAclOnPathHandle(int fd, IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, XattrCleanup cleanup)
     {
-        if (cleanup == XattrCleanup.None) return null;
-        var name = AclAccess.AsSpan(0, AclAccess.Length - 1);
-        if (xattrs is not null)
-            foreach (var x in xattrs)
-                if (x.Name.Span.SequenceEqual(name)) return null;
-        var proc = Encoding.ASCII.GetBytes($"/proc/self/fd/{fd}\0");
+        if (cleanup == XattrCleanup.None || Holds(xattrs, AclAccess.AsSpan(0, AclAccess.Length - 1))) return null;
+        var proc = ProcFd(fd);
         int rc;
         fixed (byte* pp = proc)
         fixed (byte* np = AclAccess)
@@ -737,6 +726,18 @@ public static unsafe partial class Posix
         var errno = Marshal.GetLastPInvokeError();
         return errno is ENODATA or EOPNOTSUPP ? null : $"system.posix_acl_access (inherited from its folder, not in the snapshot) could not be taken away: {Describe(errno)}";
     }
+
+    /// <summary>Whether <paramref name="xattrs"/> (what a snapshot holds of an entry) names <paramref name="name"/>.</summary>
+    private static bool Holds(IReadOnlyCollection<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>? xattrs, ReadOnlySpan<byte> name)
+    {
+        if (xattrs is null) return false;
+        foreach (var x in xattrs)
+            if (x.Name.Span.SequenceEqual(name)) return true;
+        return false;
+    }
+
+    /// <summary>/proc/self/fd/FD, NUL-terminated: what a handle holds (an O_PATH one included), for the calls that take a path.</summary>
+    private static byte[] ProcFd(int fd) => Encoding.ASCII.GetBytes($"/proc/self/fd/{fd}\0");
 
     [LibraryImport("libc", EntryPoint = "removexattr", SetLastError = true)]
     private static partial int removexattr(byte* path, byte* name);
@@ -755,7 +756,7 @@ public static unsafe partial class Posix
     internal static List<string> SetXattrsOnPathHandle(int fd, IEnumerable<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)> xattrs)
     {
         var failed = new List<string>();
-        var proc = Encoding.ASCII.GetBytes($"/proc/self/fd/{fd}\0");
+        var proc = ProcFd(fd);
         foreach (var (name, value) in xattrs)
         {
             var n = new byte[name.Length + 1];

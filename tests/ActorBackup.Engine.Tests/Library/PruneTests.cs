@@ -106,10 +106,8 @@ public sealed class PruneTests
     public void A_part_that_cannot_join_its_damaged_list_is_dropped_and_the_commit_and_the_library_go_on()
     {
         using var dir = new TempDir();
-        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 6));
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        using var repo = OneFileBackedUp(dir, 300_000, 6, out var snap);
         var lib = repo.Library;
-        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
         var path = Path.Combine(lib.ReferencesDir, ReferenceList.FileName(snap.Id));
         var bytes = File.ReadAllBytes(path);
         bytes[^5] ^= 1;
@@ -166,6 +164,24 @@ public sealed class PruneTests
         Assert.Throws<ObjectDisposedException>(() => lib.AddReferences("s1", [id]));
     }
 
+    /// <summary>A repository (small chunks) with one full backup of one file of <paramref name="bytes"/> random bytes.</summary>
+    private static Repository.Repository OneFileBackedUp(TempDir dir, int bytes, int seed, out SnapshotManifest snapshot)
+    {
+        var file = Path.Combine(dir.Path, "f.bin");
+        File.WriteAllBytes(file, TestRepo.RandomBytes(bytes, seed));
+        var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        try
+        {
+            snapshot = repo.Backup(new BackupSet("s", [file]), Level.Full);
+            return repo;
+        }
+        catch
+        {
+            repo.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Runs <paramref name="act"/> between BeginPrune and EndPrune, as a prune's steps run.</summary>
     private static void WhilePruning(DiskLibrary lib, Action act)
     {
@@ -184,9 +200,7 @@ public sealed class PruneTests
     public void A_chunk_a_writer_was_told_is_present_during_the_prune_is_not_swept()
     {
         using var dir = new TempDir();
-        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(500_000, 4));
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
-        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        using var repo = OneFileBackedUp(dir, 500_000, 4, out var snap);
         var ids = repo.Library.ReadReferences(snap.Id);
         var lib = repo.Library;
         WhilePruning(lib, () =>
@@ -207,9 +221,7 @@ public sealed class PruneTests
     public void A_list_written_during_the_prune_is_live_whatever_its_age_and_is_not_removed_after_the_sweep()
     {
         using var dir = new TempDir();
-        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 6));
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
-        var old = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        using var repo = OneFileBackedUp(dir, 300_000, 6, out var old);
         var lib = repo.Library;
         var ids = lib.ReadReferences(old.Id);
         WhilePruning(lib, () =>
@@ -242,9 +254,7 @@ public sealed class PruneTests
     public void A_kept_snapshot_without_a_reference_list_stops_the_prune_before_anything_is_swept()
     {
         using var dir = new TempDir();
-        File.WriteAllBytes(Path.Combine(dir.Path, "f.bin"), TestRepo.RandomBytes(300_000, 5));
-        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
-        var snap = repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "f.bin")]), Level.Full);
+        using var repo = OneFileBackedUp(dir, 300_000, 5, out var snap);
         File.Delete(Path.Combine(repo.Library.ReferencesDir, ReferenceList.FileName(snap.Id)));
         var count = repo.Library.ChunkCount;
         var e = Assert.Throws<InvalidOperationException>(() => repo.Library.Prune([snap.Id]));
