@@ -103,6 +103,9 @@ public static class NodeCommand
         return config.WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"), persistence));
     }
 
+    /// <summary>The exit code of a node the cell downed (EX_TEMPFAIL: start it again).</summary>
+    public const int Downed = 75;
+
     private static async Task<int> Run(Config config)
     {
         CellNode node;
@@ -123,6 +126,15 @@ public static class NodeCommand
                               + (node.Settings.Roles.Contains("media") ? $" libraries [{string.Join(", ", node.Settings.Libraries.Select(l => l.Id + "=" + l.Path))}]" : ""));
             Akka.Cluster.Cluster.Get(node.System).RegisterOnMemberUp(() => Console.WriteLine("cell member up"));
             await node.RunUntilStopped();
+            if (Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is Akka.Actor.CoordinatedShutdown.ClusterDowningReason)
+            {
+                // Downed: unreachable for longer than the split-brain resolver waits (a partition, a pause, the manager's
+                // node lost), or by an operator. A node downed is out of the cell for good; started again it joins anew.
+                // Not 0, so that a service manager that restarts on failure (scripts/actorbackup.service) does so.
+                Console.Error.WriteLine("actorbackup: this node was downed by the cell (unreachable for too long, or `abk cluster down`): " +
+                                        "it stopped; start it again and it joins the cell anew (systemd does, with scripts/actorbackup.service)");
+                return Downed;
+            }
         }
         Console.WriteLine("actorbackup node stopped");
         return 0;

@@ -121,6 +121,14 @@ public sealed class CellProcess : IDisposable
         }
     }
 
+    /// <summary>The node's exit code once it has stopped by itself within <paramref name="timeout"/>; null: it still runs.</summary>
+    public int? ExitCodeWithin(TimeSpan timeout)
+    {
+        if (_process is null || !_process.WaitForExit(timeout)) return null;
+        _process.WaitForExit(); // and the last of its output read
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGTERM: coordinated shutdown.</summary>
     public int Terminate()
     {

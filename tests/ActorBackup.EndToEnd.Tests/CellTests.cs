@@ -537,6 +537,22 @@ public class LibraryDiskFullTests
     }
 }
 
+/// <summary>A node the cell downs stops with a code that tells a service manager to start it again.</summary>
+public class DownedNodeTests
+{
+    [Fact]
+    public void A_downed_node_exits_with_75_and_says_to_start_it_again()
+    {
+        using var dir = new TempDir();
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var down = cell.Abk("cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}");
+        Assert.True(down.ExitCode == 0, down.Stderr + down.Stdout);
+        var code = cell.ExitCodeWithin(TimeSpan.FromSeconds(60));
+        Assert.True(code == 75, $"exit code {code}\n{cell.Log}");
+        Assert.Contains("was downed by the cell", cell.Log);
+    }
+}
+
 /// <summary>A library whose disk is full gives its space back: delete, prune (no room needed), back up again.</summary>
 public class FullLibraryPruneTests
 {

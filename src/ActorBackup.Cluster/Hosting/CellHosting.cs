@@ -72,17 +72,19 @@ public static class CellHosting
                 var region = ClusterSharding.Get(system).Start("media", id => MediaActor.Props(
                         declared.TryGetValue(id, out var d) ? d : throw new InvalidOperationException($"library {id} is not declared on this node"),
                         registry.Get<ManagerActor>(), endpoint),
-                    ClusterShardingSettings.Create(system).WithRole("media"), extractor, new LibraryAffinityAllocation(system), PoisonPill.Instance);
+                    ClusterShardingSettings.Create(system).WithRole("media"), extractor, new LibraryAffinityAllocation(system), HandOffStop.Instance);
                 registry.Register<MediaActor>(region);
             });
         else akka.WithShardRegionProxy<MediaActor>("media", "media", extractor);
 
         // After the media region: the manager's props take it. Media agents look the manager proxy up when they
         // start, which is after start-up.
-        var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = PoisonPill.Instance };
+        // Hand-overs stop the manager and the media agents with a message of their own, not a PoisonPill: one that stops
+        // a persistent actor at once drops the replies of the events it is writing (a commit a backup waits for).
+        var singleton = new ClusterSingletonOptions { Role = "manager", TerminationMessage = HandOffStop.Instance };
         if (settings.Roles.Contains("manager"))
             akka.WithSingleton<ManagerActor>("manager", (system, registry, _) =>
-                ManagerActor.Props(registry.Get<MediaActor>(), settings.Queue, DistributedPubSub.Get(system).Mediator), singleton);
+                ManagerActor.Supervised(ManagerActor.Props(registry.Get<MediaActor>(), settings.Queue, DistributedPubSub.Get(system).Mediator)), singleton);
         else akka.WithSingletonProxy<ManagerActor>("manager", singleton);
 
         return akka.WithActors((system, registry) =>

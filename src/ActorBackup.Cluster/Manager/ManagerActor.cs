@@ -1,4 +1,5 @@
 using ActorBackup.Engine.Trees;
+using ActorBackup.Cluster.Hosting;
 using ActorBackup.Protocol;
 using Akka.Actor;
 using Akka.Cluster;
@@ -70,6 +71,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     public static Props Props(IActorRef mediaRegion, QueueLimits? limits = null, IActorRef? notices = null) =>
         Akka.Actor.Props.Create(() => new ManagerActor(mediaRegion, limits ?? new QueueLimits(), notices));
 
+    /// <summary>
+    /// The manager as the cell singleton runs it: under a supervisor that starts it again, recovered from its journal,
+    /// when it stops on a journal failure (Akka stops a persistent actor whose write or recovery failed: a PostgreSQL
+    /// restart or fail-over would otherwise leave the cell without a manager until its node restarts), after 1 s,
+    /// doubling to 30 s while the journal stays unreachable. <see cref="HandOffStop"/> (the singleton's hand-over) goes to the
+    /// manager, which stops once the events it is writing are written; then the supervisor stops.
+    /// </summary>
+    public static Props Supervised(Props manager) =>
+        Akka.Pattern.BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(manager, "manager", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, maxNrOfRetries: -1)
+            .WithFinalStopMessage(m => m is HandOffStop));
+
     public ManagerActor(IActorRef mediaRegion, QueueLimits limits, IActorRef? notices)
     {
         _mediaRegion = mediaRegion;
@@ -101,6 +113,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);
         });
 
+        Command<HandOffStop>(_ => Context.Stop(Self));
         Command<RegisterClient>(m =>
         {
             // Only the node whose certificate names the client: another could take its jobs and snapshots.

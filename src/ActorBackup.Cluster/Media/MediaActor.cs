@@ -1,4 +1,5 @@
 using ActorBackup.Cluster.DataPlane;
+using ActorBackup.Cluster.Hosting;
 using ActorBackup.Engine.Index;
 using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Tape;
@@ -239,6 +240,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>What the media agent answers whatever the state of its library.</summary>
     private void Always()
     {
+        Command<HandOffStop>(_ => Context.Stop(Self)); // sharding's hand-over: after the events being written are written
         Command<ListVolumes>(_ => Sender.Tell(Volumes()));
         TapeCommands();
         Command<ListManifests>(m =>
