@@ -182,7 +182,25 @@ public sealed partial class DiskLibrary
     /// <summary>Under the lock: what every writer buffered reaches its file (a read of the file sees it).</summary>
     private void FlushWriters()
     {
-        foreach (var w in _writers.Values) w.FlushToFile();
+        foreach (var w in _writers.Values) FlushOrBreak(w);
+    }
+
+    /// <summary>
+    /// Under the lock: what <paramref name="writer"/> buffered reaches its file. A write that fails here (a full disk,
+    /// met by a read or a check rather than an append) breaks the library as an append's would: it is opened again on
+    /// its committed index, and the failure is not kept in the writer for the next session to meet as its own.
+    /// </summary>
+    private void FlushOrBreak(VolumeWriter writer)
+    {
+        try
+        {
+            writer.FlushToFile();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (_broken is not null) throw new IOException(_broken, e);
+            throw Break(e as IOException ?? new IOException(e.Message, e));
+        }
     }
 
     /// <summary>The lengths of the volumes being written (what a tape medium still has room for on them).</summary>
@@ -255,8 +273,21 @@ public sealed partial class DiskLibrary
     /// <summary>What an operator reads when a library cannot write: a full disk, or another I/O error.</summary>
     public static string DescribeWriteFailure(string id, string root, Exception e) =>
         Posix.Posix.IsNoSpace(e)
-            ? $"library {id} is out of space at {root}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
+            ? $"library {id} is out of space at {root}{FreeAt(root)}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
             : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
+
+    /// <summary>" (N KiB free there now)": how full the disk is as the failure is said; empty when that cannot be read.</summary>
+    private static string FreeAt(string root)
+    {
+        try
+        {
+            return $" ({Size(new DriveInfo(root).AvailableFreeSpace)} free there now)";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return "";
+        }
+    }
 
     private CommitBatch CommitLocked()
     {

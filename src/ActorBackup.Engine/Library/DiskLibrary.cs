@@ -148,7 +148,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
                 ObjectDisposedException.ThrowIf(_closed, this); // closed meanwhile (reopened): no reader made on it again
                 if (!TryGetLocationLocked(id, out loc))
                     throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
-                WriterOf(loc.Volume)?.FlushToFile();
+                if (WriterOf(loc.Volume) is { } writer) FlushOrBreak(writer);
                 // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
                 // after retires this reader without closing it, so the read below still finds the bytes.
                 reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));

@@ -1,5 +1,8 @@
 using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Hashing;
+using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Trees;
+using ActorBackup.Engine.Volumes;
 
 namespace ActorBackup.Engine.Tests;
 
@@ -42,5 +45,24 @@ public class DiskFullTests
             Assert.Empty(repo.Restore(first, before).Errors);
             Assert.Equal(File.ReadAllBytes(Path.Combine(src, "r0.bin")), File.ReadAllBytes(before + Path.Combine(src, "r0.bin")));
         }
+    }
+
+    [SmallDiskFact]
+    public void A_buffered_append_that_a_read_finds_no_room_for_breaks_the_library_at_once()
+    {
+        // A read of a chunk still in the writer's buffer writes the buffer out first. On a full disk that write fails:
+        // the library breaks then (its owner opens it again on its committed index), and the failure is not kept in
+        // the writer for the next session's append to meet, long after the disk has room again.
+        using var disk = new SmallDisk(8);
+        using var lib = DiskLibrary.Create(Path.Combine(disk.Path, "lib"), "lib1", 4 << 20);
+        var id = new ChunkId(System.Security.Cryptography.SHA256.HashData("buffered"u8));
+        var payload = TestRepo.RandomBytes(64 << 10, 7);
+        Assert.True(lib.TryReserve(id));
+        lib.Append(id, RecordFlags.None, payload); // in the writer's buffer, not in the file yet
+        disk.Fill(leaveBytes: 0);
+        var buffer = new byte[10];
+        var e = Assert.Throws<IOException>(() => lib.ReadPayload(id, ref buffer, out _));
+        Assert.Contains("out of space", e.Message);
+        Assert.True(lib.Broken is { } broken && broken.Contains("out of space") && broken.Contains("free there now"), lib.Broken ?? "not broken");
     }
 }
