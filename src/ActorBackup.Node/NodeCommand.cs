@@ -106,8 +106,26 @@ public static class NodeCommand
     /// <summary>The exit code of a node the cell downed (EX_TEMPFAIL: start it again).</summary>
     public const int Downed = 75;
 
+    /// <summary>
+    /// A node the cell downed must join the cell again, never form one of its own: started again while its side of a
+    /// partition is still cut off, a first seed would join itself after the seed timeout and make a second cell (with
+    /// a second manager on the shared journal). Until it is a member again, a file in its data folder says so, and its
+    /// seed list then starts with the other seeds (a node that is not the first seed only joins). Only where other
+    /// seeds and a shared journal exist: a single-seed cell has no other cell to join.
+    /// </summary>
+    public static Config AfterDowned(Config config, string marker)
+    {
+        if (!File.Exists(marker) || config.GetString("actorbackup.persistence", "sqlite") != "postgres") return config;
+        var seeds = config.GetStringList("akka.cluster.seed-nodes").ToList();
+        if (seeds.Count < 2 || !ActorBackup.Cluster.Trust.NodeTrust.IsFirstSeed(config)) return config;
+        Console.Error.WriteLine($"actorbackup: this node was downed before ({marker}): it joins through the other seeds and does not form a cell of its own");
+        return HoconValues.At("akka.cluster.seed-nodes", seeds.Skip(1).Append(seeds[0]).ToList()).WithFallback(config);
+    }
+
     private static async Task<int> Run(Config config)
     {
+        var marker = Path.Combine(Path.GetFullPath(config.GetString("actorbackup.data-dir", "data")), "downed");
+        config = AfterDowned(config, marker);
         CellNode node;
         try
         {
@@ -124,7 +142,11 @@ public static class NodeCommand
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
             Console.WriteLine($"actorbackup node {self} operator endpoint {node.OpsEndpoint} roles [{string.Join(", ", node.Settings.Roles)}] data {node.Settings.DataDir}"
                               + (node.Settings.Roles.Contains("media") ? $" libraries [{string.Join(", ", node.Settings.Libraries.Select(l => l.Id + "=" + l.Path))}]" : ""));
-            Akka.Cluster.Cluster.Get(node.System).RegisterOnMemberUp(() => Console.WriteLine("cell member up"));
+            Akka.Cluster.Cluster.Get(node.System).RegisterOnMemberUp(() =>
+            {
+                Console.WriteLine("cell member up");
+                File.Delete(marker); // a member again: the next start is an ordinary one
+            });
             await node.RunUntilStopped();
             if (Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is Akka.Actor.CoordinatedShutdown.ClusterDowningReason)
             {
@@ -133,6 +155,14 @@ public static class NodeCommand
                 // Not 0, so that a service manager that restarts on failure (scripts/actorbackup.service) does so.
                 Console.Error.WriteLine("actorbackup: this node was downed by the cell (unreachable for too long, or `abk cluster down`): " +
                                         "it stopped; start it again and it joins the cell anew (systemd does, with scripts/actorbackup.service)");
+                try
+                {
+                    File.WriteAllText(marker, DateTimeOffset.UtcNow.ToString("O"));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"actorbackup: could not note the downing in {marker} ({e.Message})");
+                }
                 return Downed;
             }
         }

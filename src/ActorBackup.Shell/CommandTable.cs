@@ -218,10 +218,14 @@ public static class CommandTable
         var pruneLibrary = new Argument<string?>("LIBRARY") { HelpName = "LIBRARY", Description = "the library to prune (default: every library, one job each)", Arity = ArgumentArity.ZeroOrOne };
         pruneLibrary.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
         var pruneDryRun = new Option<bool>("--dry-run") { Description = "say what would be removed and freed, change nothing" };
+        var dropUnknown = new Option<bool>("--drop-unknown")
+        {
+            Description = "also remove the reference lists of snapshots the catalog does not know when they outnumber the kept ones (refused otherwise: a manager on the wrong journal would sweep everything)",
+        };
         root.Subcommands.Add(Verb("prune", "give back the disk space of deleted snapshots: remove the chunks no kept snapshot references, compact the volumes they leave mostly empty",
             async (pr, o, c) =>
             {
-                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(pruneLibrary) ?? "", DryRun = pr.GetValue(pruneDryRun), Priority = pr.GetValue(jobPriority) }, c);
+                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(pruneLibrary) ?? "", DryRun = pr.GetValue(pruneDryRun), Priority = pr.GetValue(jobPriority), DropUnknown = pr.GetValue(dropUnknown) }, c);
                 var jobs = accepted.Also.Prepend(accepted.Job).ToList();
                 if (pr.GetValue(noWait))
                 {
@@ -243,7 +247,7 @@ public static class CommandTable
                     exit = Math.Max(exit, await WaitForJob(session, o, id, c));
                 }
                 return exit;
-            }, pruneLibrary, pruneDryRun, jobPriority, noWait));
+            }, pruneLibrary, pruneDryRun, dropUnknown, jobPriority, noWait));
 
         var job = new Argument<string>("JOB") { HelpName = "JOB", Description = "a job id, as 'abk job list' shows it" };
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));

@@ -66,7 +66,7 @@ public static class CellHosting
                 var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
                     system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system), trust);
                 system.RegisterOnTermination(server.Dispose);
-                var endpoint = new DataPlaneEndpoint(server.Endpoint.Address.ToString(), server.Endpoint.Port);
+                var endpoint = new DataPlaneEndpoint(AdvertisedHost(system.Settings.Config, server.Endpoint.Address), server.Endpoint.Port);
                 // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
                 // strategy), which the hosting options do not carry.
                 var region = ClusterSharding.Get(system).Start("media", id => MediaActor.Props(
@@ -126,7 +126,7 @@ public static class CellHosting
     /// The journal's connection string: as the HOCON gives it, else the node's SQLite file in its data folder
     /// (WAL mode), else PostgreSQL's from actorbackup.postgres.connection-string, checked before the node starts.
     /// </summary>
-    private static string ConnectionString(Config config, NodeSettings settings)
+    internal static string ConnectionString(Config config, NodeSettings settings)
     {
         if (config.GetString("akka.persistence.journal.sql.connection-string", "") is { Length: > 0 } own)
         {
@@ -141,10 +141,40 @@ public static class CellHosting
                 return new SqliteConnectionStringBuilder { DataSource = db, DefaultTimeout = 30 }.ToString();
             case "postgres":
                 var cs = config.GetString("actorbackup.postgres.connection-string", "");
+                if (cs == "" && config.GetString("actorbackup.postgres.connection-string-file", "") is { Length: > 0 } file) cs = ConnectionStringFile(file);
+                if (cs == "")
+                    throw new ConfigurationException("actorbackup.persistence=postgres names no database: give actorbackup.postgres.connection-string-file " +
+                                                     "(a file only root can read holding Host=...;Database=...;Username=...;Password=...) or actorbackup.postgres.connection-string");
                 CheckPostgres(cs);
                 return cs;
             default:
                 throw new ConfigurationException($"unknown actorbackup.persistence '{settings.Persistence}': use sqlite or postgres");
+        }
+    }
+
+    /// <summary>
+    /// Where clients reach this node's data plane: akka.remote's public-hostname when set, else its hostname, else the
+    /// address bound; never a wildcard (0.0.0.0 binds every address, and names none a client could connect to).
+    /// </summary>
+    internal static string AdvertisedHost(Config config, System.Net.IPAddress bound)
+    {
+        foreach (var key in (string[])["akka.remote.dot-netty.tcp.public-hostname", "akka.remote.dot-netty.tcp.hostname"])
+            if (config.GetString(key, "") is { Length: > 0 } host && host is not ("0.0.0.0" or "::" or "[::]")) return host;
+        return bound.Equals(System.Net.IPAddress.Any) || bound.Equals(System.Net.IPAddress.IPv6Any) ? System.Net.IPAddress.Loopback.ToString() : bound.ToString();
+    }
+
+    /// <summary>The connection string in <paramref name="path"/>: a file its owner alone may read (it holds the journal's password).</summary>
+    private static string ConnectionStringFile(string path)
+    {
+        try
+        {
+            if ((File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+                throw new ConfigurationException($"actorbackup.postgres.connection-string-file {path} may be read or written by others: it holds the journal's password; chmod 600 it");
+            return File.ReadAllText(path).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"actorbackup.postgres.connection-string-file {path} cannot be read: {e.Message}");
         }
     }
 

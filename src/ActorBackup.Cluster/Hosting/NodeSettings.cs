@@ -54,6 +54,13 @@ public sealed record NodeSettings(
         var roles = c.GetStringList("roles").ToList();
         foreach (var r in roles)
             if (r is not ("manager" or "media" or "client")) throw new ConfigurationException($"unknown role '{r}' in actorbackup.roles: use manager, media, client");
+        // The catalog is the manager's journal: a manager node that joins another node's cell on a SQLite file of its
+        // own would, once the singleton moved to it, recover an empty catalog and have its prunes sweep what the cell
+        // stored. A cell of several manager nodes shares one PostgreSQL journal.
+        if (roles.Contains("manager") && c.GetString("persistence", "sqlite") == "sqlite" && !Trust.NodeTrust.IsFirstSeed(config))
+            throw new ConfigurationException("a node with the manager role that joins another node's cell (it is not the first of akka.cluster.seed-nodes) " +
+                                             "must share that cell's journal: set actorbackup.persistence=postgres and the cell's connection string, " +
+                                             "or leave the manager role out (actorbackup.roles=[media, client])");
         var clientId = c.GetString("client-id", "");
         var keyDir = c.GetString("key-dir", "");
         return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,

@@ -80,6 +80,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     public static Props Supervised(Props manager) =>
         Akka.Pattern.BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(manager, "manager", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, maxNrOfRetries: -1)
+            .WithAutoReset(TimeSpan.FromSeconds(60)) // the delay doubles until the manager has run a minute (a failed recovery can take longer than 1 s)
             .WithFinalStopMessage(m => m is HandOffStop));
 
     public ManagerActor(IActorRef mediaRegion, QueueLimits limits, IActorRef? notices)

@@ -215,7 +215,7 @@ public sealed partial record ManagerState
         {
             var job = new JobInfo
             {
-                Id = (next++).ToString(), Kind = JobKind.Prune, State = JobState.Queued, Library = library, LibraryPinned = true, DryRun = cmd.DryRun,
+                Id = (next++).ToString(), Kind = JobKind.Prune, State = JobState.Queued, Library = library, LibraryPinned = true, DryRun = cmd.DryRun, DropUnknown = cmd.DropUnknown,
                 QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(cmd.Priority), Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin,
             };
             job.Retire.AddRange(cmd.Retire.Distinct());
@@ -256,7 +256,7 @@ public sealed partial record ManagerState
         var r = new PruneLibrary
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
-            Drive = job.Drive,
+            Drive = job.Drive, DropUnknown = job.DropUnknown,
         };
         r.Keep.AddRange(KeptOn(job.Library));
         r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);

@@ -35,7 +35,7 @@ public sealed partial class MediaActor
                 .PipeTo(Self,
                     success: r => r is SessionOpened s ? new CopySourceOpened(m, replyTo, s)
                         : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
-                    failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {e.GetBaseException().Message}"));
+                    failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {Why(e)}"));
         });
         CopyResults();
     }
@@ -58,7 +58,7 @@ public sealed partial class MediaActor
             var sessions = DataPlaneSessions.Get(Context.System);
             var media = ClusterSharding.Get(Context.System).ShardRegion("media");
             Task.Run(() => Copy(o, library, sessions, media)).PipeTo(Self,
-                failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), e.GetBaseException().Message));
+                failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), Why(e)));
         });
         Command<CopyRead>(r =>
         {

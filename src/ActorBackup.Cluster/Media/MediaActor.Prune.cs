@@ -99,6 +99,11 @@ public sealed partial class MediaActor
                 return;
             }
             var run = _prune;
+            if (UnknownListsRefusal(run.Request, m.DeadLists) is { } unknown)
+            {
+                FinishPrune(false, unknown, JobFault.FaultNone);
+                return;
+            }
             IReadOnlyList<KeyValuePair<ChunkId, Engine.Index.ChunkLocation>> dead;
             try
             {
@@ -235,7 +240,30 @@ public sealed partial class MediaActor
         {
             var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);
             return (object)new PruneMarked(run, live, missing, damaged, dead);
-        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"reading the reference lists failed: {e.GetBaseException().Message}"));
+        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"reading the reference lists failed: {Why(e)}"));
+    }
+
+    /// <summary>
+    /// Why a prune that would remove the reference lists of many snapshots the catalog does not know is refused; null
+    /// when it may go on. Lists of snapshots neither kept nor deleted through the catalog are those of backups whose
+    /// job failed after their commit: a few. When they outnumber the kept ones (at least 3 of them, or any when the
+    /// catalog knows nothing of this library), the catalog is more likely the wrong one: a manager recovered from
+    /// another or an empty journal (a manager node on a SQLite file of its own, a connection string gone wrong, a
+    /// journal switched without moving the catalog) would have every snapshot here swept. The operator says which
+    /// with <c>abk prune LIBRARY --drop-unknown</c>.
+    /// </summary>
+    public static string? UnknownListsRefusal(PruneLibrary request, IReadOnlyCollection<string> deadLists)
+    {
+        if (request.DropUnknown) return null;
+        var deleted = request.Deleted.ToHashSet(StringComparer.Ordinal);
+        var unknown = deadLists.Where(l => !deleted.Contains(l)).ToList();
+        var catalogKnowsNothing = request.Keep.Count == 0 && request.Deleted.Count == 0;
+        if (unknown.Count == 0 || (!catalogKnowsNothing && (unknown.Count < 3 || unknown.Count <= request.Keep.Count))) return null;
+        return $"nothing was removed: library {request.Library} holds the reference lists of {unknown.Count} snapshots the manager's catalog does not know " +
+               $"({string.Join(", ", unknown.Order(StringComparer.Ordinal).Take(5))}{(unknown.Count > 5 ? ", ..." : "")}) and keeps {request.Keep.Count}: " +
+               "a manager recovered from another or an empty journal would sweep every snapshot here. Check that the manager runs on the cell's journal " +
+               $"('abk snapshot list' shows the snapshots you expect; 'abk catalog rebuild {request.Library}' gives back those it lacks); " +
+               $"if they are failed backups' lists that should go, run 'abk prune {request.Library} --drop-unknown'";
     }
 
     /// <summary>Whether the library's table has volume <paramref name="v"/> holding data (not recycled or retired).</summary>
@@ -277,7 +305,7 @@ public sealed partial class MediaActor
             using var served = Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive, writes: true); // on tape, the live chunks are written in the job's drive
             var (records, bytes, problems) = library.CopyLive(volume);
             return (object)new PruneCopied(run, volume, records, bytes, problems);
-        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"compacting volume {volume} failed: {e.GetBaseException().Message}"));
+        }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"compacting volume {volume} failed: {Why(e)}"));
     }
 
     /// <summary>

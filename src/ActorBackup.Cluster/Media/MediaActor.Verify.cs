@@ -47,7 +47,7 @@ public sealed partial class MediaActor
                 };
                 report.Seconds = clock.Elapsed.TotalSeconds;
                 return (object)new LibraryChecked(m, replyTo, report, null);
-            }).PipeTo(Self, failure: e => new LibraryChecked(m, replyTo, new VerifyReport(), $"library {id} could not be checked: {e.GetBaseException().Message}"));
+            }).PipeTo(Self, failure: e => new LibraryChecked(m, replyTo, new VerifyReport(), $"library {id} could not be checked: {Why(e)}"));
         });
         Command<LibraryChecked>(c =>
         {

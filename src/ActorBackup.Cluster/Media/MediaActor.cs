@@ -187,7 +187,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Timers?.StartPeriodicTimer("health", new Health(), HealthEvery);
         Command<Health>(_ =>
         {
-            if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
+            // A write that failed outside a session (a check's or a read's flush of what was buffered, on a full disk)
+            // broke the library: it is opened again on its committed index, as after a session's failed write.
+            if (_library?.Broken is { } broken && _prune is null && _sessions.Count == 0) Unavailable(broken);
+            else if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
             else if (_library is not null)
             {
                 _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
@@ -237,6 +240,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Always();
     }
 
+    /// <summary>
+    /// Why a task on the library failed, as the library said it: the outermost exception inside the task's aggregate
+    /// (a broken library's "out of space at ..., N free there now: free space there ..."), not the bare OS error
+    /// innermost.
+    /// </summary>
+    private static string Why(Exception e) => (e is AggregateException a ? a.Flatten().InnerExceptions[0] : e).Message;
+
     /// <summary>What the media agent answers whatever the state of its library.</summary>
     private void Always()
     {
@@ -271,7 +281,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                     return (object)ids;
                 });
             }
-            _manifestScan.PipeTo(sender, failure: e => new CommandRejected { Reason = $"library {_declaration.Id}: {e.GetBaseException().Message}" });
+            _manifestScan.PipeTo(sender, failure: e => new CommandRejected { Reason = $"library {_declaration.Id}: {Why(e)}" });
         });
         Command<EndJobSessions>(m =>
         {

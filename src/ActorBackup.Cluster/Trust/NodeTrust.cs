@@ -90,7 +90,8 @@ public sealed class NodeTrust : IDisposable
     private static bool Covers(CellIdentity have, CellIdentity wanted) =>
         have.Name == wanted.Name && (wanted.Client == "" || have.Client == wanted.Client) && wanted.NodeRoles.All(have.NodeRoles.Contains) && wanted.Libraries.All(have.Libraries.Contains);
 
-    private static bool IsFirstSeed(Config config)
+    /// <summary>Whether this node is the first of its seed nodes (the one that forms the cell), by its HOCON.</summary>
+    public static bool IsFirstSeed(Config config)
     {
         var seeds = config.GetStringList("akka.cluster.seed-nodes");
         if (seeds.Count == 0) return true;

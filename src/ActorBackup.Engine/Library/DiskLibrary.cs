@@ -148,7 +148,9 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
                 ObjectDisposedException.ThrowIf(_closed, this); // closed meanwhile (reopened): no reader made on it again
                 if (!TryGetLocationLocked(id, out loc))
                     throw new KeyNotFoundException($"chunk {id.Short} is not in library {Id}: the snapshot refers to data this library never stored, or lost (run verify)");
-                if (WriterOf(loc.Volume) is { } writer) FlushOrBreak(writer);
+                // Only a record not in the file yet needs the writer's buffer written out (a read of committed data
+                // on a full disk does not break the library under the backup writing beside it).
+                if (WriterOf(loc.Volume) is { } writer && writer.InFile < loc.Offset + VolumeFormat.RecordOverhead + loc.Length) FlushOrBreak(writer);
                 // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
                 // after retires this reader without closing it, so the read below still finds the bytes.
                 reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));

@@ -66,6 +66,12 @@ public sealed class VolumeWriter : IDisposable
     public string Path { get; }
     public uint Number { get; }
     public long Length => _bufferStart + _used;
+
+    /// <summary>How far the file holds what was appended (the rest is in the buffer or in segments being written).</summary>
+    public long InFile
+    {
+        get { lock (_flight) return _writtenUpTo; }
+    }
     public IReadOnlyList<RecordInfo> Records => _records;
 
     /// <param name="synced">Bytes known durable (a cut after a failed sync keeps them): the header, or what was committed.</param>

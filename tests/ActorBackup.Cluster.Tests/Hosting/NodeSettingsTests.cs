@@ -79,3 +79,48 @@ public class HoconValuesTests
         Assert.Throws<ConfigurationException>(() => HoconValues.FromSetting("no-equals-sign"));
     }
 }
+
+/// <summary>A cell on several hosts: what a node refuses to start with, and where its data plane says it is.</summary>
+public class SpanningHostsSettingsTests
+{
+    private static Config Of(string hocon) =>
+        ConfigurationFactory.ParseString(hocon).WithFallback(CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon"), hocon.Contains("postgres") ? "postgres" : "sqlite"));
+
+    [Fact]
+    public void A_manager_node_that_joins_another_nodes_cell_on_its_own_sqlite_file_does_not_start()
+    {
+        const string joins = "akka.remote.dot-netty.tcp.port = 4054\nakka.cluster.seed-nodes = [\"akka.tcp://actorbackup@127.0.0.1:4053\"]\n";
+        var e = Assert.Throws<ConfigurationException>(() => NodeSettings.From(Of(joins)));
+        Assert.Contains("must share that cell's journal", e.Message);
+        Assert.Equal(["media", "client"], NodeSettings.From(Of(joins + "actorbackup.roles = [media, client]")).Roles);
+        NodeSettings.From(Of("akka.remote.dot-netty.tcp.port = 4053\nakka.cluster.seed-nodes = [\"akka.tcp://actorbackup@127.0.0.1:4053\"]")); // the first seed
+    }
+
+    [Fact]
+    public void A_postgres_node_names_its_database_and_keeps_its_password_file_private()
+    {
+        var none = Of("actorbackup.persistence = postgres");
+        Assert.Contains("names no database", Assert.Throws<ConfigurationException>(() => CellHosting.ConnectionString(none, NodeSettings.From(none))).Message);
+        var dir = Directory.CreateTempSubdirectory("abk-conn-");
+        try
+        {
+            var file = Path.Combine(dir.FullName, "journal.conn");
+            File.WriteAllText(file, "Host=db;Database=actorbackup;Username=u;Password=secret\n");
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            var open = Of($"actorbackup.persistence = postgres\nactorbackup.postgres.connection-string-file = \"{file}\"");
+            Assert.Contains("chmod 600", Assert.Throws<ConfigurationException>(() => CellHosting.ConnectionString(open, NodeSettings.From(open))).Message);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
+    [Theory]
+    [InlineData("", "127.0.0.1", "127.0.0.1")]
+    [InlineData("akka.remote.dot-netty.tcp.hostname = \"0.0.0.0\"", "0.0.0.0", "127.0.0.1")]
+    [InlineData("akka.remote.dot-netty.tcp.hostname = \"0.0.0.0\"\nakka.remote.dot-netty.tcp.public-hostname = \"store2.example\"", "0.0.0.0", "store2.example")]
+    [InlineData("akka.remote.dot-netty.tcp.hostname = \"store2.example\"", "10.0.0.12", "store2.example")]
+    public void The_data_plane_is_advertised_where_clients_can_reach_it_never_at_a_wildcard(string hocon, string bound, string advertised) =>
+        Assert.Equal(advertised, CellHosting.AdvertisedHost(Of(hocon), System.Net.IPAddress.Parse(bound)));
+}

@@ -71,6 +71,53 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
     }
 }
 
+/// <summary>A prune asked by a catalog that does not know what the library holds (a manager on the wrong journal).</summary>
+public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-media-unknown-")
+{
+    [Fact]
+    public async Task A_prune_that_would_remove_the_lists_of_snapshots_the_catalog_does_not_know_is_refused_unless_the_operator_says_so()
+    {
+        var decl = new LibraryDeclaration("libu", Path.Combine(Dir, "libu"), 1024 * 1024);
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor), "media-libu");
+        media.Tell(new OpenSession { Library = "libu", Job = "1", Write = true });
+        var granted = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+        {
+            foreach (var s in new[] { "s1", "s2", "s3", "s4" })
+            {
+                var id = encoder.Store(System.Text.Encoding.UTF8.GetBytes("chunk of " + s), RecordFlags.None, channel).Id;
+                channel.AddReferences(s, [id]);
+            }
+            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+        media.Tell(new CloseSession { Library = "libu", Ticket = granted.Ticket });
+        foreach (var list in Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref")) File.SetLastWriteTimeUtc(list, DateTime.UtcNow.AddDays(-2));
+
+        // An empty catalog (kept: none, deleted: none) would sweep all four: refused, nothing removed.
+        media.Tell(new PruneLibrary { Library = "libu", Job = "p1", OrphanAfterSeconds = 86400 });
+        var refused = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
+        Assert.False(refused.Ok);
+        Assert.Contains("4 snapshots the manager's catalog does not know", refused.Reason);
+        Assert.Contains("--drop-unknown", refused.Reason);
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref").Length);
+        // A catalog that keeps one and knows nothing of three: refused too. One that deleted two of them: goes on.
+        media.Tell(new PruneLibrary { Library = "libu", Job = "p2", Attempt = 0, Keep = { "s1" }, OrphanAfterSeconds = 86400 });
+        Assert.False(FishForMessage<JobFinished>(m => m.Job == "p2", TimeSpan.FromSeconds(30)).Ok);
+        media.Tell(new PruneLibrary { Library = "libu", Job = "p3", Keep = { "s1", "s2" }, Deleted = { "s3" }, OrphanAfterSeconds = 86400 });
+        var known = FishForMessage<JobFinished>(m => m.Job == "p3", TimeSpan.FromSeconds(30));
+        Assert.True(known.Ok, known.Reason); // s4 alone unknown: a failed backup's list, removed
+        Assert.Equal(["s1.ref", "s2.ref"], Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref").Select(Path.GetFileName).Order());
+        // The operator says the unknown ones go.
+        media.Tell(new PruneLibrary { Library = "libu", Job = "p4", OrphanAfterSeconds = 86400, DropUnknown = true });
+        var dropped = FishForMessage<JobFinished>(m => m.Job == "p4", TimeSpan.FromSeconds(30));
+        Assert.True(dropped.Ok, dropped.Reason);
+        Assert.Empty(Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref"));
+    }
+}
+
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
 public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostgres())
 {
