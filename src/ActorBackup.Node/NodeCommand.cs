@@ -118,7 +118,8 @@ public static class NodeCommand
         if (!File.Exists(marker) || config.GetString("actorbackup.persistence", "sqlite") != "postgres") return config;
         var seeds = config.GetStringList("akka.cluster.seed-nodes").ToList();
         if (seeds.Count < 2 || !ActorBackup.Cluster.Trust.NodeTrust.IsFirstSeed(config)) return config;
-        Console.Error.WriteLine($"actorbackup: this node was downed before ({marker}): it joins through the other seeds and does not form a cell of its own");
+        Console.Error.WriteLine($"actorbackup: this node was downed before ({marker}): it joins through the other seeds and does not form a cell of its own; " +
+                                $"if every node of the cell is down and this one should form it, remove {marker} and start it again");
         return HoconValues.At("akka.cluster.seed-nodes", seeds.Skip(1).Append(seeds[0]).ToList()).WithFallback(config);
     }
 

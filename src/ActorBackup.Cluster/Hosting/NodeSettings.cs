@@ -23,9 +23,68 @@ public sealed record NodeSettings(
         }
     }
 
+    /// <summary>Settings under actorbackup.* that no shipped default names but the node reads.</summary>
+    private static readonly string[] KnownWithoutDefault = ["key-dir", "persistence"];
+
+    /// <summary>
+    /// Refuses a key under actorbackup.* that the node does not know, with the nearest one it does: a misspelled key
+    /// was ignored, and its default taken silently (a misspelled libraries gave the node lib1, a misspelled connection
+    /// string a database nobody meant). The known ones are those the shipped HOCON files name (base.conf and the
+    /// persistence files beside it); without those files (a test's own folder) nothing is checked.
+    /// </summary>
+    private static void RefuseUnknownKeys(Config actorbackup)
+    {
+        var dir = Path.Combine(AppContext.BaseDirectory, "hocon");
+        if (!File.Exists(Path.Combine(dir, "base.conf"))) return;
+        var known = new HashSet<string>(KnownWithoutDefault, StringComparer.Ordinal);
+        foreach (var file in Directory.GetFiles(dir, "*.conf").Where(f => Path.GetFileName(f) is "base.conf" or "sqlite.conf" or "postgres.conf"))
+            if (ConfigurationFactory.ParseString(File.ReadAllText(file)).GetConfig("actorbackup") is { IsEmpty: false } shipped)
+                known.UnionWith(Leaves(shipped.Root, ""));
+        foreach (var key in Leaves(actorbackup.Root, ""))
+        {
+            if (known.Contains(key)) continue;
+            var nearest = known.MinBy(k => Distance(k, key));
+            throw new ConfigurationException($"unknown setting actorbackup.{key}" + (nearest is not null && Distance(nearest, key) <= 3 ? $": did you mean actorbackup.{nearest}?" : "") +
+                                             " (README.md and hocon/base.conf list the settings)");
+        }
+    }
+
+    /// <summary>The dotted paths of the values under <paramref name="value"/> that are not objects (a list is one value).</summary>
+    private static IEnumerable<string> Leaves(Akka.Configuration.Hocon.HoconValue? value, string prefix)
+    {
+        if (value is null) yield break;
+        if (!value.IsObject())
+        {
+            if (prefix != "") yield return prefix;
+            yield break;
+        }
+        foreach (var (name, child) in value.GetObject().Items)
+            foreach (var leaf in Leaves(child, prefix == "" ? name : prefix + "." + name))
+                yield return leaf;
+    }
+
+    /// <summary>Levenshtein distance, for "did you mean".</summary>
+    private static int Distance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var diagonal = row[0];
+            row[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
+    }
+
     private static NodeSettings Read(Config config)
     {
         var c = config.GetConfig("actorbackup");
+        RefuseUnknownKeys(c);
         var dataDir = Path.GetFullPath(c.GetString("data-dir", "data"));
         var capacity = c.GetLong("volume-capacity", 4L * 1024 * 1024 * 1024);
         var libraries = new List<LibraryDeclaration>();

@@ -206,6 +206,7 @@ public sealed partial record ManagerState
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (cmd.Retire.Count > 0 && cmd.Library == "") return Reject("name the library whose volumes to retire: abk volume retire LIBRARY VOLUME...");
         if (cmd.Retire.Any(v => v == 0)) return Reject("volume 0 is not a volume: 'abk volume list LIBRARY' shows their numbers");
+        if (cmd.DropUnknown && cmd.Library == "") return Reject("name the library whose unknown reference lists to drop: abk prune LIBRARY --drop-unknown");
         var libraries = cmd.Library != "" ? [cmd.Library] : Libraries.Keys.ToList();
         if (libraries.Count == 0) return Reject("no library is registered: start a node with the media role");
         var events = new List<Google.Protobuf.IMessage>();
@@ -519,11 +520,19 @@ public sealed partial record ManagerState
     /// Manifests a client read from a library's volumes (a catalog rebuilt after the manager's journal was lost):
     /// those the catalog lacks are recorded; damaged or foreign ones are skipped.
     /// </summary>
-    public (CatalogRebuilt Answer, IReadOnlyList<SnapshotRecorded> Events) DecideRecordSnapshots(RecordSnapshots cmd)
+    public (CatalogRebuilt Answer, IReadOnlyList<Google.Protobuf.IMessage> Events) DecideRecordSnapshots(RecordSnapshots cmd)
     {
         var answer = new CatalogRebuilt { Library = cmd.Library };
         var known = Snapshots.Select(s => s.Id).ToHashSet();
         var found = new List<SnapshotManifest>();
+        // A manifest found in a library other than the one it names was copied (or moved) there: that library holds
+        // the snapshot too, and its prunes keep it. Not for a library the snapshot spans (it holds a part).
+        var copies = new List<Google.Protobuf.IMessage>();
+        void CopyIfElsewhere(string id, string home, IEnumerable<string> spans, IEnumerable<string> holders)
+        {
+            if (home != cmd.Library && !spans.Contains(cmd.Library) && !holders.Contains(cmd.Library))
+                copies.Add(new SnapshotCopied { Snapshot = id, Library = cmd.Library, Job = "catalog-rebuild" });
+        }
         foreach (var bytes in cmd.Manifests)
         {
             SnapshotManifest m;
@@ -537,10 +546,16 @@ public sealed partial record ManagerState
             }
             if (!ReferenceList.IsValidSnapshotId(m.Id) || m.RootTree.Length != Engine.Hashing.ChunkId.Size) continue;
             answer.Found++;
-            if (known.Add(m.Id)) found.Add(m);
+            if (known.Add(m.Id))
+            {
+                found.Add(m);
+                CopyIfElsewhere(m.Id, m.Library, m.Spans, []);
+            }
+            else if (Snapshots.FirstOrDefault(s => s.Id == m.Id) is { } recorded) CopyIfElsewhere(m.Id, recorded.Library, recorded.Spans, LibrariesOf(recorded));
         }
-        var events = found.OrderBy(m => m.FinishedUnixMs).Select(m => new SnapshotRecorded { Manifest = m.ToByteString() }).ToList();
+        var events = found.OrderBy(m => m.FinishedUnixMs).Select(m => (Google.Protobuf.IMessage)new SnapshotRecorded { Manifest = m.ToByteString() }).ToList();
         answer.Added = events.Count;
+        events.AddRange(copies.DistinctBy(c => ((SnapshotCopied)c).Snapshot)); // after the snapshots they name are recorded
         answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
         return (answer, events);
     }

@@ -29,6 +29,8 @@ public sealed partial class MediaActor
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
         public PruneReport Report { get; } = new() { DryRun = request.DryRun };
         public Queue<uint> Volumes { get; } = new();
+        /// <summary>The lists the catalog does not know were too many to drop (<see cref="UnknownListsRefusal"/>): kept as live, said in the report.</summary>
+        public bool KeepUnknown { get; set; }
     }
 
     // Each step's result names its run: one that comes after its run ended (the library closed, say) and another began
@@ -99,9 +101,14 @@ public sealed partial class MediaActor
                 return;
             }
             var run = _prune;
-            if (UnknownListsRefusal(run.Request, m.DeadLists) is { } unknown)
+            if (!run.KeepUnknown && UnknownListsRefusal(run.Request, m.DeadLists) is { } unknown)
             {
-                FinishPrune(false, unknown, JobFault.FaultNone);
+                // Not dropped, and not a failed prune either (a scheduled one would fail at every slot): the unknown
+                // lists count as live, the rest goes on, and the report says why they stay.
+                run.KeepUnknown = true;
+                run.Report.Problems.Add(unknown);
+                _log.Warning("library {0}: {1}", _declaration.Id, unknown);
+                Mark();
                 return;
             }
             IReadOnlyList<KeyValuePair<ChunkId, Engine.Index.ChunkLocation>> dead;
@@ -235,7 +242,7 @@ public sealed partial class MediaActor
         var run = _prune!;
         run.Report.SecondsWaiting = run.Clock.Elapsed.TotalSeconds;
         var library = _library!;
-        var orphanAfter = TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds > 0 ? run.Request.OrphanAfterSeconds : 86400);
+        var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds > 0 ? run.Request.OrphanAfterSeconds : 86400);
         Task.Run(() =>
         {
             var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);
@@ -259,11 +266,12 @@ public sealed partial class MediaActor
         var unknown = deadLists.Where(l => !deleted.Contains(l)).ToList();
         var catalogKnowsNothing = request.Keep.Count == 0 && request.Deleted.Count == 0;
         if (unknown.Count == 0 || (!catalogKnowsNothing && (unknown.Count < 3 || unknown.Count <= request.Keep.Count))) return null;
-        return $"nothing was removed: library {request.Library} holds the reference lists of {unknown.Count} snapshots the manager's catalog does not know " +
-               $"({string.Join(", ", unknown.Order(StringComparer.Ordinal).Take(5))}{(unknown.Count > 5 ? ", ..." : "")}) and keeps {request.Keep.Count}: " +
-               "a manager recovered from another or an empty journal would sweep every snapshot here. Check that the manager runs on the cell's journal " +
-               $"('abk snapshot list' shows the snapshots you expect; 'abk catalog rebuild {request.Library}' gives back those it lacks); " +
-               $"if they are failed backups' lists that should go, run 'abk prune {request.Library} --drop-unknown'";
+        return $"kept the reference lists of {unknown.Count} snapshots the manager's catalog does not know " +
+               $"({string.Join(", ", unknown.Order(StringComparer.Ordinal).Take(5))}{(unknown.Count > 5 ? ", ..." : "")}), and their chunks, against {request.Keep.Count} it keeps here: " +
+               "a manager recovered from another or an empty journal would have swept every snapshot of this library. Check that the manager runs on the cell's journal " +
+               $"('abk snapshot list' shows the snapshots you expect; 'abk catalog rebuild {request.Library}' gives back snapshots whose backup went to this library, " +
+               "not copies or tier moves into it); " +
+               $"only if they are lists of failed backups or of copies you dropped, run 'abk prune {request.Library} --drop-unknown' to remove them";
     }
 
     /// <summary>Whether the library's table has volume <paramref name="v"/> holding data (not recycled or retired).</summary>

@@ -189,7 +189,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             // A write that failed outside a session (a check's or a read's flush of what was buffered, on a full disk)
             // broke the library: it is opened again on its committed index, as after a session's failed write.
-            if (_library?.Broken is { } broken && _prune is null && _sessions.Count == 0) Unavailable(broken);
+            if (_library?.Broken is { } broken && Busy() == 0 && _manifestScan is not { IsCompleted: false }) Unavailable(broken);
             else if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
             else if (_library is not null)
             {

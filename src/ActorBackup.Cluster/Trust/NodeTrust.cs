@@ -68,9 +68,15 @@ public sealed class NodeTrust : IDisposable
                 throw new ConfigurationException($"this node's certificate ({Path.Combine(dir, node + ".crt")}) is for {identity}, but the node is {wanted}: " +
                                                  "issue it again on the host holding the cell's CA ('actorbackup ca issue --role node ...')");
             cert.Dispose();
+            // Said, not silent: a client-id or role typed wrong on the CA's host renames the node in the cell.
+            Console.Error.WriteLine($"actorbackup: this node's certificate named {identity}; the node is now {wanted}: issued again with the cell's CA in {dir}");
             CellCertificates.Issue(dir, wanted, dir);
             (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
         }
+        foreach (var (what, notAfter) in new[] { ("this node's certificate", cert.NotAfter), ("the cell's CA", ca.NotAfter) })
+            if (notAfter - DateTime.Now < TimeSpan.FromDays(90))
+                Console.Error.WriteLine($"actorbackup: {what} expires at {notAfter.ToUniversalTime():u}: issue a new one before then (actorbackup ca issue), " +
+                                        "or the node cannot join its cell");
         return new NodeTrust(dir, ca, cert, identity);
     }
 
@@ -95,7 +101,8 @@ public sealed class NodeTrust : IDisposable
     {
         var seeds = config.GetStringList("akka.cluster.seed-nodes");
         if (seeds.Count == 0) return true;
-        var host = config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
+        // The node's own address as Akka makes it: public-hostname when set (the hostname may be 0.0.0.0).
+        var host = config.GetString("akka.remote.dot-netty.tcp.public-hostname", "") is { Length: > 0 } pub ? pub : config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
         var port = config.GetInt("akka.remote.dot-netty.tcp.port", 0);
         return Uri.TryCreate(seeds[0], UriKind.Absolute, out var first) && first.Port == port && string.Equals(first.Host, host, StringComparison.OrdinalIgnoreCase);
     }

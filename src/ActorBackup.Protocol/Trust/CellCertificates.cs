@@ -118,7 +118,18 @@ public static class CellCertificates
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.DisableCertificateDownloads = true;
         if (!chain.Build(cert))
+        {
+            // Out of its validity period: a clock that is off (this host's or the issuer's), or a certificate past its
+            // years, is said as such, not as a certificate of another cell.
+            var now = DateTime.Now;
+            if (chain.ChainStatus.Any(s => s.Status.HasFlag(X509ChainStatusFlags.NotTimeValid)))
+                return now < cert.NotBefore
+                    ? $"certificate '{cert.Subject}' is valid only from {cert.NotBefore.ToUniversalTime():u} and this host's clock says {now.ToUniversalTime():u}: set this host's clock (or the issuing host's) right"
+                    : now > cert.NotAfter
+                        ? $"certificate '{cert.Subject}' expired at {cert.NotAfter.ToUniversalTime():u}: issue a new one (actorbackup ca issue) on the CA's host"
+                        : $"certificate '{cert.Subject}' or this cell's CA is out of its validity period at {now.ToUniversalTime():u}: check the clocks and the CA";
             return $"certificate '{cert.Subject}' is not from this cell's CA ({string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim()).Distinct())})";
+        }
         if (chain.ChainElements.Count != 2 || chain.ChainElements[1].Certificate.Thumbprint != ca.Thumbprint)
             return $"certificate '{cert.Subject}' is not issued directly by this cell's CA";
         if (CellIdentity.From(cert) is null) return $"certificate '{cert.Subject}' carries no ActorBackup role";

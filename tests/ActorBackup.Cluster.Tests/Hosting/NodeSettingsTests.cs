@@ -25,6 +25,22 @@ public class NodeSettingsTests
     public void The_backup_rate_limit_takes_bytes_or_sizes(string value, long bytes) =>
         Assert.Equal(bytes, Read($"actorbackup.backup-rate-limit = {value}").BackupRateLimit);
 
+    [Theory]
+    [InlineData("actorbackup.librarys = [{id = lib2}]", "actorbackup.librarys: did you mean actorbackup.libraries?")]
+    [InlineData("actorbackup.postgres.conection-string = \"Host=db\"", "did you mean actorbackup.postgres.connection-string?")]
+    [InlineData("actorbackup.manager { max-job = 3 }", "did you mean actorbackup.manager.max-jobs?")]
+    [InlineData("actorbackup.nothing-like-it = 1", "unknown setting actorbackup.nothing-like-it (README.md")]
+    public void A_misspelled_setting_stops_the_node_with_the_one_it_meant(string hocon, string said) =>
+        Assert.Contains(said, Assert.Throws<ConfigurationException>(() => Read(hocon)).Message);
+
+    [Fact]
+    public void The_shipped_node_files_use_only_known_settings()
+    {
+        foreach (var file in new[] { "node-media2.conf", "tape-demo.conf" })
+            Read(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "hocon", file)).Replace("akka.remote.dot-netty.tcp.port = 4054", ""));
+        Read("actorbackup.key-dir = \"k\"\nactorbackup.persistence = sqlite");
+    }
+
     [Fact]
     public void A_library_declares_its_drives_with_one_key()
     {

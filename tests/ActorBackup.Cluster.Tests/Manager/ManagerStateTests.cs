@@ -26,6 +26,27 @@ public class ManagerStateTests
 
     private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
 
+    [Fact]
+    public void A_catalog_rebuilt_from_a_library_holding_a_copy_records_the_copy_so_that_its_prunes_keep_it()
+    {
+        var s = Cell("web1");
+        var manifest = new SnapshotManifest { Id = "a1b2c3d4e5f60718", Client = "web1", BackupSet = "/srv", Library = "lib1", Level = Level.Full, RootTree = ByteString.CopyFrom(new byte[32]) };
+        // Rebuilt first from lib2, which holds a copy: recorded, with lib2 as a copy of it.
+        var (answer, events) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } });
+        Assert.Equal(1, answer.Added);
+        s = Apply(s, events);
+        Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib2"));
+        Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib1"));
+        // Its own library and lib2 again: nothing more to record.
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { manifest.ToByteString() } }).Events);
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } }).Events);
+        // Known, and found in a library the catalog did not have it in: that library holds a copy.
+        var other = Cell("web1").Apply(new SnapshotRecorded { Manifest = manifest.ToByteString() });
+        Assert.DoesNotContain("a1b2c3d4e5f60718", other.KeptOn("lib2"));
+        other = Apply(other, other.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } }).Events);
+        Assert.Contains("a1b2c3d4e5f60718", other.KeptOn("lib2"));
+    }
+
     private static StartBackup Backup(params string[] paths)
     {
         var b = new StartBackup();

@@ -75,7 +75,7 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
 public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-media-unknown-")
 {
     [Fact]
-    public async Task A_prune_that_would_remove_the_lists_of_snapshots_the_catalog_does_not_know_is_refused_unless_the_operator_says_so()
+    public async Task A_prune_keeps_the_lists_of_snapshots_the_catalog_does_not_know_when_they_outnumber_the_kept_ones_unless_the_operator_says_so()
     {
         var decl = new LibraryDeclaration("libu", Path.Combine(Dir, "libu"), 1024 * 1024);
         var keys = new KeyRing(MasterKey.Generate()).For("test");
@@ -96,16 +96,20 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         media.Tell(new CloseSession { Library = "libu", Ticket = granted.Ticket });
         foreach (var list in Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref")) File.SetLastWriteTimeUtc(list, DateTime.UtcNow.AddDays(-2));
 
-        // An empty catalog (kept: none, deleted: none) would sweep all four: refused, nothing removed.
+        // An empty catalog (kept: none, deleted: none) would sweep all four: they stay, chunks and all, and the report says why.
         media.Tell(new PruneLibrary { Library = "libu", Job = "p1", OrphanAfterSeconds = 86400 });
-        var refused = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
-        Assert.False(refused.Ok);
-        Assert.Contains("4 snapshots the manager's catalog does not know", refused.Reason);
-        Assert.Contains("--drop-unknown", refused.Reason);
+        var kept = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
+        Assert.True(kept.Ok, kept.Reason);
+        var problem = Assert.Single(kept.Prune.Problems);
+        Assert.Contains("4 snapshots the manager's catalog does not know", problem);
+        Assert.Contains("--drop-unknown", problem);
+        Assert.Equal(0, kept.Prune.ChunksDead);
         Assert.Equal(4, Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref").Length);
-        // A catalog that keeps one and knows nothing of three: refused too. One that deleted two of them: goes on.
+        // A catalog that keeps one and knows nothing of three: kept too. One that deleted two of them: goes on.
         media.Tell(new PruneLibrary { Library = "libu", Job = "p2", Attempt = 0, Keep = { "s1" }, OrphanAfterSeconds = 86400 });
-        Assert.False(FishForMessage<JobFinished>(m => m.Job == "p2", TimeSpan.FromSeconds(30)).Ok);
+        var again = FishForMessage<JobFinished>(m => m.Job == "p2", TimeSpan.FromSeconds(30));
+        Assert.True(again.Ok && again.Prune.ChunksDead == 0 && again.Prune.Problems.Count == 1, again.ToString());
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref").Length);
         media.Tell(new PruneLibrary { Library = "libu", Job = "p3", Keep = { "s1", "s2" }, Deleted = { "s3" }, OrphanAfterSeconds = 86400 });
         var known = FishForMessage<JobFinished>(m => m.Job == "p3", TimeSpan.FromSeconds(30));
         Assert.True(known.Ok, known.Reason); // s4 alone unknown: a failed backup's list, removed
