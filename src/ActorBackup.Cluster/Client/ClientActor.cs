@@ -589,7 +589,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 requester.Tell(listed as CommandRejected ?? new CommandRejected { Reason = $"library {request.Library} answered {listed.GetType().Name}" });
                 return;
             }
-            var found = new RecordSnapshots { Library = request.Library, Caller = request.Caller }; // the operator's request it answers
+            var found = new RecordSnapshots { Library = request.Library, Caller = request.Caller, Referenced = { ids.Referenced } }; // the operator's request it answers
             using (var channel = OpenChannel(request.Library, LookTicket("catalog-rebuild", [request.Library]), write: false))
             {
                 try

@@ -526,11 +526,16 @@ public sealed partial record ManagerState
         var known = Snapshots.Select(s => s.Id).ToHashSet();
         var found = new List<SnapshotManifest>();
         // A manifest found in a library other than the one it names was copied (or moved) there: that library holds
-        // the snapshot too, and its prunes keep it. Not for a library the snapshot spans (it holds a part).
+        // the snapshot too, and its prunes keep it. Only with the snapshot's reference list there (a copy writes it
+        // last: a copy that failed left chunks and maybe the manifest, not a whole snapshot); not for a library the
+        // snapshot spans (it holds a part), nor one the catalog is letting it go from (a tier move, a dropped copy).
         var copies = new List<Google.Protobuf.IMessage>();
+        var referenced = cmd.Referenced.ToHashSet(StringComparer.Ordinal);
+        var leaving = PendingDeletions.GetValueOrDefault(cmd.Library) ?? [];
+        var recordedById = Snapshots.ToDictionary(s => s.Id);
         void CopyIfElsewhere(string id, string home, IEnumerable<string> spans, IEnumerable<string> holders)
         {
-            if (home != cmd.Library && !spans.Contains(cmd.Library) && !holders.Contains(cmd.Library))
+            if (home != cmd.Library && referenced.Contains(id) && !leaving.Contains(id) && !spans.Contains(cmd.Library) && !holders.Contains(cmd.Library))
                 copies.Add(new SnapshotCopied { Snapshot = id, Library = cmd.Library, Job = "catalog-rebuild" });
         }
         foreach (var bytes in cmd.Manifests)
@@ -551,7 +556,7 @@ public sealed partial record ManagerState
                 found.Add(m);
                 CopyIfElsewhere(m.Id, m.Library, m.Spans, []);
             }
-            else if (Snapshots.FirstOrDefault(s => s.Id == m.Id) is { } recorded) CopyIfElsewhere(m.Id, recorded.Library, recorded.Spans, LibrariesOf(recorded));
+            else if (recordedById.TryGetValue(m.Id, out var recorded)) CopyIfElsewhere(m.Id, recorded.Library, recorded.Spans, LibrariesOf(recorded));
         }
         var events = found.OrderBy(m => m.FinishedUnixMs).Select(m => (Google.Protobuf.IMessage)new SnapshotRecorded { Manifest = m.ToByteString() }).ToList();
         answer.Added = events.Count;

@@ -269,8 +269,7 @@ public sealed partial class MediaActor
         return $"kept the reference lists of {unknown.Count} snapshots the manager's catalog does not know " +
                $"({string.Join(", ", unknown.Order(StringComparer.Ordinal).Take(5))}{(unknown.Count > 5 ? ", ..." : "")}), and their chunks, against {request.Keep.Count} it keeps here: " +
                "a manager recovered from another or an empty journal would have swept every snapshot of this library. Check that the manager runs on the cell's journal " +
-               $"('abk snapshot list' shows the snapshots you expect; 'abk catalog rebuild {request.Library}' gives back snapshots whose backup went to this library, " +
-               "not copies or tier moves into it); " +
+               $"('abk snapshot list' shows the snapshots you expect; 'abk catalog rebuild {request.Library}' gives back those stored here, whole copies among them); " +
                $"only if they are lists of failed backups or of copies you dropped, run 'abk prune {request.Library} --drop-unknown' to remove them";
     }
 

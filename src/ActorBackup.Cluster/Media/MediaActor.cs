@@ -278,6 +278,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 {
                     var ids = new ManifestIds { Library = _declaration.Id };
                     ids.Ids.AddRange(library.FindRecords(Engine.Volumes.RecordFlags.Manifest).Select(id => ByteString.CopyFrom(id.ToArray())));
+                    ids.Referenced.AddRange(library.SnapshotsReferenced());
                     return (object)ids;
                 });
             }

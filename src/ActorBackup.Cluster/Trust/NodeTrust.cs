@@ -73,10 +73,12 @@ public sealed class NodeTrust : IDisposable
             CellCertificates.Issue(dir, wanted, dir);
             (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
         }
-        foreach (var (what, notAfter) in new[] { ("this node's certificate", cert.NotAfter), ("the cell's CA", ca.NotAfter) })
-            if (notAfter - DateTime.Now < TimeSpan.FromDays(90))
-                Console.Error.WriteLine($"actorbackup: {what} expires at {notAfter.ToUniversalTime():u}: issue a new one before then (actorbackup ca issue), " +
-                                        "or the node cannot join its cell");
+        if (ca.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
+            Console.Error.WriteLine($"actorbackup: the cell's CA expires at {ca.NotAfter.ToUniversalTime():u}: no certificate it issues lasts longer; " +
+                                    "before then make a new CA (actorbackup ca init) and issue every node's and operator's certificate with it");
+        else if (cert.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
+            Console.Error.WriteLine($"actorbackup: this node's certificate expires at {cert.NotAfter.ToUniversalTime():u}: issue a new one before then " +
+                                    "(actorbackup ca issue on the CA's host), or the node cannot join its cell");
         return new NodeTrust(dir, ca, cert, identity);
     }
 

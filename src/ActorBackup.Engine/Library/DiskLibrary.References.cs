@@ -112,6 +112,9 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
+    /// <summary>The snapshots whose reference list this library holds (a whole copy of a snapshot has one).</summary>
+    public IEnumerable<string> SnapshotsReferenced() => References.Snapshots();
+
     public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(References.PathOf(snapshot));
 
     /// <summary>

@@ -122,7 +122,12 @@ public static class CellCertificates
             // Out of its validity period: a clock that is off (this host's or the issuer's), or a certificate past its
             // years, is said as such, not as a certificate of another cell.
             var now = DateTime.Now;
-            if (chain.ChainStatus.Any(s => s.Status.HasFlag(X509ChainStatusFlags.NotTimeValid)))
+            if (now > ca.NotAfter || now < ca.NotBefore)
+                return $"this cell's CA is valid from {ca.NotBefore.ToUniversalTime():u} to {ca.NotAfter.ToUniversalTime():u} and this host's clock says {now.ToUniversalTime():u}: " +
+                       "set the clock right, or, past its end, the cell needs a new CA (actorbackup ca init) and every certificate issued again";
+            // Only when the dates are all that is wrong: a certificate of another cell that also expired is another cell's.
+            const X509ChainStatusFlags dates = X509ChainStatusFlags.NotTimeValid | X509ChainStatusFlags.NotTimeNested;
+            if (chain.ChainStatus.Any(s => s.Status.HasFlag(X509ChainStatusFlags.NotTimeValid)) && chain.ChainStatus.All(s => (s.Status & ~dates) == 0))
                 return now < cert.NotBefore
                     ? $"certificate '{cert.Subject}' is valid only from {cert.NotBefore.ToUniversalTime():u} and this host's clock says {now.ToUniversalTime():u}: set this host's clock (or the issuing host's) right"
                     : now > cert.NotAfter

@@ -31,20 +31,28 @@ public class ManagerStateTests
     {
         var s = Cell("web1");
         var manifest = new SnapshotManifest { Id = "a1b2c3d4e5f60718", Client = "web1", BackupSet = "/srv", Library = "lib1", Level = Level.Full, RootTree = ByteString.CopyFrom(new byte[32]) };
-        // Rebuilt first from lib2, which holds a copy: recorded, with lib2 as a copy of it.
-        var (answer, events) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } });
+        // A manifest in lib2 without the snapshot's reference list there (a copy that failed before its end): no copy.
+        var (partial, noCopy) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } });
+        Assert.Equal(1, partial.Added);
+        Assert.DoesNotContain("a1b2c3d4e5f60718", Apply(s, noCopy).KeptOn("lib2"));
+        // Rebuilt first from lib2, which holds a whole copy (its list too): recorded, with lib2 as a copy of it.
+        var (answer, events) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } });
         Assert.Equal(1, answer.Added);
         s = Apply(s, events);
         Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib2"));
         Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib1"));
         // Its own library and lib2 again: nothing more to record.
         Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { manifest.ToByteString() } }).Events);
-        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } }).Events);
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } }).Events);
         // Known, and found in a library the catalog did not have it in: that library holds a copy.
         var other = Cell("web1").Apply(new SnapshotRecorded { Manifest = manifest.ToByteString() });
         Assert.DoesNotContain("a1b2c3d4e5f60718", other.KeptOn("lib2"));
-        other = Apply(other, other.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() } }).Events);
+        other = Apply(other, other.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } }).Events);
         Assert.Contains("a1b2c3d4e5f60718", other.KeptOn("lib2"));
+        // A library the catalog is letting it go from (a dropped copy, a tier move) does not get it back.
+        var dropped = other.Apply(new CopyDropped { Snapshot = "a1b2c3d4e5f60718", Library = "lib2" });
+        Assert.DoesNotContain("a1b2c3d4e5f60718", dropped.KeptOn("lib2"));
+        Assert.Empty(dropped.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } }).Events);
     }
 
     private static StartBackup Backup(params string[] paths)

@@ -31,5 +31,9 @@ public class CertificateClockTests
         Assert.Contains("expired at", CellCertificates.Check(expired, trust.Ca));
         using var fine = Signed(trust, now.AddMinutes(-5), now.AddDays(10));
         Assert.Null(CellCertificates.Check(fine, trust.Ca));
+        // Another cell's, expired too: another cell's first.
+        using var other = new TestTrust("other");
+        using var foreign = Signed(other, now.AddDays(-10), now.AddDays(-1));
+        Assert.Contains("is not from this cell's CA", CellCertificates.Check(foreign, trust.Ca));
     }
 }
