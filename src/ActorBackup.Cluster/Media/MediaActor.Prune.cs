@@ -251,8 +251,8 @@ public sealed partial class MediaActor
     }
 
     /// <summary>
-    /// Why a prune that would remove the reference lists of many snapshots the catalog does not know is refused; null
-    /// when it may go on. Lists of snapshots neither kept nor deleted through the catalog are those of backups whose
+    /// Why a prune keeps the reference lists of the snapshots the catalog does not know (and their chunks) instead of
+    /// removing them, said in its report; null when they may go. Lists of snapshots neither kept nor deleted through the catalog are those of backups whose
     /// job failed after their commit: a few. When they outnumber the kept ones (at least 3 of them, or any when the
     /// catalog knows nothing of this library), the catalog is more likely the wrong one: a manager recovered from
     /// another or an empty journal (a manager node on a SQLite file of its own, a connection string gone wrong, a
