@@ -146,7 +146,14 @@ public static class NodeCommand
             Akka.Cluster.Cluster.Get(node.System).RegisterOnMemberUp(() =>
             {
                 Console.WriteLine("cell member up");
-                File.Delete(marker); // a member again: the next start is an ordinary one
+                try
+                {
+                    File.Delete(marker); // a member again: the next start is an ordinary one
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"actorbackup: could not remove {marker} ({e.Message}): remove it by hand");
+                }
             });
             await node.RunUntilStopped();
             if (Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is Akka.Actor.CoordinatedShutdown.ClusterDowningReason)

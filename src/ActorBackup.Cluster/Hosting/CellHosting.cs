@@ -144,7 +144,7 @@ public static class CellHosting
                 if (cs == "" && config.GetString("actorbackup.postgres.connection-string-file", "") is { Length: > 0 } file) cs = ConnectionStringFile(file);
                 if (cs == "")
                     throw new ConfigurationException("actorbackup.persistence=postgres names no database: give actorbackup.postgres.connection-string-file " +
-                                                     "(a file only root can read holding Host=...;Database=...;Username=...;Password=...) or actorbackup.postgres.connection-string");
+                                                     "(a file of mode 600 holding Host=...;Database=...;Username=...;Password=...) or actorbackup.postgres.connection-string");
                 CheckPostgres(cs);
                 return cs;
             default:
