@@ -220,7 +220,7 @@ public static class CommandTable
         var pruneDryRun = new Option<bool>("--dry-run") { Description = "say what would be removed and freed, change nothing" };
         var dropUnknown = new Option<bool>("--drop-unknown")
         {
-            Description = "also remove the reference lists of snapshots the catalog does not know when they outnumber the kept ones (refused otherwise: a manager on the wrong journal would sweep everything)",
+            Description = "also remove the reference lists of snapshots the catalog does not know when they outnumber the kept ones (otherwise they are kept and the prune's report says why: a manager on the wrong journal would sweep everything); needs LIBRARY",
         };
         root.Subcommands.Add(Verb("prune", "give back the disk space of deleted snapshots: remove the chunks no kept snapshot references, compact the volumes they leave mostly empty",
             async (pr, o, c) =>
@@ -339,7 +339,8 @@ public static class CommandTable
                 var rebuilt = await session.Call<CatalogRebuilt>(new RebuildCatalog { Library = pr.GetValue(library)! }, c);
                 if (o.Json) o.Write(rebuilt);
                 else o.Line($"library {rebuilt.Library}: {rebuilt.Found} snapshots stored; {rebuilt.Added} were missing from the catalog and are back" +
-                            (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : ""));
+                            (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : "") +
+                            (rebuilt.CopiesRecorded > 0 ? $"; {rebuilt.CopiesRecorded} recorded as copies held there" : ""));
                 return 0;
             }, library)));
 

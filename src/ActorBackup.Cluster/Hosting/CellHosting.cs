@@ -124,13 +124,14 @@ public static class CellHosting
 
     /// <summary>
     /// The journal's connection string: as the HOCON gives it, else the node's SQLite file in its data folder
-    /// (WAL mode), else PostgreSQL's from actorbackup.postgres.connection-string, checked before the node starts.
+    /// (WAL mode), else PostgreSQL's from actorbackup.postgres.connection-string or the file connection-string-file
+    /// names, checked before the node starts.
     /// </summary>
     internal static string ConnectionString(Config config, NodeSettings settings)
     {
         if (config.GetString("akka.persistence.journal.sql.connection-string", "") is { Length: > 0 } own)
         {
-            if (settings.Persistence == "postgres") CheckPostgres(own);
+            if (settings.Persistence == "postgres") CheckPostgres(own, "akka.persistence.journal.sql.connection-string");
             return own;
         }
         switch (settings.Persistence)
@@ -141,11 +142,13 @@ public static class CellHosting
                 return new SqliteConnectionStringBuilder { DataSource = db, DefaultTimeout = 30 }.ToString();
             case "postgres":
                 var cs = config.GetString("actorbackup.postgres.connection-string", "");
-                if (cs == "" && config.GetString("actorbackup.postgres.connection-string-file", "") is { Length: > 0 } file) cs = ConnectionStringFile(file);
+                var source = "actorbackup.postgres.connection-string";
+                if (cs == "" && config.GetString("actorbackup.postgres.connection-string-file", "") is { Length: > 0 } file)
+                    (cs, source) = (ConnectionStringFile(file), $"the connection string in {file}");
                 if (cs == "")
                     throw new ConfigurationException("actorbackup.persistence=postgres names no database: give actorbackup.postgres.connection-string-file " +
                                                      "(a file of mode 600 holding Host=...;Database=...;Username=...;Password=...) or actorbackup.postgres.connection-string");
-                CheckPostgres(cs);
+                CheckPostgres(cs, source);
                 return cs;
             default:
                 throw new ConfigurationException($"unknown actorbackup.persistence '{settings.Persistence}': use sqlite or postgres");
@@ -182,7 +185,8 @@ public static class CellHosting
     /// Fails the node's start with what to do when the shared PostgreSQL database cannot be reached, instead
     /// of a manager and media agents that fail their recovery over and over.
     /// </summary>
-    private static void CheckPostgres(string connectionString)
+    /// <param name="source">where the connection string came from, as the operator fixes it</param>
+    private static void CheckPostgres(string connectionString, string source)
     {
         Npgsql.NpgsqlConnectionStringBuilder b;
         try
@@ -191,7 +195,7 @@ public static class CellHosting
         }
         catch (ArgumentException e)
         {
-            throw new ConfigurationException($"actorbackup.postgres.connection-string is not a valid connection string: {e.Message}");
+            throw new ConfigurationException($"{source} is not a valid connection string: {e.Message}");
         }
         try
         {
@@ -201,7 +205,7 @@ public static class CellHosting
         catch (Exception e) when (e is Npgsql.NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
         {
             throw new IOException($"cannot reach PostgreSQL database '{b.Database}' at {b.Host}:{b.Port} as '{b.Username}': {e.Message}. " +
-                                  "Start the server, create the role and database, or fix actorbackup.postgres.connection-string.");
+                                  $"Start the server, create the role and database, or fix {source}.");
         }
     }
 

@@ -619,7 +619,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 Applied(e);
                 if (--left > 0) return;
-                _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}", answer.Added, m.Library, string.Join(", ", answer.AddedIds));
+                _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}; {3} recorded as copies held there", answer.Added, m.Library,
+                    string.Join(", ", answer.AddedIds), answer.CopiesRecorded);
                 sender.Tell(answer);
             });
         });

@@ -560,7 +560,9 @@ public sealed partial record ManagerState
         }
         var events = found.OrderBy(m => m.FinishedUnixMs).Select(m => (Google.Protobuf.IMessage)new SnapshotRecorded { Manifest = m.ToByteString() }).ToList();
         answer.Added = events.Count;
-        events.AddRange(copies.DistinctBy(c => ((SnapshotCopied)c).Snapshot)); // after the snapshots they name are recorded
+        var copied = copies.DistinctBy(c => ((SnapshotCopied)c).Snapshot).ToList();
+        answer.CopiesRecorded = copied.Count;
+        events.AddRange(copied); // after the snapshots they name are recorded
         answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
         return (answer, events);
     }

@@ -111,10 +111,10 @@ public sealed partial class DiskLibrary
         return References.Referencing(References.Snapshots(), wanted).Order(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
     /// <summary>The snapshots whose reference list this library holds (a whole copy of a snapshot has one).</summary>
     public IEnumerable<string> SnapshotsReferenced() => References.Snapshots();
 
+    /// <summary>Whether snapshot <paramref name="snapshot"/>'s reference list is here.</summary>
     public bool HasReferences(string snapshot) => ReferenceList.IsValidSnapshotId(snapshot) && File.Exists(References.PathOf(snapshot));
 
     /// <summary>

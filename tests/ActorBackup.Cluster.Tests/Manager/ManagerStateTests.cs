@@ -38,6 +38,8 @@ public class ManagerStateTests
         // Rebuilt first from lib2, which holds a whole copy (its list too): recorded, with lib2 as a copy of it.
         var (answer, events) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } });
         Assert.Equal(1, answer.Added);
+        Assert.Equal(1, answer.CopiesRecorded);
+        Assert.Equal(0, partial.CopiesRecorded);
         s = Apply(s, events);
         Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib2"));
         Assert.Contains("a1b2c3d4e5f60718", s.KeptOn("lib1"));
