@@ -26,6 +26,12 @@ public sealed record NodeSettings(
     /// <summary>Settings under actorbackup.* that no shipped default names but the node reads.</summary>
     private static readonly string[] KnownWithoutDefault = ["key-dir", "persistence"];
 
+    /// <summary>Settings earlier builds read and this one does not: said and ignored, so that an upgraded node still starts.</summary>
+    private static readonly Dictionary<string, string> Retired = new(StringComparer.Ordinal)
+    {
+        ["ops.token-file"] = "abk reaches the operator endpoint with a certificate of the cell's CA (DATA/certs/operator.crt), not a token",
+    };
+
     /// <summary>
     /// Refuses a key under actorbackup.* that the node does not know, with the nearest one it does: a misspelled key
     /// was ignored, and its default taken silently (a misspelled libraries gave the node lib1, a misspelled connection
@@ -43,6 +49,11 @@ public sealed record NodeSettings(
         foreach (var key in Leaves(actorbackup.Root, ""))
         {
             if (known.Contains(key)) continue;
+            if (Retired.TryGetValue(key, out var why))
+            {
+                Console.Error.WriteLine($"actorbackup: actorbackup.{key} is no longer read ({why}): remove it");
+                continue;
+            }
             var nearest = known.MinBy(k => Distance(k, key));
             throw new ConfigurationException($"unknown setting actorbackup.{key}" + (nearest is not null && Distance(nearest, key) <= 3 ? $": did you mean actorbackup.{nearest}?" : "") +
                                              " (README.md and hocon/base.conf list the settings)");
