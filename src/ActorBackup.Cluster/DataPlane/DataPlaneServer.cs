@@ -49,8 +49,7 @@ public sealed class DataPlaneServer : IDisposable
         _commitTimeout = commitTimeout;
         _sessions = sessions;
         _tls = trust.ServerOptions(id => id.Role == Protocol.Trust.CellRole.Node);
-        // An address, or a host name (the node's akka.remote hostname may be either): resolved to its first address.
-        _listener = new TcpListener(IPAddress.TryParse(host, out var address) ? address : Dns.GetHostAddresses(host).OrderBy(a => a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork).First(), port);
+        _listener = new TcpListener(Hosting.HostAddress.Of(host), port);
         _listener.Start();
         new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
     }

@@ -54,8 +54,8 @@ public sealed record NodeSettings(
                 Console.Error.WriteLine($"actorbackup: actorbackup.{key} is no longer read ({why}): remove it");
                 continue;
             }
-            var nearest = known.MinBy(k => Distance(k, key));
-            throw new ConfigurationException($"unknown setting actorbackup.{key}" + (nearest is not null && Distance(nearest, key) <= 3 ? $": did you mean actorbackup.{nearest}?" : "") +
+            var (nearest, distance) = known.Select(k => (k, Distance(k, key))).MinBy(n => n.Item2);
+            throw new ConfigurationException($"unknown setting actorbackup.{key}" + (distance <= 3 ? $": did you mean actorbackup.{nearest}?" : "") +
                                              " (README.md and hocon/base.conf list the settings)");
         }
     }

@@ -49,7 +49,7 @@ public sealed class OpsEndpoint : IDisposable
         // says so in words (a node certificate in a shell, say) instead of a bare handshake failure.
         _tls = trust.ServerOptions(_ => true);
         _log = log;
-        var address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host).OrderBy(a => a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork).First();
+        var address = Hosting.HostAddress.Of(host);
         _listener = new TcpListener(address, port);
         _listener.Start();
     }

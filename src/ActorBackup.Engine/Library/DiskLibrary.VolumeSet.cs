@@ -71,11 +71,7 @@ public sealed partial class DiskLibrary
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            lock (_lock)
-            {
-                if (_broken is not null) throw new IOException(_broken, e);
-                throw Break(e as IOException ?? new IOException(e.Message, e));
-            }
+            lock (_lock) throw BrokenBy(e);
         }
     }
 
@@ -198,10 +194,16 @@ public sealed partial class DiskLibrary
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (_broken is not null) throw new IOException(_broken, e);
-            throw Break(e as IOException ?? new IOException(e.Message, e));
+            throw BrokenBy(e);
         }
     }
+
+    /// <summary>
+    /// Under the lock: the failed write <paramref name="e"/> breaks the library (<see cref="Break"/>), or, when it is
+    /// broken already, is told with that first failure's reason.
+    /// </summary>
+    private IOException BrokenBy(Exception e) =>
+        _broken is not null ? new IOException(_broken, e) : Break(e as IOException ?? new IOException(e.Message, e));
 
     /// <summary>The lengths of the volumes being written (what a tape medium still has room for on them).</summary>
     private List<long> WritingLengths => [.. _writers.Values.Select(w => w.Length)];
