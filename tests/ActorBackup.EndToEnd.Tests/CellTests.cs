@@ -609,4 +609,29 @@ public class MetricsTests
         Assert.Matches(@"actorbackup_dataplane_bytes_total\{direction=""in""\} [1-9]", text);
         Assert.Matches(@"actorbackup_backup_bytes_read_total\{client=""[^""]+""\} 1677721[0-9]", text); // 2 files of 8 MiB
     }
+
+    [Fact]
+    public async Task A_file_changed_within_the_nodes_reread_time_before_the_parent_began_is_read_again()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 2);
+        var port = Ports.Free();
+        // An hour: the files, made seconds before each backup began, changed within it (BackupOptions.RereadChangedWithin).
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", $"actorbackup.metrics.port={port}",
+            "--set", "actorbackup.reread-changed-within=1h").Start();
+        // Older than the default (2 s) when the first backup begins: only the node's setting has them read again.
+        // (Written once, their ctime is their mtime.)
+        var changed = Directory.GetFiles(src).Max(File.GetLastWriteTimeUtc);
+        await Eventually.Until(() => Task.FromResult(DateTime.UtcNow), now => now > changed.AddSeconds(3), "the files' last change 3 s ago");
+        using var http = new HttpClient();
+        Task<string> BytesRead(string expected) => Eventually.Until(() => http.GetStringAsync($"http://127.0.0.1:{port}/metrics"),
+            t => System.Text.RegularExpressions.Regex.IsMatch(t, $@"actorbackup_backup_bytes_read_total\{{client=""[^""]+""\}} {expected}"), $"{expected} bytes read in all");
+        Assert.Equal(0, cell.Abk("backup", src).ExitCode);
+        await BytesRead("16777216"); // 2 files of 8 MiB
+        Assert.Equal(0, cell.Abk("backup", "--level", "incremental", src).ExitCode); // unchanged, but too recent to take the full's record of them
+        await BytesRead("33554432");
+        Assert.Equal(0, cell.Abk("restore", "latest", "--to", Path.Combine(dir.Path, "r")).ExitCode);
+        TreeCompare.AssertSame(TreeCompare.Describe(src), Path.Combine(dir.Path, "r") + src);
+    }
 }

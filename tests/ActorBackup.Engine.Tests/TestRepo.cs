@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using ActorBackup.Engine.Crypto;
 using ActorBackup.Engine.Repository;
+using ActorBackup.Engine.Trees;
+using Google.Protobuf;
 
 namespace ActorBackup.Engine.Tests;
 
@@ -9,10 +11,45 @@ public static class TestRepo
     /// <summary>Cheap Argon2 so tests stay quick; the production default is t=3, 64 MiB.</summary>
     public static readonly KeyStore.Argon2Parameters FastArgon = new(1, 8 * 1024 * 1024);
 
+    // Tests make files and back them up at once; nothing changes them within a clock tick after: the parent's record of
+    // a file changed right before it began is trusted (BackupOptions.RereadChangedWithin 0), unless a test says otherwise.
     public static Repository.Repository Create(string root, RepositoryConfig? config = null) =>
-        Repository.Repository.Init(root, new KeySource.Passphrase("correct horse"), config, FastArgon);
+        Init(Repository.Repository.Init(root, new KeySource.Passphrase("correct horse"), config, FastArgon));
 
-    public static Repository.Repository Open(string root) => Repository.Repository.Open(root, new KeySource.Passphrase("correct horse"));
+    public static Repository.Repository Open(string root) => Init(Repository.Repository.Open(root, new KeySource.Passphrase("correct horse")));
+
+    private static Repository.Repository Init(Repository.Repository repo)
+    {
+        repo.RereadChangedWithin = TimeSpan.Zero;
+        return repo;
+    }
+
+    /// <summary>
+    /// The parent's tree of <paramref name="folder"/> changed by <paramref name="change"/> and stored again, with every tree
+    /// above it: the parent as a damaged or hostile tree would make it, its manifest pointing at the new root.
+    /// </summary>
+    public static SnapshotManifest WithTreeOf(Repository.Repository repo, SnapshotManifest parent, string folder, Action<Tree> change)
+    {
+        using var reader = new TreeReader(repo.Keys, repo.Library);
+        using var session = repo.Keys.Trees.Cipher.BeginUpload();
+        using var encoder = new Codec.ChunkEncoder(repo.Keys.Trees, session, 3);
+        Hashing.ChunkId Rewrite(Hashing.ChunkId id, string[] rest)
+        {
+            var tree = reader.Load(id);
+            if (rest.Length == 0) change(tree);
+            else
+            {
+                var node = tree.Nodes.Single(n => n.FileName() == rest[0]);
+                node.Subtree = ByteString.CopyFrom(Rewrite(new Hashing.ChunkId(node.Subtree.Span), rest[1..]).ToArray());
+            }
+            return encoder.Store(tree.ToByteArray(), Volumes.RecordFlags.Tree, repo.Library).Id;
+        }
+        var root = Rewrite(new Hashing.ChunkId(parent.RootTree.Span), folder.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        repo.Library.Commit();
+        var crafted = parent.Clone();
+        crafted.RootTree = ByteString.CopyFrom(root.ToArray());
+        return crafted;
+    }
 
     public static byte[] RandomBytes(int length, int seed)
     {

@@ -527,6 +527,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 CompressionLevel = job.Compression > 0 ? job.Compression : _settings.CompressionLevel,
                 Client = _settings.ClientId, Library = job.Library, Job = job.Id, MaxBytesPerSecond = _settings.BackupRateLimit,
                 Commit = false, // committed with the manifest (StoreManifest)
+                RereadChangedWithin = _settings.RereadChangedWithin,
             };
             var started = DateTime.UtcNow;
             var progress = new ActionProgress<BackupProgress>(p => Progress(new JobProgress

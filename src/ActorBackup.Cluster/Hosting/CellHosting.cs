@@ -99,7 +99,7 @@ public static class CellHosting
                 var ring = keys ?? throw new InvalidOperationException("a node with the client role starts with its keys (CellKeyring.Load)");
                 readsEveryClient = ring.HoldsCellKey;
                 var clientSettings = new ClientSettings(settings.ClientId, ChunkerOptions.ForAverage(settings.ChunkAverage), settings.CompressionLevel, settings.BackupRateLimit,
-                    Path.Combine(settings.DataDir, "file-index"), Path.Combine(settings.DataDir, "restores"));
+                    Path.Combine(settings.DataDir, "file-index"), Path.Combine(settings.DataDir, "restores")) { RereadChangedWithin = settings.RereadChangedWithin };
                 client = system.ActorOf(ClientActor.Props(clientSettings, ring, manager, media), "client");
                 registry.Register<ClientActor>(client);
             }

@@ -10,6 +10,9 @@ public sealed record NodeSettings(
     int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string CertsDir = "", QueueLimits? Queue = null,
     string MetricsHost = "127.0.0.1", int MetricsPort = 0)
 {
+    /// <summary>actorbackup.reread-changed-within (BackupOptions.RereadChangedWithin); 0 or more.</summary>
+    public TimeSpan RereadChangedWithin { get; init; } = Engine.Archive.BackupOptions.DefaultRereadChangedWithin;
+
     /// <summary>The node's settings; a value of the wrong kind (max-jobs = four) is a ConfigurationException saying so.</summary>
     public static NodeSettings From(Config config)
     {
@@ -143,7 +146,12 @@ public sealed record NodeSettings(
                 c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", TimeSpan.FromDays(1)),
                 ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", ""))),
-            c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0));
+            c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0))
+        {
+            RereadChangedWithin = c.GetString("reread-changed-within", "").TrimStart().StartsWith('-')
+                ? throw new ConfigurationException($"actorbackup.reread-changed-within must be 0s or more, got {c.GetString("reread-changed-within")}")
+                : c.GetTimeSpan("reread-changed-within", Engine.Archive.BackupOptions.DefaultRereadChangedWithin),
+        };
     }
 
     /// <summary>A tape library's settings (kind = tape); its drives are the library's drives, one key for both.</summary>

@@ -1171,7 +1171,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Metrics.CellMetrics.JobsEnded.WithLabels(job.Kind.ToString().ToLowerInvariant(), job.State.ToString().ToLowerInvariant()).Inc();
         if (job.Kind != JobKind.Backup || job.Snapshot == "" || _state.Snapshots.Count == 0 || _state.Snapshots[^1].Id != job.Snapshot) return;
         var stats = _state.Snapshots[^1].Stats;
-        Metrics.CellMetrics.BytesRead.WithLabels(job.Client).Inc(stats?.Bytes ?? 0);
+        Metrics.CellMetrics.BytesRead.WithLabels(job.Client).Inc(stats?.BytesRead ?? 0);
         Metrics.CellMetrics.BytesStored.WithLabels(job.Client, job.Library).Inc(stats?.BytesStored ?? 0);
     }
 

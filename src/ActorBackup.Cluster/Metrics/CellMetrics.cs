@@ -18,7 +18,7 @@ public static class CellMetrics
         "From a job's queueing to its start", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.1, 4, 10) });
     public static readonly Counter JobsEnded = Prometheus.Metrics.CreateCounter("actorbackup_jobs_ended_total", "Jobs that ended, by kind and final state", "kind", "state");
     public static readonly Counter BytesRead = Prometheus.Metrics.CreateCounter("actorbackup_backup_bytes_read_total",
-        "Bytes of the files in the snapshots backups made, by client", "client");
+        "Bytes backups read from files, by client (a file taken unchanged from the parent snapshot is not read)", "client");
     public static readonly Counter BytesStored = Prometheus.Metrics.CreateCounter("actorbackup_backup_bytes_stored_total",
         "Bytes backups added to libraries (new chunks, after dedup and compression), by client and library", "client", "library");
     public static readonly Gauge LibraryFree = Prometheus.Metrics.CreateGauge("actorbackup_library_free_bytes",

@@ -198,11 +198,6 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     internal Action<string>? BeforeListing { get; init; }
     /// <summary>Called with a folder's path when its names are taken from the parent's tree, not listed (tests).</summary>
     internal Action<string>? ListedAsParent { get; init; }
-    /// <summary>
-    /// How long before the parent snapshot began a folder's times must lie for its names to be taken from the parent's
-    /// tree (<see cref="ListsAsParent"/>); tests make it less (their folders are made right before).
-    /// </summary>
-    internal TimeSpan ParentListingMargin { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Called with an entry's path right before its extended attributes are read (tests: a read that fails).</summary>
     internal Action<string>? BeforeXattrs { get; init; }
     /// <summary>Called with a file's path right before a reader opens it (tests: a file gone meanwhile).</summary>
@@ -233,11 +228,16 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>
     /// A folder's names may be its parent's tree's (<see cref="ListsAsParent"/>): the parent walked the same paths with the
     /// same excludes, its nodes record all, its trees are whole listings, and it ran in this boot and ended before now by
-    /// the clock (<see cref="NamesFromParent"/>). Then a folder's recorded times must lie before <see cref="_listedBefore"/>,
+    /// the clock (<see cref="NamesFromParent"/>). Then a folder's recorded times must lie before <see cref="_settledBefore"/>,
     /// and no error of the parent may name the folder or an entry in it (<see cref="_parentErrorFolders"/>).
     /// </summary>
     private bool _namesFromParent;
-    private (long Sec, uint Nsec) _listedBefore;
+    /// <summary>
+    /// The parent's start (its milliseconds rounded up) less the options' <see cref="BackupOptions.RereadChangedWithin"/>:
+    /// an entry whose recorded ctime is this or later is read again (<see cref="Settled"/>), a folder whose times are is
+    /// listed again (<see cref="ListsAsParent"/>).
+    /// </summary>
+    private (long Sec, uint Nsec) _settledBefore;
     private HashSet<string>? _parentErrorFolders;
 
     public SnapshotManifest Run(BackupSet set, BackupOptions options, SnapshotManifest? parent,
@@ -265,6 +265,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _parentTreesSameKeys = parentUnder.Trees == keys.Trees;
         // The set's paths, as the walk takes them (written as ls shows them: a name that is not UTF-8 with \xHH escapes).
         var paths = set.Paths.Select(NormalizePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (options.RereadChangedWithin < TimeSpan.Zero) throw new ArgumentException("RereadChangedWithin must not be negative", nameof(options));
+        _settledBefore = parent is null ? default : Stamp(parent.StartedUnixMs + 1 - (long)options.RereadChangedWithin.TotalMilliseconds);
         NamesFromParent(set, paths, parent);
         _snapshotId = snapshotId;
         using var session = keys.Cipher.BeginUpload();
@@ -496,7 +498,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private bool KeepsParentXattrs(NodeType parentType, ulong inode, long ctimeSec, uint ctimeNsec, FileStat st)
     {
         var type = TypeOf(st.Kind);
-        return _parentRecordsAll && inode == st.Inode && ctimeSec == st.CtimeSec && ctimeNsec == st.CtimeNsec
+        return _parentRecordsAll && inode == st.Inode && ctimeSec == st.CtimeSec && ctimeNsec == st.CtimeNsec && Settled(ctimeSec, ctimeNsec)
                && (parentType == type || parentType == NodeType.Hardlink && type == NodeType.File);
     }
 
@@ -517,11 +519,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
             && parent.Paths.Select(PosixNames.Parse).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);
         if (!_namesFromParent) return;
-        var before = parent!.StartedUnixMs - (long)ParentListingMargin.TotalMilliseconds;
-        var seconds = before >= 0 ? before / 1000 : (before - 999) / 1000;
-        _listedBefore = (seconds, (uint)((before - seconds * 1000) * 1_000_000));
         // An error names an entry (left out of its folder's tree) or a folder (not listed, or listed in part).
-        _parentErrorFolders = parent.Errors.Count == 0 ? null
+        _parentErrorFolders = parent!.Errors.Count == 0 ? null
             : parent.Errors.SelectMany(e => new[] { e.Path, e.Path.LastIndexOf('/') is > 0 and var slash ? e.Path[..slash] : "/" }).ToHashSet(StringComparer.Ordinal);
     }
 
@@ -548,7 +547,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// (<see cref="_namesFromParent"/>), so its tree of the folder is the folder's listing; no error of the parent names
     /// the folder or an entry in it (left out of that tree); the folder is on the file system of its path of the set (a
     /// mount point left out with --one-file-system has an empty tree); its times lie at least
-    /// <see cref="ParentListingMargin"/> before the parent began (a change made after the parent listed it, in the same
+    /// <see cref="BackupOptions.RereadChangedWithin"/> before the parent began (a change made after the parent listed it, in the same
     /// tick of a coarse clock, would leave them as recorded) and are not whole seconds. When it is opened (<see cref="List"/>)
     /// its handle's stat must still be the record, the tree hold names, in order, and its file system keep folder times
     /// so (Posix.FolderTimesFollowNames: a local one, not encrypted, not a file system's top).
@@ -564,7 +563,22 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return r;
     }
 
-    private bool Before(long sec, uint nsec) => sec < _listedBefore.Sec || (sec == _listedBefore.Sec && nsec < _listedBefore.Nsec);
+    private bool Before(long sec, uint nsec) => sec < _settledBefore.Sec || (sec == _settledBefore.Sec && nsec < _settledBefore.Nsec);
+
+    /// <summary>
+    /// Whether the parent's record of an entry whose recorded ctime is this may be trusted when its times still match:
+    /// the ctime lies <see cref="BackupOptions.RereadChangedWithin"/> or more before the parent began. Else (git's "racy clean") a
+    /// change made after the parent read the entry, within the same tick of the file system's clock, would match the
+    /// record and be missed for good; such an entry is read again (its content and xattrs), once.
+    /// </summary>
+    private bool Settled(long ctimeSec, uint ctimeNsec) => Before(ctimeSec, ctimeNsec);
+
+    /// <summary>A time in Unix milliseconds as seconds and nanoseconds (seconds rounded down, also before 1970).</summary>
+    private static (long Sec, uint Nsec) Stamp(long unixMs)
+    {
+        var seconds = unixMs >= 0 ? unixMs / 1000 : (unixMs - 999) / 1000;
+        return (seconds, (uint)((unixMs - seconds * 1000) * 1_000_000));
+    }
 
     /// <summary>A path of the set as the walk takes it: its escapes read (<see cref="PosixNames.Parse"/>), absolute, no trailing slash.</summary>
     private static string NormalizePath(string path)
@@ -1401,7 +1415,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             && st is { Kind: FileKind.Regular, Nlink: 1 } && tree.NameIs(at, name)
             && parent.Mode == st.Mode && parent.Uid == st.Uid && parent.Gid == st.Gid && parent.Device == st.Device
             && parent.Size == st.Size && parent.MtimeSec == st.MtimeSec && parent.MtimeNsec == st.MtimeNsec
-            && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode
+            && parent.CtimeSec == st.CtimeSec && parent.CtimeNsec == st.CtimeNsec && parent.Inode == st.Inode && Settled(parent.CtimeSec, parent.CtimeNsec)
             && parent.ChunksLength % ChunkId.Size == 0 && parent.ChunkSizes == parent.ChunkCount && (parent.ChunksLength > 0 || st.Size == 0) // its entries whole
             && (_set.Atime ? parent.AtimeSec == st.AtimeSec && parent.AtimeNsec == st.AtimeNsec : parent is { AtimeSec: 0, AtimeNsec: 0 })
             && tree.User(at) == _owners.User(st.Uid) && tree.Group(at) == _owners.Group(st.Gid);
@@ -1795,7 +1809,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     {
         if (parent is null || parent.Type is not (NodeType.File or NodeType.Hardlink)) return false;
         if (parent.Size != st.Size || parent.MtimeSec != st.MtimeSec || parent.MtimeNsec != st.MtimeNsec
-            || parent.CtimeSec != st.CtimeSec || parent.CtimeNsec != st.CtimeNsec || parent.Inode != st.Inode) return false;
+            || parent.CtimeSec != st.CtimeSec || parent.CtimeNsec != st.CtimeNsec || parent.Inode != st.Inode
+            || !Settled(parent.CtimeSec, parent.CtimeNsec)) return false;
         if (!parent.ChunkLists.IsEmpty && parent.Chunks.IsEmpty)
             try
             {

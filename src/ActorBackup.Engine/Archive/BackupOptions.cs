@@ -20,4 +20,13 @@ public sealed record BackupOptions
     /// snapshot's reference list, a million ids for a million files, is written once, not again for the manifest's).
     /// </summary>
     public bool Commit { get; init; } = true;
+    /// <summary>
+    /// How long before the parent snapshot began an entry must have last changed (its ctime) for this backup to trust
+    /// the parent's record of it when its size, times and inode match. A change made right after the parent read an
+    /// entry, within the same tick of the file system's clock (or of a file server's clock running behind this
+    /// host's), leaves its times as recorded: without the margin it would be missed until the file changed again (git's
+    /// "racy clean"). Entries changed that late are read again, once. 0: changed before the parent began.
+    /// </summary>
+    public TimeSpan RereadChangedWithin { get; init; } = DefaultRereadChangedWithin;
+    public static readonly TimeSpan DefaultRereadChangedWithin = TimeSpan.FromSeconds(2);
 }

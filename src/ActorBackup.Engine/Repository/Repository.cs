@@ -31,6 +31,8 @@ public sealed class Repository : IDisposable
     public CellKeys Keys => Ring.For(Environment.MachineName);
     public DiskLibrary Library { get; }
     public SnapshotCatalog Catalog { get; }
+    /// <summary>The backups' <see cref="BackupOptions.RereadChangedWithin"/> (tests: 0, their files are made right before).</summary>
+    public TimeSpan RereadChangedWithin { get; set; } = BackupOptions.DefaultRereadChangedWithin;
 
     private Repository(string root, RepositoryConfig config, MasterKey key, DiskLibrary library)
     {
@@ -100,6 +102,7 @@ public sealed class Repository : IDisposable
         {
             Level = level, Chunker = Config.Chunker, CompressionLevel = Config.CompressionLevel, Library = Library.Id, Client = client,
             Commit = false, // committed with the manifest (StoredManifests.Store)
+            RereadChangedWithin = RereadChangedWithin,
         };
         var manifest = new Archiver(keys, Library, Library, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
         StoredManifests.Store(Ring, keys, Library, manifest, Config.CompressionLevel); // the catalog comes back from the library alone; the commit of both

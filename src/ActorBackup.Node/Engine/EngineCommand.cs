@@ -58,9 +58,18 @@ public static class EngineCommand
         var oneFs = SharedOptions.OneFileSystem();
         var atime = SharedOptions.Atime();
         var paths = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths to back up", Arity = ArgumentArity.OneOrMore };
+        var within = new Option<double>("--reread-changed-within")
+        {
+            Description = "a file changed within this many seconds before the parent snapshot began is read again, even when its size and times are as recorded (a change in the same clock tick right after the parent read it would leave them so)",
+            HelpName = "SECONDS", DefaultValueFactory = _ => BackupOptions.DefaultRereadChangedWithin.TotalSeconds,
+        };
+        within.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() is var v && (v < 0 || !double.IsFinite(v))) r.AddError($"--reread-changed-within must be 0 or more seconds, got {v}");
+        });
         Verb("backup", "back PATHs up", pr => Backup(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)),
             new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs), pr.GetValue(atime)),
-            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json)), repo, keyFile, level, set, exclude, oneFs, atime, paths);
+            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json), TimeSpan.FromSeconds(pr.GetValue(within))), repo, keyFile, level, set, exclude, oneFs, atime, within, paths);
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };
@@ -96,9 +105,10 @@ public static class EngineCommand
         return engine;
     }
 
-    private static int Backup(string repoPath, KeySource key, BackupSet set, Level level, bool json)
+    private static int Backup(string repoPath, KeySource key, BackupSet set, Level level, bool json, TimeSpan rereadChangedWithin)
     {
         using var repo = Repository.Open(repoPath, key);
+        repo.RereadChangedWithin = rereadChangedWithin;
         var clock = Stopwatch.StartNew();
         SnapshotManifest m;
         using (var progress = new ProgressLine()) m = repo.Backup(set, level, progress);

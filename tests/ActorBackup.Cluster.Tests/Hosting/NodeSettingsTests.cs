@@ -16,6 +16,16 @@ public class NodeSettingsTests
         Assert.Equal("lib1", Assert.Single(s.Libraries).Id);
         Assert.Equal("sqlite", s.Persistence);
         Assert.Equal(0, s.BackupRateLimit);
+        Assert.Equal(TimeSpan.FromSeconds(2), s.RereadChangedWithin);
+    }
+
+    [Fact]
+    public void The_time_within_which_a_change_is_read_again_is_0_or_more() // BackupOptions.RereadChangedWithin
+    {
+        Assert.Equal(TimeSpan.FromSeconds(30), Read("actorbackup.reread-changed-within = 30s").RereadChangedWithin);
+        Assert.Equal(TimeSpan.Zero, Read("actorbackup.reread-changed-within = 0s").RereadChangedWithin);
+        Assert.Contains("actorbackup.reread-changed-within must be 0s or more",
+            Assert.Throws<ConfigurationException>(() => Read("actorbackup.reread-changed-within = -1s")).Message);
     }
 
     [Theory]

@@ -20,7 +20,7 @@ public class ListAheadTests
                 AheadFolders = ahead, AheadFolderBytes = aheadBytes, AheadMaxAge = maxAge ?? TimeSpan.FromSeconds(2),
                 BeforeListing = beforeListing, BeforeXattrs = beforeXattrs,
             }
-            .Run(set, new BackupOptions { Level = level, Library = repo.Library.Id }, parent);
+            .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = level, Library = repo.Library.Id }, parent);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
         return snap;

@@ -22,11 +22,10 @@ public class ListedAsParentTests
         var snap = new Archiver(repo.Keys, repo.Library, repo.Library)
             {
                 AheadFolders = ahead, AheadFolderBytes = aheadBytes, ListedAsParent = asParent.Add,
-                // Tests make folders and back them up at once: their times need not lie before the parent began (nothing
-                // changes them meanwhile).
-                ParentListingMargin = margin ?? TimeSpan.FromSeconds(-1),
             }
-            .Run(set, new BackupOptions { Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id }, parent);
+            // Tests make folders and back them up at once: their times need only lie before the parent began (nothing
+            // changes them meanwhile).
+            .Run(set, new BackupOptions { Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id, RereadChangedWithin = margin ?? TimeSpan.Zero }, parent);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
         return snap;
@@ -148,7 +147,7 @@ public class ListedAsParentTests
     private static SnapshotManifest RunSmallTrees(Repository.Repository repo, BackupSet set, SnapshotManifest? parent, int maxTreeBytes)
     {
         var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MaxTreeBytes = maxTreeBytes }
-            .Run(set, new BackupOptions { Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id }, parent);
+            .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = parent is null ? Level.Full : Level.Incremental, Library = repo.Library.Id }, parent);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
         return snap;
@@ -247,33 +246,6 @@ public class ListedAsParentTests
         Assert.Equal("beside", File.ReadAllText(target + src + "/beside"));
     }
 
-    /// <summary>
-    /// The parent's tree of <paramref name="folder"/> changed by <paramref name="change"/> and stored again, with every tree
-    /// above it: the parent as a damaged or hostile tree would make it, its manifest pointing at the new root.
-    /// </summary>
-    private static SnapshotManifest WithTreeOf(Repository.Repository repo, SnapshotManifest parent, string folder, Action<Tree> change)
-    {
-        using var reader = new TreeReader(repo.Keys, repo.Library);
-        using var session = repo.Keys.Trees.Cipher.BeginUpload();
-        using var encoder = new Codec.ChunkEncoder(repo.Keys.Trees, session, 3);
-        Hashing.ChunkId Rewrite(Hashing.ChunkId id, string[] rest)
-        {
-            var tree = reader.Load(id);
-            if (rest.Length == 0) change(tree);
-            else
-            {
-                var node = tree.Nodes.Single(n => n.FileName() == rest[0]);
-                node.Subtree = ByteString.CopyFrom(Rewrite(new Hashing.ChunkId(node.Subtree.Span), rest[1..]).ToArray());
-            }
-            return encoder.Store(tree.ToByteArray(), Volumes.RecordFlags.Tree, repo.Library).Id;
-        }
-        var root = Rewrite(new Hashing.ChunkId(parent.RootTree.Span), folder.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        repo.Library.Commit();
-        var crafted = parent.Clone();
-        crafted.RootTree = ByteString.CopyFrom(root.ToArray());
-        return crafted;
-    }
-
     [Fact]
     public void A_parent_tree_with_a_name_that_is_not_a_plain_name_is_not_taken_for_a_folders_names()
     {
@@ -284,7 +256,7 @@ public class ListedAsParentTests
         // d1's first name made a path into d0 (still ascending: only the plain-name guard stands in the way). Taken as
         // d1's names, it would be stat-ed as d0/f0000 and stored in d1 under that name.
         var d1 = Path.Combine(src, "d1");
-        var crafted = WithTreeOf(repo, full, d1, tree => tree.Nodes.Single(n => n.Name == "f0000").Name = "../d0/f0000");
+        var crafted = TestRepo.WithTreeOf(repo, full, d1, tree => tree.Nodes.Single(n => n.Name == "f0000").Name = "../d0/f0000");
         var next = Run(repo, set, crafted, f.AsParent);
         Assert.Equal(folders.Where(p => p != d1), f.AsParent.Order(StringComparer.Ordinal));
         AssertRestored(repo, next, src, f.Target("r"));

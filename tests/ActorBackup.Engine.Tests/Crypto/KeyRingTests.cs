@@ -84,7 +84,7 @@ public class KeyRingTests
         var set = new BackupSet("s", [src]);
         repo.Backup(set, Level.Full, client: "db1");
         var keys = repo.Ring.For("web1", KeyScheme.ClientPrivate);
-        var options = new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Client = "web1" };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id, Client = "web1" };
         var manifest = new Archiver(keys, repo.Library, repo.Library).Run(set, options, null);
         StoredManifests.Store(repo.Ring, keys, repo.Library, manifest, 3);
         // No dedup with the other client: its chunks are named and sealed under web1's private keys.
@@ -165,7 +165,7 @@ public class KeyRingTests
         MakeSource(src);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var keys = repo.Ring.For("web1", KeyScheme.Cell);
-        var manifest = new Archiver(keys, repo.Library, repo.Library).Run(new BackupSet("s", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Client = "web1" }, null);
+        var manifest = new Archiver(keys, repo.Library, repo.Library).Run(new BackupSet("s", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id, Client = "web1" }, null);
         StoredManifests.Store(repo.Ring, keys, repo.Library, manifest, 3);
         var target = Path.Combine(dir.Path, "restored");
         var opened = repo.Ring.Open(manifest.ToByteString());

@@ -748,7 +748,7 @@ public class NameRoundTripTests
         SnapshotManifest Backup(SnapshotManifest? parent)
         {
             var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { EntriesPerList = 2 }
-                .Run(set, new BackupOptions { Library = repo.Library.Id, Level = parent is null ? Level.Full : Level.Incremental }, parent);
+                .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = parent is null ? Level.Full : Level.Incremental }, parent);
             Assert.Empty(snap.Errors);
             StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
             repo.Catalog.Save(snap);
@@ -827,7 +827,7 @@ public class NameRoundTripTests
         // A torn parent node (its lists beside entries of its own: no build writes one, damage or a bug could): found when
         // the parent's tree is loaded, the file read again as one whose lists are lost, the other files reused.
         var afterTorn = new Archiver(repo.Keys, repo.Library, repo.Library) { EntriesPerList = 2 }
-            .Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, Torn(again, "big.bin"));
+            .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = Level.Incremental }, Torn(again, "big.bin"));
         Assert.Empty(afterTorn.Errors);
         Assert.Equal(2ul, afterTorn.Stats.FilesUnchanged);
         Assert.True(afterTorn.Stats.BytesRead >= (ulong)big.Length, $"{afterTorn.Stats.BytesRead} bytes read");
@@ -846,7 +846,7 @@ public class NameRoundTripTests
         File.WriteAllBytes(Path.Combine(src, "big.bin"), big);
         var reads = new ReadsCounted(repo.Library);
         var rewritten = new Archiver(repo.Keys, repo.Library, reads) { EntriesPerList = 2 }
-            .Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, changed);
+            .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = Level.Incremental }, changed);
         Assert.Empty(rewritten.Errors);
         Assert.Equal(2ul, rewritten.Stats.FilesUnchanged);
         Assert.DoesNotContain(reads.Ids, lists.Contains);
@@ -881,7 +881,7 @@ public class NameRoundTripTests
         Assert.Equal(sparseLists, Stored(rewritten, "sparse.img").ChunkListIds().ToList()); // the parent's lists, reused
         Damage(sparseLists[0]);
         var afterDamage = new Archiver(repo.Keys, repo.Library, repo.Library) { EntriesPerList = 2 }
-            .Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, rewritten);
+            .Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = Level.Incremental }, rewritten);
         // sparse.img read again, and big.bin too if its new lists share the record damaged above; small.txt reused.
         var withDamagedLists = new[] { "big.bin", "sparse.img" }.Count(f => Stored(rewritten, f).ChunkListIds().Any(id => id == lists[1] || id == sparseLists[0]));
         Assert.Equal((ulong)(3 - withDamagedLists), afterDamage.Stats.FilesUnchanged);
@@ -894,7 +894,7 @@ public class NameRoundTripTests
         Assert.Contains("newer ActorBackup", refused.Message);
         Assert.Throws<IOException>(() => ActorBackup.Engine.Verify.SnapshotVerifier.Run(repo.Keys, repo.Library, newer));
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "r4")));
-        var fromNewer = new Archiver(repo.Keys, repo.Library, repo.Library).Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, newer);
+        var fromNewer = new Archiver(repo.Keys, repo.Library, repo.Library).Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = Level.Incremental }, newer);
         Assert.Equal(0ul, fromNewer.Stats.FilesUnchanged); // none of its nodes taken as they are: every file read
     }
 
@@ -922,7 +922,7 @@ public class NameRoundTripTests
         using var repo = TestRepo.Create(dir.Sub("repo"));
         // A budget that the three images pass together, not one by one (each well under EntriesPerList).
         var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { TreeEntryBudget = 8, SmallestListed = 2 }
-            .Run(new BackupSet("s", [src]), new BackupOptions { Library = repo.Library.Id }, null);
+            .Run(new BackupSet("s", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id }, null);
         Assert.Empty(snap.Errors);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
@@ -959,7 +959,7 @@ public class NameRoundTripTests
         TreeCompare.SetXattr(file, "user.note", "kept"u8);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var set = new BackupSet("x", [src]);
-        var options = new BackupOptions { Level = Level.Full, Library = repo.Library.Id };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id };
         SnapshotManifest Keep(SnapshotManifest snap)
         {
             StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
@@ -990,7 +990,7 @@ public class NameRoundTripTests
         TreeCompare.HardLink(src, "in/p"u8, "outside"u8);
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var archiver = new Archiver(repo.Keys, repo.Library, repo.Library);
-        var snap = archiver.Run(new BackupSet("x", [Path.Combine(src, "in")]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = archiver.Run(new BackupSet("x", [Path.Combine(src, "in")]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id }, null);
         Assert.Empty(snap.Errors);
         Assert.Equal(1, archiver.LinkGroupsHeld); // p's: its other name was never met
     }
@@ -1021,7 +1021,7 @@ public class NameRoundTripTests
             },
         };
         // One reader: a-mine is read before later, through the path's symlink, before the swap.
-        var snap = archiver.Run(new BackupSet("x", [Path.Combine(via, "x")]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Parallelism = 1 }, null);
+        var snap = archiver.Run(new BackupSet("x", [Path.Combine(via, "x")]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id, Parallelism = 1 }, null);
         var error = Assert.Single(snap.Errors);
         Assert.Equal(later, error.Path);
         Assert.Contains("replaced by another file", error.Reason);
@@ -1064,7 +1064,7 @@ public class NameRoundTripTests
         using var repo = TestRepo.Create(dir.Sub("repo"));
         // The first name goes after the walk saw it and before it is read: the others are still there.
         var archiver = new Archiver(repo.Keys, repo.Library, repo.Library) { BeforeRead = path => { if (path == first) File.Delete(first); } };
-        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id }, null);
         Assert.Contains(snap.Errors, e => e.Path == first);
         foreach (var other in new[] { "y", "z" })
             Assert.Contains(snap.Errors, e => e.Path == Path.Combine(src, "b", other) && e.Reason.Contains("a further name of " + first));
@@ -1092,7 +1092,7 @@ public class NameRoundTripTests
                 File.CreateSymbolicLink(Path.Combine(src, "x"), other);
             },
         };
-        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id }, null);
         Assert.Contains(snap.Errors, e => e.Reason.Contains("not the folder the walk saw"));
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
@@ -1122,7 +1122,7 @@ public class NameRoundTripTests
                 watch = new TreeCompare.OpenWatch(file);
             },
         };
-        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id }, null);
         using (watch)
         {
             var error = Assert.Single(snap.Errors);
@@ -1169,7 +1169,7 @@ public class NameRoundTripTests
                 File.CreateSymbolicLink(Path.Combine(src, "x"), other);
             },
         };
-        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { Level = Level.Full, Library = repo.Library.Id }, null);
+        var snap = archiver.Run(new BackupSet("x", [src]), new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id }, null);
         Assert.Contains(snap.Errors, e => e.Path == mine && e.Reason.Contains("not the folder the walk saw")); // nor listed through it
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
@@ -1624,7 +1624,7 @@ public class ReuseCheckTests
         var lost = repo.Keys.Hasher.Hash("lost"u8);
         var sink = new LosingSink(repo.Library, lost);
         var archiver = new Archiver(repo.Keys, sink, repo.Library) { BeforeRead = path => { if (vanishes && path.EndsWith("/lost")) File.Delete(path); } };
-        var incr = archiver.Run(set, new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id }, full);
+        var incr = archiver.Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Incremental, Library = repo.Library.Id }, full);
         Assert.Equal(1ul, incr.Stats.FilesUnchanged);
         Assert.Equal(vanishes ? 0ul : 4ul, incr.Stats.BytesRead);
         Assert.Equal(vanishes, incr.Errors.Any(e => e.Path.EndsWith("/lost")));
@@ -1719,7 +1719,7 @@ public class ReuseCheckTests
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var set = new BackupSet("s", [src]);
         var full = repo.Backup(set, Level.Full);
-        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Incremental, Library = repo.Library.Id };
         var ancestors = src.Split('/', StringSplitOptions.RemoveEmptyEntries).Length; // the folders above src, and the root, are always written
         var quiet = new CountingSink(repo.Library);
         var unchanged = new Archiver(repo.Keys, quiet, repo.Library).Run(set, options, full);
@@ -1755,7 +1755,7 @@ public class ReuseCheckTests
         Posix.Posix.Link(Path.Combine(src, "a0", "b00", "f0"), Path.Combine(src, "a9", "b19", "link")); // a name waits for its first
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var set = new BackupSet("s", [src]);
-        var options = new BackupOptions { Level = Level.Full, Library = repo.Library.Id, Parallelism = 2 };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Library = repo.Library.Id, Parallelism = 2 };
         // With room for 4 files in the readers' queue and 16 reused files a batch, at most a few folders are open at
         // once: 211 folders under src, the walk goes on only as folders are done.
         var full = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 4, ReusedPerBatch = 16 };
@@ -1794,7 +1794,7 @@ public class ReuseCheckTests
         var set = new BackupSet("s", [Path.Combine(srv, "data/sub"), Path.Combine(srv, "data-old"), Path.Combine(srv, "data"), Path.Combine(srv, "data/cache/keep")],
             Excludes: [Path.Combine(srv, "data/cache")]);
         var archiver = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 1, ReusedPerBatch = 1 };
-        var snap = archiver.Run(set, new BackupOptions { Library = repo.Library.Id }, null);
+        var snap = archiver.Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id }, null);
         Assert.Empty(snap.Errors);
         StoredManifests.Store(repo.Ring, repo.Keys, repo.Library, snap, 3);
         repo.Catalog.Save(snap);
@@ -1802,7 +1802,7 @@ public class ReuseCheckTests
         Assert.Empty(repo.Restore(snap.Id, target).Errors);
         var restored = Directory.GetFiles(target + srv, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(target + srv, f)).Order().ToList();
         Assert.Equal(["data-old/three", "data/cache/keep/four", "data/one", "data/sub/two"], restored);
-        var again = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 1, ReusedPerBatch = 1 }.Run(set, new BackupOptions { Library = repo.Library.Id, Level = Level.Incremental }, snap);
+        var again = new Archiver(repo.Keys, repo.Library, repo.Library) { QueuedFiles = 1, ReusedPerBatch = 1 }.Run(set, new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Level = Level.Incremental }, snap);
         Assert.Equal(4ul, again.Stats.FilesUnchanged);
         Assert.Equal(TreeOf(repo, snap, srv), TreeOf(repo, again, srv));
     }
@@ -1823,7 +1823,7 @@ public class ReuseCheckTests
         var lost = new Node();
         using (var trees = new TreeReader(repo.Keys, repo.Library))
             lost = trees.Load(TreeOf(repo, full, deep)).Nodes.Single(n => n.FileName() == "big");
-        var finer = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024) };
+        var finer = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Incremental, Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024) };
         var archiver = new Archiver(repo.Keys, new CountingSink(repo.Library, lost.ChunkAt(0)), repo.Library) { ReusedPerBatch = 2 };
         var incr = archiver.Run(set, finer, full);
         foreach (var folder in new[] { deep, Path.Combine(src, "a"), src })
@@ -1844,7 +1844,7 @@ public class ReuseCheckTests
         var file = Path.Combine(src, "vm.raw");
         TestRepo.WritePreallocated(file, 16L * MiB, 9L * MiB, 8); // more blocks than its size: read in parts
         using var repo = TestRepo.Create(dir.Sub("repo"));
-        var options = new BackupOptions { Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024), Parallelism = 2 };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024), Parallelism = 2 };
         var snap = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = MiB }.Run(new BackupSet("s", [src]), options, null); // parts of 4 MiB
         Assert.Empty(snap.Errors);
         Assert.True(snap.Stats.BytesRead < MiB, $"read {snap.Stats.BytesRead} bytes of a file of 128 KiB of data: its holes were read");
@@ -1867,7 +1867,7 @@ public class ReuseCheckTests
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var set = new BackupSet("s", [src]);
         var chunker = new Chunking.ChunkerOptions(16 * 1024, 64 * 1024, 256 * 1024);
-        var options = new BackupOptions { Library = repo.Library.Id, Chunker = chunker, Parallelism = 2 };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Library = repo.Library.Id, Chunker = chunker, Parallelism = 2 };
         var full = new Archiver(repo.Keys, repo.Library, repo.Library) { MinPartSize = 1 << 20 }.Run(set, options, null); // parts of 4 MiB (64 chunks)
         Assert.Empty(full.Errors);
         Assert.Equal((ulong)content.Length + 5, full.Stats.BytesRead);
@@ -1910,7 +1910,7 @@ public class ReuseCheckTests
         var full = repo.Backup(set, Level.Full);
         var lost = TreeOf(repo, full, src + "/sub");
         var sink = new CountingSink(repo.Library, lost);
-        var options = new BackupOptions { Level = Level.Incremental, Library = repo.Library.Id };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Incremental, Library = repo.Library.Id };
         var again = new Archiver(repo.Keys, sink, repo.Library).Run(set, options, full);
         Assert.Contains(lost, sink.Reserved); // written again: the same bytes, the same id
         Assert.DoesNotContain(TreeOf(repo, full, src), sink.Reserved); // src's own tree holds the same id: the parent's

@@ -29,7 +29,7 @@ public sealed class SpanningTests
             return name == "lib2" ? lib2 : throw new IOException($"library {name} is unreachable");
         });
 
-        var options = new BackupOptions { Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
         var manifest = new Archiver(repo.Ring.For("c"), sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None);
         Assert.Equal(["lib1", "lib2"], sink.Libraries);
         Assert.Equal(["lib3", "lib2"], opened); // lib3 refused: passed over
@@ -66,7 +66,7 @@ public sealed class SpanningTests
         lib1.ReserveBytes = 4 << 20;
         lib1.AvailableBytes = () => Math.Max(1, (6L << 20) - lib1.StoredBytes);
         var sink = new SpanningSink("lib1", lib1, [], _ => throw new InvalidOperationException());
-        var options = new BackupOptions { Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
+        var options = new BackupOptions { RereadChangedWithin = TimeSpan.Zero, Level = Level.Full, Chunker = repo.Config.Chunker, CompressionLevel = 3, Library = "lib1", Client = "c" };
         var e = Assert.Throws<LibraryFullException>(() => new Archiver(repo.Ring.For("c"), sink, lib1).Run(new BackupSet("s", [src]), options, null, null, CancellationToken.None));
         Assert.Contains("out of space", e.Message);
         Assert.Contains("no other library of the pool is left", e.Message);
