@@ -98,7 +98,25 @@ public static class Interactive
         writer.WriteLine(line);
     }
 
+    /// <summary>
+    /// A line typed at the prompt. Ctrl-C there drops what was typed and gives a new prompt, as bash does (it ended the
+    /// shell); Ctrl-D on an empty line leaves. While a command runs, Ctrl-C is a signal again (RunOne).
+    /// </summary>
     private static string? ReadLine(RootCommand root, List<string> history)
+    {
+        var controlC = Console.TreatControlCAsInput;
+        Console.TreatControlCAsInput = true;
+        try
+        {
+            return ReadKeys(root, history);
+        }
+        finally
+        {
+            Console.TreatControlCAsInput = controlC;
+        }
+    }
+
+    private static string? ReadKeys(RootCommand root, List<string> history)
     {
         Console.Write("abk> ");
         var buffer = new StringBuilder();
@@ -132,6 +150,9 @@ public static class Interactive
                         Console.Write("abk> " + buffer);
                     }
                     break;
+                case ConsoleKey.C when key.Modifiers.HasFlag(ConsoleModifiers.Control):
+                    Console.WriteLine("^C");
+                    return "";
                 case ConsoleKey.D when key.Modifiers.HasFlag(ConsoleModifiers.Control) && buffer.Length == 0:
                     Console.WriteLine();
                     return null;

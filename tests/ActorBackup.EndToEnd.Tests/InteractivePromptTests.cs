@@ -109,10 +109,17 @@ public class InteractivePromptTests
         terminal.WaitFor("interrupted");
         terminal.Type("job cancel 2\r");
         terminal.WaitFor("cancel requested for job 2");
+        // Ctrl-C at the prompt drops the line typed so far, as in bash; the prompt goes on.
+        terminal.Type("job li");
+        terminal.WaitFor("abk> job li");
+        terminal.Type("\x03");
+        terminal.WaitFor("^C");
+        terminal.Type("job show 99\r");
+        terminal.WaitFor("abk: no job 99", 2);
         terminal.Type("exit\r");
         Assert.True(terminal.WaitForExit(), terminal.Screen);
 
-        Assert.Equal(["job show 1", "client list", "client list", "job show 99", $"ls latest '{src}'", "ls 'latest", $"backup {large}", "job cancel 2"],
+        Assert.Equal(["job show 1", "client list", "client list", "job show 99", $"ls latest '{src}'", "ls 'latest", $"backup {large}", "job cancel 2", "job show 99"],
             File.ReadAllLines(Path.Combine(dir.Path, ".abk_history")));
     }
 }

@@ -96,7 +96,12 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         }
         catch (AskTimeoutException)
         {
-            throw new TimeoutException($"{who} did not answer in {AskTimeout.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
+            // The manager stopped by a failure of its journal (the catalog's database) starts again by itself, 1 s after
+            // at first and up to 30 s between tries while the failure lasts (ManagerActor.Supervised).
+            throw new TimeoutException(ReferenceEquals(target, _cell.Manager)
+                ? $"the manager did not answer in {AskTimeout.TotalSeconds:F0} s: its node is down or unreachable (see 'abk cluster show'), " +
+                  "or it is starting again after a failure of its journal, the catalog's database (its node's log says so): check that database and try again"
+                : $"{who} did not answer in {AskTimeout.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
         }
     }
 

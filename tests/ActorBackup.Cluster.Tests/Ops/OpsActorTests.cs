@@ -51,6 +51,19 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
     }
 
     [Fact]
+    public async Task A_manager_that_does_not_answer_is_said_to_be_down_or_starting_again_after_a_journal_failure()
+    {
+        var silentManager = CreateTestProbe(); // as the manager singleton while its supervisor waits to start it again
+        var ops = Sys.ActorOf(OpsActor.Props(silentManager.Ref, CreateTestProbe().Ref, null, "", askTimeout: TimeSpan.FromSeconds(1)));
+        var call = Call(new ListJobs { Limit = 5 });
+        ops.Tell(call.Call);
+        var answer = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var reason = Assert.IsType<CommandRejected>(answer.Message).Reason;
+        Assert.Contains("the manager did not answer in 1 s", reason);
+        Assert.Contains("starting again after a failure of its journal, the catalog's database", reason);
+    }
+
+    [Fact]
     public async Task A_command_for_an_unknown_library_says_which_are_known()
     {
         var manager = Sys.ActorOf(Props.Create(() => new PromptManager()));
