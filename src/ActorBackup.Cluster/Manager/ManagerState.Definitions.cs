@@ -64,10 +64,28 @@ public sealed partial record ManagerState
                 next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });
             }
         }
+        if (Stranded(next) is { } stranded) errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}{stranded}");
         if (errors.Count > 0) return (result, Reject("nothing was applied:\n" + string.Join("\n", errors)));
         var changed = applied.Policies.Count + applied.Sets.Count + applied.RemovedSets.Count + applied.RemovedPolicies.Count > 0;
         result.Applied = changed && !cmd.DryRun;
         return (result, new Decision(result.Applied ? [applied] : [], null));
+    }
+
+    /// <summary>
+    /// What is wrong with changed definitions (<paramref name="next"/>) for the snapshots that live on a copy with a
+    /// retention of its own (their primary's rules let them go and they moved there): once no such copy rule covers
+    /// their library (the rule removed, its retention dropped, its library changed, the set given another policy),
+    /// their policy's own rules judge them again, and retention deletes them at its next look. Null when none is so.
+    /// </summary>
+    private string? Stranded(ManagerState next)
+    {
+        var stranded = Snapshots.Where(x => RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null && RetainedCopyOn(next.RetentionOf(x).Policy, x.Library) is null).ToList();
+        if (stranded.Count == 0) return null;
+        var libraries = string.Join(", ", stranded.Select(x => x.Library).Distinct().Order(StringComparer.Ordinal));
+        return $"{stranded.Count} snapshot{(stranded.Count > 1 ? "s" : "")} ({string.Join(", ", stranded.Take(5).Select(x => x.Id))}{(stranded.Count > 5 ? ", ..." : "")}) " +
+               $"live{(stranded.Count > 1 ? "" : "s")} only on {libraries}, kept there by a copy rule's own retention after their policy's rules let them go; " +
+               "with no copy rule with a retention on that library, retention would delete them at its next look: keep the rule, " +
+               "or delete them first ('abk snapshot delete ID...')";
     }
 
     /// <summary>

@@ -104,6 +104,9 @@ public sealed partial record ManagerState
                 return $"library {both} is in the policy's pool and holds copies with a retention of their own: keep them apart";
             if (retained.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1) is { } shared)
                 return $"library {shared.Key} is in two copies with a retention of their own: give it to one";
+            // A snapshot moved to the tier would be judged by that copy's rules there (or, moved from it, by the primary's).
+            if (policy.Tier is { } t && t.Libraries.Intersect(retained).FirstOrDefault() is { } tiered)
+                return $"library {tiered} is the policy's tier and holds copies with a retention of their own: keep them apart";
         }
         if (policy.Verify is { SharePercent: < 0 or > 100 } badShare) return $"verify share {badShare.SharePercent}%: give 1 to 100";
         if (policy.Verify is { Schedule: not "" } verify && ParseCron(verify.Schedule, out var cronError) is null)

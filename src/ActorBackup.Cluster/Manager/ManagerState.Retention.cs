@@ -416,10 +416,15 @@ public sealed partial record ManagerState
         return verdicts;
     }
 
-    /// <summary>The snapshots by client and set (retention's unit), or only the group of one snapshot.</summary>
+    /// <summary>
+    /// The snapshots by client and set (retention's unit), or only the group(s) of one snapshot's set. Those of a set
+    /// no longer defined (removed, renamed, or never: a backup of paths) are grouped by the policy each was made under
+    /// too, so that each is judged by its own policy, not by the one its set's oldest snapshot had.
+    /// </summary>
     private IEnumerable<List<SnapshotManifest>> Groups(SnapshotManifest? only) =>
         Snapshots.Where(s => only is null || (s.Client == only.Client && s.BackupSet == only.BackupSet))
-            .GroupBy(s => SetKey(s.Client, s.BackupSet)).Select(g => g.ToList());
+            .GroupBy(s => (SetKey(s.Client, s.BackupSet), BackupSets.TryGetValue(s.BackupSet, out var d) && d.Client == s.Client ? "" : s.Policy))
+            .Select(g => g.ToList());
 
     /// <summary>A snapshot's retention: its set's policy (else the policy of the job that made it, else default), in its set's time zone.</summary>
     private (StoragePolicy Policy, RetentionRules Rules, TimeZoneInfo Zone) RetentionOf(SnapshotManifest s)
@@ -604,8 +609,12 @@ public sealed partial record ManagerState
         Dictionary<string, (int Failures, long LastMs)>? failed = null;
         foreach (var s in Snapshots)
         {
-            var tier = RetentionOf(s).Policy.Tier;
+            var policy = RetentionOf(s).Policy;
+            var tier = policy.Tier;
             if (tier is null || tier.Libraries.Count == 0 || tier.Libraries.Contains(s.Library) || busy.Contains(s.Id)) continue;
+            // One that lives on a copy with a retention of its own (its primary let it go) is that copy's: moved to the
+            // tier, it would leave the copy's library and be judged by the primary's rules again, which let it go.
+            if (RetainedCopyOn(policy, s.Library) is not null) continue;
             if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
             failed ??= FailedTierMoves();
             if (failed.TryGetValue(s.Id, out var f) && now.ToUnixTimeMilliseconds() < f.LastMs + (long)TierRetryWait(f.Failures).TotalMilliseconds) continue;

@@ -251,6 +251,29 @@ public class RetentionStateTests
         Assert.Equal(["s0", "s1", "s2"], s.PendingDeletions["lib1"]);
         Assert.Null(s.DecideRetention(Now));
         Assert.Empty(s.DecideCopyRetention(Now)); // it does not creep
+
+        // Changed definitions that would leave s2 (on lib2 for the copy's retention) to the primary's rules are refused:
+        // retention would delete it at its next look.
+        var web = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "disk" };
+        ApplyDefinitions Definitions(params CopyRule[] copies) =>
+            new() { Policies = { new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copies } } }, Sets = { web } };
+        Assert.Contains("1 snapshot (s2) lives only on lib2", s.DecideApply(Definitions(), Now).Decision.Rejection);
+        Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib2" } }), Now).Decision.Rejection); // no retention of its own
+        Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib3" }, Retention = new RetentionRule { Last = 2 } }), Now).Decision.Rejection);
+        var keptLonger = s.DecideApply(Definitions(new CopyRule { Libraries = { "lib2" }, FullsOnly = true, Retention = new RetentionRule { Last = 5 } }), Now);
+        Assert.Null(keptLonger.Decision.Rejection);
+        Assert.True(keptLonger.Result.Applied);
+
+        // A tier of the policy leaves what lives on the copy's library where it is (it would be judged by the primary's
+        // rules once moved), and may not be that library.
+        var tiered = s.Apply(new LibraryRegistered { Id = "lib3", Node = "n3", Drives = 1 }).Apply(new PolicyDefined
+        {
+            Policy = new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copy }, Tier = new TierRule { Libraries = { "lib3" }, AfterSeconds = 86400 } },
+        });
+        var tierJobs = tiered.DecideTiering(Now).Jobs;
+        Assert.Equal(["s3"], tierJobs.Select(j => j.Job.Snapshot)); // the primary's, 7 days old; not s2
+        Assert.Contains("library lib2 is the policy's tier and holds copies with a retention of their own",
+            tiered.InvalidPolicy(new StoragePolicy { Name = "x", Libraries = { "lib1" }, Copies = { copy }, Tier = new TierRule { Libraries = { "lib2" } } }));
         // abk snapshot list --why says which copy keeps what.
         var why = s.RetentionVerdicts();
         Assert.All(why["s2"].Reasons, r => Assert.StartsWith("its copy on lib2: ", r));
@@ -267,6 +290,29 @@ public class RetentionStateTests
         // A copy rule's retention that lets a copy go while the primary keeps the snapshot: the copy alone goes.
         var drop = new ManagerState().Apply(new CopyDropped { Snapshot = "x", Library = "lib2" });
         Assert.Equal(["x"], drop.PendingDeletions["lib2"]);
+    }
+
+    [Fact]
+    public void Snapshots_of_a_set_no_longer_defined_are_judged_each_by_the_policy_it_was_made_under()
+    {
+        // Set "old" was removed: its first snapshot under a policy that keeps everything, the later ones under "keep1".
+        var s = new ManagerState()
+            .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 2 })
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "all" } })
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep1", Retention = new RetentionRule { Last = 1 } } });
+        for (var i = 0; i < 3; i++)
+            s = s.Apply(new SnapshotRecorded
+            {
+                Manifest = new SnapshotManifest
+                {
+                    Id = $"o{i}", Client = "host-a", BackupSet = "old", Level = Level.Full, Library = "lib1", Policy = i == 0 ? "all" : "keep1",
+                    FinishedUnixMs = Now.AddDays(i - 3).ToUnixTimeMilliseconds(),
+                }.ToByteString(),
+            }).Apply(new SnapshotVerified { Snapshot = $"o{i}", Ok = true });
+        // Not all by the oldest's policy (nothing would ever go), nor all by keep1 (o0 would go).
+        Assert.Equal(["o1"], s.DecideRetention(Now)!.Snapshots);
+        Assert.True(s.RetentionVerdicts()["o0"].Keep);
     }
 
     [Fact]
