@@ -493,6 +493,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (job.Kind == JobKind.Backup)
             {
                 var manifest = SnapshotManifest.Parser.ParseFrom(f.Manifest);
+                if (ManagerState.BadTimes(job, manifest, DateTimeOffset.UtcNow) is { } badTimes)
+                {
+                    _log.Warning("job {0}: {1}", f.Job, badTimes);
+                    End(f.Job, JobState.Failed, badTimes, replyTo: client);
+                    return;
+                }
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
                 {
                     Applied(e);

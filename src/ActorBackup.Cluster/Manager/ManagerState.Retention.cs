@@ -318,6 +318,31 @@ public sealed partial record ManagerState
     /// </summary>
     public IReadOnlyList<IMessage> DecideCopyRetention(DateTimeOffset now) => RetentionOutcome(now, null).Changes;
 
+    /// <summary>How far a client's clock may be from the manager's (<see cref="BadTimes"/>).</summary>
+    public static readonly TimeSpan ClockTolerance = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Why a backup's snapshot is not recorded for the times its client gave it, or null. The catalog orders and keeps
+    /// snapshots by those times (retention's last-N, its days and weeks, `latest`, the parents of the next backups): a
+    /// client whose clock is behind (a dead RTC battery, a VM reverted) would have each new snapshot sort as the oldest
+    /// and be deleted at once by retention, while its jobs said succeeded; one ahead, a snapshot that counted as the
+    /// newest for as long. So a snapshot that began well before the manager started its job, or ended well after the
+    /// manager's now, is refused with what to do (its data is let go by the library's prunes).
+    /// </summary>
+    public static string? BadTimes(JobInfo job, SnapshotManifest manifest, DateTimeOffset now)
+    {
+        var tolerance = (long)ClockTolerance.TotalMilliseconds;
+        var off = job.StartedUnixMs > 0 && manifest.StartedUnixMs < job.StartedUnixMs - tolerance ? manifest.StartedUnixMs - job.StartedUnixMs
+            : manifest.FinishedUnixMs > now.ToUnixTimeMilliseconds() + tolerance ? manifest.FinishedUnixMs - now.ToUnixTimeMilliseconds()
+            : 0;
+        if (off == 0) return null;
+        var span = TimeSpan.FromMilliseconds(Math.Abs(off));
+        var by = span.TotalDays >= 2 ? $"{span.TotalDays:F0} days" : span.TotalHours >= 2 ? $"{span.TotalHours:F0} hours" : $"{span.TotalMinutes:F0} minutes";
+        return $"the clock of client {job.Client} is {by} {(off < 0 ? "behind" : "ahead of")} the manager's: its snapshot is not recorded (the catalog keeps " +
+               $"snapshots by their times: one stamped {(off < 0 ? "in the past would be deleted by retention at once" : "in the future would count as the newest for as long")}); " +
+               "set that host's clock right (NTP) and run the backup again";
+    }
+
     /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
     private static CopyRule? RetainedCopyOn(StoragePolicy policy, string library) =>
         policy.Copies.FirstOrDefault(c => c.Retention is not null && RulesOf(c.Retention).Limits && c.Libraries.Contains(library));

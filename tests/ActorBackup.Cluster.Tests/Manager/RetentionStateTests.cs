@@ -293,6 +293,26 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_snapshot_whose_client_clock_is_off_the_managers_is_not_recorded_and_says_what_to_do()
+    {
+        var job = new JobInfo { Id = "4", Client = "web1", StartedUnixMs = Now.ToUnixTimeMilliseconds() };
+        SnapshotManifest Made(TimeSpan startedAfterJob, TimeSpan took) => new()
+        {
+            StartedUnixMs = (Now + startedAfterJob).ToUnixTimeMilliseconds(), FinishedUnixMs = (Now + startedAfterJob + took).ToUnixTimeMilliseconds(),
+        };
+        var done = Now + TimeSpan.FromMinutes(30);
+        Assert.Null(ManagerState.BadTimes(job, Made(TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(29)), done));
+        Assert.Null(ManagerState.BadTimes(job, Made(TimeSpan.FromMinutes(-4), TimeSpan.FromMinutes(30)), done)); // within 5 minutes
+        var behind = ManagerState.BadTimes(job, Made(TimeSpan.FromDays(-3), TimeSpan.FromMinutes(29)), done);
+        Assert.Contains("the clock of client web1 is 3 days behind the manager's: its snapshot is not recorded", behind);
+        Assert.Contains("deleted by retention at once", behind);
+        Assert.Contains("set that host's clock right (NTP)", behind);
+        var ahead = ManagerState.BadTimes(job, Made(TimeSpan.FromHours(5), TimeSpan.FromMinutes(1)), done);
+        Assert.Contains("is 5 hours ahead of the manager's", ahead);
+        Assert.Contains("would count as the newest", ahead);
+    }
+
+    [Fact]
     public void Snapshots_of_a_set_no_longer_defined_are_judged_each_by_the_policy_it_was_made_under()
     {
         // Set "old" was removed: its first snapshot under a policy that keeps everything, the later ones under "keep1".
