@@ -168,7 +168,9 @@ public sealed class DataPlaneServer : IDisposable
                 string? appendFailure = null;
                 (string Snapshot, ChunkId[] Ids)? lastList = null; // the list being paged: read once, not once a page
                 var write = session.Write;
-                Func<byte, int> frameLimit = c => c == SocketFrames.Append && write ? SocketFrames.MaxFrame : SocketFrames.MaxRequest;
+                // A chunk's frame only on a connection that holds a reservation (the one chunk it may append): a peer
+                // that reserved nothing makes this node hold no more than a request's bytes.
+                Func<byte, int> frameLimit = c => c == SocketFrames.Append && write && held.Count > 0 ? SocketFrames.MaxFrame : SocketFrames.MaxRequest;
                 while (true)
                 {
                     (code, length) = stream.ReadFrame(ref buffer, frameLimit);
@@ -206,6 +208,10 @@ public sealed class DataPlaneServer : IDisposable
                         switch (code)
                         {
                             case SocketFrames.Reserve when session.Write:
+                                // A writer holds one reservation at a time (it appends or releases it before the next):
+                                // a peer that reserves and reserves holds up no other writer's chunks without end.
+                                if (held.Count >= SocketFrames.MaxHeld)
+                                    throw new InvalidOperationException($"this connection holds {held.Count} reservations already: append or release them first");
                                 var reserved = library.TryReserve(id);
                                 if (reserved) held.Add(id);
                                 one[0] = reserved ? (byte)1 : (byte)0;

@@ -24,8 +24,10 @@ public sealed class SocketChannel : IDataPlaneChannel
     }
 
     /// <param name="tls">this node's certificate and the cell's CA (NodeTrust.ClientOptions): the media node must be a node of the cell</param>
-    public SocketChannel(string host, int port, string ticket, System.Net.Security.SslClientAuthenticationOptions tls)
+    /// <param name="replyTimeout">how long a reply may take (SocketFrames.ReplyTimeout; tests make it short)</param>
+    public SocketChannel(string host, int port, string ticket, System.Net.Security.SslClientAuthenticationOptions tls, TimeSpan? replyTimeout = null)
     {
+        ReplyTimeout = replyTimeout ?? SocketFrames.ReplyTimeout;
         _host = host;
         _port = port;
         _tls = tls;
@@ -33,6 +35,9 @@ public sealed class SocketChannel : IDataPlaneChannel
         _connections = new ThreadLocal<Connection>(Open, trackAllValues: true);
         _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable
     }
+
+    /// <summary>How long a reply of the media node may take before the connection is taken for lost.</summary>
+    private TimeSpan ReplyTimeout { get; }
 
     /// <summary>
     /// This thread's connection. One the media node closed before or in its TLS handshake (too many handshakes at once
@@ -77,6 +82,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         try
         {
             Call(c, SocketFrames.Hello, System.Text.Encoding.UTF8.GetBytes(Ticket));
+            c.Stream.AwaitReplies(ReplyTimeout);
         }
         catch
         {
@@ -291,7 +297,7 @@ public sealed class SocketChannel : IDataPlaneChannel
             var total = BinaryPrimitives.ReadInt64LittleEndian(reply);
             var count = (reply.Length - 8) / ChunkId.Size;
             // The list's length as the first page said it, each page within it and not empty before its end.
-            if (total < 0 || total > Array.MaxLength || (ids is not null && total != ids.Length) || at + count > total || (count == 0 && at < total))
+            if (total < 0 || total > Engine.Library.DiskLibrary.MaxStagedReferences || (ids is not null && total != ids.Length) || at + count > total || (count == 0 && at < total))
                 throw new LibraryFaultException($"media agent: a reference list page of {count} ids from {at} of {total}");
             ids ??= new ChunkId[total];
             for (var i = 0; i < count; i++) ids[at + i] = new ChunkId(reply.Slice(8 + i * ChunkId.Size, ChunkId.Size));

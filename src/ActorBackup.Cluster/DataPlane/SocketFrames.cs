@@ -39,6 +39,19 @@ internal static class SocketFrames
     public const byte Damaged = 3;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
+    /// <summary>Reservations one connection may hold at once (a writer holds one: it appends or releases it before the next).</summary>
+    public const int MaxHeld = 16;
+
+    /// <summary>
+    /// How long a client waits for a media node's reply (its handshake and hello: <see cref="HandshakeTimeout"/>): longer
+    /// than the slowest a healthy node takes (a commit's 5 minutes, a reservation's wait for another writer, a tape
+    /// mounted and positioned), so that one whose disk or drive hangs fails the job instead of holding its thread.
+    /// </summary>
+    public static readonly TimeSpan ReplyTimeout = TimeSpan.FromMinutes(15);
+
+    /// <summary>How long a client gives a media node to complete the TLS handshake and answer the hello.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>The HELLO frame carries a ticket (32 hex digits): a bound checked before anything of a claimed size is read.</summary>
     public const int MaxHello = 256;
 }
@@ -68,9 +81,12 @@ internal sealed class FrameStream : IDisposable
         return Handshake(socket, tls => tls.AuthenticateAsServer(options));
     }
 
-    /// <summary>The client's side, to a media node of the cell.</summary>
-    public static FrameStream Connect(Socket socket, System.Net.Security.SslClientAuthenticationOptions options) =>
-        Handshake(socket, tls => tls.AuthenticateAsClient(options));
+    /// <summary>The client's side, to a media node of the cell: the handshake (and the hello after it) within <see cref="SocketFrames.HandshakeTimeout"/>.</summary>
+    public static FrameStream Connect(Socket socket, System.Net.Security.SslClientAuthenticationOptions options)
+    {
+        socket.ReceiveTimeout = socket.SendTimeout = (int)SocketFrames.HandshakeTimeout.TotalMilliseconds;
+        return Handshake(socket, tls => tls.AuthenticateAsClient(options));
+    }
 
     private static FrameStream Handshake(Socket socket, Action<SslStream> authenticate)
     {
@@ -98,6 +114,26 @@ internal sealed class FrameStream : IDisposable
     public void Admitted()
     {
         _socket.ReceiveTimeout = _socket.SendTimeout = 0;
+        KeepAlive();
+    }
+
+    /// <summary>
+    /// The client's side after the hello: keepalive, as the media node's, and a reply (or a write the node does not
+    /// take in) awaited at most <paramref name="within"/>: a media node whose disk or drive hangs ends the connection
+    /// with a <see cref="DataPlaneLostException"/> (the job fails and is tried again), not a thread held for good.
+    /// </summary>
+    public void AwaitReplies(TimeSpan within)
+    {
+        _socket.ReceiveTimeout = _socket.SendTimeout = (int)within.TotalMilliseconds;
+        _timedOut = $"no reply within {within.TotalSeconds:F0} s: its disk or drive may hang, or the network between";
+        KeepAlive();
+    }
+
+    /// <summary>What a read that timed out means on this side.</summary>
+    private string _timedOut = "no request within the idle timeout";
+
+    private void KeepAlive()
+    {
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
         _socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 60);
         _socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 10);
@@ -118,7 +154,7 @@ internal sealed class FrameStream : IDisposable
         }
         catch (IOException e) when (e is not DataPlaneLostException)
         {
-            throw new DataPlaneLostException(e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } ? "no request within the idle timeout" : e.Message, e);
+            throw new DataPlaneLostException(e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } ? _timedOut : e.Message, e);
         }
     }
 

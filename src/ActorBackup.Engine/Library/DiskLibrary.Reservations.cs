@@ -10,12 +10,15 @@ public sealed partial class DiskLibrary
     /// storing it right now, waits for that writer's <see cref="Append"/> (then false) or <see cref="Release"/>
     /// (then true): answering false at once would let this caller's snapshot name a chunk that a writer about
     /// to fail never stores. Whoever gets true must call <see cref="Append"/> or <see cref="Release"/>; a
-    /// writer holds one reservation at a time, so waiters never wait on each other in a circle.
+    /// writer holds one reservation at a time, so waiters never wait on each other in a circle. A writer that holds
+    /// one for longer than <see cref="ReserveWaitLimit"/> (stuck, or a peer that reserves and never appends) fails
+    /// the waiter with an <see cref="IOException"/>, not a wait without end.
     /// </summary>
     public bool TryReserve(ChunkId id)
     {
         lock (_lock)
         {
+            var deadline = Environment.TickCount64 + (long)ReserveWaitLimit.TotalMilliseconds;
             while (true)
             {
                 ThrowIfBroken(); // also when it broke while this caller waited
@@ -26,10 +29,16 @@ public sealed partial class DiskLibrary
                 }
                 if (!_reserved.Contains(id)) CheckReserve(); // a new chunk: refused when the library is down to its reserve
                 if (_reserved.Add(id)) return true;
-                Monitor.Wait(_lock);
+                var left = deadline - Environment.TickCount64;
+                if (left > 0) Monitor.Wait(_lock, TimeSpan.FromMilliseconds(left)); // then the loop looks again
+                else throw new IOException($"chunk {id} has been being stored by another writer for {ReserveWaitLimit.TotalSeconds:F0} s and still is not " +
+                                          "(a writer stuck, or gone without its connection closing): this backup fails and is tried again");
             }
         }
     }
+
+    /// <summary>How long <see cref="TryReserve"/> waits for another writer's chunk (tests make it short).</summary>
+    public TimeSpan ReserveWaitLimit { get; set; } = TimeSpan.FromMinutes(10);
 
     public void Release(ChunkId id)
     {

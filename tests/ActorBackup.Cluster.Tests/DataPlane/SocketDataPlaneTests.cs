@@ -185,6 +185,38 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public async Task A_media_node_that_does_not_reply_in_time_loses_the_connection_instead_of_holding_the_thread()
+    {
+        using var first = Connect(write: true);
+        Assert.True(first.TryReserve(Id(1)));
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", true);
+        _tickets.Add(ticket);
+        using var second = new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions("lib1"), replyTimeout: TimeSpan.FromSeconds(1));
+        // The media node waits for the first connection's chunk (as one whose disk hangs would wait): no reply comes.
+        var waiting = Task.Factory.StartNew(() => second.TryReserve(Id(1)), TaskCreationOptions.LongRunning);
+        var e = await Assert.ThrowsAsync<DataPlaneLostException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("no reply within 1 s", e.Message);
+    }
+
+    [Fact]
+    public void A_connection_holds_at_most_a_few_reservations_and_a_writer_stuck_on_one_fails_its_waiters_in_time()
+    {
+        using (var greedy = Connect(write: true))
+        {
+            for (var i = 0; i < SocketFrames.MaxHeld; i++) Assert.True(greedy.TryReserve(Id(100 + i)));
+            var e = Assert.Throws<LibraryFaultException>(() => greedy.TryReserve(Id(200)));
+            Assert.Contains($"holds {SocketFrames.MaxHeld} reservations already", e.Message);
+        }
+        // A reservation held past the library's wait limit fails the writer waiting on it, saying why.
+        _library.ReserveWaitLimit = TimeSpan.FromMilliseconds(300);
+        using var stuck = Connect(write: true);
+        Assert.True(stuck.TryReserve(Id(1)));
+        using var waiter = Connect(write: true);
+        var refused = Assert.Throws<LibraryFaultException>(() => waiter.TryReserve(Id(1)));
+        Assert.Contains("being stored by another writer", refused.Message);
+    }
+
+    [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
         var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket", _node.ClientOptions("lib1")));
