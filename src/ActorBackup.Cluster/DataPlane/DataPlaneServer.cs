@@ -301,7 +301,7 @@ public sealed class DataPlaneServer : IDisposable
             catch (Exception e)
             {
                 // Whatever a peer sends, the node goes on: this connection ends, and the reason is kept.
-                Console.Error.WriteLine($"data plane: a connection from {socket.RemoteEndPoint} ended on an unexpected error: {e}");
+                Console.Error.WriteLine($"data plane: a connection from {address} ended on an unexpected error: {e}"); // not the socket's own: it may be disposed (the handshake timer)
             }
         }
         finally

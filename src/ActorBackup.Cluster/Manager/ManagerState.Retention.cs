@@ -563,6 +563,9 @@ public sealed partial record ManagerState
         var referenced = cmd.Referenced.ToHashSet(StringComparer.Ordinal);
         var leaving = PendingDeletions.GetValueOrDefault(cmd.Library) ?? [];
         var recordedById = Snapshots.ToDictionary(s => s.Id);
+        // Deleted (by an operator or retention) and waiting for a library's prune to let its data go: not brought
+        // back (a prune that runs meanwhile may have swept it, leaving the catalog a snapshot without data).
+        var deleted = PendingDeletions.Values.SelectMany(ids => ids).Where(id => !recordedById.ContainsKey(id)).ToHashSet(StringComparer.Ordinal);
         void CopyIfElsewhere(string id, string home, IEnumerable<string> spans, IEnumerable<string> holders)
         {
             if (home != cmd.Library && referenced.Contains(id) && !leaving.Contains(id) && !spans.Contains(cmd.Library) && !holders.Contains(cmd.Library))
@@ -581,6 +584,7 @@ public sealed partial record ManagerState
             }
             if (!ReferenceList.IsValidSnapshotId(m.Id) || m.RootTree.Length != Engine.Hashing.ChunkId.Size) continue;
             answer.Found++;
+            if (deleted.Contains(m.Id)) continue;
             if (known.Add(m.Id))
             {
                 found.Add(m);

@@ -101,7 +101,7 @@ public sealed class OpsEndpoint : IDisposable
                 }
                 catch (AuthenticationException e)
                 {
-                    _log.Warning("operator connection from {0} refused in the TLS handshake: {1}", client.Client.RemoteEndPoint, e.Message);
+                    _log.Warning("operator connection from {0} refused in the TLS handshake: {1}", address, e.Message);
                     return;
                 }
                 if (stream.RemoteCertificate is not X509Certificate2 presented || CellIdentity.From(presented) is not { } identity) return;
@@ -113,7 +113,7 @@ public sealed class OpsEndpoint : IDisposable
             if (_slots.Take(caller) is { } busy)
             {
                 // Said to the shell as the answer to its first command (it reads one before anything else), and logged.
-                _log.Warning("operator connection from {0} ({1}) refused: {2}", client.Client.RemoteEndPoint, caller, busy);
+                _log.Warning("operator connection from {0} ({1}) refused: {2}", address, caller, busy);
                 using var said = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
                 said.CancelAfter(HelloTimeout);
                 await OpsWire.Write(stream, new CommandRejected { Reason = busy, Closes = true }, false, said.Token);
@@ -149,7 +149,7 @@ public sealed class OpsEndpoint : IDisposable
         }
         catch (Exception e) when (e is IOException or InvalidDataException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
-            if (e is InvalidDataException) _log.Warning("operator connection from {0} refused: {1}", client.Client.RemoteEndPoint, e.Message);
+            if (e is InvalidDataException) _log.Warning("operator connection from {0} refused: {1}", address, e.Message);
         }
         finally
         {

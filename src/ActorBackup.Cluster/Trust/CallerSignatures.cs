@@ -58,7 +58,8 @@ public static class CallerSignatures
             && (signed.Nonce.Length != OperatorCommands.NonceSize || !nonces.FirstSight(signed.Nonce.ToBase64(), now + within + OperatorCommands.Window, now, caller.ToString())))
         {
             refusal = $"the {signed.Type} was given before (the same signed command again), or its signer ({caller}) has sent {CallerNonces.PerSigner} " +
-                      $"signed commands within {(within + OperatorCommands.Window).TotalMinutes:F0} minutes (a limit per certificate): sign it anew, and send it later if that was the limit";
+                      $"signed commands within {(within + OperatorCommands.Window).TotalMinutes:F0} minutes (a limit per certificate), or all signers {CallerNonces.Capacity}: " +
+                      "sign it anew, and send it later if that was the limit";
             return null;
         }
         try
@@ -188,17 +189,20 @@ public sealed class CallerNonces
 
     /// <summary>
     /// Whether <paramref name="nonce"/> of <paramref name="signer"/> is new and may be taken (then it is remembered until
-    /// <paramref name="keepUntil"/>): false when it was seen, or when that signer has <see cref="PerSigner"/> in the window.
+    /// <paramref name="keepUntil"/>): false when it was seen, when that signer has <see cref="PerSigner"/> in the window, or
+    /// when <see cref="Capacity"/> nonces are in their window (all signers together).
     /// </summary>
     public bool FirstSight(string nonce, DateTimeOffset keepUntil, DateTimeOffset now, string signer = "")
     {
-        while (_order.Count > 0 && (_order.Count >= Capacity || _order.Peek().KeepUntil < now))
+        while (_order.Count > 0 && _order.Peek().KeepUntil < now)
         {
             var (old, by, _) = _order.Dequeue();
             _seen.Remove(old);
             if (--_bySigner[by] == 0) _bySigner.Remove(by);
         }
-        if (_seen.Contains(nonce) || _bySigner.GetValueOrDefault(signer) >= PerSigner) return false;
+        // Full of nonces still in their window: refused, not one of them forgotten (a command captured could be
+        // replayed once enough signers had pushed its nonce out).
+        if (_order.Count >= Capacity || _seen.Contains(nonce) || _bySigner.GetValueOrDefault(signer) >= PerSigner) return false;
         _seen.Add(nonce);
         _bySigner[signer] = _bySigner.GetValueOrDefault(signer) + 1;
         _order.Enqueue((nonce, signer, keepUntil));

@@ -75,7 +75,8 @@ public static class SignedMessages
                 refusal = $"its signer's certificate expired on {cert.NotAfter:yyyy-MM-dd}";
                 return null;
             }
-            var known = ca.Thumbprint + ":" + cert.Thumbprint;
+            // The certificates themselves (by SHA-256 of their bytes), not their SHA-1 thumbprints: a hit skips the chain check.
+            var known = Convert.ToHexString(ca.GetCertHash(HashAlgorithmName.SHA256)) + ":" + Convert.ToHexString(SHA256.HashData(cert.RawData));
             if (!Checked.TryGetValue(known, out var id))
             {
                 if (CellCertificates.Check(cert, ca) is { } reason)

@@ -55,6 +55,10 @@ public class ManagerStateTests
         var dropped = other.Apply(new CopyDropped { Snapshot = "a1b2c3d4e5f60718", Library = "lib2" });
         Assert.DoesNotContain("a1b2c3d4e5f60718", dropped.KeptOn("lib2"));
         Assert.Empty(dropped.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } }).Events);
+        // Nor does a snapshot deleted and not pruned yet come back (its data may be swept by a prune running meanwhile).
+        var deleted = Apply(other, other.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "a1b2c3d4e5f60718" } }, Now).Decision.Events);
+        Assert.Empty(deleted.Snapshots);
+        Assert.Empty(deleted.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { manifest.ToByteString() }, Referenced = { "a1b2c3d4e5f60718" } }).Events);
     }
 
     private static StartBackup Backup(params string[] paths)

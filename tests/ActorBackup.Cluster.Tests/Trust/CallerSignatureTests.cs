@@ -97,6 +97,14 @@ public sealed class CallerSignatureTests : IDisposable
         var later = keep + TimeSpan.FromSeconds(1);
         Assert.True(nonces.FirstSight("b", later + OperatorCommands.Window, later));
         Assert.True(nonces.FirstSight("a", later + OperatorCommands.Window, later));
+
+        // Full of nonces in their window (many signers): a new one is refused; none of those is forgotten (a captured
+        // command could be replayed once its nonce was pushed out).
+        var full = new CallerNonces();
+        for (var i = 0; i < CallerNonces.Capacity; i++) Assert.True(full.FirstSight($"n{i}", keep, Now, $"signer{i / CallerNonces.PerSigner}"));
+        Assert.False(full.FirstSight("new", keep, Now, "another"));
+        Assert.False(full.FirstSight("n0", keep, Now, "signer0"));
+        Assert.True(full.FirstSight("new", later + OperatorCommands.Window, later, "another")); // once they are stale
     }
 
     [Fact]
