@@ -377,6 +377,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     Reason = $"the media agent of library {job.Library} did not answer: is its node up ('abk library list')?",
                 };
             }
+            catch (Engine.Library.LibraryBusyException e)
+            {
+                log.Warning("job {0}: {1}", job.Id, e.Message);
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient, Reason = e.Message };
+            }
             catch (IOException e) when (e is LibraryFaultException or Engine.Library.LibraryFullException)
             {
                 log.Warning("job {0}: {1}", job.Id, e.Message);

@@ -288,6 +288,7 @@ public sealed class DataPlaneServer : IDisposable
                         // A READ the library could not answer with the chunk (not there, damaged, unreadable on its medium): that
                         // chunk's damage, which a restore reports and goes past and a verify heals; anything else is a fault.
                         var status = e is Engine.Library.LibraryFullException ? SocketFrames.Full
+                            : e is Engine.Library.LibraryBusyException ? SocketFrames.Busy
                             : code == SocketFrames.Read && e is IOException or KeyNotFoundException or InvalidDataException ? SocketFrames.Damaged : (byte)1;
                         stream.Write(status, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }

@@ -103,6 +103,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         var (status, length) = c.Stream.ReadFrame(ref c.Buffer);
         if (status == SocketFrames.Full) throw new Engine.Library.LibraryFullException(System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         if (status == SocketFrames.Damaged) throw Damaged(c.Buffer, length);
+        if (status == SocketFrames.Busy) throw new Engine.Library.LibraryBusyException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         if (status != 0) throw new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         return c.Buffer.AsSpan(0, length);
     }
@@ -288,7 +289,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         request[0] = (byte)name.Length;
         name.CopyTo(request, 1);
         ChunkId[]? ids = null;
-        long at = 0;
+        long at = 0, listLength = -1;
         do
         {
             BinaryPrimitives.WriteInt64LittleEndian(request.AsSpan(1 + name.Length), at);
@@ -297,13 +298,15 @@ public sealed class SocketChannel : IDataPlaneChannel
             var total = BinaryPrimitives.ReadInt64LittleEndian(reply);
             var count = (reply.Length - 8) / ChunkId.Size;
             // The list's length as the first page said it, each page within it and not empty before its end.
-            if (total < 0 || total > Engine.Library.DiskLibrary.MaxStagedReferences || (ids is not null && total != ids.Length) || at + count > total || (count == 0 && at < total))
+            if (total < 0 || total > Engine.Library.ReferenceList.MaxIds || (listLength >= 0 && total != listLength) || at + count > total || (count == 0 && at < total))
                 throw new LibraryFaultException($"media agent: a reference list page of {count} ids from {at} of {total}");
-            ids ??= new ChunkId[total];
+            listLength = total;
+            // Grown as the pages come (a length the node only claims allocates nothing), to the list's length at most.
+            if (ids is null || at + count > ids.Length) Array.Resize(ref ids, (int)Math.Min(total, Math.Max(at + count, 2L * (ids?.Length ?? 0))));
             for (var i = 0; i < count; i++) ids[at + i] = new ChunkId(reply.Slice(8 + i * ChunkId.Size, ChunkId.Size));
             at += count;
-        } while (at < ids.Length);
-        return ids;
+        } while (at < listLength);
+        return ids ?? [];
     }
 
     /// <summary>

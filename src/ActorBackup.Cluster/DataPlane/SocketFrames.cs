@@ -37,6 +37,8 @@ internal static class SocketFrames
     public const byte Full = 2;
     /// <summary>A READ's reply status: that chunk is missing or damaged in the library (the library itself answers; any other error status is a fault of the session or the library).</summary>
     public const byte Damaged = 3;
+    /// <summary>A RESERVE's reply status: another writer has held the chunk too long (DiskLibrary.ReserveWaitLimit); the job is tried again later.</summary>
+    public const byte Busy = 4;
     public const int MaxFrame = VolumeFormat.MaxPayload + 1024;
 
     /// <summary>Reservations one connection may hold at once (a writer holds one: it appends or releases it before the next).</summary>
@@ -85,7 +87,9 @@ internal sealed class FrameStream : IDisposable
     public static FrameStream Connect(Socket socket, System.Net.Security.SslClientAuthenticationOptions options)
     {
         socket.ReceiveTimeout = socket.SendTimeout = (int)SocketFrames.HandshakeTimeout.TotalMilliseconds;
-        return Handshake(socket, tls => tls.AuthenticateAsClient(options));
+        var stream = Handshake(socket, tls => tls.AuthenticateAsClient(options));
+        stream._timedOut = $"no answer to its hello within {SocketFrames.HandshakeTimeout.TotalSeconds:F0} s";
+        return stream;
     }
 
     private static FrameStream Handshake(Socket socket, Action<SslStream> authenticate)

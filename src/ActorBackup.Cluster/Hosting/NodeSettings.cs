@@ -148,9 +148,11 @@ public sealed record NodeSettings(
                 ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", ""))),
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0))
         {
+            // "-1s" does not parse as a duration (a FormatException); "infinite" parses, as a negative one.
             RereadChangedWithin = c.GetString("reread-changed-within", "").TrimStart().StartsWith('-')
-                ? throw new ConfigurationException($"actorbackup.reread-changed-within must be 0s or more, got {c.GetString("reread-changed-within")}")
-                : c.GetTimeSpan("reread-changed-within", Engine.Archive.BackupOptions.DefaultRereadChangedWithin),
+                || c.GetTimeSpan("reread-changed-within", Engine.Archive.BackupOptions.DefaultRereadChangedWithin) is var within && within < TimeSpan.Zero
+                ? throw new ConfigurationException($"actorbackup.reread-changed-within must be 0s or more (a duration such as 2s), got {c.GetString("reread-changed-within")}")
+                : within,
         };
     }
 

@@ -496,7 +496,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 if (ManagerState.BadTimes(job, manifest, DateTimeOffset.UtcNow) is { } badTimes)
                 {
                     _log.Warning("job {0}: {1}", f.Job, badTimes);
-                    End(f.Job, JobState.Failed, badTimes, replyTo: client);
+                    var letGo = _state.DecideRefusedSnapshot(job, manifest, badTimes, DateTimeOffset.UtcNow);
+                    var left = letGo.Count;
+                    if (left == 0) End(f.Job, JobState.Failed, badTimes, replyTo: client);
+                    else PersistAll(letGo, e =>
+                    {
+                        Applied(e);
+                        if (--left == 0) End(f.Job, JobState.Failed, badTimes, replyTo: client);
+                    });
                     return;
                 }
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>

@@ -23,10 +23,14 @@ public sealed partial record ManagerState
         return new Decision([new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() }], null);
     }
 
-    public Decision DecideRemoveSet(RemoveBackupSet cmd, DateTimeOffset now) =>
-        BackupSets.ContainsKey(cmd.Name)
-            ? new Decision([new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }], null)
-            : Reject(UnknownSet(cmd.Name));
+    public Decision DecideRemoveSet(RemoveBackupSet cmd, DateTimeOffset now)
+    {
+        if (!BackupSets.ContainsKey(cmd.Name)) return Reject(UnknownSet(cmd.Name));
+        var removed = new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
+        // Its snapshots are judged by the policy each was made under from then on (RetentionOf).
+        if (Stranded(Apply(removed), now) is { } stranded) return Reject($"backup set '{cmd.Name}': {stranded}");
+        return new Decision([removed], null);
+    }
 
     public Decision DecideEnableSet(EnableBackupSet cmd, DateTimeOffset now)
     {

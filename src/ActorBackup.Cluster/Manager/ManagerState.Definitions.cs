@@ -64,7 +64,7 @@ public sealed partial record ManagerState
                 next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });
             }
         }
-        if (Stranded(next) is { } stranded) errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}{stranded}");
+        if (Stranded(next, now) is { } stranded) errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}{stranded}");
         if (errors.Count > 0) return (result, Reject("nothing was applied:\n" + string.Join("\n", errors)));
         var changed = applied.Policies.Count + applied.Sets.Count + applied.RemovedSets.Count + applied.RemovedPolicies.Count > 0;
         result.Applied = changed && !cmd.DryRun;
@@ -75,11 +75,16 @@ public sealed partial record ManagerState
     /// What is wrong with changed definitions (<paramref name="next"/>) for the snapshots that live on a copy with a
     /// retention of its own (their primary's rules let them go and they moved there): once no such copy rule covers
     /// their library (the rule removed, its retention dropped, its library changed, the set given another policy),
-    /// their policy's own rules judge them again, and retention deletes them at its next look. Null when none is so.
+    /// their policy's own rules judge them again, and those that rules let go retention deletes at its next look. Null
+    /// when none is so (a change that keeps them by the policy's own rules, more generous ones, passes).
     /// </summary>
-    private string? Stranded(ManagerState next)
+    internal string? Stranded(ManagerState next, DateTimeOffset now)
     {
-        var stranded = Snapshots.Where(x => RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null && RetainedCopyOn(next.RetentionOf(x).Policy, x.Library) is null).ToList();
+        var candidates = Snapshots.Where(x => RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null && RetainedCopyOn(next.RetentionOf(x).Policy, x.Library) is null)
+            .Select(x => x.Id).ToHashSet(StringComparer.Ordinal);
+        if (candidates.Count == 0) return null;
+        var deleted = next.DecideRetention(now)?.Snapshots.ToHashSet(StringComparer.Ordinal) ?? [];
+        var stranded = Snapshots.Where(x => candidates.Contains(x.Id) && deleted.Contains(x.Id)).ToList();
         if (stranded.Count == 0) return null;
         var libraries = string.Join(", ", stranded.Select(x => x.Library).Distinct().Order(StringComparer.Ordinal));
         return $"{stranded.Count} snapshot{(stranded.Count > 1 ? "s" : "")} ({string.Join(", ", stranded.Take(5).Select(x => x.Id))}{(stranded.Count > 5 ? ", ..." : "")}) " +

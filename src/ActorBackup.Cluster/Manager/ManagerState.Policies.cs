@@ -52,7 +52,10 @@ public sealed partial record ManagerState
         // A defined "default" goes back to the built-in one: its sets keep a policy.
         if (users.Count > 0 && cmd.Name != DefaultPolicy)
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
-        return new Decision([new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+        var removed = new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
+        // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
+        if (Stranded(Apply(removed), now) is { } stranded) return Reject($"storage policy '{cmd.Name}': {stranded}");
+        return new Decision([removed], null);
     }
 
     public List<string> SetsOf(string policy) => BackupSets.Values.Where(s => (s.Policy == "" ? DefaultPolicy : s.Policy) == policy).Select(s => s.Name).ToList();

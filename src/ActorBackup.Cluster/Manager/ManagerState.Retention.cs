@@ -343,6 +343,15 @@ public sealed partial record ManagerState
                "set that host's clock right (NTP) and run the backup again";
     }
 
+    /// <summary>
+    /// What lets the data of a snapshot refused for its times (<see cref="BadTimes"/>) go: it is in its library (and
+    /// those it spans) already, committed by its client, but not in the catalog; marked as let go there, a prune frees
+    /// it (not counted among the lists the catalog does not know) and a catalog rebuild does not bring it back.
+    /// </summary>
+    public IReadOnlyList<IMessage> DecideRefusedSnapshot(JobInfo job, SnapshotManifest manifest, string reason, DateTimeOffset now) =>
+        manifest.Spans.Prepend(manifest.Library != "" ? manifest.Library : job.Library).Where(l => l != "").Distinct()
+            .Select(l => (IMessage)new CopyDropped { Snapshot = manifest.Id, Library = l, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds() }).ToList();
+
     /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
     private static CopyRule? RetainedCopyOn(StoragePolicy policy, string library) =>
         policy.Copies.FirstOrDefault(c => c.Retention is not null && RulesOf(c.Retention).Limits && c.Libraries.Contains(library));

@@ -2,6 +2,9 @@ using ActorBackup.Engine.Hashing;
 
 namespace ActorBackup.Engine.Library;
 
+/// <summary>A chunk another writer has been storing for too long (DiskLibrary.ReserveWaitLimit): a passing trouble, the job is tried again.</summary>
+public sealed class LibraryBusyException(string message) : IOException(message);
+
 // Who stores a chunk that several writers want at once.
 public sealed partial class DiskLibrary
 {
@@ -12,7 +15,7 @@ public sealed partial class DiskLibrary
     /// to fail never stores. Whoever gets true must call <see cref="Append"/> or <see cref="Release"/>; a
     /// writer holds one reservation at a time, so waiters never wait on each other in a circle. A writer that holds
     /// one for longer than <see cref="ReserveWaitLimit"/> (stuck, or a peer that reserves and never appends) fails
-    /// the waiter with an <see cref="IOException"/>, not a wait without end.
+    /// the waiter with a <see cref="LibraryBusyException"/> (its job is tried again later), not a wait without end.
     /// </summary>
     public bool TryReserve(ChunkId id)
     {
@@ -31,8 +34,8 @@ public sealed partial class DiskLibrary
                 if (_reserved.Add(id)) return true;
                 var left = deadline - Environment.TickCount64;
                 if (left > 0) Monitor.Wait(_lock, TimeSpan.FromMilliseconds(left)); // then the loop looks again
-                else throw new IOException($"chunk {id} has been being stored by another writer for {ReserveWaitLimit.TotalSeconds:F0} s and still is not " +
-                                          "(a writer stuck, or gone without its connection closing): this backup fails and is tried again");
+                else throw new LibraryBusyException($"chunk {id} has been being stored by another writer for {ReserveWaitLimit.TotalSeconds:F0} s and still is not " +
+                                                    "(a writer stuck, or gone without its connection closing): this attempt ends, and the backup is tried again later");
             }
         }
     }

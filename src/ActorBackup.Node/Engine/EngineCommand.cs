@@ -65,7 +65,7 @@ public static class EngineCommand
         };
         within.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<double>() is var v && (v < 0 || !double.IsFinite(v))) r.AddError($"--reread-changed-within must be 0 or more seconds, got {v}");
+            if (r.GetValueOrDefault<double>() is var v && v is not (>= 0 and <= 366 * 86400)) r.AddError($"--reread-changed-within must be 0 to 31622400 seconds (a year), got {v}");
         });
         Verb("backup", "back PATHs up", pr => Backup(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)),
             new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs), pr.GetValue(atime)),

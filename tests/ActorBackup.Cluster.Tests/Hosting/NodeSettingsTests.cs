@@ -26,6 +26,8 @@ public class NodeSettingsTests
         Assert.Equal(TimeSpan.Zero, Read("actorbackup.reread-changed-within = 0s").RereadChangedWithin);
         Assert.Contains("actorbackup.reread-changed-within must be 0s or more",
             Assert.Throws<ConfigurationException>(() => Read("actorbackup.reread-changed-within = -1s")).Message);
+        Assert.Contains("actorbackup.reread-changed-within must be 0s or more",
+            Assert.Throws<ConfigurationException>(() => Read("actorbackup.reread-changed-within = infinite")).Message);
     }
 
     [Theory]

@@ -260,6 +260,9 @@ public class RetentionStateTests
         Assert.Contains("1 snapshot (s2) lives only on lib2", s.DecideApply(Definitions(), Now).Decision.Rejection);
         Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib2" } }), Now).Decision.Rejection); // no retention of its own
         Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib3" }, Retention = new RetentionRule { Last = 2 } }), Now).Decision.Rejection);
+        // A change after which the policy's own rules keep them (here: everything) deletes nothing: it passes.
+        var generous = new ApplyDefinitions { Policies = { new StoragePolicy { Name = "disk", Libraries = { "lib1" } } }, Sets = { web } };
+        Assert.Null(s.DecideApply(generous, Now).Decision.Rejection);
         var keptLonger = s.DecideApply(Definitions(new CopyRule { Libraries = { "lib2" }, FullsOnly = true, Retention = new RetentionRule { Last = 5 } }), Now);
         Assert.Null(keptLonger.Decision.Rejection);
         Assert.True(keptLonger.Result.Applied);
@@ -310,6 +313,20 @@ public class RetentionStateTests
         var ahead = ManagerState.BadTimes(job, Made(TimeSpan.FromHours(5), TimeSpan.FromMinutes(1)), done);
         Assert.Contains("is 5 hours ahead of the manager's", ahead);
         Assert.Contains("would count as the newest", ahead);
+
+        // The refused snapshot is in its library (and one it spans) already: let go there, so that a prune frees it and
+        // a catalog rebuild does not bring it back.
+        var refused = new SnapshotManifest
+        {
+            Id = "0123456789abcdef", Client = "web1", BackupSet = "web", Library = "lib1", Spans = { "lib2" }, Level = Level.Full,
+            RootTree = Google.Protobuf.ByteString.CopyFrom(new byte[32]), FinishedUnixMs = Now.AddDays(-3).ToUnixTimeMilliseconds(),
+        };
+        var s = Apply(Cell(), Cell().DecideRefusedSnapshot(job, refused, ahead!, done));
+        Assert.Contains("0123456789abcdef", s.PendingDeletions["lib1"]);
+        Assert.Contains("0123456789abcdef", s.PendingDeletions["lib2"]);
+        Assert.DoesNotContain(s.Snapshots, x => x.Id == "0123456789abcdef");
+        Assert.Contains("0123456789abcdef", s.PruneRequest(new JobInfo { Id = "9", Library = "lib1" }, 0.2, TimeSpan.FromDays(1)).Deleted);
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { refused.ToByteString() }, Referenced = { refused.Id } }).Events);
     }
 
     [Fact]
