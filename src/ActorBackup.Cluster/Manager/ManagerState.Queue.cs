@@ -17,7 +17,13 @@ public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, Time
     TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "")
 {
     /// <summary>A reference list that the catalog neither keeps nor deleted counts as live this long (a backup not yet recorded).</summary>
-    public TimeSpan OrphansAfter => PruneOrphansAfter > TimeSpan.Zero ? PruneOrphansAfter : TimeSpan.FromDays(1);
+    public TimeSpan OrphansAfter => PruneOrphansAfter > TimeSpan.Zero ? PruneOrphansAfter : DefaultOrphansAfter;
+
+    /// <summary>
+    /// How old a reference list the catalog neither keeps nor deleted must be before a prune lets it go: a week, time
+    /// for a manager database restored from an older backup to get the snapshots made since back (abk catalog rebuild).
+    /// </summary>
+    public static readonly TimeSpan DefaultOrphansAfter = TimeSpan.FromDays(7);
     public TimeSpan Probe => JobProbe > TimeSpan.Zero ? JobProbe : TimeSpan.FromSeconds(30);
     public TimeSpan Backoff => RetryBackoff > TimeSpan.Zero ? RetryBackoff : TimeSpan.FromSeconds(30);
     public int KeepJobs => KeepJobsPerSet > 0 ? KeepJobsPerSet : 100;

@@ -242,7 +242,7 @@ public sealed partial class MediaActor
         var run = _prune!;
         run.Report.SecondsWaiting = run.Clock.Elapsed.TotalSeconds;
         var library = _library!;
-        var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds > 0 ? run.Request.OrphanAfterSeconds : 86400);
+        var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : run.Request.OrphanAfterSeconds > 0 ? TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds) : Manager.QueueLimits.DefaultOrphansAfter;
         Task.Run(() =>
         {
             var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);

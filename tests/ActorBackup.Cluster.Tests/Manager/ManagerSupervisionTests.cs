@@ -33,14 +33,14 @@ public sealed class ManagerSupervisionTests() : TestKit(ConfigurationFactory.Par
         var manager = Sys.ActorOf(ManagerActor.Supervised(ManagerActor.Props(CreateTestProbe().Ref)), "manager");
         var me = CreateTestProbe();
         manager.Tell(new RegisterClient { Id = "web1", Address = "akka.tcp://actorbackup@web1/user/client" }, me.Ref);
-        me.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30));
+        me.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(60));
 
         FailingJournal.Down = true;
         Sys.ActorSelection("/user/manager/manager").Tell(new Identify(1), me.Ref);
-        var first = me.ExpectMsg<ActorIdentity>(TimeSpan.FromSeconds(10)).Subject!;
+        var first = me.ExpectMsg<ActorIdentity>(TimeSpan.FromSeconds(30)).Subject!;
         me.Watch(first);
         manager.Tell(new RegisterClient { Id = "web2", Address = "akka.tcp://actorbackup@web2/user/client" }, me.Ref);
-        me.FishForMessage(m => m is Terminated t && t.ActorRef.Equals(first), TimeSpan.FromSeconds(30)); // Akka stops it
+        me.FishForMessage(m => m is Terminated t && t.ActorRef.Equals(first), TimeSpan.FromSeconds(60)); // Akka stops it
         FailingJournal.Down = false;
 
         // Started again by its supervisor, recovered from the journal: what was written before the failure is there.
@@ -49,9 +49,9 @@ public sealed class ManagerSupervisionTests() : TestKit(ConfigurationFactory.Par
             manager.Tell(new ListClients(), me.Ref);
             var clients = me.FishForMessage<ClientList>(_ => true, TimeSpan.FromSeconds(2)).Clients;
             Assert.Contains(clients, c => c.Id == "web1");
-        }, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(500));
+        }, TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(500));
         manager.Tell(new RegisterClient { Id = "web2", Address = "akka.tcp://actorbackup@web2/user/client" }, me.Ref);
-        me.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30)); // and writes again
+        me.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(60)); // and writes again
     }
 
     [Fact]
