@@ -107,7 +107,8 @@ public sealed class DataPlaneSessions : IExtension
             var live = session;
             if (!live.Write) throw new InvalidOperationException("a read session cannot store chunks");
             try { return live.Library.TryReserve(id); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            // A chunk another writer holds too long (LibraryBusyException) is a passing trouble, as a socket client hears it.
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
         public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)

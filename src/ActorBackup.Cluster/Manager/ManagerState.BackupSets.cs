@@ -20,7 +20,10 @@ public sealed partial record ManagerState
         set.Client = client;
         Normalize(set);
         if (Invalid(set) is { } reason) return Reject($"backup set '{set.Name}': {reason}");
-        return new Decision([new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+        var defined = new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() };
+        // A set added again under a name it had: its old snapshots are judged by its policy from then on.
+        if (Stranded(Apply(defined)) is { } stranded) return Reject($"backup set '{set.Name}': {stranded}");
+        return new Decision([defined], null);
     }
 
     public Decision DecideRemoveSet(RemoveBackupSet cmd, DateTimeOffset now)
@@ -28,7 +31,7 @@ public sealed partial record ManagerState
         if (!BackupSets.ContainsKey(cmd.Name)) return Reject(UnknownSet(cmd.Name));
         var removed = new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
         // Its snapshots are judged by the policy each was made under from then on (RetentionOf).
-        if (Stranded(Apply(removed), now) is { } stranded) return Reject($"backup set '{cmd.Name}': {stranded}");
+        if (Stranded(Apply(removed)) is { } stranded) return Reject($"backup set '{cmd.Name}': {stranded}");
         return new Decision([removed], null);
     }
 

@@ -64,7 +64,7 @@ public sealed partial record ManagerState
                 next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });
             }
         }
-        if (Stranded(next, now) is { } stranded) errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}{stranded}");
+        if (Stranded(next) is { } stranded) errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}{stranded}");
         if (errors.Count > 0) return (result, Reject("nothing was applied:\n" + string.Join("\n", errors)));
         var changed = applied.Policies.Count + applied.Sets.Count + applied.RemovedSets.Count + applied.RemovedPolicies.Count > 0;
         result.Applied = changed && !cmd.DryRun;
@@ -75,22 +75,22 @@ public sealed partial record ManagerState
     /// What is wrong with changed definitions (<paramref name="next"/>) for the snapshots that live on a copy with a
     /// retention of its own (their primary's rules let them go and they moved there): once no such copy rule covers
     /// their library (the rule removed, its retention dropped, its library changed, the set given another policy),
-    /// their policy's own rules judge them again, and those that rules let go retention deletes at its next look. Null
-    /// when none is so (a change that keeps them by the policy's own rules, more generous ones, passes).
+    /// their policy's own rules judge them again: rules that let them go once, and would at the next look or as newer
+    /// snapshots come (a last-N, the buckets). Null when none is so: the change keeps them covered, or the policy they
+    /// fall to keeps everything.
     /// </summary>
-    internal string? Stranded(ManagerState next, DateTimeOffset now)
+    internal string? Stranded(ManagerState next)
     {
-        var candidates = Snapshots.Where(x => RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null && RetainedCopyOn(next.RetentionOf(x).Policy, x.Library) is null)
-            .Select(x => x.Id).ToHashSet(StringComparer.Ordinal);
-        if (candidates.Count == 0) return null;
-        var deleted = next.DecideRetention(now)?.Snapshots.ToHashSet(StringComparer.Ordinal) ?? [];
-        var stranded = Snapshots.Where(x => candidates.Contains(x.Id) && deleted.Contains(x.Id)).ToList();
+        // Covered now by its set's policy, or by the one it was made under (a set removed, or moved to a policy that
+        // keeps everything, and later given limits: the cover was lost a step before).
+        var stranded = Snapshots.Where(x => (RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null || PolicyOf(x.Policy) is { } made && RetainedCopyOn(made, x.Library) is not null)
+                                            && next.RetentionOf(x).Policy is var after && RetainedCopyOn(after, x.Library) is null && RulesOf(after.Retention).Limits).ToList();
         if (stranded.Count == 0) return null;
         var libraries = string.Join(", ", stranded.Select(x => x.Library).Distinct().Order(StringComparer.Ordinal));
         return $"{stranded.Count} snapshot{(stranded.Count > 1 ? "s" : "")} ({string.Join(", ", stranded.Take(5).Select(x => x.Id))}{(stranded.Count > 5 ? ", ..." : "")}) " +
                $"live{(stranded.Count > 1 ? "" : "s")} only on {libraries}, kept there by a copy rule's own retention after their policy's rules let them go; " +
-               "with no copy rule with a retention on that library, retention would delete them at its next look: keep the rule, " +
-               "or delete them first ('abk snapshot delete ID...')";
+               "with no copy rule with a retention on that library, those rules would judge them again and delete them: keep the rule, " +
+               "give the policy no retention limit, or delete them first ('abk snapshot delete ID...')";
     }
 
     /// <summary>

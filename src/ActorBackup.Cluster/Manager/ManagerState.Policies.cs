@@ -41,7 +41,10 @@ public sealed partial record ManagerState
         if (Policies.ContainsKey(policy.Name))
             return Reject($"storage policy '{policy.Name}' exists already: remove it first ('abk policy remove {policy.Name}'), or change it with 'abk apply'");
         if (InvalidPolicy(policy) is { } reason) return Reject($"storage policy '{policy.Name}': {reason}");
-        return new Decision([new PolicyDefined { Policy = policy, UnixMs = now.ToUnixTimeMilliseconds() }], null);
+        var defined = new PolicyDefined { Policy = policy, UnixMs = now.ToUnixTimeMilliseconds() };
+        // A name a removed set's snapshots were made under judges them again.
+        if (Stranded(Apply(defined)) is { } stranded) return Reject($"storage policy '{policy.Name}': {stranded}");
+        return new Decision([defined], null);
     }
 
     public Decision DecideRemovePolicy(RemovePolicy cmd, DateTimeOffset now)
@@ -54,7 +57,7 @@ public sealed partial record ManagerState
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
         var removed = new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
         // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
-        if (Stranded(Apply(removed), now) is { } stranded) return Reject($"storage policy '{cmd.Name}': {stranded}");
+        if (Stranded(Apply(removed)) is { } stranded) return Reject($"storage policy '{cmd.Name}': {stranded}");
         return new Decision([removed], null);
     }
 

@@ -333,7 +333,7 @@ public sealed class ReferenceStore(string dir)
     /// Marks <paramref name="snapshot"/>'s list incomplete, durably: a part of it (<paramref name="why"/>) could not join
     /// it and was dropped, so whatever the list reads as (its damage mended, say, a base put back), it is damaged: a
     /// prune stops at it and a check names it, until the snapshot is deleted. The list's time is renewed, as a part
-    /// written would have done (a list not written for a day is an orphan's).
+    /// written would have done (a list not written for prune-orphans-after is an orphan's).
     /// </summary>
     public void MarkIncomplete(string snapshot, string why)
     {

@@ -214,6 +214,11 @@ public sealed class SocketDataPlaneTests : IDisposable
         using var waiter = Connect(write: true);
         var refused = Assert.Throws<LibraryBusyException>(() => waiter.TryReserve(Id(1))); // a passing trouble: the job is tried again
         Assert.Contains("being stored by another writer", refused.Message);
+        // The same in the node's own process (a session of this ActorSystem's: no socket).
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", true);
+        _tickets.Add(ticket);
+        using var inPlace = _sessions.Connect(new SessionOpened { Ticket = ticket, Library = "lib1" }, TimeSpan.FromSeconds(5));
+        Assert.Throws<LibraryBusyException>(() => inPlace.TryReserve(Id(1)));
     }
 
     [Fact]

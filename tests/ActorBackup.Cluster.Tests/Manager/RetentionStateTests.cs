@@ -230,7 +230,7 @@ public class RetentionStateTests
                 Manifest = new SnapshotManifest
                 {
                     Id = $"s{i}", Client = "host-a", BackupSet = "web", Level = full ? Level.Full : Level.Incremental, Library = "lib1",
-                    FinishedUnixMs = Now.AddDays(i - 10).ToUnixTimeMilliseconds(),
+                    FinishedUnixMs = Now.AddDays(i - 10).ToUnixTimeMilliseconds(), Policy = "disk",
                 }.ToByteString(),
             });
             return full ? st.Apply(new SnapshotCopied { Snapshot = $"s{i}", Library = "lib2" }) : st;
@@ -260,6 +260,18 @@ public class RetentionStateTests
         Assert.Contains("1 snapshot (s2) lives only on lib2", s.DecideApply(Definitions(), Now).Decision.Rejection);
         Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib2" } }), Now).Decision.Rejection); // no retention of its own
         Assert.Contains("lives only on lib2", s.DecideApply(Definitions(new CopyRule { Libraries = { "lib3" }, Retention = new RetentionRule { Last = 2 } }), Now).Decision.Rejection);
+        // Nor by way of a set removed and added again under a policy without that copy.
+        var removedSet = s.Apply(Assert.Single(s.DecideRemoveSet(new RemoveBackupSet { Name = "web" }, Now).Events))
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "short", Retention = new RetentionRule { Last = 1 } } });
+        Assert.Contains("lives only on lib2", removedSet.DecideDefineSet(new DefineBackupSet { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "short" } }, Now).Rejection);
+        // Nor by way of the set moved to a policy that keeps everything (that passes), later given limits.
+        var disk = new StoragePolicy { Name = "disk", Libraries = { "lib1" }, Retention = new RetentionRule { Last = 1 }, Copies = { copy } };
+        var webAll = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "all" };
+        var moveToAll = s.DecideApply(new ApplyDefinitions { Policies = { disk, new StoragePolicy { Name = "all" } }, Sets = { webAll } }, Now);
+        Assert.Null(moveToAll.Decision.Rejection);
+        var onAll = Apply(s, moveToAll.Decision.Events);
+        var limitAll = onAll.DecideApply(new ApplyDefinitions { Policies = { disk, new StoragePolicy { Name = "all", Retention = new RetentionRule { Last = 1 } } }, Sets = { webAll } }, Now);
+        Assert.Contains("lives only on lib2", limitAll.Decision.Rejection);
         // A change after which the policy's own rules keep them (here: everything) deletes nothing: it passes.
         var generous = new ApplyDefinitions { Policies = { new StoragePolicy { Name = "disk", Libraries = { "lib1" } } }, Sets = { web } };
         Assert.Null(s.DecideApply(generous, Now).Decision.Rejection);
