@@ -81,10 +81,14 @@ public sealed partial record ManagerState
     /// </summary>
     internal string? Stranded(ManagerState next)
     {
-        // Covered now by its set's policy, or by the one it was made under (a set removed, or moved to a policy that
-        // keeps everything, and later given limits: the cover was lost a step before).
-        var stranded = Snapshots.Where(x => (RetainedCopyOn(RetentionOf(x).Policy, x.Library) is not null || PolicyOf(x.Policy) is { } made && RetainedCopyOn(made, x.Library) is not null)
-                                            && next.RetentionOf(x).Policy is var after && RetainedCopyOn(after, x.Library) is null && RulesOf(after.Retention).Limits).ToList();
+        // Only what this change makes unsafe: a snapshot safe now (covered by such a copy rule, or judged by a policy
+        // that keeps everything) and not after it, that such a rule covered (now, or under the policy it was made under:
+        // a set moved to a keep-everything policy, then given limits). One already unsafe is not this change's doing,
+        // and does not block every later change.
+        bool Covered(ManagerState state, Engine.Trees.SnapshotManifest x) => RetainedCopyOn(state.RetentionOf(x).Policy, x.Library) is not null;
+        bool Safe(ManagerState state, Engine.Trees.SnapshotManifest x) => Covered(state, x) || !RulesOf(state.RetentionOf(x).Policy.Retention).Limits;
+        var stranded = Snapshots.Where(x => (Covered(this, x) || PolicyOf(x.Policy) is { } made && RetainedCopyOn(made, x.Library) is not null)
+                                            && Safe(this, x) && !Safe(next, x)).ToList();
         if (stranded.Count == 0) return null;
         var libraries = string.Join(", ", stranded.Select(x => x.Library).Distinct().Order(StringComparer.Ordinal));
         return $"{stranded.Count} snapshot{(stranded.Count > 1 ? "s" : "")} ({string.Join(", ", stranded.Take(5).Select(x => x.Id))}{(stranded.Count > 5 ? ", ..." : "")}) " +

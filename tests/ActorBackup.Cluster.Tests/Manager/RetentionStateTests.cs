@@ -272,6 +272,13 @@ public class RetentionStateTests
         var onAll = Apply(s, moveToAll.Decision.Events);
         var limitAll = onAll.DecideApply(new ApplyDefinitions { Policies = { disk, new StoragePolicy { Name = "all", Retention = new RetentionRule { Last = 1 } } }, Sets = { webAll } }, Now);
         Assert.Contains("lives only on lib2", limitAll.Decision.Rejection);
+        // A snapshot left uncovered before (the set moved to a limited policy with no such copy) is not this change's
+        // doing: it blocks no later, unrelated change.
+        var webShort = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "short" };
+        var shortPolicy = new StoragePolicy { Name = "short", Retention = new RetentionRule { Last = 1 } };
+        var uncovered = Apply(s, s.DecideApply(new ApplyDefinitions { Policies = { disk, shortPolicy }, Sets = { web } }, Now).Decision.Events)
+            .Apply(new BackupSetDefined { Set = webShort }); // as an older build let it pass
+        Assert.Null(uncovered.DecideApply(new ApplyDefinitions { Policies = { disk, shortPolicy, new StoragePolicy { Name = "other" } }, Sets = { webShort } }, Now).Decision.Rejection);
         // A change after which the policy's own rules keep them (here: everything) deletes nothing: it passes.
         var generous = new ApplyDefinitions { Policies = { new StoragePolicy { Name = "disk", Libraries = { "lib1" } } }, Sets = { web } };
         Assert.Null(s.DecideApply(generous, Now).Decision.Rejection);
