@@ -34,6 +34,10 @@ public sealed class ManagerSupervisionTests() : TestKit(ConfigurationFactory.Par
         var me = CreateTestProbe();
         manager.Tell(new RegisterClient { Id = "web1", Address = "akka.tcp://actorbackup@web1/user/client" }, me.Ref);
         me.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(60));
+        // Registered is said at once, before its event is written: a command after it is taken once it is (Persist
+        // stashes what comes meanwhile), so this list holding web1 means web1 is in the journal.
+        manager.Tell(new ListClients(), me.Ref);
+        Assert.Contains(me.FishForMessage<ClientList>(_ => true, TimeSpan.FromSeconds(60)).Clients, c => c.Id == "web1");
 
         FailingJournal.Down = true;
         Sys.ActorSelection("/user/manager/manager").Tell(new Identify(1), me.Ref);
