@@ -589,18 +589,26 @@ public class FullLibraryPruneTests
 /// <summary>A node's Prometheus metrics, as a Prometheus on the same host scrapes them.</summary>
 public class MetricsTests
 {
+    /// <summary>A node with <paramref name="settings"/> serving its metrics on a free port of 127.0.0.1, and two files of 8 MiB to back up.</summary>
+    private static (CellProcess Cell, string Src, string Metrics) Metered(TempDir dir, params string[] settings)
+    {
+        var src = Path.Combine(dir.Path, "src");
+        CellTests.MakeRandomFiles(src, 2);
+        var port = Ports.Free();
+        var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, ["--set", $"actorbackup.metrics.port={port}", .. settings]).Start();
+        return (cell, src, $"http://127.0.0.1:{port}/metrics");
+    }
+
     [Fact]
     public async Task A_node_serves_jobs_bytes_libraries_and_data_plane_metrics_on_127_0_0_1()
     {
         using var dir = new TempDir();
-        var src = Path.Combine(dir.Path, "src");
-        CellTests.MakeRandomFiles(src, 2);
-        var port = Ports.Free();
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", $"actorbackup.metrics.port={port}").Start();
+        var (started, src, metrics) = Metered(dir);
+        using var cell = started;
         Assert.Equal(0, cell.Abk("backup", src).ExitCode);
 
         using var http = new HttpClient();
-        var text = await Eventually.Until(() => http.GetStringAsync($"http://127.0.0.1:{port}/metrics"),
+        var text = await Eventually.Until(() => http.GetStringAsync(metrics),
             t => t.Contains("actorbackup_jobs{state=\"succeeded\"} 1"), "the jobs gauge with the finished backup");
         Assert.Contains("actorbackup_jobs_ended_total{kind=\"backup\",state=\"succeeded\"} 1", text);
         Assert.Contains("actorbackup_queue_length 0", text);
@@ -614,18 +622,15 @@ public class MetricsTests
     public async Task A_file_changed_within_the_nodes_reread_time_before_the_parent_began_is_read_again()
     {
         using var dir = new TempDir();
-        var src = Path.Combine(dir.Path, "src");
-        CellTests.MakeRandomFiles(src, 2);
-        var port = Ports.Free();
         // An hour: the files, made seconds before each backup began, changed within it (BackupOptions.RereadChangedWithin).
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", $"actorbackup.metrics.port={port}",
-            "--set", "actorbackup.reread-changed-within=1h").Start();
+        var (started, src, metrics) = Metered(dir, "--set", "actorbackup.reread-changed-within=1h");
+        using var cell = started;
         // Older than the default (2 s) when the first backup begins: only the node's setting has them read again.
         // (Written once, their ctime is their mtime.)
         var changed = Directory.GetFiles(src).Max(File.GetLastWriteTimeUtc);
         await Eventually.Until(() => Task.FromResult(DateTime.UtcNow), now => now > changed.AddSeconds(3), "the files' last change 3 s ago");
         using var http = new HttpClient();
-        Task<string> BytesRead(string expected) => Eventually.Until(() => http.GetStringAsync($"http://127.0.0.1:{port}/metrics"),
+        Task<string> BytesRead(string expected) => Eventually.Until(() => http.GetStringAsync(metrics),
             t => System.Text.RegularExpressions.Regex.IsMatch(t, $@"actorbackup_backup_bytes_read_total\{{client=""[^""]+""\}} {expected}"), $"{expected} bytes read in all");
         Assert.Equal(0, cell.Abk("backup", src).ExitCode);
         await BytesRead("16777216"); // 2 files of 8 MiB

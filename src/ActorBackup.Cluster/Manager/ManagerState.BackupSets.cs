@@ -20,19 +20,15 @@ public sealed partial record ManagerState
         set.Client = client;
         Normalize(set);
         if (Invalid(set) is { } reason) return Reject($"backup set '{set.Name}': {reason}");
-        var defined = new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() };
         // A set added again under a name it had: its old snapshots are judged by its policy from then on.
-        if (Stranded(Apply(defined)) is { } stranded) return Reject($"backup set '{set.Name}': {stranded}");
-        return new Decision([defined], null);
+        return UnlessStranded(new BackupSetDefined { Set = set, UnixMs = now.ToUnixTimeMilliseconds() }, $"backup set '{set.Name}'");
     }
 
     public Decision DecideRemoveSet(RemoveBackupSet cmd, DateTimeOffset now)
     {
         if (!BackupSets.ContainsKey(cmd.Name)) return Reject(UnknownSet(cmd.Name));
-        var removed = new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
         // Its snapshots are judged by the policy each was made under from then on (RetentionOf).
-        if (Stranded(Apply(removed)) is { } stranded) return Reject($"backup set '{cmd.Name}': {stranded}");
-        return new Decision([removed], null);
+        return UnlessStranded(new BackupSetRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }, $"backup set '{cmd.Name}'");
     }
 
     public Decision DecideEnableSet(EnableBackupSet cmd, DateTimeOffset now)

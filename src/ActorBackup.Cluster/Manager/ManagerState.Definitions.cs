@@ -97,6 +97,10 @@ public sealed partial record ManagerState
                "give the policy no retention limit, or delete them first ('abk snapshot delete ID...')";
     }
 
+    /// <summary>A definition's one event (<paramref name="change"/> of <paramref name="what"/>), refused when it strands snapshots (<see cref="Stranded"/>).</summary>
+    private Decision UnlessStranded(IMessage change, string what) =>
+        Stranded(Apply(change)) is { } stranded ? Reject($"{what}: {stranded}") : new Decision([change], null);
+
     /// <summary>
     /// A set's paths in one form each, as listings show them (escapes read and written again: \xE9 and \xe9 are one
     /// path, one set, one chain of parents), no trailing '/', each once, in order.

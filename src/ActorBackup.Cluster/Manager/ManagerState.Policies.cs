@@ -41,10 +41,8 @@ public sealed partial record ManagerState
         if (Policies.ContainsKey(policy.Name))
             return Reject($"storage policy '{policy.Name}' exists already: remove it first ('abk policy remove {policy.Name}'), or change it with 'abk apply'");
         if (InvalidPolicy(policy) is { } reason) return Reject($"storage policy '{policy.Name}': {reason}");
-        var defined = new PolicyDefined { Policy = policy, UnixMs = now.ToUnixTimeMilliseconds() };
         // A name a removed set's snapshots were made under judges them again.
-        if (Stranded(Apply(defined)) is { } stranded) return Reject($"storage policy '{policy.Name}': {stranded}");
-        return new Decision([defined], null);
+        return UnlessStranded(new PolicyDefined { Policy = policy, UnixMs = now.ToUnixTimeMilliseconds() }, $"storage policy '{policy.Name}'");
     }
 
     public Decision DecideRemovePolicy(RemovePolicy cmd, DateTimeOffset now)
@@ -55,10 +53,8 @@ public sealed partial record ManagerState
         // A defined "default" goes back to the built-in one: its sets keep a policy.
         if (users.Count > 0 && cmd.Name != DefaultPolicy)
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
-        var removed = new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() };
         // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
-        if (Stranded(Apply(removed)) is { } stranded) return Reject($"storage policy '{cmd.Name}': {stranded}");
-        return new Decision([removed], null);
+        return UnlessStranded(new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }, $"storage policy '{cmd.Name}'");
     }
 
     public List<string> SetsOf(string policy) => BackupSets.Values.Where(s => (s.Policy == "" ? DefaultPolicy : s.Policy) == policy).Select(s => s.Name).ToList();

@@ -555,7 +555,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private Recorded? ListsAsParent(Recorded? recorded, string path, ulong device, ulong rootDevice)
     {
         if (!_namesFromParent || recorded is not { } r || device != rootDevice) return null;
-        if (!Before(r.MtimeSec, r.MtimeNsec) || !Before(r.CtimeSec, r.CtimeNsec)) return null;
+        if (!Settled(r.MtimeSec, r.MtimeNsec) || !Settled(r.CtimeSec, r.CtimeNsec)) return null;
         // Times in whole seconds (ext2/3, ext4 of small inodes): a clock set back since could bring a change into the
         // recorded second.
         if (r is { MtimeNsec: 0, CtimeNsec: 0 }) return null;
@@ -563,15 +563,14 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         return r;
     }
 
-    private bool Before(long sec, uint nsec) => sec < _settledBefore.Sec || (sec == _settledBefore.Sec && nsec < _settledBefore.Nsec);
-
     /// <summary>
-    /// Whether the parent's record of an entry whose recorded ctime is this may be trusted when its times still match:
-    /// the ctime lies <see cref="BackupOptions.RereadChangedWithin"/> or more before the parent began. Else (git's "racy clean") a
-    /// change made after the parent read the entry, within the same tick of the file system's clock, would match the
-    /// record and be missed for good; such an entry is read again (its content and xattrs), once.
+    /// Whether the parent's record of an entry whose recorded time (its ctime; a folder's mtime too) is this may be
+    /// trusted when its times still match: the time lies <see cref="BackupOptions.RereadChangedWithin"/> or more before
+    /// the parent began (<see cref="_settledBefore"/>). Else (git's "racy clean") a change made after the parent read the
+    /// entry, within the same tick of the file system's clock, would match the record and be missed for good; such an
+    /// entry is read again (its content and xattrs, a folder's names), once.
     /// </summary>
-    private bool Settled(long ctimeSec, uint ctimeNsec) => Before(ctimeSec, ctimeNsec);
+    private bool Settled(long sec, uint nsec) => sec < _settledBefore.Sec || (sec == _settledBefore.Sec && nsec < _settledBefore.Nsec);
 
     /// <summary>A time in Unix milliseconds as seconds and nanoseconds (seconds rounded down, also before 1970).</summary>
     private static (long Sec, uint Nsec) Stamp(long unixMs)
