@@ -251,16 +251,22 @@ public sealed partial record ManagerState
     public IEnumerable<string> KeptOn(string library) =>
         Snapshots.Where(s => LibrariesOf(s).Contains(library) || s.Spans.Contains(library)).Select(s => s.Id);
 
-    /// <summary>What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its last prune.</summary>
+    /// <summary>
+    /// What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its
+    /// last prune, but for a snapshot a copy job that has not ended writes there (a copy again of one dropped there
+    /// before): its list there may be the new copy's, written before the prune began, whose end has not reached the
+    /// manager yet. That list stays (the catalog keeps it once the copy is recorded; else a later prune deletes it).
+    /// </summary>
     public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter)
     {
+        var arriving = Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State) && j.Library == job.Library).Select(j => j.Snapshot).ToHashSet(StringComparer.Ordinal);
         var r = new PruneLibrary
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
             Drive = job.Drive, DropUnknown = job.DropUnknown,
         };
         r.Keep.AddRange(KeptOn(job.Library));
-        r.Deleted.AddRange(PendingDeletions.GetValueOrDefault(job.Library) ?? []);
+        r.Deleted.AddRange((PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)));
         r.Retire.AddRange(job.Retire);
         return r;
     }

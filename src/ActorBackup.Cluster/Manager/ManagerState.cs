@@ -82,8 +82,20 @@ public sealed partial record ManagerState
             Copies = (Copies.GetValueOrDefault(d.Snapshot) ?? []).Remove(d.Library) is { Count: > 0 } left ? Copies.SetItem(d.Snapshot, left) : Copies.Remove(d.Snapshot),
             PendingDeletions = PendingDeletions.SetItem(d.Library, (PendingDeletions.GetValueOrDefault(d.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(d.Snapshot)),
         },
-        // A copy of a snapshot deleted meanwhile (its retention and the copy ended in the same moments): nothing to keep.
-        SnapshotCopied c when Snapshots.Exists(m => m.Id == c.Snapshot) => this with { Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)) },
+        // A copy replaces what a copy dropped from that library before left to delete there (its list is the new one's
+        // now). A copy of a snapshot deleted meanwhile (its retention and the copy ended in the same moments): nothing
+        // to keep, and its data there goes at that library's next prune.
+        SnapshotCopied c when Snapshots.Exists(m => m.Id == c.Snapshot) => this with
+        {
+            Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)),
+            PendingDeletions = PendingDeletions.GetValueOrDefault(c.Library) is { } leaving && leaving.Contains(c.Snapshot)
+                ? leaving.Remove(c.Snapshot) is { Count: > 0 } left ? PendingDeletions.SetItem(c.Library, left) : PendingDeletions.Remove(c.Library)
+                : PendingDeletions,
+        },
+        SnapshotCopied c => this with
+        {
+            PendingDeletions = PendingDeletions.SetItem(c.Library, (PendingDeletions.GetValueOrDefault(c.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Snapshot)),
+        },
         LibraryPruned p when PendingDeletions.TryGetValue(p.Library, out var pending) => this with
         {
             PendingDeletions = pending.Except(p.Snapshots) is { Count: > 0 } left ? PendingDeletions.SetItem(p.Library, left) : PendingDeletions.Remove(p.Library),

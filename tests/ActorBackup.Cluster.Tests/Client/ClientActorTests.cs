@@ -42,12 +42,12 @@ public sealed class ClientActorTests : TestKit, IDisposable
         }
     }
 
-    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null)
+    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null, KeyRing? keyRing = null)
     {
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
         var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
         var manager = CreateTestProbe();
-        var keys = new KeyRing(MasterKey.Generate());
+        var keys = keyRing ?? new KeyRing(MasterKey.Generate());
         var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit,
             RestoreClaimsDir: Path.Combine(_dir, "claims")), keys, manager.Ref, media, trust));
         var register = manager.ExpectMsg<RegisterClient>();
@@ -162,6 +162,24 @@ public sealed class ClientActorTests : TestKit, IDisposable
         var finished = Finished(manager);
         Assert.False(finished.Ok);
         Assert.Contains("the disk is full", finished.Reason);
+    }
+
+    [Fact]
+    public void A_chunk_another_writer_holds_too_long_fails_the_backup_as_a_passing_trouble_tried_again_not_a_library_fault()
+    {
+        var keys = new KeyRing(MasterKey.Generate());
+        var (client, manager, library) = Start(keyRing: keys);
+        var src = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(src);
+        var content = "a chunk another writer holds"u8.ToArray();
+        File.WriteAllBytes(Path.Combine(src, "held.txt"), content);
+        library.ReserveWaitLimit = TimeSpan.FromMilliseconds(200);
+        Assert.True(library.TryReserve(keys.For("host-t").Hasher.Hash(content))); // a writer stuck on it, never appending
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "12", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+        var finished = Finished(manager);
+        Assert.False(finished.Ok);
+        Assert.Equal(JobFault.FaultTransient, finished.Fault); // the manager queues it again; a library fault would try another library
+        Assert.Contains("being stored by another writer", finished.Reason);
     }
 
     [Fact]

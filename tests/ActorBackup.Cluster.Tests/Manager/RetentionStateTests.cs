@@ -121,6 +121,43 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_copy_made_again_where_one_was_dropped_is_not_pruned_while_its_end_is_on_its_way()
+    {
+        // s0's copy on lib2 was dropped (a copy rule's retention, say): lib2's next prune lets its list go.
+        var s = Cell().Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" }).Apply(new CopyDropped { Snapshot = "s0", Library = "lib2", Reason = "copy rule" });
+        var prune = new JobInfo { Id = "9", Kind = JobKind.Prune, Library = "lib2" };
+        Assert.Contains("s0", s.PruneRequest(prune, 0.2, TimeSpan.FromDays(1)).Deleted);
+
+        // An operator copies it there again. While that job has not ended in the catalog, its list on lib2 may be the
+        // new copy's, written before a prune began: a prune is told neither to keep it nor that it was deleted.
+        var copy = s.DecideStartCopy(new StartCopy { Snapshot = "s0", Library = "lib2" }, Now);
+        Assert.Null(copy.Rejection);
+        var copying = Apply(s, copy.Events).Apply(new JobStarted { Job = copy.Job!.Id, Library = "lib2" });
+        var during = copying.PruneRequest(prune, 0.2, TimeSpan.FromDays(1));
+        Assert.DoesNotContain("s0", during.Deleted);
+        Assert.DoesNotContain("s0", during.Keep);
+        Assert.Contains("s0", copying.PruneRequest(new JobInfo { Id = "10", Kind = JobKind.Prune, Library = "lib1" }, 0.2, TimeSpan.FromDays(1)).Keep);
+
+        // Recorded: lib2 keeps it, and nothing of it is left to delete there (a later prune would otherwise be told both).
+        var copied = copying.Apply(new JobEnded { Job = copy.Job.Id, State = JobState.Succeeded, UnixMs = Now.ToUnixTimeMilliseconds() })
+            .Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2", Job = copy.Job.Id });
+        Assert.False(copied.PendingDeletions.ContainsKey("lib2"));
+        var after = copied.PruneRequest(prune, 0.2, TimeSpan.FromDays(1));
+        Assert.Contains("s0", after.Keep);
+        Assert.DoesNotContain("s0", after.Deleted);
+
+        // The copy failed instead: its list there (if any) is let go as before.
+        var failed = copying.Apply(new JobEnded { Job = copy.Job.Id, State = JobState.Failed, UnixMs = Now.ToUnixTimeMilliseconds() });
+        Assert.Contains("s0", failed.PruneRequest(prune, 0.2, TimeSpan.FromDays(1)).Deleted);
+
+        // A copy that ends after its snapshot was deleted leaves its data there to the next prune.
+        var deleted = Apply(copying, copying.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1" } }, Now).Decision.Events)
+            .Apply(new SnapshotCopied { Snapshot = "s1", Library = "lib2" });
+        Assert.Contains("s1", deleted.PendingDeletions["lib2"]);
+        Assert.Contains("s1", new ManagerState().Apply(deleted.ToSnapshot()).PendingDeletions["lib2"]);
+    }
+
+    [Fact]
     public void An_aged_snapshot_gets_a_tier_copy_then_moves_and_its_old_library_lets_it_go()
     {
         var s = Cell().Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Tier = new TierRule { Libraries = { "lib2" }, AfterSeconds = 2 * 86400 } } });
