@@ -165,6 +165,40 @@ public static unsafe partial class TreeCompare
             if (lsetxattr(p, n, v, value.Length, 0) != 0) throw new IOException($"setxattr {path} {name}: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    /// <summary>Removes an extended attribute of <paramref name="path"/> (not followed through a symlink).</summary>
+    public static void RemoveXattr(string path, string name)
+    {
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+        fixed (byte* n = Terminated(Encoding.UTF8.GetBytes(name)))
+            if (lremovexattr(p, n) != 0) throw new IOException($"removexattr {path} {name}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>The modification time of <paramref name="path"/> itself, seconds and nanoseconds.</summary>
+    public static (long Sec, uint Nsec) Mtime(string path)
+    {
+        var st = Stat(Encoding.UTF8.GetBytes(path));
+        return (st.Mtime.Sec, st.Mtime.Nsec);
+    }
+
+    /// <summary>The status change time (ctime) of <paramref name="path"/> itself, in nanoseconds since the epoch.</summary>
+    public static long CtimeNs(string path)
+    {
+        var st = Stat(Encoding.UTF8.GetBytes(path));
+        return st.Ctime.Sec * 1_000_000_000 + st.Ctime.Nsec;
+    }
+
+    /// <summary>Sets the modification time of <paramref name="path"/> itself (a symlink is not followed) to the nanosecond; the access time stays.</summary>
+    public static void SetMtime(string path, long sec, uint nsec)
+    {
+        var times = stackalloc long[4];
+        times[0] = 0;
+        times[1] = (1L << 30) - 2; // UTIME_OMIT: the access time as it is
+        times[2] = sec;
+        times[3] = nsec;
+        fixed (byte* p = Terminated(Encoding.UTF8.GetBytes(path)))
+            if (utimensat(-100, p, times, 0x100) != 0) throw new IOException($"utimensat {path}: errno {Marshal.GetLastPInvokeError()}"); // AT_FDCWD, AT_SYMLINK_NOFOLLOW
+    }
+
     /// <summary>A POSIX ACL as system.posix_acl_access / _default hold it: (tag, permissions, id) entries in the kernel's order.</summary>
     public static byte[] Acl(params (ushort Tag, ushort Perm, uint Id)[] entries)
     {
@@ -433,6 +467,8 @@ public static unsafe partial class TreeCompare
     [LibraryImport("libc", SetLastError = true)] private static partial nint readlink(byte* path, byte* buf, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial nint llistxattr(byte* path, byte* list, nint size);
     [LibraryImport("libc", SetLastError = true)] private static partial nint lgetxattr(byte* path, byte* name, byte* value, nint size);
+    [LibraryImport("libc", SetLastError = true)] private static partial int lremovexattr(byte* path, byte* name);
+    [LibraryImport("libc", SetLastError = true)] private static partial int utimensat(int dirfd, byte* path, long* times, int flags);
     [LibraryImport("libc", SetLastError = true)] private static partial int lsetxattr(byte* path, byte* name, byte* value, nint size, int flags);
     [LibraryImport("libc", SetLastError = true)] private static partial int inotify_init1(int flags);
     [LibraryImport("libc", SetLastError = true)] private static partial int inotify_add_watch(int fd, byte* path, uint mask);
