@@ -62,11 +62,18 @@ public class CellTests
         Assert.Contains(src + "/docs/new.txt", ls.Stdout);
         // A name that is not UTF-8 (Latin-1 "café") is kept byte for byte; ls and --json show its byte as \xe9.
         TreeCompare.WriteFile(src, [.. "docs/caf"u8, 0xe9], "latin-1"u8);
+        // More pages of a listing than its client node sends before the shell takes them (the node's pacing).
+        Directory.CreateDirectory(Path.Combine(src, "many"));
+        for (var i = 0; i < 9_500; i++) File.WriteAllText(Path.Combine(src, "many", $"f{i:D4}"), "");
         var third = cell.AbkJson("backup", src);
         Assert.Equal("SUCCEEDED", third.GetProperty("state").GetString());
         var snap3 = third.GetProperty("snapshot").GetString()!;
         Assert.Contains(src + @"/docs/caf\xe9", cell.Abk("ls", snap3, src + "/docs").Stdout);
         Assert.Contains(cell.AbkJson("ls", snap3, src + @"/docs/caf\xe9").GetProperty("entries").EnumerateArray(), e => e.GetProperty("path").GetString() == src + @"/docs/caf\xe9");
+        var many = cell.Abk("ls", snap3, src + "/many");
+        Assert.True(many.ExitCode == 0, many.Stderr);
+        Assert.Equal(9_500, many.Stdout.Split('\n').Count(l => l.Contains(src + "/many/f", StringComparison.Ordinal)));
+        Assert.Equal(9_501, cell.AbkJson("ls", snap3, src + "/many").GetProperty("entries").GetArrayLength());
         var r3 = Path.Combine(dir.Path, "r3");
         Assert.Equal(0, cell.Abk("restore", snap3, "--to", r3).ExitCode);
         TreeCompare.AssertSame(TreeCompare.Describe(src), r3 + src);

@@ -156,6 +156,18 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (LookRefused(m.Caller, ListSnapshotTree.Descriptor.Name, out var caller, out var signed) is { } refused) Reject(requester, refused);
             else Task.Run(() => ListTree(m, requester, caller, signed as ListSnapshotTree));
         });
+        Receive<TreePagesTaken>(m =>
+        {
+            if (!_listings.TryGetValue(m.Listing, out var credit) || m.Pages <= 0) return;
+            try
+            {
+                credit.Release(Math.Min(m.Pages, MaxListingWindow));
+            }
+            catch (SemaphoreFullException)
+            {
+                // more taken than were sent: not the requester's count, ignored
+            }
+        });
         Receive<SearchFileIndex>(m =>
         {
             var requester = Sender;
@@ -423,6 +435,22 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private void ListTree(ListTree request, IActorRef requester, Protocol.Trust.CellIdentity? caller = null, ListSnapshotTree? signed = null)
     {
         const int PageSize = 1000;
+        // Paced by the requester (a shell whose output is paged, or that stopped reading): at most `window` pages wait to
+        // be taken, so a listing of millions of entries is never held in memory whole, here or on the requester's node.
+        var window = Math.Min(request.Window, MaxListingWindow);
+        // (Not disposed: a TreePagesTaken may release it after the listing ended; it holds no wait handle.)
+        var credit = window > 0 && request.Listing is { Length: > 0 and <= 64 } ? new SemaphoreSlim(window, window) : null;
+        if (credit is not null && !_listings.TryAdd(request.Listing, credit))
+        {
+            requester.Tell(new CommandRejected { Reason = $"listing {request.Listing} is running already" });
+            return;
+        }
+        void Send(SnapshotTree page)
+        {
+            if (credit is not null && !credit.Wait(ListingPageWait))
+                throw new TimeoutException($"nobody took a page of the listing for {ListingPageWait.TotalMinutes:F0} minutes: its shell went away");
+            requester.Tell(page);
+        }
         try
         {
             var manifest = _ring.Open(request.Manifest);
@@ -439,17 +467,30 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 page.Entries.Add(entry);
                 if (page.Entries.Count < PageSize) continue;
-                requester.Tell(page);
+                Send(page);
                 page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
             }
             page.More = false;
-            requester.Tell(page);
+            Send(page);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException or KeyNotFoundException or TimeoutException or AskTimeoutException)
         {
             requester.Tell(new CommandRejected { Reason = $"cannot list snapshot {request.Snapshot} on client {_settings.ClientId}: {e.Message}" });
         }
+        finally
+        {
+            if (credit is not null) _listings.TryRemove(request.Listing, out _);
+        }
     }
+
+    /// <summary>The most pages a listing's requester may let wait to be taken (ListTree.window).</summary>
+    public const int MaxListingWindow = 64;
+
+    /// <summary>How long a paced listing waits for its requester to take a page before it gives up (the shell went away).</summary>
+    internal static TimeSpan ListingPageWait { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The paced listings running (ListTree.listing): the pages each may still send.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _listings = new();
 
     /// <summary>A set's pre- or post-command, on this job's thread.</summary>
     private static HookCommand.Result RunHook(JobInfo job, string command, string state, CancellationToken cancel, TimeSpan? timeout = null) =>

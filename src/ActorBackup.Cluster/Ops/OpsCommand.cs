@@ -83,7 +83,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         Context.Stop(Self);
     }
 
-    private void More(IMessage answer) => _call.Reply.TryWrite(new OpsAnswer(answer, More: true));
+    private void More(IMessage answer, Action? written = null) => _call.Reply.TryWrite(new OpsAnswer(answer, More: true, written));
 
     private TimeSpan AskTimeout => _cell.AskTimeout;
 
@@ -310,21 +310,52 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         return Context.ActorSelection(target.Address);
     }
 
+    /// <summary>A page of a listing written to the shell: its client node may send one more.</summary>
+    private sealed record PageWritten;
+
+    /// <summary>How many pages of a listing may wait to be written to the shell (ListTree.window).</summary>
+    internal const int ListingWindow = 8;
+
+    /// <summary>
+    /// `abk ls`: a client node lists the snapshot page by page, paced by the shell: it sends a page while fewer than
+    /// <see cref="ListingWindow"/> wait to be written to the shell's connection (a shell whose output is paged, or read
+    /// slowly, holds the listing back instead of making this node hold all of it).
+    /// </summary>
     private async Task ListTree(ListSnapshotTree ls)
     {
         var detail = await AskManager<SnapshotDetail>(new GetSnapshot { Snapshot = ls.Snapshot });
-        var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id, Caller = _call.Proof };
-        (await ClientNode(detail.Info.Client, "reading a snapshot's trees")).Tell(request, Self);
+        var listing = Guid.NewGuid().ToString("N");
+        var request = new ListTree { Manifest = detail.Manifest, Path = ls.Path, Snapshot = detail.Info.Id, Caller = _call.Proof, Listing = listing, Window = ListingWindow };
+        // The pages taken go back to the node asked (the pages themselves come from its listing's thread, no actor).
+        var lister = await ClientNode(detail.Info.Client, "reading a snapshot's trees");
+        lister.Tell(request, Self);
         SetReceiveTimeout(AskTimeout);
+        var self = Self;
+        var unwritten = 0;
         Become(() =>
         {
             Receive<SnapshotTree>(page =>
             {
-                if (page.More) More(page);
-                else Finish(page);
+                if (!page.More)
+                {
+                    Finish(page);
+                    return;
+                }
+                unwritten++;
+                More(page, () => self.Tell(new PageWritten()));
+            });
+            Receive<PageWritten>(_ =>
+            {
+                unwritten--;
+                lister.Tell(new TreePagesTaken { Listing = listing, Pages = 1 }, Self);
             });
             Receive<CommandRejected>(Finish);
-            Receive<ReceiveTimeout>(_ => Finish(new CommandRejected { Reason = $"the client node listing snapshot {detail.Info.Id} did not answer in {AskTimeout.TotalSeconds:F0} s" }));
+            // Pages waiting for the shell: the shell is the one that is slow (its connection's write timeout ends the
+            // command if it stops reading), not the client node.
+            Receive<ReceiveTimeout>(_ =>
+            {
+                if (unwritten == 0) Finish(new CommandRejected { Reason = $"the client node listing snapshot {detail.Info.Id} did not answer in {AskTimeout.TotalSeconds:F0} s" });
+            });
         });
     }
 
@@ -350,7 +381,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         SetReceiveTimeout(AskTimeout);
         Become(() =>
         {
-            Receive<FindProgress>(More);
+            Receive<FindProgress>(p => More(p));
             Receive<FilesFound>(Finish);
             Receive<CommandRejected>(Finish);
             Receive<ReceiveTimeout>(_ => Finish(new CommandRejected { Reason = $"the client node searching the file indexes did not answer in {AskTimeout.TotalSeconds:F0} s" }));

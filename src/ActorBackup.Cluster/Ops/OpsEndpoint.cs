@@ -138,6 +138,7 @@ public sealed class OpsEndpoint : IDisposable
                         write.CancelAfter(WriteTimeout);
                         await OpsWire.Write(stream, answer.Message, answer.More, write.Token);
                     }
+                    answer.Written?.Invoke();
                     if (answered = !answer.More) break;
                 }
                 // A command that stopped without its last answer (a fault in its handler): the shell hears so, it does not wait.

@@ -183,6 +183,44 @@ public sealed class ClientActorTests : TestKit, IDisposable
     }
 
     [Fact]
+    public void A_paced_listing_sends_no_more_pages_than_its_requester_let_wait_and_gives_up_on_one_that_takes_none()
+    {
+        var (client, manager, _) = Start();
+        var src = Path.Combine(_dir, "many");
+        Directory.CreateDirectory(src);
+        for (var i = 0; i < 3500; i++) File.WriteAllText(Path.Combine(src, $"f{i:D4}"), "x");
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "13", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+        var finished = Finished(manager);
+        Assert.True(finished.Ok, finished.Reason);
+
+        var shell = CreateTestProbe();
+        client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l1", Window = 2 }, shell.Ref);
+        var pages = new List<SnapshotTree> { shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)), shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)) };
+        shell.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // two wait to be taken: no third
+        while (pages[^1].More)
+        {
+            client.Tell(new TreePagesTaken { Listing = "l1", Pages = 1 }, shell.Ref);
+            pages.Add(shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)));
+        }
+        Assert.True(pages.Count >= 4);
+        Assert.Equal(3500, pages.SelectMany(p => p.Entries).Count(e => e.Path.StartsWith(src + "/f", StringComparison.Ordinal)));
+
+        // A requester that takes none (its shell went away): the listing ends after the wait, its sessions closed.
+        var wait = ClientActor.ListingPageWait;
+        ClientActor.ListingPageWait = TimeSpan.FromMilliseconds(300);
+        try
+        {
+            client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l2", Window = 1 }, shell.Ref);
+            Assert.True(shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)).More);
+            Assert.Contains("nobody took a page of the listing", shell.ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(30)).Reason);
+        }
+        finally
+        {
+            ClientActor.ListingPageWait = wait;
+        }
+    }
+
+    [Fact]
     public void A_cancelled_backup_ends_as_cancelled_and_records_nothing()
     {
         // Held to 1 MiB a second, 32 MiB take half a minute: the backup is still running when the cancel arrives, however

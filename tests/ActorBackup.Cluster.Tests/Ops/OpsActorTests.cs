@@ -50,6 +50,55 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         Assert.Contains("did not answer in 10 s", Assert.IsType<CommandRejected>(late.Message).Reason);
     }
 
+    /// <summary>A manager that knows one snapshot, of client "web1".</summary>
+    private sealed class CatalogManager : ReceiveActor
+    {
+        public CatalogManager() =>
+            Receive<GetSnapshot>(g => Sender.Tell(new SnapshotDetail { Info = new SnapshotInfo { Id = g.Snapshot, Client = "web1" }, Manifest = ByteString.CopyFromUtf8("m") }));
+    }
+
+    [Fact]
+    public async Task An_ls_lets_its_client_node_send_a_page_for_each_one_written_to_the_shell_and_waits_on_a_slow_shell_without_giving_up()
+    {
+        var client = CreateTestProbe();
+        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new CatalogManager())), CreateTestProbe().Ref, client.Ref, "web1", askTimeout: TimeSpan.FromSeconds(1)));
+        var call = Call(new ListSnapshotTree { Snapshot = "s1" });
+        ops.Tell(call.Call);
+        var asked = client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10));
+        Assert.Equal("s1", asked.Snapshot);
+        Assert.True(asked.Window is > 0 and <= Cluster.Client.ClientActor.MaxListingWindow);
+        Assert.NotEmpty(asked.Listing);
+        for (var i = 0; i < 3; i++) client.Reply(new SnapshotTree { Snapshot = "s1", More = true, Entries = { new TreeEntry { Path = $"/f{i}" } } });
+
+        // The shell has not read them: no page is taken, and the command waits past its ask timeout (the client node is
+        // not the slow one).
+        var first = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(first.More);
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(2500));
+        Assert.True(call.Answers.TryRead(out var second) && second.More);
+        Assert.True(call.Answers.TryRead(out var third) && third.More);
+        Assert.False(call.Answers.TryRead(out _));
+
+        // Written to the shell, one by one: a page taken for each.
+        foreach (var answer in new[] { first, second, third })
+        {
+            answer.Written!();
+            var taken = client.ExpectMsg<TreePagesTaken>(TimeSpan.FromSeconds(10));
+            Assert.Equal(asked.Listing, taken.Listing);
+            Assert.Equal(1, taken.Pages);
+        }
+        client.Reply(new SnapshotTree { Snapshot = "s1", More = false });
+        var last = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(last.More);
+
+        // Nothing written and nothing coming: the client node is said not to answer.
+        var stalled = Call(new ListSnapshotTree { Snapshot = "s2" });
+        ops.Tell(stalled.Call);
+        client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10));
+        var gaveUp = await stalled.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains("did not answer in 1 s", Assert.IsType<CommandRejected>(gaveUp.Message).Reason);
+    }
+
     [Fact]
     public async Task A_manager_that_does_not_answer_is_said_to_be_down_or_starting_again_after_a_journal_failure()
     {
