@@ -154,19 +154,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (LookRefused(m.Caller, ListSnapshotTree.Descriptor.Name, out var caller, out var signed) is { } refused) Reject(requester, refused);
-            else Task.Run(() => ListTree(m, requester, caller, signed as ListSnapshotTree));
+            // Its own thread: a paced listing waits for its pages to be taken, a thread-pool thread must not.
+            else Task.Factory.StartNew(() => ListTree(m, requester, caller, signed as ListSnapshotTree), TaskCreationOptions.LongRunning);
         });
         Receive<TreePagesTaken>(m =>
         {
-            if (!_listings.TryGetValue(m.Listing, out var credit) || m.Pages <= 0) return;
-            try
-            {
-                credit.Release(Math.Min(m.Pages, MaxListingWindow));
-            }
-            catch (SemaphoreFullException)
-            {
-                // more taken than were sent: not the requester's count, ignored
-            }
+            // Only from the listing's requester: another node that learnt its id neither speeds nor stops it.
+            if (_listings.TryGetValue(m.Listing, out var listing) && listing.Requester.Equals(Sender)) listing.Taken(m);
         });
         Receive<SearchFileIndex>(m =>
         {
@@ -438,17 +432,26 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // Paced by the requester (a shell whose output is paged, or that stopped reading): at most `window` pages wait to
         // be taken, so a listing of millions of entries is never held in memory whole, here or on the requester's node.
         var window = Math.Min(request.Window, MaxListingWindow);
-        // (Not disposed: a TreePagesTaken may release it after the listing ended; it holds no wait handle.)
-        var credit = window > 0 && request.Listing is { Length: > 0 and <= 64 } ? new SemaphoreSlim(window, window) : null;
-        if (credit is not null && !_listings.TryAdd(request.Listing, credit))
+        var paced = window > 0 && request.Listing is { Length: > 0 and <= 64 } ? new PacedListing(requester, window) : null;
+        if (paced is not null)
         {
-            requester.Tell(new CommandRejected { Reason = $"listing {request.Listing} is running already" });
-            return;
+            string? busy = null;
+            lock (_listings)
+                if (_listings.Count >= MaxPacedListings) busy = $"client {_settings.ClientId} is listing {MaxPacedListings} snapshots already: try again when one ends";
+                else if (!_listings.TryAdd(request.Listing, paced)) busy = $"listing {request.Listing} is running already";
+            if (busy is not null)
+            {
+                requester.Tell(new CommandRejected { Reason = busy });
+                return;
+            }
         }
         void Send(SnapshotTree page)
         {
-            if (credit is not null && !credit.Wait(ListingPageWait))
-                throw new TimeoutException($"nobody took a page of the listing for {ListingPageWait.TotalMinutes:F0} minutes: its shell went away");
+            if (paced is not null)
+            {
+                paced.WaitForRoom(ListingPageWait);
+                page.Paced = true;
+            }
             requester.Tell(page);
         }
         try
@@ -473,24 +476,65 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             page.More = false;
             Send(page);
         }
+        catch (ListingStopped)
+        {
+            // its requester said it takes no more (its shell went away): nobody to tell
+        }
         catch (Exception e) when (e is IOException or InvalidDataException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException or KeyNotFoundException or TimeoutException or AskTimeoutException)
         {
             requester.Tell(new CommandRejected { Reason = $"cannot list snapshot {request.Snapshot} on client {_settings.ClientId}: {e.Message}" });
         }
         finally
         {
-            if (credit is not null) _listings.TryRemove(request.Listing, out _);
+            if (paced is not null) _listings.TryRemove(request.Listing, out _);
         }
     }
 
     /// <summary>The most pages a listing's requester may let wait to be taken (ListTree.window).</summary>
     public const int MaxListingWindow = 64;
 
+    /// <summary>The most paced listings a client node runs at once (each holds a thread and read sessions while it waits).</summary>
+    public const int MaxPacedListings = 32;
+
     /// <summary>How long a paced listing waits for its requester to take a page before it gives up (the shell went away).</summary>
     internal static TimeSpan ListingPageWait { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>The paced listings running (ListTree.listing): the pages each may still send.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _listings = new();
+    /// <summary>The paced listings running (ListTree.listing).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PacedListing> _listings = new();
+
+    /// <summary>A listing sent while fewer than its window of pages wait to be taken by <see cref="Requester"/>.</summary>
+    private sealed class PacedListing(IActorRef requester, int window)
+    {
+        public IActorRef Requester { get; } = requester;
+        // (Not disposed: a TreePagesTaken may come after the listing ended; it holds no wait handle.)
+        private readonly SemaphoreSlim _room = new(window, window);
+        private volatile bool _done;
+
+        /// <summary>From the actor: pages taken, or (done) no more wanted.</summary>
+        public void Taken(TreePagesTaken m)
+        {
+            if (m.Done) _done = true;
+            try
+            {
+                if (m.Done || m.Pages > 0) _room.Release(m.Done ? 1 : Math.Min(m.Pages, MaxListingWindow));
+            }
+            catch (SemaphoreFullException)
+            {
+                // more taken than were sent: ignored (the listing's own count stays right)
+            }
+        }
+
+        /// <summary>On the listing's thread: returns once a page may be sent; throws when its requester wants no more or took none for <paramref name="wait"/>.</summary>
+        public void WaitForRoom(TimeSpan wait)
+        {
+            if (_done) throw new ListingStopped();
+            if (!_room.Wait(wait)) throw new TimeoutException($"nobody took a page of the listing for {wait.TotalMinutes:F0} minutes: its shell went away");
+            if (_done) throw new ListingStopped();
+        }
+    }
+
+    /// <summary>A paced listing's requester wants no more pages.</summary>
+    private sealed class ListingStopped : Exception;
 
     /// <summary>A set's pre- or post-command, on this job's thread.</summary>
     private static HookCommand.Result RunHook(JobInfo job, string command, string state, CancellationToken cancel, TimeSpan? timeout = null) =>

@@ -75,7 +75,11 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     {
         _hangUp.Dispose();
         _call.Reply.TryComplete();
+        _stopped?.Invoke();
     }
+
+    /// <summary>What a command that stops before its end says to whom works for it (a client node listing for `ls`).</summary>
+    private Action? _stopped;
 
     private void Finish(IMessage answer)
     {
@@ -310,8 +314,8 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         return Context.ActorSelection(target.Address);
     }
 
-    /// <summary>A page of a listing written to the shell: its client node may send one more.</summary>
-    private sealed record PageWritten;
+    /// <summary>A page of a listing written to the shell: its client node may send one more. (The last pages' may come after the command ended.)</summary>
+    private sealed record PageWritten : Akka.Event.IDeadLetterSuppression;
 
     /// <summary>How many pages of a listing may wait to be written to the shell (ListTree.window).</summary>
     internal const int ListingWindow = 8;
@@ -332,13 +336,23 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         SetReceiveTimeout(AskTimeout);
         var self = Self;
         var unwritten = 0;
+        // Stopped before the last page (the shell went away, or its connection's write failed or timed out): the client
+        // node stops listing at once instead of waiting for pages to be taken.
+        _stopped = () => lister.Tell(new TreePagesTaken { Listing = listing, Done = true }, self);
         Become(() =>
         {
             Receive<SnapshotTree>(page =>
             {
                 if (!page.More)
                 {
+                    _stopped = null;
                     Finish(page);
+                    return;
+                }
+                // A client node before pacing sends every page at once and takes no TreePagesTaken.
+                if (!page.Paced)
+                {
+                    More(page);
                     return;
                 }
                 unwritten++;
@@ -349,9 +363,13 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 unwritten--;
                 lister.Tell(new TreePagesTaken { Listing = listing, Pages = 1 }, Self);
             });
-            Receive<CommandRejected>(Finish);
+            Receive<CommandRejected>(r =>
+            {
+                _stopped = null;
+                Finish(r);
+            });
             // Pages waiting for the shell: the shell is the one that is slow (its connection's write timeout ends the
-            // command if it stops reading), not the client node.
+            // call if it stops reading, and this command with it), not the client node.
             Receive<ReceiveTimeout>(_ =>
             {
                 if (unwritten == 0) Finish(new CommandRejected { Reason = $"the client node listing snapshot {detail.Info.Id} did not answer in {AskTimeout.TotalSeconds:F0} s" });

@@ -130,21 +130,29 @@ public sealed class OpsEndpoint : IDisposable
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(gone.Token);
                 _ops.Tell(new OpsCall(command, answers.Writer, call.Token, caller, proof));
                 var watch = WatchForHangUp(client.Client, call);
-                var answered = false;
-                await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
+                try
                 {
-                    using (var write = CancellationTokenSource.CreateLinkedTokenSource(call.Token))
+                    var answered = false;
+                    await foreach (var answer in answers.Reader.ReadAllAsync(call.Token))
                     {
-                        write.CancelAfter(WriteTimeout);
-                        await OpsWire.Write(stream, answer.Message, answer.More, write.Token);
+                        using (var write = CancellationTokenSource.CreateLinkedTokenSource(call.Token))
+                        {
+                            write.CancelAfter(WriteTimeout);
+                            await OpsWire.Write(stream, answer.Message, answer.More, write.Token);
+                        }
+                        answer.Written?.Invoke();
+                        if (answered = !answer.More) break;
                     }
-                    answer.Written?.Invoke();
-                    if (answered = !answer.More) break;
+                    // A command that stopped without its last answer (a fault in its handler): the shell hears so, it does not wait.
+                    if (!answered)
+                        await OpsWire.Write(stream, new CommandRejected { Reason = "the node ended this command without answering it: see the node's log, and try again" }, false, call.Token);
                 }
-                // A command that stopped without its last answer (a fault in its handler): the shell hears so, it does not wait.
-                if (!answered)
-                    await OpsWire.Write(stream, new CommandRejected { Reason = "the node ended this command without answering it: see the node's log, and try again" }, false, call.Token);
-                await call.CancelAsync();
+                finally
+                {
+                    // However the call ends (a write that failed or timed out, a shell gone): its command's handler stops,
+                    // and a client node listing for it hears so. (Disposed unCancelled, the call would never say so.)
+                    await call.CancelAsync();
+                }
                 await watch;
             }
         }

@@ -197,15 +197,32 @@ public sealed class ClientActorTests : TestKit, IDisposable
         client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l1", Window = 2 }, shell.Ref);
         var pages = new List<SnapshotTree> { shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)), shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)) };
         shell.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // two wait to be taken: no third
+        client.Tell(new TreePagesTaken { Listing = "l1", Pages = 1 }, CreateTestProbe().Ref); // not from its requester: nothing
+        shell.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
         while (pages[^1].More)
         {
             client.Tell(new TreePagesTaken { Listing = "l1", Pages = 1 }, shell.Ref);
             pages.Add(shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)));
+            if (pages[^1].More) shell.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // one taken, one more sent: never two
         }
         Assert.True(pages.Count >= 4);
+        Assert.All(pages, p => Assert.True(p.Paced));
         Assert.Equal(3500, pages.SelectMany(p => p.Entries).Count(e => e.Path.StartsWith(src + "/f", StringComparison.Ordinal)));
 
-        // A requester that takes none (its shell went away): the listing ends after the wait, its sessions closed.
+        // A requester that takes no more (its shell went away, the ops node says so): the listing stops at once, and its
+        // id is free again.
+        client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l3", Window = 1 }, shell.Ref);
+        Assert.True(shell.ExpectMsg<SnapshotTree>(TimeSpan.FromSeconds(30)).More);
+        client.Tell(new TreePagesTaken { Listing = "l3", Done = true }, shell.Ref);
+        shell.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // nothing more, not even a refusal: nobody to tell
+        AwaitAssert(() =>
+        {
+            client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l3", Window = 1 }, shell.Ref);
+            Assert.IsType<SnapshotTree>(shell.ExpectMsg<object>(TimeSpan.FromSeconds(30))); // not "listing l3 is running already"
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
+        client.Tell(new TreePagesTaken { Listing = "l3", Done = true }, shell.Ref);
+
+        // A requester that takes none and says nothing (its node gone): the listing ends after the wait.
         var wait = ClientActor.ListingPageWait;
         ClientActor.ListingPageWait = TimeSpan.FromMilliseconds(300);
         try

@@ -61,20 +61,20 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
     public async Task An_ls_lets_its_client_node_send_a_page_for_each_one_written_to_the_shell_and_waits_on_a_slow_shell_without_giving_up()
     {
         var client = CreateTestProbe();
-        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new CatalogManager())), CreateTestProbe().Ref, client.Ref, "web1", askTimeout: TimeSpan.FromSeconds(1)));
+        var ops = Sys.ActorOf(OpsActor.Props(Sys.ActorOf(Props.Create(() => new CatalogManager())), CreateTestProbe().Ref, client.Ref, "web1", askTimeout: TimeSpan.FromSeconds(3)));
         var call = Call(new ListSnapshotTree { Snapshot = "s1" });
         ops.Tell(call.Call);
         var asked = client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10));
         Assert.Equal("s1", asked.Snapshot);
         Assert.True(asked.Window is > 0 and <= Cluster.Client.ClientActor.MaxListingWindow);
         Assert.NotEmpty(asked.Listing);
-        for (var i = 0; i < 3; i++) client.Reply(new SnapshotTree { Snapshot = "s1", More = true, Entries = { new TreeEntry { Path = $"/f{i}" } } });
+        for (var i = 0; i < 3; i++) client.Reply(new SnapshotTree { Snapshot = "s1", More = true, Paced = true, Entries = { new TreeEntry { Path = $"/f{i}" } } });
 
         // The shell has not read them: no page is taken, and the command waits past its ask timeout (the client node is
         // not the slow one).
         var first = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(first.More);
-        client.ExpectNoMsg(TimeSpan.FromMilliseconds(2500));
+        client.ExpectNoMsg(TimeSpan.FromSeconds(4));
         Assert.True(call.Answers.TryRead(out var second) && second.More);
         Assert.True(call.Answers.TryRead(out var third) && third.More);
         Assert.False(call.Answers.TryRead(out _));
@@ -91,12 +91,34 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         var last = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.False(last.More);
 
-        // Nothing written and nothing coming: the client node is said not to answer.
+        // Nothing written and nothing coming: the client node is said not to answer (and told to stop).
         var stalled = Call(new ListSnapshotTree { Snapshot = "s2" });
         ops.Tell(stalled.Call);
-        client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10));
+        var stalledListing = client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10)).Listing;
         var gaveUp = await stalled.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Contains("did not answer in 1 s", Assert.IsType<CommandRejected>(gaveUp.Message).Reason);
+        Assert.Contains("did not answer in 3 s", Assert.IsType<CommandRejected>(gaveUp.Message).Reason);
+        Assert.True(client.ExpectMsg<TreePagesTaken>(TimeSpan.FromSeconds(10)) is { Done: true } stop && stop.Listing == stalledListing);
+
+        // The shell goes away mid-listing: the client node is told to stop at once.
+        using var hangUp = new CancellationTokenSource();
+        var gone = Call(new ListSnapshotTree { Snapshot = "s3" }, hangUp.Token);
+        ops.Tell(gone.Call);
+        var goneListing = client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10)).Listing;
+        client.Reply(new SnapshotTree { Snapshot = "s3", More = true, Paced = true });
+        await gone.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        await hangUp.CancelAsync();
+        Assert.True(client.ExpectMsg<TreePagesTaken>(TimeSpan.FromSeconds(10)) is { Done: true } done && done.Listing == goneListing);
+
+        // A client node before pacing: its pages are passed on, none is said taken.
+        var old = Call(new ListSnapshotTree { Snapshot = "s4" });
+        ops.Tell(old.Call);
+        client.ExpectMsg<ListTree>(TimeSpan.FromSeconds(10));
+        client.Reply(new SnapshotTree { Snapshot = "s4", More = true });
+        var unpaced = await old.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Null(unpaced.Written);
+        client.Reply(new SnapshotTree { Snapshot = "s4", More = false });
+        Assert.False((await old.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10))).More);
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // finished whole: no stop either
     }
 
     [Fact]
