@@ -82,8 +82,14 @@ public class LifecycleModelTests
             if (said is not null) m.Log.AppendLine($"{m.Now:yyyy-MM-dd HH:mm} {said}");
             foreach (var s in m.State.Snapshots)
                 foreach (var library in m.State.LibrariesOf(s).Concat(s.Spans))
+                {
                     Assert.True(m.Lists[library].ContainsKey(s.Id),
                         $"the catalog says snapshot {s.Id} is on {library}, whose list of it is gone, after:\n{m.Log}");
+                    Assert.False(m.State.PendingDeletions.GetValueOrDefault(library)?.Contains(s.Id) == true && !m.State.Jobs.Values.Any(j => j.Kind == JobKind.Copy && !ManagerState.IsFinal(j.State) && j.Snapshot == s.Id && j.Library == library),
+                        $"snapshot {s.Id} is both kept on {library} and waiting there to be let go, after:\n{m.Log}");
+                }
+            // Nothing of a snapshot no longer in the catalog is kept as a copy.
+            Assert.True(m.State.Copies.Keys.All(id => m.State.Snapshots.Exists(s => s.Id == id)), $"copies recorded of a snapshot not in the catalog, after:\n{m.Log}");
         }
     }
 
