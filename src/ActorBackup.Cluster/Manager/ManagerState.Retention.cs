@@ -257,13 +257,13 @@ public sealed partial record ManagerState
     /// before): its list there may be the new copy's, written before the prune began, whose end has not reached the
     /// manager yet. That list stays (the catalog keeps it once the copy is recorded; else a later prune deletes it).
     /// </summary>
-    public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter)
+    public PruneLibrary PruneRequest(JobInfo job, double threshold, TimeSpan orphansAfter, DateTimeOffset? now = null)
     {
         var arriving = Jobs.Values.Where(j => j.Kind == JobKind.Copy && !IsFinal(j.State) && j.Library == job.Library).Select(j => j.Snapshot).ToHashSet(StringComparer.Ordinal);
         var r = new PruneLibrary
         {
             Library = job.Library, Job = job.Id, Attempt = job.Attempt, DryRun = job.DryRun, CompactThreshold = threshold, OrphanAfterSeconds = (long)orphansAfter.TotalSeconds,
-            Drive = job.Drive, DropUnknown = job.DropUnknown,
+            Drive = job.Drive, DropUnknown = job.DropUnknown, AskedUnixMs = (now ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
         };
         r.Keep.AddRange(KeptOn(job.Library));
         r.Deleted.AddRange((PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)));

@@ -31,6 +31,26 @@ public sealed partial class MediaActor
         public Queue<uint> Volumes { get; } = new();
         /// <summary>The lists the catalog does not know were too many to drop (<see cref="UnknownListsRefusal"/>): kept as live, said in the report.</summary>
         public bool KeepUnknown { get; set; }
+        /// <summary>Deleted snapshots whose lists were written after the request was built (<see cref="Removable"/>): kept, not said handled.</summary>
+        public HashSet<string> Spared { get; } = new(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The deleted snapshots of <paramref name="run"/>'s request whose lists it may remove: not one whose list was written
+    /// after the manager built the request (a copy of it made here again since, whose record had not reached the manager
+    /// then). Those stay, in <see cref="PruneRun.Spared"/>, for a later prune. A list written before is removed however
+    /// recent (an operator's delete and prune of a backup just made): a clock of this node ahead of the manager's spares a
+    /// few more for a while, one behind narrows the guard by as much (NTP keeps both to milliseconds).
+    /// </summary>
+    private static List<string> Removable(PruneRun run, DiskLibrary library)
+    {
+        if (run.Request.AskedUnixMs <= 0) return [.. run.Request.Deleted];
+        var asked = DateTimeOffset.FromUnixTimeMilliseconds(run.Request.AskedUnixMs).UtcDateTime;
+        var deleted = new List<string>();
+        foreach (var id in run.Request.Deleted)
+            if (library.ReferencesWritten(id) is { } written && written >= asked) run.Spared.Add(id);
+            else deleted.Add(id);
+        return deleted;
     }
 
     // Each step's result names its run: one that comes after its run ended (the library closed, say) and another began
@@ -245,7 +265,7 @@ public sealed partial class MediaActor
         var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : run.Request.OrphanAfterSeconds > 0 ? TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds) : Manager.QueueLimits.DefaultOrphansAfter;
         Task.Run(() =>
         {
-            var live = library.LiveReferences(run.Request.Keep, run.Request.Deleted, orphanAfter, out var missing, out var damaged, out var dead);
+            var live = library.LiveReferences(run.Request.Keep, Removable(run, library), orphanAfter, out var missing, out var damaged, out var dead);
             return (object)new PruneMarked(run, live, missing, damaged, dead);
         }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"reading the reference lists failed: {Why(e)}"));
     }
@@ -379,14 +399,17 @@ public sealed partial class MediaActor
             _declaration.Id, run.Request.Job, r.ChunksDead, r.VolumesCompacted.Count, r.BytesFreed, r.Seconds);
         else _log.Warning("library {0}: prune (job {1}) failed: {2}", _declaration.Id, run.Request.Job, reason);
         // Through the manager's proxy when there is one: a manager that took over meanwhile still hears it.
-        (_manager ?? run.ReplyTo).Tell(Signed(PruneEnded(run.Request, ok, reason, fault, r)));
+        if (run.Spared.Count > 0)
+            _log.Info("library {0}: prune (job {1}) kept the lists of deleted snapshots {2}: written after the prune was asked for (copied here again since?); a later prune decides on them",
+                _declaration.Id, run.Request.Job, string.Join(", ", run.Spared));
+        (_manager ?? run.ReplyTo).Tell(Signed(PruneEnded(run.Request, ok, reason, fault, r, run.Spared)));
         _manager?.Tell(Report());
     }
 
-    private static JobFinished PruneEnded(PruneLibrary request, bool ok, string reason, JobFault fault, PruneReport? report = null)
+    private static JobFinished PruneEnded(PruneLibrary request, bool ok, string reason, JobFault fault, PruneReport? report = null, IReadOnlySet<string>? spared = null)
     {
         var r = report ?? new PruneReport { DryRun = request.DryRun };
-        if (ok) r.DeletedHandled.AddRange(request.Deleted);
+        if (ok) r.DeletedHandled.AddRange(request.Deleted.Where(id => spared is null || !spared.Contains(id)));
         return new JobFinished
         {
             Job = request.Job, Attempt = request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,

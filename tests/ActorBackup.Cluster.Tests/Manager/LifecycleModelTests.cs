@@ -138,9 +138,9 @@ public class LifecycleModelTests
                 m.Apply(copy.Events);
                 return $"operator: copy job {copy.Job!.Id} of {snapshot.Id} to {to}";
             }
-            // A copy into the library of a prune asked for and not begun yet waits: the media agent takes the prune first
-            // (it was sent first), and a list written after a prune began is not the prune's to remove.
-            case Step.CopyRuns when s.Jobs.Values.Where(j => j.Kind == JobKind.Copy && j.State == JobState.Queued && j.Library != m.Pruning?.Request.Library).ToList() is { Count: > 0 } queued:
+            // Any order, a copy into the library of a prune asked for and not begun yet too (the media agent takes the
+            // prune first, as it was sent first; and a deleted snapshot's list written after the request is not its).
+            case Step.CopyRuns when s.Jobs.Values.Where(j => j.Kind == JobKind.Copy && j.State == JobState.Queued).ToList() is { Count: > 0 } queued:
             {
                 // The media agent copies from the snapshot's library (or a copy) and writes the list last; its end goes to the manager later.
                 var job = queued[pick % queued.Count];
@@ -170,7 +170,7 @@ public class LifecycleModelTests
                 m.Apply(prune.Events);
                 m.Apply([new JobStarted { Job = prune.Job!.Id, Library = library, UnixMs = m.Now.ToUnixTimeMilliseconds() }]);
                 var job = m.State.Job(prune.Job.Id)!;
-                m.Pruning = (job, m.State.PruneRequest(job, 0.2, OrphansAfter));
+                m.Pruning = (job, m.State.PruneRequest(job, 0.2, OrphansAfter, m.Now));
                 return $"prune job {job.Id} of {library} asked: keep [{string.Join(" ", m.Pruning.Value.Request.Keep)}], deleted [{string.Join(" ", m.Pruning.Value.Request.Deleted)}]";
             }
             case Step.PruneRuns when m.Pruning is { } pruning:
@@ -181,9 +181,11 @@ public class LifecycleModelTests
                 var (job, request) = pruning;
                 var lists = m.Lists[request.Library];
                 Assert.True(request.Keep.All(lists.ContainsKey), $"prune job {job.Id} is told to keep a list {request.Library} lacks, after:\n{m.Log}");
-                var gone = lists.Where(l => !request.Keep.Contains(l.Key) && (request.Deleted.Contains(l.Key) || m.Now - l.Value >= OrphansAfter)).Select(l => l.Key).ToList();
+                var asked = DateTimeOffset.FromUnixTimeMilliseconds(request.AskedUnixMs);
+                var spared = request.Deleted.Where(id => lists.TryGetValue(id, out var written) && written >= asked).ToHashSet();
+                var gone = lists.Where(l => !request.Keep.Contains(l.Key) && ((request.Deleted.Contains(l.Key) && !spared.Contains(l.Key)) || m.Now - l.Value >= OrphansAfter)).Select(l => l.Key).ToList();
                 foreach (var id in gone) lists.Remove(id);
-                m.Apply([new LibraryPruned { Library = request.Library, Job = job.Id, Snapshots = { request.Deleted } },
+                m.Apply([new LibraryPruned { Library = request.Library, Job = job.Id, Snapshots = { request.Deleted.Where(id => !spared.Contains(id)) } },
                          new JobEnded { Job = job.Id, State = JobState.Succeeded, UnixMs = m.Now.ToUnixTimeMilliseconds() }]);
                 return $"prune job {job.Id} of {request.Library} removes [{string.Join(" ", gone)}]";
             }

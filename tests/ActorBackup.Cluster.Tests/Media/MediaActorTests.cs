@@ -122,6 +122,48 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
     }
 }
 
+/// <summary>A prune's request built before a deleted snapshot was copied to the library again.</summary>
+public sealed class MediaActorPruneRequestTimeTests() : JournalTestKit(null, "abk-media-asked-")
+{
+    [Fact]
+    public async Task A_deleted_snapshots_list_written_after_the_prune_was_asked_for_stays_and_is_not_said_handled()
+    {
+        var decl = new LibraryDeclaration("libg", Path.Combine(Dir, "libg"), 1024 * 1024);
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor), "media-libg");
+        media.Tell(new OpenSession { Library = "libg", Job = "1", Write = true });
+        var granted = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+        {
+            foreach (var s in new[] { "s1", "s2", "s3" })
+                channel.AddReferences(s, [encoder.Store(System.Text.Encoding.UTF8.GetBytes("chunk of " + s), RecordFlags.None, channel).Id]);
+            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+        media.Tell(new CloseSession { Library = "libg", Ticket = granted.Ticket });
+        var refs = Path.Combine(decl.Path, "refs");
+        File.SetLastWriteTimeUtc(Path.Combine(refs, "s2.ref"), DateTime.UtcNow.AddDays(-2)); // written long before the prune was asked for
+        // s3's list was written just now: after the manager built this request (an hour ago, say, the request delayed), so a
+        // copy of s3 made here again since; s2's list is the deleted one's.
+        media.Tell(new PruneLibrary { Library = "libg", Job = "p1", Keep = { "s1" }, Deleted = { "s2", "s3" }, OrphanAfterSeconds = 86400,
+            AskedUnixMs = DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds() });
+        var ended = FishForMessage<JobFinished>(m => m.Job == "p1", TimeSpan.FromSeconds(30));
+        Assert.True(ended.Ok, ended.Reason);
+        Assert.Equal(["s2"], ended.Prune.DeletedHandled); // s3 stays waiting in the catalog for a later prune
+        Assert.Equal(1, ended.Prune.ChunksDead);
+        Assert.Equal(["s1.ref", "s3.ref"], Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName).Order());
+
+        // A request built after it was written: it goes.
+        media.Tell(new PruneLibrary { Library = "libg", Job = "p2", Keep = { "s1" }, Deleted = { "s3" }, OrphanAfterSeconds = 86400,
+            AskedUnixMs = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeMilliseconds() });
+        var later = FishForMessage<JobFinished>(m => m.Job == "p2", TimeSpan.FromSeconds(30));
+        Assert.True(later.Ok, later.Reason);
+        Assert.Equal(["s3"], later.Prune.DeletedHandled);
+        Assert.Equal(["s1.ref"], Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName));
+    }
+}
+
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
 public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostgres())
 {
