@@ -71,29 +71,13 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
     }
 }
 
-/// <summary>A prune asked by a catalog that does not know what the library holds (a manager on the wrong journal).</summary>
+/// <summary>Prunes asked by a catalog that does not know what the library holds (a manager on the wrong journal), or built before a deleted snapshot was copied there again.</summary>
 public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-media-unknown-")
 {
     [Fact]
     public async Task A_prune_keeps_the_lists_of_snapshots_the_catalog_does_not_know_when_they_outnumber_the_kept_ones_unless_the_operator_says_so()
     {
-        var decl = new LibraryDeclaration("libu", Path.Combine(Dir, "libu"), 1024 * 1024);
-        var keys = new KeyRing(MasterKey.Generate()).For("test");
-        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor), "media-libu");
-        media.Tell(new OpenSession { Library = "libu", Job = "1", Write = true });
-        var granted = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
-        using (var session = keys.Cipher.BeginUpload())
-        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
-        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
-        {
-            foreach (var s in new[] { "s1", "s2", "s3", "s4" })
-            {
-                var id = encoder.Store(System.Text.Encoding.UTF8.GetBytes("chunk of " + s), RecordFlags.None, channel).Id;
-                channel.AddReferences(s, [id]);
-            }
-            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
-        }
-        media.Tell(new CloseSession { Library = "libu", Ticket = granted.Ticket });
+        var (decl, media) = await LibraryWithLists("libu", "s1", "s2", "s3", "s4");
         foreach (var list in Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref")) File.SetLastWriteTimeUtc(list, DateTime.UtcNow.AddDays(-2));
 
         // An empty catalog (kept: none, deleted: none) would sweep all four: they stay, chunks and all, and the report says why.
@@ -120,28 +104,11 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         Assert.True(dropped.Ok, dropped.Reason);
         Assert.Empty(Directory.GetFiles(Path.Combine(decl.Path, "refs"), "*.ref"));
     }
-}
 
-/// <summary>A prune's request built before a deleted snapshot was copied to the library again.</summary>
-public sealed class MediaActorPruneRequestTimeTests() : JournalTestKit(null, "abk-media-asked-")
-{
     [Fact]
     public async Task A_deleted_snapshots_list_written_after_the_prune_was_asked_for_stays_and_is_not_said_handled()
     {
-        var decl = new LibraryDeclaration("libg", Path.Combine(Dir, "libg"), 1024 * 1024);
-        var keys = new KeyRing(MasterKey.Generate()).For("test");
-        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor), "media-libg");
-        media.Tell(new OpenSession { Library = "libg", Job = "1", Write = true });
-        var granted = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
-        using (var session = keys.Cipher.BeginUpload())
-        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
-        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
-        {
-            foreach (var s in new[] { "s1", "s2", "s3" })
-                channel.AddReferences(s, [encoder.Store(System.Text.Encoding.UTF8.GetBytes("chunk of " + s), RecordFlags.None, channel).Id]);
-            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
-        }
-        media.Tell(new CloseSession { Library = "libg", Ticket = granted.Ticket });
+        var (decl, media) = await LibraryWithLists("libg", "s1", "s2", "s3");
         var refs = Path.Combine(decl.Path, "refs");
         File.SetLastWriteTimeUtc(Path.Combine(refs, "s2.ref"), DateTime.UtcNow.AddDays(-2)); // written long before the prune was asked for
         // s3's list was written just now: after the manager built this request (an hour ago, say, the request delayed), so a
@@ -162,6 +129,27 @@ public sealed class MediaActorPruneRequestTimeTests() : JournalTestKit(null, "ab
         Assert.Equal(["s3"], later.Prune.DeletedHandled);
         Assert.Equal(["s1.ref"], Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName));
     }
+
+    /// <summary>A media agent of library <paramref name="id"/> holding one chunk and a reference list of it for each of <paramref name="snapshots"/>.</summary>
+    private async Task<(LibraryDeclaration Decl, IActorRef Media)> LibraryWithLists(string id, params string[] snapshots)
+    {
+        var decl = new LibraryDeclaration(id, Path.Combine(Dir, id), 1024 * 1024);
+        var keys = new KeyRing(MasterKey.Generate()).For("test");
+        var media = Sys.ActorOf(MediaActor.Props(decl, TestActor), "media-" + id);
+        media.Tell(new OpenSession { Library = id, Job = "1", Write = true });
+        var granted = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20));
+        using (var session = keys.Cipher.BeginUpload())
+        using (var encoder = new ChunkEncoder(keys.Data, session, 3))
+        using (var channel = DataPlaneSessions.Get(Sys).Connect(granted, TimeSpan.FromSeconds(20)))
+        {
+            foreach (var s in snapshots)
+                channel.AddReferences(s, [encoder.Store(System.Text.Encoding.UTF8.GetBytes("chunk of " + s), RecordFlags.None, channel).Id]);
+            await Task.Run(channel.Commit).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+        media.Tell(new CloseSession { Library = id, Ticket = granted.Ticket });
+        return (decl, media);
+    }
+
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
