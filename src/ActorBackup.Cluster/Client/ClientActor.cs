@@ -154,8 +154,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (LookRefused(m.Caller, ListSnapshotTree.Descriptor.Name, out var caller, out var signed) is { } refused) Reject(requester, refused);
+            else if (Paced(m, requester, out var paced) is { } busy) Reject(requester, busy);
             // Its own thread: a paced listing waits for its pages to be taken, a thread-pool thread must not.
-            else Task.Factory.StartNew(() => ListTree(m, requester, caller, signed as ListSnapshotTree), TaskCreationOptions.LongRunning);
+            else Task.Factory.StartNew(() => ListTree(m, requester, paced, caller, signed as ListSnapshotTree), TaskCreationOptions.LongRunning);
         });
         Receive<TreePagesTaken>(m =>
         {
@@ -175,6 +176,13 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             foreach (var run in _running.Values) run.Cts.Cancel();
             ReplyWhenStopped();
         });
+    }
+
+    /// <summary>The listings of this actor stop with it (one restarted would no longer hear their requesters).</summary>
+    protected override void PostStop()
+    {
+        foreach (var listing in _listings.Values) listing.Taken(new TreePagesTaken { Done = true });
+        base.PostStop();
     }
 
     protected override void PreStart()
@@ -426,25 +434,27 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
     /// </summary>
     /// <param name="caller">who signed the ls (null without trust), and what: the snapshot and path must be those</param>
-    private void ListTree(ListTree request, IActorRef requester, Protocol.Trust.CellIdentity? caller = null, ListSnapshotTree? signed = null)
+    /// <summary>
+    /// In the actor, before the listing's thread starts (a stop that comes right after the request finds it): the paced
+    /// listing <paramref name="request"/> asks for, registered, or null when it asks for none; a refusal when too many run.
+    /// Paced by the requester (a shell whose output is paged, or that stopped reading): at most `window` pages wait to be
+    /// taken, so a listing of millions of entries is never held in memory whole, here or on the requester's node.
+    /// </summary>
+    private string? Paced(ListTree request, IActorRef requester, out PacedListing? paced)
+    {
+        var window = Math.Min(request.Window, MaxListingWindow);
+        paced = null;
+        if (window <= 0 || request.Listing is not { Length: > 0 and <= 64 }) return null;
+        if (_listings.Count >= MaxPacedListings) return $"client {_settings.ClientId} is listing {MaxPacedListings} snapshots already: try again when one ends";
+        paced = new PacedListing(requester, window);
+        if (_listings.TryAdd(request.Listing, paced)) return null;
+        paced = null;
+        return $"listing {request.Listing} is running already";
+    }
+
+    private void ListTree(ListTree request, IActorRef requester, PacedListing? paced, Protocol.Trust.CellIdentity? caller = null, ListSnapshotTree? signed = null)
     {
         const int PageSize = 1000;
-        // Paced by the requester (a shell whose output is paged, or that stopped reading): at most `window` pages wait to
-        // be taken, so a listing of millions of entries is never held in memory whole, here or on the requester's node.
-        var window = Math.Min(request.Window, MaxListingWindow);
-        var paced = window > 0 && request.Listing is { Length: > 0 and <= 64 } ? new PacedListing(requester, window) : null;
-        if (paced is not null)
-        {
-            string? busy = null;
-            lock (_listings)
-                if (_listings.Count >= MaxPacedListings) busy = $"client {_settings.ClientId} is listing {MaxPacedListings} snapshots already: try again when one ends";
-                else if (!_listings.TryAdd(request.Listing, paced)) busy = $"listing {request.Listing} is running already";
-            if (busy is not null)
-            {
-                requester.Tell(new CommandRejected { Reason = busy });
-                return;
-            }
-        }
         void Send(SnapshotTree page)
         {
             if (paced is not null)
@@ -486,7 +496,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
         finally
         {
-            if (paced is not null) _listings.TryRemove(request.Listing, out _);
+            if (paced is not null) _listings.TryRemove(new KeyValuePair<string, PacedListing>(request.Listing, paced));
         }
     }
 

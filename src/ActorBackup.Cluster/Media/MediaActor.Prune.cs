@@ -31,31 +31,33 @@ public sealed partial class MediaActor
         public Queue<uint> Volumes { get; } = new();
         /// <summary>The lists the catalog does not know were too many to drop (<see cref="UnknownListsRefusal"/>): kept as live, said in the report.</summary>
         public bool KeepUnknown { get; set; }
-        /// <summary>Deleted snapshots whose lists were written after the request was built (<see cref="Removable"/>): kept, not said handled.</summary>
-        public HashSet<string> Spared { get; } = new(StringComparer.Ordinal);
+        /// <summary>Deleted snapshots whose lists were written after the request was built (<see cref="Removable"/>): live, not said handled. Set on the actor's thread.</summary>
+        public IReadOnlySet<string> Spared { get; set; } = new HashSet<string>();
     }
 
     /// <summary>
-    /// The deleted snapshots of <paramref name="run"/>'s request whose lists it may remove: not one whose list was written
-    /// after the manager built the request (a copy of it made here again since, whose record had not reached the manager
-    /// then). Those stay, in <see cref="PruneRun.Spared"/>, for a later prune. A list written before is removed however
-    /// recent (an operator's delete and prune of a backup just made): a clock of this node ahead of the manager's spares a
-    /// few more for a while, one behind narrows the guard by as much (NTP keeps both to milliseconds).
+    /// The deleted snapshots of <paramref name="request"/> whose lists it may remove, and those it spares: one whose list
+    /// was written after the manager built the request (a copy of it made here again since, whose record had not reached
+    /// the manager then) is live for this prune (whatever the orphans' age) and not said handled: a later prune decides on
+    /// it. A list written before is removed however recent (an operator's delete and prune of a backup just made). The
+    /// guard compares the manager's clock with this file system's: one stamping behind narrows it by as much, one ahead
+    /// spares a few more for a while (NTP keeps both to milliseconds).
     /// </summary>
-    private static List<string> Removable(PruneRun run, DiskLibrary library)
+    private static (List<string> Removable, HashSet<string> Spared) Removable(PruneLibrary request, DiskLibrary library)
     {
-        if (run.Request.AskedUnixMs <= 0) return [.. run.Request.Deleted];
-        var asked = DateTimeOffset.FromUnixTimeMilliseconds(run.Request.AskedUnixMs).UtcDateTime;
+        var spared = new HashSet<string>(StringComparer.Ordinal);
+        if (request.AskedUnixMs <= 0) return ([.. request.Deleted], spared);
+        var asked = DateTimeOffset.FromUnixTimeMilliseconds(request.AskedUnixMs).UtcDateTime;
         var deleted = new List<string>();
-        foreach (var id in run.Request.Deleted)
-            if (library.ReferencesWritten(id) is { } written && written >= asked) run.Spared.Add(id);
+        foreach (var id in request.Deleted)
+            if (library.ReferencesWritten(id) is { } written && written >= asked) spared.Add(id);
             else deleted.Add(id);
-        return deleted;
+        return (deleted, spared);
     }
 
     // Each step's result names its run: one that comes after its run ended (the library closed, say) and another began
     // is dropped, never taken for the new run's (a live set marked before the new run's candidates were taken).
-    private sealed record PruneMarked(PruneRun Run, HashSet<ChunkId> Live, List<string> Missing, List<string> Damaged, List<string> DeadLists);
+    private sealed record PruneMarked(PruneRun Run, HashSet<ChunkId> Live, List<string> Missing, List<string> Damaged, List<string> DeadLists, HashSet<string> Spared);
     private sealed record PruneCopied(PruneRun Run, uint Volume, int Records, long Bytes, List<string> Problems);
     private sealed record PruneStepFailed(PruneRun Run, string Reason);
 
@@ -121,6 +123,7 @@ public sealed partial class MediaActor
                 return;
             }
             var run = _prune;
+            run.Spared = m.Spared;
             if (!run.KeepUnknown && UnknownListsRefusal(run.Request, m.DeadLists) is { } unknown)
             {
                 // Not dropped, and not a failed prune either (a scheduled one would fail at every slot): the unknown
@@ -265,8 +268,9 @@ public sealed partial class MediaActor
         var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : run.Request.OrphanAfterSeconds > 0 ? TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds) : Manager.QueueLimits.DefaultOrphansAfter;
         Task.Run(() =>
         {
-            var live = library.LiveReferences(run.Request.Keep, Removable(run, library), orphanAfter, out var missing, out var damaged, out var dead);
-            return (object)new PruneMarked(run, live, missing, damaged, dead);
+            var (removable, spared) = Removable(run.Request, library);
+            var live = library.LiveReferences(run.Request.Keep.Concat(spared), removable, orphanAfter, out var missing, out var damaged, out var dead);
+            return (object)new PruneMarked(run, live, missing, damaged, dead, spared);
         }).PipeTo(Self, failure: e => new PruneStepFailed(run, $"reading the reference lists failed: {Why(e)}"));
     }
 
@@ -399,7 +403,7 @@ public sealed partial class MediaActor
             _declaration.Id, run.Request.Job, r.ChunksDead, r.VolumesCompacted.Count, r.BytesFreed, r.Seconds);
         else _log.Warning("library {0}: prune (job {1}) failed: {2}", _declaration.Id, run.Request.Job, reason);
         // Through the manager's proxy when there is one: a manager that took over meanwhile still hears it.
-        if (run.Spared.Count > 0)
+        if (ok && !run.Request.DryRun && run.Spared.Count > 0)
             _log.Info("library {0}: prune (job {1}) kept the lists of deleted snapshots {2}: written after the prune was asked for (copied here again since?); a later prune decides on them",
                 _declaration.Id, run.Request.Job, string.Join(", ", run.Spared));
         (_manager ?? run.ReplyTo).Tell(Signed(PruneEnded(run.Request, ok, reason, fault, r, run.Spared)));

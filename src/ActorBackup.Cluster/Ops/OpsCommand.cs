@@ -349,9 +349,10 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                     Finish(page);
                     return;
                 }
-                // A client node before pacing sends every page at once and takes no TreePagesTaken.
+                // A client node before pacing sends every page at once and knows no TreePagesTaken.
                 if (!page.Paced)
                 {
+                    _stopped = null;
                     More(page);
                     return;
                 }

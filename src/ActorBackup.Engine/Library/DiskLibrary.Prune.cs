@@ -101,6 +101,14 @@ public sealed partial class DiskLibrary
         }
     }
 
+    /// <summary>When the reference list of <paramref name="snapshot"/> was last written here (UTC), or null when there is none.</summary>
+    public DateTime? ReferencesWritten(string snapshot)
+    {
+        if (!ReferenceList.IsValidSnapshotId(snapshot)) return null;
+        var path = References.PathOf(snapshot);
+        return File.Exists(path) ? File.GetLastWriteTimeUtc(path) : null;
+    }
+
     /// <summary>
     /// The live set, from the reference lists here: those of the kept snapshots, and those of snapshots the
     /// catalog does not know yet (a backup that committed here but has not been recorded, or one committed during
@@ -109,13 +117,6 @@ public sealed partial class DiskLibrary
     /// with no list here (made before lists were kept): their chunks are unknown, so a prune must not sweep.
     /// <paramref name="dead"/>: the lists that do not count, removed after the sweep (<see cref="RemoveReferences"/>).
     /// </summary>
-    /// <summary>When the reference list of <paramref name="snapshot"/> was last written here (UTC), or null when there is none.</summary>
-    public DateTime? ReferencesWritten(string snapshot)
-    {
-        var path = References.PathOf(snapshot);
-        return File.Exists(path) ? File.GetLastWriteTimeUtc(path) : null;
-    }
-
     public HashSet<ChunkId> LiveReferences(IEnumerable<string> keep, IEnumerable<string> deleted, TimeSpan orphanAfter,
         out List<string> missing, out List<string> damaged, out List<string> dead)
     {

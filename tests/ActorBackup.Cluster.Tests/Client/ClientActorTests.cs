@@ -222,6 +222,17 @@ public sealed class ClientActorTests : TestKit, IDisposable
         }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
         client.Tell(new TreePagesTaken { Listing = "l3", Done = true }, shell.Ref);
 
+        // Stopped right after it was asked for (the shell hung up while its node waited on the manager): it stops too.
+        client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l4", Window = 1 }, shell.Ref);
+        client.Tell(new TreePagesTaken { Listing = "l4", Done = true }, shell.Ref);
+        shell.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // not even its first page
+        AwaitAssert(() =>
+        {
+            client.Tell(new ListTree { Manifest = finished.Manifest, Snapshot = "s", Listing = "l4", Window = 1 }, shell.Ref);
+            Assert.IsType<SnapshotTree>(shell.ExpectMsg<object>(TimeSpan.FromSeconds(30))); // not "listing l4 is running already"
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
+        client.Tell(new TreePagesTaken { Listing = "l4", Done = true }, shell.Ref);
+
         // A requester that takes none and says nothing (its node gone): the listing ends after the wait.
         var wait = ClientActor.ListingPageWait;
         ClientActor.ListingPageWait = TimeSpan.FromMilliseconds(300);

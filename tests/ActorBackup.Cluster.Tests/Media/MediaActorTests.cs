@@ -111,10 +111,11 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         var (decl, media) = await LibraryWithLists("libg", "s1", "s2", "s3");
         var refs = Path.Combine(decl.Path, "refs");
         File.SetLastWriteTimeUtc(Path.Combine(refs, "s2.ref"), DateTime.UtcNow.AddDays(-2)); // written long before the prune was asked for
-        // s3's list was written just now: after the manager built this request (an hour ago, say, the request delayed), so a
-        // copy of s3 made here again since; s2's list is the deleted one's.
-        media.Tell(new PruneLibrary { Library = "libg", Job = "p1", Keep = { "s1" }, Deleted = { "s2", "s3" }, OrphanAfterSeconds = 86400,
-            AskedUnixMs = DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds() });
+        // s3's list was written an hour ago: after the manager built this request (two hours ago, the request delayed), so a
+        // copy of s3 made here again since; s2's list is the deleted one's. Live for this prune, older than the orphans' age too.
+        File.SetLastWriteTimeUtc(Path.Combine(refs, "s3.ref"), DateTime.UtcNow.AddHours(-1));
+        media.Tell(new PruneLibrary { Library = "libg", Job = "p1", Keep = { "s1" }, Deleted = { "s2", "s3" }, OrphanAfterSeconds = 60,
+            AskedUnixMs = DateTimeOffset.UtcNow.AddHours(-2).ToUnixTimeMilliseconds() });
         var ended = FishForMessage<JobFinished>(m => m.Job == "p1", TimeSpan.FromSeconds(30));
         Assert.True(ended.Ok, ended.Reason);
         Assert.Equal(["s2"], ended.Prune.DeletedHandled); // s3 stays waiting in the catalog for a later prune

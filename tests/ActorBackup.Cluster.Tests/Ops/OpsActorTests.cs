@@ -90,6 +90,7 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         client.Reply(new SnapshotTree { Snapshot = "s1", More = false });
         var last = await call.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.False(last.More);
+        Assert.IsType<SnapshotTree>(last.Message);
 
         // Nothing written and nothing coming: the client node is said not to answer (and told to stop).
         var stalled = Call(new ListSnapshotTree { Snapshot = "s2" });
