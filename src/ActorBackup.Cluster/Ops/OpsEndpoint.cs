@@ -26,7 +26,7 @@ public sealed class OpsEndpoint : IDisposable
 {
     public const int MaxConnections = OpsSlots.Total;
     /// <summary>How long one answer may take to write: a shell that stops reading (suspended, say) gives its slot back.</summary>
-    private static readonly TimeSpan WriteTimeout = TimeSpan.FromMinutes(5);
+    internal TimeSpan WriteTimeout { get; init; } = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
     private readonly TcpListener _listener;
     private IActorRef _ops = ActorRefs.Nobody;

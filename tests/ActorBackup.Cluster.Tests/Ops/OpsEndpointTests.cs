@@ -32,6 +32,12 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
                 c.Reply.TryComplete(); // a handler that stopped on a fault: no last answer
                 return;
             }
+            if (c.Command is GetJob { Job: "flood" })
+            {
+                // A streamed command (an ls): more answers than the sockets' buffers hold, and more to come.
+                for (var i = 0; i < 400; i++) c.Reply.TryWrite(new OpsAnswer(new JobInfo { Id = "1", Reason = new string('x', 64 * 1024) }, More: true));
+                return;
+            }
             c.Reply.TryWrite(new OpsAnswer(new JobProgress { Job = "1" }, More: true));
             c.Reply.TryWrite(new OpsAnswer(new JobList { Jobs = { new JobInfo { Id = "1" } } }, More: false));
         });
@@ -78,6 +84,22 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         Assert.Contains("without answering it", Assert.IsType<CommandRejected>(answer.Value.Message).Reason);
         await OpsWire.Write(stream, new ListJobs(), more: false);
         Assert.IsType<JobProgress>((await OpsWire.Read(stream))!.Value.Message);
+    }
+
+    [Fact]
+    public async Task A_shell_that_stops_reading_ends_its_call_once_a_write_times_out_so_that_the_command_stops_too()
+    {
+        using var endpoint = new OpsEndpoint("127.0.0.1", 0, _node, Sys.Log) { WriteTimeout = TimeSpan.FromSeconds(1) };
+        var calls = new ConcurrentQueue<OpsCall>();
+        endpoint.Start(Sys.ActorOf(Props.Create(() => new StandInOps(calls))));
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(endpoint.Endpoint);
+        await using var stream = new SslStream(tcp.GetStream());
+        await stream.AuthenticateAsClientAsync(CellCertificates.ClientOptions(Operator(), _cell.Ca));
+        await OpsWire.Write(stream, new GetJob { Job = "flood" }, more: false);
+        // Nothing read: the node's write of an answer times out, and the call's token says the command is to stop
+        // (its handler stops, and a client node listing for it is told so).
+        AwaitCondition(() => calls.TryPeek(out var call) && call.Cancel.IsCancellationRequested, TimeSpan.FromSeconds(60));
     }
 
     [Fact]
