@@ -430,11 +430,6 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// `abk ls`: reads the snapshot's trees (under the keys of its client, which this node holds) and answers the requester with
-    /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
-    /// </summary>
-    /// <param name="caller">who signed the ls (null without trust), and what: the snapshot and path must be those</param>
-    /// <summary>
     /// In the actor, before the listing's thread starts (a stop that comes right after the request finds it): the paced
     /// listing <paramref name="request"/> asks for, registered, or null when it asks for none; a refusal when too many run.
     /// Paced by the requester (a shell whose output is paged, or that stopped reading): at most `window` pages wait to be
@@ -452,6 +447,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         return $"listing {request.Listing} is running already";
     }
 
+    /// <summary>
+    /// `abk ls`: reads the snapshot's trees (under the keys of its client, which this node holds) and answers the requester with
+    /// SnapshotTree pages, or CommandRejected. Runs on a thread of its own, never in the actor.
+    /// </summary>
+    /// <param name="paced">its pacing (<see cref="Paced"/>), or null: pages as fast as they are made</param>
+    /// <param name="caller">who signed the ls (null without trust), and what: the snapshot and path must be those</param>
     private void ListTree(ListTree request, IActorRef requester, PacedListing? paced, Protocol.Trust.CellIdentity? caller = null, ListSnapshotTree? signed = null)
     {
         const int PageSize = 1000;

@@ -414,12 +414,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     ? [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() },
                        new SnapshotMoved { Snapshot = job.Snapshot, From = source, To = job.Library, Job = job.Id, UnixMs = Now() }]
                     : [new SnapshotCopied { Snapshot = job.Snapshot, Library = job.Library, Job = job.Id, UnixMs = Now() }];
-                var left = events.Length;
-                PersistAll(events, e =>
+                PersistAllThen(events, () => End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy), e =>
                 {
-                    Applied(e);
                     if (e is SnapshotMoved moved) _log.Info("snapshot {0} moved to its tier, library {1}; {2} lets it go at its next prune", moved.Snapshot, moved.To, moved.From);
-                    if (--left == 0) End(f.Job, JobState.Succeeded, "", replyTo: client, copy: f.Copy);
                 });
                 return;
             }
@@ -496,14 +493,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 if (ManagerState.BadTimes(job, manifest, DateTimeOffset.UtcNow) is { } badTimes)
                 {
                     _log.Warning("job {0}: {1}", f.Job, badTimes);
-                    var letGo = _state.DecideRefusedSnapshot(job, manifest, badTimes, DateTimeOffset.UtcNow);
-                    var left = letGo.Count;
-                    if (left == 0) End(f.Job, JobState.Failed, badTimes, replyTo: client);
-                    else PersistAll(letGo, e =>
-                    {
-                        Applied(e);
-                        if (--left == 0) End(f.Job, JobState.Failed, badTimes, replyTo: client);
-                    });
+                    PersistAllThen(_state.DecideRefusedSnapshot(job, manifest, badTimes, DateTimeOffset.UtcNow), () => End(f.Job, JobState.Failed, badTimes, replyTo: client));
                     return;
                 }
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
@@ -627,11 +617,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var sender = Sender;
-            var left = events.Count;
-            PersistAll(events, e =>
+            PersistAllThen(events, () =>
             {
-                Applied(e);
-                if (--left > 0) return;
                 _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}; {3} recorded as copies held there", answer.Added, m.Library,
                     string.Join(", ", answer.AddedIds), answer.CopiesRecorded);
                 sender.Tell(answer);
@@ -1127,6 +1114,26 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             _progressTaken.Remove(job.Id);
             _starting.Remove(job.Id);
             DispatchWaiting();
+        });
+    }
+
+    /// <summary>
+    /// Persists <paramref name="events"/>, each applied (and given to <paramref name="each"/>), then runs <paramref name="then"/>
+    /// once the last is written; at once when there are none.
+    /// </summary>
+    private void PersistAllThen(IReadOnlyList<IMessage> events, Action then, Action<IMessage>? each = null)
+    {
+        if (events.Count == 0)
+        {
+            then();
+            return;
+        }
+        var left = events.Count;
+        PersistAll(events, e =>
+        {
+            Applied(e);
+            each?.Invoke(e);
+            if (--left == 0) then();
         });
     }
 
