@@ -69,7 +69,10 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             _attempt = a;
             Context.Watch(a.Client);
             if (a.Assignment is not null) a.Client.Tell(a.Assignment, Context.Parent);
-            Timers.StartPeriodicTimer("probe", new Probe(), _probeEvery);
+            // A single timer, armed again as each probe goes: a periodic one catches up after a stall (a GC pause, a
+            // busy machine) with ticks back to back, and the second would count the first probe as unanswered
+            // before its answer had any time to come.
+            Timers.StartSingleTimer("probe", new Probe(), _probeEvery);
         });
         Receive<Requeued>(r =>
         {
@@ -89,6 +92,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             _probed = true;
             _answered = false;
             _attempt.Client.Tell(_attempt.Probe ?? new RegistrationRequest());
+            Timers.StartSingleTimer("probe", new Probe(), _probeEvery);
         });
         Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune, a copy)?
         {
