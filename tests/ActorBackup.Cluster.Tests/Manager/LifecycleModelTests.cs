@@ -91,6 +91,44 @@ public class LifecycleModelTests
             // Nothing of a snapshot no longer in the catalog is kept as a copy.
             Assert.True(m.State.Copies.Keys.All(id => m.State.Snapshots.Exists(s => s.Id == id)), $"copies recorded of a snapshot not in the catalog, after:\n{m.Log}");
         }
+        Settle(m);
+    }
+
+    /// <summary>
+    /// In the end, what was let go is freed: once the copies asked for have run and ended, a prune of each library
+    /// leaves nothing waiting there to be let go, and one after the orphans' age leaves exactly the lists of the
+    /// snapshots the catalog names on that library (no data kept for ever by a list nobody will let go).
+    /// </summary>
+    private static void Settle(Model m)
+    {
+        void Say(string? said)
+        {
+            if (said is not null) m.Log.AppendLine($"{m.Now:yyyy-MM-dd HH:mm} settle: {said}");
+        }
+        foreach (var job in m.Copied) EndCopy(m, job);
+        m.Copied.Clear();
+        if (m.Pruning is not null) Say(Do(m, Step.PruneRuns, 0));
+        while (m.State.Jobs.Values.Any(j => j.Kind == JobKind.Copy && j.State == JobState.Queued))
+        {
+            Say(Do(m, Step.CopyRuns, 0));
+            Say(Do(m, Step.CopyEnds, 0));
+        }
+        m.Now += TimeSpan.FromMinutes(1); // the prunes are asked after the lists were written (the model's steps share a clock tick)
+        foreach (var library in new[] { "lib1", "lib2", "lib3" })
+        {
+            Say(Do(m, Step.PruneAsked, Array.IndexOf(["lib1", "lib2", "lib3"], library)));
+            Say(Do(m, Step.PruneRuns, 0));
+            Assert.True(m.State.PendingDeletions.GetValueOrDefault(library) is not { Count: > 0 },
+                $"snapshots [{string.Join(" ", m.State.PendingDeletions.GetValueOrDefault(library) ?? [])}] still wait to be let go on {library} after its prune, after:\n{m.Log}");
+        }
+        m.Now += OrphansAfter + TimeSpan.FromHours(1);
+        foreach (var library in new[] { "lib1", "lib2", "lib3" })
+        {
+            Say(Do(m, Step.PruneAsked, Array.IndexOf(["lib1", "lib2", "lib3"], library)));
+            Say(Do(m, Step.PruneRuns, 0));
+            var named = m.State.Snapshots.Where(s => m.State.LibrariesOf(s).Concat(s.Spans).Contains(library)).Select(s => s.Id).Order(StringComparer.Ordinal);
+            Assert.Equal(string.Join(" ", named), string.Join(" ", m.Lists[library].Keys.Order(StringComparer.Ordinal)));
+        }
     }
 
     private static string? Do(Model m, Step step, int pick)
