@@ -5,6 +5,17 @@ using Akka.TestKit.Xunit2;
 namespace ActorBackup.Cluster.Tests;
 
 /// <summary>
+/// What a test kit waits by default for a message it expects (an actor's start, a stop that flushes a library, a
+/// round trip across threads): 10 s rather than TestKit's 3, which a busy 2-core machine can reach. A test that
+/// expects nothing gives its own wait.
+/// </summary>
+public static class SlowMachine
+{
+    public const string Expect = "akka.test.single-expect-default = 10s";
+    public static Akka.Configuration.Config Config => Akka.Configuration.ConfigurationFactory.ParseString(Expect);
+}
+
+/// <summary>
 /// A TestKit on a real journal and snapshot store: SQLite (the embedded default) in a folder of its own, or the
 /// PostgreSQL given; the folder (<see cref="Dir"/>, for the test's own files too) and the database go after the test.
 /// </summary>
@@ -16,9 +27,9 @@ public abstract class JournalTestKit : TestKit, IDisposable
     protected JournalTestKit(TestPostgres? postgres, string prefix) : this(Directory.CreateTempSubdirectory(prefix).FullName, postgres) { }
 
     private JournalTestKit(string dir, TestPostgres? postgres)
-        : base(postgres is null
+        : base(SlowMachine.Config.WithFallback(postgres is null
             ? CellNode.StandaloneSqlite(dir, Path.Combine(AppContext.BaseDirectory, "hocon"))
-            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon")))
+            : CellNode.StandalonePostgres(postgres.ConnectionString, Path.Combine(AppContext.BaseDirectory, "hocon"))))
     {
         Dir = dir;
         _postgres = postgres;

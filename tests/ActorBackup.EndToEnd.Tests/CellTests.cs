@@ -315,9 +315,11 @@ public class MediaNodeLossTests
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 24);
-        // A: manager and client, throttled to 40 MB/s (about 5 s for 192 MiB), retrying after 1 s; B: the only library.
+        // A: manager and client, throttled to 10 MB/s (about 20 s for 192 MiB: the kill comes mid-job however slow the
+        // shell's looks), retrying after 20 s (B is seen unreachable long before, so the job waits queued with its first
+        // failure, not run again against a node not yet known dead); B: the only library.
         using var a = new CellProcess(Path.Combine(dir.Path, "node-a"), null, "--set", "actorbackup.roles=[manager,client]",
-            "--set", "actorbackup.client-id=host-a", "--set", "actorbackup.backup-rate-limit=40000000", "--set", "actorbackup.manager.retry-backoff=1s");
+            "--set", "actorbackup.client-id=host-a", "--set", "actorbackup.backup-rate-limit=10000000", "--set", "actorbackup.manager.retry-backoff=20s");
         a.Start(libraries: "");
         var nodeB = Path.Combine(dir.Path, "node-b");
         string[] mediaArgs = ["--set", "actorbackup.roles=[media]", "--set", "actorbackup.libraries=[{id=libb}]"];

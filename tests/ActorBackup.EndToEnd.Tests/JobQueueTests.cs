@@ -10,13 +10,14 @@ public class JobQueueTests
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
         var c = Path.Combine(dir.Path, "c");
-        // At 3 MB/s: the first backup (64 MiB) runs about 22 s, long enough to queue the other two (8 MiB each) behind it
-        // and look at the queue and the drive on a busy machine (at 8 MB/s, CI once saw it end during the looks).
+        // At 1.5 MB/s: the first backup (64 MiB) runs about 45 s, long enough to queue the other two (8 MiB each) behind it
+        // and look at the queue and the drive on a busy machine, where each look (an abk process) can take 3 s (at 8 MB/s,
+        // CI once saw it end during the looks).
         CellTests.MakeRandomFiles(a, 8);
         CellTests.MakeRandomFiles(b, 1);
         CellTests.MakeRandomFiles(c, 1);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
-            "--set", "actorbackup.libraries=[{id=lib1, drives=1}]", "--set", "actorbackup.backup-rate-limit=3000000").Start();
+            "--set", "actorbackup.libraries=[{id=lib1, drives=1}]", "--set", "actorbackup.backup-rate-limit=1500000").Start();
 
         var first = CellTests.StartAndWaitForBytes(cell, a);
         var low = cell.Abk("backup", "--no-wait", "--priority", "2", b).Stdout.Trim();
@@ -64,9 +65,9 @@ public class JobQueueTests
         string[] clientArgs = ["--set", "actorbackup.roles=[client]", "--set", "actorbackup.client-id=host-b"];
         var b = new CellProcess(nodeB, null, clientArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString());
         var port = b.Port;
+        Assert.Equal(0, b.Terminate()); // host-b leaves before the slot (the manager knows it: it registered)
         Assert.Equal(0, a.Abk("set", "add", "patient", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "10m").ExitCode);
         Assert.Equal(0, a.Abk("set", "add", "hasty", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "3s").ExitCode);
-        Assert.Equal(0, b.Terminate()); // host-b leaves before the slot
 
         List<System.Text.Json.JsonElement> Jobs() => a.AbkJson("job", "list").GetProperty("jobs").EnumerateArray().ToList();
         System.Text.Json.JsonElement Of(string set) => Jobs().Single(j => j.GetProperty("backupSet").GetString() == set);

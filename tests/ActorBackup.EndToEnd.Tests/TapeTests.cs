@@ -197,8 +197,8 @@ public class TapeTests
         using var dir = new TempDir();
         var src = Path.Combine(dir.Path, "src");
         CellTests.MakeRandomFiles(src, 2);
-        // Held to 2 MB/s: the backup runs long enough to be looked at.
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries, "--set", "actorbackup.backup-rate-limit=2000000").Start(libraries: "lib1,tape1");
+        // Held to 0.5 MB/s: the backup runs about 32 s, long enough to be looked at however slow the looks (it is cancelled after).
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", Libraries, "--set", "actorbackup.backup-rate-limit=500000").Start(libraries: "lib1,tape1");
         var job = cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim();
         Assert.Matches("^[0-9]+$", job);
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -234,9 +234,9 @@ public class TapeTests
         using var dir = new TempDir();
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
-        CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 2 MB/s: both run for about 12 s
+        CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 1 MB/s: both run for about 25 s, each look taking 2-3 shells
         CellTests.MakeRandomFiles(b, 3, seed: 100); // other bytes: neither finds its chunks stored by the other
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=2000000")
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=1000000")
             .Start(libraries: "lib1,tape1");
         var jobs = new[] { a, b }.Select(src => cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim()).ToList();
         Assert.All(jobs, j => Assert.Matches("^[0-9]+$", j));

@@ -91,8 +91,8 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             }
             _probed = true;
             _answered = false;
-            _attempt.Client.Tell(_attempt.Probe ?? new RegistrationRequest());
             Timers.StartSingleTimer("probe", new Probe(), _probeEvery);
+            _attempt.Client.Tell(_attempt.Probe ?? new RegistrationRequest());
         });
         Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune, a copy)?
         {

@@ -16,7 +16,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("abk-client-").FullName;
 
-    public ClientActorTests() : base("akka.actor.provider = cluster\nakka.remote.dot-netty.tcp.port = 0\nakka.loglevel = WARNING") { }
+    public ClientActorTests() : base("akka.actor.provider = cluster\nakka.remote.dot-netty.tcp.port = 0\nakka.loglevel = WARNING\n" + SlowMachine.Expect) { }
 
     void IDisposable.Dispose()
     {

@@ -24,7 +24,8 @@ public sealed class SocketDataPlaneTests : IDisposable
     public SocketDataPlaneTests()
     {
         _node = _cell.Node();
-        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(2));
+        // A handshake timeout no stall of a busy machine reaches (the test of the timeout itself has a server of its own).
+        _server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(30));
         _library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
     }
 
@@ -72,7 +73,7 @@ public sealed class SocketDataPlaneTests : IDisposable
     public void A_reference_list_larger_than_a_reply_comes_back_whole_in_pages()
     {
         // Pages of 3 ids, as pages of 4 Mi ids carry the list of a snapshot that one frame could not (a 16 TiB file).
-        using var paged = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(2))
+        using var paged = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(30))
         {
             ReferencesPerReply = 3,
         };
@@ -271,7 +272,7 @@ public sealed class SocketDataPlaneTests : IDisposable
         foreach (var (roles, libraries) in new[] { (new[] { "client" }, new[] { "lib1" }), (new[] { "media" }, new[] { "lib2" }) })
         {
             using var rogue = _cell.Node(ActorBackup.Protocol.Trust.CellIdentity.Of(ActorBackup.Protocol.Trust.CellRole.Node, "rogue", "rogue", roles, libraries));
-            using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, rogue, handshakeTimeout: TimeSpan.FromSeconds(2));
+            using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, rogue, handshakeTimeout: TimeSpan.FromSeconds(30));
             var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
             _tickets.Add(ticket);
             var e = Assert.Throws<DataPlaneLostException>(() => new SocketChannel("127.0.0.1", server.Endpoint.Port, ticket, _node.ClientOptions("lib1")));
@@ -512,10 +513,13 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void A_connection_that_stays_silent_after_its_handshake_is_closed()
     {
-        using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", _server.Endpoint.Port);
+        // The server's handshake timeout (TLS and HELLO) here is 8 s: the TLS part gets done well within it, then the
+        // server must close first.
+        using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(8));
+        using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", server.Endpoint.Port);
         using var tls = new System.Net.Security.SslStream(tcp.GetStream());
         tls.AuthenticateAsClient(_node.ClientOptions("lib1"));
-        tls.ReadTimeout = 60_000; // the server's handshake timeout here is 2 s: it must close first
+        tls.ReadTimeout = 60_000;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {

@@ -19,7 +19,7 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
 {
     private static readonly string Journal = Directory.CreateTempSubdirectory("abk-media-full-").FullName;
 
-    public MediaActorDiskFullTests() : base(CellNode.StandaloneSqlite(Journal, Path.Combine(AppContext.BaseDirectory, "hocon"))) => MediaActorJourneys.OnlyOwnLibraries(this, "libf");
+    public MediaActorDiskFullTests() : base(SlowMachine.Config.WithFallback(CellNode.StandaloneSqlite(Journal, Path.Combine(AppContext.BaseDirectory, "hocon")))) => MediaActorJourneys.OnlyOwnLibraries(this, "libf");
 
     void IDisposable.Dispose()
     {
