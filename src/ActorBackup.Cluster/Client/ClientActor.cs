@@ -147,7 +147,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (RebuildRefused(m) is { } refused) Reject(requester, refused);
-            else Task.Run(() => RebuildCatalog(m, requester));
+            // Its own thread, as a find's: it waits on the manager's and the media agents' answers, which a thread-pool
+            // thread must not (the actors' dispatcher runs on that pool; two cores start it with two threads).
+            else Task.Factory.StartNew(() => RebuildCatalog(m, requester), TaskCreationOptions.LongRunning);
         });
         Receive<RequestClientKey>(m => GrantKey(m, Sender));
         Receive<ListTree>(m =>
@@ -167,7 +169,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (FindRefused(m, out var caller) is { } refused) Reject(requester, refused);
-            else Task.Run(() => Find(m, requester, caller));
+            else Task.Factory.StartNew(() => Find(m, requester, caller), TaskCreationOptions.LongRunning);
         });
         Receive<InterruptAll>(_ =>
         {
