@@ -8,12 +8,17 @@
 # Each round, each tool side by side on the same states of the data: (1) full backup, (2) backup with nothing
 # changed, (3) backup after changes (sdk, small: 2% of the files rewritten, 200 new ones, 100 deleted; image:
 # 1% of its 4 KiB blocks rewritten at random places), for the image also (4) after 16 KiB inserted at 8 places
-# (the rest shifts), then a restore of the last state, checked with diff -r. Each round's data and each tool's
-# restore get folders of their own, deleted once the dataset's rounds are done: on a file system that skips recently
-# deleted inodes when it makes new ones (ext4 without a journal, as this VM's scratch disk), a restore right after a
-# mass delete times the delete's aftermath, and whichever tool came next paid it (after a dataset's deletes the
-# next dataset waits BENCH_AFTER_DELETE seconds, default 65, for that window to pass). A dataset's copies need about
-# 4 x BENCH_ROUNDS times its size on disk (12 GiB for the image at 3 rounds). A fresh cell and fresh repositories
+# (the rest shifts), then a restore of the last state, checked with diff -r. Nothing the run made is deleted before
+# its end but the change's own 100 files: every round's data, repositories, node folder and restores get folders of
+# their own, all deleted at exit.
+# On a file system that skips recently deleted inodes when it makes new ones (ext4 without a journal, as this VM's
+# disk: each new inode is checked against every free one before it whose deletion is under 60 s old, or 360 s once
+# the block of the inode table it sits in is dirty again, as a restore makes it), a restore after a mass delete
+# times the delete's aftermath for whichever tool comes: on sdk after small's deletes, a third of the restore's CPU
+# went to that scan (perf: recently_deleted, find_get_block_common), for abk and restic alike. A run needs about
+# 50 GiB free for the three datasets at 3 rounds; with less than BENCH_KEEP_GIB (default 30) GiB free when a dataset
+# begins, the datasets before it are deleted first and it waits BENCH_AFTER_DELETE seconds (default 370) for that
+# window to pass. A fresh cell and fresh repositories
 # every round; medians of BENCH_ROUNDS (default 3). Prints a table per dataset and one JSON line per dataset:
 # {"dataset","bytes","files","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...},"ratios":{...}}
 # "added_*" is what the repository grew by in that step. The node's peak RSS (VmHWM) is the all-roles node's.
@@ -44,8 +49,8 @@ repo_of() { case $1 in actorbackup) echo "$tmp/node/libraries/lib1";; restic) ec
 init_tool() {
   case $1 in
     actorbackup) start_node;;
-    restic) rm -rf "$tmp/restic-repo"; restic init -q --repo "$tmp/restic-repo" >/dev/null;;
-    borg) rm -rf "$tmp/borg-repo"; borg init -e repokey "$tmp/borg-repo" >/dev/null 2>&1;;
+    restic) restic init -q --repo "$tmp/restic-repo" >/dev/null;;
+    borg) borg init -e repokey "$tmp/borg-repo" >/dev/null 2>&1;;
   esac
 }
 backup() { # tool source -> seconds (wall time of the whole command)
@@ -66,8 +71,8 @@ backup() { # tool source -> seconds (wall time of the whole command)
 failed() { # exit-code what
   if [ "$1" != 0 ]; then echo "bench: $2 failed (exit $1)" >&2; kill -TERM $$; exit 1; fi
 }
-restore() { # tool source round -> seconds; the copy lands in $tmp/restored-TOOL-ROUND (nothing deleted before it), checked after
-  local t0 t1 to=$tmp/restored-$1-$3
+restore() { # tool source round -> seconds; the copy lands in $tmp/restored-DATASET-TOOL-ROUND (a new folder), checked after
+  local t0 t1 to=$tmp/restored-$ds-$1-$3
   mkdir -p "$to"
   local rc=0
   settle; t0=$(now)
@@ -81,7 +86,7 @@ restore() { # tool source round -> seconds; the copy lands in $tmp/restored-TOOL
   failed "$rc" "$1 restore"
   elapsed "$t0" "$t1"
 }
-verified() { if diff -r --no-dereference "$2" "$tmp/restored-$1-$3$2" >/dev/null 2>&1; then echo true; else echo false; fi; } # tool source round
+verified() { if diff -r --no-dereference "$2" "$tmp/restored-$ds-$1-$3$2" >/dev/null 2>&1; then echo true; else echo false; fi; } # tool source round
 
 make_data() { # dataset round -> $tmp/data/<dataset>-<round>, fresh
   local d=$tmp/data/$1-$2
@@ -138,7 +143,13 @@ EOF
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); tools: ${tools[*]}" \
   "($(command -v restic >/dev/null && restic version | awk '{ print "restic " $2 }') $(command -v borg >/dev/null && borg --version))"
+mkdir -p "$tmp/old"
 for ds in "${datasets[@]}"; do
+  if [ "$ds" != "${datasets[0]}" ] && [ "$(df -B1M --output=avail "$tmp" | tail -1 | tr -d ' ')" -lt $(( ${BENCH_KEEP_GIB:-30} * 1024 )) ]; then
+    echo "bench: less than ${BENCH_KEEP_GIB:-30} GiB free: the datasets before $ds are deleted, and it waits ${BENCH_AFTER_DELETE:-370} s for ext4's recently deleted window" >&2
+    rm -rf "$tmp"/restored-* "$tmp"/data/* "$tmp"/old/*
+    sync; sleep "${BENCH_AFTER_DELETE:-370}"
+  fi
   declare -A series=()
   add() { series[$1]="${series[$1]:-} $2"; }
   for r in $(seq "$rounds"); do
@@ -167,11 +178,10 @@ for ds in "${datasets[@]}"; do
       [ "$t" = actorbackup ] && add "$t.peak_rss_mib" "$(peak_rss_mib)"
     done
     stop_node
-    rm -rf "$tmp/restic-repo" "$tmp/borg-repo"
+    # Moved aside, not deleted (start_node's rm of $tmp/node then finds nothing): see the top.
+    for x in node restic-repo borg-repo; do if [ -e "$tmp/$x" ]; then mv "$tmp/$x" "$tmp/old/$x-$ds-$r"; fi; done
     echo "== $ds round $r of $rounds done"
   done
-  rm -rf "$tmp"/restored-* "$tmp/data/$ds"-* # the dataset's copies, all at once
-  if [ "$ds" != "${datasets[-1]}" ]; then sync; sleep "${BENCH_AFTER_DELETE:-65}"; fi # the next dataset's restores past ext4's window
   m() { local v; v=${series[$1]:-}; [ -z "$v" ] && { echo null; return; }; median $v; }
   mb() { if [ "$1" = null ]; then echo -; else awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; fi; }
   allv() { case " ${series[$1]:-} " in *" false "*) echo false;; *) echo true;; esac; }

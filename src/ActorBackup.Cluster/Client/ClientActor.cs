@@ -147,9 +147,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (RebuildRefused(m) is { } refused) Reject(requester, refused);
-            // Its own thread, as a find's: it waits on the manager's and the media agents' answers, which a thread-pool
-            // thread must not (the actors' dispatcher runs on that pool; two cores start it with two threads).
-            else Task.Factory.StartNew(() => RebuildCatalog(m, requester), TaskCreationOptions.LongRunning);
+            else Task.Run(() => RebuildCatalog(m, requester));
         });
         Receive<RequestClientKey>(m => GrantKey(m, Sender));
         Receive<ListTree>(m =>
@@ -169,7 +167,24 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (FindRefused(m, out var caller) is { } refused) Reject(requester, refused);
-            else Task.Factory.StartNew(() => Find(m, requester, caller), TaskCreationOptions.LongRunning);
+            else if (Volatile.Read(ref _finds) >= MaxFinds) Reject(requester, $"client {_settings.ClientId} runs {MaxFinds} finds already (one at a time, the others wait): try again when one ends");
+            else
+            {
+                // Its own thread: it waits for the manager's answers and for its turn at the file index (one find at a
+                // time), which a thread-pool thread must not (the actors' dispatcher runs on that pool).
+                Interlocked.Increment(ref _finds);
+                Task.Factory.StartNew(() =>
+                {
+                    try
+                    {
+                        Find(m, requester, caller);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref _finds);
+                    }
+                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            }
         });
         Receive<InterruptAll>(_ =>
         {
@@ -508,6 +523,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
 
     /// <summary>The most paced listings a client node runs at once (each holds a thread and read sessions while it waits).</summary>
     public const int MaxPacedListings = 32;
+
+    /// <summary>Finds at most on this client node at once, each on a thread of its own (waiting for its turn at the index, or searching).</summary>
+    public const int MaxFinds = 8;
+    private int _finds;
 
     /// <summary>How long a paced listing waits for its requester to take a page before it gives up (the shell went away).</summary>
     internal static TimeSpan ListingPageWait { get; set; } = TimeSpan.FromMinutes(10);

@@ -69,9 +69,9 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             _attempt = a;
             Context.Watch(a.Client);
             if (a.Assignment is not null) a.Client.Tell(a.Assignment, Context.Parent);
-            // A single timer, armed again as each probe goes: a periodic one catches up after a stall (a GC pause, a
-            // busy machine) with ticks back to back, and the second would count the first probe as unanswered
-            // before its answer had any time to come.
+            // A single timer, armed again as each probe goes: a periodic one queues its ticks in the mailbox while the
+            // actor waits for a thread (a busy machine, a GC pause), and the second of two back to back would count
+            // the first probe as unanswered before its answer had any time to come.
             Timers.StartSingleTimer("probe", new Probe(), _probeEvery);
         });
         Receive<Requeued>(r =>

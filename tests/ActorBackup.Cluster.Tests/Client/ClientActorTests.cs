@@ -60,6 +60,36 @@ public sealed class ClientActorTests : TestKit, IDisposable
         (JobFinished)manager.FishForMessage(m => m is JobFinished, TimeSpan.FromSeconds(30));
 
     [Fact]
+    public void At_most_eight_finds_run_on_a_client_node_at_once_and_one_that_ends_makes_room()
+    {
+        var (client, manager, _) = Start();
+        var requester = CreateTestProbe();
+        SearchFileIndex Find() => new() { Query = new FindFiles { Pattern = "*.conf" }, Snapshots = { new IndexedSnapshot { Id = "s1", Client = "host-t" } } };
+        // The first holds the index's turn while the manager does not answer for its snapshot; seven wait for it.
+        for (var i = 0; i < ClientActor.MaxFinds; i++) client.Tell(Find(), requester.Ref);
+        manager.FishForMessage(m => m is GetSnapshot, TimeSpan.FromSeconds(30));
+        var held = manager.LastSender;
+        client.Tell(Find(), requester.Ref);
+        var refused = requester.FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(30));
+        Assert.Contains($"runs {ClientActor.MaxFinds} finds already", refused.Reason);
+
+        // One after the other each ends (the manager refuses its snapshot: not searched, said so); then a find is taken again.
+        held.Tell(new CommandRejected { Reason = "no such snapshot" });
+        for (var ended = 1; ; ended++)
+        {
+            var found = requester.FishForMessage<FilesFound>(_ => true, TimeSpan.FromSeconds(30)); // progress beats aside
+            Assert.Contains(found.NotSearched, n => n.StartsWith("s1:", StringComparison.Ordinal));
+            if (ended == ClientActor.MaxFinds) break;
+            manager.FishForMessage(m => m is GetSnapshot, TimeSpan.FromSeconds(30)); // the next one's turn
+            manager.Reply(new CommandRejected { Reason = "no such snapshot" });
+        }
+        client.Tell(Find(), requester.Ref);
+        manager.FishForMessage(m => m is GetSnapshot, TimeSpan.FromSeconds(30));
+        manager.Reply(new CommandRejected { Reason = "no such snapshot" });
+        requester.FishForMessage(m => m is FilesFound, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public void Backs_up_through_the_media_agent_reports_progress_and_restores_what_it_stored()
     {
         var (client, manager, library) = Start();

@@ -89,6 +89,7 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING\n" + Slow
 public sealed class JobActorProbeTests() : TestKit("""
     akka.loglevel = WARNING
     akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"
+    akka.test.single-expect-default = 10s
     """)
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
