@@ -65,7 +65,13 @@ public class JobQueueTests
         string[] clientArgs = ["--set", "actorbackup.roles=[client]", "--set", "actorbackup.client-id=host-b"];
         var b = new CellProcess(nodeB, null, clientArgs) { JoinCellOf = a }.Start(seedPort: a.Port.ToString());
         var port = b.Port;
-        Assert.Equal(0, b.Terminate()); // host-b leaves before the slot (the manager knows it: it registered)
+        var known = DateTime.UtcNow.AddSeconds(60); // the manager knows host-b (it registered) ...
+        while (!a.Abk("--json", "client", "list").Stdout.Contains("\"id\": \"host-b\""))
+        {
+            Assert.True(DateTime.UtcNow < known, "host-b never registered:\n" + b.Log);
+            Thread.Sleep(200);
+        }
+        Assert.Equal(0, b.Terminate()); // ... and it leaves before the slot
         Assert.Equal(0, a.Abk("set", "add", "patient", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "10m").ExitCode);
         Assert.Equal(0, a.Abk("set", "add", "hasty", "--client", "host-b", "--path", src, "--schedule", At(TimeSpan.FromSeconds(20)), "--window", "3s").ExitCode);
 
