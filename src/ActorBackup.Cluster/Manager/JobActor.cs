@@ -1,5 +1,6 @@
 using ActorBackup.Protocol;
 using Akka.Actor;
+using Akka.Event;
 using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Manager;
@@ -96,7 +97,16 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         });
         Receive<IndexReport>(r => // a media agent's answer to a probe: does it still run this job (a prune, a copy)?
         {
-            if (_attempt?.Probe is not GetLibraryStatus) return;
+            if (_attempt?.Probe is not GetLibraryStatus probed) return;
+            // Only the probed library's, signed by a media node of it (as the manager takes reports): a node that learnt
+            // this actor's address can neither lose a running job nor keep a lost one alive with reports of its own.
+            var refused = r.Library != probed.Library ? $"a report of library {r.Library}, not {probed.Library}, ignored"
+                : Trust.MessageSignature.Refusal(Trust.NodeTrust.Of(Context.System), r, id => Trust.MessageSignature.IsMediaNode(id, probed.Library), $"a media node of library {probed.Library}");
+            if (refused is not null)
+            {
+                Context.GetLogger().Warning("job {0}: {1} (from {2})", _job, refused, Sender);
+                return;
+            }
             _answered = true;
             if (r.PruneJob == _job || r.Jobs.Contains(_job))
             {

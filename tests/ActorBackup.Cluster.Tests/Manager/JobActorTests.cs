@@ -125,6 +125,50 @@ public sealed class JobActorProbeTests() : TestKit("""
         answered.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // and it asks no more
     }
 
+    [Fact]
+    public void Only_the_probed_librarys_reports_count_for_a_media_agents_job()
+    {
+        // The media agent runs the job at the first probe, then twice no longer.
+        string[][] script = [["7"], [], []];
+        var answered = CreateTestProbe();
+        var media = Sys.ActorOf(Props.Create(() => new ScriptedMedia(new Queue<string[]>(script), answered.Ref)));
+        var job = ChildActorOf(JobActor.Props("7", "lib1", Every), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(0, media, null, new GetLibraryStatus { Library = "lib1" }), TestActor);
+        var watcher = CreateTestProbe();
+        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
+        job.Tell(new JobProgress { Job = "7" }, TestActor);
+        watcher.ExpectMsg<JobProgress>(); // the timer is armed
+
+        Clock.Advance(Every);
+        Assert.Equal(1, answered.ExpectMsg<int>());
+        // Reports of another library, from anyone, saying no job: not counted (a loss would be sent as they are taken,
+        // before the progress that follows them reaches the watcher).
+        var other = CreateTestProbe();
+        for (var i = 0; i < 3; i++) job.Tell(new IndexReport { Library = "lib2" }, other.Ref);
+        job.Tell(new JobProgress { Job = "7", FilesDone = 1 }, TestActor);
+        watcher.ExpectMsg<JobProgress>();
+        ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        Clock.Advance(Every);
+        Assert.Equal(0, answered.ExpectMsg<int>());
+        Clock.Advance(Every);
+        Assert.Equal(0, answered.ExpectMsg<int>());
+        var lost = ExpectMsg<JobActor.JobLost>();
+        Assert.Contains("the media agent of library lib1 no longer runs the job", lost.Reason);
+    }
+
+    /// <summary>A media agent that answers each probe with a report naming the next jobs of its script.</summary>
+    private sealed class ScriptedMedia : ReceiveActor
+    {
+        public ScriptedMedia(Queue<string[]> script, IActorRef answered) =>
+            Receive<GetLibraryStatus>(g =>
+            {
+                var jobs = script.Count > 0 ? script.Dequeue() : [];
+                Sender.Tell(new IndexReport { Library = g.Library, Jobs = { jobs } });
+                answered.Tell(jobs.Length);
+            });
+    }
+
     /// <summary>A client that answers each probe with the next running-jobs list of its script.</summary>
     private sealed class ScriptedClient : ReceiveActor
     {
