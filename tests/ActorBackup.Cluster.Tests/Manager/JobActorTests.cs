@@ -157,6 +157,30 @@ public sealed class JobActorProbeTests() : TestKit("""
         Assert.Contains("the media agent of library lib1 no longer runs the job", lost.Reason);
     }
 
+    [Fact]
+    public void A_client_that_answers_no_probe_loses_the_job_at_the_second_probe_unanswered()
+    {
+        var client = CreateTestProbe(); // it gets the probes and answers none
+        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
+        var watcher = CreateTestProbe();
+        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
+        job.Tell(new JobProgress { Job = "7" }, TestActor);
+        watcher.ExpectMsg<JobProgress>(); // the timer is armed
+
+        Clock.Advance(Every);
+        client.ExpectMsg<RegistrationRequest>(); // the first probe: nothing unanswered yet
+        Clock.Advance(Every);
+        client.ExpectMsg<RegistrationRequest>(); // the first unanswered: one miss, asked again
+        ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Clock.Advance(Every);
+        var lost = ExpectMsg<JobActor.JobLost>(); // the second unanswered in a row
+        Assert.Equal(("7", 1), (lost.Job, lost.Attempt));
+        Assert.Contains("client web01 does not answer", lost.Reason);
+        Clock.Advance(Every * 3);
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // and it asks no more
+    }
+
     /// <summary>A media agent that answers each probe with a report naming the next jobs of its script.</summary>
     private sealed class ScriptedMedia : ReceiveActor
     {
