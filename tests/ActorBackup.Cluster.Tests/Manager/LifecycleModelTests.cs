@@ -96,8 +96,9 @@ public class LifecycleModelTests
 
     /// <summary>
     /// In the end, what was let go is freed: once the copies asked for have run and ended, a prune of each library
-    /// leaves nothing waiting there to be let go, and one after the orphans' age leaves exactly the lists of the
-    /// snapshots the catalog names on that library (no data kept for ever by a list nobody will let go).
+    /// leaves nothing waiting there to be let go and no list the catalog neither keeps nor lets go (no data kept for
+    /// ever by a list nobody will let go), and one after the orphans' age leaves exactly the lists of the snapshots the
+    /// catalog names on that library.
     /// </summary>
     private static void Settle(Model m)
     {
