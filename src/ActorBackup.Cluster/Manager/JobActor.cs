@@ -153,7 +153,8 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         {
             if (_attempt is null || !Sender.Equals(Context.Parent)) return;
             _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
-            Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
+            // Counted from the first cancel: one asked again (a shell run again, a script) does not put the end off.
+            if (!Timers.IsTimerActive("cancel")) Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
         });
         Receive<CancelTimeout>(c =>
         {

@@ -181,6 +181,26 @@ public sealed class JobActorProbeTests() : TestKit("""
         client.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // and it asks no more
     }
 
+    [Fact]
+    public void A_cancel_asked_again_does_not_put_off_the_end_of_one_the_client_does_not_confirm()
+    {
+        var client = CreateTestProbe(); // it confirms no cancel
+        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
+        job.Tell(new CancelJob { Job = "7" }, TestActor);
+        var watcher = CreateTestProbe();
+        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
+        job.Tell(new JobProgress { Job = "7" }, TestActor);
+        watcher.ExpectMsg<JobProgress>(); // the cancel was taken: its timer runs
+        client.FishForMessage(m => m is CancelAssignment);
+        Clock.Advance(Every * 0.6);
+        job.Tell(new CancelJob { Job = "7" }, TestActor); // asked again before the first's interval is over
+        client.FishForMessage(m => m is CancelAssignment); // passed on again
+        Clock.Advance(Every * 0.5); // one interval after the first cancel
+        var unconfirmed = ExpectMsg<JobActor.CancelUnconfirmed>();
+        Assert.Equal(("7", 1), (unconfirmed.Job, unconfirmed.Attempt));
+    }
+
     /// <summary>A media agent that answers each probe with a report naming the next jobs of its script.</summary>
     private sealed class ScriptedMedia : ReceiveActor
     {
