@@ -147,7 +147,24 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (RebuildRefused(m) is { } refused) Reject(requester, refused);
-            else Task.Run(() => RebuildCatalog(m, requester));
+            else if (Volatile.Read(ref _rebuilds) >= MaxRebuilds) Reject(requester, $"client {_settings.ClientId} runs {MaxRebuilds} catalog rebuilds already: try again when one ends");
+            else
+            {
+                // Its own thread, as a find's: it waits for the media agent's and the manager's answers and reads the
+                // library's manifests, which a thread-pool thread must not (the actors' dispatcher runs on that pool).
+                Interlocked.Increment(ref _rebuilds);
+                Task.Factory.StartNew(() =>
+                {
+                    try
+                    {
+                        RebuildCatalog(m, requester);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref _rebuilds);
+                    }
+                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            }
         });
         Receive<RequestClientKey>(m => GrantKey(m, Sender));
         Receive<ListTree>(m =>
@@ -528,6 +545,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     public const int MaxFinds = 8;
     private int _finds;
 
+    /// <summary>Catalog rebuilds at most on this client node at once, each on a thread of its own.</summary>
+    public const int MaxRebuilds = 2;
+    private int _rebuilds;
+
     /// <summary>How long a paced listing waits for its requester to take a page before it gives up (the shell went away).</summary>
     internal static TimeSpan ListingPageWait { get; set; } = TimeSpan.FromMinutes(10);
 
@@ -702,11 +723,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// the manager, which records those its catalog lacks. On a thread of its own; answers CatalogRebuilt or
     /// CommandRejected.
     /// </summary>
-    private async Task RebuildCatalog(RebuildCatalog request, IActorRef requester)
+    private void RebuildCatalog(RebuildCatalog request, IActorRef requester)
     {
         try
         {
-            var listed = await _media.Ask<object>(Trust.MessageSignature.Sign(new ListManifests { Library = request.Library }, _trust), TimeSpan.FromMinutes(10));
+            var listed = _media.Ask<object>(Trust.MessageSignature.Sign(new ListManifests { Library = request.Library }, _trust), TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
             if (listed is not ManifestIds ids)
             {
                 requester.Tell(listed as CommandRejected ?? new CommandRejected { Reason = $"library {request.Library} answered {listed.GetType().Name}" });
@@ -733,7 +754,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     _media.Tell(new CloseSession { Library = request.Library, Ticket = channel.Ticket });
                 }
             }
-            requester.Tell(await _manager.Ask<object>(found, TimeSpan.FromMinutes(1)));
+            requester.Tell(_manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult());
         }
         catch (Exception e) when (e is IOException or AskTimeoutException or InvalidProtocolBufferException)
         {

@@ -39,6 +39,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
                 Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count });
             });
             Receive<CloseSession>(m => DataPlaneSessions.Get(Context.System).Close(m.Ticket));
+            Receive<ListManifests>(_ => Sender.Tell(new ManifestIds())); // a library that holds no manifest
         }
     }
 
@@ -58,6 +59,30 @@ public sealed class ClientActorTests : TestKit, IDisposable
 
     private static JobFinished Finished(Akka.TestKit.TestProbe manager) =>
         (JobFinished)manager.FishForMessage(m => m is JobFinished, TimeSpan.FromSeconds(30));
+
+    [Fact]
+    public void At_most_two_catalog_rebuilds_run_on_a_client_node_at_once_and_one_that_ends_makes_room()
+    {
+        var (client, manager, _) = Start();
+        var requester = CreateTestProbe();
+        // Each holds its thread until the manager answers what it found (none: the library holds no manifest).
+        for (var i = 0; i < ClientActor.MaxRebuilds; i++) client.Tell(new RebuildCatalog { Library = "lib1" }, requester.Ref);
+        var held = Enumerable.Range(0, ClientActor.MaxRebuilds).Select(_ =>
+        {
+            manager.FishForMessage(m => m is RecordSnapshots, TimeSpan.FromSeconds(30));
+            return manager.LastSender;
+        }).ToList();
+        client.Tell(new RebuildCatalog { Library = "lib1" }, requester.Ref);
+        Assert.Contains($"runs {ClientActor.MaxRebuilds} catalog rebuilds already", requester.ExpectMsg<CommandRejected>().Reason);
+
+        foreach (var h in held) h.Tell(new CatalogRebuilt());
+        requester.ExpectMsg<CatalogRebuilt>();
+        requester.ExpectMsg<CatalogRebuilt>();
+        client.Tell(new RebuildCatalog { Library = "lib1" }, requester.Ref); // room again once they ended
+        manager.FishForMessage(m => m is RecordSnapshots, TimeSpan.FromSeconds(30));
+        manager.Reply(new CatalogRebuilt());
+        requester.ExpectMsg<CatalogRebuilt>();
+    }
 
     [Fact]
     public void At_most_eight_finds_run_on_a_client_node_at_once_and_one_that_ends_makes_room()
