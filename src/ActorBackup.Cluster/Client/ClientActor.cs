@@ -147,24 +147,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (RebuildRefused(m) is { } refused) Reject(requester, refused);
-            else if (Volatile.Read(ref _rebuilds) >= MaxRebuilds) Reject(requester, $"client {_settings.ClientId} runs {MaxRebuilds} catalog rebuilds already: try again when one ends");
-            else
-            {
-                // Its own thread, as a find's: it waits for the media agent's and the manager's answers and reads the
-                // library's manifests, which a thread-pool thread must not (the actors' dispatcher runs on that pool).
-                Interlocked.Increment(ref _rebuilds);
-                Task.Factory.StartNew(() =>
-                {
-                    try
-                    {
-                        RebuildCatalog(m, requester);
-                    }
-                    finally
-                    {
-                        Interlocked.Decrement(ref _rebuilds);
-                    }
-                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            }
+            // Its own thread, as a find's: it waits for the media agent's and the manager's answers and reads the
+            // library's manifests, which a thread-pool thread must not (the actors' dispatcher runs on that pool).
+            else if (!_rebuilds.TryRun(() => RebuildCatalog(m, requester)))
+                Reject(requester, $"client {_settings.ClientId} runs {MaxRebuilds} catalog rebuilds already: try again when one ends");
         });
         Receive<RequestClientKey>(m => GrantKey(m, Sender));
         Receive<ListTree>(m =>
@@ -184,24 +170,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var requester = Sender;
             if (FindRefused(m, out var caller) is { } refused) Reject(requester, refused);
-            else if (Volatile.Read(ref _finds) >= MaxFinds) Reject(requester, $"client {_settings.ClientId} runs {MaxFinds} finds already (one at a time, the others wait): try again when one ends");
-            else
-            {
-                // Its own thread: it waits for the manager's answers and for its turn at the file index (one find at a
-                // time), which a thread-pool thread must not (the actors' dispatcher runs on that pool).
-                Interlocked.Increment(ref _finds);
-                Task.Factory.StartNew(() =>
-                {
-                    try
-                    {
-                        Find(m, requester, caller);
-                    }
-                    finally
-                    {
-                        Interlocked.Decrement(ref _finds);
-                    }
-                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            }
+            // Its own thread: it waits for the manager's answers and for its turn at the file index (one find at a
+            // time), which a thread-pool thread must not (the actors' dispatcher runs on that pool).
+            else if (!_finds.TryRun(() => Find(m, requester, caller)))
+                Reject(requester, $"client {_settings.ClientId} runs {MaxFinds} finds already (one at a time, the others wait): try again when one ends");
         });
         Receive<InterruptAll>(_ =>
         {
@@ -543,11 +515,39 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
 
     /// <summary>Finds at most on this client node at once, each on a thread of its own (waiting for its turn at the index, or searching).</summary>
     public const int MaxFinds = 8;
-    private int _finds;
+    private readonly OwnThreads _finds = new(MaxFinds);
 
     /// <summary>Catalog rebuilds at most on this client node at once, each on a thread of its own.</summary>
     public const int MaxRebuilds = 2;
-    private int _rebuilds;
+    private readonly OwnThreads _rebuilds = new(MaxRebuilds);
+
+    /// <summary>Work that waits on other actors, each on a thread of its own (not the pool the actors run on), at most <paramref name="max"/> at once.</summary>
+    private sealed class OwnThreads(int max)
+    {
+        private int _running;
+
+        /// <summary>Starts <paramref name="work"/>; false, and nothing started, when <paramref name="max"/> already run.</summary>
+        public bool TryRun(Action work)
+        {
+            if (Interlocked.Increment(ref _running) > max)
+            {
+                Interlocked.Decrement(ref _running);
+                return false;
+            }
+            Task.Factory.StartNew(() =>
+            {
+                try
+                {
+                    work();
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _running);
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return true;
+        }
+    }
 
     /// <summary>How long a paced listing waits for its requester to take a page before it gives up (the shell went away).</summary>
     internal static TimeSpan ListingPageWait { get; set; } = TimeSpan.FromMinutes(10);
