@@ -89,13 +89,40 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING\n" + Slow
 public sealed class JobActorProbeTests() : TestKit("""
     akka.loglevel = WARNING
     akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"
-    akka.test.single-expect-default = 10s
-    """)
+    """ + "\n" + SlowMachine.Expect)
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     private TestScheduler Clock => (TestScheduler)Sys.Scheduler;
 
     private static RegisterClient Running(params string[] jobs) => new() { Id = "web01", RunningJobs = { jobs } };
+
+    /// <summary>Job 7's actor running attempt <paramref name="attempt"/> on <paramref name="client"/>, once it took it (its probe timer armed).</summary>
+    private IActorRef Attempting(int attempt, IActorRef client, Google.Protobuf.IMessage? probe = null)
+    {
+        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(attempt, client, null, probe), TestActor);
+        Taken(job);
+        return job;
+    }
+
+    /// <summary>Returns once the job actor took what was sent to it before: a watcher's progress, sent after, reaches the watcher.</summary>
+    private void Taken(IActorRef job)
+    {
+        var watcher = CreateTestProbe();
+        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
+        job.Tell(new JobProgress { Job = "7" }, TestActor);
+        watcher.ExpectMsg<JobProgress>();
+    }
+
+    /// <summary>The job is lost for <paramref name="reason"/>, and <paramref name="asked"/> gets no probe after.</summary>
+    private void ExpectLost(int attempt, string reason, Akka.TestKit.TestProbe asked)
+    {
+        var lost = ExpectMsg<JobActor.JobLost>();
+        Assert.Equal(("7", attempt), (lost.Job, lost.Attempt));
+        Assert.Contains(reason, lost.Reason);
+        Clock.Advance(Every * 5);
+        asked.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
 
     [Fact]
     public void A_client_that_no_longer_runs_the_job_twice_in_a_row_loses_it_once_running_it_keeps_it()
@@ -103,26 +130,14 @@ public sealed class JobActorProbeTests() : TestKit("""
         // Three times with the job, once without (it may have just finished), once with, then twice without.
         string[][] script = [["7", "8"], ["7", "8"], ["7", "8"], ["8"], ["7"], [], []];
         var answered = CreateTestProbe();
-        var client = Sys.ActorOf(Props.Create(() => new ScriptedClient(new Queue<string[]>(script), answered.Ref)));
-        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
-        job.Tell(new JobActor.Attempt(2, client, null), TestActor);
-        // Its probe timer is armed once it took the attempt: a watcher's progress, sent after, shows it did.
-        var watcher = CreateTestProbe();
-        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
-        job.Tell(new JobProgress { Job = "7" }, TestActor);
-        watcher.ExpectMsg<JobProgress>();
-
+        Attempting(2, Sys.ActorOf(Props.Create(() => new ScriptedClient(new Queue<string[]>(script), answered.Ref))));
         for (var i = 0; i < script.Length; i++)
         {
             // One interval: one probe. The next timer is armed before the probe goes, so before its answer is heard.
             Clock.Advance(Every);
             Assert.Equal(script[i].Length, answered.ExpectMsg<int>()); // a job lost early would be probed no more
         }
-        var lost = ExpectMsg<JobActor.JobLost>();
-        Assert.Equal(("7", 2), (lost.Job, lost.Attempt));
-        Assert.Contains("no longer runs", lost.Reason);
-        Clock.Advance(Every * 5);
-        answered.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // and it asks no more
+        ExpectLost(2, "no longer runs", answered);
     }
 
     [Fact]
@@ -131,13 +146,7 @@ public sealed class JobActorProbeTests() : TestKit("""
         // The media agent runs the job at the first probe, then twice no longer.
         string[][] script = [["7"], [], []];
         var answered = CreateTestProbe();
-        var media = Sys.ActorOf(Props.Create(() => new ScriptedMedia(new Queue<string[]>(script), answered.Ref)));
-        var job = ChildActorOf(JobActor.Props("7", "lib1", Every), JobActor.NameOf("7"));
-        job.Tell(new JobActor.Attempt(0, media, null, new GetLibraryStatus { Library = "lib1" }), TestActor);
-        var watcher = CreateTestProbe();
-        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
-        job.Tell(new JobProgress { Job = "7" }, TestActor);
-        watcher.ExpectMsg<JobProgress>(); // the timer is armed
+        var job = Attempting(0, Sys.ActorOf(Props.Create(() => new ScriptedMedia(new Queue<string[]>(script), answered.Ref))), new GetLibraryStatus { Library = "lib1" });
 
         Clock.Advance(Every);
         Assert.Equal(1, answered.ExpectMsg<int>());
@@ -145,28 +154,21 @@ public sealed class JobActorProbeTests() : TestKit("""
         // before the progress that follows them reaches the watcher).
         var other = CreateTestProbe();
         for (var i = 0; i < 3; i++) job.Tell(new IndexReport { Library = "lib2" }, other.Ref);
-        job.Tell(new JobProgress { Job = "7", FilesDone = 1 }, TestActor);
-        watcher.ExpectMsg<JobProgress>();
+        Taken(job);
         ExpectNoMsg(TimeSpan.FromMilliseconds(200));
 
         Clock.Advance(Every);
         Assert.Equal(0, answered.ExpectMsg<int>());
         Clock.Advance(Every);
         Assert.Equal(0, answered.ExpectMsg<int>());
-        var lost = ExpectMsg<JobActor.JobLost>();
-        Assert.Contains("the media agent of library lib1 no longer runs the job", lost.Reason);
+        ExpectLost(0, "the media agent of library lib1 no longer runs the job", answered);
     }
 
     [Fact]
     public void A_client_that_answers_no_probe_loses_the_job_at_the_second_probe_unanswered()
     {
         var client = CreateTestProbe(); // it gets the probes and answers none
-        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
-        job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
-        var watcher = CreateTestProbe();
-        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
-        job.Tell(new JobProgress { Job = "7" }, TestActor);
-        watcher.ExpectMsg<JobProgress>(); // the timer is armed
+        Attempting(1, client.Ref);
 
         Clock.Advance(Every);
         client.ExpectMsg<RegistrationRequest>(); // the first probe: nothing unanswered yet
@@ -174,24 +176,16 @@ public sealed class JobActorProbeTests() : TestKit("""
         client.ExpectMsg<RegistrationRequest>(); // the first unanswered: one miss, asked again
         ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         Clock.Advance(Every);
-        var lost = ExpectMsg<JobActor.JobLost>(); // the second unanswered in a row
-        Assert.Equal(("7", 1), (lost.Job, lost.Attempt));
-        Assert.Contains("client web01 does not answer", lost.Reason);
-        Clock.Advance(Every * 3);
-        client.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // and it asks no more
+        ExpectLost(1, "client web01 does not answer", client); // the second unanswered in a row
     }
 
     [Fact]
     public void A_cancel_asked_again_does_not_put_off_the_end_of_one_the_client_does_not_confirm()
     {
         var client = CreateTestProbe(); // it confirms no cancel
-        var job = ChildActorOf(JobActor.Props("7", "web01", Every), JobActor.NameOf("7"));
-        job.Tell(new JobActor.Attempt(1, client.Ref, null), TestActor);
+        var job = Attempting(1, client.Ref);
         job.Tell(new CancelJob { Job = "7" }, TestActor);
-        var watcher = CreateTestProbe();
-        job.Tell(new JobActor.Watch(watcher.Ref), TestActor);
-        job.Tell(new JobProgress { Job = "7" }, TestActor);
-        watcher.ExpectMsg<JobProgress>(); // the cancel was taken: its timer runs
+        Taken(job); // the cancel's timer runs
         client.FishForMessage(m => m is CancelAssignment);
         Clock.Advance(Every * 0.6);
         job.Tell(new CancelJob { Job = "7" }, TestActor); // asked again before the first's interval is over

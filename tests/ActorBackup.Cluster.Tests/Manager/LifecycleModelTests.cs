@@ -114,25 +114,29 @@ public class LifecycleModelTests
             Say(Do(m, Step.CopyRuns, 0));
             Say(Do(m, Step.CopyEnds, 0));
         }
-        m.Now += TimeSpan.FromMinutes(1); // the prunes are asked after the lists were written (the model's steps share a clock tick)
-        foreach (var library in new[] { "lib1", "lib2", "lib3" })
+        // Each library pruned in turn, then checked.
+        void PruneEach(Action<string> check)
         {
-            Say(Do(m, Step.PruneAsked, Array.IndexOf(["lib1", "lib2", "lib3"], library)));
-            Say(Do(m, Step.PruneRuns, 0));
+            foreach (var (library, pick) in new[] { "lib1", "lib2", "lib3" }.Select((l, i) => (l, i)))
+            {
+                Say(Do(m, Step.PruneAsked, pick));
+                Say(Do(m, Step.PruneRuns, 0));
+                check(library);
+            }
+        }
+        m.Now += TimeSpan.FromMinutes(1); // the prunes are asked after the lists were written (the model's steps share a clock tick)
+        PruneEach(library =>
+        {
             Assert.True(m.State.PendingDeletions.GetValueOrDefault(library) is not { Count: > 0 },
                 $"snapshots [{string.Join(" ", m.State.PendingDeletions.GetValueOrDefault(library) ?? [])}] still wait to be let go on {library} after its prune, after:\n{m.Log}");
             // Nor is anything left there that the catalog forgot without letting it go: such lists would wait for the
             // orphans' age, and a library with more of them than it keeps refuses to drop them (UnknownListsRefusal).
             var forgotten = m.Lists[library].Keys.Except(Named(m, library)).Order(StringComparer.Ordinal).ToList();
             Assert.True(forgotten.Count == 0, $"lists [{string.Join(" ", forgotten)}] stay on {library}, neither kept nor let go, after:\n{m.Log}");
-        }
+        });
         m.Now += OrphansAfter + TimeSpan.FromHours(1);
-        foreach (var library in new[] { "lib1", "lib2", "lib3" })
-        {
-            Say(Do(m, Step.PruneAsked, Array.IndexOf(["lib1", "lib2", "lib3"], library)));
-            Say(Do(m, Step.PruneRuns, 0));
-            Assert.Equal(string.Join(" ", Named(m, library).Order(StringComparer.Ordinal)), string.Join(" ", m.Lists[library].Keys.Order(StringComparer.Ordinal)));
-        }
+        PruneEach(library =>
+            Assert.Equal(string.Join(" ", Named(m, library).Order(StringComparer.Ordinal)), string.Join(" ", m.Lists[library].Keys.Order(StringComparer.Ordinal))));
     }
 
     /// <summary>The snapshots the catalog names on <paramref name="library"/> (held there, or spanning it).</summary>
