@@ -80,8 +80,11 @@ public sealed class Output(bool json)
         var percent = p.BytesTotal > 0 ? 100.0 * p.BytesDone / p.BytesTotal : 0;
         var rate = p.Seconds > 0 ? p.BytesDone / p.Seconds : 0;
         var eta = rate > 0 && p.BytesTotal > p.BytesDone ? TimeSpan.FromSeconds((p.BytesTotal - p.BytesDone) / rate).ToString(@"mm\:ss") : "--:--";
-        return $"job {p.Job}: {percent,5:F1}%  {p.FilesDone}/{p.FilesTotal} files  {Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
+        return $"job {p.Job}: {percent,5:F1}%  {Files(p)}{Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
     }
+
+    /// <summary>"done/total files" and two spaces, or nothing for a job that counts no files (a verify reads chunks).</summary>
+    private static string Files(JobProgress p) => p.FilesTotal > 0 ? $"{p.FilesDone}/{p.FilesTotal} files  " : "";
 
     public static string Job(JobInfo j)
     {
@@ -224,7 +227,7 @@ public sealed class Output(bool json)
                 {
                     task.MaxValue = Math.Max(1, p.BytesTotal);
                     task.Value = p.BytesDone;
-                    task.Description = $"job {job}: {p.FilesDone}/{p.FilesTotal} files";
+                    task.Description = $"job {job}: {Files(p)}".TrimEnd();
                 });
             });
     }

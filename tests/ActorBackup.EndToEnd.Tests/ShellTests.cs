@@ -62,6 +62,11 @@ public class ShellTests
         var badDuration = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-within", "3x"]);
         Assert.Equal(2, badDuration.ExitCode);
         Assert.Contains("is not a duration", badDuration.Stderr);
+        // A value of the wrong kind is named in the operator's words, not the runtime's type.
+        var badCount = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-daily", "abc"]);
+        Assert.Equal(2, badCount.ExitCode);
+        Assert.Contains("Cannot parse argument 'abc' for option '--keep-daily' as a whole number", badCount.Stderr);
+        Assert.DoesNotContain("System.", badCount.Stderr);
         // The node's own command line: a --set value of the wrong kind is a usage error with its message, no stack trace.
         using var nodeDir = new TempDir();
         var badSet = Processes.Run(Processes.Actorbackup, ["--data", nodeDir.Path, "--port", Ports.Free().ToString(), "--set", "actorbackup.manager.max-jobs=four"]);

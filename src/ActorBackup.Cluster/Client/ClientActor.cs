@@ -1008,7 +1008,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var total = (long)(manifest.Stats?.Bytes ?? 0);
         var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => Progress(new JobProgress
         {
-            Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), FilesDone = p.Chunks, Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), Seconds = (DateTime.UtcNow - started).TotalSeconds,
         }));
         var r = Engine.Verify.SnapshotVerifier.Run(_ring.For(manifest), channel, manifest, progress, cancel, job.VerifySharePercent);
         var report = new VerifyReport

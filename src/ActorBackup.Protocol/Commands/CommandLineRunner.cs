@@ -14,7 +14,7 @@ public static class CommandLineRunner
     {
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) Console.Error.WriteLine($"{program}: {e.Message}");
+            foreach (var e in parsed.Errors) Console.Error.WriteLine($"{program}: {Plain(e.Message)}");
             var path = string.Join(' ', CommandPath(parsed));
             Console.Error.WriteLine(path == "" ? $"run '{program} --help' for the commands" : $"run '{program} {path} --help' for its usage");
             return 2;
@@ -31,6 +31,16 @@ public static class CommandLineRunner
             return f.Code;
         }
     }
+
+    /// <summary>A parse error in the operator's words: "as a whole number", not "as expected type 'System.Int32'".</summary>
+    public static string Plain(string message) => System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '(?:System\.)?(\w+)'", m => m.Groups[1].Value switch
+    {
+        "Int32" or "Int64" or "UInt32" or "UInt64" or "Int16" or "UInt16" or "Byte" => "as a whole number",
+        "Double" or "Single" or "Decimal" => "as a number",
+        "TimeSpan" => "as a duration",
+        "Boolean" => "as true or false",
+        _ => m.Value,
+    });
 
     private static IEnumerable<string> CommandPath(ParseResult parsed)
     {
