@@ -341,7 +341,13 @@ public static class CommandTable
                 else o.Line($"library {rebuilt.Library}: {rebuilt.Found} snapshots stored; {rebuilt.Added} were missing from the catalog and are back" +
                             (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : "") +
                             (rebuilt.CopiesRecorded > 0 ? $"; {rebuilt.CopiesRecorded} recorded as copies held there" : ""));
-                return 0;
+                if (rebuilt.Problems.Count == 0) return 0;
+                // Not silently: each manifest left out is a snapshot the catalog still lacks (and whose data a prune
+                // may give back once its list is older than the orphans' age).
+                Console.Error.WriteLine($"abk: {rebuilt.Problems.Count} manifests stored in library {rebuilt.Library} could not be opened, so their snapshots are not back:");
+                foreach (var problem in rebuilt.Problems) Console.Error.WriteLine("  " + problem);
+                Console.Error.WriteLine("rebuild from another library that holds copies of them, or check this one ('abk verify --library " + rebuilt.Library + "')");
+                return 3;
             }, library)));
 
         // backup sets and their schedules

@@ -734,19 +734,25 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 return;
             }
             var found = new RecordSnapshots { Library = request.Library, Caller = request.Caller, Referenced = { ids.Referenced } }; // the operator's request it answers
+            var problems = new List<string>();
             using (var channel = OpenChannel(request.Library, LookTicket("catalog-rebuild", [request.Library]), write: false))
             {
                 try
                 {
-                    // One at a time: a damaged or forged one is left out (and logged), the others come back.
+                    // One at a time: a damaged or forged one is left out, logged and named in the answer (the operator
+                    // learns that a snapshot there is not back), the others come back. A fault of the way to the library
+                    // (the connection lost, the library failed: ISourceFault) is no damage of a manifest: it ends the
+                    // rebuild, which records nothing, so that it is run again rather than leave sound snapshots out.
                     foreach (var stored in ids.Ids.Where(r => r.Length == Engine.Hashing.ChunkId.Size).Select(r => new Engine.Hashing.ChunkId(r.Span)))
                         try
                         {
                             found.Manifests.AddRange(Engine.Catalog.StoredManifests.Open(_ring, channel, [stored]).Select(m => m.ToByteString()));
                         }
-                        catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException)
+                        catch (Exception e) when (e is not Engine.Codec.ISourceFault
+                                                  && e is IOException or InvalidDataException or KeyNotFoundException or InvalidProtocolBufferException or Engine.Crypto.WrongKeyException)
                         {
                             _log.Warning("catalog rebuild of {0}: the manifest in record {1} is left out: {2}", request.Library, stored.Short, e.Message);
+                            problems.Add($"the manifest in record {stored.Short} cannot be opened: {e.Message}");
                         }
                 }
                 finally
@@ -754,11 +760,17 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     _media.Tell(new CloseSession { Library = request.Library, Ticket = channel.Ticket });
                 }
             }
-            requester.Tell(_manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult());
+            var answer = _manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult();
+            if (answer is CatalogRebuilt rebuilt) rebuilt.Problems.AddRange(problems);
+            requester.Tell(answer);
         }
         catch (Exception e) when (e is IOException or AskTimeoutException or InvalidProtocolBufferException)
         {
-            requester.Tell(new CommandRejected { Reason = $"the catalog could not be rebuilt from library {request.Library}: {e.Message}" });
+            requester.Tell(new CommandRejected
+            {
+                Reason = $"the catalog could not be rebuilt from library {request.Library}: {e.Message}" +
+                         (e is Engine.Codec.ISourceFault ? ": nothing was recorded; run 'abk catalog rebuild' again when the library answers ('abk library list')" : ""),
+            });
         }
     }
 

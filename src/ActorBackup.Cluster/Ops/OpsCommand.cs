@@ -91,30 +91,34 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
 
     private TimeSpan AskTimeout => _cell.AskTimeout;
 
+    /// <summary>How long `abk catalog rebuild` waits for the client node's answer.</summary>
+    public static readonly TimeSpan RebuildTimeout = TimeSpan.FromMinutes(30);
+
     /// <summary>What <paramref name="target"/> answers, a refusal included; TimeoutException (saying what to check) when nothing comes.</summary>
-    private async Task<object> AskAny(IActorRef target, object message, string who)
+    private async Task<object> AskAny(IActorRef target, object message, string who, TimeSpan? timeout = null)
     {
+        var within = timeout ?? AskTimeout;
         try
         {
-            return await target.Ask<object>(message, AskTimeout);
+            return await target.Ask<object>(message, within);
         }
         catch (AskTimeoutException)
         {
             // The manager stopped by a failure of its journal (the catalog's database) starts again by itself, 1 s after
             // at first and up to 30 s between tries while the failure lasts (ManagerActor.Supervised).
             throw new TimeoutException(ReferenceEquals(target, _cell.Manager)
-                ? $"the manager did not answer in {AskTimeout.TotalSeconds:F0} s: its node is down or unreachable (see 'abk cluster show'), " +
+                ? $"the manager did not answer in {within.TotalSeconds:F0} s: its node is down or unreachable (see 'abk cluster show'), " +
                   "or it is starting again after a failure of its journal, the catalog's database (its node's log says so): check that database and try again"
-                : $"{who} did not answer in {AskTimeout.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
+                : $"{who} did not answer in {within.TotalSeconds:F0} s: is its node up? see 'abk cluster show' and 'abk library list'");
         }
     }
 
     /// <summary>A page of the manager's snapshot list, for the caller (Manager/SnapshotPages).</summary>
     private Task<object> Raw(ListSnapshots page) => AskAny(_cell.Manager, ForCaller(page), "the manager");
 
-    private async Task<T> Ask<T>(IActorRef target, object message, string who) where T : class
+    private async Task<T> Ask<T>(IActorRef target, object message, string who, TimeSpan? timeout = null) where T : class
     {
-        var reply = await AskAny(target, message, who);
+        var reply = await AskAny(target, message, who, timeout);
         return reply switch
         {
             T t => t,
@@ -253,7 +257,9 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                     };
                 await EnsureLibrary(rc.Library);
                 rc.Caller = _call.Proof; // the client rebuilds for the operator who signed it
-                return await Ask<CatalogRebuilt>(_cell.Client, rc, "this node's client");
+                // It reads every manifest of the library (the client waits up to 10 minutes for their list alone): not
+                // the few seconds of a command's answer.
+                return await Ask<CatalogRebuilt>(_cell.Client, rc, "this node's client", RebuildTimeout);
             case StartCopy cp:
                 cp.Origin = JobOrigin.Operator;
                 return await AskManager<JobAccepted>(cp);

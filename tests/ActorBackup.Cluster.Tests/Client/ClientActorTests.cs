@@ -26,7 +26,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
     /// <summary>Grants sessions on one library and commits them, as the media agent does (without the journal).</summary>
     private sealed class StandInMedia : ReceiveActor
     {
-        public StandInMedia(DiskLibrary library, string? refuse)
+        public StandInMedia(DiskLibrary library, string? refuse, ManifestIds? manifests = null)
         {
             Receive<OpenSession>(m =>
             {
@@ -39,14 +39,15 @@ public sealed class ClientActorTests : TestKit, IDisposable
                 Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count });
             });
             Receive<CloseSession>(m => DataPlaneSessions.Get(Context.System).Close(m.Ticket));
-            Receive<ListManifests>(_ => Sender.Tell(new ManifestIds())); // a library that holds no manifest
+            Receive<ListManifests>(_ => Sender.Tell(manifests ?? new ManifestIds())); // by default a library that holds no manifest
         }
     }
 
-    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null, KeyRing? keyRing = null)
+    private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null, KeyRing? keyRing = null,
+        ManifestIds? manifests = null)
     {
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
-        var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse)));
+        var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse, manifests)));
         var manager = CreateTestProbe();
         var keys = keyRing ?? new KeyRing(MasterKey.Generate());
         var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit,
@@ -82,6 +83,24 @@ public sealed class ClientActorTests : TestKit, IDisposable
         manager.FishForMessage(m => m is RecordSnapshots, TimeSpan.FromSeconds(30));
         manager.Reply(new CatalogRebuilt());
         requester.ExpectMsg<CatalogRebuilt>();
+    }
+
+    [Fact]
+    public void A_catalog_rebuild_names_each_manifest_it_could_not_open_in_its_answer()
+    {
+        // The library lists a manifest record it no longer holds (damage): the rebuild records what it could open
+        // (nothing here) and tells the operator which one it left out, so the shell does not report a clean rebuild.
+        var lost = new byte[ActorBackup.Engine.Hashing.ChunkId.Size];
+        lost[0] = 7;
+        var (client, manager, _) = Start(manifests: new ManifestIds { Ids = { ByteString.CopyFrom(lost) } });
+        var requester = CreateTestProbe();
+        client.Tell(new RebuildCatalog { Library = "lib1" }, requester.Ref);
+        var record = (RecordSnapshots)manager.FishForMessage(m => m is RecordSnapshots, TimeSpan.FromSeconds(30));
+        Assert.Empty(record.Manifests);
+        manager.Reply(new CatalogRebuilt { Library = "lib1" });
+        var answer = requester.ExpectMsg<CatalogRebuilt>();
+        var problem = Assert.Single(answer.Problems);
+        Assert.Contains($"the manifest in record {new ActorBackup.Engine.Hashing.ChunkId(lost).Short} cannot be opened", problem);
     }
 
     [Fact]
