@@ -489,7 +489,23 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             if (job.Kind == JobKind.Backup)
             {
-                var manifest = SnapshotManifest.Parser.ParseFrom(f.Manifest);
+                // The client node's bytes: a manifest that does not parse, or is not this job's, fails the job and
+                // records nothing (thrown here, it would stop the manager, and the client would send it again).
+                SnapshotManifest manifest;
+                try
+                {
+                    manifest = SnapshotManifest.Parser.ParseFrom(f.Manifest);
+                }
+                catch (InvalidProtocolBufferException e)
+                {
+                    manifest = new SnapshotManifest { Id = $"(unparsed: {e.Message})" };
+                }
+                if (_state.ForeignManifest(job, manifest) is { } foreign)
+                {
+                    _log.Warning("job {0}: {1}", f.Job, foreign);
+                    End(f.Job, JobState.Failed, foreign, replyTo: client);
+                    return;
+                }
                 if (ManagerState.BadTimes(job, manifest, DateTimeOffset.UtcNow) is { } badTimes)
                 {
                     _log.Warning("job {0}: {1}", f.Job, badTimes);

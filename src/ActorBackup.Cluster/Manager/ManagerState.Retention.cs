@@ -338,8 +338,11 @@ public sealed partial record ManagerState
     public static string? BadTimes(JobInfo job, SnapshotManifest manifest, DateTimeOffset now)
     {
         var tolerance = (long)ClockTolerance.TotalMilliseconds;
-        var off = job.StartedUnixMs > 0 && manifest.StartedUnixMs < job.StartedUnixMs - tolerance ? manifest.StartedUnixMs - job.StartedUnixMs
-            : manifest.FinishedUnixMs > now.ToUnixTimeMilliseconds() + tolerance ? manifest.FinishedUnixMs - now.ToUnixTimeMilliseconds()
+        // The client's times are its bytes: kept within the years a clock can show, so that no difference overflows.
+        var started = Math.Clamp(manifest.StartedUnixMs, 0, MaxUnixMs);
+        var finished = Math.Clamp(manifest.FinishedUnixMs, 0, MaxUnixMs);
+        var off = job.StartedUnixMs > 0 && started < job.StartedUnixMs - tolerance ? started - job.StartedUnixMs
+            : finished > now.ToUnixTimeMilliseconds() + tolerance ? finished - now.ToUnixTimeMilliseconds()
             : 0;
         if (off == 0) return null;
         var span = TimeSpan.FromMilliseconds(Math.Abs(off));
@@ -354,6 +357,34 @@ public sealed partial record ManagerState
     /// those it spans) already, committed by its client, but not in the catalog; marked as let go there, a prune frees
     /// it (not counted among the lists the catalog does not know) and a catalog rebuild does not bring it back.
     /// </summary>
+    /// <summary>The last millisecond of year 9999: the latest time a manifest may carry.</summary>
+    private const long MaxUnixMs = 253402300799999;
+
+    /// <summary>
+    /// Why the manifest a client node sent for backup <paramref name="job"/> is not this job's snapshot, or null: a
+    /// client host (one compromised, or a bug) must not record a snapshot in another client's or set's name (retention
+    /// would then delete that client's own snapshots, and its restores take this one as its latest), under an id the
+    /// catalog has (two snapshots under one id; a refusal would let the first one's data go), or one no library can hold.
+    /// Checked before its times (<see cref="BadTimes"/>), whose refusal lets the manifest's id go in its libraries.
+    /// </summary>
+    public string? ForeignManifest(JobInfo job, SnapshotManifest manifest)
+    {
+        string? why = !ReferenceList.IsValidSnapshotId(manifest.Id) ? $"its snapshot id '{Shown(manifest.Id)}' is not one (letters, digits, '-', '_'; at most 64)"
+            : Snapshots.Exists(s => s.Id == manifest.Id) || PendingDeletions.Values.Any(ids => ids.Contains(manifest.Id)) ? $"its snapshot id {manifest.Id} is one the catalog has already"
+            : manifest.RootTree.Length != Engine.Hashing.ChunkId.Size ? "it names no root tree"
+            : manifest.Client != job.Client ? $"it is of client '{Shown(manifest.Client)}', not of the job's client {job.Client}"
+            : manifest.BackupSet != job.BackupSet ? $"it is of backup set '{Shown(manifest.BackupSet)}', not of the job's set {job.BackupSet}"
+            : manifest.Library != job.Library ? $"it is stored in library '{Shown(manifest.Library)}', not in the job's library {job.Library}"
+            : manifest.Job != job.Id ? $"it was made by job '{Shown(manifest.Job)}', not by job {job.Id}"
+            : manifest.Policy != job.Policy ? $"it is under storage policy '{Shown(manifest.Policy)}', not the job's {job.Policy}"
+            : null;
+        return why is null ? null
+            : $"the snapshot client {job.Client} sent for job {job.Id} is not recorded: {why}; run the backup again, and if it is refused again, " +
+              $"check the ActorBackup build and the host of client {job.Client}";
+
+        static string Shown(string s) => s.Length <= 80 ? s : s[..80] + "...";
+    }
+
     public IReadOnlyList<IMessage> DecideRefusedSnapshot(JobInfo job, SnapshotManifest manifest, string reason, DateTimeOffset now) =>
         manifest.Spans.Prepend(manifest.Library != "" ? manifest.Library : job.Library).Where(l => l != "").Distinct()
             .Select(l => (IMessage)new CopyDropped { Snapshot = manifest.Id, Library = l, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds() }).ToList();
@@ -577,7 +608,8 @@ public sealed partial record ManagerState
         var copies = new List<Google.Protobuf.IMessage>();
         var referenced = cmd.Referenced.ToHashSet(StringComparer.Ordinal);
         var leaving = PendingDeletions.GetValueOrDefault(cmd.Library) ?? [];
-        var recordedById = Snapshots.ToDictionary(s => s.Id);
+        var recordedById = new Dictionary<string, SnapshotManifest>(StringComparer.Ordinal);
+        foreach (var s in Snapshots) recordedById.TryAdd(s.Id, s); // (a catalog from before ids were checked could name one twice)
         // Deleted (by an operator or retention) and waiting for a library's prune to let its data go: not brought
         // back (a prune that runs meanwhile may have swept it, leaving the catalog a snapshot without data).
         var deleted = PendingDeletions.Values.SelectMany(ids => ids).Where(id => !recordedById.ContainsKey(id)).ToHashSet(StringComparer.Ordinal);

@@ -18,8 +18,8 @@ public sealed class ManagerClockTests() : TestKit("""
     akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
     """)
 {
-    [Fact]
-    public void A_backup_whose_client_clock_is_days_behind_fails_saying_so_and_its_data_goes_at_the_next_prune()
+    /// <summary>A one-node cluster with the manager, library lib1 (its media agent a probe) and client web1 (a probe).</summary>
+    private (IActorRef Manager, Akka.TestKit.TestProbe Media, Akka.TestKit.TestProbe Client) Cell()
     {
         var cluster = Akka.Cluster.Cluster.Get(Sys);
         cluster.Join(cluster.SelfAddress);
@@ -33,7 +33,89 @@ public sealed class ManagerClockTests() : TestKit("""
         var client = CreateTestProbe();
         manager.Tell(new RegisterClient { Id = "web1", Address = client.Ref.Path.ToStringWithAddress(cluster.SelfAddress) }, client.Ref);
         client.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30));
+        return (manager, media, client);
+    }
 
+    private JobInfo Ended(IActorRef manager, string job)
+    {
+        var me = CreateTestProbe();
+        JobInfo? info = null;
+        AwaitAssert(() =>
+        {
+            manager.Tell(new GetJob { Job = job }, me.Ref);
+            info = me.FishForMessage<JobInfo>(_ => true, TimeSpan.FromSeconds(5));
+            Assert.True(info.State is JobState.Failed or JobState.Succeeded, $"job {job} is {info.State}");
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200));
+        return info!;
+    }
+
+    [Fact]
+    public void A_backups_end_whose_manifest_is_not_that_jobs_snapshot_fails_the_job_and_leaves_the_manager_running()
+    {
+        // A client host (compromised, or a bug) signs its own job's end, but what it sends is no snapshot of that job:
+        // bytes that do not parse, a snapshot in another client's name or under an id the catalog has, times at the
+        // ends of a long. Each fails its job, records nothing, and the manager goes on (it stopped at the first before,
+        // and the client sent the same end again as it registered anew).
+        var (manager, _, client) = Cell();
+        var me = CreateTestProbe();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        (string Job, BackupAssignment Assignment) Started()
+        {
+            manager.Tell(new StartBackup { Client = "web1", Paths = { "/www" } }, me.Ref);
+            var job = me.FishForMessage<JobAccepted>(_ => true, TimeSpan.FromSeconds(30)).Job;
+            return (job, (BackupAssignment)client.FishForMessage(m => m is BackupAssignment b && b.Job.Id == job, TimeSpan.FromSeconds(30)));
+        }
+        SnapshotManifest Good(BackupAssignment a, string id) => new()
+        {
+            Id = id, Client = "web1", BackupSet = a.Job.BackupSet, Job = a.Job.Id, Library = "lib1", Policy = a.Job.Policy, Level = Level.Full,
+            RootTree = ByteString.CopyFrom(new byte[32]), StartedUnixMs = now, FinishedUnixMs = now + 1_000, Stats = new SnapshotStats(),
+        };
+        JobInfo Finish(BackupAssignment a, ByteString manifest)
+        {
+            manager.Tell(new JobFinished { Job = a.Job.Id, Attempt = a.Job.Attempt, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest }, client.Ref);
+            return Ended(manager, a.Job.Id);
+        }
+
+        var (_, first) = Started();
+        Assert.Equal(JobState.Succeeded, Finish(first, Good(first, "aaaa000000000001").ToByteString()).State); // a true one is recorded
+
+        var (_, garbled) = Started();
+        var failed = Finish(garbled, ByteString.CopyFrom(0xff, 0xff, 0xff, 0xff));
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.Contains("is not recorded", failed.Reason);
+
+        var (_, other) = Started();
+        var stranger = Good(other, "aaaa000000000002");
+        stranger.Client = "db1";
+        failed = Finish(other, stranger.ToByteString());
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.Contains("it is of client 'db1', not of the job's client web1", failed.Reason);
+
+        var (_, again) = Started();
+        failed = Finish(again, Good(again, "aaaa000000000001").ToByteString());
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.Contains("its snapshot id aaaa000000000001 is one the catalog has already", failed.Reason);
+
+        var (_, endless) = Started();
+        var far = Good(endless, "aaaa000000000003");
+        far.StartedUnixMs = long.MinValue;
+        far.FinishedUnixMs = long.MaxValue;
+        failed = Finish(endless, far.ToByteString());
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.Contains("the clock of client web1 is", failed.Reason);
+
+        // The manager kept running through all of it, and its catalog holds the one true snapshot, unharmed.
+        manager.Tell(new ListSnapshots(), me.Ref);
+        var listed = me.FishForMessage<SnapshotList>(_ => true, TimeSpan.FromSeconds(10));
+        Assert.Equal("aaaa000000000001", Assert.Single(listed.Snapshots).Id);
+        manager.Tell(new StartPrune { Library = "lib1" }, me.Ref);
+        me.FishForMessage(m => m is JobAccepted, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void A_backup_whose_client_clock_is_days_behind_fails_saying_so_and_its_data_goes_at_the_next_prune()
+    {
+        var (manager, media, client) = Cell();
         var me = CreateTestProbe();
         manager.Tell(new StartBackup { Client = "web1", Paths = { "/www" } }, me.Ref);
         var job = me.FishForMessage<JobAccepted>(_ => true, TimeSpan.FromSeconds(30)).Job;
@@ -44,7 +126,7 @@ public sealed class ManagerClockTests() : TestKit("""
         var then = DateTimeOffset.UtcNow.AddDays(-3).ToUnixTimeMilliseconds();
         var manifest = new SnapshotManifest
         {
-            Id = "0123456789abcdef", Client = "web1", BackupSet = assignment.Job.BackupSet, Job = job, Library = "lib1", Level = Level.Full,
+            Id = "0123456789abcdef", Client = "web1", BackupSet = assignment.Job.BackupSet, Job = job, Library = "lib1", Policy = assignment.Job.Policy, Level = Level.Full,
             RootTree = ByteString.CopyFrom(new byte[32]), StartedUnixMs = then, FinishedUnixMs = then + 60_000,
         };
         manager.Tell(new JobFinished { Job = job, Attempt = assignment.Job.Attempt, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString() }, client.Ref);
