@@ -8,11 +8,12 @@ public sealed class SmallDisk : IDisposable
     private readonly bool _ownFolder;
 
     /// <param name="at">an empty folder to mount it on (a mount point inside a tree); null: a temporary folder of its own</param>
-    public SmallDisk(int mebibytes, string? at = null)
+    /// <param name="readOnly">mounted read-only (a folder no write can go into)</param>
+    public SmallDisk(int mebibytes, string? at = null, bool readOnly = false)
     {
         _ownFolder = at is null;
         Path = at ?? Directory.CreateTempSubdirectory("abk-small-disk-").FullName;
-        Processes.Run("/bin/mount", "-t", "tmpfs", "-o", $"size={mebibytes}m", "tmpfs", Path);
+        Processes.Run("/bin/mount", "-t", "tmpfs", "-o", $"{(readOnly ? "ro," : "")}size={mebibytes}m", "tmpfs", Path);
     }
 
     /// <summary>Takes all but <paramref name="leaveBytes"/> of the free space with a file of its own.</summary>

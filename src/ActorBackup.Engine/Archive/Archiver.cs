@@ -118,9 +118,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     private sealed record Part(SplitFile File, int Index, long Offset, long Length);
 
     /// <summary>The names of one inode (hard links): the others take the first's chunks once it is read or confirmed.</summary>
-    private sealed class LinkGroup(Node first, string path, uint names)
+    private sealed class LinkGroup(Node first, string path, uint names, FileStat st)
     {
         public Node First { get; } = first;
+        /// <summary>
+        /// Whether <paramref name="other"/> (a name with the group's device and inode) is still the file its first name
+        /// was: an inode number freed and given to a new file while the walk ran (a group whose other names are outside
+        /// the set stays in the table to the end) would otherwise be linked to another file's content. By its mtime and
+        /// size (its ctime changes with its link count); a file written between two of its names' stats makes a group
+        /// of its own, read anew: its content right, its names no longer one inode.
+        /// </summary>
+        public bool Same(FileStat other) => other.MtimeSec == st.MtimeSec && other.MtimeNsec == st.MtimeNsec && other.Size == st.Size;
         public string Path { get; } = path;
         public bool Done;
         /// <summary>
@@ -640,10 +648,20 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             if (existing is null)
             {
                 var ancestor = Posix.Posix.LStat(current) ?? throw new DirectoryNotFoundException($"{current} vanished during the backup");
+                // A folder on the way that is a symlink (/home -> /data/home) is recorded as the folder it leads to, its
+                // flags and xattrs read through it ("NAME/."): the paths below it restore, list and are found under it (as
+                // a symlink node it held them where no restore, ls or find looks). The link itself is not kept.
+                var through = current;
+                if (ancestor.Kind == FileKind.Symlink)
+                {
+                    through = current + "/.";
+                    ancestor = Posix.Posix.Stat(through) is { Kind: FileKind.Directory } folder ? folder
+                        : throw new DirectoryNotFoundException($"{current} is a symlink that leads to no folder");
+                }
                 var node = new Node().Named(parts[i]);
                 FillNode(node, ancestor);
-                node.Flags = Posix.Posix.FolderFlags(current) ?? ancestor.Attributes; // not listed: its flags read through a handle (statx tells only a few)
-                TakeXattrs(node, current, ReadXattrs(current));
+                node.Flags = Posix.Posix.FolderFlags(through) ?? ancestor.Attributes; // not listed: its flags read through a handle (statx tells only a few)
+                TakeXattrs(node, current, ReadXattrs(through));
                 dir.Changed();
                 existing = NewDir(current, node, dir);
                 Interlocked.Increment(ref dir.Pending);
@@ -1338,7 +1356,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     LinkGroup? first;
                     lock (_linkLock)
                     {
-                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out first))
+                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out first) && first.Same(st))
                         {
                             if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
                             node.LinksTo(first.Path);
@@ -1351,7 +1369,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                                 return false;
                             }
                         }
-                        else _firstLinks[(st.Device, st.Inode)] = group = new LinkGroup(node, full, st.Nlink);
+                        else _firstLinks[(st.Device, st.Inode)] = group = new LinkGroup(node, full, st.Nlink, st); // (one whose inode was reused: replaced)
                     }
                     if (group is null)
                     {

@@ -167,7 +167,7 @@ public sealed class KeyRing
             throw new InvalidDataException($"{path} is not a client keyring: {e.Message}. Issue it again (actorbackup keys issue)", e);
         }
         if (file is null || file.Version != 1 || string.IsNullOrWhiteSpace(file.Client) || file.Client.Length > 128
-            || file.ChunkIdKey.Length != 32 || file.GearSeed.Length != 32 || file.DataKey.Length != 32 || file.ClientKey.Length != 32)
+            || file.ChunkIdKey is not { Length: 32 } || file.GearSeed is not { Length: 32 } || file.DataKey is not { Length: 32 } || file.ClientKey is not { Length: 32 })
             throw new InvalidDataException($"{path} is damaged (version, client or a key missing or of the wrong size): issue it again (actorbackup keys issue)");
         return new KeyRing(file);
     }

@@ -22,6 +22,9 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
     private static partial int open_mode(string path, int flags, uint mode);
 
+    [LibraryImport("libc", EntryPoint = "faccessat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PosixNameMarshaller))]
+    private static partial int faccessat(int dirfd, string path, int mode, int flags);
+
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
     private static partial int fallocate(int fd, int mode, long offset, long length);
 
@@ -257,6 +260,18 @@ public static unsafe partial class Posix
             if (errno is not (0 or EEXIST)) throw new PosixException(errno, $"cannot make the folder {PosixNames.Display(folder)}: {Describe(errno)}");
             if (end < 0) return errno == 0;
         }
+    }
+
+    /// <summary>
+    /// Why this process (its effective ids) may not make entries in folder <paramref name="path"/> (write and search:
+    /// not its owner's, a read-only mount), as a PosixException; null when it may.
+    /// </summary>
+    public static PosixException? NotWritable(string path)
+    {
+        const int wOk = 2, xOk = 1, atEaccess = 0x200;
+        if (faccessat(AtFdcwd, path, wOk | xOk, atEaccess) == 0) return null;
+        var errno = Marshal.GetLastPInvokeError();
+        return new PosixException(errno, $"the folder {PosixNames.Display(path)} cannot be written to: {Describe(errno)}");
     }
 
     /// <summary>openat2 below <paramref name="root"/>: never through a symlink (the last name included), never out of it. -errno on failure.</summary>

@@ -295,6 +295,19 @@ public static unsafe partial class Posix
         }
     }
 
+    /// <summary>stat: what the path leads to, through symlinks. Null when it leads nowhere.</summary>
+    public static FileStat? Stat(string path)
+    {
+        Statx sx;
+        if (statx(AtFdcwd, path, 0, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR or ELOOP_) return null;
+            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
+        }
+        return StatOf(sx);
+    }
+
     private static FileStat? LStatAt(int dirfd, string name, string path)
     {
         Statx sx;

@@ -121,6 +121,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             // another user made meanwhile), or with --force: planted in an existing folder others can reach, they would
             // hand them root.
             var made = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Resumes == true;
+            // A folder that was there, but not this user's to write (another's, a read-only mount): said now, not as
+            // an error of each entry under it with the restore ending as done.
+            if (Posix.Posix.NotWritable(target) is { } notWritable) throw notWritable;
             _privileged = made || options.Force;
             options.Claimed?.Invoke(made);
         }
@@ -259,7 +262,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         PeakWaveFiles = Math.Max(PeakWaveFiles, _files.Count);
         foreach (var level in _dirs.Skip(_dirsMade).GroupBy(d => d.Depth).OrderBy(g => g.Key))
-            Parallel.ForEach(level, _wave.Parallel, MakeDirectory);
+            try
+            {
+                Parallel.ForEach(level, _wave.Parallel, MakeDirectory);
+            }
+            catch (AggregateException e) when (e.InnerExceptions.OfType<TargetFullException>().FirstOrDefault() is { } full)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(full).Throw();
+            }
         _dirsMade = _dirs.Count;
         _phase?.Invoke("directories");
         RestoreContents(_wave.Parallelism, _wave.RestoreOwner, _wave.Cancel);
@@ -484,7 +494,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             action();
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not TargetFullException)
         {
             lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = ex.Message });
         }
@@ -512,6 +522,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
+                if (Posix.Posix.IsNoSpace(ex)) throw Full(d, ex); // no room for a folder's inode or its entry: full, as for a file
                 MarkBlocked(TargetOf(d));
                 throw new IOException($"{ex.Message} (nothing below it restored)", ex);
             }
@@ -766,6 +777,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                // Out of space as it is created (a file system that preallocates: its whole size at once) is the
+                // target being full, as a write's: the restore stops there, saying so.
+                if (Posix.Posix.IsNoSpace(e)) throw Full(slot.File, e);
                 slot.Error = e.Message;
             }
             if (!_boundOpenFiles || slot.Handle is null) return; // its batch was marked by WriteBatch
@@ -868,8 +882,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>The restore stops: the target is full (nothing more can be written there).</summary>
-    private IOException Full(Entry file, Exception e) =>
+    private TargetFullException Full(Entry file, Exception e) =>
         new($"the restore target is full while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
+
+    /// <summary>The restore stops: nothing more can be written to the target (not one entry's error).</summary>
+    private sealed class TargetFullException(string message, Exception inner) : IOException(message, inner);
 
     /// <summary>What a file whose close failed is told (a network or FUSE file system reports there what it could not write).</summary>
     private const string NotTaken = "the file system did not take all that was written; restore it again";

@@ -23,7 +23,7 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
         lock (_lock)
         {
             var tree = Parse(id, _decoder.Load(id, source));
-            if (tree.Parts.Count == 0) return tree;
+            if (tree.Parts.Count == 0) return Folders(tree);
             CheckParts(id, tree.Parts.Count);
             foreach (var partId in tree.Parts)
             {
@@ -32,8 +32,20 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
                 if (part.Parts.Count > 0) throw new ChunkIntegrityException(id, "is a part of a folder's tree that has parts of its own");
                 tree.Nodes.AddRange(part.Nodes);
             }
-            return tree;
+            return Folders(tree);
         }
+    }
+
+    /// <summary>
+    /// A folder on the way to a set's path that was a symlink (/home -> /data/home) was recorded, before 2026-12-06, as
+    /// a symlink node without a target holding the folder's tree: read as the folder it is, so that a restore, an ls
+    /// and a find reach what such a snapshot holds below it (a restore made an empty link and nothing below it).
+    /// </summary>
+    private static Tree Folders(Tree tree)
+    {
+        foreach (var node in tree.Nodes)
+            if (node is { Type: NodeType.Symlink, LinkTarget.IsEmpty: true, Subtree.Length: ChunkId.Size }) node.Type = NodeType.Directory;
+        return tree;
     }
 
     private static Tree Parse(ChunkId id, ReadOnlySpan<byte> bytes)

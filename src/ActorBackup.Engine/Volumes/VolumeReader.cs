@@ -162,8 +162,19 @@ public sealed class VolumeReader : IDisposable
         var header = new byte[VolumeFormat.RecordHeaderSize];
         var buffer = new byte[1024 * 1024];
         var torn = false;
+        // Bytes read for records that failed, over the whole scan: damage that alternates a record claiming a long
+        // payload with a whole one right after it would otherwise cost the square of the volume (each failed record
+        // read to near the end), hours on a volume of a few hundred MiB.
+        var spent = 0L;
+        var budget = 2 * Length + ResyncBudget;
         while (offset < end)
         {
+            if (offset > Index.ChunkLocation.MaxOffset)
+            {
+                // No index entry can point there (a volume holds at most 1 TiB): a file grown past that is damage.
+                damage.Add(new VolumeDamage(Path, offset, "the volume goes on past 1 TiB, more than a volume may hold: what is there is not read"));
+                break;
+            }
             var problem = TryReadRecordAt(offset, end, header, ref buffer, out var info, trustedEnd);
             if (problem is null)
             {
@@ -171,14 +182,17 @@ public sealed class VolumeReader : IDisposable
                 offset = info.End;
                 continue;
             }
-            var next = FindNextRecord(offset + 1, end, header, ref buffer);
+            spent += VolumeFormat.RecordOverhead + Math.Clamp(info.PayloadLength, 0, VolumeFormat.MaxPayload);
+            var next = spent > budget ? GaveUp : FindNextRecord(offset + 1, end, header, ref buffer, ref spent, budget);
             if (next < 0)
             {
                 // Nothing whole follows: a torn tail (a crash in the middle of an append), unless the volume was
                 // sealed (the footer promises whole records up to it) or the record was committed (it was whole and
                 // checked when written: this is damage, never cut away), or the search for the next record gave up.
                 if (trailer is null && offset >= trustedEnd && next == NoRecord) torn = true;
-                else damage.Add(new VolumeDamage(Path, offset, next == GaveUp ? problem + "; no whole record found within the resync budget after it" : problem));
+                else damage.Add(new VolumeDamage(Path, offset, next == GaveUp
+                    ? problem + "; no whole record found within the resync budget after it (the rest of the volume is not read: damaged throughout?)"
+                    : problem));
                 break;
             }
             damage.Add(new VolumeDamage(Path, offset, problem));
@@ -226,7 +240,9 @@ public sealed class VolumeReader : IDisposable
     /// <summary>Bytes a resync may check before it gives up: fake record markers, each claiming a large payload, would otherwise cost the square of the volume.</summary>
     private const long ResyncBudget = 2L * VolumeFormat.MaxPayload;
 
-    private long FindNextRecord(long from, long end, byte[] header, ref byte[] buffer)
+    /// <param name="scanSpent">what the scan has read for records that failed, this search's included</param>
+    /// <param name="scanBudget">what the whole scan may read for them</param>
+    private long FindNextRecord(long from, long end, byte[] header, ref byte[] buffer, ref long scanSpent, long scanBudget)
     {
         var window = new byte[64 * 1024];
         var spent = 0L;
@@ -238,8 +254,10 @@ public sealed class VolumeReader : IDisposable
             {
                 if (BinaryPrimitives.ReadUInt32LittleEndian(window.AsSpan(i)) != VolumeFormat.RecordMagic) continue;
                 if (TryReadRecordAt(pos + i, end, header, ref buffer, out var candidate) is null) return pos + i;
-                spent += VolumeFormat.RecordOverhead + Math.Clamp(candidate.PayloadLength, 0, VolumeFormat.MaxPayload);
-                if (spent > ResyncBudget) return GaveUp;
+                var cost = VolumeFormat.RecordOverhead + Math.Clamp(candidate.PayloadLength, 0, VolumeFormat.MaxPayload);
+                spent += cost;
+                scanSpent += cost;
+                if (spent > ResyncBudget || scanSpent > scanBudget) return GaveUp;
             }
             pos += n - 3;
         }

@@ -155,6 +155,10 @@ public class KeyRingTests
         Assert.Contains(path, e.Message);
         File.WriteAllText(path, "not json");
         Assert.Contains(path, Assert.Throws<InvalidDataException>(() => KeyRing.LoadClientKeyring(path)).Message);
+        // A key set to null is a damaged file too, not a NullReferenceException at the node's start.
+        var key = Convert.ToBase64String(new byte[32]);
+        File.WriteAllText(path, $"{{\"version\":1,\"client\":\"web1\",\"chunk_id_key\":\"{key}\",\"gear_seed\":\"{key}\",\"data_key\":null,\"client_key\":\"{key}\"}}");
+        Assert.Contains(path, Assert.Throws<InvalidDataException>(() => KeyRing.LoadClientKeyring(path)).Message);
     }
 
     [Fact]

@@ -343,7 +343,7 @@ public class NameRoundTripTests
             Assert.Contains("Input/output error: the file system did not take all that was written; restore it again", error.Reason);
             Assert.Equal("content of a.txt", File.ReadAllText(target + src + "/a.txt"));
             Assert.Equal("content of c.txt", File.ReadAllText(target + src + "/c.txt"));
-            Assert.Contains("the restore target is full", Assert.Throws<IOException>(() => repo.Restore(snap.Id, full)).Message);
+            Assert.Contains("the restore target is full", Assert.ThrowsAny<IOException>(() => repo.Restore(snap.Id, full)).Message);
         }
         finally
         {
@@ -708,6 +708,39 @@ public class NameRoundTripTests
     }
 
     [SmallDiskFact]
+    public void A_restore_target_too_small_for_a_file_it_creates_stops_the_restore_saying_it_is_full()
+    {
+        // tmpfs preallocates: a file of more than the space left is refused as it is created (ENOSPC at the create,
+        // not at a write or the close). That is the target being full, as much as a write that fails: the restore stops
+        // saying so, not each file after it failing alone and the restore ending as done.
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        for (var i = 0; i < 4; i++) File.WriteAllBytes(Path.Combine(src, $"f{i}.bin"), TestRepo.RandomBytes(3 << 20, 40 + i));
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        using var disk = new SmallDisk(8);
+        var e = Assert.ThrowsAny<IOException>(() => repo.Restore(snap.Id, Path.Combine(disk.Path, "r")));
+        Assert.Contains("the restore target is full", e.Message);
+        Assert.Contains("free space there and restore again", e.Message);
+    }
+
+    [SmallDiskFact]
+    public void A_restore_into_a_folder_that_cannot_be_written_to_fails_at_once_saying_so()
+    {
+        // An empty folder that is there already, on a read-only mount: every entry below would fail alone, and the
+        // restore end as done with nothing restored. It fails before it starts, saying what to do.
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "a.txt"), "a");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        using var readOnly = new SmallDisk(1, readOnly: true);
+        var e = Assert.Throws<IOException>(() => repo.Restore(snap.Id, readOnly.Path));
+        Assert.Contains($"the folder {readOnly.Path} cannot be written to: Read-only file system", e.Message);
+        Assert.Contains("restore into a folder this user may make and write", e.Message);
+    }
+
+    [SmallDiskFact]
     public void A_file_of_more_holes_than_a_tree_entry_lists_is_reported_and_the_backup_goes_on()
     {
         using var dir = new TempDir();
@@ -1027,6 +1060,39 @@ public class NameRoundTripTests
         Assert.Contains("replaced by another file", error.Reason);
         Assert.False(watch.Opened(), "the file swapped in was opened");
         Assert.Equal((ulong)"the user's own".Length, snap.Stats.BytesRead);
+    }
+
+    [Fact]
+    public void A_set_path_below_a_symlinked_folder_restores_lists_and_is_reused_below_the_folder_it_leads_to()
+    {
+        using var dir = new TempDir();
+        var real = dir.Sub("real");
+        Directory.CreateDirectory(Path.Combine(real, "x", "sub"));
+        File.WriteAllText(Path.Combine(real, "x", "a"), "the user's own");
+        File.WriteAllText(Path.Combine(real, "x", "sub", "b"), "further down");
+        var via = Path.Combine(dir.Path, "via");
+        File.CreateSymbolicLink(via, real); // the operator's path goes through a symlink (/home -> /data/home)
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("x", [Path.Combine(via, "x")]);
+        var full = repo.Backup(set, Level.Full);
+        Assert.Empty(full.Errors);
+        // Restored under the path as the operator named it (via a folder there), listed, and found again by the next backup.
+        var expected = TreeCompare.Describe(Path.Combine(real, "x"));
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(full.Id, target).Errors);
+        TreeCompare.AssertSame(expected, target + via + "/x");
+        using (var trees = new TreeReader(repo.Keys, repo.Library))
+            Assert.Contains(TreeListing.Entries(trees, full, ""), e => e.Path.EndsWith("/via/x/sub/b", StringComparison.Ordinal));
+        Assert.Equal(0UL, repo.Backup(set, Level.Incremental).Stats.BytesRead);
+
+        // A snapshot made before this was mended holds the folder as a symlink node without a target: read as the folder.
+        var old = TestRepo.WithTreeOf(repo, full, dir.Path, tree => tree.Nodes.Single(n => n.FileName() == "via").Type = NodeType.Symlink);
+        old.Id = "made-before";
+        ActorBackup.Engine.Catalog.ManifestSeal.Seal(repo.Ring.For(old), old);
+        repo.Catalog.Save(old);
+        var oldTarget = Path.Combine(dir.Path, "r-old");
+        Assert.Empty(repo.Restore(old.Id, oldTarget).Errors);
+        TreeCompare.AssertSame(expected, oldTarget + via + "/x");
     }
 
     [Fact]

@@ -95,6 +95,44 @@ public class HostileBytesTests
     }
 
     [Fact]
+    public void Failed_records_each_claiming_the_rest_of_the_volume_cost_a_bounded_read_over_the_whole_scan()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "vol-000004.abv");
+        using (var w = VolumeWriter.Create(path, 4, "lib1", "lib1-000004"))
+        {
+            w.Append(Id(1), RecordFlags.None, new byte[4096]);
+            w.Sync();
+        }
+        var committed = new FileInfo(path).Length;
+        // After it, 2 MiB of pairs: a record whose checksum fails and that claims a payload running to just before the
+        // end, then a whole empty record right after its header. Each failed one is read to near the end, and the
+        // resync finds the whole one at once: its own budget never runs out, and the scan would read 10 GiB (the
+        // square of the volume over 192 bytes). A budget over the whole scan stops it after about twice the volume
+        // and MaxPayload twice over, reporting where.
+        const int total = 2 * 1024 * 1024, pair = 2 * VolumeFormat.RecordOverhead;
+        var tail = new byte[total];
+        for (var at = 0; at + pair <= total; at += pair)
+        {
+            var failed = tail.AsSpan(at, VolumeFormat.RecordOverhead);
+            BinaryPrimitives.WriteUInt32LittleEndian(failed, VolumeFormat.RecordMagic);
+            Id(at).WriteTo(failed[8..]);
+            BinaryPrimitives.WriteInt32LittleEndian(failed[40..], total - at - VolumeFormat.RecordOverhead - 8); // its checksum: zeros
+            var whole = tail.AsSpan(at + VolumeFormat.RecordOverhead, VolumeFormat.RecordOverhead);
+            BinaryPrimitives.WriteUInt32LittleEndian(whole, VolumeFormat.RecordMagic);
+            Id(at + 1).WriteTo(whole[8..]);
+            BinaryPrimitives.WriteUInt32LittleEndian(whole[VolumeFormat.RecordHeaderSize..], Crc32.HashToUInt32(whole[..VolumeFormat.RecordHeaderSize]));
+        }
+        using (var f = new FileStream(path, FileMode.Append)) f.Write(tail);
+        using var reader = new VolumeReader(path);
+        var scan = reader.Scan(committed);
+        Assert.Contains(scan.Damage, d => d.Reason.Contains("the rest of the volume is not read"));
+        Assert.False(scan.TornTail);
+        // Some of the whole records were found before it stopped, not all (every one would take the square).
+        Assert.InRange(scan.Records.Count, 2, total / pair - 1);
+    }
+
+    [Fact]
     public void A_committed_record_damaged_at_the_end_of_an_open_volume_is_reported_never_cut_away()
     {
         using var dir = new TempDir();
