@@ -60,6 +60,10 @@ public class CellTests
 
         var ls = cell.Abk("ls", snap2, src + "/docs");
         Assert.Contains(src + "/docs/new.txt", ls.Stdout);
+        // A path the snapshot does not hold is said to be so (exit 1), not listed as nothing.
+        var none = cell.Abk("ls", snap2, src + "/no-such");
+        Assert.Equal(1, none.ExitCode);
+        Assert.Contains($"holds no {src}/no-such", none.Stderr);
         // A name that is not UTF-8 (Latin-1 "café") is kept byte for byte; ls and --json show its byte as \xe9.
         TreeCompare.WriteFile(src, [.. "docs/caf"u8, 0xe9], "latin-1"u8);
         // More pages of a listing than its client node sends before the shell takes them (the node's pacing).

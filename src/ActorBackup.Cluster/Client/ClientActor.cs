@@ -483,12 +483,20 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             using var reads = new ReadSessions(this, manifest.Spans, ticket, OpenChannel(manifest.Library, ticket, write: false), manifest.Library);
             using var trees = new TreeReader(_ring.For(manifest), reads.Source);
             var page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
+            var listed = 0L;
             foreach (var entry in TreeEntries.List(trees, manifest, request.Path))
             {
+                listed++;
                 page.Entries.Add(entry);
                 if (page.Entries.Count < PageSize) continue;
                 Send(page);
                 page = new SnapshotTree { Snapshot = request.Snapshot, More = true };
+            }
+            // A path the snapshot does not hold (a folder it holds lists itself at least): said, not an empty listing.
+            if (listed == 0 && request.Path.Trim('/') != "")
+            {
+                requester.Tell(new CommandRejected { Reason = $"snapshot {request.Snapshot} holds no {request.Path}: 'abk ls {request.Snapshot}' lists what it holds" });
+                return;
             }
             page.More = false;
             Send(page);

@@ -111,6 +111,10 @@ public sealed class SocketChannel : IDataPlaneChannel
     /// <summary>A chunk the media agent's library does not have or cannot read: damage of that chunk (not ISourceFault).</summary>
     private static IOException Damaged(byte[] buffer, int length) => new("media agent: " + System.Text.Encoding.UTF8.GetString(buffer, 0, length));
 
+    /// <summary>A one-byte yes or no answer; anything else is the media node's fault, said so (not an index out of range).</summary>
+    private static bool Flag(ReadOnlySpan<byte> reply, string what) =>
+        reply.Length == 1 ? reply[0] == 1 : throw new LibraryFaultException($"media agent: a {what} answered with {reply.Length} bytes, not 1");
+
     private static ReadOnlySpan<byte> Id(ChunkId id, Span<byte> buffer)
     {
         id.WriteTo(buffer);
@@ -120,7 +124,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     public bool TryReserve(ChunkId id)
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
-        return Call(_connections.Value!, SocketFrames.Reserve, Id(id, b))[0] == 1;
+        return Flag(Call(_connections.Value!, SocketFrames.Reserve, Id(id, b)), "RESERVE");
     }
 
     public bool DefersReserve => true;
@@ -133,7 +137,7 @@ public sealed class SocketChannel : IDataPlaneChannel
         c.Stream.Flush(); // on its way now: the answer travels while the chunk is sealed (FinishReserve reads it)
     }
 
-    public bool FinishReserve(ChunkId id) => Reply(_connections.Value!)[0] == 1;
+    public bool FinishReserve(ChunkId id) => Flag(Reply(_connections.Value!), "RESERVE");
 
     public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {
@@ -152,7 +156,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     public bool Contains(ChunkId id)
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
-        return Call(_connections.Value!, SocketFrames.Contains, Id(id, b))[0] == 1;
+        return Flag(Call(_connections.Value!, SocketFrames.Contains, Id(id, b)), "CONTAINS");
     }
 
     public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
@@ -165,6 +169,7 @@ public sealed class SocketChannel : IDataPlaneChannel
             var request = new byte[part.Count * ChunkId.Size];
             for (var i = 0; i < part.Count; i++) part[i].WriteTo(request.AsSpan(i * ChunkId.Size));
             var reply = Call(_connections.Value!, SocketFrames.Missing, request);
+            if (reply.Length != part.Count) throw new LibraryFaultException($"media agent: a MISSING of {part.Count} ids answered with {reply.Length} bytes");
             for (var i = 0; i < part.Count; i++) if (reply[i] == 1) missing.Add(part[i]);
         }
         return missing;
@@ -212,6 +217,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
         var reply = Call(_connections.Value!, SocketFrames.Read, Id(id, b));
+        if (reply.IsEmpty) throw new LibraryFaultException("media agent: a READ answered with no bytes");
         flags = (RecordFlags)reply[0];
         if (buffer.Length < reply.Length - 1) buffer = new byte[reply.Length];
         reply[1..].CopyTo(buffer);
@@ -251,6 +257,7 @@ public sealed class SocketChannel : IDataPlaneChannel
             {
                 if (status == SocketFrames.Damaged) handle(i, default, default, Damaged(c.Buffer, length));
                 else if (status != 0) abort = new LibraryFaultException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length)); // the session's, not the chunk's
+                else if (length < 1) abort = new LibraryFaultException("media agent: a READ answered with no bytes");
                 else handle(i, c.Buffer.AsSpan(1, length - 1), (RecordFlags)c.Buffer[0], null);
             }
             catch (Exception e)

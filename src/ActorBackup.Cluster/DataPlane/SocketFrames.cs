@@ -210,8 +210,21 @@ internal sealed class FrameStream : IDisposable
         var length = BinaryPrimitives.ReadInt32LittleEndian(head[1..]);
         var max = maxOf(head[0]);
         if (length < 0 || length > max) throw new InvalidDataException($"data plane frame of {length} bytes is out of bounds (at most {max})");
-        if (buffer.Length < length) buffer = new byte[Math.Max(length, Math.Min(max, buffer.Length * 2))];
-        ReadExactly(buffer.AsSpan(0, length));
+        // Grown as the bytes come, doubling: a length the peer only claims (and then sends nothing) costs no more than
+        // what it did send, not the 256 MiB a chunk's frame may have.
+        var have = 0;
+        while (have < length)
+        {
+            if (buffer.Length == have)
+            {
+                var grown = new byte[Math.Min(length, Math.Max(buffer.Length * 2, 64 * 1024))];
+                buffer.AsSpan(0, have).CopyTo(grown);
+                buffer = grown;
+            }
+            var part = Math.Min(length, buffer.Length) - have;
+            ReadExactly(buffer.AsSpan(have, part));
+            have += part;
+        }
         return (head[0], length);
     }
 

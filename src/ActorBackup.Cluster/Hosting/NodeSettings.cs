@@ -136,9 +136,22 @@ public sealed record NodeSettings(
                                              "or leave the manager role out (actorbackup.roles=[media, client])");
         var clientId = c.GetString("client-id", "");
         var keyDir = c.GetString("key-dir", "");
+        // Checked here, where the setting can be named: wrong, each backup of the node would fail on it instead.
+        var chunkAverage = c.GetInt("chunk-average", 1024 * 1024);
+        try
+        {
+            Engine.Chunking.ChunkerOptions.ForAverage(chunkAverage).Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException($"actorbackup.chunk-average: {e.Message} (a power of two such as 1048576)");
+        }
+        var compressionLevel = c.GetInt("compression-level", 3);
+        if (compressionLevel is < -7 or > 22)
+            throw new ConfigurationException($"actorbackup.compression-level must be a zstd level between -7 and 22 (3 by default), got {compressionLevel}");
         return new NodeSettings(dataDir, roles, libraries, clientId == "" ? Environment.MachineName : clientId,
             keyDir == "" ? Path.Combine(dataDir, "keys") : Path.GetFullPath(keyDir),
-            c.GetInt("chunk-average", 1024 * 1024), c.GetInt("compression-level", 3), c.GetString("persistence", "sqlite"),
+            chunkAverage, compressionLevel, c.GetString("persistence", "sqlite"),
             c.HasPath("backup-rate-limit") ? c.GetByteSize("backup-rate-limit") ?? 0 : 0,
             OpsPortFor(c.GetInt("ops.port", -1), config.GetInt("akka.remote.dot-netty.tcp.port", 0)),
             c.GetString("certs-dir", "") is { Length: > 0 } certs ? Path.GetFullPath(certs) : Path.Combine(dataDir, "certs"),

@@ -167,8 +167,11 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var sender = Sender;
+            var waiting = (sender, m.Ticket);
+            _persisting.Add(waiting);
             PersistBatch(batch, job, e =>
             {
+                _persisting.Remove(waiting);
                 Committed(batch);
                 // The job hears first: a snapshot that falls due here (the whole index, sorted) does not hold up its commit.
                 sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count, BytesStored = (ulong)batch.Volumes.Sum(v => v.Bytes) });
@@ -447,6 +450,24 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// of 21 million new chunks (a first full backup of a big file server) would pass the 1 GB a value may hold in
     /// SQLite and PostgreSQL, and that commit could never be journaled.
     /// </summary>
+    /// <summary>The commits whose index entries are being journaled, and who waits for each: told if the journal fails them.</summary>
+    private readonly List<(IActorRef Sender, string Ticket)> _persisting = [];
+
+    /// <summary>
+    /// The journal (the node's database) did not take an event: the agent stops, as Akka.Persistence has it (it starts
+    /// again on the next message, and finds the records since its last journaled commit again in its volumes). The
+    /// commits waiting for it hear why now, not after their timeout as "did not answer: is its node up?".
+    /// </summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
+                     "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
+        _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
+        foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason });
+        _persisting.Clear();
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
     private void PersistBatch(CommitBatch batch, string job, Action<IndexBatchCommitted> persisted)
     {
         var events = new List<IndexBatchCommitted>();

@@ -31,6 +31,13 @@ public class NodeSettingsTests
     }
 
     [Theory]
+    [InlineData("actorbackup.chunk-average = 1000", "actorbackup.chunk-average: chunk average size must be a power of two")]
+    [InlineData("actorbackup.chunk-average = 128", "actorbackup.chunk-average: chunk average size must be a power of two")]
+    [InlineData("actorbackup.compression-level = 30", "actorbackup.compression-level must be a zstd level between -7 and 22")]
+    public void A_chunk_size_or_compression_level_the_engine_refuses_is_refused_at_start_naming_the_setting(string hocon, string message) =>
+        Assert.Contains(message, Assert.Throws<ConfigurationException>(() => Read(hocon)).Message);
+
+    [Theory]
     [InlineData("50000000", 50_000_000)]
     [InlineData("\"50 MiB\"", 50L << 20)]
     [InlineData("\"20MB\"", 20_000_000)]

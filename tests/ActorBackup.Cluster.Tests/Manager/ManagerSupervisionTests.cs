@@ -20,6 +20,7 @@ public sealed class FailingJournal : MemoryJournal
 }
 
 /// <summary>The manager singleton outlives a failed journal write: started again, it recovers what was written.</summary>
+[Collection(nameof(FailingJournal))] // its switch is static: one test of it at a time
 public sealed class ManagerSupervisionTests() : TestKit(ConfigurationFactory.ParseString($$"""
     akka.persistence.journal.plugin = "akka.persistence.journal.failing"
     akka.persistence.journal.failing.class = "{{typeof(FailingJournal).AssemblyQualifiedName}}"
