@@ -344,9 +344,10 @@ public static class CommandTable
                 if (rebuilt.Problems.Count == 0) return 0;
                 // Not silently: each manifest left out is a snapshot the catalog still lacks (and whose data a prune
                 // may give back once its list is older than the orphans' age).
-                Console.Error.WriteLine($"abk: {rebuilt.Problems.Count} manifests stored in library {rebuilt.Library} could not be opened, so their snapshots are not back:");
+                Console.Error.WriteLine($"abk: manifests stored in library {rebuilt.Library} could not be opened, so their snapshots are not back:");
                 foreach (var problem in rebuilt.Problems) Console.Error.WriteLine("  " + problem);
-                Console.Error.WriteLine("rebuild from another library that holds copies of them, or check this one ('abk verify --library " + rebuilt.Library + "')");
+                Console.Error.WriteLine("where a key is missing or wrong, run the rebuild on a node that holds the cell key; where a manifest is damaged, " +
+                                        $"rebuild from another library that holds copies of them, and check this one ('abk verify --library {rebuilt.Library}')");
                 return 3;
             }, library)));
 

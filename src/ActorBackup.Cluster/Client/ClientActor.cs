@@ -525,6 +525,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     public const int MaxFinds = 8;
     private readonly OwnThreads _finds = new(MaxFinds);
 
+    /// <summary>The most manifests a catalog rebuild's answer names as not opened (the others are counted).</summary>
+    private const int MaxProblemsSaid = 100;
+
     /// <summary>Catalog rebuilds at most on this client node at once, each on a thread of its own.</summary>
     public const int MaxRebuilds = 2;
     private readonly OwnThreads _rebuilds = new(MaxRebuilds);
@@ -769,7 +772,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 }
             }
             var answer = _manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult();
-            if (answer is CatalogRebuilt rebuilt) rebuilt.Problems.AddRange(problems);
+            // At most 100 named (an answer stays well inside a frame to the shell), the rest counted; the log names them all.
+            if (answer is CatalogRebuilt rebuilt)
+            {
+                rebuilt.Problems.AddRange(problems.Take(MaxProblemsSaid));
+                if (problems.Count > MaxProblemsSaid) rebuilt.Problems.Add($"and {problems.Count - MaxProblemsSaid} more (the log of client node {_settings.ClientId} names them)");
+            }
             requester.Tell(answer);
         }
         catch (Exception e) when (e is IOException or AskTimeoutException or InvalidProtocolBufferException)

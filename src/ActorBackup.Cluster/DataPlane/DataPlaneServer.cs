@@ -19,6 +19,8 @@ namespace ActorBackup.Cluster.DataPlane;
 public sealed class DataPlaneServer : IDisposable
 {
     public const int MaxConnections = 256;
+    /// <summary>The most connections one session (one job's ticket) holds.</summary>
+    public const int MaxPerSession = MaxConnections / 2;
     private readonly TimeSpan _handshakeTimeout;
     /// <summary>The connections admitted, each with the ticket it serves: closed when their session ends.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Socket, string> _admitted = new();
@@ -153,6 +155,14 @@ public sealed class DataPlaneServer : IDisposable
                 if (!(slot = _slots.Wait(0)))
                 {
                     stream.Write(1, System.Text.Encoding.UTF8.GetBytes($"the media node serves {MaxConnections} connections already: try again later"));
+                    stream.Flush();
+                    return;
+                }
+                // One session (one job's ticket) holds half the connections at most: a client node, however many its
+                // threads or however it behaves, leaves room for the others' jobs.
+                if (_admitted.Values.Count(t => t == ticket) >= MaxPerSession)
+                {
+                    stream.Write(1, System.Text.Encoding.UTF8.GetBytes($"this session holds {MaxPerSession} connections already: use fewer threads"));
                     stream.Flush();
                     return;
                 }

@@ -498,7 +498,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 }
                 catch (InvalidProtocolBufferException e)
                 {
-                    manifest = new SnapshotManifest { Id = $"(unparsed: {e.Message})" };
+                    var unparsed = $"the snapshot client {job.Client} sent for job {job.Id} is not recorded: its manifest does not parse ({e.Message}); " +
+                                   $"run the backup again, and if it is refused again, check the ActorBackup build and the host of client {job.Client}";
+                    _log.Warning("job {0}: {1}", f.Job, unparsed);
+                    End(f.Job, JobState.Failed, unparsed, replyTo: client);
+                    return;
+                }
+                // The same end again (the manager stopped after recording the snapshot, before it recorded the job's
+                // end; the client sends ends until they are taken): the job succeeded with that snapshot.
+                if (_state.Snapshots.FirstOrDefault(s => s.Id == manifest.Id) is { } recorded && recorded.Job == job.Id && recorded.Client == job.Client)
+                {
+                    End(f.Job, JobState.Succeeded, "", recorded.Id, recorded.Errors.Count, client);
+                    return;
                 }
                 if (_state.ForeignManifest(job, manifest) is { } foreign)
                 {

@@ -352,11 +352,6 @@ public sealed partial record ManagerState
                "set that host's clock right (NTP) and run the backup again";
     }
 
-    /// <summary>
-    /// What lets the data of a snapshot refused for its times (<see cref="BadTimes"/>) go: it is in its library (and
-    /// those it spans) already, committed by its client, but not in the catalog; marked as let go there, a prune frees
-    /// it (not counted among the lists the catalog does not know) and a catalog rebuild does not bring it back.
-    /// </summary>
     /// <summary>The last millisecond of year 9999: the latest time a manifest may carry.</summary>
     private const long MaxUnixMs = 253402300799999;
 
@@ -385,6 +380,11 @@ public sealed partial record ManagerState
         static string Shown(string s) => s.Length <= 80 ? s : s[..80] + "...";
     }
 
+    /// <summary>
+    /// What lets the data of a snapshot refused for its times (<see cref="BadTimes"/>) go: it is in its library (and
+    /// those it spans) already, committed by its client, but not in the catalog; marked as let go there, a prune frees
+    /// it (not counted among the lists the catalog does not know) and a catalog rebuild does not bring it back.
+    /// </summary>
     public IReadOnlyList<IMessage> DecideRefusedSnapshot(JobInfo job, SnapshotManifest manifest, string reason, DateTimeOffset now) =>
         manifest.Spans.Prepend(manifest.Library != "" ? manifest.Library : job.Library).Where(l => l != "").Distinct()
             .Select(l => (IMessage)new CopyDropped { Snapshot = manifest.Id, Library = l, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds() }).ToList();

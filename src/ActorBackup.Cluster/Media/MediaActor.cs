@@ -444,12 +444,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         SaveSnapshot(snapshot);
     }
 
-    /// <summary>
-    /// A commit's batch journaled as events of at most <see cref="_entriesPerEvent"/> entries each (48 MB at the default),
-    /// all in one atomic write; <paramref name="persisted"/> runs once, when the last is persisted. One event of a commit
-    /// of 21 million new chunks (a first full backup of a big file server) would pass the 1 GB a value may hold in
-    /// SQLite and PostgreSQL, and that commit could never be journaled.
-    /// </summary>
     /// <summary>The commits whose index entries are being journaled, and who waits for each: told if the journal fails them.</summary>
     private readonly List<(IActorRef Sender, string Ticket)> _persisting = [];
 
@@ -468,6 +462,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
+    /// <summary>
+    /// A commit's batch journaled as events of at most <see cref="_entriesPerEvent"/> entries each (48 MB at the default),
+    /// all in one atomic write; <paramref name="persisted"/> runs once, when the last is persisted. One event of a commit
+    /// of 21 million new chunks (a first full backup of a big file server) would pass the 1 GB a value may hold in
+    /// SQLite and PostgreSQL, and that commit could never be journaled.
+    /// </summary>
     private void PersistBatch(CommitBatch batch, string job, Action<IndexBatchCommitted> persisted)
     {
         var events = new List<IndexBatchCommitted>();

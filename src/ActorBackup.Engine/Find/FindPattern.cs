@@ -48,13 +48,20 @@ public sealed class FindPattern
         if (string.IsNullOrWhiteSpace(pattern)) throw new ArgumentException("give a pattern: a file name (passwd), a glob (*.conf) or a path glob (/etc/**/*.conf)");
         try
         {
-            return new FindPattern(pattern, ignoreCase);
+            return new FindPattern(Escapes(pattern), ignoreCase);
         }
         catch (Exception e) when (e is not ArgumentException)
         {
             throw new ArgumentException($"'{pattern}' is not a valid glob: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// A byte escape written in either case (caf\xE9) as listings show it (caf\xe9), as sets, restores and ls take it; an
+    /// escaped backslash (\\) is left as it is, and so is the "xE9" after it.
+    /// </summary>
+    private static string Escapes(string pattern) =>
+        System.Text.RegularExpressions.Regex.Replace(pattern, @"\\\\|\\x[0-9a-fA-F]{2}", m => m.Value.ToLowerInvariant());
 
     /// <summary>
     /// The entries of an index that match, in entry order: at most <paramref name="max"/> of their numbers go

@@ -264,14 +264,15 @@ public static unsafe partial class Posix
 
     /// <summary>
     /// Why this process (its effective ids) may not make entries in folder <paramref name="path"/> (write and search:
-    /// not its owner's, a read-only mount), as a PosixException; null when it may.
+    /// not its owner's, a read-only mount), as a PosixException; null when it may, or when the check itself cannot say
+    /// (a container whose seccomp filter refuses faccessat2 with EPERM or ENOSYS: the writes say it then).
     /// </summary>
     public static PosixException? NotWritable(string path)
     {
-        const int wOk = 2, xOk = 1, atEaccess = 0x200;
+        const int wOk = 2, xOk = 1, atEaccess = 0x200, erofs = 30;
         if (faccessat(AtFdcwd, path, wOk | xOk, atEaccess) == 0) return null;
         var errno = Marshal.GetLastPInvokeError();
-        return new PosixException(errno, $"the folder {PosixNames.Display(path)} cannot be written to: {Describe(errno)}");
+        return errno is EACCES or erofs ? new PosixException(errno, $"the folder {PosixNames.Display(path)} cannot be written to: {Describe(errno)}") : null;
     }
 
     /// <summary>openat2 below <paramref name="root"/>: never through a symlink (the last name included), never out of it. -errno on failure.</summary>

@@ -122,8 +122,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             // hand them root.
             var made = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Resumes == true;
             // A folder that was there, but not this user's to write (another's, a read-only mount): said now, not as
-            // an error of each entry under it with the restore ending as done.
-            if (Posix.Posix.NotWritable(target) is { } notWritable) throw notWritable;
+            // an error of each entry under it with the restore ending as done. Not with --force (into "/" of a system
+            // whose root is read-only and whose data folders are mounts, say: each entry says what it could not do).
+            if (!options.Force && Posix.Posix.NotWritable(target) is { } notWritable) throw notWritable;
             _privileged = made || options.Force;
             options.Claimed?.Invoke(made);
         }

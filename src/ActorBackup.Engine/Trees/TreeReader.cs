@@ -39,12 +39,19 @@ public sealed class TreeReader(CellKeys keys, IChunkSource source) : IDisposable
     /// <summary>
     /// A folder on the way to a set's path that was a symlink (/home -> /data/home) was recorded, before 2026-12-06, as
     /// a symlink node without a target holding the folder's tree: read as the folder it is, so that a restore, an ls
-    /// and a find reach what such a snapshot holds below it (a restore made an empty link and nothing below it).
+    /// and a find reach what such a snapshot holds below it (a restore made an empty link and nothing below it). Its
+    /// metadata are the link's: mode 0777 (every symlink's), which a restore must not give a folder (anyone could
+    /// rename what is in it), so 0755, and no xattrs (the link's label is no folder's).
     /// </summary>
     private static Tree Folders(Tree tree)
     {
         foreach (var node in tree.Nodes)
-            if (node is { Type: NodeType.Symlink, LinkTarget.IsEmpty: true, Subtree.Length: ChunkId.Size }) node.Type = NodeType.Directory;
+            if (node is { Type: NodeType.Symlink, LinkTarget.IsEmpty: true, Subtree.Length: ChunkId.Size })
+            {
+                node.Type = NodeType.Directory;
+                node.Mode = 0x1ED; // 0755
+                node.Xattrs.Clear();
+            }
         return tree;
     }
 

@@ -443,6 +443,25 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void One_session_holds_at_most_half_the_connections_of_a_media_node_and_another_is_admitted_still()
+    {
+        var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false);
+        _tickets.Add(ticket);
+        var held = new List<SocketChannel>();
+        try
+        {
+            for (var i = 0; i < DataPlaneServer.MaxPerSession; i++) held.Add(new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions("lib1")));
+            var refused = Assert.ThrowsAny<IOException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, ticket, _node.ClientOptions("lib1")));
+            Assert.Contains($"this session holds {DataPlaneServer.MaxPerSession} connections already", refused.Message);
+            using var other = Connect(write: false); // another job's session: admitted, room left for it
+        }
+        finally
+        {
+            held.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
     public void Connections_that_never_finish_their_handshake_do_not_take_the_sessions_slots()
     {
         using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(60));

@@ -103,6 +103,8 @@ public sealed class FindTests
         var searched = new List<VersionFinder.Searched> { new(snap.Id, snap.Client, snap.FinishedUnixMs) };
         Assert.Equal(src + @"/caf\xe9", Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\xe9"), 10).Versions).Path);
         Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"*\xe9"), 10).Versions);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\xE9"), 10).Versions); // the escape in either case, as ls and restore take it
+        Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\\xE9"), 10).Versions); // an escaped backslash and "xE9": another name
         Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"**/caf?xe9"), 10).Versions);
         Assert.Equal(src + @"/back\\slash", Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"back\\*"), 10).Versions).Path);
     }

@@ -1070,6 +1070,7 @@ public class NameRoundTripTests
         Directory.CreateDirectory(Path.Combine(real, "x", "sub"));
         File.WriteAllText(Path.Combine(real, "x", "a"), "the user's own");
         File.WriteAllText(Path.Combine(real, "x", "sub", "b"), "further down");
+        Posix.Posix.Chmod(real, 0x1E8); // 0750: what the folder is recorded with, not the link's 0777
         var via = Path.Combine(dir.Path, "via");
         File.CreateSymbolicLink(via, real); // the operator's path goes through a symlink (/home -> /data/home)
         using var repo = TestRepo.Create(dir.Sub("repo"));
@@ -1081,18 +1082,25 @@ public class NameRoundTripTests
         var target = Path.Combine(dir.Path, "r");
         Assert.Empty(repo.Restore(full.Id, target).Errors);
         TreeCompare.AssertSame(expected, target + via + "/x");
+        Assert.Equal(0x1E8u, Posix.Posix.LStat(target + via)!.Value.Mode & 0xFFF); // recorded as the folder, read through the link
         using (var trees = new TreeReader(repo.Keys, repo.Library))
             Assert.Contains(TreeListing.Entries(trees, full, ""), e => e.Path.EndsWith("/via/x/sub/b", StringComparison.Ordinal));
         Assert.Equal(0UL, repo.Backup(set, Level.Incremental).Stats.BytesRead);
 
         // A snapshot made before this was mended holds the folder as a symlink node without a target: read as the folder.
-        var old = TestRepo.WithTreeOf(repo, full, dir.Path, tree => tree.Nodes.Single(n => n.FileName() == "via").Type = NodeType.Symlink);
+        var old = TestRepo.WithTreeOf(repo, full, dir.Path, tree =>
+        {
+            var link = tree.Nodes.Single(n => n.FileName() == "via");
+            link.Type = NodeType.Symlink;
+            link.Mode = 0x1FF; // a symlink's lstat: 0777
+        });
         old.Id = "made-before";
         ActorBackup.Engine.Catalog.ManifestSeal.Seal(repo.Ring.For(old), old);
         repo.Catalog.Save(old);
         var oldTarget = Path.Combine(dir.Path, "r-old");
         Assert.Empty(repo.Restore(old.Id, oldTarget).Errors);
         TreeCompare.AssertSame(expected, oldTarget + via + "/x");
+        Assert.Equal(0x1EDu, Posix.Posix.LStat(oldTarget + via)!.Value.Mode & 0xFFF); // 0755, never the link's 0777
     }
 
     [Fact]
