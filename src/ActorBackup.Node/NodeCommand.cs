@@ -123,6 +123,14 @@ public static class NodeCommand
         return HoconValues.At("akka.cluster.seed-nodes", seeds.Skip(1).Append(seeds[0]).ToList()).WithFallback(config);
     }
 
+    /// <summary>An exception and every exception under it (inner ones, each of an AggregateException's), outermost first.</summary>
+    private static IEnumerable<Exception> Causes(Exception e)
+    {
+        yield return e;
+        var inner = e is AggregateException a ? a.InnerExceptions : e.InnerException is { } one ? [one] : (IReadOnlyList<Exception>)[];
+        foreach (var cause in inner.SelectMany(Causes)) yield return cause;
+    }
+
     private static async Task<int> Run(Config config)
     {
         var marker = Path.Combine(Path.GetFullPath(config.GetString("actorbackup.data-dir", "data")), "downed");
@@ -132,10 +140,18 @@ public static class NodeCommand
         {
             node = await CellNode.StartAsync(config);
         }
-        catch (Exception e) when (e.GetBaseException() is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+        // Akka.Remote's bind failure comes wrapped in AggregateExceptions five deep (GetBaseException stops at the last
+        // of them): looked for through every cause, or the node ended with an unhandled exception and SIGABRT.
+        catch (Exception e) when (Causes(e).Any(c => c is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }))
         {
             Console.Error.WriteLine($"actorbackup: cannot listen on port {config.GetInt("akka.remote.dot-netty.tcp.port")} or its operator port: " +
                                     "another node runs here? stop it, or give this one --port N");
+            return 1;
+        }
+        catch (Exception e) when (Causes(e).OfType<Akka.Remote.RemoteTransportException>().FirstOrDefault() is { } transport)
+        {
+            Console.Error.WriteLine($"actorbackup: the node's cluster transport did not start: {Causes(transport).Last().Message}: " +
+                                    "check akka.remote.dot-netty.tcp (hostname, port) and the node's certificates");
             return 1;
         }
         await using (node)

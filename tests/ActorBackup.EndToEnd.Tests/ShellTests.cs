@@ -74,6 +74,22 @@ public class ShellTests
         Assert.Contains("bad configuration", badSet.Stderr);
         Assert.DoesNotContain("   at ", badSet.Stderr);
 
+        // A port another program holds: said, with what to do; no unhandled exception (it ended in SIGABRT).
+        var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        try
+        {
+            using var takenDir = new TempDir();
+            var portTaken = Processes.Run(Processes.Actorbackup, ["--data", takenDir.Path, "--port", ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString()]);
+            Assert.Equal(1, portTaken.ExitCode);
+            Assert.Contains("another node runs here? stop it, or give this one --port N", portTaken.Stderr);
+            Assert.DoesNotContain("Unhandled exception", portTaken.Stderr);
+        }
+        finally
+        {
+            taken.Stop();
+        }
+
         using var dir = new TempDir();
         var noNode = Processes.Run(Processes.Abk, ["--node", closed, "--certs", dir.Path, "job", "list"]);
         Assert.Equal(1, noNode.ExitCode);
