@@ -1222,10 +1222,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Metrics.CellMetrics.BytesStored.WithLabels(job.Client, job.Library).Inc(stats?.BytesStored ?? 0);
     }
 
-    /// <summary>The set's on-success or on-failure command, on this node, off the actor's thread; its outcome is logged.</summary>
+    /// <summary>
+    /// The set's on-success or on-failure command, on this node, off the actor's thread; its outcome is logged. For the
+    /// set's backups only: a verify or restore of one of its snapshots carries the set's name too, and is no backup.
+    /// </summary>
     private void RunSetCommand(JobInfo job)
     {
-        if (!_state.BackupSets.TryGetValue(job.BackupSet, out var set) || set.Client != job.Client) return;
+        if (job.Kind != JobKind.Backup || !_state.BackupSets.TryGetValue(job.BackupSet, out var set) || set.Client != job.Client) return;
         var (what, command) = job.State == JobState.Succeeded ? ("on-success", set.OnSuccess) : ("on-failure", set.OnFailure);
         if (command == "") return;
         var log = _log;

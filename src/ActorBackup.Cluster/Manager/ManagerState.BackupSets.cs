@@ -55,6 +55,10 @@ public sealed partial record ManagerState
         if (cmd.UntilUnixMs <= now.ToUnixTimeMilliseconds()) return Reject("defer to a time in the future");
         if (clock.DeferredUntilUnixMs == 0 && cmd.UntilUnixMs <= next.When.ToUnixTimeMilliseconds())
             return Reject($"the next run is at {next.When:u} already: defer to a later time, or run the set now ('abk set run {set.Name}')");
+        // Deferred again: to a time after the slot it moves (before it, that slot would come and run a second time).
+        if (clock.DeferredUntilUnixMs > 0 && cmd.UntilUnixMs <= clock.DeferredSlotUnixMs)
+            return Reject($"the run deferred is the one of {DateTimeOffset.FromUnixTimeMilliseconds(clock.DeferredSlotUnixMs):u}: defer it to a later time, " +
+                          $"or run the set now ('abk set run {set.Name}')");
         // Deferring again moves the same run; the slot it replaces stays the first one deferred.
         var (slot, level) = clock.DeferredUntilUnixMs > 0 ? (clock.DeferredSlotUnixMs, clock.DeferredLevel) : (next.When.ToUnixTimeMilliseconds(), next.Level);
         return new Decision([new SlotDeferred { Set = set.Name, SlotUnixMs = slot, UntilUnixMs = cmd.UntilUnixMs, Level = level, UnixMs = now.ToUnixTimeMilliseconds() }], null);

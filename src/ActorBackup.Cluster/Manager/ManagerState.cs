@@ -102,8 +102,11 @@ public sealed partial record ManagerState
         },
         SnapshotVerified v => this with { Verified = v.Ok ? Verified.Add(v.Snapshot) : Verified.Remove(v.Snapshot) },
         BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
-            // A new set, or one enabled again, starts its schedule now: no slot from before runs.
-            .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled) ? d.Set.Name : null, d.UnixMs, ""),
+            // A new set, one enabled again, or one whose schedule or time zone changed (abk apply, set add over it)
+            // starts its schedule now: no slot from before runs (the new rules' slots since the set's last run would
+            // otherwise run at once, a full among them, or a second run the same night).
+            .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled)
+                || !before.Schedules.Equals(d.Set.Schedules) || before.TimeZone != d.Set.TimeZone ? d.Set.Name : null, d.UnixMs, ""),
         BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
         SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason),
         SlotDeferred d when SetClocks.TryGetValue(d.Set, out var clock) => this with

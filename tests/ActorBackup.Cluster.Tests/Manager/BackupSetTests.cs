@@ -224,6 +224,11 @@ public class BackupSetTests
         Assert.Single(s.DecideDueSlots(Now.AddHours(3), loads)); // 04:00 runs as usual
 
         Assert.Contains("the next run is at", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(3).AddMinutes(30).ToUnixTimeMilliseconds() }, Now.AddHours(3).AddMinutes(10)).Rejection);
+        // Deferred again, to before the slot it moves: refused (that slot would come and run a second time); after it, taken.
+        var twice = Apply(Cell("host-a"), Cell("host-a").DecideDefineSet(new DefineBackupSet { Set = Set("db", "0 2 * * *") }, Now).Events);
+        twice = Apply(twice, twice.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = Now.AddHours(5).ToUnixTimeMilliseconds() }, Now).Events);
+        Assert.Contains("the run deferred is the one of 2026-12-02 02:00:00Z", twice.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = Now.AddMinutes(30).ToUnixTimeMilliseconds() }, Now).Rejection);
+        Assert.Null(twice.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = Now.AddHours(2).ToUnixTimeMilliseconds() }, Now).Rejection);
         Assert.Contains("in the future", s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddHours(-1).ToUnixTimeMilliseconds() }, Now).Rejection);
         Assert.Contains("no backup set 'nope'", s.DecideDefer(new DeferBackupSet { Name = "nope", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
         s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("manual") }, Now).Events);
@@ -236,6 +241,47 @@ public class BackupSetTests
         var once = Assert.Single(down.DecideDueSlots(back, loads));
         Assert.Equal(Now.AddHours(3).ToUnixTimeMilliseconds(), Assert.IsType<JobQueued>(Assert.Single(once.Events)).Job.SlotUnixMs);
         Assert.Empty(Apply(down, once.Events).DecideDueSlots(back.AddMinutes(1), loads));
+    }
+
+    [Fact]
+    public void A_set_whose_schedule_or_time_zone_changes_starts_its_new_schedule_from_the_change()
+    {
+        // Run by hand for three weeks, then given a daily schedule with a Sunday full: nothing of those weeks runs at once
+        // (the highest slot among them, a full, did); the next slot of the new rules does.
+        var s = Cell("host-a");
+        var defined = Now.AddDays(-21);
+        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web") }, defined).Events), "web");
+        // Changed by `abk apply` (a set is defined once; its definition changes there).
+        static ManagerState Applied(ManagerState s, BackupSetDefinition set, DateTimeOffset at)
+        {
+            var (result, decision) = s.DecideApply(new ApplyDefinitions { Sets = { set } }, at);
+            Assert.Null(decision.Rejection);
+            return Apply(s, decision.Events);
+        }
+        s = Applied(s, Set("web", "0 2 * * 1-6", "0 2 * * 0=full"), Now);
+        var jobs = new List<JobInfo>();
+        s = Tick(s, Now.AddMinutes(1), jobs);
+        Assert.Empty(jobs);
+        s = Tick(s, Now.AddHours(1), jobs); // Wednesday 02:00
+        Assert.Equal(BackupLevel.LevelIncremental, Assert.Single(jobs).Level);
+        s = Ended(s, jobs[0]);
+
+        // Its 02:00 run done, moved to 03:00 at 03:10: no second run that night; the next is tomorrow's 03:00.
+        s = Applied(s, Set("web", "0 3 * * *"), Now.AddHours(2).AddMinutes(10));
+        s = Tick(s, Now.AddHours(2).AddMinutes(11), jobs);
+        Assert.Single(jobs);
+        // The same rules given again (abk apply of an unchanged file) keep the clock: tomorrow's slot is not skipped.
+        s = Applied(s, Set("web", "0 3 * * *"), Now.AddDays(1).AddHours(1));
+        s = Tick(s, Now.AddDays(1).AddHours(2).AddMinutes(1), jobs);
+        Assert.Equal(2, jobs.Count);
+        // Another time zone, the same rule: its slots from the change on. Its 03:00 run done (03:00 UTC), the set moved to
+        // the Azores at 04:15 UTC, where 03:00 is 04:00 UTC: that slot, before the change, does not run a second time.
+        s = Ended(s, jobs[1]);
+        var zoned = Set("web", "0 3 * * *");
+        zoned.TimeZone = "Atlantic/Azores";
+        s = Applied(s, zoned, Now.AddDays(1).AddHours(3).AddMinutes(15));
+        s = Tick(s, Now.AddDays(1).AddHours(3).AddMinutes(16), jobs);
+        Assert.Equal(2, jobs.Count);
     }
 
     [Fact]
