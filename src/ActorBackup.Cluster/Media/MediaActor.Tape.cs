@@ -46,6 +46,17 @@ public sealed partial class MediaActor
                 return;
             }
             var changer = _tape!.Changer;
+            // A cartridge whose volume is still being written stays: the next backup would have nowhere to append
+            // (a full one may leave for a vault: its reads wait for it, the library works on).
+            if (command is Engine.Tape.ExportCartridge export && changer.State.Cartridge(export.Barcode) is { Volume: > 0 } leaving && _library!.Appending(leaving.Volume))
+            {
+                Sender.Tell(new CommandRejected
+                {
+                    Reason = $"library {_declaration.Id}: cartridge {export.Barcode} holds volume {leaving.Volume}, which backups still append to: it can leave once full " +
+                             "(abk volume list); a cartridge of full volumes may be exported, its restores wait for its import",
+                });
+                return;
+            }
             if (robot && changer.State.Decide(command).Rejection is { } no)
             {
                 Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id}: {no}" }); // the index reads on

@@ -72,12 +72,23 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     private static VolumeEntry Clone(VolumeEntry v) => new() { Number = v.Number, Label = v.Label, State = v.State, Bytes = v.Bytes, Records = v.Records, Error = v.Error, Retire = v.Retire };
     public long StoredBytes { get { lock (_lock) return _manifest.Volumes.Sum(v => v.Bytes); } }
 
-    /// <summary>Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed).</summary>
+    /// <summary>
+    /// Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed). A full
+    /// volume on a cartridge an operator exported (vaulted) is not missing: only its reads wait for it to come back,
+    /// the library works on; the volume being written is (its writes would have nowhere to go).
+    /// </summary>
     public IReadOnlyList<uint> MissingVolumes()
     {
         lock (_lock)
-            return _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0 && !File.Exists(VolumePath(v.Number)))
+            return _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0 && !File.Exists(VolumePath(v.Number))
+                    && !(v.State != VolumeState.Append && _medium.Offsite(v.Number)))
                 .Select(v => v.Number).ToList();
+    }
+
+    /// <summary>Whether <paramref name="volume"/> is the one being written (its cartridge must stay in the library).</summary>
+    public bool Appending(uint volume)
+    {
+        lock (_lock) return _manifest.Volumes.Any(v => v.Number == volume && v.State == VolumeState.Append && v.Records > 0);
     }
 
     public bool Contains(ChunkId id)
