@@ -105,12 +105,21 @@ public sealed partial record ManagerState
             var job = queued[key.Index];
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
             {
-                missed.Add(new JobEnded
-                {
-                    Job = job.Id, State = JobState.Missed, UnixMs = nowMs.Value,
-                    Reason = $"not started by the end of its window ({DateTimeOffset.FromUnixTimeMilliseconds(job.WindowEndUnixMs):u}): " +
-                             (waitingBefore(job) ?? "it waited in the queue"),
-                });
+                // A job that ran and failed, waiting for its next attempt, failed: said with its last attempt's reason
+                // (MISSED would hide the failure from whoever watches for FAILED).
+                missed.Add(job.Attempt > 0
+                    ? new JobEnded
+                    {
+                        Job = job.Id, State = JobState.Failed, UnixMs = nowMs.Value,
+                        Reason = $"{job.Reason}; no time was left in its window ({DateTimeOffset.FromUnixTimeMilliseconds(job.WindowEndUnixMs):u}) " +
+                                 $"for attempt {job.Attempt + 1}",
+                    }
+                    : new JobEnded
+                    {
+                        Job = job.Id, State = JobState.Missed, UnixMs = nowMs.Value,
+                        Reason = $"not started by the end of its window ({DateTimeOffset.FromUnixTimeMilliseconds(job.WindowEndUnixMs):u}): " +
+                                 (waitingBefore(job) ?? "it waited in the queue"),
+                    });
                 continue;
             }
             var ofClient = perClient.GetValueOrDefault(job.Client);

@@ -385,6 +385,13 @@ public class JobQueueTests
         Assert.Equal(JobState.Missed, missed.State);
         Assert.Contains("client host-a was offline", missed.Reason);
         Assert.True(ManagerState.IsFinal(s.Apply(missed).Job(job.Id)!.State));
+
+        // One that ran and failed, its next attempt due after the window: FAILED with its attempt's reason, not MISSED.
+        var retried = s.Apply(new JobStarted { Job = job.Id, Library = "lib1", UnixMs = slot.AddMinutes(9).ToUnixTimeMilliseconds() })
+            .Apply(new JobRetried { Job = job.Id, Reason = "attempt 1 of 3 failed: lost the data plane", NotBeforeUnixMs = slot.AddMinutes(12).ToUnixTimeMilliseconds() });
+        var failed = Assert.Single(retried.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, slot.AddMinutes(11)).Missed);
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.StartsWith("attempt 1 of 3 failed: lost the data plane; no time was left in its window", failed.Reason);
     }
 
     [Fact]
