@@ -103,6 +103,13 @@ public sealed partial record ManagerState
         foreach (var key in order)
         {
             var job = queued[key.Index];
+            // A scheduled run of a set removed since (abk set remove, apply --prune) runs no more: its paths and commands
+            // are the ones the operator took away (and it would hold back the slots of a set added again by that name).
+            if (job.Kind == JobKind.Backup && job.Origin == JobOrigin.Schedule && job.BackupSet != "" && !BackupSets.ContainsKey(job.BackupSet))
+            {
+                missed.Add(new JobEnded { Job = job.Id, State = JobState.Cancelled, UnixMs = nowMs ?? 0, Reason = $"backup set {job.BackupSet} was removed before this scheduled run started" });
+                continue;
+            }
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
             {
                 // A job that ran and failed, waiting for its next attempt, failed: said with its last attempt's reason
