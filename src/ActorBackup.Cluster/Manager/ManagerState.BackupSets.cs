@@ -112,6 +112,8 @@ public sealed partial record ManagerState
                 slot = (latest is { } passed && passed.When > at ? passed.When : at, level);
             }
             if (slot is not { } due) continue;
+            // A full or differential that made no snapshot is owed: this run takes its level (until one is recorded).
+            if (Rank(clock.OwedLevel) > Rank(due.Level)) due = (due.When, clock.OwedLevel);
             open ??= Jobs.Values.Where(j => j.Kind == JobKind.Backup && !IsFinal(j.State)).Select(j => (j.Client, j.BackupSet)).ToHashSet();
             if (open.Contains((set.Client, set.Name)))
             {
@@ -121,7 +123,7 @@ public sealed partial record ManagerState
             var d = state.DecideStartBackup(StartOf(set, due.Level, JobOrigin.Schedule), loads, now);
             var slotMs = due.When.ToUnixTimeMilliseconds();
             if (d.Rejection is not null)
-                d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection }], null);
+                d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection, Level = due.Level }], null);
             else
             {
                 d.Job!.SlotUnixMs = slotMs; // the job in the JobQueued event
@@ -265,7 +267,7 @@ public sealed partial record ManagerState
         return next;
     }
 
-    private static int Rank(BackupLevel level) => level switch
+    internal static int Rank(BackupLevel level) => level switch
     {
         BackupLevel.LevelFull => 3,
         BackupLevel.LevelDifferential => 2,

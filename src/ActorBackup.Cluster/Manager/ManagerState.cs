@@ -73,8 +73,9 @@ public sealed partial record ManagerState
             if (x.Verify is not null) j.Verify = x.Verify;
             if (x.Prune is not null) j.Prune = x.Prune;
             if (x.Copy is not null) j.Copy = x.Copy;
-        }),
-        SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
+        }).Owing(Job(x.Job) is { Kind: JobKind.Backup, Origin: JobOrigin.Schedule } ended && x.State is JobState.Failed or JobState.Missed or JobState.Interrupted
+            ? (ended.BackupSet, ended.Level) : null),
+        SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)).Paid(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
         SnapshotMoved m => WithMove(m),
         CopyDropped d => this with
@@ -108,7 +109,7 @@ public sealed partial record ManagerState
             .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled)
                 || !before.Schedules.Equals(d.Set.Schedules) || before.TimeZone != d.Set.TimeZone ? d.Set.Name : null, d.UnixMs, ""),
         BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
-        SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason),
+        SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason).Owing((m.Set, m.Level)),
         SlotDeferred d when SetClocks.TryGetValue(d.Set, out var clock) => this with
         {
             SetClocks = SetClocks.SetItem(d.Set, new SetClock(clock) { DeferredUntilUnixMs = d.UntilUnixMs, DeferredSlotUnixMs = d.SlotUnixMs, DeferredLevel = d.Level }),
@@ -175,7 +176,26 @@ public sealed partial record ManagerState
         this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(SetKey(m.Client, m.BackupSet), m.Library)) };
 
     private ManagerState WithClock(string? set, long slotUnixMs, string missed) =>
-        set is null ? this : this with { SetClocks = SetClocks.SetItem(set, new SetClock { Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed }) };
+        set is null ? this : this with
+        {
+            SetClocks = SetClocks.SetItem(set, new SetClock
+            {
+                Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed,
+                OwedLevel = SetClocks.TryGetValue(set, out var was) ? was.OwedLevel : BackupLevel.LevelDefault, // what a run owes outlives the slot
+            }),
+        };
+
+    /// <summary>A full or differential of a set's schedule made no snapshot: its next scheduled runs owe that level.</summary>
+    private ManagerState Owing((string Set, BackupLevel Level)? owed) =>
+        owed is not { } o || Rank(o.Level) <= Rank(BackupLevel.LevelIncremental) || !SetClocks.TryGetValue(o.Set, out var clock) || Rank(clock.OwedLevel) >= Rank(o.Level) ? this
+            : this with { SetClocks = SetClocks.SetItem(o.Set, new SetClock(clock) { OwedLevel = o.Level }) };
+
+    /// <summary>A snapshot of a set at the level its schedule owed, or above: owed no more.</summary>
+    private ManagerState Paid(SnapshotManifest m) =>
+        SetClocks.TryGetValue(m.BackupSet, out var clock) && clock.OwedLevel != BackupLevel.LevelDefault
+        && Rank(m.Level switch { Level.Full => BackupLevel.LevelFull, Level.Differential => BackupLevel.LevelDifferential, _ => BackupLevel.LevelIncremental }) >= Rank(clock.OwedLevel)
+            ? this with { SetClocks = SetClocks.SetItem(m.BackupSet, new SetClock(clock) { OwedLevel = BackupLevel.LevelDefault }) }
+            : this;
 
     // ---- decisions ----------------------------------------------------------------------------------------
 

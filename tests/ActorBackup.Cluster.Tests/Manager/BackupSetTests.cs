@@ -285,6 +285,40 @@ public class BackupSetTests
     }
 
     [Fact]
+    public void A_scheduled_full_that_made_no_snapshot_is_owed_by_the_next_runs_until_one_is_recorded()
+    {
+        // Daily incremental at 02:00, the full on Sundays. Sunday's full fails: Monday's run is a full, not an
+        // incremental against last week's; once a full is recorded, Tuesday's is an incremental again.
+        var s = Cell("host-a");
+        var saturday = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * 1-6=incremental", "0 2 * * 0=full") }, saturday).Events), "web");
+        var jobs = new List<JobInfo>();
+        s = Tick(s, new DateTimeOffset(2026, 12, 6, 2, 0, 0, TimeSpan.Zero), jobs);
+        Assert.Equal(BackupLevel.LevelFull, Assert.Single(jobs).Level);
+        s = s.Apply(new JobStarted { Job = jobs[0].Id, Library = "lib1" }).Apply(new JobEnded { Job = jobs[0].Id, State = JobState.Failed, Reason = "the client's disk failed" });
+        s = new ManagerState().Apply(s.ToSnapshot()); // and the manager restarted meanwhile: still owed
+        s = Tick(s, new DateTimeOffset(2026, 12, 7, 2, 0, 0, TimeSpan.Zero), jobs);
+        Assert.Equal(BackupLevel.LevelFull, jobs[1].Level);
+        s = s.Apply(new JobEnded { Job = jobs[1].Id, State = JobState.Cancelled, Reason = "cancelled by an operator" }); // still no full: still owed
+        s = Tick(s, new DateTimeOffset(2026, 12, 8, 2, 0, 0, TimeSpan.Zero), jobs);
+        Assert.Equal(BackupLevel.LevelFull, jobs[2].Level);
+        s = Ended(s, jobs[2]).Apply(new SnapshotRecorded
+        {
+            Manifest = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "full-tuesday", Client = "host-a", Library = "lib1", BackupSet = "web", Level = ActorBackup.Engine.Trees.Level.Full, FinishedUnixMs = 2 }.ToByteString(),
+        });
+        s = Tick(s, new DateTimeOffset(2026, 12, 9, 2, 0, 0, TimeSpan.Zero), jobs);
+        Assert.Equal(BackupLevel.LevelIncremental, jobs[3].Level);
+
+        // A full slot missed (no library reachable) is owed the same way.
+        s = Ended(s, jobs[3]);
+        List<ManagerState.LibraryLoad> down = [new("lib1", false, 0, 100)];
+        s = Tick(s, new DateTimeOffset(2026, 12, 13, 2, 0, 0, TimeSpan.Zero), jobs, loads: down); // Sunday: missed
+        s = Tick(s, new DateTimeOffset(2026, 12, 14, 2, 0, 0, TimeSpan.Zero), jobs, loads: down); // Monday too: still owed
+        s = Tick(s, new DateTimeOffset(2026, 12, 15, 2, 0, 0, TimeSpan.Zero), jobs);
+        Assert.Equal(BackupLevel.LevelFull, jobs[4].Level);
+    }
+
+    [Fact]
     public void A_downtime_over_a_weekly_full_runs_one_full_not_the_daily_incremental_after_it()
     {
         var s = Cell("host-a");
