@@ -284,14 +284,20 @@ public class BackupSetTests
         Assert.Equal(2, jobs.Count);
     }
 
+    /// <summary>Set "web" defined on Saturday 5 December 12:00 with <paramref name="daily"/> and a full on Sundays at 02:00, a full of it recorded.</summary>
+    private static ManagerState SundayFull(string daily)
+    {
+        var s = Cell("host-a");
+        var saturday = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        return WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", daily, "0 2 * * 0=full") }, saturday).Events), "web");
+    }
+
     [Fact]
     public void A_scheduled_full_that_made_no_snapshot_is_owed_by_the_next_runs_until_one_is_recorded()
     {
         // Daily incremental at 02:00, the full on Sundays. Sunday's full fails: Monday's run is a full, not an
         // incremental against last week's; once a full is recorded, Tuesday's is an incremental again.
-        var s = Cell("host-a");
-        var saturday = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
-        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * 1-6=incremental", "0 2 * * 0=full") }, saturday).Events), "web");
+        var s = SundayFull("0 2 * * 1-6=incremental");
         var jobs = new List<JobInfo>();
         s = Tick(s, new DateTimeOffset(2026, 12, 6, 2, 0, 0, TimeSpan.Zero), jobs);
         Assert.Equal(BackupLevel.LevelFull, Assert.Single(jobs).Level);
@@ -321,10 +327,8 @@ public class BackupSetTests
     [Fact]
     public void A_downtime_over_a_weekly_full_runs_one_full_not_the_daily_incremental_after_it()
     {
-        var s = Cell("host-a");
         // Daily incremental at 02:00, the full on Sundays at 02:00. Down from Saturday 5 December 12:00 to Monday 03:00.
-        var saturday = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
-        s = WithFull(Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 2 * * *=incremental", "0 2 * * 0=full") }, saturday).Events), "web");
+        var s = SundayFull("0 2 * * *=incremental");
         var jobs = new List<JobInfo>();
         s = Tick(s, new DateTimeOffset(2026, 12, 7, 3, 0, 0, TimeSpan.Zero), jobs);
         var job = Assert.Single(jobs);
