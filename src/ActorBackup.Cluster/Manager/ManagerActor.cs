@@ -46,6 +46,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
     private readonly HashSet<string> _claimed = [];
     private static readonly TimeSpan SettleAfter = TimeSpan.FromSeconds(15);
+    /// <summary>
+    /// How long after the manager starts a due slot that cannot start (its library's node not joined again yet, after
+    /// a restart of the cell) waits, instead of being recorded as missed: the night's backup is not lost to the order
+    /// in which the nodes came back.
+    /// </summary>
+    private static readonly TimeSpan LibrariesSettle = TimeSpan.FromMinutes(2);
+    private readonly DateTime _started = DateTime.UtcNow;
     /// <summary>Ticks come just after each whole second, where cron slots fall: a slot starts within milliseconds, not up to a second late.</summary>
     private static readonly TimeSpan TickAfterSecond = TimeSpan.FromMilliseconds(5);
     /// <summary>Every so many schedule ticks, ended jobs beyond the history's limit are forgotten.</summary>
@@ -254,7 +261,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             // On the look-ahead state: the copies and verifies queued above hold their snapshots (SnapshotsInUse).
             Ahead(ApplyRetention(ahead));
-            foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads()))
+            foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads(), settling: DateTime.UtcNow - _started < LibrariesSettle))
                 PersistAll(decision.Events, e =>
                 {
                     Applied(e);

@@ -80,7 +80,9 @@ public sealed partial record ManagerState
     /// queued or running, its due slots wait (no second job of the set beside it, each slot one job from the same
     /// parent): once it ends, one job runs for them, at the highest of their levels.
     /// </summary>
-    public IReadOnlyList<Decision> DecideDueSlots(DateTimeOffset now, IReadOnlyList<LibraryLoad> loads)
+    /// <param name="settling">the manager started moments ago: a slot that cannot start now (its library's node has not
+    /// joined again yet, after a restart of the cell) waits for the next look instead of being recorded as missed</param>
+    public IReadOnlyList<Decision> DecideDueSlots(DateTimeOffset now, IReadOnlyList<LibraryLoad> loads, bool settling = false)
     {
         // The quiet tick: while neither the sets nor their clocks changed, nothing is due before the earliest
         // slot the last look found.
@@ -122,6 +124,11 @@ public sealed partial record ManagerState
             }
             var d = state.DecideStartBackup(StartOf(set, due.Level, JobOrigin.Schedule), loads, now);
             var slotMs = due.When.ToUnixTimeMilliseconds();
+            if (d.Rejection is not null && settling)
+            {
+                earliest = Math.Min(earliest, nowMs + 1000);
+                continue;
+            }
             if (d.Rejection is not null)
                 d = new Decision([new SlotMissed { Set = set.Name, SlotUnixMs = slotMs, Reason = d.Rejection, Level = due.Level }], null);
             else

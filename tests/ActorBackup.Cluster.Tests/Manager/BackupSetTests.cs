@@ -182,6 +182,8 @@ public class BackupSetTests
         var jobs = new List<JobInfo>();
         var missed = new List<SlotMissed>();
         List<ManagerState.LibraryLoad> down = [new("lib1", false, 0, 100)];
+        // Right after the manager started (the library's node not joined again yet): the slot waits, nothing recorded.
+        Assert.Empty(s.DecideDueSlots(Now.AddHours(1), down, settling: true));
         s = Tick(s, Now.AddHours(1), jobs, missed, down);
         s = Tick(s, Now.AddHours(1).AddSeconds(1), jobs, missed, down);
         Assert.Empty(jobs);
