@@ -107,7 +107,7 @@ public sealed partial record ManagerState
             // starts its schedule now: no slot from before runs (the new rules' slots since the set's last run would
             // otherwise run at once, a full among them, or a second run the same night).
             .WithClock(!BackupSets.TryGetValue(d.Set.Name, out var before) || (before.Disabled && !d.Set.Disabled)
-                || !before.Schedules.Equals(d.Set.Schedules) || before.TimeZone != d.Set.TimeZone ? d.Set.Name : null, d.UnixMs, ""),
+                || !before.Schedules.Equals(d.Set.Schedules) || before.TimeZone != d.Set.TimeZone ? d.Set.Name : null, d.UnixMs, "", keepDeferral: true),
         BackupSetRemoved r => this with { BackupSets = BackupSets.Remove(r.Name), SetClocks = SetClocks.Remove(r.Name) },
         SlotMissed m => WithClock(m.Set, m.SlotUnixMs, m.Reason).Owing((m.Set, m.Level)),
         SlotDeferred d when SetClocks.TryGetValue(d.Set, out var clock) => this with
@@ -175,14 +175,17 @@ public sealed partial record ManagerState
     private ManagerState WithChains() =>
         this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(SetKey(m.Client, m.BackupSet), m.Library)) };
 
-    private ManagerState WithClock(string? set, long slotUnixMs, string missed) =>
+    /// <param name="keepDeferral">a run deferred stays deferred (a set whose schedule changed: the run moved is still to come)</param>
+    private ManagerState WithClock(string? set, long slotUnixMs, string missed, bool keepDeferral = false) =>
         set is null ? this : this with
         {
-            SetClocks = SetClocks.SetItem(set, new SetClock
-            {
-                Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed,
-                OwedLevel = SetClocks.TryGetValue(set, out var was) ? was.OwedLevel : BackupLevel.LevelDefault, // what a run owes outlives the slot
-            }),
+            SetClocks = SetClocks.SetItem(set, SetClocks.TryGetValue(set, out var was) && keepDeferral
+                ? new SetClock(was) { LastSlotUnixMs = slotUnixMs, LastMissed = missed }
+                : new SetClock
+                {
+                    Set = set, LastSlotUnixMs = slotUnixMs, LastMissed = missed,
+                    OwedLevel = was?.OwedLevel ?? BackupLevel.LevelDefault, // what a run owes outlives the slot
+                }),
         };
 
     /// <summary>A full or differential of a set's schedule made no snapshot: its next scheduled runs owe that level.</summary>
@@ -193,6 +196,7 @@ public sealed partial record ManagerState
     /// <summary>A snapshot of a set at the level its schedule owed, or above: owed no more.</summary>
     private ManagerState Paid(SnapshotManifest m) =>
         SetClocks.TryGetValue(m.BackupSet, out var clock) && clock.OwedLevel != BackupLevel.LevelDefault
+        && BackupSets.TryGetValue(m.BackupSet, out var set) && set.Client == m.Client // (another client's backup may name a set of that name)
         && Rank(m.Level switch { Level.Full => BackupLevel.LevelFull, Level.Differential => BackupLevel.LevelDifferential, _ => BackupLevel.LevelIncremental }) >= Rank(clock.OwedLevel)
             ? this with { SetClocks = SetClocks.SetItem(m.BackupSet, new SetClock(clock) { OwedLevel = BackupLevel.LevelDefault }) }
             : this;

@@ -46,14 +46,12 @@ public sealed partial class MediaActor
                 return;
             }
             var changer = _tape!.Changer;
-            // A cartridge whose volume is still being written stays: the next backup would have nowhere to append
-            // (a full one may leave for a vault: its reads wait for it, the library works on).
+            // A cartridge whose volume is still being written stays: backups would have nowhere to append.
             if (command is Engine.Tape.ExportCartridge export && changer.State.Cartridge(export.Barcode) is { Volume: > 0 } leaving && _library!.Appending(leaving.Volume))
             {
                 Sender.Tell(new CommandRejected
                 {
-                    Reason = $"library {_declaration.Id}: cartridge {export.Barcode} holds volume {leaving.Volume}, which backups still append to: it can leave once full " +
-                             "(abk volume list); a cartridge of full volumes may be exported, its restores wait for its import",
+                    Reason = $"library {_declaration.Id}: cartridge {export.Barcode} holds volume {leaving.Volume}, which backups still append to: it stays in the library",
                 });
                 return;
             }

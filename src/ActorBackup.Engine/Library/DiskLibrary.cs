@@ -73,15 +73,14 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     public long StoredBytes { get { lock (_lock) return _manifest.Volumes.Sum(v => v.Bytes); } }
 
     /// <summary>
-    /// Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed). A full
-    /// volume on a cartridge an operator exported (vaulted) is not missing: only its reads wait for it to come back,
-    /// the library works on; the volume being written is (its writes would have nowhere to go).
+    /// Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed, a cartridge
+    /// exported): the library takes no sessions until they are back. (A library working on with part of its data
+    /// away would have new backups take chunks only the absent volume holds, and prunes fail on it.)
     /// </summary>
     public IReadOnlyList<uint> MissingVolumes()
     {
         lock (_lock)
-            return _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0 && !File.Exists(VolumePath(v.Number))
-                    && !(v.State != VolumeState.Append && _medium.Offsite(v.Number)))
+            return _manifest.Volumes.Where(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0 && !File.Exists(VolumePath(v.Number)))
                 .Select(v => v.Number).ToList();
     }
 

@@ -50,9 +50,6 @@ public interface IVolumeMedium : IDisposable
     /// <summary>What the library made durable on the volume up to <paramref name="length"/> (a commit, or its seal): on tape, a file mark there.</summary>
     void Committed(uint volume, long length) { }
 
-    /// <summary>Whether the volume is on a medium an operator took out of the library (a tape cartridge exported to a vault): not missing, only not readable until it comes back.</summary>
-    bool Offsite(uint volume) => false;
-
     /// <summary>Where <paramref name="offset"/> of the volume is, in an operator's words (for a damage report).</summary>
     string Where(uint volume, long offset) => $"volume {volume} at offset {offset}";
 }

@@ -89,8 +89,6 @@ public sealed class TapeMedium : IVolumeMedium
     /// <summary>Cartridges mounted for reads and writes since the library opened (a restore's order shows in it).</summary>
     public long Mounts => Interlocked.Read(ref _mounts);
 
-    public bool Offsite(uint volume) => changer.State.HoldingVolume(volume) is { Place.Kind: PlaceKind.Outside };
-
     public string PathOf(uint volume) => changer.State.HoldingVolume(volume) is { Place.Kind: not PlaceKind.Outside } c
         ? changer.TapePath(c.Barcode)
         : Path.Combine(changer.Root, "cartridges", $"volume-{volume}-is-not-in-the-library"); // no such file: the library reports the volume missing

@@ -236,6 +236,15 @@ public class BackupSetTests
         s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("manual") }, Now).Events);
         Assert.Contains("no scheduled run to defer", s.DecideDefer(new DeferBackupSet { Name = "manual", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Rejection);
 
+        // The schedule changed (abk apply) while a run is deferred: the deferral stays, the run moved still comes, at its level.
+        var changed = Apply(Cell("host-a"), Cell("host-a").DecideDefineSet(new DefineBackupSet { Set = Set("db", "0 * * * *", "0 3 * * *=full") }, Now).Events);
+        changed = Apply(changed, changed.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = until.ToUnixTimeMilliseconds() }, Now).Events);
+        var (_, reapplied) = changed.DecideApply(new ApplyDefinitions { Sets = { Set("db", "0 * * * *", "0 3 * * *=full", "30 * * * *") } }, Now.AddMinutes(30));
+        changed = Apply(changed, reapplied.Events);
+        Assert.Empty(changed.DecideDueSlots(Now.AddHours(2), loads));
+        var kept = Assert.Single(changed.DecideDueSlots(until, loads));
+        Assert.Equal(BackupLevel.LevelFull, Assert.IsType<JobQueued>(Assert.Single(kept.Events)).Job.Level);
+
         // The manager was down past the time asked for and a slot: one job, and the clock past that slot too.
         var down = Apply(Cell("host-a"), Cell("host-a").DecideDefineSet(new DefineBackupSet { Set = Set("db", "0 * * * *") }, Now).Events);
         down = Apply(down, down.DecideDefer(new DeferBackupSet { Name = "db", UntilUnixMs = Now.AddHours(1.5).ToUnixTimeMilliseconds() }, Now).Events);

@@ -394,7 +394,9 @@ public class JobQueueTests
         Assert.StartsWith("attempt 1 of 3 failed: lost the data plane; no time was left in its window", failed.Reason);
 
         // The set removed while its scheduled run waits: the run is cancelled, saying why, not run with the old definition.
-        var removed = Apply(s, s.DecideRemoveSet(new RemoveBackupSet { Name = "web" }, slot.AddMinutes(5)).Events);
+        // An operator's run of the set (abk set run), asked for explicitly, is left to run.
+        var asked = s.DecideRunSet(new RunBackupSet { Name = "web" }, Reachable, slot.AddMinutes(4));
+        var removed = Apply(Apply(s, asked.Events), s.DecideRemoveSet(new RemoveBackupSet { Name = "web" }, slot.AddMinutes(5)).Events);
         var cancelled = Assert.Single(removed.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, slot.AddMinutes(6)).Missed);
         Assert.Equal((job.Id, JobState.Cancelled), (cancelled.Job, cancelled.State));
         Assert.Contains("backup set web was removed before this scheduled run started", cancelled.Reason);
