@@ -175,11 +175,12 @@ public sealed partial record ManagerState
     private ManagerState WithChains() =>
         this with { Chains = Snapshots.Aggregate(ImmutableDictionary<string, string>.Empty, (c, m) => c.SetItem(SetKey(m.Client, m.BackupSet), m.Library)) };
 
-    /// <param name="keepDeferral">a run deferred stays deferred (a set whose schedule changed: the run moved is still to come)</param>
+    /// <param name="keepDeferral">a run deferred to after <paramref name="slotUnixMs"/> stays deferred (a set whose schedule
+    /// changed: the run moved is still to come; one deferred to a time that passed while the set was disabled is not)</param>
     private ManagerState WithClock(string? set, long slotUnixMs, string missed, bool keepDeferral = false) =>
         set is null ? this : this with
         {
-            SetClocks = SetClocks.SetItem(set, SetClocks.TryGetValue(set, out var was) && keepDeferral
+            SetClocks = SetClocks.SetItem(set, SetClocks.TryGetValue(set, out var was) && keepDeferral && was.DeferredUntilUnixMs > slotUnixMs
                 ? new SetClock(was) { LastSlotUnixMs = slotUnixMs, LastMissed = missed }
                 : new SetClock
                 {

@@ -244,6 +244,10 @@ public class BackupSetTests
         Assert.Empty(changed.DecideDueSlots(Now.AddHours(2), loads));
         var kept = Assert.Single(changed.DecideDueSlots(until, loads));
         Assert.Equal(BackupLevel.LevelFull, Assert.IsType<JobQueued>(Assert.Single(kept.Events)).Job.Level);
+        // Disabled over the time a run was deferred to, then enabled: that run does not come at once (nothing from before does).
+        var paused = Apply(changed, changed.DecideEnableSet(new EnableBackupSet { Name = "db", Enabled = false }, Now.AddHours(1)).Events);
+        paused = Apply(paused, paused.DecideEnableSet(new EnableBackupSet { Name = "db", Enabled = true }, Now.AddHours(3)).Events);
+        Assert.Empty(paused.DecideDueSlots(Now.AddHours(3).AddSeconds(20), loads));
 
         // The manager was down past the time asked for and a slot: one job, and the clock past that slot too.
         var down = Apply(Cell("host-a"), Cell("host-a").DecideDefineSet(new DefineBackupSet { Set = Set("db", "0 * * * *") }, Now).Events);
