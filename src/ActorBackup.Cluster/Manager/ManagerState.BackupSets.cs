@@ -305,6 +305,8 @@ public sealed partial record ManagerState
                 info.NextLevel = clock.DeferredLevel;
                 info.DeferredSlotUnixMs = clock.DeferredSlotUnixMs;
             }
+            // A full or differential owed (one that made no snapshot): the next run takes it (abk set show, schedule list).
+            if (info.NextRunUnixMs > 0 && Rank(clock.OwedLevel) > Rank(info.NextLevel)) info.NextLevel = clock.OwedLevel;
         }
         return info;
     }

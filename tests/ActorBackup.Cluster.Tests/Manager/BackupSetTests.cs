@@ -318,6 +318,7 @@ public class BackupSetTests
         Assert.Equal(BackupLevel.LevelFull, Assert.Single(jobs).Level);
         s = s.Apply(new JobStarted { Job = jobs[0].Id, Library = "lib1" }).Apply(new JobEnded { Job = jobs[0].Id, State = JobState.Failed, Reason = "the client's disk failed" });
         s = new ManagerState().Apply(s.ToSnapshot()); // and the manager restarted meanwhile: still owed
+        Assert.Equal(BackupLevel.LevelFull, s.SetInfo(s.BackupSets["web"], new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero)).NextLevel); // abk set show says so
         s = Tick(s, new DateTimeOffset(2026, 12, 7, 2, 0, 0, TimeSpan.Zero), jobs);
         Assert.Equal(BackupLevel.LevelFull, jobs[1].Level);
         s = s.Apply(new JobEnded { Job = jobs[1].Id, State = JobState.Cancelled, Reason = "cancelled by an operator" }); // still no full: still owed
