@@ -75,7 +75,7 @@ public sealed partial record ManagerState
             if (x.Copy is not null) j.Copy = x.Copy;
         }).Owing(Job(x.Job) is { Kind: JobKind.Backup, Origin: JobOrigin.Schedule } ended && x.State is JobState.Failed or JobState.Missed or JobState.Interrupted
             ? (ended.BackupSet, ended.Level) : null),
-        SnapshotRecorded r => WithSnapshot(SnapshotManifest.Parser.ParseFrom(r.Manifest)).Paid(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
+        SnapshotRecorded r => Recorded(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
         SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
         SnapshotMoved m => WithMove(m),
         CopyDropped d => this with
@@ -194,11 +194,14 @@ public sealed partial record ManagerState
         owed is not { } o || Rank(o.Level) <= Rank(BackupLevel.LevelIncremental) || !SetClocks.TryGetValue(o.Set, out var clock) || Rank(clock.OwedLevel) >= Rank(o.Level) ? this
             : this with { SetClocks = SetClocks.SetItem(o.Set, new SetClock(clock) { OwedLevel = o.Level }) };
 
+    /// <summary>A snapshot in the catalog (its manifest parsed once: every one is replayed at recovery), and what its set owed paid.</summary>
+    private ManagerState Recorded(SnapshotManifest m) => WithSnapshot(m).Paid(m);
+
     /// <summary>A snapshot of a set at the level its schedule owed, or above: owed no more.</summary>
     private ManagerState Paid(SnapshotManifest m) =>
         SetClocks.TryGetValue(m.BackupSet, out var clock) && clock.OwedLevel != BackupLevel.LevelDefault
         && BackupSets.TryGetValue(m.BackupSet, out var set) && set.Client == m.Client // (another client's backup may name a set of that name)
-        && Rank(m.Level switch { Level.Full => BackupLevel.LevelFull, Level.Differential => BackupLevel.LevelDifferential, _ => BackupLevel.LevelIncremental }) >= Rank(clock.OwedLevel)
+        && Rank(FromEngineLevel(m.Level)) >= Rank(clock.OwedLevel)
             ? this with { SetClocks = SetClocks.SetItem(m.BackupSet, new SetClock(clock) { OwedLevel = BackupLevel.LevelDefault }) }
             : this;
 

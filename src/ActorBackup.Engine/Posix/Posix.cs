@@ -295,26 +295,18 @@ public static unsafe partial class Posix
         }
     }
 
-    /// <summary>stat: what the path leads to, through symlinks. Null when it leads nowhere.</summary>
-    public static FileStat? Stat(string path)
-    {
-        Statx sx;
-        if (statx(AtFdcwd, path, 0, StatxBasicStats, &sx) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno is ENOENT or ENOTDIR or ELOOP_) return null;
-            throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
-        }
-        return StatOf(sx);
-    }
+    /// <summary>stat: what the path leads to, through symlinks. Null when it leads nowhere (a symlink loop included).</summary>
+    public static FileStat? Stat(string path) => StatAt(AtFdcwd, path, path, follow: true);
 
-    private static FileStat? LStatAt(int dirfd, string name, string path)
+    private static FileStat? LStatAt(int dirfd, string name, string path) => StatAt(dirfd, name, path, follow: false);
+
+    private static FileStat? StatAt(int dirfd, string name, string path, bool follow)
     {
         Statx sx;
-        if (statx(dirfd, name, AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
+        if (statx(dirfd, name, follow ? 0 : AtSymlinkNofollow, StatxBasicStats, &sx) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            if (errno is ENOENT or ENOTDIR) return null;
+            if (errno is ENOENT or ENOTDIR || (follow && errno == ELOOP_)) return null;
             throw new PosixException(errno, $"stat {PosixNames.Display(path)}: {Describe(errno)}");
         }
         return StatOf(sx);

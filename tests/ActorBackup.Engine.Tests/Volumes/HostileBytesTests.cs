@@ -62,17 +62,23 @@ public class HostileBytesTests
         Assert.Equal(3, scan.Records.Count);
     }
 
-    [Fact]
-    public void Sixty_four_MiB_of_fake_record_markers_is_damage_with_bounded_work_and_memory()
+    /// <summary>Volume <paramref name="number"/> holding one committed record of 4 KiB: its path and committed length (what hostile bytes follow).</summary>
+    private static (string Path, long Committed) OneRecord(TempDir dir, uint number)
     {
-        using var dir = new TempDir();
-        var path = Path.Combine(dir.Path, "vol-000002.abv");
-        using (var w = VolumeWriter.Create(path, 2, "lib1", "lib1-000002"))
+        var path = Path.Combine(dir.Path, $"vol-{number:D6}.abv");
+        using (var w = VolumeWriter.Create(path, number, "lib1", $"lib1-{number:D6}"))
         {
             w.Append(Id(1), RecordFlags.None, new byte[4096]);
             w.Sync();
         }
-        long committed = new FileInfo(path).Length;
+        return (path, new FileInfo(path).Length);
+    }
+
+    [Fact]
+    public void Sixty_four_MiB_of_fake_record_markers_is_damage_with_bounded_work_and_memory()
+    {
+        using var dir = new TempDir();
+        var (path, committed) = OneRecord(dir, 2);
         // After the one real record: 64 MiB of record headers, every 64 bytes, each claiming a payload that runs to
         // just before the end, none with a good checksum. Checked naively, every marker would be read to the end.
         const int total = 64 * 1024 * 1024;
@@ -98,13 +104,7 @@ public class HostileBytesTests
     public void Failed_records_each_claiming_the_rest_of_the_volume_cost_a_bounded_read_over_the_whole_scan()
     {
         using var dir = new TempDir();
-        var path = Path.Combine(dir.Path, "vol-000004.abv");
-        using (var w = VolumeWriter.Create(path, 4, "lib1", "lib1-000004"))
-        {
-            w.Append(Id(1), RecordFlags.None, new byte[4096]);
-            w.Sync();
-        }
-        var committed = new FileInfo(path).Length;
+        var (path, committed) = OneRecord(dir, 4);
         // After it, 2 MiB of pairs: a record whose checksum fails and that claims a payload running to just before the
         // end, then a whole empty record right after its header. Each failed one is read to near the end, and the
         // resync finds the whole one at once: its own budget never runs out, and the scan would read 10 GiB (the
