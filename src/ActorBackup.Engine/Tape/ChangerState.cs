@@ -137,6 +137,14 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
 
     public Cartridge? Cartridge(string barcode) => Cartridges.GetValueOrDefault(barcode);
 
+    /// <summary>The cartridge whose home is <paramref name="slot"/> while a drive holds it, or null.</summary>
+    public Cartridge? OutOfSlot(int slot) => Cartridges.Values.FirstOrDefault(c => c.Home == slot && c.Place.Kind == PlaceKind.Drive);
+
+    /// <summary>Why nothing can be taken from <paramref name="slot"/>: empty, or its cartridge is in a drive (which, and what to do).</summary>
+    private string EmptySlot(int slot) => OutOfSlot(slot) is { } away
+        ? $"slot {slot} is empty: its cartridge {away.Barcode} is in {away.Place}; wait for the job using it to end, or unmount it (abk drive unmount) when none is"
+        : $"slot {slot} is empty: see abk library inventory";
+
     /// <summary>The data cartridge in the library whose tape carries <paramref name="label"/>.</summary>
     public Cartridge? Labelled(string label) => Cartridges.Values.FirstOrDefault(c => c.Label == label);
 
@@ -208,11 +216,15 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
             {
                 if (BadSlot(l.Slot) is { } badSlot) return Decision.Reject(badSlot);
                 if (BadBarcode(l.Label) is { } bad) return Decision.Reject(bad.Replace("is not a barcode", "is not a label"));
-                if (InSlot(l.Slot) is not { } c) return Decision.Reject($"slot {l.Slot} is empty: see abk library inventory");
+                // The slot's own cartridge, also while a drive has it (a job, or a file index read after a backup, mounted it):
+                // what stands against labelling it is said first, then that it must come back to its slot.
+                if ((InSlot(l.Slot) ?? OutOfSlot(l.Slot)) is not { } c) return Decision.Reject(EmptySlot(l.Slot));
+                var at = c.Place.Kind == PlaceKind.Slot ? $"in slot {l.Slot}" : $"from slot {l.Slot} (now in {c.Place})";
                 if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"slot {l.Slot} holds the cleaning cartridge {c.Barcode}, which takes no label");
                 if (c.Label == l.Label) return Decision.Of(); // labelled so already
-                if (c.Volume != 0) return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is labelled {c.Label} and holds volume {c.Volume}: a cartridge is labelled again only once recycled");
-                if (c.Retired) return Decision.Reject($"cartridge {c.Barcode} in slot {l.Slot} is retired (out of service): export it (abk library export)");
+                if (c.Volume != 0) return Decision.Reject($"cartridge {c.Barcode} {at} is labelled {c.Label} and holds volume {c.Volume}: a cartridge is labelled again only once recycled");
+                if (c.Retired) return Decision.Reject($"cartridge {c.Barcode} {at} is retired (out of service): export it (abk library export)");
+                if (c.Place.Kind != PlaceKind.Slot) return Decision.Reject(EmptySlot(l.Slot));
                 if (Labelled(l.Label) is { } other) return Decision.Reject($"label {l.Label} is on cartridge {other.Barcode} already: labels are unique in a library");
                 return Decision.Of(new CartridgeLabelled(c.Barcode, l.Label));
             }
@@ -221,7 +233,7 @@ public sealed partial record ChangerState(ChangerConfig Config, ImmutableSortedD
                 if ((BadDrive(m.Drive) ?? BadSlot(m.Slot)) is { } bad) return Decision.Reject(bad);
                 var drive = Drives[m.Drive - 1];
                 if (drive.Failed != "") return Decision.Reject($"drive {m.Drive} has failed ({drive.Failed}): use another");
-                if (InSlot(m.Slot) is not { } c) return Decision.Reject($"slot {m.Slot} is empty: see abk library inventory");
+                if (InSlot(m.Slot) is not { } c) return Decision.Reject(EmptySlot(m.Slot));
                 if (drive.Cartridge != "") return Decision.Reject($"drive {m.Drive} holds cartridge {drive.Cartridge}: unmount it first (abk drive unmount)");
                 if (c.Kind == CartridgeKind.Cleaning) return Decision.Reject($"{c.Barcode} is a cleaning cartridge: clean a drive with abk drive clean");
                 return Decision.Of(new CartridgeMounted(c.Barcode, m.Drive));

@@ -85,7 +85,10 @@ public class TapeChangerTests
         Assert.Contains("is a cleaning cartridge", c.Execute(new MountCartridge(1, 3)));
         Ok(c, new MountCartridge(1, 1));
         Assert.Equal("drive 1 holds cartridge AAA001L8: unmount it first (abk drive unmount)", c.Execute(new MountCartridge(1, 2)));
-        Assert.Equal("slot 1 is empty: see abk library inventory", c.Execute(new MountCartridge(2, 1))); // the cartridge is in drive 1 now
+        // The cartridge is in drive 1 now: its slot is empty, and what was asked of it says where it is.
+        Assert.Equal("slot 1 is empty: its cartridge AAA001L8 is in drive 1; wait for the job using it to end, or unmount it (abk drive unmount) when none is",
+            c.Execute(new MountCartridge(2, 1)));
+        Assert.StartsWith("slot 1 is empty: its cartridge AAA001L8 is in drive 1", c.Execute(new LabelCartridge(1, "VOL0009")));
         Assert.Contains("is in drive 1: unmount it first", c.Execute(new ExportCartridge("AAA001L8")));
         Assert.Equal("drive 2 is empty", c.Execute(new UnmountCartridge(2)));
         Assert.Contains("slot 2 holds cartridge AAA002L8", c.Execute(new UnmountCartridge(1, 2)));
@@ -105,6 +108,13 @@ public class TapeChangerTests
         Ok(c, new UnmountCartridge(1)); // home: slot 1
         Assert.Equal("label VOL0001 is on cartridge AAA002L8 already: labels are unique in a library", c.Execute(new LabelCartridge(1, "VOL0001")));
         Assert.Equal(Place.Slot(1), c.State.Cartridge("AAA001L8")!.Place);
+
+        // A retired cartridge is refused a label as retired wherever it is, in its slot or in a drive.
+        Ok(c, new AssignVolume(8, "AAA002L8"));
+        Ok(c, new RetireVolume(8));
+        Assert.Equal("cartridge AAA002L8 in slot 2 is retired (out of service): export it (abk library export)", c.Execute(new LabelCartridge(2, "VOL0005")));
+        Ok(c, new MountCartridge(2, 2));
+        Assert.Equal("cartridge AAA002L8 from slot 2 (now in drive 2) is retired (out of service): export it (abk library export)", c.Execute(new LabelCartridge(2, "VOL0005")));
     }
 
     [Fact]
