@@ -33,6 +33,9 @@ public class FidelityTests
         TreeCompare.SetXattr(tool, "system.posix_acl_access", TreeCompare.Acl((0x01, 7, uint.MaxValue), (0x02, 5, 1234), (0x04, 5, uint.MaxValue), (0x10, 5, uint.MaxValue), (0x20, 5, uint.MaxValue)));
         TreeCompare.MakeNode(Path.Combine(src, "fifo"), 0x1000 | 0x1a4);
         TreeCompare.MakeNode(Path.Combine(src, "socket"), 0xC000 | 0x1ed); // the inode a bound socket leaves
+        // Symlinks and FIFOs of several names (as package managers and some mail systems leave): one inode each.
+        TreeCompare.HardLink(src, "fifo"u8, "fifo-too"u8);
+        TreeCompare.HardLink(src, "link"u8, "link-too"u8);
         // A folder with a default ACL, and a file that inherited it.
         var shared = Path.Combine(src, "shared");
         Directory.CreateDirectory(shared);

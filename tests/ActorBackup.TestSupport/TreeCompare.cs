@@ -36,16 +36,21 @@ public static unsafe partial class TreeCompare
             // Not a symlink's: reading one (readlink, the backup's too) sets its atime, and no flag says otherwise.
             if (atimes && kind != "symlink") what.Append($" atime {st.Atime.Sec}.{st.Atime.Nsec:D9}");
             if (kind is "file" or "dir" && (Flags(path) & SettableFlags) is var flags and not 0) what.Append($" flags {flags:x}");
+            // A further name of an inode (a file, symlink, FIFO, socket or device of several hard links): which one's.
+            var device = ((ulong)st.DevMajor << 32) | st.DevMinor;
+            if (kind != "dir" && st.Nlink > 1)
+            {
+                if (firstOfInode.TryGetValue((device, st.Ino), out var first))
+                {
+                    result[key] = what.Append($" hard link of {first}").ToString();
+                    return;
+                }
+                firstOfInode[(device, st.Ino)] = key;
+            }
             switch (kind)
             {
                 case "file":
-                    var device = ((ulong)st.DevMajor << 32) | st.DevMinor;
-                    if (st.Nlink > 1 && firstOfInode.TryGetValue((device, st.Ino), out var first)) what.Append($" hard link of {first}");
-                    else
-                    {
-                        if (st.Nlink > 1) firstOfInode[(device, st.Ino)] = key;
-                        what.Append($" size {st.Size} sha256 {Hash(path)}");
-                    }
+                    what.Append($" size {st.Size} sha256 {Hash(path)}");
                     break;
                 case "symlink":
                     what.Append(" -> ").Append(Show(ReadLink(path)));

@@ -131,6 +131,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public bool Same(FileStat other) => other.MtimeSec == st.MtimeSec && other.MtimeNsec == st.MtimeNsec && other.Size == st.Size;
         public string Path { get; } = path;
         public bool Done;
+        /// <summary>A symlink's, FIFO's, socket's or device's names (<see cref="JoinGroup"/>): no content to wait for.</summary>
+        public bool Special;
         /// <summary>
         /// How many of its names the walk met: at the link count its first name had (a name removed meanwhile does not
         /// keep a later one from finding the group), it leaves the table (<see cref="_firstLinks"/>).
@@ -1356,7 +1358,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     LinkGroup? first;
                     lock (_linkLock)
                     {
-                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out first) && first.Same(st))
+                        if (_firstLinks.TryGetValue((st.Device, st.Inode), out first) && first.Same(st) && !first.Special)
                         {
                             if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
                             node.LinksTo(first.Path);
@@ -1406,6 +1408,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     return false;
                 }
                 _stats.Other++;
+                JoinGroup(node, full, st);
                 dir.Children.Add(node);
                 return node.Equals(parentNode);
             case FileKind.Unknown:
@@ -1413,6 +1416,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 return false;
             default:
                 _stats.Other++;
+                JoinGroup(node, full, st);
                 dir.Children.Add(node);
                 return node.Equals(parentNode);
         }
@@ -1451,6 +1455,25 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _reused.Add(new Reused(null, null, st, dir, null, at)); // its path made only if it is read again
         _reusedChunks += dir.From![at].ChunkCount;
         if (_reusedChunks >= ReusedPerBatch || _reused.Count >= ReusedPerBatch) FlushReused();
+    }
+
+    /// <summary>
+    /// A symlink, FIFO, socket or device node of several names (hard links): its first name is recorded as any, each
+    /// further one the same with hardlink_target naming the first, so a restore links it to the first (one inode, as it
+    /// was) where a build that does not know this makes it on its own.
+    /// </summary>
+    private void JoinGroup(Node node, string full, FileStat st)
+    {
+        if (st.Nlink <= 1) return;
+        lock (_linkLock)
+        {
+            if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first) && first.Special && first.Same(st) && first.First.Type == node.Type)
+            {
+                if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
+                node.LinksTo(first.Path, keepType: true);
+            }
+            else _firstLinks[(st.Device, st.Inode)] = new LinkGroup(node, full, st.Nlink, st) { Done = true, Special = true };
+        }
     }
 
     /// <summary>A further name of an inode takes its first name's content (or is left out with it, and says so).</summary>

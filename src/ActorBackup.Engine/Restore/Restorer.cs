@@ -70,6 +70,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// if it comes later, is linked to it: the group comes back as one inode, not as copies. Keyed by the first name.
     /// </summary>
     private readonly Dictionary<string, string> _standIns = new(StringComparer.Ordinal);
+    /// <summary>
+    /// A symlink, FIFO, socket or device of several names (hard links): the first of them planned, by its group's first
+    /// name (its own path, or the hardlink_target of a further name); each further one is linked to it (<see cref="_otherLinks"/>).
+    /// </summary>
+    private readonly Dictionary<string, (string Path, NodeType Type)> _otherFirsts = new(StringComparer.Ordinal);
+    /// <summary>Further names of symlinks and special files: linked once those are made.</summary>
+    private readonly List<Entry> _otherLinks = [];
     /// <summary>The snapshot paths of files that may have further names whose restore failed: no name is linked to what is left of them.</summary>
     private readonly HashSet<string> _failedFiles = new(StringComparer.Ordinal);
     /// <summary>Folders asked for only on the way to what an include may match: planned (made) once something below them is.</summary>
@@ -175,8 +182,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         RestoreWave();
         _phase?.Invoke("contents");
         Parallel.ForEach(_links, parallel, MakeHardLink);
-        Parallel.ForEach(_special, parallel, s => Guard(s, () => MakeSpecial(s, restoreOwner)));
-        Parallel.ForEach(_symlinks, parallel, s => Guard(s, () => MakeSymlink(s, restoreOwner)));
+        Parallel.ForEach(_special, parallel, s => { if (!Guard(s, () => MakeSpecial(s, restoreOwner))) Failed(s); });
+        Parallel.ForEach(_symlinks, parallel, s => { if (!Guard(s, () => MakeSymlink(s, restoreOwner))) Failed(s); });
+        Parallel.ForEach(_otherLinks, parallel, MakeHardLink);
         _phase?.Invoke("links");
         // File flags after every link (an immutable or append-only file takes no new name) and before the folders'
         // own (an immutable folder takes no new entry); a folder's after its metadata, deepest first.
@@ -203,7 +211,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
         // not be made is counted as not restored.
         var other = _special.Count + _symlinks.Count;
-        var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count - _linksMade) + (other - _otherMade);
+        var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count + _otherLinks.Count - _linksMade) + (other - _otherMade);
         return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored);
     }
 
@@ -392,19 +400,37 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     break;
                 case NodeType.Symlink:
                     PlanDirectory(null);
-                    _symlinks.Add(entry);
+                    if (!LinkedOther(entry)) _symlinks.Add(entry);
                     break;
                 case NodeType.Fifo or NodeType.CharDevice or NodeType.BlockDevice or NodeType.Socket:
                     // A socket comes back as the inode it was (mknod): the program that listens on it makes it anew
                     // when it starts, but its mode, owner and ACLs are what others are allowed to connect with.
                     PlanDirectory(null);
-                    _special.Add(entry);
+                    if (!LinkedOther(entry)) _special.Add(entry);
                     break;
                 default:
                     _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: an entry of a kind this build does not know ({node.Type})" });
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// A symlink, FIFO, socket or device of several names: true when another name of its group of the same kind is
+    /// planned already (this one is linked to it: one inode, as it was); else it is made, and further names linked to it.
+    /// </summary>
+    private bool LinkedOther(Entry entry)
+    {
+        var node = entry.Node;
+        if (node.Nlink <= 1) return false;
+        var group = node.HardlinkTarget.Length > 0 || !node.RawHardlinkTarget.IsEmpty ? node.LinkedPath() : entry.SnapshotPath;
+        if (_otherFirsts.TryGetValue(group, out var made) && made.Type == node.Type)
+        {
+            _otherLinks.Add(entry with { LinkTo = made.Path });
+            return true;
+        }
+        _otherFirsts.TryAdd(group, (entry.SnapshotPath, node.Type));
+        return false;
     }
 
     /// <summary>
@@ -489,15 +515,18 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (missing is not null) lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = missing });
     }
 
-    private void Guard(Entry e, Action action)
+    /// <summary>Runs what restores <paramref name="e"/>; false (its error recorded) when it failed.</summary>
+    private bool Guard(Entry e, Action action)
     {
         try
         {
             action();
+            return true;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not TargetFullException)
         {
             lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = ex.Message });
+            return false;
         }
     }
 

@@ -64,10 +64,14 @@ public static class NodeExtensions
     public static string LinkedPath(this Node node) =>
         node.RawHardlinkTarget.IsEmpty ? node.HardlinkTarget : Posix.PosixNames.Decode(node.RawHardlinkTarget.Span);
 
-    /// <summary>Makes the node a hard link to <paramref name="path"/> (raw_hardlink_target too when it is not valid UTF-8).</summary>
-    public static void LinksTo(this Node node, string path)
+    /// <summary>
+    /// Makes the node a hard link to <paramref name="path"/> (raw_hardlink_target too when it is not valid UTF-8). A file's
+    /// further name becomes a HARDLINK node; a symlink's, FIFO's, socket's or device's (<paramref name="keepType"/>) keeps
+    /// its own type and whole entry, the target only saying which name it is one inode with.
+    /// </summary>
+    public static void LinksTo(this Node node, string path, bool keepType = false)
     {
-        node.Type = NodeType.Hardlink;
+        if (!keepType) node.Type = NodeType.Hardlink;
         if (Posix.PosixNames.HasEscapes(path))
         {
             node.RawHardlinkTarget = Google.Protobuf.ByteString.CopyFrom(Posix.PosixNames.Encode(path));
