@@ -13,7 +13,7 @@
 #                                         lists' size and a prune's time, restore, and the node's peak RSS
 #                                         (scripts/bench-large.sh says how)
 #   scripts/bench.sh shell                the shell's wall time against a running node: median of 20 `abk job
-#                                         list` and of 20 `abk --help` (published build, ReadyToRun)
+#                                         list` and of 20 `abk --help` (published: the node ReadyToRun, abk native)
 #   scripts/bench.sh queue [ARGS]         the manager's queue under a rush: 200 backup sets on 20 clients and
 #                                         two libraries of 2 drives, all due at the same second; prints the
 #                                         makespan, slot-to-start median and p99, and the manager's CPU
