@@ -9,8 +9,9 @@ namespace ActorBackup.Engine.Find;
 /// read as "/etc/x"). '*' and '?' stay within one name, '**' crosses directories, [abc] is a class.
 /// Matching works on the index's bytes: a name is decoded only when it holds the pattern's longest literal
 /// (for a path pattern: the longest literal of its last name). Names are in the index, and patterns are written,
-/// as listings show them (Posix/PosixNames.Display: "caf\xe9" for a Latin-1 name; a backslash is "\\"): a
-/// backslash is a plain character here, never an escape or a separator.
+/// as listings show them (Posix/PosixNames.Display: "caf\xe9" for a Latin-1 name; a backslash is "\\"), and such an
+/// escape is one character to '?' and to a [class] (one byte of the name); any other backslash is a plain character,
+/// never an escape or a separator.
 /// </summary>
 public sealed class FindPattern
 {
@@ -124,8 +125,12 @@ public sealed class FindPattern
         return _glob.IsMatch(Plain(Encoding.UTF8.GetString(path)));
     }
 
-    /// <summary>The glob library reads a backslash as a path separator: it sees another character in its place, in pattern and name alike.</summary>
-    private static string Plain(string text) => Posix.PosixNames.ForGlob(text);
+    /// <summary>
+    /// What the glob library matches, pattern and name alike: the name as the engine keeps it (an escaped byte \xe9 one
+    /// character, so '?' and a [class] take one byte of a name that is not UTF-8, as they take one character of one that
+    /// is; \\ one backslash), a backslash then shown to the library as another character (it reads it as a separator).
+    /// </summary>
+    private static string Plain(string text) => Posix.PosixNames.ForGlob(Posix.PosixNames.Parse(text));
 
     /// <summary>The longest run of plain characters, outside any [class] or {alternatives}: every match contains it.</summary>
     private static string LongestLiteral(string pattern)

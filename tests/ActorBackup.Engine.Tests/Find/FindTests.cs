@@ -105,7 +105,12 @@ public sealed class FindTests
         Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"*\xe9"), 10).Versions);
         Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\xE9"), 10).Versions); // the escape in either case, as ls and restore take it
         Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf\\xE9"), 10).Versions); // an escaped backslash and "xE9": another name
-        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"**/caf?xe9"), 10).Versions);
+        // A byte shown as \xe9 is one character to '?', as a backslash shown as \\ is: one byte of the name each.
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("caf?"), 10).Versions);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("**/caf?"), 10).Versions);
+        Assert.Empty(VersionFinder.Find(searched, store, FindPattern.Parse("caf?xe9"), 10).Versions);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse("back?slash"), 10).Versions);
+        Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"caf[\xe8\xe9]"), 10).Versions); // a class of bytes
         Assert.Equal(src + @"/back\\slash", Assert.Single(VersionFinder.Find(searched, store, FindPattern.Parse(@"back\\*"), 10).Versions).Path);
     }
 
