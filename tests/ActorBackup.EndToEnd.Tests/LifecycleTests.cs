@@ -42,6 +42,7 @@ public class LifecycleTests
         var policy = cell.Abk("policy", "add", "keep2", "--keep-last", "2");
         Assert.True(policy.ExitCode == 0, policy.Stderr);
         Assert.Contains("retention    last 2", policy.Stdout);
+        Assert.Contains("passed a whole verify goes: add --verify-schedule", policy.Stdout); // no verify schedule: said so
         Assert.Equal(0, cell.Abk("set", "add", "web", "--path", src, "--policy", "keep2").ExitCode);
 
         var a = Run(cell, "full");

@@ -839,7 +839,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     var spans = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && s.Library == job.SourceLibrary)?.Spans ?? [];
                     DispatchToMedia(job, new CopySnapshot
                     {
-                        Library = job.Library, Job = job.Id, Attempt = job.Attempt, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = job.TierMove,
+                        Library = job.Library, Job = job.Id, Attempt = job.Attempt, Snapshot = job.Snapshot, SourceLibrary = job.SourceLibrary, Heal = { job.Heal }, ReadBack = _state.CopyReadsBack(job),
                         SourceSpans = { spans }, Ticket = Ticket(job, read: [job.SourceLibrary, .. spans], holderLibrary: job.Library),
                     });
                     break;

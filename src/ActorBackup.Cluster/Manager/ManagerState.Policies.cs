@@ -110,6 +110,9 @@ public sealed partial record ManagerState
             if (policy.Tier is { } t && t.Libraries.Intersect(retained).FirstOrDefault() is { } tiered)
                 return $"library {tiered} is the policy's tier and holds copies with a retention of their own: keep them apart";
         }
+        // A snapshot tiered onto the library that holds its copy would be one copy where there were two.
+        if (policy.Tier is { } tiers && policy.Copies.SelectMany(c => c.Libraries).Intersect(tiers.Libraries).FirstOrDefault() is { } copied)
+            return $"library {copied} is both the policy's tier and where it copies to: a snapshot moved there would lose its second copy; tier to another library";
         if (policy.Verify is { SharePercent: < 0 or > 100 } badShare) return $"verify share {badShare.SharePercent}%: give 1 to 100";
         if (policy.Verify is { Schedule: not "" } verify && ParseCron(verify.Schedule, out var cronError) is null)
             return $"verify schedule '{verify.Schedule}' does not parse: {cronError}";

@@ -188,8 +188,8 @@ public sealed partial class MediaActor
             }
         }
         if (o.Request.ReadBack)
-            // A tier move drops the fast copy afterwards: every record of the snapshot here is read back and its
-            // checksum and id checked first.
+            // A tier move drops the fast copy afterwards, and a copy kept by its own retention may outlive the primary:
+            // every record of the snapshot here is read back and its checksum and id checked first.
             foreach (var id in ids)
             {
                 library.ReadPayload(id, ref buffer, out _);

@@ -260,6 +260,12 @@ public class RetentionStateTests
         Assert.Contains("retention counts", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { new CopyRule { Libraries = { "lib2" }, Retention = new RetentionRule { Last = -1 } } } }));
         Assert.Contains("needs the policy's own libraries named", s.InvalidPolicy(new StoragePolicy { Name = "x", Copies = { copy } }));
         Assert.Contains("keep them apart", s.InvalidPolicy(new StoragePolicy { Name = "x", Libraries = { "lib1", "lib2" }, Copies = { copy } }));
+        // Tiered onto the library it copies to (no retention of its own there): two copies would become one.
+        Assert.Contains("would lose its second copy", s.InvalidPolicy(new StoragePolicy
+        {
+            Name = "x", Libraries = { "lib1" }, Copies = { new CopyRule { Libraries = { "lib2" } } }, Tier = new TierRule { Libraries = { "lib2" }, AfterSeconds = 86400 },
+        }));
+        Assert.Null(s.InvalidPolicy(new StoragePolicy { Name = "x", Libraries = { "lib1" }, Copies = { new CopyRule { Libraries = { "lib2" } } } }));
         ManagerState Backup(ManagerState st, int i, bool full)
         {
             st = st.Apply(new SnapshotRecorded
@@ -273,6 +279,9 @@ public class RetentionStateTests
             return full ? st.Apply(new SnapshotCopied { Snapshot = $"s{i}", Library = "lib2" }) : st;
         }
         s = Backup(s, 0, true);
+        // Its copy to lib2 may become its only home (the primary keeps 1): it is read back as a tier move's is.
+        Assert.True(s.CopyReadsBack(new JobInfo { Kind = JobKind.Copy, Snapshot = "s0", Library = "lib2", SourceLibrary = "lib1" }));
+        Assert.False(s.CopyReadsBack(new JobInfo { Kind = JobKind.Copy, Snapshot = "s0", Library = "lib3", SourceLibrary = "lib1" }));
         s = Backup(s, 1, false);
         s = Backup(s, 2, true);
         s = Backup(s, 3, true).Apply(new SnapshotVerified { Snapshot = "s3", Ok = true });
