@@ -389,7 +389,6 @@ public sealed partial record ManagerState
         manifest.Spans.Prepend(manifest.Library != "" ? manifest.Library : job.Library).Where(l => l != "").Distinct()
             .Select(l => (IMessage)new CopyDropped { Snapshot = manifest.Id, Library = l, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds() }).ToList();
 
-    /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
     /// <summary>
     /// Whether a copy job reads back every record it wrote before it counts: a tier move (its source copy goes next),
     /// and a copy into a library whose copies a retention of their own keeps (the primary's retention may then leave
@@ -397,6 +396,8 @@ public sealed partial record ManagerState
     /// </summary>
     public bool CopyReadsBack(JobInfo job) =>
         job.TierMove || Snapshots.FirstOrDefault(s => s.Id == job.Snapshot) is { } x && RetainedCopyOn(RetentionOf(x).Policy, job.Library) is not null;
+
+    /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
 
     private static CopyRule? RetainedCopyOn(StoragePolicy policy, string library) =>
         policy.Copies.FirstOrDefault(c => c.Retention is not null && RulesOf(c.Retention).Limits && c.Libraries.Contains(library));

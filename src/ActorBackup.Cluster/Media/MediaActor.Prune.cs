@@ -118,7 +118,8 @@ public sealed partial class MediaActor
             if (m.Missing.Count > 0 || m.Damaged.Count > 0)
             {
                 FinishPrune(false, "nothing was removed: prune cannot tell which chunks are live: " + string.Join("; ",
-                    m.Missing.Select(s => $"snapshot {s} has no reference list on this library (made before they were kept; delete it or keep this library unpruned)")
+                    m.Missing.Select(s => $"snapshot {s} has no reference list on this library (made before they were kept; or a catalog rebuild from a copy " +
+                                          $"elsewhere named this library, which had let it go: 'abk snapshot show {s}' says which libraries hold it; delete it only if none holds it whole, or keep this library unpruned)")
                         .Concat(m.Damaged)), JobFault.FaultNone);
                 return;
             }

@@ -138,7 +138,14 @@ public sealed partial class DiskLibrary
                 dead.Add(snapshot);
             else counted.Add(snapshot);
         }
-        References.AddLive(counted, live, damaged);
+        // A damaged list of a snapshot the catalog does not know stops the prune too (what it holds is unknown), but it
+        // is a backup's that failed, or one not recorded yet: it goes once older than the orphans' age, and says so.
+        References.AddLive(counted.Where(kept.Contains), live, damaged);
+        var unknownDamaged = new List<string>();
+        References.AddLive(counted.Where(s => !kept.Contains(s)), live, unknownDamaged);
+        damaged.AddRange(unknownDamaged.Select(d => d + "; it is of a snapshot the catalog does not know (a backup that failed, or one not recorded yet): " +
+                                                    "it goes, and prunes here go on, once it is older than actorbackup.manager.prune-orphans-after (7 days by default), " +
+                                                    "or at once with abk prune LIBRARY --drop-unknown when the prune's report says it keeps the unknown lists"));
         return live;
     }
 

@@ -34,7 +34,8 @@ public sealed partial class DiskLibrary
             read[v.Number] = long.MaxValue; // until it is read whole: every entry in it is judged
             if (!File.Exists(path))
             {
-                damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
+                if (LetGo(v.Number)) read.Remove(v.Number);
+                else damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
                 continue;
             }
             try
@@ -68,6 +69,12 @@ public sealed partial class DiskLibrary
                 damage.Add(new VolumeDamage(path, e.Offset, e.Reason));
                 CartridgeError(v.Number, e.Reason, e.Offset);
             }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // Gone between the look and the open: a prune's compaction that emptied it is no damage.
+                if (LetGo(v.Number)) read.Remove(v.Number);
+                else damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
+            }
         }
         var indexProblems = new List<string>();
         var unreadable = new List<ChunkId>();
@@ -82,5 +89,14 @@ public sealed partial class DiskLibrary
             }
         }
         return new VerifyReport(volumes, records, bytes, damage, indexProblems, unreadable);
+    }
+
+    /// <summary>
+    /// Whether volume <paramref name="number"/> left service since the check listed the volumes (a prune running beside
+    /// it compacted it and deleted its file): what is missing of it then is no damage, and nothing indexed is there.
+    /// </summary>
+    private bool LetGo(uint number)
+    {
+        lock (_lock) return !_manifest.Volumes.Any(x => x.Number == number && x.State != VolumeState.Recycle);
     }
 }

@@ -149,6 +149,11 @@ public sealed class PruneTests
         Assert.Equal("s1", Assert.Single(lib.DamagedReferences()).Snapshot);
         lib.LiveReferences(["s1"], [], TimeSpan.FromDays(1), out _, out var damaged, out _);
         Assert.Contains("incomplete", Assert.Single(damaged));
+        Assert.DoesNotContain("does not know", damaged[0]); // a kept snapshot's: it stops prunes until it is deleted
+        // The same list when the catalog does not know its snapshot (a backup that failed): the prune says when it goes.
+        lib.LiveReferences([], [], TimeSpan.FromDays(1), out _, out var unknown, out _);
+        Assert.Contains("the catalog does not know", Assert.Single(unknown));
+        Assert.Contains("prune-orphans-after", unknown[0]);
         lib.RemoveReferences(["s1"]);
         Assert.Empty(Directory.GetFiles(lib.ReferencesDir));
     }
