@@ -56,19 +56,32 @@ public sealed class DataPlaneServer : IDisposable
         new Thread(AcceptLoop) { IsBackground = true, Name = "data-plane-accept" }.Start();
     }
 
+    private readonly object _pagedLock = new();
+    /// <summary>
+    /// The one list of more than a page (<see cref="ReferencesPerReply"/>) kept for its next pages: read once, not once a
+    /// page; one for the whole server (a list of 16 Mi ids is 512 MiB: a connection each could hold one would let a
+    /// session's connections hold gigabytes). A connection paging another list meanwhile reads its list again a page.
+    /// </summary>
+    private (DiskLibrary Library, string Snapshot, ChunkId[] Ids)? _paged;
+
     /// <summary>A snapshot's reference list from id <paramref name="from"/> on, at most <see cref="ReferencesPerReply"/> ids, packed.</summary>
-    private byte[] References(DiskLibrary library, DataPlaneSessions.Session session, string snapshot, long from, out long total,
-        ref (string Snapshot, ChunkId[] Ids)? last)
+    private byte[] References(DiskLibrary library, DataPlaneSessions.Session session, string snapshot, long from, out long total)
     {
-        ChunkId[] list;
-        if (from > 0 && last is { } kept && kept.Snapshot == snapshot) list = kept.Ids;
-        else
+        ChunkId[]? list = null;
+        if (from > 0)
+            lock (_pagedLock)
+                if (_paged is { } kept && kept.Snapshot == snapshot && ReferenceEquals(kept.Library, library)) list = kept.Ids;
+        if (list is null)
         {
             if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
             list = library.ReadReferences(snapshot);
         }
-        // Kept while pages of it remain to be asked for; let go with the last (an idle connection holds no list).
-        last = from + ReferencesPerReply < list.Length ? (snapshot, list) : null;
+        // Kept while pages of it remain to be asked for; let go with its last (an idle server holds no list).
+        lock (_pagedLock)
+        {
+            if (from + ReferencesPerReply < list.Length) _paged = (library, snapshot, list);
+            else if (_paged is { } done && done.Snapshot == snapshot && ReferenceEquals(done.Library, library)) _paged = null;
+        }
         total = list.Length;
         if (from < 0 || from > list.Length) throw new ArgumentException($"snapshot {snapshot} has {list.Length} references, none from {from}");
         var count = (int)Math.Min(ReferencesPerReply, list.Length - from);
@@ -176,7 +189,6 @@ public sealed class DataPlaneServer : IDisposable
                 library = session.Library;
                 Span<byte> one = stackalloc byte[1];
                 string? appendFailure = null;
-                (string Snapshot, ChunkId[] Ids)? lastList = null; // the list being paged: read once, not once a page
                 var write = session.Write;
                 // A chunk's frame only on a connection that holds a reservation (the one chunk it may append): a peer
                 // that reserved nothing makes this node hold no more than a request's bytes.
@@ -272,12 +284,12 @@ public sealed class DataPlaneServer : IDisposable
                                 stream.Write(0, []);
                                 break;
                             case SocketFrames.ReadReferences when length is > 0 and <= 64:
-                                stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _, ref lastList));
+                                stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _));
                                 break;
                             case SocketFrames.ReadReferencesFrom when length > 9 && buffer[0] is > 0 and <= 64 && length == 1 + buffer[0] + 8:
                                 // A page: the list's length first, then its ids from the one asked for.
                                 var from = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(1 + buffer[0], 8));
-                                var page = References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]), from, out var total, ref lastList);
+                                var page = References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 1, buffer[0]), from, out var total);
                                 var framed = new byte[8 + page.Length];
                                 BinaryPrimitives.WriteInt64LittleEndian(framed, total);
                                 page.CopyTo(framed, 8);

@@ -88,6 +88,33 @@ public sealed class SocketDataPlaneTests : IDisposable
             Assert.True(ids.SequenceEqual(reader.ReadReferences("snap1")), what);
             Assert.Throws<LibraryFaultException>(() => reader.ReadReferences("nosuch"));
         }
+        // Two lists paged at once on two connections: the server keeps one list for its next pages, not one a
+        // connection; the other is read again a page, and both come back whole.
+        var others = Enumerable.Range(100, 61).Select(Id).Order().ToList(); // 21 pages a read: the two readers' pages interleave
+        using (var writer = Connect(write: true)) writer.AddReferences("snap2", others);
+        _library.Commit();
+        var together = new Barrier(2);
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        var readers = Enumerable.Range(0, 2).Select(n => new Thread(() =>
+        {
+            try
+            {
+                var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false);
+                lock (_tickets) _tickets.Add(ticket);
+                using var reader = new SocketChannel("127.0.0.1", paged.Endpoint.Port, ticket, _node.ClientOptions("lib1"));
+                together.SignalAndWait();
+                for (var round = 0; round < (n == 0 ? 200 : 30); round++)
+                    Assert.True((n == 0 ? ids : others).SequenceEqual(reader.ReadReferences(n == 0 ? "snap1" : "snap2")), $"list {n + 1}, round {round}");
+            }
+            catch (Exception e)
+            {
+                failures.Enqueue(e);
+                together.RemoveParticipant();
+            }
+        })).ToList();
+        readers.ForEach(t => t.Start());
+        readers.ForEach(t => t.Join());
+        Assert.Empty(failures);
     }
 
     [Fact]
