@@ -175,12 +175,16 @@ public sealed class TapeMedium : IVolumeMedium
     /// <summary>Whether this thread's stream should take over the volume: its cartridge is in the stream's drive or in no drive (not in another stream's).</summary>
     public bool Near(uint volume) => changer.State.HoldingVolume(volume) is not { Place.Kind: PlaceKind.Drive } c || c.Place.Number == Stream;
 
-    /// <summary>What is left on the cartridges being written and on every scratch cartridge.</summary>
+    /// <summary>
+    /// What is left on the cartridges being written and on every scratch cartridge a volume may start on: not one whose
+    /// tape holds another library's volume (<see cref="Allocate"/> skips it: counted, the library would take backups it
+    /// has no room for).
+    /// </summary>
     public long? Available(IEnumerable<long> writing)
     {
         var state = changer.State;
         var capacity = state.Config.CartridgeCapacity;
-        return writing.Sum(w => Math.Max(0, capacity - w)) + state.Scratch.Count() * capacity;
+        return writing.Sum(w => Math.Max(0, capacity - w)) + state.Scratch.Count(c => Holds(changer.TapePath(c.Barcode)) is null) * capacity;
     }
 
     /// <summary>

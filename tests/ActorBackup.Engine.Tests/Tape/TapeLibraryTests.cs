@@ -481,6 +481,7 @@ public sealed class TapeLibraryTests : IDisposable
             Assert.Null(changer.Execute(new LabelCartridge(slot, barcode)));
         }
         using var other = DiskLibrary.OpenOwned(otherRoot, "tape2", Capacity, new ChunkIndex(), [], new TapeMedium(changer, "tape2"));
+        Assert.Equal(Capacity, other.RoomLeft); // the blank cartridge alone: the other library's is no room to write
         Append(other);
         other.Committed(other.Commit());
         Assert.Equal("BBB002L8", changer.State.HoldingVolume(1)?.Barcode); // the blank one
