@@ -27,7 +27,14 @@ public sealed partial class MediaActor
     {
         Command<CopySnapshot>(m =>
         {
-            if (!FromManager(m) || _copies.ContainsKey(m.Job)) return; // the same attempt again: it runs
+            if (!FromManager(m)) return;
+            if (_copies.TryGetValue(m.Job, out var running))
+            {
+                // The same job asked again (the manager thought this agent lost it): the copy that runs answers for the
+                // newest attempt, whose end the manager takes.
+                if (m.Attempt > running.Attempt) _copies[m.Job] = m;
+                return;
+            }
             _copies[m.Job] = m;
             var replyTo = Sender;
             ClusterSharding.Get(Context.System).ShardRegion("media")
@@ -202,14 +209,14 @@ public sealed partial class MediaActor
 
     private void CopyEnded(CopyRead r, bool ok, string reason, JobFault fault = JobFault.FaultTransient)
     {
-        _copies.Remove(r.Request.Job);
+        var attempt = _copies.Remove(r.Request.Job, out var newest) ? Math.Max(newest.Attempt, r.Request.Attempt) : r.Request.Attempt;
         PruneSessionClosed(CopyKey(r.Request.Job)); // a prune that began while it ran may go on
         if (ok) _log.Info($"library {_declaration.Id}: copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} (job {r.Request.Job}): " +
                           $"{r.Report.ChunksSent} of {r.Report.Chunks} chunks sent, {r.Report.BytesSent} bytes, {r.Report.Seconds:F1} s");
         else _log.Warning("library {0}: {1}", _declaration.Id, reason);
         (_manager ?? r.ReplyTo).Tell(Signed(new JobFinished
         {
-            Job = r.Request.Job, Attempt = r.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
+            Job = r.Request.Job, Attempt = attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
             Fault = ok ? JobFault.FaultNone : fault, Copy = r.Report,
         }));
     }

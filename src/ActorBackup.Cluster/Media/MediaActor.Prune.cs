@@ -22,8 +22,9 @@ public sealed partial class MediaActor
     {
         /// <summary>The library cannot write (a full disk): the prune sweeps and deletes the volumes that are wholly dead, copying nothing.</summary>
         public bool CannotWrite { get; } = cannotWrite;
-        public PruneLibrary Request { get; } = request;
-        public IActorRef ReplyTo { get; } = replyTo;
+        /// <summary>What was asked: the attempt its end answers is the newest the manager asked (<see cref="PruneCommands"/>).</summary>
+        public PruneLibrary Request { get; set; } = request;
+        public IActorRef ReplyTo { get; set; } = replyTo;
         /// <summary>Write sessions open when the prune began: it sweeps once they have all closed.</summary>
         public HashSet<string> Waiting { get; } = waiting;
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
@@ -83,6 +84,20 @@ public sealed partial class MediaActor
         Command<PruneLibrary>(m =>
         {
             if (!FromManager(m)) return;
+            if (_prune is { } runs && runs.Request.Job == m.Job)
+            {
+                // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
+                // back): the prune that runs answers for the newest attempt, as it was asked (its lists as they were).
+                if (m.Attempt > runs.Request.Attempt)
+                {
+                    var newest = runs.Request.Clone();
+                    newest.Attempt = m.Attempt;
+                    runs.Request = newest;
+                    runs.ReplyTo = Sender;
+                    _log.Info("library {0}: prune (job {1}) asked again as attempt {2}: the one running answers for it", _declaration.Id, m.Job, m.Attempt);
+                }
+                return;
+            }
             if (_prune is not null)
             {
                 Sender.Tell(Signed(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient)));

@@ -11,7 +11,8 @@ public sealed partial class MediaActor
     private sealed record LibraryChecked(VerifyLibrary Request, IActorRef ReplyTo, VerifyReport Report, string? Error);
 
     /// <summary>Library checks running here.</summary>
-    private readonly HashSet<string> _checks = [];
+    /// <summary>Library checks running here: job, and the newest attempt asked (the one its end answers).</summary>
+    private readonly Dictionary<string, int> _checks = [];
 
     private void VerifyCommands()
     {
@@ -25,7 +26,14 @@ public sealed partial class MediaActor
                     Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
                 return;
             }
-            if (!_checks.Add(m.Job)) return; // the same attempt again: it runs
+            if (_checks.TryGetValue(m.Job, out var running))
+            {
+                // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
+                // back): the check that runs answers for the newest attempt, whose end the manager takes.
+                if (m.Attempt > running) _checks[m.Job] = m.Attempt;
+                return;
+            }
+            _checks[m.Job] = m.Attempt;
             var replyTo = Sender;
             var id = _declaration.Id;
             var job = m.Job;
@@ -51,13 +59,13 @@ public sealed partial class MediaActor
         });
         Command<LibraryChecked>(c =>
         {
-            _checks.Remove(c.Request.Job);
+            var attempt = _checks.Remove(c.Request.Job, out var newest) ? Math.Max(newest, c.Request.Attempt) : c.Request.Attempt;
             var r = c.Report;
             var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0; // damaged lists: the manager judges (it knows the catalog)
             var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable");
             (_manager ?? c.ReplyTo).Tell(Signed(new JobFinished
             {
-                Job = c.Request.Job, Attempt = c.Request.Attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
+                Job = c.Request.Job, Attempt = attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
                 Fault = c.Error is null ? JobFault.FaultNone : JobFault.FaultTransient, Verify = r,
             }));
         });

@@ -516,7 +516,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Unavailable = _unavailable ?? "",
         Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
-        Jobs = { _copies.Keys.Concat(_checks).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
+        Jobs = { _copies.Keys.Concat(_checks.Keys).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },
         DrivesDueCleaning = { DrivesDueCleaning() },
         CleaningProblem = DrivesDueCleaning().Any() ? _cleaningProblem ?? "" : "", // cleaned since (by an operator, say): no problem left
         VolumesInError = { (_library?.VolumesInError ?? []).Take(256) }, // as InError counts them

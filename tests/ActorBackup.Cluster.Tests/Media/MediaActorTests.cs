@@ -106,6 +106,29 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
     }
 
     [Fact]
+    public async Task A_prune_asked_again_while_it_runs_answers_once_for_the_newest_attempt()
+    {
+        // The manager took the agent for lost (its probes held back by a long journal write) and asked again: the prune
+        // that runs answers for attempt 1, whose end the manager takes (it was refused as "being pruned by job p1").
+        var (_, media) = await LibraryWithLists("liba", "s1", "s2");
+        media.Tell(new PruneLibrary { Library = "liba", Job = "p1", Attempt = 0, Keep = { "s1" }, Deleted = { "s2" }, OrphanAfterSeconds = 86400 });
+        media.Tell(new PruneLibrary { Library = "liba", Job = "p1", Attempt = 1, Keep = { "s1" }, Deleted = { "s2" }, OrphanAfterSeconds = 86400 });
+        var ended = FishForMessage<JobFinished>(m => m.Job == "p1", TimeSpan.FromSeconds(30));
+        Assert.True(ended.Ok, ended.Reason);
+        Assert.Equal(1, ended.Attempt);
+        Assert.Equal(["s2"], ended.Prune.DeletedHandled);
+        // One end only: the next job's end comes with nothing of p1's before it.
+        media.Tell(new PruneLibrary { Library = "liba", Job = "p2", Keep = { "s1" }, OrphanAfterSeconds = 86400 });
+        var seen = new List<JobFinished>();
+        FishForMessage(m =>
+        {
+            if (m is JobFinished f) seen.Add(f);
+            return m is JobFinished { Job: "p2" };
+        }, TimeSpan.FromSeconds(30));
+        Assert.DoesNotContain(seen, f => f.Job == "p1");
+    }
+
+    [Fact]
     public async Task A_deleted_snapshots_list_written_after_the_prune_was_asked_for_stays_and_is_not_said_handled()
     {
         var (decl, media) = await LibraryWithLists("libg", "s1", "s2", "s3");
