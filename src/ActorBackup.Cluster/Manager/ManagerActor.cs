@@ -175,7 +175,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = refused });
                 return;
             }
-            Sender.Tell(Trust.MessageSignature.Sign(Trust.JobTickets.ForLook(m, DateTimeOffset.UtcNow), _trust));
+            var look = Trust.JobTickets.ForLook(m, DateTimeOffset.UtcNow);
+            look.JournalSequence = LastSequenceNr;
+            Sender.Tell(Trust.MessageSignature.Sign(look, _trust));
         });
         Command<Terminated>(t =>
         {
@@ -645,8 +647,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var (answer, events) = _state.DecideRecordSnapshots(m);
+            // Every manifest there read (none named in the problems): the catalog knows what the library holds again.
+            var whole = m.Unread == 0;
             if (events.Count == 0)
             {
+                if (whole) CatalogCaughtUp(m.Library);
                 Sender.Tell(answer);
                 return;
             }
@@ -655,6 +660,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}; {3} recorded as copies held there", answer.Added, m.Library,
                     string.Join(", ", answer.AddedIds), answer.CopiesRecorded);
+                if (whole) CatalogCaughtUp(m.Library);
                 sender.Tell(answer);
             });
         });
@@ -832,7 +838,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     });
                     break;
                 case JobKind.Prune:
-                    DispatchToMedia(job, _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter));
+                    var prune = _state.PruneRequest(job, _limits.PruneThreshold, _limits.OrphansAfter);
+                    prune.JournalSequence = LastSequenceNr;
+                    DispatchToMedia(job, prune);
                     break;
                 case JobKind.Copy:
                     // A snapshot that spans libraries is read from all of them when copied from its own.
@@ -863,8 +871,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>The signed ticket of <paramref name="job"/>'s attempt: the sessions it may open (JobTickets).</summary>
-    private JobTicket Ticket(JobInfo job, IEnumerable<string> read, IEnumerable<string>? write = null, string holderLibrary = "") =>
-        Trust.MessageSignature.Sign(Trust.JobTickets.For(job, read, write ?? [], DateTimeOffset.UtcNow, holderLibrary), _trust);
+    /// <summary>A job's ticket, signed, stamped with the journal's sequence number (Media/JournalWatch: a media agent sees a journal that went back).</summary>
+    private JobTicket Ticket(JobInfo job, IEnumerable<string> read, IEnumerable<string>? write = null, string holderLibrary = "")
+    {
+        var ticket = Trust.JobTickets.For(job, read, write ?? [], DateTimeOffset.UtcNow, holderLibrary);
+        ticket.JournalSequence = LastSequenceNr;
+        return Trust.MessageSignature.Sign(ticket, _trust);
+    }
+
+    /// <summary>A catalog rebuild of <paramref name="library"/> is recorded: its media agent's prunes let unknown lists go again (Media/JournalWatch).</summary>
+    private void CatalogCaughtUp(string library)
+    {
+        var caughtUp = new CatalogCaughtUp { Library = library, JournalSequence = LastSequenceNr };
+        _mediaRegion.Tell(_trust is null ? caughtUp : Trust.MessageSignature.Sign(caughtUp, _trust), Self);
+    }
 
     /// <param name="target">who runs it: the job's client unless given (a prune: the media region)</param>
     /// <param name="probe">what the job's child asks the target now and then (default: the client's RegistrationRequest)</param>

@@ -64,6 +64,30 @@ public sealed partial class MediaActor
 
     private PruneRun? _prune;
 
+    private JournalWatch? _journal;
+    /// <summary>The manager's journal as this library saw it (kept in the library's folder).</summary>
+    private JournalWatch ManagerJournal => _journal ??= new JournalWatch(_declaration.Path);
+
+    /// <summary>A sequence number the manager stamped (a ticket, a prune request): kept, and said once it shows the manager's journal went back.</summary>
+    private void SawJournal(long sequence) => KeepingJournal(() =>
+    {
+        if (ManagerJournal.Saw(sequence, DateTimeOffset.UtcNow))
+            _log.Error("library {0}: {1}; its prunes keep every reference list the catalog does not know until 'abk catalog rebuild {0}' is recorded", _declaration.Id, ManagerJournal.Behind);
+    });
+
+    /// <summary>A change of <see cref="ManagerJournal"/>; one its folder does not take is logged (the next number tries again).</summary>
+    private void KeepingJournal(Action change)
+    {
+        try
+        {
+            change();
+        }
+        catch (IOException e)
+        {
+            _log.Warning("library {0}: where the manager's journal stands could not be kept in its folder: {1}", _declaration.Id, e.Message);
+        }
+    }
+
     /// <summary>
     /// Fault injection for tests (actorbackup.testing.prune-stop-after): the prune stops going on after this
     /// step (begun, swept, copied, recycled) so that a test can kill the node there. Empty: never.
@@ -81,9 +105,20 @@ public sealed partial class MediaActor
     /// <summary>While the library is open: prunes start and go through their steps.</summary>
     private void PruneCommands()
     {
+        Command<CatalogCaughtUp>(m =>
+        {
+            if (!FromManager(m)) return;
+            var was = ManagerJournal.Behind;
+            KeepingJournal(() =>
+            {
+                ManagerJournal.CaughtUp(m.JournalSequence);
+                if (was is not null) _log.Info("library {0}: a catalog rebuild of it is recorded: its prunes let unknown reference lists go again", _declaration.Id);
+            });
+        });
         Command<PruneLibrary>(m =>
         {
             if (!FromManager(m)) return;
+            SawJournal(m.JournalSequence);
             if (_prune is { } runs && runs.Request.Job == m.Job)
             {
                 // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
@@ -123,6 +158,19 @@ public sealed partial class MediaActor
             // A library that cannot write, or is down to its reserve, only gives back its wholly dead volumes: compacting
             // would need room for the copies.
             _prune = new PruneRun(m, Sender, waiting, _unavailable is not null || _library.Full is not null);
+            if (m.DropUnknown)
+            {
+                // The operator says the lists the catalog does not know may go: from here on, as before any journal went back.
+                KeepingJournal(() => ManagerJournal.CaughtUp(m.JournalSequence));
+            }
+            else if (ManagerJournal.Behind is { } behind)
+            {
+                // Every list the catalog does not know is live for this prune, whatever its age, and the report says why.
+                _prune.KeepUnknown = true;
+                _prune.Report.Problems.Add($"kept the reference lists of every snapshot the manager's catalog does not know, and their chunks: {behind}. " +
+                                           $"Run 'abk catalog rebuild {m.Library}' to give it back what is stored here (then prunes let the rest go again); " +
+                                           $"only if the catalog is right, run 'abk prune {m.Library} --drop-unknown'");
+            }
             _log.Info("library {0}: prune (job {1}{2}) begins; {3} backups that were running first end", _declaration.Id, m.Job, m.DryRun ? ", dry run" : "", waiting.Count);
             if (!GoOnAfter("begun")) return;
             if (waiting.Count == 0) Mark();

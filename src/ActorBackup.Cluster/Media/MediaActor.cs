@@ -142,6 +142,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = refused });
                 return;
             }
+            SawJournal(m.Ticket?.JournalSequence ?? 0);
             var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write, m.Ticket);
             _sessions[ticket] = m.Job;
             if (m.Write) _writeSessions.Add(ticket);

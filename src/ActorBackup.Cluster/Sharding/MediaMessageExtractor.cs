@@ -21,6 +21,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         GetInventory m => m.Library,
         ChangeTape m => m.Library,
         CleanDueDrives m => m.Library,
+        CatalogCaughtUp m => m.Library,
         PruneLibrary m => m.Library,
         CopySnapshot m => m.Library,
         EndJobSessions m => m.Library,

@@ -106,6 +106,40 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
     }
 
     [Fact]
+    public async Task After_the_managers_journal_went_back_a_prune_keeps_what_the_catalog_does_not_know_until_a_rebuild_is_recorded()
+    {
+        var (decl, media) = await LibraryWithLists("libj", "s1", "s2", "s3", "s4", "s5");
+        var refs = Path.Combine(decl.Path, "refs");
+        foreach (var list in Directory.GetFiles(refs, "*.ref")) File.SetLastWriteTimeUtc(list, DateTime.UtcNow.AddDays(-2));
+        JobFinished Prune(string job, long sequence, params string[] keep)
+        {
+            media.Tell(new PruneLibrary { Library = "libj", Job = job, Keep = { keep }, OrphanAfterSeconds = 86400, JournalSequence = sequence });
+            var ended = FishForMessage<JobFinished>(m => m.Job == job, TimeSpan.FromSeconds(30));
+            Assert.True(ended.Ok, ended.Reason);
+            return ended;
+        }
+        Assert.Empty(Prune("p1", 5000, "s1", "s2", "s3", "s4", "s5").Prune.Problems);
+        // A job's ticket carries the number too.
+        media.Tell(new OpenSession { Library = "libj", Job = "r1", Write = false, Ticket = new JobTicket { Job = "r1", JournalSequence = 9000 } });
+        media.Tell(new CloseSession { Library = "libj", Ticket = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(20)).Ticket });
+        // The manager's database restored from a backup taken before s4 and s5 were made: its numbers are lower, and its
+        // catalog lacks them. Two unknown lists of five, two days old: a failed backup's would go; these stay.
+        var kept = Prune("p2", 1000, "s1", "s2", "s3");
+        Assert.Contains("the manager's journal went back in time (this library saw its sequence number 9000, now 1000", Assert.Single(kept.Prune.Problems));
+        Assert.Contains("abk catalog rebuild libj", kept.Prune.Problems[0]);
+        Assert.Equal(0, kept.Prune.ChunksDead);
+        Assert.Equal(5, Directory.GetFiles(refs, "*.ref").Length);
+        Assert.NotNull(new JournalWatch(decl.Path).Behind); // kept in the library's folder: a node restart does not forget it
+        Assert.Single(Prune("p3", 1100, "s1", "s2", "s3").Prune.Problems); // still behind, higher numbers or not
+        // A rebuild of the library is recorded (the operator found s4 and s5 were failed backups after all): prunes go on as before.
+        media.Tell(new CatalogCaughtUp { Library = "libj", JournalSequence = 1200 });
+        var after = Prune("p4", 1201, "s1", "s2", "s3");
+        Assert.Empty(after.Prune.Problems);
+        Assert.Equal(["s1.ref", "s2.ref", "s3.ref"], Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName).Order());
+        Assert.Null(new JournalWatch(decl.Path).Behind);
+    }
+
+    [Fact]
     public async Task A_prune_asked_again_while_it_runs_answers_once_for_the_newest_attempt()
     {
         // The manager took the agent for lost (its probes held back by a long journal write) and asked again: the prune
