@@ -14,10 +14,11 @@ namespace ActorBackup.Cluster.Media;
 public sealed class JournalWatch
 {
     /// <summary>
-    /// How far below the highest a number may come without counting: a manager counts an event it is persisting when it
-    /// stamps a ticket, and one that stopped before writing it is taken over by one that recovered without it.
+    /// How far below the highest a number may come without counting: a manager may count an event whose write was under
+    /// way when it stamped a ticket, and one that stopped then is taken over by one that recovered without it. (A journal
+    /// that lost committed events, SQLite after a power cut, is behind indeed: its catalog may lack a snapshot.)
     /// </summary>
-    public const long Margin = 100;
+    public const long Margin = 10;
 
     private readonly string _path;
 
