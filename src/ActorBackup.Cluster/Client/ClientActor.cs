@@ -771,7 +771,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                     _media.Tell(new CloseSession { Library = request.Library, Ticket = channel.Ticket });
                 }
             }
-            found.Unread = problems.Count;
+            found.Complete = problems.Count == 0;
             var answer = _manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult();
             // At most 100 named (an answer stays well inside a frame to the shell), the rest counted; the log names them all.
             if (answer is CatalogRebuilt rebuilt)

@@ -76,7 +76,7 @@ public sealed class DataPlaneServer : IDisposable
             if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
             list = library.ReadReferences(snapshot);
         }
-        // Kept while pages of it remain to be asked for; let go with its last (an idle server holds no list).
+        // Kept while pages of it remain to be asked for; let go with its last (a reader that stops midway leaves it: one list at most).
         lock (_pagedLock)
         {
             if (from + ReferencesPerReply < list.Length) _paged = (library, snapshot, list);

@@ -68,10 +68,16 @@ public sealed partial class MediaActor
     /// <summary>The manager's journal as this library saw it (kept in the library's folder).</summary>
     private JournalWatch ManagerJournal => _journal ??= new JournalWatch(_declaration.Path);
 
-    /// <summary>A sequence number the manager stamped (a ticket, a prune request): kept, and said once it shows the manager's journal went back.</summary>
-    private void SawJournal(long sequence) => KeepingJournal(() =>
+    /// <summary>The sequence number a ticket used here carries (0: a manager that sends none).</summary>
+    private void SawJournal(long sequence)
     {
-        if (ManagerJournal.Saw(sequence, DateTimeOffset.UtcNow))
+        if (sequence > 0) KeepingJournal(() => ManagerJournal.Used(sequence, DateTimeOffset.UtcNow));
+    }
+
+    /// <summary>The sequence number a prune request carries, stamped as the manager asked for it: said once it shows the manager's journal went back.</summary>
+    private void PruneAskedAt(long sequence) => KeepingJournal(() =>
+    {
+        if (ManagerJournal.Asked(sequence, DateTimeOffset.UtcNow))
             _log.Error("library {0}: {1}; its prunes keep every reference list the catalog does not know until 'abk catalog rebuild {0}' is recorded", _declaration.Id, ManagerJournal.Behind);
     });
 
@@ -82,7 +88,7 @@ public sealed partial class MediaActor
         {
             change();
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _log.Warning("library {0}: where the manager's journal stands could not be kept in its folder: {1}", _declaration.Id, e.Message);
         }
@@ -111,14 +117,14 @@ public sealed partial class MediaActor
             var was = ManagerJournal.Behind;
             KeepingJournal(() =>
             {
-                ManagerJournal.CaughtUp(m.JournalSequence);
+                ManagerJournal.CaughtUp(m.JournalSequence, DateTimeOffset.UtcNow);
                 if (was is not null) _log.Info("library {0}: a catalog rebuild of it is recorded: its prunes let unknown reference lists go again", _declaration.Id);
             });
         });
         Command<PruneLibrary>(m =>
         {
             if (!FromManager(m)) return;
-            SawJournal(m.JournalSequence);
+            PruneAskedAt(m.JournalSequence);
             if (_prune is { } runs && runs.Request.Job == m.Job)
             {
                 // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
@@ -127,6 +133,7 @@ public sealed partial class MediaActor
                 {
                     var newest = runs.Request.Clone();
                     newest.Attempt = m.Attempt;
+                    newest.Drive = m.Drive; // the drive the manager holds for it now (its copies are written there from here on)
                     runs.Request = newest;
                     runs.ReplyTo = Sender;
                     _log.Info("library {0}: prune (job {1}) asked again as attempt {2}: the one running answers for it", _declaration.Id, m.Job, m.Attempt);
@@ -158,10 +165,10 @@ public sealed partial class MediaActor
             // A library that cannot write, or is down to its reserve, only gives back its wholly dead volumes: compacting
             // would need room for the copies.
             _prune = new PruneRun(m, Sender, waiting, _unavailable is not null || _library.Full is not null);
-            if (m.DropUnknown)
+            if (m.DropUnknown && !m.DryRun)
             {
                 // The operator says the lists the catalog does not know may go: from here on, as before any journal went back.
-                KeepingJournal(() => ManagerJournal.CaughtUp(m.JournalSequence));
+                KeepingJournal(() => ManagerJournal.CaughtUp(m.JournalSequence, DateTimeOffset.UtcNow));
             }
             else if (ManagerJournal.Behind is { } behind)
             {

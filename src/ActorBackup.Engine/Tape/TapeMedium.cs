@@ -131,9 +131,9 @@ public sealed class TapeMedium : IVolumeMedium
             using var reader = new Volumes.VolumeReader(path);
             return reader.Header;
         }
-        catch (Volumes.VolumeCorruptException)
+        catch (Exception e) when (e is Volumes.VolumeCorruptException or FileNotFoundException or DirectoryNotFoundException)
         {
-            return null;
+            return null; // unreadable as a volume, or gone since the look
         }
     }
 
