@@ -76,7 +76,7 @@ public sealed class DataPlaneServer : IDisposable
             if (!library.HasReferences(snapshot)) throw new KeyNotFoundException($"snapshot {snapshot} has no reference list on library {session.LibraryId}");
             list = library.ReadReferences(snapshot);
         }
-        // Kept while pages of it remain to be asked for; let go with its last (a reader that stops midway leaves it: one list at most).
+        // Kept while pages of it remain to be asked for; let go with its last, or when a session ends (one list at most).
         lock (_pagedLock)
         {
             if (from + ReferencesPerReply < list.Length) _paged = (library, snapshot, list);
@@ -341,6 +341,8 @@ public sealed class DataPlaneServer : IDisposable
     /// <summary>A session ended: the connections serving it go (a blocked read or write on them ends).</summary>
     private void CloseSession(string ticket)
     {
+        // A list left by a reader that stopped paging midway goes when a session ends (another reader paging reads it again).
+        lock (_pagedLock) _paged = null;
         foreach (var (socket, served) in _admitted)
             if (served == ticket)
                 try
