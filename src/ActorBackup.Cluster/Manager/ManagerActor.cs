@@ -745,32 +745,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             _libraryReports.TryGetValue(l.Id, out var r);
             return new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id), r?.FreeBytes ?? 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow),
-                r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null, CleaningHold(l.Id, r));
+                r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null);
         }).ToList();
-
-    /// <summary>Since when (Unix ms) each tape library has had a drive due for cleaning that it can clean.</summary>
-    private readonly Dictionary<string, long> _cleaningDueSince = [];
-
-    /// <summary>At most this long new jobs wait for a library's due cleaning (its running jobs may run for hours): then they go on, and the next idle moment cleans it.</summary>
-    private static readonly TimeSpan MaxCleaningHold = TimeSpan.FromMinutes(30);
-
-    /// <summary>
-    /// Why new jobs wait for <paramref name="library"/>: a drive of it due for cleaning (with a cleaning cartridge to do
-    /// it), cleaned when the jobs there end (CleanIdleDrives: only at an idle library), for at most <see cref="MaxCleaningHold"/>.
-    /// </summary>
-    private string? CleaningHold(string library, IndexReport? r)
-    {
-        if (r is not { DrivesDueCleaning.Count: > 0, CleaningProblem: "", Unavailable: "" })
-        {
-            _cleaningDueSince.Remove(library);
-            return null;
-        }
-        var now = Now();
-        if (!_cleaningDueSince.TryGetValue(library, out var since)) _cleaningDueSince[library] = since = now;
-        if (now - since > MaxCleaningHold.TotalMilliseconds) return null;
-        return $"library {library}: drive {string.Join(", ", r.DrivesDueCleaning)} is due for cleaning: new jobs wait until the jobs there end and it is cleaned " +
-               $"(at most {MaxCleaningHold.TotalMinutes:F0} minutes)";
-    }
 
     private bool IsReachable(string node)
     {

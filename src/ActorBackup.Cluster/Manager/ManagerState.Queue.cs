@@ -209,8 +209,6 @@ public sealed partial record ManagerState
         /// <summary>Why the library cannot take one more job now, or null (the text made once per library and count).</summary>
         private string? Full(string id)
         {
-            // A drive due for cleaning is cleaned when the library is idle: new jobs wait for that (else a busy library never is).
-            if (Load(id).Cleaning is { } cleaning) return cleaning;
             var n = perLibrary.GetValueOrDefault(id);
             var drives = Drives(id);
             if (n < drives) return null;

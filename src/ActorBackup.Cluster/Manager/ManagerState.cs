@@ -210,9 +210,7 @@ public sealed partial record ManagerState
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
     /// <param name="Unusable">why its media agent takes no sessions now (out of space, say); null: it does</param>
     /// <param name="Full">why it takes no new backups (down to its reserve of free space); null: it does. Reads go on.</param>
-    /// <param name="Cleaning">why new jobs wait for the library: a drive of it due for cleaning, cleaned once the jobs there end (null: none)</param>
-    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null,
-        string? Cleaning = null);
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null);
 
     /// <summary>
     /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then

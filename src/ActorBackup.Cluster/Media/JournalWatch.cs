@@ -89,7 +89,14 @@ public sealed class JournalWatch
         {
             Behind = $"the manager's journal went back in time (this library saw its sequence number {Highest}, now {sequence}, on {now.UtcDateTime:yyyy-MM-dd HH:mm} UTC): " +
                      "its database was restored from an older backup, or is another one, and its catalog lacks what was stored here since";
-            Save(now);
+            try
+            {
+                Save(now);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // said all the same (and kept while the node runs); saved with the next change that is
+            }
             return true;
         }
         Used(sequence, now);

@@ -165,10 +165,11 @@ public sealed partial class MediaActor
             // A library that cannot write, or is down to its reserve, only gives back its wholly dead volumes: compacting
             // would need room for the copies.
             _prune = new PruneRun(m, Sender, waiting, _unavailable is not null || _library.Full is not null);
-            if (m.DropUnknown && !m.DryRun)
+            if (m.DropUnknown)
             {
-                // The operator says the lists the catalog does not know may go: from here on, as before any journal went back.
-                KeepingJournal(() => ManagerJournal.CaughtUp(m.JournalSequence, DateTimeOffset.UtcNow));
+                // The operator says the lists the catalog does not know may go: from here on, as before any journal went
+                // back (a dry run shows what would go, and changes nothing).
+                if (!m.DryRun) KeepingJournal(() => ManagerJournal.CaughtUp(m.JournalSequence, DateTimeOffset.UtcNow));
             }
             else if (ManagerJournal.Behind is { } behind)
             {

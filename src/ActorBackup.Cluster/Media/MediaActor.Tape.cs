@@ -60,7 +60,7 @@ public sealed partial class MediaActor
                 Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id}: {no}" }); // the index reads on
                 return;
             }
-            if (robot) GiveWay(m.Verb);
+            if (robot) GiveWay($"an operator's {m.Verb}");
             if (changer.Execute(command) is { } why)
             {
                 Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id}: {why}" });
@@ -84,7 +84,10 @@ public sealed partial class MediaActor
     /// </summary>
     private void CleanDue()
     {
-        if (_tape is null || Busy() > 0) return;
+        // The background file index reads after backups give way (as to an operator's robot command): a library read so
+        // after every backup would otherwise seldom be idle enough to be cleaned.
+        if (_tape is null || Busy() - BackgroundIndexSessions().Count > 0 || !DrivesDueCleaning().Any()) return;
+        GiveWay("a due cleaning");
         var changer = _tape.Changer;
         _cleaningProblem = null;
         foreach (var drive in DrivesDueCleaning().ToList())
@@ -108,11 +111,11 @@ public sealed partial class MediaActor
     /// else holds up: its sessions end (its build stops with a warning, and abk find builds the index when it needs it),
     /// so that a library is not "in use" for minutes after every backup. A read of it already under way finishes.
     /// </summary>
-    private void GiveWay(TapeVerb verb)
+    private void GiveWay(string to)
     {
         foreach (var (ticket, job) in BackgroundIndexSessions())
         {
-            _log.Info("library {0}: the background file index of {1} gives way to an operator's {2}", _declaration.Id, job, verb);
+            _log.Info("library {0}: the background file index of {1} gives way to {2}", _declaration.Id, job, to);
             CloseSession(ticket);
         }
     }

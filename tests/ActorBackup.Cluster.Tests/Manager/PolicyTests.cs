@@ -90,19 +90,6 @@ public class PolicyTests
     }
 
     [Fact]
-    public void New_jobs_wait_for_a_library_whose_drive_is_due_for_cleaning_and_start_once_it_is_cleaned()
-    {
-        // Cleaning is done at an idle moment of the library: a busy one never had one while jobs kept coming.
-        var s = Cell("lib1");
-        (s, var a) = Queue(s, "a");
-        var due = s.Libraries.Keys.Select(id => new ManagerState.LibraryLoad(id, true, 0, 100, Cleaning: $"library {id}: drive 1 is due for cleaning: new jobs wait")).ToList();
-        var plan = Plan(s, due);
-        Assert.Empty(plan.Start);
-        Assert.Contains("library lib1: drive 1 is due for cleaning", plan.Waiting[a]);
-        Assert.Equal(a, Assert.Single(Plan(s).Start).Id); // cleaned: it starts
-    }
-
-    [Fact]
     public void Fill_first_takes_the_pool_in_order_and_skips_a_library_that_is_full_or_down()
     {
         var s = Define(Cell(), new StoragePolicy { Name = "ff", Libraries = { "lib3", "lib1" }, Choice = LibraryChoice.FillFirst });
