@@ -398,7 +398,6 @@ public sealed partial record ManagerState
         job.TierMove || Snapshots.FirstOrDefault(s => s.Id == job.Snapshot) is { } x && RetainedCopyOn(RetentionOf(x).Policy, job.Library) is not null;
 
     /// <summary>The copy rule of <paramref name="policy"/> with a retention of its own that covers <paramref name="library"/>, or null.</summary>
-
     private static CopyRule? RetainedCopyOn(StoragePolicy policy, string library) =>
         policy.Copies.FirstOrDefault(c => c.Retention is not null && RulesOf(c.Retention).Limits && c.Libraries.Contains(library));
 

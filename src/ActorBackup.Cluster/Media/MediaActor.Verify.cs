@@ -10,7 +10,6 @@ public sealed partial class MediaActor
 {
     private sealed record LibraryChecked(VerifyLibrary Request, IActorRef ReplyTo, VerifyReport Report, string? Error);
 
-    /// <summary>Library checks running here.</summary>
     /// <summary>Library checks running here: job, and the newest attempt asked (the one its end answers).</summary>
     private readonly Dictionary<string, int> _checks = [];
 

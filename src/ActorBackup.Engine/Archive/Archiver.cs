@@ -1360,7 +1360,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                     {
                         if (_firstLinks.TryGetValue((st.Device, st.Inode), out first) && first.Same(st) && !first.Special)
                         {
-                            if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
+                            NameMet(first, (st.Device, st.Inode));
                             node.LinksTo(first.Path);
                             dir.Children.Add(node);
                             if (!first.Done)
@@ -1469,11 +1469,17 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             if (_firstLinks.TryGetValue((st.Device, st.Inode), out var first) && first.Special && first.Same(st) && first.First.Type == node.Type)
             {
-                if (++first.Seen >= first.Names) _firstLinks.Remove((st.Device, st.Inode)); // its last name
+                NameMet(first, (st.Device, st.Inode));
                 node.LinksTo(first.Path, keepType: true);
             }
             else _firstLinks[(st.Device, st.Inode)] = new LinkGroup(node, full, st.Nlink, st) { Done = true, Special = true };
         }
+    }
+
+    /// <summary>Under <see cref="_linkLock"/>: a further name of <paramref name="group"/> was met; with its last, the group leaves the table.</summary>
+    private void NameMet(LinkGroup group, (ulong Dev, ulong Ino) key)
+    {
+        if (++group.Seen >= group.Names) _firstLinks.Remove(key);
     }
 
     /// <summary>A further name of an inode takes its first name's content (or is left out with it, and says so).</summary>

@@ -32,12 +32,6 @@ public sealed partial class DiskLibrary
         {
             var path = VolumePath(v.Number);
             read[v.Number] = long.MaxValue; // until it is read whole: every entry in it is judged
-            if (!File.Exists(path))
-            {
-                if (LetGo(v.Number)) read.Remove(v.Number);
-                else damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
-                continue;
-            }
             try
             {
                 using var reader = new VolumeReader(path);
@@ -71,7 +65,7 @@ public sealed partial class DiskLibrary
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
-                // Gone between the look and the open: a prune's compaction that emptied it is no damage.
+                // Missing; or gone since the volumes were listed, which a prune's compaction that emptied it is: no damage.
                 if (LetGo(v.Number)) read.Remove(v.Number);
                 else damage.Add(new VolumeDamage(path, 0, "volume file is missing"));
             }

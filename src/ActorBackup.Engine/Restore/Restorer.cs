@@ -423,7 +423,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         var node = entry.Node;
         if (node.Nlink <= 1) return false;
-        var group = node.HardlinkTarget.Length > 0 || !node.RawHardlinkTarget.IsEmpty ? node.LinkedPath() : entry.SnapshotPath;
+        var group = node.LinkedPath() is { Length: > 0 } first ? first : entry.SnapshotPath;
         if (_otherFirsts.TryGetValue(group, out var made) && made.Type == node.Type)
         {
             _otherLinks.Add(entry with { LinkTo = made.Path });

@@ -131,6 +131,22 @@ public sealed class PruneTests
     }
 
     [Fact]
+    public void A_check_names_a_volume_file_that_is_missing_while_the_table_holds_it()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "a.bin"), TestRepo.RandomBytes(300_000, 4));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        repo.Backup(new BackupSet("s", [Path.Combine(dir.Path, "a.bin")]), Level.Full);
+        Assert.True(repo.Library.Verify().Ok);
+        var volume = Directory.GetFiles(Path.Combine(repo.Library.Root, "volumes")).First();
+        File.Delete(volume); // a folder removed by hand, say: the table still holds the volume
+        var report = repo.Library.Verify();
+        Assert.False(report.Ok);
+        Assert.Contains(report.Damage, d => d.ToString().Contains("volume file is missing"));
+        Assert.NotEmpty(report.Unreadable); // what it held is named unreadable
+    }
+
+    [Fact]
     public void A_part_dropped_while_its_base_was_missing_leaves_the_list_damaged_even_once_the_base_is_back()
     {
         using var dir = new TempDir();
