@@ -3,7 +3,6 @@ using ActorBackup.Cluster.DataPlane;
 using ActorBackup.Engine.Hashing;
 using ActorBackup.Protocol;
 using Akka.Actor;
-using Akka.Cluster.Sharding;
 using Akka.Event;
 
 namespace ActorBackup.Cluster.Media;
@@ -36,16 +35,19 @@ public sealed partial class MediaActor
                 return;
             }
             _copies[m.Job] = m;
-            var replyTo = Sender;
-            ClusterSharding.Get(Context.System).ShardRegion("media")
-                .Ask<object>(new OpenSession { Library = m.SourceLibrary, Job = m.Job, Write = false, Ticket = m.Ticket }, CopySessionTimeout)
-                .PipeTo(Self,
-                    success: r => r is SessionOpened s ? new CopySourceOpened(m, replyTo, s)
-                        : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
-                    failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {Why(e)}"));
+            StartCopy(m, Sender);
         });
         CopyResults();
     }
+
+    /// <summary>A copy's first step: a read session on its source library, under the request's ticket.</summary>
+    private void StartCopy(CopySnapshot m, IActorRef replyTo) =>
+        MediaRegion
+            .Ask<object>(new OpenSession { Library = m.SourceLibrary, Job = m.Job, Write = false, Ticket = m.Ticket }, CopySessionTimeout)
+            .PipeTo(Self,
+                success: r => r is SessionOpened s ? new CopySourceOpened(m, replyTo, s)
+                    : new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} refused a read session: {(r as CommandRejected)?.Reason ?? r.GetType().Name}"),
+                failure: e => new CopyRead(m, replyTo, "", new CopyReport(), $"the source library {m.SourceLibrary} did not answer: {Why(e)}"));
 
     /// <summary>
     /// A copy's steps as they come back, whatever the library's state by then (a copy whose library became unavailable
@@ -63,7 +65,7 @@ public sealed partial class MediaActor
                 return;
             }
             var sessions = DataPlaneSessions.Get(Context.System);
-            var media = ClusterSharding.Get(Context.System).ShardRegion("media");
+            var media = MediaRegion;
             // A thread of its own: a copy reads and writes for minutes and waits on other media agents' answers.
             Task.Factory.StartNew(() => Copy(o, library, sessions, media), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(Self,
                 failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), Why(e)));
@@ -71,9 +73,18 @@ public sealed partial class MediaActor
         Command<CopyRead>(r =>
         {
             if (r.Ticket != "")
-                ClusterSharding.Get(Context.System).ShardRegion("media").Tell(new CloseSession { Library = r.Request.SourceLibrary, Ticket = r.Ticket });
+                MediaRegion.Tell(new CloseSession { Library = r.Request.SourceLibrary, Ticket = r.Ticket });
             if (r.Error is not null)
             {
+                if (_copies.TryGetValue(r.Request.Job, out var newest) && newest.Attempt > r.Request.Attempt && _library is not null)
+                {
+                    // The manager asked again while this ran (it took this agent for lost) and ended the earlier
+                    // attempt's sessions on the source, which is likely what failed it: the copy starts again under the
+                    // newest attempt's ticket, once (what it appended already is not sent again: Missing counts it).
+                    _log.Info("library {0}: copy of snapshot {1} (job {2}) starts again under attempt {3}: {4}", _declaration.Id, r.Request.Snapshot, r.Request.Job, newest.Attempt, r.Error);
+                    StartCopy(newest, r.ReplyTo);
+                    return;
+                }
                 CopyEnded(r, false, $"copy of snapshot {r.Request.Snapshot} from {r.Request.SourceLibrary} to {_declaration.Id}: {r.Error}");
                 return;
             }

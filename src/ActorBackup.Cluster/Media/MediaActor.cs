@@ -5,6 +5,7 @@ using ActorBackup.Engine.Library;
 using ActorBackup.Engine.Tape;
 using ActorBackup.Protocol;
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using Akka.Event;
 using Akka.Persistence;
 using Google.Protobuf;
@@ -70,9 +71,11 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     public override string PersistenceId => "media-" + _declaration.Id;
 
     /// <param name="entriesPerEvent">the most index entries one journal event holds (<see cref="IndexEntriesPerEvent"/>; tests make it small)</param>
+    /// <param name="mediaRegion">where this agent reaches other libraries (a copy's source): the cell's media shard region
+    /// unless a test gives its own</param>
     public static Props Props(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint? endpoint = null, long snapshotMaxChunks = SnapshotMaxChunks,
-        int entriesPerEvent = IndexEntriesPerEvent) =>
-        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0), snapshotMaxChunks, entriesPerEvent));
+        int entriesPerEvent = IndexEntriesPerEvent, IActorRef? mediaRegion = null) =>
+        Akka.Actor.Props.Create(() => new MediaActor(declaration, manager, endpoint ?? new DataPlaneEndpoint("", 0), snapshotMaxChunks, entriesPerEvent, mediaRegion));
 
     /// <summary>The most index entries one journaled event holds: 48 MB.</summary>
     public const int IndexEntriesPerEvent = 1 << 20;
@@ -83,8 +86,15 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>Whether the log said the index is too large to snapshot (once a run).</summary>
     private bool _toldNoSnapshot;
 
-    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint, long snapshotMaxChunks, int entriesPerEvent = IndexEntriesPerEvent)
+    private readonly IActorRef? _mediaRegion;
+
+    /// <summary>The other libraries of the cell (a copy's source and the libraries its snapshot spans).</summary>
+    private IActorRef MediaRegion => _mediaRegion ?? ClusterSharding.Get(Context.System).ShardRegion("media");
+
+    public MediaActor(LibraryDeclaration declaration, IActorRef? manager, DataPlaneEndpoint endpoint, long snapshotMaxChunks, int entriesPerEvent = IndexEntriesPerEvent,
+        IActorRef? mediaRegion = null)
     {
+        _mediaRegion = mediaRegion;
         _entriesPerEvent = Math.Max(1, entriesPerEvent);
         _declaration = declaration;
         _manager = manager;

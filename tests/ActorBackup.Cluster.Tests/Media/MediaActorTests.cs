@@ -71,7 +71,7 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
     }
 }
 
-/// <summary>Prunes asked by a catalog that does not know what the library holds (a manager on the wrong journal), or built before a deleted snapshot was copied there again.</summary>
+/// <summary>Prunes asked by a catalog that does not know what the library holds (a manager on the wrong journal), or built before a deleted snapshot was copied there again; jobs the manager asks again.</summary>
 public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-media-unknown-")
 {
     [Fact]
@@ -190,6 +190,34 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
     }
 
     /// <summary>A media agent of library <paramref name="id"/> holding one chunk and a reference list of it for each of <paramref name="snapshots"/>.</summary>
+    [Fact]
+    public async Task A_copy_whose_source_session_the_managers_retry_closed_starts_again_under_the_newest_attempt()
+    {
+        // The manager took the target's agent for lost while the copy ran: it ended attempt 0's sessions on the source and
+        // asked the target again. The copy, whose source session is gone, starts again under attempt 1 and answers for it
+        // (it ended failed, to be run once more from the start).
+        var (_, source) = await LibraryWithLists("srcc", "s1");
+        var region = CreateTestProbe();
+        var decl = new LibraryDeclaration("dstc", Path.Combine(Dir, "dstc"), 1024 * 1024);
+        var target = Sys.ActorOf(MediaActor.Props(decl, TestActor, mediaRegion: region.Ref), "media-dstc");
+        FishForMessage(m => m is IndexReport { Library: "dstc" }, TimeSpan.FromSeconds(20));
+        target.Tell(new CopySnapshot { Library = "dstc", Job = "c1", Attempt = 0, Snapshot = "s1", SourceLibrary = "srcc" });
+        var open = region.ExpectMsg<OpenSession>(TimeSpan.FromSeconds(20));
+        var asker = region.LastSender;
+        var first = await source.Ask<SessionOpened>(open, TimeSpan.FromSeconds(20));
+        source.Tell(new EndJobSessions { Library = "srcc", Job = "c1", Attempt = 0 });
+        await source.Ask<IndexReport>(new GetLibraryStatus { Library = "srcc" }, TimeSpan.FromSeconds(20)); // the end taken
+        target.Tell(new CopySnapshot { Library = "dstc", Job = "c1", Attempt = 1, Snapshot = "s1", SourceLibrary = "srcc" });
+        asker.Tell(first); // attempt 0's session, closed by now
+        region.FishForMessage(m => m is OpenSession, TimeSpan.FromSeconds(30));
+        region.Forward(source);
+        var ended = FishForMessage<JobFinished>(m => m.Job == "c1", TimeSpan.FromSeconds(60));
+        Assert.True(ended.Ok, ended.Reason);
+        Assert.Equal(1, ended.Attempt);
+        Assert.Equal(1, ended.Copy.ChunksSent);
+        Assert.True(File.Exists(Path.Combine(decl.Path, "refs", "s1.ref")));
+    }
+
     private async Task<(LibraryDeclaration Decl, IActorRef Media)> LibraryWithLists(string id, params string[] snapshots)
     {
         var decl = new LibraryDeclaration(id, Path.Combine(Dir, id), 1024 * 1024);
