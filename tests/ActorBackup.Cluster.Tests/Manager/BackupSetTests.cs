@@ -285,9 +285,18 @@ public class BackupSetTests
         s = Applied(s, Set("web", "0 3 * * *"), Now.AddHours(2).AddMinutes(10));
         s = Tick(s, Now.AddHours(2).AddMinutes(11), jobs);
         Assert.Single(jobs);
-        // The same rules given again (abk apply of an unchanged file) keep the clock: tomorrow's slot is not skipped.
-        s = Applied(s, Set("web", "0 3 * * *"), Now.AddDays(1).AddHours(1));
+        // The same rules given again with another change (a path, the priority) keep the clock (the last slot acted on,
+        // shown by `abk set show`, stays that of the run it made), and tomorrow's 03:00 run, deferred to 05:00, stays deferred.
+        s = Apply(s, s.DecideDefer(new DeferBackupSet { Name = "web", UntilUnixMs = Now.AddDays(1).AddHours(4).ToUnixTimeMilliseconds() }, Now.AddHours(3)).Events);
+        var otherwise = Set("web", "0 3 * * *");
+        otherwise.Paths.Add("/var/lib/www");
+        otherwise.Priority = 8;
+        var clock = s.SetClocks["web"].LastSlotUnixMs;
+        s = Applied(s, otherwise, Now.AddDays(1));
+        Assert.Equal(clock, s.SetClocks["web"].LastSlotUnixMs);
         s = Tick(s, Now.AddDays(1).AddHours(2).AddMinutes(1), jobs);
+        Assert.Single(jobs);
+        s = Tick(s, Now.AddDays(1).AddHours(4).AddMinutes(1), jobs);
         Assert.Equal(2, jobs.Count);
         // Another time zone, the same rule: its slots from the change on. Its 03:00 run done (03:00 UTC), the set moved to
         // the Azores at 04:15 UTC, where 03:00 is 04:00 UTC: that slot, before the change, does not run a second time.
