@@ -515,9 +515,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 }
                 // The same end again (the manager stopped after recording the snapshot, before it recorded the job's
                 // end; the client sends ends until they are taken): the job succeeded with that snapshot.
-                if (_state.Snapshots.FirstOrDefault(s => s.Id == manifest.Id) is { } recorded && recorded.Job == job.Id && recorded.Client == job.Client)
+                if (_state.RecordedBy(job) is { } recorded)
                 {
-                    End(f.Job, JobState.Succeeded, "", recorded.Id, recorded.Errors.Count, client);
+                    RecordedEnd(job, recorded, client);
                     return;
                 }
                 if (_state.ForeignManifest(job, manifest) is { } foreign)
@@ -535,14 +535,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
                 {
                     Applied(e);
-                    End(f.Job, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, client);
-                    // The policy's second copies, queued once the snapshot is recorded.
-                    PersistAll(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), q =>
-                    {
-                        Applied(q);
-                        _log.Info("job {0}: copy of snapshot {1} to library {2}", q.Job.Id, q.Job.Snapshot, q.Job.Library);
-                        DispatchWaiting();
-                    });
+                    RecordedEnd(job, manifest, client);
                 });
             }
             else End(f.Job, JobState.Succeeded, f.Reason, errors: f.Errors, replyTo: client); // a restore's entries not restored, or chunks read from a copy
@@ -1150,9 +1143,31 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void Failed(JobInfo job, JobFault fault, string reason, IActorRef? replyTo = null) =>
         Decided(job, _state.DecideFailure(job, fault, reason, DateTimeOffset.UtcNow, _limits.Backoff), replyTo);
 
+    /// <summary>
+    /// A backup whose snapshot is recorded: the policy's second copies it lacks are queued, then the job ends
+    /// succeeded. Each step is its own journal write, so this is also what a backup whose end was cut short after its
+    /// snapshot was recorded (the manager stopped, its journal failed) comes to, however that end is taken up again:
+    /// the client's end sent again, the attempt taken for lost or interrupted (<see cref="Decided"/>).
+    /// </summary>
+    private void RecordedEnd(JobInfo job, SnapshotManifest manifest, IActorRef? replyTo) =>
+        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, replyTo), q =>
+        {
+            var copy = ((JobQueued)q).Job;
+            _log.Info("job {0}: copy of snapshot {1} to library {2}", copy.Id, copy.Snapshot, copy.Library);
+            DispatchWaiting();
+        });
+
     /// <summary>An attempt's end as decided (DecideFailure, DecideInterrupted): the job ended, or queued again for another attempt.</summary>
     private void Decided(JobInfo job, IMessage decision, IActorRef? replyTo)
     {
+        if (_state.RecordedBy(job) is { } recorded)
+        {
+            // Its snapshot was recorded before its end was (the manager stopped between the two, or its client went
+            // before the end it sent again was taken): it succeeded, and runs no second time.
+            _log.Info("job {0}: its snapshot {1} is recorded: it succeeded", job.Id, recorded.Id);
+            RecordedEnd(job, recorded, replyTo);
+            return;
+        }
         if (decision is JobEnded ended)
         {
             End(job.Id, ended.State, ended.Reason, replyTo: replyTo);

@@ -537,14 +537,22 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Every library that holds the snapshot whole: its own, then its copies.</summary>
+    /// <summary>The snapshot backup <paramref name="job"/> recorded, if it did.</summary>
+    public SnapshotManifest? RecordedBy(JobInfo job) =>
+        job.Kind == JobKind.Backup ? Snapshots.FirstOrDefault(s => s.Job == job.Id && s.Client == job.Client) : null;
+
     public IReadOnlyList<string> LibrariesOf(SnapshotManifest s) => Copies.TryGetValue(s.Id, out var copies) ? [s.Library, .. copies] : [s.Library];
 
-    /// <summary>The copy jobs a new snapshot's policy asks for (each copy rule: the first library of its pool that does not hold it).</summary>
+    /// <summary>
+    /// The copy jobs a new snapshot's policy asks for (each copy rule: the first library of its pool that does not hold
+    /// it). Asked again (a backup's end taken up again after the manager stopped halfway), it queues only those still
+    /// lacking: a library with a copy job of the snapshot not yet ended counts as holding it.
+    /// </summary>
     public IReadOnlyList<JobQueued> DecideCopiesAfter(SnapshotManifest m, DateTimeOffset now)
     {
         var policy = RetentionOf(m).Policy;
         var jobs = new List<JobQueued>();
-        var holding = LibrariesOf(m).ToHashSet();
+        var holding = LibrariesOf(m).Concat(Jobs.Values.Where(j => j is { Kind: JobKind.Copy } && j.Snapshot == m.Id && !IsFinal(j.State)).Select(j => j.Library)).ToHashSet();
         var next = NextJob;
         foreach (var rule in policy.Copies)
         {
