@@ -123,6 +123,7 @@ public sealed class DataPlaneServer : IDisposable
     {
         var handshaking = true;
         var slot = false;
+        string? inUse = null; // the session this connection serves, once admitted (counted in use: DataPlaneSessions.InUse)
         // Reservations this connection holds and has not yet appended or released: given back when it ends,
         // however it ends, so that other writers waiting for those chunks go on.
         var held = new HashSet<ChunkId>();
@@ -180,6 +181,7 @@ public sealed class DataPlaneServer : IDisposable
                     return;
                 }
                 _admitted[socket] = ticket;
+                _sessions.Use(inUse = ticket);
                 if (!_sessions.TryGet(ticket, out _)) return; // closed while being admitted
                 stream.Write(0, []);
                 stream.Admitted();
@@ -332,6 +334,7 @@ public sealed class DataPlaneServer : IDisposable
             if (handshaking) _handshakes.Leave(address);
             if (slot) _slots.Release();
             _admitted.TryRemove(socket, out _);
+            if (inUse is not null) _sessions.Unuse(inUse);
             foreach (var id in held) library?.Release(id);
             if (stream is not null) stream.Dispose();
             else socket.Dispose();

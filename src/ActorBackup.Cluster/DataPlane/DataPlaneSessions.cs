@@ -71,6 +71,31 @@ public sealed class DataPlaneSessions : IExtension
     /// <summary>A session ended (the socket server closes the connections that served it).</summary>
     internal event Action<string>? Closed;
 
+    /// <summary>How many channels in place and socket connections each session serves now.</summary>
+    private readonly Dictionary<string, int> _users = [];
+
+    internal void Use(string ticket)
+    {
+        lock (_users) _users[ticket] = _users.GetValueOrDefault(ticket) + 1;
+    }
+
+    internal void Unuse(string ticket)
+    {
+        lock (_users)
+            if (_users.GetValueOrDefault(ticket) <= 1) _users.Remove(ticket);
+            else _users[ticket]--;
+    }
+
+    /// <summary>
+    /// Whether a channel in place or a socket connection serves the session now: one whose ticket expired is closed
+    /// only when none does (a look whose client node went leaves none: its process's sockets closed, or its host's
+    /// ended by keepalive; a catalog rebuild of a slow library reading past its look's 30 min still uses its own).
+    /// </summary>
+    public bool InUse(string ticket)
+    {
+        lock (_users) return _users.ContainsKey(ticket);
+    }
+
     internal bool TryGet(string ticket, out Session session) => _sessions.TryGetValue(ticket, out session!);
 
     /// <summary>
@@ -85,8 +110,23 @@ public sealed class DataPlaneSessions : IExtension
         return new SocketChannel(granted.SocketHost, granted.SocketPort, granted.Ticket, _trust.ClientOptions(granted.Library));
     }
 
-    private sealed class Channel(DataPlaneSessions owner, string ticket, Session open, TimeSpan commitTimeout) : IDataPlaneChannel
+    private sealed class Channel : IDataPlaneChannel
     {
+        private readonly DataPlaneSessions owner;
+        private readonly string ticket;
+        private readonly Session open;
+        private readonly TimeSpan commitTimeout;
+        private int _disposed;
+
+        public Channel(DataPlaneSessions owner, string ticket, Session open, TimeSpan commitTimeout)
+        {
+            this.owner = owner;
+            this.ticket = ticket;
+            this.open = open;
+            this.commitTimeout = commitTimeout;
+            owner.Use(ticket);
+        }
+
         public string Ticket => ticket;
 
         /// <summary>
@@ -186,6 +226,9 @@ public sealed class DataPlaneSessions : IExtension
             if (reply is CommandRejected r) throw new LibraryFaultException($"library {open.LibraryId} could not commit: {r.Reason}");
         }
 
-        public void Dispose() { }
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) owner.Unuse(ticket);
+        }
     }
 }

@@ -64,6 +64,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private Task<object>? _manifestScan;
     private DiskLibrary? _manifestScanOf;
     private readonly Dictionary<string, string> _sessions = [];
+    /// <summary>When each session's ticket expires: the session is closed then, once nothing uses it (a look whose client
+    /// node went, which no job's end closes, held the library busy, its robot commands refused, until the agent restarted).</summary>
+    private readonly Dictionary<string, long> _sessionExpiry = [];
     /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
     private readonly HashSet<string> _writeSessions = [];
     private int _eventsSinceSnapshot;
@@ -155,6 +158,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             SawJournal(m.Ticket?.JournalSequence ?? 0);
             var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write, m.Ticket);
             _sessions[ticket] = m.Job;
+            if (m.Ticket is { ExpiresUnixMs: > 0 } granted) _sessionExpiry[ticket] = granted.ExpiresUnixMs;
             if (m.Write) _writeSessions.Add(ticket);
             Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
         });
@@ -201,6 +205,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Timers?.StartPeriodicTimer("health", new Health(), HealthEvery);
         Command<Health>(_ =>
         {
+            CloseExpiredSessions();
             // A write that failed outside a session (a check's or a read's flush of what was buffered, on a full disk)
             // broke the library: it is opened again on its committed index, as after a session's failed write.
             if (_library?.Broken is { } broken && Busy() == 0 && _manifestScan is not { IsCompleted: false }) Unavailable(broken);
@@ -216,6 +221,19 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         CopyCommands();
         VerifyCommands();
         Always();
+    }
+
+    /// <summary>Closes the sessions whose ticket expired and that no channel or connection uses (<see cref="DataPlaneSessions.InUse"/>).</summary>
+    private void CloseExpiredSessions()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var sessions = DataPlaneSessions.Get(Context.System);
+        foreach (var (ticket, expires) in _sessionExpiry.Where(e => e.Value < now && !sessions.InUse(e.Key)).ToList())
+        {
+            _log.Warning("library {0}: the session of {1} is closed: its ticket expired at {2:u} and nothing uses it (its client node went away)",
+                _declaration.Id, _sessions.GetValueOrDefault(ticket, "?"), DateTimeOffset.FromUnixTimeMilliseconds(expires));
+            CloseSession(ticket);
+        }
     }
 
     /// <summary>
@@ -316,6 +334,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         DataPlaneSessions.Get(Context.System).Close(ticket);
         _sessions.Remove(ticket);
+        _sessionExpiry.Remove(ticket);
         _writeSessions.Remove(ticket);
         PruneSessionClosed(ticket);
     }

@@ -250,6 +250,20 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_session_is_in_use_while_a_connection_serves_it()
+    {
+        // What the media agent asks before it closes a session whose ticket expired (a look whose client node went).
+        var channel = Connect(write: false);
+        var ticket = _tickets[^1];
+        Assert.Contains(Id(1), channel.Missing([Id(1)])); // connected and served
+        Assert.True(_sessions.InUse(ticket));
+        channel.Dispose(); // the client went away: its connection ends
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (_sessions.InUse(ticket) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.False(_sessions.InUse(ticket));
+    }
+
+    [Fact]
     public void An_unknown_ticket_is_refused_with_what_to_do()
     {
         var e = Assert.Throws<LibraryFaultException>(() => new SocketChannel("127.0.0.1", _server.Endpoint.Port, "no-such-ticket", _node.ClientOptions("lib1")));

@@ -218,6 +218,28 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         Assert.True(File.Exists(Path.Combine(decl.Path, "refs", "s1.ref")));
     }
 
+    [Fact]
+    public async Task A_session_whose_ticket_expired_is_closed_once_nothing_uses_it()
+    {
+        // Two looks' sessions under tickets that expire at once: one with a channel open (a catalog rebuild reading past
+        // its 30 min), one left by a client node that went away (nothing closes it: no job's end names it).
+        var (_, media) = await LibraryWithLists("libx", "s1");
+        var soon = new JobTicket { Job = "look-1", ExpiresUnixMs = DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeMilliseconds() };
+        var used = await media.Ask<SessionOpened>(new OpenSession { Library = "libx", Job = "look-1", Ticket = soon }, TimeSpan.FromSeconds(20));
+        var left = await media.Ask<SessionOpened>(new OpenSession { Library = "libx", Job = "look-2", Ticket = soon }, TimeSpan.FromSeconds(20));
+        var channel = DataPlaneSessions.Get(Sys).Connect(used, TimeSpan.FromSeconds(20));
+        async Task<int> Sessions() => (await media.Ask<IndexReport>(new GetLibraryStatus { Library = "libx" }, TimeSpan.FromSeconds(20))).ActiveSessions;
+        Assert.Equal(2, await Sessions());
+        // The one nothing uses goes after its ticket expired (a health look every 5 s); the one in use stays and serves.
+        await AwaitAssertAsync(async () => Assert.Equal(1, await Sessions()), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200));
+        Assert.Single(channel.ReadReferences("s1"));
+        Assert.False(DataPlaneSessions.Get(Sys).InUse(left.Ticket));
+        // Its channel closed, it goes too.
+        channel.Dispose();
+        await AwaitAssertAsync(async () => Assert.Equal(0, await Sessions()), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200));
+        Assert.Throws<LibraryFaultException>(() => channel.ReadReferences("s1"));
+    }
+
     private async Task<(LibraryDeclaration Decl, IActorRef Media)> LibraryWithLists(string id, params string[] snapshots)
     {
         var decl = new LibraryDeclaration(id, Path.Combine(Dir, id), 1024 * 1024);
