@@ -111,6 +111,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // every client with open jobs has answered, or after SettleAfter.
             foreach (var client in _state.Clients.Values.Where(c => c.Address != ""))
                 Context.ActorSelection(client.Address).Tell(new RegistrationRequest());
+            // Every known library says again what the queue and the retirements go by (down to its reserve, volumes in
+            // error, drives due cleaning): a manager started on another node knows none of it, and an agent says it
+            // again only when it changes (backups sent to a full library each lost an attempt meanwhile).
+            foreach (var library in _state.Libraries.Keys) _mediaRegion.Tell(new GetLibraryStatus { Library = library });
             var open = _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State)).ToList();
             // A running prune or copy is its media agent's: its child asks the agent whether it still runs it.
             foreach (var job in open.Where(j => ManagerState.RunsOnMedia(j) && j.State != JobState.Queued))

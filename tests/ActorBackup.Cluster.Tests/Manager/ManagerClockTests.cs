@@ -8,7 +8,7 @@ using Google.Protobuf;
 
 namespace ActorBackup.Cluster.Tests;
 
-/// <summary>The manager actor with a client whose clock is off: the backup's end is refused and its data let go.</summary>
+/// <summary>The manager actor against probes: a client whose clock is off (the backup's end is refused and its data let go), a manager started again.</summary>
 public sealed class ManagerClockTests() : TestKit("""
     akka.actor.provider = cluster
     akka.remote.dot-netty.tcp.hostname = 127.0.0.1
@@ -110,6 +110,20 @@ public sealed class ManagerClockTests() : TestKit("""
         Assert.Equal("aaaa000000000001", Assert.Single(listed.Snapshots).Id);
         manager.Tell(new StartPrune { Library = "lib1" }, me.Ref);
         me.FishForMessage(m => m is JobAccepted, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void A_manager_started_again_asks_every_library_it_knows_for_its_state()
+    {
+        // A manager started on another node (or again) knows nothing of what the libraries last reported (full, volumes in
+        // error, drives due cleaning), and an agent reports again only when that changes: it asks each.
+        var (manager, media, _) = Cell();
+        var me = CreateTestProbe();
+        me.Watch(manager);
+        manager.Tell(PoisonPill.Instance);
+        me.ExpectTerminated(manager, TimeSpan.FromSeconds(30));
+        Sys.ActorOf(ManagerActor.Props(media.Ref), "manager-again");
+        Assert.Equal("lib1", ((GetLibraryStatus)media.FishForMessage(m => m is GetLibraryStatus, TimeSpan.FromSeconds(30))).Library);
     }
 
     [Fact]
