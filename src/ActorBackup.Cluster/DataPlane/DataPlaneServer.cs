@@ -31,6 +31,9 @@ public sealed class DataPlaneServer : IDisposable
     private readonly SemaphoreSlim _slots = new(MaxConnections);
     /// <summary>Connections not yet admitted (TLS handshake and hello): bounded apart from the sessions', and per address.</summary>
     private readonly Handshakes _handshakes = new();
+    /// <summary>The large frames (records above <see cref="SocketFrames.MaxRequest"/>) all connections hold at once: 1 GiB.</summary>
+    internal FrameBudget LargeFrames { get; } = new(1L << 30);
+    private static readonly TimeSpan LargeFrameWait = TimeSpan.FromMinutes(5);
     private volatile bool _stopped;
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
@@ -123,6 +126,7 @@ public sealed class DataPlaneServer : IDisposable
     {
         var handshaking = true;
         var slot = false;
+        long large = 0; // the large frame this connection holds room for (LargeFrames)
         string? inUse = null; // the session this connection serves, once admitted (counted in use: DataPlaneSessions.InUse)
         // Reservations this connection holds and has not yet appended or released: given back when it ends,
         // however it ends, so that other writers waiting for those chunks go on.
@@ -193,10 +197,27 @@ public sealed class DataPlaneServer : IDisposable
                 string? appendFailure = null;
                 var write = session.Write;
                 // A chunk's frame only on a connection that holds a reservation (the one chunk it may append): a peer
-                // that reserved nothing makes this node hold no more than a request's bytes.
-                Func<byte, int> frameLimit = c => c == SocketFrames.Append && write && held.Count > 0 ? SocketFrames.MaxFrame : SocketFrames.MaxRequest;
+                // that reserved nothing makes this node hold no more than a request's bytes. A frame above a request's
+                // takes its room among all connections' large frames first (LargeFrames), and its buffer goes after it.
+                Func<byte, int, int> frameLimit = (c, claimed) =>
+                {
+                    if (c != SocketFrames.Append || !write || held.Count == 0) return SocketFrames.MaxRequest;
+                    if (claimed is > SocketFrames.MaxRequest and <= SocketFrames.MaxFrame)
+                    {
+                        LargeFrames.Take(claimed, LargeFrameWait);
+                        large = claimed;
+                    }
+                    return SocketFrames.MaxFrame;
+                };
                 while (true)
                 {
+                    if (large > 0)
+                    {
+                        LargeFrames.Give(large);
+                        large = 0;
+                        buffer = new byte[64 * 1024];
+                    }
+                    if (readBuffer.Length > SocketFrames.MaxRequest) readBuffer = new byte[64 * 1024]; // a large record read: not kept
                     (code, length) = stream.ReadFrame(ref buffer, frameLimit);
                     if (code == SocketFrames.Append)
                     {
@@ -285,6 +306,10 @@ public sealed class DataPlaneServer : IDisposable
                                 library.AddReferences(snapshot, refs);
                                 stream.Write(0, []);
                                 break;
+                            case SocketFrames.ReadReferences or SocketFrames.ReadReferencesFrom when session.Ticket is { HolderLibrary: "" }:
+                                // Only a copy reads a snapshot's reference list (its target's media node holds the ticket):
+                                // a client host's session gets none (a whole list read and packed for each ask).
+                                throw new InvalidOperationException("a snapshot's reference list is read by a copy's media node only");
                             case SocketFrames.ReadReferences when length is > 0 and <= 64:
                                 stream.Write(0, References(library, session, System.Text.Encoding.ASCII.GetString(buffer, 0, length), 0, out _));
                                 break;
@@ -335,6 +360,7 @@ public sealed class DataPlaneServer : IDisposable
             if (slot) _slots.Release();
             _admitted.TryRemove(socket, out _);
             if (inUse is not null) _sessions.Unuse(inUse);
+            if (large > 0) LargeFrames.Give(large);
             foreach (var id in held) library?.Release(id);
             if (stream is not null) stream.Dispose();
             else socket.Dispose();

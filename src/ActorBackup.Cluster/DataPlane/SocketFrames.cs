@@ -203,12 +203,15 @@ internal sealed class FrameStream : IDisposable
     public (byte Code, int Length) ReadFrame(ref byte[] buffer, int max = SocketFrames.MaxFrame) => ReadFrame(ref buffer, _ => max);
 
     /// <summary>A frame whose length is at most what <paramref name="maxOf"/> allows a frame of its code.</summary>
-    public (byte Code, int Length) ReadFrame(ref byte[] buffer, Func<byte, int> maxOf)
+    public (byte Code, int Length) ReadFrame(ref byte[] buffer, Func<byte, int> maxOf) => ReadFrame(ref buffer, (code, _) => maxOf(code));
+
+    /// <summary>A frame whose length is at most what <paramref name="maxOf"/> allows a frame of its code and length (asked before its bytes are read).</summary>
+    public (byte Code, int Length) ReadFrame(ref byte[] buffer, Func<byte, int, int> maxOf)
     {
         Span<byte> head = stackalloc byte[5];
         ReadExactly(head);
         var length = BinaryPrimitives.ReadInt32LittleEndian(head[1..]);
-        var max = maxOf(head[0]);
+        var max = maxOf(head[0], length);
         if (length < 0 || length > max) throw new InvalidDataException($"data plane frame of {length} bytes is out of bounds (at most {max})");
         // Grown as the bytes come, doubling: a length the peer only claims (and then sends nothing) costs no more than
         // what it did send, not the 256 MiB a chunk's frame may have.

@@ -250,6 +250,50 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void A_reference_list_is_read_by_a_copys_media_node_only()
+    {
+        var ids = Enumerable.Range(0, 5).Select(Id).Order().ToList();
+        using (var writer = Connect(write: true)) writer.AddReferences("snap1", ids);
+        _library.Commit();
+        var expires = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeMilliseconds();
+        SocketChannel Reader(JobTicket ticket)
+        {
+            var opened = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: false, ticket);
+            _tickets.Add(opened);
+            return new SocketChannel("127.0.0.1", _server.Endpoint.Port, opened, _node.ClientOptions("lib1"));
+        }
+        // A client host's look or restore: no list (each ask had the node read and pack a whole list).
+        using (var client = Reader(new JobTicket { Job = "look-1", Client = "node1", Read = { "lib1" }, ExpiresUnixMs = expires }))
+            Assert.Contains("read by a copy's media node only", Assert.Throws<LibraryFaultException>(() => client.ReadReferences("snap1")).Message);
+        // A copy into another library, whose media node holds the ticket: the list.
+        using var copy = Reader(new JobTicket { Job = "7", HolderLibrary = "lib1", Read = { "lib1" }, ExpiresUnixMs = expires });
+        Assert.True(ids.SequenceEqual(copy.ReadReferences("snap1")));
+    }
+
+    [Fact]
+    public void A_large_record_takes_room_among_all_connections_and_gives_it_back_after_it()
+    {
+        using (var writer = Connect(write: true))
+        {
+            var big = new byte[SocketFrames.MaxRequest + 4096];
+            Random.Shared.NextBytes(big);
+            Assert.True(writer.TryReserve(Id(9)));
+            writer.Append(Id(9), RecordFlags.None, big);
+            Assert.Empty(writer.Missing([Id(9)])); // appended (the appends stream: this waits for it)
+            Assert.Equal(0, _server.LargeFrames.Used);
+        }
+        // The room itself: a frame waits while others hold it, goes on when they give it back, fails after its wait.
+        var budget = new FrameBudget(10);
+        budget.Take(6, TimeSpan.FromSeconds(1));
+        var waiting = new Thread(() => budget.Take(6, TimeSpan.FromSeconds(60)));
+        waiting.Start();
+        Assert.False(waiting.Join(100));
+        budget.Give(6);
+        Assert.True(waiting.Join(TimeSpan.FromSeconds(30)));
+        Assert.Contains("try again later", Assert.Throws<IOException>(() => budget.Take(6, TimeSpan.FromMilliseconds(50))).Message);
+    }
+
+    [Fact]
     public void A_session_is_in_use_while_a_connection_serves_it()
     {
         // What the media agent asks before it closes a session whose ticket expired (a look whose client node went).
