@@ -22,6 +22,7 @@ public static class CellKeyring
                                            $"keyring, remove master.json and cell.key there (keep them on the cell's first node); to keep the cell key, remove {ClientKeyringFile}");
         if (File.Exists(clientPath))
         {
+            Protocol.Trust.CellCertificates.CheckPrivate(clientPath);
             var ring = KeyRing.LoadClientKeyring(clientPath);
             if (ring.OnlyClient != clientId)
                 throw new InvalidDataException($"{clientPath} is the keyring of client {ring.OnlyClient}, but this node is client {clientId}: " +
@@ -57,6 +58,7 @@ public static class CellKeyring
         if (stored.Kind == "keyfile")
         {
             if (!File.Exists(keyFile)) throw new FileNotFoundException($"the cell master key in {wrappedPath} is wrapped by a key file, and {keyFile} is missing: copy it from the node that created the cell");
+            Protocol.Trust.CellCertificates.CheckPrivate(keyFile);
             return KeyStore.UnwrapWithKeyFile(stored, File.ReadAllBytes(keyFile));
         }
         if (string.IsNullOrEmpty(passphrase)) throw new WrongKeyException($"the cell master key in {wrappedPath} is wrapped by a passphrase: set ABK_PASSPHRASE");

@@ -83,12 +83,28 @@ public static class CellCertificates
         }
     }
 
+    /// <summary>
+    /// Refuses a secret file (a private key, the cell key, a client's keyring) that others than its owner may read or
+    /// write, as ssh and PostgreSQL refuse theirs: one copied, untarred or mounted 0644 hands the cell to any local user
+    /// (a CA key issues operator certificates nothing revokes).
+    /// </summary>
+    public static void CheckPrivate(string path)
+    {
+        if (OperatingSystem.IsWindows() || !File.Exists(path)) return;
+        var open = File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        if (open != 0)
+            throw new InvalidDataException($"{path} holds a secret and may be {(open & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) switch { 0 => "written", _ => "read" }} by " +
+                                           $"{((open & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0 ? "any user of this host" : "its group")}: " +
+                                           $"make it its owner's alone (chmod 600 {path}), and if others could read it, replace the secret");
+    }
+
     /// <summary>A certificate with its private key from NAME.crt / NAME.key in <paramref name="dir"/>, checked against the cell CA.</summary>
     public static (X509Certificate2 Certificate, CellIdentity Identity) LoadPair(string dir, string name, X509Certificate2 ca)
     {
         var crt = Path.Combine(dir, name + ".crt");
         var key = Path.Combine(dir, name + ".key");
         if (!File.Exists(crt) || !File.Exists(key)) throw new FileNotFoundException($"no certificate {name}.crt with its {name}.key in {dir}");
+        CheckPrivate(key);
         X509Certificate2 loaded;
         try
         {
@@ -190,6 +206,7 @@ public static class CellCertificates
         var key = Path.Combine(dir, CaKey);
         if (!File.Exists(key))
             throw new FileNotFoundException($"no CA key at {key}: issue certificates on the host that holds the cell's CA (DATA/certs of its first node), or create one with 'actorbackup ca init'");
+        CheckPrivate(key);
         var ca = LoadCa(dir);
         try
         {
