@@ -738,7 +738,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     {
         try
         {
-            var listed = _media.Ask<object>(Trust.MessageSignature.Sign(new ListManifests { Library = request.Library }, _trust), TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
+            var listed = _media.Ask<object>(Trust.MessageSignature.Sign(new ListManifests { Library = request.Library, Caller = request.Caller }, _trust), TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
             if (listed is not ManifestIds ids)
             {
                 requester.Tell(listed as CommandRejected ?? new CommandRejected { Reason = $"library {request.Library} answered {listed.GetType().Name}" });

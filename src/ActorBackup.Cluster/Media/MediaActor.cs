@@ -34,6 +34,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>Attempts and jobs the manager said ended: their tickets open no session.</summary>
     private readonly Trust.EndedJobs _ended = new();
+    /// <summary>The operators' signed rebuilds this agent scanned for: each scans once.</summary>
+    private readonly Trust.CallerNonces _rebuildNonces = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
     /// <summary>While the library cannot be used: how often it is opened again (room freed, disk back), and the manager told.</summary>
@@ -289,8 +291,11 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             var library = _library;
             var sender = Sender;
-            // Only a client node's (the one rebuilding a catalog for an operator): every volume is read whole.
-            if (Trust.MessageSignature.Refusal(Trust.NodeTrust.Of(Context.System), m, id => id.Role == Protocol.Trust.CellRole.Node && id.NodeRoles.Contains("client"), "a client node") is { } refused)
+            // Only a client node's rebuilding a catalog for an operator, who signed it for this library (once): every
+            // volume is read whole.
+            var trust = Trust.NodeTrust.Of(Context.System);
+            if ((Trust.MessageSignature.Refusal(trust, m, id => id.Role == Protocol.Trust.CellRole.Node && id.NodeRoles.Contains("client"), "a client node")
+                 ?? (trust is null ? null : Trust.RebuildProof.Refusal(trust, m, DateTimeOffset.UtcNow, _rebuildNonces))) is { } refused)
             {
                 _log.Warning("library {0}: {1} (from {2})", _declaration.Id, refused, sender);
                 sender.Tell(new CommandRejected { Reason = refused });

@@ -85,12 +85,19 @@ public static class RebuildProof
     public static readonly TimeSpan Window = TimeSpan.FromHours(6);
 
     /// <summary>Why the manager must not record <paramref name="m"/>; null when an operator asked for it.</summary>
-    public static string? Refusal(NodeTrust trust, RecordSnapshots m, DateTimeOffset now, CallerNonces nonces)
+    public static string? Refusal(NodeTrust trust, RecordSnapshots m, DateTimeOffset now, CallerNonces nonces) =>
+        Refusal(trust, m.Caller, m.Library, "snapshots found in a library are recorded", now, nonces);
+
+    /// <summary>Why a media agent must not scan its library for manifests (every volume read whole); null when an operator asked for it.</summary>
+    public static string? Refusal(NodeTrust trust, ListManifests m, DateTimeOffset now, CallerNonces nonces) =>
+        Refusal(trust, m.Caller, m.Library, "a library is scanned for its manifests", now, nonces);
+
+    private static string? Refusal(NodeTrust trust, CallerSigned? caller, string library, string what, DateTimeOffset now, CallerNonces nonces)
     {
-        if (m.Caller is null) return "snapshots found in a library are recorded only for an operator's 'abk catalog rebuild' (signed by its shell)";
-        var signed = CallerSignatures.Open(trust, m.Caller, now, nonces, out var refusal, Rebuild, Window);
+        if (caller is null) return $"{what} only for an operator's 'abk catalog rebuild' (signed by its shell)";
+        var signed = CallerSignatures.Open(trust, caller, now, nonces, out var refusal, Rebuild, Window);
         if (signed is null) return refusal;
-        return ((RebuildCatalog)signed).Library == m.Library ? null : $"the rebuild was signed for library {((RebuildCatalog)signed).Library}, not {m.Library}";
+        return ((RebuildCatalog)signed).Library == library ? null : $"the rebuild was signed for library {((RebuildCatalog)signed).Library}, not {library}";
     }
 }
 

@@ -41,7 +41,7 @@ public sealed class MediaActorTrustTests : TestKit, IDisposable
     }
 
     [Fact]
-    public void A_scan_for_a_catalog_rebuilds_manifests_is_done_only_for_a_client_node()
+    public void A_scan_for_a_catalog_rebuilds_manifests_is_done_only_for_a_client_node_with_an_operators_rebuild_of_that_library_once()
     {
         MediaActorJourneys.OnlyOwnLibraries(this, "libm");
         var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libm", Path.Combine(_f.Dir, "libm"), 1024 * 1024), TestActor));
@@ -58,10 +58,21 @@ public sealed class MediaActorTrustTests : TestKit, IDisposable
         Assert.Contains("not by a client node", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
         media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, strangersClient));
         ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20));
-        // A client node's: the (here empty) list, to each of two requests, however they meet the scan.
+        // A client node's without an operator's signed rebuild of this library: refused (a client host could keep the
+        // library's drives reading every volume, and learn every snapshot id in it).
         media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, client));
-        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm" }, client));
+        Assert.Contains("only for an operator's 'abk catalog rebuild'", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        using var alice = _f.Cell.Issue(CellIdentity.Of(CellRole.Operator, "alice")).Certificate;
+        CallerSigned Rebuild(string library) => OperatorCommands.Sign(new RebuildCatalog { Library = library }, alice, DateTimeOffset.UtcNow);
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm", Caller = Rebuild("libx") }, client));
+        Assert.Contains("not libm", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        // With one: the (here empty) list, to each of two requests, however they meet the scan; the same one again: refused.
+        var asked = Rebuild("libm");
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm", Caller = asked }, client));
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm", Caller = Rebuild("libm") }, client));
         Assert.Equal("libm", ExpectMsg<ManifestIds>(TimeSpan.FromSeconds(20)).Library);
         Assert.Empty(ExpectMsg<ManifestIds>(TimeSpan.FromSeconds(20)).Ids);
+        media.Tell(MessageSignature.Sign(new ListManifests { Library = "libm", Caller = asked }, client));
+        Assert.Contains("given before", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
     }
 }

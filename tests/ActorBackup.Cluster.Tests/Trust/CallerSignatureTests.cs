@@ -163,6 +163,13 @@ public sealed class CallerSignatureTests : IDisposable
         Assert.Null(RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = slow }, Now + TimeSpan.FromHours(2), nonces));
         var byIntegrator = OperatorCommands.Sign(new RebuildCatalog { Library = "lib1" }, _integrator, Now);
         Assert.Contains("only an operator certificate", RebuildProof.Refusal(_manager, new RecordSnapshots { Library = "lib1", Caller = byIntegrator }, Now, nonces));
+        // A media agent scans its library (every volume read whole) for that request too, once: a client node cannot
+        // have it scan again and again, nor scan another library than the one the operator named.
+        var scans = new CallerNonces();
+        Assert.Contains("scanned for its manifests only for an operator's", RebuildProof.Refusal(_manager, new ListManifests { Library = "lib1" }, Now, scans));
+        Assert.Contains("not lib2", RebuildProof.Refusal(_manager, new ListManifests { Library = "lib2", Caller = asked }, Now, new CallerNonces()));
+        Assert.Null(RebuildProof.Refusal(_manager, new ListManifests { Library = "lib1", Caller = asked }, Now, scans));
+        Assert.Contains("given before", RebuildProof.Refusal(_manager, new ListManifests { Library = "lib1", Caller = asked }, Now, scans));
     }
 
     [Fact]
