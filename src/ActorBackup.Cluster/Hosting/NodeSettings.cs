@@ -158,7 +158,8 @@ public sealed record NodeSettings(
             new QueueLimits(c.GetInt("manager.max-jobs", 0), c.GetInt("manager.max-jobs-per-client", 4), c.GetTimeSpan("manager.retry-backoff", TimeSpan.FromSeconds(30)), c.GetInt("manager.keep-jobs-per-set", 100),
                 c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", QueueLimits.DefaultOrphansAfter),
-                ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", ""))),
+                ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", "")),
+                c.GetTimeSpan("manager.client-offline-wait", TimeSpan.FromHours(1))),
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0))
         {
             // "-1s" does not parse as a duration (a FormatException); "infinite" parses, as a negative one.

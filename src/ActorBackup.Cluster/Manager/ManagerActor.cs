@@ -793,9 +793,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
 
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
+    /// <summary>When this manager first saw each known client not connected (since it last was): its jobs wait for it from then.</summary>
+    private readonly Dictionary<string, long> _offlineSince = [];
+
     private void DispatchWaiting()
     {
-        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), DateTimeOffset.UtcNow, Loads(), _unsettledClients);
+        var now = DateTimeOffset.UtcNow;
+        foreach (var client in _state.Clients.Keys)
+            if (_clientRefs.ContainsKey(client)) _offlineSince.Remove(client);
+            else _offlineSince.TryAdd(client, now.ToUnixTimeMilliseconds());
+        var plan = _state.DecideDispatch(_limits, _starting, _clientRefs.Keys.ToHashSet(), now, Loads(), _unsettledClients, _offlineSince);
         _waiting = plan.Waiting;
         foreach (var m in plan.Missed)
         {

@@ -14,8 +14,12 @@ namespace ActorBackup.Cluster.Manager;
 /// <see cref="CheckSchedule"/>: a cron rule (UTC) at whose slots every library's volumes are checked (abk verify --library).
 /// </summary>
 public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
-    TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "")
+    TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "",
+    TimeSpan ClientOfflineWait = default)
 {
+    /// <summary>How long a job without a start window waits queued for its client's node to connect (default an hour), counting no attempt.</summary>
+    public TimeSpan OfflineWait => ClientOfflineWait > TimeSpan.Zero ? ClientOfflineWait : TimeSpan.FromHours(1);
+
     /// <summary>A reference list that the catalog neither keeps nor deleted counts as live this long (a backup not yet recorded).</summary>
     public TimeSpan OrphansAfter => PruneOrphansAfter > TimeSpan.Zero ? PruneOrphansAfter : DefaultOrphansAfter;
 
@@ -43,13 +47,16 @@ public sealed partial record ManagerState
 
     /// <param name="starting">jobs already being started (their JobStarted not yet applied), with the library and
     /// drive each was given: they count as running there</param>
-    /// <param name="connected">the clients connected now; a scheduled job waits for its client until its window closes. Null: all.</param>
+    /// <param name="connected">the clients connected now; a job waits for its client until its window closes, or, without
+    /// one, for <see cref="QueueLimits.OfflineWait"/>. Null: all.</param>
     /// <param name="loads">what the media agents last said of their libraries; null: every library reachable and usable</param>
     /// <returns>the jobs to start now, each with the library it writes to, the drive of it it holds, and its final level</returns>
     /// <param name="registering">clients a manager that just started waits to hear from (they ran or were given jobs
     /// under the one before): their jobs wait for them instead of failing as not connected</param>
+    /// <param name="offlineSince">when the manager saw each client not connected first (since it last was): a job waits
+    /// for its client from then, its queueing or its attempt's time, whichever is latest</param>
     public DispatchPlan DecideDispatch(QueueLimits limits, IReadOnlyDictionary<string, StartingJob> starting, IReadOnlySet<string>? connected = null, DateTimeOffset? now = null,
-        IReadOnlyList<LibraryLoad>? loads = null, IReadOnlySet<string>? registering = null)
+        IReadOnlyList<LibraryLoad>? loads = null, IReadOnlySet<string>? registering = null, IReadOnlyDictionary<string, long>? offlineSince = null)
     {
         var missed = new List<JobEnded>();
         string? waitingBefore(JobInfo j) => connected is not null && !connected.Contains(j.Client) ? $"client {j.Client} was offline" : null;
@@ -136,6 +143,24 @@ public sealed partial record ManagerState
             else if (job.WindowEndUnixMs > 0 && connected is not null && !connected.Contains(job.Client)) why = $"client {job.Client} is offline";
             else if (registering is not null && job.Client != "" && registering.Contains(job.Client) && connected?.Contains(job.Client) != true)
                 why = $"client {job.Client} has not registered with the manager since it started";
+            else if (connected is not null && job.Client != "" && !RunsOnMedia(job) && !connected.Contains(job.Client))
+            {
+                // Not started (it would fail at once and spend an attempt: a client down for minutes lost every retry in
+                // one): it waits for the client's node, as a job with a window does inside it, up to the offline wait.
+                var deadline = Math.Max(Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs), offlineSince?.GetValueOrDefault(job.Client) ?? 0)
+                               + (long)limits.OfflineWait.TotalMilliseconds;
+                if (nowMs > deadline)
+                {
+                    missed.Add(new JobEnded
+                    {
+                        Job = job.Id, State = JobState.Failed, UnixMs = nowMs.Value,
+                        Reason = $"client {job.Client} was not connected for {limits.OfflineWait.TotalMinutes:F0} min (until {DateTimeOffset.FromUnixTimeMilliseconds(deadline):u}): " +
+                                 $"start its node (abk client list shows it), then run the job again" + (job.Attempt > 0 ? $"; its last attempt: {job.Reason}" : ""),
+                    });
+                    continue;
+                }
+                why = $"client {job.Client} is offline (the job waits for it until {DateTimeOffset.FromUnixTimeMilliseconds(deadline):u})";
+            }
             else if (limits.MaxJobs > 0 && total >= limits.MaxJobs) why = $"cell: {total} of {limits.MaxJobs} jobs running";
             else if (limits.MaxJobsPerClient > 0 && job.Client != "" && ofClient >= limits.MaxJobsPerClient)
             {

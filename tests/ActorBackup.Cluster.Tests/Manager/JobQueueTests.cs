@@ -358,6 +358,34 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_job_without_a_window_waits_for_its_offline_client_spending_no_attempt_and_fails_after_the_offline_wait()
+    {
+        // A client down for minutes: its job is not started (it failed at once, an attempt spent each time: every retry
+        // gone in about 90 s); it waits, and starts when the client is back.
+        var s = Cell(4, 4, "host-a");
+        (s, var job) = Queue(s, 5);
+        var limits = new QueueLimits(ClientOfflineWait: TimeSpan.FromMinutes(30));
+        HashSet<string> offline = [];
+        var plan = s.DecideDispatch(limits, NoneStarting, offline, Now.AddMinutes(10));
+        Assert.Empty(plan.Start);
+        Assert.Empty(plan.Missed);
+        Assert.Equal($"client host-a is offline (the job waits for it until {Now.AddMinutes(30):u})", plan.Waiting[job]);
+        Assert.Equal([job], s.DecideDispatch(limits, NoneStarting, new HashSet<string> { "host-a" }, Now.AddMinutes(29)).Start.Select(j => j.Id));
+        // The wait counts from when the manager saw the client go, if later than the job's queueing.
+        var wentLater = new Dictionary<string, long> { ["host-a"] = Now.AddMinutes(20).ToUnixTimeMilliseconds() };
+        Assert.Empty(s.DecideDispatch(limits, NoneStarting, offline, Now.AddMinutes(45), offlineSince: wentLater).Missed);
+        // Still away after it: FAILED, saying what to do (and the last attempt's reason, when it ran before).
+        var failed = Assert.Single(s.DecideDispatch(limits, NoneStarting, offline, Now.AddMinutes(31)).Missed);
+        Assert.Equal((job, JobState.Failed), (failed.Job, failed.State));
+        Assert.StartsWith("client host-a was not connected for 30 min", failed.Reason);
+        Assert.Contains("start its node", failed.Reason);
+        var retried = s.Apply(new JobStarted { Job = job, Library = "lib1", UnixMs = Now.ToUnixTimeMilliseconds() })
+            .Apply(new JobRetried { Job = job, Reason = "attempt 1 of 3 failed: client host-a left", NotBeforeUnixMs = Now.AddMinutes(1).ToUnixTimeMilliseconds() });
+        Assert.Empty(retried.DecideDispatch(limits, NoneStarting, offline, Now.AddMinutes(31)).Missed); // from its attempt's time
+        Assert.EndsWith("its last attempt: attempt 1 of 3 failed: client host-a left", Assert.Single(retried.DecideDispatch(limits, NoneStarting, offline, Now.AddMinutes(32)).Missed).Reason);
+    }
+
+    [Fact]
     public void A_scheduled_job_waits_for_its_offline_client_inside_its_window_and_ends_missed_after_it()
     {
         var s = Cell(4, 4, "host-a");
@@ -409,11 +437,12 @@ public class JobQueueTests
         (s, var a) = Queue(s, 5);
         (s, var b) = Queue(s, 5, client: "host-b", minute: 1);
         // host-a had jobs under the manager before; neither has registered here yet. host-a's job waits for it;
-        // host-b's is started (and, its client not connected, fails as an attempt, as always).
+        // host-b's waits as for any client not connected.
         HashSet<string> registering = ["host-a"];
         var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string>(), Now, Reachable, registering);
-        Assert.Equal([b], plan.Start.Select(j => j.Id));
+        Assert.Empty(plan.Start);
         Assert.Equal("client host-a has not registered with the manager since it started", plan.Waiting[a]);
+        Assert.StartsWith("client host-b is offline", plan.Waiting[b]);
         // Registered (connected now, though not yet struck from the list): it starts.
         Assert.Contains(a, s.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, Now, Reachable, registering).Start.Select(j => j.Id));
     }
