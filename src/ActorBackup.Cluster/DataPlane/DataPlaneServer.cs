@@ -112,17 +112,18 @@ public sealed class DataPlaneServer : IDisposable
             }
             socket.NoDelay = true;
             var peer = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
-            if (!_handshakes.Enter(peer))
+            if (_handshakes.Enter(peer, socket.Dispose) is not { } handshake)
             {
-                socket.Dispose(); // too many handshakes at once (from this address): the client hears the connection close
+                socket.Dispose(); // too many handshakes at once from this address: the client hears the connection close
                 continue;
             }
-            new Thread(() => Serve(socket, peer)) { IsBackground = true, Name = "data-plane" }.Start();
+            new Thread(() => Serve(socket, peer, handshake)) { IsBackground = true, Name = "data-plane" }.Start();
         }
     }
 
-    /// <param name="address">its address: counted among the handshakes in progress until it is admitted or refused</param>
-    private void Serve(Socket socket, IPAddress address)
+    /// <param name="address">its address</param>
+    /// <param name="handshake">its place among the handshakes in progress, until it is admitted or refused</param>
+    private void Serve(Socket socket, IPAddress address, Handshakes.Entry handshake)
     {
         var handshaking = true;
         var slot = false;
@@ -168,7 +169,7 @@ public sealed class DataPlaneServer : IDisposable
                 }
                 if (Interlocked.CompareExchange(ref deadline, 1, 0) != 0) return; // the deadline passed as the hello came in
                 // Admitted: a session's slot from here on (a peer that never gets this far holds only a handshake's).
-                _handshakes.Leave(address);
+                _handshakes.Leave(handshake);
                 handshaking = false;
                 if (!(slot = _slots.Wait(0)))
                 {
@@ -356,7 +357,7 @@ public sealed class DataPlaneServer : IDisposable
         }
         finally
         {
-            if (handshaking) _handshakes.Leave(address);
+            if (handshaking) _handshakes.Leave(handshake);
             if (slot) _slots.Release();
             _admitted.TryRemove(socket, out _);
             if (inUse is not null) _sessions.Unuse(inUse);

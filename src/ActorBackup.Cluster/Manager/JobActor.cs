@@ -53,6 +53,14 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     /// <summary>Probes missed in a row before the job counts as lost: the client may have just finished it.</summary>
     public const int MissesBeforeLost = 2;
 
+    /// <summary>
+    /// Probes of a media agent's job (a prune, a copy, a check) left without any answer in a row before it counts as
+    /// lost: 10 minutes at the default 30 s. An agent journaling a large sweep or commit answers nothing meanwhile
+    /// (its commands wait for the write), and a job taken for lost then ended FAILED while it ran on, its drive given to
+    /// another job. An agent that answers without the job still loses it at <see cref="MissesBeforeLost"/>.
+    /// </summary>
+    public const int MediaSilencesBeforeLost = 20;
+
     public static string NameOf(string job) => "job-" + Uri.EscapeDataString(job);
 
     public static Props Props(string job, string clientId, TimeSpan probeEvery) =>
@@ -85,7 +93,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_attempt is null) return;
             // A probe that got no answer at all (a media node that is gone does not answer through its region)
             // counts as an answer without the job.
-            if (_probed && !_answered && ++_misses >= MissesBeforeLost)
+            if (_probed && !_answered && ++_misses >= (_attempt.Probe is GetLibraryStatus ? MediaSilencesBeforeLost : MissesBeforeLost))
             {
                 Lost(_attempt.Probe is GetLibraryStatus s ? $"the media agent of library {s.Library} does not answer (its node is down?)" : $"client {_clientId} does not answer");
                 return;

@@ -83,7 +83,8 @@ public sealed class OpsEndpoint : IDisposable
         using var _ = client;
         client.NoDelay = true;
         var address = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
-        if (!_handshakes.Enter(address)) return; // too many at once: the shell sees the connection close and says so
+        // Too many at once from this address: the shell sees the connection close and says so.
+        if (_handshakes.Enter(address, client.Dispose) is not { } handshake) return;
         var handshaking = true;
         CellIdentity? slot = null;
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -121,7 +122,7 @@ public sealed class OpsEndpoint : IDisposable
                 return;
             }
             slot = caller;
-            _handshakes.Leave(address);
+            _handshakes.Leave(handshake);
             handshaking = false;
             while (await NextCommand(stream, gone.Token) is var (command, _, proof))
             {
@@ -163,7 +164,7 @@ public sealed class OpsEndpoint : IDisposable
         finally
         {
             await gone.CancelAsync();
-            if (handshaking) _handshakes.Leave(address);
+            if (handshaking) _handshakes.Leave(handshake);
             if (slot is not null) _slots.Release(slot);
         }
     }

@@ -180,6 +180,23 @@ public sealed class JobActorProbeTests() : TestKit("""
     }
 
     [Fact]
+    public void A_media_agent_that_answers_no_probe_loses_its_job_only_after_a_long_silence()
+    {
+        // Journaling a large sweep, it answers nothing (its commands wait for the write): its prune runs on, and is not
+        // taken for lost at the second probe as a client's job is.
+        var media = CreateTestProbe();
+        Attempting(0, media.Ref, new GetLibraryStatus { Library = "lib1" });
+        for (var probe = 0; probe < JobActor.MediaSilencesBeforeLost; probe++)
+        {
+            Clock.Advance(Every);
+            media.ExpectMsg<GetLibraryStatus>();
+        }
+        ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Clock.Advance(Every);
+        ExpectLost(0, "the media agent of library lib1 does not answer", media);
+    }
+
+    [Fact]
     public void A_cancel_asked_again_does_not_put_off_the_end_of_one_the_client_does_not_confirm()
     {
         var client = CreateTestProbe(); // it confirms no cancel
