@@ -5,8 +5,9 @@ namespace ActorBackup.Cluster.Ops;
 /// <summary>
 /// The operator endpoint's connections at once: <see cref="Total"/> in all, of which client hosts, integrators and
 /// nodes together take at most <see cref="Total"/> - <see cref="ForOperators"/>, one client host's certificate at most
-/// <see cref="PerCaller"/> and one integrator's or node's <see cref="PerProgram"/> (a program may run many calls at
-/// once): a protected host's certificate (on any host) cannot lock the operators out by holding every connection open.
+/// <see cref="PerCaller"/>, one integrator's <see cref="PerProgram"/> (a program may run many calls at once) and one
+/// node's certificate one (it may ask nothing): a protected host's certificate (on any host) cannot lock the operators
+/// out by holding every connection open.
 /// </summary>
 public sealed class OpsSlots
 {
@@ -23,8 +24,10 @@ public sealed class OpsSlots
         {
             if (_all >= Total) return $"the node serves {Total} shell connections at once: try again when one closes";
             var mine = _byCaller.GetValueOrDefault(key);
-            var share = caller.Role == CellRole.Client ? PerCaller : PerProgram;
-            if (!operatorCall && mine >= share) return $"{caller} has {share} connections open to this node already: close one (a shell left running?) and try again";
+            // A node's certificate may ask nothing here (each command is refused, saying which to use): one connection,
+            // to hear that, not a program's share (two client hosts' node keys held every non-operator slot).
+            var share = caller.Role switch { CellRole.Client => PerCaller, CellRole.Node => 1, _ => PerProgram };
+            if (!operatorCall && mine >= share) return $"{caller} has {share} connection{(share == 1 ? "" : "s")} open to this node already: close one (a shell left running?) and try again";
             if (!operatorCall && _others >= Total - ForOperators)
                 return $"the node keeps its last {ForOperators} shell connections for operators, and the others are taken: try again when one closes";
             _all++;

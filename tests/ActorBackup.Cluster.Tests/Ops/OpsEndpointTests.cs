@@ -291,4 +291,16 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         slots.Release(others[0]);
         Assert.Null(slots.Take(CellIdentity.Of(CellRole.Client, "h0", "h0")));
     }
+
+    [Fact]
+    public void A_node_certificate_holds_one_connection_at_most()
+    {
+        // It may ask nothing here (each command is refused, saying which certificate to use): a client host's node key
+        // took a program's 32, and two of them every slot but the operators'.
+        var slots = new OpsSlots();
+        var node = CellIdentity.Of(CellRole.Node, "web1", "web1", ["client"]);
+        Assert.Null(slots.Take(node));
+        Assert.Contains("has 1 connection open to this node already", slots.Take(node));
+        Assert.Null(slots.Take(CellIdentity.Of(CellRole.Integrator, "app"))); // others unaffected
+    }
 }
