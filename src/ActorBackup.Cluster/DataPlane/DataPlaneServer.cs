@@ -33,7 +33,8 @@ public sealed class DataPlaneServer : IDisposable
     private readonly Handshakes _handshakes = new();
     /// <summary>The large frames (records above <see cref="SocketFrames.MaxRequest"/>) all connections hold at once: 1 GiB.</summary>
     internal FrameBudget LargeFrames { get; } = new(1L << 30);
-    private static readonly TimeSpan LargeFrameWait = TimeSpan.FromMinutes(5);
+    /// <summary>How long a large frame waits for room (tests make it short).</summary>
+    internal TimeSpan LargeFrameWait { get; init; } = TimeSpan.FromMinutes(5);
     private volatile bool _stopped;
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
@@ -169,7 +170,7 @@ public sealed class DataPlaneServer : IDisposable
                 }
                 if (Interlocked.CompareExchange(ref deadline, 1, 0) != 0) return; // the deadline passed as the hello came in
                 // Admitted: a session's slot from here on (a peer that never gets this far holds only a handshake's).
-                _handshakes.Leave(handshake);
+                if (!_handshakes.Leave(handshake)) return; // aborted to make room for a newer handshake: its socket is being closed
                 handshaking = false;
                 if (!(slot = _slots.Wait(0)))
                 {
@@ -219,7 +220,20 @@ public sealed class DataPlaneServer : IDisposable
                         buffer = new byte[64 * 1024];
                     }
                     if (readBuffer.Length > SocketFrames.MaxRequest) readBuffer = new byte[64 * 1024]; // a large record read: not kept
-                    (code, length) = stream.ReadFrame(ref buffer, frameLimit);
+                    try
+                    {
+                        (code, length) = stream.ReadFrame(ref buffer, frameLimit);
+                    }
+                    catch (Engine.Library.LibraryBusyException e)
+                    {
+                        // No room for a large frame in time: its bytes are left unread, so the connection ends (logged
+                        // here; a client still writing the frame sees the connection lost, one that wrote it whole hears
+                        // Busy in the reply to its next request: either way its job is tried again later).
+                        Console.Error.WriteLine($"data plane: a connection from {address} ended: {e.Message}");
+                        stream.Write(SocketFrames.Busy, System.Text.Encoding.UTF8.GetBytes(e.Message));
+                        stream.Flush();
+                        return;
+                    }
                     if (code == SocketFrames.Append)
                     {
                         if (appendFailure is not null || !session.Write || length <= ChunkId.Size) appendFailure ??= "append refused: a read session, or a frame too short";

@@ -10,7 +10,8 @@ internal sealed class FrameBudget(long limit)
     private readonly object _lock = new();
     private long _used;
 
-    /// <summary>Waits until <paramref name="bytes"/> fit (one frame alone always does), at most <paramref name="wait"/>.</summary>
+    /// <summary>Waits until <paramref name="bytes"/> fit (one frame alone always does), at most <paramref name="wait"/>; then a
+    /// <see cref="Engine.Library.LibraryBusyException"/> (the job is tried again later).</summary>
     public void Take(long bytes, TimeSpan wait)
     {
         var deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
@@ -20,7 +21,7 @@ internal sealed class FrameBudget(long limit)
             {
                 var left = deadline - Environment.TickCount64;
                 if (left <= 0 || !Monitor.Wait(_lock, TimeSpan.FromMilliseconds(left)))
-                    throw new IOException($"the media node holds {_used >> 20} MiB of large records for other connections and had no room for {bytes >> 20} MiB more " +
+                    throw new Engine.Library.LibraryBusyException($"the media node holds {_used >> 20} MiB of large records for other connections and had no room for {bytes >> 20} MiB more " +
                                           $"within {wait.TotalMinutes:F0} min: try again later");
             }
             _used += bytes;

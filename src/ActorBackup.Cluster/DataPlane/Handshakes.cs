@@ -52,11 +52,18 @@ public sealed class Handshakes(int maxAtOnce = Handshakes.MaxAtOnce, int maxPerA
         return entry;
     }
 
-    /// <summary>The handshake ended (admitted, refused, timed out, or aborted to make room): it counts no more.</summary>
-    public void Leave(Entry entry)
+    /// <summary>
+    /// The handshake ended (admitted, refused, timed out, or aborted to make room): it counts no more. False when it
+    /// had been aborted to make room (its connection is being closed): one about to be admitted must not be.
+    /// </summary>
+    public bool Leave(Entry entry)
     {
         lock (_byAddress)
-            if (entry.Node?.List is not null) Remove(entry);
+        {
+            if (entry.Node?.List is null) return false;
+            Remove(entry);
+            return true;
+        }
     }
 
     /// <summary>How many handshakes are under way (tests).</summary>

@@ -519,7 +519,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 }
                 // The same end again (the manager stopped after recording the snapshot, before it recorded the job's
                 // end; the client sends ends until they are taken): the job succeeded with that snapshot.
-                if (_state.RecordedBy(job) is { } recorded)
+                if (_state.RecordedBy(job) is { } recorded && recorded.Id == manifest.Id)
                 {
                     RecordedEnd(job, recorded, client);
                     return;
@@ -543,6 +543,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 });
             }
             else End(f.Job, JobState.Succeeded, f.Reason, errors: f.Errors, replyTo: client); // a restore's entries not restored, or chunks read from a copy
+        });
+        Command<EndRecorded>(m =>
+        {
+            if (_state.Job(m.Job) is { } job && !ManagerState.IsFinal(job.State) && job.Attempt == m.Attempt && _state.RecordedBy(job) is { } recorded)
+                RecordedEnd(job, recorded, m.ReplyTo);
         });
         Command<CancelJob>(m =>
         {
@@ -1168,15 +1173,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting();
         });
 
+    /// <summary>A backup whose snapshot is recorded, to be ended succeeded (<see cref="Decided"/>). Local only.</summary>
+    private sealed record EndRecorded(string Job, int Attempt, IActorRef? ReplyTo);
+
     /// <summary>An attempt's end as decided (DecideFailure, DecideInterrupted): the job ended, or queued again for another attempt.</summary>
     private void Decided(JobInfo job, IMessage decision, IActorRef? replyTo)
     {
         if (_state.RecordedBy(job) is { } recorded)
         {
             // Its snapshot was recorded before its end was (the manager stopped between the two, or its client went
-            // before the end it sent again was taken): it succeeded, and runs no second time.
+            // before the end it sent again was taken): it succeeded, and runs no second time. As a command of its own:
+            // several settled in one pass would each take the same next job id for their copies.
             _log.Info("job {0}: its snapshot {1} is recorded: it succeeded", job.Id, recorded.Id);
-            RecordedEnd(job, recorded, replyTo);
+            Self.Tell(new EndRecorded(job.Id, job.Attempt, replyTo));
             return;
         }
         if (decision is JobEnded ended)

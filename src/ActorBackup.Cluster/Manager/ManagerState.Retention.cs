@@ -537,9 +537,15 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Every library that holds the snapshot whole: its own, then its copies.</summary>
-    /// <summary>The snapshot backup <paramref name="job"/> recorded, if it did.</summary>
+    /// <summary>
+    /// The snapshot backup <paramref name="job"/> recorded, if it did: of its client, naming it, begun after the job's
+    /// attempt started (as BadTimes holds a recorded one to). A snapshot of an older job of the same id (a catalog
+    /// rebuilt after the manager's journal was lost, when job ids began again) is not.
+    /// </summary>
     public SnapshotManifest? RecordedBy(JobInfo job) =>
-        job.Kind == JobKind.Backup ? Snapshots.FirstOrDefault(s => s.Job == job.Id && s.Client == job.Client) : null;
+        job is { Kind: JobKind.Backup, StartedUnixMs: > 0 }
+            ? Snapshots.FirstOrDefault(s => s.Job == job.Id && s.Client == job.Client && s.StartedUnixMs >= job.StartedUnixMs - (long)ClockTolerance.TotalMilliseconds)
+            : null;
 
     public IReadOnlyList<string> LibrariesOf(SnapshotManifest s) => Copies.TryGetValue(s.Id, out var copies) ? [s.Library, .. copies] : [s.Library];
 

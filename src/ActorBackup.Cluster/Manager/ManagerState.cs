@@ -195,7 +195,10 @@ public sealed partial record ManagerState
             : this with { SetClocks = SetClocks.SetItem(o.Set, new SetClock(clock) { OwedLevel = o.Level }) };
 
     /// <summary>A snapshot in the catalog (its manifest parsed once: every one is replayed at recovery), and what its set owed paid.</summary>
-    private ManagerState Recorded(SnapshotManifest m) => WithSnapshot(m).Paid(m);
+    private ManagerState Recorded(SnapshotManifest m) => WithSnapshot(m).Paid(m).JobsAbove(m.Job);
+
+    /// <summary>New jobs are numbered above a recorded snapshot's job (a catalog rebuilt after the journal was lost brings back jobs of ids the new journal would give again).</summary>
+    private ManagerState JobsAbove(string job) => long.TryParse(job, out var id) && id >= NextJob && id < long.MaxValue ? this with { NextJob = id + 1 } : this;
 
     /// <summary>A snapshot of a set at the level its schedule owed, or above: owed no more.</summary>
     private ManagerState Paid(SnapshotManifest m) =>

@@ -122,7 +122,7 @@ public sealed class OpsEndpoint : IDisposable
                 return;
             }
             slot = caller;
-            _handshakes.Leave(handshake);
+            if (!_handshakes.Leave(handshake)) return; // aborted to make room for a newer handshake: its connection is being closed
             handshaking = false;
             while (await NextCommand(stream, gone.Token) is var (command, _, proof))
             {

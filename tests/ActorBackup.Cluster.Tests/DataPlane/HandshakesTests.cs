@@ -20,10 +20,11 @@ public sealed class HandshakesTests
         Assert.NotNull(node);
         Assert.Equal([0], aborted);
         Assert.Equal(4, handshakes.Count);
-        // The aborted one's own end, later, changes nothing; the node's admission frees its place.
-        handshakes.Leave(held[0]);
+        // The aborted one's own end, later, changes nothing, and tells it it was aborted (were it about to be admitted,
+        // it must not be: its connection is being closed); the node's admission frees its place.
+        Assert.False(handshakes.Leave(held[0]));
         Assert.Equal(4, handshakes.Count);
-        handshakes.Leave(node!);
+        Assert.True(handshakes.Leave(node!));
         Assert.Equal(3, handshakes.Count);
         // One address has no more than its share under way, whatever else is free.
         Assert.NotNull(handshakes.Enter(Host(9), () => { }));

@@ -273,15 +273,33 @@ public sealed class SocketDataPlaneTests : IDisposable
     [Fact]
     public void A_large_record_takes_room_among_all_connections_and_gives_it_back_after_it()
     {
-        using (var writer = Connect(write: true))
+        var big = new byte[SocketFrames.MaxRequest + 4096];
+        Random.Shared.NextBytes(big);
+        // Other connections hold all the room: the append waits for it, and goes on once it is given back.
+        _server.LargeFrames.Take(1L << 30, TimeSpan.FromSeconds(1));
+        var writer = Connect(write: true);
+        Exception? failed = null;
+        var appending = new Thread(() => // reserve, append and confirm on one thread: each thread has its own connection
         {
-            var big = new byte[SocketFrames.MaxRequest + 4096];
-            Random.Shared.NextBytes(big);
-            Assert.True(writer.TryReserve(Id(9)));
-            writer.Append(Id(9), RecordFlags.None, big);
-            Assert.Empty(writer.Missing([Id(9)])); // appended (the appends stream: this waits for it)
-            Assert.Equal(0, _server.LargeFrames.Used);
-        }
+            try
+            {
+                Assert.True(writer.TryReserve(Id(9)));
+                writer.Append(Id(9), RecordFlags.None, big);
+                Assert.Empty(writer.Missing([Id(9)])); // appended (the appends stream: this waits for it)
+            }
+            catch (Exception e)
+            {
+                failed = e;
+            }
+        });
+        appending.Start();
+        Assert.False(appending.Join(300));
+        _server.LargeFrames.Give(1L << 30);
+        Assert.True(appending.Join(TimeSpan.FromSeconds(30)));
+        Assert.Null(failed);
+        writer.Dispose();
+        Assert.Equal(0, _server.LargeFrames.Used); // given back after the frame
+        Assert.True(_library.Contains(Id(9)));
         // The room itself: a frame waits while others hold it, goes on when they give it back, fails after its wait.
         var budget = new FrameBudget(10);
         budget.Take(6, TimeSpan.FromSeconds(1));
@@ -290,7 +308,7 @@ public sealed class SocketDataPlaneTests : IDisposable
         Assert.False(waiting.Join(100));
         budget.Give(6);
         Assert.True(waiting.Join(TimeSpan.FromSeconds(30)));
-        Assert.Contains("try again later", Assert.Throws<IOException>(() => budget.Take(6, TimeSpan.FromMilliseconds(50))).Message);
+        Assert.Contains("try again later", Assert.Throws<LibraryBusyException>(() => budget.Take(6, TimeSpan.FromMilliseconds(50))).Message); // a passing trouble: the job is tried again
     }
 
     [Fact]

@@ -27,6 +27,28 @@ public class ManagerStateTests
     private static ManagerState Apply(ManagerState s, IEnumerable<IMessage> events) => events.Aggregate(s, (st, e) => st.Apply(e));
 
     [Fact]
+    public void A_backups_recorded_snapshot_is_its_own_not_an_older_jobs_of_the_same_id_brought_back_by_a_rebuild()
+    {
+        // The manager's journal lost, a catalog rebuild brings back a snapshot of job 3 (ids began again): new jobs are
+        // numbered above it, and a job 3 of the new journal (one queued before the rebuild) does not take it for its own.
+        var s = Cell("web1");
+        var d = s.DecideStartBackup(new StartBackup { Client = "web1", Paths = { "/srv" } }, Loads(s), Now);
+        s = Apply(s, d.Events).Apply(new JobStarted { Job = d.Job!.Id, Library = "lib1", UnixMs = Now.ToUnixTimeMilliseconds() });
+        var job = s.Job(d.Job.Id)!;
+        SnapshotManifest Of(string id, DateTimeOffset started) => new()
+        {
+            Id = id, Client = "web1", BackupSet = "/srv", Library = "lib1", Level = Level.Full, Job = job.Id, RootTree = ByteString.CopyFrom(new byte[32]),
+            StartedUnixMs = started.ToUnixTimeMilliseconds(), FinishedUnixMs = started.AddMinutes(1).ToUnixTimeMilliseconds(),
+        };
+        var old = s.Apply(new SnapshotRecorded { Manifest = Of("0000000000000old", Now.AddDays(-30)).ToByteString() });
+        Assert.Null(old.RecordedBy(job));
+        var rebuilt = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest(Of("00000000000000ff", Now.AddDays(-30))) { Job = "900" }.ToByteString() });
+        Assert.Equal(901, rebuilt.NextJob);
+        // Its own, begun after its attempt started (within the clocks' tolerance): that one.
+        Assert.Equal("0000000000000new", old.Apply(new SnapshotRecorded { Manifest = Of("0000000000000new", Now.AddMinutes(-2)).ToByteString() }).RecordedBy(job)?.Id);
+    }
+
+    [Fact]
     public void A_catalog_rebuilt_from_a_library_holding_a_copy_records_the_copy_so_that_its_prunes_keep_it()
     {
         var s = Cell("web1");
