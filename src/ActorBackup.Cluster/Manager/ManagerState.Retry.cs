@@ -9,12 +9,14 @@ public sealed partial record ManagerState
     /// <summary>
     /// How an interrupted attempt ends (its node stopped, or the manager did, while it ran; nothing of it recorded): a
     /// scheduled backup is queued again like one that failed on a transient fault (after the backoff, up to the policy's
-    /// retries: the slot is not lost to a restart), anything else, or a backup with no attempt left, ends INTERRUPTED.
+    /// retries: the slot is not lost to a restart), and so is a restore (it goes on where it stopped: its client's
+    /// claim on the target is kept by job, and a new job would be refused the target it half filled without --force);
+    /// anything else, or a job with no attempt left, ends INTERRUPTED.
     /// </summary>
     public IMessage DecideInterrupted(JobInfo job, string reason, DateTimeOffset now, TimeSpan backoff)
     {
         var interrupted = new JobEnded { Job = job.Id, State = JobState.Interrupted, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds() };
-        if (job.Kind != JobKind.Backup || job.Origin != JobOrigin.Schedule) return interrupted;
+        if (job.Kind != JobKind.Restore && (job.Kind != JobKind.Backup || job.Origin != JobOrigin.Schedule)) return interrupted;
         return DecideFailure(job, JobFault.FaultTransient, reason, now, backoff) is JobRetried retried ? retried : interrupted;
     }
 

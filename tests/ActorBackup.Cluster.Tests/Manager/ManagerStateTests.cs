@@ -237,7 +237,7 @@ public class ManagerStateTests
     }
 
     [Fact]
-    public void An_interrupted_scheduled_backup_is_queued_again_and_anything_else_interrupted_ends_so()
+    public void An_interrupted_scheduled_backup_or_restore_is_queued_again_and_anything_else_interrupted_ends_so()
     {
         var s = Cell("a");
         var scheduled = Backup("/x");
@@ -257,6 +257,11 @@ public class ManagerStateTests
         last.Attempt = 2; // the default policy tries a job three times
         var ended = Assert.IsType<JobEnded>(s.DecideInterrupted(last, "stopped", Now, TimeSpan.FromSeconds(30)));
         Assert.Equal((JobState.Interrupted, "stopped"), (ended.State, ended.Reason));
+        // A restore: queued again too, to go on where it stopped (its client's claim on the target is kept by job).
+        s = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = "s1", Client = "a", Library = "lib1", Level = Level.Full }.ToByteString() });
+        var restore = s.DecideStartRestore(new StartRestore { Client = "a", Snapshot = "s1", Target = "/r" }, Now);
+        s = Apply(s, restore.Events).Apply(new JobStarted { Job = restore.Job!.Id, Library = "lib1" });
+        Assert.IsType<JobRetried>(s.DecideInterrupted(s.Job(restore.Job.Id)!, "client a shut down while the job ran", Now, TimeSpan.FromSeconds(30)));
     }
 
     [Fact]
