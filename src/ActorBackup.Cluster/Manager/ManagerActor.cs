@@ -797,10 +797,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting();
         });
 
-    /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     /// <summary>When this manager first saw each known client not connected (since it last was): its jobs wait for it from then.</summary>
     private readonly Dictionary<string, long> _offlineSince = [];
 
+    /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
     {
         var now = DateTimeOffset.UtcNow;

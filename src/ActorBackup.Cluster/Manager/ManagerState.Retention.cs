@@ -536,7 +536,6 @@ public sealed partial record ManagerState
         return info;
     }
 
-    /// <summary>Every library that holds the snapshot whole: its own, then its copies.</summary>
     /// <summary>
     /// The snapshot backup <paramref name="job"/> recorded, if it did: of its client, naming it, begun after the job's
     /// attempt started (as BadTimes holds a recorded one to). A snapshot of an older job of the same id (a catalog
@@ -547,6 +546,7 @@ public sealed partial record ManagerState
             ? Snapshots.FirstOrDefault(s => s.Job == job.Id && s.Client == job.Client && s.StartedUnixMs >= job.StartedUnixMs - (long)ClockTolerance.TotalMilliseconds)
             : null;
 
+    /// <summary>Every library that holds the snapshot whole: its own, then its copies.</summary>
     public IReadOnlyList<string> LibrariesOf(SnapshotManifest s) => Copies.TryGetValue(s.Id, out var copies) ? [s.Library, .. copies] : [s.Library];
 
     /// <summary>

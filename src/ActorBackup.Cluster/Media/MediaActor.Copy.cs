@@ -80,7 +80,8 @@ public sealed partial class MediaActor
                 {
                     // The manager asked again while this ran (it took this agent for lost) and ended the earlier
                     // attempt's sessions on the source, which is likely what failed it: the copy starts again under the
-                    // newest attempt's ticket, once (what it appended already is not sent again: Missing counts it).
+                    // newest attempt's ticket, once for each newer attempt (what it appended already is not sent again:
+                    // Missing counts it); failing under the newest, it ends failed.
                     _log.Info("library {0}: copy of snapshot {1} (job {2}) starts again under attempt {3}: {4}", _declaration.Id, r.Request.Snapshot, r.Request.Job, newest.Attempt, r.Error);
                     StartCopy(newest, r.ReplyTo);
                     return;
