@@ -24,7 +24,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
 {
     private sealed record Tick;
     /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
-    private sealed record InterruptAll;
+    /// <summary>The node stops (coordinated shutdown; tests): running jobs end INTERRUPTED, those an operator cancelled CANCELLED.</summary>
+    internal sealed record InterruptAll;
     /// <summary>A job or a backup's background index ended: when this client runs nothing else, the node gives memory back (<see cref="TrimMemory"/>).</summary>
     private sealed record JobsMayBeOver;
     private readonly ClientSettings _settings;
@@ -41,6 +42,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     /// <summary>The jobs running here, each with the attempt it is (the manager retries a job under the same id).</summary>
     private readonly Dictionary<string, (int Attempt, CancellationTokenSource Cts)> _running = [];
+    /// <summary>
+    /// The running jobs an operator cancelled (read by their threads): they end CANCELLED even when the node stops
+    /// meanwhile. Taken for interrupted, a restore would be queued again and go on over the target the operator stopped.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cancelledByOperator = new();
     /// <summary>
     /// Each job's end as sent to the manager, signed, until the manager answers that it recorded it (JobInfo): sent again
     /// whenever a manager asks who runs what or registers this client (a manager that failed over before it recorded
@@ -97,7 +103,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         Receive<VerifyAssignment>(a => FromManager(a), a => Start(a.Job, token => RunVerify(a, token)));
         Receive<CancelAssignment>(c => FromManager(c), c =>
         {
-            if (_running.TryGetValue(c.Job, out var run)) run.Cts.Cancel();
+            if (_running.TryGetValue(c.Job, out var run))
+            {
+                _cancelledByOperator[c.Job] = true;
+                run.Cts.Cancel();
+            }
             if (_next.TryGetValue(c.Job, out var next)) _next[c.Job] = next with { Cancelled = true }; // it starts cancelled, and says so
         });
         Receive<IMessage>(m => m is BackupAssignment or RestoreAssignment or VerifyAssignment or CancelAssignment, _ => { }); // refused above
@@ -111,6 +121,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (ran)
             {
                 _running.Remove(f.Job);
+                _cancelledByOperator.TryRemove(f.Job, out _); // a later attempt waiting carries its own (_next's Cancelled)
                 run.Cts.Dispose();
             }
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
@@ -367,7 +378,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 return run(cts.Token);
             }
-            catch (OperationCanceledException) when (_shuttingDown)
+            catch (OperationCanceledException) when (_shuttingDown && !cancelled && !_cancelledByOperator.ContainsKey(job.Id))
             {
                 return new JobFinished
                 {
@@ -919,7 +930,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             },
         };
         var result = new Restorer(ring.For(manifest), channel).Run(manifest, job.Target, options, progress, cancel);
-        _restoreClaims.Release(job.Id, job.Target);
+        // Kept when this attempt was being stopped as it finished (a later attempt may be waiting to go on over it: let go,
+        // that one would find the target full and be refused without --force).
+        if (!cancel.IsCancellationRequested) _restoreClaims.Release(job.Id, job.Target);
         // Entries not made apart from those made without some of their metadata (an owner, an xattr, set-id bits).
         var reason = result.Errors.Count == 0 ? "" :
             (result.NotRestored > 0 ? $"{result.NotRestored} entries not restored; " : "") + $"{result.Errors.Count} errors: " +

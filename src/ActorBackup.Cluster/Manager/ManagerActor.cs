@@ -557,6 +557,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
             else if (ManagerState.RunsOnMedia(job) && job.State != JobState.Queued)
                 Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
+            else if (_state.RecordedBy(job) is { } recorded)
+            {
+                // Its snapshot is recorded (its end is being taken up again): it succeeded, and is not cancelled.
+                RecordedEnd(job, recorded, null);
+                Sender.Tell(WithProgress(job));
+            }
             else
             {
                 // A running job stops on its client, which reports it CANCELLED (its child ends it anyway when the

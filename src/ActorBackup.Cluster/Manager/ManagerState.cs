@@ -198,7 +198,7 @@ public sealed partial record ManagerState
     private ManagerState Recorded(SnapshotManifest m) => WithSnapshot(m).Paid(m).JobsAbove(m.Job);
 
     /// <summary>New jobs are numbered above a recorded snapshot's job (a catalog rebuilt after the journal was lost brings back jobs of ids the new journal would give again).</summary>
-    private ManagerState JobsAbove(string job) => long.TryParse(job, out var id) && id >= NextJob && id < long.MaxValue ? this with { NextJob = id + 1 } : this;
+    private ManagerState JobsAbove(string job) => long.TryParse(job, out var id) && id >= NextJob && id < int.MaxValue ? this with { NextJob = id + 1 } : this; // (a manifest's bytes: a huge id would wrap the numbering)
 
     /// <summary>A snapshot of a set at the level its schedule owed, or above: owed no more.</summary>
     private ManagerState Paid(SnapshotManifest m) =>

@@ -44,6 +44,9 @@ public class ManagerStateTests
         Assert.Null(old.RecordedBy(job));
         var rebuilt = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest(Of("00000000000000ff", Now.AddDays(-30))) { Job = "900" }.ToByteString() });
         Assert.Equal(901, rebuilt.NextJob);
+        // A manifest's bytes naming a huge job id (a hostile client's) do not wrap the numbering.
+        var huge = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest(Of("00000000000000fe", Now.AddDays(-30))) { Job = "9223372036854775806" }.ToByteString() });
+        Assert.Equal(s.NextJob, huge.NextJob);
         // Its own, begun after its attempt started (within the clocks' tolerance): that one.
         Assert.Equal("0000000000000new", old.Apply(new SnapshotRecorded { Manifest = Of("0000000000000new", Now.AddMinutes(-2)).ToByteString() }).RecordedBy(job)?.Id);
     }
