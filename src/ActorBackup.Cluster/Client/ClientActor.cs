@@ -23,8 +23,10 @@ namespace ActorBackup.Cluster.Client;
 public sealed partial class ClientActor : ReceiveActor, IWithTimers
 {
     private sealed record Tick;
-    /// <summary>From coordinated shutdown: stop every running job, report it interrupted, answer Done when the manager has them.</summary>
-    /// <summary>The node stops (coordinated shutdown; tests): running jobs end INTERRUPTED, those an operator cancelled CANCELLED.</summary>
+    /// <summary>
+    /// From coordinated shutdown (tests send it too): stop every running job, report it interrupted (CANCELLED if an
+    /// operator cancelled it), answer Done when the manager has them.
+    /// </summary>
     internal sealed record InterruptAll;
     /// <summary>A job or a backup's background index ended: when this client runs nothing else, the node gives memory back (<see cref="TrimMemory"/>).</summary>
     private sealed record JobsMayBeOver;
