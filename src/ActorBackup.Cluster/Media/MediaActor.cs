@@ -66,9 +66,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private Task<object>? _manifestScan;
     private DiskLibrary? _manifestScanOf;
     private readonly Dictionary<string, string> _sessions = [];
-    /// <summary>When each session's ticket expires: the session is closed then, once nothing uses it (a look whose client
-    /// node went, which no job's end closes, held the library busy, its robot commands refused, until the agent restarted).</summary>
-    private readonly Dictionary<string, long> _sessionExpiry = [];
     /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
     private readonly HashSet<string> _writeSessions = [];
     private int _eventsSinceSnapshot;
@@ -160,7 +157,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             SawJournal(m.Ticket?.JournalSequence ?? 0);
             var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write, m.Ticket);
             _sessions[ticket] = m.Job;
-            if (m.Ticket is { ExpiresUnixMs: > 0 } granted) _sessionExpiry[ticket] = granted.ExpiresUnixMs;
             if (m.Write) _writeSessions.Add(ticket);
             Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
         });
@@ -230,7 +226,11 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var sessions = DataPlaneSessions.Get(Context.System);
-        foreach (var (ticket, expires) in _sessionExpiry.Where(e => e.Value < now && !sessions.InUse(e.Key)).ToList())
+        // The expiry is the session's ticket's (kept with the session): a look whose client node went, which no job's end
+        // closes, held the library busy, its robot commands refused, until the agent restarted.
+        foreach (var (ticket, expires) in _sessions.Keys
+                     .Select(t => (Ticket: t, Expires: sessions.TryGet(t, out var open) && open.Ticket is { ExpiresUnixMs: > 0 } granted ? granted.ExpiresUnixMs : long.MaxValue))
+                     .Where(e => e.Expires < now && !sessions.InUse(e.Ticket)).ToList())
         {
             _log.Warning("library {0}: the session of {1} is closed: its ticket expired at {2:u} and nothing uses it (its client node went away)",
                 _declaration.Id, _sessions.GetValueOrDefault(ticket, "?"), DateTimeOffset.FromUnixTimeMilliseconds(expires));
@@ -339,7 +339,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         DataPlaneSessions.Get(Context.System).Close(ticket);
         _sessions.Remove(ticket);
-        _sessionExpiry.Remove(ticket);
         _writeSessions.Remove(ticket);
         PruneSessionClosed(ticket);
     }
