@@ -6,13 +6,18 @@ using ActorBackup.Engine.Volumes;
 
 namespace ActorBackup.Cluster.DataPlane;
 
-/// <summary>The client's side: one connection per engine thread, opened on first use.</summary>
+/// <summary>
+/// The client's side: one connection per engine thread, opened on first use. A thread that ended leaves its
+/// connection to the next thread that needs one (a restore starts new threads for each wave of files: each
+/// wave's threads opened connections of their own until the media node refused the session's 129th).
+/// </summary>
 public sealed class SocketChannel : IDataPlaneChannel
 {
     private readonly string _host;
     private readonly int _port;
     private readonly System.Net.Security.SslClientAuthenticationOptions _tls;
     private readonly ThreadLocal<Connection> _connections;
+    private readonly List<Connection> _all = [];
 
     public string Ticket { get; }
 
@@ -20,6 +25,14 @@ public sealed class SocketChannel : IDataPlaneChannel
     {
         public readonly FrameStream Stream = stream;
         public byte[] Buffer = new byte[64 * 1024];
+
+        /// <summary>The thread it belongs to; another takes it over once that one has ended, if it is idle.</summary>
+        public Thread Owner = Thread.CurrentThread;
+
+        /// <summary>No request of it waits for its reply and no frame was cut off: a thread that ended on a failure in the
+        /// middle of an exchange leaves a connection another thread must not take (it would read the old reply).</summary>
+        public volatile bool Idle = true;
+
         public void Dispose() => Stream.Dispose();
     }
 
@@ -32,8 +45,39 @@ public sealed class SocketChannel : IDataPlaneChannel
         _port = port;
         _tls = tls;
         Ticket = ticket;
-        _connections = new ThreadLocal<Connection>(Open, trackAllValues: true);
+        _connections = new ThreadLocal<Connection>(Take);
         _ = _connections.Value; // fail now, not in the middle of a backup, when the media node is unreachable
+    }
+
+    /// <summary>
+    /// A connection for a thread that has none: one an ended thread left idle, or a new one.
+    /// </summary>
+    private Connection Take()
+    {
+        lock (_all)
+            foreach (var left in _all)
+                if (left.Idle && !left.Owner.IsAlive)
+                {
+                    left.Owner = Thread.CurrentThread;
+                    return left;
+                }
+        var c = Open();
+        lock (_all) _all.Add(c);
+        return c;
+    }
+
+    /// <summary>The connections opened (tests).</summary>
+    internal int Connections
+    {
+        get
+        {
+            lock (_all) return _all.Count;
+        }
+    }
+
+    private Connection[] All()
+    {
+        lock (_all) return [.. _all];
     }
 
     /// <summary>How long a reply of the media node may take before the connection is taken for lost.</summary>
@@ -94,6 +138,7 @@ public sealed class SocketChannel : IDataPlaneChannel
 
     private static ReadOnlySpan<byte> Call(Connection c, byte op, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b = default)
     {
+        c.Idle = false;
         c.Stream.Write(op, a, b);
         return Reply(c);
     }
@@ -101,6 +146,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     private static ReadOnlySpan<byte> Reply(Connection c)
     {
         var (status, length) = c.Stream.ReadFrame(ref c.Buffer);
+        c.Idle = true; // the reply read whole: whatever it says, the connection can go on
         if (status == SocketFrames.Full) throw new Engine.Library.LibraryFullException(System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
         if (status == SocketFrames.Damaged) throw Damaged(c.Buffer, length);
         if (status == SocketFrames.Busy) throw new Engine.Library.LibraryBusyException("media agent: " + System.Text.Encoding.UTF8.GetString(c.Buffer, 0, length));
@@ -133,6 +179,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     {
         Span<byte> b = stackalloc byte[ChunkId.Size];
         var c = _connections.Value!;
+        c.Idle = false; // until FinishReserve reads the answer
         c.Stream.Write(SocketFrames.Reserve, Id(id, b));
         c.Stream.Flush(); // on its way now: the answer travels while the chunk is sealed (FinishReserve reads it)
     }
@@ -144,7 +191,11 @@ public sealed class SocketChannel : IDataPlaneChannel
         Span<byte> head = stackalloc byte[ChunkId.Size + 1];
         id.WriteTo(head);
         head[ChunkId.Size] = (byte)flags;
-        _connections.Value!.Stream.Write(SocketFrames.Append, head, payload); // no reply: see the frame notes
+        var c = _connections.Value!;
+        var idle = c.Idle;
+        c.Idle = false; // a frame cut off by a failure leaves the connection to no other thread
+        c.Stream.Write(SocketFrames.Append, head, payload); // no reply: see the frame notes
+        c.Idle = idle;
     }
 
     public void Release(ChunkId id)
@@ -233,6 +284,7 @@ public sealed class SocketChannel : IDataPlaneChannel
     public void ReadPayloads(IReadOnlyList<ChunkId> ids, ref byte[] buffer, PayloadHandler handle)
     {
         var c = _connections.Value!;
+        c.Idle = false;
         Span<byte> requests = stackalloc byte[ReadWindow * ReadRequestSize];
         int sent = 0, received = 0;
         Exception? abort = null;
@@ -265,6 +317,7 @@ public sealed class SocketChannel : IDataPlaneChannel
                 abort = e; // drain what is still in flight, so the connection stays usable, then rethrow
             }
         }
+        c.Idle = true; // every reply asked for was read
         if (abort is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(abort).Throw();
     }
 
@@ -323,13 +376,13 @@ public sealed class SocketChannel : IDataPlaneChannel
     public void Commit()
     {
         Span<byte> none = stackalloc byte[ChunkId.Size];
-        foreach (var c in _connections.Values) Call(c, SocketFrames.Contains, none);
+        foreach (var c in All()) Call(c, SocketFrames.Contains, none);
         Call(_connections.Value!, SocketFrames.Commit, []);
     }
 
     public void Dispose()
     {
-        foreach (var c in _connections.Values) c.Dispose();
+        foreach (var c in All()) c.Dispose();
         _connections.Dispose();
     }
 }

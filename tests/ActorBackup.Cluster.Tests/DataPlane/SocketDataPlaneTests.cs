@@ -142,6 +142,57 @@ public sealed class SocketDataPlaneTests : IDisposable
     }
 
     [Fact]
+    public void Threads_that_come_and_go_reuse_the_connections_of_the_ended_ones()
+    {
+        // A restore starts new threads for each wave of files: each wave's threads opened connections of their own,
+        // until the media node refused the session's 129th (a restore of about 500,000 files on two cores).
+        Store(20);
+        using var channel = Connect(write: false);
+        for (var wave = 0; wave < 40; wave++)
+        {
+            var failures = new List<Exception>();
+            var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+            {
+                try
+                {
+                    var buffer = Array.Empty<byte>();
+                    var ids = Enumerable.Range(0, 20).Where(i => i % 2 == t).Select(Id).ToList();
+                    ((IChunkSource)channel).ReadPayloads(ids, ref buffer, (i, payload, _, error) =>
+                    {
+                        Assert.Null(error);
+                        Assert.Equal(Payload(i * 2 + t), payload.ToArray());
+                    });
+                }
+                catch (Exception e)
+                {
+                    lock (failures) failures.Add(e);
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Assert.Empty(failures);
+        }
+        Assert.InRange(channel.Connections, 1, 3); // the constructor's and one for each thread alive at once
+    }
+
+    [Fact]
+    public void A_thread_that_ended_in_the_middle_of_an_exchange_leaves_its_connection_to_no_other()
+    {
+        Store(1);
+        using var channel = Connect(write: true);
+        // The RESERVE of a stored chunk is answered "no"; its thread ends before it reads the answer.
+        var first = new Thread(() => channel.StartReserve(Id(0)));
+        first.Start();
+        first.Join();
+        bool reserved = false;
+        var second = new Thread(() => reserved = channel.TryReserve(Id(99)));
+        second.Start();
+        second.Join();
+        Assert.True(reserved); // its own answer, not the "no" left on the first thread's connection
+        Assert.Equal(3, channel.Connections);
+    }
+
+    [Fact]
     public void A_handler_that_throws_ends_the_batch_and_leaves_the_connection_usable()
     {
         Store(50);
