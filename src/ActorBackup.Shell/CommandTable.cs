@@ -191,12 +191,13 @@ public static class CommandTable
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (files there may be replaced); refused without it" };
         var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have on the target host" };
         var sparse = SharedOptions.Sparse();
+        var restorePriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 7 (before backups of the default 5)", HelpName = "N" };
         root.Subcommands.Add(Verb("restore", "restore a snapshot (or PATHs of it) into a folder of any client", async (pr, o, c) =>
         {
             var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] }, Force = pr.GetValue(force),
-                NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse) };
+                NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse), Priority = pr.GetValue(restorePriority) };
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, snapshot, include, to, client, noWait, force, numericOwner, sparse));
+        }, snapshot, include, to, client, noWait, force, numericOwner, sparse, restorePriority));
 
         var verifySnapshot = new Argument<string?>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'", Arity = ArgumentArity.ZeroOrOne };
         var verifyLibrary = new Option<string?>("--library")

@@ -22,12 +22,16 @@ public sealed partial class ClientActor
     private readonly Lazy<FileIndexStore> _fileIndexes;
     /// <summary>One index build or search at a time, finds first (a background build stops for a find).</summary>
     private readonly IndexTurns _indexing = new();
+    /// <summary>The catalog's snapshots of this client as the newest backup assignment said, and when.</summary>
+    private (HashSet<string> Ids, long AsOfUnixMs)? _catalogOwn;
 
     /// <summary>
     /// Indexes a snapshot this client just made, on a thread of its own at the lowest CPU priority: background work that
     /// yields both cores to the next backup or restore, and runs at full speed when the node has nothing else to do.
     /// </summary>
-    private void IndexInBackground(ByteString manifestBytes)
+    /// <param name="catalogOwn">the catalog's snapshots of this client as the newest backup assignment said (null: not known):
+    /// the indexes of the others of its own that ended before then are deleted after the build</param>
+    private void IndexInBackground(ByteString manifestBytes, (HashSet<string> Ids, long AsOfUnixMs)? catalogOwn)
     {
         var log = _log;
         var self = Self;
@@ -39,6 +43,9 @@ public sealed partial class ClientActor
             try
             {
                 if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex, build.Token);
+                // The indexes of snapshots retention deleted since (one a backup: they piled up unless a find ran here).
+                if (catalogOwn is { } own && _fileIndexes.Value.RetainOf(manifest.Client, own.Ids, own.AsOfUnixMs) is > 0 and var dropped)
+                    log.Info("{0} file index(es) of snapshots of {1} no longer in the catalog deleted", dropped, manifest.Client);
             }
             catch (OperationCanceledException) when (build.Token.IsCancellationRequested) // a find came: it builds what it needs, at its own priority
             {

@@ -100,7 +100,11 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         });
         // Assignments and cancels only from a manager node (signed): another node of the cell cannot make this host
         // back up, restore over its files, or stop.
-        Receive<BackupAssignment>(a => FromManager(a), a => Start(a.Job, token => RunBackup(a, token)));
+        Receive<BackupAssignment>(a => FromManager(a), a =>
+        {
+            if (a.ClientSnapshotsAsOfUnixMs > (_catalogOwn?.AsOfUnixMs ?? 0)) _catalogOwn = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
+            Start(a.Job, token => RunBackup(a, token));
+        });
         Receive<RestoreAssignment>(a => FromManager(a), a => Start(a.Job, token => RunRestore(a, token)));
         Receive<VerifyAssignment>(a => FromManager(a), a => Start(a.Job, token => RunVerify(a, token)));
         Receive<CancelAssignment>(c => FromManager(c), c =>
@@ -126,7 +130,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 _cancelledByOperator.TryRemove(f.Job, out _); // a later attempt waiting carries its own (_next's Cancelled)
                 run.Cts.Dispose();
             }
-            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
+            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest, _catalogOwn); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
             else Self.Tell(new JobsMayBeOver());
             // Kept until the manager has recorded it (a node that shuts down waits for that too), signed anew at each
             // send. An earlier attempt's late end does not take the place of a later one's.

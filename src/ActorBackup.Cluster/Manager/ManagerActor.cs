@@ -35,12 +35,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>The child of each job that has not ended.</summary>
     private readonly Dictionary<string, IActorRef> _jobActors = [];
     private int _eventsSinceSnapshot;
-    /// <summary>The sequence number of the newest snapshot saved or recovered from (0: none yet).</summary>
-    private long _previousSnapshot;
-    /// <summary>Events up to this one were deleted (as far as this run knows: from 0 after a restart, steps over deleted rows cost little).</summary>
-    private long _trimmedUpTo;
-    /// <summary>The most events one trim deletes.</summary>
-    private const long TrimStep = 20_000;
+    private readonly Journal.JournalTrim _trim = new();
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
     private HashSet<string>? _unsettledClients;
     /// <summary>Open jobs that a client, registering since the recovery, said it still runs.</summary>
@@ -99,7 +94,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (o.Snapshot is not ManagerSnapshot s) return;
             _state = _state.Apply(s);
-            _previousSnapshot = o.Metadata.SequenceNr;
+            _trim.Recovered(o.Metadata.SequenceNr, s.TrimmedUpTo);
         });
         Recover<IMessage>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
@@ -713,17 +708,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<SaveSnapshotSuccess>(s =>
         {
-            // The journal does not grow for ever: the events and snapshots before the previous snapshot go (that one
-            // stays with the events after it, for whoever must recover by hand from it should the newest not read
-            // back). At most TrimStep events a time: a long history (after an upgrade) goes in steps, never in one
-            // delete that would hold the embedded journal's write lock for long.
-            if (_previousSnapshot > 0)
+            // The journal does not grow for ever (JournalTrim).
+            if (_trim.Saved(s.Metadata.SequenceNr) is { } trim)
             {
-                _trimmedUpTo = Math.Min(_previousSnapshot, _trimmedUpTo + TrimStep);
-                DeleteMessages(_trimmedUpTo);
-                DeleteSnapshots(new SnapshotSelectionCriteria(_previousSnapshot - 1));
+                DeleteMessages(trim.Events);
+                DeleteSnapshots(new SnapshotSelectionCriteria(trim.Snapshots));
             }
-            _previousSnapshot = s.Metadata.SequenceNr;
         });
         Command<SaveSnapshotFailure>(f => _log.Warning("manager snapshot failed: {0}", f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -877,13 +867,24 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, job.Library);
         var spanTo = _state.SpanTargets(job);
-        Dispatch(job, new BackupAssignment
+        var assignment = new BackupAssignment
         {
             Job = job, ParentManifest = parent?.ToByteString() ?? ByteString.Empty, SpanTo = { spanTo },
             // It writes into its library and those it may span into, and reads its parent's trees.
             Ticket = Ticket(job, read: parent is null ? [] : [parent.Library, .. parent.Spans], write: [job.Library, .. spanTo]),
-        });
+        };
+        // What the catalog holds of the client: it forgets the file indexes of the others (one a backup piled up).
+        var own = _state.Snapshots.Where(s => s.Client == job.Client).Select(s => s.Id).Take(MaxClientSnapshotsSent + 1).ToList();
+        if (own.Count <= MaxClientSnapshotsSent)
+        {
+            assignment.ClientSnapshots.AddRange(own);
+            assignment.ClientSnapshotsAsOfUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        }
+        Dispatch(job, assignment);
     }
+
+    /// <summary>At most this many snapshot ids go with a backup's assignment (about 1 MiB: the message stays well within a remote frame).</summary>
+    public const int MaxClientSnapshotsSent = 20_000;
 
     /// <summary>The signed ticket of <paramref name="job"/>'s attempt: the sessions it may open (JobTickets).</summary>
     /// <summary>A job's ticket, signed, stamped with the journal's sequence number (Media/JournalWatch: a media agent sees a journal that went back).</summary>
@@ -1342,6 +1343,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         }
         if (++_eventsSinceSnapshot < SnapshotEvery) return;
         _eventsSinceSnapshot = 0;
-        SaveSnapshot(_state.ToSnapshot());
+        var snapshot = _state.ToSnapshot();
+        snapshot.TrimmedUpTo = _trim.TrimmedUpTo;
+        SaveSnapshot(snapshot);
     }
 }

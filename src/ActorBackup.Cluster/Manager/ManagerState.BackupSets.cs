@@ -10,6 +10,9 @@ public sealed partial record ManagerState
 {
     public const int DefaultPriority = 5;
 
+    /// <summary>A restore's priority unless it asks for another: above the backups' default.</summary>
+    public const int DefaultRestorePriority = 7;
+
     /// <summary>Defines a new set; the client defaults to the only registered one.</summary>
     public Decision DecideDefineSet(DefineBackupSet cmd, DateTimeOffset now)
     {

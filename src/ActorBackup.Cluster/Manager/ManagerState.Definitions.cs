@@ -59,6 +59,8 @@ public sealed partial record ManagerState
             {
                 if (name != DefaultPolicy && next.SetsOf(name) is { Count: > 0 } users)
                     errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but backup sets {string.Join(", ", users)} use it: keep it, or move them");
+                else if (name != DefaultPolicy && OpenJobsUnder(name) is { } jobs)
+                    errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but {jobs}");
                 result.Changes.Add(new ApplyChange { Kind = "policy", Name = name, Action = "remove" });
                 applied.RemovedPolicies.Add(name);
                 next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });

@@ -53,9 +53,17 @@ public sealed partial record ManagerState
         // A defined "default" goes back to the built-in one: its sets keep a policy.
         if (users.Count > 0 && cmd.Name != DefaultPolicy)
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
+        if (cmd.Name != DefaultPolicy && OpenJobsUnder(cmd.Name) is { } jobs) return Reject($"storage policy '{cmd.Name}' {jobs}");
         // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
         return UnlessStranded(new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }, $"storage policy '{cmd.Name}'");
     }
+
+    /// <summary>What says that jobs not ended yet were queued under <paramref name="policy"/> (its pool, its retries: a job whose
+    /// policy went would fall to the default's, every library of the cell), or null when none is.</summary>
+    internal string? OpenJobsUnder(string policy) =>
+        Jobs.Values.Where(j => !IsFinal(j.State) && j.Policy == policy).Select(j => j.Id).Take(6).ToList() is { Count: > 0 } open
+            ? $"is the policy of job{(open.Count > 1 ? "s" : "")} {string.Join(", ", open.Take(5))}{(open.Count > 5 ? ", ..." : "")}, not ended yet: wait for them, or cancel them (abk job cancel JOB), first"
+            : null;
 
     public List<string> SetsOf(string policy) => BackupSets.Values.Where(s => (s.Policy == "" ? DefaultPolicy : s.Policy) == policy).Select(s => s.Name).ToList();
 

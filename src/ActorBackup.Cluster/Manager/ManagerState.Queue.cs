@@ -90,7 +90,7 @@ public sealed partial record ManagerState
                 perLibrary[j.SourceLibrary] = perLibrary.GetValueOrDefault(j.SourceLibrary) + 1;
                 TakenIn(j.SourceLibrary).Add(read);
             }
-        var libraries = new LibraryView(this, loads, perLibrary);
+        var libraries = new LibraryView(this, loads, perLibrary, nowMs, limits.OfflineWait);
         var start = new List<JobInfo>();
         var waiting = new Dictionary<string, string>(queued.Count);
         // The order: priority (raised by waiting, with aging); among equals, the job whose window leaves it the
@@ -110,11 +110,12 @@ public sealed partial record ManagerState
         foreach (var key in order)
         {
             var job = queued[key.Index];
-            // A scheduled run of a set removed since (abk set remove, apply --prune) runs no more: its paths and commands
-            // are the ones the operator took away (and it would hold back the slots of a set added again by that name).
-            if (job.Kind == JobKind.Backup && job.Origin == JobOrigin.Schedule && job.BackupSet != "" && !BackupSets.ContainsKey(job.BackupSet))
+            // A scheduled run of a set removed since (abk set remove, apply --prune), given to another client or disabled runs
+            // no more: its paths and commands are the ones the operator took away (and it would hold back the slots of a set
+            // added again by that name). An operator's run of the set (abk set run), asked for explicitly, is left to run.
+            if (job.Kind == JobKind.Backup && job.Origin == JobOrigin.Schedule && job.BackupSet != "" && GoneSet(job) is { } gone)
             {
-                missed.Add(new JobEnded { Job = job.Id, State = JobState.Cancelled, UnixMs = nowMs ?? 0, Reason = $"backup set {job.BackupSet} was removed before this scheduled run started" });
+                missed.Add(new JobEnded { Job = job.Id, State = JobState.Cancelled, UnixMs = nowMs ?? 0, Reason = $"backup set {job.BackupSet} {gone} before this scheduled run started" });
                 continue;
             }
             if (job.WindowEndUnixMs > 0 && nowMs > job.WindowEndUnixMs)
@@ -208,6 +209,11 @@ public sealed partial record ManagerState
 
     public const int MaxPriority = 10;
 
+    /// <summary>How a queued scheduled run of a set no longer stands: the set removed, given to another client, or disabled; null: it stands.</summary>
+    private string? GoneSet(JobInfo job) => !BackupSets.TryGetValue(job.BackupSet, out var set) ? "was removed"
+        : set.Client != job.Client ? $"was given to client {set.Client}"
+        : set.Disabled ? "was disabled" : null;
+
     /// <summary>A queued job's place: higher effective priority, then least slack, then older, then lower id.</summary>
     private readonly record struct QueueKey(int NegPriority, long LatestStart, long QueuedMs, long Id, int Index) : IComparable<QueueKey>
     {
@@ -221,7 +227,9 @@ public sealed partial record ManagerState
     }
 
     /// <summary>The libraries as one dispatch sees them: reachable, usable, and how many of their drives are taken.</summary>
-    private sealed class LibraryView(ManagerState state, IReadOnlyList<LibraryLoad>? loads, Dictionary<string, int> perLibrary)
+    /// <param name="wait">how long a backup waits for a library of its pool that is unreachable now (its node down for a
+    /// patch, say) rather than go to one that is full or that it failed on (and spend its attempts there in seconds)</param>
+    private sealed class LibraryView(ManagerState state, IReadOnlyList<LibraryLoad>? loads, Dictionary<string, int> perLibrary, long? nowMs, TimeSpan wait)
     {
         private readonly Dictionary<string, LibraryLoad>? _loads = loads?.ToDictionary(l => l.Id);
 
@@ -279,11 +287,21 @@ public sealed partial record ManagerState
             var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable).ToList();
             // A library down to its reserve takes no new backup (a running one goes on in the next of the pool).
             var fit = reachable.Where(id => Unfit(id) is null && Load(id).Full is null).ToList();
+            // A library of the pool that is unreachable now and that the job has not failed on is waited for (from the
+            // job's queueing or its last attempt, up to the wait) before one that cannot take it or that it failed on
+            // is tried: the job would fail there again, and spend its attempts in seconds while the other is patched.
+            var down = pool.Where(id => state.Libraries.ContainsKey(id) && !Load(id).Reachable && !job.AvoidLibraries.Contains(id)).ToList();
+            var until = Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs) + (long)wait.TotalMilliseconds;
+            string? WaitForDown(IEnumerable<string> others) => down.Count > 0 && !(nowMs > until)
+                ? $"{string.Join("; ", others)}; the job waits for {string.Join(", ", down)} (unreachable now) until {DateTimeOffset.FromUnixTimeMilliseconds(until):u}, then tries the others"
+                : null;
+            if (fit.Count == 0 && reachable.Count > 0 && WaitForDown(reachable.Select(id => Unfit(id) ?? Load(id).Full ?? id)) is { } waitsEmpty) return (null, waitsEmpty);
             // When every reachable library says it cannot take a job (out of space, say), one is tried all the
             // same: it may have room again by now, and else the job fails with its reason instead of waiting unseen.
             if (fit.Count == 0) fit = reachable;
             // A library this job already failed on is a last resort.
             var preferred = fit.Where(id => !job.AvoidLibraries.Contains(id)).ToList();
+            if (preferred.Count == 0 && fit.Count > 0 && WaitForDown(fit.Select(id => $"it failed on {id} before")) is { } waitsTried) return (null, waitsTried);
             if (preferred.Count > 0) fit = preferred;
             if (fit.Count == 0)
                 return (null, pool.Count == 0 ? "no library is registered" :

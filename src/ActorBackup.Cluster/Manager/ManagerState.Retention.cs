@@ -55,7 +55,12 @@ public sealed partial record ManagerState
     {
         if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
         if (DueSlot(PruneClock, rule, now, "prune", out var start) is not { } slotMs) return start is null ? [] : [start];
-        var decision = DecidePrune(new StartPrune { Origin = JobOrigin.Schedule }, now);
+        // A library whose prune of an earlier slot (or an operator's) has not ended gets none more: a library down for a
+        // day would find a prune of every hourly slot queued (each but the first refused as "being pruned", then FAILED).
+        var busy = OpenJobsOf(JobKind.Prune, j => true);
+        if (Libraries.Count > 0 && Libraries.Keys.All(busy.ContainsKey))
+            return [new SlotMissed { Set = PruneClock, SlotUnixMs = slotMs, Reason = $"every library's prune has not ended yet: {Pending(busy)}" }];
+        var decision = DecidePrune(new StartPrune { Origin = JobOrigin.Schedule }, now, Libraries.Keys.Where(l => !busy.ContainsKey(l)).ToList());
         if (decision.Rejection is not null) return [new SlotMissed { Set = PruneClock, SlotUnixMs = slotMs, Reason = decision.Rejection }];
         foreach (var q in decision.Events.Cast<JobQueued>())
         {
@@ -77,8 +82,12 @@ public sealed partial record ManagerState
         if (cron == "" || ParseCron(cron, out _) is not { } rule) return [];
         if (DueSlot(CheckClock, rule, now, "library check", out var start) is not { } slotMs) return start is null ? [] : [start];
         if (Libraries.Count == 0) return [new SlotMissed { Set = CheckClock, SlotUnixMs = slotMs, Reason = "no library is registered" }];
+        // A library whose check has not ended (a tape library's takes hours of drive time) is not checked again beside it.
+        var busy = OpenJobsOf(JobKind.Verify, j => j.Snapshot == "");
+        if (Libraries.Keys.All(busy.ContainsKey))
+            return [new SlotMissed { Set = CheckClock, SlotUnixMs = slotMs, Reason = $"every library's check has not ended yet: {Pending(busy)}" }];
         var next = NextJob;
-        return Libraries.Keys.Select(library => (IMessage)new JobQueued
+        return Libraries.Keys.Where(l => !busy.ContainsKey(l)).Select(library => (IMessage)new JobQueued
         {
             Job = new JobInfo
             {
@@ -87,6 +96,18 @@ public sealed partial record ManagerState
             },
         }).ToList();
     }
+
+    /// <summary>The libraries with a job of <paramref name="kind"/> that has not ended (queued or running), each with the first such job.</summary>
+    private Dictionary<string, string> OpenJobsOf(JobKind kind, Func<JobInfo, bool> also)
+    {
+        var open = new Dictionary<string, string>();
+        foreach (var j in Jobs.Values)
+            if (j.Kind == kind && !IsFinal(j.State) && also(j)) open.TryAdd(j.Library, j.Id);
+        return open;
+    }
+
+    private static string Pending(Dictionary<string, string> open) =>
+        string.Join(", ", open.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} (job {o.Value})"));
 
     /// <summary>The schedule clock of a policy's verifies (its VerifyRule), kept with the sets' clocks.</summary>
     public static string VerifyClock(string policy) => "@verify:" + policy;
@@ -199,7 +220,8 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Prune jobs: one for the library named, or one for each registered library.</summary>
-    public Decision DecidePrune(StartPrune cmd, DateTimeOffset now)
+    /// <param name="only">the libraries to prune when the command names none (the schedule's: those not being pruned); null: every one</param>
+    public Decision DecidePrune(StartPrune cmd, DateTimeOffset now, IReadOnlyList<string>? only = null)
     {
         if (cmd.Library != "" && !Libraries.ContainsKey(cmd.Library))
             return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
@@ -207,7 +229,7 @@ public sealed partial record ManagerState
         if (cmd.Retire.Count > 0 && cmd.Library == "") return Reject("name the library whose volumes to retire: abk volume retire LIBRARY VOLUME...");
         if (cmd.Retire.Any(v => v == 0)) return Reject("volume 0 is not a volume: 'abk volume list LIBRARY' shows their numbers");
         if (cmd.DropUnknown && cmd.Library == "") return Reject("name the library whose unknown reference lists to drop: abk prune LIBRARY --drop-unknown");
-        var libraries = cmd.Library != "" ? [cmd.Library] : Libraries.Keys.ToList();
+        var libraries = cmd.Library != "" ? [cmd.Library] : only ?? Libraries.Keys.ToList();
         if (libraries.Count == 0) return Reject("no library is registered: start a node with the media role");
         var events = new List<Google.Protobuf.IMessage>();
         var next = NextJob;

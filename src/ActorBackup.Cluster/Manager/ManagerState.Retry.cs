@@ -42,7 +42,8 @@ public sealed partial record ManagerState
             if (others.Count == 0) return Failed(reason);
             return new JobRetried
             {
-                Job = job.Id, UnixMs = nowMs, AvoidLibrary = job.Library,
+                // "Not before" now: at once, and the time a wait for another library of the pool counts from.
+                Job = job.Id, UnixMs = nowMs, AvoidLibrary = job.Library, NotBeforeUnixMs = nowMs,
                 Reason = $"attempt {job.Attempt + 1} failed on library {job.Library}, trying {string.Join(" or ", others)}: {reason}",
             };
         }

@@ -227,7 +227,8 @@ public sealed partial record ManagerState
 
     public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(10);
 
-    public int ActiveJobsOn(string library) => Jobs.Values.Count(j => !IsFinal(j.State) && j.Library == library);
+    /// <summary>The jobs running on <paramref name="library"/> now (a queued job holds no session there yet).</summary>
+    public int ActiveJobsOn(string library) => Jobs.Values.Count(j => j.State is JobState.Running or JobState.Committing && j.Library == library);
 
     public int RecentJobsOn(string library, DateTimeOffset now) =>
         Jobs.Values.Count(j => j.Library == library && j.Kind == JobKind.Backup && j.QueuedUnixMs >= (now - RecentWindow).ToUnixTimeMilliseconds());
@@ -280,11 +281,15 @@ public sealed partial record ManagerState
     public Decision DecideStartRestore(StartRestore cmd, DateTimeOffset now)
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
+        if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
             Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force, NumericOwner = cmd.NumericOwner, Sparse = cmd.Sparse,
+            // Someone waits for a restore: by default it goes before the backups queued beside it (they have a window
+            // to run in; a restore has none, and would sort after every one of them).
+            Priority = cmd.Priority == 0 ? DefaultRestorePriority : PriorityOf(cmd.Priority),
         };
         job.Paths.AddRange(cmd.Paths);
         return new Decision([new JobQueued { Job = job }], null, job);

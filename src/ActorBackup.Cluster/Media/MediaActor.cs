@@ -69,6 +69,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
     private readonly HashSet<string> _writeSessions = [];
     private int _eventsSinceSnapshot;
+    private readonly Journal.JournalTrim _trim = new();
 
     public override string PersistenceId => "media-" + _declaration.Id;
 
@@ -106,6 +107,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is not MediaSnapshot s) return;
+            _trim.Recovered(offer.Metadata.SequenceNr, s.TrimmedUpTo);
             _index = ChunkIndex.FromBytes(s.Index.Span);
             _volumes = s.Volumes.Select(FromRecord).ToList();
         });
@@ -328,7 +330,15 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             foreach (var ticket in _sessions.Where(kv => kv.Value == m.Job).Select(kv => kv.Key).ToList()) CloseSession(ticket);
         });
         Command<GetLibraryStatus>(_ => Sender.Tell(Report()));
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        // The journal does not grow for ever (JournalTrim): every commit's index entries and every prune's were kept.
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            if (_trim.Saved(s.Metadata.SequenceNr) is not { } trim) return;
+            DeleteMessages(trim.Events);
+            DeleteSnapshots(new SnapshotSelectionCriteria(trim.Snapshots));
+        });
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning("older events of library {0} could not be deleted: {1}", _declaration.Id, f.Cause.Message));
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of library {0} failed: {1}", _declaration.Id, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
@@ -473,7 +483,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _toldNoSnapshot = true;
             return;
         }
-        var snapshot = new MediaSnapshot { Index = UnsafeByteOperations.UnsafeWrap(_library.IndexBytes()) }; // a fresh array, wrapped: no copy
+        var snapshot = new MediaSnapshot { Index = UnsafeByteOperations.UnsafeWrap(_library.IndexBytes()), TrimmedUpTo = _trim.TrimmedUpTo }; // a fresh array, wrapped: no copy
         snapshot.Volumes.AddRange(volumes);
         SaveSnapshot(snapshot);
     }

@@ -179,6 +179,26 @@ public static class FileIndex
         return new Header(snapshot, client, finishedUnixMs, entries, dirCount, root.ToArray());
     }
 
+    /// <summary>
+    /// Whose snapshot an index file is of and when that ended, from the file's first bytes alone (the header; nothing
+    /// checked beyond it): null when they are not an index's header.
+    /// </summary>
+    public static (string Snapshot, string Client, long FinishedUnixMs)? Owner(ReadOnlySpan<byte> start)
+    {
+        if (start.Length < Magic.Length || !start[..Magic.Length].SequenceEqual(Magic)) return null;
+        try
+        {
+            var reader = new SpanReader(start) { Position = Magic.Length };
+            var snapshot = Encoding.UTF8.GetString(reader.ReadBytes());
+            var client = Encoding.UTF8.GetString(reader.ReadBytes());
+            return (snapshot, client, UnZigZag(reader.ReadVarint()));
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Checks an index file whole (sizes and checksum) and reads its header.</summary>
     /// <exception cref="InvalidDataException">the bytes are not a whole, undamaged index</exception>
     public static Header Check(ReadOnlySpan<byte> file)

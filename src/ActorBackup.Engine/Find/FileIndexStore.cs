@@ -172,7 +172,32 @@ public sealed class FileIndexStore
     /// Deletes the indexes of snapshots not in <paramref name="live"/>, and temporary files a crash left (an hour old:
     /// younger ones may be being written); answers how many indexes went.
     /// </summary>
-    public int Retain(IReadOnlySet<string> live)
+    public int Retain(IReadOnlySet<string> live) => Drop((file, id) => !live.Contains(id));
+
+    /// <summary>
+    /// Deletes the indexes of <paramref name="client"/>'s snapshots that ended before <paramref name="asOfUnixMs"/> and are not in
+    /// <paramref name="live"/> (the catalog's snapshots of that client as of then: a snapshot made since is in no list), and
+    /// scratch files an hour old; the indexes of other clients' snapshots (built for a find on this node) stay. A client
+    /// calls it after each backup, so that the indexes of snapshots retention deleted do not pile up (one a backup).
+    /// </summary>
+    public int RetainOf(string client, IReadOnlySet<string> live, long asOfUnixMs) => Drop((file, id) =>
+    {
+        if (live.Contains(id)) return false;
+        Span<byte> start = stackalloc byte[512];
+        int read;
+        try
+        {
+            using var handle = File.OpenHandle(file);
+            read = RandomAccess.Read(handle, start, 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        return FileIndex.Owner(start[..read]) is { } owner && owner.Client == client && owner.FinishedUnixMs < asOfUnixMs;
+    });
+
+    private int Drop(Func<string, string, bool> drop)
     {
         var dropped = 0;
         foreach (var file in Directory.EnumerateFiles(_dir))
@@ -183,7 +208,7 @@ public sealed class FileIndexStore
                 if (File.GetLastWriteTimeUtc(file) < DateTime.UtcNow.AddHours(-1)) File.Delete(file);
                 continue;
             }
-            if (live.Contains(name[..^5])) continue;
+            if (!drop(file, name[..^5])) continue;
             _checked.TryRemove(file, out _);
             File.Delete(file);
             dropped++;

@@ -148,6 +148,30 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_restore_goes_before_the_backups_queued_beside_it_unless_it_asks_for_a_lower_priority()
+    {
+        var s = Cell();
+        (s, var first) = Queue(s, 5);
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        var snapshot = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "snap1", Client = "host-a", Library = "lib1", BackupSet = "/data5lib1", FinishedUnixMs = 1 };
+        s = End(s, first).Apply(new SnapshotRecorded { Manifest = snapshot.ToByteString() });
+        (s, var busy) = Queue(s, 5, minute: 1);
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start); // lib1's one drive taken
+        // A backup queued before the restore, of the same default priority, went first: a restore waited behind every
+        // backup of the night (those with a window even when queued after it: they have less slack).
+        (s, var backup) = Queue(s, 5, minute: 2);
+        var restore = s.DecideStartRestore(new StartRestore { Client = "host-a", Snapshot = "snap1", Target = "/r" }, Now.AddMinutes(3));
+        s = Apply(s, restore.Events);
+        Assert.Equal(ManagerState.DefaultRestorePriority, s.Job(restore.Job!.Id)!.Priority);
+        s = End(s, busy);
+        Assert.Equal([restore.Job.Id], s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(4)).Start.Select(j => j.Id));
+        // One that asks for less waits its turn; a priority out of range is refused.
+        var low = s.DecideStartRestore(new StartRestore { Client = "host-a", Snapshot = "snap1", Target = "/r2", Priority = 2 }, Now.AddMinutes(3));
+        Assert.Equal(2, low.Job!.Priority);
+        Assert.Contains("out of range", s.DecideStartRestore(new StartRestore { Client = "host-a", Snapshot = "snap1", Target = "/r2", Priority = 11 }, Now).Rejection);
+    }
+
+    [Fact]
     public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
     {
         var s = Cell(drives1: 2);
@@ -286,6 +310,36 @@ public class JobQueueTests
         var d = s.DecideStartBackup(new StartBackup { Client = "host-a", Library = "lib1", Paths = { "/" + set }, BackupSet = set, Priority = priority }, Reachable, at);
         d.Job!.WindowEndUnixMs = windowEndMs;
         return (Apply(s, d.Events), d.Job.Id);
+    }
+
+    [Fact]
+    public void A_backup_waits_for_an_unreachable_library_of_its_pool_before_one_that_is_full_or_that_it_failed_on()
+    {
+        // lib1 is down to its reserve and lib2's node is being patched: the job was sent to lib1, refused, sent back to it at
+        // once (lib2 "another library"), and so on until no attempt was left, in a second or two.
+        var s = Cell();
+        var d = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/data" } }, Reachable, Now);
+        s = Apply(s, d.Events);
+        var id = d.Job!.Id;
+        var limits = new QueueLimits(ClientOfflineWait: TimeSpan.FromMinutes(30));
+        List<ManagerState.LibraryLoad> fullAndDown = [new("lib1", true, 0, 100, Full: "lib1 is down to its reserve"), new("lib2", false, 0, 0)];
+        var plan = s.DecideDispatch(limits, NoneStarting, now: Now.AddMinutes(5), loads: fullAndDown);
+        Assert.Empty(plan.Start);
+        Assert.Contains("lib1 is down to its reserve; the job waits for lib2 (unreachable now)", plan.Waiting[id]);
+
+        // lib1 said nothing of its room yet: the job goes there, and is refused (out of space after all).
+        List<ManagerState.LibraryLoad> down = [new("lib1", true, 0, 100), new("lib2", false, 0, 0)];
+        plan = s.DecideDispatch(limits, NoneStarting, now: Now.AddMinutes(6), loads: down);
+        Assert.Equal("lib1", Assert.Single(plan.Start).Library);
+        s = Start(s, plan.Start);
+        s = s.Apply(Assert.IsType<JobRetried>(s.DecideFailure(s.Job(id)!, JobFault.FaultLibrary, "out of space", Now.AddMinutes(7), TimeSpan.FromSeconds(30))));
+        // Not back to lib1 at once: it waits for lib2, counted from the failed attempt.
+        plan = s.DecideDispatch(limits, NoneStarting, now: Now.AddMinutes(30), loads: down);
+        Assert.Empty(plan.Start);
+        Assert.Contains("it failed on lib1 before; the job waits for lib2", plan.Waiting[id]);
+        Assert.Equal("lib2", Assert.Single(s.DecideDispatch(limits, NoneStarting, now: Now.AddMinutes(31), loads: Reachable).Start).Library);
+        // lib2 still down when the wait is over: lib1 again (it may have room by now; else the job fails saying why).
+        Assert.Equal("lib1", Assert.Single(s.DecideDispatch(limits, NoneStarting, now: Now.AddMinutes(38), loads: down).Start).Library);
     }
 
     [Fact]
@@ -428,6 +482,12 @@ public class JobQueueTests
         var cancelled = Assert.Single(removed.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, slot.AddMinutes(6)).Missed);
         Assert.Equal((job.Id, JobState.Cancelled), (cancelled.Job, cancelled.State));
         Assert.Contains("backup set web was removed before this scheduled run started", cancelled.Reason);
+        // Nor does a scheduled run of a set disabled since (the operator's run still goes).
+        var disabled = Apply(Apply(s, asked.Events), s.DecideEnableSet(new EnableBackupSet { Name = "web", Enabled = false }, slot.AddMinutes(5)).Events);
+        var off = disabled.DecideDispatch(new QueueLimits(), NoneStarting, new HashSet<string> { "host-a" }, slot.AddMinutes(6));
+        Assert.Equal((job.Id, JobState.Cancelled), (Assert.Single(off.Missed).Job, Assert.Single(off.Missed).State));
+        Assert.Contains("backup set web was disabled before this scheduled run started", off.Missed[0].Reason);
+        Assert.Equal([asked.Job!.Id], off.Start.Select(j => j.Id));
     }
 
     [Fact]

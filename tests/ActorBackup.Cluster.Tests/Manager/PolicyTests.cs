@@ -87,6 +87,15 @@ public class PolicyTests
         Assert.Contains("used by backup set web", s.DecideRemovePolicy(new RemovePolicy { Name = "fast" }, Now).Rejection);
         Assert.Equal(["web"], s.PolicyInfoOf(s.PolicyOf("fast")!).Sets);
         Assert.Contains("no storage policy", s.DecideRemovePolicy(new RemovePolicy { Name = "slow" }, Now).Rejection);
+
+        // A policy no set uses, but a job queued under it not ended yet (its pool and retries): kept until it ends.
+        s = Define(s, new StoragePolicy { Name = "once", Libraries = { "lib2" } });
+        (s, var job) = Queue(s, "adhoc", "once");
+        Assert.Contains($"is the policy of job {job}, not ended yet: wait for them, or cancel them", s.DecideRemovePolicy(new RemovePolicy { Name = "once" }, Now).Rejection);
+        var apply = s.DecideApply(new ApplyDefinitions { Prune = true, Sets = { s.BackupSets.Values }, Policies = { s.Policies.Values.Where(p => p.Name != "once") } }, Now);
+        Assert.Contains($"policy 'once' is not in the file but is the policy of job {job}", apply.Decision.Rejection);
+        s = s.Apply(new JobEnded { Job = job, State = JobState.Cancelled, UnixMs = 1 });
+        Assert.Null(s.DecideRemovePolicy(new RemovePolicy { Name = "once" }, Now).Rejection);
     }
 
     [Fact]
@@ -103,8 +112,12 @@ public class PolicyTests
         plan = Plan(s, Loads(s, full));
         Assert.Equal(["lib1", "lib1"], plan.Start.Select(j => j.Library)); // the full one is passed over while another can take jobs
         Assert.Equal("lib1: 2 of 2 drives busy", plan.Waiting[c]);
-        // Nothing else reachable: the full one is tried all the same (it may have room again; else the job fails with its reason).
+        // The other one unreachable: the jobs wait for it (an hour at most) rather than go to the full one and fail there.
         plan = Plan(s, Loads(s, full, "lib1"));
+        Assert.Empty(plan.Start);
+        Assert.StartsWith("library lib3 is out of space at /x; the job waits for lib1 (unreachable now) until", plan.Waiting[a]);
+        // Nothing else reachable after that: the full one is tried all the same (it may have room again; else the job fails with its reason).
+        plan = Plan(s, Loads(s, full, "lib1"), Now.AddHours(1).AddSeconds(1));
         Assert.Equal(["lib3", "lib3"], plan.Start.Select(j => j.Library));
         Assert.Equal("lib3: 2 of 2 drives busy", plan.Waiting[c]);
         plan = Plan(s, Loads(s, full, "lib1", "lib3"));
@@ -170,7 +183,7 @@ public class PolicyTests
 
         var retry = Assert.IsType<JobRetried>(s.DecideFailure(s.Job(job)!, JobFault.FaultLibrary, "library lib1 is out of space", Now, Backoff));
         Assert.Equal("lib1", retry.AvoidLibrary);
-        Assert.Equal(0, retry.NotBeforeUnixMs); // at once
+        Assert.Equal(Now.ToUnixTimeMilliseconds(), retry.NotBeforeUnixMs); // at once (the attempt's time: a wait for another library counts from it)
         s = s.Apply(retry);
         Assert.Equal(JobState.Queued, s.Job(job)!.State);
         Assert.Contains("trying lib2", s.Job(job)!.Reason);

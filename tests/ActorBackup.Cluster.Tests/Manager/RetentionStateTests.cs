@@ -215,10 +215,21 @@ public class RetentionStateTests
         s = Apply(s, due);
         Assert.Empty(s.DecideScheduledPrune(daily, Now.AddHours(3).AddSeconds(2))); // each slot once
 
+        // The next slot while lib1's prune has not ended (its library down, say): lib2's alone, not a second of lib1.
+        s = s.Apply(new JobEnded { Job = due[1].Job.Id, State = JobState.Succeeded, UnixMs = 1 });
+        var next = s.DecideScheduledPrune(daily, Now.AddDays(1).AddHours(3).AddSeconds(1)).Cast<JobQueued>().ToList();
+        Assert.Equal(["lib2"], next.Select(q => q.Job.Library));
+        s = Apply(s, next);
+        // Neither ended by the slot after: none queued, the slot missed, the jobs named.
+        var none = Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledPrune(daily, Now.AddDays(2).AddHours(3).AddSeconds(1))));
+        Assert.Contains($"lib1 (job {due[0].Job.Id}), lib2 (job {next[0].Job.Id})", none.Reason);
+        s = s.Apply(none);
+        s = Apply(s, [new JobEnded { Job = due[0].Job.Id, State = JobState.Succeeded, UnixMs = 1 }, new JobEnded { Job = next[0].Job.Id, State = JobState.Failed, UnixMs = 1 }]);
+
         // Three days down: one prune, at the latest slot.
-        var after = s.DecideScheduledPrune(daily, Now.AddDays(3).AddHours(5)).Cast<JobQueued>().ToList();
+        var after = s.DecideScheduledPrune(daily, Now.AddDays(5).AddHours(5)).Cast<JobQueued>().ToList();
         Assert.Equal(2, after.Count);
-        Assert.All(after, q => Assert.Equal(Now.AddDays(3).AddHours(3).ToUnixTimeMilliseconds(), q.Job.SlotUnixMs));
+        Assert.All(after, q => Assert.Equal(Now.AddDays(5).AddHours(3).ToUnixTimeMilliseconds(), q.Job.SlotUnixMs));
         Assert.Empty(s.DecideScheduledPrune("", Now.AddDays(9))); // no schedule: nothing
     }
 
@@ -448,6 +459,14 @@ public class RetentionStateTests
         Assert.Equal(["lib1", "lib2"], jobs.Select(j => j.Library).Order());
         Assert.All(jobs, j => Assert.Equal((JobKind.Verify, "", JobOrigin.Schedule), (j.Kind, j.Snapshot, j.Origin)));
         Assert.Equal(2, jobs.Select(j => j.Id).Distinct().Count());
-        Assert.Empty(Apply(s, due).DecideScheduledChecks("0 5 * * *", Now.AddHours(4).AddSeconds(2)));
+        s = Apply(s, due);
+        Assert.Empty(s.DecideScheduledChecks("0 5 * * *", Now.AddHours(4).AddSeconds(2)));
+        // The next day's slot while lib2's check still runs (a tape library's takes hours): lib1's alone; then neither.
+        s = s.Apply(new JobEnded { Job = jobs.Single(j => j.Library == "lib1").Id, State = JobState.Succeeded, UnixMs = 1 });
+        var next = s.DecideScheduledChecks("0 5 * * *", Now.AddDays(1).AddHours(4).AddSeconds(1)).Cast<JobQueued>().ToList();
+        Assert.Equal(["lib1"], next.Select(q => q.Job.Library));
+        s = Apply(s, next);
+        Assert.Contains("every library's check has not ended yet",
+            Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledChecks("0 5 * * *", Now.AddDays(2).AddHours(4).AddSeconds(1)))).Reason);
     }
 }

@@ -246,6 +246,27 @@ public sealed class FindTests
     }
 
     [Fact]
+    public void A_client_forgets_the_indexes_of_its_own_snapshots_the_catalog_no_longer_holds_and_only_those()
+    {
+        using var dir = new TempDir();
+        var store = new FileIndexStore(Path.Combine(dir.Path, "findex"));
+        var tree = new Tree();
+        tree.Nodes.Add(new Node { Name = "a.txt", Type = NodeType.File, Size = 1, MtimeSec = 1 });
+        void Index(string id, string client, long finished) => store.Write(id, (f, _) => FileIndex.Write(id, client, finished, [("", tree)], f));
+        Index("kept", "web1", 100);
+        Index("deleted", "web1", 200);
+        Index("made-since", "web1", 900); // by a backup that ended after the catalog's list was taken: in no list
+        Index("other-host", "db1", 200); // built for an operator's find on this node
+        File.WriteAllText(Path.Combine(store.Folder, "not-an-index.fidx"), "x");
+        Assert.Equal(1, store.RetainOf("web1", new HashSet<string> { "kept" }, asOfUnixMs: 500));
+        Assert.Equal(["kept", "made-since", "not-an-index", "other-host"],
+            Directory.GetFiles(store.Folder).Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal));
+        Assert.True(store.Has("kept") && store.Has("made-since") && store.Has("other-host"));
+        Assert.Equal(("other-host", "db1", 200L), FileIndex.Owner(File.ReadAllBytes(Path.Combine(store.Folder, "other-host.fidx"))));
+        Assert.Null(FileIndex.Owner("ABKFIDX3"u8.ToArray().Concat(new byte[] { 0xFF, 0xFF }).ToArray())); // a header cut short
+    }
+
+    [Fact]
     public void Damaged_index_bytes_give_an_error_never_a_crash()
     {
         var dirs = new List<(string, Tree)>();
