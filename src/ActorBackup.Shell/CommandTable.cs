@@ -91,6 +91,7 @@ public static class CommandTable
         var volumes = new Argument<uint[]>("VOLUME") { HelpName = "VOLUME", Description = "volume numbers, as 'abk volume list' shows them", Arity = ArgumentArity.OneOrMore };
         var toSlot = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "the slot to put it in (default: its home slot)", Arity = ArgumentArity.ZeroOrOne };
         library.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
+        var disableReason = new Option<string?>("--reason") { Description = "why (shown with the library and the jobs that wait for it); default: maintenance", HelpName = "TEXT" };
         root.Subcommands.Add(Group("library", "storage libraries",
             Verb("list", "libraries, where they are, what they hold", async (_, o, c) =>
             {
@@ -99,12 +100,17 @@ public static class CommandTable
                 else
                 {
                     o.Table(["LIBRARY", "KIND", "REACHABLE", "USABLE", "JOBS", "CHUNKS", "STORED", "FREE", "VOLUMES", "NODE"], list.Libraries.Select(l => new[]
-                        { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.Unavailable == "" ? "yes" : "NO", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
+                        { l.Id, l.Kind, l.Reachable ? "yes" : "no", l.Disabled != "" ? "disabled" : l.Unavailable == "" ? "yes" : "NO", l.ActiveSessions.ToString(), l.Chunks.ToString(), Output.Size(l.BytesStored), Output.Size(l.FreeBytes), l.Volumes.ToString(), l.Node }));
+                    foreach (var l in list.Libraries.Where(l => l.Disabled != "")) o.Line($"{l.Id}: disabled by an operator ({l.Disabled}): no new job starts on it; 'abk library enable {l.Id}'");
                     foreach (var l in list.Libraries.Where(l => l.Unavailable != "")) o.Line($"{l.Id}: {l.Unavailable}");
                     foreach (var l in list.Libraries.Where(l => l.Problem != "")) o.Line($"{l.Id}: {l.Problem}");
                 }
                 return 0;
             }),
+            Verb("disable", "start no new job on LIBRARY (those running finish): for maintenance of its disk, drives or robot", async (pr, o, c) =>
+                EnabledLine(o, await session.Call<LibraryInfo>(new SetLibraryEnabled { Library = pr.GetValue(library)!, Reason = pr.GetValue(disableReason) ?? "" }, c)), library, disableReason),
+            Verb("enable", "let LIBRARY take jobs again", async (pr, o, c) =>
+                EnabledLine(o, await session.Call<LibraryInfo>(new SetLibraryEnabled { Library = pr.GetValue(library)!, Enabled = true }, c)), library),
             Verb("inventory", "a tape library's slots, cartridges and drives", async (pr, o, c) =>
                 Inventory(o, await session.Call<LibraryInventory>(new GetInventory { Library = pr.GetValue(library)! }, c)), library),
             Verb("import", "take the cartridge with BARCODE in through the mail slot, into the first free slot", (pr, o, c) =>
@@ -720,6 +726,15 @@ public static class CommandTable
     }
 
     /// <summary>A changer command (operator only): the inventory after it.</summary>
+    private static int EnabledLine(Output o, LibraryInfo l)
+    {
+        if (o.Json) o.Write(l);
+        else if (l.Disabled != "") o.Line($"library {l.Id} disabled ({l.Disabled}): no new job starts on it; {l.ActiveSessions} running finish" +
+                                          (l.ActiveSessions > 0 ? " ('abk drive list' shows them)" : ""));
+        else o.Line($"library {l.Id} enabled: jobs waiting for it start");
+        return 0;
+    }
+
     private static async Task<int> ChangeTape(Session session, Output o, ChangeTape command, CancellationToken cancel) =>
         Inventory(o, await session.Call<LibraryInventory>(command, cancel));
 

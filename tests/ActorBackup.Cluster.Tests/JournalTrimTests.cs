@@ -14,13 +14,19 @@ public class JournalTrimTests
         // A long history (after an upgrade): at most Step events a time.
         var big = new JournalTrim();
         big.Recovered(100_000, 0);
-        Assert.Equal((JournalTrim.Step, 99_999L), big.Saved(100_200));
-        Assert.Equal((2 * JournalTrim.Step, 100_199L), big.Saved(100_400));
+        Assert.Equal((JournalTrim.ManagerStep, 99_999L), big.Saved(100_200));
+        Assert.Equal((2 * JournalTrim.ManagerStep, 100_199L), big.Saved(100_400));
         // A restart from a snapshot that says how far the deletes got does not walk up from the first event again.
         var again = new JournalTrim();
         again.Recovered(100_400, big.TrimmedUpTo);
         Assert.Equal(big.TrimmedUpTo, again.TrimmedUpTo);
-        Assert.Equal((Math.Min(100_400, big.TrimmedUpTo + JournalTrim.Step), 100_399L), again.Saved(100_600));
+        Assert.Equal((Math.Min(100_400, big.TrimmedUpTo + JournalTrim.ManagerStep), 100_399L), again.Saved(100_600));
+        // Answers of two saves in flight that come the other way round: the earlier one's deletes nothing.
+        var swapped = new JournalTrim(step: 100);
+        swapped.Recovered(1_000, 0);
+        Assert.Equal((100L, 999L), swapped.Saved(1_100));
+        Assert.Null(swapped.Saved(1_050));
+        Assert.Equal((200L, 1_099L), swapped.Saved(1_200)); // a step of 100
         // A snapshot never claims more deleted than its own place.
         var odd = new JournalTrim();
         odd.Recovered(50, 1_000);

@@ -45,6 +45,29 @@ public class JobQueueTests
         Assert.Equal("idle", Assert.Single(cell.AbkJson("drive", "list", "lib1").GetProperty("drives").EnumerateArray()).GetProperty("state").GetString());
     }
 
+    [Fact]
+    public void A_disabled_library_starts_no_job_until_an_operator_enables_it_again()
+    {
+        using var dir = new TempDir();
+        var a = Path.Combine(dir.Path, "a");
+        CellTests.MakeRandomFiles(a, 1);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.libraries=[{id=lib1, drives=1}]").Start();
+        Assert.Contains("library lib1 disabled (disk swap): no new job starts on it; 0 running finish", cell.Abk("library", "disable", "lib1", "--reason", "disk swap").Stdout);
+        Assert.Matches(@"lib1\s.*\byes\s+disabled\s", cell.Abk("library", "list").Stdout);
+        Assert.Equal("disk swap", Assert.Single(cell.AbkJson("library", "list").GetProperty("libraries").EnumerateArray()).GetProperty("disabled").GetString());
+
+        var pinned = cell.Abk("backup", "--library", "lib1", a);
+        Assert.Equal(1, pinned.ExitCode);
+        Assert.Contains("library lib1 is disabled (disk swap): 'abk library enable lib1' when its maintenance is done, or pick another", pinned.Stderr);
+        var job = cell.Abk("backup", "--no-wait", a).Stdout.Trim();
+        Assert.Contains("library lib1 is disabled (disk swap)", cell.AbkJson("job", "show", job).GetProperty("reason").GetString());
+        Assert.Equal("QUEUED", cell.AbkJson("job", "show", job).GetProperty("state").GetString());
+
+        Assert.Contains("library lib1 enabled", cell.Abk("library", "enable", "lib1").Stdout);
+        Assert.Equal("SUCCEEDED", CellTests.WaitForEnd(cell, job, 120).GetProperty("state").GetString());
+        Assert.Contains("is not disabled", cell.Abk("library", "enable", "lib1").Stderr);
+    }
+
     /// <summary>A 6-field cron rule for one moment, <paramref name="ahead"/> from now (UTC).</summary>
     private static string At(TimeSpan ahead)
     {

@@ -22,15 +22,22 @@ public sealed partial class ClientActor
     private readonly Lazy<FileIndexStore> _fileIndexes;
     /// <summary>One index build or search at a time, finds first (a background build stops for a find).</summary>
     private readonly IndexTurns _indexing = new();
-    /// <summary>The catalog's snapshots of this client as the newest backup assignment said, and when.</summary>
-    private (HashSet<string> Ids, long AsOfUnixMs)? _catalogOwn;
+    /// <summary>Per backup job running: the catalog's snapshots of this client as its assignment said, and when.</summary>
+    private readonly Dictionary<string, (HashSet<string> Ids, long AsOfUnixMs)> _catalogOwn = [];
+
+    /// <summary>
+    /// How long before the catalog's list was taken a snapshot of this client must have ended for its index to go when the
+    /// list lacks it: a backup that ended just before may not be recorded yet (its commit runs on), and the client's
+    /// clock (the snapshot's end) need not be the manager's (the list's time).
+    /// </summary>
+    private static readonly TimeSpan IndexSweepMargin = TimeSpan.FromDays(1);
 
     /// <summary>
     /// Indexes a snapshot this client just made, on a thread of its own at the lowest CPU priority: background work that
     /// yields both cores to the next backup or restore, and runs at full speed when the node has nothing else to do.
     /// </summary>
-    /// <param name="catalogOwn">the catalog's snapshots of this client as the newest backup assignment said (null: not known):
-    /// the indexes of the others of its own that ended before then are deleted after the build</param>
+    /// <param name="catalogOwn">the catalog's snapshots of this client as the backup's assignment said (null: not known): the
+    /// indexes of the others of its own that ended a day and more before then are deleted after the build</param>
     private void IndexInBackground(ByteString manifestBytes, (HashSet<string> Ids, long AsOfUnixMs)? catalogOwn)
     {
         var log = _log;
@@ -43,9 +50,6 @@ public sealed partial class ClientActor
             try
             {
                 if (!_fileIndexes.Value.Has(manifest.Id)) BuildIndex(manifest, [manifest.Library], Trust.JobTickets.BackgroundIndex, build.Token);
-                // The indexes of snapshots retention deleted since (one a backup: they piled up unless a find ran here).
-                if (catalogOwn is { } own && _fileIndexes.Value.RetainOf(manifest.Client, own.Ids, own.AsOfUnixMs) is > 0 and var dropped)
-                    log.Info("{0} file index(es) of snapshots of {1} no longer in the catalog deleted", dropped, manifest.Client);
             }
             catch (OperationCanceledException) when (build.Token.IsCancellationRequested) // a find came: it builds what it needs, at its own priority
             {
@@ -57,6 +61,16 @@ public sealed partial class ClientActor
             }
             finally
             {
+                // The indexes of snapshots retention deleted since (one a backup: they piled up unless a find ran here).
+                try
+                {
+                    if (catalogOwn is { } own && _fileIndexes.Value.RetainOf(manifest.Client, own.Ids, own.AsOfUnixMs - (long)IndexSweepMargin.TotalMilliseconds) is > 0 and var dropped)
+                        log.Info("{0} file index(es) of snapshots of {1} no longer in the catalog deleted", dropped, manifest.Client);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    log.Warning("file indexes of snapshots no longer in the catalog not swept now ({0}); the next backup or find does", e.Message);
+                }
                 build.Dispose();
                 self.Tell(new JobsMayBeOver()); // the backup's last work here
             }

@@ -102,7 +102,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // back up, restore over its files, or stop.
         Receive<BackupAssignment>(a => FromManager(a), a =>
         {
-            if (a.ClientSnapshotsAsOfUnixMs > (_catalogOwn?.AsOfUnixMs ?? 0)) _catalogOwn = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
+            // The catalog's snapshots of this client as this job's assignment says: its index build sweeps by them.
+            if (a.ClientSnapshotsAsOfUnixMs > 0 && a.ClientSnapshots.Count > 0) _catalogOwn[a.Job.Id] = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
             Start(a.Job, token => RunBackup(a, token));
         });
         Receive<RestoreAssignment>(a => FromManager(a), a => Start(a.Job, token => RunRestore(a, token)));
@@ -130,7 +131,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 _cancelledByOperator.TryRemove(f.Job, out _); // a later attempt waiting carries its own (_next's Cancelled)
                 run.Cts.Dispose();
             }
-            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest, _catalogOwn); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
+            var own = _catalogOwn.Remove(f.Job, out var listed) ? listed : ((HashSet<string>, long)?)null;
+            if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest, own); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
             else Self.Tell(new JobsMayBeOver());
             // Kept until the manager has recorded it (a node that shuts down waits for that too), signed anew at each
             // send. An earlier attempt's late end does not take the place of a later one's.

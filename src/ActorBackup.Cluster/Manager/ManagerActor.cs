@@ -692,18 +692,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // Signed by this manager node: the media agent takes changer commands from nobody else; it answers the caller.
             _mediaRegion.Tell(_trust is null ? m : Trust.MessageSignature.Sign(m, _trust), Sender);
         });
+        Command<SetLibraryEnabled>(m =>
+        {
+            if (OperatorOnly(m, "disable or enable a library")) return;
+            PersistDecision(_state.DecideSetLibraryEnabled(m, DateTimeOffset.UtcNow), (sender, e) =>
+            {
+                var changed = (LibraryEnabled)e;
+                _log.Info("library {0} {1}", changed.Library, changed.Enabled ? "enabled" : $"disabled ({changed.Reason})");
+                sender.Tell(LibraryInfoOf(_state.Libraries[changed.Library]));
+                DispatchWaiting();
+            });
+        });
         Command<ListLibraries>(_ =>
         {
             var list = new LibraryList();
-            foreach (var l in _state.Libraries.Values)
-            {
-                _libraryReports.TryGetValue(l.Id, out var r);
-                list.Libraries.Add(new LibraryInfo
-                {
-                    Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
-                    BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "", Problem = r?.CleaningProblem ?? "",
-                });
-            }
+            list.Libraries.AddRange(_state.Libraries.Values.Select(LibraryInfoOf));
             Sender.Tell(list);
         });
         Command<SaveSnapshotSuccess>(s =>
@@ -720,6 +723,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<DeleteSnapshotsFailure>(f => _log.Warning("older manager snapshots could not be deleted: {0}", f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
         Command<DeleteMessagesFailure>(f => _log.Warning("older manager events could not be deleted: {0}", f.Cause.Message));
+    }
+
+    private LibraryInfo LibraryInfoOf(LibraryRegistered l)
+    {
+        _libraryReports.TryGetValue(l.Id, out var r);
+        return new LibraryInfo
+        {
+            Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
+            BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "", Problem = r?.CleaningProblem ?? "",
+            Disabled = _state.DisabledLibraries.GetValueOrDefault(l.Id) ?? "",
+        };
     }
 
     /// <summary>Counts the time spent in each message's handling (actorbackup_manager_busy_seconds_total).</summary>

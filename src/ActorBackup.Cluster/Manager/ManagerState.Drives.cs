@@ -33,6 +33,28 @@ public sealed partial record ManagerState
     }
 
     /// <summary>
+    /// abk library disable / enable: a disabled library takes no new job of any kind (the queue passes it over:
+    /// <see cref="Disabled"/>), while those running on it go on to their end: the way to empty it for maintenance of
+    /// its disk, drives or robot. Disabled again, the reason is replaced.
+    /// </summary>
+    public Decision DecideSetLibraryEnabled(SetLibraryEnabled m, DateTimeOffset now)
+    {
+        if (!Libraries.ContainsKey(m.Library)) return Reject(NoSuchLibrary(m.Library));
+        if (m.Enabled && !DisabledLibraries.ContainsKey(m.Library)) return Reject($"library {m.Library} is not disabled");
+        if (m.Reason.Length > 200) return Reject("give a reason of 200 characters at most");
+        return new Decision([new LibraryEnabled
+        {
+            Library = m.Library, Enabled = m.Enabled, Reason = m.Enabled ? "" : m.Reason.Trim() is { Length: > 0 } why ? why : "maintenance",
+            UnixMs = now.ToUnixTimeMilliseconds(),
+        }], null);
+    }
+
+    /// <summary>Why <paramref name="library"/> takes no new job (an operator disabled it), or null.</summary>
+    public string? Disabled(string library) => DisabledLibraries.TryGetValue(library, out var why)
+        ? $"library {library} is disabled ({why}): 'abk library enable {library}' when its maintenance is done"
+        : null;
+
+    /// <summary>
     /// Why an operator's changer command is refused here, or null (the media agent checks the rest against its
     /// changer): the library must be a registered tape library, and a mount, unmount or cleaning waits until no job
     /// runs on it (a drive is not cleaned or emptied in the middle of a job).

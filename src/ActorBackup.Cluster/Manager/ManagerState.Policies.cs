@@ -28,7 +28,7 @@ public sealed partial record ManagerState
     public IReadOnlyList<string> SpanTargets(JobInfo job)
     {
         if (job.LibraryPinned || job.Kind != JobKind.Backup) return [];
-        var pool = Pool(PolicyOfJob(job)).Where(Libraries.ContainsKey).ToList();
+        var pool = Pool(PolicyOfJob(job)).Where(l => Libraries.ContainsKey(l) && (l == job.Library || Disabled(l) is null)).ToList();
         var at = pool.IndexOf(job.Library);
         return at < 0 ? pool : [.. pool.Skip(at + 1), .. pool.Take(at)];
     }

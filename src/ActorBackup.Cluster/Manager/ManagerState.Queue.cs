@@ -250,6 +250,7 @@ public sealed partial record ManagerState
         }
 
         private string? Unfit(string id) => !state.Libraries.ContainsKey(id) ? $"library {id} is not registered"
+            : state.Disabled(id) is { } off ? off
             : Load(id) switch
             {
                 { Reachable: false } => $"library {id} is unreachable",
@@ -260,6 +261,8 @@ public sealed partial record ManagerState
         /// <summary>The library the job writes to or reads from now, or why it waits.</summary>
         public (string? Library, string? Why) Choose(JobInfo job)
         {
+            // A copy reads its source: a disabled one is read by no new job either.
+            if (job.Kind == JobKind.Copy && job.SourceLibrary != "" && state.Disabled(job.SourceLibrary) is { } sourceOff) return (null, sourceOff);
             if (job.Kind is JobKind.Restore or JobKind.Verify && state.Copies.ContainsKey(job.Snapshot))
             {
                 // A snapshot with copies is read from the first library holding it that can take the job, one a
@@ -277,20 +280,20 @@ public sealed partial record ManagerState
             // A prune runs on a library that cannot write (a full disk) too: giving space back is what it is for;
             // and so does a check of the library's volumes (to say what is damaged or missing).
             if (job.Kind == JobKind.Prune || (job.Kind == JobKind.Verify && job.Snapshot == ""))
-                return (Load(job.Library).Reachable && state.Libraries.ContainsKey(job.Library) ? Full(job.Library) : Unfit(job.Library)) is { } blocked
+                return (state.Disabled(job.Library) ?? (Load(job.Library).Reachable && state.Libraries.ContainsKey(job.Library) ? Full(job.Library) : Unfit(job.Library))) is { } blocked
                     ? (null, blocked) : (job.Library, null);
             if (job.Kind == JobKind.Copy && Load(job.Library).Full is { } full) return (null, full); // a copy writes into its library
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
                 return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);
             var pool = state.Pool(policy);
-            var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable).ToList();
+            var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable && state.Disabled(id) is null).ToList();
             // A library down to its reserve takes no new backup (a running one goes on in the next of the pool).
             var fit = reachable.Where(id => Unfit(id) is null && Load(id).Full is null).ToList();
             // A library of the pool that is unreachable now and that the job has not failed on is waited for (from the
             // job's queueing or its last attempt, up to the wait) before one that cannot take it or that it failed on
             // is tried: the job would fail there again, and spend its attempts in seconds while the other is patched.
-            var down = pool.Where(id => state.Libraries.ContainsKey(id) && !Load(id).Reachable && !job.AvoidLibraries.Contains(id)).ToList();
+            var down = pool.Where(id => state.Libraries.ContainsKey(id) && !Load(id).Reachable && state.Disabled(id) is null && !job.AvoidLibraries.Contains(id)).ToList();
             var until = Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs) + (long)wait.TotalMilliseconds;
             string? WaitForDown(IEnumerable<string> others) => down.Count > 0 && !(nowMs > until)
                 ? $"{string.Join("; ", others)}; the job waits for {string.Join(", ", down)} (unreachable now) until {DateTimeOffset.FromUnixTimeMilliseconds(until):u}, then tries the others"

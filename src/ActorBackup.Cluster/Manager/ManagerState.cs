@@ -25,6 +25,8 @@ public sealed partial record ManagerState
     public ImmutableHashSet<string> Verified { get; init; } = ImmutableHashSet<string>.Empty;
     /// <summary>Per library: snapshots deleted since its last prune (their reference lists go at the next one).</summary>
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> PendingDeletions { get; init; } = Named<ImmutableSortedSet<string>>();
+    /// <summary>The libraries an operator disabled (abk library disable), with the reason given: they take no new job.</summary>
+    public ImmutableSortedDictionary<string, string> DisabledLibraries { get; init; } = Named<string>();
     /// <summary>Per snapshot: the further libraries that hold a whole copy of it.</summary>
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> Copies { get; init; } = Named<ImmutableSortedSet<string>>();
 
@@ -62,6 +64,7 @@ public sealed partial record ManagerState
         }),
         JobCommitting c => WithJob(c.Job, j => j.State = JobState.Committing),
         JobPriorityChanged p => WithJob(p.Job, j => j.Priority = p.Priority),
+        LibraryEnabled l => this with { DisabledLibraries = l.Enabled ? DisabledLibraries.Remove(l.Library) : DisabledLibraries.SetItem(l.Library, l.Reason) },
         JobsForgotten f => this with { Jobs = Jobs.RemoveRange(f.Jobs.Select(long.Parse)) },
         JobEnded x => WithJob(x.Job, j =>
         {
@@ -154,6 +157,7 @@ public sealed partial record ManagerState
         s.Verified.AddRange(Verified.Order(StringComparer.Ordinal));
         s.PendingDeletions.AddRange(PendingDeletions.Select(kv => new LibraryPruned { Library = kv.Key, Snapshots = { kv.Value } }));
         s.Copies.AddRange(Copies.SelectMany(kv => kv.Value.Select(l => new SnapshotCopied { Snapshot = kv.Key, Library = l })));
+        s.DisabledLibraries.AddRange(DisabledLibraries.Select(kv => new LibraryEnabled { Library = kv.Key, Reason = kv.Value }));
         return s;
     }
 
@@ -170,6 +174,7 @@ public sealed partial record ManagerState
         Verified = s.Verified.ToImmutableHashSet(),
         PendingDeletions = s.PendingDeletions.ToImmutableSortedDictionary(p => p.Library, p => p.Snapshots.ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
         Copies = s.Copies.GroupBy(c => c.Snapshot).ToImmutableSortedDictionary(g => g.Key, g => g.Select(c => c.Library).ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
+        DisabledLibraries = s.DisabledLibraries.ToImmutableSortedDictionary(d => d.Library, d => d.Reason, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>
@@ -249,6 +254,7 @@ public sealed partial record ManagerState
         {
             if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
             if (loads.FirstOrDefault(l => l.Id == cmd.Library) is { Reachable: false }) return Reject($"library '{cmd.Library}' is not reachable now: its node is down; pick another or wait");
+            if (Disabled(cmd.Library) is { } off) return Reject($"{off}, or pick another");
         }
         else if (Pool(policy).Count == 0) return Reject("no library is reachable: start a node with the media role and a library");
         else if (!Pool(policy).Any(id => loads.FirstOrDefault(l => l.Id == id) is not { Reachable: false }))

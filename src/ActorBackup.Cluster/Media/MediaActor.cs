@@ -69,7 +69,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>The sessions that may write: a prune waits for those that were open when it began.</summary>
     private readonly HashSet<string> _writeSessions = [];
     private int _eventsSinceSnapshot;
-    private readonly Journal.JournalTrim _trim = new();
+    /// <summary>Its journal behind its snapshots, 200 events a time (a journal never trimmed before, after an upgrade,
+    /// goes in steps its database takes in well under the time another actor's write waits for it).</summary>
+    private readonly Journal.JournalTrim _trim = new(4 * SnapshotEvery);
 
     public override string PersistenceId => "media-" + _declaration.Id;
 

@@ -69,6 +69,7 @@ public static class OpsPermissions
         nameof(DefinePolicy) or nameof(RemovePolicy) => "change storage policies",
         nameof(ApplyFile) => "apply definitions",
         nameof(RebuildCatalog) => "rebuild the catalog",
+        nameof(SetLibraryEnabled) => "disable or enable a library",
         _ => "send " + name,
     };
 }

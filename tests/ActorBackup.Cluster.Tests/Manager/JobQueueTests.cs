@@ -343,6 +343,42 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_disabled_library_takes_no_new_job_of_any_kind_while_those_running_finish_and_takes_them_again_once_enabled()
+    {
+        var s = Cell(drives1: 2, drives2: 2);
+        (s, var running) = Queue(s, 5);
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
+        (s, var pinnedBefore) = Queue(s, 6, minute: 1); // queued for lib1 before it was disabled
+        var disable = s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib1", Reason = "disk swap" }, Now);
+        s = Apply(s, disable.Events);
+        Assert.Contains("no library lib9: list them with 'abk library list'", s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib9" }, Now).Rejection);
+        Assert.Equal("disk swap", new ManagerState().Apply(s.ToSnapshot()).DisabledLibraries["lib1"]); // across a restart
+        Assert.Equal(JobState.Running, s.Job(running)!.State); // it runs to its end
+
+        // A backup of the pool goes to the other library; one pinned to it is refused, saying why; a prune waits.
+        var pooled = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/pool" } }, Reachable, Now);
+        s = Apply(s, pooled.Events);
+        Assert.Contains("library lib1 is disabled (disk swap): 'abk library enable lib1' when its maintenance is done",
+            s.DecideStartBackup(new StartBackup { Client = "host-a", Library = "lib1", Paths = { "/x" } }, Reachable, Now).Rejection);
+        var prune = s.DecidePrune(new StartPrune { Library = "lib1" }, Now);
+        s = Apply(s, prune.Events);
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting);
+        Assert.Equal([(pooled.Job!.Id, "lib2")], plan.Start.Select(j => (j.Id, j.Library)));
+        Assert.StartsWith("library lib1 is disabled (disk swap)", plan.Waiting[prune.Job!.Id]);
+        Assert.StartsWith("library lib1 is disabled (disk swap)", plan.Waiting[pinnedBefore]);
+        // Nor does a backup span into it.
+        Assert.DoesNotContain("lib1", s.SpanTargets(plan.Start[0]));
+
+        var enable = s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib1", Enabled = true }, Now);
+        s = Apply(s, enable.Events);
+        Assert.Empty(s.DisabledLibraries);
+        Assert.Contains("is not disabled", s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib1", Enabled = true }, Now).Rejection);
+        s = End(s, running);
+        var after = s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Where(j => j.Library == "lib1").Select(j => j.Id);
+        Assert.Equal([pinnedBefore, prune.Job.Id], after.Order());
+    }
+
+    [Fact]
     public void A_waiting_job_gains_priority_with_aging_so_newer_higher_priority_work_cannot_hold_it_back_forever()
     {
         var s = Cell();
