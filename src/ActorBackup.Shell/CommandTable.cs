@@ -725,16 +725,17 @@ public static class CommandTable
         return 0;
     }
 
-    /// <summary>A changer command (operator only): the inventory after it.</summary>
+    /// <summary>What abk library disable / enable says: the library's state, and the jobs still running on it.</summary>
     private static int EnabledLine(Output o, LibraryInfo l)
     {
         if (o.Json) o.Write(l);
         else if (l.Disabled != "") o.Line($"library {l.Id} disabled ({l.Disabled}): no new job starts on it; {l.ActiveSessions} running finish" +
-                                          (l.ActiveSessions > 0 ? " ('abk drive list' shows them)" : ""));
+                                          (l.ActiveSessions > 0 ? " ('abk job list' and 'abk drive list' show them)" : ""));
         else o.Line($"library {l.Id} enabled: jobs waiting for it start");
         return 0;
     }
 
+    /// <summary>A changer command (operator only): the inventory after it.</summary>
     private static async Task<int> ChangeTape(Session session, Output o, ChangeTape command, CancellationToken cancel) =>
         Inventory(o, await session.Call<LibraryInventory>(command, cancel));
 

@@ -19,6 +19,12 @@ public static class Interactive
         try
         {
             history = File.Exists(historyFile) ? File.ReadAllLines(historyFile).ToList() : [];
+            // Kept to its newest lines: read whole at each start, it grew with every command for good.
+            if (history.Count > 2 * HistoryKept)
+            {
+                history = history[^HistoryKept..];
+                try { RewriteHistory(historyFile, history); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -34,8 +40,12 @@ public static class Interactive
             line = line.Trim();
             if (line == "") continue;
             if (line is "exit" or "quit") break;
-            history.Add(line);
-            try { AppendHistory(historyFile, line); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // Commands piped in (a script's) are not the operator's to recall.
+            if (!Console.IsInputRedirected)
+            {
+                history.Add(line);
+                try { AppendHistory(historyFile, line); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
             List<string> words;
             try
             {
@@ -85,6 +95,22 @@ public static class Interactive
     {
         Console.Write("abk> ");
         return Console.ReadLine();
+    }
+
+    /// <summary>How many lines of history are kept (the file is cut back to them once it holds twice as many).</summary>
+    private const int HistoryKept = 1000;
+
+    /// <summary>The history file written anew with <paramref name="lines"/> (0600), under a temporary name first.</summary>
+    private static void RewriteHistory(string file, List<string> lines)
+    {
+        var temp = file + ".new";
+        using (var stream = new FileStream(temp, new FileStreamOptions
+               {
+                   Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        using (var writer = new StreamWriter(stream))
+            foreach (var line in lines) writer.WriteLine(line);
+        File.Move(temp, file, overwrite: true);
     }
 
     /// <summary>A line added to the history file, made 0600 (commands name hosts, paths and snapshots).</summary>

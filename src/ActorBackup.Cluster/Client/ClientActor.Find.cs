@@ -23,7 +23,7 @@ public sealed partial class ClientActor
     /// <summary>One index build or search at a time, finds first (a background build stops for a find).</summary>
     private readonly IndexTurns _indexing = new();
     /// <summary>Per backup job running: the catalog's snapshots of this client as its assignment said, and when.</summary>
-    private readonly Dictionary<string, (HashSet<string> Ids, long AsOfUnixMs)> _catalogOwn = [];
+    private readonly Dictionary<(string Job, int Attempt), (HashSet<string> Ids, long AsOfUnixMs)> _catalogOwn = [];
 
     /// <summary>
     /// How long before the catalog's list was taken a snapshot of this client must have ended for its index to go when the
@@ -67,7 +67,7 @@ public sealed partial class ClientActor
                     if (catalogOwn is { } own && _fileIndexes.Value.RetainOf(manifest.Client, own.Ids, own.AsOfUnixMs - (long)IndexSweepMargin.TotalMilliseconds) is > 0 and var dropped)
                         log.Info("{0} file index(es) of snapshots of {1} no longer in the catalog deleted", dropped, manifest.Client);
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                catch (Exception e) // on a thread of its own: nothing may escape it
                 {
                     log.Warning("file indexes of snapshots no longer in the catalog not swept now ({0}); the next backup or find does", e.Message);
                 }

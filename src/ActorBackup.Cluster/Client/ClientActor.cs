@@ -103,7 +103,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         Receive<BackupAssignment>(a => FromManager(a), a =>
         {
             // The catalog's snapshots of this client as this job's assignment says: its index build sweeps by them.
-            if (a.ClientSnapshotsAsOfUnixMs > 0 && a.ClientSnapshots.Count > 0) _catalogOwn[a.Job.Id] = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
+            if (a.ClientSnapshotsAsOfUnixMs > 0 && a.ClientSnapshots.Count > 0)
+            {
+                // An assignment that does not run here (one already ended, sent again) leaves its entry: a few at most.
+                if (_catalogOwn.Count >= 16) _catalogOwn.Clear();
+                _catalogOwn[(a.Job.Id, a.Job.Attempt)] = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
+            }
             Start(a.Job, token => RunBackup(a, token));
         });
         Receive<RestoreAssignment>(a => FromManager(a), a => Start(a.Job, token => RunRestore(a, token)));
@@ -131,7 +136,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 _cancelledByOperator.TryRemove(f.Job, out _); // a later attempt waiting carries its own (_next's Cancelled)
                 run.Cts.Dispose();
             }
-            var own = _catalogOwn.Remove(f.Job, out var listed) ? listed : ((HashSet<string>, long)?)null;
+            var own = _catalogOwn.Remove((f.Job, f.Attempt), out var listed) ? listed : ((HashSet<string>, long)?)null;
             if (f.Ok && !f.Manifest.IsEmpty) IndexInBackground(f.Manifest, own); // a backup's snapshot: ready for abk find (then JobsMayBeOver)
             else Self.Tell(new JobsMayBeOver());
             // Kept until the manager has recorded it (a node that shuts down waits for that too), signed anew at each
@@ -726,7 +731,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                       $"GC {GC.CollectionCount(0) - gc.Gen0}/{GC.CollectionCount(1) - gc.Gen1}/{GC.CollectionCount(2) - gc.Gen2} pause {(GC.GetTotalPauseDuration() - gc.Pause).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {
-                Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString(), Errors = manifest.Errors.Count,
+                Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString(), Errors = (int)Math.Min(int.MaxValue, manifest.Errors.Count + (long)manifest.ErrorsOmitted),
                 Files = (long)manifest.Stats.Files, Bytes = (long)manifest.Stats.Bytes,
             };
         }

@@ -839,7 +839,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 case JobKind.Restore:
                     var restored = _state.FindSnapshot(job.Snapshot);
-                    var fallback = _state.LibrariesOf(restored).Where(l => l != job.Library).ToList();
+                    var fallback = _state.LibrariesOf(restored).Where(l => l != job.Library && _state.Disabled(l) is null).ToList();
                     Dispatch(job, new RestoreAssignment
                     {
                         Job = job, Manifest = restored.ToByteString(), Fallback = { fallback },
@@ -1187,7 +1187,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// the client's end sent again, the attempt taken for lost or interrupted (<see cref="Decided"/>).
     /// </summary>
     private void RecordedEnd(JobInfo job, SnapshotManifest manifest, IActorRef? replyTo) =>
-        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, manifest.Errors.Count, replyTo), q =>
+        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, (int)Math.Min(int.MaxValue, manifest.Errors.Count + (long)manifest.ErrorsOmitted), replyTo), q =>
         {
             var copy = ((JobQueued)q).Job;
             _log.Info("job {0}: copy of snapshot {1} to library {2}", copy.Id, copy.Snapshot, copy.Library);

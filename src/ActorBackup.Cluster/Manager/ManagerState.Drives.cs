@@ -78,7 +78,8 @@ public sealed partial record ManagerState
     public IReadOnlyList<string> DecideCleaning(IEnumerable<IndexReport> reports, IEnumerable<string> starting)
     {
         var busy = HoldingDrives.SelectMany(j => DrivesHeld(j).Select(d => d.Library)).Concat(starting).ToHashSet();
-        return reports.Where(r => r.DrivesDueCleaning.Count > 0 && r.Unavailable == "" && !busy.Contains(r.Library) && Libraries.ContainsKey(r.Library))
+        // Not in a library an operator disabled: someone may be at its robot.
+        return reports.Where(r => r.DrivesDueCleaning.Count > 0 && r.Unavailable == "" && !busy.Contains(r.Library) && Libraries.ContainsKey(r.Library) && !DisabledLibraries.ContainsKey(r.Library))
             .Select(r => r.Library).Order(StringComparer.Ordinal).ToList();
     }
 

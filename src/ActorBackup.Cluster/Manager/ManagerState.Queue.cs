@@ -133,7 +133,7 @@ public sealed partial record ManagerState
                     {
                         Job = job.Id, State = JobState.Missed, UnixMs = nowMs.Value,
                         Reason = $"not started by the end of its window ({DateTimeOffset.FromUnixTimeMilliseconds(job.WindowEndUnixMs):u}): " +
-                                 (waitingBefore(job) ?? "it waited in the queue"),
+                                 (waitingBefore(job) ?? (libraries.Choose(job).Why is { } waitedFor ? $"it waited for {waitedFor}" : "it waited in the queue")),
                     });
                 continue;
             }
@@ -172,8 +172,18 @@ public sealed partial record ManagerState
             var source = ReadsOnDrive(job.Kind, job.SourceLibrary) && job.SourceLibrary != library ? job.SourceLibrary : "";
             if (why is null && source != "" && perLibrary.GetValueOrDefault(source) >= DrivesOf(source))
                 why = $"{source}: {perLibrary.GetValueOrDefault(source)} of {DrivesOf(source)} drives busy (the copy reads it)";
+            else if (why is null && source != "" && libraries.HeldFor(source, job.Id) is { } sourceHeld) why = sourceHeld;
             if (why is not null || library is null)
             {
+                // A copy from a tape library needs a drive there and one in its target at once: each freed drive went to
+                // a job that needs one library only, and the copy waited for good. Once it has waited an hour, the free
+                // drives of both are held for it in this pass (lower-ranked jobs do not take them).
+                if (ReadsOnDrive(job.Kind, job.SourceLibrary) && job.SourceLibrary != job.Library && nowMs - Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs) > (long)CopyHoldsAfter.TotalMilliseconds
+                    && (perLibrary.GetValueOrDefault(job.Library) >= DrivesOf(job.Library) || perLibrary.GetValueOrDefault(job.SourceLibrary) >= DrivesOf(job.SourceLibrary)))
+                {
+                    libraries.Hold(job.Library, job.Id);
+                    libraries.Hold(job.SourceLibrary, job.Id);
+                }
                 why ??= "no library";
                 // Say so when the window can no longer be met, going by how long the set's last run took.
                 if (job.WindowEndUnixMs > 0 && nowMs + Estimate(job) > job.WindowEndUnixMs && Estimate(job) > 0)
@@ -209,6 +219,9 @@ public sealed partial record ManagerState
 
     public const int MaxPriority = 10;
 
+    /// <summary>How long a copy that needs a drive in two libraries waits before the free drives of both are held for it.</summary>
+    public static readonly TimeSpan CopyHoldsAfter = TimeSpan.FromHours(1);
+
     /// <summary>How a queued scheduled run of a set no longer stands: the set removed, given to another client, or disabled; null: it stands.</summary>
     private string? GoneSet(JobInfo job) => !BackupSets.TryGetValue(job.BackupSet, out var set) ? "was removed"
         : set.Client != job.Client ? $"was given to client {set.Client}"
@@ -239,12 +252,23 @@ public sealed partial record ManagerState
 
         private readonly Dictionary<(string, int), string> _busy = [];
 
+        /// <summary>Libraries whose free drives this pass keeps for a job ranked above those still to come (a copy waiting
+        /// for a drive in two libraries at once), with that job.</summary>
+        private readonly Dictionary<string, string> _held = [];
+
+        public void Hold(string library, string job) => _held.TryAdd(library, job);
+
+        /// <summary>Why <paramref name="job"/> may not take a free drive of <paramref name="library"/>: it is held for another; or null.</summary>
+        public string? HeldFor(string library, string job) => _held.TryGetValue(library, out var holder) && holder != job
+            ? $"{library}: its free drive is held for job {holder} (a copy that waits for a drive here and in another library at once)"
+            : null;
+
         /// <summary>Why the library cannot take one more job now, or null (the text made once per library and count).</summary>
         private string? Full(string id)
         {
             var n = perLibrary.GetValueOrDefault(id);
             var drives = Drives(id);
-            if (n < drives) return null;
+            if (n < drives) return _held.Count == 0 ? null : HeldFor(id, "");
             if (!_busy.TryGetValue((id, n), out var why)) _busy[(id, n)] = why = $"{id}: {n} of {drives} drives busy";
             return why;
         }
@@ -258,11 +282,19 @@ public sealed partial record ManagerState
                 _ => null,
             };
 
+        /// <summary>Why the part of <paramref name="snapshot"/> held on <paramref name="library"/> cannot be read now: a library it
+        /// spans into there is disabled (a restore, verify or copy would read it); null when none is.</summary>
+        private string? SpanOff(string snapshot, string library) =>
+            snapshot == "" || state.DisabledLibraries.IsEmpty ? null
+            : state.Snapshots.FirstOrDefault(s => s.Id == snapshot && s.Library == library) is { Spans.Count: > 0 } spanning
+                ? spanning.Spans.Select(state.Disabled).FirstOrDefault(off => off is not null) : null;
+
         /// <summary>The library the job writes to or reads from now, or why it waits.</summary>
         public (string? Library, string? Why) Choose(JobInfo job)
         {
-            // A copy reads its source: a disabled one is read by no new job either.
-            if (job.Kind == JobKind.Copy && job.SourceLibrary != "" && state.Disabled(job.SourceLibrary) is { } sourceOff) return (null, sourceOff);
+            // A copy reads its source (and the libraries that snapshot spans there): a disabled one is read by no new job either.
+            if (job.Kind == JobKind.Copy && job.SourceLibrary != "" && (state.Disabled(job.SourceLibrary) ?? SpanOff(job.Snapshot, job.SourceLibrary)) is { } sourceOff)
+                return (null, sourceOff);
             if (job.Kind is JobKind.Restore or JobKind.Verify && state.Copies.ContainsKey(job.Snapshot))
             {
                 // A snapshot with copies is read from the first library holding it that can take the job, one a
@@ -271,7 +303,7 @@ public sealed partial record ManagerState
                 string? firstWhy = null;
                 foreach (var l in holders.OrderBy(l => job.AvoidLibraries.Contains(l)))
                 {
-                    var why = Unfit(l) ?? Full(l);
+                    var why = Unfit(l) ?? Full(l) ?? SpanOff(job.Snapshot, l);
                     if (why is null) return (l, null);
                     firstWhy ??= why;
                 }
@@ -284,7 +316,8 @@ public sealed partial record ManagerState
                     ? (null, blocked) : (job.Library, null);
             if (job.Kind == JobKind.Copy && Load(job.Library).Full is { } full) return (null, full); // a copy writes into its library
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
-                return (Unfit(job.Library) ?? Full(job.Library)) is { } why ? (null, why) : (job.Library, null);
+                return (Unfit(job.Library) ?? Full(job.Library) ?? (job.Kind is JobKind.Restore or JobKind.Verify ? SpanOff(job.Snapshot, job.Library) : null)) is { } why
+                    ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);
             var pool = state.Pool(policy);
             var reachable = pool.Where(id => state.Libraries.ContainsKey(id) && Load(id).Reachable && state.Disabled(id) is null).ToList();

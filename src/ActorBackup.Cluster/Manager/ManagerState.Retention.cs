@@ -57,7 +57,9 @@ public sealed partial record ManagerState
         if (DueSlot(PruneClock, rule, now, "prune", out var start) is not { } slotMs) return start is null ? [] : [start];
         // A library whose prune of an earlier slot (or an operator's) has not ended gets none more: a library down for a
         // day would find a prune of every hourly slot queued (each but the first refused as "being pruned", then FAILED).
-        var busy = OpenJobsOf(JobKind.Prune, j => !j.DryRun); // an operator's dry run gives nothing back
+        // An operator's dry run counts too: the media agent runs one prune of a library at a time (a second beside it is
+        // refused, tried again and ends FAILED).
+        var busy = OpenJobsOf(JobKind.Prune, j => true);
         if (Libraries.Count > 0 && Libraries.Keys.All(busy.ContainsKey))
             return [new SlotMissed { Set = PruneClock, SlotUnixMs = slotMs, Reason = $"every library's prune has not ended yet: {Pending(busy)}" }];
         var decision = DecidePrune(new StartPrune { Origin = JobOrigin.Schedule }, now, Libraries.Keys.Where(l => !busy.ContainsKey(l)).ToList());

@@ -232,8 +232,14 @@ public sealed partial record ManagerState
 
     public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(10);
 
-    /// <summary>The jobs running on <paramref name="library"/> now (a queued job holds no session there yet).</summary>
-    public int ActiveJobsOn(string library) => Jobs.Values.Count(j => j.State is JobState.Running or JobState.Committing && j.Library == library);
+    /// <summary>The jobs running on <paramref name="library"/> now, writing or reading (a copy from it), or spanning into it
+    /// (a queued job holds no session there yet).</summary>
+    public int ActiveJobsOn(string library) => HoldingDrives.Count(j => j.Library == library || j.SourceLibrary == library || SpansOfJob(j).Contains(library));
+
+    /// <summary>The libraries a running job's snapshot spans: a restore's, verify's or copy's reads, and a backup's own (recorded
+    /// when it ends: empty while it runs).</summary>
+    private IEnumerable<string> SpansOfJob(JobInfo j) =>
+        j.Snapshot == "" ? [] : Snapshots.FirstOrDefault(s => s.Id == j.Snapshot)?.Spans ?? (IEnumerable<string>)[];
 
     public int RecentJobsOn(string library, DateTimeOffset now) =>
         Jobs.Values.Count(j => j.Library == library && j.Kind == JobKind.Backup && j.QueuedUnixMs >= (now - RecentWindow).ToUnixTimeMilliseconds());
@@ -433,6 +439,6 @@ public sealed partial record ManagerState
     {
         Id = m.Id, Client = m.Client, BackupSet = m.BackupSet, Level = FromEngineLevel(m.Level), Parent = m.Parent,
         FinishedUnixMs = m.FinishedUnixMs, Library = m.Library, Files = m.Stats?.Files ?? 0, Bytes = m.Stats?.Bytes ?? 0,
-        BytesStored = m.Stats?.BytesStored ?? 0, Errors = m.Errors.Count, Job = m.Job, Paths = { m.Paths }, Spans = { m.Spans },
+        BytesStored = m.Stats?.BytesStored ?? 0, Errors = (int)Math.Min(int.MaxValue, m.Errors.Count + (long)m.ErrorsOmitted), Job = m.Job, Paths = { m.Paths }, Spans = { m.Spans },
     };
 }

@@ -442,8 +442,31 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         manifest.Paths.AddRange(set.Paths.Select(p => PosixNames.Display(NormalizePath(p)))); // as listings show them
         manifest.Excludes.AddRange(set.Excludes ?? []);
-        manifest.Errors.AddRange(_errors.OrderBy(e => e.Path, StringComparer.Ordinal));
+        manifest.Errors.AddRange(RecordedErrors(_errors.OrderBy(e => e.Path, StringComparer.Ordinal), MaxErrorsRecorded, MaxErrorBytesRecorded, out var omitted));
+        manifest.ErrorsOmitted = omitted;
         return manifest;
+    }
+
+    /// <summary>The most errors a manifest lists, and the most bytes of their paths and reasons (the rest only counted).</summary>
+    public const int MaxErrorsRecorded = 10_000, MaxErrorBytesRecorded = 256 * 1024;
+
+    /// <summary>
+    /// The errors a manifest lists, in their order, up to <paramref name="maxCount"/> and <paramref name="maxBytes"/> of
+    /// paths and reasons; <paramref name="omitted"/> counts the rest. A host with a hundred thousand unreadable files made
+    /// a manifest larger than the cell's 4 MiB messages: its snapshot was never recorded, its end sent again and again.
+    /// </summary>
+    public static List<SnapshotError> RecordedErrors(IEnumerable<SnapshotError> errors, int maxCount, int maxBytes, out ulong omitted)
+    {
+        var kept = new List<SnapshotError>();
+        long bytes = 0;
+        omitted = 0;
+        foreach (var e in errors)
+        {
+            bytes += System.Text.Encoding.UTF8.GetByteCount(e.Path) + System.Text.Encoding.UTF8.GetByteCount(e.Reason);
+            if (kept.Count < maxCount && bytes <= maxBytes) kept.Add(e);
+            else omitted++;
+        }
+        return kept;
     }
 
     /// <summary>An entry's extended attributes as read, or why they could not be.</summary>
@@ -524,7 +547,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         // The parent ran since this system booted (a crash between would leave a folder's new names on disk and its
         // times as before, on a file system without a journal), and the clock has not gone back since it ended.
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0 } && _parentRecordsAll
+        _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0, ErrorsOmitted: 0 } && _parentRecordsAll
             && Posix.Posix.BootTime() is { } boot && parent.StartedUnixMs > (boot + BootSlack) * 1000 && parent.FinishedUnixMs <= now
             && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
             && parent.Paths.Select(PosixNames.Parse).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);

@@ -121,6 +121,7 @@ public static class EngineCommand
             Console.WriteLine($"  new: {s.ChunksNew} chunks, {Mib(s.BytesNew)} -> {Mib(s.BytesStored)} stored; {s.TreesNew} trees");
             Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F2} s: walk {s.SecondsWalk:F2}, read {s.SecondsRead:F2}, trees {s.SecondsTrees:F2}, commit {clock.Elapsed.TotalSeconds - s.Seconds:F2}"); // with the manifest
             foreach (var e in m.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
+            if (m.ErrorsOmitted > 0) Console.WriteLine($"  ... and {m.ErrorsOmitted} more errors, not listed");
         }
         return m.Errors.Count > 0 ? 3 : 0;
     }

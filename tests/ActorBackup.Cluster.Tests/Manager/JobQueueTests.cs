@@ -145,6 +145,9 @@ public class JobQueueTests
         s = End(s, job);
         Assert.Equal(["tape1", "tape2"], s.DecideCleaning(reports, []));
         Assert.Empty(s.DecideCleaning([Due("tape1", 1) is var r ? new IndexReport(r) { Unavailable = "not open" } : r], []));
+        // Not in a library an operator disabled: someone may be at its robot.
+        s = Apply(s, s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "tape2" }, Now).Events);
+        Assert.Equal(["tape1"], s.DecideCleaning(reports, []));
     }
 
     [Fact]
@@ -376,6 +379,57 @@ public class JobQueueTests
         s = End(s, running);
         var after = s.DecideDispatch(new QueueLimits(), NoneStarting).Start.Where(j => j.Library == "lib1").Select(j => j.Id);
         Assert.Equal([pinnedBefore, prune.Job.Id], after.Order());
+    }
+
+    [Fact]
+    public void A_snapshot_that_spans_into_a_disabled_library_is_not_read_and_a_job_missed_behind_it_says_so()
+    {
+        var s = Cell(drives1: 2, drives2: 2);
+        var spanning = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "big", Client = "host-a", Library = "lib1", BackupSet = "web", FinishedUnixMs = 1, Spans = { "lib2" } };
+        s = s.Apply(new SnapshotRecorded { Manifest = spanning.ToByteString() });
+        (s, var pinned) = Queue(s, 5, library: "lib2"); // queued before lib2 was disabled, with a window (below)
+        s = Apply(s, s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib2", Reason = "robot" }, Now).Events);
+        var restore = s.DecideStartRestore(new StartRestore { Client = "host-a", Snapshot = "big", Target = "/r" }, Now);
+        s = Apply(s, restore.Events);
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(1));
+        Assert.Empty(plan.Start);
+        Assert.StartsWith("library lib2 is disabled (robot)", plan.Waiting[restore.Job!.Id]);
+        // With a whole copy elsewhere, it is read from the copy.
+        var withCopy = s.Apply(new LibraryRegistered { Id = "lib3", Node = "n3", Drives = 1 }).Apply(new SnapshotCopied { Snapshot = "big", Library = "lib3" });
+        Assert.Equal("lib3", Assert.Single(withCopy.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(1)).Start, j => j.Id == restore.Job.Id).Library);
+
+        // A backup pinned to it, missed at its window's end, says what it waited for.
+        var job = s.Job(pinned)!.Clone();
+        job.WindowEndUnixMs = Now.AddMinutes(10).ToUnixTimeMilliseconds();
+        s = s.Apply(new JobQueued { Job = job });
+        var missed = Assert.Single(s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(11)).Missed, m => m.Job == pinned);
+        Assert.Contains("it waited for library lib2 is disabled (robot)", missed.Reason);
+    }
+
+    [Fact]
+    public void A_copy_that_needs_a_drive_in_two_libraries_gets_them_once_it_has_waited_an_hour()
+    {
+        // tape1 and lib1 of one drive each; the copy from tape1 to lib1 needs both at once.
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 1 });
+        var snapshot = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "snap1", Client = "host-a", Library = "tape1", BackupSet = "/data", FinishedUnixMs = 1 };
+        s = s.Apply(new SnapshotRecorded { Manifest = snapshot.ToByteString() });
+        (s, var onLib1) = Queue(s, 5, library: "lib1");
+        s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now).Start); // lib1 busy
+        var copy = s.DecideStartCopy(new StartCopy { Snapshot = "snap1", Library = "lib1" }, Now);
+        s = Apply(s, copy.Events);
+        (s, var onTape) = Queue(s, 5, library: "tape1", minute: 1);
+        // Waited a few minutes: tape1's free drive goes to the backup there (the copy could not use it yet).
+        var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(5));
+        Assert.Equal([onTape], plan.Start.Select(j => j.Id));
+        Assert.Equal("lib1: 1 of 1 drives busy", plan.Waiting[copy.Job!.Id]);
+        // Waited more than an hour: tape1's free drive is held for it; the backup there waits, saying for whom.
+        plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(65));
+        Assert.Empty(plan.Start);
+        Assert.Equal($"tape1: its free drive is held for job {copy.Job.Id} (a copy that waits for a drive here and in another library at once)", plan.Waiting[onTape]);
+        // lib1 free: the copy takes both.
+        s = End(s, onLib1);
+        plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(66));
+        Assert.Equal([(copy.Job.Id, "lib1", "tape1")], plan.Start.Select(j => (j.Id, j.Library, j.SourceLibrary)));
     }
 
     [Fact]

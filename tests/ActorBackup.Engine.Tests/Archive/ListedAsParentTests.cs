@@ -79,6 +79,31 @@ public class ListedAsParentTests
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
     }
 
+    [Fact]
+    public void A_manifest_lists_a_bounded_share_of_its_errors_and_one_that_left_some_out_gives_no_folder_its_names()
+    {
+        // A hundred thousand unreadable files made a manifest larger than the cell's 4 MiB messages: never recorded.
+        var errors = Enumerable.Range(0, 50).Select(i => new SnapshotError { Path = $"/data/f{i:D3}", Reason = "permission denied" }).ToList();
+        var kept = Archiver.RecordedErrors(errors, 10, 1 << 20, out var omitted);
+        Assert.Equal(errors.Take(10), kept);
+        Assert.Equal(40ul, omitted);
+        kept = Archiver.RecordedErrors(errors, 1000, 100, out omitted); // 26 bytes each: three fit in 100
+        Assert.Equal((3, 47ul), (kept.Count, omitted));
+        Assert.Empty(Archiver.RecordedErrors([], 10, 100, out omitted));
+        Assert.Equal(0ul, omitted);
+
+        using var f = new Fixture();
+        var set = new BackupSet("s", [f.Src]);
+        var full = Run(f.Repo, set, null, f.AsParent);
+        Run(f.Repo, set, full, f.AsParent);
+        Assert.NotEmpty(f.AsParent); // as a parent that listed every error
+        var cut = full.Clone();
+        cut.ErrorsOmitted = 1; // an error's folder not known: none may be taken as unchanged
+        var again = Run(f.Repo, set, cut, f.AsParent);
+        Assert.Empty(f.AsParent);
+        Assert.Equal(full.Stats.Files, again.Stats.FilesUnchanged);
+    }
+
     [Theory]
     [InlineData(8, 1 << 20)]
     [InlineData(1, 1 << 20)]
