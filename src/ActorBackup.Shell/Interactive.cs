@@ -103,7 +103,7 @@ public static class Interactive
     /// <summary>The history file written anew with <paramref name="lines"/> (0600), under a temporary name first.</summary>
     private static void RewriteHistory(string file, List<string> lines)
     {
-        var temp = file + ".new";
+        var temp = $"{file}.{Environment.ProcessId}.new"; // two prompts starting at once write files of their own
         using (var stream = new FileStream(temp, new FileStreamOptions
                {
                    Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,

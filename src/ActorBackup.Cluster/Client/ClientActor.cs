@@ -106,7 +106,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             if (a.ClientSnapshotsAsOfUnixMs > 0 && a.ClientSnapshots.Count > 0)
             {
                 // An assignment that does not run here (one already ended, sent again) leaves its entry: a few at most.
-                if (_catalogOwn.Count >= 16) _catalogOwn.Clear();
+                if (_catalogOwn.Count >= 16)
+                    foreach (var gone in _catalogOwn.Keys.Where(k => !_running.ContainsKey(k.Job) && !_next.ContainsKey(k.Job)).ToList()) _catalogOwn.Remove(gone);
                 _catalogOwn[(a.Job.Id, a.Job.Attempt)] = (a.ClientSnapshots.ToHashSet(), a.ClientSnapshotsAsOfUnixMs);
             }
             Start(a.Job, token => RunBackup(a, token));

@@ -699,14 +699,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 var changed = (LibraryEnabled)e;
                 _log.Info("library {0} {1}", changed.Library, changed.Enabled ? "enabled" : $"disabled ({changed.Reason})");
-                sender.Tell(LibraryInfoOf(_state.Libraries[changed.Library]));
+                sender.Tell(LibraryInfoOf(_state.Libraries[changed.Library], _state.JobsOnLibraries()));
                 DispatchWaiting();
             });
         });
         Command<ListLibraries>(_ =>
         {
             var list = new LibraryList();
-            list.Libraries.AddRange(_state.Libraries.Values.Select(LibraryInfoOf));
+            var jobs = _state.JobsOnLibraries();
+            list.Libraries.AddRange(_state.Libraries.Values.Select(l => LibraryInfoOf(l, jobs)));
             Sender.Tell(list);
         });
         Command<SaveSnapshotSuccess>(s =>
@@ -725,12 +726,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<DeleteMessagesFailure>(f => _log.Warning("older manager events could not be deleted: {0}", f.Cause.Message));
     }
 
-    private LibraryInfo LibraryInfoOf(LibraryRegistered l)
+    private LibraryInfo LibraryInfoOf(LibraryRegistered l, Dictionary<string, int> jobsOn)
     {
         _libraryReports.TryGetValue(l.Id, out var r);
         return new LibraryInfo
         {
-            Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = _state.ActiveJobsOn(l.Id),
+            Id = l.Id, Node = l.Node, Kind = l.Kind, Reachable = IsReachable(l.Node), ActiveSessions = jobsOn.GetValueOrDefault(l.Id),
             BytesStored = r?.BytesStored ?? 0, Chunks = r?.Chunks ?? 0, FreeBytes = r?.FreeBytes ?? 0, Volumes = r?.Volumes ?? 0, Unavailable = r?.Unavailable ?? "", Problem = r?.CleaningProblem ?? "",
             Disabled = _state.DisabledLibraries.GetValueOrDefault(l.Id) ?? "",
         };

@@ -178,7 +178,9 @@ public sealed partial record ManagerState
                 // A copy from a tape library needs a drive there and one in its target at once: each freed drive went to
                 // a job that needs one library only, and the copy waited for good. Once it has waited an hour, the free
                 // drives of both are held for it in this pass (lower-ranked jobs do not take them).
+                // Only when drives are all it waits for (not space, a library unreachable or disabled, the cell's limit).
                 if (ReadsOnDrive(job.Kind, job.SourceLibrary) && job.SourceLibrary != job.Library && nowMs - Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs) > (long)CopyHoldsAfter.TotalMilliseconds
+                    && !(limits.MaxJobs > 0 && total >= limits.MaxJobs) && libraries.WaitsForDrivesOnly(job)
                     && (perLibrary.GetValueOrDefault(job.Library) >= DrivesOf(job.Library) || perLibrary.GetValueOrDefault(job.SourceLibrary) >= DrivesOf(job.SourceLibrary)))
                 {
                     libraries.Hold(job.Library, job.Id);
@@ -258,10 +260,17 @@ public sealed partial record ManagerState
 
         public void Hold(string library, string job) => _held.TryAdd(library, job);
 
-        /// <summary>Why <paramref name="job"/> may not take a free drive of <paramref name="library"/>: it is held for another; or null.</summary>
-        public string? HeldFor(string library, string job) => _held.TryGetValue(library, out var holder) && holder != job
-            ? $"{library}: its free drive is held for job {holder} (a copy that waits for a drive here and in another library at once)"
-            : null;
+        /// <summary>Why <paramref name="job"/> may not take a free drive of <paramref name="library"/>: its last free one is held for
+        /// another (one drive a library: the copy needs no more); or null.</summary>
+        public string? HeldFor(string library, string job) =>
+            _held.TryGetValue(library, out var holder) && holder != job && perLibrary.GetValueOrDefault(library) + 1 >= Drives(library)
+                ? $"{library}: its free drive is held for job {holder} (a copy that waits for a drive here and in another library at once)"
+                : null;
+
+        /// <summary>Whether a copy waits for drives alone: its target can take it but for drives (reachable, enabled, with room),
+        /// and its source can be read but for drives.</summary>
+        public bool WaitsForDrivesOnly(JobInfo copy) =>
+            Unfit(copy.Library) is null && Load(copy.Library).Full is null && Unfit(copy.SourceLibrary) is null && SpanOff(copy.Snapshot, copy.SourceLibrary) is null;
 
         /// <summary>Why the library cannot take one more job now, or null (the text made once per library and count).</summary>
         private string? Full(string id)
@@ -286,8 +295,21 @@ public sealed partial record ManagerState
         /// spans into there is disabled (a restore, verify or copy would read it); null when none is.</summary>
         private string? SpanOff(string snapshot, string library) =>
             snapshot == "" || state.DisabledLibraries.IsEmpty ? null
-            : state.Snapshots.FirstOrDefault(s => s.Id == snapshot && s.Library == library) is { Spans.Count: > 0 } spanning
+            : Home(snapshot) is { Spans.Count: > 0 } spanning && spanning.Library == library
                 ? spanning.Spans.Select(state.Disabled).FirstOrDefault(off => off is not null) : null;
+
+        /// <summary>The catalog's snapshots by id, made once a pass when first asked (a look per job scanned the whole catalog).</summary>
+        private Dictionary<string, Engine.Trees.SnapshotManifest>? _homes;
+
+        private Engine.Trees.SnapshotManifest? Home(string snapshot)
+        {
+            if (_homes is null)
+            {
+                _homes = new Dictionary<string, Engine.Trees.SnapshotManifest>(StringComparer.Ordinal);
+                foreach (var s in state.Snapshots) _homes.TryAdd(s.Id, s);
+            }
+            return _homes.GetValueOrDefault(snapshot);
+        }
 
         /// <summary>The library the job writes to or reads from now, or why it waits.</summary>
         public (string? Library, string? Why) Choose(JobInfo job)

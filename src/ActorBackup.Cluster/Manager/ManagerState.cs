@@ -232,14 +232,32 @@ public sealed partial record ManagerState
 
     public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(10);
 
-    /// <summary>The jobs running on <paramref name="library"/> now, writing or reading (a copy from it), or spanning into it
-    /// (a queued job holds no session there yet).</summary>
-    public int ActiveJobsOn(string library) => HoldingDrives.Count(j => j.Library == library || j.SourceLibrary == library || SpansOfJob(j).Contains(library));
+    /// <summary>The jobs running on <paramref name="library"/> now, writing or reading (a copy from it); a queued job holds no session there yet.</summary>
+    public int ActiveJobsOn(string library) => HoldingDrives.Count(j => j.Library == library || j.SourceLibrary == library);
 
-    /// <summary>The libraries a running job's snapshot spans: a restore's, verify's or copy's reads, and a backup's own (recorded
-    /// when it ends: empty while it runs).</summary>
-    private IEnumerable<string> SpansOfJob(JobInfo j) =>
-        j.Snapshot == "" ? [] : Snapshots.FirstOrDefault(s => s.Id == j.Snapshot)?.Spans ?? (IEnumerable<string>)[];
+    /// <summary>
+    /// Per library, the jobs running on it (as <see cref="ActiveJobsOn"/>) and those reading a snapshot that spans into it
+    /// from its home (a restore, verify or copy reading a whole copy elsewhere reads none of its spans): what abk library
+    /// list and disable say. One pass over the catalog, whatever the number of libraries.
+    /// </summary>
+    public Dictionary<string, int> JobsOnLibraries()
+    {
+        var running = HoldingDrives.ToList();
+        var reading = running.Where(j => j.Snapshot != "").Select(j => j.Snapshot).ToHashSet(StringComparer.Ordinal);
+        var homes = new Dictionary<string, SnapshotManifest>(StringComparer.Ordinal);
+        if (reading.Count > 0)
+            foreach (var s in Snapshots)
+                if (reading.Contains(s.Id)) homes.TryAdd(s.Id, s);
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var j in running)
+        {
+            var on = new HashSet<string>(StringComparer.Ordinal) { j.Library };
+            if (j.SourceLibrary != "") on.Add(j.SourceLibrary);
+            if (homes.TryGetValue(j.Snapshot, out var home) && home.Library == (j.Kind == JobKind.Copy ? j.SourceLibrary : j.Library)) on.UnionWith(home.Spans);
+            foreach (var l in on) counts[l] = counts.GetValueOrDefault(l) + 1;
+        }
+        return counts;
+    }
 
     public int RecentJobsOn(string library, DateTimeOffset now) =>
         Jobs.Values.Count(j => j.Library == library && j.Kind == JobKind.Backup && j.QueuedUnixMs >= (now - RecentWindow).ToUnixTimeMilliseconds());

@@ -396,7 +396,13 @@ public class JobQueueTests
         Assert.StartsWith("library lib2 is disabled (robot)", plan.Waiting[restore.Job!.Id]);
         // With a whole copy elsewhere, it is read from the copy.
         var withCopy = s.Apply(new LibraryRegistered { Id = "lib3", Node = "n3", Drives = 1 }).Apply(new SnapshotCopied { Snapshot = "big", Library = "lib3" });
-        Assert.Equal("lib3", Assert.Single(withCopy.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(1)).Start, j => j.Id == restore.Job.Id).Library);
+        var fromCopy = Assert.Single(withCopy.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(1)).Start, j => j.Id == restore.Job.Id);
+        Assert.Equal("lib3", fromCopy.Library);
+        // Running, it counts on the library it reads only; read from its home, on the libraries it spans too.
+        Assert.Equal(new Dictionary<string, int> { ["lib3"] = 1 }, Start(withCopy, [fromCopy]).JobsOnLibraries());
+        var fromHome = fromCopy.Clone();
+        fromHome.Library = "lib1";
+        Assert.Equal(new Dictionary<string, int> { ["lib1"] = 1, ["lib2"] = 1 }, Start(withCopy, [fromHome]).JobsOnLibraries());
 
         // A backup pinned to it, missed at its window's end, says what it waited for.
         var job = s.Job(pinned)!.Clone();
@@ -409,8 +415,8 @@ public class JobQueueTests
     [Fact]
     public void A_copy_that_needs_a_drive_in_two_libraries_gets_them_once_it_has_waited_an_hour()
     {
-        // tape1 and lib1 of one drive each; the copy from tape1 to lib1 needs both at once.
-        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 1 });
+        // tape1 of two drives, lib1 of one; the copy from tape1 to lib1 needs a drive of each at once.
+        var s = Cell().Apply(new LibraryRegistered { Id = "tape1", Node = "n3", Kind = "tape", Drives = 2 });
         var snapshot = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "snap1", Client = "host-a", Library = "tape1", BackupSet = "/data", FinishedUnixMs = 1 };
         s = s.Apply(new SnapshotRecorded { Manifest = snapshot.ToByteString() });
         (s, var onLib1) = Queue(s, 5, library: "lib1");
@@ -418,18 +424,22 @@ public class JobQueueTests
         var copy = s.DecideStartCopy(new StartCopy { Snapshot = "snap1", Library = "lib1" }, Now);
         s = Apply(s, copy.Events);
         (s, var onTape) = Queue(s, 5, library: "tape1", minute: 1);
-        // Waited a few minutes: tape1's free drive goes to the backup there (the copy could not use it yet).
+        (s, var onTape2) = Queue(s, 4, library: "tape1", minute: 1);
+        // Waited a few minutes: tape1's free drives go to the backups there (the copy could not use one yet).
         var plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(5));
-        Assert.Equal([onTape], plan.Start.Select(j => j.Id));
+        Assert.Equal([onTape, onTape2], plan.Start.Select(j => j.Id));
         Assert.Equal("lib1: 1 of 1 drives busy", plan.Waiting[copy.Job!.Id]);
-        // Waited more than an hour: tape1's free drive is held for it; the backup there waits, saying for whom.
+        // Waited more than an hour: one drive of tape1, its last free one, is held for it; the other backup there waits, saying for whom.
         plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(65));
-        Assert.Empty(plan.Start);
-        Assert.Equal($"tape1: its free drive is held for job {copy.Job.Id} (a copy that waits for a drive here and in another library at once)", plan.Waiting[onTape]);
-        // lib1 free: the copy takes both.
+        Assert.Equal([onTape], plan.Start.Select(j => j.Id));
+        Assert.Equal($"tape1: its free drive is held for job {copy.Job.Id} (a copy that waits for a drive here and in another library at once)", plan.Waiting[onTape2]);
+        // Not for a copy that waits for something else than drives (its target out of space): nothing held.
+        List<ManagerState.LibraryLoad> full = [new("lib1", true, 0, 100, Full: "lib1 is down to its reserve"), new("lib2", true, 0, 100), new("tape1", true, 0, 100)];
+        Assert.Equal([onTape, onTape2], s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(65), loads: full).Start.Select(j => j.Id));
+        // lib1 free: the copy takes a drive of each.
         s = End(s, onLib1);
         plan = s.DecideDispatch(new QueueLimits(), NoneStarting, now: Now.AddMinutes(66));
-        Assert.Equal([(copy.Job.Id, "lib1", "tape1")], plan.Start.Select(j => (j.Id, j.Library, j.SourceLibrary)));
+        Assert.Equal([(copy.Job.Id, "lib1", "tape1"), (onTape, "tape1", "")], plan.Start.Select(j => (j.Id, j.Library, j.SourceLibrary)));
     }
 
     [Fact]
