@@ -729,8 +729,8 @@ public static class CommandTable
     private static int EnabledLine(Output o, LibraryInfo l)
     {
         if (o.Json) o.Write(l);
-        else if (l.Disabled != "") o.Line($"library {l.Id} disabled ({l.Disabled}): no new job starts on it; {l.ActiveSessions} running finish" +
-                                          (l.ActiveSessions > 0 ? " ('abk job list' and 'abk drive list' show them)" : ""));
+        else if (l.Disabled != "") o.Line($"library {l.Id} disabled ({l.Disabled}): no new job starts on it; {l.ActiveSessions} running on it finish" +
+                                          " ('abk job list' shows the running jobs: a backup running now may still go on into it when its own library fills)");
         else o.Line($"library {l.Id} enabled: jobs waiting for it start");
         return 0;
     }

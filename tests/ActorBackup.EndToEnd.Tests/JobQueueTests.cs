@@ -52,7 +52,7 @@ public class JobQueueTests
         var a = Path.Combine(dir.Path, "a");
         CellTests.MakeRandomFiles(a, 1);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.libraries=[{id=lib1, drives=1}]").Start();
-        Assert.Contains("library lib1 disabled (disk swap): no new job starts on it; 0 running finish", cell.Abk("library", "disable", "lib1", "--reason", "disk swap").Stdout);
+        Assert.Contains("library lib1 disabled (disk swap): no new job starts on it; 0 running on it finish", cell.Abk("library", "disable", "lib1", "--reason", "disk swap").Stdout);
         Assert.Matches(@"lib1\s.*\byes\s+disabled\s", cell.Abk("library", "list").Stdout);
         Assert.Equal("disk swap", Assert.Single(cell.AbkJson("library", "list").GetProperty("libraries").EnumerateArray()).GetProperty("disabled").GetString());
 

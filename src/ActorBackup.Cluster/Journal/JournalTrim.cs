@@ -3,7 +3,7 @@ namespace ActorBackup.Cluster.Journal;
 /// <summary>
 /// Keeps a persistent actor's journal from growing for ever: after each snapshot is saved, the events and snapshots
 /// before the previous snapshot go (that one stays, with the events after it, for whoever must recover by hand from it
-/// should the newest not read back). At most <see cref="Step"/> events a time: a long history (after an upgrade) goes
+/// should the newest not read back). At most a step of events a time: a long history (after an upgrade) goes
 /// in steps, never in one delete that would hold the embedded journal's write lock for long (the node's actors share
 /// one database). How far it got is kept in the snapshots, so a restart does not walk up from the first event again.
 /// </summary>

@@ -1281,7 +1281,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var snapshot = _state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot && (job.Kind != JobKind.Copy || s.Library == job.SourceLibrary));
         var reads = snapshot is null ? [] : snapshot.Spans.Concat(_state.LibrariesOf(snapshot)); // spans, and a restore's fallbacks
         // A copy's sessions are on its source libraries; a client job's on its library, those it may span into and those it read.
-        var libraries = job.Kind == JobKind.Copy ? reads.Prepend(job.SourceLibrary) : _state.SpanTargets(job).Concat(reads).Prepend(job.Library);
+        var libraries = job.Kind == JobKind.Copy ? reads.Prepend(job.SourceLibrary) : _state.SpanTargets(job, evenDisabled: true).Concat(reads).Prepend(job.Library);
         foreach (var library in libraries.Distinct())
             _mediaRegion.Tell(Trust.MessageSignature.Sign(new EndJobSessions { Library = library, Job = job.Id, Attempt = job.Attempt, JobEnded = jobEnded }, _trust));
     }

@@ -25,10 +25,12 @@ public sealed partial record ManagerState
     /// The libraries a backup may go on in when its own fills up (spanning): the rest of its policy's pool, in
     /// pool order from the one after its library. None for a backup an operator pinned to one library.
     /// </summary>
-    public IReadOnlyList<string> SpanTargets(JobInfo job)
+    /// <param name="evenDisabled">every library it may have gone on in since it was assigned (to close its sessions there),
+    /// not only those it may go on in from now on (a disabled library is none of those)</param>
+    public IReadOnlyList<string> SpanTargets(JobInfo job, bool evenDisabled = false)
     {
         if (job.LibraryPinned || job.Kind != JobKind.Backup) return [];
-        var pool = Pool(PolicyOfJob(job)).Where(l => Libraries.ContainsKey(l) && (l == job.Library || Disabled(l) is null)).ToList();
+        var pool = Pool(PolicyOfJob(job)).Where(l => Libraries.ContainsKey(l) && (evenDisabled || l == job.Library || Disabled(l) is null)).ToList();
         var at = pool.IndexOf(job.Library);
         return at < 0 ? pool : [.. pool.Skip(at + 1), .. pool.Take(at)];
     }

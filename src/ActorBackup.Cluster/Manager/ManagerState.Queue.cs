@@ -176,9 +176,9 @@ public sealed partial record ManagerState
             if (why is not null || library is null)
             {
                 // A copy from a tape library needs a drive there and one in its target at once: each freed drive went to
-                // a job that needs one library only, and the copy waited for good. Once it has waited an hour, the free
-                // drives of both are held for it in this pass (lower-ranked jobs do not take them).
-                // Only when drives are all it waits for (not space, a library unreachable or disabled, the cell's limit).
+                // a job that needs one library only, and the copy waited for good. Once it has waited an hour, the last free
+                // drive of each is held for it in this pass (lower-ranked jobs do not take it), when drives are all it
+                // waits for (not space, a library unreachable or disabled, the cell's limit).
                 if (ReadsOnDrive(job.Kind, job.SourceLibrary) && job.SourceLibrary != job.Library && nowMs - Math.Max(job.QueuedUnixMs, job.NotBeforeUnixMs) > (long)CopyHoldsAfter.TotalMilliseconds
                     && !(limits.MaxJobs > 0 && total >= limits.MaxJobs) && libraries.WaitsForDrivesOnly(job)
                     && (perLibrary.GetValueOrDefault(job.Library) >= DrivesOf(job.Library) || perLibrary.GetValueOrDefault(job.SourceLibrary) >= DrivesOf(job.SourceLibrary)))
@@ -221,7 +221,7 @@ public sealed partial record ManagerState
 
     public const int MaxPriority = 10;
 
-    /// <summary>How long a copy that needs a drive in two libraries waits before the free drives of both are held for it.</summary>
+    /// <summary>How long a copy that needs a drive in two libraries waits before the last free drive of each is held for it.</summary>
     public static readonly TimeSpan CopyHoldsAfter = TimeSpan.FromHours(1);
 
     /// <summary>How a queued scheduled run of a set no longer stands: the set removed, given to another client, or disabled; null: it stands.</summary>
@@ -272,7 +272,8 @@ public sealed partial record ManagerState
         public bool WaitsForDrivesOnly(JobInfo copy) =>
             Unfit(copy.Library) is null && Load(copy.Library).Full is null && Unfit(copy.SourceLibrary) is null && SpanOff(copy.Snapshot, copy.SourceLibrary) is null;
 
-        /// <summary>Why the library cannot take one more job now, or null (the text made once per library and count).</summary>
+        /// <summary>Why the library cannot take one more job now: its drives busy, or its last free one held for a copy (<see cref="HeldFor"/>);
+        /// or null (the busy text made once per library and count).</summary>
         private string? Full(string id)
         {
             var n = perLibrary.GetValueOrDefault(id);

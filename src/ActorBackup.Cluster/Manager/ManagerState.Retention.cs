@@ -48,7 +48,7 @@ public sealed partial record ManagerState
 
     /// <summary>
     /// The scheduled prune of every library, when a slot of <paramref name="cron"/> (UTC) passed since the last
-    /// one acted on: one job per library, each slot once (the slot is journaled with the jobs), after a downtime
+    /// one acted on: one job per library that has no prune not ended yet, each slot once (the slot is journaled with the jobs), after a downtime
     /// one prune, not one per missed slot. The first look only starts the clock. Empty when nothing is due.
     /// </summary>
     public IReadOnlyList<IMessage> DecideScheduledPrune(string cron, DateTimeOffset now)
@@ -77,7 +77,7 @@ public sealed partial record ManagerState
 
     /// <summary>
     /// The library checks due by <paramref name="cron"/> (UTC): at each slot, once (one after a downtime), every
-    /// registered library's media agent reads every record of every volume back (as abk verify --library does).
+    /// registered library's media agent (but one whose check has not ended yet) reads every record of every volume back (as abk verify --library does).
     /// </summary>
     public IReadOnlyList<IMessage> DecideScheduledChecks(string cron, DateTimeOffset now)
     {

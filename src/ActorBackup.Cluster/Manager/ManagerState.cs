@@ -232,7 +232,8 @@ public sealed partial record ManagerState
 
     public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(10);
 
-    /// <summary>The jobs running on <paramref name="library"/> now, writing or reading (a copy from it); a queued job holds no session there yet.</summary>
+    /// <summary>The jobs running on <paramref name="library"/> now, writing or reading (a copy from it); a queued job holds no session
+    /// there yet. What the load the queue is given says (<see cref="JobsOnLibraries"/> also counts spans, for the operator).</summary>
     public int ActiveJobsOn(string library) => HoldingDrives.Count(j => j.Library == library || j.SourceLibrary == library);
 
     /// <summary>

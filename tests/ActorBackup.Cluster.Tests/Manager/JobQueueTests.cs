@@ -371,6 +371,7 @@ public class JobQueueTests
         Assert.StartsWith("library lib1 is disabled (disk swap)", plan.Waiting[pinnedBefore]);
         // Nor does a backup span into it.
         Assert.DoesNotContain("lib1", s.SpanTargets(plan.Start[0]));
+        Assert.Contains("lib1", s.SpanTargets(plan.Start[0], evenDisabled: true)); // where its sessions are closed when it ends
 
         var enable = s.DecideSetLibraryEnabled(new SetLibraryEnabled { Library = "lib1", Enabled = true }, Now);
         s = Apply(s, enable.Events);

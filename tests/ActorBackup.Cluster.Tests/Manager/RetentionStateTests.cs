@@ -230,6 +230,11 @@ public class RetentionStateTests
         var after = s.DecideScheduledPrune(daily, Now.AddDays(5).AddHours(5)).Cast<JobQueued>().ToList();
         Assert.Equal(2, after.Count);
         Assert.All(after, q => Assert.Equal(Now.AddDays(5).AddHours(3).ToUnixTimeMilliseconds(), q.Job.SlotUnixMs));
+        // An operator's dry run of lib1 not ended: the next slot prunes lib2 alone (the media agent runs one prune of a
+        // library at a time: a second beside it was refused, retried and ended FAILED).
+        s = Apply(s, after.Select(q => new JobEnded { Job = q.Job.Id, State = JobState.Succeeded, UnixMs = 1 }));
+        s = Apply(s, s.DecidePrune(new StartPrune { Library = "lib1", DryRun = true }, Now.AddDays(5).AddHours(6)).Events);
+        Assert.Equal(["lib2"], s.DecideScheduledPrune(daily, Now.AddDays(6).AddHours(3).AddSeconds(1)).Cast<JobQueued>().Select(q => q.Job.Library));
         Assert.Empty(s.DecideScheduledPrune("", Now.AddDays(9))); // no schedule: nothing
     }
 

@@ -332,7 +332,7 @@ public abstract class MediaActorJourneys : JournalTestKit
         ExpectTerminated(media);
         Assert.False(File.Exists(Path.Combine(decl.Path, "index.abi")), "in a cell the journal is the index, not a file");
         // Two snapshots and more: the events before the first went (every commit's entries were kept for good).
-        if (trimmed) AwaitAssert(() => Assert.True(Journaled("media-libt").Min() > MediaActor.SnapshotEvery / 2, $"journal from event {Journaled("media-libt").Min()}"),
+        if (trimmed) AwaitAssert(() => Assert.True(Journaled("media-libt").Min() > MediaActor.SnapshotEvery, $"journal from event {Journaled("media-libt").Min()}"),
             TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300));
 
         if (entriesPerEvent < 3) // each commit's 3 new chunks journaled in events of entriesPerEvent: more events than commits

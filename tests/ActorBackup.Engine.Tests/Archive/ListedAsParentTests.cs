@@ -87,7 +87,7 @@ public class ListedAsParentTests
         var kept = Archiver.RecordedErrors(errors, 10, 1 << 20, out var omitted);
         Assert.Equal(errors.Take(10), kept);
         Assert.Equal(40ul, omitted);
-        kept = Archiver.RecordedErrors(errors, 1000, 100, out omitted); // 26 bytes each: three fit in 100
+        kept = Archiver.RecordedErrors(errors, 1000, 100, out omitted); // 27 bytes each: three fit in 100
         Assert.Equal((3, 47ul), (kept.Count, omitted));
         Assert.Empty(Archiver.RecordedErrors([], 10, 100, out omitted));
         Assert.Equal(0ul, omitted);
