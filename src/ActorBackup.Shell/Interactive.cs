@@ -104,25 +104,23 @@ public static class Interactive
     private static void RewriteHistory(string file, List<string> lines)
     {
         var temp = $"{file}.{Environment.ProcessId}.new"; // two prompts starting at once write files of their own
-        using (var stream = new FileStream(temp, new FileStreamOptions
-               {
-                   Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-               }))
-        using (var writer = new StreamWriter(stream))
+        using (var writer = PrivateWriter(temp, FileMode.Create))
             foreach (var line in lines) writer.WriteLine(line);
         File.Move(temp, file, overwrite: true);
     }
 
-    /// <summary>A line added to the history file, made 0600 (commands name hosts, paths and snapshots).</summary>
+    /// <summary>A line added to the history file.</summary>
     private static void AppendHistory(string file, string line)
     {
-        using var stream = new FileStream(file, new FileStreamOptions
-        {
-            Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
-        using var writer = new StreamWriter(stream);
+        using var writer = PrivateWriter(file, FileMode.Append);
         writer.WriteLine(line);
     }
+
+    /// <summary>A history file opened to write, made 0600 (commands name hosts, paths and snapshots).</summary>
+    private static StreamWriter PrivateWriter(string file, FileMode mode) => new(new FileStream(file, new FileStreamOptions
+    {
+        Mode = mode, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    }));
 
     /// <summary>
     /// A line typed at the prompt. Ctrl-C there drops what was typed and gives a new prompt, as bash does (it ended the

@@ -732,7 +732,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                       $"GC {GC.CollectionCount(0) - gc.Gen0}/{GC.CollectionCount(1) - gc.Gen1}/{GC.CollectionCount(2) - gc.Gen2} pause {(GC.GetTotalPauseDuration() - gc.Pause).TotalSeconds:F2} s heap {GC.GetTotalMemory(false) >> 20} MiB");
             return new JobFinished
             {
-                Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString(), Errors = (int)Math.Min(int.MaxValue, manifest.Errors.Count + (long)manifest.ErrorsOmitted),
+                Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Manifest = manifest.ToByteString(), Errors = manifest.ErrorCount,
                 Files = (long)manifest.Stats.Files, Bytes = (long)manifest.Stats.Bytes,
             };
         }

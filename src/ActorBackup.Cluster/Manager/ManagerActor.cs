@@ -1188,7 +1188,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// the client's end sent again, the attempt taken for lost or interrupted (<see cref="Decided"/>).
     /// </summary>
     private void RecordedEnd(JobInfo job, SnapshotManifest manifest, IActorRef? replyTo) =>
-        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, (int)Math.Min(int.MaxValue, manifest.Errors.Count + (long)manifest.ErrorsOmitted), replyTo), q =>
+        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, manifest.ErrorCount, replyTo), q =>
         {
             var copy = ((JobQueued)q).Job;
             _log.Info("job {0}: copy of snapshot {1} to library {2}", copy.Id, copy.Snapshot, copy.Library);

@@ -458,6 +458,6 @@ public sealed partial record ManagerState
     {
         Id = m.Id, Client = m.Client, BackupSet = m.BackupSet, Level = FromEngineLevel(m.Level), Parent = m.Parent,
         FinishedUnixMs = m.FinishedUnixMs, Library = m.Library, Files = m.Stats?.Files ?? 0, Bytes = m.Stats?.Bytes ?? 0,
-        BytesStored = m.Stats?.BytesStored ?? 0, Errors = (int)Math.Min(int.MaxValue, m.Errors.Count + (long)m.ErrorsOmitted), Job = m.Job, Paths = { m.Paths }, Spans = { m.Spans },
+        BytesStored = m.Stats?.BytesStored ?? 0, Errors = m.ErrorCount, Job = m.Job, Paths = { m.Paths }, Spans = { m.Spans },
     };
 }

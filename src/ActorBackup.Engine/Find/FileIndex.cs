@@ -189,14 +189,20 @@ public static class FileIndex
         try
         {
             var reader = new SpanReader(start) { Position = Magic.Length };
-            var snapshot = Encoding.UTF8.GetString(reader.ReadBytes());
-            var client = Encoding.UTF8.GetString(reader.ReadBytes());
-            return (snapshot, client, UnZigZag(reader.ReadVarint()));
+            return ReadOwner(ref reader);
         }
         catch (InvalidDataException)
         {
             return null;
         }
+    }
+
+    /// <summary>The header's first fields, after the magic: snapshot id, client, finished unix ms.</summary>
+    private static (string Snapshot, string Client, long FinishedUnixMs) ReadOwner(ref SpanReader reader)
+    {
+        var snapshot = Encoding.UTF8.GetString(reader.ReadBytes());
+        var client = Encoding.UTF8.GetString(reader.ReadBytes());
+        return (snapshot, client, UnZigZag(reader.ReadVarint()));
     }
 
     /// <summary>Checks an index file whole (sizes and checksum) and reads its header.</summary>
@@ -219,9 +225,7 @@ public static class FileIndex
         ulong namesBytes = BinaryPrimitives.ReadUInt64LittleEndian(t), entries = BinaryPrimitives.ReadUInt64LittleEndian(t[8..]),
             dirsBytes = BinaryPrimitives.ReadUInt64LittleEndian(t[16..]), dirCount = BinaryPrimitives.ReadUInt64LittleEndian(t[24..]);
         var reader = new SpanReader(file[..^TrailerBytes]) { Position = Magic.Length };
-        var snapshot = Encoding.UTF8.GetString(reader.ReadBytes());
-        var client = Encoding.UTF8.GetString(reader.ReadBytes());
-        var finished = UnZigZag(reader.ReadVarint());
+        var (snapshot, client, finished) = ReadOwner(ref reader);
         var root = reader.ReadBytes().ToArray();
         bodyAt = reader.Position;
         var body = (ulong)(file.Length - TrailerBytes - reader.Position);

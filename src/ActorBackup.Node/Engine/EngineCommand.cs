@@ -123,7 +123,7 @@ public static class EngineCommand
             foreach (var e in m.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
             if (m.ErrorsOmitted > 0) Console.WriteLine($"  ... and {m.ErrorsOmitted} more errors, not listed");
         }
-        return m.Errors.Count > 0 || m.ErrorsOmitted > 0 ? 3 : 0;
+        return m.ErrorCount > 0 ? 3 : 0;
     }
 
     private static int Restore(string repoPath, KeySource key, string snapshot, string to, IReadOnlyList<string> include, bool json, RestoreOptions options)

@@ -91,6 +91,7 @@ public class ListedAsParentTests
         Assert.Equal((3, 47ul), (kept.Count, omitted));
         Assert.Empty(Archiver.RecordedErrors([], 10, 100, out omitted));
         Assert.Equal(0ul, omitted);
+        Assert.Equal(12, new SnapshotManifest { Errors = { kept }, ErrorsOmitted = 9 }.ErrorCount); // what jobs and listings count
 
         using var f = new Fixture();
         var set = new BackupSet("s", [f.Src]);
