@@ -712,7 +712,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var progress = new ActionProgress<BackupProgress>(p => Progress(new JobProgress
             {
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
-                ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds,
+                ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds, EntriesWalked = p.EntriesWalked,
             }));
             var manifest = new Archiver(keys, sink, parentReads.Source, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go

@@ -43,6 +43,9 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     private readonly string _job;
     private readonly string _clientId;
     private readonly TimeSpan _probeEvery;
+    private readonly TimeSpan _stallAfter;
+    /// <summary>The running attempt's figures as its reports gave them: whether they stopped moving.</summary>
+    private StallWatch _stall;
     private readonly HashSet<IActorRef> _watchers = [];
     private JobProgress? _progress;
     private Attempt? _attempt;
@@ -63,14 +66,18 @@ public sealed class JobActor : ReceiveActor, IWithTimers
 
     public static string NameOf(string job) => "job-" + Uri.EscapeDataString(job);
 
-    public static Props Props(string job, string clientId, TimeSpan probeEvery) =>
-        Akka.Actor.Props.Create(() => new JobActor(job, clientId, probeEvery));
+    /// <param name="stallAfter">a running attempt whose reported figures stay as they are this long is taken for lost
+    /// (<see cref="StallWatch"/>); zero: never</param>
+    public static Props Props(string job, string clientId, TimeSpan probeEvery, TimeSpan stallAfter = default) =>
+        Akka.Actor.Props.Create(() => new JobActor(job, clientId, probeEvery, stallAfter));
 
-    public JobActor(string job, string clientId, TimeSpan probeEvery)
+    public JobActor(string job, string clientId, TimeSpan probeEvery, TimeSpan stallAfter)
     {
         _job = job;
         _clientId = clientId;
         _probeEvery = probeEvery;
+        _stallAfter = stallAfter;
+        _stall = new StallWatch(stallAfter);
 
         Receive<Attempt>(a =>
         {
@@ -93,6 +100,14 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             if (_attempt is null) return;
             // A probe that got no answer at all (a media node that is gone does not answer through its region)
             // counts as an answer without the job.
+            if (_stall.Stalled(DateTime.UtcNow, _clientId) is { } stalled)
+            {
+                // Its threads are told to stop (they may, unless a read hangs in the kernel); a next attempt starts on the
+                // client only once this one has ended there, and is watched the same way.
+                _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
+                Lost(stalled);
+                return;
+            }
             if (_probed && !_answered && ++_misses >= (_attempt.Probe is GetLibraryStatus ? MediaSilencesBeforeLost : MissesBeforeLost))
             {
                 Lost(_attempt.Probe is GetLibraryStatus s ? $"the media agent of library {s.Library} does not answer (its node is down?)" : $"client {_clientId} does not answer");
@@ -147,6 +162,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         {
             if (!Sender.Equals(Context.Parent)) return;
             _progress = p;
+            if (_attempt is not null) _stall = _stall.Heard(p, DateTime.UtcNow);
             foreach (var w in _watchers) w.Tell(p);
         });
         Receive<Watch>(w =>
@@ -189,6 +205,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         _attempt = null;
         _misses = 0;
         _probed = _answered = false;
+        _stall = new StallWatch(_stallAfter);
         Timers.Cancel("probe");
         Timers.Cancel("cancel");
     }

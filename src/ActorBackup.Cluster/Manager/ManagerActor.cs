@@ -1341,7 +1341,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void Supervise(JobInfo job)
     {
         if (!_jobActors.ContainsKey(job.Id))
-            _jobActors[job.Id] = Context.ActorOf(JobActor.Props(job.Id, job.Client, _limits.Probe), JobActor.NameOf(job.Id));
+            _jobActors[job.Id] = Context.ActorOf(JobActor.Props(job.Id, job.Client, _limits.Probe, _limits.Stall), JobActor.NameOf(job.Id));
     }
 
     private void Applied(IMessage e)

@@ -15,8 +15,12 @@ namespace ActorBackup.Cluster.Manager;
 /// </summary>
 public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
     TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "",
-    TimeSpan ClientOfflineWait = default)
+    TimeSpan ClientOfflineWait = default, TimeSpan? StallTimeout = null)
 {
+    /// <summary>How long a running backup, restore or verify may report figures that do not move before its attempt is
+    /// taken for lost (<see cref="StallWatch"/>): 30 minutes unless set; zero: never.</summary>
+    public TimeSpan Stall => StallTimeout ?? TimeSpan.FromMinutes(30);
+
     /// <summary>How long a job without a start window waits queued for its client's node to connect (default an hour), counting no attempt.</summary>
     public TimeSpan OfflineWait => ClientOfflineWait > TimeSpan.Zero ? ClientOfflineWait : TimeSpan.FromHours(1);
 

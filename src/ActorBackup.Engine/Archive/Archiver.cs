@@ -290,7 +290,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _limit = RateLimit.For(options.MaxBytesPerSecond);
         _partSize = Math.Max(MinPartSize, 64L * options.Chunker.AverageSize);
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), Interlocked.Read(ref _filesQueued),
-            Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), Interlocked.Read(ref _bytesQueued), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored)));
+            Interlocked.Read(ref _bytesDone) + Interlocked.Read(ref _holeBytes), Interlocked.Read(ref _bytesQueued), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesStored),
+            // Counted by the walk's own thread; a figure a moment old is all a report needs.
+            (long)(_stats.Files + _stats.Directories + _stats.Other)));
 
         // The walk and the reading run at once: the walk queues each changed file, the readers (one per core) read
         // them, and each folder's tree is stored when its last entry is final.

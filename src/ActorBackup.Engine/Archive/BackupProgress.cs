@@ -1,3 +1,4 @@
 namespace ActorBackup.Engine.Archive;
 
-public sealed record BackupProgress(long FilesDone, long FilesToRead, long BytesDone, long BytesToRead, long ChunksNew, long BytesStored);
+/// <param name="EntriesWalked">files, folders and other entries the walk has looked at so far, changed or not</param>
+public sealed record BackupProgress(long FilesDone, long FilesToRead, long BytesDone, long BytesToRead, long ChunksNew, long BytesStored, long EntriesWalked = 0);

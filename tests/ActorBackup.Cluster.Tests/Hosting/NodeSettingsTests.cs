@@ -30,6 +30,14 @@ public class NodeSettingsTests
             Assert.Throws<ConfigurationException>(() => Read("actorbackup.reread-changed-within = infinite")).Message);
     }
 
+    [Fact]
+    public void A_stalled_attempt_is_given_up_after_the_stall_timeout_unless_it_is_0s()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(30), Read("").Queue!.Stall);
+        Assert.Equal(TimeSpan.FromMinutes(5), Read("actorbackup.manager.stall-timeout = 5m").Queue!.Stall);
+        Assert.Equal(TimeSpan.Zero, Read("actorbackup.manager.stall-timeout = 0s").Queue!.Stall);
+    }
+
     [Theory]
     [InlineData("actorbackup.chunk-average = 1000", "actorbackup.chunk-average: chunk average size must be a power of two")]
     [InlineData("actorbackup.chunk-average = 128", "actorbackup.chunk-average: chunk average size must be a power of two")]

@@ -236,3 +236,48 @@ public sealed class JobActorProbeTests() : TestKit("""
             });
     }
 }
+
+/// <summary>A job actor's stall watch: a client that answers every probe with the job but reports figures that do not move.</summary>
+public sealed class JobActorStallTests() : TestKit("akka.loglevel = WARNING\n" + SlowMachine.Expect)
+{
+    [Fact]
+    public void An_attempt_whose_figures_stop_moving_is_lost_and_its_client_told_to_stop_it()
+    {
+        var told = CreateTestProbe();
+        var client = Sys.ActorOf(Props.Create(() => new Running(told.Ref)));
+        var job = ChildActorOf(JobActor.Props("7", "web01", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500)), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(3, client, null), TestActor);
+        job.Tell(new JobProgress { Job = "7", FilesDone = 42 }, TestActor);
+        var lost = ExpectMsg<JobActor.JobLost>(TimeSpan.FromSeconds(20));
+        Assert.Equal(("7", 3), (lost.Job, lost.Attempt));
+        Assert.Contains("no progress on client web01", lost.Reason);
+        Assert.Contains("still at 42 files", lost.Reason);
+        told.FishForMessage(m => m is CancelAssignment { Job: "7" });
+    }
+
+    [Fact]
+    public void An_attempt_that_reports_nothing_is_not_stalled()
+    {
+        var told = CreateTestProbe();
+        var client = Sys.ActorOf(Props.Create(() => new Running(told.Ref)));
+        var job = ChildActorOf(JobActor.Props("7", "web01", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300)), JobActor.NameOf("7"));
+        job.Tell(new JobActor.Attempt(3, client, null), TestActor);
+        // Probes answered (the client runs the job), no report: a pre-command. A few probes' worth, then still running.
+        for (var i = 0; i < 10; i++) told.ExpectMsg<RegistrationRequest>(TimeSpan.FromSeconds(20));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    /// <summary>A client that runs job 7: it answers each probe with it and passes on what it is told.</summary>
+    private sealed class Running : ReceiveActor
+    {
+        public Running(IActorRef told)
+        {
+            Receive<RegistrationRequest>(r =>
+            {
+                Sender.Tell(new RegisterClient { Id = "web01", RunningJobs = { "7" } });
+                told.Tell(r);
+            });
+            ReceiveAny(told.Tell);
+        }
+    }
+}
