@@ -36,6 +36,7 @@ public sealed class DataPlaneServer : IDisposable
     /// <summary>How long a large frame waits for room (tests make it short).</summary>
     internal TimeSpan LargeFrameWait { get; init; } = TimeSpan.FromMinutes(5);
     private volatile bool _stopped;
+    private readonly AcceptFailures _acceptFailures;
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
@@ -47,9 +48,11 @@ public sealed class DataPlaneServer : IDisposable
 
     /// <param name="sessions">the sessions whose tickets this server admits: its ActorSystem's</param>
     /// <param name="trust">this node's certificates: a client must hold a node certificate of the same cell</param>
+    /// <param name="log">where a run of failed accepts is said (out of file handles, say)</param>
     public DataPlaneServer(string host, int port, TimeSpan commitTimeout, DataPlaneSessions sessions, Trust.NodeTrust trust,
-        TimeSpan? handshakeTimeout = null)
+        TimeSpan? handshakeTimeout = null, Action<string>? log = null)
     {
+        _acceptFailures = new AcceptFailures("the data plane", log ?? (_ => { }));
         _handshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(10);
         sessions.Closed += CloseSession;
         _commitTimeout = commitTimeout;
@@ -107,10 +110,13 @@ public sealed class DataPlaneServer : IDisposable
             {
                 return;
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or IOException or OutOfMemoryException)
             {
+                // Out of file handles, say: the failed connection stays queued, so at once again would spin a core.
+                Thread.Sleep(_acceptFailures.Failed(e));
                 continue;
             }
+            _acceptFailures.Accepted();
             socket.NoDelay = true;
             var peer = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
             if (_handshakes.Enter(peer, socket.Dispose) is not { } handshake)

@@ -64,7 +64,8 @@ public static class CellHosting
             {
                 var declared = settings.Libraries.ToDictionary(l => l.Id);
                 var server = new DataPlaneServer(system.Settings.Config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
-                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system), trust);
+                    system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system), trust,
+                    log: message => Akka.Event.LoggingExtensions.Warning(system.Log, message));
                 system.RegisterOnTermination(server.Dispose);
                 var endpoint = new DataPlaneEndpoint(AdvertisedHost(system.Settings.Config, server.Endpoint.Address), server.Endpoint.Port);
                 // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
@@ -216,10 +217,19 @@ public static class CellHosting
         // the database's): the journal is the manager's whole state.
         if (!File.Exists(path))
             new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
-        connection.Open();
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
-        cmd.ExecuteNonQuery();
+        try
+        {
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+            cmd.ExecuteNonQuery();
+        }
+        catch (SqliteException e)
+        {
+            // A data folder full or read-only, a database that is not one: said as where and what, not as a stack.
+            throw new IOException($"the node's journal {path} cannot be opened ({e.Message}): check that its folder is writable and has free space " +
+                                  "(and that the file is an SQLite database), then start the node again", e);
+        }
     }
 }

@@ -366,8 +366,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _log.Warning("library {0}: {1}; opening it again on the committed index", _declaration.Id, reason);
         FinishPrune(false, $"library {_declaration.Id} failed a write during the prune: {reason}", JobFault.FaultLibrary);
         foreach (var ticket in _sessions.Keys.ToList()) CloseSession(ticket);
-        _library?.Dispose();
-        _library = null;
+        CloseLibrary();
         _unavailable = reason;
         OpenLibrary();
     }
@@ -379,10 +378,26 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         else _index.Apply(batch.Packed.Span);
     }
 
+    /// <summary>
+    /// The library closed, if open. A close that fails (a writer's last flush on a full disk) is said, not thrown: the
+    /// library releases its lock and files all the same (DiskLibrary.Dispose), and the agent goes on.
+    /// </summary>
+    private void CloseLibrary()
+    {
+        try
+        {
+            _library?.Dispose();
+        }
+        catch (Exception e)
+        {
+            _log.Warning("library {0}: closing it: {1}", _declaration.Id, e.Message);
+        }
+        _library = null;
+    }
+
     private void OpenLibrary()
     {
-        _library?.Dispose(); // one open at a time: a library that could not write is opened afresh
-        _library = null;
+        CloseLibrary(); // one open at a time: a library that could not write is opened afresh
         _tape = null;
         try
         {
@@ -600,7 +615,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket);
-        _library?.Dispose();
+        CloseLibrary();
         base.PostStop();
     }
 }

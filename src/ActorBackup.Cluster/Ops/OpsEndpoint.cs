@@ -63,6 +63,7 @@ public sealed class OpsEndpoint : IDisposable
 
     private async Task Accept()
     {
+        var failures = new DataPlane.AcceptFailures($"operator endpoint {Endpoint}", m => _log.Warning(m));
         while (!_stop.IsCancellationRequested)
         {
             TcpClient client;
@@ -70,10 +71,24 @@ public sealed class OpsEndpoint : IDisposable
             {
                 client = await _listener.AcceptTcpClientAsync(_stop.Token);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception) when (_stop.IsCancellationRequested)
             {
                 return;
             }
+            catch (Exception e) when (e is SocketException or IOException or OutOfMemoryException)
+            {
+                // Out of file handles, say: the endpoint goes on listening (it returned for good, and abk timed out).
+                try
+                {
+                    await Task.Delay(failures.Failed(e), _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                continue;
+            }
+            failures.Accepted();
             _ = Task.Run(() => Serve(client));
         }
     }

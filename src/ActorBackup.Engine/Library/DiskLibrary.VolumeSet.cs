@@ -278,12 +278,18 @@ public sealed partial class DiskLibrary
             ? $"library {id} is out of space at {root}{FreeAt(root)}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
             : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
 
-    /// <summary>" (N KiB free there now)": how full the disk is as the failure is said; empty when that cannot be read.</summary>
+    /// <summary>
+    /// " (N KiB free there now)": how full the disk is as the failure is said, or that its inodes ran out (creating a file
+    /// then fails as out of space, with gigabytes free); empty when that cannot be read.
+    /// </summary>
     private static string FreeAt(string root)
     {
         try
         {
-            return $" ({Size(new DriveInfo(root).AvailableFreeSpace)} free there now)";
+            var free = Size(new DriveInfo(root).AvailableFreeSpace);
+            return Posix.Posix.Inodes(root) is { Free: 0, Total: > 0 } inodes
+                ? $" (no inode left of its file system's {inodes.Total:N0}, though {free} are free: delete files there, or make the file system with more inodes)"
+                : $" ({free} free there now)";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

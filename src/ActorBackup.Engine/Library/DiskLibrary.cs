@@ -222,13 +222,28 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         lock (_lock)
         {
             _closed = true;
-            DisposeWriters();
+            // Every step runs whatever one before it threw (a writer's last flush on a full disk): a library half closed
+            // would keep its writer lock, and the library opened again would be refused as having "another writer".
+            Exception? first = null;
+            void Step(Action step)
+            {
+                try
+                {
+                    step();
+                }
+                catch (Exception e)
+                {
+                    first ??= e;
+                }
+            }
+            Step(DisposeWriters);
             _broken ??= $"library {Id} is closed"; // a task still running on it (a prune's copy) appends nothing more
-            foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) r.Dispose();
+            foreach (var r in _readers.Values.Concat(_retiredReaders.Select(x => x.Reader))) Step(r.Dispose);
             _readers.Clear();
             _retiredReaders.Clear();
-            _writerLock.Dispose();
-            _medium.Dispose();
+            Step(_writerLock.Dispose);
+            Step(_medium.Dispose);
+            if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
         }
     }
 }

@@ -25,6 +25,8 @@ internal sealed class WriterLock : IDisposable
         _identity = Posix.Posix.LStat(path);
     }
 
+    private const int EWouldBlock = 11;
+
     public static WriterLock Take(string root, string id)
     {
         var path = Path.Combine(root, FileName);
@@ -37,7 +39,9 @@ internal sealed class WriterLock : IDisposable
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
         }
-        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && File.Exists(path))
+        // Only the lock taken (flock's EWOULDBLOCK, the HResult .NET gives it on Linux): a read-only remount (EROFS) or
+        // out of file handles (EMFILE) goes out as itself, not as "another writer".
+        catch (IOException e) when (e.HResult == EWouldBlock && File.Exists(path))
         {
             throw new LibraryLockedException($"library {id} at {root} has another writer (a media agent, a node, or an 'actorbackup engine' command " +
                                              $"holds {path}): a library has one writer; stop the other one first ({e.Message})");

@@ -110,8 +110,10 @@ public sealed class TapeChanger : IDisposable
                 if (decision.Rejection is not null) return decision.Rejection;
                 var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 decision = decision with { Events = [.. decision.Events.Select(e => e is DriveCleaned c ? c with { UnixMs = now } : e)] };
-                foreach (var e in decision.Events) _state = _state.Apply(e);
-                Save();
+                var after = _state;
+                foreach (var e in decision.Events) after = after.Apply(e);
+                Save(after); // saved first: a save that fails (a full disk) leaves the state in memory as changer.json has it
+                _state = after;
             }
             foreach (var e in decision.Events)
             {
@@ -193,10 +195,10 @@ public sealed class TapeChanger : IDisposable
             if (!_disposed) Save();
     }
 
-    private void Save()
-    {
-        Posix.Posix.WriteFileDurably(StatePath, f => JsonSerializer.Serialize(f, Saved.Of(_state), Json), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-    }
+    private void Save() => Save(_state);
+
+    private void Save(ChangerState state) =>
+        Posix.Posix.WriteFileDurably(StatePath, f => JsonSerializer.Serialize(f, Saved.Of(state), Json), UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     private volatile bool _disposed;
 
@@ -206,7 +208,15 @@ public sealed class TapeChanger : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            Save();
+            // Each change was saved as it was made: this save is belt and braces, and one that fails (a full disk) must not
+            // stop the library's close (its writer lock and files would stay held, and a reopen crash on it again).
+            try
+            {
+                Save();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
         }
     }
 

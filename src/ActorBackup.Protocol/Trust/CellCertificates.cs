@@ -219,14 +219,38 @@ public static class CellCertificates
         }
     }
 
+    /// <summary>
+    /// Both files written whole under temporary names first, then moved over: a disk that fills between the two never
+    /// leaves a new key beside the old certificate (a node that no longer starts).
+    /// </summary>
     private static void WritePair(string dir, string name, X509Certificate2 cert, ECDsa key)
     {
-        WriteNew(Path.Combine(dir, name + ".key"), key.ExportPkcs8PrivateKeyPem() + "\n", Private);
-        WriteNew(Path.Combine(dir, name + ".crt"), cert.ExportCertificatePem() + "\n", Private | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var keyPath = Path.Combine(dir, name + ".key");
+        var certPath = Path.Combine(dir, name + ".crt");
+        try
+        {
+            WriteTemporary(keyPath, key.ExportPkcs8PrivateKeyPem() + "\n", Private);
+            WriteTemporary(certPath, cert.ExportCertificatePem() + "\n", Private | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+        catch
+        {
+            File.Delete(keyPath + ".tmp");
+            File.Delete(certPath + ".tmp");
+            throw;
+        }
+        File.Move(keyPath + ".tmp", keyPath, overwrite: true);
+        File.Move(certPath + ".tmp", certPath, overwrite: true);
     }
 
     /// <summary>Written under a temporary name, then moved over: a reader never sees half a key.</summary>
     private static void WriteNew(string path, string text, UnixFileMode mode)
+    {
+        WriteTemporary(path, text, mode);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>PATH.tmp holding <paramref name="text"/>, on disk.</summary>
+    private static void WriteTemporary(string path, string text, UnixFileMode mode)
     {
         var tmp = path + ".tmp";
         File.Delete(tmp);
@@ -237,7 +261,6 @@ public static class CellCertificates
             w.Flush();
             f.Flush(true); // on disk before it replaces the old one: a power cut leaves one whole key, never an empty file
         }
-        File.Move(tmp, path, overwrite: true);
     }
 
     private static void CreatePrivateDir(string dir)

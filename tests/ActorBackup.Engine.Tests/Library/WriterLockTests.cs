@@ -39,3 +39,20 @@ public class WriterLockTests
         }
     }
 }
+
+public class OutOfSpaceWordingTests
+{
+    [Fact]
+    public void A_full_disk_is_said_with_its_free_space_and_the_inodes_are_read()
+    {
+        using var dir = new TempDir();
+        var said = DiskLibrary.DescribeWriteFailure("lib1", dir.Path, new IOException("No space left on device", 28));
+        Assert.Contains($"library lib1 is out of space at {dir.Path} (", said);
+        Assert.Contains("free there now", said); // this test's disk has inodes left
+        var inodes = Posix.Posix.Inodes(dir.Path);
+        Assert.NotNull(inodes);
+        Assert.True(inodes.Value.Free <= inodes.Value.Total);
+        Assert.Null(Posix.Posix.Inodes(Path.Combine(dir.Path, "no such folder")));
+        Assert.Contains("could not write to", DiskLibrary.DescribeWriteFailure("lib1", dir.Path, new IOException("Input/output error", 5)));
+    }
+}
