@@ -758,7 +758,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             _libraryReports.TryGetValue(l.Id, out var r);
             return new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id), r?.FreeBytes ?? 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow),
-                r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null);
+                r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null, r is { Unavailable: not "", Reads: true });
         }).ToList();
 
     private bool IsReachable(string node)

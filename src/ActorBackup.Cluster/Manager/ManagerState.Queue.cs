@@ -287,11 +287,13 @@ public sealed partial record ManagerState
             return why;
         }
 
-        private string? Unfit(string id) => !state.Libraries.ContainsKey(id) ? $"library {id} is not registered"
+        /// <param name="reading">for a job that only reads there (a restore, a verify): a library that cannot write but reads is fit</param>
+        private string? Unfit(string id, bool reading = false) => !state.Libraries.ContainsKey(id) ? $"library {id} is not registered"
             : state.Disabled(id) is { } off ? off
             : Load(id) switch
             {
                 { Reachable: false } => $"library {id} is unreachable",
+                { Unusable: not null, Reads: true } when reading => null,
                 { Unusable: { } why } => why,
                 _ => null,
             };
@@ -330,7 +332,7 @@ public sealed partial record ManagerState
                 string? firstWhy = null;
                 foreach (var l in holders.OrderBy(l => job.AvoidLibraries.Contains(l)))
                 {
-                    var why = Unfit(l) ?? Full(l) ?? SpanOff(job.Snapshot, l);
+                    var why = Unfit(l, reading: true) ?? Full(l) ?? SpanOff(job.Snapshot, l);
                     if (why is null) return (l, null);
                     firstWhy ??= why;
                 }
@@ -343,7 +345,7 @@ public sealed partial record ManagerState
                     ? (null, blocked) : (job.Library, null);
             if (job.Kind == JobKind.Copy && Load(job.Library).Full is { } full) return (null, full); // a copy writes into its library
             if (job.LibraryPinned || job.Kind != JobKind.Backup)
-                return (Unfit(job.Library) ?? Full(job.Library) ?? (job.Kind is JobKind.Restore or JobKind.Verify ? SpanOff(job.Snapshot, job.Library) : null)) is { } why
+                return (Unfit(job.Library, reading: job.Kind is JobKind.Restore or JobKind.Verify) ?? Full(job.Library) ?? (job.Kind is JobKind.Restore or JobKind.Verify ? SpanOff(job.Snapshot, job.Library) : null)) is { } why
                     ? (null, why) : (job.Library, null);
             var policy = state.PolicyOfJob(job);
             var pool = state.Pool(policy);

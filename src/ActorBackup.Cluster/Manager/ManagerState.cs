@@ -218,7 +218,8 @@ public sealed partial record ManagerState
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
     /// <param name="Unusable">why its media agent takes no sessions now (out of space, say); null: it does</param>
     /// <param name="Full">why it takes no new backups (down to its reserve of free space); null: it does. Reads go on.</param>
-    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null);
+    /// <param name="Reads">unusable for writes, its reads go on (its disk full, remounted read-only): restores and verifies still go there</param>
+    public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null, bool Reads = false);
 
     /// <summary>
     /// Media selection: among the reachable registered libraries, the one with the fewest running jobs, then

@@ -152,17 +152,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(new CommandRejected { Reason = full });
                 return;
             }
-            if (Trust.JobTickets.Refusal(Trust.NodeTrust.Of(Context.System), m.Ticket, _declaration.Id, m.Job, m.Write, DateTimeOffset.UtcNow, _ended.Ended) is { } refused)
-            {
-                _log.Warning("library {0}: session of job {1} refused: {2} (from {3})", _declaration.Id, m.Job, refused, Sender);
-                Sender.Tell(new CommandRejected { Reason = refused });
-                return;
-            }
-            SawJournal(m.Ticket?.JournalSequence ?? 0);
-            var ticket = DataPlaneSessions.Get(Context.System).Open(_library!, Self, _declaration.Id, m.Write, m.Ticket);
-            _sessions[ticket] = m.Job;
-            if (m.Write) _writeSessions.Add(ticket);
-            Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
+            OpenSessionOn(_library!, m);
         });
         Command<CommitSession>(m =>
         {
@@ -242,24 +232,43 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         }
     }
 
+    /// <summary>A session of <paramref name="m"/>'s job on <paramref name="library"/>, its ticket checked; answers SessionOpened or CommandRejected.</summary>
+    private void OpenSessionOn(DiskLibrary library, OpenSession m)
+    {
+        if (Trust.JobTickets.Refusal(Trust.NodeTrust.Of(Context.System), m.Ticket, _declaration.Id, m.Job, m.Write, DateTimeOffset.UtcNow, _ended.Ended) is { } refused)
+        {
+            _log.Warning("library {0}: session of job {1} refused: {2} (from {3})", _declaration.Id, m.Job, refused, Sender);
+            Sender.Tell(new CommandRejected { Reason = refused });
+            return;
+        }
+        SawJournal(m.Ticket?.JournalSequence ?? 0);
+        var ticket = DataPlaneSessions.Get(Context.System).Open(library, Self, _declaration.Id, m.Write, m.Ticket);
+        _sessions[ticket] = m.Job;
+        if (m.Write) _writeSessions.Add(ticket);
+        Sender.Tell(new SessionOpened { Library = _declaration.Id, Ticket = ticket, SocketHost = _endpoint.Host, SocketPort = _endpoint.Port });
+    }
+
     /// <summary>
-    /// The library cannot take writes (it could not be opened, or a write failed): every session is refused
-    /// with the reason, and each new request tries to open it again, so that freeing space is all it takes.
+    /// The library cannot take writes (it could not be opened, or a write failed): a write session is refused with
+    /// the reason, and each new request tries to open it again, so that freeing space is all it takes. Reads go on
+    /// when it opened for reading (a full disk, a read-only remount, volumes missing): a restore from a full library is
+    /// when it is needed most. It is not opened again under read sessions (they hold the library open).
     /// </summary>
     private void Unavailable()
     {
         Command<OpenSession>(m =>
         {
             // Not while a prune frees room in it: opening again would replace the library object under the prune.
-            if (_prune is null) OpenLibrary();
+            if (_prune is null && _sessions.Count == 0) OpenLibrary();
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
+            else if (!m.Write && _library is not null) OpenSessionOn(_library, m);
             else Sender.Tell(new CommandRejected { Reason = _prune is null ? _unavailable : $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m => CloseSession(m.Ticket));
         Command<Reopen>(_ =>
         {
-            if (_prune is null) OpenLibrary();
+            if (_prune is null && _sessions.Count == 0) OpenLibrary();
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
@@ -575,6 +584,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
+        Reads = _unavailable is not null && _library is not null, // opened for reading (Unavailable takes read sessions)
         Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks.Keys).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },

@@ -244,3 +244,33 @@ public class PolicyTests
         Assert.Equal("library lib3 is unreachable", Plan(s, Loads(s, null, "lib3")).Waiting[d.Job.Id]);
     }
 }
+
+/// <summary>A library that cannot write but reads (its disk full, remounted read-only): restores and verifies still go there.</summary>
+public class ReadableLibraryTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void A_restore_goes_to_a_library_that_only_reads_a_backup_pinned_there_waits_and_one_that_reads_nothing_holds_both()
+    {
+        var s = new ManagerState().Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 4 });
+        var m = new SnapshotManifest { Id = "s1", Client = "host-a", BackupSet = "etc", Library = "lib1", Level = ManagerState.ToEngineLevel(BackupLevel.LevelFull) };
+        s = s.Apply(new SnapshotRecorded { Manifest = m.ToByteString() });
+        List<ManagerState.LibraryLoad> Loads(bool reads) => [new("lib1", true, 0, 0, 0, "library lib1 is out of space at /srv/lib1", null, reads)];
+        var restore = s.DecideStartRestore(new StartRestore { Snapshot = "s1", Target = "/srv/r" }, Now);
+        Assert.Null(restore.Rejection);
+        s = restore.Events.Aggregate(s, (st, e) => st.Apply(e));
+        var backup = s.DecideStartBackup(new StartBackup { Paths = { "/etc" }, Library = "lib1" }, Loads(true), Now);
+        Assert.Null(backup.Rejection);
+        s = backup.Events.Aggregate(s, (st, e) => st.Apply(e));
+
+        var plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, Now, Loads(reads: true));
+        Assert.Equal(restore.Job!.Id, Assert.Single(plan.Start).Id);
+        Assert.Contains("out of space", plan.Waiting[backup.Job!.Id]);
+
+        plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, Now, Loads(reads: false));
+        Assert.Empty(plan.Start);
+        Assert.Contains("out of space", plan.Waiting[restore.Job.Id]);
+    }
+}

@@ -90,7 +90,16 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
             Assert.Contains("out of space", FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(5)).Reason);
         }, TimeSpan.FromSeconds(20));
         media.Tell(new GetLibraryStatus { Library = "libf" });
-        Assert.Equal(3ul, FishForMessage<IndexReport>(_ => true, TimeSpan.FromSeconds(5)).Chunks);
+        var unavailable = FishForMessage<IndexReport>(_ => true, TimeSpan.FromSeconds(5));
+        Assert.Equal(3ul, unavailable.Chunks);
+        Assert.True(unavailable.Reads); // the manager sends restores and verifies here all the same
+        // Reads go on: a restore from the library whose disk is full (when it is needed most) is not refused.
+        media.Tell(new OpenSession { Library = "libf", Job = "restore-while-full", Write = false });
+        var reading = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(10));
+        using (var whileFull = DataPlaneSessions.Get(Sys).Connect(reading, TimeSpan.FromSeconds(20)))
+        using (var fullDecoder = new ChunkDecoder(keys))
+            foreach (var (id, plain) in stored) Assert.Equal(plain, fullDecoder.Load(id, whileFull).ToArray());
+        media.Tell(new CloseSession { Library = "libf", Ticket = reading.Ticket });
 
         disk.Free();
         Assert.Null(await Write(2, 50_000));
