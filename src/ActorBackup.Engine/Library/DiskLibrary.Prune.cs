@@ -186,7 +186,9 @@ public sealed partial class DiskLibrary
 
     /// <summary>
     /// Volumes whose dead share (bytes no index entry points into) is at least <paramref name="threshold"/>,
-    /// with their live bytes; the volume being written counts too (it is sealed before it is compacted).
+    /// with their live bytes; the volume being written counts too (it is sealed before it is compacted). Wholly dead
+    /// ones first (they free room and need none), then the most dead: each copy needs room for its live chunks, which
+    /// the ones before may have freed (<see cref="CopyLive"/> passes over one there is no room for).
     /// </summary>
     public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null)
     {
@@ -209,7 +211,7 @@ public sealed partial class DiskLibrary
                 var dead = v.Bytes - liveBytes;
                 if (dead > 4096 && dead >= threshold * v.Bytes) result.Add((v.Number, liveBytes, v.Bytes));
             }
-            return result;
+            return [.. result.OrderBy(v => v.Item2 > 0).ThenBy(v => (double)v.Item2 / Math.Max(1, v.Item3)).ThenBy(v => v.Item1)];
         }
     }
 
@@ -227,7 +229,8 @@ public sealed partial class DiskLibrary
     /// Copies the live records of <paramref name="volume"/> into the volume being written (sealing it first if
     /// it is that one). The copies are pending: the owner commits and journals them, then calls
     /// <see cref="MarkRecycle"/>. Returns how many records and bytes were copied; a record that cannot be read is a
-    /// problem, and then the volume is not to be retired.
+    /// problem, and then the volume is not to be retired. A volume whose live records would bring the library below its
+    /// reserve is not copied at all (a problem too): a compaction must not fill the disk it is freeing.
     /// </summary>
     public (int Records, long Bytes, List<string> Problems) CopyLive(uint volume, CancellationToken cancel = default)
     {
@@ -235,8 +238,13 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             ThrowIfBroken();
-            if (WriterOf(volume) is { } w) SealOrBreak(w);
             records = _index.Entries.Where(e => e.Value.Volume == volume).OrderBy(e => e.Value.Offset).ToList();
+            var need = records.Sum(r => (long)VolumeFormat.RecordOverhead + r.Value.Length);
+            var free = need == 0 ? long.MaxValue : Available();
+            if (free - need < Math.Max(0, ReserveBytes))
+                return (0, 0, [$"volume {volume} is not compacted now: copying its {Size(need)} of live chunks out would leave less than the {Size(Math.Max(0, ReserveBytes))} " +
+                               $"library {Id} keeps free ({Size(Math.Max(0, free))} are); the next prune does it once the volumes freed before it give room"]);
+            if (WriterOf(volume) is { } w) SealOrBreak(w);
         }
         var problems = new List<string>();
         var buffer = new byte[64 * 1024];

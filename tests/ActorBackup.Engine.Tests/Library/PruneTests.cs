@@ -314,3 +314,43 @@ public sealed class LostJournalTests
         foreach (var id in ids) Assert.Equal(100_000, owned.ReadPayload(id, ref buffer, out _).Length);
     }
 }
+
+/// <summary>A compaction never fills the disk it frees: a volume whose live chunks would not fit above the reserve waits.</summary>
+public sealed class CompactionRoomTests
+{
+    private static readonly RepositoryConfig Small = new() { ChunkMin = 16 * 1024, ChunkAvg = 64 * 1024, ChunkMax = 256 * 1024, VolumeCapacity = 4 * 1024 * 1024 };
+
+    [Fact]
+    public void A_volume_whose_live_chunks_do_not_fit_above_the_reserve_is_passed_over_then_compacted_when_there_is_room()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "a");
+        Directory.CreateDirectory(src);
+        // One volume of 4 MiB holding 1 MB kept and 2.5 MB deleted: about 70% dead, 1 MB to copy out.
+        File.WriteAllBytes(Path.Combine(src, "kept.bin"), TestRepo.RandomBytes(1_000_000, 1));
+        File.WriteAllBytes(Path.Combine(src, "gone.bin"), TestRepo.RandomBytes(2_500_000, 2));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"), Small);
+        var set = new BackupSet("s", [src]);
+        var first = repo.Backup(set, Level.Full);
+        File.Delete(Path.Combine(src, "gone.bin"));
+        var second = repo.Backup(set, Level.Full);
+
+        repo.Library.ReserveBytes = 1 << 20;
+        repo.Library.AvailableBytes = () => (1 << 20) + 500_000; // room for 0.5 MB above the reserve: not for the 1 MB live
+        var tight = repo.Library.Prune([second.Id]);
+        Assert.True(tight.ChunksDead > 0);
+        Assert.Empty(tight.VolumesCompacted);
+        Assert.Contains(tight.Problems, p => p.Contains("is not compacted now") && p.Contains("keeps free"));
+        Assert.Null(repo.Library.Broken);
+        Assert.True(repo.Library.Verify().Ok);
+
+        repo.Library.AvailableBytes = () => 1L << 40;
+        var roomy = repo.Library.Prune([second.Id]);
+        Assert.Empty(roomy.Problems);
+        Assert.NotEmpty(roomy.VolumesCompacted);
+        var target = Path.Combine(dir.Path, "restored");
+        Assert.Empty(repo.Restore(second.Id, target).Errors);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(src, "kept.bin")), File.ReadAllBytes(Path.Combine(target, Path.GetRelativePath("/", src), "kept.bin")));
+        _ = first;
+    }
+}
