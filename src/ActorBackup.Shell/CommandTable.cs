@@ -801,7 +801,14 @@ public static class CommandTable
     /// <summary>0 for a job that succeeded (3 with errors); 1, said on stderr, for one that did not.</summary>
     private static int ExitOf(JobInfo info)
     {
-        if (info.State == JobState.Succeeded) return info.Errors > 0 ? 3 : 0;
+        if (info.State == JobState.Succeeded && info.Errors > 0)
+        {
+            // Exit 3: what was not handled said where a script's log catches it (stderr), not only in the output.
+            Console.Error.WriteLine($"abk: job {info.Id} succeeded with {info.Errors} error{(info.Errors == 1 ? "" : "s")}" +
+                                    (info.Kind == JobKind.Backup && info.Snapshot != "" ? $": 'abk snapshot show {info.Snapshot}' lists them" : $": 'abk job show {info.Id}' says which"));
+            return 3;
+        }
+        if (info.State == JobState.Succeeded) return 0;
         Console.Error.WriteLine($"abk: job {info.Id} {Output.State(info.State)}: {info.Reason}");
         return 1;
     }

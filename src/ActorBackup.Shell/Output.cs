@@ -130,6 +130,9 @@ public sealed class Output(bool json)
         return sb.ToString().TrimEnd('\n');
     }
 
+    /// <summary>How many of a snapshot's unread files `snapshot show` prints (--json: all its manifest lists).</summary>
+    public const int ProblemsShown = 20;
+
     public static string Snapshot(SnapshotInfo s)
     {
         var sb = new StringBuilder();
@@ -142,6 +145,11 @@ public sealed class Output(bool json)
         sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
         if (s.Parent != "") sb.AppendLine($"  parent     {s.Parent}");
         if (s.Job != "") sb.AppendLine($"  job        {s.Job}");
+        // What could not be read: the first few here, every one its manifest lists with --json.
+        foreach (var p in s.Problems.Take(ProblemsShown)) sb.AppendLine($"  not read   {p.Path}: {p.Reason}");
+        if (s.Errors > Math.Min(s.Problems.Count, ProblemsShown))
+            sb.AppendLine($"  ...        {s.Errors - Math.Min(s.Problems.Count, ProblemsShown)} more" +
+                          (s.Problems.Count > ProblemsShown ? $" (--json lists the first {s.Problems.Count})" : ""));
         return sb.ToString().TrimEnd('\n');
     }
 

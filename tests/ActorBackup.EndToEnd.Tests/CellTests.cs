@@ -95,6 +95,17 @@ public class CellTests
         Assert.Contains("absolute", relative.Stderr);
         Assert.Equal(1, cell.Abk("job", "show", "999").ExitCode);
         Assert.Equal(2, cell.Abk("frobnicate").ExitCode);
+
+        // What a backup could not read: exit 3, said on stderr, in the job's reason, and listed by snapshot show.
+        var gone = Path.Combine(dir.Path, "not-there");
+        var partly = cell.Abk("backup", src + "/docs", gone);
+        Assert.True(partly.ExitCode == 3, partly.Stderr + partly.Stdout);
+        var partial = LastSnapshot(cell);
+        Assert.Contains($"succeeded with 1 error: 'abk snapshot show {partial}' lists them", partly.Stderr);
+        Assert.Contains($"{gone}: path does not exist", partly.Stdout); // the job's reason
+        Assert.Contains($"not read   {gone}: path does not exist", cell.Abk("snapshot", "show", partial).Stdout);
+        var problem = Assert.Single(cell.AbkJson("snapshot", "show", partial).GetProperty("problems").EnumerateArray());
+        Assert.Equal(gone, problem.GetProperty("path").GetString());
     }
 
     /// <summary>64 files of 8 MiB of random bytes: a backup long enough to stop in the middle of.</summary>

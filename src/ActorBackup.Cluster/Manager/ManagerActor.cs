@@ -623,7 +623,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             try
             {
                 var s = _state.FindSnapshot(m.Snapshot);
-                Sender.Tell(new SnapshotDetail { Info = _state.InfoOf(s), Manifest = s.ToByteString() });
+                var info = _state.InfoOf(s);
+                info.Problems.AddRange(s.Errors.Select(e => new FileProblem { Path = e.Path, Reason = e.Reason }));
+                Sender.Tell(new SnapshotDetail { Info = info, Manifest = s.ToByteString() });
             }
             catch (KeyNotFoundException e)
             {
@@ -1188,7 +1190,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// the client's end sent again, the attempt taken for lost or interrupted (<see cref="Decided"/>).
     /// </summary>
     private void RecordedEnd(JobInfo job, SnapshotManifest manifest, IActorRef? replyTo) =>
-        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, "", manifest.Id, manifest.ErrorCount, replyTo), q =>
+        PersistAllThen(_state.DecideCopiesAfter(manifest, DateTimeOffset.UtcNow), () => End(job.Id, JobState.Succeeded, manifest.DescribeErrors(), manifest.Id, manifest.ErrorCount, replyTo), q =>
         {
             var copy = ((JobQueued)q).Job;
             _log.Info("job {0}: copy of snapshot {1} to library {2}", copy.Id, copy.Snapshot, copy.Library);

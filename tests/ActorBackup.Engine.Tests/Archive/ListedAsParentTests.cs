@@ -92,6 +92,13 @@ public class ListedAsParentTests
         Assert.Empty(Archiver.RecordedErrors([], 10, 100, out omitted));
         Assert.Equal(0ul, omitted);
         Assert.Equal(12, new SnapshotManifest { Errors = { kept }, ErrorsOmitted = 9 }.ErrorCount); // what jobs and listings count
+        // What a backup job's end says: the count, the first ones cut short, where the rest are.
+        var said = new SnapshotManifest { Id = "s9", Errors = { kept, new SnapshotError { Path = "/" + new string('x', 400), Reason = "r" } }, ErrorsOmitted = 9 }.DescribeErrors(first: 4);
+        Assert.StartsWith("13 files or folders could not be read", said);
+        Assert.Contains($"{kept[0].Path}: {kept[0].Reason}", said);
+        Assert.Contains("x...; ... ('abk snapshot show s9' lists them)", said);
+        Assert.Equal("", new SnapshotManifest().DescribeErrors());
+        Assert.DoesNotContain("...", new SnapshotManifest { Id = "s1", Errors = { kept[0] } }.DescribeErrors());
 
         using var f = new Fixture();
         var set = new BackupSet("s", [f.Src]);
