@@ -88,6 +88,7 @@ public static class CommandTable
         var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };
         var slotArg = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "a storage slot of the tape library, from 1" };
         var driveArg = new Argument<int>("DRIVE") { HelpName = "DRIVE", Description = "a drive of the library, from 1" };
+        var retireDryRun = new Option<bool>("--dry-run") { Description = "say which volumes the prune would compact and retire, change nothing" };
         var volumes = new Argument<uint[]>("VOLUME") { HelpName = "VOLUME", Description = "volume numbers, as 'abk volume list' shows them", Arity = ArgumentArity.OneOrMore };
         var toSlot = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "the slot to put it in (default: its home slot)", Arity = ArgumentArity.ZeroOrOne };
         library.CompletionSources.Add(ctx => Ids(session, new ListLibraries(), (LibraryList l) => l.Libraries.Select(x => x.Id)));
@@ -126,12 +127,13 @@ public static class CommandTable
                     { v.Number.ToString(), v.Label, v.State, Output.Size(v.Bytes), v.Records.ToString(), v.Error }));
                 return 0;
             }, library),
-            Verb("retire", "take VOLUMEs out of service (a cartridge with errors): a prune job copies their live chunks to other volumes, then retires them", async (pr, o, c) =>
+            Verb("retire", "take VOLUMEs out of service (a cartridge with errors): a prune job of the library copies their live chunks to other volumes, " +
+                           "then retires them (it also gives back what deleted snapshots held, as abk prune does; --dry-run says what it would do)", async (pr, o, c) =>
             {
-                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(library)!, Retire = { pr.GetValue(volumes)! } }, c);
+                var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(library)!, Retire = { pr.GetValue(volumes)! }, DryRun = pr.GetValue(retireDryRun) }, c);
                 if (!o.Json) o.Line($"job {accepted.Job} started");
                 return await WaitForJob(session, o, accepted.Job, c);
-            }, library, volumes),
+            }, library, volumes, retireDryRun),
             Verb("label", "write the volume label BARCODE on the cartridge in SLOT of a tape library (a scratch cartridge to write on)", (pr, o, c) =>
                 ChangeTape(session, o, new ChangeTape { Library = pr.GetValue(library)!, Verb = TapeVerb.Label, Slot = pr.GetValue(slotArg), Barcode = pr.GetValue(barcode)! }, c),
                 library, slotArg, barcode)));

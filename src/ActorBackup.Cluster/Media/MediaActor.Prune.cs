@@ -150,6 +150,13 @@ public sealed partial class MediaActor
                 Sender.Tell(Signed(PruneEnded(m, ok: false, _unavailable ?? $"library {_declaration.Id} is not open", JobFault.FaultLibrary)));
                 return;
             }
+            // Volumes to retire that are not in service (a typo: 33 for 3) end the job before anything is swept.
+            if (m.Retire.Where(v => !InService(v)).ToList() is { Count: > 0 } unknown)
+            {
+                Sender.Tell(Signed(PruneEnded(m, ok: false, $"library {_declaration.Id} has no volume {string.Join(", ", unknown)} in service: " +
+                                                            $"nothing was done ('abk volume list {_declaration.Id}' shows them)", JobFault.FaultNone)));
+                return;
+            }
             try
             {
                 _library!.BeginPrune();

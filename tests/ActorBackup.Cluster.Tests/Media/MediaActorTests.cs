@@ -57,6 +57,13 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
         }
         ExpectMsg<IndexReport>(r => r.Chunks == 5, TimeSpan.FromSeconds(20));
         media.Tell(new CloseSession { Library = "libs", Ticket = granted.Ticket });
+        // A volume to retire that is not in service (a typo): the job ends before anything is swept.
+        media.Tell(new PruneLibrary { Library = "libs", Job = "p0", Deleted = { "s1" }, Retire = { 33 } });
+        var typo = FishForMessage<JobFinished>(f => f.Job == "p0", TimeSpan.FromSeconds(30));
+        Assert.False(typo.Ok);
+        Assert.Contains("has no volume 33 in service: nothing was done", typo.Reason);
+        media.Tell(new GetLibraryStatus { Library = "libs" });
+        FishForMessage<IndexReport>(r => r.Chunks == 5, TimeSpan.FromSeconds(10)); // nothing swept
         media.Tell(new PruneLibrary { Library = "libs", Job = "p1", Deleted = { "s1" } });
         var ended = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
         Assert.True(ended.Ok, ended.Reason);
