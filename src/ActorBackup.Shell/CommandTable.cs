@@ -54,6 +54,7 @@ public static class CommandTable
 
         // cluster
         var address = new Argument<string>("ADDRESS") { HelpName = "ADDRESS", Description = "a member's address as 'abk cluster show' prints it" };
+        var forceDown = new Option<bool>("--force") { Description = "down a member this node still reaches (it stops; what it runs is interrupted)" };
         root.Subcommands.Add(Group("cluster", "members of the cell",
             Verb("show", "members, roles, status, reachability, manager location", async (_, o, c) =>
             {
@@ -64,7 +65,7 @@ public static class CommandTable
                 return 0;
             }),
             Verb("leave", "ask a member to leave the cell", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Leave, c), address),
-            Verb("down", "mark an unreachable member down", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Down, c), address)));
+            Verb("down", "mark an unreachable member down (one that still answers: --force)", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Down, c, pr.GetValue(forceDown)), address, forceDown)));
 
         root.Subcommands.Add(Group("shard", "sharding of media agents",
             Verb("stats", "media agents (libraries) per node", async (_, o, c) =>
@@ -131,7 +132,7 @@ public static class CommandTable
                            "then retires them (it also gives back what deleted snapshots held, as abk prune does; --dry-run says what it would do)", async (pr, o, c) =>
             {
                 var accepted = await session.Call<JobAccepted>(new StartPrune { Library = pr.GetValue(library)!, Retire = { pr.GetValue(volumes)! }, DryRun = pr.GetValue(retireDryRun) }, c);
-                if (!o.Json) o.Line($"job {accepted.Job} started");
+                if (!o.Json) o.Line($"job {accepted.Job} queued");
                 return await WaitForJob(session, o, accepted.Job, c);
             }, library, volumes, retireDryRun),
             Verb("label", "write the volume label BARCODE on the cartridge in SLOT of a tape library (a scratch cartridge to write on)", (pr, o, c) =>
@@ -252,7 +253,7 @@ public static class CommandTable
                 var exit = 0;
                 foreach (var id in jobs)
                 {
-                    if (!o.Json) o.Line($"job {id} started");
+                    if (!o.Json) o.Line($"job {id} queued");
                     exit = Math.Max(exit, await WaitForJob(session, o, id, c));
                 }
                 return exit;
@@ -631,7 +632,7 @@ public static class CommandTable
             {
                 o.Table(["MODIFIED", "SIZE", "TYPE", "CLIENT", "IN", "FIRST SEEN", "LAST SEEN", "PATH"], found.Versions.Select(v => new[]
                 {
-                    Output.Time(v.MtimeUnixSec * 1000), Output.Size(v.Size), v.Type, v.Client, $"{v.Snapshots} snapshot{(v.Snapshots == 1 ? "" : "s")}",
+                    Output.FileTime(v.MtimeUnixSec), Output.Size(v.Size), v.Type, v.Client, $"{v.Snapshots} snapshot{(v.Snapshots == 1 ? "" : "s")}",
                     $"{v.FirstSnapshot} {Output.Time(v.FirstUnixMs)}", $"{v.LastSnapshot} {Output.Time(v.LastUnixMs)}", v.Path,
                 }));
                 Console.Error.WriteLine($"{Count(found.Versions.Count, "version")} of {Count(found.Matches, "matching entry", "matching entries")} in {Count(found.SnapshotsSearched, "snapshot")} " +
@@ -766,9 +767,9 @@ public static class CommandTable
         return 0;
     }
 
-    private static async Task<int> ChangeMember(Session session, Output o, string address, MemberChange change, CancellationToken cancel)
+    private static async Task<int> ChangeMember(Session session, Output o, string address, MemberChange change, CancellationToken cancel, bool force = false)
     {
-        var done = await session.Call<MemberChangeRequested>(new ChangeMember { Address = address, Change = change }, cancel);
+        var done = await session.Call<MemberChangeRequested>(new ChangeMember { Address = address, Change = change, Force = force }, cancel);
         o.Line(o.Json ? Output.ToJson(done) : $"{change.ToString().ToLowerInvariant()} requested for {done.Address}");
         return 0;
     }
@@ -781,7 +782,7 @@ public static class CommandTable
             o.Line(o.Json ? Output.ToJson(accepted) : accepted.Job);
             return 0;
         }
-        if (!o.Json) o.Line($"job {accepted.Job} started");
+        if (!o.Json) o.Line($"job {accepted.Job} queued");
         return await WaitForJob(session, o, accepted.Job, cancel);
     }
 
@@ -820,7 +821,7 @@ public static class CommandTable
     {
         try
         {
-            return await o.WithProgress(job, async progress =>
+            return await o.WithProgress(job, async (progress, status) =>
             {
                 while (true)
                 {
@@ -828,7 +829,11 @@ public static class CommandTable
                     renewal.CancelAfter(WatchRenewal);
                     try
                     {
-                        return await session.Call<JobInfo>(new WatchJob { Job = job }, renewal.Token, m => { if (m is JobProgress p) progress(p); });
+                        return await session.Call<JobInfo>(new WatchJob { Job = job }, renewal.Token, m =>
+                        {
+                            if (m is JobProgress p) progress(p);
+                            else if (m is JobInfo j) status(j);
+                        });
                     }
                     catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
                     {
@@ -841,6 +846,10 @@ public static class CommandTable
         {
             // The job goes on where the shell lost it: say which it is (with --json its id was not printed yet).
             throw new ShellException($"job {job}: {e.Message} (the job itself goes on: 'abk job watch {job}' follows it)", e.ExitCode);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            throw new JobFollowInterrupted(job, cancel);
         }
     }
 

@@ -31,17 +31,21 @@ public static class Interactive
             history = []; // one left root's by a sudo that kept HOME, say: the prompt goes on without it
             Console.Error.WriteLine($"abk: {historyFile} cannot be read ({e.Message}): no history this time");
         }
-        Console.WriteLine($"abk: talking to {session.Node}; 'help' lists the commands, 'exit' leaves");
+        // Commands piped in (a script's): no banner and no prompts in their output (with --json, one JSON document a
+        // command), and the exit code is the first failure's, not the last command's.
+        var piped = Console.IsInputRedirected;
+        if (!piped) Console.WriteLine($"abk: talking to {session.Node}; 'help' lists the commands, 'exit' leaves");
         var last = 0;
+        var firstFailure = 0;
         while (!cancel.IsCancellationRequested)
         {
-            var line = Console.IsInputRedirected ? ReadRedirected() : ReadLine(root, history);
+            var line = piped ? Console.ReadLine() : ReadLine(root, history);
             if (line is null) break;
             line = line.Trim();
             if (line == "") continue;
             if (line is "exit" or "quit") break;
-            // Commands piped in (a script's) are not the operator's to recall.
-            if (!Console.IsInputRedirected)
+            // Commands piped in are not the operator's to recall.
+            if (!piped)
             {
                 history.Add(line);
                 try { AppendHistory(historyFile, line); } catch (IOException) { } catch (UnauthorizedAccessException) { }
@@ -55,13 +59,15 @@ public static class Interactive
             {
                 Console.Error.WriteLine($"abk: {e.Message}");
                 last = 2;
+                if (firstFailure == 0) firstFailure = last;
                 continue;
             }
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
             last = await RunOne(root.Parse(words), cancel);
+            if (firstFailure == 0) firstFailure = last;
         }
-        return last;
+        return piped ? firstFailure : last;
     }
 
     /// <summary>One command of the prompt: Ctrl-C stops it (a job it started goes on) and the prompt asks for the next.</summary>
@@ -89,12 +95,6 @@ public static class Interactive
         {
             Console.CancelKeyPress -= Interrupt;
         }
-    }
-
-    private static string? ReadRedirected()
-    {
-        Console.Write("abk> ");
-        return Console.ReadLine();
     }
 
     /// <summary>How many lines of history are kept (the file is cut back to them once it holds twice as many).</summary>

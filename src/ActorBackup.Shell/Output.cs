@@ -45,7 +45,12 @@ public sealed class Output(bool json)
         return sb.ToString().TrimEnd('\n');
     }
 
-    public static string Time(long unixMs) => unixMs == 0 ? "-" : DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss");
+    /// <summary>A local time as listings show it; one .NET cannot show (a file's mtime past year 9999, say) as its seconds.</summary>
+    public static string FileTime(long unixSec) => unixSec is > long.MaxValue / 1000 or < long.MinValue / 1000 ? $"@{unixSec}" : Time(unixSec * 1000);
+
+    public static string Time(long unixMs) => unixMs == 0 ? "-"
+        : unixMs is >= -62135596800000 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss")
+        : $"@{unixMs / 1000}";
 
     public static string Size(ulong bytes) => bytes switch
     {
@@ -79,11 +84,14 @@ public sealed class Output(bool json)
     {
         var percent = p.BytesTotal > 0 ? 100.0 * p.BytesDone / p.BytesTotal : 0;
         var rate = p.Seconds > 0 ? p.BytesDone / p.Seconds : 0;
-        var eta = rate > 0 && p.BytesTotal > p.BytesDone ? TimeSpan.FromSeconds((p.BytesTotal - p.BytesDone) / rate).ToString(@"mm\:ss") : "--:--";
+        var eta = rate > 0 && p.BytesTotal > p.BytesDone ? Eta(TimeSpan.FromSeconds(Math.Min((p.BytesTotal - p.BytesDone) / rate, TimeSpan.MaxValue.TotalSeconds / 2))) : "--:--";
         return $"job {p.Job}: {percent,5:F1}%  {Files(p)}{Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
     }
 
     /// <summary>"done/total files" and two spaces, or nothing for a job that counts no files (a verify reads chunks).</summary>
+    /// <summary>mm:ss, or h:mm:ss from an hour on (2 h 30 min was shown as 30:00).</summary>
+    public static string Eta(TimeSpan t) => t.TotalHours >= 1 ? $"{(long)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : t.ToString(@"mm\:ss");
+
     private static string Files(JobProgress p) => p.FilesTotal > 0 ? $"{p.FilesDone}/{p.FilesTotal} files  " : "";
 
     public static string Job(JobInfo j)
@@ -217,9 +225,13 @@ public sealed class Output(bool json)
     /// Runs <paramref name="watch"/>, which reports progress through the action it is given: a live bar on a
     /// terminal, a plain line every half second when piped, nothing with --json.
     /// </summary>
-    public async Task<T> WithProgress<T>(string job, Func<Action<JobProgress>, Task<T>> watch)
+    /// <summary>A job not ended yet, as its watch says when it changes: queued and why it waits, which attempt.</summary>
+    public static string Status(JobInfo j) =>
+        $"{State(j.State)}{(j.Attempt > 0 ? $" (attempt {j.Attempt + 1})" : "")}{(j.Reason != "" ? ": " + j.Reason : "")}";
+
+    public async Task<T> WithProgress<T>(string job, Func<Action<JobProgress>, Action<JobInfo>, Task<T>> watch)
     {
-        if (Json) return await watch(_ => { });
+        if (Json) return await watch(_ => { }, _ => { });
         if (!Terminal)
         {
             var last = DateTime.MinValue;
@@ -228,7 +240,7 @@ public sealed class Output(bool json)
                 if (DateTime.UtcNow - last < TimeSpan.FromMilliseconds(500)) return;
                 last = DateTime.UtcNow;
                 Console.WriteLine(Progress(p));
-            });
+            }, j => Console.WriteLine($"job {job}: {Status(j)}"));
         }
         return await AnsiConsole.Progress().AutoClear(true).HideCompleted(true)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
@@ -240,7 +252,7 @@ public sealed class Output(bool json)
                     task.MaxValue = Math.Max(1, p.BytesTotal);
                     task.Value = p.BytesDone;
                     task.Description = $"job {job}: {Files(p)}".TrimEnd();
-                });
+                }, j => task.Description = Markup.Escape($"job {job}: {Status(j)}"));
             });
     }
 }

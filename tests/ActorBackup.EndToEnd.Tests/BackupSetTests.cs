@@ -226,7 +226,7 @@ public class BackupSetTests
         }
         // The operator downs the dead node (two nodes cannot outvote each other); the manager recovers on B from
         // the shared journal, with the set's clock, and the schedule goes on by itself.
-        var down = b.Abk("cluster", "down", $"akka.tcp://actorbackup@127.0.0.1:{portA}");
+        var down = b.Abk("cluster", "down", "--force", $"akka.tcp://actorbackup@127.0.0.1:{portA}"); // killed a moment ago: maybe not seen unreachable yet
         Assert.True(down.ExitCode == 0, down.Stderr + down.Stdout);
         var recovered = WaitFor(2); // the manager answers again, with the history from before the kill
         var before = recovered.Count(j => j.GetProperty("state").GetString() is "SUCCEEDED" or "INTERRUPTED" or "FAILED");

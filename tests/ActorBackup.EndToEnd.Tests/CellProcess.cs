@@ -100,9 +100,12 @@ public sealed class CellProcess : IDisposable
 
     /// <summary>abk on this node's host: a node whose clock the test moves (libfaketime) gives its shell the same clock, since
     /// the manager takes a signed command only within 5 minutes of its own.</summary>
-    public ProcessResult Abk(params string[] args) => Processes.Run(Processes.Abk, ["--node", Node, "--certs", CertsDir, .. args],
+    public ProcessResult Abk(params string[] args) => AbkWithInput(null, args);
+
+    /// <summary>abk with <paramref name="input"/> piped to it (commands for its prompt, one a line).</summary>
+    public ProcessResult AbkWithInput(string? input, params string[] args) => Processes.Run(Processes.Abk, ["--node", Node, "--certs", CertsDir, .. args],
         Environment.Where(e => e.Key is "LD_PRELOAD" or "DONT_FAKE_MONOTONIC" || e.Key.StartsWith("FAKETIME", StringComparison.Ordinal)).ToDictionary(),
-        timeout: TimeSpan.FromMinutes(3));
+        timeout: TimeSpan.FromMinutes(3), input: input);
 
     public JsonElement AbkJson(params string[] args)
     {

@@ -95,6 +95,12 @@ public class CellTests
         Assert.Contains("absolute", relative.Stderr);
         Assert.Equal(1, cell.Abk("job", "show", "999").ExitCode);
         Assert.Equal(2, cell.Abk("frobnicate").ExitCode);
+        // Commands piped in: no banner or prompt in the output (JSON documents only), the first failure's exit code.
+        var piped = cell.AbkWithInput("job show 999\njob list\n", "--json");
+        Assert.True(piped.ExitCode == 1, piped.Stderr + piped.Stdout);
+        Assert.DoesNotContain("abk>", piped.Stdout);
+        Assert.StartsWith("{", piped.Stdout.TrimStart());
+        Assert.Contains("no job 999", piped.Stderr);
 
         // What a backup could not read: exit 3, said on stderr, in the job's reason, and listed by snapshot show.
         var gone = Path.Combine(dir.Path, "not-there");
@@ -569,7 +575,11 @@ public class DownedNodeTests
     {
         using var dir = new TempDir();
         using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
-        var down = cell.Abk("cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}");
+        // It answers: downing it is refused, saying what to do, unless forced.
+        var refused = cell.Abk("cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("is reachable: 'abk cluster leave", refused.Stderr);
+        var down = cell.Abk("cluster", "down", "--force", $"akka.tcp://actorbackup@{cell.ClusterNode}");
         Assert.True(down.ExitCode == 0, down.Stderr + down.Stdout);
         var code = cell.ExitCodeWithin(TimeSpan.FromSeconds(60));
         Assert.True(code == 75, $"exit code {code}\n{cell.Log}");

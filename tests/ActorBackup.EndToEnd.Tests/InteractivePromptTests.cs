@@ -107,7 +107,7 @@ public class InteractivePromptTests
         terminal.WaitFor("is not closed");
         // Ctrl-C stops the command that waits for a backup, not the prompt (the job goes on).
         terminal.Type($"backup {large}\r");
-        terminal.WaitFor("job 2 started");
+        terminal.WaitFor("job 2 queued");
         terminal.Type("\x03");
         terminal.WaitFor("interrupted");
         terminal.Type("job cancel 2\r");

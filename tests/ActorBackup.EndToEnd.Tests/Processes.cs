@@ -23,12 +23,14 @@ public static class Processes
     public static string Abk => Path.Combine(RepoRoot, "src", "ActorBackup.Shell", "bin", Configuration, "net10.0", "abk");
 
 
-    public static ProcessResult Run(string exe, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    /// <param name="input">written to its stdin, which is then closed (nothing: closed at once)</param>
+    public static ProcessResult Run(string exe, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? input = null)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
+        if (input is not null) p.StandardInput.Write(input);
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

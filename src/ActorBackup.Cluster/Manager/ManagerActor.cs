@@ -581,8 +581,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Sender.Tell(WithProgress(job));
                 return;
             }
+            // A queued job's watcher also hears it as it is now: why it waits (the watch is given again every 30 s).
             if (_jobActors.TryGetValue(m.Job, out var child)) child.Tell(new JobActor.Watch(Sender));
-            else Sender.Tell(WithProgress(job));
+            if (child is null || job.State == JobState.Queued) Sender.Tell(WithProgress(job));
         });
         Command<GetJob>(m =>
         {

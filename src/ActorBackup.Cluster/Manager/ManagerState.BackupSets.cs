@@ -17,7 +17,8 @@ public sealed partial record ManagerState
     public Decision DecideDefineSet(DefineBackupSet cmd, DateTimeOffset now)
     {
         var set = cmd.Set?.Clone() ?? new BackupSetDefinition();
-        if (BackupSets.ContainsKey(set.Name)) return Reject($"backup set '{set.Name}' exists already: remove it first ('abk set remove {set.Name}')");
+        if (BackupSets.ContainsKey(set.Name)) return Reject($"backup set '{set.Name}' exists already: change it with 'abk apply FILE' (its clock, deferral and queued runs kept), " +
+                                                                 $"or remove it first ('abk set remove {set.Name}': its queued runs are cancelled and its clock starts again)");
         var client = ResolveClient(set.Client, out var why);
         if (client is null) return Reject($"backup set '{set.Name}': {why}");
         set.Client = client;

@@ -274,8 +274,11 @@ public sealed partial record ManagerState
         if (paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", paths.Where(p => !p.StartsWith('/')))}");
         var client = ResolveClient(cmd.Client, out var why);
         if (client is null) return Reject(why!);
-        var policy = PolicyOf(cmd.Policy);
-        if (policy is null) return Reject(UnknownPolicy(cmd.Policy));
+        // A backup of other paths under a defined set's name (an operator's) is that set's in all but its paths: its
+        // policy (pool and retention) unless one is given, its excludes too, its options, its priority unless one is given.
+        var named = cmd.BackupSet != "" && BackupSets.TryGetValue(cmd.BackupSet, out var definedSet) && definedSet.Client == client ? definedSet : null;
+        var policy = PolicyOf(cmd.Policy != "" ? cmd.Policy : named?.Policy ?? "");
+        if (policy is null) return Reject(UnknownPolicy(cmd.Policy != "" ? cmd.Policy : named!.Policy));
         if (cmd.Library != "")
         {
             if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
@@ -291,13 +294,13 @@ public sealed partial record ManagerState
             Id = NextJob.ToString(), Kind = JobKind.Backup, State = JobState.Queued, Client = client,
             // The library of a pool is chosen when the job starts (DecideDispatch): the one free then.
             Library = cmd.Library, LibraryPinned = cmd.Library != "", Policy = policy.Name, ChunkKib = policy.ChunkKib, Compression = policy.Compression,
-            Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem, Atime = cmd.Atime,
-            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority),
+            Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem || named?.OneFileSystem == true, Atime = cmd.Atime || named?.Atime == true,
+            Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority != 0 ? cmd.Priority : named?.Priority ?? 0),
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
         };
         job.Paths.AddRange(paths);
-        job.Excludes.AddRange(cmd.Excludes);
-        if (BackupSets.TryGetValue(job.BackupSet, out var set) && set.Client == client)
+        job.Excludes.AddRange(cmd.Excludes.Union(named?.Excludes ?? []));
+        if (named is { } set)
         {
             job.PreCommand = set.PreCommand;
             job.PostCommand = set.PostCommand;

@@ -40,6 +40,8 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     private readonly OpsCall _call;
     private CancellationTokenRegistration _hangUp;
     private DateTime _lastProgress = DateTime.MinValue;
+    /// <summary>A watched job's state as last passed on (not ended yet).</summary>
+    private (JobState, string, int) _shown;
 
     public static Props Props(Cell cell, OpsCall call) => Akka.Actor.Props.Create(() => new OpsCommand(cell, call));
 
@@ -298,6 +300,12 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         Receive<JobInfo>(j =>
         {
             if (Manager.ManagerState.IsFinal(j.State)) Finish(j);
+            else if ((j.State, j.Reason, j.Attempt) != _shown)
+            {
+                // Waiting, and why (its client offline, its library's drives busy, a retry's backoff): passed on when it changes.
+                _shown = (j.State, j.Reason, j.Attempt);
+                More(j);
+            }
         });
         // A watch refused (no such job, not the caller's) is the answer, whichever sending it answers: the shell signs
         // a new watch every 50 minutes, so one is never given again past the hour the manager takes looks within.
@@ -447,7 +455,11 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
             throw new InvalidOperationException($"'{m.Address}' is not a member address: use one as 'abk cluster show' prints it");
         }
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        if (!cluster.State.Members.Any(x => x.Address == address)) throw new InvalidOperationException($"{address} is not a member: see 'abk cluster show'");
+        if (cluster.State.Members.FirstOrDefault(x => x.Address == address) is not { } member) throw new InvalidOperationException($"{address} is not a member: see 'abk cluster show'");
+        // Downing a member that answers stops it (exit 75) with whatever it runs: meant for one that is gone.
+        if (m.Change == MemberChange.Down && !m.Force && !cluster.State.Unreachable.Contains(member))
+            throw new InvalidOperationException($"{address} is reachable: 'abk cluster leave {address}' takes it out gracefully (its jobs hand over); " +
+                                                "down is for a member that is gone (add --force to down it anyway: it stops, and what it runs is interrupted)");
         switch (m.Change)
         {
             case MemberChange.Leave: cluster.Leave(address); break;

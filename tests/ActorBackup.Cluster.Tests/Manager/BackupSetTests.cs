@@ -394,3 +394,32 @@ public class BackupSetTests
         Assert.Equal(3, jobs.Count); // once
     }
 }
+
+/// <summary>A backup of other paths under a defined set's name (an operator's): the set's in all but its paths.</summary>
+public class NamedAfterSetTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void A_backup_named_after_a_set_takes_its_policy_excludes_options_and_priority_unless_given()
+    {
+        var s = new ManagerState().Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1" });
+        s = s.DecideDefinePolicy(new DefinePolicy { Policy = new StoragePolicy { Name = "gold", Libraries = { "lib1" } } }, Now).Events.Aggregate(s, (st, e) => st.Apply(e));
+        var set = new BackupSetDefinition { Name = "web", Paths = { "/srv/www" }, Policy = "gold", Excludes = { "*.tmp" }, OneFileSystem = true, Priority = 8 };
+        s = s.DecideDefineSet(new DefineBackupSet { Set = set }, Now).Events.Aggregate(s, (st, e) => st.Apply(e));
+        List<ManagerState.LibraryLoad> loads = [new("lib1", true, 0, 100)];
+
+        var job = s.DecideStartBackup(new StartBackup { Paths = { "/srv/www/uploads" }, BackupSet = "web", Excludes = { "*.log" } }, loads, Now).Job!;
+        Assert.Equal("gold", job.Policy);
+        Assert.Equal(["*.log", "*.tmp"], job.Excludes.Order());
+        Assert.True(job.OneFileSystem);
+        Assert.Equal(8, job.Priority);
+        // What the command gives wins; a set of another client's, or no set, lends nothing.
+        var own = s.DecideStartBackup(new StartBackup { Paths = { "/srv/www" }, BackupSet = "web", Policy = "default", Priority = 3 }, loads, Now).Job!;
+        Assert.Equal(("default", 3), (own.Policy, own.Priority));
+        var other = s.DecideStartBackup(new StartBackup { Paths = { "/srv/www" } }, loads, Now).Job!;
+        Assert.Equal(("default", ManagerState.DefaultPriority, false), (other.Policy, other.Priority, other.OneFileSystem));
+        Assert.Empty(other.Excludes);
+    }
+}

@@ -172,7 +172,15 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         handler.Tell(new JobProgress { Job = "3", BytesDone = 10, BytesTotal = 100 });
         var progress = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(progress.More);
-        handler.Tell(new JobInfo { Id = "3", State = JobState.Running }); // not final: nothing
+        // Not ended: passed on when it changes (queued and why, a new attempt), once.
+        handler.Tell(new JobInfo { Id = "3", State = JobState.Queued, Reason = "waiting: client web1 is offline" });
+        handler.Tell(new JobInfo { Id = "3", State = JobState.Queued, Reason = "waiting: client web1 is offline" });
+        handler.Tell(new JobInfo { Id = "3", State = JobState.Running, Attempt = 1 });
+        var waiting = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(waiting.More);
+        Assert.Equal("waiting: client web1 is offline", Assert.IsType<JobInfo>(waiting.Message).Reason);
+        var running = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((JobState.Running, 1), (Assert.IsType<JobInfo>(running.Message).State, ((JobInfo)running.Message).Attempt));
         handler.Tell(new JobInfo { Id = "3", State = JobState.Succeeded });
         var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.False(end.More);
@@ -198,7 +206,8 @@ public sealed class OpsActorTests() : TestKit("akka.actor.provider = cluster\nak
         manager.ExpectMsg<WatchJob>(); // the first manager took it, then stopped: no answer ever comes from it
         // Its successor gets the watch again (its job actor knows no watcher), and answers with the job as recorded.
         manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
-        manager.Reply(new JobInfo { Id = "5", State = JobState.Running }); // not ended: the watch goes on
+        manager.Reply(new JobInfo { Id = "5", State = JobState.Running }); // not ended: the watch goes on (the shell hears it runs)
+        Assert.True((await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20))).More);
         manager.ExpectMsg<WatchJob>(TimeSpan.FromSeconds(20));
         manager.Reply(new JobInfo { Id = "5", State = JobState.Failed, Reason = "disk full" });
         var end = await watch.Answers.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
