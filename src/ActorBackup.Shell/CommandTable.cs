@@ -290,7 +290,7 @@ public static class CommandTable
                 o.Line(o.Json ? Output.ToJson(info) : $"job {info.Id} now has priority {info.Priority}");
                 return 0;
             }, job, newPriority),
-            Verb("cancel", "stop a running job; nothing of it is recorded", async (pr, o, c) =>
+            Verb("cancel", "stop a queued job, or a running backup, restore or verify (nothing of it is recorded); a prune, copy or library check that runs goes to its end", async (pr, o, c) =>
             {
                 var info = await session.Call<JobInfo>(new CancelJob { Job = pr.GetValue(job)! }, c);
                 o.Line(o.Json ? Output.ToJson(info) : $"cancel requested for job {info.Id}");

@@ -95,6 +95,13 @@ public class CellTests
         Assert.Contains("absolute", relative.Stderr);
         Assert.Equal(1, cell.Abk("job", "show", "999").ExitCode);
         Assert.Equal(2, cell.Abk("frobnicate").ExitCode);
+        // A client the cell does not know (a typo) is said as such, not answered with an empty list or "no snapshot yet".
+        foreach (var args in (string[][])[["snapshot", "list", "--client", "webl"], ["job", "list", "--client", "webl"], ["verify", "latest", "--client", "webl"]])
+        {
+            var typo = cell.Abk(args);
+            Assert.True(typo.ExitCode == 1 && typo.Stderr.Contains("unknown client 'webl': known are "), string.Join(' ', args) + ": " + typo.Stderr + typo.Stdout);
+        }
+        Assert.Contains("leave --client out", cell.Abk("verify", "--library", "lib1", "--client", "webl").Stderr);
         // Commands piped in: no banner or prompt in the output (JSON documents only), the first failure's exit code.
         var piped = cell.AbkWithInput("job show 999\njob list\n", "--json");
         Assert.True(piped.ExitCode == 1, piped.Stderr + piped.Stdout);

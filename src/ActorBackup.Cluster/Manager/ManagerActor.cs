@@ -564,7 +564,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 // client does not confirm); a queued one, or one whose client is away, ends here.
                 if (job.State != JobState.Queued && _clientRefs.ContainsKey(job.Client) && _jobActors.TryGetValue(m.Job, out var child)) child.Tell(m);
                 else End(m.Job, JobState.Cancelled, job.State == JobState.Queued ? "cancelled by an operator before it started" : "cancelled by an operator");
-                Sender.Tell(WithProgress(job));
+                // Answered once what End journals is (CANCELLED, not the job as it was), after any persist it started.
+                var sender = Sender;
+                DeferAsync(m, _ => sender.Tell(WithProgress(_state.Job(m.Job) ?? job)));
             }
         });
         Command<WatchJob>(m =>
@@ -594,6 +596,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ListJobs>(m =>
         {
             if (Unsigned(m)) return;
+            if (UnknownClientAsked(m.Client)) return;
             var list = new JobList();
             list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? Math.Min(m.Limit, MaxJobsListed) : 50).Reverse().Select(WithProgress));
             Sender.Tell(list);
@@ -601,6 +604,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ListSnapshots>(m =>
         {
             if (Unsigned(m)) return;
+            if (UnknownClientAsked(m.Client)) return;
             var list = new SnapshotList();
             var verdicts = m.Why ? _state.RetentionVerdicts() : null;
             var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
@@ -752,6 +756,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Metrics.CellMetrics.ManagerBusy.Inc(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
+    }
+
+    /// <summary>A list asked for of a client the cell does not know (a typo): refused naming the known ones, not an empty list.
+    /// One that is known but has nothing yet lists nothing; so does one whose jobs the history still holds.</summary>
+    private bool UnknownClientAsked(string client)
+    {
+        if (client == "" || _state.Clients.ContainsKey(client) || _state.Jobs.Values.Any(j => j.Client == client) || _state.Snapshots.Any(s => s.Client == client)) return false;
+        Sender.Tell(new CommandRejected { Reason = _state.UnknownClient(client) });
+        return true;
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -67,7 +67,8 @@ public sealed partial record ManagerState
         var running = HoldingDrives.Where(j => DrivesHeld(j).Any(d => d.Library == m.Library)).Select(j => j.Id).ToList();
         return running.Count == 0 ? null
             : $"library {m.Library} has {running.Count} job{(running.Count == 1 ? "" : "s")} running ({string.Join(", ", running.Take(5))}): " +
-              "mount, unmount and clean when it is idle (abk drive list), or cancel the job";
+              "mount, unmount and clean when it is idle (abk drive list; 'abk library disable' lets its jobs finish and starts none), " +
+              "or cancel a backup, restore or verify among them (a prune, copy or library check runs to its end)";
     }
 
     /// <summary>

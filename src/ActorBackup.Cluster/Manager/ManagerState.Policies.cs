@@ -87,7 +87,7 @@ public sealed partial record ManagerState
     {
         if (InvalidName(policy.Name, "policy") is { } name) return name;
         if (policy.Libraries.FirstOrDefault(l => !Libraries.ContainsKey(l)) is { } unknown)
-            return $"unknown library '{unknown}': known are {(Libraries.Count == 0 ? "none yet (start a node with the media role)" : string.Join(", ", Libraries.Keys))}";
+            return UnknownLibrary(unknown);
         if (policy.Libraries.GroupBy(l => l).FirstOrDefault(g => g.Count() > 1) is { } twice) return $"library '{twice.Key}' is named twice";
         if (policy.ChunkKib != 0 && (policy.ChunkKib is < 64 or > 16384 || !BitOperations.IsPow2(policy.ChunkKib)))
             return $"chunk size {policy.ChunkKib} KiB: give a power of two from 64 to 16384 KiB (default 1024)";

@@ -226,7 +226,7 @@ public sealed partial record ManagerState
     public Decision DecidePrune(StartPrune cmd, DateTimeOffset now, IReadOnlyList<string>? only = null)
     {
         if (cmd.Library != "" && !Libraries.ContainsKey(cmd.Library))
-            return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
+            return Reject(UnknownLibrary(cmd.Library));
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (cmd.Retire.Count > 0 && cmd.Library == "") return Reject("name the library whose volumes to retire: abk volume retire LIBRARY VOLUME...");
         if (cmd.Retire.Any(v => v == 0)) return Reject("volume 0 is not a volume: 'abk volume list LIBRARY' shows their numbers");
@@ -607,7 +607,7 @@ public sealed partial record ManagerState
             return Reject(e.Message);
         }
         if (!Libraries.ContainsKey(cmd.Library))
-            return Reject($"unknown library '{cmd.Library}': known are {(Libraries.Count == 0 ? "none yet" : string.Join(", ", Libraries.Keys))}");
+            return Reject(UnknownLibrary(cmd.Library));
         if (LibrariesOf(snapshot).Contains(cmd.Library)) return Reject($"library {cmd.Library} holds snapshot {snapshot.Id} already");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         var job = CopyJob(NextJob.ToString(), snapshot, cmd.Library, cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, cmd.Priority, now);

@@ -281,7 +281,7 @@ public sealed partial record ManagerState
         if (policy is null) return Reject(UnknownPolicy(cmd.Policy != "" ? cmd.Policy : named!.Policy));
         if (cmd.Library != "")
         {
-            if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
+            if (!Libraries.ContainsKey(cmd.Library)) return Reject(UnknownLibrary(cmd.Library));
             if (loads.FirstOrDefault(l => l.Id == cmd.Library) is { Reachable: false }) return Reject($"library '{cmd.Library}' is not reachable now: its node is down; pick another or wait");
             if (Disabled(cmd.Library) is { } off) return Reject($"{off}, or pick another");
         }
@@ -348,6 +348,12 @@ public sealed partial record ManagerState
     private string? ReadingJob(string snapshotId, string requestedClient, out SnapshotManifest snapshot, out string client)
     {
         client = "";
+        // A client named that the cell does not know (a typo) is said as such, before "it has no snapshot".
+        if (requestedClient != "" && !Clients.ContainsKey(requestedClient))
+        {
+            snapshot = null!;
+            return UnknownClient(requestedClient);
+        }
         try
         {
             snapshot = FindSnapshot(snapshotId, requestedClient);
@@ -358,8 +364,15 @@ public sealed partial record ManagerState
             return e.Message;
         }
         client = requestedClient != "" ? requestedClient : snapshot.Client;
-        return Clients.ContainsKey(client) ? null : $"unknown client '{client}': known are {string.Join(", ", Clients.Keys)}";
+        return Clients.ContainsKey(client) ? null : UnknownClient(client);
     }
+
+    /// <summary>What an operator reads for a client the cell does not know (a typo): the ones it knows.</summary>
+    public string UnknownClient(string id) => $"unknown client '{id}': known are {(Clients.Count == 0 ? "none yet" : string.Join(", ", Clients.Keys))}";
+
+    /// <summary>What an operator reads for a library the cell does not know (a typo): the ones it knows.</summary>
+    public string UnknownLibrary(string id) =>
+        $"unknown library '{id}': known are {(Libraries.Count == 0 ? "none yet (start a node with the media role)" : string.Join(", ", Libraries.Keys))}";
 
     public Decision DecideStartVerify(StartVerify cmd, DateTimeOffset now)
     {
@@ -367,7 +380,8 @@ public sealed partial record ManagerState
         if (cmd.Snapshot == "" && cmd.Library != "")
         {
             // The library itself, media side: every record of every volume read back and checked, no key.
-            if (!Libraries.ContainsKey(cmd.Library)) return Reject($"unknown library '{cmd.Library}': known are {string.Join(", ", Libraries.Keys)}");
+            if (!Libraries.ContainsKey(cmd.Library)) return Reject(UnknownLibrary(cmd.Library));
+            if (cmd.Client != "") return Reject("a check of a library runs on its media agent, on no client: leave --client out (or name a SNAPSHOT to verify it on a client)");
             var check = new JobInfo
             {
                 Id = NextJob.ToString(), Kind = JobKind.Verify, State = JobState.Queued, Library = cmd.Library, LibraryPinned = true,
@@ -395,7 +409,7 @@ public sealed partial record ManagerState
         if (requested != "")
         {
             if (Clients.ContainsKey(requested)) return requested;
-            why = $"unknown client '{requested}': known are {(Clients.Count == 0 ? "none yet" : string.Join(", ", Clients.Keys))}";
+            why = UnknownClient(requested);
             return null;
         }
         if (Clients.Count == 1) return Clients.Keys.First();

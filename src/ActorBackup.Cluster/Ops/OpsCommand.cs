@@ -426,7 +426,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     {
         var libraries = await AskManager<LibraryList>(new ListLibraries());
         if (libraries.Libraries.All(l => l.Id != library))
-            throw new KeyNotFoundException($"unknown library '{library}': known are {string.Join(", ", libraries.Libraries.Select(l => l.Id))}");
+            throw new KeyNotFoundException($"unknown library '{library}': known are {(libraries.Libraries.Count == 0 ? "none yet (start a node with the media role)" : string.Join(", ", libraries.Libraries.Select(l => l.Id)))}");
     }
 
     private static ClusterState ClusterState()

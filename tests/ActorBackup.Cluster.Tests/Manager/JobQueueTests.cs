@@ -99,7 +99,8 @@ public class JobQueueTests
         s = Start(s, s.DecideDispatch(new QueueLimits(), NoneStarting).Start);
         Assert.Equal("tape1", s.Job(job)!.Library);
         foreach (var verb in new[] { TapeVerb.Mount, TapeVerb.Unmount, TapeVerb.Clean })
-            Assert.Equal($"library tape1 has 1 job running ({job}): mount, unmount and clean when it is idle (abk drive list), or cancel the job",
+            Assert.Equal($"library tape1 has 1 job running ({job}): mount, unmount and clean when it is idle (abk drive list; 'abk library disable' lets its jobs finish and starts none), " +
+                "or cancel a backup, restore or verify among them (a prune, copy or library check runs to its end)",
                 s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = verb, Drive = 1, Slot = 1 }));
         Assert.Null(s.DecideChangeTape(new ChangeTape { Library = "tape1", Verb = TapeVerb.Import, Barcode = "AAA009L8" })); // the robot and the mail slot: any time
         s = End(s, job);
