@@ -829,7 +829,7 @@ public static class CommandTable
                     renewal.CancelAfter(WatchRenewal);
                     try
                     {
-                        return await session.Call<JobInfo>(new WatchJob { Job = job }, renewal.Token, m =>
+                        return await session.Call<JobInfo>(new WatchJob { Job = job, WithState = true }, renewal.Token, m =>
                         {
                             if (m is JobProgress p) progress(p);
                             else if (m is JobInfo j) status(j);

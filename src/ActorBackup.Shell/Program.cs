@@ -5,6 +5,7 @@ await using var session = new Session();
 var root = CommandTable.Build(session, async (pr, cancel) =>
 {
     await session.Target(pr.GetValue(CommandTable.NodeOption), pr.GetValue(CommandTable.CertsOption));
+    session.KeepAsHome();
     return await Interactive.Run(session, pr.GetValue(CommandTable.JsonOption), cancel);
 });
 var parsed = root.Parse(args);

@@ -14,14 +14,23 @@ public sealed class Session : IAsyncDisposable
     /// <summary>$ABK_CERTS, else ./data/certs (the quickstart's); --certs overrides it.</summary>
     public string CertsDir { get; private set; } = Environment.GetEnvironmentVariable("ABK_CERTS") is { Length: > 0 } c ? c : Path.Combine("data", "certs");
 
-    /// <summary>Points the session at another node or credential when a command line names one.</summary>
+    /// <summary>What a command line that names no node or credential talks to: the prompt's own (as `abk --node N` opened it).</summary>
+    private (string Node, string Certs)? _home;
+
+    /// <summary>Points the session at the node or credential a command line names; one that names none, at the prompt's
+    /// own (a line's --node is that line's, not the rest of the prompt's).</summary>
     public async Task Target(string? node, string? certs)
     {
-        if ((node is null || node == Node) && (certs is null || certs == CertsDir)) return;
-        Node = node ?? Node;
-        CertsDir = certs ?? CertsDir;
+        node ??= _home?.Node ?? Node;
+        certs ??= _home?.Certs ?? CertsDir;
+        if (node == Node && certs == CertsDir) return;
+        Node = node;
+        CertsDir = certs;
         await Disconnect();
     }
+
+    /// <summary>The prompt starts: where it talks now is where its lines without --node or --certs go.</summary>
+    public void KeepAsHome() => _home = (Node, CertsDir);
 
     /// <summary>
     /// A connection left unused this long is not used again: the node closes one idle for 15 minutes

@@ -108,6 +108,9 @@ public class CellTests
         Assert.DoesNotContain("abk>", piped.Stdout);
         Assert.StartsWith("{", piped.Stdout.TrimStart());
         Assert.Contains("no job 999", piped.Stderr);
+        // A line's --node is that line's: the next line talks to the prompt's node again.
+        var roaming = cell.AbkWithInput("job list --node 127.0.0.1:9\njob list\n", "--json");
+        Assert.True(roaming.ExitCode == 1 && roaming.Stdout.Contains("\"jobs\""), roaming.Stderr + roaming.Stdout);
 
         // What a backup could not read: exit 3, said on stderr, in the job's reason, and listed by snapshot show.
         var gone = Path.Combine(dir.Path, "not-there");
@@ -585,7 +588,7 @@ public class DownedNodeTests
         // It answers: downing it is refused, saying what to do, unless forced.
         var refused = cell.Abk("cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}");
         Assert.Equal(1, refused.ExitCode);
-        Assert.Contains("is reachable: 'abk cluster leave", refused.Stderr);
+        Assert.Contains("is reachable, as this node sees it: down is for a member that is gone", refused.Stderr);
         var down = cell.Abk("cluster", "down", "--force", $"akka.tcp://actorbackup@{cell.ClusterNode}");
         Assert.True(down.ExitCode == 0, down.Stderr + down.Stdout);
         var code = cell.ExitCodeWithin(TimeSpan.FromSeconds(60));

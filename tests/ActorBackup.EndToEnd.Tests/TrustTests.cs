@@ -46,7 +46,7 @@ public class TrustTests
         Actorbackup("ca", "issue", "--ca", stranger, "--role", "operator", "--name", "mallory", "--out", stranger);
         var target = Path.Combine(dir.Path, "stolen");
         foreach (var args in (string[][])[["job", "list"], ["snapshot", "list"], ["backup", src], ["restore", snapshot, "--to", target],
-                     ["job", "cancel", "1"], ["cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}"], ["snapshot", "delete", snapshot]])
+                     ["job", "cancel", "1"], ["cluster", "down", "--force", $"akka.tcp://actorbackup@{cell.ClusterNode}"], ["snapshot", "delete", snapshot]])
         {
             var r = AbkWith(cell, stranger, args);
             Assert.True(r.ExitCode != 0, $"abk {string.Join(' ', args)} with another cell's certificate succeeded: {r.Stdout}");
@@ -86,7 +86,7 @@ public class TrustTests
         var intoA = AbkWith(cell, hostB, "restore", "latest", "--to", target, "--client", "host-a");
         Assert.NotEqual(0, intoA.ExitCode);
         Assert.Contains("may act for client host-b only", intoA.Stderr);
-        foreach (var args in (string[][])[["snapshot", "delete", snapshot], ["prune"], ["cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}"],
+        foreach (var args in (string[][])[["snapshot", "delete", snapshot], ["prune"], ["cluster", "down", "--force", $"akka.tcp://actorbackup@{cell.ClusterNode}"],
                      ["set", "add", "evil", "--path", "/", "--pre-command", "id"], ["job", "show", "1"]])
         {
             var r = AbkWith(cell, hostB, args);
@@ -107,7 +107,7 @@ public class TrustTests
         var integrator = Path.Combine(dir.Path, "integrator");
         Actorbackup("ca", "issue", "--ca", cell.CertsDir, "--role", "integrator", "--name", "ci", "--out", integrator);
         Assert.Equal(0, AbkWith(cell, integrator, "snapshot", "list").ExitCode);
-        foreach (var args in (string[][])[["snapshot", "delete", snapshot], ["prune"], ["cluster", "down", $"akka.tcp://actorbackup@{cell.ClusterNode}"]])
+        foreach (var args in (string[][])[["snapshot", "delete", snapshot], ["prune"], ["cluster", "down", "--force", $"akka.tcp://actorbackup@{cell.ClusterNode}"]])
         {
             var r = AbkWith(cell, integrator, args);
             Assert.True(r.ExitCode != 0, $"an integrator's abk {string.Join(' ', args)} succeeded: {r.Stdout}");

@@ -48,7 +48,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// The running jobs an operator cancelled (read by their threads): they end CANCELLED even when the node stops
     /// meanwhile. Taken for interrupted, a restore would be queued again and go on over the target the operator stopped.
     /// </summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cancelledByOperator = new();
+    /// <summary>Jobs cancelled by the manager while they ran here, with why (empty: an operator's cancel).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _cancelledByOperator = new();
     /// <summary>
     /// Each job's end as sent to the manager, signed, until the manager answers that it recorded it (JobInfo): sent again
     /// whenever a manager asks who runs what or registers this client (a manager that failed over before it recorded
@@ -118,7 +119,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             if (_running.TryGetValue(c.Job, out var run))
             {
-                _cancelledByOperator[c.Job] = true;
+                _cancelledByOperator[c.Job] = c.Reason;
                 run.Cts.Cancel();
             }
             if (_next.TryGetValue(c.Job, out var next)) _next[c.Job] = next with { Cancelled = true }; // it starts cancelled, and says so
@@ -402,7 +403,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             }
             catch (OperationCanceledException)
             {
-                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Cancelled, Reason = "cancelled by an operator; nothing was recorded" };
+                var why = _cancelledByOperator.TryGetValue(job.Id, out var reason) && reason != "" ? reason : "cancelled by an operator";
+                return new JobFinished { Job = job.Id, Ok = false, Outcome = JobState.Cancelled, Reason = $"{why}; nothing was recorded" };
             }
             catch (DataPlaneLostException e)
             {
@@ -712,7 +714,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var progress = new ActionProgress<BackupProgress>(p => Progress(new JobProgress
             {
                 Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesToRead, BytesDone = p.BytesDone, BytesTotal = p.BytesToRead,
-                ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds, EntriesWalked = p.EntriesWalked,
+                ChunksNew = p.ChunksNew, BytesStored = p.BytesStored, Seconds = (DateTime.UtcNow - started).TotalSeconds, Entries = p.EntriesWalked,
             }));
             var manifest = new Archiver(keys, sink, parentReads.Source, parent?.Keys).Run(set, options, parent?.Manifest, progress, cancel);
             manifest.Policy = job.Policy; // whose retention it is under, should its set go
@@ -920,7 +922,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var progress = new ActionProgress<RestoreProgress>(p => Progress(new JobProgress
         {
             Job = job.Id, FilesDone = p.FilesDone, FilesTotal = p.FilesTotal, BytesDone = p.BytesDone, BytesTotal = p.BytesTotal,
-            Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            Seconds = (DateTime.UtcNow - started).TotalSeconds, Entries = p.Entries,
         }));
         var parallelism = Math.Max(2, Environment.ProcessorCount);
         // A retry goes on over its earlier attempt's files only if that attempt claimed the target (passed the check that
@@ -948,8 +950,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // that one would find the target full and be refused without --force).
         if (!cancel.IsCancellationRequested) _restoreClaims.Release(job.Id, job.Target);
         // Entries not made apart from those made without some of their metadata (an owner, an xattr, set-id bits).
-        var reason = result.Errors.Count == 0 ? "" :
-            (result.NotRestored > 0 ? $"{result.NotRestored} entries not restored; " : "") + $"{result.Errors.Count} errors: " +
+        var reason = result.ErrorCount == 0 ? "" :
+            (result.NotRestored > 0 ? $"{result.NotRestored} entries not restored; " : "") + $"{result.ErrorCount} errors: " +
             string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
         {
@@ -958,7 +960,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             _log.Warning("job {0}: {1}", job.Id, fallback);
             reason = reason == "" ? fallback : $"{reason}; {fallback}";
         }
-        return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = result.Errors.Count, Files = result.Files, Bytes = result.Bytes };
+        return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes };
     }
 
     /// <summary>
@@ -1064,7 +1066,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var total = (long)(manifest.Stats?.Bytes ?? 0);
         var progress = new ActionProgress<Engine.Verify.VerifyProgress>(p => Progress(new JobProgress
         {
-            Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), Seconds = (DateTime.UtcNow - started).TotalSeconds,
+            Job = job.Id, BytesDone = p.Bytes, BytesTotal = Math.Max(total, p.Bytes), Seconds = (DateTime.UtcNow - started).TotalSeconds, Entries = p.Chunks,
         }));
         var r = Engine.Verify.SnapshotVerifier.Run(_ring.For(manifest), channel, manifest, progress, cancel, job.VerifySharePercent);
         var report = new VerifyReport

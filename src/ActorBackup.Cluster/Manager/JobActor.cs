@@ -104,7 +104,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             {
                 // Its threads are told to stop (they may, unless a read hangs in the kernel); a next attempt starts on the
                 // client only once this one has ended there, and is watched the same way.
-                _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
+                _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job, Reason = "stopped by the manager: " + stalled }, Trust.NodeTrust.Of(Context.System)));
                 Lost(stalled);
                 return;
             }

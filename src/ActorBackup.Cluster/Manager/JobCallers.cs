@@ -85,7 +85,15 @@ public static class JobCallers
     public static string? NarrowLook(CellIdentity caller, IMessage look, ManagerState state)
     {
         if (OpsPermissions.Refusal(caller, look) is { } refused) return refused;
-        if (caller.Role != CellRole.Client) return null;
+        // An operator's or integrator's list of a client the cell does not know (a typo): said, not an empty list. A client
+        // host's own lists are narrowed to it below, registered or not, and name no other client.
+        if (caller.Role != CellRole.Client)
+            return look switch
+            {
+                ListJobs { Client: not "" } j when state.UnknownToCatalog(j.Client) => state.UnknownClient(j.Client),
+                ListSnapshots { Client: not "" } l when state.UnknownToCatalog(l.Client) => state.UnknownClient(l.Client),
+                _ => null,
+            };
         var own = caller.Client;
         try
         {

@@ -585,7 +585,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             // A queued job's watcher also hears it as it is now: why it waits (the watch is given again every 30 s).
             if (_jobActors.TryGetValue(m.Job, out var child)) child.Tell(new JobActor.Watch(Sender));
-            if (child is null || job.State == JobState.Queued) Sender.Tell(WithProgress(job));
+            if (child is null || (m.WithState && job.State == JobState.Queued)) Sender.Tell(WithProgress(job));
         });
         Command<GetJob>(m =>
         {
@@ -596,7 +596,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ListJobs>(m =>
         {
             if (Unsigned(m)) return;
-            if (UnknownClientAsked(m.Client)) return;
             var list = new JobList();
             list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? Math.Min(m.Limit, MaxJobsListed) : 50).Reverse().Select(WithProgress));
             Sender.Tell(list);
@@ -604,7 +603,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<ListSnapshots>(m =>
         {
             if (Unsigned(m)) return;
-            if (UnknownClientAsked(m.Client)) return;
             var list = new SnapshotList();
             var verdicts = m.Why ? _state.RetentionVerdicts() : null;
             var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
@@ -756,15 +754,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Metrics.CellMetrics.ManagerBusy.Inc(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
-    }
-
-    /// <summary>A list asked for of a client the cell does not know (a typo): refused naming the known ones, not an empty list.
-    /// One that is known but has nothing yet lists nothing; so does one whose jobs the history still holds.</summary>
-    private bool UnknownClientAsked(string client)
-    {
-        if (client == "" || _state.Clients.ContainsKey(client) || _state.Jobs.Values.Any(j => j.Client == client) || _state.Snapshots.Any(s => s.Client == client)) return false;
-        Sender.Tell(new CommandRejected { Reason = _state.UnknownClient(client) });
-        return true;
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -329,13 +329,15 @@ public sealed partial record ManagerState
                 // A snapshot with copies is read from the first library holding it that can take the job, one a
                 // job already failed on last: a lost or broken library does not stop a restore.
                 var holders = state.Snapshots.FirstOrDefault(s => s.Id == job.Snapshot) is { } snapshot ? state.LibrariesOf(snapshot) : [job.Library];
+                // One that can also write first: one that only reads (its disk full) is the last resort.
                 string? firstWhy = null;
-                foreach (var l in holders.OrderBy(l => job.AvoidLibraries.Contains(l)))
-                {
-                    var why = Unfit(l, reading: true) ?? Full(l) ?? SpanOff(job.Snapshot, l);
-                    if (why is null) return (l, null);
-                    firstWhy ??= why;
-                }
+                foreach (var reading in (bool[])[false, true])
+                    foreach (var l in holders.OrderBy(l => job.AvoidLibraries.Contains(l)))
+                    {
+                        var why = Unfit(l, reading) ?? Full(l) ?? SpanOff(job.Snapshot, l);
+                        if (why is null) return (l, null);
+                        firstWhy ??= why;
+                    }
                 return (null, firstWhy);
             }
             // A prune runs on a library that cannot write (a full disk) too: giving space back is what it is for;

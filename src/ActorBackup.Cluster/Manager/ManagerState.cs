@@ -367,6 +367,10 @@ public sealed partial record ManagerState
         return Clients.ContainsKey(client) ? null : UnknownClient(client);
     }
 
+    /// <summary>A client neither registered nor named by a job or snapshot the manager keeps (a typo, not a host gone).</summary>
+    public bool UnknownToCatalog(string client) =>
+        !Clients.ContainsKey(client) && !Jobs.Values.Any(j => j.Client == client) && !Snapshots.Any(s => s.Client == client);
+
     /// <summary>What an operator reads for a client the cell does not know (a typo): the ones it knows.</summary>
     public string UnknownClient(string id) => $"unknown client '{id}': known are {(Clients.Count == 0 ? "none yet" : string.Join(", ", Clients.Keys))}";
 

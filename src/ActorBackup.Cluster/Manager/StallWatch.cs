@@ -25,7 +25,7 @@ public sealed record StallWatch(TimeSpan After)
     /// <summary>A report of the attempt taken at <paramref name="now"/>.</summary>
     public StallWatch Heard(JobProgress p, DateTime now)
     {
-        var figures = new Figures(p.FilesDone, p.FilesTotal, p.BytesDone, p.BytesTotal, p.ChunksNew, p.BytesStored, p.EntriesWalked);
+        var figures = new Figures(p.FilesDone, p.FilesTotal, p.BytesDone, p.BytesTotal, p.ChunksNew, p.BytesStored, p.Entries);
         return this with { Last = figures, MovedAt = figures == Last ? MovedAt : now, HeardAt = now };
     }
 
@@ -33,7 +33,7 @@ public sealed record StallWatch(TimeSpan After)
     public string? Stalled(DateTime now, string client)
     {
         if (After <= TimeSpan.Zero || Last is not { } last || now - HeardAt > Reporting || now - MovedAt < After) return null;
-        var at = last.Walked > 0 && last.FilesDone == 0 && last.BytesDone == 0 ? $"{last.Walked:N0} entries walked"
+        var at = last.Walked > 0 && last.FilesDone == 0 && last.BytesDone == 0 ? $"{last.Walked:N0} entries handled"
             : $"{last.FilesDone:N0} files and {last.BytesDone:N0} bytes done";
         return $"no progress on client {client} in {Describe(now - MovedAt)} (still at {at}): a file system, device or " +
                "network share that hangs its reads or writes? The attempt was told to stop (actorbackup.manager.stall-timeout)";

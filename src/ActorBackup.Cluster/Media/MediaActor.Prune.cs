@@ -228,7 +228,9 @@ public sealed partial class MediaActor
             var threshold = run.Request.CompactThreshold > 0 ? run.Request.CompactThreshold : 0.2;
             if (run.Request.DryRun)
             {
-                var volumes = _library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet());
+                var passed = new List<string>();
+                var volumes = _library.ThatFit(_library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet()), passed);
+                run.Report.Problems.AddRange(passed);
                 run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume).Union(run.Request.Retire.Where(InService)));
                 run.Report.BytesMoved = volumes.Sum(v => v.LiveBytes);
                 run.Report.BytesFreed = volumes.Sum(v => v.FileBytes - v.LiveBytes);
@@ -393,7 +395,9 @@ public sealed partial class MediaActor
             var kept = run.Request.Retire.Where(v => !run.Report.VolumesRetired.Contains(v)).ToList();
             if (kept.Count > 0 && !run.Request.DryRun)
                 FinishPrune(false, $"volume {string.Join(", ", kept)} not retired: {string.Join("; ", run.Report.Problems.DefaultIfEmpty("see the library's log"))}" +
-                                   " (a chunk that cannot be read heals from a copy: abk verify SNAPSHOT; then retire it again)", JobFault.FaultNone);
+                                   (run.Report.Problems.Any(p => p.Contains("cannot be read", StringComparison.Ordinal))
+                                       ? " (a chunk that cannot be read heals from a copy: abk verify SNAPSHOT; then retire it again)"
+                                       : " (retire it again once the library has room for its live chunks: abk prune frees some)"), JobFault.FaultNone);
             else FinishPrune(true, "", JobFault.FaultNone);
             if (run.CannotWrite) // the room freed may be what it needed
             {

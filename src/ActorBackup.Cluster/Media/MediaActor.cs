@@ -62,6 +62,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private DiskLibrary? _library;
     /// <summary>Why the library could not be opened (then <see cref="_library"/> is null).</summary>
     private string? _unavailable;
+    /// <summary>Unavailable for writes only (a write failed, the journal holds): its read sessions go on. Not with volumes missing.</summary>
+    private bool _readable;
+    /// <summary>Unavailable and readable, with room again: it takes no new read session, and opens again once those running end.</summary>
+    private bool _draining;
     /// <summary>The scan for a catalog rebuild's manifests under way (or the last), and the library it reads.</summary>
     private Task<object>? _manifestScan;
     private DiskLibrary? _manifestScanOf;
@@ -261,14 +265,27 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             // Not while a prune frees room in it: opening again would replace the library object under the prune.
             if (_prune is null && _sessions.Count == 0) OpenLibrary();
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
-            else if (!m.Write && _library is not null) OpenSessionOn(_library, m);
+            else if (_draining)
+                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has room again and opens for writing once its {_sessions.Count} running read sessions end: try again shortly" });
+            else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
+            else if (m.Write && _readable && _prune is null && _sessions.Count > 0 && RoomAgain())
+            {
+                // Opening again would pull the library from under the restores and verifies reading it: they finish first.
+                _draining = true;
+                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has room again and opens for writing once its {_sessions.Count} running read sessions end: try again shortly" });
+            }
             else Sender.Tell(new CommandRejected { Reason = _prune is null ? _unavailable : $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
-        Command<CloseSession>(m => CloseSession(m.Ticket));
+        Command<CloseSession>(m =>
+        {
+            CloseSession(m.Ticket);
+            if (_draining && _sessions.Count == 0 && _prune is null) OpenLibrary();
+        });
         Command<Reopen>(_ =>
         {
             if (_prune is null && _sessions.Count == 0) OpenLibrary();
+            else if (_readable && _prune is null && !_draining && RoomAgain()) _draining = true; // the reads running end, then it opens
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
@@ -404,8 +421,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _library = null;
     }
 
+    /// <summary>Whether the library's disk (or cartridges) has twice its reserve free again: opening it again may let it write.</summary>
+    private bool RoomAgain() => FreeBytes() >= (ulong)Math.Max(2 * _declaration.ReserveBytes(), 1L << 20);
+
     private void OpenLibrary()
     {
+        _draining = false;
+        _readable = false;
         CloseLibrary(); // one open at a time: a library that could not write is opened afresh
         _tape = null;
         try
@@ -432,6 +454,17 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         if (_library.LastOpen.RecoveredRecords > 0 || _library.LastOpen.TornBytesCut > 0)
         {
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
+            // Its journal failed a moment ago (this agent's last incarnation stopped on it): reads only, and the commit
+            // waits for the backoff (the reopen timer tries again), not tried, failed and stopped on again each message.
+            if (JournalFailures.Holding(_declaration.Id, DateTime.UtcNow) is { } holding)
+            {
+                _unavailable = holding;
+                _readable = true;
+                Become(Unavailable);
+                Register();
+                _manager?.Tell(Report());
+                return;
+            }
             try
             {
                 var batch = _library.Commit();
@@ -448,6 +481,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             }
         }
         _unavailable = _library.Broken ?? (_library.MissingVolumes() is { Count: > 0 } missing ? MissingVolumesReason(missing) : null);
+        _readable = _library.Broken is not null; // could not write (its disk full): reads go on; volumes missing: no session at all
         if (_unavailable is null) Become(Available);
         else Become(Unavailable);
         Register();
@@ -526,6 +560,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
                      "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
+        JournalFailures.Record(_declaration.Id, cause.Message, DateTime.UtcNow);
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason });
         _persisting.Clear();
@@ -553,7 +588,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         var left = events.Count;
         PersistAll(events, e =>
         {
-            if (--left == 0) persisted(e);
+            if (--left > 0) return;
+            JournalFailures.Cleared(_declaration.Id); // the journal takes writes again
+            persisted(e);
         });
     }
 
@@ -584,7 +621,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
-        Reads = _unavailable is not null && _library is not null, // opened for reading (Unavailable takes read sessions)
+        Reads = _unavailable is not null && _readable && _library is not null, // Unavailable takes read sessions
         Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks.Keys).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },

@@ -458,8 +458,9 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         if (cluster.State.Members.FirstOrDefault(x => x.Address == address) is not { } member) throw new InvalidOperationException($"{address} is not a member: see 'abk cluster show'");
         // Downing a member that answers stops it (exit 75) with whatever it runs: meant for one that is gone.
         if (m.Change == MemberChange.Down && !m.Force && !cluster.State.Unreachable.Contains(member))
-            throw new InvalidOperationException($"{address} is reachable: 'abk cluster leave {address}' takes it out gracefully (its jobs hand over); " +
-                                                "down is for a member that is gone (add --force to down it anyway: it stops, and what it runs is interrupted)");
+            throw new InvalidOperationException($"{address} is reachable, as this node sees it: down is for a member that is gone. One that just stopped is " +
+                                                "seen unreachable within about 10 s (try again then, or add --force if you are sure it is gone); a member that " +
+                                                $"runs is taken out gracefully with 'abk cluster leave {address}' (--force downs it anyway: it stops, what it runs is interrupted)");
         switch (m.Change)
         {
             case MemberChange.Leave: cluster.Leave(address); break;

@@ -70,6 +70,7 @@ public static class OpsPermissions
         nameof(ApplyFile) => "apply definitions",
         nameof(RebuildCatalog) => "rebuild the catalog",
         nameof(SetLibraryEnabled) => "disable or enable a library",
+        nameof(ChangeTape) => "move tapes (import, export, label, mount, unmount, clean)",
         _ => "send " + name,
     };
 }

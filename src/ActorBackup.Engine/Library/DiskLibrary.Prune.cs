@@ -216,6 +216,31 @@ public sealed partial class DiskLibrary
     }
 
     /// <summary>
+    /// What a dry run says a prune would compact: <paramref name="volumes"/> (as <see cref="VolumesToCompact"/> orders them)
+    /// that fit above the reserve as each before it frees its file, as <see cref="CopyLive"/> decides; those passed over
+    /// go into <paramref name="passed"/>, said as the prune would.
+    /// </summary>
+    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> ThatFit(IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> volumes, List<string> passed)
+    {
+        long free;
+        lock (_lock) free = Available();
+        var keep = Math.Max(0, ReserveBytes);
+        var fit = new List<(uint, long, long)>();
+        foreach (var v in volumes)
+        {
+            if (v.LiveBytes > 0 && free - v.LiveBytes < keep)
+            {
+                passed.Add($"volume {v.Volume} would not be compacted now: copying its {Size(v.LiveBytes)} of live chunks out would leave less than the {Size(keep)} " +
+                           $"library {Id} keeps free ({Size(Math.Max(0, free))} are)");
+                continue;
+            }
+            fit.Add(v);
+            free += v.FileBytes - v.LiveBytes;
+        }
+        return fit;
+    }
+
+    /// <summary>
     /// Before compacting <paramref name="volumes"/>: the volume being written, when it is among them, is sealed
     /// now, so that the live records copied out of the others go to a new volume and are not copied twice.
     /// </summary>
@@ -389,8 +414,12 @@ public sealed partial class DiskLibrary
             var deadBytes = dead.Sum(d => (long)VolumeFormat.RecordOverhead + d.Value.Length);
             var deadIds = dryRun ? dead.Select(d => d.Key).ToHashSet() : null;
             var volumes = VolumesToCompact(threshold, deadIds);
-            if (dryRun) return new PruneResult(dead.Count, deadBytes, 0, volumes.Sum(v => v.LiveBytes), volumes.Select(v => v.Volume).ToList(),
-                volumes.Sum(v => v.FileBytes - v.LiveBytes), []);
+            if (dryRun)
+            {
+                var passed = new List<string>();
+                var fit = ThatFit(volumes, passed);
+                return new PruneResult(dead.Count, deadBytes, 0, fit.Sum(v => v.LiveBytes), fit.Select(v => v.Volume).ToList(), fit.Sum(v => v.FileBytes - v.LiveBytes), passed);
+            }
             RemoveReferences(deadLists);
             long moved = 0, movedBytes = 0, freed = 0;
             var problems = new List<string>();

@@ -275,7 +275,7 @@ public sealed partial class DiskLibrary
     /// <summary>What an operator reads when a library cannot write: a full disk, or another I/O error.</summary>
     public static string DescribeWriteFailure(string id, string root, Exception e) =>
         Posix.Posix.IsNoSpace(e)
-            ? $"library {id} is out of space at {root}{FreeAt(root)}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
+            ? $"library {id} is out of space (or over its disk quota) at {root}{FreeAt(root)}: free space there or move the library to a larger disk, then run the job again (everything committed before is intact)"
             : $"library {id} could not write to {root} ({e.Message}): check that disk, then run the job again (everything committed before is intact)";
 
     /// <summary>

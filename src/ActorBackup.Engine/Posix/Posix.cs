@@ -83,11 +83,13 @@ public static unsafe partial class Posix
 
     public static bool IsRoot => geteuid() == 0;
 
-    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28, EINTR = 4;
+    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28, EINTR = 4, EDQUOT = 122;
 
-    /// <summary>True when a write failed because the file system is full (our own calls, or .NET's file I/O).</summary>
+    /// <summary>True when a write failed because the file system is full, or its writer's disk quota is used up (our own
+    /// calls, or .NET's file I/O): either way nothing more can be written there.</summary>
     public static bool IsNoSpace(Exception e) =>
-        e is PosixException { Errno: ENOSPC } || e.HResult == ENOSPC || e.Message.Contains("No space left", StringComparison.Ordinal);
+        e is PosixException { Errno: ENOSPC or EDQUOT } || e.HResult is ENOSPC or EDQUOT
+        || e.Message.Contains("No space left", StringComparison.Ordinal) || e.Message.Contains("Disk quota exceeded", StringComparison.Ordinal);
 
     [LibraryImport("libc", EntryPoint = "statvfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int statvfs(string path, byte* buf);

@@ -47,6 +47,18 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     private readonly List<SnapshotError> _errors = [];
+    /// <summary>Errors past <see cref="MaxErrorsListed"/>: counted, not kept (a target refusing every entry of ten million).</summary>
+    private long _errorsOmitted;
+
+    /// <summary>The most errors a restore lists; the rest it counts (RestoreResult.ErrorCount).</summary>
+    public const int MaxErrorsListed = 10_000;
+
+    private void AddError(SnapshotError e)
+    {
+        lock (_errors)
+            if (_errors.Count < MaxErrorsListed) _errors.Add(e);
+            else _errorsOmitted++;
+    }
     private readonly List<Entry> _dirs = [];
     /// <summary>The directories of <see cref="_dirs"/> before this one are made.</summary>
     private int _dirsMade;
@@ -89,6 +101,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private long _bytesDone, _filesDone;
     /// <summary>Folders, hard links, special files and symlinks made (the result counts what was made, not what was planned).</summary>
     private long _dirsRestored, _linksMade, _otherMade;
+    /// <summary>Entries planned, and flags and folder metadata set: with the counts of what was made, the progress of phases that move no file or byte.</summary>
+    private long _steps;
 
     /// <summary>Why a restore into <paramref name="target"/> would write over what is there (/, or a folder with entries); null when it would not.</summary>
     public static string? Overwrites(string target)
@@ -167,7 +181,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // The totals a progress report shows: the snapshot's, or (a part of it asked for) what is planned so far.
         _totals = options.Include.Count == 0 && snapshot.Stats is { } stats ? ((long)stats.Files, (long)stats.Bytes) : null;
         using var timer = progress is null ? null
-            : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes)), null, 250, 250);
+            : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes,
+                Interlocked.Read(ref _steps) + Interlocked.Read(ref _dirsRestored) + Interlocked.Read(ref _linksMade) + Interlocked.Read(ref _otherMade))), null, 250, 250);
         using (var trees = new TreeReader(keys, source))
         {
             // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
@@ -188,12 +203,17 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _phase?.Invoke("links");
         // File flags after every link (an immutable or append-only file takes no new name) and before the folders'
         // own (an immutable folder takes no new entry); a folder's after its metadata, deepest first.
-        Parallel.ForEach(_flagged, parallel, f => Guard(f, () => Partly(f, _root.SetFlags(f.Relative, false, f.Node.Flags))));
+        Parallel.ForEach(_flagged, parallel, f =>
+        {
+            Interlocked.Increment(ref _steps);
+            Guard(f, () => Partly(f, _root.SetFlags(f.Relative, false, f.Node.Flags)));
+        });
         // Directory metadata last and deepest first: writing into a directory changes its mtime, and a
         // read-only mode would stop its children from being written.
         foreach (var level in _dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
             Parallel.ForEach(level, parallel, d =>
             {
+                Interlocked.Increment(ref _steps);
                 if (IsBlocked(TargetOf(d) + "/")) return;
                 Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders)));
                 if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
@@ -207,12 +227,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
         }
         timer?.Dispose();
-        progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned));
+        progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned, _steps + _dirsRestored + _linksMade + _otherMade));
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
         // not be made is counted as not restored.
         var other = _special.Count + _symlinks.Count;
         var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count + _otherLinks.Count - _linksMade) + (other - _otherMade);
-        return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored);
+        return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored, _errors.Count + _errorsOmitted);
     }
 
     /// <summary>At most this many files are planned before they are restored (<see cref="RestoreWave"/>).</summary>
@@ -318,7 +338,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         catch (Exception e) when (SourceFault.IsDamage(e))
         {
-            _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
+            AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: the list of its chunks cannot be read: {e.Message}" });
             return false;
         }
     }
@@ -330,7 +350,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (depth >= NodeExtensions.MaxDepth)
         {
             // No backup makes this (a walk stops where a path passes PATH_MAX, about 2,000 levels): a damaged or crafted tree.
-            _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotDir), Reason = $"refused: folders nested deeper than {NodeExtensions.MaxDepth} levels; its contents are skipped" });
+            AddError(new SnapshotError { Path = PosixNames.Display(snapshotDir), Reason = $"refused: folders nested deeper than {NodeExtensions.MaxDepth} levels; its contents are skipped" });
             return;
         }
         Tree tree;
@@ -340,16 +360,17 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         catch (Exception e) when (SourceFault.IsDamage(e))
         {
-            _errors.Add(new SnapshotError { Path = snapshotDir == "" ? "/" : PosixNames.Display(snapshotDir), Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
+            AddError(new SnapshotError { Path = snapshotDir == "" ? "/" : PosixNames.Display(snapshotDir), Reason = $"directory listing unreadable, its contents are skipped: {e.Message}" });
             return;
         }
         foreach (var node in tree.Nodes)
         {
+            Interlocked.Increment(ref _steps);
             var name = node.FileName();
             var snapshotPath = snapshotDir + "/" + name;
             if (NodeExtensions.UnsafeNameReason(name) is { } reason)
             {
-                _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {reason}; it would escape the restore target" });
+                AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {reason}; it would escape the restore target" });
                 continue;
             }
             var selection = all ? Selection.All : Select(snapshotPath);
@@ -362,7 +383,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 if (node.Subtree.Length == ChunkId.Size)
                     Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
                 else if (!node.Subtree.IsEmpty)
-                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"its contents are skipped: the tree entry is inconsistent (a tree id of {node.Subtree.Length} bytes)" });
+                    AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"its contents are skipped: the tree entry is inconsistent (a tree id of {node.Subtree.Length} bytes)" });
                 if (_waysDown.Count > 0 && ReferenceEquals(_waysDown[^1], entry)) _waysDown.RemoveAt(_waysDown.Count - 1); // nothing below it was
                 continue;
             }
@@ -379,7 +400,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 case NodeType.Hardlink:
                     var first = node.LinkedPath();
                     if (HardlinkTargetProblem(first) is { } problem)
-                        _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {problem}" });
+                        AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {problem}" });
                     else if (_restoredFiles.Contains(first))
                     {
                         PlanDirectory(null);
@@ -409,7 +430,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     if (!LinkedOther(entry)) _special.Add(entry);
                     break;
                 default:
-                    _errors.Add(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: an entry of a kind this build does not know ({node.Type})" });
+                    AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"not restored: an entry of a kind this build does not know ({node.Type})" });
                     break;
             }
         }
@@ -512,7 +533,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>Records what of an entry's metadata could not be restored (the entry itself is there).</summary>
     private void Partly(Entry e, string? missing)
     {
-        if (missing is not null) lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = missing });
+        if (missing is not null) AddError(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = missing });
     }
 
     /// <summary>Runs what restores <paramref name="e"/>; false (its error recorded) when it failed.</summary>
@@ -525,7 +546,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not TargetFullException)
         {
-            lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = ex.Message });
+            AddError(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = ex.Message });
             return false;
         }
     }
@@ -670,7 +691,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (f.Node.ChunkSizes.Count != n || f.Node.Chunks.Length % ChunkId.Size != 0 || f.Node.Size > long.MaxValue ||
                 f.Node.ChunkSizes.Sum(s => (long)s) != (long)f.Node.Size)
             {
-                _errors.Add(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (its chunks and their sizes do not match its size)" });
+                AddError(new SnapshotError { Path = PosixNames.Display(f.SnapshotPath), Reason = "tree entry is inconsistent (its chunks and their sizes do not match its size)" });
                 Failed(f);
                 continue;
             }
@@ -887,7 +908,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             if (slot.Error is not null)
             {
-                lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
+                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
                 Failed(file);
                 return;
             }
@@ -902,7 +923,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             catch (Posix.PosixException e)
             {
                 if (Posix.Posix.IsNoSpace(e)) throw Full(file, e);
-                lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}" });
+                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}" });
                 Failed(file);
                 return;
             }
@@ -913,7 +934,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     /// <summary>The restore stops: the target is full (nothing more can be written there).</summary>
     private TargetFullException Full(Entry file, Exception e) =>
-        new($"the restore target is full while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
+        new($"the restore target is full (or its disk quota used up) while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
 
     /// <summary>The restore stops: nothing more can be written to the target (not one entry's error).</summary>
     private sealed class TargetFullException(string message, Exception inner) : IOException(message, inner);
@@ -980,7 +1001,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         var mode = e.Node.Mode;
         if (_privileged || (mode & SetIdBits) == 0) return mode;
-        lock (_errors) _errors.Add(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
+        AddError(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
         return mode & ~SetIdBits;
     }
 }

@@ -138,8 +138,9 @@ public static class EngineCommand
             Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s" +
                               (r.NotRestored > 0 ? $"; {r.NotRestored} entries NOT restored (the errors below say why)" : ""));
             foreach (var e in r.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
+            if (r.ErrorCount > r.Errors.Count) Console.WriteLine($"  ... and {r.ErrorCount - r.Errors.Count} more errors");
         }
-        return r.Errors.Count > 0 ? 3 : 0;
+        return r.ErrorCount > 0 ? 3 : 0;
     }
 
     private static int Snapshots(string repoPath, KeySource key, bool json)

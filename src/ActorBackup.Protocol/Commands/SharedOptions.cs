@@ -70,7 +70,8 @@ public static class SharedOptions
     public static ScheduleRule ParseScheduleRule(string text)
     {
         var eq = text.LastIndexOf('=');
-        if (eq > 0 && LevelNames.Contains(text[(eq + 1)..].Trim().ToLowerInvariant()))
+        // The level names --level takes, its short ones (incr, diff) too.
+        if (eq > 0 && text[(eq + 1)..].Trim().ToLowerInvariant() is "full" or "incremental" or "incr" or "differential" or "diff")
             return new ScheduleRule { Cron = text[..eq].Trim(), Level = ParseLevel(text[(eq + 1)..].Trim()) };
         return new ScheduleRule { Cron = text.Trim() };
     }

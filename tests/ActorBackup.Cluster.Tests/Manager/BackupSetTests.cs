@@ -423,3 +423,17 @@ public class NamedAfterSetTests
         Assert.Empty(other.Excludes);
     }
 }
+
+public class ScheduleRuleTests
+{
+    [Theory]
+    [InlineData("0 2 * * 0=full", "0 2 * * 0", BackupLevel.LevelFull)]
+    [InlineData("0 2 * * 1-6=diff", "0 2 * * 1-6", BackupLevel.LevelDifferential)]
+    [InlineData("0 2 * * 1-6 = incr", "0 2 * * 1-6", BackupLevel.LevelIncremental)]
+    [InlineData("0 2 * * *", "0 2 * * *", BackupLevel.LevelDefault)]
+    public void A_schedule_rule_takes_the_level_names_level_takes_short_ones_too(string text, string cron, BackupLevel level)
+    {
+        var rule = Protocol.Commands.SharedOptions.ParseScheduleRule(text);
+        Assert.Equal((cron, level), (rule.Cron, rule.Level));
+    }
+}

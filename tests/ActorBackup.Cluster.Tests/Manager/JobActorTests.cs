@@ -252,7 +252,8 @@ public sealed class JobActorStallTests() : TestKit("akka.loglevel = WARNING\n" +
         Assert.Equal(("7", 3), (lost.Job, lost.Attempt));
         Assert.Contains("no progress on client web01", lost.Reason);
         Assert.Contains("still at 42 files", lost.Reason);
-        told.FishForMessage(m => m is CancelAssignment { Job: "7" });
+        var cancel = (CancelAssignment)told.FishForMessage(m => m is CancelAssignment { Job: "7" });
+        Assert.Contains("stopped by the manager: no progress", cancel.Reason); // not an operator's cancel
     }
 
     [Fact]

@@ -272,5 +272,13 @@ public class ReadableLibraryTests
         plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, Now, Loads(reads: false));
         Assert.Empty(plan.Start);
         Assert.Contains("out of space", plan.Waiting[restore.Job.Id]);
+
+        // A copy on a library that also writes is read first; the one that only reads is the last resort.
+        s = s.Apply(new LibraryRegistered { Id = "lib2", Node = "n2", Drives = 4 }).Apply(new SnapshotCopied { Snapshot = "s1", Library = "lib2", Job = "c1", UnixMs = 1 });
+        List<ManagerState.LibraryLoad> both = [.. Loads(reads: true), new("lib2", true, 0, 0)];
+        plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, Now, both);
+        Assert.Equal(("lib2", restore.Job.Id), (Assert.Single(plan.Start).Library, plan.Start[0].Id));
+        plan = s.DecideDispatch(new QueueLimits(), new Dictionary<string, StartingJob>(), null, Now, [.. Loads(reads: true), new("lib2", false, 0, 0)]);
+        Assert.Equal("lib1", Assert.Single(plan.Start).Library); // the copy's library unreachable: the one that reads
     }
 }

@@ -9,7 +9,7 @@ public sealed class StallWatchTests
     private static readonly DateTime T0 = new(2026, 12, 7, 2, 0, 0, DateTimeKind.Utc);
     private static readonly TimeSpan After = TimeSpan.FromMinutes(30);
 
-    private static JobProgress At(long files, long bytes = 0, long walked = 0) => new() { Job = "7", FilesDone = files, BytesDone = bytes, EntriesWalked = walked };
+    private static JobProgress At(long files, long bytes = 0, long walked = 0) => new() { Job = "7", FilesDone = files, BytesDone = bytes, Entries = walked };
 
     /// <summary>The same figures reported every 10 s from <paramref name="from"/> for <paramref name="minutes"/> minutes.</summary>
     private static StallWatch Reporting(StallWatch w, JobProgress p, DateTime from, int minutes)
@@ -39,7 +39,7 @@ public sealed class StallWatchTests
             w = w.Heard(At(0, 0, walked: minute * 1000), T0.AddMinutes(minute)); // an unchanged tree: only the walk moves
         Assert.Null(w.Stalled(T0.AddMinutes(120), "web01"));
         w = Reporting(w, At(0, 0, walked: 120_000), T0.AddMinutes(120), 31);
-        Assert.Contains("still at 120,000 entries walked", w.Stalled(T0.AddMinutes(151), "web01"));
+        Assert.Contains("still at 120,000 entries handled", w.Stalled(T0.AddMinutes(151), "web01"));
         w = w.Heard(At(0, 1), T0.AddMinutes(152)); // a byte read: it moves again
         Assert.Null(w.Stalled(T0.AddMinutes(152), "web01"));
     }

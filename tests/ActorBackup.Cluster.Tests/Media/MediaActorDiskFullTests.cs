@@ -99,9 +99,16 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
         using (var whileFull = DataPlaneSessions.Get(Sys).Connect(reading, TimeSpan.FromSeconds(20)))
         using (var fullDecoder = new ChunkDecoder(keys))
             foreach (var (id, plain) in stored) Assert.Equal(plain, fullDecoder.Load(id, whileFull).ToArray());
-        media.Tell(new CloseSession { Library = "libf", Ticket = reading.Ticket });
 
+        // Room again while the restore still reads: the library is not pulled from under it; it opens for writing
+        // once the restore ends (no new read session meanwhile).
         disk.Free();
+        var waiting = await Write(1, 10_000);
+        Assert.NotNull(waiting);
+        Assert.Contains("opens for writing once its 1 running read sessions end", waiting.Message);
+        media.Tell(new OpenSession { Library = "libf", Job = "another-restore", Write = false });
+        Assert.Contains("opens for writing once", FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(10)).Reason);
+        media.Tell(new CloseSession { Library = "libf", Ticket = reading.Ticket });
         Assert.Null(await Write(2, 50_000));
         media.Tell(new GetLibraryStatus { Library = "libf" });
         Assert.Equal(5ul, FishForMessage<IndexReport>(r => r.Chunks == 5, TimeSpan.FromSeconds(20)).Chunks);

@@ -47,12 +47,25 @@ public class OutOfSpaceWordingTests
     {
         using var dir = new TempDir();
         var said = DiskLibrary.DescribeWriteFailure("lib1", dir.Path, new IOException("No space left on device", 28));
-        Assert.Contains($"library lib1 is out of space at {dir.Path} (", said);
+        Assert.Contains($"library lib1 is out of space (or over its disk quota) at {dir.Path} (", said);
         Assert.Contains("free there now", said); // this test's disk has inodes left
         var inodes = Posix.Posix.Inodes(dir.Path);
         Assert.NotNull(inodes);
         Assert.True(inodes.Value.Free <= inodes.Value.Total);
+        // The same figures as stat(1) reads (statvfs f_files, f_ffree): the struct's offsets are right.
+        var psi = new System.Diagnostics.ProcessStartInfo("stat", ["-f", "-c", "%c %d", dir.Path]) { RedirectStandardOutput = true };
+        using (var stat = System.Diagnostics.Process.Start(psi)!)
+        {
+            var statSaid = stat.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.TrimEntries).Select(ulong.Parse).ToArray();
+            stat.WaitForExit();
+            Assert.Equal(statSaid[0], inodes.Value.Total);
+            Assert.InRange((double)inodes.Value.Free, statSaid[1] - 100_000.0, statSaid[1] + 100_000.0); // other tests make and delete files meanwhile
+        }
         Assert.Null(Posix.Posix.Inodes(Path.Combine(dir.Path, "no such folder")));
         Assert.Contains("could not write to", DiskLibrary.DescribeWriteFailure("lib1", dir.Path, new IOException("Input/output error", 5)));
+        // A used-up disk quota (a library or a restore target on a share with quotas) is a full disk too.
+        Assert.True(Posix.Posix.IsNoSpace(new IOException("Disk quota exceeded", 122)));
+        Assert.Contains("out of space (or over its disk quota)", DiskLibrary.DescribeWriteFailure("lib1", dir.Path, new IOException("Disk quota exceeded", 122)));
+        Assert.False(Posix.Posix.IsNoSpace(new IOException("Input/output error", 5)));
     }
 }

@@ -1,0 +1,35 @@
+using System.Collections.Concurrent;
+
+namespace ActorBackup.Cluster.Media;
+
+/// <summary>
+/// When each library's media agent last failed to write its journal (the node's database full, say), kept across the
+/// agent's incarnations in this process: Akka.Persistence stops an agent whose write failed, and the next message starts
+/// it again, replaying its journal; one that then tried its recovery commit at once failed and stopped again, a replay a
+/// message. Until the backoff has passed (30 s after the first failure in a row, doubling up to 10 min) the agent opens
+/// its library for reading only and says why; a write that succeeds clears it.
+/// </summary>
+public static class JournalFailures
+{
+    public static readonly TimeSpan First = TimeSpan.FromSeconds(30), Longest = TimeSpan.FromMinutes(10);
+
+    private static readonly ConcurrentDictionary<string, (DateTime Until, TimeSpan Wait, string Why)> Failed = new();
+
+    /// <summary>A journal write of <paramref name="library"/>'s agent failed at <paramref name="now"/>.</summary>
+    public static void Record(string library, string why, DateTime now) =>
+        Failed.AddOrUpdate(library, _ => (now + First, First, why), (_, was) =>
+        {
+            var wait = was.Wait * 2 < Longest ? was.Wait * 2 : Longest;
+            return (now + wait, wait, why);
+        });
+
+    /// <summary>A journal write of <paramref name="library"/>'s agent succeeded: no backoff any more.</summary>
+    public static void Cleared(string library) => Failed.TryRemove(library, out _);
+
+    /// <summary>Why the agent does not try its journal yet at <paramref name="now"/> (and until when), or null.</summary>
+    public static string? Holding(string library, DateTime now) =>
+        Failed.TryGetValue(library, out var f) && now < f.Until
+            ? $"library {library}: its media agent's journal (its node's database) could not be written ({f.Why}); it reads but takes no writes, " +
+              $"and tries again at {f.Until:HH:mm:ss} UTC: free space where that node keeps its database, or check the database"
+            : null;
+}
