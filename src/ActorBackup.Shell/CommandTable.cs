@@ -76,6 +76,8 @@ public static class CommandTable
                 return 0;
             })));
 
+        var clientId = new Argument<string>("HOST") { HelpName = "HOST", Description = "a client's id, as 'abk client list' shows it" };
+        clientId.CompletionSources.Add(ctx => Ids(session, new ListClients(), (ClientList l) => l.Clients.Select(x => x.Id)));
         root.Subcommands.Add(Group("client", "clients (protected hosts)",
             Verb("list", "registered clients", async (_, o, c) =>
             {
@@ -83,7 +85,14 @@ public static class CommandTable
                 if (o.Json) o.Write(list);
                 else o.Table(["CLIENT", "REACHABLE", "REGISTERED", "ADDRESS"], list.Clients.Select(x => new[] { x.Id, x.Reachable ? "yes" : "no", Output.Time(x.RegisteredUnixMs), x.Address }));
                 return 0;
-            })));
+            }),
+            Verb("remove", "take a decommissioned client off the list (not while it has backup sets or jobs, or its node is connected); its snapshots stay", async (pr, o, c) =>
+            {
+                var removed = await session.Call<ClientRemoved>(new RemoveClient { Client = pr.GetValue(clientId)! }, c);
+                o.Line(o.Json ? Output.ToJson(removed) : $"client {removed.Id} removed; {removed.Snapshots} snapshot{(removed.Snapshots == 1 ? "" : "s")} of it stay in the catalog " +
+                                                         "(its sets' retention or abk snapshot delete lets them go; abk restore SNAPSHOT --client HOST puts one onto another host)");
+                return 0;
+            }, clientId)));
 
         var library = new Argument<string>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id, as 'abk library list' shows it" };
         var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };

@@ -66,6 +66,7 @@ public static class Interactive
             if (json && !words.Contains("--json")) words.Add("--json");
             last = await RunOne(root.Parse(words), cancel);
             if (firstFailure == 0) firstFailure = last;
+            await session.Target(null, null); // a line's --node or --certs was that line's: completion asks the prompt's node again
         }
         return piped ? firstFailure : last;
     }

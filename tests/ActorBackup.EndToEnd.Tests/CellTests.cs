@@ -102,6 +102,10 @@ public class CellTests
             Assert.True(typo.ExitCode == 1 && typo.Stderr.Contains("unknown client 'webl': known are "), string.Join(' ', args) + ": " + typo.Stderr + typo.Stdout);
         }
         Assert.Contains("leave --client out", cell.Abk("verify", "--library", "lib1", "--client", "webl").Stderr);
+        // A client whose node is connected is not removed (it would register again at once).
+        var host = cell.AbkJson("client", "list").GetProperty("clients")[0].GetProperty("id").GetString()!;
+        var inUse = cell.Abk("client", "remove", host);
+        Assert.True(inUse.ExitCode == 1 && inUse.Stderr.Contains($"client {host}'s node is connected"), inUse.Stderr + inUse.Stdout);
         // Commands piped in: no banner or prompt in the output (JSON documents only), the first failure's exit code.
         var piped = cell.AbkWithInput("job show 999\njob list\n", "--json");
         Assert.True(piped.ExitCode == 1, piped.Stderr + piped.Stdout);

@@ -45,10 +45,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>The jobs running here, each with the attempt it is (the manager retries a job under the same id).</summary>
     private readonly Dictionary<string, (int Attempt, CancellationTokenSource Cts)> _running = [];
     /// <summary>
-    /// The running jobs an operator cancelled (read by their threads): they end CANCELLED even when the node stops
-    /// meanwhile. Taken for interrupted, a restore would be queued again and go on over the target the operator stopped.
+    /// The running jobs the manager cancelled (read by their threads), with why (empty: an operator's cancel; else the
+    /// manager's own, a stalled attempt): they end CANCELLED even when the node stops meanwhile. Taken for interrupted, a
+    /// restore would be queued again and go on over the target the operator stopped.
     /// </summary>
-    /// <summary>Jobs cancelled by the manager while they ran here, with why (empty: an operator's cancel).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _cancelledByOperator = new();
     /// <summary>
     /// Each job's end as sent to the manager, signed, until the manager answers that it recorded it (JobInfo): sent again

@@ -697,6 +697,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // Signed by this manager node: the media agent takes changer commands from nobody else; it answers the caller.
             _mediaRegion.Tell(_trust is null ? m : Trust.MessageSignature.Sign(m, _trust), Sender);
         });
+        Command<RemoveClient>(m =>
+        {
+            if (OperatorOnly(m, "remove a client")) return;
+            PersistDecision(_state.DecideRemoveClient(m, _clientRefs.ContainsKey(m.Client), DateTimeOffset.UtcNow), (sender, e) =>
+            {
+                _log.Info("client {0} removed ({1} snapshots of it stay in the catalog)", m.Client, ((ClientRemoved)e).Snapshots);
+                sender.Tell(e);
+            });
+        });
         Command<SetLibraryEnabled>(m =>
         {
             if (OperatorOnly(m, "disable or enable a library")) return;

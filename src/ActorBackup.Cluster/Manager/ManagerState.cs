@@ -38,6 +38,7 @@ public sealed partial record ManagerState
     public ManagerState Apply(object e) => e switch
     {
         ClientRegistered c => this with { Clients = Clients.SetItem(c.Id, c) },
+        ClientRemoved c => this with { Clients = Clients.Remove(c.Id) },
         LibraryRegistered l => this with { Libraries = Libraries.SetItem(l.Id, l) },
         JobQueued q => (this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) })
             .WithClock(q.Job.SlotUnixMs > 0 ? q.Job.BackupSet : null, q.Job.SlotUnixMs, ""),
@@ -365,6 +366,24 @@ public sealed partial record ManagerState
         }
         client = requestedClient != "" ? requestedClient : snapshot.Client;
         return Clients.ContainsKey(client) ? null : UnknownClient(client);
+    }
+
+    /// <summary>
+    /// `abk client remove HOST`: a decommissioned host off the list. Not while backup sets are defined on it or a job of
+    /// it has not ended (remove or move them first), nor while its node is connected (it would register again at once).
+    /// </summary>
+    /// <param name="connected">whether the client's node is connected to the manager now</param>
+    public Decision DecideRemoveClient(RemoveClient cmd, bool connected, DateTimeOffset now)
+    {
+        if (!Clients.ContainsKey(cmd.Client)) return Reject(UnknownClient(cmd.Client));
+        if (BackupSets.Values.Where(s => s.Client == cmd.Client).Select(s => s.Name).ToList() is { Count: > 0 } sets)
+            return Reject($"client {cmd.Client} has backup sets ({string.Join(", ", sets)}): remove them first (abk set remove NAME), or give them to another client (abk apply)");
+        if (Jobs.Values.Where(j => j.Client == cmd.Client && !IsFinal(j.State)).Select(j => j.Id).ToList() is { Count: > 0 } open)
+            return Reject($"client {cmd.Client} has jobs not ended ({string.Join(", ", open.Take(10))}): wait for them or cancel them (abk job cancel JOB)");
+        if (connected)
+            return Reject($"client {cmd.Client}'s node is connected: stop it (or take the client role off its node) first, or it registers again at once");
+        var snapshots = Snapshots.Count(s => s.Client == cmd.Client);
+        return new Decision([new ClientRemoved { Id = cmd.Client, UnixMs = now.ToUnixTimeMilliseconds(), Snapshots = snapshots }], null);
     }
 
     /// <summary>A client neither registered nor named by a job or snapshot the manager keeps (a typo, not a host gone).</summary>

@@ -228,10 +228,15 @@ public sealed partial class MediaActor
             var threshold = run.Request.CompactThreshold > 0 ? run.Request.CompactThreshold : 0.2;
             if (run.Request.DryRun)
             {
+                // As the real run would: the volumes to retire with them, those a library that cannot write would keep, and
+                // those whose live chunks would not fit above the reserve.
                 var passed = new List<string>();
-                var volumes = _library.ThatFit(_library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet()), passed);
+                var candidates = _library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet(), run.Request.Retire.Where(InService).ToHashSet());
+                foreach (var v in candidates.Where(v => run.CannotWrite && v.LiveBytes > 0))
+                    passed.Add($"volume {v.Volume} would not be compacted or retired: the library cannot write, so its live chunks cannot be copied away");
+                var volumes = _library.ThatFit([.. candidates.Where(v => !run.CannotWrite || v.LiveBytes == 0)], passed);
                 run.Report.Problems.AddRange(passed);
-                run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume).Union(run.Request.Retire.Where(InService)));
+                run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume));
                 run.Report.BytesMoved = volumes.Sum(v => v.LiveBytes);
                 run.Report.BytesFreed = volumes.Sum(v => v.FileBytes - v.LiveBytes);
                 FinishPrune(true, "", JobFault.FaultNone);

@@ -64,8 +64,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private string? _unavailable;
     /// <summary>Unavailable for writes only (a write failed, the journal holds): its read sessions go on. Not with volumes missing.</summary>
     private bool _readable;
-    /// <summary>Unavailable and readable, with room again: it takes no new read session, and opens again once those running end.</summary>
-    private bool _draining;
     /// <summary>The scan for a catalog rebuild's manifests under way (or the last), and the library it reads.</summary>
     private Task<object>? _manifestScan;
     private DiskLibrary? _manifestScanOf;
@@ -204,7 +202,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             CloseExpiredSessions();
             // A write that failed outside a session (a check's or a read's flush of what was buffered, on a full disk)
             // broke the library: it is opened again on its committed index, as after a session's failed write.
-            if (_library?.Broken is { } broken && Busy() == 0 && _manifestScan is not { IsCompleted: false }) Unavailable(broken);
+            if (_library?.Broken is { } broken && Idle()) Unavailable(broken);
             else if (_library?.MissingVolumes() is { Count: > 0 } missing) Unavailable(MissingVolumesReason(missing));
             else if (_library is not null)
             {
@@ -255,37 +253,31 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>
     /// The library cannot take writes (it could not be opened, or a write failed): a write session is refused with
     /// the reason, and each new request tries to open it again, so that freeing space is all it takes. Reads go on
-    /// when it opened for reading (a full disk, a read-only remount, volumes missing): a restore from a full library is
-    /// when it is needed most. It is not opened again under read sessions (they hold the library open).
+    /// when it opened but cannot write (a full disk, its journal failing): a restore from a full library is when it is
+    /// needed most. It is not opened again under anything using it (read sessions, a check, a manifest scan): it opens
+    /// again when the last of them ends, and a write asking meanwhile hears so.
     /// </summary>
     private void Unavailable()
     {
         Command<OpenSession>(m =>
         {
-            // Not while a prune frees room in it: opening again would replace the library object under the prune.
-            if (_prune is null && _sessions.Count == 0) OpenLibrary();
+            if (Idle()) OpenLibrary();
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
-            else if (_draining)
-                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has room again and opens for writing once its {_sessions.Count} running read sessions end: try again shortly" });
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
-            else if (m.Write && _readable && _prune is null && _sessions.Count > 0 && RoomAgain())
-            {
-                // Opening again would pull the library from under the restores and verifies reading it: they finish first.
-                _draining = true;
-                Sender.Tell(new CommandRejected { Reason = $"library {_declaration.Id} has room again and opens for writing once its {_sessions.Count} running read sessions end: try again shortly" });
-            }
-            else Sender.Tell(new CommandRejected { Reason = _prune is null ? _unavailable : $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
+            else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
+            else if (!Idle()) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; it opens again to write once the {Busy()} sessions and jobs reading it now end" });
+            else Sender.Tell(new CommandRejected { Reason = _unavailable });
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m =>
         {
             CloseSession(m.Ticket);
-            if (_draining && _sessions.Count == 0 && _prune is null) OpenLibrary();
+            if (Idle()) OpenLibrary(); // the last read ended: room freed meanwhile lets it write again
         });
         Command<Reopen>(_ =>
         {
-            if (_prune is null && _sessions.Count == 0) OpenLibrary();
-            else if (_readable && _prune is null && !_draining && RoomAgain()) _draining = true; // the reads running end, then it opens
+            CloseExpiredSessions(); // a look's session whose client went (nothing else closes it) would hold it for good
+            if (Idle()) OpenLibrary();
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
         VerifyCommands(); // and checked, to say what is damaged or missing
@@ -421,12 +413,11 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _library = null;
     }
 
-    /// <summary>Whether the library's disk (or cartridges) has twice its reserve free again: opening it again may let it write.</summary>
-    private bool RoomAgain() => FreeBytes() >= (ulong)Math.Max(2 * _declaration.ReserveBytes(), 1L << 20);
+    /// <summary>Nothing uses the library object (sessions, copies, checks, a prune, a manifest scan): it may be opened again.</summary>
+    private bool Idle() => Busy() == 0 && _manifestScan is not { IsCompleted: false };
 
     private void OpenLibrary()
     {
-        _draining = false;
         _readable = false;
         CloseLibrary(); // one open at a time: a library that could not write is opened afresh
         _tape = null;
@@ -456,10 +447,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
             // Its journal failed a moment ago (this agent's last incarnation stopped on it): reads only, and the commit
             // waits for the backoff (the reopen timer tries again), not tried, failed and stopped on again each message.
-            if (JournalFailures.Holding(_declaration.Id, DateTime.UtcNow) is { } holding)
+            if (JournalFailures.Holding(Context.System, _declaration.Id, DateTime.UtcNow) is { } holding)
             {
                 _unavailable = holding;
-                _readable = true;
+                _readable = _library.MissingVolumes().Count == 0;
                 Become(Unavailable);
                 Register();
                 _manager?.Tell(Report());
@@ -560,7 +551,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
                      "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
-        JournalFailures.Record(_declaration.Id, cause.Message, DateTime.UtcNow);
+        JournalFailures.Record(Context.System, _declaration.Id, cause.Message, DateTime.UtcNow);
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason });
         _persisting.Clear();
@@ -589,7 +580,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         PersistAll(events, e =>
         {
             if (--left > 0) return;
-            JournalFailures.Cleared(_declaration.Id); // the journal takes writes again
+            JournalFailures.Cleared(Context.System, _declaration.Id); // the journal takes writes again
             persisted(e);
         });
     }

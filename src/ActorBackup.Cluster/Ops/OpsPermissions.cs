@@ -71,6 +71,7 @@ public static class OpsPermissions
         nameof(RebuildCatalog) => "rebuild the catalog",
         nameof(SetLibraryEnabled) => "disable or enable a library",
         nameof(ChangeTape) => "move tapes (import, export, label, mount, unmount, clean)",
+        nameof(RemoveClient) => "remove a client",
         _ => "send " + name,
     };
 }

@@ -190,7 +190,8 @@ public sealed partial class DiskLibrary
     /// ones first (they free room and need none), then the most dead: each copy needs room for its live chunks, which
     /// the ones before may have freed (<see cref="CopyLive"/> passes over one there is no room for).
     /// </summary>
-    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null)
+    /// <param name="always">volumes to take whatever their dead share (an operator retires them), in the Error state too</param>
+    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null, IReadOnlySet<uint>? always = null)
     {
         lock (_lock)
         {
@@ -204,12 +205,13 @@ public sealed partial class DiskLibrary
             var result = new List<(uint, long, long)>();
             foreach (var v in _manifest.Volumes)
             {
-                if (v.State is VolumeState.Recycle or VolumeState.Error || v.Bytes <= 0) continue;
+                var taken = always?.Contains(v.Number) == true;
+                if (v.State is VolumeState.Recycle || (v.State is VolumeState.Error && !taken) || (v.Bytes <= 0 && !taken)) continue;
                 var liveBytes = live.GetValueOrDefault(v.Number);
                 if (liveBytes >= long.MaxValue / 4) continue;
                 // The header and a sealed volume's footer count as dead here: a few bytes, and 1% of a volume of 4 KiB chunks.
                 var dead = v.Bytes - liveBytes;
-                if (dead > 4096 && dead >= threshold * v.Bytes) result.Add((v.Number, liveBytes, v.Bytes));
+                if (taken || (dead > 4096 && dead >= threshold * v.Bytes)) result.Add((v.Number, liveBytes, v.Bytes));
             }
             return [.. result.OrderBy(v => v.Item2 > 0).ThenBy(v => (double)v.Item2 / Math.Max(1, v.Item3)).ThenBy(v => v.Item1)];
         }

@@ -437,3 +437,38 @@ public class ScheduleRuleTests
         Assert.Equal((cron, level), (rule.Cron, rule.Level));
     }
 }
+
+/// <summary>`abk client remove`: a decommissioned host off the list, never one still in use.</summary>
+public class RemoveClientTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void A_client_is_removed_only_without_sets_open_jobs_or_a_connected_node_and_its_snapshots_stay()
+    {
+        var s = new ManagerState().Apply(new ClientRegistered { Id = "old", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new ClientRegistered { Id = "web1", Address = "akka.tcp://actorbackup@w/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1" });
+        s = s.DecideDefineSet(new DefineBackupSet { Set = new BackupSetDefinition { Name = "etc", Client = "old", Paths = { "/etc" } } }, Now).Events.Aggregate(s, (st, e) => st.Apply(e));
+        s = s.Apply(new SnapshotRecorded { Manifest = new Engine.Trees.SnapshotManifest { Id = "s1", Client = "old", BackupSet = "etc", Library = "lib1", Level = Engine.Trees.Level.Full, FinishedUnixMs = 1 }.ToByteString() });
+        RemoveClient Remove(string c) => new() { Client = c };
+
+        Assert.Contains("unknown client 'nobody'", s.DecideRemoveClient(Remove("nobody"), false, Now).Rejection);
+        Assert.Contains("has backup sets (etc): remove them first", s.DecideRemoveClient(Remove("old"), false, Now).Rejection);
+        s = s.DecideRemoveSet(new RemoveBackupSet { Name = "etc" }, Now).Events.Aggregate(s, (st, e) => st.Apply(e));
+        var backup = s.DecideStartBackup(new StartBackup { Paths = { "/srv" }, Client = "old" }, [new("lib1", true, 0, 100)], Now);
+        var withJob = backup.Events.Aggregate(s, (st, e) => st.Apply(e));
+        Assert.Contains($"has jobs not ended ({backup.Job!.Id})", withJob.DecideRemoveClient(Remove("old"), false, Now).Rejection);
+        Assert.Contains("node is connected", s.DecideRemoveClient(Remove("old"), true, Now).Rejection);
+
+        var removed = s.DecideRemoveClient(Remove("old"), false, Now);
+        Assert.Null(removed.Rejection);
+        Assert.Equal(1, Assert.IsType<ClientRemoved>(Assert.Single(removed.Events)).Snapshots);
+        s = removed.Events.Aggregate(s, (st, e) => st.Apply(e));
+        Assert.Equal(["web1"], s.Clients.Keys);
+        Assert.Equal("s1", Assert.Single(s.Snapshots).Id); // its snapshots stay
+        Assert.Equal(["web1"], new ManagerState().Apply(s.ToSnapshot()).Clients.Keys); // across a manager snapshot
+        // Its node connects again: it is registered anew.
+        Assert.Contains("old", s.Apply(new ClientRegistered { Id = "old", Address = "akka.tcp://actorbackup@h/user/client" }).Clients.Keys);
+    }
+}

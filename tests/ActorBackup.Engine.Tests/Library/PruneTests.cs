@@ -337,6 +337,9 @@ public sealed class CompactionRoomTests
 
         repo.Library.ReserveBytes = 1 << 20;
         repo.Library.AvailableBytes = () => (1 << 20) + 500_000; // room for 0.5 MB above the reserve: not for the 1 MB live
+        var dry = repo.Library.Prune([second.Id], dryRun: true); // says what the run would do
+        Assert.Empty(dry.VolumesCompacted);
+        Assert.Contains(dry.Problems, p => p.Contains("would not be compacted now"));
         var tight = repo.Library.Prune([second.Id]);
         Assert.True(tight.ChunksDead > 0);
         Assert.Empty(tight.VolumesCompacted);
