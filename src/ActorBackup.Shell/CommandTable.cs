@@ -90,7 +90,7 @@ public static class CommandTable
             {
                 var removed = await session.Call<ClientRemoved>(new RemoveClient { Client = pr.GetValue(clientId)! }, c);
                 o.Line(o.Json ? Output.ToJson(removed) : $"client {removed.Id} removed; {removed.Snapshots} snapshot{(removed.Snapshots == 1 ? "" : "s")} of it stay in the catalog " +
-                                                         "(its sets' retention or abk snapshot delete lets them go; abk restore SNAPSHOT --client HOST puts one onto another host)");
+                                                         "until 'abk snapshot delete' (no scheduled verify runs them; abk restore SNAPSHOT --client HOST puts one onto another host)");
                 return 0;
             }, clientId)));
 

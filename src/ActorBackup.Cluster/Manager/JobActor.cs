@@ -98,8 +98,6 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         Receive<Probe>(_ =>
         {
             if (_attempt is null) return;
-            // A probe that got no answer at all (a media node that is gone does not answer through its region)
-            // counts as an answer without the job.
             if (_stall.Stalled(DateTime.UtcNow, _clientId) is { } stalled)
             {
                 // Its threads are told to stop (they may, unless a read hangs in the kernel); a next attempt starts on the
@@ -108,6 +106,8 @@ public sealed class JobActor : ReceiveActor, IWithTimers
                 Lost(stalled);
                 return;
             }
+            // A probe that got no answer at all (a media node that is gone does not answer through its region)
+            // counts as an answer without the job.
             if (_probed && !_answered && ++_misses >= (_attempt.Probe is GetLibraryStatus ? MediaSilencesBeforeLost : MissesBeforeLost))
             {
                 Lost(_attempt.Probe is GetLibraryStatus s ? $"the media agent of library {s.Library} does not answer (its node is down?)" : $"client {_clientId} does not answer");

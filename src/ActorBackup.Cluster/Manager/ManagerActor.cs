@@ -700,7 +700,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<RemoveClient>(m =>
         {
             if (OperatorOnly(m, "remove a client")) return;
-            PersistDecision(_state.DecideRemoveClient(m, _clientRefs.ContainsKey(m.Client), DateTimeOffset.UtcNow), (sender, e) =>
+            PersistDecision(_state.DecideRemoveClient(m, ClientConnected(m.Client), DateTimeOffset.UtcNow), (sender, e) =>
             {
                 _log.Info("client {0} removed ({1} snapshots of it stay in the catalog)", m.Client, ((ClientRemoved)e).Snapshots);
                 sender.Tell(e);
@@ -774,6 +774,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             return new ManagerState.LibraryLoad(l.Id, IsReachable(l.Node), _state.ActiveJobsOn(l.Id), r?.FreeBytes ?? 0, _state.RecentJobsOn(l.Id, DateTimeOffset.UtcNow),
                 r is { Unavailable: not "" } ? r.Unavailable : null, r is { Full: not "" } ? r.Full : null, r is { Unavailable: not "", Reads: true });
         }).ToList();
+
+    /// <summary>
+    /// Whether the client's node is connected: registered with this manager, or (a manager that just took over, whose
+    /// clients are registering again) a member of the cell at the address the client registered from.
+    /// </summary>
+    private bool ClientConnected(string client)
+    {
+        if (_clientRefs.ContainsKey(client)) return true;
+        if (!_state.Clients.TryGetValue(client, out var known) || !ActorPath.TryParse(known.Address, out var path)) return false;
+        return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address == path.Address && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp);
+    }
 
     private bool IsReachable(string node)
     {

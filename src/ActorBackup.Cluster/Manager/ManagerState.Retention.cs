@@ -139,7 +139,8 @@ public sealed partial record ManagerState
             // Per client and set: the newest snapshot, and the newest full while it has not passed a whole verify
             // (retention deletes nothing older until one has). A full not verified yet is read whole even when the
             // policy samples; a sample draws again at every slot.
-            var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name)
+            // A removed client's snapshots are not verified on a schedule (no node of it runs the job; an operator names one).
+            var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && Clients.ContainsKey(s.Client))
                 .GroupBy(s => (s.Client, s.BackupSet))
                 .SelectMany(g => new[] { g.MaxBy(s => s.FinishedUnixMs)!, g.Where(s => s.Level == Level.Full).MaxBy(s => s.FinishedUnixMs) })
                 .OfType<SnapshotManifest>().DistinctBy(s => s.Id)

@@ -365,7 +365,10 @@ public sealed partial record ManagerState
             return e.Message;
         }
         client = requestedClient != "" ? requestedClient : snapshot.Client;
-        return Clients.ContainsKey(client) ? null : UnknownClient(client);
+        return Clients.ContainsKey(client) ? null
+            : requestedClient == "" ? $"snapshot {snapshot.Id} is of client {client}, which is not registered now (removed, or its node never connected to this manager): " +
+                                      "name the host to run it on with --client HOST"
+            : UnknownClient(client);
     }
 
     /// <summary>

@@ -20,7 +20,7 @@ public sealed record StallWatch(TimeSpan After)
     private DateTime MovedAt { get; init; }
     private DateTime HeardAt { get; init; }
 
-    private readonly record struct Figures(long FilesDone, long FilesTotal, long BytesDone, long BytesTotal, long ChunksNew, long BytesStored, long Walked);
+    private readonly record struct Figures(long FilesDone, long FilesTotal, long BytesDone, long BytesTotal, long ChunksNew, long BytesStored, long Entries);
 
     /// <summary>A report of the attempt taken at <paramref name="now"/>.</summary>
     public StallWatch Heard(JobProgress p, DateTime now)
@@ -33,7 +33,7 @@ public sealed record StallWatch(TimeSpan After)
     public string? Stalled(DateTime now, string client)
     {
         if (After <= TimeSpan.Zero || Last is not { } last || now - HeardAt > Reporting || now - MovedAt < After) return null;
-        var at = last.Walked > 0 && last.FilesDone == 0 && last.BytesDone == 0 ? $"{last.Walked:N0} entries handled"
+        var at = last.Entries > 0 && last.FilesDone == 0 && last.BytesDone == 0 ? $"{last.Entries:N0} entries handled"
             : $"{last.FilesDone:N0} files and {last.BytesDone:N0} bytes done";
         return $"no progress on client {client} in {Describe(now - MovedAt)} (still at {at}): a file system, device or " +
                "network share that hangs its reads or writes? The attempt was told to stop (actorbackup.manager.stall-timeout)";

@@ -228,13 +228,10 @@ public sealed partial class MediaActor
             var threshold = run.Request.CompactThreshold > 0 ? run.Request.CompactThreshold : 0.2;
             if (run.Request.DryRun)
             {
-                // As the real run would: the volumes to retire with them, those a library that cannot write would keep, and
-                // those whose live chunks would not fit above the reserve.
-                var passed = new List<string>();
-                var candidates = _library.VolumesToCompact(threshold, dead.Select(d => d.Key).ToHashSet(), run.Request.Retire.Where(InService).ToHashSet());
-                foreach (var v in candidates.Where(v => run.CannotWrite && v.LiveBytes > 0))
-                    passed.Add($"volume {v.Volume} would not be compacted or retired: the library cannot write, so its live chunks cannot be copied away");
-                var volumes = _library.ThatFit([.. candidates.Where(v => !run.CannotWrite || v.LiveBytes == 0)], passed);
+                // As the run will: the same plan, then the room each copy needs as the volumes before it free theirs.
+                var deadIds = dead.Select(d => d.Key).ToHashSet();
+                var (queue, passed) = CompactionPlan(run, threshold, deadIds);
+                var volumes = _library.ThatFit(_library.LiveBytesOf(queue, deadIds), passed);
                 run.Report.Problems.AddRange(passed);
                 run.Report.VolumesCompacted.AddRange(volumes.Select(v => v.Volume));
                 run.Report.BytesMoved = volumes.Sum(v => v.LiveBytes);
@@ -249,15 +246,9 @@ public sealed partial class MediaActor
                 {
                     _library?.RemoveReferences(m.DeadLists);
                     run.Report.ListsRemoved.AddRange(m.DeadLists);
-                    // A library that cannot write only gives back the volumes nothing lives in any more (deleting
-                    // needs no room); compacting the others waits until it can write again.
-                    foreach (var v in _library?.VolumesToCompact(threshold) ?? [])
-                        if (!run.CannotWrite || v.LiveBytes == 0) run.Volumes.Enqueue(v.Volume);
-                    // Volumes an operator retires: emptied whatever their dead share (their live chunks copied away).
-                    foreach (var v in run.Request.Retire)
-                        if (!InService(v)) run.Report.Problems.Add($"library {_declaration.Id} has no volume {v} in service: abk volume list {_declaration.Id} shows them");
-                        else if (run.CannotWrite) run.Report.Problems.Add($"volume {v} is not retired: the library cannot write, so its live chunks cannot be copied away");
-                        else if (!run.Volumes.Contains(v)) run.Volumes.Enqueue(v);
+                    var (queue, problems) = CompactionPlan(run, threshold, null);
+                    foreach (var v in queue) run.Volumes.Enqueue(v);
+                    run.Report.Problems.AddRange(problems);
                     if (!run.CannotWrite) _library?.PrepareCompaction(run.Volumes);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -384,6 +375,26 @@ public sealed partial class MediaActor
     }
 
     /// <summary>Whether the library's table has volume <paramref name="v"/> holding data (not recycled or retired).</summary>
+    /// <summary>
+    /// The volumes a prune compacts, in order, and what it passes over, for the run and its dry run alike: those at least
+    /// <paramref name="threshold"/> dead (wholly dead first, then the most dead: VolumesToCompact), then those an operator
+    /// retires (emptied whatever their dead share). A library that cannot write only gives back the volumes nothing lives
+    /// in any more (deleting needs no room); compacting the others waits until it can write again.
+    /// </summary>
+    private (List<uint> Queue, List<string> Problems) CompactionPlan(PruneRun run, double threshold, IReadOnlySet<Engine.Hashing.ChunkId>? alsoDead)
+    {
+        var queue = new List<uint>();
+        var problems = new List<string>();
+        foreach (var v in _library?.VolumesToCompact(threshold, alsoDead) ?? [])
+            if (!run.CannotWrite || v.LiveBytes == 0) queue.Add(v.Volume);
+        foreach (var v in run.Request.Retire)
+            if (!InService(v)) problems.Add($"library {_declaration.Id} has no volume {v} in service: abk volume list {_declaration.Id} shows them");
+            else if (queue.Contains(v)) { }
+            else if (run.CannotWrite) problems.Add($"volume {v} is not retired: the library cannot write, so its live chunks cannot be copied away");
+            else queue.Add(v);
+        return (queue, problems);
+    }
+
     private bool InService(uint v) => _library?.Volumes.Any(x => x.Number == v && x.State is not VolumeState.Recycle) ?? false;
 
     private void CompactNext()

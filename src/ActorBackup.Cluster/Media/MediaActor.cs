@@ -64,6 +64,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     private string? _unavailable;
     /// <summary>Unavailable for writes only (a write failed, the journal holds): its read sessions go on. Not with volumes missing.</summary>
     private bool _readable;
+    /// <summary>Readable, with room again, and a write asked: no new reading job is sent here (reads false), so that it opens again.</summary>
+    private bool _writeWaiting;
     /// <summary>The scan for a catalog rebuild's manifests under way (or the last), and the library it reads.</summary>
     private Task<object>? _manifestScan;
     private DiskLibrary? _manifestScanOf;
@@ -265,14 +267,25 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
             else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
-            else if (!Idle()) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; it opens again to write once the {Busy()} sessions and jobs reading it now end" });
+            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, DateTime.UtcNow) is null && RoomAgain())
+            {
+                // Room again, but reads hold the library open: the manager sends no new reading job here (IndexReport.reads)
+                // so that they end and it opens again to write; those it sent already are still taken.
+                if (!_writeWaiting)
+                {
+                    _writeWaiting = true;
+                    _manager?.Tell(Report());
+                }
+                Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; it has room again and opens to write once the sessions and jobs reading it now end ({Busy()})" });
+            }
             else Sender.Tell(new CommandRejected { Reason = _unavailable });
         });
         Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
         Command<CloseSession>(m =>
         {
+            var open = _sessions.ContainsKey(m.Ticket); // a late close of a session closed before (a failed write closed them all) is none
             CloseSession(m.Ticket);
-            if (Idle()) OpenLibrary(); // the last read ended: room freed meanwhile lets it write again
+            if (open && Idle()) OpenLibrary(); // the last read ended: room freed meanwhile lets it write again
         });
         Command<Reopen>(_ =>
         {
@@ -416,9 +429,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <summary>Nothing uses the library object (sessions, copies, checks, a prune, a manifest scan): it may be opened again.</summary>
     private bool Idle() => Busy() == 0 && _manifestScan is not { IsCompleted: false };
 
+    /// <summary>Whether the library's disk (or cartridges) has twice its reserve free: opened again, it may write.</summary>
+    private bool RoomAgain() => FreeBytes() >= (ulong)Math.Max(2 * _declaration.ReserveBytes(), 1L << 20);
+
     private void OpenLibrary()
     {
         _readable = false;
+        _writeWaiting = false;
         CloseLibrary(); // one open at a time: a library that could not write is opened afresh
         _tape = null;
         try
@@ -612,7 +629,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         FreeBytes = FreeBytes(),
         Node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString(),
         Unavailable = _unavailable ?? "",
-        Reads = _unavailable is not null && _readable && _library is not null, // Unavailable takes read sessions
+        Reads = _unavailable is not null && _readable && !_writeWaiting && _library is not null, // Unavailable takes read sessions
         Full = _library?.Full ?? "",
         PruneJob = _prune?.Request.Job ?? "",
         Jobs = { _copies.Keys.Concat(_checks.Keys).Concat(_prune is null ? [] : new[] { _prune.Request.Job }) },

@@ -190,30 +190,47 @@ public sealed partial class DiskLibrary
     /// ones first (they free room and need none), then the most dead: each copy needs room for its live chunks, which
     /// the ones before may have freed (<see cref="CopyLive"/> passes over one there is no room for).
     /// </summary>
-    /// <param name="always">volumes to take whatever their dead share (an operator retires them), in the Error state too</param>
-    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null, IReadOnlySet<uint>? always = null)
+    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> VolumesToCompact(double threshold, IReadOnlySet<ChunkId>? alsoDead = null)
     {
         lock (_lock)
         {
-            var live = new Dictionary<uint, long>();
-            foreach (var (id, loc) in _index.Entries)
-            {
-                if (alsoDead is not null && alsoDead.Contains(id)) continue;
-                live[loc.Volume] = live.GetValueOrDefault(loc.Volume) + VolumeFormat.RecordOverhead + loc.Length;
-            }
-            foreach (var (_, loc) in _committing.Concat(_pending)) live[loc.Volume] = long.MaxValue / 4; // being committed into: not now
+            var live = LiveBytesByVolume(alsoDead);
             var result = new List<(uint, long, long)>();
             foreach (var v in _manifest.Volumes)
             {
-                var taken = always?.Contains(v.Number) == true;
-                if (v.State is VolumeState.Recycle || (v.State is VolumeState.Error && !taken) || (v.Bytes <= 0 && !taken)) continue;
+                if (v.State is VolumeState.Recycle or VolumeState.Error || v.Bytes <= 0) continue;
                 var liveBytes = live.GetValueOrDefault(v.Number);
                 if (liveBytes >= long.MaxValue / 4) continue;
                 // The header and a sealed volume's footer count as dead here: a few bytes, and 1% of a volume of 4 KiB chunks.
                 var dead = v.Bytes - liveBytes;
-                if (taken || (dead > 4096 && dead >= threshold * v.Bytes)) result.Add((v.Number, liveBytes, v.Bytes));
+                if (dead > 4096 && dead >= threshold * v.Bytes) result.Add((v.Number, liveBytes, v.Bytes));
             }
             return [.. result.OrderBy(v => v.Item2 > 0).ThenBy(v => (double)v.Item2 / Math.Max(1, v.Item3)).ThenBy(v => v.Item1)];
+        }
+    }
+
+    /// <summary>Under the lock: each volume's live bytes (records an index entry points into, less <paramref name="alsoDead"/>);
+    /// a volume being committed into counts as wholly live (long.MaxValue / 4: not compacted now).</summary>
+    private Dictionary<uint, long> LiveBytesByVolume(IReadOnlySet<ChunkId>? alsoDead)
+    {
+        var live = new Dictionary<uint, long>();
+        foreach (var (id, loc) in _index.Entries)
+        {
+            if (alsoDead is not null && alsoDead.Contains(id)) continue;
+            live[loc.Volume] = live.GetValueOrDefault(loc.Volume) + VolumeFormat.RecordOverhead + loc.Length;
+        }
+        foreach (var (_, loc) in _committing.Concat(_pending)) live[loc.Volume] = long.MaxValue / 4; // being committed into: not now
+        return live;
+    }
+
+    /// <summary><paramref name="volumes"/> (a prune's plan, in its order) with their live and file bytes, for <see cref="ThatFit"/>.</summary>
+    public IReadOnlyList<(uint Volume, long LiveBytes, long FileBytes)> LiveBytesOf(IReadOnlyList<uint> volumes, IReadOnlySet<ChunkId>? alsoDead)
+    {
+        lock (_lock)
+        {
+            var live = LiveBytesByVolume(alsoDead);
+            return [.. volumes.Select(n => (n, Math.Min(live.GetValueOrDefault(n), _manifest.Volumes.FirstOrDefault(v => v.Number == n)?.Bytes ?? 0),
+                _manifest.Volumes.FirstOrDefault(v => v.Number == n)?.Bytes ?? 0))];
         }
     }
 

@@ -467,6 +467,8 @@ public class RemoveClientTests
         s = removed.Events.Aggregate(s, (st, e) => st.Apply(e));
         Assert.Equal(["web1"], s.Clients.Keys);
         Assert.Equal("s1", Assert.Single(s.Snapshots).Id); // its snapshots stay
+        Assert.Contains("is of client old, which is not registered now", s.DecideStartRestore(new StartRestore { Snapshot = "s1", Target = "/r" }, Now).Rejection);
+        Assert.Null(s.DecideStartRestore(new StartRestore { Snapshot = "s1", Target = "/r", Client = "web1" }, Now).Rejection);
         Assert.Equal(["web1"], new ManagerState().Apply(s.ToSnapshot()).Clients.Keys); // across a manager snapshot
         // Its node connects again: it is registered anew.
         Assert.Contains("old", s.Apply(new ClientRegistered { Id = "old", Address = "akka.tcp://actorbackup@h/user/client" }).Clients.Keys);

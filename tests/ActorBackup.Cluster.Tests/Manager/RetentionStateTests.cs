@@ -250,6 +250,8 @@ public class RetentionStateTests
         s = s.Apply(start);
         Assert.Empty(s.DecideScheduledVerifies(Now.AddHours(1))); // 02:00: no slot yet
 
+        // A removed client's snapshots are passed over (no node of it runs the job).
+        Assert.IsType<SlotMissed>(Assert.Single(s.Apply(new ClientRemoved { Id = "host-a" }).DecideScheduledVerifies(Now.AddHours(2).AddSeconds(1))));
         var due = s.DecideScheduledVerifies(Now.AddHours(2).AddSeconds(1)); // 03:00:01
         var job = Assert.IsType<JobQueued>(Assert.Single(due)).Job;
         Assert.Equal((JobKind.Verify, "s3", "host-a", "lib2", JobOrigin.Schedule), (job.Kind, job.Snapshot, job.Client, job.Library, job.Origin));

@@ -105,8 +105,10 @@ public sealed class MediaActorDiskFullTests : TestKit, IDisposable
         disk.Free();
         var waiting = await Write(1, 10_000);
         Assert.NotNull(waiting);
-        Assert.Contains("it opens again to write once the 1 sessions and jobs reading it now end", waiting.Message);
-        media.Tell(new OpenSession { Library = "libf", Job = "another-restore", Write = false });
+        Assert.Contains("it has room again and opens to write once the sessions and jobs reading it now end (1)", waiting.Message);
+        media.Tell(new GetLibraryStatus { Library = "libf" });
+        FishForMessage<IndexReport>(r => r.Unavailable != "" && !r.Reads, TimeSpan.FromSeconds(10)); // the manager sends no new reading job
+        media.Tell(new OpenSession { Library = "libf", Job = "another-restore", Write = false }); // one it sent before: still taken
         var another = FishForMessage<SessionOpened>(_ => true, TimeSpan.FromSeconds(10));
         media.Tell(new CloseSession { Library = "libf", Ticket = reading.Ticket });
         media.Tell(new CloseSession { Library = "libf", Ticket = another.Ticket });

@@ -64,6 +64,12 @@ public sealed class MediaActorTests() : MediaActorJourneys(null)
         Assert.Contains("has no volume 33 in service: nothing was done", typo.Reason);
         media.Tell(new GetLibraryStatus { Library = "libs" });
         FishForMessage<IndexReport>(r => r.Chunks == 5, TimeSpan.FromSeconds(10)); // nothing swept
+        // A dry run of a retire says what the run would do (the same plan): volume 1 emptied and retired, nothing changed.
+        media.Tell(new PruneLibrary { Library = "libs", Job = "pd", Deleted = { "s1" }, Retire = { 1 }, DryRun = true });
+        var dry = FishForMessage<JobFinished>(f => f.Job == "pd", TimeSpan.FromSeconds(30));
+        Assert.True(dry.Ok, dry.Reason);
+        Assert.Contains(1u, dry.Prune.VolumesCompacted);
+        Assert.Empty(dry.Prune.Problems);
         media.Tell(new PruneLibrary { Library = "libs", Job = "p1", Deleted = { "s1" } });
         var ended = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
         Assert.True(ended.Ok, ended.Reason);
