@@ -777,13 +777,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>
     /// Whether the client's node is connected: registered with this manager, or (a manager that just took over, whose
-    /// clients are registering again) a member of the cell at the address the client registered from.
+    /// clients are registering again) a member of the cell with the client role at the address the client registered from.
     /// </summary>
     private bool ClientConnected(string client)
     {
         if (_clientRefs.ContainsKey(client)) return true;
         if (!_state.Clients.TryGetValue(client, out var known) || !ActorPath.TryParse(known.Address, out var path)) return false;
-        return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address == path.Address && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp);
+        // Another client registered from that address since (the node's client-id renamed): this one is not there any more.
+        if (_clientRefs.Keys.Any(other => _state.Clients.TryGetValue(other, out var o) && o.Address == known.Address)) return false;
+        return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m =>
+            m.Address == path.Address && m.HasRole("client") && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp);
     }
 
     private bool IsReachable(string node)
