@@ -45,12 +45,10 @@ public sealed class Output(bool json)
         return sb.ToString().TrimEnd('\n');
     }
 
-    /// <summary>A local time as listings show it; one .NET cannot show (a file's mtime past year 9999, say) as its seconds.</summary>
-    public static string FileTime(long unixSec) => unixSec is > long.MaxValue / 1000 or < long.MinValue / 1000 ? $"@{unixSec}" : Time(unixSec * 1000);
+    /// <summary>A file's mtime as listings show it (<see cref="LocalTimes.Of"/>); 0: "-".</summary>
+    public static string FileTime(long unixSec) => unixSec == 0 ? "-" : LocalTimes.Of(unixSec);
 
-    public static string Time(long unixMs) => unixMs == 0 ? "-"
-        : unixMs is >= -62135596800000 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss")
-        : $"@{unixMs / 1000}";
+    public static string Time(long unixMs) => unixMs == 0 ? "-" : LocalTimes.Of(Math.DivRem(unixMs, 1000, out var ms) - (ms < 0 ? 1 : 0));
 
     public static string Size(ulong bytes) => bytes switch
     {
@@ -88,10 +86,10 @@ public sealed class Output(bool json)
         return $"job {p.Job}: {percent,5:F1}%  {Files(p)}{Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
     }
 
-    /// <summary>"done/total files" and two spaces, or nothing for a job that counts no files (a verify reads chunks).</summary>
     /// <summary>mm:ss, or h:mm:ss from an hour on (2 h 30 min was shown as 30:00).</summary>
     public static string Eta(TimeSpan t) => t.TotalHours >= 1 ? $"{(long)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : t.ToString(@"mm\:ss");
 
+    /// <summary>"done/total files" and two spaces, or nothing for a job that counts no files (a verify reads chunks).</summary>
     private static string Files(JobProgress p) => p.FilesTotal > 0 ? $"{p.FilesDone}/{p.FilesTotal} files  " : "";
 
     public static string Job(JobInfo j)
@@ -137,6 +135,10 @@ public sealed class Output(bool json)
         if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
         return sb.ToString().TrimEnd('\n');
     }
+
+    /// <summary>A job not ended yet, as its watch says when it changes: queued and why it waits, which attempt.</summary>
+    public static string Status(JobInfo j) =>
+        $"{State(j.State)}{(j.Attempt > 0 ? $" (attempt {j.Attempt + 1})" : "")}{(j.Reason != "" ? ": " + j.Reason : "")}";
 
     /// <summary>How many of a snapshot's unread files `snapshot show` prints (--json: all its manifest lists).</summary>
     public const int ProblemsShown = 20;
@@ -222,13 +224,9 @@ public sealed class Output(bool json)
     }
 
     /// <summary>
-    /// Runs <paramref name="watch"/>, which reports progress through the action it is given: a live bar on a
-    /// terminal, a plain line every half second when piped, nothing with --json.
+    /// Runs <paramref name="watch"/>, which reports progress through the actions it is given (the figures, and the job's
+    /// state while it waits): a live bar on a terminal, a plain line every half second when piped, nothing with --json.
     /// </summary>
-    /// <summary>A job not ended yet, as its watch says when it changes: queued and why it waits, which attempt.</summary>
-    public static string Status(JobInfo j) =>
-        $"{State(j.State)}{(j.Attempt > 0 ? $" (attempt {j.Attempt + 1})" : "")}{(j.Reason != "" ? ": " + j.Reason : "")}";
-
     public async Task<T> WithProgress<T>(string job, Func<Action<JobProgress>, Action<JobInfo>, Task<T>> watch)
     {
         if (Json) return await watch(_ => { }, _ => { });

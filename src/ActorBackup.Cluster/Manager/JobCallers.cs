@@ -88,12 +88,8 @@ public static class JobCallers
         // An operator's or integrator's list of a client the cell does not know (a typo): said, not an empty list. A client
         // host's own lists are narrowed to it below, registered or not, and name no other client.
         if (caller.Role != CellRole.Client)
-            return look switch
-            {
-                ListJobs { Client: not "" } j when state.UnknownToCatalog(j.Client) => state.UnknownClient(j.Client),
-                ListSnapshots { Client: not "" } l when state.UnknownToCatalog(l.Client) => state.UnknownClient(l.Client),
-                _ => null,
-            };
+            return look switch { ListJobs j => j.Client, ListSnapshots l => l.Client, _ => "" } is { Length: > 0 } asked && state.UnknownToCatalog(asked)
+                ? state.UnknownClient(asked) : null;
         var own = caller.Client;
         try
         {

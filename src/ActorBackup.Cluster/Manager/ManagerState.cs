@@ -219,7 +219,7 @@ public sealed partial record ManagerState
     /// <summary>What the manager knows of a library right now (from the media agents' reports).</summary>
     /// <param name="Unusable">why its media agent takes no sessions now (out of space, say); null: it does</param>
     /// <param name="Full">why it takes no new backups (down to its reserve of free space); null: it does. Reads go on.</param>
-    /// <param name="Reads">unusable for writes, its reads go on (its disk full, remounted read-only): restores and verifies still go there</param>
+    /// <param name="Reads">unusable for writes, its reads go on (its disk full, its journal failing): restores and verifies still go there</param>
     public sealed record LibraryLoad(string Id, bool Reachable, int ActiveJobs, ulong FreeBytes, int RecentJobs = 0, string? Unusable = null, string? Full = null, bool Reads = false);
 
     /// <summary>
@@ -278,8 +278,9 @@ public sealed partial record ManagerState
         // A backup of other paths under a defined set's name (an operator's) is that set's in all but its paths: its
         // policy (pool and retention) unless one is given, its excludes too, its options, its priority unless one is given.
         var named = cmd.BackupSet != "" && BackupSets.TryGetValue(cmd.BackupSet, out var definedSet) && definedSet.Client == client ? definedSet : null;
-        var policy = PolicyOf(cmd.Policy != "" ? cmd.Policy : named?.Policy ?? "");
-        if (policy is null) return Reject(UnknownPolicy(cmd.Policy != "" ? cmd.Policy : named!.Policy));
+        var policyName = cmd.Policy != "" ? cmd.Policy : named?.Policy ?? "";
+        var policy = PolicyOf(policyName);
+        if (policy is null) return Reject(UnknownPolicy(policyName));
         if (cmd.Library != "")
         {
             if (!Libraries.ContainsKey(cmd.Library)) return Reject(UnknownLibrary(cmd.Library));

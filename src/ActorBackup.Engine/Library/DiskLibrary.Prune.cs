@@ -229,8 +229,11 @@ public sealed partial class DiskLibrary
         lock (_lock)
         {
             var live = LiveBytesByVolume(alsoDead);
-            return [.. volumes.Select(n => (n, Math.Min(live.GetValueOrDefault(n), _manifest.Volumes.FirstOrDefault(v => v.Number == n)?.Bytes ?? 0),
-                _manifest.Volumes.FirstOrDefault(v => v.Number == n)?.Bytes ?? 0))];
+            return [.. volumes.Select(n =>
+            {
+                var bytes = _manifest.Volumes.FirstOrDefault(v => v.Number == n)?.Bytes ?? 0;
+                return (n, Math.Min(live.GetValueOrDefault(n), bytes), bytes); // one being committed into counts whole
+            })];
         }
     }
 
@@ -243,20 +246,28 @@ public sealed partial class DiskLibrary
     {
         long free;
         lock (_lock) free = Available();
-        var keep = Math.Max(0, ReserveBytes);
         var fit = new List<(uint, long, long)>();
         foreach (var v in volumes)
         {
-            if (v.LiveBytes > 0 && free - v.LiveBytes < keep)
+            if (v.LiveBytes > 0 && NoRoomToCopy(v.Volume, v.LiveBytes, free, dryRun: true) is { } noRoom)
             {
-                passed.Add($"volume {v.Volume} would not be compacted now: copying its {Size(v.LiveBytes)} of live chunks out would leave less than the {Size(keep)} " +
-                           $"library {Id} keeps free ({Size(Math.Max(0, free))} are)");
+                passed.Add(noRoom);
                 continue;
             }
             fit.Add(v);
             free += v.FileBytes - v.LiveBytes;
         }
         return fit;
+    }
+
+    /// <summary>Why copying <paramref name="live"/> bytes of <paramref name="volume"/> out, with <paramref name="free"/> free,
+    /// would bring the library below its reserve (said as a prune or its dry run says it), or null when it fits.</summary>
+    private string? NoRoomToCopy(uint volume, long live, long free, bool dryRun)
+    {
+        var keep = Math.Max(0, ReserveBytes);
+        if (free - live >= keep) return null;
+        return $"volume {volume} {(dryRun ? "would not be" : "is not")} compacted now: copying its {Size(live)} of live chunks out would leave less than the " +
+               $"{Size(keep)} library {Id} keeps free ({Size(Math.Max(0, free))} are)" + (dryRun ? "" : "; the next prune does it once the volumes freed before it give room");
     }
 
     /// <summary>
@@ -284,10 +295,7 @@ public sealed partial class DiskLibrary
             ThrowIfBroken();
             records = _index.Entries.Where(e => e.Value.Volume == volume).OrderBy(e => e.Value.Offset).ToList();
             var need = records.Sum(r => (long)VolumeFormat.RecordOverhead + r.Value.Length);
-            var free = need == 0 ? long.MaxValue : Available();
-            if (free - need < Math.Max(0, ReserveBytes))
-                return (0, 0, [$"volume {volume} is not compacted now: copying its {Size(need)} of live chunks out would leave less than the {Size(Math.Max(0, ReserveBytes))} " +
-                               $"library {Id} keeps free ({Size(Math.Max(0, free))} are); the next prune does it once the volumes freed before it give room"]);
+            if (NoRoomToCopy(volume, need, need == 0 ? long.MaxValue : Available(), dryRun: false) is { } noRoom) return (0, 0, [noRoom]);
             if (WriterOf(volume) is { } w) SealOrBreak(w);
         }
         var problems = new List<string>();

@@ -25,8 +25,6 @@ internal sealed class WriterLock : IDisposable
         _identity = Posix.Posix.LStat(path);
     }
 
-    private const int EWouldBlock = 11;
-
     public static WriterLock Take(string root, string id)
     {
         var path = Path.Combine(root, FileName);
@@ -41,7 +39,7 @@ internal sealed class WriterLock : IDisposable
         }
         // Only the lock taken (flock's EWOULDBLOCK, the HResult .NET gives it on Linux): a read-only remount (EROFS) or
         // out of file handles (EMFILE) goes out as itself, not as "another writer".
-        catch (IOException e) when (e.HResult == EWouldBlock && File.Exists(path))
+        catch (IOException e) when (e.HResult == Posix.Posix.EWOULDBLOCK && File.Exists(path))
         {
             throw new LibraryLockedException($"library {id} at {root} has another writer (a media agent, a node, or an 'actorbackup engine' command " +
                                              $"holds {path}): a library has one writer; stop the other one first ({e.Message})");

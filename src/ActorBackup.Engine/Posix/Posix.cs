@@ -83,7 +83,7 @@ public static unsafe partial class Posix
 
     public static bool IsRoot => geteuid() == 0;
 
-    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28, EINTR = 4, EDQUOT = 122;
+    public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, ENOSPC = 28, EINTR = 4, EDQUOT = 122, EWOULDBLOCK = 11;
 
     /// <summary>True when a write failed because the file system is full, or its writer's disk quota is used up (our own
     /// calls, or .NET's file I/O): either way nothing more can be written there.</summary>

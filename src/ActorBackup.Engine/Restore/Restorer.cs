@@ -104,6 +104,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>Entries planned, and flags and folder metadata set: with the counts of what was made, the progress of phases that move no file or byte.</summary>
     private long _steps;
 
+    /// <summary>RestoreProgress.Entries: steps over entries so far (<see cref="_steps"/> and what was made).</summary>
+    private long Entries() => Interlocked.Read(ref _steps) + Interlocked.Read(ref _dirsRestored) + Interlocked.Read(ref _linksMade) + Interlocked.Read(ref _otherMade);
+
     /// <summary>Why a restore into <paramref name="target"/> would write over what is there (/, or a folder with entries); null when it would not.</summary>
     public static string? Overwrites(string target)
     {
@@ -181,8 +184,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // The totals a progress report shows: the snapshot's, or (a part of it asked for) what is planned so far.
         _totals = options.Include.Count == 0 && snapshot.Stats is { } stats ? ((long)stats.Files, (long)stats.Bytes) : null;
         using var timer = progress is null ? null
-            : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes,
-                Interlocked.Read(ref _steps) + Interlocked.Read(ref _dirsRestored) + Interlocked.Read(ref _linksMade) + Interlocked.Read(ref _otherMade))), null, 250, 250);
+            : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes, Entries())), null, 250, 250);
         using (var trees = new TreeReader(keys, source))
         {
             // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
@@ -227,7 +229,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
         }
         timer?.Dispose();
-        progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned, _steps + _dirsRestored + _linksMade + _otherMade));
+        progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned, Entries()));
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
         // not be made is counted as not restored.
         var other = _special.Count + _symlinks.Count;

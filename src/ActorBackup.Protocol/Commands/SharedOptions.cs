@@ -32,15 +32,19 @@ public static class SharedOptions
     public static Option<bool> Sparse() => new("--sparse") { Description = "leave blocks of zeros in files as holes (not written), not only the holes the backup recorded" };
 
     /// <summary>A level as operators type it; empty: the default.</summary>
+    /// <summary>The level a word names (its short forms incr and diff too), or null when it names none.</summary>
+    private static BackupLevel? LevelNamed(string word) => word.ToLowerInvariant() switch
+    {
+        "full" => BackupLevel.LevelFull,
+        "incremental" or "incr" => BackupLevel.LevelIncremental,
+        "differential" or "diff" => BackupLevel.LevelDifferential,
+        _ => null,
+    };
+
     public static BackupLevel ParseLevel(string? level, System.CommandLine.Parsing.ArgumentResult? result = null)
     {
-        switch (level?.ToLowerInvariant())
-        {
-            case null or "": return BackupLevel.LevelDefault;
-            case "full": return BackupLevel.LevelFull;
-            case "incremental" or "incr": return BackupLevel.LevelIncremental;
-            case "differential" or "diff": return BackupLevel.LevelDifferential;
-        }
+        if (string.IsNullOrEmpty(level)) return BackupLevel.LevelDefault;
+        if (LevelNamed(level) is { } named) return named;
         var message = $"unknown level '{level}': use full, incremental or differential";
         if (result is null) throw new ArgumentException(message);
         result.AddError(message);
@@ -71,8 +75,8 @@ public static class SharedOptions
     {
         var eq = text.LastIndexOf('=');
         // The level names --level takes, its short ones (incr, diff) too.
-        if (eq > 0 && text[(eq + 1)..].Trim().ToLowerInvariant() is "full" or "incremental" or "incr" or "differential" or "diff")
-            return new ScheduleRule { Cron = text[..eq].Trim(), Level = ParseLevel(text[(eq + 1)..].Trim()) };
+        if (eq > 0 && LevelNamed(text[(eq + 1)..].Trim()) is { } level)
+            return new ScheduleRule { Cron = text[..eq].Trim(), Level = level };
         return new ScheduleRule { Cron = text.Trim() };
     }
 }

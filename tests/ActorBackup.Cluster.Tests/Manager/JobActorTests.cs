@@ -240,13 +240,21 @@ public sealed class JobActorProbeTests() : TestKit("""
 /// <summary>A job actor's stall watch: a client that answers every probe with the job but reports figures that do not move.</summary>
 public sealed class JobActorStallTests() : TestKit("akka.loglevel = WARNING\n" + SlowMachine.Expect)
 {
-    [Fact]
-    public void An_attempt_whose_figures_stop_moving_is_lost_and_its_client_told_to_stop_it()
+    /// <summary>Job 7's actor (probes every 100 ms, stalled after <paramref name="stallMs"/>) running attempt 3 on a client that
+    /// runs it; what the client is told comes to the probe returned.</summary>
+    private (IActorRef Job, Akka.TestKit.TestProbe Told) Attempting(int stallMs)
     {
         var told = CreateTestProbe();
         var client = Sys.ActorOf(Props.Create(() => new Running(told.Ref)));
-        var job = ChildActorOf(JobActor.Props("7", "web01", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500)), JobActor.NameOf("7"));
+        var job = ChildActorOf(JobActor.Props("7", "web01", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(stallMs)), JobActor.NameOf("7"));
         job.Tell(new JobActor.Attempt(3, client, null), TestActor);
+        return (job, told);
+    }
+
+    [Fact]
+    public void An_attempt_whose_figures_stop_moving_is_lost_and_its_client_told_to_stop_it()
+    {
+        var (job, told) = Attempting(stallMs: 500);
         job.Tell(new JobProgress { Job = "7", FilesDone = 42 }, TestActor);
         var lost = ExpectMsg<JobActor.JobLost>(TimeSpan.FromSeconds(20));
         Assert.Equal(("7", 3), (lost.Job, lost.Attempt));
@@ -259,10 +267,7 @@ public sealed class JobActorStallTests() : TestKit("akka.loglevel = WARNING\n" +
     [Fact]
     public void An_attempt_that_reports_nothing_is_not_stalled()
     {
-        var told = CreateTestProbe();
-        var client = Sys.ActorOf(Props.Create(() => new Running(told.Ref)));
-        var job = ChildActorOf(JobActor.Props("7", "web01", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300)), JobActor.NameOf("7"));
-        job.Tell(new JobActor.Attempt(3, client, null), TestActor);
+        var (_, told) = Attempting(stallMs: 300);
         // Probes answered (the client runs the job), no report: a pre-command. A few probes' worth, then still running.
         for (var i = 0; i < 10; i++) told.ExpectMsg<RegistrationRequest>(TimeSpan.FromSeconds(20));
         ExpectNoMsg(TimeSpan.FromMilliseconds(100));
