@@ -115,6 +115,10 @@ public sealed partial class DiskLibrary
                 throw new InvalidDataException($"{indexPath} is damaged ({e.Message}): rebuild the library from its volumes", e);
             }
         }
+        else if (manifest.Volumes.Count(v => v.Records > 0) is var holding and > 0)
+            // Written before library.json at every commit, so only lost by hand or by the file system: opened empty, every
+            // committed chunk would be unknown, and a prune would find every volume dead and delete them all.
+            throw new InvalidDataException($"{indexPath} is missing, but the volume table lists {holding} volume(s) holding records: the chunk index was lost; rebuild the library from its volumes");
         else index = new ChunkIndex();
         return Opened(new DiskLibrary(root, manifest, index), lib =>
         {

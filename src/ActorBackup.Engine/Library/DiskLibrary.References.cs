@@ -90,7 +90,7 @@ public sealed partial class DiskLibrary
             {
                 using var reader = new VolumeReader(VolumePath(v.Number));
                 _medium.Reading(v.Number, 0, reader.Length);
-                records = reader.ReadTrailer() is { } t ? reader.ReadFooter(t.FooterOffset, t.Count) : reader.Scan().Records;
+                records = reader.ReadTrailer() is { } t ? FooterOrScan(reader, t.FooterOffset, t.Count) : reader.Scan().Records;
             }
             catch (Exception e) when (e is IOException or VolumeCorruptException)
             {
@@ -101,6 +101,19 @@ public sealed partial class DiskLibrary
                     if ((r.Flags & flag) != 0 && TryGetLocationLocked(r.Id, out var at) && at.Volume == v.Number && at.Offset == r.Offset) found.Add(r.Id);
         }
         return found;
+    }
+
+    /// <summary>A sealed volume's records from its footer, or record by record when the footer is damaged (the records may not be).</summary>
+    private static List<RecordInfo> FooterOrScan(VolumeReader reader, long footerOffset, int count)
+    {
+        try
+        {
+            return reader.ReadFooter(footerOffset, count);
+        }
+        catch (VolumeCorruptException)
+        {
+            return reader.Scan().Records;
+        }
     }
 
     /// <summary>The snapshots whose reference lists here name any of <paramref name="ids"/> (what a damaged chunk takes with it).</summary>

@@ -54,26 +54,93 @@ public static unsafe partial class Posix
     /// folder's own path as the kernel names it): then a file's own file system says whether it may be preallocated.
     /// True when it cannot say (no /proc).
     /// </summary>
-    internal static bool BtrfsMountedBelow(int fd)
+    internal static bool BtrfsMountedBelow(int fd) => MountsBelow(fd) is not { } mounts || mounts.Any(m => m.Type == "btrfs");
+
+    /// <summary>
+    /// The file systems mounted at or below the folder <paramref name="fd"/> holds (/proc/self/mountinfo, against the
+    /// folder's own path as the kernel names it): their mount points and types. Null when it cannot say (no /proc).
+    /// </summary>
+    internal static List<(string Path, string Type)>? MountsBelow(int fd)
     {
         try
         {
             var folder = Encoding.UTF8.GetString(ReadLink($"/proc/self/fd/{fd}")).TrimEnd('/') + "/";
+            var mounts = new List<(string, string)>();
             foreach (var line in File.ReadLines("/proc/self/mountinfo"))
             {
                 // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
                 var fields = line.Split(' ');
                 if (fields.Length < 10) continue; // not a line the kernel writes
                 var dash = Array.IndexOf(fields, "-", 6);
-                if (dash < 0 || dash + 1 >= fields.Length || fields[dash + 1] != "btrfs") continue;
-                if ((MountInfoPath(fields[4]).TrimEnd('/') + "/").StartsWith(folder, StringComparison.Ordinal)) return true;
+                if (dash < 0 || dash + 1 >= fields.Length) continue;
+                var point = MountInfoPath(fields[4]);
+                if ((point.TrimEnd('/') + "/").StartsWith(folder, StringComparison.Ordinal)) mounts.Add((point, fields[dash + 1]));
             }
-            return false;
+            return mounts;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return true;
+            return null;
         }
+    }
+
+    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static partial int syncfs(int fd);
+
+    [LibraryImport("libc", EntryPoint = "sync")]
+    private static partial void sync();
+
+    /// <summary>Tests: the folders whose file systems <see cref="SyncFileSystems"/> made durable.</summary>
+    internal static event Action<string>? FileSystemsSynced;
+
+    /// <summary>
+    /// Makes durable everything written to the file system of the folder <paramref name="fd"/> holds and to the local
+    /// disk file systems mounted below it (syncfs of each: a restore with --force into "/" writes into them; network,
+    /// FUSE and pseudo file systems are left alone, a dead server would hold the sync for good); sync() when the mounts
+    /// cannot be read, or the folder cannot be opened to read (a restored mode without read permission). A file system
+    /// that cannot sync (EINVAL, ENOTSUP) has nothing to sync; another error (EIO: a write the disk refused after the
+    /// file was closed) is a PosixException naming the folder.
+    /// </summary>
+    internal static void SyncFileSystems(int fd, string path)
+    {
+        var own = Reopen(fd, ORdOnlyFlag | ONonblockFlag);
+        if (own < 0) sync();
+        else
+            try
+            {
+                SyncOne(own, path);
+            }
+            finally
+            {
+                close(own);
+            }
+        if (MountsBelow(fd) is not { } mounts) sync();
+        else
+            foreach (var (point, type) in mounts)
+            {
+                if (!LocalDiskTypes.Contains(type)) continue;
+                var below = OpenPath(point, ORdOnlyFlag | ODirectory | ONonblockFlag);
+                if (below < 0) continue; // unmounted meanwhile, or not this user's to open: nothing this restore wrote
+                try
+                {
+                    SyncOne(below, point);
+                }
+                finally
+                {
+                    close(below);
+                }
+            }
+        FileSystemsSynced?.Invoke(path);
+    }
+
+    /// <summary>The file systems on local disks that <see cref="SyncFileSystems"/> syncs when mounted below a restore's target.</summary>
+    private static readonly HashSet<string> LocalDiskTypes =
+        ["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "bcachefs", "jfs", "reiserfs", "vfat", "exfat", "ntfs", "ntfs3", "nilfs2"];
+
+    private static void SyncOne(int fd, string path)
+    {
+        if (syncfs(fd) != 0 && Marshal.GetLastPInvokeError() is var errno and not (EINVAL or ENOTSUP))
+            throw new PosixException(errno, $"{PosixNames.Display(path)}: the file system did not take what was written ({Describe(errno)})");
     }
 
     /// <summary>A path of /proc/self/mountinfo, whose space, tab, newline and backslash are octal escapes (\040; only these, all ASCII).</summary>

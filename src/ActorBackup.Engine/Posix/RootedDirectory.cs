@@ -57,6 +57,12 @@ public sealed class RootedDirectory : IDisposable
 
     public void Dispose() => Posix.Close(_root);
 
+    /// <summary>
+    /// Makes everything written below this folder durable: its file system's and those mounted below it (syncfs
+    /// each). PosixException when one did not take what was written.
+    /// </summary>
+    public void Sync() => Posix.SyncFileSystems(_root, Path);
+
     /// <summary>The path of <paramref name="relative"/> below this folder, as people see it (PosixNames.Display).</summary>
     private string Full(string relative) => PosixNames.Display(Path.TrimEnd('/') + "/" + relative);
 

@@ -228,6 +228,17 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Guard(itself, () => Partly(itself, _root.SetDirectoryMetadata(".", Owner(top, restoreOwner)?.Uid, Owner(top, restoreOwner)?.Gid, top.Mode, Times(top), Xattrs(itself), _clearFolders)));
             if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
         }
+        // On the disk before the restore says it is done: without it a power cut in the next half minute left files
+        // at their size, mode and times with zeros or old blocks for content, and nothing said so. One syncfs of the
+        // target's file system (and of those mounted below it) writes back every file and folder at once.
+        try
+        {
+            _root.Sync();
+        }
+        catch (PosixException e)
+        {
+            throw new IOException($"{e.Message}: the restore is not safely on the disk; restore it again once the target's file system is sound", e);
+        }
         timer?.Dispose();
         progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned, Entries()));
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could

@@ -407,13 +407,21 @@ public sealed class VolumeWriter : IDisposable
         crc.Append(block.AsSpan(0, used));
         BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(used), crc.GetCurrentHashAsUInt32());
         used += 4;
-        var t = block.AsSpan(used, VolumeFormat.TrailerSize);
+        RandomAccess.Write(_handle, block.AsSpan(0, used), at);
+        at += used;
+        // The trailer is the seal: written once the records and the whole footer are on the disk. Written with them, a
+        // power cut could keep the trailer and lose a footer block or a record's last segment, and a sound volume would
+        // read as damaged for good (its checks failing, a cartridge retired). Without it, the volume reopens for
+        // appending and is sealed again.
+        _bufferStart = at;
+        lock (_flight) _writtenUpTo = _bufferStart;
+        FlushToDisk();
+        var t = block.AsSpan(0, VolumeFormat.TrailerSize);
         BinaryPrimitives.WriteInt64LittleEndian(t, footerOffset);
         BinaryPrimitives.WriteInt32LittleEndian(t[8..], count);
         BinaryPrimitives.WriteUInt32LittleEndian(t[12..], VolumeFormat.TrailerMagic);
-        used += VolumeFormat.TrailerSize;
-        RandomAccess.Write(_handle, block.AsSpan(0, used), at);
-        at += used;
+        RandomAccess.Write(_handle, t, at);
+        at += VolumeFormat.TrailerSize;
         _bufferStart = at;
         lock (_flight) _writtenUpTo = _bufferStart;
         FlushToDisk();

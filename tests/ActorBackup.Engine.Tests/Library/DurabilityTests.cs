@@ -44,6 +44,33 @@ public sealed class DurabilityTests
         Assert.False(File.Exists(path + ".tmp"));
     }
 
+    [Fact]
+    public void A_restore_is_on_the_disk_before_it_says_it_is_done()
+    {
+        using var dir = new TempDir();
+        var src = Path.Combine(dir.Path, "a");
+        Directory.CreateDirectory(src);
+        File.WriteAllBytes(Path.Combine(src, "f.bin"), TestRepo.RandomBytes(300_000, 2));
+        using var repo = TestRepo.Create(Path.Combine(dir.Path, "repo"));
+        var snap = repo.Backup(new BackupSet("s", [src]), Level.Full);
+        var target = Path.Combine(dir.Path, "restored");
+        var synced = new ConcurrentQueue<string>();
+        void Record(string path)
+        {
+            if (path == target) synced.Enqueue(path);
+        }
+        Posix.Posix.FileSystemsSynced += Record;
+        try
+        {
+            Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        }
+        finally
+        {
+            Posix.Posix.FileSystemsSynced -= Record;
+        }
+        Assert.Single(synced); // syncfs of the target's file system, once, after every file was written
+    }
+
     /// <summary>The folders below <paramref name="below"/> synced while it is not disposed (other tests' syncs run beside it).</summary>
     private sealed class SyncedFolders : IDisposable
     {

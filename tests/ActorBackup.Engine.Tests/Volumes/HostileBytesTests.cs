@@ -155,17 +155,22 @@ public class HostileBytesTests
         Assert.Equal(committed, new FileInfo(path).Length); // nothing truncated
     }
 
+    /// <summary>A standalone library in <paramref name="dir"/> that holds one committed chunk (Id(1)); its folder.</summary>
+    private static string LibraryOfOneChunk(TempDir dir)
+    {
+        var root = Path.Combine(dir.Path, "lib");
+        using var lib = DiskLibrary.Create(root, "lib1");
+        Assert.True(lib.TryReserve(Id(1)));
+        lib.Append(Id(1), RecordFlags.None, new byte[100]);
+        lib.Commit();
+        return root;
+    }
+
     [Fact]
     public void An_index_entry_with_an_impossible_volume_number_is_damage_that_names_the_index()
     {
         using var dir = new TempDir();
-        var root = Path.Combine(dir.Path, "lib");
-        using (var lib = DiskLibrary.Create(root, "lib1"))
-        {
-            Assert.True(lib.TryReserve(Id(1)));
-            lib.Append(Id(1), RecordFlags.None, new byte[100]);
-            lib.Commit();
-        }
+        var root = LibraryOfOneChunk(dir);
         var indexPath = Path.Combine(root, "index.abi");
         var bytes = File.ReadAllBytes(indexPath);
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(16 + 32), 0xFFFF_FFF0); // the entry's volume number
@@ -174,6 +179,24 @@ public class HostileBytesTests
         var e = Assert.Throws<InvalidDataException>(() => DiskLibrary.Open(root));
         Assert.Contains("index.abi", e.Message);
         Assert.Contains("impossible", e.Message);
+    }
+
+    [Fact]
+    public void A_library_whose_index_file_was_lost_does_not_open_as_empty()
+    {
+        using var dir = new TempDir();
+        var root = LibraryOfOneChunk(dir);
+        File.Delete(Path.Combine(root, "index.abi"));
+        // Opened empty, its one chunk would be unknown and a prune would delete its volume as dead.
+        var e = Assert.Throws<InvalidDataException>(() => DiskLibrary.Open(root));
+        Assert.Contains("index.abi is missing", e.Message);
+        Assert.Contains("rebuild the library", e.Message);
+        using var rebuilt = DiskLibrary.Rebuild(root);
+        Assert.Equal(1, rebuilt.ChunkCount);
+        // A new library has no index file yet, and opens.
+        var fresh = Path.Combine(dir.Path, "new");
+        DiskLibrary.Create(fresh, "lib2").Dispose();
+        DiskLibrary.Open(fresh).Dispose();
     }
 
     [Fact]

@@ -171,6 +171,64 @@ public class VolumeTests
     }
 
     [Fact]
+    public void A_sealed_volume_with_a_damaged_footer_still_gives_its_manifests_to_a_catalog_rebuild()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        var manifests = new List<ChunkId>();
+        using (var lib = DiskLibrary.Create(root, "lib-f", 1024 * 1024))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                var id = Id(1000 + i);
+                Assert.True(lib.TryReserve(id));
+                lib.Append(id, i % 4 == 0 ? RecordFlags.Manifest : RecordFlags.None, TestRepo.RandomBytes(100_000, i));
+                if (i % 4 == 0) manifests.Add(id);
+            }
+            lib.Commit();
+            Assert.Equal(VolumeState.Full, lib.Volumes[0].State);
+        }
+        // A footer block the disk lost (its records whole): the footer's checksum fails.
+        var first = Directory.GetFiles(Path.Combine(root, "volumes")).Order(StringComparer.Ordinal).First();
+        long footer;
+        using (var r = new VolumeReader(first)) footer = r.ReadTrailer()!.Value.FooterOffset;
+        using (var f = new FileStream(first, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = footer + 8;
+            f.WriteByte(0xFF);
+        }
+        using (var lib = DiskLibrary.Open(root))
+            Assert.Equal(manifests.Order().ToList(), lib.FindRecords(RecordFlags.Manifest).Order().ToList());
+    }
+
+    [Fact]
+    public void A_volume_whose_seal_lost_its_trailer_opens_for_appending_and_is_sealed_again()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        List<RecordInfo> written = [];
+        using (var w = VolumeWriter.Create(path, 1, "lib-t", "lib-t-000001"))
+        {
+            for (var i = 0; i < 5; i++) written.Add(w.Append(Id(i), RecordFlags.None, TestRepo.RandomBytes(10_000, i), out _));
+            w.Seal();
+        }
+        // The footer reached the disk, the trailer did not (a power cut between the seal's two syncs).
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite)) f.SetLength(f.Length - VolumeFormat.TrailerSize);
+        using (var w = VolumeWriter.OpenForAppend(path, out var scan, written[^1].End))
+        {
+            Assert.Empty(scan.Damage);
+            Assert.Equal(5, scan.Records.Count);
+            Assert.Equal(written[^1].End, w.Length); // the footer cut off as a torn tail
+            w.Seal();
+        }
+        using var reader = new VolumeReader(path);
+        var again = reader.Scan();
+        Assert.True(again.Sealed);
+        Assert.Empty(again.Damage);
+        Assert.Equal(5, again.Records.Count);
+    }
+
+    [Fact]
     public void Library_seals_full_volumes_verifies_and_rebuilds_from_volumes_alone()
     {
         using var dir = new TempDir();
