@@ -77,7 +77,7 @@ public static class CaCommand
                 throw new InvalidDataException($"{path} is not a certificate ({e.Message}): give a .crt file, not its .key", e);
             }
             using var _ = cert;
-            Console.WriteLine($"{cert.Subject}, issued by {cert.Issuer}, valid {cert.NotBefore:yyyy-MM-dd} to {cert.NotAfter:yyyy-MM-dd}");
+            Console.WriteLine($"{cert.Subject}, issued by {cert.Issuer}, valid {cert.NotBefore:yyyy-MM-dd} to {cert.NotAfter:yyyy-MM-dd}, serial {cert.SerialNumber}");
             Console.WriteLine(CellIdentity.From(cert) is { } id ? $"holder: {id}" : "holder: no ActorBackup role (not a certificate of a cell)");
             return 0;
         });

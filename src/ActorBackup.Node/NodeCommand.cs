@@ -172,6 +172,13 @@ public static class NodeCommand
                 }
             });
             await node.RunUntilStopped();
+            if (Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is ManagerAbsentReason)
+            {
+                // Its cell had no manager (it formed anew elsewhere): started again, the node joins through its seeds.
+                Console.Error.WriteLine($"actorbackup: this node's cell had no manager for {node.Settings.ManagerAbsentTimeout}: it left; " +
+                                        "start it again and it joins through its seeds (systemd does, with scripts/actorbackup.service)");
+                return Downed;
+            }
             if (Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is Akka.Actor.CoordinatedShutdown.ClusterDowningReason)
             {
                 // Downed: unreachable for longer than the split-brain resolver waits (a partition, a pause, the manager's
@@ -181,7 +188,8 @@ public static class NodeCommand
                                         "it stopped; start it again and it joins the cell anew (systemd does, with scripts/actorbackup.service)");
                 try
                 {
-                    File.WriteAllText(marker, DateTimeOffset.UtcNow.ToString("O"));
+                    // Durable: lost to a power cut, a downed first seed would form a cell of its own when started again.
+                    global::ActorBackup.Engine.Posix.Posix.WriteFileDurably(marker, System.Text.Encoding.UTF8.GetBytes(DateTimeOffset.UtcNow.ToString("O")));
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

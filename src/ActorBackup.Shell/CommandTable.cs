@@ -94,6 +94,27 @@ public static class CommandTable
                 return 0;
             }, clientId)));
 
+        var certArg = new Argument<string>("SERIAL|CERT") { HelpName = "SERIAL|CERT", Description = "a certificate's serial number (hex, as 'actorbackup ca show' prints it), or its .crt file" };
+        var revokeReason = new Option<string?>("--reason") { Description = "why (a lost laptop, a host decommissioned): kept with it", HelpName = "TEXT" };
+        var revokeOwn = new Option<bool>("--force") { Description = "revoke even the certificate this shell signs with (it is locked out from then on)" };
+        root.Subcommands.Add(Group("cert", "certificates the cell refuses",
+            Verb("revoke", "refuse a certificate on every node from now on (a lost operator key, a decommissioned host); for good", async (pr, o, c) =>
+            {
+                var (serial, subject) = CertificateNamed(pr.GetValue(certArg)!);
+                var revoked = await session.Call<CertificateRevoked>(new RevokeCertificate { Serial = serial, Subject = subject, Reason = pr.GetValue(revokeReason) ?? "", Force = pr.GetValue(revokeOwn) }, c);
+                o.Line(o.Json ? Output.ToJson(revoked) : $"certificate {revoked.Serial}{(revoked.Subject == "" ? "" : $" ({revoked.Subject})")} revoked: every node refuses it " +
+                                                         "from when it hears (at once on the manager's node, within seconds on the others); a connection open now stays " +
+                                                         "until it closes: 'abk cluster down' a revoked node");
+                return 0;
+            }, certArg, revokeReason, revokeOwn),
+            Verb("list", "the certificates the cell revoked", async (_, o, c) =>
+            {
+                var list = await session.Call<Revocations>(new ListRevocations(), c);
+                if (o.Json) o.Write(new Revocations { Revoked = { list.Revoked } }); // without the manager's signature
+                else o.Table(["SERIAL", "SUBJECT", "REVOKED", "REASON"], list.Revoked.Select(r => new[] { r.Serial, r.Subject, Output.Time(r.UnixMs), r.Reason }));
+                return 0;
+            })));
+
         var library = new Argument<string>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id, as 'abk library list' shows it" };
         var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };
         var slotArg = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "a storage slot of the tape library, from 1" };
@@ -890,6 +911,21 @@ public static class CommandTable
         catch (Exception e) when (e is ShellException or OperationCanceledException)
         {
             return [];
+        }
+    }
+
+    /// <summary>A certificate's serial number and subject from its file, or the serial number as written (the manager checks it).</summary>
+    private static (string Serial, string Subject) CertificateNamed(string serialOrFile)
+    {
+        if (!File.Exists(serialOrFile)) return (serialOrFile, "");
+        try
+        {
+            using var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(serialOrFile);
+            return (cert.SerialNumber, cert.Subject);
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            throw new ShellException($"{serialOrFile} is not a certificate ({e.Message}): give a .crt file, or the serial number", 2);
         }
     }
 }

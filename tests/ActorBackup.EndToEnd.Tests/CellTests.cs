@@ -448,7 +448,7 @@ public class PostgresCellTests
         var restore = b.Abk("restore", snapshot, "--to", target, "--client", "host-b");
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout + again.Log + b.Log);
         TreeCompare.AssertSame(TreeCompare.Describe(src), target + src);
-        // A holds no cell key (no client role): it hands 'ls' to the client node.
+        // A runs no client (no client role; it keeps the cell key it made, unloaded): it hands 'ls' to the client node.
         var ls = again.Abk("ls", snapshot, src + "/docs");
         Assert.True(ls.ExitCode == 0, ls.Stderr + ls.Stdout);
         Assert.Contains("a.txt", ls.Stdout);

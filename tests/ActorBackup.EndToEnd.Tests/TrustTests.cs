@@ -126,6 +126,36 @@ public class TrustTests
     }
 
     [Fact]
+    public void A_revoked_operator_certificate_is_refused_from_then_on_a_restart_included()
+    {
+        using var dir = new TempDir();
+        var nodeDir = Path.Combine(dir.Path, "node");
+        var bob = Path.Combine(dir.Path, "bob");
+        int port;
+        using (var cell = new CellProcess(nodeDir, null, "--set", "actorbackup.client-id=host-a").Start())
+        {
+            port = cell.Port;
+            Actorbackup("ca", "issue", "--ca", cell.CertsDir, "--role", "operator", "--name", "bob", "--out", bob);
+            var before = AbkWith(cell, bob, "client", "list");
+            Assert.True(before.ExitCode == 0, before.Stderr + before.Stdout);
+            // Revoked by its certificate file (its serial read from it), as an operator does for a lost laptop.
+            var revoked = cell.Abk("cert", "revoke", Path.Combine(bob, "operator.crt"), "--reason", "lost laptop");
+            Assert.True(revoked.ExitCode == 0, revoked.Stderr + revoked.Stdout);
+            Assert.Contains("CN=bob", revoked.Stdout);
+            var refused = AbkWith(cell, bob, "client", "list");
+            Assert.True(refused.ExitCode != 0, "a revoked certificate's abk was answered: " + refused.Stdout);
+            Assert.Contains("lost laptop", cell.Abk("cert", "list").Stdout);
+            var twice = cell.Abk("cert", "revoke", Path.Combine(bob, "operator.crt"));
+            Assert.Contains("was revoked already", twice.Stderr);
+            Assert.Equal(0, cell.Abk("client", "list").ExitCode); // the other operator's certificate goes on
+        }
+        // Started again, the node refuses it still (the manager's journal and the node's certs folder keep the list).
+        using var again = new CellProcess(nodeDir, port, "--set", "actorbackup.client-id=host-a").Start();
+        Assert.NotEqual(0, AbkWith(again, bob, "client", "list").ExitCode);
+        Assert.Equal(0, again.Abk("client", "list").ExitCode);
+    }
+
+    [Fact]
     public void A_client_host_with_its_own_keyring_reads_its_own_snapshots_and_another_hosts_only_when_restoring_one_onto_it()
     {
         using var dir = new TempDir();

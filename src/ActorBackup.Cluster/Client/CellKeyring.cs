@@ -6,14 +6,16 @@ namespace ActorBackup.Cluster.Client;
 /// The keys of a client node, from its key folder (actorbackup.key-dir, default DATA/keys): the cell key
 /// (master.json, wrapped by the key file cell.key or by the passphrase in $ABK_PASSPHRASE), which holds every client's
 /// keys, or one client's keyring (client.json, from 'actorbackup keys issue' on a holder of the cell key), which holds
-/// the cell's data keys and that client's own. A client node that finds neither creates the cell key (the first
-/// client node of a new cell).
+/// the cell's data keys and that client's own. The cell's first node creates the cell key when it finds neither,
+/// whatever its roles; another client node that finds neither refuses to start (a cell key of its own would make its
+/// snapshots readable only with a key on that host, and dedup nothing with the cell's).
 /// </summary>
 public static class CellKeyring
 {
     public const string ClientKeyringFile = "client.json";
 
-    public static KeyRing Load(string keyDir, string clientId)
+    /// <param name="create">whether the cell key is created when the folder holds no key (the cell's first node)</param>
+    public static KeyRing Load(string keyDir, string clientId, bool create = true)
     {
         var wrappedPath = Path.Combine(keyDir, "master.json");
         var clientPath = Path.Combine(keyDir, ClientKeyringFile);
@@ -29,7 +31,21 @@ public static class CellKeyring
                                                $"issue its own on the host holding the cell key (actorbackup keys issue --client {clientId} --out DIR)");
             return ring;
         }
+        if (!create && !File.Exists(wrappedPath))
+            throw new FileNotFoundException($"no cell key (master.json) and no keyring ({ClientKeyringFile}) in {keyDir}: this node is not its cell's first seed, so it " +
+                                            "makes no cell key of its own (its snapshots would be readable only with a key on this host). On the host holding the " +
+                                            $"cell key (DATA/keys of the cell's first node) run 'actorbackup keys issue --keys DATA/keys --client {clientId} --out DIR' " +
+                                            $"and copy DIR/{ClientKeyringFile} into {keyDir} here (mode 600), then start the node again");
         return new KeyRing(LoadOrCreateMaster(keyDir));
+    }
+
+    /// <summary>
+    /// The cell's first node without the client role: its key folder gets the cell key when it holds none, so that
+    /// 'actorbackup keys issue' gives the cell's client hosts their keyrings from it.
+    /// </summary>
+    public static void EnsureCellKey(string keyDir)
+    {
+        if (!File.Exists(Path.Combine(keyDir, "master.json")) && !File.Exists(Path.Combine(keyDir, ClientKeyringFile))) LoadOrCreateMaster(keyDir);
     }
 
     /// <summary>The cell key from <paramref name="keyDir"/>, created there when it holds none.</summary>

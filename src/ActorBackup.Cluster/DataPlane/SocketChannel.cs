@@ -101,17 +101,28 @@ public sealed class SocketChannel : IDataPlaneChannel
             }
     }
 
+    /// <summary>How long a connection to the data plane may take to be accepted.</summary>
+    internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(30);
+
     private Connection OpenOnce()
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            socket.Connect(_host, _port);
+            // Bounded: a firewall that drops the port's packets would hold the job for the kernel's two minutes of retries.
+            using var timeout = new CancellationTokenSource(ConnectTimeout);
+            socket.ConnectAsync(_host, _port, timeout.Token).AsTask().GetAwaiter().GetResult();
         }
         catch (SocketException e)
         {
             socket.Dispose();
             throw new DataPlaneLostException($"cannot reach it at {_host}:{_port}: {e.Message}", e);
+        }
+        catch (OperationCanceledException e)
+        {
+            socket.Dispose();
+            throw new DataPlaneLostException($"cannot reach it at {_host}:{_port}: no answer in {ConnectTimeout.TotalSeconds:0} s " +
+                                             "(a firewall between the hosts dropping the data plane port? actorbackup.data-plane-port on the media node)", e);
         }
         Connection c;
         try

@@ -67,6 +67,10 @@ public static class CellHosting
                     system.Settings.Config.GetInt("actorbackup.data-plane-port", 0), TimeSpan.FromMinutes(5), DataPlaneSessions.Get(system), trust,
                     log: message => Akka.Event.LoggingExtensions.Warning(system.Log, message));
                 system.RegisterOnTermination(server.Dispose);
+                if (system.Settings.Config.GetInt("actorbackup.data-plane-port", 0) == 0 && !System.Net.IPAddress.IsLoopback(server.Endpoint.Address))
+                    Akka.Event.LoggingExtensions.Warning(system.Log, "this node's data plane listens on port {0}, chosen at random (actorbackup.data-plane-port = 0), and " +
+                        "another at each start: clients on other hosts reach it only through a firewall that lets any port through. Set actorbackup.data-plane-port and open that port",
+                        server.Endpoint.Port);
                 var endpoint = new DataPlaneEndpoint(AdvertisedHost(system.Settings.Config, server.Endpoint.Address), server.Endpoint.Port);
                 // Started by hand, not WithShardRegion: the shards go by library affinity (a custom allocation
                 // strategy), which the hosting options do not carry.
@@ -91,8 +95,14 @@ public static class CellHosting
         return akka.WithActors((system, registry) =>
         {
             if (Metrics.CellMetrics.Serve(settings.MetricsHost, settings.MetricsPort) is { } metrics) system.RegisterOnTermination(metrics.Dispose);
+            // A node that cannot be the manager leaves a cell that has none for long (its manager's node formed another).
+            if (!settings.Roles.Contains("manager") && settings.ManagerAbsentTimeout > TimeSpan.Zero)
+                system.ActorOf(ManagerAbsenceActor.Props(settings.ManagerAbsentTimeout,
+                    system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Select(Address.Parse).ToList()), "manager-absence");
             var manager = registry.Get<ManagerActor>();
             var media = registry.Get<MediaActor>();
+            // Every node refuses the certificates the cell revoked (the manager's list, signed).
+            system.ActorOf(RevocationsActor.Props(trust, manager, DistributedPubSub.Get(system).Mediator), "revocations");
             IActorRef? client = null;
             var readsEveryClient = true;
             if (settings.Roles.Contains("client"))

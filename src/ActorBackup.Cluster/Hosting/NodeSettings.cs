@@ -12,6 +12,8 @@ public sealed record NodeSettings(
 {
     /// <summary>actorbackup.reread-changed-within (BackupOptions.RereadChangedWithin); 0 or more.</summary>
     public TimeSpan RereadChangedWithin { get; init; } = Engine.Archive.BackupOptions.DefaultRereadChangedWithin;
+    /// <summary>actorbackup.manager-absent-timeout (<see cref="ManagerAbsence"/>); zero: never.</summary>
+    public TimeSpan ManagerAbsentTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>The node's settings; a value of the wrong kind (max-jobs = four) is a ConfigurationException saying so.</summary>
     public static NodeSettings From(Config config)
@@ -131,7 +133,7 @@ public sealed record NodeSettings(
         // own would, once the singleton moved to it, recover an empty catalog and have its prunes sweep what the cell
         // stored. A cell of several manager nodes shares one PostgreSQL journal.
         if (roles.Contains("manager") && c.GetString("persistence", "sqlite") == "sqlite" && !Trust.NodeTrust.IsFirstSeed(config))
-            throw new ConfigurationException("a node with the manager role that joins another node's cell (it is not the first of akka.cluster.seed-nodes) " +
+            throw new ConfigurationException($"a node with the manager role that joins another node's cell (it is not the first of akka.cluster.seed-nodes: {Trust.NodeTrust.FirstSeedNote(config)}) " +
                                              "must share that cell's journal: set actorbackup.persistence=postgres and the cell's connection string, " +
                                              "or leave the manager role out (actorbackup.roles=[media, client])");
         var clientId = c.GetString("client-id", "");
@@ -167,6 +169,9 @@ public sealed record NodeSettings(
                 || c.GetTimeSpan("reread-changed-within", Engine.Archive.BackupOptions.DefaultRereadChangedWithin) is var within && within < TimeSpan.Zero
                 ? throw new ConfigurationException($"actorbackup.reread-changed-within must be 0s or more (a duration such as 2s), got {c.GetString("reread-changed-within")}")
                 : within,
+            ManagerAbsentTimeout = c.GetTimeSpan("manager-absent-timeout", TimeSpan.FromMinutes(2)) is var absent && absent >= TimeSpan.Zero
+                ? absent
+                : throw new ConfigurationException($"actorbackup.manager-absent-timeout must be 0s or more (a duration such as 2m), got {c.GetString("manager-absent-timeout")}"),
         };
     }
 

@@ -64,6 +64,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>The DistributedPubSub topic of <see cref="JobEndedNotice"/>s.</summary>
     public const string JobEndedTopic = "actorbackup.job-ended";
+    /// <summary>Where the manager tells every node the cell's revoked certificates (Trust/RevocationsActor).</summary>
+    public const string RevocationsTopic = "actorbackup.revocations";
 
     /// <summary>The most jobs one list answers (`abk job list --limit`): a few hundred bytes each, well under a 4 MiB frame.</summary>
     public const int MaxJobsListed = 5000;
@@ -100,6 +102,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             NextTick();
+            // Refused on this node at once, whatever it heard before (a manager that moved here).
+            LearnRevocations(_state.Revoked.Keys);
             foreach (var job in _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State))) Supervise(job);
             // Every known client registers again now (after a fail-over their actors are still where they
             // were), saying which jobs it still runs. Open jobs that no client claims end INTERRUPTED once
@@ -706,6 +710,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 sender.Tell(e);
             });
         });
+        Command<RevokeCertificate>(m =>
+        {
+            if (OperatorOnly(m, "revoke a certificate")) return;
+            var own = _trust is null ? "" : Protocol.Trust.RevokedCertificates.SerialOf(_trust.Certificate);
+            PersistDecision(_state.DecideRevoke(m, DateTimeOffset.UtcNow, own, _authorizedSerial), (sender, e) =>
+            {
+                var revoked = (CertificateRevoked)e;
+                _log.Warning("certificate {0}{1} revoked{2}", revoked.Serial, revoked.Subject == "" ? "" : $" ({revoked.Subject})", revoked.Reason == "" ? "" : $": {revoked.Reason}");
+                LearnRevocations([revoked.Serial]);
+                _signedRevocations = null;
+                _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(RevocationsTopic, SignedRevocations()));
+                sender.Tell(e);
+            });
+        });
+        Command<ListRevocations>(_ => Sender.Tell(SignedRevocations()));
         Command<SetLibraryEnabled>(m =>
         {
             if (OperatorOnly(m, "disable or enable a library")) return;
@@ -967,6 +986,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>The signed command being handled, taken from a CallerSigned, and the role of the certificate that signed it.</summary>
     private IMessage? _authorized;
     private Protocol.Trust.CellRole _authorizedRole;
+    /// <summary>The serial number of the certificate that signed the command being handled (empty: none).</summary>
+    private string _authorizedSerial = "";
     private readonly Trust.CallerNonces _nonces = new();
 
     /// <summary>What the manager takes inside a CallerSigned: operator-only and job commands, and a program's looks at the catalog.</summary>
@@ -983,7 +1004,28 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Protocol.Trust.CellIdentity? caller = null;
         if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
         else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller, SignedHere);
-        Authorized(command, caller, refusal);
+        _authorizedSerial = command is RevokeCertificate ? SerialOf(signed.Signer) : "";
+        try
+        {
+            Authorized(command, caller, refusal);
+        }
+        finally
+        {
+            _authorizedSerial = "";
+        }
+    }
+
+    private static string SerialOf(Google.Protobuf.ByteString der)
+    {
+        try
+        {
+            using var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(der.Span);
+            return Protocol.Trust.RevokedCertificates.SerialOf(cert);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return "";
+        }
     }
 
     /// <summary>
@@ -1076,6 +1118,26 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _log.Warning("{0} refused (from {1}): unsigned", m.Descriptor.Name, Sender);
         Sender.Tell(new CommandRejected { Reason = reason });
         return true;
+    }
+
+    /// <summary>The cell's revoked certificates, signed by this manager node: the only list a node takes.</summary>
+    private Revocations SignedRevocations() => _signedRevocations ??= Trust.MessageSignature.Sign(_state.RevocationList(), _trust);
+
+    /// <summary>The list as last signed; null once it changed (every node asks for it now and then: signed once).</summary>
+    private Revocations? _signedRevocations;
+
+    /// <summary>This node refuses <paramref name="serials"/> from now on (its other nodes hear the list signed).</summary>
+    private void LearnRevocations(IEnumerable<string> serials)
+    {
+        try
+        {
+            _trust?.Learn(serials);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Refused in this process all the same; the file keeps them refused at the next start before the list comes.
+            _log.Error("the revoked certificates could not be written to this node's certs folder: {0}", e.Message);
+        }
     }
 
     /// <summary>

@@ -27,6 +27,8 @@ public sealed partial record ManagerState
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> PendingDeletions { get; init; } = Named<ImmutableSortedSet<string>>();
     /// <summary>The libraries an operator disabled (abk library disable), with the reason given: they take no new job.</summary>
     public ImmutableSortedDictionary<string, string> DisabledLibraries { get; init; } = Named<string>();
+    /// <summary>The certificates an operator revoked (abk cert revoke), by serial number (<see cref="DecideRevoke"/>).</summary>
+    public ImmutableSortedDictionary<string, CertificateRevoked> Revoked { get; init; } = Named<CertificateRevoked>();
     /// <summary>Per snapshot: the further libraries that hold a whole copy of it.</summary>
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> Copies { get; init; } = Named<ImmutableSortedSet<string>>();
 
@@ -39,6 +41,7 @@ public sealed partial record ManagerState
     {
         ClientRegistered c => this with { Clients = Clients.SetItem(c.Id, c) },
         ClientRemoved c => this with { Clients = Clients.Remove(c.Id) },
+        CertificateRevoked r => this with { Revoked = Revoked.SetItem(r.Serial, r) },
         LibraryRegistered l => this with { Libraries = Libraries.SetItem(l.Id, l) },
         JobQueued q => (this with { Jobs = Jobs.SetItem(long.Parse(q.Job.Id), q.Job.Clone()), NextJob = Math.Max(NextJob, long.Parse(q.Job.Id) + 1) })
             .WithClock(q.Job.SlotUnixMs > 0 ? q.Job.BackupSet : null, q.Job.SlotUnixMs, ""),
@@ -159,6 +162,7 @@ public sealed partial record ManagerState
         s.PendingDeletions.AddRange(PendingDeletions.Select(kv => new LibraryPruned { Library = kv.Key, Snapshots = { kv.Value } }));
         s.Copies.AddRange(Copies.SelectMany(kv => kv.Value.Select(l => new SnapshotCopied { Snapshot = kv.Key, Library = l })));
         s.DisabledLibraries.AddRange(DisabledLibraries.Select(kv => new LibraryEnabled { Library = kv.Key, Reason = kv.Value }));
+        s.Revoked.AddRange(Revoked.Values);
         return s;
     }
 
@@ -176,6 +180,7 @@ public sealed partial record ManagerState
         PendingDeletions = s.PendingDeletions.ToImmutableSortedDictionary(p => p.Library, p => p.Snapshots.ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
         Copies = s.Copies.GroupBy(c => c.Snapshot).ToImmutableSortedDictionary(g => g.Key, g => g.Select(c => c.Library).ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
         DisabledLibraries = s.DisabledLibraries.ToImmutableSortedDictionary(d => d.Library, d => d.Reason, StringComparer.Ordinal),
+        Revoked = s.Revoked.ToImmutableSortedDictionary(r => r.Serial, r => r, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>

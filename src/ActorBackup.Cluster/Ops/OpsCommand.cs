@@ -193,7 +193,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 return new SnapshotList { Snapshots = { all.Snapshots.Skip(Math.Max(0, (all.Snapshots.Count - 1) / size * size)) } };
             case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or DeleteSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
-                or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy:
+                or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy or ListRevocations:
                 return await AskManager<IMessage>(command);
             case ListVolumes v:
                 await EnsureLibrary(v.Library);

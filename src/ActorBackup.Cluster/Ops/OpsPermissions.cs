@@ -19,6 +19,7 @@ public static class OpsPermissions
         ListJobs.Descriptor.Name, GetJob.Descriptor.Name, WatchJob.Descriptor.Name, ListSnapshots.Descriptor.Name, GetSnapshot.Descriptor.Name,
         ListSnapshotTree.Descriptor.Name, FindFiles.Descriptor.Name, ListBackupSets.Descriptor.Name, GetBackupSet.Descriptor.Name,
         ListPolicies.Descriptor.Name, GetPolicy.Descriptor.Name, ListVolumes.Descriptor.Name, ListDrives.Descriptor.Name, GetInventory.Descriptor.Name,
+        ListRevocations.Descriptor.Name,
     ];
 
     private static readonly HashSet<string> Jobs =
@@ -72,6 +73,7 @@ public static class OpsPermissions
         nameof(SetLibraryEnabled) => "disable or enable a library",
         nameof(ChangeTape) => "move tapes (import, export, label, mount, unmount, clean)",
         nameof(RemoveClient) => "remove a client",
+        nameof(RevokeCertificate) => "revoke a certificate",
         _ => "send " + name,
     };
 }

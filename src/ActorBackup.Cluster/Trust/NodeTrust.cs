@@ -22,6 +22,8 @@ public sealed class NodeTrust : IDisposable
     public X509Certificate2 Ca { get; }
     public X509Certificate2 Certificate { get; }
     public CellIdentity Identity { get; }
+    /// <summary>Whether this start made the cell's CA (the cell's first start: its first node then makes the cell key too).</summary>
+    public bool MadeCa { get; private init; }
 
     public NodeTrust(string dir, X509Certificate2 ca, X509Certificate2 certificate, CellIdentity identity)
     {
@@ -44,42 +46,121 @@ public sealed class NodeTrust : IDisposable
         var wanted = CellIdentity.Of(CellRole.Node, settings.ClientId, settings.Roles.Contains("client") ? settings.ClientId : "", settings.Roles,
             settings.Roles.Contains("media") ? settings.Libraries.Select(l => l.Id).ToList() : []);
         var node = CellCertificates.PairName(CellRole.Node);
+        CellCertificates.FinishPairs(dir); // a pair whose writing was cut short
         var haveCa = File.Exists(Path.Combine(dir, CellCertificates.CaCert));
         var haveNode = File.Exists(Path.Combine(dir, node + ".crt"));
+        var caKey = Path.Combine(dir, CellCertificates.CaKey);
+        var operatorCert = Path.Combine(dir, CellCertificates.PairName(CellRole.Operator) + ".crt");
+        var madeCa = false;
         if (!haveCa && !haveNode && IsFirstSeed(config))
         {
+            if (File.Exists(caKey))
+            {
+                // A CA key whose certificate never reached the disk (the first start cut short): nothing was issued with
+                // it. Kept aside, not deleted; a new CA is made.
+                File.Move(caKey, caKey + ".unused", overwrite: true);
+                Console.Error.WriteLine($"actorbackup: {caKey} had no {CellCertificates.CaCert} beside it (a first start cut short): moved to {caKey}.unused; making the cell's CA");
+            }
             CellCertificates.CreateCa(dir, settings.ClientId);
             CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
+            CellCertificates.Issue(dir, wanted, dir);
+            madeCa = true;
+        }
+        else if (haveCa && !haveNode && File.Exists(caKey))
+        {
+            // The CA is here but not this node's certificate: a first start cut short after the CA was made, or a
+            // certificate removed to have it made again. The first seed also gets the operator's it never got.
+            Console.Error.WriteLine($"actorbackup: no {node}.crt in {dir}: issued with the cell's CA there");
+            if (IsFirstSeed(config) && !File.Exists(operatorCert)) CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
             CellCertificates.Issue(dir, wanted, dir);
         }
         else if (!haveCa || !haveNode)
             throw new ConfigurationException(
-                $"no {(haveCa ? node + ".crt" : CellCertificates.CaCert)} in {dir}: this node is not the first seed of its cell, so it cannot create the cell's CA. " +
+                $"no {(haveCa ? node + ".crt" : CellCertificates.CaCert)} in {dir}: " +
+                (haveCa ? $"and no {CellCertificates.CaKey} there to issue one (the cell's CA is kept on another host). "
+                        : $"this node is not the first seed of its cell ({FirstSeedNote(config)}), so it cannot create the cell's CA. ") +
                 $"On the host holding the CA (DATA/certs of the first node) run 'actorbackup ca issue --ca DATA/certs --role node --name {settings.ClientId} " +
                 $"--roles {string.Join(",", settings.Roles)}{(settings.Roles.Contains("media") ? " --libraries " + string.Join(",", settings.Libraries.Select(l => l.Id)) : "")} " +
                 $"--out DIR' and copy DIR to {dir} here (or point actorbackup.certs-dir at it)");
         var ca = Load(() => CellCertificates.LoadCa(dir));
-        var (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
+        X509Certificate2 cert;
+        CellIdentity identity;
+        try
+        {
+            (cert, identity) = CellCertificates.LoadPair(dir, node, ca);
+        }
+        catch (InvalidDataException e) when (e.InnerException is System.Security.Cryptography.CryptographicException or ArgumentException && File.Exists(caKey))
+        {
+            // A new key beside the old certificate (a reissue cut short by a power cut): issued again, the CA at hand.
+            Console.Error.WriteLine($"actorbackup: {e.Message}; issued again with the cell's CA in {dir}");
+            CellCertificates.Issue(dir, wanted, dir);
+            (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+        {
+            throw new ConfigurationException(e.Message);
+        }
         if (identity.Role != CellRole.Node)
             throw new ConfigurationException($"{Path.Combine(dir, node + ".crt")} is a certificate of {identity}, not of a node");
         if (!Covers(identity, wanted))
         {
             if (!File.Exists(Path.Combine(dir, CellCertificates.CaKey)))
                 throw new ConfigurationException($"this node's certificate ({Path.Combine(dir, node + ".crt")}) is for {identity}, but the node is {wanted}: " +
-                                                 "issue it again on the host holding the cell's CA ('actorbackup ca issue --role node ...')");
+                                                 "if the certificate is right, make the node's config say what it says (actorbackup.client-id for the name, " +
+                                                 "actorbackup.roles, actorbackup.libraries; a node given no config file runs every role as its host name); " +
+                                                 "else issue it again on the host holding the cell's CA ('actorbackup ca issue --role node ...')");
             cert.Dispose();
             // Said, not silent: a client-id or role typed wrong on the CA's host renames the node in the cell.
             Console.Error.WriteLine($"actorbackup: this node's certificate named {identity}; the node is now {wanted}: issued again with the cell's CA in {dir}");
             CellCertificates.Issue(dir, wanted, dir);
             (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
         }
+        LoadRevoked(dir, ca);
         if (ca.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
             Console.Error.WriteLine($"actorbackup: the cell's CA expires at {ca.NotAfter.ToUniversalTime():u}: no certificate it issues lasts longer; " +
                                     "before then make a new CA (actorbackup ca init) and issue every node's and operator's certificate with it");
         else if (cert.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
             Console.Error.WriteLine($"actorbackup: this node's certificate expires at {cert.NotAfter.ToUniversalTime():u}: issue a new one before then " +
                                     "(actorbackup ca issue on the CA's host), or the node cannot join its cell");
-        return new NodeTrust(dir, ca, cert, identity);
+        return new NodeTrust(dir, ca, cert, identity) { MadeCa = madeCa };
+    }
+
+    /// <summary>The cell's revoked serial numbers this node has heard of, one a line: refused from the node's start on.</summary>
+    public const string RevokedFile = "revoked";
+
+    private static void LoadRevoked(string dir, X509Certificate2 ca)
+    {
+        var path = Path.Combine(dir, RevokedFile);
+        if (!File.Exists(path)) return;
+        try
+        {
+            RevokedCertificates.Add(ca, File.ReadLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).Take(1_000_000));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"{path} (the cell's revoked certificates) cannot be read: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Takes the revoked certificates of the manager's list: refused from now on, and (when any is new) written to the
+    /// certs folder, so that they are refused from the next start on too, before the node hears from the manager again.
+    /// Whether any was new.
+    /// </summary>
+    public bool Learn(IEnumerable<string> serials)
+    {
+        lock (_learning) return LearnLocked(serials); // the manager's node learns from the manager and from the list (one temporary file)
+    }
+
+    private readonly object _learning = new();
+
+    private bool LearnLocked(IEnumerable<string> serials)
+    {
+        var path = Path.Combine(Dir, RevokedFile);
+        if (!RevokedCertificates.Add(Ca, serials) && (File.Exists(path) || RevokedCertificates.Of(Ca).Count == 0)) return false;
+        var all = RevokedCertificates.Of(Ca).Order(StringComparer.Ordinal);
+        Engine.Posix.Posix.WriteFileDurably(path, System.Text.Encoding.ASCII.GetBytes(string.Concat(all.Select(x => x + "\n"))));
+        return true;
     }
 
     private static T Load<T>(Func<T> load)
@@ -103,10 +184,26 @@ public sealed class NodeTrust : IDisposable
     {
         var seeds = config.GetStringList("akka.cluster.seed-nodes");
         if (seeds.Count == 0) return true;
-        // The node's own address as Akka makes it: public-hostname when set (the hostname may be 0.0.0.0).
-        var host = config.GetString("akka.remote.dot-netty.tcp.public-hostname", "") is { Length: > 0 } pub ? pub : config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
-        var port = config.GetInt("akka.remote.dot-netty.tcp.port", 0);
+        var (host, port) = OwnAddress(config);
         return Uri.TryCreate(seeds[0], UriKind.Absolute, out var first) && first.Port == port && string.Equals(first.Host, host, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The node's own address as Akka makes it: public-hostname and public-port when set (the hostname may be 0.0.0.0).</summary>
+    private static (string Host, int Port) OwnAddress(Config config) => (
+        config.GetString("akka.remote.dot-netty.tcp.public-hostname", "") is { Length: > 0 } pub ? pub : config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1"),
+        config.GetInt("akka.remote.dot-netty.tcp.public-port", 0) is > 0 and var publicPort ? publicPort : config.GetInt("akka.remote.dot-netty.tcp.port", 0));
+
+    /// <summary>
+    /// Why this node is not its first seed, as both are written (the comparison is of the words: a seed written as a
+    /// host name is not this node written as its IP address), for a message that refuses what only the first seed may do.
+    /// </summary>
+    public static string FirstSeedNote(Config config)
+    {
+        var (host, port) = OwnAddress(config);
+        var seeds = config.GetStringList("akka.cluster.seed-nodes");
+        var first = seeds.Count > 0 && Uri.TryCreate(seeds[0], UriKind.Absolute, out var u) ? $"{u.Host}:{u.Port}" : seeds.FirstOrDefault() ?? "";
+        return $"akka.cluster.seed-nodes[0] is {first}, this node is {host}:{port} (akka.remote.dot-netty.tcp.hostname or public-hostname, and port): " +
+               "if this is the cell's first node, write them alike";
     }
 
     /// <summary>A listener of this node: mutual TLS; a peer whose certificate <paramref name="allowed"/> accepts.</summary>

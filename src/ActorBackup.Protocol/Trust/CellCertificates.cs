@@ -110,9 +110,10 @@ public static class CellCertificates
         {
             loaded = X509Certificate2.CreateFromPemFile(crt, key);
         }
-        catch (CryptographicException e)
+        catch (Exception e) when (e is CryptographicException or ArgumentException) // ArgumentException: a key that is not the certificate's
         {
-            throw new InvalidDataException($"{crt} or {key} is not a certificate with its key ({e.Message}): issue it again with 'actorbackup ca issue'");
+            // The exception inside says the two files are not one pair (a key replaced without its certificate).
+            throw new InvalidDataException($"{crt} or {key} is not a certificate with its key ({e.Message}): issue it again with 'actorbackup ca issue'", e);
         }
         if (Check(loaded, ca) is { } reason)
         {
@@ -154,6 +155,8 @@ public static class CellCertificates
         if (chain.ChainElements.Count != 2 || chain.ChainElements[1].Certificate.Thumbprint != ca.Thumbprint)
             return $"certificate '{cert.Subject}' is not issued directly by this cell's CA";
         if (CellIdentity.From(cert) is null) return $"certificate '{cert.Subject}' carries no ActorBackup role";
+        if (RevokedCertificates.IsRevoked(ca, cert))
+            return $"certificate '{cert.Subject}' (serial {RevokedCertificates.SerialOf(cert)}) was revoked by an operator of this cell (abk cert list): issue a new one if its holder is to be let in again";
         return null;
     }
 
@@ -240,6 +243,31 @@ public static class CellCertificates
         }
         File.Move(keyPath + ".tmp", keyPath, overwrite: true);
         File.Move(certPath + ".tmp", certPath, overwrite: true);
+    }
+
+    /// <summary>
+    /// Finishes what <see cref="WritePair"/> left undone in <paramref name="dir"/> when it was cut short (a kill, a power
+    /// cut): a key moved into place whose certificate was not gets its certificate (written whole before either moved);
+    /// a pair neither of whose files moved is dropped, the old pair standing.
+    /// </summary>
+    public static void FinishPairs(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        foreach (var tmp in Directory.GetFiles(dir, "*.tmp"))
+        {
+            if (!File.Exists(tmp)) continue; // dropped with its other half
+            var path = tmp[..^".tmp".Length];
+            var (crt, key) = path.EndsWith(".crt", StringComparison.Ordinal) ? (path, path[..^4] + ".key")
+                : path.EndsWith(".key", StringComparison.Ordinal) ? (path[..^4] + ".crt", path) : (path, path);
+            if (crt == key) continue; // not a pair's (ca.crt's copy is written whole by one move)
+            if (File.Exists(key + ".tmp"))
+            {
+                File.Delete(key + ".tmp");
+                File.Delete(crt + ".tmp");
+            }
+            else if (File.Exists(crt + ".tmp") && File.Exists(key)) File.Move(crt + ".tmp", crt, overwrite: true);
+            else File.Delete(tmp);
+        }
     }
 
     /// <summary>Written under a temporary name, then moved over: a reader never sees half a key.</summary>

@@ -87,6 +87,11 @@ public static class SignedMessages
                 id = CellIdentity.From(cert)!;
                 if (Checked.Count < 10_000) Checked[known] = id;
             }
+            else if (RevokedCertificates.IsRevoked(ca, cert)) // revoked since it was checked
+            {
+                refusal = $"its signer's certificate '{cert.Subject}' (serial {RevokedCertificates.SerialOf(cert)}) was revoked by an operator of this cell";
+                return null;
+            }
             var content = m.Descriptor.Parser.ParseFrom(m.ToByteString()); // a copy: the message may be shared in place
             signatureField.Accessor.SetValue(content, ByteString.Empty);
             using var key = cert.GetECDsaPublicKey();

@@ -37,4 +37,23 @@ public sealed class CellKeyringTests : IDisposable
         Assert.Equal(["cell.key", "master.json"], Directory.GetFiles(cell).Select(Path.GetFileName).Order(StringComparer.Ordinal)); // no temporary left
         Assert.True(CellKeyring.Load(cell, "host-a").HoldsCellKey); // and it opens again
     }
+
+    [Fact]
+    public void Only_the_cells_first_node_makes_a_cell_key_whatever_its_roles()
+    {
+        // A client host started before its keyring was copied: it says what to run, and makes no key of its own.
+        var host = Path.Combine(_dir, "web1");
+        var refused = Assert.Throws<FileNotFoundException>(() => CellKeyring.Load(host, "web1", create: false)).Message;
+        Assert.Contains("actorbackup keys issue --keys DATA/keys --client web1", refused);
+        Assert.False(File.Exists(Path.Combine(host, "master.json")));
+        // The first node with the manager role alone: its key folder gets the cell key, to issue keyrings from.
+        var first = Path.Combine(_dir, "manager");
+        CellKeyring.EnsureCellKey(first);
+        var master = File.ReadAllBytes(Path.Combine(first, "master.json"));
+        CellKeyring.EnsureCellKey(first); // kept, not made again
+        Assert.Equal(master, File.ReadAllBytes(Path.Combine(first, "master.json")));
+        var ring = CellKeyring.Load(first, "manager");
+        ring.IssueClientKeyring("web1", Path.Combine(host, CellKeyring.ClientKeyringFile));
+        Assert.Equal("web1", CellKeyring.Load(host, "web1", create: false).OnlyClient);
+    }
 }
