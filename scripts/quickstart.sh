@@ -28,5 +28,9 @@ if ! "$abk" library list >/dev/null 2>&1; then
     if "$abk" library list 2>/dev/null | grep -q "lib1 .* yes"; then break; fi
     sleep 1
   done
+  # The node says so in its log when it makes the cell key; said here too, where a newcomer looks.
+  if grep -q "made the cell key" data/node.log 2>/dev/null; then
+    echo "made the cell key in data/keys: every backup is encrypted under it and nothing restores without it; copy data/keys off this host now"
+  fi
 fi
 exec "$abk" backup "${folders[@]}"

@@ -60,8 +60,8 @@ public static class CommandTable
             {
                 var state = await session.Call<ClusterState>(new GetClusterState(), c);
                 if (o.Json) o.Write(state);
-                else o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES"], state.Members.Select(m => new[]
-                    { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles) }));
+                else o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES", "VERSION"], state.Members.Select(m => new[]
+                    { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles), m.Version }));
                 return 0;
             }),
             Verb("leave", "ask a member to leave the cell", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Leave, c), address),
@@ -381,6 +381,10 @@ public static class CommandTable
                 else o.Line($"library {rebuilt.Library}: {rebuilt.Found} snapshots stored; {rebuilt.Added} were missing from the catalog and are back" +
                             (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : "") +
                             (rebuilt.CopiesRecorded > 0 ? $"; {rebuilt.CopiesRecorded} recorded as copies held there" : ""));
+                if (!o.Json && rebuilt.Unaccounted.Count > 0)
+                    o.Line($"library {rebuilt.Library} also holds data of {rebuilt.Unaccounted.Count}{(rebuilt.Unaccounted.Count >= 1000 ? " or more" : "")} snapshots whose " +
+                           "manifests are in another library (backups that went on there when this one was full): rebuild every library; until then " +
+                           $"prunes of {rebuilt.Library} keep their data ({string.Join(" ", rebuilt.Unaccounted.Take(10))}{(rebuilt.Unaccounted.Count > 10 ? " ..." : "")})");
                 if (rebuilt.Problems.Count == 0) return 0;
                 // Not silently: each manifest left out is a snapshot the catalog still lacks (and whose data a prune
                 // may give back once its list is older than the orphans' age).

@@ -315,6 +315,9 @@ public class TwoNodeCellTests
 
         var cluster = a.AbkJson("cluster", "show");
         Assert.Equal(2, cluster.GetProperty("members").GetArrayLength());
+        // Each member says the build it runs (the same here: one build).
+        var versions = cluster.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("version").GetString()).Distinct().ToList();
+        Assert.Matches(@"^\d+\.\d+\.\d+", Assert.Single(versions));
         // Both requests in flight at once: each backup takes far longer than the two abk starts apart.
         var startA = Task.Run(() => a.Abk("backup", "--client", "host-a", "--no-wait", srcA).Stdout.Trim());
         var startB = Task.Run(() => b.Abk("backup", "--client", "host-b", "--no-wait", srcB).Stdout.Trim());

@@ -14,8 +14,9 @@ public static class CellKeyring
 {
     public const string ClientKeyringFile = "client.json";
 
-    /// <param name="create">whether the cell key is created when the folder holds no key (the cell's first node)</param>
-    public static KeyRing Load(string keyDir, string clientId, bool create = true)
+    /// <param name="create">whether the cell key is created when the folder holds no key (the cell's first start)</param>
+    /// <param name="firstSeed">whether this node is its cell's first (for the message when there is no key and none is made)</param>
+    public static KeyRing Load(string keyDir, string clientId, bool create = true, bool firstSeed = false)
     {
         var wrappedPath = Path.Combine(keyDir, "master.json");
         var clientPath = Path.Combine(keyDir, ClientKeyringFile);
@@ -31,6 +32,10 @@ public static class CellKeyring
                                                $"issue its own on the host holding the cell key (actorbackup keys issue --client {clientId} --out DIR)");
             return ring;
         }
+        if (!create && !File.Exists(wrappedPath) && firstSeed)
+            throw new FileNotFoundException($"no cell key (master.json) in {keyDir}, though this cell's CA is here: the cell key was lost or moved. Put back " +
+                                            "master.json and cell.key from where you kept them (every backup of the cell is encrypted under it); for a cell with " +
+                                            "no backups to keep, remove this node's certs folder too and start it again to make a new cell");
         if (!create && !File.Exists(wrappedPath))
             throw new FileNotFoundException($"no cell key (master.json) and no keyring ({ClientKeyringFile}) in {keyDir}: this node is not its cell's first seed, so it " +
                                             "makes no cell key of its own (its snapshots would be readable only with a key on this host). On the host holding the " +
@@ -68,6 +73,10 @@ public static class CellKeyring
                 wrapped = KeyStore.WrapWithKeyFile(master, random);
             }
             KeyStore.Save(wrapped, wrappedPath);
+            // Said once, where the operator looks at the first start: the one thing without which nothing comes back.
+            Console.Error.WriteLine($"actorbackup: made the cell key in {keyDir} (master.json{(string.IsNullOrEmpty(passphrase) ? " and cell.key" : ", wrapped by $ABK_PASSPHRASE")}): " +
+                                    "every backup of this cell is encrypted under it, and nothing can be restored without it. Copy it off this host now, " +
+                                    "and keep it apart from the backups (README.md: what to keep)");
             return master;
         }
         var stored = KeyStore.Load(wrappedPath);

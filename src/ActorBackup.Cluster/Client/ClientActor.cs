@@ -888,7 +888,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             }
         }
         throw new MissingKeyException($"this node holds only client {_ring.OnlyClient}'s keys, and no node gave client {claimed.Client}'s for this restore" +
-                                      (refusals.Count == 0 ? $": start {claimed.Client}'s node or one that holds the cell key" : $" ({string.Join("; ", refusals)})"));
+                                      (refusals.Count == 0 ? $": start {claimed.Client}'s node or a client node that holds the cell key (the cell's first node, given the client role if it has not)" : $" ({string.Join("; ", refusals)})"));
     }
 
     /// <summary>Answers a RequestClientKey from another client node: the key, when KeyGrants says it may have it.</summary>

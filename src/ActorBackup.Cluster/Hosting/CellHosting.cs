@@ -42,6 +42,8 @@ public static class CellHosting
         // The roles go in as a HOCON value rather than ClusterOptions.Roles, which Akka.Cluster.Hosting 1.5.73
         // writes into HOCON unquoted: "library:lib1" does not parse there.
         akka.AddHocon(HoconValues.At("akka.cluster.roles", roles), HoconAddMode.Prepend)
+            // Each member says which build it runs (abk cluster show): a cell upgraded host by host shows where it is.
+            .AddHocon(HoconValues.At("akka.cluster.app-version", BuildVersion), HoconAddMode.Prepend)
             // Akka.Remote over TLS: the scheme follows the transport, so seeds written akka.tcp:// (as ever) are read as akka.ssl.tcp://.
             .AddHocon(HoconValues.At("akka.remote.dot-netty.tcp.enable-ssl", true), HoconAddMode.Prepend)
             .AddHocon(HoconValues.At("akka.cluster.seed-nodes", config.GetStringList("akka.cluster.seed-nodes").Select(RemoteAddresses.Secure).ToList()), HoconAddMode.Prepend)
@@ -128,6 +130,17 @@ public static class CellHosting
                     foreach (var l in settings.Libraries) media.Tell(new GetLibraryStatus { Library = l.Id }, ActorRefs.NoSender); // no answer wanted
                 });
         });
+    }
+
+    /// <summary>This build's version as Akka's app-version takes it: "1.0.0-COMMIT" (the commit's first 12 hex digits).</summary>
+    public static readonly string BuildVersion = VersionOf(typeof(CellHosting).Assembly);
+
+    private static string VersionOf(System.Reflection.Assembly assembly)
+    {
+        var informational = assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "1.0.0";
+        var plus = informational.IndexOf('+');
+        return plus < 0 ? informational : informational[..plus] + "-" + informational[(plus + 1)..Math.Min(informational.Length, plus + 13)];
     }
 
     /// <summary>Whether the node keeps a journal: it runs the manager (its catalog) or media agents (their libraries' index).</summary>

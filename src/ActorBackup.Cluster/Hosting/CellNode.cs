@@ -47,11 +47,13 @@ public sealed class CellNode : IAsyncDisposable
         var settings = NodeSettings.From(config);
         var trust = NodeTrust.ForNode(config, settings);
         // The client's keys too, before the host: a wrong or damaged key file is a clear error, not a hosting stack trace.
-        // Only the cell's first node makes the cell key: any other client node is given its keyring. One without the client
-        // role makes it when it makes the CA (in a cell made before that, the first client node made it, elsewhere).
-        var firstSeed = NodeTrust.IsFirstSeed(config);
-        var keys = settings.Roles.Contains("client") ? Client.CellKeyring.Load(settings.KeyDir, settings.ClientId, create: firstSeed) : null;
-        if (keys is null && trust.MadeCa) Client.CellKeyring.EnsureCellKey(settings.KeyDir);
+        // Only the cell's first node makes the cell key, at the cell's first start (with its CA), whatever its roles: any
+        // other client node is given its keyring, and a first node that finds the CA but no key lost it (a new key would
+        // leave every backup made so far unreadable, and go on silently).
+        var keys = settings.Roles.Contains("client")
+            ? Client.CellKeyring.Load(settings.KeyDir, settings.ClientId, create: trust.FirstStart, firstSeed: NodeTrust.IsFirstSeed(config))
+            : null;
+        if (keys is null && trust.FirstStart) Client.CellKeyring.EnsureCellKey(settings.KeyDir);
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         // Room for coordinated shutdown: running jobs are stopped and recorded INTERRUPTED before the node goes.

@@ -659,8 +659,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var (answer, events) = _state.DecideRecordSnapshots(m);
-            // Every manifest there read (none named in the problems): the catalog knows what the library holds again.
-            var whole = m.Complete;
+            // Every manifest there read (none named in the problems) and every list there a known snapshot's: the catalog
+            // knows what the library holds again. A spanned backup's list here whose manifest is in another library keeps
+            // it from that until the other library is rebuilt too (its prunes keep every list the catalog does not know).
+            var whole = m.Complete && answer.Unaccounted.Count == 0;
             if (events.Count == 0)
             {
                 if (whole) CatalogCaughtUp(m.Library);

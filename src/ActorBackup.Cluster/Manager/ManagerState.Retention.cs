@@ -692,6 +692,9 @@ public sealed partial record ManagerState
         answer.CopiesRecorded = copied.Count;
         events.AddRange(copied); // after the snapshots they name are recorded
         answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
+        // Lists here whose manifests are elsewhere (a backup that spanned into another library): not known yet, so the
+        // library is not caught up (its prunes keep unknown lists), or a prune would take a spanned snapshot's data.
+        answer.Unaccounted.AddRange(referenced.Where(id => !known.Contains(id) && !deleted.Contains(id)).Order(StringComparer.Ordinal).Take(1000));
         return (answer, events);
     }
 

@@ -250,12 +250,17 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 return await AskManager<JobAccepted>(v);
             case RebuildCatalog rc:
                 if (_cell.Client is null)
-                    return new CommandRejected { Reason = "this node has no client role, so not the cell key that opens the manifests: run abk against a node with the client role" };
+                    return new CommandRejected
+                    {
+                        Reason = "this node has no client role, so it opens no manifest: run abk against a client node that holds the cell key (master.json in its key " +
+                                 "folder), or give the node holding it the client role (actorbackup.roles; its certificate is issued again at its start where ca.key is)",
+                    };
                 if (!_cell.LocalReadsEveryClient)
                     return new CommandRejected
                     {
                         Reason = $"this node holds client {_cell.LocalClient}'s keyring only, which checks none of the other clients' manifests: " +
-                                 "run abk catalog rebuild against a node that holds the cell key (the cell's first node)",
+                                 "run abk catalog rebuild against a node that holds the cell key (the cell's first node; one without the client role " +
+                                 "needs it added: actorbackup.roles)",
                     };
                 await EnsureLibrary(rc.Library);
                 rc.Caller = _call.Proof; // the client rebuilds for the operator who signed it
@@ -439,6 +444,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
         {
             Address = m.Address.ToString(), Status = m.Status.ToString().ToLowerInvariant(), Reachable = !state.Unreachable.Contains(m),
             Roles = { m.Roles.Order() }, Manager = managerNode is not null && m.Address == managerNode.Address, Self = m.Address == cluster.SelfAddress,
+            Version = m.AppVersion.ToString(),
         }));
         return answer;
     }

@@ -22,8 +22,11 @@ public sealed class NodeTrust : IDisposable
     public X509Certificate2 Ca { get; }
     public X509Certificate2 Certificate { get; }
     public CellIdentity Identity { get; }
-    /// <summary>Whether this start made the cell's CA (the cell's first start: its first node then makes the cell key too).</summary>
-    public bool MadeCa { get; private init; }
+    /// <summary>
+    /// Whether this start made the cell's CA, or finished the first start that did (the cell's first start: its first
+    /// node then makes the cell key too). A first node that finds the CA but not the cell key otherwise lost the key.
+    /// </summary>
+    public bool FirstStart { get; private init; }
 
     public NodeTrust(string dir, X509Certificate2 ca, X509Certificate2 certificate, CellIdentity identity)
     {
@@ -71,7 +74,11 @@ public sealed class NodeTrust : IDisposable
             // The CA is here but not this node's certificate: a first start cut short after the CA was made, or a
             // certificate removed to have it made again. The first seed also gets the operator's it never got.
             Console.Error.WriteLine($"actorbackup: no {node}.crt in {dir}: issued with the cell's CA there");
-            if (IsFirstSeed(config) && !File.Exists(operatorCert)) CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
+            if (IsFirstSeed(config) && !File.Exists(operatorCert))
+            {
+                CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
+                madeCa = true; // the first start cut short: it goes on to the cell key
+            }
             CellCertificates.Issue(dir, wanted, dir);
         }
         else if (!haveCa || !haveNode)
@@ -122,7 +129,7 @@ public sealed class NodeTrust : IDisposable
         else if (cert.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
             Console.Error.WriteLine($"actorbackup: this node's certificate expires at {cert.NotAfter.ToUniversalTime():u}: issue a new one before then " +
                                     "(actorbackup ca issue on the CA's host), or the node cannot join its cell");
-        return new NodeTrust(dir, ca, cert, identity) { MadeCa = madeCa };
+        return new NodeTrust(dir, ca, cert, identity) { FirstStart = madeCa };
     }
 
     /// <summary>The cell's revoked serial numbers this node has heard of, one a line: refused from the node's start on.</summary>

@@ -133,7 +133,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
-        _numericOwner = options.NumericOwner;
+        // A whole system restored (a snapshot of "/", all of it) brings its own user and group database: its owners by
+        // number, as that /etc/passwd and /etc/group name them, not by the names of whatever host runs the restore (a
+        // rescue system's ids are not the restored system's).
+        _numericOwner = options.NumericOwner || (snapshot.Root is not null && options.Include.Count == 0);
         _sparse = options.Sparse;
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Posix.Posix.IsDirectory(target)))

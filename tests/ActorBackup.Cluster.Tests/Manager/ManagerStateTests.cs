@@ -52,6 +52,22 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void A_rebuild_names_the_lists_of_snapshots_whose_manifests_are_in_another_library()
+    {
+        // A backup that went on from lib1 into lib2: its manifest is in lib2, its list in both. Rebuilt from lib1 first, it
+        // is named (and the manager does not take lib1 as caught up: a prune would take its data as an orphan's).
+        var s = Cell("web1");
+        var spanned = new SnapshotManifest { Id = "0badc0ffee000001", Client = "web1", BackupSet = "/srv", Library = "lib1", Level = Level.Full, RootTree = ByteString.CopyFrom(new byte[32]), Spans = { "lib2" } };
+        var own = new SnapshotManifest { Id = "0badc0ffee000002", Client = "web1", BackupSet = "/srv", Library = "lib1", Level = Level.Full, RootTree = ByteString.CopyFrom(new byte[32]) };
+        var (first, events) = s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { own.ToByteString() }, Referenced = { own.Id, spanned.Id } });
+        Assert.Equal([spanned.Id], first.Unaccounted);
+        s = Apply(s, events);
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { spanned.ToByteString() }, Referenced = { spanned.Id } }).Answer.Unaccounted);
+        s = Apply(s, s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib2", Manifests = { spanned.ToByteString() }, Referenced = { spanned.Id } }).Events);
+        Assert.Empty(s.DecideRecordSnapshots(new RecordSnapshots { Library = "lib1", Manifests = { own.ToByteString() }, Referenced = { own.Id, spanned.Id } }).Answer.Unaccounted);
+    }
+
+    [Fact]
     public void A_catalog_rebuilt_from_a_library_holding_a_copy_records_the_copy_so_that_its_prunes_keep_it()
     {
         var s = Cell("web1");

@@ -31,10 +31,19 @@ public sealed class FirstStartTests : IDisposable
     private string Node(string ext) => Path.Combine(Certs, CellCertificates.PairName(CellRole.Node) + ext);
 
     [Fact]
+    public void Only_the_start_that_makes_the_CA_is_the_cells_first_start()
+    {
+        using (var first = Start()) Assert.True(first.FirstStart); // it goes on to make the cell key
+        using var again = Start();
+        Assert.False(again.FirstStart); // a key missing now was lost: not made anew
+    }
+
+    [Fact]
     public void A_first_start_cut_short_after_the_CA_was_made_issues_what_is_missing_with_that_CA()
     {
         using var ca = CellCertificates.CreateCa(Certs, "n1");
         using var trust = Start();
+        Assert.True(trust.FirstStart);
         Assert.Equal(ca.Thumbprint, trust.Ca.Thumbprint); // the same CA, not a new one
         Assert.Equal("n1", trust.Identity.Name);
         Assert.True(File.Exists(Path.Combine(Certs, CellCertificates.PairName(CellRole.Operator) + ".crt")));

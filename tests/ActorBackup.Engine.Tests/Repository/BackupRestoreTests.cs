@@ -1603,6 +1603,12 @@ public class NameRoundTripTests
         Assert.Empty(Elsewhere().Run(snap, numeric, new Restore.RestoreOptions { NumericOwner = true }).Errors);
         Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(numeric, shared));
         Assert.Equal([(false, 0u), (false, 1u)], RestoredAcl(numeric, two));
+        // A snapshot of "/" restored whole brings its own user database: owners by number, unasked (a rescue system's
+        // names are not the restored system's).
+        var system = new SnapshotManifest(snap) { Root = new Node { Mode = 0x1ED } };
+        var wholeSystem = Path.Combine(dir.Path, "system");
+        Assert.Empty(Elsewhere().Run(system, wholeSystem, new Restore.RestoreOptions()).Errors);
+        Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(wholeSystem, shared));
         if (Posix.Posix.IsRoot) // owners are given back by root only; the file's own owner is mapped as its ACL's users are
         {
             Assert.Equal((4321u, 4322u), (Posix.Posix.LStat(mapped + shared)!.Value.Uid, Posix.Posix.LStat(mapped + shared)!.Value.Gid));
