@@ -8,7 +8,7 @@ namespace ActorBackup.Cluster.Trust;
 /// <summary>
 /// On every node: keeps the node's refusals of revoked certificates up to date with the manager's list (abk cert
 /// revoke). The list comes when the manager adds to it (topic <see cref="Manager.ManagerActor.RevocationsTopic"/>) and
-/// is asked for soon after the node starts and every few minutes after (a node that was away, a manager that moved);
+/// is asked for soon after the node starts and every 30 minutes after (a node that was away, a manager that moved);
 /// it is taken only as a manager node signed it and from the node the manager runs on (the oldest member with the
 /// manager role: another node with a manager certificate cannot push one), and only ever adds refusals
 /// (<see cref="NodeTrust.Learn"/>).
@@ -57,6 +57,8 @@ public sealed class RevocationsActor : ReceiveActor, IWithTimers
         if (manager is null || manager.Address != from)
         {
             _log.Warning("a list of revoked certificates from {0} refused: the manager runs on {1}", from, manager?.Address.ToString() ?? "no member now");
+            // This node may not know the members yet (it was joining): asked again soon, not in half an hour.
+            if (!Timers.IsTimerActive("again")) Timers.StartSingleTimer("again", Ask.Instance, TimeSpan.FromSeconds(30));
             return;
         }
         try

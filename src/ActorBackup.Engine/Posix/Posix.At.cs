@@ -101,19 +101,12 @@ public static unsafe partial class Posix
     /// that cannot sync (EINVAL, ENOTSUP) has nothing to sync; another error (EIO: a write the disk refused after the
     /// file was closed) is a PosixException naming the folder.
     /// </summary>
-    internal static void SyncFileSystems(int fd, string path)
+    /// <param name="readable">the folder opened to read when the restore began (a sync through it reports every write-back
+    /// error of its file system since then, also one a write-behind sync met); -1: sync()</param>
+    internal static void SyncFileSystems(int readable, int fd, string path)
     {
-        var own = Reopen(fd, ORdOnlyFlag | ONonblockFlag);
-        if (own < 0) sync();
-        else
-            try
-            {
-                SyncOne(own, path);
-            }
-            finally
-            {
-                close(own);
-            }
+        if (readable < 0) sync();
+        else SyncOne(readable, path);
         if (MountsBelow(fd) is not { } mounts) sync();
         else
             foreach (var (point, type) in mounts)
@@ -131,6 +124,19 @@ public static unsafe partial class Posix
                 }
             }
         FileSystemsSynced?.Invoke(path);
+    }
+
+    /// <summary>
+    /// Starts and waits for the write-back of what is written to the file system of the folder <paramref name="fd"/>
+    /// holds, through a handle of its own (syncfs): a restore's writes reach the disk while it goes on writing, so that its
+    /// last sync finds little left. Its errors are not this call's to report (the last sync reports them).
+    /// </summary>
+    internal static void WriteBehind(int fd)
+    {
+        var own = Reopen(fd, ORdOnlyFlag | ONonblockFlag);
+        if (own < 0) return;
+        syncfs(own);
+        close(own);
     }
 
     /// <summary>The file systems on local disks that <see cref="SyncFileSystems"/> syncs when mounted below a restore's target.</summary>

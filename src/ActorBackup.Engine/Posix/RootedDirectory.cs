@@ -39,10 +39,15 @@ public sealed class RootedDirectory : IDisposable
         }
     }
 
+    /// <summary>The folder opened to read, from the start: its file system's write-back errors since then reach <see cref="Sync"/>; -1 when it cannot be.</summary>
+    private readonly int _readable;
+
     public RootedDirectory(string path)
     {
         Path = path;
         _root = Posix.OpenRoot(path);
+        var readable = Posix.Reopen(_root, Posix.ORdOnlyFlag | Posix.ONonblockFlag);
+        _readable = readable < 0 ? -1 : readable;
         try
         {
             _preallocates = !Posix.IsBtrfs(_root);
@@ -51,17 +56,25 @@ public sealed class RootedDirectory : IDisposable
         catch
         {
             Posix.Close(_root);
+            if (_readable >= 0) Posix.Close(_readable);
             throw;
         }
     }
 
-    public void Dispose() => Posix.Close(_root);
+    public void Dispose()
+    {
+        Posix.Close(_root);
+        if (_readable >= 0) Posix.Close(_readable);
+    }
 
     /// <summary>
     /// Makes everything written below this folder durable: its file system's and those mounted below it (syncfs
     /// each). PosixException when one did not take what was written.
     /// </summary>
-    public void Sync() => Posix.SyncFileSystems(_root, Path);
+    public void Sync() => Posix.SyncFileSystems(_readable, _root, Path);
+
+    /// <summary>Writes back what is written so far (<see cref="Posix.WriteBehind"/>), while more is written.</summary>
+    public void WriteBehind() => Posix.WriteBehind(_root);
 
     /// <summary>The path of <paramref name="relative"/> below this folder, as people see it (PosixNames.Display).</summary>
     private string Full(string relative) => PosixNames.Display(Path.TrimEnd('/') + "/" + relative);
