@@ -37,10 +37,23 @@ public static class KeysCommand
                 throw new UsageException(e.Message); // a bad --client
             }
             Console.WriteLine($"issued client {id}'s keyring: {Path.GetFullPath(path)} (0600)");
-            Console.WriteLine($"copy it to that host's key folder (DATA/keys, or actorbackup.key-dir) over a channel you trust, and keep {dir} on the first node only");
+            Console.WriteLine($"copy it to that host's key folder (DATA/keys, or actorbackup.key-dir) over a channel you trust; of {dir} itself, keep one copy " +
+                              "off this host (nothing restores without it), and no other on the cell's hosts");
             return 0;
         });
         keys.Subcommands.Add(issue);
+        var initDir = new Option<string>("--keys") { Description = "the key folder to make the cell key in", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "keys") };
+        var init = new Command("init", "make a new cell's key, once, where the cell's first node did not (its CA made apart with 'actorbackup ca init')") { initDir };
+        init.SetAction(pr =>
+        {
+            var dir = pr.GetValue(initDir)!;
+            if (File.Exists(Path.Combine(dir, "master.json")) || File.Exists(Path.Combine(dir, CellKeyring.ClientKeyringFile)))
+                throw new UsageException($"{dir} holds a key already (master.json or {CellKeyring.ClientKeyringFile}): a cell keeps its key; nothing was made");
+            CellKeyring.LoadOrCreateMaster(dir); // and says to keep it
+            Console.WriteLine($"made the cell key in {Path.GetFullPath(dir)}");
+            return 0;
+        });
+        keys.Subcommands.Add(init);
         return keys;
     }
 }

@@ -383,8 +383,10 @@ public static class CommandTable
                             (rebuilt.CopiesRecorded > 0 ? $"; {rebuilt.CopiesRecorded} recorded as copies held there" : ""));
                 if (!o.Json && rebuilt.Unaccounted.Count > 0)
                     o.Line($"library {rebuilt.Library} also holds data of {rebuilt.Unaccounted.Count}{(rebuilt.Unaccounted.Count >= 1000 ? " or more" : "")} snapshots whose " +
-                           "manifests are in another library (backups that went on there when this one was full): rebuild every library; until then " +
-                           $"prunes of {rebuilt.Library} keep their data ({string.Join(" ", rebuilt.Unaccounted.Take(10))}{(rebuilt.Unaccounted.Count > 10 ? " ..." : "")})");
+                           "manifests are not in it (backups that went on in another library when this one was full): rebuild the other libraries; " +
+                           $"until they are back, prunes of {rebuilt.Library} keep their data ({string.Join(" ", rebuilt.Unaccounted.Take(10))}" +
+                           $"{(rebuilt.Unaccounted.Count > 10 ? " ..." : "")}). Those that no rebuild brings back (a backup that failed before its manifest " +
+                           $"was stored) go with 'abk prune {rebuilt.Library} --drop-unknown'");
                 if (rebuilt.Problems.Count == 0) return 0;
                 // Not silently: each manifest left out is a snapshot the catalog still lacks (and whose data a prune
                 // may give back once its list is older than the orphans' age).

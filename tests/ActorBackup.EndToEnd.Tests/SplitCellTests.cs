@@ -27,7 +27,7 @@ public class SplitCellTests
         }
         using var again = new CellProcess(nodeA, portA, "--set", "actorbackup.client-id=host-a").Start(); // ... and forms a cell anew
         var exit = b.ExitCodeWithin(TimeSpan.FromSeconds(120));
-        Assert.True(exit == 75, $"the node left behind did not leave its cell (exit {exit?.ToString() ?? "none: still running"}):\n{b.Log}");
+        Assert.True(exit == 75, $"the node left behind did not leave its cell (exit {exit?.ToString() ?? "none: still running"}):\n{b.Log}\nthe seed formed again:\n{again.Log}");
         Assert.Contains("no manager", b.Log);
 
         using var back = new CellProcess(nodeB, b.Port, clientArgs) { JoinCellOf = again }.Start(seedPort: portA.ToString());

@@ -33,9 +33,9 @@ public static class CellKeyring
             return ring;
         }
         if (!create && !File.Exists(wrappedPath) && firstSeed)
-            throw new FileNotFoundException($"no cell key (master.json) in {keyDir}, though this cell's CA is here: the cell key was lost or moved. Put back " +
-                                            "master.json and cell.key from where you kept them (every backup of the cell is encrypted under it); for a cell with " +
-                                            "no backups to keep, remove this node's certs folder too and start it again to make a new cell");
+            throw new FileNotFoundException($"no cell key (master.json) in {keyDir}, though this cell's CA is there: put back master.json and cell.key from " +
+                                            "where you kept them (every backup of the cell is encrypted under it). For a new cell whose CA was made apart " +
+                                            $"(actorbackup ca init), make its key once: actorbackup keys init --keys {keyDir}");
         if (!create && !File.Exists(wrappedPath))
             throw new FileNotFoundException($"no cell key (master.json) and no keyring ({ClientKeyringFile}) in {keyDir}: this node is not its cell's first seed, so it " +
                                             "makes no cell key of its own (its snapshots would be readable only with a key on this host). On the host holding the " +
@@ -61,7 +61,8 @@ public static class CellKeyring
         var passphrase = Environment.GetEnvironmentVariable("ABK_PASSPHRASE");
         if (!File.Exists(wrappedPath))
         {
-            if (!create) throw new FileNotFoundException($"no cell key in {keyDir} (master.json): give the key folder of the cell's first node");
+            if (!create) throw new FileNotFoundException($"no cell key in {keyDir} (master.json): give the key folder of the cell's first node (for a new cell " +
+                                                         $"whose first node made none, its CA made apart: actorbackup keys init --keys {keyDir})");
             var master = MasterKey.Generate();
             KeyStore.WrappedKey wrapped;
             if (!string.IsNullOrEmpty(passphrase)) wrapped = KeyStore.WrapWithPassphrase(master, passphrase);

@@ -100,7 +100,7 @@ public static class CellHosting
             // A node that cannot be the manager leaves a cell that has none for long (its manager's node formed another).
             if (!settings.Roles.Contains("manager") && settings.ManagerAbsentTimeout > TimeSpan.Zero)
                 system.ActorOf(ManagerAbsenceActor.Props(settings.ManagerAbsentTimeout,
-                    system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Select(Address.Parse).ToList()), "manager-absence");
+                    system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Select(Address.Parse).ToList()), ManagerAbsenceActor.Name);
             var manager = registry.Get<ManagerActor>();
             var media = registry.Get<MediaActor>();
             // Every node refuses the certificates the cell revoked (the manager's list, signed).

@@ -45,15 +45,15 @@ public sealed class CellNode : IAsyncDisposable
     public static async Task<CellNode> StartAsync(Config config, CancellationToken cancel = default)
     {
         var settings = NodeSettings.From(config);
+        // The cell's first start makes the cell key before the CA (whatever the node's roles): a CA on disk then means the
+        // key was made, and a first node that finds the CA but no key lost it (made anew, it would leave every backup
+        // made so far unreadable, silently). Any other client node is given its keyring.
+        if (NodeTrust.MakesCell(config, settings)) Client.CellKeyring.EnsureCellKey(settings.KeyDir);
         var trust = NodeTrust.ForNode(config, settings);
         // The client's keys too, before the host: a wrong or damaged key file is a clear error, not a hosting stack trace.
-        // Only the cell's first node makes the cell key, at the cell's first start (with its CA), whatever its roles: any
-        // other client node is given its keyring, and a first node that finds the CA but no key lost it (a new key would
-        // leave every backup made so far unreadable, and go on silently).
         var keys = settings.Roles.Contains("client")
-            ? Client.CellKeyring.Load(settings.KeyDir, settings.ClientId, create: trust.FirstStart, firstSeed: NodeTrust.IsFirstSeed(config))
+            ? Client.CellKeyring.Load(settings.KeyDir, settings.ClientId, create: false, firstSeed: NodeTrust.IsFirstSeed(config))
             : null;
-        if (keys is null && trust.FirstStart) Client.CellKeyring.EnsureCellKey(settings.KeyDir);
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         // Room for coordinated shutdown: running jobs are stopped and recorded INTERRUPTED before the node goes.

@@ -12,6 +12,9 @@ namespace ActorBackup.Cluster.Hosting;
 /// that is not a member of its cell answered from a cell of its own. A manager node that is merely down (a long
 /// reboot, a cell whose other seeds let it come back into this cell) answers nothing, or comes back as a member: the
 /// node stays, and its running jobs go on. Plain state: <see cref="ManagerAbsenceActor"/> feeds it.
+/// "From a cell of its own": the seed runs the manager (its singleton, /user/manager/manager, is there: only the
+/// manager's node of a formed cell has it) and is not a member of this node's cell; a seed merely running (joining, or
+/// a node without the manager) does not count.
 /// </summary>
 public sealed class ManagerAbsence(TimeSpan timeout)
 {
@@ -56,9 +59,10 @@ public sealed class ManagerAbsence(TimeSpan timeout)
 
 /// <summary>
 /// On a node without the manager role: watches the cell's members for one with the manager role; while the cell has
-/// had none for the timeout, asks each seed that is not a member of the cell whether it runs (Akka's Identify, to its
-/// cluster daemon), and when one answers round after round (<see cref="ManagerAbsence"/>) runs coordinated shutdown
-/// with <see cref="ManagerAbsentReason"/>: the node exits 75 and is started again by its service manager.
+/// had none for the timeout, asks each seed that is not a member of the cell whether the manager runs there (Akka's
+/// Identify of its singleton's path), and when one says so round after round (<see cref="ManagerAbsence"/>) runs
+/// coordinated shutdown with <see cref="ManagerAbsentReason"/>: the node exits 75 and is started again by its service
+/// manager.
 /// </summary>
 public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
 {
@@ -71,6 +75,12 @@ public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
     private Address? _answered;
     public ITimerScheduler Timers { get; set; } = null!;
 
+    public const string Name = "manager-absence";
+
+    /// <summary>Where the manager runs on its node: the singleton's instance (the backoff supervisor of ManagerActor).</summary>
+    private static readonly string[] ManagerPath = ["user", "manager", "manager"];
+
+    /// <param name="timeout">how long the cell may have no manager</param>
     public static Props Props(TimeSpan timeout, IReadOnlyList<Address> seeds) => Akka.Actor.Props.Create(() => new ManagerAbsenceActor(timeout, seeds));
 
     private sealed class Check
@@ -93,13 +103,14 @@ public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<ActorIdentity>(a =>
         {
-            // A system at a seed's address answered; it counts only while that address is not a member of this cell.
-            if (a.MessageId is Address seed && !IsMember(seed)) _answered = seed;
+            // The manager runs at a seed outside this cell: the split this watch is for.
+            if (a is { MessageId: string said, Subject: not null } && Address.TryParse(said, out var seed) && !IsMember(seed)) _answered = seed;
         });
         Receive<Check>(_ => Tick());
     }
 
     private bool IsMember(Address address) => _cluster.State.Members.Any(m => m.Address == address);
+
 
     private void Tick()
     {
@@ -112,7 +123,7 @@ public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
         if (_asking) _absence.RoundEnded(_answered is not null);
         if (_absence.ShouldLeave(now))
         {
-            _log.Error("no member of this node's cell has had the manager role for {0}, and seed {1} runs in a cell of its own: the manager's node left and " +
+            _log.Error("no member of this node's cell has had the manager role for {0}, and the manager runs at seed {1}, outside it: the manager's node left and " +
                        "formed a cell anew without this one (a lone first seed started again). This node leaves and exits 75 to join again through its seeds " +
                        "(list several long-lived nodes in akka.cluster.seed-nodes; actorbackup.manager-absent-timeout)", _timeout, _answered!);
             Timers.CancelAll();
@@ -122,7 +133,7 @@ public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
         _asking = true;
         _answered = null;
         foreach (var seed in _seeds.Where(s => s != _cluster.SelfAddress && !IsMember(s)))
-            Context.ActorSelection(new RootActorPath(seed) / "system" / "cluster" / "core" / "daemon").Tell(new Identify(seed), Self);
+            Context.ActorSelection(ManagerPath.Aggregate((ActorPath)new RootActorPath(seed), (p, n) => p / n)).Tell(new Identify(seed.ToString()), Self); // a string: an Address has no serializer
     }
 
     private void Seen(Member member)

@@ -663,9 +663,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // knows what the library holds again. A spanned backup's list here whose manifest is in another library keeps
             // it from that until the other library is rebuilt too (its prunes keep every list the catalog does not know).
             var whole = m.Complete && answer.Unaccounted.Count == 0;
+            // Those lists wait for the rebuild of the library holding their manifests: once it records them, this one is
+            // caught up too (kept in memory: a manager started again meanwhile needs this library rebuilt again).
+            if (m.Complete && answer.Unaccounted.Count is > 0 and < ManagerState.MaxUnaccountedSaid) _unaccounted[m.Library] = answer.Unaccounted.ToHashSet(StringComparer.Ordinal);
+            else _unaccounted.Remove(m.Library);
             if (events.Count == 0)
             {
                 if (whole) CatalogCaughtUp(m.Library);
+                AccountedFor();
                 Sender.Tell(answer);
                 return;
             }
@@ -675,6 +680,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 _log.Warning("catalog: {0} snapshots found in library {1} were missing and are back: {2}; {3} recorded as copies held there", answer.Added, m.Library,
                     string.Join(", ", answer.AddedIds), answer.CopiesRecorded);
                 if (whole) CatalogCaughtUp(m.Library);
+                AccountedFor();
                 sender.Tell(answer);
             });
         });
@@ -1120,6 +1126,24 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _log.Warning("{0} refused (from {1}): unsigned", m.Descriptor.Name, Sender);
         Sender.Tell(new CommandRejected { Reason = reason });
         return true;
+    }
+
+    /// <summary>Per library rebuilt whole but for lists whose manifests are in another library: those snapshots.</summary>
+    private readonly Dictionary<string, HashSet<string>> _unaccounted = new(StringComparer.Ordinal);
+
+    /// <summary>A library whose lists a later rebuild (of another library) accounted for is caught up now.</summary>
+    private void AccountedFor()
+    {
+        if (_unaccounted.Count == 0) return;
+        var known = _state.Snapshots.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var (library, ids) in _unaccounted.ToList())
+        {
+            ids.RemoveWhere(known.Contains);
+            if (ids.Count > 0) continue;
+            _unaccounted.Remove(library);
+            _log.Info("catalog: every list in library {0} is a known snapshot's now (the libraries its spanned backups went on to were rebuilt)", library);
+            CatalogCaughtUp(library);
+        }
     }
 
     /// <summary>The cell's revoked certificates, signed by this manager node: the only list a node takes.</summary>

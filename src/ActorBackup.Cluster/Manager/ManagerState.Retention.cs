@@ -643,6 +643,9 @@ public sealed partial record ManagerState
     /// Manifests a client read from a library's volumes (a catalog rebuilt after the manager's journal was lost):
     /// those the catalog lacks are recorded; damaged or foreign ones are skipped.
     /// </summary>
+    /// <summary>The most lists without a known snapshot a rebuild's answer names (it goes to the shell whole).</summary>
+    public const int MaxUnaccountedSaid = 1000;
+
     public (CatalogRebuilt Answer, IReadOnlyList<Google.Protobuf.IMessage> Events) DecideRecordSnapshots(RecordSnapshots cmd)
     {
         var answer = new CatalogRebuilt { Library = cmd.Library };
@@ -694,7 +697,7 @@ public sealed partial record ManagerState
         answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
         // Lists here whose manifests are elsewhere (a backup that spanned into another library): not known yet, so the
         // library is not caught up (its prunes keep unknown lists), or a prune would take a spanned snapshot's data.
-        answer.Unaccounted.AddRange(referenced.Where(id => !known.Contains(id) && !deleted.Contains(id)).Order(StringComparer.Ordinal).Take(1000));
+        answer.Unaccounted.AddRange(referenced.Where(id => !known.Contains(id) && !deleted.Contains(id)).Order(StringComparer.Ordinal).Take(MaxUnaccountedSaid));
         return (answer, events);
     }
 

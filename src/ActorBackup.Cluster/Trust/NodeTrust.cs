@@ -22,11 +22,6 @@ public sealed class NodeTrust : IDisposable
     public X509Certificate2 Ca { get; }
     public X509Certificate2 Certificate { get; }
     public CellIdentity Identity { get; }
-    /// <summary>
-    /// Whether this start made the cell's CA, or finished the first start that did (the cell's first start: its first
-    /// node then makes the cell key too). A first node that finds the CA but not the cell key otherwise lost the key.
-    /// </summary>
-    public bool FirstStart { get; private init; }
 
     public NodeTrust(string dir, X509Certificate2 ca, X509Certificate2 certificate, CellIdentity identity)
     {
@@ -54,7 +49,6 @@ public sealed class NodeTrust : IDisposable
         var haveNode = File.Exists(Path.Combine(dir, node + ".crt"));
         var caKey = Path.Combine(dir, CellCertificates.CaKey);
         var operatorCert = Path.Combine(dir, CellCertificates.PairName(CellRole.Operator) + ".crt");
-        var madeCa = false;
         if (!haveCa && !haveNode && IsFirstSeed(config))
         {
             if (File.Exists(caKey))
@@ -67,18 +61,13 @@ public sealed class NodeTrust : IDisposable
             CellCertificates.CreateCa(dir, settings.ClientId);
             CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
             CellCertificates.Issue(dir, wanted, dir);
-            madeCa = true;
         }
         else if (haveCa && !haveNode && File.Exists(caKey))
         {
             // The CA is here but not this node's certificate: a first start cut short after the CA was made, or a
             // certificate removed to have it made again. The first seed also gets the operator's it never got.
             Console.Error.WriteLine($"actorbackup: no {node}.crt in {dir}: issued with the cell's CA there");
-            if (IsFirstSeed(config) && !File.Exists(operatorCert))
-            {
-                CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
-                madeCa = true; // the first start cut short: it goes on to the cell key
-            }
+            if (IsFirstSeed(config) && !File.Exists(operatorCert)) CellCertificates.Issue(dir, CellIdentity.Of(CellRole.Operator, "operator"), dir);
             CellCertificates.Issue(dir, wanted, dir);
         }
         else if (!haveCa || !haveNode)
@@ -129,7 +118,7 @@ public sealed class NodeTrust : IDisposable
         else if (cert.NotAfter - DateTime.Now < TimeSpan.FromDays(90))
             Console.Error.WriteLine($"actorbackup: this node's certificate expires at {cert.NotAfter.ToUniversalTime():u}: issue a new one before then " +
                                     "(actorbackup ca issue on the CA's host), or the node cannot join its cell");
-        return new NodeTrust(dir, ca, cert, identity) { FirstStart = madeCa };
+        return new NodeTrust(dir, ca, cert, identity);
     }
 
     /// <summary>The cell's revoked serial numbers this node has heard of, one a line: refused from the node's start on.</summary>
@@ -160,13 +149,17 @@ public sealed class NodeTrust : IDisposable
     }
 
     private readonly object _learning = new();
+    /// <summary>Whether <see cref="RevokedFile"/> lacks serials refused in memory (its last write failed).</summary>
+    private bool _fileBehind;
 
     private bool LearnLocked(IEnumerable<string> serials)
     {
         var path = Path.Combine(Dir, RevokedFile);
-        if (!RevokedCertificates.Add(Ca, serials) && (File.Exists(path) || RevokedCertificates.Of(Ca).Count == 0)) return false;
+        if (!RevokedCertificates.Add(Ca, serials) && !_fileBehind && (File.Exists(path) || RevokedCertificates.Of(Ca).Count == 0)) return false;
+        _fileBehind = true; // until written: a failed write is tried again at the next list, the same one too
         var all = RevokedCertificates.Of(Ca).Order(StringComparer.Ordinal);
         Engine.Posix.Posix.WriteFileDurably(path, System.Text.Encoding.ASCII.GetBytes(string.Concat(all.Select(x => x + "\n"))));
+        _fileBehind = false;
         return true;
     }
 
@@ -185,6 +178,14 @@ public sealed class NodeTrust : IDisposable
     /// <summary>Whether a certificate's node identity allows what the node is configured to be.</summary>
     private static bool Covers(CellIdentity have, CellIdentity wanted) =>
         have.Name == wanted.Name && (wanted.Client == "" || have.Client == wanted.Client) && wanted.NodeRoles.All(have.NodeRoles.Contains) && wanted.Libraries.All(have.Libraries.Contains);
+
+    /// <summary>
+    /// Whether this start makes the cell: the node is its first seed and its certs folder holds neither the CA nor its own
+    /// certificate (<see cref="ForNode"/> then makes the CA, and the node's start makes the cell key before it).
+    /// </summary>
+    public static bool MakesCell(Config config, NodeSettings settings) =>
+        !File.Exists(Path.Combine(settings.CertsDir, CellCertificates.CaCert)) && !File.Exists(Path.Combine(settings.CertsDir, CellCertificates.PairName(CellRole.Node) + ".crt"))
+        && IsFirstSeed(config);
 
     /// <summary>Whether this node is the first of its seed nodes (the one that forms the cell), by its HOCON.</summary>
     public static bool IsFirstSeed(Config config)

@@ -192,19 +192,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // What is written goes to the disk while the restore goes on (a syncfs a second, on a thread of the pool), so that
         // the sync at its end (below) finds little left: on this machine kind's small-file restore it cost 0.9 s alone,
         // 0.4 s so (docs/benchmarks.md).
-        var writingBehind = 0;
-        using var behind = new Timer(_ =>
-        {
-            if (Interlocked.Exchange(ref writingBehind, 1) != 0) return;
-            try
-            {
-                root.WriteBehind();
-            }
-            finally
-            {
-                Volatile.Write(ref writingBehind, 0);
-            }
-        }, null, WriteBehindEvery, WriteBehindEvery);
+        using var behind = new WriteBehind(root, WriteBehindEvery);
         using var timer = progress is null ? null
             : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes, Entries())), null, 250, 250);
         using (var trees = new TreeReader(keys, source))

@@ -48,7 +48,7 @@ public sealed class CellKeyringTests : IDisposable
         Assert.False(File.Exists(Path.Combine(host, "master.json")));
         // The first node past its first start, its key gone: not made again (nothing made before would open), said.
         var lost = Path.Combine(_dir, "lost");
-        Assert.Contains("though this cell's CA is here", Assert.Throws<FileNotFoundException>(() => CellKeyring.Load(lost, "n1", create: false, firstSeed: true)).Message);
+        Assert.Contains("though this cell's CA is there", Assert.Throws<FileNotFoundException>(() => CellKeyring.Load(lost, "n1", create: false, firstSeed: true)).Message);
         Assert.False(File.Exists(Path.Combine(lost, "master.json")));
         // The first node with the manager role alone: its key folder gets the cell key, to issue keyrings from.
         var first = Path.Combine(_dir, "manager");

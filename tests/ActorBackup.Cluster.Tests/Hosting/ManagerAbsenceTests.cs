@@ -72,31 +72,52 @@ public sealed class ManagerAbsenceTests
 }
 
 /// <summary>
-/// The actor on a member without the manager role, in a cell of its own with no manager, whose seed runs elsewhere (a
-/// system of its own, not a member): it asks that seed, hears it, and runs coordinated shutdown with its reason.
+/// The actor on a member without the manager role, in a cell of its own with no manager, whose seed runs elsewhere: it
+/// asks whether the manager runs at that seed (its singleton's instance there); where it does, it runs coordinated
+/// shutdown with its reason; where it does not (a seed merely running), it stays.
 /// </summary>
-public sealed class ManagerAbsenceActorTests() : TestKit(ConfigurationFactory.ParseString("""
+public sealed class ManagerAbsenceActorTests() : TestKit(ConfigurationFactory.ParseString(Remote + """
     akka.actor.provider = cluster
-    akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-    akka.remote.dot-netty.tcp.port = 0
     akka.cluster.roles = [client]
-    akka.loglevel = WARNING
     """))
 {
-    [Fact]
-    public async Task A_member_of_a_cell_without_a_manager_whose_seed_runs_elsewhere_leaves_with_its_reason()
+    private const string Remote = """
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.remote.dot-netty.tcp.port = 0
+        akka.loglevel = WARNING
+
+        """;
+
+    /// <summary>The singleton manager of a node and, when the manager runs there, its instance (/user/manager/manager).</summary>
+    private sealed class Singleton : ReceiveActor
     {
-        using var elsewhere = ActorSystem.Create(Sys.Name, ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-            akka.remote.dot-netty.tcp.port = 0
-            akka.loglevel = WARNING
-            """));
+        public Singleton(bool runs)
+        {
+            if (runs) Context.ActorOf(Props.Create(() => new Singleton(false)), "manager");
+            ReceiveAny(_ => { });
+        }
+    }
+
+    private async Task<bool> Leaves(bool seedRunsManager, TimeSpan within)
+    {
+        using var elsewhere = ActorSystem.Create(Sys.Name, ConfigurationFactory.ParseString(Remote + "akka.actor.provider = remote"));
+        elsewhere.ActorOf(Props.Create(() => new Singleton(seedRunsManager)), "manager");
         var seed = ((ExtendedActorSystem)elsewhere).Provider.DefaultAddress;
         var cluster = Akka.Cluster.Cluster.Get(Sys);
         cluster.Join(cluster.SelfAddress);
         Sys.ActorOf(ManagerAbsenceActor.Props(TimeSpan.FromSeconds(1), [seed, cluster.SelfAddress]));
-        AwaitCondition(() => CoordinatedShutdown.Get(Sys).ShutdownReason is ManagerAbsentReason, TimeSpan.FromSeconds(60));
+        var deadline = DateTime.UtcNow + within;
+        while (DateTime.UtcNow < deadline && CoordinatedShutdown.Get(Sys).ShutdownReason is not ManagerAbsentReason) await Task.Delay(100);
         await elsewhere.Terminate();
+        return CoordinatedShutdown.Get(Sys).ShutdownReason is ManagerAbsentReason;
     }
+
+    [Fact]
+    public async Task A_member_of_a_cell_without_a_manager_whose_seed_runs_the_manager_leaves_with_its_reason() =>
+        Assert.True(await Leaves(seedRunsManager: true, TimeSpan.FromSeconds(60)));
+
+    /// <summary>A seed that runs but not the manager (joining, or the manager's node down): the node stays, its jobs going on.</summary>
+    [Fact]
+    public async Task A_seed_that_runs_without_the_manager_does_not_make_it_leave() =>
+        Assert.False(await Leaves(seedRunsManager: false, TimeSpan.FromSeconds(5)));
 }
