@@ -147,6 +147,8 @@ if [ "$mode" = cell ]; then
   # One CA for every node of the bench (as an operator adds hosts: 'actorbackup ca issue'), and abk's operator certificate.
   "$abk" ca init --dir "$tmp/ca" --name bench >/dev/null
   "$abk" ca issue --ca "$tmp/ca" --role operator --name bench --out "$tmp/certs" >/dev/null
+  # and, the CA made apart, the cell key made once by hand (keys init), shared by every node's client as the cell's.
+  "$abk" keys init --keys "$tmp/keys" >/dev/null 2>&1
   export ABK_CERTS=$tmp/certs
   ops() { echo "127.0.0.1:$(( $1 + 1000 ))"; } # a node's operator endpoint: its cluster port + 1000
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -155,7 +157,8 @@ if [ "$mode" = cell ]; then
     mkdir -p "$tmp/$name"
     "$abk" ca issue --ca "$tmp/ca" --role node --name "$name" --roles "$roles" --libraries "$libraries" --out "$tmp/$name/certs" >/dev/null
     "$abk" --data "$tmp/$name" --port "$port" --set "akka.cluster.seed-nodes=[\"akka.tcp://actorbackup@127.0.0.1:$seed\"]" \
-      --set "actorbackup.client-id=$name" --set "actorbackup.roles=[$roles]" --set "actorbackup.libraries=[{id=$libraries}]" "$@" \
+      --set "actorbackup.client-id=$name" --set "actorbackup.roles=[$roles]" --set "actorbackup.libraries=[{id=$libraries}]" \
+      --set "actorbackup.key-dir=$tmp/keys" "$@" \
       > "$tmp/$name/node.log" 2>&1 &
     pids+=($!)
   }

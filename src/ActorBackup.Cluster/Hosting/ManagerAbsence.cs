@@ -111,7 +111,6 @@ public sealed class ManagerAbsenceActor : ReceiveActor, IWithTimers
 
     private bool IsMember(Address address) => _cluster.State.Members.Any(m => m.Address == address);
 
-
     private void Tick()
     {
         var now = DateTimeOffset.UtcNow;

@@ -639,13 +639,13 @@ public sealed partial record ManagerState
         return job;
     }
 
+    /// <summary>The most lists without a known snapshot a rebuild's answer names (it goes to the shell whole).</summary>
+    public const int MaxUnaccountedSaid = 1000;
+
     /// <summary>
     /// Manifests a client read from a library's volumes (a catalog rebuilt after the manager's journal was lost):
     /// those the catalog lacks are recorded; damaged or foreign ones are skipped.
     /// </summary>
-    /// <summary>The most lists without a known snapshot a rebuild's answer names (it goes to the shell whole).</summary>
-    public const int MaxUnaccountedSaid = 1000;
-
     public (CatalogRebuilt Answer, IReadOnlyList<Google.Protobuf.IMessage> Events) DecideRecordSnapshots(RecordSnapshots cmd)
     {
         var answer = new CatalogRebuilt { Library = cmd.Library };

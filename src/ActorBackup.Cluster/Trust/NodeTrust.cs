@@ -181,11 +181,18 @@ public sealed class NodeTrust : IDisposable
 
     /// <summary>
     /// Whether this start makes the cell: the node is its first seed and its certs folder holds neither the CA nor its own
-    /// certificate (<see cref="ForNode"/> then makes the CA, and the node's start makes the cell key before it).
+    /// certificate (<see cref="ForNode"/> then makes the CA, and the node's start makes the cell key before it), or holds
+    /// the CA with its key and nothing issued yet (a CA made into this folder before the first start, or a first start
+    /// of an older build cut short after its CA).
     /// </summary>
-    public static bool MakesCell(Config config, NodeSettings settings) =>
-        !File.Exists(Path.Combine(settings.CertsDir, CellCertificates.CaCert)) && !File.Exists(Path.Combine(settings.CertsDir, CellCertificates.PairName(CellRole.Node) + ".crt"))
-        && IsFirstSeed(config);
+    public static bool MakesCell(Config config, NodeSettings settings)
+    {
+        bool Has(string file) => File.Exists(Path.Combine(settings.CertsDir, file));
+        var nothingIssued = !Has(CellCertificates.PairName(CellRole.Node) + ".crt");
+        var fresh = nothingIssued && !Has(CellCertificates.CaCert);
+        var caAlone = nothingIssued && Has(CellCertificates.CaKey) && !Has(CellCertificates.PairName(CellRole.Operator) + ".crt");
+        return (fresh || caAlone) && IsFirstSeed(config);
+    }
 
     /// <summary>Whether this node is the first of its seed nodes (the one that forms the cell), by its HOCON.</summary>
     public static bool IsFirstSeed(Config config)

@@ -40,6 +40,7 @@ public sealed class FirstStartTests : IDisposable
     public void A_first_start_cut_short_after_the_CA_was_made_issues_what_is_missing_with_that_CA()
     {
         using var ca = CellCertificates.CreateCa(Certs, "n1");
+        Assert.True(NodeTrust.MakesCell(Hocon(Certs), NodeSettings.From(Hocon(Certs)))); // the CA alone, nothing issued: the cell key is made too
         using var trust = Start();
         Assert.Equal(ca.Thumbprint, trust.Ca.Thumbprint); // the same CA, not a new one
         Assert.Equal("n1", trust.Identity.Name);
