@@ -438,7 +438,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
     {
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var state = cluster.State;
-        var managerNode = state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole("manager")).OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+        var managerNode = Hosting.ManagerNode.Of(state);
         var answer = new ClusterState { Leader = state.Leader?.ToString() ?? "" };
         answer.Members.AddRange(state.Members.OrderBy(m => m.Address.ToString()).Select(m => new ClusterMember
         {

@@ -79,28 +79,25 @@ public sealed class NodeTrust : IDisposable
                 $"--roles {string.Join(",", settings.Roles)}{(settings.Roles.Contains("media") ? " --libraries " + string.Join(",", settings.Libraries.Select(l => l.Id)) : "")} " +
                 $"--out DIR' and copy DIR to {dir} here (or point actorbackup.certs-dir at it)");
         var ca = Load(() => CellCertificates.LoadCa(dir));
-        X509Certificate2 cert;
-        CellIdentity identity;
-        try
+        var (cert, identity) = Load(() =>
         {
-            (cert, identity) = CellCertificates.LoadPair(dir, node, ca);
-        }
-        catch (InvalidDataException e) when (e.InnerException is System.Security.Cryptography.CryptographicException or ArgumentException && File.Exists(caKey))
-        {
-            // A new key beside the old certificate (a reissue cut short by a power cut): issued again, the CA at hand.
-            Console.Error.WriteLine($"actorbackup: {e.Message}; issued again with the cell's CA in {dir}");
-            CellCertificates.Issue(dir, wanted, dir);
-            (cert, identity) = Load(() => CellCertificates.LoadPair(dir, node, ca));
-        }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
-        {
-            throw new ConfigurationException(e.Message);
-        }
+            try
+            {
+                return CellCertificates.LoadPair(dir, node, ca);
+            }
+            catch (InvalidDataException e) when (e.InnerException is System.Security.Cryptography.CryptographicException or ArgumentException && File.Exists(caKey))
+            {
+                // A new key beside the old certificate (a reissue cut short by a power cut): issued again, the CA at hand.
+                Console.Error.WriteLine($"actorbackup: {e.Message}; issued again with the cell's CA in {dir}");
+                CellCertificates.Issue(dir, wanted, dir);
+                return CellCertificates.LoadPair(dir, node, ca);
+            }
+        });
         if (identity.Role != CellRole.Node)
             throw new ConfigurationException($"{Path.Combine(dir, node + ".crt")} is a certificate of {identity}, not of a node");
         if (!Covers(identity, wanted))
         {
-            if (!File.Exists(Path.Combine(dir, CellCertificates.CaKey)))
+            if (!File.Exists(caKey))
                 throw new ConfigurationException($"this node's certificate ({Path.Combine(dir, node + ".crt")}) is for {identity}, but the node is {wanted}: " +
                                                  "if the certificate is right, make the node's config say what it says (actorbackup.client-id for the name, " +
                                                  "actorbackup.roles, actorbackup.libraries; a node given no config file runs every role as its host name); " +

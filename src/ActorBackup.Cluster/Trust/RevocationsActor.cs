@@ -52,8 +52,7 @@ public sealed class RevocationsActor : ReceiveActor, IWithTimers
         }
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var from = Sender.Path.Address.HasLocalScope ? cluster.SelfAddress : Sender.Path.Address;
-        var manager = cluster.State.Members.Where(m => m.HasRole("manager") && m.Status == Akka.Cluster.MemberStatus.Up)
-            .OrderBy(m => m, Akka.Cluster.Member.AgeOrdering).FirstOrDefault();
+        var manager = Hosting.ManagerNode.Of(cluster.State);
         if (manager is null || manager.Address != from)
         {
             _log.Warning("a list of revoked certificates from {0} refused: the manager runs on {1}", from, manager?.Address.ToString() ?? "no member now");
