@@ -85,8 +85,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <param name="Dir">its folder, whose tree waits for it</param>
     /// <param name="Group">when it is the first name of an inode with more: the group its other names wait in</param>
     /// <param name="Part">a part of a big file (Read): the readers read its parts at once</param>
-    /// <param name="Fine">cut with BlockFiles' finer chunks (a disk image or a database, by its name or its first bytes)</param>
-    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null, Part? Part = null, bool Fine = false);
+    /// <param name="Fine">cut with one of BlockFiles' finer chunkers (a disk image or a database, by its name or its first
+    /// bytes): 1 + its index in BlockFiles.Chunkers; 0 for the policy's</param>
+    private sealed record FileJob(string Path, Node Node, FileStat Stat, DirBuild Dir, LinkGroup? Group = null, Part? Part = null, int Fine = 0);
 
     /// <summary>A big file read in parts by several readers at once: each part's chunks, put in order when the last is read.</summary>
     private sealed class SplitFile(FileJob whole, int parts)
@@ -165,19 +166,20 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                                            $"{NodeFormat}): restore or verify it with that version or a newer one");
     }
 
-    /// <summary>One reading thread's chunkers (the policy's, and the finer one for BlockFiles, made when first needed) and encoder.</summary>
-    private sealed class FileWorker(StreamChunker chunker, Func<StreamChunker>? fine, ChunkEncoder encoder) : IDisposable
+    /// <summary>One reading thread's chunkers (the policy's, and BlockFiles' finer ones, each made when first needed) and encoder.</summary>
+    private sealed class FileWorker(StreamChunker chunker, FastCdc?[] fine, ChunkEncoder encoder) : IDisposable
     {
-        private StreamChunker? _fine;
+        private readonly StreamChunker?[] _fine = new StreamChunker?[fine.Length];
         public ChunkEncoder Encoder => encoder;
 
         /// <summary>The chunker for <paramref name="job"/>: a file rewritten in place by blocks is cut finer.</summary>
-        public StreamChunker For(FileJob job) => fine is not null && job.Fine ? _fine ??= fine() : chunker;
+        public StreamChunker For(FileJob job) =>
+            job.Fine > 0 && fine[job.Fine - 1] is { } cdc ? _fine[job.Fine - 1] ??= new StreamChunker(cdc) : chunker;
 
         public void Dispose()
         {
             chunker.Dispose();
-            _fine?.Dispose();
+            foreach (var f in _fine) f?.Dispose();
             encoder.Dispose();
         }
     }
@@ -284,9 +286,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         using var treeEncoder = new ChunkEncoder(keys.Trees, treeSession, options.CompressionLevel);
         _treeEncoder = treeEncoder;
         var cdc = new FastCdc(keys.Gear, options.Chunker);
-        // A policy whose chunks are as fine already needs no second chunker.
-        var fineCdc = options.Chunker.AverageSize > BlockFiles.Chunker.AverageSize ? new FastCdc(keys.Gear, BlockFiles.Chunker) : null;
-        _fineChunks = fineCdc is not null;
+        // The finer chunkers of BlockFiles, those finer than the policy's (a policy whose chunks are as fine needs none).
+        var fineCdc = BlockFiles.Chunkers.Select(o => options.Chunker.AverageSize > o.AverageSize ? new FastCdc(keys.Gear, o) : null).ToArray();
+        _fineCdc = fineCdc;
         _limit = RateLimit.For(options.MaxBytesPerSecond);
         _partSize = Math.Max(MinPartSize, 64L * options.Chunker.AverageSize);
         void Report() => progress?.Report(new BackupProgress(Interlocked.Read(ref _filesDone), Interlocked.Read(ref _filesQueued),
@@ -310,7 +312,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 while (BlockingCollection<FileJob>.TryTakeFromAny([big, small], out var job, Timeout.Infinite, stop.Token) >= 0 && job is not null)
                 {
                     Taken();
-                    worker ??= new FileWorker(new StreamChunker(cdc), fineCdc is null ? null : () => new StreamChunker(fineCdc), new ChunkEncoder(keys.Data, session, options.CompressionLevel));
+                    worker ??= new FileWorker(new StreamChunker(cdc), fineCdc, new ChunkEncoder(keys.Data, session, options.CompressionLevel));
                     BeforeRead?.Invoke(job.Path);
                     var error = ReadFile(job, worker.For(job), worker.Encoder, stop.Token);
                     if (job.Part is { } part)
@@ -1528,7 +1530,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// <summary>Queues a file for the readers (a big one ahead of the rest); waits while they are that far behind.</summary>
     private void Read(FileJob job)
     {
-        if (_fineChunks && BlockFiles.Are(job.Path, job.Stat.Size, () => Head(job))) job = job with { Fine = true };
+        if (_fineCdc[0] is not null && BlockFiles.Level(job.Path, job.Stat.Size, () => Head(job)) is { } level && _fineCdc[level] is not null)
+            job = job with { Fine = level + 1 };
         Interlocked.Increment(ref _filesQueued);
         Interlocked.Add(ref _bytesQueued, (long)job.Stat.Size);
         var size = (long)job.Stat.Size;
@@ -1567,8 +1570,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         queue.Add(job, _stop);
     }
 
-    /// <summary>Whether this backup's policy cuts coarser than <see cref="BlockFiles.Chunker"/> (else every file is cut as finely already).</summary>
-    private bool _fineChunks;
+    /// <summary>BlockFiles' finer chunkers, each null where this backup's policy cuts as finely already (then none finer is used).</summary>
+    private FastCdc?[] _fineCdc = [];
 
     /// <summary>
     /// The first bytes of a file the walk found (<see cref="BlockFiles.HeadSize"/> at most): what it is when its name does

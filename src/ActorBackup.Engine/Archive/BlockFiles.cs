@@ -6,13 +6,15 @@ namespace ActorBackup.Engine.Archive;
 /// <summary>
 /// Files that programs rewrite in place, a few small blocks at a time, across their whole length: disk images and
 /// databases. With the policy's chunks (1 MiB on average) a change of 1% of an image's 4 KiB blocks, scattered,
-/// touches nearly every chunk and the whole image is stored again; these files are cut finer (<see cref="Chunker"/>:
-/// 32 KiB on average), so such a change stores about the chunks it touches (scripts/bench.sh peers image, 1 GiB,
-/// 1% of the 4 KiB blocks rewritten: 69 MB added against restic's 390 MB; with 64 KiB chunks 115 MB, 29%). The
+/// touches nearly every chunk and the whole image is stored again; these files are cut finer (<see cref="Chunkers"/>:
+/// 32 KiB on average up to 32 GiB), so such a change stores about the chunks it touches (scripts/bench.sh peers image,
+/// 1 GiB, 1% of the 4 KiB blocks rewritten: 69 MB added against restic's 390 MB; with 64 KiB chunks 115 MB, 29%). The
 /// price is more chunks per such file: a reservation, an append under the library's lock, a zstd frame and an index
 /// entry each, which cost the full backup of such a file about a quarter of its speed in the cell (docs/benchmarks.md);
 /// every other file keeps the policy's chunks. Chosen by size, then by name, else by the file's first bytes (an image
-/// or a database whose name says nothing: <see cref="HeadSays"/>).
+/// or a database whose name says nothing: <see cref="HeadSays"/>). A bigger image is cut less finely, so that one file
+/// keeps at most about 2 million entries (<see cref="Level"/>): 64 KiB up to 64 GiB, 128 KiB up to 256 GiB, 256 KiB up to
+/// 512 GiB (a 1% scattered change then touches 15%, 28%, 47% of it, where the policy's 1 MiB chunks touch 92%).
 /// </summary>
 public static class BlockFiles
 {
@@ -20,12 +22,24 @@ public static class BlockFiles
     public const long MinSize = 16L * 1024 * 1024;
 
     /// <summary>
-    /// From this size on, a file is cut as any other: at 32 KiB a chunk, a bigger one would pass the entries a node
-    /// lists itself (NodeExtensions.EntriesPerList) and have its chunk lists stored again at each change.
+    /// The finer chunkers, by the size of the file (<see cref="Level"/>): each band's biggest file has at most about 2
+    /// million entries, 80 MB of ids and sizes while it is read, its chunk lists two records (NodeExtensions.EntriesPerList)
+    /// stored again at each change.
     /// </summary>
-    public const long MaxSize = 32L << 30;
+    public static readonly ChunkerOptions[] Chunkers =
+    [
+        new(8 * 1024, 32 * 1024, 128 * 1024), new(16 * 1024, 64 * 1024, 256 * 1024),
+        new(32 * 1024, 128 * 1024, 512 * 1024), new(64 * 1024, 256 * 1024, 1024 * 1024),
+    ];
 
-    public static readonly ChunkerOptions Chunker = new(8 * 1024, 32 * 1024, 128 * 1024);
+    /// <summary>The biggest file of each of <see cref="Chunkers"/>' bands.</summary>
+    private static readonly long[] BandEnds = [32L << 30, 64L << 30, 256L << 30, 512L << 30];
+
+    /// <summary>From this size on, a file is cut as any other (a 1% scattered change touches 72% of 512 KiB chunks already).</summary>
+    public const long MaxSize = 512L << 30;
+
+    /// <summary>The finest chunker (<see cref="Chunkers"/>' first): a policy cut as finely needs none of them.</summary>
+    public static ChunkerOptions Chunker => Chunkers[0];
 
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -43,20 +57,28 @@ public static class BlockFiles
     /// Whether the file at <paramref name="path"/>, <paramref name="size"/> bytes, is one to cut finer: by its name, else
     /// by its first bytes (<paramref name="head"/>, asked for only when the size is in range and the name says nothing).
     /// </summary>
-    public static bool Are(string path, ulong size, Func<byte[]>? head = null)
+    public static bool Are(string path, ulong size, Func<byte[]>? head = null) => Level(path, size, head) is not null;
+
+    /// <summary>
+    /// Which of <see cref="Chunkers"/> cuts the file at <paramref name="path"/> (its index, by the file's size), or null
+    /// for a file cut as any other (<see cref="Are"/>).
+    /// </summary>
+    public static int? Level(string path, ulong size, Func<byte[]>? head = null)
     {
-        if (size is < MinSize or >= MaxSize) return false;
+        if (size is < MinSize or >= MaxSize) return null;
+        var level = 0;
+        while ((long)size > BandEnds[level]) level++;
         var name = Path.GetFileName(path.AsSpan());
-        if (Extensions.Contains(Path.GetExtension(path))) return true;
+        if (Extensions.Contains(Path.GetExtension(path))) return level;
         // PostgreSQL's relation files (16384, 16384.1, 16384_fsm) and InnoDB's shared tablespace (ibdata1).
-        if (name.StartsWith("ibdata", StringComparison.Ordinal) || IsRelationFile(name)) return true;
-        return head is not null && HeadSays(head());
+        if (name.StartsWith("ibdata", StringComparison.Ordinal) || IsRelationFile(name)) return level;
+        return head is not null && HeadSays(head()) ? level : null;
     }
 
     /// <summary>
     /// Whether a file's first bytes are those of a disk image or a database, whatever its name: a qcow, VMDK, VDI, VHD,
-    /// VHDX, Parallels or LUKS image, an SQLite database (a browser's History, say), a disk with a partition table (MBR or
-    /// GPT) or a boot sector, an ext2/3/4 or XFS file system.
+    /// VHDX, Parallels or LUKS image, an SQLite or bbolt (etcd) database (a browser's History, say), a disk with a partition
+    /// table (MBR or GPT) or a boot sector, an LVM physical volume, a swap file, an ext2/3/4 or XFS file system.
     /// </summary>
     public static bool HeadSays(ReadOnlySpan<byte> head)
     {
@@ -65,6 +87,9 @@ public static class BlockFiles
             || head.StartsWith("WithoutFreeSpace"u8) || head.StartsWith("WithouFreSpacExt"u8) || head.StartsWith(luks)
             || head.StartsWith("SQLite format 3\0"u8) || head.StartsWith("XFSB"u8))
             return true;
+        if (head.Length >= 520 && head[512..].StartsWith("LABELONE"u8)) return true; // an LVM physical volume (its label in sector 1)
+        if (head.Length >= 4096 && (head[4086..4096].SequenceEqual("SWAPSPACE2"u8) || head[4086..4096].SequenceEqual("SWAP-SPACE"u8))) return true; // a swap file
+        if (head.Length >= 20 && BinaryPrimitives.ReadUInt32LittleEndian(head[16..]) == 0xED0CDAED) return true; // bbolt (etcd): its meta page's magic
         if (head.Length >= 68 && BinaryPrimitives.ReadUInt32LittleEndian(head[64..]) == 0xBEDA107F) return true; // VirtualBox's VDI
         if (head.Length >= 520 && head[510] == 0x55 && head[511] == 0xAA)
         {

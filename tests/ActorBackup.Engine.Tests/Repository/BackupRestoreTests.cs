@@ -1486,6 +1486,7 @@ public class NameRoundTripTests
             Head((0, "WithoutFreeSpace"u8.ToArray())), Head((0, [(byte)'L', (byte)'U', (byte)'K', (byte)'S', 0xBA, 0xBE])), Head((0, "SQLite format 3\0"u8.ToArray())),
             Head((0, "XFSB"u8.ToArray())), Head((64, [0x7F, 0x10, 0xDA, 0xBE])), mbr, Head((510, [0x55, 0xAA]), (512, "EFI PART"u8.ToArray())),
             Head((0, [0xEB, 0x52, 0x90]), (510, [0x55, 0xAA])), Head((1024 + 24, [2, 0, 0, 0]), (1024 + 56, [0x53, 0xEF])),
+            Head((512, "LABELONE"u8.ToArray())), Head((4086, "SWAPSPACE2"u8.ToArray())), Head((16, [0xED, 0xDA, 0x0C, 0xED])),
         ];
         Assert.All(known, h => Assert.True(BlockFiles.HeadSays(h), Convert.ToHexString(h.AsSpan(0, 16))));
         byte[][] unknown =
@@ -1513,6 +1514,51 @@ public class NameRoundTripTests
         var chunks = TreeListing.Entries(trees, snap, "").Where(e => e.Node.Type == NodeType.File).ToDictionary(e => Path.GetFileName(e.Path), e => e.Node.ChunkSizes.Count);
         Assert.True(chunks["vm-disk"] > 300, $"vm-disk in {chunks["vm-disk"]} chunks: not cut finer"); // 32 KiB on average: about 640
         Assert.True(chunks["blob"] < 100, $"blob in {chunks["blob"]} chunks"); // 1 MiB on average: about 20
+    }
+
+    [Fact]
+    public void A_bigger_image_is_cut_less_finely_so_that_it_keeps_about_two_million_entries_at_most()
+    {
+        const long GiB = 1L << 30;
+        int? BandOf(long size) => BlockFiles.Level("/x/vm.qcow2", (ulong)size);
+        Assert.Equal([0, 0, 1, 1, 2, 2, 3, 3, null, null, null],
+            new[] { BlockFiles.MinSize, 32 * GiB, 32 * GiB + 1, 64 * GiB, 64 * GiB + 1, 256 * GiB, 256 * GiB + 1, 512 * GiB - 1, 512 * GiB, 2048 * GiB, BlockFiles.MinSize - 1 }.Select(BandOf));
+        foreach (var (o, end) in BlockFiles.Chunkers.Zip([32 * GiB, 64 * GiB, 256 * GiB, 512 * GiB]))
+            Assert.InRange(end / o.AverageSize, 1L << 20, 2L << 20);
+
+        // Through a backup: a 40 GiB image (sparse: 16 MiB of data in it) with 1% of its data's 4 KiB blocks rewritten
+        // stores about the 64 KiB chunks they fall in, not every 1 MiB chunk (nearly all of its data again).
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        var path = Path.Combine(src, "big.img");
+        const int Data = 16 * 1024 * 1024, Block = 4096;
+        var random = new Random(21);
+        var data = new byte[Data];
+        for (var at = 0; at < Data; at += Block) random.NextBytes(data.AsSpan(at, Block / 2));
+        void Write()
+        {
+            using var f = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write);
+            f.SetLength(40 * GiB);
+            f.Position = 20 * GiB; // the data in the middle: the file's size alone chooses the band
+            f.Write(data);
+        }
+        Write();
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var set = new BackupSet("vm", [src]);
+        repo.Backup(set, Level.Full);
+        foreach (var b in Enumerable.Range(0, Data / Block / 100).Select(_ => random.Next(Data / Block)))
+            random.NextBytes(data.AsSpan(b * Block, Block / 2));
+        Write();
+        var changed = repo.Backup(set, Level.Incremental);
+        Assert.True(changed.Stats.BytesNew < Data / 3, $"the 40 GiB image stored {changed.Stats.BytesNew} new bytes after 1% of its data's blocks changed");
+        var target = Path.Combine(dir.Path, "r");
+        Assert.Empty(repo.Restore(changed.Id, target).Errors);
+        using var restored = File.OpenRead(Path.Combine(target + src, "big.img"));
+        Assert.Equal(40 * GiB, restored.Length);
+        var back = new byte[Data];
+        restored.Position = 20 * GiB;
+        restored.ReadExactly(back);
+        Assert.Equal(data, back);
     }
 
     [Fact]
