@@ -19,6 +19,19 @@ public sealed class RootedDirectory : IDisposable
     public string Path { get; }
 
     /// <summary>
+    /// Nothing was below the root when the restore began (a new or empty folder, neither forced nor resumed): whatever a
+    /// name finds there was made by this restore under another of the snapshot's names, which the target's file system
+    /// takes as the same (case-insensitive or normalising: vfat, exFAT, SMB, casefold folders). It is then an error
+    /// (<see cref="Taken"/>), never removed: else one of the two would be lost and the restore still say done.
+    /// </summary>
+    public bool Fresh { get; init; }
+
+    private IOException Taken(string relative) =>
+        new($"{Full(relative)} is there already, made by this restore under another name of the snapshot: the " +
+            "target's file system takes the two names as one (case-insensitive or normalising: vfat, exFAT, SMB, a casefold folder); " +
+            "restore onto a file system that keeps names apart (ext4, XFS, btrfs), or restore the other name elsewhere");
+
+    /// <summary>
     /// Whether this folder has file flags (chattr): ext4, XFS, btrfs and tmpfs give some (nodump, noatime, sync,
     /// journal-data, nocow, compress) to every entry made in it, and on down.
     /// </summary>
@@ -128,11 +141,15 @@ public sealed class RootedDirectory : IDisposable
     /// <summary>What is at <paramref name="relative"/> (a symlink not followed); null when nothing is.</summary>
     public FileKind? KindOf(string relative) => InParent(relative, (dir, name) => Posix.KindAt(dir, name, Full(relative)));
 
-    /// <summary>Removes what is at <paramref name="relative"/> unless it is a folder (then an IOException says so); nothing there is fine.</summary>
+    /// <summary>
+    /// Removes what is at <paramref name="relative"/> unless it is a folder (then an IOException says so); nothing there
+    /// is fine. Into a <see cref="Fresh"/> root, anything there is an IOException (two names taken as one).
+    /// </summary>
     public void RemoveNonDirectory(string relative) => InParent(relative, (dir, name) =>
     {
         var kind = Posix.KindAt(dir, name, Full(relative));
         if (kind is null) return 0;
+        if (Fresh) throw Taken(relative);
         if (kind == FileKind.Directory) throw new IOException($"{Full(relative)} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
         var errno = Posix.UnlinkAt(dir, name);
         if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", relative, errno);
@@ -149,7 +166,7 @@ public sealed class RootedDirectory : IDisposable
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
         {
-            RemoveNonDirectory(relative);
+            RemoveNonDirectory(relative); // a Fresh root's Taken
             fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         }
         if (fd < 0) throw Failure("create", relative, -fd);

@@ -169,7 +169,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
         _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
         _target = target;
-        using var root = new RootedDirectory(target);
+        // Into a new or empty folder, a name already there is one the target's file system folds with another (Fresh).
+        using var root = new RootedDirectory(target) { Fresh = !existing };
         _root = root;
         // Under a folder with file flags (chattr +d, btrfs +C) every entry made takes some of them, and so do folders
         // that were there (--force): each file and folder then gets its own, none included (else only those with some).

@@ -101,6 +101,26 @@ public class PathSafetyTests
     }
 
     [Fact]
+    public void Two_names_the_target_takes_as_one_are_an_error_in_a_new_folder_and_neither_is_lost_silently()
+    {
+        // A case-insensitive or normalising target (vfat, exFAT, SMB, a casefold folder) makes README and readme one name;
+        // the same meets a restore when a snapshot lists a name twice: the second finds the first there.
+        using var f = new Fixture();
+        var target = Path.Combine(f.Dir.Path, "new");
+        var result = f.Restore(target, force: false,
+            f.File("same", "first"), f.File("same", "second"), f.Folder("sub", f.File("x", "1"), f.Folder("x")), f.File("fine.txt", "fine"));
+        Assert.Equal("fine", File.ReadAllText(Path.Combine(target, "fine.txt")));
+        Assert.Equal(2, result.Errors.Count(e => e.Reason.Contains("takes the two names as one")));
+        Assert.Contains(File.ReadAllText(Path.Combine(target, "same")), new[] { "first", "second" }); // one of them, and an error for the other
+        Assert.True(Directory.Exists(Path.Combine(target, "sub", "x"))); // folders are made first: the file is the one refused
+        Assert.Contains(result.Errors, e => e.Path == "/sub/x" && e.Reason.Contains("takes the two names as one"));
+
+        // With --force (a target that held things) what is there is written over, as before.
+        var forced = f.Restore(Path.Combine(f.Dir.Path, "forced"), force: true, f.File("same", "first"), f.File("same", "second"));
+        Assert.DoesNotContain(forced.Errors, e => e.Reason.Contains("takes the two names as one"));
+    }
+
+    [Fact]
     public void A_hard_link_target_outside_the_snapshot_is_refused()
     {
         using var f = new Fixture();
