@@ -281,6 +281,9 @@ public static unsafe partial class TreeCompare
     /// <summary>What <paramref name="path"/> takes on disk (its allocated blocks), not following a symlink.</summary>
     public static long AllocatedBytes(string path) => (long)Stat(Encoding.UTF8.GetBytes(path)).Blocks * 512;
 
+    /// <summary>The bytes a file holds on disk, its path as bytes (a name that is not UTF-8 on the way).</summary>
+    public static long AllocatedBytes(byte[] path) => (long)Stat(path).Blocks * 512;
+
     /// <summary>Bytes as shown in the keys: printable ASCII but the backslash as it is, everything else as \xHH.</summary>
     public static string Show(ReadOnlySpan<byte> bytes)
     {
