@@ -259,21 +259,29 @@ public sealed class RootedDirectory : IDisposable
         if (fd < 0) return $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(-fd)}";
         try
         {
-            if (FileFlags.Set(fd, flags) is var errno and not 0)
-            {
-                // Not allowed to lock it (immutable, append-only need root): the other flags still go on.
-                var rest = flags & ~FileFlags.Locking;
-                if (rest != flags && FileFlags.Set(fd, rest) == 0)
-                    return $"restored without its file flags {FileFlags.Show(flags & FileFlags.Locking)}: {Posix.Describe(errno)}";
-                return $"restored without its file flags {FileFlags.Show(flags)}: {Posix.Describe(errno)}";
-            }
-            return null;
+            if (FileFlags.Set(fd, flags) is 0) return null;
+            // Some refused (immutable and append-only need root; ext4 takes no btrfs nocow, tmpfs few): each flag is tried
+            // on top of those taken, the locking ones last, and only those refused are left off and named.
+            uint taken = 0, refused = 0;
+            var why = 0;
+            foreach (var bit in Bits(flags & ~FileFlags.Locking).Concat(Bits(flags & FileFlags.Locking)))
+                if (FileFlags.Set(fd, taken | bit) is var errno and not 0) (refused, why) = (refused | bit, errno);
+                else taken |= bit;
+            if (refused == 0) return null; // taken one by one (a combination refused at once)
+            FileFlags.Set(fd, taken);
+            return $"restored without its file flags {FileFlags.Show(refused)}: {Posix.Describe(why)}";
         }
         finally
         {
             Posix.Close(fd);
         }
     });
+
+    private static IEnumerable<uint> Bits(uint flags)
+    {
+        for (var bit = 1u; bit != 0; bit <<= 1)
+            if ((flags & bit) != 0) yield return bit;
+    }
 
     private static string OwnerNotSet(uint uid, uint gid, int errno) =>
         $"restored without its owner {uid}:{gid} (mode without setuid/setgid, attributes and times set): {Posix.Describe(errno)}";
