@@ -59,9 +59,20 @@ public static class CommandTable
             Verb("show", "members, roles, status, reachability, manager location", async (_, o, c) =>
             {
                 var state = await session.Call<ClusterState>(new GetClusterState(), c);
-                if (o.Json) o.Write(state);
-                else o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES", "VERSION"], state.Members.Select(m => new[]
-                    { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles), m.Version }));
+                if (o.Json)
+                {
+                    o.Write(state);
+                    return 0;
+                }
+                // A build is 1.YYYYMMDD.HHMM-COMMIT (its commit's time): one that is not the manager's node's is marked, an
+                // upgrade host by host half done (README, "Upgrading a cell").
+                var managers = state.Members.Where(m => m.Manager).Select(m => m.Version).FirstOrDefault();
+                o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES", "VERSION"], state.Members.Select(m => new[]
+                    { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles),
+                      m.Version + (managers is not null && m.Version != managers ? " (not the manager's)" : "") }));
+                var builds = state.Members.Select(m => m.Version).Distinct().Count();
+                if (builds > 1)
+                    Console.Error.WriteLine($"the members run {builds} builds: finish the upgrade host by host (README, \"Upgrading a cell\"), the manager's nodes first");
                 return 0;
             }),
             Verb("leave", "ask a member to leave the cell", (pr, o, c) => ChangeMember(session, o, pr.GetValue(address)!, MemberChange.Leave, c), address),

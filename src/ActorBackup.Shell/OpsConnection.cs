@@ -120,7 +120,8 @@ public sealed class OpsConnection : IAsyncDisposable
             while (true)
             {
                 var frame = await OpsWire.Read(_stream, cancel)
-                            ?? throw new ShellException($"the node at {Node} closed the connection: see its log (DATA/node.log)");
+                            ?? throw new ShellException($"the node at {Node} closed the connection: see its log (DATA/node.log); a node of an " +
+                                                        "older build than this abk's closes on a command it does not know (abk cluster show's VERSION)");
                 _answered = true;
                 if (!frame.More) Broken = false;
                 if (frame.Message is CommandRejected r)
@@ -131,6 +132,12 @@ public sealed class OpsConnection : IAsyncDisposable
                 if (!frame.More) return frame.Message;
                 onMore?.Invoke(frame.Message);
             }
+        }
+        catch (InvalidDataException e) when (e.Message.StartsWith("unknown message type", StringComparison.Ordinal))
+        {
+            // Bytes of the node's that this abk does not read: a newer build's answer, not a refusal of its certificate.
+            throw new ShellException($"the node at {Node} answered with what this abk does not read ({e.Message}): the node may run a newer build " +
+                                     "than this abk; use the abk built with it (abk cluster show's VERSION)");
         }
         catch (Exception e) when (e is IOException or SocketException or InvalidDataException or AuthenticationException)
         {

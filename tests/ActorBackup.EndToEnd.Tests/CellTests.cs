@@ -317,7 +317,10 @@ public class TwoNodeCellTests
         Assert.Equal(2, cluster.GetProperty("members").GetArrayLength());
         // Each member says the build it runs (the same here: one build).
         var versions = cluster.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("version").GetString()).Distinct().ToList();
-        Assert.Matches(@"^\d+\.\d+\.\d+", Assert.Single(versions));
+        Assert.Matches(@"^1\.\d{8}\.\d{4}(-[0-9a-f]{12})?$", Assert.Single(versions)); // its commit's time (UTC), then the commit
+        var table = a.Abk("cluster", "show");
+        Assert.DoesNotContain("(not the manager's)", table.Stdout);
+        Assert.DoesNotContain("builds", table.Stderr);
         // Both requests in flight at once: each backup takes far longer than the two abk starts apart.
         var startA = Task.Run(() => a.Abk("backup", "--client", "host-a", "--no-wait", srcA).Stdout.Trim());
         var startB = Task.Run(() => b.Abk("backup", "--client", "host-b", "--no-wait", srcB).Stdout.Trim());

@@ -132,7 +132,10 @@ public static class CellHosting
         });
     }
 
-    /// <summary>This build's version as Akka's app-version takes it: "1.0.0-COMMIT" (the commit's first 12 hex digits).</summary>
+    /// <summary>
+    /// This build's version as Akka's app-version takes it: "1.YYYYMMDD.HHMM-COMMIT" (its commit's time, UTC, from
+    /// Directory.Build.targets, and the commit's first 12 hex digits); "1.0.0" built outside a git clone.
+    /// </summary>
     public static readonly string BuildVersion = VersionOf(typeof(CellHosting).Assembly);
 
     private static string VersionOf(System.Reflection.Assembly assembly)
