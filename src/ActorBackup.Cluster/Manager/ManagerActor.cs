@@ -926,8 +926,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                         SourceSpans = { spans }, Ticket = Ticket(job, read: [job.SourceLibrary, .. spans], holderLibrary: job.Library),
                     });
                     break;
-                default:
+                case JobKind.Backup or JobKind.Unspecified:
                     DispatchBackup(job);
+                    break;
+                default: // a kind a newer build recorded (a journal it wrote, read after going back to this one)
+                    End(job.Id, JobState.Failed, $"job {job.Id} is of a kind this build does not know ({(int)job.Kind}): a newer build " +
+                                                 "queued it; run that build again (README, \"Upgrading a cell\")");
                     break;
             }
         }
