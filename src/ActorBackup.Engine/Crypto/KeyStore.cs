@@ -93,6 +93,7 @@ public static class KeyStore
         {
             throw new InvalidDataException($"{path} is not a wrapped master key: {e.Message}", e);
         }
+        if (wrapped.Version > 1) throw new Volumes.NewerFormatException(path, wrapped.Version, 1);
         if (Problem(wrapped) is { } problem)
             throw new InvalidDataException($"{path} is damaged: {problem}. Restore it from your copy of the keys folder");
         return wrapped;

@@ -47,6 +47,7 @@ public sealed partial class DiskLibrary
     /// <summary>library.json's values as Create would have made them: a damaged file is damage, never a crash later.</summary>
     private static void CheckManifest(LibraryManifest m)
     {
+        if (m.Format > 1) throw new Volumes.NewerFormatException("library.json", m.Format, 1);
         if (m.Format != 1) throw new InvalidDataException($"format {m.Format} (this build reads 1)");
         if (string.IsNullOrWhiteSpace(m.Id) || m.Id.Length > 128 || m.Id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new InvalidDataException($"library id '{m.Id}' is not valid");

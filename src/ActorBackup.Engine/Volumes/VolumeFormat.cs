@@ -68,11 +68,13 @@ public static class VolumeFormat
         if (h.Length < 30 || !h[..8].SequenceEqual(HeaderMagic))
             throw new VolumeCorruptException(volumePath, 0, "not an ActorBackup volume (bad magic)");
         var version = BinaryPrimitives.ReadUInt16LittleEndian(h[8..]);
-        if (version != Version) throw new VolumeCorruptException(volumePath, 8, $"volume format version {version} is not supported (this build reads {Version})");
         int length = BinaryPrimitives.ReadUInt16LittleEndian(h[10..]);
         if (length < 30 || length > h.Length) throw new VolumeCorruptException(volumePath, 10, $"header length {length} is out of bounds");
         var crc = BinaryPrimitives.ReadUInt32LittleEndian(h[(length - 4)..]);
         if (crc != Crc32.HashToUInt32(h[..(length - 4)])) throw new VolumeCorruptException(volumePath, 0, "header checksum mismatch");
+        // Checked after the checksum: a flipped bit in the version is damage, a newer build's header sums right.
+        if (version > Version) throw new NewerFormatException($"volume {volumePath}", version, Version);
+        if (version != Version) throw new VolumeCorruptException(volumePath, 8, $"volume format version {version} is not supported (this build reads {Version})");
         var number = BinaryPrimitives.ReadUInt32LittleEndian(h[12..]);
         if (number > Index.ChunkLocation.MaxVolume) throw new VolumeCorruptException(volumePath, 12, $"volume number {number} is out of bounds");
         var createdMs = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);

@@ -200,6 +200,38 @@ public class HostileBytesTests
     }
 
     [Fact]
+    public void Files_of_a_newer_format_are_named_as_such_never_taken_as_damage()
+    {
+        using var dir = new TempDir();
+        // A volume whose header says format 2 (its checksum right): a newer build's, not damaged.
+        var path = Path.Combine(dir.Path, "vol-000001.abv");
+        using (var w = VolumeWriter.Create(path, 1, "lib1", "lib1-000001"))
+        {
+            w.Append(Id(1), RecordFlags.None, new byte[100]);
+            w.Seal();
+        }
+        var bytes = File.ReadAllBytes(path);
+        int length = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(10));
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(8), 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(length - 4), System.IO.Hashing.Crc32.HashToUInt32(bytes.AsSpan(0, length - 4)));
+        File.WriteAllBytes(path, bytes);
+        var volume = Assert.Throws<NewerFormatException>(() => new VolumeReader(path));
+        Assert.Contains("written by a newer ActorBackup (format 2; this build reads up to 1)", volume.Message);
+
+        // library.json and a wrapped key of a newer format: the same, not "damaged ... rebuild" or "restore it from your copy".
+        var libRoot = Path.Combine(dir.Path, "lib");
+        DiskLibrary.Create(libRoot, "lib1").Dispose();
+        var libraryJson = Path.Combine(libRoot, "library.json");
+        File.WriteAllText(libraryJson, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(libraryJson), "\"format\": 1", "\"format\": 2"));
+        Assert.DoesNotContain("rebuild", Assert.Throws<NewerFormatException>(() => DiskLibrary.Open(libRoot)).Message);
+        var repoRoot = Path.Combine(dir.Path, "repo");
+        TestRepo.Create(repoRoot).Dispose();
+        var master = Path.Combine(repoRoot, "keys", "master.json");
+        File.WriteAllText(master, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(master), "\"version\": 1", "\"version\": 3"));
+        Assert.Contains("format 3", Assert.Throws<NewerFormatException>(() => KeyStore.Load(master)).Message);
+    }
+
+    [Fact]
     public void Damaged_key_library_and_repository_files_give_an_error_that_names_them()
     {
         using var dir = new TempDir();
