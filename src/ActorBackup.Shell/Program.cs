@@ -1,6 +1,11 @@
 using ActorBackup.Shell;
 
 // abk: the operator shell. `abk COMMAND ...` runs one command; `abk` alone opens a prompt.
+if (RawArguments.NotUtf8() is { } notUtf8)
+{
+    Console.Error.WriteLine("abk: " + notUtf8);
+    return 2;
+}
 await using var session = new Session();
 var root = CommandTable.Build(session, async (pr, cancel) =>
 {

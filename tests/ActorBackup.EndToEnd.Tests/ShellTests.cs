@@ -34,6 +34,16 @@ public class ShellTests
     }
 
     [Fact]
+    public void An_argument_that_is_not_UTF8_is_refused_with_the_form_abk_takes_for_it()
+    {
+        // .NET would make the byte 0xe9 a U+FFFD and the node would look for another name: refused before any connection.
+        var closed = $"127.0.0.1:{Ports.Free()}";
+        var r = Processes.Run("/bin/sh", ["-c", "exec \"$0\" --node \"$1\" ls latest \"$(printf '/srv/caf\\351')\"", Processes.Abk, closed]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(@"argument '/srv/caf\xe9' is not UTF-8", r.Stderr);
+    }
+
+    [Fact]
     public void Help_needs_no_cell_and_usage_errors_say_what_to_type()
     {
         var closed = $"127.0.0.1:{Ports.Free()}";

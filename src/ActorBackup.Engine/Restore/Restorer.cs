@@ -228,7 +228,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 Interlocked.Increment(ref _steps);
                 if (IsBlocked(TargetOf(d) + "/")) return;
-                Guard(d, () => Partly(d, _root.SetDirectoryMetadata(d.Relative, Owner(d.Node, restoreOwner)?.Uid, Owner(d.Node, restoreOwner)?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders)));
+                Guard(d, () =>
+                {
+                    var owner = Owner(d.Node, restoreOwner);
+                    Partly(d, _root.SetDirectoryMetadata(d.Relative, owner?.Uid, owner?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders));
+                });
                 if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         // A snapshot of "/" restored whole: its target folder becomes that root (mode, owner, times, attributes, flags),
@@ -236,7 +240,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (snapshot.Root is { } top && options.Include.Count == 0)
         {
             var itself = new Entry("", top, 0);
-            Guard(itself, () => Partly(itself, _root.SetDirectoryMetadata(".", Owner(top, restoreOwner)?.Uid, Owner(top, restoreOwner)?.Gid, top.Mode, Times(top), Xattrs(itself), _clearFolders)));
+            Guard(itself, () =>
+            {
+                var owner = Owner(top, restoreOwner);
+                Partly(itself, _root.SetDirectoryMetadata(".", owner?.Uid, owner?.Gid, top.Mode, Times(top), Xattrs(itself), _clearFolders));
+            });
             if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
         }
         // On the disk before the restore says it is done: without it a power cut in the next half minute left files
@@ -252,6 +260,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             throw new IOException($"{e.Message}: the restore is not safely on the disk; restore it again once the target's file system is sound", e);
         }
         timer?.Dispose();
+        foreach (var ((group, name, recorded), count) in _unknownOwners.OrderBy(u => u.Key.Group).ThenBy(u => u.Key.Name, StringComparer.Ordinal))
+        {
+            var kind = group ? "group" : "user";
+            AddError(new SnapshotError
+            {
+                Path = "/", Reason = $"{count:N0} {(count == 1 ? "entry" : "entries")} of {kind} '{name}' (id {recorded} where backed up) kept id " +
+                                     $"{recorded}: this host has no {kind} of that name, and id {recorded} may be another's here; add the {kind} " +
+                                     "and restore again, or give --numeric-owner to keep the recorded ids",
+            });
+        }
         progress?.Report(new RestoreProgress(_filesDone, _filesPlanned, _bytesDone, _bytesPlanned, Entries()));
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
         // not be made is counted as not restored.
@@ -535,8 +553,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var acl = AclIds.Map(x.Value.Span, (group, id) => group
-                ? OwnerNames.Resolve(id, node.AclGroups.AclName(id) ?? "", false, GroupIdHere)
-                : OwnerNames.Resolve(id, node.AclUsers.AclName(id) ?? "", false, UserIdHere), out var merged);
+                ? OwnerNames.Resolve(id, node.AclGroups.AclName(id) ?? "", false, n => Known(true, n, id, GroupIdHere(n)))
+                : OwnerNames.Resolve(id, node.AclUsers.AclName(id) ?? "", false, n => Known(false, n, id, UserIdHere(n))), out var merged);
             foreach (var (group, recorded, id) in merged)
                 Partly(e, $"{PosixNames.Display(PosixNames.Decode(x.Name.Span))}: the entry of {(group ? "group" : "user")} " +
                           $"'{(group ? node.AclGroups : node.AclUsers).AclName(recorded) ?? recorded.ToString()}' (id {recorded} where backed up) " +
@@ -549,6 +567,15 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>The id a user or group name has on another host (tests); null: on this one.</summary>
     internal Func<string, uint?>? UserIds { get; init; }
     internal Func<string, uint?>? GroupIds { get; init; }
+
+    /// <summary>Owner names this host does not know, with the id each kept and on how many entries (one error each at the end).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(bool Group, string Name, uint Recorded), int> _unknownOwners = new();
+
+    private uint? Known(bool group, string name, uint recorded, uint? here)
+    {
+        if (here is null) _unknownOwners.AddOrUpdate((group, name, recorded), 1, (_, n) => n + 1);
+        return here;
+    }
 
     private uint? UserIdHere(string name) => UserIds is { } ids ? ids(name) : _owners.UserId(name);
     private uint? GroupIdHere(string name) => GroupIds is { } ids ? ids(name) : _owners.GroupId(name);
@@ -629,7 +656,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>The owner to give an entry back: only when restoring owners.</summary>
     /// <summary>The owner to give an entry (null: leave it as created): the ids its recorded names have here, or the recorded ids (NumericOwner, or a name this host does not know).</summary>
     private (uint Uid, uint Gid)? Owner(Node node, bool restoreOwner) => restoreOwner
-        ? (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, UserIdHere), OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, GroupIdHere))
+        ? (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, n => Known(false, n, node.Uid, UserIdHere(n))),
+           OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, n => Known(true, n, node.Gid, GroupIdHere(n))))
         : null;
 
     private readonly OwnerNames _owners = new();

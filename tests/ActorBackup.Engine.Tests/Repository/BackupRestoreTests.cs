@@ -1645,6 +1645,13 @@ public class NameRoundTripTests
         Assert.Contains("has id 4321 here, as another entry of the ACL does", error.Reason);
         Assert.Equal([(false, 4321u), (true, 4322u)], RestoredAcl(mapped, shared));
         Assert.Equal([(false, 4321u)], RestoredAcl(mapped, two)); // the kernel took it: one entry for 4321
+        // On a host that knows none of these names: the recorded ids are kept, and one error a name says so and how many
+        // entries it took (id 0 may be another user's there), never one an entry.
+        var stranger = new Restore.Restorer(repo.Ring.For(snap), repo.Library) { UserIds = _ => null, GroupIds = _ => null }
+            .Run(snap, Path.Combine(dir.Path, "stranger"), new Restore.RestoreOptions()).Errors;
+        Assert.Equal(["group 'root'", "user 'daemon'", "user 'root'"],
+            stranger.Select(e => System.Text.RegularExpressions.Regex.Match(e.Reason, "of ((user|group) '[a-z]+')").Groups[1].Value).Order(StringComparer.Ordinal));
+        Assert.Contains(stranger, e => e.Reason.Contains("of user 'root' (id 0 where backed up) kept id 0: this host has no user of that name") && e.Reason.Contains("--numeric-owner"));
         var numeric = Path.Combine(dir.Path, "numeric");
         Assert.Empty(Elsewhere().Run(snap, numeric, new Restore.RestoreOptions { NumericOwner = true }).Errors);
         Assert.Equal([(false, 0u), (true, 0u)], RestoredAcl(numeric, shared));
