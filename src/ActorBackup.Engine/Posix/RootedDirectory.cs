@@ -97,6 +97,8 @@ public sealed class RootedDirectory : IDisposable
         Posix.ELOOP_ => new PosixException(errno, $"{what} {Full(relative)}: a symlink is in the way (it was not there when the restore began, or was not made by it); nothing is written through it"),
         Posix.EXDEV => new PosixException(errno, $"{what} {Full(relative)}: the path leads outside the restore target; refused"),
         Posix.EACCES => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
+        Posix.EPERM => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)} (is it or its folder immutable or " +
+                                                 "append-only? lsattr shows it, chattr -i / -a takes it away; or restore elsewhere)"),
         _ => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
     };
 
@@ -152,6 +154,9 @@ public sealed class RootedDirectory : IDisposable
         if (Fresh) throw Taken(relative);
         if (kind == FileKind.Directory) throw new IOException($"{Full(relative)} is an existing directory where the snapshot has a file: remove it or restore elsewhere");
         var errno = Posix.UnlinkAt(dir, name);
+        // A file left immutable or append-only (an earlier attempt of this restore set its flags, or --force over a live
+        // tree: chattr +i /etc/resolv.conf): root takes them away and removes it; the restore sets the snapshot's again.
+        if (errno == Posix.EPERM && kind == FileKind.Regular && Posix.IsRoot && Unlock(relative)) errno = Posix.UnlinkAt(dir, name);
         if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", relative, errno);
         return 0;
     });
@@ -270,6 +275,23 @@ public sealed class RootedDirectory : IDisposable
             if (refused == 0) return null; // taken one by one (a combination refused at once)
             FileFlags.Set(fd, taken);
             return $"restored without its file flags {FileFlags.Show(refused)}: {Posix.Describe(why)}";
+        }
+        finally
+        {
+            Posix.Close(fd);
+        }
+    });
+
+    /// <summary>Takes immutable and append-only off the regular file at <paramref name="relative"/>; whether it had either.</summary>
+    private bool Unlock(string relative) => OnNode(relative, Posix.OPath | Posix.ONofollow, node =>
+    {
+        if (Posix.KindOfHandle(node) != FileKind.Regular) return false;
+        var fd = Posix.Reopen(node, Posix.ORdOnlyFlag | Posix.ONonblockFlag);
+        if (fd < 0) return false;
+        try
+        {
+            var flags = FileFlags.Get(fd);
+            return (flags & FileFlags.Locking) != 0 && FileFlags.Set(fd, flags & ~FileFlags.Locking) == 0;
         }
         finally
         {

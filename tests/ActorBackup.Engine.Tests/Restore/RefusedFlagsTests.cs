@@ -1,4 +1,8 @@
 using ActorBackup.Engine.Posix;
+using ActorBackup.Engine.Archive;
+using ActorBackup.Engine.Catalog;
+using ActorBackup.Engine.Repository;
+using ActorBackup.Engine.Trees;
 
 namespace ActorBackup.Engine.Tests;
 
@@ -25,6 +29,40 @@ public class RefusedFlagsTests
         finally
         {
             TreeCompare.SetFlags(file, 0);
+        }
+    }
+
+    [RootFact("immutable needs CAP_LINUX_IMMUTABLE")]
+    public void A_forced_restore_replaces_a_file_left_immutable_and_says_what_to_do_where_it_cannot()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        File.WriteAllText(Path.Combine(src, "resolv.conf"), "nameserver 192.0.2.1\n");
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("etc", [src]), Level.Full);
+        var target = Path.Combine(dir.Path, "live");
+        var live = Path.Combine(target + src, "resolv.conf");
+        Assert.Empty(repo.Restore(snap.Id, target).Errors);
+        File.WriteAllText(live, "changed since\n");
+        TreeCompare.SetFlags(live, FileFlags.Immutable); // chattr +i, as a live system's may be
+        try
+        {
+            var forced = repo.Restore(snap.Id, target, force: true);
+            Assert.Empty(forced.Errors);
+            Assert.Equal("nameserver 192.0.2.1\n", File.ReadAllText(live));
+            Assert.Equal(0u, TreeCompare.Flags(live) & FileFlags.Immutable); // the snapshot's flags: none
+
+            // Inside an immutable folder nothing can be made: the error says why and what to do.
+            TreeCompare.SetFlags(target + src, FileFlags.Immutable);
+            File.Delete(Path.Combine(src, "resolv.conf"));
+            File.WriteAllText(Path.Combine(src, "new.conf"), "x");
+            var blocked = repo.Restore(repo.Backup(new BackupSet("etc", [src]), Level.Full).Id, target, force: true);
+            Assert.Contains(blocked.Errors, e => e.Reason.Contains("chattr -i"));
+        }
+        finally
+        {
+            TreeCompare.SetFlags(live, 0);
+            TreeCompare.SetFlags(target + src, 0);
         }
     }
 }
