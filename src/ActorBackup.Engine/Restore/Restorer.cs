@@ -172,6 +172,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // Into a new or empty folder, a name already there is one the target's file system folds with another (Fresh).
         using var root = new RootedDirectory(target) { Fresh = !existing };
         _root = root;
+        _xattrsRefused = root.XattrNamespacesRefused();
         // Under a folder with file flags (chattr +d, btrfs +C) every entry made takes some of them, and so do folders
         // that were there (--force): each file and folder then gets its own, none included (else only those with some).
         _resetFlags = existing || root.HasFlags;
@@ -260,6 +261,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             throw new IOException($"{e.Message}: the restore is not safely on the disk; restore it again once the target's file system is sound", e);
         }
         timer?.Dispose();
+        foreach (var (ns, count) in _xattrsLeftOff.OrderBy(x => x.Key, StringComparer.Ordinal))
+            AddError(new SnapshotError
+            {
+                Path = "/", Reason = $"{count:N0} {(count == 1 ? "entry" : "entries")} restored without {(ns == "POSIX ACLs" ? "their POSIX ACLs" : $"their {ns} extended attributes")}: " +
+                                     $"the target's file system has none ({_xattrsRefused[ns]}); restore onto one that has them (ext4, XFS, btrfs) to keep them",
+            });
         foreach (var ((group, name, recorded), count) in _unknownOwners.OrderBy(u => u.Key.Group).ThenBy(u => u.Key.Name, StringComparer.Ordinal))
         {
             var kind = group ? "group" : "user";
@@ -545,8 +552,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var node = e.Node;
         if (node.Xattrs.Count == 0) return null;
         var xattrs = new List<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)>(node.Xattrs.Count);
+        HashSet<string>? left = null;
         foreach (var x in node.Xattrs)
         {
+            if (_xattrsRefused.Count > 0 && NamespaceOf(x.Name.Span) is { } ns && _xattrsRefused.ContainsKey(ns))
+            {
+                if ((left ??= []).Add(ns)) _xattrsLeftOff.AddOrUpdate(ns, 1, (_, n) => n + 1);
+                continue;
+            }
             if (node.AclUsers.Count + node.AclGroups.Count == 0 || _numericOwner || !AclIds.IsAcl(x.Name.Span))
             {
                 xattrs.Add((x.Name.Memory, x.Value.Memory));
@@ -567,6 +580,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>The id a user or group name has on another host (tests); null: on this one.</summary>
     internal Func<string, uint?>? UserIds { get; init; }
     internal Func<string, uint?>? GroupIds { get; init; }
+
+    /// <summary>The namespaces the target's file system has none of (RootedDirectory.XattrNamespacesRefused), and how many entries lost theirs.</summary>
+    private IReadOnlyDictionary<string, string> _xattrsRefused = new Dictionary<string, string>();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _xattrsLeftOff = new();
+
+    private static string? NamespaceOf(ReadOnlySpan<byte> name) =>
+        name.StartsWith("user."u8) ? "user.*" : name.StartsWith("trusted."u8) ? "trusted.*" : name.StartsWith("system.posix_acl_"u8) ? "POSIX ACLs" : null;
 
     /// <summary>Owner names this host does not know, with the id each kept and on how many entries (one error each at the end).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(bool Group, string Name, uint Recorded), int> _unknownOwners = new();

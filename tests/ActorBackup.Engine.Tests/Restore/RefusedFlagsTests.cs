@@ -65,4 +65,29 @@ public class RefusedFlagsTests
             TreeCompare.SetFlags(target + src, 0);
         }
     }
+
+    [BtrfsFact]
+    public void A_target_without_ACLs_gets_one_error_for_all_its_entries_not_one_each()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("src");
+        const uint Unset = uint.MaxValue;
+        var acl = TreeCompare.Acl((0x01, 6, Unset), (0x02, 4, 0), (0x04, 4, Unset), (0x10, 4, Unset), (0x20, 0, Unset));
+        for (var i = 0; i < 30; i++)
+        {
+            var file = Path.Combine(src, $"f{i}");
+            File.WriteAllText(file, "x");
+            TreeCompare.SetXattr(file, "system.posix_acl_access", acl);
+            TreeCompare.SetXattr(file, "user.kept", "yes"u8);
+        }
+        using var repo = TestRepo.Create(dir.Sub("repo"));
+        var snap = repo.Backup(new BackupSet("acls", [src]), Level.Full);
+        using var btrfs = new LoopBtrfs("noacl"); // a file system that has no ACLs (as vfat, SMB, many FUSE ones)
+        var target = Path.Combine(btrfs.Path, "r");
+        var errors = repo.Restore(snap.Id, target).Errors;
+        var error = Assert.Single(errors);
+        Assert.Contains("30 entries restored without their POSIX ACLs: the target's file system has none", error.Reason);
+        Assert.Equal("yes"u8.ToArray(), Posix.Posix.ReadXattrs(target + src + "/f7").Single(x => System.Text.Encoding.UTF8.GetString(x.Name) == "user.kept").Value);
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(target), e => Path.GetFileName(e).StartsWith(".actorbackup-probe", StringComparison.Ordinal));
+    }
 }
