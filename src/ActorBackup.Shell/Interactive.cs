@@ -44,6 +44,15 @@ public static class Interactive
             line = line.Trim();
             if (line == "") continue;
             if (line is "exit" or "quit") break;
+            if (line.Contains('\uFFFD'))
+            {
+                // A byte that is not UTF-8 (read as U+FFFD): taken as it is, the line would name another file.
+                Console.Error.WriteLine("abk: the line holds a byte that is not UTF-8: write each byte of a name that is not UTF-8 as \\xHH, " +
+                                        "as abk ls shows names, and a backslash as \\\\");
+                last = 2;
+                if (firstFailure == 0) firstFailure = last;
+                continue;
+            }
             // Commands piped in are not the operator's to recall.
             if (!piped)
             {

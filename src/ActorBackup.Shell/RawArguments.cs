@@ -39,7 +39,8 @@ public static class RawArguments
             {
                 var escaped = Escaped(arg);
                 return $"argument '{escaped}' is not UTF-8: write each byte of a name that is not UTF-8 as \\xHH, as abk ls shows " +
-                       $"names ('{escaped}' as it is written here), and a backslash as \\\\";
+                       $"names ('{escaped}' as it is written here), and a backslash as \\\\ (a file abk itself reads, apply's or " +
+                       "--certs', needs a UTF-8 name)";
             }
         }
         return null;

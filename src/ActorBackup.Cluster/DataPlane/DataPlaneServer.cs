@@ -359,7 +359,7 @@ public sealed class DataPlaneServer : IDisposable
                         // chunk's damage, which a restore reports and goes past and a verify heals; anything else is a fault.
                         var status = e is Engine.Library.LibraryFullException ? SocketFrames.Full
                             : e is Engine.Library.LibraryBusyException ? SocketFrames.Busy
-                            : code == SocketFrames.Read && e is IOException or KeyNotFoundException or InvalidDataException ? SocketFrames.Damaged : (byte)1;
+                            : code == SocketFrames.Read && Engine.Codec.SourceFault.IsDamage(e) ? SocketFrames.Damaged : (byte)1; // a newer format's volume: a fault
                         stream.Write(status, System.Text.Encoding.UTF8.GetBytes(e.Message));
                     }
                 }

@@ -8,7 +8,8 @@ namespace ActorBackup.Cluster.Media;
 // the indexed chunks no whole record holds are named with the snapshots that need them (from the reference lists).
 public sealed partial class MediaActor
 {
-    private sealed record LibraryChecked(VerifyLibrary Request, IActorRef ReplyTo, VerifyReport Report, string? Error);
+    /// <param name="Final">the error is not one a later attempt gets past (a volume of a newer build's format): not retried</param>
+    private sealed record LibraryChecked(VerifyLibrary Request, IActorRef ReplyTo, VerifyReport Report, string? Error, bool Final = false);
 
     /// <summary>Library checks running here: job, and the newest attempt asked (the one its end answers).</summary>
     private readonly Dictionary<string, int> _checks = [];
@@ -54,7 +55,8 @@ public sealed partial class MediaActor
                 };
                 report.Seconds = clock.Elapsed.TotalSeconds;
                 return (object)new LibraryChecked(m, replyTo, report, null);
-            }).PipeTo(Self, failure: e => new LibraryChecked(m, replyTo, new VerifyReport(), $"library {id} could not be checked: {Why(e)}"));
+            }).PipeTo(Self, failure: e => new LibraryChecked(m, replyTo, new VerifyReport(), $"library {id} could not be checked: {Why(e)}",
+                Final: e is Engine.Volumes.NewerFormatException || e.InnerException is Engine.Volumes.NewerFormatException));
         });
         Command<LibraryChecked>(c =>
         {
@@ -65,7 +67,7 @@ public sealed partial class MediaActor
             (_manager ?? c.ReplyTo).Tell(Signed(new JobFinished
             {
                 Job = c.Request.Job, Attempt = attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,
-                Fault = c.Error is null ? JobFault.FaultNone : JobFault.FaultTransient, Verify = r,
+                Fault = c.Error is null || c.Final ? JobFault.FaultNone : JobFault.FaultTransient, Verify = r,
             }));
         });
     }

@@ -450,7 +450,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             // Stay up and say why (a bad path, no room, no permission, a damaged changer state): every session is
             // refused with it, and the next one tries to open the library again.
-            _unavailable = e is InvalidDataException ? $"library {_declaration.Id}: {e.Message}"
+            _unavailable = e is InvalidDataException or Engine.Volumes.NewerFormatException ? $"library {_declaration.Id}: {e.Message}"
                 : $"{DiskLibrary.DescribeWriteFailure(_declaration.Id, _declaration.Path, e)}; the library could not be opened";
             _log.Error("library {0}: {1}", _declaration.Id, _unavailable);
             Register();

@@ -195,6 +195,11 @@ public sealed partial class DiskLibrary
                 number = r.Header.VolumeNumber;
                 label = r.Header.Label; // a cartridge's: its own label
             }
+            catch (NewerFormatException e)
+            {
+                problems.Add(e.Message); // left as it is: neither appended to nor taken as damaged
+                continue;
+            }
             catch (VolumeCorruptException e)
             {
                 if (NeverWritten(file))

@@ -131,6 +131,11 @@ public sealed class TapeMedium : IVolumeMedium
             using var reader = new Volumes.VolumeReader(path);
             return reader.Header;
         }
+        catch (Volumes.NewerFormatException)
+        {
+            // A newer build's volume: kept, as another library's is (never taken for blank and written over).
+            return new Volumes.VolumeFormat.Header(0, "(a volume of a newer ActorBackup's format)", "", DateTimeOffset.UnixEpoch, 0);
+        }
         catch (Exception e) when (e is Volumes.VolumeCorruptException or FileNotFoundException or DirectoryNotFoundException)
         {
             return null; // unreadable as a volume, or gone since the look

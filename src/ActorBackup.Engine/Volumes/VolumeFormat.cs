@@ -10,6 +10,9 @@ namespace ActorBackup.Engine.Volumes;
 /// <code>
 /// header : "ABKVOLUM" | u16 version | u16 header length | u32 volume number | i64 created (unix ms)
 ///          | u16 len + library id | u16 len + label | u32 crc32 of the header before it
+///          Every later format keeps the first 12 bytes as they are (magic, version at 8, header length at 10, at most
+///          4096) and a crc32 of the header before it in its last 4 bytes: a build then tells a newer volume
+///          (NewerFormatException) from a damaged one.
 /// record : u32 "ABKR" | u8 flags | 3 zero | chunk id (32) | u32 payload length | payload | u32 crc32 of all before it
 /// footer : u32 "ABKF" | u32 count | count x (chunk id 32 | u64 offset | u32 length | u8 flags | 3 zero) | u32 crc32
 /// trailer: u64 footer offset | u32 record count | u32 "ABKE"          (only on a sealed volume)

@@ -1,3 +1,4 @@
+using ActorBackup.Engine.Codec;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using ActorBackup.Engine.Crypto;
@@ -217,6 +218,16 @@ public class HostileBytesTests
         File.WriteAllBytes(path, bytes);
         var volume = Assert.Throws<NewerFormatException>(() => new VolumeReader(path));
         Assert.Contains("written by a newer ActorBackup (format 2; this build reads up to 1)", volume.Message);
+        // In a library, such a volume is a problem of its opening, neither appended to nor damage.
+        var withNewer = Path.Combine(dir.Path, "with-newer");
+        DiskLibrary.Create(withNewer, "lib1").Dispose();
+        File.Copy(path, Path.Combine(withNewer, "volumes", VolumeFormat.VolumeFileName(1)));
+        using (var opened = DiskLibrary.Open(withNewer))
+        {
+            Assert.Contains(opened.LastOpen.Problems, p => p.Contains("written by a newer ActorBackup"));
+            Assert.Empty(opened.Verify().Damage); // not in its table: left alone
+        }
+        Assert.True(SourceFault.IsDamage(new VolumeCorruptException(path, 0, "x")) && !SourceFault.IsDamage(volume)); // a reader stops on it, as on a fault
 
         // library.json and a wrapped key of a newer format: the same, not "damaged ... rebuild" or "restore it from your copy".
         var libRoot = Path.Combine(dir.Path, "lib");
