@@ -67,12 +67,12 @@ public static class CommandTable
                 // A build is 1.YYYYMMDD.HHMM-COMMIT (its commit's time, fixed width: its text orders the builds); a member of the
                 // cell on an older one than the newest is marked, an upgrade host by host half done (README, "Upgrading a cell").
                 static string Built(string version) => version.Split('-')[0];
-                var live = state.Members.Where(m => m.Status is "up" or "joining" or "weaklyup" or "leaving").ToList();
+                var live = state.Members.Where(m => m.Status is "up" or "joining" or "weaklyup" or "leaving" or "preparingforshutdown" or "readyforshutdown").ToList();
                 var newest = live.Select(m => Built(m.Version)).DefaultIfEmpty("").Max(StringComparer.Ordinal)!;
                 o.Table(["ADDRESS", "STATUS", "REACHABLE", "MANAGER", "ROLES", "VERSION"], state.Members.Select(m => new[]
                     { m.Address + (m.Self ? " (this node)" : ""), m.Status, m.Reachable ? "yes" : "NO", m.Manager ? "yes" : "", string.Join(",", m.Roles),
                       m.Version + (live.Contains(m) && string.CompareOrdinal(Built(m.Version), newest) < 0 ? " (older build)" : "") }));
-                var builds = live.Select(m => m.Version).Distinct().Count();
+                var builds = live.Select(m => Built(m.Version)).Distinct().Count();
                 if (builds > 1)
                     Console.Error.WriteLine($"the members run {builds} builds: finish the upgrade host by host (README, \"Upgrading a cell\")");
                 return 0;

@@ -61,7 +61,7 @@ public sealed record NodeSettings(
             }
             var (nearest, distance) = known.Select(k => (k, Distance(k, key))).MinBy(n => n.Item2);
             throw new ConfigurationException($"unknown setting actorbackup.{key}" + (distance <= 3 ? $": did you mean actorbackup.{nearest}?" : "") +
-                                             " (README.md and hocon/base.conf list the settings)");
+                                             $" (README.md and hocon/base.conf list the settings; a setting of a newer build? this is build {CellHosting.BuildVersion})");
         }
     }
 

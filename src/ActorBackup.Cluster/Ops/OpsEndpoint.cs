@@ -175,6 +175,20 @@ public sealed class OpsEndpoint : IDisposable
         catch (Exception e) when (e is IOException or InvalidDataException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
             if (e is InvalidDataException) _log.Warning("operator connection from {0} refused: {1}", address, e.Message);
+            // A command this build does not know (an abk newer than the node): the shell hears which, and this node's build,
+            // rather than a connection closed on it. The frame was read whole: the answer is the next thing on the stream.
+            if (e is InvalidDataException && e.Message.StartsWith("unknown message type", StringComparison.Ordinal) && !handshaking)
+                try
+                {
+                    using var say = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    await OpsWire.Write(stream, new CommandRejected
+                    {
+                        Reason = $"this node does not know that command ({e.Message}): it runs build {Hosting.CellHosting.BuildVersion}, an older one " +
+                                 "than this abk's? use the abk built with it, or upgrade the node (README, \"Upgrading a cell\")",
+                        Closes = true,
+                    }, false, say.Token);
+                }
+                catch (Exception write) when (write is IOException or OperationCanceledException or SocketException or ObjectDisposedException) { }
         }
         finally
         {

@@ -198,6 +198,9 @@ public sealed partial class DiskLibrary
             catch (NewerFormatException e)
             {
                 problems.Add(e.Message); // left as it is: neither appended to nor taken as damaged
+                // Its number (from its file's name: vol-NNNNNN.abv) is not given to a new volume, which would find the file there.
+                var stem = Path.GetFileNameWithoutExtension(file);
+                if (stem.StartsWith("vol-", StringComparison.Ordinal) && uint.TryParse(stem.AsSpan(4), out var taken)) _foreignFloor = Math.Max(_foreignFloor, taken);
                 continue;
             }
             catch (VolumeCorruptException e)

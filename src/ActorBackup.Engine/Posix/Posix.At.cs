@@ -13,6 +13,8 @@ public static unsafe partial class Posix
     private const long SysOpenat2 = 437; // the same number on every Linux architecture
     private const ulong ResolveNoXdev = 0x01, ResolveNoMagiclinks = 0x02, ResolveNoSymlinks = 0x04, ResolveBeneath = 0x08;
     internal const int ORdOnlyFlag = 0, OWrOnly = 1, OCreat = 0x40, OExcl = 0x80, ODirectory = 0x10000, OPath = 0x200000;
+    /// <summary>O_TMPFILE (with O_DIRECTORY, as the kernel defines it): a file with no name in the folder opened.</summary>
+    internal const int OTmpFile = 0x400000 | ODirectory;
     internal const int EXDEV = 18, ELOOP_ = 40, ENOSYS = 38, EISDIR = 21;
     private const int AtRemoveDir = 0x200;
 
@@ -551,6 +553,18 @@ public static unsafe partial class Posix
     }
 
     /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
+    /// <summary>How many names the file an open handle holds has (0: none left, the last unlinked).</summary>
+    internal static uint LinksOfHandle(int fd)
+    {
+        Statx sx;
+        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new PosixException(errno, $"stat: {Describe(errno)}");
+        }
+        return sx.Nlink;
+    }
+
     internal static FileKind KindOfHandle(int fd)
     {
         Statx sx;

@@ -663,7 +663,6 @@ public static unsafe partial class Posix
         return names;
     }
 
-    /// <summary>Sets extended attributes on an open file or folder; the ones that could not be set, each with why.</summary>
     /// <summary>Sets one extended attribute (its name NUL-terminated) on the open file; 0, or the errno.</summary>
     internal static int SetXattr(int fd, ReadOnlySpan<byte> nameWithNul, ReadOnlySpan<byte> value)
     {
@@ -675,6 +674,7 @@ public static unsafe partial class Posix
     /// <summary>The errno of an operation the file system does not have (extended attributes on vfat, say).</summary>
     internal const int NotSupported = EOPNOTSUPP;
 
+    /// <summary>Sets extended attributes on an open file or folder; the ones that could not be set, each with why.</summary>
     internal static List<string> SetXattrs(int fd, IEnumerable<(ReadOnlyMemory<byte> Name, ReadOnlyMemory<byte> Value)> xattrs)
     {
         var failed = new List<string>();

@@ -92,13 +92,14 @@ public sealed class RootedDirectory : IDisposable
     /// <summary>The path of <paramref name="relative"/> below this folder, as people see it (PosixNames.Display).</summary>
     private string Full(string relative) => PosixNames.Display(Path.TrimEnd('/') + "/" + relative);
 
-    private IOException Failure(string what, string relative, int errno) => errno switch
+    /// <param name="locks">a remove or a create, which a file or folder left immutable or append-only refuses: EPERM says so</param>
+    private IOException Failure(string what, string relative, int errno, bool locks = false) => errno switch
     {
         Posix.ELOOP_ => new PosixException(errno, $"{what} {Full(relative)}: a symlink is in the way (it was not there when the restore began, or was not made by it); nothing is written through it"),
         Posix.EXDEV => new PosixException(errno, $"{what} {Full(relative)}: the path leads outside the restore target; refused"),
         Posix.EACCES => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
-        Posix.EPERM => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)} (is it or its folder immutable or " +
-                                                 "append-only? lsattr shows it, chattr -i / -a takes it away; or restore elsewhere)"),
+        Posix.EPERM when locks => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)} (is it or its folder " +
+                                                 "immutable or append-only? lsattr shows it, chattr -i / -a takes it away; or restore elsewhere)"),
         _ => new PosixException(errno, $"{what} {Full(relative)}: {Posix.Describe(errno)}"),
     };
 
@@ -137,7 +138,7 @@ public sealed class RootedDirectory : IDisposable
         var errno = Posix.MkdirAt(dir, name, 0x1C0);
         if (errno == 0) return (FileKind?)null;
         if (errno == Posix.EEXIST && Posix.KindAt(dir, name, Full(relative)) is { } there) return there;
-        throw Failure("mkdir", relative, errno);
+        throw Failure("mkdir", relative, errno, locks: true);
     });
 
     /// <summary>What is at <paramref name="relative"/> (a symlink not followed); null when nothing is.</summary>
@@ -156,8 +157,8 @@ public sealed class RootedDirectory : IDisposable
         var errno = Posix.UnlinkAt(dir, name);
         // A file left immutable or append-only (an earlier attempt of this restore set its flags, or --force over a live
         // tree: chattr +i /etc/resolv.conf): root takes them away and removes it; the restore sets the snapshot's again.
-        if (errno == Posix.EPERM && kind == FileKind.Regular && Posix.IsRoot && Unlock(relative)) errno = Posix.UnlinkAt(dir, name);
-        if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", relative, errno);
+        if (errno == Posix.EPERM && kind == FileKind.Regular && Posix.IsRoot) errno = UnlockAndUnlink(dir, name, relative) ?? errno;
+        if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", relative, errno, locks: true);
         return 0;
     });
 
@@ -174,7 +175,7 @@ public sealed class RootedDirectory : IDisposable
             RemoveNonDirectory(relative); // a Fresh root's Taken
             fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         }
-        if (fd < 0) throw Failure("create", relative, -fd);
+        if (fd < 0) throw Failure("create", relative, -fd, locks: true);
         var handle = Posix.Handle(fd);
         if (flagsBeforeData != 0 || setFlags) FileFlags.Set(fd, flagsBeforeData);
         if (sparse)
@@ -272,7 +273,10 @@ public sealed class RootedDirectory : IDisposable
             foreach (var bit in Bits(flags & ~FileFlags.Locking).Concat(Bits(flags & FileFlags.Locking)))
                 if (FileFlags.Set(fd, taken | bit) is var errno and not 0) (refused, why) = (refused | bit, errno);
                 else taken |= bit;
-            if (why == 0) why = FileFlags.Set(fd, taken);
+            // Set again as the flags taken (a bit refused left them as the last one that was; none taken: those the entry
+            // had or inherited are cleared here).
+            var reset = FileFlags.Set(fd, taken);
+            if (why == 0) why = reset;
             // What it has now against what it should: flags left off, and flags it had that could not be taken away (a
             // folder's append-only under --force, as another user; one the file system keeps).
             var now = FileFlags.Get(fd);
@@ -300,15 +304,36 @@ public sealed class RootedDirectory : IDisposable
     public IReadOnlyDictionary<string, string> XattrNamespacesRefused()
     {
         var refused = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (Posix.MountsBelow(_root) is not { } mounts || mounts.Any(m => m.Path.TrimEnd('/') != Path.TrimEnd('/'))) return refused;
-        var probe = $".actorbackup-probe-{Environment.ProcessId}-{Random.Shared.Next():x8}";
-        var fd = Posix.OpenBeneath(_root, probe, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
-        if (fd < 0) return refused;
+        if (Posix.MountsBelow(_root) is not { } mounts) return refused;
+        string here;
+        try
+        {
+            here = System.Text.Encoding.UTF8.GetString(Posix.ReadLink($"/proc/self/fd/{_root}")).TrimEnd('/') + "/"; // as mountinfo names it
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return refused;
+        }
+        if (mounts.Any(m => m.Path.TrimEnd('/') + "/" != here)) return refused;
+        // A file with no name first (O_TMPFILE: ext4, XFS, btrfs, tmpfs), so that nothing is left if the restore dies here;
+        // else a named one, removed at once.
+        string? probe = null;
+        var fd = Posix.OpenBeneath(_root, ".", Posix.OTmpFile | Posix.OWrOnly, 0x180);
+        if (fd < 0)
+        {
+            probe = $".actorbackup-probe-{Environment.ProcessId}-{Random.Shared.Next():x8}";
+            fd = Posix.OpenBeneath(_root, probe, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+            if (fd < 0) return refused;
+        }
         try
         {
             // A minimal access ACL (owner rw, group r, others r: the 0644 it is made with, rw- for the file's 0600 is no matter).
             byte[] acl = [2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff];
-            var probes = new List<(string Namespace, byte[] Name, byte[] Value)> { ("user.*", "user.actorbackup.probe\0"u8.ToArray(), [1]), ("POSIX ACLs", "system.posix_acl_access\0"u8.ToArray(), acl) };
+            var probes = new List<(string Namespace, byte[] Name, byte[] Value)>
+            {
+                ("user.*", "user.actorbackup.probe\0"u8.ToArray(), [1]), ("POSIX ACLs", "system.posix_acl_access\0"u8.ToArray(), acl),
+                ("security.*", "security.actorbackup.probe\0"u8.ToArray(), [1]), // only "not supported" counts: an LSM's refusal is not the file system's
+            };
             if (Posix.IsRoot) probes.Add(("trusted.*", "trusted.actorbackup.probe\0"u8.ToArray(), [1]));
             foreach (var (ns, name, value) in probes)
                 if (Posix.SetXattr(fd, name, value) is Posix.NotSupported) refused[ns] = Posix.Describe(Posix.NotSupported);
@@ -316,21 +341,28 @@ public sealed class RootedDirectory : IDisposable
         finally
         {
             Posix.Close(fd);
-            InParent(probe, (dir, name) => Posix.UnlinkAt(dir, name));
+            if (probe is not null) InParent(probe, (dir, name) => Posix.UnlinkAt(dir, name));
         }
         return refused;
     }
 
-    /// <summary>Takes immutable and append-only off the regular file at <paramref name="relative"/>; whether it had either.</summary>
-    private bool Unlock(string relative) => OnNode(relative, Posix.OPath | Posix.ONofollow, node =>
+    /// <summary>
+    /// Takes immutable and append-only off the regular file at <paramref name="relative"/> and removes that name (in
+    /// <paramref name="dir"/>); its flags are set back when the name stays (its folder is locked too) or the file has other
+    /// names (they keep it as it was). The unlink's errno; null when the file had neither flag (nothing was tried).
+    /// </summary>
+    private int? UnlockAndUnlink(int dir, string name, string relative) => OnNode(relative, Posix.OPath | Posix.ONofollow, node =>
     {
-        if (Posix.KindOfHandle(node) != FileKind.Regular) return false;
+        if (Posix.KindOfHandle(node) != FileKind.Regular) return (int?)null;
         var fd = Posix.Reopen(node, Posix.ORdOnlyFlag | Posix.ONonblockFlag);
-        if (fd < 0) return false;
+        if (fd < 0) return null;
         try
         {
             var flags = FileFlags.Get(fd);
-            return (flags & FileFlags.Locking) != 0 && FileFlags.Set(fd, flags & ~FileFlags.Locking) == 0;
+            if ((flags & FileFlags.Locking) == 0 || FileFlags.Set(fd, flags & ~FileFlags.Locking) != 0) return null;
+            var errno = Posix.UnlinkAt(dir, name);
+            if (errno != 0 || Posix.LinksOfHandle(fd) > 0) FileFlags.Set(fd, flags);
+            return errno;
         }
         finally
         {

@@ -232,7 +232,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Guard(d, () =>
                 {
                     var owner = Owner(d.Node, restoreOwner);
-                    Partly(d, _root.SetDirectoryMetadata(d.Relative, owner?.Uid, owner?.Gid, d.Node.Mode, Times(d.Node), Xattrs(d), _clearFolders));
+                    Partly(d, _root.SetDirectoryMetadata(d.Relative, owner?.Uid, owner?.Gid, WithoutAcl(d.Node, d.Node.Mode), Times(d.Node), Xattrs(d), _clearFolders));
                 });
                 if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
@@ -244,7 +244,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Guard(itself, () =>
             {
                 var owner = Owner(top, restoreOwner);
-                Partly(itself, _root.SetDirectoryMetadata(".", owner?.Uid, owner?.Gid, top.Mode, Times(top), Xattrs(itself), _clearFolders));
+                Partly(itself, _root.SetDirectoryMetadata(".", owner?.Uid, owner?.Gid, WithoutAcl(top, top.Mode), Times(top), Xattrs(itself), _clearFolders));
             });
             if (top.Flags != 0 || _resetFlags) Guard(itself, () => Partly(itself, _root.SetFlags(".", true, top.Flags)));
         }
@@ -586,7 +586,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _xattrsLeftOff = new();
 
     private static string? NamespaceOf(ReadOnlySpan<byte> name) =>
-        name.StartsWith("user."u8) ? "user.*" : name.StartsWith("trusted."u8) ? "trusted.*" : name.StartsWith("system.posix_acl_"u8) ? "POSIX ACLs" : null;
+        name.StartsWith("user."u8) ? "user.*" : name.StartsWith("trusted."u8) ? "trusted.*" : name.StartsWith("security."u8) ? "security.*"
+        : name.StartsWith("system.posix_acl_"u8) ? "POSIX ACLs" : null;
 
     /// <summary>Owner names this host does not know, with the id each kept and on how many entries (one error each at the end).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(bool Group, string Name, uint Recorded), int> _unknownOwners = new();
@@ -1070,9 +1071,31 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
+    /// <summary>
+    /// The mode to give an entry whose access ACL the target's file system has no room for: with an ACL, the mode's group
+    /// bits are its mask, not the owning group's; without it they would give the owning group what only named users had
+    /// (group::--- with user:bob:rw- is mode 0660). The group bits become the ACL's owning group's within that mask.
+    /// </summary>
+    private uint WithoutAcl(Node node, uint mode)
+    {
+        if (!_xattrsRefused.ContainsKey("POSIX ACLs")) return mode;
+        foreach (var x in node.Xattrs)
+        {
+            if (!x.Name.Span.SequenceEqual("system.posix_acl_access"u8)) continue;
+            var acl = x.Value.Span;
+            for (var at = 4; at + 8 <= acl.Length; at += 8)
+                if (System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]) == 0x04) // ACL_GROUP_OBJ
+                {
+                    var group = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]) & 7u;
+                    return (mode & ~0x38u) | ((group & ((mode >> 3) & 7u)) << 3);
+                }
+        }
+        return mode;
+    }
+
     private uint ModeOf(Entry e)
     {
-        var mode = e.Node.Mode;
+        var mode = WithoutAcl(e.Node, e.Node.Mode);
         if (_privileged || (mode & SetIdBits) == 0) return mode;
         AddError(new SnapshotError { Path = PosixNames.Display(e.SnapshotPath), Reason = "restored without its setuid/setgid bits (into a folder that was there before: restore into a new folder, or give --force)" });
         return mode & ~SetIdBits;

@@ -52,12 +52,16 @@ public class RefusedFlagsTests
             Assert.Equal("nameserver 192.0.2.1\n", File.ReadAllText(live));
             Assert.Equal(0u, TreeCompare.Flags(live) & FileFlags.Immutable); // the snapshot's flags: none
 
-            // Inside an immutable folder nothing can be made: the error says why and what to do.
+            // Inside an immutable folder nothing can be made: the error says why and what to do, and a file there that was
+            // immutable stays so (its flags set back when its name could not be removed).
+            File.WriteAllText(live, "changed again\n");
+            TreeCompare.SetFlags(live, FileFlags.Immutable);
             TreeCompare.SetFlags(target + src, FileFlags.Immutable);
-            File.Delete(Path.Combine(src, "resolv.conf"));
             File.WriteAllText(Path.Combine(src, "new.conf"), "x");
             var blocked = repo.Restore(repo.Backup(new BackupSet("etc", [src]), Level.Full).Id, target, force: true);
             Assert.Contains(blocked.Errors, e => e.Reason.Contains("chattr -i"));
+            Assert.Equal(FileFlags.Immutable, TreeCompare.Flags(live) & FileFlags.Immutable);
+            Assert.Equal("changed again\n", File.ReadAllText(live));
         }
         finally
         {
@@ -80,13 +84,20 @@ public class RefusedFlagsTests
             TreeCompare.SetXattr(file, "system.posix_acl_access", acl);
             TreeCompare.SetXattr(file, "user.kept", "yes"u8);
         }
+        // Readable by a named user only (group::---, user:0:rw-, mask rw-: mode 0660): without its ACL, the owning group must
+        // not get the mask's rw.
+        var privateFile = Path.Combine(src, "private");
+        File.WriteAllText(privateFile, "bob's");
+        TreeCompare.SetXattr(privateFile, "system.posix_acl_access", TreeCompare.Acl((0x01, 6, Unset), (0x02, 6, 0), (0x04, 0, Unset), (0x10, 6, Unset), (0x20, 0, Unset)));
+        Assert.Equal(0x1B0u, Posix.Posix.LStat(privateFile)!.Value.Mode & 0x1FF); // 0660
         using var repo = TestRepo.Create(dir.Sub("repo"));
         var snap = repo.Backup(new BackupSet("acls", [src]), Level.Full);
         using var btrfs = new LoopBtrfs("noacl"); // a file system that has no ACLs (as vfat, SMB, many FUSE ones)
         var target = Path.Combine(btrfs.Path, "r");
         var errors = repo.Restore(snap.Id, target).Errors;
         var error = Assert.Single(errors);
-        Assert.Contains("30 entries restored without their POSIX ACLs: the target's file system has none", error.Reason);
+        Assert.Contains("31 entries restored without their POSIX ACLs: the target's file system has none", error.Reason);
+        Assert.Equal(0x180u, Posix.Posix.LStat(target + privateFile)!.Value.Mode & 0x1FF); // 0600: the owning group's --- within the mask
         Assert.Equal("yes"u8.ToArray(), Posix.Posix.ReadXattrs(target + src + "/f7").Single(x => System.Text.Encoding.UTF8.GetString(x.Name) == "user.kept").Value);
         Assert.DoesNotContain(Directory.GetFileSystemEntries(target), e => Path.GetFileName(e).StartsWith(".actorbackup-probe", StringComparison.Ordinal));
     }
