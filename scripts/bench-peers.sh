@@ -20,7 +20,7 @@
 # begins, the datasets before it are deleted first and it waits BENCH_AFTER_DELETE seconds (default 370) for that
 # window to pass. A fresh cell and fresh repositories
 # every round; medians of BENCH_ROUNDS (default 3). Prints a table per dataset and one JSON line per dataset:
-# {"dataset","bytes","files","rounds","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...}} (the ratios against restic are in the table)
+# {"dataset","bytes","files","rounds","tools":{"actorbackup":{"full_s","noop_s","change_s","insert_s","restore_s","added_change","added_insert","stored","verified","peak_rss_mib"},...}} (the ratios against restic are printed on the "against restic" line)
 # "added_*" is what the repository grew by in that step. The node's peak RSS (VmHWM) is the all-roles node's.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -188,7 +188,7 @@ public sealed class OpsEndpoint : IDisposable
                         Closes = true,
                     }, false, say.Token);
                 }
-                catch (Exception write) when (write is IOException or OperationCanceledException or SocketException or ObjectDisposedException) { }
+                catch (Exception write) when (write is IOException or InvalidDataException or OperationCanceledException or SocketException or ObjectDisposedException) { }
         }
         finally
         {

@@ -167,9 +167,9 @@ public sealed partial class DiskLibrary
                     Error = scan.Damage.Count > 0 ? scan.Damage[0].ToString() : null,
                 });
             }
-            catch (VolumeCorruptException e)
+            catch (Exception e) when (e is VolumeCorruptException or NewerFormatException)
             {
-                problems.Add(e.Message);
+                problems.Add(e.Message); // a newer build's volume: left out of the table, never taken for damage
             }
         }
         if (manifest.Id == "") throw new InvalidDataException($"no readable volume under {volumes}: give the library id to rebuild an empty library");
@@ -197,10 +197,7 @@ public sealed partial class DiskLibrary
             }
             catch (NewerFormatException e)
             {
-                problems.Add(e.Message); // left as it is: neither appended to nor taken as damaged
-                // Its number (from its file's name: vol-NNNNNN.abv) is not given to a new volume, which would find the file there.
-                var stem = Path.GetFileNameWithoutExtension(file);
-                if (stem.StartsWith("vol-", StringComparison.Ordinal) && uint.TryParse(stem.AsSpan(4), out var taken)) _foreignFloor = Math.Max(_foreignFloor, taken);
+                problems.Add(e.Message); // left as it is: neither appended to nor taken as damaged (its number given to no new volume: HighestWritten)
                 continue;
             }
             catch (VolumeCorruptException e)

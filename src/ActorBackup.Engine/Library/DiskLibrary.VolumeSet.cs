@@ -80,9 +80,6 @@ public sealed partial class DiskLibrary
     /// that names no stream (a prune's copy) appends to a volume being written when there is one; a stream's first
     /// append takes over the volume no stream holds (the one a reopened library goes on writing).
     /// </summary>
-    /// <summary>The highest number of a volume file a newer build wrote and this one cannot read (DiskLibrary.Recovery): new volumes come after it.</summary>
-    private uint _foreignFloor;
-
     private VolumeWriter WriterFor(int payloadLength)
     {
         var w = StreamWriter(out var stream);
@@ -93,7 +90,7 @@ public sealed partial class DiskLibrary
         }
         if (w is null)
         {
-            var number = Math.Max(_manifest.Volumes.Count == 0 ? 0u : _manifest.Volumes.Max(v => v.Number), _foreignFloor) + 1;
+            var number = Math.Max(_manifest.Volumes.Count == 0 ? 0u : _manifest.Volumes.Max(v => v.Number), _medium.HighestWritten()) + 1;
             string path, label;
             try
             {

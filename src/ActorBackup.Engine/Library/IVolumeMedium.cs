@@ -38,6 +38,13 @@ public interface IVolumeMedium : IDisposable
     long? Available(IEnumerable<long> writing);
 
     /// <summary>
+    /// The highest number of a volume the medium holds written (a volume file; a cartridge assigned one whose tape has a
+    /// header), whether the library's table knows it or not (a newer build's, a damaged one kept, after the journal went
+    /// back): a new volume takes a number above it, never that file's or cartridge's.
+    /// </summary>
+    uint HighestWritten();
+
+    /// <summary>
     /// Which of the library's write streams this thread appends through: each stream writes its own volume. 0 (a disk
     /// library always): the library's one stream, shared by every writer. On tape, the drive the thread's job holds,
     /// so that jobs on different drives each write their own cartridge.
@@ -66,6 +73,17 @@ public sealed class DiskMedium(string root) : IVolumeMedium
     public IEnumerable<string> Files() => Directory.Exists(VolumesDir) ? Directory.EnumerateFiles(VolumesDir, "vol-*.abv").Order(StringComparer.Ordinal) : [];
 
     public (string Path, string Label) Allocate(uint volume, string libraryId) => (PathOf(volume), VolumeFormat.Label(libraryId, volume));
+
+    public uint HighestWritten()
+    {
+        uint highest = 0;
+        foreach (var file in Files())
+        {
+            var stem = Path.GetFileNameWithoutExtension(file);
+            if (uint.TryParse(stem.AsSpan(4), out var n) && n <= Index.ChunkLocation.MaxVolume) highest = Math.Max(highest, n);
+        }
+        return highest;
+    }
 
     public void Reading(uint volume, long offset, long length) { }
 

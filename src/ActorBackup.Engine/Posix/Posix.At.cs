@@ -552,7 +552,6 @@ public static unsafe partial class Posix
         return null;
     }
 
-    /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
     /// <summary>How many names the file an open handle holds has (0: none left, the last unlinked).</summary>
     internal static uint LinksOfHandle(int fd)
     {
@@ -565,6 +564,7 @@ public static unsafe partial class Posix
         return sx.Nlink;
     }
 
+    /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
     internal static FileKind KindOfHandle(int fd)
     {
         Statx sx;

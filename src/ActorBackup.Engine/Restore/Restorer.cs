@@ -1070,7 +1070,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Interlocked.Increment(ref _otherMade);
     }
 
-    /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
     /// <summary>
     /// The mode to give an entry whose access ACL the target's file system has no room for: with an ACL, the mode's group
     /// bits are its mask, not the owning group's; without it they would give the owning group what only named users had
@@ -1093,6 +1092,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return mode;
     }
 
+    /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
     private uint ModeOf(Entry e)
     {
         var mode = WithoutAcl(e.Node, e.Node.Mode);

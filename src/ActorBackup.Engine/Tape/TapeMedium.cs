@@ -122,6 +122,9 @@ public sealed class TapeMedium : IVolumeMedium
         return (path, cartridge.Label);
     }
 
+    public uint HighestWritten() =>
+        changer.State.Cartridges.Values.Where(c => c.Volume != 0 && Holds(changer.TapePath(c.Barcode)) is not null).Select(c => c.Volume).DefaultIfEmpty(0u).Max();
+
     /// <summary>The volume header at the start of the tape file, or null (no file, empty, or no whole header: nothing to keep).</summary>
     private static Volumes.VolumeFormat.Header? Holds(string path)
     {

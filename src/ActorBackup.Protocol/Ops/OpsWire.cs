@@ -91,7 +91,8 @@ public static class OpsWire
             IMessage message;
             try
             {
-                message = ProtocolTypes.Parse(frame.Type, frame.Body.Span) ?? throw new InvalidDataException($"unknown message type '{frame.Type}': a newer shell or node?");
+                message = ProtocolTypes.Parse(frame.Type, frame.Body.Span)
+                          ?? throw new InvalidDataException($"unknown message type '{Shown(frame.Type)}': a newer shell or node?");
             }
             catch (InvalidProtocolBufferException e)
             {
@@ -106,4 +107,8 @@ public static class OpsWire
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    /// <summary>A name the peer sent, as a message shows it: at most 100 characters, control characters as '?'.</summary>
+    private static string Shown(string name) =>
+        new string([.. name.Take(100).Select(c => char.IsControl(c) ? '?' : c)]) + (name.Length > 100 ? "..." : "");
 }

@@ -14,5 +14,6 @@ public abstract class ForwardingMedium(IVolumeMedium inner) : IVolumeMedium
     public virtual void Writing(uint volume, long offset, long length) => inner.Writing(volume, offset, length);
     public long Release(uint volume, bool retire = false) => inner.Release(volume, retire);
     public long? Available(IEnumerable<long> writing) => inner.Available(writing);
+    public uint HighestWritten() => inner.HighestWritten();
     public void Dispose() => inner.Dispose();
 }
