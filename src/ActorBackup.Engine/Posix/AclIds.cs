@@ -64,4 +64,20 @@ public static class AclIds
         }
         return mapped[..at2];
     }
+
+    /// <summary>
+    /// The mode an entry gets when its access ACL <paramref name="acl"/> cannot be set: with an ACL the mode's group bits
+    /// are its mask, not the owning group's; without it they would give the owning group what only named users had
+    /// (group::--- with user:bob:rw- is mode 0660). The group bits become the ACL's owning group's within that mask.
+    /// </summary>
+    public static uint ModeWithoutAcl(uint mode, ReadOnlySpan<byte> acl)
+    {
+        for (var at = 4; at + 8 <= acl.Length; at += 8)
+            if (System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]) == 0x04) // ACL_GROUP_OBJ
+            {
+                var group = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]) & 7u;
+                return (mode & ~0x38u) | ((group & ((mode >> 3) & 7u)) << 3);
+            }
+        return mode;
+    }
 }

@@ -444,7 +444,14 @@ public static unsafe partial class Posix
             mode &= ~0xC00u;
         }
         RemoveXattrsNotIn(fd, xattrs, cleanup, ref xattrsNotSet);
-        if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed) (xattrsNotSet ??= []).AddRange(failed);
+        if (xattrs is { Count: > 0 } && SetXattrs(fd, xattrs) is { Count: > 0 } failed)
+        {
+            (xattrsNotSet ??= []).AddRange(failed);
+            // Its access ACL not set: the mode's group bits (the ACL's mask) must not become the owning group's.
+            if (failed.Exists(f => f.StartsWith("system.posix_acl_access:", StringComparison.Ordinal)))
+                foreach (var (name, value) in xattrs)
+                    if (name.Span.SequenceEqual("system.posix_acl_access"u8)) mode = AclIds.ModeWithoutAcl(mode, value.Span);
+        }
         if (fchmod(fd, mode & 0xFFF) != 0 && first == 0) (first, failedStep) = (Marshal.GetLastPInvokeError(), "set the mode of");
         var ts = stackalloc Timespec[2];
         Fill(ts, times);

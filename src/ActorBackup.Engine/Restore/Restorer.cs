@@ -1070,25 +1070,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         Interlocked.Increment(ref _otherMade);
     }
 
-    /// <summary>
-    /// The mode to give an entry whose access ACL the target's file system has no room for: with an ACL, the mode's group
-    /// bits are its mask, not the owning group's; without it they would give the owning group what only named users had
-    /// (group::--- with user:bob:rw- is mode 0660). The group bits become the ACL's owning group's within that mask.
-    /// </summary>
+    /// <summary>The mode of an entry whose access ACL the target's file system has no room for (AclIds.ModeWithoutAcl).</summary>
     private uint WithoutAcl(Node node, uint mode)
     {
         if (!_xattrsRefused.ContainsKey("POSIX ACLs")) return mode;
         foreach (var x in node.Xattrs)
-        {
-            if (!x.Name.Span.SequenceEqual("system.posix_acl_access"u8)) continue;
-            var acl = x.Value.Span;
-            for (var at = 4; at + 8 <= acl.Length; at += 8)
-                if (System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[at..]) == 0x04) // ACL_GROUP_OBJ
-                {
-                    var group = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl[(at + 2)..]) & 7u;
-                    return (mode & ~0x38u) | ((group & ((mode >> 3) & 7u)) << 3);
-                }
-        }
+            if (x.Name.Span.SequenceEqual("system.posix_acl_access"u8)) return AclIds.ModeWithoutAcl(mode, x.Value.Span);
         return mode;
     }
 

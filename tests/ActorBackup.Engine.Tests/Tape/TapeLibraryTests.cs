@@ -490,6 +490,32 @@ public sealed class TapeLibraryTests : IDisposable
     }
 
     [Fact]
+    public void After_going_back_to_an_older_table_a_newer_builds_cartridge_keeps_its_number_and_its_tape()
+    {
+        // Volume 2 went on a cartridge; then the journal went back to a copy that knew volume 1 alone, and volume 2's tape
+        // is of a newer build's format (it cannot be adopted): a new volume takes number 3 on a blank cartridge.
+        var (_, library, _) = TwoVolumes();
+        VolumeEntry first;
+        using (library) first = library.Volumes.Single(v => v.Number == 1);
+        var medium = Medium();
+        var newer = medium.Changer.State.HoldingVolume(2)!.Barcode;
+        var tape = medium.Changer.TapePath(newer);
+        var bytes = File.ReadAllBytes(tape);
+        int length = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(10));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(8), 2);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(length - 4), System.IO.Hashing.Crc32.HashToUInt32(bytes.AsSpan(0, length - 4)));
+        File.WriteAllBytes(tape, bytes);
+        using var back = Open(Root, medium, volumes: [first]);
+        Assert.Contains(back.LastOpen.Problems, p => p.Contains("written by a newer ActorBackup"));
+        for (var i = 0; i < 4; i++) Append(back);
+        back.Committed(back.Commit());
+        Assert.Equal(newer, medium.Changer.State.HoldingVolume(2)?.Barcode);
+        Assert.Equal(bytes, File.ReadAllBytes(tape));
+        Assert.NotNull(medium.Changer.State.HoldingVolume(3));
+        Assert.Contains(back.Volumes, v => v.Number == 3);
+    }
+
+    [Fact]
     public void A_volume_a_prune_emptied_is_erased_and_its_cartridge_takes_the_next_volume()
     {
         var (medium, library, first) = TwoVolumes();
