@@ -47,8 +47,7 @@ public static class Interactive
             if (line.Contains('\uFFFD'))
             {
                 // A byte that is not UTF-8 (read as U+FFFD): taken as it is, the line would name another file.
-                Console.Error.WriteLine("abk: the line holds a byte that is not UTF-8: write each byte of a name that is not UTF-8 as \\xHH, " +
-                                        "as abk ls shows names, and a backslash as \\\\");
+                Console.Error.WriteLine("abk: the line holds a byte that is not UTF-8: " + RawArguments.HowToWrite);
                 last = 2;
                 if (firstFailure == 0) firstFailure = last;
                 continue;

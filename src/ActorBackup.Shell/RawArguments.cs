@@ -9,6 +9,9 @@ namespace ActorBackup.Shell;
 /// </summary>
 public static class RawArguments
 {
+    /// <summary>How to write a name that is not UTF-8 to abk (its arguments, its prompt).</summary>
+    public const string HowToWrite = "write each byte of a name that is not UTF-8 as \\xHH, as abk ls shows names, and a backslash as \\\\";
+
     /// <summary>Why an argument cannot be taken as given (it is not UTF-8, and how to write it); null when each is UTF-8.</summary>
     public static string? NotUtf8(byte[]? cmdline = null)
     {
@@ -38,9 +41,8 @@ public static class RawArguments
             catch (DecoderFallbackException)
             {
                 var escaped = Escaped(arg);
-                return $"argument '{escaped}' is not UTF-8: write each byte of a name that is not UTF-8 as \\xHH, as abk ls shows " +
-                       $"names ('{escaped}' as it is written here), and a backslash as \\\\ (a file abk itself reads, apply's or " +
-                       "--certs', needs a UTF-8 name)";
+                return $"argument '{escaped}' is not UTF-8 ('{escaped}' is how abk takes it): {HowToWrite} (a file abk itself reads, " +
+                       "apply's or --certs', needs a UTF-8 name)";
             }
         }
         return null;

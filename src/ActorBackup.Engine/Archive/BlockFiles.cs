@@ -38,9 +38,6 @@ public static class BlockFiles
     /// <summary>From this size on, a file is cut as any other (a 1% scattered change touches 72% of 512 KiB chunks already).</summary>
     public const long MaxSize = 512L << 30;
 
-    /// <summary>The finest chunker (<see cref="Chunkers"/>' first): a policy cut as finely needs none of them.</summary>
-    public static ChunkerOptions Chunker => Chunkers[0];
-
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase)
     {
         // disk images

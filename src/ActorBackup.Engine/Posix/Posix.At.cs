@@ -59,10 +59,17 @@ public static unsafe partial class Posix
     internal static bool BtrfsMountedBelow(int fd) => MountsBelow(fd) is not { } mounts || mounts.Any(m => m.Type == "btrfs");
 
     /// <summary>
+    /// Whether a file system other than the folder's own may be mounted below the folder <paramref name="fd"/> holds:
+    /// one is, or the mounts cannot be read.
+    /// </summary>
+    internal static bool OthersMountedBelow(int fd) => MountsBelow(fd, strictly: true) is not { Count: 0 };
+
+    /// <summary>
     /// The file systems mounted at or below the folder <paramref name="fd"/> holds (/proc/self/mountinfo, against the
     /// folder's own path as the kernel names it): their mount points and types. Null when it cannot say (no /proc).
     /// </summary>
-    internal static List<(string Path, string Type)>? MountsBelow(int fd)
+    /// <param name="strictly">only those below it, not one mounted at the folder itself</param>
+    internal static List<(string Path, string Type)>? MountsBelow(int fd, bool strictly = false)
     {
         try
         {
@@ -76,7 +83,8 @@ public static unsafe partial class Posix
                 var dash = Array.IndexOf(fields, "-", 6);
                 if (dash < 0 || dash + 1 >= fields.Length) continue;
                 var point = MountInfoPath(fields[4]);
-                if ((point.TrimEnd('/') + "/").StartsWith(folder, StringComparison.Ordinal)) mounts.Add((point, fields[dash + 1]));
+                var at = point.TrimEnd('/') + "/";
+                if (at.StartsWith(folder, StringComparison.Ordinal) && !(strictly && at == folder)) mounts.Add((point, fields[dash + 1]));
             }
             return mounts;
         }
@@ -502,13 +510,7 @@ public static unsafe partial class Posix
         handle.DangerousAddRef(ref added);
         try
         {
-            Statx sx;
-            if (statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, &sx) != 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                throw new PosixException(errno, $"stat: {Describe(errno)}");
-            }
-            return StatOf(sx);
+            return StatOf(StatxOfHandle((int)handle.DangerousGetHandle()));
         }
         finally
         {
@@ -560,19 +562,13 @@ public static unsafe partial class Posix
     }
 
     /// <summary>How many names the file an open handle holds has (0: none left, the last unlinked).</summary>
-    internal static uint LinksOfHandle(int fd)
-    {
-        Statx sx;
-        if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            throw new PosixException(errno, $"stat: {Describe(errno)}");
-        }
-        return sx.Nlink;
-    }
+    internal static uint LinksOfHandle(int fd) => StatxOfHandle(fd).Nlink;
 
     /// <summary>The kind of what a handle holds (an O_PATH one too).</summary>
-    internal static FileKind KindOfHandle(int fd)
+    internal static FileKind KindOfHandle(int fd) => KindOf(StatxOfHandle(fd).Mode);
+
+    /// <summary>statx of what a handle holds (an O_PATH one too); a PosixException when it fails.</summary>
+    private static Statx StatxOfHandle(int fd)
     {
         Statx sx;
         if (statx(fd, "", AtEmptyPath, StatxBasicStats, &sx) != 0)
@@ -580,7 +576,7 @@ public static unsafe partial class Posix
             var errno = Marshal.GetLastPInvokeError();
             throw new PosixException(errno, $"stat: {Describe(errno)}");
         }
-        return KindOf(sx.Mode);
+        return sx;
     }
 
     /// <summary>Opens for reading what an O_PATH handle holds (through /proc/self/fd: that inode, no name looked up again); -errno on failure.</summary>

@@ -305,17 +305,7 @@ public sealed class RootedDirectory : IDisposable
     public IReadOnlyDictionary<string, string> XattrNamespacesRefused()
     {
         var refused = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (Posix.MountsBelow(_root) is not { } mounts) return refused;
-        string here;
-        try
-        {
-            here = System.Text.Encoding.UTF8.GetString(Posix.ReadLink($"/proc/self/fd/{_root}")).TrimEnd('/') + "/"; // as mountinfo names it
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return refused;
-        }
-        if (mounts.Any(m => m.Path.TrimEnd('/') + "/" != here)) return refused;
+        if (Posix.OthersMountedBelow(_root)) return refused;
         // A file with no name first (O_TMPFILE: ext4, XFS, btrfs, tmpfs), so that nothing is left if the restore dies here;
         // else a named one, removed at once.
         string? probe = null;
