@@ -86,7 +86,14 @@ public sealed class OpsConnection : IAsyncDisposable
             foreach (var role in ShellRoles)
             {
                 var name = CellCertificates.PairName(role);
-                if (File.Exists(Path.Combine(certsDir, name + ".crt"))) return (CellCertificates.LoadPair(certsDir, name, ca).Certificate, ca);
+                if (!File.Exists(Path.Combine(certsDir, name + ".crt"))) continue;
+                var own = CellCertificates.LoadPair(certsDir, name, ca).Certificate;
+                // Said while there is time: past its end the node refuses the connection.
+                var end = own.NotAfter.ToUniversalTime() < ca.NotAfter.ToUniversalTime() ? own.NotAfter.ToUniversalTime() : ca.NotAfter.ToUniversalTime();
+                if (end - DateTime.UtcNow < TimeSpan.FromDays(30))
+                    Console.Error.WriteLine($"abk: {(end == own.NotAfter.ToUniversalTime() ? $"{Path.Combine(certsDir, name + ".crt")}" : "the cell's CA")} expires at {end:u}: " +
+                                            $"have a new certificate issued on the CA's host (actorbackup ca issue --role {role.ToString().ToLowerInvariant()} ...; README, \"Certificates\")");
+                return (own, ca);
             }
             throw new FileNotFoundException($"no operator.crt, integrator.crt or client.crt with its key in {certsDir}");
         }

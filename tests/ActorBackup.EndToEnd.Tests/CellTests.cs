@@ -670,6 +670,11 @@ public class MetricsTests
         Assert.Matches(@"actorbackup_library_free_bytes\{library=""lib1""\} [1-9]", text);
         Assert.Matches(@"actorbackup_dataplane_bytes_total\{direction=""in""\} [1-9]", text);
         Assert.Matches(@"actorbackup_backup_bytes_read_total\{client=""[^""]+""\} 1677721[0-9]", text); // 2 files of 8 MiB
+        Assert.Contains("actorbackup_manager_active 1", text);
+        Assert.Contains("actorbackup_library_available{library=\"lib1\"} 1", text);
+        Assert.Contains("actorbackup_library_full{library=\"lib1\"} 0", text);
+        Assert.Matches(@"actorbackup_certificate_expiry_timestamp_seconds\{certificate=""node""\} [1-9]", text);
+        Assert.Contains("actorbackup_jobs_ended_total{kind=\"restore\",state=\"failed\"} 0", text); // at 0 for an alert's increase()
     }
 
     [Fact]

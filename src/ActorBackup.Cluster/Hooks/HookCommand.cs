@@ -25,11 +25,12 @@ public static class HookCommand
     /// <summary>How long a set's command may run: its command_timeout_seconds, else 5 minutes.</summary>
     public static TimeSpan Timeout(int seconds) => TimeSpan.FromSeconds(seconds > 0 ? seconds : 300);
 
-    /// <summary>A command about a job: its JSON (as `abk --json job show` prints it) on stdin, ABK_JOB, ABK_SET, ABK_CLIENT, ABK_STATE.</summary>
+    /// <summary>A command about a job: its JSON (as `abk --json job show` prints it) on stdin, ABK_JOB, ABK_SET, ABK_CLIENT, ABK_STATE, ABK_ERRORS (entries it could not handle).</summary>
     public static Task<Result> ForJob(ActorBackup.Protocol.JobInfo job, string command, string state, TimeSpan timeout, CancellationToken cancel = default) =>
         Run(command, Google.Protobuf.JsonFormatter.Default.Format(job), new Dictionary<string, string>
         {
             ["ABK_JOB"] = job.Id, ["ABK_SET"] = job.BackupSet, ["ABK_CLIENT"] = job.Client, ["ABK_STATE"] = state,
+            ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }, timeout, cancel);
 
     public static async Task<Result> Run(string command, string stdin, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancel = default)

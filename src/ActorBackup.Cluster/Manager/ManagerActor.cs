@@ -46,7 +46,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// a restart of the cell) waits, instead of being recorded as missed: the night's backup is not lost to the order
     /// in which the nodes came back.
     /// </summary>
-    private static readonly TimeSpan LibrariesSettle = TimeSpan.FromMinutes(2);
+    private TimeSpan LibrariesSettle => _limits.LibrariesSettle ?? TimeSpan.FromMinutes(2);
     private readonly DateTime _started = DateTime.UtcNow;
     /// <summary>Ticks come just after each whole second, where cron slots fall: a slot starts within milliseconds, not up to a second late.</summary>
     private static readonly TimeSpan TickAfterSecond = TimeSpan.FromMilliseconds(5);
@@ -102,6 +102,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             NextTick();
+            Metrics.CellMetrics.ManagerActive.Set(1);
+            PrecreateSeries();
+            UpdateSetMetrics();
             // Refused on this node at once, whatever it heard before (a manager that moved here).
             LearnRevocations(_state.Revoked.Keys);
             foreach (var job in _state.Jobs.Values.Where(j => !ManagerState.IsFinal(j.State))) Supervise(job);
@@ -234,6 +237,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             NextTick();
             UpdateMetrics();
+            if (_ticks % 10 == 0) UpdateSetMetrics();
             CleanIdleDrives();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
                 Persist(forgotten, Applied);
@@ -1380,9 +1384,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
             EndSessions(job, jobEnded: true);
             Acknowledge(replyTo, job);
-            _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, Trust.MessageSignature.Sign(new JobEndedNotice { Job = job }, _trust)));
-            CountEnd(job);
-            RunSetCommand(job);
             _progress.Remove(jobId);
             _progressTaken.Remove(jobId);
             _starting.Remove(jobId);
@@ -1417,13 +1418,80 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Metrics.CellMetrics.QueueLength.Set(counts[(int)JobState.Queued]);
     }
 
+    private static readonly JobKind[] Kinds = Enum.GetValues<JobKind>().Where(k => k != JobKind.Unspecified).ToArray();
+
+    private static string Label(JobKind kind) => kind.ToString().ToLowerInvariant();
+
     private void CountEnd(JobInfo job)
     {
-        Metrics.CellMetrics.JobsEnded.WithLabels(job.Kind.ToString().ToLowerInvariant(), job.State.ToString().ToLowerInvariant()).Inc();
-        if (job.Kind != JobKind.Backup || job.Snapshot == "" || _state.Snapshots.Count == 0 || _state.Snapshots[^1].Id != job.Snapshot) return;
-        var stats = _state.Snapshots[^1].Stats;
-        Metrics.CellMetrics.BytesRead.WithLabels(job.Client).Inc(stats?.BytesRead ?? 0);
-        Metrics.CellMetrics.BytesStored.WithLabels(job.Client, job.Library).Inc(stats?.BytesStored ?? 0);
+        Metrics.CellMetrics.JobsEnded.WithLabels(Label(job.Kind), job.State.ToString().ToLowerInvariant()).Inc();
+        if (job.Errors > 0) Metrics.CellMetrics.JobErrors.WithLabels(Label(job.Kind), job.Client).Inc(job.Errors);
+        // By id: the catalog is in the order of the snapshots' ends as their clients stamped them, so a backup recorded
+        // last need not be the last one there (two ending together, a client's clock a little behind).
+        if (job.Kind != JobKind.Backup || job.Snapshot == "" || _state.Snapshots.LastOrDefault(s => s.Id == job.Snapshot) is not { } snapshot) return;
+        Metrics.CellMetrics.BytesRead.WithLabels(job.Client).Inc(snapshot.Stats?.BytesRead ?? 0);
+        Metrics.CellMetrics.BytesStored.WithLabels(job.Client, job.Library).Inc(snapshot.Stats?.BytesStored ?? 0);
+    }
+
+    /// <summary>
+    /// Every series an alert may ask for an increase of, at 0 from the manager's start: a labelled counter appears only at
+    /// its first increase, which increase() over a window cannot see (the first failed backup after a fail-over).
+    /// </summary>
+    private void PrecreateSeries()
+    {
+        foreach (var kind in Kinds)
+        foreach (var state in States.Where(ManagerState.IsFinal))
+            Metrics.CellMetrics.JobsEnded.WithLabels(Label(kind), state.ToString().ToLowerInvariant());
+    }
+
+    /// <summary>The sets and libraries whose series this manager exports: one removed loses its series.</summary>
+    private readonly HashSet<string> _setSeries = new(StringComparer.Ordinal), _librarySeries = new(StringComparer.Ordinal);
+
+    /// <summary>Each set's newest snapshot, each library's disabled flag, every client's and set's counters at 0 (every 10 s: one pass over the catalog).</summary>
+    private void UpdateSetMetrics()
+    {
+        var newest = new Dictionary<(string Client, string Set), long>();
+        foreach (var s in _state.Snapshots)
+            if (!newest.TryGetValue((s.Client, s.BackupSet), out var at) || s.FinishedUnixMs > at) newest[(s.Client, s.BackupSet)] = s.FinishedUnixMs;
+        foreach (var set in _state.BackupSets.Values)
+        {
+            Metrics.CellMetrics.SetLastSnapshot.WithLabels(set.Name).Set(newest.GetValueOrDefault((set.Client, set.Name)) / 1000.0);
+            if (_setSeries.Add(set.Name)) Metrics.CellMetrics.SlotsMissed.WithLabels(set.Name); // at 0 from its definition
+        }
+        foreach (var gone in _setSeries.Where(s => !_state.BackupSets.ContainsKey(s)).ToList())
+        {
+            _setSeries.Remove(gone);
+            Metrics.CellMetrics.SetLastSnapshot.RemoveLabelled(gone);
+            Metrics.CellMetrics.SlotsMissed.RemoveLabelled(gone);
+        }
+        foreach (var client in _state.Clients.Keys) // a client registered since: at 0 from then on
+        foreach (var kind in (JobKind[])[JobKind.Backup, JobKind.Restore])
+            Metrics.CellMetrics.JobErrors.WithLabels(Label(kind), client);
+        foreach (var library in _state.Libraries.Keys)
+        {
+            Metrics.CellMetrics.LibraryDisabled.WithLabels(library).Set(_state.DisabledLibraries.ContainsKey(library) ? 1 : 0);
+            _librarySeries.Add(library);
+        }
+        foreach (var gone in _librarySeries.Where(l => !_state.Libraries.ContainsKey(l)).ToList())
+        {
+            _librarySeries.Remove(gone);
+            Metrics.CellMetrics.LibraryDisabled.RemoveLabelled(gone);
+        }
+    }
+
+    /// <summary>
+    /// A scheduled slot that could not queue its backup: the set's on-failure command runs as for a failed backup, with
+    /// ABK_STATE=MISSED, no job (ABK_JOB empty) and the reason in the JSON on its stdin.
+    /// </summary>
+    private void RunMissedCommand(BackupSetDefinition set, SlotMissed missed)
+    {
+        if (set.OnFailure == "") return;
+        var job = new JobInfo
+        {
+            Kind = JobKind.Backup, BackupSet = set.Name, Client = set.Client, State = JobState.Missed, Reason = missed.Reason,
+            SlotUnixMs = missed.SlotUnixMs, Level = missed.Level, Origin = JobOrigin.Schedule,
+        };
+        RunHook(job, set, "on-failure", set.OnFailure);
     }
 
     /// <summary>
@@ -1434,14 +1502,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         if (job.Kind != JobKind.Backup || !_state.BackupSets.TryGetValue(job.BackupSet, out var set) || set.Client != job.Client) return;
         var (what, command) = job.State == JobState.Succeeded ? ("on-success", set.OnSuccess) : ("on-failure", set.OnFailure);
-        if (command == "") return;
+        if (command != "") RunHook(job, set, what, command);
+    }
+
+    private void RunHook(JobInfo job, BackupSetDefinition set, string what, string command)
+    {
         var log = _log;
         var timeout = Hooks.HookCommand.Timeout(set.CommandTimeoutSeconds);
         _ = Task.Run(async () =>
         {
             var r = await Hooks.HookCommand.ForJob(job, command, job.State.ToString().ToUpperInvariant(), timeout);
-            if (r.Ok) log.Info("job {0}: the {1} command of set {2} ran", job.Id, what, set.Name);
-            else log.Warning("job {0}: {1}", job.Id, r.Describe($"the {what} command of set {set.Name}", timeout));
+            var about = job.Id == "" ? $"the missed slot at {DateTimeOffset.FromUnixTimeMilliseconds(job.SlotUnixMs):u}" : $"job {job.Id}";
+            if (r.Ok) log.Info("{0}: the {1} command of set {2} ran", about, what, set.Name);
+            else log.Warning("{0}: {1}", about, r.Describe($"the {what} command of set {set.Name}", timeout));
         });
     }
 
@@ -1464,6 +1537,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             _jobActors[job.Id] = Context.ActorOf(JobActor.Props(job.Id, job.Client, _limits.Probe, _limits.Stall), JobActor.NameOf(job.Id));
     }
 
+    protected override void PostStop()
+    {
+        Metrics.CellMetrics.ManagerActive.Set(0);
+        base.PostStop();
+    }
+
     private void Applied(IMessage e)
     {
         _state = _state.Apply(e);
@@ -1474,6 +1553,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 break;
             case JobRetried r when _jobActors.TryGetValue(r.Job, out var child):
                 child.Tell(new JobActor.Requeued(_state.Job(r.Job)!.Attempt - 1));
+                break;
+            // Every end, whichever path decided it (a client's report, a window missed, a set removed, a node gone).
+            case JobEnded ended when _state.Job(ended.Job) is { } job:
+                _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, Trust.MessageSignature.Sign(new JobEndedNotice { Job = WithProgress(job) }, _trust)));
+                CountEnd(job);
+                RunSetCommand(job);
+                break;
+            case SlotMissed { Reason.Length: > 0 } missed when _state.BackupSets.TryGetValue(missed.Set, out var set):
+                Metrics.CellMetrics.SlotsMissed.WithLabels(set.Name).Inc();
+                RunMissedCommand(set, missed);
                 break;
         }
         if (++_eventsSinceSnapshot < SnapshotEvery) return;

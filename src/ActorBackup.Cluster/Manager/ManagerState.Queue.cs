@@ -15,7 +15,7 @@ namespace ActorBackup.Cluster.Manager;
 /// </summary>
 public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, TimeSpan RetryBackoff = default, int KeepJobsPerSet = 0, TimeSpan PriorityAging = default,
     TimeSpan JobProbe = default, double PruneThreshold = 0.2, TimeSpan PruneOrphansAfter = default, string PruneSchedule = "", string CheckSchedule = "",
-    TimeSpan ClientOfflineWait = default, TimeSpan? StallTimeout = null)
+    TimeSpan ClientOfflineWait = default, TimeSpan? StallTimeout = null, TimeSpan? LibrariesSettle = null)
 {
     /// <summary>How long a running backup, restore or verify may report figures that do not move before its attempt is
     /// taken for lost (<see cref="StallWatch"/>): 30 minutes unless set; zero: never.</summary>

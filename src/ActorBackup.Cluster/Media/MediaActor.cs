@@ -211,7 +211,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 _library.CheckRoom(); // down to its reserve, or room again (a prune, an operator)
                 // The manager starts backups by the one, and retires tape cartridges with errors by the other.
                 if ((_library.Full ?? "") != _reportedFull || InError(_library.VolumesInError) != _reportedInError) _manager?.Tell(Report());
+                else Export(NewReport());
             }
+            else Export(NewReport());
         });
         PruneCommands();
         CopyCommands();
@@ -614,9 +616,20 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         var report = NewReport();
         _reportedFull = report.Full;
         _reportedInError = InError(report.VolumesInError);
-        Metrics.CellMetrics.LibraryFree.WithLabels(_declaration.Id).Set(report.FreeBytes);
-        Metrics.CellMetrics.LibraryStored.WithLabels(_declaration.Id).Set(report.BytesStored);
+        Export(report);
         return Trust.MessageSignature.Sign(report, Trust.NodeTrust.Of(Context.System));
+    }
+
+    /// <summary>The library's series (each report, and every health tick: free space another program takes shows within seconds).</summary>
+    private void Export(IndexReport report)
+    {
+        var id = _declaration.Id;
+        if (FreeBytesOrNull() is { } free) Metrics.CellMetrics.LibraryFree.WithLabels(id).Set(free); // unknown: the last figure stays
+        if (_library is not null) Metrics.CellMetrics.LibraryStored.WithLabels(id).Set(report.BytesStored); // not opened: the last figure stays
+        Metrics.CellMetrics.LibraryAvailable.WithLabels(id).Set(_unavailable is null && _library is not null ? 1 : 0);
+        Metrics.CellMetrics.LibraryFull.WithLabels(id).Set(report.Full != "" ? 1 : 0);
+        Metrics.CellMetrics.LibraryVolumesInError.WithLabels(id).Set(_library?.VolumesInError.Count ?? 0);
+        Metrics.CellMetrics.LibraryDrivesDueCleaning.WithLabels(id).Set(report.DrivesDueCleaning.Count);
     }
 
     private IndexReport NewReport() => new()
@@ -638,16 +651,20 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         VolumesInError = { (_library?.VolumesInError ?? []).Take(256) }, // as InError counts them
     };
 
-    private ulong FreeBytes()
+    private ulong FreeBytes() => FreeBytesOrNull() ?? 0;
+
+    /// <summary>Free space for the library; null when it cannot be known (the path unreadable, a tape library not open).</summary>
+    private ulong? FreeBytesOrNull()
     {
         if (_library?.RoomLeft is { } room) return (ulong)room; // a tape library: what is left on its cartridges
+        if (_declaration.Kind == "tape") return null; // not open: the host disk's free space is no cartridge's
         try
         {
             return (ulong)new DriveInfo(Path.GetFullPath(_declaration.Path)).AvailableFreeSpace;
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
         {
-            return 0;
+            return null;
         }
     }
 
@@ -671,6 +688,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket);
         CloseLibrary();
+        foreach (var gauge in Metrics.CellMetrics.LibrarySeries) gauge.RemoveLabelled(_declaration.Id); // no figures of a library this node no longer serves
         base.PostStop();
     }
 }

@@ -22,8 +22,32 @@ public static class CellMetrics
     public static readonly Counter BytesStored = Prometheus.Metrics.CreateCounter("actorbackup_backup_bytes_stored_total",
         "Bytes backups added to libraries (new chunks, after dedup and compression), by client and library", "client", "library");
     public static readonly Gauge LibraryFree = Prometheus.Metrics.CreateGauge("actorbackup_library_free_bytes",
-        "Free space on the file system of a library, as its media agent last saw it", "library");
-    public static readonly Gauge LibraryStored = Prometheus.Metrics.CreateGauge("actorbackup_library_stored_bytes", "Bytes stored in a library's volumes", "library");
+        "Free space for a library: on its disk's file system, or, for a tape library, left on its cartridges (scratch ones included); refreshed every 5 s", "library");
+    public static readonly Gauge LibraryStored = Prometheus.Metrics.CreateGauge("actorbackup_library_stored_bytes",
+        "Bytes stored in a library's volumes (while the library cannot be opened: the last figure known)", "library");
+    public static readonly Gauge LibraryAvailable = Prometheus.Metrics.CreateGauge("actorbackup_library_available",
+        "1 while a library's media agent has it open for backups, 0 while it is unavailable (abk library list says why); refreshed every 5 s", "library");
+    public static readonly Gauge LibraryFull = Prometheus.Metrics.CreateGauge("actorbackup_library_full",
+        "1 while a library is down to its reserve of free space (it takes no backups, restores go on)", "library");
+    public static readonly Gauge LibraryVolumesInError = Prometheus.Metrics.CreateGauge("actorbackup_library_volumes_in_error",
+        "Volumes of a library found damaged (on tape: cartridges with errors, which the manager retires)", "library");
+    public static readonly Gauge LibraryDrivesDueCleaning = Prometheus.Metrics.CreateGauge("actorbackup_library_drives_due_cleaning",
+        "Drives of a tape library that asked for cleaning and were not cleaned yet", "library");
+
+    /// <summary>The media agent's series of <paramref name="library"/>, which a media agent that stops takes away.</summary>
+    public static readonly Gauge[] LibrarySeries = [LibraryFree, LibraryStored, LibraryAvailable, LibraryFull, LibraryVolumesInError, LibraryDrivesDueCleaning];
+    public static readonly Gauge ManagerActive = Prometheus.Metrics.CreateGauge("actorbackup_manager_active",
+        "1 on the node the cell's manager runs on, 0 on the others (the manager's own series, jobs and queue, are 0 there): alert when the cell's sum is not 1");
+    public static readonly Gauge SetLastSnapshot = Prometheus.Metrics.CreateGauge("actorbackup_set_last_snapshot_timestamp_seconds",
+        "Unix time of the end of a backup set's newest snapshot in the catalog, 0 before its first: alert when time() minus this passes the set's allowed age", "set");
+    public static readonly Counter SlotsMissed = Prometheus.Metrics.CreateCounter("actorbackup_slots_missed_total",
+        "Scheduled slots of a backup set that could not queue a backup (its client unknown, no library reachable, ...): the reason is in abk set show and the manager's log", "set");
+    public static readonly Counter JobErrors = Prometheus.Metrics.CreateCounter("actorbackup_job_errors_total",
+        "Entries a job that ended could not handle (a backup's unreadable files, a restore's files or metadata it could not write), by kind and client: such a job still ends SUCCEEDED", "kind", "client");
+    public static readonly Gauge LibraryDisabled = Prometheus.Metrics.CreateGauge("actorbackup_library_disabled",
+        "1 for a library an operator disabled (abk library disable), 0 for the other registered ones, as the manager sees them", "library");
+    public static readonly Gauge CertificateExpiry = Prometheus.Metrics.CreateGauge("actorbackup_certificate_expiry_timestamp_seconds",
+        "Unix time at which this node's certificate (certificate=\"node\") or the cell's CA (\"ca\") expires: alert 30 days ahead", "certificate");
     public static readonly Counter DataPlaneBytes = Prometheus.Metrics.CreateCounter("actorbackup_dataplane_bytes_total",
         "Chunk payload bytes through this node's media agents: in (appended) or out (read)", "direction");
 
