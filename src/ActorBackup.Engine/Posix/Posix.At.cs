@@ -261,6 +261,9 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]
     private static partial int mkdirat(int dirfd, byte* name, uint mode);
 
+    [LibraryImport("libc", EntryPoint = "renameat", SetLastError = true)]
+    private static partial int renameat(int olddirfd, byte* oldname, int newdirfd, byte* newname);
+
     [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
     private static partial int unlinkat(int dirfd, byte* name, int flags);
 
@@ -376,6 +379,14 @@ public static unsafe partial class Posix
     internal static int MkdirAt(int dir, string name, uint mode)
     {
         fixed (byte* p = CString(name)) return mkdirat(dir, p, mode) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Renames <paramref name="from"/> to <paramref name="to"/> within one folder (what was at <paramref name="to"/> replaced at once); 0 or the errno.</summary>
+    internal static int RenameAt(int dir, string from, string to)
+    {
+        fixed (byte* f = CString(from))
+        fixed (byte* t = CString(to))
+            return renameat(dir, f, dir, t) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     internal static int UnlinkAt(int dir, string name)

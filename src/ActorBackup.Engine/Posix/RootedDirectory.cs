@@ -167,15 +167,79 @@ public sealed class RootedDirectory : IDisposable
     /// <param name="flagsBeforeData">file flags to set while it is empty (FileFlags.BeforeData); one not taken is not
     /// an error here: the file's flags are all set again once it is whole, and that says what was not</param>
     /// <param name="setFlags">set them even when none: the file may have taken some from its folder (nocow on btrfs)</param>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0, bool setFlags = false)
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0, bool setFlags = false) =>
+        CreateFile(relative, size, out _, sparse, flagsBeforeData, setFlags, stage: false);
+
+    /// <summary>
+    /// As <see cref="CreateFile(string,long,bool,uint,bool)"/>, but a file already at the name (a forced restore over a
+    /// live tree) stays there, whole, until the new one is: that is made under a staging name in the same folder
+    /// (<paramref name="staged"/>, <see cref="StagingName"/>), which <see cref="Replace"/> puts in its place once it is
+    /// whole, or <see cref="Discard"/> removes. A restore that fails on the file (a chunk it cannot read, a full disk,
+    /// a kill) leaves the file that was there as it was.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, out string? staged, bool sparse = false, uint flagsBeforeData = 0,
+        bool setFlags = false, bool stage = true)
     {
+        staged = null;
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
         {
-            RemoveNonDirectory(relative); // a Fresh root's Taken
+            if (!stage || Fresh || KindOf(relative) is FileKind.Directory) RemoveNonDirectory(relative); // a Fresh root's Taken, a folder's error
+            else
+            {
+                var slash = relative.LastIndexOf('/');
+                staged = relative[..(slash + 1)] + StagingName();
+                fd = Posix.OpenBeneath(_root, staged, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+                if (fd < 0) throw Failure("create", staged, -fd, locks: true);
+                try
+                {
+                    return Opened(fd, staged, size, sparse, flagsBeforeData, setFlags);
+                }
+                catch
+                {
+                    Discard(staged); // no room for it (preallocated): the file that was there stays, nothing beside it
+                    staged = null;
+                    throw;
+                }
+            }
             fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         }
         if (fd < 0) throw Failure("create", relative, -fd, locks: true);
+        return Opened(fd, relative, size, sparse, flagsBeforeData, setFlags);
+    }
+
+    /// <summary>The name a file is written under until it replaces the one at its name: hidden, short (any name may be 255 bytes), never taken.</summary>
+    public static string StagingName() => ".abk-restore-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>Whether <paramref name="name"/> is a staging name (<see cref="StagingName"/>): one a restore killed midway left behind.</summary>
+    public static bool IsStagingName(string name) => name.StartsWith(".abk-restore-", StringComparison.Ordinal) && name.Length == 13 + 16;
+
+    /// <summary>Puts the whole file at <paramref name="staged"/> in the place of what is at <paramref name="relative"/> (one rename: never neither).</summary>
+    public void Replace(string staged, string relative) => InParent(relative, (dir, name) =>
+    {
+        var from = staged[(staged.LastIndexOf('/') + 1)..];
+        var errno = Posix.RenameAt(dir, from, name);
+        // Over a file left immutable or append-only (chattr +i /etc/resolv.conf): root takes its flags away and removes
+        // it (RemoveNonDirectory), then the rename goes through; the snapshot's flags are set on the new one after.
+        if (errno == Posix.EPERM && Posix.IsRoot)
+        {
+            RemoveNonDirectory(relative);
+            errno = Posix.RenameAt(dir, from, name);
+        }
+        if (errno != 0) throw Failure("replace", relative, errno, locks: true);
+        return 0;
+    });
+
+    /// <summary>Removes a staged file that is not to replace anything (its restore failed); nothing there is fine.</summary>
+    public void Discard(string staged) => InParent(staged, (dir, name) =>
+    {
+        var errno = Posix.UnlinkAt(dir, name);
+        if (errno != 0 && errno != Posix.ENOENT) throw Failure("remove", staged, errno);
+        return 0;
+    });
+
+    private Microsoft.Win32.SafeHandles.SafeFileHandle Opened(int fd, string relative, long size, bool sparse, uint flagsBeforeData, bool setFlags)
+    {
         var handle = Posix.Handle(fd);
         if (flagsBeforeData != 0 || setFlags) FileFlags.Set(fd, flagsBeforeData);
         if (sparse)

@@ -23,7 +23,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// slash, its path in the snapshot)</param>
     /// <param name="LinkTo">a hard link: the snapshot path of the name it links to, when that is not the one its node
     /// records (that name is not restored, or comes later: see <see cref="_standIns"/>)</param>
-    private sealed record Entry(string Relative, Node Node, int Depth, string? LinkTo = null)
+    /// <param name="WayDown">a folder on the way to a path asked for, not asked for itself: made when missing, and one
+    /// that was there keeps its own mode, owner, times and attributes (<see cref="_foundOnTheWay"/>)</param>
+    private sealed record Entry(string Relative, Node Node, int Depth, string? LinkTo = null, bool WayDown = false)
     {
         public string SnapshotPath => "/" + Relative;
     }
@@ -98,6 +100,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly List<Entry> _waysDown = [];
     private readonly List<string> _includePaths = [];
     private readonly List<Glob> _includeGlobs = [];
+    /// <summary>What the operator wrote for each of <see cref="_includePaths"/> and <see cref="_includeGlobs"/>, and which matched something.</summary>
+    private readonly List<string> _pathsAsked = [], _globsAsked = [];
+    private readonly HashSet<int> _pathsMatched = [], _globsMatched = [];
     private string _target = "";
     private RootedDirectory _root = null!;
     private Action<string>? _phase;
@@ -131,9 +136,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         foreach (var inc in options.Include)
         {
             var asked = PosixNames.Parse(inc);
-            if (asked.IndexOfAny(['*', '?']) >= 0) _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
-            else if (asked.IndexOfAny(['[', '{']) >= 0) either.Add(asked);
-            else _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
+            if (asked.IndexOfAny(['*', '?']) >= 0) IncludeGlob(asked, inc);
+            else if (asked.IndexOfAny(['[', '{']) >= 0) either.Add(inc);
+            else IncludePath(asked, inc);
         }
         var restoreOwner = options.RestoreOwner ?? Posix.Posix.IsRoot;
         // A whole system restored (a snapshot of "/", all of it) brings its own user and group database: its owners by
@@ -166,12 +171,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // Under a folder with a default ACL (or into folders that were there: --force) every entry made inherits ACLs
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
         var existing = options.Force || options.Resumes is not null; // folders that were there (or an earlier attempt made)
+        _resumed = options.Resumes is not null;
         _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
         _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
         _target = target;
         // Into a new or empty folder, a name already there is one the target's file system folds with another (Fresh).
         using var root = new RootedDirectory(target) { Fresh = !existing };
         _root = root;
+        using var staging = new Staging(this); // disposed before the root: files left staged by a restore stopped short go
         _xattrsRefused = root.XattrNamespacesRefused();
         // Under a folder with file flags (chattr +d, btrfs +C) every entry made takes some of them, and so do folders
         // that were there (--force): each file and folder then gets its own, none included (else only those with some).
@@ -201,13 +208,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
             // else the glob (which would also match "/photos/2 trip").
-            foreach (var asked in either)
-                if (HasPath(trees, snapshot, asked)) _includePaths.Add("/" + asked.Trim('/'));
-                else _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
+            foreach (var written in either)
+                if (PosixNames.Parse(written) is var asked && HasPath(trees, snapshot, asked)) IncludePath(asked, written);
+                else IncludeGlob(asked, written);
             Plan(trees, new ChunkId(snapshot.RootTree.Span), "", 0, cancel);
         }
         if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _filesPlanned + _links.Count + _special.Count + _symlinks.Count == 0)
             throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
+        // One of several that matched nothing (a typo beside good paths) is an error of the restore, not silence.
+        foreach (var unmatched in _pathsAsked.Where((_, i) => !_pathsMatched.Contains(i)).Concat(_globsAsked.Where((_, i) => !_globsMatched.Contains(i))))
+            AddError(new SnapshotError { Path = unmatched, Reason = $"not restored: nothing in snapshot {snapshot.Id} matches it (list the snapshot with ls to see its paths)" });
         RestoreWave();
         _phase?.Invoke("contents");
         Parallel.ForEach(_links, parallel, MakeHardLink);
@@ -228,7 +238,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             Parallel.ForEach(level, parallel, d =>
             {
                 Interlocked.Increment(ref _steps);
-                if (IsBlocked(TargetOf(d) + "/")) return;
+                if (IsBlocked(TargetOf(d) + "/") || _foundOnTheWay.ContainsKey(d.Relative)) return;
                 Guard(d, () =>
                 {
                     var owner = Owner(d.Node, restoreOwner);
@@ -359,18 +369,52 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private enum Selection { No, Descend, All }
 
+    /// <summary>
+    /// Whether a path or glob asked for names <paramref name="snapshotPath"/> itself; each that does is marked as having
+    /// matched (all of them, also below a folder restored whole: "/etc /etc/fstab" asks for nothing missing).
+    /// </summary>
+    private bool Matched(string snapshotPath)
+    {
+        var any = false;
+        for (var i = 0; i < _includePaths.Count; i++)
+            if (_includePaths[i] == "/" || _includePaths[i] == snapshotPath)
+                any |= _pathsMatched.Add(i) | true;
+        if (_includeGlobs.Count > 0)
+        {
+            var forGlob = PosixNames.ForGlob(snapshotPath);
+            for (var i = 0; i < _includeGlobs.Count; i++)
+                if (_includeGlobs[i].IsMatch(forGlob))
+                    any |= _globsMatched.Add(i) | true;
+        }
+        return any;
+    }
+
+    /// <summary>Some path or glob asked for has matched nothing yet (a folder restored whole is still looked through for it).</summary>
+    private bool Unmatched => _pathsMatched.Count < _includePaths.Count || _globsMatched.Count < _includeGlobs.Count;
+
+    private void IncludePath(string asked, string written)
+    {
+        _includePaths.Add(asked.Length > 1 ? "/" + asked.Trim('/') : "/");
+        _pathsAsked.Add(written);
+    }
+
+    private void IncludeGlob(string asked, string written)
+    {
+        _includeGlobs.Add(Glob.Parse(PosixNames.ForGlob(asked)));
+        _globsAsked.Add(written);
+    }
+
     /// <summary>Whether a path is restored (the paths and globs asked for were written as ls shows them: PosixNames.Parse).</summary>
     private Selection Select(string snapshotPath)
     {
         if (_includePaths.Count == 0 && _includeGlobs.Count == 0) return Selection.All;
         var result = Selection.No;
+        if (Matched(snapshotPath)) return Selection.All;
         foreach (var p in _includePaths)
         {
-            if (p == "/" || snapshotPath == p || snapshotPath.StartsWith(p + "/", StringComparison.Ordinal)) return Selection.All;
+            if (p == "/" || snapshotPath.StartsWith(p + "/", StringComparison.Ordinal)) return Selection.All;
             if (p.StartsWith(snapshotPath + "/", StringComparison.Ordinal)) result = Selection.Descend;
         }
-        foreach (var g in _includeGlobs)
-            if (g.IsMatch(PosixNames.ForGlob(snapshotPath))) return Selection.All;
         return _includeGlobs.Count > 0 ? Selection.Descend : result;
     }
 
@@ -424,6 +468,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 continue;
             }
             var selection = all ? Selection.All : Select(snapshotPath);
+            if (all && Unmatched) Matched(snapshotPath);
             if (selection == Selection.No) continue;
             var entry = new Entry(relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
             if (node.Type == NodeType.Directory)
@@ -512,7 +557,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     {
         if (_waysDown.Count > 0)
         {
-            _dirs.AddRange(_waysDown);
+            _dirs.AddRange(_waysDown.Select(w => w with { WayDown = true }));
             _waysDown.Clear();
         }
         if (dir is not null) _dirs.Add(dir);
@@ -635,6 +680,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             {
                 // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
                 var there = _root.MakeDirectory(d.Relative);
+                // /etc of "abk restore S /etc/fstab --to / --force": there already, and not what was asked for.
+                if (there == FileKind.Directory && d.WayDown && !_resumed) _foundOnTheWay.TryAdd(d.Relative, 0);
                 if (there is not (null or FileKind.Directory))
                 {
                     // Never follow a symlink that was already there: its target is outside our control.
@@ -652,6 +699,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
         });
     }
+
+    /// <summary>
+    /// Folders on the way to the paths asked for that were there before the restore: left as they are (a single file
+    /// restored in place does not reset its folders' modes, times and attributes). Not in a resumed restore: its earlier
+    /// attempt may have made them (0700, waiting for their metadata).
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _foundOnTheWay = new(StringComparer.Ordinal);
+    private bool _resumed;
 
     /// <summary>Folders (target paths) not made: nothing below them is tried. A full disk may block every folder of a wave.</summary>
     private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
@@ -707,6 +762,31 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         public (uint, uint, ulong) Identity;
         public LinkedListNode<FileSlot>? Open;
         public object? Batch;
+        /// <summary>The staging name it is written under while a file that was at its name stays (RootedDirectory.CreateFile).</summary>
+        public string? Staged;
+    }
+
+    private sealed class Staging(Restorer restorer) : IDisposable
+    {
+        public void Dispose() => restorer.DiscardStaged();
+    }
+
+    /// <summary>Files written under a staging name and not yet put in place or removed: removed when the restore stops short.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _staged = new(StringComparer.Ordinal);
+
+    /// <summary>The staged files a restore that stopped short (a full target, a cancel, a fault) left: removed, what was at their names kept.</summary>
+    private void DiscardStaged()
+    {
+        foreach (var staged in _staged.Keys)
+            try
+            {
+                _root.Discard(staged);
+            }
+            catch (IOException)
+            {
+                // Said by its name at the next restore's look (a hidden .abk-restore-* file); nothing else depends on it.
+            }
+        _staged.Clear();
     }
 
     /// <summary>
@@ -894,11 +974,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // Created readable by its owner alone: a private file is never open to others while it fills (its
                     // own mode comes with its metadata, once it is whole).
                     // A file with holes gets its size at once and only its data written: the holes stay holes.
-                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, sparse: _sparse || slot.File.Node.HasHoles(),
+                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, sparse: _sparse || slot.File.Node.HasHoles(),
                         flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags);
+                    if (slot.Staged is not null) _staged.TryAdd(slot.Staged, 0);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
-                else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.File.Relative, slot.Identity);
+                else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.Staged ?? slot.File.Relative, slot.Identity);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -982,7 +1063,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             if (slot.Error is not null)
             {
-                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error });
+                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = slot.Error + Unstaged(slot) });
                 Failed(file);
                 return;
             }
@@ -997,13 +1078,42 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             catch (Posix.PosixException e)
             {
                 if (Posix.Posix.IsNoSpace(e)) throw Full(file, e);
-                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}" });
+                AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}: {NotTaken}{Unstaged(slot)}" });
                 Failed(file);
                 return;
             }
+            // Whole: in the place of the file that was at its name, in one rename.
+            if (slot.Staged is { } staged)
+                try
+                {
+                    _root.Replace(staged, file.Relative);
+                    _staged.TryRemove(staged, out _);
+                }
+                catch (IOException e)
+                {
+                    AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = e.Message + Unstaged(slot) });
+                    Failed(file);
+                    return;
+                }
             if (file.Node.Flags != 0) _flagged.Add(file); // one without: made new, its flags set to none while it was empty (CreateFile)
         }
         Interlocked.Increment(ref _filesDone);
+    }
+
+    /// <summary>A file not restored whose staged copy is removed: what its reason adds (the file that was at its name is kept).</summary>
+    private string Unstaged(FileSlot slot)
+    {
+        if (slot.Staged is not { } staged) return "";
+        try
+        {
+            _root.Discard(staged);
+            _staged.TryRemove(staged, out _);
+            return "; the file that was there is left as it was";
+        }
+        catch (IOException e)
+        {
+            return $"; the file that was there is left as it was, but its unfinished copy could not be removed: {e.Message}";
+        }
     }
 
     /// <summary>The restore stops: the target is full (nothing more can be written there).</summary>

@@ -10,7 +10,7 @@ namespace ActorBackup.Engine.Tests;
 /// <summary>A snapshot is data from a client; a restore must not let it write outside the target.</summary>
 public class PathSafetyTests
 {
-    private sealed class Fixture : IDisposable
+    internal sealed class Fixture : IDisposable
     {
         public TempDir Dir { get; } = new();
         public Repository.Repository Repo { get; }
