@@ -30,7 +30,7 @@ public static class JobCallers
                     switch (command)
                     {
                         case StartRestore r:
-                            var s = state.FindSnapshot(r.Snapshot, r.Client);
+                            var s = state.FindSnapshot(state.LatestHolding(r), r.Client);
                             if (r.Client != "" && r.Client != s.Client)
                                 return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
                             r.Snapshot = s.Id; // the one checked
@@ -51,8 +51,8 @@ public static class JobCallers
                             return DefinedSet(state, b.BackupSet);
                         case StartRestore r:
                             if (OpsPermissions.NotOwn(caller, r.Client) is { } d) return d;
-                            r.Snapshot = Own(state, r.Snapshot, own).Id;
-                            r.Client = own;
+                            r.Client = own; // 'latest' is its own newest (holding the paths asked for)
+                            r.Snapshot = Own(state, state.LatestHolding(r), own).Id;
                             return null;
                         case StartVerify v:
                             if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";

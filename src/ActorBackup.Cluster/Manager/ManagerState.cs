@@ -324,7 +324,10 @@ public sealed partial record ManagerState
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
-        if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
+        if (ReadingJob(LatestHolding(cmd), cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
+        if (Restoring(client, cmd.Target) is { } running)
+            return Reject($"restore job {running.Id} writes into {running.Target} on {client} and has not ended: two restores into one tree would mix " +
+                          "their files; wait for it (abk job show " + running.Id + "), or restore into another folder");
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
@@ -335,6 +338,33 @@ public sealed partial record ManagerState
         };
         job.Paths.AddRange(cmd.Paths);
         return new Decision([new JobQueued { Job = job }], null, job);
+    }
+
+    /// <summary>
+    /// The snapshot a restore names: 'latest' with paths is the newest snapshot (of its --client, when given) whose backed-up
+    /// paths hold them all (a host with an /etc set and a /home set: `restore latest /etc/fstab` takes the newest of
+    /// /etc's, not the /home backup that ran last); none holding them: the newest, whose restore then says nothing matches.
+    /// A glob is held by any snapshot.
+    /// </summary>
+    public string LatestHolding(StartRestore cmd)
+    {
+        if (cmd.Snapshot is not ("" or "latest") || cmd.Paths.Count == 0) return cmd.Snapshot;
+        static string Trimmed(string p) => p.Length > 1 ? "/" + p.Trim('/') : "/";
+        var asked = cmd.Paths.Where(p => p.IndexOfAny(['*', '?', '[', '{']) < 0).Select(Trimmed).ToList();
+        bool Holds(SnapshotManifest s) => asked.All(p => s.Paths.Select(Trimmed).Any(b =>
+            b == "/" || p == b || p.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(p + "/", StringComparison.Ordinal)));
+        for (var i = Snapshots.Count - 1; i >= 0; i--)
+            if ((cmd.Client == "" || Snapshots[i].Client == cmd.Client) && Holds(Snapshots[i])) return Snapshots[i].Id;
+        return cmd.Snapshot;
+    }
+
+    /// <summary>A restore on <paramref name="client"/> not ended whose target is <paramref name="target"/>, holds it or is inside it.</summary>
+    private JobInfo? Restoring(string client, string target)
+    {
+        static string Folder(string p) => p.Length > 1 ? p.TrimEnd('/') : p;
+        var t = Folder(target);
+        bool Overlaps(string other) => Folder(other) is var o && (o == t || o == "/" || t == "/" || t.StartsWith(o + "/", StringComparison.Ordinal) || o.StartsWith(t + "/", StringComparison.Ordinal));
+        return Jobs.Values.FirstOrDefault(j => j.Kind == JobKind.Restore && !IsFinal(j.State) && j.Client == client && Overlaps(j.Target));
     }
 
     /// <summary>Whether <paramref name="cmd"/> restores a snapshot onto another host than the one that made it (only an operator may).</summary>

@@ -1118,7 +1118,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     /// <summary>The restore stops: the target is full (nothing more can be written there).</summary>
     private TargetFullException Full(Entry file, Exception e) =>
-        new($"the restore target is full (or its disk quota used up) while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again", e);
+        new($"the restore target is full (or its disk quota used up) while writing {PosixNames.Display(TargetOf(file))}: free space there and restore again (with --force: the folder now holds what this restore wrote)", e);
 
     /// <summary>The restore stops: nothing more can be written to the target (not one entry's error).</summary>
     private sealed class TargetFullException(string message, Exception inner) : IOException(message, inner);

@@ -176,6 +176,31 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void Latest_with_paths_is_the_newest_snapshot_holding_them_and_a_restore_into_a_tree_another_writes_is_refused()
+    {
+        var s = Cell();
+        foreach (var (id, path, at) in new[] { ("etc1", "/etc", 1L), ("home1", "/home/", 2L) })
+        {
+            var m = new ActorBackup.Engine.Trees.SnapshotManifest { Id = id, Client = "host-a", Library = "lib1", BackupSet = path, FinishedUnixMs = at, Paths = { path } };
+            s = s.Apply(new SnapshotRecorded { Manifest = m.ToByteString() });
+        }
+        StartRestore Restore(string target, params string[] paths) => new() { Client = "host-a", Snapshot = "latest", Target = target, Paths = { paths } };
+        // /home's backup ran last: 'latest /etc/fstab' is still /etc's newest; without paths, the newest of all.
+        Assert.Equal("etc1", s.DecideStartRestore(Restore("/r", "/etc/fstab"), Now).Job!.Snapshot);
+        Assert.Equal("home1", s.DecideStartRestore(Restore("/r"), Now).Job!.Snapshot);
+        Assert.Equal("home1", s.DecideStartRestore(Restore("/r", "/home/ann", "*.conf"), Now).Job!.Snapshot);
+        Assert.Equal("home1", s.DecideStartRestore(Restore("/r", "/srv"), Now).Job!.Snapshot); // none holds it: the newest, which says so
+
+        var first = s.DecideStartRestore(Restore("/r"), Now);
+        s = Apply(s, first.Events);
+        foreach (var overlapping in new[] { "/r", "/r/", "/r/etc", "/" })
+            Assert.Contains($"restore job {first.Job!.Id} writes into /r on host-a and has not ended", s.DecideStartRestore(Restore(overlapping), Now).Rejection);
+        Assert.Null(s.DecideStartRestore(Restore("/r2"), Now).Rejection);
+        s = End(s, first.Job!.Id);
+        Assert.Null(s.DecideStartRestore(Restore("/r/etc"), Now).Rejection);
+    }
+
+    [Fact]
     public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
     {
         var s = Cell(drives1: 2);
