@@ -86,6 +86,11 @@ public sealed class Output(bool json)
         return $"job {p.Job}: {percent,5:F1}%  {Files(p)}{Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
     }
 
+    /// <summary>An ended job's last figures: what it did, in how long.</summary>
+    public static string Done(JobProgress p) =>
+        $"did      {(p.FilesTotal > 0 || p.FilesDone > 0 ? $"{p.FilesDone} files, " : "")}{Size((ulong)p.BytesDone)}" +
+        (p.Seconds > 0 ? $" in {p.Seconds:F1} s ({p.BytesDone / p.Seconds / 1e6:F0} MB/s)" : "");
+
     /// <summary>mm:ss, or h:mm:ss from an hour on (2 h 30 min was shown as 30:00).</summary>
     public static string Eta(TimeSpan t) => t.TotalHours >= 1 ? $"{(long)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : t.ToString(@"mm\:ss");
 
@@ -132,7 +137,7 @@ public sealed class Output(bool json)
             sb.AppendLine($"  took     {pr.Seconds:F1} s{(pr.SecondsWaiting >= 0.5 ? $", {pr.SecondsWaiting:F1} s of it waiting for backups that were running" : "")}");
             foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
         }
-        if (j.Progress is { } p && !IsFinal(j.State)) sb.AppendLine("  " + Progress(p));
+        if (j.Progress is { } p) sb.AppendLine(IsFinal(j.State) ? "  " + Done(p) : "  " + Progress(p));
         return sb.ToString().TrimEnd('\n');
     }
 

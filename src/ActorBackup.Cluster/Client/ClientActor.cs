@@ -952,7 +952,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // Entries not made apart from those made without some of their metadata (an owner, an xattr, set-id bits).
         var reason = result.ErrorCount == 0 ? "" :
             (result.NotRestored > 0 ? $"{result.NotRestored} entries not restored; " : "") + $"{result.ErrorCount} errors: " +
-            string.Join("; ", result.Errors.Take(5).Select(e => $"{e.Path}: {e.Reason}"));
+            string.Join("; ", result.Errors.Take(ErrorsInReason).Select(e => $"{e.Path}: {e.Reason}"));
+        // More than the reason holds: every one listed in a file on this host, which the reason names.
+        if (result.ErrorCount > ErrorsInReason)
+        {
+            var listed = _restoreClaims.WriteErrors(job.Id, result.Errors, result.ErrorCount - result.Errors.Count);
+            reason += listed is null ? $"; ... and {result.ErrorCount - ErrorsInReason} more (their list could not be written on {_settings.ClientId}: see its log)"
+                : $"; ... and {result.ErrorCount - ErrorsInReason} more, every one listed in {listed} on {_settings.ClientId}";
+            if (listed is null)
+                foreach (var e in result.Errors.Skip(ErrorsInReason)) _log.Warning("job {0}: {1}: {2}", job.Id, e.Path, e.Reason);
+        }
         if (channel is Engine.Spanning.SpanningSource { FallbackReads: > 0 } spanning)
         {
             var fallback = $"{spanning.FallbackReads} chunks could not be read from library {job.Library} (damaged or missing) and came from a copy elsewhere: " +
@@ -962,6 +971,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         }
         return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes };
     }
+
+    /// <summary>How many of a restore's errors its reason holds (the rest are in a file on the client host: RestoreClaims.WriteErrors).</summary>
+    private const int ErrorsInReason = 5;
 
     /// <summary>
     /// Runs a job that reads a snapshot through read sessions on its library and every library it spans, closed

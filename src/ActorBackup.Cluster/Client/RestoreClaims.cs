@@ -47,6 +47,31 @@ public sealed class RestoreClaims(string folder)
         Posix.WriteFileDurably(PathOf(job, target), Encoding.ASCII.GetBytes(made ? Made : Existing), UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
+    /// <summary>
+    /// Every error a restore listed, one a line ("PATH: REASON"), in <c>errors-JOB.txt</c> of this folder (0600; kept as long
+    /// as a claim, <see cref="Kept"/>): the job's reason holds the first few. Its path, or null when it could not be written.
+    /// </summary>
+    public string? WriteErrors(string job, IEnumerable<Engine.Trees.SnapshotError> errors, long omitted)
+    {
+        if (!long.TryParse(job, out _)) return null; // a job id is a number: nothing else names a file here
+        try
+        {
+            Posix.CreateDirectories(folder, 0x1C0);
+            var path = Path.Combine(folder, $"errors-{job}.txt");
+            Posix.WriteFileDurably(path, f =>
+            {
+                using var w = new StreamWriter(f, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+                foreach (var e in errors) w.Write($"{e.Path}: {e.Reason.ReplaceLineEndings(" ")}\n");
+                if (omitted > 0) w.Write($"... and {omitted} more errors, not listed\n");
+            }, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return path;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The restore returned (done, or failed for good): its claim goes, with any older than <see cref="Kept"/>.</summary>
     public void Release(string job, string target)
     {

@@ -404,6 +404,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
+            // What the job says it did at its end is more than its last report (every 250 ms) may have said.
+            if (f.Files > 0 || f.Bytes > 0)
+            {
+                var last = _progress.GetValueOrDefault(f.Job)?.Clone() ?? new JobProgress { Job = f.Job };
+                last.FilesDone = Math.Max(last.FilesDone, f.Files);
+                last.BytesDone = Math.Max(last.BytesDone, f.Bytes);
+                _progress[f.Job] = last;
+            }
             if (job.Kind == JobKind.Prune && f.Prune is not null && outcome == JobState.Succeeded)
             {
                 // The deleted snapshots it was given are gone from the library: the next prune is not told again.
@@ -1375,7 +1383,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private void End(string jobId, JobState state, string reason, string snapshot = "", int errors = 0, IActorRef? replyTo = null, VerifyReport? verify = null,
         PruneReport? prune = null, CopyReport? copy = null)
     {
-        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune, Copy = copy }, e =>
+        // Its last figures stay with it (abk job show of an ended restore said nothing of what it did), without their signature.
+        var final = _progress.GetValueOrDefault(jobId)?.Clone();
+        if (final is not null)
+        {
+            final.Signer = Google.Protobuf.ByteString.Empty;
+            final.Signature = Google.Protobuf.ByteString.Empty;
+        }
+        Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune, Copy = copy, Progress = final }, e =>
         {
             Applied(e);
             var job = WithProgress(_state.Job(jobId)!);

@@ -80,6 +80,7 @@ public sealed partial record ManagerState
             if (x.Verify is not null) j.Verify = x.Verify;
             if (x.Prune is not null) j.Prune = x.Prune;
             if (x.Copy is not null) j.Copy = x.Copy;
+            if (x.Progress is not null) j.Progress = x.Progress;
         }).Owing(Job(x.Job) is { Kind: JobKind.Backup, Origin: JobOrigin.Schedule } ended && x.State is JobState.Failed or JobState.Missed or JobState.Interrupted
             ? (ended.BackupSet, ended.Level) : null),
         SnapshotRecorded r => Recorded(SnapshotManifest.Parser.ParseFrom(r.Manifest)),

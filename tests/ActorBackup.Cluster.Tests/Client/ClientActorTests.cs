@@ -58,6 +58,28 @@ public sealed class ClientActorTests : TestKit, IDisposable
         return (client, manager, library);
     }
 
+    [Fact]
+    public void A_restore_of_more_errors_than_its_reason_holds_lists_every_one_in_a_file_its_reason_names()
+    {
+        var (client, manager, _) = Start();
+        var (src, backup) = BackUpOneFile(client, manager, "50", "data.txt", "backed up");
+        var target = Path.Combine(_dir, "many-errors");
+        var job = new JobInfo { Id = "51", Kind = JobKind.Restore, Client = "host-t", Library = "lib1", Target = target, Paths = { src + "/data.txt" } };
+        for (var i = 0; i < 8; i++) job.Paths.Add($"{src}/missing-{i}"); // each matches nothing: an error of the restore
+        client.Tell(new RestoreAssignment { Job = job, Manifest = backup.Manifest });
+        var done = Finished(manager);
+
+        Assert.True(done.Ok, done.Reason);
+        Assert.Equal(8, done.Errors);
+        Assert.Equal("backed up", File.ReadAllText(target + src + "/data.txt"));
+        var listed = Path.Combine(_dir, "claims", "errors-51.txt");
+        Assert.Contains($"... and 3 more, every one listed in {listed} on host-t", done.Reason);
+        var lines = File.ReadAllLines(listed);
+        Assert.Equal(8, lines.Length);
+        Assert.Contains($"{src}/missing-7: not restored: nothing in snapshot", lines[7]);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(listed));
+    }
+
     private static JobFinished Finished(Akka.TestKit.TestProbe manager) =>
         (JobFinished)manager.FishForMessage(m => m is JobFinished, TimeSpan.FromSeconds(30));
 

@@ -77,7 +77,11 @@ public sealed class ManagerClockTests() : TestKit("""
         }
 
         var (_, first) = Started();
-        Assert.Equal(JobState.Succeeded, Finish(first, Good(first, "aaaa000000000001").ToByteString()).State); // a true one is recorded
+        manager.Tell(new JobFinished { Job = first.Job.Id, Attempt = first.Job.Attempt, Ok = true, Outcome = JobState.Succeeded, Manifest = Good(first, "aaaa000000000001").ToByteString(),
+            Files = 3, Bytes = 4096 }, client.Ref);
+        var recorded = Ended(manager, first.Job.Id);
+        Assert.Equal(JobState.Succeeded, recorded.State); // a true one is recorded
+        Assert.Equal((3L, 4096L), (recorded.Progress.FilesDone, recorded.Progress.BytesDone)); // with what it did, once it ended
 
         var (_, garbled) = Started();
         var failed = Finish(garbled, ByteString.CopyFrom(0xff, 0xff, 0xff, 0xff));
