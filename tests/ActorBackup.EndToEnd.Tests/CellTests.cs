@@ -675,6 +675,10 @@ public class MetricsTests
         Assert.Contains("actorbackup_library_full{library=\"lib1\"} 0", text);
         Assert.Matches(@"actorbackup_certificate_expiry_timestamp_seconds\{certificate=""node""\} [1-9]", text);
         Assert.Contains("actorbackup_jobs_ended_total{kind=\"restore\",state=\"failed\"} 0", text); // at 0 for an alert's increase()
+        // Scraped by a name, not the address it listens on (HttpListener answered 404 then).
+        using var named = new HttpRequestMessage(HttpMethod.Get, metrics);
+        named.Headers.Host = "backup1.example.com";
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.SendAsync(named)).StatusCode);
     }
 
     [Fact]

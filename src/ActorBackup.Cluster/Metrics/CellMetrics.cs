@@ -58,15 +58,13 @@ public static class CellMetrics
     public static IDisposable? Serve(string host, int port)
     {
         if (port <= 0) return null;
-        var server = new MetricServer(host, port);
         try
         {
-            server.Start();
+            return new MetricsEndpoint(MetricsEndpoint.AddressOf(host), port);
         }
-        catch (System.Net.HttpListenerException e)
+        catch (System.Net.Sockets.SocketException e)
         {
-            throw new IOException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.port)", e);
+            throw new IOException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.host and .port)", e);
         }
-        return server;
     }
 }

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace ActorBackup.Cluster.Metrics;
+
+/// <summary>
+/// /metrics over plain HTTP on one address (actorbackup.metrics.host and .port), for Prometheus: GET (or HEAD) of
+/// /metrics answers the registry's text; any other path 404, any other method 405. Whatever the request's Host header
+/// says (Prometheus scrapes by a DNS name; HttpListener answered only a Host equal to the address it was given, 404 to the
+/// rest). Bounded: 4 requests at once (more are closed), 8 KiB of request head, 10 s a request.
+/// </summary>
+public sealed class MetricsEndpoint : IDisposable
+{
+    private const int MaxHead = 8192, MaxAtOnce = 4;
+    private static readonly TimeSpan RequestTime = TimeSpan.FromSeconds(10);
+    private readonly TcpListener _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _slots = new(MaxAtOnce);
+
+    public MetricsEndpoint(IPAddress address, int port)
+    {
+        _listener = new TcpListener(address, port);
+        _listener.Start();
+        _ = Task.Run(AcceptLoop);
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>The address a host setting names: an address, "*" (every interface), or a name resolved now.</summary>
+    public static IPAddress AddressOf(string host)
+    {
+        if (host is "*" or "+") return IPAddress.Any;
+        if (IPAddress.TryParse(host, out var address)) return address;
+        if (host == "localhost") return IPAddress.Loopback;
+        var found = Dns.GetHostAddresses(host);
+        return found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
+            ?? throw new SocketException((int)SocketError.HostNotFound);
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // Out of file descriptors, say: a moment, then on (the endpoint never stops accepting for good).
+                try { await Task.Delay(100, _stop.Token); } catch (OperationCanceledException) { return; }
+                continue;
+            }
+            if (!_slots.Wait(0))
+            {
+                client.Dispose(); // as many being answered as it takes: a flood costs one close each
+                continue;
+            }
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Serve(client);
+                }
+                catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+                {
+                    // A scraper gone, or too slow: nothing to keep.
+                }
+                finally
+                {
+                    client.Dispose();
+                    _slots.Release();
+                }
+            });
+        }
+    }
+
+    private async Task Serve(TcpClient client)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        deadline.CancelAfter(RequestTime);
+        var stream = client.GetStream();
+        var head = new byte[MaxHead];
+        var length = 0;
+        while (head.AsSpan(0, length).IndexOf("\r\n\r\n"u8) < 0)
+        {
+            if (length == head.Length)
+            {
+                await Answer(stream, 431, "Request Header Fields Too Large", deadline.Token);
+                await Drain(client, stream);
+                return;
+            }
+            var read = await stream.ReadAsync(head.AsMemory(length), deadline.Token);
+            if (read == 0) return;
+            length += read;
+        }
+        var line = Encoding.ASCII.GetString(head, 0, head.AsSpan(0, length).IndexOf("\r\n"u8)).Split(' ');
+        if (line.Length != 3 || !line[2].StartsWith("HTTP/1.", StringComparison.Ordinal))
+        {
+            await Answer(stream, 400, "Bad Request", deadline.Token);
+            return;
+        }
+        if (line[0] is not ("GET" or "HEAD"))
+        {
+            await Answer(stream, 405, "Method Not Allowed", deadline.Token);
+            return;
+        }
+        if (line[1].Split('?')[0] != "/metrics")
+        {
+            await Answer(stream, 404, "Not Found", deadline.Token, "Prometheus metrics are at /metrics\n");
+            return;
+        }
+        using var body = new MemoryStream();
+        await Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(body, deadline.Token);
+        await Answer(stream, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", line[0] == "HEAD" ? [] : body.ToArray(), body.Length, deadline.Token);
+    }
+
+    /// <summary>
+    /// After an answer to a request not read whole: the rest read and dropped (up to 64 KiB, 1 s), so that closing does not
+    /// reset the connection and take the answer with it before the scraper reads it.
+    /// </summary>
+    private static async Task Drain(TcpClient client, NetworkStream stream)
+    {
+        client.Client.Shutdown(SocketShutdown.Send);
+        using var brief = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var sink = new byte[8192];
+        for (var left = 64 * 1024; left > 0;)
+        {
+            var read = await stream.ReadAsync(sink, brief.Token);
+            if (read == 0) return;
+            left -= read;
+        }
+    }
+
+    /// <summary>An answer of <paramref name="text"/> (an error's: empty, or what to ask for instead).</summary>
+    private static Task Answer(NetworkStream stream, int status, string reason, CancellationToken cancel, string text = "") =>
+        Answer(stream, status, reason, "text/plain", Encoding.UTF8.GetBytes(text), text.Length, cancel);
+
+    /// <summary>An answer of <paramref name="length"/> bytes, of which <paramref name="body"/> is sent (none for a HEAD).</summary>
+    private static async Task Answer(NetworkStream stream, int status, string reason, string type, byte[] body, long length, CancellationToken cancel)
+    {
+        var head = $"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head), cancel);
+        if (body.Length > 0) await stream.WriteAsync(body, cancel);
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        _listener.Dispose();
+    }
+}
