@@ -958,7 +958,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             var listed = _restoreClaims.WriteErrors(job.Id, result.Errors, result.ErrorCount - result.Errors.Count);
             reason += listed is null ? $"; ... and {result.ErrorCount - ErrorsInReason} more (their list could not be written on {_settings.ClientId}: see its log)"
-                : $"; ... and {result.ErrorCount - ErrorsInReason} more, every one listed in {listed} on {_settings.ClientId}";
+                : $"; ... and {result.ErrorCount - ErrorsInReason} more, {(result.ErrorCount > result.Errors.Count ? $"the first {result.Errors.Count} of all" : "every one")} listed in {listed} on {_settings.ClientId}";
             if (listed is null)
                 foreach (var e in result.Errors.Skip(ErrorsInReason)) _log.Warning("job {0}: {1}: {2}", job.Id, e.Path, e.Reason);
         }
@@ -969,7 +969,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             _log.Warning("job {0}: {1}", job.Id, fallback);
             reason = reason == "" ? fallback : $"{reason}; {fallback}";
         }
-        return new JobFinished { Job = job.Id, Ok = true, Outcome = JobState.Succeeded, Reason = reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes };
+        // No file, link or special file made of those planned (a read-only mount under --force, every chunk unreadable; the
+        // folders on the way may be there): failed, not a success
+        // with errors (exit 3 says "done, look at these"). Not retried: another attempt would meet the same.
+        var failed = result.NotRestored > 0 && result.Files + result.Links + result.Other == 0;
+        return new JobFinished
+        {
+            Job = job.Id, Ok = !failed, Outcome = failed ? JobState.Failed : JobState.Succeeded, Fault = JobFault.FaultNone,
+            Reason = failed ? $"nothing was restored: {reason}" : reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes,
+        };
     }
 
     /// <summary>How many of a restore's errors its reason holds (the rest are in a file on the client host: RestoreClaims.WriteErrors).</summary>

@@ -1389,6 +1389,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             final.Signer = Google.Protobuf.ByteString.Empty;
             final.Signature = Google.Protobuf.ByteString.Empty;
+            // A short job may end before its first report: its time from its start.
+            if (final.Seconds <= 0 && _state.Job(jobId) is { StartedUnixMs: > 0 } started) final.Seconds = Math.Max(0, Now() - started.StartedUnixMs) / 1000.0;
         }
         Persist(new JobEnded { Job = jobId, State = state, Reason = reason, UnixMs = Now(), Snapshot = snapshot, Errors = errors, Verify = verify, Prune = prune, Copy = copy, Progress = final }, e =>
         {
@@ -1441,6 +1443,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         Metrics.CellMetrics.JobsEnded.WithLabels(Label(job.Kind), job.State.ToString().ToLowerInvariant()).Inc();
         if (job.Errors > 0) Metrics.CellMetrics.JobErrors.WithLabels(Label(job.Kind), job.Client).Inc(job.Errors);
+        if (job.Verify is { BadChunks: > 0 } found) Metrics.CellMetrics.VerifyDamage.WithLabels(job.Library).Inc(found.BadChunks);
         // By id: the catalog is in the order of the snapshots' ends as their clients stamped them, so a backup recorded
         // last need not be the last one there (two ending together, a client's clock a little behind).
         if (job.Kind != JobKind.Backup || job.Snapshot == "" || _state.Snapshots.LastOrDefault(s => s.Id == job.Snapshot) is not { } snapshot) return;
@@ -1468,15 +1471,22 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var newest = new Dictionary<(string Client, string Set), long>();
         foreach (var s in _state.Snapshots)
             if (!newest.TryGetValue((s.Client, s.BackupSet), out var at) || s.FinishedUnixMs > at) newest[(s.Client, s.BackupSet)] = s.FinishedUnixMs;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var openSince = new Dictionary<(string Client, string Set), long>();
+        foreach (var j in _state.Jobs.Values)
+            if (j.Kind == JobKind.Backup && !ManagerState.IsFinal(j.State) && (!openSince.TryGetValue((j.Client, j.BackupSet), out var since) || j.QueuedUnixMs < since))
+                openSince[(j.Client, j.BackupSet)] = j.QueuedUnixMs;
         foreach (var set in _state.BackupSets.Values)
         {
             Metrics.CellMetrics.SetLastSnapshot.WithLabels(set.Name).Set(newest.GetValueOrDefault((set.Client, set.Name)) / 1000.0);
+            Metrics.CellMetrics.SetBackupOpen.WithLabels(set.Name).Set(openSince.TryGetValue((set.Client, set.Name), out var queued) ? Math.Max(0, now - queued) / 1000.0 : 0);
             if (_setSeries.Add(set.Name)) Metrics.CellMetrics.SlotsMissed.WithLabels(set.Name); // at 0 from its definition
         }
         foreach (var gone in _setSeries.Where(s => !_state.BackupSets.ContainsKey(s)).ToList())
         {
             _setSeries.Remove(gone);
             Metrics.CellMetrics.SetLastSnapshot.RemoveLabelled(gone);
+            Metrics.CellMetrics.SetBackupOpen.RemoveLabelled(gone);
             Metrics.CellMetrics.SlotsMissed.RemoveLabelled(gone);
         }
         foreach (var client in _state.Clients.Keys) // a client registered since: at 0 from then on
@@ -1485,12 +1495,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         foreach (var library in _state.Libraries.Keys)
         {
             Metrics.CellMetrics.LibraryDisabled.WithLabels(library).Set(_state.DisabledLibraries.ContainsKey(library) ? 1 : 0);
+            Metrics.CellMetrics.VerifyDamage.WithLabels(library); // at 0 from the start
             _librarySeries.Add(library);
         }
         foreach (var gone in _librarySeries.Where(l => !_state.Libraries.ContainsKey(l)).ToList())
         {
             _librarySeries.Remove(gone);
             Metrics.CellMetrics.LibraryDisabled.RemoveLabelled(gone);
+            Metrics.CellMetrics.VerifyDamage.RemoveLabelled(gone);
         }
     }
 
@@ -1555,6 +1567,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         Metrics.CellMetrics.ManagerActive.Set(0);
+        // The manager's series go with it: a node that stays up without it would serve them frozen (an alert on a set's
+        // snapshot age firing from this node's last values).
+        foreach (var set in _setSeries)
+        {
+            Metrics.CellMetrics.SetLastSnapshot.RemoveLabelled(set);
+            Metrics.CellMetrics.SetBackupOpen.RemoveLabelled(set);
+            Metrics.CellMetrics.SlotsMissed.RemoveLabelled(set);
+        }
+        foreach (var library in _librarySeries) Metrics.CellMetrics.LibraryDisabled.RemoveLabelled(library);
         base.PostStop();
     }
 

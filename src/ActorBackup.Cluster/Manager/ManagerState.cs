@@ -326,7 +326,7 @@ public sealed partial record ManagerState
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (ReadingJob(LatestHolding(cmd), cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
-        if (Restoring(client, cmd.Target) is { } running)
+        if (Restoring(client, cmd.Target, cmd.Paths) is { } running)
             return Reject($"restore job {running.Id} writes into {running.Target} on {client} and has not ended: two restores into one tree would mix " +
                           "their files; wait for it (abk job show " + running.Id + "), or restore into another folder");
         var job = new JobInfo
@@ -350,22 +350,51 @@ public sealed partial record ManagerState
     public string LatestHolding(StartRestore cmd)
     {
         if (cmd.Snapshot is not ("" or "latest") || cmd.Paths.Count == 0) return cmd.Snapshot;
-        static string Trimmed(string p) => p.Length > 1 ? "/" + p.Trim('/') : "/";
-        var asked = cmd.Paths.Where(p => p.IndexOfAny(['*', '?', '[', '{']) < 0).Select(Trimmed).ToList();
-        bool Holds(SnapshotManifest s) => asked.All(p => s.Paths.Select(Trimmed).Any(b =>
-            b == "/" || p == b || p.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(p + "/", StringComparison.Ordinal)));
+        // Only * and ? make a glob here: a name may hold [ or { itself ("/photos/[2019] trip"), taken as the path it reads.
+        var asked = cmd.Paths.Where(p => p.IndexOfAny(['*', '?']) < 0).Select(Normal).ToList();
+        bool Holds(SnapshotManifest s) => asked.All(p => s.Paths.Select(Normal).Any(b => Overlap(p, b)));
         for (var i = Snapshots.Count - 1; i >= 0; i--)
             if ((cmd.Client == "" || Snapshots[i].Client == cmd.Client) && Holds(Snapshots[i])) return Snapshots[i].Id;
         return cmd.Snapshot;
     }
 
-    /// <summary>A restore on <paramref name="client"/> not ended whose target is <paramref name="target"/>, holds it or is inside it.</summary>
-    private JobInfo? Restoring(string client, string target)
+    /// <summary>An absolute path as the engine reads it (escapes read back), without empty, "." and ".." steps.</summary>
+    private static string Normal(string path)
     {
-        static string Folder(string p) => p.Length > 1 ? p.TrimEnd('/') : p;
-        var t = Folder(target);
-        bool Overlaps(string other) => Folder(other) is var o && (o == t || o == "/" || t == "/" || t.StartsWith(o + "/", StringComparison.Ordinal) || o.StartsWith(t + "/", StringComparison.Ordinal));
-        return Jobs.Values.FirstOrDefault(j => j.Kind == JobKind.Restore && !IsFinal(j.State) && j.Client == client && Overlaps(j.Target));
+        var steps = new List<string>();
+        foreach (var step in Engine.Posix.PosixNames.Parse(path).Split('/'))
+            if (step == "..") { if (steps.Count > 0) steps.RemoveAt(steps.Count - 1); }
+            else if (step is not ("" or ".")) steps.Add(step);
+        return "/" + string.Join('/', steps);
+    }
+
+    /// <summary>Whether one of two normal paths is the other or holds it.</summary>
+    private static bool Overlap(string a, string b) =>
+        a == b || a == "/" || b == "/" || a.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(a + "/", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Where a restore writes: below its target, each path asked for (a glob: its steps before the first wildcard), or the
+    /// whole target. Two restores into / of /etc/fstab and of /home/ann write different trees.
+    /// </summary>
+    private static IEnumerable<string> Writes(string target, IEnumerable<string> paths)
+    {
+        var root = Normal(target);
+        var list = paths.ToList();
+        if (list.Count == 0) return [root];
+        return list.Select(p =>
+        {
+            var wild = p.IndexOfAny(['*', '?', '[', '{']);
+            var slash = wild < 0 ? -1 : p[..wild].LastIndexOf('/');
+            return Normal(root + "/" + (wild < 0 ? p : slash > 0 ? p[..slash] : ""));
+        });
+    }
+
+    /// <summary>A restore on <paramref name="client"/> not ended that writes where one into <paramref name="target"/> of <paramref name="paths"/> would.</summary>
+    private JobInfo? Restoring(string client, string target, IEnumerable<string> paths)
+    {
+        var mine = Writes(target, paths).ToList();
+        return Jobs.Values.FirstOrDefault(j => j.Kind == JobKind.Restore && !IsFinal(j.State) && j.Client == client
+                                               && Writes(j.Target, j.Paths).Any(w => mine.Any(m => Overlap(w, m))));
     }
 
     /// <summary>Whether <paramref name="cmd"/> restores a snapshot onto another host than the one that made it (only an operator may).</summary>

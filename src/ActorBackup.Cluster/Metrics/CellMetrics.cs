@@ -44,6 +44,10 @@ public static class CellMetrics
         "Scheduled slots of a backup set that could not queue a backup (its client unknown, no library reachable, ...): the reason is in abk set show and the manager's log", "set");
     public static readonly Counter JobErrors = Prometheus.Metrics.CreateCounter("actorbackup_job_errors_total",
         "Entries a job that ended could not handle (a backup's unreadable files, a restore's files or metadata it could not write), by kind and client: such a job still ends SUCCEEDED", "kind", "client");
+    public static readonly Gauge SetBackupOpen = Prometheus.Metrics.CreateGauge("actorbackup_set_backup_open_seconds",
+        "How long a backup set's oldest backup not ended yet (queued or running) has been so, 0 when none: while one is open, the set's next slots wait for it", "set");
+    public static readonly Counter VerifyDamage = Prometheus.Metrics.CreateCounter("actorbackup_verify_damaged_chunks_total",
+        "Damaged or missing chunks that verifies and library checks found, by library (a verify that could not run counts none: it ends failed without findings)", "library");
     public static readonly Gauge LibraryDisabled = Prometheus.Metrics.CreateGauge("actorbackup_library_disabled",
         "1 for a library an operator disabled (abk library disable), 0 for the other registered ones, as the manager sees them", "library");
     public static readonly Gauge CertificateExpiry = Prometheus.Metrics.CreateGauge("actorbackup_certificate_expiry_timestamp_seconds",

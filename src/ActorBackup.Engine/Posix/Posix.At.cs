@@ -394,6 +394,15 @@ public static unsafe partial class Posix
         fixed (byte* p = CString(name)) return unlinkat(dir, p, 0) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
+    /// <summary>Gives the file <paramref name="fd"/> holds (an O_TMPFILE one: no name yet) the name <paramref name="toName"/> in <paramref name="toDir"/>; 0 or the errno.</summary>
+    internal static int LinkHandle(int fd, int toDir, string toName)
+    {
+        const int AtFdCwd = -100, AtSymlinkFollow = 0x400;
+        fixed (byte* f = CString($"/proc/self/fd/{fd}"))
+        fixed (byte* t = CString(toName))
+            return linkat(AtFdCwd, f, toDir, t, AtSymlinkFollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     /// <summary>linkat without AT_SYMLINK_FOLLOW: a symlink is linked as itself, never followed.</summary>
     internal static int LinkAt(int fromDir, string fromName, int toDir, string toName)
     {

@@ -168,19 +168,22 @@ public sealed class RootedDirectory : IDisposable
     /// an error here: the file's flags are all set again once it is whole, and that says what was not</param>
     /// <param name="setFlags">set them even when none: the file may have taken some from its folder (nocow on btrfs)</param>
     public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, bool sparse = false, uint flagsBeforeData = 0, bool setFlags = false) =>
-        CreateFile(relative, size, out _, sparse, flagsBeforeData, setFlags, stage: false);
+        CreateFile(relative, size, out _, out _, sparse, flagsBeforeData, setFlags, stage: false);
 
     /// <summary>
     /// As <see cref="CreateFile(string,long,bool,uint,bool)"/>, but a file already at the name (a forced restore over a
-    /// live tree) stays there, whole, until the new one is: that is made under a staging name in the same folder
-    /// (<paramref name="staged"/>, <see cref="StagingName"/>), which <see cref="Replace"/> puts in its place once it is
-    /// whole, or <see cref="Discard"/> removes. A restore that fails on the file (a chunk it cannot read, a full disk,
-    /// a kill) leaves the file that was there as it was.
+    /// live tree: <paramref name="stage"/>) stays there, whole, until the new one is: that is made beside it, with no name
+    /// (O_TMPFILE, when <paramref name="unnamed"/> and the file system has it: a crash leaves nothing) or under a hidden
+    /// staging name (<see cref="StagingName"/>), and <see cref="Replace"/> puts it in its place once it is whole
+    /// (<see cref="Discard"/> removes it). <paramref name="staged"/>: the staging name (an unnamed file gets it from
+    /// <see cref="NameStaged"/>); <paramref name="stagedUnnamed"/>: it has none yet. A restore that fails on the file (a
+    /// chunk it cannot read, no room for the copy, a kill) leaves the file that was there as it was.
     /// </summary>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, out string? staged, bool sparse = false, uint flagsBeforeData = 0,
-        bool setFlags = false, bool stage = true)
+    public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, out string? staged, out bool stagedUnnamed, bool sparse = false,
+        uint flagsBeforeData = 0, bool setFlags = false, bool stage = true, bool unnamed = true)
     {
         staged = null;
+        stagedUnnamed = false;
         var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
         {
@@ -189,16 +192,21 @@ public sealed class RootedDirectory : IDisposable
             {
                 var slash = relative.LastIndexOf('/');
                 staged = relative[..(slash + 1)] + StagingName();
-                fd = Posix.OpenBeneath(_root, staged, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+                fd = unnamed ? Posix.OpenBeneath(_root, slash < 0 ? "." : relative[..slash], Posix.OTmpFile | Posix.OWrOnly, 0x180) : -1;
+                stagedUnnamed = fd >= 0;
+                if (fd < 0) fd = Posix.OpenBeneath(_root, staged, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
                 if (fd < 0) throw Failure("create", staged, -fd, locks: true);
                 try
                 {
                     return Opened(fd, staged, size, sparse, flagsBeforeData, setFlags);
                 }
-                catch
+                catch (Exception e)
                 {
-                    Discard(staged); // no room for it (preallocated): the file that was there stays, nothing beside it
-                    staged = null;
+                    if (!stagedUnnamed) Discard(staged);
+                    // No room for the new copy beside the old one: this file's error, not the target's being full (the
+                    // rest of the restore may well fit: a file's old copy stays).
+                    if (Posix.IsNoSpace(e))
+                        throw new IOException($"no room for its new copy ({size} bytes) beside the file there, which is kept: free space and restore it again");
                     throw;
                 }
             }
@@ -208,27 +216,51 @@ public sealed class RootedDirectory : IDisposable
         return Opened(fd, relative, size, sparse, flagsBeforeData, setFlags);
     }
 
-    /// <summary>The name a file is written under until it replaces the one at its name: hidden, short (any name may be 255 bytes), never taken.</summary>
+    /// <summary>The name a file is written under until it replaces the one at its name: hidden, short, never taken.</summary>
     public static string StagingName() => ".abk-restore-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
 
-    /// <summary>Whether <paramref name="name"/> is a staging name (<see cref="StagingName"/>): one a restore killed midway left behind.</summary>
-    public static bool IsStagingName(string name) => name.StartsWith(".abk-restore-", StringComparison.Ordinal) && name.Length == 13 + 16;
+    /// <summary>An unnamed staged file (<paramref name="handle"/>, O_TMPFILE) gets its staging name, once whole and before it is closed.</summary>
+    public void NameStaged(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string staged) => InParent(staged, (dir, name) =>
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            var errno = Posix.LinkHandle((int)handle.DangerousGetHandle(), dir, name);
+            if (errno != 0) throw Failure("name", staged, errno, locks: true);
+            return 0;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    });
 
-    /// <summary>Puts the whole file at <paramref name="staged"/> in the place of what is at <paramref name="relative"/> (one rename: never neither).</summary>
+    /// <summary>
+    /// Puts the whole file at <paramref name="staged"/> in the place of what is at <paramref name="relative"/> (one rename:
+    /// never neither). Over a file left immutable or append-only, root takes it away first; if the rename still fails
+    /// then, a <see cref="StagedKeptException"/> says so (the new copy is kept under its staging name: the only one left).
+    /// </summary>
     public void Replace(string staged, string relative) => InParent(relative, (dir, name) =>
     {
         var from = staged[(staged.LastIndexOf('/') + 1)..];
         var errno = Posix.RenameAt(dir, from, name);
         // Over a file left immutable or append-only (chattr +i /etc/resolv.conf): root takes its flags away and removes
         // it (RemoveNonDirectory), then the rename goes through; the snapshot's flags are set on the new one after.
-        if (errno == Posix.EPERM && Posix.IsRoot)
+        if (errno == Posix.EPERM && Posix.IsRoot && Posix.KindAt(dir, name, Full(relative)) == FileKind.Regular)
         {
             RemoveNonDirectory(relative);
             errno = Posix.RenameAt(dir, from, name);
+            if (errno != 0)
+                throw new StagedKeptException($"{Failure("replace", relative, errno).Message}: the file that was there was removed, and its restored copy is " +
+                                              $"kept as {Full(staged)}: rename it into place");
         }
         if (errno != 0) throw Failure("replace", relative, errno, locks: true);
         return 0;
     });
+
+    /// <summary>A restored file left under its staging name, the file it was to replace gone: it is not to be removed.</summary>
+    public sealed class StagedKeptException(string message) : IOException(message);
 
     /// <summary>Removes a staged file that is not to replace anything (its restore failed); nothing there is fine.</summary>
     public void Discard(string staged) => InParent(staged, (dir, name) =>

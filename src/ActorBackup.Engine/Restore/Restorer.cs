@@ -15,7 +15,10 @@ namespace ActorBackup.Engine.Restore;
 /// the target is refused and named. Everything is made through handles below the target (<see cref="RootedDirectory"/>:
 /// no symlink followed, nothing outside the target reached), so a symlink planted or swapped in while the restore
 /// runs makes the entries below it fail and never redirects a write, a chmod, a chown or a hard link; existing
-/// entries are unlinked, never opened, and files are created with O_EXCL, 0600, folders 0700, until each is whole.
+/// entries are never opened, and files are created with O_EXCL, 0600, folders 0700, until each is whole. Under --force
+/// a file already at a name is replaced by one rename once its new copy is whole (made beside it: O_TMPFILE, else a
+/// hidden staging name), so a file the restore cannot finish keeps what was there; folders on the way to the paths
+/// asked for that were there keep their own metadata.
 /// </summary>
 public sealed class Restorer(CellKeys keys, IChunkSource source)
 {
@@ -172,6 +175,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
         var existing = options.Force || options.Resumes is not null; // folders that were there (or an earlier attempt made)
         _resumed = options.Resumes is not null;
+        _force = options.Force;
         _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
         _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
         _target = target;
@@ -706,7 +710,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// attempt may have made them (0700, waiting for their metadata).
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _foundOnTheWay = new(StringComparer.Ordinal);
-    private bool _resumed;
+    private bool _resumed, _force;
 
     /// <summary>Folders (target paths) not made: nothing below them is tried. A full disk may block every folder of a wave.</summary>
     private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
@@ -764,6 +768,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         public object? Batch;
         /// <summary>The staging name it is written under while a file that was at its name stays (RootedDirectory.CreateFile).</summary>
         public string? Staged;
+        /// <summary>Staged with no name yet (O_TMPFILE): it takes <see cref="Staged"/> once whole.</summary>
+        public bool Unnamed;
     }
 
     private sealed class Staging(Restorer restorer) : IDisposable
@@ -784,7 +790,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (IOException)
             {
-                // Said by its name at the next restore's look (a hidden .abk-restore-* file); nothing else depends on it.
+                // Left as a hidden .abk-restore-* file (an append-only folder, say): nothing depends on it.
             }
         _staged.Clear();
     }
@@ -974,9 +980,12 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // Created readable by its owner alone: a private file is never open to others while it fills (its
                     // own mode comes with its metadata, once it is whole).
                     // A file with holes gets its size at once and only its data written: the holes stay holes.
-                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, sparse: _sparse || slot.File.Node.HasHoles(),
-                        flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags);
-                    if (slot.Staged is not null) _staged.TryAdd(slot.Staged, 0);
+                    // Over a live tree (--force) a file there stays until its new copy is whole; one closed and opened again by
+                    // its name (a tape's many files at once) needs a name from the start.
+                    slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, out slot.Unnamed,
+                        sparse: _sparse || slot.File.Node.HasHoles(), flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags,
+                        stage: _force, unnamed: !_boundOpenFiles);
+                    if (slot.Staged is not null && !slot.Unnamed) _staged.TryAdd(slot.Staged, 0);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
                 else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.Staged ?? slot.File.Relative, slot.Identity);
@@ -1070,6 +1079,21 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
             var owner = Owner(file.Node, restoreOwner);
             Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file), _clearAcls)));
+            // An unnamed staged copy, whole: named, so that it can replace the file there.
+            if (slot is { Unnamed: true, Staged: { } toName })
+                try
+                {
+                    _root.NameStaged(slot.Handle!, toName);
+                    slot.Unnamed = false;
+                    _staged.TryAdd(toName, 0);
+                }
+                catch (IOException e)
+                {
+                    slot.Staged = null; // nothing named to remove
+                    AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}; the file that was there is left as it was" });
+                    Failed(file);
+                    return;
+                }
             // Closed here, the result looked at: a network or FUSE file system reports there what it could not write.
             try
             {
@@ -1089,6 +1113,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     _root.Replace(staged, file.Relative);
                     _staged.TryRemove(staged, out _);
                 }
+                catch (RootedDirectory.StagedKeptException e)
+                {
+                    _staged.TryRemove(staged, out _); // the only copy left: kept where the message says
+                    AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = e.Message });
+                    Failed(file);
+                    return;
+                }
                 catch (IOException e)
                 {
                     AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = e.Message + Unstaged(slot) });
@@ -1104,6 +1135,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private string Unstaged(FileSlot slot)
     {
         if (slot.Staged is not { } staged) return "";
+        if (slot.Unnamed) return "; the file that was there is left as it was"; // its copy has no name: gone with its handle
         try
         {
             _root.Discard(staged);

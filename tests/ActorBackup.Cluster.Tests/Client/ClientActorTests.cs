@@ -80,6 +80,23 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(listed));
     }
 
+    [Fact]
+    public void A_restore_that_restored_nothing_of_what_it_was_asked_for_fails_instead_of_succeeding_with_errors()
+    {
+        var (client, manager, _) = Start();
+        var (src, backup) = BackUpOneFile(client, manager, "60", "data.txt", "backed up");
+        var target = Path.Combine(_dir, "nothing-restored");
+        Directory.CreateDirectory(Path.Combine(target + src, "data.txt", "inside")); // a folder where the snapshot has the file
+        client.Tell(new RestoreAssignment { Job = new JobInfo { Id = "61", Kind = JobKind.Restore, Client = "host-t", Library = "lib1", Target = target, Force = true }, Manifest = backup.Manifest });
+        var done = Finished(manager);
+
+        Assert.False(done.Ok);
+        Assert.Equal(JobState.Failed, done.Outcome);
+        Assert.Equal(JobFault.FaultNone, done.Fault); // another attempt would meet the same
+        Assert.StartsWith("nothing was restored: 1 entries not restored", done.Reason);
+        Assert.Contains("is an existing directory where the snapshot has a file", done.Reason);
+    }
+
     private static JobFinished Finished(Akka.TestKit.TestProbe manager) =>
         (JobFinished)manager.FishForMessage(m => m is JobFinished, TimeSpan.FromSeconds(30));
 

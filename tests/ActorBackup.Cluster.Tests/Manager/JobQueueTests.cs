@@ -196,6 +196,15 @@ public class JobQueueTests
         foreach (var overlapping in new[] { "/r", "/r/", "/r/etc", "/" })
             Assert.Contains($"restore job {first.Job!.Id} writes into /r on host-a and has not ended", s.DecideStartRestore(Restore(overlapping), Now).Rejection);
         Assert.Null(s.DecideStartRestore(Restore("/r2"), Now).Rejection);
+        Assert.NotNull(s.DecideStartRestore(Restore("/r2/../r//x"), Now).Rejection); // as the client resolves it: /r/x
+        // Into / of two trees that do not meet: both go; of one inside the other, or a glob's folder: refused.
+        var etc = s.DecideStartRestore(Restore("/", "/etc/fstab"), Now);
+        var t = Apply(s, etc.Events);
+        Assert.Null(t.DecideStartRestore(Restore("/", "/home/ann"), Now).Rejection);
+        Assert.NotNull(t.DecideStartRestore(Restore("/", "/etc"), Now).Rejection);
+        Assert.NotNull(t.DecideStartRestore(Restore("/", "/e*/x"), Now).Rejection); // a glob's root: /
+        Assert.NotNull(t.DecideStartRestore(Restore("/", "/etc/*.conf"), Now).Rejection);
+        Assert.Null(t.DecideStartRestore(Restore("/", "/var/*.log"), Now).Rejection);
         s = End(s, first.Job!.Id);
         Assert.Null(s.DecideStartRestore(Restore("/r/etc"), Now).Rejection);
     }

@@ -75,4 +75,32 @@ public class InPlaceRestoreTests
         Assert.Equal(["/etc/pasword", "/var/*.log"], result.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
         Assert.All(result.Errors, e => Assert.Contains("nothing in snapshot crafted matches it", e.Reason));
     }
+
+    [Theory]
+    [InlineData(true)]  // O_TMPFILE: no name until it is whole
+    [InlineData(false)] // a name from the start (a file closed and opened again by its name: a tape's restore)
+    public void A_staged_copy_replaces_the_file_there_in_one_rename_and_one_discarded_leaves_it(bool unnamed)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(Path.Combine(dir.Path, "live"), "old");
+        using var root = new Posix.RootedDirectory(dir.Path);
+        string Names() => string.Join(",", Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        using (var handle = root.CreateFile("live", 3, out var staged, out var isUnnamed, unnamed: unnamed))
+        {
+            Assert.NotNull(staged);
+            Assert.Equal(unnamed, isUnnamed);
+            RandomAccess.Write(handle, "new"u8, 0);
+            Assert.Equal("old", File.ReadAllText(Path.Combine(dir.Path, "live"))); // untouched while the copy fills
+            Assert.Equal(unnamed ? "live" : Path.GetFileName(staged) + ",live", Names());
+            if (unnamed) root.NameStaged(handle, staged!);
+            root.Replace(staged!, "live");
+        }
+        Assert.Equal("new", File.ReadAllText(Path.Combine(dir.Path, "live")));
+        Assert.Equal("live", Names());
+
+        using (root.CreateFile("live", 3, out var again, out _, unnamed: false)) root.Discard(again!);
+        Assert.Equal("new", File.ReadAllText(Path.Combine(dir.Path, "live")));
+        Assert.Equal("live", Names());
+    }
 }
