@@ -306,20 +306,36 @@ public static class CommandTable
         job.CompletionSources.Add(ctx => Ids(session, new ListJobs { Limit = 50 }, (JobList l) => l.Jobs.Select(x => x.Id)));
         var limit = new Option<int>("--limit") { Description = "how many of the newest jobs (at most 5000)", DefaultValueFactory = _ => 50 };
         var jobsOf = new Option<string>("--client") { Description = "only this client's jobs" };
+        var jobsOfSet = new Option<string?>("--set") { Description = "only this backup set's jobs", HelpName = "SET" };
+        var jobStates = new Option<string?>("--state") { Description = "only jobs in these states: queued, running, committing, succeeded, failed, cancelled, interrupted, missed (comma-separated)", HelpName = "LIST" };
+        var jobKinds = new Option<string?>("--kind") { Description = "only jobs of these kinds: backup, restore, verify, prune, copy (comma-separated)", HelpName = "LIST" };
+        var jobsSince = new Option<DateTimeOffset?>("--since")
+        {
+            Description = "only jobs queued or ended since then, and those not ended: a time (2026-12-01T22:00) or a duration back from now (24h)",
+            HelpName = "TIME", CustomParser = r => SinceOf(r),
+        };
         var newPriority = new Argument<int>("PRIORITY") { HelpName = "PRIORITY", Description = "1 (lowest) to 10 (highest)" };
         root.Subcommands.Add(Group("job", "backup and restore jobs",
             Verb("list", "the newest jobs", async (pr, o, c) =>
             {
                 if (pr.GetValue(limit) is < 1 or > 5000) throw new ShellException($"--limit {pr.GetValue(limit)}: give 1 to 5000", 2);
-                var list = await session.Call<JobList>(new ListJobs { Limit = pr.GetValue(limit), Client = pr.GetValue(jobsOf) ?? "" }, c);
+                var query = new ListJobs
+                {
+                    Limit = pr.GetValue(limit), Client = pr.GetValue(jobsOf) ?? "", Set = pr.GetValue(jobsOfSet) ?? "",
+                    SinceUnixMs = pr.GetValue(jobsSince)?.ToUnixTimeMilliseconds() ?? 0,
+                };
+                query.States.AddRange(Listed<JobState>(pr.GetValue(jobStates), "--state", "queued, running, committing, succeeded, failed, cancelled, interrupted, missed"));
+                query.Kinds.AddRange(Listed<JobKind>(pr.GetValue(jobKinds), "--kind", "backup, restore, verify, prune, copy"));
+                var list = await session.Call<JobList>(query, c);
                 if (o.Json) o.Write(list);
-                else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "SNAPSHOT", "ORIGIN", "PATHS"], list.Jobs.Select(j => new[]
+                else o.Table(["JOB", "KIND", "STATE", "LEVEL", "CLIENT", "LIBRARY", "QUEUED", "TOOK", "ERRORS", "SNAPSHOT", "ORIGIN", "PATHS"], list.Jobs.Select(j => new[]
                 {
                     j.Id, j.Kind.ToString().ToLowerInvariant(), Output.State(j.State), j.Kind == JobKind.Backup ? Output.Level(j.Level) : "-", j.Client, j.Library,
-                    Output.Time(j.QueuedUnixMs), j.Snapshot == "" ? "-" : j.Snapshot, Output.Origin(j), j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
+                    Output.Time(j.QueuedUnixMs), Output.Took(j), j.Errors > 0 ? j.Errors.ToString() : "-", j.Snapshot == "" ? "-" : j.Snapshot, Output.Origin(j),
+                    j.Kind == JobKind.Restore ? "-> " + j.Target : string.Join(" ", j.Paths),
                 }));
                 return 0;
-            }, limit, jobsOf),
+            }, limit, jobsOf, jobsOfSet, jobStates, jobKinds, jobsSince),
             Verb("show", "one job in full", async (pr, o, c) =>
             {
                 var info = await session.Call<JobInfo>(new GetJob { Job = pr.GetValue(job)! }, c);
@@ -711,6 +727,16 @@ public static class CommandTable
     }
 
     /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
+    /// <summary>The values of a comma-separated option (--state failed,missed), each a protobuf enum value's name without its prefix; a wrong one is a usage error.</summary>
+    private static IEnumerable<T> Listed<T>(string? text, string option, string known) where T : struct, Enum
+    {
+        if (string.IsNullOrWhiteSpace(text)) return [];
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(word =>
+            Enum.GetValues<T>().FirstOrDefault(v => !v.ToString().EndsWith("Unspecified", StringComparison.Ordinal)
+                                                    && string.Equals(v.ToString(), word, StringComparison.OrdinalIgnoreCase)) is var found && !found.Equals(default(T))
+                ? found : throw new ShellException($"{option} '{word}': give {known}", 2)).ToList();
+    }
+
     private static TimeSpan DurationOf(System.CommandLine.Parsing.ArgumentResult r)
     {
         var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";

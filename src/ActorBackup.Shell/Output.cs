@@ -86,6 +86,15 @@ public sealed class Output(bool json)
         return $"job {p.Job}: {percent,5:F1}%  {Files(p)}{Size((ulong)p.BytesDone)}/{Size((ulong)p.BytesTotal)}  {rate / 1e6:F0} MB/s  ETA {eta}";
     }
 
+    /// <summary>How long a job ran (from its start to its end, or so far), "-" when it never started.</summary>
+    public static string Took(JobInfo j)
+    {
+        if (j.StartedUnixMs <= 0) return "-";
+        var end = j.FinishedUnixMs > 0 ? j.FinishedUnixMs : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var t = TimeSpan.FromMilliseconds(Math.Max(0, end - j.StartedUnixMs));
+        return t.TotalHours >= 1 ? $"{(long)t.TotalHours}h{t.Minutes:00}m" : t.TotalMinutes >= 1 ? $"{(long)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:F1}s";
+    }
+
     /// <summary>An ended job's last figures: what it did, in how long.</summary>
     public static string Done(JobProgress p) =>
         $"did      {(p.FilesTotal > 0 || p.FilesDone > 0 ? $"{p.FilesDone} files, " : "")}{Size((ulong)p.BytesDone)}" +

@@ -675,6 +675,12 @@ public class MetricsTests
         Assert.Contains("actorbackup_library_full{library=\"lib1\"} 0", text);
         Assert.Matches(@"actorbackup_certificate_expiry_timestamp_seconds\{certificate=""node""\} [1-9]", text);
         Assert.Contains("actorbackup_jobs_ended_total{kind=\"restore\",state=\"failed\"} 0", text); // at 0 for an alert's increase()
+        // The morning report: what ran in the last day, what failed.
+        Assert.Single(cell.AbkJson("job", "list", "--kind", "backup", "--state", "succeeded", "--since", "1h").GetProperty("jobs").EnumerateArray());
+        Assert.Empty(cell.AbkJson("job", "list", "--state", "failed,missed").GetProperty("jobs").EnumerateArray());
+        var wrong = cell.Abk("job", "list", "--state", "broken");
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("--state 'broken': give queued, running", wrong.Stderr);
         // Scraped by a name, not the address it listens on (HttpListener answered 404 then).
         using var named = new HttpRequestMessage(HttpMethod.Get, metrics);
         named.Headers.Host = "backup1.example.com";

@@ -613,7 +613,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var list = new JobList();
-            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => m.Client == "" || j.Client == m.Client).Take(m.Limit > 0 ? Math.Min(m.Limit, MaxJobsListed) : 50).Reverse().Select(WithProgress));
+            list.Jobs.AddRange(_state.Jobs.Values.Reverse().Where(j => ManagerState.Listed(j, m)).Take(m.Limit > 0 ? Math.Min(m.Limit, MaxJobsListed) : 50).Reverse().Select(WithProgress));
             Sender.Tell(list);
         });
         Command<ListSnapshots>(m =>

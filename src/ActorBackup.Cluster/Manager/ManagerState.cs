@@ -35,6 +35,12 @@ public sealed partial record ManagerState
     /// <summary>Keyed by name, compared by ordinal: the culture-aware default costs microseconds a lookup, and the schedule tick looks every set up each second.</summary>
     private static ImmutableSortedDictionary<string, T> Named<T>() => ImmutableSortedDictionary.Create<string, T>(StringComparer.Ordinal);
 
+    /// <summary>Whether <paramref name="job"/> is one <paramref name="query"/> asks for (abk job list --client --set --state --kind --since).</summary>
+    public static bool Listed(JobInfo job, ListJobs query) =>
+        (query.Client == "" || job.Client == query.Client) && (query.Set == "" || job.BackupSet == query.Set)
+        && (query.States.Count == 0 || query.States.Contains(job.State)) && (query.Kinds.Count == 0 || query.Kinds.Contains(job.Kind))
+        && (query.SinceUnixMs <= 0 || !IsFinal(job.State) || job.QueuedUnixMs >= query.SinceUnixMs || job.FinishedUnixMs >= query.SinceUnixMs);
+
     public static bool IsFinal(JobState s) => s is JobState.Succeeded or JobState.Failed or JobState.Cancelled or JobState.Interrupted or JobState.Missed;
 
     public ManagerState Apply(object e) => e switch

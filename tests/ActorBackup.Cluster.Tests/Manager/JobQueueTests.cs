@@ -176,6 +176,21 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_job_list_is_filtered_by_client_set_state_kind_and_time()
+    {
+        var job = new JobInfo { Id = "7", Kind = JobKind.Backup, State = JobState.Failed, Client = "web1", BackupSet = "www", QueuedUnixMs = 1_000, FinishedUnixMs = 5_000 };
+        Assert.True(ManagerState.Listed(job, new ListJobs()));
+        Assert.True(ManagerState.Listed(job, new ListJobs { Client = "web1", Set = "www", States = { JobState.Failed, JobState.Missed }, Kinds = { JobKind.Backup }, SinceUnixMs = 5_000 }));
+        Assert.False(ManagerState.Listed(job, new ListJobs { Client = "db1" }));
+        Assert.False(ManagerState.Listed(job, new ListJobs { Set = "db" }));
+        Assert.False(ManagerState.Listed(job, new ListJobs { States = { JobState.Succeeded } }));
+        Assert.False(ManagerState.Listed(job, new ListJobs { Kinds = { JobKind.Restore } }));
+        Assert.False(ManagerState.Listed(job, new ListJobs { SinceUnixMs = 5_001 })); // ended before
+        // One not ended is listed whatever --since says: it is what an operator looks for.
+        Assert.True(ManagerState.Listed(new JobInfo { State = JobState.Queued, QueuedUnixMs = 1 }, new ListJobs { SinceUnixMs = 5_001 }));
+    }
+
+    [Fact]
     public void Latest_with_paths_is_the_newest_snapshot_holding_them_and_a_restore_into_a_tree_another_writes_is_refused()
     {
         var s = Cell();
