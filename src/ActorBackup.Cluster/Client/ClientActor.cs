@@ -931,6 +931,19 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var options = new RestoreOptions
         {
             Include = job.Paths, Parallelism = parallelism, Force = job.Force, NumericOwner = job.NumericOwner, Sparse = job.Sparse, Resumes = resumes,
+            // The folders on the way found there, kept for a retry (which leaves them as the first attempt did).
+            FoundBefore = resumes is null ? null : _restoreClaims.FoundOf(job.Id, job.Target),
+            FoundOnTheWay = relative =>
+            {
+                try
+                {
+                    _restoreClaims.AddFound(job.Id, job.Target, relative);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _log.Warning("job {0}: could not record that {1} was there before the restore (a retry would give it the snapshot's metadata): {2}", job.Id, relative, e.Message);
+                }
+            },
             Claimed = made =>
             {
                 try

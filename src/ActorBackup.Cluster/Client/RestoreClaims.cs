@@ -48,6 +48,53 @@ public sealed class RestoreClaims(string folder)
     }
 
     /// <summary>
+    /// Records, durably, that this job's restore into <paramref name="target"/> found <paramref name="relative"/> (a folder on
+    /// the way to a path asked for) there before it: a retry leaves that folder's own metadata too, where one the earlier
+    /// attempt made gets the snapshot's. One line each, the path's UTF-16 in base64 (any name, newlines too).
+    /// </summary>
+    public void AddFound(string job, string target, string relative)
+    {
+        lock (_foundLock)
+        {
+            Posix.CreateDirectories(folder, 0x1C0);
+            var line = Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(relative.AsSpan())) + "\n";
+            using var f = new FileStream(PathOf(job, target) + ".found", new FileStreamOptions
+            {
+                Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+            f.Write(Encoding.ASCII.GetBytes(line));
+            f.Flush(flushToDisk: true);
+        }
+    }
+
+    private readonly object _foundLock = new();
+
+    /// <summary>The folders an earlier attempt of this job's restore found there before it (<see cref="AddFound"/>); empty when none or unreadable.</summary>
+    public IReadOnlySet<string> FoundOf(string job, string target)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            var path = PathOf(job, target) + ".found";
+            if (!File.Exists(path)) return found;
+            foreach (var line in File.ReadLines(path))
+                try
+                {
+                    var bytes = Convert.FromBase64String(line);
+                    if (bytes.Length % 2 == 0) found.Add(new string(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, char>(bytes)));
+                }
+                catch (FormatException)
+                {
+                    // A line torn by a crash: the folder it named gets the snapshot's metadata, as before this record.
+                }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return found;
+    }
+
+    /// <summary>
     /// Every error a restore listed, one a line ("PATH: REASON"), in <c>errors-JOB.txt</c> of this folder (0600; kept as long
     /// as a claim, <see cref="Kept"/>): the job's reason holds the first few. Its path, or null when it could not be written.
     /// </summary>
@@ -78,6 +125,7 @@ public sealed class RestoreClaims(string folder)
         try
         {
             File.Delete(PathOf(job, target));
+            File.Delete(PathOf(job, target) + ".found");
             if (!Directory.Exists(folder)) return;
             foreach (var stale in Directory.EnumerateFiles(folder))
                 if (DateTime.UtcNow - File.GetLastWriteTimeUtc(stale) > Kept) File.Delete(stale);

@@ -16,6 +16,13 @@ public sealed record RestoreOptions
     public bool? Resumes { get; init; }
     /// <summary>Told once the target is claimed (checked or forced, made), before anything is written there: whether this restore (or the attempt it resumes) made the folder.</summary>
     public Action<bool>? Claimed { get; init; }
+    /// <summary>
+    /// Folders on the way to the paths asked for that an earlier attempt of this restore found there before it (kept by
+    /// the caller from <see cref="FoundOnTheWay"/>): a resumed restore leaves their own metadata as a first one does.
+    /// </summary>
+    public IReadOnlySet<string>? FoundBefore { get; init; }
+    /// <summary>Told (from several threads; it must record it before it returns) each folder on the way found there before the restore.</summary>
+    public Action<string>? FoundOnTheWay { get; init; }
     /// <summary>Owners by the recorded ids, as they are; otherwise by the recorded user and group names where this host knows them (tar's way).</summary>
     public bool NumericOwner { get; init; }
     /// <summary>Blocks of zeros (4 KiB, aligned in the file) are not written but left as holes: the file takes no space for them.</summary>

@@ -175,6 +175,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // its snapshot may not hold: they are taken away where the snapshot has none (two calls an entry, else none).
         var existing = options.Force || options.Resumes is not null; // folders that were there (or an earlier attempt made)
         _resumed = options.Resumes is not null;
+        _foundBefore = options.FoundBefore ?? new HashSet<string>();
+        _found = options.FoundOnTheWay;
         _force = options.Force;
         _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
         _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
@@ -685,7 +687,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 // 0700 until the end, when each directory gets its own mode: nothing inside is reachable by others meanwhile.
                 var there = _root.MakeDirectory(d.Relative);
                 // /etc of "abk restore S /etc/fstab --to / --force": there already, and not what was asked for.
-                if (there == FileKind.Directory && d.WayDown && !_resumed) _foundOnTheWay.TryAdd(d.Relative, 0);
+                // A retry finds those its earlier attempt made too: it leaves only those that attempt found (FoundBefore).
+                if (there == FileKind.Directory && d.WayDown && (!_resumed || _foundBefore.Contains(d.Relative)) && _foundOnTheWay.TryAdd(d.Relative, 0))
+                    _found?.Invoke(d.Relative);
                 if (there is not (null or FileKind.Directory))
                 {
                     // Never follow a symlink that was already there: its target is outside our control.
@@ -706,11 +710,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     /// <summary>
     /// Folders on the way to the paths asked for that were there before the restore: left as they are (a single file
-    /// restored in place does not reset its folders' modes, times and attributes). Not in a resumed restore: its earlier
-    /// attempt may have made them (0700, waiting for their metadata).
+    /// restored in place does not reset its folders' modes, times and attributes). In a resumed restore, only those its
+    /// earlier attempt found (RestoreOptions.FoundBefore): the others it may have made (0700, waiting for their metadata).
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _foundOnTheWay = new(StringComparer.Ordinal);
     private bool _resumed, _force;
+    private IReadOnlySet<string> _foundBefore = new HashSet<string>();
+    private Action<string>? _found;
 
     /// <summary>Folders (target paths) not made: nothing below them is tried. A full disk may block every folder of a wave.</summary>
     private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);

@@ -103,4 +103,27 @@ public class InPlaceRestoreTests
         Assert.Equal("new", File.ReadAllText(Path.Combine(dir.Path, "live")));
         Assert.Equal("live", Names());
     }
+
+    [Fact]
+    public void A_retried_restore_leaves_the_folders_its_first_attempt_found_and_finishes_those_it_made()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        var etc = Directory.CreateDirectory(Path.Combine(target, "etc")).FullName;
+        File.SetUnixFileMode(etc, (UnixFileMode)0b111_101_000); // 0750, the snapshot's is 0755
+        var snapshot = new[] { f.Folder("etc", f.File("fstab", "x")), f.Folder("srv", f.Folder("app", f.File("conf", "y"))) };
+        string[] asked = ["/etc/fstab", "/srv/app/conf"];
+
+        var found = new System.Collections.Concurrent.ConcurrentBag<string>();
+        f.Restore(target, new RestoreOptions { Force = true, Include = asked, FoundOnTheWay = found.Add }, snapshot);
+        Assert.Equal(["etc"], found); // srv and srv/app were made by it
+        // As if that attempt had died before the folders' metadata: the folders it made are still 0700.
+        File.SetUnixFileMode(Path.Combine(target, "srv"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var again = new System.Collections.Concurrent.ConcurrentBag<string>();
+        f.Restore(target, new RestoreOptions { Force = true, Include = asked, Resumes = false, FoundBefore = found.ToHashSet(), FoundOnTheWay = again.Add }, snapshot);
+        Assert.Equal((UnixFileMode)0b111_101_000, File.GetUnixFileMode(etc)); // found by the first attempt: left
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(Path.Combine(target, "srv"))); // made by it: finished
+        Assert.Equal(["etc"], again);
+    }
 }
