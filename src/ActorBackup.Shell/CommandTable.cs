@@ -630,7 +630,7 @@ public static class CommandTable
                 o.Line(o.Json ? Output.ToJson(info) : Output.Policy(info));
                 return 0;
             }, policyName),
-            Verb("remove", "forget a storage policy that no set uses (snapshots stay)", async (pr, o, c) =>
+            Verb("remove", "forget a storage policy that no set, queued job or snapshot of a removed set goes by", async (pr, o, c) =>
             {
                 var removed = await session.Call<PolicyRemoved>(new RemovePolicy { Name = pr.GetValue(policyName)! }, c);
                 o.Line(o.Json ? Output.ToJson(removed) : $"storage policy {removed.Name} removed");

@@ -61,6 +61,8 @@ public sealed partial record ManagerState
                     errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but backup sets {string.Join(", ", users)} use it: keep it, or move them");
                 else if (name != DefaultPolicy && OpenJobsUnder(name) is { } jobs)
                     errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but {jobs}");
+                else if (name != DefaultPolicy && next.RetainedUnder(name) is { } kept)
+                    errors.Add($"{cmd.Source}{(cmd.Source != "" ? ": " : "")}policy '{name}' is not in the file but {kept}");
                 result.Changes.Add(new ApplyChange { Kind = "policy", Name = name, Action = "remove" });
                 applied.RemovedPolicies.Add(name);
                 next = next.Apply(new PolicyRemoved { Name = name, UnixMs = applied.UnixMs });

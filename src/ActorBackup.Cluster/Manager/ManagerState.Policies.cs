@@ -56,6 +56,7 @@ public sealed partial record ManagerState
         if (users.Count > 0 && cmd.Name != DefaultPolicy)
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
         if (cmd.Name != DefaultPolicy && OpenJobsUnder(cmd.Name) is { } jobs) return Reject($"storage policy '{cmd.Name}' {jobs}");
+        if (cmd.Name != DefaultPolicy && RetainedUnder(cmd.Name) is { } kept) return Reject($"storage policy '{cmd.Name}' {kept}");
         // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
         return UnlessStranded(new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }, $"storage policy '{cmd.Name}'");
     }
@@ -66,6 +67,20 @@ public sealed partial record ManagerState
         Jobs.Values.Where(j => !IsFinal(j.State) && j.Policy == policy).Select(j => j.Id).Take(6).ToList() is { Count: > 0 } open
             ? $"is the policy of job{(open.Count > 1 ? "s" : "")} {string.Join(", ", open.Take(5))}{(open.Count > 5 ? ", ..." : "")}, not ended yet: wait for them, or cancel them (abk job cancel JOB), first"
             : null;
+
+    /// <summary>
+    /// What says that snapshots of sets no longer defined (a host decommissioned, a set removed) keep the retention of
+    /// <paramref name="policy"/>, which they were made under: removed, it would hand them to the default policy's (a
+    /// 7-year archive deleted at the next look, or never let go). Null when none does.
+    /// </summary>
+    internal string? RetainedUnder(string policy)
+    {
+        var under = Snapshots.Where(s => s.Policy == policy && !(BackupSets.TryGetValue(s.BackupSet, out var d) && d.Client == s.Client)).ToList();
+        if (under.Count == 0) return null;
+        var sets = under.Select(s => $"{s.Client}:{s.BackupSet}").Distinct().ToList();
+        return $"decides the retention of {under.Count} snapshot{(under.Count > 1 ? "s" : "")} of sets no longer defined ({string.Join(", ", sets.Take(5))}" +
+               $"{(sets.Count > 5 ? ", ..." : "")}): removed, they would fall to the default policy's retention; keep it, or delete them first (abk snapshot delete)";
+    }
 
     public List<string> SetsOf(string policy) => BackupSets.Values.Where(s => (s.Policy == "" ? DefaultPolicy : s.Policy) == policy).Select(s => s.Name).ToList();
 

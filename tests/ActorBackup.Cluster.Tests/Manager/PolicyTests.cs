@@ -96,6 +96,14 @@ public class PolicyTests
         Assert.Contains($"policy 'once' is not in the file but is the policy of job {job}", apply.Decision.Rejection);
         s = s.Apply(new JobEnded { Job = job, State = JobState.Cancelled, UnixMs = 1 });
         Assert.Null(s.DecideRemovePolicy(new RemovePolicy { Name = "once" }, Now).Rejection);
+
+        // A decommissioned host's snapshots keep the policy they were made under: it is not removed from under them
+        // (they would fall to the default's retention: an archive deleted, or never let go).
+        var archived = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "arch1", Client = "old-host", BackupSet = "gone", Library = "lib2", Policy = "once", FinishedUnixMs = 1 };
+        s = s.Apply(new SnapshotRecorded { Manifest = archived.ToByteString() });
+        Assert.Contains("decides the retention of 1 snapshot of sets no longer defined (old-host:gone)", s.DecideRemovePolicy(new RemovePolicy { Name = "once" }, Now).Rejection);
+        apply = s.DecideApply(new ApplyDefinitions { Prune = true, Sets = { s.BackupSets.Values }, Policies = { s.Policies.Values.Where(p => p.Name != "once") } }, Now);
+        Assert.Contains("policy 'once' is not in the file but decides the retention of 1 snapshot", apply.Decision.Rejection);
     }
 
     [Fact]
