@@ -31,6 +31,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>A job or a backup's background index ended: when this client runs nothing else, the node gives memory back (<see cref="TrimMemory"/>).</summary>
     private sealed record JobsMayBeOver;
     private readonly ClientSettings _settings;
+    /// <summary>Why the manager last refused this node's registration; null once registered.</summary>
+    private string? _refusal;
     /// <summary>The keys this node holds: the cell key (every client's) or its own client's keyring (Engine/Crypto/KeyRing).</summary>
     private readonly KeyRing _ring;
     private readonly IActorRef _manager;
@@ -87,12 +89,25 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             // Register until acknowledged, and again now and then: a new manager (after fail-over) learns of us.
             _manager.Tell(Registration());
-            Timers.StartSingleTimer("register", new Tick(), _registered ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
+            Timers.StartSingleTimer("register", new Tick(), _registered || _refusal is not null ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
         });
         Receive<Registered>(_ =>
         {
             _registered = true;
+            _refusal = null;
             SendUnacknowledged();
+        });
+        // The manager refused the registration (another node up in the cell holds this client id): said once, asked again
+        // every 30 s (taken once the other is gone).
+        Receive<CommandRejected>(r =>
+        {
+            if (!r.Reason.StartsWith($"client id {_settings.ClientId} is held by ", StringComparison.Ordinal))
+            {
+                _log.Warning("client {0}: the manager refused: {1}", _settings.ClientId, r.Reason); // a job's end it would not take, say
+                return;
+            }
+            if (r.Reason != _refusal) _log.Error("client {0}: the manager refused this node's registration: {1}", _settings.ClientId, r.Reason);
+            _refusal = r.Reason;
         });
         Receive<RegistrationRequest>(_ =>
         {

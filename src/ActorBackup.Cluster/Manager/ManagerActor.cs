@@ -139,6 +139,19 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 _log.Warning("RegisterClient of {0} refused: it names {1} but came from {2}", m.Id, m.Address, Sender);
                 return;
             }
+            // Another node up in the cell holds this client id (a cloned VM, a host reinstalled under the name while the old
+            // one runs, a certificate issued twice): the two would take turns, each the other's jobs (a restore onto the
+            // wrong host), one set's chain mixing two file systems. The first keeps it until it is gone.
+            if (_clientRefs.TryGetValue(m.Id, out var holder) && !holder.Equals(Sender) && NodeOf(holder) is var held && NodeOf(Sender) is var claimant
+                && held != claimant && IsUp(held))
+            {
+                var refusal = $"client id {m.Id} is held by the node at {held}, which is up in the cell: two hosts with one client id would take " +
+                              $"each other's jobs and mix their snapshots; give the node at {claimant} its own client id (actorbackup.client-id, and a " +
+                              $"certificate issued for it), or take the other out (stop it, or abk cluster down {held})";
+                if (_claimedTwice.Add((m.Id, claimant.ToString()))) _log.Error("RegisterClient refused: {0}", refusal);
+                Sender.Tell(new CommandRejected { Reason = refusal });
+                return;
+            }
             _clientRefs[m.Id] = Sender;
             Context.Watch(Sender);
             if (!_state.Clients.TryGetValue(m.Id, out var known) || known.Address != m.Address)
@@ -1142,6 +1155,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _log.Warning("{0} refused (from {1}): unsigned", m.Descriptor.Name, Sender);
         Sender.Tell(new CommandRejected { Reason = reason });
         return true;
+    }
+
+    /// <summary>Client ids refused to a second node while a first held them (each said once in the log).</summary>
+    private readonly HashSet<(string Client, string Node)> _claimedTwice = [];
+
+    /// <summary>The cluster address of the node <paramref name="actor"/> is on (this node's for a local one, whose path has no host).</summary>
+    private static Address NodeOf(IActorRef actor) =>
+        actor.Path.Address.HasLocalScope ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : actor.Path.Address;
+
+    /// <summary>Whether the member at <paramref name="address"/> is up and reachable (a client id's holder that is not may be replaced).</summary>
+    private static bool IsUp(Address address)
+    {
+        var state = Akka.Cluster.Cluster.Get(Context.System).State;
+        return state.Members.Any(m => m.Address == address && m.Status == MemberStatus.Up) && !state.Unreachable.Any(m => m.Address == address);
     }
 
     /// <summary>Per library rebuilt whole but for lists whose manifests are in another library: those snapshots.</summary>

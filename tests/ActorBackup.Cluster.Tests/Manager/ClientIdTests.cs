@@ -1,0 +1,72 @@
+using ActorBackup.Cluster.Manager;
+using ActorBackup.Protocol;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+
+namespace ActorBackup.Cluster.Tests;
+
+/// <summary>Two nodes of a cell that claim one client id (a cloned VM, a host reinstalled while the old one runs).</summary>
+public sealed class ClientIdTests() : TestKit(Config, "abk")
+{
+    private const string Config = """
+        akka.actor.provider = cluster
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.remote.dot-netty.tcp.port = 0
+        akka.loglevel = WARNING
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
+        akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
+        """;
+
+    [Fact]
+    public async Task A_second_node_claiming_a_client_id_that_an_up_node_holds_is_refused_and_takes_it_once_that_one_is_gone()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Sys);
+        cluster.Join(cluster.SelfAddress);
+        AwaitCondition(() => cluster.State.Members.Any(m => m.Status == MemberStatus.Up), TimeSpan.FromSeconds(60));
+        var manager = Sys.ActorOf(ManagerActor.Props(CreateTestProbe().Ref), "manager");
+        var first = CreateTestProbe();
+        manager.Tell(new RegisterClient { Id = "web1", Address = first.Ref.Path.ToStringWithAddress(cluster.SelfAddress) }, first.Ref);
+        first.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30));
+
+        // Another node of the cell, whose client says it is web1 too.
+        var other = ActorSystem.Create("abk", ConfigurationFactory.ParseString(Config));
+        try
+        {
+            var otherCluster = Akka.Cluster.Cluster.Get(other);
+            otherCluster.Join(cluster.SelfAddress);
+            AwaitCondition(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(60));
+            var second = new Akka.TestKit.TestProbe(other, new Akka.TestKit.Xunit2.XunitAssertions());
+            // As the manager meets it: over the wire, from the other node's address.
+            var remoteManager = other.ActorSelection(manager.Path.ToStringWithAddress(cluster.SelfAddress));
+            void Register() => remoteManager.Tell(new RegisterClient { Id = "web1", Address = second.Ref.Path.ToStringWithAddress(otherCluster.SelfAddress) }, second.Ref);
+            Register();
+            var refused = second.FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(30));
+            Assert.Contains($"client id web1 is held by the node at {cluster.SelfAddress}, which is up in the cell", refused.Reason);
+            Assert.Contains("give the node at", refused.Reason);
+            var me = CreateTestProbe();
+            manager.Tell(new ListClients(), me.Ref);
+            Assert.Equal(first.Ref.Path.ToStringWithAddress(cluster.SelfAddress), me.ExpectMsg<ClientList>().Clients.Single(c => c.Id == "web1").Address);
+
+            // The same node registering again (its client restarted, same address) is taken as before.
+            var again = CreateTestProbe();
+            manager.Tell(new RegisterClient { Id = "web1", Address = again.Ref.Path.ToStringWithAddress(cluster.SelfAddress) }, again.Ref);
+            again.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30));
+
+            // Once the holder is gone (its actor stopped: Terminated), the second node takes the id.
+            Sys.Stop(again.Ref);
+            AwaitAssert(() =>
+            {
+                Register();
+                second.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(3));
+            }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500));
+        }
+        finally
+        {
+            await other.Terminate();
+        }
+    }
+}
