@@ -10,13 +10,8 @@ namespace ActorBackup.Cluster.Tests;
 /// <summary>Two nodes of a cell that claim one client id (a cloned VM, a host reinstalled while the old one runs).</summary>
 public sealed class ClientIdTests() : TestKit(Config, "abk")
 {
-    private const string Config = """
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-        akka.remote.dot-netty.tcp.port = 0
-        akka.loglevel = WARNING
-        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+    private const string Config = OneNodeCell.Config + """
+
         akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
         akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
         """;

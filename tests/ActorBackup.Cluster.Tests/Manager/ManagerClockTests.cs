@@ -9,14 +9,7 @@ using Google.Protobuf;
 namespace ActorBackup.Cluster.Tests;
 
 /// <summary>The manager actor against probes: a client whose clock is off (the backup's end is refused and its data let go), a manager started again.</summary>
-public sealed class ManagerClockTests() : TestKit("""
-    akka.actor.provider = cluster
-    akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-    akka.remote.dot-netty.tcp.port = 0
-    akka.loglevel = WARNING
-    akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-    akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-    """)
+public sealed class ManagerClockTests() : TestKit(OneNodeCell.Config)
 {
     /// <summary>A one-node cluster with the manager, library lib1 (its media agent a probe) and client web1 (a probe).</summary>
     private (IActorRef Manager, Akka.TestKit.TestProbe Media, Akka.TestKit.TestProbe Client) Cell()

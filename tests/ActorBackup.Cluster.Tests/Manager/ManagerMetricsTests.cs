@@ -7,14 +7,7 @@ using Akka.TestKit.Xunit2;
 namespace ActorBackup.Cluster.Tests;
 
 /// <summary>What an operator's alerts go by: the manager's series and a set's on-failure command for a slot that could not run.</summary>
-public sealed class ManagerMetricsTests() : TestKit("""
-    akka.actor.provider = cluster
-    akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-    akka.remote.dot-netty.tcp.port = 0
-    akka.loglevel = WARNING
-    akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-    akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-    """)
+public sealed class ManagerMetricsTests() : TestKit(OneNodeCell.Config)
 {
     private static string Scrape()
     {
