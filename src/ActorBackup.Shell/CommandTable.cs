@@ -726,7 +726,6 @@ public static class CommandTable
         return root;
     }
 
-    /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
     /// <summary>The values of a comma-separated option (--state failed,missed), each a protobuf enum value's name without its prefix; a wrong one is a usage error.</summary>
     private static IEnumerable<T> Listed<T>(string? text, string option, string known) where T : struct, Enum
     {
@@ -737,6 +736,7 @@ public static class CommandTable
                 ? found : throw new ShellException($"{option} '{word}': give {known}", 2)).ToList();
     }
 
+    /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
     private static TimeSpan DurationOf(System.CommandLine.Parsing.ArgumentResult r)
     {
         var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";

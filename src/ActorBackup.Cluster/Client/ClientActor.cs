@@ -89,7 +89,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             // Register until acknowledged, and again now and then: a new manager (after fail-over) learns of us.
             _manager.Tell(Registration());
-            Timers.StartSingleTimer("register", new Tick(), _registered || _refusal is not null ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(2));
+            Timers.StartSingleTimer("register", new Tick(), _registered ? TimeSpan.FromSeconds(30) : _refusal is not null ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(2));
         });
         Receive<Registered>(_ =>
         {
@@ -98,7 +98,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             SendUnacknowledged();
         });
         // The manager refused the registration (another node up in the cell holds this client id): said once, asked again
-        // every 30 s (taken once the other is gone).
+        // every 5 s (taken once the other is gone).
         Receive<CommandRejected>(r =>
         {
             if (!r.Reason.StartsWith($"client id {_settings.ClientId} is held by ", StringComparison.Ordinal))
@@ -1004,7 +1004,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         return new JobFinished
         {
             Job = job.Id, Ok = !failed, Outcome = failed ? JobState.Failed : JobState.Succeeded, Fault = JobFault.FaultNone,
-            Reason = failed ? $"nothing was restored: {reason}" : reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes,
+            Reason = failed ? $"none of the files, links and special files was restored: {reason}" : reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes,
         };
     }
 

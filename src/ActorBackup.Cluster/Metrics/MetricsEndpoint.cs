@@ -8,12 +8,14 @@ namespace ActorBackup.Cluster.Metrics;
 /// /metrics over plain HTTP on one address (actorbackup.metrics.host and .port), for Prometheus: GET (or HEAD) of
 /// /metrics answers the registry's text; any other path 404, any other method 405. Whatever the request's Host header
 /// says (Prometheus scrapes by a DNS name; HttpListener answered only a Host equal to the address it was given, 404 to the
-/// rest). Bounded: 4 requests at once (more are closed), 8 KiB of request head, 10 s a request.
+/// rest). Bounded: 16 requests at once and 2 from one address (more are answered 503), 8 KiB of request head read within
+/// 2 s, 10 s a request: a few idle connections do not starve a scraper.
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
-    private const int MaxHead = 8192, MaxAtOnce = 4;
-    private static readonly TimeSpan RequestTime = TimeSpan.FromSeconds(10);
+    private const int MaxHead = 8192, MaxAtOnce = 16, MaxFromOne = 2;
+    private static readonly TimeSpan HeadTime = TimeSpan.FromSeconds(2), RequestTime = TimeSpan.FromSeconds(10);
+    private readonly Dictionary<IPAddress, int> _fromOne = [];
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxAtOnce);
@@ -21,6 +23,7 @@ public sealed class MetricsEndpoint : IDisposable
     public MetricsEndpoint(IPAddress address, int port)
     {
         _listener = new TcpListener(address, port);
+        if (address.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true; // "*": IPv4 and IPv6
         _listener.Start();
         _ = Task.Run(AcceptLoop);
     }
@@ -30,12 +33,16 @@ public sealed class MetricsEndpoint : IDisposable
     /// <summary>The address a host setting names: an address, "*" (every interface), or a name resolved now.</summary>
     public static IPAddress AddressOf(string host)
     {
-        if (host is "*" or "+") return IPAddress.Any;
+        if (host is "*" or "+") return Socket.OSSupportsIPv6 ? IPAddress.IPv6Any : IPAddress.Any;
         if (IPAddress.TryParse(host, out var address)) return address;
         if (host == "localhost") return IPAddress.Loopback;
         var found = Dns.GetHostAddresses(host);
-        return found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
+        var chosen = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
             ?? throw new SocketException((int)SocketError.HostNotFound);
+        // Debian's /etc/hosts names the host 127.0.1.1: "its name" would serve this machine alone, silently.
+        if (IPAddress.IsLoopback(chosen))
+            throw new SocketException((int)SocketError.AddressNotAvailable, $"{host} resolves to {chosen}, a loopback address: give the address to serve on, or \"*\"");
+        return chosen;
     }
 
     private async Task AcceptLoop()
@@ -57,9 +64,16 @@ public sealed class MetricsEndpoint : IDisposable
                 try { await Task.Delay(100, _stop.Token); } catch (OperationCanceledException) { return; }
                 continue;
             }
-            if (!_slots.Wait(0))
+            var from = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+            bool taken;
+            lock (_fromOne)
             {
-                client.Dispose(); // as many being answered as it takes: a flood costs one close each
+                taken = _fromOne.GetValueOrDefault(from) < MaxFromOne && _slots.Wait(0);
+                if (taken) _fromOne[from] = _fromOne.GetValueOrDefault(from) + 1;
+            }
+            if (!taken)
+            {
+                _ = Busy(client); // as many being answered as it takes, or this address's share: said, not silent
                 continue;
             }
             _ = Task.Run(async () =>
@@ -75,16 +89,34 @@ public sealed class MetricsEndpoint : IDisposable
                 finally
                 {
                     client.Dispose();
+                    lock (_fromOne)
+                        if (_fromOne.GetValueOrDefault(from) <= 1) _fromOne.Remove(from);
+                        else _fromOne[from]--;
                     _slots.Release();
                 }
             });
         }
     }
 
+    /// <summary>503 to a connection over the bounds, then closed (a short write: never waited on for long).</summary>
+    private static async Task Busy(TcpClient client)
+    {
+        using (client)
+            try
+            {
+                using var brief = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                await client.GetStream().WriteAsync("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), brief.Token);
+                await Drain(client, client.GetStream()); // its request read and dropped: the close does not reset the answer away
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+    }
+
     private async Task Serve(TcpClient client)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        deadline.CancelAfter(RequestTime);
+        deadline.CancelAfter(HeadTime); // the head within 2 s; the answer within 10
         var stream = client.GetStream();
         var head = new byte[MaxHead];
         var length = 0;
@@ -100,6 +132,7 @@ public sealed class MetricsEndpoint : IDisposable
             if (read == 0) return;
             length += read;
         }
+        deadline.CancelAfter(RequestTime);
         var line = Encoding.ASCII.GetString(head, 0, head.AsSpan(0, length).IndexOf("\r\n"u8)).Split(' ');
         if (line.Length != 3 || !line[2].StartsWith("HTTP/1.", StringComparison.Ordinal))
         {

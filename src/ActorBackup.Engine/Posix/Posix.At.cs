@@ -397,10 +397,34 @@ public static unsafe partial class Posix
     /// <summary>Gives the file <paramref name="fd"/> holds (an O_TMPFILE one: no name yet) the name <paramref name="toName"/> in <paramref name="toDir"/>; 0 or the errno.</summary>
     internal static int LinkHandle(int fd, int toDir, string toName)
     {
-        const int AtFdCwd = -100, AtSymlinkFollow = 0x400;
+        const int AtFdCwd = -100, AtSymlinkFollow = 0x400, AtEmptyPath = 0x1000;
         fixed (byte* f = CString($"/proc/self/fd/{fd}"))
         fixed (byte* t = CString(toName))
-            return linkat(AtFdCwd, f, toDir, t, AtSymlinkFollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        {
+            if (linkat(AtFdCwd, f, toDir, t, AtSymlinkFollow) == 0) return 0;
+            var errno = Marshal.GetLastPInvokeError();
+            // No /proc (a chroot): by the handle itself, which takes CAP_DAC_READ_SEARCH (root).
+            fixed (byte* empty = CString(""))
+                return linkat(fd, empty, toDir, t, AtEmptyPath) == 0 ? 0 : errno;
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int fdatasync(int fd);
+
+    /// <summary>fdatasync: the file's data on the disk (before a rename puts it in another's place); 0 or the errno.</summary>
+    internal static int DataSync(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            return fdatasync((int)handle.DangerousGetHandle()) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
     }
 
     /// <summary>linkat without AT_SYMLINK_FOLLOW: a symlink is linked as itself, never followed.</summary>

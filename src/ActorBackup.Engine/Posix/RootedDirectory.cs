@@ -262,6 +262,12 @@ public sealed class RootedDirectory : IDisposable
     /// <summary>A restored file left under its staging name, the file it was to replace gone: it is not to be removed.</summary>
     public sealed class StagedKeptException(string message) : IOException(message);
 
+    /// <summary>A staged copy's data on the disk before it replaces the file there (a power cut after the rename must not leave an empty file where a good one was).</summary>
+    public void SyncStaged(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string staged)
+    {
+        if (Posix.DataSync(handle) is var errno and not (0 or 22)) throw Failure("sync", staged, errno); // EINVAL: a file system that does not sync (none to wait for)
+    }
+
     /// <summary>Removes a staged file that is not to replace anything (its restore failed); nothing there is fine.</summary>
     public void Discard(string staged) => InParent(staged, (dir, name) =>
     {

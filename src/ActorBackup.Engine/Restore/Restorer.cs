@@ -715,6 +715,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _foundOnTheWay = new(StringComparer.Ordinal);
     private bool _resumed, _force;
+    /// <summary>An unnamed staged copy could not be named (no /proc, no privilege to link by handle): the rest are named from the start.</summary>
+    private volatile bool _unnamedFails;
     private IReadOnlySet<string> _foundBefore = new HashSet<string>();
     private Action<string>? _found;
 
@@ -966,8 +968,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                if (Posix.Posix.IsNoSpace(e)) throw Full(slot.File, e);
-                Fail(p, e.Message);
+                // A staged copy beside the file it replaces: no room for the two is that file's error, the old one kept.
+                if (Posix.Posix.IsNoSpace(e) && slot.Staged is not null) Fail(p, "no room for its new copy beside the file there, which is kept: free space and restore it again");
+                else if (Posix.Posix.IsNoSpace(e)) throw Full(slot.File, e);
+                else Fail(p, e.Message);
             }
         });
         foreach (var piece in pieces) Finish(piece.Slot, restoreOwner);
@@ -990,7 +994,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // its name (a tape's many files at once) needs a name from the start.
                     slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, out slot.Unnamed,
                         sparse: _sparse || slot.File.Node.HasHoles(), flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags,
-                        stage: _force, unnamed: !_boundOpenFiles);
+                        stage: _force, unnamed: !_boundOpenFiles && !_unnamedFails);
                     if (slot.Staged is not null && !slot.Unnamed) _staged.TryAdd(slot.Staged, 0);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
@@ -1082,24 +1086,29 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 Failed(file);
                 return;
             }
-            // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
-            var owner = Owner(file.Node, restoreOwner);
-            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file), _clearAcls)));
-            // An unnamed staged copy, whole: named, so that it can replace the file there.
-            if (slot is { Unnamed: true, Staged: { } toName })
+            // A staged copy, whole: named if it has no name yet (before its owner is given away: a link to another's file
+            // may be refused, protected_hardlinks), and on the disk before it replaces the file there.
+            if (slot.Staged is { } toName)
                 try
                 {
-                    _root.NameStaged(slot.Handle!, toName);
-                    slot.Unnamed = false;
-                    _staged.TryAdd(toName, 0);
+                    if (slot.Unnamed)
+                    {
+                        _root.NameStaged(slot.Handle!, toName);
+                        slot.Unnamed = false;
+                        _staged.TryAdd(toName, 0);
+                    }
+                    _root.SyncStaged(slot.Handle!, toName);
                 }
                 catch (IOException e)
                 {
-                    slot.Staged = null; // nothing named to remove
-                    AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = $"{e.Message}; the file that was there is left as it was" });
+                    if (slot.Unnamed) _unnamedFails = true; // the next files get a name from the start
+                    AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = e.Message + Unstaged(slot) + "; restore it again" });
                     Failed(file);
                     return;
                 }
+            // Through its handle: whatever its name leads to by now, the mode goes on the file that was written.
+            var owner = Owner(file.Node, restoreOwner);
+            Guard(file, () => Partly(file, _root.SetMetadata(slot.Handle!, file.Relative, owner?.Uid, owner?.Gid, ModeOf(file), Times(file.Node), Xattrs(file), _clearAcls)));
             // Closed here, the result looked at: a network or FUSE file system reports there what it could not write.
             try
             {

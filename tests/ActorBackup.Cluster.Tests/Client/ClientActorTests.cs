@@ -93,7 +93,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.False(done.Ok);
         Assert.Equal(JobState.Failed, done.Outcome);
         Assert.Equal(JobFault.FaultNone, done.Fault); // another attempt would meet the same
-        Assert.StartsWith("nothing was restored: 1 entries not restored", done.Reason);
+        Assert.StartsWith("none of the files, links and special files was restored: 1 entries not restored", done.Reason);
         Assert.Contains("is an existing directory where the snapshot has a file", done.Reason);
     }
 
