@@ -108,6 +108,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             }
             if (r.Reason != _refusal) _log.Error("client {0}: the manager refused this node's registration: {1}", _settings.ClientId, r.Reason);
             _refusal = r.Reason;
+            _registered = false; // asked again every 5 s, not 30 (a manager that took it before, after a fail-over)
         });
         Receive<RegistrationRequest>(_ =>
         {

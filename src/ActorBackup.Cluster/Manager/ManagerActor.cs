@@ -147,7 +147,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 var refusal = $"client id {m.Id} is held by the node at {held}, which is up in the cell: two hosts with one client id would take " +
                               $"each other's jobs and mix their snapshots; give the node at {claimant} its own client id (actorbackup.client-id, and a " +
-                              $"certificate issued for it), or take the other out (stop it, or abk cluster down {held})";
+                              $"certificate issued for it), or take the other out (stop it, or abk cluster leave {held})";
                 if (_claimedTwice.Add((m.Id, claimant.ToString()))) _log.Error("RegisterClient refused: {0}", refusal);
                 Sender.Tell(new CommandRejected { Reason = refusal });
                 return;
@@ -1622,6 +1622,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 _notices?.Tell(new Akka.Cluster.Tools.PublishSubscribe.Publish(JobEndedTopic, Trust.MessageSignature.Sign(new JobEndedNotice { Job = WithProgress(job) }, _trust)));
                 CountEnd(job);
                 RunSetCommand(job);
+                break;
+            // A set defined or removed, a client registered: their series at once, not at the next 10 s look.
+            case BackupSetDefined or BackupSetRemoved or ClientRegistered or DefinitionsApplied:
+                UpdateSetMetrics();
                 break;
             case SlotMissed { Reason.Length: > 0 } missed when _state.BackupSets.TryGetValue(missed.Set, out var set):
                 Metrics.CellMetrics.SlotsMissed.WithLabels(set.Name).Inc();

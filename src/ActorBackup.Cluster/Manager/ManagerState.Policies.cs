@@ -57,7 +57,7 @@ public sealed partial record ManagerState
             return Reject($"storage policy '{cmd.Name}' is used by backup set{(users.Count > 1 ? "s" : "")} {string.Join(", ", users)}: give them another policy first");
         if (cmd.Name != DefaultPolicy && OpenJobsUnder(cmd.Name) is { } jobs) return Reject($"storage policy '{cmd.Name}' {jobs}");
         if (cmd.Name != DefaultPolicy && RetainedUnder(cmd.Name) is { } kept) return Reject($"storage policy '{cmd.Name}' {kept}");
-        // The snapshots of sets gone that were made under it fall to the default policy (RetentionOf).
+        // No snapshot of a set gone was made under it (RetainedUnder): none falls to the default policy (RetentionOf).
         return UnlessStranded(new PolicyRemoved { Name = cmd.Name, UnixMs = now.ToUnixTimeMilliseconds() }, $"storage policy '{cmd.Name}'");
     }
 

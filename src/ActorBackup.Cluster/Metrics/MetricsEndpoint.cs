@@ -8,20 +8,29 @@ namespace ActorBackup.Cluster.Metrics;
 /// /metrics over plain HTTP on one address (actorbackup.metrics.host and .port), for Prometheus: GET (or HEAD) of
 /// /metrics answers the registry's text; any other path 404, any other method 405. Whatever the request's Host header
 /// says (Prometheus scrapes by a DNS name; HttpListener answered only a Host equal to the address it was given, 404 to the
-/// rest). Bounded: 16 requests at once and 2 from one address (more are answered 503), 8 KiB of request head read within
-/// 2 s, 10 s a request: a few idle connections do not starve a scraper.
+/// rest). Bounded: 16 requests at once, and once half of them are taken 2 from one address (more are answered 503, at
+/// most 32 such answers at once, then closed), 8 KiB of request head read within 2 s, then 10 s for the answer: a few
+/// idle connections do not starve a scraper.
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
-    private const int MaxHead = 8192, MaxAtOnce = 16, MaxFromOne = 2;
-    private static readonly TimeSpan HeadTime = TimeSpan.FromSeconds(2), RequestTime = TimeSpan.FromSeconds(10);
+    private const int MaxHead = 8192, MaxAtOnce = 16, MaxFromOne = 2, MaxBusy = 32;
+    private static readonly TimeSpan RequestTime = TimeSpan.FromSeconds(10);
+    private readonly TimeSpan _headTime;
     private readonly Dictionary<IPAddress, int> _fromOne = [];
+    private int _serving, _busy;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxAtOnce);
 
-    public MetricsEndpoint(IPAddress address, int port)
+    public MetricsEndpoint(IPAddress address, int port) : this(address, port, TimeSpan.FromSeconds(2))
     {
+    }
+
+    /// <param name="headTime">how long a request's head may take to come (tests: long, to hold connections open)</param>
+    internal MetricsEndpoint(IPAddress address, int port, TimeSpan headTime)
+    {
+        _headTime = headTime;
         _listener = new TcpListener(address, port);
         if (address.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true; // "*": IPv4 and IPv6
         _listener.Start();
@@ -37,12 +46,12 @@ public sealed class MetricsEndpoint : IDisposable
         if (IPAddress.TryParse(host, out var address)) return address;
         if (host == "localhost") return IPAddress.Loopback;
         var found = Dns.GetHostAddresses(host);
-        var chosen = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()
-            ?? throw new SocketException((int)SocketError.HostNotFound);
+        if (found.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
         // Debian's /etc/hosts names the host 127.0.1.1: "its name" would serve this machine alone, silently.
-        if (IPAddress.IsLoopback(chosen))
-            throw new SocketException((int)SocketError.AddressNotAvailable, $"{host} resolves to {chosen}, a loopback address: give the address to serve on, or \"*\"");
-        return chosen;
+        var outside = found.Where(a => !IPAddress.IsLoopback(a)).ToList();
+        if (outside.Count == 0)
+            throw new SocketException((int)SocketError.AddressNotAvailable, $"{host} resolves to {found[0]}, a loopback address: give the address to serve on, or \"*\"");
+        return outside.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? outside[0];
     }
 
     private async Task AcceptLoop()
@@ -68,12 +77,23 @@ public sealed class MetricsEndpoint : IDisposable
             bool taken;
             lock (_fromOne)
             {
-                taken = _fromOne.GetValueOrDefault(from) < MaxFromOne && _slots.Wait(0);
-                if (taken) _fromOne[from] = _fromOne.GetValueOrDefault(from) + 1;
+                // One address's share counts once half the slots are taken (a local Prometheus, or a proxy, is all one address).
+                taken = (_serving < MaxAtOnce / 2 || _fromOne.GetValueOrDefault(from) < MaxFromOne) && _slots.Wait(0);
+                if (taken)
+                {
+                    _fromOne[from] = _fromOne.GetValueOrDefault(from) + 1;
+                    _serving++;
+                }
             }
             if (!taken)
             {
-                _ = Busy(client); // as many being answered as it takes, or this address's share: said, not silent
+                // Said, not silent, while few are being told; a flood beyond that is closed at once.
+                if (Interlocked.Increment(ref _busy) <= MaxBusy) _ = Busy(client).ContinueWith(_ => Interlocked.Decrement(ref _busy), TaskScheduler.Default);
+                else
+                {
+                    Interlocked.Decrement(ref _busy);
+                    client.Dispose();
+                }
                 continue;
             }
             _ = Task.Run(async () =>
@@ -90,8 +110,11 @@ public sealed class MetricsEndpoint : IDisposable
                 {
                     client.Dispose();
                     lock (_fromOne)
+                    {
                         if (_fromOne.GetValueOrDefault(from) <= 1) _fromOne.Remove(from);
                         else _fromOne[from]--;
+                        _serving--;
+                    }
                     _slots.Release();
                 }
             });
@@ -106,7 +129,7 @@ public sealed class MetricsEndpoint : IDisposable
             {
                 using var brief = new CancellationTokenSource(TimeSpan.FromSeconds(1));
                 await client.GetStream().WriteAsync("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), brief.Token);
-                await Drain(client, client.GetStream()); // its request read and dropped: the close does not reset the answer away
+                await Drain(client, client.GetStream(), TimeSpan.FromMilliseconds(200)); // its request dropped: the close does not reset the answer away
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
             {
@@ -116,7 +139,7 @@ public sealed class MetricsEndpoint : IDisposable
     private async Task Serve(TcpClient client)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        deadline.CancelAfter(HeadTime); // the head within 2 s; the answer within 10
+        deadline.CancelAfter(_headTime); // the head within 2 s; then the answer within 10
         var stream = client.GetStream();
         var head = new byte[MaxHead];
         var length = 0;
@@ -158,10 +181,10 @@ public sealed class MetricsEndpoint : IDisposable
     /// After an answer to a request not read whole: the rest read and dropped (up to 64 KiB, 1 s), so that closing does not
     /// reset the connection and take the answer with it before the scraper reads it.
     /// </summary>
-    private static async Task Drain(TcpClient client, NetworkStream stream)
+    private static async Task Drain(TcpClient client, NetworkStream stream, TimeSpan? within = null)
     {
         client.Client.Shutdown(SocketShutdown.Send);
-        using var brief = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        using var brief = new CancellationTokenSource(within ?? TimeSpan.FromSeconds(1));
         var sink = new byte[8192];
         for (var left = 64 * 1024; left > 0;)
         {

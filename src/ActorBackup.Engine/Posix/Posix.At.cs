@@ -403,9 +403,10 @@ public static unsafe partial class Posix
         {
             if (linkat(AtFdCwd, f, toDir, t, AtSymlinkFollow) == 0) return 0;
             var errno = Marshal.GetLastPInvokeError();
-            // No /proc (a chroot): by the handle itself, which takes CAP_DAC_READ_SEARCH (root).
+            // No /proc (a chroot): by the handle itself, which takes CAP_DAC_READ_SEARCH (root). Its error is the one said
+            // where /proc was missing (ENOENT would point at the wrong cause).
             fixed (byte* empty = CString(""))
-                return linkat(fd, empty, toDir, t, AtEmptyPath) == 0 ? 0 : errno;
+                return linkat(fd, empty, toDir, t, AtEmptyPath) == 0 ? 0 : errno == 2 ? Marshal.GetLastPInvokeError() : errno;
         }
     }
 

@@ -206,7 +206,7 @@ public sealed class RootedDirectory : IDisposable
                     // No room for the new copy beside the old one: this file's error, not the target's being full (the
                     // rest of the restore may well fit: a file's old copy stays).
                     if (Posix.IsNoSpace(e))
-                        throw new IOException($"no room for its new copy ({size} bytes) beside the file there, which is kept: free space and restore it again");
+                        throw new IOException($"no room for its new copy ({size} bytes) beside the file there: free space and restore it again");
                     throw;
                 }
             }

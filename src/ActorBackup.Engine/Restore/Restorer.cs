@@ -715,8 +715,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _foundOnTheWay = new(StringComparer.Ordinal);
     private bool _resumed, _force;
-    /// <summary>An unnamed staged copy could not be named (no /proc, no privilege to link by handle): the rest are named from the start.</summary>
-    private volatile bool _unnamedFails;
+    /// <summary>An unnamed staged copy could not be named (no /proc, no privilege to link by handle): the rest, in this process, are named from the start.</summary>
+    private static volatile bool UnnamedFails;
     private IReadOnlySet<string> _foundBefore = new HashSet<string>();
     private Action<string>? _found;
 
@@ -969,7 +969,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // A staged copy beside the file it replaces: no room for the two is that file's error, the old one kept.
-                if (Posix.Posix.IsNoSpace(e) && slot.Staged is not null) Fail(p, "no room for its new copy beside the file there, which is kept: free space and restore it again");
+                if (Posix.Posix.IsNoSpace(e) && slot.Staged is not null) Fail(p, "no room for its new copy beside the file there: free space and restore it again");
                 else if (Posix.Posix.IsNoSpace(e)) throw Full(slot.File, e);
                 else Fail(p, e.Message);
             }
@@ -994,7 +994,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // its name (a tape's many files at once) needs a name from the start.
                     slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, out slot.Unnamed,
                         sparse: _sparse || slot.File.Node.HasHoles(), flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags,
-                        stage: _force, unnamed: !_boundOpenFiles && !_unnamedFails);
+                        stage: _force, unnamed: !_boundOpenFiles && !UnnamedFails);
                     if (slot.Staged is not null && !slot.Unnamed) _staged.TryAdd(slot.Staged, 0);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
@@ -1091,17 +1091,17 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (slot.Staged is { } toName)
                 try
                 {
+                    _root.SyncStaged(slot.Handle!, toName); // before it has a name: a crash meanwhile leaves nothing
                     if (slot.Unnamed)
                     {
                         _root.NameStaged(slot.Handle!, toName);
                         slot.Unnamed = false;
                         _staged.TryAdd(toName, 0);
                     }
-                    _root.SyncStaged(slot.Handle!, toName);
                 }
                 catch (IOException e)
                 {
-                    if (slot.Unnamed) _unnamedFails = true; // the next files get a name from the start
+                    if (slot.Unnamed) UnnamedFails = true; // the next files (of this restore and the next) get a name from the start
                     AddError(new SnapshotError { Path = PosixNames.Display(file.SnapshotPath), Reason = e.Message + Unstaged(slot) + "; restore it again" });
                     Failed(file);
                     return;
