@@ -143,7 +143,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // one runs, a certificate issued twice): the two would take turns, each the other's jobs (a restore onto the
             // wrong host), one set's chain mixing two file systems. The first keeps it until it is gone.
             if (_clientRefs.TryGetValue(m.Id, out var holder) && !holder.Equals(Sender) && NodeOf(holder) is var held && NodeOf(Sender) is var claimant
-                && held != claimant && IsUp(held))
+                && held != claimant && IsReachable(held))
             {
                 var refusal = $"client id {m.Id} is held by the node at {held}, which is up in the cell: two hosts with one client id would take " +
                               $"each other's jobs and mix their snapshots; give the node at {claimant} its own client id (actorbackup.client-id, and a " +
@@ -841,10 +841,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             m.Address == path.Address && m.HasRole("client") && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp);
     }
 
-    private bool IsReachable(string node)
+    private static bool IsReachable(string node) => IsReachable(m => m.Address.ToString() == node);
+
+    /// <summary>Whether the member at <paramref name="address"/> is up and reachable (a client id's holder that is not may be replaced).</summary>
+    private static bool IsReachable(Address address) => IsReachable(m => m.Address == address);
+
+    private static bool IsReachable(Func<Member, bool> which)
     {
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == node);
+        var member = cluster.State.Members.FirstOrDefault(which);
         return member is { Status: MemberStatus.Up } && !cluster.State.Unreachable.Contains(member);
     }
 
@@ -1164,12 +1169,6 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private static Address NodeOf(IActorRef actor) =>
         actor.Path.Address.HasLocalScope ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : actor.Path.Address;
 
-    /// <summary>Whether the member at <paramref name="address"/> is up and reachable (a client id's holder that is not may be replaced).</summary>
-    private static bool IsUp(Address address)
-    {
-        var state = Akka.Cluster.Cluster.Get(Context.System).State;
-        return state.Members.Any(m => m.Address == address && m.Status == MemberStatus.Up) && !state.Unreachable.Any(m => m.Address == address);
-    }
 
     /// <summary>Per library rebuilt whole but for lists whose manifests are in another library: those snapshots.</summary>
     private readonly Dictionary<string, HashSet<string>> _unaccounted = new(StringComparer.Ordinal);

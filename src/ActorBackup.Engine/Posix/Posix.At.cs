@@ -177,7 +177,8 @@ public static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int close(int fd);
 
-    private const int EINVAL = 22, ENOTSUP = 95;
+    internal const int EINVAL = 22;
+    private const int ENOTSUP = 95;
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int fsync(int fd);
@@ -406,7 +407,7 @@ public static unsafe partial class Posix
             // No /proc (a chroot): by the handle itself, which takes CAP_DAC_READ_SEARCH (root). Its error is the one said
             // where /proc was missing (ENOENT would point at the wrong cause).
             fixed (byte* empty = CString(""))
-                return linkat(fd, empty, toDir, t, AtEmptyPath) == 0 ? 0 : errno == 2 ? Marshal.GetLastPInvokeError() : errno;
+                return linkat(fd, empty, toDir, t, AtEmptyPath) == 0 ? 0 : errno == ENOENT ? Marshal.GetLastPInvokeError() : errno;
         }
     }
 
