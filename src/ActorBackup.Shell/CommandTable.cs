@@ -244,12 +244,18 @@ public static class CommandTable
         var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have on the target host" };
         var sparse = SharedOptions.Sparse();
         var restorePriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 7 (before backups of the default 5)", HelpName = "N" };
+        var restoreExclude = SharedOptions.RestoreExclude();
+        var overwrite = SharedOptions.Overwrite();
+        var restoreDryRun = SharedOptions.RestoreDryRun();
         root.Subcommands.Add(Verb("restore", "restore a snapshot (or PATHs of it) into a folder of any client", async (pr, o, c) =>
         {
             var cmd = new StartRestore { Snapshot = pr.GetValue(snapshot)!, Target = pr.GetValue(to)!, Client = pr.GetValue(client) ?? "", Paths = { pr.GetValue(include) ?? [] }, Force = pr.GetValue(force),
-                NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse), Priority = pr.GetValue(restorePriority) };
+                NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse), Priority = pr.GetValue(restorePriority), Excludes = { pr.GetValue(restoreExclude) ?? [] },
+                Overwrite = pr.GetValue(overwrite), DryRun = pr.GetValue(restoreDryRun) };
+            if (cmd.Overwrite != RestoreOverwrite.OverwriteAlways && !cmd.Force)
+                throw new ShellException("--overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one that holds something: give --force too", 2);
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, snapshot, include, to, client, noWait, force, numericOwner, sparse, restorePriority));
+        }, snapshot, include, to, client, noWait, force, numericOwner, sparse, restorePriority, restoreExclude, overwrite, restoreDryRun));
 
         var verifySnapshot = new Argument<string?>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'", Arity = ArgumentArity.ZeroOrOne };
         var verifyLibrary = new Option<string?>("--library")

@@ -1,4 +1,5 @@
 using System.Text;
+using ActorBackup.Protocol.Commands;
 using ActorBackup.Protocol;
 using Google.Protobuf;
 using Spectre.Console;
@@ -116,7 +117,8 @@ public sealed class Output(bool json)
         if (j.Attempt > 0) sb.AppendLine($"  attempt  {j.Attempt + 1}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
         if (j.Paths.Count > 0) sb.AppendLine($"  paths    {string.Join(" ", j.Paths)}");
-        if (j.Target != "") sb.AppendLine($"  target   {j.Target}");
+        if (j.Target != "") sb.AppendLine($"  target   {j.Target}{(j.Kind == JobKind.Restore && j.Overwrite != RestoreOverwrite.OverwriteAlways ? $" (--overwrite {SharedOptions.OverwriteName(j.Overwrite)})" : "")}");
+        if (j.Excludes.Count > 0) sb.AppendLine($"  excludes {string.Join(" ", j.Excludes)}");
         if (j.Snapshot != "") sb.AppendLine($"  snapshot {j.Snapshot}");
         sb.AppendLine($"  queued   {Time(j.QueuedUnixMs)}   started {Time(j.StartedUnixMs)}   finished {Time(j.FinishedUnixMs)}");
         if (j.Errors > 0) sb.AppendLine($"  errors   {j.Errors}");
@@ -146,7 +148,19 @@ public sealed class Output(bool json)
             sb.AppendLine($"  took     {pr.Seconds:F1} s{(pr.SecondsWaiting >= 0.5 ? $", {pr.SecondsWaiting:F1} s of it waiting for backups that were running" : "")}");
             foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
         }
-        if (j.Progress is { } p) sb.AppendLine(IsFinal(j.State) ? "  " + Done(p) : "  " + Progress(p));
+        if (j.Kind == JobKind.Restore && j.DryRun && IsFinal(j.State))
+        {
+            // A dry run: what the restore would do, nothing written (its progress is what it planned).
+            var planned = j.Progress ?? new JobProgress();
+            sb.AppendLine($"  would    restore {planned.FilesDone} files, {Size((ulong)planned.BytesDone)}" +
+                          (planned.FilesKept > 0 ? $"; leave {planned.FilesKept} entries there as they are (--overwrite {SharedOptions.OverwriteName(j.Overwrite)})" : "") +
+                          " (a dry run: nothing was written)");
+        }
+        else if (j.Progress is { } p)
+        {
+            sb.AppendLine(IsFinal(j.State) ? "  " + Done(p) : "  " + Progress(p));
+            if (p.FilesKept > 0) sb.AppendLine($"  kept     {p.FilesKept} entries already there as they were (--overwrite {SharedOptions.OverwriteName(j.Overwrite)})");
+        }
         return sb.ToString().TrimEnd('\n');
     }
 

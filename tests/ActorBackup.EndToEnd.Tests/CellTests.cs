@@ -86,6 +86,23 @@ public class CellTests
         Assert.All(jobs, j => Assert.Equal("SUCCEEDED", j.GetProperty("state").GetString()));
         Assert.Contains("lib1", cell.Abk("volume", "list", "lib1").Stdout);
 
+        // Back over a tree that is mostly there: a dry run says what would be written; --overwrite never restores only
+        // what is missing (less what is left out), if-changed replaces what differs and leaves what does not.
+        var dry = cell.Abk("restore", snap3, "--to", r3, "--force", "--overwrite", "if-changed", "--dry-run");
+        Assert.True(dry.ExitCode == 0 && dry.Stdout.Contains("would    restore 0 files") && dry.Stdout.Contains("a dry run: nothing was written"), dry.Stderr + dry.Stdout);
+        File.Delete(r3 + src + "/many/f0001");
+        File.Delete(r3 + src + "/many/f0002");
+        File.WriteAllText(r3 + src + "/renamed.txt", "edited on the host since the backup");
+        var never = cell.Abk("restore", snap3, "--to", r3, "--force", "--overwrite", "never", "--exclude", "f0002");
+        Assert.True(never.ExitCode == 0, never.Stderr + never.Stdout);
+        Assert.True(File.Exists(r3 + src + "/many/f0001") && !File.Exists(r3 + src + "/many/f0002"), never.Stdout);
+        Assert.Equal("edited on the host since the backup", File.ReadAllText(r3 + src + "/renamed.txt"));
+        var changed = cell.AbkJson("restore", snap3, "--to", r3, "--force", "--overwrite", "if-changed");
+        Assert.Equal(("SUCCEEDED", "2"), (changed.GetProperty("state").GetString(), changed.GetProperty("progress").GetProperty("filesDone").GetString()));
+        Assert.True(long.Parse(changed.GetProperty("progress").GetProperty("filesKept").GetString()!) > 9_000, changed.ToString());
+        TreeCompare.AssertSame(TreeCompare.Describe(src), r3 + src);
+        Assert.Equal(2, cell.Abk("restore", snap3, "--to", r3, "--overwrite", "never").ExitCode); // without --force: a usage error
+
         // Unknown ids and bad paths: a message and a non-zero exit.
         var unknown = cell.Abk("restore", "no-such-snapshot", "--to", r1);
         Assert.Equal(1, unknown.ExitCode);

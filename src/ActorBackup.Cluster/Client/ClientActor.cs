@@ -947,6 +947,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         var options = new RestoreOptions
         {
             Include = job.Paths, Parallelism = parallelism, Force = job.Force, NumericOwner = job.NumericOwner, Sparse = job.Sparse, Resumes = resumes,
+            Excludes = job.Excludes, DryRun = job.DryRun,
+            Overwrite = job.Overwrite switch
+            {
+                RestoreOverwrite.OverwriteIfChanged => OverwritePolicy.IfChanged,
+                RestoreOverwrite.OverwriteIfNewer => OverwritePolicy.IfNewer,
+                RestoreOverwrite.OverwriteNever => OverwritePolicy.Never,
+                _ => OverwritePolicy.Always,
+            },
             // The folders on the way found there, kept for a retry (which leaves them as the first attempt did).
             FoundBefore = resumes is null ? null : _restoreClaims.FoundOf(job.Id, job.Target),
             FoundOnTheWay = relative =>
@@ -1006,6 +1014,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             Job = job.Id, Ok = !failed, Outcome = failed ? JobState.Failed : JobState.Succeeded, Fault = JobFault.FaultNone,
             Reason = failed ? $"none of the files, links and special files was restored: {reason}" : reason, Errors = (int)Math.Min(int.MaxValue, result.ErrorCount), Files = result.Files, Bytes = result.Bytes,
+            FilesKept = result.Kept,
         };
     }
 

@@ -418,11 +418,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             var outcome = f.Outcome != JobState.Unspecified ? f.Outcome : f.Ok ? JobState.Succeeded : f.Interrupted ? JobState.Interrupted : JobState.Failed;
             // What the job says it did at its end is more than its last report (every 250 ms) may have said.
-            if (f.Files > 0 || f.Bytes > 0)
+            if (f.Files > 0 || f.Bytes > 0 || f.FilesKept > 0)
             {
                 var last = _progress.GetValueOrDefault(f.Job)?.Clone() ?? new JobProgress { Job = f.Job };
                 last.FilesDone = Math.Max(last.FilesDone, f.Files);
                 last.BytesDone = Math.Max(last.BytesDone, f.Bytes);
+                last.FilesKept = f.FilesKept;
                 _progress[f.Job] = last;
             }
             if (job.Kind == JobKind.Prune && f.Prune is not null && outcome == JobState.Succeeded)

@@ -331,19 +331,34 @@ public sealed partial record ManagerState
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
+        if (!Enum.IsDefined(cmd.Overwrite)) return Reject($"overwrite policy {(int)cmd.Overwrite} is not one this manager knows: always, if-changed, if-newer or never");
+        if (cmd.Overwrite != RestoreOverwrite.OverwriteAlways && !cmd.Force)
+            return Reject("--overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one " +
+                          "that holds something: give --force too");
+        try
+        {
+            _ = new Engine.Archive.ExcludeMatcher(cmd.Excludes);
+        }
+        catch (ArgumentException e)
+        {
+            return Reject(e.Message);
+        }
         if (ReadingJob(LatestHolding(cmd), cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
-        if (Restoring(client, cmd.Target, cmd.Paths) is { } running)
+        // A dry run writes nothing: it meets no other restore, and none waits for it.
+        if (!cmd.DryRun && Restoring(client, cmd.Target, cmd.Paths) is { } running)
             return Reject($"restore job {running.Id} writes into {running.Target} on {client} and has not ended: two restores into one tree would mix " +
                           "their files; wait for it (abk job show " + running.Id + "), or restore into another folder");
         var job = new JobInfo
         {
             Id = NextJob.ToString(), Kind = JobKind.Restore, State = JobState.Queued, Client = client, Library = snapshot.Library, LibraryPinned = true,
             Snapshot = snapshot.Id, Target = cmd.Target, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Force = cmd.Force, NumericOwner = cmd.NumericOwner, Sparse = cmd.Sparse,
+            Overwrite = cmd.Overwrite, DryRun = cmd.DryRun,
             // Someone waits for a restore: by default it goes before the backups queued beside it (they have a window
             // to run in; a restore has none, and would sort after every one of them).
             Priority = cmd.Priority == 0 ? DefaultRestorePriority : PriorityOf(cmd.Priority),
         };
         job.Paths.AddRange(cmd.Paths);
+        job.Excludes.AddRange(cmd.Excludes);
         return new Decision([new JobQueued { Job = job }], null, job);
     }
 
@@ -399,7 +414,7 @@ public sealed partial record ManagerState
     private JobInfo? Restoring(string client, string target, IEnumerable<string> paths)
     {
         var mine = Writes(target, paths).ToList();
-        return Jobs.Values.FirstOrDefault(j => j.Kind == JobKind.Restore && !IsFinal(j.State) && j.Client == client
+        return Jobs.Values.FirstOrDefault(j => j.Kind == JobKind.Restore && !j.DryRun && !IsFinal(j.State) && j.Client == client
                                                && Writes(j.Target, j.Paths).Any(w => mine.Any(m => Overlap(w, m))));
     }
 

@@ -515,7 +515,11 @@ public static unsafe partial class Posix
 
     /// <summary>The kind of what a name in an open folder is (a symlink is not followed); null when there is none.</summary>
     /// <param name="path">what messages call it (its path under the restore target)</param>
-    internal static FileKind? KindAt(int dir, string name, string path)
+    internal static FileKind? KindAt(int dir, string name, string path) => ExistingAt(dir, name, path)?.Kind;
+
+    /// <summary>What is at a name in an open folder (a symlink is not followed): its kind, size and mtime; null when there is none.</summary>
+    /// <param name="path">what messages call it (its path under the restore target)</param>
+    internal static (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec)? ExistingAt(int dir, string name, string path)
     {
         Statx sx;
         fixed (byte* n = CString(name))
@@ -525,7 +529,7 @@ public static unsafe partial class Posix
                 if (errno is ENOENT or ENOTDIR) return null;
                 throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
             }
-        return KindOf(sx.Mode);
+        return (KindOf(sx.Mode), sx.Size, sx.Mtime.Sec, sx.Mtime.Nsec);
     }
 
     private static FileKind KindOf(ushort mode) => (mode & 0xF000) switch

@@ -144,6 +144,19 @@ public sealed class RootedDirectory : IDisposable
     /// <summary>What is at <paramref name="relative"/> (a symlink not followed); null when nothing is.</summary>
     public FileKind? KindOf(string relative) => InParent(relative, (dir, name) => Posix.KindAt(dir, name, Full(relative)));
 
+    /// <summary>What is at <paramref name="relative"/> (a symlink not followed): its kind, size and mtime; null when nothing is, or its folder is not there.</summary>
+    public (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec)? Existing(string relative)
+    {
+        try
+        {
+            return InParent(relative, (dir, name) => Posix.ExistingAt(dir, name, Full(relative)));
+        }
+        catch (PosixException e) when (e.Errno is Posix.ENOENT or Posix.ENOTDIR)
+        {
+            return null; // a folder on its way is not there (yet)
+        }
+    }
+
     /// <summary>
     /// Removes what is at <paramref name="relative"/> unless it is a folder (then an IOException says so); nothing there
     /// is fine. Into a <see cref="Fresh"/> root, anything there is an IOException (two names taken as one).

@@ -27,7 +27,32 @@ public sealed record RestoreOptions
     public bool NumericOwner { get; init; }
     /// <summary>Blocks of zeros (4 KiB, aligned in the file) are not written but left as holes: the file takes no space for them.</summary>
     public bool Sparse { get; init; }
+    /// <summary>
+    /// Entries not restored, written as a backup set's excludes are (Archive/ExcludeMatcher): a pattern with a '/' is matched
+    /// against the entry's snapshot path, one without against its name ("*.tmp"); a folder left out takes what is below it.
+    /// </summary>
+    public IReadOnlyList<string> Excludes { get; init; } = [];
+    /// <summary>
+    /// With <see cref="Force"/>: what becomes of an entry (not a folder) already at a name the restore makes. Without
+    /// Force a restore writes into a new or empty folder (or one its earlier attempt wrote), and it does not apply.
+    /// </summary>
+    public OverwritePolicy Overwrite { get; init; }
+    /// <summary>Plan only: what would be restored (and left as it is, and refused) is counted and said; nothing is made or written, not even the target.</summary>
+    public bool DryRun { get; init; }
     public int Parallelism { get; init; } = Math.Max(2, Environment.ProcessorCount);
     /// <summary>Told the name of each phase that ended (directories, contents, links): tests change the target between phases.</summary>
     internal Action<string>? Phase { get; init; }
+}
+
+/// <summary>What a forced restore does with an entry already at a name it makes (folders are merged, whatever the policy).</summary>
+public enum OverwritePolicy
+{
+    /// <summary>Replaced (once its new copy is whole).</summary>
+    Always,
+    /// <summary>Left as it is when it is of the same kind, size and modification time (to the nanosecond) as the snapshot's: a restore over a tree that is mostly intact writes only what differs.</summary>
+    IfChanged,
+    /// <summary>Left as it is unless the snapshot's is newer (its modification time later than the one there).</summary>
+    IfNewer,
+    /// <summary>Left as it is, whatever it is; folders that were there keep their own metadata too: only what is missing is restored.</summary>
+    Never,
 }

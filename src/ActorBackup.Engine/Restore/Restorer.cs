@@ -108,6 +108,14 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private readonly HashSet<int> _pathsMatched = [], _globsMatched = [];
     private string _target = "";
     private RootedDirectory _root = null!;
+    /// <summary>Where what is already at a name is looked up for <see cref="_overwrite"/> (null: nothing is kept; a dry run into a folder not there).</summary>
+    private RootedDirectory? _existing;
+    private Archive.ExcludeMatcher _excludes = new([]);
+    /// <summary>RestoreOptions.Overwrite, under --force (else Always: nothing is there to keep).</summary>
+    private OverwritePolicy _overwrite;
+    /// <summary>Entries already at their names left as they were (<see cref="_overwrite"/>).</summary>
+    private long _kept;
+    private bool _dryRun;
     private Action<string>? _phase;
     private long _bytesDone, _filesDone;
     /// <summary>Folders, hard links, special files and symlinks made (the result counts what was made, not what was planned).</summary>
@@ -149,16 +157,21 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // rescue system's ids are not the restored system's).
         _numericOwner = options.NumericOwner || (snapshot.Root is not null && options.Include.Count == 0);
         _sparse = options.Sparse;
+        _excludes = new Archive.ExcludeMatcher(options.Excludes);
+        // Nothing is there to keep but with --force (a new or empty folder, or what an earlier attempt wrote whole or not).
+        _overwrite = options.Force ? options.Overwrite : OverwritePolicy.Always;
         var targetStat = Posix.Posix.LStat(target);
         if (targetStat is { Kind: not FileKind.Directory } && !(targetStat.Value.Kind == FileKind.Symlink && Posix.Posix.IsDirectory(target)))
             throw new IOException($"restore target {PosixNames.Display(target)} exists and is not a directory: choose another folder");
+        if (options.DryRun) return DryRun(snapshot, target, options, either, targetStat is not null, cancel);
+        var made = false;
         try
         {
             if (!options.Force && options.Resumes is null && Overwrites(target) is { } refused) throw new IOException(refused);
             // Setuid/setgid files and device nodes only into a folder this restore made (kept 0700 until the end; not one
             // another user made meanwhile), or with --force: planted in an existing folder others can reach, they would
             // hand them root.
-            var made = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Resumes == true;
+            made = Posix.Posix.CreateDirectories(target, 0x1C0) || options.Resumes == true;
             // A folder that was there, but not this user's to write (another's, a read-only mount): said now, not as
             // an error of each entry under it with the restore ending as done. Not with --force (into "/" of a system
             // whose root is read-only and whose data folders are mounts, say: each entry says what it could not do).
@@ -184,6 +197,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // Into a new or empty folder, a name already there is one the target's file system folds with another (Fresh).
         using var root = new RootedDirectory(target) { Fresh = !existing };
         _root = root;
+        _existing = _overwrite == OverwritePolicy.Always ? null : root;
         using var staging = new Staging(this); // disposed before the root: files left staged by a restore stopped short go
         _xattrsRefused = root.XattrNamespacesRefused();
         // Under a folder with file flags (chattr +d, btrfs +C) every entry made takes some of them, and so do folders
@@ -202,28 +216,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = cancel };
         _wave = (options.Parallelism, parallel, restoreOwner, cancel);
         if (source is IChunkPlacement { Sequential: true }) WaveFiles = int.MaxValue;
-        // The totals a progress report shows: the snapshot's, or (a part of it asked for) what is planned so far.
-        _totals = options.Include.Count == 0 && snapshot.Stats is { } stats ? ((long)stats.Files, (long)stats.Bytes) : null;
+        // The totals a progress report shows: the snapshot's, or (a part of it asked for, or left out) what is planned so far.
+        _totals = options.Include.Count + options.Excludes.Count == 0 && _overwrite == OverwritePolicy.Always && snapshot.Stats is { } stats
+            ? ((long)stats.Files, (long)stats.Bytes) : null;
         // What is written goes to the disk while the restore goes on (a syncfs a second, on a thread of the pool), so that
         // the sync at its end (below) finds little left: on this machine kind's small-file restore it cost 0.9 s alone,
         // 0.4 s so (docs/benchmarks.md).
         using var behind = new WriteBehind(root, WriteBehindEvery);
         using var timer = progress is null ? null
             : new Timer(_ => progress.Report(new RestoreProgress(Interlocked.Read(ref _filesDone), Totals.Files, Interlocked.Read(ref _bytesDone), Totals.Bytes, Entries())), null, 250, 250);
-        using (var trees = new TreeReader(keys, source))
-        {
-            // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
-            // else the glob (which would also match "/photos/2 trip").
-            foreach (var written in either)
-                if (PosixNames.Parse(written) is var asked && HasPath(trees, snapshot, asked)) IncludePath(asked, written);
-                else IncludeGlob(asked, written);
-            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", 0, cancel);
-        }
-        if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _filesPlanned + _links.Count + _special.Count + _symlinks.Count == 0)
-            throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}: list it with ls to see its paths");
-        // One of several that matched nothing (a typo beside good paths) is an error of the restore, not silence.
-        foreach (var unmatched in _pathsAsked.Where((_, i) => !_pathsMatched.Contains(i)).Concat(_globsAsked.Where((_, i) => !_globsMatched.Contains(i))))
-            AddError(new SnapshotError { Path = unmatched, Reason = $"not restored: nothing in snapshot {snapshot.Id} matches it (list the snapshot with ls to see its paths)" });
+        PlanAll(snapshot, either, options, cancel);
         RestoreWave();
         _phase?.Invoke("contents");
         Parallel.ForEach(_links, parallel, MakeHardLink);
@@ -253,8 +255,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 if (d.Node.Flags != 0 || _resetFlags) Guard(d, () => Partly(d, _root.SetFlags(d.Relative, true, d.Node.Flags)));
             });
         // A snapshot of "/" restored whole: its target folder becomes that root (mode, owner, times, attributes, flags),
-        // last, as any folder's metadata is (a full system restored into a new folder is then usable as a root).
-        if (snapshot.Root is { } top && options.Include.Count == 0)
+        // last, as any folder's metadata is (a full system restored into a new folder is then usable as a root). One that
+        // was there keeps its own under --overwrite never, as every folder there does.
+        if (snapshot.Root is { } top && options.Include.Count == 0 && !(_overwrite == OverwritePolicy.Never && !made))
         {
             var itself = new Entry("", top, 0);
             Guard(itself, () =>
@@ -298,7 +301,46 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // not be made is counted as not restored.
         var other = _special.Count + _symlinks.Count;
         var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count + _otherLinks.Count - _linksMade) + (other - _otherMade);
-        return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored, _errors.Count + _errorsOmitted);
+        return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored, _errors.Count + _errorsOmitted, _kept);
+    }
+
+    /// <summary>
+    /// Plans the whole restore (in waves: <see cref="RestoreWave"/> runs as they fill) and says which paths asked for matched
+    /// nothing: all of them, the restore fails; some, each is an error of the restore.
+    /// </summary>
+    private void PlanAll(SnapshotManifest snapshot, List<string> either, RestoreOptions options, CancellationToken cancel)
+    {
+        using (var trees = new TreeReader(keys, source))
+        {
+            // A name may hold [ or { itself ("/photos/[2019] trip"): the entry of that name when the snapshot has one,
+            // else the glob (which would also match "/photos/2 trip").
+            foreach (var written in either)
+                if (PosixNames.Parse(written) is var asked && HasPath(trees, snapshot, asked)) IncludePath(asked, written);
+                else IncludeGlob(asked, written);
+            Plan(trees, new ChunkId(snapshot.RootTree.Span), "", 0, cancel);
+        }
+        var leftOut = options.Excludes.Count > 0 ? $" once {string.Join(", ", options.Excludes)} {(options.Excludes.Count == 1 ? "is" : "are")} left out" : "";
+        if (_includePaths.Count + _includeGlobs.Count > 0 && _dirs.Count + _filesPlanned + _links.Count + _special.Count + _symlinks.Count + _kept == 0)
+            throw new FileNotFoundException($"nothing in snapshot {snapshot.Id} matches {string.Join(", ", options.Include)}{leftOut}: list it with ls to see its paths");
+        // One of several that matched nothing (a typo beside good paths) is an error of the restore, not silence.
+        foreach (var unmatched in _pathsAsked.Where((_, i) => !_pathsMatched.Contains(i)).Concat(_globsAsked.Where((_, i) => !_globsMatched.Contains(i))))
+            AddError(new SnapshotError { Path = unmatched, Reason = $"not restored: nothing in snapshot {snapshot.Id} matches it{leftOut} (list the snapshot with ls to see its paths)" });
+    }
+
+    /// <summary>
+    /// A dry run (RestoreOptions.DryRun): the restore planned as it would run, its refusals said as it would say them,
+    /// nothing made or written. What is already there is looked at only to say what --overwrite would leave.
+    /// </summary>
+    private RestoreResult DryRun(SnapshotManifest snapshot, string target, RestoreOptions options, List<string> either, bool exists, CancellationToken cancel)
+    {
+        if (!options.Force && options.Resumes is null && Overwrites(target) is { } refused) throw new IOException(refused);
+        if (exists && !options.Force && Posix.Posix.NotWritable(target) is { } notWritable) throw notWritable;
+        _dryRun = true;
+        using var root = exists && _overwrite != OverwritePolicy.Always ? new RootedDirectory(target) : null;
+        _existing = root; // read only: Keeps looks up what is at a name, nothing else is done with it
+        PlanAll(snapshot, either, options, cancel);
+        return new RestoreResult(_filesPlanned, _dirs.Count, _links.Count + _otherLinks.Count, _special.Count + _symlinks.Count, _bytesPlanned, _errors,
+            ErrorsInAll: _errors.Count + _errorsOmitted, Kept: _kept, DryRun: true);
     }
 
     /// <summary>At most this many files are planned before they are restored (<see cref="RestoreWave"/>).</summary>
@@ -356,6 +398,11 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void RestoreWave()
     {
         PeakWaveFiles = Math.Max(PeakWaveFiles, _files.Count);
+        if (_dryRun)
+        {
+            _files.Clear(); // counted as planned; nothing is made
+            return;
+        }
         foreach (var level in _dirs.Skip(_dirsMade).GroupBy(d => d.Depth).OrderBy(g => g.Key))
             try
             {
@@ -473,13 +520,15 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 AddError(new SnapshotError { Path = PosixNames.Display(snapshotPath), Reason = $"refused: {reason}; it would escape the restore target" });
                 continue;
             }
+            if (_excludes.IsExcluded(snapshotDir + "/", name)) continue;
             var selection = all ? Selection.All : Select(snapshotPath);
             if (all && Unmatched) Matched(snapshotPath);
             if (selection == Selection.No) continue;
             var entry = new Entry(relativeDir == "" ? name : relativeDir + "/" + name, node, depth + 1);
             if (node.Type == NodeType.Directory)
             {
-                if (selection == Selection.All) PlanDirectory(entry);
+                // --overwrite never: a folder that is there keeps its own metadata, as one on the way does.
+                if (selection == Selection.All) PlanDirectory(_overwrite == OverwritePolicy.Never ? entry with { WayDown = true } : entry);
                 else _waysDown.Add(entry); // made only if something below it is restored
                 if (node.Subtree.Length == ChunkId.Size)
                     Plan(trees, node.SubtreeId(), entry.Relative, depth + 1, cancel, selection == Selection.All);
@@ -488,7 +537,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                 if (_waysDown.Count > 0 && ReferenceEquals(_waysDown[^1], entry)) _waysDown.RemoveAt(_waysDown.Count - 1); // nothing below it was
                 continue;
             }
-            if (selection != Selection.All) continue;
+            if (selection != Selection.All || Keeps(entry)) continue;
             switch (node.Type)
             {
                 case NodeType.File when node.Nlink != 1 && _standIns.TryGetValue(snapshotPath, out var standIn):
@@ -536,6 +585,53 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             }
         }
     }
+
+    /// <summary>
+    /// Whether the entry (not a folder) already at <paramref name="entry"/>'s name is left as it is (<see cref="_overwrite"/>):
+    /// then nothing of it is planned (no chunk read). A name that cannot be looked at is not kept: making it says why.
+    /// </summary>
+    private bool Keeps(Entry entry)
+    {
+        if (_existing is null) return false;
+        (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec) there;
+        try
+        {
+            if (_existing.Existing(entry.Relative) is not { } found) return false;
+            there = found;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        var node = entry.Node;
+        var keep = _overwrite switch
+        {
+            OverwritePolicy.Never => true,
+            // One stamped later than now (written while its host's clock was ahead) is not taken for newer: it is replaced.
+            OverwritePolicy.IfNewer => (there.MtimeSec, there.MtimeNsec).CompareTo((node.MtimeSec, node.MtimeNsec)) >= 0 && there.MtimeSec <= _now + FutureSlackSeconds,
+            OverwritePolicy.IfChanged => there.Kind == KindOf(node.Type) && there.MtimeSec == node.MtimeSec && there.MtimeNsec == node.MtimeNsec
+                                         && (there.Kind != FileKind.Regular || there.Size == node.Size),
+            _ => false,
+        };
+        if (keep) _kept++;
+        return keep;
+    }
+
+    /// <summary>When the restore began (Unix seconds): --overwrite if-newer takes no file dated later than this (and a slack) for newer.</summary>
+    private readonly long _now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    private const long FutureSlackSeconds = 300;
+
+    private static FileKind KindOf(NodeType type) => type switch
+    {
+        NodeType.File or NodeType.Hardlink => FileKind.Regular,
+        NodeType.Directory => FileKind.Directory,
+        NodeType.Symlink => FileKind.Symlink,
+        NodeType.Fifo => FileKind.Fifo,
+        NodeType.CharDevice => FileKind.CharDevice,
+        NodeType.BlockDevice => FileKind.BlockDevice,
+        NodeType.Socket => FileKind.Socket,
+        _ => FileKind.Unknown,
+    };
 
     /// <summary>
     /// A symlink, FIFO, socket or device of several names: true when another name of its group of the same kind is
@@ -692,6 +788,8 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     _found?.Invoke(d.Relative);
                 if (there is not (null or FileKind.Directory))
                 {
+                    if (_overwrite == OverwritePolicy.Never)
+                        throw new IOException($"{PosixNames.Display(TargetOf(d))} is there and is not a folder, where the snapshot has one: left as it is (--overwrite never)");
                     // Never follow a symlink that was already there: its target is outside our control.
                     if (there == FileKind.Symlink) throw new IOException($"refused: {PosixNames.Display(TargetOf(d))} is an existing symlink; remove it or restore elsewhere");
                     _root.RemoveNonDirectory(d.Relative); // a file where the snapshot has a folder

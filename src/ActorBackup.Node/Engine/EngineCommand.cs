@@ -77,9 +77,24 @@ public static class EngineCommand
         var force = new Option<bool>("--force") { Description = "restore into / or into a folder that is not empty (what is there may be replaced)" };
         var numericOwner = new Option<bool>("--numeric-owner") { Description = "give files their recorded owner ids; default: the ids their owners' names have here" };
         var sparse = SharedOptions.Sparse();
-        Verb("restore", "restore a snapshot (or PATHs of it)", pr => Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!,
-            pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json), new RestoreOptions { Force = pr.GetValue(force), NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse) }),
-            repo, keyFile, snapshot, include, to, force, numericOwner, sparse);
+        var restoreExclude = SharedOptions.RestoreExclude();
+        var overwrite = SharedOptions.Overwrite();
+        var dryRun = SharedOptions.RestoreDryRun();
+        Verb("restore", "restore a snapshot (or PATHs of it)", pr =>
+            {
+                if (pr.GetValue(overwrite) != ActorBackup.Protocol.RestoreOverwrite.OverwriteAlways && !pr.GetValue(force))
+                {
+                    Console.Error.WriteLine("actorbackup: --overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one that holds something: give --force too");
+                    return 2;
+                }
+                return Restore(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(snapshot)!, pr.GetValue(to)!, pr.GetValue(include) ?? [], pr.GetValue(json),
+                    new RestoreOptions
+                    {
+                        Force = pr.GetValue(force), NumericOwner = pr.GetValue(numericOwner), Sparse = pr.GetValue(sparse), Excludes = pr.GetValue(restoreExclude) ?? [],
+                        Overwrite = (OverwritePolicy)(int)pr.GetValue(overwrite), DryRun = pr.GetValue(dryRun),
+                    });
+            },
+            repo, keyFile, snapshot, include, to, force, numericOwner, sparse, restoreExclude, overwrite, dryRun);
 
         Verb("snapshots", "list the snapshots", pr => Snapshots(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)), pr.GetValue(json)), repo, keyFile);
 
@@ -135,7 +150,9 @@ public static class EngineCommand
         if (json) Console.WriteLine(JsonSerializer.Serialize(r));
         else
         {
-            Console.WriteLine($"restored {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)} in {clock.Elapsed.TotalSeconds:F2} s" +
+            Console.WriteLine($"{(r.DryRun ? "would restore" : "restored")} {r.Files} files, {r.Directories} dirs, {r.Links} hard links, {r.Other} other, {Mib((ulong)r.Bytes)} into {Path.GetFullPath(to)}" +
+                              (r.DryRun ? " (a dry run: nothing was written)" : $" in {clock.Elapsed.TotalSeconds:F2} s") +
+                              (r.Kept > 0 ? $"; {r.Kept} entries already there {(r.DryRun ? "would be " : "")}left as they {(r.DryRun ? "are" : "were")}" : "") +
                               (r.NotRestored > 0 ? $"; {r.NotRestored} entries NOT restored (the errors below say why)" : ""));
             foreach (var e in r.Errors) Console.WriteLine($"  error: {e.Path}: {e.Reason}");
             if (r.ErrorCount > r.Errors.Count) Console.WriteLine($"  ... and {r.ErrorCount - r.Errors.Count} more errors");

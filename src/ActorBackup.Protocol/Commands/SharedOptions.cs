@@ -25,6 +25,36 @@ public static class SharedOptions
         Description = "glob of paths to leave out (repeatable)", HelpName = "GLOB", AllowMultipleArgumentsPerToken = false,
     };
 
+    public static readonly string[] OverwriteNames = ["always", "if-changed", "if-newer", "never"];
+
+    /// <summary>A restore's --overwrite: what becomes of a file already at a name it makes (with --force).</summary>
+    public static Option<RestoreOverwrite> Overwrite() => new("--overwrite")
+    {
+        Description = "with --force, a file already there is: always replaced (default), replaced if-changed (its size or mtime differs from the snapshot's), " +
+                      "replaced if-newer (the snapshot's is newer), or never replaced (only what is missing is restored)",
+        HelpName = "always|if-changed|if-newer|never",
+        CustomParser = r =>
+        {
+            var word = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "always";
+            var i = Array.IndexOf(OverwriteNames, word.ToLowerInvariant());
+            if (i >= 0) return (RestoreOverwrite)i;
+            r.AddError($"unknown overwrite policy '{word}': use {string.Join(", ", OverwriteNames)}");
+            return RestoreOverwrite.OverwriteAlways;
+        },
+        CompletionSources = { OverwriteNames },
+    };
+
+    /// <summary>How --overwrite names a policy.</summary>
+    public static string OverwriteName(RestoreOverwrite policy) => (int)policy is >= 0 and < 4 ? OverwriteNames[(int)policy] : policy.ToString();
+
+    public static Option<string[]> RestoreExclude() => new("--exclude")
+    {
+        Description = "entries not to restore (repeatable): a glob with a '/' matches snapshot paths, one without names (*.tmp); a folder left out takes what is below it",
+        HelpName = "GLOB", AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static Option<bool> RestoreDryRun() => new("--dry-run") { Description = "say what would be restored (and, with --overwrite, left as it is), write nothing" };
+
     public static Option<bool> OneFileSystem() => new("--one-file-system") { Description = "stay on the file system of each path" };
 
     public static Option<bool> Atime() => new("--atime") { Description = "record each entry's access time, and give it back on restore (off by default: it changes on every read)" };

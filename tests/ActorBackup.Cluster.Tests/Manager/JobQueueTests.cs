@@ -225,6 +225,38 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_restores_excludes_overwrite_policy_and_dry_run_reach_its_job_and_a_dry_run_blocks_no_other()
+    {
+        var s = Cell();
+        var m = new ActorBackup.Engine.Trees.SnapshotManifest { Id = "etc1", Client = "host-a", Library = "lib1", BackupSet = "/etc", FinishedUnixMs = 1, Paths = { "/etc" } };
+        s = s.Apply(new SnapshotRecorded { Manifest = m.ToByteString() });
+        StartRestore Restore() => new() { Client = "host-a", Snapshot = "latest", Target = "/", Force = true };
+
+        // --overwrite decides over what is there, which only --force lets a restore write into.
+        var unforced = Restore();
+        unforced.Force = false;
+        unforced.Overwrite = RestoreOverwrite.OverwriteNever;
+        Assert.Contains("give --force too", s.DecideStartRestore(unforced, Now).Rejection);
+        var unknown = Restore();
+        unknown.Overwrite = (RestoreOverwrite)9;
+        Assert.Contains("overwrite policy 9 is not one this manager knows", s.DecideStartRestore(unknown, Now).Rejection);
+
+        var dry = Restore();
+        dry.DryRun = true;
+        dry.Overwrite = RestoreOverwrite.OverwriteIfChanged;
+        dry.Excludes.Add("*.tmp");
+        var planned = s.DecideStartRestore(dry, Now);
+        Assert.Equal((true, RestoreOverwrite.OverwriteIfChanged, "*.tmp"), (planned.Job!.DryRun, planned.Job.Overwrite, planned.Job.Excludes.Single()));
+        s = Apply(s, planned.Events);
+        // A dry run writes nothing: a restore into the same tree is not refused for it, and none is refused for one.
+        var real = s.DecideStartRestore(Restore(), Now);
+        Assert.Null(real.Rejection);
+        s = Apply(s, real.Events);
+        Assert.Null(s.DecideStartRestore(dry, Now).Rejection);
+        Assert.NotNull(s.DecideStartRestore(Restore(), Now).Rejection);
+    }
+
+    [Fact]
     public void A_restore_reads_on_its_drive_and_a_job_started_before_drives_were_recorded_shows_on_a_free_one()
     {
         var s = Cell(drives1: 2);

@@ -1,0 +1,153 @@
+using ActorBackup.Engine.Restore;
+using ActorBackup.Engine.Trees;
+
+namespace ActorBackup.Engine.Tests;
+
+/// <summary>What an operator chooses of a restore: entries left out (--exclude), what becomes of files there (--overwrite), a dry run.</summary>
+public class RestoreChoicesTests
+{
+    private const long Then = 1_700_000_000; // the snapshot's files' mtime (seconds)
+
+    private static Node Dated(Node node, long sec, uint nsec = 500)
+    {
+        node.MtimeSec = sec;
+        node.MtimeNsec = nsec;
+        return node;
+    }
+
+    private static void Date(string path, long sec, uint nsec = 500) =>
+        File.SetLastWriteTimeUtc(path, DateTime.UnixEpoch.AddSeconds(sec).AddTicks(nsec / 100));
+
+    private static string Read(string target, string relative) => File.ReadAllText(Path.Combine(target, relative));
+
+    [Fact]
+    public void Excluded_names_and_paths_are_not_restored_and_a_folder_left_out_takes_what_is_below_it()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = Path.Combine(f.Dir.Path, "target");
+        var root = new[]
+        {
+            f.Folder("etc", f.File("fstab", "a"), f.File("fstab.tmp", "b"), f.Folder("ssl", f.File("key.pem", "c"))),
+            f.Folder("var", f.File("log.tmp", "d"), f.File("mail", "e")),
+        };
+
+        var result = f.Restore(target, new RestoreOptions { Excludes = ["*.tmp", "/etc/ssl"] }, root);
+
+        Assert.Equal(2, result.Files);
+        Assert.Empty(result.Errors);
+        Assert.Equal(["etc", "etc/fstab", "var", "var/mail"],
+            Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(target, p)).Order(StringComparer.Ordinal));
+
+        // A path asked for that only something left out matches: said so, not "it is not there".
+        var none = Assert.Throws<FileNotFoundException>(() =>
+            f.Restore(Path.Combine(f.Dir.Path, "other"), new RestoreOptions { Include = ["/etc/ssl/key.pem"], Excludes = ["/etc/ssl"] }, root));
+        Assert.Contains("once /etc/ssl is left out", none.Message);
+    }
+
+    [Fact]
+    public void Overwrite_never_restores_only_what_is_missing_and_leaves_the_rest_as_it_is()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        var etc = Directory.CreateDirectory(Path.Combine(target, "etc")).FullName;
+        File.SetUnixFileMode(etc, (UnixFileMode)0b111_101_000); // 0750; the snapshot's is 0755
+        File.WriteAllText(Path.Combine(etc, "hosts"), "edited since");
+        File.WriteAllText(Path.Combine(target, "var"), "a file where the snapshot has a folder");
+
+        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.Never },
+            f.Folder("etc", f.File("hosts", "from the snapshot"), f.File("fstab", "lost, restored")), f.Folder("var", f.File("mail", "x")));
+
+        Assert.Equal(1, result.Files);
+        Assert.Equal(1, result.Kept);
+        Assert.Equal("edited since", Read(target, "etc/hosts"));
+        Assert.Equal("lost, restored", Read(target, "etc/fstab"));
+        Assert.Equal((UnixFileMode)0b111_101_000, File.GetUnixFileMode(etc));
+        Assert.Equal("a file where the snapshot has a folder", Read(target, "var"));
+        var error = Assert.Single(result.Errors);
+        Assert.Contains("left as it is (--overwrite never)", error.Reason);
+    }
+
+    [Fact]
+    public void Overwrite_if_changed_leaves_files_of_the_snapshots_size_and_time_and_replaces_the_others()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        // Same size and time as the snapshot's, other bytes: left (proof that it was not written again).
+        File.WriteAllText(Path.Combine(target, "same"), "SAME");
+        Date(Path.Combine(target, "same"), Then);
+        File.WriteAllText(Path.Combine(target, "touched"), "tttt");
+        Date(Path.Combine(target, "touched"), Then, 600);
+        File.WriteAllText(Path.Combine(target, "grown"), "grown!");
+        Date(Path.Combine(target, "grown"), Then);
+
+        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfChanged },
+            Dated(f.File("same", "same"), Then), Dated(f.File("touched", "snap"), Then), Dated(f.File("grown", "orig"), Then), Dated(f.File("new", "made"), Then));
+
+        Assert.Equal(1, result.Kept);
+        Assert.Equal(3, result.Files);
+        Assert.Equal("SAME", Read(target, "same"));
+        Assert.Equal("snap", Read(target, "touched"));
+        Assert.Equal("orig", Read(target, "grown"));
+        Assert.Equal("made", Read(target, "new"));
+    }
+
+    [Fact]
+    public void Overwrite_if_newer_replaces_only_files_older_than_the_snapshots()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        File.WriteAllText(Path.Combine(target, "older"), "older");
+        Date(Path.Combine(target, "older"), Then - 60);
+        File.WriteAllText(Path.Combine(target, "newer"), "newer");
+        Date(Path.Combine(target, "newer"), Then + 60);
+        // Dated a day from now (its host's clock was ahead): not taken for newer.
+        File.WriteAllText(Path.Combine(target, "future"), "future");
+        Date(Path.Combine(target, "future"), DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 86_400);
+
+        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfNewer },
+            Dated(f.File("older", "from the snapshot"), Then), Dated(f.File("newer", "from the snapshot"), Then), Dated(f.File("future", "from the snapshot"), Then));
+
+        Assert.Equal((2, 1), (result.Files, result.Kept));
+        Assert.Equal("from the snapshot", Read(target, "older"));
+        Assert.Equal("newer", Read(target, "newer"));
+        Assert.Equal("from the snapshot", Read(target, "future"));
+    }
+
+    [Fact]
+    public void Without_force_the_overwrite_policy_has_nothing_to_keep_and_a_retry_is_not_fooled_by_its_own_files()
+    {
+        // A retried restore (not forced) finds what its first attempt wrote, whole or not: never kept, whatever the policy.
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        File.WriteAllText(Path.Combine(target, "half"), "ha");
+        var result = f.Restore(target, new RestoreOptions { Resumes = true, Overwrite = OverwritePolicy.Never }, f.File("half", "half written"));
+        Assert.Equal((1, 0), (result.Files, result.Kept));
+        Assert.Equal("half written", Read(target, "half"));
+    }
+
+    [Fact]
+    public void A_dry_run_counts_what_would_be_restored_and_left_and_writes_nothing()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var root = new[] { f.Folder("etc", f.File("hosts", "12345"), f.File("fstab", "123")), f.File("motd", "1") };
+
+        var fresh = Path.Combine(f.Dir.Path, "fresh");
+        var planned = f.Restore(fresh, new RestoreOptions { DryRun = true, Excludes = ["motd"] }, root);
+        Assert.True(planned.DryRun);
+        Assert.Equal((2, 8, 1), (planned.Files, planned.Bytes, planned.Directories));
+        Assert.False(Path.Exists(fresh));
+
+        var target = f.Dir.Sub("target");
+        Directory.CreateDirectory(Path.Combine(target, "etc"));
+        File.WriteAllText(Path.Combine(target, "etc", "hosts"), "there");
+        // Refused as the restore itself would be, for the same reason.
+        var refused = Assert.Throws<IOException>(() => f.Restore(target, new RestoreOptions { DryRun = true }, root));
+        Assert.Contains("give --force", refused.Message);
+
+        var never = f.Restore(target, new RestoreOptions { DryRun = true, Force = true, Overwrite = OverwritePolicy.Never }, root);
+        Assert.Equal((2, 4, 1), (never.Files, never.Bytes, never.Kept));
+        Assert.Equal("there", Read(target, "etc/hosts"));
+        Assert.Equal(["etc", "etc/hosts"],
+            Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(target, p)).Order(StringComparer.Ordinal));
+    }
+}
