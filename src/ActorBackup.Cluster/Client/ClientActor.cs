@@ -58,9 +58,16 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// the end would otherwise end the job INTERRUPTED, and a committed snapshot would be left out of the catalog).
     /// Until then the job counts as running here.
     /// </summary>
-    private readonly Dictionary<string, (JobFinished End, DateTime SinceUtc)> _unacknowledged = [];
-    /// <summary>How long an end the manager does not acknowledge is kept and sent again (one it refuses is not claimed for ever).</summary>
-    private static readonly TimeSpan KeepUnacknowledged = TimeSpan.FromHours(1);
+    private readonly Dictionary<string, (JobFinished End, long FirstTick, int Sends)> _unacknowledged = [];
+    /// <summary>
+    /// An end a manager that answers does not acknowledge (one that refuses it) is let go once it was sent this many times
+    /// (it is sent when a manager registers this client or asks who runs what: every 30 s while one is up) and
+    /// <see cref="KeepUnacknowledged"/> has passed (a monotonic clock). A manager down for a night does not count: its
+    /// ends were not sent, and are when it is back (before, an hour from the end dropped them unsent, the snapshot
+    /// left out of the catalog).
+    /// </summary>
+    private const int KeepSends = 120;
+    internal static TimeSpan KeepUnacknowledged { get; set; } = TimeSpan.FromHours(1); // a test sets it to nothing
     /// <summary>Per job, a later attempt waiting for the earlier one, cancelled, to end here (never both at once).</summary>
     private readonly Dictionary<string, (JobInfo Job, Func<CancellationToken, JobFinished> Run, bool Cancelled)> _next = [];
     private volatile bool _shuttingDown;
@@ -159,7 +166,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             else Self.Tell(new JobsMayBeOver());
             // Kept until the manager has recorded it (a node that shuts down waits for that too), signed anew at each
             // send. An earlier attempt's late end does not take the place of a later one's.
-            if (!_unacknowledged.TryGetValue(f.Job, out var kept) || kept.End.Attempt <= f.Attempt) _unacknowledged[f.Job] = (f, DateTime.UtcNow);
+            if (!_unacknowledged.TryGetValue(f.Job, out var kept) || kept.End.Attempt <= f.Attempt) _unacknowledged[f.Job] = (f, Environment.TickCount64, 1);
             _manager.Tell(Signed(f));
             // A later attempt that waited for this one to stop starts now.
             if (ran && _next.Remove(f.Job, out var next)) Start(next.Job, next.Run, next.Cancelled);
@@ -339,17 +346,22 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Each end the manager has not yet said it recorded, sent again (taking it twice is harmless: it answers with the job
-    /// as recorded); one kept longer than <see cref="KeepUnacknowledged"/> (a manager that refuses it) is let go.
+    /// as recorded); one a manager that answers has not taken in <see cref="KeepSends"/> sends and <see cref="KeepUnacknowledged"/> is let go.
     /// </summary>
     private void SendUnacknowledged()
     {
-        foreach (var (job, (end, since)) in _unacknowledged.ToList())
-            if (DateTime.UtcNow - since > KeepUnacknowledged)
+        foreach (var (job, (end, first, sends)) in _unacknowledged.ToList())
+            if (sends >= KeepSends && Environment.TickCount64 - first > (long)KeepUnacknowledged.TotalMilliseconds)
             {
-                _log.Warning("client {0}: the end of job {1} was not recorded by a manager in {2}: no longer sent", _settings.ClientId, job, KeepUnacknowledged);
+                _log.Error("client {0}: the end of job {1} was sent {2} times over {3} to a manager that answers, which did not record it: no longer sent " +
+                           "(a backup's snapshot it made stays on its library: 'abk catalog rebuild LIBRARY' puts it in the catalog)", _settings.ClientId, job, sends, KeepUnacknowledged);
                 _unacknowledged.Remove(job);
             }
-            else _manager.Tell(Signed(end));
+            else
+            {
+                _unacknowledged[job] = (end, first, sends + 1);
+                _manager.Tell(Signed(end));
+            }
         ReplyWhenStopped();
     }
 
@@ -473,6 +485,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         return reply switch
         {
             SessionOpened granted => _dataPlane.Connect(granted, TimeSpan.FromMinutes(5)),
+            CommandRejected { Transient: true } r => throw new Engine.Library.LibraryBusyException($"library {library} refused the session for now: {r.Reason}"),
             CommandRejected r => throw new LibraryFaultException($"library {library} refused the session: {r.Reason}"),
             _ => throw new IOException($"library {library} answered {reply.GetType().Name}"),
         };

@@ -345,7 +345,7 @@ public sealed class DataPlaneServer : IDisposable
                                 break;
                             case SocketFrames.Commit when session.Write:
                                 var reply = session.Media.Ask<object>(new CommitSession { Library = session.LibraryId, Ticket = ticket }, _commitTimeout).GetAwaiter().GetResult();
-                                if (reply is CommandRejected r) stream.Write(1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
+                                if (reply is CommandRejected r) stream.Write(r.Transient ? SocketFrames.Busy : (byte)1, System.Text.Encoding.UTF8.GetBytes(r.Reason));
                                 else stream.Write(0, []);
                                 break;
                             default:

@@ -62,11 +62,19 @@ public sealed class DataPlaneSessions : IExtension
     }
 
     /// <summary>Ends a session: its ticket admits no one any more, and the socket connections that serve it are closed.</summary>
-    public void Close(string ticket)
+    /// <param name="transient">why, when the session ends for a passing trouble (its agent's journal failed): a channel in
+    /// place that calls it after hears a LibraryBusyException (its job is tried again later), not a library fault</param>
+    public void Close(string ticket) => Close(ticket, null);
+
+    public void Close(string ticket, string? transient)
     {
+        if (transient is not null && InUse(ticket)) _endedFor[ticket] = transient; // forgotten when its last channel goes (Unuse)
         _sessions.TryRemove(ticket, out _);
         Closed?.Invoke(ticket);
     }
+
+    /// <summary>Sessions closed for a passing trouble that a channel in place still holds: why (Close's transient).</summary>
+    private readonly ConcurrentDictionary<string, string> _endedFor = new();
 
     /// <summary>A session ended (the socket server closes the connections that served it).</summary>
     internal event Action<string>? Closed;
@@ -82,7 +90,11 @@ public sealed class DataPlaneSessions : IExtension
     internal void Unuse(string ticket)
     {
         lock (_users)
-            if (_users.GetValueOrDefault(ticket) <= 1) _users.Remove(ticket);
+            if (_users.GetValueOrDefault(ticket) <= 1)
+            {
+                _users.Remove(ticket);
+                _endedFor.TryRemove(ticket, out _);
+            }
             else _users[ticket]--;
     }
 
@@ -135,6 +147,7 @@ public sealed class DataPlaneSessions : IExtension
         /// (whose connections the server closes).
         /// </summary>
         private Session session => owner._sessions.TryGetValue(ticket, out var s) && ReferenceEquals(s, open) ? s
+            : owner._endedFor.TryGetValue(ticket, out var why) ? throw new Engine.Library.LibraryBusyException($"the session on library {open.LibraryId} has ended: {why}")
             : throw new LibraryFaultException($"the session on library {open.LibraryId} has ended (its job ended, the media agent opened the library again, or a background read gave way to an operator's command)");
 
         // A library that failed a write (out of space, say) refuses every call after it with the reason: each is
@@ -223,7 +236,9 @@ public sealed class DataPlaneSessions : IExtension
         {
             // Called from the engine's own thread, never from an actor: blocking here blocks nobody.
             var reply = open.Media.Ask<object>(new CommitSession { Library = open.LibraryId, Ticket = ticket }, commitTimeout).GetAwaiter().GetResult();
-            if (reply is CommandRejected r) throw new LibraryFaultException($"library {open.LibraryId} could not commit: {r.Reason}");
+            if (reply is CommandRejected r)
+                throw r.Transient ? new Engine.Library.LibraryBusyException($"library {open.LibraryId} could not commit: {r.Reason}")
+                    : new LibraryFaultException($"library {open.LibraryId} could not commit: {r.Reason}");
         }
 
         public void Dispose()

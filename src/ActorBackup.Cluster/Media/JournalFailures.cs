@@ -9,7 +9,8 @@ namespace ActorBackup.Cluster.Media;
 /// agent's incarnations in its actor system: Akka.Persistence stops an agent whose write failed, and the next message starts
 /// it again, replaying its journal; one that then tried its recovery commit at once failed and stopped again, a replay a
 /// message. Until the backoff has passed (30 s after the first failure in a row, doubling up to 10 min) the agent opens
-/// its library for reading only and says why; a write that succeeds clears it.
+/// its library for reading only and says why; a write that succeeds clears it. Timed on a monotonic clock (<see cref="Now"/>):
+/// a wall clock stepped back by two hours held the library read-only for two hours.
 /// </summary>
 public static class JournalFailures
 {
@@ -18,6 +19,9 @@ public static class JournalFailures
     private static readonly ConditionalWeakTable<ActorSystem, ConcurrentDictionary<string, (DateTime Until, TimeSpan Wait, string Why)>> Systems = new();
 
     private static ConcurrentDictionary<string, (DateTime Until, TimeSpan Wait, string Why)> Of(ActorSystem system) => Systems.GetOrCreateValue(system);
+
+    /// <summary>The instant the callers pass as now: the monotonic clock (since boot), not the wall clock.</summary>
+    public static DateTime Now => DateTime.MinValue.AddMilliseconds(Environment.TickCount64);
 
     /// <summary>A journal write of <paramref name="library"/>'s agent failed at <paramref name="now"/>.</summary>
     public static void Record(ActorSystem system, string library, string why, DateTime now) =>
@@ -34,6 +38,6 @@ public static class JournalFailures
     public static string? Holding(ActorSystem system, string library, DateTime now) =>
         Of(system).TryGetValue(library, out var f) && now < f.Until
             ? $"library {library}: its media agent's journal (its node's database) could not be written ({f.Why}); it reads but takes no writes, " +
-              $"and tries again at {f.Until:HH:mm:ss} UTC: free space where that node keeps its database, or check the database"
+              $"and tries again in {Math.Ceiling((f.Until - now).TotalSeconds):F0} s: free space where that node keeps its database, or check the database"
             : null;
 }

@@ -269,7 +269,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
             else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
-            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, DateTime.UtcNow) is null && RoomAgain())
+            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is null && RoomAgain())
             {
                 // Room again, but reads hold the library open: the manager sends no new reading job here (IndexReport.reads)
                 // so that they end and it opens again to write; those it sent already are still taken.
@@ -280,9 +280,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 }
                 Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; it has room again and opens to write once the sessions and jobs reading it now end ({Busy()})" });
             }
-            else Sender.Tell(new CommandRejected { Reason = _unavailable });
+            else Sender.Tell(new CommandRejected { Reason = _unavailable, Transient = JournalHeld() });
         });
-        Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open" }));
+        Command<CommitSession>(_ => Sender.Tell(new CommandRejected { Reason = _unavailable ?? $"library {_declaration.Id} is not open", Transient = JournalHeld() }));
         Command<CloseSession>(m =>
         {
             var open = _sessions.ContainsKey(m.Ticket); // a late close of a session closed before (a failed write closed them all) is none
@@ -466,7 +466,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
             // Its journal failed a moment ago (this agent's last incarnation stopped on it): reads only, and the commit
             // waits for the backoff (the reopen timer tries again), not tried, failed and stopped on again each message.
-            if (JournalFailures.Holding(Context.System, _declaration.Id, DateTime.UtcNow) is { } holding)
+            if (JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is { } holding)
             {
                 _unavailable = holding;
                 _readable = _library.MissingVolumes().Count == 0;
@@ -558,6 +558,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         SaveSnapshot(snapshot);
     }
 
+    /// <summary>Whether the library takes no writes for a while because its journal failed (a database restarted, say): a job is tried again later.</summary>
+    private bool JournalHeld() => JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is not null;
+
     /// <summary>The commits whose index entries are being journaled, and who waits for each: told if the journal fails them.</summary>
     private readonly List<(IActorRef Sender, string Ticket)> _persisting = [];
 
@@ -570,9 +573,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
                      "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
-        JournalFailures.Record(Context.System, _declaration.Id, cause.Message, DateTime.UtcNow);
+        JournalFailures.Record(Context.System, _declaration.Id, cause.Message, JournalFailures.Now);
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
-        foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason });
+        foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason, Transient = true }); // its job is tried again later
         _persisting.Clear();
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
@@ -686,7 +689,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
 
     protected override void PostStop()
     {
-        foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket);
+        // Stopped on a journal failure (Akka.Persistence stops the agent): the jobs in place whose sessions end are tried again later.
+        var journal = JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now);
+        foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket, journal);
         CloseLibrary();
         foreach (var gauge in Metrics.CellMetrics.LibrarySeries) gauge.RemoveLabelled(_declaration.Id); // no figures of a library this node no longer serves
         base.PostStop();

@@ -26,7 +26,7 @@ public sealed class ClientActorTests : TestKit, IDisposable
     /// <summary>Grants sessions on one library and commits them, as the media agent does (without the journal).</summary>
     private sealed class StandInMedia : ReceiveActor
     {
-        public StandInMedia(DiskLibrary library, string? refuse, ManifestIds? manifests = null)
+        public StandInMedia(DiskLibrary library, string? refuse, ManifestIds? manifests = null, CommandRejected? commitRefusal = null)
         {
             Receive<OpenSession>(m =>
             {
@@ -35,6 +35,11 @@ public sealed class ClientActorTests : TestKit, IDisposable
             });
             Receive<CommitSession>(m =>
             {
+                if (commitRefusal is not null)
+                {
+                    Sender.Tell(commitRefusal);
+                    return;
+                }
                 var batch = library.Commit();
                 Sender.Tell(new SessionCommitted { Ticket = m.Ticket, Chunks = batch.Count });
             });
@@ -44,10 +49,10 @@ public sealed class ClientActorTests : TestKit, IDisposable
     }
 
     private (IActorRef Client, Akka.TestKit.TestProbe Manager, DiskLibrary Library) Start(string? refuse = null, long rateLimit = 0, Trust.NodeTrust? trust = null, KeyRing? keyRing = null,
-        ManifestIds? manifests = null)
+        ManifestIds? manifests = null, CommandRejected? commitRefusal = null)
     {
         var library = DiskLibrary.Create(Path.Combine(_dir, "lib"), "lib1");
-        var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse, manifests)));
+        var media = Sys.ActorOf(Props.Create(() => new StandInMedia(library, refuse, manifests, commitRefusal)));
         var manager = CreateTestProbe();
         var keys = keyRing ?? new KeyRing(MasterKey.Generate());
         var client = Sys.ActorOf(ClientActor.Props(new ClientSettings("host-t", ChunkerOptions.ForAverage(64 * 1024), 3, rateLimit,
@@ -277,6 +282,20 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.Contains("the disk is full", finished.Reason);
     }
 
+    [Theory]
+    [InlineData(true)]  // its journal (a database restarted at night) failed the commit: tried again after a backoff
+    [InlineData(false)] // the library itself refused it (broken): another library, or failed
+    public void A_commit_the_media_agent_refuses_for_a_passing_trouble_is_tried_again_and_one_it_refuses_for_good_is_the_librarys_fault(bool transient)
+    {
+        var (client, manager, _) = Start(commitRefusal: new CommandRejected { Reason = "library lib1: the media agent's journal could not be written", Transient = transient });
+        var src = Source("journal", 1000);
+        client.Tell(new BackupAssignment { Job = new JobInfo { Id = "25", Kind = JobKind.Backup, Library = "lib1", Paths = { src }, BackupSet = src } });
+        var finished = Finished(manager);
+        Assert.False(finished.Ok);
+        Assert.Contains("journal could not be written", finished.Reason);
+        Assert.Equal(transient ? JobFault.FaultTransient : JobFault.FaultLibrary, finished.Fault);
+    }
+
     [Fact]
     public void A_chunk_another_writer_holds_too_long_fails_the_backup_as_a_passing_trouble_tried_again_not_a_library_fault()
     {
@@ -469,6 +488,30 @@ public sealed class ClientActorTests : TestKit, IDisposable
         Assert.DoesNotContain("20", asker.ExpectMsg<RegisterClient>().RunningJobs);
         client.Tell(new RegistrationRequest(), manager.Ref);
         Assert.IsType<RegisterClient>(manager.FishForMessage(m => m is RegisterClient or JobFinished, TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public void A_jobs_end_is_not_let_go_for_time_alone_while_no_manager_heard_it()
+    {
+        // A manager down for a night (its database's disk full): the ends of the backups that finished meanwhile were
+        // never sent to one that answers. Before, an hour from the end dropped them unsent once a manager was back.
+        var kept = ClientActor.KeepUnacknowledged;
+        ClientActor.KeepUnacknowledged = TimeSpan.Zero; // as if the night had passed
+        try
+        {
+            var (client, manager, _) = Start();
+            var src = Source("night", 10_000);
+            client.Tell(new BackupAssignment { Job = new JobInfo { Id = "24", Kind = JobKind.Backup, Client = "host-t", Library = "lib1", Level = BackupLevel.LevelFull, BackupSet = src, Paths = { src } } });
+            var end = Finished(manager);
+            var asker = CreateTestProbe();
+            client.Tell(new RegistrationRequest(), asker); // the manager is back, and asks
+            Assert.Contains("24", asker.ExpectMsg<RegisterClient>().RunningJobs);
+            Assert.Equal(end.Manifest, Finished(manager).Manifest);
+        }
+        finally
+        {
+            ClientActor.KeepUnacknowledged = kept;
+        }
     }
 
     [Fact]
