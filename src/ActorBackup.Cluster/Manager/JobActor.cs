@@ -98,7 +98,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         Receive<Probe>(_ =>
         {
             if (_attempt is null) return;
-            if (_stall.Stalled(DateTime.UtcNow, _clientId) is { } stalled)
+            if (_stall.Stalled(Monotonic.Now, _clientId) is { } stalled)
             {
                 // Its threads are told to stop (they may, unless a read hangs in the kernel); a next attempt starts on the
                 // client only once this one has ended there, and is watched the same way.
@@ -162,7 +162,7 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         {
             if (!Sender.Equals(Context.Parent)) return;
             _progress = p;
-            if (_attempt is not null) _stall = _stall.Heard(p, DateTime.UtcNow);
+            if (_attempt is not null) _stall = _stall.Heard(p, Monotonic.Now);
             foreach (var w in _watchers) w.Tell(p);
         });
         Receive<Watch>(w =>

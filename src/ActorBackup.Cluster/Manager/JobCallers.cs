@@ -30,7 +30,7 @@ public static class JobCallers
                     switch (command)
                     {
                         case StartRestore r:
-                            var s = state.FindSnapshot(state.LatestHolding(r), r.Client);
+                            var s = state.FindSnapshot(state.LatestHolding(r, DateTimeOffset.UtcNow), r.Client, DateTimeOffset.UtcNow);
                             if (r.Client != "" && r.Client != s.Client)
                                 return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";
                             r.Snapshot = s.Id; // the one checked
@@ -52,7 +52,7 @@ public static class JobCallers
                         case StartRestore r:
                             if (OpsPermissions.NotOwn(caller, r.Client) is { } d) return d;
                             r.Client = own; // 'latest' is its own newest (holding the paths asked for)
-                            r.Snapshot = Own(state, state.LatestHolding(r), own).Id;
+                            r.Snapshot = Own(state, state.LatestHolding(r, DateTimeOffset.UtcNow), own).Id;
                             return null;
                         case StartVerify v:
                             if (v.Library != "" && v.Snapshot == "") return $"{caller} may not check a whole library: that takes an operator certificate";
@@ -140,5 +140,5 @@ public static class JobCallers
         $"{caller} may not set a job's priority (its jobs queue at the default): that takes an operator certificate";
 
     private static Engine.Trees.SnapshotManifest Own(ManagerState state, string idOrPrefix, string client) =>
-        state.FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: run a backup first");
+        state.FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: run a backup first", DateTimeOffset.UtcNow);
 }

@@ -382,7 +382,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_state.Job(p.Job) is not { State: JobState.Running or JobState.Committing } job) return;
             // At most one a second a job is checked and taken (a client sends four): the signature check is the
             // manager's own thread's time, and a watch shows no finer than that.
-            var now = DateTime.UtcNow;
+            var now = Monotonic.Now; // a wall clock stepped back would drop every report for as long
             if (_progressTaken.TryGetValue(p.Job, out var taken) && (now - taken.At < ProgressEvery || now - taken.RefusedAt < ProgressEvery)) return;
             // Only from the node running the job, by its signature: another node cannot show an operator false progress.
             if (_trust is { } trust && Trust.JobSignature.Refusal(trust, job, p) is { } refused)
@@ -634,7 +634,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var list = new SnapshotList();
-            var verdicts = m.Why ? _state.RetentionVerdicts() : null;
+            var verdicts = m.Why ? _state.RetentionVerdicts(DateTimeOffset.UtcNow) : null;
             var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
             if (of is null)
             {
@@ -970,7 +970,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     private void DispatchBackup(JobInfo job)
     {
-        var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, job.Library);
+        var parent = _state.ParentFor(job.Client, job.BackupSet, job.Level, DateTimeOffset.UtcNow, job.Library);
         var spanTo = _state.SpanTargets(job);
         var assignment = new BackupAssignment
         {

@@ -99,6 +99,15 @@ public sealed partial record ManagerState
         foreach (var set in BackupSets.Values)
         {
             if (set.Disabled || set.Schedules.Count == 0 || !SetClocks.TryGetValue(set.Name, out var clock)) continue;
+            if (ClockWentBack(clock, now) is { } back)
+            {
+                // Said (a missed slot: its on-failure command, its metric) and started again from now.
+                var again = new SlotMissed { Set = set.Name, SlotUnixMs = nowMs, Reason = back };
+                decisions.Add(new Decision([again], null));
+                state = state.Apply(again);
+                earliest = Math.Min(earliest, nowMs + 1000);
+                continue;
+            }
             var latest = LatestSlot(set, DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs), now);
             if (latest is null) earliest = Math.Min(earliest, FirstSlots.GetOrCreateValue(set).FirstMs);
             (DateTimeOffset When, BackupLevel Level)? slot = latest;

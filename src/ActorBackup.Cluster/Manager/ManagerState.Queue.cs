@@ -212,7 +212,7 @@ public sealed partial record ManagerState
             if (chosen.Kind == JobKind.Backup)
             {
                 // Incremental and differential need a parent on the library written to: without one there, a full.
-                if (chosen.Level != BackupLevel.LevelFull && ParentFor(chosen.Client, chosen.BackupSet, chosen.Level, library) is null) chosen.Level = BackupLevel.LevelFull;
+                if (chosen.Level != BackupLevel.LevelFull && ParentFor(chosen.Client, chosen.BackupSet, chosen.Level, now ?? DateTimeOffset.UtcNow, library) is null) chosen.Level = BackupLevel.LevelFull;
                 else if (chosen.Level == BackupLevel.LevelDefault) chosen.Level = BackupLevel.LevelIncremental;
             }
             start.Add(chosen);

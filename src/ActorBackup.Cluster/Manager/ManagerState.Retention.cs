@@ -37,10 +37,32 @@ public sealed partial record ManagerState
             start = new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = $"the {what} schedule starts now" };
             return null;
         }
+        if (ClockWentBack(clock, now) is { } back)
+        {
+            start = new SlotMissed { Set = clockName, SlotUnixMs = now.ToUnixTimeMilliseconds(), Reason = $"the {what} schedule: {back}" };
+            return null;
+        }
         var after = DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs).UtcDateTime;
         if (cron.GetNextOccurrence(after, TimeZoneInfo.Utc) is not { } first || first > now.UtcDateTime) return null;
         var slot = cron.GetOccurrences(first, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: true, toInclusive: true).Last();
         return new DateTimeOffset(slot, TimeSpan.Zero).ToUnixTimeMilliseconds();
+    }
+
+    /// <summary>How far ahead of now a schedule clock's last slot may be before the manager's clock is taken to have gone back.</summary>
+    public static readonly TimeSpan ClockBackTolerance = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Why a schedule clock starts again from now: its last slot lies ahead of now by more than <see cref="ClockBackTolerance"/>
+    /// (the manager ran it while its clock was ahead: a host booted with its clock a year off, a fail-over to one hours
+    /// ahead). No slot after it would come until real time caught up, and nothing would say so. Null: it did not.
+    /// </summary>
+    private static string? ClockWentBack(SetClock clock, DateTimeOffset now)
+    {
+        var ahead = TimeSpan.FromMilliseconds(clock.LastSlotUnixMs - now.ToUnixTimeMilliseconds());
+        return ahead <= ClockBackTolerance ? null
+            : $"the manager's clock went back: the last slot it ran is dated {DateTimeOffset.FromUnixTimeMilliseconds(clock.LastSlotUnixMs):yyyy-MM-dd HH:mm} UTC, " +
+              $"{(ahead.TotalDays >= 1 ? $"{ahead.TotalDays:F0} days" : $"{ahead.TotalHours:F1} hours")} from now; the schedule goes on from now " +
+              "(check the clocks of the nodes that may run the manager: NTP)";
     }
 
     /// <summary>The schedule clock of the cell's own prunes (actorbackup.manager.prune-schedule), kept with the sets' clocks.</summary>
@@ -197,7 +219,7 @@ public sealed partial record ManagerState
                 if (rule.Retention is not null && RulesOf(rule.Retention).Limits)
                 {
                     var kept = taken.GroupBy(s => (s.Client, s.BackupSet))
-                        .SelectMany(g => Retention.Evaluate(g, RulesOf(rule.Retention), RetentionOf(g.First()).Zone, x => Verified.Contains(x.Id)))
+                        .SelectMany(g => Retention.Evaluate(g, RulesOf(rule.Retention), RetentionOf(g.First()).Zone, x => Verified.Contains(x.Id), now))
                         .Where(v => v.Keep).Select(v => v.Snapshot.Id).ToHashSet();
                     taken = taken.Where(s => kept.Contains(s.Id)).ToList();
                 }
@@ -374,7 +396,8 @@ public sealed partial record ManagerState
         var by = span.TotalDays >= 2 ? $"{span.TotalDays:F0} days" : span.TotalHours >= 2 ? $"{span.TotalHours:F0} hours" : $"{span.TotalMinutes:F0} minutes";
         return $"the clock of client {job.Client} is {by} {(off < 0 ? "behind" : "ahead of")} the manager's: its snapshot is not recorded (the catalog keeps " +
                $"snapshots by their times: one stamped {(off < 0 ? "in the past would be deleted by retention at once" : "in the future would count as the newest for as long")}); " +
-               "set that host's clock right (NTP) and run the backup again";
+               $"set that host's clock right (NTP) and run the backup again; if every client's backups are refused so, it is the manager node's clock " +
+               $"that is off (it says {now:yyyy-MM-dd HH:mm} UTC)";
     }
 
     /// <summary>The last millisecond of year 9999: the latest time a manifest may carry.</summary>
@@ -442,7 +465,7 @@ public sealed partial record ManagerState
             foreach (var rule in policy.Copies.Where(c => c.Retention is not null && RulesOf(c.Retention).Limits))
             {
                 var held = group.Where(x => LibrariesOf(x).Any(rule.Libraries.Contains)).ToList();
-                var verdicts = Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified);
+                var verdicts = Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified, now);
                 copyKeeps[rule] = verdicts.Where(v => v.Keep).Select(v => v.Snapshot.Id).ToHashSet();
                 foreach (var v in verdicts.Where(v => !v.Keep && !inUse.Contains(v.Snapshot.Id)))
                     foreach (var library in LibrariesOf(v.Snapshot).Where(rule.Libraries.Contains).Where(l => l != v.Snapshot.Library))
@@ -471,7 +494,7 @@ public sealed partial record ManagerState
             }
             if (!rules.Limits) continue;
             var primary = group.Where(x => RetainedCopyOn(policy, x.Library) is null).ToList();
-            foreach (var v in Retention.Evaluate(primary, rules, zone, IsVerified))
+            foreach (var v in Retention.Evaluate(primary, rules, zone, IsVerified, now))
             {
                 if (v.Keep || inUse.Contains(v.Snapshot.Id)) continue;
                 // A copy with its own retention that keeps it: the snapshot lives on there.
@@ -495,7 +518,7 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Every snapshot with the rules that keep it (none: retention deletes it when no job reads it).</summary>
-    public IReadOnlyDictionary<string, RetentionVerdict> RetentionVerdicts()
+    public IReadOnlyDictionary<string, RetentionVerdict> RetentionVerdicts(DateTimeOffset now)
     {
         var verdicts = new Dictionary<string, RetentionVerdict>();
         foreach (var group in Groups(null))
@@ -507,14 +530,14 @@ public sealed partial record ManagerState
             foreach (var rule in policy.Copies.Where(c => c.Retention is not null && RulesOf(c.Retention).Limits))
             {
                 var held = group.Where(x => LibrariesOf(x).Any(rule.Libraries.Contains)).ToList();
-                foreach (var v in Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified))
+                foreach (var v in Retention.Evaluate(held, RulesOf(rule.Retention), zone, IsVerified, now))
                 {
                     var where = LibrariesOf(v.Snapshot).First(rule.Libraries.Contains);
                     if (v.Keep) (copyKeeps.TryGetValue(v.Snapshot.Id, out var l) ? l : copyKeeps[v.Snapshot.Id] = []).AddRange(v.Reasons.Select(r => $"its copy on {where}: {r}"));
                     if (v.Snapshot.Library == where) verdicts[v.Snapshot.Id] = v with { Reasons = v.Reasons.Select(r => $"its copy on {where}: {r}").ToList() };
                 }
             }
-            foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified))
+            foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified, now))
                 verdicts[v.Snapshot.Id] = copyKeeps.TryGetValue(v.Snapshot.Id, out var more) ? v with { Keep = true, Reasons = [.. v.Reasons, .. more] } : v;
         }
         return verdicts;

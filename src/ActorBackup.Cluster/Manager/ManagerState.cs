@@ -321,7 +321,7 @@ public sealed partial record ManagerState
             job.CommandTimeoutSeconds = set.CommandTimeoutSeconds;
             job.PrivateKeys = set.PrivateKeys;
         }
-        var parent = ParentFor(client, job.BackupSet, job.Level);
+        var parent = ParentFor(client, job.BackupSet, job.Level, now);
         if (parent is null && job.Level != BackupLevel.LevelFull) job.Level = BackupLevel.LevelFull; // nothing to compare with: full
         else if (job.Level == BackupLevel.LevelDefault) job.Level = BackupLevel.LevelIncremental;
         return new Decision([new JobQueued { Job = job }], null, job);
@@ -343,7 +343,7 @@ public sealed partial record ManagerState
         {
             return Reject(e.Message);
         }
-        if (ReadingJob(LatestHolding(cmd), cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
+        if (ReadingJob(LatestHolding(cmd, now), cmd.Client, now, out var snapshot, out var client) is { } why) return Reject(why);
         // A dry run writes nothing: it meets no other restore, and none waits for it.
         if (!cmd.DryRun && Restoring(client, cmd.Target, cmd.Paths) is { } running)
             return Reject($"restore job {running.Id} writes into {running.Target} on {client} and has not ended: two restores into one tree would mix " +
@@ -368,14 +368,15 @@ public sealed partial record ManagerState
     /// /etc's, not the /home backup that ran last); none holding them: the newest, whose restore then says nothing matches.
     /// A glob is held by any snapshot.
     /// </summary>
-    public string LatestHolding(StartRestore cmd)
+    public string LatestHolding(StartRestore cmd, DateTimeOffset? now = null)
     {
         if (cmd.Snapshot is not ("" or "latest") || cmd.Paths.Count == 0) return cmd.Snapshot;
         // Only * and ? make a glob here: a name may hold [ or { itself ("/photos/[2019] trip"), taken as the path it reads.
         var asked = cmd.Paths.Where(p => p.IndexOfAny(['*', '?']) < 0).Select(Normal).ToList();
         bool Holds(SnapshotManifest s) => asked.All(p => s.Paths.Select(Normal).Any(b => Overlap(p, b)));
-        for (var i = Snapshots.Count - 1; i >= 0; i--)
-            if ((cmd.Client == "" || Snapshots[i].Client == cmd.Client) && Holds(Snapshots[i])) return Snapshots[i].Id;
+        var snapshots = NotAhead(now);
+        for (var i = snapshots.Count - 1; i >= 0; i--)
+            if ((cmd.Client == "" || snapshots[i].Client == cmd.Client) && Holds(snapshots[i])) return snapshots[i].Id;
         return cmd.Snapshot;
     }
 
@@ -433,7 +434,7 @@ public sealed partial record ManagerState
     }
 
     /// <summary>A job that reads a snapshot (restore, verify): the snapshot, and its client unless another is named; or why not.</summary>
-    private string? ReadingJob(string snapshotId, string requestedClient, out SnapshotManifest snapshot, out string client)
+    private string? ReadingJob(string snapshotId, string requestedClient, DateTimeOffset now, out SnapshotManifest snapshot, out string client)
     {
         client = "";
         // A client named that the cell does not know (a typo) is said as such, before "it has no snapshot".
@@ -444,7 +445,7 @@ public sealed partial record ManagerState
         }
         try
         {
-            snapshot = FindSnapshot(snapshotId, requestedClient);
+            snapshot = FindSnapshot(snapshotId, requestedClient, now);
         }
         catch (KeyNotFoundException e)
         {
@@ -502,7 +503,7 @@ public sealed partial record ManagerState
             };
             return new Decision([new JobQueued { Job = check }], null, check);
         }
-        if (ReadingJob(cmd.Snapshot, cmd.Client, out var snapshot, out var client) is { } why) return Reject(why);
+        if (ReadingJob(cmd.Snapshot, cmd.Client, now, out var snapshot, out var client) is { } why) return Reject(why);
         if (cmd.SharePercent is < 0 or > 100) return Reject($"share {cmd.SharePercent}%: give 1 to 100 (the share of the file chunks read back)");
         var job = new JobInfo
         {
@@ -534,8 +535,21 @@ public sealed partial record ManagerState
     /// Incremental: the newest snapshot of the set; differential: the newest full one; full: none. With
     /// <paramref name="library"/>, only snapshots on that library count (a parent's chunks must be where the job writes).
     /// </summary>
-    public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level, string? library = null) =>
-        Engine.Catalog.SnapshotCatalog.ParentFor(library is null ? Snapshots : Snapshots.Where(s => s.Library == library), backupSet, client, ToEngineLevel(level));
+    /// A snapshot stamped ahead of <paramref name="now"/> (made while a clock was ahead) is no parent: its times would make
+    /// the backup trust what changed in them (a full is made rather than compare with it).
+    public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level, DateTimeOffset now, string? library = null) =>
+        Engine.Catalog.SnapshotCatalog.ParentFor(NotAhead(now).Where(s => library is null || s.Library == library), backupSet, client, ToEngineLevel(level));
+
+    /// <summary>
+    /// The catalog's snapshots but those stamped ahead of <paramref name="now"/> (Retention.Ahead: made while a clock was
+    /// ahead, set right since), which are not the newest of anything; all of them when there is no now, or only such.
+    /// </summary>
+    private IReadOnlyList<SnapshotManifest> NotAhead(DateTimeOffset? now)
+    {
+        if (Snapshots.Count == 0 || !Engine.Catalog.Retention.Ahead(Snapshots[^1], now)) return Snapshots; // oldest first: the last is the newest
+        var fit = Snapshots.Where(s => !Engine.Catalog.Retention.Ahead(s, now)).ToList();
+        return fit.Count > 0 ? fit : Snapshots;
+    }
 
     /// <summary>The library holding a set's newest snapshot: where its chain continues.</summary>
     public string? ChainLibrary(string client, string backupSet) => Chains.GetValueOrDefault(SetKey(client, backupSet));
@@ -548,15 +562,16 @@ public sealed partial record ManagerState
     /// --client), 'latest' is that client's newest snapshot, not the cell's: `abk restore latest --client web1` must
     /// not put another host's newest data onto web1; another host's snapshot goes there only named by its id.
     /// </summary>
-    public SnapshotManifest FindSnapshot(string idOrPrefix, string client = "") =>
+    /// With <paramref name="now"/>, 'latest' is not one stamped ahead of it (<see cref="NotAhead"/>).
+    public SnapshotManifest FindSnapshot(string idOrPrefix, string client = "", DateTimeOffset? now = null) =>
         client != "" && idOrPrefix is "" or "latest"
-            ? FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)")
-            : Engine.Catalog.SnapshotCatalog.Find(Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
+            ? FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)", now)
+            : Engine.Catalog.SnapshotCatalog.Find(idOrPrefix is "" or "latest" ? NotAhead(now) : Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
 
     /// <summary>A snapshot of <paramref name="client"/>'s alone, by id, unique prefix or 'latest'; <paramref name="none"/> when it has none.</summary>
-    public SnapshotManifest FindSnapshotOf(string client, string idOrPrefix, string none) =>
-        Engine.Catalog.SnapshotCatalog.Find(Snapshots.Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix, "list them with 'abk snapshot list'",
-            none, " of client " + client);
+    public SnapshotManifest FindSnapshotOf(string client, string idOrPrefix, string none, DateTimeOffset? now = null) =>
+        Engine.Catalog.SnapshotCatalog.Find((idOrPrefix is "" or "latest" ? NotAhead(now) : Snapshots).Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix,
+            "list them with 'abk snapshot list'", none, " of client " + client);
 
     /// <summary>
     /// Jobs that were open when the manager stopped and that no client has since said it is still running

@@ -21,7 +21,7 @@ public static class JournalFailures
     private static ConcurrentDictionary<string, (DateTime Until, TimeSpan Wait, string Why)> Of(ActorSystem system) => Systems.GetOrCreateValue(system);
 
     /// <summary>The instant the callers pass as now: the monotonic clock (since boot), not the wall clock.</summary>
-    public static DateTime Now => DateTime.MinValue.AddMilliseconds(Environment.TickCount64);
+    public static DateTime Now => Monotonic.Now;
 
     /// <summary>A journal write of <paramref name="library"/>'s agent failed at <paramref name="now"/>.</summary>
     public static void Record(ActorSystem system, string library, string why, DateTime now) =>

@@ -422,6 +422,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _stats.BytesStored = (ulong)_bytesStored;
         _stats.ChunksTotal = (ulong)_chunksTotal;
         _stats.Seconds = clock.Elapsed.TotalSeconds;
+        // Its start as the end less the time it ran (a monotonic clock): a wall clock stepped back while it ran (NTP after
+        // a VM resumed ahead) would leave a start later than the truth, and the next backup would trust what changed then.
+        var finished = DateTimeOffset.UtcNow;
         var manifest = new SnapshotManifest
         {
             Id = snapshotId,
@@ -430,8 +433,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             Keys = keys.Scheme,
             Level = options.Level,
             Parent = parent?.Id ?? "",
-            StartedUnixMs = started.ToUnixTimeMilliseconds(),
-            FinishedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            StartedUnixMs = Math.Min(started.ToUnixTimeMilliseconds(), (finished - clock.Elapsed).ToUnixTimeMilliseconds()),
+            FinishedUnixMs = finished.ToUnixTimeMilliseconds(),
             RootTree = ByteString.CopyFrom(rootId.ToArray()),
             NodeFormat = _treesInParts ? NodeFormat : WholeTreesFormat,
             Listings = ListingsFormat,

@@ -41,15 +41,30 @@ public sealed record RetentionVerdict(SnapshotManifest Snapshot, bool Keep, IRea
 public static class Retention
 {
     /// <summary>
+    /// How far ahead of now a snapshot may be stamped before it is taken for one made while a clock was ahead (a host
+    /// booted with its clock days off, set right since): such a one is kept, and is never the newest a rule counts from.
+    /// </summary>
+    public static readonly TimeSpan FutureTolerance = TimeSpan.FromMinutes(5);
+
+    /// <summary>Whether <paramref name="s"/> is stamped later than <paramref name="now"/> by more than <see cref="FutureTolerance"/> (no now: none is).</summary>
+    public static bool Ahead(SnapshotManifest s, DateTimeOffset? now) =>
+        now is { } n && s.FinishedUnixMs > n.ToUnixTimeMilliseconds() + (long)FutureTolerance.TotalMilliseconds;
+
+    /// <summary>
     /// The verdict on every snapshot of one group (one set of one client on one copy), newest first.
     /// Besides the rules: a snapshot is kept while no newer full backup of its group has passed a verify
     /// (<paramref name="verified"/>), so that the newest full is never deleted, nor anything after the last
-    /// full that is known to restore.
+    /// full that is known to restore. A snapshot stamped ahead of <paramref name="now"/> (<see cref="Ahead"/>) is kept, and
+    /// the rules count from the newest of the others: one made while a clock was a year ahead would otherwise be "the
+    /// newest" for a year, and `within 7d` of it would delete every backup made since the clock was set right.
     /// </summary>
     public static IReadOnlyList<RetentionVerdict> Evaluate(IEnumerable<SnapshotManifest> group, RetentionRules rules, TimeZoneInfo zone,
-        Func<SnapshotManifest, bool> verified)
+        Func<SnapshotManifest, bool> verified, DateTimeOffset? now = null)
     {
-        var newestFirst = group.OrderByDescending(s => s.FinishedUnixMs).ThenByDescending(s => s.Id, StringComparer.Ordinal).ToList();
+        var all = group.OrderByDescending(s => s.FinishedUnixMs).ThenByDescending(s => s.Id, StringComparer.Ordinal).ToList();
+        var ahead = all.TakeWhile(s => Ahead(s, now)).Select(s => new RetentionVerdict(s, true,
+            [$"dated {DateTimeOffset.FromUnixTimeMilliseconds(s.FinishedUnixMs):yyyy-MM-dd HH:mm} UTC, ahead of the manager's clock (a clock was ahead when it was made): kept, and not counted as the newest"])).ToList();
+        var newestFirst = all.Skip(ahead.Count).ToList();
         var reasons = newestFirst.Select(_ => new List<string>()).ToList();
         if (!rules.Limits)
         {
@@ -82,7 +97,7 @@ public static class Retention
                 reasons[i].Add(s.Level == Level.Full && verified(s) ? "the newest verified full" : "no newer full has passed a verify yet");
             if (s.Level == Level.Full && verified(s)) newerVerifiedFull = true;
         }
-        return newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i])).ToList();
+        return ahead.Concat(newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i]))).ToList();
     }
 
     /// <summary>A duration as an operator writes it: 30d, 12h, 90m, 45s.</summary>

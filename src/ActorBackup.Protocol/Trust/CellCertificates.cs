@@ -18,6 +18,9 @@ public static class CellCertificates
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
+    /// <summary>How far back a CA or certificate is valid from: a host whose clock is behind the issuer's takes it.</summary>
+    private static readonly TimeSpan Backdated = TimeSpan.FromDays(1);
+
     /// <summary>The file name of a certificate pair for a role: node, operator, integrator, client.</summary>
     public static string PairName(CellRole role) => role.ToString().ToLowerInvariant();
 
@@ -33,7 +36,7 @@ public static class CellCertificates
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var now = DateTimeOffset.UtcNow;
-        var ca = request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(days));
+        var ca = request.CreateSelfSigned(now - Backdated, now.AddDays(days));
         WritePair(dir, "ca", ca, key);
         return ca;
     }
@@ -56,7 +59,10 @@ public static class CellCertificates
         request.CertificateExtensions.Add(san.Build());
         var now = DateTimeOffset.UtcNow;
         var notAfter = now.AddDays(days) < ca.NotAfter ? now.AddDays(days) : ca.NotAfter;
-        using var issued = request.Create(ca, now.AddMinutes(-5), notAfter, RandomNumberGenerator.GetBytes(16));
+        // Valid from a day back (not before the CA): a new host whose clock is behind the issuing host's (not yet synced
+        // at its first boot) takes its certificate, where five minutes back it refused it.
+        var notBefore = now - Backdated > new DateTimeOffset(ca.NotBefore.ToUniversalTime()) ? now - Backdated : new DateTimeOffset(ca.NotBefore.ToUniversalTime());
+        using var issued = request.Create(ca, notBefore, notAfter, RandomNumberGenerator.GetBytes(16));
         CreatePrivateDir(outDir);
         var name = PairName(identity.Role);
         WritePair(outDir, name, issued, key);

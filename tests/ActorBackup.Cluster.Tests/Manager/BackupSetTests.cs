@@ -175,6 +175,32 @@ public class BackupSetTests
     }
 
     [Fact]
+    public void A_schedule_run_while_the_managers_clock_was_a_year_ahead_goes_on_from_now_once_it_is_right_and_says_so()
+    {
+        var s = Cell("host-a");
+        s = Apply(s, s.DecideDefineSet(new DefineBackupSet { Set = Set("web", "0 * * * *") }, Now).Events); // hourly
+        var jobs = new List<JobInfo>();
+        var missed = new List<SlotMissed>();
+        // The manager's host booted a year ahead: it ran that slot.
+        s = Tick(s, Now.AddYears(1), jobs, missed);
+        s = Ended(s, Assert.Single(jobs));
+        // Its clock set right: before, nothing ran until real time caught up with the slot (a year), and nothing said so.
+        s = Tick(s, Now.AddMinutes(90), jobs, missed);
+        Assert.Contains("the manager's clock went back", Assert.Single(missed).Reason);
+        Assert.Single(jobs);
+        s = Tick(s, Now.AddHours(2), jobs, missed);
+        Assert.Equal(Now.AddHours(2).ToUnixTimeMilliseconds(), jobs[^1].SlotUnixMs);
+        // A few minutes ahead (NTP's steps) is not a clock gone back: the next slot runs as it comes.
+        s = Ended(s, jobs[^1]);
+        s = Tick(s, Now.AddHours(3).AddMinutes(5), jobs, missed);
+        s = Ended(s, jobs[^1]);
+        s = Tick(s, Now.AddHours(3), jobs, missed);
+        Assert.Single(missed);
+        s = Tick(s, Now.AddHours(4), jobs, missed);
+        Assert.Equal(Now.AddHours(4).ToUnixTimeMilliseconds(), jobs[^1].SlotUnixMs);
+    }
+
+    [Fact]
     public void A_slot_that_cannot_start_is_recorded_as_missed_with_the_reason_once_and_a_disabled_set_does_not_catch_up()
     {
         var s = Cell("host-a");

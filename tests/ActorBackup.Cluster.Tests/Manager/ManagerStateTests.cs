@@ -180,10 +180,19 @@ public class ManagerStateTests
         var full = new SnapshotManifest { Id = "f1", Client = "a", BackupSet = "/data", Level = Level.Full };
         var incr = new SnapshotManifest { Id = "i1", Client = "a", BackupSet = "/data", Level = Level.Incremental, Parent = "f1" };
         s = s.Apply(new SnapshotRecorded { Manifest = full.ToByteString() }).Apply(new SnapshotRecorded { Manifest = incr.ToByteString() });
-        Assert.Equal("i1", s.ParentFor("a", "/data", BackupLevel.LevelIncremental)!.Id);
-        Assert.Equal("f1", s.ParentFor("a", "/data", BackupLevel.LevelDifferential)!.Id);
-        Assert.Null(s.ParentFor("a", "/data", BackupLevel.LevelFull));
-        Assert.Null(s.ParentFor("a", "/other", BackupLevel.LevelIncremental));
+        Assert.Equal("i1", s.ParentFor("a", "/data", BackupLevel.LevelIncremental, Now)!.Id);
+        Assert.Equal("f1", s.ParentFor("a", "/data", BackupLevel.LevelDifferential, Now)!.Id);
+        Assert.Null(s.ParentFor("a", "/data", BackupLevel.LevelFull, Now));
+        Assert.Null(s.ParentFor("a", "/other", BackupLevel.LevelIncremental, Now));
+        // One made while the host's clock was a year ahead (set right since): kept, but neither a parent nor 'latest'.
+        var ahead = new SnapshotManifest { Id = "x1", Client = "a", BackupSet = "/data", Level = Level.Full, FinishedUnixMs = Now.AddYears(1).ToUnixTimeMilliseconds() };
+        var t = s.Apply(new SnapshotRecorded { Manifest = ahead.ToByteString() });
+        Assert.Equal(("i1", "f1"), (t.ParentFor("a", "/data", BackupLevel.LevelIncremental, Now)!.Id, t.ParentFor("a", "/data", BackupLevel.LevelDifferential, Now)!.Id));
+        Assert.Equal("x1", t.ParentFor("a", "/data", BackupLevel.LevelIncremental, Now.AddYears(1))!.Id); // once real time is there
+        Assert.Equal("i1", t.FindSnapshot("latest", "", Now).Id);
+        Assert.Equal("i1", t.FindSnapshot("latest", "a", Now).Id);
+        Assert.Equal("i1", t.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Paths = { "/data/x" } }, Now).Job!.Snapshot);
+        Assert.Equal("x1", t.FindSnapshot("x1").Id); // named, it is there
         var next = s.DecideStartBackup(new StartBackup { Paths = { "/data/" } }, Loads(s), Now);
         Assert.Equal(BackupLevel.LevelIncremental, next.Job!.Level); // default level, parent exists; trailing '/' is the same set
         // A path is kept in the one form listings show: an escape's case, a trailing '/' or a second mention make no other set.

@@ -361,7 +361,7 @@ public class RetentionStateTests
         Assert.Contains("library lib2 is the policy's tier and holds copies with a retention of their own",
             tiered.InvalidPolicy(new StoragePolicy { Name = "x", Libraries = { "lib1" }, Copies = { copy }, Tier = new TierRule { Libraries = { "lib2" } } }));
         // abk snapshot list --why says which copy keeps what.
-        var why = s.RetentionVerdicts();
+        var why = s.RetentionVerdicts(Now);
         Assert.All(why["s2"].Reasons, r => Assert.StartsWith("its copy on lib2: ", r));
         Assert.Contains(why["s3"].Reasons, r => r.StartsWith("its copy on lib2: ", StringComparison.Ordinal));
         Assert.Contains(why["s3"].Reasons, r => !r.StartsWith("its copy", StringComparison.Ordinal));
@@ -432,7 +432,7 @@ public class RetentionStateTests
             }).Apply(new SnapshotVerified { Snapshot = $"o{i}", Ok = true });
         // Not all by the oldest's policy (nothing would ever go), nor all by keep1 (o0 would go).
         Assert.Equal(["o1"], s.DecideRetention(Now)!.Snapshots);
-        Assert.True(s.RetentionVerdicts()["o0"].Keep);
+        Assert.True(s.RetentionVerdicts(Now)["o0"].Keep);
     }
 
     [Fact]

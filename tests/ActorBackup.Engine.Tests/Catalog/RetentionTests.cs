@@ -58,6 +58,24 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public void A_snapshot_made_while_a_clock_was_a_year_ahead_is_kept_and_the_rules_count_from_the_newest_of_the_others()
+    {
+        var snapshots = SixtyDays();
+        var now = First.AddDays(59).AddHours(2); // the clock set right, the day of the last real backup
+        var ahead = new SnapshotManifest { Id = "ahead", BackupSet = "web", Client = "web01", FinishedUnixMs = First.AddDays(425).ToUnixTimeMilliseconds(), Level = Level.Full };
+        snapshots.Insert(30, ahead);
+
+        var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Within: TimeSpan.FromDays(3)), TimeZoneInfo.Utc, AllVerified, now);
+
+        // Before, "within 3d of the newest" counted from the snapshot a year ahead: every real one went.
+        Assert.Equal(["11-26", "11-27", "11-28", "11-29", "11-30"], Kept(verdicts)); // 11-30: the one dated 2027-11-30
+        Assert.Contains("ahead of the manager's clock", Assert.Single(verdicts, v => v.Snapshot.Id == "ahead").Reasons.Single());
+        Assert.DoesNotContain(verdicts, v => v.Snapshot.Id != "ahead" && v.Reasons.Any(r => r.Contains("ahead")));
+        // Without now (the engine's own forget), as before.
+        Assert.Equal(["11-30"], Kept(Retention.Evaluate(snapshots, new RetentionRules(Within: TimeSpan.FromDays(3)), TimeZoneInfo.Utc, AllVerified)));
+    }
+
+    [Fact]
     public void No_rule_keeps_everything_and_a_minimum_overrides_the_rules()
     {
         Assert.All(Retention.Evaluate(SixtyDays(), RetentionRules.KeepEverything, TimeZoneInfo.Utc, AllVerified),
