@@ -578,7 +578,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
-            if (job is null) Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
+            if (job is null) Sender.Tell(new CommandRejected { Reason = ManagerState.NoJob(m.Job) });
             else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
             else if (ManagerState.RunsOnMedia(job) && job.State != JobState.Queued)
                 Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
@@ -605,7 +605,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var job = _state.Job(m.Job);
             if (job is null)
             {
-                Sender.Tell(new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" });
+                Sender.Tell(new CommandRejected { Reason = ManagerState.NoJob(m.Job) });
                 return;
             }
             if (ManagerState.IsFinal(job.State))
@@ -621,7 +621,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
-            Sender.Tell(job is null ? new CommandRejected { Reason = $"no job {m.Job}: list them with 'abk job list'" } : WithProgress(job));
+            Sender.Tell(job is null ? new CommandRejected { Reason = ManagerState.NoJob(m.Job) } : WithProgress(job));
         });
         Command<ListJobs>(m =>
         {

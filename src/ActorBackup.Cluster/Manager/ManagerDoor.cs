@@ -11,13 +11,18 @@ namespace ActorBackup.Cluster.Manager;
 /// passes on protocol messages only, to the manager proxy, and drops everything else. It is no actor: nothing can
 /// stop it.
 /// </summary>
+/// A request only a node's operator endpoint answers (a listing of a snapshot's files, find, the cell's members), or one
+/// sent while no node of the cell runs the manager, is answered at once with why (it was dropped, and the integrator's
+/// ask timed out with nothing to go on).
 public sealed class ManagerDoor : MinimalActorRef
 {
     private readonly IActorRef _manager;
+    private readonly Akka.Cluster.Cluster _cluster;
 
     public ManagerDoor(ExtendedActorSystem system, IActorRef manager)
     {
         _manager = manager;
+        _cluster = Akka.Cluster.Cluster.Get(system);
         Provider = system.Provider;
         Path = manager.Path; // the proxy's own path (/user/manager-proxy): what integrators send to
     }
@@ -25,8 +30,23 @@ public sealed class ManagerDoor : MinimalActorRef
     public override ActorPath Path { get; }
     public override IActorRefProvider Provider { get; }
 
+    /// <summary>Requests the manager does not answer: a node's operator endpoint (OpsCommand) does, from its own node's view.</summary>
+    private static readonly HashSet<Type> EndpointOnly =
+    [
+        typeof(GetClusterState), typeof(ChangeMember), typeof(GetShardStats), typeof(ListVolumes), typeof(GetInventory), typeof(RebuildCatalog),
+        typeof(ListSnapshotTree), typeof(FindFiles),
+    ];
+
     protected override void TellInternal(object message, IActorRef sender)
     {
-        if (message is IMessage && ProtocolTypes.NameOf(message.GetType()) is not null) _manager.Tell(message, sender);
+        if (message is not IMessage request || ProtocolTypes.NameOf(message.GetType()) is not { } name) return;
+        if (EndpointOnly.Contains(message.GetType()))
+            sender.Tell(new CommandRejected
+            {
+                Reason = $"{name} is not a manager request: a node's operator endpoint answers it (abk --json, docs/integrators.md \"What only abk reaches\")",
+            });
+        else if (Hosting.ManagerNode.Of(_cluster.State) is null)
+            sender.Tell(new CommandRejected { Reason = "no node of the cell runs the manager now (it is starting, or moving to another node): ask again in a few seconds", Transient = true });
+        else _manager.Tell(request, sender);
     }
 }

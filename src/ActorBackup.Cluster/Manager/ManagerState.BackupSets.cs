@@ -206,7 +206,7 @@ public sealed partial record ManagerState
     }
 
     public string UnknownSet(string name) =>
-        $"no backup set '{name}': {(BackupSets.Count == 0 ? "none is defined yet; add one with 'abk set add'" : "known are " + string.Join(", ", BackupSets.Keys))}";
+        $"no backup set '{name}': {(BackupSets.Count == 0 ? "none is defined yet; add one with 'abk set add'" : "known are " + Some(BackupSets.Keys, "abk set list"))}";
 
     /// <summary>What is wrong with a definition, or null.</summary>
     public string? Invalid(BackupSetDefinition set)

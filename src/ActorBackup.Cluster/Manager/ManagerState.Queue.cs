@@ -386,6 +386,10 @@ public sealed partial record ManagerState
         }
     }
 
+    /// <summary>What a job id the history does not hold says: a typo, or an ended job forgotten (DecideCompaction).</summary>
+    public static string NoJob(string id) =>
+        $"no job {id}: list them with 'abk job list' (the history forgets ended jobs beyond the newest 100 of each backup set, and of each client's restores: actorbackup.manager.keep-jobs-per-set)";
+
     /// <summary>
     /// The ended jobs beyond the newest <paramref name="keep"/> of their backup set and client (restores: of
     /// their client), so that the history does not grow forever; null when there are none. Open jobs always stay.
@@ -406,7 +410,7 @@ public sealed partial record ManagerState
     public Decision DecideSetPriority(SetJobPriority cmd)
     {
         var job = Job(cmd.Job);
-        if (job is null) return Reject($"no job {cmd.Job}: list them with 'abk job list'");
+        if (job is null) return Reject(NoJob(cmd.Job));
         if (job.State != JobState.Queued) return Reject($"job {cmd.Job} is {job.State.ToString().ToLowerInvariant()}: only a waiting job can be moved in the queue");
         if (cmd.Priority is < 1 or > 10) return Reject($"priority {cmd.Priority} is out of range: 1 (lowest) to 10 (highest)");
         return new Decision([new JobPriorityChanged { Job = cmd.Job, Priority = cmd.Priority }], null, job);

@@ -279,10 +279,29 @@ public sealed partial record ManagerState
 
     public sealed record Decision(IReadOnlyList<IMessage> Events, string? Rejection, JobInfo? Job = null);
 
+    /// <summary>The most paths, and the most excludes, one job takes; the longest of each (a path is at most PATH_MAX).</summary>
+    public const int MaxJobPaths = 1000, MaxPathLength = 4096;
+
+    /// <summary>
+    /// Why a job's paths or excludes are more than it takes: a job is kept in the journal, in every job list and in
+    /// every notice of its end, and megabytes of patterns from a portal's form would make each of those too large to send.
+    /// </summary>
+    private static string? TooLarge(IEnumerable<string> paths, IEnumerable<string> excludes)
+    {
+        var (p, e) = (paths.ToList(), excludes.ToList());
+        if (p.Count > MaxJobPaths + 1 || e.Count > MaxJobPaths) return $"a job takes at most {MaxJobPaths:N0} paths and {MaxJobPaths:N0} excludes (this one has {p.Count:N0} and {e.Count:N0}): define a backup set, or exclude whole folders";
+        return p.Concat(e).FirstOrDefault(x => x.Length > MaxPathLength) is { } longest
+            ? $"a path or pattern is at most {MaxPathLength:N0} characters (one has {longest.Length:N0}: {longest[..60]}...)"
+            : null;
+    }
+
     public Decision DecideStartBackup(StartBackup cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
     {
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
+        if (TooLarge(cmd.Paths, cmd.Excludes) is { } large) return Reject(large);
+        if (cmd.BackupSet.Length > 255 || cmd.BackupSet.Any(char.IsControl))
+            return Reject("a backup's set name is at most 255 characters, none of them a control character");
         var paths = NormalPaths(cmd.Paths); // as a set's are checked: in the one form they are kept in
         if (paths.Any(p => !p.StartsWith('/'))) return Reject($"paths must be absolute on the client: {string.Join(", ", paths.Where(p => !p.StartsWith('/')))}");
         var client = ResolveClient(cmd.Client, out var why);
@@ -331,6 +350,7 @@ public sealed partial record ManagerState
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
+        if (TooLarge(cmd.Paths.Append(cmd.Target), cmd.Excludes) is { } large) return Reject(large);
         if (!Enum.IsDefined(cmd.Overwrite)) return Reject($"overwrite policy {(int)cmd.Overwrite} is not one this manager knows: always, if-changed, if-newer or never");
         if (cmd.Overwrite != RestoreOverwrite.OverwriteAlways && !cmd.Force)
             return Reject("--overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one " +
@@ -482,7 +502,14 @@ public sealed partial record ManagerState
         !Clients.ContainsKey(client) && !Jobs.Values.Any(j => j.Client == client) && !Snapshots.Any(s => s.Client == client);
 
     /// <summary>What an operator reads for a client the cell does not know (a typo): the ones it knows.</summary>
-    public string UnknownClient(string id) => $"unknown client '{id}': known are {(Clients.Count == 0 ? "none yet" : string.Join(", ", Clients.Keys))}";
+    public string UnknownClient(string id) => $"unknown client '{id}': known are {(Clients.Count == 0 ? "none yet" : Some(Clients.Keys, "abk client list"))}";
+
+    /// <summary>The first 20 of <paramref name="names"/> and how many more (a cell of thousands of hosts named them all in one refusal).</summary>
+    internal static string Some(IEnumerable<string> names, string listing)
+    {
+        var all = names.ToList();
+        return string.Join(", ", all.Take(20)) + (all.Count > 20 ? $" and {all.Count - 20:N0} more ('{listing}')" : "");
+    }
 
     /// <summary>What an operator reads for a library the cell does not know (a typo): the ones it knows.</summary>
     public string UnknownLibrary(string id) =>

@@ -171,6 +171,24 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void A_jobs_paths_and_excludes_are_bounded_and_a_refusal_names_at_most_twenty_clients()
+    {
+        var s = Cell(Enumerable.Range(0, 30).Select(i => $"host{i:D2}").ToArray());
+        var many = new StartBackup { Client = "host00", Paths = { "/srv" } };
+        many.Excludes.AddRange(Enumerable.Range(0, 1001).Select(i => $"*.t{i}"));
+        Assert.Contains("at most 1,000 paths and 1,000 excludes", s.DecideStartBackup(many, Loads(s), Now).Rejection);
+        var longPath = new StartBackup { Client = "host00", Paths = { "/" + new string('a', 5000) } };
+        Assert.Contains("at most 4,096 characters", s.DecideStartBackup(longPath, Loads(s), Now).Rejection);
+        Assert.Contains("control character", s.DecideStartBackup(new StartBackup { Client = "host00", Paths = { "/srv" }, BackupSet = "a\nb" }, Loads(s), Now).Rejection);
+        Assert.Contains("at most 4,096 characters", s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/" + new string('t', 5000) }, Now).Rejection);
+        Assert.Null(s.DecideStartBackup(new StartBackup { Client = "host00", Paths = { "/srv" }, Excludes = { "*.tmp" } }, Loads(s), Now).Rejection);
+
+        var unknown = s.DecideStartBackup(new StartBackup { Client = "nohost", Paths = { "/srv" } }, Loads(s), Now).Rejection!;
+        Assert.Contains("host19 and 10 more ('abk client list')", unknown);
+        Assert.DoesNotContain("host20", unknown);
+    }
+
+    [Fact]
     public void Levels_find_their_parent_and_an_incremental_without_one_is_a_full()
     {
         var s = Cell("a");
