@@ -110,7 +110,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         {
             if (!r.Reason.StartsWith($"client id {_settings.ClientId} is held by ", StringComparison.Ordinal))
             {
-                _log.Warning("client {0}: the manager refused: {1}", _settings.ClientId, r.Reason); // a job's end it would not take, say
+                // A job's end it would not take, say; a manager starting again (transient) answers every report so meanwhile.
+                if (r.Transient) _log.Debug("client {0}: the manager answered: {1}", _settings.ClientId, r.Reason);
+                else _log.Warning("client {0}: the manager refused: {1}", _settings.ClientId, r.Reason);
                 return;
             }
             if (r.Reason != _refusal) _log.Error("client {0}: the manager refused this node's registration: {1}", _settings.ClientId, r.Reason);

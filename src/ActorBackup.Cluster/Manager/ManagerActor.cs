@@ -85,7 +85,32 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     public static Props Supervised(Props manager) =>
         Akka.Pattern.BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(manager, "manager", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, maxNrOfRetries: -1)
             .WithAutoReset(TimeSpan.FromSeconds(60)) // the delay doubles until the manager has run a minute (a failed recovery can take longer than 1 s)
-            .WithFinalStopMessage(m => m is HandOffStop));
+            .WithFinalStopMessage(m => m is HandOffStop)
+            // Asked meanwhile: said so at once (abk, an integrator), not dropped to wait out a timeout.
+            .WithReplyWhileStopped(new CommandRejected
+            {
+                Reason = "the manager is starting again after its journal (the catalog's database) failed, and tries every 30 s at most: " +
+                         "check that database; the manager node's log says what failed",
+                Transient = true,
+            }));
+
+    /// <summary>A journal write failed: Akka stops the manager (its supervisor starts it again). Said in the cell's words, and counted.</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "the manager's journal (the catalog's database) did not take an event ({0}): the manager stops and starts again from its journal " +
+                          "1 s to 30 s from now, until the database answers; nothing it answered before is lost. Check the database ({1})", @event.GetType().Name, cause.Message);
+        Metrics.CellMetrics.JournalFailures.WithLabels("manager", "persist").Inc();
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <summary>The recovery from the journal failed: Akka stops the manager (its supervisor tries again). Said in the cell's words, and counted.</summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "the manager could not recover from its journal (the catalog's database): {0}; it tries again 1 s to 30 s from now. " +
+                           "Check that the database answers, and the connection string the node was given", reason.Message);
+        Metrics.CellMetrics.JournalFailures.WithLabels("manager", "recovery").Inc();
+        base.OnRecoveryFailure(reason, message);
+    }
 
     public ManagerActor(IActorRef mediaRegion, QueueLimits limits, IActorRef? notices)
     {

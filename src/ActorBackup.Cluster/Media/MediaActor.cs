@@ -574,6 +574,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
                      "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
         JournalFailures.Record(Context.System, _declaration.Id, cause.Message, JournalFailures.Now);
+        Metrics.CellMetrics.JournalFailures.WithLabels("media:" + _declaration.Id, "persist").Inc();
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason, Transient = true }); // its job is tried again later
         _persisting.Clear();

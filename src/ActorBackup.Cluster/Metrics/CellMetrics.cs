@@ -40,6 +40,8 @@ public static class CellMetrics
         "1 on the node the cell's manager runs on, 0 on the others (the manager's own series, jobs and queue, are 0 there): alert when the cell's sum is not 1");
     public static readonly Gauge SetLastSnapshot = Prometheus.Metrics.CreateGauge("actorbackup_set_last_snapshot_timestamp_seconds",
         "Unix time of the end of a backup set's newest snapshot in the catalog, 0 before its first: alert when time() minus this passes the set's allowed age", "set");
+    public static readonly Counter JournalFailures = Prometheus.Metrics.CreateCounter("actorbackup_journal_failures_total",
+        "Writes (persist) and recoveries of the journal's database that failed, by actor (manager, or a library's media agent): each stops that actor, which starts again by itself", "actor", "what");
     public static readonly Counter SlotsMissed = Prometheus.Metrics.CreateCounter("actorbackup_slots_missed_total",
         "Scheduled slots of a backup set that could not queue a backup (its client unknown, no library reachable, ...): the reason is in abk set show and the manager's log", "set");
     public static readonly Counter JobErrors = Prometheus.Metrics.CreateCounter("actorbackup_job_errors_total",
