@@ -148,7 +148,7 @@ public sealed class Output(bool json)
             sb.AppendLine($"  took     {pr.Seconds:F1} s{(pr.SecondsWaiting >= 0.5 ? $", {pr.SecondsWaiting:F1} s of it waiting for backups that were running" : "")}");
             foreach (var problem in pr.Problems) sb.AppendLine($"  problem  {problem}");
         }
-        if (j.Kind == JobKind.Restore && j.DryRun && IsFinal(j.State))
+        if (j.Kind == JobKind.Restore && j.DryRun && j.State == JobState.Succeeded)
         {
             // A dry run: what the restore would do, nothing written (its progress is what it planned).
             var planned = j.Progress ?? new JobProgress();

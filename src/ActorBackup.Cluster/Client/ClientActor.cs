@@ -64,10 +64,10 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// (it is sent when a manager registers this client or asks who runs what: every 30 s while one is up) and
     /// <see cref="KeepUnacknowledged"/> has passed (a monotonic clock). A manager down for a night does not count: its
     /// ends were not sent, and are when it is back (before, an hour from the end dropped them unsent, the snapshot
-    /// left out of the catalog).
+    /// left out of the catalog); nor does one that starts again every 30 s on a journal that fails each write (a day).
     /// </summary>
     private const int KeepSends = 120;
-    internal static TimeSpan KeepUnacknowledged { get; set; } = TimeSpan.FromHours(1); // a test sets it to nothing
+    internal static TimeSpan KeepUnacknowledged { get; set; } = TimeSpan.FromHours(24); // a test sets it to nothing
     /// <summary>Per job, a later attempt waiting for the earlier one, cancelled, to end here (never both at once).</summary>
     private readonly Dictionary<string, (JobInfo Job, Func<CancellationToken, JobFinished> Run, bool Cancelled)> _next = [];
     private volatile bool _shuttingDown;
@@ -881,11 +881,17 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         ClientList clients;
         try
         {
-            clients = _manager.Ask<object>(new ListClients(), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() as ClientList ?? new ClientList();
+            clients = _manager.Ask<object>(new ListClients(), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult() switch
+            {
+                ClientList list => list,
+                // The manager starting again after its journal failed: a passing trouble, the restore tried again later.
+                CommandRejected { Transient: true } r => throw new Engine.Library.LibraryBusyException($"the manager could not say which nodes hold client {claimed.Client}'s keys: {r.Reason}"),
+                _ => new ClientList(),
+            };
         }
         catch (AskTimeoutException)
         {
-            throw new MissingKeyException($"this node holds only client {_ring.OnlyClient}'s keys, and the manager did not say in 30 s which nodes could give client {claimed.Client}'s: try again");
+            throw new Engine.Library.LibraryBusyException($"this node holds only client {_ring.OnlyClient}'s keys, and the manager did not say in 30 s which nodes could give client {claimed.Client}'s: tried again later");
         }
         var refusals = new List<string>();
         foreach (var holder in clients.Clients.Where(c => c.Reachable && c.Id != _settings.ClientId && c.Address.Contains("/user/", StringComparison.Ordinal))

@@ -173,25 +173,25 @@ public sealed class DataPlaneSessions : IExtension
                 live.Library.Append(id, flags, payload);
                 Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
             }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
         public void Release(ChunkId id)
         {
             try { session.Library.Release(id); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
         public bool Contains(ChunkId id)
         {
             try { return session.Library.Contains(id); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
         public IReadOnlySet<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
         {
             try { return session.Library.Missing(ids); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
         public bool Sequential => open.Library.Sequential;
@@ -218,7 +218,7 @@ public sealed class DataPlaneSessions : IExtension
             var live = session;
             if (!live.Write) throw new InvalidOperationException("a read session cannot record references");
             try { live.Library.AddReferences(snapshot, ids); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException) { throw Fault(e); }
+            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
             catch (ObjectDisposedException e) { throw new LibraryFaultException($"library {live.LibraryId} was closed: {e.Message}"); } // opened again: the job runs again
         }
 

@@ -206,8 +206,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<IndexReport>(r =>
         {
             if (Refused(r, id => Trust.MessageSignature.IsMediaNode(id, r.Library), $"a media node of library {r.Library}")) return;
-            // An older report of the same node (one passed on again later) does not undo a newer one.
-            if (_libraryReports.TryGetValue(r.Library, out var had) && had.Node == r.Node && had.UnixMs > r.UnixMs) return;
+            var had = _libraryReports.GetValueOrDefault(r.Library);
+            if (!ManagerState.Replaces(had, r)) return;
+            if (had is not null && had.Node == r.Node && had.UnixMs > r.UnixMs)
+                _log.Warning("library {0}: a report dated {1:F0} s before the last one: its media node's clock went back; taken", r.Library, (had.UnixMs - r.UnixMs) / 1000.0);
             _libraryReports[r.Library] = r;
         });
         Command<RequestTicket>(m =>

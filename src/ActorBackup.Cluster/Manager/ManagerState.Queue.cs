@@ -386,6 +386,14 @@ public sealed partial record ManagerState
         }
     }
 
+    /// <summary>
+    /// Whether a library's report replaces the one the manager holds: an older one of the same node (passed on again
+    /// later) does not undo a newer one, but one older by a minute or more is that node's clock gone back (NTP after it
+    /// booted ahead), taken: kept out, the manager held the library's state of before (unavailable, full) for the step.
+    /// </summary>
+    public static bool Replaces(IndexReport? had, IndexReport report) =>
+        had is null || had.Node != report.Node || had.UnixMs <= report.UnixMs || had.UnixMs - report.UnixMs >= 60_000;
+
     /// <summary>What a job id the history does not hold says: a typo, or an ended job forgotten (DecideCompaction).</summary>
     public static string NoJob(string id) =>
         $"no job {id}: list them with 'abk job list' (the history forgets ended jobs beyond the newest 100 of each backup set, and of each client's restores: actorbackup.manager.keep-jobs-per-set)";

@@ -279,27 +279,30 @@ public sealed partial record ManagerState
 
     public sealed record Decision(IReadOnlyList<IMessage> Events, string? Rejection, JobInfo? Job = null);
 
-    /// <summary>The most paths, and the most excludes, one job takes; the longest of each (a path is at most PATH_MAX).</summary>
-    public const int MaxJobPaths = 1000, MaxPathLength = 4096;
+    /// <summary>The most paths, and the most excludes, one job takes; the longest of each (a path is at most PATH_MAX); all of them together.</summary>
+    public const int MaxJobPaths = 1000, MaxPathLength = 4096, MaxJobPathChars = 256 * 1024;
 
     /// <summary>
     /// Why a job's paths or excludes are more than it takes: a job is kept in the journal, in every job list and in
     /// every notice of its end, and megabytes of patterns from a portal's form would make each of those too large to send.
     /// </summary>
-    private static string? TooLarge(IEnumerable<string> paths, IEnumerable<string> excludes)
+    /// <param name="more">paths beside the job's own among <paramref name="paths"/> (a restore's target)</param>
+    private static string? TooLarge(IEnumerable<string> paths, IEnumerable<string> excludes, int more)
     {
         var (p, e) = (paths.ToList(), excludes.ToList());
-        if (p.Count > MaxJobPaths + 1 || e.Count > MaxJobPaths) return $"a job takes at most {MaxJobPaths:N0} paths and {MaxJobPaths:N0} excludes (this one has {p.Count:N0} and {e.Count:N0}): define a backup set, or exclude whole folders";
-        return p.Concat(e).FirstOrDefault(x => x.Length > MaxPathLength) is { } longest
-            ? $"a path or pattern is at most {MaxPathLength:N0} characters (one has {longest.Length:N0}: {longest[..60]}...)"
-            : null;
+        if (p.Count > MaxJobPaths + more || e.Count > MaxJobPaths)
+            return $"a job takes at most {MaxJobPaths:N0} paths and {MaxJobPaths:N0} excludes (this one has {p.Count - more:N0} and {e.Count:N0}): define a backup set, or exclude whole folders";
+        if (p.Concat(e).FirstOrDefault(x => x.Length > MaxPathLength) is { } longest)
+            return $"a path or pattern is at most {MaxPathLength:N0} characters (one has {longest.Length:N0}: {longest[..60]}...)";
+        var chars = p.Concat(e).Sum(x => (long)x.Length);
+        return chars > MaxJobPathChars ? $"a job's paths and excludes are at most {MaxJobPathChars / 1024:N0} KiB together (these are {chars / 1024:N0} KiB): define a backup set, or exclude whole folders" : null;
     }
 
     public Decision DecideStartBackup(StartBackup cmd, IReadOnlyList<LibraryLoad> loads, DateTimeOffset now)
     {
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
-        if (TooLarge(cmd.Paths, cmd.Excludes) is { } large) return Reject(large);
+        if (TooLarge(cmd.Paths, cmd.Excludes, 0) is { } large) return Reject(large);
         if (cmd.BackupSet.Length > 255 || cmd.BackupSet.Any(char.IsControl))
             return Reject("a backup's set name is at most 255 characters, none of them a control character");
         var paths = NormalPaths(cmd.Paths); // as a set's are checked: in the one form they are kept in
@@ -350,7 +353,7 @@ public sealed partial record ManagerState
     {
         if (cmd.Target == "" || !cmd.Target.StartsWith('/')) return Reject("a restore needs an absolute target folder on the client (--to DIR)");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
-        if (TooLarge(cmd.Paths.Append(cmd.Target), cmd.Excludes) is { } large) return Reject(large);
+        if (TooLarge(cmd.Paths.Append(cmd.Target), cmd.Excludes, 1) is { } large) return Reject(large);
         if (!Enum.IsDefined(cmd.Overwrite)) return Reject($"overwrite policy {(int)cmd.Overwrite} is not one this manager knows: always, if-changed, if-newer or never");
         if (cmd.Overwrite != RestoreOverwrite.OverwriteAlways && !cmd.Force)
             return Reject("--overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one " +
@@ -394,9 +397,8 @@ public sealed partial record ManagerState
         // Only * and ? make a glob here: a name may hold [ or { itself ("/photos/[2019] trip"), taken as the path it reads.
         var asked = cmd.Paths.Where(p => p.IndexOfAny(['*', '?']) < 0).Select(Normal).ToList();
         bool Holds(SnapshotManifest s) => asked.All(p => s.Paths.Select(Normal).Any(b => Overlap(p, b)));
-        var snapshots = NotAhead(now);
-        for (var i = snapshots.Count - 1; i >= 0; i--)
-            if ((cmd.Client == "" || snapshots[i].Client == cmd.Client) && Holds(snapshots[i])) return snapshots[i].Id;
+        var snapshots = NotAhead(Snapshots.Where(s => (cmd.Client == "" || s.Client == cmd.Client) && Holds(s)).ToList(), now);
+        if (snapshots.Count > 0) return snapshots[^1].Id;
         return cmd.Snapshot;
     }
 
@@ -565,17 +567,20 @@ public sealed partial record ManagerState
     /// A snapshot stamped ahead of <paramref name="now"/> (made while a clock was ahead) is no parent: its times would make
     /// the backup trust what changed in them (a full is made rather than compare with it).
     public SnapshotManifest? ParentFor(string client, string backupSet, BackupLevel level, DateTimeOffset now, string? library = null) =>
-        Engine.Catalog.SnapshotCatalog.ParentFor(NotAhead(now).Where(s => library is null || s.Library == library), backupSet, client, ToEngineLevel(level));
+        Engine.Catalog.SnapshotCatalog.ParentFor(Snapshots.Where(s => !Engine.Catalog.Retention.Ahead(s, now) && (library is null || s.Library == library)), backupSet, client, ToEngineLevel(level));
 
     /// <summary>
     /// The catalog's snapshots but those stamped ahead of <paramref name="now"/> (Retention.Ahead: made while a clock was
     /// ahead, set right since), which are not the newest of anything; all of them when there is no now, or only such.
     /// </summary>
-    private IReadOnlyList<SnapshotManifest> NotAhead(DateTimeOffset? now)
+    private IReadOnlyList<SnapshotManifest> NotAhead(DateTimeOffset? now) => NotAhead(Snapshots, now);
+
+    /// <summary><see cref="NotAhead(DateTimeOffset?)"/> of <paramref name="oldestFirst"/> (one client's, say: all of them when they are all ahead).</summary>
+    private static IReadOnlyList<SnapshotManifest> NotAhead(IReadOnlyList<SnapshotManifest> oldestFirst, DateTimeOffset? now)
     {
-        if (Snapshots.Count == 0 || !Engine.Catalog.Retention.Ahead(Snapshots[^1], now)) return Snapshots; // oldest first: the last is the newest
-        var fit = Snapshots.Where(s => !Engine.Catalog.Retention.Ahead(s, now)).ToList();
-        return fit.Count > 0 ? fit : Snapshots;
+        if (oldestFirst.Count == 0 || !Engine.Catalog.Retention.Ahead(oldestFirst[^1], now)) return oldestFirst; // the last is the newest
+        var fit = oldestFirst.Where(s => !Engine.Catalog.Retention.Ahead(s, now)).ToList();
+        return fit.Count > 0 ? fit : oldestFirst;
     }
 
     /// <summary>The library holding a set's newest snapshot: where its chain continues.</summary>
@@ -597,7 +602,7 @@ public sealed partial record ManagerState
 
     /// <summary>A snapshot of <paramref name="client"/>'s alone, by id, unique prefix or 'latest'; <paramref name="none"/> when it has none.</summary>
     public SnapshotManifest FindSnapshotOf(string client, string idOrPrefix, string none, DateTimeOffset? now = null) =>
-        Engine.Catalog.SnapshotCatalog.Find((idOrPrefix is "" or "latest" ? NotAhead(now) : Snapshots).Where(s => s.Client == client).ToList(), s => s.Id, idOrPrefix,
+        Engine.Catalog.SnapshotCatalog.Find(NotAhead(Snapshots.Where(s => s.Client == client).ToList(), idOrPrefix is "" or "latest" ? now : null), s => s.Id, idOrPrefix,
             "list them with 'abk snapshot list'", none, " of client " + client);
 
     /// <summary>

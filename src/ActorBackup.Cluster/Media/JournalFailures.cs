@@ -31,6 +31,10 @@ public static class JournalFailures
             return (now + wait, wait, why);
         });
 
+    /// <summary>How long <paramref name="library"/>'s agent waits from <paramref name="now"/> before it tries its journal again (zero: it does not wait).</summary>
+    public static TimeSpan HeldFor(ActorSystem system, string library, DateTime now) =>
+        Of(system).TryGetValue(library, out var f) && now < f.Until ? f.Until - now : TimeSpan.Zero;
+
     /// <summary>A journal write of <paramref name="library"/>'s agent succeeded: no backoff any more.</summary>
     public static void Cleared(ActorSystem system, string library) => Of(system).TryRemove(library, out _);
 
@@ -38,6 +42,6 @@ public static class JournalFailures
     public static string? Holding(ActorSystem system, string library, DateTime now) =>
         Of(system).TryGetValue(library, out var f) && now < f.Until
             ? $"library {library}: its media agent's journal (its node's database) could not be written ({f.Why}); it reads but takes no writes, " +
-              $"and tries again in {Math.Ceiling((f.Until - now).TotalSeconds):F0} s: free space where that node keeps its database, or check the database"
+              $"and tries again in {Math.Ceiling((f.Until - now).TotalSeconds):F0} s (at {DateTime.UtcNow + (f.Until - now):HH:mm:ss} UTC): free space where that node keeps its database, or check the database"
             : null;
 }

@@ -578,6 +578,17 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason, Transient = true }); // its job is tried again later
         _persisting.Clear();
+        // Stopped, the agent has no timer: once the hold has passed, a look at its status starts it again (it tries its
+        // journal then); else it waited for the next job sent to it, and the queue sends none to a library it was told is unavailable.
+        try
+        {
+            Context.System.Scheduler.ScheduleTellOnce(JournalFailures.HeldFor(Context.System, _declaration.Id, JournalFailures.Now) + TimeSpan.FromSeconds(1),
+                MediaRegion, new GetLibraryStatus { Library = _declaration.Id }, ActorRefs.NoSender);
+        }
+        catch (Exception e) // no sharding here (a test's agent): ClusterSharding says so with an exception of its own
+        {
+            _log.Warning("library {0}: no media region to start the agent again after its journal's hold ({1}): the next job or look does", _declaration.Id, e.Message);
+        }
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
@@ -694,7 +705,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         var journal = JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now);
         foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket, journal);
         CloseLibrary();
-        foreach (var gauge in Metrics.CellMetrics.LibrarySeries) gauge.RemoveLabelled(_declaration.Id); // no figures of a library this node no longer serves
+        // No figures of a library this node no longer serves; one stopped on its journal is this node's still, and not
+        // available (its series gone, an alert on available == 0 would stay silent just when it broke).
+        if (journal is not null) Metrics.CellMetrics.LibraryAvailable.WithLabels(_declaration.Id).Set(0);
+        else foreach (var gauge in Metrics.CellMetrics.LibrarySeries) gauge.RemoveLabelled(_declaration.Id);
         base.PostStop();
     }
 }

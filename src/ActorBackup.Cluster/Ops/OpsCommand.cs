@@ -120,7 +120,16 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
 
     private async Task<T> Ask<T>(IActorRef target, object message, string who, TimeSpan? timeout = null) where T : class
     {
-        var reply = await AskAny(target, message, who, timeout);
+        object reply;
+        try
+        {
+            reply = await AskAny(target, message, who, timeout);
+        }
+        catch (TimeoutException e) when (typeof(T) == typeof(JobAccepted))
+        {
+            // A slow journal answers late, not never: the job may be queued a moment after the ask gave up.
+            throw new TimeoutException(e.Message + "; the job asked for may still be queued: look with 'abk job list' before asking again", e);
+        }
         return reply switch
         {
             T t => t,

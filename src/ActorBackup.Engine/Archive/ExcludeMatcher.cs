@@ -12,9 +12,14 @@ public sealed class ExcludeMatcher
 {
     private readonly List<Glob> _pathGlobs = [];
     private readonly List<Glob> _nameGlobs = [];
+    /// <summary>With tracking: each glob's pattern as written, and those that matched something (not thread-safe then).</summary>
+    private readonly Dictionary<Glob, string>? _written;
+    private readonly HashSet<string>? _matched;
 
-    public ExcludeMatcher(IEnumerable<string>? patterns)
+    /// <param name="track">remember which patterns matched something (<see cref="Unmatched"/>): one thread only</param>
+    public ExcludeMatcher(IEnumerable<string>? patterns, bool track = false)
     {
+        if (track) (_written, _matched) = (new(ReferenceEqualityComparer.Instance), new(StringComparer.Ordinal));
         foreach (var p in patterns ?? [])
         {
             if (string.IsNullOrWhiteSpace(p)) continue;
@@ -28,7 +33,20 @@ public sealed class ExcludeMatcher
                 throw new ArgumentException($"exclude pattern '{p}' is not a valid glob: {e.Message}", e);
             }
             (p.Contains('/') ? _pathGlobs : _nameGlobs).Add(glob);
+            _written?.TryAdd(glob, p);
         }
+    }
+
+    /// <summary>
+    /// With tracking, the patterns of paths (with a '/') that matched nothing so far: one that does not begin with a '/'
+    /// (etc/fstab) never matches, as it names whole paths. Those of names ("*.tmp") are not said: none there is no mistake.
+    /// </summary>
+    public IEnumerable<string> Unmatched => _written is null ? [] : _written.Values.Where(p => p.Contains('/') && !_matched!.Contains(p)).Distinct();
+
+    private bool Hit(Glob g)
+    {
+        if (_written is not null) _matched!.Add(_written[g]);
+        return true;
     }
 
     /// <summary>
@@ -40,10 +58,10 @@ public sealed class ExcludeMatcher
         if (_nameGlobs.Count + _pathGlobs.Count == 0) return false;
         // A backslash in a name is a character, not a separator (PosixNames.ForGlob).
         var globName = Posix.PosixNames.ForGlob(name);
-        foreach (var g in _nameGlobs) if (g.IsMatch(globName)) return true;
+        foreach (var g in _nameGlobs) if (g.IsMatch(globName)) return Hit(g);
         if (_pathGlobs.Count == 0) return false;
         var fullPath = Posix.PosixNames.ForGlob(folderPrefix + name);
-        foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return true;
+        foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return Hit(g);
         return false;
     }
 }

@@ -3,7 +3,11 @@ using ActorBackup.Engine.Hashing;
 namespace ActorBackup.Engine.Library;
 
 /// <summary>A chunk another writer has been storing for too long (DiskLibrary.ReserveWaitLimit): a passing trouble, the job is tried again.</summary>
-public sealed class LibraryBusyException(string message) : IOException(message);
+/// <summary>
+/// A passing trouble of the library (a chunk another writer holds too long, its journal failed a moment ago): the job
+/// fails and is tried again later. A source fault: a read it stops is not the chunk's damage.
+/// </summary>
+public sealed class LibraryBusyException(string message) : IOException(message), Codec.ISourceFault;
 
 // Who stores a chunk that several writers want at once.
 public sealed partial class DiskLibrary

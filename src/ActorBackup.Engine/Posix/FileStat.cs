@@ -21,3 +21,7 @@ public readonly record struct FileStat(
 
     private const ulong Mebibyte = 1 << 20;
 }
+
+/// <summary>What is at a name a restore makes (RootedDirectory.Existing): enough to judge whether to leave it (--overwrite).</summary>
+/// <param name="Mode">the permission bits (07777)</param>
+public readonly record struct Existing(FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec, uint Mode, uint Uid, uint Gid);

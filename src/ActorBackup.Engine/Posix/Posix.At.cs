@@ -390,6 +390,20 @@ public static unsafe partial class Posix
             return renameat(dir, f, dir, t) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
+    /// <summary>renameat2's flag: fail with EEXIST rather than replace what is at the new name.</summary>
+    internal const uint RenameNoReplace = 1;
+
+    [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true)]
+    private static partial int renameat2(int olddirfd, byte* oldname, int newdirfd, byte* newname, uint flags);
+
+    /// <summary>renameat2 within one folder: 0, or the errno (EINVAL or ENOSYS where the file system or kernel has no such flag).</summary>
+    internal static int RenameAt(int dir, string from, string to, uint flags)
+    {
+        fixed (byte* f = CString(from))
+        fixed (byte* t = CString(to))
+            return renameat2(dir, f, dir, t, flags) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     internal static int UnlinkAt(int dir, string name)
     {
         fixed (byte* p = CString(name)) return unlinkat(dir, p, 0) == 0 ? 0 : Marshal.GetLastPInvokeError();
@@ -517,9 +531,9 @@ public static unsafe partial class Posix
     /// <param name="path">what messages call it (its path under the restore target)</param>
     internal static FileKind? KindAt(int dir, string name, string path) => ExistingAt(dir, name, path)?.Kind;
 
-    /// <summary>What is at a name in an open folder (a symlink is not followed): its kind, size and mtime; null when there is none.</summary>
+    /// <summary>What is at a name in an open folder (a symlink is not followed): its kind, size, mtime, mode and owner; null when there is none.</summary>
     /// <param name="path">what messages call it (its path under the restore target)</param>
-    internal static (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec)? ExistingAt(int dir, string name, string path)
+    internal static Existing? ExistingAt(int dir, string name, string path)
     {
         Statx sx;
         fixed (byte* n = CString(name))
@@ -529,7 +543,7 @@ public static unsafe partial class Posix
                 if (errno is ENOENT or ENOTDIR) return null;
                 throw new PosixException(errno, $"stat {path}: {Describe(errno)}");
             }
-        return (KindOf(sx.Mode), sx.Size, sx.Mtime.Sec, sx.Mtime.Nsec);
+        return new Existing(KindOf(sx.Mode), sx.Size, sx.Mtime.Sec, sx.Mtime.Nsec, (uint)sx.Mode & 0xFFF, sx.Uid, sx.Gid);
     }
 
     private static FileKind KindOf(ushort mode) => (mode & 0xF000) switch

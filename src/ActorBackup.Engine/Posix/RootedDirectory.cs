@@ -145,7 +145,7 @@ public sealed class RootedDirectory : IDisposable
     public FileKind? KindOf(string relative) => InParent(relative, (dir, name) => Posix.KindAt(dir, name, Full(relative)));
 
     /// <summary>What is at <paramref name="relative"/> (a symlink not followed): its kind, size and mtime; null when nothing is, or its folder is not there.</summary>
-    public (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec)? Existing(string relative)
+    public Existing? Existing(string relative)
     {
         try
         {
@@ -190,14 +190,16 @@ public sealed class RootedDirectory : IDisposable
     /// staging name (<see cref="StagingName"/>), and <see cref="Replace"/> puts it in its place once it is whole
     /// (<see cref="Discard"/> removes it). <paramref name="staged"/>: the staging name (an unnamed file gets it from
     /// <see cref="NameStaged"/>); <paramref name="stagedUnnamed"/>: it has none yet. A restore that fails on the file (a
-    /// chunk it cannot read, no room for the copy, a kill) leaves the file that was there as it was.
+    /// chunk it cannot read, no room for the copy, a kill) leaves the file that was there as it was. <paramref name="stageNew"/>:
+    /// staged even when nothing is at its name yet (so that no name ever holds a file not yet whole: a restore that keeps
+    /// what it finds, --overwrite never, must not keep its own earlier attempt's half-written file).
     /// </summary>
     public Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string relative, long size, out string? staged, out bool stagedUnnamed, bool sparse = false,
-        uint flagsBeforeData = 0, bool setFlags = false, bool stage = true, bool unnamed = true)
+        uint flagsBeforeData = 0, bool setFlags = false, bool stage = true, bool unnamed = true, bool stageNew = false)
     {
         staged = null;
         stagedUnnamed = false;
-        var fd = Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
+        var fd = stage && stageNew && !Fresh ? -Posix.EEXIST : Posix.OpenBeneath(_root, relative, Posix.OWrOnly | Posix.OCreat | Posix.OExcl, 0x180);
         if (fd == -Posix.EEXIST)
         {
             if (!stage || Fresh || KindOf(relative) is FileKind.Directory) RemoveNonDirectory(relative); // a Fresh root's Taken, a folder's error
@@ -254,9 +256,25 @@ public sealed class RootedDirectory : IDisposable
     /// never neither). Over a file left immutable or append-only, root takes it away first; if the rename still fails
     /// then, a <see cref="StagedKeptException"/> says so (the new copy is kept under its staging name: the only one left).
     /// </summary>
-    public void Replace(string staged, string relative) => InParent(relative, (dir, name) =>
+    /// <param name="noReplace">only when nothing is at <paramref name="relative"/> (renameat2 RENAME_NOREPLACE): false, and the
+    /// staged copy removed, when something is (made there since the restore looked: --overwrite never keeps it)</param>
+    public bool Replace(string staged, string relative, bool noReplace = false) => InParent(relative, (dir, name) =>
     {
         var from = staged[(staged.LastIndexOf('/') + 1)..];
+        if (noReplace)
+        {
+            var taken = Posix.RenameAt(dir, from, name, Posix.RenameNoReplace);
+            if (taken == Posix.EEXIST)
+            {
+                Discard(staged);
+                return false;
+            }
+            if (taken is not (Posix.EINVAL or Posix.ENOSYS)) // a file system without it: the plain rename below
+            {
+                if (taken != 0) throw Failure("place", relative, taken, locks: true);
+                return true;
+            }
+        }
         var errno = Posix.RenameAt(dir, from, name);
         // Over a file left immutable or append-only (chattr +i /etc/resolv.conf): root takes its flags away and removes
         // it (RemoveNonDirectory), then the rename goes through; the snapshot's flags are set on the new one after.
@@ -269,7 +287,7 @@ public sealed class RootedDirectory : IDisposable
                                               $"kept as {Full(staged)}: rename it into place");
         }
         if (errno != 0) throw Failure("replace", relative, errno, locks: true);
-        return 0;
+        return true;
     });
 
     /// <summary>A restored file left under its staging name, the file it was to replace gone: it is not to be removed.</summary>

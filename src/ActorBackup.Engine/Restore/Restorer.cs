@@ -157,7 +157,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // rescue system's ids are not the restored system's).
         _numericOwner = options.NumericOwner || (snapshot.Root is not null && options.Include.Count == 0);
         _sparse = options.Sparse;
-        _excludes = new Archive.ExcludeMatcher(options.Excludes);
+        _excludes = new Archive.ExcludeMatcher(options.Excludes, track: true);
         // Nothing is there to keep but with --force (a new or empty folder, or what an earlier attempt wrote whole or not).
         _overwrite = options.Force ? options.Overwrite : OverwritePolicy.Always;
         var targetStat = Posix.Posix.LStat(target);
@@ -325,6 +325,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // One of several that matched nothing (a typo beside good paths) is an error of the restore, not silence.
         foreach (var unmatched in _pathsAsked.Where((_, i) => !_pathsMatched.Contains(i)).Concat(_globsAsked.Where((_, i) => !_globsMatched.Contains(i))))
             AddError(new SnapshotError { Path = unmatched, Reason = $"not restored: nothing in snapshot {snapshot.Id} matches it{leftOut} (list the snapshot with ls to see its paths)" });
+        // An exclude that left nothing out (etc/fstab for /etc/fstab: a pattern with a '/' names whole paths) is said:
+        // the file the operator meant to keep as it is was written over.
+        foreach (var unmatched in _excludes.Unmatched)
+            AddError(new SnapshotError { Path = unmatched, Reason = $"--exclude {unmatched} left nothing out: no path of the snapshot matches it (a pattern with a '/' is matched against whole paths: /etc/fstab, /srv/**/cache)" });
     }
 
     /// <summary>
@@ -593,7 +597,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private bool Keeps(Entry entry)
     {
         if (_existing is null) return false;
-        (FileKind Kind, ulong Size, long MtimeSec, uint MtimeNsec) there;
+        Posix.Existing there;
         try
         {
             if (_existing.Existing(entry.Relative) is not { } found) return false;
@@ -609,11 +613,15 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             OverwritePolicy.Never => true,
             // One stamped later than now (written while its host's clock was ahead) is not taken for newer: it is replaced.
             OverwritePolicy.IfNewer => (there.MtimeSec, there.MtimeNsec).CompareTo((node.MtimeSec, node.MtimeNsec)) >= 0 && there.MtimeSec <= _now + FutureSlackSeconds,
+            // Its mode and owner too (a chmod -R or chown -R to undo keeps sizes and times); a symlink's mode is always 0777.
             OverwritePolicy.IfChanged => there.Kind == KindOf(node.Type) && there.MtimeSec == node.MtimeSec && there.MtimeNsec == node.MtimeNsec
-                                         && (there.Kind != FileKind.Regular || there.Size == node.Size),
+                                         && (there.Kind != FileKind.Regular || there.Size == node.Size)
+                                         && (there.Kind == FileKind.Symlink || there.Mode == ModeWanted(entry))
+                                         && (!_wave.RestoreOwner || (there.Uid, there.Gid) == (OwnerNames.Resolve(node.Uid, node.User, _numericOwner, UserIdHere),
+                                                                                             OwnerNames.Resolve(node.Gid, node.Group, _numericOwner, GroupIdHere))),
             _ => false,
         };
-        if (keep) _kept++;
+        if (keep) Interlocked.Increment(ref _kept);
         return keep;
     }
 
@@ -1092,7 +1100,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                     // its name (a tape's many files at once) needs a name from the start.
                     slot.Handle = _root.CreateFile(slot.File.Relative, (long)slot.File.Node.Size, out slot.Staged, out slot.Unnamed,
                         sparse: _sparse || slot.File.Node.HasHoles(), flagsBeforeData: slot.File.Node.Flags & FileFlags.BeforeData, setFlags: _resetFlags,
-                        stage: _force, unnamed: !_boundOpenFiles && !UnnamedFails);
+                        stage: _force, unnamed: !_boundOpenFiles && !UnnamedFails,
+                        // A restore that keeps what it finds at a name: a file is never there unwhole (a retry, or the
+                        // operator's next run, would keep this attempt's half-written one).
+                        stageNew: _overwrite is OverwritePolicy.Never or OverwritePolicy.IfNewer);
                     if (slot.Staged is not null && !slot.Unnamed) _staged.TryAdd(slot.Staged, 0);
                     if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
@@ -1223,8 +1234,16 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             if (slot.Staged is { } staged)
                 try
                 {
-                    _root.Replace(staged, file.Relative);
+                    // --overwrite never: a file made at its name since the restore looked (a plan hours before, from tape) is kept.
+                    var placed = _root.Replace(staged, file.Relative, noReplace: _overwrite == OverwritePolicy.Never);
                     _staged.TryRemove(staged, out _);
+                    if (!placed)
+                    {
+                        Interlocked.Increment(ref _kept);
+                        Interlocked.Decrement(ref _filesPlanned);
+                        Interlocked.Add(ref _bytesPlanned, -(long)file.Node.Size);
+                        return;
+                    }
                 }
                 catch (RootedDirectory.StagedKeptException e)
                 {
@@ -1335,6 +1354,13 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     }
 
     /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
+    /// <summary>The mode <see cref="ModeOf"/> gives <paramref name="e"/>, saying nothing (what --overwrite if-changed compares).</summary>
+    private uint ModeWanted(Entry e)
+    {
+        var mode = WithoutAcl(e.Node, e.Node.Mode) & 0xFFF;
+        return _privileged ? mode : mode & ~SetIdBits;
+    }
+
     private uint ModeOf(Entry e)
     {
         var mode = WithoutAcl(e.Node, e.Node.Mode);

@@ -225,6 +225,17 @@ public class JobQueueTests
     }
 
     [Fact]
+    public void A_library_report_a_little_older_than_the_last_is_not_taken_but_one_a_clock_step_older_is()
+    {
+        var last = new IndexReport { Library = "lib1", Node = "n1", UnixMs = 10_000_000, Unavailable = "full" };
+        Assert.False(ManagerState.Replaces(last, new IndexReport { Library = "lib1", Node = "n1", UnixMs = 9_995_000 })); // passed on again late
+        Assert.True(ManagerState.Replaces(last, new IndexReport { Library = "lib1", Node = "n1", UnixMs = 10_005_000 }));
+        Assert.True(ManagerState.Replaces(last, new IndexReport { Library = "lib1", Node = "n1", UnixMs = 10_000_000 - 7_200_000 })); // NTP stepped back 2 h
+        Assert.True(ManagerState.Replaces(last, new IndexReport { Library = "lib1", Node = "n2", UnixMs = 1 })); // another node now
+        Assert.True(ManagerState.Replaces(null, last));
+    }
+
+    [Fact]
     public void A_restores_excludes_overwrite_policy_and_dry_run_reach_its_job_and_a_dry_run_blocks_no_other()
     {
         var s = Cell();

@@ -211,6 +211,11 @@ public class ManagerStateTests
         Assert.Equal("i1", t.FindSnapshot("latest", "a", Now).Id);
         Assert.Equal("i1", t.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Paths = { "/data/x" } }, Now).Job!.Snapshot);
         Assert.Equal("x1", t.FindSnapshot("x1").Id); // named, it is there
+        // A client whose snapshots are all ahead: its newest is still its latest (not "no snapshot yet"), but no parent.
+        var other = t.Apply(new ClientRegistered { Id = "b", Address = "akka.tcp://actorbackup@b/user/client" })
+            .Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = "y1", Client = "b", BackupSet = "/data", Level = Level.Full, FinishedUnixMs = Now.AddYears(1).ToUnixTimeMilliseconds() }.ToByteString() });
+        Assert.Equal("y1", other.FindSnapshot("latest", "b", Now).Id);
+        Assert.Null(other.ParentFor("b", "/data", BackupLevel.LevelIncremental, Now));
         var next = s.DecideStartBackup(new StartBackup { Paths = { "/data/" } }, Loads(s), Now);
         Assert.Equal(BackupLevel.LevelIncremental, next.Job!.Level); // default level, parent exists; trailing '/' is the same set
         // A path is kept in the one form listings show: an escape's case, a trailing '/' or a second mention make no other set.

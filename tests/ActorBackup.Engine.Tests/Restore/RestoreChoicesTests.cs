@@ -126,6 +126,49 @@ public class RestoreChoicesTests
     }
 
     [Fact]
+    public void Under_overwrite_never_no_name_holds_a_file_not_yet_whole_and_one_made_there_meanwhile_is_kept()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        var lost = f.File("lost", "never stored");
+        lost.Chunks = Google.Protobuf.ByteString.CopyFrom(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        // The file the restore cannot finish leaves nothing at its name (a retry, or the next run, would keep it); one
+        // an application made at its name after the restore looked is kept, not replaced.
+        var result = f.Restore(target, new RestoreOptions
+        {
+            Force = true, Overwrite = OverwritePolicy.Never,
+            Phase = phase => { if (phase == "directories") File.WriteAllText(Path.Combine(target, "late"), "made meanwhile"); },
+        }, lost, f.File("late", "from the snapshot"), f.File("new", "restored"));
+
+        Assert.False(File.Exists(Path.Combine(target, "lost")));
+        Assert.Equal("made meanwhile", Read(target, "late"));
+        Assert.Equal("restored", Read(target, "new"));
+        Assert.Equal((1, 1, 1), (result.Files, result.Kept, result.NotRestored));
+        Assert.Empty(Directory.EnumerateFiles(target, ".abk-restore-*"));
+    }
+
+    [Fact]
+    public void Overwrite_if_changed_replaces_a_file_whose_mode_alone_differs_and_an_exclude_of_no_path_is_an_error()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        File.WriteAllText(Path.Combine(target, "key"), "same");
+        Date(Path.Combine(target, "key"), Then);
+        File.SetUnixFileMode(Path.Combine(target, "key"), (UnixFileMode)0b111_111_111); // a chmod -R 777 to undo
+        var key = Dated(f.File("key", "same"), Then);
+        key.Mode = 0b110_000_000;
+
+        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfChanged, Excludes = ["etc/fstab", "*.tmp"] }, key);
+
+        Assert.Equal((1, 0), (result.Files, result.Kept));
+        Assert.Equal((UnixFileMode)0b110_000_000, File.GetUnixFileMode(Path.Combine(target, "key")));
+        // etc/fstab names no path (whole paths begin with '/'): said; a name pattern that meets nothing is no mistake.
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("etc/fstab", error.Path);
+        Assert.Contains("left nothing out", error.Reason);
+    }
+
+    [Fact]
     public void A_dry_run_counts_what_would_be_restored_and_left_and_writes_nothing()
     {
         using var f = new PathSafetyTests.Fixture();
