@@ -974,7 +974,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 RestoreOverwrite.OverwriteIfChanged => OverwritePolicy.IfChanged,
                 RestoreOverwrite.OverwriteIfNewer => OverwritePolicy.IfNewer,
                 RestoreOverwrite.OverwriteNever => OverwritePolicy.Never,
-                _ => OverwritePolicy.Always,
+                RestoreOverwrite.OverwriteAlways => OverwritePolicy.Always,
+                // A policy of a newer build: not taken for "always" (that would write over what it says to keep).
+                var unknown => throw new InvalidDataException($"overwrite policy {(int)unknown} is not one this client's build knows: upgrade its node, or restore without it"),
             },
             // The folders on the way found there, kept for a retry (which leaves them as the first attempt did).
             FoundBefore = resumes is null ? null : _restoreClaims.FoundOf(job.Id, job.Target),

@@ -249,6 +249,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<StartRestore>(m =>
         {
             if (Unsigned(m) || (_state.RestoresElsewhere(m) && OperatorOnly(m, "restore a snapshot onto another host's folders"))) return;
+            if (OlderClient(m) is { } older)
+            {
+                Sender.Tell(new CommandRejected { Reason = older });
+                return;
+            }
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
         });
         Command<StartVerify>(m =>
@@ -867,6 +872,39 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         if (_clientRefs.Keys.Any(other => _state.Clients.TryGetValue(other, out var o) && o.Address == known.Address)) return false;
         return Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m =>
             m.Address == path.Address && m.HasRole("client") && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp);
+    }
+
+    /// <summary>
+    /// Below the first build whose client knows a restore's excludes, overwrite policy and dry run (1.20261207.1538-266163f;
+    /// an older one ignores them: a plain restore). A minute before it: a version with a commit after it sorts below its bare number.
+    /// </summary>
+    public static readonly Akka.Util.AppVersion RestoreChoicesSince = Akka.Util.AppVersion.Create("1.20261207.1537");
+
+    /// <summary>
+    /// Why a restore with --exclude, --overwrite or --dry-run is refused: the node of the client that would run it is of an
+    /// older build (a cell upgraded manager first, as README says), which would run it as a plain forced restore, over
+    /// what the operator meant to keep or only to look at. Null when it is not, or cannot be told.
+    /// </summary>
+    private string? OlderClient(StartRestore m)
+    {
+        if (m.Excludes.Count == 0 && m.Overwrite == RestoreOverwrite.OverwriteAlways && !m.DryRun) return null;
+        string client;
+        try
+        {
+            client = m.Client != "" ? m.Client : _state.FindSnapshot(_state.LatestHolding(m, DateTimeOffset.UtcNow), "", DateTimeOffset.UtcNow).Client;
+        }
+        catch (KeyNotFoundException)
+        {
+            return null; // refused as unknown by DecideStartRestore
+        }
+        if (!_state.Clients.TryGetValue(client, out var known) || !ActorPath.TryParse(known.Address, out var path)) return null;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var member = cluster.State.Members.FirstOrDefault(x => x.Address == path.Address);
+        // The same build as this node's, or this node's own not known (built outside a git clone: 1.0.0): no telling.
+        if (member is null || member.AppVersion.Equals(cluster.SelfMember.AppVersion) || cluster.SelfMember.AppVersion.CompareTo(RestoreChoicesSince) < 0) return null;
+        return member.AppVersion.CompareTo(RestoreChoicesSince) >= 0 ? null
+            : $"client {client}'s node runs build {member.AppVersion}, older than the first that knows a restore's --exclude, --overwrite and --dry-run " +
+              $"({RestoreChoicesSince}): it would run a plain restore; upgrade that node first (README, \"Upgrading a cell\"), or restore without them";
     }
 
     private static bool IsReachable(string node) => IsReachable(m => m.Address.ToString() == node);

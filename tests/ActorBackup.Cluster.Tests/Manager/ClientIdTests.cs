@@ -10,7 +10,7 @@ namespace ActorBackup.Cluster.Tests;
 /// <summary>Two nodes of a cell that claim one client id (a cloned VM, a host reinstalled while the old one runs).</summary>
 public sealed class ClientIdTests() : TestKit(Config, "abk")
 {
-    private const string Config = OneNodeCell.Config + """
+    internal const string Config = OneNodeCell.Config + """
 
         akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
         akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
@@ -62,6 +62,44 @@ public sealed class ClientIdTests() : TestKit(Config, "abk")
         finally
         {
             await other.Terminate();
+        }
+    }
+}
+
+/// <summary>A cell upgraded manager first (README, "Upgrading a cell"): a client node of an older build meets a newer manager.</summary>
+public sealed class OlderClientTests() : TestKit(ClientIdConfig + "\nakka.cluster.app-version = \"1.20261207.1600-0123456789ab\"", "abk")
+{
+    private const string ClientIdConfig = ClientIdTests.Config;
+
+    [Fact]
+    public async Task A_restore_with_choices_an_older_client_would_ignore_is_refused_and_a_plain_one_is_not()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Sys);
+        cluster.Join(cluster.SelfAddress);
+        AwaitCondition(() => cluster.State.Members.Any(m => m.Status == MemberStatus.Up), TimeSpan.FromSeconds(60));
+        var manager = Sys.ActorOf(ManagerActor.Props(CreateTestProbe().Ref), "manager");
+        var old = ActorSystem.Create("abk", ConfigurationFactory.ParseString(ClientIdConfig + "\nakka.cluster.app-version = \"1.20261201.0900-aaaaaaaaaaaa\""));
+        try
+        {
+            var oldCluster = Akka.Cluster.Cluster.Get(old);
+            oldCluster.Join(cluster.SelfAddress);
+            AwaitCondition(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(60));
+            var client = new Akka.TestKit.TestProbe(old, new XunitAssertions());
+            var remoteManager = old.ActorSelection(manager.Path.ToStringWithAddress(cluster.SelfAddress));
+            remoteManager.Tell(new RegisterClient { Id = "web-old", Address = client.Ref.Path.ToStringWithAddress(oldCluster.SelfAddress) }, client.Ref);
+            client.FishForMessage(m => m is Registered, TimeSpan.FromSeconds(30));
+
+            // An older client would ignore --dry-run and run a real forced restore: refused, saying why.
+            var me = CreateTestProbe();
+            manager.Tell(new StartRestore { Client = "web-old", Snapshot = "latest", Target = "/", Force = true, DryRun = true }, me.Ref);
+            Assert.Contains("older than the first that knows a restore's --exclude, --overwrite and --dry-run", me.FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(30)).Reason);
+            // A plain restore goes on to be judged as ever (here: that client has no snapshot).
+            manager.Tell(new StartRestore { Client = "web-old", Snapshot = "latest", Target = "/r" }, me.Ref);
+            Assert.Contains("has no snapshot yet", me.FishForMessage<CommandRejected>(_ => true, TimeSpan.FromSeconds(30)).Reason);
+        }
+        finally
+        {
+            await old.Terminate();
         }
     }
 }
