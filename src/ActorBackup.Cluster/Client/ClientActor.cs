@@ -965,6 +965,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // A retry goes on over its earlier attempt's files only if that attempt claimed the target (passed the check that
         // it is empty, or was forced): one that never got that far is checked again, not forced (RestoreClaims).
         var resumes = job.Attempt > 0 ? _restoreClaims.Find(job.Id, job.Target) : null;
+        var found = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var options = new RestoreOptions
         {
             Include = job.Paths, Parallelism = parallelism, Force = job.Force, NumericOwner = job.NumericOwner, Sparse = job.Sparse, Resumes = resumes,
@@ -980,15 +981,20 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             },
             // The folders on the way found there, kept for a retry (which leaves them as the first attempt did).
             FoundBefore = resumes is null ? null : _restoreClaims.FoundOf(job.Id, job.Target),
-            FoundOnTheWay = relative =>
+            // Gathered from the level's threads, recorded with one sync once the level is made (before anything goes in).
+            FoundOnTheWay = found.Enqueue,
+            FoundLevelDone = () =>
             {
+                var level = new List<string>();
+                while (found.TryDequeue(out var relative)) level.Add(relative);
                 try
                 {
-                    _restoreClaims.AddFound(job.Id, job.Target, relative);
+                    _restoreClaims.AddFound(job.Id, job.Target, level);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    _log.Warning("job {0}: could not record that {1} was there before the restore (a retry would give it the snapshot's metadata): {2}", job.Id, relative, e.Message);
+                    _log.Warning("job {0}: could not record that {1} folders ({2}...) were there before the restore (a retry would give them the snapshot's metadata): {3}",
+                        job.Id, level.Count, level[0], e.Message);
                 }
             },
             Claimed = made =>

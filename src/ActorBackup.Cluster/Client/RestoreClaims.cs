@@ -52,17 +52,21 @@ public sealed class RestoreClaims(string folder)
     /// the way to a path asked for) there before it: a retry leaves that folder's own metadata too, where one the earlier
     /// attempt made gets the snapshot's. One line each, the path's UTF-16 in base64 (any name, newlines too).
     /// </summary>
-    public void AddFound(string job, string target, string relative)
+    public void AddFound(string job, string target, string relative) => AddFound(job, target, [relative]);
+
+    /// <summary>Several at once, with one sync (a level of folders an --overwrite never restore found there).</summary>
+    public void AddFound(string job, string target, IReadOnlyCollection<string> relatives)
     {
+        if (relatives.Count == 0) return;
         lock (_foundLock)
         {
             Posix.CreateDirectories(folder, 0x1C0);
-            var line = Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(relative.AsSpan())) + "\n";
             using var f = new FileStream(PathOf(job, target) + ".found", new FileStreamOptions
             {
                 Mode = FileMode.Append, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
-            f.Write(Encoding.ASCII.GetBytes(line));
+            foreach (var relative in relatives)
+                f.Write(Encoding.ASCII.GetBytes(Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(relative.AsSpan())) + "\n"));
             f.Flush(flushToDisk: true);
         }
     }

@@ -888,23 +888,28 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private string? OlderClient(StartRestore m)
     {
         if (m.Excludes.Count == 0 && m.Overwrite == RestoreOverwrite.OverwriteAlways && !m.DryRun) return null;
-        string client;
         try
         {
-            client = m.Client != "" ? m.Client : _state.FindSnapshot(_state.LatestHolding(m, DateTimeOffset.UtcNow), "", DateTimeOffset.UtcNow).Client;
+            return OlderClient(m.Client != "" ? m.Client : _state.FindSnapshot(_state.LatestHolding(m, DateTimeOffset.UtcNow), "", DateTimeOffset.UtcNow).Client, true);
         }
         catch (KeyNotFoundException)
         {
             return null; // refused as unknown by DecideStartRestore
         }
-        if (!_state.Clients.TryGetValue(client, out var known) || !ActorPath.TryParse(known.Address, out var path)) return null;
+    }
+
+    /// <summary>The same for a restore of <paramref name="client"/> that has such <paramref name="choices"/>, as it starts (its node may have joined since, on an older build).</summary>
+    private string? OlderClient(string client, bool choices)
+    {
+        if (!choices || !_state.Clients.TryGetValue(client, out var known) || !ActorPath.TryParse(known.Address, out var path)) return null;
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var member = cluster.State.Members.FirstOrDefault(x => x.Address == path.Address);
         // The same build as this node's, or this node's own not known (built outside a git clone: 1.0.0): no telling.
         if (member is null || member.AppVersion.Equals(cluster.SelfMember.AppVersion) || cluster.SelfMember.AppVersion.CompareTo(RestoreChoicesSince) < 0) return null;
         return member.AppVersion.CompareTo(RestoreChoicesSince) >= 0 ? null
-            : $"client {client}'s node runs build {member.AppVersion}, older than the first that knows a restore's --exclude, --overwrite and --dry-run " +
-              $"({RestoreChoicesSince}): it would run a plain restore; upgrade that node first (README, \"Upgrading a cell\"), or restore without them";
+            : $"client {client}'s node runs build {member.AppVersion}{(member.AppVersion.Equals(Akka.Util.AppVersion.Create("1.0.0")) ? " (built outside a git clone: its build cannot be told)" : "")}, " +
+              $"older than the first that knows a restore's --exclude, --overwrite and --dry-run ({RestoreChoicesSince}): it would run a plain restore; " +
+              "upgrade that node first (README, \"Upgrading a cell\"), or restore without them";
     }
 
     private static bool IsReachable(string node) => IsReachable(m => m.Address.ToString() == node);
@@ -984,6 +989,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 _starting[job.Id] = new(""); // being ended
                 End(job.Id, JobState.Failed, $"snapshot {job.Snapshot} is no longer in the catalog (deleted since the job was queued): nothing was read");
+                continue;
+            }
+            // Its client's node came back (or was first seen) on a build that would ignore the restore's choices.
+            if (job.Kind == JobKind.Restore && OlderClient(job.Client, job.Excludes.Count > 0 || job.Overwrite != RestoreOverwrite.OverwriteAlways || job.DryRun) is { } older)
+            {
+                _starting[job.Id] = new(""); // being ended
+                End(job.Id, JobState.Failed, older + "; nothing was written");
                 continue;
             }
             _starting[job.Id] = new(job.Library, job.Drive, job.SourceDrive, job.SourceDrive > 0 ? job.SourceLibrary : ""); // the library and drives chosen: taken from now on

@@ -43,25 +43,32 @@ public sealed class ExcludeMatcher
     /// </summary>
     public IEnumerable<string> Unmatched => _written is null ? [] : _written.Values.Where(p => p.Contains('/') && !_matched!.Contains(p)).Distinct();
 
-    private bool Hit(Glob g)
+    /// <summary>With tracking: every pattern that matches is marked (not only the first: --exclude cache --exclude /srv/cache both left it out).</summary>
+    private bool Tracked(string globName, string path)
     {
-        if (_written is not null) _matched!.Add(_written[g]);
-        return true;
+        var fullPath = Posix.PosixNames.ForGlob(path);
+        var any = false;
+        foreach (var g in _nameGlobs)
+            if (g.IsMatch(globName)) any |= _matched!.Add(_written![g]) | true;
+        foreach (var g in _pathGlobs)
+            if (g.IsMatch(fullPath)) any |= _matched!.Add(_written![g]) | true;
+        return any;
     }
 
     /// <summary>
     /// Whether the entry <paramref name="name"/> of the folder whose entries' paths begin with <paramref name="folderPrefix"/>
-    /// ("/a/b/") is left out; its path is made only when a pattern names paths. Thread-safe: a glob only reads its tokens.
+    /// ("/a/b/") is left out; its path is made only when a pattern names paths. Thread-safe without tracking: a glob only reads its tokens.
     /// </summary>
     public bool IsExcluded(string folderPrefix, string name)
     {
         if (_nameGlobs.Count + _pathGlobs.Count == 0) return false;
         // A backslash in a name is a character, not a separator (PosixNames.ForGlob).
         var globName = Posix.PosixNames.ForGlob(name);
-        foreach (var g in _nameGlobs) if (g.IsMatch(globName)) return Hit(g);
+        if (_written is not null) return Tracked(globName, folderPrefix + name);
+        foreach (var g in _nameGlobs) if (g.IsMatch(globName)) return true;
         if (_pathGlobs.Count == 0) return false;
         var fullPath = Posix.PosixNames.ForGlob(folderPrefix + name);
-        foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return Hit(g);
+        foreach (var g in _pathGlobs) if (g.IsMatch(fullPath)) return true;
         return false;
     }
 }

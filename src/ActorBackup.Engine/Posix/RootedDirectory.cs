@@ -269,10 +269,15 @@ public sealed class RootedDirectory : IDisposable
                 Discard(staged);
                 return false;
             }
-            if (taken is not (Posix.EINVAL or Posix.ENOSYS)) // a file system without it: the plain rename below
+            if (taken is not (Posix.EINVAL or Posix.ENOSYS)) // a file system without it: looked at, then the plain rename below
             {
                 if (taken != 0) throw Failure("place", relative, taken, locks: true);
                 return true;
+            }
+            if (Posix.KindAt(dir, name, Full(relative)) is not null)
+            {
+                Discard(staged);
+                return false;
             }
         }
         var errno = Posix.RenameAt(dir, from, name);

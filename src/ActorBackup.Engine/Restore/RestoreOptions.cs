@@ -21,8 +21,13 @@ public sealed record RestoreOptions
     /// the caller from <see cref="FoundOnTheWay"/>): a resumed restore leaves their own metadata as a first one does.
     /// </summary>
     public IReadOnlySet<string>? FoundBefore { get; init; }
-    /// <summary>Told (from several threads; it must record it before it returns) each folder on the way found there before the restore.</summary>
+    /// <summary>Told (from several threads) each folder on the way found there before the restore; on the disk by <see cref="FoundLevelDone"/>'s return.</summary>
     public Action<string>? FoundOnTheWay { get; init; }
+    /// <summary>
+    /// Called once each level of folders is made, before anything goes into them: what <see cref="FoundOnTheWay"/> was told
+    /// must be on the disk when it returns (one sync a level, not one a folder: --overwrite never finds every folder there).
+    /// </summary>
+    public Action? FoundLevelDone { get; init; }
     /// <summary>Owners by the recorded ids, as they are; otherwise by the recorded user and group names where this host knows them (tar's way).</summary>
     public bool NumericOwner { get; init; }
     /// <summary>Blocks of zeros (4 KiB, aligned in the file) are not written but left as holes: the file takes no space for them.</summary>
@@ -49,7 +54,7 @@ public enum OverwritePolicy
 {
     /// <summary>Replaced (once its new copy is whole).</summary>
     Always,
-    /// <summary>Left as it is when it is of the same kind, size and modification time (to the nanosecond) as the snapshot's: a restore over a tree that is mostly intact writes only what differs.</summary>
+    /// <summary>Left as it is when it is of the same kind, size, modification time (to the nanosecond), mode and (restoring owners) owner as the snapshot's: a restore over a tree that is mostly intact writes only what differs.</summary>
     IfChanged,
     /// <summary>Left as it is unless the snapshot's is newer (its modification time later than the one there).</summary>
     IfNewer,

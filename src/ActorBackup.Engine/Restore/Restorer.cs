@@ -190,6 +190,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         _resumed = options.Resumes is not null;
         _foundBefore = options.FoundBefore ?? new HashSet<string>();
         _found = options.FoundOnTheWay;
+        _foundLevelDone = options.FoundLevelDone;
         _force = options.Force;
         _clearAcls = existing || Posix.Posix.HasDefaultAcl(target) ? XattrCleanup.InheritedAcls : XattrCleanup.None;
         _clearFolders = existing ? XattrCleanup.AllNotHeld : _clearAcls;
@@ -300,7 +301,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // What was made, not what was planned: an entry that failed (its error says why) or lay below a folder that could
         // not be made is counted as not restored.
         var other = _special.Count + _symlinks.Count;
-        var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count + _otherLinks.Count - _linksMade) + (other - _otherMade);
+        var notRestored = _filesPlanned - _filesDone + (_dirs.Count - _dirsRestored) + (_links.Count + _otherLinks.Count - _linksMade) + (other - _otherMade) - _keptAfterPlan;
         return new RestoreResult(_filesDone, _dirsRestored, _linksMade, _otherMade, Interlocked.Read(ref _bytesDone), _errors, notRestored, _errors.Count + _errorsOmitted, _kept);
     }
 
@@ -340,6 +341,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         if (!options.Force && options.Resumes is null && Overwrites(target) is { } refused) throw new IOException(refused);
         if (exists && !options.Force && Posix.Posix.NotWritable(target) is { } notWritable) throw notWritable;
         _dryRun = true;
+        // As the restore would judge what is there (--overwrite if-changed compares the mode and owner it would give).
+        _privileged = !exists || options.Force;
+        _wave = (options.Parallelism, new ParallelOptions(), options.RestoreOwner ?? Posix.Posix.IsRoot, cancel);
         using var root = exists && _overwrite != OverwritePolicy.Always ? new RootedDirectory(target) : null;
         _existing = root; // read only: Keeps looks up what is at a name, nothing else is done with it
         PlanAll(snapshot, either, options, cancel);
@@ -411,6 +415,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             try
             {
                 Parallel.ForEach(level, _wave.Parallel, MakeDirectory);
+                _foundLevelDone?.Invoke(); // the folders found there recorded before anything goes into them
             }
             catch (AggregateException e) when (e.InnerExceptions.OfType<TargetFullException>().FirstOrDefault() is { } full)
             {
@@ -825,6 +830,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private static volatile bool UnnamedFails;
     private IReadOnlySet<string> _foundBefore = new HashSet<string>();
     private Action<string>? _found;
+    private Action? _foundLevelDone;
 
     /// <summary>Folders (target paths) not made: nothing below them is tried. A full disk may block every folder of a wave.</summary>
     private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
@@ -1242,6 +1248,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                         Interlocked.Increment(ref _kept);
                         Interlocked.Decrement(ref _filesPlanned);
                         Interlocked.Add(ref _bytesPlanned, -(long)file.Node.Size);
+                        Interlocked.Add(ref _bytesDone, -(long)file.Node.Size); // its copy went: not restored, no error
+                        if (file.Node.Nlink != 1 || file.Node.Type == NodeType.Hardlink)
+                            lock (_keptFiles) _keptFiles.Add(file.SnapshotPath); // no further name is linked to what is there
                         return;
                     }
                 }
@@ -1308,6 +1317,10 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
             bool failed;
             lock (_failedFiles) failed = _failedFiles.Contains(first);
             if (failed) throw new IOException($"not restored: a further name of {PosixNames.Display(first)}, whose restore failed (its error says why); restore again once that is fixed");
+            bool keptFirst;
+            lock (_keptFiles) keptFirst = _keptFiles.Contains(first);
+            // Its first name was left as it was (made there since the restore looked), or this name is taken now: left too.
+            if (keptFirst || KeptAfterPlan(l)) return;
             _root.RemoveNonDirectory(l.Relative);
             _root.Link(existing, l.Relative);
             Interlocked.Increment(ref _linksMade);
@@ -1326,6 +1339,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         }
         // A socket where a socket is already (--force): left as it is; a live one is its program's, which would lose its
         // clients to a dead inode. Anything else there (a file, a link) is replaced, as for every other kind.
+        if (KeptAfterPlan(s)) return;
         if (kind != FileKind.Socket || _root.KindOf(s.Relative) != FileKind.Socket)
         {
             _root.RemoveNonDirectory(s.Relative);
@@ -1337,12 +1351,29 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
 
     private void MakeSymlink(Entry s, bool restoreOwner)
     {
-        if (IsBlocked(TargetOf(s))) return;
+        if (IsBlocked(TargetOf(s)) || KeptAfterPlan(s)) return;
         _root.RemoveNonDirectory(s.Relative);
         var owner = Owner(s.Node, restoreOwner);
         Partly(s, _root.Symlink(s.Node.LinkTarget.Span, s.Relative, owner?.Uid, owner?.Gid, Times(s.Node), Xattrs(s)));
         Interlocked.Increment(ref _otherMade);
     }
+
+    /// <summary>
+    /// --overwrite never: something is at the entry's name now (made there after the plan looked, hours before from tape):
+    /// left as it is, counted kept (not "not restored"). Else false: the entry is made, replacing what is there.
+    /// </summary>
+    private bool KeptAfterPlan(Entry e)
+    {
+        if (_overwrite != OverwritePolicy.Never || _root.KindOf(e.Relative) is null) return false;
+        Interlocked.Increment(ref _kept);
+        Interlocked.Increment(ref _keptAfterPlan);
+        return true;
+    }
+
+    /// <summary>Files --overwrite never found made at their names when they were to be placed (their further names are left too).</summary>
+    private readonly HashSet<string> _keptFiles = new(StringComparer.Ordinal);
+    /// <summary>Links, symlinks and special files <see cref="KeptAfterPlan"/> left: planned, not made, and no error.</summary>
+    private long _keptAfterPlan;
 
     /// <summary>The mode of an entry whose access ACL the target's file system has no room for (AclIds.ModeWithoutAcl).</summary>
     private uint WithoutAcl(Node node, uint mode)
@@ -1353,7 +1384,6 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return mode;
     }
 
-    /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
     /// <summary>The mode <see cref="ModeOf"/> gives <paramref name="e"/>, saying nothing (what --overwrite if-changed compares).</summary>
     private uint ModeWanted(Entry e)
     {
@@ -1361,6 +1391,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         return _privileged ? mode : mode & ~SetIdBits;
     }
 
+    /// <summary>The mode a file or special file gets: its own, but setuid/setgid only where the restore may (see Run).</summary>
     private uint ModeOf(Entry e)
     {
         var mode = WithoutAcl(e.Node, e.Node.Mode);

@@ -68,6 +68,44 @@ public class RestoreChoicesTests
     }
 
     [Fact]
+    public void Under_overwrite_never_a_symlink_or_link_name_taken_since_the_plan_is_left_and_two_patterns_that_both_match_are_both_used()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        var link = new Node { Name = "current", Type = NodeType.Symlink, LinkTarget = Google.Protobuf.ByteString.CopyFromUtf8("releases/2") };
+        var result = f.Restore(target, new RestoreOptions
+        {
+            Force = true, Overwrite = OverwritePolicy.Never, Excludes = ["cache", "/srv/cache"],
+            Phase = phase => { if (phase == "contents") File.WriteAllText(Path.Combine(target, "current"), "made meanwhile"); },
+        }, link, f.Folder("srv", f.Folder("cache", f.File("c", "x")), f.File("data", "d")));
+
+        Assert.Equal("made meanwhile", Read(target, "current"));
+        Assert.Equal((1, 0L, 0), (result.Kept, result.NotRestored, result.Errors.Count));
+        Assert.False(Directory.Exists(Path.Combine(target, "srv", "cache")));
+        Assert.Equal("d", Read(target, "srv/data"));
+    }
+
+    [Fact]
+    public void Overwrite_never_gives_the_folders_it_finds_to_be_recorded_a_level_at_a_time_before_anything_goes_into_them()
+    {
+        using var f = new PathSafetyTests.Fixture();
+        var target = f.Dir.Sub("target");
+        Directory.CreateDirectory(Path.Combine(target, "a", "b", "c"));
+        var told = new List<string>();
+        f.Restore(target, new RestoreOptions
+        {
+            Force = true, Overwrite = OverwritePolicy.Never,
+            FoundOnTheWay = found => { lock (told) told.Add("found " + found); },
+            FoundLevelDone = () => { lock (told) told.Add("level"); },
+            Phase = phase => { lock (told) told.Add(phase); },
+        }, f.Folder("a", f.Folder("b", f.Folder("c", f.File("x", "1")))));
+
+        // Each folder found is told before its level is done (one sync a level, not one a folder), all before contents.
+        Assert.Equal(["found a", "level", "found a/b", "level", "found a/b/c", "level", "directories"], told.TakeWhile(t => t != "contents"));
+        Assert.Equal("1", Read(target, "a/b/c/x"));
+    }
+
+    [Fact]
     public void Overwrite_if_changed_leaves_files_of_the_snapshots_size_and_time_and_replaces_the_others()
     {
         using var f = new PathSafetyTests.Fixture();
@@ -157,14 +195,28 @@ public class RestoreChoicesTests
         File.SetUnixFileMode(Path.Combine(target, "key"), (UnixFileMode)0b111_111_111); // a chmod -R 777 to undo
         var key = Dated(f.File("key", "same"), Then);
         key.Mode = 0b110_000_000;
+        // A setuid program as the snapshot has it: a forced restore may give the bit, so it is as it should be.
+        File.WriteAllText(Path.Combine(target, "su"), "prog");
+        Date(Path.Combine(target, "su"), Then);
+        File.SetUnixFileMode(Path.Combine(target, "su"), (UnixFileMode)0b100_111_101_101);
+        var su = Dated(f.File("su", "prog"), Then);
+        su.Mode = 0b100_111_101_101;
+        su.Uid = (uint)Posix.Posix.LStat(Path.Combine(target, "su"))!.Value.Uid; // as it is there (restoring owners when root)
+        su.Gid = (uint)Posix.Posix.LStat(Path.Combine(target, "su"))!.Value.Gid;
+        key.Uid = su.Uid;
+        key.Gid = su.Gid;
 
-        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfChanged, Excludes = ["etc/fstab", "*.tmp"] }, key);
+        // A dry run judges them as the restore does (the mode it would give, with --force the setuid bit too).
+        var planned = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfChanged, DryRun = true }, key, su);
+        Assert.Equal((1, 1), (planned.Files, planned.Kept));
+        var result = f.Restore(target, new RestoreOptions { Force = true, Overwrite = OverwritePolicy.IfChanged, Excludes = ["etc/fstab", "*.tmp", "key.old", "/key.old"] }, key, su);
 
-        Assert.Equal((1, 0), (result.Files, result.Kept));
+        Assert.Equal((1, 1), (result.Files, result.Kept));
         Assert.Equal((UnixFileMode)0b110_000_000, File.GetUnixFileMode(Path.Combine(target, "key")));
-        // etc/fstab names no path (whole paths begin with '/'): said; a name pattern that meets nothing is no mistake.
-        var error = Assert.Single(result.Errors);
-        Assert.Equal("etc/fstab", error.Path);
+        // etc/fstab names no path (whole paths begin with '/') and /key.old none there: said; a name pattern that meets
+        // nothing (key.old, *.tmp) is no mistake.
+        Assert.Equal(["/key.old", "etc/fstab"], result.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
+        var error = result.Errors.Single(e => e.Path == "etc/fstab");
         Assert.Contains("left nothing out", error.Reason);
     }
 
