@@ -40,6 +40,7 @@ public sealed class ManagerDoor : MinimalActorRef
     protected override void TellInternal(object message, IActorRef sender)
     {
         if (message is not IMessage request || ProtocolTypes.NameOf(message.GetType()) is not { } name) return;
+        sender ??= ActorRefs.Nobody; // told with no sender: an answer goes nowhere
         if (EndpointOnly.Contains(message.GetType()))
             sender.Tell(new CommandRejected
             {
