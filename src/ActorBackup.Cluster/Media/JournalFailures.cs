@@ -9,7 +9,7 @@ namespace ActorBackup.Cluster.Media;
 /// agent's incarnations in its actor system: Akka.Persistence stops an agent whose write failed, and the next message starts
 /// it again, replaying its journal; one that then tried its recovery commit at once failed and stopped again, a replay a
 /// message. Until the backoff has passed (30 s after the first failure in a row, doubling up to 10 min) the agent opens
-/// its library for reading only and says why; a write that succeeds clears it. Timed on a monotonic clock (<see cref="Now"/>):
+/// its library for reading only and says why; a write that succeeds clears it. Timed on a monotonic clock (callers pass <see cref="Monotonic.Now"/>):
 /// a wall clock stepped back by two hours held the library read-only for two hours.
 /// </summary>
 public static class JournalFailures
@@ -20,8 +20,6 @@ public static class JournalFailures
 
     private static ConcurrentDictionary<string, (DateTime Until, TimeSpan Wait, string Why)> Of(ActorSystem system) => Systems.GetOrCreateValue(system);
 
-    /// <summary>The instant the callers pass as now: the monotonic clock (since boot), not the wall clock.</summary>
-    public static DateTime Now => Monotonic.Now;
 
     /// <summary>A journal write of <paramref name="library"/>'s agent failed at <paramref name="now"/>.</summary>
     public static void Record(ActorSystem system, string library, string why, DateTime now) =>

@@ -269,7 +269,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
             else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
-            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is null && RoomAgain())
+            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is null && RoomAgain())
             {
                 // Room again, but reads hold the library open: the manager sends no new reading job here (IndexReport.reads)
                 // so that they end and it opens again to write; those it sent already are still taken.
@@ -466,7 +466,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _log.Info("library {0}: {1} whole records found after the last commit, {2} torn bytes cut", _declaration.Id, _library.LastOpen.RecoveredRecords, _library.LastOpen.TornBytesCut);
             // Its journal failed a moment ago (this agent's last incarnation stopped on it): reads only, and the commit
             // waits for the backoff (the reopen timer tries again), not tried, failed and stopped on again each message.
-            if (JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is { } holding)
+            if (JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is { } holding)
             {
                 _unavailable = holding;
                 _readable = _library.MissingVolumes().Count == 0;
@@ -559,7 +559,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>Whether the library takes no writes for a while because its journal failed (a database restarted, say): a job is tried again later.</summary>
-    private bool JournalHeld() => JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now) is not null;
+    private bool JournalHeld() => JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is not null;
 
     /// <summary>The commits whose index entries are being journaled, and who waits for each: told if the journal fails them.</summary>
     private readonly List<(IActorRef Sender, string Ticket)> _persisting = [];
@@ -573,7 +573,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     {
         var reason = $"library {_declaration.Id}: the media agent's journal (its node's database) could not be written ({cause.Message}): free space " +
                      "where that node keeps its database, or check the database, and run the job again (what it wrote is found again in the volumes)";
-        JournalFailures.Record(Context.System, _declaration.Id, cause.Message, JournalFailures.Now);
+        JournalFailures.Record(Context.System, _declaration.Id, cause.Message, Monotonic.Now);
         Metrics.CellMetrics.JournalFailures.WithLabels("media:" + _declaration.Id, "persist").Inc();
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason, Transient = true }); // its job is tried again later
@@ -582,7 +582,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         // journal then); else it waited for the next job sent to it, and the queue sends none to a library it was told is unavailable.
         try
         {
-            Context.System.Scheduler.ScheduleTellOnce(JournalFailures.HeldFor(Context.System, _declaration.Id, JournalFailures.Now) + TimeSpan.FromSeconds(1),
+            Context.System.Scheduler.ScheduleTellOnce(JournalFailures.HeldFor(Context.System, _declaration.Id, Monotonic.Now) + TimeSpan.FromSeconds(1),
                 MediaRegion, new GetLibraryStatus { Library = _declaration.Id }, ActorRefs.NoSender);
         }
         catch (Exception e) // no sharding here (a test's agent): ClusterSharding says so with an exception of its own
@@ -702,7 +702,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         // Stopped on a journal failure (Akka.Persistence stops the agent): the jobs in place whose sessions end are tried again later.
-        var journal = JournalFailures.Holding(Context.System, _declaration.Id, JournalFailures.Now);
+        var journal = JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now);
         foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket, journal);
         CloseLibrary();
         // No figures of a library this node no longer serves; one stopped on its journal is this node's still, and not

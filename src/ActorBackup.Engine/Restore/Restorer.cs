@@ -1330,7 +1330,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     private void MakeSpecial(Entry s, bool restoreOwner)
     {
         if (IsBlocked(TargetOf(s))) return;
-        var kind = s.Node.Type switch { NodeType.Fifo => FileKind.Fifo, NodeType.Socket => FileKind.Socket, NodeType.CharDevice => FileKind.CharDevice, _ => FileKind.BlockDevice };
+        var kind = KindOf(s.Node.Type); // a FIFO, socket or device: MakeSpecial's only kinds
         if (kind is FileKind.CharDevice or FileKind.BlockDevice)
         {
             if (!_privileged)
