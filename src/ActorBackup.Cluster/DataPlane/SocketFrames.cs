@@ -80,6 +80,12 @@ internal sealed class FrameStream : IDisposable
     public static FrameStream Accept(Socket socket, System.Net.Security.SslServerAuthenticationOptions options, TimeSpan handshake)
     {
         socket.ReceiveTimeout = socket.SendTimeout = (int)handshake.TotalMilliseconds;
+        // A TLS client's first record is a handshake record (content type 22). Anything else (a plain frame, an HTTP
+        // probe, a port scan's bytes) is refused at once: SslStream would wait for the rest of what its header claims,
+        // holding a handshake's place until the deadline.
+        var first = new byte[1];
+        if (socket.Receive(first, SocketFlags.Peek) == 1 && first[0] != 22)
+            throw new DataPlaneLostException($"not a TLS handshake (first byte {first[0]}): a data-plane peer speaks TLS with a certificate of the cell");
         return Handshake(socket, tls => tls.AuthenticateAsServer(options));
     }
 
