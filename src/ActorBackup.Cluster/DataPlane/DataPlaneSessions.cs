@@ -129,6 +129,12 @@ public sealed class DataPlaneSessions : IExtension
         private readonly Session open;
         private readonly TimeSpan commitTimeout;
         private int _disposed;
+        /// <summary>
+        /// The reservations this channel holds and has not yet appended or released: given back when it is disposed or
+        /// released, whether or not its session is still open (as the socket server's connections do). Held past a
+        /// closed session, a reservation made the job's next attempt wait on its own chunks for the reservation timeout.
+        /// </summary>
+        private readonly HashSet<ChunkId> _held = [];
 
         public Channel(DataPlaneSessions owner, string ticket, Session open, TimeSpan commitTimeout)
         {
@@ -159,7 +165,12 @@ public sealed class DataPlaneSessions : IExtension
         {
             var live = session;
             if (!live.Write) throw new InvalidOperationException("a read session cannot store chunks");
-            try { return live.Library.TryReserve(id); }
+            try
+            {
+                if (!live.Library.TryReserve(id)) return false;
+                lock (_held) _held.Add(id);
+                return true;
+            }
             // A chunk another writer holds too long (LibraryBusyException) is a passing trouble, as a socket client hears it.
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
@@ -171,15 +182,18 @@ public sealed class DataPlaneSessions : IExtension
             try
             {
                 live.Library.Append(id, flags, payload);
+                lock (_held) _held.Remove(id);
                 Metrics.CellMetrics.DataPlaneIn.Inc(payload.Length);
             }
             catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
         }
 
+        /// <summary>Gives back a reservation this channel holds (only its own), on the library it was made in, even after the session closed.</summary>
         public void Release(ChunkId id)
         {
-            try { session.Library.Release(id); }
-            catch (IOException e) when (e is not LibraryFaultException and not Engine.Library.LibraryFullException and not Engine.Library.LibraryBusyException) { throw Fault(e); }
+            lock (_held)
+                if (!_held.Remove(id)) return;
+            open.Library.Release(id);
         }
 
         public bool Contains(ChunkId id)
@@ -243,7 +257,15 @@ public sealed class DataPlaneSessions : IExtension
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0) owner.Unuse(ticket);
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            List<ChunkId> held;
+            lock (_held)
+            {
+                held = [.. _held];
+                _held.Clear();
+            }
+            foreach (var id in held) open.Library.Release(id);
+            owner.Unuse(ticket);
         }
     }
 }

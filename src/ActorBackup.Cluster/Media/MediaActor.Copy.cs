@@ -67,7 +67,7 @@ public sealed partial class MediaActor
             var sessions = DataPlaneSessions.Get(Context.System);
             var media = MediaRegion;
             // A thread of its own: a copy reads and writes for minutes and waits on other media agents' answers.
-            Task.Factory.StartNew(() => Copy(o, library, sessions, media), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(Self,
+            LongRunning(() => Copy(o, library, sessions, media)).PipeTo(Self,
                 failure: e => new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, new CopyReport(), Why(e)));
         });
         Command<CopyRead>(r =>

@@ -343,7 +343,7 @@ public sealed partial class MediaActor
         run.Report.SecondsWaiting = run.Clock.Elapsed.TotalSeconds;
         var library = _library!;
         var orphanAfter = run.KeepUnknown ? TimeSpan.MaxValue : run.Request.OrphanAfterSeconds > 0 ? TimeSpan.FromSeconds(run.Request.OrphanAfterSeconds) : Manager.QueueLimits.DefaultOrphansAfter;
-        Task.Run(() =>
+        LongRunning(() =>
         {
             var (removable, spared) = Removable(run.Request, library);
             var live = library.LiveReferences(run.Request.Keep.Concat(spared), removable, orphanAfter, out var missing, out var damaged, out var dead);
@@ -430,7 +430,7 @@ public sealed partial class MediaActor
             return;
         }
         var library = _library;
-        Task.Run(() =>
+        LongRunning(() =>
         {
             using var served = Engine.Tape.TapeMedium.WorkingFor(run.Request.Job, run.Request.Drive, writes: true); // on tape, the live chunks are written in the job's drive
             var (records, bytes, problems) = library.CopyLive(volume);

@@ -38,7 +38,7 @@ public sealed partial class MediaActor
             var id = _declaration.Id;
             var job = m.Job;
             var drive = m.Drive;
-            Task.Run(() =>
+            LongRunning(() =>
             {
                 using var served = Engine.Tape.TapeMedium.WorkingFor(job, drive); // on tape, read in the drive the job holds
                 var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -316,6 +316,17 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// (a broken library's "out of space at ..., N free there now: free space there ..."), not the bare OS error
     /// innermost.
     /// </summary>
+    /// <summary>
+    /// Work of minutes or hours on the library (a verify, a prune's mark and copies, a volume scan) on a thread of its
+    /// own: on the thread pool it held the threads the actors (cluster heartbeats among them) run on.
+    /// </summary>
+    private static Task<T> LongRunning<T>(Func<T> work) =>
+        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <inheritdoc cref="LongRunning{T}(Func{T})"/>
+    private static Task LongRunning(Action work) =>
+        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
     private static string Why(Exception e) => (e is AggregateException a ? a.Flatten().InnerExceptions[0] : e).Message;
 
     /// <summary>What the media agent answers whatever the state of its library.</summary>
@@ -348,7 +359,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_manifestScan is not { IsCompleted: false } || _manifestScanOf != library)
             {
                 _manifestScanOf = library;
-                _manifestScan = Task.Run(() =>
+                _manifestScan = LongRunning(() =>
                 {
                     var ids = new ManifestIds { Library = _declaration.Id };
                     ids.Ids.AddRange(library.FindRecords(Engine.Volumes.RecordFlags.Manifest).Select(id => ByteString.CopyFrom(id.ToArray())));

@@ -22,13 +22,20 @@ public sealed partial class DiskLibrary
     /// </summary>
     public VerifyReport Verify()
     {
-        lock (_lock) FlushWriters();
+        // The volumes as flushed, under one lock: a volume's Bytes counts what its writer still buffers, and an append
+        // between the flush and the listing would be judged unreadable (in the index, below what the check read).
+        IReadOnlyList<VolumeEntry> listed;
+        lock (_lock)
+        {
+            FlushWriters();
+            listed = Volumes;
+        }
         var damage = new List<VolumeDamage>();
         var found = new HashSet<(ChunkId, ChunkLocation)>();
         var read = new Dictionary<uint, long>(); // how far the check read each volume (a volume it could not read: all of it)
         int records = 0, volumes = 0;
         long bytes = 0;
-        foreach (var v in Volumes.Where(v => v.State != VolumeState.Recycle))
+        foreach (var v in listed.Where(v => v.State != VolumeState.Recycle))
         {
             var path = VolumePath(v.Number);
             read[v.Number] = long.MaxValue; // until it is read whole: every entry in it is judged

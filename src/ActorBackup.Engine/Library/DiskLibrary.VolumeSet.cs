@@ -267,6 +267,7 @@ public sealed partial class DiskLibrary
     private IOException Break(IOException e)
     {
         _broken = DescribeWriteFailure(Id, Root, e);
+        if (Monitor.IsEntered(_lock)) Monitor.PulseAll(_lock); // writers waiting on a reservation hear it now, not at their timeout
         _pending.Clear(); // appended since the last commit: maybe not on disk; reopening finds the whole records again
         DisposeWriters(); // their buffers may not be written either: reopening cuts each volume back to its last whole record
         return new IOException(_broken, e);

@@ -222,6 +222,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
         lock (_lock)
         {
             _closed = true;
+            Monitor.PulseAll(_lock); // writers waiting on a reservation hear it now, not at their timeout
             // Every step runs whatever one before it threw (a writer's last flush on a full disk): a library half closed
             // would keep its writer lock, and the library opened again would be refused as having "another writer".
             Exception? first = null;

@@ -104,14 +104,25 @@ public sealed class SpanningSink : IChunkSink
 
     public void Append(ChunkId id, RecordFlags flags, ReadOnlySpan<byte> payload)
     {
-        // A chunk reserved in a library the backup has left since goes into the one it writes now; the old
-        // reservation is given up there once it is (others may wait on it). Should the append fail, the
-        // caller's Release goes to the library that holds the reservation.
+        // A chunk goes where it was reserved, even a library the backup has left since: a full library still takes
+        // the appends it granted (its reserve is sized for them), and a media node's data plane takes an append only
+        // on the connection that reserved it (sent to the next library's, it was refused and failed the backup).
+        // Should the append fail otherwise, the caller's Release goes to the library that holds the reservation.
         var reservedOn = _reservedOn.Value;
-        var sink = _current;
-        sink.Append(id, flags, payload);
-        _reservedOn.Value = null;
-        if (reservedOn is not null && reservedOn != sink) reservedOn.Release(id);
+        var sink = reservedOn ?? _current;
+        try
+        {
+            sink.Append(id, flags, payload);
+            _reservedOn.Value = null;
+        }
+        catch (LibraryFullException) when (reservedOn is not null && reservedOn != _current)
+        {
+            // The library left could not take it after all (a tape library without a scratch cartridge for a new
+            // volume): given up there, and reserved and written in the one written now (unless another writer has it).
+            _reservedOn.Value = null;
+            reservedOn.Release(id);
+            if (TryReserve(id)) Append(id, flags, payload);
+        }
     }
 
     public bool Contains(ChunkId id)

@@ -73,6 +73,79 @@ public sealed class SpanningTests
         Assert.True(lib1.Verify().Ok); // what it took is whole
     }
 
+    /// <summary>A library that takes an append only of a chunk reserved in it (as a media node's data plane, per connection).</summary>
+    private sealed class Strict(DiskLibrary library) : Codec.IChunkSink
+    {
+        private readonly HashSet<Hashing.ChunkId> _reserved = [];
+
+        public bool TryReserve(Hashing.ChunkId id)
+        {
+            var granted = library.TryReserve(id);
+            if (granted) lock (_reserved) _reserved.Add(id);
+            return granted;
+        }
+
+        public void Append(Hashing.ChunkId id, Volumes.RecordFlags flags, ReadOnlySpan<byte> payload)
+        {
+            lock (_reserved)
+                if (!_reserved.Remove(id)) throw new IOException($"an append of {id} this library did not reserve");
+            library.Append(id, flags, payload);
+        }
+
+        public void Release(Hashing.ChunkId id)
+        {
+            lock (_reserved)
+                if (!_reserved.Remove(id)) return;
+            library.Release(id);
+        }
+
+        public bool Contains(Hashing.ChunkId id) => library.Contains(id);
+        public IReadOnlySet<Hashing.ChunkId> Missing(IReadOnlyList<Hashing.ChunkId> ids) => library.Missing(ids);
+        public void Commit() => library.Commit();
+    }
+
+    [Fact]
+    public void A_chunk_reserved_before_the_switch_is_appended_where_it_was_reserved()
+    {
+        using var dir = new TempDir();
+        using var lib1 = DiskLibrary.Create(Path.Combine(dir.Path, "lib1"), "lib1");
+        using var lib2 = DiskLibrary.Create(Path.Combine(dir.Path, "lib2"), "lib2");
+        lib1.ReserveBytes = 4 << 20;
+        lib1.AvailableBytes = () => (5L << 20); // room for one reservation: the next one looks again
+        var sink = new SpanningSink("lib1", new Strict(lib1), ["lib2"], _ => new Strict(lib2));
+        var (x, y) = (new Hashing.ChunkId(System.Security.Cryptography.SHA256.HashData([1])), new Hashing.ChunkId(System.Security.Cryptography.SHA256.HashData([2])));
+        using var reserved = new ManualResetEventSlim();
+        using var switched = new ManualResetEventSlim();
+        Exception? failed = null;
+        // A writer holds x in lib1 (reserved before it filled) while another writer meets lib1 full and goes on in lib2.
+        var writer = new Thread(() =>
+        {
+            try
+            {
+                Assert.True(sink.TryReserve(x));
+                reserved.Set();
+                switched.Wait();
+                sink.Append(x, Volumes.RecordFlags.None, [1, 2, 3]);
+            }
+            catch (Exception e)
+            {
+                failed = e;
+            }
+        });
+        writer.Start();
+        reserved.Wait();
+        lib1.AvailableBytes = () => 1;
+        Assert.True(sink.TryReserve(y));
+        Assert.Equal(["lib1", "lib2"], sink.Libraries);
+        switched.Set();
+        writer.Join();
+        Assert.Null(failed);
+        sink.Append(y, Volumes.RecordFlags.None, [4, 5, 6]);
+        sink.Commit();
+        Assert.True(lib1.Contains(x));
+        Assert.True(lib2.Contains(y));
+    }
+
     /// <summary>The connection to a library lost (as DataPlaneLostException says it).</summary>
     private sealed class Lost() : IOException("lost the connection (test)"), Codec.ISourceFault;
 
