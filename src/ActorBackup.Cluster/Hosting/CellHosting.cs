@@ -96,7 +96,7 @@ public static class CellHosting
 
         return akka.WithActors((system, registry) =>
         {
-            if (Metrics.CellMetrics.Serve(settings.MetricsHost, settings.MetricsPort) is { } metrics) system.RegisterOnTermination(metrics.Dispose);
+            if (Metrics.CellMetrics.Serve(settings.MetricsHost, settings.MetricsPort, settings.MetricsAccess) is { } metrics) system.RegisterOnTermination(metrics.Dispose);
             Trust.CertificateWatch.Start(system, trust);
             // A node that cannot be the manager leaves a cell that has none for long (its manager's node formed another).
             if (!settings.Roles.Contains("manager") && settings.ManagerAbsentTimeout > TimeSpan.Zero)

@@ -10,6 +10,9 @@ public sealed record NodeSettings(
     int ChunkAverage, int CompressionLevel, string Persistence, long BackupRateLimit = 0, int OpsPort = 0, string CertsDir = "", QueueLimits? Queue = null,
     string MetricsHost = "127.0.0.1", int MetricsPort = 0)
 {
+    /// <summary>actorbackup.metrics.token-file, .tls-certificate, .tls-key: required when the metrics are served beyond this machine.</summary>
+    public Metrics.MetricsAccess? MetricsAccess { get; init; }
+
     /// <summary>actorbackup.reread-changed-within (BackupOptions.RereadChangedWithin); 0 or more.</summary>
     public TimeSpan RereadChangedWithin { get; init; } = Engine.Archive.BackupOptions.DefaultRereadChangedWithin;
     /// <summary>actorbackup.manager-absent-timeout (<see cref="ManagerAbsence"/>); zero: never.</summary>
@@ -172,7 +175,32 @@ public sealed record NodeSettings(
             ManagerAbsentTimeout = c.GetTimeSpan("manager-absent-timeout", TimeSpan.FromMinutes(2)) is var absent && absent >= TimeSpan.Zero
                 ? absent
                 : throw new ConfigurationException($"actorbackup.manager-absent-timeout must be 0s or more (a duration such as 2m), got {c.GetString("manager-absent-timeout")}"),
+            MetricsAccess = MetricsAccessOf(c),
         };
+    }
+
+    /// <summary>
+    /// The metrics' token and certificate: all three or none; none only while they are served to this machine alone
+    /// (they name clients and libraries: beyond it, plain and open, anyone on the network reads them).
+    /// </summary>
+    private static Metrics.MetricsAccess? MetricsAccessOf(Config c)
+    {
+        string PathOf(string key) => c.GetString("metrics." + key, "") is { Length: > 0 } path ? Path.GetFullPath(path) : "";
+        var (token, certificate, key) = (PathOf("token-file"), PathOf("tls-certificate"), PathOf("tls-key"));
+        var host = c.GetString("metrics.host", "127.0.0.1");
+        var local = host == "localhost" || System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address);
+        if (token == "" && certificate == "" && key == "")
+        {
+            if (local || c.GetInt("metrics.port", 0) <= 0) return null;
+            throw new ConfigurationException($"actorbackup.metrics.host = \"{host}\" serves the metrics beyond this machine: give actorbackup.metrics.token-file " +
+                                             "(a file of this node's user alone, mode 600, holding a token of 16 characters or more that Prometheus sends: " +
+                                             "authorization.credentials_file) and actorbackup.metrics.tls-certificate and .tls-key (PEM; Prometheus: scheme: https), " +
+                                             "or keep host = \"127.0.0.1\" (docs: README, Monitoring)");
+        }
+        if (token == "" || certificate == "" || key == "")
+            throw new ConfigurationException("actorbackup.metrics.token-file, .tls-certificate and .tls-key go together: give all three (a token without TLS " +
+                                             "crosses the network in the clear; TLS without a token lets anyone read)");
+        return new Metrics.MetricsAccess(token, certificate, key);
     }
 
     /// <summary>A tape library's settings (kind = tape); its drives are the library's drives, one key for both.</summary>

@@ -61,16 +61,20 @@ public static class CellMetrics
     public static readonly Counter.Child DataPlaneOut = DataPlaneBytes.WithLabels("out");
 
     /// <summary>Serves /metrics on host:port until disposed; null when port is 0 (off).</summary>
-    public static IDisposable? Serve(string host, int port)
+    public static IDisposable? Serve(string host, int port, MetricsAccess? access = null)
     {
         if (port <= 0) return null;
         try
         {
-            return new MetricsEndpoint(MetricsEndpoint.AddressOf(host), port);
+            return new MetricsEndpoint(MetricsEndpoint.AddressOf(host), port, access);
         }
         catch (System.Net.Sockets.SocketException e)
         {
             throw new IOException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.host and .port)", e);
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot serve metrics on {host}:{port}: {e.Message} (actorbackup.metrics.token-file, .tls-certificate, .tls-key)", e);
         }
     }
 }

@@ -1,16 +1,41 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace ActorBackup.Cluster.Metrics;
 
 /// <summary>
-/// /metrics over plain HTTP on one address (actorbackup.metrics.host and .port), for Prometheus: GET (or HEAD) of
+/// What an endpoint serving beyond this machine needs (actorbackup.metrics.token-file, .tls-certificate, .tls-key): the
+/// bearer token a scraper sends (a file of this node's user alone, read at each request: a new token takes effect at
+/// once), and a TLS certificate with its key (PEM, read again when either file changes: a renewal needs no restart).
+/// </summary>
+public sealed record MetricsAccess(string TokenFile, string CertificateFile, string KeyFile)
+{
+    /// <summary>The shortest token taken: a guessable one is no authentication.</summary>
+    public const int MinTokenLength = 16;
+
+    /// <summary>The token the file holds (its first line, trimmed); refused when others may read the file, or when short.</summary>
+    public byte[] Token()
+    {
+        ActorBackup.Protocol.Trust.CellCertificates.CheckPrivate(TokenFile);
+        var token = File.ReadLines(TokenFile).FirstOrDefault()?.Trim() ?? "";
+        if (token.Length < MinTokenLength)
+            throw new InvalidDataException($"{TokenFile} holds a metrics token of {token.Length} characters: give one of {MinTokenLength} or more (openssl rand -hex 32 > {TokenFile})");
+        return SHA256.HashData(Encoding.UTF8.GetBytes(token));
+    }
+}
+
+/// <summary>
+/// /metrics over HTTP on one address (actorbackup.metrics.host and .port), for Prometheus: GET (or HEAD) of
 /// /metrics answers the registry's text; any other path 404, any other method 405. Whatever the request's Host header
 /// says (Prometheus scrapes by a DNS name; HttpListener answered only a Host equal to the address it was given, 404 to the
 /// rest). Bounded: 16 requests at once, and once half of them are taken 2 from one address (more are answered 503, at
 /// most 32 such answers at once, then closed), 8 KiB of request head read within 2 s, then 10 s for the answer: a few
-/// idle connections do not starve a scraper.
+/// idle connections do not starve a scraper. With a <see cref="MetricsAccess"/> (required off this machine): HTTPS only
+/// (a plain request is told so), and a request without the bearer token is answered 401 before anything else.
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
@@ -22,15 +47,26 @@ public sealed class MetricsEndpoint : IDisposable
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxAtOnce);
+    private readonly MetricsAccess? _access;
+    private (DateTime Certificate, DateTime Key, X509Certificate2 Loaded)? _certificate;
+    private readonly Lock _certificateLock = new();
 
-    public MetricsEndpoint(IPAddress address, int port) : this(address, port, TimeSpan.FromSeconds(2))
+    public MetricsEndpoint(IPAddress address, int port, MetricsAccess? access = null) : this(address, port, TimeSpan.FromSeconds(2), access)
     {
     }
 
     /// <param name="headTime">how long a request's head may take to come (tests: long, to hold connections open)</param>
-    internal MetricsEndpoint(IPAddress address, int port, TimeSpan headTime)
+    /// <param name="access">the token and certificate, when the endpoint is not for this machine alone</param>
+    internal MetricsEndpoint(IPAddress address, int port, TimeSpan headTime, MetricsAccess? access = null)
     {
         _headTime = headTime;
+        _access = access;
+        if (access is not null)
+        {
+            // Both checked now: a node whose metrics cannot be served as configured says so at its start.
+            access.Token();
+            Certificate();
+        }
         _listener = new TcpListener(address, port);
         if (address.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true; // "*": IPv4 and IPv6
         _listener.Start();
@@ -38,6 +74,30 @@ public sealed class MetricsEndpoint : IDisposable
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>The certificate of <see cref="MetricsAccess"/>, loaded again when either of its files changed.</summary>
+    private X509Certificate2 Certificate()
+    {
+        var access = _access!;
+        var (certificate, key) = (File.GetLastWriteTimeUtc(access.CertificateFile), File.GetLastWriteTimeUtc(access.KeyFile));
+        lock (_certificateLock)
+        {
+            if (_certificate is { } c && c.Certificate == certificate && c.Key == key) return c.Loaded;
+            ActorBackup.Protocol.Trust.CellCertificates.CheckPrivate(access.KeyFile);
+            X509Certificate2 loaded;
+            try
+            {
+                loaded = X509Certificate2.CreateFromPemFile(access.CertificateFile, access.KeyFile);
+            }
+            catch (Exception e) when (e is CryptographicException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+            {
+                throw new InvalidDataException($"the metrics certificate {access.CertificateFile} with its key {access.KeyFile} cannot be loaded: {e.Message} " +
+                                               "(both PEM: the certificate, then its chain if any, and an unencrypted private key)", e);
+            }
+            _certificate = (certificate, key, loaded);
+            return loaded;
+        }
+    }
 
     /// <summary>The address a host setting names: an address, "*" (every interface), or a name resolved now.</summary>
     public static IPAddress AddressOf(string host)
@@ -88,11 +148,11 @@ public sealed class MetricsEndpoint : IDisposable
             if (!taken)
             {
                 // Said, not silent, while few are being told; a flood beyond that is closed at once.
-                if (Interlocked.Increment(ref _busy) <= MaxBusy) _ = Busy(client).ContinueWith(_ => Interlocked.Decrement(ref _busy), TaskScheduler.Default);
+                if (_access is null && Interlocked.Increment(ref _busy) <= MaxBusy) _ = Busy(client).ContinueWith(_ => Interlocked.Decrement(ref _busy), TaskScheduler.Default);
                 else
                 {
-                    Interlocked.Decrement(ref _busy);
-                    client.Dispose();
+                    if (_access is null) Interlocked.Decrement(ref _busy);
+                    client.Dispose(); // (over TLS: a plain 503 would be garbage to the scraper's TLS)
                 }
                 continue;
             }
@@ -139,8 +199,32 @@ public sealed class MetricsEndpoint : IDisposable
     private async Task Serve(TcpClient client)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        deadline.CancelAfter(_headTime); // the head within 2 s; then the answer within 10
-        var stream = client.GetStream();
+        deadline.CancelAfter(_headTime); // the head (and over TLS its handshake) within 2 s; then the answer within 10
+        Stream stream = client.GetStream();
+        if (_access is not null)
+        {
+            // A TLS client's first record is a handshake (22): a plain request is told where to go, not left to time out.
+            var first = new byte[1];
+            if (await client.Client.ReceiveAsync(first, SocketFlags.Peek, deadline.Token) == 0) return;
+            if (first[0] != 22)
+            {
+                await Answer(stream, 400, "Bad Request", deadline.Token, "this endpoint serves metrics over HTTPS only (scheme: https)\n");
+                await Drain(client, stream);
+                return;
+            }
+            var tls = new SslStream(stream, leaveInnerStreamOpen: false);
+            stream = tls;
+            try
+            {
+                await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = Certificate() }, deadline.Token);
+            }
+            catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or InvalidDataException)
+            {
+                if (e is InvalidDataException) Console.Error.WriteLine($"metrics: {e.Message}"); // a renewal gone wrong: the old files were replaced by bad ones
+                return;
+            }
+        }
+        await using var owned = stream;
         var head = new byte[MaxHead];
         var length = 0;
         while (head.AsSpan(0, length).IndexOf("\r\n\r\n"u8) < 0)
@@ -162,6 +246,12 @@ public sealed class MetricsEndpoint : IDisposable
             await Answer(stream, 400, "Bad Request", deadline.Token);
             return;
         }
+        if (_access is not null && !Authorized(head.AsSpan(0, length)))
+        {
+            await Answer(stream, 401, "Unauthorized", deadline.Token, "a bearer token is needed (Prometheus: authorization.credentials_file)\n",
+                "WWW-Authenticate: Bearer realm=\"actorbackup metrics\"\r\n");
+            return;
+        }
         if (line[0] is not ("GET" or "HEAD"))
         {
             await Answer(stream, 405, "Method Not Allowed", deadline.Token);
@@ -177,11 +267,35 @@ public sealed class MetricsEndpoint : IDisposable
         await Answer(stream, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", line[0] == "HEAD" ? [] : body.ToArray(), body.Length, deadline.Token);
     }
 
+    /// <summary>Whether the head carries "Authorization: Bearer TOKEN" with the token of the access's file (compared in constant time).</summary>
+    private bool Authorized(ReadOnlySpan<byte> head)
+    {
+        byte[] token;
+        try
+        {
+            token = _access!.Token();
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"metrics: no request is let in: {e.Message}");
+            return false;
+        }
+        foreach (var raw in Encoding.ASCII.GetString(head).Split("\r\n").Skip(1))
+        {
+            var colon = raw.IndexOf(':');
+            if (colon < 0 || !raw[..colon].Trim().Equals("Authorization", StringComparison.OrdinalIgnoreCase)) continue;
+            var value = raw[(colon + 1)..].Trim();
+            if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return false;
+            return CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(value[7..].Trim())), token);
+        }
+        return false;
+    }
+
     /// <summary>
     /// After an answer to a request not read whole: the rest read and dropped (up to 64 KiB, 1 s), so that closing does not
     /// reset the connection and take the answer with it before the scraper reads it.
     /// </summary>
-    private static async Task Drain(TcpClient client, NetworkStream stream, TimeSpan? within = null)
+    private static async Task Drain(TcpClient client, Stream stream, TimeSpan? within = null)
     {
         client.Client.Shutdown(SocketShutdown.Send);
         using var brief = new CancellationTokenSource(within ?? TimeSpan.FromSeconds(1));
@@ -195,15 +309,16 @@ public sealed class MetricsEndpoint : IDisposable
     }
 
     /// <summary>An answer of <paramref name="text"/> (an error's: empty, or what to ask for instead).</summary>
-    private static Task Answer(NetworkStream stream, int status, string reason, CancellationToken cancel, string text = "") =>
-        Answer(stream, status, reason, "text/plain", Encoding.UTF8.GetBytes(text), text.Length, cancel);
+    private static Task Answer(Stream stream, int status, string reason, CancellationToken cancel, string text = "", string extra = "") =>
+        Answer(stream, status, reason, "text/plain", Encoding.UTF8.GetBytes(text), text.Length, cancel, extra);
 
     /// <summary>An answer of <paramref name="length"/> bytes, of which <paramref name="body"/> is sent (none for a HEAD).</summary>
-    private static async Task Answer(NetworkStream stream, int status, string reason, string type, byte[] body, long length, CancellationToken cancel)
+    private static async Task Answer(Stream stream, int status, string reason, string type, byte[] body, long length, CancellationToken cancel, string extra = "")
     {
-        var head = $"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n";
+        var head = $"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {length}\r\n{extra}Connection: close\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head), cancel);
         if (body.Length > 0) await stream.WriteAsync(body, cancel);
+        await stream.FlushAsync(cancel);
     }
 
     public void Dispose()

@@ -20,6 +20,21 @@ public class NodeSettingsTests
     }
 
     [Fact]
+    public void Metrics_served_beyond_this_machine_need_a_token_and_tls()
+    {
+        Assert.Null(Read("actorbackup.metrics.port = 9464").MetricsAccess); // 127.0.0.1: this machine's
+        Assert.Null(Read("actorbackup.metrics { port = 9464, host = \"::1\" }").MetricsAccess);
+        Assert.Null(Read("actorbackup.metrics.host = \"*\"").MetricsAccess); // off (port 0)
+        foreach (var host in new[] { "*", "0.0.0.0", "192.0.2.7", "backup1.example.com" })
+            Assert.Contains("give actorbackup.metrics.token-file",
+                Assert.Throws<ConfigurationException>(() => Read($"actorbackup.metrics {{ port = 9464, host = \"{host}\" }}")).Message);
+        Assert.Contains("go together", Assert.Throws<ConfigurationException>(() =>
+            Read("actorbackup.metrics { port = 9464, host = \"*\", token-file = /etc/abk/metrics.token }")).Message);
+        var access = Read("actorbackup.metrics { port = 9464, host = \"*\", token-file = /etc/abk/t, tls-certificate = /etc/abk/m.crt, tls-key = /etc/abk/m.key }").MetricsAccess;
+        Assert.Equal(new ActorBackup.Cluster.Metrics.MetricsAccess("/etc/abk/t", "/etc/abk/m.crt", "/etc/abk/m.key"), access);
+    }
+
+    [Fact]
     public void The_time_within_which_a_change_is_read_again_is_0_or_more() // BackupOptions.RereadChangedWithin
     {
         Assert.Equal(TimeSpan.FromSeconds(30), Read("actorbackup.reread-changed-within = 30s").RereadChangedWithin);

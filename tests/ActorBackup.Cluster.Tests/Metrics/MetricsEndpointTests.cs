@@ -22,7 +22,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task Metrics_are_served_whatever_host_a_scraper_names_and_anything_else_gets_a_clear_refusal()
     {
-        using var endpoint = new MetricsEndpoint(IPAddress.Loopback, 0);
+        using var endpoint = new MetricsEndpoint(IPAddress.Loopback, 0, TimeSpan.FromSeconds(30)); // a head's 2 s raced a stalled test
         CellMetrics.QueueLength.Set(0); // some series of ours to find
 
         // Prometheus scrapes by a DNS name: HttpListener answered 404 to any Host but the address it was given.
@@ -77,5 +77,113 @@ public sealed class MetricsEndpointTests
         Assert.True(MetricsEndpoint.AddressOf("*") is var any && (any.Equals(IPAddress.IPv6Any) || any.Equals(IPAddress.Any)));
         Assert.Equal(IPAddress.Any, MetricsEndpoint.AddressOf("0.0.0.0"));
         Assert.ThrowsAny<SocketException>(() => MetricsEndpoint.AddressOf("no-such-host.invalid"));
+    }
+
+    /// <summary>A token file (0600), and a self-signed certificate for localhost with its key (PEM, the key 0600), in <paramref name="dir"/>.</summary>
+    private static MetricsAccess AccessIn(string dir, string token)
+    {
+        var access = new MetricsAccess(Path.Combine(dir, "token"), Path.Combine(dir, "metrics.crt"), Path.Combine(dir, "metrics.key"));
+        WritePrivate(access.TokenFile, token + "\n");
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        File.WriteAllText(access.CertificateFile, certificate.ExportCertificatePem());
+        WritePrivate(access.KeyFile, key.ExportPkcs8PrivateKeyPem());
+        return access;
+    }
+
+    private static void WritePrivate(string path, string text)
+    {
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    /// <summary>The answer to a GET of /metrics over TLS (any certificate taken: the test's own), with this Authorization header if any.</summary>
+    private static async Task<string> AskTls(int port, string? authorization)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost", RemoteCertificateValidationCallback = (_, _, _, _) => true,
+        });
+        var request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n" + (authorization is null ? "" : $"Authorization: {authorization}\r\n") + "\r\n";
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(request));
+        using var answer = new MemoryStream();
+        try
+        {
+            await tls.CopyToAsync(answer);
+        }
+        catch (IOException)
+        {
+            // closed without TLS's close_notify: what came before is the answer
+        }
+        return Encoding.UTF8.GetString(answer.ToArray());
+    }
+
+    [Fact]
+    public async Task Beyond_this_machine_the_metrics_are_served_over_tls_to_the_holder_of_the_token()
+    {
+        var dir = Directory.CreateTempSubdirectory("abk-metrics-").FullName;
+        try
+        {
+            const string token = "0123456789abcdef0123456789abcdef";
+            var access = AccessIn(dir, token);
+            using var endpoint = new MetricsEndpoint(IPAddress.Loopback, 0, TimeSpan.FromSeconds(30), access);
+            CellMetrics.QueueLength.Set(0);
+            // Plain HTTP is told to use HTTPS, not left to a handshake's timeout.
+            var plain = await Ask(endpoint.Port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.StartsWith("HTTP/1.1 400", plain);
+            Assert.Contains("HTTPS only", plain);
+            // Over TLS: no token, a wrong one, another scheme: 401 and nothing of the metrics.
+            foreach (var wrong in new[] { null, "Bearer 0123456789abcdef0123456789abcdeX", "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes("u:" + token)), "Bearer " })
+            {
+                var refused = await AskTls(endpoint.Port, wrong);
+                Assert.StartsWith("HTTP/1.1 401", refused);
+                Assert.Contains("WWW-Authenticate: Bearer", refused);
+                Assert.DoesNotContain("actorbackup_queue_length", refused);
+            }
+            var ok = await AskTls(endpoint.Port, "Bearer " + token);
+            Assert.StartsWith("HTTP/1.1 200", ok);
+            Assert.Contains("actorbackup_queue_length", ok);
+            // A new token takes effect at the next request; the old one is refused.
+            WritePrivate(access.TokenFile, "fedcba9876543210fedcba9876543210\n");
+            Assert.StartsWith("HTTP/1.1 401", await AskTls(endpoint.Port, "Bearer " + token));
+            Assert.StartsWith("HTTP/1.1 200", await AskTls(endpoint.Port, "bearer fedcba9876543210fedcba9876543210"));
+            // A token file others may read lets nobody in (and says why on the node's log).
+            File.SetUnixFileMode(access.TokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+            Assert.StartsWith("HTTP/1.1 401", await AskTls(endpoint.Port, "Bearer fedcba9876543210fedcba9876543210"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void An_endpoint_whose_token_or_certificate_will_not_do_is_refused_at_its_start()
+    {
+        var dir = Directory.CreateTempSubdirectory("abk-metrics-").FullName;
+        try
+        {
+            var access = AccessIn(dir, "short");
+            Assert.Contains("16 or more", Assert.Throws<InvalidDataException>(() => new MetricsEndpoint(IPAddress.Loopback, 0, access)).Message);
+            WritePrivate(access.TokenFile, "0123456789abcdef0123456789abcdef");
+            File.SetUnixFileMode(access.TokenFile, UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            Assert.Contains("chmod 600", Assert.Throws<InvalidDataException>(() => new MetricsEndpoint(IPAddress.Loopback, 0, access)).Message);
+            File.SetUnixFileMode(access.TokenFile, UnixFileMode.UserRead);
+            File.SetUnixFileMode(access.KeyFile, UnixFileMode.UserRead | UnixFileMode.OtherRead);
+            Assert.Contains("chmod 600", Assert.Throws<InvalidDataException>(() => new MetricsEndpoint(IPAddress.Loopback, 0, access)).Message);
+            File.SetUnixFileMode(access.KeyFile, UnixFileMode.UserRead);
+            File.WriteAllText(access.CertificateFile, "not a certificate");
+            Assert.Contains("cannot be loaded", Assert.Throws<InvalidDataException>(() => new MetricsEndpoint(IPAddress.Loopback, 0, access)).Message);
+            File.Delete(access.TokenFile);
+            Assert.ThrowsAny<IOException>(() => CellMetrics.Serve("127.0.0.1", 1, access)); // said as the node's start failing
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }
