@@ -222,19 +222,20 @@ public static class CommandTable
         var exclude = SharedOptions.Exclude();
         var oneFs = SharedOptions.OneFileSystem();
         var atime = SharedOptions.Atime();
+        var backupMaxRun = MaxRunTime("the backup (default: its set's, if a defined set is named)");
         root.Subcommands.Add(Verb("backup", "back PATHs up; follows the job until it ends unless --no-wait", async (pr, o, c) =>
         {
             var cmd = new StartBackup
             {
                 Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
                 OneFileSystem = pr.GetValue(oneFs), Atime = pr.GetValue(atime), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
-                Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
+                Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] }, MaxRunSeconds = (long)pr.GetValue(backupMaxRun).TotalSeconds,
             };
             // No --client: this host, i.e. the client of the node abk talks to (asked first: the command goes signed as
             // it is, and the manager takes no node's word for whose it is).
             if (cmd.Client == "") cmd.Client = (await session.Call<ClusterState>(new GetClusterState(), c)).LocalClient;
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, atime, set, jobPriority, noWait));
+        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, atime, set, jobPriority, backupMaxRun, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         snapshot.CompletionSources.Add(ctx => SnapshotIds(session).Append("latest"));
@@ -457,6 +458,7 @@ public static class CommandTable
         var onSuccess = new Option<string?>("--on-success") { Description = "run on the manager's node when a job of the set succeeds, its JSON on stdin", HelpName = "CMD" };
         var onFailure = new Option<string?>("--on-failure") { Description = "run on the manager's node when a job of the set fails (or is cancelled, interrupted, missed)", HelpName = "CMD" };
         var commandTimeout = new Option<TimeSpan>("--command-timeout") { Description = "how long each of these commands may run (default 5m)", HelpName = "DURATION", CustomParser = r => DurationOf(r) };
+        var setMaxRun = MaxRunTime("a backup of the set");
         var privateKeys = new Option<bool>("--private-keys")
         {
             Description = "a private key domain: the set's file chunks under its client's own keys, so that no other client host can read them (no dedup with other clients)",
@@ -476,14 +478,14 @@ public static class CommandTable
                     TimeZone = pr.GetValue(timeZone) ?? "", Priority = pr.GetValue(priority), WindowSeconds = (long)pr.GetValue(window).TotalSeconds,
                     PreCommand = pr.GetValue(preCommand) ?? "", PostCommand = pr.GetValue(postCommand) ?? "", OnSuccess = pr.GetValue(onSuccess) ?? "",
                     OnFailure = pr.GetValue(onFailure) ?? "", CommandTimeoutSeconds = (int)pr.GetValue(commandTimeout).TotalSeconds,
-                    PrivateKeys = pr.GetValue(privateKeys),
+                    PrivateKeys = pr.GetValue(privateKeys), MaxRunSeconds = (long)pr.GetValue(setMaxRun).TotalSeconds,
                     Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
                 };
                 set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(SharedOptions.ParseScheduleRule));
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, atime, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys),
+            }, setName, setPaths, setClient, exclude, oneFs, atime, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys, setMaxRun),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);
@@ -741,6 +743,13 @@ public static class CommandTable
                                                     && string.Equals(v.ToString(), word, StringComparison.OrdinalIgnoreCase)) is var found && !found.Equals(default(T))
                 ? found : throw new ShellException($"{option} '{word}': give {known}", 2)).ToList();
     }
+
+    /// <summary>--max-run-time of a set or a backup.</summary>
+    private static Option<TimeSpan> MaxRunTime(string of) => new("--max-run-time")
+    {
+        Description = $"stop {of} whose attempt runs longer, and end it FAILED (not retried), e.g. 6h; default: no limit",
+        HelpName = "DURATION", CustomParser = r => DurationOf(r),
+    };
 
     /// <summary>A duration as an operator types it: a number and s, m, h or d (90s, 30m, 4h, 1d).</summary>
     private static TimeSpan DurationOf(System.CommandLine.Parsing.ArgumentResult r)

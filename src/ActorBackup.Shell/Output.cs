@@ -207,7 +207,8 @@ public sealed class Output(bool json)
         if (s.OneFileSystem) sb.AppendLine("  one file system");
         if (s.Atime) sb.AppendLine("  access times recorded");
         if (s.PrivateKeys) sb.AppendLine("  private keys (file chunks under the client's own keys: no dedup with other clients)");
-        sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}{(s.WindowSeconds > 0 ? $"   window {TimeSpan.FromSeconds(s.WindowSeconds)}" : "")}");
+        sb.AppendLine($"  policy    {s.Policy}   priority {s.Priority}{(s.WindowSeconds > 0 ? $"   window {TimeSpan.FromSeconds(s.WindowSeconds)}" : "")}" +
+                      $"{(s.MaxRunSeconds > 0 ? $"   max run time {TimeSpan.FromSeconds(s.MaxRunSeconds)}" : "")}");
         sb.AppendLine($"  schedule  {(s.Schedules.Count == 0 ? "none (runs by hand: abk set run)" : string.Join("; ", s.Schedules.Select(Rule)))}{(s.TimeZone != "" ? " in " + s.TimeZone : s.Schedules.Count > 0 ? " (UTC)" : "")}");
         foreach (var (what, command) in new[] { ("pre", s.PreCommand), ("post", s.PostCommand), ("success", s.OnSuccess), ("failure", s.OnFailure) })
             if (command != "") sb.AppendLine($"  {what,-9} {command}");

@@ -16,7 +16,7 @@ public static class DefinitionsFile
     public const int MaxBytes = 1 << 20;
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "atime", "private-keys", "policy", "schedules", "time-zone", "window", "priority", "enabled",
-        "pre-command", "post-command", "on-success", "on-failure", "command-timeout"];
+        "pre-command", "post-command", "on-success", "on-failure", "command-timeout", "max-run-time"];
     private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier", "verify"];
     private static readonly string[] VerifyKeys = ["schedule", "share-percent"];
     private static readonly string[] TierKeys = ["libraries", "after"];
@@ -137,6 +137,7 @@ public static class DefinitionsFile
             Name = name, Client = c.String("client"), OneFileSystem = c.Bool("one-file-system", false), Atime = c.Bool("atime", false), PrivateKeys = c.Bool("private-keys", false), Policy = c.String("policy"),
             TimeZone = c.String("time-zone"), Priority = c.Int("priority"), Disabled = !c.Bool("enabled", true),
             WindowSeconds = (long)c.Duration("window").TotalSeconds, CommandTimeoutSeconds = (int)c.Duration("command-timeout").TotalSeconds,
+            MaxRunSeconds = (long)c.Duration("max-run-time").TotalSeconds,
             PreCommand = c.String("pre-command"), PostCommand = c.String("post-command"), OnSuccess = c.String("on-success"), OnFailure = c.String("on-failure"),
         };
         s.Paths.AddRange(c.Strings("paths"));

@@ -32,6 +32,10 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     /// <summary>To the manager: the client of the attempt is gone or no longer runs the job.</summary>
     public sealed record JobLost(string Job, int Attempt, string Reason);
 
+    /// <summary>From the manager: stop the running attempt for <paramref name="Reason"/> (its maximum run time passed); as a cancel, the
+    /// client confirms it or <see cref="CancelUnconfirmed"/> follows.</summary>
+    public sealed record Stop(string Reason);
+
     /// <summary>To the manager: a cancel that the client did not confirm in time.</summary>
     public sealed record CancelUnconfirmed(string Job, int Attempt);
 
@@ -175,10 +179,11 @@ public sealed class JobActor : ReceiveActor, IWithTimers
         // watch's answers gets nothing cancelled by sending it here.
         Receive<CancelJob>(_ =>
         {
-            if (_attempt is null || !Sender.Equals(Context.Parent)) return;
-            _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job }, Trust.NodeTrust.Of(Context.System)));
-            // Counted from the first cancel: one asked again (a shell run again, a script) does not put the end off.
-            if (!Timers.IsTimerActive("cancel")) Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
+            if (Sender.Equals(Context.Parent)) Cancel("");
+        });
+        Receive<Stop>(s =>
+        {
+            if (Sender.Equals(Context.Parent)) Cancel("stopped by the manager: " + s.Reason);
         });
         Receive<CancelTimeout>(c =>
         {
@@ -189,6 +194,15 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             foreach (var w in _watchers) w.Tell(c.Job);
             Context.Stop(Self);
         });
+    }
+
+    /// <summary>The running attempt's client told to stop (a signed cancel), and the manager told if it does not confirm in time.</summary>
+    private void Cancel(string reason)
+    {
+        if (_attempt is null) return;
+        _attempt.Client.Tell(Trust.MessageSignature.Sign(new CancelAssignment { Job = _job, Reason = reason }, Trust.NodeTrust.Of(Context.System)));
+        // Counted from the first cancel: one asked again (a shell run again, a script) does not put the end off.
+        if (!Timers.IsTimerActive("cancel")) Timers.StartSingleTimer("cancel", new CancelTimeout(_attempt.Number), _probeEvery);
     }
 
     private void Lost(string reason)

@@ -34,6 +34,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(1);
     /// <summary>The child of each job that has not ended.</summary>
     private readonly Dictionary<string, IActorRef> _jobActors = [];
+    /// <summary>Backups told to stop for running past their maximum run time (by attempt), and why: their end is FAILED.</summary>
+    private readonly Dictionary<string, (int Attempt, string Reason)> _overran = [];
     private int _eventsSinceSnapshot;
     private readonly Journal.JournalTrim _trim = new();
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
@@ -237,8 +239,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobActor.CancelUnconfirmed>(m =>
         {
-            if (_state.Job(m.Job) is { State: JobState.Running or JobState.Committing } job && job.Attempt == m.Attempt)
-                End(m.Job, JobState.Cancelled, $"cancelled by an operator; client {job.Client} did not confirm in time, and nothing it writes from now on is recorded");
+            if (_state.Job(m.Job) is not { State: JobState.Running or JobState.Committing } job || job.Attempt != m.Attempt) return;
+            if (OverranAttempt(job) is { } overran)
+                End(m.Job, JobState.Failed, $"{overran}; client {job.Client} did not confirm the stop in time, and nothing it writes from now on is recorded");
+            else End(m.Job, JobState.Cancelled, $"cancelled by an operator; client {job.Client} did not confirm in time, and nothing it writes from now on is recorded");
         });
 
         Command<StartBackup>(m =>
@@ -282,6 +286,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             NextTick();
             UpdateMetrics();
+            StopOverran();
             if (_ticks % 10 == 0) UpdateSetMetrics();
             CleanIdleDrives();
             if (++_ticks % CompactEvery == 0 && _state.DecideCompaction(_limits.KeepJobs, DateTimeOffset.UtcNow) is { } forgotten)
@@ -550,6 +555,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (outcome == JobState.Interrupted)
             {
                 Decided(job, _state.DecideInterrupted(job, f.Reason, DateTimeOffset.UtcNow, _limits.Backoff), client);
+                return;
+            }
+            if (outcome == JobState.Cancelled && OverranAttempt(job) is { } overran)
+            {
+                End(f.Job, JobState.Failed, overran, errors: f.Errors, replyTo: client); // stopped by the manager, not an operator's cancel
                 return;
             }
             if (outcome != JobState.Succeeded)
@@ -1373,6 +1383,28 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return changes;
     }
 
+    /// <summary>
+    /// Running backups past their maximum run time (ManagerState.Overran) are told to stop, once an attempt: the client
+    /// confirms (its end is then FAILED, not CANCELLED, and not retried), or the job's child gives up waiting for it.
+    /// </summary>
+    private void StopOverran()
+    {
+        var nowMs = Now();
+        foreach (var (id, child) in _jobActors.ToList())
+        {
+            if (_state.Job(id) is not { } job || ManagerState.Overran(job, nowMs) is not { } reason) continue;
+            if (_overran.TryGetValue(id, out var told) && told.Attempt == job.Attempt) continue;
+            _overran[id] = (job.Attempt, reason);
+            _log.Warning("job {0} ({1} of {2}): {3}", id, job.Kind, job.Client, reason);
+            if (_clientRefs.ContainsKey(job.Client)) child.Tell(new JobActor.Stop(reason));
+            else End(id, JobState.Failed, reason + $"; client {job.Client} is not connected, and nothing it writes from now on is recorded");
+        }
+    }
+
+    /// <summary>Why the job's running attempt was stopped for its run time, or null.</summary>
+    private string? OverranAttempt(JobInfo job) =>
+        _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason : null;
+
     private void NextTick()
     {
         var now = DateTimeOffset.UtcNow;
@@ -1511,6 +1543,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (state == JobState.Succeeded) _log.Info("job {0} ({1} of {2}) succeeded", jobId, job.Kind, job.Client);
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
+            _overran.Remove(jobId);
             EndSessions(job, jobEnded: true);
             Acknowledge(replyTo, job);
             _progress.Remove(jobId);

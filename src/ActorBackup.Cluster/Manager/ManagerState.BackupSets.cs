@@ -216,6 +216,7 @@ public sealed partial record ManagerState
         if (set.Paths.FirstOrDefault(p => !p.StartsWith('/')) is { } relative) return $"path '{relative}' is not absolute: give paths as the client sees them, from /";
         if (set.Priority is < 1 or > 10) return $"priority {set.Priority} is out of range: 1 (lowest) to 10 (highest)";
         if (set.WindowSeconds < 0) return "a start window cannot be negative";
+        if (InvalidMaxRun(set.MaxRunSeconds) is { } maxRun) return maxRun;
         if (set.CommandTimeoutSeconds < 0) return "a command timeout cannot be negative";
         if (new[] { set.PreCommand, set.PostCommand, set.OnSuccess, set.OnFailure }.Any(c => c.Length > 4096)) return "a command is at most 4096 characters (put a longer one in a script)";
         if (PolicyOf(set.Policy) is null) return UnknownPolicy(set.Policy);

@@ -302,6 +302,7 @@ public sealed partial record ManagerState
     {
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
+        if (InvalidMaxRun(cmd.MaxRunSeconds) is { } maxRun) return Reject(maxRun);
         if (TooLarge(cmd.Paths, cmd.Excludes, 0) is { } large) return Reject(large);
         if (cmd.BackupSet.Length > 255 || cmd.BackupSet.Any(char.IsControl))
             return Reject("a backup's set name is at most 255 characters, none of them a control character");
@@ -333,6 +334,7 @@ public sealed partial record ManagerState
             Level = cmd.Level, QueuedUnixMs = now.ToUnixTimeMilliseconds(), OneFileSystem = cmd.OneFileSystem || named?.OneFileSystem == true, Atime = cmd.Atime || named?.Atime == true,
             Origin = cmd.Origin == JobOrigin.Unspecified ? JobOrigin.Integrator : cmd.Origin, Priority = PriorityOf(cmd.Priority != 0 ? cmd.Priority : named?.Priority ?? 0),
             BackupSet = cmd.BackupSet != "" ? cmd.BackupSet : string.Join(",", paths),
+            MaxRunSeconds = cmd.MaxRunSeconds > 0 ? cmd.MaxRunSeconds : named?.MaxRunSeconds ?? 0,
         };
         job.Paths.AddRange(paths);
         job.Excludes.AddRange(cmd.Excludes.Union(named?.Excludes ?? []));
@@ -348,6 +350,26 @@ public sealed partial record ManagerState
         else if (job.Level == BackupLevel.LevelDefault) job.Level = BackupLevel.LevelIncremental;
         return new Decision([new JobQueued { Job = job }], null, job);
     }
+
+    /// <summary>The longest a maximum run time may be (a year: beyond it, it is no limit, and milliseconds of it overflow nothing).</summary>
+    public static readonly TimeSpan LongestMaxRun = TimeSpan.FromDays(366);
+
+    /// <summary>What is wrong with a maximum run time in seconds (0: none), or null.</summary>
+    public static string? InvalidMaxRun(long seconds) =>
+        seconds < 0 ? "a maximum run time cannot be negative (0: no limit)"
+        : seconds > LongestMaxRun.TotalSeconds ? $"a maximum run time is at most {LongestMaxRun.TotalDays:0} days (0: no limit)"
+        : null;
+
+    /// <summary>
+    /// Why a backup's running attempt is stopped at <paramref name="nowMs"/> (past its maximum run time, counted from the
+    /// attempt's start), or null: what the job's end says, FAILED and not retried (a second attempt would run as long).
+    /// One committing its snapshot is let finish: its data is all stored.
+    /// </summary>
+    public static string? Overran(JobInfo job, long nowMs) =>
+        job is { MaxRunSeconds: > 0, StartedUnixMs: > 0, State: JobState.Running } && nowMs - job.StartedUnixMs >= job.MaxRunSeconds * 1000
+            ? $"stopped after running {StallWatch.Describe(TimeSpan.FromMilliseconds(nowMs - job.StartedUnixMs))}, past its maximum run time of " +
+              $"{StallWatch.Describe(TimeSpan.FromSeconds(job.MaxRunSeconds))} (max-run-time); not retried: give it longer, or see what made it slow ('abk job show')"
+            : null;
 
     public Decision DecideStartRestore(StartRestore cmd, DateTimeOffset now)
     {

@@ -39,6 +39,7 @@ public sealed record StallWatch(TimeSpan After)
                "network share that hangs its reads or writes? The attempt was told to stop (actorbackup.manager.stall-timeout)";
     }
 
-    private static string Describe(TimeSpan t) =>
+    /// <summary>A duration as an operator reads it: 1.5 h, 12 min, 40 s.</summary>
+    internal static string Describe(TimeSpan t) =>
         t.TotalHours >= 1 ? $"{t.TotalHours:0.#} h" : t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0} min" : $"{t.TotalSeconds:0} s";
 }

@@ -110,6 +110,39 @@ public sealed class ManagerClockTests() : TestKit(OneNodeCell.Config)
     }
 
     [Fact]
+    public void A_backup_running_past_its_maximum_run_time_is_stopped_and_fails_without_a_retry()
+    {
+        var (manager, _, client) = Cell();
+        var me = CreateTestProbe();
+        manager.Tell(new StartBackup { Client = "web1", Paths = { "/www" }, MaxRunSeconds = 2 }, me.Ref);
+        var job = me.FishForMessage<JobAccepted>(_ => true, TimeSpan.FromSeconds(30)).Job;
+        var assignment = (BackupAssignment)client.FishForMessage(m => m is BackupAssignment b && b.Job.Id == job, TimeSpan.FromSeconds(30));
+        Assert.Equal(2, assignment.Job.MaxRunSeconds);
+        // The client keeps running (it answers the probes); the manager tells it to stop once its 2 s passed.
+        var stop = (CancelAssignment)client.FishForMessage(m =>
+        {
+            if (m is RegistrationRequest) manager.Tell(new RegisterClient { Id = "web1", Address = client.Ref.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(Sys).SelfAddress), RunningJobs = { job } }, client.Ref);
+            return m is CancelAssignment c && c.Job == job;
+        }, TimeSpan.FromSeconds(60));
+        Assert.Contains("maximum run time of 2 s", stop.Reason);
+        manager.Tell(new JobFinished { Job = job, Attempt = assignment.Job.Attempt, Ok = false, Outcome = JobState.Cancelled, Reason = stop.Reason + "; nothing was recorded" }, client.Ref);
+        var ended = Ended(manager, job);
+        Assert.Equal(JobState.Failed, ended.State); // not an operator's cancel: an alert on failures sees it
+        Assert.Contains("past its maximum run time of 2 s", ended.Reason);
+        Assert.Equal(0, ended.Attempt); // and not retried
+        // An operator's cancel of a backup within its time stays a cancel.
+        manager.Tell(new StartBackup { Client = "web1", Paths = { "/www" }, MaxRunSeconds = 3600 }, me.Ref);
+        var second = me.FishForMessage<JobAccepted>(_ => true, TimeSpan.FromSeconds(30)).Job;
+        var running = (BackupAssignment)client.FishForMessage(m => m is BackupAssignment b && b.Job.Id == second, TimeSpan.FromSeconds(30));
+        manager.Tell(new JobFinished { Job = second, Attempt = running.Job.Attempt, Ok = false, Outcome = JobState.Cancelled, Reason = "cancelled by an operator" }, client.Ref);
+        AwaitAssert(() =>
+        {
+            manager.Tell(new GetJob { Job = second }, me.Ref);
+            Assert.Equal(JobState.Cancelled, me.FishForMessage<JobInfo>(_ => true, TimeSpan.FromSeconds(5)).State);
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
     public void A_manager_started_again_asks_every_library_it_knows_for_its_state()
     {
         // A manager started on another node (or again) knows nothing of what the libraries last reported (full, volumes in

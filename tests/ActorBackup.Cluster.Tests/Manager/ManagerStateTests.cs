@@ -117,6 +117,28 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void A_backup_takes_its_sets_maximum_run_time_and_is_overrun_only_while_running_past_it()
+    {
+        var s = Cell("host-a").Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, MaxRunSeconds = 3600 } });
+        Assert.Equal(3600, s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, BackupSet = "web" }, Loads(s), Now).Job!.MaxRunSeconds);
+        Assert.Equal(60, s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, BackupSet = "web", MaxRunSeconds = 60 }, Loads(s), Now).Job!.MaxRunSeconds);
+        Assert.Equal(0, s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" } }, Loads(s), Now).Job!.MaxRunSeconds);
+        Assert.Contains("cannot be negative", s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, MaxRunSeconds = -1 }, Loads(s), Now).Rejection);
+        Assert.Contains("at most 366 days", s.Invalid(new BackupSetDefinition { Name = "x", Paths = { "/x" }, Priority = 5, MaxRunSeconds = 400L * 86400 }));
+
+        var queued = s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, BackupSet = "web" }, Loads(s), Now);
+        s = Apply(s, queued.Events);
+        var id = queued.Job!.Id;
+        var nowMs = Now.ToUnixTimeMilliseconds();
+        Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 7_200_000)); // queued: the window's business, not this
+        (s, _) = Dispatch(s, Now);
+        Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 3_599_000));
+        Assert.Contains("past its maximum run time of 1 h", ManagerState.Overran(s.Job(id)!, nowMs + 3_600_000));
+        s = s.Apply(new JobCommitting { Job = id });
+        Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 7_200_000)); // its snapshot being committed: let finish
+    }
+
+    [Fact]
     public void Two_concurrent_backups_land_on_two_libraries()
     {
         var s = Cell("host-a", "host-b");
