@@ -10,14 +10,14 @@ public class JobQueueTests
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
         var c = Path.Combine(dir.Path, "c");
-        // At 1.5 MB/s: the first backup (64 MiB) runs about 45 s, long enough to queue the other two (8 MiB each) behind it
-        // and look at the queue and the drive on a busy machine, where each look (an abk process) can take 3 s (at 8 MB/s,
+        // At 1 MB/s: the first backup (64 MiB) runs about 67 s, long enough to queue the other two (8 MiB each) behind it
+        // and look at the queue and the drive on a busy machine, where each look (an abk process) can take 3-5 s (at 8 MB/s,
         // CI once saw it end during the looks).
         CellTests.MakeRandomFiles(a, 8);
         CellTests.MakeRandomFiles(b, 1);
         CellTests.MakeRandomFiles(c, 1);
         using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null,
-            "--set", "actorbackup.libraries=[{id=lib1, drives=1}]", "--set", "actorbackup.backup-rate-limit=1500000").Start();
+            "--set", "actorbackup.libraries=[{id=lib1, drives=1}]", "--set", "actorbackup.backup-rate-limit=1000000").Start();
 
         var first = CellTests.StartAndWaitForBytes(cell, a);
         var low = cell.Abk("backup", "--no-wait", "--priority", "2", b).Stdout.Trim();
@@ -36,7 +36,7 @@ public class JobQueueTests
         Assert.Equal(1, unknown.ExitCode);
         Assert.Contains("no library lib9: list them with 'abk library list'", unknown.Stderr);
 
-        var ends = new[] { first, high, low }.Select(j => CellTests.WaitForEnd(cell, j, 120)).ToList();
+        var ends = new[] { first, high, low }.Select(j => CellTests.WaitForEnd(cell, j, 180)).ToList();
         Assert.All(ends, e => Assert.Equal("SUCCEEDED", e.GetProperty("state").GetString()));
         long Ms(System.Text.Json.JsonElement e, string field) => long.Parse(e.GetProperty(field).GetString()!);
         // One at a time: each started when the one before finished; the higher priority went first.

@@ -234,9 +234,9 @@ public class TapeTests
         using var dir = new TempDir();
         var a = Path.Combine(dir.Path, "a");
         var b = Path.Combine(dir.Path, "b");
-        CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 1 MB/s: both run for about 25 s, each look taking 2-3 shells
+        CellTests.MakeRandomFiles(a, 3); // 24 MiB each, held to 0.5 MB/s: both run for about 50 s, each look taking 2-3 shells (at 1 MB/s a loaded machine may see one end first)
         CellTests.MakeRandomFiles(b, 3, seed: 100); // other bytes: neither finds its chunks stored by the other
-        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=1000000")
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", TapeOf(2), "--set", "actorbackup.backup-rate-limit=500000")
             .Start(libraries: "lib1,tape1");
         var jobs = new[] { a, b }.Select(src => cell.Abk("backup", "--no-wait", "--library", "tape1", src).Stdout.Trim()).ToList();
         Assert.All(jobs, j => Assert.Matches("^[0-9]+$", j));
@@ -265,7 +265,7 @@ public class TapeTests
             Assert.Equal(d.GetProperty("number").GetInt32(), job.GetProperty("drive").GetInt32());
         }
 
-        Assert.All(jobs, j => Assert.Equal("SUCCEEDED", CellTests.WaitForEnd(cell, j, 120).GetProperty("state").GetString()));
+        Assert.All(jobs, j => Assert.Equal("SUCCEEDED", CellTests.WaitForEnd(cell, j, 180).GetProperty("state").GetString()));
         // Two volumes written side by side, one a cartridge; each snapshot restores whole.
         var volumes = cell.AbkJson("volume", "list", "tape1").GetProperty("volumes").EnumerateArray().ToList();
         Assert.Equal(2, volumes.Count);

@@ -485,6 +485,36 @@ public sealed class SocketDataPlaneTests : IDisposable
         Assert.True(_library.Contains(Id(5)));
     }
 
+    [Fact]
+    public void A_channel_in_place_gives_back_its_reservations_after_its_session_closed()
+    {
+        // A job's session closed under it (the manager gave the attempt up): the next attempt's writer must not wait on
+        // the chunks the closed one held for the whole reservation timeout.
+        _library.ReserveWaitLimit = TimeSpan.FromSeconds(3);
+        foreach (var release in new[] { true, false })
+        {
+            var ticket = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
+            var channel = _sessions.Connect(new SessionOpened { Ticket = ticket, Library = "lib1" }, TimeSpan.FromSeconds(5));
+            var id = Id(release ? 40 : 41);
+            Assert.True(channel.TryReserve(id));
+            _sessions.Close(ticket);
+            Assert.ThrowsAny<IOException>(() => channel.Append(id, RecordFlags.None, Payload(1)));
+            if (release) channel.Release(id); // as the encoder does when its append failed
+            else channel.Dispose(); // or as the job's end does
+            Assert.True(_library.TryReserve(id)); // at once: a held one would throw LibraryBusyException after 3 s
+            _library.Release(id);
+            channel.Dispose();
+        }
+        // A channel releases only what it reserved: another writer's reservation stays its own.
+        var ticket2 = _sessions.Open(_library, ActorRefs.Nobody, "lib1", write: true);
+        _tickets.Add(ticket2);
+        using var mine = _sessions.Connect(new SessionOpened { Ticket = ticket2, Library = "lib1" }, TimeSpan.FromSeconds(5));
+        Assert.True(_library.TryReserve(Id(42)));
+        mine.Release(Id(42));
+        Assert.Throws<LibraryBusyException>(() => _library.TryReserve(Id(42)));
+        _library.Release(Id(42));
+    }
+
     private int Store3AndCount()
     {
         Store(3);
@@ -667,15 +697,15 @@ public sealed class SocketDataPlaneTests : IDisposable
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(1), 1 << 30);
         tls.Write(head);
         tls.Flush();
-        AssertClosed(tls);
+        AssertClosed(tls, within: TimeSpan.FromSeconds(20)); // at once, not at the 30 s deadline
     }
 
     [Fact]
     public void A_connection_that_stays_silent_after_its_handshake_is_closed()
     {
-        // The server's handshake timeout (TLS and HELLO) here is 8 s: the TLS part gets done well within it, then the
+        // The server's handshake timeout (TLS and HELLO) here is 15 s: the TLS part gets done well within it, then the
         // server must close first.
-        using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(8));
+        using var server = new DataPlaneServer("127.0.0.1", 0, TimeSpan.FromSeconds(5), _sessions, _node, handshakeTimeout: TimeSpan.FromSeconds(15));
         using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", server.Endpoint.Port);
         using var tls = new System.Net.Security.SslStream(tcp.GetStream());
         tls.AuthenticateAsClient(_node.ClientOptions("lib1"));

@@ -14,7 +14,7 @@ public sealed class ClientIdTests() : TestKit(Config, "abk")
 
         akka.actor.serializers.actorbackup-proto = "ActorBackup.Protocol.ProtoSerializer, ActorBackup.Protocol"
         akka.actor.serialization-bindings { "Google.Protobuf.IMessage, Google.Protobuf" = actorbackup-proto }
-        """;
+        """ + "\n" + SlowMachine.Expect;
 
     [Fact]
     public async Task A_second_node_claiming_a_client_id_that_an_up_node_holds_is_refused_and_takes_it_once_that_one_is_gone()

@@ -12,6 +12,7 @@ using Akka.TestKit.Xunit2;
 namespace ActorBackup.Cluster.Tests;
 
 /// <summary>SQLite, the embedded default.</summary>
+[Collection(nameof(MediaActorJourneys))] // one journey class at a time: both name their libraries alike (OnlyOwnLibraries tells no test from another)
 public sealed class MediaActorTests() : MediaActorJourneys(null)
 {
     [Fact]
@@ -238,7 +239,7 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         // Two looks' sessions under tickets that expire at once: one with a channel open (a catalog rebuild reading past
         // its 30 min), one left by a client node that went away (nothing closes it: no job's end names it).
         var (_, media) = await LibraryWithLists("libx", "s1");
-        var soon = new JobTicket { Job = "look-1", ExpiresUnixMs = DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeMilliseconds() };
+        var soon = new JobTicket { Job = "look-1", ExpiresUnixMs = DateTimeOffset.UtcNow.AddSeconds(10).ToUnixTimeMilliseconds() }; // (1 s: a stall before the channel opened let a health look close both)
         var used = await media.Ask<SessionOpened>(new OpenSession { Library = "libx", Job = "look-1", Ticket = soon }, TimeSpan.FromSeconds(20));
         var left = await media.Ask<SessionOpened>(new OpenSession { Library = "libx", Job = "look-2", Ticket = soon }, TimeSpan.FromSeconds(20));
         var channel = DataPlaneSessions.Get(Sys).Connect(used, TimeSpan.FromSeconds(20));
@@ -276,6 +277,7 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
 }
 
 /// <summary>The same journeys on PostgreSQL, the journal a cell spanning hosts shares.</summary>
+[Collection(nameof(MediaActorJourneys))]
 public sealed class MediaActorPostgresTests() : MediaActorJourneys(new TestPostgres())
 {
     [PostgresFact]
