@@ -220,6 +220,8 @@ public static class CommandTable
         var backupPolicy = new Option<string?>("--policy") { Description = "storage policy: the library pool (default: default)", HelpName = "POLICY" };
         var jobPriority = new Option<int>("--priority") { Description = "place in the job queue: 1 (lowest) to 10 (highest); default 5", HelpName = "N" };
         var exclude = SharedOptions.Exclude();
+        var ifPresent = SharedOptions.ExcludeIfPresent();
+        var caches = SharedOptions.ExcludeCaches();
         var oneFs = SharedOptions.OneFileSystem();
         var atime = SharedOptions.Atime();
         var backupMaxRun = MaxRunTime("the backup (default: its set's, if a defined set is named)");
@@ -230,12 +232,13 @@ public static class CommandTable
                 Client = pr.GetValue(client) ?? "", Level = pr.GetValue(level), Library = pr.GetValue(libraryOption) ?? "",
                 OneFileSystem = pr.GetValue(oneFs), Atime = pr.GetValue(atime), BackupSet = pr.GetValue(set) ?? "", Priority = pr.GetValue(jobPriority), Policy = pr.GetValue(backupPolicy) ?? "",
                 Paths = { pr.GetValue(paths)! }, Excludes = { pr.GetValue(exclude) ?? [] }, MaxRunSeconds = (long)pr.GetValue(backupMaxRun).TotalSeconds,
+                ExcludeIfPresent = { SharedOptions.Markers(pr.GetValue(ifPresent), pr.GetValue(caches)) },
             };
             // No --client: this host, i.e. the client of the node abk talks to (asked first: the command goes signed as
             // it is, and the manager takes no node's word for whose it is).
             if (cmd.Client == "") cmd.Client = (await session.Call<ClusterState>(new GetClusterState(), c)).LocalClient;
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
-        }, paths, client, level, libraryOption, backupPolicy, exclude, oneFs, atime, set, jobPriority, backupMaxRun, noWait));
+        }, paths, client, level, libraryOption, backupPolicy, exclude, ifPresent, caches, oneFs, atime, set, jobPriority, backupMaxRun, noWait));
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         snapshot.CompletionSources.Add(ctx => SnapshotIds(session).Append("latest"));
@@ -480,12 +483,13 @@ public static class CommandTable
                     OnFailure = pr.GetValue(onFailure) ?? "", CommandTimeoutSeconds = (int)pr.GetValue(commandTimeout).TotalSeconds,
                     PrivateKeys = pr.GetValue(privateKeys), MaxRunSeconds = (long)pr.GetValue(setMaxRun).TotalSeconds,
                     Paths = { pr.GetValue(setPaths)! }, Excludes = { pr.GetValue(exclude) ?? [] },
+                    ExcludeIfPresent = { SharedOptions.Markers(pr.GetValue(ifPresent), pr.GetValue(caches)) },
                 };
                 set.Schedules.AddRange((pr.GetValue(schedule) ?? []).Select(SharedOptions.ParseScheduleRule));
                 var info = await session.Call<BackupSetInfo>(new DefineBackupSet { Set = set }, c);
                 o.Line(o.Json ? Output.ToJson(info) : Output.Set(info));
                 return 0;
-            }, setName, setPaths, setClient, exclude, oneFs, atime, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys, setMaxRun),
+            }, setName, setPaths, setClient, exclude, oneFs, atime, policy, schedule, timeZone, priority, window, preCommand, postCommand, onSuccess, onFailure, commandTimeout, privateKeys, setMaxRun, ifPresent, caches),
             Verb("list", "the backup sets, their next run and last snapshot", async (_, o, c) =>
             {
                 var list = await session.Call<BackupSetList>(new ListBackupSets(), c);

@@ -204,6 +204,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  client    {s.Client}");
         sb.AppendLine($"  paths     {string.Join(" ", s.Paths)}");
         if (s.Excludes.Count > 0) sb.AppendLine($"  excludes  {string.Join(" ", s.Excludes)}");
+        if (s.ExcludeIfPresent.Count > 0) sb.AppendLine($"  excludes  what folders holding {string.Join(" or ", s.ExcludeIfPresent)} hold");
         if (s.OneFileSystem) sb.AppendLine("  one file system");
         if (s.Atime) sb.AppendLine("  access times recorded");
         if (s.PrivateKeys) sb.AppendLine("  private keys (file chunks under the client's own keys: no dedup with other clients)");

@@ -730,7 +730,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             var level = parent is null && !a.ParentManifest.IsEmpty ? BackupLevel.LevelFull : job.Level;
             // The parent's trees are read from its library and those it spans.
             using var parentReads = new ReadSessions(this, parent?.Manifest.Spans ?? [], ticket, channel);
-            var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem, job.Atime);
+            var set = new BackupSet(job.BackupSet, job.Paths, job.Excludes, job.OneFileSystem, job.Atime) { ExcludeIfPresent = job.ExcludeIfPresent };
             var options = new BackupOptions
             {
                 // The storage policy's chunk size and compression, else this node's.

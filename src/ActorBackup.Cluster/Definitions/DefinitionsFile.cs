@@ -16,7 +16,7 @@ public static class DefinitionsFile
     public const int MaxBytes = 1 << 20;
 
     private static readonly string[] SetKeys = ["client", "paths", "excludes", "one-file-system", "atime", "private-keys", "policy", "schedules", "time-zone", "window", "priority", "enabled",
-        "pre-command", "post-command", "on-success", "on-failure", "command-timeout", "max-run-time"];
+        "pre-command", "post-command", "on-success", "on-failure", "command-timeout", "max-run-time", "exclude-if-present", "exclude-caches"];
     private static readonly string[] PolicyKeys = ["libraries", "choice", "chunk-kib", "compression", "retries", "retention", "copies", "tier", "verify"];
     private static readonly string[] VerifyKeys = ["schedule", "share-percent"];
     private static readonly string[] TierKeys = ["libraries", "after"];
@@ -142,6 +142,7 @@ public static class DefinitionsFile
         };
         s.Paths.AddRange(c.Strings("paths"));
         s.Excludes.AddRange(c.Strings("excludes"));
+        s.ExcludeIfPresent.AddRange(SharedOptions.Markers([.. c.Strings("exclude-if-present")], c.Bool("exclude-caches", false)));
         s.Schedules.AddRange(c.Strings("schedules").Select(SharedOptions.ParseScheduleRule));
         return s;
     }

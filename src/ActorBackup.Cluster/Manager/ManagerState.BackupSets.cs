@@ -217,6 +217,7 @@ public sealed partial record ManagerState
         if (set.Priority is < 1 or > 10) return $"priority {set.Priority} is out of range: 1 (lowest) to 10 (highest)";
         if (set.WindowSeconds < 0) return "a start window cannot be negative";
         if (InvalidMaxRun(set.MaxRunSeconds) is { } maxRun) return maxRun;
+        if (BadMarkers(set.ExcludeIfPresent) is { } marker) return marker;
         if (set.CommandTimeoutSeconds < 0) return "a command timeout cannot be negative";
         if (new[] { set.PreCommand, set.PostCommand, set.OnSuccess, set.OnFailure }.Any(c => c.Length > 4096)) return "a command is at most 4096 characters (put a longer one in a script)";
         if (PolicyOf(set.Policy) is null) return UnknownPolicy(set.Policy);

@@ -303,6 +303,7 @@ public sealed partial record ManagerState
         if (cmd.Paths.Count == 0) return Reject("a backup needs at least one path");
         if (InvalidPriority(cmd.Priority) is { } priority) return Reject(priority);
         if (InvalidMaxRun(cmd.MaxRunSeconds) is { } maxRun) return Reject(maxRun);
+        if (BadMarkers(cmd.ExcludeIfPresent) is { } marker) return Reject(marker);
         if (TooLarge(cmd.Paths, cmd.Excludes, 0) is { } large) return Reject(large);
         if (cmd.BackupSet.Length > 255 || cmd.BackupSet.Any(char.IsControl))
             return Reject("a backup's set name is at most 255 characters, none of them a control character");
@@ -338,6 +339,7 @@ public sealed partial record ManagerState
         };
         job.Paths.AddRange(paths);
         job.Excludes.AddRange(cmd.Excludes.Union(named?.Excludes ?? []));
+        job.ExcludeIfPresent.AddRange(cmd.ExcludeIfPresent.Union(named?.ExcludeIfPresent ?? []));
         if (named is { } set)
         {
             job.PreCommand = set.PreCommand;
@@ -353,6 +355,11 @@ public sealed partial record ManagerState
 
     /// <summary>The longest a maximum run time may be (a year: beyond it, it is no limit, and milliseconds of it overflow nothing).</summary>
     public static readonly TimeSpan LongestMaxRun = TimeSpan.FromDays(366);
+
+    /// <summary>What is wrong with the names that mark a folder to leave out (at most 100, each a file name), or null.</summary>
+    public static string? BadMarkers(IReadOnlyCollection<string> markers) =>
+        markers.Count > 100 ? "at most 100 --exclude-if-present names"
+        : markers.Select(Engine.Archive.BackupSet.BadMarker).FirstOrDefault(b => b is not null);
 
     /// <summary>What is wrong with a maximum run time in seconds (0: none), or null.</summary>
     public static string? InvalidMaxRun(long seconds) =>

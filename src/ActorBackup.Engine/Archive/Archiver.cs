@@ -226,6 +226,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     }
     private long _filesQueued, _bytesQueued;
     private ExcludeMatcher _excludes = new([]);
+    /// <summary>The set's <see cref="BackupSet.ExcludeIfPresent"/>, sorted and each once.</summary>
+    private string[] _markers = [];
     private BackupSet _set = null!;
     private TreeReader _parentTrees = null!;
     private readonly SnapshotStats _stats = new();
@@ -271,6 +273,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         _set = set;
         _treesInParts = false;
         _excludes = new ExcludeMatcher(set.Excludes);
+        if (set.ExcludeIfPresent.FirstOrDefault(m => BackupSet.BadMarker(m) is not null) is { } bad) throw new ArgumentException(BackupSet.BadMarker(bad));
+        _markers = set.ExcludeIfPresent.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         using var parentTrees = new TreeReader(parentUnder, source);
         _parentTrees = parentTrees;
         _parentRecordsAll = parent?.NodeFormat >= WholeTreesFormat;
@@ -449,6 +453,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         }
         manifest.Paths.AddRange(set.Paths.Select(p => PosixNames.Display(NormalizePath(p)))); // as listings show them
         manifest.Excludes.AddRange(set.Excludes ?? []);
+        manifest.ExcludeIfPresent.AddRange(_markers);
         manifest.Errors.AddRange(RecordedErrors(_errors.OrderBy(e => e.Path, StringComparer.Ordinal), MaxErrorsRecorded, MaxErrorBytesRecorded, out var omitted));
         manifest.ErrorsOmitted = omitted;
         return manifest;
@@ -556,7 +561,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         _namesFromParent = parent is { Listings: >= ListingsFormat, StartedUnixMs: > 0, ErrorsOmitted: 0 } && _parentRecordsAll
             && Posix.Posix.BootTime() is { } boot && parent.StartedUnixMs > (boot + BootSlack) * 1000 && parent.FinishedUnixMs <= now
-            && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal)
+            && parent.Excludes.SequenceEqual(set.Excludes ?? [], StringComparer.Ordinal) && parent.ExcludeIfPresent.SequenceEqual(_markers, StringComparer.Ordinal)
             && parent.Paths.Select(PosixNames.Parse).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).SequenceEqual(paths, StringComparer.Ordinal);
         if (!_namesFromParent) return;
         // An error names an entry (left out of its folder's tree) or a folder (not listed, or listed in part).
@@ -993,6 +998,7 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         try
         {
             if (!sorted) NameSort.Sort(listing.Names);
+            if (_markers.Length > 0) KeepMarkersOnly(listing);
             if (parentTree is not null) listing.ParentNodes = new ParentNames(parentTree);
             // A block of 1,024 entries is a large object (about 190 KB): taken from the pool, not made for each folder
             // (every one made was garbage the GC's oldest generation had to collect).
@@ -1004,6 +1010,37 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         {
             listing.Release(); // no handle left open, the block back in the pool
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A folder holding one of the set's markers (<see cref="BackupSet.ExcludeIfPresent"/>) keeps only its markers: the
+    /// rest of its names are left out (not stat-ed, not walked). Its names stay in their order (the markers' among them).
+    /// </summary>
+    private void KeepMarkersOnly(Listing listing)
+    {
+        List<string>? kept = null;
+        foreach (var name in listing.Names)
+            if (Array.BinarySearch(_markers, name, StringComparer.Ordinal) >= 0 && (name != BackupSet.CacheDirTag || IsCacheDirTag(listing)))
+                (kept ??= []).Add(name);
+        if (kept is null || kept.Count == listing.Names.Count) return;
+        listing.Names = kept;
+    }
+
+    /// <summary>Whether the folder's CACHEDIR.TAG is a regular file that starts with the specification's signature.</summary>
+    private static bool IsCacheDirTag(Listing listing)
+    {
+        var path = listing.Prefix + BackupSet.CacheDirTag;
+        try
+        {
+            if (Posix.Posix.LStatAt(listing.Folder!, BackupSet.CacheDirTag, path) is not { } stat || stat.Kind != FileKind.Regular || stat.Size < (ulong)BackupSet.CacheDirSignature.Length) return false;
+            using var handle = Posix.Posix.OpenWalked(path, stat);
+            Span<byte> head = stackalloc byte[BackupSet.CacheDirSignature.Length];
+            return Posix.Posix.PRead(handle, head, 0) == head.Length && head.SequenceEqual(BackupSet.CacheDirSignature);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // unreadable: not taken for a tag (the folder is backed up; the tag's own error is reported with it)
         }
     }
 

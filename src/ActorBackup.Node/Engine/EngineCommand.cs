@@ -55,6 +55,8 @@ public static class EngineCommand
         var level = SharedOptions.Level();
         var set = new Option<string?>("--set") { Description = "backup set name (default: named after the paths)", HelpName = "NAME" };
         var exclude = SharedOptions.Exclude();
+        var ifPresent = SharedOptions.ExcludeIfPresent();
+        var caches = SharedOptions.ExcludeCaches();
         var oneFs = SharedOptions.OneFileSystem();
         var atime = SharedOptions.Atime();
         var paths = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths to back up", Arity = ArgumentArity.OneOrMore };
@@ -68,8 +70,9 @@ public static class EngineCommand
             if (r.GetValueOrDefault<double>() is var v && v is not (>= 0 and <= 366 * 86400)) r.AddError($"--reread-changed-within must be 0 to 31622400 seconds (a year), got {v}");
         });
         Verb("backup", "back PATHs up", pr => Backup(pr.GetValue(repo)!, KeySourceFrom(pr.GetValue(keyFile)),
-            new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs), pr.GetValue(atime)),
-            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json), TimeSpan.FromSeconds(pr.GetValue(within))), repo, keyFile, level, set, exclude, oneFs, atime, within, paths);
+            new BackupSet(pr.GetValue(set) ?? Repository.DefaultSetName(pr.GetValue(paths)!), pr.GetValue(paths)!, pr.GetValue(exclude) ?? [], pr.GetValue(oneFs), pr.GetValue(atime))
+                { ExcludeIfPresent = SharedOptions.Markers(pr.GetValue(ifPresent), pr.GetValue(caches)) },
+            ManagerState.ToEngineLevel(pr.GetValue(level)), pr.GetValue(json), TimeSpan.FromSeconds(pr.GetValue(within))), repo, keyFile, level, set, exclude, ifPresent, caches, oneFs, atime, within, paths);
 
         var snapshot = new Argument<string>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "a snapshot id, a unique prefix of one, or 'latest'" };
         var include = new Argument<string[]>("PATH") { HelpName = "PATH", Description = "paths or globs inside the snapshot (default: everything)", Arity = ArgumentArity.ZeroOrMore };

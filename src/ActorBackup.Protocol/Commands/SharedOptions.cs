@@ -25,6 +25,21 @@ public static class SharedOptions
         Description = "glob of paths to leave out (repeatable)", HelpName = "GLOB", AllowMultipleArgumentsPerToken = false,
     };
 
+    public static Option<string[]> ExcludeIfPresent() => new("--exclude-if-present")
+    {
+        Description = "leave out what a folder holds when it holds a file of this name, e.g. .nobackup (the folder and the file are kept; repeatable)",
+        HelpName = "NAME", AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static Option<bool> ExcludeCaches() => new("--exclude-caches")
+    {
+        Description = "leave out what cache folders hold: those with a CACHEDIR.TAG that starts with its signature (bford.info/cachedir)",
+    };
+
+    /// <summary>The names that mark a folder to leave out: --exclude-if-present's, and CACHEDIR.TAG with --exclude-caches.</summary>
+    public static List<string> Markers(string[]? ifPresent, bool caches) =>
+        [.. (ifPresent ?? []).Concat(caches ? ["CACHEDIR.TAG"] : []).Distinct(StringComparer.Ordinal)];
+
     public static readonly string[] OverwriteNames = ["always", "if-changed", "if-newer", "never"];
 
     /// <summary>A restore's --overwrite: what becomes of a file already at a name it makes (with --force).</summary>

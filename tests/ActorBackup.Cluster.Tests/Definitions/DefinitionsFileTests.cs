@@ -53,6 +53,7 @@ public class DefinitionsFileTests
         Assert.Equal(BackupLevel.LevelFull, home.Schedules[0].Level);
         Assert.Equal(4 * 3600, home.WindowSeconds);
         Assert.Equal(6 * 3600, home.MaxRunSeconds);
+        Assert.Equal([".nobackup", "CACHEDIR.TAG"], home.ExcludeIfPresent);
         Assert.Equal(LibraryChoice.FillFirst, Assert.Single(parsed.Policies).Choice);
         var retention = parsed.Policies[0].Retention;
         Assert.Equal((3, 14 * 86400L, 7, 4, 12, 3, 2), (retention.Last, retention.WithinSeconds, retention.Daily, retention.Weekly, retention.Monthly, retention.Yearly, retention.Minimum));

@@ -139,6 +139,15 @@ public class ManagerStateTests
     }
 
     [Fact]
+    public void A_backup_leaves_out_folders_marked_by_its_sets_names_and_its_own()
+    {
+        var s = Cell("host-a").Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, ExcludeIfPresent = { ".nobackup" } } });
+        Assert.Equal([".nobackup", "CACHEDIR.TAG"], s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, BackupSet = "web", ExcludeIfPresent = { "CACHEDIR.TAG" } }, Loads(s), Now).Job!.ExcludeIfPresent.Order(StringComparer.Ordinal));
+        Assert.Contains("not a file name", s.DecideStartBackup(new StartBackup { Client = "host-a", Paths = { "/www" }, ExcludeIfPresent = { "a/b" } }, Loads(s), Now).Rejection);
+        Assert.Contains("not a file name", s.Invalid(new BackupSetDefinition { Name = "x", Paths = { "/x" }, Priority = 5, ExcludeIfPresent = { ".." } }));
+    }
+
+    [Fact]
     public void Two_concurrent_backups_land_on_two_libraries()
     {
         var s = Cell("host-a", "host-b");
