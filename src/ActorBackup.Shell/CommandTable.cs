@@ -371,13 +371,20 @@ public static class CommandTable
         var snapshots = new Argument<string[]>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "snapshot ids or unique prefixes", Arity = ArgumentArity.OneOrMore };
         snapshots.CompletionSources.Add(ctx => SnapshotIds(session));
         var deleteDryRun = new Option<bool>("--dry-run") { Description = "say what would be deleted, delete nothing" };
+        var listDeleted = new Option<bool>("--deleted") { Description = "the deleted snapshots held for the manager's deletion delay (abk snapshot undelete brings one back)" };
         var copyTarget = new Option<string>("--to") { Description = "the library to copy it to", HelpName = "LIBRARY", Required = true };
         root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
             Verb("list", "snapshots, newest last", async (pr, o, c) =>
             {
                 var withWhy = pr.GetValue(why);
-                var list = await Snapshots(session, new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy }, c);
+                var deleted = pr.GetValue(listDeleted);
+                var list = await Snapshots(session, new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted }, c);
                 if (o.Json) o.Write(list);
+                else if (deleted)
+                    o.Table(["SNAPSHOT", "TIME", "LEVEL", "SET", "CLIENT", "DELETED", "DATA GOES AFTER", "WHY"], list.Snapshots.Select(s => new[]
+                    {
+                        s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.BackupSet, s.Client, Output.Time(s.DeletedUnixMs), Output.Time(s.PurgeAfterUnixMs), s.DeletedReason,
+                    }));
                 else if (withWhy)
                     o.Table(["SNAPSHOT", "TIME", "LEVEL", "SET", "CLIENT", "VERIFIED", "POLICY", "KEPT BECAUSE"], list.Snapshots.Select(s => new[]
                     {
@@ -390,7 +397,7 @@ public static class CommandTable
                     s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored), s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
                 return 0;
-            }, ofClient, why),
+            }, ofClient, why, listDeleted),
             Verb("show", "one snapshot in full, with every library that holds it", async (pr, o, c) =>
             {
                 var detail = await session.Call<SnapshotDetail>(new GetSnapshot { Snapshot = pr.GetValue(snapshot)! }, c);
@@ -410,7 +417,15 @@ public static class CommandTable
                 else foreach (var s in answer.Snapshots)
                     o.Line($"{(dry ? "would delete" : "deleted")} snapshot {s.Id} ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)})");
                 return 0;
-            }, snapshots, deleteDryRun)));
+            }, snapshots, deleteDryRun),
+            Verb("undelete", "bring deleted snapshots back into the catalog while the manager still holds them (actorbackup.manager.deletion-delay)", async (pr, o, c) =>
+            {
+                var answer = await session.Call<SnapshotDeletion>(new UndeleteSnapshots { Snapshots = { pr.GetValue(snapshots)! } }, c);
+                if (o.Json) o.Write(answer);
+                else foreach (var s in answer.Snapshots)
+                    o.Line($"snapshot {s.Id} is back ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)})");
+                return 0;
+            }, snapshots)));
 
         root.Subcommands.Add(Group("catalog", "the manager's catalog of snapshots",
             Verb("rebuild", "find the snapshots stored in LIBRARY's volumes and give the catalog back those it lacks (after its journal was lost)", async (pr, o, c) =>

@@ -119,6 +119,39 @@ public class LifecycleTests
         Directory.GetFiles(Path.Combine(cell.DataDir, "libraries", "lib1", "volumes"), "*.abv").Sum(f => new FileInfo(f).Length);
 
     [Fact]
+    public void A_deleted_snapshot_held_for_the_deletion_delay_survives_a_prune_and_comes_back_whole()
+    {
+        // A stolen operator key deletes every snapshot and prunes: within the delay, nothing is lost.
+        using var dir = new TempDir();
+        var src = dir.Sub("data");
+        var random = new Random(12);
+        var bytes = new byte[6_000_000];
+        random.NextBytes(bytes);
+        File.WriteAllBytes(Path.Combine(src, "only.bin"), bytes);
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node"), null, "--set", "actorbackup.manager.deletion-delay=7d").Start();
+        var snapshot = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+        File.Delete(Path.Combine(src, "only.bin")); // the host's data gone too
+        Assert.Contains($"deleted snapshot {snapshot}", cell.Abk("snapshot", "delete", snapshot).Stdout);
+        Assert.Empty(Snapshots(cell));
+        Assert.Equal("SUCCEEDED", cell.AbkJson("prune", "lib1").GetProperty("state").GetString());
+        var refused = cell.Abk("restore", snapshot, "--to", Path.Combine(dir.Path, "nothing"));
+        Assert.Equal(1, refused.ExitCode); // out of the catalog
+
+        var held = cell.Abk("snapshot", "list", "--deleted");
+        Assert.True(held.ExitCode == 0, held.Stderr);
+        Assert.Contains(snapshot, held.Stdout);
+        Assert.Contains("deleted by", held.Stdout); // and by whom
+        var undelete = cell.Abk("snapshot", "undelete", snapshot[..8]);
+        Assert.True(undelete.ExitCode == 0, undelete.Stderr + undelete.Stdout);
+        Assert.Contains($"snapshot {snapshot} is back", undelete.Stdout);
+        var target = Path.Combine(dir.Path, "restored");
+        var restore = cell.Abk("restore", snapshot, "--to", target);
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(target + src, "only.bin")));
+        Assert.DoesNotContain(snapshot, cell.Abk("snapshot", "list", "--deleted").Stdout);
+    }
+
+    [Fact]
     public void Delete_and_prune_give_the_disk_back_and_the_kept_snapshot_restores_byte_for_byte()
     {
         using var dir = new TempDir();

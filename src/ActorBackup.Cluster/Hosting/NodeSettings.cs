@@ -164,7 +164,11 @@ public sealed record NodeSettings(
                 c.GetTimeSpan("manager.priority-aging", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.job-probe", TimeSpan.FromSeconds(30)),
                 c.GetDouble("manager.prune-compact-threshold", 0.2), c.GetTimeSpan("manager.prune-orphans-after", QueueLimits.DefaultOrphansAfter),
                 ScheduleOf("prune-schedule", c.GetString("manager.prune-schedule", "")), ScheduleOf("check-schedule", c.GetString("manager.check-schedule", "")),
-                c.GetTimeSpan("manager.client-offline-wait", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.stall-timeout", TimeSpan.FromMinutes(30))),
+                c.GetTimeSpan("manager.client-offline-wait", TimeSpan.FromHours(1)), c.GetTimeSpan("manager.stall-timeout", TimeSpan.FromMinutes(30)))
+            {
+                DeletionDelay = c.GetTimeSpan("manager.deletion-delay", TimeSpan.Zero) is var delay && delay >= TimeSpan.Zero
+                    ? delay : throw new ConfigurationException($"actorbackup.manager.deletion-delay must be 0s or more (a duration such as 7d), got {c.GetString("manager.deletion-delay")}"),
+            },
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0))
         {
             // "-1s" does not parse as a duration (a FormatException); "infinite" parses, as a negative one.

@@ -320,6 +320,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             DispatchWaiting(); // clients and libraries come and go: what waited may start now
             // On the look-ahead state: the copies and verifies queued above hold their snapshots (SnapshotsInUse).
             Ahead(ApplyRetention(ahead));
+            PurgeHeld();
             foreach (var decision in ahead.DecideDueSlots(DateTimeOffset.UtcNow, Loads(), settling: DateTime.UtcNow - _started < LibrariesSettle))
                 PersistAll(decision.Events, e =>
                 {
@@ -676,6 +677,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var list = new SnapshotList();
+            if (m.Deleted)
+            {
+                // The deleted snapshots held (the deletion delay), paged as the catalog's are.
+                var held = SnapshotPages.Page<SnapshotInfo>(_state.TrashInfos(_limits.DeletionDelay, m.Client).ToList(), i => i.Id, m, out var moreHeld);
+                if (held is null) Sender.Tell(new CommandRejected { Reason = SnapshotPages.Changed });
+                else Sender.Tell(new SnapshotList { Snapshots = { held }, More = moreHeld });
+                return;
+            }
             var verdicts = m.Why ? _state.RetentionVerdicts(DateTimeOffset.UtcNow) : null;
             var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
             if (of is null)
@@ -711,10 +720,23 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (OperatorOnly(m, "delete snapshots")) return;
             var (answer, decision) = _state.DecideDeleteSnapshots(m, DateTimeOffset.UtcNow);
+            foreach (var deleted in decision.Events.OfType<SnapshotsDeleted>()) Held(deleted, _authorizedCaller == "" ? null : "deleted by " + _authorizedCaller);
             if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(answer); // a dry run
             else PersistDecision(decision, (sender, e) =>
             {
-                _log.Info("snapshots {0} deleted by an operator", string.Join(", ", ((SnapshotsDeleted)e).Snapshots));
+                var d = (SnapshotsDeleted)e;
+                _log.Warning("snapshots {0} {1}{2}", string.Join(", ", d.Snapshots), d.Reason,
+                    d.ToTrash ? $"; held until {DateTimeOffset.FromUnixTimeMilliseconds(d.UnixMs) + _limits.DeletionDelay:u} (abk snapshot undelete)" : "");
+                sender.Tell(answer);
+            });
+        });
+        Command<UndeleteSnapshots>(m =>
+        {
+            if (OperatorOnly(m, "bring deleted snapshots back")) return;
+            var (answer, decision) = _state.DecideUndelete(m, _authorizedCaller, DateTimeOffset.UtcNow);
+            PersistDecision(decision, (sender, e) =>
+            {
+                _log.Warning("snapshots {0} brought back into the catalog{1}", string.Join(", ", ((SnapshotsUndeleted)e).Snapshots), _authorizedCaller == "" ? "" : " by " + _authorizedCaller);
                 sender.Tell(answer);
             });
         });
@@ -1126,6 +1148,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private Protocol.Trust.CellRole _authorizedRole;
     /// <summary>The serial number of the certificate that signed the command being handled (empty: none).</summary>
     private string _authorizedSerial = "";
+    /// <summary>Who signed the command being handled, as its certificate names it (empty: a test's, unsigned).</summary>
+    private string _authorizedCaller = "";
     private readonly Trust.CallerNonces _nonces = new();
 
     /// <summary>What the manager takes inside a CallerSigned: operator-only and job commands, and a program's looks at the catalog.</summary>
@@ -1143,6 +1167,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
         else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller, SignedHere);
         _authorizedSerial = command is RevokeCertificate ? SerialOf(signed.Signer) : "";
+        _authorizedCaller = caller?.ToString() ?? "";
         try
         {
             Authorized(command, caller, refusal);
@@ -1368,7 +1393,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _retentionHeldBack = state.SnapshotsInUse().Count > 0;
         var now = DateTimeOffset.UtcNow;
         var changes = state.DecideCopyRetention(now).ToList();
-        if (state.DecideRetention(now) is { } deleted) changes.Add(deleted);
+        if (state.DecideRetention(now) is { } deleted) changes.Add(Held(deleted));
         if (changes.Count == 0) return [];
         PersistAll(changes, e =>
         {
@@ -1381,6 +1406,28 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
         });
         return changes;
+    }
+
+    /// <summary>
+    /// A deletion held for the deletion delay when there is one (its snapshots to the trash, their data kept), with who
+    /// gave it when <paramref name="reason"/> says so.
+    /// </summary>
+    private SnapshotsDeleted Held(SnapshotsDeleted deleted, string? reason = null)
+    {
+        deleted.ToTrash = _limits.DeletionDelay > TimeSpan.Zero;
+        if (reason is not null) deleted.Reason = reason;
+        return deleted;
+    }
+
+    /// <summary>Held snapshots whose deletion delay passed: purged (their data goes at each library's next prune).</summary>
+    private void PurgeHeld()
+    {
+        if (_state.Trash.Count == 0 || _state.DecidePurge(DateTimeOffset.UtcNow, _limits.DeletionDelay) is not { } purged) return;
+        Persist(purged, e =>
+        {
+            Applied(e);
+            _log.Info("deleted snapshots {0} purged: their deletion delay ({1}) passed; their data goes at the next prune", string.Join(", ", e.Snapshots), _limits.DeletionDelay);
+        });
     }
 
     /// <summary>

@@ -21,6 +21,12 @@ public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, Time
     /// taken for lost (<see cref="StallWatch"/>): 30 minutes unless set; zero: never.</summary>
     public TimeSpan Stall => StallTimeout ?? TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// How long a deleted snapshot (an operator's delete, or retention's) is held before its data may go
+    /// (actorbackup.manager.deletion-delay; ManagerState.Trash): zero, at once (at the next prune).
+    /// </summary>
+    public TimeSpan DeletionDelay { get; init; }
+
     /// <summary>How long a job without a start window waits queued for its client's node to connect (default an hour), counting no attempt.</summary>
     public TimeSpan OfflineWait => ClientOfflineWait > TimeSpan.Zero ? ClientOfflineWait : TimeSpan.FromHours(1);
 

@@ -296,7 +296,7 @@ public sealed partial record ManagerState
 
     /// <summary>The snapshots the catalog keeps on <paramref name="library"/> (held there, or spanning it): what a prune of it keeps.</summary>
     public IEnumerable<string> KeptOn(string library) =>
-        Snapshots.Where(s => LibrariesOf(s).Contains(library) || s.Spans.Contains(library)).Select(s => s.Id);
+        Snapshots.Where(s => LibrariesOf(s).Contains(library) || s.Spans.Contains(library)).Select(s => s.Id).Concat(HeldOn(library));
 
     /// <summary>
     /// What a prune of <paramref name="library"/> is told: the catalog's snapshots there, and those deleted since its
@@ -413,7 +413,7 @@ public sealed partial record ManagerState
     public string? ForeignManifest(JobInfo job, SnapshotManifest manifest)
     {
         string? why = !ReferenceList.IsValidSnapshotId(manifest.Id) ? $"its snapshot id '{Shown(manifest.Id)}' is not one (letters, digits, '-', '_'; at most 64)"
-            : Snapshots.Exists(s => s.Id == manifest.Id) || PendingDeletions.Values.Any(ids => ids.Contains(manifest.Id)) ? $"its snapshot id {manifest.Id} is one the catalog has already"
+            : Snapshots.Exists(s => s.Id == manifest.Id) || Trash.ContainsKey(manifest.Id) || PendingDeletions.Values.Any(ids => ids.Contains(manifest.Id)) ? $"its snapshot id {manifest.Id} is one the catalog has already"
             : manifest.RootTree.Length != Engine.Hashing.ChunkId.Size ? "it names no root tree"
             : manifest.Client != job.Client ? $"it is of client '{Shown(manifest.Client)}', not of the job's client {job.Client}"
             : manifest.BackupSet != job.BackupSet ? $"it is of backup set '{Shown(manifest.BackupSet)}', not of the job's set {job.BackupSet}"
@@ -686,6 +686,7 @@ public sealed partial record ManagerState
         // Deleted (by an operator or retention) and waiting for a library's prune to let its data go: not brought
         // back (a prune that runs meanwhile may have swept it, leaving the catalog a snapshot without data).
         var deleted = PendingDeletions.Values.SelectMany(ids => ids).Where(id => !recordedById.ContainsKey(id)).ToHashSet(StringComparer.Ordinal);
+        deleted.UnionWith(Trash.Keys); // held deleted: brought back by an undelete, not a rebuild
         void CopyIfElsewhere(string id, string home, IEnumerable<string> spans, IEnumerable<string> holders)
         {
             if (home != cmd.Library && referenced.Contains(id) && !leaving.Contains(id) && !spans.Contains(cmd.Library) && !holders.Contains(cmd.Library))

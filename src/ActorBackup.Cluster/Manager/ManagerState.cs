@@ -90,7 +90,9 @@ public sealed partial record ManagerState
         }).Owing(Job(x.Job) is { Kind: JobKind.Backup, Origin: JobOrigin.Schedule } ended && x.State is JobState.Failed or JobState.Missed or JobState.Interrupted
             ? (ended.BackupSet, ended.Level) : null),
         SnapshotRecorded r => Recorded(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
-        SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotsDeleted d => d.ToTrash ? Trashed(d) : WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotsPurged p => Untrashed(p.Snapshots).WithoutSnapshots(p.Snapshots.ToHashSet()),
+        SnapshotsUndeleted u => Untrashed(u.Snapshots),
         SnapshotMoved m => WithMove(m),
         CopyDropped d => this with
         {
@@ -170,6 +172,7 @@ public sealed partial record ManagerState
         s.Copies.AddRange(Copies.SelectMany(kv => kv.Value.Select(l => new SnapshotCopied { Snapshot = kv.Key, Library = l })));
         s.DisabledLibraries.AddRange(DisabledLibraries.Select(kv => new LibraryEnabled { Library = kv.Key, Reason = kv.Value }));
         s.Revoked.AddRange(Revoked.Values);
+        s.Trash.AddRange(Trash.Values);
         return s;
     }
 
@@ -188,6 +191,7 @@ public sealed partial record ManagerState
         Copies = s.Copies.GroupBy(c => c.Snapshot).ToImmutableSortedDictionary(g => g.Key, g => g.Select(c => c.Library).ToImmutableSortedSet(StringComparer.Ordinal), StringComparer.Ordinal),
         DisabledLibraries = s.DisabledLibraries.ToImmutableSortedDictionary(d => d.Library, d => d.Reason, StringComparer.Ordinal),
         Revoked = s.Revoked.ToImmutableSortedDictionary(r => r.Serial, r => r, StringComparer.Ordinal),
+        Trash = s.Trash.ToImmutableSortedDictionary(t => SnapshotManifest.Parser.ParseFrom(t.Manifest).Id, t => t, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>

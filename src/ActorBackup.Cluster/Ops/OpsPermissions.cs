@@ -64,6 +64,7 @@ public static class OpsPermissions
     private static string Verb(string name) => name switch
     {
         nameof(DeleteSnapshots) => "delete snapshots",
+        nameof(UndeleteSnapshots) => "bring deleted snapshots back",
         nameof(StartPrune) => "prune",
         nameof(ChangeMember) => "make a node leave or go down",
         nameof(DefineBackupSet) or nameof(RemoveBackupSet) or nameof(EnableBackupSet) or nameof(DeferBackupSet) => "change backup sets (their commands run on the cell's nodes)",

@@ -34,6 +34,49 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_deletion_held_for_the_delay_keeps_the_data_and_comes_back_whole_until_it_is_purged()
+    {
+        var s = Cell().Apply(new SnapshotVerified { Snapshot = "s3", Ok = true }).Apply(new SnapshotCopied { Snapshot = "s3", Library = "lib1" });
+        var deleted = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s3", "s0" } }, Now).Decision.Events.OfType<SnapshotsDeleted>().Single();
+        deleted.ToTrash = true; // the manager's deletion delay
+        var held = s.Apply(deleted);
+        Assert.Equal(["s1", "s2"], held.Snapshots.Select(x => x.Id));
+        Assert.Equal(["s0", "s3"], held.Trash.Keys);
+        Assert.Empty(held.PendingDeletions); // no prune lets their data go
+        Assert.Contains("s3", held.KeptOn("lib2"));
+        Assert.Contains("s3", held.KeptOn("lib1")); // its copy
+        Assert.Contains("s0", held.KeptOn("lib1"));
+        Assert.Throws<KeyNotFoundException>(() => held.FindSnapshot("s3")); // out of the catalog: no restore of it
+        Assert.Equal(held.Trash.Keys, new ManagerState().Apply(held.ToSnapshot()).Trash.Keys); // in the manager's snapshot
+        var listed = held.TrashInfos(TimeSpan.FromDays(7), "").Single(i => i.Id == "s3");
+        Assert.Equal((Now.ToUnixTimeMilliseconds(), Now.AddDays(7).ToUnixTimeMilliseconds(), true), (listed.DeletedUnixMs, listed.PurgeAfterUnixMs, listed.Verified));
+        Assert.Empty(held.TrashInfos(TimeSpan.FromDays(7), "host-b"));
+
+        // Brought back whole: where it was in the catalog, verified, with its copy, the chain's newest again.
+        var (answer, undelete) = held.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s3" } }, "operator alice", Now);
+        Assert.Equal("s3", Assert.Single(answer.Snapshots).Id);
+        var back = Apply(held, undelete.Events);
+        Assert.Equal(["s1", "s2", "s3"], back.Snapshots.Select(x => x.Id));
+        Assert.Contains("s3", back.Verified);
+        Assert.Equal(["lib1"], back.Copies["s3"]);
+        Assert.Equal("lib2", back.ChainLibrary("host-a", "web"));
+        Assert.Contains("in the catalog, not deleted", back.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s3" } }, "", Now).Decision.Rejection);
+        Assert.Contains("no deleted snapshot zz is held", back.DecideUndelete(new UndeleteSnapshots { Snapshots = { "zz", "s0" } }, "", Now).Decision.Rejection);
+        Assert.Equal(["s0"], back.Trash.Keys); // a refusal brings nothing back
+
+        // Purged once the delay passed (the setting now, not when it was deleted): then its data goes at the next prune.
+        Assert.Null(back.DecidePurge(Now.AddDays(6), TimeSpan.FromDays(7)));
+        var purged = back.DecidePurge(Now.AddDays(7), TimeSpan.FromDays(7))!;
+        Assert.Equal(["s0"], purged.Snapshots);
+        Assert.NotNull(back.DecidePurge(Now.AddMinutes(1), TimeSpan.Zero)); // the delay shortened on the manager's node
+        var gone = back.Apply(purged);
+        Assert.Empty(gone.Trash);
+        Assert.Contains("s0", gone.PendingDeletions["lib1"]);
+        Assert.DoesNotContain("s0", gone.KeptOn("lib1"));
+        Assert.Contains("no deleted snapshot s0 is held", gone.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s0" } }, "", Now).Decision.Rejection);
+    }
+
+    [Fact]
     public void Retention_waits_for_a_verified_full_then_deletes_what_no_rule_keeps_but_not_what_a_restore_reads()
     {
         var s = Cell();
