@@ -379,6 +379,8 @@ public static class CommandTable
                 var withWhy = pr.GetValue(why);
                 var deleted = pr.GetValue(listDeleted);
                 var list = await Snapshots(session, new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted }, c);
+                if (deleted && list.Snapshots.Any(s => s.DeletedUnixMs == 0)) // a manager of a build before deletion delays answers with its catalog
+                    throw new ShellException("the manager's build keeps no deleted snapshots (abk cluster show: upgrade its nodes): this list would be its catalog", 1);
                 if (o.Json) o.Write(list);
                 else if (deleted)
                     o.Table(["SNAPSHOT", "TIME", "LEVEL", "SET", "CLIENT", "DELETED", "DATA GOES AFTER", "WHY"], list.Snapshots.Select(s => new[]
@@ -393,9 +395,12 @@ public static class CommandTable
                     }));
                 else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "COPIES", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
                 {
-                    s.Id, Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, string.Join("+", s.Spans.Prepend(s.Library)), s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
+                    s.Suspect == "" ? s.Id : s.Id + " !", Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, string.Join("+", s.Spans.Prepend(s.Library)), s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
                     s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored), s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
+                if (!o.Json && !deleted)
+                    foreach (var s in list.Snapshots.Where(s => s.Suspect != ""))
+                        o.Line($"! snapshot {s.Id} ({s.Client}, {s.BackupSet}) is suspect: {s.Suspect}");
                 return 0;
             }, ofClient, why, listDeleted),
             Verb("show", "one snapshot in full, with every library that holds it", async (pr, o, c) =>
@@ -418,6 +423,13 @@ public static class CommandTable
                     o.Line($"{(dry ? "would delete" : "deleted")} snapshot {s.Id} ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)})");
                 return 0;
             }, snapshots, deleteDryRun),
+            Verb("clear-suspect", "let the retention of suspect snapshots' sets go on, once you have checked them (abk snapshot list marks them with !)", async (pr, o, c) =>
+            {
+                var answer = await session.Call<SnapshotDeletion>(new ClearSuspect { Snapshots = { pr.GetValue(snapshots)! } }, c);
+                if (o.Json) o.Write(answer);
+                else foreach (var s in answer.Snapshots) o.Line($"snapshot {s.Id} is no longer suspect: its set's retention goes on");
+                return 0;
+            }, snapshots),
             Verb("undelete", "bring deleted snapshots back into the catalog while the manager still holds them (actorbackup.manager.deletion-delay)", async (pr, o, c) =>
             {
                 var answer = await session.Call<SnapshotDeletion>(new UndeleteSnapshots { Snapshots = { pr.GetValue(snapshots)! } }, c);

@@ -181,6 +181,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  libraries  {s.Library} (its own){(s.Spans.Count > 0 ? ", spanning on into " + string.Join(", ", s.Spans) : "")}" +
                       $"{(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
         sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
+        if (s.Suspect != "") sb.AppendLine($"  SUSPECT    {s.Suspect}");
         if (s.Parent != "") sb.AppendLine($"  parent     {s.Parent}");
         if (s.Job != "") sb.AppendLine($"  job        {s.Job}");
         // What could not be read: the first few here, every one its manifest lists with --json.

@@ -152,6 +152,37 @@ public class LifecycleTests
     }
 
     [Fact]
+    public void A_backup_of_a_host_whose_files_were_encrypted_is_suspect_and_holds_its_sets_snapshots()
+    {
+        using var dir = new TempDir();
+        var src = dir.Sub("data");
+        var text = string.Concat(Enumerable.Range(0, 4000).Select(i => $"line {i} of a document that compresses well\n"));
+        for (var i = 0; i < 120; i++) File.WriteAllText(Path.Combine(src, $"doc{i:D3}.txt"), $"{i}\n" + text); // 120 files, 20 MB
+        using var cell = new CellProcess(Path.Combine(dir.Path, "node")).Start();
+        var quiet = Enumerable.Range(0, 3).Select(_ => cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!).ToList();
+        // Ransomware: every file rewritten as bytes that neither deduplicate nor compress.
+        var random = new Random(5);
+        foreach (var file in Directory.GetFiles(src))
+        {
+            var bytes = new byte[new FileInfo(file).Length];
+            random.NextBytes(bytes);
+            File.WriteAllBytes(file, bytes);
+        }
+        var encrypted = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+        var list = cell.Abk("snapshot", "list");
+        Assert.Contains($"! snapshot {encrypted}", list.Stdout);
+        Assert.Contains("ransomware", list.Stdout);
+        Assert.Contains("did not compress", list.Stdout);
+        foreach (var id in quiet) Assert.DoesNotContain($"! snapshot {id}", list.Stdout);
+        Assert.Contains("SUSPECT", cell.Abk("snapshot", "show", encrypted).Stdout);
+        Assert.Contains(cell.AbkJson("snapshot", "list", "--why").GetProperty("snapshots").EnumerateArray(),
+            s => s.GetProperty("id").GetString() == quiet[0] && s.GetProperty("keptBecause")[0].GetString()!.Contains("is suspect"));
+        var cleared = cell.Abk("snapshot", "clear-suspect", encrypted);
+        Assert.True(cleared.ExitCode == 0, cleared.Stderr);
+        Assert.DoesNotContain("! snapshot", cell.Abk("snapshot", "list").Stdout);
+    }
+
+    [Fact]
     public void Delete_and_prune_give_the_disk_back_and_the_kept_snapshot_restores_byte_for_byte()
     {
         using var dir = new TempDir();

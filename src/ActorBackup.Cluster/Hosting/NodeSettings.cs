@@ -168,6 +168,8 @@ public sealed record NodeSettings(
             {
                 DeletionDelay = c.GetTimeSpan("manager.deletion-delay", TimeSpan.Zero) is var delay && delay >= TimeSpan.Zero
                     ? delay : throw new ConfigurationException($"actorbackup.manager.deletion-delay must be 0s or more (a duration such as 7d), got {c.GetString("manager.deletion-delay")}"),
+                Suspicion = new Suspicion(c.GetDouble("manager.suspect-new-share", Suspicion.DefaultShare) is var share and >= 0 and <= 1
+                    ? share : throw new ConfigurationException($"actorbackup.manager.suspect-new-share must be between 0 (off) and 1, got {c.GetString("manager.suspect-new-share")}")),
             },
             c.GetString("metrics.host", "127.0.0.1"), c.GetInt("metrics.port", 0))
         {

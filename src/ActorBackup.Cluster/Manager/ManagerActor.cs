@@ -234,8 +234,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobActor.JobLost>(m =>
         {
-            if (_state.Job(m.Job) is { State: JobState.Running or JobState.Committing } job && job.Attempt == m.Attempt)
-                Failed(job, JobFault.FaultTransient, m.Reason);
+            if (_state.Job(m.Job) is not { State: JobState.Running or JobState.Committing } job || job.Attempt != m.Attempt) return;
+            // An attempt past its run time that is lost (its client gone, or stalled) is not tried again either.
+            if (job.Kind == JobKind.Backup && OverranAttempt(job) is { } overran) End(m.Job, JobState.Failed, $"{overran}; {m.Reason}");
+            else Failed(job, JobFault.FaultTransient, m.Reason);
         });
         Command<JobActor.CancelUnconfirmed>(m =>
         {
@@ -607,7 +609,16 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
                 {
                     Applied(e);
-                    RecordedEnd(job, manifest, client);
+                    // A mass change (ransomware encrypting the host?): recorded before anything else is decided, so that
+                    // retention holds the set's older snapshots from the start.
+                    if (_state.DecideSuspect(manifest, _limits.Suspicion, DateTimeOffset.UtcNow) is { } suspect)
+                        Persist(suspect, x =>
+                        {
+                            Applied(x);
+                            _log.Warning("snapshot {0} of client {1}, set {2}, is suspect: {3}", x.Snapshot, x.Client, x.BackupSet, x.Reason);
+                            RecordedEnd(job, manifest, client);
+                        });
+                    else RecordedEnd(job, manifest, client);
                 });
             }
             else End(f.Job, JobState.Succeeded, f.Reason, errors: f.Errors, replyTo: client); // a restore's entries not restored, or chunks read from a copy
@@ -720,13 +731,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (OperatorOnly(m, "delete snapshots")) return;
             var (answer, decision) = _state.DecideDeleteSnapshots(m, DateTimeOffset.UtcNow);
-            foreach (var deleted in decision.Events.OfType<SnapshotsDeleted>()) Held(deleted, _authorizedCaller == "" ? null : "deleted by " + _authorizedCaller);
+            foreach (var deleted in decision.Events.OfType<SnapshotsDeleted>()) deleted.Reason = _authorizedCaller == "" ? deleted.Reason : "deleted by " + _authorizedCaller;
             if (decision.Rejection is null && decision.Events.Count == 0) Sender.Tell(answer); // a dry run
-            else PersistDecision(decision, (sender, e) =>
+            else PersistDecision(decision with { Events = decision.Events.Select(Held).ToList() }, (sender, e) =>
             {
-                var d = (SnapshotsDeleted)e;
-                _log.Warning("snapshots {0} {1}{2}", string.Join(", ", d.Snapshots), d.Reason,
-                    d.ToTrash ? $"; held until {DateTimeOffset.FromUnixTimeMilliseconds(d.UnixMs) + _limits.DeletionDelay:u} (abk snapshot undelete)" : "");
+                if (e is SnapshotsTrashed t)
+                    _log.Warning("snapshots {0} {1}; held until {2:u} (abk snapshot undelete)", string.Join(", ", t.Snapshots), t.Reason,
+                        DateTimeOffset.FromUnixTimeMilliseconds(t.UnixMs) + _limits.DeletionDelay);
+                else _log.Warning("snapshots {0} {1}", string.Join(", ", ((SnapshotsDeleted)e).Snapshots), ((SnapshotsDeleted)e).Reason);
+                sender.Tell(answer);
+            });
+        });
+        Command<ClearSuspect>(m =>
+        {
+            if (OperatorOnly(m, "clear suspect snapshots (their sets' retention goes on)")) return;
+            var (answer, decision) = _state.DecideClearSuspect(m, _authorizedCaller, DateTimeOffset.UtcNow);
+            PersistDecision(decision, (sender, e) =>
+            {
+                _log.Warning("suspect snapshots {0} cleared{1}: their sets' retention goes on", string.Join(", ", ((SuspectCleared)e).Snapshots),
+                    _authorizedCaller == "" ? "" : " by " + _authorizedCaller);
                 sender.Tell(answer);
             });
         });
@@ -1392,7 +1415,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _retentionSeen = seen;
         _retentionHeldBack = state.SnapshotsInUse().Count > 0;
         var now = DateTimeOffset.UtcNow;
-        var changes = state.DecideCopyRetention(now).ToList();
+        var changes = state.DecideCopyRetention(now).Select(Held).ToList();
         if (state.DecideRetention(now) is { } deleted) changes.Add(Held(deleted));
         if (changes.Count == 0) return [];
         PersistAll(changes, e =>
@@ -1401,6 +1424,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             switch (e)
             {
                 case SnapshotsDeleted d: _log.Info("snapshots {0} deleted: {1}", string.Join(", ", d.Snapshots), d.Reason); break;
+                case SnapshotsTrashed t: _log.Info("snapshots {0} deleted: {1}; held for {2} (abk snapshot undelete)", string.Join(", ", t.Snapshots), t.Reason, _limits.DeletionDelay); break;
+                case CopyTrashed c: _log.Info("the copy of snapshot {0} on {1} goes: {2}; held for {3}", c.Snapshot, c.Library, c.Reason, _limits.DeletionDelay); break;
                 case CopyDropped c: _log.Info("the copy of snapshot {0} on {1} goes: {2}", c.Snapshot, c.Library, c.Reason); break;
                 case SnapshotMoved m: _log.Info("snapshot {0} lives on in its copy on {1}: its primary's retention let it go from {2}", m.Snapshot, m.To, m.From); break;
             }
@@ -1409,24 +1434,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// A deletion held for the deletion delay when there is one (its snapshots to the trash, their data kept), with who
-    /// gave it when <paramref name="reason"/> says so.
+    /// A deletion (of snapshots, or of a copy by its rule's retention) held for the deletion delay when there is one:
+    /// the snapshots to the trash, the copy held, their data kept. Anything else as it is.
     /// </summary>
-    private SnapshotsDeleted Held(SnapshotsDeleted deleted, string? reason = null)
+    private IMessage Held(IMessage e) => _limits.DeletionDelay <= TimeSpan.Zero ? e : e switch
     {
-        deleted.ToTrash = _limits.DeletionDelay > TimeSpan.Zero;
-        if (reason is not null) deleted.Reason = reason;
-        return deleted;
-    }
+        SnapshotsDeleted d => new SnapshotsTrashed { Snapshots = { d.Snapshots }, Reason = d.Reason, UnixMs = d.UnixMs, ByRetention = d.ByRetention },
+        CopyDropped c => new CopyTrashed { Snapshot = c.Snapshot, Library = c.Library, Reason = c.Reason, UnixMs = c.UnixMs },
+        _ => e,
+    };
 
     /// <summary>Held snapshots whose deletion delay passed: purged (their data goes at each library's next prune).</summary>
     private void PurgeHeld()
     {
-        if (_state.Trash.Count == 0 || _state.DecidePurge(DateTimeOffset.UtcNow, _limits.DeletionDelay) is not { } purged) return;
+        if ((_state.Trash.Count == 0 && _state.HeldCopies.Count == 0) || _state.DecidePurge(DateTimeOffset.UtcNow, _limits.DeletionDelay) is not { } purged) return;
         Persist(purged, e =>
         {
             Applied(e);
-            _log.Info("deleted snapshots {0} purged: their deletion delay ({1}) passed; their data goes at the next prune", string.Join(", ", e.Snapshots), _limits.DeletionDelay);
+            _log.Info("deleted snapshots {0} purged: their deletion delay ({1}) passed; their data goes at the next prune",
+                string.Join(", ", e.Snapshots.Concat(e.Copies.Select(c => $"{c.Snapshot} (its copy on {c.Library})"))), _limits.DeletionDelay);
         });
     }
 
@@ -1441,16 +1467,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (_state.Job(id) is not { } job || ManagerState.Overran(job, nowMs) is not { } reason) continue;
             if (_overran.TryGetValue(id, out var told) && told.Attempt == job.Attempt) continue;
+            // A client not connected (a manager just started, before its clients registered again) may have finished in
+            // time and be sending its end: told once it is back (its child loses the attempt if it never comes).
+            if (!_clientRefs.ContainsKey(job.Client)) continue;
             _overran[id] = (job.Attempt, reason);
             _log.Warning("job {0} ({1} of {2}): {3}", id, job.Kind, job.Client, reason);
-            if (_clientRefs.ContainsKey(job.Client)) child.Tell(new JobActor.Stop(reason));
-            else End(id, JobState.Failed, reason + $"; client {job.Client} is not connected, and nothing it writes from now on is recorded");
+            child.Tell(new JobActor.Stop(reason));
         }
     }
 
-    /// <summary>Why the job's running attempt was stopped for its run time, or null.</summary>
+    /// <summary>
+    /// Why the job's running attempt was stopped for its run time, or null: as this manager told it, or (a manager that
+    /// took over since) as the job's persisted start and limit say now.
+    /// </summary>
     private string? OverranAttempt(JobInfo job) =>
-        _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason : null;
+        _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason : ManagerState.Overran(job, Now());
 
     private void NextTick()
     {
@@ -1672,6 +1703,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             Metrics.CellMetrics.SetLastSnapshot.WithLabels(set.Name).Set(newest.GetValueOrDefault((set.Client, set.Name)) / 1000.0);
             Metrics.CellMetrics.SetBackupOpen.WithLabels(set.Name).Set(openSince.TryGetValue((set.Client, set.Name), out var queued) ? Math.Max(0, now - queued) / 1000.0 : 0);
+            Metrics.CellMetrics.SetSuspect.WithLabels(set.Name).Set(_state.Suspects.Values.Count(x => x.Client == set.Client && x.BackupSet == set.Name));
             if (_setSeries.Add(set.Name)) Metrics.CellMetrics.SlotsMissed.WithLabels(set.Name); // at 0 from its definition
         }
         foreach (var gone in _setSeries.Where(s => !_state.BackupSets.ContainsKey(s)).ToList())
@@ -1679,6 +1711,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             _setSeries.Remove(gone);
             Metrics.CellMetrics.SetLastSnapshot.RemoveLabelled(gone);
             Metrics.CellMetrics.SetBackupOpen.RemoveLabelled(gone);
+            Metrics.CellMetrics.SetSuspect.RemoveLabelled(gone);
             Metrics.CellMetrics.SlotsMissed.RemoveLabelled(gone);
         }
         foreach (var client in _state.Clients.Keys) // a client registered since: at 0 from then on

@@ -27,6 +27,9 @@ public sealed record QueueLimits(int MaxJobs = 0, int MaxJobsPerClient = 0, Time
     /// </summary>
     public TimeSpan DeletionDelay { get; init; }
 
+    /// <summary>When a recorded backup is suspect of a mass change (actorbackup.manager.suspect-new-share).</summary>
+    public Suspicion Suspicion { get; init; } = new();
+
     /// <summary>How long a job without a start window waits queued for its client's node to connect (default an hour), counting no attempt.</summary>
     public TimeSpan OfflineWait => ClientOfflineWait > TimeSpan.Zero ? ClientOfflineWait : TimeSpan.FromHours(1);
 

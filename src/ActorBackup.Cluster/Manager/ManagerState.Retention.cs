@@ -21,6 +21,7 @@ public sealed partial record ManagerState
         return (this with
         {
             Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending, Copies = Copies.RemoveRange(ids),
+            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids),
         }).WithChains();
     }
 
@@ -451,13 +452,15 @@ public sealed partial record ManagerState
 
     private (SnapshotsDeleted? Deleted, IReadOnlyList<IMessage> Changes) RetentionOutcome(DateTimeOffset now, SnapshotManifest? only)
     {
-        var inUse = SnapshotsInUse();
+        // Read by a job, or brought back by an operator (the rule that deleted it would at once again): not deleted.
+        var inUse = SnapshotsInUse().Union(Undeleted).ToHashSet(StringComparer.Ordinal);
         var go = new List<string>();
         var policies = new SortedSet<string>(StringComparer.Ordinal);
         var changes = new List<IMessage>();
         var nowMs = now.ToUnixTimeMilliseconds();
         foreach (var group in Groups(only))
         {
+            if (SuspectIn(group) is not null) continue; // held whole until an operator clears it (Suspicion)
             var (policy, rules, zone) = RetentionOf(group.First());
             bool IsVerified(SnapshotManifest x) => Verified.Contains(x.Id);
             // What each copy rule with its own retention keeps, over the snapshots it holds a copy of.
@@ -523,6 +526,11 @@ public sealed partial record ManagerState
         var verdicts = new Dictionary<string, RetentionVerdict>();
         foreach (var group in Groups(null))
         {
+            if (SuspectIn(group) is { } suspect)
+            {
+                foreach (var s in group) verdicts[s.Id] = new RetentionVerdict(s, true, [$"held: snapshot {suspect.Snapshot} of its set is suspect (abk snapshot clear-suspect once checked)"]);
+                continue;
+            }
             var (policy, rules, zone) = RetentionOf(group.First());
             bool IsVerified(SnapshotManifest s) => Verified.Contains(s.Id);
             // Copies kept by a retention of their own: judged by it, over the snapshots with a copy there.
@@ -539,6 +547,9 @@ public sealed partial record ManagerState
             }
             foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified, now))
                 verdicts[v.Snapshot.Id] = copyKeeps.TryGetValue(v.Snapshot.Id, out var more) ? v with { Keep = true, Reasons = [.. v.Reasons, .. more] } : v;
+            foreach (var s in group.Where(s => Undeleted.Contains(s.Id)))
+                verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, "brought back by an operator (abk snapshot delete to let it go)"] }
+                    : new RetentionVerdict(s, true, ["brought back by an operator (abk snapshot delete to let it go)"]);
         }
         return verdicts;
     }
@@ -579,6 +590,7 @@ public sealed partial record ManagerState
     {
         var info = Info(m);
         info.Verified = Verified.Contains(m.Id);
+        info.Suspect = Suspects.GetValueOrDefault(m.Id)?.Reason ?? "";
         info.Policy = RetentionOf(m).Policy.Name;
         info.Copies.AddRange(Copies.GetValueOrDefault(m.Id) ?? []);
         return info;

@@ -7,15 +7,24 @@ namespace ActorBackup.Cluster.Manager;
 
 // Deleted snapshots held for the deletion delay (actorbackup.manager.deletion-delay): out of the catalog (no restore,
 // no retention, no copy takes them), their data kept by every prune, until the delay passes (SnapshotsPurged) or an
-// operator brings them back (SnapshotsUndeleted). What a stolen operator key or a retention cut short by one deletes
-// can be had back within the delay, as from a recycle bin; only whoever sets the delay on the manager's node shortens it.
+// operator brings them back (SnapshotsUndeleted). Copies that a copy rule's retention lets go are held the same way.
+// What a stolen operator key or a retention cut short by one deletes can be had back within the delay, as from a
+// recycle bin; only whoever sets the delay on the manager's node shortens it.
 public sealed partial record ManagerState
 {
     /// <summary>Deleted snapshots held, by id (<see cref="TrashedSnapshot"/>: the manifest, why, and what to give back).</summary>
     public ImmutableSortedDictionary<string, TrashedSnapshot> Trash { get; init; } = Named<TrashedSnapshot>();
 
+    /// <summary>Copies of snapshots in the catalog that copy retention let go, held: by <see cref="HeldKey"/>.</summary>
+    public ImmutableSortedDictionary<string, CopyTrashed> HeldCopies { get; init; } = Named<CopyTrashed>();
+
+    /// <summary>Snapshots an operator brought back: retention no longer deletes them (it would, at once, for the rule that did).</summary>
+    public ImmutableHashSet<string> Undeleted { get; init; } = ImmutableHashSet.Create<string>(StringComparer.Ordinal);
+
+    private static string HeldKey(string snapshot, string library) => snapshot + "\n" + library;
+
     /// <summary>The deleted snapshots out of the catalog into the trash, with their verify and copies (to come back whole).</summary>
-    private ManagerState Trashed(SnapshotsDeleted d)
+    private ManagerState Trashed(SnapshotsTrashed d)
     {
         var ids = d.Snapshots.ToHashSet(StringComparer.Ordinal);
         var trash = Trash;
@@ -28,56 +37,93 @@ public sealed partial record ManagerState
         return (this with
         {
             Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), Copies = Copies.RemoveRange(ids), Trash = trash,
+            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids),
         }).WithChains();
     }
 
-    /// <summary>Held snapshots back into the catalog as they were (in the order of their starts, where they were).</summary>
+    /// <summary>A copy let go by its rule's retention, held: no longer the snapshot's, its data kept.</summary>
+    private ManagerState HeldCopy(CopyTrashed c) => this with
+    {
+        Copies = (Copies.GetValueOrDefault(c.Snapshot) ?? []).Remove(c.Library) is { Count: > 0 } left ? Copies.SetItem(c.Snapshot, left) : Copies.Remove(c.Snapshot),
+        HeldCopies = HeldCopies.SetItem(HeldKey(c.Snapshot, c.Library), c),
+    };
+
+    /// <summary>Held snapshots, and held copies of these ids, back as they were (a snapshot in its place in the catalog).</summary>
     private ManagerState Untrashed(IEnumerable<string> ids)
     {
         var state = this;
         foreach (var id in ids)
         {
-            if (!state.Trash.TryGetValue(id, out var held)) continue;
-            var manifest = SnapshotManifest.Parser.ParseFrom(held.Manifest);
-            var at = state.Snapshots.FindIndex(s => s.StartedUnixMs > manifest.StartedUnixMs);
-            state = state with
+            if (state.Trash.TryGetValue(id, out var held))
             {
-                Snapshots = at < 0 ? state.Snapshots.Add(manifest) : state.Snapshots.Insert(at, manifest),
-                Verified = held.Verified ? state.Verified.Add(id) : state.Verified,
-                Copies = held.Copies.Count > 0 ? state.Copies.SetItem(id, held.Copies.ToImmutableSortedSet(StringComparer.Ordinal)) : state.Copies,
-                Trash = state.Trash.Remove(id),
-            };
+                state = state.WithSnapshot(SnapshotManifest.Parser.ParseFrom(held.Manifest)) with
+                {
+                    Verified = held.Verified ? state.Verified.Add(id) : state.Verified,
+                    Copies = held.Copies.Count > 0 ? state.Copies.SetItem(id, held.Copies.ToImmutableSortedSet(StringComparer.Ordinal)) : state.Copies,
+                    Trash = state.Trash.Remove(id),
+                };
+            }
+            foreach (var copy in state.HeldCopies.Values.Where(c => c.Snapshot == id).ToList())
+                state = state with
+                {
+                    Copies = state.Copies.SetItem(id, (state.Copies.GetValueOrDefault(id) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(copy.Library)),
+                    HeldCopies = state.HeldCopies.Remove(HeldKey(id, copy.Library)),
+                };
         }
         return state.WithChains();
     }
 
-    /// <summary>The held snapshots on <paramref name="library"/> (held there, copied there, or spanning it): a prune keeps their data.</summary>
+    /// <summary>Held snapshots and copies past the delay: let go as a deletion (a snapshot) or a dropped copy is.</summary>
+    private ManagerState Purged(SnapshotsPurged p)
+    {
+        var trashed = p.Snapshots.Where(Trash.ContainsKey).ToHashSet(StringComparer.Ordinal);
+        // A trashed snapshot's held copies go with it (Untrashed gives them back to it first).
+        var state = Untrashed(trashed).WithoutSnapshots(trashed);
+        var pending = state.PendingDeletions;
+        var held = state.HeldCopies;
+        foreach (var copy in p.Copies.Where(c => held.ContainsKey(HeldKey(c.Snapshot, c.Library))))
+        {
+            pending = pending.SetItem(copy.Library, (pending.GetValueOrDefault(copy.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(copy.Snapshot));
+            held = held.Remove(HeldKey(copy.Snapshot, copy.Library));
+        }
+        return state with { PendingDeletions = pending, HeldCopies = held };
+    }
+
+    /// <summary>The held snapshots and copies on <paramref name="library"/> (held there, copied there, or spanning it): a prune keeps their data.</summary>
     private IEnumerable<string> HeldOn(string library) =>
-        Trash.Where(t => t.Value.Copies.Contains(library) || ManifestOf(t.Value) is var m && (m.Library == library || m.Spans.Contains(library))).Select(t => t.Key);
+        Trash.Where(t => t.Value.Copies.Contains(library) || ManifestOf(t.Value) is var m && (m.Library == library || m.Spans.Contains(library))).Select(t => t.Key)
+            .Concat(HeldCopies.Values.Where(c => c.Library == library).Select(c => c.Snapshot));
 
     private static SnapshotManifest ManifestOf(TrashedSnapshot t) => SnapshotManifest.Parser.ParseFrom(t.Manifest);
 
     /// <summary>
-    /// The held snapshots whose delay (<paramref name="delay"/>, the manager's setting now) has passed at <paramref name="now"/>:
-    /// purged, their data let go at each library's next prune; null when none is due.
+    /// The held snapshots and copies whose delay (<paramref name="delay"/>, the manager's setting now) has passed at
+    /// <paramref name="now"/>: purged, their data let go at each library's next prune; null when none is due.
     /// </summary>
     public SnapshotsPurged? DecidePurge(DateTimeOffset now, TimeSpan delay)
     {
-        var due = Trash.Where(t => t.Value.DeletedUnixMs + (long)delay.TotalMilliseconds <= now.ToUnixTimeMilliseconds()).Select(t => t.Key).ToList();
-        return due.Count == 0 ? null : new SnapshotsPurged { Snapshots = { due }, UnixMs = now.ToUnixTimeMilliseconds() };
+        var before = now.ToUnixTimeMilliseconds() - (long)delay.TotalMilliseconds;
+        var due = Trash.Where(t => t.Value.DeletedUnixMs <= before).Select(t => t.Key).ToList();
+        var copies = HeldCopies.Values.Where(c => c.UnixMs <= before && !due.Contains(c.Snapshot)).ToList();
+        return due.Count == 0 && copies.Count == 0 ? null : new SnapshotsPurged { Snapshots = { due }, Copies = { copies }, UnixMs = now.ToUnixTimeMilliseconds() };
     }
 
-    /// <summary>An operator's undelete: every snapshot named (an id, or a unique prefix of one) must be held, or none comes back.</summary>
+    /// <summary>
+    /// An operator's undelete: every snapshot named (an id, or a unique prefix of one) must be held, or have held copies,
+    /// or none comes back. What comes back is no longer deleted by retention (<see cref="Undeleted"/>): it would be again at
+    /// once, for the rule that deleted it; an operator's delete takes it.
+    /// </summary>
     public (SnapshotDeletion Answer, Decision Decision) DecideUndelete(UndeleteSnapshots cmd, string by, DateTimeOffset now)
     {
         if (cmd.Snapshots.Count == 0) return (new SnapshotDeletion(), Reject("name at least one deleted snapshot: 'abk snapshot list --deleted' shows them"));
+        var held = Trash.Keys.Concat(HeldCopies.Values.Select(c => c.Snapshot)).Distinct().ToList();
         var found = new List<string>();
         var problems = new List<string>();
         foreach (var asked in cmd.Snapshots)
         {
-            var matches = Trash.Keys.Where(id => id.StartsWith(asked, StringComparison.Ordinal)).ToList();
-            if (asked.Length == 0 || matches.Count == 0)
-                problems.Add(Snapshots.Exists(s => s.Id.StartsWith(asked, StringComparison.Ordinal)) && asked.Length > 0
+            var matches = held.Where(id => asked.Length > 0 && id.StartsWith(asked, StringComparison.Ordinal)).ToList();
+            if (matches.Count == 0)
+                problems.Add(asked.Length > 0 && Snapshots.Exists(s => s.Id.StartsWith(asked, StringComparison.Ordinal))
                     ? $"snapshot {asked} is in the catalog, not deleted"
                     : $"no deleted snapshot {asked} is held (its delay passed and it was purged, or it was never deleted): 'abk snapshot list --deleted' shows those held");
             else if (matches.Count > 1) problems.Add($"{asked} names {matches.Count} deleted snapshots: give more of the id");
@@ -91,17 +137,29 @@ public sealed partial record ManagerState
         return (answer, new Decision([e], null));
     }
 
-    /// <summary>The held snapshots as a list shows them (<paramref name="delay"/>: when each one's data goes), oldest deletion first.</summary>
-    public IEnumerable<SnapshotInfo> TrashInfos(TimeSpan delay, string client) =>
-        Trash.Values.OrderBy(t => t.DeletedUnixMs).Select(t =>
+    /// <summary>The held snapshots and copies as a list shows them (<paramref name="delay"/>: when each one's data goes), oldest deletion first.</summary>
+    public IEnumerable<SnapshotInfo> TrashInfos(TimeSpan delay, string client)
+    {
+        var snapshots = Trash.Values.Select(t =>
         {
-            var m = ManifestOf(t);
-            var info = Info(m);
+            var info = Info(ManifestOf(t));
             info.Verified = t.Verified;
             info.Copies.AddRange(t.Copies);
             info.DeletedUnixMs = t.DeletedUnixMs;
             info.DeletedReason = t.Reason;
-            info.PurgeAfterUnixMs = t.DeletedUnixMs + (long)delay.TotalMilliseconds;
             return info;
-        }).Where(i => client == "" || i.Client == client);
+        });
+        var copies = HeldCopies.Values.Select(c => Snapshots.FirstOrDefault(s => s.Id == c.Snapshot) is { } s ? (c, Info(s)) : (c, null)).Where(x => x.Item2 is not null).Select(x =>
+        {
+            var info = x.Item2!;
+            info.DeletedUnixMs = x.c.UnixMs;
+            info.DeletedReason = $"its copy on {x.c.Library}: {x.c.Reason}";
+            return info;
+        });
+        return snapshots.Concat(copies).Where(i => client == "" || i.Client == client).OrderBy(i => i.DeletedUnixMs).Select(i =>
+        {
+            i.PurgeAfterUnixMs = i.DeletedUnixMs + (long)delay.TotalMilliseconds;
+            return i;
+        });
+    }
 }

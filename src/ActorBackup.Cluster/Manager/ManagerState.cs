@@ -90,9 +90,13 @@ public sealed partial record ManagerState
         }).Owing(Job(x.Job) is { Kind: JobKind.Backup, Origin: JobOrigin.Schedule } ended && x.State is JobState.Failed or JobState.Missed or JobState.Interrupted
             ? (ended.BackupSet, ended.Level) : null),
         SnapshotRecorded r => Recorded(SnapshotManifest.Parser.ParseFrom(r.Manifest)),
-        SnapshotsDeleted d => d.ToTrash ? Trashed(d) : WithoutSnapshots(d.Snapshots.ToHashSet()),
-        SnapshotsPurged p => Untrashed(p.Snapshots).WithoutSnapshots(p.Snapshots.ToHashSet()),
-        SnapshotsUndeleted u => Untrashed(u.Snapshots),
+        SnapshotsDeleted d => WithoutSnapshots(d.Snapshots.ToHashSet()),
+        SnapshotsTrashed t => Trashed(t),
+        CopyTrashed c => HeldCopy(c),
+        SnapshotsPurged p => Purged(p),
+        SnapshotsUndeleted u => Untrashed(u.Snapshots) with { Undeleted = Undeleted.Union(u.Snapshots) },
+        SnapshotSuspect x => this with { Suspects = Suspects.SetItem(x.Snapshot, x) },
+        SuspectCleared c => this with { Suspects = Suspects.RemoveRange(c.Snapshots) },
         SnapshotMoved m => WithMove(m),
         CopyDropped d => this with
         {
@@ -173,6 +177,9 @@ public sealed partial record ManagerState
         s.DisabledLibraries.AddRange(DisabledLibraries.Select(kv => new LibraryEnabled { Library = kv.Key, Reason = kv.Value }));
         s.Revoked.AddRange(Revoked.Values);
         s.Trash.AddRange(Trash.Values);
+        s.Suspects.AddRange(Suspects.Values);
+        s.HeldCopies.AddRange(HeldCopies.Values);
+        s.Undeleted.AddRange(Undeleted.Order(StringComparer.Ordinal));
         return s;
     }
 
@@ -192,6 +199,9 @@ public sealed partial record ManagerState
         DisabledLibraries = s.DisabledLibraries.ToImmutableSortedDictionary(d => d.Library, d => d.Reason, StringComparer.Ordinal),
         Revoked = s.Revoked.ToImmutableSortedDictionary(r => r.Serial, r => r, StringComparer.Ordinal),
         Trash = s.Trash.ToImmutableSortedDictionary(t => SnapshotManifest.Parser.ParseFrom(t.Manifest).Id, t => t, StringComparer.Ordinal),
+        Suspects = s.Suspects.ToImmutableSortedDictionary(x => x.Snapshot, x => x, StringComparer.Ordinal),
+        HeldCopies = s.HeldCopies.ToImmutableSortedDictionary(c => HeldKey(c.Snapshot, c.Library), c => c, StringComparer.Ordinal),
+        Undeleted = s.Undeleted.ToImmutableHashSet(StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>
@@ -374,7 +384,7 @@ public sealed partial record ManagerState
     /// <summary>
     /// Why a backup's running attempt is stopped at <paramref name="nowMs"/> (past its maximum run time, counted from the
     /// attempt's start), or null: what the job's end says, FAILED and not retried (a second attempt would run as long).
-    /// One committing its snapshot is let finish: its data is all stored.
+    /// (A stop that comes while the client commits the snapshot ends it too: its commit is part of its run.)
     /// </summary>
     public static string? Overran(JobInfo job, long nowMs) =>
         job is { MaxRunSeconds: > 0, StartedUnixMs: > 0, State: JobState.Running } && nowMs - job.StartedUnixMs >= job.MaxRunSeconds * 1000

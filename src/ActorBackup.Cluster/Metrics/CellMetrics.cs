@@ -48,6 +48,8 @@ public static class CellMetrics
         "Entries a job that ended could not handle (a backup's unreadable files, a restore's files or metadata it could not write), by kind and client: such a job still ends SUCCEEDED", "kind", "client");
     public static readonly Gauge SetBackupOpen = Prometheus.Metrics.CreateGauge("actorbackup_set_backup_open_seconds",
         "How long a backup set's oldest backup not ended yet (queued or running) has been so, 0 when none: while one is open, the set's next slots wait for it", "set");
+    public static readonly Gauge SetSuspect = Prometheus.Metrics.CreateGauge("actorbackup_set_suspect_snapshots",
+        "A backup set's suspect snapshots not cleared (a mass change: ransomware?): alert above 0; its retention waits until 'abk snapshot clear-suspect'", "set");
     public static readonly Counter VerifyDamage = Prometheus.Metrics.CreateCounter("actorbackup_verify_damaged_chunks_total",
         "Damaged or missing chunks that verifies and library checks found, by library (a verify that could not run counts none: it ends failed without findings)", "library");
     public static readonly Gauge LibraryDisabled = Prometheus.Metrics.CreateGauge("actorbackup_library_disabled",

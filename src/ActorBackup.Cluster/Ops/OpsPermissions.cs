@@ -65,6 +65,7 @@ public static class OpsPermissions
     {
         nameof(DeleteSnapshots) => "delete snapshots",
         nameof(UndeleteSnapshots) => "bring deleted snapshots back",
+        nameof(ClearSuspect) => "clear suspect snapshots (their sets' retention goes on)",
         nameof(StartPrune) => "prune",
         nameof(ChangeMember) => "make a node leave or go down",
         nameof(DefineBackupSet) or nameof(RemoveBackupSet) or nameof(EnableBackupSet) or nameof(DeferBackupSet) => "change backup sets (their commands run on the cell's nodes)",

@@ -967,8 +967,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             BeforeListing?.Invoke(path);
             listing.Folder = Posix.Posix.OpenWalkedDirectory(path, device, inode, out var now);
             // The names' strings made last (NamesArePlain makes them), when the rest allows the listing to take them.
+            // (Not a folder the parent kept only its markers of: a CACHEDIR.TAG rewritten without its signature changes no
+            // time of the folder, and its contents must be listed again.)
             if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true }
-                && Posix.Posix.FolderTimesFollowNames(listing.Folder) && parentTree.NamesArePlain)
+                && Posix.Posix.FolderTimesFollowNames(listing.Folder) && parentTree.NamesArePlain && !HoldsMarker(parentTree))
             {
                 var names = new List<string>(parentTree.Count);
                 for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));
@@ -1025,6 +1027,15 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
                 (kept ??= []).Add(name);
         if (kept is null || kept.Count == listing.Names.Count) return;
         listing.Names = kept;
+    }
+
+    /// <summary>Whether a parent's tree of a folder names one of the set's markers.</summary>
+    private bool HoldsMarker(ParentTree tree)
+    {
+        if (_markers.Length == 0) return false;
+        for (var i = 0; i < tree.Count; i++)
+            if (Array.BinarySearch(_markers, tree.Name(i), StringComparer.Ordinal) >= 0) return true;
+        return false;
     }
 
     /// <summary>Whether the folder's CACHEDIR.TAG is a regular file that starts with the specification's signature.</summary>

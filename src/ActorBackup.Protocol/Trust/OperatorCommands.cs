@@ -25,7 +25,7 @@ public static class OperatorCommands
         DeleteSnapshots.Descriptor.Name, StartPrune.Descriptor.Name, DefineBackupSet.Descriptor.Name, RemoveBackupSet.Descriptor.Name,
         EnableBackupSet.Descriptor.Name, DeferBackupSet.Descriptor.Name, DefinePolicy.Descriptor.Name, RemovePolicy.Descriptor.Name,
         ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name, ChangeTape.Descriptor.Name, SetLibraryEnabled.Descriptor.Name,
-        RemoveClient.Descriptor.Name, RevokeCertificate.Descriptor.Name, UndeleteSnapshots.Descriptor.Name,
+        RemoveClient.Descriptor.Name, RevokeCertificate.Descriptor.Name, UndeleteSnapshots.Descriptor.Name, ClearSuspect.Descriptor.Name,
     };
 
     /// <summary>

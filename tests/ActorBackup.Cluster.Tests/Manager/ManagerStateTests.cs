@@ -134,8 +134,8 @@ public class ManagerStateTests
         (s, _) = Dispatch(s, Now);
         Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 3_599_000));
         Assert.Contains("past its maximum run time of 1 h", ManagerState.Overran(s.Job(id)!, nowMs + 3_600_000));
-        s = s.Apply(new JobCommitting { Job = id });
-        Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 7_200_000)); // its snapshot being committed: let finish
+        s = s.Apply(new JobEnded { Job = id, State = JobState.Succeeded });
+        Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 7_200_000)); // ended
     }
 
     [Fact]

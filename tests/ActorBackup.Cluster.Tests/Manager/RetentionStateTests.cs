@@ -38,8 +38,8 @@ public class RetentionStateTests
     {
         var s = Cell().Apply(new SnapshotVerified { Snapshot = "s3", Ok = true }).Apply(new SnapshotCopied { Snapshot = "s3", Library = "lib1" });
         var deleted = s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s3", "s0" } }, Now).Decision.Events.OfType<SnapshotsDeleted>().Single();
-        deleted.ToTrash = true; // the manager's deletion delay
-        var held = s.Apply(deleted);
+        // As the manager holds it under a deletion delay.
+        var held = s.Apply(new SnapshotsTrashed { Snapshots = { deleted.Snapshots }, Reason = deleted.Reason, UnixMs = deleted.UnixMs });
         Assert.Equal(["s1", "s2"], held.Snapshots.Select(x => x.Id));
         Assert.Equal(["s0", "s3"], held.Trash.Keys);
         Assert.Empty(held.PendingDeletions); // no prune lets their data go
@@ -60,6 +60,11 @@ public class RetentionStateTests
         Assert.Contains("s3", back.Verified);
         Assert.Equal(["lib1"], back.Copies["s3"]);
         Assert.Equal("lib2", back.ChainLibrary("host-a", "web"));
+        // Retention (keep the last 2) would delete s0 at once again: an operator brought it back, so it does not.
+        var both = Apply(back, back.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s0" } }, "", Now).Decision.Events);
+        Assert.Equal(["s1"], both.DecideRetention(Now)!.Snapshots);
+        Assert.Contains("brought back by an operator", both.RetentionVerdicts(Now)["s0"].Reasons.Last());
+        Assert.Equal(["s1"], new ManagerState().Apply(both.ToSnapshot()).DecideRetention(Now)!.Snapshots); // in the manager's snapshot
         Assert.Contains("in the catalog, not deleted", back.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s3" } }, "", Now).Decision.Rejection);
         Assert.Contains("no deleted snapshot zz is held", back.DecideUndelete(new UndeleteSnapshots { Snapshots = { "zz", "s0" } }, "", Now).Decision.Rejection);
         Assert.Equal(["s0"], back.Trash.Keys); // a refusal brings nothing back
@@ -74,6 +79,18 @@ public class RetentionStateTests
         Assert.Contains("s0", gone.PendingDeletions["lib1"]);
         Assert.DoesNotContain("s0", gone.KeptOn("lib1"));
         Assert.Contains("no deleted snapshot s0 is held", gone.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s0" } }, "", Now).Decision.Rejection);
+
+        // A copy its rule's retention lets go is held too: kept by prunes of its library, back with an undelete, or purged.
+        var copyHeld = back.Apply(new CopyTrashed { Snapshot = "s3", Library = "lib1", Reason = "retention of the copy", UnixMs = Now.ToUnixTimeMilliseconds() });
+        Assert.False(copyHeld.Copies.ContainsKey("s3"));
+        Assert.Contains("s3", copyHeld.KeptOn("lib1"));
+        Assert.Contains(copyHeld.TrashInfos(TimeSpan.FromDays(7), ""), i => i.Id == "s3" && i.DeletedReason.StartsWith("its copy on lib1"));
+        var copyBack = Apply(copyHeld, copyHeld.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s3" } }, "", Now).Decision.Events);
+        Assert.Equal(["lib1"], copyBack.Copies["s3"]);
+        var copyGone = copyHeld.Apply(copyHeld.DecidePurge(Now.AddDays(8), TimeSpan.FromDays(7))!);
+        Assert.Contains("s3", copyGone.PendingDeletions["lib1"]);
+        Assert.Contains(copyGone.Snapshots, x => x.Id == "s3"); // the snapshot itself stays
+        Assert.Empty(copyGone.HeldCopies);
     }
 
     [Fact]

@@ -58,7 +58,17 @@ public class ExcludeIfPresentTests
         // Unchanged: the folders' names come from the parent's trees, and the same is left out.
         var again = Run(repo, set, full, asParent);
         Assert.Contains(src, asParent);
+        Assert.DoesNotContain(cache, asParent); // one kept with only its markers is listed again
         Assert.Equal(expected, Restored(repo, again, Path.Combine(dir.Path, "r2"), src));
+        // A tag rewritten without its signature (the folder's times as they were): its contents are backed up again.
+        var tag = Path.Combine(cache, "CACHEDIR.TAG");
+        var times = (Directory.GetLastWriteTimeUtc(cache), File.GetLastWriteTimeUtc(tag));
+        File.WriteAllText(tag, "no longer a tag, and longer than a signature is: 0123456789");
+        Directory.SetLastWriteTimeUtc(cache, times.Item1);
+        var untagged = Run(repo, set, again, asParent);
+        Assert.Contains("cache/blob", Restored(repo, untagged, Path.Combine(dir.Path, "r2b"), src));
+        File.WriteAllText(tag, "Signature: 8a477f597d28d172789f06886806bc55\n");
+        again = Run(repo, set, untagged, asParent);
         // The marker taken away: the folder's contents are backed up again.
         File.Delete(Path.Combine(skip, ".nobackup"));
         var unmarked = Run(repo, set, again, asParent);
