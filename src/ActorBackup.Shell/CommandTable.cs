@@ -427,7 +427,7 @@ public static class CommandTable
             {
                 var answer = await session.Call<SnapshotDeletion>(new ClearSuspect { Snapshots = { pr.GetValue(snapshots)! } }, c);
                 if (o.Json) o.Write(answer);
-                else foreach (var s in answer.Snapshots) o.Line($"snapshot {s.Id} is no longer suspect: its set's retention goes on");
+                else foreach (var s in answer.Snapshots) o.Line($"snapshot {s.Id} is no longer suspect (its set's retention goes on unless another of its snapshots is)");
                 return 0;
             }, snapshots),
             Verb("undelete", "bring deleted snapshots back into the catalog while the manager still holds them (actorbackup.manager.deletion-delay)", async (pr, o, c) =>

@@ -36,6 +36,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, IActorRef> _jobActors = [];
     /// <summary>Backups told to stop for running past their maximum run time (by attempt), and why: their end is FAILED.</summary>
     private readonly Dictionary<string, (int Attempt, string Reason)> _overran = [];
+    /// <summary>Running jobs an operator cancelled, by attempt: their end stays CANCELLED whatever their run time.</summary>
+    private readonly Dictionary<string, int> _operatorCancels = [];
     private int _eventsSinceSnapshot;
     private readonly Journal.JournalTrim _trim = new();
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
@@ -234,10 +236,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobActor.JobLost>(m =>
         {
-            if (_state.Job(m.Job) is not { State: JobState.Running or JobState.Committing } job || job.Attempt != m.Attempt) return;
-            // An attempt past its run time that is lost (its client gone, or stalled) is not tried again either.
-            if (job.Kind == JobKind.Backup && OverranAttempt(job) is { } overran) End(m.Job, JobState.Failed, $"{overran}; {m.Reason}");
-            else Failed(job, JobFault.FaultTransient, m.Reason);
+            if (_state.Job(m.Job) is { State: JobState.Running or JobState.Committing } job && job.Attempt == m.Attempt)
+                Failed(job, JobFault.FaultTransient, m.Reason);
         });
         Command<JobActor.CancelUnconfirmed>(m =>
         {
@@ -606,19 +606,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     PersistAllThen(_state.DecideRefusedSnapshot(job, manifest, badTimes, DateTimeOffset.UtcNow), () => End(f.Job, JobState.Failed, badTimes, replyTo: client));
                     return;
                 }
-                Persist(new SnapshotRecorded { Manifest = f.Manifest }, e =>
+                // A mass change (ransomware encrypting the host?) is journaled with the snapshot, in one write: retention
+                // holds the set's older snapshots from the start, and a manager stopping between two writes cannot lose it.
+                var recordedEvent = new SnapshotRecorded { Manifest = f.Manifest };
+                var suspect = _state.Apply(recordedEvent).DecideSuspect(manifest, _limits.Suspicion, DateTimeOffset.UtcNow);
+                PersistAllThen(suspect is null ? [recordedEvent] : [recordedEvent, suspect], () => RecordedEnd(job, manifest, client), e =>
                 {
-                    Applied(e);
-                    // A mass change (ransomware encrypting the host?): recorded before anything else is decided, so that
-                    // retention holds the set's older snapshots from the start.
-                    if (_state.DecideSuspect(manifest, _limits.Suspicion, DateTimeOffset.UtcNow) is { } suspect)
-                        Persist(suspect, x =>
-                        {
-                            Applied(x);
-                            _log.Warning("snapshot {0} of client {1}, set {2}, is suspect: {3}", x.Snapshot, x.Client, x.BackupSet, x.Reason);
-                            RecordedEnd(job, manifest, client);
-                        });
-                    else RecordedEnd(job, manifest, client);
+                    if (e is SnapshotSuspect x) _log.Warning("snapshot {0} of client {1}, set {2}, is suspect: {3}", x.Snapshot, x.Client, x.BackupSet, x.Reason);
                 });
             }
             else End(f.Job, JobState.Succeeded, f.Reason, errors: f.Errors, replyTo: client); // a restore's entries not restored, or chunks read from a copy
@@ -646,7 +640,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 // A running job stops on its client, which reports it CANCELLED (its child ends it anyway when the
                 // client does not confirm); a queued one, or one whose client is away, ends here.
-                if (job.State != JobState.Queued && _clientRefs.ContainsKey(job.Client) && _jobActors.TryGetValue(m.Job, out var child)) child.Tell(m);
+                if (job.State != JobState.Queued && _clientRefs.ContainsKey(job.Client) && _jobActors.TryGetValue(m.Job, out var child))
+                {
+                    _operatorCancels[m.Job] = job.Attempt;
+                    child.Tell(m);
+                }
                 else End(m.Job, JobState.Cancelled, job.State == JobState.Queued ? "cancelled by an operator before it started" : "cancelled by an operator");
                 // Answered once what End journals is (CANCELLED, not the job as it was), after any persist it started.
                 var sender = Sender;
@@ -1401,7 +1399,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets, verifies or copies changed, or a job held one back.</summary>
-    private (object? Snapshots, object? Policies, object? Sets, object? Verified, object? Copies) _retentionSeen;
+    private (object? Snapshots, object? Policies, object? Sets, object? Verified, object? Copies, object? Suspects, object? Undeleted) _retentionSeen;
     private bool _retentionHeldBack;
 
     /// <summary>
@@ -1410,7 +1408,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private IReadOnlyList<IMessage> ApplyRetention(ManagerState state)
     {
-        var seen = ((object)state.Snapshots, (object)state.Policies, (object)state.BackupSets, (object)state.Verified, (object)state.Copies);
+        var seen = ((object)state.Snapshots, (object)state.Policies, (object)state.BackupSets, (object)state.Verified, (object)state.Copies, (object)state.Suspects, (object)state.Undeleted);
         if (seen == _retentionSeen && !_retentionHeldBack) return [];
         _retentionSeen = seen;
         _retentionHeldBack = state.SnapshotsInUse().Count > 0;
@@ -1481,7 +1479,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// took over since) as the job's persisted start and limit say now.
     /// </summary>
     private string? OverranAttempt(JobInfo job) =>
-        _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason : ManagerState.Overran(job, Now());
+        _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason
+        : _operatorCancels.TryGetValue(job.Id, out var cancelled) && cancelled == job.Attempt ? null
+        : ManagerState.Overran(job, Now());
 
     private void NextTick()
     {
@@ -1569,6 +1569,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             End(job.Id, ended.State, ended.Reason, replyTo: replyTo);
             return;
         }
+        // An attempt past its maximum run time is not tried again, however it ended (lost, interrupted, its client
+        // gone while the manager was away).
+        if (decision is JobRetried retried && job.Kind == JobKind.Backup && OverranAttempt(job) is { } overran)
+        {
+            End(job.Id, JobState.Failed, $"{overran}; {retried.Reason}", replyTo: replyTo);
+            return;
+        }
         Persist(decision, e =>
         {
             Applied(e);
@@ -1622,6 +1629,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             else _log.Warning("job {0} ({1} of {2}) ended {3}: {4}", jobId, job.Kind, job.Client, state, reason);
             if (_jobActors.Remove(jobId, out var child)) child.Tell(new JobActor.Closed(job));
             _overran.Remove(jobId);
+            _operatorCancels.Remove(jobId);
             EndSessions(job, jobEnded: true);
             Acknowledge(replyTo, job);
             _progress.Remove(jobId);

@@ -15,7 +15,10 @@ public sealed partial record ManagerState
     /// <summary>The suspicion a recorded snapshot raises (<paramref name="suspicion"/>, the manager's setting), or null.</summary>
     public SnapshotSuspect? DecideSuspect(SnapshotManifest recorded, Suspicion suspicion, DateTimeOffset now)
     {
-        var earlier = Snapshots.Where(s => s.Client == recorded.Client && s.BackupSet == recorded.BackupSet && s.Id != recorded.Id && s.StartedUnixMs < recorded.StartedUnixMs).ToList();
+        // Its set's earlier backups into the same library: each library deduplicates on its own, so the first backup of a
+        // set into another library (its own full, a pool's fill-first moving on) is all new without anything changing.
+        var earlier = Snapshots.Where(s => s.Client == recorded.Client && s.BackupSet == recorded.BackupSet && s.Library == recorded.Library
+                                           && s.Id != recorded.Id && s.StartedUnixMs < recorded.StartedUnixMs).ToList();
         return suspicion.Of(recorded, earlier) is { } reason
             ? new SnapshotSuspect { Snapshot = recorded.Id, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds(), Client = recorded.Client, BackupSet = recorded.BackupSet }
             : null;
@@ -39,8 +42,10 @@ public sealed partial record ManagerState
             else if (!found.Contains(matches[0])) found.Add(matches[0]);
         }
         if (problems.Count > 0) return (new SnapshotDeletion(), Reject(string.Join("; ", problems) + "; nothing was cleared"));
+        var e = new SuspectCleared { Snapshots = { found }, UnixMs = now.ToUnixTimeMilliseconds(), By = by };
+        var after = Apply(e);
         var answer = new SnapshotDeletion { Applied = true };
-        answer.Snapshots.AddRange(found.Select(id => Snapshots.FirstOrDefault(s => s.Id == id) is { } s ? InfoOf(s) : new SnapshotInfo { Id = id }));
-        return (answer, new Decision([new SuspectCleared { Snapshots = { found }, UnixMs = now.ToUnixTimeMilliseconds(), By = by }], null));
+        answer.Snapshots.AddRange(found.Select(id => after.Snapshots.FirstOrDefault(s => s.Id == id) is { } s ? after.InfoOf(s) : new SnapshotInfo { Id = id }));
+        return (answer, new Decision([e], null));
     }
 }

@@ -32,7 +32,7 @@ public sealed partial record ManagerState
             trash = trash.SetItem(s.Id, new TrashedSnapshot
             {
                 Manifest = s.ToByteString(), DeletedUnixMs = d.UnixMs, Reason = d.Reason, Verified = Verified.Contains(s.Id), ByRetention = d.ByRetention,
-                Copies = { Copies.GetValueOrDefault(s.Id) ?? [] },
+                Copies = { Copies.GetValueOrDefault(s.Id) ?? [] }, Suspect = Suspects.GetValueOrDefault(s.Id),
             });
         return (this with
         {
@@ -61,6 +61,7 @@ public sealed partial record ManagerState
                     Verified = held.Verified ? state.Verified.Add(id) : state.Verified,
                     Copies = held.Copies.Count > 0 ? state.Copies.SetItem(id, held.Copies.ToImmutableSortedSet(StringComparer.Ordinal)) : state.Copies,
                     Trash = state.Trash.Remove(id),
+                    Suspects = held.Suspect is { } suspect ? state.Suspects.SetItem(id, suspect) : state.Suspects,
                 };
             }
             foreach (var copy in state.HeldCopies.Values.Where(c => c.Snapshot == id).ToList())
@@ -81,7 +82,8 @@ public sealed partial record ManagerState
         var state = Untrashed(trashed).WithoutSnapshots(trashed);
         var pending = state.PendingDeletions;
         var held = state.HeldCopies;
-        foreach (var copy in p.Copies.Where(c => held.ContainsKey(HeldKey(c.Snapshot, c.Library))))
+        // (The same hold: a copy made again since and let go again is held anew, from then.)
+        foreach (var copy in p.Copies.Where(c => held.TryGetValue(HeldKey(c.Snapshot, c.Library), out var h) && h.UnixMs == c.UnixMs))
         {
             pending = pending.SetItem(copy.Library, (pending.GetValueOrDefault(copy.Library) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(copy.Snapshot));
             held = held.Remove(HeldKey(copy.Snapshot, copy.Library));
@@ -149,13 +151,15 @@ public sealed partial record ManagerState
             info.DeletedReason = t.Reason;
             return info;
         });
-        var copies = HeldCopies.Values.Select(c => Snapshots.FirstOrDefault(s => s.Id == c.Snapshot) is { } s ? (c, Info(s)) : (c, null)).Where(x => x.Item2 is not null).Select(x =>
-        {
-            var info = x.Item2!;
-            info.DeletedUnixMs = x.c.UnixMs;
-            info.DeletedReason = $"its copy on {x.c.Library}: {x.c.Reason}";
-            return info;
-        });
+        // A snapshot's held copies in one line (the pager keys by id): a trashed snapshot's are listed with it.
+        var copies = HeldCopies.Values.Where(c => !Trash.ContainsKey(c.Snapshot)).GroupBy(c => c.Snapshot)
+            .Select(g => (Copies: g.ToList(), Snapshot: Snapshots.FirstOrDefault(s => s.Id == g.Key))).Where(x => x.Snapshot is not null).Select(x =>
+            {
+                var info = Info(x.Snapshot!);
+                info.DeletedUnixMs = x.Copies.Min(c => c.UnixMs);
+                info.DeletedReason = string.Join("; ", x.Copies.Select(c => $"its copy on {c.Library}: {c.Reason}"));
+                return info;
+            });
         return snapshots.Concat(copies).Where(i => client == "" || i.Client == client).OrderBy(i => i.DeletedUnixMs).Select(i =>
         {
             i.PurgeAfterUnixMs = i.DeletedUnixMs + (long)delay.TotalMilliseconds;

@@ -94,7 +94,8 @@ public sealed partial record ManagerState
         SnapshotsTrashed t => Trashed(t),
         CopyTrashed c => HeldCopy(c),
         SnapshotsPurged p => Purged(p),
-        SnapshotsUndeleted u => Untrashed(u.Snapshots) with { Undeleted = Undeleted.Union(u.Snapshots) },
+        // (Only a snapshot that was trashed is no longer retention's: one whose held copy came back is, as before.)
+        SnapshotsUndeleted u => Untrashed(u.Snapshots) with { Undeleted = Undeleted.Union(u.Snapshots.Where(Trash.ContainsKey)) },
         SnapshotSuspect x => this with { Suspects = Suspects.SetItem(x.Snapshot, x) },
         SuspectCleared c => this with { Suspects = Suspects.RemoveRange(c.Snapshots) },
         SnapshotMoved m => WithMove(m),
@@ -109,6 +110,7 @@ public sealed partial record ManagerState
         SnapshotCopied c when Snapshots.Exists(m => m.Id == c.Snapshot) => this with
         {
             Copies = Copies.SetItem(c.Snapshot, (Copies.GetValueOrDefault(c.Snapshot) ?? ImmutableSortedSet.Create<string>(StringComparer.Ordinal)).Add(c.Library)),
+            HeldCopies = HeldCopies.Remove(HeldKey(c.Snapshot, c.Library)), // a copy there again: no longer held
             PendingDeletions = PendingDeletions.GetValueOrDefault(c.Library) is { } leaving && leaving.Contains(c.Snapshot)
                 ? leaving.Remove(c.Snapshot) is { Count: > 0 } left ? PendingDeletions.SetItem(c.Library, left) : PendingDeletions.Remove(c.Library)
                 : PendingDeletions,

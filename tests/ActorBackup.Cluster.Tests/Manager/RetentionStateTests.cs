@@ -87,6 +87,8 @@ public class RetentionStateTests
         Assert.Contains(copyHeld.TrashInfos(TimeSpan.FromDays(7), ""), i => i.Id == "s3" && i.DeletedReason.StartsWith("its copy on lib1"));
         var copyBack = Apply(copyHeld, copyHeld.DecideUndelete(new UndeleteSnapshots { Snapshots = { "s3" } }, "", Now).Decision.Events);
         Assert.Equal(["lib1"], copyBack.Copies["s3"]);
+        Assert.Equal(back.Undeleted, copyBack.Undeleted); // its copy came back, the snapshot was never deleted: retention's still
+        Assert.Empty(copyHeld.Apply(new SnapshotCopied { Snapshot = "s3", Library = "lib1" }).HeldCopies); // copied there again
         var copyGone = copyHeld.Apply(copyHeld.DecidePurge(Now.AddDays(8), TimeSpan.FromDays(7))!);
         Assert.Contains("s3", copyGone.PendingDeletions["lib1"]);
         Assert.Contains(copyGone.Snapshots, x => x.Id == "s3"); // the snapshot itself stays

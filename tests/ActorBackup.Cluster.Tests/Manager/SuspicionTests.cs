@@ -51,6 +51,9 @@ public class SuspicionTests
         var suspect = s.DecideSuspect(encrypted, new Suspicion(), Now);
         Assert.NotNull(suspect);
         Assert.Null(s.DecideSuspect(Backup("s3", 3, 0.03), new Suspicion(), Now));
+        var elsewhere = Backup("m4", 4, 1.0);
+        elsewhere.Library = "lib2"; // the set's first backup into another library: all new there, nothing changed
+        Assert.Null(s.DecideSuspect(elsewhere, new Suspicion(), Now));
         s = s.Apply(suspect);
         // Retention keeps the whole set (the last good ones among them), however many encrypted backups follow.
         var full = Backup("s5", 5, 0.0);
@@ -60,6 +63,10 @@ public class SuspicionTests
         Assert.Contains("s4 of its set is suspect", s.RetentionVerdicts(Now)["s1"].Reasons.Single());
         Assert.Contains("ransomware", s.InfoOf(s.FindSnapshot("s4")).Suspect);
         Assert.Equal(["s4"], new ManagerState().Apply(s.ToSnapshot()).Suspects.Keys); // in the manager's snapshot
+        // Deleted (held under a deletion delay) and brought back: suspect again.
+        var trashed = s.Apply(new SnapshotsTrashed { Snapshots = { "s4" }, UnixMs = Now.ToUnixTimeMilliseconds() });
+        Assert.Empty(trashed.Suspects);
+        Assert.Equal(["s4"], trashed.Apply(new SnapshotsUndeleted { Snapshots = { "s4" } }).Suspects.Keys);
 
         Assert.Contains("is not suspect", s.DecideClearSuspect(new ClearSuspect { Snapshots = { "s3" } }, "", Now).Decision.Rejection);
         var (answer, cleared) = s.DecideClearSuspect(new ClearSuspect { Snapshots = { "s4" } }, "operator alice", Now);
