@@ -1465,6 +1465,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (_state.Job(id) is not { } job || ManagerState.Overran(job, nowMs) is not { } reason) continue;
             if (_overran.TryGetValue(id, out var told) && told.Attempt == job.Attempt) continue;
+            if (_operatorCancels.TryGetValue(id, out var cancelled) && cancelled == job.Attempt) continue; // an operator's cancel under way: it stays one
             // A client not connected (a manager just started, before its clients registered again) may have finished in
             // time and be sending its end: told once it is back (its child loses the attempt if it never comes).
             if (!_clientRefs.ContainsKey(job.Client)) continue;
@@ -1564,16 +1565,24 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Self.Tell(new EndRecorded(job.Id, job.Attempt, replyTo));
             return;
         }
-        if (decision is JobEnded ended)
+        // An attempt an operator cancelled that ended otherwise (its client lost meanwhile): cancelled, not tried again.
+        if (decision is JobRetried && _operatorCancels.TryGetValue(job.Id, out var cancelled) && cancelled == job.Attempt)
         {
-            End(job.Id, ended.State, ended.Reason, replyTo: replyTo);
+            End(job.Id, JobState.Cancelled, $"cancelled by an operator; {((JobRetried)decision).Reason}", replyTo: replyTo);
             return;
         }
-        // An attempt past its maximum run time is not tried again, however it ended (lost, interrupted, its client
-        // gone while the manager was away).
-        if (decision is JobRetried retried && job.Kind == JobKind.Backup && OverranAttempt(job) is { } overran)
+        // An attempt this manager stopped for its maximum run time is not tried again, however it ended (lost,
+        // interrupted), and its end says why. (Only one told: a client's own end judged by the clock now would count a
+        // manager's downtime as its run time.)
+        var overran = job.Kind == JobKind.Backup && _overran.TryGetValue(job.Id, out var told) && told.Attempt == job.Attempt ? told.Reason : null;
+        if (decision is JobEnded ended)
         {
-            End(job.Id, JobState.Failed, $"{overran}; {retried.Reason}", replyTo: replyTo);
+            End(job.Id, ended.State, overran is null ? ended.Reason : $"{overran}; {ended.Reason}", replyTo: replyTo);
+            return;
+        }
+        if (overran is not null)
+        {
+            End(job.Id, JobState.Failed, $"{overran}; {((JobRetried)decision).Reason}", replyTo: replyTo);
             return;
         }
         Persist(decision, e =>

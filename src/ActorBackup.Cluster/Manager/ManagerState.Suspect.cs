@@ -15,10 +15,11 @@ public sealed partial record ManagerState
     /// <summary>The suspicion a recorded snapshot raises (<paramref name="suspicion"/>, the manager's setting), or null.</summary>
     public SnapshotSuspect? DecideSuspect(SnapshotManifest recorded, Suspicion suspicion, DateTimeOffset now)
     {
-        // Its set's earlier backups into the same library: each library deduplicates on its own, so the first backup of a
-        // set into another library (its own full, a pool's fill-first moving on) is all new without anything changing.
-        var earlier = Snapshots.Where(s => s.Client == recorded.Client && s.BackupSet == recorded.BackupSet && s.Library == recorded.Library
-                                           && s.Id != recorded.Id && s.StartedUnixMs < recorded.StartedUnixMs).ToList();
+        var earlier = Snapshots.Where(s => s.Client == recorded.Client && s.BackupSet == recorded.BackupSet && s.Id != recorded.Id && s.StartedUnixMs < recorded.StartedUnixMs).ToList();
+        // Each library deduplicates on its own: the set's first backup into a library (a pool's fill-first moving on, a
+        // backup moved off a library that failed) is all new there without anything changing. (Only an exemption: a
+        // set whose older snapshots tiered away keeps its whole history as the baseline.)
+        if (!earlier.Exists(s => s.Library == recorded.Library || s.Spans.Contains(recorded.Library))) return null;
         return suspicion.Of(recorded, earlier) is { } reason
             ? new SnapshotSuspect { Snapshot = recorded.Id, Reason = reason, UnixMs = now.ToUnixTimeMilliseconds(), Client = recorded.Client, BackupSet = recorded.BackupSet }
             : null;

@@ -151,7 +151,7 @@ public sealed partial record ManagerState
             info.DeletedReason = t.Reason;
             return info;
         });
-        // A snapshot's held copies in one line (the pager keys by id): a trashed snapshot's are listed with it.
+        // A snapshot's held copies in one line (the pager keys by id); a trashed snapshot's go with it (back or purged) and are not listed apart.
         var copies = HeldCopies.Values.Where(c => !Trash.ContainsKey(c.Snapshot)).GroupBy(c => c.Snapshot)
             .Select(g => (Copies: g.ToList(), Snapshot: Snapshots.FirstOrDefault(s => s.Id == g.Key))).Where(x => x.Snapshot is not null).Select(x =>
             {

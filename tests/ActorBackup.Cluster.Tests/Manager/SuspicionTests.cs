@@ -54,6 +54,12 @@ public class SuspicionTests
         var elsewhere = Backup("m4", 4, 1.0);
         elsewhere.Library = "lib2"; // the set's first backup into another library: all new there, nothing changed
         Assert.Null(s.DecideSuspect(elsewhere, new Suspicion(), Now));
+        // Once the set has a snapshot there, its whole history is the baseline (older snapshots tiered away count).
+        var there = Backup("m3", 3, 0.02);
+        there.Library = "lib2";
+        var next = Backup("m4", 4, 0.95, stored: 1.0);
+        next.Library = "lib2";
+        Assert.NotNull(s.Apply(new SnapshotRecorded { Manifest = there.ToByteString() }).DecideSuspect(next, new Suspicion(), Now));
         s = s.Apply(suspect);
         // Retention keeps the whole set (the last good ones among them), however many encrypted backups follow.
         var full = Backup("s5", 5, 0.0);
