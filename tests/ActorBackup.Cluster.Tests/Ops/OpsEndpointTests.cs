@@ -203,16 +203,19 @@ public sealed class OpsEndpointTests : TestKit, IDisposable
         var silent = new List<TcpClient>();
         try
         {
-            for (var i = 0; i < DataPlane.Handshakes.MaxPerAddress; i++)
-            {
-                var tcp = new TcpClient();
-                await tcp.ConnectAsync(endpoint.Endpoint);
-                silent.Add(tcp);
-            }
             // An operator's own connection from that address is closed before its TLS handshake (once the server has
-            // taken the silent ones: it accepts one at a time).
+            // taken the silent ones: it accepts one at a time, in order). Each try opens its silent ones anew: on a
+            // loaded machine those of a try before may have reached their hello timeout and been closed.
             await Eventually.Until(async () =>
             {
+                silent.ForEach(t => t.Dispose());
+                silent.Clear();
+                for (var i = 0; i < DataPlane.Handshakes.MaxPerAddress; i++)
+                {
+                    var tcp = new TcpClient();
+                    await tcp.ConnectAsync(endpoint.Endpoint);
+                    silent.Add(tcp);
+                }
                 try
                 {
                     await using var tls = new SslStream(await ConnectTo(endpoint));
