@@ -1467,7 +1467,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_overran.TryGetValue(id, out var told) && told.Attempt == job.Attempt) continue;
             if (_operatorCancels.TryGetValue(id, out var cancelled) && cancelled == job.Attempt) continue; // an operator's cancel under way: it stays one
             // A client not connected (a manager just started, before its clients registered again) may have finished in
-            // time and be sending its end: told once it is back (its child loses the attempt if it never comes).
+            // time and be sending its end: told once it is back. (One that never comes back ends as any attempt of an
+            // absent client does: interrupted when the manager settles, and tried again.)
             if (!_clientRefs.ContainsKey(job.Client)) continue;
             _overran[id] = (job.Attempt, reason);
             _log.Warning("job {0} ({1} of {2}): {3}", id, job.Kind, job.Client, reason);
