@@ -33,15 +33,7 @@ public sealed partial record ManagerState
     public (SnapshotDeletion Answer, Decision Decision) DecideClearSuspect(ClearSuspect cmd, string by, DateTimeOffset now)
     {
         if (cmd.Snapshots.Count == 0) return (new SnapshotDeletion(), Reject("name at least one suspect snapshot: 'abk snapshot list' marks them"));
-        var found = new List<string>();
-        var problems = new List<string>();
-        foreach (var asked in cmd.Snapshots)
-        {
-            var matches = Suspects.Keys.Where(id => asked.Length > 0 && id.StartsWith(asked, StringComparison.Ordinal)).ToList();
-            if (matches.Count == 0) problems.Add($"snapshot {asked} is not suspect: 'abk snapshot list' marks those that are");
-            else if (matches.Count > 1) problems.Add($"{asked} names {matches.Count} suspect snapshots: give more of the id");
-            else if (!found.Contains(matches[0])) found.Add(matches[0]);
-        }
+        var (found, problems) = ByPrefix(cmd.Snapshots, Suspects.Keys, "suspect snapshots", asked => $"snapshot {asked} is not suspect: 'abk snapshot list' marks those that are");
         if (problems.Count > 0) return (new SnapshotDeletion(), Reject(string.Join("; ", problems) + "; nothing was cleared"));
         var e = new SuspectCleared { Snapshots = { found }, UnixMs = now.ToUnixTimeMilliseconds(), By = by };
         var after = Apply(e);

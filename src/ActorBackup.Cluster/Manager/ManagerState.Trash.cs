@@ -119,24 +119,34 @@ public sealed partial record ManagerState
     {
         if (cmd.Snapshots.Count == 0) return (new SnapshotDeletion(), Reject("name at least one deleted snapshot: 'abk snapshot list --deleted' shows them"));
         var held = Trash.Keys.Concat(HeldCopies.Values.Select(c => c.Snapshot)).Distinct().ToList();
-        var found = new List<string>();
-        var problems = new List<string>();
-        foreach (var asked in cmd.Snapshots)
-        {
-            var matches = held.Where(id => asked.Length > 0 && id.StartsWith(asked, StringComparison.Ordinal)).ToList();
-            if (matches.Count == 0)
-                problems.Add(asked.Length > 0 && Snapshots.Exists(s => s.Id.StartsWith(asked, StringComparison.Ordinal))
-                    ? $"snapshot {asked} is in the catalog, not deleted"
-                    : $"no deleted snapshot {asked} is held (its delay passed and it was purged, or it was never deleted): 'abk snapshot list --deleted' shows those held");
-            else if (matches.Count > 1) problems.Add($"{asked} names {matches.Count} deleted snapshots: give more of the id");
-            else if (!found.Contains(matches[0])) found.Add(matches[0]);
-        }
+        var (found, problems) = ByPrefix(cmd.Snapshots, held, "deleted snapshots", asked =>
+            asked.Length > 0 && Snapshots.Exists(s => s.Id.StartsWith(asked, StringComparison.Ordinal))
+                ? $"snapshot {asked} is in the catalog, not deleted"
+                : $"no deleted snapshot {asked} is held (its delay passed and it was purged, or it was never deleted): 'abk snapshot list --deleted' shows those held");
         if (problems.Count > 0) return (new SnapshotDeletion(), Reject(string.Join("; ", problems) + "; nothing was brought back"));
         var e = new SnapshotsUndeleted { UnixMs = now.ToUnixTimeMilliseconds(), By = by, Snapshots = { found } };
         var back = Untrashed(found);
         var answer = new SnapshotDeletion { Applied = true };
         answer.Snapshots.AddRange(found.Select(id => back.InfoOf(back.Snapshots.First(s => s.Id == id))));
         return (answer, new Decision([e], null));
+    }
+
+    /// <summary>
+    /// Each of <paramref name="asked"/> (an id, or a unique prefix of one) among <paramref name="ids"/> (<paramref name="kind"/>),
+    /// each once: the ids found, and why the others are none (<paramref name="none"/>) or more than one.
+    /// </summary>
+    private static (List<string> Found, List<string> Problems) ByPrefix(IEnumerable<string> asked, IEnumerable<string> ids, string kind, Func<string, string> none)
+    {
+        var found = new List<string>();
+        var problems = new List<string>();
+        foreach (var prefix in asked)
+        {
+            var matches = ids.Where(id => prefix.Length > 0 && id.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            if (matches.Count == 0) problems.Add(none(prefix));
+            else if (matches.Count > 1) problems.Add($"{prefix} names {matches.Count} {kind}: give more of the id");
+            else if (!found.Contains(matches[0])) found.Add(matches[0]);
+        }
+        return (found, problems);
     }
 
     /// <summary>The held snapshots and copies as a list shows them (<paramref name="delay"/>: when each one's data goes), oldest deletion first.</summary>

@@ -970,16 +970,19 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
             // (Not a folder the parent kept only its markers of: a CACHEDIR.TAG rewritten without its signature changes no
             // time of the folder, and its contents must be listed again.)
             if (asParent is { } recorded && recorded.Is(now) && parentTree is { Count: > 0, NamesAscending: true }
-                && Posix.Posix.FolderTimesFollowNames(listing.Folder) && parentTree.NamesArePlain && !HoldsMarker(parentTree))
+                && Posix.Posix.FolderTimesFollowNames(listing.Folder) && parentTree.NamesArePlain)
             {
                 var names = new List<string>(parentTree.Count);
                 for (var i = 0; i < parentTree.Count; i++) names.Add(parentTree.Name(i));
-                listing.Names = names;
-                listing.Flags = Posix.FileFlags.Get(listing.Folder);
-                sorted = true;
-                ListedAsParent?.Invoke(path);
+                if (!HoldsMarker(names))
+                {
+                    listing.Names = names;
+                    listing.Flags = Posix.FileFlags.Get(listing.Folder);
+                    sorted = true;
+                    ListedAsParent?.Invoke(path);
+                }
             }
-            else
+            if (!sorted)
             {
                 listing.Names = Posix.Posix.ListDirectory(listing.Folder, path, out var flags);
                 listing.Flags = flags;
@@ -1029,14 +1032,8 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         listing.Names = kept;
     }
 
-    /// <summary>Whether a parent's tree of a folder names one of the set's markers.</summary>
-    private bool HoldsMarker(ParentTree tree)
-    {
-        if (_markers.Length == 0) return false;
-        for (var i = 0; i < tree.Count; i++)
-            if (Array.BinarySearch(_markers, tree.Name(i), StringComparer.Ordinal) >= 0) return true;
-        return false;
-    }
+    /// <summary>Whether a folder's names (as its parent's tree gives them) hold one of the set's markers.</summary>
+    private bool HoldsMarker(List<string> names) => _markers.Length > 0 && Array.Exists(_markers, names.Contains);
 
     /// <summary>Whether the folder's CACHEDIR.TAG is a regular file that starts with the specification's signature.</summary>
     private static bool IsCacheDirTag(Listing listing)
