@@ -33,6 +33,19 @@ public static class HookCommand
             ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }, timeout, cancel);
 
+    /// <summary>
+    /// The node's variables a command must not inherit: the passphrase that unlocks the cell's master key, and the node's
+    /// configuration (a PostgreSQL connection string with its password). A set's command is the operator's, but what it
+    /// prints goes into the job's reason, which integrators and client hosts read.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Secrets = ["ABK_PASSPHRASE", "ABK_HOCON"];
+
+    /// <summary>Takes <see cref="Secrets"/> out of a command's environment.</summary>
+    public static void Scrub(IDictionary<string, string?> environment)
+    {
+        foreach (var secret in Secrets) environment.Remove(secret);
+    }
+
     public static async Task<Result> Run(string command, string stdin, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancel = default)
     {
         // In a session (and process group) of its own, so that a timeout kills what it started in the
@@ -44,6 +57,7 @@ public static class HookCommand
         if (psi.FileName == SetSid) psi.ArgumentList.Add("/bin/sh");
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(command);
+        Scrub(psi.Environment);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var process = new Process { StartInfo = psi };
         var output = new Tail(MaxOutput);

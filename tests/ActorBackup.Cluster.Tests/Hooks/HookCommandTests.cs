@@ -19,6 +19,38 @@ public class HookCommandTests
     }
 
     [Fact]
+    public void A_command_does_not_inherit_the_nodes_passphrase_or_its_configuration()
+    {
+        // The environment a command would get: the node's own (a ProcessStartInfo's), with the secrets a node may hold.
+        var environment = new System.Diagnostics.ProcessStartInfo("/bin/true").Environment;
+        environment["ABK_PASSPHRASE"] = "s3cret";
+        environment["ABK_HOCON"] = "akka.persistence.journal.sql.connection-string = \"Password=s3cret\"";
+        environment["ABK_NODE"] = "127.0.0.1:5053";
+        HookCommand.Scrub(environment);
+        Assert.False(environment.ContainsKey("ABK_PASSPHRASE"));
+        Assert.False(environment.ContainsKey("ABK_HOCON"));
+        Assert.Equal("127.0.0.1:5053", environment["ABK_NODE"]); // what abk in a command needs stays
+        Assert.DoesNotContain(environment.Values, v => v?.Contains("s3cret", StringComparison.Ordinal) == true);
+    }
+
+    [Fact]
+    public async Task A_command_run_by_a_node_does_not_see_its_configuration()
+    {
+        // ABK_HOCON, not ABK_PASSPHRASE: nothing in this test process reads the configuration variable (a cell key would).
+        Environment.SetEnvironmentVariable("ABK_HOCON", "secret-of-the-node");
+        try
+        {
+            var r = await HookCommand.Run("echo \"[$ABK_HOCON] $ABK_STATE\"", "", Env, TimeSpan.FromMinutes(1));
+            Assert.True(r.Ok, r.Output);
+            Assert.Equal("[] SUCCEEDED", r.Output.Trim());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ABK_HOCON", null);
+        }
+    }
+
+    [Fact]
     public async Task A_child_left_in_the_background_does_not_hold_the_job_and_a_command_past_its_timeout_is_killed_with_its_children()
     {
         var marker = Path.Combine(Path.GetTempPath(), $"abk-hook-{Guid.NewGuid():N}");
