@@ -586,7 +586,7 @@ public static class CommandTable
         var retries = new Option<int?>("--retries") { Description = $"further attempts of a job that failed on a transient fault or a library fault (default 2)", HelpName = "N" };
         Option<int> Keep(string what, string description) => new($"--keep-{what}") { Description = description, HelpName = "N" };
         var keepLast = Keep("last", "retention: keep the newest N snapshots of each set");
-        var keepWithin = new Option<string?>("--keep-within") { Description = "retention: keep the snapshots at most this much older than the set's newest (e.g. 30d)", HelpName = "DURATION" };
+        var keepWithin = new Option<string?>("--keep-within") { Description = "retention: keep the snapshots at most this much older than the set's newest: s, h, d, w, mo or y (e.g. 30d, 6mo, 1y)", HelpName = "AGE" };
         var keepDaily = Keep("daily", "retention: keep the newest snapshot of each of the last N days that have one (the set's time zone)");
         var keepWeekly = Keep("weekly", "retention: ... of each of the last N weeks (ISO)");
         var keepMonthly = Keep("monthly", "retention: ... of each of the last N months");
@@ -622,7 +622,7 @@ public static class CommandTable
                     Choice = pr.GetValue(choice) == "fill-first" ? LibraryChoice.FillFirst : LibraryChoice.Balance,
                 };
                 if (pr.GetValue(retries) is { } n) p.Retries = n;
-                var within = pr.GetValue(keepWithin) is { } w ? SharedOptions.ParseDuration(w) ?? throw new ShellException($"--keep-within '{w}' is not a duration: a number and s, m, h or d, e.g. 30d", 2) : TimeSpan.Zero;
+                var within = pr.GetValue(keepWithin) is { } w ? SharedOptions.ParseAge(w) ?? throw new ShellException($"--keep-within '{w}' is not an age: {SharedOptions.AgeForm}", 2) : TimeSpan.Zero;
                 p.Retention = new RetentionRule
                 {
                     Last = pr.GetValue(keepLast), WithinSeconds = (long)within.TotalSeconds, Daily = pr.GetValue(keepDaily), Weekly = pr.GetValue(keepWeekly),
@@ -639,7 +639,7 @@ public static class CommandTable
                     p.Copies.Add(new CopyRule { Libraries = { l }, FullsOnly = pr.GetValue(copyFullsOnly), Retention = copyRetention, Schedule = pr.GetValue(copySchedule) ?? "" });
                 if (pr.GetValue(tierTo) is { Length: > 0 } tiers)
                 {
-                    var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseDuration(ta) ?? throw new ShellException($"--tier-after '{ta}' is not a duration: a number and s, m, h or d, e.g. 30d", 2)
+                    var after = pr.GetValue(tierAfter) is { } ta ? SharedOptions.ParseAge(ta) ?? throw new ShellException($"--tier-after '{ta}' is not an age: {SharedOptions.AgeForm}", 2)
                         : throw new ShellException("--tier-to needs --tier-after: the age at which snapshots move, e.g. 30d", 2);
                     p.Tier = new TierRule { Libraries = { tiers }, AfterSeconds = (long)after.TotalSeconds };
                 }
@@ -811,7 +811,7 @@ public static class CommandTable
             if (kv.Length != 2) throw new ShellException($"--copy-keep '{part}': give KEY=VALUE, e.g. weekly=52", 2);
             if (kv[0] == "within")
             {
-                r.WithinSeconds = (long)(SharedOptions.ParseDuration(kv[1]) ?? throw new ShellException($"--copy-keep within='{kv[1]}' is not a duration, e.g. 30d", 2)).TotalSeconds;
+                r.WithinSeconds = (long)(SharedOptions.ParseAge(kv[1]) ?? throw new ShellException($"--copy-keep within='{kv[1]}' is not an age: {SharedOptions.AgeForm}", 2)).TotalSeconds;
                 continue;
             }
             if (!int.TryParse(kv[1], out var n) || n < 0) throw new ShellException($"--copy-keep {kv[0]}='{kv[1]}': give a count, 0 or more", 2);

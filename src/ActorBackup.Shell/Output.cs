@@ -237,10 +237,10 @@ public sealed class Output(bool json)
         sb.AppendLine($"  compression  {(p.Compression == 0 ? "the client's (zstd 3 unless its node says otherwise)" : $"zstd {p.Compression}")}");
         sb.AppendLine($"  retries      {Retries(p)}");
         sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
-        // Retention lets nothing go older than a set's newest full that passed a whole verify: without a schedule that
+        // Retention lets nothing go older than a set's newest snapshot that passed a whole verify: without a schedule that
         // makes one, everything is kept until someone runs abk verify, and the library fills.
         if (i.Retention != "" && p.Verify is not { Schedule: not "" }) // a sampling schedule reads unverified fulls whole
-            sb.AppendLine("               (nothing older than a set's newest full that passed a whole verify goes: add --verify-schedule, or run abk verify on the fulls)");
+            sb.AppendLine("               (nothing older than a set's newest snapshot that passed a whole verify goes: add --verify-schedule, or run abk verify)");
         for (var n = 0; n < p.Copies.Count; n++)
             sb.AppendLine($"  copy         to {string.Join(" or ", p.Copies[n].Libraries)}{(p.Copies[n].FullsOnly ? ", fulls only" : "")}" +
                           (p.Copies[n].Schedule != "" ? $", at {p.Copies[n].Schedule} (UTC)" : ", after each backup") +

@@ -52,7 +52,7 @@ public class LifecycleTests
         // No full has passed a verify: retention keeps all three, and says why.
         var listed = Snapshots(cell);
         Assert.Equal([a, b, c], listed.Select(s => s.GetProperty("id").GetString()));
-        Assert.Contains("no newer full has passed a verify yet", listed[0].GetProperty("keptBecause").EnumerateArray().Select(r => r.GetString()));
+        Assert.Contains("no newer snapshot has passed a verify yet", listed[0].GetProperty("keptBecause").EnumerateArray().Select(r => r.GetString()));
 
         // A sample reads part of the file chunks back: good, but it does not make the snapshot verified.
         var sample = cell.AbkJson("verify", a, "--share", "50");

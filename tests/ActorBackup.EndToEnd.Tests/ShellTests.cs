@@ -71,7 +71,11 @@ public class ShellTests
         Assert.Contains("--tier-after needs --tier-to", tierAfterAlone.Stderr);
         var badDuration = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-within", "3x"]);
         Assert.Equal(2, badDuration.ExitCode);
-        Assert.Contains("is not a duration", badDuration.Stderr);
+        Assert.Contains("is not an age", badDuration.Stderr);
+        // 6m: six months to a restic user; refused rather than read as six minutes of retention.
+        var minutes = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-within", "6m"]);
+        Assert.Equal(2, minutes.ExitCode);
+        Assert.Contains("not m: that would be minutes", minutes.Stderr);
         // A value of the wrong kind is named in the operator's words, not the runtime's type.
         var badCount = Processes.Run(Processes.Abk, ["--node", closed, "policy", "add", "p", "--keep-daily", "abc"]);
         Assert.Equal(2, badCount.ExitCode);

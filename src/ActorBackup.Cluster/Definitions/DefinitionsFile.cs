@@ -115,7 +115,7 @@ public static class DefinitionsFile
         }
         if (c.Object("tier", TierKeys) is { } tier)
         {
-            p.Tier = new TierRule { AfterSeconds = (long)tier.Duration("after").TotalSeconds };
+            p.Tier = new TierRule { AfterSeconds = (long)tier.Age("after").TotalSeconds };
             p.Tier.Libraries.AddRange(tier.Strings("libraries"));
             if (p.Tier.Libraries.Count == 0) throw new FormatException("tier names no library (libraries = [lib2])");
         }
@@ -126,7 +126,7 @@ public static class DefinitionsFile
 
     private static RetentionRule Retention(Fields r) => new()
     {
-        Last = r.Int("last"), WithinSeconds = (long)r.Duration("within").TotalSeconds, Daily = r.Int("daily"), Weekly = r.Int("weekly"),
+        Last = r.Int("last"), WithinSeconds = (long)r.Age("within").TotalSeconds, Daily = r.Int("daily"), Weekly = r.Int("weekly"),
         Monthly = r.Int("monthly"), Yearly = r.Int("yearly"), Minimum = r.Int("minimum"),
     };
 
@@ -208,6 +208,10 @@ public static class DefinitionsFile
             "false" or "off" or "no" => false,
             var other => throw new FormatException($"{key} '{other}' is not true or false"),
         };
+
+        /// <summary>An age of snapshots (within, after): SharedOptions.ParseAge, which refuses a bare m.</summary>
+        public TimeSpan Age(string key) =>
+            !Has(key) ? TimeSpan.Zero : SharedOptions.ParseAge(String(key)) ?? throw new FormatException($"{key} '{String(key)}' is not an age: {SharedOptions.AgeForm}");
 
         public TimeSpan Duration(string key) =>
             !Has(key) ? TimeSpan.Zero : SharedOptions.ParseDuration(String(key)) ?? throw new FormatException($"{key} '{String(key)}' is not a duration: a number and s, m, h or d, e.g. 4h");

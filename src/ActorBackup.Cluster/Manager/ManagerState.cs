@@ -21,7 +21,7 @@ public sealed partial record ManagerState
     private ImmutableDictionary<string, string> Chains { get; init; } = ImmutableDictionary<string, string>.Empty;
     /// <summary>Storage policies defined by operators ("default" is built in until one is defined).</summary>
     public ImmutableSortedDictionary<string, StoragePolicy> Policies { get; init; } = Named<StoragePolicy>();
-    /// <summary>Snapshots whose last verify passed (retention deletes nothing newer than the newest verified full).</summary>
+    /// <summary>Snapshots whose last verify passed (retention deletes nothing newer than the newest verified one).</summary>
     public ImmutableHashSet<string> Verified { get; init; } = ImmutableHashSet<string>.Empty;
     /// <summary>Per library: snapshots deleted since its last prune (their reference lists go at the next one).</summary>
     public ImmutableSortedDictionary<string, ImmutableSortedSet<string>> PendingDeletions { get; init; } = Named<ImmutableSortedSet<string>>();

@@ -88,14 +88,14 @@ public static class Retention
             Buckets(newestFirst, reasons, rules.Monthly, "monthly", t => t.ToString("yyyy-MM", CultureInfo.InvariantCulture), zone);
             Buckets(newestFirst, reasons, rules.Yearly, "yearly", t => t.ToString("yyyy", CultureInfo.InvariantCulture), zone);
         }
-        // Newest first: the newest verified full and everything newer stay (until a full is verified: everything).
-        var newerVerifiedFull = false;
-        for (var i = 0; i < newestFirst.Count; i++)
+        // Newest first: the newest verified snapshot and everything newer stay (until one is verified: everything). Of
+        // any level: every snapshot is a complete tree, and a whole verify read every chunk of it back, so a verified
+        // incremental restores alone as a full does (a set of incrementals after one full would otherwise keep all).
+        var newerVerified = false;
+        for (var i = 0; i < newestFirst.Count && !newerVerified; i++)
         {
-            var s = newestFirst[i];
-            if (!newerVerifiedFull)
-                reasons[i].Add(s.Level == Level.Full && verified(s) ? "the newest verified full" : "no newer full has passed a verify yet");
-            if (s.Level == Level.Full && verified(s)) newerVerifiedFull = true;
+            newerVerified = verified(newestFirst[i]);
+            reasons[i].Add(newerVerified ? "the newest verified snapshot" : "no newer snapshot has passed a verify yet");
         }
         return ahead.Concat(newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i]))).ToList();
     }

@@ -100,19 +100,46 @@ public static class SharedOptions
     public static TimeSpan? ParseDuration(string text)
     {
         text = text.Trim();
-        if (text.Length < 2 || !double.TryParse(text[..^1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n)
-            || !double.IsFinite(n) || n < 0)
-            return null;
-        double? seconds = text[^1] switch
+        return text.Length < 2 ? null : text[^1] switch
         {
-            's' => n,
-            'm' => n * 60,
-            'h' => n * 3600,
-            'd' => n * 86400,
+            's' => Scaled(text[..^1], 1),
+            'm' => Scaled(text[..^1], 60),
+            'h' => Scaled(text[..^1], 3600),
+            'd' => Scaled(text[..^1], 86400),
             _ => null,
         };
+    }
+
+    /// <summary>What <see cref="ParseAge"/> takes, for the messages that refuse one.</summary>
+    public const string AgeForm = "a number and s, h, d, w, mo (30 days) or y (365 days), e.g. 30d or 6mo (not m: that would be minutes)";
+
+    /// <summary>
+    /// An age of snapshots as an operator types it for retention and tiering (keep within, tier after): s, h, d, w,
+    /// mo (30 days) or y (365 days); null when it is not one. A bare m is refused: restic and Borg read 6m as six
+    /// months, and minutes of retention would delete what a month was meant to keep.
+    /// </summary>
+    public static TimeSpan? ParseAge(string text)
+    {
+        text = text.Trim();
+        if (text.EndsWith("mo", StringComparison.Ordinal)) return Scaled(text[..^2], 30 * 86400);
+        if (text.Length < 2 || text[^1] == 'm') return null;
+        return text[^1] switch
+        {
+            'w' => Scaled(text[..^1], 7 * 86400),
+            'y' => Scaled(text[..^1], 365 * 86400),
+            _ => ParseDuration(text),
+        };
+    }
+
+    /// <summary><paramref name="number"/> times <paramref name="unit"/> seconds; null when it is not a number, or more than ten years.</summary>
+    private static TimeSpan? Scaled(string number, double unit)
+    {
+        if (number.Length == 0 || !double.TryParse(number, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            || !double.IsFinite(n) || n < 0)
+            return null;
         // At most ten years: a longer one is a typo, and would not fit where it goes (seconds in an int).
-        return seconds is { } sec && sec <= 10 * 365 * 86400.0 ? TimeSpan.FromSeconds(sec) : null;
+        var seconds = n * unit;
+        return seconds <= 10 * 365 * 86400.0 ? TimeSpan.FromSeconds(seconds) : null;
     }
 
     /// <summary>"CRON" or "CRON=LEVEL" as an operator types it (in `abk set add --schedule` and in an `abk apply` file).</summary>

@@ -75,7 +75,25 @@ public class DefinitionsFileTests
         var e = Assert.Throws<FormatException>(() => DefinitionsFile.Parse("policies {\n  p {\n    retention { last = 3, hourly = 2 }\n  }\n}", "x.conf"));
         Assert.Contains("x.conf:2: policy 'p': retention: unknown key 'hourly'", e.Message);
         e = Assert.Throws<FormatException>(() => DefinitionsFile.Parse("policies { p { retention { within = soon } } }", "x.conf"));
-        Assert.Contains("within 'soon' is not a duration", e.Message);
+        Assert.Contains("within 'soon' is not an age", e.Message);
+    }
+
+    [Fact]
+    public void A_retention_age_reads_months_and_years_as_restic_does_and_refuses_a_bare_m()
+    {
+        long Within(string age) => DefinitionsFile.Parse($"policies {{ p {{ retention {{ within = {age} }} }} }}", "x.conf").Policies[0].Retention.WithinSeconds;
+        Assert.Equal(6 * 30 * 86400L, Within("6mo"));
+        Assert.Equal(365 * 86400L, Within("1y"));
+        Assert.Equal(2 * 7 * 86400L, Within("2w"));
+        Assert.Equal(30 * 86400L, Within("30d"));
+        // 6m is six months to a restic or Borg user; as minutes it would let retention delete what they meant to keep.
+        var e = Assert.Throws<FormatException>(() => Within("6m"));
+        Assert.Contains("within '6m' is not an age", e.Message);
+        Assert.Contains("not m: that would be minutes", e.Message);
+        e = Assert.Throws<FormatException>(() => DefinitionsFile.Parse("policies { p { tier { libraries = [b], after = 3m } } }", "x.conf"));
+        Assert.Contains("after '3m' is not an age", e.Message);
+        Assert.Null(ActorBackup.Protocol.Commands.SharedOptions.ParseAge("11y")); // past ten years: a typo
+        Assert.Equal(TimeSpan.FromMinutes(30), ActorBackup.Protocol.Commands.SharedOptions.ParseDuration("30m")); // a run time's m is still minutes
     }
 
     [Fact]

@@ -50,11 +50,26 @@ public sealed class RetentionTests
         // Only the full of 11-15 passed a verify: it and everything newer stay, whatever the rules say.
         var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Last: 2), TimeZoneInfo.Utc, s => Day(s) == "11-15");
         Assert.Equal(Enumerable.Range(15, 15).Select(d => $"11-{d}").ToList(), Kept(verdicts));
-        Assert.Contains("the newest verified full", verdicts.Single(v => Day(v.Snapshot) == "11-15").Reasons);
-        Assert.Contains("no newer full has passed a verify yet", verdicts.Single(v => Day(v.Snapshot) == "11-20").Reasons);
+        Assert.Contains("the newest verified snapshot", verdicts.Single(v => Day(v.Snapshot) == "11-15").Reasons);
+        Assert.Contains("no newer snapshot has passed a verify yet", verdicts.Single(v => Day(v.Snapshot) == "11-20").Reasons);
 
         var none = Retention.Evaluate(snapshots, new RetentionRules(Last: 2), TimeZoneInfo.Utc, _ => false);
         Assert.All(none, v => Assert.True(v.Keep));
+    }
+
+    [Fact]
+    public void A_verified_incremental_lets_the_rules_go_on_so_incrementals_after_one_full_are_pruned()
+    {
+        // One full on day 1, then only incrementals (restic's way); the newest passed a whole verify each night.
+        var snapshots = Enumerable.Range(0, 31).Select(d => new SnapshotManifest
+        {
+            Id = $"i{d:D2}", BackupSet = "web", Client = "web01", FinishedUnixMs = First.AddDays(d).ToUnixTimeMilliseconds(),
+            Level = d == 0 ? Level.Full : Level.Incremental,
+        }).ToList();
+        var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Daily: 7), TimeZoneInfo.Utc, s => s.Id == "i30");
+        // Before, only a verified full counted: all 31 stayed for good.
+        Assert.Equal(["10-25", "10-26", "10-27", "10-28", "10-29", "10-30", "10-31"], Kept(verdicts));
+        Assert.Contains("the newest verified snapshot", verdicts[0].Reasons);
     }
 
     [Fact]
