@@ -258,6 +258,10 @@ public static class CommandTable
                 Overwrite = pr.GetValue(overwrite), DryRun = pr.GetValue(restoreDryRun) };
             if (cmd.Overwrite != RestoreOverwrite.OverwriteAlways && !cmd.Force)
                 throw new ShellException("--overwrite says what becomes of what is already in the target folder, and only --force lets a restore write into one that holds something: give --force too", 2);
+            // 'latest' without --client: this host's newest snapshot, restored here (as a backup without --client is this
+            // host's), never the cell's newest, which would roll back whichever host backed up last. A node without a
+            // client of its own leaves it to the manager, which refuses 'latest' when several hosts have snapshots.
+            if (cmd.Client == "" && cmd.Snapshot is "" or "latest") cmd.Client = (await session.Call<ClusterState>(new GetClusterState(), c)).LocalClient;
             return await StartJob(session, o, cmd, pr.GetValue(noWait), c);
         }, snapshot, include, to, client, noWait, force, numericOwner, sparse, restorePriority, restoreExclude, overwrite, restoreDryRun));
 

@@ -411,6 +411,7 @@ public sealed partial record ManagerState
         {
             return Reject(e.Message);
         }
+        if (LatestOfWhom(cmd.Snapshot, cmd.Client) is { } whom) return Reject(whom);
         if (ReadingJob(LatestHolding(cmd, now), cmd.Client, now, out var snapshot, out var client) is { } why) return Reject(why);
         // A dry run writes nothing: it meets no other restore, and none waits for it.
         if (!cmd.DryRun && Restoring(client, cmd.Target, cmd.Paths) is { } running)
@@ -644,6 +645,21 @@ public sealed partial record ManagerState
         client != "" && idOrPrefix is "" or "latest"
             ? FindSnapshotOf(client, idOrPrefix, $"client {client} has no snapshot yet: to restore another host's snapshot onto it, name that snapshot's id (abk snapshot list)", now)
             : Engine.Catalog.SnapshotCatalog.Find(idOrPrefix is "" or "latest" ? NotAhead(now) : Snapshots, idOrPrefix, "list them with 'abk snapshot list'");
+
+    /// <summary>
+    /// Why a restore of 'latest' without a client is refused: the catalog holds snapshots of several hosts, and a restore
+    /// runs on its snapshot's host, so the newest of the cell would roll back whichever host backed up last (abk names
+    /// the host it runs on; a program gives <c>client</c>). Null when one host's snapshots are all there is, or it names one.
+    /// </summary>
+    public string? LatestOfWhom(string snapshot, string client)
+    {
+        if (client != "" || snapshot is not ("" or "latest") || Snapshots.Count == 0) return null;
+        var first = Snapshots[0].Client;
+        var hosts = Snapshots.Any(s => s.Client != first) ? Snapshots.Select(s => s.Client).Distinct().Count() : 1;
+        return hosts == 1 ? null
+            : $"'latest' of which host? the catalog holds snapshots of {hosts} clients, and a restore runs on its snapshot's host: give --client HOST " +
+              "(the host to restore onto, whose newest snapshot it takes), or the snapshot's id (abk snapshot list)";
+    }
 
     /// <summary>A snapshot of <paramref name="client"/>'s alone, by id, unique prefix or 'latest'; <paramref name="none"/> when it has none.</summary>
     public SnapshotManifest FindSnapshotOf(string client, string idOrPrefix, string none, DateTimeOffset? now = null) =>

@@ -290,3 +290,36 @@ public class ReadableLibraryTests
         Assert.Equal("lib1", Assert.Single(plan.Start).Library); // the copy's library unreachable: the one that reads
     }
 }
+
+/// <summary>'latest' in a cell of many hosts: a restore runs on its snapshot's host, so the cell's newest would roll back whichever host backed up last.</summary>
+public class LatestOfWhichHostTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 1, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void A_restore_of_latest_without_a_client_is_refused_once_several_hosts_have_snapshots()
+    {
+        var s = new ManagerState().Apply(new ClientRegistered { Id = "web1", Address = "akka.tcp://actorbackup@h1/user/client" })
+            .Apply(new ClientRegistered { Id = "db7", Address = "akka.tcp://actorbackup@h2/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 4 });
+        ManagerState Recorded(ManagerState st, string id, string client, long at) => st.Apply(new SnapshotRecorded
+        {
+            Manifest = new SnapshotManifest { Id = id, Client = client, BackupSet = "etc", Library = "lib1", Level = Level.Full, Paths = { "/etc" }, FinishedUnixMs = at }.ToByteString(),
+        });
+        s = Recorded(s, "w1", "web1", 1_000);
+        // One host's snapshots: 'latest' is unambiguous, as it always was.
+        Assert.Null(s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r" }, Now).Rejection);
+        s = Recorded(s, "d1", "db7", 2_000);
+        foreach (var cmd in new[] { new StartRestore { Snapshot = "latest", Target = "/r" }, new StartRestore { Snapshot = "", Target = "/r", Paths = { "/etc/fstab" } } })
+        {
+            var refused = s.DecideStartRestore(cmd, Now).Rejection;
+            Assert.Contains("'latest' of which host? the catalog holds snapshots of 2 clients", refused);
+            Assert.Contains("give --client HOST", refused);
+        }
+        // Named: that host's newest, on that host; an id: its own host, as before.
+        var web1 = s.DecideStartRestore(new StartRestore { Snapshot = "latest", Target = "/r", Client = "web1" }, Now);
+        Assert.Equal(("w1", "web1"), (web1.Job!.Snapshot, web1.Job.Client));
+        var byId = s.DecideStartRestore(new StartRestore { Snapshot = "d1", Target = "/r" }, Now);
+        Assert.Equal(("d1", "db7"), (byId.Job!.Snapshot, byId.Job.Client));
+    }
+}
