@@ -38,7 +38,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, (int Attempt, string Reason)> _overran = [];
     /// <summary>Running jobs an operator cancelled, by attempt: their end stays CANCELLED whatever their run time.</summary>
     private readonly Dictionary<string, int> _operatorCancels = [];
-    private int _eventsSinceSnapshot;
+    private readonly SnapshotTurns _snapshotTurns = new(SnapshotEvery);
     private readonly Journal.JournalTrim _trim = new();
     /// <summary>Clients with jobs that were open when this manager recovered and that have not registered since.</summary>
     private HashSet<string>? _unsettledClients;
@@ -870,8 +870,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 DeleteMessages(trim.Events);
                 DeleteSnapshots(new SnapshotSelectionCriteria(trim.Snapshots));
             }
+            if (_snapshotTurns.Answered()) SaveState();
         });
-        Command<SaveSnapshotFailure>(f => _log.Warning("manager snapshot failed: {0}", f.Cause.Message));
+        Command<SaveSnapshotFailure>(f =>
+        {
+            _log.Warning("manager snapshot failed: {0}", f.Cause.Message);
+            if (_snapshotTurns.Answered()) SaveState();
+        });
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("older manager snapshots could not be deleted: {0}", f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -1398,9 +1403,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return events;
     }
 
-    /// <summary>The catalog as retention last looked at it: it looks again only when snapshots, policies, sets, verifies or copies changed, or a job held one back.</summary>
-    private (object? Snapshots, object? Policies, object? Sets, object? Verified, object? Copies, object? Suspects, object? Undeleted) _retentionSeen;
-    private bool _retentionHeldBack;
+    /// <summary>When retention looks again: the catalog changed, a job let go of a snapshot it held, or 10 minutes passed.</summary>
+    private readonly RetentionWatch _retentionWatch = new();
 
     /// <summary>
     /// Deletes from the catalog what the policies' retention no longer keeps (ManagerState.DecideRetention), deciding on
@@ -1409,10 +1413,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private IReadOnlyList<IMessage> ApplyRetention(ManagerState state)
     {
         var seen = ((object)state.Snapshots, (object)state.Policies, (object)state.BackupSets, (object)state.Verified, (object)state.Copies, (object)state.Suspects, (object)state.Undeleted);
-        if (seen == _retentionSeen && !_retentionHeldBack) return [];
-        _retentionSeen = seen;
-        _retentionHeldBack = state.SnapshotsInUse().Count > 0;
         var now = DateTimeOffset.UtcNow;
+        if (!_retentionWatch.Due(seen, state.SnapshotsInUse, now)) return [];
         var changes = state.DecideCopyRetention(now).Select(Held).ToList();
         if (state.DecideRetention(now) is { } deleted) changes.Add(Held(deleted));
         if (changes.Count == 0) return [];
@@ -1848,8 +1850,12 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 RunMissedCommand(set, missed);
                 break;
         }
-        if (++_eventsSinceSnapshot < SnapshotEvery) return;
-        _eventsSinceSnapshot = 0;
+        if (_snapshotTurns.Journaled()) SaveState();
+    }
+
+    /// <summary>A snapshot of the state, with how far the journal was trimmed (SnapshotTurns says when).</summary>
+    private void SaveState()
+    {
         var snapshot = _state.ToSnapshot();
         snapshot.TrimmedUpTo = _trim.TrimmedUpTo;
         SaveSnapshot(snapshot);
