@@ -128,6 +128,44 @@ public static class CommandTable
                 return 0;
             })));
 
+        var auditSince = new Option<DateTimeOffset?>("--since")
+        {
+            Description = "only records from then on: 2026-12-01, 2026-12-01T22:00 (local), or a duration back from now such as 7d",
+            HelpName = "TIME", CustomParser = r => SinceOf(r),
+        };
+        var auditCaller = new Option<string?>("--caller") { Description = "only records whose caller holds TEXT (a certificate's name, e.g. alice)", HelpName = "TEXT" };
+        var auditCommand = new Option<string?>("--command") { Description = "only records of this command (its protocol name, e.g. DeleteSnapshots)", HelpName = "NAME" };
+        var auditLimit = new Option<int>("--limit") { Description = "how many of the newest records (default 100, at most 500)", HelpName = "N" };
+        root.Subcommands.Add(Group("audit", "the audit trail: every command the manager took, who signed it, taken or refused",
+            Verb("list", "the newest records, oldest first; the whole trail's chain is checked too (exit 1 when it is broken)", async (pr, o, c) =>
+            {
+                var list = await session.Call<AuditList>(new ListAudit
+                {
+                    SinceUnixMs = pr.GetValue(auditSince)?.ToUnixTimeMilliseconds() ?? 0, Caller = pr.GetValue(auditCaller) ?? "", Command = pr.GetValue(auditCommand) ?? "",
+                    Limit = pr.GetValue(auditLimit),
+                }, c);
+                if (o.Json) o.Write(list);
+                else
+                {
+                    o.Table(["SEQ", "TIME", "CALLER", "COMMAND", "OUTCOME", "NODE", "WHAT"], list.Records.Select(r => new[]
+                    {
+                        r.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Time(r.UnixMs), r.Caller == "" ? "-" : r.Caller, r.Command,
+                        r.Outcome, r.Node, r.What.Length > 100 ? r.What[..97] + "..." : r.What,
+                    }));
+                    if (list.Matched > list.Records.Count)
+                        Console.Error.WriteLine($"the newest {list.Records.Count} of {list.Matched} records that match: --limit (at most 500) or --since for others");
+                }
+                return AuditChain(list);
+            }, auditSince, auditCaller, auditCommand, auditLimit),
+            Verb("verify", "read the whole trail and check its chain: exit 0 when whole (it prints the head to note down elsewhere), 1 when broken", async (_, o, c) =>
+            {
+                var list = await session.Call<AuditList>(new ListAudit { Limit = 1 }, c);
+                if (o.Json) o.Write(new AuditList { Total = list.Total, Head = list.Head, Broken = list.Broken });
+                else if (list.Broken == "")
+                    o.Line($"{Count(list.Total, "record")}, chain whole; head {Convert.ToHexString(list.Head.Span).ToLowerInvariant()}");
+                return AuditChain(list);
+            })));
+
         var library = new Argument<string>("LIBRARY") { HelpName = "LIBRARY", Description = "a library id, as 'abk library list' shows it" };
         var barcode = new Argument<string>("BARCODE") { HelpName = "BARCODE", Description = "a cartridge's barcode, such as ABC123L8 (cleaning cartridges: CLN...)" };
         var slotArg = new Argument<int>("SLOT") { HelpName = "SLOT", Description = "a storage slot of the tape library, from 1" };
@@ -831,6 +869,14 @@ public static class CommandTable
             }
         }
         return r;
+    }
+
+    /// <summary>0 when the audit trail's chain is whole; else 1, and why on stderr.</summary>
+    private static int AuditChain(AuditList list)
+    {
+        if (list.Broken == "") return 0;
+        Console.Error.WriteLine($"the audit trail is broken: {list.Broken}");
+        return 1;
     }
 
     private static string Count(long n, string one, string? many = null) => $"{n} {(n == 1 ? one : many ?? one + "s")}";

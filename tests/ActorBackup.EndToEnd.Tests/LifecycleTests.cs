@@ -30,7 +30,7 @@ public class LifecycleTests
     }
 
     [Fact]
-    public void Retention_deletes_nothing_until_a_newer_full_is_verified_and_verify_finds_a_flipped_bit()
+    public void Retention_deletes_nothing_until_a_newer_snapshot_is_verified_and_verify_finds_a_flipped_bit()
     {
         using var dir = new TempDir();
         var src = dir.Sub("www");
@@ -81,6 +81,18 @@ public class LifecycleTests
         Assert.Contains("nothing was deleted", unknown.Stderr);
         Assert.Contains($"deleted snapshot {c}", cell.Abk("snapshot", "delete", c).Stdout);
         Assert.Equal([d], Snapshots(cell).Select(s => s.GetProperty("id").GetString()));
+        // The audit trail: who deleted what, the refused delete too; its chain whole.
+        var audit = cell.Abk("audit", "list", "--command", "DeleteSnapshots", "--caller", "operator");
+        Assert.True(audit.ExitCode == 0, audit.Stderr);
+        var deletes = audit.Stdout.Split('\n').Where(l => l.Contains("DeleteSnapshots")).ToList();
+        Assert.Equal(3, deletes.Count); // the dry run, the refused one, the delete
+        Assert.Contains("refused: no snapshot 'nosuch'", deletes[1]);
+        Assert.Contains("taken", deletes[2]);
+        Assert.Contains(c!, deletes[2]);
+        Assert.Contains("operator operator", deletes[2]);
+        var verifyTrail = cell.Abk("audit", "verify");
+        Assert.True(verifyTrail.ExitCode == 0, verifyTrail.Stderr);
+        Assert.Matches("records, chain whole; head [0-9a-f]{64}", verifyTrail.Stdout);
 
         // A flipped bit in the library: verify fails, names the file, and the snapshot is no longer verified.
         var volume = Directory.GetFiles(Path.Combine(cell.DataDir, "libraries", "lib1", "volumes"), "*.abv").Single();

@@ -121,6 +121,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _mediaRegion = mediaRegion;
         _limits = limits;
         _notices = notices;
+        _audit = Context.ActorOf(Audit.AuditActor.Supervised(), "audit");
         Recover<SnapshotOffer>(o =>
         {
             if (o.Snapshot is not ManagerSnapshot s) return;
@@ -178,7 +179,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                               $"each other's jobs and mix their snapshots; give the node at {claimant} its own client id (actorbackup.client-id, and a " +
                               $"certificate issued for it), or take the other out (stop it, or abk cluster leave {held})";
                 if (_claimedTwice.Add((m.Id, claimant.ToString()))) _log.Error("RegisterClient refused: {0}", refusal);
-                Sender.Tell(new CommandRejected { Reason = refusal });
+                Refuse(refusal);
                 return;
             }
             _clientRefs[m.Id] = Sender;
@@ -222,7 +223,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_trust is not null && Trust.JobTickets.LookRefusal(m, Trust.MessageSignature.Signer(_trust, m, out var why), why) is { } refused)
             {
                 _log.Warning("{0} (from {1})", refused, Sender);
-                Sender.Tell(new CommandRejected { Reason = refused });
+                Refuse(refused);
                 return;
             }
             var look = Trust.JobTickets.ForLook(m, DateTimeOffset.UtcNow);
@@ -257,7 +258,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (Unsigned(m) || (_state.RestoresElsewhere(m) && OperatorOnly(m, "restore a snapshot onto another host's folders"))) return;
             if (OlderClient(m) is { } older)
             {
-                Sender.Tell(new CommandRejected { Reason = older });
+                Refuse(older);
                 return;
             }
             Reply(_state.DecideStartRestore(m, DateTimeOffset.UtcNow));
@@ -372,7 +373,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             // A definitions file is read here only as an operator's shell signed it (OperatorCommand); sent alone, refused.
             if (OperatorOnly(m, "apply definitions (backup sets run their commands on the cell's nodes)")) return;
             var apply = Definitions.DefinitionsFile.ToApply(m);
-            if (apply is CommandRejected rejected) Sender.Tell(rejected);
+            if (apply is CommandRejected rejected) Refuse(rejected.Reason);
             else OnCommand(apply);
         });
         Command<ApplyDefinitions>(m =>
@@ -626,8 +627,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             if (Unsigned(m)) return;
             var job = _state.Job(m.Job);
-            if (job is null) Sender.Tell(new CommandRejected { Reason = ManagerState.NoJob(m.Job) });
-            else if (ManagerState.IsFinal(job.State)) Sender.Tell(new CommandRejected { Reason = $"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})" });
+            if (job is null) Refuse(ManagerState.NoJob(m.Job));
+            else if (ManagerState.IsFinal(job.State)) Refuse($"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})");
             else if (ManagerState.RunsOnMedia(job) && job.State != JobState.Queued)
                 Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
             else if (_state.RecordedBy(job) is { } recorded)
@@ -657,7 +658,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var job = _state.Job(m.Job);
             if (job is null)
             {
-                Sender.Tell(new CommandRejected { Reason = ManagerState.NoJob(m.Job) });
+                Refuse(ManagerState.NoJob(m.Job));
                 return;
             }
             if (ManagerState.IsFinal(job.State))
@@ -690,7 +691,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 // The deleted snapshots held (the deletion delay), paged as the catalog's are.
                 var held = SnapshotPages.Page<SnapshotInfo>(_state.TrashInfos(_limits.DeletionDelay, m.Client).ToList(), i => i.Id, m, out var moreHeld);
-                if (held is null) Sender.Tell(new CommandRejected { Reason = SnapshotPages.Changed });
+                if (held is null) Refuse(SnapshotPages.Changed);
                 else Sender.Tell(new SnapshotList { Snapshots = { held }, More = moreHeld });
                 return;
             }
@@ -698,7 +699,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
             if (of is null)
             {
-                Sender.Tell(new CommandRejected { Reason = SnapshotPages.Changed });
+                Refuse(SnapshotPages.Changed);
                 return;
             }
             list.More = more;
@@ -722,7 +723,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             }
             catch (KeyNotFoundException e)
             {
-                Sender.Tell(new CommandRejected { Reason = e.Message });
+                Refuse(e.Message);
             }
         });
         Command<Protocol.DeleteSnapshots>(m =>
@@ -739,6 +740,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 else _log.Warning("snapshots {0} {1}", string.Join(", ", ((SnapshotsDeleted)e).Snapshots), ((SnapshotsDeleted)e).Reason);
                 sender.Tell(answer);
             });
+        });
+        Command<ListAudit>(m =>
+        {
+            if (!OperatorOnly(m, "read the audit trail")) _audit.Forward(m);
         });
         Command<ClearSuspect>(m =>
         {
@@ -766,7 +771,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_trust is not null && Trust.RebuildProof.Refusal(_trust, m, DateTimeOffset.UtcNow, _nonces) is { } refused)
             {
                 _log.Warning("{0} (from {1})", refused, Sender);
-                Sender.Tell(new CommandRejected { Reason = refused });
+                Refuse(refused);
                 return;
             }
             var (answer, events) = _state.DecideRecordSnapshots(m);
@@ -812,7 +817,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (OperatorOnly(m, "change a tape library's cartridges")) return;
             if (_state.DecideChangeTape(m) is { } refused)
             {
-                Sender.Tell(new CommandRejected { Reason = refused });
+                Refuse(refused);
                 return;
             }
             m.Signer = Google.Protobuf.ByteString.Empty;
@@ -998,7 +1003,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         if (decision.Rejection is not null)
         {
-            Sender.Tell(new CommandRejected { Reason = decision.Rejection });
+            Refuse(decision.Rejection);
             return;
         }
         var sender = Sender;
@@ -1192,8 +1197,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Protocol.Trust.CellIdentity? caller = null;
         if (_trust is null) command = ProtocolTypes.Parse(signed.Type, signed.Body.Span); // a test's ActorSystem without trust
         else command = Trust.CallerSignatures.Open(_trust, signed, DateTimeOffset.UtcNow, _nonces, out refusal, out caller, SignedHere);
-        _authorizedSerial = command is RevokeCertificate ? SerialOf(signed.Signer) : "";
+        var serial = caller is null ? "" : SerialOf(signed.Signer);
+        _authorizedSerial = command is RevokeCertificate ? serial : "";
         _authorizedCaller = caller?.ToString() ?? "";
+        _refused = null;
         try
         {
             Authorized(command, caller, refusal);
@@ -1201,7 +1208,51 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         finally
         {
             _authorizedSerial = "";
+            Audited(signed, command, caller, serial, command is null ? refusal : _refused);
         }
+    }
+
+    /// <summary>The audit trail's writer (Audit/AuditActor), behind its supervisor.</summary>
+    private readonly IActorRef _audit;
+
+    /// <summary>Why the command being handled was refused, as its handler answered (null: taken, or not answered yet).</summary>
+    private string? _refused;
+
+    /// <summary>Refused records of commands without a valid signature this minute (a node sending garbage does not fill the trail).</summary>
+    private (long Minute, int Count) _unsignedAudited;
+
+    /// <summary>
+    /// A command taken inside a CallerSigned, into the audit trail: who signed it, what it asked, taken or refused and
+    /// why, and the node that relayed it; for an operator-only command or a restore, the signed bytes too (its proof).
+    /// One without a valid signature: at most 60 a minute (a flood of them is in the log). Not a look at the catalog.
+    /// </summary>
+    private void Audited(CallerSigned signed, IMessage? command, Protocol.Trust.CellIdentity? caller, string serial, string? refused)
+    {
+        // A program's looks at the catalog (a job polled every few seconds) are not actions: not in the trail.
+        if (Protocol.Trust.OperatorCommands.CatalogLooks.Contains(signed.Type)) return;
+        var now = DateTimeOffset.UtcNow;
+        if (caller is null && _trust is not null)
+        {
+            var minute = now.ToUnixTimeSeconds() / 60;
+            _unsignedAudited = _unsignedAudited.Minute == minute ? (minute, _unsignedAudited.Count + 1) : (minute, 1);
+            if (_unsignedAudited.Count > 60) return;
+        }
+        var type = command?.Descriptor.Name ?? Audit.AuditTrail.Cut(signed.Type, Audit.AuditTrail.MaxName);
+        var proof = command is not null && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || command is StartRestore) && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
+        _audit.Tell(new AuditRecord
+        {
+            UnixMs = now.ToUnixTimeMilliseconds(), Caller = caller?.ToString() ?? "", Serial = serial, Command = type,
+            What = command is null ? "" : Audit.AuditTrail.What(command),
+            Outcome = refused is null ? "taken" : Audit.AuditTrail.Cut("refused: " + refused, Audit.AuditTrail.MaxOutcome),
+            Node = NodeOf(Sender).ToString(), Signed = proof ? signed.ToByteString() : Google.Protobuf.ByteString.Empty,
+        });
+    }
+
+    /// <summary>Answers the command being handled with its refusal (and notes it for the audit trail).</summary>
+    private void Refuse(string reason)
+    {
+        _refused ??= reason;
+        Sender.Tell(new CommandRejected { Reason = reason });
     }
 
     private static string SerialOf(Google.Protobuf.ByteString der)
@@ -1268,13 +1319,13 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             case null:
                 _log.Warning("{0} (from {1})", refusal, Sender);
-                Sender.Tell(new CommandRejected { Reason = refusal });
+                Refuse(refusal);
                 return;
             case ApplyFile f: // the file as the operator sent it, read here
                 command = Definitions.DefinitionsFile.ToApply(f);
                 if (command is CommandRejected rejected)
                 {
-                    Sender.Tell(rejected);
+                    Refuse(rejected.Reason);
                     return;
                 }
                 break;
@@ -1305,7 +1356,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var reason = $"a {m.Descriptor.Name} is taken only as its caller signed it: abk signs it with its certificate (an abk older than this cell does not: " +
                      "use the one built with it); a program sends it inside a CallerSigned that its integrator certificate signed (docs/integrators.md)";
         _log.Warning("{0} refused (from {1}): unsigned", m.Descriptor.Name, Sender);
-        Sender.Tell(new CommandRejected { Reason = reason });
+        Refuse(reason);
         return true;
     }
 
@@ -1364,7 +1415,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         if (_trust is null || (ReferenceEquals(m, _authorized) && _authorizedRole == Protocol.Trust.CellRole.Operator)) return false;
         var reason = $"only an operator may {what}: give it with abk and an operator certificate (a program sends it inside a CallerSigned that an operator certificate signed: docs/integrators.md)";
         _log.Warning("{0} refused (from {1}): {2}", m.Descriptor.Name, Sender, reason);
-        Sender.Tell(new CommandRejected { Reason = reason });
+        Refuse(reason);
         return true;
     }
 

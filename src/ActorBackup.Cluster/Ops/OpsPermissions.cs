@@ -76,6 +76,7 @@ public static class OpsPermissions
         nameof(ChangeTape) => "move tapes (import, export, label, mount, unmount, clean)",
         nameof(RemoveClient) => "remove a client",
         nameof(RevokeCertificate) => "revoke a certificate",
+        nameof(ListAudit) => "read the audit trail",
         _ => "send " + name,
     };
 }

@@ -82,6 +82,23 @@ public sealed class MultiNodeTests : IAsyncLifetime
         var restored = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(Signed(new GetJob { Job = restore.Job }), TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "restore end");
         Assert.True(restored.State == JobState.Succeeded, restored.Reason);
         Assert.Equal("three nodes", File.ReadAllText(target + src + "/hello.txt"));
+
+        // The audit trail holds each command the manager took, who signed it and what became of it; the looks (GetJob) are not in it.
+        var refused = await n1.Manager.Ask<object>(Signed(new DeleteSnapshots { Snapshots = { "nosuch" } }), TimeSpan.FromSeconds(10));
+        Assert.Contains("no snapshot 'nosuch'", Assert.IsType<CommandRejected>(refused).Reason);
+        var trail = await n3.Manager.Ask<AuditList>(Signed(new ListAudit()), TimeSpan.FromSeconds(30));
+        Assert.Equal("", trail.Broken);
+        Assert.Equal(["StartBackup", "StartRestore", "DeleteSnapshots"], trail.Records.Select(r => r.Command));
+        Assert.Equal([1L, 2L, 3L], trail.Records.Select(r => r.Seq));
+        Assert.All(trail.Records, r => Assert.Equal("operator operator", r.Caller));
+        Assert.Equal(["taken", "taken"], trail.Records.Take(2).Select(r => r.Outcome));
+        Assert.StartsWith("refused: no snapshot 'nosuch'", trail.Records[2].Outcome);
+        Assert.Contains(info.Snapshot, trail.Records[1].What); // what was restored, and where to
+        Assert.Contains(target, trail.Records[1].What);
+        Assert.Equal(Akka.Cluster.Cluster.Get(n3.System).SelfAddress.ToString(), trail.Records[0].Node); // relayed by the node the command came through
+        Assert.All(trail.Records, r => Assert.True(r.Signed.IsEmpty)); // the proof stays in the trail, out of list answers
+        var ofDeletes = await n1.Manager.Ask<AuditList>(Signed(new ListAudit { Command = "deletesnapshots" }), TimeSpan.FromSeconds(30));
+        Assert.Equal((4L, 1L), (ofDeletes.Total, ofDeletes.Matched)); // the first ListAudit is in the trail too
     }
 
     private sealed class Collector : ReceiveActor
