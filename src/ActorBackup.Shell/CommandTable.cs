@@ -415,6 +415,12 @@ public static class CommandTable
         var deleteDryRun = new Option<bool>("--dry-run") { Description = "say what would be deleted, delete nothing" };
         var listDeleted = new Option<bool>("--deleted") { Description = "the deleted snapshots held for the manager's deletion delay (abk snapshot undelete brings one back)" };
         var copyTarget = new Option<string>("--to") { Description = "the library to copy it to", HelpName = "LIBRARY", Required = true };
+        var holdUntil = new Option<DateTimeOffset>("--until")
+        {
+            Description = "the hold's end: 2027-06-30 (local), 2027-06-30T00:00Z, or an age from now such as 90d, 6mo or 7y", HelpName = "TIME", Required = true,
+            CustomParser = r => HoldEndOf(r),
+        };
+        var holdReason = new Option<string>("--reason") { Description = "why (a case number, who asked): shown wherever a deletion is refused", HelpName = "TEXT", Required = true };
         root.Subcommands.Add(Group("snapshot", "the catalog of snapshots",
             Verb("list", "snapshots, newest last", async (pr, o, c) =>
             {
@@ -437,7 +443,7 @@ public static class CommandTable
                     }));
                 else o.Table(["SNAPSHOT", "TIME", "LEVEL", "CLIENT", "LIBRARY", "COPIES", "FILES", "SIZE", "STORED", "ERRORS", "PATHS"], list.Snapshots.Select(s => new[]
                 {
-                    s.Suspect == "" ? s.Id : s.Id + " !", Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, string.Join("+", s.Spans.Prepend(s.Library)), s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
+                    s.Id + (s.Suspect == "" ? "" : " !") + (s.HeldUntilUnixMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() ? " H" : ""), Output.Time(s.FinishedUnixMs), Output.Level(s.Level), s.Client, string.Join("+", s.Spans.Prepend(s.Library)), s.Copies.Count == 0 ? "-" : string.Join(" ", s.Copies),
                     s.Files.ToString(), Output.Size(s.Bytes), Output.Size(s.BytesStored), s.Errors.ToString(), string.Join(" ", s.Paths),
                 }));
                 if (!o.Json && !deleted)
@@ -465,6 +471,14 @@ public static class CommandTable
                     o.Line($"{(dry ? "would delete" : "deleted")} snapshot {s.Id} ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)})");
                 return 0;
             }, snapshots, deleteDryRun),
+            Verb("hold", "hold snapshots until a date (a legal hold): neither retention nor a delete lets them go before it, nor can the hold be shortened (abk snapshot list marks them with H)", async (pr, o, c) =>
+            {
+                var until = pr.GetValue(holdUntil);
+                var answer = await session.Call<SnapshotDeletion>(new HoldSnapshots { Snapshots = { pr.GetValue(snapshots)! }, UntilUnixMs = until.ToUnixTimeMilliseconds(), Reason = pr.GetValue(holdReason)! }, c);
+                if (o.Json) o.Write(answer);
+                else foreach (var s in answer.Snapshots) o.Line($"snapshot {s.Id} ({Output.Level(s.Level)} of {s.Client}, {Output.Time(s.FinishedUnixMs)}) is held until {Output.Time(s.HeldUntilUnixMs)}");
+                return 0;
+            }, snapshots, holdUntil, holdReason),
             Verb("clear-suspect", "let the retention of suspect snapshots' sets go on, once you have checked them (abk snapshot list marks them with !)", async (pr, o, c) =>
             {
                 var answer = await session.Call<SnapshotDeletion>(new ClearSuspect { Snapshots = { pr.GetValue(snapshots)! } }, c);
@@ -869,6 +883,16 @@ public static class CommandTable
             }
         }
         return r;
+    }
+
+    /// <summary>The end of a hold as an operator types it: ISO 8601 (local unless it has an offset), or an age from now (SharedOptions.ParseAge: 90d, 6mo, 7y).</summary>
+    private static DateTimeOffset HoldEndOf(System.CommandLine.Parsing.ArgumentResult r)
+    {
+        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
+        if (SharedOptions.ParseAge(text) is { } d) return DateTimeOffset.Now + d;
+        if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
+        r.AddError($"'{text}' is not a time: give 2027-06-30 (local), 2027-06-30T00:00Z, or an age from now such as 90d, 6mo or 7y");
+        return default;
     }
 
     /// <summary>0 when the audit trail's chain is whole; else 1, and why on stderr.</summary>

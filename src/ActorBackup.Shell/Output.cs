@@ -182,6 +182,8 @@ public sealed class Output(bool json)
                       $"{(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
         sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
         if (s.Suspect != "") sb.AppendLine($"  SUSPECT    {s.Suspect}");
+        if (s.HeldUntilUnixMs != 0)
+            sb.AppendLine($"  {(s.HeldUntilUnixMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() ? "HELD until" : "was held until")} {Time(s.HeldUntilUnixMs)}: {s.HoldReason}");
         if (s.Parent != "") sb.AppendLine($"  parent     {s.Parent}");
         if (s.Job != "") sb.AppendLine($"  job        {s.Job}");
         // What could not be read: the first few here, every one its manifest lists with --json.

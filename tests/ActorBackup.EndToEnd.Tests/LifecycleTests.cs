@@ -161,6 +161,21 @@ public class LifecycleTests
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
         Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(target + src, "only.bin")));
         Assert.DoesNotContain(snapshot, cell.Abk("snapshot", "list", "--deleted").Stdout);
+
+        // A legal hold: the operator key that put it can neither delete the snapshot nor shorten the hold.
+        var hold = cell.Abk("snapshot", "hold", snapshot, "--until", "30d", "--reason", "case 2026-114");
+        Assert.True(hold.ExitCode == 0, hold.Stderr + hold.Stdout);
+        Assert.Contains($"snapshot {snapshot}", hold.Stdout);
+        Assert.Contains($"{snapshot} H", cell.Abk("snapshot", "list").Stdout);
+        Assert.Contains("HELD until", cell.Abk("snapshot", "show", snapshot).Stdout);
+        var notDeleted = cell.Abk("snapshot", "delete", snapshot);
+        Assert.Equal(1, notDeleted.ExitCode);
+        Assert.Contains("case 2026-114", notDeleted.Stderr);
+        Assert.Contains("a hold is not lifted before its end", notDeleted.Stderr);
+        var shorter = cell.Abk("snapshot", "hold", snapshot, "--until", "1d", "--reason", "changed my mind");
+        Assert.Equal(1, shorter.ExitCode);
+        Assert.Contains("a hold is never shortened", shorter.Stderr);
+        Assert.Contains("HoldSnapshots", cell.Abk("audit", "list", "--command", "HoldSnapshots").Stdout);
     }
 
     [Fact]

@@ -741,6 +741,18 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 sender.Tell(answer);
             });
         });
+        Command<HoldSnapshots>(m =>
+        {
+            if (OperatorOnly(m, "hold snapshots")) return;
+            var (answer, decision) = _state.DecideHold(m, _authorizedCaller, DateTimeOffset.UtcNow);
+            PersistDecision(decision, (sender, e) =>
+            {
+                var held = (SnapshotsHeld)e;
+                _log.Warning("snapshots {0} held until {1:yyyy-MM-dd HH:mm}Z{2}: {3}", string.Join(", ", held.Snapshots), DateTimeOffset.FromUnixTimeMilliseconds(held.UntilUnixMs),
+                    held.By == "" ? "" : " by " + held.By, held.Reason);
+                sender.Tell(answer);
+            });
+        });
         Command<ListAudit>(m =>
         {
             if (!OperatorOnly(m, "read the audit trail")) _audit.Forward(m);

@@ -21,7 +21,7 @@ public sealed partial record ManagerState
         return (this with
         {
             Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending, Copies = Copies.RemoveRange(ids),
-            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids),
+            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids), Holds = Holds.RemoveRange(ids),
         }).WithChains();
     }
 
@@ -344,6 +344,8 @@ public sealed partial record ManagerState
             }
             if (inUse.Contains(s.Id))
                 problems.Add($"snapshot {s.Id} is read by job {Jobs.Values.First(j => !IsFinal(j.State) && j.Snapshot == s.Id).Id}: wait for it, or cancel it");
+            else if (HoldOn(s.Id, now) is { } hold)
+                problems.Add($"snapshot {s.Id} is {Describe(hold)}; a hold is not lifted before its end");
             else if (found.All(f => f.Id != s.Id)) found.Add(s);
         }
         if (problems.Count > 0) return (new SnapshotDeletion(), Reject(string.Join("; ", problems) + "; nothing was deleted"));
@@ -452,8 +454,8 @@ public sealed partial record ManagerState
 
     private (SnapshotsDeleted? Deleted, IReadOnlyList<IMessage> Changes) RetentionOutcome(DateTimeOffset now, SnapshotManifest? only)
     {
-        // Read by a job, or brought back by an operator (the rule that deleted it would at once again): not deleted.
-        var inUse = SnapshotsInUse().Union(Undeleted).ToHashSet(StringComparer.Ordinal);
+        // Read by a job, brought back by an operator (the rule that deleted it would at once again), or held: not deleted.
+        var inUse = SnapshotsInUse().Union(Undeleted).Union(HeldAt(now)).ToHashSet(StringComparer.Ordinal);
         var go = new List<string>();
         var policies = new SortedSet<string>(StringComparer.Ordinal);
         var changes = new List<IMessage>();
@@ -547,6 +549,9 @@ public sealed partial record ManagerState
             }
             foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified, now))
                 verdicts[v.Snapshot.Id] = copyKeeps.TryGetValue(v.Snapshot.Id, out var more) ? v with { Keep = true, Reasons = [.. v.Reasons, .. more] } : v;
+            foreach (var s in group)
+                if (HoldOn(s.Id, now) is { } hold)
+                    verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, Describe(hold)] } : new RetentionVerdict(s, true, [Describe(hold)]);
             foreach (var s in group.Where(s => Undeleted.Contains(s.Id)))
                 verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, "brought back by an operator (abk snapshot delete to let it go)"] }
                     : new RetentionVerdict(s, true, ["brought back by an operator (abk snapshot delete to let it go)"]);
@@ -591,6 +596,8 @@ public sealed partial record ManagerState
         var info = Info(m);
         info.Verified = Verified.Contains(m.Id);
         info.Suspect = Suspects.GetValueOrDefault(m.Id)?.Reason ?? "";
+        if (Holds.GetValueOrDefault(m.Id) is { } hold)
+            (info.HeldUntilUnixMs, info.HoldReason) = (hold.UntilUnixMs, hold.Reason + (hold.By == "" ? "" : $" ({hold.By})"));
         info.Policy = RetentionOf(m).Policy.Name;
         info.Copies.AddRange(Copies.GetValueOrDefault(m.Id) ?? []);
         return info;

@@ -98,6 +98,7 @@ public sealed partial record ManagerState
         SnapshotsUndeleted u => Untrashed(u.Snapshots) with { Undeleted = Undeleted.Union(u.Snapshots.Where(Trash.ContainsKey)) },
         SnapshotSuspect x => this with { Suspects = Suspects.SetItem(x.Snapshot, x) },
         SuspectCleared c => this with { Suspects = Suspects.RemoveRange(c.Snapshots) },
+        SnapshotsHeld h => Held(h),
         SnapshotMoved m => WithMove(m),
         CopyDropped d => this with
         {
@@ -182,6 +183,7 @@ public sealed partial record ManagerState
         s.Suspects.AddRange(Suspects.Values);
         s.HeldCopies.AddRange(HeldCopies.Values);
         s.Undeleted.AddRange(Undeleted.Order(StringComparer.Ordinal));
+        s.Holds.AddRange(Holds.Values);
         return s;
     }
 
@@ -204,6 +206,7 @@ public sealed partial record ManagerState
         Suspects = s.Suspects.ToImmutableSortedDictionary(x => x.Snapshot, x => x, StringComparer.Ordinal),
         HeldCopies = s.HeldCopies.ToImmutableSortedDictionary(c => HeldKey(c.Snapshot, c.Library), c => c, StringComparer.Ordinal),
         Undeleted = s.Undeleted.ToImmutableHashSet(StringComparer.Ordinal),
+        Holds = s.Holds.ToImmutableSortedDictionary(h => h.Snapshot, h => h, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>

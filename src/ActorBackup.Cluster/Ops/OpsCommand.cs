@@ -200,7 +200,7 @@ public sealed class OpsCommand : ReceiveActor, IWithTimers
                 for (var at = 0; at + size < all.Snapshots.Count; at += size)
                     More(new SnapshotList { Snapshots = { all.Snapshots.Skip(at).Take(size) }, More = true });
                 return new SnapshotList { Snapshots = { all.Snapshots.Skip(Math.Max(0, (all.Snapshots.Count - 1) / size * size)) } };
-            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or DeleteSnapshots or UndeleteSnapshots or ClearSuspect or ListAudit or GetSnapshot
+            case ListClients or ListLibraries or ListJobs or GetJob or CancelJob or SetJobPriority or DeleteSnapshots or UndeleteSnapshots or ClearSuspect or ListAudit or HoldSnapshots or GetSnapshot
                 or ListBackupSets or GetBackupSet or DefineBackupSet or RemoveBackupSet or EnableBackupSet or DeferBackupSet
                 or ListPolicies or GetPolicy or DefinePolicy or RemovePolicy or ListRevocations:
                 return await AskManager<IMessage>(command);

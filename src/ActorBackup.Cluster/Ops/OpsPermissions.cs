@@ -77,6 +77,7 @@ public static class OpsPermissions
         nameof(RemoveClient) => "remove a client",
         nameof(RevokeCertificate) => "revoke a certificate",
         nameof(ListAudit) => "read the audit trail",
+        nameof(HoldSnapshots) => "hold snapshots",
         _ => "send " + name,
     };
 }

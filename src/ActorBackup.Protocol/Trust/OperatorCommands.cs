@@ -26,7 +26,7 @@ public static class OperatorCommands
         EnableBackupSet.Descriptor.Name, DeferBackupSet.Descriptor.Name, DefinePolicy.Descriptor.Name, RemovePolicy.Descriptor.Name,
         ApplyFile.Descriptor.Name, ApplyDefinitions.Descriptor.Name, ChangeTape.Descriptor.Name, SetLibraryEnabled.Descriptor.Name,
         RemoveClient.Descriptor.Name, RevokeCertificate.Descriptor.Name, UndeleteSnapshots.Descriptor.Name, ClearSuspect.Descriptor.Name,
-        ListAudit.Descriptor.Name,
+        ListAudit.Descriptor.Name, HoldSnapshots.Descriptor.Name,
     };
 
     /// <summary>

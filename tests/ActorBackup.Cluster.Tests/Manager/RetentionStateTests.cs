@@ -96,6 +96,44 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_held_snapshot_outlives_retention_and_an_operators_delete_until_its_hold_ends_and_a_hold_is_never_shortened()
+    {
+        var s = Cell().Apply(new SnapshotVerified { Snapshot = "s3", Ok = true }).Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });
+        HoldSnapshots Hold(DateTimeOffset until, params string[] ids) => new() { Snapshots = { ids }, UntilUnixMs = until.ToUnixTimeMilliseconds(), Reason = "case 2026-114" };
+        Assert.Contains("needs its reason", s.DecideHold(new HoldSnapshots { Snapshots = { "s0" }, UntilUnixMs = Now.AddDays(1).ToUnixTimeMilliseconds() }, "", Now).Decision.Rejection);
+        Assert.Contains("ends in the future", s.DecideHold(Hold(Now.AddDays(-1), "s0"), "", Now).Decision.Rejection);
+        Assert.Contains("no snapshot 'nosuch'", s.DecideHold(Hold(Now.AddDays(1), "s0", "nosuch"), "", Now).Decision.Rejection);
+
+        var (answer, decision) = s.DecideHold(Hold(Now.AddDays(30), "s0"), "operator alice", Now);
+        Assert.Null(decision.Rejection);
+        Assert.Equal(Now.AddDays(30).ToUnixTimeMilliseconds(), Assert.Single(answer.Snapshots).HeldUntilUnixMs);
+        var held = Apply(s, decision.Events);
+        // Retention (last 2) would delete s0 and s1: s0 stays, with its copy; the reason is said.
+        Assert.Equal(["s1"], held.DecideRetention(Now)!.Snapshots);
+        Assert.Empty(held.DecideCopyRetention(Now).OfType<CopyDropped>());
+        Assert.Contains("held until", held.RetentionVerdicts(Now)["s0"].Reasons.Single(r => r.Contains("case 2026-114")));
+        Assert.Contains("by operator alice", held.RetentionVerdicts(Now)["s0"].Reasons.Single(r => r.Contains("case 2026-114")));
+        // An operator's delete, even with the operator key: refused whole while it lasts.
+        var refused = held.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1", "s0" } }, Now).Decision.Rejection;
+        Assert.Contains("snapshot s0 is held until", refused);
+        Assert.Contains("nothing was deleted", refused);
+        // Extended, yes; shortened, no.
+        Assert.Contains("a hold is never shortened", held.DecideHold(Hold(Now.AddDays(10), "s0"), "operator mallory", Now).Decision.Rejection);
+        var longer = Apply(held, held.DecideHold(Hold(Now.AddDays(60), "s0"), "operator alice", Now).Decision.Events);
+        Assert.Equal(Now.AddDays(60).ToUnixTimeMilliseconds(), longer.Holds["s0"].UntilUnixMs);
+        // Across the manager's snapshot.
+        Assert.Equal(longer.Holds["s0"], new ManagerState().Apply(longer.ToSnapshot()).Holds["s0"]);
+        Assert.Equal("case 2026-114 (operator alice)", longer.InfoOf(longer.Snapshots[0]).HoldReason);
+
+        // Once it ends: the rules and an operator decide again, and the hold goes with its snapshot.
+        var later = Now.AddDays(61);
+        Assert.Equal(["s0", "s1"], longer.DecideRetention(later)!.Snapshots);
+        var deleted = longer.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s0" } }, later).Decision;
+        Assert.Null(deleted.Rejection);
+        Assert.Empty(Apply(longer, deleted.Events).Holds);
+    }
+
+    [Fact]
     public void Retention_waits_for_a_verified_full_then_deletes_what_no_rule_keeps_but_not_what_a_restore_reads()
     {
         var s = Cell();
