@@ -848,12 +848,20 @@ public static class CommandTable
     }
 
     /// <summary>A time as an operator types it: ISO 8601 (local unless it has an offset), or a duration from now.</summary>
-    private static DateTimeOffset TimeOf(System.CommandLine.Parsing.ArgumentResult r)
+    private static DateTimeOffset TimeOf(System.CommandLine.Parsing.ArgumentResult r) =>
+        AheadOf(r, SharedOptions.ParseDuration, "give 2026-12-24T22:00 (local), 2026-12-24T22:00Z, or a duration from now such as 4h");
+
+    /// <summary>The end of a hold as an operator types it: ISO 8601 (local unless it has an offset), or an age from now (SharedOptions.ParseAge: 90d, 6mo, 7y).</summary>
+    private static DateTimeOffset HoldEndOf(System.CommandLine.Parsing.ArgumentResult r) =>
+        AheadOf(r, SharedOptions.ParseAge, "give 2027-06-30 (local), 2027-06-30T00:00Z, or an age from now such as 90d, 6mo or 7y");
+
+    /// <summary>A time to come: ISO 8601 (local unless it has an offset), or what <paramref name="span"/> reads, from now.</summary>
+    private static DateTimeOffset AheadOf(System.CommandLine.Parsing.ArgumentResult r, Func<string, TimeSpan?> span, string forms)
     {
         var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
-        if (SharedOptions.ParseDuration(text) is { } d) return DateTimeOffset.Now + d;
+        if (span(text) is { } d) return DateTimeOffset.Now + d;
         if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
-        r.AddError($"'{text}' is not a time: give 2026-12-24T22:00 (local), 2026-12-24T22:00Z, or a duration from now such as 4h");
+        r.AddError($"'{text}' is not a time: {forms}");
         return default;
     }
 
@@ -883,16 +891,6 @@ public static class CommandTable
             }
         }
         return r;
-    }
-
-    /// <summary>The end of a hold as an operator types it: ISO 8601 (local unless it has an offset), or an age from now (SharedOptions.ParseAge: 90d, 6mo, 7y).</summary>
-    private static DateTimeOffset HoldEndOf(System.CommandLine.Parsing.ArgumentResult r)
-    {
-        var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value.Trim() : "";
-        if (SharedOptions.ParseAge(text) is { } d) return DateTimeOffset.Now + d;
-        if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeLocal, out var t)) return t;
-        r.AddError($"'{text}' is not a time: give 2027-06-30 (local), 2027-06-30T00:00Z, or an age from now such as 90d, 6mo or 7y");
-        return default;
     }
 
     /// <summary>0 when the audit trail's chain is whole; else 1, and why on stderr.</summary>
