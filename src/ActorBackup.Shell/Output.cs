@@ -241,7 +241,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  retention    {(i.Retention == "" ? "keep everything" : i.Retention)}");
         // Retention lets nothing go older than a set's newest snapshot that passed a whole verify: without a schedule that
         // makes one, everything is kept until someone runs abk verify, and the library fills.
-        if (i.Retention != "" && p.Verify is not { Schedule: not "" }) // a sampling schedule reads unverified fulls whole
+        if (i.Retention != "" && p.Verify is not { Schedule: not "" }) // a sampling schedule reads the newest whole when a week ahead of the last verified
             sb.AppendLine("               (nothing older than a set's newest snapshot that passed a whole verify goes: add --verify-schedule, or run abk verify)");
         for (var n = 0; n < p.Copies.Count; n++)
             sb.AppendLine($"  copy         to {string.Join(" or ", p.Copies[n].Libraries)}{(p.Copies[n].FullsOnly ? ", fulls only" : "")}" +

@@ -142,6 +142,9 @@ public sealed partial record ManagerState
     /// downtime), the newest snapshot of each client and set under the policy that has not passed a verify and
     /// that no job reads now. The jobs carry the slot (their set is the clock), or a SlotMissed says why none ran.
     /// </summary>
+    /// <summary>How much newer than a set's newest verified snapshot its newest may be before a sampling schedule reads it whole.</summary>
+    public static readonly TimeSpan WholeVerifyEvery = TimeSpan.FromDays(7);
+
     public IReadOnlyList<IMessage> DecideScheduledVerifies(DateTimeOffset now)
     {
         var events = new List<IMessage>();
@@ -163,9 +166,19 @@ public sealed partial record ManagerState
             // (retention deletes nothing older until one has). A full not verified yet is read whole even when the
             // policy samples; a sample draws again at every slot.
             // A removed client's snapshots are not verified on a schedule (no node of it runs the job; an operator names one).
+            // A sample never marks a snapshot verified, and retention deletes nothing newer than the newest verified one: the
+            // newest is read whole once the set's newest verified snapshot is a week older than it (a set of incrementals
+            // after one full would otherwise keep everything for good).
+            var whole = new HashSet<string>(StringComparer.Ordinal);
             var due = Snapshots.Where(s => RetentionOf(s).Policy.Name == policy.Name && Clients.ContainsKey(s.Client))
                 .GroupBy(s => (s.Client, s.BackupSet))
-                .SelectMany(g => new[] { g.MaxBy(s => s.FinishedUnixMs)!, g.Where(s => s.Level == Level.Full).MaxBy(s => s.FinishedUnixMs) })
+                .SelectMany(g =>
+                {
+                    var newest = g.MaxBy(s => s.FinishedUnixMs)!;
+                    var verifiedMs = g.Where(s => Verified.Contains(s.Id)).Select(s => (long?)s.FinishedUnixMs).Max();
+                    if (verifiedMs is null || newest.FinishedUnixMs - verifiedMs > (long)WholeVerifyEvery.TotalMilliseconds) whole.Add(newest.Id);
+                    return new[] { newest, g.Where(s => s.Level == Level.Full).MaxBy(s => s.FinishedUnixMs) };
+                })
                 .OfType<SnapshotManifest>().DistinctBy(s => s.Id)
                 .Where(s => (!Verified.Contains(s.Id) || sampled) && !busy.Contains(s.Id)) // a verify of it that has not ended reads it too
                 .OrderBy(s => s.FinishedUnixMs).ToList();
@@ -182,7 +195,7 @@ public sealed partial record ManagerState
                         Id = (next++).ToString(), Kind = JobKind.Verify, State = JobState.Queued, Client = s.Client, Library = s.Library, LibraryPinned = true,
                         Snapshot = s.Id, QueuedUnixMs = now.ToUnixTimeMilliseconds(), Priority = PriorityOf(0), BackupSet = clockName, SlotUnixMs = slotMs,
                         Origin = JobOrigin.Schedule,
-                        VerifySharePercent = !sampled || (s.Level == Level.Full && !Verified.Contains(s.Id)) ? 0 : rule.SharePercent,
+                        VerifySharePercent = !sampled || (s.Level == Level.Full && !Verified.Contains(s.Id)) || whole.Contains(s.Id) ? 0 : rule.SharePercent,
                     },
                 });
         }

@@ -52,9 +52,9 @@ public static class Retention
 
     /// <summary>
     /// The verdict on every snapshot of one group (one set of one client on one copy), newest first.
-    /// Besides the rules: a snapshot is kept while no newer full backup of its group has passed a verify
-    /// (<paramref name="verified"/>), so that the newest full is never deleted, nor anything after the last
-    /// full that is known to restore. A snapshot stamped ahead of <paramref name="now"/> (<see cref="Ahead"/>) is kept, and
+    /// Besides the rules: a snapshot is kept while no newer snapshot of its group has passed a verify
+    /// (<paramref name="verified"/>), so that nothing after the last one known to restore is deleted; and the newest
+    /// full is kept, the base a differential compares with (without it the next differential runs as a full). A snapshot stamped ahead of <paramref name="now"/> (<see cref="Ahead"/>) is kept, and
     /// the rules count from the newest of the others: one made while a clock was a year ahead would otherwise be "the
     /// newest" for a year, and `within 7d` of it would delete every backup made since the clock was set right.
     /// </summary>
@@ -97,6 +97,8 @@ public static class Retention
             newerVerified = verified(newestFirst[i]);
             reasons[i].Add(newerVerified ? "the newest verified snapshot" : "no newer snapshot has passed a verify yet");
         }
+        if (newestFirst.FindIndex(s => s.Level == Level.Full) is var full and >= 0)
+            reasons[full].Add("the newest full (the base of the differentials after it)");
         return ahead.Concat(newestFirst.Select((s, i) => new RetentionVerdict(s, reasons[i].Count > 0, reasons[i]))).ToList();
     }
 

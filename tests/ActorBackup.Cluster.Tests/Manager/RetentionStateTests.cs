@@ -365,6 +365,34 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_sampling_verify_schedule_reads_the_newest_whole_once_the_last_verified_is_a_week_older_so_retention_goes_on()
+    {
+        // One full 30 days ago, verified; an incremental a day since (restic's way); the policy samples 10% each night.
+        var s = new ManagerState()
+            .Apply(new ClientRegistered { Id = "host-a", Address = "akka.tcp://actorbackup@h/user/client" })
+            .Apply(new LibraryRegistered { Id = "lib1", Node = "n1", Drives = 2 })
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "daily", Retention = new RetentionRule { Daily = 7 }, Verify = new VerifyRule { Schedule = "0 3 * * *", SharePercent = 10 } } })
+            .Apply(new BackupSetDefined { Set = new BackupSetDefinition { Name = "web", Client = "host-a", Paths = { "/www" }, Policy = "daily" } });
+        for (var d = 30; d >= 1; d--)
+            s = s.Apply(new SnapshotRecorded
+            {
+                Manifest = new SnapshotManifest { Id = $"d{d:D2}", Client = "host-a", BackupSet = "web", Library = "lib1", Level = d == 30 ? Level.Full : Level.Incremental,
+                    FinishedUnixMs = Now.AddDays(-d).ToUnixTimeMilliseconds() }.ToByteString(),
+            });
+        s = s.Apply(new SnapshotVerified { Snapshot = "d30", Ok = true });
+        s = s.Apply(Assert.IsType<SlotMissed>(Assert.Single(s.DecideScheduledVerifies(Now))));
+        IReadOnlyList<JobInfo> Slot(ManagerState st) => st.DecideScheduledVerifies(Now.AddHours(2).AddSeconds(1)).OfType<JobQueued>().Select(q => q.Job).ToList();
+        // Only the full is verified, 29 days older than the newest: the newest is read whole (a sample would never let retention go on).
+        var job = Slot(s).Single(j => j.Snapshot == "d01"); // (the full is sampled again beside it)
+        Assert.Equal(0, job.VerifySharePercent);
+        var after = s.Apply(new SnapshotVerified { Snapshot = "d01", Ok = true });
+        Assert.Equal(22, after.DecideRetention(Now)!.Snapshots.Count); // daily 7 keep d07..d01; d30 stays, the newest full
+        // A verified snapshot of the last week: the newest is sampled, as the policy says.
+        var recent = s.Apply(new SnapshotVerified { Snapshot = "d05", Ok = true });
+        Assert.Equal(10, Slot(recent).Single(j => j.Snapshot == "d01").VerifySharePercent);
+    }
+
+    [Fact]
     public void A_copy_with_its_own_retention_keeps_snapshots_the_primary_lets_go_and_drops_what_it_does_not_keep()
     {
         // Primary on lib1 keeps the last 1; fulls are copied to lib2, whose copies keep the last 2.

@@ -67,9 +67,22 @@ public sealed class RetentionTests
             Level = d == 0 ? Level.Full : Level.Incremental,
         }).ToList();
         var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Daily: 7), TimeZoneInfo.Utc, s => s.Id == "i30");
-        // Before, only a verified full counted: all 31 stayed for good.
-        Assert.Equal(["10-25", "10-26", "10-27", "10-28", "10-29", "10-30", "10-31"], Kept(verdicts));
+        // Before, only a verified full counted: all 31 stayed for good. The one full stays, the base of differentials.
+        Assert.Equal(["10-01", "10-25", "10-26", "10-27", "10-28", "10-29", "10-30", "10-31"], Kept(verdicts));
         Assert.Contains("the newest verified snapshot", verdicts[0].Reasons);
+        Assert.Equal(["the newest full (the base of the differentials after it)"], verdicts[^1].Reasons);
+    }
+
+    [Fact]
+    public void The_newest_full_stays_whatever_the_rules_say_as_the_base_of_the_differentials_after_it()
+    {
+        // A weekly full (Sundays), daily differentials, the newest verified; last 3 would let the week's full go.
+        var snapshots = SixtyDays().Select(s => { var d = s.Clone(); if (d.Level == Level.Incremental) d.Level = Level.Differential; return d; }).ToList();
+        var verdicts = Retention.Evaluate(snapshots, new RetentionRules(Last: 3), TimeZoneInfo.Utc, s => Day(s) == "11-28");
+        // 11-29 is a Sunday: the newest full itself; a week on, the full of 11-22 is still kept below the last 3.
+        Assert.Equal(["11-27", "11-28", "11-29"], Kept(verdicts));
+        var weekAfter = Retention.Evaluate(snapshots.Take(58).ToList(), new RetentionRules(Last: 3), TimeZoneInfo.Utc, s => Day(s) == "11-27");
+        Assert.Equal(["11-22", "11-25", "11-26", "11-27"], Kept(weekAfter));
     }
 
     [Fact]
