@@ -137,7 +137,7 @@ public static class CommandTable
         var auditCommand = new Option<string?>("--command") { Description = "only records of this command (its protocol name, e.g. DeleteSnapshots)", HelpName = "NAME" };
         var auditLimit = new Option<int>("--limit") { Description = "how many of the newest records (default 100, at most 500)", HelpName = "N" };
         root.Subcommands.Add(Group("audit", "the audit trail: every command the manager took, who signed it, taken or refused",
-            Verb("list", "the newest records, oldest first; the whole trail's chain is checked too (exit 1 when it is broken)", async (pr, o, c) =>
+            Verb("list", "the newest records, oldest first, among the trail's newest 100,000; the chain is checked over those (exit 1 when it is broken)", async (pr, o, c) =>
             {
                 var list = await session.Call<AuditList>(new ListAudit
                 {
@@ -154,12 +154,14 @@ public static class CommandTable
                     }));
                     if (list.Matched > list.Records.Count)
                         Console.Error.WriteLine($"the newest {list.Records.Count} of {list.Matched} records that match: --limit (at most 500) or --since for others");
+                    if (list.From > 1)
+                        Console.Error.WriteLine($"(records {list.From} to {list.Total} were read, the newest of the trail: abk --json audit list needs no more; abk audit verify reads it all)");
                 }
                 return AuditChain(list);
             }, auditSince, auditCaller, auditCommand, auditLimit),
             Verb("verify", "read the whole trail and check its chain: exit 0 when whole (it prints the head to note down elsewhere), 1 when broken", async (_, o, c) =>
             {
-                var list = await session.Call<AuditList>(new ListAudit { Limit = 1 }, c);
+                var list = await session.Call<AuditList>(new ListAudit { Limit = 1, Whole = true }, c);
                 if (o.Json) o.Write(new AuditList { Total = list.Total, Head = list.Head, Broken = list.Broken });
                 else if (list.Broken == "")
                     o.Line($"{Count(list.Total, "record")}, chain whole; head {Convert.ToHexString(list.Head.Span).ToLowerInvariant()}");

@@ -6,22 +6,33 @@ using ActorBackup.Protocol;
 namespace ActorBackup.Cluster.Audit;
 
 /// <summary>
-/// The audit trail's writer (PersistenceId "audit", a child of the manager, restarted by a backoff supervisor when its
-/// journal fails): takes each record the manager sends, numbers it, chains it to the last (AuditTrail.Hash), and
-/// journals it; never deletes one. A snapshot of how far it got every 1,000 records (its recovery does not read the
-/// whole trail). A ListAudit is answered by an <see cref="AuditReader"/> that reads the trail from its first record,
-/// two at a time at most.
+/// The audit trail's writer (PersistenceId "audit", a child of the manager, started again by a backoff supervisor when
+/// its journal fails): takes each record the manager sends, numbers it, chains it to the last (AuditTrail.Hash),
+/// journals it and answers <see cref="Written"/>; never deletes one. It takes only <see cref="Write"/> and
+/// <see cref="Read"/>, plain records that no node can send over the wire (only protobuf messages cross it): a node of the
+/// cell cannot write into the trail nor read it but through the manager, which takes a read from an operator only. A
+/// snapshot of how far it got every 1,000 records (its recovery does not read the whole trail, and a read starts there).
 /// </summary>
 public sealed class AuditActor : ReceivePersistentActor
 {
     public const int SnapshotEvery = 1000;
     public const int MaxReaders = 2;
 
+    /// <summary>A record to journal, number <paramref name="Ref"/> of the manager run <paramref name="Origin"/>.</summary>
+    public sealed record Write(AuditRecord Record, string Origin, long Ref);
+
+    /// <summary>Journaled (or journaled before): the manager forgets it.</summary>
+    public sealed record Written(string Origin, long Ref);
+
+    /// <summary>A ListAudit, for <paramref name="ReplyTo"/>.</summary>
+    public sealed record Read(ListAudit Query, IActorRef ReplyTo);
+
     public override string PersistenceId => "audit";
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _seq;
     private Google.Protobuf.ByteString _head = AuditTrail.Genesis;
+    private (string Origin, long Ref) _last = ("", 0);
     private int _sinceSnapshot;
     private int _readers;
 
@@ -36,30 +47,40 @@ public sealed class AuditActor : ReceivePersistentActor
         Recover<SnapshotOffer>(o =>
         {
             if (o.Snapshot is not AuditHead h) return;
-            (_seq, _head) = (h.Seq, h.Hash);
+            (_seq, _head, _last) = (h.Seq, h.Hash, (h.Origin, h.Ref));
         });
-        Recover<AuditRecord>(r => (_seq, _head) = (r.Seq, r.Hash));
-        Command<AuditRecord>(r =>
+        Recover<AuditRecord>(r => (_seq, _head, _last) = (r.Seq, r.Hash, (r.Origin, r.Ref)));
+        Command<Write>(w =>
         {
-            r.Seq = _seq + 1;
-            r.Hash = AuditTrail.Hash(_head, r);
-            (_seq, _head) = (r.Seq, r.Hash);
-            Persist(r, _ =>
+            var sender = Sender;
+            if (w.Origin == _last.Origin && w.Ref <= _last.Ref)
             {
+                sender.Tell(new Written(w.Origin, w.Ref), ActorRefs.NoSender); // sent again after its answer was lost
+                return;
+            }
+            var r = w.Record.Clone();
+            (r.Seq, r.Origin, r.Ref) = (_seq + 1, w.Origin, w.Ref);
+            r.Hash = AuditTrail.Hash(_head, r);
+            // The head moves once journaled (Persist holds the next commands until then): a write the journal rejects
+            // leaves the chain where it was, not pointing at a record that is not there.
+            Persist(r, e =>
+            {
+                (_seq, _head, _last) = (e.Seq, e.Hash, (e.Origin, e.Ref));
+                sender.Tell(new Written(e.Origin, e.Ref), ActorRefs.NoSender);
                 if (++_sinceSnapshot < SnapshotEvery) return;
                 _sinceSnapshot = 0;
-                SaveSnapshot(new AuditHead { Seq = _seq, Hash = _head });
+                SaveSnapshot(new AuditHead { Seq = _seq, Hash = _head, Origin = _last.Origin, Ref = _last.Ref });
             });
         });
-        Command<ListAudit>(q =>
+        Command<Read>(q =>
         {
             if (_readers >= MaxReaders)
             {
-                Sender.Tell(new CommandRejected { Reason = $"{MaxReaders} reads of the audit trail run now: try again when they end" });
+                q.ReplyTo.Tell(new CommandRejected { Reason = $"{MaxReaders} reads of the audit trail run now: try again when they end" }, ActorRefs.NoSender);
                 return;
             }
             _readers++;
-            Context.Watch(Context.ActorOf(AuditReader.Props(q, Sender, _seq)));
+            Context.Watch(Context.ActorOf(AuditReader.Props(q.Query, q.ReplyTo, _seq)));
         });
         Command<Terminated>(_ => _readers--);
         Command<SaveSnapshotSuccess>(_ => { });
@@ -68,48 +89,61 @@ public sealed class AuditActor : ReceivePersistentActor
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error(cause, "the audit trail could not journal record {0} ({1}): its journal failed; the trail starts again after it", sequenceNr,
+        _log.Error(cause, "the audit trail could not journal record {0} ({1}): its journal failed; the manager sends it again", sequenceNr,
             (@event as AuditRecord)?.Command ?? "?");
         base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "the audit trail's journal refused record {0} ({1}); the manager sends it again", sequenceNr, (@event as AuditRecord)?.Command ?? "?");
+        base.OnPersistRejected(cause, @event, sequenceNr);
     }
 }
 
 /// <summary>
-/// One read of the audit trail for a ListAudit: recovers PersistenceId "audit" from its first record (no snapshot) up
-/// to the writer's last, checks the chain as it goes, keeps the newest records the query takes, answers and stops. It
-/// never journals.
+/// One read of the audit trail for a ListAudit: recovers PersistenceId "audit" up to the writer's last record, from the
+/// writer's snapshot about <see cref="Window"/> records back (or, whole, from the first record), checks the chain as it
+/// goes, keeps the newest records the query takes, answers and stops. It never journals.
 /// </summary>
 public sealed class AuditReader : ReceivePersistentActor
 {
+    /// <summary>How far back a read that is not whole starts: about this many records before the last.</summary>
+    public const long Window = 100_000;
+
     public override string PersistenceId => "audit";
     public override Recovery Recovery { get; }
 
-    private readonly AuditTrail.Check _check = new();
+    private AuditTrail.Check _check = new();
     private readonly Queue<AuditRecord> _newest = new();
     private long _matched;
+    private readonly IActorRef _replyTo;
 
     public static Props Props(ListAudit query, IActorRef replyTo, long upTo) => Akka.Actor.Props.Create(() => new AuditReader(query, replyTo, upTo));
-
-    private readonly IActorRef _replyTo;
 
     public AuditReader(ListAudit query, IActorRef replyTo, long upTo)
     {
         _replyTo = replyTo;
-        Recovery = new Recovery(SnapshotSelectionCriteria.None, upTo);
+        Recovery = new Recovery(query.Whole || upTo <= Window ? SnapshotSelectionCriteria.None : new SnapshotSelectionCriteria(upTo - Window), upTo);
         var limit = AuditTrail.Limit(query);
+        Recover<SnapshotOffer>(o =>
+        {
+            if (o.Snapshot is AuditHead h) _check = new AuditTrail.Check(h.Seq, h.Hash);
+        });
         Recover<AuditRecord>(r =>
         {
             _check.Add(r);
             if (!AuditTrail.Matches(r, query)) return;
             _matched++;
             var shown = r.Clone();
-            shown.Signed = Google.Protobuf.ByteString.Empty; // the answer stays small: the signed bytes are for the trail's own proof
+            shown.Signed = Google.Protobuf.ByteString.Empty; // the answer stays small: the signed bytes are the trail's own proof
             _newest.Enqueue(shown);
             if (_newest.Count > limit) _newest.Dequeue();
         });
         Recover<RecoveryCompleted>(_ =>
         {
-            _replyTo.Tell(new AuditList { Records = { _newest }, Total = _check.Seq, Matched = _matched, Head = _check.Head, Broken = _check.Broken });
+            _replyTo.Tell(new AuditList { Records = { _newest }, Total = _check.Seq, Matched = _matched, Head = _check.Head, Broken = _check.Broken, From = _check.From },
+                ActorRefs.NoSender);
             Context.Stop(Self);
         });
         CommandAny(_ => { });
@@ -117,7 +151,7 @@ public sealed class AuditReader : ReceivePersistentActor
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        _replyTo.Tell(new CommandRejected { Reason = $"the audit trail could not be read: {reason.Message}" });
+        _replyTo.Tell(new CommandRejected { Reason = $"the audit trail could not be read: {reason.Message}" }, ActorRefs.NoSender);
         base.OnRecoveryFailure(reason, message);
     }
 }

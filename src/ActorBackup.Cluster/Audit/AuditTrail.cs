@@ -31,14 +31,62 @@ public static class AuditTrail
         return ByteString.CopyFrom(sha.GetHashAndReset());
     }
 
-    /// <summary><paramref name="text"/> cut at <paramref name="max"/> characters, ending in "..." when cut.</summary>
-    public static string Cut(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";
-
-    /// <summary>A command as a record shows it: its JSON, cut.</summary>
-    public static string What(IMessage command)
+    /// <summary><paramref name="text"/> cut to at most <paramref name="max"/> bytes of UTF-8, ending in "..." when cut (never inside a character).</summary>
+    public static string Cut(string text, int max)
     {
-        var json = JsonFormatter.Default.Format(command);
-        return Cut(json, MaxWhat);
+        if (System.Text.Encoding.UTF8.GetByteCount(text) <= max) return text;
+        var bytes = 0;
+        var end = 0;
+        while (end < text.Length)
+        {
+            var step = char.IsHighSurrogate(text[end]) && end + 1 < text.Length ? 2 : 1;
+            var size = System.Text.Encoding.UTF8.GetByteCount(text.AsSpan(end, step));
+            if (bytes + size > max - 3) break;
+            bytes += size;
+            end += step;
+        }
+        return text[..end] + "...";
+    }
+
+    /// <summary>
+    /// The fields a record shows only the length of: the commands a set runs (a password in a pg_dump line is common)
+    /// and an applied file's text (which holds them). The trail is never trimmed, and its chain forbids taking one out.
+    /// </summary>
+    private static readonly HashSet<string> Masked = ["pre_command", "post_command", "on_success", "on_failure", "text"];
+
+    /// <summary>A command as a record shows it: its JSON (the set commands and file texts masked), cut; whether anything was masked.</summary>
+    public static string What(IMessage command, out bool masked)
+    {
+        var shown = command.Descriptor.Parser.ParseFrom(command.ToByteString());
+        masked = Mask(shown);
+        return Cut(JsonFormatter.Default.Format(shown), MaxWhat);
+    }
+
+    public static string What(IMessage command) => What(command, out _);
+
+    /// <summary>Replaces the <see cref="Masked"/> string fields of <paramref name="m"/> and the messages in it by "(masked: N characters)".</summary>
+    private static bool Mask(IMessage m)
+    {
+        var masked = false;
+        foreach (var field in m.Descriptor.Fields.InDeclarationOrder())
+        {
+            var value = field.Accessor.GetValue(m);
+            switch (field.FieldType)
+            {
+                case Google.Protobuf.Reflection.FieldType.String when !field.IsRepeated && Masked.Contains(field.Name) && value is string { Length: > 0 } text:
+                    field.Accessor.SetValue(m, $"(masked: {text.Length} characters)");
+                    masked = true;
+                    break;
+                case Google.Protobuf.Reflection.FieldType.Message when field.IsRepeated && !field.IsMap:
+                    foreach (var item in (System.Collections.IEnumerable)value)
+                        if (item is IMessage inner) masked |= Mask(inner);
+                    break;
+                case Google.Protobuf.Reflection.FieldType.Message when !field.IsRepeated && value is IMessage one:
+                    masked |= Mask(one);
+                    break;
+            }
+        }
+        return masked;
     }
 
     /// <summary>Whether <paramref name="record"/> is one <paramref name="query"/> asks for.</summary>
@@ -54,14 +102,18 @@ public static class AuditTrail
     /// A trail read from its first record, checked as it goes: each record's seq one more than the last, and its hash
     /// that of the record and the hash before it. <see cref="Broken"/> says where the first break is.
     /// </summary>
-    public sealed class Check
+    public sealed class Check(long seq = 0, ByteString? head = null)
     {
-        public ByteString Head { get; private set; } = Genesis;
-        public long Seq { get; private set; }
+        public ByteString Head { get; private set; } = head ?? Genesis;
+        public long Seq { get; private set; } = seq;
         public string Broken { get; private set; } = "";
+
+        /// <summary>The first record read (0: none).</summary>
+        public long From { get; private set; }
 
         public void Add(AuditRecord record)
         {
+            if (From == 0) From = record.Seq;
             if (Broken == "")
             {
                 if (record.Seq != Seq + 1)

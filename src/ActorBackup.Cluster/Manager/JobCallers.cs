@@ -30,6 +30,7 @@ public static class JobCallers
                     switch (command)
                     {
                         case StartRestore r:
+                            if (state.LatestOfWhom(r.Snapshot, r.Client) is { } whom) return whom; // before 'latest' becomes an id below
                             var s = state.FindSnapshot(state.LatestHolding(r, DateTimeOffset.UtcNow), r.Client, DateTimeOffset.UtcNow);
                             if (r.Client != "" && r.Client != s.Client)
                                 return $"{caller} may not restore a snapshot of {s.Client} onto {r.Client}: restoring into another host's folders takes an operator certificate";

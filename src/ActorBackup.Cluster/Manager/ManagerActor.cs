@@ -285,9 +285,15 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 DispatchWaiting();
             });
         });
+        Command<Audit.AuditActor.Written>(w =>
+        {
+            if (w.Origin != _auditOrigin) return;
+            while (_auditUnwritten.Count > 0 && _auditUnwritten.Peek().Ref <= w.Ref) _auditUnwritten.Dequeue();
+        });
         Command<ScheduleTick>(_ =>
         {
             NextTick();
+            AuditAgain();
             UpdateMetrics();
             StopOverran();
             if (_ticks % 10 == 0) UpdateSetMetrics();
@@ -630,7 +636,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (job is null) Refuse(ManagerState.NoJob(m.Job));
             else if (ManagerState.IsFinal(job.State)) Refuse($"job {m.Job} already ended ({job.State.ToString().ToLowerInvariant()})");
             else if (ManagerState.RunsOnMedia(job) && job.State != JobState.Queued)
-                Sender.Tell(new CommandRejected { Reason = $"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself" });
+                Refuse($"job {m.Job} ({job.Kind.ToString().ToLowerInvariant()}) runs on the media agent of {job.Library} and cannot be stopped halfway; it ends by itself");
             else if (_state.RecordedBy(job) is { } recorded)
             {
                 // Its snapshot is recorded (its end is being taken up again): it succeeded, and is not cancelled.
@@ -755,7 +761,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<ListAudit>(m =>
         {
-            if (!OperatorOnly(m, "read the audit trail")) _audit.Forward(m);
+            if (!OperatorOnly(m, "read the audit trail")) _audit.Tell(new Audit.AuditActor.Read(m, Sender));
         });
         Command<ClearSuspect>(m =>
         {
@@ -835,6 +841,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             m.Signer = Google.Protobuf.ByteString.Empty;
             m.Signature = Google.Protobuf.ByteString.Empty;
             // Signed by this manager node: the media agent takes changer commands from nobody else; it answers the caller.
+            _takenAs = $"sent to the media agent of library {m.Library}, which does it or refuses it";
             _mediaRegion.Tell(_trust is null ? m : Trust.MessageSignature.Sign(m, _trust), Sender);
         });
         Command<RemoveClient>(m =>
@@ -1213,6 +1220,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         _authorizedSerial = command is RevokeCertificate ? serial : "";
         _authorizedCaller = caller?.ToString() ?? "";
         _refused = null;
+        _takenAs = null;
         try
         {
             Authorized(command, caller, refusal);
@@ -1230,32 +1238,84 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Why the command being handled was refused, as its handler answered (null: taken, or not answered yet).</summary>
     private string? _refused;
 
-    /// <summary>Refused records of commands without a valid signature this minute (a node sending garbage does not fill the trail).</summary>
-    private (long Minute, int Count) _unsignedAudited;
+    /// <summary>What became of the command being handled when it was not decided here (null: "taken").</summary>
+    private string? _takenAs;
+
+    /// <summary>Refused records this minute, per signer serial ("" for commands without a valid signature): a flood of refusals does not fill the trail.</summary>
+    private readonly Dictionary<string, int> _refusedAudited = new(StringComparer.Ordinal);
+    private long _refusedMinute;
+
+    /// <summary>Refused records a signer may leave a minute; past it, the log says how many were left out.</summary>
+    public const int RefusedAuditsPerMinute = 60;
+
+    /// <summary>This manager's run, in the records it sends (with _auditRef, their number): the writer journals a record sent again once.</summary>
+    private readonly string _auditOrigin = Guid.NewGuid().ToString("N")[..16];
+    private long _auditRef;
+
+    /// <summary>Records sent, not yet answered written: sent again at the next tick once 10 s old (the writer was down), at most 10,000 kept.</summary>
+    private readonly Queue<(long Ref, AuditRecord Record, long SentMs)> _auditUnwritten = new();
+    public const int MaxUnwrittenAudits = 10_000;
+
+    private void AuditAgain()
+    {
+        var now = Environment.TickCount64;
+        if (_auditUnwritten.Count == 0 || now - _auditUnwritten.Peek().SentMs < 10_000) return;
+        var again = _auditUnwritten.ToList();
+        _auditUnwritten.Clear();
+        foreach (var (reference, record, _) in again)
+        {
+            _auditUnwritten.Enqueue((reference, record, now));
+            _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference));
+        }
+    }
+
+    private void Record(AuditRecord record)
+    {
+        if (_auditUnwritten.Count >= MaxUnwrittenAudits)
+        {
+            var lost = _auditUnwritten.Dequeue();
+            _log.Error("the audit trail's journal has not taken {0} records: record {1} ({2} by {3}) is left out of it", MaxUnwrittenAudits, lost.Ref,
+                lost.Record.Command, lost.Record.Caller);
+        }
+        var reference = ++_auditRef;
+        _auditUnwritten.Enqueue((reference, record, Environment.TickCount64));
+        _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference));
+    }
 
     /// <summary>
     /// A command taken inside a CallerSigned, into the audit trail: who signed it, what it asked, taken or refused and
     /// why, and the node that relayed it; for an operator-only command or a restore, the signed bytes too (its proof).
-    /// One without a valid signature: at most 60 a minute (a flood of them is in the log). Not a look at the catalog.
+    /// Refused ones: at most 60 a minute per signer (a flood of them is in the log). Not a look at the catalog. The set
+    /// commands and file texts in what it asked are masked (the trail is never trimmed): then no signed bytes either.
     /// </summary>
     private void Audited(CallerSigned signed, IMessage? command, Protocol.Trust.CellIdentity? caller, string serial, string? refused)
     {
         // A program's looks at the catalog (a job polled every few seconds) are not actions: not in the trail.
         if (Protocol.Trust.OperatorCommands.CatalogLooks.Contains(signed.Type)) return;
         var now = DateTimeOffset.UtcNow;
-        if (caller is null && _trust is not null)
+        if (refused is not null && _trust is not null)
         {
             var minute = now.ToUnixTimeSeconds() / 60;
-            _unsignedAudited = _unsignedAudited.Minute == minute ? (minute, _unsignedAudited.Count + 1) : (minute, 1);
-            if (_unsignedAudited.Count > 60) return;
+            if (minute != _refusedMinute)
+            {
+                foreach (var (who, count) in _refusedAudited.Where(kv => kv.Value > RefusedAuditsPerMinute))
+                    _log.Warning("audit trail: {0} refused commands of {1} in a minute left out of it", count - RefusedAuditsPerMinute, who == "" ? "callers without a valid signature" : "certificate " + who);
+                _refusedMinute = minute;
+                _refusedAudited.Clear();
+            }
+            var seen = _refusedAudited[serial] = _refusedAudited.GetValueOrDefault(serial) + 1;
+            if (seen > RefusedAuditsPerMinute) return;
         }
         var type = command?.Descriptor.Name ?? Audit.AuditTrail.Cut(signed.Type, Audit.AuditTrail.MaxName);
-        var proof = command is not null && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || command is StartRestore) && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
-        _audit.Tell(new AuditRecord
+        var masked = false;
+        var what = command is null ? "" : Audit.AuditTrail.What(command, out masked);
+        // The proof: an operator-only command's, or a restore's (data leaving) that was taken; not one whose commands are masked.
+        var proof = command is not null && !masked && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || (command is StartRestore && refused is null))
+                    && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
+        Record(new AuditRecord
         {
-            UnixMs = now.ToUnixTimeMilliseconds(), Caller = caller?.ToString() ?? "", Serial = serial, Command = type,
-            What = command is null ? "" : Audit.AuditTrail.What(command),
-            Outcome = refused is null ? "taken" : Audit.AuditTrail.Cut("refused: " + refused, Audit.AuditTrail.MaxOutcome),
+            UnixMs = now.ToUnixTimeMilliseconds(), Caller = caller?.ToString() ?? "", Serial = serial, Command = type, What = what,
+            Outcome = refused is null ? _takenAs ?? "taken" : Audit.AuditTrail.Cut("refused: " + refused, Audit.AuditTrail.MaxOutcome),
             Node = NodeOf(Sender).ToString(), Signed = proof ? signed.ToByteString() : Google.Protobuf.ByteString.Empty,
         });
     }

@@ -83,3 +83,75 @@ public class AuditTrailTests
         Assert.True(new AuditList { Records = { Enumerable.Repeat(big, AuditTrail.MaxLimit) } }.CalculateSize() < 2 * 1024 * 1024);
     }
 }
+
+/// <summary>What a record keeps of a command: bounded in bytes, the set commands and file texts masked.</summary>
+public class AuditWhatTests
+{
+    [Fact]
+    public void A_record_masks_the_commands_a_set_runs_and_an_applied_files_text_and_cuts_on_bytes()
+    {
+        var define = new DefineBackupSet { Set = new BackupSetDefinition { Name = "db", Client = "db1", Paths = { "/srv" }, PreCommand = "PGPASSWORD=s3cret pg_dump app > /srv/dump.sql", OnFailure = "curl -u admin:s3cret https://pager" } };
+        var what = AuditTrail.What(define, out var masked);
+        Assert.True(masked);
+        Assert.DoesNotContain("s3cret", what);
+        Assert.Contains("(masked: 45 characters)", what);
+        Assert.Contains("\"/srv\"", what); // the rest as it was
+        Assert.Equal("PGPASSWORD=s3cret pg_dump app > /srv/dump.sql", define.Set.PreCommand); // the command itself untouched
+        var apply = new ApplyDefinitions { Sets = { define.Set } };
+        Assert.DoesNotContain("s3cret", AuditTrail.What(apply, out masked));
+        Assert.True(masked);
+        Assert.DoesNotContain("s3cret", AuditTrail.What(new ApplyFile { Text = "sets { db { pre-command = \"PGPASSWORD=s3cret\" } }", Name = "cell.conf" }, out _));
+        Assert.Contains("nosuch", AuditTrail.What(new DeleteSnapshots { Snapshots = { "nosuch" } }, out masked));
+        Assert.False(masked);
+
+        // Cut on UTF-8 bytes, never inside a character: 500 records of 3-byte characters stay inside the frame.
+        var cjk = AuditTrail.Cut(new string('漢', 2000), AuditTrail.MaxWhat);
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(cjk) <= AuditTrail.MaxWhat);
+        Assert.EndsWith("...", cjk);
+        Assert.Equal("😀😀...", AuditTrail.Cut(new string('x', 0) + string.Concat(Enumerable.Repeat("😀", 10)), 11));
+    }
+}
+
+/// <summary>The audit trail's writer: each record journaled once, chained; a read from its snapshot or whole.</summary>
+public class AuditActorTests : Akka.TestKit.Xunit2.TestKit
+{
+    private static AuditRecord Record(string command) => new() { UnixMs = 1, Caller = "operator alice", Command = command, Outcome = "taken" };
+
+    [Fact]
+    public void A_record_sent_again_is_journaled_once_and_the_trail_reads_back_whole_and_chained()
+    {
+        var writer = Sys.ActorOf(AuditActor.Props());
+        for (var i = 1; i <= 3; i++)
+        {
+            writer.Tell(new AuditActor.Write(Record($"C{i}"), "run1", i), TestActor);
+            Assert.Equal(new AuditActor.Written("run1", i), ExpectMsg<AuditActor.Written>());
+        }
+        // No answer came (a writer restarted): the manager sends 2 and 3 again; they are answered, not journaled twice.
+        writer.Tell(new AuditActor.Write(Record("C2"), "run1", 2), TestActor);
+        writer.Tell(new AuditActor.Write(Record("C3"), "run1", 3), TestActor);
+        ExpectMsg<AuditActor.Written>();
+        ExpectMsg<AuditActor.Written>();
+        writer.Tell(new AuditActor.Write(Record("C1"), "run2", 1), TestActor); // a new manager run numbers from 1
+        ExpectMsg<AuditActor.Written>();
+
+        writer.Tell(new AuditActor.Read(new ListAudit { Whole = true }, TestActor), TestActor);
+        var list = ExpectMsg<AuditList>(TimeSpan.FromSeconds(10));
+        Assert.Equal("", list.Broken);
+        Assert.Equal(["C1", "C2", "C3", "C1"], list.Records.Select(r => r.Command));
+        Assert.Equal((4L, 1L), (list.Total, list.From));
+
+        // The writer again (a restart): it goes on from the last record, chained.
+        Watch(writer);
+        Sys.Stop(writer);
+        ExpectTerminated(writer);
+        var again = Sys.ActorOf(AuditActor.Props());
+        again.Tell(new AuditActor.Write(Record("C1"), "run2", 1), TestActor); // already journaled before the restart
+        ExpectMsg<AuditActor.Written>();
+        again.Tell(new AuditActor.Write(Record("C4"), "run2", 2), TestActor);
+        ExpectMsg<AuditActor.Written>();
+        again.Tell(new AuditActor.Read(new ListAudit { Command = "c4" }, TestActor), TestActor);
+        list = ExpectMsg<AuditList>(TimeSpan.FromSeconds(10));
+        Assert.Equal(("", 5L, 1L), (list.Broken, list.Total, list.Matched));
+        Assert.Equal(5, Assert.Single(list.Records).Seq);
+    }
+}

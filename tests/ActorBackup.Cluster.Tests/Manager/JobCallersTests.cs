@@ -64,7 +64,9 @@ public class JobCallersTests
     {
         var s = Cell();
         Assert.Contains("takes an operator certificate", JobCallers.Narrow(Integrator, new StartRestore { Snapshot = "a1", Client = "host-b", Target = "/r" }, s));
-        var own = new StartRestore { Snapshot = "latest", Target = "/r" };
+        // 'latest' without a client in a cell of two hosts: which host's? Refused (it would roll back whichever backed up last).
+        Assert.Contains("'latest' of which host?", JobCallers.Narrow(Integrator, new StartRestore { Snapshot = "latest", Target = "/r" }, s));
+        var own = new StartRestore { Snapshot = "latest", Client = "host-b", Target = "/r" };
         Assert.Null(JobCallers.Narrow(Integrator, own, s));
         Assert.Equal("b0", own.Snapshot); // pinned to the one checked
         Assert.Contains("defined backup set", JobCallers.Narrow(Integrator, new StartBackup { BackupSet = "web", Paths = { "/" } }, s));
