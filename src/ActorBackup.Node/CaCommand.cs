@@ -27,8 +27,8 @@ public static class CaCommand
         ca.Subcommands.Add(init);
 
         var caDir = new Option<string>("--ca") { Description = "the folder with the CA's ca.crt and ca.key", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "certs") };
-        var role = new Option<string>("--role") { Description = "node, operator, integrator or client", HelpName = "ROLE", Required = true };
-        role.AcceptOnlyFromAmong("node", "operator", "integrator", "client");
+        var role = new Option<string>("--role") { Description = "node, operator, integrator, client or auditor (reads the catalog and the audit trail, changes nothing)", HelpName = "ROLE", Required = true };
+        role.AcceptOnlyFromAmong("node", "operator", "integrator", "client", "auditor");
         var name = new Option<string>("--name") { Description = "who holds it: a node's client id (its host name by default), a person, a program", HelpName = "NAME", Required = true };
         var roles = new Option<string?>("--roles") { Description = "a node's roles, e.g. media,client (default manager,media,client)", HelpName = "LIST" };
         var libraries = new Option<string?>("--libraries") { Description = "the libraries a media node serves, e.g. lib2,lib3", HelpName = "LIST" };

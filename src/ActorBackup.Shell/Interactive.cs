@@ -15,10 +15,14 @@ public static class Interactive
     {
         var root = CommandTable.Build(session, (_, _) => Task.FromResult(0));
         var historyFile = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".abk_history");
-        List<string> history;
+        // Commands piped in (a script's): no banner and no prompts in their output (with --json, one JSON document a
+        // command), no history read or written (a cron job under another HOME would warn in every mail), and the exit
+        // code is the worst of them: a failure before a partial one (3), the first failure among failures.
+        var piped = Console.IsInputRedirected;
+        List<string> history = [];
         try
         {
-            history = File.Exists(historyFile) ? File.ReadAllLines(historyFile).ToList() : [];
+            if (!piped) history = File.Exists(historyFile) ? File.ReadAllLines(historyFile).ToList() : [];
             // Kept to its newest lines: read whole at each start, it grew with every command for good.
             if (history.Count > 2 * HistoryKept)
             {
@@ -31,12 +35,9 @@ public static class Interactive
             history = []; // one left root's by a sudo that kept HOME, say: the prompt goes on without it
             Console.Error.WriteLine($"abk: {historyFile} cannot be read ({e.Message}): no history this time");
         }
-        // Commands piped in (a script's): no banner and no prompts in their output (with --json, one JSON document a
-        // command), and the exit code is the first failure's, not the last command's.
-        var piped = Console.IsInputRedirected;
         if (!piped) Console.WriteLine($"abk: talking to {session.Node}; 'help' lists the commands, 'exit' leaves");
         var last = 0;
-        var firstFailure = 0;
+        var worst = 0;
         while (!cancel.IsCancellationRequested)
         {
             var line = piped ? Console.ReadLine() : ReadLine(root, history);
@@ -49,7 +50,7 @@ public static class Interactive
                 // A byte that is not UTF-8 (read as U+FFFD): taken as it is, the line would name another file.
                 Console.Error.WriteLine("abk: the line holds a byte that is not UTF-8: " + RawArguments.HowToWrite);
                 last = 2;
-                if (firstFailure == 0) firstFailure = last;
+                worst = Worse(worst, last);
                 continue;
             }
             // Commands piped in are not the operator's to recall.
@@ -67,16 +68,26 @@ public static class Interactive
             {
                 Console.Error.WriteLine($"abk: {e.Message}");
                 last = 2;
-                if (firstFailure == 0) firstFailure = last;
+                worst = Worse(worst, last);
                 continue;
             }
             if (words is ["help", .. var rest]) words = [.. rest, "--help"];
             if (json && !words.Contains("--json")) words.Add("--json");
             last = await RunOne(root.Parse(words), cancel);
-            if (firstFailure == 0) firstFailure = last;
+            worst = Worse(worst, last);
             await session.Target(null, null); // a line's --node or --certs was that line's: completion asks the prompt's node again
         }
-        return piped ? firstFailure : last;
+        return piped ? worst : last;
+    }
+
+    /// <summary>
+    /// The exit code of a batch that had <paramref name="so"/> far and now <paramref name="next"/>: a failure (1, 2, ...)
+    /// over a command done with some files not handled (3) over success (0); among failures, the first.
+    /// </summary>
+    public static int Worse(int so, int next)
+    {
+        static int Rank(int code) => code switch { 0 => 0, 3 => 1, _ => 2 };
+        return Rank(next) > Rank(so) ? next : so;
     }
 
     /// <summary>One command of the prompt: Ctrl-C stops it (a job it started goes on) and the prompt asks for the next.</summary>

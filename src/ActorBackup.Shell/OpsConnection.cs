@@ -75,7 +75,7 @@ public sealed class OpsConnection : IAsyncDisposable
     }
 
     /// <summary>The pairs a shell looks for in its certs folder, in this order.</summary>
-    public static readonly CellRole[] ShellRoles = [CellRole.Operator, CellRole.Integrator, CellRole.Client];
+    public static readonly CellRole[] ShellRoles = [CellRole.Operator, CellRole.Integrator, CellRole.Client, CellRole.Auditor];
 
     /// <summary>The cell's CA and the first shell certificate of the folder (operator, integrator, client).</summary>
     private static (X509Certificate2 Certificate, X509Certificate2 Ca) ShellCertificate(string certsDir)

@@ -112,7 +112,7 @@ public sealed class Output(bool json)
         var sb = new StringBuilder();
         sb.AppendLine($"job {j.Id}: {j.Kind.ToString().ToLowerInvariant()} {State(j.State)}");
         sb.AppendLine($"  client   {j.Client}");
-        sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}   priority {(j.Priority == 0 ? 5 : j.Priority)}");
+        sb.AppendLine($"  origin   {Origin(j)}{(j.SlotUnixMs != 0 ? $" (slot {Time(j.SlotUnixMs)})" : "")}{(j.RequestedBy == "" ? "" : $", by {j.RequestedBy}")}   priority {(j.Priority == 0 ? 5 : j.Priority)}");
         sb.AppendLine($"  library  {(j.Library != "" ? j.Library : "chosen when it starts")}{(j.Drive > 0 ? $", drive {j.Drive}" : "")}{(j.SourceDrive > 0 ? $" (reads {j.SourceLibrary} in its drive {j.SourceDrive})" : "")}{(j.Policy is not ("" or "default") ? $" (policy {j.Policy})" : "")}");
         if (j.Attempt > 0) sb.AppendLine($"  attempt  {j.Attempt + 1}");
         if (j.Kind == JobKind.Backup) sb.AppendLine($"  level    {Level(j.Level)}");
@@ -258,20 +258,23 @@ public sealed class Output(bool json)
 
     /// <summary>
     /// Runs <paramref name="watch"/>, which reports progress through the actions it is given (the figures, and the job's
-    /// state while it waits): a live bar on a terminal, a plain line every half second when piped, nothing with --json.
+    /// state while it waits): a live bar on a terminal, nothing with --json; piped, plain lines on stderr (stdout keeps
+    /// the result alone): every half second when stderr is a terminal, once a minute when it is not either (a cron job's
+    /// mail: a sign of life, not 57,000 lines for an 8-hour backup).
     /// </summary>
     public async Task<T> WithProgress<T>(string job, Func<Action<JobProgress>, Action<JobInfo>, Task<T>> watch)
     {
         if (Json) return await watch(_ => { }, _ => { });
         if (!Terminal)
         {
+            var every = Console.IsErrorRedirected ? TimeSpan.FromMinutes(1) : TimeSpan.FromMilliseconds(500);
             var last = DateTime.MinValue;
             return await watch(p =>
             {
-                if (DateTime.UtcNow - last < TimeSpan.FromMilliseconds(500)) return;
+                if (DateTime.UtcNow - last < every) return;
                 last = DateTime.UtcNow;
-                Console.WriteLine(Progress(p));
-            }, j => Console.WriteLine($"job {job}: {Status(j)}"));
+                Console.Error.WriteLine(Progress(p));
+            }, j => Console.Error.WriteLine($"job {job}: {Status(j)}"));
         }
         return await AnsiConsole.Progress().AutoClear(true).HideCompleted(true)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())

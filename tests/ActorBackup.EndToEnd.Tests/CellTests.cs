@@ -143,6 +143,9 @@ public class CellTests
         Assert.Contains($"not read   {gone}: path does not exist", cell.Abk("snapshot", "show", partial).Stdout);
         var problem = Assert.Single(cell.AbkJson("snapshot", "show", partial).GetProperty("problems").EnumerateArray());
         Assert.Equal(gone, problem.GetProperty("path").GetString());
+        // Piped: the worst code, a failure over a partial backup before it (a cron wrapper sees the failure).
+        var worst = cell.AbkWithInput($"backup {src}/docs {gone}\njob show 999\n");
+        Assert.True(worst.ExitCode == 1, worst.Stderr + worst.Stdout);
     }
 
     /// <summary>64 files of 8 MiB of random bytes: a backup long enough to stop in the middle of.</summary>

@@ -114,6 +114,20 @@ public class TrustTests
             Assert.Contains("takes an operator certificate", r.Stderr);
         }
         Assert.Single(cell.AbkJson("snapshot", "list").GetProperty("snapshots").EnumerateArray());
+        // An auditor reads the catalog and the audit trail, and nothing else.
+        var auditor = Path.Combine(dir.Path, "auditor");
+        Actorbackup("ca", "issue", "--ca", cell.CertsDir, "--role", "auditor", "--name", "carol", "--out", auditor);
+        Assert.Equal(0, AbkWith(cell, auditor, "snapshot", "list").ExitCode);
+        var trail = AbkWith(cell, auditor, "audit", "list", "--caller", "host-b");
+        Assert.True(trail.ExitCode == 0, trail.Stderr);
+        Assert.Contains("StartRestore", trail.Stdout); // host-b's restores of host-a's snapshot, refused by the manager
+        Assert.Contains("refused: ", trail.Stdout);
+        foreach (var args in (string[][])[["ls", snapshot], ["snapshot", "delete", snapshot], ["restore", snapshot, "--to", target], ["backup", src]])
+        {
+            var r = AbkWith(cell, auditor, args);
+            Assert.True(r.ExitCode != 0, $"an auditor's abk {string.Join(' ', args)} succeeded: {r.Stdout}");
+            Assert.Contains("an auditor's certificate reads the catalog", r.Stderr);
+        }
         // The node's own certificate is no shell's.
         var nodeOnly = Path.Combine(dir.Path, "node-only");
         Directory.CreateDirectory(nodeOnly);

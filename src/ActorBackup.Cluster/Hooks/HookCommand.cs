@@ -25,13 +25,29 @@ public static class HookCommand
     /// <summary>How long a set's command may run: its command_timeout_seconds, else 5 minutes.</summary>
     public static TimeSpan Timeout(int seconds) => TimeSpan.FromSeconds(seconds > 0 ? seconds : 300);
 
-    /// <summary>A command about a job: its JSON (as `abk --json job show` prints it) on stdin, ABK_JOB, ABK_SET, ABK_CLIENT, ABK_STATE, ABK_ERRORS (entries it could not handle).</summary>
+    /// <summary>
+    /// A command about a job: its JSON (as `abk --json job show` prints it, every field, zeros too) on stdin, ABK_JOB,
+    /// ABK_SET, ABK_CLIENT, ABK_STATE, ABK_ERRORS (entries it could not handle) and ABK_OUTCOME (<see cref="Outcome"/>).
+    /// </summary>
     public static Task<Result> ForJob(ActorBackup.Protocol.JobInfo job, string command, string state, TimeSpan timeout, CancellationToken cancel = default) =>
-        Run(command, Google.Protobuf.JsonFormatter.Default.Format(job), new Dictionary<string, string>
+        Run(command, ActorBackup.Protocol.OperatorJson.Format(job), new Dictionary<string, string>
         {
             ["ABK_JOB"] = job.Id, ["ABK_SET"] = job.BackupSet, ["ABK_CLIENT"] = job.Client, ["ABK_STATE"] = state,
-            ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture), ["ABK_OUTCOME"] = Outcome(state, job.Errors),
         }, timeout, cancel);
+
+    /// <summary>
+    /// A job's end as a monitoring check reads it: ok, partial (it succeeded but left entries it could not handle: an
+    /// on-success command that reports OK would hide them), failed (failed, cancelled, interrupted), missed; else the
+    /// state in lower case (a pre-command's "running").
+    /// </summary>
+    public static string Outcome(string state, long errors) => state switch
+    {
+        "SUCCEEDED" => errors > 0 ? "partial" : "ok",
+        "MISSED" => "missed",
+        "FAILED" or "CANCELLED" or "INTERRUPTED" => "failed",
+        _ => state.ToLowerInvariant(),
+    };
 
     /// <summary>
     /// The node's variables a command must not inherit: the passphrase that unlocks the cell's master key, and the node's

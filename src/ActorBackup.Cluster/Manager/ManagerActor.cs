@@ -761,7 +761,14 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         });
         Command<ListAudit>(m =>
         {
-            if (!OperatorOnly(m, "read the audit trail")) _audit.Tell(new Audit.AuditActor.Read(m, Sender));
+            // An operator's or an auditor's (separation of duties: one who reads what the operators did, and changes nothing).
+            if (_trust is not null && !(ReferenceEquals(m, _authorized) && _authorizedRole is Protocol.Trust.CellRole.Operator or Protocol.Trust.CellRole.Auditor))
+            {
+                _log.Warning("ListAudit refused (from {0}): not signed by an operator or an auditor", Sender);
+                Refuse("only an operator or an auditor may read the audit trail: give it with abk and such a certificate ('actorbackup ca issue --role auditor ...')");
+                return;
+            }
+            _audit.Tell(new Audit.AuditActor.Read(m, Sender));
         });
         Command<ClearSuspect>(m =>
         {
@@ -1047,12 +1054,17 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         PersistDecision(decision, (sender, e) => sender.Tell(e is PolicyDefined d ? _state.PolicyInfoOf(d.Policy) : e));
 
     /// <summary>Persists a new job (QUEUED), answers with its id, and starts what the queue allows.</summary>
-    private void Reply(ManagerState.Decision decision) =>
+    private void Reply(ManagerState.Decision decision)
+    {
+        // Who asked, kept with the job (a restore sends data somewhere: whose command it was stays in its history).
+        if (_authorizedCaller != "")
+            foreach (var queued in decision.Events.OfType<JobQueued>()) queued.Job.RequestedBy = _authorizedCaller;
         PersistDecision(decision, (sender, _) =>
         {
             sender.Tell(new JobAccepted { Job = decision.Job!.Id });
             DispatchWaiting();
         });
+    }
 
     /// <summary>When this manager first saw each known client not connected (since it last was): its jobs wait for it from then.</summary>
     private readonly Dictionary<string, long> _offlineSince = [];
@@ -1965,6 +1977,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 RunSetCommand(job);
                 break;
             // A set defined or removed, a client registered: their series at once, not at the next 10 s look.
+            case ClientRemoved removed: // its series go with it (a cell that decommissions hosts for years would serve them all for ever)
+                Metrics.CellMetrics.ForgetClient(removed.Id);
+                UpdateSetMetrics();
+                break;
             case BackupSetDefined or BackupSetRemoved or ClientRegistered or DefinitionsApplied:
                 UpdateSetMetrics();
                 break;

@@ -34,6 +34,18 @@ public static class CellMetrics
     public static readonly Gauge LibraryDrivesDueCleaning = Prometheus.Metrics.CreateGauge("actorbackup_library_drives_due_cleaning",
         "Drives of a tape library that asked for cleaning and were not cleaned yet", "library");
 
+    /// <summary>Takes away the series of a client the cell removed (its errors, bytes read and stored).</summary>
+    public static void ForgetClient(string client)
+    {
+        static void Forget(Counter counter, int label, string client)
+        {
+            foreach (var labels in counter.GetAllLabelValues().Where(l => l[label] == client).ToList()) counter.RemoveLabelled(labels);
+        }
+        Forget(JobErrors, 1, client);
+        Forget(BytesRead, 0, client);
+        Forget(BytesStored, 0, client);
+    }
+
     /// <summary>The media agent's series of <paramref name="library"/>, which a media agent that stops takes away.</summary>
     public static readonly Gauge[] LibrarySeries = [LibraryFree, LibraryStored, LibraryAvailable, LibraryFull, LibraryVolumesInError, LibraryDrivesDueCleaning];
     public static readonly Gauge ManagerActive = Prometheus.Metrics.CreateGauge("actorbackup_manager_active",

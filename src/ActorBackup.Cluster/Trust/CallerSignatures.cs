@@ -38,7 +38,8 @@ public static class CallerSignatures
             refusal = $"the {signed.Type} is refused: {refusal}";
             return null;
         }
-        if (caller.Role != CellRole.Operator && !(OperatorCommands.NotOnlyOperators.Contains(signed.Type) && caller.Role is CellRole.Integrator or CellRole.Client))
+        if (caller.Role != CellRole.Operator && !(OperatorCommands.NotOnlyOperators.Contains(signed.Type) && caller.Role is CellRole.Integrator or CellRole.Client)
+            && !(caller.Role == CellRole.Auditor && OperatorCommands.AuditorReads.Contains(signed.Type)))
         {
             refusal = OperatorCommands.NotOnlyOperators.Contains(signed.Type)
                 ? $"the {signed.Type} is refused: it is signed by {caller}, and only an operator, integrator or client certificate may give it"
@@ -144,7 +145,7 @@ public static class LookSignatures
             refusal = $"the {what} is refused: {refusal}";
             return null;
         }
-        if (caller.Role is not (CellRole.Operator or CellRole.Integrator or CellRole.Client))
+        if (caller.Role is not (CellRole.Operator or CellRole.Integrator or CellRole.Client or CellRole.Auditor))
         {
             refusal = $"the {what} is refused: it is signed by {caller}, which is no shell's certificate";
             return null;

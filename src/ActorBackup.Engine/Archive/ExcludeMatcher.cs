@@ -3,8 +3,10 @@ using DotNet.Globbing;
 namespace ActorBackup.Engine.Archive;
 
 /// <summary>
-/// Exclude patterns, restic-style: a pattern with a '/' is matched against the whole path, one without
-/// against each entry's name ("*.tmp", "node_modules"). '**' crosses directories. A pattern is written as listings
+/// Exclude patterns, restic-style: a pattern with a '/' is matched against the whole path when it begins with '/'
+/// ("/srv/cache"), and against the path's end at any depth when it does not (".cache/thumbnails" leaves out
+/// /home/a/.cache/thumbnails, as restic reads it); one without a '/' against each entry's name ("*.tmp",
+/// "node_modules"). '**' crosses directories. A pattern is written as listings
 /// show names (Posix/PosixNames: a byte that is not UTF-8 as \xHH, a backslash as \\), and a backslash is a character
 /// of a name, never a separator.
 /// </summary>
@@ -23,23 +25,29 @@ public sealed class ExcludeMatcher
         foreach (var p in patterns ?? [])
         {
             if (string.IsNullOrWhiteSpace(p)) continue;
-            Glob glob;
-            try
+            var text = Posix.PosixNames.ForGlob(Posix.PosixNames.Parse(p));
+            // A relative path pattern: its path at the root, or below any folders (as restic matches it).
+            string[] forms = !p.Contains('/') || p.StartsWith('/') ? [text] : ["/" + text, "/**/" + text];
+            foreach (var form in forms)
             {
-                glob = Glob.Parse(Posix.PosixNames.ForGlob(Posix.PosixNames.Parse(p)));
+                Glob glob;
+                try
+                {
+                    glob = Glob.Parse(form);
+                }
+                catch (Exception e)
+                {
+                    throw new ArgumentException($"exclude pattern '{p}' is not a valid glob: {e.Message}", e);
+                }
+                (p.Contains('/') ? _pathGlobs : _nameGlobs).Add(glob);
+                _written?.TryAdd(glob, p);
             }
-            catch (Exception e)
-            {
-                throw new ArgumentException($"exclude pattern '{p}' is not a valid glob: {e.Message}", e);
-            }
-            (p.Contains('/') ? _pathGlobs : _nameGlobs).Add(glob);
-            _written?.TryAdd(glob, p);
         }
     }
 
     /// <summary>
-    /// With tracking, the patterns of paths (with a '/') that matched nothing so far: one that does not begin with a '/'
-    /// (etc/fstab) never matches, as it names whole paths. Those of names ("*.tmp") are not said: none there is no mistake.
+    /// With tracking, the patterns of paths (with a '/') that matched nothing so far (a mistyped path). Those of names
+    /// ("*.tmp") are not said: none there is no mistake.
     /// </summary>
     public IEnumerable<string> Unmatched => _written is null ? [] : _written.Values.Where(p => p.Contains('/') && !_matched!.Contains(p)).Distinct();
 

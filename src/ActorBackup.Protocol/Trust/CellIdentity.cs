@@ -14,6 +14,8 @@ public enum CellRole
     Integrator,
     /// <summary>A protected host's own shell: backs up, restores and lists its own client's data only.</summary>
     Client,
+    /// <summary>An auditor: reads the catalog, the jobs, the definitions and the audit trail; changes, starts and restores nothing, lists no file names.</summary>
+    Auditor,
 }
 
 /// <summary>
@@ -87,6 +89,7 @@ public sealed record CellIdentity(CellRole Role, string Name, IReadOnlyList<stri
             case "operator": parsed = CellRole.Operator; break;
             case "integrator": parsed = CellRole.Integrator; break;
             case "client": parsed = CellRole.Client; break;
+            case "auditor": parsed = CellRole.Auditor; break;
             default: return null;
         }
         var client = fields.GetValueOrDefault("client", "");
@@ -100,7 +103,8 @@ public sealed record CellIdentity(CellRole Role, string Name, IReadOnlyList<stri
         "operator" => CellRole.Operator,
         "integrator" => CellRole.Integrator,
         "client" => CellRole.Client,
-        _ => throw new ArgumentException($"unknown certificate role '{role}': use node, operator, integrator or client"),
+        "auditor" => CellRole.Auditor,
+        _ => throw new ArgumentException($"unknown certificate role '{role}': use node, operator, integrator, client or auditor"),
     };
 
     private static string[] List(string s) => s == "" ? [] : s.Split(',');

@@ -65,6 +65,9 @@ public static class OperatorCommands
     /// <summary>How old the shell's signed command in a CatalogLook may be: a find that builds indexes asks for manifests as it goes.</summary>
     public static readonly TimeSpan LookWindow = TimeSpan.FromHours(1);
 
+    /// <summary>What an auditor's certificate may sign for the manager: the looks at the catalog and the audit trail.</summary>
+    public static readonly IReadOnlySet<string> AuditorReads = CatalogLooks.Append(ListAudit.Descriptor.Name).ToHashSet();
+
     /// <summary>The commands the manager takes only inside a CallerSigned (by their protobuf names).</summary>
     public static readonly IReadOnlySet<string> Signed = OperatorOnly.Concat(Jobs).ToHashSet();
 

@@ -19,6 +19,18 @@ public class HookCommandTests
     }
 
     [Fact]
+    public async Task A_job_command_gets_every_field_of_the_job_and_an_outcome_that_tells_a_partial_backup_from_a_clean_one()
+    {
+        var clean = await HookCommand.ForJob(new ActorBackup.Protocol.JobInfo { Id = "7", BackupSet = "web" }, "cat; echo \" $ABK_OUTCOME\"", "SUCCEEDED", TimeSpan.FromMinutes(1));
+        Assert.True(clean.Ok, clean.Output);
+        Assert.Contains("\"errors\": ", clean.Output); // zero, but there: a script's `jq .errors` finds it
+        Assert.EndsWith(" ok", clean.Output.Trim());
+        var partial = await HookCommand.ForJob(new ActorBackup.Protocol.JobInfo { Id = "8", Errors = 3 }, "echo \"$ABK_STATE $ABK_ERRORS $ABK_OUTCOME\"", "SUCCEEDED", TimeSpan.FromMinutes(1));
+        Assert.Equal("SUCCEEDED 3 partial", partial.Output.Trim());
+        Assert.Equal(["failed", "failed", "missed", "running"], new[] { "FAILED", "INTERRUPTED", "MISSED", "RUNNING" }.Select(st => HookCommand.Outcome(st, 0)));
+    }
+
+    [Fact]
     public void A_command_does_not_inherit_the_nodes_passphrase_or_its_configuration()
     {
         // The environment a command would get: the node's own (a ProcessStartInfo's), with the secrets a node may hold.

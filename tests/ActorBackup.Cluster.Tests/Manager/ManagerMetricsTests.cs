@@ -23,6 +23,16 @@ public sealed class ManagerMetricsTests() : TestKit(OneNodeCell.Config)
         cluster.Join(cluster.SelfAddress);
         AwaitCondition(() => cluster.State.Members.Any(m => m.Address == cluster.SelfAddress && m.Status == MemberStatus.Up), TimeSpan.FromSeconds(60));
         // No library at all: each slot is missed ("no library is reachable"), with no settling time after the start.
+        // A client the cell removed: its series go (the registry is the process's: a name no other test uses).
+        var gone = "decommissioned-" + Guid.NewGuid().ToString("N")[..8];
+        ActorBackup.Cluster.Metrics.CellMetrics.BytesRead.WithLabels(gone).Inc(10);
+        ActorBackup.Cluster.Metrics.CellMetrics.BytesStored.WithLabels(gone, "lib1").Inc(10);
+        ActorBackup.Cluster.Metrics.CellMetrics.JobErrors.WithLabels("backup", gone).Inc(1);
+        ActorBackup.Cluster.Metrics.CellMetrics.BytesRead.WithLabels(gone + "-stays").Inc(10);
+        Assert.Contains(gone, Scrape());
+        ActorBackup.Cluster.Metrics.CellMetrics.ForgetClient(gone);
+        Assert.DoesNotContain($"\"{gone}\"", Scrape());
+        Assert.Contains(gone + "-stays", Scrape());
         var manager = Sys.ActorOf(ManagerActor.Props(CreateTestProbe().Ref, new QueueLimits(LibrariesSettle: TimeSpan.Zero)), "manager");
         var client = CreateTestProbe();
         manager.Tell(new RegisterClient { Id = "web1", Address = client.Ref.Path.ToStringWithAddress(cluster.SelfAddress) }, client.Ref);

@@ -65,6 +65,28 @@ public sealed class CallerSignatureTests : IDisposable
     }
 
     [Fact]
+    public void An_auditors_certificate_signs_the_looks_and_the_audit_trails_read_and_nothing_else()
+    {
+        var carol = CellIdentity.Of(CellRole.Auditor, "carol");
+        using var auditor = _cell.Issue(carol).Certificate;
+        Assert.Equal(carol, CellIdentity.From(auditor));
+        var manager = OperatorCommands.Signed.Concat(OperatorCommands.CatalogLooks).ToHashSet(); // what the manager opens
+        object? As(Google.Protobuf.IMessage m, out string refusal) => CallerSignatures.Open(_manager, OperatorCommands.Sign(m, auditor, Now), Now, new CallerNonces(), out refusal, manager);
+        Assert.IsType<ListSnapshots>(As(new ListSnapshots(), out _));
+        Assert.IsType<ListAudit>(As(new ListAudit(), out _));
+        Assert.Null(As(Set, out var define));
+        Assert.Contains("only an operator certificate may give it", define);
+        Assert.Null(As(new StartRestore { Snapshot = "latest", Target = "/r" }, out var restore));
+        Assert.Contains("only an operator, integrator or client certificate may give it", restore);
+        // At the operator endpoint: the looks and the trail; no file names, no job, no change.
+        Assert.Null(ActorBackup.Cluster.Ops.OpsPermissions.Refusal(carol, new ListAudit()));
+        Assert.Null(ActorBackup.Cluster.Ops.OpsPermissions.Refusal(carol, new ListJobs()));
+        foreach (var no in new Google.Protobuf.IMessage[] { new ListSnapshotTree(), new FindFiles(), new StartBackup(), new DeleteSnapshots(), new ChangeMember() })
+            Assert.Contains("an auditor's certificate reads the catalog", ActorBackup.Cluster.Ops.OpsPermissions.Refusal(carol, no));
+        Assert.Contains("may not read the audit trail", ActorBackup.Cluster.Ops.OpsPermissions.Refusal(CellIdentity.Of(CellRole.Integrator, "ci"), new ListAudit()));
+    }
+
+    [Fact]
     public void A_changed_stale_or_unlisted_command_is_refused()
     {
         var changed = OperatorCommands.Sign(Set, _operator, Now);

@@ -1685,6 +1685,24 @@ public class NameRoundTripTests
     }
 
     [Fact]
+    public void A_relative_path_pattern_matches_the_paths_end_at_any_depth_as_restic_reads_it()
+    {
+        var excludes = new ExcludeMatcher([".cache/thumbnails", "home/*/Downloads", "/srv/tmp"], track: true);
+        Assert.True(excludes.IsExcluded("/home/a/.cache/", "thumbnails"));
+        Assert.True(excludes.IsExcluded("/.cache/", "thumbnails")); // at the root too
+        Assert.False(excludes.IsExcluded("/", "home")); // a folder on the way is not it
+        Assert.True(excludes.IsExcluded("/home/b/", "Downloads"));
+        Assert.True(excludes.IsExcluded("/mnt/old/home/b/", "Downloads"));
+        Assert.False(excludes.IsExcluded("/home/a/.cache/", "thumbnails-old"));
+        Assert.False(excludes.IsExcluded("/x/srv/", "tmp")); // one beginning with '/' names the whole path
+        Assert.True(excludes.IsExcluded("/srv/", "tmp"));
+        Assert.Empty(excludes.Unmatched);
+        var nothing = new ExcludeMatcher(["etc/fstab"], track: true);
+        Assert.False(nothing.IsExcluded("/srv/", "fstab"));
+        Assert.Equal(["etc/fstab"], nothing.Unmatched); // said once, however many forms it matches by
+    }
+
+    [Fact]
     public void Any_valid_name_round_trips_byte_for_byte()
     {
         using var dir = new TempDir();

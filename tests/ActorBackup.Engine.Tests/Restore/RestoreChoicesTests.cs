@@ -213,8 +213,8 @@ public class RestoreChoicesTests
 
         Assert.Equal((1, 1), (result.Files, result.Kept));
         Assert.Equal((UnixFileMode)0b110_000_000, File.GetUnixFileMode(Path.Combine(target, "key")));
-        // etc/fstab names no path (whole paths begin with '/') and /key.old none there: said; a name pattern that meets
-        // nothing (key.old, *.tmp) is no mistake.
+        // etc/fstab (any folder's etc/fstab) and /key.old name no path there: said; a name pattern that meets nothing
+        // (key.old, *.tmp) is no mistake.
         Assert.Equal(["/key.old", "etc/fstab"], result.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
         var error = result.Errors.Single(e => e.Path == "etc/fstab");
         Assert.Contains("left nothing out", error.Reason);
