@@ -999,6 +999,13 @@ public static class CommandTable
     /// <summary>0 for a job that succeeded (3 with errors); 1, said on stderr, for one that did not.</summary>
     private static int ExitOf(JobInfo info)
     {
+        if (info.State == JobState.Succeeded && info.Suspect != "")
+        {
+            // Exit 3 too: done, but to be looked at before anything else (a cron wrapper must not report it OK).
+            Console.Error.WriteLine($"abk: job {info.Id}'s snapshot {info.Snapshot} is suspect: {info.Suspect}; its set's retention waits until you check it " +
+                                    "('abk snapshot show', then 'abk snapshot clear-suspect')");
+            return 3;
+        }
         if (info.State == JobState.Succeeded && info.Errors > 0)
         {
             // Exit 3: what was not handled said where a script's log catches it (stderr), not only in the output.

@@ -195,7 +195,13 @@ public class LifecycleTests
             random.NextBytes(bytes);
             File.WriteAllBytes(file, bytes);
         }
-        var encrypted = cell.AbkJson("backup", src).GetProperty("snapshot").GetString()!;
+        // Done, but not OK: exit 3, said on stderr (a cron wrapper does not report it good).
+        var backup = cell.Abk("--json", "backup", src);
+        Assert.True(backup.ExitCode == 3, backup.Stderr + backup.Stdout);
+        Assert.Contains("is suspect", backup.Stderr);
+        var job = System.Text.Json.JsonDocument.Parse(backup.Stdout).RootElement;
+        var encrypted = job.GetProperty("snapshot").GetString()!;
+        Assert.Contains("ransomware", job.GetProperty("suspect").GetString());
         var list = cell.Abk("snapshot", "list");
         Assert.Contains($"! snapshot {encrypted}", list.Stdout);
         Assert.Contains("ransomware", list.Stdout);

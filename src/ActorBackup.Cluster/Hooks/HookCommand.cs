@@ -33,16 +33,17 @@ public static class HookCommand
         Run(command, ActorBackup.Protocol.OperatorJson.Format(job), new Dictionary<string, string>
         {
             ["ABK_JOB"] = job.Id, ["ABK_SET"] = job.BackupSet, ["ABK_CLIENT"] = job.Client, ["ABK_STATE"] = state,
-            ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture), ["ABK_OUTCOME"] = Outcome(state, job.Errors),
+            ["ABK_ERRORS"] = job.Errors.ToString(System.Globalization.CultureInfo.InvariantCulture), ["ABK_OUTCOME"] = Outcome(state, job.Errors, job.Suspect),
         }, timeout, cancel);
 
     /// <summary>
     /// A job's end as a monitoring check reads it: ok, partial (it succeeded but left entries it could not handle: an
-    /// on-success command that reports OK would hide them), failed (failed, cancelled, interrupted), missed; else the
-    /// state in lower case (a pre-command's "running").
+    /// on-success command that reports OK would hide them), suspect (its snapshot looks like a mass change: ransomware?),
+    /// failed (failed, cancelled, interrupted), missed; else the state in lower case (a pre-command's "running").
     /// </summary>
-    public static string Outcome(string state, long errors) => state switch
+    public static string Outcome(string state, long errors, string suspect = "") => state switch
     {
+        "SUCCEEDED" when suspect != "" => "suspect",
         "SUCCEEDED" => errors > 0 ? "partial" : "ok",
         "MISSED" => "missed",
         "FAILED" or "CANCELLED" or "INTERRUPTED" => "failed",

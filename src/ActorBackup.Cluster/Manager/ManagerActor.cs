@@ -1909,7 +1909,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     {
         if (job.Kind != JobKind.Backup || !_state.BackupSets.TryGetValue(job.BackupSet, out var set) || set.Client != job.Client) return;
         var (what, command) = job.State == JobState.Succeeded ? ("on-success", set.OnSuccess) : ("on-failure", set.OnFailure);
-        if (command != "") RunHook(job, set, what, command);
+        if (command != "") RunHook(WithProgress(job), set, what, command);
     }
 
     private void RunHook(JobInfo job, BackupSetDefinition set, string what, string command)
@@ -1929,8 +1929,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private JobInfo WithProgress(JobInfo job)
     {
         var waiting = job.State == JobState.Queued && _waiting.TryGetValue(job.Id, out var why) ? why : null;
-        if (!_progress.TryGetValue(job.Id, out var p) && waiting is null) return job;
+        // A backup whose snapshot is suspect says so wherever its job is shown (abk exits 3, a hook gets ABK_OUTCOME=suspect).
+        var suspect = job.Kind == JobKind.Backup && job.Snapshot != "" && _state.Suspects.TryGetValue(job.Snapshot, out var s) ? s.Reason : null;
+        if (!_progress.TryGetValue(job.Id, out var p) && waiting is null && suspect is null) return job;
         var copy = job.Clone();
+        if (suspect is not null) copy.Suspect = suspect;
         if (p is not null) copy.Progress = p;
         // A retry waiting for a library still says why its last attempt failed.
         if (waiting is not null) copy.Reason = "waiting: " + waiting + (job.Attempt > 0 && !waiting.Contains(job.Reason) ? "; " + job.Reason : "");

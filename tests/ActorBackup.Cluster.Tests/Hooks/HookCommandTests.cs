@@ -28,6 +28,7 @@ public class HookCommandTests
         var partial = await HookCommand.ForJob(new ActorBackup.Protocol.JobInfo { Id = "8", Errors = 3 }, "echo \"$ABK_STATE $ABK_ERRORS $ABK_OUTCOME\"", "SUCCEEDED", TimeSpan.FromMinutes(1));
         Assert.Equal("SUCCEEDED 3 partial", partial.Output.Trim());
         Assert.Equal(["failed", "failed", "missed", "running"], new[] { "FAILED", "INTERRUPTED", "MISSED", "RUNNING" }.Select(st => HookCommand.Outcome(st, 0)));
+        Assert.Equal("suspect", HookCommand.Outcome("SUCCEEDED", 2, "new data: 95% of the set"));
     }
 
     [Fact]

@@ -74,6 +74,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         var info = await Eventually.Until(() => n1.Manager.Ask<JobInfo>(Signed(new GetJob { Job = job }), TimeSpan.FromSeconds(5)), j => Manager.ManagerState.IsFinal(j.State), "backup end");
         Assert.True(info.State == JobState.Succeeded, info.Reason);
         Assert.Equal("n3", info.Client);
+        Assert.Equal("operator operator", info.RequestedBy); // who asked, kept with the job
         var notice = await Eventually.Until(() => Task.FromResult(notices.FirstOrDefault(n => n.Job.Id == job)), n => n is not null, "the job-ended notice");
         Assert.Equal(info.Snapshot, notice!.Job.Snapshot);
 
