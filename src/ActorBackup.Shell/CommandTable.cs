@@ -411,6 +411,8 @@ public static class CommandTable
             }, job)));
 
         var ofClient = new Option<string?>("--client") { Description = "only this client's snapshots", HelpName = "HOST" };
+        var ofSet = new Option<string?>("--set") { Description = "only this backup set's snapshots", HelpName = "SET" };
+        var ofPath = new Option<string?>("--path") { Description = "only the snapshots whose backed-up paths hold PATH (or lie below it)", HelpName = "PATH" };
         var why = new Option<bool>("--why") { Description = "with the retention rules that keep each snapshot (none: retention deletes it)" };
         var snapshots = new Argument<string[]>("SNAPSHOT") { HelpName = "SNAPSHOT", Description = "snapshot ids or unique prefixes", Arity = ArgumentArity.OneOrMore };
         snapshots.CompletionSources.Add(ctx => SnapshotIds(session));
@@ -428,7 +430,11 @@ public static class CommandTable
             {
                 var withWhy = pr.GetValue(why);
                 var deleted = pr.GetValue(listDeleted);
-                var list = await Snapshots(session, new ListSnapshots { Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted }, c);
+                var list = await Snapshots(session, new ListSnapshots
+                {
+                    Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted, BackupSet = deleted ? "" : pr.GetValue(ofSet) ?? "",
+                    Path = deleted ? "" : pr.GetValue(ofPath) ?? "",
+                }, c);
                 if (deleted && list.Snapshots.Any(s => s.DeletedUnixMs == 0)) // a manager of a build before deletion delays answers with its catalog
                     throw new ShellException("the manager's build keeps no deleted snapshots (abk cluster show: upgrade its nodes): this list would be its catalog", 1);
                 if (o.Json) o.Write(list);
@@ -452,7 +458,7 @@ public static class CommandTable
                     foreach (var s in list.Snapshots.Where(s => s.Suspect != ""))
                         o.Line($"! snapshot {s.Id} ({s.Client}, {s.BackupSet}) is suspect: {s.Suspect}");
                 return 0;
-            }, ofClient, why, listDeleted),
+            }, ofClient, ofSet, ofPath, why, listDeleted),
             Verb("show", "one snapshot in full, with every library that holds it", async (pr, o, c) =>
             {
                 var detail = await session.Call<SnapshotDetail>(new GetSnapshot { Snapshot = pr.GetValue(snapshot)! }, c);

@@ -95,7 +95,7 @@ public sealed class OpsConnection : IAsyncDisposable
                                             $"have a new certificate issued on the CA's host (actorbackup ca issue --role {role.ToString().ToLowerInvariant()} ...; README, \"Certificates\")");
                 return (own, ca);
             }
-            throw new FileNotFoundException($"no operator.crt, integrator.crt or client.crt with its key in {certsDir}");
+            throw new FileNotFoundException($"no operator.crt, integrator.crt, client.crt or auditor.crt with its key in {certsDir}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {

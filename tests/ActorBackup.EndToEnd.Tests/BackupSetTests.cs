@@ -120,6 +120,15 @@ public class BackupSetTests
         Assert.Contains(run.GetProperty("snapshot").GetString()!, success);
         Assert.False(File.Exists(Mark("failure")));
 
+        // A backup that could not read everything: its commands are told so (a check that reports OK on success would hide it).
+        Assert.Equal(0, cell.Abk("set", "add", "partly", "--path", src, "--path", Path.Combine(dir.Path, "not-there"),
+            "--post-command", $"echo $ABK_ERRORS $ABK_OUTCOME > {Mark("post-partly")}", "--on-success", $"echo $ABK_OUTCOME > {Mark("success-partly")}").ExitCode);
+        var partly = cell.Abk("set", "run", "partly");
+        Assert.True(partly.ExitCode == 3, partly.Stderr + partly.Stdout);
+        Assert.Equal("1 partial", File.ReadAllText(Mark("post-partly")).Trim());
+        await Eventually.Until(() => Task.FromResult(File.Exists(Mark("success-partly")) ? File.ReadAllText(Mark("success-partly")) : ""),
+            t => t.Contains("partial"), "the on-success command of a partial backup");
+
         Assert.Equal(0, cell.Abk("set", "add", "db", "--path", src, "--pre-command", "echo the database would not pause >&2; exit 3",
             "--on-failure", $"cat > {Mark("failure.json")}").ExitCode);
         var failed = cell.Abk("--json", "set", "run", "db");

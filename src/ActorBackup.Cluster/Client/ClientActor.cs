@@ -679,7 +679,14 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         // The post-command runs whatever the outcome, cancelled jobs included (it may undo what the pre-command
         // did), but briefly when the node is stopping.
         var postTimeout = _shuttingDown && PostCommandWhileStopping < HookTimeout(job) ? PostCommandWhileStopping : HookTimeout(job);
-        var post = job.PostCommand == "" ? null : RunHook(job, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None, postTimeout);
+        // With what the backup could not read (ABK_ERRORS, ABK_OUTCOME=partial), and its snapshot.
+        var ended = job;
+        if (finished is not null)
+        {
+            ended = job.Clone();
+            (ended.Errors, ended.Snapshot) = (finished.Errors, finished.Manifest.IsEmpty ? "" : Engine.Trees.SnapshotManifest.Parser.ParseFrom(finished.Manifest).Id);
+        }
+        var post = job.PostCommand == "" ? null : RunHook(ended, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None, postTimeout);
         // The job's own failure is what it reports, with its stack.
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         if (post is { Ok: false }) finished!.Reason = post.Describe("the post-command", postTimeout);

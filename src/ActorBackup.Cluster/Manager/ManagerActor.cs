@@ -702,7 +702,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var verdicts = m.Why ? _state.RetentionVerdicts(DateTimeOffset.UtcNow) : null;
-            var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" ? _state.Snapshots : _state.Snapshots.Where(s => s.Client == m.Client).ToList(), s => s.Id, m, out var more);
+            var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" && m.BackupSet == "" && m.Path == "" ? _state.Snapshots : _state.Snapshots.Where(s => _state.Listed(s, m)).ToList(),
+                s => s.Id, m, out var more);
             if (of is null)
             {
                 Refuse(SnapshotPages.Changed);
@@ -1322,7 +1323,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var masked = false;
         var what = command is null ? "" : Audit.AuditTrail.What(command, out masked);
         // The proof: an operator-only command's, or a restore's (data leaving) that was taken; not one whose commands are masked.
-        var proof = command is not null && !masked && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || (command is StartRestore && refused is null))
+        var proof = command is not null && !masked && command is not ListAudit && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || (command is StartRestore && refused is null))
                     && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
         Record(new AuditRecord
         {

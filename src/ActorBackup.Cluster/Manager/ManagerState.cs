@@ -451,6 +451,11 @@ public sealed partial record ManagerState
         return cmd.Snapshot;
     }
 
+    /// <summary>Whether <paramref name="s"/> is one <paramref name="m"/> lists: of its client, set, and a path its backed-up paths hold (or lie below).</summary>
+    public bool Listed(SnapshotManifest s, ListSnapshots m) =>
+        (m.Client == "" || s.Client == m.Client) && (m.BackupSet == "" || s.BackupSet == m.BackupSet)
+        && (m.Path == "" || s.Paths.Select(Normal).Any(b => Overlap(Normal(m.Path), b)));
+
     /// <summary>An absolute path as the engine reads it (escapes read back), without empty, "." and ".." steps.</summary>
     private static string Normal(string path)
     {

@@ -45,14 +45,15 @@ public static class OpsPermissions
             CellRole.Operator => true,
             CellRole.Integrator => Looks.Contains(name) || Jobs.Contains(name),
             // Separation of duties: an auditor reads what the cell did and holds, and the trail of who did it; no file
-            // names (ls, find read a client's data) and no command that changes, starts or restores anything.
+            // trees (ls, find decrypt a client's data; the catalog's answers still name backed-up paths, sets' commands and
+            // files a job could not read) and no command that changes, starts or restores anything.
             CellRole.Auditor => (Looks.Contains(name) && name != ListSnapshotTree.Descriptor.Name && name != FindFiles.Descriptor.Name) || name == ListAudit.Descriptor.Name,
             CellRole.Client => ClientHost.Contains(name),
             _ => false,
         };
         if (allowed) return null;
         return caller.Role == CellRole.Node
-            ? $"{caller} presented a node certificate: a shell needs an operator, integrator or client certificate ('actorbackup ca issue --role operator ...')"
+            ? $"{caller} presented a node certificate: a shell needs an operator, integrator, client or auditor certificate ('actorbackup ca issue --role operator ...')"
             : caller.Role == CellRole.Auditor ? $"{caller} may not {Verb(name)}: an auditor's certificate reads the catalog, the jobs, the definitions and the audit trail only"
             : $"{caller} may not {Verb(name)}: that takes an operator certificate";
     }

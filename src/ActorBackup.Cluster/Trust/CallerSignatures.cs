@@ -129,6 +129,14 @@ public static class LookSignatures
             refusal = $"the signed {type} does not parse: {e.Message}";
             return null;
         }
+        // What the signer's role may ask at all (an auditor no file names): the node that relayed it holds the signed
+        // command for minutes, and must not get from here what the operator endpoint refused its signer.
+        if (signed is not null && Ops.OpsPermissions.Refusal(caller, signed) is { } notAllowed)
+        {
+            refusal = notAllowed;
+            signed = null;
+            return null;
+        }
         return caller;
     }
 

@@ -27,7 +27,7 @@ public sealed class ExcludeMatcher
             if (string.IsNullOrWhiteSpace(p)) continue;
             var text = Posix.PosixNames.ForGlob(Posix.PosixNames.Parse(p));
             // A relative path pattern: its path at the root, or below any folders (as restic matches it).
-            string[] forms = !p.Contains('/') || p.StartsWith('/') ? [text] : ["/" + text, "/**/" + text];
+            string[] forms = !p.Contains('/') || p.StartsWith('/') ? [text] : p.StartsWith("**/", StringComparison.Ordinal) ? ["/" + text] : ["/" + text, "/**/" + text];
             foreach (var form in forms)
             {
                 Glob glob;

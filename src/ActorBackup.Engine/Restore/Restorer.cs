@@ -326,10 +326,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         // One of several that matched nothing (a typo beside good paths) is an error of the restore, not silence.
         foreach (var unmatched in _pathsAsked.Where((_, i) => !_pathsMatched.Contains(i)).Concat(_globsAsked.Where((_, i) => !_globsMatched.Contains(i))))
             AddError(new SnapshotError { Path = unmatched, Reason = $"not restored: nothing in snapshot {snapshot.Id} matches it{leftOut} (list the snapshot with ls to see its paths)" });
-        // An exclude that left nothing out (etc/fstab for /etc/fstab: a pattern with a '/' names whole paths) is said:
-        // the file the operator meant to keep as it is was written over.
+        // An exclude of paths that left nothing out (a typo) is said: the file the operator meant to keep as it is was written over.
         foreach (var unmatched in _excludes.Unmatched)
-            AddError(new SnapshotError { Path = unmatched, Reason = $"--exclude {unmatched} left nothing out: no path of the snapshot matches it (a pattern with a '/' is matched against whole paths: /etc/fstab, /srv/**/cache)" });
+            AddError(new SnapshotError { Path = unmatched, Reason = $"--exclude {unmatched} left nothing out: no path of the snapshot matches it (one beginning with '/' names a whole path, /etc/fstab; one without, the end of a path at any depth, etc/fstab)" });
     }
 
     /// <summary>

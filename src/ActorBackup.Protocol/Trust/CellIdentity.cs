@@ -41,7 +41,7 @@ public sealed record CellIdentity(CellRole Role, string Name, IReadOnlyList<stri
     }
 
     /// <summary>Whether this identity may act for <paramref name="client"/>'s data: an operator or a node for all, a client host for its own.</summary>
-    public bool MayActFor(string client) => Role is CellRole.Operator or CellRole.Node or CellRole.Integrator || Client == client;
+    public bool MayActFor(string client) => Role is CellRole.Operator or CellRole.Node or CellRole.Integrator || (Role == CellRole.Client && Client == client);
 
     public override string ToString() => Role switch
     {

@@ -321,5 +321,16 @@ public class LatestOfWhichHostTests
         Assert.Equal(("w1", "web1"), (web1.Job!.Snapshot, web1.Job.Client));
         var byId = s.DecideStartRestore(new StartRestore { Snapshot = "d1", Target = "/r" }, Now);
         Assert.Equal(("d1", "db7"), (byId.Job!.Snapshot, byId.Job.Client));
+
+        // abk snapshot list --client, --set, --path: each narrows.
+        s = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = "w2", Client = "web1", BackupSet = "www", Library = "lib1", Paths = { "/srv/www" }, FinishedUnixMs = 3_000 }.ToByteString() });
+        IEnumerable<string> Listed(ListSnapshots m) => s.Snapshots.Where(x => s.Listed(x, m)).Select(x => x.Id);
+        Assert.Equal(["w1", "d1", "w2"], Listed(new ListSnapshots()));
+        Assert.Equal(["w1", "w2"], Listed(new ListSnapshots { Client = "web1" }));
+        Assert.Equal(["w1", "d1"], Listed(new ListSnapshots { BackupSet = "etc" }));
+        Assert.Equal(["w1"], Listed(new ListSnapshots { Client = "web1", BackupSet = "etc" }));
+        Assert.Equal(["w1", "d1"], Listed(new ListSnapshots { Path = "/etc/fstab" })); // held by their /etc
+        Assert.Equal(["w2"], Listed(new ListSnapshots { Path = "/srv" })); // /srv/www lies below it
+        Assert.Empty(Listed(new ListSnapshots { Path = "/home" }));
     }
 }

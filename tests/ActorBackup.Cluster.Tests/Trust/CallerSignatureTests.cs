@@ -84,6 +84,13 @@ public sealed class CallerSignatureTests : IDisposable
         foreach (var no in new Google.Protobuf.IMessage[] { new ListSnapshotTree(), new FindFiles(), new StartBackup(), new DeleteSnapshots(), new ChangeMember() })
             Assert.Contains("an auditor's certificate reads the catalog", ActorBackup.Cluster.Ops.OpsPermissions.Refusal(carol, no));
         Assert.Contains("may not read the audit trail", ActorBackup.Cluster.Ops.OpsPermissions.Refusal(CellIdentity.Of(CellRole.Integrator, "ci"), new ListAudit()));
+        // A node that relays an auditor's signed ls to the client node gets no tree there either.
+        var tree = OperatorCommands.Sign(new ListSnapshotTree { Snapshot = "s1" }, auditor, Now);
+        Assert.Null(LookSignatures.Caller(_manager, tree, tree.Type, Now, out var look, out var lsRefused));
+        Assert.Null(look);
+        Assert.Contains("an auditor's certificate reads the catalog", lsRefused);
+        var byOperator = OperatorCommands.Sign(new ListSnapshotTree { Snapshot = "s1" }, _operator, Now);
+        Assert.NotNull(LookSignatures.Caller(_manager, byOperator, byOperator.Type, Now, out _, out _));
     }
 
     [Fact]
