@@ -180,7 +180,7 @@ public sealed class Output(bool json)
         sb.AppendLine($"  files      {s.Files} ({Size(s.Bytes)}; {Size(s.BytesStored)} stored new){(s.Errors > 0 ? $"; {s.Errors} could not be read" : "")}");
         sb.AppendLine($"  libraries  {s.Library} (its own){(s.Spans.Count > 0 ? ", spanning on into " + string.Join(", ", s.Spans) : "")}" +
                       $"{(s.Copies.Count > 0 ? ", copies on " + string.Join(", ", s.Copies) : ", no copy")}");
-        sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}");
+        sb.AppendLine($"  verified   {(s.Verified ? "yes" : "no")}{(s.LastVerifyUnixMs == 0 ? "" : $" (last verify {Time(s.LastVerifyUnixMs)}, job {s.LastVerifyJob}: {(s.LastVerifyOk ? "all good" : "DAMAGED")})")}");
         if (s.Suspect != "") sb.AppendLine($"  SUSPECT    {s.Suspect}");
         if (s.HeldUntilUnixMs != 0)
             sb.AppendLine($"  {(s.HeldUntilUnixMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() ? "HELD until" : "was held until")} {Time(s.HeldUntilUnixMs)}: {s.HoldReason}");

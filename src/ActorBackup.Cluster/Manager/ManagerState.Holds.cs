@@ -13,6 +13,9 @@ public sealed partial record ManagerState
 
     public const int MaxHoldReason = 512;
 
+    /// <summary>Each snapshot's last whole verify (when, the job, its outcome): an auditor's proof that it restores.</summary>
+    public ImmutableSortedDictionary<string, SnapshotVerified> Verifications { get; init; } = Named<SnapshotVerified>();
+
     /// <summary>Holds on snapshots of the catalog, by snapshot id (one past its end stays until its snapshot goes).</summary>
     public ImmutableSortedDictionary<string, SnapshotHold> Holds { get; init; } = Named<SnapshotHold>();
 

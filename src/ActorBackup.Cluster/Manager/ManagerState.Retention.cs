@@ -21,7 +21,7 @@ public sealed partial record ManagerState
         return (this with
         {
             Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), PendingDeletions = pending, Copies = Copies.RemoveRange(ids),
-            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids), Holds = Holds.RemoveRange(ids),
+            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids), Holds = Holds.RemoveRange(ids), Verifications = Verifications.RemoveRange(ids),
         }).WithChains();
     }
 
@@ -608,6 +608,8 @@ public sealed partial record ManagerState
     {
         var info = Info(m);
         info.Verified = Verified.Contains(m.Id);
+        if (Verifications.GetValueOrDefault(m.Id) is { } last)
+            (info.LastVerifyUnixMs, info.LastVerifyJob, info.LastVerifyOk) = (last.UnixMs, last.Job, last.Ok);
         info.Suspect = Suspects.GetValueOrDefault(m.Id)?.Reason ?? "";
         if (Holds.GetValueOrDefault(m.Id) is { } hold)
             (info.HeldUntilUnixMs, info.HoldReason) = (hold.UntilUnixMs, hold.Reason + (hold.By == "" ? "" : $" ({hold.By})"));

@@ -37,7 +37,7 @@ public sealed partial record ManagerState
         return (this with
         {
             Snapshots = Snapshots.RemoveAll(s => ids.Contains(s.Id)), Verified = Verified.Except(ids), Copies = Copies.RemoveRange(ids), Trash = trash,
-            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids), Holds = Holds.RemoveRange(ids),
+            Suspects = Suspects.RemoveRange(ids), Undeleted = Undeleted.Except(ids), Holds = Holds.RemoveRange(ids), Verifications = Verifications.RemoveRange(ids),
         }).WithChains();
     }
 

@@ -124,7 +124,11 @@ public sealed partial record ManagerState
         {
             PendingDeletions = pending.Except(p.Snapshots) is { Count: > 0 } left ? PendingDeletions.SetItem(p.Library, left) : PendingDeletions.Remove(p.Library),
         },
-        SnapshotVerified v => this with { Verified = v.Ok ? Verified.Add(v.Snapshot) : Verified.Remove(v.Snapshot) },
+        SnapshotVerified v => this with
+        {
+            Verified = v.Ok ? Verified.Add(v.Snapshot) : Verified.Remove(v.Snapshot),
+            Verifications = Snapshots.Exists(s => s.Id == v.Snapshot) ? Verifications.SetItem(v.Snapshot, v) : Verifications,
+        },
         BackupSetDefined d => (this with { BackupSets = BackupSets.SetItem(d.Set.Name, d.Set.Clone()) })
             // A new set, one enabled again, or one whose schedule or time zone changed (abk apply, set add over it)
             // starts its schedule now: no slot from before runs (the new rules' slots since the set's last run would
@@ -184,6 +188,7 @@ public sealed partial record ManagerState
         s.HeldCopies.AddRange(HeldCopies.Values);
         s.Undeleted.AddRange(Undeleted.Order(StringComparer.Ordinal));
         s.Holds.AddRange(Holds.Values);
+        s.Verifications.AddRange(Verifications.Values);
         return s;
     }
 
@@ -207,6 +212,7 @@ public sealed partial record ManagerState
         HeldCopies = s.HeldCopies.ToImmutableSortedDictionary(c => HeldKey(c.Snapshot, c.Library), c => c, StringComparer.Ordinal),
         Undeleted = s.Undeleted.ToImmutableHashSet(StringComparer.Ordinal),
         Holds = s.Holds.ToImmutableSortedDictionary(h => h.Snapshot, h => h, StringComparer.Ordinal),
+        Verifications = s.Verifications.ToImmutableSortedDictionary(v => v.Snapshot, v => v, StringComparer.Ordinal),
     }.WithChains();
 
     private ManagerState WithChains() =>

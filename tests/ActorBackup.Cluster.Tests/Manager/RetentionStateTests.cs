@@ -125,12 +125,19 @@ public class RetentionStateTests
         Assert.Equal(longer.Holds["s0"], new ManagerState().Apply(longer.ToSnapshot()).Holds["s0"]);
         Assert.Equal("case 2026-114 (operator alice)", longer.InfoOf(longer.Snapshots[0]).HoldReason);
 
+        // Each snapshot's last verify, for an auditor: when, which job, its outcome; across the manager's snapshot.
+        var verified = longer.Apply(new SnapshotVerified { Snapshot = "s0", Ok = true, UnixMs = 1_765_000_000_000, Job = "42" });
+        var shown = new ManagerState().Apply(verified.ToSnapshot()).InfoOf(verified.Snapshots[0]);
+        Assert.Equal((1_765_000_000_000L, "42", true, true), (shown.LastVerifyUnixMs, shown.LastVerifyJob, shown.LastVerifyOk, shown.Verified));
+        Assert.Equal(0, longer.InfoOf(longer.Snapshots[1]).LastVerifyUnixMs);
+
         // Once it ends: the rules and an operator decide again, and the hold goes with its snapshot.
         var later = Now.AddDays(61);
         Assert.Equal(["s0", "s1"], longer.DecideRetention(later)!.Snapshots);
         var deleted = longer.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s0" } }, later).Decision;
         Assert.Null(deleted.Rejection);
         Assert.Empty(Apply(longer, deleted.Events).Holds);
+        Assert.Equal(["s3"], Apply(verified, verified.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s0" } }, later).Decision.Events).Verifications.Keys);
     }
 
     [Fact]
