@@ -430,11 +430,14 @@ public static class CommandTable
             {
                 var withWhy = pr.GetValue(why);
                 var deleted = pr.GetValue(listDeleted);
+                if (deleted && (pr.GetValue(ofSet) is not null || pr.GetValue(ofPath) is not null))
+                    throw new ShellException("--set and --path filter the catalog; the deleted snapshots are listed whole (--client narrows them)", 2);
                 var list = await Snapshots(session, new ListSnapshots
                 {
-                    Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted, BackupSet = deleted ? "" : pr.GetValue(ofSet) ?? "",
-                    Path = deleted ? "" : pr.GetValue(ofPath) ?? "",
+                    Client = pr.GetValue(ofClient) ?? "", Why = withWhy && !deleted, Deleted = deleted, BackupSet = pr.GetValue(ofSet) ?? "", Path = pr.GetValue(ofPath) ?? "",
                 }, c);
+                if (pr.GetValue(ofSet) is { } onlySet && list.Snapshots.Any(s => s.BackupSet != onlySet)) // a manager of a build before the filters lists all
+                    throw new ShellException("the manager's build does not filter snapshots by set (abk cluster show: upgrade its nodes): this list would be its catalog", 1);
                 if (deleted && list.Snapshots.Any(s => s.DeletedUnixMs == 0)) // a manager of a build before deletion delays answers with its catalog
                     throw new ShellException("the manager's build keeps no deleted snapshots (abk cluster show: upgrade its nodes): this list would be its catalog", 1);
                 if (o.Json) o.Write(list);

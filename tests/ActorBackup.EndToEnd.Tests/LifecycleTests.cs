@@ -480,6 +480,11 @@ public class LifecycleTests
         Assert.Contains("2 snapshots stored; 2 were missing from the catalog and are back", rebuild.Stdout);
         Assert.Equal(before, Snapshots(again).Select(s => s.GetProperty("id").GetString()!));
         Assert.Contains("0 were missing", again.Abk("catalog", "rebuild", "lib1").Stdout); // again: nothing to add
+        // Both rebuilds are in the (new) audit trail, who and what (they reach the manager from the client node).
+        var rebuilds = again.Abk("audit", "list", "--command", "RebuildCatalog").Stdout.Split('\n').Where(l => l.Contains("RebuildCatalog")).ToList();
+        Assert.Equal(2, rebuilds.Count);
+        Assert.All(rebuilds, l => Assert.Contains("operator operator", l));
+        Assert.All(rebuilds, l => Assert.Contains("manifests found in library lib1", l));
 
         var target = Path.Combine(dir.Path, "restored-first");
         Assert.Equal(0, again.Abk("restore", before[0], "--to", target).ExitCode);

@@ -80,7 +80,8 @@ public sealed class AuditActor : ReceivePersistentActor
                 return;
             }
             _readers++;
-            Context.Watch(Context.ActorOf(AuditReader.Props(q.Query, q.ReplyTo, _seq)));
+            // Up to the journal's last number (a write it rejected took one too, and the records after it are read).
+            Context.Watch(Context.ActorOf(AuditReader.Props(q.Query, q.ReplyTo, LastSequenceNr)));
         });
         Command<Terminated>(_ => _readers--);
         Command<SaveSnapshotSuccess>(_ => { });

@@ -89,6 +89,14 @@ public static class AuditTrail
         return masked;
     }
 
+    /// <summary>
+    /// Whether a record keeps the signed command itself (its proof): an operator-only command's, or a taken restore's
+    /// (data leaving); not a read of the trail (an auditor polling it would fill it), nor one whose commands were masked.
+    /// </summary>
+    public static bool KeepsProof(IMessage? command, bool masked, bool refused) =>
+        command is not null && !masked && command is not ListAudit
+        && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(command.Descriptor.Name) || (command is StartRestore && !refused));
+
     /// <summary>Whether <paramref name="record"/> is one <paramref name="query"/> asks for.</summary>
     public static bool Matches(AuditRecord record, ListAudit query) =>
         record.UnixMs >= query.SinceUnixMs

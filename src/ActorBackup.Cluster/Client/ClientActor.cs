@@ -684,7 +684,7 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
         if (finished is not null)
         {
             ended = job.Clone();
-            (ended.Errors, ended.Snapshot) = (finished.Errors, finished.Manifest.IsEmpty ? "" : Engine.Trees.SnapshotManifest.Parser.ParseFrom(finished.Manifest).Id);
+            (ended.State, ended.Errors, ended.Snapshot) = (JobState.Succeeded, finished.Errors, finished.Manifest.IsEmpty ? "" : Engine.Trees.SnapshotManifest.Parser.ParseFrom(finished.Manifest).Id);
         }
         var post = job.PostCommand == "" ? null : RunHook(ended, job.PostCommand, failure is null ? "SUCCEEDED" : "FAILED", CancellationToken.None, postTimeout);
         // The job's own failure is what it reports, with its stack.

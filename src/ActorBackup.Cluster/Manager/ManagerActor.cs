@@ -702,7 +702,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var verdicts = m.Why ? _state.RetentionVerdicts(DateTimeOffset.UtcNow) : null;
-            var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" && m.BackupSet == "" && m.Path == "" ? _state.Snapshots : _state.Snapshots.Where(s => _state.Listed(s, m)).ToList(),
+            var of = SnapshotPages.Page<SnapshotManifest>(m.Client == "" && m.BackupSet == "" && m.Path == "" ? _state.Snapshots : _state.Snapshots.Where(ManagerState.Lister(m)).ToList(),
                 s => s.Id, m, out var more);
             if (of is null)
             {
@@ -798,9 +798,11 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 _log.Warning("{0} (from {1})", refused, Sender);
                 Refuse(refused);
+                AuditedRebuild(m, refused);
                 return;
             }
             var (answer, events) = _state.DecideRecordSnapshots(m);
+            AuditedRebuild(m, null);
             // Every manifest there read (none named in the problems) and every list there a known snapshot's: the catalog
             // knows what the library holds again. A spanned backup's list here whose manifest is in another library keeps
             // it from that until the other library is rebuilt too (its prunes keep every list the catalog does not know).
@@ -1323,14 +1325,35 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         var masked = false;
         var what = command is null ? "" : Audit.AuditTrail.What(command, out masked);
         // The proof: an operator-only command's, or a restore's (data leaving) that was taken; not one whose commands are masked.
-        var proof = command is not null && !masked && command is not ListAudit && (Protocol.Trust.OperatorCommands.OperatorOnly.Contains(type) || (command is StartRestore && refused is null))
-                    && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
+        var proof = Audit.AuditTrail.KeepsProof(command, masked, refused is not null) && signed.CalculateSize() <= Audit.AuditTrail.MaxSigned;
         Record(new AuditRecord
         {
             UnixMs = now.ToUnixTimeMilliseconds(), Caller = caller?.ToString() ?? "", Serial = serial, Command = type, What = what,
             Outcome = refused is null ? _takenAs ?? "taken" : Audit.AuditTrail.Cut("refused: " + refused, Audit.AuditTrail.MaxOutcome),
             Node = NodeOf(Sender).ToString(), Signed = proof ? signed.ToByteString() : Google.Protobuf.ByteString.Empty,
         });
+    }
+
+    /// <summary>
+    /// A catalog rebuild's findings, into the audit trail as the operator's signed RebuildCatalog they answer (it changes
+    /// the catalog; it reaches the manager from the client node that read the library, not through CallerCommand).
+    /// </summary>
+    private void AuditedRebuild(RecordSnapshots m, string? refused)
+    {
+        if (m.Caller is null || _trust is null) return;
+        var caller = Protocol.Trust.SignedMessages.Signer(_trust.Ca, m.Caller, out _);
+        IMessage? command = null;
+        try
+        {
+            command = ProtocolTypes.Parse(m.Caller.Type, m.Caller.Body.Span);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            // Recorded by its type alone.
+        }
+        _takenAs = $"taken: {m.Manifests.Count} manifests found in library {m.Library} offered to the catalog";
+        Audited(m.Caller, command, caller, caller is null ? "" : SerialOf(m.Caller.Signer), refused);
+        _takenAs = null;
     }
 
     /// <summary>Answers the command being handled with its refusal (and notes it for the audit trail).</summary>

@@ -32,7 +32,7 @@ public sealed partial record ManagerState
             trash = trash.SetItem(s.Id, new TrashedSnapshot
             {
                 Manifest = s.ToByteString(), DeletedUnixMs = d.UnixMs, Reason = d.Reason, Verified = Verified.Contains(s.Id), ByRetention = d.ByRetention,
-                Copies = { Copies.GetValueOrDefault(s.Id) ?? [] }, Suspect = Suspects.GetValueOrDefault(s.Id),
+                Copies = { Copies.GetValueOrDefault(s.Id) ?? [] }, Suspect = Suspects.GetValueOrDefault(s.Id), LastVerify = Verifications.GetValueOrDefault(s.Id),
             });
         return (this with
         {
@@ -62,6 +62,7 @@ public sealed partial record ManagerState
                     Copies = held.Copies.Count > 0 ? state.Copies.SetItem(id, held.Copies.ToImmutableSortedSet(StringComparer.Ordinal)) : state.Copies,
                     Trash = state.Trash.Remove(id),
                     Suspects = held.Suspect is { } suspect ? state.Suspects.SetItem(id, suspect) : state.Suspects,
+                    Verifications = held.LastVerify is { } last ? state.Verifications.SetItem(id, last) : state.Verifications,
                 };
             }
             foreach (var copy in state.HeldCopies.Values.Where(c => c.Snapshot == id).ToList())

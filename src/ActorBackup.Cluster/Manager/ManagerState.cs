@@ -458,9 +458,15 @@ public sealed partial record ManagerState
     }
 
     /// <summary>Whether <paramref name="s"/> is one <paramref name="m"/> lists: of its client, set, and a path its backed-up paths hold (or lie below).</summary>
-    public bool Listed(SnapshotManifest s, ListSnapshots m) =>
-        (m.Client == "" || s.Client == m.Client) && (m.BackupSet == "" || s.BackupSet == m.BackupSet)
-        && (m.Path == "" || s.Paths.Select(Normal).Any(b => Overlap(Normal(m.Path), b)));
+    public bool Listed(SnapshotManifest s, ListSnapshots m) => Lister(m)(s);
+
+    /// <summary>The test <see cref="Listed"/> makes, its path made once for a whole catalog.</summary>
+    public static Func<SnapshotManifest, bool> Lister(ListSnapshots m)
+    {
+        var path = m.Path == "" ? "" : Normal(m.Path);
+        return s => (m.Client == "" || s.Client == m.Client) && (m.BackupSet == "" || s.BackupSet == m.BackupSet)
+                    && (path == "" || s.Paths.Any(b => Overlap(path, Normal(b))));
+    }
 
     /// <summary>An absolute path as the engine reads it (escapes read back), without empty, "." and ".." steps.</summary>
     private static string Normal(string path)

@@ -104,6 +104,16 @@ public class AuditWhatTests
         Assert.Contains("nosuch", AuditTrail.What(new DeleteSnapshots { Snapshots = { "nosuch" } }, out masked));
         Assert.False(masked);
 
+        // The signed command kept as proof: an operator-only one's and a taken restore's; not a read of the trail, nor a masked one.
+        Assert.True(AuditTrail.KeepsProof(new DeleteSnapshots(), masked: false, refused: false));
+        Assert.True(AuditTrail.KeepsProof(new DeleteSnapshots(), masked: false, refused: true)); // a refused delete is proof of the try
+        Assert.True(AuditTrail.KeepsProof(new StartRestore(), masked: false, refused: false));
+        Assert.False(AuditTrail.KeepsProof(new StartRestore(), masked: false, refused: true));
+        Assert.False(AuditTrail.KeepsProof(new ListAudit(), masked: false, refused: false));
+        Assert.False(AuditTrail.KeepsProof(define, masked: true, refused: false));
+        Assert.False(AuditTrail.KeepsProof(new StartBackup(), masked: false, refused: false));
+        Assert.False(AuditTrail.KeepsProof(null, masked: false, refused: true));
+
         // Cut on UTF-8 bytes, never inside a character: 500 records of 3-byte characters stay inside the frame.
         var cjk = AuditTrail.Cut(new string('漢', 2000), AuditTrail.MaxWhat);
         Assert.True(System.Text.Encoding.UTF8.GetByteCount(cjk) <= AuditTrail.MaxWhat);

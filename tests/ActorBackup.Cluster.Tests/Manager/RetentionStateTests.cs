@@ -130,6 +130,13 @@ public class RetentionStateTests
         var shown = new ManagerState().Apply(verified.ToSnapshot()).InfoOf(verified.Snapshots[0]);
         Assert.Equal((1_765_000_000_000L, "42", true, true), (shown.LastVerifyUnixMs, shown.LastVerifyJob, shown.LastVerifyOk, shown.Verified));
         Assert.Equal(0, longer.InfoOf(longer.Snapshots[1]).LastVerifyUnixMs);
+        // Deleted under a deletion delay and brought back: with its last verify.
+        var trashed = verified.Apply(new SnapshotsTrashed { Snapshots = { "s1" }, Reason = "x", UnixMs = 1 })
+            .Apply(new SnapshotVerified { Snapshot = "s1", Ok = true, UnixMs = 7, Job = "ignored: not in the catalog" });
+        var back = verified.Apply(new SnapshotVerified { Snapshot = "s1", Ok = true, UnixMs = 5, Job = "43" }).Apply(new SnapshotsTrashed { Snapshots = { "s1" }, Reason = "x", UnixMs = 1 })
+            .Apply(new SnapshotsUndeleted { Snapshots = { "s1" } });
+        Assert.Equal("43", back.InfoOf(back.Snapshots.Single(x => x.Id == "s1")).LastVerifyJob);
+        Assert.DoesNotContain("s1", trashed.Verifications.Keys);
 
         // Once it ends: the rules and an operator decide again, and the hold goes with its snapshot.
         var later = Now.AddDays(61);
