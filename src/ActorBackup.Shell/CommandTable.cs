@@ -155,7 +155,7 @@ public static class CommandTable
                     if (list.Matched > list.Records.Count)
                         Console.Error.WriteLine($"the newest {list.Records.Count} of {list.Matched} records that match: --limit (at most 500) or --since for others");
                     if (list.From > 1)
-                        Console.Error.WriteLine($"(records {list.From} to {list.Total} were read, the newest of the trail: abk --json audit list needs no more; abk audit verify reads it all)");
+                        Console.Error.WriteLine($"(records {list.From} to {list.Total}, the trail's newest, were read and checked; abk audit verify reads and checks it all)");
                 }
                 return AuditChain(list);
             }, auditSince, auditCaller, auditCommand, auditLimit),

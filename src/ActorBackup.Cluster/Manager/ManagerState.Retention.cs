@@ -137,14 +137,14 @@ public sealed partial record ManagerState
     /// <summary>The schedule clock of a policy's verifies (its VerifyRule), kept with the sets' clocks.</summary>
     public static string VerifyClock(string policy) => "@verify:" + policy;
 
+    /// <summary>How much newer than a set's newest verified snapshot its newest may be before a sampling schedule reads it whole.</summary>
+    public static readonly TimeSpan WholeVerifyEvery = TimeSpan.FromDays(7);
+
     /// <summary>
     /// The verifies due by the policies' verify schedules: at each slot (once, across restarts; one after a
     /// downtime), the newest snapshot of each client and set under the policy that has not passed a verify and
     /// that no job reads now. The jobs carry the slot (their set is the clock), or a SlotMissed says why none ran.
     /// </summary>
-    /// <summary>How much newer than a set's newest verified snapshot its newest may be before a sampling schedule reads it whole.</summary>
-    public static readonly TimeSpan WholeVerifyEvery = TimeSpan.FromDays(7);
-
     public IReadOnlyList<IMessage> DecideScheduledVerifies(DateTimeOffset now)
     {
         var events = new List<IMessage>();
