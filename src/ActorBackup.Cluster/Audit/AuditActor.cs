@@ -35,15 +35,21 @@ public sealed class AuditActor : ReceivePersistentActor
     private (string Origin, long Ref) _last = ("", 0);
     private int _sinceSnapshot;
     private int _readers;
+    private readonly int _snapshotEvery;
+    private readonly long _window;
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new AuditActor());
+    /// <param name="snapshotEvery">records between the writer's snapshots (default <see cref="SnapshotEvery"/>)</param>
+    /// <param name="window">how far back a read that is not whole starts (default <see cref="AuditReader.Window"/>)</param>
+    public static Props Props(int snapshotEvery = SnapshotEvery, long window = AuditReader.Window) =>
+        Akka.Actor.Props.Create(() => new AuditActor(snapshotEvery, window));
 
     /// <summary>The writer behind a supervisor that starts it again (1 s, doubling to 30 s) when its journal failed it.</summary>
     public static Props Supervised() => Akka.Pattern.BackoffSupervisor.Props(
         Akka.Pattern.Backoff.OnStop(Props(), "trail", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, maxNrOfRetries: -1));
 
-    public AuditActor()
+    public AuditActor(int snapshotEvery, long window)
     {
+        (_snapshotEvery, _window) = (snapshotEvery, window);
         Recover<SnapshotOffer>(o =>
         {
             if (o.Snapshot is not AuditHead h) return;
@@ -67,7 +73,7 @@ public sealed class AuditActor : ReceivePersistentActor
             {
                 (_seq, _head, _last) = (e.Seq, e.Hash, (e.Origin, e.Ref));
                 sender.Tell(new Written(e.Origin, e.Ref), ActorRefs.NoSender);
-                if (++_sinceSnapshot < SnapshotEvery) return;
+                if (++_sinceSnapshot < _snapshotEvery) return;
                 _sinceSnapshot = 0;
                 SaveSnapshot(new AuditHead { Seq = _seq, Hash = _head, Origin = _last.Origin, Ref = _last.Ref });
             });
@@ -81,7 +87,7 @@ public sealed class AuditActor : ReceivePersistentActor
             }
             _readers++;
             // Up to the journal's last number (a write it rejected took one too, and the records after it are read).
-            Context.Watch(Context.ActorOf(AuditReader.Props(q.Query, q.ReplyTo, LastSequenceNr)));
+            Context.Watch(Context.ActorOf(AuditReader.Props(q.Query, q.ReplyTo, LastSequenceNr, _window)));
         });
         Command<Terminated>(_ => _readers--);
         Command<SaveSnapshotSuccess>(_ => { });
@@ -120,12 +126,13 @@ public sealed class AuditReader : ReceivePersistentActor
     private long _matched;
     private readonly IActorRef _replyTo;
 
-    public static Props Props(ListAudit query, IActorRef replyTo, long upTo) => Akka.Actor.Props.Create(() => new AuditReader(query, replyTo, upTo));
+    public static Props Props(ListAudit query, IActorRef replyTo, long upTo, long window = Window) =>
+        Akka.Actor.Props.Create(() => new AuditReader(query, replyTo, upTo, window));
 
-    public AuditReader(ListAudit query, IActorRef replyTo, long upTo)
+    public AuditReader(ListAudit query, IActorRef replyTo, long upTo, long window)
     {
         _replyTo = replyTo;
-        Recovery = new Recovery(query.Whole || upTo <= Window ? SnapshotSelectionCriteria.None : new SnapshotSelectionCriteria(upTo - Window), upTo);
+        Recovery = new Recovery(query.Whole || upTo <= window ? SnapshotSelectionCriteria.None : new SnapshotSelectionCriteria(upTo - window), upTo);
         var limit = AuditTrail.Limit(query);
         Recover<SnapshotOffer>(o =>
         {

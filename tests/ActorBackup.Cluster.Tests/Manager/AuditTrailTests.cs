@@ -123,7 +123,7 @@ public class AuditWhatTests
 }
 
 /// <summary>The audit trail's writer: each record journaled once, chained; a read from its snapshot or whole.</summary>
-public class AuditActorTests : Akka.TestKit.Xunit2.TestKit
+public class AuditActorTests() : Akka.TestKit.Xunit2.TestKit("akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\"")
 {
     private static AuditRecord Record(string command) => new() { UnixMs = 1, Caller = "operator alice", Command = command, Outcome = "taken" };
 
@@ -163,5 +163,27 @@ public class AuditActorTests : Akka.TestKit.Xunit2.TestKit
         list = ExpectMsg<AuditList>(TimeSpan.FromSeconds(10));
         Assert.Equal(("", 5L, 1L), (list.Broken, list.Total, list.Matched));
         Assert.Equal(5, Assert.Single(list.Records).Seq);
+    }
+
+    [Fact]
+    public void A_list_reads_from_the_writers_snapshot_a_window_back_and_verify_reads_the_whole_trail()
+    {
+        // A snapshot every 3 records, a window of 4: a list of 10 records starts from the snapshot at 6 (at most 10 - 4).
+        var writer = Sys.ActorOf(AuditActor.Props(snapshotEvery: 3, window: 4));
+        for (var i = 1; i <= 10; i++)
+        {
+            writer.Tell(new AuditActor.Write(Record($"C{i}"), "run1", i), TestActor);
+            ExpectMsg<AuditActor.Written>();
+        }
+        AwaitAssert(() =>
+        {
+            writer.Tell(new AuditActor.Read(new ListAudit(), TestActor), TestActor);
+            var window = ExpectMsg<AuditList>(TimeSpan.FromSeconds(10));
+            Assert.Equal(("", 10L, 7L), (window.Broken, window.Total, window.From)); // the snapshot at 6 is saved by now
+            Assert.Equal(["C7", "C8", "C9", "C10"], window.Records.Select(r => r.Command));
+        }, TimeSpan.FromSeconds(10));
+        writer.Tell(new AuditActor.Read(new ListAudit { Whole = true }, TestActor), TestActor);
+        var whole = ExpectMsg<AuditList>(TimeSpan.FromSeconds(10));
+        Assert.Equal(("", 10L, 1L, 10L), (whole.Broken, whole.Total, whole.From, whole.Matched));
     }
 }
