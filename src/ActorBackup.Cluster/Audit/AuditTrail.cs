@@ -62,8 +62,6 @@ public static class AuditTrail
         return Cut(JsonFormatter.Default.Format(shown), MaxWhat);
     }
 
-    public static string What(IMessage command) => What(command, out _);
-
     /// <summary>Replaces the <see cref="Masked"/> string fields of <paramref name="m"/> and the messages in it by "(masked: N characters)".</summary>
     private static bool Mask(IMessage m)
     {

@@ -563,13 +563,16 @@ public sealed partial record ManagerState
             foreach (var v in Retention.Evaluate(group.Where(x => RetainedCopyOn(policy, x.Library) is null), rules, zone, IsVerified, now))
                 verdicts[v.Snapshot.Id] = copyKeeps.TryGetValue(v.Snapshot.Id, out var more) ? v with { Keep = true, Reasons = [.. v.Reasons, .. more] } : v;
             foreach (var s in group)
-                if (HoldOn(s.Id, now) is { } hold)
-                    verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, Describe(hold)] } : new RetentionVerdict(s, true, [Describe(hold)]);
-            foreach (var s in group.Where(s => Undeleted.Contains(s.Id)))
-                verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, "brought back by an operator (abk snapshot delete to let it go)"] }
-                    : new RetentionVerdict(s, true, ["brought back by an operator (abk snapshot delete to let it go)"]);
+            {
+                if (HoldOn(s.Id, now) is { } hold) Kept(s, Describe(hold));
+                if (Undeleted.Contains(s.Id)) Kept(s, "brought back by an operator (abk snapshot delete to let it go)");
+            }
         }
         return verdicts;
+
+        // Kept whatever the rules say, for this reason too.
+        void Kept(SnapshotManifest s, string reason) =>
+            verdicts[s.Id] = verdicts.TryGetValue(s.Id, out var v) ? v with { Keep = true, Reasons = [.. v.Reasons, reason] } : new RetentionVerdict(s, true, [reason]);
     }
 
     /// <summary>

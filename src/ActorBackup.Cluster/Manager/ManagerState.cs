@@ -457,10 +457,10 @@ public sealed partial record ManagerState
         return cmd.Snapshot;
     }
 
-    /// <summary>Whether <paramref name="s"/> is one <paramref name="m"/> lists: of its client, set, and a path its backed-up paths hold (or lie below).</summary>
-    public bool Listed(SnapshotManifest s, ListSnapshots m) => Lister(m)(s);
-
-    /// <summary>The test <see cref="Listed"/> makes, its path made once for a whole catalog.</summary>
+    /// <summary>
+    /// Whether a snapshot is one <paramref name="m"/> lists: of its client, its set, and a path its backed-up paths hold
+    /// (or lie below); the path made once for a whole catalog.
+    /// </summary>
     public static Func<SnapshotManifest, bool> Lister(ListSnapshots m)
     {
         var path = m.Path == "" ? "" : Normal(m.Path);

@@ -74,7 +74,7 @@ public class AuditTrailTests
         Assert.False(AuditTrail.Matches(r, new ListAudit { SinceUnixMs = r.UnixMs + 1 }));
         Assert.Equal((100, 500, 7), (AuditTrail.Limit(new ListAudit()), AuditTrail.Limit(new ListAudit { Limit = 10_000 }), AuditTrail.Limit(new ListAudit { Limit = 7 })));
 
-        var what = AuditTrail.What(new DeleteSnapshots { Snapshots = { Enumerable.Range(0, 1000).Select(i => $"snapshot-{i:D6}") } });
+        var what = AuditTrail.What(new DeleteSnapshots { Snapshots = { Enumerable.Range(0, 1000).Select(i => $"snapshot-{i:D6}") } }, out _);
         Assert.Equal(AuditTrail.MaxWhat, what.Length);
         Assert.EndsWith("...", what);
         // The largest record a list answers with stays far inside a 4 MiB frame, 500 of them.

@@ -324,7 +324,7 @@ public class LatestOfWhichHostTests
 
         // abk snapshot list --client, --set, --path: each narrows.
         s = s.Apply(new SnapshotRecorded { Manifest = new SnapshotManifest { Id = "w2", Client = "web1", BackupSet = "www", Library = "lib1", Paths = { "/srv/www" }, FinishedUnixMs = 3_000 }.ToByteString() });
-        IEnumerable<string> Listed(ListSnapshots m) => s.Snapshots.Where(x => s.Listed(x, m)).Select(x => x.Id);
+        IEnumerable<string> Listed(ListSnapshots m) => s.Snapshots.Where(ManagerState.Lister(m)).Select(x => x.Id);
         Assert.Equal(["w1", "d1", "w2"], Listed(new ListSnapshots()));
         Assert.Equal(["w1", "w2"], Listed(new ListSnapshots { Client = "web1" }));
         Assert.Equal(["w1", "d1"], Listed(new ListSnapshots { BackupSet = "etc" }));
