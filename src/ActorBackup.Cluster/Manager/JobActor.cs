@@ -21,7 +21,8 @@ public sealed class JobActor : ReceiveActor, IWithTimers
     /// <summary>From the manager: <paramref name="Watcher"/> (who sent a WatchJob the manager took) hears the job's progress and its end. Local only: no peer can send one.</summary>
     public sealed record Watch(IActorRef Watcher);
 
-    public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment, IMessage? Probe = null);
+    /// <param name="Before">messages sent to the same target just before the assignment (its KeepPages parts), in order</param>
+    public sealed record Attempt(int Number, IActorRef Client, IMessage? Assignment, IMessage? Probe = null, IReadOnlyList<IMessage>? Before = null);
 
     /// <summary>The attempt ended without ending the job (queued again for another attempt).</summary>
     public sealed record Requeued(int Attempt);
@@ -88,7 +89,11 @@ public sealed class JobActor : ReceiveActor, IWithTimers
             Detach();
             _attempt = a;
             Context.Watch(a.Client);
-            if (a.Assignment is not null) a.Client.Tell(a.Assignment, Context.Parent);
+            if (a.Assignment is not null)
+            {
+                foreach (var before in a.Before ?? []) a.Client.Tell(before, Context.Parent);
+                a.Client.Tell(a.Assignment, Context.Parent);
+            }
             // A single timer, armed again as each probe goes: a periodic one queues its ticks in the mailbox while the
             // actor waits for a thread (a busy machine, a GC pause), and the second of two back to back would count
             // the first probe as unanswered before its answer had any time to come.

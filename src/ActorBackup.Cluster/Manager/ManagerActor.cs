@@ -1191,7 +1191,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
 
     /// <param name="target">who runs it: the job's client unless given (a prune: the media region)</param>
     /// <param name="probe">what the job's child asks the target now and then (default: the client's RegistrationRequest)</param>
-    private void Dispatch(JobInfo job, IMessage assignment, IActorRef? target = null, IMessage? probe = null)
+    /// <param name="before">sent to <paramref name="target"/> just before the assignment (Media/KeepPages parts)</param>
+    private void Dispatch(JobInfo job, IMessage assignment, IActorRef? target = null, IMessage? probe = null, IReadOnlyList<IMessage>? before = null)
     {
         if (target is null && !_clientRefs.TryGetValue(job.Client, out target))
         {
@@ -1204,7 +1205,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Applied(e);
             _starting.Remove(job.Id);
             // Signed: its client (or media agent) takes an assignment only from a manager node.
-            _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, Trust.MessageSignature.Sign(assignment, _trust), probe));
+            _jobActors[job.Id].Tell(new JobActor.Attempt(job.Attempt, target, Trust.MessageSignature.Sign(assignment, _trust), probe, before));
         });
     }
 
@@ -1536,7 +1537,8 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>A job its library's media agent runs itself (prune, copy, library check); its child asks the agent whether it still does.</summary>
-    private void DispatchToMedia(JobInfo job, IMessage assignment) => Dispatch(job, assignment, _mediaRegion, MediaProbe(job));
+    /// <summary>An assignment to a library's media agent; snapshot lists too long for one message go in parts before it (Media/KeepPages).</summary>
+    private void DispatchToMedia(JobInfo job, IMessage assignment) => Dispatch(job, assignment, _mediaRegion, MediaProbe(job), Media.KeepPages.Split(assignment));
 
     private static GetLibraryStatus MediaProbe(JobInfo job) => new() { Library = job.Library };
 

@@ -327,7 +327,9 @@ public sealed partial record ManagerState
             Drive = job.Drive, DropUnknown = job.DropUnknown, AskedUnixMs = (now ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
         };
         r.Keep.AddRange(KeptOn(job.Library));
-        r.Deleted.AddRange((PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)));
+        // At most a part's worth of deletions a prune (the rest go in the next): its report names each one it handled,
+        // and a report must fit in one message.
+        r.Deleted.AddRange((PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)).Take(Media.KeepPages.PageSize));
         r.Retire.AddRange(job.Retire);
         return r;
     }

@@ -109,6 +109,9 @@ public sealed partial class MediaActor
     }
 
     /// <summary>While the library is open: prunes start and go through their steps.</summary>
+    /// <summary>Parts of the snapshot lists of prunes and checks to come (KeepPages), held until their requests come.</summary>
+    private readonly KeepPages _keepPages = new();
+
     private void PruneCommands()
     {
         Command<CatalogCaughtUp>(m =>
@@ -121,12 +124,17 @@ public sealed partial class MediaActor
                 if (was is not null) _log.Info("library {0}: a catalog rebuild of it is recorded: its prunes let unknown reference lists go again", _declaration.Id);
             });
         });
+        Command<KeepPage>(p =>
+        {
+            if (_keepPages.Add(p) is { } dropped) _log.Warning("library {0}: {1} (from {2})", _declaration.Id, dropped, Sender);
+        });
         Command<PruneLibrary>(m =>
         {
             if (!FromManager(m)) return;
             PruneAskedAt(m.JournalSequence);
             if (_prune is { } runs && runs.Request.Job == m.Job)
             {
+                if (m.KeepPages > 0) _keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out _); // the running prune has its lists
                 // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
                 // back): the prune that runs answers for the newest attempt, as it was asked (its lists as they were).
                 if (m.Attempt > runs.Request.Attempt)
@@ -139,6 +147,19 @@ public sealed partial class MediaActor
                     _log.Info("library {0}: prune (job {1}) asked again as attempt {2}: the one running answers for it", _declaration.Id, m.Job, m.Attempt);
                 }
                 return;
+            }
+            if (m.KeepPages > 0)
+            {
+                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out var why) is not { } lists)
+                {
+                    _log.Warning("library {0}: prune (job {1}): {2}", _declaration.Id, m.Job, why);
+                    Sender.Tell(Signed(PruneEnded(m, ok: false, why, JobFault.FaultTransient)));
+                    return;
+                }
+                m = m.Clone();
+                m.Keep.AddRange(lists.Keep);
+                m.Deleted.AddRange(lists.Deleted);
+                m.KeepPages = 0;
             }
             if (_prune is not null)
             {

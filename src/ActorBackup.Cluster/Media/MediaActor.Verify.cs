@@ -1,6 +1,7 @@
 using ActorBackup.Engine.Library;
 using ActorBackup.Protocol;
 using Akka.Actor;
+using Akka.Event;
 
 namespace ActorBackup.Cluster.Media;
 
@@ -19,6 +20,18 @@ public sealed partial class MediaActor
         Command<VerifyLibrary>(m =>
         {
             if (!FromManager(m)) return;
+            if (m.KeepPages > 0)
+            {
+                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out var why) is not { } lists)
+                {
+                    _log.Warning("library {0}: check (job {1}): {2}", _declaration.Id, m.Job, why);
+                    Sender.Tell(Signed(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient, Reason = why }));
+                    return;
+                }
+                m = m.Clone();
+                m.Keep.AddRange(lists.Keep);
+                m.KeepPages = 0;
+            }
             var library = _library;
             if (library is null)
             {

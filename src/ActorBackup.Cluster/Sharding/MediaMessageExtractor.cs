@@ -27,6 +27,7 @@ public sealed class MediaMessageExtractor : IMessageExtractor
         EndJobSessions m => m.Library,
         ListManifests m => m.Library,
         VerifyLibrary m => m.Library,
+        KeepPage m => m.Library,
         _ => null,
     };
 }

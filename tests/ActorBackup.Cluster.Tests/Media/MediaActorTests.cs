@@ -204,7 +204,51 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         Assert.Equal(["s1.ref"], Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName));
     }
 
-    /// <summary>A media agent of library <paramref name="id"/> holding one chunk and a reference list of it for each of <paramref name="snapshots"/>.</summary>
+    [Fact]
+    public async Task A_prune_whose_lists_came_in_parts_does_what_the_whole_request_says_and_a_forged_or_lost_part_sweeps_nothing()
+    {
+        var (decl, media) = await LibraryWithLists("libk", "s1", "s2", "s3", "s4");
+        var refs = Path.Combine(decl.Path, "refs");
+        foreach (var list in Directory.GetFiles(refs, "*.ref")) File.SetLastWriteTimeUtc(list, DateTime.UtcNow.AddDays(-2));
+        PruneLibrary Request(string job) => new() { Library = "libk", Job = job, Keep = { "s1", "s2" }, Deleted = { "s3" }, OrphanAfterSeconds = 86400 };
+        string[] Lists() => [.. Directory.GetFiles(refs, "*.ref").Select(Path.GetFileName).Order()!];
+
+        // A part from elsewhere (s2 said deleted instead of kept): not the lists the request's digest names.
+        var forged = Request("p1");
+        var parts = KeepPages.Split(forged, pageSize: 1);
+        Assert.Equal((3, 0, 0), (forged.KeepPages, forged.Keep.Count, forged.Deleted.Count));
+        parts[1].Keep.Clear();
+        parts[1].Deleted.Add("s2");
+        foreach (var p in parts) media.Tell(p);
+        media.Tell(forged);
+        var refused = FishForMessage<JobFinished>(m => m.Job == "p1", TimeSpan.FromSeconds(30));
+        Assert.False(refused.Ok);
+        Assert.Equal(JobFault.FaultTransient, refused.Fault);
+        Assert.Contains("not those the manager signed", refused.Reason);
+        Assert.Equal(["s1.ref", "s2.ref", "s3.ref", "s4.ref"], Lists());
+
+        // A part lost on the way.
+        var lost = Request("p2");
+        parts = KeepPages.Split(lost, pageSize: 1);
+        media.Tell(parts[0]);
+        media.Tell(parts[2]);
+        media.Tell(lost);
+        var missing = FishForMessage<JobFinished>(m => m.Job == "p2", TimeSpan.FromSeconds(30));
+        Assert.False(missing.Ok);
+        Assert.Contains("1 of the 3 parts", missing.Reason);
+        Assert.Equal(["s1.ref", "s2.ref", "s3.ref", "s4.ref"], Lists());
+
+        // Whole: s1 and s2 kept, s3 deleted and said handled, s4 (a failed backup's list, unknown to the catalog) removed.
+        var whole = Request("p3");
+        foreach (var p in KeepPages.Split(whole, pageSize: 1)) media.Tell(p);
+        media.Tell(whole);
+        var ended = FishForMessage<JobFinished>(m => m.Job == "p3", TimeSpan.FromSeconds(30));
+        Assert.True(ended.Ok, ended.Reason);
+        Assert.Equal(["s3"], ended.Prune.DeletedHandled);
+        Assert.Equal(2, ended.Prune.ChunksDead);
+        Assert.Equal(["s1.ref", "s2.ref"], Lists());
+    }
+
     [Fact]
     public async Task A_copy_whose_source_session_the_managers_retry_closed_starts_again_under_the_newest_attempt()
     {
@@ -255,6 +299,7 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
         Assert.Throws<LibraryFaultException>(() => channel.ReadReferences("s1"));
     }
 
+    /// <summary>A media agent of library <paramref name="id"/> holding one chunk and a reference list of it for each of <paramref name="snapshots"/>.</summary>
     private async Task<(LibraryDeclaration Decl, IActorRef Media)> LibraryWithLists(string id, params string[] snapshots)
     {
         var decl = new LibraryDeclaration(id, Path.Combine(Dir, id), 1024 * 1024);
