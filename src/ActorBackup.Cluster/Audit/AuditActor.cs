@@ -59,11 +59,16 @@ public sealed class AuditActor : ReceivePersistentActor
         Command<Write>(w =>
         {
             var sender = Sender;
-            if (w.Origin == _last.Origin && w.Ref <= _last.Ref)
+            // A manager run's records are journaled in the order of their numbers, none left out: one sent while this
+            // writer restarted went nowhere, and those after it wait until the manager sends them all again (in order,
+            // 10 s on). So "written" answers for every record up to it, and one sent again is never taken for written.
+            var next = w.Origin == _last.Origin ? _last.Ref + 1 : 1;
+            if (w.Ref < next)
             {
                 sender.Tell(new Written(w.Origin, w.Ref), ActorRefs.NoSender); // sent again after its answer was lost
                 return;
             }
+            if (w.Ref > next) return;
             var r = w.Record.Clone();
             (r.Seq, r.Origin, r.Ref) = (_seq + 1, w.Origin, w.Ref);
             r.Hash = AuditTrail.Hash(_head, r);

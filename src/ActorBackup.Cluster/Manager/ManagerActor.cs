@@ -288,6 +288,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<Audit.AuditActor.Written>(w =>
         {
             if (w.Origin != _auditOrigin) return;
+            // The writer journals this run's records in order, none left out (AuditActor): all up to this one are written.
             while (_auditUnwritten.Count > 0 && _auditUnwritten.Peek().Ref <= w.Ref) _auditUnwritten.Dequeue();
         });
         Command<ScheduleTick>(_ =>
