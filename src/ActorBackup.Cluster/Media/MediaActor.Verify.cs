@@ -56,6 +56,7 @@ public sealed partial class MediaActor
                 using var served = Engine.Tape.TapeMedium.WorkingFor(job, drive); // on tape, read in the drive the job holds
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var r = library.Verify();
+                library.MarkDamaged(r.Unreadable); // writers store them again (the marks journaled at the next health look)
                 var keep = m.Keep.ToHashSet(StringComparer.Ordinal);
                 var lists = library.DamagedReferences().Where(d => keep.Contains(d.Snapshot)).ToList();
                 var report = new VerifyReport
@@ -76,7 +77,8 @@ public sealed partial class MediaActor
             var attempt = _checks.Remove(c.Request.Job, out var newest) ? Math.Max(newest, c.Request.Attempt) : c.Request.Attempt;
             var r = c.Report;
             var ok = c.Error is null && r.BadChunks == 0 && r.DamagedFiles == 0; // damaged lists: the manager judges (it knows the catalog)
-            var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable");
+            var reason = c.Error ?? (ok ? "" : $"library {_declaration.Id}: {r.DamagedFiles} damaged places in its volumes, {r.BadChunks} indexed chunks unreadable" +
+                (r.BadChunks > 0 ? ": backups of hosts that still have their data store them again, and 'abk verify SNAPSHOT' of each snapshot named heals it from another library that holds it" : ""));
             (_manager ?? c.ReplyTo).Tell(Signed(new JobFinished
             {
                 Job = c.Request.Job, Attempt = attempt, Ok = ok, Outcome = ok ? JobState.Succeeded : JobState.Failed, Reason = reason,

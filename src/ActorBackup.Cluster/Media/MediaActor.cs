@@ -116,6 +116,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _trim.Recovered(offer.Metadata.SequenceNr, s.TrimmedUpTo);
             _index = ChunkIndex.FromBytes(s.Index.Span);
             _volumes = s.Volumes.Select(FromRecord).ToList();
+            _damagedMarks.Clear();
+            RecoverMarks(s.Damaged);
+        });
+        Recover<ChunksDamaged>(e =>
+        {
+            RecoverMarks(e.Marks);
+            _eventsSinceSnapshot++;
         });
         Recover<IndexBatchCommitted>(e =>
         {
@@ -202,6 +209,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Command<Health>(_ =>
         {
             CloseExpiredSessions();
+            JournalDamaged();
             // A write that failed outside a session (a check's or a read's flush of what was buffered, on a full disk)
             // broke the library: it is opened again on its committed index, as after a session's failed write.
             if (_library?.Broken is { } broken && Idle()) Unavailable(broken);
@@ -455,6 +463,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             var medium = Medium();
             _library = DiskLibrary.OpenOwned(_declaration.Path, _declaration.Id, _declaration.VolumeCapacity, _index, _volumes, medium);
+            _library.RecoveredDamaged(_damagedMarks.Select(m => (m.Key, m.Value))); // writers store them again
             _tape = medium as TapeMedium;
             _library.ReserveBytes = _declaration.ReserveBytes();
             _unavailable = null;
@@ -564,7 +573,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             _toldNoSnapshot = true;
             return;
         }
-        var snapshot = new MediaSnapshot { Index = UnsafeByteOperations.UnsafeWrap(_library.IndexBytes()), TrimmedUpTo = _trim.TrimmedUpTo }; // a fresh array, wrapped: no copy
+        var marks = _library.Damaged; // those that hold: a chunk stored again since leaves the journal's marks with the trimmed events
+        _damagedMarks.Clear();
+        foreach (var (id, at) in marks) _damagedMarks[id] = at;
+        var snapshot = new MediaSnapshot { Index = UnsafeByteOperations.UnsafeWrap(_library.IndexBytes()), TrimmedUpTo = _trim.TrimmedUpTo, Damaged = PackMarks(marks) }; // a fresh array, wrapped: no copy
         snapshot.Volumes.AddRange(volumes);
         SaveSnapshot(snapshot);
     }

@@ -30,7 +30,7 @@ public sealed partial class DiskLibrary
             {
                 ThrowIfBroken(); // also when it broke while this caller waited
                 if (_closed) throw new LibraryBusyException($"library {Id} was closed (its media agent opened it again) while this writer waited for chunk {id}: the job is tried again later");
-                if (Has(id))
+                if (HasSound(id)) // one found damaged is stored again
                 {
                     Touch(id); // the caller's snapshot will name it: a running prune keeps it
                     return false;

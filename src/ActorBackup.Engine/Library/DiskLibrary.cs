@@ -94,7 +94,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
     {
         lock (_lock)
         {
-            if (!Has(id)) return false;
+            if (!HasSound(id)) return false; // a chunk found damaged is stored again (DiskLibrary.Damaged.cs)
             Touch(id); // a running prune keeps what a writer was told is here
             return true;
         }
@@ -111,7 +111,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
             var held = asked.Length <= 4096 ? stackalloc bool[asked.Length] : new bool[asked.Length];
             _index.Holds(asked, held);
             for (var i = 0; i < asked.Length; i++)
-                if (!held[i] && !Staged(asked[i])) missing.Add(asked[i]);
+                if ((!held[i] || IsDamaged(asked[i])) && !Staged(asked[i])) missing.Add(asked[i]); // found damaged: stored again
                 else Touch(asked[i]);
             return missing;
         }
@@ -180,6 +180,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
             }
             catch (VolumeCorruptException e)
             {
+                lock (_lock) FoundDamaged(id, loc); // the next writer that has its data stores it again
                 CartridgeError(loc.Volume, e.Reason, e.Offset);
                 throw;
             }
