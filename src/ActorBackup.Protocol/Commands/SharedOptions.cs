@@ -45,7 +45,7 @@ public static class SharedOptions
     /// <summary>A restore's --overwrite: what becomes of a file already at a name it makes (with --force).</summary>
     public static Option<RestoreOverwrite> Overwrite() => new("--overwrite")
     {
-        Description = "with --force, a file already there is: always replaced (default), replaced if-changed (its size or mtime differs from the snapshot's), " +
+        Description = "with --force, a file already there is: always replaced (default), replaced if-changed (its kind, size, mtime to the nanosecond, mode or owner differs from the snapshot's), " +
                       "replaced if-newer (the snapshot's is newer), or never replaced (only what is missing is restored)",
         HelpName = "always|if-changed|if-newer|never",
         CustomParser = r =>
