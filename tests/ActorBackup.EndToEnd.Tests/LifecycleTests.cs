@@ -113,6 +113,14 @@ public class LifecycleTests
         var media = cell.Abk("verify", "--library", "lib1");
         Assert.Equal(1, media.ExitCode);
         Assert.Contains($"snapshots that need a damaged chunk: {d}", media.Stdout);
+        Assert.Contains("store them again", media.Stderr + media.Stdout);
+        // The host still has data.bin: its next backup, an incremental, stores the damaged chunk again (the library says
+        // it lacks it), and the snapshot made before, which names the same chunk, reads back whole again.
+        var e = Run(cell, "incremental");
+        var healed = cell.Abk("verify", d);
+        Assert.True(healed.ExitCode == 0, healed.Stdout + healed.Stderr);
+        Assert.Contains("all good", healed.Stdout);
+        Assert.Equal(0, cell.Abk("verify", e).ExitCode);
         // A damaged reference list: the check names its snapshot and says what a prune needs.
         var list = Path.Combine(cell.DataDir, "libraries", "lib1", "refs", d + ".ref");
         var listBytes = File.ReadAllBytes(list);

@@ -337,6 +337,20 @@ public sealed class RootedDirectory : IDisposable
     public static (uint, uint, ulong) Identity(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => Posix.IdentityOfHandle(handle);
 
     /// <summary>
+    /// Removes the file this restore made at <paramref name="relative"/> when it is still that file (<paramref name="identity"/>):
+    /// one it could not finish. False when another is there by now (left alone) or none is.
+    /// </summary>
+    public bool DiscardMade(string relative, (uint, uint, ulong) identity)
+    {
+        var fd = Posix.OpenBeneath(_root, relative, Posix.OPath, 0); // no symlink followed, nothing opened for reading
+        if (fd < 0) return false;
+        using (var handle = Posix.Handle(fd))
+            if (Posix.KindOfHandle(fd) != FileKind.Regular || Posix.IdentityOfHandle(handle) != identity) return false;
+        Discard(relative);
+        return true;
+    }
+
+    /// <summary>
     /// Opens for writing again the file this restore made at <paramref name="relative"/> and closed meanwhile: beneath
     /// the root, no symlink followed, and only when it is still that file (<paramref name="identity"/>), else an
     /// IOException says it was replaced.

@@ -1274,7 +1274,21 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
     /// <summary>A file not restored whose staged copy is removed: what its reason adds (the file that was at its name is kept).</summary>
     private string Unstaged(FileSlot slot)
     {
-        if (slot.Staged is not { } staged) return "";
+        if (slot.Staged is not { } staged)
+        {
+            // Made new at its name by this restore and not finished (a damaged chunk): not left there looking restored
+            // (a retry, or the operator, would take the part written for the file).
+            var made = slot.Handle is { IsInvalid: false, IsClosed: false } handle ? RootedDirectory.Identity(handle) : slot.Identity;
+            if (made == default) return ""; // not made here (it could not be created)
+            try
+            {
+                return _root.DiscardMade(slot.File.Relative, made) ? "; nothing is left at its name" : "";
+            }
+            catch (IOException e)
+            {
+                return $"; its unfinished file could not be removed: {e.Message}";
+            }
+        }
         if (slot.Unnamed) return "; the file that was there is left as it was"; // its copy has no name: gone with its handle
         try
         {

@@ -96,6 +96,22 @@ public class RetentionStateTests
     }
 
     [Fact]
+    public void A_copy_rules_retention_drops_an_old_copy_but_not_the_copy_of_a_held_snapshot()
+    {
+        // keep2 with a copy on lib2 kept by its own rule (last 1): s3 lives on lib2, s2 has a copy there.
+        var s = Cell()
+            .Apply(new PolicyDefined { Policy = new StoragePolicy { Name = "keep2", Retention = new RetentionRule { Last = 2 },
+                Copies = { new CopyRule { Libraries = { "lib2" }, Retention = new RetentionRule { Last = 1 } } } } })
+            .Apply(new SnapshotVerified { Snapshot = "s3", Ok = true })
+            .Apply(new SnapshotCopied { Snapshot = "s2", Library = "lib2" });
+        var dropped = Assert.Single(s.DecideCopyRetention(Now).OfType<CopyDropped>());
+        Assert.Equal(("s2", "lib2"), (dropped.Snapshot, dropped.Library));
+        var held = Apply(s, s.DecideHold(new HoldSnapshots { Snapshots = { "s2" }, UntilUnixMs = Now.AddDays(30).ToUnixTimeMilliseconds(), Reason = "case 7" },
+            "operator alice", Now).Decision.Events);
+        Assert.Empty(held.DecideCopyRetention(Now).OfType<CopyDropped>());
+    }
+
+    [Fact]
     public void A_held_snapshot_outlives_retention_and_an_operators_delete_until_its_hold_ends_and_a_hold_is_never_shortened()
     {
         var s = Cell().Apply(new SnapshotVerified { Snapshot = "s3", Ok = true }).Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });

@@ -41,6 +41,32 @@ public sealed class MediaActorTrustTests : TestKit, IDisposable
     }
 
     [Fact]
+    public void A_prune_a_check_and_a_session_are_taken_only_from_the_manager_and_with_its_ticket()
+    {
+        MediaActorJourneys.OnlyOwnLibraries(this, "libm");
+        var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libm", Path.Combine(_f.Dir, "libm"), 1024 * 1024), TestActor));
+        ExpectMsg<RegisterLibrary>(TimeSpan.FromSeconds(20));
+        ExpectMsg<IndexReport>();
+        using var client = _f.Cell.Node(CellIdentity.Of(CellRole.Node, "host-a", "host-a", ["client"]));
+        using var manager = _f.Cell.Node(CellIdentity.Of(CellRole.Node, "mgr", "", ["manager"]));
+        // A prune that drops what the catalog does not know, a check: not unsigned, not from a client host.
+        var prune = new PruneLibrary { Library = "libm", Job = "p1", DropUnknown = true };
+        media.Tell(prune);
+        Assert.Contains("not signed", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(MessageSignature.Sign(prune, client));
+        Assert.Contains("not by a manager node", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        media.Tell(MessageSignature.Sign(new VerifyLibrary { Library = "libm", Job = "v1" }, client));
+        Assert.Contains("not by a manager node", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        // A session without the manager's ticket for its job.
+        media.Tell(new OpenSession { Library = "libm", Job = "1", Write = true });
+        Assert.Contains("no ticket", ExpectMsg<CommandRejected>(TimeSpan.FromSeconds(20)).Reason);
+        // The manager's prune is taken (nothing was run for the others: its end is the first).
+        media.Tell(MessageSignature.Sign(new PruneLibrary { Library = "libm", Job = "p2" }, manager));
+        var ended = FishForMessage<JobFinished>(_ => true, TimeSpan.FromSeconds(30));
+        Assert.Equal("p2", ended.Job);
+    }
+
+    [Fact]
     public void A_scan_for_a_catalog_rebuilds_manifests_is_done_only_for_a_client_node_with_an_operators_rebuild_of_that_library_once()
     {
         MediaActorJourneys.OnlyOwnLibraries(this, "libm");

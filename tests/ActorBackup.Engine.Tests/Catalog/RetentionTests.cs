@@ -44,6 +44,22 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public void Yearly_keeps_the_newest_snapshot_of_each_of_the_newest_years()
+    {
+        // A full on the 15th of each month, 2024-01 .. 2026-12: yearly 2 keeps 2026's newest (12-15) and 2025's (12-15).
+        var monthly = Enumerable.Range(0, 36).Select(m =>
+        {
+            var at = new DateTimeOffset(2024, 1, 15, 1, 0, 0, TimeSpan.Zero).AddMonths(m);
+            return new SnapshotManifest { Id = $"m{m:D2}", BackupSet = "web", Client = "web01", FinishedUnixMs = at.ToUnixTimeMilliseconds(), Level = Level.Full };
+        }).ToList();
+        var verdicts = Retention.Evaluate(monthly, new RetentionRules(Yearly: 2), TimeZoneInfo.Utc, AllVerified);
+        Assert.Equal(["2025-12-15", "2026-12-15"], verdicts.Where(v => v.Keep).Select(v => DateTimeOffset.FromUnixTimeMilliseconds(v.Snapshot.FinishedUnixMs).ToString("yyyy-MM-dd")).Order());
+        Assert.Contains("yearly 2025", verdicts.Single(v => v.Snapshot.Id == "m23").Reasons);
+        Assert.Contains("yearly 2026", verdicts.Single(v => v.Snapshot.Id == "m35").Reasons);
+        Assert.False(verdicts.Single(v => v.Snapshot.Id == "m11").Keep); // 2024's newest: a third year
+    }
+
+    [Fact]
     public void Nothing_after_the_newest_verified_full_goes_and_without_a_verified_full_nothing_goes()
     {
         var snapshots = SixtyDays();

@@ -25,18 +25,28 @@ public class WriterLockTests
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(root, "writer.lock")));
         }
         // Closed: the next writer gets it, with a newer fencing token.
-        using var second = DiskLibrary.Open(root);
+        var second = DiskLibrary.Open(root);
         Assert.True(second.Contains(Id(1)));
         // Its lock file is replaced under it (shared storage, an operator's mistake): the next commit is refused.
         File.Delete(Path.Combine(root, "writer.lock"));
         using (var third = DiskLibrary.Open(root))
         {
+            // The writer that holds the lock commits; then the one that lost it tries to.
+            Assert.True(third.TryReserve(Id(3)));
+            third.Append(Id(3), RecordFlags.None, new byte[100]);
+            third.Commit();
             Assert.True(second.TryReserve(Id(2)));
             second.Append(Id(2), RecordFlags.None, new byte[100]);
             var lost = Assert.Throws<LibraryLockedException>(() => second.Commit());
             Assert.Contains("another writer took it", lost.Message);
             Assert.False(third.Contains(Id(2)));
         }
+        second.Dispose();
+        // Opened again: the refused commit wrote no index or volume table over the lock holder's (its chunk 3 is there).
+        // (Chunk 2, a whole record in a volume, may be found again past the last commit, as any such record is.)
+        using var after = DiskLibrary.Open(root);
+        Assert.True(after.Contains(Id(1)));
+        Assert.True(after.Contains(Id(3)));
     }
 }
 

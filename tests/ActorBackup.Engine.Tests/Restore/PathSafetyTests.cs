@@ -374,6 +374,9 @@ public class PathSafetyTests
         Assert.Equal("/bad", error.Path);
         Assert.Contains(volume, error.Reason);
         Assert.Contains($"offset {loc.Offset}", error.Reason);
+        // Not left at its name looking restored (a part of it, or none, mode 0600).
+        Assert.False(File.Exists(Path.Combine(target, "bad")));
+        Assert.Contains("nothing is left at its name", error.Reason);
         var verify = f.Repo.Library.Verify();
         Assert.False(verify.Ok);
         Assert.Contains(verify.Damage, d => d.Volume == volume && d.Offset == loc.Offset);
