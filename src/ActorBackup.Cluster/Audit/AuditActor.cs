@@ -19,10 +19,12 @@ public sealed class AuditActor : ReceivePersistentActor
     public const int MaxReaders = 2;
 
     /// <summary>A record to journal, number <paramref name="Ref"/> of the manager run <paramref name="Origin"/>.</summary>
-    public sealed record Write(AuditRecord Record, string Origin, long Ref);
+    /// <param name="Floor">the oldest record of the run the manager still holds: those below it it let go (more than it
+    /// keeps went unwritten), and the writer no longer waits for them</param>
+    public sealed record Write(AuditRecord Record, string Origin, long Ref, long Floor = 0);
 
-    /// <summary>Journaled (or journaled before): the manager forgets it.</summary>
-    public sealed record Written(string Origin, long Ref);
+    /// <summary>Journaled (or journaled before), or refused by the journal (<paramref name="Refused"/>: why): the manager forgets it and those before it.</summary>
+    public sealed record Written(string Origin, long Ref, string? Refused = null);
 
     /// <summary>A ListAudit, for <paramref name="ReplyTo"/>.</summary>
     public sealed record Read(ListAudit Query, IActorRef ReplyTo);
@@ -33,6 +35,8 @@ public sealed class AuditActor : ReceivePersistentActor
     private long _seq;
     private Google.Protobuf.ByteString _head = AuditTrail.Genesis;
     private (string Origin, long Ref) _last = ("", 0);
+    /// <summary>Who sent the record being journaled (told if the journal refuses it).</summary>
+    private IActorRef? _writing;
     private int _sinceSnapshot;
     private int _readers;
     private readonly int _snapshotEvery;
@@ -62,7 +66,7 @@ public sealed class AuditActor : ReceivePersistentActor
             // A manager run's records are journaled in the order of their numbers, none left out: one sent while this
             // writer restarted went nowhere, and those after it wait until the manager sends them all again (in order,
             // 10 s on). So "written" answers for every record up to it, and one sent again is never taken for written.
-            var next = w.Origin == _last.Origin ? _last.Ref + 1 : 1;
+            var next = Math.Max(w.Origin == _last.Origin ? _last.Ref + 1 : 1, w.Floor);
             if (w.Ref < next)
             {
                 sender.Tell(new Written(w.Origin, w.Ref), ActorRefs.NoSender); // sent again after its answer was lost
@@ -74,6 +78,7 @@ public sealed class AuditActor : ReceivePersistentActor
             r.Hash = AuditTrail.Hash(_head, r);
             // The head moves once journaled (Persist holds the next commands until then): a write the journal rejects
             // leaves the chain where it was, not pointing at a record that is not there.
+            _writing = sender;
             Persist(r, e =>
             {
                 (_seq, _head, _last) = (e.Seq, e.Hash, (e.Origin, e.Ref));
@@ -108,7 +113,14 @@ public sealed class AuditActor : ReceivePersistentActor
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error(cause, "the audit trail's journal refused record {0} ({1}); the manager sends it again", sequenceNr, (@event as AuditRecord)?.Command ?? "?");
+        // Refused for its content (not a journal down: that stops the writer): sent again it would be refused again, and
+        // the records after it would wait for good. It is left out, said to the manager, and the next one goes on.
+        _log.Error(cause, "the audit trail's journal refused record {0} ({1}): it is left out of the trail", sequenceNr, (@event as AuditRecord)?.Command ?? "?");
+        if (@event is AuditRecord r)
+        {
+            _last = (r.Origin, r.Ref);
+            _writing?.Tell(new Written(r.Origin, r.Ref, cause.Message), ActorRefs.NoSender);
+        }
         base.OnPersistRejected(cause, @event, sequenceNr);
     }
 }

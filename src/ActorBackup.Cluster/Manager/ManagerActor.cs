@@ -288,7 +288,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         Command<Audit.AuditActor.Written>(w =>
         {
             if (w.Origin != _auditOrigin) return;
-            // The writer journals this run's records in order, none left out (AuditActor): all up to this one are written.
+            if (w.Refused is { } why)
+                _log.Error("the audit trail's journal refused record {0} ({1}): it is left out of the trail", w.Ref,
+                    _auditUnwritten.FirstOrDefault(u => u.Ref == w.Ref).Record?.Command ?? "?");
+            // The writer journals this run's records in order, none left out but those let go (AuditActor): all up to this one are done with.
             while (_auditUnwritten.Count > 0 && _auditUnwritten.Peek().Ref <= w.Ref) _auditUnwritten.Dequeue();
         });
         Command<ScheduleTick>(_ =>
@@ -478,11 +481,20 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             {
                 // The deleted snapshots it was given are gone from the library: the next prune is not told again.
                 var pruned = new LibraryPruned { Library = job.Library, Job = job.Id, UnixMs = Now(), Snapshots = { f.Prune.DeletedHandled } };
-                if (job.DryRun || pruned.Snapshots.Count == 0) End(f.Job, JobState.Succeeded, "", replyTo: client, prune: f.Prune);
+                // The job's record (in every job list and notice) names the first 1,000 of them: it stays small.
+                var shown = f.Prune.Clone();
+                shown.DeletedHandledTotal = shown.DeletedHandled.Count;
+                if (shown.DeletedHandled.Count > Engine.Verify.SnapshotVerifier.MaxReported)
+                {
+                    var first = shown.DeletedHandled.Take(Engine.Verify.SnapshotVerifier.MaxReported).ToList();
+                    shown.DeletedHandled.Clear();
+                    shown.DeletedHandled.AddRange(first);
+                }
+                if (job.DryRun || pruned.Snapshots.Count == 0) End(f.Job, JobState.Succeeded, "", replyTo: client, prune: shown);
                 else Persist(pruned, e =>
                 {
                     Applied(e);
-                    End(f.Job, JobState.Succeeded, "", replyTo: client, prune: f.Prune);
+                    End(f.Job, JobState.Succeeded, "", replyTo: client, prune: shown);
                 });
                 return;
             }
@@ -1282,7 +1294,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         foreach (var (reference, record, _) in again)
         {
             _auditUnwritten.Enqueue((reference, record, now));
-            _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference));
+            _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference, again[0].Ref));
         }
     }
 
@@ -1296,7 +1308,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         }
         var reference = ++_auditRef;
         _auditUnwritten.Enqueue((reference, record, Environment.TickCount64));
-        _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference));
+        _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference, _auditUnwritten.Peek().Ref)); // those before the oldest kept were let go
     }
 
     /// <summary>

@@ -327,9 +327,11 @@ public sealed partial record ManagerState
             Drive = job.Drive, DropUnknown = job.DropUnknown, AskedUnixMs = (now ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
         };
         r.Keep.AddRange(KeptOn(job.Library));
-        // At most a part's worth of deletions a prune (the rest go in the next): its report names each one it handled,
-        // and a report must fit in one message.
-        r.Deleted.AddRange((PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)).Take(Media.KeepPages.PageSize));
+        // At most a part's worth of deletions a prune: its report names each one it handled, and a report must fit in one
+        // message. The rest are kept by this prune (not unknown to it) and go in the next.
+        var deleting = (PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)).ToList();
+        r.Deleted.AddRange(deleting.Take(Media.KeepPages.PageSize));
+        r.Keep.AddRange(deleting.Skip(Media.KeepPages.PageSize));
         r.Retire.AddRange(job.Retire);
         return r;
     }
@@ -787,7 +789,7 @@ public sealed partial record ManagerState
     /// <summary>
     /// Tiering, looked at every minute: each snapshot older than its policy's tier rule allows on a library that
     /// is not of the tier gets a copy job to the tier (read back before it counts); one whose tier copy exists
-    /// already moves at once. Never two moves of a snapshot at a time. A snapshot whose move failed is tried again
+    /// already moves at once when a tier move read that copy back, else gets a copy job to it (which reads it back). Never two moves of a snapshot at a time. A snapshot whose move failed is tried again
     /// after <see cref="TierRetryAfter"/>, doubled for each failure in a row up to <see cref="TierRetryAtMost"/>
     /// (a copy that cannot succeed, an unreadable chunk say, is not read again and again every look).
     /// </summary>
@@ -810,18 +812,30 @@ public sealed partial record ManagerState
             if (now.ToUnixTimeMilliseconds() - s.FinishedUnixMs < tier.AfterSeconds * 1000) continue;
             failed ??= FailedTierMoves();
             if (failed.TryGetValue(s.Id, out var f) && now.ToUnixTimeMilliseconds() < f.LastMs + (long)TierRetryWait(f.Failures).TotalMilliseconds) continue;
+            string? target;
             if (tier.Libraries.FirstOrDefault(l => Copies.GetValueOrDefault(s.Id)?.Contains(l) == true) is { } copied)
             {
-                moves.Add(new SnapshotMoved { Snapshot = s.Id, From = s.Library, To = copied, UnixMs = now.ToUnixTimeMilliseconds() });
-                continue;
+                // The fast copy goes once it moved: only on a tier copy a tier move read back whole (a copy rule's, or a
+                // rebuild's, was never read back: a copy job to it reads it back, sending only what is missing or damaged).
+                if (ReadBackOn(s.Id, copied))
+                {
+                    moves.Add(new SnapshotMoved { Snapshot = s.Id, From = s.Library, To = copied, UnixMs = now.ToUnixTimeMilliseconds() });
+                    continue;
+                }
+                target = Libraries.ContainsKey(copied) ? copied : null;
             }
-            if (tier.Libraries.FirstOrDefault(Libraries.ContainsKey) is not { } target) continue;
+            else target = tier.Libraries.FirstOrDefault(Libraries.ContainsKey);
+            if (target is null) continue;
             var job = CopyJob((next++).ToString(), s, target, JobOrigin.Policy, 0, now);
             job.TierMove = true;
             jobs.Add(new JobQueued { Job = job });
         }
         return (jobs, moves);
     }
+
+    /// <summary>Whether a tier move's copy job that succeeded read <paramref name="snapshot"/>'s copy on <paramref name="library"/> back whole (as far as the jobs kept go back).</summary>
+    private bool ReadBackOn(string snapshot, string library) =>
+        Jobs.Values.Any(j => j.Kind == JobKind.Copy && j.TierMove && j.State == JobState.Succeeded && j.Snapshot == snapshot && j.Library == library);
 
     /// <summary>How long after a failed tier move the snapshot is tried again (the first wait; doubled for each failure in a row).</summary>
     public static readonly TimeSpan TierRetryAfter = TimeSpan.FromMinutes(10);

@@ -400,7 +400,10 @@ public sealed partial record ManagerState
     public static string? Overran(JobInfo job, long nowMs) =>
         job is { MaxRunSeconds: > 0, StartedUnixMs: > 0, State: JobState.Running } && nowMs - job.StartedUnixMs >= job.MaxRunSeconds * 1000
             ? $"stopped after running {StallWatch.Describe(TimeSpan.FromMilliseconds(nowMs - job.StartedUnixMs))}, past its maximum run time of " +
-              $"{StallWatch.Describe(TimeSpan.FromSeconds(job.MaxRunSeconds))} (max-run-time); not retried: give it longer, or see what made it slow ('abk job show')"
+              $"{StallWatch.Describe(TimeSpan.FromSeconds(job.MaxRunSeconds))} (max-run-time); not retried: give it longer, or see what made it slow ('abk job show')" +
+              (job.Kind == JobKind.Backup && job.Level == BackupLevel.LevelFull
+                  ? "; a full reads every file, and its set's next backups are fulls until one completes (a first full above all): give the set a longer --max-run-time until one has"
+                  : "")
             : null;
 
     public Decision DecideStartRestore(StartRestore cmd, DateTimeOffset now)

@@ -15,7 +15,9 @@ public sealed partial class MediaActor
 {
     private sealed record CopySourceOpened(CopySnapshot Request, IActorRef ReplyTo, SessionOpened Session);
     /// <param name="Into">the library object the copy wrote into: its writes are committed only if it is still the open one</param>
-    private sealed record CopyRead(CopySnapshot Request, IActorRef ReplyTo, string Ticket, CopyReport Report, string? Error, Engine.Library.DiskLibrary? Into = null);
+    /// <param name="Unhealed">a heal that could not read some chunks from its source either: what the job's failure says (the others are committed)</param>
+    private sealed record CopyRead(CopySnapshot Request, IActorRef ReplyTo, string Ticket, CopyReport Report, string? Error, Engine.Library.DiskLibrary? Into = null,
+                                   string? Unhealed = null);
 
     /// <summary>Copy jobs running here (they hold no state besides: the data plane does the work).</summary>
     private readonly Dictionary<string, CopySnapshot> _copies = [];
@@ -109,7 +111,8 @@ public sealed partial class MediaActor
             {
                 Committed(batch);
                 AfterPersist(e.Volumes);
-                CopyEnded(r, true, "");
+                if (r.Unhealed is { } unhealed) CopyEnded(r, false, $"heal of snapshot {r.Request.Snapshot} on {_declaration.Id}: {unhealed}", JobFault.FaultNone);
+                else CopyEnded(r, true, "");
             });
         });
     }
@@ -168,18 +171,34 @@ public sealed partial class MediaActor
         {
             // A heal: these chunks are damaged here; good copies from the source go over them (the index then
             // points to the new records; the damaged ones are dead bytes that a prune compacts away).
+            // One damaged at the source too does not stop the others (a lost connection does: the heal runs again).
+            var unread = new List<string>();
             foreach (var raw in o.Request.Heal)
             {
                 if (raw.Length != ChunkId.Size) continue;
                 var id = new ChunkId(raw.Span);
-                var payload = source.ReadPayload(id, ref buffer, out var flags);
-                library.Append(id, flags, payload);
+                var read = false;
+                try
+                {
+                    var payload = source.ReadPayload(id, ref buffer, out var flags);
+                    read = true;
+                    library.Append(id, flags, payload); // a failure here is the library's: the heal fails, as before
+                    report.BytesSent += payload.Length;
+                }
+                catch (Exception e) when (!read && Engine.Codec.SourceFault.IsDamage(e))
+                {
+                    unread.Add($"{id.Short}: {e.Message}");
+                    continue;
+                }
                 report.Chunks++;
                 report.ChunksSent++;
-                report.BytesSent += payload.Length;
             }
             report.Seconds = clock.Elapsed.TotalSeconds;
-            return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null, library);
+            var unhealed = unread.Count == 0 ? null
+                : $"{unread.Count} of the {o.Request.Heal.Count} damaged chunks could not be read from library {o.Request.SourceLibrary} either " +
+                  $"({string.Join("; ", unread.Take(3))}{(unread.Count > 3 ? "; ..." : "")}); the other {report.ChunksSent} are healed. A backup of a host that " +
+                  "still has their data stores them again; 'abk verify' of the snapshot on another library that holds it says whether one still can";
+            return new CopyRead(o.Request, o.ReplyTo, o.Session.Ticket, report, null, library, unhealed);
         }
         // Each library a snapshot spans keeps the ids it holds: the snapshot's are their union.
         var ids = spans.Count == 0 ? first.ReadReferences(o.Request.Snapshot)

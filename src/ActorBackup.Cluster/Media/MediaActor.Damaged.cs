@@ -53,7 +53,7 @@ public sealed partial class MediaActor
         foreach (var (id, at) in UnpackMarks(packed)) _damagedMarks[id] = at;
     }
 
-    /// <summary>Journals the marks the library made since the last look (health ticks), and says what they mean.</summary>
+    /// <summary>Journals the marks the library made since the last look (health ticks, and before the library is closed), and says what they mean.</summary>
     private void JournalDamaged()
     {
         if (_library?.TakeFoundDamaged() is not { Count: > 0 } found) return;
@@ -62,10 +62,8 @@ public sealed partial class MediaActor
                      "('abk verify SNAPSHOT' names the files, and heals them from another library that holds the snapshot)",
             _declaration.Id, found.Count, found.Count == 1 ? "" : "s", found.Select(f => f.At.Volume).Distinct().Count() == 1 ? "" : "s",
             string.Join(", ", found.Select(f => f.At.Volume).Distinct().Order().Take(10)));
-        PersistAll(found.Chunk(MarksPerEvent).Select(part => new ChunksDamaged { Marks = PackMarks(part) }), e =>
-        {
-            RecoverMarks(e.Marks);
-            _eventsSinceSnapshot++;
-        });
+        // Known at once (a library opened again right after takes them), journaled in the background.
+        foreach (var (id, at) in found) _damagedMarks[id] = at;
+        PersistAll(found.Chunk(MarksPerEvent).Select(part => new ChunksDamaged { Marks = PackMarks(part) }), _ => _eventsSinceSnapshot++);
     }
 }

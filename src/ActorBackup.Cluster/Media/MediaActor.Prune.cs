@@ -126,7 +126,7 @@ public sealed partial class MediaActor
         });
         Command<KeepPage>(p =>
         {
-            if (_keepPages.Add(p) is { } dropped) _log.Warning("library {0}: {1} (from {2})", _declaration.Id, dropped, Sender);
+            if (_keepPages.Add(p, Sender, Environment.TickCount64) is { } dropped) _log.Warning("library {0}: {1} (from {2})", _declaration.Id, dropped, Sender);
         });
         Command<PruneLibrary>(m =>
         {
@@ -134,7 +134,7 @@ public sealed partial class MediaActor
             PruneAskedAt(m.JournalSequence);
             if (_prune is { } runs && runs.Request.Job == m.Job)
             {
-                if (m.KeepPages > 0) _keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out _); // the running prune has its lists
+                if (m.KeepPages > 0) _keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, Sender, out _); // the running prune has its lists
                 // The same job asked again (the manager thought this agent lost it: a long journal write held its probes
                 // back): the prune that runs answers for the newest attempt, as it was asked (its lists as they were).
                 if (m.Attempt > runs.Request.Attempt)
@@ -150,7 +150,7 @@ public sealed partial class MediaActor
             }
             if (m.KeepPages > 0)
             {
-                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out var why) is not { } lists)
+                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, Sender, out var why) is not { } lists)
                 {
                     _log.Warning("library {0}: prune (job {1}): {2}", _declaration.Id, m.Job, why);
                     Sender.Tell(Signed(PruneEnded(m, ok: false, why, JobFault.FaultTransient)));
@@ -159,7 +159,7 @@ public sealed partial class MediaActor
                 m = m.Clone();
                 m.Keep.AddRange(lists.Keep);
                 m.Deleted.AddRange(lists.Deleted);
-                m.KeepPages = 0;
+                (m.KeepPages, m.DropUnknown) = (0, m.PartsDropUnknown);
             }
             if (_prune is not null)
             {
@@ -266,7 +266,8 @@ public sealed partial class MediaActor
                 try
                 {
                     _library?.RemoveReferences(m.DeadLists);
-                    run.Report.ListsRemoved.AddRange(m.DeadLists);
+                    run.Report.ListsRemoved.AddRange(m.DeadLists.Take(Engine.Verify.SnapshotVerifier.MaxReported)); // a report fits one message
+                    run.Report.ListsRemovedTotal = m.DeadLists.Count;
                     var (queue, problems) = CompactionPlan(run, threshold, null);
                     foreach (var v in queue) run.Volumes.Enqueue(v);
                     run.Report.Problems.AddRange(problems);

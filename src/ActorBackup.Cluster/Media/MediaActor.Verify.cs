@@ -22,7 +22,7 @@ public sealed partial class MediaActor
             if (!FromManager(m)) return;
             if (m.KeepPages > 0)
             {
-                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, out var why) is not { } lists)
+                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, Sender, out var why) is not { } lists)
                 {
                     _log.Warning("library {0}: check (job {1}): {2}", _declaration.Id, m.Job, why);
                     Sender.Tell(Signed(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient, Reason = why }));
@@ -56,7 +56,7 @@ public sealed partial class MediaActor
                 using var served = Engine.Tape.TapeMedium.WorkingFor(job, drive); // on tape, read in the drive the job holds
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var r = library.Verify();
-                library.MarkDamaged(r.Unreadable); // writers store them again (the marks journaled at the next health look)
+                library.MarkDamaged(r.DamagedAt); // writers store them again (the marks journaled at the next health look)
                 var keep = m.Keep.ToHashSet(StringComparer.Ordinal);
                 var lists = library.DamagedReferences().Where(d => keep.Contains(d.Snapshot)).ToList();
                 var report = new VerifyReport

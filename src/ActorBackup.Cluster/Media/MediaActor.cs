@@ -313,7 +313,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                     Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
                 }));
         });
-        Command<Health>(_ => { });
+        Command<Health>(_ => JournalDamaged()); // reads and checks go on while it takes no writes
         Timers.Cancel("health");
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
         Always();
@@ -434,8 +434,10 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// The library closed, if open. A close that fails (a writer's last flush on a full disk) is said, not thrown: the
     /// library releases its lock and files all the same (DiskLibrary.Dispose), and the agent goes on.
     /// </summary>
-    private void CloseLibrary()
+    /// <param name="journalMarks">journal the damage marks found since the last health look first (not when stopped: nothing journals then)</param>
+    private void CloseLibrary(bool journalMarks = true)
     {
+        if (journalMarks) JournalDamaged(); // what reads found damaged since the last health look: not lost with the library object
         try
         {
             _library?.Dispose();
@@ -510,8 +512,12 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                 _log.Warning("library {0}: the records found again could not be committed: {1}", _declaration.Id, e.Message);
             }
         }
-        _unavailable = _library.Broken ?? (_library.MissingVolumes() is { Count: > 0 } missing ? MissingVolumesReason(missing) : null);
-        _readable = _library.Broken is not null; // could not write (its disk full): reads go on; volumes missing: no session at all
+        var missing = _library.MissingVolumes();
+        _unavailable = _library.Broken ?? (missing.Count > 0 ? MissingVolumesReason(missing) : null);
+        // Could not write (its disk full): reads go on. Some volumes missing (a file lost, a cartridge taken out): reads
+        // of the others go on (a chunk of a missing one fails, and a restore reads it from a copy); all of them (the disk
+        // not mounted): no session at all. Nothing is written or pruned until they are back.
+        _readable = _library.Broken is not null || (missing.Count > 0 && missing.Count < _library.VolumesHolding());
         if (_unavailable is null) Become(Available);
         else Become(Unavailable);
         Register();
@@ -727,7 +733,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         // Stopped on a journal failure (Akka.Persistence stops the agent): the jobs in place whose sessions end are tried again later.
         var journal = JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now);
         foreach (var ticket in _sessions.Keys) DataPlaneSessions.Get(Context.System).Close(ticket, journal);
-        CloseLibrary();
+        CloseLibrary(journalMarks: false);
         // No figures of a library this node no longer serves; one stopped on its journal is this node's still, and not
         // available (its series gone, an alert on available == 0 would stay silent just when it broke).
         if (journal is not null) Metrics.CellMetrics.LibraryAvailable.WithLabels(_declaration.Id).Set(0);

@@ -2191,6 +2191,9 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
     /// </summary>
     private sealed class ExtentStream(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length, bool whole = false) : Stream
     {
+        /// <summary>How far past the walk's size a growing file is read at least.</summary>
+        public const long GrowthRead = 64L << 20;
+
         private long _position;
         private bool _end, _beyond;
         public override bool CanRead => true;
@@ -2203,7 +2206,10 @@ public sealed class Archiver(CellKeys keys, IChunkSink sink, IChunkSource source
         public override int Read(Span<byte> buffer)
         {
             if (_end) return 0;
-            var limit = !whole ? length : _beyond ? long.MaxValue : length + 1;
+            // A file that grew since the walk is read on, but not without end (a log written faster than it is read): up to
+            // twice the walk's size, 64 MiB more at least; what it holds past that is the next backup's (the file is said
+            // changed while read).
+            var limit = !whole ? length : _beyond ? length + Math.Max(length, GrowthRead) : length + 1;
             var want = (int)Math.Min(buffer.Length, limit - _position);
             if (want <= 0) return 0;
             var n = Posix.Posix.PRead(handle, buffer[..want], offset + _position);

@@ -26,17 +26,17 @@ public sealed partial class DiskLibrary
     private bool HasSound(ChunkId id) => Staged(id) || (_index.Contains(id) && !IsDamaged(id));
 
     /// <summary>
-    /// Marks <paramref name="ids"/> damaged at the places the index has for them now (a library check found their records
-    /// unreadable); ids the index does not hold, or marked already, are passed over.
+    /// Marks chunks damaged at the places a library check found no whole record of them (<see cref="VerifyReport.DamagedAt"/>),
+    /// while the index still has them there (one stored again, or moved by a prune, since is sound); marked already: passed over.
     /// </summary>
     /// <returns>the marks made (also handed to the owner to journal by <see cref="TakeFoundDamaged"/>)</returns>
-    public IReadOnlyList<(ChunkId Id, ChunkLocation At)> MarkDamaged(IEnumerable<ChunkId> ids)
+    public IReadOnlyList<(ChunkId Id, ChunkLocation At)> MarkDamaged(IEnumerable<(ChunkId Id, ChunkLocation At)> found)
     {
         lock (_lock)
         {
             var made = new List<(ChunkId, ChunkLocation)>();
-            foreach (var id in ids)
-                if (_index.TryGet(id, out var at) && Mark(id, at)) made.Add((id, at));
+            foreach (var (id, at) in found)
+                if (_index.TryGet(id, out var now) && now.Equals(at) && Mark(id, at)) made.Add((id, at));
             _foundDamaged.AddRange(made);
             return made;
         }
@@ -78,6 +78,8 @@ public sealed partial class DiskLibrary
     /// <summary>A read found <paramref name="id"/>'s record at <paramref name="at"/> damaged. Under the lock.</summary>
     private void FoundDamaged(ChunkId id, ChunkLocation at)
     {
+        // (A library that keeps its own index, the engine CLI's, has nobody to take them: its marks last while it is open,
+        // and what waits to be taken is bounded as the marks are.)
         if (_index.TryGet(id, out var now) && now.Equals(at) && Mark(id, at)) _foundDamaged.Add((id, at));
     }
 

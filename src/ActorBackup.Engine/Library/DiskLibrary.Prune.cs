@@ -302,7 +302,22 @@ public sealed partial class DiskLibrary
         var buffer = new byte[64 * 1024];
         long bytes = 0;
         var copied = 0;
-        var reader = _readers.GetOrAdd(volume, n => new VolumeReader(VolumePath(n)));
+        VolumeReader reader;
+        try
+        {
+            reader = _readers.GetOrAdd(volume, n => new VolumeReader(VolumePath(n)));
+        }
+        catch (VolumeCorruptException e)
+        {
+            // Its header is damaged: none of its records is copied, the volume is kept, and the prune goes on with the
+            // others. Its chunks are marked damaged, so backups (or a heal) store them again elsewhere.
+            lock (_lock)
+                foreach (var (id, loc) in records)
+                    FoundDamaged(id, loc);
+            if (e.Medium) CartridgeError(volume, e.Reason, e.Offset);
+            return (0, 0, [$"volume {volume} cannot be opened ({e.Message}): it is kept, and its {records.Count} live chunks are marked damaged " +
+                           "(backups of hosts that still have their data store them again; 'abk verify' of a snapshot heals it from a copy)"]);
+        }
         foreach (var (id, loc) in records)
         {
             cancel.ThrowIfCancellationRequested();
@@ -317,7 +332,7 @@ public sealed partial class DiskLibrary
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
-                if (e is VolumeCorruptException corrupt) CartridgeError(volume, corrupt.Reason, corrupt.Offset);
+                if (e is VolumeCorruptException { Medium: true } corrupt) CartridgeError(volume, corrupt.Reason, corrupt.Offset);
                 problems.Add($"volume {volume}: chunk {id.Short} at offset {loc.Offset} cannot be read ({e.Message}): the volume is kept");
                 continue;
             }

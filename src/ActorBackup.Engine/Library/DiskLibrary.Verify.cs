@@ -8,8 +8,10 @@ namespace ActorBackup.Engine.Library;
 public sealed partial class DiskLibrary
 {
     /// <param name="Unreadable">the indexed chunks no whole record holds (damaged, or their volume gone)</param>
+    /// <param name="DamagedAt">of those, the ones whose volume the check read (or found damaged) and which are not there
+    /// whole, where the index had them: damage, not a volume it could not mount or find</param>
     public sealed record VerifyReport(int Volumes, int Records, long Bytes, IReadOnlyList<VolumeDamage> Damage, IReadOnlyList<string> IndexProblems,
-        IReadOnlyList<ChunkId> Unreadable)
+        IReadOnlyList<ChunkId> Unreadable, IReadOnlyList<(ChunkId Id, ChunkLocation At)> DamagedAt)
     {
         public bool Ok => Damage.Count == 0 && IndexProblems.Count == 0;
     }
@@ -33,6 +35,7 @@ public sealed partial class DiskLibrary
         var damage = new List<VolumeDamage>();
         var found = new HashSet<(ChunkId, ChunkLocation)>();
         var read = new Dictionary<uint, long>(); // how far the check read each volume (a volume it could not read: all of it)
+        var judged = new HashSet<uint>(); // volumes read, or found damaged: what is not whole in them is damage
         int records = 0, volumes = 0;
         long bytes = 0;
         foreach (var v in listed.Where(v => v.State != VolumeState.Recycle))
@@ -64,9 +67,11 @@ public sealed partial class DiskLibrary
                 // The volume being written may end in a record half written this very moment: not damage.
                 if (scan.TornTail && v.State != VolumeState.Append) damage.Add(new VolumeDamage(path, scan.GoodEnd, "torn tail after the last whole record"));
                 foreach (var r in scan.Records) found.Add((r.Id, new ChunkLocation(v.Number, r.Offset, r.PayloadLength)));
+                judged.Add(v.Number);
             }
             catch (VolumeCorruptException e)
             {
+                judged.Add(v.Number);
                 damage.Add(new VolumeDamage(path, e.Offset, e.Reason));
                 CartridgeError(v.Number, e.Reason, e.Offset);
             }
@@ -79,6 +84,7 @@ public sealed partial class DiskLibrary
         }
         var indexProblems = new List<string>();
         var unreadable = new List<ChunkId>();
+        var damagedAt = new List<(ChunkId, ChunkLocation)>();
         lock (_lock)
         {
             foreach (var (id, loc) in _index.Entries)
@@ -86,10 +92,11 @@ public sealed partial class DiskLibrary
                 if (found.Contains((id, loc))) continue;
                 if (!read.TryGetValue(loc.Volume, out var end) || loc.Offset >= end) continue; // written after the check read there
                 unreadable.Add(id);
+                if (judged.Contains(loc.Volume)) damagedAt.Add((id, loc));
                 indexProblems.Add($"chunk {id.Short} is indexed at volume {loc.Volume} offset {loc.Offset}, but no whole record there holds it");
             }
         }
-        return new VerifyReport(volumes, records, bytes, damage, indexProblems, unreadable);
+        return new VerifyReport(volumes, records, bytes, damage, indexProblems, unreadable, damagedAt);
     }
 
     /// <summary>

@@ -84,6 +84,12 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
                 .Select(v => v.Number).ToList();
     }
 
+    /// <summary>How many volumes hold records (those <see cref="MissingVolumes"/> looks for).</summary>
+    public int VolumesHolding()
+    {
+        lock (_lock) return _manifest.Volumes.Count(v => v.State is not (VolumeState.Recycle or VolumeState.Error) && v.Records > 0);
+    }
+
     /// <summary>Whether <paramref name="volume"/> is the one being written (its cartridge must stay in the library).</summary>
     public bool Appending(uint volume)
     {
@@ -163,7 +169,16 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
                 if (WriterOf(loc.Volume) is { } writer && writer.InFile < loc.Offset + VolumeFormat.RecordOverhead + loc.Length) FlushOrBreak(writer);
                 // Taken with the location, under the lock: a prune that moves the chunk and deletes the volume right
                 // after retires this reader without closing it, so the read below still finds the bytes.
-                reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
+                try
+                {
+                    reader = _readers.GetOrAdd(loc.Volume, n => new VolumeReader(VolumePath(n)));
+                }
+                catch (VolumeCorruptException e)
+                {
+                    FoundDamaged(id, loc); // a damaged volume header: each chunk read from it is marked, and stored again
+                    if (e.Medium) CartridgeError(loc.Volume, e.Reason, e.Offset);
+                    throw;
+                }
             }
             var need = VolumeFormat.RecordOverhead + loc.Length;
             if (buffer.Length < need) buffer = new byte[Math.Max(need, buffer.Length * 2)];
@@ -181,7 +196,7 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
             catch (VolumeCorruptException e)
             {
                 lock (_lock) FoundDamaged(id, loc); // the next writer that has its data stores it again
-                CartridgeError(loc.Volume, e.Reason, e.Offset);
+                if (e.Medium) CartridgeError(loc.Volume, e.Reason, e.Offset); // the index disagreeing with a sound cartridge does not retire it
                 throw;
             }
         }

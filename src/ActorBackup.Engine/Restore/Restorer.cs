@@ -1110,7 +1110,9 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
                         // operator's next run, would keep this attempt's half-written one).
                         stageNew: _overwrite is OverwritePolicy.Never or OverwritePolicy.IfNewer);
                     if (slot.Staged is not null && !slot.Unnamed) _staged.TryAdd(slot.Staged, 0);
-                    if (_boundOpenFiles) slot.Identity = RootedDirectory.Identity(slot.Handle);
+                    // Known from the start: a file closed and opened again is checked to be this one, and one this restore
+                    // made and could not finish (a failed close too) is removed only if it still is (Unstaged).
+                    slot.Identity = RootedDirectory.Identity(slot.Handle);
                 }
                 else if (slot.Handle is null && slot.Error is null) slot.Handle = _root.ReopenFile(slot.Staged ?? slot.File.Relative, slot.Identity);
             }
@@ -1278,7 +1280,7 @@ public sealed class Restorer(CellKeys keys, IChunkSource source)
         {
             // Made new at its name by this restore and not finished (a damaged chunk): not left there looking restored
             // (a retry, or the operator, would take the part written for the file).
-            var made = slot.Handle is { IsInvalid: false, IsClosed: false } handle ? RootedDirectory.Identity(handle) : slot.Identity;
+            var made = slot.Identity;
             if (made == default) return ""; // not made here (it could not be created)
             try
             {

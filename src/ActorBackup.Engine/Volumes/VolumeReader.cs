@@ -41,12 +41,12 @@ public sealed class VolumeReader : IDisposable
     {
         var total = VolumeFormat.RecordOverhead + expectedLength;
         if (expectedLength < 0 || expectedLength > VolumeFormat.MaxPayload || offset < Header.Length || offset + total > Length)
-            throw new VolumeCorruptException(Path, offset, $"record of {expectedLength} bytes lies outside the volume ({Length} bytes): the index and the volume disagree");
+            throw new VolumeCorruptException(Path, offset, $"record of {expectedLength} bytes lies outside the volume ({Length} bytes): the index and the volume disagree", medium: false);
         var span = buffer[..total];
         ReadExactly(span, offset);
         var info = ParseRecordHeader(span, offset) ?? throw new VolumeCorruptException(Path, offset, "no record starts here (bad magic)");
-        if (info.Id != expectedId) throw new VolumeCorruptException(Path, offset, $"holds chunk {info.Id.Short}, the index says {expectedId.Short}");
-        if (info.PayloadLength != expectedLength) throw new VolumeCorruptException(Path, offset, $"record length {info.PayloadLength}, the index says {expectedLength}");
+        if (info.Id != expectedId) throw new VolumeCorruptException(Path, offset, $"holds chunk {info.Id.Short}, the index says {expectedId.Short}", medium: false);
+        if (info.PayloadLength != expectedLength) throw new VolumeCorruptException(Path, offset, $"record length {info.PayloadLength}, the index says {expectedLength}", medium: false);
         CheckCrc(span, offset);
         flags = info.Flags;
         return span.Slice(VolumeFormat.RecordHeaderSize, expectedLength);

@@ -20,6 +20,19 @@ public class NodeSettingsTests
     }
 
     [Fact]
+    public void A_media_agent_is_never_stopped_for_being_idle()
+    {
+        // Its backups' and restores' traffic goes over the data plane, not through the shard: Akka's default (120 s)
+        // stopped it in the middle of any backup longer than that.
+        var config = CellNode.Defaults(Path.Combine(AppContext.BaseDirectory, "hocon")).WithFallback(Akka.Cluster.Sharding.ClusterSharding.DefaultConfig())
+            .WithFallback(Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig());
+        var sharding = Akka.Cluster.Sharding.ClusterShardingSettings.Create(config.GetConfig("akka.cluster.sharding"), config.GetConfig("akka.cluster.singleton"));
+        Assert.Equal(TimeSpan.Zero, sharding.PassivateIdleEntityAfter);
+        Assert.Equal(TimeSpan.FromSeconds(120), Akka.Cluster.Sharding.ClusterShardingSettings.Create(
+            Akka.Cluster.Sharding.ClusterSharding.DefaultConfig().GetConfig("akka.cluster.sharding"), config.GetConfig("akka.cluster.singleton")).PassivateIdleEntityAfter); // what it was
+    }
+
+    [Fact]
     public void Metrics_served_beyond_this_machine_need_a_token_and_tls()
     {
         Assert.Null(Read("actorbackup.metrics.port = 9464").MetricsAccess); // 127.0.0.1: this machine's

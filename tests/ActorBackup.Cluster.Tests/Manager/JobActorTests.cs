@@ -46,6 +46,23 @@ public sealed class JobActorTests() : TestKit("akka.loglevel = WARNING\n" + Slow
     }
 
     [Fact]
+    public void The_parts_of_a_long_list_go_before_the_assignment_in_order_and_from_the_manager()
+    {
+        var job = Job("8", TimeSpan.FromSeconds(30));
+        var media = CreateTestProbe();
+        var prune = new PruneLibrary { Library = "lib1", Job = "8", Keep = { "a", "b", "c" } };
+        var parts = ActorBackup.Cluster.Media.KeepPages.Split(prune, pageSize: 1);
+        job.Tell(new JobActor.Attempt(0, media.Ref, prune, Before: parts), TestActor);
+        foreach (var part in parts)
+        {
+            Assert.Equal(part.Page, media.ExpectMsg<KeepPage>().Page);
+            Assert.Equal(TestActor, media.LastSender); // as the assignment: from the manager (the media agent takes parts only from its request's sender)
+        }
+        Assert.Equal(3, media.ExpectMsg<PruneLibrary>().KeepPages);
+        Assert.Equal(TestActor, media.LastSender);
+    }
+
+    [Fact]
     public void A_client_that_stops_loses_the_job_and_one_that_stops_after_a_requeue_does_not()
     {
         var job = Job(probe: TimeSpan.FromSeconds(30)); // death watch alone: no probe can lose it first on a busy machine

@@ -134,6 +134,9 @@ public class ManagerStateTests
         (s, _) = Dispatch(s, Now);
         Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 3_599_000));
         Assert.Contains("past its maximum run time of 1 h", ManagerState.Overran(s.Job(id)!, nowMs + 3_600_000));
+        // The set's first backup, a full: the next ones would be fulls too until one completes, and the end says so.
+        Assert.Equal(BackupLevel.LevelFull, s.Job(id)!.Level);
+        Assert.Contains("next backups are fulls until one completes", ManagerState.Overran(s.Job(id)!, nowMs + 3_600_000));
         s = s.Apply(new JobEnded { Job = id, State = JobState.Succeeded });
         Assert.Null(ManagerState.Overran(s.Job(id)!, nowMs + 7_200_000)); // ended
     }

@@ -317,8 +317,15 @@ public class RetentionStateTests
         var gone = Apply(s, s.DecideDeleteSnapshots(new DeleteSnapshots { Snapshots = { "s1" } }, Now).Decision.Events).Apply(new SnapshotCopied { Snapshot = "s1", Library = "lib2" });
         Assert.False(gone.Copies.ContainsKey("s1"));
 
-        // s0's copy is there (a copy rule made it, say): it moves without another copy.
+        // s0's copy is there (a copy rule made it, say), never read back: a copy job to it reads it back first (the fast
+        // copy goes on its strength), and once that job succeeded, s0 moves without another copy.
         var copied = s.Apply(new SnapshotCopied { Snapshot = "s0", Library = "lib2" });
+        var (checks, none) = copied.DecideTiering(Now);
+        Assert.Empty(none);
+        var check = checks.Single(j => j.Job.Snapshot == "s0").Job;
+        Assert.True(check.TierMove && check.Library == "lib2");
+        copied = Apply(copied, [new JobQueued { Job = check }]).Apply(new JobStarted { Job = check.Id, Library = "lib2" })
+            .Apply(new JobEnded { Job = check.Id, State = JobState.Succeeded, UnixMs = Now.ToUnixTimeMilliseconds() });
         var (_, direct) = copied.DecideTiering(Now);
         var move = Assert.Single(direct);
         var moved = copied.Apply(move);

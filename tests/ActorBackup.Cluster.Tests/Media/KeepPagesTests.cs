@@ -33,14 +33,14 @@ public sealed class KeepPagesTests
         Assert.Equal((4, 0, 0), (request.KeepPages, request.Keep.Count, request.Deleted.Count));
         Assert.Equal(KeepPages.Digest(original.Keep, original.Deleted), request.KeepDigest);
         var pages = new KeepPages();
-        foreach (var p in parts.AsEnumerable().Reverse()) Assert.Null(pages.Add(p));
-        var lists = pages.Take("7", 2, request.KeepPages, request.KeepDigest, out var error);
+        foreach (var p in parts.AsEnumerable().Reverse()) Assert.Null(pages.Add(p, "mgr", 0));
+        var lists = pages.Take("7", 2, request.KeepPages, request.KeepDigest, "mgr", out var error);
         Assert.NotNull(lists);
         Assert.Equal("", error);
         Assert.Equal(original.Keep, lists.Value.Keep);
         Assert.Equal(original.Deleted, lists.Value.Deleted);
         // Taken once: asked again, the parts are gone.
-        Assert.Null(pages.Take("7", 2, request.KeepPages, request.KeepDigest, out error));
+        Assert.Null(pages.Take("7", 2, request.KeepPages, request.KeepDigest, "mgr", out error));
         Assert.Contains("4 of the 4 parts", error);
     }
 
@@ -52,8 +52,8 @@ public sealed class KeepPagesTests
         var parts = KeepPages.Split(check, pageSize: 10);
         Assert.Equal((3, 0), (check.KeepPages, check.Keep.Count));
         var pages = new KeepPages();
-        foreach (var p in parts) Assert.Null(pages.Add(p));
-        Assert.Equal(kept, pages.Take("9", 0, 3, check.KeepDigest, out _)!.Value.Keep);
+        foreach (var p in parts) Assert.Null(pages.Add(p, "mgr", 0));
+        Assert.Equal(kept, pages.Take("9", 0, 3, check.KeepDigest, "mgr", out _)!.Value.Keep);
     }
 
     [Fact]
@@ -64,31 +64,63 @@ public sealed class KeepPagesTests
         parts[1].Keep.Clear();
         parts[1].Deleted.Add("k000001"); // the same id, said deleted
         var pages = new KeepPages();
-        foreach (var p in parts) pages.Add(p);
-        Assert.Null(pages.Take("7", 2, 3, request.KeepDigest, out var error));
+        foreach (var p in parts) pages.Add(p, "mgr", 0);
+        Assert.Null(pages.Take("7", 2, 3, request.KeepDigest, "mgr", out var error));
         Assert.Contains("not those the manager signed", error);
         // Parts of attempt 2 do not answer attempt 3.
         var again = Prune(3, 0);
-        foreach (var p in KeepPages.Split(again, pageSize: 1)) pages.Add(p);
-        Assert.Null(pages.Take("7", 3, 3, again.KeepDigest, out error));
+        foreach (var p in KeepPages.Split(again, pageSize: 1)) pages.Add(p, "mgr", 0);
+        Assert.Null(pages.Take("7", 3, 3, again.KeepDigest, "mgr", out error));
         Assert.Contains("3 of the 3 parts", error);
+    }
+
+    [Fact]
+    public void Parts_count_only_from_their_requests_sender_and_wait_a_while_at_most()
+    {
+        var request = Prune(2, 0);
+        var parts = KeepPages.Split(request, pageSize: 1);
+        var pages = new KeepPages();
+        Assert.Null(pages.Add(parts[0], "mgr", 0));
+        // Another node's part for the same job: not mixed in (nor a count of parts other than the first's).
+        Assert.Contains("does not match", pages.Add(parts[1], "client", 1));
+        Assert.Contains("does not match", pages.Add(new KeepPage { Job = "7", Attempt = 2, Page = 0, Pages = 5 }, "mgr", 1));
+        Assert.Null(pages.Add(parts[1], "mgr", 2));
+        Assert.Null(pages.Take("7", 2, 2, request.KeepDigest, "client", out var error)); // a request from elsewhere takes none
+        Assert.Contains("2 of the 2 parts", error);
+        // Parts whose request never came go after WaitAtMost.
+        foreach (var p in parts) pages.Add(p, "mgr", 0);
+        pages.Add(new KeepPage { Job = "other", Page = 0, Pages = 1 }, "mgr", (long)KeepPages.WaitAtMost.TotalMilliseconds + 1);
+        Assert.Null(pages.Take("7", 2, 2, request.KeepDigest, "mgr", out error));
+    }
+
+    [Fact]
+    public void The_digest_tells_ids_apart_however_they_are_cut_and_a_drop_unknown_prune_in_parts_says_so_only_in_its_own_field()
+    {
+        Assert.NotEqual(KeepPages.Digest(["a\nk b"], []), KeepPages.Digest(["a", "b"], []));
+        Assert.NotEqual(KeepPages.Digest(["a", "b"], []), KeepPages.Digest(["a"], ["b"]));
+        // An older media agent ignores the parts and parts_drop_unknown: it must not read drop_unknown on a request that keeps nothing.
+        var request = Prune(3, 0);
+        request.DropUnknown = true;
+        KeepPages.Split(request, pageSize: 1);
+        Assert.False(request.DropUnknown);
+        Assert.True(request.PartsDropUnknown);
     }
 
     [Fact]
     public void Parts_out_of_bounds_or_past_what_may_be_held_are_dropped_and_stale_jobs_make_room()
     {
         var pages = new KeepPages(maxHeld: 5);
-        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 2, Pages = 2, Keep = { "a" } }));
-        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 0 }));
-        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 1, Keep = { Enumerable.Range(0, KeepPages.PageSize + 1).Select(i => $"{i}") } }));
-        Assert.Null(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 2, Keep = { "a", "b", "c" } }));
-        Assert.Contains("more than 5 ids wait", pages.Add(new KeepPage { Job = "2", Page = 0, Pages = 1, Keep = { "d", "e", "f" } }));
+        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 2, Pages = 2, Keep = { "a" } }, "mgr", 0));
+        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 0 }, "mgr", 0));
+        Assert.NotNull(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 1, Keep = { Enumerable.Range(0, KeepPages.PageSize + 1).Select(i => $"{i}") } }, "mgr", 0));
+        Assert.Null(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 2, Keep = { "a", "b", "c" } }, "mgr", 0));
+        Assert.Contains("more than 5 ids wait", pages.Add(new KeepPage { Job = "2", Page = 0, Pages = 1, Keep = { "d", "e", "f" } }, "mgr", 0));
         // The same part again replaces the first: still 3 held.
-        Assert.Null(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 2, Keep = { "a", "b", "c" } }));
+        Assert.Null(pages.Add(new KeepPage { Job = "1", Page = 0, Pages = 2, Keep = { "a", "b", "c" } }, "mgr", 0));
         // Parts of five jobs: the one heard from least recently goes.
-        for (var j = 10; j < 14; j++) Assert.Null(pages.Add(new KeepPage { Job = $"{j}", Page = 0, Pages = 1 }));
-        Assert.Null(pages.Take("1", 0, 2, Google.Protobuf.ByteString.Empty, out var error));
+        for (var j = 10; j < 14; j++) Assert.Null(pages.Add(new KeepPage { Job = $"{j}", Page = 0, Pages = 1 }, "mgr", 0));
+        Assert.Null(pages.Take("1", 0, 2, Google.Protobuf.ByteString.Empty, "mgr", out var error));
         Assert.Contains("2 of the 2 parts", error);
-        Assert.NotNull(pages.Take("13", 0, 1, KeepPages.Digest([], []), out _));
+        Assert.NotNull(pages.Take("13", 0, 1, KeepPages.Digest([], []), "mgr", out _));
     }
 }

@@ -56,6 +56,30 @@ public sealed class DamagedChunkTests
     }
 
     [Fact]
+    public void A_volume_whose_header_is_damaged_is_kept_by_a_compaction_that_goes_on_and_its_chunks_are_stored_again()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(dir.Path, "lib");
+        using var lib = DiskLibrary.Create(root, "l");
+        lib.Append(Id(0), RecordFlags.None, Payload(0));
+        lib.Append(Id(1), RecordFlags.None, Payload(1));
+        lib.Commit();
+        Assert.True(lib.TryGetLocation(Id(0), out var at));
+        using (var f = new FileStream(Path.Combine(root, "volumes", VolumeFormat.VolumeFileName(at.Volume)), FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = 6;
+            var b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 0xFF));
+        }
+        var (records, _, problems) = lib.CopyLive(at.Volume);
+        Assert.Equal(0, records);
+        Assert.Contains("cannot be opened", Assert.Single(problems));
+        Assert.Equal(2, lib.Missing([Id(0), Id(1)]).Count);
+        Assert.Equal(2, lib.TakeFoundDamaged().Count);
+    }
+
+    [Fact]
     public void A_mark_holds_for_the_place_it_was_found_at_and_a_recovered_one_for_a_chunk_stored_again_since_does_not()
     {
         using var dir = new TempDir();
@@ -65,9 +89,11 @@ public sealed class DamagedChunkTests
         lib.Append(Id(1), RecordFlags.None, Payload(1));
         lib.Commit();
         Assert.True(lib.TryGetLocation(Id(0), out var first));
-        // A library check found them unreadable: both marked once; an id the library never held is passed over.
-        Assert.Equal(2, lib.MarkDamaged([Id(0), Id(1), Id(9)]).Count);
-        Assert.Empty(lib.MarkDamaged([Id(0)]));
+        Assert.True(lib.TryGetLocation(Id(1), out var second));
+        // A library check found them unreadable: both marked once; an id the library never held, or one found at a place
+        // it is no longer at, is passed over.
+        Assert.Equal(2, lib.MarkDamaged([(Id(0), first), (Id(1), second), (Id(9), first), (Id(1), first)]).Count);
+        Assert.Empty(lib.MarkDamaged([(Id(0), first)]));
         Assert.Equal(2, lib.Missing([Id(0), Id(1)]).Count);
         lib.Append(Id(0), RecordFlags.None, Payload(0));
         lib.Commit();

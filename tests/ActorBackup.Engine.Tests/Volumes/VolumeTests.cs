@@ -154,6 +154,28 @@ public class VolumeTests
     }
 
     [Fact]
+    public void A_record_that_is_not_what_the_index_says_is_told_from_bad_bytes()
+    {
+        // A sound record read for another id, or another length, is the index disagreeing (a cartridge is not retired
+        // for it); a flipped bit is the medium's.
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "v.abv");
+        var written = WriteVolume(path, [TestRepo.RandomBytes(64, 1), TestRepo.RandomBytes(64, 2)], seal: false);
+        var buffer = new byte[200];
+        using (var r = new VolumeReader(path))
+        {
+            Assert.False(Assert.Throws<VolumeCorruptException>(() => r.ReadRecord(written[0].Info.Offset, written[1].Id, 64, buffer, out _)).Medium);
+            Assert.False(Assert.Throws<VolumeCorruptException>(() => r.ReadRecord(written[0].Info.Offset, written[0].Id, 63, buffer, out _)).Medium);
+            Assert.False(Assert.Throws<VolumeCorruptException>(() => r.ReadRecord(r.Length - 10, written[0].Id, 64, buffer, out _)).Medium);
+        }
+        var bytes = File.ReadAllBytes(path);
+        bytes[(int)written[0].Info.Offset + VolumeFormat.RecordHeaderSize + 10] ^= 1;
+        File.WriteAllBytes(path, bytes);
+        using var damaged = new VolumeReader(path);
+        Assert.True(Assert.Throws<VolumeCorruptException>(() => damaged.ReadRecord(written[0].Info.Offset, written[0].Id, 64, buffer, out _)).Medium);
+    }
+
+    [Fact]
     public void A_length_from_disk_is_never_trusted()
     {
         using var dir = new TempDir();
