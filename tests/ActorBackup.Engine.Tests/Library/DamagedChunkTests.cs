@@ -15,12 +15,27 @@ public sealed class DamagedChunkTests
     private static void Rot(DiskLibrary lib, string root, ChunkId id)
     {
         Assert.True(lib.TryGetLocation(id, out var at));
-        var volume = Path.Combine(root, "volumes", VolumeFormat.VolumeFileName(at.Volume));
-        using var f = new FileStream(volume, FileMode.Open, FileAccess.ReadWrite);
-        f.Position = at.Offset + VolumeFormat.RecordHeaderSize + at.Length / 2;
+        Flip(root, at.Volume, at.Offset + VolumeFormat.RecordHeaderSize + at.Length / 2);
+    }
+
+    /// <summary>Flips the bits of the byte at <paramref name="offset"/> of volume <paramref name="volume"/>.</summary>
+    private static void Flip(string root, uint volume, long offset)
+    {
+        using var f = new FileStream(Path.Combine(root, "volumes", VolumeFormat.VolumeFileName(volume)), FileMode.Open, FileAccess.ReadWrite);
+        f.Position = offset;
         var b = f.ReadByte();
         f.Position--;
-        f.WriteByte((byte)(b ^ 0x55));
+        f.WriteByte((byte)(b ^ 0xFF));
+    }
+
+    /// <summary>A new library at <paramref name="root"/> holding chunks 0 and 1, committed.</summary>
+    private static DiskLibrary TwoChunks(string root)
+    {
+        var lib = DiskLibrary.Create(root, "l");
+        lib.Append(Id(0), RecordFlags.None, Payload(0));
+        lib.Append(Id(1), RecordFlags.None, Payload(1));
+        lib.Commit();
+        return lib;
     }
 
     [Fact]
@@ -60,18 +75,9 @@ public sealed class DamagedChunkTests
     {
         using var dir = new TempDir();
         var root = Path.Combine(dir.Path, "lib");
-        using var lib = DiskLibrary.Create(root, "l");
-        lib.Append(Id(0), RecordFlags.None, Payload(0));
-        lib.Append(Id(1), RecordFlags.None, Payload(1));
-        lib.Commit();
+        using var lib = TwoChunks(root);
         Assert.True(lib.TryGetLocation(Id(0), out var at));
-        using (var f = new FileStream(Path.Combine(root, "volumes", VolumeFormat.VolumeFileName(at.Volume)), FileMode.Open, FileAccess.ReadWrite))
-        {
-            f.Position = 6;
-            var b = f.ReadByte();
-            f.Position--;
-            f.WriteByte((byte)(b ^ 0xFF));
-        }
+        Flip(root, at.Volume, 6); // in its header
         var (records, _, problems) = lib.CopyLive(at.Volume);
         Assert.Equal(0, records);
         Assert.Contains("cannot be opened", Assert.Single(problems));
@@ -84,10 +90,7 @@ public sealed class DamagedChunkTests
     {
         using var dir = new TempDir();
         var root = Path.Combine(dir.Path, "lib");
-        using var lib = DiskLibrary.Create(root, "l");
-        lib.Append(Id(0), RecordFlags.None, Payload(0));
-        lib.Append(Id(1), RecordFlags.None, Payload(1));
-        lib.Commit();
+        using var lib = TwoChunks(root);
         Assert.True(lib.TryGetLocation(Id(0), out var first));
         Assert.True(lib.TryGetLocation(Id(1), out var second));
         // A library check found them unreadable: both marked once; an id the library never held, or one found at a place
