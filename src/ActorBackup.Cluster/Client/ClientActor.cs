@@ -324,6 +324,9 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// nothing of this client runs). The GC otherwise keeps the heap a backup or a restore grew to, and the next job
     /// starts from there: the node's peak memory is what it holds between jobs plus what the job adds.
     /// </summary>
+    /// <summary>The heap below which a trim compacts it whole and gives memory back (a pause of tens of milliseconds).</summary>
+    public const long AggressiveTrimBelow = 1L << 30;
+
     private void TrimMemory()
     {
         if (Interlocked.Exchange(ref _trimming, 1) == 1) return;
@@ -334,7 +337,12 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
             {
                 var pause = GC.GetTotalPauseDuration();
                 var held = Environment.WorkingSet;
-                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                // Aggressive (compacting, giving memory back) only while the heap is small: on a node whose heap also holds
+                // a large media agent index (GBs), a blocking compaction of it could pause the node past the cluster's
+                // heartbeats; there the GC decides (Optimized).
+                var heap = GC.GetGCMemoryInfo().HeapSizeBytes;
+                if (heap < AggressiveTrimBelow) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                else GC.Collect(GC.MaxGeneration, GCCollectionMode.Optimized, blocking: false);
                 Interlocked.Increment(ref MemoryTrims);
                 log.Debug("memory given back: {0} MiB held before, {1} MiB after; the collection paused the node {2:F0} ms",
                     held >> 20, Environment.WorkingSet >> 20, (GC.GetTotalPauseDuration() - pause).TotalMilliseconds);

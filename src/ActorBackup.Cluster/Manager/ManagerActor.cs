@@ -157,7 +157,25 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             Timers.StartSingleTimer("settle", new SettleTimeout(), SettleAfter);
         });
 
-        Command<HandOffStop>(_ => Context.Stop(Self));
+        // The singleton's hand-over (a rolling upgrade): the audit records not yet written would go with this actor (its
+        // writer child stops with it), so it stops once they are written, 10 s at most.
+        Command<HandOffStop>(_ =>
+        {
+            if (_auditUnwritten.Count == 0) Context.Stop(Self);
+            else
+            {
+                _handingOver = true;
+                AuditAgain(now: true); // those the writer lost (it restarted) too
+                Timers.StartSingleTimer("hand-over", new HandOverNow(), HandOverWaitsForAudit);
+            }
+        });
+        Command<HandOverNow>(_ =>
+        {
+            if (_auditUnwritten.Count > 0)
+                _log.Error("the manager hands over with {0} audit records not written (the trail's journal did not take them in {1}): they are left out of the trail",
+                    _auditUnwritten.Count, HandOverWaitsForAudit);
+            Context.Stop(Self);
+        });
         Command<RegisterClient>(m =>
         {
             // Only the node whose certificate names the client: another could take its jobs and snapshots.
@@ -293,6 +311,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                     _auditUnwritten.FirstOrDefault(u => u.Ref == w.Ref).Record?.Command ?? "?");
             // The writer journals this run's records in order, none left out but those let go (AuditActor): all up to this one are done with.
             while (_auditUnwritten.Count > 0 && _auditUnwritten.Peek().Ref <= w.Ref) _auditUnwritten.Dequeue();
+            if (_handingOver && _auditUnwritten.Count == 0) Context.Stop(Self);
         });
         Command<ScheduleTick>(_ =>
         {
@@ -1285,15 +1304,21 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     private readonly Queue<(long Ref, AuditRecord Record, long SentMs)> _auditUnwritten = new();
     public const int MaxUnwrittenAudits = 10_000;
 
-    private void AuditAgain()
+    /// <summary>A hand-over asked for while audit records were unwritten: the manager stops once they are (<see cref="HandOverWaitsForAudit"/> at most).</summary>
+    private bool _handingOver;
+    private sealed record HandOverNow;
+    public static readonly TimeSpan HandOverWaitsForAudit = TimeSpan.FromSeconds(10);
+
+    /// <param name="now">send them all again at once, however recently sent (a hand-over)</param>
+    private void AuditAgain(bool now = false)
     {
-        var now = Environment.TickCount64;
-        if (_auditUnwritten.Count == 0 || now - _auditUnwritten.Peek().SentMs < 10_000) return;
+        var at = Environment.TickCount64;
+        if (_auditUnwritten.Count == 0 || (!now && at - _auditUnwritten.Peek().SentMs < 10_000)) return;
         var again = _auditUnwritten.ToList();
         _auditUnwritten.Clear();
         foreach (var (reference, record, _) in again)
         {
-            _auditUnwritten.Enqueue((reference, record, now));
+            _auditUnwritten.Enqueue((reference, record, at));
             _audit.Tell(new Audit.AuditActor.Write(record, _auditOrigin, reference, again[0].Ref));
         }
     }

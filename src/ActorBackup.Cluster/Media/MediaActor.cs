@@ -607,8 +607,28 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         _log.Error(cause, "library {0}: {1}", _declaration.Id, reason);
         foreach (var (sender, _) in _persisting) sender.Tell(new CommandRejected { Reason = reason, Transient = true }); // its job is tried again later
         _persisting.Clear();
-        // Stopped, the agent has no timer: once the hold has passed, a look at its status starts it again (it tries its
-        // journal then); else it waited for the next job sent to it, and the queue sends none to a library it was told is unavailable.
+        StartAgainAfterHold();
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <summary>
+    /// The journal could not be read as the agent started (its database down a moment, a replay past its timeout): held
+    /// and counted as a write failure is, and started again after the hold, not left down until a job comes (the queue
+    /// sends none to a library it was told is unavailable, and the library's series would read as gone, not 0).
+    /// </summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        JournalFailures.Record(Context.System, _declaration.Id, reason.Message, Monotonic.Now);
+        Metrics.CellMetrics.JournalFailures.WithLabels("media:" + _declaration.Id, "recovery").Inc();
+        _log.Error(reason, "library {0}: the media agent's journal (its node's database) could not be read as it started ({1}): it starts again after a while; check that database",
+            _declaration.Id, reason.Message);
+        StartAgainAfterHold();
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    /// <summary>Stopped, the agent has no timer: once its journal's hold has passed, a look at its status starts it again (it tries its journal then).</summary>
+    private void StartAgainAfterHold()
+    {
         try
         {
             Context.System.Scheduler.ScheduleTellOnce(JournalFailures.HeldFor(Context.System, _declaration.Id, Monotonic.Now) + TimeSpan.FromSeconds(1),
@@ -618,7 +638,6 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         {
             _log.Warning("library {0}: no media region to start the agent again after its journal's hold ({1}): the next job or look does", _declaration.Id, e.Message);
         }
-        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     /// <summary>

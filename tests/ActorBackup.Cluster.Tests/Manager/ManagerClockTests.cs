@@ -43,6 +43,23 @@ public sealed class ManagerClockTests() : TestKit(OneNodeCell.Config)
     }
 
     [Fact]
+    public void A_hand_over_waits_for_the_audit_records_not_yet_written()
+    {
+        // A command taken right before the singleton hands over (a rolling upgrade): its record is on its way to the
+        // trail's writer, a child that stops with the manager. The manager stops once it is written.
+        var (manager, _, _) = Cell();
+        var me = CreateTestProbe();
+        manager.Tell(new CallerSigned { Type = DefinePolicy.Descriptor.Name, Body = new DefinePolicy { Policy = new StoragePolicy { Name = "p1" } }.ToByteString() }, me.Ref);
+        manager.Tell(ActorBackup.Cluster.Hosting.HandOffStop.Instance);
+        Watch(manager);
+        ExpectTerminated(manager, TimeSpan.FromSeconds(30));
+        var trail = Sys.ActorOf(Audit.AuditActor.Props());
+        trail.Tell(new Audit.AuditActor.Read(new ListAudit { Whole = true }, TestActor), TestActor);
+        var list = FishForMessage<AuditList>(_ => true, TimeSpan.FromSeconds(20));
+        Assert.Contains(list.Records, r => r.Command == DefinePolicy.Descriptor.Name);
+    }
+
+    [Fact]
     public void A_backups_end_whose_manifest_is_not_that_jobs_snapshot_fails_the_job_and_leaves_the_manager_running()
     {
         // A client host (compromised, or a bug) signs its own job's end, but what it sends is no snapshot of that job:

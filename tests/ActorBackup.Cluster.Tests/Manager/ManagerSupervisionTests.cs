@@ -26,6 +26,10 @@ public sealed class FailingJournal : MemoryJournal
             ? Task.FromException<IImmutableList<Exception>>(new IOException("the journal's database is not reachable"))
             : base.WriteMessagesAsync(writes, cancellationToken);
     }
+
+    /// <summary>Recovery fails too while it is down (a database restarting as an actor starts).</summary>
+    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
+        Down ? Task.FromException<long>(new IOException("the journal's database is not reachable")) : base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
 }
 
 /// <summary>The manager singleton outlives a failed journal write: started again, it recovers what was written.</summary>

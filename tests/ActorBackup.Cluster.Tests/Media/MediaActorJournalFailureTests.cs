@@ -52,4 +52,17 @@ public sealed class MediaActorJournalFailureTests : TestKit, IDisposable
         Assert.Contains("library libj: the media agent's journal (its node's database) could not be written (the journal's database is not reachable)", e.Message);
         Assert.Contains("free space where that node keeps its database", e.Message);
     }
+
+    [Fact]
+    public void An_agent_whose_journal_cannot_be_read_as_it_starts_is_held_and_started_again_not_left_down()
+    {
+        FailingJournal.Down = true;
+        var region = CreateTestProbe();
+        var media = Sys.ActorOf(MediaActor.Props(new LibraryDeclaration("libk", Path.Combine(Dir, "libk"), 64L * 1024 * 1024, Reserve: 0), TestActor, mediaRegion: region.Ref));
+        Watch(media);
+        ExpectTerminated(media, TimeSpan.FromSeconds(20));
+        // Held as after a failed write: the status look that starts it again comes once the hold has passed (30 s).
+        Assert.NotNull(JournalFailures.Holding(Sys, "libk", Monotonic.Now));
+        FailingJournal.Down = false;
+    }
 }
