@@ -512,7 +512,7 @@ public static class CommandTable
                 var rebuilt = await session.Call<CatalogRebuilt>(new RebuildCatalog { Library = pr.GetValue(library)! }, c);
                 if (o.Json) o.Write(rebuilt);
                 else o.Line($"library {rebuilt.Library}: {rebuilt.Found} snapshots stored; {rebuilt.Added} were missing from the catalog and are back" +
-                            (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) : "") +
+                            (rebuilt.Added > 0 ? ": " + string.Join(" ", rebuilt.AddedIds) + (rebuilt.Added > rebuilt.AddedIds.Count ? " ..." : "") : "") +
                             (rebuilt.CopiesRecorded > 0 ? $"; {rebuilt.CopiesRecorded} recorded as copies held there" : ""));
                 if (!o.Json && rebuilt.Unaccounted.Count > 0)
                     o.Line($"library {rebuilt.Library} also holds data of {rebuilt.Unaccounted.Count}{(rebuilt.Unaccounted.Count >= 1000 ? " or more" : "")} snapshots whose " +

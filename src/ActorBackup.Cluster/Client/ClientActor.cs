@@ -845,6 +845,8 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
                 }
             }
             found.Complete = problems.Count == 0;
+            // Manifests too many for one message go just before it, in parts (Manager/RebuildParts).
+            foreach (var part in Manager.RebuildParts.Split(found)) _manager.Tell(part, ActorRefs.NoSender);
             var answer = _manager.Ask<object>(found, TimeSpan.FromMinutes(1)).GetAwaiter().GetResult();
             // At most 100 named (an answer stays well inside a frame to the shell), the rest counted; the log names them all.
             if (answer is CatalogRebuilt rebuilt)

@@ -824,14 +824,33 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
                 sender.Tell(answer);
             });
         });
+        Command<RecordSnapshotsPart>(p =>
+        {
+            if (_rebuildParts.Add(p, Environment.TickCount64) is { } dropped) _log.Warning("{0}", dropped);
+        });
         Command<RecordSnapshots>(m =>
         {
             if (_trust is not null && Trust.RebuildProof.Refusal(_trust, m, DateTimeOffset.UtcNow, _nonces) is { } refused)
             {
                 _log.Warning("{0} (from {1})", refused, Sender);
+                if (m.Parts > 0) _rebuildParts.Take(m, out _); // let go of its parts
                 Refuse(refused);
                 AuditedRebuild(m, refused);
                 return;
+            }
+            if (m.Parts > 0)
+            {
+                // Its manifests came in parts just before it (Manager/RebuildParts).
+                if (_rebuildParts.Take(m, out var lost) is not { } manifests)
+                {
+                    _log.Warning("catalog rebuild of {0}: {1}", m.Library, lost);
+                    Refuse(lost);
+                    AuditedRebuild(m, lost);
+                    return;
+                }
+                m = m.Clone();
+                m.Manifests.AddRange(manifests);
+                (m.Complete, m.Parts) = (m.PartsComplete, 0);
             }
             var (answer, events) = _state.DecideRecordSnapshots(m);
             AuditedRebuild(m, null);
@@ -1303,6 +1322,9 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Records sent, not yet answered written: sent again at the next tick once 10 s old (the writer was down), at most 10,000 kept.</summary>
     private readonly Queue<(long Ref, AuditRecord Record, long SentMs)> _auditUnwritten = new();
     public const int MaxUnwrittenAudits = 10_000;
+
+    /// <summary>Parts of catalog rebuilds' manifests waiting for their RecordSnapshots (Manager/RebuildParts).</summary>
+    private readonly RebuildParts _rebuildParts = new();
 
     /// <summary>A hand-over asked for while audit records were unwritten: the manager stops once they are (<see cref="HandOverWaitsForAudit"/> at most).</summary>
     private bool _handingOver;

@@ -759,7 +759,7 @@ public sealed partial record ManagerState
         var copied = copies.DistinctBy(c => ((SnapshotCopied)c).Snapshot).ToList();
         answer.CopiesRecorded = copied.Count;
         events.AddRange(copied); // after the snapshots they name are recorded
-        answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id));
+        answer.AddedIds.AddRange(found.OrderBy(m => m.FinishedUnixMs).Select(m => m.Id).Take(MaxUnaccountedSaid)); // the answer fits one message (Added counts them all)
         // Lists here whose manifests are elsewhere (a backup that spanned into another library): not known yet, so the
         // library is not caught up (its prunes keep unknown lists), or a prune would take a spanned snapshot's data.
         answer.Unaccounted.AddRange(referenced.Where(id => !known.Contains(id) && !deleted.Contains(id)).Order(StringComparer.Ordinal).Take(MaxUnaccountedSaid));

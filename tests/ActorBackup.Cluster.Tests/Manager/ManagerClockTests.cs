@@ -43,6 +43,24 @@ public sealed class ManagerClockTests() : TestKit(OneNodeCell.Config)
     }
 
     [Fact]
+    public async Task A_catalog_rebuild_whose_manifests_came_in_parts_records_them_all()
+    {
+        var (manager, _, _) = Cell();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var found = new RecordSnapshots
+        {
+            Library = "lib1", Complete = true,
+            Manifests = { Enumerable.Range(0, 5).Select(i => new SnapshotManifest { Id = $"r{i}", Client = "web1", BackupSet = "www", Library = "lib1", Level = Level.Full,
+                RootTree = ByteString.CopyFrom(new byte[32]), StartedUnixMs = now - 10_000 + i, FinishedUnixMs = now - 5_000 + i, Stats = new SnapshotStats() }.ToByteString()) },
+        };
+        foreach (var part in RebuildParts.Split(found, partBytes: 200)) manager.Tell(part);
+        Assert.True(found.Parts > 1);
+        var rebuilt = await manager.Ask<CatalogRebuilt>(found, TimeSpan.FromSeconds(30));
+        Assert.Equal(5, rebuilt.Added);
+        Assert.Equal(["r0", "r1", "r2", "r3", "r4"], rebuilt.AddedIds);
+    }
+
+    [Fact]
     public void A_hand_over_waits_for_the_audit_records_not_yet_written()
     {
         // A command taken right before the singleton hands over (a rolling upgrade): its record is on its way to the
