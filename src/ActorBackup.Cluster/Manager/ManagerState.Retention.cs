@@ -801,6 +801,7 @@ public sealed partial record ManagerState
         var busy = SnapshotsInUse();
         var next = NextJob;
         Dictionary<string, (int Failures, long LastMs)>? failed = null;
+        HashSet<(string, string)>? readBack = null;
         foreach (var s in Snapshots)
         {
             var policy = RetentionOf(s).Policy;
@@ -817,7 +818,8 @@ public sealed partial record ManagerState
             {
                 // The fast copy goes once it moved: only on a tier copy a tier move read back whole (a copy rule's, or a
                 // rebuild's, was never read back: a copy job to it reads it back, sending only what is missing or damaged).
-                if (ReadBackOn(s.Id, copied))
+                readBack ??= ReadBack();
+                if (readBack.Contains((s.Id, copied)))
                 {
                     moves.Add(new SnapshotMoved { Snapshot = s.Id, From = s.Library, To = copied, UnixMs = now.ToUnixTimeMilliseconds() });
                     continue;
@@ -833,9 +835,9 @@ public sealed partial record ManagerState
         return (jobs, moves);
     }
 
-    /// <summary>Whether a tier move's copy job that succeeded read <paramref name="snapshot"/>'s copy on <paramref name="library"/> back whole (as far as the jobs kept go back).</summary>
-    private bool ReadBackOn(string snapshot, string library) =>
-        Jobs.Values.Any(j => j.Kind == JobKind.Copy && j.TierMove && j.State == JobState.Succeeded && j.Snapshot == snapshot && j.Library == library);
+    /// <summary>The copies (snapshot, library) a tier move's copy job that succeeded read back whole (as far as the jobs kept go back): one walk of the jobs a look.</summary>
+    private HashSet<(string, string)> ReadBack() =>
+        Jobs.Values.Where(j => j.Kind == JobKind.Copy && j.TierMove && j.State == JobState.Succeeded).Select(j => (j.Snapshot, j.Library)).ToHashSet();
 
     /// <summary>How long after a failed tier move the snapshot is tried again (the first wait; doubled for each failure in a row).</summary>
     public static readonly TimeSpan TierRetryAfter = TimeSpan.FromMinutes(10);
