@@ -318,15 +318,15 @@ public sealed partial class ClientActor : ReceiveActor, IWithTimers
     /// <summary>Collections made by TrimMemory in this process (tests wait for one).</summary>
     internal static int MemoryTrims;
 
-    /// <summary>
-    /// Gives the memory a job's garbage made the node hold back to the system, once this client runs no job: one
-    /// aggressive, compacting collection of every generation on a pool thread (a pause of tens of milliseconds while
-    /// nothing of this client runs). The GC otherwise keeps the heap a backup or a restore grew to, and the next job
-    /// starts from there: the node's peak memory is what it holds between jobs plus what the job adds.
-    /// </summary>
     /// <summary>The heap below which a trim compacts it whole and gives memory back (a pause of tens of milliseconds).</summary>
     public const long AggressiveTrimBelow = 1L << 30;
 
+    /// <summary>
+    /// Gives the memory a job's garbage made the node hold back to the system, once this client runs no job: one
+    /// aggressive, compacting collection of every generation on a pool thread (a pause of tens of milliseconds while
+    /// nothing of this client runs), while the heap is under <see cref="AggressiveTrimBelow"/>. The GC otherwise keeps the heap a backup or a restore grew to, and the next job
+    /// starts from there: the node's peak memory is what it holds between jobs plus what the job adds.
+    /// </summary>
     private void TrimMemory()
     {
         if (Interlocked.Exchange(ref _trimming, 1) == 1) return;

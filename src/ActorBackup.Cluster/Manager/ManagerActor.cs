@@ -317,6 +317,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         {
             NextTick();
             AuditAgain();
+            if (_handingOver) return; // stopping: no job started, no schedule looked at (the next manager does)
             UpdateMetrics();
             StopOverran();
             if (_ticks % 10 == 0) UpdateSetMetrics();
@@ -833,7 +834,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (_trust is not null && Trust.RebuildProof.Refusal(_trust, m, DateTimeOffset.UtcNow, _nonces) is { } refused)
             {
                 _log.Warning("{0} (from {1})", refused, Sender);
-                if (m.Parts > 0) _rebuildParts.Take(m, out _); // let go of its parts
+                if (m.Parts > 0) _rebuildParts.Take(m, Environment.TickCount64, out _); // let go of its parts
                 Refuse(refused);
                 AuditedRebuild(m, refused);
                 return;
@@ -841,7 +842,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
             if (m.Parts > 0)
             {
                 // Its manifests came in parts just before it (Manager/RebuildParts).
-                if (_rebuildParts.Take(m, out var lost) is not { } manifests)
+                if (_rebuildParts.Take(m, Environment.TickCount64, out var lost) is not { } manifests)
                 {
                     _log.Warning("catalog rebuild of {0}: {1}", m.Library, lost);
                     Refuse(lost);

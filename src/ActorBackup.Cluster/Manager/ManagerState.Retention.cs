@@ -328,10 +328,12 @@ public sealed partial record ManagerState
         };
         r.Keep.AddRange(KeptOn(job.Library));
         // At most a part's worth of deletions a prune: its report names each one it handled, and a report must fit in one
-        // message. The rest are kept by this prune (not unknown to it) and go in the next.
+        // message. The rest go in the next; to this one their lists are unknown (removed once old, as a failed backup's,
+        // or kept), and counted so that they do not read as a catalog that lost its journal. (Not kept: a held-back
+        // snapshot without a list, made before lists or swept before, would fail the prune as a kept one missing its list.)
         var deleting = (PendingDeletions.GetValueOrDefault(job.Library) ?? []).Where(s => !arriving.Contains(s)).ToList();
         r.Deleted.AddRange(deleting.Take(Media.KeepPages.PageSize));
-        r.Keep.AddRange(deleting.Skip(Media.KeepPages.PageSize));
+        r.DeletionsHeldBack = Math.Max(0, deleting.Count - Media.KeepPages.PageSize);
         r.Retire.AddRange(job.Retire);
         return r;
     }

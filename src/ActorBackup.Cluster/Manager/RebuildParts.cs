@@ -35,9 +35,14 @@ public sealed class RebuildParts
     /// Moves <paramref name="request"/>'s manifests into parts when they pass <paramref name="partBytes"/> together; none
     /// (the request unchanged) when they fit.
     /// </summary>
+    /// <exception cref="IOException">more manifest bytes than the manager holds for a rebuild (<see cref="MaxHeld"/>)</exception>
     public static IReadOnlyList<RecordSnapshotsPart> Split(RecordSnapshots request, int partBytes = PartBytes)
     {
-        if (request.Manifests.Sum(m => (long)m.Length) <= partBytes) return [];
+        var total = request.Manifests.Sum(m => (long)m.Length);
+        if (total <= partBytes) return [];
+        if (total > MaxHeld)
+            throw new IOException($"library {request.Library} holds {total >> 20} MiB of manifests, more than one rebuild hands the manager ({MaxHeld >> 20} MiB): " +
+                                  "nothing was recorded; delete or prune snapshots whose manifests list many errors, or rebuild from another library that holds copies");
         var parts = new List<RecordSnapshotsPart>();
         var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         RecordSnapshotsPart? part = null;
@@ -81,7 +86,7 @@ public sealed class RebuildParts
     /// <returns>why it was dropped, or null</returns>
     public string? Add(RecordSnapshotsPart part, long now)
     {
-        foreach (var stale in _waiting.Where(w => now - w.Value.Since > (long)WaitAtMost.TotalMilliseconds).Select(w => w.Key).ToList()) _waiting.Remove(stale);
+        DropStale(now);
         var bytes = part.Manifests.Sum(m => (long)m.Length);
         if (part.Token.Length is 0 or > 64 || part.Parts is < 1 or > (int)(MaxHeld / PartBytes) * 2 || part.Part < 0 || part.Part >= part.Parts || bytes > PartBytes * 2L)
             return $"a part {part.Part} of {part.Parts} of {bytes} bytes of a catalog rebuild is out of bounds";
@@ -94,14 +99,21 @@ public sealed class RebuildParts
         return null;
     }
 
+    private void DropStale(long now)
+    {
+        foreach (var stale in _waiting.Where(w => now - w.Value.Since > (long)WaitAtMost.TotalMilliseconds).Select(w => w.Key).ToList()) _waiting.Remove(stale);
+    }
+
     /// <summary>
     /// The manifests of <paramref name="request"/>'s parts, put together (and let go of); null with <paramref name="error"/>
     /// when a part is missing, of another library, or they do not hash to its digest.
     /// </summary>
-    public List<ByteString>? Take(RecordSnapshots request, out string error)
+    /// <param name="now">a monotonic clock's milliseconds: parts waiting longer than <see cref="WaitAtMost"/> (a rebuild whose request never came) go too</param>
+    public List<ByteString>? Take(RecordSnapshots request, long now, out string error)
     {
         error = "";
         _waiting.Remove(request.PartsToken, out var waiting);
+        DropStale(now);
         var missing = waiting is null || waiting.Parts.Length != request.Parts ? request.Parts : waiting.Parts.Count(p => p is null);
         if (missing > 0)
         {

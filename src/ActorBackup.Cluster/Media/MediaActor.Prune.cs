@@ -388,7 +388,7 @@ public sealed partial class MediaActor
         var deleted = request.Deleted.ToHashSet(StringComparer.Ordinal);
         var unknown = deadLists.Where(l => !deleted.Contains(l)).ToList();
         var catalogKnowsNothing = request.Keep.Count == 0 && request.Deleted.Count == 0;
-        if (unknown.Count == 0 || (!catalogKnowsNothing && (unknown.Count < 3 || unknown.Count <= request.Keep.Count))) return null;
+        if (unknown.Count == 0 || (!catalogKnowsNothing && (unknown.Count < 3 || unknown.Count <= request.Keep.Count + request.DeletionsHeldBack))) return null;
         return $"kept the reference lists of {unknown.Count} snapshots the manager's catalog does not know " +
                $"({string.Join(", ", unknown.Order(StringComparer.Ordinal).Take(5))}{(unknown.Count > 5 ? ", ..." : "")}), and their chunks, against {request.Keep.Count} it keeps here: " +
                "a manager recovered from another or an empty journal would have swept every snapshot of this library. Check that the manager runs on the cell's journal " +

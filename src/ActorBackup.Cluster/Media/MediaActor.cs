@@ -277,7 +277,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
             else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
-            else if (m.Write && _readable && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is null && RoomAgain())
+            else if (m.Write && _readable && _library?.Broken is not null && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is null && RoomAgain())
             {
                 // Room again, but reads hold the library open: the manager sends no new reading job here (IndexReport.reads)
                 // so that they end and it opens again to write; those it sent already are still taken.
@@ -300,6 +300,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         Command<Reopen>(_ =>
         {
             CloseExpiredSessions(); // a look's session whose client went (nothing else closes it) would hold it for good
+            if (!JournalHeld()) JournalDamaged(); // reads and checks go on while it takes no writes: what they found damaged
             if (Idle()) OpenLibrary();
         });
         PruneCommands(); // a library that cannot write can still be swept and give back its wholly dead volumes
@@ -313,7 +314,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
                     Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultLibrary, Reason = _unavailable ?? $"library {_declaration.Id} is not open",
                 }));
         });
-        Command<Health>(_ => JournalDamaged()); // reads and checks go on while it takes no writes
+        Command<Health>(_ => { });
         Timers.Cancel("health");
         Timers.StartPeriodicTimer("reopen", new Reopen(), ReopenEvery);
         Always();
@@ -437,7 +438,9 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// <param name="journalMarks">journal the damage marks found since the last health look first (not when stopped: nothing journals then)</param>
     private void CloseLibrary(bool journalMarks = true)
     {
-        if (journalMarks) JournalDamaged(); // what reads found damaged since the last health look: not lost with the library object
+        // What reads found damaged since the last look, not lost with the library object (not while its journal is held:
+        // a write then would stop the agent again; they are found again by the next read or check).
+        if (journalMarks && !JournalHeld()) JournalDamaged();
         try
         {
             _library?.Dispose();
@@ -491,7 +494,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is { } holding)
             {
                 _unavailable = holding;
-                _readable = _library.MissingVolumes().Count == 0;
+                _readable = ReadableWith(_library.MissingVolumes());
                 Become(Unavailable);
                 Register();
                 _manager?.Tell(Report());
@@ -514,10 +517,8 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
         }
         var missing = _library.MissingVolumes();
         _unavailable = _library.Broken ?? (missing.Count > 0 ? MissingVolumesReason(missing) : null);
-        // Could not write (its disk full): reads go on. Some volumes missing (a file lost, a cartridge taken out): reads
-        // of the others go on (a chunk of a missing one fails, and a restore reads it from a copy); all of them (the disk
-        // not mounted): no session at all. Nothing is written or pruned until they are back.
-        _readable = _library.Broken is not null || (missing.Count > 0 && missing.Count < _library.VolumesHolding());
+        // Could not write (its disk full): reads go on.
+        _readable = _library.Broken is not null || (missing.Count > 0 && ReadableWith(missing));
         if (_unavailable is null) Become(Available);
         else Become(Unavailable);
         Register();
@@ -556,6 +557,13 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
           $"{(missing.Count > 5 ? ", ..." : "")}): import them (abk library import); restores use a copy on another library when there is one"
         : $"library {_declaration.Id}: {missing.Count} volume file{(missing.Count == 1 ? " is" : "s are")} missing from {Path.Combine(_declaration.Path, "volumes")} " +
         $"(volume {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", ..." : "")}): its disk is not mounted, or its data is gone — restores use a copy on another library when there is one";
+
+    /// <summary>
+    /// Whether the library serves reads with <paramref name="missing"/> volumes away: some (a file lost, a cartridge taken
+    /// out): reads of the others go on (a chunk of a missing one fails, and a restore reads it from a copy); all of them
+    /// (the disk not mounted): no session at all. No writes until they are back; a prune still gives back wholly dead volumes.
+    /// </summary>
+    private bool ReadableWith(IReadOnlyList<uint> missing) => missing.Count == 0 || missing.Count < _library!.VolumesHolding();
 
     /// <summary>Tells the manager this library is here (opened or not: a refused session says why).</summary>
     private void Register() => _manager?.Tell(Trust.MessageSignature.Sign(new RegisterLibrary

@@ -74,8 +74,9 @@ public sealed partial class DiskLibrary : IChunkSink, IChunkSource, IChunkPlacem
 
     /// <summary>
     /// Volumes of the table that hold data but whose file is not there (a disk unmounted, a folder removed, a cartridge
-    /// exported): the library takes no sessions until they are back. (A library working on with part of its data
-    /// away would have new backups take chunks only the absent volume holds, and prunes fail on it.)
+    /// exported): the library takes no writes until they are back, and reads only while some volumes are there
+    /// (MediaActor.ReadableWith). (A library writing on with part of its data away would have new backups take chunks
+    /// only the absent volume holds.)
     /// </summary>
     public IReadOnlyList<uint> MissingVolumes()
     {

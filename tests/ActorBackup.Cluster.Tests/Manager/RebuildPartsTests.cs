@@ -30,9 +30,9 @@ public sealed class RebuildPartsTests
         Assert.Equal((0, false, true, parts.Count), (request.Manifests.Count, request.Complete, request.PartsComplete, request.Parts));
         var held = new RebuildParts();
         foreach (var p in parts.AsEnumerable().Reverse()) Assert.Null(held.Add(p, 0));
-        Assert.Equal(original.Manifests, held.Take(request, out var error));
+        Assert.Equal(original.Manifests, held.Take(request, 0, out var error));
         Assert.Equal("", error);
-        Assert.Null(held.Take(request, out error)); // taken once
+        Assert.Null(held.Take(request, 0, out error)); // taken once
         Assert.Contains("did not reach the manager", error);
     }
 
@@ -43,20 +43,20 @@ public sealed class RebuildPartsTests
         var parts = RebuildParts.Split(request, partBytes: 100);
         var held = new RebuildParts();
         foreach (var p in parts.Skip(1)) held.Add(p, 0);
-        Assert.Null(held.Take(request, out var error));
+        Assert.Null(held.Take(request, 0, out var error));
         Assert.Contains("1 of the", error);
         Assert.Contains("run 'abk catalog rebuild lib1' again", error);
 
         foreach (var p in parts) held.Add(p, 0);
         parts[0].Manifests.Add(new SnapshotManifest { Id = "planted", Client = "other", RootTree = ByteString.CopyFrom(new byte[32]) }.ToByteString());
-        Assert.Null(held.Take(request, out error));
+        Assert.Null(held.Take(request, 0, out error));
         Assert.Contains("not those its rebuild sent", error);
 
         var again = Found(10);
         var fresh = RebuildParts.Split(again, partBytes: 100);
         foreach (var p in fresh) held.Add(p, 0);
         held.Add(new RecordSnapshotsPart { Token = "other", Part = 0, Parts = 1 }, (long)RebuildParts.WaitAtMost.TotalMilliseconds + 1); // long after: the first ones went
-        Assert.Null(held.Take(again, out error));
+        Assert.Null(held.Take(again, 0, out error));
         Assert.NotNull(held.Add(new RecordSnapshotsPart { Token = "t", Part = 3, Parts = 2 }, 0));
         Assert.NotNull(held.Add(new RecordSnapshotsPart { Token = "", Part = 0, Parts = 1 }, 0));
     }

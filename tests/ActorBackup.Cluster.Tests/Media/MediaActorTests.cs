@@ -121,6 +121,17 @@ public sealed class MediaActorUnknownListsTests() : JournalTestKit(null, "abk-me
     }
 
     [Fact]
+    public void Deletions_the_manager_held_back_for_the_next_prune_do_not_read_as_a_catalog_that_lost_its_journal()
+    {
+        // Three lists this prune was not told of: more than it keeps (one), so a catalog that lost its journal, unless the
+        // manager said it held back as many deletions (past the 100,000 a prune takes).
+        var request = new PruneLibrary { Library = "libu", Keep = { "s1" }, Deleted = { "s2" } };
+        Assert.NotNull(MediaActor.UnknownListsRefusal(request, ["x", "y", "z"]));
+        request.DeletionsHeldBack = 3;
+        Assert.Null(MediaActor.UnknownListsRefusal(request, ["x", "y", "z"]));
+    }
+
+    [Fact]
     public async Task After_the_managers_journal_went_back_a_prune_keeps_what_the_catalog_does_not_know_until_a_rebuild_is_recorded()
     {
         var (decl, media) = await LibraryWithLists("libj", "s1", "s2", "s3", "s4", "s5");

@@ -78,11 +78,15 @@ public sealed class DamagedChunkTests
         using var lib = TwoChunks(root);
         Assert.True(lib.TryGetLocation(Id(0), out var at));
         Flip(root, at.Volume, 6); // in its header
+        // A read of one of its chunks (a restore's) fails, and marks that chunk.
+        var buffer = new byte[16];
+        Assert.Throws<VolumeCorruptException>(() => lib.ReadPayload(Id(0), ref buffer, out _).ToArray());
+        Assert.Equal([Id(0)], lib.Missing([Id(0), Id(1)]));
         var (records, _, problems) = lib.CopyLive(at.Volume);
         Assert.Equal(0, records);
         Assert.Contains("cannot be opened", Assert.Single(problems));
         Assert.Equal(2, lib.Missing([Id(0), Id(1)]).Count);
-        Assert.Equal(2, lib.TakeFoundDamaged().Count);
+        Assert.Equal(2, lib.TakeFoundDamaged().Count); // each once
     }
 
     [Fact]
