@@ -62,6 +62,11 @@ public class ListAheadTests
         File.WriteAllText(Path.Combine(src, "d4", "new"), "new");
         File.Delete(Path.Combine(src, "d5", "f0007"));
         File.WriteAllText(Path.Combine(src, "d2", "sub", "deep"), "deeper");
+        // The next backup begins after these changes by the file system's clock too (its time stamps them): one whose
+        // start the system clock put before them (a clock stepped back on a loaded VM) reads them again in the one after,
+        // as it should; this test is about listing ahead, not about clocks (Archiver.Settled has tests of its own).
+        AfterChanges(Path.Combine(src, "d1", "f0001"), Path.Combine(src, "d3", "f1050"), Path.Combine(src, "d3", "f0005"), Path.Combine(src, "d4", "new"),
+            Path.Combine(src, "d5"), Path.Combine(src, "d2", "sub", "deep"));
         var incr = Run(repo, ahead, set, Level.Incremental, full, aheadBytes: aheadBytes);
         Assert.Empty(incr.Errors);
         Assert.Equal((ulong)files0, incr.Stats.Files); // one new, one deleted
@@ -78,6 +83,14 @@ public class ListAheadTests
         var noop = Run(repo, ahead, set, Level.Incremental, incr, aheadBytes: aheadBytes);
         Assert.Equal((ulong)files0, noop.Stats.FilesUnchanged);
         Assert.Equal(0ul, noop.Stats.BytesRead);
+    }
+
+    /// <summary>Waits (5 s at most) until the system clock is past the newest change time of <paramref name="paths"/>.</summary>
+    private static void AfterChanges(params string[] paths)
+    {
+        var newest = paths.Select(p => Posix.Posix.LStat(p)!.Value).Max(st => st.CtimeSec * 1_000_000_000L + st.CtimeNsec);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while ((DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100 <= newest + 2_000_000 && DateTime.UtcNow < deadline) Thread.Sleep(1);
     }
 
     [Fact]
