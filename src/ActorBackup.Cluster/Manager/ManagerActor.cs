@@ -1127,6 +1127,7 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Starts the queued jobs that the limits allow now (ManagerState.DecideDispatch), and notes why the others wait.</summary>
     private void DispatchWaiting()
     {
+        if (_handingOver) return; // stopping to hand over: the next manager starts what waits
         var now = DateTimeOffset.UtcNow;
         foreach (var client in _state.Clients.Keys)
             if (_clientRefs.ContainsKey(client)) _offlineSince.Remove(client);
@@ -1597,8 +1598,10 @@ public sealed class ManagerActor : ReceivePersistentActor, IWithTimers
         return true;
     }
 
-    /// <summary>A job its library's media agent runs itself (prune, copy, library check); its child asks the agent whether it still does.</summary>
-    /// <summary>An assignment to a library's media agent; snapshot lists too long for one message go in parts before it (Media/KeepPages).</summary>
+    /// <summary>
+    /// A job its library's media agent runs itself (prune, copy, library check); its child asks the agent whether it still
+    /// does. Snapshot lists too long for one message go in parts before it (Media/KeepPages).
+    /// </summary>
     private void DispatchToMedia(JobInfo job, IMessage assignment) => Dispatch(job, assignment, _mediaRegion, MediaProbe(job), Media.KeepPages.Split(assignment));
 
     private static GetLibraryStatus MediaProbe(JobInfo job) => new() { Library = job.Library };

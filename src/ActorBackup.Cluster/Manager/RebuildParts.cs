@@ -42,7 +42,7 @@ public sealed class RebuildParts
         if (total <= partBytes) return [];
         if (total > MaxHeld)
             throw new IOException($"library {request.Library} holds {total >> 20} MiB of manifests, more than one rebuild hands the manager ({MaxHeld >> 20} MiB): " +
-                                  "nothing was recorded; delete or prune snapshots whose manifests list many errors, or rebuild from another library that holds copies");
+                                  "nothing was recorded; rebuild from another library that holds copies of its snapshots, or a build that hands more over");
         var parts = new List<RecordSnapshotsPart>();
         var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         RecordSnapshotsPart? part = null;

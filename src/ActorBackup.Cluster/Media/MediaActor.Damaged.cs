@@ -53,7 +53,10 @@ public sealed partial class MediaActor
         foreach (var (id, at) in UnpackMarks(packed)) _damagedMarks[id] = at;
     }
 
-    /// <summary>Journals the marks the library made since the last look (health ticks, and before the library is closed), and says what they mean.</summary>
+    /// <summary>
+    /// Journals the marks the library made since the last look (health ticks; the reopen looks while it takes no writes;
+    /// before the library is closed; never while its journal is held), and says what they mean.
+    /// </summary>
     private void JournalDamaged()
     {
         if (_library?.TakeFoundDamaged() is not { Count: > 0 } found) return;

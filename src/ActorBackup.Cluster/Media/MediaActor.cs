@@ -277,7 +277,7 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
             if (_unavailable is null) Self.Forward(m); // open again: Available takes it
             else if (!m.Write && _readable && _library is not null) OpenSessionOn(_library, m);
             else if (_prune is not null) Sender.Tell(new CommandRejected { Reason = $"{_unavailable}; a prune (job {_prune.Request.Job}) is freeing room in it: try again when it ends" });
-            else if (m.Write && _readable && _library?.Broken is not null && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is null && RoomAgain())
+            else if (m.Write && _readable && _library?.Broken is not null && _library.MissingVolumes().Count == 0 && !Idle() && JournalFailures.Holding(Context.System, _declaration.Id, Monotonic.Now) is null && RoomAgain())
             {
                 // Room again, but reads hold the library open: the manager sends no new reading job here (IndexReport.reads)
                 // so that they end and it opens again to write; those it sent already are still taken.
@@ -435,12 +435,15 @@ public sealed partial class MediaActor : ReceivePersistentActor, IWithTimers
     /// The library closed, if open. A close that fails (a writer's last flush on a full disk) is said, not thrown: the
     /// library releases its lock and files all the same (DiskLibrary.Dispose), and the agent goes on.
     /// </summary>
-    /// <param name="journalMarks">journal the damage marks found since the last health look first (not when stopped: nothing journals then)</param>
+    /// <param name="journalMarks">journal the damage marks found since the last look first (not when stopped: nothing journals then)</param>
     private void CloseLibrary(bool journalMarks = true)
     {
-        // What reads found damaged since the last look, not lost with the library object (not while its journal is held:
-        // a write then would stop the agent again; they are found again by the next read or check).
+        // What reads found damaged since the last look, not lost with the library object. While its journal is held (a
+        // write then would stop the agent again) they are kept in memory, given back at the next open, and saved with the
+        // next snapshot of the index.
         if (journalMarks && !JournalHeld()) JournalDamaged();
+        else if (journalMarks)
+            foreach (var (id, at) in _library?.TakeFoundDamaged() ?? []) _damagedMarks[id] = at;
         try
         {
             _library?.Dispose();
