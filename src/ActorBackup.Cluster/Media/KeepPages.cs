@@ -114,6 +114,31 @@ public sealed class KeepPages
         return null;
     }
 
+    /// <summary>A prune as the manager asked for it: <paramref name="request"/> itself, or with its lists put together from their parts; null and <paramref name="error"/> as <see cref="Take"/>.</summary>
+    public PruneLibrary? Whole(PruneLibrary request, object from, out string error)
+    {
+        error = "";
+        if (request.KeepPages == 0) return request;
+        if (Take(request.Job, request.Attempt, request.KeepPages, request.KeepDigest, from, out error) is not { } lists) return null;
+        var whole = request.Clone();
+        whole.Keep.AddRange(lists.Keep);
+        whole.Deleted.AddRange(lists.Deleted);
+        (whole.KeepPages, whole.DropUnknown) = (0, request.PartsDropUnknown);
+        return whole;
+    }
+
+    /// <summary>A library check as the manager asked for it (<see cref="Whole(PruneLibrary, object, out string)"/>).</summary>
+    public VerifyLibrary? Whole(VerifyLibrary request, object from, out string error)
+    {
+        error = "";
+        if (request.KeepPages == 0) return request;
+        if (Take(request.Job, request.Attempt, request.KeepPages, request.KeepDigest, from, out error) is not { } lists) return null;
+        var whole = request.Clone();
+        whole.Keep.AddRange(lists.Keep);
+        whole.KeepPages = 0;
+        return whole;
+    }
+
     /// <summary>
     /// The lists of job <paramref name="job"/>'s attempt <paramref name="attempt"/>, put together from its parts (which are let go
     /// of); null and <paramref name="error"/> when a part is missing or they do not hash to <paramref name="digest"/>.

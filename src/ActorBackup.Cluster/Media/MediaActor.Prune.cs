@@ -148,19 +148,13 @@ public sealed partial class MediaActor
                 }
                 return;
             }
-            if (m.KeepPages > 0)
+            if (_keepPages.Whole(m, Sender, out var why) is not { } whole)
             {
-                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, Sender, out var why) is not { } lists)
-                {
-                    _log.Warning("library {0}: prune (job {1}): {2}", _declaration.Id, m.Job, why);
-                    Sender.Tell(Signed(PruneEnded(m, ok: false, why, JobFault.FaultTransient)));
-                    return;
-                }
-                m = m.Clone();
-                m.Keep.AddRange(lists.Keep);
-                m.Deleted.AddRange(lists.Deleted);
-                (m.KeepPages, m.DropUnknown) = (0, m.PartsDropUnknown);
+                _log.Warning("library {0}: prune (job {1}): {2}", _declaration.Id, m.Job, why);
+                Sender.Tell(Signed(PruneEnded(m, ok: false, why, JobFault.FaultTransient)));
+                return;
             }
+            m = whole;
             if (_prune is not null)
             {
                 Sender.Tell(Signed(PruneEnded(m, ok: false, $"library {_declaration.Id} is being pruned by job {_prune.Request.Job}: wait for it", JobFault.FaultTransient)));

@@ -20,18 +20,13 @@ public sealed partial class MediaActor
         Command<VerifyLibrary>(m =>
         {
             if (!FromManager(m)) return;
-            if (m.KeepPages > 0)
+            if (_keepPages.Whole(m, Sender, out var why) is not { } whole)
             {
-                if (_keepPages.Take(m.Job, m.Attempt, m.KeepPages, m.KeepDigest, Sender, out var why) is not { } lists)
-                {
-                    _log.Warning("library {0}: check (job {1}): {2}", _declaration.Id, m.Job, why);
-                    Sender.Tell(Signed(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient, Reason = why }));
-                    return;
-                }
-                m = m.Clone();
-                m.Keep.AddRange(lists.Keep);
-                m.KeepPages = 0;
+                _log.Warning("library {0}: check (job {1}): {2}", _declaration.Id, m.Job, why);
+                Sender.Tell(Signed(new JobFinished { Job = m.Job, Attempt = m.Attempt, Ok = false, Outcome = JobState.Failed, Fault = JobFault.FaultTransient, Reason = why }));
+                return;
             }
+            m = whole;
             var library = _library;
             if (library is null)
             {
